@@ -1,0 +1,54 @@
+# Tessera: the two commands a new user runs are `make demo` and `make test`. Each installs what is missing first.
+SHELL := /bin/bash
+APT_BUILD := libdcmtk-dev libopenblas-dev libopenjp2-7-dev zlib1g-dev
+APT_TOOLS := dcmtk dicom3tools
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+SWIFT ?= swift
+SWIFT_FLAGS ?=
+# OpenBLAS 0.3.21 does not recognise recent CPUs and falls back to slow Prescott kernels. The tessera binary fixes
+# this itself (it re-executes with OPENBLAS_CORETYPE set); the test runner gets it from here.
+OPENBLAS_CORETYPE ?= $(shell f=$$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null); \
+  if [[ "$$f" == *avx512f* && "$$f" == *avx512bw* && "$$f" == *avx512vl* && "$$f" == *avx512dq* ]]; then echo SkylakeX; \
+  elif [[ "$$f" == *avx2* && "$$f" == *fma* ]]; then echo Haswell; fi)
+export OPENBLAS_CORETYPE
+
+.PHONY: deps build release test demo sample-data bench clean
+
+deps:
+	@missing=""; for p in $(APT_BUILD) $(APT_TOOLS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(SWIFT) build $(SWIFT_FLAGS)
+
+release: deps
+	$(SWIFT) build -c release $(SWIFT_FLAGS)
+
+test: deps
+	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
+	$(SWIFT) test --skip-build $(SWIFT_FLAGS)
+
+# What works end to end today: read the sample sites, report them, and convert a series and its SEG to NIfTI.
+demo: release
+	@bin=$$($(SWIFT) build -c release --show-bin-path)/tessera; \
+	echo "== tessera inspect sample-data/community-hospital"; \
+	$$bin inspect sample-data/community-hospital && \
+	mkdir -p out/demo && \
+	for site in community-hospital research-center treatment-center; do \
+	  echo "== $$site: convert the first study and its SEG to NIfTI"; \
+	  $$bin convert-study sample-data/$$site --output out/demo/$$site || exit 1; \
+	done; \
+	echo "NIfTI files are in out/demo/"
+
+sample-data: release
+	$$($(SWIFT) build -c release --show-bin-path)/tessera sample-data --output sample-data
+
+bench: release
+	bash Benchmarks/dicom_load.sh
+
+clean:
+	rm -rf .build out

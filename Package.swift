@@ -1,0 +1,58 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Module layout and dependency direction: see DESIGN.md ("Modules").
+//   tessera → SampleData → Volumes → DICOMIO → CDCMTKShim (DCMTK, OpenJPEG)
+//   tessera → Tensors → CBLAS (OpenBLAS)
+//   Volumes → CZlib (zlib, for .nii.gz)
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "Tessera",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "tessera", targets: ["tessera"]),
+        .executable(name: "tessera-bench", targets: ["tessera-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(
+            name: "CDCMTKShim",
+            cxxSettings: [.unsafeFlags(["-O2"])],
+            linkerSettings: [
+                .linkedLibrary("dcmseg"), .linkedLibrary("dcmfg"), .linkedLibrary("dcmiod"),
+                .linkedLibrary("dcmjpls"), .linkedLibrary("dcmjpeg"), .linkedLibrary("dcmimgle"),
+                .linkedLibrary("dcmdata"), .linkedLibrary("oflog"), .linkedLibrary("ofstd"),
+                .linkedLibrary("openjp2"), .linkedLibrary("stdc++"),
+            ]
+        ),
+        .systemLibrary(name: "CBLAS"),
+        .systemLibrary(name: "CZlib"),
+        .target(name: "DICOMIO", dependencies: ["CDCMTKShim"], swiftSettings: strict),
+        .target(name: "Volumes", dependencies: ["DICOMIO", "CZlib"], swiftSettings: strict),
+        .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: strict),
+        .target(name: "SampleData", dependencies: ["DICOMIO", "Volumes"], swiftSettings: strict),
+        .executableTarget(
+            name: "tessera",
+            dependencies: [
+                "DICOMIO", "Volumes", "Tensors", "SampleData",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "tessera-bench",
+            dependencies: [
+                "DICOMIO", "Volumes", "Tensors",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "DICOMIOTests", dependencies: ["DICOMIO", "Volumes", "SampleData"], swiftSettings: strict),
+        .testTarget(name: "VolumesTests", dependencies: ["Volumes"], swiftSettings: strict),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: strict),
+    ],
+    cxxLanguageStandard: .cxx17
+)

@@ -1,0 +1,161 @@
+/*
+ * tessera_dcmtk.h - the plain C face of Tessera's DCMTK shim.
+ *
+ * The only C++ in Tessera lives behind this header. Swift's C++ interoperability cannot import DCMTK's
+ * DicomImage and would spread to every importing target, so the shim exposes opaque handles and plain C calls.
+ * Every DCMTK OFCondition is turned into a TSRStatus (code + message); nothing here prints to stderr unless
+ * tsr_initialize() was called with verbose != 0.
+ *
+ * Handles:
+ *   TSRFile  - one DICOM file read from disk (DcmFileFormat); free with tsr_file_free().
+ *   TSRItem  - a borrowed DcmItem* (the dataset, the meta header, or a sequence item) that lives as long as the
+ *              TSRFile or TSRWriter it came from. Never freed by the caller.
+ *   TSRWriter - a dataset being built for writing; free with tsr_writer_free().
+ */
+#ifndef TESSERA_DCMTK_H
+#define TESSERA_DCMTK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Status codes shared with Swift's DICOMError.Code. */
+enum {
+    TSR_OK = 0,
+    TSR_NOT_FOUND = 1,          /* the file or the attribute does not exist */
+    TSR_IO = 2,                 /* the file could not be read or written */
+    TSR_NOT_DICOM = 3,          /* the file is not DICOM (no preamble and no parsable dataset) */
+    TSR_PARSE = 4,              /* DCMTK could not parse the file (truncated, corrupt) */
+    TSR_UNSUPPORTED_SYNTAX = 5, /* no decoder for the transfer syntax */
+    TSR_DECODE = 6,             /* a decoder failed on the pixel data */
+    TSR_WRITE = 7,              /* writing or encoding failed */
+    TSR_INVALID_ARGUMENT = 8    /* a value handed to the shim was out of range */
+};
+
+typedef struct TSRStatus {
+    int32_t code;
+    char message[1024];
+} TSRStatus;
+
+typedef struct TSRFile TSRFile;
+typedef struct TSRWriter TSRWriter;
+typedef void *TSRItem;
+
+/* Registers the RLE, JPEG, JPEG-LS decoders and encoders and sets DCMTK's log level (OFF unless verbose).
+ * Idempotent and thread-safe. */
+void tsr_initialize(int verbose);
+
+/* Reads a file. Elements longer than maxReadLength bytes (e.g. PixelData) stay on disk until accessed; pass 0 to
+ * read everything. Files without the "DICM" preamble are accepted only if they parse as a dataset carrying
+ * (0008,0016) SOP Class UID. Returns NULL and fills status on failure. */
+TSRFile *tsr_file_open(const char *path, uint32_t maxReadLength, TSRStatus *status);
+void tsr_file_free(TSRFile *file);
+
+TSRItem tsr_file_dataset(TSRFile *file);
+TSRItem tsr_file_meta_header(TSRFile *file);
+
+/* The transfer syntax UID the dataset was read in (from the meta header, or detected). Returns the length written
+ * (without the NUL), or -1. */
+int32_t tsr_file_transfer_syntax(TSRFile *file, char *buffer, size_t capacity);
+
+/* Decodes (0x7FE0,0x0010) Pixel Data to native little-endian form in place (decompressing RLE, JPEG, JPEG-LS,
+ * JPEG 2000 through OpenJPEG) and returns a pointer to its bytes, valid until tsr_file_free(). For BitsAllocated
+ * 16 the bytes are host-order 16-bit words. */
+int32_t tsr_file_pixel_data(TSRFile *file, const uint8_t **bytes, size_t *length, TSRStatus *status);
+
+/* Releases the decoded pixel data of a file that is kept open (memory stays bounded in large series). */
+void tsr_file_release_pixel_data(TSRFile *file);
+
+/* ---- attribute access on an item (dataset or sequence item) ---- */
+
+/* 1 if the attribute is present (even empty), 0 otherwise. */
+int32_t tsr_item_contains(TSRItem item, uint16_t group, uint16_t element);
+
+/* The whole value as text, all values separated by '\\', trailing padding removed. Returns the full length of the
+ * value (which may exceed capacity - 1, then the text is cut), or -1 when the attribute is absent. */
+int32_t tsr_item_string(TSRItem item, uint16_t group, uint16_t element, char *buffer, size_t capacity);
+
+/* The values as numbers, whatever the VR (DS, IS, US, SS, UL, SL, FL, FD, ...). Returns the number of values (which
+ * may exceed capacity), -1 when absent, -2 when a value is not a number. */
+int32_t tsr_item_numbers(TSRItem item, uint16_t group, uint16_t element, double *values, size_t capacity);
+
+/* The raw value bytes of a binary element (OB, OW, US lists such as LUT Data) in host order. Returns the byte
+ * count, -1 when absent. The pointer is borrowed. */
+int64_t tsr_item_bytes(TSRItem item, uint16_t group, uint16_t element, const uint8_t **bytes);
+
+/* Number of items in a sequence, or -1 when absent / not a sequence. */
+int32_t tsr_item_sequence_count(TSRItem item, uint16_t group, uint16_t element);
+/* A borrowed sequence item, or NULL. */
+TSRItem tsr_item_sequence_item(TSRItem item, uint16_t group, uint16_t element, uint32_t index);
+
+/* ---- writing ---- */
+
+TSRWriter *tsr_writer_new(void);
+void tsr_writer_free(TSRWriter *writer);
+TSRItem tsr_writer_dataset(TSRWriter *writer);
+
+/* Puts a value given as text (VR from the data dictionary; multiple values separated by '\\'). */
+int32_t tsr_item_put_string(TSRItem item, uint16_t group, uint16_t element, const char *value, TSRStatus *status);
+/* Puts one unsigned 16-bit value (US). */
+int32_t tsr_item_put_uint16(TSRItem item, uint16_t group, uint16_t element, uint16_t value, TSRStatus *status);
+/* Appends a new empty item to a sequence (created when absent) and returns it (borrowed), or NULL. */
+TSRItem tsr_item_append_item(TSRItem item, uint16_t group, uint16_t element, TSRStatus *status);
+/* Puts (7FE0,0010) Pixel Data: OW when bitsAllocated is 16, OB otherwise. bytes are host-order words for 16. */
+int32_t tsr_item_put_pixel_data(TSRItem item, const void *bytes, size_t length, uint16_t bitsAllocated,
+                                TSRStatus *status);
+
+/* Writes a DICOM Part 10 file (meta header created) in the transfer syntax named by UID. Compressed syntaxes:
+ * RLE (1.2.840.10008.1.2.5), JPEG baseline (.4.50), extended (.4.51), lossless SV1 (.4.70), JPEG-LS lossless (.4.80)
+ * and near-lossless (.4.81, NEAR = nearLossless). Uncompressed: .1.2, .1.2.1, .1.2.2, deflated .1.2.1.99. */
+int32_t tsr_writer_save(TSRWriter *writer, const char *path, const char *transferSyntaxUID, uint16_t nearLossless,
+                        TSRStatus *status);
+
+/* ---- DICOM SEG writing through dcmseg ---- */
+
+typedef struct TSRSegmentDescription {
+    const char *label;          /* (0062,0005) Segment Label */
+    const char *categoryCode;   /* Segmented Property Category Code Sequence: value, scheme, meaning */
+    const char *categoryScheme;
+    const char *categoryMeaning;
+    const char *typeCode;       /* Segmented Property Type Code Sequence: value, scheme, meaning */
+    const char *typeScheme;
+    const char *typeMeaning;
+    const char *algorithmType;  /* MANUAL, SEMIAUTOMATIC or AUTOMATIC */
+    const char *algorithmName;  /* required unless MANUAL */
+} TSRSegmentDescription;
+
+typedef struct TSRSegmentationSpec {
+    const char *const *sourcePaths; /* the referenced image files, one per slice, in slice order */
+    uint32_t sourceCount;
+    uint16_t rows, columns;
+    /* frames[s][k][r][c]: segment s (0-based) on source slice k; 0/1 for BINARY, 0..maxFractional for FRACTIONAL */
+    const uint8_t *frames;
+    const TSRSegmentDescription *segments;
+    uint32_t segmentCount;
+    int32_t fractional;            /* 0 = BINARY, 1 = FRACTIONAL (PROBABILITY) */
+    uint16_t maxFractionalValue;   /* for FRACTIONAL, e.g. 255 */
+    int32_t skipEmptyFrames;       /* 1: frames with no voxel of the segment are not written */
+    const char *seriesDescription;
+    const char *seriesNumber;
+    const char *instanceNumber;
+    const char *contentLabel;      /* CS, upper case, e.g. "ORGAN" */
+    const char *contentCreator;    /* PN */
+    const char *manufacturer, *modelName, *serialNumber, *softwareVersions;
+    const char *seriesInstanceUID; /* NULL: a new one */
+    const char *sopInstanceUID;    /* NULL: a new one */
+    const char *contentDate, *contentTime; /* NULL: now */
+} TSRSegmentationSpec;
+
+int32_t tsr_segmentation_write(const TSRSegmentationSpec *spec, const char *path, TSRStatus *status);
+
+/* A new DICOM UID under DCMTK's site root, with the given root if non-NULL. */
+int32_t tsr_new_uid(const char *root, char *buffer, size_t capacity);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,333 @@
+// Reading side of the DCMTK shim: files, attributes, sequences, pixel data.
+#include "dcmtk/config/osconfig.h"
+#include "dcmtk/dcmdata/dctk.h"
+#include "dcmtk/dcmdata/dcrledrg.h"
+#include "dcmtk/dcmdata/dcrleerg.h"
+#include "dcmtk/dcmjpeg/djdecode.h"
+#include "dcmtk/dcmjpeg/djencode.h"
+#include "dcmtk/dcmjpls/djdecode.h"
+#include "dcmtk/dcmjpls/djencode.h"
+#include "dcmtk/oflog/oflog.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "shim_internal.h"
+#include "tessera_dcmtk.h"
+
+// MARK: - status helpers
+
+void tsr_set_status(TSRStatus *status, int32_t code, const std::string &message) {
+    if (!status) return;
+    status->code = code;
+    std::snprintf(status->message, sizeof(status->message), "%s", message.c_str());
+}
+
+void tsr_set_ok(TSRStatus *status) {
+    if (!status) return;
+    status->code = TSR_OK;
+    status->message[0] = 0;
+}
+
+static int32_t copy_out(const std::string &text, char *buffer, size_t capacity) {
+    if (buffer && capacity > 0) {
+        size_t n = text.size() < capacity - 1 ? text.size() : capacity - 1;
+        std::memcpy(buffer, text.data(), n);
+        buffer[n] = 0;
+    }
+    return (int32_t)text.size();
+}
+
+// MARK: - initialisation
+
+static std::once_flag g_init_once;
+
+void tsr_register_codecs() {
+    std::call_once(g_init_once, []() {
+        // Quiet by default: DCMTK prints nothing unless tsr_initialize(verbose) asks for it.
+        OFLog::configure(OFLogger::OFF_LOG_LEVEL);
+        DcmRLEDecoderRegistration::registerCodecs();
+        DcmRLEEncoderRegistration::registerCodecs();
+        DJDecoderRegistration::registerCodecs();
+        // Never invent new SOP Instance UIDs when encoding: output must be deterministic for a seed.
+        DJEncoderRegistration::registerCodecs(ECC_lossyYCbCr, EUC_never);
+        DJLSDecoderRegistration::registerCodecs();
+        // Zero-pad odd-length JPEG-LS streams after EOI: the 0xFF padding path leaves the pad byte uninitialised in
+        // DCMTK 3.6.7, which made output differ from run to run.
+        DJLSEncoderRegistration::registerCodecs(0, 0, 0, 0, OFTrue, 0, OFTrue, EJLSUC_never, OFFalse,
+                                                DJLSCodecParameter::interleaveDefault, OFFalse);
+    });
+}
+
+extern "C" void tsr_initialize(int verbose) {
+    tsr_register_codecs();
+    OFLog::configure(verbose > 1 ? OFLogger::DEBUG_LOG_LEVEL : (verbose ? OFLogger::INFO_LOG_LEVEL : OFLogger::OFF_LOG_LEVEL));
+}
+
+// MARK: - files
+
+struct TSRFile {
+    DcmFileFormat format;
+    std::string path;
+    E_TransferSyntax originalXfer = EXS_Unknown;
+    std::vector<uint8_t> decoded; // pixel data decoded outside DCMTK (JPEG 2000)
+};
+
+static bool has_dicm_preamble(const char *path, bool &readable, bool &empty) {
+    readable = false;
+    empty = false;
+    FILE *f = std::fopen(path, "rb");
+    if (!f) return false;
+    readable = true;
+    unsigned char head[132];
+    size_t n = std::fread(head, 1, sizeof(head), f);
+    std::fclose(f);
+    if (n == 0) empty = true;
+    return n == 132 && std::memcmp(head + 128, "DICM", 4) == 0;
+}
+
+extern "C" TSRFile *tsr_file_open(const char *path, uint32_t maxReadLength, TSRStatus *status) {
+    tsr_register_codecs();
+    bool readable = false, empty = false;
+    const bool preamble = has_dicm_preamble(path, readable, empty);
+    if (!readable) {
+        int err = errno;
+        tsr_set_status(status, err == ENOENT ? TSR_NOT_FOUND : TSR_IO,
+                       std::string("cannot open file: ") + std::strerror(err));
+        return nullptr;
+    }
+    if (empty) {
+        tsr_set_status(status, TSR_NOT_DICOM, "the file is empty");
+        return nullptr;
+    }
+    TSRFile *file = new TSRFile();
+    file->path = path;
+    const Uint32 readLength = maxReadLength == 0 ? DCM_MaxReadLength : maxReadLength;
+    OFCondition cond = file->format.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange,
+                                             maxReadLength == 0 ? 0xFFFFFFFFU : readLength,
+                                             preamble ? ERM_fileOnly : ERM_autoDetect);
+    if (cond.bad()) {
+        tsr_set_status(status, preamble ? TSR_PARSE : TSR_NOT_DICOM,
+                       preamble ? std::string("DCMTK could not parse the file: ") + cond.text()
+                                : std::string("no DICM preamble and no parsable dataset (") + cond.text() + ")");
+        delete file;
+        return nullptr;
+    }
+    DcmDataset *ds = file->format.getDataset();
+    if (!preamble) {
+        // Without the Part 10 preamble DCMTK will "parse" nearly anything; demand an SOP Class UID.
+        OFString sopClass;
+        if (ds->findAndGetOFString(DCM_SOPClassUID, sopClass).bad() || sopClass.empty()) {
+            tsr_set_status(status, TSR_NOT_DICOM, "no DICM preamble and no (0008,0016) SOP Class UID");
+            delete file;
+            return nullptr;
+        }
+    }
+    file->originalXfer = ds->getOriginalXfer();
+    tsr_set_ok(status);
+    return file;
+}
+
+extern "C" void tsr_file_free(TSRFile *file) { delete file; }
+
+extern "C" TSRItem tsr_file_dataset(TSRFile *file) {
+    return file ? static_cast<DcmItem *>(file->format.getDataset()) : nullptr;
+}
+
+extern "C" TSRItem tsr_file_meta_header(TSRFile *file) {
+    return file ? static_cast<DcmItem *>(file->format.getMetaInfo()) : nullptr;
+}
+
+extern "C" int32_t tsr_file_transfer_syntax(TSRFile *file, char *buffer, size_t capacity) {
+    if (!file) return -1;
+    OFString uid;
+    if (file->format.getMetaInfo()->findAndGetOFString(DCM_TransferSyntaxUID, uid).good() && !uid.empty()) {
+        return copy_out(uid.c_str(), buffer, capacity);
+    }
+    DcmXfer xfer(file->originalXfer);
+    return copy_out(xfer.getXferID(), buffer, capacity);
+}
+
+static bool is_jpeg2000(const std::string &uid) {
+    return uid == "1.2.840.10008.1.2.4.90" || uid == "1.2.840.10008.1.2.4.91" ||
+           uid == "1.2.840.10008.1.2.4.92" || uid == "1.2.840.10008.1.2.4.93" ||
+           uid == "1.2.840.10008.1.2.4.201" || uid == "1.2.840.10008.1.2.4.202" ||
+           uid == "1.2.840.10008.1.2.4.203";
+}
+
+extern "C" int32_t tsr_file_pixel_data(TSRFile *file, const uint8_t **bytes, size_t *length, TSRStatus *status) {
+    if (!file || !bytes || !length) {
+        tsr_set_status(status, TSR_INVALID_ARGUMENT, "null argument");
+        return TSR_INVALID_ARGUMENT;
+    }
+    DcmDataset *ds = file->format.getDataset();
+    char uidBuffer[128];
+    tsr_file_transfer_syntax(file, uidBuffer, sizeof(uidBuffer));
+    const std::string uid = uidBuffer;
+    if (!ds->tagExists(DCM_PixelData)) {
+        tsr_set_status(status, TSR_NOT_FOUND, "the file has no (7FE0,0010) Pixel Data");
+        return TSR_NOT_FOUND;
+    }
+    if (is_jpeg2000(uid)) {
+        if (file->decoded.empty()) {
+            int32_t rc = tsr_decode_jpeg2000(ds, file->decoded, status);
+            if (rc != TSR_OK) return rc;
+        }
+        *bytes = file->decoded.data();
+        *length = file->decoded.size();
+        tsr_set_ok(status);
+        return TSR_OK;
+    }
+    DcmXfer xfer(file->originalXfer);
+    if (xfer.isEncapsulated()) {
+        OFCondition cond = ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
+        if (cond.bad() || !ds->canWriteXfer(EXS_LittleEndianExplicit)) {
+            const bool known = cond != EC_CannotChangeRepresentation;
+            tsr_set_status(status, known ? TSR_DECODE : TSR_UNSUPPORTED_SYNTAX,
+                           std::string("cannot decode pixel data in transfer syntax ") + uid + " (" +
+                               xfer.getXferName() + "): " + cond.text());
+            return known ? TSR_DECODE : TSR_UNSUPPORTED_SYNTAX;
+        }
+    }
+    DcmElement *element = nullptr;
+    if (ds->findAndGetElement(DCM_PixelData, element).bad() || !element) {
+        tsr_set_status(status, TSR_NOT_FOUND, "the file has no (7FE0,0010) Pixel Data");
+        return TSR_NOT_FOUND;
+    }
+    Uint16 bitsAllocated = 16;
+    ds->findAndGetUint16(DCM_BitsAllocated, bitsAllocated);
+    OFCondition cond;
+    if (bitsAllocated == 16) {
+        Uint16 *words = nullptr;
+        cond = element->getUint16Array(words);
+        *bytes = reinterpret_cast<const uint8_t *>(words);
+    } else {
+        Uint8 *raw = nullptr;
+        cond = element->getUint8Array(raw);
+        *bytes = raw;
+    }
+    if (cond.bad() || !*bytes) {
+        tsr_set_status(status, TSR_PARSE, std::string("cannot read (7FE0,0010) Pixel Data: ") + cond.text());
+        return TSR_PARSE;
+    }
+    *length = element->getLength();
+    tsr_set_ok(status);
+    return TSR_OK;
+}
+
+extern "C" void tsr_file_release_pixel_data(TSRFile *file) {
+    if (!file) return;
+    file->decoded.clear();
+    file->decoded.shrink_to_fit();
+    DcmElement *element = nullptr;
+    DcmDataset *ds = file->format.getDataset();
+    if (ds->findAndGetElement(DCM_PixelData, element).good() && element) element->compact();
+}
+
+// MARK: - attributes
+
+static DcmItem *as_item(TSRItem item) { return static_cast<DcmItem *>(item); }
+
+static std::string trim(const OFString &s) {
+    std::string out = s.c_str();
+    while (!out.empty() && (out.back() == ' ' || out.back() == '\0')) out.pop_back();
+    size_t start = 0;
+    while (start < out.size() && out[start] == ' ') start++;
+    return out.substr(start);
+}
+
+extern "C" int32_t tsr_item_contains(TSRItem item, uint16_t group, uint16_t element) {
+    if (!item) return 0;
+    return as_item(item)->tagExists(DcmTagKey(group, element)) ? 1 : 0;
+}
+
+extern "C" int32_t tsr_item_string(TSRItem item, uint16_t group, uint16_t element, char *buffer, size_t capacity) {
+    if (!item) return -1;
+    DcmElement *el = nullptr;
+    if (as_item(item)->findAndGetElement(DcmTagKey(group, element), el).bad() || !el) return -1;
+    OFString value;
+    if (el->getLength() == 0) return copy_out("", buffer, capacity);
+    if (el->getOFStringArray(value).bad()) return copy_out("", buffer, capacity);
+    return copy_out(trim(value), buffer, capacity);
+}
+
+extern "C" int32_t tsr_item_numbers(TSRItem item, uint16_t group, uint16_t element, double *values,
+                                    size_t capacity) {
+    if (!item) return -1;
+    DcmElement *el = nullptr;
+    if (as_item(item)->findAndGetElement(DcmTagKey(group, element), el).bad() || !el) return -1;
+    if (el->getLength() == 0) return 0;
+    const unsigned long vm = el->getVM();
+    const DcmEVR vr = el->ident();
+    for (unsigned long i = 0; i < vm; ++i) {
+        double v = 0;
+        OFCondition c;
+        switch (vr) {
+        case EVR_US: { Uint16 x; c = el->getUint16(x, i); v = x; break; }
+        case EVR_SS: { Sint16 x; c = el->getSint16(x, i); v = x; break; }
+        case EVR_UL: { Uint32 x; c = el->getUint32(x, i); v = x; break; }
+        case EVR_SL: { Sint32 x; c = el->getSint32(x, i); v = x; break; }
+        case EVR_FL: { Float32 x; c = el->getFloat32(x, i); v = x; break; }
+        case EVR_FD: { Float64 x; c = el->getFloat64(x, i); v = x; break; }
+        case EVR_OB: case EVR_OW: case EVR_OF: case EVR_OD: case EVR_OL: case EVR_UN: case EVR_SQ:
+            return -2;
+        default: {
+            OFString s;
+            c = el->getOFString(s, i);
+            if (c.good()) {
+                std::string t = trim(s);
+                char *end = nullptr;
+                v = std::strtod(t.c_str(), &end);
+                if (t.empty() || !end || *end != 0) return -2;
+            }
+        }
+        }
+        if (c.bad()) return -2;
+        if (i < capacity && values) values[i] = v;
+    }
+    return (int32_t)vm;
+}
+
+extern "C" int64_t tsr_item_bytes(TSRItem item, uint16_t group, uint16_t element, const uint8_t **bytes) {
+    if (!item || !bytes) return -1;
+    DcmElement *el = nullptr;
+    if (as_item(item)->findAndGetElement(DcmTagKey(group, element), el).bad() || !el) return -1;
+    const DcmEVR vr = el->ident();
+    OFCondition c;
+    if (vr == EVR_US || vr == EVR_OW || vr == EVR_SS || vr == EVR_xs || vr == EVR_lt) {
+        Uint16 *w = nullptr;
+        c = el->getUint16Array(w);
+        *bytes = reinterpret_cast<const uint8_t *>(w);
+    } else {
+        Uint8 *b = nullptr;
+        c = el->getUint8Array(b);
+        *bytes = b;
+    }
+    if (c.bad()) return -1;
+    return (int64_t)el->getLength();
+}
+
+extern "C" int32_t tsr_item_sequence_count(TSRItem item, uint16_t group, uint16_t element) {
+    if (!item) return -1;
+    DcmSequenceOfItems *seq = nullptr;
+    if (as_item(item)->findAndGetSequence(DcmTagKey(group, element), seq).bad() || !seq) return -1;
+    return (int32_t)seq->card();
+}
+
+extern "C" TSRItem tsr_item_sequence_item(TSRItem item, uint16_t group, uint16_t element, uint32_t index) {
+    if (!item) return nullptr;
+    DcmItem *out = nullptr;
+    if (as_item(item)->findAndGetSequenceItem(DcmTagKey(group, element), out, (int)index).bad()) return nullptr;
+    return out;
+}
+
+extern "C" int32_t tsr_new_uid(const char *root, char *buffer, size_t capacity) {
+    char uid[100];
+    dcmGenerateUniqueIdentifier(uid, root ? root : SITE_INSTANCE_UID_ROOT);
+    return copy_out(uid, buffer, capacity);
+}

@@ -1,0 +1,268 @@
+extension ImageInstance {
+    /// Reads and checks the header of one file (pixel data stays on disk).
+    ///
+    /// - Throws: `DICOMError` for unreadable or non-DICOM files, missing or malformed required attributes
+    ///   ((0028,0010) Rows, (0028,0011) Columns, (0028,0100) Bits Allocated, ...), or an unsupported transfer syntax.
+    public init(path: String) throws(DICOMError) {
+        let file = try DICOMFile(path: path)
+        try self.init(file: file)
+    }
+
+    /// Parses the header of an opened file.
+    public init(file: DICOMFile) throws(DICOMError) {
+        let ds = file.dataset
+        let path = file.path
+        func required(_ tag: DICOMTag, _ name: String) throws(DICOMError) -> String {
+            guard let v = ds.nonEmptyString(tag) else {
+                throw DICOMError(.missingAttribute, "\(tag) \(name) is missing; the file cannot be placed in a series",
+                                 path: path)
+            }
+            return v
+        }
+        func wrap<T>(_ body: () throws(DICOMError) -> T) throws(DICOMError) -> T {
+            do { return try body() } catch {
+                var e = error
+                e.path = path
+                throw e
+            }
+        }
+        self.path = path
+        self.sopClassUID = try required(.sopClassUID, "SOP Class UID")
+        self.sopInstanceUID = try required(.sopInstanceUID, "SOP Instance UID")
+        self.transferSyntax = file.transferSyntax
+        self.tags = [:]
+        let isDirectory = sopClassUID == SOPClass.mediaStorageDirectory
+            || file.metaHeader.string(.mediaStorageSOPClassUID) == SOPClass.mediaStorageDirectory
+        if isDirectory {
+            self.sopClassUID = SOPClass.mediaStorageDirectory
+            self.studyInstanceUID = ""
+            self.seriesInstanceUID = ""
+            self.frameOfReferenceUID = nil
+            self.modality = ""
+            self.seriesDescription = ""
+            self.seriesNumber = nil
+            self.instanceNumber = nil
+            self.rows = 0; self.columns = 0; self.samplesPerPixel = 0; self.photometricInterpretation = ""
+            self.bitsAllocated = 0; self.bitsStored = 0; self.highBit = 0; self.pixelRepresentation = 0
+            self.numberOfFrames = 0; self.frames = []; self.modalityLUT = nil; self.gantryTilt = nil
+            return
+        }
+        self.studyInstanceUID = ds.nonEmptyString(.studyInstanceUID) ?? ""
+        self.seriesInstanceUID = try required(.seriesInstanceUID, "Series Instance UID")
+        self.frameOfReferenceUID = ds.nonEmptyString(.frameOfReferenceUID)
+        self.modality = ds.nonEmptyString(.modality) ?? "OT"
+        self.seriesDescription = ds.nonEmptyString(.seriesDescription) ?? ""
+        self.seriesNumber = try wrap { () throws(DICOMError) in try ds.integer(.seriesNumber) }
+        self.instanceNumber = try wrap { () throws(DICOMError) in try ds.integer(.instanceNumber) }
+        for (tag, key) in Self.reportedTags {
+            if let v = ds.nonEmptyString(tag) { tags[key] = v }
+        }
+        guard ds.contains(.pixelData) else {
+            throw DICOMError(.missingAttribute,
+                             "no (7FE0,0010) Pixel Data: not an image (SOP Class \(sopClassUID)); skipped", path: path)
+        }
+        func requiredInt(_ tag: DICOMTag, _ name: String) throws(DICOMError) -> Int {
+            guard let v = try wrap({ () throws(DICOMError) in try ds.integer(tag) }) else {
+                throw DICOMError(.missingAttribute, "\(tag) \(name) is missing; the image cannot be decoded",
+                                 path: path)
+            }
+            return v
+        }
+        self.rows = try requiredInt(.rows, "Rows")
+        self.columns = try requiredInt(.columns, "Columns")
+        self.bitsAllocated = try requiredInt(.bitsAllocated, "Bits Allocated")
+        self.bitsStored = try wrap { () throws(DICOMError) in try ds.integer(.bitsStored) } ?? bitsAllocated
+        self.highBit = try wrap { () throws(DICOMError) in try ds.integer(.highBit) } ?? (bitsStored - 1)
+        self.pixelRepresentation = try wrap { () throws(DICOMError) in try ds.integer(.pixelRepresentation) } ?? 0
+        self.samplesPerPixel = try wrap { () throws(DICOMError) in try ds.integer(.samplesPerPixel) } ?? 1
+        self.photometricInterpretation = ds.nonEmptyString(.photometricInterpretation) ?? "MONOCHROME2"
+        self.numberOfFrames = max(1, try wrap { () throws(DICOMError) in try ds.integer(.numberOfFrames) } ?? 1)
+        self.gantryTilt = try wrap { () throws(DICOMError) in try ds.number(.gantryDetectorTilt) }
+        guard rows > 0, columns > 0, rows <= 65535, columns <= 65535 else {
+            throw DICOMError(.invalidAttribute, "image size \(rows)×\(columns) is not valid", path: path)
+        }
+        guard [1, 8, 16, 32].contains(bitsAllocated), bitsStored >= 1, bitsStored <= bitsAllocated,
+              highBit >= bitsStored - 1, highBit < bitsAllocated
+        else {
+            throw DICOMError(.invalidAttribute,
+                             "inconsistent pixel format: (0028,0100) Bits Allocated \(bitsAllocated), "
+                                 + "(0028,0101) Bits Stored \(bitsStored), (0028,0102) High Bit \(highBit)",
+                             path: path)
+        }
+        guard pixelRepresentation == 0 || pixelRepresentation == 1 else {
+            throw DICOMError(.invalidAttribute, "(0028,0103) Pixel Representation must be 0 or 1, is "
+                                 + "\(pixelRepresentation)", path: path)
+        }
+        guard transferSyntax.isSupported else {
+            throw DICOMError(.unsupportedTransferSyntax,
+                             "transfer syntax \(transferSyntax.uid) is not supported. "
+                                 + DICOMError.Code.unsupportedTransferSyntax.advice, path: path)
+        }
+        self.modalityLUT = try wrap { () throws(DICOMError) in try Self.readModalityLUT(ds) }
+        let frameCount = numberOfFrames
+        self.frames = try wrap { () throws(DICOMError) in
+            try Self.readFrames(ds, count: frameCount, path: path)
+        }
+    }
+
+    static let reportedTags: [(DICOMTag, String)] = [
+        (.patientID, "PatientID"), (.patientAge, "PatientAge"), (.patientSex, "PatientSex"),
+        (.manufacturer, "Manufacturer"), (.manufacturerModelName, "ManufacturerModelName"),
+        (.sliceThickness, "SliceThickness"), (.kvp, "KVP"), (.convolutionKernel, "ConvolutionKernel"),
+        (.studyDate, "StudyDate"), (.bodyPartExamined, "BodyPartExamined"), (.patientPosition, "PatientPosition"),
+        (.institutionName, "InstitutionName"), (.pixelSpacing, "PixelSpacing"),
+    ]
+
+    static func readModalityLUT(_ ds: DICOMItem) throws(DICOMError) -> ModalityLUT? {
+        guard let item = ds.firstItem(.modalityLUTSequence) else { return nil }
+        guard let descriptor = try item.numbers(.lutDescriptor), descriptor.count == 3,
+              let data = item.bytes(.lutData)
+        else {
+            throw DICOMError(.invalidAttribute,
+                             "(0028,3000) Modality LUT Sequence lacks a valid (0028,3002) LUT Descriptor or "
+                                 + "(0028,3006) LUT Data")
+        }
+        // PS3.3 C.11.1.1.1: first value 0 means 65536 entries; the second may be signed (SS) or unsigned (US).
+        let entries = descriptor[0] == 0 ? 65536 : Int(descriptor[0])
+        let bits = Int(descriptor[2])
+        let wordCount = data.count / 2
+        var table = [Float](repeating: 0, count: entries)
+        if bits > 8 || wordCount >= entries {
+            guard wordCount >= entries else {
+                throw DICOMError(.invalidAttribute, "Modality LUT Data holds \(wordCount) entries, descriptor says \(entries)")
+            }
+            data.withUnsafeBytes { raw in
+                for i in 0..<entries { table[i] = Float(raw.load(fromByteOffset: 2 * i, as: UInt16.self)) }
+            }
+        } else {
+            guard data.count >= entries else {
+                throw DICOMError(.invalidAttribute, "Modality LUT Data holds \(data.count) entries, descriptor says \(entries)")
+            }
+            for i in 0..<entries { table[i] = Float(data[i]) }
+        }
+        var first = Int(descriptor[1])
+        if first > 32767, first <= 65535 { first -= 65536 }  // US-encoded negative first value
+        return ModalityLUT(firstMapped: first, table: table)
+    }
+
+    /// Geometry and rescale per frame: the classic Image Plane module for single frames, functional groups
+    /// (per-frame first, then shared) for enhanced multi-frame images.
+    static func readFrames(_ ds: DICOMItem, count: Int, path: String) throws(DICOMError) -> [FrameInfo] {
+        let shared = ds.firstItem(.sharedFunctionalGroupsSequence)
+        let perFrame = ds.sequence(.perFrameFunctionalGroupsSequence)
+        let topSlope = try ds.number(.rescaleSlope) ?? 1
+        let topIntercept = try ds.number(.rescaleIntercept) ?? 0
+        let topThickness = try ds.number(.sliceThickness)
+        if perFrame.isEmpty && shared == nil {
+            let base = try classicFrame(ds, slope: topSlope, intercept: topIntercept, thickness: topThickness)
+            if count == 1 { return [base] }
+            // Classic multi-frame without functional groups: frames stacked along the normal by
+            // (0018,0088) Spacing Between Slices (or the slice thickness).
+            let step = try ds.number(.spacingBetweenSlices) ?? topThickness ?? 1
+            return (0..<count).map { k in
+                var f = base
+                f.position = base.position + Double(k) * step * base.normal
+                return f
+            }
+        }
+        guard perFrame.count == count else {
+            throw DICOMError(.invalidAttribute,
+                             "(5200,9230) Per-frame Functional Groups Sequence has \(perFrame.count) items for "
+                                 + "\(count) frames")
+        }
+        var frames: [FrameInfo] = []
+        frames.reserveCapacity(count)
+        for (index, item) in perFrame.enumerated() {
+            func lookup(_ sequence: DICOMTag) -> DICOMItem? {
+                item.firstItem(sequence) ?? shared?.firstItem(sequence)
+            }
+            guard let plane = lookup(.planePositionSequence), let ipp = try plane.numbers(.imagePositionPatient),
+                  ipp.count == 3
+            else {
+                throw DICOMError(.missingAttribute,
+                                 "frame \(index + 1) has no (0020,9113) Plane Position Sequence / (0020,0032) Image "
+                                     + "Position (Patient)")
+            }
+            guard let orientation = lookup(.planeOrientationSequence),
+                  let iop = try orientation.numbers(.imageOrientationPatient), iop.count == 6
+            else {
+                throw DICOMError(.missingAttribute,
+                                 "frame \(index + 1) has no (0020,9116) Plane Orientation Sequence / (0020,0037)")
+            }
+            guard let measures = lookup(.pixelMeasuresSequence), let ps = try measures.numbers(.pixelSpacing),
+                  ps.count == 2
+            else {
+                throw DICOMError(.missingAttribute,
+                                 "frame \(index + 1) has no (0028,9110) Pixel Measures Sequence / (0028,0030)")
+            }
+            let transform = lookup(.pixelValueTransformationSequence)
+            var frame = FrameInfo(
+                position: Vector3(ipp[0], ipp[1], ipp[2]),
+                rowCosine: Vector3(iop[0], iop[1], iop[2]),
+                columnCosine: Vector3(iop[3], iop[4], iop[5]),
+                pixelSpacing: (ps[0], ps[1]),
+                rescaleSlope: try transform?.number(.rescaleSlope) ?? topSlope,
+                rescaleIntercept: try transform?.number(.rescaleIntercept) ?? topIntercept,
+                sliceThickness: try measures.number(.sliceThickness) ?? topThickness)
+            if let segment = lookup(.segmentIdentificationSequence) {
+                frame.referencedSegmentNumber = try segment.integer(.referencedSegmentNumber)
+            }
+            for derivation in item.sequence(.derivationImageSequence) {
+                for source in derivation.sequence(.sourceImageSequence) {
+                    if let uid = source.nonEmptyString(.referencedSOPInstanceUID) {
+                        frame.referencedSOPInstanceUIDs.append(uid)
+                    }
+                }
+            }
+            try validate(frame, index: index)
+            frames.append(frame)
+        }
+        return frames
+    }
+
+    static func classicFrame(_ ds: DICOMItem, slope: Double, intercept: Double,
+                             thickness: Double?) throws(DICOMError) -> FrameInfo {
+        guard let ipp = try ds.numbers(.imagePositionPatient), ipp.count == 3 else {
+            throw DICOMError(.missingAttribute,
+                             "(0020,0032) Image Position (Patient) is missing or does not have 3 values: the slice "
+                                 + "cannot be placed in a volume")
+        }
+        guard let iop = try ds.numbers(.imageOrientationPatient), iop.count == 6 else {
+            throw DICOMError(.missingAttribute,
+                             "(0020,0037) Image Orientation (Patient) is missing or does not have 6 values")
+        }
+        guard let ps = try ds.numbers(.pixelSpacing), ps.count == 2 else {
+            throw DICOMError(.missingAttribute, "(0028,0030) Pixel Spacing is missing or does not have 2 values")
+        }
+        let frame = FrameInfo(
+            position: Vector3(ipp[0], ipp[1], ipp[2]),
+            rowCosine: Vector3(iop[0], iop[1], iop[2]),
+            columnCosine: Vector3(iop[3], iop[4], iop[5]),
+            pixelSpacing: (ps[0], ps[1]),
+            rescaleSlope: slope, rescaleIntercept: intercept, sliceThickness: thickness)
+        try validate(frame, index: 0)
+        return frame
+    }
+
+    static func validate(_ f: FrameInfo, index: Int) throws(DICOMError) {
+        let values = [f.position.x, f.position.y, f.position.z, f.pixelSpacing.row, f.pixelSpacing.column,
+                      f.rescaleSlope, f.rescaleIntercept]
+        guard values.allSatisfy(\.isFinite) else {
+            throw DICOMError(.invalidAttribute, "frame \(index + 1): position, spacing or rescale is not finite")
+        }
+        guard f.pixelSpacing.row > 0, f.pixelSpacing.column > 0 else {
+            throw DICOMError(.invalidAttribute,
+                             "frame \(index + 1): (0028,0030) Pixel Spacing must be positive, is "
+                                 + "\(f.pixelSpacing.row)\\\(f.pixelSpacing.column)")
+        }
+        let r = f.rowCosine, c = f.columnCosine
+        guard abs(r.length - 1) < 1e-3, abs(c.length - 1) < 1e-3, abs(r.dot(c)) < 1e-3 else {
+            throw DICOMError(.invalidAttribute,
+                             "frame \(index + 1): (0020,0037) Image Orientation (Patient) is not two orthonormal "
+                                 + "direction cosines (\(r.x), \(r.y), \(r.z) / \(c.x), \(c.y), \(c.z))")
+        }
+        guard f.rescaleSlope != 0 else {
+            throw DICOMError(.invalidAttribute, "frame \(index + 1): (0028,1053) Rescale Slope is 0")
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import Dispatch
+import Foundation
+import Synchronization
+
+/// A file the scanner did not use, and why.
+public struct SkippedFile: Sendable {
+    public var path: String
+    public var error: DICOMError
+}
+
+/// Everything found under a folder: readable image instances (and SEGs), and the files skipped with a reason.
+public struct ScanResult: Sendable {
+    public var instances: [ImageInstance]
+    public var skipped: [SkippedFile]
+}
+
+/// Walks a folder recursively and reads every file's header, whatever the file names (no extensions, hex names,
+/// DICOMDIR present). Unreadable, non-DICOM and non-image files are recorded in `skipped`; nothing stops the scan.
+public struct DirectoryScanner: Sendable {
+    /// Threads reading headers in parallel.
+    public var threads: Int
+
+    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+        self.threads = max(1, threads)
+    }
+
+    /// Lists regular files below `root` (or `root` itself if it is a file), sorted by path.
+    /// - Throws: `.fileNotFound` when `root` does not exist.
+    public func listFiles(_ root: String) throws(DICOMError) -> [String] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory) else {
+            throw DICOMError(.fileNotFound, "no such file or folder; check the path", path: root)
+        }
+        if !isDirectory.boolValue { return [root] }
+        var files: [String] = []
+        let base = URL(fileURLWithPath: root)
+        guard let walker = FileManager.default.enumerator(
+            at: base, includingPropertiesForKeys: [.isRegularFileKey], options: [])
+        else {
+            throw DICOMError(.io, "cannot list the folder; check its permissions", path: root)
+        }
+        for case let url as URL in walker {
+            let values = try? url.resourceValues(forKeys: [.isRegularFileKey])
+            if values?.isRegularFile == true { files.append(url.path) }
+        }
+        return files.sorted()
+    }
+
+    /// Scans a folder (or one file).
+    public func scan(_ root: String) throws(DICOMError) -> ScanResult {
+        let files = try listFiles(root)
+        let results = Mutex<[(Int, Result<ImageInstance, DICOMError>)]>([])
+        let next = Atomic<Int>(0)
+        let workers = min(threads, max(1, files.count))
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            var local: [(Int, Result<ImageInstance, DICOMError>)] = []
+            while true {
+                let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                if i >= files.count { break }
+                do throws(DICOMError) {
+                    let instance = try ImageInstance(path: files[i])
+                    if instance.isDICOMDIR {
+                        local.append((i, .failure(DICOMError(.notDICOM, "DICOMDIR (a media directory index, not an "
+                                                                 + "image); skipped", path: files[i]))))
+                    } else {
+                        local.append((i, .success(instance)))
+                    }
+                } catch {
+                    local.append((i, .failure(error)))
+                }
+            }
+            results.withLock { $0.append(contentsOf: local) }
+        }
+        var instances: [ImageInstance] = []
+        var skipped: [SkippedFile] = []
+        for (i, result) in results.withLock({ $0 }).sorted(by: { $0.0 < $1.0 }) {
+            switch result {
+            case .success(let instance): instances.append(instance)
+            case .failure(let error): skipped.append(SkippedFile(path: files[i], error: error))
+            }
+        }
+        return ScanResult(instances: instances, skipped: skipped)
+    }
+}

@@ -1,0 +1,67 @@
+import DICOMIO
+
+/// How one synthetic hospital scans: scanner, protocol, calibration, storage and file layout. The three profiles
+/// differ the way real sites do, so a model trained on one must generalise to the others.
+public struct SiteProfile: Sendable {
+    public enum Storage: Sendable {
+        /// Unsigned, (0028,0101) Bits Stored 12, RescaleIntercept -1024 (stored = HU + 1024).
+        case unsigned12
+        /// Signed 16-bit, RescaleIntercept 0.
+        case signed16
+        /// Unsigned 16-bit with RescaleSlope 0.5 and RescaleIntercept -1000 (stored = 2·(HU + 1000)).
+        case unsigned16HalfSlope
+    }
+
+    public enum Layout: Sendable {
+        /// PACS media export: DICOM/<8 hex>/<8 hex>/<8 hex>, no extensions.
+        case pacsHex
+        /// Research layout: sub-NNN/ct/slice_NNN.dcm and sub-NNN/seg/segmentation.dcm.
+        case research
+        /// All files of a patient in one folder under random names.
+        case flatRandom
+    }
+
+    public var name: String
+    public var institution: String
+    public var manufacturer: String
+    public var modelName: String
+    public var kvp: Int
+    public var convolutionKernel: String
+    public var patients: Int
+    public var matrix: Int
+    /// In-plane pixel spacing, mm.
+    public var pixelSpacing: Double
+    /// Slice thickness = spacing between slices, mm.
+    public var sliceThickness: Double
+    public var slices: Int
+    /// Standard deviation of the Gaussian image noise, HU.
+    public var noise: Double
+    /// Calibration offset added to every HU value (a miscalibrated scanner), HU.
+    public var calibrationOffset: Double
+    /// Mean and spread of the organ size factor.
+    public var organScale: (mean: Double, spread: Double)
+    /// (0018,5100) Patient Position: HFS or FFS (FFS flips the row direction and slice order).
+    public var patientPosition: String
+    public var storage: Storage
+    public var transferSyntax: TransferSyntax
+    public var layout: Layout
+
+    /// The three sites of `sample-data/`.
+    public static let all: [SiteProfile] = [
+        SiteProfile(name: "community-hospital", institution: "Community Hospital", manufacturer: "GE MEDICAL SYSTEMS",
+                    modelName: "LightSpeed VCT", kvp: 120, convolutionKernel: "STANDARD", patients: 6, matrix: 128,
+                    pixelSpacing: 2.8, sliceThickness: 5.0, slices: 34, noise: 22, calibrationOffset: 12,
+                    organScale: (1.0, 0.08), patientPosition: "HFS", storage: .unsigned12,
+                    transferSyntax: .jpegLSLossless, layout: .pacsHex),
+        SiteProfile(name: "research-center", institution: "Research Center", manufacturer: "SIEMENS",
+                    modelName: "SOMATOM Force", kvp: 100, convolutionKernel: "Br40d", patients: 4, matrix: 128,
+                    pixelSpacing: 2.6, sliceThickness: 3.0, slices: 52, noise: 10, calibrationOffset: 0,
+                    organScale: (0.9, 0.1), patientPosition: "HFS", storage: .signed16,
+                    transferSyntax: .explicitVRLittleEndian, layout: .research),
+        SiteProfile(name: "treatment-center", institution: "Treatment Center", manufacturer: "Philips",
+                    modelName: "Brilliance Big Bore", kvp: 140, convolutionKernel: "B", patients: 5, matrix: 112,
+                    pixelSpacing: 3.2, sliceThickness: 4.0, slices: 40, noise: 16, calibrationOffset: -15,
+                    organScale: (1.1, 0.08), patientPosition: "FFS", storage: .unsigned16HalfSlope,
+                    transferSyntax: .rleLossless, layout: .flatRandom),
+    ]
+}

@@ -1,0 +1,126 @@
+import CZlib
+import DICOMIO
+import Foundation
+
+/// NIfTI-1 single-file (`.nii`, or gzip-compressed `.nii.gz`) writing and reading.
+///
+/// The header's sform (code 1, scanner) is the full voxel → RAS mm affine, so sheared (gantry-tilt) grids are
+/// exact; the qform (code 1) carries the rotation as a quaternion when the grid is orthonormal, and is 0 otherwise.
+/// LPS (DICOM) becomes RAS (NIfTI) by negating x and y. Data: float32 (datatype 16) or uint8 (2), x fastest.
+public enum NIfTI {
+    public struct Error: Swift.Error, Sendable, CustomStringConvertible {
+        public var message: String
+        public var path: String
+        public var description: String { "\(path): \(message)" }
+    }
+
+    /// Writes a float32 volume.
+    public static func write(_ volume: Volume<Float>, to path: String, description: String = "") throws(NIfTI.Error) {
+        let data = volume.voxels.withUnsafeBytes { Data($0) }
+        try write(geometry: volume.geometry, datatype: 16, bitpix: 32, data: data, to: path, description: description)
+    }
+
+    /// Writes a uint8 label volume.
+    public static func write(_ volume: Volume<UInt8>, to path: String, description: String = "") throws(NIfTI.Error) {
+        try write(geometry: volume.geometry, datatype: 2, bitpix: 8, data: Data(volume.voxels), to: path,
+                  description: description)
+    }
+
+    static func header(geometry g: VolumeGeometry, datatype: Int16, bitpix: Int16, description: String) -> Data {
+        var h = Data(count: 352)
+        func put<T>(_ value: T, _ offset: Int) {
+            withUnsafeBytes(of: value) { h.replaceSubrange(offset..<(offset + $0.count), with: $0) }
+        }
+        put(Int32(348), 0)
+        put(UInt8(ascii: "r"), 38)
+        let dims: [Int16] = [3, Int16(g.dimensions.x), Int16(g.dimensions.y), Int16(g.dimensions.z), 1, 1, 1, 1]
+        for (i, d) in dims.enumerated() { put(d, 40 + 2 * i) }
+        put(datatype, 70)
+        put(bitpix, 72)
+        let ras = g.affineRAS
+        // qform: rotation of the orthonormal frame, with qfac = -1 when it is left-handed.
+        var qfac: Float = 1
+        var qform: Int16 = 0
+        var quaternion = (b: 0.0, c: 0.0, d: 0.0)
+        if g.isOrthonormal {
+            var r = [[Double]](repeating: [0, 0, 0], count: 3)
+            let s = [g.spacing.x, g.spacing.y, g.spacing.z]
+            for row in 0..<3 { for col in 0..<3 { r[row][col] = ras[row][col] / s[col] } }
+            let det = r[0][0] * (r[1][1] * r[2][2] - r[1][2] * r[2][1]) - r[0][1] * (r[1][0] * r[2][2] - r[1][2] * r[2][0])
+                + r[0][2] * (r[1][0] * r[2][1] - r[1][1] * r[2][0])
+            if det < 0 {
+                qfac = -1
+                for row in 0..<3 { r[row][2] = -r[row][2] }
+            }
+            quaternion = quaternionFrom(r)
+            qform = 1
+        }
+        let pixdim: [Float] = [qfac, Float(g.spacing.x), Float(g.spacing.y), Float(g.spacing.z), 0, 0, 0, 0]
+        for (i, p) in pixdim.enumerated() { put(p, 76 + 4 * i) }
+        put(Float(352), 108)   // vox_offset
+        put(Float(1), 112)     // scl_slope
+        put(Float(0), 116)     // scl_inter
+        put(UInt8(2), 123)     // xyzt_units: NIFTI_UNITS_MM
+        var text = Array(description.utf8.prefix(79))
+        text.append(0)
+        h.replaceSubrange(148..<(148 + text.count), with: text)
+        put(qform, 252)
+        put(Int16(1), 254)     // sform_code: NIFTI_XFORM_SCANNER_ANAT
+        put(Float(quaternion.b), 256); put(Float(quaternion.c), 260); put(Float(quaternion.d), 264)
+        put(Float(ras[0][3]), 268); put(Float(ras[1][3]), 272); put(Float(ras[2][3]), 276)
+        for row in 0..<3 { for col in 0..<4 { put(Float(ras[row][col]), 280 + 16 * row + 4 * col) } }
+        h.replaceSubrange(344..<348, with: [0x6E, 0x2B, 0x31, 0x00])  // "n+1\0"
+        return h
+    }
+
+    /// Quaternion (b, c, d) of a proper rotation matrix, as nifti1_io's nifti_mat44_to_quatern (a ≥ 0).
+    static func quaternionFrom(_ r: [[Double]]) -> (b: Double, c: Double, d: Double) {
+        let (r11, r12, r13) = (r[0][0], r[0][1], r[0][2])
+        let (r21, r22, r23) = (r[1][0], r[1][1], r[1][2])
+        let (r31, r32, r33) = (r[2][0], r[2][1], r[2][2])
+        var a = r11 + r22 + r33 + 1, b: Double, c: Double, d: Double
+        if a > 0.5 {
+            a = 0.5 * a.squareRoot()
+            b = 0.25 * (r32 - r23) / a; c = 0.25 * (r13 - r31) / a; d = 0.25 * (r21 - r12) / a
+        } else {
+            let xd = 1 + r11 - (r22 + r33), yd = 1 + r22 - (r11 + r33), zd = 1 + r33 - (r11 + r22)
+            if xd > 1 {
+                b = 0.5 * xd.squareRoot(); c = 0.25 * (r12 + r21) / b; d = 0.25 * (r13 + r31) / b; a = 0.25 * (r32 - r23) / b
+            } else if yd > 1 {
+                c = 0.5 * yd.squareRoot(); b = 0.25 * (r12 + r21) / c; d = 0.25 * (r23 + r32) / c; a = 0.25 * (r13 - r31) / c
+            } else {
+                d = 0.5 * zd.squareRoot(); b = 0.25 * (r13 + r31) / d; c = 0.25 * (r23 + r32) / d; a = 0.25 * (r21 - r12) / d
+            }
+            if a < 0 { b = -b; c = -c; d = -d }
+        }
+        return (b, c, d)
+    }
+
+    static func write(geometry: VolumeGeometry, datatype: Int16, bitpix: Int16, data: Data, to path: String,
+                      description: String) throws(NIfTI.Error) {
+        var bytes = header(geometry: geometry, datatype: datatype, bitpix: bitpix, description: description)
+        bytes.append(data)
+        if path.hasSuffix(".gz") {
+            guard let gz = gzopen(path, "wb6") else {
+                throw NIfTI.Error(message: "cannot create the file; check the folder exists and is writable",
+                                  path: path)
+            }
+            var offset = 0
+            var failed = false
+            bytes.withUnsafeBytes { raw in
+                while offset < raw.count {
+                    let n = min(1 << 30, raw.count - offset)
+                    if gzwrite(gz, raw.baseAddress! + offset, UInt32(n)) != Int32(n) { failed = true; break }
+                    offset += n
+                }
+            }
+            if gzclose(gz) != Z_OK || failed {
+                throw NIfTI.Error(message: "gzip write failed (disk full?)", path: path)
+            }
+        } else {
+            do { try bytes.write(to: URL(fileURLWithPath: path)) } catch {
+                throw NIfTI.Error(message: "cannot write the file: \(error.localizedDescription)", path: path)
+            }
+        }
+    }
+}

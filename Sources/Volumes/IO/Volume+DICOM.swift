@@ -1,0 +1,104 @@
+import DICOMIO
+import Dispatch
+import Foundation
+import Synchronization
+
+extension VolumeGeometry {
+    /// The geometry of a slice stack: origin at the first slice's (0020,0032), x/y from (0020,0037), z along the
+    /// slice displacement, spacing x/y from (0028,0030) and z from slice positions.
+    public init(stack: SliceStack) {
+        self.init(
+            dimensions: SIMD3(stack.columns, stack.rows, stack.slices.count),
+            origin: stack.slices[0].position,
+            spacing: Vector3(stack.pixelSpacing.column, stack.pixelSpacing.row, stack.sliceSpacing),
+            direction: (stack.rowCosine, stack.columnCosine, stack.sliceDirection))
+    }
+}
+
+private struct SendableBuffer: @unchecked Sendable {
+    let base: UnsafeMutablePointer<Float>
+}
+
+extension Volume where Voxel == Float {
+    /// Decodes a stack of a series into a float32 volume of real-world values (HU for CT), decoding files on
+    /// `threads` threads.
+    ///
+    /// - Parameters:
+    ///   - series: the series, as assembled by `SeriesAssembler`.
+    ///   - stack: which stack; the series' largest by default.
+    /// - Throws: `DICOMError` `.geometry` for a stack with blocking problems (missing slices, non-uniform spacing,
+    ///   duplicates), codec and truncation errors naming the file.
+    public init(series: DICOMSeries, stack: SliceStack? = nil,
+                threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws(DICOMError) {
+        let stack = try { () throws(DICOMError) -> SliceStack in if let stack { return stack }; return try series.primaryStack() }()
+        if let blocking = stack.problems.first(where: \.isBlocking) {
+            throw DICOMError(.geometry, "series \(series.seriesInstanceUID) cannot be read as a volume: \(blocking)")
+        }
+        let geometry = VolumeGeometry(stack: stack)
+        let plane = stack.rows * stack.columns
+        // Which slots each instance's frames go to.
+        var slotsByInstance: [Int: [(frame: Int, slot: Int)]] = [:]
+        for (k, slice) in stack.slices.enumerated() {
+            slotsByInstance[slice.instance, default: []].append((slice.frame, k))
+        }
+        let slotMap = slotsByInstance
+        let work = slotMap.keys.sorted()
+        var voxels = [Float](repeating: 0, count: geometry.voxelCount)
+        let failure = Mutex<DICOMError?>(nil)
+        let next = Atomic<Int>(0)
+        let instances = series.instances
+        voxels.withUnsafeMutableBufferPointer { all in
+            let buffer = SendableBuffer(base: all.baseAddress!)
+            DispatchQueue.concurrentPerform(iterations: max(1, min(threads, work.count))) { _ in
+                var scratch: [Float] = []
+                while true {
+                    let w = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                    if w >= work.count || failure.withLock({ $0 != nil }) { break }
+                    let instance = instances[work[w]]
+                    let slots = slotMap[work[w]] ?? []
+                    do throws(DICOMError) {
+                        let file = try DICOMFile(path: instance.path, maxReadLength: 0)
+                        if instance.numberOfFrames == 1, let only = slots.first {
+                            let out = UnsafeMutableBufferPointer(start: buffer.base + only.slot * plane, count: plane)
+                            try instance.decodeFrames(from: file, into: out)
+                        } else {
+                            scratch = [Float](repeating: 0, count: plane * instance.numberOfFrames)
+                            try scratch.withUnsafeMutableBufferPointer { (s) throws(DICOMError) in
+                                try instance.decodeFrames(from: file, into: s)
+                            }
+                            for (frame, slot) in slots {
+                                scratch.withUnsafeBufferPointer { s in
+                                    (buffer.base + slot * plane).update(from: s.baseAddress! + frame * plane, count: plane)
+                                }
+                            }
+                        }
+                    } catch {
+                        failure.withLock { if $0 == nil { $0 = error } }
+                    }
+                }
+            }
+        }
+        if let error = failure.withLock({ $0 }) { throw error }
+        self.init(geometry: geometry, voxels: voxels)
+    }
+}
+
+extension Volume where Voxel == UInt8 {
+    /// The label volume of a DICOM SEG on the grid of the series it references (0 = background, the segment
+    /// number otherwise).
+    /// - Returns: the volume, the segments, and how many voxels belonged to more than one segment.
+    public static func labels(segmentation path: String, series: DICOMSeries,
+                              stack: SliceStack? = nil) throws(DICOMError)
+        -> (volume: Volume<UInt8>, segments: [SegmentDescription], overlaps: Int)
+    {
+        let stack = try { () throws(DICOMError) -> SliceStack in if let stack { return stack }; return try series.primaryStack() }()
+        let file = try DICOMFile(path: path, maxReadLength: 0)
+        let segmentation = try Segmentation(file: file)
+        if let ref = segmentation.referencedSeriesInstanceUID, ref != series.seriesInstanceUID {
+            throw DICOMError(.segmentation, "the SEG references series \(ref), not \(series.seriesInstanceUID); "
+                                 + "pick the series it was drawn on with --series \(ref)", path: path)
+        }
+        let (labels, overlaps) = try segmentation.labelMap(onto: stack, of: series, file: file)
+        return (Volume(geometry: VolumeGeometry(stack: stack), voxels: labels), segmentation.segments, overlaps)
+    }
+}

@@ -1,0 +1,39 @@
+import ArgumentParser
+import DICOMIO
+import Foundation
+import Tensors
+
+struct TesseraCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tessera",
+        abstract: "Federated learning for medical imaging: read DICOM, train, federate.",
+        subcommands: [Inspect.self, Convert.self, GenerateSampleData.self])
+}
+
+/// Options every command shares.
+struct CommonOptions: ParsableArguments {
+    @Flag(name: .long, help: "Print DCMTK diagnostics and runtime details (OpenBLAS core, threads).")
+    var verbose = false
+
+    func apply() {
+        configureDICOMLogging(verbose: verbose)
+        if verbose {
+            let env = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "unset"
+            log("OpenBLAS core \(BLASRuntime.coreName) (OPENBLAS_CORETYPE=\(env)), \(BLASRuntime.threads) thread(s)")
+        }
+    }
+}
+
+/// Writes a line to standard error.
+func log(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+/// Turns a library error into a clean exit with its message.
+struct CommandFailure: Error, CustomStringConvertible {
+    var description: String
+}
+
+extension CommandFailure {
+    init(_ error: DICOMError) { description = error.description }
+}
