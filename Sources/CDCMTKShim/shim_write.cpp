@@ -76,6 +76,24 @@ extern "C" int32_t tsr_item_put_uint16(TSRItem item, uint16_t group, uint16_t el
     return TSR_OK;
 }
 
+extern "C" int32_t tsr_item_put_uint16s(TSRItem item, uint16_t group, uint16_t element, const uint16_t *values,
+                                        size_t count, TSRStatus *status) {
+    if (!item || (!values && count > 0)) {
+        tsr_set_status(status, TSR_INVALID_ARGUMENT, "null argument");
+        return TSR_INVALID_ARGUMENT;
+    }
+    DcmUnsignedShort *el = new DcmUnsignedShort(DcmTag(group, element, EVR_US));
+    OFCondition c = el->putUint16Array(values, (unsigned long)count);
+    if (c.good()) c = as_item(item)->insert(el, OFTrue);
+    if (c.bad()) {
+        delete el;
+        tsr_set_status(status, TSR_WRITE, "cannot put " + tag_text(group, element) + ": " + c.text());
+        return TSR_WRITE;
+    }
+    tsr_set_ok(status);
+    return TSR_OK;
+}
+
 extern "C" TSRItem tsr_item_append_item(TSRItem item, uint16_t group, uint16_t element, TSRStatus *status) {
     if (!item) {
         tsr_set_status(status, TSR_INVALID_ARGUMENT, "null item");
@@ -214,7 +232,7 @@ extern "C" int32_t tsr_segmentation_write(const TSRSegmentationSpec *spec, const
                                                        or_default(spec->softwareVersions, "0"));
     ContentIdentificationMacro content(or_default(spec->instanceNumber, "1"), or_default(spec->contentLabel, "SEGMENTATION"),
                                        or_default(spec->seriesDescription, "Segmentation"),
-                                       or_default(spec->contentCreator, "Tessera"));
+                                       or_default(spec->contentCreator, "Tessera^Pipeline"));
     DcmSegmentation *raw = nullptr;
     OFCondition c = spec->fractional
                         ? DcmSegmentation::createFractionalSegmentation(raw, spec->rows, spec->columns,

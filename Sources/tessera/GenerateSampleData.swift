@@ -13,11 +13,19 @@ struct GenerateSampleData: ParsableCommand {
     @Option(help: "Random seed; the same seed gives the same bytes.")
     var seed: UInt64 = 20261121
 
+    @Option(help: ArgumentHelp("Write the test suite's DICOM fixtures to this folder instead.", visibility: .hidden))
+    var fixtures: String?
+
     @OptionGroup var common: CommonOptions
 
     func run() throws {
         common.apply()
         do {
+            if let fixtures {
+                let cases = try FixtureFactory().writeAll(into: fixtures)
+                print("wrote \(cases.count) fixture cases to \(fixtures): \(cases.joined(separator: ", "))")
+                return
+            }
             let outputs = try SampleDataGenerator(seed: seed).generate(into: output)
             for site in SiteProfile.all {
                 let patients = outputs.filter { $0.site == site.name }

@@ -52,8 +52,13 @@ Conventions (the Swift code must do exactly the same)
                 n = cross(r, c) / |cross(r, c)| (normalised; r and c are used as
                 stored, not normalised). IOP of the first frame in read order.
     Sorting     frames ascending by dot(IPP, n).
-    Values      stored values = pydicom pixel_array (BitsStored masking and sign
-                extension done by pydicom), then
+    Values      stored values = pydicom pixel_array, then normalised to BitsStored
+                for every transfer syntax: unsigned data masked to the low
+                BitsStored bits, signed data sign-extended from bit BitsStored-1.
+                (pydicom usually does this itself, but 3.0.2 does not for JPEG-LS
+                codestreams with precision P > BitsStored, which DCMTK's dcmcjpls
+                writes for signed 12-bit data: without this step negative values
+                come out +4096.) Then
                     arr.astype(float32) * float32(slope) + float32(intercept)
                 i.e. two float32 roundings, no float64 and no fused multiply-add.
                 slope/intercept are the DS strings parsed to float64 and then
@@ -164,8 +169,9 @@ def ensure_venv(requirements: list[str]) -> None:
         os.execv(str(venv_python), [str(venv_python), *sys.argv])
 
 
-if __name__ == "__main__":
-    ensure_venv(REQUIREMENTS)
+# Runs on import too: a script that imports this module (check_nifti.py) gets
+# the venv, plus the EXTRA_REQUIREMENTS it defines before the import.
+ensure_venv(REQUIREMENTS + list(getattr(sys.modules.get("__main__"), "EXTRA_REQUIREMENTS", [])))
 
 # ---------------------------------------------------------------------------
 # Everything below runs inside the venv.
@@ -265,7 +271,11 @@ class Frame:
     iop: np.ndarray
     pixel_spacing: np.ndarray  # (row spacing, column spacing) as in the file
     slice_thickness: float | None
+    slope: float  # value step of one stored unit (1 for a Modality LUT)
     values: np.ndarray  # (rows, cols) float32
+
+    def label(self) -> str:
+        return self.path if self.frame_number is None else f"{self.path} frame {self.frame_number}"
 
 
 @dataclass
@@ -331,7 +341,11 @@ def _functional_item(ds: pydicom.Dataset, index: int, sequence: str):
 def _stored_pixels(ds: pydicom.Dataset, n_frames: int) -> np.ndarray:
     if int(ds.get("SamplesPerPixel", 1)) != 1:
         raise ReferenceError_(f"SamplesPerPixel={ds.SamplesPerPixel} (only grayscale is supported)")
-    arr = ds.pixel_array
+    try:
+        arr = ds.pixel_array
+    except Exception as exc:
+        raise ReferenceError_(f"cannot decode pixel data: {type(exc).__name__}: {exc}") from exc
+    arr = normalise_stored_bits(arr, ds)
     if arr.ndim == 2:
         arr = arr[np.newaxis]
     if arr.shape[0] != n_frames:
@@ -339,10 +353,33 @@ def _stored_pixels(ds: pydicom.Dataset, n_frames: int) -> np.ndarray:
     return arr
 
 
+def normalise_stored_bits(arr: np.ndarray, ds: pydicom.Dataset) -> np.ndarray:
+    """Keep only the BitsStored low bits: mask them (unsigned) or sign-extend
+    bit BitsStored-1 (signed). A no-op for data pydicom has already corrected,
+    but pydicom 3.0.2 skips this for a JPEG-LS codestream whose precision P is
+    larger than BitsStored (DCMTK's dcmcjpls writes P=16 for signed 12-bit)."""
+    bits_stored = int(ds.get("BitsStored", 0) or 0)
+    width = 8 * arr.dtype.itemsize
+    if arr.dtype.kind not in "iu" or not 0 < bits_stored < width:
+        return arr
+    if int(ds.get("PixelRepresentation", 0)) == 1:
+        if arr.dtype.kind == "u":
+            arr = arr.view(arr.dtype.str.replace("u", "i"))
+        shift = width - bits_stored
+        return np.right_shift(np.left_shift(arr, shift), shift)
+    return np.bitwise_and(arr, arr.dtype.type((1 << bits_stored) - 1))
+
+
 def _to_float32(stored: np.ndarray, ds: pydicom.Dataset, slope: float, intercept: float) -> np.ndarray:
     if "ModalityLUTSequence" in ds:
         return np.asarray(apply_modality_lut(stored, ds)).astype(np.float32)
     return stored.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+
+
+def _value_step(ds: pydicom.Dataset, slope: float | None) -> float:
+    if "ModalityLUTSequence" in ds:
+        return 1.0
+    return 1.0 if slope is None else abs(slope)
 
 
 def _optional_float(item, keyword: str) -> float | None:
@@ -359,22 +396,23 @@ def frames_of(path: str, ds: pydicom.Dataset) -> list[Frame]:
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     if per_frame is None:
         if int(ds.get("NumberOfFrames", 1) or 1) != 1:
-            raise ReferenceError_(f"{path}: multi-frame file without functional groups is not supported")
+            raise ReferenceError_("multi-frame file without functional groups is not supported")
         stored = _stored_pixels(ds, 1)[0]
         slope = _optional_float(ds, "RescaleSlope")
         intercept = _optional_float(ds, "RescaleIntercept")
         return [Frame(
             path=path, sop_uid=sop_uid, frame_number=None,
-            ipp=_floats(ds.get("ImagePositionPatient"), 3, f"{path}: ImagePositionPatient"),
-            iop=_floats(ds.get("ImageOrientationPatient"), 6, f"{path}: ImageOrientationPatient"),
-            pixel_spacing=_floats(ds.get("PixelSpacing"), 2, f"{path}: PixelSpacing"),
+            ipp=_floats(ds.get("ImagePositionPatient"), 3, "ImagePositionPatient"),
+            iop=_floats(ds.get("ImageOrientationPatient"), 6, "ImageOrientationPatient"),
+            pixel_spacing=_floats(ds.get("PixelSpacing"), 2, "PixelSpacing"),
             slice_thickness=_optional_float(ds, "SliceThickness"),
+            slope=_value_step(ds, slope),
             values=_to_float32(stored, ds, 1.0 if slope is None else slope, 0.0 if intercept is None else intercept),
         )]
 
     n_frames = len(per_frame)
     if int(ds.get("NumberOfFrames", n_frames) or n_frames) != n_frames:
-        raise ReferenceError_(f"{path}: NumberOfFrames={ds.NumberOfFrames} but {n_frames} per-frame items")
+        raise ReferenceError_(f"NumberOfFrames={ds.NumberOfFrames} but {n_frames} per-frame items")
     stored_all = _stored_pixels(ds, n_frames)
     frames = []
     for i in range(n_frames):
@@ -382,7 +420,7 @@ def frames_of(path: str, ds: pydicom.Dataset) -> list[Frame]:
         orientation = _functional_item(ds, i, "PlaneOrientationSequence")
         measures = _functional_item(ds, i, "PixelMeasuresSequence")
         transform = _functional_item(ds, i, "PixelValueTransformationSequence")
-        where = f"{path} frame {i + 1}"
+        where = f"frame {i + 1}"
         ipp = position.get("ImagePositionPatient") if position is not None else None
         iop = orientation.get("ImageOrientationPatient") if orientation is not None else None
         spacing = measures.get("PixelSpacing") if measures is not None else None
@@ -401,6 +439,7 @@ def frames_of(path: str, ds: pydicom.Dataset) -> list[Frame]:
             pixel_spacing=_floats(spacing if spacing is not None else ds.get("PixelSpacing"), 2,
                                   f"{where}: PixelSpacing"),
             slice_thickness=thickness if thickness is not None else _optional_float(ds, "SliceThickness"),
+            slope=_value_step(ds, slope),
             values=_to_float32(stored_all[i], ds, 1.0 if slope is None else slope,
                                0.0 if intercept is None else intercept),
         ))
@@ -418,7 +457,10 @@ def unit_normal(iop: np.ndarray) -> np.ndarray:
 def build_series(uid: str, files: list[tuple[str, pydicom.Dataset]]) -> SeriesVolume:
     frames: list[Frame] = []
     for path, ds in files:
-        frames.extend(frames_of(path, ds))
+        try:
+            frames.extend(frames_of(path, ds))
+        except ReferenceError_ as exc:
+            raise ReferenceError_(f"{path}: {exc}") from exc
     if not frames:
         raise ReferenceError_("no frames")
     first = frames[0]
@@ -439,8 +481,7 @@ def build_series(uid: str, files: list[tuple[str, pydicom.Dataset]]) -> SeriesVo
     gaps = np.diff(positions)
     if gaps.size and gaps.min() < DUPLICATE_POSITION_TOLERANCE:
         z = int(np.argmin(gaps))
-        raise ReferenceError_(f"frames {frames[z].path}#{frames[z].frame_number} and "
-                              f"{frames[z + 1].path}#{frames[z + 1].frame_number} share position "
+        raise ReferenceError_(f"frames {frames[z].label()} and {frames[z + 1].label()} share position "
                               f"{positions[z]:.4f} along the normal (4-D or duplicate data?)")
 
     n = len(frames)
@@ -678,6 +719,14 @@ def process_case(case_dir: Path) -> tuple[dict, int]:
             out["errors"][uid] = f"{type(exc).__name__}: {exc}"
     for path, ds in scan.segs:
         uid = str(ds.get("SOPInstanceUID", path))
+        failed = [str(item.get("SeriesInstanceUID", "")) for item in ds.get("ReferencedSeriesSequence", [])
+                  if str(item.get("SeriesInstanceUID", "")) in out["errors"]]
+        if failed:
+            out["errors"][uid] = f"{path}: referenced series {failed[0]} could not be built"
+            continue
+        if uid in out["segmentations"]:
+            out["errors"][uid] = f"{path}: SOPInstanceUID already seen in another file of this case"
+            continue
         try:
             seg = build_seg(ds, volumes)
             out["segmentations"][uid] = seg_record(seg, volumes[seg.referenced_series])

@@ -101,6 +101,10 @@ TSRItem tsr_writer_dataset(TSRWriter *writer);
 int32_t tsr_item_put_string(TSRItem item, uint16_t group, uint16_t element, const char *value, TSRStatus *status);
 /* Puts one unsigned 16-bit value (US). */
 int32_t tsr_item_put_uint16(TSRItem item, uint16_t group, uint16_t element, uint16_t value, TSRStatus *status);
+/* Puts unsigned 16-bit values with VR US (for attributes whose dictionary VR is US-or-SS/OW, such as
+ * (0028,3002) LUT Descriptor and (0028,3006) LUT Data). */
+int32_t tsr_item_put_uint16s(TSRItem item, uint16_t group, uint16_t element, const uint16_t *values, size_t count,
+                             TSRStatus *status);
 /* Appends a new empty item to a sequence (created when absent) and returns it (borrowed), or NULL. */
 TSRItem tsr_item_append_item(TSRItem item, uint16_t group, uint16_t element, TSRStatus *status);
 /* Puts (7FE0,0010) Pixel Data: OW when bitsAllocated is 16, OB otherwise. bytes are host-order words for 16. */

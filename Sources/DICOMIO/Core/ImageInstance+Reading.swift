@@ -195,11 +195,12 @@ extension ImageInstance {
                 throw DICOMError(.missingAttribute,
                                  "frame \(index + 1) has no (0028,9110) Pixel Measures Sequence / (0028,0030)")
             }
+            try checkUnitCosines(iop, frame: index)
             let transform = lookup(.pixelValueTransformationSequence)
             var frame = FrameInfo(
                 position: Vector3(ipp[0], ipp[1], ipp[2]),
-                rowCosine: Vector3(iop[0], iop[1], iop[2]),
-                columnCosine: Vector3(iop[3], iop[4], iop[5]),
+                rowCosine: Vector3(iop[0], iop[1], iop[2]).normalized,
+                columnCosine: Vector3(iop[3], iop[4], iop[5]).normalized,
                 pixelSpacing: (ps[0], ps[1]),
                 rescaleSlope: try transform?.number(.rescaleSlope) ?? topSlope,
                 rescaleIntercept: try transform?.number(.rescaleIntercept) ?? topIntercept,
@@ -234,14 +235,26 @@ extension ImageInstance {
         guard let ps = try ds.numbers(.pixelSpacing), ps.count == 2 else {
             throw DICOMError(.missingAttribute, "(0028,0030) Pixel Spacing is missing or does not have 2 values")
         }
+        try checkUnitCosines(iop, frame: 0)
         let frame = FrameInfo(
             position: Vector3(ipp[0], ipp[1], ipp[2]),
-            rowCosine: Vector3(iop[0], iop[1], iop[2]),
-            columnCosine: Vector3(iop[3], iop[4], iop[5]),
+            rowCosine: Vector3(iop[0], iop[1], iop[2]).normalized,
+            columnCosine: Vector3(iop[3], iop[4], iop[5]).normalized,
             pixelSpacing: (ps[0], ps[1]),
             rescaleSlope: slope, rescaleIntercept: intercept, sliceThickness: thickness)
         try validate(frame, index: 0)
         return frame
+    }
+
+    /// (0020,0037) holds two unit vectors; they are normalised after this check because they are stored as decimal
+    /// strings of limited precision.
+    static func checkUnitCosines(_ iop: [Double], frame index: Int) throws(DICOMError) {
+        let r = Vector3(iop[0], iop[1], iop[2]), c = Vector3(iop[3], iop[4], iop[5])
+        guard abs(r.length - 1) < 1e-3, abs(c.length - 1) < 1e-3 else {
+            throw DICOMError(.invalidAttribute,
+                             "frame \(index + 1): (0020,0037) Image Orientation (Patient) is not two orthonormal "
+                                 + "direction cosines (lengths \(r.length), \(c.length))")
+        }
     }
 
     static func validate(_ f: FrameInfo, index: Int) throws(DICOMError) {

@@ -26,8 +26,8 @@ public struct FrameInfo: Sendable, Equatable {
             && a.referencedSOPInstanceUIDs == b.referencedSOPInstanceUIDs
     }
 
-    /// Slice normal: row cosine × column cosine.
-    public var normal: Vector3 { rowCosine.cross(columnCosine) }
+    /// Slice normal: row cosine × column cosine, normalised (cosines are stored as decimal strings).
+    public var normal: Vector3 { rowCosine.cross(columnCosine).normalized }
 }
 
 /// A Modality LUT (0028,3000): stored value → output value by table look-up (PS3.3 C.11.1).

@@ -48,7 +48,7 @@ public struct SliceStack: Sendable {
     public var sliceDirection: Vector3
     public var problems: [SeriesProblem]
 
-    public var normal: Vector3 { rowCosine.cross(columnCosine) }
+    public var normal: Vector3 { rowCosine.cross(columnCosine).normalized }
     public var isUsable: Bool { !problems.contains { $0.isBlocking } }
 }
 

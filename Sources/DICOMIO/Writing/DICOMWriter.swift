@@ -45,6 +45,14 @@ public struct WritableDICOMItem {
         }
     }
 
+    /// Puts unsigned shorts with VR US (e.g. (0028,3002) LUT Descriptor, (0028,3006) LUT Data).
+    public func set(_ tag: DICOMTag, uint16s values: [UInt16]) throws(DICOMError) {
+        var status = TSRStatus()
+        if tsr_item_put_uint16s(pointer, tag.group, tag.element, values, values.count, &status) != 0 {
+            throw DICOMError(.write, statusMessage(&status))
+        }
+    }
+
     /// Appends an item to a sequence (created when absent).
     public func appendItem(_ tag: DICOMTag) throws(DICOMError) -> WritableDICOMItem {
         var status = TSRStatus()

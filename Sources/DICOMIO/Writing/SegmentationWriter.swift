@@ -27,7 +27,7 @@ public struct SegmentationWriter: Sendable {
     public var seriesDescription = "Segmentation"
     public var seriesNumber = 100
     public var contentLabel = "SEGMENTATION"
-    public var contentCreator = "Tessera"
+    public var contentCreator = "Tessera^Pipeline"
     public var manufacturer = "Tessera"
     public var modelName = "tessera"
     public var softwareVersions = "0.1"

@@ -124,3 +124,80 @@ public enum NIfTI {
         }
     }
 }
+
+// MARK: - Reading
+
+extension NIfTI {
+    /// A NIfTI-1 file as read: its header fields of interest and the raw voxel bytes.
+    public struct File: Sendable {
+        /// [x, y, z] voxel counts.
+        public var dimensions: SIMD3<Int>
+        /// NIfTI datatype code: 2 uint8, 4 int16, 16 float32.
+        public var datatype: Int
+        /// pixdim[1...3], mm.
+        public var spacing: Vector3
+        public var qformCode: Int
+        public var sformCode: Int
+        /// qfac (pixdim[0]) and quatern_b/c/d, qoffset_x/y/z.
+        public var qfac: Double
+        public var quaternion: (b: Double, c: Double, d: Double)
+        public var qoffset: Vector3
+        /// srow_x, srow_y, srow_z: the voxel → RAS mm affine's first three rows.
+        public var sform: [[Double]]
+        public var description: String
+        public var data: [UInt8]
+
+        /// Voxels as float32 (datatype 16).
+        public func floats() throws(NIfTI.Error) -> [Float] {
+            guard datatype == 16 else { throw NIfTI.Error(message: "datatype \(datatype) is not float32", path: "") }
+            return data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        }
+    }
+
+    /// Reads a `.nii` or `.nii.gz` file (little-endian NIfTI-1 single file).
+    public static func read(_ path: String) throws(NIfTI.Error) -> File {
+        var bytes = [UInt8]()
+        if path.hasSuffix(".gz") {
+            guard let gz = gzopen(path, "rb") else { throw NIfTI.Error(message: "cannot open the file", path: path) }
+            var chunk = [UInt8](repeating: 0, count: 1 << 20)
+            while true {
+                let n = gzread(gz, &chunk, UInt32(chunk.count))
+                if n < 0 { gzclose(gz); throw NIfTI.Error(message: "corrupt gzip data", path: path) }
+                if n == 0 { break }
+                bytes.append(contentsOf: chunk[0..<Int(n)])
+            }
+            gzclose(gz)
+        } else {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw NIfTI.Error(message: "cannot read the file", path: path)
+            }
+            bytes = [UInt8](data)
+        }
+        guard bytes.count >= 352 else { throw NIfTI.Error(message: "shorter than a NIfTI-1 header", path: path) }
+        func get<T>(_ offset: Int, _: T.Type) -> T {
+            bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: T.self) }
+        }
+        guard get(0, Int32.self) == 348, bytes[344] == 0x6E, bytes[345] == 0x2B, bytes[346] == 0x31 else {
+            throw NIfTI.Error(message: "not a little-endian NIfTI-1 single file (sizeof_hdr/magic)", path: path)
+        }
+        let dims = SIMD3(Int(get(42, Int16.self)), Int(get(44, Int16.self)), Int(get(46, Int16.self)))
+        let datatype = Int(get(70, Int16.self)), bitpix = Int(get(72, Int16.self))
+        let offset = Int(get(108, Float.self))
+        let count = dims.x * dims.y * dims.z * bitpix / 8
+        guard offset >= 348, bytes.count >= offset + count else {
+            throw NIfTI.Error(message: "voxel data is truncated", path: path)
+        }
+        var sform: [[Double]] = []
+        for row in 0..<3 { sform.append((0..<4).map { Double(get(280 + 16 * row + 4 * $0, Float.self)) }) }
+        let text = bytes[148..<228].prefix { $0 != 0 }
+        return File(
+            dimensions: dims, datatype: datatype,
+            spacing: Vector3(Double(get(80, Float.self)), Double(get(84, Float.self)), Double(get(88, Float.self))),
+            qformCode: Int(get(252, Int16.self)), sformCode: Int(get(254, Int16.self)),
+            qfac: Double(get(76, Float.self)),
+            quaternion: (Double(get(256, Float.self)), Double(get(260, Float.self)), Double(get(264, Float.self))),
+            qoffset: Vector3(Double(get(268, Float.self)), Double(get(272, Float.self)), Double(get(276, Float.self))),
+            sform: sform, description: String(decoding: text, as: UTF8.self),
+            data: Array(bytes[offset..<(offset + count)]))
+    }
+}

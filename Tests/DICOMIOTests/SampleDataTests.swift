@@ -1,0 +1,52 @@
+import DICOMIO
+import Foundation
+import SampleData
+import Testing
+import Volumes
+
+@Suite("Sample data")
+struct SampleDataTests {
+    let sampleRoot = repositoryRoot + "/sample-data"
+
+    @Test("Regenerating with the default seed reproduces the committed sample-data/ byte for byte")
+    func reproducible() throws {
+        let dir = try temporaryFolder(); defer { removeTemporary(dir) }
+        let outputs = try SampleDataGenerator().generate(into: dir)
+        #expect(outputs.count == 15)
+        let fm = FileManager.default
+        let committed = try DirectoryScanner().listFiles(sampleRoot).map { String($0.dropFirst(sampleRoot.count)) }
+        let fresh = try DirectoryScanner().listFiles(dir).map { String($0.dropFirst(dir.count)) }
+        #expect(committed == fresh)
+        var differing: [String] = []
+        for name in fresh where fm.contents(atPath: dir + name) != fm.contents(atPath: sampleRoot + name) {
+            differing.append(name)
+        }
+        #expect(differing.isEmpty, "differ: \(differing.prefix(5))")
+    }
+
+    @Test("Every site: series without problems, one SEG per series, labels on the organs",
+          arguments: ["community-hospital", "research-center", "treatment-center"])
+    func sites(site: String) throws {
+        let report = try FolderInspection(folder: sampleRoot + "/" + site)
+        #expect(report.skipped.isEmpty)
+        #expect(report.series.count >= 4)
+        for s in report.series {
+            #expect(s.problems.isEmpty, "\(s.seriesInstanceUID): \(s.problems.map(\.message))")
+            #expect(s.segmentations.count == 1)
+        }
+        #expect(report.segmentations.allSatisfy { $0.problems.isEmpty && $0.segments.map(\.label) == ["Liver", "Spleen"] })
+        // First patient: the liver label covers liver-like HU (portal venous ~105 HU ± site calibration and noise).
+        let all = SeriesAssembler().assemble(try DirectoryScanner().scan(sampleRoot + "/" + site).instances)
+        let seg = try #require(report.series.first?.segmentations.first)
+        let image = try Volume<Float>(series: all[0])
+        let labels = try Volume<UInt8>.labels(segmentation: seg, series: all[0]).volume
+        for (label, low, high) in [(UInt8(1), 80.0, 130.0), (UInt8(2), 90.0, 140.0)] {
+            let values = zip(image.voxels, labels.voxels).filter { $0.1 == label }.map { Double($0.0) }
+            #expect(values.count > 500)
+            let mean = values.reduce(0, +) / Double(values.count)
+            #expect(mean > low && mean < high, "label \(label) mean HU \(mean)")
+        }
+        let outside = zip(image.voxels, labels.voxels).filter { $0.1 == 0 }.map { Double($0.0) }
+        #expect(outside.reduce(0, +) / Double(outside.count) < -200)
+    }
+}
