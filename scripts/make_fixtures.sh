@@ -22,9 +22,10 @@ transcode explicit-le deflated dcmconv +td
 transcode explicit-le rle dcmcrle
 transcode explicit-le jpeg-lossless dcmcjpeg +e1
 transcode explicit-le jpegls-lossless dcmcjpls +el
-transcode bits12-unsigned jpegls-near-lossless dcmcjpls +en
-transcode bits12-unsigned jpeg-extended dcmcjpeg +ee
-transcode mr-8bit jpeg-baseline dcmcjpeg +eb
+transcode bits12-signed-dirty jpegls-bits12-signed-dirty dcmcjpls +el
+transcode bits12-unsigned jpegls-near-lossless dcmcjpls +en +un
+transcode bits12-unsigned jpeg-extended dcmcjpeg +ee +un
+transcode mr-8bit jpeg-baseline dcmcjpeg +eb +un
 transcode multiframe-enhanced-ct multiframe-jpegls dcmcjpls +el
 [ -f scripts/reference/make_jpeg2000_fixture.py ] && python3 scripts/reference/make_jpeg2000_fixture.py "$out/explicit-le" "$out/jpeg2000-lossless"
 echo "fixtures in $out: $(ls "$out" | wc -l) cases, $(du -sh "$out" | cut -f1)"

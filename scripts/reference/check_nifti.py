@@ -62,6 +62,7 @@ from pathlib import Path
 # script there) with its own pinned packages plus these.
 EXTRA_REQUIREMENTS = ["nibabel==5.4.2"]
 
+sys.dont_write_bytecode = True  # no __pycache__ in the repo
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dicom_golden as dg  # noqa: E402
 

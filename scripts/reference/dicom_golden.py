@@ -80,9 +80,10 @@ Conventions (the Swift code must do exactly the same)
                           z axis = n, slice spacing = dot(d, n) / (N - 1).
                   tilted  (angle(d, n) >  0.5 deg, e.g. gantry tilt):
                           z axis = d / |d|, slice spacing = |d| / (N - 1), so that
-                          voxel (0, 0, N-1) maps onto IPP_last. (Using dot(d, n)
-                          here would shrink the stack by cos(tilt).) The grid is
-                          then not orthonormal.
+                          voxel (0, 0, N-1) maps onto IPP_last. (Deliberately
+                          not dot(d, n) / (N - 1) here: with the tilted z axis
+                          that would shrink the stack by cos(tilt).) The grid
+                          is then not orthonormal.
                 Voxel (i, j, k) -> LPS mm: origin + i*sx*x_axis + j*sy*y_axis
                 + k*sz*z_axis. Uneven slice gaps are kept (average spacing) and
                 reported under "warnings" when a gap deviates > 1% from it.
@@ -127,7 +128,9 @@ Output JSON (keys sorted, 2-space indent)
                       "skipped": [{path, reason}],
                       "errors": {uid: reason}}}}
 
-check_nifti.py (same folder) imports this file for the same conventions.
+check_nifti.py (same folder) imports this file for the same conventions;
+importing it runs the venv bootstrap too (adding the importer's
+EXTRA_REQUIREMENTS).
 """
 
 from __future__ import annotations
@@ -686,6 +689,8 @@ def package_versions() -> dict[str, str]:
              "pylibjpeg-rle", "pyjpegls", "nibabel"]
     versions = {}
     for name in names:
+        if name == "nibabel" and "nibabel" not in sys.modules:
+            continue  # only check_nifti.py uses it
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

@@ -43,11 +43,12 @@ extension Volume where Voxel == Float {
         }
         let slotMap = slotsByInstance
         let work = slotMap.keys.sorted()
-        var voxels = [Float](repeating: 0, count: geometry.voxelCount)
         let failure = Mutex<DICOMError?>(nil)
         let next = Atomic<Int>(0)
         let instances = series.instances
-        voxels.withUnsafeMutableBufferPointer { all in
+        // Every slot is written by exactly one frame, so the buffer need not be zero-filled first (that alone cost
+        // a third of the load time of a 512×512×256 series: one more pass over 256 MiB).
+        let voxels = [Float](unsafeUninitializedCapacity: geometry.voxelCount) { all, initialized in
             let buffer = SendableBuffer(base: all.baseAddress!)
             DispatchQueue.concurrentPerform(iterations: max(1, min(threads, work.count))) { _ in
                 var scratch: [Float] = []
@@ -57,7 +58,7 @@ extension Volume where Voxel == Float {
                     let instance = instances[work[w]]
                     let slots = slotMap[work[w]] ?? []
                     do throws(DICOMError) {
-                        let file = try DICOMFile(path: instance.path, maxReadLength: 0)
+                        let file = try DICOMFile(path: instance.path)
                         if instance.numberOfFrames == 1, let only = slots.first {
                             let out = UnsafeMutableBufferPointer(start: buffer.base + only.slot * plane, count: plane)
                             try instance.decodeFrames(from: file, into: out)
@@ -77,6 +78,7 @@ extension Volume where Voxel == Float {
                     }
                 }
             }
+            initialized = geometry.voxelCount
         }
         if let error = failure.withLock({ $0 }) { throw error }
         self.init(geometry: geometry, voxels: voxels)
