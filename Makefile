@@ -12,7 +12,7 @@ OPENBLAS_CORETYPE := $(shell f=$$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null); 
   elif [[ "$$f" == *avx2* && "$$f" == *fma* ]]; then echo Haswell; fi)
 export OPENBLAS_CORETYPE
 
-.PHONY: deps build release test demo sample-data bench clean
+.PHONY: deps build release test demo check-nifti sample-data bench clean
 
 deps:
 	@missing=""; for p in $(APT_BUILD) $(APT_TOOLS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -32,17 +32,18 @@ test: deps
 	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
 	$(SWIFT) test --skip-build $(SWIFT_FLAGS)
 
-# What works end to end today: read the sample sites, report them, and convert a series and its SEG to NIfTI.
+# What works end to end today: read the sample sites, report them, and convert a study and its SEG to NIfTI.
 demo: release
-	@bin=$$($(SWIFT) build -c release --show-bin-path)/tessera; \
-	echo "== tessera inspect sample-data/community-hospital"; \
-	$$bin inspect sample-data/community-hospital && \
-	mkdir -p out/demo && \
+	TESSERA=$$($(SWIFT) build -c release --show-bin-path)/tessera bash scripts/demo.sh
+
+# The NIfTI exports checked by nibabel against pydicom (needs PyPI; its output is committed as evidence).
+check-nifti: release
+	TESSERA=$$($(SWIFT) build -c release --show-bin-path)/tessera bash scripts/demo.sh
 	for site in community-hospital research-center treatment-center; do \
-	  echo "== $$site: convert the first study and its SEG to NIfTI"; \
-	  $$bin convert-study sample-data/$$site --output out/demo/$$site || exit 1; \
-	done; \
-	echo "NIfTI files are in out/demo/"
+	  seg=$$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["series"][0]["segmentations"][0])' out/demo/$$site-inspect.json); \
+	  python3 scripts/reference/check_nifti.py --dicom "$$(dirname "$$seg")/.." --image out/demo/$$site-ct.nii.gz \
+	    --labels out/demo/$$site-labels.nii.gz --seg "$$seg" --json scripts/reference/results/check_nifti_$$site.json || exit 1; \
+	done
 
 sample-data: release
 	$$($(SWIFT) build -c release --show-bin-path)/tessera sample-data --output sample-data

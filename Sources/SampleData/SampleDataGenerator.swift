@@ -57,7 +57,6 @@ public struct SampleDataGenerator: Sendable {
         // Geometry: HFS rows run patient right→left (+x), FFS rows run left→right (−x); columns anterior→posterior.
         let feetFirst = site.patientPosition == "FFS"
         let rowCosine = feetFirst ? Vector3(-1, 0, 0) : Vector3(1, 0, 0)
-        let columnCosine = Vector3(0, 1, 0)
         let n = site.matrix
         let half = Double(n - 1) / 2 * site.pixelSpacing
         let originX = feetFirst ? half : -half
