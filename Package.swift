@@ -50,7 +50,10 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "DICOMIOTests", dependencies: ["DICOMIO", "Volumes", "SampleData"], swiftSettings: strict),
+        .testTarget(
+            name: "DICOMIOTests", dependencies: ["DICOMIO", "Volumes", "SampleData"],
+            exclude: ["Golden"],  // read from the source tree by path
+            swiftSettings: strict),
         .testTarget(name: "VolumesTests", dependencies: ["Volumes"], swiftSettings: strict),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: strict),
     ],
