@@ -50,3 +50,38 @@ struct SampleDataTests {
         #expect(outside.reduce(0, +) / Double(outside.count) < -200)
     }
 }
+
+@Suite("Sample data validates with dciodvfy (dicom3tools)")
+struct SampleDataValidationTests {
+    /// dciodvfy checks every IOD module and attribute against PS3.3; `make test` installs it (Debian dicom3tools).
+    static let dciodvfy = ["/usr/bin/dciodvfy", "/usr/local/bin/dciodvfy"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    @Test("Every SEG and the first and last CT slices of every study: no errors, no warnings",
+          .enabled(if: dciodvfy != nil, "dicom3tools is not installed (make test installs it)"))
+    func validate() throws {
+        let tool = try #require(Self.dciodvfy)
+        let root = repositoryRoot + "/sample-data"
+        var files: [String] = []
+        for site in ["community-hospital", "research-center", "treatment-center"] {
+            let report = try FolderInspection(folder: root + "/" + site)
+            files += report.segmentations.map(\.path)
+            for s in SeriesAssembler().assemble(try DirectoryScanner().scan(root + "/" + site).instances) {
+                files += [s.instances.first!.path, s.instances.last!.path]
+            }
+        }
+        #expect(files.count == 15 * 3)
+        for file in files {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: tool)
+            process.arguments = [file]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            try process.run()
+            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            let findings = output.split(separator: "\n").filter { $0.hasPrefix("Error") || $0.hasPrefix("Warning") }
+            #expect(findings.isEmpty, "\(file): \(findings.prefix(3))")
+        }
+    }
+}
