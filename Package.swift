@@ -16,6 +16,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         .target(
@@ -34,10 +37,20 @@ let package = Package(
         .target(name: "Volumes", dependencies: ["DICOMIO", "CZlib"], swiftSettings: strict),
         .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: strict),
         .target(name: "SampleData", dependencies: ["DICOMIO", "Volumes"], swiftSettings: strict),
+        .target(
+            name: "FederatedAnalytics",
+            dependencies: [
+                "DICOMIO", "Volumes",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "tessera",
             dependencies: [
-                "DICOMIO", "Volumes", "Tensors", "SampleData",
+                "DICOMIO", "Volumes", "Tensors", "SampleData", "FederatedAnalytics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -56,6 +69,10 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "VolumesTests", dependencies: ["Volumes"], swiftSettings: strict),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: strict),
+        .testTarget(
+            name: "FederatedAnalyticsTests", dependencies: ["FederatedAnalytics", "DICOMIO", "Volumes"],
+            exclude: ["Golden"],
+            swiftSettings: strict),
     ],
     cxxLanguageStandard: .cxx17
 )

@@ -1,0 +1,31 @@
+/// The one error type of `FederatedAnalytics`: what failed and how to fix it.
+public struct AnalyticsError: Error, Sendable, CustomStringConvertible, Equatable {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: String
+        init(_ rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+
+        public static let invalidQuery = Code("invalid-query")
+        public static let invalidPolicy = Code("invalid-policy")
+        public static let budgetExceeded = Code("budget-exceeded")
+        public static let policyViolation = Code("policy-violation")
+        public static let data = Code("data")
+        public static let ledger = Code("ledger")
+        public static let secureAggregation = Code("secure-aggregation")
+        public static let io = Code("io")
+    }
+
+    public var code: Code
+    public var message: String
+    public var cause: String?
+
+    public init(_ code: Code, _ message: String, cause: String? = nil) {
+        self.code = code
+        self.message = message
+        self.cause = cause
+    }
+
+    public var description: String {
+        "[\(code)] \(message)" + (cause.map { " (cause: \($0))" } ?? "")
+    }
+}

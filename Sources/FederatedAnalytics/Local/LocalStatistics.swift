@@ -1,0 +1,159 @@
+import DICOMIO
+import Foundation
+import Volumes
+
+/// The additive statistics of one feature at one site: what is noised, masked, summed across sites and then
+/// turned into means, variances and quantiles. All counts are in records (or patient weights for unit voxel).
+public struct FeaturePrimitives: Sendable, Codable, Equatable {
+    public var feature: String
+    /// [records with a value, records without] (one record is in exactly one cell).
+    public var counts: [Double]
+    /// Σ clip(x) over records with a value.
+    public var sum: Double?
+    /// Σ (clip(x) − centre)², the second pass (centre = the global mean of the first pass).
+    public var squaredDeviations: Double?
+    /// Counts per global bin over the clipping bounds (values outside fall in the edge bins).
+    public var histogram: [Double]?
+    /// Counts per category: the query's categories in order, then "other" (when a list is given).
+    public var frequencies: [Double]?
+    public var categoryNames: [String]?
+}
+
+/// Measures taken from one record's image, computed once per record and query.
+struct ImageMeasures {
+    var values: [Feature: Double] = [:]
+    var histograms: [Feature: [Double]] = [:]
+}
+
+/// Computes a site's exact (un-noised) primitives for a query. This never leaves the site.
+public struct LocalStatistics: Sendable {
+    public var query: StatisticsQuery
+    public var cohort: SiteCohort
+
+    public init(query: StatisticsQuery, cohort: SiteCohort) {
+        self.query = query
+        self.cohort = cohort
+    }
+
+    /// First pass: counts, sums, histograms, frequencies for every feature. With `centres`, the second pass:
+    /// squared deviations from the given global means (features that ask for variance or stddev).
+    public func primitives(centres: [String: Double]? = nil) throws(AnalyticsError) -> [FeaturePrimitives] {
+        var imageCache: [Int: ImageMeasures] = [:]
+        var out: [FeaturePrimitives] = []
+        for fq in query.features {
+            let feature = try Feature(parsing: fq.feature)
+            let unit = fq.unit ?? query.unit
+            let records = cohort.records(unit: unit, maxPerPatient: query.maxRecordsPerPatient)
+            var p = FeaturePrimitives(feature: fq.feature, counts: [0, 0])
+            if feature.isCategorical, case .tag(let tag) = feature {
+                var counts: [String: Double] = [:]
+                for r in records {
+                    if let c = r.category(tag) { counts[c, default: 0] += 1; p.counts[0] += 1 } else { p.counts[1] += 1 }
+                }
+                if let listed = fq.categories {
+                    p.categoryNames = listed + ["other"]
+                    p.frequencies = listed.map { counts[$0] ?? 0 } + [counts.filter { !listed.contains($0.key) }.values.reduce(0, +)]
+                } else {
+                    let names = counts.keys.sorted()
+                    p.categoryNames = names
+                    p.frequencies = names.map { counts[$0] ?? 0 }
+                }
+                out.append(p)
+                continue
+            }
+            let bounds = fq.bounds ?? [0, 1]
+            let (lo, hi) = (bounds[0], bounds[1])
+            let bins = fq.bins ?? 0
+            if unit == .voxel {
+                var histogram = [Double](repeating: 0, count: max(bins, 1))
+                for r in records {
+                    let m = try measures(r, cache: &imageCache, bounds: (lo, hi), bins: bins)
+                    if let h = m.histograms[feature] {
+                        for i in histogram.indices { histogram[i] += h[i] }
+                        p.counts[0] += 1
+                    } else {
+                        p.counts[1] += 1
+                    }
+                }
+                p.histogram = histogram
+                out.append(p)
+                continue
+            }
+            var values: [Double] = []
+            for r in records {
+                let v: Double?
+                if case .tag(let tag) = feature {
+                    v = r.number(tag)
+                } else {
+                    v = try measures(r, cache: &imageCache, bounds: (lo, hi), bins: bins).values[feature]
+                }
+                if let v, v.isFinite { values.append(min(max(v, lo), hi)) } else { p.counts[1] += 1 }
+            }
+            p.counts[0] = Double(values.count)
+            let stats = Set(fq.statistics)
+            if !stats.isDisjoint(with: [.sum, .mean, .variance, .stddev]) { p.sum = values.reduce(0, +) }
+            if let centre = centres?[fq.feature], !stats.isDisjoint(with: [.variance, .stddev]) {
+                p.squaredDeviations = values.reduce(0) { $0 + ($1 - centre) * ($1 - centre) }
+            }
+            if !stats.isDisjoint(with: [.histogram, .quantiles, .minimum, .maximum]) {
+                var histogram = [Double](repeating: 0, count: bins)
+                for v in values { histogram[binIndex(v, lo, hi, bins)] += 1 }
+                p.histogram = histogram
+            }
+            out.append(p)
+        }
+        return out
+    }
+
+    /// Decodes a record's volume (and SEG) once and measures every image feature of the query on it.
+    func measures(_ r: CohortRecord, cache: inout [Int: ImageMeasures], bounds: (Double, Double),
+                  bins: Int) throws(AnalyticsError) -> ImageMeasures {
+        if let m = cache[r.seriesIndex] { return m }
+        var m = ImageMeasures()
+        let series = cohort.series[r.seriesIndex]
+        let image: Volume<Float>
+        var labels: Volume<UInt8>?
+        do {
+            image = try Volume<Float>(series: series)
+            if let seg = r.segmentationPath {
+                labels = try Volume<UInt8>.labels(segmentation: seg, series: series).volume
+            }
+        } catch {
+            throw AnalyticsError(.data, "cannot read series \(series.seriesInstanceUID) of patient \(r.patientID): \(error.message)")
+        }
+        for fq in query.features {
+            guard let feature = try? Feature(parsing: fq.feature), feature.needsImage else { continue }
+            let b = fq.bounds ?? [bounds.0, bounds.1]
+            let nb = max(fq.bins ?? bins, 1)
+            var mask: (Int) -> Bool
+            switch feature {
+            case .huInsideBody: mask = { image.voxels[$0] > -500 }
+            case .huInsideLabel(let n), .structureVolume(let n):
+                guard let labels else { continue }  // no SEG: missing
+                mask = { labels.voxels[$0] == UInt8(n) }
+            case .tag: continue
+            }
+            var count = 0, sum = 0.0
+            var histogram = [Double](repeating: 0, count: nb)
+            for i in 0..<image.voxels.count where mask(i) {
+                let v = Double(image.voxels[i])
+                count += 1
+                sum += v
+                histogram[binIndex(min(max(v, b[0]), b[1]), b[0], b[1], nb)] += 1
+            }
+            if case .structureVolume = feature {
+                m.values[feature] = Double(count) * image.geometry.voxelVolume / 1000
+            } else if count > 0 {
+                m.values[feature] = sum / Double(count)
+                m.histograms[feature] = histogram.map { $0 / Double(count) }
+            }
+        }
+        cache[r.seriesIndex] = m
+        return m
+    }
+}
+
+/// Bin of a clipped value: bins are [lo + i·w, lo + (i+1)·w), the last one closed.
+@inline(__always) func binIndex(_ v: Double, _ lo: Double, _ hi: Double, _ bins: Int) -> Int {
+    min(bins - 1, max(0, Int(((v - lo) / (hi - lo) * Double(bins)).rounded(.down))))
+}

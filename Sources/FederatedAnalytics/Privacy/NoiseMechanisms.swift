@@ -1,0 +1,84 @@
+import Foundation
+
+/// Random numbers for noise. Production uses the system generator; tests inject a seeded one.
+public protocol NoiseSource: Sendable {
+    /// Uniform in (0, 1), never exactly 0 or 1.
+    mutating func uniform() -> Double
+}
+
+/// The operating system's cryptographically secure generator.
+public struct SystemNoiseSource: NoiseSource {
+    public init() {}
+    public mutating func uniform() -> Double {
+        var g = SystemRandomNumberGenerator()
+        return (Double(g.next() >> 11) + 0.5) * 0x1p-53
+    }
+}
+
+/// SplitMix64, for reproducible tests only.
+public struct SeededNoiseSource: NoiseSource {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func uniform() -> Double {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return (Double((z ^ (z >> 31)) >> 11) + 0.5) * 0x1p-53
+    }
+}
+
+/// Calibrated noise (Dwork & Roth, *The Algorithmic Foundations of Differential Privacy*, 2014).
+public enum Calibration {
+    /// Laplace mechanism (Definition 3.3, Theorem 3.6): noise Lap(b) with b = Δ₁ / ε gives ε-DP for a query of
+    /// L1 sensitivity Δ₁. Variance 2b².
+    public static func laplaceScale(sensitivity: Double, epsilon: Double) -> Double { sensitivity / epsilon }
+
+    /// Gaussian mechanism (Theorem A.1): σ = Δ₂ · √(2 ln(1.25/δ)) / ε gives (ε, δ)-DP for ε in (0, 1) and a query
+    /// of L2 sensitivity Δ₂.
+    public static func gaussianSigma(sensitivity: Double, epsilon: Double, delta: Double) -> Double {
+        sensitivity * (2 * log(1.25 / delta)).squareRoot() / epsilon
+    }
+
+    /// One Laplace sample of scale b, by inverse CDF.
+    public static func laplace<S: NoiseSource>(scale b: Double, using source: inout S) -> Double {
+        let u = source.uniform() - 0.5
+        return -b * (u < 0 ? -1 : 1) * log(1 - 2 * abs(u))
+    }
+
+    /// One N(0, σ²) sample (Box–Muller).
+    public static func gaussian<S: NoiseSource>(sigma: Double, using source: inout S) -> Double {
+        sigma * (-2 * log(source.uniform())).squareRoot() * cos(2 * .pi * source.uniform())
+    }
+}
+
+/// How one released primitive is noised: mechanism, budget and sensitivity.
+public struct NoiseSpec: Sendable, Codable, Equatable {
+    public var mechanism: NoiseMechanism
+    public var epsilon: Double
+    public var delta: Double
+    /// L1 sensitivity for Laplace, L2 for Gaussian, in the primitive's units.
+    public var sensitivity: Double
+
+    /// Standard deviation of the added noise (0 for `.none`).
+    public var standardDeviation: Double {
+        switch mechanism {
+        case .laplace: return Calibration.laplaceScale(sensitivity: sensitivity, epsilon: epsilon) * 2.0.squareRoot()
+        case .gaussian: return Calibration.gaussianSigma(sensitivity: sensitivity, epsilon: epsilon, delta: delta)
+        case .none: return 0
+        }
+    }
+
+    /// Adds independent noise to every value.
+    public func apply<S: NoiseSource>(_ values: [Double], using source: inout S) -> [Double] {
+        switch mechanism {
+        case .none: return values
+        case .laplace:
+            let b = Calibration.laplaceScale(sensitivity: sensitivity, epsilon: epsilon)
+            return values.map { $0 + Calibration.laplace(scale: b, using: &source) }
+        case .gaussian:
+            let s = Calibration.gaussianSigma(sensitivity: sensitivity, epsilon: epsilon, delta: delta)
+            return values.map { $0 + Calibration.gaussian(sigma: s, using: &source) }
+        }
+    }
+}
