@@ -5,10 +5,12 @@ import Volumes
 /// The additive statistics of one feature at one site: what is noised, masked, summed across sites and then
 /// turned into means, variances and quantiles. All counts are in records (or patient weights for unit voxel).
 public struct FeaturePrimitives: Sendable, Codable, Equatable {
+    /// "index/feature": a query may ask for the same feature twice (e.g. per patient and per voxel).
     public var feature: String
     /// [records with a value, records without] (one record is in exactly one cell).
     public var counts: [Double]
-    /// Σ clip(x) over records with a value.
+    /// Σ (clip(x) − m) over records with a value, m = the midpoint of the bounds: centring halves the sensitivity
+    /// of the sum for ranges away from 0 (Δ = (U − L)/2 instead of max(|L|, |U|)).
     public var sum: Double?
     /// Σ (clip(x) − centre)², the second pass (centre = the global mean of the first pass).
     public var squaredDeviations: Double?
@@ -40,11 +42,12 @@ public struct LocalStatistics: Sendable {
     public func primitives(centres: [String: Double]? = nil) throws(AnalyticsError) -> [FeaturePrimitives] {
         var imageCache: [Int: ImageMeasures] = [:]
         var out: [FeaturePrimitives] = []
-        for fq in query.features {
+        for (index, fq) in query.features.enumerated() {
             let feature = try Feature(parsing: fq.feature)
             let unit = fq.unit ?? query.unit
             let records = cohort.records(unit: unit, maxPerPatient: query.maxRecordsPerPatient)
-            var p = FeaturePrimitives(feature: fq.feature, counts: [0, 0])
+            let key = featureKey(index, fq)
+            var p = FeaturePrimitives(feature: key, counts: [0, 0])
             if feature.isCategorical, case .tag(let tag) = feature {
                 var counts: [String: Double] = [:]
                 for r in records {
@@ -91,8 +94,9 @@ public struct LocalStatistics: Sendable {
             }
             p.counts[0] = Double(values.count)
             let stats = Set(fq.statistics)
-            if !stats.isDisjoint(with: [.sum, .mean, .variance, .stddev]) { p.sum = values.reduce(0, +) }
-            if let centre = centres?[fq.feature], !stats.isDisjoint(with: [.variance, .stddev]) {
+            let mid = (lo + hi) / 2
+            if !stats.isDisjoint(with: [.sum, .mean, .variance, .stddev]) { p.sum = values.reduce(0) { $0 + ($1 - mid) } }
+            if let centre = centres?[key], !stats.isDisjoint(with: [.variance, .stddev]) {
                 p.squaredDeviations = values.reduce(0) { $0 + ($1 - centre) * ($1 - centre) }
             }
             if !stats.isDisjoint(with: [.histogram, .quantiles, .minimum, .maximum]) {
@@ -157,3 +161,6 @@ public struct LocalStatistics: Sendable {
 @inline(__always) func binIndex(_ v: Double, _ lo: Double, _ hi: Double, _ bins: Int) -> Int {
     min(bins - 1, max(0, Int(((v - lo) / (hi - lo) * Double(bins)).rounded(.down))))
 }
+
+/// Identifies a feature of a query by position and name.
+func featureKey(_ index: Int, _ fq: FeatureQuery) -> String { "\(index)/\(fq.feature)" }

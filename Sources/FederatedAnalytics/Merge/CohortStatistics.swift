@@ -104,7 +104,9 @@ public struct CohortStatistics: Sendable {
         // Pass 2: squared deviations around the global means.
         var centres: [String: Double] = [:]
         for (fq, p) in zip(query.features, summed1) where !Set(fq.statistics).isDisjoint(with: [.variance, .stddev]) {
-            if let s = p.sum, p.counts[0] > 0 { centres[fq.feature] = s / p.counts[0] }
+            if let s = p.sum, p.counts[0] > 0, let b = fq.bounds {
+                centres[p.feature] = min(max((b[0] + b[1]) / 2 + s / p.counts[0], b[0]), b[1])
+            }
         }
         var global = summed1
         var secondPass: [String: [FeaturePrimitives]] = [:]
@@ -134,8 +136,9 @@ public struct CohortStatistics: Sendable {
                 for i in mine.indices { mine[i].squaredDeviations = second[i].squaredDeviations }
                 // A site's own variance is centred on the global mean: re-centre on its own mean.
                 for i in mine.indices {
-                    if let d = mine[i].squaredDeviations, let s = mine[i].sum, let c = centres[mine[i].feature], mine[i].counts[0] > 0 {
-                        let n = mine[i].counts[0], m = s / n
+                    if let d = mine[i].squaredDeviations, let s = mine[i].sum, let c = centres[mine[i].feature],
+                       mine[i].counts[0] > 0, let b = query.features[i].bounds {
+                        let n = mine[i].counts[0], m = (b[0] + b[1]) / 2 + s / n
                         mine[i].squaredDeviations = d - n * (m - c) * (m - c)
                     }
                 }

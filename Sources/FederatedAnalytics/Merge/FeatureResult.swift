@@ -29,7 +29,8 @@ public struct FeatureResult: Sendable, Codable, Equatable {
     ///
     /// mean = sum / count; variance = squared deviations / (count − 1) (sample variance); min and max at bin
     /// resolution: the lower edge of the first and the upper edge of the last histogram bin holding at least k;
-    /// quantiles by linear interpolation inside bins of the histogram with suppressed cells taken as 0.
+    /// quantiles by linear interpolation inside the bins of the whole noisy histogram (post-processing of released
+    /// values; suppressed cells are withheld from display, not from the interpolation, which would bias it).
     public init(query fq: FeatureQuery, feature: Feature, unit: CountingUnit, primitives p: FeaturePrimitives,
                 minimumCount k: Int) {
         self.feature = fq.feature
@@ -47,8 +48,13 @@ public struct FeatureResult: Sendable, Codable, Equatable {
             return
         }
         self.count = unit == .voxel ? count : count.rounded()
-        if let s = p.sum, stats.contains(.sum) { self.sum = s }
-        if let s = p.sum, !stats.isDisjoint(with: [.mean, .variance, .stddev]) { self.mean = s / count }
+        // The released sum is centred on the bounds' midpoint; means are clamped into the bounds (post-processing).
+        let bounds = fq.bounds ?? [0, 0]
+        let mid = (bounds[0] + bounds[1]) / 2
+        if let s = p.sum, stats.contains(.sum) { self.sum = s + mid * count }
+        if let s = p.sum, !stats.isDisjoint(with: [.mean, .variance, .stddev]) {
+            self.mean = Swift.min(Swift.max(mid + s / count, bounds[0]), bounds[1])
+        }
         if let d = p.squaredDeviations, !stats.isDisjoint(with: [.variance, .stddev]) {
             let v = Swift.max(0, d / Swift.max(count - 1, 1))
             if stats.contains(.variance) { self.variance = v }
@@ -78,6 +84,7 @@ public struct FeatureResult: Sendable, Codable, Equatable {
             if stats.contains(.minimum), let i = usable.firstIndex(where: { $0 >= threshold }) { self.min = edges[i] }
             if stats.contains(.maximum), let i = usable.lastIndex(where: { $0 >= threshold }) { self.max = edges[i + 1] }
             if stats.contains(.quantiles), let levels = fq.quantiles {
+                let usable = clamped
                 let total = usable.reduce(0, +)
                 if total > 0 {
                     var q: [String: Double] = [:]

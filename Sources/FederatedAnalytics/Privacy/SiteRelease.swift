@@ -3,7 +3,7 @@
 /// Sensitivities (add/remove one patient, who contributes at most `cap` records, `cap` = max records per patient;
 /// values clipped to [L, U]):
 /// - counts [with value, missing]: Δ₁ = cap (one record sits in one cell);
-/// - sum: Δ = cap · max(|L|, |U|);
+/// - sum of values centred on the midpoint m of [L, U]: Δ = cap · (U − L) / 2;
 /// - squared deviations from a public centre inside [L, U]: Δ = cap · (U − L)²;
 /// - histogram and frequencies: Δ₁ = cap; for unit voxel each patient's histogram is normalised to 1, so Δ₁ = 1.
 /// The Gaussian mechanism uses the same values as L2 sensitivities (an upper bound). A feature's ε is split evenly
@@ -44,9 +44,10 @@ public struct SiteRelease: Sendable {
     public func plan() throws(AnalyticsError) -> (specs: [String: [String: NoiseSpec]], charges: [PrivacyCharge]) {
         var specs: [String: [String: NoiseSpec]] = [:]
         var charges: [PrivacyCharge] = []
-        for fq in query.features {
+        for (index, fq) in query.features.enumerated() {
             let feature = try Feature(parsing: fq.feature)
             let unit = fq.unit ?? query.unit
+            let key = featureKey(index, fq)
             let cap = Double(unit == .study || unit == .series ? query.maxRecordsPerPatient : 1)
             let names = Self.primitiveNames(fq, feature: feature, unit: unit)
             let epsilon = (fq.epsilon ?? policy.defaultFeatureEpsilon) / Double(names.count)
@@ -55,16 +56,15 @@ public struct SiteRelease: Sendable {
                                      + "ε < 1 per primitive, here \(fmt(epsilon)); lower epsilon or use laplace")
             }
             let b = fq.bounds ?? [0, 1]
-            let magnitude = max(abs(b[0]), abs(b[1]))
             for name in names {
                 let sensitivity: Double
                 switch name {
-                case "sum": sensitivity = cap * magnitude
+                case "sum": sensitivity = cap * (b[1] - b[0]) / 2
                 case "squared-deviations": sensitivity = cap * (b[1] - b[0]) * (b[1] - b[0])
                 default: sensitivity = cap
                 }
                 let delta = mechanism == .gaussian ? query.privacy.delta : 0
-                specs[fq.feature, default: [:]][name] = NoiseSpec(mechanism: mechanism, epsilon: epsilon, delta: delta,
+                specs[key, default: [:]][name] = NoiseSpec(mechanism: mechanism, epsilon: epsilon, delta: delta,
                                                                  sensitivity: sensitivity)
                 if mechanism != .none {
                     charges.append(PrivacyCharge(feature: fq.feature, primitive: name, epsilon: epsilon, delta: delta))
