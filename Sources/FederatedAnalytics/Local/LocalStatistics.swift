@@ -39,7 +39,11 @@ public struct LocalStatistics: Sendable {
 
     /// First pass: counts, sums, histograms, frequencies for every feature. With `centres`, the second pass:
     /// squared deviations from the given global means (features that ask for variance or stddev).
-    public func primitives(centres: [String: Double]? = nil) throws(AnalyticsError) -> [FeaturePrimitives] {
+    ///
+    /// Categorical features without a category list in the query count into `categoryLists[key]` (the union of
+    /// the names the sites agreed to reveal) plus "other"; sites must all use the same list for sums to add up.
+    public func primitives(centres: [String: Double]? = nil,
+                           categoryLists: [String: [String]] = [:]) throws(AnalyticsError) -> [FeaturePrimitives] {
         var imageCache: [Int: ImageMeasures] = [:]
         var out: [FeaturePrimitives] = []
         for (index, fq) in query.features.enumerated() {
@@ -53,14 +57,9 @@ public struct LocalStatistics: Sendable {
                 for r in records {
                     if let c = r.category(tag) { counts[c, default: 0] += 1; p.counts[0] += 1 } else { p.counts[1] += 1 }
                 }
-                if let listed = fq.categories {
-                    p.categoryNames = listed + ["other"]
-                    p.frequencies = listed.map { counts[$0] ?? 0 } + [counts.filter { !listed.contains($0.key) }.values.reduce(0, +)]
-                } else {
-                    let names = counts.keys.sorted()
-                    p.categoryNames = names
-                    p.frequencies = names.map { counts[$0] ?? 0 }
-                }
+                let listed = fq.categories ?? categoryLists[key] ?? []
+                p.categoryNames = listed + ["other"]
+                p.frequencies = listed.map { counts[$0] ?? 0 } + [counts.filter { !listed.contains($0.key) }.values.reduce(0, +)]
                 out.append(p)
                 continue
             }
@@ -105,6 +104,19 @@ public struct LocalStatistics: Sendable {
                 p.histogram = histogram
             }
             out.append(p)
+        }
+        return out
+    }
+
+    /// The category names this site has for each categorical feature the query does not list categories for
+    /// (revealing them is the site policy's choice: `revealCategoryNames`).
+    public func categoryNames() throws(AnalyticsError) -> [String: [String]] {
+        var out: [String: [String]] = [:]
+        for (index, fq) in query.features.enumerated() where fq.categories == nil {
+            let feature = try Feature(parsing: fq.feature)
+            guard feature.isCategorical, case .tag(let tag) = feature else { continue }
+            let records = cohort.records(unit: fq.unit ?? query.unit, maxPerPatient: query.maxRecordsPerPatient)
+            out[featureKey(index, fq)] = Set(records.compactMap { $0.category(tag) }).sorted()
         }
         return out
     }

@@ -89,10 +89,18 @@ public struct CohortStatistics: Sendable {
                 sources[site.name] = SystemNoiseSource()
             }
         }
+        // Pass 0: agree on category lists for categorical features the query does not enumerate. Only sites whose
+        // policy reveals category names contribute names; the others count everything under "other".
+        var categoryLists: [String: [String]] = [:]
+        for (site, _, _) in active where site.policy.revealCategoryNames {
+            for (key, names) in try LocalStatistics(query: query, cohort: site.cohort).categoryNames() {
+                categoryLists[key] = Array(Set(categoryLists[key] ?? []).union(names)).sorted()
+            }
+        }
         // Pass 1.
         var firstPass: [String: [FeaturePrimitives]] = [:]
         for (site, release, specs) in active {
-            let exact = try LocalStatistics(query: query, cohort: site.cohort).primitives()
+            let exact = try LocalStatistics(query: query, cohort: site.cohort).primitives(categoryLists: categoryLists)
             var source = sources[site.name] ?? SystemNoiseSource()
             firstPass[site.name] = release.noised(exact, specs: specs, secondPass: false, using: &source)
             sources[site.name] = source
@@ -112,7 +120,8 @@ public struct CohortStatistics: Sendable {
         var secondPass: [String: [FeaturePrimitives]] = [:]
         if !centres.isEmpty {
             for (site, release, specs) in active where !dropped.contains(site.name) {
-                let exact = try LocalStatistics(query: query, cohort: site.cohort).primitives(centres: centres)
+                let exact = try LocalStatistics(query: query, cohort: site.cohort).primitives(centres: centres,
+                                                                                              categoryLists: categoryLists)
                 var source = sources[site.name] ?? SystemNoiseSource()
                 secondPass[site.name] = release.noised(exact, specs: specs, secondPass: true, using: &source)
                 sources[site.name] = source

@@ -60,6 +60,13 @@ public struct NoiseSpec: Sendable, Codable, Equatable {
     /// L1 sensitivity for Laplace, L2 for Gaussian, in the primitive's units.
     public var sensitivity: Double
 
+    public init(mechanism: NoiseMechanism, epsilon: Double, delta: Double, sensitivity: Double) {
+        self.mechanism = mechanism
+        self.epsilon = epsilon
+        self.delta = delta
+        self.sensitivity = sensitivity
+    }
+
     /// Standard deviation of the added noise (0 for `.none`).
     public var standardDeviation: Double {
         switch mechanism {
