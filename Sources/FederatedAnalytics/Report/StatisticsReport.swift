@@ -19,6 +19,13 @@ public enum StatisticsReport {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             try Data(try json(result).utf8).write(to: URL(fileURLWithPath: jsonPath))
             try Data(html(result).utf8).write(to: URL(fileURLWithPath: htmlPath))
+            // Each global chart also as its own SVG file, for slides and READMEs.
+            try FileManager.default.createDirectory(atPath: folder + "/charts", withIntermediateDirectories: true)
+            for (i, g) in result.global.enumerated() {
+                guard let svg = chart(g, title: "\(g.feature) (\(g.unit.rawValue)), all sites", colour: palette[0]) else { continue }
+                let name = g.feature.replacingOccurrences(of: ":", with: "-") + "-\(g.unit.rawValue)-\(i).svg"
+                try Data(svg.utf8).write(to: URL(fileURLWithPath: folder + "/charts/" + name))
+            }
         } catch let error as AnalyticsError {
             throw error
         } catch {
