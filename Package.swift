@@ -37,6 +37,7 @@ let package = Package(
         .target(name: "Volumes", dependencies: ["DICOMIO", "CZlib"], swiftSettings: strict),
         .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: strict),
         .target(name: "SampleData", dependencies: ["DICOMIO", "Volumes"], swiftSettings: strict),
+        .target(name: "FederationCore", swiftSettings: strict),
         .target(
             name: "FederatedAnalytics",
             dependencies: [
@@ -69,6 +70,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "VolumesTests", dependencies: ["Volumes"], swiftSettings: strict),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: strict),
+        .testTarget(name: "FederationCoreTests", dependencies: ["FederationCore"], swiftSettings: strict),
         .testTarget(
             name: "FederatedAnalyticsTests", dependencies: ["FederatedAnalytics", "DICOMIO", "Volumes"],
             exclude: ["Golden"],

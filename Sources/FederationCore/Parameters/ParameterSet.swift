@@ -1,0 +1,133 @@
+/// One named float32 tensor of a model, row-major, with PyTorch `state_dict` naming (`enc.0.conv1.weight`).
+public struct ParameterTensor: Sendable, Equatable {
+    public var name: String
+    public var shape: [Int]
+    public var values: [Float]
+
+    public init(name: String, shape: [Int], values: [Float]) {
+        precondition(shape.reduce(1, *) == values.count, "\(name): \(values.count) values for shape \(shape)")
+        self.name = name
+        self.shape = shape
+        self.values = values
+    }
+
+    public var count: Int { values.count }
+}
+
+/// The parameters of a model (or an update to them), in a fixed order. What travels between server and sites.
+public struct ParameterSet: Sendable, Equatable {
+    public private(set) var tensors: [ParameterTensor]
+    private var index: [String: Int]
+
+    public init(_ tensors: [ParameterTensor] = []) {
+        self.tensors = tensors
+        self.index = Dictionary(uniqueKeysWithValues: tensors.enumerated().map { ($1.name, $0) })
+    }
+
+    public subscript(name: String) -> ParameterTensor? { index[name].map { tensors[$0] } }
+
+    public var names: [String] { tensors.map(\.name) }
+    /// Total number of scalars.
+    public var scalarCount: Int { tensors.reduce(0) { $0 + $1.count } }
+    /// Bytes of float32 payload.
+    public var byteCount: Int { scalarCount * MemoryLayout<Float>.size }
+
+    /// Names and shapes: what two parameter sets must share to be combined.
+    public var structure: [(name: String, shape: [Int])] { tensors.map { ($0.name, $0.shape) } }
+
+    /// - Throws: `.shapeMismatch` naming the first tensor whose name or shape differs from `reference`.
+    public func checkStructure(matches reference: ParameterSet) throws(FederationError) {
+        guard tensors.count == reference.tensors.count else {
+            let mine = Set(names), theirs = Set(reference.names)
+            let missing = theirs.subtracting(mine).sorted().prefix(3), extra = mine.subtracting(theirs).sorted().prefix(3)
+            throw FederationError(.shapeMismatch, "the update has \(tensors.count) tensors, the model \(reference.tensors.count)"
+                                  + (missing.isEmpty ? "" : "; missing \(missing.joined(separator: ", "))")
+                                  + (extra.isEmpty ? "" : "; unexpected \(extra.joined(separator: ", "))"))
+        }
+        for (a, b) in zip(tensors, reference.tensors) where a.name != b.name || a.shape != b.shape {
+            throw FederationError(.shapeMismatch, "tensor '\(a.name)' \(a.shape) where the model has '\(b.name)' \(b.shape)")
+        }
+    }
+
+    /// Every tensor of `self` exists in `model` with the same shape (an update may leave tensors out: variables a
+    /// site keeps to itself).
+    /// - Throws: `.shapeMismatch` naming the first unknown tensor or differing shape.
+    public func checkSubset(of model: ParameterSet) throws(FederationError) {
+        for t in tensors {
+            guard let m = model[t.name] else {
+                throw FederationError(.shapeMismatch, "tensor '\(t.name)' is not part of the model")
+            }
+            guard m.shape == t.shape else {
+                throw FederationError(.shapeMismatch, "tensor '\(t.name)' has shape \(t.shape), the model's is \(m.shape)")
+            }
+        }
+    }
+
+    /// - Throws: `.nonFinite` naming the first tensor holding NaN or ±Inf.
+    public func checkFinite() throws(FederationError) {
+        for t in tensors {
+            if let i = t.values.firstIndex(where: { !$0.isFinite }) {
+                throw FederationError(.nonFinite, "tensor '\(t.name)' holds \(t.values[i]) at element \(i)")
+            }
+        }
+    }
+
+    /// Elementwise `self − other` (e.g. local weights − global weights = the weight diff a site sends).
+    public func subtracting(_ other: ParameterSet) throws(FederationError) -> ParameterSet {
+        try checkStructure(matches: other)
+        return ParameterSet(zip(tensors, other.tensors).map { a, b in
+            ParameterTensor(name: a.name, shape: a.shape, values: zip(a.values, b.values).map { $0 - $1 })
+        })
+    }
+
+    /// Elementwise `self + scale · other`.
+    public func adding(_ other: ParameterSet, scaledBy scale: Float = 1) throws(FederationError) -> ParameterSet {
+        try checkStructure(matches: other)
+        return ParameterSet(zip(tensors, other.tensors).map { a, b in
+            ParameterTensor(name: a.name, shape: a.shape, values: zip(a.values, b.values).map { $0 + scale * $1 })
+        })
+    }
+
+    /// A zero set with the same structure.
+    public func zeros() -> ParameterSet {
+        ParameterSet(tensors.map { ParameterTensor(name: $0.name, shape: $0.shape, values: [Float](repeating: 0, count: $0.count)) })
+    }
+
+    /// The set without the named tensors (for filters that keep variables at the site).
+    public func removing(where predicate: (String) -> Bool) -> ParameterSet {
+        ParameterSet(tensors.filter { !predicate($0.name) })
+    }
+
+    /// L2 norm over all tensors (float64 accumulation).
+    public var l2Norm: Double {
+        tensors.reduce(0.0) { acc, t in t.values.reduce(acc) { $0 + Double($1) * Double($1) } }.squareRoot()
+    }
+
+    /// Splits into chunks of at most `maxScalars` values, in tensor order: how parameters travel.
+    public func chunks(maxScalars: Int) -> [ParameterChunk] {
+        precondition(maxScalars > 0)
+        var out: [ParameterChunk] = []
+        for t in tensors {
+            var offset = 0
+            repeat {
+                let end = min(offset + maxScalars, t.count)
+                out.append(ParameterChunk(tensor: t.name, offset: offset, values: Array(t.values[offset..<end])))
+                offset = end
+            } while offset < t.count
+        }
+        return out
+    }
+}
+
+/// A slice of one tensor: values[offset ..< offset + values.count].
+public struct ParameterChunk: Sendable, Equatable {
+    public var tensor: String
+    public var offset: Int
+    public var values: [Float]
+
+    public init(tensor: String, offset: Int, values: [Float]) {
+        self.tensor = tensor
+        self.offset = offset
+        self.values = values
+    }
+}
