@@ -38,6 +38,8 @@ let package = Package(
         .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: strict),
         .target(name: "SampleData", dependencies: ["DICOMIO", "Volumes"], swiftSettings: strict),
         .target(name: "FederationCore", swiftSettings: strict),
+        .target(name: "FederationServer", dependencies: ["FederationCore"], swiftSettings: strict),
+        .target(name: "FederationClient", dependencies: ["FederationCore"], swiftSettings: strict),
         .target(
             name: "FederatedAnalytics",
             dependencies: [
@@ -71,6 +73,9 @@ let package = Package(
         .testTarget(name: "VolumesTests", dependencies: ["Volumes"], swiftSettings: strict),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: strict),
         .testTarget(name: "FederationCoreTests", dependencies: ["FederationCore"], swiftSettings: strict),
+        .testTarget(
+            name: "FederationRuntimeTests", dependencies: ["FederationCore", "FederationServer", "FederationClient"],
+            swiftSettings: strict),
         .testTarget(
             name: "FederatedAnalyticsTests", dependencies: ["FederatedAnalytics", "DICOMIO", "Volumes"],
             exclude: ["Golden"],

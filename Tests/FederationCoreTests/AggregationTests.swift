@@ -66,9 +66,9 @@ struct AggregationTests {
     @Test("Rejected chunks: unknown tensor, out of range, NaN")
     func badChunks() {
         var acc = StreamingAccumulator(structure: a)
-        #expect(throws: FederationError.self) { try acc.accept(ParameterChunk(tensor: "x", offset: 0, values: [1]), weight: 1, from: "A") }
-        #expect(throws: FederationError.self) { try acc.accept(ParameterChunk(tensor: "w", offset: 2, values: [1, 2]), weight: 1, from: "A") }
-        #expect(throws: FederationError.self) { try acc.accept(ParameterChunk(tensor: "w", offset: 0, values: [.nan]), weight: 1, from: "A") }
+        #expect(throws: FederationError.self) { try acc.accept(ParameterChunk(tensor: "x", shape: [1], offset: 0, values: [1]), weight: 1, from: "A") }
+        #expect(throws: FederationError.self) { try acc.accept(ParameterChunk(tensor: "w", shape: [3], offset: 2, values: [1, 2]), weight: 1, from: "A") }
+        #expect(throws: FederationError.self) { try acc.accept(ParameterChunk(tensor: "w", shape: [3], offset: 0, values: [.nan]), weight: 1, from: "A") }
     }
 
     @Test("Coordinate median")

@@ -31,7 +31,7 @@ public struct StreamingAccumulator: Sendable {
         guard let t = index[chunk.tensor] else {
             throw FederationError(.shapeMismatch, "chunk for unknown tensor '\(chunk.tensor)' from \(client)")
         }
-        guard chunk.offset >= 0, chunk.offset + chunk.values.count <= sums[t].count else {
+        guard chunk.shape == structure.tensors[t].shape, chunk.offset >= 0, chunk.offset + chunk.values.count <= sums[t].count else {
             throw FederationError(.shapeMismatch, "chunk [\(chunk.offset), +\(chunk.values.count)) past the end of "
                                   + "'\(chunk.tensor)' (\(sums[t].count) values) from \(client)")
         }

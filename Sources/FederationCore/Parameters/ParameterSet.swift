@@ -111,7 +111,7 @@ public struct ParameterSet: Sendable, Equatable {
             var offset = 0
             repeat {
                 let end = min(offset + maxScalars, t.count)
-                out.append(ParameterChunk(tensor: t.name, offset: offset, values: Array(t.values[offset..<end])))
+                out.append(ParameterChunk(tensor: t.name, shape: t.shape, offset: offset, values: Array(t.values[offset..<end])))
                 offset = end
             } while offset < t.count
         }
@@ -119,15 +119,49 @@ public struct ParameterSet: Sendable, Equatable {
     }
 }
 
-/// A slice of one tensor: values[offset ..< offset + values.count].
+/// A slice of one tensor: values[offset ..< offset + values.count] of the tensor `tensor` of shape `shape`.
 public struct ParameterChunk: Sendable, Equatable {
     public var tensor: String
+    public var shape: [Int]
     public var offset: Int
     public var values: [Float]
 
-    public init(tensor: String, offset: Int, values: [Float]) {
+    public init(tensor: String, shape: [Int], offset: Int, values: [Float]) {
         self.tensor = tensor
+        self.shape = shape
         self.offset = offset
         self.values = values
+    }
+}
+
+extension ParameterSet {
+    /// Rebuilds a parameter set from chunks (each tensor's chunks in offset order), in order of first appearance.
+    /// - Throws: `.shapeMismatch` for chunks out of order, inconsistent shapes or an incomplete tensor.
+    public init(assembling chunks: [ParameterChunk]) throws(FederationError) {
+        var order: [String] = []
+        var shapes: [String: [Int]] = [:]
+        var values: [String: [Float]] = [:]
+        for c in chunks {
+            if shapes[c.tensor] == nil {
+                order.append(c.tensor)
+                shapes[c.tensor] = c.shape
+                values[c.tensor] = []
+                values[c.tensor]?.reserveCapacity(c.shape.reduce(1, *))
+            }
+            guard shapes[c.tensor] == c.shape, values[c.tensor]?.count == c.offset else {
+                throw FederationError(.shapeMismatch, "chunk of '\(c.tensor)' at offset \(c.offset) is out of order or "
+                                      + "changes the tensor's shape")
+            }
+            values[c.tensor]?.append(contentsOf: c.values)
+        }
+        var tensors: [ParameterTensor] = []
+        for name in order {
+            let shape = shapes[name] ?? [], v = values[name] ?? []
+            guard shape.reduce(1, *) == v.count, shape.allSatisfy({ $0 >= 0 }) else {
+                throw FederationError(.shapeMismatch, "tensor '\(name)' arrived with \(v.count) values for shape \(shape)")
+            }
+            tensors.append(ParameterTensor(name: name, shape: shape, values: v))
+        }
+        self.init(tensors)
     }
 }

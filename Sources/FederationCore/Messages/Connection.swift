@@ -1,0 +1,38 @@
+/// A site's view of the federation server, whatever carries it: gRPC over mutual TLS in production, a direct call
+/// in tests (`InProcessConnection` in FederationServer). Sites open every exchange (hospital firewalls allow
+/// outbound connections only).
+public protocol FederationConnection: Sendable {
+    /// Announces the site; returns the job it takes part in, or nil when there is none yet.
+    func register(site: String) async throws(FederationError) -> String?
+    /// Long-poll: returns the site's next task as soon as there is one, or nil when the job has finished.
+    func nextTask(site: String) async throws(FederationError) -> TaskAssignment?
+    /// The global model of a task, as chunks (at most `maxScalars` values each).
+    func downloadModel(for task: TaskAssignment, maxScalars: Int) async throws(FederationError) -> [ParameterChunk]
+    /// Streams a result: header, chunks, end. The server validates as chunks arrive.
+    func uploadResult(_ header: ResultHeader, chunks: [ParameterChunk]) async throws(FederationError)
+    func heartbeat(site: String) async throws(FederationError)
+}
+
+/// What precedes a streamed result: who, for which task, its weight and metrics.
+public struct ResultHeader: Sendable, Equatable {
+    public var jobID: String
+    public var round: Int
+    public var site: String
+    public var sampleCount: Int
+    public var metrics: [String: Double]
+
+    public init(jobID: String, round: Int, site: String, sampleCount: Int, metrics: [String: Double] = [:]) {
+        self.jobID = jobID
+        self.round = round
+        self.site = site
+        self.sampleCount = sampleCount
+        self.metrics = metrics
+    }
+}
+
+extension FederationError.Code {
+    /// A network or server hiccup: the site retries with backoff.
+    public static let transient = FederationError.Code("transient")
+    /// The job was aborted or failed.
+    public static let jobFailed = FederationError.Code("job-failed")
+}

@@ -1,0 +1,296 @@
+import FederationCore
+
+/// Runs one federated job round by round: hands tasks to long-polling sites, accumulates their streamed results,
+/// closes each round at `minClients` + grace period (or when every site answered, or at the deadline), aggregates
+/// through the strategy and checkpoints. Every wait uses the injected clock, so tests drive time explicitly.
+///
+/// Invariants: a result counts once (a duplicate or one for another round is rejected and logged); the server
+/// holds the global model, one accumulator and the chunk in flight; a round that cannot reach `minClients` by its
+/// deadline is retried, then the job fails with a reason — it never hangs.
+public actor Coordinator<C: Clock> where C.Duration == Duration {
+    public let configuration: JobConfiguration
+    private let clock: C
+    private var strategy: any Strategy
+    private let store: (any CheckpointStore)?
+    public private(set) var global: ParameterSet
+    public private(set) var records: [RoundRecord] = []
+    public private(set) var completedRounds = 0
+    public private(set) var failure: String?
+    public private(set) var finished = false
+
+    // Current round.
+    private var round = 0
+    private var attempt = 0
+    private var tasks: [String: TaskAssignment] = [:]
+    private var accumulator: StreamingAccumulator?
+    private var committed: [String: (samples: Int, metrics: [String: Double])] = [:]
+    private var inFlight: [String: (header: ResultHeader, chunks: [ParameterChunk])] = [:]
+    private var graceStarted = false
+    private var waiting: [String: [CheckedContinuation<TaskAssignment?, Never>]] = [:]
+
+    private let events: AsyncStream<Internal>
+    private let eventSink: AsyncStream<Internal>.Continuation
+    private var observers: [AsyncStream<JobEvent>.Continuation] = []
+
+    private enum Internal: Sendable {
+        case resultCommitted(round: Int, attempt: Int)
+        case grace(round: Int, attempt: Int)
+        case deadline(round: Int, attempt: Int)
+    }
+
+    public init(configuration: JobConfiguration, initialModel: ParameterSet, strategy: any Strategy, clock: C,
+                store: (any CheckpointStore)? = nil) {
+        self.configuration = configuration
+        self.global = initialModel
+        self.strategy = strategy
+        self.clock = clock
+        self.store = store
+        (events, eventSink) = AsyncStream.makeStream(of: Internal.self)
+    }
+
+    /// A stream of job events (progress display, tests). Each call gets its own stream.
+    public func observe() -> AsyncStream<JobEvent> {
+        let (stream, continuation) = AsyncStream.makeStream(of: JobEvent.self)
+        observers.append(continuation)
+        return stream
+    }
+
+    private func emit(_ e: JobEvent) { for o in observers { o.yield(e) } }
+
+    // MARK: - Running the job
+
+    /// Runs every round; resumes after the last checkpointed round when the store has one.
+    /// - Returns: the final global model.
+    /// - Throws: `.jobFailed` when a round cannot gather `minClients` results after its retries.
+    public func run() async throws(FederationError) -> ParameterSet {
+        try configuration.validate()
+        if let store, let saved = try await store.load(jobID: configuration.jobID) {
+            try saved.model.checkStructure(matches: global)
+            global = saved.model
+            completedRounds = saved.completedRound
+            records = saved.records
+        }
+        var iterator = events.makeAsyncIterator()
+        while completedRounds < configuration.rounds {
+            let r = completedRounds + 1
+            attempt = 0
+            while true {
+                startRound(r)
+                var outcome: String? = nil
+                while outcome == nil {
+                    guard let event = await iterator.next() else { break }
+                    outcome = handle(event)
+                }
+                if outcome == "retry" {
+                    attempt += 1
+                    if attempt > configuration.maxRoundRetries {
+                        let reason = "round \(r) gathered \(committed.count) of the \(configuration.minClients) results it "
+                            + "needs after \(attempt) attempts (deadline \(configuration.roundTimeout) each); check that "
+                            + "the sites are running and can reach the server"
+                        fail(reason)
+                        throw FederationError(.jobFailed, reason)
+                    }
+                    emit(.roundRetried(round: r, attempt: attempt, reason: "fewer than \(configuration.minClients) results by the deadline"))
+                    continue
+                }
+                try await closeRound(r, reason: outcome ?? "closed")
+                break
+            }
+        }
+        finished = true
+        tasks = [:]
+        for (_, list) in waiting { for c in list { c.resume(returning: nil) } }
+        waiting = [:]
+        emit(.jobFinished)
+        for o in observers { o.finish() }
+        return global
+    }
+
+    private func startRound(_ r: Int) {
+        round = r
+        committed = [:]
+        inFlight = [:]
+        graceStarted = false
+        accumulator = StreamingAccumulator(structure: global)
+        let configs = strategy.configureTraining(round: r, sites: configuration.sites)
+        tasks = [:]
+        for (site, config) in configs {
+            tasks[site] = TaskAssignment(jobID: configuration.jobID, round: r, kind: .train, site: site, config: config)
+        }
+        emit(.roundStarted(round: r, attempt: attempt, sites: tasks.keys.sorted()))
+        for (site, task) in tasks { deliver(task, to: site) }
+        schedule(.deadline(round: r, attempt: attempt), after: configuration.roundTimeout)
+    }
+
+    /// Decides what an event means for the current round: nil (keep waiting), "retry", or a closing reason.
+    private func handle(_ event: Internal) -> String? {
+        switch event {
+        case let .resultCommitted(r, a) where r == round && a == attempt:
+            if pendingCount() == 0 {
+                return "every site answered"
+            }
+            if committed.count >= configuration.minClients && !graceStarted {
+                graceStarted = true
+                schedule(.grace(round: r, attempt: a), after: configuration.gracePeriod)
+                emit(.gracePeriodStarted(round: r, results: committed.count))
+            }
+            return nil
+        case let .grace(r, a) where r == round && a == attempt:
+            return committed.count >= configuration.minClients ? "min_clients and grace period" : nil
+        case let .deadline(r, a) where r == round && a == attempt:
+            return committed.count >= configuration.minClients ? "deadline with min_clients" : "retry"
+        default:
+            return nil  // an event of an earlier round or attempt
+        }
+    }
+
+    /// Delivers `event` to the run loop once `delay` has passed on the clock. The deadline is fixed now, so time
+    /// that passes before the timer task starts still counts.
+    private func schedule(_ event: Internal, after delay: Duration) {
+        let deadline = clock.now.advanced(by: delay), sink = eventSink, clock = self.clock
+        Task {
+            try? await clock.sleep(until: deadline, tolerance: nil)
+            sink.yield(event)
+        }
+    }
+
+    /// Sites asked this round that have not committed a result.
+    private func pendingCount() -> Int { tasks.keys.filter { committed[$0] == nil }.count }
+
+    private func closeRound(_ r: Int, reason: String) async throws(FederationError) {
+        guard let accumulator else { throw FederationError(.noResults, "round \(r) has no accumulator") }
+        let meanDiff = try accumulator.weightedMean()
+        let updates = committed.map { site, c in
+            ModelUpdate(jobID: configuration.jobID, round: r, site: site, sampleCount: c.samples, diff: ParameterSet(), metrics: c.metrics)
+        }
+        global = try strategy.aggregateTraining(round: r, global: global, meanDiff: meanDiff, updates: updates)
+        let record = RoundRecord(round: r, attempt: attempt, participants: committed.keys.sorted(),
+                                 metrics: committed.mapValues(\.metrics), closedBy: reason)
+        records.append(record)
+        completedRounds = r
+        tasks = [:]
+        inFlight = [:]
+        self.accumulator = nil
+        if let store {
+            try await store.save(jobID: configuration.jobID, completedRound: r, model: global, records: records)
+        }
+        emit(.roundClosed(round: r, participants: record.participants, reason: reason))
+    }
+
+    private func fail(_ reason: String) {
+        failure = reason
+        tasks = [:]
+        for (_, list) in waiting { for c in list { c.resume(returning: nil) } }
+        waiting = [:]
+        emit(.jobFailed(reason: reason))
+        for o in observers { o.finish() }
+    }
+
+    private func deliver(_ task: TaskAssignment, to site: String) {
+        guard var list = waiting[site], !list.isEmpty else { return }
+        let newest = list.removeLast()
+        newest.resume(returning: task)
+        // Older polls of the same site are dead connections (the site restarted): they get the task too.
+        for old in list { old.resume(returning: task) }
+        waiting[site] = nil
+    }
+
+    // MARK: - Site-facing API (called by transports)
+
+    /// - Throws: `.unknownSite` for a site that is not a participant.
+    public func register(site: String) throws(FederationError) -> String {
+        guard configuration.sites.contains(site) else {
+            throw FederationError(.unknownSite, "site '\(site)' is not a participant of job \(configuration.jobID)")
+        }
+        return configuration.jobID
+    }
+
+    /// The site's current task, waiting until there is one; nil once the job has finished or failed. A site that
+    /// restarts mid-round gets its task again (until its result is committed).
+    public func nextTask(site: String) async throws(FederationError) -> TaskAssignment? {
+        guard configuration.sites.contains(site) else {
+            throw FederationError(.unknownSite, "site '\(site)' is not a participant of job \(configuration.jobID)")
+        }
+        if finished || failure != nil { return nil }
+        if let task = tasks[site], committed[site] == nil { return task }
+        return await withCheckedContinuation { continuation in
+            waiting[site, default: []].append(continuation)
+        }
+    }
+
+    /// The global model for a task of the current round.
+    public func model(for task: TaskAssignment, maxScalars: Int) throws(FederationError) -> [ParameterChunk] {
+        guard task.jobID == configuration.jobID, task.round == round, tasks[task.site] != nil else {
+            throw FederationError(.staleRound, "task of round \(task.round) is not current (round \(round))")
+        }
+        return global.chunks(maxScalars: maxScalars)
+    }
+
+    /// Starts receiving a result. Checks the header (participant, job, current round, not already counted).
+    public func beginResult(_ header: ResultHeader) throws(FederationError) {
+        do throws(FederationError) {
+            guard configuration.sites.contains(header.site) else {
+                throw FederationError(.unknownSite, "result from '\(header.site)', which is not a participant of job \(configuration.jobID)")
+            }
+            guard header.jobID == configuration.jobID, header.round == round, tasks[header.site] != nil else {
+                throw FederationError(.staleRound, "result from \(header.site) for round \(header.round) of job \(header.jobID); "
+                                      + "current: round \(round) of job \(configuration.jobID). Discarded")
+            }
+            guard committed[header.site] == nil else {
+                throw FederationError(.staleRound, "a result from \(header.site) for round \(round) was already counted; the "
+                                      + "duplicate is discarded")
+            }
+            guard header.sampleCount > 0 else {
+                throw FederationError(.invalidConfiguration, "result from \(header.site) reports \(header.sampleCount) samples")
+            }
+            if let old = inFlight[header.site] { accumulator?.discard(client: header.site, chunks: old.chunks, weight: Double(old.header.sampleCount)) }
+            inFlight[header.site] = (header, [])
+        } catch {
+            emit(.resultRejected(round: header.round, site: header.site, reason: error.message))
+            throw error
+        }
+    }
+
+    /// Adds one chunk of a result as it arrives.
+    public func resultChunk(site: String, _ chunk: ParameterChunk) throws(FederationError) {
+        guard var entry = inFlight[site], accumulator != nil else {
+            throw FederationError(.staleRound, "chunk from \(site) outside a result stream")
+        }
+        let size = (entry.chunks.reduce(0) { $0 + $1.values.count } + chunk.values.count) * 4
+        do throws(FederationError) {
+            guard size <= configuration.maxUpdateBytes else {
+                throw FederationError(.tooLarge, "result from \(site) exceeds \(configuration.maxUpdateBytes) bytes")
+            }
+            try accumulator?.accept(chunk, weight: Double(entry.header.sampleCount), from: site)
+            entry.chunks.append(chunk)
+            inFlight[site] = entry
+        } catch {
+            abandon(site: site, reason: error.message)
+            throw FederationError(error.code, "result from \(site) rejected: \(error.message)")
+        }
+    }
+
+    /// Completes a result: it counts from now on.
+    public func endResult(site: String) throws(FederationError) {
+        guard let entry = inFlight[site] else { throw FederationError(.staleRound, "no result stream open for \(site)") }
+        do throws(FederationError) {
+            try accumulator?.commit(client: site, weight: Double(entry.header.sampleCount))
+        } catch {
+            abandon(site: site, reason: error.message)
+            throw FederationError(error.code, "result from \(site) rejected: \(error.message)")
+        }
+        inFlight[site] = nil
+        committed[site] = (entry.header.sampleCount, entry.header.metrics)
+        emit(.resultAccepted(round: round, site: site, sampleCount: entry.header.sampleCount, metrics: entry.header.metrics))
+        eventSink.yield(.resultCommitted(round: round, attempt: attempt))
+    }
+
+    /// Takes a broken or invalid stream's partial contribution back out; the round goes on.
+    public func abandon(site: String, reason: String) {
+        if let entry = inFlight[site] {
+            accumulator?.discard(client: site, chunks: entry.chunks, weight: Double(entry.header.sampleCount))
+        }
+        inFlight[site] = nil
+        emit(.resultRejected(round: round, site: site, reason: reason))
+    }
+}
