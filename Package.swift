@@ -16,6 +16,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         .target(
@@ -31,7 +32,10 @@ let package = Package(
         .systemLibrary(name: "CBLAS"),
         .systemLibrary(name: "CZlib"),
         .target(name: "DICOMIO", dependencies: ["CDCMTKShim"], swiftSettings: strict),
-        .target(name: "Volumes", dependencies: ["DICOMIO", "CZlib"], swiftSettings: strict),
+        .target(
+            name: "Volumes",
+            dependencies: ["DICOMIO", "CZlib", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict),
         .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: strict),
         .target(name: "SampleData", dependencies: ["DICOMIO", "Volumes"], swiftSettings: strict),
         .executableTarget(
@@ -54,7 +58,10 @@ let package = Package(
             name: "DICOMIOTests", dependencies: ["DICOMIO", "Volumes", "SampleData"],
             exclude: ["Golden"],  // read from the source tree by path
             swiftSettings: strict),
-        .testTarget(name: "VolumesTests", dependencies: ["Volumes"], swiftSettings: strict),
+        .testTarget(
+            name: "VolumesTests", dependencies: ["Volumes", "DICOMIO"],
+            exclude: ["Golden"],  // read from the source tree by path
+            swiftSettings: strict),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: strict),
     ],
     cxxLanguageStandard: .cxx17
