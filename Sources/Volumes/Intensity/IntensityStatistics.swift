@@ -28,13 +28,13 @@ enum IntensityStatistics {
             for i in voxels.indices { voxels[i] = a }
             return
         }
-        let scale = Float(Double(b - a) / (hi - lo))
-        let shift = Float(Double(a) - lo * Double(b - a) / (hi - lo))
+        // a + (v − lo)·k, so that v = lo maps to exactly a.
+        let k = Float(Double(b - a) / (hi - lo)), low = Float(lo)
         voxels.withUnsafeMutableBufferPointer { v in
             if clip {
-                for i in v.indices { v[i] = min(max(v[i] * scale + shift, a), b) }
+                for i in v.indices { v[i] = min(max(a + (v[i] - low) * k, a), b) }
             } else {
-                for i in v.indices { v[i] = v[i] * scale + shift }
+                for i in v.indices { v[i] = a + (v[i] - low) * k }
             }
         }
     }
