@@ -90,5 +90,5 @@ public struct Matrix3: Sendable, Equatable {
     }
 
     /// Element at row `r`, column `c`.
-    public subscript(r: Int, c: Int) -> Double { [c0, c1, c2][c][r] }
+    public subscript(r: Int, c: Int) -> Double { c == 0 ? c0[r] : c == 1 ? c1[r] : c2[r] }
 }

@@ -292,9 +292,18 @@ enum Resampler {
 
     // MARK: - Separable passes
 
-    /// Applies one `AxisKernel` per axis: x, then y, then z; identity axes are skipped.
+    /// Applies one `AxisKernel` per axis; identity axes are skipped.
+    ///
+    /// With enough output slices to keep every core busy, the three passes are fused per output slice: z (a
+    /// weighted sum of a few input planes), then y, then x, in two per-worker scratch planes, writing the output
+    /// slice directly: no volume-sized intermediate is allocated and the input is streamed about once. Otherwise
+    /// (few output slices, e.g. 2-D) three whole-volume passes x, y, z run, each parallel over its outer axis.
     static func separable(_ input: [Float], dimensions n: SIMD3<Int>,
                           kernels: (x: AxisKernel, y: AxisKernel, z: AxisKernel)) -> [Float] {
+        let threads = ProcessInfo.processInfo.activeProcessorCount
+        if kernels.z.outputCount >= 4 * threads {
+            return fused(input, dimensions: n, kernels: kernels)
+        }
         var current = input
         var dims = n
         if !kernels.x.isIdentity {
@@ -310,6 +319,73 @@ enum Resampler {
             dims.z = kernels.z.outputCount
         }
         return current
+    }
+
+    static func fused(_ input: [Float], dimensions n: SIMD3<Int>,
+                      kernels: (x: AxisKernel, y: AxisKernel, z: AxisKernel)) -> [Float] {
+        let (kx, ky, kz) = kernels
+        let mx = kx.outputCount, my = ky.outputCount, mz = kz.outputCount
+        let plane = n.x * n.y, outputPlane = mx * my
+        return [Float](unsafeUninitializedCapacity: outputPlane * mz) { out, initialized in
+            let destination = SharedPointer(base: out.baseAddress!)
+            input.withUnsafeBufferPointer { src in
+                let source = SharedPointer(base: UnsafeMutablePointer(mutating: src.baseAddress!))
+                parallelChunks(mz) { range in
+                    // Per-worker scratch, allocated once per chunk (not per voxel or per slice).
+                    let zPlane = UnsafeMutablePointer<Float>.allocate(capacity: kz.isIdentity ? 1 : plane)
+                    let yPlane = UnsafeMutablePointer<Float>.allocate(capacity: ky.isIdentity ? 1 : n.x * my)
+                    defer {
+                        zPlane.deallocate()
+                        yPlane.deallocate()
+                    }
+                    for o in range {
+                        // z: a weighted sum of input planes.
+                        var a = UnsafePointer(source.base + o * plane)
+                        if !kz.isIdentity {
+                            zPlane.initialize(repeating: 0, count: plane)
+                            for t in 0..<kz.count[o] {
+                                let weight = kz.weights[o * kz.taps + t]
+                                let s = source.base + (kz.start[o] + t) * plane
+                                for p in 0..<plane { zPlane[p] += weight * s[p] }
+                            }
+                            a = UnsafePointer(zPlane)
+                        }
+                        // y: weighted sums of rows (vectorised along x).
+                        var b = a
+                        if !ky.isIdentity {
+                            for oy in 0..<my {
+                                let d = yPlane + oy * n.x
+                                d.initialize(repeating: 0, count: n.x)
+                                for t in 0..<ky.count[oy] {
+                                    let weight = ky.weights[oy * ky.taps + t]
+                                    let s = a + (ky.start[oy] + t) * n.x
+                                    for i in 0..<n.x { d[i] += weight * s[i] }
+                                }
+                            }
+                            b = UnsafePointer(yPlane)
+                        }
+                        // x: a few taps per output voxel, straight into the output slice.
+                        let d = destination.base + o * outputPlane
+                        if kx.isIdentity {
+                            d.update(from: b, count: outputPlane)
+                            continue
+                        }
+                        kx.weights.withUnsafeBufferPointer { w in
+                            for row in 0..<my {
+                                let s = b + row * n.x, line = d + row * mx
+                                for ox in 0..<mx {
+                                    let first = s + kx.start[ox], weights = w.baseAddress! + ox * kx.taps
+                                    var sum: Float = 0
+                                    for t in 0..<kx.count[ox] { sum += weights[t] * first[t] }
+                                    line[ox] = sum
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            initialized = outputPlane * mz
+        }
     }
 
     static func passX(_ input: [Float], _ n: SIMD3<Int>, _ kernel: AxisKernel) -> [Float] {
@@ -466,21 +542,22 @@ struct PointSampler {
         guard f.x.magnitude < 1e9, f.y.magnitude < 1e9, f.z.magnitude < 1e9 else { return value(-1, -1, -1) }
         let x = Int(f.x) - 1, y = Int(f.y) - 1, z = Int(f.z) - 1
         let dx = u.x - f.x, dy = u.y - f.y, dz = u.z - f.z
-        let wx = (Float(AxisKernel.keys(1 + dx)), Float(AxisKernel.keys(dx)), Float(AxisKernel.keys(1 - dx)),
-                  Float(AxisKernel.keys(2 - dx)))
-        let wy = [Float(AxisKernel.keys(1 + dy)), Float(AxisKernel.keys(dy)), Float(AxisKernel.keys(1 - dy)),
-                  Float(AxisKernel.keys(2 - dy))]
-        let wz = (Float(AxisKernel.keys(1 + dz)), Float(AxisKernel.keys(dz)), Float(AxisKernel.keys(1 - dz)),
-                  Float(AxisKernel.keys(2 - dz)))
+        // SIMD4 weights: no per-voxel heap allocation.
+        let wx = SIMD4<Float>(Float(AxisKernel.keys(1 + dx)), Float(AxisKernel.keys(dx)),
+                              Float(AxisKernel.keys(1 - dx)), Float(AxisKernel.keys(2 - dx)))
+        let wy = SIMD4<Float>(Float(AxisKernel.keys(1 + dy)), Float(AxisKernel.keys(dy)),
+                              Float(AxisKernel.keys(1 - dy)), Float(AxisKernel.keys(2 - dy)))
+        let wz = SIMD4<Float>(Float(AxisKernel.keys(1 + dz)), Float(AxisKernel.keys(dz)),
+                              Float(AxisKernel.keys(1 - dz)), Float(AxisKernel.keys(2 - dz)))
         var total: Float = 0
         for c in 0..<4 {
             var plane: Float = 0
             for b in 0..<4 {
-                let row = value(x, y + b, z + c) * wx.0 + value(x + 1, y + b, z + c) * wx.1
-                    + value(x + 2, y + b, z + c) * wx.2 + value(x + 3, y + b, z + c) * wx.3
-                plane += row * wy[b]
+                let row = SIMD4<Float>(value(x, y + b, z + c), value(x + 1, y + b, z + c), value(x + 2, y + b, z + c),
+                                       value(x + 3, y + b, z + c))
+                plane += (row * wx).sum() * wy[b]
             }
-            total += plane * [wz.0, wz.1, wz.2, wz.3][c]
+            total += plane * wz[c]
         }
         return total
     }
