@@ -4,7 +4,8 @@
 # `Normalize` and MONAI `Spacing` + `NormalizeIntensity`, all on 2 threads, in one run. Prints the median wall time
 # per tool as a Markdown table.
 #
-# usage: Benchmarks/resample.sh [REPEAT]     (installs SimpleITK, MONAI and torch from PyPI in Benchmarks/.venv-resample)
+# usage: Benchmarks/resample.sh [REPEAT]
+#   (installs SimpleITK, MONAI and torch from PyPI in Benchmarks/.venv-resample; SWIFT_FLAGS go to swift build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPEAT=${1:-5}
@@ -25,7 +26,8 @@ BENCH=$(swift build -c release ${SWIFT_FLAGS:-} --show-bin-path)/tessera-bench
 results="$WORK/results.jsonl"; : > "$results"
 # The machine has 2 cores: pin every tool to 2 threads (Tessera uses all cores through Dispatch).
 "$BENCH" resample --repeat "$REPEAT" | sed 's/^{/{"label":"Tessera Resample + ZScore (anti-aliased)",/' >> "$results"
-"$BENCH" resample --repeat "$REPEAT" --no-anti-alias | sed 's/^{/{"label":"Tessera Resample + ZScore (no anti-aliasing)",/' >> "$results"
+"$BENCH" resample --repeat "$REPEAT" --no-anti-alias \
+  | sed 's/^{/{"label":"Tessera Resample + ZScore (no anti-aliasing)",/' >> "$results"
 OMP_NUM_THREADS=$THREADS "$PY" Benchmarks/resample_peers.py sitk --threads $THREADS --repeat "$REPEAT" \
   | sed 's/^{/{"label":"SimpleITK Resample (linear) + Normalize",/' >> "$results"
 OMP_NUM_THREADS=$THREADS "$PY" Benchmarks/resample_peers.py monai --threads $THREADS --repeat "$REPEAT" \

@@ -23,7 +23,7 @@ func obliqueGeometry(_ n: SIMD3<Int>, angle: Double = 0.3, origin: Vector3 = Vec
                                Vector3(0, 0, 1)))
 }
 
-/// A sphere phantom: the fraction of each voxel inside the sphere (2×2×2 supersampling per axis... 3 per axis),
+/// A sphere phantom: the fraction of each voxel inside the sphere (3×3×3 supersampling),
 /// so Σ v · voxelVolume approximates the sphere's volume.
 func spherePhantom(_ geometry: VolumeGeometry, centre: Vector3, radius: Double) -> Volume<Float> {
     let sub = 3
@@ -36,7 +36,8 @@ func spherePhantom(_ geometry: VolumeGeometry, centre: Vector3, radius: Double) 
         if d < radius - diagonal { return 1 }
         var inside = 0
         for a in offsets { for b in offsets { for c in offsets {
-            if (geometry.position(Double(i) + a, Double(j) + b, Double(k) + c) - centre).length <= radius { inside += 1 }
+            let p = geometry.position(Double(i) + a, Double(j) + b, Double(k) + c)
+            if (p - centre).length <= radius { inside += 1 }
         } } }
         return Float(inside) / Float(sub * sub * sub)
     }

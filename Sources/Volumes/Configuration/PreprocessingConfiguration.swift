@@ -301,7 +301,9 @@ extension PreprocessingConfiguration {
             throw fail("preprocessing.window", "[\(w.minimum), \(w.maximum)] HU: min must be below max")
         }
         if let h = p.histogramMatching {
-            do { try h.validate(for: "preprocessing.histogram_matching") } catch { throw fail(error.transform, error.message) }
+            do { try h.validate(for: "preprocessing.histogram_matching") } catch {
+                throw fail(error.transform, error.message)
+            }
         }
         if let n = p.normalize {
             guard ["zscore", "percentile"].contains(n.method) else {
@@ -311,7 +313,8 @@ extension PreprocessingConfiguration {
                 throw fail("preprocessing.normalize.mask", "'\(m)': use all, label or a threshold number")
             }
             if let q = n.percentiles, q.count != 2 || !(q[0] >= 0 && q[0] < q[1] && q[1] <= 100) {
-                throw fail("preprocessing.normalize.percentiles", "\(q): give [lower, upper] with 0 ≤ lower < upper ≤ 100")
+                throw fail("preprocessing.normalize.percentiles",
+                           "\(q): give [lower, upper] with 0 ≤ lower < upper ≤ 100")
             }
         }
         guard let a = augmentation else { return }
@@ -407,7 +410,9 @@ extension PreprocessingConfiguration {
         var seeds = SplitMix64(seed: a.seed)
         let s = (0..<8).map { _ in seeds.next() }
         var steps: [any VolumeTransform] = []
-        if let f = a.flip { steps.append(RandomFlip(axes: f.axes ?? [.x, .y, .z], probability: f.probability, seed: s[0])) }
+        if let f = a.flip {
+            steps.append(RandomFlip(axes: f.axes ?? [.x, .y, .z], probability: f.probability, seed: s[0]))
+        }
         if let r = a.rotate90 {
             let plane = r.plane ?? [.x, .y]
             steps.append(RandomRotate90(plane: (plane[0], plane[1]), probability: r.probability, seed: s[1]))

@@ -35,7 +35,8 @@ public struct ZScore: VolumeTransform {
         let (mean, deviation, _) = try IntensityStatistics.meanAndDeviation(sample.image.voxels, mask: selected,
                                                                            transform: name)
         var result = sample
-        let scale = Float(1 / (deviation < 1e-8 ? 1 : deviation)), shift = Float(-mean / (deviation < 1e-8 ? 1 : deviation))
+        let divisor = deviation < 1e-8 ? 1 : deviation
+        let scale = Float(1 / divisor), shift = Float(-mean / divisor)
         result.image.voxels.withUnsafeMutableBufferPointer { v in
             for i in v.indices { v[i] = v[i] * scale + shift }
         }

@@ -16,7 +16,9 @@ enum Permutation {
         }
         var geometry = volume.geometry
         geometry.dimensions = o
-        if p == SIMD3(0, 1, 2) && f == [false, false, false] { return Volume(geometry: geometry, voxels: volume.voxels) }
+        if p == SIMD3(0, 1, 2) && f == [false, false, false] {
+            return Volume(geometry: geometry, voxels: volume.voxels)
+        }
         let count = volume.voxels.count
         let voxels = volume.voxels.withUnsafeBufferPointer { src in
             [V](unsafeUninitializedCapacity: count) { out, initialized in

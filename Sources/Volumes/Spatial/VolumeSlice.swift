@@ -48,7 +48,10 @@ extension Volume {
         case .y:
             var pixels = [Voxel]()
             pixels.reserveCapacity(n.x * n.z)
-            for k in 0..<n.z { pixels.append(contentsOf: voxels[self.index(0, index, k)..<(self.index(0, index, k) + n.x)]) }
+            for k in 0..<n.z {
+                let first = self.index(0, index, k)
+                pixels.append(contentsOf: voxels[first..<(first + n.x)])
+            }
             return VolumeSlice(width: n.x, height: n.z, pixels: pixels, origin: g.position(0, Double(index), 0),
                                spacing: SIMD2(g.spacing.x, g.spacing.z), rowDirection: g.direction.x,
                                columnDirection: g.direction.z)

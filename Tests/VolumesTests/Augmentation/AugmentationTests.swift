@@ -50,8 +50,9 @@ struct AugmentationTests {
         #expect(flipped.image.voxels.sorted() == sample.image.voxels.sorted())
         var turned = sample
         for _ in 0..<4 {
-            // Probability 1 with k drawn from the generator: apply the same k... instead compose single turns.
-            turned = Sample(image: Permutation.apply(turned.image, permutation: SIMD3(1, 0, 2), flipped: [true, false, false]))
+            // One quarter turn in the x-y plane (as RandomRotate90 with k = 1).
+            turned = Sample(image: Permutation.apply(turned.image, permutation: SIMD3(1, 0, 2),
+                                                     flipped: [true, false, false]))
         }
         #expect(turned.image.voxels == sample.image.voxels)
         var rotate = RandomRotate90(probability: 1, seed: 9)

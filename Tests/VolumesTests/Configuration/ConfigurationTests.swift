@@ -7,7 +7,8 @@ import Testing
 struct ConfigurationTests {
     @Test("pipelines/segmentation-unet2d.yaml parses and builds both pipelines")
     func shippedFile() throws {
-        let configuration = try PreprocessingConfiguration(contentsOf: repositoryRoot + "/pipelines/segmentation-unet2d.yaml")
+        let path = repositoryRoot + "/pipelines/segmentation-unet2d.yaml"
+        let configuration = try PreprocessingConfiguration(contentsOf: path)
         #expect(configuration.preprocessing.orientation == .ras)
         #expect(configuration.preprocessing.window?.window == .softTissue)
         #expect(configuration.augmentation?.seed == 20261121)

@@ -75,11 +75,13 @@ struct IntensityTests {
         let reference = ReferenceHistogram(volume: ct)
         let same = try HistogramMatch(reference: reference).apply(Sample(image: ct)).image
         for (a, b) in zip(ct.voxels, same.voxels) { #expect(abs(a - b) < 1e-2) }
-        let shifted = ReferenceHistogram(probabilities: reference.probabilities, values: reference.values.map { $0 * 2 + 50 })
+        let shifted = ReferenceHistogram(probabilities: reference.probabilities,
+                                         values: reference.values.map { $0 * 2 + 50 })
         let out = try HistogramMatch(reference: shifted).apply(Sample(image: ct)).image
         for (a, b) in zip(ct.voxels, out.voxels) { #expect(abs(b - (a * 2 + 50)) < 2e-2) }
         #expect(throws: VolumesError.self) {
-            try HistogramMatch(reference: ReferenceHistogram(probabilities: [0.5], values: [1])).apply(Sample(image: ct))
+            let single = ReferenceHistogram(probabilities: [0.5], values: [1])
+            return try HistogramMatch(reference: single).apply(Sample(image: ct))
         }
     }
 }

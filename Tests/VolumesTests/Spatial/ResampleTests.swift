@@ -89,7 +89,8 @@ struct ResampleTests {
         let g = VolumeGeometry(dimensions: SIMD3(20, 18, 9), origin: Vector3(0, 0, 0), spacing: Vector3(0.7, 0.7, 1.25))
         let image = makeVolume(g) { i, j, k in Float(sin(Double(i) * 0.5) * cos(Double(j) * 0.3) + Double(k)) }
         // Fused per-slice passes (many output slices), the three-pass path (few), identity axes in both.
-        for spacing in [Vector3(1.5, 1.1, 0.9), Vector3(0.7, 1.1, 5.0), Vector3(1.5, 0.7, 0.9), Vector3(1.3, 0.7, 1.25)] {
+        let spacings = [Vector3(1.5, 1.1, 0.9), Vector3(0.7, 1.1, 5.0), Vector3(1.5, 0.7, 0.9), Vector3(1.3, 0.7, 1.25)]
+        for spacing in spacings {
         let target = try Resample(spacing: spacing).outputGeometry(for: g)
         for antiAlias in [false, true] {
             let fast = try Resampler.resample(image, onto: target, interpolation: .linear, antiAlias: antiAlias)
@@ -150,9 +151,11 @@ struct ResampleTests {
         let image = makeVolume(g) { i, j, k in Float(i * 100 + j * 10 + k) }
         let s = try image.slice(along: axis, at: 1)
         for row in 0..<s.height { for column in 0..<s.width {
-            let (i, j, k): (Int, Int, Int) = axis == .z ? (column, row, 1) : axis == .y ? (column, 1, row) : (1, column, row)
+            let (i, j, k): (Int, Int, Int) = axis == .z ? (column, row, 1)
+                : axis == .y ? (column, 1, row) : (1, column, row)
             #expect(s[column, row] == image[i, j, k])
-            let p = s.origin + Double(column) * s.spacing.x * s.rowDirection + Double(row) * s.spacing.y * s.columnDirection
+            let p = s.origin + Double(column) * s.spacing.x * s.rowDirection
+                + Double(row) * s.spacing.y * s.columnDirection
             #expect((p - g.position(Double(i), Double(j), Double(k))).length < 1e-9)
         } }
         #expect(throws: VolumesError.self) { try image.slice(along: axis, at: 7) }
