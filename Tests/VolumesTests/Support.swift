@@ -60,3 +60,36 @@ func volumeAndCentroid(_ volume: Volume<Float>) -> (millilitres: Double, centroi
 func labelVolume(_ volume: Volume<UInt8>) -> (millilitres: Double, centroid: Vector3) {
     volumeAndCentroid(Volume(geometry: volume.geometry, voxels: volume.voxels.map { Float($0 != 0 ? 1 : 0) }))
 }
+
+/// Checks that every voxel of `output` holds the value of the `original` voxel at the same patient position (for
+/// spatial steps that copy voxels: reorient, crop/pad), and that positions map onto whole source indices.
+/// Returns how many voxels were compared (those inside the original grid).
+@discardableResult
+func expectSamePositions<V: Equatable & Sendable>(_ output: Volume<V>, _ original: Volume<V>) -> Int {
+    let o = output.geometry, g = original.geometry
+    let a = g.indexToPhysicalMatrix
+    var compared = 0
+    for k in 0..<o.dimensions.z { for j in 0..<o.dimensions.y { for i in 0..<o.dimensions.x {
+        let u = solve(a, o.position(Double(i), Double(j), Double(k)) - g.origin)
+        let r = SIMD3(Int(u.x.rounded()), Int(u.y.rounded()), Int(u.z.rounded()))
+        if (u - Vector3(Double(r.x), Double(r.y), Double(r.z))).length > 1e-6 { return -1 }
+        guard r.x >= 0, r.y >= 0, r.z >= 0, r.x < g.dimensions.x, r.y < g.dimensions.y, r.z < g.dimensions.z
+        else { continue }
+        if output[i, j, k] != original[r.x, r.y, r.z] { return -1 }
+        compared += 1
+    } } }
+    return compared
+}
+
+extension VolumeGeometry {
+    /// Columns direction · spacing.
+    var indexToPhysicalMatrix: (Vector3, Vector3, Vector3) {
+        (direction.x * spacing.x, direction.y * spacing.y, direction.z * spacing.z)
+    }
+}
+
+/// Solves [c0 c1 c2] · u = b by Cramer's rule.
+func solve(_ m: (Vector3, Vector3, Vector3), _ b: Vector3) -> Vector3 {
+    let det = m.0.dot(m.1.cross(m.2))
+    return Vector3(b.dot(m.1.cross(m.2)), m.0.dot(b.cross(m.2)), m.0.dot(m.1.cross(b))) / det
+}

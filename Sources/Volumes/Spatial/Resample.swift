@@ -53,6 +53,20 @@ public struct Resample: VolumeTransform {
         let input = sample.image.geometry
         result.image = try Resampler.resample(sample.image, onto: output, interpolation: interpolation,
                                               antiAlias: antiAlias)
+        // Checked on the (usually smaller) output: NaN/Inf anywhere in the input reaches it through the filters.
+        let finite = result.image.voxels.withUnsafeBufferPointer { v in
+            var ok = true
+            for x in v where !x.isFinite {
+                ok = false
+                break
+            }
+            return ok
+        }
+        guard finite else {
+            throw VolumesError(.nonFinite, transform: name,
+                               "the image holds NaN or infinite voxels, which interpolation would spread; check the "
+                                   + "decoder and rescale slope/intercept, or clip with a window first")
+        }
         if let label = sample.label {
             result.label = Resampler.resampleLabels(label, onto: output)
         }

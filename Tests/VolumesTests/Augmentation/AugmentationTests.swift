@@ -83,6 +83,7 @@ struct AugmentationTests {
             let out = try positive.apply(sample)
             #expect(out.image.geometry.dimensions == SIMD3(4, 4, 2))
             #expect(out.label?.voxels.contains { $0 != 0 } == true)
+            #expect(expectSamePositions(out.image, sample.image) == 4 * 4 * 2)
             let back = try out.inverse(try #require(out.label))
             #expect(back.geometry == geometry)
         }

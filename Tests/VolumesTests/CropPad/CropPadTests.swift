@@ -27,6 +27,8 @@ struct CropPadTests {
         #expect(out.image[0, 4, 0] == s.image[6, 0, 0])
         #expect(out.image[0, 0, 0] == -1000)  // padding = image minimum
         #expect(out.label?[0, 0, 0] == 0)
+        #expect(expectSamePositions(out.image, s.image) == 8 * 16 * 10)
+        #expect(expectSamePositions(try #require(out.label), try #require(s.label)) == 8 * 16 * 10)
         let back = try out.inverse(out.image, fill: -1024)
         #expect(back.geometry == geometry)
         for k in 0..<10 { for j in 0..<16 { for i in 0..<20 {
@@ -39,6 +41,7 @@ struct CropPadTests {
         let out = try CropPad(region: .foreground(threshold: -500), margin: SIMD3(1, 1, 3)).apply(sample())
         #expect(out.image.geometry.dimensions == SIMD3(7, 5, 7))
         #expect((out.image.geometry.origin - geometry.position(4, 3, 0)).length < 1e-9)
+        #expect(expectSamePositions(out.image, sample().image) == 7 * 5 * 7)
     }
 
     @Test("Label crop to a fixed shape centres the label; inverse restores the label exactly")
@@ -47,6 +50,7 @@ struct CropPadTests {
         let out = try CropPad(region: .label(2), shape: SIMD3(6, 6, 4)).apply(s)
         let labels = try #require(out.label)
         #expect(labels.voxels.filter { $0 == 2 }.count == s.label?.voxels.filter { $0 == 2 }.count)
+        #expect(expectSamePositions(labels, try #require(s.label)) == 6 * 6 * 4)
         let back = try out.inverse(labels)
         #expect(back.voxels == s.label?.voxels)
     }

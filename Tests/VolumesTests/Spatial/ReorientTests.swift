@@ -23,6 +23,7 @@ struct ReorientTests {
                     && abs(g.direction.z.z - signs[2]) < 1e-12)
         #expect(g.dimensions == SIMD3(3, 5, 4))
         #expect(g.spacing == Vector3(2.5, 0.8, 0.9))
+        #expect(expectSamePositions(out.image, image) == 60)
         for k in 0..<g.dimensions.z { for j in 0..<g.dimensions.y { for i in 0..<g.dimensions.x {
             let value = Int(out.image[i, j, k])
             let (si, sj, sk) = (value % 5, (value / 5) % 4, value / 20)

@@ -143,6 +143,12 @@ struct ResampleTests {
         #expect(throws: VolumesError.self) {
             try Resize(shape: SIMD3(0, 4, 4)).apply(Sample(image: Volume(geometry: g, repeating: 0)))
         }
+        var nan = Volume<Float>(geometry: g, repeating: 0)
+        nan.voxels[1234] = .nan
+        do {
+            _ = try Resample(spacing: Vector3(1.5, 1.5, 1.5)).apply(Sample(image: nan))
+            Issue.record("no error")
+        } catch { #expect(error.code == .nonFinite) }
     }
 
     @Test("Slices along each axis have the right pixels and positions", arguments: Axis.allCases)
