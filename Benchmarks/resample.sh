@@ -16,8 +16,9 @@ mkdir -p "$WORK"
 
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import SimpleITK, monai, torch' 2>/dev/null; then
   python3 -m venv "$VENV"
-  # torch from PyPI is the CUDA build (it brings the nvidia-* wheels, about 3 GB); it runs on the CPU here.
-  "$VENV/bin/pip" install -q numpy==2.4.6 SimpleITK==2.5.7 monai==1.6.1 torch
+  # PyPI has no CPU-only torch wheel for Linux: this is the CUDA build (with the nvidia-* wheels the venv is
+  # about 5.7 GB); it runs on the CPU here.
+  "$VENV/bin/pip" install -q numpy==2.4.6 SimpleITK==2.5.7 monai==1.6.1 torch==2.15.0
 fi
 PY="$VENV/bin/python"
 swift build -c release ${SWIFT_FLAGS:-} --product tessera-bench >/dev/null
