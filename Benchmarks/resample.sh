@@ -24,6 +24,12 @@ PY="$VENV/bin/python"
 swift build -c release ${SWIFT_FLAGS:-} --product tessera-bench >/dev/null
 BENCH=$(swift build -c release ${SWIFT_FLAGS:-} --show-bin-path)/tessera-bench
 
+# Correctness first: without anti-aliasing, Tessera's resampled + z-scored volume equals SimpleITK's on the same input.
+"$BENCH" resample --repeat 1 --warmup 0 --no-anti-alias --dump-input "$WORK/input.f32" --dump-output "$WORK/tessera.f32" \
+  >/dev/null
+"$PY" Benchmarks/resample_peers.py verify --input "$WORK/input.f32" --output "$WORK/tessera.f32" >&2
+rm -f "$WORK/input.f32" "$WORK/tessera.f32"
+
 results="$WORK/results.jsonl"; : > "$results"
 # The machine has 2 cores: pin every tool to 2 threads (Tessera uses all cores through Dispatch).
 "$BENCH" resample --repeat "$REPEAT" | sed 's/^{/{"label":"Tessera Resample + ZScore (anti-aliased)",/' >> "$results"

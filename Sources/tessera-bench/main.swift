@@ -83,6 +83,9 @@ struct ResampleBench: ParsableCommand {
     var noAntiAlias = false
     @Option(name: .customLong("repeat"), help: "Timed runs.") var repeats = 5
     @Option(help: "Untimed warm-up runs.") var warmup = 1
+    @Option(help: "Write the input volume as raw float32 (z, y, x order) here, for the peers' cross-check.")
+    var dumpInput: String?
+    @Option(help: "Write the last output volume as raw float32 here.") var dumpOutput: String?
 
     func run() throws {
         let n = shape.split(separator: ",").compactMap { Int($0) }
@@ -94,10 +97,16 @@ struct ResampleBench: ParsableCommand {
         var pipeline = VolumePipeline([
             Resample(spacing: Vector3(target, target, target), antiAlias: !noAntiAlias), ZScore(),
         ])
+        if let dumpInput {
+            try volume.voxels.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: dumpInput)) }
+        }
         for run in 0..<(warmup + repeats) {
             let clock = ContinuousClock()
             let t0 = clock.now
             let out = try pipeline.apply(Sample(image: volume))
+            if let dumpOutput, run == warmup + repeats - 1 {
+                try out.image.voxels.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: dumpOutput)) }
+            }
             let wall = clock.now - t0
             if run >= warmup {
                 let d = out.image.geometry.dimensions
