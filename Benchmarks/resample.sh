@@ -24,7 +24,8 @@ PY="$VENV/bin/python"
 swift build -c release ${SWIFT_FLAGS:-} --product tessera-bench >/dev/null
 BENCH=$(swift build -c release ${SWIFT_FLAGS:-} --show-bin-path)/tessera-bench
 
-# Correctness first: without anti-aliasing, Tessera's resampled + z-scored volume equals SimpleITK's on the same input.
+# Correctness first: without anti-aliasing, Tessera's resampled + z-scored volume equals SimpleITK's on the same
+# input.
 "$BENCH" resample --repeat 1 --warmup 0 --no-anti-alias --dump-input "$WORK/input.f32" --dump-output "$WORK/tessera.f32" \
   >/dev/null
 "$PY" Benchmarks/resample_peers.py verify --input "$WORK/input.f32" --output "$WORK/tessera.f32" >&2
