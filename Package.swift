@@ -34,7 +34,10 @@ let package = Package(
         .systemLibrary(name: "CBLAS"),
         .systemLibrary(name: "CZlib"),
         .target(name: "DICOMIO", dependencies: ["CDCMTKShim"], swiftSettings: strict),
-        .target(name: "Volumes", dependencies: ["DICOMIO", "CZlib"], swiftSettings: strict),
+        .target(
+            name: "Volumes",
+            dependencies: ["DICOMIO", "CZlib", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict),
         .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: strict),
         .target(name: "SampleData", dependencies: ["DICOMIO", "Volumes"], swiftSettings: strict),
         .target(name: "FederationCore", swiftSettings: strict),
@@ -70,7 +73,10 @@ let package = Package(
             name: "DICOMIOTests", dependencies: ["DICOMIO", "Volumes", "SampleData"],
             exclude: ["Golden"],  // read from the source tree by path
             swiftSettings: strict),
-        .testTarget(name: "VolumesTests", dependencies: ["Volumes"], swiftSettings: strict),
+        .testTarget(
+            name: "VolumesTests", dependencies: ["Volumes", "DICOMIO"],
+            exclude: ["Golden"],  // read from the source tree by path
+            swiftSettings: strict),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: strict),
         .testTarget(name: "FederationCoreTests", dependencies: ["FederationCore"], swiftSettings: strict),
         .testTarget(
