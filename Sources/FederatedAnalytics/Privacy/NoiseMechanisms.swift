@@ -1,4 +1,5 @@
 import Foundation
+import Volumes
 
 /// Random numbers for noise. Production uses the system generator; tests inject a seeded one.
 public protocol NoiseSource: Sendable {
@@ -15,17 +16,11 @@ public struct SystemNoiseSource: NoiseSource {
     }
 }
 
-/// SplitMix64, for reproducible tests only.
+/// SplitMix64 (Volumes), for reproducible tests and demos only.
 public struct SeededNoiseSource: NoiseSource {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func uniform() -> Double {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return (Double((z ^ (z >> 31)) >> 11) + 0.5) * 0x1p-53
-    }
+    var generator: SplitMix64
+    public init(seed: UInt64) { generator = SplitMix64(seed: seed) }
+    public mutating func uniform() -> Double { (Double(generator.next() >> 11) + 0.5) * 0x1p-53 }
 }
 
 /// Calibrated noise (Dwork & Roth, *The Algorithmic Foundations of Differential Privacy*, 2014).
