@@ -1,0 +1,34 @@
+/// Pointwise activations with their derivatives.
+public enum Activation {
+    /// `relu(x) = max(x, 0)`.
+    public static func relu(_ x: Tensor) -> Tensor {
+        var y = x
+        y.storage.withUnsafeMutableBufferPointer { p in for i in 0..<p.count where !(p[i] > 0) { p[i] = p[i].isNaN ? p[i] : 0 } }
+        return y
+    }
+
+    /// `∂L/∂x = ∂L/∂y · [y > 0]`, from the forward output `y` (PyTorch's rule: gradient 0 at 0).
+    public static func reluBackward(_ gradOutput: Tensor, output: Tensor) -> Tensor {
+        var g = gradOutput
+        g.storage.withUnsafeMutableBufferPointer { gp in
+            output.storage.withUnsafeBufferPointer { y in for i in 0..<gp.count where !(y[i] > 0) { gp[i] = 0 } }
+        }
+        return g
+    }
+
+    /// `leakyReLU(x) = x` for `x > 0`, `negativeSlope · x` otherwise.
+    public static func leakyReLU(_ x: Tensor, negativeSlope: Float) -> Tensor {
+        var y = x
+        y.storage.withUnsafeMutableBufferPointer { p in for i in 0..<p.count where p[i] <= 0 { p[i] *= negativeSlope } }
+        return y
+    }
+
+    /// `∂L/∂x = ∂L/∂y · (x > 0 ? 1 : negativeSlope)`, from the forward input.
+    public static func leakyReLUBackward(_ gradOutput: Tensor, input: Tensor, negativeSlope: Float) -> Tensor {
+        var g = gradOutput
+        g.storage.withUnsafeMutableBufferPointer { gp in
+            input.storage.withUnsafeBufferPointer { x in for i in 0..<gp.count where !(x[i] > 0) { gp[i] *= negativeSlope } }
+        }
+        return g
+    }
+}
