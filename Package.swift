@@ -3,7 +3,7 @@ import PackageDescription
 
 // Module layout and dependency direction: see DESIGN.md ("Modules").
 //   tessera → SampleData → Volumes → DICOMIO → CDCMTKShim (DCMTK, OpenJPEG)
-//   tessera → Tensors → CBLAS (OpenBLAS)
+//   tessera → NeuralNetwork → Tensors → CBLAS (OpenBLAS)
 //   Volumes → CZlib (zlib, for .nii.gz)
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
@@ -33,6 +33,7 @@ let package = Package(
         .target(name: "DICOMIO", dependencies: ["CDCMTKShim"], swiftSettings: strict),
         .target(name: "Volumes", dependencies: ["DICOMIO", "CZlib"], swiftSettings: strict),
         .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: strict),
+        .target(name: "NeuralNetwork", dependencies: ["Tensors"], swiftSettings: strict),
         .target(name: "SampleData", dependencies: ["DICOMIO", "Volumes"], swiftSettings: strict),
         .executableTarget(
             name: "tessera",
@@ -56,6 +57,10 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(name: "VolumesTests", dependencies: ["Volumes"], swiftSettings: strict),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: strict),
+        .testTarget(
+            name: "NeuralNetworkTests", dependencies: ["NeuralNetwork", "Tensors"],
+            exclude: ["Golden"],  // read from the source tree by path
+            swiftSettings: strict),
     ],
     cxxLanguageStandard: .cxx17
 )

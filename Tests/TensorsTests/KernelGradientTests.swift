@@ -43,13 +43,13 @@ struct KernelGradientTests {
     @Test("Pooling, activations, softmax, linear")
     func simple() {
         let x = spread([2, 2, 6, 6], seed: 4)
-        gradientCheck(x, "max pool", forward: { MaxPool.forward($0, kernelSize: [2, 2], stride: [2, 2]).output },
-                      backward: { MaxPool.backward($0, argmax: MaxPool.forward(x, kernelSize: [2, 2], stride: [2, 2]).argmax,
+        gradientCheck(x, "max pool", forward: { MaxPooling.forward($0, kernelSize: [2, 2], stride: [2, 2]).output },
+                      backward: { MaxPooling.backward($0, argmax: MaxPooling.forward(x, kernelSize: [2, 2], stride: [2, 2]).argmax,
                                                    inputShape: x.shape) })
-        gradientCheck(x, "average pool", forward: { AveragePool.forward($0, kernelSize: [3, 2], stride: [2, 2]) },
-                      backward: { AveragePool.backward($0, inputShape: x.shape, kernelSize: [3, 2], stride: [2, 2]) })
-        gradientCheck(x, "global pool", forward: { GlobalAveragePool.forward($0) },
-                      backward: { GlobalAveragePool.backward($0, inputShape: x.shape) })
+        gradientCheck(x, "average pool", forward: { AveragePooling.forward($0, kernelSize: [3, 2], stride: [2, 2]) },
+                      backward: { AveragePooling.backward($0, inputShape: x.shape, kernelSize: [3, 2], stride: [2, 2]) })
+        gradientCheck(x, "global pool", forward: { GlobalAveragePooling.forward($0) },
+                      backward: { GlobalAveragePooling.backward($0, inputShape: x.shape) })
         gradientCheck(x, "relu", forward: { Activation.relu($0) },
                       backward: { Activation.reluBackward($0, output: Activation.relu(x)) })
         gradientCheck(x, "leaky relu", forward: { Activation.leakyReLU($0, negativeSlope: 0.1) },
@@ -64,8 +64,8 @@ struct KernelGradientTests {
                       backward: { Dense.backward($0, input: xin, weight: w, hasBias: true).input })
         gradientCheck(w, "linear ∂w", forward: { Dense.forward(xin, weight: $0, bias: bias) },
                       backward: { Dense.backward($0, input: xin, weight: w, hasBias: true).weight })
-        let mask = Dropout.forward(x, probability: 0.3, generator: &g).mask
-        gradientCheck(x, "dropout", forward: { $0 * mask }, backward: { Dropout.backward($0, mask: mask) })
+        let mask = DropoutMask.forward(x, probability: 0.3, generator: &g).mask
+        gradientCheck(x, "dropout", forward: { $0 * mask }, backward: { DropoutMask.backward($0, mask: mask) })
         let a = Tensor.randomNormal([2, 2, 3, 3], generator: &g), b = Tensor.randomNormal([2, 3, 3, 3], generator: &g)
         gradientCheck(a, "concat", forward: { ChannelConcat.forward([$0, b]) },
                       backward: { ChannelConcat.backward($0, channels: [2, 3])[0] })
@@ -77,8 +77,8 @@ struct KernelGradientTests {
         let x = Tensor.randomNormal([3, 2, 4, 3], mean: 0.3, std: 1.5, generator: &g)
         let gamma = Tensor.randomNormal([2], mean: 1, std: 0.3, generator: &g)
         let beta = Tensor.randomNormal([2], generator: &g)
-        let inst = { (x: Tensor, w: Tensor, b: Tensor) in InstanceNorm.forward(x, weight: w, bias: b) }
-        let ib = { (gy: Tensor) in InstanceNorm.backward(gy, cache: inst(x, gamma, beta).cache, weight: gamma, affine: true) }
+        let inst = { (x: Tensor, w: Tensor, b: Tensor) in InstanceNormalization.forward(x, weight: w, bias: b) }
+        let ib = { (gy: Tensor) in InstanceNormalization.backward(gy, cache: inst(x, gamma, beta).cache, weight: gamma, affine: true) }
         gradientCheck(x, step: 1e-2, tolerance: 3e-2, "instance ∂x", forward: { inst($0, gamma, beta).output },
                       backward: { ib($0).input })
         gradientCheck(gamma, "instance ∂γ", forward: { inst(x, $0, beta).output }, backward: { ib($0).weight! })
@@ -88,9 +88,9 @@ struct KernelGradientTests {
             let rv0 = Tensor.randomUniform([2], low: 0.5, high: 2, generator: &g)
             let bn = { (x: Tensor, w: Tensor, b: Tensor) -> (output: Tensor, cache: NormalizationCache) in
                 var rm = rm0, rv = rv0
-                return BatchNorm.forward(x, weight: w, bias: b, runningMean: &rm, runningVariance: &rv, training: training)
+                return BatchNormalization.forward(x, weight: w, bias: b, runningMean: &rm, runningVariance: &rv, training: training)
             }
-            let bb = { (gy: Tensor) in BatchNorm.backward(gy, cache: bn(x, gamma, beta).cache, weight: gamma, affine: true) }
+            let bb = { (gy: Tensor) in BatchNormalization.backward(gy, cache: bn(x, gamma, beta).cache, weight: gamma, affine: true) }
             gradientCheck(x, tolerance: 3e-2, "batch ∂x (training \(training))", forward: { bn($0, gamma, beta).output },
                           backward: { bb($0).input })
             gradientCheck(gamma, "batch ∂γ", forward: { bn(x, $0, beta).output }, backward: { bb($0).weight! })

@@ -77,26 +77,26 @@ struct KernelTests {
     func pooling(_ shape: [Int], _ kernel: [Int], _ stride: [Int]) {
         let x = spread(shape, seed: 3)
         var g = SeededGenerator(seed: 9)
-        let (y, argmax) = MaxPool.forward(x, kernelSize: kernel, stride: stride)
+        let (y, argmax) = MaxPooling.forward(x, kernelSize: kernel, stride: stride)
         expectClose(y, Reference.maxPool(x, kernelSize: kernel, stride: stride), "max forward")
         let gy = Tensor.randomNormal(y.shape, generator: &g)
-        expectClose(MaxPool.backward(gy, argmax: argmax, inputShape: x.shape),
+        expectClose(MaxPooling.backward(gy, argmax: argmax, inputShape: x.shape),
                     Reference.maxPoolBackward(gy, input: x, kernelSize: kernel, stride: stride), "max backward")
-        let a = AveragePool.forward(x, kernelSize: kernel, stride: stride)
+        let a = AveragePooling.forward(x, kernelSize: kernel, stride: stride)
         expectClose(a, Reference.averagePool(x, kernelSize: kernel, stride: stride), "average forward")
-        expectClose(AveragePool.backward(gy, inputShape: x.shape, kernelSize: kernel, stride: stride),
+        expectClose(AveragePooling.backward(gy, inputShape: x.shape, kernelSize: kernel, stride: stride),
                     Reference.averagePoolBackward(gy, input: x, kernelSize: kernel, stride: stride), "average backward")
-        let gp = GlobalAveragePool.forward(x)
+        let gp = GlobalAveragePooling.forward(x)
         expectClose(gp, Reference.globalAveragePool(x), "global forward")
         let ggy = Tensor.randomNormal(gp.shape, generator: &g)
-        expectClose(GlobalAveragePool.backward(ggy, inputShape: x.shape), Reference.globalAveragePoolBackward(ggy, input: x),
+        expectClose(GlobalAveragePooling.backward(ggy, inputShape: x.shape), Reference.globalAveragePoolBackward(ggy, input: x),
                     "global backward")
     }
 
     @Test("Max pooling: the first of tied maxima takes the gradient (PyTorch's CPU rule)")
     func maxPoolTies() {
         let x = Tensor(shape: [1, 1, 2, 2], storage: [1, 1, 1, 1])
-        let (_, argmax) = MaxPool.forward(x, kernelSize: [2, 2], stride: [2, 2])
+        let (_, argmax) = MaxPooling.forward(x, kernelSize: [2, 2], stride: [2, 2])
         #expect(argmax == [0])
     }
 
@@ -106,11 +106,11 @@ struct KernelTests {
         let x = Tensor.randomNormal(shape, mean: 0.5, std: 2, generator: &g)
         let gamma = Tensor.randomNormal([shape[1]], mean: 1, std: 0.2, generator: &g)
         let beta = Tensor.randomNormal([shape[1]], generator: &g)
-        let inst = InstanceNorm.forward(x, weight: gamma, bias: beta).output
+        let inst = InstanceNormalization.forward(x, weight: gamma, bias: beta).output
         expectClose(inst, Reference.normalize(x, groups: Reference.instanceGroups(shape), weight: gamma, bias: beta,
                                               epsilon: 1e-5), rtol: 1e-4, atol: 1e-5, "instance")
         var rm = Tensor(zeros: [shape[1]]), rv = Tensor(repeating: 1, shape: [shape[1]])
-        let bn = BatchNorm.forward(x, weight: gamma, bias: beta, runningMean: &rm, runningVariance: &rv, training: true)
+        let bn = BatchNormalization.forward(x, weight: gamma, bias: beta, runningMean: &rm, runningVariance: &rv, training: true)
         expectClose(bn.output, Reference.normalize(x, groups: Reference.batchGroups(shape), weight: gamma, bias: beta,
                                                    epsilon: 1e-5), "batch (training)")
         // Running statistics after one step: 0.9·init + 0.1·batch, unbiased variance.
@@ -122,7 +122,7 @@ struct KernelTests {
             #expect(abs(Double(rm.storage[c]) - 0.1 * mu) < 1e-5)
             #expect(abs(Double(rv.storage[c]) - (0.9 + 0.1 * v)) < 1e-4)
         }
-        let eval = BatchNorm.forward(x, weight: gamma, bias: beta, runningMean: &rm, runningVariance: &rv, training: false)
+        let eval = BatchNormalization.forward(x, weight: gamma, bias: beta, runningMean: &rm, runningVariance: &rv, training: false)
         expectClose(eval.output, Reference.normalize(x, groups: groups, weight: gamma, bias: beta, epsilon: 1e-5,
                                                      mean: rm.storage.map(Double.init),
                                                      variance: rv.storage.map(Double.init)), "batch (eval)")
@@ -145,16 +145,16 @@ struct KernelTests {
         expectClose(Dense.forward(xin, weight: w, bias: bias), Reference.linear(xin, weight: w, bias: bias), "linear")
     }
 
-    @Test("Dropout is seeded, keeps about 1 − p, scales survivors by 1/(1 − p), and is its own backward mask")
+    @Test("DropoutMask is seeded, keeps about 1 − p, scales survivors by 1/(1 − p), and is its own backward mask")
     func dropout() {
         let x = Tensor(repeating: 2, shape: [4, 8, 16, 16])
         var g1 = SeededGenerator(seed: 11), g2 = SeededGenerator(seed: 11)
-        let (y1, mask) = Dropout.forward(x, probability: 0.25, generator: &g1)
-        let (y2, _) = Dropout.forward(x, probability: 0.25, generator: &g2)
+        let (y1, mask) = DropoutMask.forward(x, probability: 0.25, generator: &g1)
+        let (y2, _) = DropoutMask.forward(x, probability: 0.25, generator: &g2)
         #expect(y1 == y2)
         let kept = mask.storage.filter { $0 != 0 }
         #expect(kept.allSatisfy { abs($0 - 4.0 / 3.0) < 1e-6 })
         #expect(abs(Double(kept.count) / Double(mask.count) - 0.75) < 0.02)
-        #expect(Dropout.backward(x, mask: mask) == y1)
+        #expect(DropoutMask.backward(x, mask: mask) == y1)
     }
 }

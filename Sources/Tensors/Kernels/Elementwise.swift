@@ -82,7 +82,7 @@ public enum Softmax {
 
 /// Inverted dropout: each element is zeroed with probability `p` and the survivors scaled by `1 / (1 − p)`,
 /// so evaluation is the identity. The mask comes from an explicit seeded generator.
-public enum Dropout {
+public enum DropoutMask {
     /// The output and the mask (0 or `1 / (1 − p)` per element) for the backward pass.
     public static func forward(_ x: Tensor, probability p: Float, generator: inout SeededGenerator)
         -> (output: Tensor, mask: Tensor)

@@ -19,7 +19,7 @@ public struct NormalizationGradients: Sendable {
 
 /// Instance normalisation (PyTorch's `instance_norm`): per sample and channel, over space,
 /// `y = γ · (x − mean) / sqrt(var + ε) + β` with the biased variance. Shapes `[N, C, spatial…]`, `γ, β: [C]`.
-public enum InstanceNorm {
+public enum InstanceNormalization {
     public static func forward(_ x: Tensor, weight: Tensor?, bias: Tensor?, epsilon: Float = 1e-5)
         -> (output: Tensor, cache: NormalizationCache)
     {
@@ -85,7 +85,7 @@ public enum InstanceNorm {
 /// Training: `y = γ · (x − mean_B) / sqrt(var_B + ε) + β` with the biased batch variance, and the running
 /// statistics move as `running = (1 − momentum)·running + momentum·batch` (the running variance takes the unbiased
 /// batch variance). Evaluation: the running statistics replace the batch ones. Shapes `[N, C, spatial…]`.
-public enum BatchNorm {
+public enum BatchNormalization {
     public static func forward(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: inout Tensor,
                                runningVariance: inout Tensor, training: Bool, momentum: Float = 0.1,
                                epsilon: Float = 1e-5) -> (output: Tensor, cache: NormalizationCache) {

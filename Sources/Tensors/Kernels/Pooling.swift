@@ -2,7 +2,7 @@
 ///
 /// `y[n, c, p] = max_{t} x[n, c, p·stride + t]`; ties go to the first maximum in scan order (PyTorch's CPU rule).
 /// Shapes: `[N, C, (D,) H, W]` → `[N, C, (oD,) oH, oW]`, `o = (i − kernel) / stride + 1`.
-public enum MaxPool {
+public enum MaxPooling {
     /// The output and, for every output element, the flat index within its input channel plane of the maximum.
     public static func forward(_ input: Tensor, kernelSize: [Int], stride: [Int]) -> (output: Tensor, argmax: [Int32]) {
         let geometry = ConvolutionGeometry(kernelSize: kernelSize, stride: stride,
@@ -66,7 +66,7 @@ public enum MaxPool {
 }
 
 /// Average pooling over windows (no padding): `y[n, c, p] = mean_t x[n, c, p·stride + t]`.
-public enum AveragePool {
+public enum AveragePooling {
     public static func forward(_ input: Tensor, kernelSize: [Int], stride: [Int]) -> Tensor {
         let geometry = ConvolutionGeometry(kernelSize: kernelSize, stride: stride,
                                            padding: Array(repeating: 0, count: kernelSize.count))
@@ -137,7 +137,7 @@ public enum AveragePool {
 }
 
 /// Global average pooling (PyTorch's `adaptive_avg_pool(x, 1)`): `[N, C, spatial…]` → `[N, C, 1, …, 1]`.
-public enum GlobalAveragePool {
+public enum GlobalAveragePooling {
     public static func forward(_ input: Tensor) -> Tensor {
         let s = input.spatialCount, planes = input.batch * input.channels
         var out = [Float](repeating: 0, count: planes)
