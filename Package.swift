@@ -46,7 +46,7 @@ let package = Package(
         .executableTarget(
             name: "tessera-bench",
             dependencies: [
-                "DICOMIO", "Volumes", "Tensors",
+                "DICOMIO", "Volumes", "Tensors", "NeuralNetwork",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

@@ -11,7 +11,7 @@ TesseraBench.main()
 /// Benchmarks, run beside their peers by the scripts in Benchmarks/. Each prints one JSON line per timed run.
 struct TesseraBench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "tessera-bench", abstract: "Tessera benchmarks (JSON lines).", subcommands: [DICOMLoad.self])
+        commandName: "tessera-bench", abstract: "Tessera benchmarks (JSON lines).", subcommands: [DICOMLoad.self, TrainStep.self])
 }
 
 /// Loads a DICOM series into a float32 HU volume, as `tessera convert` does: scan headers, sort, decode.
