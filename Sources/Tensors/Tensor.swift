@@ -25,6 +25,12 @@ public struct Tensor: Sendable, Equatable {
     /// A tensor of zeros.
     public init(zeros shape: [Int]) { self.init(repeating: 0, shape: shape) }
 
+    /// A tensor whose elements the caller overwrites before reading (skips zero-filling large buffers).
+    init(uninitialized shape: [Int]) {
+        let n = shape.reduce(1, *)
+        self.init(shape: shape, storage: [Float](unsafeUninitializedCapacity: n) { _, count in count = n })
+    }
+
     /// Elements drawn from N(mean, std²) with a seeded generator.
     public static func randomNormal(_ shape: [Int], mean: Float = 0, std: Float = 1,
                                     generator: inout SeededGenerator) -> Tensor {

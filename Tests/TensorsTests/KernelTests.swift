@@ -23,6 +23,9 @@ struct KernelTests {
               bias: true),
         .init(batch: 1, cin: 2, cout: 2, spatial: [4, 4, 4], kernel: [1, 1, 1], stride: [1, 1, 1], padding: [0, 0, 0],
               bias: false),
+        // Stride 1 with padding ≥ kernel: ∂x through col2im rather than the flipped-kernel convolution.
+        .init(batch: 2, cin: 2, cout: 3, spatial: [5, 4], kernel: [2, 1], stride: [1, 1], padding: [2, 1], bias: true),
+        .init(batch: 1, cin: 3, cout: 2, spatial: [6, 7], kernel: [5, 5], stride: [1, 1], padding: [2, 2], bias: true),
     ]
 
     @Test("Convolution forward and backward match direct loops", arguments: convolutions)
@@ -33,7 +36,10 @@ struct KernelTests {
         let b = c.bias ? Tensor.randomNormal([c.cout], generator: &g) : nil
         let geometry = ConvolutionGeometry(kernelSize: c.kernel, stride: c.stride, padding: c.padding)
         let y = Convolution.forward(x, weight: w, bias: b, geometry: geometry)
-        expectClose(y, Reference.convolution(x, weight: w, bias: b, geometry: geometry), "forward")
+        let naiveY = Reference.convolution(x, weight: w, bias: b, geometry: geometry)
+        expectClose(y, naiveY, "forward")
+        expectClose(Convolution.forward(x, weight: w, bias: b, geometry: geometry, relu: true), Reference.relu(naiveY),
+                    "forward with fused bias + ReLU")
         let gy = Tensor.randomNormal(y.shape, generator: &g)
         let fast = Convolution.backward(gy, input: x, weight: w, hasBias: c.bias, geometry: geometry)
         let naive = Reference.convolutionBackward(gy, input: x, weight: w, geometry: geometry)

@@ -36,6 +36,11 @@ public struct Conv: Layer {
         (Convolution.forward(input, weight: weight, bias: bias, geometry: geometry), input)
     }
 
+    /// `relu(conv(x) + b)` with bias and ReLU fused into one pass; the cache is the input, as for `forward`.
+    public func forwardReLU(_ input: Tensor) -> (output: Tensor, cache: Tensor) {
+        (Convolution.forward(input, weight: weight, bias: bias, geometry: geometry, relu: true), input)
+    }
+
     public func backward(_ gradOutput: Tensor, cache input: Tensor) -> (input: Tensor?, gradients: NamedTensors) {
         let g = Convolution.backward(gradOutput, input: input, weight: weight, hasBias: bias != nil,
                                      geometry: geometry, inputGradient: computesInputGradient)

@@ -33,14 +33,18 @@ public struct DoubleConv: Module {
 
     /// `relu(c2(relu(c1(x))))`.
     public func forward(_ input: Tensor) -> (output: Tensor, cache: Cache) {
-        let h = Activation.relu(c1.forward(input).output)
-        let y = Activation.relu(c2.forward(h).output)
+        let h = c1.forwardReLU(input).output
+        let y = c2.forwardReLU(h).output
         return (y, Cache(input: input, hidden: h, output: y))
     }
 
     public func backward(_ gradOutput: Tensor, cache: Cache) -> (input: Tensor?, gradients: NamedTensors) {
-        let g2 = c2.backward(Activation.reluBackward(gradOutput, output: cache.output), cache: cache.hidden)
-        let g1 = c1.backward(Activation.reluBackward(g2.input!, output: cache.hidden), cache: cache.input)
+        var g = gradOutput
+        Activation.applyReLUBackward(&g, output: cache.output)
+        let g2 = c2.backward(g, cache: cache.hidden)
+        g = g2.input!
+        Activation.applyReLUBackward(&g, output: cache.hidden)
+        let g1 = c1.backward(g, cache: cache.input)
         var grads = g1.gradients.prefixed("c1")
         grads.merge(g2.gradients.prefixed("c2"))
         return (g1.input, grads)

@@ -52,7 +52,7 @@ public struct SmallCNN: Module {
         var x = input
         for (i, conv) in convolutions.enumerated() {
             trace.convInputs.append(x)
-            x = Activation.relu(conv.forward(x).output)
+            x = conv.forwardReLU(x).output
             trace.activations.append(x)
             if i < 3 {
                 let p = pool.forward(x)
@@ -73,7 +73,7 @@ public struct SmallCNN: Module {
         let convs = convolutions
         for i in (0..<4).reversed() {
             if i < 3 { g = pool.backward(g, cache: trace.pools[i]).input! }
-            g = Activation.reluBackward(g, output: trace.activations[i])
+            Activation.applyReLUBackward(&g, output: trace.activations[i])
             let r = convs[i].backward(g, cache: trace.convInputs[i])
             convGrads[i] = r.gradients
             if let gi = r.input { g = gi }

@@ -12,9 +12,10 @@ public enum Convolution {
         public var bias: Tensor?
     }
 
-    /// Forward pass; `bias` may be nil.
-    public static func forward(_ input: Tensor, weight: Tensor, bias: Tensor?, geometry: ConvolutionGeometry)
-        -> Tensor
+    /// Forward pass; `bias` may be nil. With `relu`, returns `relu(conv(x) + b)`, the bias and ReLU applied in one
+    /// pass over each image's output while it is in cache.
+    public static func forward(_ input: Tensor, weight: Tensor, bias: Tensor?, geometry: ConvolutionGeometry,
+                               relu: Bool = false) -> Tensor
     {
         let (n, cin, cout) = (input.batch, input.channels, weight.shape[0])
         precondition(input.rank == geometry.dimensions + 2 && weight.shape[1] == cin,
@@ -22,9 +23,9 @@ public enum Convolution {
         let outSpatial = geometry.convolutionOutput(input.spatialShape)
         let plan = Im2col.Plan(channels: cin, input: input.spatialShape, output: outSpatial, geometry: geometry)
         let (k, p, inCount) = (plan.rows, plan.columns, cin * input.spatialCount)
-        var output = Tensor(zeros: [n, cout] + outSpatial)
+        var output = Tensor(uninitialized: [n, cout] + outSpatial)
         let pointwise = geometry.isPointwise
-        var columns = [Float](repeating: 0, count: pointwise ? 0 : k * p)
+        var columns = [Float](unsafeUninitializedCapacity: pointwise ? 0 : k * p) { _, c in c = pointwise ? 0 : k * p }
         input.storage.withUnsafeBufferPointer { x in
             weight.storage.withUnsafeBufferPointer { w in
                 output.storage.withUnsafeMutableBufferPointer { y in
@@ -39,12 +40,19 @@ public enum Convolution {
                                 cols = UnsafePointer(col.baseAddress!)
                             }
                             let out = y.baseAddress! + b * cout * p
-                            if let bias {
-                                for o in 0..<cout { (out + o * p).initialize(repeating: bias.storage[o], count: p) }
-                            }
                             BLAS.gemm(transposeA: false, transposeB: false, m: cout, n: p, k: k,
-                                      a: w.baseAddress!, lda: k, b: cols, ldb: p, beta: bias == nil ? 0 : 1,
-                                      c: out, ldc: p)
+                                      a: w.baseAddress!, lda: k, b: cols, ldb: p, beta: 0, c: out, ldc: p)
+                            if bias != nil || relu {
+                                for o in 0..<cout {
+                                    let row = out + o * p
+                                    let v = bias?.storage[o] ?? 0
+                                    if relu {
+                                        for i in 0..<p { let t = row[i] + v; row[i] = t < 0 ? 0 : t }
+                                    } else {
+                                        for i in 0..<p { row[i] += v }
+                                    }
+                                }
+                            }
                         }
                     }
                 }
@@ -64,10 +72,21 @@ public enum Convolution {
         precondition(gradOutput.shape == [n, cout] + gradOutput.spatialShape && k == weight.count / cout)
         var gradWeight = Tensor(zeros: weight.shape)
         var gradBias = hasBias ? Tensor(zeros: [cout]) : nil
-        var gradInput = inputGradient ? Tensor(zeros: input.shape) : nil
         let pointwise = geometry.isPointwise
-        var columns = [Float](repeating: 0, count: pointwise ? 0 : k * p)
-        var gradColumns = [Float](repeating: 0, count: inputGradient && !pointwise ? k * p : 0)
+        // Stride 1 (the common 3×3, padding 1 case): ∂x is itself a convolution of ∂y with the spatially flipped,
+        // channel-transposed kernel and padding k − 1 − p; im2col (copies) beats col2im (scattered adds).
+        let flipped = inputGradient && !pointwise && geometry.stride.allSatisfy { $0 == 1 }
+            && zip(geometry.padding, geometry.kernelSize).allSatisfy { $0 <= $1 - 1 }
+        if flipped {
+            let g = backward(gradOutput, input: input, weight: weight, hasBias: hasBias, geometry: geometry,
+                             inputGradient: false)
+            return Gradients(input: flippedInputGradient(gradOutput, inputShape: input.shape, weight: weight,
+                                                         geometry: geometry), weight: g.weight, bias: g.bias)
+        }
+        var gradInput = inputGradient ? (pointwise ? Tensor(uninitialized: input.shape) : Tensor(zeros: input.shape)) : nil
+        var columns = [Float](unsafeUninitializedCapacity: pointwise ? 0 : k * p) { _, c in c = pointwise ? 0 : k * p }
+        let gradColumnCount = inputGradient && !pointwise ? k * p : 0
+        var gradColumns = [Float](unsafeUninitializedCapacity: gradColumnCount) { _, c in c = gradColumnCount }
         input.storage.withUnsafeBufferPointer { x in
             weight.storage.withUnsafeBufferPointer { w in
                 gradOutput.storage.withUnsafeBufferPointer { gy in
@@ -107,6 +126,46 @@ public enum Convolution {
         }
         if hasBias { gradBias = ChannelSums.sum(gradOutput) }
         return Gradients(input: gradInput, weight: gradWeight, bias: gradBias)
+    }
+
+    /// `∂x = conv(∂y, flip(W)ᵀ, padding k − 1 − p)` for stride-1 convolutions.
+    static func flippedInputGradient(_ gradOutput: Tensor, inputShape: [Int], weight: Tensor,
+                                     geometry: ConvolutionGeometry) -> Tensor {
+        let (n, cin, cout) = (inputShape[0], inputShape[1], weight.shape[0])
+        let taps = geometry.taps
+        // W'[ci, co·K + t] = W[co, ci, K − 1 − t]
+        var flippedWeight = [Float](repeating: 0, count: weight.count)
+        weight.storage.withUnsafeBufferPointer { w in
+            for co in 0..<cout {
+                for ci in 0..<cin {
+                    let src = (co * cin + ci) * taps, dst = ci * cout * taps + co * taps
+                    for t in 0..<taps { flippedWeight[dst + t] = w[src + taps - 1 - t] }
+                }
+            }
+        }
+        let inputSpatial = Array(inputShape.dropFirst(2))
+        let adjoint = ConvolutionGeometry(kernelSize: geometry.kernelSize, stride: geometry.stride,
+                                          padding: zip(geometry.kernelSize, geometry.padding).map { $0 - 1 - $1 })
+        let plan = Im2col.Plan(channels: cout, input: gradOutput.spatialShape, output: inputSpatial, geometry: adjoint)
+        let (k, p) = (plan.rows, plan.columns)
+        var gradInput = Tensor(uninitialized: inputShape)
+        var columns = [Float](unsafeUninitializedCapacity: k * p) { _, c in c = k * p }
+        let outCount = cout * gradOutput.spatialCount
+        gradOutput.storage.withUnsafeBufferPointer { gy in
+            flippedWeight.withUnsafeBufferPointer { w in
+                gradInput.storage.withUnsafeMutableBufferPointer { gx in
+                    columns.withUnsafeMutableBufferPointer { col in
+                        for b in 0..<n {
+                            Im2col.im2col(plan, image: gy.baseAddress! + b * outCount, columns: col.baseAddress!)
+                            BLAS.gemm(transposeA: false, transposeB: false, m: cin, n: p, k: k, a: w.baseAddress!,
+                                      lda: k, b: col.baseAddress!, ldb: p, beta: 0, c: gx.baseAddress! + b * cin * p,
+                                      ldc: p)
+                        }
+                    }
+                }
+            }
+        }
+        return gradInput
     }
 }
 

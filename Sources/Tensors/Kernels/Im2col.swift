@@ -50,14 +50,22 @@ enum Im2col {
                     for kw in 0..<kW {
                         let (w0, w1) = validRange(tap: kw, stride: sW, padding: pW, input: iW, output: oW)
                         let dst = columns + row * outCount
-                        dst.initialize(repeating: 0, count: outCount)
-                        if w1 > w0 {
+                        // Zero only what padding covers: whole planes, whole rows, then row ends.
+                        for od in 0..<oD where od < d0 || od >= d1 || h1 <= h0 || w1 <= w0 {
+                            (dst + od * outPlane).initialize(repeating: 0, count: outPlane)
+                        }
+                        if w1 > w0 && h1 > h0 {
                             for od in d0..<d1 {
                                 let id = od * sD - pD + kd
+                                let plane = dst + od * outPlane
+                                if h0 > 0 { plane.initialize(repeating: 0, count: h0 * oW) }
+                                if h1 < oH { (plane + h1 * oW).initialize(repeating: 0, count: (oH - h1) * oW) }
                                 for oh in h0..<h1 {
                                     let ih = oh * sH - pH + kh
                                     let srcRow = src + (id * iH + ih) * iW - pW + kw
-                                    let dstRow = dst + od * outPlane + oh * oW
+                                    let dstRow = plane + oh * oW
+                                    if w0 > 0 { dstRow.initialize(repeating: 0, count: w0) }
+                                    if w1 < oW { (dstRow + w1).initialize(repeating: 0, count: oW - w1) }
                                     if sW == 1 {
                                         (dstRow + w0).update(from: srcRow + w0, count: w1 - w0)
                                     } else {
