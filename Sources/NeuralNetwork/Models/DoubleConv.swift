@@ -39,11 +39,9 @@ public struct DoubleConv: Module {
     }
 
     public func backward(_ gradOutput: Tensor, cache: Cache) -> (input: Tensor?, gradients: NamedTensors) {
-        var g = gradOutput
-        Activation.applyReLUBackward(&g, output: cache.output)
-        let g2 = c2.backward(g, cache: cache.hidden)
-        g = g2.input!
-        Activation.applyReLUBackward(&g, output: cache.hidden)
+        let g2 = c2.backward(Activation.reluBackward(gradOutput, output: cache.output), cache: cache.hidden)
+        var g = g2.input!
+        Activation.applyReLUBackward(&g, output: cache.hidden)  // g2.input is uniquely owned: no copy
         let g1 = c1.backward(g, cache: cache.input)
         var grads = g1.gradients.prefixed("c1")
         grads.merge(g2.gradients.prefixed("c2"))

@@ -19,8 +19,14 @@ public enum Activation {
 
     /// `∂L/∂x = ∂L/∂y · [y > 0]`, from the forward output `y` (PyTorch's rule: gradient 0 at 0).
     public static func reluBackward(_ gradOutput: Tensor, output: Tensor) -> Tensor {
-        var g = gradOutput
-        applyReLUBackward(&g, output: output)
+        precondition(gradOutput.shape == output.shape)
+        // One pass into a fresh buffer (a copy of `gradOutput` followed by an in-place pass would be two).
+        var g = Tensor(uninitialized: gradOutput.shape)
+        g.storage.withUnsafeMutableBufferPointer { gp in
+            gradOutput.storage.withUnsafeBufferPointer { src in
+                output.storage.withUnsafeBufferPointer { y in for i in 0..<gp.count { gp[i] = y[i] > 0 ? src[i] : 0 } }
+            }
+        }
         return g
     }
 
