@@ -10,7 +10,7 @@ struct TrainStep: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "train-step")
 
     @Option(help: "unet2d, unet3d or cls2d.") var model = "unet2d"
-    @Option(help: "OpenBLAS threads.") var threads = 1
+    @Option(help: "Threads (Tessera's workers and OpenBLAS share them).") var threads = 1
     @Option(help: "Batch size (default: 8, or 2 for unet3d).") var batch: Int?
     @Option(help: "Untimed warm-up steps.") var warmup = 2
     @Option(help: "Timed trials.") var trials = 5
@@ -24,7 +24,7 @@ struct TrainStep: ParsableCommand {
     }
 
     func run() throws {
-        BLASRuntime.threads = threads
+        Parallelism.threads = threads
         let batch = self.batch ?? (model == "unet3d" ? 2 : 8)
         var generator = SeededGenerator(seed: 0)
         var sgd = SGD(learningRate: 0.01, momentum: 0.9)

@@ -52,6 +52,22 @@ struct KernelTests {
         expectClose(noInput.weight, naive.weight, "∂w without ∂x")
     }
 
+    @Test("Convolutions split over two workers (per-image, per-worker ∂W) match direct loops")
+    func parallelWorkers() {
+        Parallelism.threads = 2
+        defer { Parallelism.threads = 1 }
+        for c in Self.convolutions { convolution(c) }
+        for c in Self.transposed { transposedConvolution(c) }
+        var g = SeededGenerator(seed: 77)
+        let x = Tensor.randomNormal([5, 3, 6, 7], generator: &g), w = Tensor.randomNormal([4, 3, 3, 3], generator: &g)
+        let geometry = ConvolutionGeometry(dimensions: 2, kernelSize: 3, padding: 1)
+        let gy = Tensor.randomNormal([5, 4, 6, 7], generator: &g)
+        let fast = Convolution.backward(gy, input: x, weight: w, hasBias: false, geometry: geometry)
+        let naive = Reference.convolutionBackward(gy, input: x, weight: w, geometry: geometry)
+        expectClose(fast.weight, naive.weight, "∂w, 5 images on 2 workers")
+        expectClose(fast.input!, naive.input, "∂x, 5 images on 2 workers")
+    }
+
     static let transposed: [ConvCase] = [
         .init(batch: 2, cin: 4, cout: 3, spatial: [5, 6], kernel: [2, 2], stride: [2, 2], padding: [0, 0], bias: true),
         .init(batch: 1, cin: 3, cout: 2, spatial: [4, 5], kernel: [3, 3], stride: [2, 2], padding: [1, 1], bias: true),

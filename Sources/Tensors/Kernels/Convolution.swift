@@ -13,7 +13,7 @@ public enum Convolution {
     }
 
     /// Forward pass; `bias` may be nil. With `relu`, returns `relu(conv(x) + b)`, the bias and ReLU applied in one
-    /// pass over each image's output while it is in cache.
+    /// pass over each image's output while it is in cache. Images run on `Parallelism.threads` workers.
     public static func forward(_ input: Tensor, weight: Tensor, bias: Tensor?, geometry: ConvolutionGeometry,
                                relu: Bool = false) -> Tensor
     {
@@ -25,27 +25,30 @@ public enum Convolution {
         let (k, p, inCount) = (plan.rows, plan.columns, cin * input.spatialCount)
         var output = Tensor(uninitialized: [n, cout] + outSpatial)
         let pointwise = geometry.isPointwise
-        var columns = [Float](unsafeUninitializedCapacity: pointwise ? 0 : k * p) { _, c in c = pointwise ? 0 : k * p }
-        input.storage.withUnsafeBufferPointer { x in
-            weight.storage.withUnsafeBufferPointer { w in
-                output.storage.withUnsafeMutableBufferPointer { y in
-                    columns.withUnsafeMutableBufferPointer { col in
-                        for b in 0..<n {
-                            let image = x.baseAddress! + b * inCount
+        let biasValues = bias?.storage
+        input.storage.withUnsafeBufferPointer { xb in
+            weight.storage.withUnsafeBufferPointer { wb in
+                output.storage.withUnsafeMutableBufferPointer { yb in
+                    let (x, w, y) = (xb.baseAddress!, wb.baseAddress!, yb.baseAddress!)
+                    Parallelism.forEachWorker(items: n) { worker, workers in
+                        let col = UnsafeMutablePointer<Float>.allocate(capacity: pointwise ? 0 : k * p)
+                        defer { col.deallocate() }
+                        for b in stride(from: worker, to: n, by: workers) {
+                            let image = x + b * inCount
                             let cols: UnsafePointer<Float>
                             if pointwise {
                                 cols = image
                             } else {
-                                Im2col.im2col(plan, image: image, columns: col.baseAddress!)
-                                cols = UnsafePointer(col.baseAddress!)
+                                Im2col.im2col(plan, image: image, columns: col)
+                                cols = UnsafePointer(col)
                             }
-                            let out = y.baseAddress! + b * cout * p
+                            let out = y + b * cout * p
                             BLAS.gemm(transposeA: false, transposeB: false, m: cout, n: p, k: k,
-                                      a: w.baseAddress!, lda: k, b: cols, ldb: p, beta: 0, c: out, ldc: p)
-                            if bias != nil || relu {
+                                      a: w, lda: k, b: cols, ldb: p, beta: 0, c: out, ldc: p)
+                            if biasValues != nil || relu {
                                 for o in 0..<cout {
                                     let row = out + o * p
-                                    let v = bias?.storage[o] ?? 0
+                                    let v = biasValues?[o] ?? 0
                                     if relu {
                                         for i in 0..<p { let t = row[i] + v; row[i] = t < 0 ? 0 : t }
                                     } else {
@@ -70,70 +73,73 @@ public enum Convolution {
                                geometry: geometry)
         let (k, p, inCount) = (plan.rows, plan.columns, cin * input.spatialCount)
         precondition(gradOutput.shape == [n, cout] + gradOutput.spatialShape && k == weight.count / cout)
-        var gradWeight = Tensor(zeros: weight.shape)
-        var gradBias = hasBias ? Tensor(zeros: [cout]) : nil
         let pointwise = geometry.isPointwise
         // Stride 1 (the common 3×3, padding 1 case): ∂x is itself a convolution of ∂y with the spatially flipped,
         // channel-transposed kernel and padding k − 1 − p; im2col (copies) beats col2im (scattered adds).
         let flipped = inputGradient && !pointwise && geometry.stride.allSatisfy { $0 == 1 }
             && zip(geometry.padding, geometry.kernelSize).allSatisfy { $0 <= $1 - 1 }
-        if flipped {
-            let g = backward(gradOutput, input: input, weight: weight, hasBias: hasBias, geometry: geometry,
-                             inputGradient: false)
-            return Gradients(input: flippedInputGradient(gradOutput, inputShape: input.shape, weight: weight,
-                                                         geometry: geometry), weight: g.weight, bias: g.bias)
-        }
-        var gradInput = inputGradient ? (pointwise ? Tensor(uninitialized: input.shape) : Tensor(zeros: input.shape)) : nil
-        var columns = [Float](unsafeUninitializedCapacity: pointwise ? 0 : k * p) { _, c in c = pointwise ? 0 : k * p }
-        let gradColumnCount = inputGradient && !pointwise ? k * p : 0
-        var gradColumns = [Float](unsafeUninitializedCapacity: gradColumnCount) { _, c in c = gradColumnCount }
-        input.storage.withUnsafeBufferPointer { x in
-            weight.storage.withUnsafeBufferPointer { w in
-                gradOutput.storage.withUnsafeBufferPointer { gy in
-                    gradWeight.storage.withUnsafeMutableBufferPointer { gw in
-                        columns.withUnsafeMutableBufferPointer { col in
-                            gradColumns.withUnsafeMutableBufferPointer { gcol in
-                                for b in 0..<n {
-                                    let image = x.baseAddress! + b * inCount
-                                    let g = gy.baseAddress! + b * cout * p
-                                    let cols: UnsafePointer<Float>
-                                    if pointwise {
-                                        cols = image
-                                    } else {
-                                        Im2col.im2col(plan, image: image, columns: col.baseAddress!)
-                                        cols = UnsafePointer(col.baseAddress!)
-                                    }
-                                    // ∂W[Cout, K] += ∂Y[Cout, P] · colsᵀ[P, K]
-                                    BLAS.gemm(transposeA: false, transposeB: true, m: cout, n: k, k: p,
-                                              a: g, lda: p, b: cols, ldb: p, beta: 1, c: gw.baseAddress!, ldc: k)
-                                    if inputGradient {
-                                        gradInput!.storage.withUnsafeMutableBufferPointer { gx in
-                                            let dst = gx.baseAddress! + b * inCount
-                                            // ∂cols[K, P] = Wᵀ[K, Cout] · ∂Y[Cout, P]
-                                            let target = pointwise ? dst : gcol.baseAddress!
-                                            BLAS.gemm(transposeA: true, transposeB: false, m: k, n: p, k: cout,
-                                                      a: w.baseAddress!, lda: k, b: g, ldb: p, beta: 0,
-                                                      c: target, ldc: p)
-                                            if !pointwise { Im2col.col2im(plan, columns: gcol.baseAddress!, image: dst) }
-                                        }
-                                    }
-                                }
+        let direct = inputGradient && !flipped
+        var gradInput = direct ? (pointwise ? Tensor(uninitialized: input.shape) : Tensor(zeros: input.shape)) : nil
+        let workers = max(1, min(Parallelism.threads, n))
+        // One ∂W accumulator per worker, summed at the end (no two workers write the same element).
+        let partial = UnsafeMutablePointer<Float>.allocate(capacity: workers * weight.count)
+        partial.initialize(repeating: 0, count: workers * weight.count)
+        defer { partial.deallocate() }
+        input.storage.withUnsafeBufferPointer { xb in
+            weight.storage.withUnsafeBufferPointer { wb in
+                gradOutput.storage.withUnsafeBufferPointer { gyb in
+                    let (x, w, gy) = (xb.baseAddress!, wb.baseAddress!, gyb.baseAddress!)
+                    gradInput.withUnsafeMutablePointer { gx in
+                    Parallelism.forEachWorker(items: n) { worker, workers in
+                        let col = UnsafeMutablePointer<Float>.allocate(capacity: pointwise ? 0 : k * p)
+                        let gcol = UnsafeMutablePointer<Float>.allocate(capacity: direct && !pointwise ? k * p : 0)
+                        defer { col.deallocate(); gcol.deallocate() }
+                        let gw = partial + worker * weight.count
+                        for b in stride(from: worker, to: n, by: workers) {
+                            let image = x + b * inCount
+                            let g = gy + b * cout * p
+                            let cols: UnsafePointer<Float>
+                            if pointwise {
+                                cols = image
+                            } else {
+                                Im2col.im2col(plan, image: image, columns: col)
+                                cols = UnsafePointer(col)
+                            }
+                            // ∂W[Cout, K] += ∂Y[Cout, P] · colsᵀ[P, K]
+                            BLAS.gemm(transposeA: false, transposeB: true, m: cout, n: k, k: p,
+                                      a: g, lda: p, b: cols, ldb: p, beta: 1, c: gw, ldc: k)
+                            if direct, let gx {
+                                let dst = gx + b * inCount
+                                // ∂cols[K, P] = Wᵀ[K, Cout] · ∂Y[Cout, P], scattered back by col2im
+                                BLAS.gemm(transposeA: true, transposeB: false, m: k, n: p, k: cout,
+                                          a: w, lda: k, b: g, ldb: p, beta: 0, c: pointwise ? dst : gcol, ldc: p)
+                                if !pointwise { Im2col.col2im(plan, columns: gcol, image: dst) }
                             }
                         }
+                    }
                     }
                 }
             }
         }
-        if hasBias { gradBias = ChannelSums.sum(gradOutput) }
-        return Gradients(input: gradInput, weight: gradWeight, bias: gradBias)
+        var gradWeight = Tensor(zeros: weight.shape)
+        gradWeight.storage.withUnsafeMutableBufferPointer { gw in
+            for worker in 0..<workers {
+                let src = partial + worker * weight.count
+                for i in 0..<gw.count { gw[i] += src[i] }
+            }
+        }
+        if flipped {
+            gradInput = flippedInputGradient(gradOutput, inputShape: input.shape, weight: weight, geometry: geometry)
+        }
+        return Gradients(input: gradInput, weight: gradWeight, bias: hasBias ? ChannelSums.sum(gradOutput) : nil)
     }
 
     /// `∂x = conv(∂y, flip(W)ᵀ, padding k − 1 − p)` for stride-1 convolutions.
     static func flippedInputGradient(_ gradOutput: Tensor, inputShape: [Int], weight: Tensor,
                                      geometry: ConvolutionGeometry) -> Tensor {
-        let (n, cin, cout) = (inputShape[0], inputShape[1], weight.shape[0])
+        let (cin, cout) = (inputShape[1], weight.shape[0])
         let taps = geometry.taps
-        // W'[ci, co·K + t] = W[co, ci, K − 1 − t]
+        // W'[ci, co, t] = W[co, ci, K − 1 − t]: a convolution weight [Cin, Cout, k…]
         var flippedWeight = [Float](repeating: 0, count: weight.count)
         weight.storage.withUnsafeBufferPointer { w in
             for co in 0..<cout {
@@ -143,29 +149,10 @@ public enum Convolution {
                 }
             }
         }
-        let inputSpatial = Array(inputShape.dropFirst(2))
         let adjoint = ConvolutionGeometry(kernelSize: geometry.kernelSize, stride: geometry.stride,
                                           padding: zip(geometry.kernelSize, geometry.padding).map { $0 - 1 - $1 })
-        let plan = Im2col.Plan(channels: cout, input: gradOutput.spatialShape, output: inputSpatial, geometry: adjoint)
-        let (k, p) = (plan.rows, plan.columns)
-        var gradInput = Tensor(uninitialized: inputShape)
-        var columns = [Float](unsafeUninitializedCapacity: k * p) { _, c in c = k * p }
-        let outCount = cout * gradOutput.spatialCount
-        gradOutput.storage.withUnsafeBufferPointer { gy in
-            flippedWeight.withUnsafeBufferPointer { w in
-                gradInput.storage.withUnsafeMutableBufferPointer { gx in
-                    columns.withUnsafeMutableBufferPointer { col in
-                        for b in 0..<n {
-                            Im2col.im2col(plan, image: gy.baseAddress! + b * outCount, columns: col.baseAddress!)
-                            BLAS.gemm(transposeA: false, transposeB: false, m: cin, n: p, k: k, a: w.baseAddress!,
-                                      lda: k, b: col.baseAddress!, ldb: p, beta: 0, c: gx.baseAddress! + b * cin * p,
-                                      ldc: p)
-                        }
-                    }
-                }
-            }
-        }
-        return gradInput
+        return forward(gradOutput, weight: Tensor(shape: [cin, cout] + geometry.kernelSize, storage: flippedWeight),
+                       bias: nil, geometry: adjoint)
     }
 }
 
@@ -189,17 +176,18 @@ public enum TransposedConvolution {
         let (k, p) = (plan.rows, plan.columns)
         let outCount = cout * outSpatial.reduce(1, *)
         var output = Tensor(zeros: [n, cout] + outSpatial)
-        var columns = [Float](repeating: 0, count: k * p)
-        input.storage.withUnsafeBufferPointer { x in
-            weight.storage.withUnsafeBufferPointer { w in
-                output.storage.withUnsafeMutableBufferPointer { y in
-                    columns.withUnsafeMutableBufferPointer { col in
-                        for b in 0..<n {
+        input.storage.withUnsafeBufferPointer { xb in
+            weight.storage.withUnsafeBufferPointer { wb in
+                output.storage.withUnsafeMutableBufferPointer { yb in
+                    let (x, w, y) = (xb.baseAddress!, wb.baseAddress!, yb.baseAddress!)
+                    Parallelism.forEachWorker(items: n) { worker, workers in
+                        let col = UnsafeMutablePointer<Float>.allocate(capacity: k * p)
+                        defer { col.deallocate() }
+                        for b in stride(from: worker, to: n, by: workers) {
                             // cols[Cout·K, P] = Wᵀ[Cout·K, Cin] · x[Cin, P]
                             BLAS.gemm(transposeA: true, transposeB: false, m: k, n: p, k: cin,
-                                      a: w.baseAddress!, lda: k, b: x.baseAddress! + b * cin * p, ldb: p, beta: 0,
-                                      c: col.baseAddress!, ldc: p)
-                            Im2col.col2im(plan, columns: col.baseAddress!, image: y.baseAddress! + b * outCount)
+                                      a: w, lda: k, b: x + b * cin * p, ldb: p, beta: 0, c: col, ldc: p)
+                            Im2col.col2im(plan, columns: col, image: y + b * outCount)
                         }
                     }
                 }
@@ -217,32 +205,41 @@ public enum TransposedConvolution {
                                geometry: geometry)
         let (k, p) = (plan.rows, plan.columns)
         let outCount = cout * gradOutput.spatialCount
-        var gradWeight = Tensor(zeros: weight.shape)
-        var gradInput = inputGradient ? Tensor(zeros: input.shape) : nil
-        var columns = [Float](repeating: 0, count: k * p)
-        input.storage.withUnsafeBufferPointer { x in
-            weight.storage.withUnsafeBufferPointer { w in
-                gradOutput.storage.withUnsafeBufferPointer { gy in
-                    gradWeight.storage.withUnsafeMutableBufferPointer { gw in
-                        columns.withUnsafeMutableBufferPointer { col in
-                            for b in 0..<n {
-                                Im2col.im2col(plan, image: gy.baseAddress! + b * outCount, columns: col.baseAddress!)
-                                // ∂W[Cin, Cout·K] += x[Cin, P] · colsᵀ[P, Cout·K]
-                                BLAS.gemm(transposeA: false, transposeB: true, m: cin, n: k, k: p,
-                                          a: x.baseAddress! + b * cin * p, lda: p, b: col.baseAddress!, ldb: p,
-                                          beta: 1, c: gw.baseAddress!, ldc: k)
-                                if inputGradient {
-                                    gradInput!.storage.withUnsafeMutableBufferPointer { gx in
-                                        // ∂x[Cin, P] = W[Cin, Cout·K] · cols[Cout·K, P]
-                                        BLAS.gemm(transposeA: false, transposeB: false, m: cin, n: p, k: k,
-                                                  a: w.baseAddress!, lda: k, b: col.baseAddress!, ldb: p, beta: 0,
-                                                  c: gx.baseAddress! + b * cin * p, ldc: p)
-                                    }
-                                }
+        var gradInput = inputGradient ? Tensor(uninitialized: input.shape) : nil
+        let workers = max(1, min(Parallelism.threads, n))
+        let partial = UnsafeMutablePointer<Float>.allocate(capacity: workers * weight.count)
+        partial.initialize(repeating: 0, count: workers * weight.count)
+        defer { partial.deallocate() }
+        input.storage.withUnsafeBufferPointer { xb in
+            weight.storage.withUnsafeBufferPointer { wb in
+                gradOutput.storage.withUnsafeBufferPointer { gyb in
+                    let (x, w, gy) = (xb.baseAddress!, wb.baseAddress!, gyb.baseAddress!)
+                    gradInput.withUnsafeMutablePointer { gx in
+                    Parallelism.forEachWorker(items: n) { worker, workers in
+                        let col = UnsafeMutablePointer<Float>.allocate(capacity: k * p)
+                        defer { col.deallocate() }
+                        let gw = partial + worker * weight.count
+                        for b in stride(from: worker, to: n, by: workers) {
+                            Im2col.im2col(plan, image: gy + b * outCount, columns: col)
+                            // ∂W[Cin, Cout·K] += x[Cin, P] · colsᵀ[P, Cout·K]
+                            BLAS.gemm(transposeA: false, transposeB: true, m: cin, n: k, k: p,
+                                      a: x + b * cin * p, lda: p, b: col, ldb: p, beta: 1, c: gw, ldc: k)
+                            if let gx {
+                                // ∂x[Cin, P] = W[Cin, Cout·K] · cols[Cout·K, P]
+                                BLAS.gemm(transposeA: false, transposeB: false, m: cin, n: p, k: k,
+                                          a: w, lda: k, b: col, ldb: p, beta: 0, c: gx + b * cin * p, ldc: p)
                             }
                         }
                     }
+                    }
                 }
+            }
+        }
+        var gradWeight = Tensor(zeros: weight.shape)
+        gradWeight.storage.withUnsafeMutableBufferPointer { gw in
+            for worker in 0..<workers {
+                let src = partial + worker * weight.count
+                for i in 0..<gw.count { gw[i] += src[i] }
             }
         }
         return Convolution.Gradients(input: gradInput, weight: gradWeight,
@@ -282,5 +279,13 @@ public enum ChannelSums {
                 }
             }
         }
+    }
+}
+
+extension Optional where Wrapped == Tensor {
+    /// Calls `body` with the storage of the wrapped tensor (nil when there is none), valid only inside `body`.
+    mutating func withUnsafeMutablePointer<R>(_ body: (UnsafeMutablePointer<Float>?) -> R) -> R {
+        guard self != nil else { return body(nil) }
+        return self!.storage.withUnsafeMutableBufferPointer { body($0.baseAddress) }
     }
 }
