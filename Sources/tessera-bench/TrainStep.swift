@@ -35,7 +35,7 @@ struct TrainStep: ParsableCommand {
             let x = Tensor.randomNormal([batch, 1, 128, 128], generator: &generator)
             let labels = (0..<batch).map { $0 % 2 }
             step = {
-                let (logits, trace) = net.forward(x)
+                let (logits, trace) = try net.forward(x)
                 let loss = try Loss.crossEntropy(logits: logits, targets: labels)
                 try sgd.update(model: &net, gradients: net.backward(loss.gradient, trace: trace))
                 return loss.value
@@ -46,7 +46,7 @@ struct TrainStep: ParsableCommand {
             let x = Tensor.randomNormal(shape, generator: &generator)
             let targets = x.storage.map { $0 > 0 ? 1 : 0 }
             step = {
-                let (logits, trace) = net.forward(x)
+                let (logits, trace) = try net.forward(x)
                 let loss = try Loss.diceCrossEntropy(logits: logits, targets: targets)
                 try sgd.update(model: &net, gradients: net.backward(loss.gradient, trace: trace))
                 return loss.value

@@ -69,7 +69,7 @@ struct GoldenTests {
         try model.load(weights)
         let input = io["input"]!
         let targets = io["target"]!.storage.map { Int($0) }
-        let (logits, trace) = model.forward(input)
+        let (logits, trace) = try model.forward(input)
         Self.check(logits, io["logits"]!, "unet logits")
         let ce = try Loss.crossEntropy(logits: logits, targets: targets)
         let dice = try Loss.softDice(logits: logits, targets: targets)
@@ -80,7 +80,7 @@ struct GoldenTests {
         let gradients = model.backward(loss.gradient, trace: trace)
         try checkGradients(gradients, io, model: "unet")
         try trajectory(model: &model, golden: golden.sgd_losses, label: "unet") { m in
-            let (z, t) = m.forward(input)
+            let (z, t) = try m.forward(input)
             let l = try Loss.diceCrossEntropy(logits: z, targets: targets)
             return (l.value, m.backward(l.gradient, trace: t))
         }
@@ -95,13 +95,13 @@ struct GoldenTests {
         try model.load(weights)
         let input = io["input"]!
         let labels = io["target"]!.storage.map { Int($0) }
-        let (logits, trace) = model.forward(input)
+        let (logits, trace) = try model.forward(input)
         Self.check(logits, io["logits"]!, "cls2d logits")
         let loss = try Loss.crossEntropy(logits: logits, targets: labels)
         Self.checkLoss(loss.value, golden.loss, "cls2d cross-entropy")
         try checkGradients(model.backward(loss.gradient, trace: trace), io, model: "cls2d")
         try trajectory(model: &model, golden: golden.sgd_losses, label: "cls2d") { m in
-            let (z, t) = m.forward(input)
+            let (z, t) = try m.forward(input)
             let l = try Loss.crossEntropy(logits: z, targets: labels)
             return (l.value, m.backward(l.gradient, trace: t))
         }

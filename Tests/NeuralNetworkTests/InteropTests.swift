@@ -23,8 +23,8 @@ struct InteropTests {
             let input = Tensor.randomNormal(shape, generator: &g)
             let logits: Tensor
             switch model {
-            case let m as UNet: logits = m.forward(input).output
-            case let m as SmallCNN: logits = m.forward(input).output
+            case let m as UNet: logits = try m.forward(input).output
+            case let m as SmallCNN: logits = try m.forward(input).output
             default: Issue.record("unexpected model"); continue
             }
             let path = "\(folder)/\(name).safetensors"

@@ -98,7 +98,7 @@ struct LayerGradientTests {
             let side = dimensions == 2 ? [8, 8] : [4, 4, 4]
             let input = Tensor.randomNormal([2, 1] + side, generator: &g)
             let targets = input.storage.map { $0 > 0 ? 1 : 0 }
-            let (logits, trace) = unet.forward(input)
+            let (logits, trace) = try unet.forward(input)
             let gradients = unet.backward(try Loss.diceCrossEntropy(logits: logits, targets: targets).gradient,
                                           trace: trace)
             #expect(gradients.names == unet.parameters.names)
@@ -116,7 +116,7 @@ struct LayerGradientTests {
         let cnn = SmallCNN(generator: &g)
         let input = Tensor.randomNormal([2, 1, 16, 16], generator: &g)
         let labels = [0, 1]
-        let (logits, trace) = cnn.forward(input)
+        let (logits, trace) = try cnn.forward(input)
         let gradients = cnn.backward(try Loss.crossEntropy(logits: logits, targets: labels).gradient, trace: trace)
         for (name, p) in cnn.parameters {
             checkAgainstFiniteDifferences(p, analytic: gradients[name]!, samples: 4, step: 5e-3, tolerance: 3e-2,

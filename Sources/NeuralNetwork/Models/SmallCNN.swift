@@ -47,7 +47,16 @@ public struct SmallCNN: Module {
         var features: Tensor?
     }
 
-    public func forward(_ input: Tensor) -> (output: Tensor, trace: Trace) {
+    /// Logits `[N, classes]` and the trace for `backward`.
+    /// - Throws: `NeuralNetworkError.shapeMismatch` unless the input is `[batch, inputChannels, H, W]` with
+    ///   H, W ≥ 8 (three 2× poolings must leave at least one position).
+    public func forward(_ input: Tensor) throws -> (output: Tensor, trace: Trace) {
+        let channels = c1.weight.shape[1]
+        guard input.rank == 4, input.batch > 0, input.channels == channels,
+              input.spatialShape.allSatisfy({ $0 >= 8 }) else {
+            throw NeuralNetworkError(.shapeMismatch, "SmallCNN expects [batch, \(channels), height ≥ 8, width ≥ 8], "
+                + "got \(input.shape)")
+        }
         var trace = Trace()
         var x = input
         for (i, conv) in convolutions.enumerated() {

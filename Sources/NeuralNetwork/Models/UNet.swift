@@ -94,9 +94,26 @@ public struct UNet: Module {
         var headInput: Tensor?
     }
 
+    /// Checks that `shape` is `[batch, inputChannels, (D,) H, W]` with every spatial extent a positive multiple of
+    /// 2^levels (each level halves it; odd extents cannot be concatenated with their skip connection).
+    /// - Throws: `NeuralNetworkError.shapeMismatch` saying what to change.
+    public func validate(inputShape shape: [Int]) throws {
+        let channels = enc[0].c1.weight.shape[1]
+        guard shape.count == dimensions + 2, shape[0] > 0, shape[1] == channels else {
+            throw NeuralNetworkError(.shapeMismatch, "UNet (\(dimensions)-D, \(channels) input channels) expects "
+                + "[batch, \(channels), \(dimensions == 3 ? "depth, " : "")height, width], got \(shape)")
+        }
+        let factor = 1 << enc.count
+        guard shape.dropFirst(2).allSatisfy({ $0 > 0 && $0 % factor == 0 }) else {
+            throw NeuralNetworkError(.shapeMismatch, "UNet with \(enc.count) pooling levels needs spatial extents "
+                + "that are multiples of \(factor), got \(Array(shape.dropFirst(2))): pad or crop the input")
+        }
+    }
+
     /// Logits `[N, classes, spatial…]` and the trace for `backward`.
-    public func forward(_ input: Tensor) -> (output: Tensor, trace: Trace) {
-        precondition(input.rank == dimensions + 2, "UNet(\(dimensions)-D) input \(input.shape)")
+    /// - Throws: `NeuralNetworkError.shapeMismatch` when the input does not fit (see `validate(inputShape:)`).
+    public func forward(_ input: Tensor) throws -> (output: Tensor, trace: Trace) {
+        try validate(inputShape: input.shape)
         var trace = Trace()
         var x = input
         var skips: [Tensor] = []
