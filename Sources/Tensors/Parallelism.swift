@@ -9,7 +9,14 @@ import Synchronization
 /// calling single-threaded OpenBLAS on its own image (coarse-grained, no barrier per GEMM); with one image the GEMM
 /// itself runs on `threads` OpenBLAS threads.
 public enum Parallelism {
-    private static let state = Mutex((threads: 1, blasThreads: -1))
+    private static let state = Mutex((threads: 1, blasThreads: -1, columnBudget: 1 << 21))
+
+    /// Floats one worker's im2col tile may take (default 2M = 8 MB): convolutions lower a tile of output rows at a
+    /// time instead of the whole image, which for 3-D inputs would take hundreds of MB per call.
+    public static var columnBudget: Int {
+        get { state.withLock { $0.columnBudget } }
+        set { state.withLock { $0.columnBudget = max(1, newValue) } }
+    }
 
     /// Worker threads for the kernels (default 1). Setting it also sizes OpenBLAS's pool.
     public static var threads: Int {

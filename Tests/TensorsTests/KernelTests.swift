@@ -68,6 +68,14 @@ struct KernelTests {
         expectClose(fast.input!, naive.input, "∂x, 5 images on 2 workers")
     }
 
+    @Test("Convolutions lowered in tiles of output rows (tiny column budget) match direct loops")
+    func tiled() {
+        Parallelism.columnBudget = 40
+        defer { Parallelism.columnBudget = 1 << 21 }
+        for c in Self.convolutions { convolution(c) }
+        for c in Self.transposed { transposedConvolution(c) }
+    }
+
     static let transposed: [ConvCase] = [
         .init(batch: 2, cin: 4, cout: 3, spatial: [5, 6], kernel: [2, 2], stride: [2, 2], padding: [0, 0], bias: true),
         .init(batch: 1, cin: 3, cout: 2, spatial: [4, 5], kernel: [3, 3], stride: [2, 2], padding: [1, 1], bias: true),

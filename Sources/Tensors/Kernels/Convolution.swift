@@ -26,25 +26,29 @@ public enum Convolution {
         var output = Tensor(uninitialized: [n, cout] + outSpatial)
         let pointwise = geometry.isPointwise
         let biasValues = bias?.storage
+        let (tileRows, oW) = (plan.rowsPerTile(), plan.output.2)
         input.storage.withUnsafeBufferPointer { xb in
             weight.storage.withUnsafeBufferPointer { wb in
                 output.storage.withUnsafeMutableBufferPointer { yb in
                     let (x, w, y) = (xb.baseAddress!, wb.baseAddress!, yb.baseAddress!)
                     Parallelism.forEachWorker(items: n) { worker, workers in
-                        let col = UnsafeMutablePointer<Float>.allocate(capacity: pointwise ? 0 : k * p)
+                        let col = UnsafeMutablePointer<Float>.allocate(capacity: pointwise ? 0 : k * tileRows * oW)
                         defer { col.deallocate() }
                         for b in stride(from: worker, to: n, by: workers) {
                             let image = x + b * inCount
-                            let cols: UnsafePointer<Float>
-                            if pointwise {
-                                cols = image
-                            } else {
-                                Im2col.im2col(plan, image: image, columns: col)
-                                cols = UnsafePointer(col)
-                            }
                             let out = y + b * cout * p
-                            BLAS.gemm(transposeA: false, transposeB: false, m: cout, n: p, k: k,
-                                      a: w, lda: k, b: cols, ldb: p, beta: 0, c: out, ldc: p)
+                            if pointwise {
+                                BLAS.gemm(transposeA: false, transposeB: false, m: cout, n: p, k: k,
+                                          a: w, lda: k, b: image, ldb: p, beta: 0, c: out, ldc: p)
+                            } else {
+                                for r0 in stride(from: 0, to: plan.outputRows, by: tileRows) {
+                                    let rows = r0..<min(plan.outputRows, r0 + tileRows)
+                                    let width = rows.count * oW
+                                    Im2col.im2col(plan, image: image, columns: col, rows: rows)
+                                    BLAS.gemm(transposeA: false, transposeB: false, m: cout, n: width, k: k, a: w,
+                                              lda: k, b: col, ldb: width, beta: 0, c: out + r0 * oW, ldc: p)
+                                }
+                            }
                             if biasValues != nil || relu {
                                 for o in 0..<cout {
                                     let row = out + o * p
@@ -81,6 +85,7 @@ public enum Convolution {
         let direct = inputGradient && !flipped
         var gradInput = direct ? (pointwise ? Tensor(uninitialized: input.shape) : Tensor(zeros: input.shape)) : nil
         let workers = max(1, min(Parallelism.threads, n))
+        let (tileRows, oW) = (plan.rowsPerTile(), plan.output.2)
         // One ∂W accumulator per worker, summed at the end (no two workers write the same element).
         let partial = UnsafeMutablePointer<Float>.allocate(capacity: workers * weight.count)
         partial.initialize(repeating: 0, count: workers * weight.count)
@@ -91,29 +96,38 @@ public enum Convolution {
                     let (x, w, gy) = (xb.baseAddress!, wb.baseAddress!, gyb.baseAddress!)
                     gradInput.withUnsafeMutablePointer { gx in
                     Parallelism.forEachWorker(items: n) { worker, workers in
-                        let col = UnsafeMutablePointer<Float>.allocate(capacity: pointwise ? 0 : k * p)
-                        let gcol = UnsafeMutablePointer<Float>.allocate(capacity: direct && !pointwise ? k * p : 0)
+                        let tileCount = pointwise ? 0 : k * tileRows * oW
+                        let col = UnsafeMutablePointer<Float>.allocate(capacity: tileCount)
+                        let gcol = UnsafeMutablePointer<Float>.allocate(capacity: direct ? tileCount : 0)
                         defer { col.deallocate(); gcol.deallocate() }
                         let gw = partial + worker * weight.count
                         for b in stride(from: worker, to: n, by: workers) {
                             let image = x + b * inCount
                             let g = gy + b * cout * p
-                            let cols: UnsafePointer<Float>
+                            let dst = gx.map { $0 + b * inCount }
                             if pointwise {
-                                cols = image
-                            } else {
-                                Im2col.im2col(plan, image: image, columns: col)
-                                cols = UnsafePointer(col)
+                                // ∂W[Cout, Cin] += ∂Y[Cout, P] · xᵀ[P, Cin];  ∂x[Cin, P] = Wᵀ · ∂Y
+                                BLAS.gemm(transposeA: false, transposeB: true, m: cout, n: k, k: p,
+                                          a: g, lda: p, b: image, ldb: p, beta: 1, c: gw, ldc: k)
+                                if direct, let dst {
+                                    BLAS.gemm(transposeA: true, transposeB: false, m: k, n: p, k: cout,
+                                              a: w, lda: k, b: g, ldb: p, beta: 0, c: dst, ldc: p)
+                                }
+                                continue
                             }
-                            // ∂W[Cout, K] += ∂Y[Cout, P] · colsᵀ[P, K]
-                            BLAS.gemm(transposeA: false, transposeB: true, m: cout, n: k, k: p,
-                                      a: g, lda: p, b: cols, ldb: p, beta: 1, c: gw, ldc: k)
-                            if direct, let gx {
-                                let dst = gx + b * inCount
-                                // ∂cols[K, P] = Wᵀ[K, Cout] · ∂Y[Cout, P], scattered back by col2im
-                                BLAS.gemm(transposeA: true, transposeB: false, m: k, n: p, k: cout,
-                                          a: w, lda: k, b: g, ldb: p, beta: 0, c: pointwise ? dst : gcol, ldc: p)
-                                if !pointwise { Im2col.col2im(plan, columns: gcol, image: dst) }
+                            for r0 in stride(from: 0, to: plan.outputRows, by: tileRows) {
+                                let rows = r0..<min(plan.outputRows, r0 + tileRows)
+                                let width = rows.count * oW
+                                Im2col.im2col(plan, image: image, columns: col, rows: rows)
+                                // ∂W[Cout, K] += ∂Y[Cout, tile] · colsᵀ[tile, K]
+                                BLAS.gemm(transposeA: false, transposeB: true, m: cout, n: k, k: width,
+                                          a: g + r0 * oW, lda: p, b: col, ldb: width, beta: 1, c: gw, ldc: k)
+                                if direct, let dst {
+                                    // ∂cols[K, tile] = Wᵀ[K, Cout] · ∂Y[Cout, tile], scattered back by col2im
+                                    BLAS.gemm(transposeA: true, transposeB: false, m: k, n: width, k: cout,
+                                              a: w, lda: k, b: g + r0 * oW, ldb: p, beta: 0, c: gcol, ldc: width)
+                                    Im2col.col2im(plan, columns: gcol, image: dst, rows: rows)
+                                }
                             }
                         }
                     }
@@ -175,19 +189,24 @@ public enum TransposedConvolution {
         let plan = Im2col.Plan(channels: cout, input: outSpatial, output: input.spatialShape, geometry: geometry)
         let (k, p) = (plan.rows, plan.columns)
         let outCount = cout * outSpatial.reduce(1, *)
+        let (tileRows, oW) = (plan.rowsPerTile(), plan.output.2)
         var output = Tensor(zeros: [n, cout] + outSpatial)
         input.storage.withUnsafeBufferPointer { xb in
             weight.storage.withUnsafeBufferPointer { wb in
                 output.storage.withUnsafeMutableBufferPointer { yb in
                     let (x, w, y) = (xb.baseAddress!, wb.baseAddress!, yb.baseAddress!)
                     Parallelism.forEachWorker(items: n) { worker, workers in
-                        let col = UnsafeMutablePointer<Float>.allocate(capacity: k * p)
+                        let col = UnsafeMutablePointer<Float>.allocate(capacity: k * tileRows * oW)
                         defer { col.deallocate() }
                         for b in stride(from: worker, to: n, by: workers) {
-                            // cols[Cout·K, P] = Wᵀ[Cout·K, Cin] · x[Cin, P]
-                            BLAS.gemm(transposeA: true, transposeB: false, m: k, n: p, k: cin,
-                                      a: w, lda: k, b: x + b * cin * p, ldb: p, beta: 0, c: col, ldc: p)
-                            Im2col.col2im(plan, columns: col, image: y + b * outCount)
+                            for r0 in stride(from: 0, to: plan.outputRows, by: tileRows) {
+                                let rows = r0..<min(plan.outputRows, r0 + tileRows)
+                                let width = rows.count * oW
+                                // cols[Cout·K, tile] = Wᵀ[Cout·K, Cin] · x[Cin, tile]
+                                BLAS.gemm(transposeA: true, transposeB: false, m: k, n: width, k: cin, a: w, lda: k,
+                                          b: x + b * cin * p + r0 * oW, ldb: p, beta: 0, c: col, ldc: width)
+                                Im2col.col2im(plan, columns: col, image: y + b * outCount, rows: rows)
+                            }
                         }
                     }
                 }
@@ -205,6 +224,7 @@ public enum TransposedConvolution {
                                geometry: geometry)
         let (k, p) = (plan.rows, plan.columns)
         let outCount = cout * gradOutput.spatialCount
+        let (tileRows, oW) = (plan.rowsPerTile(), plan.output.2)
         var gradInput = inputGradient ? Tensor(uninitialized: input.shape) : nil
         let workers = max(1, min(Parallelism.threads, n))
         let partial = UnsafeMutablePointer<Float>.allocate(capacity: workers * weight.count)
@@ -216,18 +236,24 @@ public enum TransposedConvolution {
                     let (x, w, gy) = (xb.baseAddress!, wb.baseAddress!, gyb.baseAddress!)
                     gradInput.withUnsafeMutablePointer { gx in
                     Parallelism.forEachWorker(items: n) { worker, workers in
-                        let col = UnsafeMutablePointer<Float>.allocate(capacity: k * p)
+                        let col = UnsafeMutablePointer<Float>.allocate(capacity: k * tileRows * oW)
                         defer { col.deallocate() }
                         let gw = partial + worker * weight.count
                         for b in stride(from: worker, to: n, by: workers) {
-                            Im2col.im2col(plan, image: gy + b * outCount, columns: col)
-                            // ∂W[Cin, Cout·K] += x[Cin, P] · colsᵀ[P, Cout·K]
-                            BLAS.gemm(transposeA: false, transposeB: true, m: cin, n: k, k: p,
-                                      a: x + b * cin * p, lda: p, b: col, ldb: p, beta: 1, c: gw, ldc: k)
-                            if let gx {
-                                // ∂x[Cin, P] = W[Cin, Cout·K] · cols[Cout·K, P]
-                                BLAS.gemm(transposeA: false, transposeB: false, m: cin, n: p, k: k,
-                                          a: w, lda: k, b: col, ldb: p, beta: 0, c: gx + b * cin * p, ldc: p)
+                            for r0 in stride(from: 0, to: plan.outputRows, by: tileRows) {
+                                let rows = r0..<min(plan.outputRows, r0 + tileRows)
+                                let width = rows.count * oW
+                                let xTile = x + b * cin * p + r0 * oW
+                                Im2col.im2col(plan, image: gy + b * outCount, columns: col, rows: rows)
+                                // ∂W[Cin, Cout·K] += x[Cin, tile] · colsᵀ[tile, Cout·K]
+                                BLAS.gemm(transposeA: false, transposeB: true, m: cin, n: k, k: width,
+                                          a: xTile, lda: p, b: col, ldb: width, beta: 1, c: gw, ldc: k)
+                                if let gx {
+                                    // ∂x[Cin, tile] = W[Cin, Cout·K] · cols[Cout·K, tile]
+                                    BLAS.gemm(transposeA: false, transposeB: false, m: cin, n: width, k: k, a: w,
+                                              lda: k, b: col, ldb: width, beta: 0, c: gx + b * cin * p + r0 * oW,
+                                              ldc: p)
+                                }
                             }
                         }
                     }
