@@ -62,23 +62,53 @@ struct TrainStep: ParsableCommand {
             fastest = min(fastest, (clock.now - t0).seconds)
         }
         let n = max(1, Int((minTime / fastest).rounded()))
-        var rates: [Double] = []
+        var rates: [Double] = [], others: [Double] = []
         for t in 0..<trials {
+            let (busy0, self0) = (Self.machineBusyTicks(), Self.selfTicks())
             let t0 = clock.now
             for _ in 0..<n { _ = try step() }
-            let rate = Double(n) / (clock.now - t0).seconds
+            let wall = (clock.now - t0).seconds
+            let rate = Double(n) / wall
+            // Cores other processes used meanwhile (as torch_reference.py reports): a noise indicator.
+            let other = Double((Self.machineBusyTicks() - busy0) - (Self.selfTicks() - self0)) / Self.ticksPerSecond / wall
             rates.append(rate)
-            print(String(format: "%@ threads=%d trial %d: %.3f steps/s  %.2f img/s", model, threads, t, rate,
-                         rate * Double(batch)))
+            others.append(other)
+            print(String(format: "%@ threads=%d trial %d: %.3f steps/s  %.2f img/s  other-procs CPU %.2f cores", model,
+                         threads, t, rate, rate * Double(batch), other))
         }
         let median = rates.sorted()[rates.count / 2]
-        print(String(format: "SUMMARY tessera %@ threads=%d batch=%d steps/s median %.3f [%.3f, %.3f]  img/s %.2f",
-                     model, threads, batch, median, rates.min()!, rates.max()!, median * Double(batch)))
+        let otherMean = others.reduce(0, +) / Double(others.count)
+        print(String(format: "SUMMARY tessera %@ threads=%d batch=%d steps/s median %.3f [%.3f, %.3f]  img/s %.2f  "
+                     + "other CPU mean %.2f", model, threads, batch, median, rates.min()!, rates.max()!,
+                     median * Double(batch), otherMean))
         let line: [String: Any] = ["tool": "tessera", "model": model, "threads": threads, "batch": batch,
                                    "steps_per_trial": n, "steps_s_median": median, "steps_s_min": rates.min()!,
-                                   "steps_s_max": rates.max()!, "first_loss": firstLoss, "blas_core": BLASRuntime.coreName]
+                                   "steps_s_max": rates.max()!, "first_loss": firstLoss, "blas_core": BLASRuntime.coreName,
+                                   "other_cpu_mean": otherMean, "per_trial_other_cpu": others]
         let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])
         print("JSON " + String(decoding: data, as: UTF8.self))
+    }
+}
+
+extension TrainStep {
+    static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
+
+    /// Busy jiffies of the whole machine (user, nice, system, irq, softirq, steal) from /proc/stat; 0 if unreadable.
+    static func machineBusyTicks() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+              let line = text.split(separator: "\n").first else { return 0 }
+        let v = line.split(separator: " ").dropFirst().prefix(8).compactMap { Int($0) }
+        guard v.count == 8 else { return 0 }
+        return v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+    }
+
+    /// This process's user + system jiffies from /proc/self/stat; 0 if unreadable.
+    static func selfTicks() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
+              let close = text.lastIndex(of: ")") else { return 0 }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Int(fields[11]), let system = Int(fields[12]) else { return 0 }
+        return user + system
     }
 }
 
