@@ -12,7 +12,7 @@ OPENBLAS_CORETYPE := $(shell f=$$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null); 
   elif [[ "$$f" == *avx2* && "$$f" == *fma* ]]; then echo Haswell; fi)
 export OPENBLAS_CORETYPE
 
-.PHONY: deps build release test demo check-nifti sample-data bench clean
+.PHONY: deps build release test demo check-nifti check-torch sample-data bench clean
 
 deps:
 	@missing=""; for p in $(APT_BUILD) $(APT_TOOLS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -44,6 +44,14 @@ check-nifti: release
 	  python3 scripts/reference/check_nifti.py --dicom "$$(dirname "$$seg")/.." --image out/demo/$$site-ct.nii.gz \
 	    --labels out/demo/$$site-labels.nii.gz --seg "$$seg" --json scripts/reference/results/check_nifti_$$site.json || exit 1; \
 	done
+
+# Tessera checkpoints load into the PyTorch reference modules (needs PyPI for torch; skipped offline). The output is
+# committed as evidence in Tests/NeuralNetworkTests/Golden/interop.txt.
+check-torch: deps
+	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
+	TESSERA_INTEROP_DIR=/tmp/tessera-interop $(SWIFT) test --skip-build $(SWIFT_FLAGS) --filter InteropTests
+	python3 scripts/reference/torch_golden.py --skip-if-offline --check /tmp/tessera-interop \
+	  | tee Tests/NeuralNetworkTests/Golden/interop.txt
 
 sample-data: release
 	$$($(SWIFT) build -c release --show-bin-path)/tessera sample-data --output sample-data

@@ -3,7 +3,7 @@ import PackageDescription
 
 // Module layout and dependency direction: see DESIGN.md ("Modules").
 //   tessera → SampleData → Volumes → DICOMIO → CDCMTKShim (DCMTK, OpenJPEG)
-//   tessera → Tensors → CBLAS (OpenBLAS)
+//   tessera → NeuralNetwork → Tensors → CBLAS (OpenBLAS)
 //   Volumes → CZlib (zlib, for .nii.gz)
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
@@ -39,6 +39,7 @@ let package = Package(
             dependencies: ["DICOMIO", "CZlib", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict),
         .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: strict),
+        .target(name: "NeuralNetwork", dependencies: ["Tensors"], swiftSettings: strict),
         .target(name: "SampleData", dependencies: ["DICOMIO", "Volumes"], swiftSettings: strict),
         .target(name: "FederationCore", swiftSettings: strict),
         .target(name: "FederationServer", dependencies: ["FederationCore"], swiftSettings: strict),
@@ -64,7 +65,7 @@ let package = Package(
         .executableTarget(
             name: "tessera-bench",
             dependencies: [
-                "DICOMIO", "Volumes", "Tensors",
+                "DICOMIO", "Volumes", "Tensors", "NeuralNetwork",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -85,6 +86,10 @@ let package = Package(
         .testTarget(
             name: "FederatedAnalyticsTests", dependencies: ["FederatedAnalytics", "DICOMIO", "Volumes"],
             exclude: ["Golden"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "NeuralNetworkTests", dependencies: ["NeuralNetwork", "Tensors"],
+            exclude: ["Golden"],  // read from the source tree by path
             swiftSettings: strict),
     ],
     cxxLanguageStandard: .cxx17

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Training-step benchmark: one SGD(0.01, momentum 0.9) step of the reference unet2d (batch 8, 1×128², CE + soft
+# Dice) and unet3d (batch 2, 1×64³), Tessera (`tessera-bench train-step`) beside PyTorch (`torch_reference.py`,
+# default and channels-last) with 1 and 2 threads, in one run. Prints every tool's SUMMARY line, then a Markdown
+# table of median steps/s and Tessera's ratio to PyTorch's best.
+#
+# usage: Benchmarks/train_step.sh [unet2d unet3d]    (needs ../shared/bench and torch from PyPI: it reuses the
+#        venv scripts/.venv-torch that scripts/reference/torch_golden.py creates)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODELS=${*:-unet2d unet3d}
+SHARED=${SHARED:-../shared/bench}
+TRIALS=${TRIALS:-5}
+MIN_TIME=${MIN_TIME:-3}
+export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-SkylakeX}
+[ -x scripts/.venv-torch/bin/python ] || python3 scripts/reference/torch_golden.py --out /tmp/tessera-golden-unused >/dev/null
+PY=scripts/.venv-torch/bin/python
+SCRATCH=${SCRATCH:-.build}
+swift build -c release --scratch-path "$SCRATCH" --product tessera-bench >/dev/null
+BENCH=$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)/tessera-bench
+OUT=$(mktemp)
+echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
+for model in $MODELS; do
+  for threads in 1 2; do
+    "$BENCH" train-step --model "$model" --threads "$threads" --trials "$TRIALS" --min-time "$MIN_TIME" | tee -a "$OUT" | grep SUMMARY
+    "$PY" "$SHARED/torch_reference.py" --model "$model" --threads "$threads" --trials "$TRIALS" --min-time "$MIN_TIME" \
+      | sed 's/^JSON {/JSON {"tool": "torch", /' | tee -a "$OUT" | grep SUMMARY
+    "$PY" "$SHARED/torch_reference.py" --model "$model" --threads "$threads" --trials "$TRIALS" --min-time "$MIN_TIME" \
+      --channels-last | sed 's/^JSON {/JSON {"tool": "torch-cl", /' | tee -a "$OUT" | grep SUMMARY
+  done
+done
+python3 - "$OUT" <<'PY'
+import json, sys
+rows = [json.loads(l[5:]) for l in open(sys.argv[1]) if l.startswith("JSON ")]
+print("\n| model | threads | Tessera steps/s | PyTorch | PyTorch channels-last | Tessera / best PyTorch |")
+print("|---|---|---|---|---|---|")
+for model in dict.fromkeys(r["model"] for r in rows):
+    for t in (1, 2):
+        get = lambda tool: next((r["steps_s_median"] for r in rows if r["model"] == model and r["threads"] == t
+                                 and r.get("tool") == tool), None)
+        te, to, cl = get("tessera"), get("torch"), get("torch-cl")
+        best = max(v for v in (to, cl) if v is not None)
+        print(f"| {model} | {t} | {te:.3f} | {to:.3f} | {cl:.3f} | {te / best:.2f}× |")
+PY
+rm -f "$OUT"
