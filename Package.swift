@@ -40,6 +40,10 @@ let package = Package(
             swiftSettings: strict),
         .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: strict),
         .target(name: "NeuralNetwork", dependencies: ["Tensors"], swiftSettings: strict),
+        .target(
+            name: "Training",
+            dependencies: ["DICOMIO", "Volumes", "Tensors", "NeuralNetwork", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict),
         .target(name: "SampleData", dependencies: ["DICOMIO", "Volumes"], swiftSettings: strict),
         .target(name: "FederationCore", swiftSettings: strict),
         .target(name: "FederationServer", dependencies: ["FederationCore"], swiftSettings: strict),
@@ -57,7 +61,7 @@ let package = Package(
         .executableTarget(
             name: "tessera",
             dependencies: [
-                "DICOMIO", "Volumes", "Tensors", "SampleData", "FederatedAnalytics",
+                "DICOMIO", "Volumes", "Tensors", "SampleData", "FederatedAnalytics", "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -87,6 +91,8 @@ let package = Package(
             name: "FederatedAnalyticsTests", dependencies: ["FederatedAnalytics", "DICOMIO", "Volumes"],
             exclude: ["Golden"],
             swiftSettings: strict),
+        .testTarget(
+            name: "TrainingTests", dependencies: ["Training", "NeuralNetwork", "Volumes"], swiftSettings: strict),
         .testTarget(
             name: "NeuralNetworkTests", dependencies: ["NeuralNetwork", "Tensors"],
             exclude: ["Golden"],  // read from the source tree by path

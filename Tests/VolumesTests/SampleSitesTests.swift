@@ -24,8 +24,8 @@ struct SampleSitesTests {
         var pipeline = configuration.preprocessingPipeline()
         let out = try pipeline.apply(Sample(image: image, label: labels))
         let g = out.image.geometry
-        #expect(g.dimensions == SIMD3(384, 384, 96))
-        #expect(g.spacing == Vector3(0.8, 0.8, 2.5))
+        #expect(g.dimensions == SIMD3(128, 128, 48))
+        #expect(g.spacing == Vector3(2.8, 2.8, 4.0))
         // RAS: x → right (−L), y → anterior (−P), z → superior, within the acquisition's obliquity.
         #expect(g.direction.x.x < -0.9 && g.direction.y.y < -0.9 && g.direction.z.z > 0.9)
         #expect(out.image.voxels.allSatisfy { $0 >= 0 && $0 <= 1 })

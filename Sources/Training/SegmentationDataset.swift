@@ -1,0 +1,76 @@
+import DICOMIO
+import Foundation
+import Volumes
+
+/// One training case: a patient's CT and its label volume, preprocessed onto the canonical grid.
+public struct SegmentationCase: Sendable {
+    public var patientID: String
+    public var seriesInstanceUID: String
+    /// Canonical image (after the pipeline's `preprocessing:`) and labels (0 background, class i for the i-th
+    /// requested SEG segment).
+    public var sample: Sample
+}
+
+/// Every series of a site folder that has a DICOM SEG, as training cases.
+public enum SegmentationDataset {
+    /// - Parameters:
+    ///   - segments: SEG segment numbers to learn, mapped to classes 1, 2, …; other segments become background.
+    /// - Throws: `.data` naming the series when a volume or SEG cannot be read, or when no series has a SEG.
+    public static func load(folder: String, preprocessing: PreprocessingConfiguration,
+                            segments: [Int]) throws(TrainingError) -> [SegmentationCase] {
+        let inspection: FolderInspection
+        let all: [DICOMSeries]
+        do {
+            let scan = try DirectoryScanner().scan(folder)
+            all = SeriesAssembler().assemble(scan.instances)
+            inspection = try FolderInspection(folder: folder, scan: scan, series: all)
+        } catch {
+            throw TrainingError(.data, "cannot read \(folder): \(error.message)")
+        }
+        var lut = [UInt8](repeating: 0, count: 256)
+        for (i, s) in segments.enumerated() where s < 256 { lut[s] = UInt8(i + 1) }
+        var cases: [SegmentationCase] = []
+        for (series, report) in zip(all, inspection.series) {
+            guard let segPath = report.segmentations.first else { continue }
+            do {
+                let image = try Volume<Float>(series: series)
+                var labels = try Volume<UInt8>.labels(segmentation: segPath, series: series).volume
+                for i in labels.voxels.indices { labels.voxels[i] = lut[Int(labels.voxels[i])] }
+                var pipeline = preprocessing.preprocessingPipeline()
+                let sample = try pipeline.apply(Sample(image: image, label: labels))
+                cases.append(SegmentationCase(patientID: series.instances[0].tags["PatientID"] ?? series.seriesInstanceUID,
+                                              seriesInstanceUID: series.seriesInstanceUID, sample: sample))
+            } catch let error as DICOMError {
+                throw TrainingError(.data, "series \(series.seriesInstanceUID): \(error.message)", cause: error.description)
+            } catch let error as VolumesError {
+                throw TrainingError(.data, "series \(series.seriesInstanceUID): preprocessing failed: \(error.message)", cause: error.description)
+            } catch {
+                throw TrainingError(.data, "series \(series.seriesInstanceUID): \(error)")
+            }
+        }
+        guard !cases.isEmpty else {
+            throw TrainingError(.data, "no series in \(folder) has a DICOM SEG to learn from; `tessera inspect` lists them")
+        }
+        let shapes = Set(cases.map { "\($0.sample.image.geometry.dimensions)" })
+        guard shapes.count == 1 else {
+            throw TrainingError(.data, "the preprocessed volumes differ in shape (\(shapes.sorted().joined(separator: ", "))); give "
+                                + "`preprocessing.crop_pad.shape` so every case has the same grid")
+        }
+        return cases
+    }
+}
+
+extension Volume where Voxel == Float {
+    /// Axial slice k as `[height, width]` = `[y, x]` values.
+    func slice(_ k: Int) -> ArraySlice<Float> {
+        let plane = geometry.dimensions.x * geometry.dimensions.y
+        return voxels[(k * plane)..<((k + 1) * plane)]
+    }
+}
+
+extension Volume where Voxel == UInt8 {
+    func slice(_ k: Int) -> ArraySlice<UInt8> {
+        let plane = geometry.dimensions.x * geometry.dimensions.y
+        return voxels[(k * plane)..<((k + 1) * plane)]
+    }
+}

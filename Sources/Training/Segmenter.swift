@@ -1,0 +1,74 @@
+import Foundation
+import NeuralNetwork
+import Tensors
+import Volumes
+
+/// Runs a trained 2-D U-Net over every axial slice of a preprocessed volume and returns the argmax labels.
+public struct Segmenter: Sendable {
+    public var model: UNet
+    /// Slices per forward pass.
+    public var batchSize = 8
+
+    public init(model: UNet) { self.model = model }
+
+    /// Loads a checkpoint written by `Trainer.save` (the architecture is read from its metadata).
+    /// - Throws: `.model` when the file is not a Tessera U-Net checkpoint or its tensors do not fit.
+    public init(checkpoint path: String) throws(TrainingError) {
+        let contents: SafeTensors.Contents
+        do { contents = try SafeTensors.read(contentsOf: path) } catch {
+            throw TrainingError(.model, "cannot read the model \(path): \(error)")
+        }
+        let m = contents.metadata
+        func ints(_ key: String) -> [Int]? { m[key].map { $0.split(separator: ",").compactMap { Int($0) } } }
+        guard m["architecture"] == "unet2d", let encoder = ints("encoder_channels"), !encoder.isEmpty,
+              let bottleneck = ints("bottleneck_channels")?.first, let segments = ints("segments"), !segments.isEmpty
+        else {
+            throw TrainingError(.model, "\(path) is not a Tessera unet2d checkpoint (its metadata lacks architecture, "
+                                + "encoder_channels, bottleneck_channels or segments); train one with `tessera train`")
+        }
+        var g = Tensors.SeededGenerator(seed: 0)
+        var model = UNet(dimensions: 2, encoderChannels: encoder, bottleneckChannels: bottleneck,
+                         classes: segments.count + 1, generator: &g)
+        do { try model.load(contents.tensors) } catch {
+            throw TrainingError(.model, "the tensors of \(path) do not fit its declared architecture: \(error)")
+        }
+        self.model = model
+        self.segments = segments
+    }
+
+    /// SEG segment numbers of classes 1, 2, … (from the checkpoint; empty when built from a model).
+    public var segments: [Int] = []
+
+    /// Labels (0 background, class index otherwise) on the volume's own grid.
+    public func predict(_ image: Volume<Float>) throws(TrainingError) -> Volume<UInt8> {
+        let g = image.geometry
+        let h = g.dimensions.y, w = g.dimensions.x, plane = h * w, depth = g.dimensions.z
+        var out = Volume<UInt8>(geometry: g, repeating: 0)
+        var k = 0
+        while k < depth {
+            let n = min(batchSize, depth - k)
+            var input = [Float](repeating: 0, count: n * plane)
+            for b in 0..<n { input.replaceSubrange((b * plane)..<((b + 1) * plane), with: image.slice(k + b)) }
+            let logits: Tensor
+            do { logits = try model.forward(Tensor(shape: [n, 1, h, w], storage: input)).output } catch {
+                throw TrainingError(.model, "the model cannot take \(h)×\(w) slices: \(error)")
+            }
+            let classes = logits.shape[1]
+            logits.storage.withUnsafeBufferPointer { l in
+                for b in 0..<n {
+                    for p in 0..<plane {
+                        var best = 0
+                        var bestValue = l[(b * classes) * plane + p]
+                        for c in 1..<classes {
+                            let v = l[(b * classes + c) * plane + p]
+                            if v > bestValue { bestValue = v; best = c }
+                        }
+                        out.voxels[(k + b) * plane + p] = UInt8(best)
+                    }
+                }
+            }
+            k += n
+        }
+        return out
+    }
+}

@@ -1,0 +1,84 @@
+import ArgumentParser
+import DICOMIO
+import Foundation
+import Training
+import Volumes
+
+struct Predict: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Segment a DICOM series with a trained model; write labels as NIfTI or as a DICOM SEG.")
+
+    @Option(help: "Checkpoint written by `tessera train` (best.safetensors).")
+    var model: String
+
+    @Option(help: "The pipeline YAML the model was trained with (its `preprocessing:` is applied).")
+    var pipeline: String
+
+    @Argument(help: "A folder holding the series.")
+    var folder: String
+
+    @Option(help: "(0020,000E) Series Instance UID when the folder holds several series.")
+    var series: String?
+
+    @Option(name: .shortAndLong, help: "labels.nii[.gz] or a DICOM SEG file (any other name).")
+    var output: String
+
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        common.apply()
+        do {
+            guard let text = FileManager.default.contents(atPath: pipeline).map({ String(decoding: $0, as: UTF8.self) }) else {
+                throw CommandFailure(description: "cannot read the pipeline \(pipeline)")
+            }
+            let preprocessing = try PreprocessingConfiguration(yaml: text)
+            let segmenter = try Segmenter(checkpoint: model)
+            let all = SeriesAssembler().assemble(try DirectoryScanner().scan(folder).instances)
+            let chosen = try SeriesSelection.select(from: all, uid: series)
+            let stack = try chosen.primaryStack()
+            let image = try Volume<Float>(series: chosen, stack: stack)
+            var pipeline = preprocessing.preprocessingPipeline()
+            let sample = try pipeline.apply(image)
+            let canonical = try segmenter.predict(sample.image)
+            var labels = try sample.inverse(canonical)
+            // Classes back to the SEG segment numbers the model was trained on.
+            for i in labels.voxels.indices where labels.voxels[i] > 0 {
+                labels.voxels[i] = UInt8(segmenter.segments[Int(labels.voxels[i]) - 1])
+            }
+            let counts = segmenter.segments.map { s in labels.voxels.filter { $0 == UInt8(s) }.count }
+            if output.hasSuffix(".nii") || output.hasSuffix(".nii.gz") {
+                try NIfTI.write(labels, to: output, description: "Tessera prediction")
+            } else {
+                guard chosen.instances.allSatisfy({ $0.numberOfFrames == 1 }) else {
+                    throw CommandFailure(description: "writing a DICOM SEG over a multi-frame series is not supported yet; write NIfTI")
+                }
+                let plane = stack.rows * stack.columns
+                var masks = [UInt8](repeating: 0, count: segmenter.segments.count * stack.slices.count * plane)
+                for (s, segment) in segmenter.segments.enumerated() {
+                    for i in labels.voxels.indices where labels.voxels[i] == UInt8(segment) {
+                        masks[s * stack.slices.count * plane + i] = 1
+                    }
+                }
+                var writer = SegmentationWriter()
+                writer.seriesDescription = "Tessera prediction"
+                writer.contentLabel = "PREDICTION"
+                try writer.write(
+                    to: output, masks: masks, rows: stack.rows, columns: stack.columns,
+                    sourcePaths: stack.slices.map { chosen.instances[$0.instance].path },
+                    segments: segmenter.segments.map {
+                        SegmentSpecification(label: "Segment \($0)", typeCode: ("91723000", "SCT", "Anatomical Structure"),
+                                             algorithmType: "AUTOMATIC", algorithmName: "Tessera U-Net")
+                    })
+            }
+            print("wrote \(output): " + zip(segmenter.segments, counts).map { "segment \($0.0): \($0.1) voxels" }.joined(separator: ", "))
+        } catch let error as TrainingError {
+            throw CommandFailure(description: error.description)
+        } catch let error as VolumesError {
+            throw CommandFailure(description: error.description)
+        } catch let error as DICOMError {
+            throw CommandFailure(description: error.description)
+        } catch let error as NIfTI.Error {
+            throw CommandFailure(description: error.description)
+        }
+    }
+}

@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import Training
+import Volumes
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train the pipeline's segmentation model on one site's DICOM data (local, no federation).",
+        discussion: """
+            Reads every series with a DICOM SEG in --data, preprocesses it as the pipeline's `preprocessing:` says, \
+            holds out patients for validation, and trains with the `model:` and `training:` settings. The best \
+            checkpoint (highest validation Dice) is written to <output>/best.safetensors with metrics.json.
+            """)
+
+    @Argument(help: "Pipeline YAML (see pipelines/segmentation-unet2d.yaml).")
+    var pipeline: String
+
+    @Option(help: "A site's DICOM folder (CT series with DICOM SEGs).")
+    var data: String
+
+    @Option(name: .shortAndLong, help: "Output folder.")
+    var output: String = "out/train"
+
+    @Option(help: "Override training.epochs.")
+    var epochs: Int?
+
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        common.apply()
+        do {
+            guard let text = FileManager.default.contents(atPath: pipeline).map({ String(decoding: $0, as: UTF8.self) }) else {
+                throw CommandFailure(description: "cannot read the pipeline \(pipeline)")
+            }
+            let preprocessing = try PreprocessingConfiguration(yaml: text)
+            var config = try TrainingConfiguration(yaml: text)
+            if let epochs { config.epochs = max(1, epochs) }
+            let cases = try SegmentationDataset.load(folder: data, preprocessing: preprocessing, segments: config.model.segments)
+            var trainer = Trainer(configuration: config, preprocessing: preprocessing)
+            let (train, validation) = trainer.split(cases)
+            let dims = cases[0].sample.image.geometry.dimensions
+            print("\(cases.count) cases (\(train.count) training, \(validation.count) validation patients), canonical grid "
+                  + "\(dims.x)×\(dims.y)×\(dims.z); \(config.epochs) epochs of \(config.slicesPerEpoch) slices")
+            let checkpoint = output + "/best.safetensors"
+            let reports = try trainer.fit(train: train, validation: validation, checkpoint: checkpoint) { r in
+                let dice = r.validationDice.enumerated().map { "class \($0.offset + 1) \(String(format: "%.3f", $0.element))" }
+                print(String(format: "epoch %3d  loss %.4f  %@  (%.1f s)", r.epoch, r.loss,
+                             dice.isEmpty ? "" : "validation Dice " + dice.joined(separator: ", "), r.seconds))
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(reports).write(to: URL(fileURLWithPath: output + "/metrics.json"))
+            let best = reports.max { $0.meanDice < $1.meanDice }
+            print("best validation Dice \(String(format: "%.3f", best?.meanDice ?? 0)) at epoch \(best?.epoch ?? 0); wrote \(checkpoint)")
+        } catch let error as TrainingError {
+            throw CommandFailure(description: error.description)
+        } catch let error as VolumesError {
+            throw CommandFailure(description: error.description)
+        }
+    }
+}
