@@ -19,10 +19,14 @@ public enum BLASRuntime {
         return String(cString: text)
     }
 
-    /// Threads OpenBLAS uses for one call.
+    /// Threads OpenBLAS uses for one call. Setting it sets the kernels' whole thread budget
+    /// (`Parallelism.threads`), so Tessera's own workers and OpenBLAS never use more threads together.
     public static var threads: Int {
         get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(max(1, newValue))) }
+        set {
+            Parallelism.threads = newValue
+            Parallelism.useBLASThreads(max(1, newValue))
+        }
     }
 
     /// Cores OpenBLAS falls back to when it does not know the CPU; anything else it chose itself is kept.

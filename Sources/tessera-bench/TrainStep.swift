@@ -70,7 +70,8 @@ struct TrainStep: ParsableCommand {
             let wall = (clock.now - t0).seconds
             let rate = Double(n) / wall
             // Cores other processes used meanwhile (as torch_reference.py reports): a noise indicator.
-            let other = Double((Self.machineBusyTicks() - busy0) - (Self.selfTicks() - self0)) / Self.ticksPerSecond / wall
+            let otherTicks = (Self.machineBusyTicks() - busy0) - (Self.selfTicks() - self0)
+            let other = Double(otherTicks) / Self.ticksPerSecond / wall
             rates.append(rate)
             others.append(other)
             print(String(format: "%@ threads=%d trial %d: %.3f steps/s  %.2f img/s  other-procs CPU %.2f cores", model,
@@ -83,7 +84,8 @@ struct TrainStep: ParsableCommand {
                      median * Double(batch), otherMean))
         let line: [String: Any] = ["tool": "tessera", "model": model, "threads": threads, "batch": batch,
                                    "steps_per_trial": n, "steps_s_median": median, "steps_s_min": rates.min()!,
-                                   "steps_s_max": rates.max()!, "first_loss": firstLoss, "blas_core": BLASRuntime.coreName,
+                                   "steps_s_max": rates.max()!, "first_loss": firstLoss,
+                                   "blas_core": BLASRuntime.coreName,
                                    "other_cpu_mean": otherMean, "per_trial_other_cpu": others]
         let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])
         print("JSON " + String(decoding: data, as: UTF8.self))

@@ -5,8 +5,9 @@ import Testing
 
 /// The reference models against PyTorch: golden values written by scripts/reference/torch_golden.py (provenance in
 /// Golden/golden.json: torch 2.15.0 CPU float32, one thread). Tessera loads PyTorch's initial weights and must
-/// reproduce logits, loss, every gradient and the first 10 SGD(lr 0.01, momentum 0.9) losses at rtol 1e-4 / atol
-/// 1e-5. Comparison figures are printed (`GOLDEN …` lines) for the record.
+/// reproduce logits, loss, every gradient and the first 10 losses with SGD(lr 0.01, momentum 0.9) (the reference's
+/// optimiser), SGD with Nesterov and weight decay, Adam and AdamW, at rtol 1e-4 / atol 1e-5. Comparison figures are
+/// printed (`GOLDEN …` lines) for the record.
 @Suite("Golden values from PyTorch")
 struct GoldenTests {
     struct Document: Decodable {
@@ -15,6 +16,18 @@ struct GoldenTests {
             var cross_entropy: Double?
             var soft_dice: Double?
             var sgd_losses: [Double]
+            var sgd_nesterov_losses: [Double]
+            var adam_losses: [Double]
+            var adamw_losses: [Double]
+
+            /// The optimisers of the reference script, fresh, with the golden losses each must reproduce.
+            var optimisers: [(String, any Optimizer, [Double])] {
+                [("SGD(0.01, momentum 0.9)", SGD(learningRate: 0.01, momentum: 0.9), sgd_losses),
+                 ("SGD(0.01, momentum 0.9, Nesterov, weight decay 1e-3)",
+                  SGD(learningRate: 0.01, momentum: 0.9, weightDecay: 1e-3, nesterov: true), sgd_nesterov_losses),
+                 ("Adam(1e-3)", Adam(learningRate: 1e-3), adam_losses),
+                 ("AdamW(1e-3, weight decay 0.01)", AdamW(learningRate: 1e-3, weightDecay: 0.01), adamw_losses)]
+            }
         }
         var provenance: [String: String?]?
         var models: [String: Model]
@@ -59,7 +72,7 @@ struct GoldenTests {
                 sourceLocation: sourceLocation)
     }
 
-    @Test("UNet (unet2d spec, channels 4-8-16-32/64): logits, CE + soft Dice, every gradient, 10 SGD losses")
+    @Test("UNet (unet2d spec, channels 4-8-16-32/64): logits, CE + soft Dice, every gradient, 10 losses per optimiser")
     func unet() throws {
         let golden = try Self.document().models["unet2d_small"]!
         let (weights, io) = try Self.load("unet2d_small")
@@ -79,14 +92,17 @@ struct GoldenTests {
         Self.checkLoss(loss.value, golden.loss, "unet CE + soft Dice")
         let gradients = model.backward(loss.gradient, trace: trace)
         try checkGradients(gradients, io, model: "unet")
-        try trajectory(model: &model, golden: golden.sgd_losses, label: "unet") { m in
-            let (z, t) = try m.forward(input)
-            let l = try Loss.diceCrossEntropy(logits: z, targets: targets)
-            return (l.value, m.backward(l.gradient, trace: t))
+        for (label, optimiser, losses) in golden.optimisers {
+            try model.load(weights)
+            try trajectory(model: &model, optimiser: optimiser, golden: losses, label: "unet \(label)") { m in
+                let (z, t) = try m.forward(input)
+                let l = try Loss.diceCrossEntropy(logits: z, targets: targets)
+                return (l.value, m.backward(l.gradient, trace: t))
+            }
         }
     }
 
-    @Test("SmallCNN (cls2d): logits, cross-entropy, every gradient, 10 SGD losses")
+    @Test("SmallCNN (cls2d): logits, cross-entropy, every gradient, 10 losses per optimiser")
     func smallCNN() throws {
         let golden = try Self.document().models["cls2d"]!
         let (weights, io) = try Self.load("cls2d")
@@ -100,10 +116,13 @@ struct GoldenTests {
         let loss = try Loss.crossEntropy(logits: logits, targets: labels)
         Self.checkLoss(loss.value, golden.loss, "cls2d cross-entropy")
         try checkGradients(model.backward(loss.gradient, trace: trace), io, model: "cls2d")
-        try trajectory(model: &model, golden: golden.sgd_losses, label: "cls2d") { m in
-            let (z, t) = try m.forward(input)
-            let l = try Loss.crossEntropy(logits: z, targets: labels)
-            return (l.value, m.backward(l.gradient, trace: t))
+        for (label, optimiser, losses) in golden.optimisers {
+            try model.load(weights)
+            try trajectory(model: &model, optimiser: optimiser, golden: losses, label: "cls2d \(label)") { m in
+                let (z, t) = try m.forward(input)
+                let l = try Loss.crossEntropy(logits: z, targets: labels)
+                return (l.value, m.backward(l.gradient, trace: t))
+            }
         }
     }
 
@@ -125,15 +144,15 @@ struct GoldenTests {
         }
     }
 
-    /// Ten SGD(0.01, momentum 0.9) steps on the fixed batch; each step's loss against PyTorch's.
-    func trajectory<M: Module>(model: inout M, golden: [Double], label: String,
+    /// Ten optimiser steps on the fixed batch; each step's loss against PyTorch's.
+    func trajectory<M: Module>(model: inout M, optimiser: any Optimizer, golden: [Double], label: String,
                                step: (M) throws -> (Double, NamedTensors)) throws {
-        var sgd = SGD(learningRate: 0.01, momentum: 0.9)
+        var optimiser = optimiser
         var losses: [Double] = []
         for _ in 0..<10 {
             let (loss, gradients) = try step(model)
             losses.append(loss)
-            try sgd.update(model: &model, gradients: gradients)
+            try optimiser.update(model: &model, gradients: gradients)
         }
         var worst = 0.0
         for (k, (a, e)) in zip(losses, golden).enumerated() {
@@ -143,7 +162,7 @@ struct GoldenTests {
         // The decrease itself (small for the U-Net at lr 0.01) must match too, not only the level.
         let (d, de) = (losses[0] - losses[9], golden[0] - golden[9])
         #expect(abs(d - de) <= 0.02 * abs(de) + 1e-6, "\(label) decrease over 10 steps \(d) vs \(de)")
-        print(String(format: "GOLDEN %@ SGD losses (10 steps): max abs %.2e; decrease %.6e vs torch %.6e", label,
+        print(String(format: "GOLDEN %@ losses (10 steps): max abs %.2e; decrease %.6e vs torch %.6e", label,
                      worst, d, de))
     }
 

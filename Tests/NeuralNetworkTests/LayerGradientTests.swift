@@ -92,9 +92,17 @@ struct LayerGradientTests {
         gradientCheck(x, outputShape: y.shape, "DoubleConv ∂x", forward: { block.forward($0).output },
                       backward: { block.backward($0, cache: cache).input! })
 
-        for dimensions in [2, 3] {
-            let unet = UNet(dimensions: dimensions, encoderChannels: [2, 3], bottleneckChannels: 4, classes: 2,
-                            generator: &g)
+        for (dimensions, normalization) in [(2, DoubleConv.Normalization.none), (3, .none), (2, .instance)] {
+            var unet = UNet(dimensions: dimensions, encoderChannels: [2, 3], bottleneckChannels: 4, classes: 2,
+                            normalization: normalization, generator: &g)
+            if normalization == .instance {
+                // Move γ and β off their initial 1 and 0 so the check sees them in the chain rule.
+                var state = unet.parameters
+                for name in state.names where name.contains(".n") {
+                    state[name] = Tensor.randomUniform(state[name]!.shape, low: 0.5, high: 1.5, generator: &g)
+                }
+                try unet.load(state)
+            }
             let side = dimensions == 2 ? [8, 8] : [4, 4, 4]
             let input = Tensor.randomNormal([2, 1] + side, generator: &g)
             let targets = input.storage.map { $0 > 0 ? 1 : 0 }
@@ -104,7 +112,7 @@ struct LayerGradientTests {
             #expect(gradients.names == unet.parameters.names)
             for (name, p) in unet.parameters {
                 checkAgainstFiniteDifferences(p, analytic: gradients[name]!, samples: 4, step: 5e-3, tolerance: 3e-2,
-                                              generator: &g, "UNet\(dimensions)D ∂\(name)") { v in
+                                              generator: &g, "UNet\(dimensions)D \(normalization) ∂\(name)") { v in
                     var m = unet
                     var state = m.parameters
                     state[name] = v

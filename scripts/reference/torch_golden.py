@@ -8,7 +8,8 @@ What
       <model>_weights.safetensors  the initial state_dict (PyTorch default init, seed 0)
       <model>_io.safetensors       input, target (as float32), logits, and `grad.<name>` for every parameter of
                                    the loss (CE + soft Dice for the U-Net, CE for SmallCNN) at the initial weights
-      golden.json                  losses, the first 10 SGD(lr 0.01, momentum 0.9) losses on the same batch,
+      golden.json                  losses, the first 10 losses on the same batch with SGD(lr 0.01, momentum 0.9)
+                                   (the reference's), SGD Nesterov + weight decay, Adam and AdamW,
                                    state_dict names/shapes of the full-size unet2d/unet3d/cls2d, provenance
     Models: "unet2d_small" = UNet(dims=2, enc=(4, 8, 16, 32), bottleneck=64, ncls=2), the unet2d spec with
     narrower channels so the golden files stay small (the full unet2d's weights alone are 7.8 MB); same class,
@@ -151,17 +152,29 @@ def golden(ref, out_dir, provenance):
         if name == "unet2d_small":
             entry["cross_entropy"] = F.cross_entropy(logits, y).item()
             entry["soft_dice"] = ref.soft_dice_loss(logits, y).item()
-        # First 10 SGD(momentum) losses on the same batch, from the same initial weights.
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        sgd = []
-        for _ in range(10):
-            opt.zero_grad(set_to_none=True)
-            l = lossf(model(x), y)
-            l.backward()
-            opt.step()
-            sgd.append(l.item())
-        entry["sgd_losses"] = sgd
-        entry["sgd"] = {"lr": 0.01, "momentum": 0.9}
+        # First 10 losses on the same batch from the same initial weights, per optimiser (SGD with momentum is the
+        # reference's; the others check Nesterov + weight decay, Adam and AdamW against PyTorch's update rules).
+        optimisers = {
+            "sgd": lambda ps: torch.optim.SGD(ps, lr=0.01, momentum=0.9),
+            "sgd_nesterov": lambda ps: torch.optim.SGD(ps, lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-3),
+            "adam": lambda ps: torch.optim.Adam(ps, lr=1e-3),
+            "adamw": lambda ps: torch.optim.AdamW(ps, lr=1e-3, weight_decay=0.01),
+        }
+        for label, make in optimisers.items():
+            model.load_state_dict(state)
+            opt = make(model.parameters())
+            losses = []
+            for _ in range(10):
+                opt.zero_grad(set_to_none=True)
+                l = lossf(model(x), y)
+                l.backward()
+                opt.step()
+                losses.append(l.item())
+            entry[f"{label}_losses"] = losses
+        sgd = entry["sgd_losses"]
+        entry["optimisers"] = {"sgd": "SGD(lr=0.01, momentum=0.9)",
+                               "sgd_nesterov": "SGD(lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-3)",
+                               "adam": "Adam(lr=1e-3)", "adamw": "AdamW(lr=1e-3, weight_decay=0.01)"}
         results[name] = entry
         print(f"{name}: loss {entry['loss']:.6f}  sgd {', '.join(f'{v:.5f}' for v in sgd)}")
     shapes = {}

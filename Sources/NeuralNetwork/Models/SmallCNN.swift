@@ -15,8 +15,10 @@ public struct SmallCNN: Module {
         c1 = Conv(dimensions: 2, inputChannels: inputChannels, outputChannels: 16, kernelSize: 3, padding: 1,
                   generator: &generator)
         c1.computesInputGradient = false
-        c2 = Conv(dimensions: 2, inputChannels: 16, outputChannels: 32, kernelSize: 3, padding: 1, generator: &generator)
-        c3 = Conv(dimensions: 2, inputChannels: 32, outputChannels: 64, kernelSize: 3, padding: 1, generator: &generator)
+        c2 = Conv(dimensions: 2, inputChannels: 16, outputChannels: 32, kernelSize: 3, padding: 1,
+                  generator: &generator)
+        c3 = Conv(dimensions: 2, inputChannels: 32, outputChannels: 64, kernelSize: 3, padding: 1,
+                  generator: &generator)
         c4 = Conv(dimensions: 2, inputChannels: 64, outputChannels: 128, kernelSize: 3, padding: 1,
                   generator: &generator)
         fc = Linear(inputFeatures: 128, outputFeatures: classes, generator: &generator)

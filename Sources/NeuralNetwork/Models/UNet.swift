@@ -24,28 +24,30 @@ public struct UNet: Module {
 
     /// Initialised as PyTorch's defaults (uniform ±1/√fanIn) from `generator`, in PyTorch's construction order
     /// (the values differ from PyTorch's generator; load PyTorch weights for identical starts).
+    /// - Parameter normalization: `.none` is the reference spec; `.instance` adds an affine instance norm after every
+    ///   3×3 convolution of every `DoubleConv` (names `….n1.weight` etc., Tessera's own).
     public init(dimensions: Int, inputChannels: Int = 1, encoderChannels: [Int], bottleneckChannels: Int,
-                classes: Int, generator: inout SeededGenerator) {
+                classes: Int, normalization: DoubleConv.Normalization = .none, generator: inout SeededGenerator) {
         precondition(!encoderChannels.isEmpty && (2...3).contains(dimensions))
         self.dimensions = dimensions
         var enc: [DoubleConv] = []
         var previous = inputChannels
         for c in encoderChannels {
             enc.append(DoubleConv(dimensions: dimensions, inputChannels: previous, outputChannels: c,
-                                  generator: &generator))
+                                  normalization: normalization, generator: &generator))
             previous = c
         }
         enc[0].c1.computesInputGradient = false
         self.enc = enc
         bott = DoubleConv(dimensions: dimensions, inputChannels: previous, outputChannels: bottleneckChannels,
-                          generator: &generator)
+                          normalization: normalization, generator: &generator)
         var ups: [ConvTranspose] = [], dec: [DoubleConv] = []
         previous = bottleneckChannels
         for c in encoderChannels.reversed() {
             ups.append(ConvTranspose(dimensions: dimensions, inputChannels: previous, outputChannels: c,
                                      generator: &generator))
             dec.append(DoubleConv(dimensions: dimensions, inputChannels: 2 * c, outputChannels: c,
-                                  generator: &generator))
+                                  normalization: normalization, generator: &generator))
             previous = c
         }
         self.ups = ups

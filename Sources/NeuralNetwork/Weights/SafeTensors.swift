@@ -39,7 +39,9 @@ public enum SafeTensors {
             throw NeuralNetworkError(.invalidHeader, "file of \(data.count) bytes is too short for a safetensors "
                 + "header (8-byte length first): the file is truncated or not safetensors")
         }
-        let headerLength = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        let headerLength = data.prefix(8).enumerated().reduce(UInt64(0)) {
+            $0 | UInt64($1.element) << (8 * UInt64($1.offset))
+        }
         guard headerLength <= UInt64(maximumHeaderLength), 8 + Int(headerLength) <= data.count else {
             throw NeuralNetworkError(.invalidHeader, "header length \(headerLength) exceeds the file size "
                 + "(\(data.count) bytes) or the 100 MB limit: the file is truncated or not safetensors")
@@ -138,8 +140,8 @@ public enum SafeTensors {
         for name in ordered {
             let t = tensors[name]!
             let end = offset + 4 * t.count
-            parts.append("\(quote(name)):{\"dtype\":\"F32\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],"
-                + "\"data_offsets\":[\(offset),\(end)]}")
+            let shape = t.shape.map(String.init).joined(separator: ",")
+            parts.append("\(quote(name)):{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(end)]}")
             offset = end
         }
         var header = Array(("{" + parts.joined(separator: ",") + "}").utf8)

@@ -49,7 +49,9 @@ public enum Activation {
     public static func leakyReLUBackward(_ gradOutput: Tensor, input: Tensor, negativeSlope: Float) -> Tensor {
         var g = gradOutput
         g.storage.withUnsafeMutableBufferPointer { gp in
-            input.storage.withUnsafeBufferPointer { x in for i in 0..<gp.count where !(x[i] > 0) { gp[i] *= negativeSlope } }
+            input.storage.withUnsafeBufferPointer { x in
+                for i in 0..<gp.count where !(x[i] > 0) { gp[i] *= negativeSlope }
+            }
         }
         return g
     }

@@ -41,7 +41,9 @@ public struct ConvolutionGeometry: Sendable, Hashable {
     }
 
     /// Whether the convolution is a plain per-position matrix product (kernel 1, stride 1, no padding).
-    var isPointwise: Bool { kernelSize.allSatisfy { $0 == 1 } && stride.allSatisfy { $0 == 1 } && padding.allSatisfy { $0 == 0 } }
+    var isPointwise: Bool {
+        kernelSize.allSatisfy { $0 == 1 } && stride.allSatisfy { $0 == 1 } && padding.allSatisfy { $0 == 0 }
+    }
 
     /// Padded to three dimensions (depth 1 for 2-D), as the kernels work on `[depth, height, width]`.
     var volumetric: (kernel: (Int, Int, Int), stride: (Int, Int, Int), padding: (Int, Int, Int)) {

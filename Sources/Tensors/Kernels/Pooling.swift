@@ -29,7 +29,10 @@ public enum MaxPooling {
                                             let row = ((od * sD + kd) * iH + oh * sH + kh) * iW + ow * sW
                                             for kw in 0..<kW {
                                                 let v = src[row + kw]
-                                                if v > best || v.isNaN || bestIndex < 0 { best = v; bestIndex = row + kw }
+                                                if v > best || v.isNaN || bestIndex < 0 {
+                                                    best = v
+                                                    bestIndex = row + kw
+                                                }
                                                 if v.isNaN { break }
                                             }
                                         }

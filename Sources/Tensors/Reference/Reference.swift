@@ -4,7 +4,9 @@ public enum Reference {
     // MARK: - Convolution
 
     /// `y[n,o,p] = b[o] + Σ_{i,t} w[o,i,t] · x[n,i,p·s − pad + t]`, direct loops.
-    public static func convolution(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry: ConvolutionGeometry) -> Tensor {
+    public static func convolution(_ x: Tensor, weight: Tensor, bias: Tensor?, geometry: ConvolutionGeometry)
+        -> Tensor
+    {
         let (n, cin, cout) = (x.batch, x.channels, weight.shape[0])
         let outSpatial = geometry.convolutionOutput(x.spatialShape)
         let (iD, iH, iW) = extents3(x.spatialShape), (oD, oH, oW) = extents3(outSpatial)
@@ -40,7 +42,9 @@ public enum Reference {
 
     /// Gradients of `convolution` by scattering every output gradient along its taps.
     public static func convolutionBackward(_ gy: Tensor, input x: Tensor, weight: Tensor,
-                                           geometry: ConvolutionGeometry) -> (input: Tensor, weight: Tensor, bias: Tensor) {
+                                           geometry: ConvolutionGeometry)
+        -> (input: Tensor, weight: Tensor, bias: Tensor)
+    {
         let (n, cin, cout) = (x.batch, x.channels, weight.shape[0])
         let (iD, iH, iW) = extents3(x.spatialShape), (oD, oH, oW) = extents3(gy.spatialShape)
         let ((kD, kH, kW), (sD, sH, sW), (pD, pH, pW)) = geometry.volumetric
@@ -97,7 +101,8 @@ public enum Reference {
                                         for kw in 0..<kW {
                                             let (od, oh, ow) = (id * sD - pD + kd, ih * sH - pH + kh, iw * sW - pW + kw)
                                             guard od >= 0, od < oD, oh >= 0, oh < oH, ow >= 0, ow < oW else { continue }
-                                            let wv = Double(weight.storage[(((i * cout + o) * kD + kd) * kH + kh) * kW + kw])
+                                            let wi: Int = (((i * cout + o) * kD + kd) * kH + kh) * kW + kw
+                                            let wv = Double(weight.storage[wi])
                                             let yi: Int = (((b * cout + o) * oD + od) * oH + oh) * oW + ow
                                             y[yi] += xv * wv
                                         }
@@ -171,7 +176,9 @@ public enum Reference {
 
     /// Window mean, and its backward spreading the gradient evenly.
     public static func averagePool(_ x: Tensor, kernelSize: [Int], stride: [Int]) -> Tensor {
-        window(x, kernelSize: kernelSize, stride: stride) { v in Float(v.reduce(0.0) { $0 + Double($1) } / Double(v.count)) }
+        window(x, kernelSize: kernelSize, stride: stride) { v in
+            Float(v.reduce(0.0) { $0 + Double($1) } / Double(v.count))
+        }
     }
 
     public static func averagePoolBackward(_ gy: Tensor, input x: Tensor, kernelSize: [Int], stride: [Int]) -> Tensor {
@@ -214,7 +221,8 @@ public enum Reference {
                         for kd in 0..<kD {
                             for kh in 0..<kH {
                                 for kw in 0..<kW {
-                                    indices.append(((plane * iD + od * sD + kd) * iH + oh * sH + kh) * iW + ow * sW + kw)
+                                    let row: Int = (plane * iD + od * sD + kd) * iH + oh * sH + kh
+                                    indices.append(row * iW + ow * sW + kw)
                                 }
                             }
                         }
@@ -299,7 +307,10 @@ public enum Reference {
         for b in 0..<n {
             var c0 = 0
             for p in parts {
-                for c in 0..<p.channels { for i in 0..<s { y.storage[((b * total) + c0 + c) * s + i] = p.storage[(b * p.channels + c) * s + i] } }
+                for c in 0..<p.channels {
+                    let (dst, src) = (((b * total) + c0 + c) * s, (b * p.channels + c) * s)
+                    for i in 0..<s { y.storage[dst + i] = p.storage[src + i] }
+                }
                 c0 += p.channels
             }
         }
