@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`, today: read each sample site, report it, and convert its first study (CT + DICOM SEG) to NIfTI.
+# `make demo`, today: read each sample site, report it, convert its first study (CT + DICOM SEG) to NIfTI, run the
+# cohort statistics query over the three sites, train the U-Net on one site and segment the others with it.
 # (The federated study this command will run is not built yet; see README.md, "Status".)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,4 +21,23 @@ print("%d series, %d SEGs, %d files skipped, %d problems" % (len(r["series"]), l
   "$bin" convert "sample-data/$site" --series "$uid" --output "$out/$site-ct.nii.gz"
   "$bin" convert "sample-data/$site" --segmentation "$seg" --output "$out/$site-labels.nii.gz"
 done
-echo "NIfTI files and inspection reports are in $out/"
+
+
+echo "== cohort statistics over the three sites (differential privacy, secure sums; in-process for now)"
+rm -f "$out/privacy-ledger.sqlite"
+"$bin" stats pipelines/cohort-statistics.yaml --policy pipelines/site-policy.yaml --ledger "$out/privacy-ledger.sqlite" \
+  --seed 7 --output "$out/stats" \
+  --data sample-data/community-hospital --data sample-data/research-center --data sample-data/treatment-center
+
+echo "== train the pipeline's U-Net on community-hospital alone (local training; federation arrives next)"
+"$bin" train pipelines/segmentation-unet2d.yaml --data sample-data/community-hospital --output "$out/train-community-hospital"
+
+echo "== segment one study of each other site with it (DICOM SEG out, read back)"
+model="$out/train-community-hospital/best.safetensors"
+"$bin" predict --model "$model" --pipeline pipelines/segmentation-unet2d.yaml sample-data/research-center/sub-001/ct \
+  --output "$out/research-center-sub-001-prediction.dcm"
+"$bin" convert sample-data/research-center/sub-001/ct --segmentation "$out/research-center-sub-001-prediction.dcm" \
+  --output "$out/research-center-sub-001-prediction.nii.gz"
+"$bin" predict --model "$model" --pipeline pipelines/segmentation-unet2d.yaml sample-data/treatment-center/pt01 \
+  --output "$out/treatment-center-pt01-prediction.nii.gz"
+echo "Everything is in $out/ (NIfTI, inspection JSON, statistics.html, the model and its metrics)"
