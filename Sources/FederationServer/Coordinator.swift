@@ -7,7 +7,7 @@ import FederationCore
 /// Invariants: a result counts once (a duplicate or one for another round is rejected and logged); the server
 /// holds the global model, one accumulator and the chunk in flight; a round that cannot reach `minClients` by its
 /// deadline is retried, then the job fails with a reason — it never hangs.
-public actor Coordinator<C: Clock> where C.Duration == Duration {
+public actor Coordinator<C: Clock>: FederationService where C.Duration == Duration {
     public let configuration: JobConfiguration
     private let clock: C
     private var strategy: any Strategy
@@ -27,6 +27,7 @@ public actor Coordinator<C: Clock> where C.Duration == Duration {
     private var inFlight: [String: (header: ResultHeader, chunks: [ParameterChunk])] = [:]
     private var graceStarted = false
     private var waiting: [String: [CheckedContinuation<TaskAssignment?, Never>]] = [:]
+    public private(set) var lastSeen: [String: C.Instant] = [:]
 
     private let events: AsyncStream<Internal>
     private let eventSink: AsyncStream<Internal>.Continuation
@@ -220,6 +221,7 @@ public actor Coordinator<C: Clock> where C.Duration == Duration {
 
     /// The global model for a task of the current round.
     public func model(for task: TaskAssignment, maxScalars: Int) throws(FederationError) -> [ParameterChunk] {
+        guard maxScalars > 0 else { throw FederationError(.invalidConfiguration, "chunk size must be positive") }
         guard task.jobID == configuration.jobID, task.round == round, tasks[task.site] != nil else {
             throw FederationError(.staleRound, "task of round \(task.round) is not current (round \(round))")
         }
@@ -284,6 +286,12 @@ public actor Coordinator<C: Clock> where C.Duration == Duration {
         emit(.resultAccepted(round: round, site: site, sampleCount: entry.header.sampleCount, metrics: entry.header.metrics))
         eventSink.yield(.resultCommitted(round: round, attempt: attempt))
     }
+
+    /// A broken stream (transport error): its partial contribution is taken back out; the round goes on.
+    public func abandonResult(site: String, reason: String) { abandon(site: site, reason: reason) }
+
+    /// Liveness: the last time each site was heard from (for the admin's status).
+    public func heartbeat(site: String) { lastSeen[site] = clock.now }
 
     /// Takes a broken or invalid stream's partial contribution back out; the round goes on.
     public func abandon(site: String, reason: String) {

@@ -2,10 +2,10 @@ import FederationCore
 
 /// The in-memory twin of the gRPC transport: a site talks to a coordinator in the same process through the same
 /// `FederationConnection` protocol, so the runtime's logic is tested without sockets. Production never uses it.
-public struct InProcessConnection<C: Clock>: FederationConnection where C.Duration == Duration {
-    public let coordinator: Coordinator<C>
+public struct InProcessConnection: FederationConnection {
+    public let coordinator: any FederationService
 
-    public init(coordinator: Coordinator<C>) { self.coordinator = coordinator }
+    public init(coordinator: any FederationService) { self.coordinator = coordinator }
 
     public func register(site: String) async throws(FederationError) -> String? {
         try await coordinator.register(site: site)
@@ -25,5 +25,5 @@ public struct InProcessConnection<C: Clock>: FederationConnection where C.Durati
         try await coordinator.endResult(site: header.site)
     }
 
-    public func heartbeat(site: String) async throws(FederationError) {}
+    public func heartbeat(site: String) async throws(FederationError) { await coordinator.heartbeat(site: site) }
 }
