@@ -39,7 +39,8 @@ let package = Package(
             dependencies: ["DICOMIO", "CZlib", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict),
         .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: strict),
-        .target(name: "NeuralNetwork", dependencies: ["Tensors"], swiftSettings: strict),
+        .target(name: "SafeTensorsFormat", swiftSettings: strict),
+        .target(name: "NeuralNetwork", dependencies: ["Tensors", "SafeTensorsFormat"], swiftSettings: strict),
         .target(
             name: "Training",
             dependencies: ["DICOMIO", "Volumes", "Tensors", "NeuralNetwork", .product(name: "Yams", package: "Yams")],
