@@ -47,7 +47,10 @@ let package = Package(
             swiftSettings: strict),
         .target(name: "SampleData", dependencies: ["DICOMIO", "Volumes"], swiftSettings: strict),
         .target(name: "FederationCore", swiftSettings: strict),
-        .target(name: "FederationServer", dependencies: ["FederationCore"], swiftSettings: strict),
+        .target(
+            name: "FederationServer",
+            dependencies: ["FederationCore", "SafeTensorsFormat", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict),
         .target(name: "FederationClient", dependencies: ["FederationCore"], swiftSettings: strict),
         .target(
             name: "FederatedAnalytics",

@@ -66,8 +66,7 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
     public func run() async throws(FederationError) -> ParameterSet {
         try configuration.validate()
         if let store, let saved = try await store.load(jobID: configuration.jobID) {
-            try saved.model.checkStructure(matches: global)
-            global = saved.model
+            global = try saved.model.reordered(like: global)
             completedRounds = saved.completedRound
             records = saved.records
         }

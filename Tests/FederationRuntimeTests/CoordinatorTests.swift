@@ -1,6 +1,7 @@
 import FederationClient
 import FederationCore
 import FederationServer
+import Foundation
 import Testing
 
 /// A trainer that moves the model to the site's own optimum: after one round of FedAvg the global model is the
@@ -152,10 +153,13 @@ struct CoordinatorTests {
         clock.advance(by: .seconds(100_000))
     }
 
-    @Test("A restarted server resumes after the last checkpointed round, with no round lost or counted twice")
-    func resume() async throws {
+    @Test("A restarted server resumes after the last checkpointed round, with no round lost or counted twice",
+          arguments: ["memory", "sqlite"])
+    func resume(storeKind: String) async throws {
         let clock = ManualClock()
-        let store = InMemoryCheckpointStore()
+        let folder = NSTemporaryDirectory() + "tessera-server-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store: any CheckpointStore = storeKind == "sqlite" ? try SQLiteCheckpointStore(folder: folder) : InMemoryCheckpointStore()
         let sites = ["a", "b"]
         let first = Coordinator(configuration: JobConfiguration(jobID: "j5", rounds: 1, sites: sites, minClients: 2),
                                 initialModel: initial, strategy: FedAvg(), clock: clock, store: store)
@@ -174,6 +178,13 @@ struct CoordinatorTests {
         let (_, ra, rb) = try await (m2, a2, b2)
         #expect(ra == [2, 3] && rb == [2, 3])
         #expect(await second.records.map(\.round) == [1, 2, 3])
+        #expect(await second.global["w"]?.values == [7.0 / 3, 14.0 / 3])
+        if storeKind == "sqlite" {
+            // The state survives the process: a third coordinator sees the finished job.
+            let saved = try await SQLiteCheckpointStore(folder: folder).load(jobID: "j5")
+            #expect(saved?.completedRound == 3)
+            #expect(FileManager.default.fileExists(atPath: folder + "/j5/round-0003.safetensors"))
+        }
         clock.advance(by: .seconds(100_000))
     }
 }

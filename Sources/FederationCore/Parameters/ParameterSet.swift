@@ -63,6 +63,22 @@ public struct ParameterSet: Sendable, Equatable {
         }
     }
 
+    /// The same tensors in `reference`'s order (files store tensors by name).
+    /// - Throws: `.shapeMismatch` when the names or shapes differ.
+    public func reordered(like reference: ParameterSet) throws(FederationError) -> ParameterSet {
+        var out: [ParameterTensor] = []
+        for r in reference.tensors {
+            guard let t = self[r.name], t.shape == r.shape else {
+                throw FederationError(.shapeMismatch, "tensor '\(r.name)' \(r.shape) is missing or has another shape")
+            }
+            out.append(t)
+        }
+        guard out.count == tensors.count else {
+            throw FederationError(.shapeMismatch, "\(tensors.count - out.count) tensors are not part of the model")
+        }
+        return ParameterSet(out)
+    }
+
     /// - Throws: `.nonFinite` naming the first tensor holding NaN or ±Inf.
     public func checkFinite() throws(FederationError) {
         for t in tensors {

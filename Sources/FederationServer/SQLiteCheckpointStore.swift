@@ -1,0 +1,89 @@
+import FederationCore
+import Foundation
+import GRDB
+import SafeTensorsFormat
+
+/// Server state on disk: rounds, participants and metrics in SQLite (through GRDB); the global model after every
+/// round as a safetensors file (`<folder>/<job>/round-0003.safetensors`). The model file is written first
+/// (atomically), then the round row in one transaction, so a crash between the two leaves the previous round as
+/// the checkpoint: a restarted server redoes the round, and no result is ever counted twice.
+public final class SQLiteCheckpointStore: CheckpointStore {
+    private let database: DatabaseQueue
+    public let folder: String
+
+    /// Opens (creating if needed) `<folder>/server.sqlite`.
+    public init(folder: String) throws(FederationError) {
+        self.folder = folder
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            database = try DatabaseQueue(path: folder + "/server.sqlite")
+            try database.write { db in
+                try db.execute(sql: """
+                    CREATE TABLE IF NOT EXISTS round (
+                        job_id TEXT NOT NULL,
+                        round INTEGER NOT NULL,
+                        attempt INTEGER NOT NULL,
+                        participants TEXT NOT NULL,
+                        metrics TEXT NOT NULL,
+                        closed_by TEXT NOT NULL,
+                        model_path TEXT NOT NULL,
+                        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+                        PRIMARY KEY (job_id, round)
+                    )
+                    """)
+            }
+        } catch {
+            throw FederationError(.invalidConfiguration, "cannot open the server state in \(folder); check that the folder is writable",
+                                  cause: "\(error)")
+        }
+    }
+
+    public func save(jobID: String, completedRound: Int, model: ParameterSet, records: [RoundRecord]) async throws(FederationError) {
+        guard let record = records.last(where: { $0.round == completedRound }) else {
+            throw FederationError(.invalidConfiguration, "no record for round \(completedRound)")
+        }
+        let path = folder + "/" + safe(jobID) + String(format: "/round-%04d.safetensors", completedRound)
+        do {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
+                                                    withIntermediateDirectories: true)
+            let entries = model.tensors.map { SafeTensorEntry(name: $0.name, shape: $0.shape, values: $0.values) }
+            try SafeTensorsFile.write(entries, metadata: ["job": jobID, "round": String(completedRound)], to: path)
+            let participants = String(decoding: try JSONEncoder().encode(record.participants), as: UTF8.self)
+            let metrics = String(decoding: try JSONEncoder().encode(record.metrics), as: UTF8.self)
+            try await database.write { db in
+                try db.execute(sql: """
+                    INSERT OR REPLACE INTO round (job_id, round, attempt, participants, metrics, closed_by, model_path)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [jobID, completedRound, record.attempt, participants, metrics, record.closedBy, path])
+            }
+        } catch {
+            throw FederationError(.invalidConfiguration, "cannot checkpoint round \(completedRound) of job \(jobID) in \(folder)",
+                                  cause: "\(error)")
+        }
+    }
+
+    public func load(jobID: String) async throws(FederationError) -> (completedRound: Int, model: ParameterSet, records: [RoundRecord])? {
+        do {
+            let rows = try await database.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM round WHERE job_id = ? ORDER BY round", arguments: [jobID])
+            }
+            guard let last = rows.last else { return nil }
+            var records: [RoundRecord] = []
+            for row in rows {
+                let participants = try JSONDecoder().decode([String].self, from: Data((row["participants"] as String).utf8))
+                let metrics = try JSONDecoder().decode([String: [String: Double]].self, from: Data((row["metrics"] as String).utf8))
+                records.append(RoundRecord(round: row["round"], attempt: row["attempt"], participants: participants,
+                                           metrics: metrics, closedBy: row["closed_by"]))
+            }
+            let contents = try SafeTensorsFile.read(contentsOf: last["model_path"])
+            // safetensors stores tensors by name; keep the file's order (sorted), the coordinator checks the structure.
+            let model = ParameterSet(contents.entries.map { ParameterTensor(name: $0.name, shape: $0.shape, values: $0.values) })
+            return (last["round"], model, records)
+        } catch {
+            throw FederationError(.invalidConfiguration, "cannot read the checkpoint of job \(jobID) from \(folder): the state "
+                                  + "is damaged; restore the folder or start the job again", cause: "\(error)")
+        }
+    }
+
+    func safe(_ name: String) -> String { String(name.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }) }
+}
