@@ -51,7 +51,15 @@ let package = Package(
             name: "FederationServer",
             dependencies: ["FederationCore", "SafeTensorsFormat", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict),
-        .target(name: "FederationClient", dependencies: ["FederationCore"], swiftSettings: strict),
+        .target(
+            name: "FederationClient",
+            dependencies: ["FederationCore", "Training", "NeuralNetwork", "Tensors", "Volumes"],
+            swiftSettings: strict),
+        .target(
+            name: "FederationSimulation",
+            dependencies: ["FederationCore", "FederationServer", "FederationClient", "Training", "NeuralNetwork", "Volumes",
+                           .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict),
         .target(
             name: "FederatedAnalytics",
             dependencies: [
@@ -65,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "tessera",
             dependencies: [
-                "DICOMIO", "Volumes", "Tensors", "SampleData", "FederatedAnalytics", "Training",
+                "DICOMIO", "Volumes", "Tensors", "SampleData", "FederatedAnalytics", "Training", "FederationSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

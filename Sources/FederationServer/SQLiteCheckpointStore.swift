@@ -85,5 +85,16 @@ public final class SQLiteCheckpointStore: CheckpointStore {
         }
     }
 
+    /// The global model after `round` (for per-round evaluation and downloads).
+    public func loadRound(jobID: String, round: Int) async throws(FederationError) -> ParameterSet {
+        let path = folder + "/" + safe(jobID) + String(format: "/round-%04d.safetensors", round)
+        do {
+            let contents = try SafeTensorsFile.read(contentsOf: path)
+            return ParameterSet(contents.entries.map { ParameterTensor(name: $0.name, shape: $0.shape, values: $0.values) })
+        } catch {
+            throw FederationError(.invalidConfiguration, "no model for round \(round) of job \(jobID): \(error.message)")
+        }
+    }
+
     func safe(_ name: String) -> String { String(name.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }) }
 }

@@ -20,6 +20,8 @@ public struct Trainer: Sendable {
     public var configuration: TrainingConfiguration
     public var preprocessing: PreprocessingConfiguration
     public private(set) var model: UNet
+    /// FedProx (Li et al. 2020): adds (μ/2)·‖θ − θ_global‖² to the loss, i.e. μ·(θ − θ_global) to each gradient.
+    public var proximal: (mu: Float, reference: NamedTensors)?
 
     public init(configuration: TrainingConfiguration, preprocessing: PreprocessingConfiguration) {
         self.configuration = configuration
@@ -145,6 +147,17 @@ public struct Trainer: Sendable {
                                     + ". Lower the learning rate or enable gradient clipping")
             }
             var gradients = model.backward(loss.gradient, trace: trace)
+            if let proximal, proximal.mu > 0 {
+                let current = model.parameters
+                for (name, g) in gradients {
+                    guard let theta = current[name], let ref = proximal.reference[name], ref.shape == theta.shape else { continue }
+                    var adjusted = g
+                    for i in adjusted.storage.indices {
+                        adjusted.storage[i] += proximal.mu * (theta.storage[i] - ref.storage[i])
+                    }
+                    gradients[name] = adjusted
+                }
+            }
             if configuration.gradientClipNorm > 0 { _ = clipGradientNorm(&gradients, maxNorm: configuration.gradientClipNorm) }
             try optimizer.update(model: &model, gradients: gradients)
             return loss.value

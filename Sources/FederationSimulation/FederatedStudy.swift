@@ -1,0 +1,180 @@
+import FederationClient
+import FederationCore
+import FederationServer
+import Foundation
+import NeuralNetwork
+import Synchronization
+import Training
+import Volumes
+
+/// One round as the study lead sees it.
+public struct RoundSummary: Sendable, Codable {
+    public var round: Int
+    public var participants: [String]
+    public var closedBy: String
+    /// Validation Dice each site reported after its local training this round.
+    public var siteDice: [String: Double]
+    /// The new global model's Dice on every site's held-out patients.
+    public var globalDice: [String: Double]
+    public var seconds: Double
+}
+
+/// A model evaluated on every site's held-out patients.
+public struct ComparisonRow: Sendable, Codable {
+    public var model: String
+    public var dice: [String: Double]
+    public var mean: Double
+}
+
+/// What `tessera simulate` reports.
+public struct StudyReport: Sendable, Codable {
+    public var strategy: String
+    public var sites: [String]
+    public var rounds: [RoundSummary]
+    /// Federated (the final global model), local-only per site, and centralised (pooled data) on the same budget.
+    public var comparison: [ComparisonRow]
+    public var totalSeconds: Double
+}
+
+/// A whole federated segmentation study in one process: a coordinator and one site agent per site folder, over the
+/// in-process transport (the same protocol the gRPC transport carries), then the comparison with local-only and
+/// centralised training on the same epoch budget.
+public struct FederatedStudy: Sendable {
+    public var pipeline: String
+    public var dataRoot: String
+    public var output: String
+    /// Skip the local-only and centralised baselines (faster).
+    public var compare = true
+
+    public init(pipeline: String, dataRoot: String, output: String) {
+        self.pipeline = pipeline
+        self.dataRoot = dataRoot
+        self.output = output
+    }
+
+    public func run(progress: @escaping @Sendable (String) -> Void) async throws -> StudyReport {
+        let started = Date()
+        guard let text = FileManager.default.contents(atPath: pipeline).map({ String(decoding: $0, as: UTF8.self) }) else {
+            throw FederationError(.invalidConfiguration, "cannot read the pipeline \(pipeline)")
+        }
+        let preprocessing = try PreprocessingConfiguration(yaml: text)
+        let training = try TrainingConfiguration(yaml: text)
+        let federation = try FederationConfiguration(yaml: text)
+        var siteNames = federation.sites
+        if siteNames.isEmpty {
+            siteNames = try FileManager.default.contentsOfDirectory(atPath: dataRoot).filter { name in
+                var dir: ObjCBool = false
+                return FileManager.default.fileExists(atPath: dataRoot + "/" + name, isDirectory: &dir) && dir.boolValue
+                    && !name.hasPrefix(".")
+            }.sorted()
+        }
+        guard siteNames.count >= federation.minClients else {
+            throw FederationError(.invalidConfiguration, "\(siteNames.count) site folder(s) under \(dataRoot) but min_clients is \(federation.minClients)")
+        }
+        var trainers: [String: SegmentationSiteTrainer] = [:]
+        for site in siteNames {
+            let cases = try SegmentationDataset.load(folder: dataRoot + "/" + site, preprocessing: preprocessing,
+                                                     segments: training.model.segments)
+            let t = SegmentationSiteTrainer(cases: cases, configuration: training, preprocessing: preprocessing)
+            trainers[site] = t
+            progress("site \(site): \(t.train.count) training and \(t.validation.count) validation patients, \(t.sampleCount) training slices")
+        }
+        let initial = Trainer(configuration: training, preprocessing: preprocessing)
+        let initialModel = SegmentationSiteTrainer.parameterSet(initial.model.stateDict)
+        let serverFolder = output + "/server"
+        try? FileManager.default.removeItem(atPath: serverFolder)
+        let store = try SQLiteCheckpointStore(folder: serverFolder)
+        let job = JobConfiguration(jobID: "study", rounds: federation.rounds, sites: siteNames,
+                                   minClients: federation.minClients,
+                                   roundTimeout: .seconds(federation.roundTimeoutSeconds),
+                                   gracePeriod: .seconds(federation.gracePeriodSeconds))
+        let coordinator = Coordinator(configuration: job, initialModel: initialModel,
+                                      strategy: federation.makeStrategy(learningRate: Double(training.optimizer.learningRate)),
+                                      clock: ContinuousClock(), store: store)
+        let events = await coordinator.observe()
+        let connection = InProcessConnection(coordinator: coordinator)
+        let summaries = Mutex<[RoundSummary]>([])
+        let frozenTrainers = trainers
+        let roundStart = Mutex(Date())
+        let observer = Task {
+            var siteDice: [String: Double] = [:]
+            for await event in events {
+                switch event {
+                case .roundStarted(let r, let attempt, let sites):
+                    roundStart.withLock { $0 = Date() }
+                    siteDice = [:]
+                    progress("round \(r)\(attempt > 0 ? " (attempt \(attempt + 1))" : ""): training at \(sites.joined(separator: ", "))")
+                case .resultAccepted(_, let site, let n, let metrics):
+                    siteDice[site] = metrics["dice"]
+                    progress("  \(site): result accepted (\(n) slices), local validation Dice \(metrics["dice"].map { String(format: "%.3f", $0) } ?? "-")")
+                case .resultRejected(_, let site, let reason):
+                    progress("  \(site): result rejected: \(reason)")
+                case .roundClosed(let r, let participants, let reason):
+                    let seconds = Date().timeIntervalSince(roundStart.withLock { $0 })
+                    summaries.withLock { $0.append(RoundSummary(round: r, participants: participants, closedBy: reason,
+                                                                siteDice: siteDice, globalDice: [:], seconds: seconds)) }
+                    progress(String(format: "round %d closed (%@) after %.1f s", r, reason, seconds))
+                case .roundRetried(let r, _, let reason):
+                    progress("round \(r) retried: \(reason)")
+                case .gracePeriodStarted, .jobFinished:
+                    break
+                case .jobFailed(let reason):
+                    progress("job failed: \(reason)")
+                }
+            }
+        }
+        let global: ParameterSet = try await withThrowingTaskGroup(of: ParameterSet?.self) { group in
+            group.addTask { try await coordinator.run() }
+            for site in siteNames {
+                guard let trainer = frozenTrainers[site] else { continue }
+                let agent = SiteAgent(site: site, connection: connection, trainer: trainer, clock: ContinuousClock(),
+                                      chunkScalars: 1 << 18)
+                group.addTask { _ = try await agent.run(); return nil }
+            }
+            var result: ParameterSet?
+            for try await value in group { if let value { result = value } }
+            guard let result else { throw FederationError(.noResults, "the job produced no model") }
+            return result
+        }
+        await observer.value
+        // Evaluate the global model of every round on every site? The final one, and per-round from checkpoints.
+        var rounds = summaries.withLock { $0 }
+        for i in rounds.indices {
+            if let saved = try? await store.loadRound(jobID: "study", round: rounds[i].round) {
+                let model = try saved.reordered(like: initialModel)
+                for site in siteNames { rounds[i].globalDice[site] = try trainers[site]?.evaluate(model).first }
+            }
+        }
+        var comparison: [ComparisonRow] = []
+        func row(_ name: String, _ model: ParameterSet) throws -> ComparisonRow {
+            var dice: [String: Double] = [:]
+            for site in siteNames { dice[site] = try trainers[site]?.evaluate(model).first ?? 0 }
+            return ComparisonRow(model: name, dice: dice, mean: dice.values.reduce(0, +) / Double(max(dice.count, 1)))
+        }
+        comparison.append(try row("federated (\(federation.strategy))", global))
+        // Save the global model as a checkpoint `tessera predict` can use.
+        var finalTrainer = Trainer(configuration: training, preprocessing: preprocessing)
+        try finalTrainer.load(SegmentationSiteTrainer.namedTensors(global))
+        try finalTrainer.save(to: output + "/global.safetensors", metadata: ["strategy": federation.strategy,
+                                                                             "rounds": String(federation.rounds)])
+        if compare {
+            var budget = training
+            budget.epochs = federation.rounds * federation.localEpochs
+            for site in siteNames {
+                guard let t = trainers[site] else { continue }
+                progress("baseline: local-only training at \(site) (\(budget.epochs) epochs)")
+                var local = Trainer(configuration: budget, preprocessing: preprocessing)
+                _ = try local.fit(train: t.train, validation: [])
+                comparison.append(try row("local only: \(site)", SegmentationSiteTrainer.parameterSet(local.model.stateDict)))
+            }
+            progress("baseline: centralised training on the pooled data (\(budget.epochs) epochs)")
+            var pooled = Trainer(configuration: budget, preprocessing: preprocessing)
+            _ = try pooled.fit(train: siteNames.flatMap { trainers[$0]?.train ?? [] }, validation: [])
+            comparison.append(try row("centralised (pooled data)", SegmentationSiteTrainer.parameterSet(pooled.model.stateDict)))
+        }
+        let report = StudyReport(strategy: federation.strategy, sites: siteNames, rounds: rounds, comparison: comparison,
+                                 totalSeconds: Date().timeIntervalSince(started))
+        try StudyReportWriter.write(report, to: output)
+        return report
+    }
+}

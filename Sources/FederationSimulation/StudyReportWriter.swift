@@ -1,0 +1,100 @@
+import FederationCore
+import Foundation
+
+/// Writes a study's `metrics.json`, `metrics.csv` and a self-contained `report.html` (SVG charts, no scripts).
+public enum StudyReportWriter {
+    public static func write(_ report: StudyReport, to folder: String) throws(FederationError) {
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(report).write(to: URL(fileURLWithPath: folder + "/metrics.json"))
+            try Data(csv(report).utf8).write(to: URL(fileURLWithPath: folder + "/metrics.csv"))
+            try Data(html(report).utf8).write(to: URL(fileURLWithPath: folder + "/report.html"))
+        } catch {
+            throw FederationError(.invalidConfiguration, "cannot write the report to \(folder)", cause: "\(error)")
+        }
+    }
+
+    /// One row per round and site: the site's local validation Dice and the new global model's Dice there.
+    public static func csv(_ r: StudyReport) -> String {
+        var lines = ["round,site,participated,local_dice,global_dice,seconds"]
+        for round in r.rounds {
+            for site in r.sites {
+                let local = round.siteDice[site].map { String(format: "%.4f", $0) } ?? ""
+                let global = round.globalDice[site].map { String(format: "%.4f", $0) } ?? ""
+                lines.append("\(round.round),\(site),\(round.participants.contains(site)),\(local),\(global),"
+                             + String(format: "%.1f", round.seconds))
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// A table of the comparison for terminals.
+    public static func table(_ r: StudyReport) -> String {
+        let width = max(28, (r.comparison.map(\.model.count).max() ?? 0) + 2)
+        var lines = ["Dice on each site's held-out patients (" + r.sites.joined(separator: ", ") + ")"]
+        lines.append("model".padding(toLength: width, withPad: " ", startingAt: 0)
+                     + r.sites.map { $0.prefix(18).padding(toLength: 20, withPad: " ", startingAt: 0) }.joined() + "mean")
+        for row in r.comparison {
+            lines.append(row.model.padding(toLength: width, withPad: " ", startingAt: 0)
+                         + r.sites.map { String(format: "%.3f", row.dice[$0] ?? 0).padding(toLength: 20, withPad: " ", startingAt: 0) }.joined()
+                         + String(format: "%.3f", row.mean))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static let palette = ["#3b6ea8", "#d98c2b", "#4f9d69", "#b0503f", "#7a5ea8", "#5f8f9c"]
+
+    static func lineChart(title: String, series: [(String, [(Int, Double)])], rounds: Int) -> String {
+        let w = 460.0, h = 220.0, left = 40.0, bottom = 30.0, top = 24.0, right = 130.0
+        let plotW = w - left - right, plotH = h - top - bottom
+        func x(_ r: Int) -> Double { left + (rounds <= 1 ? plotW / 2 : Double(r - 1) / Double(rounds - 1) * plotW) }
+        func y(_ d: Double) -> Double { top + plotH * (1 - max(0, min(1, d))) }
+        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" role=\"img\" aria-label=\"\(title)\">"
+        s += "<text x=\"\(left)\" y=\"14\" font-size=\"12\" font-family=\"sans-serif\">\(title)</text>"
+        for t in [0.0, 0.5, 1.0] {
+            s += String(format: "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#ddd\"/>", left, y(t), left + plotW, y(t))
+            s += String(format: "<text x=\"%.0f\" y=\"%.1f\" font-size=\"9\" text-anchor=\"end\" font-family=\"sans-serif\">%.1f</text>", left - 4, y(t) + 3, t)
+        }
+        for r in 1...max(rounds, 1) {
+            s += String(format: "<text x=\"%.1f\" y=\"%.0f\" font-size=\"9\" text-anchor=\"middle\" font-family=\"sans-serif\">%d</text>", x(r), h - bottom + 14, r)
+        }
+        for (i, (name, points)) in series.enumerated() {
+            let colour = palette[i % palette.count]
+            let path = points.map { String(format: "%.1f,%.1f", x($0.0), y($0.1)) }.joined(separator: " ")
+            s += "<polyline points=\"\(path)\" fill=\"none\" stroke=\"\(colour)\" stroke-width=\"2\"/>"
+            for p in points { s += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%@\"/>", x(p.0), y(p.1), colour) }
+            s += String(format: "<text x=\"%.0f\" y=\"%.0f\" font-size=\"10\" fill=\"%@\" font-family=\"sans-serif\">%@</text>",
+                        left + plotW + 8, top + 12 + Double(i) * 14, colour, name)
+        }
+        return s + "</svg>"
+    }
+
+    public static func html(_ r: StudyReport) -> String {
+        let n = r.rounds.map(\.round).max() ?? 1
+        var h = "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Tessera federated study</title>"
+        h += "<style>body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse}"
+        h += "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}th{background:#f2f2f2}"
+        h += "td:first-child,th:first-child{text-align:left}</style></head><body>"
+        h += "<h1>Federated segmentation study</h1>"
+        h += "<p>Strategy: \(r.strategy). Sites: \(r.sites.joined(separator: ", ")). \(n) rounds in "
+            + String(format: "%.0f", r.totalSeconds) + " s (including baselines).</p>"
+        let global = r.sites.map { site in (site, r.rounds.compactMap { rd in rd.globalDice[site].map { (rd.round, $0) } }) }
+        let local = r.sites.map { site in (site, r.rounds.compactMap { rd in rd.siteDice[site].map { (rd.round, $0) } }) }
+        h += lineChart(title: "Global model: Dice per site after each round", series: global, rounds: n)
+        h += lineChart(title: "Local validation Dice reported by each site", series: local, rounds: n)
+        h += "<h2>Cross-site evaluation (Dice on each site's held-out patients)</h2><table><tr><th>model</th>"
+        h += r.sites.map { "<th>\($0)</th>" }.joined() + "<th>mean</th></tr>"
+        for row in r.comparison {
+            h += "<tr><td>\(row.model)</td>" + r.sites.map { String(format: "<td>%.3f</td>", row.dice[$0] ?? 0) }.joined()
+            h += String(format: "<td>%.3f</td></tr>", row.mean)
+        }
+        h += "</table><h2>Rounds</h2><table><tr><th>round</th><th>participants</th><th>closed by</th><th>seconds</th></tr>"
+        for rd in r.rounds {
+            h += "<tr><td>\(rd.round)</td><td>\(rd.participants.joined(separator: ", "))</td><td>\(rd.closedBy)</td>"
+            h += String(format: "<td>%.1f</td></tr>", rd.seconds)
+        }
+        return h + "</table></body></html>\n"
+    }
+}
