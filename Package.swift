@@ -16,6 +16,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
@@ -46,6 +48,16 @@ let package = Package(
             swiftSettings: strict),
         .target(name: "SampleData", dependencies: ["DICOMIO", "Volumes"], swiftSettings: strict),
         .target(name: "FederationCore", swiftSettings: strict),
+        .target(
+            name: "Provisioning",
+            dependencies: [
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
         .target(name: "FederationServer", dependencies: ["FederationCore"], swiftSettings: strict),
         .target(name: "FederationClient", dependencies: ["FederationCore"], swiftSettings: strict),
         .target(
@@ -61,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "tessera",
             dependencies: [
-                "DICOMIO", "Volumes", "Tensors", "SampleData", "FederatedAnalytics", "Training",
+                "DICOMIO", "Volumes", "Tensors", "SampleData", "FederatedAnalytics", "Training", "Provisioning",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -90,6 +102,15 @@ let package = Package(
         .testTarget(
             name: "FederatedAnalyticsTests", dependencies: ["FederatedAnalytics", "DICOMIO", "Volumes"],
             exclude: ["Golden"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "ProvisioningTests",
+            dependencies: [
+                "Provisioning",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "TrainingTests", dependencies: ["Training", "NeuralNetwork", "Volumes"], swiftSettings: strict),

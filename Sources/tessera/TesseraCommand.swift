@@ -7,7 +7,9 @@ struct TesseraCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tessera",
         abstract: "Federated learning for medical imaging: read DICOM, train, federate.",
-        subcommands: [Inspect.self, Convert.self, Train.self, Predict.self, Stats.self, GenerateSampleData.self])
+        subcommands: [
+            Inspect.self, Convert.self, Train.self, Predict.self, Stats.self, GenerateSampleData.self, Provision.self,
+        ])
 }
 
 /// Options every command shares.
