@@ -44,7 +44,7 @@ public struct Kit: Sendable, Hashable {
     ///
     /// Checks, in order: the files exist and parse; `key.pem` is the key of `cert.pem`; `ca.pem` is a self-signed CA
     /// certificate; `cert.pem` is signed by it (issuer name and ECDSA signature) and, like the CA, valid at `now`;
-    /// the certificate's CN/OU agree with `kit.yaml` and its extended key usage fits the role; and, if given, the
+    /// the certificate's CN/OU/O agree with `kit.yaml` and its extended key usage fits the role; and, if given, the
     /// role is `expectedRole`.
     /// - Parameters:
     ///   - folder: the kit folder.
@@ -97,6 +97,11 @@ public struct Kit: Sendable, Hashable {
         guard identity.name == manifest.participant, identity.role == manifest.role else {
             throw ProvisioningError(.invalidKit, "\(manifestPath) names '\(manifest.participant)' (\(manifest.role)) "
                 + "but \(certPath) is for '\(identity.name)' (\(identity.role.rawValue)): re-copy the whole kit folder")
+        }
+        let organisations = attributeValues(.RDNAttributeType.organizationName, in: leaf.subject)
+        guard organisations == [manifest.project] else {
+            throw ProvisioningError(.invalidKit, "\(manifestPath) names project '\(manifest.project)' but \(certPath) "
+                + "belongs to '\(organisations.joined(separator: ", "))': re-copy the whole kit folder")
         }
         let purposes = extendedKeyUsages(of: leaf)
         guard purposes.contains(identity.role.extendedKeyUsage) else {

@@ -94,8 +94,12 @@ public struct Provisioner: Sendable {
 
         let names = Set(project.participants.map(\.name))
         for (name, manifest) in existingKits.sorted(by: { $0.key < $1.key }) where !names.contains(name) {
+            let folder = root.appendingPathComponent(name)
+            let certPath = folder.appendingPathComponent(Kit.FileName.certificate).path
+            let expiry = (try? String(contentsOfFile: certPath, encoding: .utf8))
+                .flatMap { try? Certificate(pemEncoded: $0) }?.notValidAfter
             report.entries.append(ProvisioningReport.Entry(
-                name: name, role: manifest.role, folder: root.appendingPathComponent(name).path, action: .leftInPlace,
+                name: name, role: manifest.role, folder: folder.path, action: .leftInPlace, notValidAfter: expiry,
                 note: "not in the project file: kit not deleted; its certificate stays valid until it expires "
                     + "(no revocation yet): delete the folder and stop using the kit if the participant left"))
         }
@@ -170,9 +174,9 @@ public struct Provisioner: Sendable {
         }
         let identity = try Kit.participantIdentity(of: certificate)
         guard identity.role == participant.role, identity.name == participant.name else {
-            throw ProvisioningError(.conflict, "'\(participant.name)' is a \(participant.role.rawValue) in the project "
-                + "file but its kit in \(folder.path) is a \(identity.role.rawValue) kit: delete that folder to "
-                + "re-issue it with the new role")
+            throw ProvisioningError(.conflict, "'\(participant.name)' has role \(participant.role.rawValue) in the "
+                + "project file but its kit in \(folder.path) has role \(identity.role.rawValue): delete that folder "
+                + "to re-issue it with the new role")
         }
         var notes: [String] = []
         let manifest = try KitManifest.parse(yaml: PEMFiles.read(manifestPath, what: "kit description"),

@@ -233,3 +233,73 @@ struct ProvisionerTests {
         #expect(names.contains(.dnsName("localhost")) == (host == "127.0.0.1"))
     }
 }
+
+@Suite("Provisioner: conflicts leave the output untouched")
+struct ProvisionerConflictTests {
+    /// Provisions the sample project, applies `change`, re-runs with `project`, and expects a conflict naming `text`
+    /// with no file added, removed or changed.
+    func expectConflict(
+        _ project: Project, mentioning text: String, change: (TemporaryFolder) throws -> Void = { _ in }
+    ) throws {
+        let folder = try TemporaryFolder()
+        defer { folder.cleanUp() }
+        _ = try Provisioner(project: try sampleProject(), output: folder.path).run()
+        try change(folder)
+        let before = try snapshot(folder.path)
+        let error = #expect(throws: ProvisioningError.self) {
+            try Provisioner(project: project, output: folder.path).run()
+        }
+        #expect(error?.code == .conflict)
+        #expect(error?.message.contains(text) == true, "\(error?.message ?? "")")
+        #expect(try snapshot(folder.path) == before)
+    }
+
+    @Test("a participant whose role changed is refused until its old kit is deleted")
+    func roleChange() throws {
+        var project = try sampleProject(sites: ["community-hospital", "research-center", "treatment-center", "new"])
+        project.admins = [.init(name: "treatment-center")]
+        project.sites.removeAll { $0 == "treatment-center" }
+        try expectConflict(project, mentioning: "has role admin in the project file but its kit")
+    }
+
+    @Test("a folder in the way that is not a kit is refused")
+    func folderInTheWay() throws {
+        let project = try sampleProject(sites: ["community-hospital", "research-center", "treatment-center", "new"])
+        try expectConflict(project, mentioning: "is not a kit") { folder in
+            try FileManager.default.createDirectory(atPath: folder.appending("new"), withIntermediateDirectories: true)
+        }
+    }
+
+    @Test("another project's name against an existing CA is refused")
+    func projectRenamed() throws {
+        var project = try sampleProject()
+        project.name = "other-project"
+        try expectConflict(project, mentioning: "is the CA of project 'tessera-test'")
+    }
+
+    @Test("kits without their CA are refused (a new CA would not trust them)")
+    func missingAuthority() throws {
+        try expectConflict(try sampleProject(), mentioning: "but no CA") { folder in
+            try FileManager.default.removeItem(atPath: folder.appending("ca"))
+        }
+    }
+
+    @Test("a CA certificate without its key is refused")
+    func missingAuthorityKey() throws {
+        try expectConflict(try sampleProject(), mentioning: "has only") { folder in
+            try FileManager.default.removeItem(atPath: folder.appending("ca/ca-key.pem"))
+        }
+    }
+
+    @Test("a changed server address keeps old kits and says they name the old address")
+    func serverMoved() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.cleanUp() }
+        _ = try Provisioner(project: try sampleProject(), output: folder.path).run()
+        var moved = try sampleProject()
+        moved.server.address = ServerAddress(host: "fl.example.org", port: 443)
+        let report = try Provisioner(project: moved, output: folder.path).run()
+        #expect(report.entries(.created).isEmpty)
+        #expect(report.entries(.kept).allSatisfy { $0.note?.contains("still names server localhost:8443") == true })
+    }
+}
