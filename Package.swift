@@ -5,6 +5,7 @@ import PackageDescription
 //   tessera → SampleData → Volumes → DICOMIO → CDCMTKShim (DCMTK, OpenJPEG)
 //   tessera → NeuralNetwork → Tensors → CBLAS (OpenBLAS)
 //   Volumes → CZlib (zlib, for .nii.gz)
+//   tessera → Provisioning (project CA, certificates, startup kits: swift-certificates, swift-crypto, Yams)
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
 let package = Package(

@@ -138,6 +138,24 @@ public struct Kit: Sendable, Hashable {
         return (name, role)
     }
 
+    /// The CN and OU of a DER-encoded peer certificate, as a TLS stack hands it over after the handshake.
+    ///
+    /// Call it only on a certificate the handshake has verified against the project CA: it reads the subject, it
+    /// does not check the chain.
+    /// - Throws: `ProvisioningError.untrustedCertificate` if the bytes are not a certificate or the subject lacks
+    ///   exactly one CN and one OU naming a role.
+    public static func participantIdentity(derEncoded bytes: [UInt8]) throws(ProvisioningError)
+        -> (name: String, role: ParticipantRole)
+    {
+        let certificate: Certificate
+        do {
+            certificate = try Certificate(derEncoded: bytes)
+        } catch {
+            throw ProvisioningError(.untrustedCertificate, "the peer certificate is not valid DER", cause: "\(error)")
+        }
+        return try participantIdentity(of: certificate)
+    }
+
     /// The string values of every `type` attribute in `name`, in order.
     static func attributeValues(_ type: ASN1ObjectIdentifier, in name: DistinguishedName) -> [String] {
         name.flatMap { $0.filter { $0.type == type } }.compactMap { String($0.value) }

@@ -1,4 +1,5 @@
 import Foundation
+import SwiftASN1
 import Testing
 
 @testable import Provisioning
@@ -117,5 +118,30 @@ struct KitTests {
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: key)
         let error = #expect(throws: ProvisioningError.self) { try Kit.load(from: folder.appending("lead")) }
         #expect(error?.message.contains("chmod 600") == true)
+    }
+}
+
+@Suite("Peer identity from a certificate")
+struct PeerIdentityTests {
+    @Test("name and role come from CN and OU of the DER a TLS stack hands over")
+    func identityFromDER() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.cleanUp() }
+        let project = try sampleProject()
+        _ = try Provisioner(project: project, output: folder.path).run()
+        for participant in project.participants {
+            let pem = try String(contentsOfFile: folder.appending("\(participant.name)/cert.pem"), encoding: .utf8)
+            let der = try PEMDocument(pemString: pem).derBytes
+            let identity = try Kit.participantIdentity(derEncoded: der)
+            #expect(identity.name == participant.name)
+            #expect(identity.role == participant.role)
+        }
+        // The CA itself has no OU: it is not a participant.
+        let caPEM = try String(contentsOfFile: folder.appending("ca/ca.pem"), encoding: .utf8)
+        let error = #expect(throws: ProvisioningError.self) {
+            try Kit.participantIdentity(derEncoded: try PEMDocument(pemString: caPEM).derBytes)
+        }
+        #expect(error?.message.contains("exactly one OU") == true)
+        #expect(throws: ProvisioningError.self) { try Kit.participantIdentity(derEncoded: [1, 2, 3]) }
     }
 }
