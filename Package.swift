@@ -5,6 +5,7 @@ import PackageDescription
 //   tessera → SampleData → Volumes → DICOMIO → CDCMTKShim (DCMTK, OpenJPEG)
 //   tessera → NeuralNetwork → Tensors → CBLAS (OpenBLAS)
 //   Volumes → CZlib (zlib, for .nii.gz)
+//   tessera → Provisioning (project CA, certificates, startup kits: swift-certificates, swift-crypto, Yams)
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 
 let package = Package(
@@ -16,6 +17,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
@@ -48,6 +51,16 @@ let package = Package(
         .target(name: "SampleData", dependencies: ["DICOMIO", "Volumes"], swiftSettings: strict),
         .target(name: "FederationCore", swiftSettings: strict),
         .target(
+            name: "Provisioning",
+            dependencies: [
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "FederationServer",
             dependencies: ["FederationCore", "SafeTensorsFormat", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict),
@@ -74,6 +87,7 @@ let package = Package(
             name: "tessera",
             dependencies: [
                 "DICOMIO", "Volumes", "Tensors", "SampleData", "FederatedAnalytics", "Training", "FederationSimulation",
+                "Provisioning",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -102,6 +116,15 @@ let package = Package(
         .testTarget(
             name: "FederatedAnalyticsTests", dependencies: ["FederatedAnalytics", "DICOMIO", "Volumes"],
             exclude: ["Golden"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "ProvisioningTests",
+            dependencies: [
+                "Provisioning",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "TrainingTests", dependencies: ["Training", "NeuralNetwork", "Volumes"], swiftSettings: strict),

@@ -7,7 +7,10 @@ struct TesseraCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tessera",
         abstract: "Federated learning for medical imaging: read DICOM, train, federate.",
-        subcommands: [Inspect.self, Convert.self, Train.self, Predict.self, Simulate.self, Stats.self, GenerateSampleData.self])
+        subcommands: [
+            Inspect.self, Convert.self, Train.self, Predict.self, Simulate.self, Stats.self, GenerateSampleData.self,
+            Provision.self,
+        ])
 }
 
 /// Options every command shares.
