@@ -127,6 +127,9 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(
+            name: "FederationSimulationTests", dependencies: ["FederationSimulation", "FederationCore"],
+            swiftSettings: strict),
+        .testTarget(
             name: "TrainingTests", dependencies: ["Training", "NeuralNetwork", "Volumes"], swiftSettings: strict),
         .testTarget(
             name: "NeuralNetworkTests", dependencies: ["NeuralNetwork", "Tensors"],

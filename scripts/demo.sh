@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `make demo`, today: read each sample site, report it, convert its first study (CT + DICOM SEG) to NIfTI, run the
-# cohort statistics query over the three sites, train the U-Net on one site and segment the others with it.
-# (The federated study this command will run is not built yet; see README.md, "Status".)
+# `make demo`: read each sample site, report it, convert its first study (CT + DICOM SEG) to NIfTI, run the cohort
+# statistics query over the three sites, run the federated segmentation study, and segment a study with its model.
+# (Sites and server share one process for now; the gRPC + mTLS transport between processes is being built.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${TESSERA:-$(swift build -c release --show-bin-path)/tessera}
@@ -29,15 +29,13 @@ rm -f "$out/privacy-ledger.sqlite"
   --seed 7 --output "$out/stats" \
   --data sample-data/community-hospital --data sample-data/research-center --data sample-data/treatment-center
 
-echo "== train the pipeline's U-Net on community-hospital alone (local training; federation arrives next)"
-"$bin" train pipelines/segmentation-unet2d.yaml --data sample-data/community-hospital --output "$out/train-community-hospital"
+echo "== a federated segmentation study over the three sites (tessera simulate), with local-only and centralised baselines"
+"$bin" simulate pipelines/segmentation-unet2d.yaml --data sample-data --output "$out/simulate"
 
-echo "== segment one study of each other site with it (DICOM SEG out, read back)"
-model="$out/train-community-hospital/best.safetensors"
+echo "== segment a study with the federated model (DICOM SEG out, read back)"
+model="$out/simulate/global.safetensors"
 "$bin" predict --model "$model" --pipeline pipelines/segmentation-unet2d.yaml sample-data/research-center/sub-001/ct \
   --output "$out/research-center-sub-001-prediction.dcm"
 "$bin" convert sample-data/research-center/sub-001/ct --segmentation "$out/research-center-sub-001-prediction.dcm" \
   --output "$out/research-center-sub-001-prediction.nii.gz"
-"$bin" predict --model "$model" --pipeline pipelines/segmentation-unet2d.yaml sample-data/treatment-center/pt01 \
-  --output "$out/treatment-center-pt01-prediction.nii.gz"
-echo "Everything is in $out/ (NIfTI, inspection JSON, statistics.html, the model and its metrics)"
+echo "Everything is in $out/: NIfTI, inspection JSON, stats/statistics.html, simulate/report.html, the global model"

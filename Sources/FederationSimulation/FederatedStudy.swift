@@ -17,6 +17,16 @@ public struct RoundSummary: Sendable, Codable {
     /// The new global model's Dice on every site's held-out patients.
     public var globalDice: [String: Double]
     public var seconds: Double
+
+    public init(round: Int, participants: [String], closedBy: String, siteDice: [String: Double],
+                globalDice: [String: Double], seconds: Double) {
+        self.round = round
+        self.participants = participants
+        self.closedBy = closedBy
+        self.siteDice = siteDice
+        self.globalDice = globalDice
+        self.seconds = seconds
+    }
 }
 
 /// A model evaluated on every site's held-out patients.
@@ -34,6 +44,15 @@ public struct StudyReport: Sendable, Codable {
     /// Federated (the final global model), local-only per site, and centralised (pooled data) on the same budget.
     public var comparison: [ComparisonRow]
     public var totalSeconds: Double
+
+    public init(strategy: String, sites: [String], rounds: [RoundSummary], comparison: [ComparisonRow],
+                totalSeconds: Double) {
+        self.strategy = strategy
+        self.sites = sites
+        self.rounds = rounds
+        self.comparison = comparison
+        self.totalSeconds = totalSeconds
+    }
 }
 
 /// A whole federated segmentation study in one process: a coordinator and one site agent per site folder, over the
