@@ -39,16 +39,18 @@ let package = Package(
         .target(name: "DICOMIO", dependencies: ["CDCMTKShim"], swiftSettings: strict),
         .target(
             name: "Volumes",
-            dependencies: ["DICOMIO", "CZlib", .product(name: "Yams", package: "Yams")],
+            dependencies: ["DICOMIO", "CZlib", "Randomness", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict),
-        .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: strict),
+        .target(name: "Randomness", swiftSettings: strict),
+        .target(name: "Tensors", dependencies: ["CBLAS", "Randomness"], swiftSettings: strict),
         .target(name: "SafeTensorsFormat", swiftSettings: strict),
         .target(name: "NeuralNetwork", dependencies: ["Tensors", "SafeTensorsFormat"], swiftSettings: strict),
         .target(
             name: "Training",
-            dependencies: ["DICOMIO", "Volumes", "Tensors", "NeuralNetwork", .product(name: "Yams", package: "Yams")],
+            dependencies: ["DICOMIO", "Volumes", "Tensors", "NeuralNetwork", "Randomness",
+                           .product(name: "Yams", package: "Yams")],
             swiftSettings: strict),
-        .target(name: "SampleData", dependencies: ["DICOMIO", "Volumes"], swiftSettings: strict),
+        .target(name: "SampleData", dependencies: ["DICOMIO", "Volumes", "Randomness"], swiftSettings: strict),
         .target(name: "FederationCore", swiftSettings: strict),
         .target(
             name: "Provisioning",
@@ -76,7 +78,7 @@ let package = Package(
         .target(
             name: "FederatedAnalytics",
             dependencies: [
-                "DICOMIO", "Volumes",
+                "DICOMIO", "Volumes", "Randomness",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Yams", package: "Yams"),

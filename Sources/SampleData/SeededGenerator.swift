@@ -1,3 +1,4 @@
+import Randomness
 import Volumes
 
 /// The sample data's generator: Volumes' SplitMix64 (same seed, same bytes on every platform).

@@ -1,21 +1,10 @@
-/// A small, fast, seedable random number generator (SplitMix64, Steele et al. 2014).
-///
-/// Every random draw in Tessera (initialisation, dropout masks, test data) goes through an explicit generator so
-/// that a run is reproducible from its seed.
-public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    private var state: UInt64
+import Randomness
 
-    /// A generator whose sequence is fixed by `seed`.
-    public init(seed: UInt64) { state = seed }
+/// Tessera's generator (SplitMix64, from `Randomness`). Every random draw in Tessera (initialisation, dropout masks,
+/// test data) goes through an explicit generator so that a run is reproducible from its seed.
+public typealias SeededGenerator = SplitMix64
 
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+extension SplitMix64 {
     /// Uniform in [0, 1), 24 random bits.
     public mutating func nextUniform() -> Float { Float(next() >> 40) * (1.0 / 16_777_216.0) }
 

@@ -28,9 +28,7 @@ struct Predict: ParsableCommand {
     func run() throws {
         common.apply()
         do {
-            guard let text = FileManager.default.contents(atPath: pipeline).map({ String(decoding: $0, as: UTF8.self) }) else {
-                throw CommandFailure(description: "cannot read the pipeline \(pipeline)")
-            }
+            let text = try readPipeline(pipeline)
             let preprocessing = try PreprocessingConfiguration(yaml: text)
             let segmenter = try Segmenter(checkpoint: model)
             let all = SeriesAssembler().assemble(try DirectoryScanner().scan(folder).instances)

@@ -40,3 +40,11 @@ struct CommandFailure: Error, CustomStringConvertible {
 extension CommandFailure {
     init(_ error: DICOMError) { description = error.description }
 }
+
+/// The text of a pipeline YAML file.
+func readPipeline(_ path: String) throws -> String {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw CommandFailure(description: "cannot read the pipeline \(path); check the path")
+    }
+    return String(decoding: data, as: UTF8.self)
+}

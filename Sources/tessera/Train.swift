@@ -29,9 +29,7 @@ struct Train: ParsableCommand {
     func run() throws {
         common.apply()
         do {
-            guard let text = FileManager.default.contents(atPath: pipeline).map({ String(decoding: $0, as: UTF8.self) }) else {
-                throw CommandFailure(description: "cannot read the pipeline \(pipeline)")
-            }
+            let text = try readPipeline(pipeline)
             let preprocessing = try PreprocessingConfiguration(yaml: text)
             var config = try TrainingConfiguration(yaml: text)
             if let epochs { config.epochs = max(1, epochs) }

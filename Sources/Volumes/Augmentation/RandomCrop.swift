@@ -1,3 +1,5 @@
+import Randomness
+
 /// A random crop of `shape` voxels centred on a foreground (label ≠ 0) voxel with probability
 /// `positive / (positive + negative)`, else on a background voxel (MONAI `RandCropByPosNegLabel`); the window is
 /// shifted to lie inside the volume. Without a label (or when one class is absent) the centre is uniform over the

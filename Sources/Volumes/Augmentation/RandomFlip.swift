@@ -1,3 +1,4 @@
+import Randomness
 import DICOMIO
 
 /// Random flips along voxel axes: each axis in `axes` is reversed with probability `probability`, image and label

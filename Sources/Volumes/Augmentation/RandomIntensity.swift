@@ -1,3 +1,4 @@
+import Randomness
 import Foundation
 
 /// Random intensity scale and shift (MONAI `RandScaleIntensity` + `RandShiftIntensity`):

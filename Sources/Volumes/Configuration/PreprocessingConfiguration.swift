@@ -1,3 +1,4 @@
+import Randomness
 import DICOMIO
 import Foundation
 import Yams

@@ -1,10 +1,9 @@
 import Foundation
 
 /// SplitMix64 (Steele, Lea & Flood 2014): a small, fast, seedable generator. Same seed, same sequence, on every
-/// platform, so seeded augmentations reproduce exactly.
-///
-/// The same algorithm as `SampleData.SeededGenerator`, kept here under its own name because Volumes sits below
-/// SampleData (which must stay free to change its generator without changing training augmentations).
+/// platform: weight initialisation, dropout, augmentation, sample data and test noise all draw from it, so a run is
+/// reproducible from its seeds. The one generator of the project (Tensors, Volumes, SampleData and the analytics
+/// use it).
 public struct SplitMix64: RandomNumberGenerator, Sendable, Equatable {
     private var state: UInt64
 
@@ -38,10 +37,4 @@ public struct SplitMix64: RandomNumberGenerator, Sendable, Equatable {
 
     /// A statistically independent generator for a sub-task (seeded from this one).
     public mutating func split() -> SplitMix64 { SplitMix64(seed: next()) }
-}
-
-func checkProbability(_ p: Double, _ transform: String) throws(VolumesError) {
-    guard p >= 0, p <= 1 else {
-        throw VolumesError(.invalidParameter, transform: transform, "probability \(p) must be in [0, 1]")
-    }
 }
