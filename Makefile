@@ -1,6 +1,6 @@
 # Tessera: the two commands a new user runs are `make demo` and `make test`. Each installs what is missing first.
 SHELL := /bin/bash
-APT_BUILD := libdcmtk-dev libopenblas-dev libopenjp2-7-dev zlib1g-dev
+APT_BUILD := libdcmtk-dev libopenblas-dev libopenjp2-7-dev zlib1g-dev libsqlite3-dev
 APT_TOOLS := dcmtk dicom3tools openssl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SWIFT ?= swift
