@@ -6,13 +6,13 @@ import Volumes
 
 // Same OpenBLAS core selection as the tessera binary.
 BLASRuntime.relaunchWithBestCoreIfNeeded()
-TesseraBench.main()
+await TesseraBench.main()
 
 /// Benchmarks, run beside their peers by the scripts in Benchmarks/. Each prints one JSON line per timed run.
-struct TesseraBench: ParsableCommand {
+struct TesseraBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tessera-bench", abstract: "Tessera benchmarks (JSON lines).",
-        subcommands: [DICOMLoad.self, ResampleBench.self, TrainStep.self])
+        subcommands: [DICOMLoad.self, ResampleBench.self, TrainStep.self, FederationRound.self])
 }
 
 /// Loads a DICOM series into a float32 HU volume, as `tessera convert` does: scan headers, sort, decode.
