@@ -5,6 +5,7 @@ import FederationCore
 import FederationGRPC
 import FederationServer
 import Foundation
+import Synchronization
 import X509
 
 /// Federation round overhead, as `../shared/bench/fl_flwr_legacy.py` and `fl_nvflare_run.py` measure it: a
@@ -12,7 +13,7 @@ import X509
 /// delta), R rounds of FedAvg. Server and clients run in this one process over loopback gRPC with mutual TLS
 /// (a throw-away CA). One JSON line per round: seconds from the previous round's close (from the start for round
 /// 1) and the process's peak RSS so far (server and all clients together: an upper bound for the server's).
-struct FederationRound: AsyncParsableCommand {
+struct FederationRound: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "federation-round")
 
     @Option(help: "Model parameters (float32).") var parameters = 1_000_000
@@ -27,7 +28,25 @@ struct FederationRound: AsyncParsableCommand {
         guard chunkScalars >= 1, chunkScalars <= 1 << 22 else { throw ValidationError("--chunk-scalars must be in 1...4194304") }
     }
 
-    func run() async throws {
+    /// The root command is synchronous: wait here for the asynchronous measurement.
+    func run() throws {
+        let outcome = Mutex<Result<Void, any Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let (parameters, clients, rounds, chunkScalars) = (parameters, clients, rounds, chunkScalars)
+        Task {
+            do {
+                try await Self.measure(parameters: parameters, clients: clients, rounds: rounds, chunkScalars: chunkScalars)
+                outcome.withLock { $0 = .success(()) }
+            } catch {
+                outcome.withLock { $0 = .failure(error) }
+            }
+            done.signal()
+        }
+        done.wait()
+        try outcome.withLock { $0 }?.get()
+    }
+
+    static func measure(parameters: Int, clients: Int, rounds: Int, chunkScalars: Int) async throws {
         let pki = try BenchPKI()
         defer { pki.remove() }
         let sites = (0..<clients).map { "site-\($0)" }

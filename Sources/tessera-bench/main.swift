@@ -6,10 +6,10 @@ import Volumes
 
 // Same OpenBLAS core selection as the tessera binary.
 BLASRuntime.relaunchWithBestCoreIfNeeded()
-await TesseraBench.main()
+TesseraBench.main()
 
 /// Benchmarks, run beside their peers by the scripts in Benchmarks/. Each prints one JSON line per timed run.
-struct TesseraBench: AsyncParsableCommand {
+struct TesseraBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tessera-bench", abstract: "Tessera benchmarks (JSON lines).",
         subcommands: [DICOMLoad.self, ResampleBench.self, TrainStep.self, FederationRound.self])
