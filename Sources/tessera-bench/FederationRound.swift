@@ -25,7 +25,9 @@ struct FederationRound: ParsableCommand {
         guard parameters >= 1, clients >= 1, rounds >= 1 else {
             throw ValidationError("--parameters, --clients and --rounds must be at least 1")
         }
-        guard chunkScalars >= 1, chunkScalars <= 1 << 22 else { throw ValidationError("--chunk-scalars must be in 1...4194304") }
+        guard chunkScalars >= 1, chunkScalars <= 1 << 22 else {
+            throw ValidationError("--chunk-scalars must be in 1...4194304")
+        }
     }
 
     /// The root command is synchronous: wait here for the asynchronous measurement.
@@ -35,7 +37,8 @@ struct FederationRound: ParsableCommand {
         let (parameters, clients, rounds, chunkScalars) = (parameters, clients, rounds, chunkScalars)
         Task {
             do {
-                try await Self.measure(parameters: parameters, clients: clients, rounds: rounds, chunkScalars: chunkScalars)
+                try await Self.measure(parameters: parameters, clients: clients, rounds: rounds,
+                                       chunkScalars: chunkScalars)
                 outcome.withLock { $0 = .success(()) }
             } catch {
                 outcome.withLock { $0 = .failure(error) }
@@ -54,7 +57,8 @@ struct FederationRound: ParsableCommand {
                                                   values: [Float](repeating: 0.5, count: parameters))])
         let job = JobConfiguration(jobID: "bench", rounds: rounds, sites: sites, minClients: clients,
                                    gracePeriod: .zero, maxUpdateBytes: parameters * 4 + 1024)
-        let coordinator = Coordinator(configuration: job, initialModel: model, strategy: FedAvg(), clock: ContinuousClock())
+        let coordinator = Coordinator(configuration: job, initialModel: model, strategy: FedAvg(),
+                                      clock: ContinuousClock())
         let events = await coordinator.observe()
         let limits = TransportLimits(maxMessageBytes: chunkScalars * 4 + 64 << 10, chunkScalars: chunkScalars)
         let server = GRPCFederationServer(service: coordinator, host: "127.0.0.1", port: 0,
@@ -87,7 +91,8 @@ struct FederationRound: ParsableCommand {
             group.addTask { _ = try await coordinator.run() }
             try await withThrowingTaskGroup(of: Void.self) { agents in
                 for (site, connection) in zip(sites, connections) {
-                    let agent = SiteAgent(site: site, connection: connection, trainer: DeltaTrainer(), clock: ContinuousClock(),
+                    let agent = SiteAgent(site: site, connection: connection, trainer: DeltaTrainer(),
+                                          clock: ContinuousClock(),
                                           chunkScalars: chunkScalars)
                     agents.addTask { _ = try await agent.run() }
                 }

@@ -197,7 +197,8 @@ struct GRPCTransportTests {
     func largeUpload() async throws {
         let clock = ManualClock()
         let count = 25_000_000
-        let zeros = ParameterSet([ParameterTensor(name: "w", shape: [count], values: [Float](repeating: 0, count: count))])
+        let zeros = ParameterSet([ParameterTensor(name: "w", shape: [count],
+                                                  values: [Float](repeating: 0, count: count))])
         let job = JobConfiguration(jobID: "j4", rounds: 1, sites: ["a"], minClients: 1)
         let coordinator = Coordinator(configuration: job, initialModel: zeros, strategy: FedAvg(), clock: clock)
         let recorder = RecordingService(coordinator)
@@ -234,7 +235,8 @@ struct GRPCTransportTests {
         }
         #expect(StatusMapping.statusCode(for: .transient) == .unavailable)
         #expect(StatusMapping.statusCode(for: .unknownSite) == .permissionDenied)
-        #expect(StatusMapping.federationError(RPCError(code: .unavailable, message: "reset"), during: "t").code == .transient)
+        #expect(StatusMapping.federationError(RPCError(code: .unavailable, message: "reset"), during: "t").code
+                == .transient)
         #expect(StatusMapping.federationError(RPCError(code: .deadlineExceeded, message: "late"), during: "t").code
                 == .transient)
         #expect(StatusMapping.federationError(RPCError(code: .permissionDenied, message: "no"), during: "t").code

@@ -40,7 +40,8 @@ public final class GRPCFederationConnection: FederationConnection {
             if let serverName { config.http2.authority = serverName }
         }
         let target: any ResolvableTarget = host.contains(":") ? .ipv6(address: host, port: port)
-            : host.allSatisfy({ $0.isNumber || $0 == "." }) ? .ipv4(address: host, port: port) : .dns(host: host, port: port)
+            : host.allSatisfy({ $0.isNumber || $0 == "." }) ? .ipv4(address: host, port: port)
+            : .dns(host: host, port: port)
         do {
             // One message holds one chunk: raise gRPC's 4 MiB default to the limit, both ways.
             let sizes = MethodConfig(names: [
@@ -87,7 +88,8 @@ public final class GRPCFederationConnection: FederationConnection {
         return response.hasTask ? try TaskAssignment(wire: response.task) : nil
     }
 
-    public func downloadModel(for task: TaskAssignment, maxScalars: Int) async throws(FederationError) -> [ParameterChunk] {
+    public func downloadModel(for task: TaskAssignment,
+                              maxScalars: Int) async throws(FederationError) -> [ParameterChunk] {
         var request = Tessera_Federation_V1_DownloadModelRequest()
         request.task = task.wire
         request.maxScalars = Int64(min(maxScalars, limits.chunkScalars))

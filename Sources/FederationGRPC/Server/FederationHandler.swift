@@ -38,7 +38,8 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
         let chunks = try await mapped { () async throws(FederationError) in
             let task = try TaskAssignment(wire: request.task)
             _ = try PeerIdentity(context).authorize(site: task.site)
-            let maxScalars = request.maxScalars > 0 ? min(Int(request.maxScalars), limits.chunkScalars) : limits.chunkScalars
+            let asked = request.maxScalars > 0 ? Int(request.maxScalars) : limits.chunkScalars
+            let maxScalars = min(asked, limits.chunkScalars)
             return try await service.model(for: task, maxScalars: maxScalars)
         }
         for chunk in chunks { try await response.write(chunk.wire) }
@@ -69,7 +70,8 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
                     do throws(FederationError) {
                         chunk = try ParameterChunk(wire: wire)
                         guard chunk.values.count <= limits.chunkScalars else {
-                            throw FederationError(.tooLarge, "chunk of \(chunk.values.count) values from \(site); at most "
+                            throw FederationError(.tooLarge, "chunk of \(chunk.values.count) values from \(site); "
+                                                  + "at most "
                                                   + "\(limits.chunkScalars) per message")
                         }
                     } catch {

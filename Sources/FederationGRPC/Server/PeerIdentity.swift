@@ -30,11 +30,14 @@ struct PeerIdentity: Sendable, Equatable {
         for rdn in subject {
             for attribute in rdn {
                 if attribute.type == .RDNAttributeType.commonName, let s = String(attribute.value) { names.append(s) }
-                if attribute.type == .RDNAttributeType.organizationalUnitName, let s = String(attribute.value) { roles.append(s) }
+                if attribute.type == .RDNAttributeType.organizationalUnitName, let s = String(attribute.value) {
+                    roles.append(s)
+                }
             }
         }
         guard names.count == 1, let name = names.first, !name.isEmpty else {
-            throw FederationError(.unknownSite, "the client certificate's subject (\(subject)) needs exactly one CN, the site name")
+            throw FederationError(.unknownSite, "the client certificate's subject (\(subject)) needs exactly one CN, "
+                                  + "the site name")
         }
         guard roles.count == 1, let role = roles.first else {
             throw FederationError(.unknownSite, "the client certificate of '\(name)' needs exactly one OU, its role")
@@ -48,8 +51,8 @@ struct PeerIdentity: Sendable, Equatable {
     /// - Throws: `.unknownSite` (PERMISSION_DENIED on the wire) otherwise.
     func authorize(site claimed: String) throws(FederationError) -> String {
         guard role == Self.siteRole else {
-            throw FederationError(.unknownSite, "certificate '\(commonName)' has role '\(role)', not '\(Self.siteRole)': "
-                                  + "it may not act as a site")
+            throw FederationError(.unknownSite, "certificate '\(commonName)' has role '\(role)', "
+                                  + "not '\(Self.siteRole)': it may not act as a site")
         }
         guard claimed == commonName else {
             throw FederationError(.unknownSite, "certificate '\(commonName)' may not speak for site '\(claimed)'")

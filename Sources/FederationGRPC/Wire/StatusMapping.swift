@@ -28,7 +28,8 @@ enum StatusMapping {
 
     /// The error a server handler throws for `error`.
     static func rpcError(_ error: FederationError) -> RPCError {
-        RPCError(code: statusCode(for: error.code), message: error.message, metadata: [codeKey: .string(error.code.rawValue)])
+        RPCError(code: statusCode(for: error.code), message: error.message,
+                 metadata: [codeKey: .string(error.code.rawValue)])
     }
 
     /// The federation error for whatever a gRPC call threw. Transport failures (connection refused or reset, TLS

@@ -88,7 +88,8 @@ extension ResultHeader {
     }
 
     init(wire h: WireHeader) {
-        self.init(jobID: h.jobID, round: Int(h.round), site: h.site, sampleCount: Int(h.sampleCount), metrics: h.metrics)
+        self.init(jobID: h.jobID, round: Int(h.round), site: h.site, sampleCount: Int(h.sampleCount),
+                  metrics: h.metrics)
     }
 }
 
@@ -106,12 +107,15 @@ extension ParameterChunk {
     ///   shape outside the platform's integers.
     init(wire c: WireChunk) throws(FederationError) {
         guard c.values.count % 4 == 0 else {
-            throw FederationError(.shapeMismatch, "chunk of '\(c.tensor)' holds \(c.values.count) bytes, not whole float32 values")
+            throw FederationError(.shapeMismatch, "chunk of '\(c.tensor)' holds \(c.values.count) bytes, "
+                                  + "not whole float32 values")
         }
         guard c.offset >= 0, c.shape.allSatisfy({ $0 >= 0 && $0 <= Int64(Int32.max) }) else {
-            throw FederationError(.shapeMismatch, "chunk of '\(c.tensor)' has offset \(c.offset) or shape \(c.shape) out of range")
+            throw FederationError(.shapeMismatch, "chunk of '\(c.tensor)' has offset \(c.offset) or shape "
+                                  + "\(c.shape) out of range")
         }
-        self.init(tensor: c.tensor, shape: c.shape.map { Int($0) }, offset: Int(c.offset), values: Self.decode(c.values))
+        self.init(tensor: c.tensor, shape: c.shape.map { Int($0) }, offset: Int(c.offset),
+                  values: Self.decode(c.values))
     }
 
     static func encode(_ values: [Float]) -> Data {
@@ -135,7 +139,9 @@ extension ParameterChunk {
         }
         #else
         return bytes.withUnsafeBytes { raw in
-            (0..<count).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
+            (0..<count).map {
+                Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)))
+            }
         }
         #endif
     }
