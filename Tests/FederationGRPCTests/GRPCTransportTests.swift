@@ -227,6 +227,42 @@ struct GRPCTransportTests {
         clock.advance(by: .seconds(100_000))
     }
 
+    @Test("A message over the server's size limit is refused; the partial result is dropped, a retry counts once",
+          .timeLimit(.minutes(2)))
+    func oversizedMessage() async throws {
+        let clock = ManualClock()
+        let count = 100_000
+        let zeros = ParameterSet([ParameterTensor(name: "w", shape: [count],
+                                                  values: [Float](repeating: 0, count: count))])
+        let job = JobConfiguration(jobID: "j5", rounds: 1, sites: ["a"], minClients: 1)
+        let coordinator = Coordinator(configuration: job, initialModel: zeros, strategy: FedAvg(), clock: clock)
+        let small = TransportLimits(maxMessageBytes: 64 << 10, chunkScalars: 8 << 10)
+        let model = try await Federation.with(coordinator, limits: small) { federation in
+            let files = try federation.pki.issue("a", role: "site")
+            // A client configured for 1M-value messages against a server that takes 64 KiB.
+            let greedy = try federation.connect(files, limits: .defaults)
+            let run = Task { try await coordinator.run() }
+            let task = try #require(try await greedy.nextTask(site: "a"))
+            let ones = ParameterSet([ParameterTensor(name: "w", shape: [count],
+                                                     values: [Float](repeating: 1, count: count))])
+            let header = ResultHeader(jobID: task.jobID, round: task.round, site: "a", sampleCount: 1)
+            // grpc-swift's server resets the stream (RST_STREAM) on an oversized message, so the client sees a
+            // transport failure rather than RESOURCE_EXHAUSTED.
+            let chunks = ones.chunks(maxScalars: count)
+            let refused = await failure { try await greedy.uploadResult(header, chunks: chunks) }
+            #expect(refused == .transient)
+            await greedy.close()
+            // The same result in messages the server accepts.
+            let polite = try federation.connect(files, limits: small)
+            try await polite.uploadResult(header, chunks: ones.chunks(maxScalars: count))
+            let model = try await run.value
+            await polite.close()
+            return model
+        }
+        #expect(model["w"]?.values.allSatisfy { $0 == 1 } == true)
+        clock.advance(by: .seconds(100_000))
+    }
+
     @Test("Federation errors map to gRPC statuses and back; transport failures become transient")
     func statusMapping() {
         for code in StatusMapping.knownCodes {
