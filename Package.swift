@@ -22,6 +22,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         .target(
@@ -75,6 +79,19 @@ let package = Package(
             dependencies: ["FederationCore", "FederationServer", "FederationClient", "Training", "NeuralNetwork", "Volumes",
                            .product(name: "Yams", package: "Yams")],
             swiftSettings: strict),
+        // The gRPC + mutual-TLS transport. Generated code is committed (scripts/generate_protos.sh): no build plugins.
+        .target(
+            name: "FederationGRPC",
+            dependencies: [
+                "FederationCore",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "X509", package: "swift-certificates"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "FederatedAnalytics",
             dependencies: [
@@ -98,7 +115,10 @@ let package = Package(
             name: "tessera-bench",
             dependencies: [
                 "DICOMIO", "Volumes", "Tensors", "NeuralNetwork",
+                "FederationCore", "FederationServer", "FederationClient", "FederationGRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),
@@ -114,6 +134,15 @@ let package = Package(
         .testTarget(name: "FederationCoreTests", dependencies: ["FederationCore"], swiftSettings: strict),
         .testTarget(
             name: "FederationRuntimeTests", dependencies: ["FederationCore", "FederationServer", "FederationClient"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "FederationGRPCTests",
+            dependencies: [
+                "FederationCore", "FederationServer", "FederationClient", "FederationGRPC",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "FederatedAnalyticsTests", dependencies: ["FederatedAnalytics", "DICOMIO", "Volumes"],

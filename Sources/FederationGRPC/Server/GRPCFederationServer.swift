@@ -1,0 +1,77 @@
+import FederationCore
+import GRPCCore
+import GRPCNIOTransportHTTP2
+
+/// Serves a `FederationService` (the `Coordinator`) over gRPC, HTTP/2 and mutual TLS — there is no plaintext mode.
+///
+/// Every client must present a certificate that chains to the project CA (`MutualTLSFiles.trustRoots`); the TLS
+/// handshake refuses anything else. Each call is then authorized by the certificate: the subject's CN is the site
+/// name and must equal the site a request names, and the OU must be `site` (an `admin` or `server` certificate is
+/// refused as a site). HTTP/2 is tuned for large streams (`TransportLimits`) and messages above
+/// `TransportLimits.maxMessageBytes` are refused.
+///
+/// ```swift
+/// let server = GRPCFederationServer(service: coordinator, host: "0.0.0.0", port: 8443, tls: kit)
+/// async let serving: Void = server.serve()
+/// let port = try await server.listeningPort()
+/// ```
+public final class GRPCFederationServer: Sendable {
+    private let transport: HTTP2ServerTransport.Posix
+    private let server: GRPCServer<HTTP2ServerTransport.Posix>
+
+    /// - Parameters:
+    ///   - service: what the calls are forwarded to.
+    ///   - host: the address to listen on (`0.0.0.0`, `127.0.0.1`, or an IPv6 address).
+    ///   - port: the TCP port; 0 picks a free one (see `listeningPort()`).
+    ///   - tls: the server's certificate and key and the project CA.
+    ///   - limits: message size limit, chunk size and HTTP/2 tuning.
+    public init(service: any FederationService, host: String = "0.0.0.0", port: Int, tls: MutualTLSFiles,
+                limits: TransportLimits = .defaults) {
+        let security = HTTP2ServerTransport.Posix.TransportSecurity.mTLS(
+            certificateChain: [.file(path: tls.certificateChain, format: .pem)],
+            privateKey: .file(path: tls.privateKey, format: .pem)
+        ) { config in
+            // Require a client certificate and verify it against the project CA only; clients have no host names.
+            config.clientCertificateVerification = .noHostnameVerification
+            config.trustRoots = .certificates([.file(path: tls.trustRoots, format: .pem)])
+        }
+        let config = HTTP2ServerTransport.Posix.Config.defaults { config in
+            config.http2.targetWindowSize = limits.targetWindowSize
+            config.http2.maxFrameSize = limits.maxFrameSize
+            config.rpc.maxRequestPayloadSize = limits.maxMessageBytes
+        }
+        let address: GRPCNIOTransportCore.SocketAddress = host.contains(":")
+            ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
+        transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: security, config: config)
+        server = GRPCServer(transport: transport, services: [FederationHandler(service: service, limits: limits)])
+    }
+
+    /// Accepts connections until `beginGracefulShutdown()`.
+    /// - Throws: `.invalidConfiguration` when the address is taken or the certificate files cannot be used.
+    public func serve() async throws(FederationError) {
+        do {
+            try await server.serve()
+        } catch {
+            throw FederationError(.invalidConfiguration, "the federation server could not serve: check the address and "
+                                  + "the certificate, key and CA files", cause: String(describing: error))
+        }
+    }
+
+    /// The TCP port the server listens on, once it does (useful with port 0).
+    /// - Throws: `.invalidConfiguration` when the server failed to start listening.
+    public func listeningPort() async throws(FederationError) -> Int {
+        do {
+            let address = try await transport.listeningAddress
+            if let port = address.ipv4?.port ?? address.ipv6?.port { return port }
+            throw FederationError(.invalidConfiguration, "the server listens on \(address), not a TCP port")
+        } catch let error as FederationError {
+            throw error
+        } catch {
+            throw FederationError(.invalidConfiguration, "the federation server did not start listening",
+                                  cause: String(describing: error))
+        }
+    }
+
+    /// Stops accepting connections; calls in flight finish, then `serve()` returns.
+    public func beginGracefulShutdown() { server.beginGracefulShutdown() }
+}

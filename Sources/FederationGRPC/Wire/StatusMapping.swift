@@ -1,0 +1,62 @@
+import FederationCore
+import GRPCCore
+
+/// How `FederationError` crosses the wire: a gRPC status code chosen for generic clients, plus the exact Tessera code
+/// in the `tessera-error-code` trailer so a Tessera client rebuilds the same error.
+enum StatusMapping {
+    /// Trailing-metadata key carrying `FederationError.Code.rawValue`.
+    static let codeKey = "tessera-error-code"
+
+    /// Every code a peer may send; an unknown one falls back to the status code's meaning.
+    static let knownCodes: [FederationError.Code] = [
+        .shapeMismatch, .nonFinite, .staleRound, .unknownSite, .tooLarge, .invalidConfiguration, .noResults, .filter,
+        .transient, .jobFailed,
+    ]
+
+    /// The gRPC status for a federation error. Transient errors become UNAVAILABLE, which clients retry.
+    static func statusCode(for code: FederationError.Code) -> RPCError.Code {
+        switch code {
+        case .transient: .unavailable
+        case .unknownSite: .permissionDenied
+        case .staleRound, .noResults: .failedPrecondition
+        case .tooLarge: .resourceExhausted
+        case .shapeMismatch, .nonFinite, .invalidConfiguration: .invalidArgument
+        case .jobFailed: .aborted
+        default: .internalError
+        }
+    }
+
+    /// The error a server handler throws for `error`.
+    static func rpcError(_ error: FederationError) -> RPCError {
+        RPCError(code: statusCode(for: error.code), message: error.message,
+                 metadata: [codeKey: .string(error.code.rawValue)])
+    }
+
+    /// The federation error for whatever a gRPC call threw. Transport failures (connection refused or reset, TLS
+    /// handshake failure, deadline, server shutting down) become `.transient`, so `SiteAgent` retries them.
+    static func federationError(_ error: any Error, during what: String) -> FederationError {
+        if let error = error as? FederationError { return error }
+        guard let rpc = error as? RPCError else {
+            return FederationError(.transient, "\(what) failed: the connection to the server broke; retrying",
+                                   cause: String(describing: error))
+        }
+        let sent = rpc.metadata[stringValues: codeKey].first(where: { _ in true })
+        if let sent, let code = knownCodes.first(where: { $0.rawValue == sent }) {
+            return FederationError(code, rpc.message)
+        }
+        let cause = rpc.cause.map { String(describing: $0) }
+        switch rpc.code {
+        case .permissionDenied, .unauthenticated:
+            return FederationError(.unknownSite, "\(what) refused by the server: \(rpc.message). Check the site's "
+                                   + "certificate (its CN must be the site name, its OU 'site')", cause: cause)
+        case .resourceExhausted:
+            return FederationError(.tooLarge, "\(what): \(rpc.message)", cause: cause)
+        case .invalidArgument:
+            return FederationError(.invalidConfiguration, "\(what): \(rpc.message)", cause: cause)
+        case .failedPrecondition:
+            return FederationError(.staleRound, "\(what): \(rpc.message)", cause: cause)
+        default:
+            return FederationError(.transient, "\(what) failed (\(rpc.code)): \(rpc.message); retrying", cause: cause)
+        }
+    }
+}

@@ -1,0 +1,293 @@
+import FederationClient
+import FederationCore
+@testable import FederationGRPC
+import FederationServer
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Testing
+
+/// A trainer that moves the model to the site's own optimum (as in FederationRuntimeTests' CoordinatorTests).
+struct JumpTrainer: LocalTrainer {
+    var target: [Float]
+    var samples: Int
+    func train(global: ParameterSet, task: TaskAssignment) async throws(FederationError)
+        -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double]) {
+        (ParameterSet([ParameterTensor(name: "w", shape: [target.count], values: target)]), samples,
+         ["dice": Double(task.round) / 10])
+    }
+}
+
+/// A project CA, the server's certificate and a running server on 127.0.0.1 with an ephemeral port.
+struct Federation {
+    let pki: TestPKI
+    let server: GRPCFederationServer
+    let port: Int
+
+    /// Starts a server for `service`, runs `body`, then shuts the server down and removes the certificates.
+    static func with<T: Sendable>(_ service: any FederationService, limits: TransportLimits = .defaults,
+                                  _ body: (Federation) async throws -> T) async throws -> T {
+        let pki = try TestPKI()
+        defer { pki.remove() }
+        let server = GRPCFederationServer(service: service, host: "127.0.0.1", port: 0,
+                                          tls: try pki.issue("server", role: "server"), limits: limits)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.serve() }
+            let federation = Federation(pki: pki, server: server, port: try await server.listeningPort())
+            do {
+                let result = try await body(federation)
+                server.beginGracefulShutdown()
+                try await group.waitForAll()
+                return result
+            } catch {
+                server.beginGracefulShutdown()
+                group.cancelAll()
+                throw error
+            }
+        }
+    }
+
+    /// A connection presenting `files` (a site certificate unless the test says otherwise).
+    func connect(_ files: MutualTLSFiles, limits: TransportLimits = .defaults) throws -> GRPCFederationConnection {
+        try GRPCFederationConnection(host: "127.0.0.1", port: port, tls: files, serverName: "localhost", limits: limits)
+    }
+
+    func site(_ name: String) throws -> GRPCFederationConnection { try connect(try pki.issue(name, role: "site")) }
+}
+
+/// The code a call fails with, or nil when it succeeds.
+func failure(_ body: () async throws -> Void) async -> FederationError.Code? {
+    do {
+        try await body()
+        return nil
+    } catch let error as FederationError {
+        return error.code
+    } catch {
+        Issue.record("not a FederationError: \(error)")
+        return nil
+    }
+}
+
+let initial = ParameterSet([ParameterTensor(name: "w", shape: [2], values: [0, 0])])
+
+@Suite("gRPC + mutual TLS transport over loopback sockets")
+struct GRPCTransportTests {
+    @Test("Three sites, three rounds of FedAvg over gRPC + mTLS give the in-process result", .timeLimit(.minutes(2)))
+    func threeSites() async throws {
+        let clock = ManualClock()
+        let job = JobConfiguration(jobID: "j1", rounds: 3, sites: ["a", "b", "c"], minClients: 2)
+        let coordinator = Coordinator(configuration: job, initialModel: initial, strategy: FedAvg(), clock: clock)
+        let trainers = ["a": JumpTrainer(target: [1, 2], samples: 1), "b": JumpTrainer(target: [3, 6], samples: 2),
+                        "c": JumpTrainer(target: [-1, 10], samples: 1)]
+        let (model, rounds) = try await Federation.with(coordinator) { federation in
+            let connections = try ["a", "b", "c"].map { ($0, try federation.site($0)) }
+            async let final = coordinator.run()
+            let rounds = try await withThrowingTaskGroup(of: (String, [Int]).self) { group in
+                for (site, connection) in connections {
+                    // One attempt: a transient error fails the test instead of backing off on the manual clock.
+                    let agent = SiteAgent(site: site, connection: connection, trainer: trainers[site]!, clock: clock,
+                                          retry: RetryPolicy(maxAttempts: 1), chunkScalars: 1)
+                    group.addTask { (site, try await agent.run()) }
+                }
+                return try await group.reduce(into: [String: [Int]]()) { $0[$1.0] = $1.1 }
+            }
+            let model = try await final
+            for (_, connection) in connections { await connection.close() }
+            return (model, rounds)
+        }
+        #expect(rounds == ["a": [1, 2, 3], "b": [1, 2, 3], "c": [1, 2, 3]])
+        // (1·[1,2] + 2·[3,6] + 1·[-1,10]) / 4 = [1.5, 6], as over the in-process transport.
+        #expect(model["w"]?.values == [1.5, 6])
+        let records = await coordinator.records
+        #expect(records.map(\.closedBy) == Array(repeating: "every site answered", count: 3))
+        #expect(records[2].metrics["b"]?["dice"] == 0.3)
+        clock.advance(by: .seconds(100_000))
+    }
+
+    @Test("No certificate, another CA's certificate, an admin or server certificate as a site: all refused",
+          .timeLimit(.minutes(2)))
+    func refusedClients() async throws {
+        let clock = ManualClock()
+        let job = JobConfiguration(jobID: "j2", rounds: 1, sites: ["a", "admin1", "server"], minClients: 1)
+        let recorder = RecordingService(Coordinator(configuration: job, initialModel: initial, strategy: FedAvg(),
+                                                    clock: clock))
+        try await Federation.with(recorder) { federation in
+            // Another CA's site certificate: the TLS handshake fails; the client sees a transport error.
+            let otherCA = try TestPKI(name: "Another CA")
+            defer { otherCA.remove() }
+            var foreign = try otherCA.issue("a", role: "site")
+            let stranger = try federation.connect(foreign)
+            #expect(await failure { _ = try await stranger.register(site: "a") } == .transient)
+            await stranger.close()
+            // Our certificate but the other CA as trust root: the client refuses the server.
+            foreign = try federation.pki.issue("a", role: "site")
+            foreign.trustRoots = otherCA.caPath
+            let distrustful = try federation.connect(foreign)
+            #expect(await failure { _ = try await distrustful.register(site: "a") } == .transient)
+            await distrustful.close()
+
+            // No client certificate at all: TLS that trusts the CA but presents nothing.
+            let bare = try HTTP2ClientTransport.Posix(
+                target: .ipv4(address: "127.0.0.1", port: federation.port),
+                transportSecurity: .tls { config in
+                    config.trustRoots = .certificates([.file(path: federation.pki.caPath, format: .pem)])
+                },
+                config: .defaults { $0.http2.authority = "localhost" })
+            try await withGRPCClient(transport: bare) { client in
+                let stub = Tessera_Federation_V1_Federation.Client(wrapping: client)
+                var request = Tessera_Federation_V1_RegisterRequest()
+                request.site = "a"
+                await #expect(throws: RPCError.self) { _ = try await stub.register(request) }
+            }
+
+            // An admin certificate (valid, our CA, client EKU) naming itself as a site: refused after the handshake.
+            let admin = try federation.connect(try federation.pki.issue("admin1", role: "admin"))
+            #expect(await failure { _ = try await admin.register(site: "admin1") } == .unknownSite)
+            #expect(await failure { _ = try await admin.nextTask(site: "admin1") } == .unknownSite)
+            await admin.close()
+            // The server's own certificate used by a client: refused (by the TLS purpose check or the role check).
+            let impostor = try federation.connect(try federation.pki.issue("server", role: "server"))
+            #expect(await failure { _ = try await impostor.register(site: "server") } != nil)
+            await impostor.close()
+        }
+        // Nothing reached the coordinator.
+        #expect(recorder.sites.isEmpty)
+    }
+
+    @Test("A request or result naming another site than the certificate's CN is refused", .timeLimit(.minutes(2)))
+    func siteMustMatchCertificate() async throws {
+        let clock = ManualClock()
+        let job = JobConfiguration(jobID: "j3", rounds: 1, sites: ["a", "b"], minClients: 2)
+        let coordinator = Coordinator(configuration: job, initialModel: initial, strategy: FedAvg(), clock: clock)
+        let model = try await Federation.with(coordinator) { federation in
+            let a = try federation.site("a"), b = try federation.site("b")
+            let run = Task { try await coordinator.run() }
+            #expect(try await a.register(site: "a") == "j3")
+            let task = try #require(try await a.nextTask(site: "a"))
+            let update = ParameterSet([ParameterTensor(name: "w", shape: [2], values: [1, 1])]).chunks(maxScalars: 1)
+            // a's certificate speaking for b: refused before anything reaches the coordinator.
+            #expect(await failure { _ = try await a.register(site: "b") } == .unknownSite)
+            #expect(await failure { _ = try await a.nextTask(site: "b") } == .unknownSite)
+            #expect(await failure {
+                try await a.uploadResult(ResultHeader(jobID: "j3", round: task.round, site: "b", sampleCount: 1),
+                                         chunks: update)
+            } == .unknownSite)
+            // Errors of the coordinator keep their code across the wire.
+            #expect(await failure {
+                try await a.uploadResult(ResultHeader(jobID: "j3", round: 7, site: "a", sampleCount: 1), chunks: update)
+            } == .staleRound)
+            // The honest results still count.
+            try await a.uploadResult(ResultHeader(jobID: "j3", round: 1, site: "a", sampleCount: 1), chunks: update)
+            _ = try #require(try await b.nextTask(site: "b"))
+            try await b.uploadResult(ResultHeader(jobID: "j3", round: 1, site: "b", sampleCount: 3),
+                                     chunks: ParameterSet([ParameterTensor(name: "w", shape: [2], values: [5, 5])])
+                                        .chunks(maxScalars: 2))
+            let model = try await run.value
+            #expect(try await a.nextTask(site: "a") == nil)
+            await a.close()
+            await b.close()
+            return model
+        }
+        // Only a's and b's own results: (1·1 + 3·5) / 4 = 4; nothing from the result a sent in b's name.
+        #expect(model["w"]?.values == [4, 4])
+        clock.advance(by: .seconds(100_000))
+    }
+
+    @Test("A 25M-parameter result (100 MB) streams in chunks no larger than the wire chunk", .timeLimit(.minutes(3)))
+    func largeUpload() async throws {
+        let clock = ManualClock()
+        let count = 25_000_000
+        let zeros = ParameterSet([ParameterTensor(name: "w", shape: [count],
+                                                  values: [Float](repeating: 0, count: count))])
+        let job = JobConfiguration(jobID: "j4", rounds: 1, sites: ["a"], minClients: 1)
+        let coordinator = Coordinator(configuration: job, initialModel: zeros, strategy: FedAvg(), clock: clock)
+        let recorder = RecordingService(coordinator)
+        let limits = TransportLimits.defaults
+        let model = try await Federation.with(recorder, limits: limits) { federation in
+            let a = try federation.site("a")
+            let run = Task { try await coordinator.run() }
+            let task = try #require(try await a.nextTask(site: "a"))
+            let download = try await a.downloadModel(for: task, maxScalars: 1 << 30)
+            #expect(download.count == count / limits.chunkScalars + 1)
+            #expect(download.allSatisfy { $0.values.count <= limits.chunkScalars })
+            // Chunks of 4M values are handed to the connection; it splits them to the wire chunk size.
+            let ramp = ParameterSet([ParameterTensor(name: "w", shape: [count],
+                                                     values: (0..<count).map { Float($0 % 1000) / 1000 })])
+            try await a.uploadResult(ResultHeader(jobID: "j4", round: 1, site: "a", sampleCount: 10),
+                                     chunks: ramp.chunks(maxScalars: 4 << 20))
+            let model = try await run.value
+            await a.close()
+            return model
+        }
+        #expect(recorder.scalarsReceived == count)
+        #expect(recorder.largestChunk == limits.chunkScalars)
+        #expect(recorder.chunkCount >= count / limits.chunkScalars)
+        let w = try #require(model["w"])
+        #expect(w.values[999] == 0.999 && w.values[count - 1] == Float((count - 1) % 1000) / 1000)
+        clock.advance(by: .seconds(100_000))
+    }
+
+    @Test("A message over the server's size limit is refused; the partial result is dropped, a retry counts once",
+          .timeLimit(.minutes(2)))
+    func oversizedMessage() async throws {
+        let clock = ManualClock()
+        let count = 100_000
+        let zeros = ParameterSet([ParameterTensor(name: "w", shape: [count],
+                                                  values: [Float](repeating: 0, count: count))])
+        let job = JobConfiguration(jobID: "j5", rounds: 1, sites: ["a"], minClients: 1)
+        let coordinator = Coordinator(configuration: job, initialModel: zeros, strategy: FedAvg(), clock: clock)
+        let small = TransportLimits(maxMessageBytes: 64 << 10, chunkScalars: 8 << 10)
+        let model = try await Federation.with(coordinator, limits: small) { federation in
+            let files = try federation.pki.issue("a", role: "site")
+            // A client configured for 1M-value messages against a server that takes 64 KiB.
+            let greedy = try federation.connect(files, limits: .defaults)
+            let run = Task { try await coordinator.run() }
+            let task = try #require(try await greedy.nextTask(site: "a"))
+            let ones = ParameterSet([ParameterTensor(name: "w", shape: [count],
+                                                     values: [Float](repeating: 1, count: count))])
+            let header = ResultHeader(jobID: task.jobID, round: task.round, site: "a", sampleCount: 1)
+            // grpc-swift's server resets the stream (RST_STREAM) on an oversized message, so the client sees a
+            // transport failure rather than RESOURCE_EXHAUSTED.
+            let chunks = ones.chunks(maxScalars: count)
+            let refused = await failure { try await greedy.uploadResult(header, chunks: chunks) }
+            #expect(refused == .transient)
+            await greedy.close()
+            // The same result in messages the server accepts.
+            let polite = try federation.connect(files, limits: small)
+            try await polite.uploadResult(header, chunks: ones.chunks(maxScalars: count))
+            let model = try await run.value
+            await polite.close()
+            return model
+        }
+        #expect(model["w"]?.values.allSatisfy { $0 == 1 } == true)
+        clock.advance(by: .seconds(100_000))
+    }
+
+    @Test("Federation errors map to gRPC statuses and back; transport failures become transient")
+    func statusMapping() {
+        for code in StatusMapping.knownCodes {
+            let rpc = StatusMapping.rpcError(FederationError(code, "x"))
+            #expect(StatusMapping.federationError(rpc, during: "test").code == code)
+        }
+        #expect(StatusMapping.statusCode(for: .transient) == .unavailable)
+        #expect(StatusMapping.statusCode(for: .unknownSite) == .permissionDenied)
+        #expect(StatusMapping.federationError(RPCError(code: .unavailable, message: "reset"), during: "t").code
+                == .transient)
+        #expect(StatusMapping.federationError(RPCError(code: .deadlineExceeded, message: "late"), during: "t").code
+                == .transient)
+        #expect(StatusMapping.federationError(RPCError(code: .permissionDenied, message: "no"), during: "t").code
+                == .unknownSite)
+    }
+
+    @Test("Chunks round-trip through the wire format bit for bit")
+    func chunkWire() throws {
+        let chunk = ParameterChunk(tensor: "enc.0.conv1.weight", shape: [2, 3], offset: 2,
+                                   values: [1.5, -.infinity, .leastNonzeroMagnitude, -0.0])
+        let back = try ParameterChunk(wire: chunk.wire)
+        #expect(back.values.map(\.bitPattern) == chunk.values.map(\.bitPattern))
+        #expect(back.tensor == chunk.tensor && back.shape == chunk.shape && back.offset == chunk.offset)
+        var broken = chunk.wire
+        broken.values.removeLast()
+        #expect(throws: FederationError.self) { try ParameterChunk(wire: broken) }
+    }
+}
