@@ -115,13 +115,15 @@ let package = Package(
             name: "tessera-bench",
             dependencies: [
                 "DICOMIO", "Volumes", "Tensors", "NeuralNetwork",
-                "FederationCore", "FederationServer", "FederationClient", "FederationGRPC",
+                "FederationCore", "FederationServer", "FederationClient", "FederationGRPC", "FederationTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "X509", package: "swift-certificates"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),
+        // Shared by the federation tests and benchmarks (never by production code): a manual clock and a throw-away PKI.
+        .target(
+            name: "FederationTestSupport", dependencies: ["FederationGRPC", "Provisioning"],
+            path: "Tests/FederationTestSupport", swiftSettings: strict),
         .testTarget(
             name: "DICOMIOTests", dependencies: ["DICOMIO", "Volumes", "SampleData"],
             exclude: ["Golden"],  // read from the source tree by path
@@ -133,12 +135,13 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: strict),
         .testTarget(name: "FederationCoreTests", dependencies: ["FederationCore"], swiftSettings: strict),
         .testTarget(
-            name: "FederationRuntimeTests", dependencies: ["FederationCore", "FederationServer", "FederationClient"],
+            name: "FederationRuntimeTests",
+            dependencies: ["FederationCore", "FederationServer", "FederationClient", "FederationTestSupport"],
             swiftSettings: strict),
         .testTarget(
             name: "FederationGRPCTests",
             dependencies: [
-                "FederationCore", "FederationServer", "FederationClient", "FederationGRPC",
+                "FederationCore", "FederationServer", "FederationClient", "FederationGRPC", "FederationTestSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -1,12 +1,11 @@
 import ArgumentParser
-import Crypto
 import FederationClient
 import FederationCore
 import FederationGRPC
+import FederationTestSupport
 import FederationServer
 import Foundation
 import Synchronization
-import X509
 
 /// Federation round overhead, as `../shared/bench/fl_flwr_legacy.py` and `fl_nvflare_run.py` measure it: a
 /// synthetic model of N float32 parameters, K clients that do no training (they return the model plus a small
@@ -50,7 +49,7 @@ struct FederationRound: ParsableCommand {
     }
 
     static func measure(parameters: Int, clients: Int, rounds: Int, chunkScalars: Int) async throws {
-        let pki = try BenchPKI()
+        let pki = try TemporaryPKI(name: "tessera-bench")
         defer { pki.remove() }
         let sites = (0..<clients).map { "site-\($0)" }
         let model = ParameterSet([ParameterTensor(name: "w", shape: [parameters],
@@ -124,51 +123,3 @@ func peakRSSMegabytes() -> Double {
     return kB / 1024
 }
 
-/// A throw-away P-256 CA and leaf certificates (CN = name, OU = role) as PEM files in a temporary folder; the
-/// Provisioning module's kits replace it.
-private struct BenchPKI {
-    let directory: URL
-    private let caKey = P256.Signing.PrivateKey()
-    private let caName: DistinguishedName
-    private let caPath: String
-
-    init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-bench-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        caName = try DistinguishedName { CommonName("Tessera bench CA") }
-        let ca = try Certificate(
-            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: .init(caKey.publicKey),
-            notValidBefore: Date().addingTimeInterval(-3600), notValidAfter: Date().addingTimeInterval(86_400),
-            issuer: caName, subject: caName, signatureAlgorithm: .ecdsaWithSHA256,
-            extensions: try Certificate.Extensions {
-                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
-                Critical(KeyUsage(keyCertSign: true, cRLSign: true))
-            },
-            issuerPrivateKey: .init(caKey))
-        caPath = directory.appendingPathComponent("ca.pem").path
-        try ca.serializeAsPEM().pemString.write(toFile: caPath, atomically: true, encoding: .utf8)
-    }
-
-    func issue(_ name: String, role: String) throws -> MutualTLSFiles {
-        let key = P256.Signing.PrivateKey()
-        let certificate = try Certificate(
-            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: .init(key.publicKey),
-            notValidBefore: Date().addingTimeInterval(-3600), notValidAfter: Date().addingTimeInterval(86_400),
-            issuer: caName, subject: try DistinguishedName { CommonName(name); OrganizationalUnitName(role) },
-            signatureAlgorithm: .ecdsaWithSHA256,
-            extensions: try Certificate.Extensions {
-                Critical(BasicConstraints.notCertificateAuthority)
-                Critical(KeyUsage(digitalSignature: true))
-                try ExtendedKeyUsage([role == "server" ? .serverAuth : .clientAuth])
-                SubjectAlternativeNames([.dnsName(role == "server" ? "localhost" : name)])
-            },
-            issuerPrivateKey: .init(caKey))
-        let certificatePath = directory.appendingPathComponent("\(name).pem").path
-        let keyPath = directory.appendingPathComponent("\(name).key").path
-        try certificate.serializeAsPEM().pemString.write(toFile: certificatePath, atomically: true, encoding: .utf8)
-        try key.pemRepresentation.write(toFile: keyPath, atomically: true, encoding: .utf8)
-        return MutualTLSFiles(certificateChain: certificatePath, privateKey: keyPath, trustRoots: caPath)
-    }
-
-    func remove() { try? FileManager.default.removeItem(at: directory) }
-}

@@ -1,6 +1,7 @@
 import FederationClient
 import FederationCore
 @testable import FederationGRPC
+import FederationTestSupport
 import FederationServer
 import Foundation
 import GRPCCore
@@ -20,14 +21,14 @@ struct JumpTrainer: LocalTrainer {
 
 /// A project CA, the server's certificate and a running server on 127.0.0.1 with an ephemeral port.
 struct Federation {
-    let pki: TestPKI
+    let pki: TemporaryPKI
     let server: GRPCFederationServer
     let port: Int
 
     /// Starts a server for `service`, runs `body`, then shuts the server down and removes the certificates.
     static func with<T: Sendable>(_ service: any FederationService, limits: TransportLimits = .defaults,
                                   _ body: (Federation) async throws -> T) async throws -> T {
-        let pki = try TestPKI()
+        let pki = try TemporaryPKI()
         defer { pki.remove() }
         let server = GRPCFederationServer(service: service, host: "127.0.0.1", port: 0,
                                           tls: try pki.issue("server", role: "server"), limits: limits)
@@ -113,7 +114,7 @@ struct GRPCTransportTests {
                                                     clock: clock))
         try await Federation.with(recorder) { federation in
             // Another CA's site certificate: the TLS handshake fails; the client sees a transport error.
-            let otherCA = try TestPKI(name: "Another CA")
+            let otherCA = try TemporaryPKI(name: "Another CA")
             defer { otherCA.remove() }
             var foreign = try otherCA.issue("a", role: "site")
             let stranger = try federation.connect(foreign)

@@ -1,6 +1,7 @@
 import FederationClient
 import FederationCore
 import FederationServer
+import FederationTestSupport
 import Foundation
 import Testing
 
