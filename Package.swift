@@ -16,7 +16,7 @@ let package = Package(
         .executable(name: "tessera-bench", targets: ["tessera-bench"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
@@ -72,7 +72,8 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "FederationClient",
-            dependencies: ["FederationCore", "Training", "NeuralNetwork", "Tensors", "Volumes"],
+            dependencies: ["FederationCore", "Training", "NeuralNetwork", "Tensors", "Volumes",
+                           .product(name: "Yams", package: "Yams")],
             swiftSettings: strict),
         .target(
             name: "FederationSimulation",
@@ -106,7 +107,7 @@ let package = Package(
             name: "tessera",
             dependencies: [
                 "DICOMIO", "Volumes", "Tensors", "SampleData", "FederatedAnalytics", "Training", "FederationSimulation",
-                "Provisioning",
+                "Provisioning", "FederationCore", "FederationServer", "FederationClient", "FederationGRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

@@ -26,8 +26,12 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
     private var committed: [String: (samples: Int, metrics: [String: Double])] = [:]
     private var inFlight: [String: (header: ResultHeader, chunks: [ParameterChunk])] = [:]
     private var graceStarted = false
-    private var waiting: [String: [CheckedContinuation<TaskAssignment?, Never>]] = [:]
+    private var waiting: [String: [Int: CheckedContinuation<TaskAssignment?, Never>]] = [:]
+    private var nextWaiterID = 0
     public private(set) var lastSeen: [String: C.Instant] = [:]
+    /// Each site's last accepted result: round and metrics (for the admin's status).
+    private var lastResult: [String: (round: Int, metrics: [String: Double])] = [:]
+    private var abortReason: String?
 
     private let events: AsyncStream<Internal>
     private let eventSink: AsyncStream<Internal>.Continuation
@@ -37,6 +41,7 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
         case resultCommitted(round: Int, attempt: Int)
         case grace(round: Int, attempt: Int)
         case deadline(round: Int, attempt: Int)
+        case aborted
     }
 
     public init(configuration: JobConfiguration, initialModel: ParameterSet, strategy: any Strategy, clock: C,
@@ -81,6 +86,11 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
                     guard let event = await iterator.next() else { break }
                     outcome = handle(event)
                 }
+                if outcome == "abort" {
+                    let reason = abortReason ?? "aborted"
+                    fail(reason)
+                    throw FederationError(.jobFailed, reason)
+                }
                 if outcome == "retry" {
                     attempt += 1
                     if attempt > configuration.maxRoundRetries {
@@ -99,7 +109,7 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
         }
         finished = true
         tasks = [:]
-        for (_, list) in waiting { for c in list { c.resume(returning: nil) } }
+        for (_, list) in waiting { for c in list.values { c.resume(returning: nil) } }
         waiting = [:]
         emit(.jobFinished)
         for o in observers { o.finish() }
@@ -115,7 +125,8 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
         let configs = strategy.configureTraining(round: r, sites: configuration.sites)
         tasks = [:]
         for (site, config) in configs {
-            tasks[site] = TaskAssignment(jobID: configuration.jobID, round: r, kind: .train, site: site, config: config)
+            tasks[site] = TaskAssignment(jobID: configuration.jobID, round: r, kind: .train, site: site,
+                                         config: config.merging(configuration.taskConfig) { strategy, _ in strategy })
         }
         emit(.roundStarted(round: r, attempt: attempt, sites: tasks.keys.sorted()))
         for (site, task) in tasks { deliver(task, to: site) }
@@ -125,6 +136,8 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
     /// Decides what an event means for the current round: nil (keep waiting), "retry", or a closing reason.
     private func handle(_ event: Internal) -> String? {
         switch event {
+        case .aborted:
+            return "abort"
         case let .resultCommitted(r, a) where r == round && a == attempt:
             if pendingCount() == 0 {
                 return "every site answered"
@@ -180,19 +193,48 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
     private func fail(_ reason: String) {
         failure = reason
         tasks = [:]
-        for (_, list) in waiting { for c in list { c.resume(returning: nil) } }
+        for (_, list) in waiting { for c in list.values { c.resume(returning: nil) } }
         waiting = [:]
         emit(.jobFailed(reason: reason))
         for o in observers { o.finish() }
     }
 
     private func deliver(_ task: TaskAssignment, to site: String) {
-        guard var list = waiting[site], !list.isEmpty else { return }
-        let newest = list.removeLast()
-        newest.resume(returning: task)
-        // Older polls of the same site are dead connections (the site restarted): they get the task too.
-        for old in list { old.resume(returning: task) }
+        guard let list = waiting[site], !list.isEmpty else { return }
+        // Every open poll of the site gets it: older ones are dead connections of a site that restarted.
+        for continuation in list.values { continuation.resume(returning: task) }
         waiting[site] = nil
+    }
+
+    /// A long-poll whose caller went away (connection closed): answered with nil and forgotten.
+    private func cancelWait(site: String, id: Int) {
+        waiting[site]?.removeValue(forKey: id)?.resume(returning: nil)
+    }
+
+    // MARK: - Control
+
+    /// Stops the job: `run()` throws `.jobFailed` with `reason`, waiting sites are released, the checkpoints stay.
+    public func abort(reason: String) {
+        guard !finished, failure == nil, abortReason == nil else { return }
+        abortReason = reason
+        eventSink.yield(.aborted)
+    }
+
+    /// True once the job has finished, failed or been aborted.
+    public var isOver: Bool { finished || failure != nil }
+
+    /// Rounds done, and what the server knows of each site.
+    public func progress() -> JobProgress {
+        let now = clock.now
+        let states = configuration.sites.map { site in
+            SiteState(site: site,
+                      secondsSinceSeen: lastSeen[site].map { seen in
+                          let d = seen.duration(to: now).components
+                          return Double(d.seconds) + Double(d.attoseconds) * 1e-18
+                      },
+                      lastRound: lastResult[site]?.round ?? 0, lastMetrics: lastResult[site]?.metrics ?? [:])
+        }
+        return JobProgress(completedRounds: completedRounds, currentRound: finished ? 0 : round, siteStates: states)
     }
 
     // MARK: - Site-facing API (called by transports)
@@ -211,10 +253,18 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
         guard configuration.sites.contains(site) else {
             throw FederationError(.unknownSite, "site '\(site)' is not a participant of job \(configuration.jobID)")
         }
+        lastSeen[site] = clock.now
         if finished || failure != nil { return nil }
         if let task = tasks[site], committed[site] == nil { return task }
-        return await withCheckedContinuation { continuation in
-            waiting[site, default: []].append(continuation)
+        let id = nextWaiterID
+        nextWaiterID += 1
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                if Task.isCancelled { continuation.resume(returning: nil); return }
+                waiting[site, default: [:]][id] = continuation
+            }
+        } onCancel: {
+            Task { await self.cancelWait(site: site, id: id) }
         }
     }
 
@@ -282,6 +332,8 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
         }
         inFlight[site] = nil
         committed[site] = (entry.header.sampleCount, entry.header.metrics)
+        lastResult[site] = (round, entry.header.metrics)
+        lastSeen[site] = clock.now
         emit(.resultAccepted(round: round, site: site, sampleCount: entry.header.sampleCount, metrics: entry.header.metrics))
         eventSink.yield(.resultCommitted(round: round, attempt: attempt))
     }

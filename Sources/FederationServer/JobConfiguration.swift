@@ -16,6 +16,9 @@ public struct JobConfiguration: Sendable {
     public var maxRoundRetries: Int
     /// Largest accepted result payload, bytes.
     public var maxUpdateBytes: Int
+    /// Entries added to every task's configuration (e.g. `pipeline`: the pipeline YAML the sites run). The
+    /// strategy's own entries win on a clash.
+    public var taskConfig: [String: ConfigValue] = [:]
 
     public init(jobID: String, rounds: Int, sites: [String], minClients: Int, roundTimeout: Duration = .seconds(600),
                 gracePeriod: Duration = .seconds(5), maxRoundRetries: Int = 2, maxUpdateBytes: Int = 1 << 30) {
@@ -40,21 +43,8 @@ public struct JobConfiguration: Sendable {
     }
 }
 
-/// What the coordinator tells observers (progress display, tests, the admin API) as the job runs.
-public enum JobEvent: Sendable, Equatable {
-    case roundStarted(round: Int, attempt: Int, sites: [String])
-    case resultAccepted(round: Int, site: String, sampleCount: Int, metrics: [String: Double])
-    case resultRejected(round: Int, site: String, reason: String)
-    /// `min_clients` results are in: the round closes when the grace period has passed (or every site answered).
-    case gracePeriodStarted(round: Int, results: Int)
-    case roundClosed(round: Int, participants: [String], reason: String)
-    case roundRetried(round: Int, attempt: Int, reason: String)
-    case jobFinished
-    case jobFailed(reason: String)
-}
-
 /// The record of one closed round.
-public struct RoundRecord: Sendable, Equatable {
+public struct RoundRecord: Sendable, Equatable, Codable {
     public var round: Int
     public var attempt: Int
     public var participants: [String]
@@ -77,5 +67,19 @@ public actor InMemoryCheckpointStore: CheckpointStore {
     }
     public func load(jobID: String) async throws(FederationError) -> (completedRound: Int, model: ParameterSet, records: [RoundRecord])? {
         saved[jobID].map { ($0.0, $0.1, $0.2) }
+    }
+}
+
+/// Where a running job is (for the admin's status).
+public struct JobProgress: Sendable, Equatable {
+    public var completedRounds: Int
+    /// The round under way (0 when none).
+    public var currentRound: Int
+    public var siteStates: [SiteState]
+
+    public init(completedRounds: Int, currentRound: Int, siteStates: [SiteState]) {
+        self.completedRounds = completedRounds
+        self.currentRound = currentRound
+        self.siteStates = siteStates
     }
 }

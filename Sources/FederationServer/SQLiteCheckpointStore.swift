@@ -31,6 +31,22 @@ public final class SQLiteCheckpointStore: CheckpointStore {
                         PRIMARY KEY (job_id, round)
                     )
                     """)
+                try db.execute(sql: """
+                    CREATE TABLE IF NOT EXISTS job (
+                        id TEXT PRIMARY KEY,
+                        seq INTEGER NOT NULL,
+                        name TEXT NOT NULL,
+                        kind TEXT NOT NULL,
+                        pipeline TEXT NOT NULL,
+                        state TEXT NOT NULL,
+                        rounds INTEGER NOT NULL,
+                        sites TEXT NOT NULL,
+                        reason TEXT NOT NULL DEFAULT '',
+                        submitted_by TEXT NOT NULL,
+                        submitted_at TEXT NOT NULL,
+                        finished_at TEXT NOT NULL DEFAULT ''
+                    )
+                    """)
             }
         } catch {
             throw FederationError(.invalidConfiguration, "cannot open the server state in \(folder); check that the folder is writable",
@@ -97,4 +113,99 @@ public final class SQLiteCheckpointStore: CheckpointStore {
     }
 
     func safe(_ name: String) -> String { String(name.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }) }
+
+    // MARK: - Jobs
+
+    /// Stores a newly submitted job.
+    public func insert(_ job: JobRecord) async throws(FederationError) {
+        do {
+            let sites = String(decoding: try JSONEncoder().encode(job.sites), as: UTF8.self)
+            try await database.write { db in
+                try db.execute(sql: """
+                    INSERT INTO job (id, seq, name, kind, pipeline, state, rounds, sites, reason, submitted_by, submitted_at, finished_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [job.id, job.sequence, job.name, job.kind.rawValue, job.pipeline, job.state.rawValue,
+                                     job.rounds, sites, job.reason, job.submittedBy, job.submittedAt, job.finishedAt])
+            }
+        } catch {
+            throw FederationError(.invalidConfiguration, "cannot store job \(job.id) in \(folder)", cause: "\(error)")
+        }
+    }
+
+    /// Records a job's new state (and why, and when it ended).
+    public func update(jobID: String, state: JobState, reason: String = "", finishedAt: String = "") async throws(FederationError) {
+        do {
+            try await database.write { db in
+                try db.execute(sql: "UPDATE job SET state = ?, reason = ?, finished_at = ? WHERE id = ?",
+                               arguments: [state.rawValue, reason, finishedAt, jobID])
+            }
+        } catch {
+            throw FederationError(.invalidConfiguration, "cannot update job \(jobID) in \(folder)", cause: "\(error)")
+        }
+    }
+
+    /// Every job, in submission order, with the rounds checkpointed for each.
+    public func jobs() async throws(FederationError) -> [JobRecord] {
+        do {
+            let rows = try await database.read { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT job.*, (SELECT COALESCE(MAX(round), 0) FROM round WHERE round.job_id = job.id) AS done
+                    FROM job ORDER BY seq
+                    """)
+            }
+            var out: [JobRecord] = []
+            for row in rows {
+                let sites = try JSONDecoder().decode([String].self, from: Data((row["sites"] as String).utf8))
+                guard let kind = JobKind(rawValue: row["kind"]), let state = JobState(rawValue: row["state"]) else {
+                    throw FederationError(.invalidConfiguration, "job \(row["id"] as String) has an unknown kind or state")
+                }
+                out.append(JobRecord(id: row["id"], sequence: row["seq"], name: row["name"], kind: kind, pipeline: row["pipeline"],
+                                     state: state, rounds: row["rounds"], sites: sites, reason: row["reason"],
+                                     submittedBy: row["submitted_by"], submittedAt: row["submitted_at"],
+                                     finishedAt: row["finished_at"], completedRounds: row["done"]))
+            }
+            return out
+        } catch let error as FederationError {
+            throw error
+        } catch {
+            throw FederationError(.invalidConfiguration, "cannot read the jobs from \(folder): the state is damaged; restore "
+                                  + "the folder or start with an empty one", cause: "\(error)")
+        }
+    }
+}
+
+/// A job as stored by the server.
+public struct JobRecord: Sendable, Equatable {
+    public var id: String
+    public var sequence: Int
+    public var name: String
+    public var kind: JobKind
+    public var pipeline: String
+    public var state: JobState
+    public var rounds: Int
+    public var sites: [String]
+    public var reason: String
+    public var submittedBy: String
+    public var submittedAt: String
+    public var finishedAt: String
+    /// Rounds checkpointed so far.
+    public var completedRounds: Int
+
+    public init(id: String, sequence: Int, name: String, kind: JobKind, pipeline: String, state: JobState, rounds: Int,
+                sites: [String], reason: String = "", submittedBy: String, submittedAt: String, finishedAt: String = "",
+                completedRounds: Int = 0) {
+        self.id = id
+        self.sequence = sequence
+        self.name = name
+        self.kind = kind
+        self.pipeline = pipeline
+        self.state = state
+        self.rounds = rounds
+        self.sites = sites
+        self.reason = reason
+        self.submittedBy = submittedBy
+        self.submittedAt = submittedAt
+        self.finishedAt = finishedAt
+        self.completedRounds = completedRounds
+    }
 }

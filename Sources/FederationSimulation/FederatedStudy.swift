@@ -103,10 +103,7 @@ public struct FederatedStudy: Sendable {
         let serverFolder = output + "/server"
         try? FileManager.default.removeItem(atPath: serverFolder)
         let store = try SQLiteCheckpointStore(folder: serverFolder)
-        let job = JobConfiguration(jobID: "study", rounds: federation.rounds, sites: siteNames,
-                                   minClients: federation.minClients,
-                                   roundTimeout: .seconds(federation.roundTimeoutSeconds),
-                                   gracePeriod: .seconds(federation.gracePeriodSeconds))
+        let job = federation.jobConfiguration(jobID: "study", sites: siteNames)
         let coordinator = Coordinator(configuration: job, initialModel: initialModel,
                                       strategy: federation.makeStrategy(learningRate: Double(training.optimizer.learningRate)),
                                       clock: ContinuousClock(), store: store)

@@ -14,13 +14,16 @@ public struct FederationConfiguration: Sendable, Equatable {
     public var serverLearningRate: Float = 1
     public var roundTimeoutSeconds = 1800
     public var gracePeriodSeconds = 5
+    /// Retries of a round that misses min_clients by its deadline; then the job fails.
+    public var maxRoundRetries = 2
     /// Site folders under the data root (empty: every sub-folder).
     public var sites: [String] = []
 
     public init() {}
 
     static let keys: Set<String> = ["rounds", "min_clients", "strategy", "local_epochs", "proximal_mu",
-                                    "server_learning_rate", "round_timeout_seconds", "grace_period_seconds", "sites"]
+                                    "server_learning_rate", "round_timeout_seconds", "grace_period_seconds", "sites",
+                                    "max_round_retries"]
 
     public init(yaml: String) throws(FederationError) {
         let root: Node.Mapping?
@@ -44,6 +47,7 @@ public struct FederationConfiguration: Sendable, Equatable {
             case "local_epochs": localEpochs = try int(1)
             case "round_timeout_seconds": roundTimeoutSeconds = try int(1)
             case "grace_period_seconds": gracePeriodSeconds = try int(0)
+            case "max_round_retries": maxRoundRetries = try int(0)
             case "proximal_mu":
                 guard let d = v.float, d >= 0 else { throw FederationError(.invalidConfiguration, "`federation.proximal_mu` must be ≥ 0") }
                 proximalMu = d

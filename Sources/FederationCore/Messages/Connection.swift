@@ -20,13 +20,17 @@ public struct ResultHeader: Sendable, Equatable {
     public var site: String
     public var sampleCount: Int
     public var metrics: [String: Double]
+    /// Opaque result data (a statistics phase response, JSON); empty for training, whose diff follows as chunks.
+    public var payload: [UInt8]
 
-    public init(jobID: String, round: Int, site: String, sampleCount: Int, metrics: [String: Double] = [:]) {
+    public init(jobID: String, round: Int, site: String, sampleCount: Int, metrics: [String: Double] = [:],
+                payload: [UInt8] = []) {
         self.jobID = jobID
         self.round = round
         self.site = site
         self.sampleCount = sampleCount
         self.metrics = metrics
+        self.payload = payload
     }
 }
 

@@ -13,13 +13,17 @@ public struct TaskAssignment: Sendable, Equatable {
     public var kind: TaskKind
     public var site: String
     public var config: [String: ConfigValue]
+    /// Opaque task data (a statistics phase request, JSON); empty for training, whose input is the global model.
+    public var payload: [UInt8]
 
-    public init(jobID: String, round: Int, kind: TaskKind, site: String, config: [String: ConfigValue] = [:]) {
+    public init(jobID: String, round: Int, kind: TaskKind, site: String, config: [String: ConfigValue] = [:],
+                payload: [UInt8] = []) {
         self.jobID = jobID
         self.round = round
         self.kind = kind
         self.site = site
         self.config = config
+        self.payload = payload
     }
 }
 

@@ -27,34 +27,7 @@ public final class GRPCFederationConnection: FederationConnection {
     /// - Throws: `.invalidConfiguration` when the target or the certificate files are unusable.
     public init(host: String, port: Int, tls: MutualTLSFiles, serverName: String? = nil,
                 limits: TransportLimits = .defaults) throws(FederationError) {
-        let security = Transport.TransportSecurity.mTLS(
-            certificateChain: [.file(path: tls.certificateChain, format: .pem)],
-            privateKey: .file(path: tls.privateKey, format: .pem)
-        ) { config in
-            config.trustRoots = .certificates([.file(path: tls.trustRoots, format: .pem)])
-            config.serverCertificateVerification = .fullVerification
-        }
-        let config = Transport.Config.defaults { config in
-            config.http2.targetWindowSize = limits.targetWindowSize
-            config.http2.maxFrameSize = limits.maxFrameSize
-            if let serverName { config.http2.authority = serverName }
-        }
-        let target: any ResolvableTarget = host.contains(":") ? .ipv6(address: host, port: port)
-            : host.allSatisfy({ $0.isNumber || $0 == "." }) ? .ipv4(address: host, port: port)
-            : .dns(host: host, port: port)
-        do {
-            // One message holds one chunk: raise gRPC's 4 MiB default to the limit, both ways.
-            let sizes = MethodConfig(names: [
-                MethodConfig.Name(service: Tessera_Federation_V1_Federation.descriptor.fullyQualifiedService)],
-                                     maxRequestMessageBytes: limits.maxMessageBytes,
-                                     maxResponseMessageBytes: limits.maxMessageBytes)
-            let transport = try Transport(target: target, transportSecurity: security, config: config,
-                                          serviceConfig: ServiceConfig(methodConfig: [sizes]))
-            client = GRPCClient(transport: transport)
-        } catch {
-            throw FederationError(.invalidConfiguration, "cannot connect to \(host):\(port): check the address and the "
-                                  + "site's certificate, key and CA files", cause: String(describing: error))
-        }
+        client = try ClientTransport.makeClient(host: host, port: port, tls: tls, serverName: serverName, limits: limits)
         stub = Tessera_Federation_V1_Federation.Client(wrapping: client)
         self.limits = limits
         let client = self.client

@@ -1255,3 +1255,1242 @@ extension Tessera_Federation_V1_Federation.ClientProtocol {
         )
     }
 }
+
+// MARK: - tessera.federation.v1.Admin
+
+/// Namespace containing generated types for the "tessera.federation.v1.Admin" service.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+internal enum Tessera_Federation_V1_Admin: Sendable {
+    /// Service descriptor for the "tessera.federation.v1.Admin" service.
+    internal static let descriptor = GRPCCore.ServiceDescriptor(fullyQualifiedService: "tessera.federation.v1.Admin")
+    /// Namespace for method metadata.
+    internal enum Method: Sendable {
+        /// Namespace for "SubmitJob" metadata.
+        internal enum SubmitJob: Sendable {
+            /// Request type for "SubmitJob".
+            internal typealias Input = Tessera_Federation_V1_SubmitJobRequest
+            /// Response type for "SubmitJob".
+            internal typealias Output = Tessera_Federation_V1_SubmitJobResponse
+            /// Descriptor for "SubmitJob".
+            internal static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "tessera.federation.v1.Admin"),
+                method: "SubmitJob",
+                type: .unary
+            )
+        }
+        /// Namespace for "JobStatus" metadata.
+        internal enum JobStatus: Sendable {
+            /// Request type for "JobStatus".
+            internal typealias Input = Tessera_Federation_V1_JobStatusRequest
+            /// Response type for "JobStatus".
+            internal typealias Output = Tessera_Federation_V1_JobStatusResponse
+            /// Descriptor for "JobStatus".
+            internal static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "tessera.federation.v1.Admin"),
+                method: "JobStatus",
+                type: .unary
+            )
+        }
+        /// Namespace for "AbortJob" metadata.
+        internal enum AbortJob: Sendable {
+            /// Request type for "AbortJob".
+            internal typealias Input = Tessera_Federation_V1_AbortJobRequest
+            /// Response type for "AbortJob".
+            internal typealias Output = Tessera_Federation_V1_AbortJobResponse
+            /// Descriptor for "AbortJob".
+            internal static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "tessera.federation.v1.Admin"),
+                method: "AbortJob",
+                type: .unary
+            )
+        }
+        /// Namespace for "DownloadJob" metadata.
+        internal enum DownloadJob: Sendable {
+            /// Request type for "DownloadJob".
+            internal typealias Input = Tessera_Federation_V1_DownloadJobRequest
+            /// Response type for "DownloadJob".
+            internal typealias Output = Tessera_Federation_V1_FilePart
+            /// Descriptor for "DownloadJob".
+            internal static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "tessera.federation.v1.Admin"),
+                method: "DownloadJob",
+                type: .serverStreaming
+            )
+        }
+        /// Namespace for "WatchJob" metadata.
+        internal enum WatchJob: Sendable {
+            /// Request type for "WatchJob".
+            internal typealias Input = Tessera_Federation_V1_WatchJobRequest
+            /// Response type for "WatchJob".
+            internal typealias Output = Tessera_Federation_V1_JobEventMessage
+            /// Descriptor for "WatchJob".
+            internal static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "tessera.federation.v1.Admin"),
+                method: "WatchJob",
+                type: .serverStreaming
+            )
+        }
+        /// Descriptors for all methods in the "tessera.federation.v1.Admin" service.
+        internal static let descriptors: [GRPCCore.MethodDescriptor] = [
+            SubmitJob.descriptor,
+            JobStatus.descriptor,
+            AbortJob.descriptor,
+            DownloadJob.descriptor,
+            WatchJob.descriptor
+        ]
+    }
+}
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension GRPCCore.ServiceDescriptor {
+    /// Service descriptor for the "tessera.federation.v1.Admin" service.
+    internal static let tessera_federation_v1_Admin = GRPCCore.ServiceDescriptor(fullyQualifiedService: "tessera.federation.v1.Admin")
+}
+
+// MARK: tessera.federation.v1.Admin (server)
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Tessera_Federation_V1_Admin {
+    /// Streaming variant of the service protocol for the "tessera.federation.v1.Admin" service.
+    ///
+    /// This protocol is the lowest-level of the service protocols generated for this service
+    /// giving you the most flexibility over the implementation of your service. This comes at
+    /// the cost of more verbose and less strict APIs. Each RPC requires you to implement it in
+    /// terms of a request stream and response stream. Where the RPC expects only a single
+    /// request or response message, you are responsible for ensuring your implementation
+    /// maintains this invariant.
+    ///
+    /// Where possible, prefer using the stricter, less-verbose ``ServiceProtocol``
+    /// or ``SimpleServiceProtocol`` instead.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Job management, for participants whose certificate has the role `admin` (OU=admin); any other certificate is
+    /// > refused with PERMISSION_DENIED.
+    internal protocol StreamingServiceProtocol: GRPCCore.RegistrableRPCService {
+        /// Handle the "SubmitJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Queues a job from a pipeline YAML; the server validates it first (INVALID_ARGUMENT with the reason).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Tessera_Federation_V1_SubmitJobRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Tessera_Federation_V1_SubmitJobResponse` messages.
+        func submitJob(
+            request: GRPCCore.StreamingServerRequest<Tessera_Federation_V1_SubmitJobRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Tessera_Federation_V1_SubmitJobResponse>
+
+        /// Handle the "JobStatus" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > One job, or every job when job_id is empty, newest last.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Tessera_Federation_V1_JobStatusRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Tessera_Federation_V1_JobStatusResponse` messages.
+        func jobStatus(
+            request: GRPCCore.StreamingServerRequest<Tessera_Federation_V1_JobStatusRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Tessera_Federation_V1_JobStatusResponse>
+
+        /// Handle the "AbortJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Stops a queued or running job; its checkpoints stay.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Tessera_Federation_V1_AbortJobRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Tessera_Federation_V1_AbortJobResponse` messages.
+        func abortJob(
+            request: GRPCCore.StreamingServerRequest<Tessera_Federation_V1_AbortJobRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Tessera_Federation_V1_AbortJobResponse>
+
+        /// Handle the "DownloadJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The job's files (global model, metrics, results) as a stream of pieces, file after file.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Tessera_Federation_V1_DownloadJobRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Tessera_Federation_V1_FilePart` messages.
+        func downloadJob(
+            request: GRPCCore.StreamingServerRequest<Tessera_Federation_V1_DownloadJobRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Tessera_Federation_V1_FilePart>
+
+        /// Handle the "WatchJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The job's events as they happen (waits for a queued job to start); ends when the job ends.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Tessera_Federation_V1_WatchJobRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Tessera_Federation_V1_JobEventMessage` messages.
+        func watchJob(
+            request: GRPCCore.StreamingServerRequest<Tessera_Federation_V1_WatchJobRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Tessera_Federation_V1_JobEventMessage>
+    }
+
+    /// Service protocol for the "tessera.federation.v1.Admin" service.
+    ///
+    /// This protocol is higher level than ``StreamingServiceProtocol`` but lower level than
+    /// the ``SimpleServiceProtocol``, it provides access to request and response metadata and
+    /// trailing response metadata. If you don't need these then consider using
+    /// the ``SimpleServiceProtocol``. If you need fine grained control over your RPCs then
+    /// use ``StreamingServiceProtocol``.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Job management, for participants whose certificate has the role `admin` (OU=admin); any other certificate is
+    /// > refused with PERMISSION_DENIED.
+    internal protocol ServiceProtocol: Tessera_Federation_V1_Admin.StreamingServiceProtocol {
+        /// Handle the "SubmitJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Queues a job from a pipeline YAML; the server validates it first (INVALID_ARGUMENT with the reason).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tessera_Federation_V1_SubmitJobRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Tessera_Federation_V1_SubmitJobResponse` message.
+        func submitJob(
+            request: GRPCCore.ServerRequest<Tessera_Federation_V1_SubmitJobRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Tessera_Federation_V1_SubmitJobResponse>
+
+        /// Handle the "JobStatus" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > One job, or every job when job_id is empty, newest last.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tessera_Federation_V1_JobStatusRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Tessera_Federation_V1_JobStatusResponse` message.
+        func jobStatus(
+            request: GRPCCore.ServerRequest<Tessera_Federation_V1_JobStatusRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Tessera_Federation_V1_JobStatusResponse>
+
+        /// Handle the "AbortJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Stops a queued or running job; its checkpoints stay.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tessera_Federation_V1_AbortJobRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Tessera_Federation_V1_AbortJobResponse` message.
+        func abortJob(
+            request: GRPCCore.ServerRequest<Tessera_Federation_V1_AbortJobRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Tessera_Federation_V1_AbortJobResponse>
+
+        /// Handle the "DownloadJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The job's files (global model, metrics, results) as a stream of pieces, file after file.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tessera_Federation_V1_DownloadJobRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Tessera_Federation_V1_FilePart` messages.
+        func downloadJob(
+            request: GRPCCore.ServerRequest<Tessera_Federation_V1_DownloadJobRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Tessera_Federation_V1_FilePart>
+
+        /// Handle the "WatchJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The job's events as they happen (waits for a queued job to start); ends when the job ends.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tessera_Federation_V1_WatchJobRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Tessera_Federation_V1_JobEventMessage` messages.
+        func watchJob(
+            request: GRPCCore.ServerRequest<Tessera_Federation_V1_WatchJobRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Tessera_Federation_V1_JobEventMessage>
+    }
+
+    /// Simple service protocol for the "tessera.federation.v1.Admin" service.
+    ///
+    /// This is the highest level protocol for the service. The API is the easiest to use but
+    /// doesn't provide access to request or response metadata. If you need access to these
+    /// then use ``ServiceProtocol`` instead.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Job management, for participants whose certificate has the role `admin` (OU=admin); any other certificate is
+    /// > refused with PERMISSION_DENIED.
+    internal protocol SimpleServiceProtocol: Tessera_Federation_V1_Admin.ServiceProtocol {
+        /// Handle the "SubmitJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Queues a job from a pipeline YAML; the server validates it first (INVALID_ARGUMENT with the reason).
+        ///
+        /// - Parameters:
+        ///   - request: A `Tessera_Federation_V1_SubmitJobRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Tessera_Federation_V1_SubmitJobResponse` to respond with.
+        func submitJob(
+            request: Tessera_Federation_V1_SubmitJobRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Tessera_Federation_V1_SubmitJobResponse
+
+        /// Handle the "JobStatus" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > One job, or every job when job_id is empty, newest last.
+        ///
+        /// - Parameters:
+        ///   - request: A `Tessera_Federation_V1_JobStatusRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Tessera_Federation_V1_JobStatusResponse` to respond with.
+        func jobStatus(
+            request: Tessera_Federation_V1_JobStatusRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Tessera_Federation_V1_JobStatusResponse
+
+        /// Handle the "AbortJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Stops a queued or running job; its checkpoints stay.
+        ///
+        /// - Parameters:
+        ///   - request: A `Tessera_Federation_V1_AbortJobRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Tessera_Federation_V1_AbortJobResponse` to respond with.
+        func abortJob(
+            request: Tessera_Federation_V1_AbortJobRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Tessera_Federation_V1_AbortJobResponse
+
+        /// Handle the "DownloadJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The job's files (global model, metrics, results) as a stream of pieces, file after file.
+        ///
+        /// - Parameters:
+        ///   - request: A `Tessera_Federation_V1_DownloadJobRequest` message.
+        ///   - response: A response stream of `Tessera_Federation_V1_FilePart` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func downloadJob(
+            request: Tessera_Federation_V1_DownloadJobRequest,
+            response: GRPCCore.RPCWriter<Tessera_Federation_V1_FilePart>,
+            context: GRPCCore.ServerContext
+        ) async throws
+
+        /// Handle the "WatchJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The job's events as they happen (waits for a queued job to start); ends when the job ends.
+        ///
+        /// - Parameters:
+        ///   - request: A `Tessera_Federation_V1_WatchJobRequest` message.
+        ///   - response: A response stream of `Tessera_Federation_V1_JobEventMessage` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func watchJob(
+            request: Tessera_Federation_V1_WatchJobRequest,
+            response: GRPCCore.RPCWriter<Tessera_Federation_V1_JobEventMessage>,
+            context: GRPCCore.ServerContext
+        ) async throws
+    }
+}
+
+// Default implementation of 'registerMethods(with:)'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Tessera_Federation_V1_Admin.StreamingServiceProtocol {
+    internal func registerMethods<Transport>(with router: inout GRPCCore.RPCRouter<Transport>) where Transport: GRPCCore.ServerTransport {
+        router.registerHandler(
+            forMethod: Tessera_Federation_V1_Admin.Method.SubmitJob.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Tessera_Federation_V1_SubmitJobRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Tessera_Federation_V1_SubmitJobResponse>(),
+            handler: { request, context in
+                try await self.submitJob(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Tessera_Federation_V1_Admin.Method.JobStatus.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Tessera_Federation_V1_JobStatusRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Tessera_Federation_V1_JobStatusResponse>(),
+            handler: { request, context in
+                try await self.jobStatus(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Tessera_Federation_V1_Admin.Method.AbortJob.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Tessera_Federation_V1_AbortJobRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Tessera_Federation_V1_AbortJobResponse>(),
+            handler: { request, context in
+                try await self.abortJob(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Tessera_Federation_V1_Admin.Method.DownloadJob.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Tessera_Federation_V1_DownloadJobRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Tessera_Federation_V1_FilePart>(),
+            handler: { request, context in
+                try await self.downloadJob(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Tessera_Federation_V1_Admin.Method.WatchJob.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Tessera_Federation_V1_WatchJobRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Tessera_Federation_V1_JobEventMessage>(),
+            handler: { request, context in
+                try await self.watchJob(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+    }
+}
+
+// Default implementation of streaming methods from 'StreamingServiceProtocol'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Tessera_Federation_V1_Admin.ServiceProtocol {
+    internal func submitJob(
+        request: GRPCCore.StreamingServerRequest<Tessera_Federation_V1_SubmitJobRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Tessera_Federation_V1_SubmitJobResponse> {
+        let response = try await self.submitJob(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    internal func jobStatus(
+        request: GRPCCore.StreamingServerRequest<Tessera_Federation_V1_JobStatusRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Tessera_Federation_V1_JobStatusResponse> {
+        let response = try await self.jobStatus(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    internal func abortJob(
+        request: GRPCCore.StreamingServerRequest<Tessera_Federation_V1_AbortJobRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Tessera_Federation_V1_AbortJobResponse> {
+        let response = try await self.abortJob(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    internal func downloadJob(
+        request: GRPCCore.StreamingServerRequest<Tessera_Federation_V1_DownloadJobRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Tessera_Federation_V1_FilePart> {
+        let response = try await self.downloadJob(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return response
+    }
+
+    internal func watchJob(
+        request: GRPCCore.StreamingServerRequest<Tessera_Federation_V1_WatchJobRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Tessera_Federation_V1_JobEventMessage> {
+        let response = try await self.watchJob(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return response
+    }
+}
+
+// Default implementation of methods from 'ServiceProtocol'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Tessera_Federation_V1_Admin.SimpleServiceProtocol {
+    internal func submitJob(
+        request: GRPCCore.ServerRequest<Tessera_Federation_V1_SubmitJobRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Tessera_Federation_V1_SubmitJobResponse> {
+        return GRPCCore.ServerResponse<Tessera_Federation_V1_SubmitJobResponse>(
+            message: try await self.submitJob(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    internal func jobStatus(
+        request: GRPCCore.ServerRequest<Tessera_Federation_V1_JobStatusRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Tessera_Federation_V1_JobStatusResponse> {
+        return GRPCCore.ServerResponse<Tessera_Federation_V1_JobStatusResponse>(
+            message: try await self.jobStatus(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    internal func abortJob(
+        request: GRPCCore.ServerRequest<Tessera_Federation_V1_AbortJobRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Tessera_Federation_V1_AbortJobResponse> {
+        return GRPCCore.ServerResponse<Tessera_Federation_V1_AbortJobResponse>(
+            message: try await self.abortJob(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    internal func downloadJob(
+        request: GRPCCore.ServerRequest<Tessera_Federation_V1_DownloadJobRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Tessera_Federation_V1_FilePart> {
+        return GRPCCore.StreamingServerResponse<Tessera_Federation_V1_FilePart>(
+            metadata: [:],
+            producer: { writer in
+                try await self.downloadJob(
+                    request: request.message,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
+    internal func watchJob(
+        request: GRPCCore.ServerRequest<Tessera_Federation_V1_WatchJobRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Tessera_Federation_V1_JobEventMessage> {
+        return GRPCCore.StreamingServerResponse<Tessera_Federation_V1_JobEventMessage>(
+            metadata: [:],
+            producer: { writer in
+                try await self.watchJob(
+                    request: request.message,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+}
+
+// MARK: tessera.federation.v1.Admin (client)
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Tessera_Federation_V1_Admin {
+    /// Generated client protocol for the "tessera.federation.v1.Admin" service.
+    ///
+    /// You don't need to implement this protocol directly, use the generated
+    /// implementation, ``Client``.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Job management, for participants whose certificate has the role `admin` (OU=admin); any other certificate is
+    /// > refused with PERMISSION_DENIED.
+    internal protocol ClientProtocol: Sendable {
+        /// Call the "SubmitJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Queues a job from a pipeline YAML; the server validates it first (INVALID_ARGUMENT with the reason).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tessera_Federation_V1_SubmitJobRequest` message.
+        ///   - serializer: A serializer for `Tessera_Federation_V1_SubmitJobRequest` messages.
+        ///   - deserializer: A deserializer for `Tessera_Federation_V1_SubmitJobResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func submitJob<Result>(
+            request: GRPCCore.ClientRequest<Tessera_Federation_V1_SubmitJobRequest>,
+            serializer: some GRPCCore.MessageSerializer<Tessera_Federation_V1_SubmitJobRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Tessera_Federation_V1_SubmitJobResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tessera_Federation_V1_SubmitJobResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "JobStatus" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > One job, or every job when job_id is empty, newest last.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tessera_Federation_V1_JobStatusRequest` message.
+        ///   - serializer: A serializer for `Tessera_Federation_V1_JobStatusRequest` messages.
+        ///   - deserializer: A deserializer for `Tessera_Federation_V1_JobStatusResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func jobStatus<Result>(
+            request: GRPCCore.ClientRequest<Tessera_Federation_V1_JobStatusRequest>,
+            serializer: some GRPCCore.MessageSerializer<Tessera_Federation_V1_JobStatusRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Tessera_Federation_V1_JobStatusResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tessera_Federation_V1_JobStatusResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "AbortJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Stops a queued or running job; its checkpoints stay.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tessera_Federation_V1_AbortJobRequest` message.
+        ///   - serializer: A serializer for `Tessera_Federation_V1_AbortJobRequest` messages.
+        ///   - deserializer: A deserializer for `Tessera_Federation_V1_AbortJobResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func abortJob<Result>(
+            request: GRPCCore.ClientRequest<Tessera_Federation_V1_AbortJobRequest>,
+            serializer: some GRPCCore.MessageSerializer<Tessera_Federation_V1_AbortJobRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Tessera_Federation_V1_AbortJobResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tessera_Federation_V1_AbortJobResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "DownloadJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The job's files (global model, metrics, results) as a stream of pieces, file after file.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tessera_Federation_V1_DownloadJobRequest` message.
+        ///   - serializer: A serializer for `Tessera_Federation_V1_DownloadJobRequest` messages.
+        ///   - deserializer: A deserializer for `Tessera_Federation_V1_FilePart` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func downloadJob<Result>(
+            request: GRPCCore.ClientRequest<Tessera_Federation_V1_DownloadJobRequest>,
+            serializer: some GRPCCore.MessageSerializer<Tessera_Federation_V1_DownloadJobRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Tessera_Federation_V1_FilePart>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Tessera_Federation_V1_FilePart>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "WatchJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The job's events as they happen (waits for a queued job to start); ends when the job ends.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tessera_Federation_V1_WatchJobRequest` message.
+        ///   - serializer: A serializer for `Tessera_Federation_V1_WatchJobRequest` messages.
+        ///   - deserializer: A deserializer for `Tessera_Federation_V1_JobEventMessage` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func watchJob<Result>(
+            request: GRPCCore.ClientRequest<Tessera_Federation_V1_WatchJobRequest>,
+            serializer: some GRPCCore.MessageSerializer<Tessera_Federation_V1_WatchJobRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Tessera_Federation_V1_JobEventMessage>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Tessera_Federation_V1_JobEventMessage>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+    }
+
+    /// Generated client for the "tessera.federation.v1.Admin" service.
+    ///
+    /// The ``Client`` provides an implementation of ``ClientProtocol`` which wraps
+    /// a `GRPCCore.GRPCCClient`. The underlying `GRPCClient` provides the long-lived
+    /// means of communication with the remote peer.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Job management, for participants whose certificate has the role `admin` (OU=admin); any other certificate is
+    /// > refused with PERMISSION_DENIED.
+    internal struct Client<Transport>: ClientProtocol where Transport: GRPCCore.ClientTransport {
+        private let client: GRPCCore.GRPCClient<Transport>
+
+        /// Creates a new client wrapping the provided `GRPCCore.GRPCClient`.
+        ///
+        /// - Parameters:
+        ///   - client: A `GRPCCore.GRPCClient` providing a communication channel to the service.
+        internal init(wrapping client: GRPCCore.GRPCClient<Transport>) {
+            self.client = client
+        }
+
+        /// Call the "SubmitJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Queues a job from a pipeline YAML; the server validates it first (INVALID_ARGUMENT with the reason).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tessera_Federation_V1_SubmitJobRequest` message.
+        ///   - serializer: A serializer for `Tessera_Federation_V1_SubmitJobRequest` messages.
+        ///   - deserializer: A deserializer for `Tessera_Federation_V1_SubmitJobResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        internal func submitJob<Result>(
+            request: GRPCCore.ClientRequest<Tessera_Federation_V1_SubmitJobRequest>,
+            serializer: some GRPCCore.MessageSerializer<Tessera_Federation_V1_SubmitJobRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Tessera_Federation_V1_SubmitJobResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tessera_Federation_V1_SubmitJobResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Tessera_Federation_V1_Admin.Method.SubmitJob.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "JobStatus" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > One job, or every job when job_id is empty, newest last.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tessera_Federation_V1_JobStatusRequest` message.
+        ///   - serializer: A serializer for `Tessera_Federation_V1_JobStatusRequest` messages.
+        ///   - deserializer: A deserializer for `Tessera_Federation_V1_JobStatusResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        internal func jobStatus<Result>(
+            request: GRPCCore.ClientRequest<Tessera_Federation_V1_JobStatusRequest>,
+            serializer: some GRPCCore.MessageSerializer<Tessera_Federation_V1_JobStatusRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Tessera_Federation_V1_JobStatusResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tessera_Federation_V1_JobStatusResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Tessera_Federation_V1_Admin.Method.JobStatus.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "AbortJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Stops a queued or running job; its checkpoints stay.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tessera_Federation_V1_AbortJobRequest` message.
+        ///   - serializer: A serializer for `Tessera_Federation_V1_AbortJobRequest` messages.
+        ///   - deserializer: A deserializer for `Tessera_Federation_V1_AbortJobResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        internal func abortJob<Result>(
+            request: GRPCCore.ClientRequest<Tessera_Federation_V1_AbortJobRequest>,
+            serializer: some GRPCCore.MessageSerializer<Tessera_Federation_V1_AbortJobRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Tessera_Federation_V1_AbortJobResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tessera_Federation_V1_AbortJobResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Tessera_Federation_V1_Admin.Method.AbortJob.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "DownloadJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The job's files (global model, metrics, results) as a stream of pieces, file after file.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tessera_Federation_V1_DownloadJobRequest` message.
+        ///   - serializer: A serializer for `Tessera_Federation_V1_DownloadJobRequest` messages.
+        ///   - deserializer: A deserializer for `Tessera_Federation_V1_FilePart` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        internal func downloadJob<Result>(
+            request: GRPCCore.ClientRequest<Tessera_Federation_V1_DownloadJobRequest>,
+            serializer: some GRPCCore.MessageSerializer<Tessera_Federation_V1_DownloadJobRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Tessera_Federation_V1_FilePart>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Tessera_Federation_V1_FilePart>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.serverStreaming(
+                request: request,
+                descriptor: Tessera_Federation_V1_Admin.Method.DownloadJob.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "WatchJob" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The job's events as they happen (waits for a queued job to start); ends when the job ends.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tessera_Federation_V1_WatchJobRequest` message.
+        ///   - serializer: A serializer for `Tessera_Federation_V1_WatchJobRequest` messages.
+        ///   - deserializer: A deserializer for `Tessera_Federation_V1_JobEventMessage` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        internal func watchJob<Result>(
+            request: GRPCCore.ClientRequest<Tessera_Federation_V1_WatchJobRequest>,
+            serializer: some GRPCCore.MessageSerializer<Tessera_Federation_V1_WatchJobRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Tessera_Federation_V1_JobEventMessage>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Tessera_Federation_V1_JobEventMessage>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.serverStreaming(
+                request: request,
+                descriptor: Tessera_Federation_V1_Admin.Method.WatchJob.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+    }
+}
+
+// Helpers providing default arguments to 'ClientProtocol' methods.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Tessera_Federation_V1_Admin.ClientProtocol {
+    /// Call the "SubmitJob" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Queues a job from a pipeline YAML; the server validates it first (INVALID_ARGUMENT with the reason).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Tessera_Federation_V1_SubmitJobRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    internal func submitJob<Result>(
+        request: GRPCCore.ClientRequest<Tessera_Federation_V1_SubmitJobRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tessera_Federation_V1_SubmitJobResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.submitJob(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Tessera_Federation_V1_SubmitJobRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Tessera_Federation_V1_SubmitJobResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "JobStatus" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > One job, or every job when job_id is empty, newest last.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Tessera_Federation_V1_JobStatusRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    internal func jobStatus<Result>(
+        request: GRPCCore.ClientRequest<Tessera_Federation_V1_JobStatusRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tessera_Federation_V1_JobStatusResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.jobStatus(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Tessera_Federation_V1_JobStatusRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Tessera_Federation_V1_JobStatusResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "AbortJob" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Stops a queued or running job; its checkpoints stay.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Tessera_Federation_V1_AbortJobRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    internal func abortJob<Result>(
+        request: GRPCCore.ClientRequest<Tessera_Federation_V1_AbortJobRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tessera_Federation_V1_AbortJobResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.abortJob(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Tessera_Federation_V1_AbortJobRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Tessera_Federation_V1_AbortJobResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "DownloadJob" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The job's files (global model, metrics, results) as a stream of pieces, file after file.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Tessera_Federation_V1_DownloadJobRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    internal func downloadJob<Result>(
+        request: GRPCCore.ClientRequest<Tessera_Federation_V1_DownloadJobRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Tessera_Federation_V1_FilePart>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.downloadJob(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Tessera_Federation_V1_DownloadJobRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Tessera_Federation_V1_FilePart>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "WatchJob" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The job's events as they happen (waits for a queued job to start); ends when the job ends.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Tessera_Federation_V1_WatchJobRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    internal func watchJob<Result>(
+        request: GRPCCore.ClientRequest<Tessera_Federation_V1_WatchJobRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Tessera_Federation_V1_JobEventMessage>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.watchJob(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Tessera_Federation_V1_WatchJobRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Tessera_Federation_V1_JobEventMessage>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+}
+
+// Helpers providing sugared APIs for 'ClientProtocol' methods.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Tessera_Federation_V1_Admin.ClientProtocol {
+    /// Call the "SubmitJob" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Queues a job from a pipeline YAML; the server validates it first (INVALID_ARGUMENT with the reason).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    internal func submitJob<Result>(
+        _ message: Tessera_Federation_V1_SubmitJobRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tessera_Federation_V1_SubmitJobResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Tessera_Federation_V1_SubmitJobRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.submitJob(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "JobStatus" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > One job, or every job when job_id is empty, newest last.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    internal func jobStatus<Result>(
+        _ message: Tessera_Federation_V1_JobStatusRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tessera_Federation_V1_JobStatusResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Tessera_Federation_V1_JobStatusRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.jobStatus(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "AbortJob" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Stops a queued or running job; its checkpoints stay.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    internal func abortJob<Result>(
+        _ message: Tessera_Federation_V1_AbortJobRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tessera_Federation_V1_AbortJobResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Tessera_Federation_V1_AbortJobRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.abortJob(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "DownloadJob" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The job's files (global model, metrics, results) as a stream of pieces, file after file.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    internal func downloadJob<Result>(
+        _ message: Tessera_Federation_V1_DownloadJobRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Tessera_Federation_V1_FilePart>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Tessera_Federation_V1_DownloadJobRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.downloadJob(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "WatchJob" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The job's events as they happen (waits for a queued job to start); ends when the job ends.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    internal func watchJob<Result>(
+        _ message: Tessera_Federation_V1_WatchJobRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Tessera_Federation_V1_JobEventMessage>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Tessera_Federation_V1_WatchJobRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.watchJob(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+}

@@ -25,8 +25,9 @@ public final class GRPCFederationServer: Sendable {
     ///   - port: the TCP port; 0 picks a free one (see `listeningPort()`).
     ///   - tls: the server's certificate and key and the project CA.
     ///   - limits: message size limit, chunk size and HTTP/2 tuning.
-    public init(service: any FederationService, host: String = "0.0.0.0", port: Int, tls: MutualTLSFiles,
-                limits: TransportLimits = .defaults) {
+    ///   - admin: the job management API (`tessera admin`), served to admin certificates; nil serves none.
+    public init(service: any FederationService, admin: (any AdminService)? = nil, host: String = "0.0.0.0", port: Int,
+                tls: MutualTLSFiles, limits: TransportLimits = .defaults) {
         let security = HTTP2ServerTransport.Posix.TransportSecurity.mTLS(
             certificateChain: [.file(path: tls.certificateChain, format: .pem)],
             privateKey: .file(path: tls.privateKey, format: .pem)
@@ -43,7 +44,9 @@ public final class GRPCFederationServer: Sendable {
         let address: GRPCNIOTransportCore.SocketAddress = host.contains(":")
             ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
         transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: security, config: config)
-        server = GRPCServer(transport: transport, services: [FederationHandler(service: service, limits: limits)])
+        var services: [any RegistrableRPCService] = [FederationHandler(service: service, limits: limits)]
+        if let admin { services.append(AdminHandler(service: admin, pieceBytes: limits.chunkScalars * 4)) }
+        server = GRPCServer(transport: transport, services: services)
     }
 
     /// Accepts connections until `beginGracefulShutdown()`.

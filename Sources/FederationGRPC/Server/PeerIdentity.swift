@@ -59,4 +59,14 @@ struct PeerIdentity: Sendable, Equatable {
         }
         return commonName
     }
+
+    /// The admin this peer is: its CN, provided the certificate's role is `admin`.
+    /// - Throws: `.unknownSite` (PERMISSION_DENIED on the wire) otherwise.
+    func authorizeAdmin() throws(FederationError) -> String {
+        guard role == "admin" else {
+            throw FederationError(.unknownSite, "certificate '\(commonName)' has role '\(role)', not 'admin': only an "
+                                  + "admin kit may manage jobs")
+        }
+        return commonName
+    }
 }

@@ -10,7 +10,7 @@ enum StatusMapping {
     /// Every code a peer may send; an unknown one falls back to the status code's meaning.
     static let knownCodes: [FederationError.Code] = [
         .shapeMismatch, .nonFinite, .staleRound, .unknownSite, .tooLarge, .invalidConfiguration, .noResults, .filter,
-        .transient, .jobFailed,
+        .transient, .jobFailed, .unknownJob,
     ]
 
     /// The gRPC status for a federation error. Transient errors become UNAVAILABLE, which clients retry.
@@ -19,6 +19,7 @@ enum StatusMapping {
         case .transient: .unavailable
         case .unknownSite: .permissionDenied
         case .staleRound, .noResults: .failedPrecondition
+        case .unknownJob: .notFound
         case .tooLarge: .resourceExhausted
         case .shapeMismatch, .nonFinite, .invalidConfiguration: .invalidArgument
         case .jobFailed: .aborted

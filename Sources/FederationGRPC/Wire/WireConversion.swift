@@ -17,6 +17,7 @@ extension TaskAssignment {
         t.kind = kind.wire
         t.site = site
         t.config = config.mapValues(\.wire)
+        t.payload = Data(payload)
         return t
     }
 
@@ -29,7 +30,8 @@ extension TaskAssignment {
             }
             config[key] = v
         }
-        self.init(jobID: t.jobID, round: Int(t.round), kind: try TaskKind(wire: t.kind), site: t.site, config: config)
+        self.init(jobID: t.jobID, round: Int(t.round), kind: try TaskKind(wire: t.kind), site: t.site, config: config,
+                  payload: [UInt8](t.payload))
     }
 }
 
@@ -84,12 +86,13 @@ extension ResultHeader {
         h.site = site
         h.sampleCount = Int64(sampleCount)
         h.metrics = metrics
+        h.payload = Data(payload)
         return h
     }
 
     init(wire h: WireHeader) {
         self.init(jobID: h.jobID, round: Int(h.round), site: h.site, sampleCount: Int(h.sampleCount),
-                  metrics: h.metrics)
+                  metrics: h.metrics, payload: [UInt8](h.payload))
     }
 }
 

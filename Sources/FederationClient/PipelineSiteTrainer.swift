@@ -1,0 +1,55 @@
+import FederationCore
+import Foundation
+import Training
+import Volumes
+
+/// The site's trainer for `tessera client`: the job's pipeline arrives with each task (`config["pipeline"]`, the
+/// YAML the admin submitted); the site reads its own DICOM folder with that pipeline's preprocessing once per
+/// pipeline and trains as `SegmentationSiteTrainer` does. Nothing of the data leaves the site but the weight diff.
+public actor PipelineSiteTrainer: LocalTrainer {
+    public let dataFolder: String
+    private let log: @Sendable (String) -> Void
+    private var cached: (pipeline: String, trainer: SegmentationSiteTrainer)?
+
+    public init(dataFolder: String, log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.dataFolder = dataFolder
+        self.log = log
+    }
+
+    /// The site trainer for the task's pipeline, reading the site's data on first use.
+    /// - Throws: `.invalidConfiguration` when the task carries no pipeline, the pipeline is invalid, or the data
+    ///   folder cannot be read with it.
+    public func trainer(for task: TaskAssignment) throws(FederationError) -> SegmentationSiteTrainer {
+        guard case .string(let pipeline)? = task.config["pipeline"] else {
+            throw FederationError(.invalidConfiguration, "task of round \(task.round) carries no pipeline; the server and "
+                                  + "this site run different tessera versions")
+        }
+        if let cached, cached.pipeline == pipeline { return cached.trainer }
+        do {
+            let preprocessing = try PreprocessingConfiguration(yaml: pipeline)
+            let training = try TrainingConfiguration(yaml: pipeline)
+            log("reading \(dataFolder) with the job's preprocessing")
+            let cases = try SegmentationDataset.load(folder: dataFolder, preprocessing: preprocessing,
+                                                     segments: training.model.segments)
+            let trainer = SegmentationSiteTrainer(cases: cases, configuration: training, preprocessing: preprocessing)
+            log("\(trainer.train.count) training and \(trainer.validation.count) validation patients, "
+                + "\(trainer.sampleCount) training slices")
+            cached = (pipeline, trainer)
+            return trainer
+        } catch let error as FederationError {
+            throw error
+        } catch {
+            throw FederationError(.invalidConfiguration, "cannot prepare the job's training on \(dataFolder): \(error)")
+        }
+    }
+
+    public func train(global: ParameterSet, task: TaskAssignment) async throws(FederationError)
+        -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double])
+    {
+        let trainer = try trainer(for: task)
+        log("round \(task.round): training from the global model")
+        let result = try await trainer.train(global: global, task: task)
+        log("round \(task.round): done, validation Dice \(result.metrics["dice"].map { String(format: "%.3f", $0) } ?? "-")")
+        return result
+    }
+}

@@ -1,0 +1,87 @@
+import FederationCore
+import Foundation
+
+// Conversions between the admin API's value types and the generated messages.
+
+extension JobSummary {
+    var wire: Tessera_Federation_V1_JobSummary {
+        var w = Tessera_Federation_V1_JobSummary()
+        w.jobID = jobID
+        w.name = name
+        w.kind = kind.rawValue
+        w.status = state.rawValue
+        w.rounds = Int64(rounds)
+        w.completedRounds = Int64(completedRounds)
+        w.sites = sites
+        w.reason = reason
+        w.submittedBy = submittedBy
+        w.submittedAt = submittedAt
+        w.finishedAt = finishedAt
+        w.siteStates = siteStates.map { s in
+            var ws = Tessera_Federation_V1_SiteState()
+            ws.site = s.site
+            ws.secondsSinceSeen = s.secondsSinceSeen ?? -1
+            ws.lastRound = Int64(s.lastRound)
+            ws.lastMetrics = s.lastMetrics
+            return ws
+        }
+        return w
+    }
+
+    /// - Throws: `.invalidConfiguration` for a kind or state this build does not know.
+    init(wire w: Tessera_Federation_V1_JobSummary) throws(FederationError) {
+        guard let kind = JobKind(rawValue: w.kind), let state = JobState(rawValue: w.status) else {
+            throw FederationError(.invalidConfiguration, "job \(w.jobID) has kind '\(w.kind)' and status '\(w.status)', "
+                                  + "which this tessera does not know: update it")
+        }
+        self.init(jobID: w.jobID, name: w.name, kind: kind, state: state, rounds: Int(w.rounds),
+                  completedRounds: Int(w.completedRounds), sites: w.sites, reason: w.reason, submittedBy: w.submittedBy,
+                  submittedAt: w.submittedAt, finishedAt: w.finishedAt,
+                  siteStates: w.siteStates.map {
+                      SiteState(site: $0.site, secondsSinceSeen: $0.secondsSinceSeen < 0 ? nil : $0.secondsSinceSeen,
+                                lastRound: Int($0.lastRound), lastMetrics: $0.lastMetrics)
+                  })
+    }
+}
+
+extension JobEvent {
+    var wire: Tessera_Federation_V1_JobEventMessage {
+        var w = Tessera_Federation_V1_JobEventMessage()
+        switch self {
+        case let .roundStarted(round, attempt, sites):
+            w.kind = "round_started"; w.round = Int64(round); w.attempt = Int64(attempt); w.sites = sites
+        case let .resultAccepted(round, site, n, metrics):
+            w.kind = "result_accepted"; w.round = Int64(round); w.site = site; w.sampleCount = Int64(n); w.metrics = metrics
+        case let .resultRejected(round, site, reason):
+            w.kind = "result_rejected"; w.round = Int64(round); w.site = site; w.reason = reason
+        case let .gracePeriodStarted(round, results):
+            w.kind = "grace_period_started"; w.round = Int64(round); w.results = Int64(results)
+        case let .roundClosed(round, participants, reason):
+            w.kind = "round_closed"; w.round = Int64(round); w.sites = participants; w.reason = reason
+        case let .roundRetried(round, attempt, reason):
+            w.kind = "round_retried"; w.round = Int64(round); w.attempt = Int64(attempt); w.reason = reason
+        case .jobFinished:
+            w.kind = "job_finished"
+        case let .jobFailed(reason):
+            w.kind = "job_failed"; w.reason = reason
+        }
+        return w
+    }
+
+    /// - Throws: `.invalidConfiguration` for an event kind this build does not know.
+    init(wire w: Tessera_Federation_V1_JobEventMessage) throws(FederationError) {
+        let r = Int(w.round)
+        switch w.kind {
+        case "round_started": self = .roundStarted(round: r, attempt: Int(w.attempt), sites: w.sites)
+        case "result_accepted": self = .resultAccepted(round: r, site: w.site, sampleCount: Int(w.sampleCount), metrics: w.metrics)
+        case "result_rejected": self = .resultRejected(round: r, site: w.site, reason: w.reason)
+        case "grace_period_started": self = .gracePeriodStarted(round: r, results: Int(w.results))
+        case "round_closed": self = .roundClosed(round: r, participants: w.sites, reason: w.reason)
+        case "round_retried": self = .roundRetried(round: r, attempt: Int(w.attempt), reason: w.reason)
+        case "job_finished": self = .jobFinished
+        case "job_failed": self = .jobFailed(reason: w.reason)
+        default:
+            throw FederationError(.invalidConfiguration, "unknown job event '\(w.kind)': update this tessera")
+        }
+    }
+}

@@ -1,0 +1,271 @@
+import ArgumentParser
+import Dispatch
+import FederationClient
+import FederationCore
+import FederationGRPC
+import FederationServer
+import FederationSimulation
+import Foundation
+import Provisioning
+
+/// Options of every command that uses a startup kit.
+struct KitOptions: ParsableArguments {
+    @Option(help: "Startup kit folder (from `tessera provision`).")
+    var kit: String
+
+    @Option(help: "Server address host:port, overriding the kit's (the certificate is still checked for the kit's host).")
+    var server: String?
+
+    func load(role: ParticipantRole) throws -> (kit: Kit, tls: MutualTLSFiles, address: ServerAddress) {
+        let kit: Kit
+        do { kit = try Kit.load(from: self.kit, expectedRole: role) } catch {
+            throw CommandFailure(description: "\(error)")
+        }
+        var address = kit.serverAddress
+        if let server {
+            guard let parsed = ServerAddress(parsing: server) else {
+                throw CommandFailure(description: "--server '\(server)' is not host:port")
+            }
+            address = parsed
+        }
+        return (kit, MutualTLSFiles(certificateChain: kit.certificatePath, privateKey: kit.privateKeyPath,
+                                    trustRoots: kit.caCertificatePath), address)
+    }
+}
+
+/// Writes a line to standard output at once (unbuffered: scripts and `tessera simulate` read it live).
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+/// Calls `handler` once on SIGINT or SIGTERM (the default action is replaced).
+func onTermination(_ handler: @escaping @Sendable (Int32) -> Void) -> [any DispatchSourceSignal] {
+    [SIGINT, SIGTERM].map { sig in
+        signal(sig, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+        source.setEventHandler { handler(sig) }
+        source.resume()
+        return source
+    }
+}
+
+struct Server: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the federation server: jobs submitted by admins, sites over gRPC with mutual TLS.",
+        discussion: """
+            Listens on the kit's port (or --port; 0 picks a free one and prints it). Jobs, rounds and every round's \
+            global model are kept in --state (SQLite + safetensors): restarted with the same folder, the server \
+            resumes the running job at its next round. Stop with Ctrl-C or SIGTERM.
+            """)
+
+    @OptionGroup var kit: KitOptions
+
+    @Option(help: "State folder (jobs, checkpoints, job files). Default: <kit>/state.")
+    var state: String?
+
+    @Option(help: "Address to listen on.")
+    var host = "0.0.0.0"
+
+    @Option(help: "TCP port to listen on (default: the kit's; 0: any free port).")
+    var port: Int?
+
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        common.apply()
+        let (kit, tls, address) = try self.kit.load(role: .server)
+        let folder = state ?? (self.kit.kit + "/state")
+        let host = self.host, port = self.port ?? address.port
+        try runBlocking {
+            let store = try SQLiteCheckpointStore(folder: folder)
+            let manager = JobManager(store: store, factory: StudyJobFactory()) { log("[server] \($0)") }
+            let server = GRPCFederationServer(service: manager, admin: manager, host: host, port: port, tls: tls)
+            let signals = onTermination { sig in
+                log("[server] signal \(sig): shutting down (running jobs resume at the next start)")
+                Task { await manager.stop() }
+                server.beginGracefulShutdown()
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await server.serve() }
+                group.addTask { await manager.run() }
+                let bound = try await server.listeningPort()
+                // One line on standard output, for scripts (`tessera simulate` reads it).
+                say("tessera server: project \(kit.project), listening on \(host):\(bound), state \(folder)")
+                try await group.next()
+                server.beginGracefulShutdown()
+                await manager.stop()
+                try await group.waitForAll()
+            }
+            _ = signals
+        }
+    }
+}
+
+struct Client: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a site: take part in the server's jobs with this site's DICOM data.",
+        discussion: """
+            Connects to the server in the kit over mutual TLS, waits for a job that lists this site, trains on \
+            --data with the job's pipeline each round and sends back only the weight diff, through the filters in \
+            the kit's filters.yaml. Network errors are retried with exponential backoff and jitter; the client only \
+            exits on --once (after one job) or on an error that retrying cannot fix.
+            """)
+
+    @OptionGroup var kit: KitOptions
+
+    @Option(help: "The site's DICOM folder (series and their SEG label maps).")
+    var data: String
+
+    @Flag(help: "Exit after one job instead of waiting for the next.")
+    var once = false
+
+    @Option(help: "Longest wait between reconnection attempts, seconds.")
+    var retryCap: Double = 30
+
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        common.apply()
+        let (kit, tls, address) = try self.kit.load(role: .site)
+        let filters: FilterChain
+        do { filters = try SiteFilterPolicy.load(kitFolder: self.kit.kit) } catch {
+            throw CommandFailure(description: error.description)
+        }
+        let site = kit.name, data = self.data, once = self.once
+        let retry = RetryPolicy(base: .milliseconds(200), cap: .milliseconds(Int64(max(0.2, retryCap) * 1000)))
+        let prefix = "[\(site)]"
+        try runBlocking {
+            let connection = try GRPCFederationConnection(host: address.host, port: address.port, tls: tls,
+                                                          serverName: kit.serverAddress.host)
+            let trainer = PipelineSiteTrainer(dataFolder: data) { log("\(prefix) \($0)") }
+            let agent = SiteAgent(site: site, connection: connection, trainer: trainer, filters: filters,
+                                  clock: ContinuousClock(), retry: retry)
+            log("\(prefix) connecting to \(address) (filters: \(filters.filters.map(\.name).joined(separator: ", ")))")
+            while true {
+                let rounds = try await agent.run()
+                log("\(prefix) job over; contributed to round(s) \(rounds.map(String.init).joined(separator: ", "))")
+                if once { break }
+            }
+            await connection.close()
+        }
+    }
+}
+
+struct Admin: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage the server's jobs with an admin kit.",
+        subcommands: [Submit.self, Status.self, Abort.self, Download.self, Watch.self])
+
+    @OptionGroup var kit: KitOptions
+
+    /// Runs `body` with an admin connection.
+    static func with<T: Sendable>(_ options: KitOptions,
+                                  _ body: @escaping @Sendable (GRPCAdminConnection) async throws -> T) throws -> T {
+        let (kit, tls, address) = try options.load(role: .admin)
+        return try runBlocking {
+            let connection = try GRPCAdminConnection(host: address.host, port: address.port, tls: tls,
+                                                     serverName: kit.serverAddress.host)
+            do {
+                let value = try await body(connection)
+                await connection.close()
+                return value
+            } catch let error as FederationError {
+                await connection.close()
+                throw CommandFailure(description: error.description)
+            }
+        }
+    }
+
+    /// Prints the job's events until it ends; returns true when it finished.
+    static func follow(_ connection: GRPCAdminConnection, jobID: String) async throws -> Bool {
+        var ok = false
+        for try await event in connection.watch(jobID: jobID) {
+            say("\(jobID): \(JobManager.describe(event))")
+            if case .jobFinished = event { ok = true }
+        }
+        return ok
+    }
+
+    struct Submit: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Submit a pipeline YAML as a job; prints its id.")
+        @ParentCommand var admin: Admin
+        @Argument(help: "Pipeline YAML (its federation.sites name the participating sites).") var pipeline: String
+        @Option(help: "Job name (default: the pipeline's file name).") var name: String?
+        @Flag(help: "Follow the job's events until it ends (exit status 1 if it fails).") var watch = false
+
+        func run() throws {
+            let text = try readPipeline(pipeline)
+            let name = self.name ?? URL(fileURLWithPath: pipeline).deletingPathExtension().lastPathComponent
+            let watch = self.watch
+            let ok = try Admin.with(admin.kit) { connection in
+                let id = try await connection.submit(pipeline: text, name: name)
+                say(id)
+                return watch ? try await Admin.follow(connection, jobID: id) : true
+            }
+            if !ok { throw ExitCode(1) }
+        }
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one job or all jobs.")
+        @ParentCommand var admin: Admin
+        @Argument(help: "Job id (default: all).") var job: String?
+        @Flag(help: "JSON instead of a table.") var json = false
+
+        func run() throws {
+            let job = self.job
+            let jobs = try Admin.with(admin.kit) { try await $0.status(jobID: job) }
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(jobs), as: UTF8.self))
+                return
+            }
+            for j in jobs {
+                print("\(j.jobID)  \(j.name)  \(j.kind.rawValue)  \(j.state.rawValue)  round \(j.completedRounds)/\(j.rounds)  "
+                      + "submitted \(j.submittedAt) by \(j.submittedBy)"
+                      + (j.finishedAt.isEmpty ? "" : ", ended \(j.finishedAt)") + (j.reason.isEmpty ? "" : ": \(j.reason)"))
+                for s in j.siteStates {
+                    let seen = s.secondsSinceSeen.map { String(format: "%.1f s ago", $0) } ?? "never"
+                    let dice = s.lastMetrics["dice"].map { String(format: ", Dice %.3f", $0) } ?? ""
+                    print("    \(s.site): seen \(seen), last result round \(s.lastRound)\(dice)")
+                }
+            }
+        }
+    }
+
+    struct Abort: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop a queued or running job (checkpoints stay).")
+        @ParentCommand var admin: Admin
+        @Argument(help: "Job id.") var job: String
+
+        func run() throws {
+            let job = self.job
+            try Admin.with(admin.kit) { try await $0.abort(jobID: job) }
+            print("\(job) aborted")
+        }
+    }
+
+    struct Download: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Download a job's files (global model, metrics).")
+        @ParentCommand var admin: Admin
+        @Argument(help: "Job id.") var job: String
+        @Option(name: .shortAndLong, help: "Folder to write into.") var output: String = "."
+
+        func run() throws {
+            let job = self.job, output = self.output
+            for path in try Admin.with(admin.kit, { try await $0.download(jobID: job, to: output) }) { print(path) }
+        }
+    }
+
+    struct Watch: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Follow a job's events until it ends.")
+        @ParentCommand var admin: Admin
+        @Argument(help: "Job id.") var job: String
+
+        func run() throws {
+            let job = self.job
+            if !(try Admin.with(admin.kit) { try await Admin.follow($0, jobID: job) }) { throw ExitCode(1) }
+        }
+    }
+}
