@@ -161,6 +161,11 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict),
+        // Real `tessera` processes (server, clients) over loopback mutual TLS; needs the tessera product built.
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["FederationCore", "FederationGRPC", "FederationTestSupport", "SafeTensorsFormat"],
+            swiftSettings: strict),
         .testTarget(
             name: "FederationSimulationTests", dependencies: ["FederationSimulation", "FederationCore"],
             swiftSettings: strict),

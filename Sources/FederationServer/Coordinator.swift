@@ -309,8 +309,11 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
         }
         let size = (entry.chunks.reduce(0) { $0 + $1.values.count } + chunk.values.count) * 4
         do throws(FederationError) {
-            guard size <= configuration.maxUpdateBytes else {
-                throw FederationError(.tooLarge, "result from \(site) exceeds \(configuration.maxUpdateBytes) bytes")
+            // An update is never larger than the model it updates.
+            let limit = min(configuration.maxUpdateBytes, global.byteCount)
+            guard size <= limit else {
+                throw FederationError(.tooLarge, "result from \(site) exceeds \(limit) bytes (the model's size or the "
+                                      + "job's limit)")
             }
             try accumulator?.accept(chunk, weight: Double(entry.header.sampleCount), from: site)
             entry.chunks.append(chunk)

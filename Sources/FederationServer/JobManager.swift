@@ -103,19 +103,20 @@ public actor JobManager: FederationService, AdminService {
             state = abortRequested[job.id] != nil ? .aborted : .failed
             reason = abortRequested[job.id] ?? error.message
         }
-        current = nil
         await logging.value
-        history[id] = nil
-        for watcher in watchers.removeValue(forKey: id) ?? [] {
-            watcher.yield(state == .finished ? .jobFinished : .jobFailed(reason: reason))
-            watcher.finish()
-        }
+        // Files and state first, then the watchers hear the end: what they ask next is already true.
         do {
             _ = try await runner.writeFiles(to: filesFolder(job.id))
         } catch {
             log("job \(job.id): \(error.message)")
         }
         try? await store.update(jobID: job.id, state: state, reason: reason, finishedAt: Self.now())
+        current = nil
+        history[id] = nil
+        for watcher in watchers.removeValue(forKey: id) ?? [] {
+            watcher.yield(state == .finished ? .jobFinished : .jobFailed(reason: reason))
+            watcher.finish()
+        }
         log("job \(job.id) \(state.rawValue)\(reason.isEmpty ? "" : ": \(reason)")")
     }
 
@@ -275,6 +276,8 @@ public actor JobManager: FederationService, AdminService {
         let reason = "aborted by \(admin)"
         abortRequested[jobID] = reason
         if let current, current.id == jobID {
+            // Stored at once (the runner winds down after); `runJob` records the same when it returns.
+            try await store.update(jobID: jobID, state: .aborted, reason: reason, finishedAt: Self.now())
             await current.runner.abort(reason: reason)
         } else {
             try await store.update(jobID: jobID, state: .aborted, reason: reason, finishedAt: Self.now())
@@ -292,7 +295,7 @@ public actor JobManager: FederationService, AdminService {
         if let current, current.id == jobID {
             return try await current.runner.writeFiles(to: folder)
         }
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { !$0.hasPrefix(".") }
         guard !names.isEmpty else {
             throw FederationError(.noResults, "job \(jobID) is \(job.state.rawValue) and has no files yet")
         }

@@ -1,0 +1,249 @@
+import FederationCore
+import FederationGRPC
+import FederationTestSupport
+import Foundation
+import SafeTensorsFormat
+import Synchronization
+import Testing
+
+/// The federation across real processes: `tessera server`, `tessera client` per sample site, the test as admin —
+/// all over loopback mutual TLS with certificates from `tessera provision`. Each test is bounded by deadlines and
+/// driven by the job's events (no sleeps).
+@Suite("Federation over real processes", .serialized)
+struct ProcessFederationTests {
+    /// Metrics file of a training job, as `tessera admin download` writes it.
+    struct Metrics: Decodable {
+        struct Round: Decodable { var round: Int; var participants: [String]; var closedBy: String }
+        var completedRounds: Int
+        var rounds: [Round]
+    }
+
+    func submit(_ cluster: ProcessCluster, _ pipeline: String) async throws -> (GRPCAdminConnection, String) {
+        let admin = try cluster.admin()
+        return (admin, try await admin.submit(pipeline: pipeline, name: "e2e"))
+    }
+
+    func metrics(_ cluster: ProcessCluster, _ admin: GRPCAdminConnection, job: String) async throws -> Metrics {
+        let folder = cluster.path("download-\(job)")
+        let files = try await admin.download(jobID: job, to: folder)
+        #expect(files.map { URL(fileURLWithPath: $0).lastPathComponent }.sorted() == ["global.safetensors", "metrics.json"])
+        let data = try Data(contentsOf: URL(fileURLWithPath: folder + "/metrics.json"))
+        return try JSONDecoder().decode(Metrics.self, from: data)
+    }
+
+    @Test("Three client processes train three rounds over mutual TLS; the admin downloads the model", .timeLimit(.minutes(5)))
+    func threeClientsThreeRounds() async throws {
+        let cluster = try ProcessCluster()
+        try await cluster.startServer()
+        for site in ProcessCluster.sites { try cluster.startClient(site) }
+        let (admin, job) = try await submit(cluster, try cluster.pipeline(rounds: 3, minClients: 3))
+        #expect(job == "job-0001")
+        let events = try await cluster.events(admin, job: job)
+        #expect(events.last == .jobFinished)
+        let closed = events.compactMap { e -> [String]? in
+            if case .roundClosed(_, let participants, _) = e { return participants } else { return nil }
+        }
+        #expect(closed == Array(repeating: ProcessCluster.sites, count: 3))
+        let accepted = events.filter { if case .resultAccepted = $0 { true } else { false } }
+        #expect(accepted.count == 9)
+        for event in accepted {
+            if case .resultAccepted(_, let site, let samples, let metrics) = event {
+                #expect(samples > 0, "\(site)")
+                #expect(metrics["dice"].map { (0...1).contains($0) } == true, "\(site) reports a Dice in [0, 1]")
+            }
+        }
+        let status = try #require(try await admin.status(jobID: job).first)
+        #expect(status.state == .finished && status.completedRounds == 3 && status.submittedBy == "lead")
+        let m = try await metrics(cluster, admin, job: job)
+        #expect(m.completedRounds == 3 && m.rounds.map(\.round) == [1, 2, 3])
+        // The downloaded model is the U-Net of the pipeline, every value finite.
+        let model = try SafeTensorsFile.read(contentsOf: cluster.path("download-\(job)/global.safetensors"))
+        #expect(model.entries.contains { $0.name.hasSuffix(".weight") && $0.shape.count == 4 })
+        #expect(model.entries.allSatisfy { $0.values.allSatisfy(\.isFinite) })
+        for site in ProcessCluster.sites {
+            #expect(try await cluster.waitForClient(site) == 0, "\(site): \(cluster.logText(site))")
+            #expect(cluster.logText(site).contains("contributed to round(s) 1, 2, 3"))
+        }
+        await admin.close()
+    }
+
+    @Test("A client killed mid-round: the round closes with the others; restarted, it rejoins the next round",
+          .timeLimit(.minutes(5)))
+    func clientKilledMidRound() async throws {
+        let cluster = try ProcessCluster()
+        try await cluster.startServer()
+        for site in ProcessCluster.sites { try cluster.startClient(site) }
+        let (admin, job) = try await submit(cluster, try cluster.pipeline(rounds: 2, minClients: 2, gracePeriod: 8))
+        let killed = Mutex<String?>(nil)
+        let accepted = Mutex<Set<String>>([])
+        let events = try await cluster.events(admin, job: job) { event in
+            switch event {
+            case .resultAccepted(1, let site, _, _):
+                accepted.withLock { _ = $0.insert(site) }
+            case .gracePeriodStarted(1, _):
+                // Two results are in: kill the site still training.
+                let pending = ProcessCluster.sites.first { !accepted.withLock { $0 }.contains($0) }
+                if let pending {
+                    cluster.killClient(pending)
+                    killed.withLock { $0 = pending }
+                }
+            case .roundClosed(1, _, _):
+                if let site = killed.withLock({ $0 }) { try cluster.startClient(site) }
+            default: break
+            }
+            return false
+        }
+        let victim = try #require(killed.withLock { $0 })
+        let rounds = events.compactMap { e -> (Int, [String], String)? in
+            if case .roundClosed(let r, let p, let why) = e { return (r, p, why) } else { return nil }
+        }
+        try #require(rounds.count == 2, "\(events)")
+        #expect(!rounds[0].1.contains(victim) && rounds[0].1.count == 2)
+        #expect(rounds[0].2 == "min_clients and grace period")
+        #expect(rounds[1].1 == ProcessCluster.sites, "the restarted \(victim) takes part in round 2")
+        #expect(events.last == .jobFinished)
+        await admin.close()
+    }
+
+    @Test("The server killed after a round and restarted: the job resumes from the checkpoint, no round counted twice",
+          .timeLimit(.minutes(5)))
+    func serverKilledAndRestarted() async throws {
+        let cluster = try ProcessCluster()
+        try await cluster.startServer()
+        for site in ProcessCluster.sites { try cluster.startClient(site) }
+        let (admin, job) = try await submit(cluster, try cluster.pipeline(rounds: 3, minClients: 3))
+        // Kill the server (SIGKILL, as a crash) once round 1 is checkpointed and round 2 has started.
+        let before = try await cluster.events(admin, job: job) { event in
+            if case .roundStarted(2, _, _) = event { return true }
+            return false
+        }
+        #expect(before.contains { if case .roundClosed(1, _, _) = $0 { true } else { false } })
+        cluster.killServer()
+        await admin.close()
+        try await cluster.startServer()
+        let again = try cluster.admin()
+        let after = try await cluster.events(again, job: job)
+        #expect(after.last == .jobFinished, "\(after)")
+        // The resumed job starts at round 2: round 1 is not run again.
+        #expect(!after.contains { if case .roundStarted(1, _, _) = $0 { true } else { false } })
+        let m = try await metrics(cluster, again, job: job)
+        #expect(m.rounds.map(\.round) == [1, 2, 3])
+        for round in m.rounds { #expect(Set(round.participants).count == round.participants.count) }
+        #expect(cluster.logText("server").contains("resumes after round 1 of 3"))
+        // The clients rode out the outage with retries and finished the job.
+        for site in ProcessCluster.sites { #expect(try await cluster.waitForClient(site) == 0, "\(cluster.logText(site))") }
+        await again.close()
+    }
+
+    @Test("NaN, wrong shape, stale round and oversized results from a site are rejected; the round goes on",
+          .timeLimit(.minutes(5)))
+    func badResultsRejected() async throws {
+        let cluster = try ProcessCluster()
+        try await cluster.startServer()
+        // Two honest sites; the test plays treatment-center with its own certificate, over a real socket.
+        for site in ProcessCluster.sites.prefix(2) { try cluster.startClient(site) }
+        let (admin, job) = try await submit(cluster, try cluster.pipeline(rounds: 1, minClients: 2, gracePeriod: 6))
+        let rogue = try cluster.site("treatment-center")
+        #expect(try await rogue.register(site: "treatment-center") == job)
+        let task = try #require(try await rogue.nextTask(site: "treatment-center"))
+        let global = try ParameterSet(assembling: try await rogue.downloadModel(for: task, maxScalars: 1 << 16))
+        let first = try #require(global.tensors.first)
+        func header(round: Int = task.round) -> ResultHeader {
+            ResultHeader(jobID: job, round: round, site: "treatment-center", sampleCount: 10)
+        }
+        func code(_ body: () async throws -> Void) async -> FederationError.Code? {
+            do { try await body(); return nil } catch { return (error as? FederationError)?.code }
+        }
+        var nan = global.zeros()
+        nan = ParameterSet(nan.tensors.map { t in
+            var t = t
+            if t.name == first.name { t.values[0] = .nan }
+            return t
+        })
+        #expect(await code { try await rogue.uploadResult(header(), chunks: nan.chunks(maxScalars: 1 << 16)) } == .nonFinite)
+        let wrongShape = ParameterChunk(tensor: first.name, shape: [first.count + 1], offset: 0,
+                                        values: [Float](repeating: 0, count: first.count + 1))
+        #expect(await code { try await rogue.uploadResult(header(), chunks: [wrongShape]) } == .shapeMismatch)
+        let unknown = ParameterChunk(tensor: "head.extra.weight", shape: [1], offset: 0, values: [0])
+        #expect(await code { try await rogue.uploadResult(header(), chunks: [unknown]) } == .shapeMismatch)
+        #expect(await code { try await rogue.uploadResult(header(round: task.round + 5), chunks: global.zeros().chunks(maxScalars: 1 << 16)) }
+                == .staleRound)
+        // More bytes than the model has (a whole update, then one tensor again).
+        let oversized = global.zeros().chunks(maxScalars: 1 << 16)
+            + [ParameterChunk(tensor: first.name, shape: first.shape, offset: 0, values: first.values)]
+        #expect(await code { try await rogue.uploadResult(header(), chunks: oversized) } == .tooLarge)
+        await rogue.close()
+        // The honest sites close the round (the rogue never counts).
+        let events = try await cluster.events(admin, job: job)
+        let rejected = events.compactMap { e -> String? in
+            if case .resultRejected(_, "treatment-center", let reason) = e { return reason } else { return nil }
+        }
+        #expect(rejected.count == 5, "\(rejected)")
+        #expect(rejected.contains { $0.contains("nan") })
+        let closed = events.compactMap { e -> [String]? in
+            if case .roundClosed(1, let p, _) = e { return p } else { return nil }
+        }
+        #expect(closed == [Array(ProcessCluster.sites.prefix(2))])
+        #expect(events.last == .jobFinished)
+        await admin.close()
+    }
+
+    @Test("Certificates: another CA's, an admin's as a site, a site's as an admin — all refused by the server process",
+          .timeLimit(.minutes(3)))
+    func wrongCertificatesRefused() async throws {
+        let cluster = try ProcessCluster()
+        try await cluster.startServer()
+        let admin = try cluster.admin()
+        _ = try await admin.submit(pipeline: try cluster.pipeline(rounds: 1), name: "e2e")
+        // A site certificate from another CA: the TLS handshake fails.
+        let otherCA = try TemporaryPKI(name: "Another CA")
+        defer { otherCA.remove() }
+        let foreign = try GRPCFederationConnection(host: "127.0.0.1", port: cluster.port,
+                                                   tls: try otherCA.issue("research-center", role: "site"),
+                                                   serverName: "localhost")
+        await #expect(throws: FederationError.self) { _ = try await foreign.register(site: "research-center") }
+        await foreign.close()
+        // The admin's own certificate acting as a site.
+        let adminAsSite = try cluster.site("lead", as: "lead")
+        do {
+            _ = try await adminAsSite.register(site: "lead")
+            Issue.record("an admin certificate registered as a site")
+        } catch { #expect(error.code == .unknownSite) }
+        await adminAsSite.close()
+        // A site's certificate used for admin calls.
+        let siteAsAdmin = try GRPCAdminConnection(host: "127.0.0.1", port: cluster.port, tls: cluster.tls("research-center"),
+                                                  serverName: "localhost")
+        do {
+            _ = try await siteAsAdmin.submit(pipeline: try cluster.pipeline(rounds: 1))
+            Issue.record("a site certificate submitted a job")
+        } catch { #expect((error as? FederationError)?.code == .unknownSite) }
+        await siteAsAdmin.close()
+        // The server is still fine and only knows the admin's job.
+        #expect(try await admin.status().map(\.jobID) == ["job-0001"])
+        try await admin.abort(jobID: "job-0001")
+        #expect(try await admin.status(jobID: "job-0001").first?.state == .aborted)
+        await admin.close()
+    }
+
+    @Test("Fewer than min_clients by the deadline: the round is retried, then the job fails with the reason",
+          .timeLimit(.minutes(3)))
+    func tooFewClients() async throws {
+        let cluster = try ProcessCluster()
+        try await cluster.startServer()
+        for site in ProcessCluster.sites.prefix(2) { try cluster.startClient(site, once: true) }
+        let (admin, job) = try await submit(cluster, try cluster.pipeline(rounds: 1, minClients: 3, gracePeriod: 1,
+                                                                          roundTimeout: 4, retries: 1))
+        let events = try await cluster.events(admin, job: job)
+        #expect(events.contains { if case .roundRetried(1, 1, _) = $0 { true } else { false } })
+        guard case .jobFailed(let reason)? = events.last else {
+            Issue.record("the job did not fail: \(events)")
+            return
+        }
+        #expect(reason.contains("gathered 2 of the 3 results"), "\(reason)")
+        let status = try #require(try await admin.status(jobID: job).first)
+        #expect(status.state == .failed && status.reason.contains("gathered 2 of the 3"))
+        // The clients are released (no task), and exit after the job.
+        for site in ProcessCluster.sites.prefix(2) { #expect(try await cluster.waitForClient(site) == 0) }
+        await admin.close()
+    }
+}
