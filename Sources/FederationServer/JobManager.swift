@@ -289,17 +289,23 @@ public actor JobManager: FederationService, AdminService {
         log("job \(jobID) \(reason)")
     }
 
+    /// The job's files (`global.safetensors`, `metrics.json`, ...) and the global model after each round
+    /// (`round-0001.safetensors`, ...).
     public func files(jobID: String) async throws(FederationError) -> [JobFile] {
         guard let job = try await status(jobID: jobID).first else { return [] }
         let folder = filesFolder(jobID)
+        let checkpoints = store.folder + "/" + store.safe(jobID)
+        let rounds = ((try? FileManager.default.contentsOfDirectory(atPath: checkpoints)) ?? [])
+            .filter { $0.hasPrefix("round-") && $0.hasSuffix(".safetensors") }.sorted()
+            .map { JobFile(name: $0, path: checkpoints + "/" + $0) }
         if let current, current.id == jobID {
-            return try await current.runner.writeFiles(to: folder)
+            return try await current.runner.writeFiles(to: folder) + rounds
         }
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { !$0.hasPrefix(".") }
         guard !names.isEmpty else {
             throw FederationError(.noResults, "job \(jobID) is \(job.state.rawValue) and has no files yet")
         }
-        return names.sorted().map { JobFile(name: $0, path: folder + "/" + $0) }
+        return names.sorted().map { JobFile(name: $0, path: folder + "/" + $0) } + rounds
     }
 
     public func events(jobID: String) async throws(FederationError) -> AsyncStream<JobEvent> {

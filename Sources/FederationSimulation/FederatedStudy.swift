@@ -55,15 +55,44 @@ public struct StudyReport: Sendable, Codable {
     }
 }
 
-/// A whole federated segmentation study in one process: a coordinator and one site agent per site folder, over the
-/// in-process transport (the same protocol the gRPC transport carries), then the comparison with local-only and
-/// centralised training on the same epoch budget.
+/// What the federated part of a study produced.
+public struct FederatedOutcome: Sendable {
+    /// The final global model.
+    public var global: ParameterSet
+    /// Each closed round (without the global Dice, which the study measures).
+    public var rounds: [RoundSummary]
+    /// The global model after each round, by round number.
+    public var roundModels: [Int: ParameterSet]
+
+    public init(global: ParameterSet, rounds: [RoundSummary], roundModels: [Int: ParameterSet]) {
+        self.global = global
+        self.rounds = rounds
+        self.roundModels = roundModels
+    }
+}
+
+/// How a study's federated rounds run: in this process over the in-process transport (`InProcessFederation`), or
+/// as real server and client processes over mutual TLS (`tessera simulate`).
+public protocol StudyFederation: Sendable {
+    /// Runs the job of `pipeline` (its YAML text, whose `federation.sites` are `sites`, the folders under `dataRoot`)
+    /// from `initialModel`, reporting progress lines. `trainers` are the sites' data as the study loaded it (an
+    /// in-process run uses them; site processes read their own folders).
+    func federate(pipeline: String, sites: [String], dataRoot: String, output: String, initialModel: ParameterSet,
+                  trainers: [String: SegmentationSiteTrainer],
+                  progress: @escaping @Sendable (String) -> Void) async throws -> FederatedOutcome
+}
+
+/// A whole federated segmentation study: the federated rounds (through `federation`), then every model evaluated on
+/// every site's held-out patients, and the comparison with local-only and centralised training on the same epoch
+/// budget.
 public struct FederatedStudy: Sendable {
     public var pipeline: String
     public var dataRoot: String
     public var output: String
     /// Skip the local-only and centralised baselines (faster).
     public var compare = true
+    /// Where the rounds run (default: in this process).
+    public var federation: any StudyFederation = InProcessFederation()
 
     public init(pipeline: String, dataRoot: String, output: String) {
         self.pipeline = pipeline
@@ -100,6 +129,63 @@ public struct FederatedStudy: Sendable {
         }
         let initial = Trainer(configuration: training, preprocessing: preprocessing)
         let initialModel = SegmentationSiteTrainer.parameterSet(initial.model.stateDict)
+        let submitted = federation.sites.isEmpty ? try FederationConfiguration.pipeline(text, withSites: siteNames) : text
+        let outcome = try await self.federation.federate(pipeline: submitted, sites: siteNames, dataRoot: dataRoot,
+                                                         output: output, initialModel: initialModel, trainers: trainers,
+                                                         progress: progress)
+        let global = outcome.global
+        // Evaluate the global model of every round on every site? The final one, and per-round from checkpoints.
+        var rounds = outcome.rounds
+        for i in rounds.indices {
+            if let saved = outcome.roundModels[rounds[i].round] {
+                let model = try saved.reordered(like: initialModel)
+                for site in siteNames { rounds[i].globalDice[site] = try trainers[site]?.evaluate(model).first }
+            }
+        }
+        var comparison: [ComparisonRow] = []
+        func row(_ name: String, _ model: ParameterSet) throws -> ComparisonRow {
+            var dice: [String: Double] = [:]
+            for site in siteNames { dice[site] = try trainers[site]?.evaluate(model).first ?? 0 }
+            return ComparisonRow(model: name, dice: dice, mean: dice.values.reduce(0, +) / Double(max(dice.count, 1)))
+        }
+        comparison.append(try row("federated (\(federation.strategy))", global))
+        // Save the global model as a checkpoint `tessera predict` can use.
+        var finalTrainer = Trainer(configuration: training, preprocessing: preprocessing)
+        try finalTrainer.load(SegmentationSiteTrainer.namedTensors(global))
+        try finalTrainer.save(to: output + "/global.safetensors", metadata: ["strategy": federation.strategy,
+                                                                             "rounds": String(federation.rounds)])
+        if compare {
+            var budget = training
+            budget.epochs = federation.rounds * federation.localEpochs
+            for site in siteNames {
+                guard let t = trainers[site] else { continue }
+                progress("baseline: local-only training at \(site) (\(budget.epochs) epochs)")
+                var local = Trainer(configuration: budget, preprocessing: preprocessing)
+                _ = try local.fit(train: t.train, validation: [])
+                comparison.append(try row("local only: \(site)", SegmentationSiteTrainer.parameterSet(local.model.stateDict)))
+            }
+            progress("baseline: centralised training on the pooled data (\(budget.epochs) epochs)")
+            var pooled = Trainer(configuration: budget, preprocessing: preprocessing)
+            _ = try pooled.fit(train: siteNames.flatMap { trainers[$0]?.train ?? [] }, validation: [])
+            comparison.append(try row("centralised (pooled data)", SegmentationSiteTrainer.parameterSet(pooled.model.stateDict)))
+        }
+        let report = StudyReport(strategy: federation.strategy, sites: siteNames, rounds: rounds, comparison: comparison,
+                                 totalSeconds: Date().timeIntervalSince(started))
+        try StudyReportWriter.write(report, to: output)
+        return report
+    }
+}
+
+/// The federated rounds in this process: a coordinator and one site agent per site, over the in-process transport
+/// (the same protocol the gRPC transport carries). The in-memory twin of `tessera simulate`'s processes.
+public struct InProcessFederation: StudyFederation {
+    public init() {}
+
+    public func federate(pipeline text: String, sites siteNames: [String], dataRoot: String, output: String,
+                         initialModel: ParameterSet, trainers: [String: SegmentationSiteTrainer],
+                         progress: @escaping @Sendable (String) -> Void) async throws -> FederatedOutcome {
+        let training = try TrainingConfiguration(yaml: text)
+        let federation = try FederationConfiguration(yaml: text)
         let serverFolder = output + "/server"
         try? FileManager.default.removeItem(atPath: serverFolder)
         let store = try SQLiteCheckpointStore(folder: serverFolder)
@@ -153,44 +239,10 @@ public struct FederatedStudy: Sendable {
             return result
         }
         await observer.value
-        // Evaluate the global model of every round on every site? The final one, and per-round from checkpoints.
-        var rounds = summaries.withLock { $0 }
-        for i in rounds.indices {
-            if let saved = try? await store.loadRound(jobID: "study", round: rounds[i].round) {
-                let model = try saved.reordered(like: initialModel)
-                for site in siteNames { rounds[i].globalDice[site] = try trainers[site]?.evaluate(model).first }
-            }
+        var models: [Int: ParameterSet] = [:]
+        for summary in summaries.withLock({ $0 }) {
+            if let saved = try? await store.loadRound(jobID: "study", round: summary.round) { models[summary.round] = saved }
         }
-        var comparison: [ComparisonRow] = []
-        func row(_ name: String, _ model: ParameterSet) throws -> ComparisonRow {
-            var dice: [String: Double] = [:]
-            for site in siteNames { dice[site] = try trainers[site]?.evaluate(model).first ?? 0 }
-            return ComparisonRow(model: name, dice: dice, mean: dice.values.reduce(0, +) / Double(max(dice.count, 1)))
-        }
-        comparison.append(try row("federated (\(federation.strategy))", global))
-        // Save the global model as a checkpoint `tessera predict` can use.
-        var finalTrainer = Trainer(configuration: training, preprocessing: preprocessing)
-        try finalTrainer.load(SegmentationSiteTrainer.namedTensors(global))
-        try finalTrainer.save(to: output + "/global.safetensors", metadata: ["strategy": federation.strategy,
-                                                                             "rounds": String(federation.rounds)])
-        if compare {
-            var budget = training
-            budget.epochs = federation.rounds * federation.localEpochs
-            for site in siteNames {
-                guard let t = trainers[site] else { continue }
-                progress("baseline: local-only training at \(site) (\(budget.epochs) epochs)")
-                var local = Trainer(configuration: budget, preprocessing: preprocessing)
-                _ = try local.fit(train: t.train, validation: [])
-                comparison.append(try row("local only: \(site)", SegmentationSiteTrainer.parameterSet(local.model.stateDict)))
-            }
-            progress("baseline: centralised training on the pooled data (\(budget.epochs) epochs)")
-            var pooled = Trainer(configuration: budget, preprocessing: preprocessing)
-            _ = try pooled.fit(train: siteNames.flatMap { trainers[$0]?.train ?? [] }, validation: [])
-            comparison.append(try row("centralised (pooled data)", SegmentationSiteTrainer.parameterSet(pooled.model.stateDict)))
-        }
-        let report = StudyReport(strategy: federation.strategy, sites: siteNames, rounds: rounds, comparison: comparison,
-                                 totalSeconds: Date().timeIntervalSince(started))
-        try StudyReportWriter.write(report, to: output)
-        return report
+        return FederatedOutcome(global: global, rounds: summaries.withLock { $0 }, roundModels: models)
     }
 }

@@ -81,3 +81,23 @@ public struct FederationConfiguration: Sendable, Equatable {
         }
     }
 }
+
+extension FederationConfiguration {
+    /// The pipeline with `federation.sites` set to `sites` (the server needs the list; a simulation takes it from
+    /// the data folders when the pipeline has none). Other keys are kept; comments are not.
+    public static func pipeline(_ yaml: String, withSites sites: [String]) throws(FederationError) -> String {
+        do {
+            guard var root = try Yams.compose(yaml: yaml)?.mapping else {
+                throw FederationError(.invalidConfiguration, "the pipeline is not a YAML mapping")
+            }
+            var section = root["federation"]?.mapping ?? Node.Mapping([])
+            section["sites"] = Node.sequence(Node.Sequence(sites.map { Node($0) }))
+            root["federation"] = Node.mapping(section)
+            return try Yams.serialize(node: Node.mapping(root))
+        } catch let error as FederationError {
+            throw error
+        } catch {
+            throw FederationError(.invalidConfiguration, "the pipeline is not valid YAML", cause: "\(error)")
+        }
+    }
+}

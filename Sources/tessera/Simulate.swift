@@ -8,11 +8,13 @@ struct Simulate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a whole federated segmentation study on local site folders (one site per sub-folder).",
         discussion: """
-            Starts the coordinator and one site agent per site folder, runs the pipeline's `federation:` rounds \
-            (each site trains on its own data; only weight diffs reach the server), prints live progress, then \
-            compares the federated model with local-only and centralised training on the same epoch budget. \
-            Writes global.safetensors, metrics.json, metrics.csv and report.html. Sites talk to the server through \
-            the in-process transport for now; the gRPC + mutual-TLS transport carries the same protocol.
+            Provisions a throw-away project (CA, server, site and admin kits), starts a `tessera server` process \
+            and one `tessera client` process per site folder over loopback mutual TLS, submits the pipeline as the \
+            admin and prints live progress (round, each site's result and local Dice); each site trains on its own \
+            data and only weight diffs reach the server. Then every round's global model is evaluated on every \
+            site's held-out patients and compared with local-only and centralised training on the same epoch \
+            budget. Writes global.safetensors, metrics.json, metrics.csv, report.html, and federation/ (kits, \
+            process logs, server state, downloaded job files). --in-process runs the same rounds in one process.
             """)
 
     @Argument(help: "Pipeline YAML (see pipelines/segmentation-unet2d.yaml).")
@@ -27,12 +29,16 @@ struct Simulate: ParsableCommand {
     @Flag(help: "Skip the local-only and centralised baselines.")
     var noBaselines = false
 
+    @Flag(help: "Run server and sites in this process (in-process transport) instead of separate processes over mTLS.")
+    var inProcess = false
+
     @OptionGroup var common: CommonOptions
 
     func run() throws {
         common.apply()
         var study = FederatedStudy(pipeline: pipeline, dataRoot: data, output: output)
         study.compare = !noBaselines
+        if !inProcess { study.federation = ProcessFederation() }
         do {
             let report = try runBlocking { [study] in try await study.run { print($0) } }
             print("")
