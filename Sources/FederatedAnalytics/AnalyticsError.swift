@@ -13,6 +13,13 @@ public struct AnalyticsError: Error, Sendable, CustomStringConvertible, Equatabl
         public static let ledger = Code("ledger")
         public static let secureAggregation = Code("secure-aggregation")
         public static let io = Code("io")
+        /// A statistics message that cannot be decoded (truncated, not JSON, another protocol version).
+        public static let malformedMessage = Code("malformed-message")
+        /// A well-formed statistics message that does not fit the exchange: wrong session, phase or site, a
+        /// duplicate, a vector of the wrong length.
+        public static let unexpectedMessage = Code("unexpected-message")
+        /// Fewer sites than the query's `minimum_sites` are left: nothing is released.
+        public static let tooFewSites = Code("too-few-sites")
     }
 
     public var code: Code
