@@ -205,7 +205,8 @@ struct StatisticsExchangeTests {
         #expect(acceptance.publicKey == session.publicKey)
         let spent = try ledger.spent(site: "research-center").epsilon
         #expect(spent > 0)
-        #expect(try session.respond(to: plan) == answer)
+        let retried = try session.respond(to: plan)
+        #expect(retried == answer)
         #expect(try ledger.spent(site: "research-center").epsilon == spent)
 
         var otherSession = firstPass
@@ -222,7 +223,8 @@ struct StatisticsExchangeTests {
             #expect(error.code == .secureAggregation)
         }
         let upload = try session.respond(to: firstPass)
-        #expect(try session.respond(to: firstPass) == upload)
+        let again = try session.respond(to: firstPass)
+        #expect(again == upload)
         var different = firstPass
         different.payload = .firstPass(.init(categoryLists: ["3/ManufacturerModelName": ["X"]], secureSum: true,
                                              publicKeys: ["research-center": session.publicKey]))
