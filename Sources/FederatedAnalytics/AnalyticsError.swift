@@ -1,9 +1,15 @@
 /// The one error type of `FederatedAnalytics`: what failed and how to fix it.
-public struct AnalyticsError: Error, Sendable, CustomStringConvertible, Equatable {
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+public struct AnalyticsError: Error, Sendable, CustomStringConvertible, Equatable, Codable {
+    public struct Code: Hashable, Sendable, CustomStringConvertible, Codable {
         public let rawValue: String
         init(_ rawValue: String) { self.rawValue = rawValue }
         public var description: String { rawValue }
+
+        public init(from decoder: Decoder) throws { rawValue = try decoder.singleValueContainer().decode(String.self) }
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.singleValueContainer()
+            try c.encode(rawValue)
+        }
 
         public static let invalidQuery = Code("invalid-query")
         public static let invalidPolicy = Code("invalid-policy")

@@ -22,8 +22,11 @@ import Foundation
 /// its first-pass figures in, and variance and stddev are withheld (named in each feature's `suppressed`). Fewer
 /// sites than the query's `minimum_sites` after the plan or the first pass is a `.tooFewSites` failure. A
 /// failure is final: every later call throws it again.
-public struct StatisticsAggregator: Sendable {
-    public struct Options: Sendable {
+///
+/// The whole state is `Codable`: the server checkpoints it after every phase (`checkpoint()`) and, restarted,
+/// resumes with `init(restoring:)` (sites keep their sessions; a site that lost its own is a dropout).
+public struct StatisticsAggregator: Sendable, Codable {
+    public struct Options: Sendable, Codable {
         /// The mechanism reported in the result when the sites run an override (exact tests); nil: the query's.
         public var mechanism: NoiseMechanism?
         /// Mask uploads (secure sum). Off, sites whose policy does not reveal per-site figures refuse to answer.
@@ -91,6 +94,30 @@ public struct StatisticsAggregator: Sendable {
         self.query = query
         self.sites = sites
         self.options = options
+    }
+
+    /// The state as JSON bytes, to persist after each phase.
+    public func checkpoint() throws(AnalyticsError) -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf",
+                                                                      nan: "nan")
+        do { return try encoder.encode(self) } catch {
+            throw AnalyticsError(.io, "cannot encode the statistics aggregator's state", cause: "\(error)")
+        }
+    }
+
+    /// Resumes from a `checkpoint()`.
+    /// - Throws: `.malformedMessage` when the bytes are not a checkpoint of this version.
+    public init(restoring data: Data) throws(AnalyticsError) {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf",
+                                                                        nan: "nan")
+        do { self = try decoder.decode(StatisticsAggregator.self, from: data) } catch {
+            throw AnalyticsError(.malformedMessage, "cannot restore the statistics aggregator from \(data.count) bytes: "
+                                 + "\(describe(error)); the checkpoint is corrupt or from another Tessera version",
+                                 cause: "\(error)")
+        }
     }
 
     /// Sites whose answer to the current phase is still awaited, in site order.
@@ -315,7 +342,8 @@ public struct StatisticsAggregator: Sendable {
     }
 
     private mutating func finish() throws(AnalyticsError) -> [StatisticsRequest] {
-        let k = participants.compactMap { acceptances[$0]?.privacy.minimumCount }.max() ?? query.privacy.minimumCount
+        // The largest minimum count in force at any participant (never below the query's).
+        let k = participants.compactMap { acceptances[$0]?.privacy.minimumCount }.reduce(query.privacy.minimumCount, max)
         var global = try FeatureResult.results(query: query, primitives: summed, minimumCount: k)
         if !secondDropped.isEmpty {
             let names = secondDropped.sorted().joined(separator: ", ")

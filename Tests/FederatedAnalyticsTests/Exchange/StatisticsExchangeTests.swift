@@ -32,7 +32,8 @@ struct JSONExchange {
         return try response.encoded()
     }
 
-    mutating func run(answers: (StatisticsRequest) -> Bool = { _ in true }) throws -> StatisticsResult {
+    /// - Parameter restarts: the server checkpoints and restores its aggregator after every message.
+    mutating func run(restarts: Bool = false, answers: (StatisticsRequest) -> Bool = { _ in true }) throws -> StatisticsResult {
         var requests = try aggregator.nextRequests()
         while !requests.isEmpty {
             for request in requests {
@@ -42,6 +43,7 @@ struct JSONExchange {
                 } else {
                     try aggregator.siteDidNotAnswer(request.site, reason: "timed out")
                 }
+                if restarts { aggregator = try StatisticsAggregator(restoring: aggregator.checkpoint()) }
             }
             requests = try aggregator.nextRequests()
         }
@@ -301,6 +303,21 @@ struct StatisticsExchangeTests {
             #expect(value == expected, "\(name)")
         }
         #expect(r.perSite["research-center"] == nil && r.perSite["treatment-center"] != nil)
+    }
+
+    @Test("A server restarted from its checkpoint after every message finishes with the same result")
+    func checkpoints() throws {
+        let query = try #require(referenceQuery)
+        let drop: (StatisticsRequest) -> Bool = { !($0.phase == .firstPass && $0.site == "treatment-center") }
+        var plain = try JSONExchange(query: query, sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)),
+                                     seed: 11)
+        var restarted = try JSONExchange(query: query, sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)),
+                                         seed: 11)
+        let expected = try plain.run(answers: drop)
+        let got = try restarted.run(restarts: true, answers: drop)
+        #expect(got.dropped == ["treatment-center"])
+        #expect(try reportJSON(got) == reportJSON(expected))
+        #expect(throws: AnalyticsError.self) { try StatisticsAggregator(restoring: Data("{".utf8)) }
     }
 
     @Test("Dropouts that leave fewer sites than minimum_sites fail clearly, before any recovery mask is asked")
