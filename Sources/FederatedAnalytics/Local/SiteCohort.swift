@@ -26,6 +26,16 @@ public struct SiteCohort: Sendable {
     /// Files the scan could not use.
     public var skipped: Int
 
+    /// A cohort with no record: the server uses it to lay out the primitives every site sends for a query.
+    static let empty = SiteCohort(folder: "", series: [], records: [], skipped: 0)
+
+    init(folder: String, series: [DICOMSeries], records: [CohortRecord], skipped: Int) {
+        self.folder = folder
+        self.series = series
+        self.records = records
+        self.skipped = skipped
+    }
+
     /// Scans a site folder (all series, their SEGs).
     public init(folder: String) throws(AnalyticsError) {
         do {

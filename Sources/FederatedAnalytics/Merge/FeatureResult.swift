@@ -105,3 +105,17 @@ public struct FeatureResult: Sendable, Codable, Equatable {
         }
     }
 }
+
+extension FeatureResult {
+    /// The released figures of every feature of `query`, from (summed) primitives in query order.
+    static func results(query: StatisticsQuery, primitives: [FeaturePrimitives],
+                        minimumCount: Int) throws(AnalyticsError) -> [FeatureResult] {
+        var out: [FeatureResult] = []
+        for (fq, p) in zip(query.features, primitives) {
+            let feature = try Feature(parsing: fq.feature)
+            out.append(FeatureResult(query: fq, feature: feature, unit: fq.unit ?? query.unit, primitives: p,
+                                     minimumCount: minimumCount))
+        }
+        return out
+    }
+}

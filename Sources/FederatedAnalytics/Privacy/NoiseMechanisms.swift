@@ -21,6 +21,14 @@ public struct SystemNoiseSource: NoiseSource {
 public struct SeededNoiseSource: NoiseSource {
     var generator: SplitMix64
     public init(seed: UInt64) { generator = SplitMix64(seed: seed) }
+
+    /// One seed per site, derived from a run's seed and the site's name (FNV-1a), so sites draw independent noise
+    /// and a run is reproducible whichever process each site runs in.
+    public init(seed: UInt64, site: String) {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325 ^ seed
+        for b in site.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+        self.init(seed: h)
+    }
     public mutating func uniform() -> Double { (Double(generator.next() >> 11) + 0.5) * 0x1p-53 }
 }
 

@@ -14,11 +14,15 @@ public struct SiteRelease: Sendable {
     /// `.none` only for testing and for exact reference comparisons (never from a site policy in production).
     public var mechanism: NoiseMechanism
 
+    /// - Parameter mechanism: the site's own override (`.none` for exact reference comparisons); it is the only
+    ///   way to turn noise off without the policy listing `none`. A query asking for `none` is held to the policy
+    ///   like any other mechanism, so a query cannot switch a site's noise off.
     public init(query: StatisticsQuery, policy: SitePolicy, mechanism: NoiseMechanism? = nil) throws(AnalyticsError) {
         self.query = query
         self.policy = policy
         let wanted = mechanism ?? query.privacy.mechanism
-        if wanted != .none && !policy.allowedMechanisms.contains(wanted) {
+        let siteTurnedNoiseOff = mechanism == NoiseMechanism.none
+        if !siteTurnedNoiseOff && !policy.allowedMechanisms.contains(wanted) {
             throw AnalyticsError(.policyViolation, "the site does not allow the \(wanted.rawValue) mechanism (allowed: "
                                  + policy.allowedMechanisms.map(\.rawValue).joined(separator: ", ") + ")")
         }

@@ -22,7 +22,7 @@ public enum NoiseMechanism: String, Codable, Sendable {
 }
 
 /// One feature of a query, as written in the query YAML.
-public struct FeatureQuery: Codable, Sendable {
+public struct FeatureQuery: Codable, Sendable, Equatable {
     /// Feature name: a DICOM keyword, `hu-in-body`, `hu-in-label:N` or `volume-ml:N`.
     public var feature: String
     public var statistics: [StatisticKind]
@@ -56,7 +56,7 @@ public struct FeatureQuery: Codable, Sendable {
 }
 
 /// Privacy parameters a query asks for; the site policy may only make them stricter.
-public struct QueryPrivacy: Codable, Sendable {
+public struct QueryPrivacy: Codable, Sendable, Equatable {
     public var mechanism: NoiseMechanism = .laplace
     /// δ for the Gaussian mechanism (per noisy primitive).
     public var delta: Double = 1e-6
@@ -75,22 +75,27 @@ public struct QueryPrivacy: Codable, Sendable {
 }
 
 /// A cohort statistics query (`pipelines/cohort-statistics.yaml`).
-public struct StatisticsQuery: Codable, Sendable {
+public struct StatisticsQuery: Codable, Sendable, Equatable {
     public var name: String
     public var unit: CountingUnit = .patient
     public var maxRecordsPerPatient: Int = 1
+    /// Fewest sites whose figures may make up a global result: when refusals or dropouts leave fewer, the query
+    /// fails and nothing is released. With one site a "secure sum" is that site's own figure.
+    public var minimumSites: Int = 1
     public var features: [FeatureQuery]
     public var privacy: QueryPrivacy = QueryPrivacy()
 
     enum CodingKeys: String, CodingKey {
         case name, unit, features, privacy, maxRecordsPerPatient = "max_records_per_patient"
+        case minimumSites = "minimum_sites"
     }
 
-    public init(name: String, unit: CountingUnit = .patient, maxRecordsPerPatient: Int = 1,
+    public init(name: String, unit: CountingUnit = .patient, maxRecordsPerPatient: Int = 1, minimumSites: Int = 1,
                 features: [FeatureQuery], privacy: QueryPrivacy = QueryPrivacy()) {
         self.name = name
         self.unit = unit
         self.maxRecordsPerPatient = maxRecordsPerPatient
+        self.minimumSites = minimumSites
         self.features = features
         self.privacy = privacy
     }
@@ -100,6 +105,7 @@ public struct StatisticsQuery: Codable, Sendable {
         name = try c.decode(String.self, forKey: .name)
         unit = try c.decodeIfPresent(CountingUnit.self, forKey: .unit) ?? .patient
         maxRecordsPerPatient = try c.decodeIfPresent(Int.self, forKey: .maxRecordsPerPatient) ?? 1
+        minimumSites = try c.decodeIfPresent(Int.self, forKey: .minimumSites) ?? 1
         features = try c.decode([FeatureQuery].self, forKey: .features)
         privacy = try c.decodeIfPresent(QueryPrivacy.self, forKey: .privacy) ?? QueryPrivacy()
     }
@@ -133,6 +139,9 @@ public struct StatisticsQuery: Codable, Sendable {
         guard !features.isEmpty else { throw AnalyticsError(.invalidQuery, "query '\(name)' asks for no feature") }
         guard maxRecordsPerPatient >= 1 else {
             throw AnalyticsError(.invalidQuery, "max_records_per_patient must be at least 1")
+        }
+        guard minimumSites >= 1 else {
+            throw AnalyticsError(.invalidQuery, "minimum_sites must be at least 1, is \(minimumSites)")
         }
         guard privacy.delta > 0, privacy.delta < 1 else {
             throw AnalyticsError(.invalidQuery, "privacy.delta must be in (0, 1), is \(privacy.delta)")
