@@ -77,8 +77,8 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "FederationSimulation",
-            dependencies: ["FederationCore", "FederationServer", "FederationClient", "Training", "NeuralNetwork", "Volumes",
-                           .product(name: "Yams", package: "Yams")],
+            dependencies: ["FederationCore", "FederationServer", "FederationClient", "FederatedAnalytics", "Training",
+                           "NeuralNetwork", "Volumes", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict),
         // The gRPC + mutual-TLS transport. Generated code is committed (scripts/generate_protos.sh): no build plugins.
         .target(

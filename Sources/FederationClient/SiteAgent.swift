@@ -7,6 +7,12 @@ public protocol LocalTrainer: Sendable {
         -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double])
 }
 
+/// The site's answer to a task that carries a payload instead of a model (a statistics query's phase).
+public protocol PayloadTaskHandler: Sendable {
+    /// - Returns: the result payload and metrics for the server.
+    func respond(to task: TaskAssignment) async throws(FederationError) -> (payload: [UInt8], metrics: [String: Double])
+}
+
 /// Exponential backoff with full jitter (AWS architecture blog, 2015): wait uniform(0, min(cap, base·2ⁿ)).
 public struct RetryPolicy: Sendable {
     public var base: Duration
@@ -37,9 +43,12 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
     public var clock: C
     public var retry: RetryPolicy
     public var chunkScalars: Int
+    /// Answers statistics tasks; nil: this site takes part in training only.
+    public var statistics: (any PayloadTaskHandler)?
 
     public init(site: String, connection: any FederationConnection, trainer: any LocalTrainer, filters: FilterChain = FilterChain([]),
-                clock: C, retry: RetryPolicy = RetryPolicy(), chunkScalars: Int = 1 << 20) {
+                clock: C, retry: RetryPolicy = RetryPolicy(), chunkScalars: Int = 1 << 20,
+                statistics: (any PayloadTaskHandler)? = nil) {
         self.site = site
         self.connection = connection
         self.trainer = trainer
@@ -47,6 +56,7 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
         self.clock = clock
         self.retry = retry
         self.chunkScalars = chunkScalars
+        self.statistics = statistics
     }
 
     /// Runs until the job finishes.
@@ -70,6 +80,24 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
             guard let task = try await retrying("next task", { () async throws(FederationError) in
                 try await connection.nextTask(site: site)
             }) else { return rounds }
+            if task.kind == .statistics {
+                guard let statistics else {
+                    throw FederationError(.invalidConfiguration, "the server asks \(site) for statistics, but this client "
+                                          + "was started without a statistics handler")
+                }
+                let (payload, metrics) = try await statistics.respond(to: task)
+                let header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: 1,
+                                          metrics: metrics, payload: payload)
+                do {
+                    try await retrying("upload") { () async throws(FederationError) in
+                        try await connection.uploadResult(header, chunks: [])
+                    }
+                    rounds.append(task.round)
+                } catch where error.code == .staleRound {
+                    continue
+                }
+                continue
+            }
             let chunks = try await retrying("download") { () async throws(FederationError) in
                 try await connection.downloadModel(for: task, maxScalars: chunkScalars)
             }

@@ -26,8 +26,7 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
     private var committed: [String: (samples: Int, metrics: [String: Double])] = [:]
     private var inFlight: [String: (header: ResultHeader, chunks: [ParameterChunk])] = [:]
     private var graceStarted = false
-    private var waiting: [String: [Int: CheckedContinuation<TaskAssignment?, Never>]] = [:]
-    private var nextWaiterID = 0
+    private var polls = SitePolls()
     public private(set) var lastSeen: [String: C.Instant] = [:]
     /// Each site's last accepted result: round and metrics (for the admin's status).
     private var lastResult: [String: (round: Int, metrics: [String: Double])] = [:]
@@ -35,7 +34,7 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
 
     private let events: AsyncStream<Internal>
     private let eventSink: AsyncStream<Internal>.Continuation
-    private var observers: [AsyncStream<JobEvent>.Continuation] = []
+    private var observers = EventFanout()
 
     private enum Internal: Sendable {
         case resultCommitted(round: Int, attempt: Int)
@@ -55,13 +54,9 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
     }
 
     /// A stream of job events (progress display, tests). Each call gets its own stream.
-    public func observe() -> AsyncStream<JobEvent> {
-        let (stream, continuation) = AsyncStream.makeStream(of: JobEvent.self)
-        observers.append(continuation)
-        return stream
-    }
+    public func observe() -> AsyncStream<JobEvent> { observers.observe() }
 
-    private func emit(_ e: JobEvent) { for o in observers { o.yield(e) } }
+    private func emit(_ e: JobEvent) { observers.emit(e) }
 
     // MARK: - Running the job
 
@@ -109,10 +104,9 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
         }
         finished = true
         tasks = [:]
-        for (_, list) in waiting { for c in list.values { c.resume(returning: nil) } }
-        waiting = [:]
+        polls.releaseAll()
         emit(.jobFinished)
-        for o in observers { o.finish() }
+        observers.finish()
         return global
     }
 
@@ -193,23 +187,15 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
     private func fail(_ reason: String) {
         failure = reason
         tasks = [:]
-        for (_, list) in waiting { for c in list.values { c.resume(returning: nil) } }
-        waiting = [:]
+        polls.releaseAll()
         emit(.jobFailed(reason: reason))
-        for o in observers { o.finish() }
+        observers.finish()
     }
 
-    private func deliver(_ task: TaskAssignment, to site: String) {
-        guard let list = waiting[site], !list.isEmpty else { return }
-        // Every open poll of the site gets it: older ones are dead connections of a site that restarted.
-        for continuation in list.values { continuation.resume(returning: task) }
-        waiting[site] = nil
-    }
+    private func deliver(_ task: TaskAssignment, to site: String) { polls.deliver(task, to: site) }
 
     /// A long-poll whose caller went away (connection closed): answered with nil and forgotten.
-    private func cancelWait(site: String, id: Int) {
-        waiting[site]?.removeValue(forKey: id)?.resume(returning: nil)
-    }
+    private func cancelWait(site: String, id: Int) { polls.cancel(site: site, id: id) }
 
     // MARK: - Control
 
@@ -256,12 +242,11 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
         lastSeen[site] = clock.now
         if finished || failure != nil { return nil }
         if let task = tasks[site], committed[site] == nil { return task }
-        let id = nextWaiterID
-        nextWaiterID += 1
+        let id = polls.reserve()
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 if Task.isCancelled { continuation.resume(returning: nil); return }
-                waiting[site, default: [:]][id] = continuation
+                polls.add(site: site, id: id, continuation)
             }
         } onCancel: {
             Task { await self.cancelWait(site: site, id: id) }

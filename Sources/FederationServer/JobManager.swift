@@ -17,6 +17,8 @@ public actor JobManager: FederationService, AdminService {
     /// Sites waiting for a job to start, each poll by id.
     private var idleSites: [String: [Int: CheckedContinuation<Void, Never>]] = [:]
     private var nextWaiterID = 0
+    /// The job each site last got a task from, until it has been told that job ended.
+    private var participating: [String: String] = [:]
     /// Watchers of a job (queued or running): each gets the events so far, then the new ones.
     private var watchers: [String: [AsyncStream<JobEvent>.Continuation]] = [:]
     /// The running job's events so far (replayed to a late watcher).
@@ -173,9 +175,13 @@ public actor JobManager: FederationService, AdminService {
     /// The site's next task in the running job; waits for a job of the site's to start when there is none.
     public func nextTask(site: String) async throws(FederationError) -> TaskAssignment? {
         while !Task.isCancelled {
-            if let runner = runner(for: site), !(await runner.isOver) {
-                return try await runner.nextTask(site: site)
+            if let current, current.runner.participants.contains(site), !(await current.runner.isOver) {
+                let task = try await current.runner.nextTask(site: site)
+                if task == nil { participating[site] = nil } else { participating[site] = current.id }
+                return task
             }
+            // The site's job ended since it last polled: tell it ("no task"), once; later polls wait for a new job.
+            if participating.removeValue(forKey: site) != nil { return nil }
             let id = nextWaiterID
             nextWaiterID += 1
             await withTaskCancellationHandler {
@@ -301,7 +307,11 @@ public actor JobManager: FederationService, AdminService {
         if let current, current.id == jobID {
             return try await current.runner.writeFiles(to: folder) + rounds
         }
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { !$0.hasPrefix(".") }
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { name in
+            var directory: ObjCBool = false
+            return !name.hasPrefix(".") && FileManager.default.fileExists(atPath: folder + "/" + name, isDirectory: &directory)
+                && !directory.boolValue
+        }
         guard !names.isEmpty else {
             throw FederationError(.noResults, "job \(jobID) is \(job.state.rawValue) and has no files yet")
         }

@@ -112,6 +112,9 @@ public final class SQLiteCheckpointStore: CheckpointStore {
         }
     }
 
+    /// The folder of a job's files in the store (round models, job state).
+    public func jobFolder(_ jobID: String) -> String { folder + "/" + safe(jobID) }
+
     func safe(_ name: String) -> String { String(name.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }) }
 
     // MARK: - Jobs

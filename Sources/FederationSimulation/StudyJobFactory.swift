@@ -1,9 +1,11 @@
 import FederationClient
 import FederationCore
 import FederationServer
+import FederatedAnalytics
 import Foundation
 import Training
 import Volumes
+import Yams
 
 /// The server's job factory (`tessera server`): a pipeline YAML with `model:`, `training:` and `federation:`
 /// becomes a training job run by a `Coordinator` — the initial model built from `model:` (seeded, so every start
@@ -38,12 +40,41 @@ public struct StudyJobFactory: JobFactory {
         return Parsed(federation: federation, training: training, preprocessing: preprocessing)
     }
 
+    /// A pipeline with a top-level `query:` is a cohort-statistics job; any other a training job.
+    public static func isStatistics(_ pipeline: String) -> Bool {
+        ((try? Yams.compose(yaml: pipeline))??.mapping?["query"]) != nil
+    }
+
+    func parseStatistics(_ pipeline: String) throws(FederationError) -> (StatisticsQuery, FederationConfiguration) {
+        let federation = try FederationConfiguration(yaml: pipeline)
+        let query: StatisticsQuery
+        do { query = try StatisticsQuery.parse(pipeline, source: "the submitted query") } catch {
+            throw FederationError(.invalidConfiguration, error.message)
+        }
+        guard !federation.sites.isEmpty else {
+            throw FederationError(.invalidConfiguration, "the query lists no sites: name the participating sites (their "
+                                  + "kit names) under federation.sites")
+        }
+        return (query, federation)
+    }
+
     public func plan(pipeline: String) throws(FederationError) -> JobPlan {
+        if Self.isStatistics(pipeline) {
+            let (_, federation) = try parseStatistics(pipeline)
+            return JobPlan(kind: .statistics, rounds: 0, sites: federation.sites)
+        }
         let p = try parse(pipeline)
         return JobPlan(kind: .training, rounds: p.federation.rounds, sites: p.federation.sites)
     }
 
     public func makeRunner(jobID: String, pipeline: String, store: SQLiteCheckpointStore) async throws(FederationError) -> any JobRunner {
+        if Self.isStatistics(pipeline) {
+            let (query, federation) = try parseStatistics(pipeline)
+            return try StatisticsCoordinator(jobID: jobID, query: query, sites: federation.sites,
+                                             minimumSites: min(federation.minClients, federation.sites.count),
+                                             phaseTimeout: .seconds(federation.roundTimeoutSeconds), clock: ContinuousClock(),
+                                             checkpointPath: store.jobFolder(jobID) + "/statistics.json")
+        }
         let p = try parse(pipeline)
         let initial = Trainer(configuration: p.training, preprocessing: p.preprocessing)
         var job = p.federation.jobConfiguration(jobID: jobID, sites: p.federation.sites)

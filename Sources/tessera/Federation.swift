@@ -1,5 +1,6 @@
 import ArgumentParser
 import Dispatch
+import FederatedAnalytics
 import FederationClient
 import FederationCore
 import FederationGRPC
@@ -122,6 +123,12 @@ struct Client: ParsableCommand {
     @Option(help: "Longest wait between reconnection attempts, seconds.")
     var retryCap: Double = 30
 
+    @Option(help: "The site's privacy policy for statistics queries (default: site-policy.yaml in the kit, else built-in defaults).")
+    var policy: String?
+
+    @Option(help: "The site's privacy ledger, SQLite (default: privacy-ledger.sqlite in the kit folder).")
+    var ledger: String?
+
     @OptionGroup var common: CommonOptions
 
     func run() throws {
@@ -131,15 +138,23 @@ struct Client: ParsableCommand {
         do { filters = try SiteFilterPolicy.load(kitFolder: self.kit.kit) } catch {
             throw CommandFailure(description: error.description)
         }
-        let site = kit.name, data = self.data, once = self.once
+        let policyPath = policy ?? (self.kit.kit + "/site-policy.yaml")
+        var sitePolicy = SitePolicy()
+        if policy != nil || FileManager.default.fileExists(atPath: policyPath) {
+            do { sitePolicy = try SitePolicy.load(path: policyPath) } catch { throw CommandFailure(description: error.description) }
+        }
+        let ledgerPath = ledger ?? (self.kit.kit + "/privacy-ledger.sqlite")
+        let site = kit.name, data = self.data, once = self.once, frozenPolicy = sitePolicy
         let retry = RetryPolicy(base: .milliseconds(200), cap: .milliseconds(Int64(max(0.2, retryCap) * 1000)))
         let prefix = "[\(site)]"
         try runBlocking {
             let connection = try GRPCFederationConnection(host: address.host, port: address.port, tls: tls,
                                                           serverName: kit.serverAddress.host)
             let trainer = PipelineSiteTrainer(dataFolder: data) { log("\(prefix) \($0)") }
+            let statistics = try StatisticsSiteHandler(site: site, dataFolder: data, policy: frozenPolicy,
+                                                       ledgerPath: ledgerPath) { log("\(prefix) \($0)") }
             let agent = SiteAgent(site: site, connection: connection, trainer: trainer, filters: filters,
-                                  clock: ContinuousClock(), retry: retry)
+                                  clock: ContinuousClock(), retry: retry, statistics: statistics)
             log("\(prefix) connecting to \(address) (filters: \(filters.filters.map(\.name).joined(separator: ", ")))")
             while true {
                 let rounds = try await agent.run()

@@ -12,14 +12,21 @@ import Synchronization
 /// `<output>/federation/kits`, a `tessera server` process, one `tessera client` process per site folder, all over
 /// loopback mutual TLS; this process is the admin (submits the pipeline, follows its events, downloads the models).
 /// Logs of every process go to `<output>/federation/logs/`.
-struct ProcessFederation: StudyFederation {
-    /// Longest the whole job may take before the simulation gives up (the job's own deadlines come first).
-    var deadline: Duration = .seconds(6 * 3600)
+/// A throw-away federation on this machine, as a real deployment runs: a project provisioned into `<base>/kits`, a
+/// `tessera server` process, one `tessera client` process per site, all over loopback mutual TLS; this process is
+/// the admin. Logs of every process go to `<base>/logs/`. `stop()` (or deinit) ends the processes.
+final class LocalDeployment: Sendable {
+    let base: String
+    let port: Int
+    let admin: GRPCAdminConnection
+    private let processes: ProcessGroup
+    private let server: Process
 
-    func federate(pipeline: String, sites: [String], dataRoot: String, output: String, initialModel: ParameterSet,
-                  trainers: [String: SegmentationSiteTrainer],
-                  progress: @escaping @Sendable (String) -> Void) async throws -> FederatedOutcome {
-        let base = URL(fileURLWithPath: output).appendingPathComponent("federation").path
+    /// - Parameters:
+    ///   - sitePolicy: a site-policy YAML copied into every site's kit (statistics queries), or nil.
+    init(base: String, sites: [String], dataRoot: String, sitePolicy: String? = nil,
+         progress: @escaping @Sendable (String) -> Void) async throws {
+        self.base = base
         try? FileManager.default.removeItem(atPath: base)
         let kits = base + "/kits", logs = base + "/logs"
         try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
@@ -27,101 +34,85 @@ struct ProcessFederation: StudyFederation {
                                   server: .init(name: "server", address: ServerAddress(host: "localhost", port: 8443)),
                                   sites: sites, admins: [.init(name: "simulate")], validityDays: 2)
         _ = try Provisioner(project: project, output: kits).run()
-        progress("provisioned a throw-away project: CA, server, \(sites.count) site and 1 admin kit(s) in \(kits)")
-
+        if let sitePolicy {
+            for site in sites { try FileManager.default.copyItem(atPath: sitePolicy, toPath: kits + "/" + site + "/site-policy.yaml") }
+        }
+        progress("provisioned a throw-away project: CA, server, \(sites.count) site and 1 admin kit(s) in \(kits)"
+                 + (sitePolicy.map { "; site policy \($0) in every site kit" } ?? ""))
         let binary = try Self.ownExecutable()
         let processes = ProcessGroup()
-        defer { processes.terminateAll() }
+        self.processes = processes
         let serverOut = Pipe()
         let server = try processes.start(binary, ["server", "--kit", kits + "/server", "--state", base + "/state",
                                                   "--host", "127.0.0.1", "--port", "0"],
                                          log: logs + "/server.log", stdout: serverOut)
-        let line = try await Self.firstLine(of: serverOut, containing: "listening on", process: server)
-        guard let portText = line.split(separator: ":").last?.split(separator: ",").first, let port = Int(portText) else {
-            throw CommandFailure(description: "the server did not report its port (see \(logs)/server.log)")
-        }
-        progress("server process \(server.processIdentifier) listening on 127.0.0.1:\(port) (mutual TLS)")
-        for site in sites {
-            let client = try processes.start(binary, ["client", "--kit", kits + "/" + site, "--data", dataRoot + "/" + site,
-                                                      "--server", "127.0.0.1:\(port)", "--once", "--retry-cap", "2"],
-                                             log: logs + "/\(site).log")
-            progress("site \(site): client process \(client.processIdentifier)")
-        }
-        let admin = try GRPCAdminConnection(host: "127.0.0.1", port: port,
+        self.server = server
+        do {
+            let line = try await Self.firstLine(of: serverOut, containing: "listening on", process: server)
+            guard let portText = line.split(separator: ":").last?.split(separator: ",").first, let port = Int(portText) else {
+                throw CommandFailure(description: "the server did not report its port (see \(logs)/server.log)")
+            }
+            self.port = port
+            progress("server process \(server.processIdentifier) listening on 127.0.0.1:\(port) (mutual TLS)")
+            for site in sites {
+                let client = try processes.start(binary, ["client", "--kit", kits + "/" + site, "--data", dataRoot + "/" + site,
+                                                          "--server", "127.0.0.1:\(port)", "--once", "--retry-cap", "2"],
+                                                 log: logs + "/\(site).log")
+                progress("site \(site): client process \(client.processIdentifier)")
+            }
+            admin = try GRPCAdminConnection(host: "127.0.0.1", port: port,
                                             tls: MutualTLSFiles(certificateChain: kits + "/simulate/cert.pem",
                                                                 privateKey: kits + "/simulate/key.pem",
                                                                 trustRoots: kits + "/simulate/ca.pem"),
                                             serverName: "localhost")
-        let name = "simulate"
-        let job = try await admin.submit(pipeline: pipeline, name: name)
-        progress("submitted \(job); following its events")
-        let summaries = try await follow(admin, job: job, progress: progress)
-        let files = try await admin.download(jobID: job, to: base + "/job")
-        await admin.close()
-        var global: ParameterSet?
-        var models: [Int: ParameterSet] = [:]
-        for path in files where path.hasSuffix(".safetensors") {
-            let contents = try SafeTensorsFile.read(contentsOf: path)
-            let model = ParameterSet(contents.entries.map { ParameterTensor(name: $0.name, shape: $0.shape, values: $0.values) })
-            let file = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
-            if file == "global" { global = model }
-            if file.hasPrefix("round-"), let r = Int(file.dropFirst("round-".count)) { models[r] = model }
+        } catch {
+            processes.terminateAll()
+            throw error
         }
-        guard let global else { throw CommandFailure(description: "the server sent no global model for \(job)") }
-        server.terminate()
-        for process in processes.all where process !== server { process.waitUntilExit() }
-        server.waitUntilExit()
-        progress("server and site processes ended; logs in \(logs)")
-        return FederatedOutcome(global: try global.reordered(like: initialModel), rounds: summaries, roundModels: models)
     }
 
-    /// Prints the job's progress (round, each site's result and Dice) and collects the round summaries.
-    private func follow(_ admin: GRPCAdminConnection, job: String,
-                        progress: @escaping @Sendable (String) -> Void) async throws -> [RoundSummary] {
-        try await withThrowingTaskGroup(of: [RoundSummary]?.self) { group in
+    deinit { processes.terminateAll() }
+
+    /// Waits for the sites to exit (they do after the job, `--once`), then stops the server.
+    func stop(progress: @escaping @Sendable (String) -> Void) async {
+        await admin.close()
+        // The sites exit on their own once told the job ended; a straggler is stopped after 30 s.
+        let deadline = Date().addingTimeInterval(30)
+        for process in processes.all where process !== server {
+            while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+            if process.isRunning {
+                progress("site process \(process.processIdentifier) still running after the job: stopping it")
+                process.terminate()
+            }
+            process.waitUntilExit()
+        }
+        server.terminate()
+        server.waitUntilExit()
+        progress("server and site processes ended; logs in \(base)/logs")
+    }
+
+    /// The job's events until it ends, through `handle`; fails on a failed job or after `deadline`.
+    func follow(job: String, deadline: Duration, _ handle: @escaping @Sendable (JobEvent) async throws -> Void) async throws {
+        let admin = self.admin
+        try await withThrowingTaskGroup(of: Bool.self) { group in
             group.addTask {
-                var summaries: [RoundSummary] = []
-                var siteDice: [String: Double] = [:]
-                var started = Date()
                 for try await event in admin.watch(jobID: job) {
-                    switch event {
-                    case .roundStarted(let r, let attempt, let sites):
-                        started = Date()
-                        siteDice = [:]
-                        progress("round \(r)\(attempt > 0 ? " (attempt \(attempt + 1))" : ""): training at \(sites.joined(separator: ", "))")
-                    case .resultAccepted(_, let site, let n, let metrics):
-                        siteDice[site] = metrics["dice"]
-                        progress("  \(site): result accepted (\(n) slices), local validation Dice "
-                                 + (metrics["dice"].map { String(format: "%.3f", $0) } ?? "-"))
-                    case .resultRejected(_, let site, let reason):
-                        progress("  \(site): result rejected: \(reason)")
-                    case .gracePeriodStarted(let r, let n):
-                        progress("  round \(r): \(n) results in, grace period started")
-                    case .roundClosed(let r, let participants, let reason):
-                        let seconds = Date().timeIntervalSince(started)
-                        summaries.append(RoundSummary(round: r, participants: participants, closedBy: reason,
-                                                      siteDice: siteDice, globalDice: [:], seconds: seconds))
-                        progress(String(format: "round %d closed (%@) after %.1f s", r, reason, seconds))
-                    case .roundRetried(let r, _, let reason):
-                        progress("round \(r) retried: \(reason)")
-                    case .jobFinished:
-                        return summaries
-                    case .jobFailed(let reason):
-                        throw CommandFailure(description: "the federated job failed: \(reason)")
+                    try await handle(event)
+                    if case .jobFinished = event { return true }
+                    if case .jobFailed(let reason) = event {
+                        throw CommandFailure(description: "job \(job) failed: \(reason)")
                     }
                 }
                 throw CommandFailure(description: "the server stopped reporting job \(job) before it ended")
             }
-            let limit = deadline
             group.addTask {
-                try await Task.sleep(for: limit)
-                return nil
+                try await Task.sleep(for: deadline)
+                return false
             }
             defer { group.cancelAll() }
-            guard let first = try await group.next(), let summaries = first else {
-                throw CommandFailure(description: "job \(job) did not end within \(limit)")
+            guard try await group.next() == true else {
+                throw CommandFailure(description: "job \(job) did not end within \(deadline)")
             }
-            return summaries
         }
     }
 
@@ -156,6 +147,65 @@ struct ProcessFederation: StudyFederation {
             throw CommandFailure(description: "the server process exited before listening (status \(process.terminationStatus))")
         }
         return line
+    }
+}
+
+/// `tessera simulate`'s federated rounds as separate processes (`LocalDeployment`), the study's in-memory twin
+/// being `InProcessFederation`.
+struct ProcessFederation: StudyFederation {
+    /// Longest the whole job may take before the simulation gives up (the job's own deadlines come first).
+    var deadline: Duration = .seconds(6 * 3600)
+
+    func federate(pipeline: String, sites: [String], dataRoot: String, output: String, initialModel: ParameterSet,
+                  trainers: [String: SegmentationSiteTrainer],
+                  progress: @escaping @Sendable (String) -> Void) async throws -> FederatedOutcome {
+        let base = URL(fileURLWithPath: output).appendingPathComponent("federation").path
+        let deployment = try await LocalDeployment(base: base, sites: sites, dataRoot: dataRoot, progress: progress)
+        let job = try await deployment.admin.submit(pipeline: pipeline, name: "simulate")
+        progress("submitted \(job); following its events")
+        let summaries = Mutex<[RoundSummary]>([])
+        let round = Mutex<(started: Date, dice: [String: Double])>((Date(), [:]))
+        try await deployment.follow(job: job, deadline: deadline) { event in
+            switch event {
+            case .roundStarted(let r, let attempt, let sites):
+                round.withLock { $0 = (Date(), [:]) }
+                progress("round \(r)\(attempt > 0 ? " (attempt \(attempt + 1))" : ""): training at \(sites.joined(separator: ", "))")
+            case .resultAccepted(_, let site, let n, let metrics):
+                round.withLock { $0.dice[site] = metrics["dice"] }
+                progress("  \(site): result accepted (\(n) slices), local validation Dice "
+                         + (metrics["dice"].map { String(format: "%.3f", $0) } ?? "-"))
+            case .resultRejected(_, let site, let reason):
+                progress("  \(site): result rejected: \(reason)")
+            case .gracePeriodStarted(let r, let n):
+                progress("  round \(r): \(n) results in, grace period started")
+            case .roundClosed(let r, let participants, let reason):
+                let (started, dice) = round.withLock { $0 }
+                let seconds = Date().timeIntervalSince(started)
+                summaries.withLock {
+                    $0.append(RoundSummary(round: r, participants: participants, closedBy: reason, siteDice: dice,
+                                           globalDice: [:], seconds: seconds))
+                }
+                progress(String(format: "round %d closed (%@) after %.1f s", r, reason, seconds))
+            case .roundRetried(let r, _, let reason):
+                progress("round \(r) retried: \(reason)")
+            case .jobFinished, .jobFailed:
+                break
+            }
+        }
+        let files = try await deployment.admin.download(jobID: job, to: base + "/job")
+        await deployment.stop(progress: progress)
+        var global: ParameterSet?
+        var models: [Int: ParameterSet] = [:]
+        for path in files where path.hasSuffix(".safetensors") {
+            let contents = try SafeTensorsFile.read(contentsOf: path)
+            let model = ParameterSet(contents.entries.map { ParameterTensor(name: $0.name, shape: $0.shape, values: $0.values) })
+            let file = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+            if file == "global" { global = model }
+            if file.hasPrefix("round-"), let r = Int(file.dropFirst("round-".count)) { models[r] = model }
+        }
+        guard let global else { throw CommandFailure(description: "the server sent no global model for \(job)") }
+        return FederatedOutcome(global: try global.reordered(like: initialModel), rounds: summaries.withLock { $0 },
+                                roundModels: models)
     }
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FederatedAnalytics
 import FederationSimulation
 import Dispatch
 import Foundation
@@ -34,8 +35,16 @@ struct Simulate: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
+    @Option(help: "Statistics queries: the site policy copied into every site's kit (default pipelines/site-policy.yaml when present).")
+    var policy: String?
+
     func run() throws {
         common.apply()
+        let text = try readPipeline(pipeline)
+        if StudyJobFactory.isStatistics(text) {
+            try runStatistics(text)
+            return
+        }
         var study = FederatedStudy(pipeline: pipeline, dataRoot: data, output: output)
         study.compare = !noBaselines
         if !inProcess { study.federation = ProcessFederation() }
@@ -47,6 +56,57 @@ struct Simulate: ParsableCommand {
         } catch {
             throw CommandFailure(description: "\(error)")
         }
+    }
+}
+
+extension Simulate {
+    /// A cohort-statistics query over the sample sites as separate processes: provisioned kits (each site with the
+    /// site policy), `tessera server`, one `tessera client` per site; this process submits the query as the admin,
+    /// follows its phases and downloads the report.
+    func runStatistics(_ text: String) throws {
+        let root = data
+        var sites = (try? FederationConfiguration(yaml: text))?.sites ?? []
+        if sites.isEmpty {
+            sites = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter { name in
+                var directory: ObjCBool = false
+                return !name.hasPrefix(".") && FileManager.default.fileExists(atPath: root + "/" + name, isDirectory: &directory)
+                    && directory.boolValue
+            }.sorted()
+        }
+        guard !sites.isEmpty else { throw CommandFailure(description: "no site folders under \(data)") }
+        let submitted = try FederationConfiguration.pipeline(text, withSites: sites)
+        var sitePolicy = policy
+        if sitePolicy == nil, FileManager.default.fileExists(atPath: "pipelines/site-policy.yaml") {
+            sitePolicy = "pipelines/site-policy.yaml"
+        }
+        let output = self.output, data = self.data, policyFile = sitePolicy, siteList = sites
+        let result = try runBlocking {
+            let deployment = try await LocalDeployment(base: output + "/federation", sites: siteList, dataRoot: data,
+                                                       sitePolicy: policyFile) { print($0) }
+            let job = try await deployment.admin.submit(pipeline: submitted, name: "statistics")
+            print("submitted \(job); following its phases")
+            try await deployment.follow(job: job, deadline: .seconds(3600)) { event in
+                switch event {
+                case .roundStarted(let r, _, let sites): print("phase \(r): asking \(sites.joined(separator: ", "))")
+                case .resultAccepted(let r, let site, _, _): print("  phase \(r): \(site) answered")
+                case .resultRejected(let r, let site, let reason): print("  phase \(r): \(site) rejected: \(reason)")
+                case .roundClosed(let r, let sites, let reason):
+                    print("phase \(r) closed (\(reason)) with \(sites.joined(separator: ", "))")
+                default: break
+                }
+            }
+            let files = try await deployment.admin.download(jobID: job, to: output)
+            await deployment.stop { print($0) }
+            guard let json = files.first(where: { $0.hasSuffix("statistics.json") }) else {
+                throw CommandFailure(description: "the server sent no statistics.json for \(job)")
+            }
+            let decoder = JSONDecoder()
+            decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+            return try decoder.decode(StatisticsResult.self, from: Data(contentsOf: URL(fileURLWithPath: json)))
+        }
+        print("")
+        print(cohortTable(result))
+        print("wrote \(output)/statistics.json and \(output)/statistics.html")
     }
 }
 

@@ -56,41 +56,42 @@ struct Stats: ParsableCommand {
             run.secureSum = sites.count > 1
             let result = try run.run(sites: sites)
             let (json, html) = try StatisticsReport.write(result, to: output)
-            print(table(result))
+            print(cohortTable(result))
             print("wrote \(json) and \(html)")
         } catch {
             throw CommandFailure(description: error.description)
         }
     }
 
-    /// The global cohort table for the terminal.
-    func table(_ r: StatisticsResult) -> String {
-        var lines = ["\(r.query): \(r.sites.count) site(s) [\(r.sites.joined(separator: ", "))], \(r.mechanism.rawValue) noise"
-                     + (r.secureSum ? ", secure sums" : "")]
-        for (site, reason) in r.refused.sorted(by: { $0.key < $1.key }) { lines.append("  refused by \(site): \(reason)") }
-        lines.append(String(repeating: "-", count: 96))
-        lines.append("feature".padding(toLength: 24, withPad: " ", startingAt: 0) + "unit     count  missing      mean    stddev  min..max / categories")
-        for f in r.global {
-            func n(_ v: Double?) -> String { v.map { String(format: "%.4g", $0) } ?? (f.suppressed.contains("count") ? "<k" : "-") }
-            var extra = ""
-            if let lo = f.min, let hi = f.max { extra = "\(n(lo))..\(n(hi))" }
-            if let q = f.quantiles, !q.isEmpty {
-                extra += "  q " + q.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.4g", $0.value))" }.joined(separator: " ")
-            }
-            if let fr = f.frequencies {
-                extra = fr.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.map { String(format: "%.0f", $0) } ?? "<k")" }.joined(separator: " ")
-            }
-            lines.append(f.feature.padding(toLength: 24, withPad: " ", startingAt: 0)
-                         + f.unit.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
-                         + n(f.count).leftPad(6) + n(f.missing).leftPad(9) + n(f.mean).leftPad(10) + n(f.stddev).leftPad(10)
-                         + "  " + extra)
+}
+
+/// The global cohort table for the terminal.
+func cohortTable(_ r: StatisticsResult) -> String {
+    var lines = ["\(r.query): \(r.sites.count) site(s) [\(r.sites.joined(separator: ", "))], \(r.mechanism.rawValue) noise"
+                 + (r.secureSum ? ", secure sums" : "")]
+    for (site, reason) in r.refused.sorted(by: { $0.key < $1.key }) { lines.append("  refused by \(site): \(reason)") }
+    lines.append(String(repeating: "-", count: 96))
+    lines.append("feature".padding(toLength: 24, withPad: " ", startingAt: 0) + "unit     count  missing      mean    stddev  min..max / categories")
+    for f in r.global {
+        func n(_ v: Double?) -> String { v.map { String(format: "%.4g", $0) } ?? (f.suppressed.contains("count") ? "<k" : "-") }
+        var extra = ""
+        if let lo = f.min, let hi = f.max { extra = "\(n(lo))..\(n(hi))" }
+        if let q = f.quantiles, !q.isEmpty {
+            extra += "  q " + q.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.4g", $0.value))" }.joined(separator: " ")
         }
-        lines.append(String(repeating: "-", count: 96))
-        for (site, p) in r.privacy.sorted(by: { $0.key < $1.key }) {
-            lines.append("\(site): ε spent \(String(format: "%.3g", p.epsilonSpent)) (remaining \(String(format: "%.3g", p.epsilonRemaining))), k = \(p.minimumCount)")
+        if let fr = f.frequencies {
+            extra = fr.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.map { String(format: "%.0f", $0) } ?? "<k")" }.joined(separator: " ")
         }
-        return lines.joined(separator: "\n")
+        lines.append(f.feature.padding(toLength: 24, withPad: " ", startingAt: 0)
+                     + f.unit.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
+                     + n(f.count).leftPad(6) + n(f.missing).leftPad(9) + n(f.mean).leftPad(10) + n(f.stddev).leftPad(10)
+                     + "  " + extra)
     }
+    lines.append(String(repeating: "-", count: 96))
+    for (site, p) in r.privacy.sorted(by: { $0.key < $1.key }) {
+        lines.append("\(site): ε spent \(String(format: "%.3g", p.epsilonSpent)) (remaining \(String(format: "%.3g", p.epsilonRemaining))), k = \(p.minimumCount)")
+    }
+    return lines.joined(separator: "\n")
 }
 
 extension String {

@@ -1,0 +1,309 @@
+import FederatedAnalytics
+import FederationClient
+import FederationCore
+import FederationServer
+import Foundation
+
+/// A cohort-statistics query run by the server as a job: each phase of the query (`StatisticsAggregator`: plan,
+/// first pass, recovery, second pass, reveal) is one round of statistics tasks; each site answers with a payload
+/// (its `StatisticsResponse`), masked so the server learns only sums where the sites' policies say so.
+///
+/// A phase closes when every asked site answered or at the deadline (the missing sites are declared to the
+/// aggregator: dropouts after masking are recovered from the survivors). The aggregator's state is saved after every
+/// phase (`statistics.json` in the store's job folder), so a restarted server resumes the query; the sites keep
+/// their sessions and answer a repeated request with the same response.
+public actor StatisticsCoordinator<C: Clock>: JobRunner where C.Duration == Duration {
+    public let jobID: String
+    public nonisolated let participants: [String]
+    private let clock: C
+    private let phaseTimeout: Duration
+    private let checkpointPath: String?
+    private var aggregator: StatisticsAggregator
+    private var round = 0
+    private var tasks: [String: TaskAssignment] = [:]
+    private var inFlight: [String: ResultHeader] = [:]
+    private var answered: [String] = []
+    private var polls = SitePolls()
+    private var observers = EventFanout()
+    private var lastSeen: [String: C.Instant] = [:]
+    private var result: StatisticsResult?
+    private var finished = false
+    private var failure: String?
+    private var abortReason: String?
+    private let events: AsyncStream<Internal>
+    private let sink: AsyncStream<Internal>.Continuation
+
+    private enum Internal: Sendable { case answered(round: Int), deadline(round: Int), aborted }
+
+    /// - Parameters:
+    ///   - checkpointPath: where the aggregator's state is saved after every phase (and resumed from); nil: nowhere.
+    public init(jobID: String, query: StatisticsQuery, sites: [String], minimumSites: Int, phaseTimeout: Duration,
+                clock: C, checkpointPath: String?) throws(FederationError) {
+        self.jobID = jobID
+        self.participants = sites
+        self.clock = clock
+        self.phaseTimeout = phaseTimeout
+        self.checkpointPath = checkpointPath
+        do {
+            if let checkpointPath, let saved = FileManager.default.contents(atPath: checkpointPath) {
+                let state = try JSONDecoder().decode(Checkpoint.self, from: saved)
+                aggregator = try StatisticsAggregator(restoring: state.aggregator)
+                round = state.round
+            } else {
+                aggregator = try StatisticsAggregator(query: query, sites: sites,
+                                                      options: .init(session: jobID, minimumSites: minimumSites))
+            }
+        } catch let error as AnalyticsError {
+            throw FederationError(.invalidConfiguration, "the statistics query cannot start: \(error.message)")
+        } catch {
+            throw FederationError(.invalidConfiguration, "the saved state of statistics job \(jobID) is damaged; remove "
+                                  + "\(checkpointPath ?? "it") to start the query again", cause: "\(error)")
+        }
+        (events, sink) = AsyncStream.makeStream(of: Internal.self)
+    }
+
+    struct Checkpoint: Codable {
+        var round: Int
+        var aggregator: Data
+    }
+
+    public func observe() -> AsyncStream<JobEvent> { observers.observe() }
+
+    public var isOver: Bool { finished || failure != nil }
+
+    public func progress() -> JobProgress {
+        let now = clock.now
+        return JobProgress(completedRounds: round - (tasks.isEmpty ? 0 : 1), currentRound: finished ? 0 : round,
+                           siteStates: participants.map { site in
+                               SiteState(site: site, secondsSinceSeen: lastSeen[site].map {
+                                   let d = $0.duration(to: now).components
+                                   return Double(d.seconds) + Double(d.attoseconds) * 1e-18
+                               }, lastRound: 0, lastMetrics: [:])
+                           })
+    }
+
+    public func abort(reason: String) {
+        guard !isOver, abortReason == nil else { return }
+        abortReason = reason
+        sink.yield(.aborted)
+    }
+
+    public func execute() async throws(FederationError) {
+        var iterator = events.makeAsyncIterator()
+        do {
+            // The state is saved between phases: a resumed query asks the next phase again (the sites answer a
+            // repeated request from their session).
+            var requests = try aggregator.nextRequests()
+            while !requests.isEmpty {
+                round += 1
+                answered = []
+                inFlight = [:]
+                tasks = [:]
+                for request in requests {
+                    let payload = [UInt8](try request.encoded())
+                    tasks[request.site] = TaskAssignment(jobID: jobID, round: round, kind: .statistics, site: request.site,
+                                                         config: ["phase": .string(request.phase.rawValue)], payload: payload)
+                }
+                observers.emit(.roundStarted(round: round, attempt: 0, sites: tasks.keys.sorted()))
+                for (site, task) in tasks { polls.deliver(task, to: site) }
+                let deadline = clock.now.advanced(by: phaseTimeout), sink = self.sink, clock = self.clock, r = round
+                Task {
+                    try? await clock.sleep(until: deadline, tolerance: nil)
+                    sink.yield(.deadline(round: r))
+                }
+                var closedBy = "every site answered"
+                waiting: while answered.count < tasks.count {
+                    guard let event = await iterator.next() else { break }
+                    switch event {
+                    case .aborted:
+                        let reason = abortReason ?? "aborted"
+                        end(failure: reason)
+                        throw FederationError(.jobFailed, reason)
+                    case .deadline(let d) where d == round:
+                        closedBy = "deadline"
+                        for site in tasks.keys.sorted() where !answered.contains(site) {
+                            try aggregator.siteDidNotAnswer(site, reason: "no answer within \(phaseTimeout)")
+                        }
+                        break waiting
+                    default:
+                        continue
+                    }
+                }
+                observers.emit(.roundClosed(round: round, participants: answered.sorted(), reason: closedBy))
+                tasks = [:]
+                try save()
+                requests = try aggregator.nextRequests()
+            }
+            result = try aggregator.result()
+        } catch let error as FederationError {
+            if !isOver { end(failure: error.message) }
+            throw error
+        } catch {
+            let reason = "the statistics query failed: \((error as? AnalyticsError)?.message ?? "\(error)")"
+            end(failure: reason)
+            throw FederationError(.jobFailed, reason)
+        }
+        finished = true
+        polls.releaseAll()
+        observers.emit(.jobFinished)
+        observers.finish()
+    }
+
+    private func save() throws(FederationError) {
+        guard let checkpointPath else { return }
+        do {
+            let data = try JSONEncoder().encode(Checkpoint(round: round, aggregator: try aggregator.checkpoint()))
+            try FileManager.default.createDirectory(atPath: (checkpointPath as NSString).deletingLastPathComponent,
+                                                    withIntermediateDirectories: true)
+            try data.write(to: URL(fileURLWithPath: checkpointPath), options: .atomic)
+        } catch {
+            throw FederationError(.invalidConfiguration, "cannot save the statistics job's state to \(checkpointPath)",
+                                  cause: "\(error)")
+        }
+    }
+
+    private func end(failure reason: String) {
+        failure = reason
+        tasks = [:]
+        polls.releaseAll()
+        observers.emit(.jobFailed(reason: reason))
+        observers.finish()
+    }
+
+    /// `result.json` and `report.html` (charts per site beside the global figures, the privacy cost).
+    public func writeFiles(to folder: String) async throws(FederationError) -> [JobFile] {
+        guard let result else { throw FederationError(.noResults, "statistics job \(jobID) has no result yet") }
+        do {
+            let (json, html) = try StatisticsReport.write(result, to: folder)
+            return [JobFile(name: URL(fileURLWithPath: json).lastPathComponent, path: json),
+                    JobFile(name: URL(fileURLWithPath: html).lastPathComponent, path: html)]
+        } catch {
+            throw FederationError(.invalidConfiguration, "cannot write the statistics report to \(folder): \(error.message)")
+        }
+    }
+
+    // MARK: - Sites
+
+    public func register(site: String) throws(FederationError) -> String {
+        guard participants.contains(site) else {
+            throw FederationError(.unknownSite, "site '\(site)' is not a participant of job \(jobID)")
+        }
+        return jobID
+    }
+
+    public func nextTask(site: String) async throws(FederationError) -> TaskAssignment? {
+        guard participants.contains(site) else {
+            throw FederationError(.unknownSite, "site '\(site)' is not a participant of job \(jobID)")
+        }
+        lastSeen[site] = clock.now
+        if isOver { return nil }
+        if let task = tasks[site], !answered.contains(site) { return task }
+        let id = polls.reserve()
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                if Task.isCancelled { continuation.resume(returning: nil); return }
+                polls.add(site: site, id: id, continuation)
+            }
+        } onCancel: {
+            Task { await self.cancelPoll(site: site, id: id) }
+        }
+    }
+
+    private func cancelPoll(site: String, id: Int) { polls.cancel(site: site, id: id) }
+
+    public func model(for task: TaskAssignment, maxScalars: Int) throws(FederationError) -> [ParameterChunk] {
+        throw FederationError(.invalidConfiguration, "statistics job \(jobID) has no model to download")
+    }
+
+    public func beginResult(_ header: ResultHeader) throws(FederationError) {
+        guard header.jobID == jobID, header.round == round, tasks[header.site] != nil, !answered.contains(header.site) else {
+            let error = FederationError(.staleRound, "answer from \(header.site) for phase \(header.round) of job "
+                                        + "\(header.jobID); current: phase \(round) of \(jobID). Discarded")
+            observers.emit(.resultRejected(round: header.round, site: header.site, reason: error.message))
+            throw error
+        }
+        inFlight[header.site] = header
+    }
+
+    public func resultChunk(site: String, _ chunk: ParameterChunk) throws(FederationError) {
+        inFlight[site] = nil
+        let error = FederationError(.shapeMismatch, "statistics answers carry no model values; \(site)'s is discarded")
+        observers.emit(.resultRejected(round: round, site: site, reason: error.message))
+        throw error
+    }
+
+    public func endResult(site: String) throws(FederationError) {
+        guard let header = inFlight.removeValue(forKey: site) else {
+            throw FederationError(.staleRound, "no answer open for \(site)")
+        }
+        do {
+            try aggregator.receive(Data(header.payload), from: site)
+        } catch {
+            let rejected = FederationError(.invalidConfiguration, "answer from \(site) rejected: \(error.message)")
+            observers.emit(.resultRejected(round: round, site: site, reason: rejected.message))
+            throw rejected
+        }
+        answered.append(site)
+        lastSeen[site] = clock.now
+        observers.emit(.resultAccepted(round: round, site: site, sampleCount: header.sampleCount, metrics: header.metrics))
+        sink.yield(.answered(round: round))
+    }
+
+    public func abandonResult(site: String, reason: String) {
+        inFlight[site] = nil
+        observers.emit(.resultRejected(round: round, site: site, reason: reason))
+    }
+
+    public func heartbeat(site: String) { lastSeen[site] = clock.now }
+}
+
+/// A site's side of statistics jobs (`tessera client`): the query's phases answered from the site's own DICOM
+/// folder under the site's policy and privacy ledger (both the site's, never the job's). One session per query.
+public actor StatisticsSiteHandler: PayloadTaskHandler {
+    public let site: String
+    public let dataFolder: String
+    public let policy: SitePolicy
+    private let ledger: PrivacyLedger
+    private let log: @Sendable (String) -> Void
+    private var cohort: SiteCohort?
+    private var sessions: [String: StatisticsSiteSession] = [:]
+
+    /// - Parameters:
+    ///   - ledgerPath: the site's privacy ledger (SQLite), kept across queries and restarts.
+    public init(site: String, dataFolder: String, policy: SitePolicy, ledgerPath: String,
+                log: @escaping @Sendable (String) -> Void = { _ in }) throws(FederationError) {
+        self.site = site
+        self.dataFolder = dataFolder
+        self.policy = policy
+        do { ledger = try PrivacyLedger(path: ledgerPath) } catch {
+            throw FederationError(.invalidConfiguration, "cannot open the privacy ledger \(ledgerPath): \(error.message)")
+        }
+        self.log = log
+    }
+
+    public func respond(to task: TaskAssignment) async throws(FederationError) -> (payload: [UInt8], metrics: [String: Double]) {
+        do throws(AnalyticsError) {
+            let request = try StatisticsRequest(decoding: Data(task.payload))
+            if sessions[request.session] == nil {
+                guard request.phase == .plan else {
+                    throw AnalyticsError(.unexpectedMessage, "phase \(request.phase.rawValue) of query session "
+                                         + "\(request.session), which this site does not know (it restarted?)")
+                }
+                if cohort == nil {
+                    log("reading the cohort in \(dataFolder)")
+                    cohort = try SiteCohort(folder: dataFolder)
+                }
+                guard let cohort else { throw AnalyticsError(.io, "no cohort") }
+                sessions[request.session] = StatisticsSiteSession(
+                    site: StatisticsSite(name: site, cohort: cohort, policy: policy, ledger: ledger))
+            }
+            guard var session = sessions[request.session] else { throw AnalyticsError(.io, "no session") }
+            let response = try session.respond(to: request)
+            sessions[request.session] = session
+            log("statistics \(request.phase.rawValue) of \(request.session) answered")
+            return ([UInt8](try response.encoded()), [:])
+        } catch {
+            throw FederationError(.invalidConfiguration, "statistics task of \(task.jobID) failed at \(site): \(error.message)")
+        }
+    }
+}
