@@ -164,7 +164,7 @@ let package = Package(
         // Real `tessera` processes (server, clients) over loopback mutual TLS; needs the tessera product built.
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["FederationCore", "FederationGRPC", "FederationTestSupport", "SafeTensorsFormat"],
+            dependencies: ["FederationCore", "FederationGRPC", "FederationTestSupport", "SafeTensorsFormat", "FederatedAnalytics"],
             swiftSettings: strict),
         .testTarget(
             name: "FederationSimulationTests", dependencies: ["FederationSimulation", "FederationCore"],

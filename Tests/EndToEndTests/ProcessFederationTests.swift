@@ -1,3 +1,4 @@
+import FederatedAnalytics
 import FederationCore
 import FederationGRPC
 import FederationTestSupport
@@ -246,6 +247,73 @@ struct ProcessFederationTests {
         #expect(status.state == .failed && status.reason.contains("gathered 2 of the 3"))
         // The clients are released (no task), and exit after the job.
         for site in ProcessCluster.sites.prefix(2) { #expect(try await cluster.waitForClient(site) == 0) }
+        await admin.close()
+    }
+}
+
+/// A cohort-statistics query over the same processes, exact mode (the sites' policy allows no noise, k = 1): the
+/// global figures, summed through pairwise masks across three client processes, equal the pydicom + numpy reference
+/// (scripts/reference/cohort_golden.py → Tests/FederatedAnalyticsTests/Golden/cohort_golden.json).
+extension ProcessFederationTests {
+    struct Golden: Decodable {
+        struct Feature: Decodable {
+            var count: Double?, sum: Double?, mean: Double?, variance: Double?, min: Double?, max: Double?
+            var frequencies: [String: Double?]?
+        }
+        var global: [Feature]
+    }
+
+    @Test("Exact query through secure sums over 3 client processes equals the pydicom reference", .timeLimit(.minutes(5)))
+    func exactQuery() async throws {
+        let cluster = try ProcessCluster()
+        let golden = ProcessCluster.repository.appendingPathComponent("Tests/FederatedAnalyticsTests/Golden")
+        let policy = """
+            minimum_count: 1
+            total_epsilon: 1000
+            max_epsilon_per_query: 1000
+            allowed_mechanisms: [none, laplace]
+            reveal_per_site: true
+            reveal_category_names: true
+            """
+        try await cluster.startServer()
+        for site in ProcessCluster.sites {
+            try policy.write(toFile: cluster.kit(site) + "/site-policy.yaml", atomically: true, encoding: .utf8)
+            try cluster.startClient(site)
+        }
+        var query = try String(contentsOf: golden.appendingPathComponent("reference-query.yaml"), encoding: .utf8)
+        query = query.replacingOccurrences(of: "mechanism: laplace", with: "mechanism: none")
+        query += "\nfederation:\n  sites: [\(ProcessCluster.sites.joined(separator: ", "))]\n  min_clients: 3\n"
+        let admin = try cluster.admin()
+        let job = try await admin.submit(pipeline: query, name: "reference")
+        let events = try await cluster.events(admin, job: job)
+        #expect(events.last == .jobFinished, "\(events)")
+        let files = try await admin.download(jobID: job, to: cluster.path("stats"))
+        let json = try #require(files.first { $0.hasSuffix("statistics.json") })
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        let result = try decoder.decode(StatisticsResult.self, from: Data(contentsOf: URL(fileURLWithPath: json)))
+        #expect(result.secureSum && result.sites == ProcessCluster.sites)
+        let reference = try JSONDecoder().decode(Golden.self, from: Data(contentsOf: golden.appendingPathComponent("cohort_golden.json")))
+        try #require(result.global.count == reference.global.count)
+        func close(_ a: Double?, _ b: Double?, _ what: String) {
+            switch (a, b) {
+            case (nil, nil): break
+            case let (x?, y?): #expect(abs(x - y) <= 1e-5 + 1e-9 * abs(y), "\(what): \(x) vs \(y)")
+            default: Issue.record("\(what): \(String(describing: a)) vs \(String(describing: b))")
+            }
+        }
+        for (r, g) in zip(result.global, reference.global) {
+            close(r.count, g.count, "\(r.feature) count")
+            close(r.sum, g.sum, "\(r.feature) sum")
+            close(r.mean, g.mean, "\(r.feature) mean")
+            close(r.variance, g.variance, "\(r.feature) variance")
+            close(r.min, g.min, "\(r.feature) min")
+            close(r.max, g.max, "\(r.feature) max")
+            for (name, v) in g.frequencies ?? [:] { close(r.frequencies?[name] ?? nil, v, "\(r.feature) \(name)") }
+        }
+        // Patients across the three sites, as pydicom counts them.
+        #expect(result.global.first?.count == 15)
+        for site in ProcessCluster.sites { #expect(try await cluster.waitForClient(site) == 0, "\(cluster.logText(site))") }
         await admin.close()
     }
 }
