@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: read each sample site, report it, convert its first study (CT + DICOM SEG) to NIfTI, run the cohort
 # statistics query over the three sites, run the federated segmentation study, and segment a study with its model.
-# (Sites and server share one process for now; the gRPC + mTLS transport between processes is being built.)
+# The federated steps (`tessera simulate`) provision a throw-away project and run a `tessera server` process and one
+# `tessera client` process per site over loopback mutual TLS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${TESSERA:-$(swift build -c release --show-bin-path)/tessera}
@@ -23,13 +24,10 @@ print("%d series, %d SEGs, %d files skipped, %d problems" % (len(r["series"]), l
 done
 
 
-echo "== cohort statistics over the three sites (differential privacy, secure sums; in-process for now)"
-rm -f "$out/privacy-ledger.sqlite"
-"$bin" stats pipelines/cohort-statistics.yaml --policy pipelines/site-policy.yaml --ledger "$out/privacy-ledger.sqlite" \
-  --seed 7 --output "$out/stats" \
-  --data sample-data/community-hospital --data sample-data/research-center --data sample-data/treatment-center
+echo "== cohort statistics over the three sites: server + 3 site processes, differential privacy, secure sums"
+"$bin" simulate pipelines/cohort-statistics.yaml --data sample-data --policy pipelines/site-policy.yaml --output "$out/stats"
 
-echo "== a federated segmentation study over the three sites (tessera simulate), with local-only and centralised baselines"
+echo "== a federated segmentation study: server + 3 site processes over mTLS, with local-only and centralised baselines"
 "$bin" simulate pipelines/segmentation-unet2d.yaml --data sample-data --output "$out/simulate"
 
 echo "== segment a study with the federated model (DICOM SEG out, read back)"

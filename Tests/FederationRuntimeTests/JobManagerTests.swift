@@ -1,0 +1,168 @@
+import FederationClient
+import FederationCore
+import FederationServer
+import FederationTestSupport
+import Foundation
+import Testing
+
+/// A factory for tests: the "pipeline" is `rounds=<n> sites=<a,b,...>`; the model is `initial`, the strategy FedAvg.
+struct LineFactory: JobFactory {
+    let clock: ManualClock
+
+    func parse(_ pipeline: String) throws(FederationError) -> (rounds: Int, sites: [String]) {
+        var rounds: Int?, sites: [String] = []
+        for part in pipeline.split(separator: " ") {
+            let kv = part.split(separator: "=", maxSplits: 1).map(String.init)
+            guard kv.count == 2 else { continue }
+            if kv[0] == "rounds" { rounds = Int(kv[1]) }
+            if kv[0] == "sites" { sites = kv[1].split(separator: ",").map(String.init) }
+        }
+        guard let rounds, rounds > 0, !sites.isEmpty else {
+            throw FederationError(.invalidConfiguration, "pipeline needs rounds=<n> sites=<a,b>")
+        }
+        return (rounds, sites)
+    }
+
+    func plan(pipeline: String) throws(FederationError) -> JobPlan {
+        let (rounds, sites) = try parse(pipeline)
+        return JobPlan(kind: .training, rounds: rounds, sites: sites)
+    }
+
+    func makeRunner(jobID: String, pipeline: String, store: SQLiteCheckpointStore) async throws(FederationError) -> any JobRunner {
+        let (rounds, sites) = try parse(pipeline)
+        return Coordinator(configuration: JobConfiguration(jobID: jobID, rounds: rounds, sites: sites, minClients: sites.count),
+                           initialModel: initial, strategy: FedAvg(), clock: clock, store: store)
+    }
+}
+
+/// Trains like `JumpTrainer` in round 1 and never finishes a later round (until its task is cancelled): the job
+/// is caught between rounds 1 and 2.
+struct FirstRoundOnlyTrainer: LocalTrainer {
+    func train(global: ParameterSet, task: TaskAssignment) async throws(FederationError)
+        -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double]) {
+        if task.round > 1 {
+            for await _ in AsyncStream<Void> { _ in } {}
+            throw FederationError(.transient, "cancelled")
+        }
+        return try await JumpTrainer(target: [2, 2], samples: 1).train(global: global, task: task)
+    }
+}
+
+/// The job scheduler behind `tessera server`, over the in-process transport (the same calls the gRPC handlers
+/// make): queueing, sites waiting between jobs, abort, restart with the queue and the running job kept.
+@Suite("Job manager: queue, sites between jobs, abort, resume")
+struct JobManagerTests {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-jobs-\(UUID().uuidString)").path
+
+    func agent(_ site: String, _ manager: JobManager, _ clock: ManualClock, target: [Float]) -> SiteAgent<ManualClock> {
+        SiteAgent(site: site, connection: InProcessConnection(coordinator: manager),
+                  trainer: JumpTrainer(target: target, samples: 1), clock: clock, chunkScalars: 1)
+    }
+
+    @Test("Two jobs queue and run in turn; sites polling before any job wait, then take part; files are kept",
+          .timeLimit(.minutes(1)))
+    func queue() async throws {
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let clock = ManualClock()
+        let manager = JobManager(store: try SQLiteCheckpointStore(folder: folder), factory: LineFactory(clock: clock))
+        // Sites first: they poll with no job on the server.
+        let a = Task { try await agent("a", manager, clock, target: [1, 1]).run() }
+        let b = Task { try await agent("b", manager, clock, target: [3, 3]).run() }
+        #expect(try await manager.register(site: "a") == "")
+        let first = try await manager.submit(pipeline: "rounds=2 sites=a,b", name: "one", by: "lead")
+        let second = try await manager.submit(pipeline: "rounds=1 sites=a,b", name: "two", by: "lead")
+        #expect((first, second) == ("job-0001", "job-0002"))
+        await #expect(throws: FederationError.self) { _ = try await manager.submit(pipeline: "rounds=0", name: "", by: "lead") }
+        #expect(try await manager.status(jobID: nil).map(\.state) == [.queued, .queued])
+        let loop = Task { await manager.run() }
+        let done = try await manager.events(jobID: first)
+        var events: [JobEvent] = []
+        for await e in done { events.append(e) }
+        #expect(events.last == .jobFinished)
+        let (raa, rba) = (try await a.value, try await b.value)
+        #expect(raa == [1, 2] && rba == [1, 2])
+        // The same sites take part in the second job (a new agent run each, as `tessera client` loops).
+        let a2 = Task { try await agent("a", manager, clock, target: [5, 5]).run() }
+        let b2 = Task { try await agent("b", manager, clock, target: [7, 7]).run() }
+        for await _ in try await manager.events(jobID: second) {}
+        let (raa2, rba2) = (try await a2.value, try await b2.value)
+        #expect(raa2 == [1] && rba2 == [1])
+        let jobs = try await manager.status(jobID: nil)
+        #expect(jobs.map(\.state) == [.finished, .finished] && jobs.map(\.completedRounds) == [2, 1])
+        #expect(jobs[0].submittedBy == "lead" && jobs[0].name == "one")
+        let files = try await manager.files(jobID: first).map(\.name)
+        #expect(files == ["global.safetensors", "metrics.json", "round-0001.safetensors", "round-0002.safetensors"])
+        await #expect(throws: FederationError.self) { _ = try await manager.status(jobID: "job-9999") }
+        await manager.stop()
+        await loop.value
+        clock.advance(by: .seconds(100_000))
+    }
+
+    @Test("Abort: a running job stops, its sites are released; a queued job is never started", .timeLimit(.minutes(1)))
+    func abort() async throws {
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let clock = ManualClock()
+        let manager = JobManager(store: try SQLiteCheckpointStore(folder: folder), factory: LineFactory(clock: clock))
+        let running = try await manager.submit(pipeline: "rounds=3 sites=a,b", name: "", by: "lead")
+        let queued = try await manager.submit(pipeline: "rounds=1 sites=a,b", name: "", by: "lead")
+        let loop = Task { await manager.run() }
+        // Only site a answers: round 1 waits for b.
+        let a = Task { try await agent("a", manager, clock, target: [1, 1]).run() }
+        var events = try await manager.events(jobID: running).makeAsyncIterator()
+        while let e = await events.next() { if case .resultAccepted = e { break } }
+        try await manager.abort(jobID: queued, by: "lead")
+        try await manager.abort(jobID: running, by: "lead")
+        var last: JobEvent?
+        while let e = await events.next() { last = e }
+        #expect(last == .jobFailed(reason: "aborted by lead"))
+        #expect(try await a.value == [1])
+        let jobs = try await manager.status(jobID: nil)
+        #expect(jobs.map(\.state) == [.aborted, .aborted])
+        await #expect(throws: FederationError.self) { try await manager.abort(jobID: running, by: "lead") }
+        await manager.stop()
+        await loop.value
+        clock.advance(by: .seconds(100_000))
+    }
+
+    @Test("A restarted manager resumes the running job after its last checkpoint and keeps the queue",
+          .timeLimit(.minutes(1)))
+    func resume() async throws {
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let clock = ManualClock()
+        let store = try SQLiteCheckpointStore(folder: folder)
+        let before = JobManager(store: store, factory: LineFactory(clock: clock))
+        let job = try await before.submit(pipeline: "rounds=3 sites=a,b", name: "", by: "lead")
+        let loop = Task { await before.run() }
+        let stuck = { @Sendable (site: String) in
+            SiteAgent(site: site, connection: InProcessConnection(coordinator: before), trainer: FirstRoundOnlyTrainer(),
+                      clock: clock, retry: RetryPolicy(maxAttempts: 1), chunkScalars: 1)
+        }
+        let a = Task { try await stuck("a").run() }
+        let b = Task { try await stuck("b").run() }
+        var events = try await before.events(jobID: job).makeAsyncIterator()
+        while let e = await events.next() { if case .roundClosed(1, _, _) = e { break } }
+        // "Crash" the server after round 1: its loop stops; the job stays running in the store.
+        await before.stop()
+        await loop.value
+        a.cancel()
+        b.cancel()
+        let stored = try await store.jobs().first
+        #expect(stored?.state == .running)
+        #expect(stored?.completedRounds == 1)
+
+        let after = JobManager(store: try SQLiteCheckpointStore(folder: folder), factory: LineFactory(clock: clock))
+        let loop2 = Task { await after.run() }
+        let a2 = Task { try await agent("a", after, clock, target: [2, 2]).run() }
+        let b2 = Task { try await agent("b", after, clock, target: [4, 4]).run() }
+        var seen: [JobEvent] = []
+        for await e in try await after.events(jobID: job) { seen.append(e) }
+        #expect(seen.last == .jobFinished)
+        #expect(!seen.contains { if case .roundStarted(1, _, _) = $0 { true } else { false } })
+        let (raa2, rba2) = (try await a2.value, try await b2.value)
+        #expect(raa2 == [2, 3] && rba2 == [2, 3])
+        #expect(try await after.status(jobID: job).first?.completedRounds == 3)
+        await after.stop()
+        await loop2.value
+        clock.advance(by: .seconds(100_000))
+    }
+}
