@@ -197,15 +197,3 @@ public struct Trainer: Sendable {
         }
     }
 }
-
-/// Dice coefficient 2|A ∩ B| / (|A| + |B|) of one label; 1 when both are empty.
-public func dice(_ a: [UInt8], _ b: [UInt8], label: UInt8) -> Double {
-    var both = 0, na = 0, nb = 0
-    for i in 0..<min(a.count, b.count) {
-        let x = a[i] == label, y = b[i] == label
-        if x { na += 1 }
-        if y { nb += 1 }
-        if x && y { both += 1 }
-    }
-    return na + nb == 0 ? 1 : 2 * Double(both) / Double(na + nb)
-}
