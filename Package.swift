@@ -164,7 +164,7 @@ let package = Package(
             name: "FederationSimulationTests", dependencies: ["FederationSimulation", "FederationCore"],
             swiftSettings: strict),
         .testTarget(
-            name: "TrainingTests", dependencies: ["Training", "NeuralNetwork", "Volumes", "Tensors"],
+            name: "TrainingTests", dependencies: ["Training", "NeuralNetwork", "Volumes", "Tensors", "DICOMIO", "Randomness"],
             exclude: ["Golden"],  // read from the source tree by path
             swiftSettings: strict),
         .testTarget(

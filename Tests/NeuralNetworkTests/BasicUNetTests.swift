@@ -21,6 +21,8 @@ struct BasicUNetTests {
         #expect(p["final_conv.weight"]?.shape == [2, 32, 1, 1, 1])
         #expect(p.names.last == "final_conv.bias")
         #expect(p.count == 5 * 8 + 4 * 10 + 2 && model.buffers.isEmpty)
+        // MONAI 1.6.1: sum(p.numel() for p in BasicUNet(3, 1, 2).parameters()) == 5 749 410.
+        #expect(p.elementCount == 5_749_410)
     }
 
     @Test("Inputs that do not fit are reported; 2-D and 3-D outputs have the input's extents")
