@@ -21,8 +21,8 @@ What
                                    state_dict names/shapes of the full-size default BasicUNet (2-D and 3-D), provenance
 
     --check DIR   the other way: loads the checkpoints that Tessera's ModelInteropTests wrote to DIR into MONAI's
-                  BasicUNet (default features, 2-D and 3-D) with load_state_dict(strict=True) and into the ResNet
-                  below, runs the input written beside them and compares with Tessera's logits. PASS/FAIL lines;
+                  BasicUNet (default features, 2-D and 3-D) and into the ResNet below (torchvision-style, BatchNorm)
+                  with load_state_dict(strict=True), runs the input written beside them and compares with Tessera's logits. PASS/FAIL lines;
                   exit status 1 on any failure.
 
 How to run
@@ -198,7 +198,9 @@ def check(folder):
     failures = 0
     configs = {"basicunet2d": (lambda: BasicUNet(spatial_dims=2, in_channels=1, out_channels=2), True),
                "basicunet3d": (lambda: BasicUNet(spatial_dims=3, in_channels=1, out_channels=2), True),
-               "resnet": (lambda: resnet_classes()(1, 2), False)}
+               # PyTorch's BatchNorm fills in its int64 num_batches_tracked counter when a state_dict lacks it (as
+               # Tessera's do), so strict loading applies to the ResNet too.
+               "resnet": (lambda: resnet_classes()(1, 2), True)}
     for name, (make, strict) in configs.items():
         weights = os.path.join(folder, f"{name}.safetensors")
         if not os.path.exists(weights):

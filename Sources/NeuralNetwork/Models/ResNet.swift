@@ -122,8 +122,9 @@ public struct ResidualBlock: Module {
 /// stage after the first has stride 2 and a `downsample` shortcut) → global average pool → `fc` (Linear).
 ///
 /// Shapes: input `[N, inputChannels, H, W]` (any H, W ≥ 1), output logits `[N, classes]`. State_dict names as
-/// torchvision's (`conv1.weight`, `bn1.running_mean`, `layer2.0.downsample.0.weight`, `fc.bias`); PyTorch's
-/// `num_batches_tracked` counters are not kept (they only matter for `momentum=None`). With `norm: .instance` the
+/// torchvision's (`conv1.weight`, `bn1.running_mean`, `layer2.0.downsample.0.weight`, `fc.bias`); PyTorch's int64
+/// `num_batches_tracked` counters are not kept (they only matter for `momentum=None`; PyTorch fills them in when a
+/// state_dict lacks them, so Tessera's checkpoints load with `strict=True`). With `norm: .instance` the
 /// norms are affine instance norms under the same names (torchvision's `norm_layer` option).
 /// Initialisation: convolutions and `fc` as PyTorch's defaults (uniform ±1/√fanIn), norms γ = 1, β = 0.
 public struct ResNet: Module {
