@@ -54,7 +54,15 @@ struct ResNetTests {
         #expect(model.buffers == before)
         _ = try model.forward(x, training: true)
         #expect(model.buffers != before)
-        // Stem conv has no bias and γ=1, β=0: after one step the stem's running mean is 0.9·0 + 0.1·batch mean.
+        // The stem's running mean moved to 0.9·0 + 0.1·(batch mean of conv1's output), per channel.
+        let stem = model.conv1.forward(x).output  // forward changes buffers only, not the weights
+        let spatial = stem.spatialCount
+        for c in 0..<2 {
+            var sum = 0.0
+            for b in 0..<4 { for i in 0..<spatial { sum += Double(stem.storage[(b * 2 + c) * spatial + i]) } }
+            let expected = 0.1 * sum / Double(4 * spatial)
+            #expect(abs(Double(model.buffers["bn1.running_mean"]!.storage[c]) - expected) < 1e-6)
+        }
         #expect(try model.forward(x, training: false).output != evaluation)
     }
 
