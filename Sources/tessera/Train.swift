@@ -38,7 +38,10 @@ struct Train: ParsableCommand {
             let (train, validation) = trainer.split(cases)
             let dims = cases[0].sample.image.geometry.dimensions
             print("\(cases.count) cases (\(train.count) training, \(validation.count) validation patients), canonical grid "
-                  + "\(dims.x)×\(dims.y)×\(dims.z); \(config.epochs) epochs of \(config.slicesPerEpoch) slices")
+                  + "\(dims.x)×\(dims.y)×\(dims.z); \(config.epochs) epochs of "
+                  + (config.model.dimensions == 3
+                     ? "\(config.patchesPerEpoch) patches of \(config.model.patchSize.map(String.init).joined(separator: "×"))"
+                     : "\(config.slicesPerEpoch) slices"))
             let checkpoint = output + "/best.safetensors"
             // A progress bar redrawn on stderr only when a person watches (a terminal); logs get the epoch lines.
             let bar: ProgressBar? = isatty(STDERR_FILENO) == 1 ? ProgressBar() : nil
