@@ -45,13 +45,15 @@ check-nifti: release
 	    --labels out/demo/$$site-labels.nii.gz --seg "$$seg" --json scripts/reference/results/check_nifti_$$site.json || exit 1; \
 	done
 
-# Tessera checkpoints load into the PyTorch reference modules (needs PyPI for torch; skipped offline). The output is
-# committed as evidence in Tests/NeuralNetworkTests/Golden/interop.txt.
+# Tessera checkpoints load into the PyTorch reference modules and MONAI's BasicUNet (needs PyPI for torch and monai;
+# skipped offline). The output is committed as evidence in Tests/NeuralNetworkTests/Golden/interop*.txt.
 check-torch: deps
 	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
 	TESSERA_INTEROP_DIR=/tmp/tessera-interop $(SWIFT) test --skip-build $(SWIFT_FLAGS) --filter InteropTests
 	python3 scripts/reference/torch_golden.py --skip-if-offline --check /tmp/tessera-interop \
 	  | tee Tests/NeuralNetworkTests/Golden/interop.txt
+	python3 scripts/reference/models_golden.py --skip-if-offline --check /tmp/tessera-interop \
+	  | tee Tests/NeuralNetworkTests/Golden/interop-models.txt
 
 sample-data: release
 	$$($(SWIFT) build -c release --show-bin-path)/tessera sample-data --output sample-data

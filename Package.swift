@@ -170,7 +170,9 @@ let package = Package(
             name: "FederationSimulationTests", dependencies: ["FederationSimulation", "FederationCore"],
             swiftSettings: strict),
         .testTarget(
-            name: "TrainingTests", dependencies: ["Training", "NeuralNetwork", "Volumes"], swiftSettings: strict),
+            name: "TrainingTests", dependencies: ["Training", "NeuralNetwork", "Volumes", "Tensors", "DICOMIO", "Randomness"],
+            exclude: ["Golden"],  // read from the source tree by path
+            swiftSettings: strict),
         .testTarget(
             name: "NeuralNetworkTests", dependencies: ["NeuralNetwork", "Tensors"],
             exclude: ["Golden"],  // read from the source tree by path

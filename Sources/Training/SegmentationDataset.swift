@@ -9,6 +9,12 @@ public struct SegmentationCase: Sendable {
     /// Canonical image (after the pipeline's `preprocessing:`) and labels (0 background, class i for the i-th
     /// requested SEG segment).
     public var sample: Sample
+
+    public init(patientID: String, seriesInstanceUID: String, sample: Sample) {
+        self.patientID = patientID
+        self.seriesInstanceUID = seriesInstanceUID
+        self.sample = sample
+    }
 }
 
 /// Every series of a site folder that has a DICOM SEG, as training cases.

@@ -3,13 +3,19 @@ import NeuralNetwork
 import Tensors
 import Volumes
 
-/// Runs a trained 2-D U-Net over every axial slice of a preprocessed volume and returns the argmax labels.
+/// Runs a trained U-Net over a preprocessed volume and returns the argmax labels: a 2-D model slice by slice, a 3-D
+/// model by sliding windows (`window`).
 public struct Segmenter: Sendable {
     public var model: UNet
-    /// Slices per forward pass.
+    /// Slices per forward pass (2-D models).
     public var batchSize = 8
+    /// How a 3-D model is applied (nil: one window over the whole volume, which must then fit the model).
+    public var window: SlidingWindowInference?
 
-    public init(model: UNet) { self.model = model }
+    public init(model: UNet, window: SlidingWindowInference? = nil) {
+        self.model = model
+        self.window = window
+    }
 
     /// Loads a checkpoint written by `Trainer.save` (the architecture is read from its metadata).
     /// - Throws: `.model` when the file is not a Tessera U-Net checkpoint or its tensors do not fit.
@@ -20,14 +26,25 @@ public struct Segmenter: Sendable {
         }
         let m = contents.metadata
         func ints(_ key: String) -> [Int]? { m[key].map { $0.split(separator: ",").compactMap { Int($0) } } }
-        guard m["architecture"] == "unet2d", let encoder = ints("encoder_channels"), !encoder.isEmpty,
+        let architecture = m["architecture"] ?? ""
+        guard ["unet2d", "unet3d"].contains(architecture), let encoder = ints("encoder_channels"), !encoder.isEmpty,
               let bottleneck = ints("bottleneck_channels")?.first, let segments = ints("segments"), !segments.isEmpty
         else {
-            throw TrainingError(.model, "\(path) is not a Tessera unet2d checkpoint (its metadata lacks architecture, "
+            throw TrainingError(.model, "\(path) is not a Tessera unet2d/unet3d checkpoint (its metadata lacks architecture, "
                                 + "encoder_channels, bottleneck_channels or segments); train one with `tessera train`")
         }
         var g = Tensors.SeededGenerator(seed: 0)
-        var model = UNet(dimensions: 2, encoderChannels: encoder, bottleneckChannels: bottleneck,
+        if architecture == "unet3d" {
+            // Patch [x, y, z] and the window settings travel in the metadata (Trainer.save).
+            guard let patch = ints("patch_size"), patch.count == 3 else {
+                throw TrainingError(.model, "\(path) is a unet3d checkpoint without `patch_size` metadata")
+            }
+            let blending = m["window_blending"].flatMap(SlidingWindowInference.Blending.init(rawValue:)) ?? .gaussian
+            window = try SlidingWindowInference(windowSize: [patch[2], patch[1], patch[0]],
+                                                overlap: m["window_overlap"].flatMap { Double($0) } ?? 0.25,
+                                                blending: blending)
+        }
+        var model = UNet(dimensions: architecture == "unet3d" ? 3 : 2, encoderChannels: encoder, bottleneckChannels: bottleneck,
                          classes: segments.count + 1, generator: &g)
         do { try model.load(contents.tensors) } catch {
             throw TrainingError(.model, "the tensors of \(path) do not fit its declared architecture: \(error)")
@@ -41,6 +58,14 @@ public struct Segmenter: Sendable {
 
     /// Labels (0 background, class index otherwise) on the volume's own grid.
     public func predict(_ image: Volume<Float>) throws(TrainingError) -> Volume<UInt8> {
+        if model.dimensions == 3 {
+            let d = image.geometry.dimensions
+            let window: SlidingWindowInference
+            if let configured = self.window { window = configured } else {
+                window = try SlidingWindowInference(windowSize: [d.z, d.y, d.x], overlap: 0)
+            }
+            return try window.labels(image) { try model.forward($0).output }
+        }
         let g = image.geometry
         let h = g.dimensions.y, w = g.dimensions.x, plane = h * w, depth = g.dimensions.z
         var out = Volume<UInt8>(geometry: g, repeating: 0)

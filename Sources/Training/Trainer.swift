@@ -4,6 +4,24 @@ import NeuralNetwork
 import Tensors
 import Volumes
 
+/// Where training is within an epoch, reported after every optimiser step.
+public struct StepProgress: Sendable, Equatable {
+    public var epoch: Int
+    public var epochs: Int
+    /// Steps done in this epoch (1-based) out of `steps`.
+    public var step: Int
+    public var steps: Int
+    /// Mean training loss of this epoch so far.
+    public var meanLoss: Double
+    /// Seconds since the epoch started.
+    public var seconds: Double
+
+    public init(epoch: Int, epochs: Int, step: Int, steps: Int, meanLoss: Double, seconds: Double) {
+        (self.epoch, self.epochs, self.step, self.steps, self.meanLoss, self.seconds) =
+            (epoch, epochs, step, steps, meanLoss, seconds)
+    }
+}
+
 /// Metrics of one epoch.
 public struct EpochReport: Sendable, Codable {
     public var epoch: Int
@@ -28,7 +46,7 @@ public struct Trainer: Sendable {
         self.configuration = configuration
         self.preprocessing = preprocessing
         var g = Tensors.SeededGenerator(seed: configuration.model.seed)
-        model = UNet(dimensions: 2, inputChannels: 1, encoderChannels: configuration.model.encoderChannels,
+        model = UNet(dimensions: configuration.model.dimensions, inputChannels: 1, encoderChannels: configuration.model.encoderChannels,
                      bottleneckChannels: configuration.model.bottleneckChannels, classes: configuration.model.classes,
                      generator: &g)
     }
@@ -58,7 +76,9 @@ public struct Trainer: Sendable {
     ///   - progress: called after every epoch.
     /// - Returns: the epoch reports.
     /// - Throws: `.nonFinite` on a NaN/Inf loss (the last good checkpoint stays), `.data` for unusable cases.
+    ///   - onStep: called after every optimiser step (for a progress bar).
     public mutating func fit(train: [SegmentationCase], validation: [SegmentationCase], checkpoint: String? = nil,
+                             onStep: (StepProgress) -> Void = { _ in },
                              progress: (EpochReport) -> Void = { _ in }) throws(TrainingError) -> [EpochReport] {
         guard !train.isEmpty else { throw TrainingError(.data, "no training case") }
         let c = configuration
@@ -75,33 +95,40 @@ public struct Trainer: Sendable {
         var best = -1.0
         for epoch in 1...c.epochs {
             let start = Date()
-            // Augment whole volumes once per epoch, then draw class-balanced slices.
+            // Augment whole volumes once per epoch, then draw class-balanced slices (2-D) or patches (3-D).
             var cases: [Sample] = []
             for t in train {
                 do { cases.append(try augmentation.apply(t.sample)) } catch {
                     throw TrainingError(.data, "augmentation failed on \(t.patientID): \(error.message)")
                 }
             }
-            var foreground: [(Int, Int)] = [], background: [(Int, Int)] = []
-            for (i, s) in cases.enumerated() {
-                guard let label = s.label else { continue }
-                for k in 0..<label.geometry.dimensions.z {
-                    if label.slice(k).contains(where: { $0 != 0 }) { foreground.append((i, k)) } else { background.append((i, k)) }
+            // Batch k + 1 is assembled on a background task while the model trains on batch k; every random pick is
+            // drawn here first, so the order (and the result) does not depend on scheduling.
+            let prefetcher: BatchPrefetcher<Batch>
+            if c.model.dimensions == 3 {
+                // Class-balanced 3-D patches.
+                let patches = try PatchDataset(cases: cases, patchSize: c.model.patchExtents,
+                                               foregroundFraction: c.foregroundFraction)
+                let groups = Self.groups(patches.sampleLocations(count: c.patchesPerEpoch, generator: &rng), c.batchSize)
+                prefetcher = BatchPrefetcher<Batch>(count: groups.count) { i in
+                    let b = patches.batch(groups[i])
+                    return (b.input, b.targets)
                 }
-            }
-            var picks: [(Int, Int)] = []
-            for _ in 0..<c.slicesPerEpoch {
-                let fromForeground = !foreground.isEmpty && (background.isEmpty || rng.uniform() < c.foregroundFraction)
-                let pool = fromForeground ? foreground : background
-                picks.append(pool[rng.integer(0, pool.count - 1)])
+            } else {
+                // Class-balanced axial slices.
+                let groups = Self.groups(Self.slicePicks(cases, count: c.slicesPerEpoch,
+                                                         foregroundFraction: c.foregroundFraction, generator: &rng),
+                                         c.batchSize)
+                let epochCases = cases
+                prefetcher = BatchPrefetcher<Batch>(count: groups.count) { i in Self.makeBatch(groups[i], epochCases) }
             }
             var lossSum = 0.0, batches = 0
-            for batchStart in stride(from: 0, to: picks.count, by: c.batchSize) {
-                let batch = Array(picks[batchStart..<min(batchStart + c.batchSize, picks.count)])
-                let (input, targets) = makeBatch(batch, cases)
-                let value = try step(input: input, targets: targets, optimizer: &optimizer, epoch: epoch, checkpoint: checkpoint)
-                lossSum += value
+            while let (input, targets) = try nextBatch(prefetcher) {
+                lossSum += try step(input: input, targets: targets, optimizer: &optimizer, epoch: epoch,
+                                    checkpoint: checkpoint)
                 batches += 1
+                onStep(StepProgress(epoch: epoch, epochs: c.epochs, step: batches, steps: prefetcher.count,
+                                    meanLoss: lossSum / Double(batches), seconds: Date().timeIntervalSince(start)))
             }
             let dice = validation.isEmpty ? [] : try validate(validation)
             let report = EpochReport(epoch: epoch, loss: lossSum / Double(max(batches, 1)), validationDice: dice,
@@ -117,7 +144,38 @@ public struct Trainer: Sendable {
         return reports
     }
 
-    func makeBatch(_ picks: [(Int, Int)], _ cases: [Sample]) -> (Tensor, [Int]) {
+    /// `items` in consecutive groups of `size` (the last may be shorter).
+    static func groups<T>(_ items: [T], _ size: Int) -> [[T]] {
+        stride(from: 0, to: items.count, by: size).map { Array(items[$0..<min($0 + size, items.count)]) }
+    }
+
+    /// `count` (case, slice) picks: a slice with foreground with probability `foregroundFraction`, else one without.
+    static func slicePicks(_ cases: [Sample], count: Int, foregroundFraction: Double,
+                           generator rng: inout SplitMix64) -> [(Int, Int)] {
+        var foreground: [(Int, Int)] = [], background: [(Int, Int)] = []
+        for (i, s) in cases.enumerated() {
+            guard let label = s.label else { continue }
+            for k in 0..<label.geometry.dimensions.z {
+                if label.slice(k).contains(where: { $0 != 0 }) { foreground.append((i, k)) } else { background.append((i, k)) }
+            }
+        }
+        var picks: [(Int, Int)] = []
+        for _ in 0..<count {
+            let fromForeground = !foreground.isEmpty && (background.isEmpty || rng.uniform() < foregroundFraction)
+            let pool = fromForeground ? foreground : background
+            guard !pool.isEmpty else { break }
+            picks.append(pool[rng.integer(0, pool.count - 1)])
+        }
+        return picks
+    }
+
+    private func nextBatch(_ prefetcher: BatchPrefetcher<Batch>) throws(TrainingError) -> Batch? {
+        do { return try prefetcher.next() } catch { throw TrainingError(.data, "cannot assemble a batch: \(error)") }
+    }
+
+    typealias Batch = (Tensor, [Int])
+
+    static func makeBatch(_ picks: [(Int, Int)], _ cases: [Sample]) -> (Tensor, [Int]) {
         let g = cases[0].image.geometry
         let h = g.dimensions.y, w = g.dimensions.x, plane = h * w
         var input = [Float](repeating: 0, count: picks.count * plane)
@@ -175,16 +233,30 @@ public struct Trainer: Sendable {
         var sums = [Double](repeating: 0, count: classes - 1)
         for c in cases {
             guard let truth = c.sample.label else { continue }
-            let predicted = try Segmenter(model: model).predict(c.sample.image)
+            let predicted = try segmenter().predict(c.sample.image)
             for k in 1..<classes { sums[k - 1] += dice(predicted.voxels, truth.voxels, label: UInt8(k)) }
         }
         return sums.map { $0 / Double(max(cases.count, 1)) }
     }
 
+    /// The current model as a segmenter (3-D: sliding windows of the configured patch).
+    public func segmenter() throws(TrainingError) -> Segmenter {
+        guard configuration.model.dimensions == 3 else { return Segmenter(model: model) }
+        let window = try SlidingWindowInference(windowSize: configuration.model.patchExtents,
+                                                overlap: configuration.model.windowOverlap,
+                                                blending: configuration.model.windowBlending, batchSize: 2)
+        return Segmenter(model: model, window: window)
+    }
+
     /// Writes the model's `state_dict` with the configuration in the metadata.
     public func save(to path: String, metadata: [String: String] = [:]) throws(TrainingError) {
         var meta = metadata
-        meta["architecture"] = "unet2d"
+        meta["architecture"] = configuration.model.architecture
+        if configuration.model.dimensions == 3 {
+            meta["patch_size"] = configuration.model.patchSize.map(String.init).joined(separator: ",")
+            meta["window_overlap"] = String(configuration.model.windowOverlap)
+            meta["window_blending"] = configuration.model.windowBlending.rawValue
+        }
         meta["encoder_channels"] = configuration.model.encoderChannels.map(String.init).joined(separator: ",")
         meta["bottleneck_channels"] = String(configuration.model.bottleneckChannels)
         meta["segments"] = configuration.model.segments.map(String.init).joined(separator: ",")
@@ -196,16 +268,4 @@ public struct Trainer: Sendable {
             throw TrainingError(.io, "cannot write the checkpoint \(path)", cause: "\(error)")
         }
     }
-}
-
-/// Dice coefficient 2|A ∩ B| / (|A| + |B|) of one label; 1 when both are empty.
-public func dice(_ a: [UInt8], _ b: [UInt8], label: UInt8) -> Double {
-    var both = 0, na = 0, nb = 0
-    for i in 0..<min(a.count, b.count) {
-        let x = a[i] == label, y = b[i] == label
-        if x { na += 1 }
-        if y { nb += 1 }
-        if x && y { both += 1 }
-    }
-    return na + nb == 0 ? 1 : 2 * Double(both) / Double(na + nb)
 }

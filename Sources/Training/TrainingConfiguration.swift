@@ -4,7 +4,8 @@ import Yams
 /// The `model:` and `training:` sections of a pipeline YAML (`pipelines/segmentation-unet2d.yaml`).
 public struct TrainingConfiguration: Sendable, Equatable {
     public struct Model: Sendable, Equatable {
-        /// unet2d: a 2-D U-Net (the reference module's layout) trained on axial slices.
+        /// unet2d: a 2-D U-Net (the reference module's layout) trained on axial slices; unet3d: the same layout in
+        /// 3-D, trained on class-balanced patches and applied by sliding windows.
         public var architecture = "unet2d"
         public var encoderChannels = [16, 32, 64, 128]
         public var bottleneckChannels = 256
@@ -13,6 +14,16 @@ public struct TrainingConfiguration: Sendable, Equatable {
         /// Seed of the weight initialisation.
         public var seed: UInt64 = 7
         public var classes: Int { segments.count + 1 }
+        /// unet3d: training patch and inference window, [x, y, z] voxels (each a multiple of 2^levels).
+        public var patchSize = [64, 64, 32]
+        /// unet3d: overlap of neighbouring inference windows, in [0, 1).
+        public var windowOverlap = 0.25
+        /// unet3d: how overlapping windows are blended (gaussian | constant).
+        public var windowBlending = SlidingWindowInference.Blending.gaussian
+        /// 2 for unet2d, 3 for unet3d.
+        public var dimensions: Int { architecture == "unet3d" ? 3 : 2 }
+        /// The patch as a tensor's `[depth, height, width]`.
+        public var patchExtents: [Int] { [patchSize[2], patchSize[1], patchSize[0]] }
     }
 
     public struct Optimizer: Sendable, Equatable {
@@ -30,6 +41,8 @@ public struct TrainingConfiguration: Sendable, Equatable {
     public var batchSize = 8
     /// Slices drawn per epoch (class-balanced: `foregroundFraction` of them contain a segment).
     public var slicesPerEpoch = 256
+    /// unet3d: patches drawn per epoch (class-balanced like the slices).
+    public var patchesPerEpoch = 64
     public var foregroundFraction = 0.7
     /// Patients held out for validation (at least one when there are two or more).
     public var validationFraction = 0.25
@@ -42,8 +55,10 @@ public struct TrainingConfiguration: Sendable, Equatable {
 
     public init() {}
 
-    static let modelKeys: Set<String> = ["architecture", "encoder_channels", "bottleneck_channels", "segments", "seed"]
-    static let trainingKeys: Set<String> = ["epochs", "batch_size", "slices_per_epoch", "foreground_fraction",
+    static let modelKeys: Set<String> = ["architecture", "encoder_channels", "bottleneck_channels", "segments", "seed",
+                                         "patch_size", "window_overlap", "window_blending"]
+    static let trainingKeys: Set<String> = ["epochs", "batch_size", "slices_per_epoch", "patches_per_epoch",
+                                            "foreground_fraction",
                                             "validation_fraction", "loss", "gradient_clip_norm", "seed", "optimizer"]
     static let optimizerKeys: Set<String> = ["name", "learning_rate", "momentum", "nesterov", "weight_decay"]
 
@@ -94,13 +109,28 @@ public struct TrainingConfiguration: Sendable, Equatable {
         let training = try mapping(root["training"], "training", Self.trainingKeys)
         let optimizer = try mapping(training["optimizer"], "training.optimizer", Self.optimizerKeys)
         if let a = model["architecture"]?.string {
-            guard a == "unet2d" else { throw TrainingError(.configuration, "`model.architecture` '\(a)': only unet2d is supported for now") }
+            guard ["unet2d", "unet3d"].contains(a) else {
+                throw TrainingError(.configuration, "`model.architecture` '\(a)': must be unet2d or unet3d")
+            }
+            self.model.architecture = a
         }
         self.model.encoderChannels = try ints(model["encoder_channels"], "model.encoder_channels") ?? self.model.encoderChannels
         self.model.bottleneckChannels = try int(model["bottleneck_channels"], "model.bottleneck_channels") ?? self.model.bottleneckChannels
         self.model.segments = try ints(model["segments"], "model.segments") ?? self.model.segments
         if let s = try int(model["seed"], "model.seed", min: 0) { self.model.seed = UInt64(s) }
+        if let p = try ints(model["patch_size"], "model.patch_size") {
+            guard p.count == 3 else { throw TrainingError(.configuration, "`model.patch_size` must be [x, y, z]") }
+            self.model.patchSize = p
+        }
+        if let v = try double(model["window_overlap"], "model.window_overlap", 0...0.95) { self.model.windowOverlap = v }
+        if let b = model["window_blending"]?.string {
+            guard let blending = SlidingWindowInference.Blending(rawValue: b) else {
+                throw TrainingError(.configuration, "`model.window_blending` must be gaussian or constant")
+            }
+            self.model.windowBlending = blending
+        }
         epochs = try int(training["epochs"], "training.epochs") ?? epochs
+        patchesPerEpoch = try int(training["patches_per_epoch"], "training.patches_per_epoch") ?? patchesPerEpoch
         batchSize = try int(training["batch_size"], "training.batch_size") ?? batchSize
         slicesPerEpoch = try int(training["slices_per_epoch"], "training.slices_per_epoch") ?? slicesPerEpoch
         foregroundFraction = try double(training["foreground_fraction"], "training.foreground_fraction", 0...1) ?? foregroundFraction
@@ -121,6 +151,11 @@ public struct TrainingConfiguration: Sendable, Equatable {
         if let v = optimizer["nesterov"]?.bool { self.optimizer.nesterov = v }
         guard self.model.encoderChannels.count <= 5 else {
             throw TrainingError(.configuration, "`model.encoder_channels` has \(self.model.encoderChannels.count) levels; at most 5")
+        }
+        let factor = 1 << self.model.encoderChannels.count
+        if self.model.architecture == "unet3d", !self.model.patchSize.allSatisfy({ $0 % factor == 0 }) {
+            throw TrainingError(.configuration, "`model.patch_size` \(self.model.patchSize) must be multiples of "
+                                + "\(factor) (2^levels of `model.encoder_channels`)")
         }
     }
 

@@ -9,6 +9,8 @@ public struct TrainingError: Error, Sendable, CustomStringConvertible {
         public static let nonFinite = Code("non-finite")
         public static let model = Code("model")
         public static let io = Code("io")
+        /// An argument is out of range or inconsistent (metrics, samplers).
+        public static let invalidArgument = Code("invalid-argument")
     }
 
     public var code: Code

@@ -38,9 +38,20 @@ struct Train: ParsableCommand {
             let (train, validation) = trainer.split(cases)
             let dims = cases[0].sample.image.geometry.dimensions
             print("\(cases.count) cases (\(train.count) training, \(validation.count) validation patients), canonical grid "
-                  + "\(dims.x)×\(dims.y)×\(dims.z); \(config.epochs) epochs of \(config.slicesPerEpoch) slices")
+                  + "\(dims.x)×\(dims.y)×\(dims.z); \(config.epochs) epochs of "
+                  + (config.model.dimensions == 3
+                     ? "\(config.patchesPerEpoch) patches of \(config.model.patchSize.map(String.init).joined(separator: "×"))"
+                     : "\(config.slicesPerEpoch) slices"))
             let checkpoint = output + "/best.safetensors"
-            let reports = try trainer.fit(train: train, validation: validation, checkpoint: checkpoint) { r in
+            // A progress bar redrawn on stderr only when a person watches (a terminal); logs get the epoch lines.
+            let bar: ProgressBar? = isatty(STDERR_FILENO) == 1 ? ProgressBar() : nil
+            let showStep: (StepProgress) -> Void = { step in
+                guard let bar else { return }
+                FileHandle.standardError.write(Data(("\r" + bar.render(step)).utf8))
+            }
+            let reports = try trainer.fit(train: train, validation: validation, checkpoint: checkpoint,
+                                          onStep: showStep) { r in
+                if bar != nil { FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8)) }  // clear the bar's line
                 let dice = r.validationDice.enumerated().map { "class \($0.offset + 1) \(String(format: "%.3f", $0.element))" }
                 print(String(format: "epoch %3d  loss %.4f  %@  (%.1f s)", r.epoch, r.loss,
                              dice.isEmpty ? "" : "validation Dice " + dice.joined(separator: ", "), r.seconds))
