@@ -43,7 +43,8 @@ public final class GRPCFederationServer: Sendable {
         let address: GRPCNIOTransportCore.SocketAddress = host.contains(":")
             ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
         transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: security, config: config)
-        server = GRPCServer(transport: transport, services: [FederationHandler(service: service, limits: limits)])
+        server = GRPCServer(transport: transport,
+                            services: [FederationRegistration(handler: FederationHandler(service: service, limits: limits))])
     }
 
     /// Accepts connections until `beginGracefulShutdown()`.
