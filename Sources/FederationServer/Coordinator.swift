@@ -10,10 +10,11 @@ import Foundation
 /// deadline is retried, then the job fails with a reason — it never hangs.
 ///
 /// Memory: downloads stream from a copy-on-write snapshot of the global model (`model(for:)` hands out chunks that
-/// are views into it); a result's chunks are added into the accumulator as they arrive and written to a per-site
-/// spill file in the work directory (`ResultSpill`), never kept in memory. The file is deleted when the result is
-/// committed; when a stream breaks it is read back, chunk by chunk, to subtract exactly what was added. Closing a
-/// round turns the sums into the mean in place and updates the global model in place (`Strategy.updateGlobal`).
+/// are views into it); a result's chunks are added into the accumulator as they arrive and written to the site's
+/// spill file in the work directory (`ResultSpill`: anonymous, reused from round to round), never kept in memory.
+/// Its contents are voided when the result is committed; when a stream breaks they are read back, chunk by chunk,
+/// to subtract exactly what was added. Closing a round turns the sums into the mean in place and updates the global
+/// model in place (`Strategy.updateGlobal`).
 public actor Coordinator<C: Clock>: FederationService where C.Duration == Duration {
     public let configuration: JobConfiguration
     private let clock: C
@@ -35,6 +36,8 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
     /// Where in-flight results are spilled: given, or a temporary folder made on first use and removed at the end.
     private let workDirectory: String?
     private var spillDirectory: String?
+    /// One spill file per site that has sent a result, reused for its later results; closed when the job ends.
+    private var spills: [String: ResultSpill] = [:]
     private var spillCount = 0
     /// Set when a broken result could not be taken back out of the sums: the round cannot close correctly.
     private var accumulatorLost: String?
@@ -318,7 +321,7 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
             throw FederationError(error.code, "result from \(site) rejected: \(error.message)")
         }
         inFlight[site] = nil
-        entry.spill.remove()
+        entry.spill.reset()
         committed[site] = (entry.header.sampleCount, entry.header.metrics)
         emit(.resultAccepted(round: round, site: site, sampleCount: entry.header.sampleCount, metrics: entry.header.metrics))
         eventSink.yield(.resultCommitted(round: round, attempt: attempt))
@@ -339,8 +342,8 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
     /// Bytes spilled so far by each site whose result is streaming in (what the server keeps on disk, not in memory).
     public var inFlightSpillBytes: [String: Int] { inFlight.mapValues(\.spill.byteCount) }
 
-    /// The folder holding the spill files, once one was needed.
-    public var spillDirectoryPath: String? { spillDirectory }
+    /// Spill files open (one per site that has sent a result during the job; none once it has ended).
+    public var spillFileCount: Int { spills.count }
 
     // MARK: - In-flight results
 
@@ -354,7 +357,7 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
     /// Subtracts what an unfinished result had added (read back from its spill file) and deletes the file.
     private func takeBack(site: String) {
         guard let entry = inFlight.removeValue(forKey: site) else { return }
-        defer { entry.spill.remove() }
+        defer { entry.spill.reset() }
         guard accumulator != nil else { return }
         let weight = Double(entry.header.sampleCount)
         do throws(FederationError) {
@@ -372,11 +375,16 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
 
     /// Forgets every unfinished result (the round is over) and deletes their files.
     private func dropInFlight() {
-        for entry in inFlight.values { entry.spill.remove() }
+        for entry in inFlight.values { entry.spill.reset() }
         inFlight = [:]
     }
 
+    /// The site's spill file, emptied; created on the site's first result.
     private func makeSpill(site: String) throws(FederationError) -> ResultSpill {
+        if let spill = spills[site] {
+            spill.reset()
+            return spill
+        }
         let directory: String
         if let spillDirectory {
             directory = spillDirectory
@@ -385,10 +393,6 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
                 .appendingPathComponent("tessera-coordinator-\(Self.fileName(configuration.jobID))-\(UUID().uuidString)").path
             do {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-                // Spill files a killed server left behind are worthless: the round they belonged to restarts.
-                for name in try FileManager.default.contentsOfDirectory(atPath: directory) where name.hasSuffix(".spill") {
-                    try? FileManager.default.removeItem(atPath: directory + "/" + name)
-                }
             } catch {
                 throw FederationError(.transient, "the server cannot use its work directory \(directory) for in-flight "
                                       + "results: check that it is writable", cause: String(describing: error))
@@ -396,10 +400,15 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
             spillDirectory = directory
         }
         spillCount += 1
-        return try ResultSpill(path: directory + "/\(spillCount)-\(Self.fileName(site))-round\(round).spill")
+        let spill = try ResultSpill(path: directory + "/\(spillCount)-\(Self.fileName(site)).spill")
+        spills[site] = spill
+        return spill
     }
 
+    /// Closes every spill file and removes the temporary folder (when the coordinator made it).
     private func removeSpillDirectory() {
+        for spill in spills.values { spill.close() }
+        spills = [:]
         guard let spillDirectory else { return }
         if workDirectory == nil { try? FileManager.default.removeItem(atPath: spillDirectory) }
         self.spillDirectory = nil

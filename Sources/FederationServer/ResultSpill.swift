@@ -9,28 +9,38 @@ import Darwin
 
 /// The chunks of one in-flight result, written to a temporary file as they are added into the accumulator, so that
 /// a stream that breaks half-way can be taken back out exactly (read back chunk by chunk and subtracted) while the
-/// server keeps none of them in memory. Deleted when the result is committed or abandoned (and, as a safety net,
-/// when the last reference goes).
+/// server keeps none of them in memory.
+///
+/// The file is anonymous (unlinked as soon as it is opened: nothing is left behind, even by a killed server) and
+/// reused: `reset()` voids its contents when the result is committed or abandoned, and the next result of the same
+/// site overwrites it from the start. Overwriting pages the page cache already holds runs at memory speed; creating
+/// a fresh file for every result costs the kernel a page allocation per 4 KiB (measured here: 0.25–3 GB/s for new
+/// pages against 11.7 GB/s for overwritten ones, i.e. up to seconds per round at 25M parameters × 16 sites).
 ///
 /// File layout: records of `[tensor index: UInt32][offset: UInt64][count: UInt64][count float32 values]`, native
 /// byte order (the file never leaves the process that wrote it).
 final class ResultSpill {
+    /// Where the file was created (it is unlinked at once; for messages only).
     let path: String
     private var descriptor: Int32
-    /// Bytes written so far.
+    /// Bytes of the current result's records.
     private(set) var byteCount = 0
 
     private static let headerSize = 4 + 8 + 8
 
-    /// Creates (or truncates) the file, readable by the owner only.
+    /// Creates the file, readable by the owner only, and unlinks it (it lives as long as this object).
     /// - Throws: `.transient` naming the path and the system error.
     init(path: String) throws(FederationError) {
         self.path = path
-        descriptor = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        descriptor = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw Self.error("create", path) }
+        unlink(path)
     }
 
-    deinit { remove() }
+    deinit { close() }
+
+    /// Voids the contents: the next `append` writes from the start, over pages the kernel already holds.
+    func reset() { byteCount = 0 }
 
     /// Appends one chunk (its tensor's position in the model, offset and values).
     /// - Throws: `.transient` when the write fails (disk full, I/O error); the file is then unusable.
@@ -39,9 +49,11 @@ final class ResultSpill {
             out.storeBytes(of: UInt32(truncatingIfNeeded: tensor), toByteOffset: 0, as: UInt32.self)
             out.storeBytes(of: UInt64(offset), toByteOffset: 4, as: UInt64.self)
             out.storeBytes(of: UInt64(values.count), toByteOffset: 12, as: UInt64.self)
-            return writeAll(UnsafeRawBufferPointer(out))
+            return writeAll(UnsafeRawBufferPointer(out), at: byteCount)
         }
-        guard wroteHeader, values.withUnsafeBytes({ writeAll($0) }) else { throw Self.error("write to", path) }
+        guard wroteHeader, values.withUnsafeBytes({ writeAll($0, at: byteCount + Self.headerSize) }) else {
+            throw Self.error("write to", path)
+        }
         byteCount += Self.headerSize + values.count * MemoryLayout<Float>.size
     }
 
@@ -70,19 +82,19 @@ final class ResultSpill {
         }
     }
 
-    /// Closes and deletes the file; safe to call more than once.
-    func remove() {
+    /// Closes the file, which frees its disk space; safe to call more than once.
+    func close() {
         guard descriptor >= 0 else { return }
-        close(descriptor)
+        closeDescriptor(descriptor)
         descriptor = -1
-        unlink(path)
+        byteCount = 0
     }
 
-    private func writeAll(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    private func writeAll(_ bytes: UnsafeRawBufferPointer, at position: Int) -> Bool {
         guard descriptor >= 0 else { return false }
         var done = 0
         while done < bytes.count {
-            let n = write(descriptor, bytes.baseAddress! + done, bytes.count - done)
+            let n = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(position + done))
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { return false }
             done += n
@@ -109,3 +121,6 @@ final class ResultSpill {
                                cause: reason)
     }
 }
+
+/// `close(2)`, out of reach of `ResultSpill.close()`'s name.
+private func closeDescriptor(_ descriptor: Int32) { _ = close(descriptor) }

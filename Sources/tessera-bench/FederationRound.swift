@@ -23,6 +23,8 @@ struct FederationRound: ParsableCommand {
     @Option(help: "Rounds.") var rounds = 3
     @Flag(help: "Run each client as a child process (federation-client); this process is then the server only.")
     var clientProcesses = false
+    @Option(help: "Print this process's resident set size to standard error every so many milliseconds (0: never).")
+    var traceMemoryMs = 0
     @OptionGroup var transport: TransportOptions
 
     func validate() throws {
@@ -36,6 +38,18 @@ struct FederationRound: ParsableCommand {
     func run() throws {
         let (parameters, clients, rounds, processes, limits) = (parameters, clients, rounds, clientProcesses,
                                                                 transport.limits)
+        if traceMemoryMs > 0 {
+            let interval = traceMemoryMs
+            Thread.detachNewThread {
+                let start = ContinuousClock.now
+                while true {
+                    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+                    let rss = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+                    FileHandle.standardError.write(Data("\((ContinuousClock.now - start).seconds) \(rss)\n".utf8))
+                    Thread.sleep(forTimeInterval: Double(interval) / 1000)
+                }
+            }
+        }
         try runBlocking {
             try await Self.measure(parameters: parameters, clients: clients, rounds: rounds, limits: limits,
                                    clientProcesses: processes)
@@ -64,16 +78,18 @@ struct FederationRound: ParsableCommand {
             group.addTask { try await server.serve() }
             let port = try await server.listeningPort()
             group.addTask {
-                var last = start
+                var last = start, lastCPU = cpuSeconds(RUSAGE_SELF)
                 for await event in events {
                     if case .jobFinished = event { break }
                     if case .jobFailed = event { break }
                     guard case let .roundClosed(round, participants, _) = event else { continue }
-                    let now = ContinuousClock.now, seconds = (now - last).seconds
-                    last = now
+                    let now = ContinuousClock.now, seconds = (now - last).seconds, cpu = cpuSeconds(RUSAGE_SELF)
+                    let serverCPU = cpu - lastCPU
+                    (last, lastCPU) = (now, cpu)
                     emitLine(#"{"bench":"federation-round","parameters":\#(parameters),"clients":\#(clients),"#
                           + #""client_processes":\#(clientProcesses),"round":\#(round),"#
                           + #""participants":\#(participants.count),"seconds":\#(seconds),"#
+                          + #""server_cpu_seconds":\#(serverCPU),"#
                           + #""peak_rss_mb":\#(peakRSSMegabytes())}"#)
                     if round == rounds { break }
                 }
@@ -96,7 +112,10 @@ struct FederationRound: ParsableCommand {
               + #""chunk_scalars":\#(limits.chunkScalars),"window_bytes":\#(limits.targetWindowSize),"#
               + #""frame_bytes":\#(limits.maxFrameSize),"server_peak_rss_mb":\#(peakRSSMegabytes()),"#
               + #""client_peak_rss_mb_max":\#(peaks.max() ?? -1),"client_peak_rss_mb_total":\#(peaks.reduce(0, +)),"#
-              + #""wall_seconds":\#((ContinuousClock.now - start).seconds)}"#)
+              + #""wall_seconds":\#((ContinuousClock.now - start).seconds),"#
+              + #""server_cpu_seconds":\#(cpuSeconds(RUSAGE_SELF)),"#
+              + #""client_cpu_seconds":\#(cpuSeconds(RUSAGE_CHILDREN)),"#
+              + #""load_average":"\#(loadAverage())"}"#)
     }
 
     static func runClientsInProcess(sites: [String], credentials: [MutualTLSFiles], port: Int,
@@ -127,6 +146,8 @@ struct FederationRound: ParsableCommand {
             process.arguments = ["federation-client", "--port", "\(port)", "--site", site,
                                  "--certificate", files.certificateChain, "--key", files.privateKey,
                                  "--ca", files.trustRoots] + TransportOptions.arguments(for: limits)
+            // A profiler preloaded into the server (heaptrack) stays out of the clients.
+            process.environment = ProcessInfo.processInfo.environment.filter { $0.key != "LD_PRELOAD" }
             let output = Pipe()
             process.standardOutput = output
             try process.run()
@@ -247,6 +268,20 @@ func runBlocking(_ body: @escaping @Sendable () async throws -> Void) throws {
     }
     done.wait()
     try outcome.withLock { $0 }?.get()
+}
+
+/// User + system CPU seconds of this process (`RUSAGE_SELF`) or of its finished children (`RUSAGE_CHILDREN`).
+func cpuSeconds(_ who: __rusage_who) -> Double {
+    var usage = rusage()
+    getrusage(__rusage_who_t(who.rawValue), &usage)
+    return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) * 1e-6
+        + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) * 1e-6
+}
+
+/// The 1-, 5- and 15-minute load averages (others' work on this machine shows here).
+func loadAverage() -> String {
+    ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "").split(separator: " ").prefix(3)
+        .joined(separator: " ")
 }
 
 /// Peak resident set size of this process (VmHWM in /proc/self/status), MiB; -1 where there is no /proc.
