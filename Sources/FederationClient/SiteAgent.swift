@@ -1,4 +1,5 @@
 import FederationCore
+import Foundation
 
 /// The site's local work for a task: train from the global model on the site's own data.
 public protocol LocalTrainer: Sendable {
@@ -34,7 +35,8 @@ public struct RetryPolicy: Sendable {
 }
 
 /// A site client: registers, long-polls for tasks, trains, and sends weight diffs through the site's filter chain,
-/// in chunks. Retries transient errors with backoff and jitter; never exits on them.
+/// in chunks. Retries transient errors with backoff and jitter; never exits on them. A result the server refuses
+/// for good (too large, wrong shape, NaN/Inf) is not resent: the site logs why and waits for the next round.
 public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
     public var site: String
     public var connection: any FederationConnection
@@ -43,11 +45,14 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
     public var clock: C
     public var retry: RetryPolicy
     public var chunkScalars: Int
+    /// Where the agent says what it could not do (a refused result); standard error by default.
+    public var log: @Sendable (String) -> Void
     /// Answers statistics tasks; nil: this site takes part in training only.
     public var statistics: (any PayloadTaskHandler)?
 
     public init(site: String, connection: any FederationConnection, trainer: any LocalTrainer, filters: FilterChain = FilterChain([]),
                 clock: C, retry: RetryPolicy = RetryPolicy(), chunkScalars: Int = 1 << 20,
+                log: @escaping @Sendable (String) -> Void = SiteLog.standardError,
                 statistics: (any PayloadTaskHandler)? = nil) {
         self.site = site
         self.connection = connection
@@ -56,8 +61,12 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
         self.clock = clock
         self.retry = retry
         self.chunkScalars = chunkScalars
+        self.log = log
         self.statistics = statistics
     }
+
+    /// Upload failures that resending the same result cannot fix.
+    static var finalRefusals: Set<FederationError.Code> { [.tooLarge, .shapeMismatch, .nonFinite, .invalidConfiguration] }
 
     /// Runs until the job finishes.
     /// - Returns: the rounds this site contributed to.
@@ -76,10 +85,21 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
         }
         _ = try await retrying("register") { () async throws(FederationError) in try await connection.register(site: site) }
         var rounds: [Int] = []
+        // The task whose result the server refused for good: until the round moves on, the server still lists it.
+        var refused: (jobID: String, round: Int)?
+        var waits = 0
         while true {
             guard let task = try await retrying("next task", { () async throws(FederationError) in
                 try await connection.nextTask(site: site)
             }) else { return rounds }
+            if let refused, refused == (task.jobID, task.round) {
+                let unit = 0.5 + Double(jitter.next() >> 11) * 0x1p-54
+                try? await clock.sleep(for: retry.delay(attempt: waits, unit: unit))
+                waits += 1
+                continue
+            }
+            refused = nil
+            waits = 0
             if task.kind == .statistics {
                 guard let statistics else {
                     throw FederationError(.invalidConfiguration, "the server asks \(site) for statistics, but this client "
@@ -95,15 +115,20 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                     rounds.append(task.round)
                 } catch where error.code == .staleRound {
                     continue
+                } catch where Self.finalRefusals.contains(error.code) {
+                    log("\(site): phase \(task.round) of statistics job \(task.jobID) goes on without this site's answer, "
+                        + "which the server refused: \(error)")
+                    refused = (task.jobID, task.round)
                 }
                 continue
             }
-            let chunks = try await retrying("download") { () async throws(FederationError) in
-                try await connection.downloadModel(for: task, maxScalars: chunkScalars)
+            let global = try await retrying("download") { () async throws(FederationError) in
+                try await connection.downloadParameters(for: task, maxScalars: chunkScalars)
             }
-            let global = try ParameterSet(assembling: chunks)
-            let (weights, samples, metrics) = try await trainer.train(global: global, task: task)
-            let diff = try weights.subtracting(global)
+            let samples: Int, metrics: [String: Double]
+            var diff: ParameterSet
+            (diff, samples, metrics) = try await trainer.train(global: global, task: task)
+            try diff.subtract(global)  // in place: the weights become the diff
             var update = ModelUpdate(jobID: task.jobID, round: task.round, site: site, sampleCount: samples, diff: diff, metrics: metrics)
             update = try await filters.process(update, context: FilterContext(site: site, jobID: task.jobID, round: task.round))
             let header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: update.sampleCount,
@@ -116,7 +141,19 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                 rounds.append(task.round)
             } catch where error.code == .staleRound {
                 continue  // the round closed without us: take the next task
+            } catch where Self.finalRefusals.contains(error.code) {
+                log("\(site): round \(task.round) of job \(task.jobID) goes on without this site's result, which the "
+                    + "server refused: \(error)")
+                refused = (task.jobID, task.round)
             }
         }
+    }
+}
+
+/// Default destinations for `SiteAgent.log`.
+public enum SiteLog {
+    /// One line per message on standard error.
+    public static let standardError: @Sendable (String) -> Void = { message in
+        FileHandle.standardError.write(Data((message + "\n").utf8))
     }
 }

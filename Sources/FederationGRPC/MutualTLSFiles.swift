@@ -20,16 +20,20 @@ public struct TransportLimits: Sendable, Equatable {
     /// Largest accepted gRPC message, bytes: one chunk plus its small header. Anything larger is refused by the
     /// transport (RESOURCE_EXHAUSTED) before it reaches the service.
     public var maxMessageBytes: Int
-    /// Values per chunk on the wire; larger chunks are split before sending. 4 bytes each.
+    /// Values per chunk on the wire; larger chunks are split before sending. 4 bytes each. Each HTTP/2 stream may
+    /// queue about ten messages on the receiving side (NIOAsyncChannel's watermark) plus the window, so the chunk
+    /// size sets much of what the server buffers per site: 256K values (1 MiB messages) measured here.
     public var chunkScalars: Int
-    /// HTTP/2 flow-control window. DESIGN.md, build facts: 8 MiB gave 760–960 MB/s over loopback with mTLS; the
-    /// 64 KiB default caps uploads near 100 MB/s.
+    /// HTTP/2 flow-control window. DESIGN.md, build facts: 8 MiB gave 760–960 MB/s for one stream over loopback with
+    /// mTLS (the 64 KiB default caps uploads near 100 MB/s); with 16 sites at once, the server's peak RSS grows with
+    /// the window (measured at 25M parameters × 16 sites: 8 MiB windows and 4 MiB chunks 3.9 GB, 1 MiB windows and
+    /// 1 MiB chunks 0.9–1.5 GB), so the default is 1 MiB.
     public var targetWindowSize: Int
     /// HTTP/2 frame size (256 KiB, same measurement; the default is 16 KiB).
     public var maxFrameSize: Int
 
-    public init(maxMessageBytes: Int = 4 << 20 + 64 << 10, chunkScalars: Int = 1 << 20,
-                targetWindowSize: Int = 8 << 20, maxFrameSize: Int = 256 << 10) {
+    public init(maxMessageBytes: Int = 4 << 20 + 64 << 10, chunkScalars: Int = 1 << 18,
+                targetWindowSize: Int = 1 << 20, maxFrameSize: Int = 256 << 10) {
         precondition(chunkScalars > 0 && chunkScalars * 4 < maxMessageBytes, "a chunk must fit in one message")
         self.maxMessageBytes = maxMessageBytes
         self.chunkScalars = chunkScalars

@@ -1,4 +1,5 @@
 import FederationCore
+import Foundation
 
 /// Runs one federated job round by round: hands tasks to long-polling sites, accumulates their streamed results,
 /// closes each round at `minClients` + grace period (or when every site answered, or at the deadline), aggregates
@@ -7,6 +8,13 @@ import FederationCore
 /// Invariants: a result counts once (a duplicate or one for another round is rejected and logged); the server
 /// holds the global model, one accumulator and the chunk in flight; a round that cannot reach `minClients` by its
 /// deadline is retried, then the job fails with a reason — it never hangs.
+///
+/// Memory: downloads stream from a copy-on-write snapshot of the global model (`model(for:)` hands out chunks that
+/// are views into it); a result's chunks are added into the accumulator as they arrive and written to the site's
+/// spill file in the work directory (`ResultSpill`: anonymous, reused from round to round), never kept in memory.
+/// Its contents are voided when the result is committed; when a stream breaks they are read back, chunk by chunk,
+/// to subtract exactly what was added. Closing a round turns the sums into the mean in place and updates the global
+/// model in place (`Strategy.updateGlobal`).
 public actor Coordinator<C: Clock>: FederationService where C.Duration == Duration {
     public let configuration: JobConfiguration
     private let clock: C
@@ -24,7 +32,15 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
     private var tasks: [String: TaskAssignment] = [:]
     private var accumulator: StreamingAccumulator?
     private var committed: [String: (samples: Int, metrics: [String: Double])] = [:]
-    private var inFlight: [String: (header: ResultHeader, chunks: [ParameterChunk])] = [:]
+    private var inFlight: [String: InFlightResult] = [:]
+    /// Where in-flight results are spilled: given, or a temporary folder made on first use and removed at the end.
+    private let workDirectory: String?
+    private var spillDirectory: String?
+    /// One spill file per site that has sent a result, reused for its later results; closed when the job ends.
+    private var spills: [String: ResultSpill] = [:]
+    private var spillCount = 0
+    /// Set when a broken result could not be taken back out of the sums: the round cannot close correctly.
+    private var accumulatorLost: String?
     private var graceStarted = false
     private var polls = SitePolls()
     public private(set) var lastSeen: [String: C.Instant] = [:]
@@ -43,9 +59,12 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
         case aborted
     }
 
+    /// - Parameter workDirectory: where in-flight results are spilled (one file per uploading site, deleted when
+    ///   the result is committed or abandoned); nil: a fresh temporary folder, removed when the job ends.
     public init(configuration: JobConfiguration, initialModel: ParameterSet, strategy: any Strategy, clock: C,
-                store: (any CheckpointStore)? = nil) {
+                store: (any CheckpointStore)? = nil, workDirectory: String? = nil) {
         self.configuration = configuration
+        self.workDirectory = workDirectory
         self.global = initialModel
         self.strategy = strategy
         self.clock = clock
@@ -103,6 +122,7 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
             }
         }
         finished = true
+        removeSpillDirectory()
         tasks = [:]
         polls.releaseAll()
         emit(.jobFinished)
@@ -113,7 +133,8 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
     private func startRound(_ r: Int) {
         round = r
         committed = [:]
-        inFlight = [:]
+        dropInFlight()
+        accumulatorLost = nil
         graceStarted = false
         accumulator = StreamingAccumulator(structure: global)
         let configs = strategy.configureTraining(round: r, sites: configuration.sites)
@@ -165,19 +186,26 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
     private func pendingCount() -> Int { tasks.keys.filter { committed[$0] == nil }.count }
 
     private func closeRound(_ r: Int, reason: String) async throws(FederationError) {
-        guard let accumulator else { throw FederationError(.noResults, "round \(r) has no accumulator") }
-        let meanDiff = try accumulator.weightedMean()
+        if let lost = accumulatorLost {
+            let message = "round \(r) cannot close: \(lost). Restart the server: it resumes from the last checkpoint"
+            fail(message)
+            throw FederationError(.jobFailed, message)
+        }
+        guard var accumulator else { throw FederationError(.noResults, "round \(r) has no accumulator") }
+        dropInFlight()
+        self.accumulator = nil
+        // The mean is computed in the sums' storage and the global model updated in its own: no model-sized
+        // temporaries (unless a straggler's download still holds a snapshot of the old model).
+        let meanDiff = try accumulator.takeWeightedMean()
         let updates = committed.map { site, c in
             ModelUpdate(jobID: configuration.jobID, round: r, site: site, sampleCount: c.samples, diff: ParameterSet(), metrics: c.metrics)
         }
-        global = try strategy.aggregateTraining(round: r, global: global, meanDiff: meanDiff, updates: updates)
+        try strategy.updateGlobal(round: r, global: &global, meanDiff: meanDiff, updates: updates)
         let record = RoundRecord(round: r, attempt: attempt, participants: committed.keys.sorted(),
                                  metrics: committed.mapValues(\.metrics), closedBy: reason)
         records.append(record)
         completedRounds = r
         tasks = [:]
-        inFlight = [:]
-        self.accumulator = nil
         if let store {
             try await store.save(jobID: configuration.jobID, completedRound: r, model: global, records: records)
         }
@@ -186,6 +214,8 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
 
     private func fail(_ reason: String) {
         failure = reason
+        dropInFlight()
+        removeSpillDirectory()
         tasks = [:]
         polls.releaseAll()
         emit(.jobFailed(reason: reason))
@@ -253,7 +283,8 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
         }
     }
 
-    /// The global model for a task of the current round.
+    /// The global model for a task of the current round, as views into a copy-on-write snapshot of it: no copy is
+    /// made; the transport encodes each chunk as it writes it.
     public func model(for task: TaskAssignment, maxScalars: Int) throws(FederationError) -> [ParameterChunk] {
         guard maxScalars > 0 else { throw FederationError(.invalidConfiguration, "chunk size must be positive") }
         guard task.jobID == configuration.jobID, task.round == round, tasks[task.site] != nil else {
@@ -279,20 +310,22 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
             guard header.sampleCount > 0 else {
                 throw FederationError(.invalidConfiguration, "result from \(header.site) reports \(header.sampleCount) samples")
             }
-            if let old = inFlight[header.site] { accumulator?.discard(client: header.site, chunks: old.chunks, weight: Double(old.header.sampleCount)) }
-            inFlight[header.site] = (header, [])
+            if inFlight[header.site] != nil { takeBack(site: header.site) }
+            let spill = try makeSpill(site: header.site)
+            inFlight[header.site] = InFlightResult(header: header, spill: spill)
         } catch {
             emit(.resultRejected(round: header.round, site: header.site, reason: error.message))
             throw error
         }
     }
 
-    /// Adds one chunk of a result as it arrives.
+    /// Adds one chunk of a result as it arrives, and spills it (see `ResultSpill`); nothing of it stays in memory.
     public func resultChunk(site: String, _ chunk: ParameterChunk) throws(FederationError) {
         guard var entry = inFlight[site], accumulator != nil else {
             throw FederationError(.staleRound, "chunk from \(site) outside a result stream")
         }
-        let size = (entry.chunks.reduce(0) { $0 + $1.values.count } + chunk.values.count) * 4
+        let size = (entry.scalars + chunk.values.count) * MemoryLayout<Float>.size
+        let weight = Double(entry.header.sampleCount)
         do throws(FederationError) {
             // An update is never larger than the model it updates.
             let limit = min(configuration.maxUpdateBytes, global.byteCount)
@@ -300,8 +333,15 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
                 throw FederationError(.tooLarge, "result from \(site) exceeds \(limit) bytes (the model's size or the "
                                       + "job's limit)")
             }
-            try accumulator?.accept(chunk, weight: Double(entry.header.sampleCount), from: site)
-            entry.chunks.append(chunk)
+            guard let tensor = try accumulator?.tensorIndex(of: chunk, from: site) else { return }
+            try accumulator?.accept(chunk, weight: weight, from: site)
+            do throws(FederationError) {
+                try entry.spill.append(tensor: tensor, offset: chunk.offset, values: chunk.values)
+            } catch {
+                accumulator?.retract(chunk, weight: weight)  // in the sums but not in the file: out again now
+                throw error
+            }
+            entry.scalars += chunk.values.count
             inFlight[site] = entry
         } catch {
             abandon(site: site, reason: error.message)
@@ -319,6 +359,7 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
             throw FederationError(error.code, "result from \(site) rejected: \(error.message)")
         }
         inFlight[site] = nil
+        entry.spill.reset()
         committed[site] = (entry.header.sampleCount, entry.header.metrics)
         lastResult[site] = (round, entry.header.metrics)
         lastSeen[site] = clock.now
@@ -334,10 +375,90 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
 
     /// Takes a broken or invalid stream's partial contribution back out; the round goes on.
     public func abandon(site: String, reason: String) {
-        if let entry = inFlight[site] {
-            accumulator?.discard(client: site, chunks: entry.chunks, weight: Double(entry.header.sampleCount))
-        }
-        inFlight[site] = nil
+        takeBack(site: site)
         emit(.resultRejected(round: round, site: site, reason: reason))
+    }
+
+    /// Bytes spilled so far by each site whose result is streaming in (what the server keeps on disk, not in memory).
+    public var inFlightSpillBytes: [String: Int] { inFlight.mapValues(\.spill.byteCount) }
+
+    /// Spill files open (one per site that has sent a result during the job; none once it has ended).
+    public var spillFileCount: Int { spills.count }
+
+    // MARK: - In-flight results
+
+    /// One result being received: its header, how many values arrived, and the file its chunks are spilled to.
+    private struct InFlightResult {
+        var header: ResultHeader
+        var spill: ResultSpill
+        var scalars = 0
+    }
+
+    /// Subtracts what an unfinished result had added (read back from its spill file) and deletes the file.
+    private func takeBack(site: String) {
+        guard let entry = inFlight.removeValue(forKey: site) else { return }
+        defer { entry.spill.reset() }
+        guard accumulator != nil else { return }
+        let weight = Double(entry.header.sampleCount)
+        do throws(FederationError) {
+            guard let structure = accumulator?.structure else { return }
+            try entry.spill.replay { tensor, offset, values in
+                guard structure.indices.contains(tensor) else { return }
+                accumulator?.retract(ParameterChunk(tensor: structure[tensor].name, shape: structure[tensor].shape,
+                                                    offset: offset, values: values), weight: weight)
+            }
+        } catch {
+            accumulatorLost = "the partial result of \(site) could not be taken back out of the sums (\(error.message))"
+        }
+        accumulator?.forget(client: site)
+    }
+
+    /// Forgets every unfinished result (the round is over) and deletes their files.
+    private func dropInFlight() {
+        for entry in inFlight.values { entry.spill.reset() }
+        inFlight = [:]
+    }
+
+    /// The site's spill file, emptied; created on the site's first result.
+    private func makeSpill(site: String) throws(FederationError) -> ResultSpill {
+        if let spill = spills[site] {
+            spill.reset()
+            return spill
+        }
+        let directory: String
+        if let spillDirectory {
+            directory = spillDirectory
+        } else {
+            directory = workDirectory ?? FileManager.default.temporaryDirectory
+                .appendingPathComponent("tessera-coordinator-\(Self.fileName(configuration.jobID))-\(UUID().uuidString)").path
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw FederationError(.transient, "the server cannot use its work directory \(directory) for in-flight "
+                                      + "results: check that it is writable", cause: String(describing: error))
+            }
+            spillDirectory = directory
+        }
+        spillCount += 1
+        let spill = try ResultSpill(path: directory + "/\(spillCount)-\(Self.fileName(site)).spill")
+        spills[site] = spill
+        return spill
+    }
+
+    /// Closes every spill file and removes the temporary folder (when the coordinator made it).
+    private func removeSpillDirectory() {
+        for spill in spills.values { spill.close() }
+        spills = [:]
+        guard let spillDirectory else { return }
+        if workDirectory == nil { try? FileManager.default.removeItem(atPath: spillDirectory) }
+        self.spillDirectory = nil
+    }
+
+    /// A site or job name as a file-name component: letters, digits, '-', '_' and '.' kept, the rest replaced.
+    private static func fileName(_ name: String) -> String {
+        String(name.unicodeScalars.map { s in
+            (s.properties.isAlphabetic && s.isASCII) || ("0"..."9").contains(s) || "-_.".unicodeScalars.contains(s)
+                ? Character(s) : "_"
+        }.prefix(64))
     }
 }

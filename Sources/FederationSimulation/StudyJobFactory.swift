@@ -81,7 +81,7 @@ public struct StudyJobFactory: JobFactory {
         job.taskConfig = ["pipeline": .string(pipeline)]
         return Coordinator(configuration: job, initialModel: SegmentationSiteTrainer.parameterSet(initial.model.stateDict),
                            strategy: p.federation.makeStrategy(learningRate: Double(p.training.optimizer.learningRate)),
-                           clock: ContinuousClock(), store: store)
+                           clock: ContinuousClock(), store: store, workDirectory: store.jobFolder(jobID) + "/spill")
     }
 }
 

@@ -9,98 +9,230 @@ import Synchronization
 
 /// Federation round overhead, as `../shared/bench/fl_flwr_legacy.py` and `fl_nvflare_run.py` measure it: a
 /// synthetic model of N float32 parameters, K clients that do no training (they return the model plus a small
-/// delta), R rounds of FedAvg. Server and clients run in this one process over loopback gRPC with mutual TLS
-/// (a throw-away CA). One JSON line per round: seconds from the previous round's close (from the start for round
-/// 1) and the process's peak RSS so far (server and all clients together: an upper bound for the server's).
+/// delta), R rounds of FedAvg over loopback gRPC with mutual TLS (a throw-away CA).
+///
+/// With `--client-processes` (what the results table uses) this process is the server only and each client is a
+/// child process (`federation-client`), so the server's peak RSS is its own; without it, all run in this process.
+/// One JSON line per round: seconds from the previous round's close (from the start for round 1) and this
+/// process's peak RSS so far; then a summary line with the server's and the clients' peak RSS.
 struct FederationRound: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "federation-round")
 
     @Option(help: "Model parameters (float32).") var parameters = 1_000_000
     @Option(help: "Clients (sites).") var clients = 3
     @Option(help: "Rounds.") var rounds = 3
-    @Option(help: "Values per chunk on the wire.") var chunkScalars = 1 << 20
+    @Flag(help: "Run each client as a child process (federation-client); this process is then the server only.")
+    var clientProcesses = false
+    @Option(help: "Print this process's resident set size to standard error every so many milliseconds (0: never).")
+    var traceMemoryMs = 0
+    @OptionGroup var transport: TransportOptions
 
     func validate() throws {
         guard parameters >= 1, clients >= 1, rounds >= 1 else {
             throw ValidationError("--parameters, --clients and --rounds must be at least 1")
         }
-        guard chunkScalars >= 1, chunkScalars <= 1 << 22 else {
-            throw ValidationError("--chunk-scalars must be in 1...4194304")
-        }
+        try transport.validate()
     }
 
     /// The root command is synchronous: wait here for the asynchronous measurement.
     func run() throws {
-        let outcome = Mutex<Result<Void, any Error>?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        let (parameters, clients, rounds, chunkScalars) = (parameters, clients, rounds, chunkScalars)
-        Task {
-            do {
-                try await Self.measure(parameters: parameters, clients: clients, rounds: rounds,
-                                       chunkScalars: chunkScalars)
-                outcome.withLock { $0 = .success(()) }
-            } catch {
-                outcome.withLock { $0 = .failure(error) }
+        let (parameters, clients, rounds, processes, limits) = (parameters, clients, rounds, clientProcesses,
+                                                                transport.limits)
+        if traceMemoryMs > 0 {
+            let interval = traceMemoryMs
+            Thread.detachNewThread {
+                let start = ContinuousClock.now
+                while true {
+                    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+                    let rss = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+                    FileHandle.standardError.write(Data("\((ContinuousClock.now - start).seconds) \(rss)\n".utf8))
+                    Thread.sleep(forTimeInterval: Double(interval) / 1000)
+                }
             }
-            done.signal()
         }
-        done.wait()
-        try outcome.withLock { $0 }?.get()
+        try runBlocking {
+            try await Self.measure(parameters: parameters, clients: clients, rounds: rounds, limits: limits,
+                                   clientProcesses: processes)
+        }
     }
 
-    static func measure(parameters: Int, clients: Int, rounds: Int, chunkScalars: Int) async throws {
+    static func measure(parameters: Int, clients: Int, rounds: Int, limits: TransportLimits,
+                        clientProcesses: Bool) async throws {
+        let start = ContinuousClock.now
         let pki = try TemporaryPKI(name: "tessera-bench")
         defer { pki.remove() }
         let sites = (0..<clients).map { "site-\($0)" }
-        let model = ParameterSet([ParameterTensor(name: "w", shape: [parameters],
-                                                  values: [Float](repeating: 0.5, count: parameters))])
         let job = JobConfiguration(jobID: "bench", rounds: rounds, sites: sites, minClients: clients,
                                    gracePeriod: .zero, maxUpdateBytes: parameters * 4 + 1024)
-        let coordinator = Coordinator(configuration: job, initialModel: model, strategy: FedAvg(),
-                                      clock: ContinuousClock())
+        // The initial model is built in place: held by the coordinator only, it is updated in place every round.
+        let coordinator = Coordinator(configuration: job,
+                                      initialModel: ParameterSet([ParameterTensor(
+                                        name: "w", shape: [parameters], values: [Float](repeating: 0.5, count: parameters))]),
+                                      strategy: FedAvg(), clock: ContinuousClock())
         let events = await coordinator.observe()
-        let limits = TransportLimits(maxMessageBytes: chunkScalars * 4 + 64 << 10, chunkScalars: chunkScalars)
         let server = GRPCFederationServer(service: coordinator, host: "127.0.0.1", port: 0,
                                           tls: try pki.issue("server", role: "server"), limits: limits)
-        let start = ContinuousClock.now
+        let credentials = try sites.map { try pki.issue($0, role: "site") }
+        let clientPeaks = Mutex<[Double]>([])
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.serve() }
             let port = try await server.listeningPort()
             group.addTask {
-                var last = start
+                var last = start, lastCPU = cpuSeconds(RUSAGE_SELF)
                 for await event in events {
                     if case .jobFinished = event { break }
                     if case .jobFailed = event { break }
                     guard case let .roundClosed(round, participants, _) = event else { continue }
-                    let now = ContinuousClock.now, elapsed = (now - last).components
-                    let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
-                    last = now
-                    print(#"{"bench":"federation-round","parameters":\#(parameters),"clients":\#(clients),"#
-                          + #""round":\#(round),"participants":\#(participants.count),"seconds":\#(seconds),"#
+                    let now = ContinuousClock.now, seconds = (now - last).seconds, cpu = cpuSeconds(RUSAGE_SELF)
+                    let serverCPU = cpu - lastCPU
+                    (last, lastCPU) = (now, cpu)
+                    emitLine(#"{"bench":"federation-round","parameters":\#(parameters),"clients":\#(clients),"#
+                          + #""client_processes":\#(clientProcesses),"round":\#(round),"#
+                          + #""participants":\#(participants.count),"seconds":\#(seconds),"#
+                          + #""server_cpu_seconds":\#(serverCPU),"#
                           + #""peak_rss_mb":\#(peakRSSMegabytes())}"#)
                     if round == rounds { break }
                 }
             }
-            var connections: [GRPCFederationConnection] = []
-            for site in sites {
-                connections.append(try GRPCFederationConnection(host: "127.0.0.1", port: port,
-                                                                tls: try pki.issue(site, role: "site"),
-                                                                serverName: "localhost", limits: limits))
-            }
             group.addTask { _ = try await coordinator.run() }
-            try await withThrowingTaskGroup(of: Void.self) { agents in
-                for (site, connection) in zip(sites, connections) {
-                    let agent = SiteAgent(site: site, connection: connection, trainer: DeltaTrainer(),
-                                          clock: ContinuousClock(),
-                                          chunkScalars: chunkScalars)
-                    agents.addTask { _ = try await agent.run() }
-                }
-                try await agents.waitForAll()
+            if clientProcesses {
+                let peaks = try await Self.runClientProcesses(sites: sites, credentials: credentials, port: port,
+                                                              limits: limits)
+                clientPeaks.withLock { $0 = peaks }
+            } else {
+                try await Self.runClientsInProcess(sites: sites, credentials: credentials, port: port, limits: limits)
             }
-            for connection in connections { await connection.close() }
             server.beginGracefulShutdown()
             try await group.waitForAll()
         }
+        let records = await coordinator.records
+        let peaks = clientPeaks.withLock { $0 }
+        emitLine(#"{"bench":"federation-round-summary","parameters":\#(parameters),"clients":\#(clients),"#
+              + #""client_processes":\#(clientProcesses),"rounds":\#(records.count),"#
+              + #""chunk_scalars":\#(limits.chunkScalars),"window_bytes":\#(limits.targetWindowSize),"#
+              + #""frame_bytes":\#(limits.maxFrameSize),"server_peak_rss_mb":\#(peakRSSMegabytes()),"#
+              + #""client_peak_rss_mb_max":\#(peaks.max() ?? -1),"client_peak_rss_mb_total":\#(peaks.reduce(0, +)),"#
+              + #""wall_seconds":\#((ContinuousClock.now - start).seconds),"#
+              + #""server_cpu_seconds":\#(cpuSeconds(RUSAGE_SELF)),"#
+              + #""client_cpu_seconds":\#(cpuSeconds(RUSAGE_CHILDREN)),"#
+              + #""load_average":"\#(loadAverage())"}"#)
+    }
+
+    static func runClientsInProcess(sites: [String], credentials: [MutualTLSFiles], port: Int,
+                                    limits: TransportLimits) async throws {
+        var connections: [GRPCFederationConnection] = []
+        for files in credentials {
+            connections.append(try GRPCFederationConnection(host: "127.0.0.1", port: port, tls: files,
+                                                            serverName: "localhost", limits: limits))
+        }
+        try await withThrowingTaskGroup(of: Void.self) { agents in
+            for (site, connection) in zip(sites, connections) {
+                let agent = SiteAgent(site: site, connection: connection, trainer: DeltaTrainer(),
+                                      clock: ContinuousClock(), chunkScalars: limits.chunkScalars)
+                agents.addTask { _ = try await agent.run() }
+            }
+            try await agents.waitForAll()
+        }
+        for connection in connections { await connection.close() }
+    }
+
+    /// Starts one `federation-client` child per site and waits for all; returns each one's peak RSS, MiB.
+    static func runClientProcesses(sites: [String], credentials: [MutualTLSFiles], port: Int,
+                                   limits: TransportLimits) async throws -> [Double] {
+        var children: [(Process, Pipe)] = []
+        for (site, files) in zip(sites, credentials) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+            process.arguments = ["federation-client", "--port", "\(port)", "--site", site,
+                                 "--certificate", files.certificateChain, "--key", files.privateKey,
+                                 "--ca", files.trustRoots] + TransportOptions.arguments(for: limits)
+            // A profiler preloaded into the server (heaptrack) stays out of the clients.
+            process.environment = ProcessInfo.processInfo.environment.filter { $0.key != "LD_PRELOAD" }
+            let output = Pipe()
+            process.standardOutput = output
+            try process.run()
+            children.append((process, output))
+        }
+        var peaks: [Double] = []
+        for (process, output) in children {
+            // Blocking reads belong on their own thread, not on the cooperative pool the server runs on.
+            let text = await withCheckedContinuation { (done: CheckedContinuation<String, Never>) in
+                Thread.detachNewThread {
+                    // Read to the end first (a full pipe would block the child), then reap it.
+                    let data = output.fileHandleForReading.readDataToEndOfFile()
+                    process.waitUntilExit()
+                    done.resume(returning: String(decoding: data, as: UTF8.self))
+                }
+            }
+            guard process.terminationStatus == 0,
+                  let line = text.split(separator: "\n").last(where: { $0.contains("peak_rss_mb") }),
+                  let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let peak = object["peak_rss_mb"] as? Double else {
+                throw ValidationError("a client process failed (status \(process.terminationStatus)): \(text)")
+            }
+            peaks.append(peak)
+        }
+        return peaks
+    }
+}
+
+/// One benchmark client in its own process: a `SiteAgent` with `DeltaTrainer` over gRPC + mTLS, until the job ends.
+/// Prints one JSON line with its peak RSS.
+struct FederationClientCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "federation-client")
+
+    @Option(help: "Server host.") var host = "127.0.0.1"
+    @Option(help: "Server port.") var port: Int
+    @Option(help: "Site name (the certificate's CN).") var site: String
+    @Option(help: "Site certificate, PEM.") var certificate: String
+    @Option(help: "Site private key, PEM.") var key: String
+    @Option(help: "Project CA certificate, PEM.") var ca: String
+    @OptionGroup var transport: TransportOptions
+
+    func validate() throws { try transport.validate() }
+
+    func run() throws {
+        let (host, port, site, limits) = (host, port, site, transport.limits)
+        let files = MutualTLSFiles(certificateChain: certificate, privateKey: key, trustRoots: ca)
+        try runBlocking {
+            let connection = try GRPCFederationConnection(host: host, port: port, tls: files, serverName: "localhost",
+                                                          limits: limits)
+            let agent = SiteAgent(site: site, connection: connection, trainer: DeltaTrainer(),
+                                  clock: ContinuousClock(), chunkScalars: limits.chunkScalars)
+            let rounds = try await agent.run()
+            await connection.close()
+            emitLine(#"{"bench":"federation-client","site":"\#(site)","rounds":\#(rounds.count),"#
+                  + #""peak_rss_mb":\#(peakRSSMegabytes())}"#)
+        }
+    }
+}
+
+/// Chunk size and HTTP/2 tuning, shared by the server and its client processes.
+struct TransportOptions: ParsableArguments {
+    @Option(help: "Values per chunk on the wire.") var chunkScalars = TransportLimits.defaults.chunkScalars
+    @Option(help: "HTTP/2 flow-control window, bytes.") var windowBytes = TransportLimits.defaults.targetWindowSize
+    @Option(help: "HTTP/2 maximum frame size, bytes.") var frameBytes = TransportLimits.defaults.maxFrameSize
+
+    func validate() throws {
+        guard chunkScalars >= 1, chunkScalars <= 1 << 22 else {
+            throw ValidationError("--chunk-scalars must be in 1...4194304")
+        }
+        guard windowBytes >= 1 << 16, windowBytes <= (1 << 31) - 1 else {
+            throw ValidationError("--window-bytes must be in 65536...2147483647")
+        }
+        guard frameBytes >= 1 << 14, frameBytes <= (1 << 24) - 1 else {
+            throw ValidationError("--frame-bytes must be in 16384...16777215 (HTTP/2's range)")
+        }
+    }
+
+    var limits: TransportLimits {
+        TransportLimits(maxMessageBytes: chunkScalars * 4 + 64 << 10, chunkScalars: chunkScalars,
+                        targetWindowSize: windowBytes, maxFrameSize: frameBytes)
+    }
+
+    static func arguments(for limits: TransportLimits) -> [String] {
+        ["--chunk-scalars", "\(limits.chunkScalars)", "--window-bytes", "\(limits.targetWindowSize)",
+         "--frame-bytes", "\(limits.maxFrameSize)"]
     }
 }
 
@@ -108,11 +240,48 @@ struct FederationRound: ParsableCommand {
 private struct DeltaTrainer: LocalTrainer {
     func train(global: ParameterSet, task: TaskAssignment) async throws(FederationError)
         -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double]) {
-        let weights = ParameterSet(global.tensors.map {
-            ParameterTensor(name: $0.name, shape: $0.shape, values: $0.values.map { $0 + 0.001 })
-        })
+        var weights = global.zeros()
+        try weights.updateValues { t, values throws(FederationError) in
+            global.tensors[t].values.withUnsafeBufferPointer { g in
+                values.withUnsafeMutableBufferPointer { w in for i in w.indices { w[i] = g[i] + 0.001 } }
+            }
+        }
         return (weights, 100, [:])
     }
+}
+
+/// Writes one line to standard output at once (unbuffered: the lines of a run interleave in time order).
+func emitLine(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+
+/// Runs `body` to completion from synchronous code (the root command is synchronous).
+func runBlocking(_ body: @escaping @Sendable () async throws -> Void) throws {
+    let outcome = Mutex<Result<Void, any Error>?>(nil)
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        do {
+            try await body()
+            outcome.withLock { $0 = .success(()) }
+        } catch {
+            outcome.withLock { $0 = .failure(error) }
+        }
+        done.signal()
+    }
+    done.wait()
+    try outcome.withLock { $0 }?.get()
+}
+
+/// User + system CPU seconds of this process (`RUSAGE_SELF`) or of its finished children (`RUSAGE_CHILDREN`).
+func cpuSeconds(_ who: __rusage_who) -> Double {
+    var usage = rusage()
+    getrusage(__rusage_who_t(who.rawValue), &usage)
+    return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) * 1e-6
+        + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) * 1e-6
+}
+
+/// The 1-, 5- and 15-minute load averages (others' work on this machine shows here).
+func loadAverage() -> String {
+    ((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? "").split(separator: " ").prefix(3)
+        .joined(separator: " ")
 }
 
 /// Peak resident set size of this process (VmHWM in /proc/self/status), MiB; -1 where there is no /proc.
@@ -122,4 +291,3 @@ func peakRSSMegabytes() -> Double {
           let kB = Double(line.split(separator: " ").dropFirst().first ?? "") else { return -1 }
     return kB / 1024
 }
-

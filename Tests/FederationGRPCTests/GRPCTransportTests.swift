@@ -247,11 +247,16 @@ struct GRPCTransportTests {
             let ones = ParameterSet([ParameterTensor(name: "w", shape: [count],
                                                      values: [Float](repeating: 1, count: count))])
             let header = ResultHeader(jobID: task.jobID, round: task.round, site: "a", sampleCount: 1)
-            // grpc-swift's server resets the stream (RST_STREAM) on an oversized message, so the client sees a
-            // transport failure rather than RESOURCE_EXHAUSTED.
+            // grpc-swift's server resets the stream (RST_STREAM) on an oversized message, with no status. The server
+            // still answers, so the client reports a final error (not worth resending) rather than a transient one.
             let chunks = ones.chunks(maxScalars: count)
-            let refused = await failure { try await greedy.uploadResult(header, chunks: chunks) }
-            #expect(refused == .transient)
+            do {
+                try await greedy.uploadResult(header, chunks: chunks)
+                Issue.record("the oversized message should be refused")
+            } catch let error as FederationError {
+                #expect(error.code == .tooLarge)
+                #expect(error.message.contains("size limit") && error.message.contains("\(count * 4) bytes"))
+            }
             await greedy.close()
             // The same result in messages the server accepts.
             let polite = try federation.connect(files, limits: small)
@@ -262,6 +267,60 @@ struct GRPCTransportTests {
         }
         #expect(model["w"]?.values.allSatisfy { $0 == 1 } == true)
         clock.advance(by: .seconds(100_000))
+    }
+
+    @Test("A site whose messages exceed the server's limit logs why and lets the round go on without it",
+          .timeLimit(.minutes(2)))
+    func oversizedSiteSkipsRound() async throws {
+        let clock = ManualClock()
+        let count = 100_000
+        let zeros = ParameterSet([ParameterTensor(name: "w", shape: [count],
+                                                  values: [Float](repeating: 0, count: count))])
+        let job = JobConfiguration(jobID: "j6", rounds: 1, sites: ["a", "b"], minClients: 1,
+                                   gracePeriod: .seconds(5))
+        let coordinator = Coordinator(configuration: job, initialModel: zeros, strategy: FedAvg(), clock: clock)
+        let events = await coordinator.observe()
+        let small = TransportLimits(maxMessageBytes: 64 << 10, chunkScalars: 8 << 10)
+        let (logged, logs) = AsyncStream.makeStream(of: String.self)
+        let (model, roundsA, roundsB) = try await Federation.with(coordinator, limits: small) { federation in
+            // a sends 400 KB messages; b uses the server's settings.
+            let a = try federation.connect(try federation.pki.issue("a", role: "site"), limits: .defaults)
+            let b = try federation.connect(try federation.pki.issue("b", role: "site"), limits: small)
+            let run = Task { try await coordinator.run() }
+            // Transient errors are not retried (one attempt) and waiting for the round to move on takes no time.
+            let greedy = SiteAgent(site: "a", connection: a, trainer: JumpTrainer(target: [Float](repeating: 1, count: count), samples: 1),
+                                   clock: clock, retry: RetryPolicy(base: .zero, maxAttempts: 1),
+                                   chunkScalars: count, log: { logs.yield($0) })
+            let agentA = Task { try await greedy.run() }
+            var lines = logged.makeAsyncIterator()
+            let line = try #require(await lines.next())
+            #expect(line.contains("round 1") && line.contains("refused") && line.contains("size limit"))
+            let polite = SiteAgent(site: "b", connection: b, trainer: JumpTrainer(target: [Float](repeating: 3, count: count), samples: 1),
+                                   clock: clock, retry: RetryPolicy(maxAttempts: 1), chunkScalars: small.chunkScalars)
+            let agentB = Task { try await polite.run() }
+            var it = events.makeAsyncIterator()
+            while let event = await it.next() { if case .gracePeriodStarted = event { break } }
+            clock.advance(by: .seconds(5))
+            let model = try await run.value
+            let result = (model, try await agentA.value, try await agentB.value)
+            await a.close()
+            await b.close()
+            return result
+        }
+        #expect(roundsA.isEmpty && roundsB == [1])
+        #expect(model["w"]?.values.allSatisfy { $0 == 3 } == true)
+        #expect(await coordinator.records.first?.participants == ["b"])
+        clock.advance(by: .seconds(100_000))
+    }
+
+    @Test("A stream reset (RST_STREAM) is told apart from other unavailability")
+    func streamReset() {
+        #expect(StatusMapping.isStreamReset(RPCError(
+            code: .unavailable, message: "Stream unexpectedly closed: received RST_STREAM frame (0x8: cancel).")))
+        #expect(!StatusMapping.isStreamReset(RPCError(
+            code: .unavailable, message: "Stream unexpectedly closed: received RST_STREAM frame (0x7: refused stream).")))
+        #expect(!StatusMapping.isStreamReset(RPCError(code: .unavailable, message: "Stream unexpectedly closed.")))
+        #expect(!StatusMapping.isStreamReset(RPCError(code: .resourceExhausted, message: "RST_STREAM")))
     }
 
     @Test("Federation errors map to gRPC statuses and back; transport failures become transient")

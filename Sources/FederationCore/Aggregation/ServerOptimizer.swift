@@ -31,33 +31,69 @@ public struct ServerOptimizer: Sendable, Equatable {
 
     /// Applies one server step with the aggregated update `delta` and returns the new global model.
     public mutating func step(global: ParameterSet, delta: ParameterSet) throws(FederationError) -> ParameterSet {
+        var next = global
+        try apply(to: &next, delta: delta)
+        return next
+    }
+
+    /// Applies one server step in place: `global` (and the moments) are updated in their own storage, so the step
+    /// needs no model-sized temporary beyond the optimiser's state. Same arithmetic as `step`.
+    /// - Throws: `.shapeMismatch` when `delta`'s structure differs from `global`'s (nothing changes then).
+    public mutating func apply(to global: inout ParameterSet, delta: ParameterSet) throws(FederationError) {
         try delta.checkStructure(matches: global)
+        let (eta, b1, b2, tau, kind) = (learningRate, beta1, beta2, self.tau, self.kind)
         switch kind {
         case .fedAvg:
-            return try global.adding(delta, scaledBy: learningRate)
+            try global.add(delta, scaledBy: eta)
         case .fedAvgM:
-            let m = try (momentum ?? delta.zeros()).scaled(beta1).adding(delta)
+            var m = momentum ?? delta.zeros()
+            momentum = nil  // unique: updated in place
+            try m.updateValues { t, values throws(FederationError) in
+                delta.tensors[t].values.withUnsafeBufferPointer { d in
+                    values.withUnsafeMutableBufferPointer { m in
+                        for i in m.indices { m[i] = m[i] * b1 + 1 * d[i] }
+                    }
+                }
+            }
+            try global.add(m, scaledBy: eta)
             momentum = m
-            return try global.adding(m, scaledBy: learningRate)
         case .fedAdam, .fedYogi:
-            let m = try (momentum ?? delta.zeros()).scaled(beta1).adding(delta, scaledBy: 1 - beta1)
-            let v0 = secondMoment ?? delta.zeros()
-            let v = ParameterSet(zip(v0.tensors, delta.tensors).map { vt, dt in
-                ParameterTensor(name: vt.name, shape: vt.shape, values: zip(vt.values, dt.values).map { v, d in
-                    let d2 = d * d
-                    if kind == .fedAdam { return beta2 * v + (1 - beta2) * d2 }
-                    let sign: Float = v - d2 > 0 ? 1 : (v - d2 < 0 ? -1 : 0)
-                    return v - (1 - beta2) * d2 * sign
-                })
-            })
+            var m = momentum ?? delta.zeros(), v = secondMoment ?? delta.zeros()
+            momentum = nil
+            secondMoment = nil
+            try m.updateValues { t, values throws(FederationError) in
+                delta.tensors[t].values.withUnsafeBufferPointer { d in
+                    values.withUnsafeMutableBufferPointer { m in
+                        for i in m.indices { m[i] = m[i] * b1 + (1 - b1) * d[i] }
+                    }
+                }
+            }
+            try v.updateValues { t, values throws(FederationError) in
+                delta.tensors[t].values.withUnsafeBufferPointer { d in
+                    values.withUnsafeMutableBufferPointer { v in
+                        for i in v.indices {
+                            let d2 = d[i] * d[i]
+                            if kind == .fedAdam {
+                                v[i] = b2 * v[i] + (1 - b2) * d2
+                            } else {
+                                let sign: Float = v[i] - d2 > 0 ? 1 : (v[i] - d2 < 0 ? -1 : 0)
+                                v[i] = v[i] - (1 - b2) * d2 * sign
+                            }
+                        }
+                    }
+                }
+            }
+            try global.updateValues { t, values throws(FederationError) in
+                m.tensors[t].values.withUnsafeBufferPointer { m in
+                    v.tensors[t].values.withUnsafeBufferPointer { v in
+                        values.withUnsafeMutableBufferPointer { x in
+                            for i in x.indices { x[i] += eta * m[i] / (v[i].squareRoot() + tau) }
+                        }
+                    }
+                }
+            }
             momentum = m
             secondMoment = v
-            return ParameterSet(zip(global.tensors, zip(m.tensors, v.tensors)).map { g, mv in
-                let (mt, vt) = mv
-                var values = g.values
-                for i in values.indices { values[i] += learningRate * mt.values[i] / (vt.values[i].squareRoot() + tau) }
-                return ParameterTensor(name: g.name, shape: g.shape, values: values)
-            })
         }
     }
 }

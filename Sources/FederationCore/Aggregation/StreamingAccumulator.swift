@@ -1,13 +1,15 @@
 /// Accumulates Σ wᵢ·xᵢ and Σ wᵢ per tensor as results stream in, chunk by chunk: the server holds the model
-/// structure, one accumulator and the chunk in flight — never N models. Used for FedAvg on weight diffs
-/// (wᵢ = sample count).
+/// structure (names and shapes), one float32 sum per parameter and the chunk in flight — never N models. Used for
+/// FedAvg on weight diffs (wᵢ = sample count).
 ///
 /// Chunks go straight into the sum; a result counts once `commit` confirms that every tensor it sent arrived
 /// complete, each scalar once. Tensors a site keeps to itself (exclude-variables filter) are simply absent: their
 /// mean is over the sites that sent them, and zero (no change) when none did. A client whose stream breaks
-/// half-way is taken back out with `discard`, given the chunks it had sent.
+/// half-way is taken back out chunk by chunk with `retract` (the coordinator reads its chunks back from a spill
+/// file) and then `forget`, or in one call with `discard`.
 public struct StreamingAccumulator: Sendable {
-    public let structure: ParameterSet
+    /// Names and shapes of the model's tensors, in order.
+    public let structure: [(name: String, shape: [Int])]
     private var sums: [[Float]]
     private var weights: [Double]
     private var index: [String: Int]
@@ -16,7 +18,7 @@ public struct StreamingAccumulator: Sendable {
     private var received: [String: [Int: Int]] = [:]
 
     public init(structure: ParameterSet) {
-        self.structure = structure.zeros()
+        self.structure = structure.structure
         self.sums = structure.tensors.map { [Float](repeating: 0, count: $0.count) }
         self.weights = [Double](repeating: 0, count: structure.tensors.count)
         self.index = Dictionary(uniqueKeysWithValues: structure.tensors.enumerated().map { ($1.name, $0) })
@@ -25,24 +27,62 @@ public struct StreamingAccumulator: Sendable {
     /// Total weight of committed results (sample counts).
     public var totalWeight: Double { weights.max() ?? 0 }
 
-    /// Adds `weight · chunk` into the sum.
-    /// - Throws: `.shapeMismatch` for an unknown tensor or a chunk past its end, `.nonFinite` for NaN/Inf.
-    public mutating func accept(_ chunk: ParameterChunk, weight: Double, from client: String) throws(FederationError) {
+    /// Bytes of the float32 sums (the accumulator's memory, one model's worth).
+    public var byteCount: Int { sums.reduce(0) { $0 + $1.count } * MemoryLayout<Float>.size }
+
+    /// The position of `chunk`'s tensor in `structure`.
+    /// - Throws: `.shapeMismatch` for an unknown tensor, another shape or a chunk past the tensor's end.
+    public func tensorIndex(of chunk: ParameterChunk, from client: String) throws(FederationError) -> Int {
         guard let t = index[chunk.tensor] else {
             throw FederationError(.shapeMismatch, "chunk for unknown tensor '\(chunk.tensor)' from \(client)")
         }
-        guard chunk.shape == structure.tensors[t].shape, chunk.offset >= 0, chunk.offset + chunk.values.count <= sums[t].count else {
-            throw FederationError(.shapeMismatch, "chunk [\(chunk.offset), +\(chunk.values.count)) past the end of "
-                                  + "'\(chunk.tensor)' (\(sums[t].count) values) from \(client)")
+        guard chunk.shape == structure[t].shape, chunk.offset >= 0, chunk.offset + chunk.values.count <= sums[t].count else {
+            throw FederationError(.shapeMismatch, "chunk [\(chunk.offset), +\(chunk.values.count)) of '\(chunk.tensor)' "
+                                  + "\(chunk.shape) does not fit the model's \(structure[t].shape) (from \(client))")
         }
-        if let bad = chunk.values.first(where: { !$0.isFinite }) {
+        return t
+    }
+
+    /// Adds `weight · chunk` into the sum.
+    /// - Throws: `.shapeMismatch` for an unknown tensor or a chunk past its end, `.nonFinite` for NaN/Inf; the sum
+    ///   is unchanged then.
+    public mutating func accept(_ chunk: ParameterChunk, weight: Double, from client: String) throws(FederationError) {
+        let t = try tensorIndex(of: chunk, from: client)
+        let finite = chunk.values.withUnsafeBufferPointer { v in
+            // Branch-free scan (vectorises); the rare failure is located afterwards.
+            var bad = false
+            for x in v { bad = bad || !x.isFinite }
+            return !bad
+        }
+        guard finite else {
+            let bad = chunk.values.first(where: { !$0.isFinite }) ?? .nan
             throw FederationError(.nonFinite, "tensor '\(chunk.tensor)' from \(client) holds \(bad)")
         }
-        let w = Float(weight)
-        sums[t].withUnsafeMutableBufferPointer { s in
-            for (i, v) in chunk.values.enumerated() { s[chunk.offset + i] += w * v }
-        }
+        add(chunk, to: t, scale: Float(weight))
         received[client, default: [:]][t, default: 0] += chunk.values.count
+    }
+
+    /// Subtracts `weight · chunk` from the sum: the inverse of `accept` for one chunk of a result that will not
+    /// count. Chunks that do not fit the model are ignored (they were never accepted).
+    public mutating func retract(_ chunk: ParameterChunk, weight: Double) {
+        guard let t = index[chunk.tensor], chunk.offset >= 0, chunk.offset + chunk.values.count <= sums[t].count else {
+            return
+        }
+        add(chunk, to: t, scale: -Float(weight))
+    }
+
+    /// Drops the bookkeeping of a client's unfinished result (after its chunks were retracted).
+    public mutating func forget(client: String) { received[client] = nil }
+
+    private mutating func add(_ chunk: ParameterChunk, to t: Int, scale w: Float) {
+        chunk.values.withUnsafeBufferPointer { v in
+            sums[t].withUnsafeMutableBufferPointer { s in
+                guard let base = s.baseAddress, v.count > 0 else { return }
+                let out = base + chunk.offset
+                // x + (−w)·v rounds exactly as x − w·v: a retraction mirrors its `accept`.
+                for i in 0..<v.count { out[i] += w * v[i] }
+            }
+        }
     }
 
     /// Marks a client's result complete, adding its weight to every tensor it sent.
@@ -52,7 +92,7 @@ public struct StreamingAccumulator: Sendable {
             throw FederationError(.shapeMismatch, "\(client) sent no values")
         }
         for (t, n) in got where n != sums[t].count {
-            throw FederationError(.shapeMismatch, "\(client) sent \(n) of \(sums[t].count) values of '\(structure.tensors[t].name)'")
+            throw FederationError(.shapeMismatch, "\(client) sent \(n) of \(sums[t].count) values of '\(structure[t].name)'")
         }
         for t in got.keys { weights[t] += weight }
         contributors.append(client)
@@ -61,22 +101,36 @@ public struct StreamingAccumulator: Sendable {
 
     /// Removes a client's partial contribution given the chunks it had sent (stream broken mid-way).
     public mutating func discard(client: String, chunks: [ParameterChunk], weight: Double) {
-        let w = Float(weight)
-        for c in chunks {
-            guard let t = index[c.tensor], c.offset >= 0, c.offset + c.values.count <= sums[t].count else { continue }
-            for (i, v) in c.values.enumerated() { sums[t][c.offset + i] -= w * v }
-        }
-        received[client] = nil
+        for c in chunks { retract(c, weight: weight) }
+        forget(client: client)
     }
 
     /// Per tensor Σ wᵢ·xᵢ / Σ wᵢ over the sites that sent it; zeros for a tensor no site sent.
     /// - Throws: `.noResults` when nothing was committed.
     public func weightedMean() throws(FederationError) -> ParameterSet {
+        var copy = self
+        return try copy.takeWeightedMean()
+    }
+
+    /// The weighted mean, computed in the sums' own storage and moved out: no second model-sized buffer. The
+    /// accumulator is empty afterwards.
+    /// - Throws: `.noResults` when nothing was committed (the accumulator is unchanged then).
+    public mutating func takeWeightedMean() throws(FederationError) -> ParameterSet {
         guard !contributors.isEmpty else { throw FederationError(.noResults, "no complete result to aggregate") }
-        return ParameterSet(structure.tensors.enumerated().map { t, tensor in
+        var tensors: [ParameterTensor] = []
+        tensors.reserveCapacity(structure.count)
+        for t in structure.indices {
             let w = weights[t]
             let inv = w > 0 ? Float(1 / w) : 0
-            return ParameterTensor(name: tensor.name, shape: tensor.shape, values: sums[t].map { $0 * inv })
-        })
+            var values: [Float] = []
+            swap(&values, &sums[t])
+            values.withUnsafeMutableBufferPointer { v in for i in v.indices { v[i] *= inv } }
+            tensors.append(ParameterTensor(name: structure[t].name, shape: structure[t].shape, values: values))
+        }
+        sums = Array(repeating: [], count: structure.count)  // nothing fits any more: late chunks are refused
+        weights = Array(repeating: 0, count: structure.count)
+        contributors = []
+        received = [:]
+        return ParameterSet(tensors)
     }
 }

@@ -8,9 +8,18 @@ public protocol FederationConnection: Sendable {
     func nextTask(site: String) async throws(FederationError) -> TaskAssignment?
     /// The global model of a task, as chunks (at most `maxScalars` values each).
     func downloadModel(for task: TaskAssignment, maxScalars: Int) async throws(FederationError) -> [ParameterChunk]
+    /// The global model of a task, assembled as its chunks arrive (what `SiteAgent` uses: a transport that decodes
+    /// each chunk straight into place never holds the model twice). The default assembles `downloadModel`'s chunks.
+    func downloadParameters(for task: TaskAssignment, maxScalars: Int) async throws(FederationError) -> ParameterSet
     /// Streams a result: header, chunks, end. The server validates as chunks arrive.
     func uploadResult(_ header: ResultHeader, chunks: [ParameterChunk]) async throws(FederationError)
     func heartbeat(site: String) async throws(FederationError)
+}
+
+extension FederationConnection {
+    public func downloadParameters(for task: TaskAssignment, maxScalars: Int) async throws(FederationError) -> ParameterSet {
+        try ParameterSet(assembling: try await downloadModel(for: task, maxScalars: maxScalars))
+    }
 }
 
 /// What precedes a streamed result: who, for which task, its weight and metrics.

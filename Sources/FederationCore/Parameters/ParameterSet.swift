@@ -90,18 +90,52 @@ public struct ParameterSet: Sendable, Equatable {
 
     /// Elementwise `self − other` (e.g. local weights − global weights = the weight diff a site sends).
     public func subtracting(_ other: ParameterSet) throws(FederationError) -> ParameterSet {
-        try checkStructure(matches: other)
-        return ParameterSet(zip(tensors, other.tensors).map { a, b in
-            ParameterTensor(name: a.name, shape: a.shape, values: zip(a.values, b.values).map { $0 - $1 })
-        })
+        var out = self
+        try out.subtract(other)
+        return out
     }
 
     /// Elementwise `self + scale · other`.
     public func adding(_ other: ParameterSet, scaledBy scale: Float = 1) throws(FederationError) -> ParameterSet {
+        var out = self
+        try out.add(other, scaledBy: scale)
+        return out
+    }
+
+    /// In place: `self ← self − other`. Writes into `self`'s storage when it is not shared (no copy of the model).
+    /// - Throws: `.shapeMismatch` when the structures differ (then `self` is unchanged).
+    public mutating func subtract(_ other: ParameterSet) throws(FederationError) {
         try checkStructure(matches: other)
-        return ParameterSet(zip(tensors, other.tensors).map { a, b in
-            ParameterTensor(name: a.name, shape: a.shape, values: zip(a.values, b.values).map { $0 + scale * $1 })
-        })
+        for t in tensors.indices {
+            other.tensors[t].values.withUnsafeBufferPointer { b in
+                tensors[t].values.withUnsafeMutableBufferPointer { a in
+                    for i in a.indices { a[i] -= b[i] }
+                }
+            }
+        }
+    }
+
+    /// In place: `self ← self + scale · other`. Writes into `self`'s storage when it is not shared.
+    /// - Throws: `.shapeMismatch` when the structures differ (then `self` is unchanged).
+    public mutating func add(_ other: ParameterSet, scaledBy scale: Float = 1) throws(FederationError) {
+        try checkStructure(matches: other)
+        for t in tensors.indices {
+            other.tensors[t].values.withUnsafeBufferPointer { b in
+                tensors[t].values.withUnsafeMutableBufferPointer { a in
+                    for i in a.indices { a[i] += scale * b[i] }
+                }
+            }
+        }
+    }
+
+    /// In place: applies `body` to every tensor's values (optimisers, scaling), without copying unshared storage.
+    public mutating func updateValues(_ body: (_ tensor: Int, inout [Float]) throws(FederationError) -> Void)
+        throws(FederationError) {
+        for t in tensors.indices {
+            let count = tensors[t].values.count
+            try body(t, &tensors[t].values)
+            precondition(tensors[t].values.count == count, "updateValues must keep every tensor's size")
+        }
     }
 
     /// A zero set with the same structure.
@@ -119,15 +153,18 @@ public struct ParameterSet: Sendable, Equatable {
         tensors.reduce(0.0) { acc, t in t.values.reduce(acc) { $0 + Double($1) * Double($1) } }.squareRoot()
     }
 
-    /// Splits into chunks of at most `maxScalars` values, in tensor order: how parameters travel.
+    /// Splits into chunks of at most `maxScalars` values, in tensor order: how parameters travel. The chunks are
+    /// views (`ArraySlice`) into this set's storage: nothing is copied, and the set's storage stays alive (copy on
+    /// write) for as long as a chunk does — a download streams from a snapshot of the model without a full copy.
     public func chunks(maxScalars: Int) -> [ParameterChunk] {
         precondition(maxScalars > 0)
         var out: [ParameterChunk] = []
+        out.reserveCapacity(tensors.reduce(0) { $0 + max(1, ($1.count + maxScalars - 1) / maxScalars) })
         for t in tensors {
             var offset = 0
             repeat {
                 let end = min(offset + maxScalars, t.count)
-                out.append(ParameterChunk(tensor: t.name, shape: t.shape, offset: offset, values: Array(t.values[offset..<end])))
+                out.append(ParameterChunk(tensor: t.name, shape: t.shape, offset: offset, values: t.values[offset..<end]))
                 offset = end
             } while offset < t.count
         }
@@ -136,17 +173,24 @@ public struct ParameterSet: Sendable, Equatable {
 }
 
 /// A slice of one tensor: values[offset ..< offset + values.count] of the tensor `tensor` of shape `shape`.
+///
+/// `values` is an `ArraySlice`: a chunk cut from a parameter set (`ParameterSet.chunks(maxScalars:)`) shares that
+/// set's storage instead of copying it. Index it from `values.startIndex`, or through `withUnsafeBufferPointer`.
 public struct ParameterChunk: Sendable, Equatable {
     public var tensor: String
     public var shape: [Int]
     public var offset: Int
-    public var values: [Float]
+    public var values: ArraySlice<Float>
 
-    public init(tensor: String, shape: [Int], offset: Int, values: [Float]) {
+    public init(tensor: String, shape: [Int], offset: Int, values: ArraySlice<Float>) {
         self.tensor = tensor
         self.shape = shape
         self.offset = offset
         self.values = values
+    }
+
+    public init(tensor: String, shape: [Int], offset: Int, values: [Float]) {
+        self.init(tensor: tensor, shape: shape, offset: offset, values: values[...])
     }
 }
 
@@ -154,30 +198,69 @@ extension ParameterSet {
     /// Rebuilds a parameter set from chunks (each tensor's chunks in offset order), in order of first appearance.
     /// - Throws: `.shapeMismatch` for chunks out of order, inconsistent shapes or an incomplete tensor.
     public init(assembling chunks: [ParameterChunk]) throws(FederationError) {
-        var order: [String] = []
-        var shapes: [String: [Int]] = [:]
-        var values: [String: [Float]] = [:]
-        for c in chunks {
-            if shapes[c.tensor] == nil {
-                order.append(c.tensor)
-                shapes[c.tensor] = c.shape
-                values[c.tensor] = []
-                values[c.tensor]?.reserveCapacity(c.shape.reduce(1, *))
-            }
-            guard shapes[c.tensor] == c.shape, values[c.tensor]?.count == c.offset else {
-                throw FederationError(.shapeMismatch, "chunk of '\(c.tensor)' at offset \(c.offset) is out of order or "
-                                      + "changes the tensor's shape")
-            }
-            values[c.tensor]?.append(contentsOf: c.values)
+        var assembler = ParameterAssembler()
+        for c in chunks { try assembler.append(c) }
+        self = try assembler.finish()
+    }
+}
+
+/// Rebuilds a parameter set from chunks as they arrive (a download), copying each chunk once into its tensor's
+/// storage: the set being built plus the chunk in hand, never a list of chunks and then the set.
+public struct ParameterAssembler: Sendable {
+    private var order: [String] = []
+    private var shapes: [String: [Int]] = [:]
+    private var values: [String: [Float]] = [:]
+
+    public init() {}
+
+    /// Appends a chunk; it must continue its tensor where the previous chunk of that tensor ended.
+    /// - Throws: `.shapeMismatch` for a chunk out of order, past the tensor's end or changing its shape.
+    public mutating func append(_ chunk: ParameterChunk) throws(FederationError) {
+        try append(tensor: chunk.tensor, shape: chunk.shape, offset: chunk.offset, count: chunk.values.count) { out in
+            out.append(contentsOf: chunk.values)
         }
+    }
+
+    /// Appends `count` values of `tensor` at `offset`, written by `write` (which appends exactly `count` values to
+    /// the tensor's storage: a transport decodes its wire bytes straight into place).
+    /// - Throws: `.shapeMismatch` for a chunk out of order, past the tensor's end or changing its shape.
+    public mutating func append(tensor: String, shape: [Int], offset: Int, count: Int,
+                                write: (inout [Float]) -> Void) throws(FederationError) {
+        var total = 1, overflow = false
+        for d in shape where !overflow { (total, overflow) = total.multipliedReportingOverflow(by: d) }
+        if shapes[tensor] == nil {
+            guard shape.allSatisfy({ $0 >= 0 }), !overflow, total <= 1 << 40 else {
+                throw FederationError(.shapeMismatch, "tensor '\(tensor)' has an impossible shape \(shape)")
+            }
+            order.append(tensor)
+            shapes[tensor] = shape
+            var storage: [Float] = []
+            storage.reserveCapacity(total)
+            values[tensor] = storage
+        }
+        guard shapes[tensor] == shape, values[tensor]?.count == offset, offset + count <= total else {
+            throw FederationError(.shapeMismatch, "chunk of '\(tensor)' at offset \(offset) (\(count) values) is out of "
+                                  + "order, past the tensor's end or changes its shape")
+        }
+        write(&values[tensor, default: []])
+        guard values[tensor]?.count == offset + count else {
+            preconditionFailure("the writer of '\(tensor)' appended another count than \(count)")
+        }
+    }
+
+    /// The assembled set, tensors in order of first appearance.
+    /// - Throws: `.shapeMismatch` naming an incomplete tensor.
+    public consuming func finish() throws(FederationError) -> ParameterSet {
         var tensors: [ParameterTensor] = []
+        tensors.reserveCapacity(order.count)
         for name in order {
-            let shape = shapes[name] ?? [], v = values[name] ?? []
-            guard shape.reduce(1, *) == v.count, shape.allSatisfy({ $0 >= 0 }) else {
+            let shape = shapes[name] ?? []
+            let v = values.removeValue(forKey: name) ?? []
+            guard shape.reduce(1, *) == v.count else {
                 throw FederationError(.shapeMismatch, "tensor '\(name)' arrived with \(v.count) values for shape \(shape)")
             }
             tensors.append(ParameterTensor(name: name, shape: shape, values: v))
         }
-        self.init(tensors)
+        return ParameterSet(tensors)
     }
 }

@@ -7,6 +7,18 @@ public protocol Strategy: Sendable {
     /// `meanDiff` is the sample-weighted mean of the weight diffs.
     mutating func aggregateTraining(round: Int, global: ParameterSet, meanDiff: ParameterSet,
                                     updates: [ModelUpdate]) throws(FederationError) -> ParameterSet
+    /// The same step in place: replaces `global` by the next global model. What the coordinator calls; strategies
+    /// that can update the model in its own storage implement it so that closing a round needs no model-sized
+    /// temporary (the default calls `aggregateTraining`, holding the old and the new model for a moment).
+    mutating func updateGlobal(round: Int, global: inout ParameterSet, meanDiff: ParameterSet,
+                               updates: [ModelUpdate]) throws(FederationError)
+}
+
+extension Strategy {
+    public mutating func updateGlobal(round: Int, global: inout ParameterSet, meanDiff: ParameterSet,
+                                      updates: [ModelUpdate]) throws(FederationError) {
+        global = try aggregateTraining(round: round, global: global, meanDiff: meanDiff, updates: updates)
+    }
 }
 
 /// FedAvg on weight diffs: global ← global + η · Σ nᵢ·Δᵢ / Σ nᵢ (η = 1: McMahan et al. 2017).
@@ -30,6 +42,11 @@ public struct FedAvg: Strategy {
     public mutating func aggregateTraining(round: Int, global: ParameterSet, meanDiff: ParameterSet,
                                            updates: [ModelUpdate]) throws(FederationError) -> ParameterSet {
         try global.adding(meanDiff, scaledBy: serverLearningRate)
+    }
+
+    public mutating func updateGlobal(round: Int, global: inout ParameterSet, meanDiff: ParameterSet,
+                                      updates: [ModelUpdate]) throws(FederationError) {
+        try global.add(meanDiff, scaledBy: serverLearningRate)
     }
 }
 
@@ -55,6 +72,11 @@ public struct FedProx: Strategy {
                                            updates: [ModelUpdate]) throws(FederationError) -> ParameterSet {
         try base.aggregateTraining(round: round, global: global, meanDiff: meanDiff, updates: updates)
     }
+
+    public mutating func updateGlobal(round: Int, global: inout ParameterSet, meanDiff: ParameterSet,
+                                      updates: [ModelUpdate]) throws(FederationError) {
+        try base.updateGlobal(round: round, global: &global, meanDiff: meanDiff, updates: updates)
+    }
 }
 
 /// FedOpt: FedAvg's client side with a server optimiser (FedAvgM, FedAdam, FedYogi) applied to the mean diff.
@@ -74,6 +96,11 @@ public struct FedOpt: Strategy {
     public mutating func aggregateTraining(round: Int, global: ParameterSet, meanDiff: ParameterSet,
                                            updates: [ModelUpdate]) throws(FederationError) -> ParameterSet {
         try optimizer.step(global: global, delta: meanDiff)
+    }
+
+    public mutating func updateGlobal(round: Int, global: inout ParameterSet, meanDiff: ParameterSet,
+                                      updates: [ModelUpdate]) throws(FederationError) {
+        try optimizer.apply(to: &global, delta: meanDiff)
     }
 }
 
@@ -97,5 +124,13 @@ public struct CyclicWeightTransfer: Strategy {
             throw FederationError(.invalidConfiguration, "cyclic weight transfer expects one site per round, got \(updates.count)")
         }
         return try global.adding(meanDiff)
+    }
+
+    public mutating func updateGlobal(round: Int, global: inout ParameterSet, meanDiff: ParameterSet,
+                                      updates: [ModelUpdate]) throws(FederationError) {
+        guard updates.count == 1 else {
+            throw FederationError(.invalidConfiguration, "cyclic weight transfer expects one site per round, got \(updates.count)")
+        }
+        try global.add(meanDiff)
     }
 }

@@ -1,5 +1,6 @@
 import FederationCore
 import GRPCCore
+import GRPCProtobuf
 import GRPCNIOTransportHTTP2
 
 /// A site's connection to the federation server over gRPC, HTTP/2 and mutual TLS: the production
@@ -75,28 +76,67 @@ public final class GRPCFederationConnection: FederationConnection {
         }
     }
 
+    /// The model, decoded chunk by chunk straight into the tensors being built (no list of chunks in between).
+    public func downloadParameters(for task: TaskAssignment,
+                                   maxScalars: Int) async throws(FederationError) -> ParameterSet {
+        var request = Tessera_Federation_V1_DownloadModelRequest()
+        request.task = task.wire
+        request.maxScalars = Int64(min(maxScalars, limits.chunkScalars))
+        return try await call("model download") {
+            try await client.serverStreaming(
+                request: ClientRequest(message: request),
+                descriptor: Tessera_Federation_V1_Federation.Method.DownloadModel.descriptor,
+                serializer: ProtobufSerializer<Tessera_Federation_V1_DownloadModelRequest>(),
+                deserializer: ReceivedChunkDeserializer(), options: .defaults
+            ) { response in
+                var assembler = ParameterAssembler()
+                for try await chunk in response.messages { try assembler.append(received: chunk) }
+                return try assembler.finish()
+            }
+        }
+    }
+
     /// Streams the header, then each chunk (split to the wire chunk size), as separate messages.
+    ///
+    /// - Throws: `.tooLarge` (final: not worth retrying) when the server reset the stream while it stays reachable —
+    ///   grpc-swift's answer to a message over its size limit (RST_STREAM, with no status) — so that the site does
+    ///   not resend a result the server will never take; `.transient` for other transport failures.
     public func uploadResult(_ header: ResultHeader, chunks: [ParameterChunk]) async throws(FederationError) {
         let pieceSize = limits.chunkScalars
-        _ = try await call("result upload") {
-            try await stub.uploadResult(requestProducer: { writer in
-                var first = WireUploadPart()
-                first.header = header.wire
-                try await writer.write(first)
+        let largestMessage = (chunks.map { min($0.values.count, pieceSize) }.max() ?? 0) * MemoryLayout<Float>.size
+        do {
+            let parts = StreamingClientRequest<OutgoingPart> { writer in
+                try await writer.write(.header(header))
                 for chunk in chunks {
-                    var start = 0
+                    var start = chunk.values.startIndex
                     repeat {
-                        let end = min(start + pieceSize, chunk.values.count)
-                        let piece = start == 0 && end == chunk.values.count ? chunk
-                            : ParameterChunk(tensor: chunk.tensor, shape: chunk.shape, offset: chunk.offset + start,
-                                             values: Array(chunk.values[start..<end]))
-                        var part = WireUploadPart()
-                        part.chunk = piece.wire
-                        try await writer.write(part)
+                        let end = min(start + pieceSize, chunk.values.endIndex)
+                        // A view of the chunk: its values are copied once, into the message.
+                        try await writer.write(.chunk(ParameterChunk(
+                            tensor: chunk.tensor, shape: chunk.shape, offset: chunk.offset + (start - chunk.values.startIndex),
+                            values: chunk.values[start..<end])))
                         start = end
-                    } while start < chunk.values.count
+                    } while start < chunk.values.endIndex
                 }
-            })
+            }
+            _ = try await client.clientStreaming(
+                request: parts, descriptor: Tessera_Federation_V1_Federation.Method.UploadResult.descriptor,
+                serializer: OutgoingPartSerializer(),
+                deserializer: ProtobufDeserializer<Tessera_Federation_V1_UploadResultResponse>(), options: .defaults
+            ) { response in try response.message }
+        } catch {
+            if StatusMapping.isStreamReset(error) {
+                // Reset by the server, not a broken connection: is the server still there?
+                if (try? await heartbeat(site: header.site)) != nil {
+                    throw FederationError(.tooLarge, "the server refused this site's result for round \(header.round) "
+                                          + "of job \(header.jobID) by resetting the stream (RST_STREAM): most likely a "
+                                          + "message over its size limit (this site sent messages of up to "
+                                          + "\(largestMessage) bytes, \(pieceSize) values per chunk). Set the site's "
+                                          + "chunk size to the server's; the round goes on without this result",
+                                          cause: String(describing: error))
+                }
+            }
+            throw StatusMapping.federationError(error, during: "result upload")
         }
     }
 

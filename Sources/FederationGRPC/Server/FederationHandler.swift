@@ -1,5 +1,6 @@
 import FederationCore
 import GRPCCore
+import GRPCProtobuf
 
 /// The generated gRPC service, forwarding each call to a `FederationService` after checking that the caller's
 /// certificate speaks for the site it names. Errors leave as gRPC statuses (`StatusMapping`).
@@ -35,6 +36,12 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
 
     func downloadModel(request: Tessera_Federation_V1_DownloadModelRequest,
                        response: RPCWriter<Tessera_Federation_V1_ParameterChunk>, context: ServerContext) async throws {
+        try await downloadChunks(request: request, context: context) { try await response.write($0.wire) }
+    }
+
+    /// The chunks of the model, views into the coordinator's snapshot, each encoded only as it is written.
+    func downloadChunks(request: Tessera_Federation_V1_DownloadModelRequest, context: ServerContext,
+                        write: (ParameterChunk) async throws -> Void) async throws {
         let chunks = try await mapped { () async throws(FederationError) in
             let task = try TaskAssignment(wire: request.task)
             _ = try PeerIdentity(context).authorize(site: task.site)
@@ -42,18 +49,30 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
             let maxScalars = min(asked, limits.chunkScalars)
             return try await service.model(for: task, maxScalars: maxScalars)
         }
-        for chunk in chunks { try await response.write(chunk.wire) }
+        for chunk in chunks { try await write(chunk) }
     }
 
     func uploadResult(request: RPCAsyncSequence<Tessera_Federation_V1_UploadResultPart, any Error>,
                       context: ServerContext) async throws -> Tessera_Federation_V1_UploadResultResponse {
+        let parts = request.map { (part: Tessera_Federation_V1_UploadResultPart) throws -> IncomingPart in
+            switch part.part {
+            case .header(let wire): return .header(ResultHeader(wire: wire))
+            case .chunk(let wire): return .chunk(try ParameterChunk(wire: wire))
+            case nil: throw FederationError(.invalidConfiguration, "empty message in a result stream")
+            }
+        }
+        return try await uploadParts(parts, context: context)
+    }
+
+    /// A result stream: the header, then chunks handed to the service one by one as they arrive.
+    func uploadParts(_ request: some AsyncSequence<IncomingPart, any Error>,
+                     context: ServerContext) async throws -> Tessera_Federation_V1_UploadResultResponse {
         let peer = try await mapped { () async throws(FederationError) in try PeerIdentity(context) }
         var site: String?
         do {
             for try await part in request {
-                switch part.part {
-                case .header(let wire):
-                    let header = ResultHeader(wire: wire)
+                switch part {
+                case .header(let header):
                     if let site {
                         let error = FederationError(.invalidConfiguration, "a result stream carries one header, first")
                         await service.abandonResult(site: site, reason: error.message)
@@ -62,27 +81,17 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
                     let authorized = try peer.authorize(site: header.site)
                     try await service.beginResult(header)
                     site = authorized
-                case .chunk(let wire):
+                case .chunk(let chunk):
                     guard let site else {
                         throw FederationError(.invalidConfiguration, "a result stream starts with its header")
                     }
-                    let chunk: ParameterChunk
-                    do throws(FederationError) {
-                        chunk = try ParameterChunk(wire: wire)
-                        guard chunk.values.count <= limits.chunkScalars else {
-                            throw FederationError(.tooLarge, "chunk of \(chunk.values.count) values from \(site); "
-                                                  + "at most "
-                                                  + "\(limits.chunkScalars) per message")
-                        }
-                    } catch {
+                    guard chunk.values.count <= limits.chunkScalars else {
+                        let error = FederationError(.tooLarge, "chunk of \(chunk.values.count) values from \(site); "
+                                                    + "at most \(limits.chunkScalars) per message")
                         await service.abandonResult(site: site, reason: error.message)
                         throw error
                     }
                     try await service.resultChunk(site: site, chunk)
-                case nil:
-                    let error = FederationError(.invalidConfiguration, "empty message in a result stream")
-                    if let site { await service.abandonResult(site: site, reason: error.message) }
-                    throw error
                 }
             }
             guard let site else { throw FederationError(.invalidConfiguration, "a result stream without a header") }
@@ -92,7 +101,8 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
             // Refused by the service (which has taken the partial result back out and logged why) or above.
             throw StatusMapping.rpcError(error)
         } catch {
-            // The stream broke (client gone, message over the limit): take the partial result back out.
+            // The stream broke (client gone, message over the limit, malformed message): take the partial result
+            // back out.
             if let site { await service.abandonResult(site: site, reason: "result stream broke: \(error)") }
             throw error
         }
@@ -106,3 +116,34 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
         }
     }
 }
+
+/// Registers `FederationHandler` with the router: the generated registrations, then DownloadModel and UploadResult
+/// again with the hand-written codec of `ChunkCodec.swift` (same wire format, one copy fewer of every value).
+struct FederationRegistration: RegistrableRPCService {
+    let handler: FederationHandler
+
+    func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
+        handler.registerMethods(with: &router)
+        let handler = self.handler
+        router.registerHandler(
+            forMethod: Tessera_Federation_V1_Federation.Method.DownloadModel.descriptor,
+            deserializer: ProtobufDeserializer<Tessera_Federation_V1_DownloadModelRequest>(),
+            serializer: ChunkSerializer()
+        ) { request, context in
+            let message = try await ServerRequest(stream: request).message
+            return StreamingServerResponse<ParameterChunk> { writer in
+                try await handler.downloadChunks(request: message, context: context) { try await writer.write($0) }
+                return [:]
+            }
+        }
+        router.registerHandler(
+            forMethod: Tessera_Federation_V1_Federation.Method.UploadResult.descriptor,
+            deserializer: IncomingPartDeserializer(),
+            serializer: ProtobufSerializer<Tessera_Federation_V1_UploadResultResponse>()
+        ) { request, context in
+            let response = try await handler.uploadParts(request.messages, context: context)
+            return StreamingServerResponse(single: ServerResponse(message: response))
+        }
+    }
+}
+

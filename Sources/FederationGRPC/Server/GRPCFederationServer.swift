@@ -44,7 +44,7 @@ public final class GRPCFederationServer: Sendable {
         let address: GRPCNIOTransportCore.SocketAddress = host.contains(":")
             ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
         transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: security, config: config)
-        var services: [any RegistrableRPCService] = [FederationHandler(service: service, limits: limits)]
+        var services: [any RegistrableRPCService] = [FederationRegistration(handler: FederationHandler(service: service, limits: limits))]
         if let admin { services.append(AdminHandler(service: admin, pieceBytes: limits.chunkScalars * 4)) }
         server = GRPCServer(transport: transport, services: services)
     }

@@ -109,6 +109,12 @@ extension ParameterChunk {
     /// - Throws: `.shapeMismatch` for a byte count that is not a whole number of float32 values or an offset or
     ///   shape outside the platform's integers.
     init(wire c: WireChunk) throws(FederationError) {
+        try Self.checkWire(c)
+        self.init(tensor: c.tensor, shape: c.shape.map { Int($0) }, offset: Int(c.offset),
+                  values: Self.decode(c.values))
+    }
+
+    static func checkWire(_ c: WireChunk) throws(FederationError) {
         guard c.values.count % 4 == 0 else {
             throw FederationError(.shapeMismatch, "chunk of '\(c.tensor)' holds \(c.values.count) bytes, "
                                   + "not whole float32 values")
@@ -117,11 +123,9 @@ extension ParameterChunk {
             throw FederationError(.shapeMismatch, "chunk of '\(c.tensor)' has offset \(c.offset) or shape "
                                   + "\(c.shape) out of range")
         }
-        self.init(tensor: c.tensor, shape: c.shape.map { Int($0) }, offset: Int(c.offset),
-                  values: Self.decode(c.values))
     }
 
-    static func encode(_ values: [Float]) -> Data {
+    static func encode(_ values: ArraySlice<Float>) -> Data {
         #if _endian(little)
         return values.withUnsafeBytes { Data($0) }
         #else
@@ -132,20 +136,39 @@ extension ParameterChunk {
     }
 
     static func decode(_ bytes: Data) -> [Float] {
+        var out: [Float] = []
+        out.reserveCapacity(bytes.count / 4)
+        appendDecoded(bytes, to: &out)
+        return out
+    }
+
+    /// Appends the little-endian float32 values of `bytes` to `out`: one copy, straight from the message's bytes.
+    static func appendDecoded(_ bytes: Data, to out: inout [Float]) {
         let count = bytes.count / 4
-        #if _endian(little)
-        return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-            bytes.withUnsafeBytes { raw in
-                _ = raw.copyBytes(to: UnsafeMutableRawBufferPointer(buffer), count: count * 4)
+        bytes.withUnsafeBytes { raw in
+            #if _endian(little)
+            if let base = raw.baseAddress, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {
+                UnsafeRawBufferPointer(rebasing: raw[..<(count * 4)]).withMemoryRebound(to: Float.self) {
+                    out.append(contentsOf: $0)
+                }
+                return
             }
-            initialized = count
-        }
-        #else
-        return bytes.withUnsafeBytes { raw in
-            (0..<count).map {
-                Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)))
+            #endif
+            out.reserveCapacity(out.count + count)
+            for i in 0..<count {
+                out.append(Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))))
             }
         }
-        #endif
+    }
+}
+
+extension ParameterAssembler {
+    /// Appends a chunk straight from its wire form: its values are decoded once, into the tensor being built.
+    /// - Throws: `.shapeMismatch` for a malformed chunk or one out of order.
+    mutating func append(wire c: WireChunk) throws(FederationError) {
+        try ParameterChunk.checkWire(c)
+        try append(tensor: c.tensor, shape: c.shape.map { Int($0) }, offset: Int(c.offset), count: c.values.count / 4) {
+            ParameterChunk.appendDecoded(c.values, to: &$0)
+        }
     }
 }

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Federation round benchmark: a synthetic model of N float32 parameters, K clients that do no training (they return
+# the model plus 0.001 per value), FedAvg, over loopback gRPC with mutual TLS; the server and each client in its own
+# process (`tessera-bench federation-round --client-processes`). For N = 1k, 1M, 25M and K = 3, 16, prints every
+# JSON line, then a Markdown table: first round (seconds from the server's start, TLS handshakes included), median
+# round after the first, the server's peak RSS (VmHWM) and the clients' (largest and total).
+#
+# usage: Benchmarks/federation_round.sh [ROUNDS]          (default 5 rounds per configuration)
+#   FLOWER=1 also runs Flower's legacy gRPC round (../shared/bench/fl_flwr_legacy.py) for each configuration; it
+#   needs a venv with flwr, psutil and numpy from PyPI (FLOWER_VENV, default /tmp/venv-flwr).
+#   CONFIGS="1000x3 1000000x16" runs only those; CHUNK/WINDOW/FRAME override the transport tuning.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${1:-5}
+CONFIGS=${CONFIGS:-"1000x3 1000x16 1000000x3 1000000x16 25000000x3 25000000x16"}
+SCRATCH=${SCRATCH:-.build}
+SHARED=${SHARED:-../shared/bench}
+EXTRA=()
+[ -n "${CHUNK:-}" ] && EXTRA+=(--chunk-scalars "$CHUNK")
+[ -n "${WINDOW:-}" ] && EXTRA+=(--window-bytes "$WINDOW")
+[ -n "${FRAME:-}" ] && EXTRA+=(--frame-bytes "$FRAME")
+swift build -c release --scratch-path "$SCRATCH" --product tessera-bench >/dev/null
+BENCH=$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)/tessera-bench
+OUT=$(mktemp)
+echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores," \
+  "load $(cut -d' ' -f1-3 /proc/loadavg)"
+for config in $CONFIGS; do
+  n=${config%x*}; k=${config#*x}
+  echo "## N=$n K=$k, load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  "$BENCH" federation-round --parameters "$n" --clients "$k" --rounds "$ROUNDS" --client-processes \
+    ${EXTRA[@]+"${EXTRA[@]}"} | tee -a "$OUT"
+  if [ "${FLOWER:-0}" = 1 ]; then
+    FLOWER_VENV=${FLOWER_VENV:-/tmp/venv-flwr}
+    mkdir -p /tmp/tessera-flwr && (cd /tmp/tessera-flwr && "$FLOWER_VENV/bin/python" "$OLDPWD/$SHARED/fl_flwr_legacy.py" \
+      --params "$n" --clients "$k" --rounds "$ROUNDS" --out /tmp/tessera-flwr/flwr.jsonl) \
+      | sed 's/^{/{"bench":"flower-legacy", /' | tee -a "$OUT"
+  fi
+done
+python3 - "$OUT" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+print("\n| N | K | Tessera first round (s from start) | Tessera median round (s) | server peak RSS (MiB) "
+      "| client peak RSS max / total (MiB) | Flower legacy median round (s) | Flower server peak (MiB) |")
+print("|---|---|---|---|---|---|---|---|")
+configs = dict.fromkeys((r["parameters"], r["clients"]) for r in rows if r.get("bench") == "federation-round-summary")
+for n, k in configs:
+    rounds = [r for r in rows if r.get("bench") == "federation-round" and r["parameters"] == n and r["clients"] == k]
+    summary = next(r for r in rows if r.get("bench") == "federation-round-summary" and r["parameters"] == n
+                   and r["clients"] == k)
+    later = [r["seconds"] for r in rounds[1:]] or [rounds[0]["seconds"]]
+    flower = next((r for r in rows if r.get("bench") == "flower-legacy" and r["params"] == n and r["clients"] == k), None)
+    fl_round = f'{statistics.median(flower["period_s_all"] or flower["round_s_all"]):.3f}' if flower and "round_s_all" in flower else "–"
+    fl_peak = f'{flower["peak_rss_server_MB"]:.0f}' if flower and "peak_rss_server_MB" in flower else "–"
+    print(f'| {n:,} | {k} | {rounds[0]["seconds"]:.3f} | {statistics.median(later):.3f} | '
+          f'{summary["server_peak_rss_mb"]:.0f} | {summary["client_peak_rss_mb_max"]:.0f} / '
+          f'{summary["client_peak_rss_mb_total"]:.0f} | {fl_round} | {fl_peak} |')
+PY
+rm -f "$OUT"
