@@ -14,12 +14,18 @@ public enum Convolution {
 
     /// Forward pass; `bias` may be nil. With `relu`, returns `relu(conv(x) + b)`, the bias and ReLU applied in one
     /// pass over each image's output while it is in cache. Images run on `Parallelism.threads` workers.
+    /// - Parameter algorithm: `.automatic` takes `DirectConvolution` for the 3×3(×3), stride-1, padding-1 layers it
+    ///   is measured to win on and im2col + sgemm otherwise; tests force either path.
     public static func forward(_ input: Tensor, weight: Tensor, bias: Tensor?, geometry: ConvolutionGeometry,
-                               relu: Bool = false) -> Tensor
+                               relu: Bool = false, algorithm: ConvolutionAlgorithm = .automatic) -> Tensor
     {
         let (n, cin, cout) = (input.batch, input.channels, weight.shape[0])
         precondition(input.rank == geometry.dimensions + 2 && weight.shape[1] == cin,
                      "convolution input \(input.shape) does not fit weight \(weight.shape)")
+        if DirectConvolution.uses(geometry, inputChannels: cin, outputChannels: cout, spatial: input.spatialShape,
+                                  algorithm: algorithm) {
+            return DirectConvolution.forward(input, weight: weight, bias: bias, relu: relu)
+        }
         let outSpatial = geometry.convolutionOutput(input.spatialShape)
         let plan = Im2col.Plan(channels: cin, input: input.spatialShape, output: outSpatial, geometry: geometry)
         let (k, p, inCount) = (plan.rows, plan.columns, cin * input.spatialCount)
@@ -70,9 +76,26 @@ public enum Convolution {
 
     /// Backward pass: gradients from `gradOutput` (shape of the forward output).
     /// - Parameter inputGradient: whether to compute `∂L/∂x` (false for a first layer saves a GEMM).
+    /// - Parameter algorithm: as for `forward`.
     public static func backward(_ gradOutput: Tensor, input: Tensor, weight: Tensor, hasBias: Bool,
-                                geometry: ConvolutionGeometry, inputGradient: Bool = true) -> Gradients {
+                                geometry: ConvolutionGeometry, inputGradient: Bool = true,
+                                algorithm: ConvolutionAlgorithm = .automatic) -> Gradients {
         let (n, cin, cout) = (input.batch, input.channels, weight.shape[0])
+        if DirectConvolution.uses(geometry, inputChannels: cin, outputChannels: cout, spatial: input.spatialShape,
+                                  algorithm: algorithm) {
+            precondition(gradOutput.shape == [n, cout] + input.spatialShape,
+                         "∂y \(gradOutput.shape) does not fit the convolution of \(input.shape) by \(weight.shape)")
+            // ∂x is the forward convolution of ∂y with the flipped, channel-transposed kernel (padding 1 again),
+            // which takes the direct path itself when it applies.
+            let gradInput = inputGradient
+                ? flippedInputGradient(gradOutput, inputShape: input.shape, weight: weight, geometry: geometry,
+                                       algorithm: algorithm)
+                : nil
+            return Gradients(input: gradInput,
+                             weight: DirectConvolution.weightGradient(gradOutput, input: input,
+                                                                      weightShape: weight.shape),
+                             bias: hasBias ? ChannelSums.sum(gradOutput) : nil)
+        }
         let plan = Im2col.Plan(channels: cin, input: input.spatialShape, output: gradOutput.spatialShape,
                                geometry: geometry)
         let (k, p, inCount) = (plan.rows, plan.columns, cin * input.spatialCount)
@@ -143,14 +166,15 @@ public enum Convolution {
             }
         }
         if flipped {
-            gradInput = flippedInputGradient(gradOutput, inputShape: input.shape, weight: weight, geometry: geometry)
+            gradInput = flippedInputGradient(gradOutput, inputShape: input.shape, weight: weight, geometry: geometry,
+                                             algorithm: algorithm)
         }
         return Gradients(input: gradInput, weight: gradWeight, bias: hasBias ? ChannelSums.sum(gradOutput) : nil)
     }
 
     /// `∂x = conv(∂y, flip(W)ᵀ, padding k − 1 − p)` for stride-1 convolutions.
     static func flippedInputGradient(_ gradOutput: Tensor, inputShape: [Int], weight: Tensor,
-                                     geometry: ConvolutionGeometry) -> Tensor {
+                                     geometry: ConvolutionGeometry, algorithm: ConvolutionAlgorithm) -> Tensor {
         let (cin, cout) = (inputShape[1], weight.shape[0])
         let taps = geometry.taps
         // W'[ci, co, t] = W[co, ci, K − 1 − t]: a convolution weight [Cin, Cout, k…]
@@ -166,7 +190,7 @@ public enum Convolution {
         let adjoint = ConvolutionGeometry(kernelSize: geometry.kernelSize, stride: geometry.stride,
                                           padding: zip(geometry.kernelSize, geometry.padding).map { $0 - 1 - $1 })
         return forward(gradOutput, weight: Tensor(shape: [cin, cout] + geometry.kernelSize, storage: flippedWeight),
-                       bias: nil, geometry: adjoint)
+                       bias: nil, geometry: adjoint, algorithm: algorithm)
     }
 }
 
