@@ -4,8 +4,8 @@
 // vector registers over every input channel and tap; each input vector load feeds COB fused multiply-adds and each
 // weight is one broadcast. The input is read from a zero-padded copy, so the inner loops have no bounds checks and
 // widths round up to 16 (the tail columns are computed and dropped).
-// Weight gradient: for a block of COB output channels and one input channel, 9·COB vector accumulators (one per
-// tap and output channel) run over every output position, then are summed across lanes.
+// Weight gradient: for a block of 4 output channels, one input channel and one kernel row, 3·4 vector accumulators
+// (one per column tap and output channel) run over a block of output rows, then are summed across lanes.
 #include "CTensorKernels.h"
 #include <string.h>
 
@@ -19,12 +19,24 @@ INLINE v16 load16(const float *p) { return *(const v16u *)p; }
 INLINE void store16(float *p, v16 v) { *(v16u *)p = v; }
 // s − (+0) is s for every s (−0 and NaN included), so this folds to a plain broadcast.
 INLINE v16 splat(float s) { return s - (v16){0}; }
+// Columns k…k+15 of the 32 columns a ‖ b (valignd on AVX-512): the taps of one row at column offsets 1 and 2 come from
+// two aligned loads instead of unaligned loads that split cache lines.
+INLINE v16 shift1(v16 a, v16 b) {
+    return __builtin_shufflevector(a, b, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
+}
+INLINE v16 shift2(v16 a, v16 b) {
+    return __builtin_shufflevector(a, b, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17);
+}
+
 // max(v, 0) keeping NaN (as `t < 0 ? 0 : t`).
 INLINE v16 relu16(v16 v) { return (v16)((i16v)v & ~(v < 0)); }
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v4 __attribute__((vector_size(16)));
+// Sum of the 16 lanes as a tree (4 dependent adds instead of 16).
 INLINE float hsum(v16 v) {
-    float s = 0;
-    for (int i = 0; i < 16; i++) s += v[i];
-    return s;
+    v8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) + __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+    v4 b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+    return (b[0] + b[2]) + (b[1] + b[3]);
 }
 
 static inline size_t round16(int n) { return ((size_t)n + 15) / 16 * 16; }
@@ -59,8 +71,8 @@ void tk_conv3_pad(const float *x, int channels, int depth, int height, int width
 //   y: output at the block's first channel, this row, column w0; ychan floats between channels
 #define DEFINE_FORWARD_BLOCK(COB, V)                                                                                 \
     INLINE void forward_##COB##x##V(const float *x, int cin, size_t chan, size_t plane, size_t ld, int kd,          \
-                                    const float *w, size_t wco, const float *bias, int relu, float *y,             \
-                                    size_t ychan, int valid) {                                                      \
+                                    const float *w, size_t wco, const float *bias, int relu, const float *mask,    \
+                                    float *y, size_t ychan, int valid) {                                            \
         v16 acc[COB][V];                                                                                            \
         for (int j = 0; j < COB; j++) {                                                                             \
             v16 b = splat(bias ? bias[j] : 0.f);                                                                    \
@@ -74,9 +86,12 @@ void tk_conv3_pad(const float *x, int channels, int depth, int height, int width
                 for (int kh = 0; kh < 3; kh++) {                                                                    \
                     const float *r = xc + a * plane + kh * ld;                                                      \
                     const float *wt = wc + (a * 3 + kh) * 3;                                                        \
+                    v16 l[V + 1];                                                                                   \
+                    for (int v = 0; v <= V; v++) l[v] = load16(r + 16 * v);                                         \
                     for (int kw = 0; kw < 3; kw++) {                                                                \
                         v16 xv[V];                                                                                  \
-                        for (int v = 0; v < V; v++) xv[v] = load16(r + kw + 16 * v);                                \
+                        for (int v = 0; v < V; v++)                                                                 \
+                            xv[v] = kw == 0 ? l[v] : kw == 1 ? shift1(l[v], l[v + 1]) : shift2(l[v], l[v + 1]);     \
                         for (int j = 0; j < COB; j++) {                                                             \
                             v16 s = splat(wt[j * wco + kw]);                                                        \
                             for (int v = 0; v < V; v++) acc[j][v] += s * xv[v];                                     \
@@ -91,6 +106,17 @@ void tk_conv3_pad(const float *x, int channels, int depth, int height, int width
                 if (relu) t = relu16(t);                                                                           \
                 float *dst = y + j * ychan + 16 * v;                                                                \
                 int n = valid - 16 * v;                                                                             \
+                if (mask && n > 0) { /* ∂x · [h > 0]: the ReLU backward of the layer before, fused */              \
+                    v16 m;                                                                                          \
+                    if (n >= 16) {                                                                                  \
+                        m = load16(mask + j * ychan + 16 * v);                                                      \
+                    } else {                                                                                        \
+                        float tail[16] = {0};                                                                       \
+                        memcpy(tail, mask + j * ychan + 16 * v, (size_t)n * sizeof(float));                         \
+                        m = load16(tail);                                                                           \
+                    }                                                                                               \
+                    t = (v16)((i16v)t & (m > 0));                                                                   \
+                }                                                                                                   \
                 if (n >= 16) {                                                                                      \
                     store16(dst, t);                                                                                \
                 } else if (n > 0) {                                                                                 \
@@ -103,30 +129,44 @@ void tk_conv3_pad(const float *x, int channels, int depth, int height, int width
     }
 
 DEFINE_FORWARD_BLOCK(4, 4)
+DEFINE_FORWARD_BLOCK(8, 2)
+DEFINE_FORWARD_BLOCK(8, 1)
 DEFINE_FORWARD_BLOCK(4, 2)
 DEFINE_FORWARD_BLOCK(4, 1)
 DEFINE_FORWARD_BLOCK(1, 4)
 DEFINE_FORWARD_BLOCK(1, 2)
 DEFINE_FORWARD_BLOCK(1, 1)
 
+// Narrow rows (≤ 32 columns) take 8 output channels per block, so that at least 8 independent accumulators hide
+// the FMA latency.
+#define FORWARD_NARROW(COB)                                                                                          \
+    do {                                                                                                            \
+        if (wp == 32)                                                                                               \
+            forward_##COB##x2(xr, cin, chan, plane, ld, kd, weight + co * wco, wco, bias ? bias + co : 0, relu,     \
+                              mr ? mr + co * ychan : 0, yr + co * ychan, ychan, width);                                                       \
+        else                                                                                                        \
+            forward_##COB##x1(xr, cin, chan, plane, ld, kd, weight + co * wco, wco, bias ? bias + co : 0, relu,     \
+                              mr ? mr + co * ychan : 0, yr + co * ychan, ychan, width);                                                       \
+    } while (0)
+
 #define FORWARD_ROW(COB)                                                                                             \
     do {                                                                                                            \
         int w0 = 0;                                                                                                 \
         for (; w0 + 64 <= wp; w0 += 64)                                                                             \
             forward_##COB##x4(xr + w0, cin, chan, plane, ld, kd, weight + co * wco, wco, bias ? bias + co : 0, relu, \
-                              yr + co * ychan + w0, ychan, width - w0);                                             \
+                              mr ? mr + co * ychan + w0 : 0, yr + co * ychan + w0, ychan, width - w0);                                             \
         if (w0 + 32 <= wp) {                                                                                        \
             forward_##COB##x2(xr + w0, cin, chan, plane, ld, kd, weight + co * wco, wco, bias ? bias + co : 0, relu, \
-                              yr + co * ychan + w0, ychan, width - w0);                                             \
+                              mr ? mr + co * ychan + w0 : 0, yr + co * ychan + w0, ychan, width - w0);                                             \
             w0 += 32;                                                                                               \
         }                                                                                                           \
         if (w0 < wp)                                                                                                \
             forward_##COB##x1(xr + w0, cin, chan, plane, ld, kd, weight + co * wco, wco, bias ? bias + co : 0, relu, \
-                              yr + co * ychan + w0, ychan, width - w0);                                             \
+                              mr ? mr + co * ychan + w0 : 0, yr + co * ychan + w0, ychan, width - w0);                                             \
     } while (0)
 
 INLINE void forward_impl(const float *padded, int cin, int depth, int height, int width, int three_d,
-                         const float *weight, int cout, const float *bias, int relu, float *y) {
+                         const float *weight, int cout, const float *bias, int relu, const float *mask, float *y) {
     const int kd = three_d ? 3 : 1;
     const size_t ld = tk_conv3_row_stride(width), plane = ((size_t)height + 2) * ld;
     const size_t chan = ((size_t)depth + (three_d ? 2 : 0)) * plane;
@@ -136,7 +176,10 @@ INLINE void forward_impl(const float *padded, int cin, int depth, int height, in
         for (int oh = 0; oh < height; oh++) {
             const float *xr = padded + od * plane + oh * ld;
             float *yr = y + ((size_t)od * height + oh) * width;
+            const float *mr = mask ? mask + ((size_t)od * height + oh) * width : 0;
             int co = 0;
+            if (wp <= 32)
+                for (; co + 8 <= cout; co += 8) FORWARD_NARROW(8);
             for (; co + 4 <= cout; co += 4) FORWARD_ROW(4);
             for (; co < cout; co++) FORWARD_ROW(1);
         }
@@ -145,33 +188,36 @@ INLINE void forward_impl(const float *padded, int cin, int depth, int height, in
 
 // MARK: - Weight gradient
 
-// gw for output channels [co, co + COB) (COB = 2: 18 accumulators + 2 ∂y vectors + 1 input vector fit the 32
-// AVX-512 registers; 3 spills), input channel ci, depth tap a, over the output rows [r0, r1).
+// gw[co + j][ci][a][kh][0…2] for j < COB, one input channel ci, one depth tap a and kernel row kh, over the output
+// rows [r0, r1): 3·COB vector accumulators (COB = 4: 12 accumulators, 2 input loads and 2 shifts per 12 FMAs; with
+// 8 the compiler runs out of the 32 registers and spills).
+//   x: padded input of channel ci at plane a, row kh;  g: padded ∂y of channel co (gchan floats per channel)
 #define DEFINE_GRADIENT_BLOCK(COB)                                                                                   \
-    INLINE void gradient_##COB(const float *xc, size_t plane, size_t ld, const float *g, size_t gchan, int height,  \
-                               int wp, int r0, int r1, int a, float *gw, size_t wco) {                              \
-        v16 acc[COB][9];                                                                                            \
+    INLINE void gradient_##COB(const float *x, size_t plane, size_t ld, const float *g, size_t gchan, int height,   \
+                               int wp, int r0, int r1, float *gw, size_t wco) {                                     \
+        v16 acc[COB][3];                                                                                            \
         for (int j = 0; j < COB; j++)                                                                               \
-            for (int t = 0; t < 9; t++) acc[j][t] = splat(0);                                                       \
+            for (int t = 0; t < 3; t++) acc[j][t] = splat(0);                                                       \
         for (int r = r0; r < r1; r++) {                                                                             \
             const int od = r / height, oh = r % height;                                                             \
-            const float *xr = xc + (od + a) * plane + oh * ld;                                                      \
+            const float *xr = x + od * plane + oh * ld;                                                             \
             const float *gr = g + (size_t)r * wp;                                                                   \
             for (int w = 0; w < wp; w += 16) {                                                                      \
-                v16 gv[COB];                                                                                        \
-                for (int j = 0; j < COB; j++) gv[j] = load16(gr + j * gchan + w);                                   \
-                for (int kh = 0; kh < 3; kh++) {                                                                    \
-                    for (int kw = 0; kw < 3; kw++) {                                                                \
-                        v16 xv = load16(xr + kh * ld + w + kw);                                                     \
-                        for (int j = 0; j < COB; j++) acc[j][kh * 3 + kw] += gv[j] * xv;                            \
-                    }                                                                                               \
+                v16 lo = load16(xr + w), hi = load16(xr + w + 16);                                                  \
+                v16 x1 = shift1(lo, hi), x2 = shift2(lo, hi);                                                       \
+                for (int j = 0; j < COB; j++) {                                                                     \
+                    v16 gv = load16(gr + j * gchan + w);                                                            \
+                    acc[j][0] += gv * lo;                                                                           \
+                    acc[j][1] += gv * x1;                                                                           \
+                    acc[j][2] += gv * x2;                                                                           \
                 }                                                                                                   \
             }                                                                                                       \
         }                                                                                                           \
         for (int j = 0; j < COB; j++)                                                                               \
-            for (int t = 0; t < 9; t++) gw[j * wco + a * 9 + t] += hsum(acc[j][t]);                                 \
+            for (int t = 0; t < 3; t++) gw[j * wco + t] += hsum(acc[j][t]);                                         \
     }
 
+DEFINE_GRADIENT_BLOCK(4)
 DEFINE_GRADIENT_BLOCK(2)
 DEFINE_GRADIENT_BLOCK(1)
 
@@ -195,24 +241,23 @@ INLINE void weight_gradient_impl(const float *padded, int cin, int depth, int he
             if (wp > width) memset(dst + width, 0, (size_t)(wp - width) * sizeof(float));
         }
     }
-    // Blocks of output rows small enough that their ∂y (every output channel) and input rows stay in L2.
-    size_t perRow = ((size_t)cout * wp + (size_t)cin * 3 * kd * ld) * sizeof(float);
-    int block = (int)((512 * 1024) / (perRow ? perRow : 1));
+    // Blocks of output rows whose ∂y for a block of output channels stays in L1 (32 KB) while every input channel and tap
+    // passes over it; the input rows of the block stay in L2.
+    int block = (int)(8192 / (8 * (size_t)wp));
     if (block < 1) block = 1;
     for (int r0 = 0; r0 < rows; r0 += block) {
-        int r1 = r0 + block < rows ? r0 + block : rows;
-        for (int ci = 0; ci < cin; ci++) {
-            const float *xc = padded + ci * chan;
-            for (int a = 0; a < kd; a++) {
-                int co = 0;
-                for (; co + 2 <= cout; co += 2)
-                    gradient_2(xc, plane, ld, scratch + co * gchan, gchan, height, wp, r0, r1, a,
-                               gw + co * wco + (size_t)ci * kd * 9, wco);
-                if (co < cout)
-                    gradient_1(xc, plane, ld, scratch + co * gchan, gchan, height, wp, r0, r1, a,
-                               gw + co * wco + (size_t)ci * kd * 9, wco);
-            }
-        }
+        const int r1 = r0 + block < rows ? r0 + block : rows;
+        int co = 0;
+#define GRADIENT_CHANNELS(COB)                                                                                       \
+    for (int ci = 0; ci < cin; ci++)                                                                                \
+        for (int a = 0; a < kd; a++)                                                                                \
+            for (int kh = 0; kh < 3; kh++)                                                                          \
+                gradient_##COB(padded + ci * chan + a * plane + kh * ld, plane, ld, scratch + co * gchan, gchan,    \
+                               height, wp, r0, r1, gw + co * wco + (size_t)ci * kd * 9 + a * 9 + kh * 3, wco)
+        for (; co + 4 <= cout; co += 4) GRADIENT_CHANNELS(4);
+        for (; co + 2 <= cout; co += 2) GRADIENT_CHANNELS(2);
+        for (; co < cout; co++) GRADIENT_CHANNELS(1);
+#undef GRADIENT_CHANNELS
     }
 }
 
@@ -223,12 +268,12 @@ INLINE void weight_gradient_impl(const float *padded, int cin, int depth, int he
 #define TK_AVX2 __attribute__((target("avx2,fma")))
 
 TK_AVX512 static void forward_avx512(const float *p, int cin, int d, int h, int w, int t, const float *wt, int cout,
-                                     const float *b, int relu, float *y) {
-    forward_impl(p, cin, d, h, w, t, wt, cout, b, relu, y);
+                                     const float *b, int relu, const float *m, float *y) {
+    forward_impl(p, cin, d, h, w, t, wt, cout, b, relu, m, y);
 }
 TK_AVX2 static void forward_avx2(const float *p, int cin, int d, int h, int w, int t, const float *wt, int cout,
-                                 const float *b, int relu, float *y) {
-    forward_impl(p, cin, d, h, w, t, wt, cout, b, relu, y);
+                                 const float *b, int relu, const float *m, float *y) {
+    forward_impl(p, cin, d, h, w, t, wt, cout, b, relu, m, y);
 }
 TK_AVX512 static void gradient_avx512(const float *p, int cin, int d, int h, int w, int t, const float *gy, int cout,
                                       float *gw, float *s) {
@@ -261,9 +306,9 @@ static int isa(void) {
 #endif
 
 void tk_conv3_forward(const float *padded, int cin, int depth, int height, int width, int three_d,
-                      const float *weight, int cout, const float *bias, int relu, float *y) {
-    DISPATCH(forward, padded, cin, depth, height, width, three_d, weight, cout, bias, relu, y)
-    forward_impl(padded, cin, depth, height, width, three_d, weight, cout, bias, relu, y);
+                      const float *weight, int cout, const float *bias, int relu, const float *mask, float *y) {
+    DISPATCH(forward, padded, cin, depth, height, width, three_d, weight, cout, bias, relu, mask, y)
+    forward_impl(padded, cin, depth, height, width, three_d, weight, cout, bias, relu, mask, y);
 }
 
 void tk_conv3_weight_gradient(const float *padded, int cin, int depth, int height, int width, int three_d,

@@ -12,7 +12,7 @@ TesseraBench.main()
 struct TesseraBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tessera-bench", abstract: "Tessera benchmarks (JSON lines).",
-        subcommands: [DICOMLoad.self, ResampleBench.self, TrainStep.self, FederationRound.self])
+        subcommands: [DICOMLoad.self, ResampleBench.self, TrainStep.self, ConvLayers.self, FederationRound.self])
 }
 
 /// Loads a DICOM series into a float32 HU volume, as `tessera convert` does: scan headers, sort, decode.

@@ -52,6 +52,24 @@ struct DirectConvolutionTests {
         expectClose(d.weight, i.weight, rtol: 1e-4, atol: 1e-4, "∂w (sums of 2048 products)")
     }
 
+    @Test("∂x through a ReLU input (fused mask) equals ∂x times [x > 0], direct and im2col, 2-D and 3-D",
+          arguments: [[6, 20], [3, 4, 17], [5, 6]])
+    func fusedReLUBackward(_ spatial: [Int]) {
+        var g = SeededGenerator(seed: 9)
+        let x = Activation.relu(Tensor.randomNormal([2, 3] + spatial, generator: &g))
+        let w = Tensor.randomNormal([4, 3] + spatial.map { _ in 3 }, std: 0.3, generator: &g)
+        let geometry = ConvolutionGeometry(dimensions: spatial.count, kernelSize: 3, padding: 1)
+        let gy = Tensor.randomNormal([2, 4] + spatial, generator: &g)
+        for algorithm in [ConvolutionAlgorithm.direct, .im2col, .automatic] {
+            let plain = Convolution.backward(gy, input: x, weight: w, hasBias: true, geometry: geometry,
+                                             algorithm: algorithm)
+            let fused = Convolution.backward(gy, input: x, weight: w, hasBias: true, geometry: geometry,
+                                             inputIsReLUOutput: true, algorithm: algorithm)
+            #expect(fused.input! == Activation.reluBackward(plain.input!, output: x), "\(algorithm)")
+            #expect(fused.weight == plain.weight && fused.bias == plain.bias)
+        }
+    }
+
     @Test("ReLU keeps NaN, as the im2col path does")
     func reluKeepsNaN() {
         var x = Tensor(repeating: 1, shape: [1, 1, 3, 20])

@@ -9,7 +9,9 @@
 //   weight     w[cout][cin][kd][3][3]                                   (PyTorch's layout; kd = 3 for 3-D, 1 for 2-D)
 //   padded     p[channels][depth + 2·pd][height + 2][ld]                (pd = 1 for 3-D, 0 for 2-D; ld from
 //              tk_conv3_row_stride; input column c is at padded column c + 1; every other element is 0)
-// One call handles one image; callers run images on their own threads (the functions keep no state).
+// One call handles one image; callers run images on their own threads (the functions keep no state). `padded` and
+// `scratch` should be 64-byte aligned: every row then starts on a cache line and the kernels' loads never split one
+// (any alignment gives the same results).
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -26,9 +28,11 @@ size_t tk_conv3_padded_count(int channels, int depth, int height, int width, int
 void tk_conv3_pad(const float *x, int channels, int depth, int height, int width, int three_d, float *padded);
 
 /// y[o][d][h][w] = bias[o] + Σ_{i, taps} w[o][i][taps] · x[i][d + a − pd][h + b − 1][w + c − 1], then max(·, 0) when
-/// `relu` is non-zero. `bias` may be NULL. `padded` comes from tk_conv3_pad; y is [cout][depth][height][width].
+/// `relu` is non-zero, then times [mask[o][d][h][w] > 0] when `mask` is not NULL (a ReLU backward fused into a
+/// convolution that computes ∂x). `bias` and `mask` may be NULL. `padded` comes from tk_conv3_pad; y and mask are
+/// [cout][depth][height][width].
 void tk_conv3_forward(const float *padded, int cin, int depth, int height, int width, int three_d,
-                      const float *weight, int cout, const float *bias, int relu, float *y);
+                      const float *weight, int cout, const float *bias, int relu, const float *mask, float *y);
 
 /// Floats of the scratch buffer tk_conv3_weight_gradient needs for `cout` output channels.
 size_t tk_conv3_gradient_scratch_count(int cout, int depth, int height, int width);
@@ -38,6 +42,9 @@ size_t tk_conv3_gradient_scratch_count(int cout, int depth, int height, int widt
 /// tk_conv3_gradient_scratch_count floats.
 void tk_conv3_weight_gradient(const float *padded, int cin, int depth, int height, int width, int three_d,
                               const float *gy, int cout, float *gw, float *scratch);
+
+/// Σ x[i] for i < count: 64 float lanes, combined in double at the end.
+double tk_sum(const float *x, size_t count);
 
 #ifdef __cplusplus
 }

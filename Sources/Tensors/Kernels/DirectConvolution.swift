@@ -42,15 +42,18 @@ public enum DirectConvolution {
         }
     }
 
-    /// The measured rule (Benchmarks/results): direct wins while rows are at least 16 wide (narrower rows waste
-    /// vector lanes) and the channel counts are small enough that sgemm's matrices are skinny.
+    /// The measured rule, for the forward kernel, `∂x` (a forward convolution of `∂y`) and `∂W` alike: direct wins
+    /// from rows of 16 columns up at every channel count of the U-Nets (forward 200–225 GFLOP/s against sgemm's
+    /// 90–160 without the im2col copy; `∂W` 150–210 against 20–150); at 8 columns half of every vector is padding
+    /// and sgemm is as fast or faster. CPU time on one core (AMD EPYC, AVX-512), see Benchmarks/results.
     static func prefersDirect(inputChannels: Int, outputChannels: Int, spatial: [Int]) -> Bool {
-        guard let width = spatial.last, width >= 16 else { return false }
-        return min(inputChannels, outputChannels) <= 64
+        guard let width = spatial.last else { return false }
+        return width >= 16
     }
 
-    /// Forward pass of the direct kernels; `relu` applies `max(·, 0)` after the bias. Shapes as `Convolution`.
-    static func forward(_ input: Tensor, weight: Tensor, bias: Tensor?, relu: Bool) -> Tensor {
+    /// Forward pass of the direct kernels; `relu` applies `max(·, 0)` after the bias, and a `mask` (shape of the
+    /// output) multiplies the result by `[mask > 0]` (a ReLU backward fused into `∂x`). Shapes as `Convolution`.
+    static func forward(_ input: Tensor, weight: Tensor, bias: Tensor?, relu: Bool, mask: Tensor? = nil) -> Tensor {
         let (n, cin, cout) = (input.batch, input.channels, weight.shape[0])
         let spatial = input.spatialShape
         let (d, h, w) = extents3(spatial)
@@ -61,18 +64,21 @@ public enum DirectConvolution {
         input.storage.withUnsafeBufferPointer { xb in
             weight.storage.withUnsafeBufferPointer { wb in
                 bias.withUnsafeBufferPointer { bb in
+                  mask.withUnsafeBufferPointer { mb in
                     output.storage.withUnsafeMutableBufferPointer { yb in
                         let (x, wt, y) = (xb.baseAddress!, wb.baseAddress!, yb.baseAddress!)
                         Parallelism.forEachWorker(items: n) { worker, workers in
-                            let padded = UnsafeMutablePointer<Float>.allocate(capacity: paddedCount)
-                            defer { padded.deallocate() }
+                            let padded = allocateAligned(paddedCount)
+                            defer { UnsafeMutableRawPointer(padded).deallocate() }
                             for b in stride(from: worker, to: n, by: workers) {
                                 tk_conv3_pad(x + b * inCount, Int32(cin), Int32(d), Int32(h), Int32(w), threeD, padded)
                                 tk_conv3_forward(padded, Int32(cin), Int32(d), Int32(h), Int32(w), threeD, wt,
-                                                 Int32(cout), bb, relu ? 1 : 0, y + b * outCount)
+                                                 Int32(cout), bb, relu ? 1 : 0, mb.map { $0 + b * outCount },
+                                                 y + b * outCount)
                             }
                         }
                     }
+                  }
                 }
             }
         }
@@ -98,9 +104,9 @@ public enum DirectConvolution {
             gradOutput.storage.withUnsafeBufferPointer { gb in
                 let (x, gy) = (xb.baseAddress!, gb.baseAddress!)
                 Parallelism.forEachWorker(items: n) { worker, workers in
-                    let padded = UnsafeMutablePointer<Float>.allocate(capacity: paddedCount)
-                    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
-                    defer { padded.deallocate(); scratch.deallocate() }
+                    let padded = allocateAligned(paddedCount)
+                    let scratch = allocateAligned(scratchCount)
+                    defer { UnsafeMutableRawPointer(padded).deallocate(); UnsafeMutableRawPointer(scratch).deallocate() }
                     for b in stride(from: worker, to: n, by: workers) {
                         tk_conv3_pad(x + b * inCount, Int32(cin), Int32(d), Int32(h), Int32(w), threeD, padded)
                         tk_conv3_weight_gradient(padded, Int32(cin), Int32(d), Int32(h), Int32(w), threeD,
@@ -119,6 +125,13 @@ public enum DirectConvolution {
         }
         return gradWeight
     }
+}
+
+/// `count` floats on a 64-byte boundary (a cache line: the kernels' row loads then never split one); the caller
+/// deallocates.
+private func allocateAligned(_ count: Int) -> UnsafeMutablePointer<Float> {
+    UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * MemoryLayout<Float>.stride, alignment: 64)
+        .bindMemory(to: Float.self, capacity: count)
 }
 
 extension Optional where Wrapped == Tensor {
