@@ -46,7 +46,10 @@ let package = Package(
             dependencies: ["DICOMIO", "CZlib", "Randomness", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict),
         .target(name: "Randomness", swiftSettings: strict),
-        .target(name: "Tensors", dependencies: ["CBLAS", "Randomness"], swiftSettings: strict),
+        // Direct SIMD convolution kernels in C (vector extensions, dispatched per instruction set at run time),
+        // imported only by Tensors. Optimised in debug builds too: the tests run whole U-Nets through them.
+        .target(name: "CTensorKernels", cSettings: [.unsafeFlags(["-O3", "-Wno-psabi"])]),
+        .target(name: "Tensors", dependencies: ["CBLAS", "CTensorKernels", "Randomness"], swiftSettings: strict),
         .target(name: "SafeTensorsFormat", swiftSettings: strict),
         .target(name: "NeuralNetwork", dependencies: ["Tensors", "SafeTensorsFormat"], swiftSettings: strict),
         .target(

@@ -2,7 +2,7 @@
 # Training-step benchmark: one SGD(0.01, momentum 0.9) step of the reference unet2d (batch 8, 1×128², CE + soft
 # Dice) and unet3d (batch 2, 1×64³), Tessera (`tessera-bench train-step`) beside PyTorch (`torch_reference.py`,
 # default and channels-last) with 1 and 2 threads, in one run. Prints every tool's SUMMARY line, then a Markdown
-# table of median steps/s and Tessera's ratio to PyTorch's best.
+# table of median steps/s and Tessera's ratio to PyTorch's best, and the same from CPU time (cpu-normalised).
 #
 # usage: Benchmarks/train_step.sh [unet2d unet3d]    (needs ../shared/bench and torch from PyPI: it reuses the
 #        venv scripts/.venv-torch that scripts/reference/torch_golden.py creates)
@@ -40,6 +40,19 @@ for model in dict.fromkeys(r["model"] for r in rows):
                                  and r.get("tool") == tool), None)
         te, to, cl = get("tessera"), get("torch"), get("torch-cl")
         best = max(v for v in (to, cl) if v is not None)
+        print(f"| {model} | {t} | {te:.3f} | {to:.3f} | {cl:.3f} | {te / best:.2f}× |")
+# The same from CPU time (steps per CPU-second per thread, "cpu-normalised"): on a shared machine this estimates the
+# uncontended rate; meaningful for 1 thread, only approximate for 2 (PyTorch's OpenMP threads spin at barriers).
+print("\n| model | threads | Tessera CPU-normalised steps/s | PyTorch | PyTorch channels-last | Tessera / best PyTorch |")
+print("|---|---|---|---|---|---|")
+for model in dict.fromkeys(r["model"] for r in rows):
+    for t in (1, 2):
+        get = lambda tool: next((r.get("cpu_norm_steps_s_median") for r in rows if r["model"] == model
+                                 and r["threads"] == t and r.get("tool") == tool), None)
+        te, to, cl = get("tessera"), get("torch"), get("torch-cl")
+        if None in (te, to, cl):
+            continue
+        best = max(to, cl)
         print(f"| {model} | {t} | {te:.3f} | {to:.3f} | {cl:.3f} | {te / best:.2f}× |")
 PY
 rm -f "$OUT"

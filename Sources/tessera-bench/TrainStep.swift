@@ -62,7 +62,7 @@ struct TrainStep: ParsableCommand {
             fastest = min(fastest, (clock.now - t0).seconds)
         }
         let n = max(1, Int((minTime / fastest).rounded()))
-        var rates: [Double] = [], others: [Double] = []
+        var rates: [Double] = [], others: [Double] = [], cpuRates: [Double] = []
         for t in 0..<trials {
             let (busy0, self0) = (Self.machineBusyTicks(), Self.selfTicks())
             let t0 = clock.now
@@ -74,19 +74,25 @@ struct TrainStep: ParsableCommand {
             let other = Double(otherTicks) / Self.ticksPerSecond / wall
             rates.append(rate)
             others.append(other)
+            // Steps per second of this process's own CPU time per thread (torch_reference.py's "cpu-normalised"
+            // rate): an estimate of the uncontended 1-thread rate when other processes time-slice the cores.
+            let cpu = Double(Self.selfTicks() - self0) / Self.ticksPerSecond
+            cpuRates.append(cpu > 0 ? Double(n) / (cpu / Double(threads)) : rate)
             print(String(format: "%@ threads=%d trial %d: %.3f steps/s  %.2f img/s  other-procs CPU %.2f cores", model,
                          threads, t, rate, rate * Double(batch), other))
         }
         let median = rates.sorted()[rates.count / 2]
+        let cpuMedian = cpuRates.sorted()[cpuRates.count / 2]
         let otherMean = others.reduce(0, +) / Double(others.count)
         print(String(format: "SUMMARY tessera %@ threads=%d batch=%d steps/s median %.3f [%.3f, %.3f]  img/s %.2f  "
-                     + "other CPU mean %.2f", model, threads, batch, median, rates.min()!, rates.max()!,
-                     median * Double(batch), otherMean))
+                     + "other CPU mean %.2f  cpu-normalised steps/s median %.3f", model, threads, batch, median,
+                     rates.min()!, rates.max()!, median * Double(batch), otherMean, cpuMedian))
         let line: [String: Any] = ["tool": "tessera", "model": model, "threads": threads, "batch": batch,
                                    "steps_per_trial": n, "steps_s_median": median, "steps_s_min": rates.min()!,
                                    "steps_s_max": rates.max()!, "first_loss": firstLoss,
                                    "blas_core": BLASRuntime.coreName,
-                                   "other_cpu_mean": otherMean, "per_trial_other_cpu": others]
+                                   "other_cpu_mean": otherMean, "per_trial_other_cpu": others,
+                                   "cpu_norm_steps_s_median": cpuMedian]
         let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])
         print("JSON " + String(decoding: data, as: UTF8.self))
     }

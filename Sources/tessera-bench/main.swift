@@ -12,7 +12,7 @@ TesseraBench.main()
 struct TesseraBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tessera-bench", abstract: "Tessera benchmarks (JSON lines).",
-        subcommands: [DICOMLoad.self, ResampleBench.self, TrainStep.self, FederationRound.self,
+        subcommands: [DICOMLoad.self, ResampleBench.self, TrainStep.self, ConvLayers.self, FederationRound.self,
                       FederationClientCommand.self])
 }
 

@@ -42,8 +42,23 @@ public struct Conv: Layer {
     }
 
     public func backward(_ gradOutput: Tensor, cache input: Tensor) -> (input: Tensor?, gradients: NamedTensors) {
+        backward(gradOutput, cache: input, inputIsReLUOutput: false)
+    }
+
+    /// `backward` for a layer whose input is a ReLU's output: `∂x` comes back already multiplied by `[x > 0]` (the
+    /// ReLU's backward, fused into the convolution's last pass).
+    public func backwardThroughReLU(_ gradOutput: Tensor, cache input: Tensor)
+        -> (input: Tensor?, gradients: NamedTensors)
+    {
+        backward(gradOutput, cache: input, inputIsReLUOutput: true)
+    }
+
+    func backward(_ gradOutput: Tensor, cache input: Tensor, inputIsReLUOutput: Bool)
+        -> (input: Tensor?, gradients: NamedTensors)
+    {
         let g = Convolution.backward(gradOutput, input: input, weight: weight, hasBias: bias != nil,
-                                     geometry: geometry, inputGradient: computesInputGradient)
+                                     geometry: geometry, inputGradient: computesInputGradient,
+                                     inputIsReLUOutput: inputIsReLUOutput)
         var grads = NamedTensors([("weight", g.weight)])
         if let b = g.bias { grads["bias"] = b }
         return (g.input, grads)

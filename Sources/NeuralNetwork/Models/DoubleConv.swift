@@ -76,9 +76,9 @@ public struct DoubleConv: Module {
             g = r.input!
             normGradients.1 = r.gradients
         }
-        let g2 = c2.backward(g, cache: cache.hidden)
+        // hidden = relu(…): c2's ∂x comes back through that ReLU's backward (fused).
+        let g2 = c2.backwardThroughReLU(g, cache: cache.hidden)
         g = g2.input!
-        Activation.applyReLUBackward(&g, output: cache.hidden)  // g2.input is uniquely owned: no copy
         if let n1, let norm1 = cache.norm1 {
             let r = n1.backward(g, cache: norm1)
             g = r.input!

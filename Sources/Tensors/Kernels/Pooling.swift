@@ -14,6 +14,9 @@ public enum MaxPooling {
         let (inPlane, outPlane) = (iD * iH * iW, oD * oH * oW)
         var output = Tensor(zeros: [input.batch, input.channels] + outSpatial)
         var argmax = [Int32](repeating: 0, count: planes * outPlane)
+        // Window taps as offsets from the window's first element, in scan order.
+        var taps: [Int] = []
+        for kd in 0..<kD { for kh in 0..<kH { for kw in 0..<kW { taps.append((kd * iH + kh) * iW + kw) } } }
         input.storage.withUnsafeBufferPointer { x in
             output.storage.withUnsafeMutableBufferPointer { y in
                 argmax.withUnsafeMutableBufferPointer { am in
@@ -23,19 +26,15 @@ public enum MaxPooling {
                         for od in 0..<oD {
                             for oh in 0..<oH {
                                 for ow in 0..<oW {
-                                    var best = -Float.infinity, bestIndex = -1
-                                    for kd in 0..<kD {
-                                        for kh in 0..<kH {
-                                            let row = ((od * sD + kd) * iH + oh * sH + kh) * iW + ow * sW
-                                            for kw in 0..<kW {
-                                                let v = src[row + kw]
-                                                if v > best || v.isNaN || bestIndex < 0 {
-                                                    best = v
-                                                    bestIndex = row + kw
-                                                }
-                                                if v.isNaN { break }
-                                            }
-                                        }
+                                    // Branch-free scan (random data makes the maximum's position unpredictable):
+                                    // the first NaN wins, else the first of tied maxima.
+                                    let origin = ((od * sD) * iH + oh * sH) * iW + ow * sW
+                                    var best = src[origin], bestIndex = origin
+                                    for t in taps.indices.dropFirst() {
+                                        let i = origin + taps[t], v = src[i]
+                                        let take = v > best || (v.isNaN && !best.isNaN)
+                                        best = take ? v : best
+                                        bestIndex = take ? i : bestIndex
                                     }
                                     y[o] = best
                                     am[o] = Int32(bestIndex)

@@ -1,0 +1,52 @@
+#ifndef CTENSORKERNELS_H
+#define CTENSORKERNELS_H
+// Direct SIMD kernels for 3×3 (2-D) and 3×3×3 (3-D) convolutions with stride 1 and padding 1, imported only by the
+// Swift module `Tensors`. Plain C (GCC/Clang vector extensions): compiled once per instruction set (AVX-512, AVX2 +
+// FMA, baseline) and chosen at run time from the CPU's features.
+//
+// Layouts (row-major, float32):
+//   image      x[channels][depth][height][width]                       (depth = 1 for 2-D)
+//   weight     w[cout][cin][kd][3][3]                                   (PyTorch's layout; kd = 3 for 3-D, 1 for 2-D)
+//   padded     p[channels][depth + 2·pd][height + 2][ld]                (pd = 1 for 3-D, 0 for 2-D; ld from
+//              tk_conv3_row_stride; input column c is at padded column c + 1; every other element is 0)
+// One call handles one image; callers run images on their own threads (the functions keep no state). `padded` and
+// `scratch` should be 64-byte aligned: every row then starts on a cache line and the kernels' loads never split one
+// (any alignment gives the same results).
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Floats in one padded row (a multiple of 16, at least round_up(width, 16) + 16).
+size_t tk_conv3_row_stride(int width);
+
+/// Floats of the padded copy of an image of `channels` × depth × height × width.
+size_t tk_conv3_padded_count(int channels, int depth, int height, int width, int three_d);
+
+/// Writes the zero-padded copy of `x` (layout above) into `padded` (tk_conv3_padded_count floats).
+void tk_conv3_pad(const float *x, int channels, int depth, int height, int width, int three_d, float *padded);
+
+/// y[o][d][h][w] = bias[o] + Σ_{i, taps} w[o][i][taps] · x[i][d + a − pd][h + b − 1][w + c − 1], then max(·, 0) when
+/// `relu` is non-zero, then times [mask[o][d][h][w] > 0] when `mask` is not NULL (a ReLU backward fused into a
+/// convolution that computes ∂x). `bias` and `mask` may be NULL. `padded` comes from tk_conv3_pad; y and mask are
+/// [cout][depth][height][width].
+void tk_conv3_forward(const float *padded, int cin, int depth, int height, int width, int three_d,
+                      const float *weight, int cout, const float *bias, int relu, const float *mask, float *y);
+
+/// Floats of the scratch buffer tk_conv3_weight_gradient needs for `cout` output channels.
+size_t tk_conv3_gradient_scratch_count(int cout, int depth, int height, int width);
+
+/// gw[o][i][taps] += Σ_{d,h,w} gy[o][d][h][w] · x[i][d + a − pd][h + b − 1][w + c − 1] (accumulates into gw).
+/// `padded` comes from tk_conv3_pad of x; gy is [cout][depth][height][width]; `scratch` holds
+/// tk_conv3_gradient_scratch_count floats.
+void tk_conv3_weight_gradient(const float *padded, int cin, int depth, int height, int width, int three_d,
+                              const float *gy, int cout, float *gw, float *scratch);
+
+/// Σ x[i] for i < count: 64 float lanes, combined in double at the end.
+double tk_sum(const float *x, size_t count);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
