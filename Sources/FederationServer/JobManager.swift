@@ -51,7 +51,10 @@ public actor JobManager: FederationService, AdminService {
                 return
             }
             guard let job = next else {
-                await withCheckedContinuation { wake = $0 }
+                // `stop()` may have come while the queue was read: check again before sleeping.
+                await withCheckedContinuation { continuation in
+                    if stopped { continuation.resume() } else { wake = continuation }
+                }
                 continue
             }
             await runJob(job)

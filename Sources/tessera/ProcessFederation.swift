@@ -75,7 +75,16 @@ final class LocalDeployment: Sendable {
 
     /// Waits for the sites to exit (they do after the job, `--once`), then stops the server.
     func stop(progress: @escaping @Sendable (String) -> Void) async {
-        await admin.close()
+        // The admin connection closes gracefully (calls in flight finish); it may not hold up the shutdown.
+        let admin = self.admin
+        let closed = await withTaskGroup(of: Bool.self) { group in
+            group.addTask { await admin.close(); return true }
+            group.addTask { try? await Task.sleep(for: .seconds(5)); return false }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        if !closed { progress("the admin connection did not close within 5 s; going on") }
         // The sites exit on their own once told the job ended; a straggler is stopped after 30 s.
         let deadline = Date().addingTimeInterval(30)
         for process in processes.all where process !== server {
@@ -87,6 +96,12 @@ final class LocalDeployment: Sendable {
             process.waitUntilExit()
         }
         server.terminate()
+        let serverDeadline = Date().addingTimeInterval(15)
+        while server.isRunning && Date() < serverDeadline { try? await Task.sleep(for: .milliseconds(50)) }
+        if server.isRunning {
+            progress("the server did not stop within 15 s of SIGTERM: killing it")
+            kill(server.processIdentifier, SIGKILL)
+        }
         server.waitUntilExit()
         progress("server and site processes ended; logs in \(base)/logs")
     }

@@ -49,7 +49,7 @@ struct Simulate: ParsableCommand {
         study.compare = !noBaselines
         if !inProcess { study.federation = ProcessFederation() }
         do {
-            let report = try runBlocking { [study] in try await study.run { print($0) } }
+            let report = try runBlocking { [study] in try await study.run { say($0) } }
             print("")
             print(StudyReportWriter.table(report))
             print("wrote \(output)/global.safetensors, metrics.json, metrics.csv, report.html")
@@ -82,21 +82,21 @@ extension Simulate {
         let output = self.output, data = self.data, policyFile = sitePolicy, siteList = sites
         let result = try runBlocking {
             let deployment = try await LocalDeployment(base: output + "/federation", sites: siteList, dataRoot: data,
-                                                       sitePolicy: policyFile) { print($0) }
+                                                       sitePolicy: policyFile) { say($0) }
             let job = try await deployment.admin.submit(pipeline: submitted, name: "statistics")
-            print("submitted \(job); following its phases")
+            say("submitted \(job); following its phases")
             try await deployment.follow(job: job, deadline: .seconds(3600)) { event in
                 switch event {
-                case .roundStarted(let r, _, let sites): print("phase \(r): asking \(sites.joined(separator: ", "))")
-                case .resultAccepted(let r, let site, _, _): print("  phase \(r): \(site) answered")
-                case .resultRejected(let r, let site, let reason): print("  phase \(r): \(site) rejected: \(reason)")
+                case .roundStarted(let r, _, let sites): say("phase \(r): asking \(sites.joined(separator: ", "))")
+                case .resultAccepted(let r, let site, _, _): say("  phase \(r): \(site) answered")
+                case .resultRejected(let r, let site, let reason): say("  phase \(r): \(site) rejected: \(reason)")
                 case .roundClosed(let r, let sites, let reason):
-                    print("phase \(r) closed (\(reason)) with \(sites.joined(separator: ", "))")
+                    say("phase \(r) closed (\(reason)) with \(sites.joined(separator: ", "))")
                 default: break
                 }
             }
             let files = try await deployment.admin.download(jobID: job, to: output)
-            await deployment.stop { print($0) }
+            await deployment.stop { say($0) }
             guard let json = files.first(where: { $0.hasSuffix("statistics.json") }) else {
                 throw CommandFailure(description: "the server sent no statistics.json for \(job)")
             }
