@@ -86,6 +86,8 @@ struct Server: ParsableCommand {
                 Task { await manager.stop() }
                 server.beginGracefulShutdown()
             }
+            // The sources must live as long as the server (an optimised build would release them at once).
+            defer { withExtendedLifetime(signals) {} }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await server.serve() }
                 group.addTask { await manager.run() }
@@ -97,7 +99,6 @@ struct Server: ParsableCommand {
                 await manager.stop()
                 try await group.waitForAll()
             }
-            _ = signals
         }
     }
 }
