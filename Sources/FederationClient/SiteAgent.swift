@@ -49,6 +49,9 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
     public var log: @Sendable (String) -> Void
     /// Answers statistics tasks; nil: this site takes part in training only.
     public var statistics: (any PayloadTaskHandler)?
+    /// How often the site tells the server it is alive while it trains or waits (nil: never). The admin's status
+    /// shows the time since the last contact.
+    public var heartbeatInterval: Duration? = .seconds(30)
 
     public init(site: String, connection: any FederationConnection, trainer: any LocalTrainer, filters: FilterChain = FilterChain([]),
                 clock: C, retry: RetryPolicy = RetryPolicy(), chunkScalars: Int = 1 << 20,
@@ -71,6 +74,20 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
     /// Runs until the job finishes.
     /// - Returns: the rounds this site contributed to.
     public func run() async throws(FederationError) -> [Int] {
+        // Heartbeats beside the work, until it ends; a failed heartbeat is not an error (the next call retries).
+        let beating: Task<Void, Never>? = heartbeatInterval.map { interval in
+            Task { [connection, site, clock] in
+                while !Task.isCancelled {
+                    do { try await clock.sleep(for: interval) } catch { return }
+                    try? await connection.heartbeat(site: site)
+                }
+            }
+        }
+        defer { beating?.cancel() }
+        return try await work()
+    }
+
+    private func work() async throws(FederationError) -> [Int] {
         var jitter = SystemRandomNumberGenerator()
         func retrying<T: Sendable>(_ what: String, _ body: () async throws(FederationError) -> T) async throws(FederationError) -> T {
             var attempt = 0

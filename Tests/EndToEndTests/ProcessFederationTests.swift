@@ -77,26 +77,16 @@ struct ProcessFederationTests {
         try await cluster.startServer()
         for site in ProcessCluster.sites { try cluster.startClient(site) }
         let (admin, job) = try await submit(cluster, try cluster.pipeline(rounds: 2, minClients: 2, gracePeriod: 8))
-        let killed = Mutex<String?>(nil)
-        let accepted = Mutex<Set<String>>([])
+        // Killed as soon as round 1 starts: it is still reading its DICOM folder (hundreds of ms), far from a result.
+        let victim = "treatment-center"
         let events = try await cluster.events(admin, job: job) { event in
             switch event {
-            case .resultAccepted(1, let site, _, _):
-                accepted.withLock { _ = $0.insert(site) }
-            case .gracePeriodStarted(1, _):
-                // Two results are in: kill the site still training.
-                let pending = ProcessCluster.sites.first { !accepted.withLock { $0 }.contains($0) }
-                if let pending {
-                    cluster.killClient(pending)
-                    killed.withLock { $0 = pending }
-                }
-            case .roundClosed(1, _, _):
-                if let site = killed.withLock({ $0 }) { try cluster.startClient(site) }
+            case .roundStarted(1, _, _): cluster.killClient(victim)
+            case .roundClosed(1, _, _): try cluster.startClient(victim)
             default: break
             }
             return false
         }
-        let victim = try #require(killed.withLock { $0 })
         let rounds = events.compactMap { e -> (Int, [String], String)? in
             if case .roundClosed(let r, let p, let why) = e { return (r, p, why) } else { return nil }
         }
@@ -132,7 +122,10 @@ struct ProcessFederationTests {
         let m = try await metrics(cluster, again, job: job)
         #expect(m.rounds.map(\.round) == [1, 2, 3])
         for round in m.rounds { #expect(Set(round.participants).count == round.participants.count) }
-        #expect(cluster.logText("server").contains("resumes after round 1 of 3"))
+        // Killed right after round 2 started: it resumes after round 1 (or after round 2 on the rare run where the tiny
+        // round 2 closed before the kill landed; either way from the checkpoint, and no round twice, as checked above).
+        let log = cluster.logText("server")
+        #expect(log.contains("resumes after round 1 of 3") || log.contains("resumes after round 2 of 3"), "\(log)")
         // The clients rode out the outage with retries and finished the job.
         for site in ProcessCluster.sites { #expect(try await cluster.waitForClient(site) == 0, "\(cluster.logText(site))") }
         await again.close()

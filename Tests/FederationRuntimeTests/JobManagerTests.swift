@@ -3,6 +3,7 @@ import FederationCore
 import FederationServer
 import FederationTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 /// A factory for tests: the "pipeline" is `rounds=<n> sites=<a,b,...>`; the model is `initial`, the strategy FedAvg.
@@ -163,6 +164,52 @@ struct JobManagerTests {
         #expect(try await after.status(jobID: job).first?.completedRounds == 3)
         await after.stop()
         await loop2.value
+        clock.advance(by: .seconds(100_000))
+    }
+}
+
+/// Counts heartbeats on their way to the in-process connection.
+final class CountingConnection: FederationConnection {
+    let inner: InProcessConnection
+    let beats = Mutex(0)
+
+    init(inner: InProcessConnection) { self.inner = inner }
+
+    func register(site: String) async throws(FederationError) -> String? { try await inner.register(site: site) }
+    func nextTask(site: String) async throws(FederationError) -> TaskAssignment? { try await inner.nextTask(site: site) }
+    func downloadModel(for task: TaskAssignment, maxScalars: Int) async throws(FederationError) -> [ParameterChunk] {
+        try await inner.downloadModel(for: task, maxScalars: maxScalars)
+    }
+    func uploadResult(_ header: ResultHeader, chunks: [ParameterChunk]) async throws(FederationError) {
+        try await inner.uploadResult(header, chunks: chunks)
+    }
+    func heartbeat(site: String) async throws(FederationError) {
+        beats.withLock { $0 += 1 }
+        try await inner.heartbeat(site: site)
+    }
+}
+
+@Suite("Site heartbeats")
+struct HeartbeatTests {
+    @Test("A site waiting for its task sends a heartbeat each interval on its clock", .timeLimit(.minutes(1)))
+    func heartbeats() async throws {
+        let clock = ManualClock()
+        let job = JobConfiguration(jobID: "hb", rounds: 1, sites: ["a", "b"], minClients: 2)
+        let coordinator = Coordinator(configuration: job, initialModel: initial, strategy: FedAvg(), clock: clock)
+        let connection = CountingConnection(inner: InProcessConnection(coordinator: coordinator))
+        var agent = SiteAgent(site: "a", connection: connection, trainer: JumpTrainer(target: [1, 1], samples: 1),
+                              clock: clock, chunkScalars: 1)
+        agent.heartbeatInterval = .seconds(30)
+        let frozen = agent
+        // The coordinator is not running: the site registers and long-polls; only heartbeats pass while it waits.
+        let run = Task { try await frozen.run() }
+        for _ in 0..<10_000 where connection.beats.withLock({ $0 }) < 3 {
+            clock.advance(by: .seconds(30))
+            await Task.yield()
+        }
+        #expect(connection.beats.withLock { $0 } >= 3)
+        #expect(await coordinator.lastSeen["a"] != nil)
+        run.cancel()
         clock.advance(by: .seconds(100_000))
     }
 }
