@@ -96,7 +96,14 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                     attempt += 1
                     if let max = retry.maxAttempts, attempt >= max { throw error }
                     let unit = Double(jitter.next() >> 11) * 0x1p-53
-                    try? await clock.sleep(for: retry.delay(attempt: attempt - 1, unit: unit))
+                    let wait = retry.delay(attempt: attempt - 1, unit: unit)
+                    // Said on attempts 1, 2, 4, 8, …: a site that cannot reach the server says so, without flooding.
+                    if attempt & (attempt - 1) == 0 {
+                        log("\(site): \(what) failed (attempt \(attempt)): \(error.message); retrying in "
+                            + "\(wait.components.seconds) s. If this goes on, check that the server runs and that "
+                            + "the address in the kit (or --server) reaches it")
+                    }
+                    try? await clock.sleep(for: wait)
                 }
             }
         }

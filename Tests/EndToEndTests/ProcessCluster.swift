@@ -132,6 +132,11 @@ final class ProcessCluster: @unchecked Sendable {
         lock.withLock { clients[site] = process }
     }
 
+    /// Starts one client per sample site.
+    func startClients(once: Bool = true) throws {
+        for site in Self.sites { try startClient(site, once: once) }
+    }
+
     func killClient(_ site: String) {
         lock.withLock {
             if let pid = clients[site]?.processIdentifier { kill(pid, SIGKILL) }
