@@ -140,7 +140,7 @@ let package = Package(
         .testTarget(name: "FederationCoreTests", dependencies: ["FederationCore"], swiftSettings: strict),
         .testTarget(
             name: "FederationRuntimeTests",
-            dependencies: ["FederationCore", "FederationServer", "FederationClient", "FederationTestSupport"],
+            dependencies: ["FederationCore", "FederationServer", "FederationClient", "FederationTestSupport", "SafeTensorsFormat"],
             swiftSettings: strict),
         .testTarget(
             name: "FederationGRPCTests",

@@ -52,4 +52,14 @@ public actor PipelineSiteTrainer: LocalTrainer {
         log("round \(task.round): done, validation Dice \(result.metrics["dice"].map { String(format: "%.3f", $0) } ?? "-")")
         return result
     }
+
+    public func evaluate(_ weights: ParameterSet, task: TaskAssignment) async throws(FederationError) -> [String: Double] {
+        let trainer = try trainer(for: task)
+        let name: String
+        if case .string(let n)? = task.config["model"] { name = n } else { name = "a" }
+        let metrics = try await trainer.evaluate(weights, task: task)
+        log("cross-site evaluation: the \(name) model scores Dice \(metrics["dice"].map { String(format: "%.3f", $0) } ?? "-") "
+            + "on this site's \(trainer.validation.count) held-out patient(s)")
+        return metrics
+    }
 }

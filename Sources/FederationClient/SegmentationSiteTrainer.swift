@@ -63,6 +63,21 @@ public struct SegmentationSiteTrainer: LocalTrainer {
         }
     }
 
+    /// Cross-site evaluation: Dice of `weights` on this site's held-out patients — `dice` (mean over classes),
+    /// `dice_class_<k>`, `validation_patients`.
+    /// - Throws: `.invalidConfiguration` when the site holds out no patients or the weights do not fit the model.
+    public func evaluate(_ weights: ParameterSet, task: TaskAssignment) async throws(FederationError) -> [String: Double] {
+        guard !validation.isEmpty else {
+            throw FederationError(.invalidConfiguration, "the site holds out no patients to evaluate on (raise "
+                                  + "training.validation_fraction or add cases)")
+        }
+        let dice = try evaluate(weights)
+        var metrics: [String: Double] = ["validation_patients": Double(validation.count)]
+        for (i, d) in dice.enumerated() { metrics["dice_class_\(i + 1)"] = d }
+        if !dice.isEmpty { metrics["dice"] = dice.reduce(0, +) / Double(dice.count) }
+        return metrics
+    }
+
     public static func namedTensors(_ p: ParameterSet) -> NamedTensors {
         NamedTensors(p.tensors.map { ($0.name, Tensor(shape: $0.shape, storage: $0.values)) })
     }

@@ -6,6 +6,16 @@ public protocol LocalTrainer: Sendable {
     /// - Returns: the locally trained weights (same structure as `global`), the number of training samples, metrics.
     func train(global: ParameterSet, task: TaskAssignment) async throws(FederationError)
         -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double])
+    /// Cross-site evaluation: the metrics of `weights` (a model the server sent: the global model or another
+    /// site's) on this site's held-out data, e.g. `dice`, `dice_class_1`, `validation_patients`.
+    func evaluate(_ weights: ParameterSet, task: TaskAssignment) async throws(FederationError) -> [String: Double]
+}
+
+extension LocalTrainer {
+    /// A trainer that cannot evaluate: the site says so in its answer (the matrix records why the cell is empty).
+    public func evaluate(_ weights: ParameterSet, task: TaskAssignment) async throws(FederationError) -> [String: Double] {
+        throw FederationError(.invalidConfiguration, "this site's trainer cannot evaluate models")
+    }
 }
 
 /// The site's answer to a task that carries a payload instead of a model (a statistics query's phase).
@@ -36,7 +46,13 @@ public struct RetryPolicy: Sendable {
 
 /// A site client: registers, long-polls for tasks, trains, and sends weight diffs through the site's filter chain,
 /// in chunks. Retries transient errors with backoff and jitter; never exits on them. A result the server refuses
-/// for good (too large, wrong shape, NaN/Inf) is not resent: the site logs why and waits for the next round.
+/// for good (too large, wrong shape, NaN/Inf) is not resent: the site logs why and waits for the next round; so does
+/// a site whose local training fails (it sits the round out and says why).
+///
+/// Cross-site evaluation: when the job asks for it (`config["cross_site_evaluation"]`), the site keeps its last
+/// locally trained weights; a `submitModel` task sends them (through the filter chain) unless the site's policy keeps
+/// local models at the site (`sharesLocalModel`), in which case it declines with the reason. An `evaluate` task
+/// downloads the named model and answers with its metrics on the site's held-out data (no values leave the site).
 public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
     public var site: String
     public var connection: any FederationConnection
@@ -52,6 +68,9 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
     /// How often the site tells the server it is alive while it trains or waits (nil: never). The admin's status
     /// shows the time since the last contact.
     public var heartbeatInterval: Duration? = .seconds(30)
+    /// Whether this site sends its local model for cross-site evaluation (the site's `filters.yaml`:
+    /// `share_local_model`); false: it declines, and the other sites never see its model.
+    public var sharesLocalModel = true
 
     public init(site: String, connection: any FederationConnection, trainer: any LocalTrainer, filters: FilterChain = FilterChain([]),
                 clock: C, retry: RetryPolicy = RetryPolicy(), chunkScalars: Int = 1 << 20,
@@ -67,6 +86,9 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
         self.log = log
         self.statistics = statistics
     }
+
+    /// What became of a result sent: counted, too late (the round closed), or refused for good.
+    enum Delivery { case counted, stale, refused(FederationError) }
 
     /// Upload failures that resending the same result cannot fix.
     static var finalRefusals: Set<FederationError.Code> { [.tooLarge, .shapeMismatch, .nonFinite, .invalidConfiguration] }
@@ -112,6 +134,23 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
         // The task whose result the server refused for good: until the round moves on, the server still lists it.
         var refused: (jobID: String, round: Int)?
         var waits = 0
+        /// The weights this site trained last (kept only when the job will ask for them: cross-site evaluation).
+        var lastLocal: (jobID: String, weights: ParameterSet, sampleCount: Int)?
+
+        /// Sends a result; says whether it counted, came too late, or was refused for good.
+        func deliver(_ header: ResultHeader, _ chunks: [ParameterChunk]) async throws(FederationError) -> Delivery {
+            do {
+                try await retrying("upload") { () async throws(FederationError) in
+                    try await connection.uploadResult(header, chunks: chunks)
+                }
+                return .counted
+            } catch where error.code == .staleRound {
+                return .stale  // the round closed without us: take the next task
+            } catch where Self.finalRefusals.contains(error.code) {
+                return .refused(error)
+            }
+        }
+
         while true {
             guard let task = try await retrying("next task", { () async throws(FederationError) in
                 try await connection.nextTask(site: site)
@@ -124,7 +163,10 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
             }
             refused = nil
             waits = 0
-            if task.kind == .statistics {
+            let what: String
+            let delivery: Delivery
+            switch task.kind {
+            case .statistics:
                 guard let statistics else {
                     throw FederationError(.invalidConfiguration, "the server asks \(site) for statistics, but this client "
                                           + "was started without a statistics handler")
@@ -132,42 +174,86 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                 let (payload, metrics) = try await statistics.respond(to: task)
                 let header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: 1,
                                           metrics: metrics, payload: payload)
-                do {
-                    try await retrying("upload") { () async throws(FederationError) in
-                        try await connection.uploadResult(header, chunks: [])
+                what = "phase \(task.round) of statistics job \(task.jobID) goes on without this site's answer"
+                delivery = try await deliver(header, [])
+
+            case .submitModel:
+                var header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: 1)
+                var chunks: [ParameterChunk] = []
+                if !sharesLocalModel {
+                    header.payload = Array(("the site's policy keeps its local models at the site (share_local_model: "
+                                            + "false in its filters.yaml)").utf8)
+                } else if let local = lastLocal, local.jobID == task.jobID {
+                    let update = ModelUpdate(jobID: task.jobID, round: task.round, site: site, sampleCount: local.sampleCount,
+                                             diff: local.weights)
+                    do {
+                        let filtered = try await filters.process(update, context: FilterContext(site: site, jobID: task.jobID,
+                                                                                                round: task.round))
+                        header.sampleCount = max(1, filtered.sampleCount)
+                        chunks = filtered.diff.chunks(maxScalars: chunkScalars)
+                    } catch {
+                        header.payload = Array("the site's filters withheld its local model: \(error.message)".utf8)
                     }
-                    rounds.append(task.round)
-                } catch where error.code == .staleRound {
-                    continue
-                } catch where Self.finalRefusals.contains(error.code) {
-                    log("\(site): phase \(task.round) of statistics job \(task.jobID) goes on without this site's answer, "
-                        + "which the server refused: \(error)")
+                } else {
+                    header.payload = Array(("the site has no local model of job \(task.jobID): it trained in no round, or "
+                                            + "its client restarted since").utf8)
+                }
+                if chunks.isEmpty { log("\(site): cross-site evaluation goes on without this site's local model: "
+                                        + String(decoding: header.payload, as: UTF8.self)) }
+                what = "cross-site evaluation of job \(task.jobID) goes on without this site's local model"
+                delivery = try await deliver(header, chunks)
+
+            case .evaluate:
+                let model = try await retrying("download") { () async throws(FederationError) in
+                    try await connection.downloadParameters(for: task, maxScalars: chunkScalars)
+                }
+                var header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: 1)
+                let name: String
+                if case .string(let n)? = task.config["model"] { name = n } else { name = "?" }
+                do {
+                    header.metrics = try await trainer.evaluate(model, task: task)
+                } catch {
+                    log("\(site): cannot evaluate the \(name) model: \(error.message)")
+                    header.payload = Array("evaluation failed at \(site): \(error.message)".utf8)
+                }
+                what = "cross-site evaluation of job \(task.jobID) goes on without this site's evaluation of \(name)"
+                delivery = try await deliver(header, [])
+
+            case .train:
+                let global = try await retrying("download") { () async throws(FederationError) in
+                    try await connection.downloadParameters(for: task, maxScalars: chunkScalars)
+                }
+                let samples: Int, metrics: [String: Double]
+                var diff: ParameterSet
+                do {
+                    (diff, samples, metrics) = try await trainer.train(global: global, task: task)
+                } catch {
+                    if Task.isCancelled { throw error }
+                    // Not a network hiccup: retrying at once would fail the same way. The round goes on without us.
+                    log("\(site): round \(task.round) of job \(task.jobID) goes on without this site: local training "
+                        + "failed: \(error.message)")
                     refused = (task.jobID, task.round)
+                    continue
                 }
-                continue
-            }
-            let global = try await retrying("download") { () async throws(FederationError) in
-                try await connection.downloadParameters(for: task, maxScalars: chunkScalars)
-            }
-            let samples: Int, metrics: [String: Double]
-            var diff: ParameterSet
-            (diff, samples, metrics) = try await trainer.train(global: global, task: task)
-            try diff.subtract(global)  // in place: the weights become the diff
-            var update = ModelUpdate(jobID: task.jobID, round: task.round, site: site, sampleCount: samples, diff: diff, metrics: metrics)
-            update = try await filters.process(update, context: FilterContext(site: site, jobID: task.jobID, round: task.round))
-            let header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: update.sampleCount,
-                                      metrics: update.metrics)
-            let outgoing = update.diff.chunks(maxScalars: chunkScalars)
-            do {
-                try await retrying("upload") { () async throws(FederationError) in
-                    try await connection.uploadResult(header, chunks: outgoing)
+                if case .bool(true)? = task.config["cross_site_evaluation"] {
+                    lastLocal = (task.jobID, diff, samples)
                 }
-                rounds.append(task.round)
-            } catch where error.code == .staleRound {
-                continue  // the round closed without us: take the next task
-            } catch where Self.finalRefusals.contains(error.code) {
-                log("\(site): round \(task.round) of job \(task.jobID) goes on without this site's result, which the "
-                    + "server refused: \(error)")
+                try diff.subtract(global)  // in place: the weights become the diff (a kept copy stays as it was)
+                var update = ModelUpdate(jobID: task.jobID, round: task.round, site: site, sampleCount: samples, diff: diff,
+                                         metrics: metrics)
+                update = try await filters.process(update, context: FilterContext(site: site, jobID: task.jobID, round: task.round))
+                let header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: update.sampleCount,
+                                          metrics: update.metrics)
+                what = "round \(task.round) of job \(task.jobID) goes on without this site's result"
+                delivery = try await deliver(header, update.diff.chunks(maxScalars: chunkScalars))
+            }
+            switch delivery {
+            case .counted:
+                // The rounds this site contributed to (training and statistics; evaluation steps are not rounds).
+                if task.kind == .train || task.kind == .statistics { rounds.append(task.round) }
+            case .stale: continue
+            case .refused(let error):
+                log("\(site): \(what), which the server refused: \(error)")
                 refused = (task.jobID, task.round)
             }
         }

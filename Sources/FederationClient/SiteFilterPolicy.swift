@@ -9,6 +9,9 @@ import Yams
 /// # Tensors that never leave the site. A name, or a pattern with * at the start and/or end:
 /// # "enc.0.*" (prefix), "*.running_var" (suffix), "*norm*" (contains).
 /// exclude_variables: ["*.running_mean", "*.running_var"]
+/// # Cross-site evaluation: whether this site sends its last local model to be evaluated at the other sites
+/// # (default true; false: the site declines, and evaluates the others' models only).
+/// share_local_model: false
 /// ```
 public enum SiteFilterPolicy {
     public static let fileName = "filters.yaml"
@@ -44,11 +47,27 @@ public enum SiteFilterPolicy {
                     patterns.append(try pattern(text, source: source))
                 }
                 if !patterns.isEmpty { filters.append(ExcludeVariablesFilter(patterns: patterns)) }
+            case "share_local_model":
+                guard value.bool != nil else {
+                    throw FederationError(.invalidConfiguration, "\(source): share_local_model must be true or false")
+                }
             default:
-                throw FederationError(.invalidConfiguration, "\(source): unknown key `\(key.string ?? "?")`; known: exclude_variables")
+                throw FederationError(.invalidConfiguration, "\(source): unknown key `\(key.string ?? "?")`; known: "
+                                      + "exclude_variables, share_local_model")
             }
         }
         return FilterChain(filters)
+    }
+
+    /// Whether the kit's `filters.yaml` lets the site send its local model for cross-site evaluation (true when
+    /// the file or the key is absent).
+    /// - Throws: `.invalidConfiguration` for a file `parse` refuses.
+    public static func sharesLocalModel(kitFolder: String) throws(FederationError) -> Bool {
+        let path = kitFolder + "/" + fileName
+        guard let data = FileManager.default.contents(atPath: path) else { return true }
+        let text = String(decoding: data, as: UTF8.self)
+        _ = try parse(text, source: path)
+        return ((try? Yams.compose(yaml: text))??.mapping?["share_local_model"]?.bool) ?? true
     }
 
     static func pattern(_ text: String, source: String) throws(FederationError) -> ExcludeVariablesFilter.Pattern {

@@ -156,6 +156,9 @@ public actor JobManager: FederationService, AdminService {
         case let .gracePeriodStarted(r, n): return "round \(r): \(n) results, grace period started"
         case let .roundClosed(r, participants, reason): return "round \(r) closed (\(reason)) with \(participants.joined(separator: ", "))"
         case let .roundRetried(r, a, reason): return "round \(r) retried (attempt \(a + 1)): \(reason)"
+        case let .crossSiteStarted(sites): return "cross-site evaluation started at \(sites.joined(separator: ", "))"
+        case let .localModelReceived(site): return "local model of \(site) received for cross-site evaluation"
+        case let .crossSiteEvaluated(model, site, metrics): return "\(model) model evaluated at \(site): \(m(metrics))"
         case .jobFinished: return "finished"
         case let .jobFailed(reason): return "failed: \(reason)"
         }

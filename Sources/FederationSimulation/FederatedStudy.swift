@@ -43,14 +43,18 @@ public struct StudyReport: Sendable, Codable {
     public var rounds: [RoundSummary]
     /// Federated (the final global model), local-only per site, and centralised (pooled data) on the same budget.
     public var comparison: [ComparisonRow]
+    /// Cross-site evaluation run by the federation itself (`federation.cross_site_evaluation`): the final global
+    /// model and each site's last local model, evaluated by every site on its held-out patients.
+    public var crossSite: CrossSiteMatrix?
     public var totalSeconds: Double
 
     public init(strategy: String, sites: [String], rounds: [RoundSummary], comparison: [ComparisonRow],
-                totalSeconds: Double) {
+                crossSite: CrossSiteMatrix? = nil, totalSeconds: Double) {
         self.strategy = strategy
         self.sites = sites
         self.rounds = rounds
         self.comparison = comparison
+        self.crossSite = crossSite
         self.totalSeconds = totalSeconds
     }
 }
@@ -63,11 +67,15 @@ public struct FederatedOutcome: Sendable {
     public var rounds: [RoundSummary]
     /// The global model after each round, by round number.
     public var roundModels: [Int: ParameterSet]
+    /// The job's cross-site evaluation, when the pipeline asks for one.
+    public var crossSite: CrossSiteMatrix?
 
-    public init(global: ParameterSet, rounds: [RoundSummary], roundModels: [Int: ParameterSet]) {
+    public init(global: ParameterSet, rounds: [RoundSummary], roundModels: [Int: ParameterSet],
+                crossSite: CrossSiteMatrix? = nil) {
         self.global = global
         self.rounds = rounds
         self.roundModels = roundModels
+        self.crossSite = crossSite
     }
 }
 
@@ -170,7 +178,7 @@ public struct FederatedStudy: Sendable {
             comparison.append(try row("centralised (pooled data)", SegmentationSiteTrainer.parameterSet(pooled.model.stateDict)))
         }
         let report = StudyReport(strategy: federation.strategy, sites: siteNames, rounds: rounds, comparison: comparison,
-                                 totalSeconds: Date().timeIntervalSince(started))
+                                 crossSite: outcome.crossSite, totalSeconds: Date().timeIntervalSince(started))
         try StudyReportWriter.write(report, to: output)
         return report
     }
@@ -189,12 +197,18 @@ public struct InProcessFederation: StudyFederation {
         let serverFolder = output + "/server"
         try? FileManager.default.removeItem(atPath: serverFolder)
         let store = try SQLiteCheckpointStore(folder: serverFolder)
-        let job = federation.jobConfiguration(jobID: "study", sites: siteNames)
+        var job = federation.jobConfiguration(jobID: "study", sites: siteNames)
+        if federation.crossSiteEvaluation { job.taskConfig["cross_site_evaluation"] = .bool(true) }
         let coordinator = Coordinator(configuration: job, initialModel: initialModel,
                                       strategy: federation.makeStrategy(learningRate: Double(training.optimizer.learningRate)),
                                       clock: ContinuousClock(), store: store)
-        let events = await coordinator.observe()
-        let connection = InProcessConnection(coordinator: coordinator)
+        let runner: any JobRunner = federation.crossSiteEvaluation
+            ? TrainingJob(coordinator: coordinator,
+                          evaluation: try federation.crossSiteEvaluation(jobID: job.jobID, sites: siteNames,
+                                                                         folder: serverFolder + "/cross-site", taskConfig: job.taskConfig))
+            : coordinator
+        let events = await runner.observe()
+        let connection = InProcessConnection(coordinator: runner)
         let summaries = Mutex<[RoundSummary]>([])
         let frozenTrainers = trainers
         let roundStart = Mutex(Date())
@@ -218,15 +232,18 @@ public struct InProcessFederation: StudyFederation {
                     progress(String(format: "round %d closed (%@) after %.1f s", r, reason, seconds))
                 case .roundRetried(let r, _, let reason):
                     progress("round \(r) retried: \(reason)")
-                case .gracePeriodStarted, .jobFinished:
-                    break
+                case .gracePeriodStarted, .jobFinished, .crossSiteStarted, .localModelReceived, .crossSiteEvaluated:
+                    if let line = CrossSiteProgress.describe(event) { progress(line) }
                 case .jobFailed(let reason):
                     progress("job failed: \(reason)")
                 }
             }
         }
         let global: ParameterSet = try await withThrowingTaskGroup(of: ParameterSet?.self) { group in
-            group.addTask { try await coordinator.run() }
+            group.addTask {
+                try await runner.execute()
+                return await coordinator.global
+            }
             for site in siteNames {
                 guard let trainer = frozenTrainers[site] else { continue }
                 let agent = SiteAgent(site: site, connection: connection, trainer: trainer, clock: ContinuousClock(),
@@ -243,6 +260,24 @@ public struct InProcessFederation: StudyFederation {
         for summary in summaries.withLock({ $0 }) {
             if let saved = try? await store.loadRound(jobID: "study", round: summary.round) { models[summary.round] = saved }
         }
-        return FederatedOutcome(global: global, rounds: summaries.withLock { $0 }, roundModels: models)
+        var crossSite: CrossSiteMatrix?
+        if let job = runner as? TrainingJob<ContinuousClock> { crossSite = await job.evaluation.matrix }
+        return FederatedOutcome(global: global, rounds: summaries.withLock { $0 }, roundModels: models, crossSite: crossSite)
+    }
+}
+
+/// Progress lines for the cross-site evaluation events (shared by the in-process and process runs).
+public enum CrossSiteProgress {
+    public static func describe(_ event: JobEvent) -> String? {
+        switch event {
+        case .crossSiteStarted(let sites):
+            return "cross-site evaluation: asking \(sites.joined(separator: ", ")) for their local models"
+        case .localModelReceived(let site):
+            return "  local model of \(site) received"
+        case .crossSiteEvaluated(let model, let site, let metrics):
+            return "  \(model) model at \(site): Dice " + (metrics["dice"].map { String(format: "%.3f", $0) } ?? "-")
+        default:
+            return nil
+        }
     }
 }

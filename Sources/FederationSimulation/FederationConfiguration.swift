@@ -18,12 +18,15 @@ public struct FederationConfiguration: Sendable, Equatable {
     public var maxRoundRetries = 2
     /// Site folders under the data root (empty: every sub-folder).
     public var sites: [String] = []
+    /// After the last round, every site's last local model and the global model are evaluated at every site (the
+    /// cross-site Dice matrix). Off by default: it sends each site's local model to the other sites.
+    public var crossSiteEvaluation = false
 
     public init() {}
 
     static let keys: Set<String> = ["rounds", "min_clients", "strategy", "local_epochs", "proximal_mu",
                                     "server_learning_rate", "round_timeout_seconds", "grace_period_seconds", "sites",
-                                    "max_round_retries"]
+                                    "max_round_retries", "cross_site_evaluation"]
 
     public init(yaml: String) throws(FederationError) {
         let root: Node.Mapping?
@@ -60,6 +63,11 @@ public struct FederationConfiguration: Sendable, Equatable {
                     throw FederationError(.invalidConfiguration, "`federation.strategy` '\(s)': use fedavg, fedprox, fedavgm, fedadam, fedyogi or cyclic")
                 }
                 strategy = s
+            case "cross_site_evaluation":
+                guard let b = v.bool else {
+                    throw FederationError(.invalidConfiguration, "`federation.cross_site_evaluation` must be true or false")
+                }
+                crossSiteEvaluation = b
             case "sites":
                 guard let seq = v.sequence else { throw FederationError(.invalidConfiguration, "`federation.sites` must be a list") }
                 sites = seq.compactMap(\.string)

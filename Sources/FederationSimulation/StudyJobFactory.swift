@@ -79,13 +79,29 @@ public struct StudyJobFactory: JobFactory {
         let initial = Trainer(configuration: p.training, preprocessing: p.preprocessing)
         var job = p.federation.jobConfiguration(jobID: jobID, sites: p.federation.sites)
         job.taskConfig = ["pipeline": .string(pipeline)]
-        return Coordinator(configuration: job, initialModel: SegmentationSiteTrainer.parameterSet(initial.model.stateDict),
-                           strategy: p.federation.makeStrategy(learningRate: Double(p.training.optimizer.learningRate)),
-                           clock: ContinuousClock(), store: store, workDirectory: store.jobFolder(jobID) + "/spill")
+        // Sites keep their last local weights only when the job will ask for them.
+        if p.federation.crossSiteEvaluation { job.taskConfig["cross_site_evaluation"] = .bool(true) }
+        let coordinator = Coordinator(configuration: job, initialModel: SegmentationSiteTrainer.parameterSet(initial.model.stateDict),
+                                      strategy: p.federation.makeStrategy(learningRate: Double(p.training.optimizer.learningRate)),
+                                      clock: ContinuousClock(), store: store, workDirectory: store.jobFolder(jobID) + "/spill")
+        guard p.federation.crossSiteEvaluation else { return coordinator }
+        return TrainingJob(coordinator: coordinator,
+                           evaluation: try p.federation.crossSiteEvaluation(jobID: jobID, sites: p.federation.sites,
+                                                                            folder: store.jobFolder(jobID) + "/cross-site",
+                                                                            taskConfig: job.taskConfig))
     }
 }
 
 extension FederationConfiguration {
+    /// The cross-site evaluation that follows the last round (see `CrossSiteEvaluation`): each step has the round
+    /// deadline.
+    public func crossSiteEvaluation(jobID: String, sites: [String], folder: String, taskConfig: [String: ConfigValue])
+        throws(FederationError) -> CrossSiteEvaluation<ContinuousClock>
+    {
+        try CrossSiteEvaluation(jobID: jobID, sites: sites, firstRound: rounds + 1, timeout: .seconds(roundTimeoutSeconds),
+                                clock: ContinuousClock(), folder: folder, taskConfig: taskConfig)
+    }
+
     /// The coordinator's settings for this section.
     public func jobConfiguration(jobID: String, sites: [String]) -> JobConfiguration {
         JobConfiguration(jobID: jobID, rounds: rounds, sites: sites, minClients: minClients,

@@ -41,7 +41,39 @@ public enum StudyReportWriter {
                          + r.sites.map { String(format: "%.3f", row.dice[$0] ?? 0).padding(toLength: 20, withPad: " ", startingAt: 0) }.joined()
                          + String(format: "%.3f", row.mean))
         }
+        if let matrix = r.crossSite { lines += ["", crossSiteTable(matrix)] }
         return lines.joined(separator: "\n")
+    }
+
+    /// The federation's own cross-site evaluation as a terminal table: a row per model, a column per site.
+    public static func crossSiteTable(_ m: CrossSiteMatrix) -> String {
+        let names = m.models.map { $0 == CrossSiteMatrix.global ? "global (federated)" : "local model of \($0)" }
+        let width = max(28, (names.map(\.count).max() ?? 0) + 2)
+        var lines = ["Cross-site evaluation inside the federation: Dice of each model at each site (held-out patients)"]
+        lines.append("model".padding(toLength: width, withPad: " ", startingAt: 0)
+                     + m.sites.map { $0.prefix(18).padding(toLength: 20, withPad: " ", startingAt: 0) }.joined() + "mean")
+        for (name, row) in zip(names, m.table(metric: "dice")) {
+            let known = row.compactMap { $0 }
+            lines.append(name.padding(toLength: width, withPad: " ", startingAt: 0)
+                         + row.map { ($0.map { String(format: "%.3f", $0) } ?? "-").padding(toLength: 20, withPad: " ", startingAt: 0) }.joined()
+                         + (known.isEmpty ? "-" : String(format: "%.3f", known.reduce(0, +) / Double(known.count))))
+        }
+        for (what, reason) in m.missing.sorted(by: { $0.key < $1.key }) { lines.append("missing \(what): \(reason)") }
+        return lines.joined(separator: "\n")
+    }
+
+    /// Text for HTML element content and attribute values.
+    static func escape(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    }
+
+    /// A cell coloured from white (Dice 0) to green (Dice 1).
+    static func heatCell(_ value: Double?) -> String {
+        guard let value else { return "<td>–</td>" }
+        let v = max(0, min(1, value))
+        let r = Int(255 - v * 176), g = Int(255 - v * 98), b = Int(255 - v * 150)
+        return String(format: "<td style=\"background:#%02x%02x%02x\">%.3f</td>", r, g, b, value)
     }
 
     static let palette = ["#3b6ea8", "#d98c2b", "#4f9d69", "#b0503f", "#7a5ea8", "#5f8f9c"]
@@ -84,15 +116,31 @@ public enum StudyReportWriter {
         let local = r.sites.map { site in (site, r.rounds.compactMap { rd in rd.siteDice[site].map { (rd.round, $0) } }) }
         h += lineChart(title: "Global model: Dice per site after each round", series: global, rounds: n)
         h += lineChart(title: "Local validation Dice reported by each site", series: local, rounds: n)
-        h += "<h2>Cross-site evaluation (Dice on each site's held-out patients)</h2><table><tr><th>model</th>"
-        h += r.sites.map { "<th>\($0)</th>" }.joined() + "<th>mean</th></tr>"
+        if let m = r.crossSite {
+            h += "<h2>Cross-site evaluation inside the federation</h2><p>After the last round every site sent its last "
+                + "local model; each model and the final global model were then evaluated by every site on its held-out "
+                + "patients (Dice). Only metrics left the sites.</p><table><tr><th>model</th>"
+            h += m.sites.map { "<th>\(escape($0))</th>" }.joined() + "<th>mean</th></tr>"
+            for (model, row) in zip(m.models, m.table(metric: "dice")) {
+                let name = model == CrossSiteMatrix.global ? "global (federated)" : "local model of \(model)"
+                let known = row.compactMap { $0 }
+                h += "<tr><td>\(escape(name))</td>" + row.map(heatCell).joined()
+                    + heatCell(known.isEmpty ? nil : known.reduce(0, +) / Double(known.count)) + "</tr>"
+            }
+            h += "</table>"
+            if !m.missing.isEmpty {
+                h += "<ul>" + m.missing.sorted { $0.key < $1.key }.map { "<li>missing \(escape($0.key)): \(escape($0.value))</li>" }
+                    .joined() + "</ul>"
+            }
+        }
+        h += "<h2>Federated vs local-only vs centralised (Dice on each site's held-out patients)</h2><table><tr><th>model</th>"
+        h += r.sites.map { "<th>\(escape($0))</th>" }.joined() + "<th>mean</th></tr>"
         for row in r.comparison {
-            h += "<tr><td>\(row.model)</td>" + r.sites.map { String(format: "<td>%.3f</td>", row.dice[$0] ?? 0) }.joined()
-            h += String(format: "<td>%.3f</td></tr>", row.mean)
+            h += "<tr><td>\(escape(row.model))</td>" + r.sites.map { heatCell(row.dice[$0]) }.joined() + heatCell(row.mean) + "</tr>"
         }
         h += "</table><h2>Rounds</h2><table><tr><th>round</th><th>participants</th><th>closed by</th><th>seconds</th></tr>"
         for rd in r.rounds {
-            h += "<tr><td>\(rd.round)</td><td>\(rd.participants.joined(separator: ", "))</td><td>\(rd.closedBy)</td>"
+            h += "<tr><td>\(rd.round)</td><td>\(escape(rd.participants.joined(separator: ", ")))</td><td>\(escape(rd.closedBy))</td>"
             h += String(format: "<td>%.1f</td></tr>", rd.seconds)
         }
         return h + "</table></body></html>\n"

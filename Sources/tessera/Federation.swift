@@ -135,8 +135,11 @@ struct Client: ParsableCommand {
     func run() throws {
         common.apply()
         let (kit, tls, address) = try self.kit.load(role: .site)
-        let filters: FilterChain
-        do { filters = try SiteFilterPolicy.load(kitFolder: self.kit.kit) } catch {
+        let filters: FilterChain, sharesLocalModel: Bool
+        do {
+            filters = try SiteFilterPolicy.load(kitFolder: self.kit.kit)
+            sharesLocalModel = try SiteFilterPolicy.sharesLocalModel(kitFolder: self.kit.kit)
+        } catch {
             throw CommandFailure(description: error.description)
         }
         let policyPath = policy ?? (self.kit.kit + "/site-policy.yaml")
@@ -154,8 +157,9 @@ struct Client: ParsableCommand {
             let trainer = PipelineSiteTrainer(dataFolder: data) { log("\(prefix) \($0)") }
             let statistics = try StatisticsSiteHandler(site: site, dataFolder: data, policy: frozenPolicy,
                                                        ledgerPath: ledgerPath) { log("\(prefix) \($0)") }
-            let agent = SiteAgent(site: site, connection: connection, trainer: trainer, filters: filters,
+            var agent = SiteAgent(site: site, connection: connection, trainer: trainer, filters: filters,
                                   clock: ContinuousClock(), retry: retry, statistics: statistics)
+            agent.sharesLocalModel = sharesLocalModel
             log("\(prefix) connecting to \(address) (filters: \(filters.filters.map(\.name).joined(separator: ", ")))")
             while true {
                 let rounds = try await agent.run()

@@ -203,6 +203,8 @@ struct ProcessFederation: StudyFederation {
                 progress(String(format: "round %d closed (%@) after %.1f s", r, reason, seconds))
             case .roundRetried(let r, _, let reason):
                 progress("round \(r) retried: \(reason)")
+            case .crossSiteStarted, .localModelReceived, .crossSiteEvaluated:
+                if let line = CrossSiteProgress.describe(event) { progress(line) }
             case .jobFinished, .jobFailed:
                 break
             }
@@ -211,7 +213,7 @@ struct ProcessFederation: StudyFederation {
         await deployment.stop(progress: progress)
         var global: ParameterSet?
         var models: [Int: ParameterSet] = [:]
-        for path in files where path.hasSuffix(".safetensors") {
+        for path in files where path.hasSuffix(".safetensors") && !URL(fileURLWithPath: path).lastPathComponent.hasPrefix("local-") {
             let contents = try SafeTensorsFile.read(contentsOf: path)
             let model = ParameterSet(contents.entries.map { ParameterTensor(name: $0.name, shape: $0.shape, values: $0.values) })
             let file = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
@@ -219,8 +221,12 @@ struct ProcessFederation: StudyFederation {
             if file.hasPrefix("round-"), let r = Int(file.dropFirst("round-".count)) { models[r] = model }
         }
         guard let global else { throw CommandFailure(description: "the server sent no global model for \(job)") }
+        var crossSite: CrossSiteMatrix?
+        if let path = files.first(where: { $0.hasSuffix("/cross-site.json") }) {
+            crossSite = try JSONDecoder().decode(CrossSiteMatrix.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+        }
         return FederatedOutcome(global: try global.reordered(like: initialModel), rounds: summaries.withLock { $0 },
-                                roundModels: models)
+                                roundModels: models, crossSite: crossSite)
     }
 }
 

@@ -7,6 +7,12 @@ public enum JobEvent: Sendable, Equatable {
     case gracePeriodStarted(round: Int, results: Int)
     case roundClosed(round: Int, participants: [String], reason: String)
     case roundRetried(round: Int, attempt: Int, reason: String)
+    /// Training is over; every site is asked for its last local model, then each model is evaluated at every site.
+    case crossSiteStarted(sites: [String])
+    /// A site's local model arrived and is stored for the evaluations.
+    case localModelReceived(site: String)
+    /// `site` evaluated `model` ("global" or the site that trained it) on its held-out data.
+    case crossSiteEvaluated(model: String, site: String, metrics: [String: Double])
     case jobFinished
     case jobFailed(reason: String)
 

@@ -1,5 +1,7 @@
-/// What the server asks a site to do in a round.
-public enum TaskKind: String, Sendable, Codable { case train, evaluate, statistics }
+/// What the server asks a site to do in a round: train from the global model, evaluate a model it downloads on its
+/// held-out data (cross-site evaluation), answer a statistics phase, or send its last locally trained model
+/// (cross-site evaluation's first step).
+public enum TaskKind: String, Sendable, Codable { case train, evaluate, statistics, submitModel = "submit_model" }
 
 /// Numbers a task carries to the site (learning rate, local epochs, FedProx μ, ...). Typed values, not strings.
 public enum ConfigValue: Sendable, Equatable, Codable {

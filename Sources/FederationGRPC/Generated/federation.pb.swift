@@ -35,6 +35,9 @@ nonisolated enum Tessera_Federation_V1_TaskKind: SwiftProtobuf.Enum, Swift.CaseI
   case train // = 1
   case evaluate // = 2
   case statistics // = 3
+
+  /// Cross-site evaluation: the site sends its last locally trained model (full weights, as chunks).
+  case submitModel // = 4
   case UNRECOGNIZED(Int)
 
   init() {
@@ -47,6 +50,7 @@ nonisolated enum Tessera_Federation_V1_TaskKind: SwiftProtobuf.Enum, Swift.CaseI
     case 1: self = .train
     case 2: self = .evaluate
     case 3: self = .statistics
+    case 4: self = .submitModel
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -57,6 +61,7 @@ nonisolated enum Tessera_Federation_V1_TaskKind: SwiftProtobuf.Enum, Swift.CaseI
     case .train: return 1
     case .evaluate: return 2
     case .statistics: return 3
+    case .submitModel: return 4
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -67,6 +72,7 @@ nonisolated enum Tessera_Federation_V1_TaskKind: SwiftProtobuf.Enum, Swift.CaseI
     .train,
     .evaluate,
     .statistics,
+    .submitModel,
   ]
 
 }
@@ -517,7 +523,7 @@ nonisolated struct Tessera_Federation_V1_JobEventMessage: Sendable {
   // methods supported on all messages.
 
   /// round_started | result_accepted | result_rejected | grace_period_started | round_closed | round_retried |
-  /// job_finished | job_failed
+  /// job_finished | job_failed | cross_site_started | local_model_received | cross_site_evaluated
   var kind: String = String()
 
   var round: Int64 = 0
@@ -536,6 +542,9 @@ nonisolated struct Tessera_Federation_V1_JobEventMessage: Sendable {
 
   var results: Int64 = 0
 
+  /// Cross-site evaluation: the model evaluated ("global" or the site that trained it).
+  var model: String = String()
+
   var unknownFields = SwiftProtobuf.UnknownStorage()
 
   init() {}
@@ -546,7 +555,7 @@ nonisolated struct Tessera_Federation_V1_JobEventMessage: Sendable {
 fileprivate nonisolated let _protobuf_package = "tessera.federation.v1"
 
 nonisolated extension Tessera_Federation_V1_TaskKind: SwiftProtobuf._ProtoNameProviding {
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0TASK_KIND_UNSPECIFIED\0\u{1}TASK_KIND_TRAIN\0\u{1}TASK_KIND_EVALUATE\0\u{1}TASK_KIND_STATISTICS\0")
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0TASK_KIND_UNSPECIFIED\0\u{1}TASK_KIND_TRAIN\0\u{1}TASK_KIND_EVALUATE\0\u{1}TASK_KIND_STATISTICS\0\u{1}TASK_KIND_SUBMIT_MODEL\0")
 }
 
 nonisolated extension Tessera_Federation_V1_RegisterRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -1489,7 +1498,7 @@ nonisolated extension Tessera_Federation_V1_FilePart: SwiftProtobuf.Message, Swi
 
 nonisolated extension Tessera_Federation_V1_JobEventMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   static let protoMessageName: String = _protobuf_package + ".JobEventMessage"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}round\0\u{1}attempt\0\u{1}site\0\u{1}sites\0\u{3}sample_count\0\u{1}metrics\0\u{1}reason\0\u{1}results\0")
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}round\0\u{1}attempt\0\u{1}site\0\u{1}sites\0\u{3}sample_count\0\u{1}metrics\0\u{1}reason\0\u{1}results\0\u{1}model\0")
 
   mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1506,6 +1515,7 @@ nonisolated extension Tessera_Federation_V1_JobEventMessage: SwiftProtobuf.Messa
       case 7: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: &self.metrics) }()
       case 8: try { try decoder.decodeSingularStringField(value: &self.reason) }()
       case 9: try { try decoder.decodeSingularInt64Field(value: &self.results) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.model) }()
       default: break
       }
     }
@@ -1539,6 +1549,9 @@ nonisolated extension Tessera_Federation_V1_JobEventMessage: SwiftProtobuf.Messa
     if self.results != 0 {
       try visitor.visitSingularInt64Field(value: self.results, fieldNumber: 9)
     }
+    if !self.model.isEmpty {
+      try visitor.visitSingularStringField(value: self.model, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1552,6 +1565,7 @@ nonisolated extension Tessera_Federation_V1_JobEventMessage: SwiftProtobuf.Messa
     if lhs.metrics != rhs.metrics {return false}
     if lhs.reason != rhs.reason {return false}
     if lhs.results != rhs.results {return false}
+    if lhs.model != rhs.model {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

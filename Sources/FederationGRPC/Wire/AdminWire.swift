@@ -60,6 +60,12 @@ extension JobEvent {
             w.kind = "round_closed"; w.round = Int64(round); w.sites = participants; w.reason = reason
         case let .roundRetried(round, attempt, reason):
             w.kind = "round_retried"; w.round = Int64(round); w.attempt = Int64(attempt); w.reason = reason
+        case let .crossSiteStarted(sites):
+            w.kind = "cross_site_started"; w.sites = sites
+        case let .localModelReceived(site):
+            w.kind = "local_model_received"; w.site = site
+        case let .crossSiteEvaluated(model, site, metrics):
+            w.kind = "cross_site_evaluated"; w.model = model; w.site = site; w.metrics = metrics
         case .jobFinished:
             w.kind = "job_finished"
         case let .jobFailed(reason):
@@ -78,6 +84,9 @@ extension JobEvent {
         case "grace_period_started": self = .gracePeriodStarted(round: r, results: Int(w.results))
         case "round_closed": self = .roundClosed(round: r, participants: w.sites, reason: w.reason)
         case "round_retried": self = .roundRetried(round: r, attempt: Int(w.attempt), reason: w.reason)
+        case "cross_site_started": self = .crossSiteStarted(sites: w.sites)
+        case "local_model_received": self = .localModelReceived(site: w.site)
+        case "cross_site_evaluated": self = .crossSiteEvaluated(model: w.model, site: w.site, metrics: w.metrics)
         case "job_finished": self = .jobFinished
         case "job_failed": self = .jobFailed(reason: w.reason)
         default:

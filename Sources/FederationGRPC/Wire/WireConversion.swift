@@ -41,6 +41,7 @@ extension TaskKind {
         case .train: .train
         case .evaluate: .evaluate
         case .statistics: .statistics
+        case .submitModel: .submitModel
         }
     }
 
@@ -49,6 +50,7 @@ extension TaskKind {
         case .train: self = .train
         case .evaluate: self = .evaluate
         case .statistics: self = .statistics
+        case .submitModel: self = .submitModel
         default:
             throw FederationError(.invalidConfiguration, "unknown task kind \(wire.rawValue): update the site client")
         }

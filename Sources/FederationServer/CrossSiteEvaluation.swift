@@ -1,0 +1,452 @@
+import FederationCore
+import Foundation
+import SafeTensorsFormat
+
+/// Cross-site evaluation, run by the server after a training job's last round (NVIDIA FLARE's cross-site model
+/// evaluation workflow, in two steps):
+/// 1. **Submit**: every site is asked for its last locally trained model (a `submitModel` task). The site sends its
+///    full weights as chunks, through its own filter chain (excluded variables are filled from the global model), or
+///    declines (its policy may keep local models at the site) with a reason. Each model is checked against the global
+///    model's structure (names, shapes, every value finite) and stored as `local-<site>.safetensors` in the
+///    evaluation's folder.
+/// 2. **Evaluate**: one round per model — the final global model first, then each submitted local model — in which
+///    every site downloads the model (an `evaluate` task naming it in `config["model"]`) and answers with the metrics
+///    of the model on its own held-out data (no values come back). The results form the `CrossSiteMatrix`
+///    (`cross-site.json`).
+///
+/// Each step closes when every asked site answered or at the deadline; what is missing is recorded with the reason,
+/// never waited for. The state (which models arrived, which rounds are done, the matrix so far) is saved after
+/// every round in `state.json`, so a restarted server resumes the evaluation where it stopped.
+///
+/// Memory: the server holds the global model, the model being evaluated (read from its file for its round) and,
+/// while local models stream in, one model per uploading site (assembled, checked, written, dropped).
+public actor CrossSiteEvaluation<C: Clock>: FederationService where C.Duration == Duration {
+    public let jobID: String
+    public nonisolated let sites: [String]
+    private let clock: C
+    private let timeout: Duration
+    private let folder: String
+    private let taskConfig: [String: ConfigValue]
+    /// Round numbers continue after training: `firstRound` asks for the local models, the next ones evaluate.
+    private let firstRound: Int
+
+    private var state: State
+    private var reference = ParameterSet()
+    private var round = 0
+    private var phase: Phase = .idle
+    private var tasks: [String: TaskAssignment] = [:]
+    private var answered: Set<String> = []
+    private var inFlight: [String: Upload] = [:]
+    /// The model the current evaluation round hands out.
+    private var current: ParameterSet?
+    private var polls = SitePolls()
+    private var observers = EventFanout()
+    public private(set) var lastSeen: [String: C.Instant] = [:]
+    private var finished = false
+    private var failure: String?
+    private var abortReason: String?
+    private let events: AsyncStream<Internal>
+    private let sink: AsyncStream<Internal>.Continuation
+
+    private enum Internal: Sendable { case answered(round: Int), deadline(round: Int), aborted }
+
+    private enum Phase: Equatable { case idle, submit, evaluate(model: String) }
+
+    private struct Upload {
+        var header: ResultHeader
+        var assembler = ParameterAssembler()
+        var scalars = 0
+    }
+
+    /// What is saved after every round.
+    struct State: Codable {
+        var submitted = false
+        var received: [String] = []
+        var evaluated: [String] = []
+        var matrix: CrossSiteMatrix
+    }
+
+    /// - Parameters:
+    ///   - firstRound: the round number of the submit step (training's last round + 1); evaluation rounds follow.
+    ///   - timeout: each step's deadline.
+    ///   - folder: where the local models and `state.json` are kept (created when missing; a saved state resumes).
+    ///   - taskConfig: sent with every task (the job's pipeline, so a site evaluates with the job's preprocessing).
+    public init(jobID: String, sites: [String], firstRound: Int, timeout: Duration, clock: C, folder: String,
+                taskConfig: [String: ConfigValue] = [:]) throws(FederationError) {
+        self.jobID = jobID
+        self.sites = sites
+        self.firstRound = firstRound
+        self.timeout = timeout
+        self.clock = clock
+        self.folder = folder
+        self.taskConfig = taskConfig
+        let statePath = folder + "/state.json"
+        if let saved = FileManager.default.contents(atPath: statePath) {
+            do { state = try JSONDecoder().decode(State.self, from: saved) } catch {
+                throw FederationError(.invalidConfiguration, "the saved cross-site evaluation state \(statePath) is damaged; "
+                                      + "remove it to evaluate again", cause: "\(error)")
+            }
+        } else {
+            state = State(matrix: CrossSiteMatrix(jobID: jobID, sites: sites))
+        }
+        (events, sink) = AsyncStream.makeStream(of: Internal.self)
+    }
+
+    /// The job's events from now on (each call gets its own stream); the stream ends with the evaluation.
+    public func observe() -> AsyncStream<JobEvent> { observers.observe() }
+
+    public var isOver: Bool { finished || failure != nil }
+
+    /// The matrix so far (complete once `run` has returned).
+    public var matrix: CrossSiteMatrix { state.matrix }
+
+    /// Stops the evaluation: `run` throws `.jobFailed(reason)`; waiting sites are released.
+    public func abort(reason: String) {
+        guard !isOver, abortReason == nil else { return }
+        abortReason = reason
+        sink.yield(.aborted)
+        if phase == .idle { end(failure: reason) }
+    }
+
+    // MARK: - Running
+
+    /// Runs both steps (or what is left of them after a restart).
+    /// - Parameter global: the final global model: evaluated first, and the reference every local model is checked
+    ///   against (and completed from, for variables a site keeps to itself).
+    public func run(global: ParameterSet) async throws(FederationError) -> CrossSiteMatrix {
+        if let abortReason {
+            end(failure: abortReason)
+            throw FederationError(.jobFailed, abortReason)
+        }
+        reference = global
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        } catch {
+            let reason = "the server cannot write cross-site evaluation files to \(folder); check its state folder"
+            end(failure: reason)
+            throw FederationError(.jobFailed, reason, cause: "\(error)")
+        }
+        observers.emit(.crossSiteStarted(sites: sites))
+        var iterator = events.makeAsyncIterator()
+        do throws(FederationError) {
+            if !state.submitted {
+                round = firstRound
+                phase = .submit
+                try await runRound(kind: .submitModel, config: taskConfig, iterator: &iterator)
+                for site in sites where !state.received.contains(site) && state.matrix.missing[site] == nil {
+                    state.matrix.missing[site] = "no model within \(timeout)"
+                }
+                state.submitted = true
+                try save()
+            }
+            state.matrix.models = [CrossSiteMatrix.global] + sites.filter { state.received.contains($0) }
+            for (i, model) in state.matrix.models.enumerated() where !state.evaluated.contains(model) {
+                round = firstRound + 1 + i
+                current = model == CrossSiteMatrix.global ? reference : try loadModel(of: model)
+                phase = .evaluate(model: model)
+                var config = taskConfig
+                config["model"] = .string(model)
+                try await runRound(kind: .evaluate, config: config, iterator: &iterator)
+                for site in sites where state.matrix.results[model]?[site] == nil
+                    && state.matrix.missing["\(model)@\(site)"] == nil {
+                    state.matrix.missing["\(model)@\(site)"] = "no answer within \(timeout)"
+                }
+                current = nil
+                state.evaluated.append(model)
+                try save()
+            }
+        } catch {
+            if !isOver { end(failure: error.message) }
+            throw FederationError(.jobFailed, error.message, cause: error.cause)
+        }
+        phase = .idle
+        finished = true
+        tasks = [:]
+        polls.releaseAll()
+        observers.finish()
+        return state.matrix
+    }
+
+    /// Hands one task to every site and waits until each answered, the deadline passed, or an abort.
+    private func runRound(kind: TaskKind, config: [String: ConfigValue],
+                          iterator: inout AsyncStream<Internal>.AsyncIterator) async throws(FederationError) {
+        answered = []
+        inFlight = [:]
+        tasks = [:]
+        for site in sites {
+            tasks[site] = TaskAssignment(jobID: jobID, round: round, kind: kind, site: site, config: config)
+        }
+        observers.emit(.roundStarted(round: round, attempt: 0, sites: sites))
+        for (site, task) in tasks { polls.deliver(task, to: site) }
+        let deadline = clock.now.advanced(by: timeout), sink = self.sink, clock = self.clock, r = round
+        Task {
+            try? await clock.sleep(until: deadline, tolerance: nil)
+            sink.yield(.deadline(round: r))
+        }
+        var closedBy = "every site answered"
+        waiting: while answered.count < tasks.count {
+            guard let event = await iterator.next(isolation: self) else { break }
+            switch event {
+            case .aborted:
+                let reason = abortReason ?? "aborted"
+                end(failure: reason)
+                throw FederationError(.jobFailed, reason)
+            case .deadline(let d) where d == round:
+                closedBy = "deadline"
+                break waiting
+            default:
+                continue
+            }
+        }
+        for site in inFlight.keys.sorted() {
+            observers.emit(.resultRejected(round: round, site: site, reason: "still sending when the round closed"))
+        }
+        inFlight = [:]
+        tasks = [:]
+        observers.emit(.roundClosed(round: round, participants: answered.sorted(), reason: closedBy))
+    }
+
+    private func end(failure reason: String) {
+        guard !isOver else { return }
+        failure = reason
+        tasks = [:]
+        inFlight = [:]
+        polls.releaseAll()
+        observers.finish()
+    }
+
+    private func save() throws(FederationError) {
+        let path = folder + "/state.json"
+        do {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            try encoder.encode(state).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw FederationError(.invalidConfiguration, "cannot save the cross-site evaluation state to \(path); check "
+                                  + "the server's state folder", cause: "\(error)")
+        }
+    }
+
+    /// The stored local model of `site`.
+    private func loadModel(of site: String) throws(FederationError) -> ParameterSet {
+        let path = modelPath(site)
+        do {
+            let contents = try SafeTensorsFile.read(contentsOf: path)
+            return try ParameterSet(contents.entries.map { ParameterTensor(name: $0.name, shape: $0.shape, values: $0.values) })
+                .reordered(like: reference)
+        } catch let error as FederationError {
+            throw FederationError(error.code, "the stored local model of \(site) (\(path)) does not match the global "
+                                  + "model: \(error.message)")
+        } catch {
+            throw FederationError(.invalidConfiguration, "cannot read the stored local model of \(site) (\(path)); remove "
+                                  + "\(folder)/state.json to evaluate again", cause: "\(error)")
+        }
+    }
+
+    /// `local-<site>.safetensors` in the evaluation's folder.
+    public nonisolated func modelPath(_ site: String) -> String { folder + "/" + Self.modelFileName(site) }
+
+    static func modelFileName(_ site: String) -> String {
+        "local-" + String(site.unicodeScalars.map { s in
+            (s.properties.isAlphabetic && s.isASCII) || ("0"..."9").contains(s) || "-_.".unicodeScalars.contains(s)
+                ? Character(s) : "_"
+        }.prefix(64)) + ".safetensors"
+    }
+
+    /// `cross-site.json` and a copy of every stored local model (`local-<site>.safetensors`) in `folder`.
+    public func writeFiles(to folder: String) throws(FederationError) -> [JobFile] {
+        let path = folder + "/cross-site.json"
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(state.matrix).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw FederationError(.invalidConfiguration, "cannot write \(path); check the server's state folder",
+                                  cause: "\(error)")
+        }
+        var files = [JobFile(name: "cross-site.json", path: path)]
+        for site in sites where state.received.contains(site) {
+            let name = Self.modelFileName(site), copy = folder + "/" + name
+            if copy != modelPath(site) && !FileManager.default.fileExists(atPath: copy) {
+                do { try FileManager.default.copyItem(atPath: modelPath(site), toPath: copy) } catch {
+                    throw FederationError(.invalidConfiguration, "cannot copy the local model of \(site) to \(copy); check "
+                                          + "the server's state folder", cause: "\(error)")
+                }
+            }
+            files.append(JobFile(name: name, path: copy))
+        }
+        return files
+    }
+
+    // MARK: - FederationService (sites)
+
+    public func register(site: String) throws(FederationError) -> String {
+        guard sites.contains(site) else {
+            throw FederationError(.unknownSite, "site '\(site)' is not a participant of job \(jobID)")
+        }
+        return jobID
+    }
+
+    /// The site's task of the current step; waits for one (also before the evaluation has started); nil once the
+    /// evaluation is over.
+    public func nextTask(site: String) async throws(FederationError) -> TaskAssignment? {
+        guard sites.contains(site) else {
+            throw FederationError(.unknownSite, "site '\(site)' is not a participant of job \(jobID)")
+        }
+        lastSeen[site] = clock.now
+        if isOver { return nil }
+        if let task = tasks[site], !answered.contains(site) { return task }
+        let id = polls.reserve()
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                if Task.isCancelled { continuation.resume(returning: nil); return }
+                polls.add(site: site, id: id, continuation)
+            }
+        } onCancel: {
+            Task { await self.cancelPoll(site: site, id: id) }
+        }
+    }
+
+    private func cancelPoll(site: String, id: Int) { polls.cancel(site: site, id: id) }
+
+    /// The model an evaluation task names, as views into it (no copy).
+    public func model(for task: TaskAssignment, maxScalars: Int) throws(FederationError) -> [ParameterChunk] {
+        guard maxScalars > 0 else { throw FederationError(.invalidConfiguration, "chunk size must be positive") }
+        guard case .evaluate(let model) = phase, let current, task.jobID == jobID, task.round == round,
+              task.kind == .evaluate, tasks[task.site] != nil, task.config["model"] == .string(model) else {
+            throw FederationError(.staleRound, "task of round \(task.round) of job \(task.jobID) is not a current "
+                                  + "evaluation (round \(round) of \(jobID))")
+        }
+        return current.chunks(maxScalars: maxScalars)
+    }
+
+    public func beginResult(_ header: ResultHeader) throws(FederationError) {
+        do throws(FederationError) {
+            guard sites.contains(header.site) else {
+                throw FederationError(.unknownSite, "result from '\(header.site)', which is not a participant of job \(jobID)")
+            }
+            guard header.jobID == jobID, header.round == round, tasks[header.site] != nil else {
+                throw FederationError(.staleRound, "result from \(header.site) for round \(header.round) of job "
+                                      + "\(header.jobID); current: round \(round) of \(jobID) (cross-site evaluation). Discarded")
+            }
+            guard !answered.contains(header.site) else {
+                throw FederationError(.staleRound, "\(header.site) already answered round \(round); the duplicate is discarded")
+            }
+            inFlight[header.site] = Upload(header: header)
+        } catch {
+            observers.emit(.resultRejected(round: header.round, site: header.site, reason: error.message))
+            throw error
+        }
+    }
+
+    /// Submit step: one chunk of a local model, checked against the global model's tensor before it is kept.
+    public func resultChunk(site: String, _ chunk: ParameterChunk) throws(FederationError) {
+        do throws(FederationError) {
+            guard var upload = inFlight[site] else {
+                throw FederationError(.staleRound, "chunk from \(site) outside a result stream")
+            }
+            guard phase == .submit else {
+                throw FederationError(.shapeMismatch, "an evaluation answer carries metrics only, no model values")
+            }
+            guard let tensor = reference[chunk.tensor] else {
+                throw FederationError(.shapeMismatch, "tensor '\(chunk.tensor)' is not part of the model")
+            }
+            guard tensor.shape == chunk.shape else {
+                throw FederationError(.shapeMismatch, "tensor '\(chunk.tensor)' has shape \(chunk.shape), the model's is "
+                                      + "\(tensor.shape)")
+            }
+            upload.scalars += chunk.values.count
+            guard upload.scalars <= reference.scalarCount else {
+                throw FederationError(.tooLarge, "the model exceeds the global model's \(reference.byteCount) bytes")
+            }
+            if let i = chunk.values.firstIndex(where: { !$0.isFinite }) {
+                throw FederationError(.nonFinite, "tensor '\(chunk.tensor)' holds \(chunk.values[i]) at element "
+                                      + "\(chunk.offset + i - chunk.values.startIndex)")
+            }
+            try upload.assembler.append(chunk)
+            inFlight[site] = upload
+        } catch {
+            inFlight[site] = nil
+            observers.emit(.resultRejected(round: round, site: site, reason: error.message))
+            throw FederationError(error.code, "local model of \(site) rejected: \(error.message)")
+        }
+    }
+
+    public func endResult(site: String) throws(FederationError) {
+        guard let upload = inFlight.removeValue(forKey: site) else {
+            throw FederationError(.staleRound, "no result stream open for \(site)")
+        }
+        do throws(FederationError) {
+            switch phase {
+            case .submit: try receiveModel(upload, from: site)
+            case .evaluate(let model): try receiveEvaluation(upload.header, of: model, from: site)
+            case .idle: throw FederationError(.staleRound, "no cross-site evaluation round is open")
+            }
+        } catch {
+            observers.emit(.resultRejected(round: round, site: site, reason: error.message))
+            throw FederationError(error.code, "result of \(site) rejected: \(error.message)")
+        }
+        answered.insert(site)
+        lastSeen[site] = clock.now
+        sink.yield(.answered(round: round))
+    }
+
+    /// A local model (completed from the global model where the site kept variables to itself), or the site's
+    /// reason for declining (a payload and no values).
+    private func receiveModel(_ upload: Upload, from site: String) throws(FederationError) {
+        if upload.scalars == 0 {
+            let reason = String(decoding: upload.header.payload.prefix(1000), as: UTF8.self)
+            state.matrix.missing[site] = reason.isEmpty ? "the site sent no model" : "the site declined: \(reason)"
+            observers.emit(.resultRejected(round: round, site: site, reason: state.matrix.missing[site] ?? ""))
+            return
+        }
+        var sent = try upload.assembler.finish()
+        try sent.checkSubset(of: reference)
+        var tensors: [ParameterTensor] = []
+        for t in reference.tensors { tensors.append(sent[t.name] ?? t) }
+        sent = ParameterSet(tensors)
+        let path = modelPath(site)
+        do {
+            try SafeTensorsFile.write(sent.tensors.map { SafeTensorEntry(name: $0.name, shape: $0.shape, values: $0.values) },
+                                      metadata: ["job": jobID, "site": site, "kind": "local model"], to: path)
+        } catch {
+            throw FederationError(.invalidConfiguration, "the server cannot store the local model of \(site) at \(path)",
+                                  cause: "\(error)")
+        }
+        state.received.append(site)
+        observers.emit(.localModelReceived(site: site))
+    }
+
+    private func receiveEvaluation(_ header: ResultHeader, of model: String, from site: String) throws(FederationError) {
+        guard !header.metrics.isEmpty else {
+            let reason = String(decoding: header.payload.prefix(1000), as: UTF8.self)
+            state.matrix.missing["\(model)@\(site)"] = reason.isEmpty ? "the site reported no metrics" : reason
+            observers.emit(.resultRejected(round: round, site: site, reason: "no metrics for \(model): \(reason)"))
+            return
+        }
+        if let bad = header.metrics.first(where: { !$0.value.isFinite }) {
+            throw FederationError(.nonFinite, "metric '\(bad.key)' of \(model) is \(bad.value)")
+        }
+        state.matrix.results[model, default: [:]][site] = header.metrics
+        observers.emit(.crossSiteEvaluated(model: model, site: site, metrics: header.metrics))
+    }
+
+    public func abandonResult(site: String, reason: String) {
+        guard inFlight.removeValue(forKey: site) != nil else { return }
+        observers.emit(.resultRejected(round: round, site: site, reason: reason))
+    }
+
+    public func heartbeat(site: String) { lastSeen[site] = clock.now }
+}
+
+extension CrossSiteEvaluation {
+    /// Seconds since each site was last heard from during the evaluation.
+    func progressSeen() -> [String: Double] {
+        let now = clock.now
+        return lastSeen.mapValues { seen in
+            let d = seen.duration(to: now).components
+            return Double(d.seconds) + Double(d.attoseconds) * 1e-18
+        }
+    }
+}
