@@ -167,7 +167,8 @@ let package = Package(
         // Real `tessera` processes (server, clients) over loopback mutual TLS; needs the tessera product built.
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["FederationCore", "FederationGRPC", "FederationTestSupport", "SafeTensorsFormat", "FederatedAnalytics"],
+            dependencies: ["FederationCore", "FederationGRPC", "FederationTestSupport", "SafeTensorsFormat", "FederatedAnalytics",
+                           "FederationClient", "Training", "Volumes"],
             swiftSettings: strict),
         .testTarget(
             name: "FederationSimulationTests", dependencies: ["FederationSimulation", "FederationCore"],

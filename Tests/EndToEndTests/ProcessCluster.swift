@@ -55,7 +55,7 @@ final class ProcessCluster: @unchecked Sendable {
 
     /// A small pipeline over the sample sites: 2-D U-Net [4, 8] on 32×32×16 voxels of 8 mm, one short epoch a round.
     func pipeline(rounds: Int = 3, minClients: Int = 2, gracePeriod: Int = 5, roundTimeout: Int = 120,
-                  retries: Int = 2, sites: [String] = sites) throws -> String {
+                  retries: Int = 2, sites: [String] = sites, crossSite: Bool = false) throws -> String {
         let text = """
             preprocessing:
               orientation: RAS
@@ -81,6 +81,7 @@ final class ProcessCluster: @unchecked Sendable {
               max_round_retries: \(retries)
               strategy: fedavg
               sites: [\(sites.joined(separator: ", "))]
+              cross_site_evaluation: \(crossSite)
             """
         return text
     }

@@ -27,18 +27,21 @@ struct ProcessFederationTests {
     func metrics(_ cluster: ProcessCluster, _ admin: GRPCAdminConnection, job: String) async throws -> Metrics {
         let folder = cluster.path("download-\(job)")
         let files = try await admin.download(jobID: job, to: folder)
-        let names = files.map { URL(fileURLWithPath: $0).lastPathComponent }.sorted()
+        let names = files.map { URL(fileURLWithPath: $0).lastPathComponent }.filter { !$0.hasPrefix("local-") && $0 != "cross-site.json" }
+            .sorted()
         #expect(names.prefix(2) == ["global.safetensors", "metrics.json"])
         #expect(names.dropFirst(2).allSatisfy { $0.hasPrefix("round-") && $0.hasSuffix(".safetensors") })
         let data = try Data(contentsOf: URL(fileURLWithPath: folder + "/metrics.json"))
         return try JSONDecoder().decode(Metrics.self, from: data)
     }
 
-    @Test("Three client processes train three rounds over mutual TLS; the admin downloads the model", .timeLimit(.minutes(5)))
+    @Test("Three client processes train three rounds over mutual TLS, then evaluate every model at every site; the admin downloads the model and the matrix",
+          .timeLimit(.minutes(5)))
     func threeClientsThreeRounds() async throws {
         let cluster = try ProcessCluster()
         try await cluster.startServer()
-        let (admin, job) = try await submit(cluster, try cluster.pipeline(rounds: 3, minClients: 3))
+        let pipeline = try cluster.pipeline(rounds: 3, minClients: 3, crossSite: true)
+        let (admin, job) = try await submit(cluster, pipeline)
         #expect(job == "job-0001")
         // The sites start once the watch is open (the job cannot run ahead of it without them).
         let events = try await cluster.events(admin, job: job) { event in
@@ -49,7 +52,8 @@ struct ProcessFederationTests {
         let closed = events.compactMap { e -> [String]? in
             if case .roundClosed(_, let participants, _) = e { return participants } else { return nil }
         }
-        #expect(closed == Array(repeating: ProcessCluster.sites, count: 3))
+        // 3 training rounds, the submit step and one evaluation round per model (global + 3 local), each with all.
+        #expect(closed == Array(repeating: ProcessCluster.sites, count: 3 + 1 + 4))
         let accepted = events.filter { if case .resultAccepted = $0 { true } else { false } }
         #expect(accepted.count == 9)
         for event in accepted {
@@ -69,6 +73,43 @@ struct ProcessFederationTests {
         for site in ProcessCluster.sites {
             #expect(try await cluster.waitForClient(site) == 0, "\(site): \(cluster.logText(site))")
             #expect(cluster.logText(site).contains("contributed to round(s) 1, 2, 3"))
+        }
+
+        // Cross-site evaluation after round 3: each site's local model and the global model, evaluated at every site.
+        let sites = ProcessCluster.sites
+        #expect(events.contains(.crossSiteStarted(sites: sites)))
+        let received = events.compactMap { e -> String? in if case .localModelReceived(let s) = e { s } else { nil } }
+        #expect(received.sorted() == sites)
+        let evaluated = events.compactMap { e -> String? in
+            if case .crossSiteEvaluated(let model, let site, _) = e { "\(model)@\(site)" } else { nil }
+        }
+        #expect(evaluated.count == 12 && Set(evaluated).count == 12, "4 models × 3 sites: \(evaluated)")
+        let folder = cluster.path("download-\(job)")
+        let matrix = try JSONDecoder().decode(CrossSiteMatrix.self,
+                                              from: Data(contentsOf: URL(fileURLWithPath: folder + "/cross-site.json")))
+        #expect(matrix.models == ["global"] + sites && matrix.sites == sites && matrix.missing.isEmpty)
+        for model in matrix.models {
+            for site in sites {
+                let m = matrix.results[model]?[site] ?? [:]
+                #expect(m["dice"].map { (0...1).contains($0) } == true, "\(model)@\(site): \(m)")
+                #expect((m["validation_patients"] ?? 0) >= 1, "\(model)@\(site): \(m)")
+            }
+        }
+        // The stored local models are the U-Net's tensors, and each differs from the global model (it was trained
+        // locally after the last aggregation).
+        let global = try SafeTensorsFile.read(contentsOf: folder + "/global.safetensors")
+        for site in sites {
+            let local = try SafeTensorsFile.read(contentsOf: folder + "/local-\(site).safetensors")
+            #expect(local.entries.map(\.name).sorted() == global.entries.map(\.name).sorted())
+            #expect(local.entries.map(\.values) != global.entries.map(\.values), "\(site)")
+        }
+        // The sites scored exactly what the admin's copy of the global model scores on their data (same pipeline,
+        // same held-out patients, evaluated again here).
+        for site in sites {
+            let dice = try await CrossSiteCheck.dice(pipeline: pipeline, data: ProcessCluster.repository
+                .appendingPathComponent("sample-data").appendingPathComponent(site).path, model: folder + "/global.safetensors")
+            let reported = try #require(matrix.results["global"]?[site]?["dice"])
+            #expect(abs(dice - reported) < 1e-4, "\(site): \(dice) here, \(reported) reported")
         }
         await admin.close()
     }
