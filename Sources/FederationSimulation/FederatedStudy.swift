@@ -209,36 +209,9 @@ public struct InProcessFederation: StudyFederation {
             : coordinator
         let events = await runner.observe()
         let connection = InProcessConnection(coordinator: runner)
-        let summaries = Mutex<[RoundSummary]>([])
         let frozenTrainers = trainers
-        let roundStart = Mutex(Date())
-        let observer = Task {
-            var siteDice: [String: Double] = [:]
-            for await event in events {
-                switch event {
-                case .roundStarted(let r, let attempt, let sites):
-                    roundStart.withLock { $0 = Date() }
-                    siteDice = [:]
-                    progress("round \(r)\(attempt > 0 ? " (attempt \(attempt + 1))" : ""): training at \(sites.joined(separator: ", "))")
-                case .resultAccepted(_, let site, let n, let metrics):
-                    siteDice[site] = metrics["dice"]
-                    progress("  \(site): result accepted (\(n) slices), local validation Dice \(metrics["dice"].map { String(format: "%.3f", $0) } ?? "-")")
-                case .resultRejected(_, let site, let reason):
-                    progress("  \(site): result rejected: \(reason)")
-                case .roundClosed(let r, let participants, let reason):
-                    let seconds = Date().timeIntervalSince(roundStart.withLock { $0 })
-                    summaries.withLock { $0.append(RoundSummary(round: r, participants: participants, closedBy: reason,
-                                                                siteDice: siteDice, globalDice: [:], seconds: seconds)) }
-                    progress(String(format: "round %d closed (%@) after %.1f s", r, reason, seconds))
-                case .roundRetried(let r, _, let reason):
-                    progress("round \(r) retried: \(reason)")
-                case .gracePeriodStarted, .jobFinished, .crossSiteStarted, .localModelReceived, .crossSiteEvaluated:
-                    if let line = CrossSiteProgress.describe(event) { progress(line) }
-                case .jobFailed(let reason):
-                    progress("job failed: \(reason)")
-                }
-            }
-        }
+        let follower = StudyProgress(progress)
+        let observer = Task { for await event in events { follower.handle(event) } }
         let global: ParameterSet = try await withThrowingTaskGroup(of: ParameterSet?.self) { group in
             group.addTask {
                 try await runner.execute()
@@ -257,27 +230,72 @@ public struct InProcessFederation: StudyFederation {
         }
         await observer.value
         var models: [Int: ParameterSet] = [:]
-        for summary in summaries.withLock({ $0 }) {
+        for summary in follower.summaries {
             if let saved = try? await store.loadRound(jobID: "study", round: summary.round) { models[summary.round] = saved }
         }
         var crossSite: CrossSiteMatrix?
         if let job = runner as? TrainingJob<ContinuousClock> { crossSite = await job.evaluation.matrix }
-        return FederatedOutcome(global: global, rounds: summaries.withLock { $0 }, roundModels: models, crossSite: crossSite)
+        return FederatedOutcome(global: global, rounds: follower.summaries, roundModels: models, crossSite: crossSite)
     }
 }
 
-/// Progress lines for the cross-site evaluation events (shared by the in-process and process runs).
-public enum CrossSiteProgress {
-    public static func describe(_ event: JobEvent) -> String? {
+/// A training job's events as a study lead follows them (shared by the in-process and the process runs): one
+/// progress line per event, and a summary per training round (the cross-site evaluation's steps are not rounds).
+public final class StudyProgress: Sendable {
+    private struct State {
+        var started = Date()
+        var dice: [String: Double] = [:]
+        var summaries: [RoundSummary] = []
+        var evaluating = false
+    }
+
+    private let state = Mutex(State())
+    private let progress: @Sendable (String) -> Void
+
+    public init(_ progress: @escaping @Sendable (String) -> Void) { self.progress = progress }
+
+    /// The training rounds closed so far.
+    public var summaries: [RoundSummary] { state.withLock { $0.summaries } }
+
+    public func handle(_ event: JobEvent) {
+        let evaluating = state.withLock { $0.evaluating }
         switch event {
+        case .roundStarted(let r, let attempt, let sites):
+            state.withLock { $0.started = Date(); $0.dice = [:] }
+            if evaluating { return }
+            progress("round \(r)\(attempt > 0 ? " (attempt \(attempt + 1))" : ""): training at \(sites.joined(separator: ", "))")
+        case .resultAccepted(_, let site, let n, let metrics):
+            state.withLock { $0.dice[site] = metrics["dice"] }
+            progress("  \(site): result accepted (\(n) slices), local validation Dice "
+                     + (metrics["dice"].map { String(format: "%.3f", $0) } ?? "-"))
+        case .resultRejected(_, let site, let reason):
+            progress("  \(site): \(evaluating ? "" : "result rejected: ")\(reason)")
+        case .gracePeriodStarted(let r, let n):
+            progress("  round \(r): \(n) results in, grace period started")
+        case .roundClosed(let r, let participants, let reason):
+            let seconds: Double = state.withLock {
+                let seconds = Date().timeIntervalSince($0.started)
+                if !evaluating {
+                    $0.summaries.append(RoundSummary(round: r, participants: participants, closedBy: reason, siteDice: $0.dice,
+                                                     globalDice: [:], seconds: seconds))
+                }
+                return seconds
+            }
+            progress(String(format: "%@ %d closed (%@) after %.1f s", evaluating ? "  evaluation step" : "round", r, reason,
+                            seconds))
+        case .roundRetried(let r, _, let reason):
+            progress("round \(r) retried: \(reason)")
         case .crossSiteStarted(let sites):
-            return "cross-site evaluation: asking \(sites.joined(separator: ", ")) for their local models"
+            state.withLock { $0.evaluating = true }
+            progress("cross-site evaluation: asking \(sites.joined(separator: ", ")) for their local models")
         case .localModelReceived(let site):
-            return "  local model of \(site) received"
+            progress("  local model of \(site) received")
         case .crossSiteEvaluated(let model, let site, let metrics):
-            return "  \(model) model at \(site): Dice " + (metrics["dice"].map { String(format: "%.3f", $0) } ?? "-")
-        default:
-            return nil
+            progress("  \(model) model at \(site): Dice " + (metrics["dice"].map { String(format: "%.3f", $0) } ?? "-"))
+        case .jobFinished:
+            break
+        case .jobFailed(let reason):
+            progress("job failed: \(reason)")
         }
     }
 }

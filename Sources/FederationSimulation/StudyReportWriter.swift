@@ -98,7 +98,7 @@ public enum StudyReportWriter {
             s += "<polyline points=\"\(path)\" fill=\"none\" stroke=\"\(colour)\" stroke-width=\"2\"/>"
             for p in points { s += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%@\"/>", x(p.0), y(p.1), colour) }
             s += String(format: "<text x=\"%.0f\" y=\"%.0f\" font-size=\"10\" fill=\"%@\" font-family=\"sans-serif\">%@</text>",
-                        left + plotW + 8, top + 12 + Double(i) * 14, colour, name)
+                        left + plotW + 8, top + 12 + Double(i) * 14, colour, escape(name))
         }
         return s + "</svg>"
     }
@@ -110,7 +110,7 @@ public enum StudyReportWriter {
         h += "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}th{background:#f2f2f2}"
         h += "td:first-child,th:first-child{text-align:left}</style></head><body>"
         h += "<h1>Federated segmentation study</h1>"
-        h += "<p>Strategy: \(r.strategy). Sites: \(r.sites.joined(separator: ", ")). \(n) rounds in "
+        h += "<p>Strategy: \(escape(r.strategy)). Sites: \(escape(r.sites.joined(separator: ", "))). \(n) rounds in "
             + String(format: "%.0f", r.totalSeconds) + " s (including baselines).</p>"
         let global = r.sites.map { site in (site, r.rounds.compactMap { rd in rd.globalDice[site].map { (rd.round, $0) } }) }
         let local = r.sites.map { site in (site, r.rounds.compactMap { rd in rd.siteDice[site].map { (rd.round, $0) } }) }

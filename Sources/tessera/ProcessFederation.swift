@@ -178,37 +178,8 @@ struct ProcessFederation: StudyFederation {
         let deployment = try await LocalDeployment(base: base, sites: sites, dataRoot: dataRoot, progress: progress)
         let job = try await deployment.admin.submit(pipeline: pipeline, name: "simulate")
         progress("submitted \(job); following its events")
-        let summaries = Mutex<[RoundSummary]>([])
-        let round = Mutex<(started: Date, dice: [String: Double])>((Date(), [:]))
-        try await deployment.follow(job: job, deadline: deadline) { event in
-            switch event {
-            case .roundStarted(let r, let attempt, let sites):
-                round.withLock { $0 = (Date(), [:]) }
-                progress("round \(r)\(attempt > 0 ? " (attempt \(attempt + 1))" : ""): training at \(sites.joined(separator: ", "))")
-            case .resultAccepted(_, let site, let n, let metrics):
-                round.withLock { $0.dice[site] = metrics["dice"] }
-                progress("  \(site): result accepted (\(n) slices), local validation Dice "
-                         + (metrics["dice"].map { String(format: "%.3f", $0) } ?? "-"))
-            case .resultRejected(_, let site, let reason):
-                progress("  \(site): result rejected: \(reason)")
-            case .gracePeriodStarted(let r, let n):
-                progress("  round \(r): \(n) results in, grace period started")
-            case .roundClosed(let r, let participants, let reason):
-                let (started, dice) = round.withLock { $0 }
-                let seconds = Date().timeIntervalSince(started)
-                summaries.withLock {
-                    $0.append(RoundSummary(round: r, participants: participants, closedBy: reason, siteDice: dice,
-                                           globalDice: [:], seconds: seconds))
-                }
-                progress(String(format: "round %d closed (%@) after %.1f s", r, reason, seconds))
-            case .roundRetried(let r, _, let reason):
-                progress("round \(r) retried: \(reason)")
-            case .crossSiteStarted, .localModelReceived, .crossSiteEvaluated:
-                if let line = CrossSiteProgress.describe(event) { progress(line) }
-            case .jobFinished, .jobFailed:
-                break
-            }
-        }
+        let follower = StudyProgress(progress)
+        try await deployment.follow(job: job, deadline: deadline) { event in follower.handle(event) }
         let files = try await deployment.admin.download(jobID: job, to: base + "/job")
         await deployment.stop(progress: progress)
         var global: ParameterSet?
@@ -225,7 +196,7 @@ struct ProcessFederation: StudyFederation {
         if let path = files.first(where: { $0.hasSuffix("/cross-site.json") }) {
             crossSite = try JSONDecoder().decode(CrossSiteMatrix.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
         }
-        return FederatedOutcome(global: try global.reordered(like: initialModel), rounds: summaries.withLock { $0 },
+        return FederatedOutcome(global: try global.reordered(like: initialModel), rounds: follower.summaries,
                                 roundModels: models, crossSite: crossSite)
     }
 }

@@ -13,6 +13,8 @@ struct FederationConfigurationTests {
         let c = try FederationConfiguration(yaml: text)
         #expect(c.rounds == 5 && c.localEpochs == 1 && c.minClients == 2 && c.strategy == "fedavg")
         #expect(c.sites == ["community-hospital", "research-center", "treatment-center"])
+        #expect(c.crossSiteEvaluation)
+        #expect(try FederationConfiguration(yaml: "federation:\n  rounds: 2").crossSiteEvaluation == false, "off by default")
     }
 
     @Test("Unknown keys and bad values are named", arguments: [
@@ -20,6 +22,7 @@ struct FederationConfigurationTests {
         ("federation:\n  rounds: 0", "federation.rounds"),
         ("federation:\n  strategy: scaffold", "scaffold"),
         ("federation:\n  proximal_mu: -1", "proximal_mu"),
+        ("federation:\n  cross_site_evaluation: sometimes", "cross_site_evaluation"),
     ])
     func bad(yaml: String, words: String) {
         do { _ = try FederationConfiguration(yaml: yaml); Issue.record("accepted \(yaml)") } catch {
@@ -42,5 +45,23 @@ struct FederationConfigurationTests {
             RoundSummary(round: 1, participants: ["a"], closedBy: "deadline", siteDice: ["a": 0.5], globalDice: ["a": 0.25, "b": 0.75], seconds: 2),
         ], comparison: [], totalSeconds: 3)
         #expect(StudyReportWriter.csv(report) == "round,site,participated,local_dice,global_dice,seconds\n1,a,true,0.5000,0.2500,2.0\n1,b,false,,0.7500,2.0\n")
+    }
+
+    @Test("The cross-site matrix in the terminal table and the HTML report: every cell, the means, what is missing and why")
+    func crossSiteReport() {
+        let matrix = CrossSiteMatrix(jobID: "j", models: ["global", "a"], sites: ["a", "b"],
+                                     results: ["global": ["a": ["dice": 0.9], "b": ["dice": 0.7]], "a": ["a": ["dice": 0.95]]],
+                                     missing: ["b": "the site declined: policy", "a@b": "no answer within 60.0 seconds"])
+        #expect(matrix.table(metric: "dice") == [[0.9, 0.7], [0.95, nil]])
+        let report = StudyReport(strategy: "fedavg", sites: ["a", "b<script>"], rounds: [], comparison: [], crossSite: matrix,
+                                 totalSeconds: 1)
+        let table = StudyReportWriter.crossSiteTable(matrix)
+        let lines = table.split(separator: "\n").map(String.init)
+        #expect(lines[2].hasPrefix("global (federated)") && lines[2].contains("0.900") && lines[2].hasSuffix("0.800"))
+        #expect(lines[3].hasPrefix("local model of a") && lines[3].contains("-") && lines[3].hasSuffix("0.950"))
+        #expect(lines.contains("missing b: the site declined: policy"))
+        let html = StudyReportWriter.html(report)
+        #expect(html.contains("<td>local model of a</td>") && html.contains("0.950</td>") && html.contains("<td>–</td>"))
+        #expect(html.contains("b&lt;script&gt;") && !html.contains("b<script>"), "names are escaped")
     }
 }
