@@ -15,7 +15,7 @@ import Foundation
 /// Its contents are voided when the result is committed; when a stream breaks they are read back, chunk by chunk,
 /// to subtract exactly what was added. Closing a round turns the sums into the mean in place and updates the global
 /// model in place (`Strategy.updateGlobal`).
-public actor Coordinator<C: Clock>: FederationService where C.Duration == Duration {
+public actor Coordinator<C: Clock>: FederationService, LongPollHolder where C.Duration == Duration {
     public let configuration: JobConfiguration
     private let clock: C
     private var strategy: any Strategy
@@ -42,7 +42,7 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
     /// Set when a broken result could not be taken back out of the sums: the round cannot close correctly.
     private var accumulatorLost: String?
     private var graceStarted = false
-    private var polls = SitePolls()
+    package var polls = SitePolls()
     public private(set) var lastSeen: [String: C.Instant] = [:]
     /// Each site's last accepted result: round and metrics (for the admin's status).
     private var lastResult: [String: (round: Int, metrics: [String: Double])] = [:]
@@ -224,9 +224,6 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
 
     private func deliver(_ task: TaskAssignment, to site: String) { polls.deliver(task, to: site) }
 
-    /// A long-poll whose caller went away (connection closed): answered with nil and forgotten.
-    private func cancelWait(site: String, id: Int) { polls.cancel(site: site, id: id) }
-
     // MARK: - Control
 
     /// Stops the job: `run()` throws `.jobFailed` with `reason`, waiting sites are released, the checkpoints stay.
@@ -272,15 +269,7 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
         lastSeen[site] = clock.now
         if finished || failure != nil { return nil }
         if let task = tasks[site], committed[site] == nil { return task }
-        let id = polls.reserve()
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                if Task.isCancelled { continuation.resume(returning: nil); return }
-                polls.add(site: site, id: id, continuation)
-            }
-        } onCancel: {
-            Task { await self.cancelWait(site: site, id: id) }
-        }
+        return await waitForTask(site: site)
     }
 
     /// The global model for a task of the current round, as views into a copy-on-write snapshot of it: no copy is

@@ -20,7 +20,7 @@ import SafeTensorsFormat
 ///
 /// Memory: the server holds the global model, the model being evaluated (read from its file for its round) and,
 /// while local models stream in, one model per uploading site (assembled, checked, written, dropped).
-public actor CrossSiteEvaluation<C: Clock>: FederationService where C.Duration == Duration {
+public actor CrossSiteEvaluation<C: Clock>: FederationService, LongPollHolder where C.Duration == Duration {
     public let jobID: String
     public nonisolated let sites: [String]
     private let clock: C
@@ -39,7 +39,7 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService where C.Duration =
     private var inFlight: [String: Upload] = [:]
     /// The model the current evaluation round hands out.
     private var current: ParameterSet?
-    private var polls = SitePolls()
+    package var polls = SitePolls()
     private var observers = EventFanout()
     public private(set) var lastSeen: [String: C.Instant] = [:]
     private var finished = false
@@ -297,18 +297,9 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService where C.Duration =
         lastSeen[site] = clock.now
         if isOver { return nil }
         if let task = tasks[site], !answered.contains(site) { return task }
-        let id = polls.reserve()
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                if Task.isCancelled { continuation.resume(returning: nil); return }
-                polls.add(site: site, id: id, continuation)
-            }
-        } onCancel: {
-            Task { await self.cancelPoll(site: site, id: id) }
-        }
+        return await waitForTask(site: site)
     }
 
-    private func cancelPoll(site: String, id: Int) { polls.cancel(site: site, id: id) }
 
     /// The model an evaluation task names, as views into it (no copy).
     public func model(for task: TaskAssignment, maxScalars: Int) throws(FederationError) -> [ParameterChunk] {

@@ -52,3 +52,27 @@ public struct EventFanout: Sendable {
 
     public func finish() { for o in observers { o.finish() } }
 }
+
+/// A job runner holding its sites' long-polls in `polls` (inside its actor): `waitForTask` is the wait every
+/// runner's `nextTask` ends with when the site has no task yet.
+package protocol LongPollHolder: Actor {
+    var polls: SitePolls { get set }
+}
+
+extension LongPollHolder {
+    /// Waits until a task is delivered to `site` (`polls.deliver`) or the runner releases every poll (nil); a poll
+    /// whose caller goes away (cancelled: its connection closed) is answered with nil and forgotten.
+    package func waitForTask(site: String) async -> TaskAssignment? {
+        let id = polls.reserve()
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                if Task.isCancelled { continuation.resume(returning: nil); return }
+                polls.add(site: site, id: id, continuation)
+            }
+        } onCancel: {
+            Task { await self.cancelPoll(site: site, id: id) }
+        }
+    }
+
+    private func cancelPoll(site: String, id: Int) { polls.cancel(site: site, id: id) }
+}

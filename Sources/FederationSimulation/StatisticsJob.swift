@@ -12,7 +12,7 @@ import Foundation
 /// aggregator: dropouts after masking are recovered from the survivors). The aggregator's state is saved after every
 /// phase (`statistics.json` in the store's job folder), so a restarted server resumes the query; the sites keep
 /// their sessions and answer a repeated request with the same response.
-public actor StatisticsCoordinator<C: Clock>: JobRunner where C.Duration == Duration {
+public actor StatisticsCoordinator<C: Clock>: JobRunner, LongPollHolder where C.Duration == Duration {
     public let jobID: String
     public nonisolated let participants: [String]
     private let clock: C
@@ -23,7 +23,7 @@ public actor StatisticsCoordinator<C: Clock>: JobRunner where C.Duration == Dura
     private var tasks: [String: TaskAssignment] = [:]
     private var inFlight: [String: ResultHeader] = [:]
     private var answered: [String] = []
-    private var polls = SitePolls()
+    package var polls = SitePolls()
     private var observers = EventFanout()
     private var lastSeen: [String: C.Instant] = [:]
     private var result: StatisticsResult?
@@ -198,18 +198,9 @@ public actor StatisticsCoordinator<C: Clock>: JobRunner where C.Duration == Dura
         lastSeen[site] = clock.now
         if isOver { return nil }
         if let task = tasks[site], !answered.contains(site) { return task }
-        let id = polls.reserve()
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                if Task.isCancelled { continuation.resume(returning: nil); return }
-                polls.add(site: site, id: id, continuation)
-            }
-        } onCancel: {
-            Task { await self.cancelPoll(site: site, id: id) }
-        }
+        return await waitForTask(site: site)
     }
 
-    private func cancelPoll(site: String, id: Int) { polls.cancel(site: site, id: id) }
 
     public func model(for task: TaskAssignment, maxScalars: Int) throws(FederationError) -> [ParameterChunk] {
         throw FederationError(.invalidConfiguration, "statistics job \(jobID) has no model to download")
@@ -267,6 +258,10 @@ public actor StatisticsSiteHandler: PayloadTaskHandler {
     private let log: @Sendable (String) -> Void
     private var cohort: SiteCohort?
     private var sessions: [String: StatisticsSiteSession] = [:]
+    /// Sessions by last use, oldest first: only the `maximumSessions` most recent are kept (a server asks again
+    /// within a query; a finished query's session is not needed again).
+    private var recent: [String] = []
+    static var maximumSessions: Int { 16 }
 
     /// - Parameters:
     ///   - ledgerPath: the site's privacy ledger (SQLite), kept across queries and restarts.
@@ -300,6 +295,9 @@ public actor StatisticsSiteHandler: PayloadTaskHandler {
             guard var session = sessions[request.session] else { throw AnalyticsError(.io, "no session") }
             let response = try session.respond(to: request)
             sessions[request.session] = session
+            recent.removeAll { $0 == request.session }
+            recent.append(request.session)
+            while recent.count > Self.maximumSessions { sessions[recent.removeFirst()] = nil }
             log("statistics \(request.phase.rawValue) of \(request.session) answered")
             return ([UInt8](try response.encoded()), [:])
         } catch {
