@@ -29,10 +29,22 @@ struct LineFactory: JobFactory {
         return JobPlan(kind: .training, rounds: rounds, sites: sites)
     }
 
+    /// With `cross-site` in the pipeline: a `TrainingJob` (rounds, then cross-site evaluation) on a two-tensor model.
     func makeRunner(jobID: String, pipeline: String, store: SQLiteCheckpointStore) async throws(FederationError) -> any JobRunner {
         let (rounds, sites) = try parse(pipeline)
-        return Coordinator(configuration: JobConfiguration(jobID: jobID, rounds: rounds, sites: sites, minClients: sites.count),
-                           initialModel: initial, strategy: FedAvg(), clock: clock, store: store)
+        var configuration = JobConfiguration(jobID: jobID, rounds: rounds, sites: sites, minClients: sites.count)
+        guard pipeline.contains("cross-site") else {
+            return Coordinator(configuration: configuration, initialModel: initial, strategy: FedAvg(), clock: clock, store: store)
+        }
+        configuration.taskConfig = ["cross_site_evaluation": .bool(true)]
+        let model = ParameterSet([ParameterTensor(name: "w", shape: [2], values: [0, 0]),
+                                  ParameterTensor(name: "bias", shape: [1], values: [0])])
+        return TrainingJob(coordinator: Coordinator(configuration: configuration, initialModel: model, strategy: FedAvg(),
+                                                    clock: clock, store: store),
+                           evaluation: try CrossSiteEvaluation(jobID: jobID, sites: sites, firstRound: rounds + 1,
+                                                               timeout: .seconds(600), clock: clock,
+                                                               folder: store.jobFolder(jobID) + "/cross-site",
+                                                               taskConfig: configuration.taskConfig))
     }
 }
 
@@ -162,6 +174,89 @@ struct JobManagerTests {
         let (raa2, rba2) = (try await a2.value, try await b2.value)
         #expect(raa2 == [2, 3] && rba2 == [2, 3])
         #expect(try await after.status(jobID: job).first?.completedRounds == 3)
+        await after.stop()
+        await loop2.value
+        clock.advance(by: .seconds(100_000))
+    }
+}
+
+/// Evaluates like `ScoringTrainer` but never finishes evaluating a site's local model (until cancelled): the job is
+/// caught in the middle of its cross-site evaluation.
+struct GlobalOnlyEvaluator: LocalTrainer {
+    var scoring: ScoringTrainer
+
+    func train(global: ParameterSet, task: TaskAssignment) async throws(FederationError)
+        -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double]) {
+        try await scoring.train(global: global, task: task)
+    }
+
+    func evaluate(_ weights: ParameterSet, task: TaskAssignment) async throws(FederationError) -> [String: Double] {
+        if task.config["model"] != .string("global") {
+            for await _ in AsyncStream<Void> { _ in } {}
+            throw FederationError(.transient, "cancelled")
+        }
+        return try await scoring.evaluate(weights, task: task)
+    }
+}
+
+@Suite("Job manager: a training job with cross-site evaluation")
+struct CrossSiteJobTests {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-xsite-\(UUID().uuidString)").path
+
+    @Test("A server stopped during the cross-site evaluation resumes it: no training round, no submit step and no model evaluated twice; the job's files hold the matrix and the local models",
+          .timeLimit(.minutes(1)))
+    func resumeDuringEvaluation() async throws {
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let clock = ManualClock()
+        let a = ScoringTrainer(target: [1, 2], bias: 1, samples: 1, offset: 0)
+        let b = ScoringTrainer(target: [3, 6], bias: 3, samples: 1, offset: 0.5)
+        let before = JobManager(store: try SQLiteCheckpointStore(folder: folder), factory: LineFactory(clock: clock))
+        let job = try await before.submit(pipeline: "rounds=1 sites=a,b cross-site", name: "", by: "lead")
+        let loop = Task { await before.run() }
+        func agent(_ site: String, _ manager: JobManager, _ trainer: any LocalTrainer) -> SiteAgent<ManualClock> {
+            var agent = SiteAgent(site: site, connection: InProcessConnection(coordinator: manager), trainer: trainer,
+                                  clock: clock, retry: RetryPolicy(maxAttempts: 1), chunkScalars: 1, log: { _ in })
+            agent.heartbeatInterval = nil
+            return agent
+        }
+        let sa = Task { try await agent("a", before, GlobalOnlyEvaluator(scoring: a)).run() }
+        let sb = Task { try await agent("b", before, GlobalOnlyEvaluator(scoring: b)).run() }
+        var events = try await before.events(jobID: job).makeAsyncIterator()
+        // Round 1 trains, round 2 gathers the local models, round 3 evaluates the global model, round 4 (a's model)
+        // never finishes: the server stops there.
+        while let e = await events.next() { if case .roundStarted(4, _, _) = e { break } }
+        await before.stop()
+        await loop.value
+        sa.cancel()
+        sb.cancel()
+        _ = try? await sa.value
+        _ = try? await sb.value
+
+        let after = JobManager(store: try SQLiteCheckpointStore(folder: folder), factory: LineFactory(clock: clock))
+        let loop2 = Task { await after.run() }
+        // New client processes: they no longer hold their local models, which the server already has.
+        let ra = Task { try await agent("a", after, a).run() }
+        let rb = Task { try await agent("b", after, b).run() }
+        var seen: [JobEvent] = []
+        for await e in try await after.events(jobID: job) { seen.append(e) }
+        #expect(seen.last == .jobFinished)
+        let started = seen.compactMap { e -> Int? in if case .roundStarted(let r, _, _) = e { r } else { nil } }
+        #expect(started == [4, 5], "only the two local models are left to evaluate: \(started)")
+        _ = try await (ra.value, rb.value)
+        let files = try await after.files(jobID: job)
+        #expect(files.map(\.name) == ["cross-site.json", "global.safetensors", "local-a.safetensors", "local-b.safetensors",
+                                      "metrics.json", "round-0001.safetensors"])
+        let matrix = try JSONDecoder().decode(CrossSiteMatrix.self, from: Data(contentsOf: URL(fileURLWithPath: files[0].path)))
+        // One FedAvg round of equal weights: w = [2, 4], bias = 2 → Σ 8; a = [1, 2, 1] → Σ 4; b = [3, 6, 3] → Σ 12.
+        let expected: [String: Double] = ["global": 0.08, "a": 0.04, "b": 0.12]
+        let offsets: [String: Double] = ["a": 0, "b": 0.5]
+        #expect(matrix.models == ["global", "a", "b"] && matrix.missing.isEmpty)
+        for (model, sum) in expected {
+            for (site, offset) in offsets {
+                let dice = try #require(matrix.results[model]?[site]?["dice"], "\(model)@\(site)")
+                #expect(abs(dice - (sum + offset)) < 1e-12, "\(model)@\(site)")
+            }
+        }
         await after.stop()
         await loop2.value
         clock.advance(by: .seconds(100_000))
