@@ -76,6 +76,36 @@ public enum StudyReportWriter {
         return String(format: "<td style=\"background:#%02x%02x%02x\">%.3f</td>", r, g, b, value)
     }
 
+    /// The cross-site matrix as an SVG heat map: a row per model, a column per site, each cell coloured by its Dice
+    /// (white 0 → green 1) and labelled; "–" where the evaluation is missing.
+    static func heatMap(_ m: CrossSiteMatrix, rowNames: [String]) -> String {
+        let cellW = 120.0, cellH = 26.0, left = 10 + 7.0 * Double(rowNames.map(\.count).max() ?? 10), top = 44.0
+        let w = left + cellW * Double(m.sites.count) + 10, h = top + cellH * Double(rowNames.count) + 10
+        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" role=\"img\" "
+            + "aria-label=\"Cross-site Dice matrix\">"
+        s += "<text x=\"4\" y=\"14\" font-size=\"12\" font-family=\"sans-serif\">Cross-site evaluation: Dice of each model "
+            + "(row) at each site (column)</text>"
+        for (j, site) in m.sites.enumerated() {
+            s += String(format: "<text x=\"%.0f\" y=\"%.0f\" font-size=\"10\" text-anchor=\"middle\" font-family=\"sans-serif\">%@</text>",
+                        left + cellW * (Double(j) + 0.5), top - 8, escape(site))
+        }
+        for (i, (name, row)) in zip(rowNames, m.table(metric: "dice")).enumerated() {
+            let y = top + cellH * Double(i)
+            s += String(format: "<text x=\"%.0f\" y=\"%.0f\" font-size=\"10\" text-anchor=\"end\" font-family=\"sans-serif\">%@</text>",
+                        left - 6, y + cellH / 2 + 3, escape(name))
+            for (j, value) in row.enumerated() {
+                let x = left + cellW * Double(j), v = max(0, min(1, value ?? 0))
+                let fill = value == nil ? "#eeeeee"
+                    : String(format: "#%02x%02x%02x", Int(255 - v * 176), Int(255 - v * 98), Int(255 - v * 150))
+                s += String(format: "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"%@\" stroke=\"#fff\"/>",
+                            x, y, cellW, cellH, fill)
+                s += String(format: "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\" text-anchor=\"middle\" font-family=\"sans-serif\">%@</text>",
+                            x + cellW / 2, y + cellH / 2 + 4, value.map { String(format: "%.3f", $0) } ?? "–")
+            }
+        }
+        return s + "</svg>"
+    }
+
     static let palette = ["#3b6ea8", "#d98c2b", "#4f9d69", "#b0503f", "#7a5ea8", "#5f8f9c"]
 
     static func lineChart(title: String, series: [(String, [(Int, Double)])], rounds: Int) -> String {
@@ -119,7 +149,9 @@ public enum StudyReportWriter {
         if let m = r.crossSite {
             h += "<h2>Cross-site evaluation inside the federation</h2><p>After the last round every site sent its last "
                 + "local model; each model and the final global model were then evaluated by every site on its held-out "
-                + "patients (Dice). Only metrics left the sites.</p><table><tr><th>model</th>"
+                + "patients (Dice). Only metrics left the sites.</p>"
+            h += heatMap(m, rowNames: m.models.map { $0 == CrossSiteMatrix.global ? "global (federated)" : "local model of \($0)" })
+            h += "<table><tr><th>model</th>"
             h += m.sites.map { "<th>\(escape($0))</th>" }.joined() + "<th>mean</th></tr>"
             for (model, row) in zip(m.models, m.table(metric: "dice")) {
                 let name = model == CrossSiteMatrix.global ? "global (federated)" : "local model of \(model)"
