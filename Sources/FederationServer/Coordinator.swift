@@ -254,18 +254,14 @@ public actor Coordinator<C: Clock>: FederationService, LongPollHolder where C.Du
 
     /// - Throws: `.unknownSite` for a site that is not a participant.
     public func register(site: String) throws(FederationError) -> String {
-        guard configuration.sites.contains(site) else {
-            throw FederationError(.unknownSite, "site '\(site)' is not a participant of job \(configuration.jobID)")
-        }
+        try requireParticipant(site, of: configuration.sites, job: configuration.jobID)
         return configuration.jobID
     }
 
     /// The site's current task, waiting until there is one; nil once the job has finished or failed. A site that
     /// restarts mid-round gets its task again (until its result is committed).
     public func nextTask(site: String) async throws(FederationError) -> TaskAssignment? {
-        guard configuration.sites.contains(site) else {
-            throw FederationError(.unknownSite, "site '\(site)' is not a participant of job \(configuration.jobID)")
-        }
+        try requireParticipant(site, of: configuration.sites, job: configuration.jobID)
         lastSeen[site] = clock.now
         if finished || failure != nil { return nil }
         if let task = tasks[site], committed[site] == nil { return task }

@@ -282,24 +282,19 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, LongPollHolder wh
     // MARK: - FederationService (sites)
 
     public func register(site: String) throws(FederationError) -> String {
-        guard sites.contains(site) else {
-            throw FederationError(.unknownSite, "site '\(site)' is not a participant of job \(jobID)")
-        }
+        try requireParticipant(site, of: sites, job: jobID)
         return jobID
     }
 
     /// The site's task of the current step; waits for one (also before the evaluation has started); nil once the
     /// evaluation is over.
     public func nextTask(site: String) async throws(FederationError) -> TaskAssignment? {
-        guard sites.contains(site) else {
-            throw FederationError(.unknownSite, "site '\(site)' is not a participant of job \(jobID)")
-        }
+        try requireParticipant(site, of: sites, job: jobID)
         lastSeen[site] = clock.now
         if isOver { return nil }
         if let task = tasks[site], !answered.contains(site) { return task }
         return await waitForTask(site: site)
     }
-
 
     /// The model an evaluation task names, as views into it (no copy).
     public func model(for task: TaskAssignment, maxScalars: Int) throws(FederationError) -> [ParameterChunk] {

@@ -76,3 +76,10 @@ extension LongPollHolder {
 
     private func cancelPoll(site: String, id: Int) { polls.cancel(site: site, id: id) }
 }
+
+/// - Throws: `.unknownSite` when `site` is not one of the job's `participants`.
+package func requireParticipant(_ site: String, of participants: [String], job jobID: String) throws(FederationError) {
+    guard participants.contains(site) else {
+        throw FederationError(.unknownSite, "site '\(site)' is not a participant of job \(jobID)")
+    }
+}

@@ -185,22 +185,17 @@ public actor StatisticsCoordinator<C: Clock>: JobRunner, LongPollHolder where C.
     // MARK: - Sites
 
     public func register(site: String) throws(FederationError) -> String {
-        guard participants.contains(site) else {
-            throw FederationError(.unknownSite, "site '\(site)' is not a participant of job \(jobID)")
-        }
+        try requireParticipant(site, of: participants, job: jobID)
         return jobID
     }
 
     public func nextTask(site: String) async throws(FederationError) -> TaskAssignment? {
-        guard participants.contains(site) else {
-            throw FederationError(.unknownSite, "site '\(site)' is not a participant of job \(jobID)")
-        }
+        try requireParticipant(site, of: participants, job: jobID)
         lastSeen[site] = clock.now
         if isOver { return nil }
         if let task = tasks[site], !answered.contains(site) { return task }
         return await waitForTask(site: site)
     }
-
 
     public func model(for task: TaskAssignment, maxScalars: Int) throws(FederationError) -> [ParameterChunk] {
         throw FederationError(.invalidConfiguration, "statistics job \(jobID) has no model to download")
