@@ -80,11 +80,14 @@ public enum StudyReportWriter {
     /// (white 0 → green 1) and labelled; "–" where the evaluation is missing.
     static func heatMap(_ m: CrossSiteMatrix, rowNames: [String]) -> String {
         let cellW = 120.0, cellH = 26.0, left = 10 + 7.0 * Double(rowNames.map(\.count).max() ?? 10), top = 44.0
-        let w = left + cellW * Double(m.sites.count) + 10, h = top + cellH * Double(rowNames.count) + 10
+        let w = max(600, left + cellW * Double(m.sites.count) + 10), h = top + cellH * Double(rowNames.count) + 10
         var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" role=\"img\" "
             + "aria-label=\"Cross-site Dice matrix\">"
+        // Colours span [lowest Dice rounded down to 0.1, 1] so that close figures still differ.
+        let values = m.table(metric: "dice").flatMap { $0 }.compactMap { $0 }
+        let low = max(0, min(0.9, ((values.min() ?? 0) * 10).rounded(.down) / 10))
         s += "<text x=\"4\" y=\"14\" font-size=\"12\" font-family=\"sans-serif\">Cross-site evaluation: Dice of each model "
-            + "(row) at each site (column)</text>"
+            + "(row) at each site (column); colour from \(String(format: "%.1f", low)) (white) to 1 (green)</text>"
         for (j, site) in m.sites.enumerated() {
             s += String(format: "<text x=\"%.0f\" y=\"%.0f\" font-size=\"10\" text-anchor=\"middle\" font-family=\"sans-serif\">%@</text>",
                         left + cellW * (Double(j) + 0.5), top - 8, escape(site))
@@ -94,7 +97,7 @@ public enum StudyReportWriter {
             s += String(format: "<text x=\"%.0f\" y=\"%.0f\" font-size=\"10\" text-anchor=\"end\" font-family=\"sans-serif\">%@</text>",
                         left - 6, y + cellH / 2 + 3, escape(name))
             for (j, value) in row.enumerated() {
-                let x = left + cellW * Double(j), v = max(0, min(1, value ?? 0))
+                let x = left + cellW * Double(j), v = max(0, min(1, ((value ?? 0) - low) / (1 - low)))
                 let fill = value == nil ? "#eeeeee"
                     : String(format: "#%02x%02x%02x", Int(255 - v * 176), Int(255 - v * 98), Int(255 - v * 150))
                 s += String(format: "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"%@\" stroke=\"#fff\"/>",
