@@ -35,10 +35,13 @@ struct ProcessFederationTests {
         return try JSONDecoder().decode(Metrics.self, from: data)
     }
 
-    @Test("Three client processes train three rounds over mutual TLS, then evaluate every model at every site; the admin downloads the model and the matrix",
+    @Test("Three client processes train three rounds over mutual TLS, then evaluate every model at every site (one site keeps its own model); the admin downloads the model and the matrix",
           .timeLimit(.minutes(5)))
     func threeClientsThreeRounds() async throws {
         let cluster = try ProcessCluster()
+        // treatment-center's kit keeps its local model at the site (it still evaluates the others').
+        let keeper = "treatment-center"
+        try "share_local_model: false\n".write(toFile: cluster.kit(keeper) + "/filters.yaml", atomically: true, encoding: .utf8)
         try await cluster.startServer()
         let pipeline = try cluster.pipeline(rounds: 3, minClients: 3, crossSite: true)
         let (admin, job) = try await submit(cluster, pipeline)
@@ -52,8 +55,8 @@ struct ProcessFederationTests {
         let closed = events.compactMap { e -> [String]? in
             if case .roundClosed(_, let participants, _) = e { return participants } else { return nil }
         }
-        // 3 training rounds, the submit step and one evaluation round per model (global + 3 local), each with all.
-        #expect(closed == Array(repeating: ProcessCluster.sites, count: 3 + 1 + 4))
+        // 3 training rounds, the submit step and one evaluation round per model (global + 2 local), each with all.
+        #expect(closed == Array(repeating: ProcessCluster.sites, count: 3 + 1 + 3))
         let accepted = events.filter { if case .resultAccepted = $0 { true } else { false } }
         #expect(accepted.count == 9)
         for event in accepted {
@@ -75,19 +78,22 @@ struct ProcessFederationTests {
             #expect(cluster.logText(site).contains("contributed to round(s) 1, 2, 3"))
         }
 
-        // Cross-site evaluation after round 3: each site's local model and the global model, evaluated at every site.
-        let sites = ProcessCluster.sites
+        // Cross-site evaluation after round 3: the sharing sites' local models and the global model, evaluated at
+        // every site.
+        let sites = ProcessCluster.sites, sharing = sites.filter { $0 != keeper }
         #expect(events.contains(.crossSiteStarted(sites: sites)))
         let received = events.compactMap { e -> String? in if case .localModelReceived(let s) = e { s } else { nil } }
-        #expect(received.sorted() == sites)
+        #expect(received.sorted() == sharing)
         let evaluated = events.compactMap { e -> String? in
             if case .crossSiteEvaluated(let model, let site, _) = e { "\(model)@\(site)" } else { nil }
         }
-        #expect(evaluated.count == 12 && Set(evaluated).count == 12, "4 models × 3 sites: \(evaluated)")
+        #expect(evaluated.count == 9 && Set(evaluated).count == 9, "3 models × 3 sites: \(evaluated)")
         let folder = cluster.path("download-\(job)")
         let matrix = try JSONDecoder().decode(CrossSiteMatrix.self,
                                               from: Data(contentsOf: URL(fileURLWithPath: folder + "/cross-site.json")))
-        #expect(matrix.models == ["global"] + sites && matrix.sites == sites && matrix.missing.isEmpty)
+        #expect(matrix.models == ["global"] + sharing && matrix.sites == sites)
+        #expect(matrix.missing.keys.sorted() == [keeper] && matrix.missing[keeper]?.contains("share_local_model") == true)
+        #expect(!FileManager.default.fileExists(atPath: folder + "/local-\(keeper).safetensors"))
         for model in matrix.models {
             for site in sites {
                 let m = matrix.results[model]?[site] ?? [:]
@@ -98,7 +104,7 @@ struct ProcessFederationTests {
         // The stored local models are the U-Net's tensors, and each differs from the global model (it was trained
         // locally after the last aggregation).
         let global = try SafeTensorsFile.read(contentsOf: folder + "/global.safetensors")
-        for site in sites {
+        for site in sharing {
             let local = try SafeTensorsFile.read(contentsOf: folder + "/local-\(site).safetensors")
             #expect(local.entries.map(\.name).sorted() == global.entries.map(\.name).sorted())
             #expect(local.entries.map(\.values) != global.entries.map(\.values), "\(site)")
