@@ -3,6 +3,7 @@ import FederationCore
 import FederationServer
 import FederationTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 /// A trainer that moves the model to the site's own optimum: after one round of FedAvg the global model is the
@@ -86,6 +87,54 @@ struct CoordinatorTests {
         #expect(try await rb == [1, 2])
         // (1·[1,2] + 2·[3,6]) / 3
         #expect(abs(model["w"]!.values[0] - 7.0 / 3) < 1e-6 && abs(model["w"]!.values[1] - 14.0 / 3) < 1e-6)
+        clock.advance(by: .seconds(100_000))
+    }
+
+    @Test("A site whose local training fails sits that round out (it says why) and takes part in the next one")
+    func failingTraining() async throws {
+        struct FailsInRoundTwo: LocalTrainer {
+            func train(global: ParameterSet, task: TaskAssignment) async throws(FederationError)
+                -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double]) {
+                if task.round == 2 { throw FederationError(.invalidConfiguration, "the DICOM folder cannot be read") }
+                return try await JumpTrainer(target: [-1, 10], samples: 1).train(global: global, task: task)
+            }
+        }
+        let clock = ManualClock()
+        let job = JobConfiguration(jobID: "j6", rounds: 3, sites: ["a", "b", "c"], minClients: 2,
+                                   roundTimeout: .seconds(600), gracePeriod: .seconds(5))
+        let coordinator = Coordinator(configuration: job, initialModel: initial, strategy: FedAvg(), clock: clock)
+        let events = await coordinator.observe()
+        let connection = InProcessConnection(coordinator: coordinator)
+        let lines = Mutex<[String]>([])
+        // c waits out its failed round on a clock of its own, kept moving: it polls again until round 2 has closed
+        // (the coordinator's clock moves only for round 2's grace period, so round 3 waits for c).
+        let siteClock = ManualClock()
+        var c = SiteAgent(site: "c", connection: connection, trainer: FailsInRoundTwo(), clock: siteClock, chunkScalars: 1,
+                          log: { line in lines.withLock { $0.append(line) } })
+        c.heartbeatInterval = nil
+        let frozen = c
+        let pump = Task {
+            while !Task.isCancelled {
+                siteClock.advance(by: .seconds(1))
+                await Task.yield()
+            }
+        }
+        defer { pump.cancel() }
+        async let final = coordinator.run()
+        async let ra = agent("a", connection, clock).run()
+        async let rb = agent("b", connection, clock).run()
+        async let rc = frozen.run()
+        var closed: [[String]] = []
+        for await event in events {
+            if case .gracePeriodStarted(2, _) = event { clock.advance(by: .seconds(5)) }
+            if case .roundClosed(_, let participants, _) = event { closed.append(participants) }
+        }
+        _ = try await final
+        #expect(closed == [["a", "b", "c"], ["a", "b"], ["a", "b", "c"]])
+        #expect(try await ra == [1, 2, 3])
+        #expect(try await rb == [1, 2, 3])
+        #expect(try await rc == [1, 3])
+        #expect(lines.withLock { $0 }.contains { $0.contains("round 2") && $0.contains("the DICOM folder cannot be read") })
         clock.advance(by: .seconds(100_000))
     }
 
