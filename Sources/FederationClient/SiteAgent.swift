@@ -136,6 +136,9 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
         var waits = 0
         /// The weights this site trained last (kept only when the job will ask for them: cross-site evaluation).
         var lastLocal: (jobID: String, weights: ParameterSet, sampleCount: Int)?
+        /// The last training result sent (views into its diff), until the next training task: what the site sends
+        /// again when the server asks for the same round again.
+        var lastSent: (header: ResultHeader, chunks: [ParameterChunk])?
 
         /// Sends a result; says whether it counted, came too late, or was refused for good.
         func deliver(_ header: ResultHeader, _ chunks: [ParameterChunk]) async throws(FederationError) -> Delivery {
@@ -220,6 +223,15 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                 delivery = try await deliver(header, [])
 
             case .train:
+                what = "round \(task.round) of job \(task.jobID) goes on without this site's result"
+                if let sent = lastSent, sent.header.jobID == task.jobID, sent.header.round == task.round {
+                    // The server asks again for a result it already had (it restarted, retried the round, or rebuilt
+                    // the round's sums after another site's result broke off): the global model is the same, so is
+                    // the result. Sent again as it was, without training again.
+                    log("\(site): round \(task.round) of job \(task.jobID) asked for again; sending the same result")
+                    delivery = try await deliver(sent.header, sent.chunks)
+                    break
+                }
                 let global = try await retrying("download") { () async throws(FederationError) in
                     try await connection.downloadParameters(for: task, maxScalars: chunkScalars)
                 }
@@ -244,8 +256,9 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                 update = try await filters.process(update, context: FilterContext(site: site, jobID: task.jobID, round: task.round))
                 let header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: update.sampleCount,
                                           metrics: update.metrics)
-                what = "round \(task.round) of job \(task.jobID) goes on without this site's result"
-                delivery = try await deliver(header, update.diff.chunks(maxScalars: chunkScalars))
+                let chunks = update.diff.chunks(maxScalars: chunkScalars)
+                lastSent = (header, chunks)
+                delivery = try await deliver(header, chunks)
             }
             switch delivery {
             case .counted:

@@ -138,6 +138,43 @@ struct CoordinatorTests {
         clock.advance(by: .seconds(100_000))
     }
 
+    @Test("A round asked for again (retried at its deadline) gets the same result sent again, without training again")
+    func resendWithoutRetraining() async throws {
+        final class CountingTrainer: LocalTrainer {
+            let calls = Mutex(0)
+            func train(global: ParameterSet, task: TaskAssignment) async throws(FederationError)
+                -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double]) {
+                calls.withLock { $0 += 1 }
+                return try await JumpTrainer(target: [1, 2], samples: 1).train(global: global, task: task)
+            }
+        }
+        let clock = ManualClock()
+        let job = JobConfiguration(jobID: "j7", rounds: 1, sites: ["a", "b"], minClients: 2,
+                                   roundTimeout: .seconds(60), gracePeriod: .seconds(5), maxRoundRetries: 1)
+        let coordinator = Coordinator(configuration: job, initialModel: initial, strategy: FedAvg(), clock: clock)
+        let events = await coordinator.observe()
+        let connection = InProcessConnection(coordinator: coordinator)
+        let trainer = CountingTrainer()
+        var a = SiteAgent(site: "a", connection: connection, trainer: trainer, clock: clock, chunkScalars: 1, log: { _ in })
+        a.heartbeatInterval = nil
+        let frozen = a
+        let run = Task { try await coordinator.run() }
+        async let ra = frozen.run()
+        // b never answers: attempt 1 ends at its deadline, attempt 2 asks a again, then b arrives.
+        var it = events.makeAsyncIterator()
+        while let e = await it.next() { if case .resultAccepted = e { break } }
+        clock.advance(by: .seconds(60))
+        while let e = await it.next() { if case .resultAccepted = e { break } }
+        let b = try #require(try await connection.nextTask(site: "b"))
+        try await connection.uploadResult(ResultHeader(jobID: "j7", round: b.round, site: "b", sampleCount: 1),
+                                          chunks: ParameterSet([ParameterTensor(name: "w", shape: [2], values: [3, 4])]).chunks(maxScalars: 2))
+        let model = try await run.value
+        #expect(try await ra == [1, 1], "two results sent")
+        #expect(trainer.calls.withLock { $0 } == 1, "trained once")
+        #expect(model["w"]?.values == [2, 3])
+        clock.advance(by: .seconds(100_000))
+    }
+
     @Test("Fewer than min_clients by the deadline: the round is retried, then the job fails with a reason")
     func notEnoughSites() async throws {
         let clock = ManualClock()
