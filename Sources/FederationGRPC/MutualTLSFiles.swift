@@ -31,14 +31,21 @@ public struct TransportLimits: Sendable, Equatable {
     public var targetWindowSize: Int
     /// HTTP/2 frame size (256 KiB, same measurement; the default is 16 KiB).
     public var maxFrameSize: Int
+    /// Chunks the server sends per DownloadModel call; the site pulls the model range by range. grpc-swift's
+    /// server writer does not wait for the HTTP/2 window (a handler that writes a whole model has it all queued in
+    /// the transport at once: 1.3 GB at 25M parameters × 16 sites), so this bounds what the server holds per
+    /// download: about this many encoded chunks.
+    public var downloadChunksPerCall: Int
 
     public init(maxMessageBytes: Int = 4 << 20 + 64 << 10, chunkScalars: Int = 1 << 18,
-                targetWindowSize: Int = 1 << 20, maxFrameSize: Int = 256 << 10) {
+                targetWindowSize: Int = 1 << 20, maxFrameSize: Int = 256 << 10, downloadChunksPerCall: Int = 2) {
         precondition(chunkScalars > 0 && chunkScalars * 4 < maxMessageBytes, "a chunk must fit in one message")
+        precondition(downloadChunksPerCall > 0, "a download call sends at least one chunk")
         self.maxMessageBytes = maxMessageBytes
         self.chunkScalars = chunkScalars
         self.targetWindowSize = targetWindowSize
         self.maxFrameSize = maxFrameSize
+        self.downloadChunksPerCall = downloadChunksPerCall
     }
 
     public static let defaults = TransportLimits()

@@ -5,8 +5,10 @@
 /// Chunks go straight into the sum; a result counts once `commit` confirms that every tensor it sent arrived
 /// complete, each scalar once. Tensors a site keeps to itself (exclude-variables filter) are simply absent: their
 /// mean is over the sites that sent them, and zero (no change) when none did. A client whose stream breaks
-/// half-way is taken back out chunk by chunk with `retract` (the coordinator reads its chunks back from a spill
-/// file) and then `forget`, or in one call with `discard`.
+/// half-way is either taken back out chunk by chunk with `retract` and then `forget` (or in one call with
+/// `discard`), when its chunks are still at hand (the coordinator's spill file for a site on probation), or the
+/// whole accumulator is dropped and rebuilt from the results sent again (the coordinator's common path: see
+/// `Coordinator`).
 public struct StreamingAccumulator: Sendable {
     /// Names and shapes of the model's tensors, in order.
     public let structure: [(name: String, shape: [Int])]
