@@ -46,6 +46,8 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
     private var attempt = 0
     private var tasks: [String: TaskAssignment] = [:]
     private var accumulator: StreamingAccumulator?
+    /// The last round's mean once the global model has taken it in: the next round's sums, zeroed in place.
+    private var spareSums: ParameterSet?
     private var committed: [String: (samples: Int, metrics: [String: Double])] = [:]
     private var inFlight: [String: InFlightResult] = [:]
     /// Sites whose result stream was voided by a rebuild of the sums: their next chunk is refused with `.transient`
@@ -145,6 +147,7 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
             }
         }
         finished = true
+        spareSums = nil
         removeSpillDirectory()
         tasks = [:]
         polls.releaseAll()
@@ -160,7 +163,12 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
         voided = []
         accumulatorLost = nil
         graceStarted = false
-        accumulator = StreamingAccumulator(structure: global)
+        if let spare = spareSums {
+            spareSums = nil
+            accumulator = StreamingAccumulator(structure: global, reusing: consume spare)
+        } else {
+            accumulator = StreamingAccumulator(structure: global)
+        }
         let configs = strategy.configureTraining(round: r, sites: configuration.sites)
         tasks = [:]
         for (site, config) in configs {
@@ -225,6 +233,7 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
             ModelUpdate(jobID: configuration.jobID, round: r, site: site, sampleCount: c.samples, diff: ParameterSet(), metrics: c.metrics)
         }
         try strategy.updateGlobal(round: r, global: &global, meanDiff: meanDiff, updates: updates)
+        spareSums = meanDiff
         let record = RoundRecord(round: r, attempt: attempt, participants: committed.keys.sorted(),
                                  metrics: committed.mapValues(\.metrics), closedBy: reason)
         records.append(record)
@@ -474,8 +483,7 @@ public actor Coordinator<C: Clock>: FederationService where C.Duration == Durati
     /// `.transient`, so the site resends at once), committed results are uncounted and their sites get their task
     /// again. The global model is untouched; the round goes on and closes on the results sent again.
     private func rebuildSums(after failed: String, reason: String) {
-        accumulator = nil  // the old sums go before the new ones are made: never two of them
-        accumulator = StreamingAccumulator(structure: global)
+        accumulator?.reset()  // zeroed in their own storage
         for (site, entry) in inFlight {
             entry.spill?.reset()
             voided.insert(site)
