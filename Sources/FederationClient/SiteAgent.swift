@@ -146,8 +146,14 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                 }
                 continue
             }
-            let global = try await retrying("download") { () async throws(FederationError) in
-                try await connection.downloadParameters(for: task, maxScalars: chunkScalars)
+            let global: ParameterSet
+            do {
+                global = try await retrying("download") { () async throws(FederationError) in
+                    try await connection.downloadParameters(for: task, maxScalars: chunkScalars)
+                }
+            } catch where error.code == .staleRound {
+                // The round closed while the model was coming (downloads are pulled range by range): next task.
+                continue
             }
             let samples: Int, metrics: [String: Double]
             var diff: ParameterSet

@@ -3,6 +3,7 @@ import FederationCore
 import FederationServer
 import FederationTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 /// The address of the first value of `values`' storage, as a number (holding no reference to it).
@@ -307,5 +308,49 @@ struct FixedTrainer: LocalTrainer {
     func train(global: ParameterSet, task: TaskAssignment) async throws(FederationError)
         -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double]) {
         (weights, samples, [:])
+    }
+}
+
+/// A connection whose first model download fails as stale (the round closed part-way through a pulled download).
+final class StaleOnceConnection: FederationConnection {
+    let inner: InProcessConnection
+    let failed = Mutex(false)
+
+    init(inner: InProcessConnection) { self.inner = inner }
+
+    func register(site: String) async throws(FederationError) -> String? { try await inner.register(site: site) }
+    func nextTask(site: String) async throws(FederationError) -> TaskAssignment? { try await inner.nextTask(site: site) }
+    func downloadModel(for task: TaskAssignment, maxScalars: Int) async throws(FederationError) -> [ParameterChunk] {
+        let first = failed.withLock { failed in
+            defer { failed = true }
+            return !failed
+        }
+        if first { throw FederationError(.staleRound, "task of round \(task.round) is not current") }
+        return try await inner.downloadModel(for: task, maxScalars: maxScalars)
+    }
+    func uploadResult(_ header: ResultHeader, chunks: [ParameterChunk]) async throws(FederationError) {
+        try await inner.uploadResult(header, chunks: chunks)
+    }
+    func heartbeat(site: String) async throws(FederationError) { try await inner.heartbeat(site: site) }
+}
+
+@Suite("Site agent and pulled downloads")
+struct PulledDownloadTests {
+    @Test("A download that turns stale part-way (the round closed) is dropped: the agent takes its next task")
+    func staleDownloadIsSkipped() async throws {
+        let clock = ManualClock()
+        let model = ParameterSet([ParameterTensor(name: "w", shape: [2], values: [0, 0])])
+        let job = JobConfiguration(jobID: "p1", rounds: 1, sites: ["a"], minClients: 1)
+        let coordinator = Coordinator(configuration: job, initialModel: model, strategy: FedAvg(), clock: clock)
+        let connection = StaleOnceConnection(inner: InProcessConnection(coordinator: coordinator))
+        let run = Task { try await coordinator.run() }
+        let agent = SiteAgent(site: "a", connection: connection,
+                              trainer: FixedTrainer(weights: ParameterSet([ParameterTensor(name: "w", shape: [2], values: [2, 4])]),
+                                                    samples: 1),
+                              clock: clock, chunkScalars: 1)
+        // The first download fails as stale; the agent polls again, gets the (still current) task and answers it.
+        #expect(try await agent.run() == [1])
+        #expect(try await run.value["w"]?.values == [2, 4])
+        clock.advance(by: .seconds(100_000))
     }
 }
