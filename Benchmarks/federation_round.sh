@@ -8,7 +8,7 @@
 # usage: Benchmarks/federation_round.sh [ROUNDS]          (default 5 rounds per configuration)
 #   FLOWER=1 also runs Flower's legacy gRPC round (../shared/bench/fl_flwr_legacy.py) for each configuration; it
 #   needs a venv with flwr, psutil and numpy from PyPI (FLOWER_VENV, default /tmp/venv-flwr).
-#   CONFIGS="1000x3 1000000x16" runs only those; CHUNK/WINDOW/FRAME override the transport tuning.
+#   CONFIGS="1000x3 1000000x16" runs only those; CHUNK/WINDOW/FRAME/DOWNLOAD_CHUNKS override the transport tuning.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-5}
@@ -19,6 +19,7 @@ EXTRA=()
 [ -n "${CHUNK:-}" ] && EXTRA+=(--chunk-scalars "$CHUNK")
 [ -n "${WINDOW:-}" ] && EXTRA+=(--window-bytes "$WINDOW")
 [ -n "${FRAME:-}" ] && EXTRA+=(--frame-bytes "$FRAME")
+[ -n "${DOWNLOAD_CHUNKS:-}" ] && EXTRA+=(--download-chunks "$DOWNLOAD_CHUNKS")
 swift build -c release --scratch-path "$SCRATCH" --product tessera-bench >/dev/null
 BENCH=$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)/tessera-bench
 OUT=$(mktemp)

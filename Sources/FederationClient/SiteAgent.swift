@@ -140,6 +140,18 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
         /// again when the server asks for the same round again.
         var lastSent: (header: ResultHeader, chunks: [ParameterChunk])?
 
+        /// The model of a task; nil when the round closed while it was coming (downloads are pulled range by range):
+        /// the agent then takes its next task.
+        func download(_ task: TaskAssignment) async throws(FederationError) -> ParameterSet? {
+            do {
+                return try await retrying("download") { () async throws(FederationError) in
+                    try await connection.downloadParameters(for: task, maxScalars: chunkScalars)
+                }
+            } catch where error.code == .staleRound {
+                return nil
+            }
+        }
+
         /// Sends a result; says whether it counted, came too late, or was refused for good.
         func deliver(_ header: ResultHeader, _ chunks: [ParameterChunk]) async throws(FederationError) -> Delivery {
             do {
@@ -207,9 +219,7 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                 delivery = try await deliver(header, chunks)
 
             case .evaluate:
-                let model = try await retrying("download") { () async throws(FederationError) in
-                    try await connection.downloadParameters(for: task, maxScalars: chunkScalars)
-                }
+                guard let model = try await download(task) else { continue }
                 var header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: 1)
                 let name: String
                 if case .string(let n)? = task.config["model"] { name = n } else { name = "?" }
@@ -232,9 +242,7 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                     delivery = try await deliver(sent.header, sent.chunks)
                     break
                 }
-                let global = try await retrying("download") { () async throws(FederationError) in
-                    try await connection.downloadParameters(for: task, maxScalars: chunkScalars)
-                }
+                guard let global = try await download(task) else { continue }
                 let samples: Int, metrics: [String: Double]
                 var diff: ParameterSet
                 do {

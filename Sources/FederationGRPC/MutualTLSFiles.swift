@@ -21,8 +21,10 @@ public struct TransportLimits: Sendable, Equatable {
     /// transport (RESOURCE_EXHAUSTED) before it reaches the service.
     public var maxMessageBytes: Int
     /// Values per chunk on the wire; larger chunks are split before sending. 4 bytes each. Each HTTP/2 stream may
-    /// queue about ten messages on the receiving side (NIOAsyncChannel's watermark) plus the window, so the chunk
-    /// size sets much of what the server buffers per site: 256K values (1 MiB messages) measured here.
+    /// queue about ten messages on the receiving side (NIOAsyncChannel's watermark, not configurable) plus the
+    /// window, so the chunk size sets much of what the server buffers per uploading site: 128K values (512 KiB
+    /// messages) measured here at 25M parameters × 16 sites: server peak 456 MiB against 568–632 MiB with 256K
+    /// values, for the same CPU per round; 64K values cost three times the server's CPU.
     public var chunkScalars: Int
     /// HTTP/2 flow-control window. DESIGN.md, build facts: 8 MiB gave 760–960 MB/s for one stream over loopback with
     /// mTLS (the 64 KiB default caps uploads near 100 MB/s); with 16 sites at once, the server's peak RSS grows with
@@ -31,14 +33,22 @@ public struct TransportLimits: Sendable, Equatable {
     public var targetWindowSize: Int
     /// HTTP/2 frame size (256 KiB, same measurement; the default is 16 KiB).
     public var maxFrameSize: Int
+    /// Chunks the server sends per DownloadModel call (4 × 512 KiB); the site pulls the model range by range.
+    /// grpc-swift's server writer does not wait for the HTTP/2 window (a handler that writes a whole model has it all
+    /// queued in the transport at once: 1.3 GB at 25M parameters × 16 sites), so this bounds what the server holds
+    /// per download: about this many encoded chunks. Each call costs a stream and a handler (about 0.1 CPU-s per
+    /// round at 25M × 3 for calls of 2 MiB).
+    public var downloadChunksPerCall: Int
 
-    public init(maxMessageBytes: Int = 4 << 20 + 64 << 10, chunkScalars: Int = 1 << 18,
-                targetWindowSize: Int = 1 << 20, maxFrameSize: Int = 256 << 10) {
+    public init(maxMessageBytes: Int = 4 << 20 + 64 << 10, chunkScalars: Int = 1 << 17,
+                targetWindowSize: Int = 1 << 20, maxFrameSize: Int = 256 << 10, downloadChunksPerCall: Int = 4) {
         precondition(chunkScalars > 0 && chunkScalars * 4 < maxMessageBytes, "a chunk must fit in one message")
+        precondition(downloadChunksPerCall > 0, "a download call sends at least one chunk")
         self.maxMessageBytes = maxMessageBytes
         self.chunkScalars = chunkScalars
         self.targetWindowSize = targetWindowSize
         self.maxFrameSize = maxFrameSize
+        self.downloadChunksPerCall = downloadChunksPerCall
     }
 
     public static let defaults = TransportLimits()

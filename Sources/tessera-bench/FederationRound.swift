@@ -105,12 +105,13 @@ struct FederationRound: ParsableCommand {
             server.beginGracefulShutdown()
             try await group.waitForAll()
         }
-        let records = await coordinator.records
+        let records = await coordinator.records, rebuilds = await coordinator.sumRebuilds
         let peaks = clientPeaks.withLock { $0 }
         emitLine(#"{"bench":"federation-round-summary","parameters":\#(parameters),"clients":\#(clients),"#
               + #""client_processes":\#(clientProcesses),"rounds":\#(records.count),"#
               + #""chunk_scalars":\#(limits.chunkScalars),"window_bytes":\#(limits.targetWindowSize),"#
-              + #""frame_bytes":\#(limits.maxFrameSize),"server_peak_rss_mb":\#(peakRSSMegabytes()),"#
+              + #""frame_bytes":\#(limits.maxFrameSize),"download_chunks":\#(limits.downloadChunksPerCall),"#
+              + #""sum_rebuilds":\#(rebuilds),"server_peak_rss_mb":\#(peakRSSMegabytes()),"#
               + #""client_peak_rss_mb_max":\#(peaks.max() ?? -1),"client_peak_rss_mb_total":\#(peaks.reduce(0, +)),"#
               + #""wall_seconds":\#((ContinuousClock.now - start).seconds),"#
               + #""server_cpu_seconds":\#(cpuSeconds(RUSAGE_SELF)),"#
@@ -212,6 +213,8 @@ struct TransportOptions: ParsableArguments {
     @Option(help: "Values per chunk on the wire.") var chunkScalars = TransportLimits.defaults.chunkScalars
     @Option(help: "HTTP/2 flow-control window, bytes.") var windowBytes = TransportLimits.defaults.targetWindowSize
     @Option(help: "HTTP/2 maximum frame size, bytes.") var frameBytes = TransportLimits.defaults.maxFrameSize
+    @Option(help: "Chunks the server sends per model-download call (the site pulls range after range).")
+    var downloadChunks = TransportLimits.defaults.downloadChunksPerCall
 
     func validate() throws {
         guard chunkScalars >= 1, chunkScalars <= 1 << 22 else {
@@ -223,16 +226,17 @@ struct TransportOptions: ParsableArguments {
         guard frameBytes >= 1 << 14, frameBytes <= (1 << 24) - 1 else {
             throw ValidationError("--frame-bytes must be in 16384...16777215 (HTTP/2's range)")
         }
+        guard downloadChunks >= 1 else { throw ValidationError("--download-chunks must be at least 1") }
     }
 
     var limits: TransportLimits {
         TransportLimits(maxMessageBytes: chunkScalars * 4 + 64 << 10, chunkScalars: chunkScalars,
-                        targetWindowSize: windowBytes, maxFrameSize: frameBytes)
+                        targetWindowSize: windowBytes, maxFrameSize: frameBytes, downloadChunksPerCall: downloadChunks)
     }
 
     static func arguments(for limits: TransportLimits) -> [String] {
         ["--chunk-scalars", "\(limits.chunkScalars)", "--window-bytes", "\(limits.targetWindowSize)",
-         "--frame-bytes", "\(limits.maxFrameSize)"]
+         "--frame-bytes", "\(limits.maxFrameSize)", "--download-chunks", "\(limits.downloadChunksPerCall)"]
     }
 }
 
@@ -240,12 +244,13 @@ struct TransportOptions: ParsableArguments {
 private struct DeltaTrainer: LocalTrainer {
     func train(global: ParameterSet, task: TaskAssignment) async throws(FederationError)
         -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double]) {
-        var weights = global.zeros()
-        try weights.updateValues { t, values throws(FederationError) in
-            global.tensors[t].values.withUnsafeBufferPointer { g in
-                values.withUnsafeMutableBufferPointer { w in for i in w.indices { w[i] = g[i] + 0.001 } }
-            }
-        }
+        // One pass per tensor, written once (no zero fill first): the "training" should cost next to nothing.
+        let weights = ParameterSet(global.tensors.map { t in
+            ParameterTensor(name: t.name, shape: t.shape, values: [Float](unsafeUninitializedCapacity: t.count) { w, n in
+                t.values.withUnsafeBufferPointer { g in for i in 0..<g.count { w[i] = g[i] + 0.001 } }
+                n = t.count
+            })
+        })
         return (weights, 100, [:])
     }
 }

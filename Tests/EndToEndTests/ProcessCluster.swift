@@ -44,7 +44,8 @@ final class ProcessCluster: @unchecked Sendable {
 
     deinit {
         for process in [server].compactMap({ $0 }) + clients.values where process.isRunning { process.terminate() }
-        try? FileManager.default.removeItem(at: folder)
+        // TESSERA_KEEP_E2E=1 keeps the folder (kits, logs, server state) to look into a failure.
+        if ProcessInfo.processInfo.environment["TESSERA_KEEP_E2E"] == nil { try? FileManager.default.removeItem(at: folder) }
     }
 
     func kit(_ name: String) -> String { folder.appendingPathComponent("kits").appendingPathComponent(name).path }

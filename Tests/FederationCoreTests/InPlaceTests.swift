@@ -19,6 +19,29 @@ struct InPlaceTests {
         #expect(try ParameterSet(assembling: chunks) == a)
     }
 
+    @Test("An accumulator made from last round's mean reuses its storage, zeroed; reset zeroes the sums in place")
+    func accumulatorReusesStorage() throws {
+        var first = StreamingAccumulator(structure: a)
+        for chunk in a.chunks(maxScalars: 2) { try first.accept(chunk, weight: 2, from: "s") }
+        try first.commit(client: "s", weight: 2)
+        let mean = try first.takeWeightedMean()
+        #expect(mean == a)
+        let address = base(try #require(mean["w"]).values)
+        var next = StreamingAccumulator(structure: a, reusing: consume mean)
+        #expect(throws: FederationError.self) { try next.weightedMean() }  // empty
+        let half = set([("w", [0.5, 0.5, 0.5, 0.5, 0.5]), ("b", [-1])])
+        for chunk in half.chunks(maxScalars: 3) { try next.accept(chunk, weight: 1, from: "t") }
+        next.reset()  // a rebuild: nothing of t is left
+        for chunk in a.chunks(maxScalars: 3) { try next.accept(chunk, weight: 1, from: "u") }
+        try next.commit(client: "u", weight: 1)
+        let again = try next.takeWeightedMean()
+        #expect(again == a)
+        #expect(base(try #require(again["w"]).values) == address)
+        // Another structure gets fresh sums.
+        let other = StreamingAccumulator(structure: a, reusing: set([("v", [1])]))
+        #expect(other.byteCount == a.byteCount)
+    }
+
     @Test("add and subtract work in the set's own storage and match adding/subtracting")
     func inPlace() throws {
         let other = set([("w", [0.5, 0.5, 0.5, 0.5, 0.5]), ("b", [-1])])

@@ -210,6 +210,8 @@ struct GRPCTransportTests {
             let task = try #require(try await a.nextTask(site: "a"))
             let download = try await a.downloadModel(for: task, maxScalars: 1 << 30)
             #expect(download.count == count / limits.chunkScalars + 1)
+            // Pulled a range per call.
+            #expect(recorder.modelCalls == (download.count + limits.downloadChunksPerCall - 1) / limits.downloadChunksPerCall)
             #expect(download.allSatisfy { $0.values.count <= limits.chunkScalars })
             // Chunks of 4M values are handed to the connection; it splits them to the wire chunk size.
             let ramp = ParameterSet([ParameterTensor(name: "w", shape: [count],
@@ -225,6 +227,60 @@ struct GRPCTransportTests {
         #expect(recorder.chunkCount >= count / limits.chunkScalars)
         let w = try #require(model["w"])
         #expect(w.values[999] == 0.999 && w.values[count - 1] == Float((count - 1) % 1000) / 1000)
+        clock.advance(by: .seconds(100_000))
+    }
+
+    @Test("Downloads are pulled range by range: a call gets at most downloadChunksPerCall chunks, whatever it asks",
+          .timeLimit(.minutes(2)))
+    func downloadsArePulledInRanges() async throws {
+        let clock = ManualClock()
+        let model = ParameterSet([
+            ParameterTensor(name: "w", shape: [100, 100], values: (0..<10_000).map { Float($0) / 7 }),
+            ParameterTensor(name: "b", shape: [5], values: [1, 2, 3, 4, 5]),
+        ])
+        let job = JobConfiguration(jobID: "j7", rounds: 1, sites: ["a"], minClients: 1)
+        let coordinator = Coordinator(configuration: job, initialModel: model, strategy: FedAvg(), clock: clock)
+        let recorder = RecordingService(coordinator)
+        // 1024 values per chunk: w in 10 chunks, b in 1; 3 chunks per call: 4 calls.
+        let limits = TransportLimits(maxMessageBytes: 64 << 10, chunkScalars: 1 << 10, downloadChunksPerCall: 3)
+        try await Federation.with(recorder, limits: limits) { federation in
+            let files = try federation.pki.issue("a", role: "site")
+            let a = try federation.connect(files, limits: limits)
+            let run = Task { try await coordinator.run() }
+            let task = try #require(try await a.nextTask(site: "a"))
+            #expect(try await a.downloadParameters(for: task, maxScalars: 1 << 30) == model)
+            #expect(recorder.modelCalls == 4)
+            let chunks = try await a.downloadModel(for: task, maxScalars: 1 << 30)
+            #expect(chunks.map(\.values.count) == Array(repeating: 1024, count: 9) + [784, 5])
+            #expect(recorder.modelCalls == 8)
+            // A client asking for everything in one call gets one range, and the model's chunk count.
+            let client = try ClientTransport.makeClient(host: "127.0.0.1", port: federation.port, tls: files,
+                                                        serverName: "localhost", limits: limits)
+            let connections = Task { try? await client.runConnections() }
+            var request = Tessera_Federation_V1_DownloadModelRequest()
+            request.task = task.wire
+            request.firstChunk = 2
+            request.chunkCount = 1000
+            let (count, announced) = try await Tessera_Federation_V1_Federation.Client(wrapping: client)
+                .downloadModel(request) { response in
+                    var count = 0
+                    for try await _ in response.messages { count += 1 }
+                    return (count, response.metadata[stringValues: FederationHandler.chunkCountKey].first(where: { _ in true }))
+                }
+            #expect(count == 3 && announced == "11")
+            request.firstChunk = -1
+            await #expect(throws: RPCError.self) {
+                _ = try await Tessera_Federation_V1_Federation.Client(wrapping: client).downloadModel(request) { response in
+                    for try await _ in response.messages {}
+                }
+            }
+            client.beginGracefulShutdown()
+            await connections.value
+            try await a.uploadResult(ResultHeader(jobID: "j7", round: 1, site: "a", sampleCount: 1),
+                                     chunks: model.zeros().chunks(maxScalars: 1 << 10))
+            _ = try await run.value
+            await a.close()
+        }
         clock.advance(by: .seconds(100_000))
     }
 

@@ -9,6 +9,7 @@ final class RecordingService: FederationService {
         var largestChunk = 0
         var chunkCount = 0
         var scalarsReceived = 0
+        var modelCalls = 0
     }
 
     let inner: any FederationService
@@ -20,6 +21,8 @@ final class RecordingService: FederationService {
     var largestChunk: Int { state.withLock { $0.largestChunk } }
     var chunkCount: Int { state.withLock { $0.chunkCount } }
     var scalarsReceived: Int { state.withLock { $0.scalarsReceived } }
+    /// Calls of `model(for:)`: one per DownloadModel call (a range of the model each).
+    var modelCalls: Int { state.withLock { $0.modelCalls } }
 
     private func saw(_ site: String) { state.withLock { $0.sites.append(site) } }
 
@@ -35,6 +38,7 @@ final class RecordingService: FederationService {
 
     func model(for task: TaskAssignment, maxScalars: Int) async throws(FederationError) -> [ParameterChunk] {
         saw(task.site)
+        state.withLock { $0.modelCalls += 1 }
         return try await inner.model(for: task, maxScalars: maxScalars)
     }
 

@@ -5,8 +5,10 @@
 /// Chunks go straight into the sum; a result counts once `commit` confirms that every tensor it sent arrived
 /// complete, each scalar once. Tensors a site keeps to itself (exclude-variables filter) are simply absent: their
 /// mean is over the sites that sent them, and zero (no change) when none did. A client whose stream breaks
-/// half-way is taken back out chunk by chunk with `retract` (the coordinator reads its chunks back from a spill
-/// file) and then `forget`, or in one call with `discard`.
+/// half-way is either taken back out chunk by chunk with `retract` and then `forget` (or in one call with
+/// `discard`), when its chunks are still at hand (the coordinator's spill file for a site on probation), or the
+/// whole accumulator is dropped and rebuilt from the results sent again (the coordinator's common path: see
+/// `Coordinator`).
 public struct StreamingAccumulator: Sendable {
     /// Names and shapes of the model's tensors, in order.
     public let structure: [(name: String, shape: [Int])]
@@ -22,6 +24,31 @@ public struct StreamingAccumulator: Sendable {
         self.sums = structure.tensors.map { [Float](repeating: 0, count: $0.count) }
         self.weights = [Double](repeating: 0, count: structure.tensors.count)
         self.index = Dictionary(uniqueKeysWithValues: structure.tensors.enumerated().map { ($1.name, $0) })
+    }
+
+    /// An accumulator whose sums are `storage`'s own arrays, zeroed in place (the last round's mean, once the global
+    /// model has taken it in): no fresh model-sized allocation, no page faults, from round to round. `storage` must
+    /// have `structure`'s names and shapes; anything else gets fresh sums.
+    public init(structure: ParameterSet, reusing storage: consuming ParameterSet) {
+        self.structure = structure.structure
+        self.weights = [Double](repeating: 0, count: structure.tensors.count)
+        self.index = Dictionary(uniqueKeysWithValues: structure.tensors.enumerated().map { ($1.name, $0) })
+        if storage.structure.map(\.name) == structure.structure.map(\.name),
+           storage.structure.map(\.shape) == structure.structure.map(\.shape) {
+            var zeroed = consume storage  // the only reference: zeroed in place, not copied
+            try? zeroed.updateValues { _, values in values.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
+            self.sums = zeroed.tensors.map(\.values)
+        } else {
+            self.sums = structure.tensors.map { [Float](repeating: 0, count: $0.count) }
+        }
+    }
+
+    /// Back to empty: sums zeroed in their own storage, nothing committed or in flight (a rebuild of the round's sums).
+    public mutating func reset() {
+        for t in sums.indices { sums[t].withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
+        weights = [Double](repeating: 0, count: weights.count)
+        contributors = []
+        received = [:]
     }
 
     /// Total weight of committed results (sample counts).

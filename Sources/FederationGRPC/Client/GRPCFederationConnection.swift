@@ -2,6 +2,7 @@ import FederationCore
 import GRPCCore
 import GRPCProtobuf
 import GRPCNIOTransportHTTP2
+import Synchronization
 
 /// A site's connection to the federation server over gRPC, HTTP/2 and mutual TLS: the production
 /// `FederationConnection`.
@@ -64,36 +65,72 @@ public final class GRPCFederationConnection: FederationConnection {
 
     public func downloadModel(for task: TaskAssignment,
                               maxScalars: Int) async throws(FederationError) -> [ParameterChunk] {
-        var request = Tessera_Federation_V1_DownloadModelRequest()
-        request.task = task.wire
-        request.maxScalars = Int64(min(maxScalars, limits.chunkScalars))
-        return try await call("model download") {
-            try await stub.downloadModel(request) { response in
-                var chunks: [ParameterChunk] = []
-                for try await message in response.messages { chunks.append(try ParameterChunk(wire: message)) }
-                return chunks
-            }
+        let chunks = Mutex<[ParameterChunk]>([])
+        try await pullModel(for: task, maxScalars: maxScalars) { received throws(FederationError) in
+            let chunk = received.parameterChunk()
+            chunks.withLock { $0.append(chunk) }
         }
+        return chunks.withLock { $0 }
     }
 
     /// The model, decoded chunk by chunk straight into the tensors being built (no list of chunks in between).
     public func downloadParameters(for task: TaskAssignment,
                                    maxScalars: Int) async throws(FederationError) -> ParameterSet {
+        let assembler = Mutex(ParameterAssembler())
+        try await pullModel(for: task, maxScalars: maxScalars) { chunk throws(FederationError) in
+            try assembler.withLock { (a) throws(FederationError) -> Void in try a.append(received: chunk) }
+        }
+        let built = assembler.withLock { a in
+            var taken = ParameterAssembler()
+            swap(&a, &taken)  // moved out, not copied: the tensors keep their storage
+            return taken
+        }
+        return try built.finish()
+    }
+
+    /// Pulls the model range by range (`TransportLimits.downloadChunksPerCall` chunks per DownloadModel call, the
+    /// server's cap), handing each chunk to `handle` as it arrives. The first response says how many chunks the
+    /// model has (initial metadata); the calls follow one another, so the server never queues more than one range
+    /// for this site.
+    /// - Throws: `.transient` for transport failures, `.invalidConfiguration` when the server's answer does not add
+    ///   up (no chunk count, or a range that makes no progress).
+    private func pullModel(for task: TaskAssignment, maxScalars: Int,
+                           handle: @escaping @Sendable (ReceivedChunk) throws(FederationError) -> Void)
+        async throws(FederationError) {
         var request = Tessera_Federation_V1_DownloadModelRequest()
         request.task = task.wire
         request.maxScalars = Int64(min(maxScalars, limits.chunkScalars))
-        return try await call("model download") {
-            try await client.serverStreaming(
-                request: ClientRequest(message: request),
-                descriptor: Tessera_Federation_V1_Federation.Method.DownloadModel.descriptor,
-                serializer: ProtobufSerializer<Tessera_Federation_V1_DownloadModelRequest>(),
-                deserializer: ReceivedChunkDeserializer(), options: .defaults
-            ) { response in
-                var assembler = ParameterAssembler()
-                for try await chunk in response.messages { try assembler.append(received: chunk) }
-                return try assembler.finish()
+        request.chunkCount = Int64(limits.downloadChunksPerCall)
+        var next = 0, total: Int? = nil
+        repeat {
+            request.firstChunk = Int64(next)
+            let (received, count) = try await call("model download") {
+                try await client.serverStreaming(
+                    request: ClientRequest(message: request),
+                    descriptor: Tessera_Federation_V1_Federation.Method.DownloadModel.descriptor,
+                    serializer: ProtobufSerializer<Tessera_Federation_V1_DownloadModelRequest>(),
+                    deserializer: ReceivedChunkDeserializer(), options: .defaults
+                ) { response in
+                    let announced = response.metadata[stringValues: FederationHandler.chunkCountKey]
+                        .first(where: { _ in true }).flatMap { Int($0) }
+                    var received = 0
+                    for try await chunk in response.messages {
+                        try handle(chunk)
+                        received += 1
+                    }
+                    return (received, announced)
+                }
             }
-        }
+            guard let count, count >= 0, total == nil || total == count else {
+                throw FederationError(.invalidConfiguration, "the server's model download did not say how many chunks "
+                                      + "the model has, or changed it part-way")
+            }
+            total = count
+            guard received > 0 || next >= count else {
+                throw FederationError(.invalidConfiguration, "the server sent no chunk from \(next) of \(count)")
+            }
+            next += received
+        } while next < (total ?? 0)
     }
 
     /// Streams the header, then each chunk (split to the wire chunk size), as separate messages.

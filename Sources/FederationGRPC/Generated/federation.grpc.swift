@@ -167,7 +167,10 @@ extension Tessera_Federation_V1_Federation {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The global model of a current task, as a stream of chunks.
+        /// > The global model of a current task, as a stream of chunks: the chunks [first_chunk, first_chunk + chunk_count)
+        /// > of the model cut at max_scalars values, at most TransportLimits.downloadChunksPerCall of them per call. The
+        /// > response's initial metadata `tessera-model-chunks` gives the model's number of chunks; the site asks for the
+        /// > next range while it reads one (downloads are pulled, so a server never queues more than a range per call).
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Tessera_Federation_V1_DownloadModelRequest` messages.
@@ -271,7 +274,10 @@ extension Tessera_Federation_V1_Federation {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The global model of a current task, as a stream of chunks.
+        /// > The global model of a current task, as a stream of chunks: the chunks [first_chunk, first_chunk + chunk_count)
+        /// > of the model cut at max_scalars values, at most TransportLimits.downloadChunksPerCall of them per call. The
+        /// > response's initial metadata `tessera-model-chunks` gives the model's number of chunks; the site asks for the
+        /// > next range while it reads one (downloads are pulled, so a server never queues more than a range per call).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Tessera_Federation_V1_DownloadModelRequest` message.
@@ -373,7 +379,10 @@ extension Tessera_Federation_V1_Federation {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The global model of a current task, as a stream of chunks.
+        /// > The global model of a current task, as a stream of chunks: the chunks [first_chunk, first_chunk + chunk_count)
+        /// > of the model cut at max_scalars values, at most TransportLimits.downloadChunksPerCall of them per call. The
+        /// > response's initial metadata `tessera-model-chunks` gives the model's number of chunks; the site asks for the
+        /// > next range while it reads one (downloads are pulled, so a server never queues more than a range per call).
         ///
         /// - Parameters:
         ///   - request: A `Tessera_Federation_V1_DownloadModelRequest` message.
@@ -684,7 +693,10 @@ extension Tessera_Federation_V1_Federation {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The global model of a current task, as a stream of chunks.
+        /// > The global model of a current task, as a stream of chunks: the chunks [first_chunk, first_chunk + chunk_count)
+        /// > of the model cut at max_scalars values, at most TransportLimits.downloadChunksPerCall of them per call. The
+        /// > response's initial metadata `tessera-model-chunks` gives the model's number of chunks; the site asks for the
+        /// > next range while it reads one (downloads are pulled, so a server never queues more than a range per call).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Tessera_Federation_V1_DownloadModelRequest` message.
@@ -843,7 +855,10 @@ extension Tessera_Federation_V1_Federation {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The global model of a current task, as a stream of chunks.
+        /// > The global model of a current task, as a stream of chunks: the chunks [first_chunk, first_chunk + chunk_count)
+        /// > of the model cut at max_scalars values, at most TransportLimits.downloadChunksPerCall of them per call. The
+        /// > response's initial metadata `tessera-model-chunks` gives the model's number of chunks; the site asks for the
+        /// > next range while it reads one (downloads are pulled, so a server never queues more than a range per call).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Tessera_Federation_V1_DownloadModelRequest` message.
@@ -1006,7 +1021,10 @@ extension Tessera_Federation_V1_Federation.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > The global model of a current task, as a stream of chunks.
+    /// > The global model of a current task, as a stream of chunks: the chunks [first_chunk, first_chunk + chunk_count)
+    /// > of the model cut at max_scalars values, at most TransportLimits.downloadChunksPerCall of them per call. The
+    /// > response's initial metadata `tessera-model-chunks` gives the model's number of chunks; the site asks for the
+    /// > next range while it reads one (downloads are pulled, so a server never queues more than a range per call).
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Tessera_Federation_V1_DownloadModelRequest` message.
@@ -1161,7 +1179,10 @@ extension Tessera_Federation_V1_Federation.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > The global model of a current task, as a stream of chunks.
+    /// > The global model of a current task, as a stream of chunks: the chunks [first_chunk, first_chunk + chunk_count)
+    /// > of the model cut at max_scalars values, at most TransportLimits.downloadChunksPerCall of them per call. The
+    /// > response's initial metadata `tessera-model-chunks` gives the model's number of chunks; the site asks for the
+    /// > next range while it reads one (downloads are pulled, so a server never queues more than a range per call).
     ///
     /// - Parameters:
     ///   - message: request message to send.

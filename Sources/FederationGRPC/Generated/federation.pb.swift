@@ -228,6 +228,12 @@ nonisolated struct Tessera_Federation_V1_DownloadModelRequest: Sendable {
   /// Largest number of values per chunk.
   var maxScalars: Int64 = 0
 
+  /// The range of chunks asked for: the model cut at max_scalars values per chunk, in tensor order, numbered from 0.
+  /// chunk_count 0 asks for as many as the server sends per call.
+  var firstChunk: Int64 = 0
+
+  var chunkCount: Int64 = 0
+
   var unknownFields = SwiftProtobuf.UnknownStorage()
 
   init() {}
@@ -820,7 +826,7 @@ nonisolated extension Tessera_Federation_V1_Task: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Tessera_Federation_V1_DownloadModelRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   static let protoMessageName: String = _protobuf_package + ".DownloadModelRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}task\0\u{3}max_scalars\0")
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}task\0\u{3}max_scalars\0\u{3}first_chunk\0\u{3}chunk_count\0")
 
   mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -830,6 +836,8 @@ nonisolated extension Tessera_Federation_V1_DownloadModelRequest: SwiftProtobuf.
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._task) }()
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.maxScalars) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.firstChunk) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.chunkCount) }()
       default: break
       }
     }
@@ -846,12 +854,20 @@ nonisolated extension Tessera_Federation_V1_DownloadModelRequest: SwiftProtobuf.
     if self.maxScalars != 0 {
       try visitor.visitSingularInt64Field(value: self.maxScalars, fieldNumber: 2)
     }
+    if self.firstChunk != 0 {
+      try visitor.visitSingularInt64Field(value: self.firstChunk, fieldNumber: 3)
+    }
+    if self.chunkCount != 0 {
+      try visitor.visitSingularInt64Field(value: self.chunkCount, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   static func ==(lhs: Tessera_Federation_V1_DownloadModelRequest, rhs: Tessera_Federation_V1_DownloadModelRequest) -> Bool {
     if lhs._task != rhs._task {return false}
     if lhs.maxScalars != rhs.maxScalars {return false}
+    if lhs.firstChunk != rhs.firstChunk {return false}
+    if lhs.chunkCount != rhs.chunkCount {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

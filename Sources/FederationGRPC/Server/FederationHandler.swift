@@ -36,20 +36,33 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
 
     func downloadModel(request: Tessera_Federation_V1_DownloadModelRequest,
                        response: RPCWriter<Tessera_Federation_V1_ParameterChunk>, context: ServerContext) async throws {
-        try await downloadChunks(request: request, context: context) { try await response.write($0.wire) }
+        for chunk in try await modelRange(request: request, context: context).chunks { try await response.write(chunk.wire) }
     }
 
-    /// The chunks of the model, views into the coordinator's snapshot, each encoded only as it is written.
-    func downloadChunks(request: Tessera_Federation_V1_DownloadModelRequest, context: ServerContext,
-                        write: (ParameterChunk) async throws -> Void) async throws {
-        let chunks = try await mapped { () async throws(FederationError) in
+    /// Initial-metadata key of a DownloadModel response: the model's number of chunks at the call's chunk size.
+    static let chunkCountKey = "tessera-model-chunks"
+
+    /// The chunks a DownloadModel call asks for — views into the coordinator's snapshot, each encoded only as it is
+    /// written — at most `limits.downloadChunksPerCall` of them, and the model's number of chunks. The site pulls
+    /// the model range by range, so the transport never holds more than one range per download (its writer does
+    /// not wait for the HTTP/2 window).
+    func modelRange(request: Tessera_Federation_V1_DownloadModelRequest,
+                    context: ServerContext) async throws -> (chunks: ArraySlice<ParameterChunk>, total: Int) {
+        try await mapped { () async throws(FederationError) in
             let task = try TaskAssignment(wire: request.task)
             _ = try PeerIdentity(context).authorize(site: task.site)
+            guard request.firstChunk >= 0, request.chunkCount >= 0 else {
+                throw FederationError(.invalidConfiguration, "download range [\(request.firstChunk), "
+                                      + "+\(request.chunkCount)) is negative")
+            }
             let asked = request.maxScalars > 0 ? Int(request.maxScalars) : limits.chunkScalars
             let maxScalars = min(asked, limits.chunkScalars)
-            return try await service.model(for: task, maxScalars: maxScalars)
+            let chunks = try await service.model(for: task, maxScalars: maxScalars)
+            let perCall = limits.downloadChunksPerCall
+            let count = request.chunkCount == 0 ? perCall : Int(min(request.chunkCount, Int64(perCall)))
+            let first = Int(min(request.firstChunk, Int64(chunks.count)))
+            return (chunks[first..<min(first + count, chunks.count)], chunks.count)
         }
-        for chunk in chunks { try await write(chunk) }
     }
 
     func uploadResult(request: RPCAsyncSequence<Tessera_Federation_V1_UploadResultPart, any Error>,
@@ -131,8 +144,9 @@ struct FederationRegistration: RegistrableRPCService {
             serializer: ChunkSerializer()
         ) { request, context in
             let message = try await ServerRequest(stream: request).message
-            return StreamingServerResponse<ParameterChunk> { writer in
-                try await handler.downloadChunks(request: message, context: context) { try await writer.write($0) }
+            let (chunks, total) = try await handler.modelRange(request: message, context: context)
+            return StreamingServerResponse<ParameterChunk>(metadata: [FederationHandler.chunkCountKey: "\(total)"]) { writer in
+                for chunk in chunks { try await writer.write(chunk) }
                 return [:]
             }
         }

@@ -34,6 +34,14 @@ struct ReceivedChunk: Sendable {
     fileprivate var values: Range<Int>
 
     var valueCount: Int { values.count / 4 }
+
+    /// The chunk with its values copied out of the message.
+    func parameterChunk() -> ParameterChunk {
+        var out: [Float] = []
+        out.reserveCapacity(valueCount)
+        storage.withUnsafeBytes { raw in ChunkWire.appendFloats(UnsafeRawBufferPointer(rebasing: raw[values]), to: &out) }
+        return ParameterChunk(tensor: tensor, shape: shape, offset: offset, values: out)
+    }
 }
 
 /// Message bytes kept as they arrived (NIO's buffer: no copy) or, from another transport, copied once.
