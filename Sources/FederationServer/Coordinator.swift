@@ -19,8 +19,8 @@ import Foundation
 /// end) must leave no trace in the sums, yet the server keeps none of its values. Two ways out, by cost:
 /// - **Rebuild (the common path, no writes):** the round's sums are zeroed and every result that was in them —
 ///   committed or still streaming — is asked for again: streams in flight are refused with `.transient` (the site
-///   resends the same result at once), committed sites get their task again (they send a result for the same round
-///   again; a site that trains trains once more). Nothing is written per chunk, so an uneventful round costs the
+///   resends the same result at once), committed sites get their task again (a `SiteAgent` keeps its last result until
+///   its next task and sends the same one again, without training again). Nothing is written per chunk, so an uneventful round costs the
 ///   additions only; the price of a failure is a resend of the results received so far in that round.
 /// - **Spill (fallback, per site):** a site whose result failed that way is on probation for the rest of the job:
 ///   its later results are also written to its spill file (`ResultSpill`: anonymous, reused from round to round), so
