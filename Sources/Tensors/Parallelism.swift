@@ -57,3 +57,63 @@ struct UncheckedSendable<Value>: @unchecked Sendable {
     var value: Value
     init(_ value: Value) { self.value = value }
 }
+
+extension Parallelism {
+    /// Runs `body(range)` over `count` elements split into one contiguous range per worker (at most `threads`, and
+    /// one below `minimumPerWorker` elements each): for memory-bound pointwise passes. OpenBLAS is not called inside.
+    static func forEachRange(count: Int, minimumPerWorker: Int = 1 << 16, _ body: (Range<Int>) -> Void) {
+        let workers = max(1, min(threads, count / max(1, minimumPerWorker)))
+        if workers <= 1 {
+            body(0..<count)
+            return
+        }
+        let chunk = (count + workers - 1) / workers
+        withoutActuallyEscaping(body) { body in
+            let box = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                let lower = min(count, w * chunk), upper = min(count, lower + chunk)
+                if lower < upper { box.value(lower..<upper) }
+            }
+        }
+    }
+}
+
+/// Aligned scratch buffers (the kernels' padded copies, im2col tiles) kept between calls: a training step asks for
+/// the same sizes again and again, and a fresh multi-megabyte allocation is mapped and page-faulted (zeroed by the
+/// kernel) every time. At most `retained` buffers are kept, the largest first; a buffer is never shared while lent.
+enum ScratchBuffers {
+    private struct Buffer: @unchecked Sendable {
+        var pointer: UnsafeMutableRawPointer
+        var bytes: Int
+    }
+
+    private static let pool = Mutex<[Buffer]>([])
+    static let retained = 12
+
+    /// Calls `body` with `count` floats on a 64-byte boundary (contents unspecified), returned to the pool after.
+    static func with<R>(floats count: Int, _ body: (UnsafeMutablePointer<Float>) -> R) -> R {
+        let bytes = max(64, count * MemoryLayout<Float>.stride)
+        let reused = pool.withLock { buffers -> Buffer? in
+            // The smallest buffer that fits.
+            var best: (index: Int, bytes: Int)?
+            for (i, b) in buffers.enumerated() where b.bytes >= bytes && b.bytes < (best?.bytes ?? Int.max) {
+                best = (i, b.bytes)
+            }
+            return best.map { buffers.remove(at: $0.index) }
+        }
+        let buffer = reused ?? Buffer(pointer: UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64),
+                                      bytes: bytes)
+        defer {
+            let evicted = pool.withLock { buffers -> Buffer? in
+                buffers.append(buffer)
+                // Drop the smallest: the large ones are the expensive ones to fault in again.
+                guard buffers.count > retained,
+                      let smallest = buffers.indices.min(by: { buffers[$0].bytes < buffers[$1].bytes })
+                else { return nil }
+                return buffers.remove(at: smallest)
+            }
+            evicted?.pointer.deallocate()
+        }
+        return body(buffer.pointer.bindMemory(to: Float.self, capacity: count))
+    }
+}
