@@ -328,10 +328,16 @@ public enum ChannelSums {
         let (n, c, s) = (x.batch, x.channels, x.spatialCount)
         var out = [Float](repeating: 0, count: c)
         x.storage.withUnsafeBufferPointer { p in
-            for b in 0..<n {
-                for ch in 0..<c {
-                    // Vectorised (64 lanes): a scalar float loop cannot be reordered and waits on every add.
-                    out[ch] += Float(tk_sum(p.baseAddress! + (b * c + ch) * s, s))
+            out.withUnsafeMutableBufferPointer { o in
+                guard let base = p.baseAddress, let sums = o.baseAddress else { return }
+                // Channels split across the workers; each channel summed image by image in order, as on one thread.
+                Parallelism.forEachRange(count: c, minimumPerWorker: max(1, (1 << 16) / max(1, n * s))) { channels in
+                    for b in 0..<n {
+                        for ch in channels {
+                            // Vectorised (64 lanes): a scalar float loop cannot be reordered and waits on every add.
+                            sums[ch] += Float(tk_sum(base + (b * c + ch) * s, s))
+                        }
+                    }
                 }
             }
         }

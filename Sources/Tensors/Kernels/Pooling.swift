@@ -91,11 +91,17 @@ public enum MaxPooling {
         var gradInput = Tensor(zeros: inputShape)
         let planes = inputShape[0] * inputShape[1]
         let inPlane = inputShape.dropFirst(2).reduce(1, *), outPlane = gradOutput.spatialCount
-        gradInput.storage.withUnsafeMutableBufferPointer { gx in
+        gradInput.storage.withUnsafeMutableBufferPointer { gxb in
             gradOutput.storage.withUnsafeBufferPointer { gy in
-                for plane in 0..<planes {
-                    for o in 0..<outPlane {
-                        gx[plane * inPlane + Int(argmax[plane * outPlane + o])] += gy[plane * outPlane + o]
+                argmax.withUnsafeBufferPointer { am in
+                    guard let gx = gxb.baseAddress else { return }
+                    // Planes split across the workers (each writes only its own planes).
+                    Parallelism.forEachRange(count: planes, minimumPerWorker: max(1, (1 << 16) / max(1, inPlane))) {
+                        for plane in $0 {
+                            for o in 0..<outPlane {
+                                gx[plane * inPlane + Int(am[plane * outPlane + o])] += gy[plane * outPlane + o]
+                            }
+                        }
                     }
                 }
             }
