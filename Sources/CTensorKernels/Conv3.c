@@ -66,9 +66,12 @@ void tk_conv3_pad(const float *x, int channels, int depth, int height, int width
             for (size_t h = 0; h < (size_t)height; h++) {
                 const float *src = x + ((c * depth + d) * height + h) * w;
                 float *dst = pp + (h + 1) * ld;
+                // The zero tail (15 to 30 columns, ld ≥ 32) as two vector stores from the row's end, before the
+                // data that they may overlap (a memset call per row costs more than the copy on narrow rows).
+                store16(dst + ld - 16, (v16){0});
+                store16(dst + ld - 32, (v16){0});
                 dst[0] = 0;
                 memcpy(dst + 1, src, w * sizeof(float));
-                memset(dst + 1 + w, 0, (ld - 1 - w) * sizeof(float));
             }
         }
     }
