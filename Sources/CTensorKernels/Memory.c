@@ -1,5 +1,6 @@
 // Allocator settings for the training process (see MemoryPolicy.swift in Tensors).
 #include "CTensorKernels.h"
+#include <stdlib.h>  // defines __GLIBC__ with glibc
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
