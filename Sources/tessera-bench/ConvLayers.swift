@@ -12,7 +12,8 @@ struct ConvLayers: ParsableCommand {
 
     @Option(help: "unet2d or unet3d.") var model = "unet2d"
     @Option(help: "Seconds of CPU time per measurement.") var minTime = 0.4
-    @Option(help: "The two lowerings to compare: im2col, direct, winograd or automatic.") var compare = "im2col,automatic"
+    @Option(help: "The two lowerings to compare: im2col, direct, winograd or automatic.")
+    var compare = "im2col,automatic"
 
     static let algorithms: [String: ConvolutionAlgorithm] = ["im2col": .im2col, "direct": .direct,
                                                               "winograd": .winograd, "automatic": .automatic]
@@ -40,7 +41,8 @@ struct ConvLayers: ParsableCommand {
         var totals = [0.0, 0.0, 0.0, 0.0]
         let names = compare.split(separator: ",").map(String.init)
         let chosen = names.compactMap { Self.algorithms[$0] }
-        print("| layer | \(names[0]) forward ms | \(names[0]) backward ms | \(names[1]) forward ms | \(names[1]) backward ms |")
+        print("| layer | \(names[0]) forward ms | \(names[0]) backward ms | \(names[1]) forward ms "
+              + "| \(names[1]) backward ms |")
         print("|---|---|---|---|---|")
         for (index, (cin, cout, side)) in layers.enumerated() {
             let spatial = Array(repeating: side, count: dims)

@@ -28,7 +28,8 @@ public enum MaxPooling {
             output.storage.withUnsafeMutableBufferPointer { yb in
                 argmax.withUnsafeMutableBufferPointer { ab in
                     guard let x = xb.baseAddress, let y = yb.baseAddress, let am = ab.baseAddress else { return }
-                    Parallelism.forEachRange(count: planes, minimumPerWorker: max(1, (1 << 16) / max(1, inPlane))) { r in
+                    let minimum = max(1, (1 << 16) / max(1, inPlane))
+                    Parallelism.forEachRange(count: planes, minimumPerWorker: minimum) { r in
                         tk_maxpool2(x + r.lowerBound * inPlane, Int32(r.count), Int32(iD), Int32(iH), Int32(iW),
                                     threeD ? 1 : 0, y + r.lowerBound * outPlane, am + r.lowerBound * outPlane)
                     }
