@@ -49,15 +49,29 @@ size_t tk_conv3_padded_count(int channels, int depth, int height, int width, int
 }
 
 void tk_conv3_pad(const float *x, int channels, int depth, int height, int width, int three_d, float *padded) {
+    // Every element is written exactly once (halo planes, halo rows and each row's zero columns explicitly), so the
+    // buffer may hold anything before: callers reuse buffers across calls without clearing them first.
     size_t ld = tk_conv3_row_stride(width), hp = (size_t)height + 2, pd = three_d ? 1 : 0;
-    size_t dp = (size_t)depth + 2 * pd;
-    memset(padded, 0, tk_conv3_padded_count(channels, depth, height, width, three_d) * sizeof(float));
+    size_t dp = (size_t)depth + 2 * pd, plane = hp * ld, w = (size_t)width;
     for (size_t c = 0; c < (size_t)channels; c++) {
+        float *pc = padded + c * dp * plane;
+        if (pd) {
+            memset(pc, 0, plane * sizeof(float));
+            memset(pc + (dp - 1) * plane, 0, plane * sizeof(float));
+        }
         for (size_t d = 0; d < (size_t)depth; d++) {
+            float *pp = pc + (d + pd) * plane;
+            memset(pp, 0, ld * sizeof(float));
+            memset(pp + (hp - 1) * ld, 0, ld * sizeof(float));
             for (size_t h = 0; h < (size_t)height; h++) {
-                const float *src = x + ((c * depth + d) * height + h) * width;
-                float *dst = padded + ((c * dp + d + pd) * hp + h + 1) * ld + 1;
-                memcpy(dst, src, (size_t)width * sizeof(float));
+                const float *src = x + ((c * depth + d) * height + h) * w;
+                float *dst = pp + (h + 1) * ld;
+                // The zero tail (15 to 30 columns, ld ≥ 32) as two vector stores from the row's end, before the
+                // data that they may overlap (a memset call per row costs more than the copy on narrow rows).
+                store16(dst + ld - 16, (v16){0});
+                store16(dst + ld - 32, (v16){0});
+                dst[0] = 0;
+                memcpy(dst + 1, src, w * sizeof(float));
             }
         }
     }
@@ -233,8 +247,11 @@ INLINE void weight_gradient_impl(const float *padded, int cin, int depth, int he
     const size_t wco = (size_t)cin * kd * 9;
     const int wp = (int)round16(width), rows = depth * height;
     const size_t gchan = (size_t)rows * wp;
-    // ∂y with rows padded to a multiple of 16 columns (zeros past `width`, so those columns add nothing).
-    for (size_t o = 0; o < (size_t)cout; o++) {
+    // ∂y with rows padded to a multiple of 16 columns (zeros past `width`, so those columns add nothing); read in
+    // place when the rows are already a multiple of 16 wide.
+    const float *gsrc = scratch;
+    if (wp == width) gsrc = gy;
+    else for (size_t o = 0; o < (size_t)cout; o++) {
         for (size_t r = 0; r < (size_t)rows; r++) {
             float *dst = scratch + o * gchan + r * wp;
             memcpy(dst, gy + (o * rows + r) * width, (size_t)width * sizeof(float));
@@ -252,7 +269,7 @@ INLINE void weight_gradient_impl(const float *padded, int cin, int depth, int he
     for (int ci = 0; ci < cin; ci++)                                                                                \
         for (int a = 0; a < kd; a++)                                                                                \
             for (int kh = 0; kh < 3; kh++)                                                                          \
-                gradient_##COB(padded + ci * chan + a * plane + kh * ld, plane, ld, scratch + co * gchan, gchan,    \
+                gradient_##COB(padded + ci * chan + a * plane + kh * ld, plane, ld, gsrc + co * gchan, gchan,    \
                                height, wp, r0, r1, gw + co * wco + (size_t)ci * kd * 9 + a * 9 + kh * 3, wco)
         for (; co + 4 <= cout; co += 4) GRADIENT_CHANNELS(4);
         for (; co + 2 <= cout; co += 2) GRADIENT_CHANNELS(2);

@@ -57,3 +57,23 @@ struct UncheckedSendable<Value>: @unchecked Sendable {
     var value: Value
     init(_ value: Value) { self.value = value }
 }
+
+extension Parallelism {
+    /// Runs `body(range)` over `count` elements split into one contiguous range per worker (at most `threads`, and
+    /// one below `minimumPerWorker` elements each): for memory-bound pointwise passes. OpenBLAS is not called inside.
+    static func forEachRange(count: Int, minimumPerWorker: Int = 1 << 16, _ body: (Range<Int>) -> Void) {
+        let workers = max(1, min(threads, count / max(1, minimumPerWorker)))
+        if workers <= 1 {
+            body(0..<count)
+            return
+        }
+        let chunk = (count + workers - 1) / workers
+        withoutActuallyEscaping(body) { body in
+            let box = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                let lower = min(count, w * chunk), upper = min(count, lower + chunk)
+                if lower < upper { box.value(lower..<upper) }
+            }
+        }
+    }
+}

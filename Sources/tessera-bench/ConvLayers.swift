@@ -12,9 +12,18 @@ struct ConvLayers: ParsableCommand {
 
     @Option(help: "unet2d or unet3d.") var model = "unet2d"
     @Option(help: "Seconds of CPU time per measurement.") var minTime = 0.4
+    @Option(help: "The two lowerings to compare: im2col, direct, winograd or automatic.")
+    var compare = "im2col,automatic"
+
+    static let algorithms: [String: ConvolutionAlgorithm] = ["im2col": .im2col, "direct": .direct,
+                                                              "winograd": .winograd, "automatic": .automatic]
 
     func validate() throws {
         guard ["unet2d", "unet3d"].contains(model) else { throw ValidationError("--model must be unet2d or unet3d") }
+        let names = compare.split(separator: ",").map(String.init)
+        guard names.count == 2, names.allSatisfy({ Self.algorithms[$0] != nil }) else {
+            throw ValidationError("--compare takes two of im2col, direct, winograd, automatic, e.g. direct,winograd")
+        }
     }
 
     func run() throws {
@@ -30,7 +39,10 @@ struct ConvLayers: ParsableCommand {
                (64, 32, 16), (32, 32, 16), (32, 16, 32), (16, 16, 32), (16, 8, 64), (8, 8, 64)]
         var generator = SeededGenerator(seed: 0)
         var totals = [0.0, 0.0, 0.0, 0.0]
-        print("| layer | im2col forward ms | im2col backward ms | automatic forward ms | automatic backward ms |")
+        let names = compare.split(separator: ",").map(String.init)
+        let chosen = names.compactMap { Self.algorithms[$0] }
+        print("| layer | \(names[0]) forward ms | \(names[0]) backward ms | \(names[1]) forward ms "
+              + "| \(names[1]) backward ms |")
         print("|---|---|---|---|---|")
         for (index, (cin, cout, side)) in layers.enumerated() {
             let spatial = Array(repeating: side, count: dims)
@@ -40,7 +52,7 @@ struct ConvLayers: ParsableCommand {
             let gy = Tensor.randomNormal([batch, cout] + spatial, generator: &generator)
             let geometry = ConvolutionGeometry(dimensions: dims, kernelSize: 3, padding: 1)
             var row: [Double] = []
-            for algorithm in [ConvolutionAlgorithm.im2col, .automatic] {
+            for algorithm in chosen {
                 row.append(Self.cpuSeconds(minTime) {
                     _ = Convolution.forward(x, weight: w, bias: b, geometry: geometry, relu: true, algorithm: algorithm)
                 })

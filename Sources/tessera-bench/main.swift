@@ -6,6 +6,8 @@ import Volumes
 
 // Same OpenBLAS core selection as the tessera binary.
 BLASRuntime.relaunchWithBestCoreIfNeeded()
+// Reuse freed training buffers instead of faulting in fresh pages every step (as `tessera train` does).
+MemoryPolicy.retainFreedMemory()
 TesseraBench.main()
 
 /// Benchmarks, run beside their peers by the scripts in Benchmarks/. Each prints one JSON line per timed run.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DICOMIO
 import Foundation
+import Tensors
 import Training
 import Volumes
 
@@ -27,6 +28,7 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         common.apply()
+        MemoryPolicy.retainFreedMemory()  // the same large buffers every step: reuse them (see MemoryPolicy)
         do {
             let text = try readPipeline(pipeline)
             let preprocessing = try PreprocessingConfiguration(yaml: text)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Tensors
 import Training
 import Volumes
 
@@ -28,6 +29,7 @@ struct Train: ParsableCommand {
 
     func run() throws {
         common.apply()
+        MemoryPolicy.retainFreedMemory()  // the same large buffers every step: reuse them (see MemoryPolicy)
         do {
             let text = try readPipeline(pipeline)
             let preprocessing = try PreprocessingConfiguration(yaml: text)

@@ -31,4 +31,11 @@ struct BLASRuntimeTests {
             #expect(BLASRuntime.coreName == "SkylakeX")
         }
     }
+
+    #if os(Linux)
+    @Test("The allocator setting that keeps freed training buffers is applied (glibc)")
+    func retainFreedMemory() {
+        #expect(MemoryPolicy.retainFreedMemory())
+    }
+    #endif
 }

@@ -21,6 +21,9 @@ struct DirectConvolutionTests {
         .init(batch: 2, cin: 2, cout: 3, spatial: [5, 6, 7]),
         .init(batch: 1, cin: 4, cout: 6, spatial: [3, 4, 18]),
         .init(batch: 2, cin: 3, cout: 2, spatial: [4, 3, 35]),
+        // Rows a multiple of 16 wide: ∂W reads ∂y in place instead of a padded copy.
+        .init(batch: 2, cin: 3, cout: 5, spatial: [5, 32]),
+        .init(batch: 2, cin: 2, cout: 3, spatial: [3, 4, 16]),
     ]
 
     @Test("Forward (bias, fused ReLU), ∂x, ∂w, ∂b match direct loops", arguments: cases)
@@ -68,6 +71,19 @@ struct DirectConvolutionTests {
             #expect(fused.input! == Activation.reluBackward(plain.input!, output: x), "\(algorithm)")
             #expect(fused.weight == plain.weight && fused.bias == plain.bias)
         }
+    }
+
+    @Test("Reused scratch buffers: a padded copy left full of NaN by a larger layer does not leak into the next")
+    func reusedScratchBuffers() {
+        let geometry = ConvolutionGeometry(dimensions: 2, kernelSize: 3, padding: 1)
+        let big = Tensor(repeating: .nan, shape: [1, 8, 20, 40])
+        _ = Convolution.forward(big, weight: Tensor(repeating: 1, shape: [2, 8, 3, 3]), bias: nil, geometry: geometry,
+                                algorithm: .direct)
+        _ = Convolution.backward(Tensor(repeating: .nan, shape: [1, 2, 20, 40]), input: big,
+                                 weight: Tensor(repeating: 1, shape: [2, 8, 3, 3]), hasBias: false,
+                                 geometry: geometry, algorithm: .direct)
+        check(Case(batch: 1, cin: 3, cout: 2, spatial: [6, 18]))
+        check(Case(batch: 1, cin: 2, cout: 2, spatial: [4, 32]))
     }
 
     @Test("ReLU keeps NaN, as the im2col path does")

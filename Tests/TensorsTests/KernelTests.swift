@@ -103,7 +103,10 @@ struct KernelTests {
 
     @Test("Max and average pooling, 2-D and 3-D, match window loops",
           arguments: [([2, 3, 8, 6], [2, 2], [2, 2]), ([1, 2, 9, 7], [3, 2], [2, 2]), ([1, 2, 6, 4, 5], [2, 2, 2], [2, 2, 2]),
-                      ([2, 1, 5, 6, 7], [3, 1, 2], [1, 2, 2])])
+                      ([2, 1, 5, 6, 7], [3, 1, 2], [1, 2, 2]),
+                      // Window 2, stride 2 on the vector kernel: 16 outputs per vector plus a scalar tail, odd extents.
+                      ([2, 3, 6, 70], [2, 2], [2, 2]), ([1, 2, 5, 3, 35], [2, 2, 2], [2, 2, 2]),
+                      ([1, 1, 4, 4, 64], [2, 2, 2], [2, 2, 2])])
     func pooling(_ shape: [Int], _ kernel: [Int], _ stride: [Int]) {
         let x = spread(shape, seed: 3)
         var g = SeededGenerator(seed: 9)
@@ -128,6 +131,54 @@ struct KernelTests {
         let x = Tensor(shape: [1, 1, 2, 2], storage: [1, 1, 1, 1])
         let (_, argmax) = MaxPooling.forward(x, kernelSize: [2, 2], stride: [2, 2])
         #expect(argmax == [0])
+    }
+
+    @Test("Max pooling 2 (vector kernel): ties go to the first in scan order, NaN wins, the first NaN over later ones",
+          arguments: [[1, 1, 2, 32], [1, 1, 2, 2, 32]])
+    func maxPoolTiesAndNaN(_ shape: [Int]) {
+        var x = Tensor(repeating: 1, shape: shape)
+        let w = shape.last!, threeD = shape.count == 5
+        let plane = 2 * w  // one 2 × w plane
+        // Window 0: all tied. Window 1 (columns 2, 3): NaN at the second row, second column, and a larger number
+        // before it. Window 2 (columns 4, 5): NaN at the first row, second column and at the second row, first column.
+        x.storage[w + 3] = .nan
+        x.storage[2] = 5
+        x.storage[5] = .nan
+        x.storage[w + 4] = .nan
+        // Window 3 (columns 6, 7): the maximum in the last tap (the second plane in 3-D).
+        x.storage[(threeD ? plane : 0) + w + 7] = 9
+        let (y, argmax) = MaxPooling.forward(x, kernelSize: Array(repeating: 2, count: shape.count - 2),
+                                             stride: Array(repeating: 2, count: shape.count - 2))
+        #expect(argmax[0] == 0)
+        #expect(argmax[1] == Int32(w + 3) && y.storage[1].isNaN)
+        #expect(argmax[2] == 5 && y.storage[2].isNaN)
+        #expect(argmax[3] == Int32((threeD ? plane : 0) + w + 7) && y.storage[3] == 9)
+        #expect(Array(argmax[4..<16]) == (4..<16).map { Int32(2 * $0) })
+    }
+
+    @Test("ReLU backward (vector kernel, split over two workers) matches the reference rule", arguments: [1, 2])
+    func reluBackward(threads: Int) {
+        Parallelism.threads = threads
+        defer { Parallelism.threads = 1 }
+        var g = SeededGenerator(seed: 13)
+        // Long enough for two workers, not a multiple of 16; a NaN gradient passes where y > 0, never where y ≤ 0.
+        var y = Activation.relu(Tensor.randomNormal([3, 5, 97, 181], generator: &g))
+        var gy = Tensor.randomNormal(y.shape, generator: &g)
+        y.storage[7] = 1
+        gy.storage[7] = .nan
+        y.storage[8] = 0
+        gy.storage[8] = .nan
+        y.storage[9] = .nan
+        let expected = zip(gy.storage, y.storage).map { $1 > 0 ? $0 : 0 }
+        let fresh = Activation.reluBackward(gy, output: y)
+        var inPlace = gy
+        Activation.applyReLUBackward(&inPlace, output: y)
+        for r in [fresh, inPlace] {
+            #expect(r.storage[7].isNaN && r.storage[8] == 0 && r.storage[9] == 0)
+            var same = true
+            for i in 0..<r.count where i != 7 && r.storage[i] != expected[i] { same = false }
+            #expect(same)
+        }
     }
 
     @Test("Instance and batch norm forward match double-precision formulas", arguments: [[2, 3, 5, 4], [3, 2, 3, 4, 2]])

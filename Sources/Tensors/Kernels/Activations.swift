@@ -1,3 +1,5 @@
+import CTensorKernels
+
 /// Pointwise activations with their derivatives.
 public enum Activation {
     /// `relu(x) = max(x, 0)` (NaN stays NaN, as in PyTorch).
@@ -24,7 +26,12 @@ public enum Activation {
         var g = Tensor(uninitialized: gradOutput.shape)
         g.storage.withUnsafeMutableBufferPointer { gp in
             gradOutput.storage.withUnsafeBufferPointer { src in
-                output.storage.withUnsafeBufferPointer { y in for i in 0..<gp.count { gp[i] = y[i] > 0 ? src[i] : 0 } }
+                output.storage.withUnsafeBufferPointer { y in
+                    guard let (out, s, yp) = bases(gp, src, y) else { return }
+                    Parallelism.forEachRange(count: gp.count) { r in
+                        tk_relu_backward(s + r.lowerBound, yp + r.lowerBound, out + r.lowerBound, r.count)
+                    }
+                }
             }
         }
         return g
@@ -34,7 +41,12 @@ public enum Activation {
     public static func applyReLUBackward(_ gradient: inout Tensor, output: Tensor) {
         precondition(gradient.shape == output.shape)
         gradient.storage.withUnsafeMutableBufferPointer { gp in
-            output.storage.withUnsafeBufferPointer { y in for i in 0..<gp.count { gp[i] = y[i] > 0 ? gp[i] : 0 } }
+            output.storage.withUnsafeBufferPointer { y in
+                guard let (out, s, yp) = bases(gp, UnsafeBufferPointer(gp), y) else { return }
+                Parallelism.forEachRange(count: gp.count) { r in
+                    tk_relu_backward(s + r.lowerBound, yp + r.lowerBound, out + r.lowerBound, r.count)
+                }
+            }
         }
     }
 
@@ -54,5 +66,14 @@ public enum Activation {
             }
         }
         return g
+    }
+
+    /// The base addresses of three buffers, nil when they are empty.
+    private static func bases(_ out: UnsafeMutableBufferPointer<Float>, _ a: UnsafeBufferPointer<Float>,
+                              _ b: UnsafeBufferPointer<Float>)
+        -> (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>)?
+    {
+        guard let o = out.baseAddress, let pa = a.baseAddress, let pb = b.baseAddress else { return nil }
+        return (o, pa, pb)
     }
 }

@@ -24,6 +24,10 @@ public enum Convolution {
         let (n, cin, cout) = (input.batch, input.channels, weight.shape[0])
         precondition(input.rank == geometry.dimensions + 2 && weight.shape[1] == cin,
                      "convolution input \(input.shape) does not fit weight \(weight.shape)")
+        if WinogradConvolution.uses(geometry, inputChannels: cin, outputChannels: cout, spatial: input.spatialShape,
+                                    algorithm: algorithm) {
+            return WinogradConvolution.forward(input, weight: weight, bias: bias, relu: relu)
+        }
         if DirectConvolution.uses(geometry, inputChannels: cin, outputChannels: cout, spatial: input.spatialShape,
                                   algorithm: algorithm) {
             return DirectConvolution.forward(input, weight: weight, bias: bias, relu: relu)
@@ -40,8 +44,7 @@ public enum Convolution {
                 output.storage.withUnsafeMutableBufferPointer { yb in
                     let (x, w, y) = (xb.baseAddress!, wb.baseAddress!, yb.baseAddress!)
                     Parallelism.forEachWorker(items: n) { worker, workers in
-                        let col = UnsafeMutablePointer<Float>.allocate(capacity: pointwise ? 0 : k * tileRows * oW)
-                        defer { col.deallocate() }
+                        ScratchBuffers.with(floats: pointwise ? 0 : k * tileRows * oW) { col in
                         for b in stride(from: worker, to: n, by: workers) {
                             let image = x + b * inCount
                             let out = y + b * cout * p
@@ -68,6 +71,7 @@ public enum Convolution {
                                     }
                                 }
                             }
+                        }
                         }
                     }
                 }
@@ -126,9 +130,8 @@ public enum Convolution {
                     gradInput.withUnsafeMutablePointer { gx in
                     Parallelism.forEachWorker(items: n) { worker, workers in
                         let tileCount = pointwise ? 0 : k * tileRows * oW
-                        let col = UnsafeMutablePointer<Float>.allocate(capacity: tileCount)
-                        let gcol = UnsafeMutablePointer<Float>.allocate(capacity: direct ? tileCount : 0)
-                        defer { col.deallocate(); gcol.deallocate() }
+                        ScratchBuffers.with(floats: tileCount) { col in
+                        ScratchBuffers.with(floats: direct ? tileCount : 0) { gcol in
                         let gw = partial + worker * weight.count
                         for b in stride(from: worker, to: n, by: workers) {
                             let image = x + b * inCount
@@ -158,6 +161,8 @@ public enum Convolution {
                                     Im2col.col2im(plan, columns: gcol, image: dst, rows: rows)
                                 }
                             }
+                        }
+                        }
                         }
                     }
                     }
@@ -199,6 +204,10 @@ public enum Convolution {
         let adjoint = ConvolutionGeometry(kernelSize: geometry.kernelSize, stride: geometry.stride,
                                           padding: zip(geometry.kernelSize, geometry.padding).map { $0 - 1 - $1 })
         let flipped = Tensor(shape: [cin, cout] + geometry.kernelSize, storage: flippedWeight)
+        if WinogradConvolution.uses(adjoint, inputChannels: cout, outputChannels: cin,
+                                    spatial: gradOutput.spatialShape, algorithm: algorithm) {
+            return WinogradConvolution.forward(gradOutput, weight: flipped, bias: nil, relu: false, mask: mask)
+        }
         if DirectConvolution.uses(adjoint, inputChannels: cout, outputChannels: cin, spatial: gradOutput.spatialShape,
                                   algorithm: algorithm) {
             return DirectConvolution.forward(gradOutput, weight: flipped, bias: nil, relu: false, mask: mask)
@@ -235,8 +244,7 @@ public enum TransposedConvolution {
                 output.storage.withUnsafeMutableBufferPointer { yb in
                     let (x, w, y) = (xb.baseAddress!, wb.baseAddress!, yb.baseAddress!)
                     Parallelism.forEachWorker(items: n) { worker, workers in
-                        let col = UnsafeMutablePointer<Float>.allocate(capacity: k * tileRows * oW)
-                        defer { col.deallocate() }
+                        ScratchBuffers.with(floats: k * tileRows * oW) { col in
                         for b in stride(from: worker, to: n, by: workers) {
                             for r0 in stride(from: 0, to: plan.outputRows, by: tileRows) {
                                 let rows = r0..<min(plan.outputRows, r0 + tileRows)
@@ -246,6 +254,7 @@ public enum TransposedConvolution {
                                           b: x + b * cin * p + r0 * oW, ldb: p, beta: 0, c: col, ldc: width)
                                 Im2col.col2im(plan, columns: col, image: y + b * outCount, rows: rows)
                             }
+                        }
                         }
                     }
                 }
@@ -275,8 +284,7 @@ public enum TransposedConvolution {
                     let (x, w, gy) = (xb.baseAddress!, wb.baseAddress!, gyb.baseAddress!)
                     gradInput.withUnsafeMutablePointer { gx in
                     Parallelism.forEachWorker(items: n) { worker, workers in
-                        let col = UnsafeMutablePointer<Float>.allocate(capacity: k * tileRows * oW)
-                        defer { col.deallocate() }
+                        ScratchBuffers.with(floats: k * tileRows * oW) { col in
                         let gw = partial + worker * weight.count
                         for b in stride(from: worker, to: n, by: workers) {
                             for r0 in stride(from: 0, to: plan.outputRows, by: tileRows) {
@@ -294,6 +302,7 @@ public enum TransposedConvolution {
                                               ldc: p)
                                 }
                             }
+                        }
                         }
                     }
                     }
@@ -319,10 +328,16 @@ public enum ChannelSums {
         let (n, c, s) = (x.batch, x.channels, x.spatialCount)
         var out = [Float](repeating: 0, count: c)
         x.storage.withUnsafeBufferPointer { p in
-            for b in 0..<n {
-                for ch in 0..<c {
-                    // Vectorised (64 lanes): a scalar float loop cannot be reordered and waits on every add.
-                    out[ch] += Float(tk_sum(p.baseAddress! + (b * c + ch) * s, s))
+            out.withUnsafeMutableBufferPointer { o in
+                guard let base = p.baseAddress, let sums = o.baseAddress else { return }
+                // Channels split across the workers; each channel summed image by image in order, as on one thread.
+                Parallelism.forEachRange(count: c, minimumPerWorker: max(1, (1 << 16) / max(1, n * s))) { channels in
+                    for b in 0..<n {
+                        for ch in channels {
+                            // Vectorised (64 lanes): a scalar float loop cannot be reordered and waits on every add.
+                            sums[ch] += Float(tk_sum(base + (b * c + ch) * s, s))
+                        }
+                    }
                 }
             }
         }

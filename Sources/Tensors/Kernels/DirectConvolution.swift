@@ -2,13 +2,16 @@ import CTensorKernels
 
 /// Which lowering `Convolution` uses for a layer.
 public enum ConvolutionAlgorithm: Sendable, Hashable {
-    /// Direct SIMD kernels where they are measured to win (see `DirectConvolution.prefersDirect`), im2col + sgemm
-    /// elsewhere.
+    /// Winograd (see `WinogradConvolution.prefersWinograd`) and the direct SIMD kernels (see
+    /// `DirectConvolution.prefersDirect`) where they are measured to win, im2col + sgemm elsewhere.
     case automatic
     /// Always im2col + sgemm (the general path).
     case im2col
     /// The direct kernels wherever they apply (3×3 or 3×3×3, stride 1, padding 1), im2col + sgemm elsewhere.
     case direct
+    /// Winograd F(2×2, 3×3) for `∂x` and the forward pass wherever it applies (2-D 3×3, stride 1, padding 1, even
+    /// extents), the direct kernels for `∂W` and the other 3×3(×3) layers, im2col + sgemm elsewhere.
+    case winograd
 }
 
 /// Direct convolution for the U-Net's 3×3 (2-D) and 3×3×3 (3-D) stride-1, padding-1 layers: the C kernels of
@@ -36,7 +39,7 @@ public enum DirectConvolution {
         guard supports(geometry) else { return false }
         switch algorithm {
         case .im2col: return false
-        case .direct: return true
+        case .direct, .winograd: return true
         case .automatic: return prefersDirect(inputChannels: inputChannels, outputChannels: outputChannels,
                                               spatial: spatial)
         }
@@ -68,14 +71,14 @@ public enum DirectConvolution {
                     output.storage.withUnsafeMutableBufferPointer { yb in
                         let (x, wt, y) = (xb.baseAddress!, wb.baseAddress!, yb.baseAddress!)
                         Parallelism.forEachWorker(items: n) { worker, workers in
-                            let padded = allocateAligned(paddedCount)
-                            defer { UnsafeMutableRawPointer(padded).deallocate() }
+                          ScratchBuffers.with(floats: paddedCount) { padded in
                             for b in stride(from: worker, to: n, by: workers) {
                                 tk_conv3_pad(x + b * inCount, Int32(cin), Int32(d), Int32(h), Int32(w), threeD, padded)
                                 tk_conv3_forward(padded, Int32(cin), Int32(d), Int32(h), Int32(w), threeD, wt,
                                                  Int32(cout), bb, relu ? 1 : 0, mb.map { $0 + b * outCount },
                                                  y + b * outCount)
                             }
+                          }
                         }
                     }
                   }
@@ -103,16 +106,19 @@ public enum DirectConvolution {
         input.storage.withUnsafeBufferPointer { xb in
             gradOutput.storage.withUnsafeBufferPointer { gb in
                 let (x, gy) = (xb.baseAddress!, gb.baseAddress!)
+                // The ∂y scratch is only used for rows that are not a multiple of 16 wide.
+                let scratchCount = w % 16 == 0 ? 0 : scratchCount
                 Parallelism.forEachWorker(items: n) { worker, workers in
-                    let padded = allocateAligned(paddedCount)
-                    let scratch = allocateAligned(scratchCount)
-                    defer { UnsafeMutableRawPointer(padded).deallocate(); UnsafeMutableRawPointer(scratch).deallocate() }
+                  ScratchBuffers.with(floats: paddedCount) { padded in
+                   ScratchBuffers.with(floats: scratchCount) { scratch in
                     for b in stride(from: worker, to: n, by: workers) {
                         tk_conv3_pad(x + b * inCount, Int32(cin), Int32(d), Int32(h), Int32(w), threeD, padded)
                         tk_conv3_weight_gradient(padded, Int32(cin), Int32(d), Int32(h), Int32(w), threeD,
                                                  gy + b * outCount, Int32(cout), partial + worker * weightCount,
                                                  scratch)
                     }
+                   }
+                  }
                 }
             }
         }
@@ -125,13 +131,6 @@ public enum DirectConvolution {
         }
         return gradWeight
     }
-}
-
-/// `count` floats on a 64-byte boundary (a cache line: the kernels' row loads then never split one); the caller
-/// deallocates.
-private func allocateAligned(_ count: Int) -> UnsafeMutablePointer<Float> {
-    UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * MemoryLayout<Float>.stride, alignment: 64)
-        .bindMemory(to: Float.self, capacity: count)
 }
 
 extension Optional where Wrapped == Tensor {

@@ -8,12 +8,21 @@ public enum ChannelConcat {
                      "concat: shapes \(parts.map(\.shape)) differ outside the channel dimension")
         let total = parts.reduce(0) { $0 + $1.channels }
         let s = spatial.reduce(1, *)
-        var out = [Float]()
-        out.reserveCapacity(n * total * s)
-        for b in 0..<n {
-            for part in parts {
-                let block = part.channels * s
-                out.append(contentsOf: part.storage[(b * block)..<((b + 1) * block)])
+        var out = [Float](unsafeUninitializedCapacity: n * total * s) { _, count in count = n * total * s }
+        out.withUnsafeMutableBufferPointer { ob in
+            guard let o = ob.baseAddress else { return }
+            // Images split across the workers; every element of `out` is copied over.
+            Parallelism.forEachRange(count: n, minimumPerWorker: max(1, (1 << 16) / max(1, total * s))) { images in
+                for b in images {
+                    var offset = b * total * s
+                    for part in parts {
+                        let block = part.channels * s
+                        part.storage.withUnsafeBufferPointer { src in
+                            if let p = src.baseAddress { (o + offset).update(from: p + b * block, count: block) }
+                        }
+                        offset += block
+                    }
+                }
             }
         }
         return Tensor(shape: [n, total] + spatial, storage: out)
@@ -23,7 +32,10 @@ public enum ChannelConcat {
     public static func backward(_ gradOutput: Tensor, channels: [Int]) -> [Tensor] {
         let (n, s, total) = (gradOutput.batch, gradOutput.spatialCount, gradOutput.channels)
         precondition(channels.reduce(0, +) == total)
-        var parts = channels.map { [Float](repeating: 0, count: n * $0 * s) }
+        // Every element is copied over below: no zero fill.
+        var parts = channels.map { c in
+            [Float](unsafeUninitializedCapacity: n * c * s) { _, count in count = n * c * s }
+        }
         for b in 0..<n {
             var offset = b * total * s
             for (k, c) in channels.enumerated() {

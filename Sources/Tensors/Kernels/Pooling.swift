@@ -1,3 +1,5 @@
+import CTensorKernels
+
 /// Max pooling over windows (no padding, floor of partial windows, as PyTorch's `max_pool2d/3d` defaults).
 ///
 /// `y[n, c, p] = max_{t} x[n, c, p·stride + t]`; ties go to the first maximum in scan order (PyTorch's CPU rule).
@@ -5,6 +7,42 @@
 public enum MaxPooling {
     /// The output and, for every output element, the flat index within its input channel plane of the maximum.
     public static func forward(_ input: Tensor, kernelSize: [Int], stride: [Int]) -> (output: Tensor, argmax: [Int32]) {
+        if kernelSize.allSatisfy({ $0 == 2 }) && stride == kernelSize && (2...3).contains(kernelSize.count)
+            && input.rank == kernelSize.count + 2 {
+            return forward2(input)
+        }
+        return forwardGeneral(input, kernelSize: kernelSize, stride: stride)
+    }
+
+    /// Window 2, stride 2 (the U-Nets' pooling): the vectorised C kernel, planes split across the workers.
+    static func forward2(_ input: Tensor) -> (output: Tensor, argmax: [Int32]) {
+        let spatial = input.spatialShape
+        let (iD, iH, iW) = extents3(spatial)
+        let threeD = spatial.count == 3
+        let outSpatial = spatial.map { $0 / 2 }
+        let planes = input.batch * input.channels
+        let (inPlane, outPlane) = (iD * iH * iW, outSpatial.reduce(1, *))
+        var output = Tensor(uninitialized: [input.batch, input.channels] + outSpatial)
+        var argmax = [Int32](unsafeUninitializedCapacity: planes * outPlane) { _, count in count = planes * outPlane }
+        input.storage.withUnsafeBufferPointer { xb in
+            output.storage.withUnsafeMutableBufferPointer { yb in
+                argmax.withUnsafeMutableBufferPointer { ab in
+                    guard let x = xb.baseAddress, let y = yb.baseAddress, let am = ab.baseAddress else { return }
+                    let minimum = max(1, (1 << 16) / max(1, inPlane))
+                    Parallelism.forEachRange(count: planes, minimumPerWorker: minimum) { r in
+                        tk_maxpool2(x + r.lowerBound * inPlane, Int32(r.count), Int32(iD), Int32(iH), Int32(iW),
+                                    threeD ? 1 : 0, y + r.lowerBound * outPlane, am + r.lowerBound * outPlane)
+                    }
+                }
+            }
+        }
+        return (output, argmax)
+    }
+
+    /// Any window and stride (scalar loops).
+    static func forwardGeneral(_ input: Tensor, kernelSize: [Int], stride: [Int])
+        -> (output: Tensor, argmax: [Int32])
+    {
         let geometry = ConvolutionGeometry(kernelSize: kernelSize, stride: stride,
                                            padding: Array(repeating: 0, count: kernelSize.count))
         let outSpatial = geometry.convolutionOutput(input.spatialShape)
@@ -54,11 +92,17 @@ public enum MaxPooling {
         var gradInput = Tensor(zeros: inputShape)
         let planes = inputShape[0] * inputShape[1]
         let inPlane = inputShape.dropFirst(2).reduce(1, *), outPlane = gradOutput.spatialCount
-        gradInput.storage.withUnsafeMutableBufferPointer { gx in
+        gradInput.storage.withUnsafeMutableBufferPointer { gxb in
             gradOutput.storage.withUnsafeBufferPointer { gy in
-                for plane in 0..<planes {
-                    for o in 0..<outPlane {
-                        gx[plane * inPlane + Int(argmax[plane * outPlane + o])] += gy[plane * outPlane + o]
+                argmax.withUnsafeBufferPointer { am in
+                    guard let gx = gxb.baseAddress else { return }
+                    // Planes split across the workers (each writes only its own planes).
+                    Parallelism.forEachRange(count: planes, minimumPerWorker: max(1, (1 << 16) / max(1, inPlane))) {
+                        for plane in $0 {
+                            for o in 0..<outPlane {
+                                gx[plane * inPlane + Int(am[plane * outPlane + o])] += gy[plane * outPlane + o]
+                            }
+                        }
                     }
                 }
             }
