@@ -80,7 +80,7 @@ public enum StudyReportWriter {
     /// (white 0 → green 1) and labelled; "–" where the evaluation is missing.
     static func heatMap(_ m: CrossSiteMatrix, rowNames: [String]) -> String {
         let cellW = 120.0, cellH = 26.0, left = 10 + 7.0 * Double(rowNames.map(\.count).max() ?? 10), top = 44.0
-        let w = max(600, left + cellW * Double(m.sites.count) + 10), h = top + cellH * Double(rowNames.count) + 10
+        let w = max(700, left + cellW * Double(m.sites.count) + 10), h = top + cellH * Double(rowNames.count) + 10
         var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" role=\"img\" "
             + "aria-label=\"Cross-site Dice matrix\">"
         // Colours span [lowest Dice rounded down to 0.1, 1] so that close figures still differ.
