@@ -7,6 +7,7 @@
 // Weight gradient: for a block of 4 output channels, one input channel and one kernel row, 3·4 vector accumulators
 // (one per column tap and output channel) run over a block of output rows, then are summed across lanes.
 #include "CTensorKernels.h"
+#include "Dispatch.h"
 #include <string.h>
 
 typedef float v16 __attribute__((vector_size(64)));
@@ -281,8 +282,6 @@ INLINE void weight_gradient_impl(const float *padded, int cin, int depth, int he
 // MARK: - Instruction-set dispatch
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-#define TK_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
-#define TK_AVX2 __attribute__((target("avx2,fma")))
 
 TK_AVX512 static void forward_avx512(const float *p, int cin, int d, int h, int w, int t, const float *wt, int cout,
                                      const float *b, int relu, const float *m, float *y) {
@@ -301,25 +300,6 @@ TK_AVX2 static void gradient_avx2(const float *p, int cin, int d, int h, int w, 
     weight_gradient_impl(p, cin, d, h, w, t, gy, cout, gw, s);
 }
 
-static int isa(void) {
-    static int cached = -1;  // every thread computes the same value: a relaxed atomic suffices
-    int level = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (level < 0) {
-        __builtin_cpu_init();
-        level = (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) ? 2
-              : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0;
-        __atomic_store_n(&cached, level, __ATOMIC_RELAXED);
-    }
-    return level;
-}
-#define DISPATCH(name, ...)                                                                                          \
-    switch (isa()) {                                                                                                \
-    case 2: name##_avx512(__VA_ARGS__); return;                                                                     \
-    case 1: name##_avx2(__VA_ARGS__); return;                                                                       \
-    default: break;                                                                                                 \
-    }
-#else
-#define DISPATCH(name, ...)
 #endif
 
 void tk_conv3_forward(const float *padded, int cin, int depth, int height, int width, int three_d,

@@ -1,6 +1,7 @@
 // Memory-bound pointwise kernels of the training step (ReLU backward, 2×(2×)2 max pooling); see
 // include/CTensorKernels.h. Vector extensions, compiled per instruction set and dispatched at run time as Conv3.c.
 #include "CTensorKernels.h"
+#include "Dispatch.h"
 
 typedef float v16 __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4)));
@@ -107,8 +108,6 @@ INLINE void maxpool2_impl(const float *x, int planes, int depth, int height, int
 // MARK: - Instruction-set dispatch
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-#define TK_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
-#define TK_AVX2 __attribute__((target("avx2,fma")))
 TK_AVX512 static void relu_backward_avx512(const float *g, const float *y, float *out, size_t n) {
     relu_backward_impl(g, y, out, n);
 }
@@ -121,25 +120,6 @@ TK_AVX512 static void maxpool2_avx512(const float *x, int p, int d, int h, int w
 TK_AVX2 static void maxpool2_avx2(const float *x, int p, int d, int h, int w, int t, float *y, int *am) {
     maxpool2_impl(x, p, d, h, w, t, y, am);
 }
-static int isa(void) {
-    static int cached = -1;  // every thread computes the same value: a relaxed atomic suffices
-    int level = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (level < 0) {
-        __builtin_cpu_init();
-        level = (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) ? 2
-              : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0;
-        __atomic_store_n(&cached, level, __ATOMIC_RELAXED);
-    }
-    return level;
-}
-#define DISPATCH(name, ...)                                                                                          \
-    switch (isa()) {                                                                                                \
-    case 2: name##_avx512(__VA_ARGS__); return;                                                                     \
-    case 1: name##_avx2(__VA_ARGS__); return;                                                                       \
-    default: break;                                                                                                 \
-    }
-#else
-#define DISPATCH(name, ...)
 #endif
 
 void tk_relu_backward(const float *g, const float *y, float *out, size_t count) {

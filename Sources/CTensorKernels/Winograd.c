@@ -8,6 +8,7 @@
 // The loops run over the tiles of one tile row with unit stride (even and odd columns split first), so the compiler
 // vectorises them; they are compiled per instruction set and dispatched at run time as Conv3.c.
 #include "CTensorKernels.h"
+#include "Dispatch.h"
 #include <string.h>
 
 #define INLINE static inline __attribute__((always_inline))
@@ -119,8 +120,6 @@ INLINE void output_impl(const float *m, size_t xi_stride, int height, int width,
 }
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-#define TK_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
-#define TK_AVX2 __attribute__((target("avx2,fma")))
 TK_AVX512 static void input_avx512(const float *x, int h, int w, float *v, size_t s) { input_impl(x, h, w, v, s); }
 TK_AVX2 static void input_avx2(const float *x, int h, int w, float *v, size_t s) { input_impl(x, h, w, v, s); }
 TK_AVX512 static void output_avx512(const float *m, size_t s, int h, int w, float b, int r, const float *k, float *y) {
@@ -129,25 +128,6 @@ TK_AVX512 static void output_avx512(const float *m, size_t s, int h, int w, floa
 TK_AVX2 static void output_avx2(const float *m, size_t s, int h, int w, float b, int r, const float *k, float *y) {
     output_impl(m, s, h, w, b, r, k, y);
 }
-static int isa(void) {
-    static int cached = -1;  // every thread computes the same value: a relaxed atomic suffices
-    int level = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (level < 0) {
-        __builtin_cpu_init();
-        level = (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) ? 2
-              : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0;
-        __atomic_store_n(&cached, level, __ATOMIC_RELAXED);
-    }
-    return level;
-}
-#define DISPATCH(name, ...)                                                                                          \
-    switch (isa()) {                                                                                                \
-    case 2: name##_avx512(__VA_ARGS__); return;                                                                     \
-    case 1: name##_avx2(__VA_ARGS__); return;                                                                       \
-    default: break;                                                                                                 \
-    }
-#else
-#define DISPATCH(name, ...)
 #endif
 
 int tk_wino2_supports(int height, int width) {
