@@ -242,6 +242,7 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                     delivery = try await deliver(sent.header, sent.chunks)
                     break
                 }
+                lastSent = nil  // a new round: the old result's memory goes before the new model comes
                 guard let global = try await download(task) else { continue }
                 let samples: Int, metrics: [String: Double]
                 var diff: ParameterSet

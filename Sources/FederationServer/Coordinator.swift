@@ -274,10 +274,7 @@ public actor Coordinator<C: Clock>: FederationService, LongPollHolder where C.Du
         let now = clock.now
         let states = configuration.sites.map { site in
             SiteState(site: site,
-                      secondsSinceSeen: lastSeen[site].map { seen in
-                          let d = seen.duration(to: now).components
-                          return Double(d.seconds) + Double(d.attoseconds) * 1e-18
-                      },
+                      secondsSinceSeen: lastSeen[site].map { $0.duration(to: now).inSeconds },
                       lastRound: lastResult[site]?.round ?? 0, lastMetrics: lastResult[site]?.metrics ?? [:])
         }
         return JobProgress(completedRounds: completedRounds, currentRound: finished ? 0 : round, siteStates: states)

@@ -430,9 +430,6 @@ extension CrossSiteEvaluation {
     /// Seconds since each site was last heard from during the evaluation.
     func progressSeen() -> [String: Double] {
         let now = clock.now
-        return lastSeen.mapValues { seen in
-            let d = seen.duration(to: now).components
-            return Double(d.seconds) + Double(d.attoseconds) * 1e-18
-        }
+        return lastSeen.mapValues { $0.duration(to: now).inSeconds }
     }
 }

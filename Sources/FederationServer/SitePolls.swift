@@ -83,3 +83,8 @@ package func requireParticipant(_ site: String, of participants: [String], job j
         throw FederationError(.unknownSite, "site '\(site)' is not a participant of job \(jobID)")
     }
 }
+
+extension Duration {
+    /// The duration in seconds (the admin's "seconds since seen").
+    package var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}

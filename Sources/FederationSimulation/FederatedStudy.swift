@@ -197,16 +197,15 @@ public struct InProcessFederation: StudyFederation {
         let serverFolder = output + "/server"
         try? FileManager.default.removeItem(atPath: serverFolder)
         let store = try SQLiteCheckpointStore(folder: serverFolder)
-        var job = federation.jobConfiguration(jobID: "study", sites: siteNames)
-        if federation.crossSiteEvaluation { job.taskConfig["cross_site_evaluation"] = .bool(true) }
+        let job = federation.jobConfiguration(jobID: "study", sites: siteNames)
         let coordinator = Coordinator(configuration: job, initialModel: initialModel,
                                       strategy: federation.makeStrategy(learningRate: Double(training.optimizer.learningRate)),
                                       clock: ContinuousClock(), store: store)
-        let runner: any JobRunner = federation.crossSiteEvaluation
-            ? TrainingJob(coordinator: coordinator,
-                          evaluation: try federation.crossSiteEvaluation(jobID: job.jobID, sites: siteNames,
-                                                                         folder: serverFolder + "/cross-site", taskConfig: job.taskConfig))
-            : coordinator
+        let evaluation = federation.crossSiteEvaluation
+            ? try federation.crossSiteEvaluation(jobID: job.jobID, sites: siteNames, folder: serverFolder + "/cross-site",
+                                                 taskConfig: job.taskConfig)
+            : nil
+        let runner: any JobRunner = evaluation.map { TrainingJob(coordinator: coordinator, evaluation: $0) } ?? coordinator
         let events = await runner.observe()
         let connection = InProcessConnection(coordinator: runner)
         let frozenTrainers = trainers
@@ -234,7 +233,7 @@ public struct InProcessFederation: StudyFederation {
             if let saved = try? await store.loadRound(jobID: "study", round: summary.round) { models[summary.round] = saved }
         }
         var crossSite: CrossSiteMatrix?
-        if let job = runner as? TrainingJob<ContinuousClock> { crossSite = await job.evaluation.matrix }
+        if let evaluation { crossSite = await evaluation.matrix }
         return FederatedOutcome(global: global, rounds: follower.summaries, roundModels: models, crossSite: crossSite)
     }
 }

@@ -75,10 +75,8 @@ public actor StatisticsCoordinator<C: Clock>: JobRunner, LongPollHolder where C.
         let now = clock.now
         return JobProgress(completedRounds: round - (tasks.isEmpty ? 0 : 1), currentRound: finished ? 0 : round,
                            siteStates: participants.map { site in
-                               SiteState(site: site, secondsSinceSeen: lastSeen[site].map {
-                                   let d = $0.duration(to: now).components
-                                   return Double(d.seconds) + Double(d.attoseconds) * 1e-18
-                               }, lastRound: 0, lastMetrics: [:])
+                               SiteState(site: site, secondsSinceSeen: lastSeen[site].map { $0.duration(to: now).inSeconds },
+                                         lastRound: 0, lastMetrics: [:])
                            })
     }
 

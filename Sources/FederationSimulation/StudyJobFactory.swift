@@ -78,9 +78,7 @@ public struct StudyJobFactory: JobFactory {
         let p = try parse(pipeline)
         let initial = Trainer(configuration: p.training, preprocessing: p.preprocessing)
         var job = p.federation.jobConfiguration(jobID: jobID, sites: p.federation.sites)
-        job.taskConfig = ["pipeline": .string(pipeline)]
-        // Sites keep their last local weights only when the job will ask for them.
-        if p.federation.crossSiteEvaluation { job.taskConfig["cross_site_evaluation"] = .bool(true) }
+        job.taskConfig["pipeline"] = .string(pipeline)
         let coordinator = Coordinator(configuration: job, initialModel: SegmentationSiteTrainer.parameterSet(initial.model.stateDict),
                                       strategy: p.federation.makeStrategy(learningRate: Double(p.training.optimizer.learningRate)),
                                       clock: ContinuousClock(), store: store, workDirectory: store.jobFolder(jobID) + "/spill")
@@ -102,10 +100,13 @@ extension FederationConfiguration {
                                 clock: ContinuousClock(), folder: folder, taskConfig: taskConfig)
     }
 
-    /// The coordinator's settings for this section.
+    /// The coordinator's settings for this section. With cross-site evaluation, every task says so
+    /// (`cross_site_evaluation`): sites keep their last local weights only when the job will ask for them.
     public func jobConfiguration(jobID: String, sites: [String]) -> JobConfiguration {
-        JobConfiguration(jobID: jobID, rounds: rounds, sites: sites, minClients: minClients,
-                         roundTimeout: .seconds(roundTimeoutSeconds), gracePeriod: .seconds(gracePeriodSeconds),
-                         maxRoundRetries: maxRoundRetries)
+        var job = JobConfiguration(jobID: jobID, rounds: rounds, sites: sites, minClients: minClients,
+                                   roundTimeout: .seconds(roundTimeoutSeconds), gracePeriod: .seconds(gracePeriodSeconds),
+                                   maxRoundRetries: maxRoundRetries)
+        if crossSiteEvaluation { job.taskConfig["cross_site_evaluation"] = .bool(true) }
+        return job
     }
 }

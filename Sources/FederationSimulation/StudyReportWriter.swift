@@ -68,12 +68,16 @@ public enum StudyReportWriter {
             .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
     }
 
+    /// White at 0, green at 1 (clamped), as a CSS/SVG colour.
+    static func heatColour(_ fraction: Double) -> String {
+        let v = max(0, min(1, fraction))
+        return String(format: "#%02x%02x%02x", Int(255 - v * 176), Int(255 - v * 98), Int(255 - v * 150))
+    }
+
     /// A cell coloured from white (Dice 0) to green (Dice 1).
     static func heatCell(_ value: Double?) -> String {
         guard let value else { return "<td>–</td>" }
-        let v = max(0, min(1, value))
-        let r = Int(255 - v * 176), g = Int(255 - v * 98), b = Int(255 - v * 150)
-        return String(format: "<td style=\"background:#%02x%02x%02x\">%.3f</td>", r, g, b, value)
+        return String(format: "<td style=\"background:%@\">%.3f</td>", heatColour(value), value)
     }
 
     /// The cross-site matrix as an SVG heat map: a row per model, a column per site, each cell coloured by its Dice
@@ -97,9 +101,8 @@ public enum StudyReportWriter {
             s += String(format: "<text x=\"%.0f\" y=\"%.0f\" font-size=\"10\" text-anchor=\"end\" font-family=\"sans-serif\">%@</text>",
                         left - 6, y + cellH / 2 + 3, escape(name))
             for (j, value) in row.enumerated() {
-                let x = left + cellW * Double(j), v = max(0, min(1, ((value ?? 0) - low) / (1 - low)))
-                let fill = value == nil ? "#eeeeee"
-                    : String(format: "#%02x%02x%02x", Int(255 - v * 176), Int(255 - v * 98), Int(255 - v * 150))
+                let x = left + cellW * Double(j)
+                let fill = value.map { heatColour(($0 - low) / (1 - low)) } ?? "#eeeeee"
                 s += String(format: "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"%@\" stroke=\"#fff\"/>",
                             x, y, cellW, cellH, fill)
                 s += String(format: "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\" text-anchor=\"middle\" font-family=\"sans-serif\">%@</text>",
