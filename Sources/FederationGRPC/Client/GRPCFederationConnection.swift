@@ -123,11 +123,13 @@ public final class GRPCFederationConnection: FederationConnection {
             }
             guard let count, count >= 0, total == nil || total == count else {
                 throw FederationError(.invalidConfiguration, "the server's model download did not say how many chunks "
-                                      + "the model has, or changed it part-way")
+                                      + "the model has, or changed it part-way: check that the server and this site run "
+                                      + "the same tessera version")
             }
             total = count
             guard received > 0 || next >= count else {
-                throw FederationError(.invalidConfiguration, "the server sent no chunk from \(next) of \(count)")
+                throw FederationError(.invalidConfiguration, "the server sent no chunk from \(next) of \(count); check "
+                                      + "that the server and this site run the same tessera version")
             }
             next += received
         } while next < (total ?? 0)
