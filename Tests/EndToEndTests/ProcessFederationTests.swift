@@ -126,15 +126,19 @@ struct ProcessFederationTests {
         let cluster = try ProcessCluster()
         try await cluster.startServer()
         let (admin, job) = try await submit(cluster, try cluster.pipeline(rounds: 2, minClients: 2, gracePeriod: 8))
-        // The sites start once the watch is open. The victim is killed as soon as the server has seen it poll (it
-        // then holds its round-1 task and is reading its DICOM folder, hundreds of ms from a result).
+        // The sites start once the watch is open. The victim is killed as soon as its log says it has its round-1
+        // task and is reading its DICOM folder (seconds from a result). (Waiting for the server's status to show the
+        // victim instead raced: twice under load the status never showed it before the job had ended.)
         let victim = "treatment-center"
         let events = try await cluster.events(admin, job: job) { event in
             switch event {
             case .roundStarted(1, 0, _):
                 try cluster.startClients()
-                while try await admin.status(jobID: job).first?.siteStates
-                    .first(where: { $0.site == victim })?.secondsSinceSeen == nil {
+                let deadline = ContinuousClock.now.advanced(by: .seconds(120))
+                while !cluster.logText(victim).contains("with the job's preprocessing") {
+                    guard ContinuousClock.now < deadline else {
+                        throw ClusterError("\(victim) never started its round-1 task: \(cluster.logText(victim))")
+                    }
                     await Task.yield()
                 }
                 cluster.killClient(victim)
