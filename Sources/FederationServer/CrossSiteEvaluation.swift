@@ -20,35 +20,22 @@ import SafeTensorsFormat
 ///
 /// Memory: the server holds the global model, the model being evaluated (read from its file for its round) and,
 /// while local models stream in, one model per uploading site (assembled, checked, written, dropped).
-public actor CrossSiteEvaluation<C: Clock>: FederationService, LongPollHolder where C.Duration == Duration {
+public actor CrossSiteEvaluation<C: Clock>: FederationService, RoundHost where C.Duration == Duration {
     public let jobID: String
     public nonisolated let sites: [String]
-    private let clock: C
     private let timeout: Duration
     private let folder: String
     private let taskConfig: [String: ConfigValue]
     /// Round numbers continue after training: `firstRound` asks for the local models, the next ones evaluate.
     private let firstRound: Int
 
+    package var driver: RoundDriver<C>
     private var state: State
     private var reference = ParameterSet()
-    private var round = 0
     private var phase: Phase = .idle
-    private var tasks: [String: TaskAssignment] = [:]
-    private var answered: Set<String> = []
     private var inFlight: [String: Upload] = [:]
     /// The model the current evaluation round hands out.
     private var current: ParameterSet?
-    package var polls = SitePolls()
-    private var observers = EventFanout()
-    public private(set) var lastSeen: [String: C.Instant] = [:]
-    private var finished = false
-    private var failure: String?
-    private var abortReason: String?
-    private let events: AsyncStream<Internal>
-    private let sink: AsyncStream<Internal>.Continuation
-
-    private enum Internal: Sendable { case answered(round: Int), deadline(round: Int), aborted }
 
     private enum Phase: Equatable { case idle, submit, evaluate(model: String) }
 
@@ -77,7 +64,7 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, LongPollHolder wh
         self.sites = sites
         self.firstRound = firstRound
         self.timeout = timeout
-        self.clock = clock
+        self.driver = RoundDriver(jobID: jobID, participants: sites, clock: clock)
         self.folder = folder
         self.taskConfig = taskConfig
         let statePath = folder + "/state.json"
@@ -89,23 +76,21 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, LongPollHolder wh
         } else {
             state = State(matrix: CrossSiteMatrix(jobID: jobID, sites: sites))
         }
-        (events, sink) = AsyncStream.makeStream(of: Internal.self)
     }
 
     /// The job's events from now on (each call gets its own stream); the stream ends with the evaluation.
-    public func observe() -> AsyncStream<JobEvent> { observers.observe() }
+    public func observe() -> AsyncStream<JobEvent> { driver.observe() }
 
-    public var isOver: Bool { finished || failure != nil }
+    public var isOver: Bool { driver.isOver }
 
     /// The matrix so far (complete once `run` has returned).
     public var matrix: CrossSiteMatrix { state.matrix }
 
     /// Stops the evaluation: `run` throws `.jobFailed(reason)`; waiting sites are released.
     public func abort(reason: String) {
-        guard !isOver, abortReason == nil else { return }
-        abortReason = reason
-        sink.yield(.aborted)
-        if phase == .idle { end(failure: reason) }
+        driver.abort(reason: reason)
+        // Not started yet (training failed or was aborted): nothing will run, so end here.
+        if phase == .idle { driver.end(.failed(reason)) }
     }
 
     // MARK: - Running
@@ -114,25 +99,23 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, LongPollHolder wh
     /// - Parameter global: the final global model: evaluated first, and the reference every local model is checked
     ///   against (and completed from, for variables a site keeps to itself).
     public func run(global: ParameterSet) async throws(FederationError) -> CrossSiteMatrix {
-        if let abortReason {
-            end(failure: abortReason)
-            throw FederationError(.jobFailed, abortReason)
+        defer {
+            phase = .idle
+            current = nil
+            inFlight = [:]
         }
-        reference = global
-        do {
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        } catch {
-            let reason = "the server cannot write cross-site evaluation files to \(folder); check its state folder"
-            end(failure: reason)
-            throw FederationError(.jobFailed, reason, cause: "\(error)")
-        }
-        observers.emit(.crossSiteStarted(sites: sites))
-        var iterator = events.makeAsyncIterator()
-        do throws(FederationError) {
+        try await runJob { () async throws(FederationError) in
+            reference = global
+            do {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            } catch {
+                throw FederationError(.jobFailed, "the server cannot write cross-site evaluation files to \(folder); "
+                                      + "check its state folder", cause: "\(error)")
+            }
+            driver.emit(.crossSiteStarted(sites: sites))
             if !state.submitted {
-                round = firstRound
                 phase = .submit
-                try await runRound(kind: .submitModel, config: taskConfig, iterator: &iterator)
+                try await runStep(firstRound, kind: .submitModel, config: taskConfig)
                 for site in sites where !state.received.contains(site) && state.matrix.missing[site] == nil {
                     state.matrix.missing[site] = "no model within \(timeout)"
                 }
@@ -141,12 +124,11 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, LongPollHolder wh
             }
             state.matrix.models = [CrossSiteMatrix.global] + sites.filter { state.received.contains($0) }
             for (i, model) in state.matrix.models.enumerated() where !state.evaluated.contains(model) {
-                round = firstRound + 1 + i
                 current = model == CrossSiteMatrix.global ? reference : try loadModel(of: model)
                 phase = .evaluate(model: model)
                 var config = taskConfig
                 config["model"] = .string(model)
-                try await runRound(kind: .evaluate, config: config, iterator: &iterator)
+                try await runStep(firstRound + 1 + i, kind: .evaluate, config: config)
                 for site in sites where state.matrix.results[model]?[site] == nil
                     && state.matrix.missing["\(model)@\(site)"] == nil {
                     state.matrix.missing["\(model)@\(site)"] = "no answer within \(timeout)"
@@ -155,76 +137,40 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, LongPollHolder wh
                 state.evaluated.append(model)
                 try save()
             }
-        } catch {
-            if !isOver { end(failure: error.message) }
-            throw FederationError(.jobFailed, error.message, cause: error.cause)
         }
-        phase = .idle
-        finished = true
-        tasks = [:]
-        polls.releaseAll()
-        observers.finish()
         return state.matrix
     }
 
-    /// Hands one task to every site and waits until each answered, the deadline passed, or an abort.
-    private func runRound(kind: TaskKind, config: [String: ConfigValue],
-                          iterator: inout AsyncStream<Internal>.AsyncIterator) async throws(FederationError) {
-        answered = []
+    /// Hands one task to every site and waits until each answered or the deadline passed (what is missing is
+    /// recorded by the caller, never waited for).
+    private func runStep(_ round: Int, kind: TaskKind, config: [String: ConfigValue]) async throws(FederationError) {
         inFlight = [:]
-        tasks = [:]
-        for site in sites {
-            tasks[site] = TaskAssignment(jobID: jobID, round: round, kind: kind, site: site, config: config)
-        }
-        observers.emit(.roundStarted(round: round, attempt: 0, sites: sites))
-        for (site, task) in tasks { polls.deliver(task, to: site) }
-        let deadline = clock.now.advanced(by: timeout), sink = self.sink, clock = self.clock, r = round
-        Task {
-            try? await clock.sleep(until: deadline, tolerance: nil)
-            sink.yield(.deadline(round: r))
-        }
-        var closedBy = "every site answered"
-        waiting: while answered.count < tasks.count {
-            guard let event = await iterator.next(isolation: self) else { break }
-            switch event {
-            case .aborted:
-                let reason = abortReason ?? "aborted"
-                end(failure: reason)
-                throw FederationError(.jobFailed, reason)
-            case .deadline(let d) where d == round:
-                closedBy = "deadline"
-                break waiting
-            default:
-                continue
-            }
-        }
+        let tasks = sites.map { TaskAssignment(jobID: jobID, round: round, kind: kind, site: $0, config: config) }
+        let outcome = await runRoundUntilAnswered(round, tasks: tasks, timeout: timeout)
         for site in inFlight.keys.sorted() {
-            observers.emit(.resultRejected(round: round, site: site, reason: "still sending when the round closed"))
+            driver.emit(.resultRejected(round: round, site: site, reason: "still sending when the round closed"))
         }
         inFlight = [:]
-        tasks = [:]
-        observers.emit(.roundClosed(round: round, participants: answered.sorted(), reason: closedBy))
-    }
-
-    private func end(failure reason: String) {
-        guard !isOver else { return }
-        failure = reason
-        tasks = [:]
-        inFlight = [:]
-        polls.releaseAll()
-        observers.finish()
+        switch outcome {
+        case .closed(let closure):
+            driver.emit(.roundClosed(round: round, participants: driver.answered.sorted(), reason: closure.rawValue))
+        case .retry: break
+        case .failed(let reason), .aborted(let reason): throw FederationError(.jobFailed, reason)
+        }
     }
 
     private func save() throws(FederationError) {
         let path = folder + "/state.json"
+        let data: Data
         do {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            try encoder.encode(state).write(to: URL(fileURLWithPath: path), options: .atomic)
+            data = try encoder.encode(state)
         } catch {
-            throw FederationError(.invalidConfiguration, "cannot save the cross-site evaluation state to \(path); check "
-                                  + "the server's state folder", cause: "\(error)")
+            throw FederationError(.invalidConfiguration, "cannot encode the cross-site evaluation state",
+                                  cause: "\(error)")
         }
+        try DurableFile.write(data, to: path)
     }
 
     /// The stored local model of `site`.
@@ -282,46 +228,44 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, LongPollHolder wh
     // MARK: - FederationService (sites)
 
     public func register(site: String) throws(FederationError) -> String {
-        try requireParticipant(site, of: sites, job: jobID)
+        try driver.requireParticipant(site)
         return jobID
     }
 
     /// The site's task of the current step; waits for one (also before the evaluation has started); nil once the
     /// evaluation is over.
     public func nextTask(site: String) async throws(FederationError) -> TaskAssignment? {
-        try requireParticipant(site, of: sites, job: jobID)
-        lastSeen[site] = clock.now
-        if isOver { return nil }
-        if let task = tasks[site], !answered.contains(site) { return task }
-        return await waitForTask(site: site)
+        try await nextPendingTask(site: site)
     }
 
     /// The model an evaluation task names, as views into it (no copy).
     public func model(for task: TaskAssignment, maxScalars: Int) throws(FederationError) -> [ParameterChunk] {
         guard maxScalars > 0 else { throw FederationError(.invalidConfiguration, "chunk size must be positive") }
-        guard case .evaluate(let model) = phase, let current, task.jobID == jobID, task.round == round,
-              task.kind == .evaluate, tasks[task.site] != nil, task.config["model"] == .string(model) else {
+        guard case .evaluate(let model) = phase, let current, task.jobID == jobID, task.round == driver.round,
+              task.kind == .evaluate, driver.isAsked(task.site), task.config["model"] == .string(model) else {
             throw FederationError(.staleRound, "task of round \(task.round) of job \(task.jobID) is not a current "
-                                  + "evaluation (round \(round) of \(jobID))")
+                                  + "evaluation (round \(driver.round) of \(jobID))")
         }
         return current.chunks(maxScalars: maxScalars)
     }
 
     public func beginResult(_ header: ResultHeader) throws(FederationError) {
         do throws(FederationError) {
-            guard sites.contains(header.site) else {
-                throw FederationError(.unknownSite, "result from '\(header.site)', which is not a participant of job \(jobID)")
-            }
-            guard header.jobID == jobID, header.round == round, tasks[header.site] != nil else {
+            try driver.requireParticipant(header.site)
+            let round = driver.round
+            guard header.jobID == jobID, header.round == round, driver.isAsked(header.site) else {
                 throw FederationError(.staleRound, "result from \(header.site) for round \(header.round) of job "
-                                      + "\(header.jobID); current: round \(round) of \(jobID) (cross-site evaluation). Discarded")
+                                      + "\(header.jobID); current: round \(round) of \(jobID) (cross-site "
+                                      + "evaluation). Discarded")
             }
-            guard !answered.contains(header.site) else {
-                throw FederationError(.staleRound, "\(header.site) already answered round \(round); the duplicate is discarded")
+            guard !driver.answered.contains(header.site) else {
+                throw FederationError(.staleRound, "\(header.site) already answered round \(round); the duplicate is "
+                                      + "discarded")
             }
+            try ResultIntake.checkMetrics(header.metrics, from: header.site)
             inFlight[header.site] = Upload(header: header)
         } catch {
-            observers.emit(.resultRejected(round: header.round, site: header.site, reason: error.message))
+            driver.emit(.resultRejected(round: header.round, site: header.site, reason: error.message))
             throw error
         }
     }
@@ -342,8 +286,7 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, LongPollHolder wh
                 throw FederationError(.shapeMismatch, "tensor '\(chunk.tensor)' has shape \(chunk.shape), the model's is "
                                       + "\(tensor.shape)")
             }
-            upload.scalars += chunk.values.count
-            guard upload.scalars <= reference.scalarCount else {
+            guard chunk.values.count <= reference.scalarCount - upload.scalars else {
                 throw FederationError(.tooLarge, "the model exceeds the global model's \(reference.byteCount) bytes")
             }
             if let i = chunk.values.firstIndex(where: { !$0.isFinite }) {
@@ -351,10 +294,11 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, LongPollHolder wh
                                       + "\(chunk.offset + i - chunk.values.startIndex)")
             }
             try upload.assembler.append(chunk)
+            upload.scalars += chunk.values.count
             inFlight[site] = upload
         } catch {
             inFlight[site] = nil
-            observers.emit(.resultRejected(round: round, site: site, reason: error.message))
+            driver.emit(.resultRejected(round: driver.round, site: site, reason: error.message))
             throw FederationError(error.code, "local model of \(site) rejected: \(error.message)")
         }
     }
@@ -370,12 +314,10 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, LongPollHolder wh
             case .idle: throw FederationError(.staleRound, "no cross-site evaluation round is open")
             }
         } catch {
-            observers.emit(.resultRejected(round: round, site: site, reason: error.message))
+            driver.emit(.resultRejected(round: driver.round, site: site, reason: error.message))
             throw FederationError(error.code, "result of \(site) rejected: \(error.message)")
         }
-        answered.insert(site)
-        lastSeen[site] = clock.now
-        sink.yield(.answered(round: round))
+        driver.answer(site)
     }
 
     /// A local model (completed from the global model where the site kept variables to itself), or the site's
@@ -384,7 +326,7 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, LongPollHolder wh
         if upload.scalars == 0 {
             let reason = String(decoding: upload.header.payload.prefix(1000), as: UTF8.self)
             state.matrix.missing[site] = reason.isEmpty ? "the site sent no model" : "the site declined: \(reason)"
-            observers.emit(.resultRejected(round: round, site: site, reason: state.matrix.missing[site] ?? ""))
+            driver.emit(.resultRejected(round: driver.round, site: site, reason: state.matrix.missing[site] ?? ""))
             return
         }
         var sent = try upload.assembler.finish()
@@ -401,35 +343,30 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, LongPollHolder wh
                                   cause: "\(error)")
         }
         state.received.append(site)
-        observers.emit(.localModelReceived(site: site))
+        driver.emit(.localModelReceived(site: site))
     }
 
     private func receiveEvaluation(_ header: ResultHeader, of model: String, from site: String) throws(FederationError) {
         guard !header.metrics.isEmpty else {
             let reason = String(decoding: header.payload.prefix(1000), as: UTF8.self)
             state.matrix.missing["\(model)@\(site)"] = reason.isEmpty ? "the site reported no metrics" : reason
-            observers.emit(.resultRejected(round: round, site: site, reason: "no metrics for \(model): \(reason)"))
+            driver.emit(.resultRejected(round: driver.round, site: site, reason: "no metrics for \(model): \(reason)"))
             return
         }
         if let bad = header.metrics.first(where: { !$0.value.isFinite }) {
             throw FederationError(.nonFinite, "metric '\(bad.key)' of \(model) is \(bad.value)")
         }
         state.matrix.results[model, default: [:]][site] = header.metrics
-        observers.emit(.crossSiteEvaluated(model: model, site: site, metrics: header.metrics))
+        driver.emit(.crossSiteEvaluated(model: model, site: site, metrics: header.metrics))
     }
 
     public func abandonResult(site: String, reason: String) {
         guard inFlight.removeValue(forKey: site) != nil else { return }
-        observers.emit(.resultRejected(round: round, site: site, reason: reason))
+        driver.emit(.resultRejected(round: driver.round, site: site, reason: reason))
     }
 
-    public func heartbeat(site: String) { lastSeen[site] = clock.now }
-}
+    public func heartbeat(site: String) { driver.seen(site) }
 
-extension CrossSiteEvaluation {
     /// Seconds since each site was last heard from during the evaluation.
-    func progressSeen() -> [String: Double] {
-        let now = clock.now
-        return lastSeen.mapValues { $0.duration(to: now).inSeconds }
-    }
+    func progressSeen() -> [String: Double] { driver.secondsSinceSeen() }
 }

@@ -16,6 +16,15 @@ public struct JobConfiguration: Sendable {
     public var maxRoundRetries: Int
     /// Largest accepted result payload, bytes.
     public var maxUpdateBytes: Int
+    /// A result's weight in the mean is its reported sample count, capped here (pipeline key
+    /// `federation.max_sample_count`): one site cannot outweigh the others by claiming 2^62 samples.
+    public var maxSampleCount: Int = JobConfiguration.defaultMaxSampleCount
+    /// Every value of a weight diff must be finite and within ±this (pipeline key `federation.max_update_value`):
+    /// with the capped weights, the round's float32 sums cannot overflow (16 sites × 10^6 × 10^6 ≪ 3.4·10^38).
+    public var maxUpdateMagnitude: Float = JobConfiguration.defaultMaxUpdateMagnitude
+
+    public static let defaultMaxSampleCount = 1_000_000
+    public static let defaultMaxUpdateMagnitude: Float = 1e6
     /// Entries added to every task's configuration (e.g. `pipeline`: the pipeline YAML the sites run). The
     /// strategy's own entries win on a clash.
     public var taskConfig: [String: ConfigValue] = [:]
@@ -34,11 +43,24 @@ public struct JobConfiguration: Sendable {
 
     public func validate() throws(FederationError) {
         guard rounds >= 1 else { throw FederationError(.invalidConfiguration, "rounds must be at least 1, is \(rounds)") }
-        guard !sites.isEmpty, Set(sites).count == sites.count else {
-            throw FederationError(.invalidConfiguration, "the job needs a list of distinct sites")
+        guard !sites.isEmpty else { throw FederationError(.invalidConfiguration, "the job lists no sites") }
+        if let twice = Dictionary(grouping: sites, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
+            throw FederationError(.invalidConfiguration, "federation.sites lists '\(twice)' more than once")
         }
         guard minClients >= 1, minClients <= sites.count else {
-            throw FederationError(.invalidConfiguration, "min_clients must be between 1 and the \(sites.count) sites, is \(minClients)")
+            throw FederationError(.invalidConfiguration,
+                                  "min_clients must be between 1 and the \(sites.count) sites, is \(minClients)")
+        }
+        guard maxRoundRetries >= 0, maxUpdateBytes > 0 else {
+            throw FederationError(.invalidConfiguration, "max_round_retries must be at least 0 and the update limit "
+                                  + "positive")
+        }
+        guard maxSampleCount >= 1, maxUpdateMagnitude.isFinite, maxUpdateMagnitude > 0 else {
+            throw FederationError(.invalidConfiguration, "max_sample_count must be at least 1 and max_update_value "
+                                  + "positive and finite")
+        }
+        guard roundTimeout > .zero, gracePeriod >= .zero else {
+            throw FederationError(.invalidConfiguration, "round_timeout must be positive and grace_period not negative")
         }
     }
 }
@@ -54,20 +76,40 @@ public struct RoundRecord: Sendable, Equatable, Codable {
 
 /// Where the coordinator keeps its state so a restarted server resumes (SQLite + safetensors in production).
 public protocol CheckpointStore: Sendable {
-    func save(jobID: String, completedRound: Int, model: ParameterSet, records: [RoundRecord]) async throws(FederationError)
-    func load(jobID: String) async throws(FederationError) -> (completedRound: Int, model: ParameterSet, records: [RoundRecord])?
+    /// Saves the state after `completedRound`: the global model, the strategy's own state (server-optimiser moments;
+    /// empty for most strategies) and the round records.
+    func save(jobID: String, completedRound: Int, model: ParameterSet, serverState: ParameterSet,
+              records: [RoundRecord]) async throws(FederationError)
+    /// The last saved state, nil when there is none.
+    func load(jobID: String) async throws(FederationError) -> SavedCheckpoint?
+}
+
+/// What a `CheckpointStore` gives back: a job's state after its last checkpointed round.
+public struct SavedCheckpoint: Sendable {
+    public var completedRound: Int
+    public var model: ParameterSet
+    public var serverState: ParameterSet
+    public var records: [RoundRecord]
+
+    public init(completedRound: Int, model: ParameterSet, serverState: ParameterSet = ParameterSet(),
+                records: [RoundRecord]) {
+        self.completedRound = completedRound
+        self.model = model
+        self.serverState = serverState
+        self.records = records
+    }
 }
 
 /// A checkpoint store in memory (tests, simulations without disk).
 public actor InMemoryCheckpointStore: CheckpointStore {
-    var saved: [String: (Int, ParameterSet, [RoundRecord])] = [:]
+    var saved: [String: SavedCheckpoint] = [:]
     public init() {}
-    public func save(jobID: String, completedRound: Int, model: ParameterSet, records: [RoundRecord]) async throws(FederationError) {
-        saved[jobID] = (completedRound, model, records)
+    public func save(jobID: String, completedRound: Int, model: ParameterSet, serverState: ParameterSet,
+                     records: [RoundRecord]) async throws(FederationError) {
+        saved[jobID] = SavedCheckpoint(completedRound: completedRound, model: model, serverState: serverState,
+                                       records: records)
     }
-    public func load(jobID: String) async throws(FederationError) -> (completedRound: Int, model: ParameterSet, records: [RoundRecord])? {
-        saved[jobID].map { ($0.0, $0.1, $0.2) }
-    }
+    public func load(jobID: String) async throws(FederationError) -> SavedCheckpoint? { saved[jobID] }
 }
 
 /// Where a running job is (for the admin's status).

@@ -67,6 +67,9 @@ public actor JobManager: FederationService, AdminService {
         stopped = true
         wake?.resume()
         wake = nil
+        // Sites waiting for a job are answered "no task" now: their open calls must not hold up the shutdown.
+        for (_, list) in idleSites { for c in list.values { c.resume() } }
+        idleSites = [:]
         if let current { Task { await current.runner.abort(reason: "the server is shutting down") } }
     }
 
@@ -180,7 +183,7 @@ public actor JobManager: FederationService, AdminService {
 
     /// The site's next task in the running job; waits for a job of the site's to start when there is none.
     public func nextTask(site: String) async throws(FederationError) -> TaskAssignment? {
-        while !Task.isCancelled {
+        while !Task.isCancelled && !stopped {
             if let current, current.runner.participants.contains(site), !(await current.runner.isOver) {
                 let task = try await current.runner.nextTask(site: site)
                 if task == nil { participating[site] = nil } else { participating[site] = current.id }
@@ -192,7 +195,7 @@ public actor JobManager: FederationService, AdminService {
             nextWaiterID += 1
             await withTaskCancellationHandler {
                 await withCheckedContinuation { continuation in
-                    if Task.isCancelled { continuation.resume(); return }
+                    if Task.isCancelled || stopped { continuation.resume(); return }
                     idleSites[site, default: [:]][id] = continuation
                 }
             } onCancel: {
@@ -246,6 +249,9 @@ public actor JobManager: FederationService, AdminService {
 
     public func submit(pipeline: String, name: String, by admin: String) async throws(FederationError) -> String {
         let plan = try factory.plan(pipeline: pipeline)
+        if let twice = Dictionary(grouping: plan.sites, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
+            throw FederationError(.invalidConfiguration, "federation.sites lists '\(twice)' more than once")
+        }
         let jobs = try await store.jobs()
         let sequence = (jobs.map(\.sequence).max() ?? 0) + 1
         let id = String(format: "job-%04d", sequence)
@@ -308,7 +314,7 @@ public actor JobManager: FederationService, AdminService {
         let folder = filesFolder(jobID)
         let checkpoints = store.folder + "/" + store.safe(jobID)
         let rounds = ((try? FileManager.default.contentsOfDirectory(atPath: checkpoints)) ?? [])
-            .filter { $0.hasPrefix("round-") && $0.hasSuffix(".safetensors") }.sorted()
+            .filter { $0.hasPrefix("round-") && $0.hasSuffix(".safetensors") && !$0.contains(".server-state.") }.sorted()
             .map { JobFile(name: $0, path: checkpoints + "/" + $0) }
         if let current, current.id == jobID {
             return try await current.runner.writeFiles(to: folder) + rounds

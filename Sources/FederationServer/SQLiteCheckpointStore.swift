@@ -54,16 +54,30 @@ public final class SQLiteCheckpointStore: CheckpointStore {
         }
     }
 
-    public func save(jobID: String, completedRound: Int, model: ParameterSet, records: [RoundRecord]) async throws(FederationError) {
+    /// Writes the round's model (and the strategy's state, when it keeps one) durably, then the round row: a crash
+    /// in between leaves the previous round as the checkpoint.
+    public func save(jobID: String, completedRound: Int, model: ParameterSet, serverState: ParameterSet,
+                     records: [RoundRecord]) async throws(FederationError) {
         guard let record = records.last(where: { $0.round == completedRound }) else {
             throw FederationError(.invalidConfiguration, "no record for round \(completedRound)")
         }
-        let path = folder + "/" + safe(jobID) + String(format: "/round-%04d.safetensors", completedRound)
+        let path = roundPath(jobID: jobID, round: completedRound)
         do {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
                                                     withIntermediateDirectories: true)
-            let entries = model.tensors.map { SafeTensorEntry(name: $0.name, shape: $0.shape, values: $0.values) }
-            try SafeTensorsFile.write(entries, metadata: ["job": jobID, "round": String(completedRound)], to: path)
+        } catch {
+            throw FederationError(.invalidConfiguration, "cannot create the checkpoint folder of job \(jobID) in "
+                                  + "\(folder)", cause: "\(error)")
+        }
+        let metadata = ["job": jobID, "round": String(completedRound)]
+        try DurableFile.write(SafeTensorsFile.encode(Self.entries(model), metadata: metadata), to: path)
+        let statePath = Self.serverStatePath(path)
+        if serverState.tensors.isEmpty {
+            try? FileManager.default.removeItem(atPath: statePath)
+        } else {
+            try DurableFile.write(SafeTensorsFile.encode(Self.entries(serverState), metadata: metadata), to: statePath)
+        }
+        do {
             let participants = String(decoding: try JSONEncoder().encode(record.participants), as: UTF8.self)
             let metrics = String(decoding: try JSONEncoder().encode(record.metrics), as: UTF8.self)
             try await database.write { db in
@@ -73,12 +87,12 @@ public final class SQLiteCheckpointStore: CheckpointStore {
                     """, arguments: [jobID, completedRound, record.attempt, participants, metrics, record.closedBy, path])
             }
         } catch {
-            throw FederationError(.invalidConfiguration, "cannot checkpoint round \(completedRound) of job \(jobID) in \(folder)",
-                                  cause: "\(error)")
+            throw FederationError(.invalidConfiguration, "cannot checkpoint round \(completedRound) of job \(jobID) in "
+                                  + "\(folder)", cause: "\(error)")
         }
     }
 
-    public func load(jobID: String) async throws(FederationError) -> (completedRound: Int, model: ParameterSet, records: [RoundRecord])? {
+    public func load(jobID: String) async throws(FederationError) -> SavedCheckpoint? {
         do {
             let rows = try await database.read { db in
                 try Row.fetchAll(db, sql: "SELECT * FROM round WHERE job_id = ? ORDER BY round", arguments: [jobID])
@@ -87,18 +101,39 @@ public final class SQLiteCheckpointStore: CheckpointStore {
             var records: [RoundRecord] = []
             for row in rows {
                 let participants = try JSONDecoder().decode([String].self, from: Data((row["participants"] as String).utf8))
-                let metrics = try JSONDecoder().decode([String: [String: Double]].self, from: Data((row["metrics"] as String).utf8))
+                let metrics = try JSONDecoder().decode([String: [String: Double]].self,
+                                                       from: Data((row["metrics"] as String).utf8))
                 records.append(RoundRecord(round: row["round"], attempt: row["attempt"], participants: participants,
                                            metrics: metrics, closedBy: row["closed_by"]))
             }
-            let contents = try SafeTensorsFile.read(contentsOf: last["model_path"])
+            let modelPath: String = last["model_path"]
             // safetensors stores tensors by name; keep the file's order (sorted), the coordinator checks the structure.
-            let model = ParameterSet(contents.entries.map { ParameterTensor(name: $0.name, shape: $0.shape, values: $0.values) })
-            return (last["round"], model, records)
+            let model = Self.parameters(try SafeTensorsFile.read(contentsOf: modelPath))
+            let statePath = Self.serverStatePath(modelPath)
+            let state = FileManager.default.fileExists(atPath: statePath)
+                ? Self.parameters(try SafeTensorsFile.read(contentsOf: statePath)) : ParameterSet()
+            return SavedCheckpoint(completedRound: last["round"], model: model, serverState: state, records: records)
         } catch {
-            throw FederationError(.invalidConfiguration, "cannot read the checkpoint of job \(jobID) from \(folder): the state "
-                                  + "is damaged; restore the folder or start the job again", cause: "\(error)")
+            throw FederationError(.invalidConfiguration, "cannot read the checkpoint of job \(jobID) from \(folder): the "
+                                  + "state is damaged; restore the folder or start the job again", cause: "\(error)")
         }
+    }
+
+    private func roundPath(jobID: String, round: Int) -> String {
+        folder + "/" + safe(jobID) + String(format: "/round-%04d.safetensors", round)
+    }
+
+    /// `round-0003.safetensors` → `round-0003.server-state.safetensors` (the strategy's optimiser moments).
+    static func serverStatePath(_ modelPath: String) -> String {
+        String(modelPath.dropLast(".safetensors".count)) + ".server-state.safetensors"
+    }
+
+    private static func entries(_ set: ParameterSet) -> [SafeTensorEntry] {
+        set.tensors.map { SafeTensorEntry(name: $0.name, shape: $0.shape, values: $0.values) }
+    }
+
+    private static func parameters(_ contents: SafeTensorsFile.Contents) -> ParameterSet {
+        ParameterSet(contents.entries.map { ParameterTensor(name: $0.name, shape: $0.shape, values: $0.values) })
     }
 
     /// The global model after `round` (for per-round evaluation and downloads).

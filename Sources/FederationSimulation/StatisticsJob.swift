@@ -12,28 +12,16 @@ import Foundation
 /// aggregator: dropouts after masking are recovered from the survivors). The aggregator's state is saved after every
 /// phase (`statistics.json` in the store's job folder), so a restarted server resumes the query; the sites keep
 /// their sessions and answer a repeated request with the same response.
-public actor StatisticsCoordinator<C: Clock>: JobRunner, LongPollHolder where C.Duration == Duration {
+public actor StatisticsCoordinator<C: Clock>: JobRunner, RoundHost where C.Duration == Duration {
     public let jobID: String
     public nonisolated let participants: [String]
-    private let clock: C
     private let phaseTimeout: Duration
     private let checkpointPath: String?
     private var aggregator: StatisticsAggregator
     private var round = 0
-    private var tasks: [String: TaskAssignment] = [:]
+    package var driver: RoundDriver<C>
     private var inFlight: [String: ResultHeader] = [:]
-    private var answered: [String] = []
-    package var polls = SitePolls()
-    private var observers = EventFanout()
-    private var lastSeen: [String: C.Instant] = [:]
     private var result: StatisticsResult?
-    private var finished = false
-    private var failure: String?
-    private var abortReason: String?
-    private let events: AsyncStream<Internal>
-    private let sink: AsyncStream<Internal>.Continuation
-
-    private enum Internal: Sendable { case answered(round: Int), deadline(round: Int), aborted }
 
     /// - Parameters:
     ///   - checkpointPath: where the aggregator's state is saved after every phase (and resumed from); nil: nowhere.
@@ -41,9 +29,12 @@ public actor StatisticsCoordinator<C: Clock>: JobRunner, LongPollHolder where C.
                 clock: C, checkpointPath: String?) throws(FederationError) {
         self.jobID = jobID
         self.participants = sites
-        self.clock = clock
         self.phaseTimeout = phaseTimeout
         self.checkpointPath = checkpointPath
+        self.driver = RoundDriver(jobID: jobID, participants: sites, clock: clock)
+        if let twice = Dictionary(grouping: sites, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
+            throw FederationError(.invalidConfiguration, "federation.sites lists '\(twice)' more than once")
+        }
         do {
             if let checkpointPath, let saved = FileManager.default.contents(atPath: checkpointPath) {
                 let state = try JSONDecoder().decode(Checkpoint.self, from: saved)
@@ -59,7 +50,6 @@ public actor StatisticsCoordinator<C: Clock>: JobRunner, LongPollHolder where C.
             throw FederationError(.invalidConfiguration, "the saved state of statistics job \(jobID) is damaged; remove "
                                   + "\(checkpointPath ?? "it") to start the query again", cause: "\(error)")
         }
-        (events, sink) = AsyncStream.makeStream(of: Internal.self)
     }
 
     struct Checkpoint: Codable {
@@ -67,105 +57,79 @@ public actor StatisticsCoordinator<C: Clock>: JobRunner, LongPollHolder where C.
         var aggregator: Data
     }
 
-    public func observe() -> AsyncStream<JobEvent> { observers.observe() }
+    public func observe() -> AsyncStream<JobEvent> { driver.observe() }
 
-    public var isOver: Bool { finished || failure != nil }
+    public var isOver: Bool { driver.isOver }
 
     public func progress() -> JobProgress {
-        let now = clock.now
-        return JobProgress(completedRounds: round - (tasks.isEmpty ? 0 : 1), currentRound: finished ? 0 : round,
+        let seen = driver.secondsSinceSeen()
+        let open = driver.tasks.isEmpty ? 0 : 1
+        return JobProgress(completedRounds: driver.round - open, currentRound: driver.isOver ? 0 : driver.round,
                            siteStates: participants.map { site in
-                               SiteState(site: site, secondsSinceSeen: lastSeen[site].map { $0.duration(to: now).inSeconds },
-                                         lastRound: 0, lastMetrics: [:])
+                               SiteState(site: site, secondsSinceSeen: seen[site], lastRound: 0, lastMetrics: [:])
                            })
     }
 
-    public func abort(reason: String) {
-        guard !isOver, abortReason == nil else { return }
-        abortReason = reason
-        sink.yield(.aborted)
+    public func abort(reason: String) { driver.abort(reason: reason) }
+
+    /// Runs the query's phases, one round each: a phase closes when every asked site answered or at the deadline
+    /// (the missing sites are declared to the aggregator).
+    public func execute() async throws(FederationError) {
+        try await runJob { () async throws(FederationError) in
+            do {
+                // The state is saved between phases: a resumed query asks the next phase again (the sites answer a
+                // repeated request from their session).
+                var requests = try aggregator.nextRequests()
+                while !requests.isEmpty {
+                    round += 1
+                    try await runPhase(requests)
+                    try save()
+                    requests = try aggregator.nextRequests()
+                }
+                result = try aggregator.result()
+            } catch let error as FederationError {
+                throw error
+            } catch {
+                let message = (error as? AnalyticsError)?.message ?? "\(error)"
+                throw FederationError(.jobFailed, "the statistics query failed: \(message)", cause: "\(error)")
+            }
+        }
     }
 
-    public func execute() async throws(FederationError) {
-        var iterator = events.makeAsyncIterator()
-        do {
-            // The state is saved between phases: a resumed query asks the next phase again (the sites answer a
-            // repeated request from their session).
-            var requests = try aggregator.nextRequests()
-            while !requests.isEmpty {
-                round += 1
-                answered = []
-                inFlight = [:]
-                tasks = [:]
-                for request in requests {
-                    let payload = [UInt8](try request.encoded())
-                    tasks[request.site] = TaskAssignment(jobID: jobID, round: round, kind: .statistics, site: request.site,
-                                                         config: ["phase": .string(request.phase.rawValue)], payload: payload)
-                }
-                observers.emit(.roundStarted(round: round, attempt: 0, sites: tasks.keys.sorted()))
-                for (site, task) in tasks { polls.deliver(task, to: site) }
-                let deadline = clock.now.advanced(by: phaseTimeout), sink = self.sink, clock = self.clock, r = round
-                Task {
-                    try? await clock.sleep(until: deadline, tolerance: nil)
-                    sink.yield(.deadline(round: r))
-                }
-                var closedBy = "every site answered"
-                waiting: while answered.count < tasks.count {
-                    guard let event = await iterator.next() else { break }
-                    switch event {
-                    case .aborted:
-                        let reason = abortReason ?? "aborted"
-                        end(failure: reason)
-                        throw FederationError(.jobFailed, reason)
-                    case .deadline(let d) where d == round:
-                        closedBy = "deadline"
-                        for site in tasks.keys.sorted() where !answered.contains(site) {
-                            try aggregator.siteDidNotAnswer(site, reason: "no answer within \(phaseTimeout)")
-                        }
-                        break waiting
-                    default:
-                        continue
-                    }
-                }
-                observers.emit(.roundClosed(round: round, participants: answered.sorted(), reason: closedBy))
-                tasks = [:]
-                try save()
-                requests = try aggregator.nextRequests()
-            }
-            result = try aggregator.result()
-        } catch let error as FederationError {
-            if !isOver { end(failure: error.message) }
-            throw error
-        } catch {
-            let reason = "the statistics query failed: \((error as? AnalyticsError)?.message ?? "\(error)")"
-            end(failure: reason)
-            throw FederationError(.jobFailed, reason)
+    private func runPhase(_ requests: [StatisticsRequest]) async throws {
+        inFlight = [:]
+        var tasks: [TaskAssignment] = []
+        for request in requests {
+            let payload = [UInt8](try request.encoded())
+            tasks.append(TaskAssignment(jobID: jobID, round: round, kind: .statistics, site: request.site,
+                                        config: ["phase": .string(request.phase.rawValue)], payload: payload))
         }
-        finished = true
-        polls.releaseAll()
-        observers.emit(.jobFinished)
-        observers.finish()
+        let outcome = await runRoundUntilAnswered(round, tasks: tasks, timeout: phaseTimeout)
+        let answered = driver.answered, asked = Set(tasks.map(\.site))
+        inFlight = [:]
+        switch outcome {
+        case .closed(let closure):
+            for site in asked.subtracting(answered).sorted() {
+                try aggregator.siteDidNotAnswer(site, reason: "no answer within \(phaseTimeout)")
+            }
+            driver.emit(.roundClosed(round: round, participants: answered.sorted(), reason: closure.rawValue))
+        case .retry: break
+        case .failed(let reason), .aborted(let reason): throw FederationError(.jobFailed, reason)
+        }
     }
 
     private func save() throws(FederationError) {
         guard let checkpointPath else { return }
+        let data: Data
         do {
-            let data = try JSONEncoder().encode(Checkpoint(round: round, aggregator: try aggregator.checkpoint()))
+            data = try JSONEncoder().encode(Checkpoint(round: round, aggregator: try aggregator.checkpoint()))
             try FileManager.default.createDirectory(atPath: (checkpointPath as NSString).deletingLastPathComponent,
                                                     withIntermediateDirectories: true)
-            try data.write(to: URL(fileURLWithPath: checkpointPath), options: .atomic)
         } catch {
             throw FederationError(.invalidConfiguration, "cannot save the statistics job's state to \(checkpointPath)",
                                   cause: "\(error)")
         }
-    }
-
-    private func end(failure reason: String) {
-        failure = reason
-        tasks = [:]
-        polls.releaseAll()
-        observers.emit(.jobFailed(reason: reason))
-        observers.finish()
+        try DurableFile.write(data, to: checkpointPath)
     }
 
     /// `result.json` and `report.html` (charts per site beside the global figures, the privacy cost).
@@ -183,16 +147,12 @@ public actor StatisticsCoordinator<C: Clock>: JobRunner, LongPollHolder where C.
     // MARK: - Sites
 
     public func register(site: String) throws(FederationError) -> String {
-        try requireParticipant(site, of: participants, job: jobID)
+        try driver.requireParticipant(site)
         return jobID
     }
 
     public func nextTask(site: String) async throws(FederationError) -> TaskAssignment? {
-        try requireParticipant(site, of: participants, job: jobID)
-        lastSeen[site] = clock.now
-        if isOver { return nil }
-        if let task = tasks[site], !answered.contains(site) { return task }
-        return await waitForTask(site: site)
+        try await nextPendingTask(site: site)
     }
 
     public func model(for task: TaskAssignment, maxScalars: Int) throws(FederationError) -> [ParameterChunk] {
@@ -200,10 +160,11 @@ public actor StatisticsCoordinator<C: Clock>: JobRunner, LongPollHolder where C.
     }
 
     public func beginResult(_ header: ResultHeader) throws(FederationError) {
-        guard header.jobID == jobID, header.round == round, tasks[header.site] != nil, !answered.contains(header.site) else {
+        guard header.jobID == jobID, header.round == driver.round, driver.isAsked(header.site),
+              !driver.answered.contains(header.site) else {
             let error = FederationError(.staleRound, "answer from \(header.site) for phase \(header.round) of job "
-                                        + "\(header.jobID); current: phase \(round) of \(jobID). Discarded")
-            observers.emit(.resultRejected(round: header.round, site: header.site, reason: error.message))
+                                        + "\(header.jobID); current: phase \(driver.round) of \(jobID). Discarded")
+            driver.emit(.resultRejected(round: header.round, site: header.site, reason: error.message))
             throw error
         }
         inFlight[header.site] = header
@@ -212,7 +173,7 @@ public actor StatisticsCoordinator<C: Clock>: JobRunner, LongPollHolder where C.
     public func resultChunk(site: String, _ chunk: ParameterChunk) throws(FederationError) {
         inFlight[site] = nil
         let error = FederationError(.shapeMismatch, "statistics answers carry no model values; \(site)'s is discarded")
-        observers.emit(.resultRejected(round: round, site: site, reason: error.message))
+        driver.emit(.resultRejected(round: driver.round, site: site, reason: error.message))
         throw error
     }
 
@@ -224,21 +185,19 @@ public actor StatisticsCoordinator<C: Clock>: JobRunner, LongPollHolder where C.
             try aggregator.receive(Data(header.payload), from: site)
         } catch {
             let rejected = FederationError(.invalidConfiguration, "answer from \(site) rejected: \(error.message)")
-            observers.emit(.resultRejected(round: round, site: site, reason: rejected.message))
+            driver.emit(.resultRejected(round: driver.round, site: site, reason: rejected.message))
             throw rejected
         }
-        answered.append(site)
-        lastSeen[site] = clock.now
-        observers.emit(.resultAccepted(round: round, site: site, sampleCount: header.sampleCount, metrics: header.metrics))
-        sink.yield(.answered(round: round))
+        driver.emit(.resultAccepted(round: driver.round, site: site, sampleCount: header.sampleCount, metrics: [:]))
+        driver.answer(site)
     }
 
     public func abandonResult(site: String, reason: String) {
         inFlight[site] = nil
-        observers.emit(.resultRejected(round: round, site: site, reason: reason))
+        driver.emit(.resultRejected(round: driver.round, site: site, reason: reason))
     }
 
-    public func heartbeat(site: String) { lastSeen[site] = clock.now }
+    public func heartbeat(site: String) { driver.seen(site) }
 }
 
 /// A site's side of statistics jobs (`tessera client`): the query's phases answered from the site's own DICOM

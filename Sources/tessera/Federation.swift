@@ -70,7 +70,16 @@ struct Server: ParsableCommand {
     @Option(help: "TCP port to listen on (default: the kit's; 0: any free port).")
     var port: Int?
 
+    @Option(help: "Seconds the server waits for open calls after SIGTERM or Ctrl-C before it exits anyway (1-600).")
+    var shutdownTimeout: Double = 10
+
     @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        guard shutdownTimeout >= 1, shutdownTimeout <= 600 else {
+            throw ValidationError("--shutdown-timeout must be between 1 and 600 seconds, is \(shutdownTimeout)")
+        }
+    }
 
     func run() throws {
         common.apply()
@@ -81,10 +90,18 @@ struct Server: ParsableCommand {
             let store = try SQLiteCheckpointStore(folder: folder)
             let manager = JobManager(store: store, factory: StudyJobFactory()) { log("[server] \($0)") }
             let server = GRPCFederationServer(service: manager, admin: manager, host: host, port: port, tls: tls)
+            let limit = shutdownTimeout
             let signals = onTermination { sig in
                 log("[server] signal \(sig): shutting down (running jobs resume at the next start)")
                 Task { await manager.stop() }
                 server.beginGracefulShutdown()
+                // Calls still open after the bound (a peer that never reads) do not keep the server up: the state
+                // on disk is consistent at every moment (checkpoints are written before they count).
+                DispatchQueue.global().asyncAfter(deadline: .now() + limit) {
+                    log("[server] calls still open \(limit) s after signal \(sig): exiting now")
+                    fflush(nil)  // every output stream
+                    _exit(0)
+                }
             }
             // The sources must live as long as the server (an optimised build would release them at once).
             defer { withExtendedLifetime(signals) {} }

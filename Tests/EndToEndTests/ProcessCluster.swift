@@ -116,6 +116,21 @@ final class ProcessCluster: @unchecked Sendable {
         port = p
     }
 
+    /// Stops the server as an operator does (SIGTERM) and waits for it to exit within `deadline`; its status.
+    @discardableResult
+    func stopServer(deadline: Duration = .seconds(30)) async throws -> Int32 {
+        guard let process = lock.withLock({ server }) else { throw ClusterError("no server") }
+        process.terminate()
+        return try await within(deadline, "the server to exit after SIGTERM (log: \(path("server.log")))") {
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    process.waitUntilExit()
+                    continuation.resume(returning: process.terminationStatus)
+                }
+            }
+        }
+    }
+
     /// Kills the server at once (SIGKILL: no shutdown, as a crash).
     func killServer() {
         lock.withLock {

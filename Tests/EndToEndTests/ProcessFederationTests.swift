@@ -232,19 +232,91 @@ struct ProcessFederationTests {
         let oversized = global.zeros().chunks(maxScalars: 1 << 16)
             + [ParameterChunk(tensor: first.name, shape: first.shape, offset: 0, values: first.values)]
         #expect(await code { try await rogue.uploadResult(header(), chunks: oversized) } == .tooLarge)
+        // An offset near Int64.max (it once overflowed the server's bounds check and trapped).
+        let far = ParameterChunk(tensor: first.name, shape: first.shape, offset: Int(Int64.max) - 1, values: [0, 0])
+        #expect(await code { try await rogue.uploadResult(header(), chunks: [far]) } == .shapeMismatch)
+        // A NaN metric (it once made the checkpoint's JSON encoding throw and wedged the job).
+        var nanMetric = header()
+        nanMetric.metrics = ["dice": .nan]
+        #expect(await code { try await rogue.uploadResult(nanMetric, chunks: global.zeros().chunks(maxScalars: 1 << 16)) }
+                == .nonFinite)
+        // 2^62 samples with finite values near Float.greatestFiniteMagnitude (once turned the global model to inf).
+        var huge = header()
+        huge.sampleCount = 1 << 62
+        let nearMax = ParameterSet(global.tensors.map { t in
+            ParameterTensor(name: t.name, shape: t.shape, values: [Float](repeating: 3e38, count: t.count))
+        })
+        #expect(await code { try await rogue.uploadResult(huge, chunks: nearMax.chunks(maxScalars: 1 << 16)) } == .tooLarge)
+        // A download in one-value chunks is served (the server floors the chunk size): the model arrives whole.
+        let tiny = try await rogue.downloadModel(for: task, maxScalars: 1)
+        #expect(try ParameterSet(assembling: tiny).scalarCount == global.scalarCount)
         await rogue.close()
         // The honest sites close the round (the rogue never counts).
         let events = try await cluster.events(admin, job: job)
         let rejected = events.compactMap { e -> String? in
             if case .resultRejected(_, "treatment-center", let reason) = e { return reason } else { return nil }
         }
-        #expect(rejected.count == 5, "\(rejected)")
+        #expect(rejected.count == 8, "\(rejected)")
         #expect(rejected.contains { $0.contains("nan") })
         let closed = events.compactMap { e -> [String]? in
             if case .roundClosed(1, let p, _) = e { return p } else { return nil }
         }
         #expect(closed == [Array(ProcessCluster.sites.prefix(2))])
         #expect(events.last == .jobFinished)
+        let folder = cluster.path("download-\(job)")
+        _ = try await admin.download(jobID: job, to: folder)
+        let model = try SafeTensorsFile.read(contentsOf: folder + "/global.safetensors")
+        #expect(model.entries.allSatisfy { $0.values.allSatisfy(\.isFinite) })
+        await admin.close()
+    }
+
+    @Test("A job listing a site twice and a poison pipeline are refused at submit; the server restarts on the same state",
+          .timeLimit(.minutes(3)))
+    func poisonJobsRefusedAtSubmit() async throws {
+        let cluster = try ProcessCluster()
+        try await cluster.startServer()
+        let admin = try cluster.admin()
+        func refusal(_ pipeline: String) async -> String? {
+            do {
+                _ = try await admin.submit(pipeline: pipeline, name: "poison")
+                return nil
+            } catch {
+                return (error as? FederationError)?.message ?? "\(error)"
+            }
+        }
+        let twice = try cluster.pipeline(rounds: 1, sites: ["research-center", "research-center"])
+        let duplicate = await refusal(twice)
+        #expect(duplicate?.contains("research-center") == true, "\(duplicate ?? "accepted")")
+        let huge = try cluster.pipeline(rounds: 1).replacingOccurrences(of: "encoder_channels: [4, 8]",
+                                                                        with: "encoder_channels: [1000000, 8]")
+        let channels = await refusal(huge)
+        #expect(channels?.contains("encoder_channels") == true, "\(channels ?? "accepted")")
+        #expect(try await admin.status(jobID: nil).isEmpty)
+        await admin.close()
+        // Nothing poisonous was stored: a restart on the same state comes up and lists no job.
+        try await cluster.stopServer()
+        try await cluster.startServer()
+        let again = try cluster.admin()
+        #expect(try await again.status(jobID: nil).isEmpty)
+        await again.close()
+    }
+
+    @Test("SIGTERM stops the server within its bound while a job waits for sites and a site's long-poll is open",
+          .timeLimit(.minutes(3)))
+    func sigtermDuringWedgedWait() async throws {
+        let cluster = try ProcessCluster()
+        try await cluster.startServer()
+        let admin = try cluster.admin()
+        // A job for two sites that never come; a third site long-polls and waits for a job of its own.
+        _ = try await admin.submit(pipeline: try cluster.pipeline(rounds: 1, minClients: 2,
+                                                                  sites: Array(ProcessCluster.sites.prefix(2))),
+                                   name: "waits")
+        let idle = try cluster.site("treatment-center")
+        let poll = Task { try? await idle.nextTask(site: "treatment-center") }
+        let status = try await cluster.stopServer(deadline: .seconds(30))
+        #expect(status == 0, "\(cluster.logText("server"))")
+        poll.cancel()
+        await idle.close()
         await admin.close()
     }
 

@@ -46,7 +46,7 @@ public struct ServerOptimizer: Sendable, Equatable {
         case .fedAvg:
             try global.add(delta, scaledBy: eta)
         case .fedAvgM:
-            var m = momentum ?? delta.zeros()
+            var m = try Self.aligned(momentum, with: delta)
             momentum = nil  // unique: updated in place
             try m.updateValues { t, values throws(FederationError) in
                 delta.tensors[t].values.withUnsafeBufferPointer { d in
@@ -58,7 +58,7 @@ public struct ServerOptimizer: Sendable, Equatable {
             try global.add(m, scaledBy: eta)
             momentum = m
         case .fedAdam, .fedYogi:
-            var m = momentum ?? delta.zeros(), v = secondMoment ?? delta.zeros()
+            var m = try Self.aligned(momentum, with: delta), v = try Self.aligned(secondMoment, with: delta)
             momentum = nil
             secondMoment = nil
             try m.updateValues { t, values throws(FederationError) in
@@ -95,6 +95,48 @@ public struct ServerOptimizer: Sendable, Equatable {
             momentum = m
             secondMoment = v
         }
+    }
+}
+
+extension ServerOptimizer {
+    /// A moment in `delta`'s tensor order (a restored one comes in the checkpoint file's order); zeros when nil.
+    fileprivate static func aligned(_ moment: ParameterSet?, with delta: ParameterSet) throws(FederationError)
+        -> ParameterSet
+    {
+        guard let moment else { return delta.zeros() }
+        if moment.structure.map(\.name) == delta.structure.map(\.name) { return moment }
+        return try moment.reordered(like: delta)
+    }
+
+    /// The moments as one parameter set (what a checkpoint keeps): `m/<tensor>` for the first moment (or FedAvgM's
+    /// momentum), `v/<tensor>` for the second; empty before the first step and for FedAvg.
+    public var state: ParameterSet {
+        func prefixed(_ set: ParameterSet?, _ prefix: String) -> [ParameterTensor] {
+            (set?.tensors ?? []).map { ParameterTensor(name: prefix + $0.name, shape: $0.shape, values: $0.values) }
+        }
+        return ParameterSet(prefixed(momentum, "m/") + prefixed(secondMoment, "v/"))
+    }
+
+    /// Takes back the moments saved from `state`, so a resumed job continues the same optimisation.
+    /// - Throws: `.shapeMismatch` for a tensor that is neither `m/…` nor `v/…`, or moments this kind keeps none of.
+    public mutating func restore(_ state: ParameterSet) throws(FederationError) {
+        var m: [ParameterTensor] = [], v: [ParameterTensor] = []
+        for t in state.tensors {
+            if t.name.hasPrefix("m/") {
+                m.append(ParameterTensor(name: String(t.name.dropFirst(2)), shape: t.shape, values: t.values))
+            } else if t.name.hasPrefix("v/") {
+                v.append(ParameterTensor(name: String(t.name.dropFirst(2)), shape: t.shape, values: t.values))
+            } else {
+                throw FederationError(.shapeMismatch, "server-optimiser state holds an unknown tensor '\(t.name)'")
+            }
+        }
+        let keepsSecond = kind == .fedAdam || kind == .fedYogi
+        guard kind != .fedAvg || m.isEmpty, keepsSecond || v.isEmpty else {
+            throw FederationError(.shapeMismatch, "the checkpoint's server-optimiser state does not fit \(kind.rawValue)"
+                                  + "; was the pipeline's strategy changed?")
+        }
+        momentum = m.isEmpty ? nil : ParameterSet(m)
+        secondMoment = v.isEmpty ? nil : ParameterSet(v)
     }
 }
 

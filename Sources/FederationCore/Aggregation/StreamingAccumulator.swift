@@ -2,8 +2,8 @@
 /// structure (names and shapes), one float32 sum per parameter and the chunk in flight — never N models. Used for
 /// FedAvg on weight diffs (wᵢ = sample count).
 ///
-/// Chunks go straight into the sum; a result counts once `commit` confirms that every tensor it sent arrived
-/// complete, each scalar once. Tensors a site keeps to itself (exclude-variables filter) are simply absent: their
+/// Chunks go straight into the sum, each tensor's in order (a chunk starts where the previous one ended, so every
+/// scalar is added once); a result counts once `commit` confirms that every tensor it sent arrived complete. Tensors a site keeps to itself (exclude-variables filter) are simply absent: their
 /// mean is over the sites that sent them, and zero (no change) when none did. A client whose stream breaks
 /// half-way is either taken back out chunk by chunk with `retract` and then `forget` (or in one call with
 /// `discard`), when its chunks are still at hand (the coordinator's spill file for a site on probation), or the
@@ -63,7 +63,9 @@ public struct StreamingAccumulator: Sendable {
         guard let t = index[chunk.tensor] else {
             throw FederationError(.shapeMismatch, "chunk for unknown tensor '\(chunk.tensor)' from \(client)")
         }
-        guard chunk.shape == structure[t].shape, chunk.offset >= 0, chunk.offset + chunk.values.count <= sums[t].count else {
+        // `offset` comes off the wire: compared without adding, so Int.max cannot overflow.
+        guard chunk.shape == structure[t].shape, chunk.offset >= 0, chunk.values.count <= sums[t].count,
+              chunk.offset <= sums[t].count - chunk.values.count else {
             throw FederationError(.shapeMismatch, "chunk [\(chunk.offset), +\(chunk.values.count)) of '\(chunk.tensor)' "
                                   + "\(chunk.shape) does not fit the model's \(structure[t].shape) (from \(client))")
         }
@@ -75,6 +77,12 @@ public struct StreamingAccumulator: Sendable {
     ///   is unchanged then.
     public mutating func accept(_ chunk: ParameterChunk, weight: Double, from client: String) throws(FederationError) {
         let t = try tensorIndex(of: chunk, from: client)
+        // Each value once: a tensor's chunks arrive in order, each where the previous one ended.
+        let expected = received[client]?[t] ?? 0
+        guard chunk.offset == expected else {
+            throw FederationError(.shapeMismatch, "chunk of '\(chunk.tensor)' from \(client) starts at \(chunk.offset); "
+                                  + "the next expected value is \(expected) (chunks of a tensor arrive in order, once)")
+        }
         let finite = chunk.values.withUnsafeBufferPointer { v in
             // Branch-free scan (vectorises); the rare failure is located afterwards.
             var bad = false
@@ -92,7 +100,8 @@ public struct StreamingAccumulator: Sendable {
     /// Subtracts `weight · chunk` from the sum: the inverse of `accept` for one chunk of a result that will not
     /// count. Chunks that do not fit the model are ignored (they were never accepted).
     public mutating func retract(_ chunk: ParameterChunk, weight: Double) {
-        guard let t = index[chunk.tensor], chunk.offset >= 0, chunk.offset + chunk.values.count <= sums[t].count else {
+        guard let t = index[chunk.tensor], chunk.offset >= 0, chunk.values.count <= sums[t].count,
+              chunk.offset <= sums[t].count - chunk.values.count else {
             return
         }
         add(chunk, to: t, scale: -Float(weight))

@@ -12,9 +12,24 @@ public protocol Strategy: Sendable {
     /// temporary (the default calls `aggregateTraining`, holding the old and the new model for a moment).
     mutating func updateGlobal(round: Int, global: inout ParameterSet, meanDiff: ParameterSet,
                                updates: [ModelUpdate]) throws(FederationError)
+    /// The strategy's own state that a resumed job needs to continue the same optimisation (server-optimiser
+    /// moments), saved with every checkpoint; empty for stateless strategies.
+    var serverState: ParameterSet { get }
+    /// Takes back a state saved from `serverState`.
+    /// - Throws: `.shapeMismatch` when `state` is not one this strategy saved.
+    mutating func restore(serverState state: ParameterSet) throws(FederationError)
 }
 
 extension Strategy {
+    public var serverState: ParameterSet { ParameterSet() }
+
+    public mutating func restore(serverState state: ParameterSet) throws(FederationError) {
+        guard state.tensors.isEmpty else {
+            throw FederationError(.shapeMismatch, "the checkpoint holds server-optimiser state (\(state.tensors.count) "
+                                  + "tensors) but the job's strategy keeps none; was the pipeline's strategy changed?")
+        }
+    }
+
     public mutating func updateGlobal(round: Int, global: inout ParameterSet, meanDiff: ParameterSet,
                                       updates: [ModelUpdate]) throws(FederationError) {
         global = try aggregateTraining(round: round, global: global, meanDiff: meanDiff, updates: updates)
@@ -101,6 +116,12 @@ public struct FedOpt: Strategy {
     public mutating func updateGlobal(round: Int, global: inout ParameterSet, meanDiff: ParameterSet,
                                       updates: [ModelUpdate]) throws(FederationError) {
         try optimizer.apply(to: &global, delta: meanDiff)
+    }
+
+    public var serverState: ParameterSet { optimizer.state }
+
+    public mutating func restore(serverState state: ParameterSet) throws(FederationError) {
+        try optimizer.restore(state)
     }
 }
 

@@ -1,0 +1,323 @@
+import FederationCore
+import Foundation
+
+/// The training results of one round as they stream in: each chunk checked and added into the round's sums at once
+/// (never kept), a result counting once it is complete, and a broken result taken back out. The mechanism behind
+/// `Coordinator`'s site API; the coordinator decides what a round is, this decides what a result is.
+///
+/// A result that fails after part of it was added (a bad chunk half-way, a broken stream, a missing tensor at the
+/// end) must leave no trace in the sums, yet the server keeps none of its values. Two ways out, by cost:
+/// - **Rebuild (the common path, no writes):** the round's sums are zeroed and every result that was in them —
+///   committed or still streaming — is asked for again: streams in flight are refused with `.transient` (the site
+///   resends the same result at once), committed sites get their task again (a `SiteAgent` keeps its last result
+///   until its next task and sends the same one again, without training again). Nothing is written per chunk, so an
+///   uneventful round costs the additions only; the price of a failure is a resend of the results received so far.
+/// - **Spill (fallback, per site):** a site whose result failed that way is on probation for the rest of the job:
+///   its later results are also written to its spill file (`ResultSpill`: anonymous, reused from round to round), so
+///   when one of them fails again it is taken out by reading its chunks back and subtracting them, and a site that
+///   keeps failing (diverged training sending NaN every round) costs the others nothing.
+/// A result rejected before any of its chunks was added (stale round, unknown tensor or NaN in its first chunk,
+/// wrong header) needs neither.
+///
+/// Bounds (from `JobConfiguration`): a result's weight is its sample count capped at `maxSampleCount`; every value
+/// is finite and within ±`maxUpdateMagnitude`; a result is never larger than the model (nor `maxUpdateBytes`);
+/// chunks of a tensor arrive in order, each value once.
+struct ResultIntake {
+    /// One result being received: its header, how many values were added, and, for a site on probation, the file
+    /// its chunks are spilled to.
+    private struct InFlight {
+        var header: ResultHeader
+        var weight: Double
+        var spill: ResultSpill?
+        var scalars = 0
+    }
+
+    /// What a taken-back result asks of the round.
+    enum TakeBack {
+        /// Nothing more: the round goes on.
+        case done
+        /// The sums were rebuilt: these committed sites must send their results again.
+        case resend([String])
+        /// The sums cannot be repaired: the round cannot close correctly.
+        case lost(String)
+    }
+
+    let configuration: JobConfiguration
+    /// The round's sums; nil between rounds.
+    private(set) var accumulator: StreamingAccumulator?
+    /// Committed results: weight (capped sample count) and metrics.
+    private(set) var committed: [String: (samples: Int, metrics: [String: Double])] = [:]
+    private var inFlight: [String: InFlight] = [:]
+    /// Sites whose stream was voided by a rebuild of the sums: their next chunk is refused with `.transient`.
+    private var voided: Set<String> = []
+    /// Sites whose result failed after part of it was added: their results are spilled from then on.
+    private(set) var probation: Set<String> = []
+    /// How many times the sums of a round were rebuilt during the job.
+    private(set) var sumRebuilds = 0
+    private let workDirectory: String?
+    private var spillDirectory: String?
+    private var spills: [String: ResultSpill] = [:]
+    private var spillCount = 0
+
+    init(configuration: JobConfiguration, workDirectory: String?) {
+        self.configuration = configuration
+        self.workDirectory = workDirectory
+    }
+
+    // MARK: - Rounds
+
+    /// Opens a round's sums (reusing `storage`'s arrays, zeroed, when it has the model's structure).
+    mutating func open(structure: ParameterSet, reusing storage: consuming ParameterSet?) {
+        committed = [:]
+        dropInFlight()
+        voided = []
+        if let storage {
+            accumulator = StreamingAccumulator(structure: structure, reusing: storage)
+        } else {
+            accumulator = StreamingAccumulator(structure: structure)
+        }
+    }
+
+    /// Closes the round: the sample-weighted mean of the committed results, computed in the sums' storage.
+    mutating func takeMean() throws(FederationError) -> ParameterSet {
+        guard var accumulator else { throw FederationError(.noResults, "the round has no sums") }
+        dropInFlight()
+        self.accumulator = nil
+        return try accumulator.takeWeightedMean()
+    }
+
+    /// Forgets every unfinished result and the sums (the round or the job is over).
+    mutating func close() {
+        dropInFlight()
+        accumulator = nil
+    }
+
+    /// Closes every spill file and removes the temporary folder (when made here).
+    mutating func removeSpills() {
+        close()
+        for spill in spills.values { spill.close() }
+        spills = [:]
+        guard let spillDirectory else { return }
+        if workDirectory == nil { try? FileManager.default.removeItem(atPath: spillDirectory) }
+        self.spillDirectory = nil
+    }
+
+    // MARK: - Results
+
+    func isCommitted(_ site: String) -> Bool { committed[site] != nil }
+
+    /// Starts receiving a result whose header was checked by the round (participant, job, round, not counted yet).
+    /// - Throws: `.invalidConfiguration` for a sample count below 1 or non-finite metrics; a spill error.
+    /// - Returns: what taking back a stream of the same site that was still open asks of the round.
+    mutating func begin(_ header: ResultHeader) throws(FederationError) -> TakeBack {
+        let site = header.site
+        guard header.sampleCount > 0 else {
+            throw FederationError(.invalidConfiguration, "result from \(site) reports \(header.sampleCount) samples")
+        }
+        try Self.checkMetrics(header.metrics, from: site)
+        var outcome = TakeBack.done
+        if inFlight[site] != nil { outcome = takeBack(site: site, reason: "its stream started again") }
+        voided.remove(site)
+        let spill = probation.contains(site) ? try makeSpill(site: site) : nil
+        let weight = Double(min(header.sampleCount, configuration.maxSampleCount))
+        inFlight[site] = InFlight(header: header, weight: weight, spill: spill)
+        return outcome
+    }
+
+    /// Checks one chunk and adds it into the sums (spilled too for a site on probation); nothing of it is kept.
+    /// - Throws: what is wrong with the chunk, and what taking the result back asks of the round.
+    mutating func add(_ chunk: ParameterChunk, from site: String, modelBytes: Int) throws(Failure) {
+        guard var entry = inFlight[site], accumulator != nil else {
+            if voided.contains(site) { throw Failure(error: Self.resend(site), takeBack: .done) }
+            throw Failure(error: FederationError(.staleRound, "chunk from \(site) outside a result stream"),
+                          takeBack: .done)
+        }
+        do throws(FederationError) {
+            let count = chunk.values.count
+            let limit = min(configuration.maxUpdateBytes, modelBytes) / MemoryLayout<Float>.size
+            // An update is never larger than the model it updates.
+            guard count <= limit, entry.scalars <= limit - count else {
+                throw FederationError(.tooLarge, "result from \(site) exceeds \(limit) values (the model's size or "
+                                      + "the job's limit)")
+            }
+            let bound = configuration.maxUpdateMagnitude
+            if let i = chunk.values.firstIndex(where: { !($0.magnitude <= bound) }) {
+                let code: FederationError.Code = chunk.values[i].isFinite ? .tooLarge : .nonFinite
+                throw FederationError(code, "tensor '\(chunk.tensor)' holds \(chunk.values[i]) at element "
+                                      + "\(chunk.offset + i - chunk.values.startIndex); weight-diff values must be "
+                                      + "finite and within ±\(bound) (the job's max_update_value)")
+            }
+            guard let sums = accumulator else { return }
+            let tensor = try sums.tensorIndex(of: chunk, from: site)
+            // Checked whole before a single value is added: a refused chunk never touches the sums.
+            try accumulator?.accept(chunk, weight: entry.weight, from: site)
+            if let spill = entry.spill {
+                do throws(FederationError) {
+                    try spill.append(tensor: tensor, offset: chunk.offset, values: chunk.values)
+                } catch {
+                    accumulator?.retract(chunk, weight: entry.weight)  // in the sums but not in the file: out again
+                    throw error
+                }
+            }
+            entry.scalars += count
+            inFlight[site] = entry
+        } catch {
+            let takeBack = self.takeBack(site: site, reason: error.message)
+            throw Failure(error: FederationError(error.code, "result from \(site) rejected: \(error.message)",
+                                                 cause: error.cause),
+                          takeBack: takeBack)
+        }
+    }
+
+    /// An error for the caller and what taking the result back asks of the round.
+    struct Failure: Error {
+        var error: FederationError
+        var takeBack: TakeBack
+    }
+
+    /// Completes a result: it counts from now on.
+    mutating func end(site: String) throws(Failure) -> (samples: Int, metrics: [String: Double]) {
+        guard let entry = inFlight[site] else {
+            if voided.contains(site) { throw Failure(error: Self.resend(site), takeBack: .done) }
+            throw Failure(error: FederationError(.staleRound, "no result stream open for \(site)"), takeBack: .done)
+        }
+        do throws(FederationError) {
+            try accumulator?.commit(client: site, weight: entry.weight)
+        } catch {
+            let takeBack = self.takeBack(site: site, reason: error.message)
+            throw Failure(error: FederationError(error.code, "result from \(site) rejected: \(error.message)"),
+                          takeBack: takeBack)
+        }
+        inFlight[site] = nil
+        entry.spill?.reset()
+        let counted = (samples: Int(entry.weight), metrics: entry.header.metrics)
+        committed[site] = counted
+        return counted
+    }
+
+    /// Whether a stream of `site` is open (chunks of it may be in the sums).
+    func isStreaming(_ site: String) -> Bool { inFlight[site] != nil }
+
+    func isVoided(_ site: String) -> Bool { voided.contains(site) }
+
+    /// Bytes spilled so far by each site on probation whose result is streaming in.
+    var inFlightSpillBytes: [String: Int] { inFlight.compactMapValues { $0.spill?.byteCount } }
+
+    var spillFileCount: Int { spills.count }
+
+    /// Metrics are finite, at most 64 of them, names at most 128 bytes: they go into checkpoints and JSON files.
+    static func checkMetrics(_ metrics: [String: Double], from site: String) throws(FederationError) {
+        guard metrics.count <= 64 else {
+            throw FederationError(.tooLarge, "result from \(site) reports \(metrics.count) metrics (at most 64)")
+        }
+        for (name, value) in metrics.sorted(by: { $0.key < $1.key }) {
+            guard name.utf8.count <= 128 else {
+                throw FederationError(.tooLarge, "result from \(site) names a metric of \(name.utf8.count) bytes "
+                                      + "(at most 128)")
+            }
+            guard value.isFinite else {
+                throw FederationError(.nonFinite, "result from \(site) reports metric '\(name)' = \(value); metrics "
+                                      + "must be finite")
+            }
+        }
+    }
+
+    // MARK: - Taking results back
+
+    /// The error a stream voided by a rebuild gets: transient, so the site sends the same result again.
+    private static func resend(_ site: String) -> FederationError {
+        FederationError(.transient, "the server rebuilt this round's sums after another site's result failed "
+                        + "part-way; \(site) sends its result again")
+    }
+
+    /// Takes an unfinished result's contribution back out of the sums: nothing to do when none of it was added;
+    /// subtracted chunk by chunk from its spill file for a site on probation; otherwise the sums are rebuilt and the
+    /// site goes on probation.
+    mutating func takeBack(site: String, reason: String) -> TakeBack {
+        guard let entry = inFlight.removeValue(forKey: site) else { return .done }
+        defer { entry.spill?.reset() }
+        guard accumulator != nil else { return .done }
+        guard entry.scalars > 0 else {
+            accumulator?.forget(client: site)
+            return .done
+        }
+        guard let spill = entry.spill else {
+            probation.insert(site)
+            return .resend(rebuildSums())
+        }
+        var outcome = TakeBack.done
+        do throws(FederationError) {
+            if let structure = accumulator?.structure {
+                try spill.replay { tensor, offset, values in
+                    guard structure.indices.contains(tensor) else { return }
+                    accumulator?.retract(ParameterChunk(tensor: structure[tensor].name, shape: structure[tensor].shape,
+                                                        offset: offset, values: values), weight: entry.weight)
+                }
+            }
+        } catch {
+            outcome = .lost("the partial result of \(site) could not be taken back out of the sums (\(error.message))")
+        }
+        accumulator?.forget(client: site)
+        return outcome
+    }
+
+    /// Zeroes the round's sums and voids every result that was in them: streams in flight are refused with
+    /// `.transient` from now on; committed results are uncounted.
+    /// - Returns: the committed sites, which must send their results again.
+    private mutating func rebuildSums() -> [String] {
+        accumulator?.reset()
+        for (site, entry) in inFlight {
+            entry.spill?.reset()
+            voided.insert(site)
+        }
+        inFlight = [:]
+        let lost = committed.keys.sorted()
+        committed = [:]
+        sumRebuilds += 1
+        return lost
+    }
+
+    private mutating func dropInFlight() {
+        for entry in inFlight.values { entry.spill?.reset() }
+        inFlight = [:]
+    }
+
+    /// The site's spill file, emptied; created on the site's first result.
+    private mutating func makeSpill(site: String) throws(FederationError) -> ResultSpill {
+        if let spill = spills[site] {
+            spill.reset()
+            return spill
+        }
+        let directory: String
+        if let spillDirectory {
+            directory = spillDirectory
+        } else {
+            directory =
+                workDirectory
+                ?? FileManager.default.temporaryDirectory
+                .appendingPathComponent(
+                    "tessera-coordinator-\(Self.fileName(configuration.jobID))-\(UUID().uuidString)"
+                ).path
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw FederationError(.transient, "the server cannot use its work directory \(directory) for "
+                                      + "in-flight results: check that it is writable", cause: String(describing: error))
+            }
+            spillDirectory = directory
+        }
+        spillCount += 1
+        let spill = try ResultSpill(path: directory + "/\(spillCount)-\(Self.fileName(site)).spill")
+        spills[site] = spill
+        return spill
+    }
+
+    /// A site or job name as a file-name component: letters, digits, '-', '_' and '.' kept, the rest replaced.
+    static func fileName(_ name: String) -> String {
+        String(
+            name.unicodeScalars.map { s in
+                (s.properties.isAlphabetic && s.isASCII) || ("0"..."9").contains(s) || "-_.".unicodeScalars.contains(s)
+                    ? Character(s) : "_"
+            }.prefix(64))
+    }
+}
