@@ -23,6 +23,8 @@ public struct DICOMError: Error, Sendable, CustomStringConvertible, Equatable {
         public static let geometry = Code("geometry")
         public static let segmentation = Code("segmentation")
         public static let seriesSelection = Code("series-selection")
+        /// A DICOM object that is not an image for training (RT Dose, RT Structure Set, SR, presentation state...).
+        public static let notImage = Code("not-image")
     }
 
     public var code: Code

@@ -52,10 +52,11 @@ public struct DICOMItem {
     /// The first value as an integer, nil when absent or empty.
     public func integer(_ tag: DICOMTag) throws(DICOMError) -> Int? {
         guard let v = try number(tag) else { return nil }
-        guard v.isFinite, v == v.rounded(), abs(v) < 1e15 else {
+        // Beyond 2^53 a Double no longer holds every integer: such a value is corrupt, not a count.
+        guard v == v.rounded(), abs(v) < 1e15, let n = Int(checked: v) else {
             throw DICOMError(.invalidAttribute, "\(tag) should be an integer but is \(v)")
         }
-        return Int(v)
+        return n
     }
 
     /// Raw value bytes of a binary attribute (host order for 16-bit words), copied.
