@@ -32,8 +32,12 @@ enum {
     TSR_UNSUPPORTED_SYNTAX = 5, /* no decoder for the transfer syntax */
     TSR_DECODE = 6,             /* a decoder failed on the pixel data */
     TSR_WRITE = 7,              /* writing or encoding failed */
-    TSR_INVALID_ARGUMENT = 8    /* a value handed to the shim was out of range */
+    TSR_INVALID_ARGUMENT = 8,   /* a value handed to the shim was out of range */
+    TSR_INTERNAL = 9            /* DCMTK or OpenJPEG threw (out of memory on a hostile size, internal error) */
 };
+
+/* Every entry point below catches C++ exceptions (std::bad_alloc included): none ever reaches the caller. Functions
+ * with a TSRStatus report TSR_INTERNAL with the exception's text; the others return their failure value. */
 
 typedef struct TSRStatus {
     int32_t code;
