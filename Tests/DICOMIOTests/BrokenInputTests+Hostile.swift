@@ -240,7 +240,7 @@ extension BrokenInputTests {
         let frames = dir + "/frames", bomb = dir + "/bomb"
         try FileManager.default.copyItem(atPath: try firstFile("jpeg2000-lossless"), toPath: frames)
         try FileManager.default.copyItem(atPath: try firstFile("jpeg2000-lossless"), toPath: bomb)
-        try runDcmodify(["-m", "(0028,0008)=1073741824", frames])
+        try runDcmodify(["-i", "(0028,0008)=1073741824", frames])
         // The header check refuses it first...
         expectFailure(frames, [.invalidAttribute], "maxFrames")
         // ...and the shim, reached directly, refuses it without sizing anything from it.

@@ -33,7 +33,7 @@ public struct DICOMItem {
     public func numbers(_ tag: DICOMTag) throws(DICOMError) -> [Double]? {
         var values = [Double](repeating: 0, count: 16)
         var n = tsr_item_numbers(pointer, tag.group, tag.element, &values, values.count)
-        if n == -1 { return nil }
+        if n == -1 || n < -2 { return nil }
         if n == -2 {
             throw DICOMError(.invalidAttribute, "\(tag) holds a value that is not a number: '\(string(tag) ?? "")'")
         }
