@@ -346,6 +346,15 @@ extern "C" int64_t tsr_item_bytes(TSRItem item, uint16_t group, uint16_t element
     TSR_GUARD_END(nullptr, -1)
 }
 
+extern "C" int64_t tsr_item_value_length(TSRItem item, uint16_t group, uint16_t element) {
+    TSR_GUARD_BEGIN
+    if (!item) return -1;
+    DcmElement *el = nullptr;
+    if (as_item(item)->findAndGetElement(DcmTagKey(group, element), el).bad() || !el) return -1;
+    return (int64_t)el->getLength();
+    TSR_GUARD_END(nullptr, -1)
+}
+
 extern "C" int32_t tsr_item_sequence_count(TSRItem item, uint16_t group, uint16_t element) {
     TSR_GUARD_BEGIN
     if (!item) return -1;

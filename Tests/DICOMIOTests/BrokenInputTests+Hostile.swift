@@ -160,13 +160,17 @@ extension BrokenInputTests {
         }
         try writeSlice(dir + "/huge", [.numberOfFrames: "1000", .seriesInstanceUID: "2.25.4242"], rows: 65535,
                        columns: 65535, pixelWords: 10)
+        // Within every limit, but 20 bytes of pixels for 4096 × 4096: refused at the scan, before a volume exists.
+        try writeSlice(dir + "/short", [.seriesInstanceUID: "2.25.4242"], rows: 4096, columns: 4096, pixelWords: 10)
         let report = try FolderInspection(folder: dir)
         #expect(report.series.count == 1)
         #expect(report.series.first?.sliceCount == 8)
         let skipped = Dictionary(uniqueKeysWithValues: report.skipped.map {
             (URL(fileURLWithPath: $0.path).lastPathComponent, $0)
         })
-        #expect(Set(skipped.keys) == Set(bad.map(\.0) + ["huge"]))
+        #expect(Set(skipped.keys) == Set(bad.map(\.0) + ["huge", "short"]))
+        #expect(skipped["short"]?.code == "truncated-pixel-data")
+        #expect(skipped["short"]?.reason.contains("(7FE0,0010) Pixel Data holds 20 bytes") == true)
         for (name, _, words) in bad {
             #expect(skipped[name]?.reason.contains(words) == true, "\(name): \(skipped[name]?.reason ?? "-")")
         }

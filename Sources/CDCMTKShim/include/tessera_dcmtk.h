@@ -90,6 +90,10 @@ int32_t tsr_item_numbers(TSRItem item, uint16_t group, uint16_t element, double 
  * count, -1 when absent. The pointer is borrowed. */
 int64_t tsr_item_bytes(TSRItem item, uint16_t group, uint16_t element, const uint8_t **bytes);
 
+/* The declared value length in bytes of an attribute, without loading a value left on disk (e.g. native Pixel
+ * Data), or -1 when absent. */
+int64_t tsr_item_value_length(TSRItem item, uint16_t group, uint16_t element);
+
 /* Number of items in a sequence, or -1 when absent / not a sequence. */
 int32_t tsr_item_sequence_count(TSRItem item, uint16_t group, uint16_t element);
 /* A borrowed sequence item, or NULL. */

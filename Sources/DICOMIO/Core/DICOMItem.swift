@@ -68,6 +68,12 @@ public struct DICOMItem {
         return Array(UnsafeBufferPointer(start: pointer, count: Int(n)))
     }
 
+    /// The declared value length of an attribute in bytes (values left on disk are not loaded), nil when absent.
+    public func valueLength(_ tag: DICOMTag) -> Int? {
+        let n = tsr_item_value_length(pointer, tag.group, tag.element)
+        return n >= 0 ? Int(n) : nil
+    }
+
     /// The items of a sequence; empty when absent.
     public func sequence(_ tag: DICOMTag) -> [DICOMItem] {
         let count = tsr_item_sequence_count(pointer, tag.group, tag.element)

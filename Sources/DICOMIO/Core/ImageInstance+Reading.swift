@@ -113,6 +113,20 @@ extension ImageInstance {
                              "transfer syntax \(transferSyntax.uid) is not supported. "
                                  + DICOMError.Code.unsupportedTransferSyntax.advice, path: path)
         }
+        // Uncompressed pixel data shorter than the header declares is refused here, from its declared length,
+        // before any volume is allocated for it.
+        if transferSyntax.isNative, let length = ds.valueLength(.pixelData), length != 0xFFFF_FFFF {
+            let bits = try checkedProduct([rows, columns, numberOfFrames, samplesPerPixel, bitsAllocated],
+                                          limit: Int.max, "(7FE0,0010) Pixel Data size in bits",
+                                          limitName: "maxVoxelsPerVolume", path: path)
+            let needed = bits / 8 + (bits % 8 == 0 ? 0 : 1)
+            guard length >= needed else {
+                throw DICOMError(.truncatedPixelData,
+                                 "(7FE0,0010) Pixel Data holds \(length) bytes but \(numberOfFrames) frame(s) of "
+                                     + "\(rows)×\(columns)×\(samplesPerPixel) at \(bitsAllocated) bits need \(needed): "
+                                     + "the file is truncated; re-export it", path: path)
+            }
+        }
         self.modalityLUT = try wrap { () throws(DICOMError) in try Self.readModalityLUT(ds, limits: limits) }
         let frameCount = numberOfFrames
         self.frames = try wrap { () throws(DICOMError) in
