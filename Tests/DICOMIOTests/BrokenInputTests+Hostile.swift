@@ -91,7 +91,8 @@ extension BrokenInputTests {
         expectFailure(dir + "/bits64", [.invalidAttribute], "(0028,0100) Bits Allocated 64")
         try writeSlice(dir + "/samples0", samples: 0)
         expectFailure(dir + "/samples0", [.invalidAttribute], "(0028,0002) Samples per Pixel")
-        try writeSlice(dir + "/samples3-mono", [.photometricInterpretation: "MONOCHROME2"], samples: 3, bitsAllocated: 8)
+        try writeSlice(dir + "/samples3-mono", [.photometricInterpretation: "MONOCHROME2"], samples: 3,
+                       bitsAllocated: 8)
         expectFailure(dir + "/samples3-mono", [.unsupportedImage], "(0028,0002) Samples per Pixel 3")
         try writeSlice(dir + "/planar", samples: 3, bitsAllocated: 8)
         try patchPlanar(dir + "/planar")
@@ -188,13 +189,13 @@ extension BrokenInputTests {
         #expect(scan.skipped.allSatisfy { $0.error.message.contains("maxFilesPerScan") })
         limits = ReadingLimits()
         limits.maxSlicesPerSeries = 4
-        let all = SeriesAssembler(limits: limits).assemble(try DirectoryScanner().scan(fixture("explicit-le")).instances)
+        let instances = try DirectoryScanner().scan(fixture("explicit-le")).instances
+        let all = SeriesAssembler(limits: limits).assemble(instances)
         #expect(all[0].problems.contains { $0.kind == .tooLarge && $0.isBlocking
                     && $0.message.contains("maxSlicesPerSeries") })
         limits = ReadingLimits()
         limits.maxVoxelsPerVolume = 1000
-        let small = SeriesAssembler(limits: limits).assemble(try DirectoryScanner().scan(fixture("explicit-le"))
-                                                                 .instances)
+        let small = SeriesAssembler(limits: limits).assemble(instances)
         #expect(small[0].problems.contains { $0.kind == .tooLarge && $0.message.contains("maxVoxelsPerVolume") })
         #expect(throws: DICOMError.self) { try Volume<Float>(series: small[0]) }
         #expect(throws: DICOMError.self) {

@@ -217,8 +217,8 @@ extension ImageInstance {
             guard step.isFinite, step != 0, abs(step) * Double(count) <= limits.maxCoordinate else {
                 throw DICOMError(.invalidAttribute,
                                  "(0018,0088) Spacing Between Slices (or (0018,0050) Slice Thickness) is \(step) for "
-                                     + "\(count) frames: the frames cannot be placed (limit \(limits.maxCoordinate) mm, "
-                                     + "ReadingLimits.maxCoordinate)")
+                                     + "\(count) frames: the frames cannot be placed (limit "
+                                     + "\(limits.maxCoordinate) mm, ReadingLimits.maxCoordinate)")
             }
             return (0..<count).map { k in
                 var f = base
@@ -359,7 +359,8 @@ extension ImageInstance {
         }
         if let t = f.sliceThickness, !(t.isFinite && t >= 0 && t <= limits.maxCoordinate) {
             throw DICOMError(.invalidAttribute, "frame \(index + 1): (0018,0050) Slice Thickness is \(t); a finite "
-                                 + "length in mm up to \(limits.maxCoordinate) (ReadingLimits.maxCoordinate) is expected")
+                                 + "length in mm up to \(limits.maxCoordinate) (ReadingLimits.maxCoordinate) is "
+                                 + "expected")
         }
     }
 }

@@ -270,7 +270,8 @@ enum Resampler {
                                 for i in 0..<o.x {
                                     var u = map.m * Vector3(Double(i), Double(j), Double(k)) + map.t
                                     if let displacement { u += displacement.at(i, j, k) }
-                                    var x = voxelIndex((u.x + 0.5).rounded(.down)), y = voxelIndex((u.y + 0.5).rounded(.down))
+                                    var x = voxelIndex((u.x + 0.5).rounded(.down))
+                                    var y = voxelIndex((u.y + 0.5).rounded(.down))
                                     var z = voxelIndex((u.z + 0.5).rounded(.down))
                                     if x < 0 || y < 0 || z < 0 || x >= n.x || y >= n.y || z >= n.z {
                                         if let outside {
@@ -524,7 +525,8 @@ struct PointSampler {
     }
 
     @inline(__always) func nearest(_ u: Vector3) -> Float {
-        value(voxelIndex((u.x + 0.5).rounded(.down)), voxelIndex((u.y + 0.5).rounded(.down)), voxelIndex((u.z + 0.5).rounded(.down)))
+        value(voxelIndex((u.x + 0.5).rounded(.down)), voxelIndex((u.y + 0.5).rounded(.down)),
+              voxelIndex((u.z + 0.5).rounded(.down)))
     }
 
     @inline(__always) func linear(_ u: Vector3) -> Float {
