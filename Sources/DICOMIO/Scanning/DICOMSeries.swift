@@ -60,11 +60,13 @@ public struct SliceStack: Sendable {
     /// "40 slices 512×512, axial (normal 0, 0, 1)": how a refusal lists the stacks of a series.
     public var summary: String {
         let n = normal
+        // Rounded to the printed precision, + 0 turning -0 into 0: no "-0.00".
+        func tidy(_ v: Double) -> Double { (v * 100).rounded() / 100 + 0 }
         let largest = max(abs(n.x), abs(n.y), abs(n.z))
         let plane = largest < 0.9 ? "oblique" : abs(n.z) == largest ? "axial" : abs(n.y) == largest ? "coronal"
             : "sagittal"
         return "\(slices.count) slice(s) \(columns)×\(rows), \(plane) (normal "
-            + String(format: "%.2f, %.2f, %.2f", n.x, n.y, n.z) + ")"
+            + String(format: "%.2f, %.2f, %.2f", tidy(n.x), tidy(n.y), tidy(n.z)) + ")"
     }
 }
 
