@@ -57,9 +57,36 @@ void record_error(const char *msg, void *user) {
     while (!s->empty() && s->back() == '\n') s->pop_back();
 }
 
+/// Compares the codestream's SIZ (read by opj_read_header, nothing decoded yet) with the DICOM header, so that a
+/// small codestream declaring a huge image (a decompression bomb) is refused before OpenJPEG allocates for it.
+bool check_header(const opj_image_t *image, uint16_t rows, uint16_t columns, uint16_t bitsAllocated,
+                  std::string &error) {
+    if (!image || image->numcomps != 1 || !image->comps) {
+        error = "JPEG 2000 codestream has " + std::to_string(image ? image->numcomps : 0) +
+                " components; (0028,0002) Samples per Pixel 1 (grayscale) is expected";
+        return false;
+    }
+    const uint64_t width = (uint64_t)image->x1 - image->x0, height = (uint64_t)image->y1 - image->y0;
+    const opj_image_comp_t &c = image->comps[0];
+    if (image->x1 < image->x0 || image->y1 < image->y0 || width != columns || height != rows || c.dx != 1 ||
+        c.dy != 1) {
+        error = "JPEG 2000 codestream SIZ is " + std::to_string(width) + "x" + std::to_string(height) +
+                ", which does not match (0028,0011) Columns x (0028,0010) Rows " + std::to_string(columns) + "x" +
+                std::to_string(rows) + "; not decoded";
+        return false;
+    }
+    if (c.prec < 1 || c.prec > bitsAllocated) {
+        error = "JPEG 2000 codestream precision " + std::to_string(c.prec) + " bits exceeds (0028,0100) Bits "
+                "Allocated " + std::to_string(bitsAllocated) + "; not decoded";
+        return false;
+    }
+    return true;
+}
+
 /// Decodes one JPEG 2000 codestream (raw J2K or JP2 box format) into `out` as 8- or 16-bit samples.
-bool decode_frame(const uint8_t *data, size_t size, uint16_t bitsAllocated, size_t expectedSamples,
+bool decode_frame(const uint8_t *data, size_t size, uint16_t rows, uint16_t columns, uint16_t bitsAllocated,
                   std::vector<uint8_t> &out, std::string &error) {
+    const size_t expectedSamples = (size_t)rows * columns;
     const bool j2k = size >= 4 && data[0] == 0xFF && data[1] == 0x4F && data[2] == 0xFF && data[3] == 0x51;
     opj_codec_t *codec = opj_create_decompress(j2k ? OPJ_CODEC_J2K : OPJ_CODEC_JP2);
     if (!codec) { error = "OpenJPEG could not create a decoder"; return false; }
@@ -70,16 +97,33 @@ bool decode_frame(const uint8_t *data, size_t size, uint16_t bitsAllocated, size
     opj_set_default_decoder_parameters(&params);
     MemoryStream mem{data, size, 0};
     opj_stream_t *stream = opj_stream_create(64 * 1024, OPJ_TRUE);
+    if (!stream) {
+        opj_destroy_codec(codec);
+        error = "OpenJPEG could not create a stream";
+        return false;
+    }
     opj_stream_set_user_data(stream, &mem, nullptr);
     opj_stream_set_user_data_length(stream, size);
     opj_stream_set_read_function(stream, stream_read);
     opj_stream_set_skip_function(stream, stream_skip);
     opj_stream_set_seek_function(stream, stream_seek);
     opj_image_t *image = nullptr;
-    bool ok = opj_setup_decoder(codec, &params) && opj_read_header(stream, codec, &image) &&
-              opj_decode(codec, stream, image) && opj_end_decompress(codec, stream);
+    // Freed on every exit, exceptions included (out.resize may throw bad_alloc).
+    struct Cleanup {
+        opj_codec_t *codec;
+        opj_stream_t *stream;
+        opj_image_t **image;
+        ~Cleanup() {
+            if (*image) opj_image_destroy(*image);
+            if (stream) opj_stream_destroy(stream);
+            opj_destroy_codec(codec);
+        }
+    } cleanup{codec, stream, &image};
+    bool ok = opj_setup_decoder(codec, &params) && opj_read_header(stream, codec, &image);
+    if (ok && !check_header(image, rows, columns, bitsAllocated, error)) ok = false;
+    else if (ok) ok = opj_decode(codec, stream, image) && opj_end_decompress(codec, stream);
     if (ok) {
-        if (image->numcomps != 1) {
+        if (image->numcomps != 1 || !image->comps || !image->comps[0].data) {
             error = "JPEG 2000 frame has " + std::to_string(image->numcomps) + " components; only grayscale is read";
             ok = false;
         } else {
@@ -103,9 +147,6 @@ bool decode_frame(const uint8_t *data, size_t size, uint16_t bitsAllocated, size
     } else if (error.empty()) {
         error = "OpenJPEG could not decode the codestream";
     }
-    if (image) opj_image_destroy(image);
-    opj_stream_destroy(stream);
-    opj_destroy_codec(codec);
     return ok;
 }
 
@@ -132,6 +173,10 @@ int32_t tsr_decode_jpeg2000(DcmDataset *ds, std::vector<uint8_t> &out, TSRStatus
     ds->findAndGetUint16(DCM_SamplesPerPixel, samples);
     ds->findAndGetSint32(DCM_NumberOfFrames, frames);
     if (frames < 1) frames = 1;
+    if (rows == 0 || columns == 0) {
+        tsr_set_status(status, TSR_PARSE, "JPEG 2000 image without (0028,0010) Rows or (0028,0011) Columns");
+        return TSR_PARSE;
+    }
     if (samples != 1 || (bitsAllocated != 8 && bitsAllocated != 16)) {
         tsr_set_status(status, TSR_UNSUPPORTED_SYNTAX,
                        "JPEG 2000 is decoded for grayscale 8/16-bit images only (SamplesPerPixel " +
@@ -156,6 +201,14 @@ int32_t tsr_decode_jpeg2000(DcmDataset *ds, std::vector<uint8_t> &out, TSRStatus
         tsr_set_status(status, TSR_PARSE, "JPEG 2000 Pixel Data has no fragments");
         return TSR_PARSE;
     }
+    // Every frame has at least one fragment (PS3.5 A.4): more frames than fragments is a corrupt header, refused
+    // before the offset table is sized from it.
+    if ((uint64_t)frames > (uint64_t)fragments.size()) {
+        tsr_set_status(status, TSR_PARSE,
+                       "(0028,0008) Number of Frames " + std::to_string(frames) + " exceeds the " +
+                           std::to_string(fragments.size()) + " JPEG 2000 fragments of the Pixel Data");
+        return TSR_PARSE;
+    }
     // Frame boundaries: one frame = all fragments; as many fragments as frames = one each; else the offset table.
     std::vector<size_t> starts;
     if (frames == 1) {
@@ -165,10 +218,11 @@ int32_t tsr_decode_jpeg2000(DcmDataset *ds, std::vector<uint8_t> &out, TSRStatus
     } else {
         DcmPixelItem *bot = nullptr;
         Uint32 *offsets = nullptr;
-        if (sequence->getItem(bot, 0).good() && bot && bot->getLength() == 4 * (Uint32)frames) {
+        // 64-bit: 4 × frames wrapped in 32 bits for frames ≥ 2^30.
+        if (sequence->getItem(bot, 0).good() && bot && (uint64_t)bot->getLength() == 4ull * (uint64_t)frames) {
             Uint8 *raw = nullptr;
             bot->getUint8Array(raw);
-            offsets = reinterpret_cast<Uint32 *>(raw);
+            offsets = raw ? reinterpret_cast<Uint32 *>(raw) : nullptr;
         }
         if (!offsets) {
             tsr_set_status(status, TSR_PARSE,
@@ -187,7 +241,8 @@ int32_t tsr_decode_jpeg2000(DcmDataset *ds, std::vector<uint8_t> &out, TSRStatus
         }
     }
     out.clear();
-    out.reserve((size_t)rows * columns * (bitsAllocated / 8) * (size_t)frames);
+    const uint64_t expected = (uint64_t)rows * columns * (bitsAllocated / 8) * (uint64_t)frames;
+    if (expected <= (1ull << 31)) out.reserve((size_t)expected);
     std::vector<uint8_t> joined;
     for (size_t f = 0; f < starts.size(); ++f) {
         const size_t first = starts[f];
@@ -202,7 +257,7 @@ int32_t tsr_decode_jpeg2000(DcmDataset *ds, std::vector<uint8_t> &out, TSRStatus
             size = joined.size();
         }
         std::string error;
-        if (!data || !decode_frame(data, size, bitsAllocated, (size_t)rows * columns, out, error)) {
+        if (!data || !decode_frame(data, size, rows, columns, bitsAllocated, out, error)) {
             tsr_set_status(status, TSR_DECODE, "JPEG 2000 frame " + std::to_string(f + 1) + ": " + error);
             out.clear();
             return TSR_DECODE;

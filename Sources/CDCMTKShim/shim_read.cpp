@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -26,6 +27,12 @@ void tsr_set_status(TSRStatus *status, int32_t code, const std::string &message)
     if (!status) return;
     status->code = code;
     std::snprintf(status->message, sizeof(status->message), "%s", message.c_str());
+}
+
+void tsr_set_exception(TSRStatus *status, const char *what) {
+    tsr_set_status(status, TSR_INTERNAL,
+                   std::string("DCMTK/OpenJPEG failed (") + (what ? what : "?") +
+                       "): a size in the file is too large to handle, or the file is corrupt");
 }
 
 void tsr_set_ok(TSRStatus *status) {
@@ -65,8 +72,10 @@ void tsr_register_codecs() {
 }
 
 extern "C" void tsr_initialize(int verbose) {
+    TSR_GUARD_BEGIN
     tsr_register_codecs();
     OFLog::configure(verbose > 1 ? OFLogger::DEBUG_LOG_LEVEL : (verbose ? OFLogger::INFO_LOG_LEVEL : OFLogger::OFF_LOG_LEVEL));
+    TSR_GUARD_END_VOID(nullptr)
 }
 
 // MARK: - files
@@ -92,6 +101,7 @@ static bool has_dicm_preamble(const char *path, bool &readable, bool &empty) {
 }
 
 extern "C" TSRFile *tsr_file_open(const char *path, uint32_t maxReadLength, TSRStatus *status) {
+    TSR_GUARD_BEGIN
     tsr_register_codecs();
     bool readable = false, empty = false;
     const bool preamble = has_dicm_preamble(path, readable, empty);
@@ -105,7 +115,7 @@ extern "C" TSRFile *tsr_file_open(const char *path, uint32_t maxReadLength, TSRS
         tsr_set_status(status, TSR_NOT_DICOM, "the file is empty");
         return nullptr;
     }
-    TSRFile *file = new TSRFile();
+    std::unique_ptr<TSRFile> file(new TSRFile());
     file->path = path;
     const Uint32 readLength = maxReadLength == 0 ? DCM_MaxReadLength : maxReadLength;
     OFCondition cond = file->format.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange,
@@ -115,7 +125,6 @@ extern "C" TSRFile *tsr_file_open(const char *path, uint32_t maxReadLength, TSRS
         tsr_set_status(status, preamble ? TSR_PARSE : TSR_NOT_DICOM,
                        preamble ? std::string("DCMTK could not parse the file: ") + cond.text()
                                 : std::string("no DICM preamble and no parsable dataset (") + cond.text() + ")");
-        delete file;
         return nullptr;
     }
     DcmDataset *ds = file->format.getDataset();
@@ -124,26 +133,35 @@ extern "C" TSRFile *tsr_file_open(const char *path, uint32_t maxReadLength, TSRS
         OFString sopClass;
         if (ds->findAndGetOFString(DCM_SOPClassUID, sopClass).bad() || sopClass.empty()) {
             tsr_set_status(status, TSR_NOT_DICOM, "no DICM preamble and no (0008,0016) SOP Class UID");
-            delete file;
             return nullptr;
         }
     }
     file->originalXfer = ds->getOriginalXfer();
     tsr_set_ok(status);
-    return file;
+    return file.release();
+    TSR_GUARD_END(status, nullptr)
 }
 
-extern "C" void tsr_file_free(TSRFile *file) { delete file; }
+extern "C" void tsr_file_free(TSRFile *file) {
+    TSR_GUARD_BEGIN
+    delete file;
+    TSR_GUARD_END_VOID(nullptr)
+}
 
 extern "C" TSRItem tsr_file_dataset(TSRFile *file) {
+    TSR_GUARD_BEGIN
     return file ? static_cast<DcmItem *>(file->format.getDataset()) : nullptr;
+    TSR_GUARD_END(nullptr, nullptr)
 }
 
 extern "C" TSRItem tsr_file_meta_header(TSRFile *file) {
+    TSR_GUARD_BEGIN
     return file ? static_cast<DcmItem *>(file->format.getMetaInfo()) : nullptr;
+    TSR_GUARD_END(nullptr, nullptr)
 }
 
 extern "C" int32_t tsr_file_transfer_syntax(TSRFile *file, char *buffer, size_t capacity) {
+    TSR_GUARD_BEGIN
     if (!file) return -1;
     OFString uid;
     if (file->format.getMetaInfo()->findAndGetOFString(DCM_TransferSyntaxUID, uid).good() && !uid.empty()) {
@@ -151,6 +169,7 @@ extern "C" int32_t tsr_file_transfer_syntax(TSRFile *file, char *buffer, size_t 
     }
     DcmXfer xfer(file->originalXfer);
     return copy_out(xfer.getXferID(), buffer, capacity);
+    TSR_GUARD_END(nullptr, -1)
 }
 
 static bool is_jpeg2000(const std::string &uid) {
@@ -161,6 +180,7 @@ static bool is_jpeg2000(const std::string &uid) {
 }
 
 extern "C" int32_t tsr_file_pixel_data(TSRFile *file, const uint8_t **bytes, size_t *length, TSRStatus *status) {
+    TSR_GUARD_BEGIN
     if (!file || !bytes || !length) {
         tsr_set_status(status, TSR_INVALID_ARGUMENT, "null argument");
         return TSR_INVALID_ARGUMENT;
@@ -175,8 +195,11 @@ extern "C" int32_t tsr_file_pixel_data(TSRFile *file, const uint8_t **bytes, siz
     }
     if (is_jpeg2000(uid)) {
         if (file->decoded.empty()) {
-            int32_t rc = tsr_decode_jpeg2000(ds, file->decoded, status);
+            // Decoded into a local buffer so that a failure (or an exception) never leaves half a frame behind.
+            std::vector<uint8_t> decoded;
+            int32_t rc = tsr_decode_jpeg2000(ds, decoded, status);
             if (rc != TSR_OK) return rc;
+            file->decoded.swap(decoded);
         }
         *bytes = file->decoded.data();
         *length = file->decoded.size();
@@ -218,15 +241,18 @@ extern "C" int32_t tsr_file_pixel_data(TSRFile *file, const uint8_t **bytes, siz
     *length = element->getLength();
     tsr_set_ok(status);
     return TSR_OK;
+    TSR_GUARD_END(status, TSR_INTERNAL)
 }
 
 extern "C" void tsr_file_release_pixel_data(TSRFile *file) {
+    TSR_GUARD_BEGIN
     if (!file) return;
     file->decoded.clear();
     file->decoded.shrink_to_fit();
     DcmElement *element = nullptr;
     DcmDataset *ds = file->format.getDataset();
     if (ds->findAndGetElement(DCM_PixelData, element).good() && element) element->compact();
+    TSR_GUARD_END_VOID(nullptr)
 }
 
 // MARK: - attributes
@@ -242,11 +268,14 @@ static std::string trim(const OFString &s) {
 }
 
 extern "C" int32_t tsr_item_contains(TSRItem item, uint16_t group, uint16_t element) {
+    TSR_GUARD_BEGIN
     if (!item) return 0;
     return as_item(item)->tagExists(DcmTagKey(group, element)) ? 1 : 0;
+    TSR_GUARD_END(nullptr, 0)
 }
 
 extern "C" int32_t tsr_item_string(TSRItem item, uint16_t group, uint16_t element, char *buffer, size_t capacity) {
+    TSR_GUARD_BEGIN
     if (!item) return -1;
     DcmElement *el = nullptr;
     if (as_item(item)->findAndGetElement(DcmTagKey(group, element), el).bad() || !el) return -1;
@@ -254,10 +283,12 @@ extern "C" int32_t tsr_item_string(TSRItem item, uint16_t group, uint16_t elemen
     if (el->getLength() == 0) return copy_out("", buffer, capacity);
     if (el->getOFStringArray(value).bad()) return copy_out("", buffer, capacity);
     return copy_out(trim(value), buffer, capacity);
+    TSR_GUARD_END(nullptr, -1)
 }
 
 extern "C" int32_t tsr_item_numbers(TSRItem item, uint16_t group, uint16_t element, double *values,
                                     size_t capacity) {
+    TSR_GUARD_BEGIN
     if (!item) return -1;
     DcmElement *el = nullptr;
     if (as_item(item)->findAndGetElement(DcmTagKey(group, element), el).bad() || !el) return -1;
@@ -291,9 +322,11 @@ extern "C" int32_t tsr_item_numbers(TSRItem item, uint16_t group, uint16_t eleme
         if (i < capacity && values) values[i] = v;
     }
     return (int32_t)vm;
+    TSR_GUARD_END(nullptr, -2)
 }
 
 extern "C" int64_t tsr_item_bytes(TSRItem item, uint16_t group, uint16_t element, const uint8_t **bytes) {
+    TSR_GUARD_BEGIN
     if (!item || !bytes) return -1;
     DcmElement *el = nullptr;
     if (as_item(item)->findAndGetElement(DcmTagKey(group, element), el).bad() || !el) return -1;
@@ -310,24 +343,40 @@ extern "C" int64_t tsr_item_bytes(TSRItem item, uint16_t group, uint16_t element
     }
     if (c.bad()) return -1;
     return (int64_t)el->getLength();
+    TSR_GUARD_END(nullptr, -1)
+}
+
+extern "C" int64_t tsr_item_value_length(TSRItem item, uint16_t group, uint16_t element) {
+    TSR_GUARD_BEGIN
+    if (!item) return -1;
+    DcmElement *el = nullptr;
+    if (as_item(item)->findAndGetElement(DcmTagKey(group, element), el).bad() || !el) return -1;
+    return (int64_t)el->getLength();
+    TSR_GUARD_END(nullptr, -1)
 }
 
 extern "C" int32_t tsr_item_sequence_count(TSRItem item, uint16_t group, uint16_t element) {
+    TSR_GUARD_BEGIN
     if (!item) return -1;
     DcmSequenceOfItems *seq = nullptr;
     if (as_item(item)->findAndGetSequence(DcmTagKey(group, element), seq).bad() || !seq) return -1;
     return (int32_t)seq->card();
+    TSR_GUARD_END(nullptr, -1)
 }
 
 extern "C" TSRItem tsr_item_sequence_item(TSRItem item, uint16_t group, uint16_t element, uint32_t index) {
+    TSR_GUARD_BEGIN
     if (!item) return nullptr;
     DcmItem *out = nullptr;
     if (as_item(item)->findAndGetSequenceItem(DcmTagKey(group, element), out, (int)index).bad()) return nullptr;
     return out;
+    TSR_GUARD_END(nullptr, nullptr)
 }
 
 extern "C" int32_t tsr_new_uid(const char *root, char *buffer, size_t capacity) {
+    TSR_GUARD_BEGIN
     char uid[100];
     dcmGenerateUniqueIdentifier(uid, root ? root : SITE_INSTANCE_UID_ROOT);
     return copy_out(uid, buffer, capacity);
+    TSR_GUARD_END(nullptr, -1)
 }

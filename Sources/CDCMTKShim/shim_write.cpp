@@ -30,14 +30,22 @@ struct TSRWriter {
 static DcmItem *as_item(TSRItem item) { return static_cast<DcmItem *>(item); }
 
 extern "C" TSRWriter *tsr_writer_new(void) {
+    TSR_GUARD_BEGIN
     tsr_register_codecs();
     return new TSRWriter();
+    TSR_GUARD_END(nullptr, nullptr)
 }
 
-extern "C" void tsr_writer_free(TSRWriter *writer) { delete writer; }
+extern "C" void tsr_writer_free(TSRWriter *writer) {
+    TSR_GUARD_BEGIN
+    delete writer;
+    TSR_GUARD_END_VOID(nullptr)
+}
 
 extern "C" TSRItem tsr_writer_dataset(TSRWriter *writer) {
+    TSR_GUARD_BEGIN
     return writer ? static_cast<DcmItem *>(writer->format.getDataset()) : nullptr;
+    TSR_GUARD_END(nullptr, nullptr)
 }
 
 static std::string tag_text(uint16_t g, uint16_t e) {
@@ -48,6 +56,7 @@ static std::string tag_text(uint16_t g, uint16_t e) {
 
 extern "C" int32_t tsr_item_put_string(TSRItem item, uint16_t group, uint16_t element, const char *value,
                                        TSRStatus *status) {
+    TSR_GUARD_BEGIN
     if (!item || !value) {
         tsr_set_status(status, TSR_INVALID_ARGUMENT, "null argument");
         return TSR_INVALID_ARGUMENT;
@@ -59,10 +68,12 @@ extern "C" int32_t tsr_item_put_string(TSRItem item, uint16_t group, uint16_t el
     }
     tsr_set_ok(status);
     return TSR_OK;
+    TSR_GUARD_END(status, TSR_INTERNAL)
 }
 
 extern "C" int32_t tsr_item_put_uint16(TSRItem item, uint16_t group, uint16_t element, uint16_t value,
                                        TSRStatus *status) {
+    TSR_GUARD_BEGIN
     if (!item) {
         tsr_set_status(status, TSR_INVALID_ARGUMENT, "null item");
         return TSR_INVALID_ARGUMENT;
@@ -74,10 +85,12 @@ extern "C" int32_t tsr_item_put_uint16(TSRItem item, uint16_t group, uint16_t el
     }
     tsr_set_ok(status);
     return TSR_OK;
+    TSR_GUARD_END(status, TSR_INTERNAL)
 }
 
 extern "C" int32_t tsr_item_put_uint16s(TSRItem item, uint16_t group, uint16_t element, const uint16_t *values,
                                         size_t count, TSRStatus *status) {
+    TSR_GUARD_BEGIN
     if (!item || (!values && count > 0)) {
         tsr_set_status(status, TSR_INVALID_ARGUMENT, "null argument");
         return TSR_INVALID_ARGUMENT;
@@ -92,9 +105,11 @@ extern "C" int32_t tsr_item_put_uint16s(TSRItem item, uint16_t group, uint16_t e
     }
     tsr_set_ok(status);
     return TSR_OK;
+    TSR_GUARD_END(status, TSR_INTERNAL)
 }
 
 extern "C" TSRItem tsr_item_append_item(TSRItem item, uint16_t group, uint16_t element, TSRStatus *status) {
+    TSR_GUARD_BEGIN
     if (!item) {
         tsr_set_status(status, TSR_INVALID_ARGUMENT, "null item");
         return nullptr;
@@ -107,10 +122,12 @@ extern "C" TSRItem tsr_item_append_item(TSRItem item, uint16_t group, uint16_t e
     }
     tsr_set_ok(status);
     return created;
+    TSR_GUARD_END(status, nullptr)
 }
 
 extern "C" int32_t tsr_item_put_pixel_data(TSRItem item, const void *bytes, size_t length, uint16_t bitsAllocated,
                                            TSRStatus *status) {
+    TSR_GUARD_BEGIN
     if (!item || !bytes) {
         tsr_set_status(status, TSR_INVALID_ARGUMENT, "null argument");
         return TSR_INVALID_ARGUMENT;
@@ -129,6 +146,7 @@ extern "C" int32_t tsr_item_put_pixel_data(TSRItem item, const void *bytes, size
     }
     tsr_set_ok(status);
     return TSR_OK;
+    TSR_GUARD_END(status, TSR_INTERNAL)
 }
 
 // DCMTK 3.6.7's JPEG-LS encoder leaves the pad byte of an odd-length codestream (after the EOI marker FF D9)
@@ -150,6 +168,7 @@ static void zero_pad_after_eoi(DcmDataset *ds, E_TransferSyntax ts, const DcmRep
 
 extern "C" int32_t tsr_writer_save(TSRWriter *writer, const char *path, const char *transferSyntaxUID,
                                    uint16_t nearLossless, TSRStatus *status) {
+    TSR_GUARD_BEGIN
     if (!writer || !path || !transferSyntaxUID) {
         tsr_set_status(status, TSR_INVALID_ARGUMENT, "null argument");
         return TSR_INVALID_ARGUMENT;
@@ -189,6 +208,7 @@ extern "C" int32_t tsr_writer_save(TSRWriter *writer, const char *path, const ch
     }
     tsr_set_ok(status);
     return TSR_OK;
+    TSR_GUARD_END(status, TSR_INTERNAL)
 }
 
 // MARK: - DICOM SEG
@@ -211,6 +231,7 @@ int32_t fail(TSRStatus *status, int32_t code, const std::string &what, const OFC
 } // namespace
 
 extern "C" int32_t tsr_segmentation_write(const TSRSegmentationSpec *spec, const char *path, TSRStatus *status) {
+    TSR_GUARD_BEGIN
     tsr_register_codecs();
     if (!spec || !path || !spec->sourcePaths || spec->sourceCount == 0 || !spec->frames || spec->segmentCount == 0) {
         tsr_set_status(status, TSR_INVALID_ARGUMENT, "a segmentation needs source images, frames and segments");
@@ -374,4 +395,5 @@ extern "C" int32_t tsr_segmentation_write(const TSRSegmentationSpec *spec, const
     if (c.bad()) return fail(status, TSR_IO, std::string("cannot write ") + path, c);
     tsr_set_ok(status);
     return TSR_OK;
+    TSR_GUARD_END(status, TSR_INTERNAL)
 }

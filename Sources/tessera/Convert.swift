@@ -17,6 +17,9 @@ struct Convert: ParsableCommand {
     @Option(help: "(0020,000E) Series Instance UID of the series to convert.")
     var series: String?
 
+    @Option(help: "Stack of a series whose slices disagree in orientation (0 = largest), as `inspect` lists them.")
+    var stack: Int?
+
     @Option(help: "A DICOM SEG file: write its label volume instead of the image.")
     var segmentation: String?
 
@@ -29,13 +32,17 @@ struct Convert: ParsableCommand {
         guard output.hasSuffix(".nii") || output.hasSuffix(".nii.gz") else {
             throw ValidationError("--output must end in .nii or .nii.gz (NIfTI-1), got '\(output)'")
         }
+        if let stack, stack < 0 {
+            throw ValidationError("--stack must be 0 or more (0 = the largest stack), got \(stack)")
+        }
     }
 
     func run() throws {
         common.apply()
         do {
             let scan = try DirectoryScanner().scan(folder)
-            let all = SeriesAssembler().assemble(scan.instances)
+            let all = SeriesAssembler(stackChoice: stack.map { .index($0) } ?? .refuseMixedOrientations)
+                .assemble(scan.instances)
             if let segmentation {
                 let seg = try Segmentation(path: segmentation)
                 let chosen = try SeriesSelection.select(from: all, uid: series, referencedBy: seg)

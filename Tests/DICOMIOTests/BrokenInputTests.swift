@@ -23,8 +23,8 @@ struct BrokenInputTests {
         try w.dataset.set(.columns, uint16: UInt16(columns))
         try w.dataset.set(.samplesPerPixel, uint16: samples)
         try w.dataset.set(.bitsAllocated, uint16: bitsAllocated)
-        try w.dataset.set(.bitsStored, uint16: min(bitsAllocated, 16))
-        try w.dataset.set(.highBit, uint16: min(bitsAllocated, 16) - 1)
+        try w.dataset.set(.bitsStored, uint16: min(max(bitsAllocated, 1), 16))
+        try w.dataset.set(.highBit, uint16: min(max(bitsAllocated, 1), 16) - 1)
         try w.dataset.set(.pixelRepresentation, uint16: 0)
         if samples == 3 { try w.dataset.set(DICOMTag(0x0028, 0x0006), uint16: 0) }
         if bitsAllocated == 8 {

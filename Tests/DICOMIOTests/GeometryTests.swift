@@ -74,13 +74,34 @@ struct GeometryTests {
         #expect(second.geometry.dimensions == SIMD3(24, 24, 5))
     }
 
-    @Test("Mixed orientations in one series are split into stacks, largest first")
+    @Test("Mixed orientations in one series are split into stacks, largest first, and refused by default")
     func mixedOrientations() throws {
         var instances = try DirectoryScanner().scan(fixture("explicit-le")).instances
-        for i in 0..<3 { instances[i].frames[0].rowCosine = Vector3(1, 0, 0); instances[i].frames[0].columnCosine = Vector3(0, 0, -1) }
+        for i in 0..<3 {
+            instances[i].frames[0].rowCosine = Vector3(1, 0, 0)
+            instances[i].frames[0].columnCosine = Vector3(0, 0, -1)
+        }
         let all = SeriesAssembler().assemble(instances)
         #expect(all[0].stacks.map(\.slices.count) == [5, 3])
-        #expect(all[0].problems.contains { $0.kind == .mixedOrientations && !$0.isBlocking })
+        let problem = try #require(all[0].problems.first { $0.kind == .mixedOrientations })
+        #expect(problem.isBlocking)
+        #expect(problem.message.contains("stack 0: 5 slice(s)") && problem.message.contains("stack 1: 3 slice(s)"))
+        #expect(problem.message.contains("coronal") && problem.message.contains("axial"))
+        #expect(all[0].selectedStack == nil)
+        #expect(throws: DICOMError.self) { try Volume<Float>(series: all[0]) }
+        do {
+            _ = try all[0].primaryStack()
+        } catch {
+            #expect(error.code == .geometry && error.message.contains("--stack"), "\(error)")
+        }
+        // An explicit choice reads one stack; the refusal becomes a warning.
+        let chosen = SeriesAssembler(stackChoice: .index(1)).assemble(instances)[0]
+        #expect(try chosen.primaryStack().slices.count == 3)
+        #expect(chosen.problems.contains { $0.kind == .mixedOrientations && !$0.isBlocking })
+        #expect(try SeriesAssembler(stackChoice: .largest).assemble(instances)[0].primaryStack().slices.count == 5)
+        let outOfRange = SeriesAssembler(stackChoice: .index(2)).assemble(instances)[0]
+        #expect(outOfRange.problems.contains { $0.kind == .mixedOrientations && $0.isBlocking })
+        #expect(throws: DICOMError.self) { try outOfRange.stack(at: 2) }
     }
 
     @Test("Non-uniform spacing is reported as blocking")

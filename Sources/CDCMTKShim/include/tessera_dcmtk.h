@@ -32,8 +32,12 @@ enum {
     TSR_UNSUPPORTED_SYNTAX = 5, /* no decoder for the transfer syntax */
     TSR_DECODE = 6,             /* a decoder failed on the pixel data */
     TSR_WRITE = 7,              /* writing or encoding failed */
-    TSR_INVALID_ARGUMENT = 8    /* a value handed to the shim was out of range */
+    TSR_INVALID_ARGUMENT = 8,   /* a value handed to the shim was out of range */
+    TSR_INTERNAL = 9            /* DCMTK or OpenJPEG threw (out of memory on a hostile size, internal error) */
 };
+
+/* Every entry point below catches C++ exceptions (std::bad_alloc included): none ever reaches the caller. Functions
+ * with a TSRStatus report TSR_INTERNAL with the exception's text; the others return their failure value. */
 
 typedef struct TSRStatus {
     int32_t code;
@@ -85,6 +89,10 @@ int32_t tsr_item_numbers(TSRItem item, uint16_t group, uint16_t element, double 
 /* The raw value bytes of a binary element (OB, OW, US lists such as LUT Data) in host order. Returns the byte
  * count, -1 when absent. The pointer is borrowed. */
 int64_t tsr_item_bytes(TSRItem item, uint16_t group, uint16_t element, const uint8_t **bytes);
+
+/* The declared value length in bytes of an attribute, without loading a value left on disk (e.g. native Pixel
+ * Data), or -1 when absent. */
+int64_t tsr_item_value_length(TSRItem item, uint16_t group, uint16_t element);
 
 /* Number of items in a sequence, or -1 when absent / not a sequence. */
 int32_t tsr_item_sequence_count(TSRItem item, uint16_t group, uint16_t element);

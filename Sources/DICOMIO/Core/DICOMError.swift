@@ -23,6 +23,10 @@ public struct DICOMError: Error, Sendable, CustomStringConvertible, Equatable {
         public static let geometry = Code("geometry")
         public static let segmentation = Code("segmentation")
         public static let seriesSelection = Code("series-selection")
+        /// DCMTK or OpenJPEG threw inside the shim (out of memory on a hostile size, internal error).
+        public static let internalFailure = Code("internal")
+        /// A DICOM object that is not an image for training (RT Dose, RT Structure Set, SR, presentation state...).
+        public static let notImage = Code("not-image")
     }
 
     public var code: Code
@@ -60,6 +64,7 @@ extension DICOMError.Code {
         case 5: self = .unsupportedTransferSyntax
         case 6: self = .decode
         case 7: self = .write
+        case 9: self = .internalFailure
         default: self = .invalidArgument
         }
     }
@@ -75,6 +80,7 @@ extension DICOMError.Code {
             return "Re-export the series uncompressed or in a supported syntax (e.g. `dcmdjpeg`/`gdcmconv --raw`)."
         case .decode: return "The compressed pixel data is damaged; re-export the file from the PACS."
         case .write: return "Check the output folder and the values being written."
+        case .internalFailure: return "The file is skipped; check its header sizes or re-export it from the PACS."
         default: return ""
         }
     }

@@ -33,7 +33,7 @@ public struct DICOMItem {
     public func numbers(_ tag: DICOMTag) throws(DICOMError) -> [Double]? {
         var values = [Double](repeating: 0, count: 16)
         var n = tsr_item_numbers(pointer, tag.group, tag.element, &values, values.count)
-        if n == -1 { return nil }
+        if n == -1 || n < -2 { return nil }
         if n == -2 {
             throw DICOMError(.invalidAttribute, "\(tag) holds a value that is not a number: '\(string(tag) ?? "")'")
         }
@@ -52,10 +52,11 @@ public struct DICOMItem {
     /// The first value as an integer, nil when absent or empty.
     public func integer(_ tag: DICOMTag) throws(DICOMError) -> Int? {
         guard let v = try number(tag) else { return nil }
-        guard v.isFinite, v == v.rounded(), abs(v) < 1e15 else {
+        // Beyond 2^53 a Double no longer holds every integer: such a value is corrupt, not a count.
+        guard v == v.rounded(), abs(v) < 1e15, let n = Int(checked: v) else {
             throw DICOMError(.invalidAttribute, "\(tag) should be an integer but is \(v)")
         }
-        return Int(v)
+        return n
     }
 
     /// Raw value bytes of a binary attribute (host order for 16-bit words), copied.
@@ -65,6 +66,12 @@ public struct DICOMItem {
         guard n >= 0 else { return nil }
         guard let pointer, n > 0 else { return [] }
         return Array(UnsafeBufferPointer(start: pointer, count: Int(n)))
+    }
+
+    /// The declared value length of an attribute in bytes (values left on disk are not loaded), nil when absent.
+    public func valueLength(_ tag: DICOMTag) -> Int? {
+        let n = tsr_item_value_length(pointer, tag.group, tag.element)
+        return n >= 0 ? Int(n) : nil
     }
 
     /// The items of a sequence; empty when absent.

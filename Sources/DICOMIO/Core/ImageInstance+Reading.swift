@@ -2,14 +2,16 @@ extension ImageInstance {
     /// Reads and checks the header of one file (pixel data stays on disk).
     ///
     /// - Throws: `DICOMError` for unreadable or non-DICOM files, missing or malformed required attributes
-    ///   ((0028,0010) Rows, (0028,0011) Columns, (0028,0100) Bits Allocated, ...), or an unsupported transfer syntax.
-    public init(path: String) throws(DICOMError) {
+    ///   ((0028,0010) Rows, (0028,0011) Columns, (0028,0100) Bits Allocated, ...), sizes above `limits`, objects that
+    ///   are not images (RT Dose, RT Structure Set, SR, presentation states: `.notImage`), or an unsupported
+    ///   transfer syntax.
+    public init(path: String, limits: ReadingLimits = .default) throws(DICOMError) {
         let file = try DICOMFile(path: path)
-        try self.init(file: file)
+        try self.init(file: file, limits: limits)
     }
 
-    /// Parses the header of an opened file.
-    public init(file: DICOMFile) throws(DICOMError) {
+    /// Parses the header of an opened file, checking every size against `limits` before anything is allocated.
+    public init(file: DICOMFile, limits: ReadingLimits = .default) throws(DICOMError) {
         let ds = file.dataset
         let path = file.path
         func required(_ tag: DICOMTag, _ name: String) throws(DICOMError) -> String {
@@ -57,6 +59,10 @@ extension ImageInstance {
         for (tag, key) in Self.reportedTags {
             if let v = ds.nonEmptyString(tag) { tags[key] = v }
         }
+        if let kind = SOPClass.nonImageKind(sopClassUID) {
+            throw DICOMError(.notImage,
+                             "\(kind) (SOP Class \(sopClassUID)) is not an image for training; skipped", path: path)
+        }
         guard ds.contains(.pixelData) else {
             throw DICOMError(.missingAttribute,
                              "no (7FE0,0010) Pixel Data: not an image (SOP Class \(sopClassUID)); skipped", path: path)
@@ -70,16 +76,25 @@ extension ImageInstance {
         }
         self.rows = try requiredInt(.rows, "Rows")
         self.columns = try requiredInt(.columns, "Columns")
+        try checkSize(rows, limit: limits.maxRows, "(0028,0010) Rows", limitName: "maxRows", path: path)
+        try checkSize(columns, limit: limits.maxColumns, "(0028,0011) Columns", limitName: "maxColumns", path: path)
         self.bitsAllocated = try requiredInt(.bitsAllocated, "Bits Allocated")
         self.bitsStored = try wrap { () throws(DICOMError) in try ds.integer(.bitsStored) } ?? bitsAllocated
         self.highBit = try wrap { () throws(DICOMError) in try ds.integer(.highBit) } ?? (bitsStored - 1)
         self.pixelRepresentation = try wrap { () throws(DICOMError) in try ds.integer(.pixelRepresentation) } ?? 0
         self.samplesPerPixel = try wrap { () throws(DICOMError) in try ds.integer(.samplesPerPixel) } ?? 1
         self.photometricInterpretation = ds.nonEmptyString(.photometricInterpretation) ?? "MONOCHROME2"
-        self.numberOfFrames = max(1, try wrap { () throws(DICOMError) in try ds.integer(.numberOfFrames) } ?? 1)
-        self.gantryTilt = try wrap { () throws(DICOMError) in try ds.number(.gantryDetectorTilt) }
-        guard rows > 0, columns > 0, rows <= 65535, columns <= 65535 else {
-            throw DICOMError(.invalidAttribute, "image size \(rows)×\(columns) is not valid", path: path)
+        self.numberOfFrames = try wrap { () throws(DICOMError) in try ds.integer(.numberOfFrames) } ?? 1
+        try checkSize(numberOfFrames, limit: limits.maxFrames, "(0028,0008) Number of Frames", limitName: "maxFrames",
+                      path: path)
+        _ = try checkedProduct([rows, columns, numberOfFrames], limit: limits.maxVoxelsPerVolume,
+                               "(0028,0010) Rows × (0028,0011) Columns × (0028,0008) Number of Frames",
+                               limitName: "maxVoxelsPerVolume", path: path)
+        let tilt = try wrap { () throws(DICOMError) in try ds.number(.gantryDetectorTilt) }
+        self.gantryTilt = tilt.flatMap { $0.isFinite && abs($0) <= 90 ? $0 : nil }
+        guard (1...4).contains(samplesPerPixel) else {
+            throw DICOMError(.invalidAttribute, "(0028,0002) Samples per Pixel is \(samplesPerPixel); 1 (grey-scale) "
+                                 + "or 3 (colour) expected", path: path)
         }
         guard [1, 8, 16, 32].contains(bitsAllocated), bitsStored >= 1, bitsStored <= bitsAllocated,
               highBit >= bitsStored - 1, highBit < bitsAllocated
@@ -98,10 +113,24 @@ extension ImageInstance {
                              "transfer syntax \(transferSyntax.uid) is not supported. "
                                  + DICOMError.Code.unsupportedTransferSyntax.advice, path: path)
         }
-        self.modalityLUT = try wrap { () throws(DICOMError) in try Self.readModalityLUT(ds) }
+        // Uncompressed pixel data shorter than the header declares is refused here, from its declared length,
+        // before any volume is allocated for it.
+        if transferSyntax.isNative, let length = ds.valueLength(.pixelData), length != 0xFFFF_FFFF {
+            let bits = try checkedProduct([rows, columns, numberOfFrames, samplesPerPixel, bitsAllocated],
+                                          limit: Int.max, "(7FE0,0010) Pixel Data size in bits",
+                                          limitName: "maxVoxelsPerVolume", path: path)
+            let needed = bits / 8 + (bits % 8 == 0 ? 0 : 1)
+            guard length >= needed else {
+                throw DICOMError(.truncatedPixelData,
+                                 "(7FE0,0010) Pixel Data holds \(length) bytes but \(numberOfFrames) frame(s) of "
+                                     + "\(rows)×\(columns)×\(samplesPerPixel) at \(bitsAllocated) bits need \(needed): "
+                                     + "the file is truncated; re-export it", path: path)
+            }
+        }
+        self.modalityLUT = try wrap { () throws(DICOMError) in try Self.readModalityLUT(ds, limits: limits) }
         let frameCount = numberOfFrames
         self.frames = try wrap { () throws(DICOMError) in
-            try Self.readFrames(ds, count: frameCount, path: path)
+            try Self.readFrames(ds, count: frameCount, path: path, limits: limits)
         }
     }
 
@@ -113,7 +142,9 @@ extension ImageInstance {
         (.institutionName, "InstitutionName"), (.pixelSpacing, "PixelSpacing"),
     ]
 
-    static func readModalityLUT(_ ds: DICOMItem) throws(DICOMError) -> ModalityLUT? {
+    static func readModalityLUT(_ ds: DICOMItem, limits: ReadingLimits = .default) throws(DICOMError)
+        -> ModalityLUT?
+    {
         guard let item = ds.firstItem(.modalityLUTSequence) else { return nil }
         guard let descriptor = try item.numbers(.lutDescriptor), descriptor.count == 3,
               let data = item.bytes(.lutData)
@@ -122,43 +153,73 @@ extension ImageInstance {
                              "(0028,3000) Modality LUT Sequence lacks a valid (0028,3002) LUT Descriptor or "
                                  + "(0028,3006) LUT Data")
         }
-        // PS3.3 C.11.1.1.1: first value 0 means 65536 entries; the second may be signed (SS) or unsigned (US).
-        let entries = descriptor[0] == 0 ? 65536 : Int(descriptor[0])
-        let bits = Int(descriptor[2])
+        // PS3.3 C.11.1.1.1: first value 0 means 65536 entries; the values may be encoded SS or US, so a negative
+        // value is read back as its 16-bit two's complement (-1 as SS is 65535).
+        func descriptorValue(_ k: Int) throws(DICOMError) -> Int {
+            let v = try checkedInt(descriptor[k], "(0028,3002) LUT Descriptor value \(k + 1)")
+            guard (-32768...65535).contains(v) else {
+                throw DICOMError(.invalidAttribute, "(0028,3002) LUT Descriptor value \(k + 1) is \(v); a 16-bit "
+                                     + "value is expected")
+            }
+            return v < 0 ? v + 65536 : v
+        }
+        let declared = try descriptorValue(0)
+        let entries = declared == 0 ? 65536 : declared
+        try checkSize(entries, limit: limits.maxLUTEntries, "(0028,3002) LUT Descriptor number of entries",
+                      limitName: "maxLUTEntries")
+        let bits = try descriptorValue(2)
+        guard (8...16).contains(bits) else {
+            throw DICOMError(.invalidAttribute, "(0028,3002) LUT Descriptor value 3 (bits per entry) is \(bits); "
+                                 + "8 to 16 expected")
+        }
         let wordCount = data.count / 2
         var table = [Float](repeating: 0, count: entries)
         if bits > 8 || wordCount >= entries {
             guard wordCount >= entries else {
-                throw DICOMError(.invalidAttribute, "Modality LUT Data holds \(wordCount) entries, descriptor says \(entries)")
+                throw DICOMError(.invalidAttribute, "(0028,3006) LUT Data holds \(wordCount) entries, "
+                                     + "(0028,3002) LUT Descriptor says \(entries)")
             }
             data.withUnsafeBytes { raw in
                 for i in 0..<entries { table[i] = Float(raw.load(fromByteOffset: 2 * i, as: UInt16.self)) }
             }
         } else {
             guard data.count >= entries else {
-                throw DICOMError(.invalidAttribute, "Modality LUT Data holds \(data.count) entries, descriptor says \(entries)")
+                throw DICOMError(.invalidAttribute, "(0028,3006) LUT Data holds \(data.count) entries, "
+                                     + "(0028,3002) LUT Descriptor says \(entries)")
             }
             for i in 0..<entries { table[i] = Float(data[i]) }
         }
-        var first = Int(descriptor[1])
-        if first > 32767, first <= 65535 { first -= 65536 }  // US-encoded negative first value
+        var first = try checkedInt(descriptor[1], "(0028,3002) LUT Descriptor value 2 (first stored value mapped)")
+        guard (-32768...65535).contains(first) else {
+            throw DICOMError(.invalidAttribute, "(0028,3002) LUT Descriptor value 2 is \(first); a 16-bit value is "
+                                 + "expected")
+        }
+        if first > 32767 { first -= 65536 }  // US-encoded negative first value
         return ModalityLUT(firstMapped: first, table: table)
     }
 
     /// Geometry and rescale per frame: the classic Image Plane module for single frames, functional groups
     /// (per-frame first, then shared) for enhanced multi-frame images.
-    static func readFrames(_ ds: DICOMItem, count: Int, path: String) throws(DICOMError) -> [FrameInfo] {
+    static func readFrames(_ ds: DICOMItem, count: Int, path: String,
+                           limits: ReadingLimits = .default) throws(DICOMError) -> [FrameInfo] {
         let shared = ds.firstItem(.sharedFunctionalGroupsSequence)
         let perFrame = ds.sequence(.perFrameFunctionalGroupsSequence)
         let topSlope = try ds.number(.rescaleSlope) ?? 1
         let topIntercept = try ds.number(.rescaleIntercept) ?? 0
         let topThickness = try ds.number(.sliceThickness)
         if perFrame.isEmpty && shared == nil {
-            let base = try classicFrame(ds, slope: topSlope, intercept: topIntercept, thickness: topThickness)
+            let base = try classicFrame(ds, slope: topSlope, intercept: topIntercept, thickness: topThickness,
+                                        limits: limits)
             if count == 1 { return [base] }
             // Classic multi-frame without functional groups: frames stacked along the normal by
             // (0018,0088) Spacing Between Slices (or the slice thickness).
             let step = try ds.number(.spacingBetweenSlices) ?? topThickness ?? 1
+            guard step.isFinite, step != 0, abs(step) * Double(count) <= limits.maxCoordinate else {
+                throw DICOMError(.invalidAttribute,
+                                 "(0018,0088) Spacing Between Slices (or (0018,0050) Slice Thickness) is \(step) for "
+                                     + "\(count) frames: the frames cannot be placed (limit "
+                                     + "\(limits.maxCoordinate) mm, ReadingLimits.maxCoordinate)")
+            }
             return (0..<count).map { k in
                 var f = base
                 f.position = base.position + Double(k) * step * base.normal
@@ -215,14 +276,14 @@ extension ImageInstance {
                     }
                 }
             }
-            try validate(frame, index: index)
+            try validate(frame, index: index, limits: limits)
             frames.append(frame)
         }
         return frames
     }
 
-    static func classicFrame(_ ds: DICOMItem, slope: Double, intercept: Double,
-                             thickness: Double?) throws(DICOMError) -> FrameInfo {
+    static func classicFrame(_ ds: DICOMItem, slope: Double, intercept: Double, thickness: Double?,
+                             limits: ReadingLimits) throws(DICOMError) -> FrameInfo {
         guard let ipp = try ds.numbers(.imagePositionPatient), ipp.count == 3 else {
             throw DICOMError(.missingAttribute,
                              "(0020,0032) Image Position (Patient) is missing or does not have 3 values: the slice "
@@ -242,7 +303,7 @@ extension ImageInstance {
             columnCosine: Vector3(iop[3], iop[4], iop[5]).normalized,
             pixelSpacing: (ps[0], ps[1]),
             rescaleSlope: slope, rescaleIntercept: intercept, sliceThickness: thickness)
-        try validate(frame, index: 0)
+        try validate(frame, index: 0, limits: limits)
         return frame
     }
 
@@ -257,11 +318,30 @@ extension ImageInstance {
         }
     }
 
-    static func validate(_ f: FrameInfo, index: Int) throws(DICOMError) {
+    static func validate(_ f: FrameInfo, index: Int, limits: ReadingLimits) throws(DICOMError) {
         let values = [f.position.x, f.position.y, f.position.z, f.pixelSpacing.row, f.pixelSpacing.column,
                       f.rescaleSlope, f.rescaleIntercept]
         guard values.allSatisfy(\.isFinite) else {
-            throw DICOMError(.invalidAttribute, "frame \(index + 1): position, spacing or rescale is not finite")
+            throw DICOMError(.invalidAttribute, "frame \(index + 1): (0020,0032) Image Position (Patient), (0028,0030) "
+                                 + "Pixel Spacing or (0028,1052)/(0028,1053) Rescale Intercept/Slope is not finite")
+        }
+        let p = f.position
+        guard max(abs(p.x), abs(p.y), abs(p.z)) <= limits.maxCoordinate else {
+            throw DICOMError(.invalidAttribute,
+                             "frame \(index + 1): (0020,0032) Image Position (Patient) (\(p.x), \(p.y), \(p.z)) lies "
+                                 + "beyond the limit of \(limits.maxCoordinate) mm (ReadingLimits.maxCoordinate); the "
+                                 + "header is corrupt")
+        }
+        guard max(f.pixelSpacing.row, f.pixelSpacing.column) <= limits.maxCoordinate else {
+            throw DICOMError(.invalidAttribute,
+                             "frame \(index + 1): (0028,0030) Pixel Spacing \(f.pixelSpacing.row)\\"
+                                 + "\(f.pixelSpacing.column) exceeds the limit of \(limits.maxCoordinate) mm "
+                                 + "(ReadingLimits.maxCoordinate)")
+        }
+        // Values are applied in float32: a slope or intercept beyond its range would give infinite voxels.
+        guard Float(f.rescaleSlope).isFinite, Float(f.rescaleIntercept).isFinite else {
+            throw DICOMError(.invalidAttribute, "frame \(index + 1): (0028,1053) Rescale Slope \(f.rescaleSlope) or "
+                                 + "(0028,1052) Rescale Intercept \(f.rescaleIntercept) is beyond float32 range")
         }
         guard f.pixelSpacing.row > 0, f.pixelSpacing.column > 0 else {
             throw DICOMError(.invalidAttribute,
@@ -276,6 +356,11 @@ extension ImageInstance {
         }
         guard f.rescaleSlope != 0 else {
             throw DICOMError(.invalidAttribute, "frame \(index + 1): (0028,1053) Rescale Slope is 0")
+        }
+        if let t = f.sliceThickness, !(t.isFinite && t >= 0 && t <= limits.maxCoordinate) {
+            throw DICOMError(.invalidAttribute, "frame \(index + 1): (0018,0050) Slice Thickness is \(t); a finite "
+                                 + "length in mm up to \(limits.maxCoordinate) (ReadingLimits.maxCoordinate) is "
+                                 + "expected")
         }
     }
 }

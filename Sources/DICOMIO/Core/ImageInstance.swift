@@ -75,7 +75,10 @@ public struct ImageInstance: Sendable {
     /// Selected tags for reports: patient age/sex, manufacturer, model, kVp, convolution kernel, ...
     public var tags: [String: String]
 
-    public var isSegmentation: Bool { sopClassUID == SOPClass.segmentationStorage }
+    /// A DICOM SEG, BINARY/FRACTIONAL (…66.4) or LABELMAP (…66.7, Supplement 243).
+    public var isSegmentation: Bool {
+        sopClassUID == SOPClass.segmentationStorage || sopClassUID == SOPClass.labelMapSegmentationStorage
+    }
     public var isDICOMDIR: Bool { sopClassUID == SOPClass.mediaStorageDirectory }
 }
 
@@ -87,5 +90,42 @@ public enum SOPClass {
     public static let enhancedMRImageStorage = "1.2.840.10008.5.1.4.1.1.4.1"
     public static let secondaryCaptureImageStorage = "1.2.840.10008.5.1.4.1.1.7"
     public static let segmentationStorage = "1.2.840.10008.5.1.4.1.1.66.4"
+    /// Label Map Segmentation Storage (DICOM 2024, Supplement 243): one frame per slice holding segment numbers.
+    public static let labelMapSegmentationStorage = "1.2.840.10008.5.1.4.1.1.66.7"
+    public static let rtDoseStorage = "1.2.840.10008.5.1.4.1.1.481.2"
+    public static let rtStructureSetStorage = "1.2.840.10008.5.1.4.1.1.481.3"
     public static let mediaStorageDirectory = "1.2.840.10008.1.3.10"
+}
+
+extension SOPClass {
+    /// SOP Class UID prefixes of objects that are not images for training, with what they are (PS3.4 B.5). Some
+    /// carry (7FE0,0010) Pixel Data (RT Dose, RT Image, waveforms): they must not become CT/MR volumes.
+    static let nonImagePrefixes: [(prefix: String, kind: String)] = [
+        ("1.2.840.10008.5.1.4.1.1.481.2", "RT Dose"),
+        ("1.2.840.10008.5.1.4.1.1.481.3", "RT Structure Set"),
+        ("1.2.840.10008.5.1.4.1.1.481.", "RT object (plan, treatment record, RT Image, ...)"),
+        ("1.2.840.10008.5.1.4.1.1.88.", "Structured Report"),
+        ("1.2.840.10008.5.1.4.1.1.11.", "Presentation State"),
+        ("1.2.840.10008.5.1.4.1.1.9.", "Waveform"),
+        ("1.2.840.10008.5.1.4.1.1.104.", "Encapsulated document"),
+        ("1.2.840.10008.5.1.4.1.1.66.1", "Spatial Registration"),
+        ("1.2.840.10008.5.1.4.1.1.66.2", "Spatial Fiducials"),
+        ("1.2.840.10008.5.1.4.1.1.66.3", "Deformable Spatial Registration"),
+        ("1.2.840.10008.5.1.4.1.1.66.5", "Surface Segmentation"),
+        ("1.2.840.10008.5.1.4.1.1.66.6", "Tractography Results"),
+        ("1.2.840.10008.5.1.4.1.1.68.", "Surface Scan"),
+        ("1.2.840.10008.5.1.4.1.1.66", "Raw Data"),  // exact, or a sub-class not listed above
+        ("1.2.840.10008.5.1.4.1.1.4.2", "MR Spectroscopy"),
+    ]
+
+    /// What a non-image object is ("RT Dose", "Structured Report", ...), or nil for images and SEGs.
+    public static func nonImageKind(_ uid: String) -> String? {
+        if uid == segmentationStorage || uid == labelMapSegmentationStorage { return nil }
+        for (prefix, kind) in nonImagePrefixes {
+            if prefix.hasSuffix(".") ? uid.hasPrefix(prefix) : (uid == prefix || uid.hasPrefix(prefix + ".")) {
+                return kind
+            }
+        }
+        return nil
+    }
 }

@@ -43,5 +43,11 @@ public struct TransferSyntax: Hashable, Sendable, CustomStringConvertible {
     /// True for syntaxes whose pixel data Tessera decodes (DCMTK codecs, OpenJPEG for JPEG 2000).
     public var isSupported: Bool { Self.names[uid] != nil }
 
+    /// True for the uncompressed syntaxes, whose (7FE0,0010) Pixel Data length is known from the header.
+    public var isNative: Bool {
+        self == .implicitVRLittleEndian || self == .explicitVRLittleEndian || self == .explicitVRBigEndian
+            || self == .deflatedExplicitVRLittleEndian
+    }
+
     public var description: String { "\(name) (\(uid))" }
 }

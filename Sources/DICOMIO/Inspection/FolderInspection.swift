@@ -65,10 +65,11 @@ public struct FolderInspection: Codable, Sendable {
     public init(folder: String, scanner: DirectoryScanner = DirectoryScanner(),
                 assembler: SeriesAssembler = SeriesAssembler()) throws(DICOMError) {
         let scan = try scanner.scan(folder)
-        try self.init(folder: folder, scan: scan, series: assembler.assemble(scan.instances))
+        try self.init(folder: folder, scan: scan, series: assembler.assemble(scan.instances), limits: scanner.limits)
     }
 
-    public init(folder: String, scan: ScanResult, series assembled: [DICOMSeries]) throws(DICOMError) {
+    public init(folder: String, scan: ScanResult, series assembled: [DICOMSeries],
+                limits: ReadingLimits = .default) throws(DICOMError) {
         self.folder = folder
         var segs: [SEG] = []
         let seriesUIDs = Set(assembled.map(\.seriesInstanceUID))
@@ -76,7 +77,7 @@ public struct FolderInspection: Codable, Sendable {
         var skipped = scan.skipped.map { Skipped(path: $0.path, code: $0.error.code.rawValue, reason: $0.error.message) }
         for instance in scan.instances where instance.isSegmentation {
             do throws(DICOMError) {
-                let seg = try Segmentation(path: instance.path)
+                let seg = try Segmentation(path: instance.path, limits: limits)
                 var problems: [Problem] = []
                 var reference = seg.referencedSeriesInstanceUID
                 if reference == nil {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Something wrong or unusual in a series, found by the assembler.
 public struct SeriesProblem: Sendable, Equatable, CustomStringConvertible {
     public enum Kind: String, Sendable {
@@ -9,6 +11,10 @@ public struct SeriesProblem: Sendable, Equatable, CustomStringConvertible {
         case mixedSizes = "mixed-sizes"
         case colour = "colour"
         case inconsistentPixelFormat = "inconsistent-pixel-format"
+        /// More slices or voxels than `ReadingLimits` allows.
+        case tooLarge = "too-large"
+        /// Slice spacing or direction from the positions is not finite or zero.
+        case invalidGeometry = "invalid-geometry"
     }
 
     public var kind: Kind
@@ -50,6 +56,18 @@ public struct SliceStack: Sendable {
 
     public var normal: Vector3 { rowCosine.cross(columnCosine).normalized }
     public var isUsable: Bool { !problems.contains { $0.isBlocking } }
+
+    /// "40 slices 512×512, axial (normal 0, 0, 1)": how a refusal lists the stacks of a series.
+    public var summary: String {
+        let n = normal
+        // Rounded to the printed precision, + 0 turning -0 into 0: no "-0.00".
+        func tidy(_ v: Double) -> Double { (v * 100).rounded() / 100 + 0 }
+        let largest = max(abs(n.x), abs(n.y), abs(n.z))
+        let plane = largest < 0.9 ? "oblique" : abs(n.z) == largest ? "axial" : abs(n.y) == largest ? "coronal"
+            : "sagittal"
+        return "\(slices.count) slice(s) \(columns)×\(rows), \(plane) (normal "
+            + String(format: "%.2f, %.2f, %.2f", tidy(n.x), tidy(n.y), tidy(n.z)) + ")"
+    }
 }
 
 /// All instances of one (0020,000E) Series Instance UID, split into stacks.
@@ -65,6 +83,24 @@ public struct DICOMSeries: Sendable {
     public var stacks: [SliceStack]
     /// Series-level problems (mixed orientations / sizes) plus those of every stack.
     public var problems: [SeriesProblem]
+    /// Index into `stacks` of the stack `primaryStack()` returns; nil when the series was refused (mixed
+    /// orientations without an explicit `SeriesAssembler.StackChoice`).
+    public var selectedStack: Int?
+
+    public init(seriesInstanceUID: String, studyInstanceUID: String, frameOfReferenceUID: String?, modality: String,
+                seriesDescription: String, seriesNumber: Int?, instances: [ImageInstance], stacks: [SliceStack],
+                problems: [SeriesProblem], selectedStack: Int? = 0) {
+        self.seriesInstanceUID = seriesInstanceUID
+        self.studyInstanceUID = studyInstanceUID
+        self.frameOfReferenceUID = frameOfReferenceUID
+        self.modality = modality
+        self.seriesDescription = seriesDescription
+        self.seriesNumber = seriesNumber
+        self.instances = instances
+        self.stacks = stacks
+        self.problems = problems
+        self.selectedStack = stacks.isEmpty ? nil : selectedStack
+    }
 
     public var transferSyntaxes: [TransferSyntax] {
         var seen: [TransferSyntax] = []
@@ -74,11 +110,28 @@ public struct DICOMSeries: Sendable {
 
     public var sliceCount: Int { stacks.first?.slices.count ?? 0 }
 
-    /// The stack to load: the largest one.
+    /// The stack to load: the one the assembler selected (the largest unless chosen otherwise).
+    /// - Throws: `.geometry` for a series without slices, or one refused for mixed orientations (listing its stacks
+    ///   and how to choose one).
     public func primaryStack() throws(DICOMError) -> SliceStack {
-        guard let stack = stacks.first else {
+        guard !stacks.isEmpty else {
             throw DICOMError(.geometry, "series \(seriesInstanceUID) has no image slices")
         }
-        return stack
+        guard let index = selectedStack, stacks.indices.contains(index) else {
+            let reason = problems.first { $0.kind == .mixedOrientations && $0.isBlocking }?.message
+                ?? "no stack was selected"
+            throw DICOMError(.geometry, "series \(seriesInstanceUID) cannot be read as one volume: \(reason)")
+        }
+        return stacks[index]
+    }
+
+    /// The stack at `index` of `stacks` (largest first).
+    /// - Throws: `.seriesSelection` when there is no such stack, listing those there are.
+    public func stack(at index: Int) throws(DICOMError) -> SliceStack {
+        guard stacks.indices.contains(index) else {
+            let listing = stacks.enumerated().map { i, s in "stack \(i): \(s.summary)" }.joined(separator: "; ")
+            throw DICOMError(.seriesSelection, "series \(seriesInstanceUID) has no stack \(index) (\(listing))")
+        }
+        return stacks[index]
     }
 }

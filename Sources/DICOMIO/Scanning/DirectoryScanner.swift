@@ -19,9 +19,12 @@ public struct ScanResult: Sendable {
 public struct DirectoryScanner: Sendable {
     /// Threads reading headers in parallel.
     public var threads: Int
+    /// Bounds on header sizes and on the number of files read (`ReadingLimits.maxFilesPerScan`).
+    public var limits: ReadingLimits
 
-    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, limits: ReadingLimits = .default) {
         self.threads = max(1, threads)
+        self.limits = limits
     }
 
     /// Lists regular files below `root` (or `root` itself if it is a file), sorted by path.
@@ -47,8 +50,12 @@ public struct DirectoryScanner: Sendable {
     }
 
     /// Scans a folder (or one file).
+    ///
+    /// Files beyond `limits.maxFilesPerScan` (in path order) are not read; each is listed in `skipped`.
     public func scan(_ root: String) throws(DICOMError) -> ScanResult {
-        let files = try listFiles(root)
+        let listed = try listFiles(root)
+        let files = Array(listed.prefix(max(0, limits.maxFilesPerScan)))
+        let limits = self.limits
         let results = Mutex<[(Int, Result<ImageInstance, DICOMError>)]>([])
         let next = Atomic<Int>(0)
         let workers = min(threads, max(1, files.count))
@@ -58,7 +65,7 @@ public struct DirectoryScanner: Sendable {
                 let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
                 if i >= files.count { break }
                 do throws(DICOMError) {
-                    let instance = try ImageInstance(path: files[i])
+                    let instance = try ImageInstance(path: files[i], limits: limits)
                     if instance.isDICOMDIR {
                         local.append((i, .failure(DICOMError(.notDICOM, "DICOMDIR (a media directory index, not an "
                                                                  + "image); skipped", path: files[i]))))
@@ -78,6 +85,12 @@ public struct DirectoryScanner: Sendable {
             case .success(let instance): instances.append(instance)
             case .failure(let error): skipped.append(SkippedFile(path: files[i], error: error))
             }
+        }
+        for path in listed.dropFirst(files.count) {
+            skipped.append(SkippedFile(path: path, error: DICOMError(
+                .invalidArgument, "not read: the folder holds \(listed.count) files, more than the limit of "
+                    + "\(limits.maxFilesPerScan) (ReadingLimits.maxFilesPerScan); scan a sub-folder or raise the limit",
+                path: path)))
         }
         return ScanResult(instances: instances, skipped: skipped)
     }

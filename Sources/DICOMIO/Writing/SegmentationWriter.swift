@@ -49,7 +49,16 @@ public struct SegmentationWriter: Sendable {
     ///   - sourcePaths: the image files, one per slice, in slice order.
     public func write(to path: String, masks: [UInt8], rows: Int, columns: Int, sourcePaths: [String],
                       segments: [SegmentSpecification]) throws(DICOMError) {
-        guard masks.count == segments.count * sourcePaths.count * rows * columns, !segments.isEmpty else {
+        guard (1...65535).contains(rows), (1...65535).contains(columns), !sourcePaths.isEmpty,
+              sourcePaths.count <= Int(UInt32.max), segments.count <= Int(UInt32.max)
+        else {
+            throw DICOMError(.invalidArgument, "a SEG of \(rows)×\(columns) on \(sourcePaths.count) slices cannot be "
+                                 + "written: (0028,0010) Rows and (0028,0011) Columns must be 1 to 65535", path: path)
+        }
+        let expected = try checkedProduct([segments.count, sourcePaths.count, rows, columns], limit: Int.max,
+                                          "segments × slices × rows × columns", limitName: "maxVoxelsPerVolume",
+                                          path: path)
+        guard masks.count == expected, !segments.isEmpty else {
             throw DICOMError(.invalidArgument, "masks hold \(masks.count) values; \(segments.count) segments × "
                                  + "\(sourcePaths.count) slices × \(rows)×\(columns) expected", path: path)
         }

@@ -60,6 +60,19 @@ extension VolumeGeometry {
         if dimensions.x < 1 || dimensions.y < 1 || dimensions.z < 1 {
             throw VolumesError(.shapeMismatch, transform: transform, "empty grid \(dimensions)")
         }
+        // Grids come from DICOM headers: bounded like DICOMIO's volumes before anything is allocated for them.
+        let limit = ReadingLimits.default.maxVoxelsPerVolume
+        let xy = dimensions.x.multipliedReportingOverflow(by: dimensions.y)
+        let xyz = xy.partialValue.multipliedReportingOverflow(by: dimensions.z)
+        if xy.overflow || xyz.overflow || xyz.partialValue > limit {
+            throw VolumesError(.shapeMismatch, transform: transform,
+                               "grid \(dimensions.x)×\(dimensions.y)×\(dimensions.z) exceeds \(limit) voxels "
+                                   + "(ReadingLimits.maxVoxelsPerVolume); check the spacing or shape asked for")
+        }
+        if !(origin.x.isFinite && origin.y.isFinite && origin.z.isFinite) {
+            throw VolumesError(.invalidParameter, transform: transform,
+                               "grid origin \(origin) is not finite; check (0020,0032) Image Position (Patient)")
+        }
     }
 
     /// Voxel-index → LPS-mm matrix (3×3 part): columns are `direction · spacing`.

@@ -7,7 +7,14 @@ import Foundation
 /// The header's sform (code 1, scanner) is the full voxel → RAS mm affine, so sheared (gantry-tilt) grids are
 /// exact; the qform (code 1) carries the rotation as a quaternion when the grid is orthonormal, and is 0 otherwise.
 /// LPS (DICOM) becomes RAS (NIfTI) by negating x and y. Data: float32 (datatype 16) or uint8 (2), x fastest.
+///
+/// pixdim[1...3] are the norms of the sform's columns (the voxel edge lengths), so the header is self-consistent
+/// for sheared grids too. NIfTI-1 stores each dimension as an int16: a grid with more than 32767 voxels along an
+/// axis (legal DICOM has up to 65535 columns) is refused with an error naming the axis; crop or resample it first.
 public enum NIfTI {
+    /// The largest voxel count along one axis NIfTI-1 can hold (dim[] is int16).
+    public static let maxDimension = Int(Int16.max)
+
     public struct Error: Swift.Error, Sendable, CustomStringConvertible {
         public var message: String
         public var path: String
@@ -26,14 +33,35 @@ public enum NIfTI {
                   description: description)
     }
 
-    static func header(geometry g: VolumeGeometry, datatype: Int16, bitpix: Int16, description: String) -> Data {
+    /// The 352-byte header.
+    /// - Throws: when a dimension is outside 1...32767 or the geometry is not finite.
+    static func header(geometry g: VolumeGeometry, datatype: Int16, bitpix: Int16, description: String,
+                       path: String = "") throws(NIfTI.Error) -> Data {
+        var dimensions: [Int16] = []
+        for (a, name) in ["x (columns)", "y (rows)", "z (slices)"].enumerated() {
+            let n = g.dimensions[a]
+            guard n >= 1, n <= maxDimension, let d = Int16(exactly: n) else {
+                throw NIfTI.Error(message: "the volume has \(n) voxels along \(name); NIfTI-1 holds 1 to "
+                                      + "\(maxDimension) per axis (dim is int16). Crop or resample the volume first",
+                                  path: path)
+            }
+            dimensions.append(d)
+        }
+        let columns = [g.direction.x * g.spacing.x, g.direction.y * g.spacing.y, g.direction.z * g.spacing.z]
+        let norms = columns.map(\.length)
+        guard norms.allSatisfy({ $0.isFinite && $0 > 0 }), g.origin.x.isFinite, g.origin.y.isFinite,
+              g.origin.z.isFinite
+        else {
+            throw NIfTI.Error(message: "the volume's spacing, direction or origin is not finite and positive "
+                                  + "(spacing \(g.spacing.x), \(g.spacing.y), \(g.spacing.z) mm)", path: path)
+        }
         var h = Data(count: 352)
         func put<T>(_ value: T, _ offset: Int) {
             withUnsafeBytes(of: value) { h.replaceSubrange(offset..<(offset + $0.count), with: $0) }
         }
         put(Int32(348), 0)
         put(UInt8(ascii: "r"), 38)
-        let dims: [Int16] = [3, Int16(g.dimensions.x), Int16(g.dimensions.y), Int16(g.dimensions.z), 1, 1, 1, 1]
+        let dims: [Int16] = [3] + dimensions + [1, 1, 1, 1]
         for (i, d) in dims.enumerated() { put(d, 40 + 2 * i) }
         put(datatype, 70)
         put(bitpix, 72)
@@ -44,7 +72,7 @@ public enum NIfTI {
         var quaternion = (b: 0.0, c: 0.0, d: 0.0)
         if g.isOrthonormal {
             var r = [[Double]](repeating: [0, 0, 0], count: 3)
-            let s = [g.spacing.x, g.spacing.y, g.spacing.z]
+            let s = norms
             for row in 0..<3 { for col in 0..<3 { r[row][col] = ras[row][col] / s[col] } }
             let det = r[0][0] * (r[1][1] * r[2][2] - r[1][2] * r[2][1]) - r[0][1] * (r[1][0] * r[2][2] - r[1][2] * r[2][0])
                 + r[0][2] * (r[1][0] * r[2][1] - r[1][1] * r[2][0])
@@ -55,7 +83,9 @@ public enum NIfTI {
             quaternion = quaternionFrom(r)
             qform = 1
         }
-        let pixdim: [Float] = [qfac, Float(g.spacing.x), Float(g.spacing.y), Float(g.spacing.z), 0, 0, 0, 0]
+        // Column norms of the sform, not the nominal spacing: equal for unit directions, and still consistent when
+        // a direction is not unit length.
+        let pixdim: [Float] = [qfac, Float(norms[0]), Float(norms[1]), Float(norms[2]), 0, 0, 0, 0]
         for (i, p) in pixdim.enumerated() { put(p, 76 + 4 * i) }
         put(Float(352), 108)   // vox_offset
         put(Float(1), 112)     // scl_slope
@@ -98,7 +128,8 @@ public enum NIfTI {
 
     static func write(geometry: VolumeGeometry, datatype: Int16, bitpix: Int16, data: Data, to path: String,
                       description: String) throws(NIfTI.Error) {
-        var bytes = header(geometry: geometry, datatype: datatype, bitpix: bitpix, description: description)
+        var bytes = try header(geometry: geometry, datatype: datatype, bitpix: bitpix, description: description,
+                               path: path)
         bytes.append(data)
         if path.hasSuffix(".gz") {
             guard let gz = gzopen(path, "wb6") else {
@@ -182,10 +213,15 @@ extension NIfTI {
         }
         let dims = SIMD3(Int(get(42, Int16.self)), Int(get(44, Int16.self)), Int(get(46, Int16.self)))
         let datatype = Int(get(70, Int16.self)), bitpix = Int(get(72, Int16.self))
-        let offset = Int(get(108, Float.self))
+        guard dims.x >= 1, dims.y >= 1, dims.z >= 1, [8, 16, 32, 64].contains(bitpix) else {
+            throw NIfTI.Error(message: "dim \(dims.x)×\(dims.y)×\(dims.z) or bitpix \(bitpix) is not valid", path: path)
+        }
+        // int16 dims and bitpix ≤ 64: the product fits in an Int; vox_offset is a float that may hold anything.
         let count = dims.x * dims.y * dims.z * bitpix / 8
-        guard offset >= 348, bytes.count >= offset + count else {
-            throw NIfTI.Error(message: "voxel data is truncated", path: path)
+        guard let offset = Int(checked: Double(get(108, Float.self))), offset >= 348, offset <= bytes.count,
+              bytes.count - offset >= count
+        else {
+            throw NIfTI.Error(message: "voxel data is truncated or vox_offset is not valid", path: path)
         }
         var sform: [[Double]] = []
         for row in 0..<3 { sform.append((0..<4).map { Double(get(280 + 16 * row + 4 * $0, Float.self)) }) }

@@ -31,13 +31,14 @@ public struct Resample: VolumeTransform {
         var output = geometry
         for a in 0..<3 {
             let extent = Double(geometry.dimensions[a]) * geometry.spacing[a] / spacing[a]
-            guard extent < 1_048_576 else {
+            guard extent.isFinite, extent < 1_048_576 else {
                 throw VolumesError(.shapeMismatch, transform: name,
                                    "spacing \(spacing[a]) mm would give \(extent) voxels along an axis; check units")
             }
-            output.dimensions[a] = max(1, Int(extent.rounded()))
+            output.dimensions[a] = max(1, Int(checked: extent.rounded()) ?? 1)
             output.spacing[a] = spacing[a]
         }
+        try output.validate(for: name)
         return output
     }
 
@@ -107,6 +108,7 @@ public struct Resize: VolumeTransform {
         }
         output.origin = geometry.origin + shift.x * geometry.direction.x + shift.y * geometry.direction.y
             + shift.z * geometry.direction.z
+        try output.validate(for: name)
         return output
     }
 

@@ -70,7 +70,9 @@ struct AxisKernel: Sendable {
         var gaussian: [Double] = [1]
         var radius = 0
         if sigma > 1e-15 {
-            radius = Int(4 * sigma + 0.5)
+            // A pre-filter wider than the axis only replicates edges: capped there (σ from a hostile spacing can
+            // be 1e300).
+            radius = min(voxelIndex(4 * sigma + 0.5), max(n, 1))
             gaussian = (-radius...radius).map { s in exp(-0.5 * Double(s * s) / (sigma * sigma)) }
             let total = gaussian.reduce(0, +)
             gaussian = gaussian.map { $0 / total }
@@ -93,16 +95,16 @@ struct AxisKernel: Sendable {
             let base: Int
             switch interpolation {
             case .nearest:
-                base = Int((u + 0.5).rounded(.down))
+                base = voxelIndex((u + 0.5).rounded(.down))
                 interpolationWeights[0] = 1
             case .linear:
                 let f = u.rounded(.down)
-                base = Int(f)
+                base = voxelIndex(f)
                 interpolationWeights[0] = 1 - (u - f)
                 interpolationWeights[1] = u - f
             case .cubic:
                 let f = u.rounded(.down)
-                base = Int(f) - 1
+                base = voxelIndex(f) - 1
                 let x = u - f
                 interpolationWeights[0] = Self.keys(1 + x)
                 interpolationWeights[1] = Self.keys(x)
@@ -235,7 +237,7 @@ enum Resampler {
                     // Separable: one index table per axis.
                     func table(_ count: Int, _ inputCount: Int, _ a: Double, _ b: Double) -> [Int] {
                         (0..<count).map { i in
-                            let u = Int((a * Double(i) + b + 0.5).rounded(.down))
+                            let u = voxelIndex((a * Double(i) + b + 0.5).rounded(.down))
                             if outside == nil { return min(max(u, 0), inputCount - 1) }
                             return (u < 0 || u >= inputCount) ? -1 : u
                         }
@@ -268,8 +270,9 @@ enum Resampler {
                                 for i in 0..<o.x {
                                     var u = map.m * Vector3(Double(i), Double(j), Double(k)) + map.t
                                     if let displacement { u += displacement.at(i, j, k) }
-                                    var x = Int((u.x + 0.5).rounded(.down)), y = Int((u.y + 0.5).rounded(.down))
-                                    var z = Int((u.z + 0.5).rounded(.down))
+                                    var x = voxelIndex((u.x + 0.5).rounded(.down))
+                                    var y = voxelIndex((u.y + 0.5).rounded(.down))
+                                    var z = voxelIndex((u.z + 0.5).rounded(.down))
                                     if x < 0 || y < 0 || z < 0 || x >= n.x || y >= n.y || z >= n.z {
                                         if let outside {
                                             d[i] = outside
@@ -522,7 +525,8 @@ struct PointSampler {
     }
 
     @inline(__always) func nearest(_ u: Vector3) -> Float {
-        value(Int((u.x + 0.5).rounded(.down)), Int((u.y + 0.5).rounded(.down)), Int((u.z + 0.5).rounded(.down)))
+        value(voxelIndex((u.x + 0.5).rounded(.down)), voxelIndex((u.y + 0.5).rounded(.down)),
+              voxelIndex((u.z + 0.5).rounded(.down)))
     }
 
     @inline(__always) func linear(_ u: Vector3) -> Float {
@@ -586,4 +590,13 @@ struct DisplacementField: Sendable {
         let c01 = v(0, 0, 1) * (1 - fx) + v(1, 0, 1) * fx, c11 = v(0, 1, 1) * (1 - fx) + v(1, 1, 1) * fx
         return (c00 * (1 - fy) + c10 * fy) * (1 - fz) + (c01 * (1 - fy) + c11 * fy) * fz
     }
+}
+
+/// A sampling coordinate (voxel units, already rounded) as an index: values far outside any grid (or NaN, from a
+/// degenerate geometry) become ±10⁹ / -1, which every caller treats as outside or clamps to the edge, instead of
+/// trapping in `Int(_:)`.
+@inline(__always)
+func voxelIndex(_ u: Double) -> Int {
+    guard u == u else { return -1 }
+    return Int(min(max(u, -1e9), 1e9))
 }
