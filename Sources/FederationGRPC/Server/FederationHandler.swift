@@ -55,8 +55,8 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
                 throw FederationError(.invalidConfiguration, "download range [\(request.firstChunk), "
                                       + "+\(request.chunkCount)) is negative")
             }
-            let asked = request.maxScalars > 0 ? Int(request.maxScalars) : limits.chunkScalars
-            let maxScalars = min(asked, limits.chunkScalars)
+            // Clamped into [minChunkScalars, chunkScalars]: tiny chunks would cost a struct and a message each.
+            let maxScalars = limits.downloadChunkScalars(asked: Int(clamping: request.maxScalars))
             let chunks = try await service.model(for: task, maxScalars: maxScalars)
             let perCall = limits.downloadChunksPerCall
             let count = request.chunkCount == 0 ? perCall : Int(min(request.chunkCount, Int64(perCall)))
