@@ -13,6 +13,27 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
         do { return try await body() } catch { throw StatusMapping.rpcError(error) }
     }
 
+    /// Runs `body` until it returns or the call is cancelled (the client reset its stream, or the call's deadline
+    /// passed). grpc-swift marks the call cancelled but does not cancel the handler's task: without this, a long-poll
+    /// whose client gave up (`ConnectionLimits.longPollWait`) would go on waiting in the service, one more waiter
+    /// for every poll re-issued.
+    /// - Throws: `RPCError(.cancelled)` when the call was cancelled first (the client no longer listens).
+    private func untilCancelled<T: Sendable>(_ context: ServerContext,
+                                             _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try? await context.cancellation.cancelled  // returns early when the body finished first
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else {
+                throw RPCError(code: .cancelled, message: "the client cancelled the call")
+            }
+            return value
+        }
+    }
+
     func register(request: Tessera_Federation_V1_RegisterRequest,
                   context: ServerContext) async throws -> Tessera_Federation_V1_RegisterResponse {
         try await mapped { () async throws(FederationError) in
@@ -29,8 +50,25 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
             let site = try PeerIdentity(context).authorize(site: request.site)
             var response = Tessera_Federation_V1_NextTaskResponse()
             // The long-poll: this call waits in the service until the site has a task or the job ends.
-            if let task = try await service.nextTask(site: site) { response.task = task.wire }
+            let service = self.service
+            if let task = try await waiting("the long-poll of \(site)", context, { () async throws(FederationError) in
+                try await service.nextTask(site: site)
+            }) { response.task = task.wire }
             return response
+        }
+    }
+
+    /// A call into the service that may wait (the long-poll, a model snapshot), ended when the call is cancelled
+    /// (`untilCancelled`).
+    private func waiting<T: Sendable>(_ what: String, _ context: ServerContext,
+                                      _ body: @escaping @Sendable () async throws(FederationError) -> T)
+        async throws(FederationError) -> T {
+        do {
+            return try await untilCancelled(context) { try await body() }
+        } catch let error as FederationError {
+            throw error
+        } catch {
+            throw FederationError(.transient, "\(what) ended: \(error)", cause: String(describing: error))
         }
     }
 
@@ -57,7 +95,10 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
             }
             // Clamped into [minChunkScalars, chunkScalars]: tiny chunks would cost a struct and a message each.
             let maxScalars = limits.downloadChunkScalars(asked: Int(clamping: request.maxScalars))
-            let chunks = try await service.model(for: task, maxScalars: maxScalars)
+            let service = self.service
+            let chunks = try await waiting("the model download", context) { () async throws(FederationError) in
+                try await service.model(for: task, maxScalars: maxScalars)
+            }
             let perCall = limits.downloadChunksPerCall
             let count = request.chunkCount == 0 ? perCall : Int(min(request.chunkCount, Int64(perCall)))
             let first = Int(min(request.firstChunk, Int64(chunks.count)))
