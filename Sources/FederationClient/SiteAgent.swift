@@ -50,8 +50,10 @@ public struct RetryPolicy: Sendable {
 /// a site whose local training, filters or statistics answer fail (it sits the round or phase out and says why; a
 /// statistics answer has no way to carry an error, so the server's phase deadline records the missing answer).
 /// A job that ends or fails while the site works on it (a server restart in the middle of a query) sends the site
-/// back to polling. Only `fatalErrors` end the agent: the server does not accept this site's certificate as a
-/// participant (`.unknownSite`); everything else is logged and retried.
+/// back to polling. Only `fatalErrors` end the agent: a certificate refused (`.unknownSite`: the server does not take
+/// this site's certificate as a participant, or either side refused the other's certificate in the TLS handshake —
+/// a kit of another project, an expired certificate), and transient errors past `retry.maxAttempts` when it is set;
+/// everything else is logged and retried.
 ///
 /// Cross-site evaluation: when the job asks for it (`config["cross_site_evaluation"]`), the site keeps its last
 /// locally trained weights; a `submitModel` task sends them (through the filter chain) unless the site's policy keeps
@@ -101,8 +103,8 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
     /// (it restarted): the site takes its next task.
     static var goneTask: Set<FederationError.Code> { [.staleRound, .unknownJob, .jobFailed] }
 
-    /// Errors that end the agent: no retry can fix them (the server does not take this certificate as a
-    /// participant: another project's kit, or a site not in the job's list).
+    /// Errors that end the agent: no retry can fix them (a certificate refused in the TLS handshake or as a
+    /// participant: another project's kit, an expired certificate, a site not in the job's list).
     public static var fatalErrors: Set<FederationError.Code> { [.unknownSite] }
 
     /// Runs until the job finishes.
