@@ -161,7 +161,8 @@ struct ConnectionLimitsTests {
             let task = try #require(try await a.nextTask(site: "a"))
             #expect(try await a.downloadModel(for: task, maxScalars: 1).map(\.values.count)
                     == Array(repeating: 1000, count: 10))
-            #expect(try await a.downloadModel(for: task, maxScalars: 2500).map(\.values.count) == [2500, 2500, 2500, 2500])
+            #expect(try await a.downloadModel(for: task, maxScalars: 2500).map(\.values.count)
+                    == [2500, 2500, 2500, 2500])
             #expect(try await a.downloadParameters(for: task, maxScalars: 1) == model)
             try await a.uploadResult(ResultHeader(jobID: "f1", round: 1, site: "a", sampleCount: 1),
                                      chunks: model.chunks(maxScalars: 4096))

@@ -1,5 +1,7 @@
 import FederationClient
 import FederationCore
+import FederationGRPC
+import FederationServer
 import FederationTestSupport
 import Synchronization
 import Testing
@@ -57,6 +59,41 @@ struct NoTrainer: LocalTrainer {
     }
 }
 
+/// A trainer that says when it starts and finishes only when released: the test restarts the server meanwhile.
+final class GatedTrainer: LocalTrainer {
+    let target: [Float]
+    let starts: AsyncStream<Void>
+    private let start: AsyncStream<Void>.Continuation
+    private let gate = Mutex<(open: Bool, waiting: [CheckedContinuation<Void, Never>])>((false, []))
+
+    init(target: [Float]) {
+        self.target = target
+        (starts, start) = AsyncStream.makeStream(of: Void.self)
+    }
+
+    func release() {
+        let waiting = gate.withLock { g in
+            g.open = true
+            defer { g.waiting = [] }
+            return g.waiting
+        }
+        for continuation in waiting { continuation.resume() }
+    }
+
+    func train(global: ParameterSet, task: TaskAssignment) async throws(FederationError)
+        -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double]) {
+        start.yield()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let open = gate.withLock { g in
+                if !g.open { g.waiting.append(continuation) }
+                return g.open
+            }
+            if open { continuation.resume() }
+        }
+        return (ParameterSet([ParameterTensor(name: "w", shape: [target.count], values: target)]), 1, [:])
+    }
+}
+
 /// Collects log lines.
 final class LogLines: Sendable {
     private let lines = Mutex<[String]>([])
@@ -107,6 +144,49 @@ struct SiteAgentResilienceTests {
         #expect(log.all.contains { $0.contains("without a statistics handler") })
     }
 
+    @Test("The server restarts while the site trains: the site reconnects, and its result counts on the new server",
+          .timeLimit(.minutes(2)))
+    func serverRestartMidRound() async throws {
+        let pki = try TemporaryPKI()
+        defer { pki.remove() }
+        let serverFiles = try pki.issue("server", role: "server")
+        let clock = ManualClock()
+        let job = JobConfiguration(jobID: "r1", rounds: 1, sites: ["a"], minClients: 1)
+        let first = Coordinator(configuration: job, initialModel: initial, strategy: FedAvg(), clock: clock)
+        let serverA = GRPCFederationServer(service: first, host: "127.0.0.1", port: 0, tls: serverFiles)
+        let servingA = Task { try await serverA.serve() }
+        let port = try await serverA.listeningPort()
+        let runA = Task { try await first.run() }
+        let trainer = GatedTrainer(target: [1, 2])
+        let connection = try GRPCFederationConnection(host: "127.0.0.1", port: port,
+                                                      tls: try pki.issue("a", role: "site"), serverName: "localhost")
+        let log = LogLines()
+        // Real time for the backoff: the site retries while the server is away.
+        var agent = SiteAgent(site: "a", connection: connection, trainer: trainer, clock: ContinuousClock(),
+                              retry: RetryPolicy(base: .milliseconds(50), cap: .milliseconds(500)), chunkScalars: 2,
+                              log: log.sink)
+        agent.heartbeatInterval = nil
+        let rounds = Task { try await agent.run() }
+        var starts = trainer.starts.makeAsyncIterator()
+        await starts.next()  // training round 1 of the first server's job
+        serverA.beginGracefulShutdown()
+        try await servingA.value
+        runA.cancel()
+        // The restarted server resumes the job at round 1 (as from its checkpoint), on the same port.
+        let second = Coordinator(configuration: job, initialModel: initial, strategy: FedAvg(), clock: clock)
+        let serverB = GRPCFederationServer(service: second, host: "127.0.0.1", port: port, tls: serverFiles)
+        let servingB = Task { try await serverB.serve() }
+        _ = try await serverB.listeningPort()
+        let runB = Task { try await second.run() }
+        trainer.release()
+        #expect(try await rounds.value == [1])
+        #expect(try await runB.value["w"]?.values == [1, 2])
+        await connection.close()
+        serverB.beginGracefulShutdown()
+        try await servingB.value
+        clock.advance(by: .seconds(100_000))
+    }
+
     @Test("A certificate the server does not take as a participant ends the site", .timeLimit(.minutes(1)))
     func unknownSiteIsFatal() async throws {
         let connection = ScriptedConnection(polls: [.error(FederationError(.unknownSite, "not a participant"))])
@@ -120,7 +200,8 @@ struct SiteAgentResilienceTests {
 /// Fails the first phase it is asked (its session is gone), answers every later one.
 actor FailingOnce: PayloadTaskHandler {
     private var failed = false
-    func respond(to task: TaskAssignment) async throws(FederationError) -> (payload: [UInt8], metrics: [String: Double]) {
+    func respond(to task: TaskAssignment) async throws(FederationError)
+        -> (payload: [UInt8], metrics: [String: Double]) {
         if !failed {
             failed = true
             throw FederationError(.invalidConfiguration, "phase \(task.round) of a session this site does not know")

@@ -7,8 +7,8 @@ enum ClientTransport {
     typealias Transport = HTTP2ClientTransport.Posix
 
     /// A gRPC client that presents the participant's certificate and verifies the server's against the project CA,
-    /// host name included (`serverName` when it differs from `host`). Messages up to `limits.maxMessageBytes` both ways;
-    /// keepalive from `limits.connection`.
+    /// host name included (`serverName` when it differs from `host`). Messages up to `limits.maxMessageBytes` both
+    /// ways; keepalive from `limits.connection`.
     /// - Throws: `.invalidConfiguration` when the target or the certificate files are unusable.
     static func makeClient(host: String, port: Int, tls: MutualTLSFiles, serverName: String?,
                            limits: TransportLimits) throws(FederationError) -> GRPCClient<Transport> {
