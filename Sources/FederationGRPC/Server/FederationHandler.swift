@@ -13,27 +13,6 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
         do { return try await body() } catch { throw StatusMapping.rpcError(error) }
     }
 
-    /// Runs `body` until it returns or the call is cancelled (the client reset its stream, or the call's deadline
-    /// passed). grpc-swift marks the call cancelled but does not cancel the handler's task: without this, a long-poll
-    /// whose client gave up (`ConnectionLimits.longPollWait`) would go on waiting in the service, one more waiter
-    /// for every poll re-issued.
-    /// - Throws: `RPCError(.cancelled)` when the call was cancelled first (the client no longer listens).
-    private func untilCancelled<T: Sendable>(_ context: ServerContext,
-                                             _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try? await context.cancellation.cancelled  // returns early when the body finished first
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let value = first else {
-                throw RPCError(code: .cancelled, message: "the client cancelled the call")
-            }
-            return value
-        }
-    }
-
     func register(request: Tessera_Federation_V1_RegisterRequest,
                   context: ServerContext) async throws -> Tessera_Federation_V1_RegisterResponse {
         try await mapped { () async throws(FederationError) in
@@ -59,12 +38,12 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
     }
 
     /// A call into the service that may wait (the long-poll, a model snapshot), ended when the call is cancelled
-    /// (`untilCancelled`).
+    /// (`ServerContext.untilCancelled`).
     private func waiting<T: Sendable>(_ what: String, _ context: ServerContext,
                                       _ body: @escaping @Sendable () async throws(FederationError) -> T)
         async throws(FederationError) -> T {
         do {
-            return try await untilCancelled(context) { try await body() }
+            return try await context.untilCancelled { try await body() }
         } catch let error as FederationError {
             throw error
         } catch {
