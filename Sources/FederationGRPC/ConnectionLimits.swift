@@ -29,7 +29,8 @@ public struct ConnectionLimits: Sendable, Equatable {
     public let maxConnectionsPerPeer: Int
     /// Calls at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); the peer queues the others.
     public let maxConcurrentStreams: Int
-    /// A connection with no open call for this long is closed gracefully (GOAWAY); nil: never.
+    /// A connection with no open call for this long is closed gracefully (GOAWAY); nil: never. Clients close their
+    /// own idle connections at ¾ of it, to reconnect only at their next call.
     public let idleTimeout: Duration?
     /// Time without reading before a ping (both sides): keeps NAT entries open and detects dead peers.
     public let keepaliveInterval: Duration

@@ -284,6 +284,44 @@ struct ConnectionLimitsTests {
         clock.advance(by: .seconds(100_000))
     }
 
+    @Test("The idle timeout closes a connection without calls, never one holding a long-poll",
+          .timeLimit(.minutes(1)))
+    func longPollIsNotIdle() async throws {
+        let clock = ManualClock()
+        let job = JobConfiguration(jobID: "i1", rounds: 1, sites: ["a"], minClients: 1)
+        let coordinator = Coordinator(configuration: job, initialModel: initial, strategy: FedAvg(), clock: clock)
+        let service = PollCountingService(coordinator)
+        var limits = TransportLimits()
+        // The silent socket's handshake timeout is the test's clock: it fires well after the idle timeout.
+        limits.connection = try ConnectionLimits(handshakeTimeout: .milliseconds(1500),
+                                                 idleTimeout: .milliseconds(300))
+        try await Federation.with(service, limits: limits) { federation in
+            let a = try federation.connect(try federation.pki.issue("a", role: "site"), limits: limits)
+            let poll = Task { try await a.nextTask(site: "a") }
+            var polls = service.polls.makeAsyncIterator()
+            await polls.next()
+            let silent = try SilentSocket(port: federation.port)
+            #expect(await silent.closedByServer(within: .seconds(20)))
+            // Five idle timeouts later the poll is still open on its first connection, and gets the task.
+            let run = Task { try await coordinator.run() }
+            let task = try #require(try await poll.value)
+            #expect(task.jobID == "i1")
+            let statistics = federation.server.connectionStatistics
+            #expect(statistics.accepted == 2 && statistics.established == 1)
+            try await a.uploadResult(ResultHeader(jobID: "i1", round: 1, site: "a", sampleCount: 1),
+                                     chunks: initial.chunks(maxScalars: 2))
+            _ = try await run.value
+            // With no call open, the connection is closed once idle (GOAWAY); the next call opens another.
+            let later = try SilentSocket(port: federation.port)
+            #expect(await later.closedByServer(within: .seconds(20)))
+            #expect(federation.server.connectionStatistics.established == 0)
+            try await a.heartbeat(site: "a")
+            #expect(federation.server.connectionStatistics.accepted == 4)
+            await a.close()
+        }
+        clock.advance(by: .seconds(100_000))
+    }
+
     @Test("A stream with no message for streamProgressTimeout is abandoned as transient", .timeLimit(.minutes(1)))
     func stalledDownload() async throws {
         var limits = TransportLimits()

@@ -27,6 +27,9 @@ enum ClientTransport {
             // server permits them down to `ConnectionLimits.minimumKeepaliveInterval`.
             config.connection.keepalive = .init(time: limits.connection.keepaliveInterval,
                                                 timeout: limits.connection.keepaliveTimeout, allowWithoutCalls: true)
+            // Close an idle connection before the server does: after the server's GOAWAY the client would reconnect
+            // at once (and again at each idle timeout); after its own idle close it reconnects at its next call.
+            if let idle = limits.connection.idleTimeout { config.connection.maxIdleTime = idle * 3 / 4 }
         }
         let target: any ResolvableTarget = host.contains(":") ? .ipv6(address: host, port: port)
             : host.allSatisfy({ $0.isNumber || $0 == "." }) ? .ipv4(address: host, port: port)
