@@ -47,7 +47,13 @@ public struct RetryPolicy: Sendable {
 /// A site client: registers, long-polls for tasks, trains, and sends weight diffs through the site's filter chain,
 /// in chunks. Retries transient errors with backoff and jitter; never exits on them. A result the server refuses
 /// for good (too large, wrong shape, NaN/Inf) is not resent: the site logs why and waits for the next round; so does
-/// a site whose local training fails (it sits the round out and says why).
+/// a site whose local training, filters or statistics answer fail (it sits the round or phase out and says why; a
+/// statistics answer has no way to carry an error, so the server's phase deadline records the missing answer).
+/// A job that ends or fails while the site works on it (a server restart in the middle of a query) sends the site
+/// back to polling. Only `fatalErrors` end the agent: a certificate refused (`.unknownSite`: the server does not take
+/// this site's certificate as a participant, or either side refused the other's certificate in the TLS handshake —
+/// a kit of another project, an expired certificate), and transient errors past `retry.maxAttempts` when it is set;
+/// everything else is logged and retried.
 ///
 /// Cross-site evaluation: when the job asks for it (`config["cross_site_evaluation"]`), the site keeps its last
 /// locally trained weights; a `submitModel` task sends them (through the filter chain) unless the site's policy keeps
@@ -93,6 +99,14 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
     /// Upload failures that resending the same result cannot fix.
     static var finalRefusals: Set<FederationError.Code> { [.tooLarge, .shapeMismatch, .nonFinite, .invalidConfiguration] }
 
+    /// Upload failures that mean the task is gone: the round closed, or the job ended or is unknown to the server
+    /// (it restarted): the site takes its next task.
+    static var goneTask: Set<FederationError.Code> { [.staleRound, .unknownJob, .jobFailed] }
+
+    /// Errors that end the agent: no retry can fix them (a certificate refused in the TLS handshake or as a
+    /// participant: another project's kit, an expired certificate, a site not in the job's list).
+    public static var fatalErrors: Set<FederationError.Code> { [.unknownSite] }
+
     /// Runs until the job finishes.
     /// - Returns: the rounds this site contributed to.
     public func run() async throws(FederationError) -> [Int] {
@@ -129,7 +143,26 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                 }
             }
         }
-        _ = try await retrying("register") { () async throws(FederationError) in try await connection.register(site: site) }
+        /// Retries transient errors (`retrying`), and any other error but a fatal one after saying it, with the same
+        /// backoff: for the calls the agent cannot go on without (register, the long-poll).
+        func persisting<T: Sendable>(_ what: String,
+                                     _ body: () async throws(FederationError) -> T) async throws(FederationError) -> T {
+            var attempt = 0
+            while true {
+                do {
+                    return try await retrying(what, body)
+                } catch where error.code != .transient && !Self.fatalErrors.contains(error.code) {
+                    attempt += 1
+                    if let max = retry.maxAttempts, attempt >= max { throw error }
+                    log("\(site): \(what) failed: \(error.message); asking again")
+                    let unit = 0.5 + Double(jitter.next() >> 11) * 0x1p-54
+                    try? await clock.sleep(for: retry.delay(attempt: attempt - 1, unit: unit))
+                }
+            }
+        }
+        _ = try await persisting("register") { () async throws(FederationError) in
+            try await connection.register(site: site)
+        }
         var rounds: [Int] = []
         // The task whose result the server refused for good: until the round moves on, the server still lists it.
         var refused: (jobID: String, round: Int)?
@@ -140,14 +173,20 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
         /// again when the server asks for the same round again.
         var lastSent: (header: ResultHeader, chunks: [ParameterChunk])?
 
-        /// The model of a task; nil when the round closed while it was coming (downloads are pulled range by range):
-        /// the agent then takes its next task.
+        /// The model of a task; nil when the round closed while it was coming (downloads are pulled range by range)
+        /// or the server refused it (said in the log; the site then sits the round out): the agent then takes its
+        /// next task.
         func download(_ task: TaskAssignment) async throws(FederationError) -> ParameterSet? {
             do {
                 return try await retrying("download") { () async throws(FederationError) in
                     try await connection.downloadParameters(for: task, maxScalars: chunkScalars)
                 }
-            } catch where error.code == .staleRound {
+            } catch where Self.goneTask.contains(error.code) {
+                return nil
+            } catch where error.code != .transient && !Self.fatalErrors.contains(error.code) {
+                log("\(site): round \(task.round) of job \(task.jobID) goes on without this site: the model download "
+                    + "failed: \(error.message)")
+                refused = (task.jobID, task.round)
                 return nil
             }
         }
@@ -159,15 +198,15 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                     try await connection.uploadResult(header, chunks: chunks)
                 }
                 return .counted
-            } catch where error.code == .staleRound {
-                return .stale  // the round closed without us: take the next task
-            } catch where Self.finalRefusals.contains(error.code) {
-                return .refused(error)
+            } catch where Self.goneTask.contains(error.code) {
+                return .stale  // the round closed without us, or the job is over: take the next task
+            } catch where error.code != .transient && !Self.fatalErrors.contains(error.code) {
+                return .refused(error)  // Self.finalRefusals, or an error the server has no code for
             }
         }
 
         while true {
-            guard let task = try await retrying("next task", { () async throws(FederationError) in
+            guard let task = try await persisting("next task", { () async throws(FederationError) in
                 try await connection.nextTask(site: site)
             }) else { return rounds }
             if let refused, refused == (task.jobID, task.round) {
@@ -182,11 +221,24 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
             let delivery: Delivery
             switch task.kind {
             case .statistics:
+                // A statistics answer cannot carry an error: the site says why in its log and sits the phase out
+                // (the server records the missing answer at its deadline), then polls again.
                 guard let statistics else {
-                    throw FederationError(.invalidConfiguration, "the server asks \(site) for statistics, but this client "
-                                          + "was started without a statistics handler")
+                    log("\(site): phase \(task.round) of statistics job \(task.jobID) goes on without this site: this "
+                        + "client was started without a statistics handler")
+                    refused = (task.jobID, task.round)
+                    continue
                 }
-                let (payload, metrics) = try await statistics.respond(to: task)
+                let payload: [UInt8], metrics: [String: Double]
+                do {
+                    (payload, metrics) = try await statistics.respond(to: task)
+                } catch {
+                    if Task.isCancelled { throw error }
+                    log("\(site): phase \(task.round) of statistics job \(task.jobID) goes on without this site: "
+                        + "\(error.message)")
+                    refused = (task.jobID, task.round)
+                    continue
+                }
                 let header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: 1,
                                           metrics: metrics, payload: payload)
                 what = "phase \(task.round) of statistics job \(task.jobID) goes on without this site's answer"
@@ -259,10 +311,26 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                 if case .bool(true)? = task.config["cross_site_evaluation"] {
                     lastLocal = (task.jobID, diff, samples)
                 }
-                try diff.subtract(global)  // in place: the weights become the diff (a kept copy stays as it was)
+                do {
+                    try diff.subtract(global)  // in place: the weights become the diff (a kept copy stays as it was)
+                } catch {
+                    log("\(site): round \(task.round) of job \(task.jobID) goes on without this site: the trained "
+                        + "model does not match the global one: \(error.message)")
+                    refused = (task.jobID, task.round)
+                    continue
+                }
                 var update = ModelUpdate(jobID: task.jobID, round: task.round, site: site, sampleCount: samples, diff: diff,
                                          metrics: metrics)
-                update = try await filters.process(update, context: FilterContext(site: site, jobID: task.jobID, round: task.round))
+                do {
+                    update = try await filters.process(update, context: FilterContext(site: site, jobID: task.jobID,
+                                                                                      round: task.round))
+                } catch {
+                    if Task.isCancelled { throw error }
+                    log("\(site): round \(task.round) of job \(task.jobID) goes on without this site: its filters "
+                        + "withheld the update: \(error.message)")
+                    refused = (task.jobID, task.round)
+                    continue
+                }
                 let header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: update.sampleCount,
                                           metrics: update.metrics)
                 let chunks = update.diff.chunks(maxScalars: chunkScalars)

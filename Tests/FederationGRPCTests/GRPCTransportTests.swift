@@ -113,18 +113,20 @@ struct GRPCTransportTests {
         let recorder = RecordingService(Coordinator(configuration: job, initialModel: initial, strategy: FedAvg(),
                                                     clock: clock))
         try await Federation.with(recorder) { federation in
-            // Another CA's site certificate: the TLS handshake fails; the client sees a transport error.
+            // Another CA's site certificate: the server refuses it in the TLS handshake (alert: unknown CA). No retry
+            // can fix that: the error ends a site (`.unknownSite`), as does the client refusing the server.
             let otherCA = try TemporaryPKI(name: "Another CA")
             defer { otherCA.remove() }
             var foreign = try otherCA.issue("a", role: "site")
+            foreign.trustRoots = federation.pki.caPath
             let stranger = try federation.connect(foreign)
-            #expect(await failure { _ = try await stranger.register(site: "a") } == .transient)
+            #expect(await failure { _ = try await stranger.register(site: "a") } == .unknownSite)
             await stranger.close()
             // Our certificate but the other CA as trust root: the client refuses the server.
             foreign = try federation.pki.issue("a", role: "site")
             foreign.trustRoots = otherCA.caPath
             let distrustful = try federation.connect(foreign)
-            #expect(await failure { _ = try await distrustful.register(site: "a") } == .transient)
+            #expect(await failure { _ = try await distrustful.register(site: "a") } == .unknownSite)
             await distrustful.close()
 
             // No client certificate at all: TLS that trusts the CA but presents nothing.
@@ -393,6 +395,14 @@ struct GRPCTransportTests {
                 == .transient)
         #expect(StatusMapping.federationError(RPCError(code: .permissionDenied, message: "no"), during: "t").code
                 == .unknownSite)
+        // A handshake refused over a certificate is final; one cut short (server restarting) is not.
+        struct Cause: Error, CustomStringConvertible { var description: String }
+        let refused = RPCError(code: .unavailable, message: "closed before the preface",
+                               cause: Cause(description: "sslError([error:10000418:TLSV1_ALERT_UNKNOWN_CA])"))
+        #expect(StatusMapping.federationError(refused, during: "t").code == .unknownSite)
+        let cut = RPCError(code: .unavailable, message: "closed before the preface",
+                           cause: Cause(description: "sslError([error:UNEXPECTED_EOF])"))
+        #expect(StatusMapping.federationError(cut, during: "t").code == .transient)
     }
 
     @Test("Chunks round-trip through the wire format bit for bit")

@@ -7,7 +7,8 @@ enum ClientTransport {
     typealias Transport = HTTP2ClientTransport.Posix
 
     /// A gRPC client that presents the participant's certificate and verifies the server's against the project CA,
-    /// host name included (`serverName` when it differs from `host`). Messages up to `limits.maxMessageBytes` both ways.
+    /// host name included (`serverName` when it differs from `host`). Messages up to `limits.maxMessageBytes` both
+    /// ways; keepalive from `limits.connection`.
     /// - Throws: `.invalidConfiguration` when the target or the certificate files are unusable.
     static func makeClient(host: String, port: Int, tls: MutualTLSFiles, serverName: String?,
                            limits: TransportLimits) throws(FederationError) -> GRPCClient<Transport> {
@@ -22,6 +23,13 @@ enum ClientTransport {
             config.http2.targetWindowSize = limits.targetWindowSize
             config.http2.maxFrameSize = limits.maxFrameSize
             if let serverName { config.http2.authority = serverName }
+            // Pings while waiting (a long-poll, or between calls) find a dead server or a dropped NAT entry; the
+            // server permits them down to `ConnectionLimits.minimumKeepaliveInterval`.
+            config.connection.keepalive = .init(time: limits.connection.keepaliveInterval,
+                                                timeout: limits.connection.keepaliveTimeout, allowWithoutCalls: true)
+            // Close an idle connection before the server does: after the server's GOAWAY the client would reconnect
+            // at once (and again at each idle timeout); after its own idle close it reconnects at its next call.
+            if let idle = limits.connection.idleTimeout { config.connection.maxIdleTime = idle * 3 / 4 }
         }
         let target: any ResolvableTarget = host.contains(":") ? .ipv6(address: host, port: port)
             : host.allSatisfy({ $0.isNumber || $0 == "." }) ? .ipv4(address: host, port: port)

@@ -4,17 +4,21 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 
 /// An admin's connection to the federation server (`tessera admin`): submit, status, abort, download and watch jobs,
-/// over gRPC with mutual TLS. The certificate must have the admin role.
+/// over gRPC with mutual TLS. The certificate must have the admin role. Calls have a deadline
+/// (`ConnectionLimits.callTimeout`), a download a progress timeout (`streamProgressTimeout`); `watch` follows a job
+/// for as long as it runs (keepalive detects a dead server).
 public final class GRPCAdminConnection: Sendable {
     private let client: GRPCClient<ClientTransport.Transport>
     private let stub: Tessera_Federation_V1_Admin.Client<ClientTransport.Transport>
     private let connections: Task<Void, Never>
+    private let limits: ConnectionLimits
 
     /// - Throws: `.invalidConfiguration` when the target or the certificate files are unusable.
     public init(host: String, port: Int, tls: MutualTLSFiles, serverName: String? = nil,
                 limits: TransportLimits = .defaults) throws(FederationError) {
         client = try ClientTransport.makeClient(host: host, port: port, tls: tls, serverName: serverName, limits: limits)
         stub = Tessera_Federation_V1_Admin.Client(wrapping: client)
+        self.limits = limits.connection
         let client = self.client
         connections = Task { try? await client.runConnections() }
     }
@@ -30,19 +34,26 @@ public final class GRPCAdminConnection: Sendable {
         do { return try await body() } catch { throw StatusMapping.federationError(error, during: what) }
     }
 
+    /// Options of a unary call: its deadline.
+    private var unary: CallOptions {
+        var options = CallOptions.defaults
+        options.timeout = limits.callTimeout
+        return options
+    }
+
     /// Queues a job; returns its id.
     public func submit(pipeline: String, name: String = "") async throws(FederationError) -> String {
         var request = Tessera_Federation_V1_SubmitJobRequest()
         request.pipeline = pipeline
         request.name = name
-        return try await call("submit") { try await stub.submitJob(request) }.jobID
+        return try await call("submit") { try await stub.submitJob(request, options: unary) }.jobID
     }
 
     /// One job, or all.
     public func status(jobID: String? = nil) async throws(FederationError) -> [JobSummary] {
         var request = Tessera_Federation_V1_JobStatusRequest()
         request.jobID = jobID ?? ""
-        let response = try await call("status") { try await stub.jobStatus(request) }
+        let response = try await call("status") { try await stub.jobStatus(request, options: unary) }
         var out: [JobSummary] = []
         for job in response.jobs { out.append(try JobSummary(wire: job)) }
         return out
@@ -51,7 +62,7 @@ public final class GRPCAdminConnection: Sendable {
     public func abort(jobID: String) async throws(FederationError) {
         var request = Tessera_Federation_V1_AbortJobRequest()
         request.jobID = jobID
-        _ = try await call("abort") { try await stub.abortJob(request) }
+        _ = try await call("abort") { try await stub.abortJob(request, options: unary) }
     }
 
     /// Writes the job's files into `folder` (created if needed); returns their paths.
@@ -65,30 +76,34 @@ public final class GRPCAdminConnection: Sendable {
         } catch {
             throw FederationError(.invalidConfiguration, "cannot create \(folder)", cause: "\(error)")
         }
+        let stub = self.stub, message = request
         return try await call("download") {
-            try await stub.downloadJob(request) { response in
-                var written: [String] = []
-                var handle: FileHandle?
-                defer { try? handle?.close() }
-                for try await part in response.messages {
-                    let name = part.name
-                    guard !name.isEmpty, !name.contains("/"), name != ".", name != "..", !name.hasPrefix(".") else {
-                        throw FederationError(.invalidConfiguration, "the server sent a file named '\(name)', which is not "
-                                              + "a plain file name: refused")
-                    }
-                    let path = folder + "/" + name
-                    if written.last != path {
-                        try handle?.close()
-                        guard part.offset == 0, FileManager.default.createFile(atPath: path, contents: nil),
-                              let h = FileHandle(forWritingAtPath: path) else {
-                            throw FederationError(.invalidConfiguration, "cannot write \(path)")
+            try await StreamProgress.watch("job download", limit: limits.streamProgressTimeout) { progress in
+                try await stub.downloadJob(message) { response in
+                    var written: [String] = []
+                    var handle: FileHandle?
+                    defer { try? handle?.close() }
+                    for try await part in response.messages {
+                        progress.mark()
+                        let name = part.name
+                        guard !name.isEmpty, !name.contains("/"), name != ".", name != "..", !name.hasPrefix(".") else {
+                            throw FederationError(.invalidConfiguration, "the server sent a file named '\(name)', "
+                                                  + "which is not a plain file name: refused")
                         }
-                        handle = h
-                        written.append(path)
+                        let path = folder + "/" + name
+                        if written.last != path {
+                            try handle?.close()
+                            guard part.offset == 0, FileManager.default.createFile(atPath: path, contents: nil),
+                                  let h = FileHandle(forWritingAtPath: path) else {
+                                throw FederationError(.invalidConfiguration, "cannot write \(path)")
+                            }
+                            handle = h
+                            written.append(path)
+                        }
+                        try handle?.write(contentsOf: part.data)
                     }
-                    try handle?.write(contentsOf: part.data)
+                    return written
                 }
-                return written
             }
         }
     }

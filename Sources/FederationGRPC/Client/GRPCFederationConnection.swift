@@ -12,6 +12,10 @@ import Synchronization
 /// `TransportLimits.chunkScalars` values; downloads arrive as a stream of chunks. Every transport failure surfaces as
 /// `FederationError(.transient, …)`, which `SiteAgent` retries with backoff.
 ///
+/// No call waits without bound (`ConnectionLimits`): unary calls have a deadline (`callTimeout`), the long-poll waits
+/// at most `longPollWait` per call and is then issued again, and streams are abandoned when no message moves for
+/// `streamProgressTimeout`. Keepalive pings detect a dead server while the site waits.
+///
 /// Connections run in a background task from `init` until `close()`.
 public final class GRPCFederationConnection: FederationConnection {
     private typealias Transport = HTTP2ClientTransport.Posix
@@ -48,19 +52,38 @@ public final class GRPCFederationConnection: FederationConnection {
         do { return try await body() } catch { throw StatusMapping.federationError(error, during: what) }
     }
 
+    /// Options of a unary call: its deadline.
+    private var unary: CallOptions {
+        var options = CallOptions.defaults
+        options.timeout = limits.connection.callTimeout
+        return options
+    }
+
     public func register(site: String) async throws(FederationError) -> String? {
         var request = Tessera_Federation_V1_RegisterRequest()
         request.site = site
-        let response = try await call("register") { try await stub.register(request) }
+        let response = try await call("register") { try await stub.register(request, options: unary) }
         return response.jobID.isEmpty ? nil : response.jobID
     }
 
-    /// Long-poll without a deadline: the server answers when the site has a task.
+    /// The long-poll: the server answers when the site has a task. Each call waits at most
+    /// `ConnectionLimits.longPollWait`; when that passes without an answer the call is issued again (a dead server
+    /// or a half-open connection cannot hold the site forever, nor can a proxy's idle timeout cut it unseen).
     public func nextTask(site: String) async throws(FederationError) -> TaskAssignment? {
         var request = Tessera_Federation_V1_NextTaskRequest()
         request.site = site
-        let response = try await call("next task") { try await stub.nextTask(request) }
-        return response.hasTask ? try TaskAssignment(wire: response.task) : nil
+        var options = CallOptions.defaults
+        options.timeout = limits.connection.longPollWait
+        while true {
+            do {
+                let response = try await stub.nextTask(request, options: options)
+                return response.hasTask ? try TaskAssignment(wire: response.task) : nil
+            } catch let error as RPCError where error.code == .deadlineExceeded && !Task.isCancelled {
+                continue  // no task within the wait: ask again
+            } catch {
+                throw StatusMapping.federationError(error, during: "next task")
+            }
+        }
     }
 
     public func downloadModel(for task: TaskAssignment,
@@ -104,22 +127,8 @@ public final class GRPCFederationConnection: FederationConnection {
         var next = 0, total: Int? = nil
         repeat {
             request.firstChunk = Int64(next)
-            let (received, count) = try await call("model download") {
-                try await client.serverStreaming(
-                    request: ClientRequest(message: request),
-                    descriptor: Tessera_Federation_V1_Federation.Method.DownloadModel.descriptor,
-                    serializer: ProtobufSerializer<Tessera_Federation_V1_DownloadModelRequest>(),
-                    deserializer: ReceivedChunkDeserializer(), options: .defaults
-                ) { response in
-                    let announced = response.metadata[stringValues: FederationHandler.chunkCountKey]
-                        .first(where: { _ in true }).flatMap { Int($0) }
-                    var received = 0
-                    for try await chunk in response.messages {
-                        try handle(chunk)
-                        received += 1
-                    }
-                    return (received, announced)
-                }
+            let (received, count) = try await call("model download") { [request] in
+                try await downloadRange(request, handle: handle)
             }
             guard let count, count >= 0, total == nil || total == count else {
                 throw FederationError(.invalidConfiguration, "the server's model download did not say how many chunks "
@@ -135,6 +144,33 @@ public final class GRPCFederationConnection: FederationConnection {
         } while next < (total ?? 0)
     }
 
+    /// One DownloadModel call: hands each chunk to `handle`; returns how many came and the model's chunk count (nil
+    /// when the server did not say). Abandoned when no chunk comes for `streamProgressTimeout`.
+    private func downloadRange(_ request: Tessera_Federation_V1_DownloadModelRequest,
+                               handle: @escaping @Sendable (ReceivedChunk) throws(FederationError) -> Void)
+        async throws -> (received: Int, count: Int?) {
+        let client = self.client
+        return try await StreamProgress.watch("model download", limit: limits.connection.streamProgressTimeout) {
+            progress in
+            try await client.serverStreaming(
+                request: ClientRequest(message: request),
+                descriptor: Tessera_Federation_V1_Federation.Method.DownloadModel.descriptor,
+                serializer: ProtobufSerializer<Tessera_Federation_V1_DownloadModelRequest>(),
+                deserializer: ReceivedChunkDeserializer(), options: .defaults
+            ) { response in
+                let announced = response.metadata[stringValues: FederationHandler.chunkCountKey]
+                    .first(where: { _ in true }).flatMap { Int($0) }
+                var received = 0
+                for try await chunk in response.messages {
+                    progress.mark()
+                    try handle(chunk)
+                    received += 1
+                }
+                return (received, announced)
+            }
+        }
+    }
+
     /// Streams the header, then each chunk (split to the wire chunk size), as separate messages.
     ///
     /// - Throws: `.tooLarge` (final: not worth retrying) when the server reset the stream while it stays reachable —
@@ -144,25 +180,7 @@ public final class GRPCFederationConnection: FederationConnection {
         let pieceSize = limits.chunkScalars
         let largestMessage = (chunks.map { min($0.values.count, pieceSize) }.max() ?? 0) * MemoryLayout<Float>.size
         do {
-            let parts = StreamingClientRequest<OutgoingPart> { writer in
-                try await writer.write(.header(header))
-                for chunk in chunks {
-                    var start = chunk.values.startIndex
-                    repeat {
-                        let end = min(start + pieceSize, chunk.values.endIndex)
-                        // A view of the chunk: its values are copied once, into the message.
-                        try await writer.write(.chunk(ParameterChunk(
-                            tensor: chunk.tensor, shape: chunk.shape, offset: chunk.offset + (start - chunk.values.startIndex),
-                            values: chunk.values[start..<end])))
-                        start = end
-                    } while start < chunk.values.endIndex
-                }
-            }
-            _ = try await client.clientStreaming(
-                request: parts, descriptor: Tessera_Federation_V1_Federation.Method.UploadResult.descriptor,
-                serializer: OutgoingPartSerializer(),
-                deserializer: ProtobufDeserializer<Tessera_Federation_V1_UploadResultResponse>(), options: .defaults
-            ) { response in try response.message }
+            try await streamResult(header, chunks: chunks, pieceSize: pieceSize)
         } catch {
             if StatusMapping.isStreamReset(error) {
                 // Reset by the server, not a broken connection: is the server still there?
@@ -179,9 +197,39 @@ public final class GRPCFederationConnection: FederationConnection {
         }
     }
 
+    /// One UploadResult call: the header, then the chunks cut to `pieceSize` values. Abandoned when no message goes
+    /// out (or the answer does not come) for `streamProgressTimeout`.
+    private func streamResult(_ header: ResultHeader, chunks: [ParameterChunk], pieceSize: Int) async throws {
+        let client = self.client
+        try await StreamProgress.watch("result upload", limit: limits.connection.streamProgressTimeout) { progress in
+            let parts = StreamingClientRequest<OutgoingPart> { writer in
+                try await writer.write(.header(header))
+                progress.mark()
+                for chunk in chunks {
+                    var start = chunk.values.startIndex
+                    repeat {
+                        let end = min(start + pieceSize, chunk.values.endIndex)
+                        // A view of the chunk: its values are copied once, into the message.
+                        try await writer.write(.chunk(ParameterChunk(
+                            tensor: chunk.tensor, shape: chunk.shape,
+                            offset: chunk.offset + (start - chunk.values.startIndex),
+                            values: chunk.values[start..<end])))
+                        progress.mark()
+                        start = end
+                    } while start < chunk.values.endIndex
+                }
+            }
+            _ = try await client.clientStreaming(
+                request: parts, descriptor: Tessera_Federation_V1_Federation.Method.UploadResult.descriptor,
+                serializer: OutgoingPartSerializer(),
+                deserializer: ProtobufDeserializer<Tessera_Federation_V1_UploadResultResponse>(), options: .defaults
+            ) { response in try response.message }
+        }
+    }
+
     public func heartbeat(site: String) async throws(FederationError) {
         var request = Tessera_Federation_V1_HeartbeatRequest()
         request.site = site
-        _ = try await call("heartbeat") { try await stub.heartbeat(request) }
+        _ = try await call("heartbeat") { try await stub.heartbeat(request, options: unary) }
     }
 }

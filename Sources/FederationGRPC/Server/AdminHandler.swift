@@ -74,6 +74,9 @@ struct AdminHandler: Tessera_Federation_V1_Admin.SimpleServiceProtocol {
             _ = try PeerIdentity(context).authorizeAdmin()
             return try await service.events(jobID: request.jobID)
         }
-        for await event in events { try await response.write(event.wire) }
+        // Until the job ends or the admin leaves (`untilCancelled`: a quiet job would otherwise keep this handler).
+        try await context.untilCancelled {
+            for await event in events { try await response.write(event.wire) }
+        }
     }
 }

@@ -29,8 +29,25 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
             let site = try PeerIdentity(context).authorize(site: request.site)
             var response = Tessera_Federation_V1_NextTaskResponse()
             // The long-poll: this call waits in the service until the site has a task or the job ends.
-            if let task = try await service.nextTask(site: site) { response.task = task.wire }
+            let service = self.service
+            if let task = try await waiting("the long-poll of \(site)", context, { () async throws(FederationError) in
+                try await service.nextTask(site: site)
+            }) { response.task = task.wire }
             return response
+        }
+    }
+
+    /// A call into the service that may wait (the long-poll, a model snapshot), ended when the call is cancelled
+    /// (`ServerContext.untilCancelled`).
+    private func waiting<T: Sendable>(_ what: String, _ context: ServerContext,
+                                      _ body: @escaping @Sendable () async throws(FederationError) -> T)
+        async throws(FederationError) -> T {
+        do {
+            return try await context.untilCancelled { try await body() }
+        } catch let error as FederationError {
+            throw error
+        } catch {
+            throw FederationError(.transient, "\(what) ended: \(error)", cause: String(describing: error))
         }
     }
 
@@ -55,9 +72,12 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
                 throw FederationError(.invalidConfiguration, "download range [\(request.firstChunk), "
                                       + "+\(request.chunkCount)) is negative")
             }
-            let asked = request.maxScalars > 0 ? Int(request.maxScalars) : limits.chunkScalars
-            let maxScalars = min(asked, limits.chunkScalars)
-            let chunks = try await service.model(for: task, maxScalars: maxScalars)
+            // Clamped into [minChunkScalars, chunkScalars]: tiny chunks would cost a struct and a message each.
+            let maxScalars = limits.downloadChunkScalars(asked: Int(clamping: request.maxScalars))
+            let service = self.service
+            let chunks = try await waiting("the model download", context) { () async throws(FederationError) in
+                try await service.model(for: task, maxScalars: maxScalars)
+            }
             let perCall = limits.downloadChunksPerCall
             let count = request.chunkCount == 0 ? perCall : Int(min(request.chunkCount, Int64(perCall)))
             let first = Int(min(request.firstChunk, Int64(chunks.count)))

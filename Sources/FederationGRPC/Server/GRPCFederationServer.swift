@@ -10,6 +10,10 @@ import GRPCNIOTransportHTTP2
 /// refused as a site). HTTP/2 is tuned for large streams (`TransportLimits`) and messages above
 /// `TransportLimits.maxMessageBytes` are refused.
 ///
+/// Connections are kept in check by `TransportLimits.connection` (`ConnectionLimits`): a TLS handshake deadline,
+/// caps on connections in their handshake, in all and per certificate, calls per connection, an idle timeout and
+/// keepalive (`ConnectionGuard`).
+///
 /// ```swift
 /// let server = GRPCFederationServer(service: coordinator, host: "0.0.0.0", port: 8443, tls: kit)
 /// async let serving: Void = server.serve()
@@ -18,6 +22,7 @@ import GRPCNIOTransportHTTP2
 public final class GRPCFederationServer: Sendable {
     private let transport: HTTP2ServerTransport.Posix
     private let server: GRPCServer<HTTP2ServerTransport.Posix>
+    private let connectionGuard: ConnectionGuard
 
     /// - Parameters:
     ///   - service: what the calls are forwarded to.
@@ -26,8 +31,10 @@ public final class GRPCFederationServer: Sendable {
     ///   - tls: the server's certificate and key and the project CA.
     ///   - limits: message size limit, chunk size and HTTP/2 tuning.
     ///   - admin: the job management API (`tessera admin`), served to admin certificates; nil serves none.
+    ///   - log: where connections refused by a cap are said (nil: nowhere; `connectionStatistics` counts them).
     public init(service: any FederationService, admin: (any AdminService)? = nil, host: String = "0.0.0.0", port: Int,
-                tls: MutualTLSFiles, limits: TransportLimits = .defaults) {
+                tls: MutualTLSFiles, limits: TransportLimits = .defaults,
+                log: (@Sendable (String) -> Void)? = nil) {
         let security = HTTP2ServerTransport.Posix.TransportSecurity.mTLS(
             certificateChain: [.file(path: tls.certificateChain, format: .pem)],
             privateKey: .file(path: tls.privateKey, format: .pem)
@@ -36,15 +43,29 @@ public final class GRPCFederationServer: Sendable {
             config.clientCertificateVerification = .noHostnameVerification
             config.trustRoots = .certificates([.file(path: tls.trustRoots, format: .pem)])
         }
+        let connection = limits.connection
+        let connectionGuard = ConnectionGuard(limits: connection, log: log)
         let config = HTTP2ServerTransport.Posix.Config.defaults { config in
             config.http2.targetWindowSize = limits.targetWindowSize
             config.http2.maxFrameSize = limits.maxFrameSize
+            config.http2.maxConcurrentStreams = connection.maxConcurrentStreams
             config.rpc.maxRequestPayloadSize = limits.maxMessageBytes
+            // No connection age limit: it would end a site's long-poll (the grace time then closes it hard).
+            config.connection.maxIdleTime = connection.idleTimeout
+            config.connection.keepalive = .init(
+                time: connection.keepaliveInterval, timeout: connection.keepaliveTimeout,
+                clientBehavior: .init(minPingIntervalWithoutCalls: ConnectionLimits.minimumKeepaliveInterval,
+                                      allowWithoutCalls: true))
+            // The transport's accept callback: the guard's handlers go in after the TLS handler.
+            config.channelDebuggingCallbacks.onAcceptTCPConnection = { connectionGuard.install(on: $0) }
         }
+        self.connectionGuard = connectionGuard
         let address: GRPCNIOTransportCore.SocketAddress = host.contains(":")
             ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
         transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: security, config: config)
-        var services: [any RegistrableRPCService] = [FederationRegistration(handler: FederationHandler(service: service, limits: limits))]
+        var services: [any RegistrableRPCService] = [
+            FederationRegistration(handler: FederationHandler(service: service, limits: limits)),
+        ]
         if let admin { services.append(AdminHandler(service: admin, pieceBytes: limits.chunkScalars * 4)) }
         server = GRPCServer(transport: transport, services: services)
     }
@@ -74,6 +95,9 @@ public final class GRPCFederationServer: Sendable {
                                   cause: String(describing: error))
         }
     }
+
+    /// Connections now and what became of those refused (`ConnectionGuard`).
+    var connectionStatistics: ConnectionGuard.Statistics { connectionGuard.statistics }
 
     /// Stops accepting connections; calls in flight finish, then `serve()` returns.
     public func beginGracefulShutdown() { server.beginGracefulShutdown() }

@@ -41,10 +41,39 @@ enum StatusMapping {
         return rpc.message.contains("RST_STREAM") && !rpc.message.contains("(0x7:")
     }
 
+    /// BoringSSL reasons that no retry can fix: this side refused the peer's certificate (it does not chain to the
+    /// project CA, or has expired), or the peer refused ours (TLS alerts).
+    static let certificateFailures = [
+        "CERTIFICATE_VERIFY_FAILED", "ALERT_UNKNOWN_CA", "ALERT_BAD_CERTIFICATE", "ALERT_CERTIFICATE_EXPIRED",
+        "ALERT_CERTIFICATE_REVOKED", "ALERT_CERTIFICATE_UNKNOWN", "ALERT_UNSUPPORTED_CERTIFICATE",
+        "ALERT_CERTIFICATE_REQUIRED", "ALERT_ACCESS_DENIED",
+    ]
+
+    /// The certificate failure (`certificateFailures`) in an error's cause, if any. grpc-swift reports a failed TLS
+    /// handshake as UNAVAILABLE with the NIOSSL error as its cause; only its description names the reason.
+    static func certificateFailure(in error: any Error) -> String? {
+        let rpc = error as? RPCError
+        let text = rpc.map { "\($0.message) \($0.cause.map { String(describing: $0) } ?? "")" }
+            ?? String(describing: error)
+        return certificateFailures.first { text.contains($0) }
+    }
+
     /// The federation error for whatever a gRPC call threw. Transport failures (connection refused or reset, TLS
-    /// handshake failure, deadline, server shutting down) become `.transient`, so `SiteAgent` retries them.
+    /// handshake interrupted, deadline, server shutting down) become `.transient`, so `SiteAgent` retries them. A
+    /// handshake that failed over a certificate becomes `.unknownSite`, which ends a site: the kit is of another
+    /// project, or a certificate expired or was replaced, or the address reaches another server.
     static func federationError(_ error: any Error, during what: String) -> FederationError {
         if let error = error as? FederationError { return error }
+        if let reason = certificateFailure(in: error) {
+            let side = reason == "CERTIFICATE_VERIFY_FAILED"
+                ? "this kit's CA does not accept the server's certificate (a kit of another project, an expired server "
+                    + "certificate, or an address that reaches another server)"
+                : "the server does not accept this kit's certificate (a kit of another project, or an expired or "
+                    + "replaced certificate)"
+            return FederationError(.unknownSite, "\(what) failed: the TLS handshake failed (\(reason)): \(side). Check "
+                                   + "the kit and the server address; retrying cannot fix this",
+                                   cause: String(describing: error))
+        }
         guard let rpc = error as? RPCError else {
             return FederationError(.transient, "\(what) failed: the connection to the server broke; retrying",
                                    cause: String(describing: error))
