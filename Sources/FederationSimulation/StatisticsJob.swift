@@ -247,6 +247,8 @@ public actor StatisticsSiteHandler: PayloadTaskHandler {
     public let site: String
     public let dataFolder: String
     public let policy: SitePolicy
+    /// The site's own query limits.
+    public let limits: QueryLimits
     private let ledger: PrivacyLedger
     private let log: @Sendable (String) -> Void
     private var cohort: SiteCohort?
@@ -258,11 +260,14 @@ public actor StatisticsSiteHandler: PayloadTaskHandler {
 
     /// - Parameters:
     ///   - ledgerPath: the site's privacy ledger (SQLite), kept across queries and restarts.
+    ///   - limits: the site's own query limits, checked before its ledger is charged.
     public init(site: String, dataFolder: String, policy: SitePolicy, ledgerPath: String,
+                limits: QueryLimits = .default,
                 log: @escaping @Sendable (String) -> Void = { _ in }) throws(FederationError) {
         self.site = site
         self.dataFolder = dataFolder
         self.policy = policy
+        self.limits = limits
         do { ledger = try PrivacyLedger(path: ledgerPath) } catch {
             throw FederationError(.invalidConfiguration, "cannot open the privacy ledger \(ledgerPath): \(error.message)")
         }
@@ -283,7 +288,8 @@ public actor StatisticsSiteHandler: PayloadTaskHandler {
                 }
                 guard let cohort else { throw AnalyticsError(.io, "no cohort") }
                 sessions[request.session] = StatisticsSiteSession(
-                    site: StatisticsSite(name: site, cohort: cohort, policy: policy, ledger: ledger))
+                    site: StatisticsSite(name: site, cohort: cohort, policy: policy, ledger: ledger,
+                                         limits: limits))
             }
             guard var session = sessions[request.session] else { throw AnalyticsError(.io, "no session") }
             let response = try session.respond(to: request)

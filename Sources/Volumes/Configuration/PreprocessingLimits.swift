@@ -1,0 +1,68 @@
+/// Upper bounds on what a pipeline's `preprocessing:` and `augmentation:` sections may ask for: the one place the
+/// Volumes module keeps them. `PreprocessingConfiguration.validate(limits:)` checks a configuration against them
+/// before anything is allocated, and `preprocessingPipeline(limits:)` makes the spatial steps refuse, at run time,
+/// a grid larger than `maxVoxelsPerVolume` (a resample's output depends on the input's size and spacing).
+///
+/// The defaults fit a 24 GiB machine with room for the training that follows: one float32 volume of
+/// `maxVoxelsPerVolume` is 512 MiB, and a resample holds its input, its output and a filtered copy at once.
+/// Raise them in the server's and each site's `limits.yaml` (section `pipeline.preprocessing`, see
+/// `docs/limits-pipeline.md`); each side checks with its own.
+public struct PreprocessingLimits: Sendable, Equatable {
+    /// Voxels of any grid a step produces (resample, resize, crop/pad, random crop): 512³.
+    public var maxVoxelsPerVolume = 134_217_728
+    /// Voxels along one axis of any grid a step produces.
+    public var maxAxisVoxels = 2048
+    /// Target spacing range, mm.
+    public var minSpacingMM = 0.01
+    public var maxSpacingMM = 100.0
+    /// Crop/pad margin per axis, voxels.
+    public var maxMarginVoxels = 1024
+    /// Elastic deformation control points per axis.
+    public var maxControlPoints = 64
+    /// Landmarks of a histogram-matching reference.
+    public var maxHistogramLandmarks = 1024
+    /// Magnitude of any intensity the pipeline gives (thresholds, fills, window bounds, landmarks, padding), in
+    /// image units (HU before scaling).
+    public var maxIntensityMagnitude = 1_000_000.0
+    /// Translation per axis and elastic displacement, mm.
+    public var maxDisplacementMM = 1000.0
+    /// Intensity shift/scale, noise std (image units after preprocessing).
+    public var maxIntensityAugmentation = 1000.0
+    /// Affine scale and gamma ranges lie in [minFactor, maxFactor].
+    public var minFactor = 0.01
+    public var maxFactor = 100.0
+
+    public init() {}
+
+    /// The defaults.
+    public static let `default` = PreprocessingLimits()
+}
+
+/// Checked conversions from outside numbers (YAML, messages) to integers: never traps.
+public enum CheckedConversion {
+    /// `value` rounded by `rule` as an `Int`, or nil when it is NaN, infinite or outside `Int`'s range.
+    public static func int(_ value: Double, rounding rule: FloatingPointRoundingRule = .toNearestOrEven) -> Int? {
+        let r = value.rounded(rule)
+        // 2^63 is exactly representable; every finite Double below it converts.
+        guard r.isFinite, r >= -9_223_372_036_854_775_808.0, r < 9_223_372_036_854_775_808.0 else { return nil }
+        return Int(r)
+    }
+
+    /// The product of `values`, or nil on overflow or a negative factor.
+    public static func product(_ values: [Int]) -> Int? {
+        var total = 1
+        for v in values {
+            guard v >= 0 else { return nil }
+            let (p, overflow) = total.multipliedReportingOverflow(by: v)
+            if overflow { return nil }
+            total = p
+        }
+        return total
+    }
+
+    /// A short rendering of an outside value for an error message (long strings cut, so a huge value cannot
+    /// make a huge message).
+    public static func quoted(_ text: String, limit: Int = 64) -> String {
+        text.count <= limit ? "'\(text)'" : "'\(text.prefix(limit))…' (\(text.utf8.count) bytes)"
+    }
+}
