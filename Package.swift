@@ -171,7 +171,8 @@ let package = Package(
                            "FederationClient", "Training", "Volumes"],
             swiftSettings: strict),
         .testTarget(
-            name: "FederationSimulationTests", dependencies: ["FederationSimulation", "FederationCore"],
+            name: "FederationSimulationTests",
+            dependencies: ["FederationSimulation", "FederationCore", "FederationServer", "Training"],
             swiftSettings: strict),
         .testTarget(
             name: "TrainingTests", dependencies: ["Training", "NeuralNetwork", "Volumes", "Tensors", "DICOMIO", "Randomness"],

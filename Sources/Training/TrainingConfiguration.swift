@@ -118,7 +118,8 @@ public struct TrainingConfiguration: Sendable, Equatable {
             guard let n else { return nil }
             guard let v = n.scalar?.string, allowed.contains(v) else {
                 let shown = n.scalar?.string.map { CheckedConversion.quoted($0) } ?? "a \(n.mapping != nil ? "mapping" : "list")"
-                throw fail(path, "is \(shown): must be \(allowed.joined(separator: ", "))")
+                let names = allowed.dropLast().joined(separator: ", ") + " or " + (allowed.last ?? "")
+                throw fail(path, "is \(shown): must be \(names)")
             }
             return v
         }
