@@ -85,7 +85,7 @@ public struct FederationConfiguration: Sendable, Equatable {
             case "strategy":
                 let names = ["fedavg", "fedprox", "fedavgm", "fedadam", "fedyogi", "cyclic"]
                 guard let s = v.scalar?.string, names.contains(s) else {
-                    let shown = v.scalar?.string.map { CheckedConversion.quoted($0) } ?? "not a name"
+                    let shown = v.scalar.map { CheckedConversion.quoted($0.string) } ?? "not a name"
                     throw fail(key, "is \(shown): use \(names.joined(separator: ", "))")
                 }
                 strategy = s

@@ -117,19 +117,20 @@ public struct TrainingConfiguration: Sendable, Equatable {
         func string(_ n: Node?, _ path: String, _ allowed: [String]) throws(TrainingError) -> String? {
             guard let n else { return nil }
             guard let v = n.scalar?.string, allowed.contains(v) else {
-                let shown = n.scalar?.string.map { CheckedConversion.quoted($0) } ?? "a \(n.mapping != nil ? "mapping" : "list")"
+                let shown = n.scalar.map { CheckedConversion.quoted($0.string) } ?? "a \(n.mapping != nil ? "mapping" : "list")"
                 let names = allowed.dropLast().joined(separator: ", ") + " or " + (allowed.last ?? "")
                 throw fail(path, "is \(shown): must be \(names)")
             }
             return v
         }
-        func ints(_ n: Node?, _ path: String, count: ClosedRange<Int>, values: ClosedRange<Int>)
-            throws(TrainingError) -> [Int]?
+        func ints(_ n: Node?, _ path: String, count: ClosedRange<Int>, values: ClosedRange<Int>,
+                  shape: String? = nil) throws(TrainingError) -> [Int]?
         {
             guard let n else { return nil }
             guard let seq = n.sequence else { throw fail(path, "must be a list of integers") }
             guard count.contains(seq.count) else {
-                throw fail(path, "has \(seq.count) entries: give \(count.lowerBound)...\(count.upperBound)")
+                throw fail(path, "has \(seq.count) entries: give " + (shape
+                    ?? "\(count.lowerBound)...\(count.upperBound)"))
             }
             var out: [Int] = []
             for (i, item) in seq.enumerated() {
@@ -159,7 +160,8 @@ public struct TrainingConfiguration: Sendable, Equatable {
         }
         if let s = try unsigned(model["seed"], "model.seed") { self.model.seed = s }
         let axis = limits.preprocessing.maxAxisVoxels
-        if let p = try ints(model["patch_size"], "model.patch_size", count: 3...3, values: 1...axis) {
+        if let p = try ints(model["patch_size"], "model.patch_size", count: 3...3, values: 1...axis,
+                             shape: "[x, y, z]") {
             self.model.patchSize = p
         }
         if let v = try double(model["window_overlap"], "model.window_overlap", 0...0.95) { self.model.windowOverlap = v }
