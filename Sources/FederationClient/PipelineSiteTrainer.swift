@@ -37,7 +37,7 @@ public actor PipelineSiteTrainer: LocalTrainer {
             try limits.validate(training, preprocessing: preprocessing)
         } catch let error as VolumesError {
             throw FederationError(.invalidConfiguration, "the job's pipeline is refused by this site's limits: "
-                                  + error.description, cause: error.description)
+                                  + "\(error.transform): \(error.message)", cause: error.description)
         } catch let error as TrainingError {
             throw FederationError(.invalidConfiguration, "the job's pipeline is refused by this site's limits: "
                                   + error.message, cause: error.description)

@@ -63,7 +63,7 @@ public struct StudyJobFactory: JobFactory {
             preprocessing = try PreprocessingConfiguration(yaml: pipeline, limits: limits.preprocessing)
         } catch {
             throw FederationError(.invalidConfiguration, "the pipeline is not a valid training pipeline: "
-                                  + error.description, cause: error.description)
+                                  + "\(error.transform): \(error.message)", cause: error.description)
         }
         do {
             training = try TrainingConfiguration(yaml: pipeline, limits: limits)

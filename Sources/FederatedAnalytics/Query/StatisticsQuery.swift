@@ -326,9 +326,9 @@ func describe(_ error: Error) -> String {
         case .keyNotFound(let key, let ctx):
             return "missing key '\(key.stringValue)'" + path(ctx.codingPath)
         case .typeMismatch(_, let ctx), .valueNotFound(_, let ctx):
-            return "wrong value" + path(ctx.codingPath) + ": " + ctx.debugDescription
+            return "wrong value" + path(ctx.codingPath) + ": " + ctx.debugDescription.prefix(200)
         case .dataCorrupted(let ctx):
-            return "invalid value" + path(ctx.codingPath) + ": " + ctx.debugDescription
+            return "invalid value" + path(ctx.codingPath) + ": " + ctx.debugDescription.prefix(200)
         @unknown default:
             return "\(e)"
         }

@@ -259,7 +259,7 @@ extension PreprocessingConfiguration {
         switch error {
         case .typeMismatch(let type, let context):
             return VolumesError(.configuration, transform: path(context.codingPath),
-                                "expected \(type): \(context.debugDescription)", cause: error)
+                                "expected \(type): \(context.debugDescription.prefix(200))", cause: error)
         case .valueNotFound(let type, let context):
             return VolumesError(.configuration, transform: path(context.codingPath), "missing \(type) value",
                                 cause: error)
@@ -267,7 +267,8 @@ extension PreprocessingConfiguration {
             return VolumesError(.configuration, transform: path(context.codingPath + [key]),
                                 "required key `\(key.stringValue)` is missing", cause: error)
         case .dataCorrupted(let context):
-            return VolumesError(.configuration, transform: path(context.codingPath), context.debugDescription,
+            return VolumesError(.configuration, transform: path(context.codingPath),
+                                String(context.debugDescription.prefix(200)),
                                 cause: error)
         @unknown default:
             return VolumesError(.configuration, transform: "pipeline YAML", "\(error)", cause: error)
