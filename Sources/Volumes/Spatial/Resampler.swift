@@ -70,7 +70,9 @@ struct AxisKernel: Sendable {
         var gaussian: [Double] = [1]
         var radius = 0
         if sigma > 1e-15 {
-            radius = Int(4 * sigma + 0.5)
+            // Checked: a degenerate source spacing (thousands of times finer than the target) can neither trap nor
+            // ask for a kernel far longer than the axis it filters; the cap never binds for realistic spacings.
+            radius = min(CheckedConversion.int(4 * sigma + 0.5, rounding: .down) ?? Int.max, 4 * max(n, 1))
             gaussian = (-radius...radius).map { s in exp(-0.5 * Double(s * s) / (sigma * sigma)) }
             let total = gaussian.reduce(0, +)
             gaussian = gaussian.map { $0 / total }
