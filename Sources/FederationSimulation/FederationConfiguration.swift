@@ -34,14 +34,18 @@ public struct FederationConfiguration: Sendable, Equatable {
     /// - Throws: `.invalidConfiguration` naming the key (`federation.sites[1]`) for unknown keys, wrong types,
     ///   values out of range and duplicate sites.
     public init(yaml: String, limits: PipelineLimits = .default) throws(FederationError) {
-        guard yaml.utf8.count <= limits.maxPipelineBytes else {
-            throw FederationError(.invalidConfiguration, "the pipeline is \(yaml.utf8.count) bytes, more than "
-                                  + "\(limits.maxPipelineBytes) (limit max_pipeline_bytes)")
+        if let problem = YAMLSize.problem(in: yaml, maxBytes: limits.maxPipelineBytes) {
+            throw FederationError(.invalidConfiguration, "the pipeline is refused: \(problem)")
         }
-        let root: Node.Mapping?
-        do { root = try Yams.compose(yaml: yaml)?.mapping } catch {
+        let node: Node?
+        do { node = try Yams.compose(yaml: yaml) } catch {
             throw FederationError(.invalidConfiguration, "the pipeline is not valid YAML", cause: "\(error)")
         }
+        if let node, !YAMLSize.fits(node) {
+            throw FederationError(.invalidConfiguration, "the pipeline has more than \(YAMLSize.maxNodes) values once "
+                                  + "its anchors and aliases are expanded")
+        }
+        let root = node?.mapping
         guard let section = root?["federation"] else { return }
         guard let m = section.mapping else {
             throw FederationError(.invalidConfiguration, "`federation` must be a mapping")

@@ -33,13 +33,16 @@ public struct StudyJobFactory: JobFactory {
 
     /// Refuses a pipeline larger than the limit before it is parsed, and a top-level key no reader knows.
     func checkTopLevel(_ pipeline: String, allowed: Set<String>) throws(FederationError) {
-        guard pipeline.utf8.count <= limits.maxPipelineBytes else {
-            throw FederationError(.invalidConfiguration, "the pipeline is \(pipeline.utf8.count) bytes, more than "
-                                  + "\(limits.maxPipelineBytes) (limit max_pipeline_bytes)")
+        if let problem = YAMLSize.problem(in: pipeline, maxBytes: limits.maxPipelineBytes) {
+            throw FederationError(.invalidConfiguration, "the pipeline is refused: \(problem)")
         }
         let root: Node?
         do { root = try Yams.compose(yaml: pipeline) } catch {
             throw FederationError(.invalidConfiguration, "the pipeline is not valid YAML", cause: "\(error)")
+        }
+        if let root, !YAMLSize.fits(root) {
+            throw FederationError(.invalidConfiguration, "the pipeline has more than \(YAMLSize.maxNodes) values once "
+                                  + "its anchors and aliases are expanded")
         }
         guard let mapping = root?.mapping else {
             throw FederationError(.invalidConfiguration, "the pipeline must be a YAML mapping of sections ("
@@ -106,9 +109,8 @@ public struct StudyJobFactory: JobFactory {
     /// - Throws: `.invalidConfiguration` naming the key (`preprocessing.resize[0]`, `model.encoder_channels[0]`,
     ///   `query.features[1].bins`) and the limit.
     public func plan(pipeline: String) throws(FederationError) -> JobPlan {
-        guard pipeline.utf8.count <= limits.maxPipelineBytes else {
-            throw FederationError(.invalidConfiguration, "the pipeline is \(pipeline.utf8.count) bytes, more than "
-                                  + "\(limits.maxPipelineBytes) (limit max_pipeline_bytes)")
+        if let problem = YAMLSize.problem(in: pipeline, maxBytes: limits.maxPipelineBytes) {
+            throw FederationError(.invalidConfiguration, "the pipeline is refused: \(problem)")
         }
         if Self.isStatistics(pipeline) {
             let (_, federation) = try parseStatistics(pipeline)
@@ -123,6 +125,9 @@ public struct StudyJobFactory: JobFactory {
     public func makeRunner(jobID: String, pipeline: String, store: SQLiteCheckpointStore) async throws(FederationError)
         -> any JobRunner
     {
+        if let problem = YAMLSize.problem(in: pipeline, maxBytes: limits.maxPipelineBytes) {
+            throw FederationError(.invalidConfiguration, "the pipeline is refused: \(problem)")
+        }
         if Self.isStatistics(pipeline) {
             let (query, federation) = try parseStatistics(pipeline)
             return try StatisticsCoordinator(jobID: jobID, query: query, sites: federation.sites,

@@ -16,8 +16,11 @@ import Yams
 public struct PipelineLimits: Sendable, Equatable {
     /// The `preprocessing:` and `augmentation:` sections.
     public var preprocessing = PreprocessingLimits()
-    /// Size of the pipeline text, bytes (bounds every list and string in it).
-    public var maxPipelineBytes = 1_048_576
+    /// Size of the pipeline text, bytes (bounds every list and string in it); kept in `preprocessing`.
+    public var maxPipelineBytes: Int {
+        get { preprocessing.maxPipelineBytes }
+        set { preprocessing.maxPipelineBytes = newValue }
+    }
     /// Trainable parameters of the model, counted from `model:` before it is built.
     public var maxParameters = 100_000_000
     /// Channels of one layer (`model.encoder_channels[i]`, `model.bottleneck_channels`).

@@ -67,14 +67,18 @@ public struct TrainingConfiguration: Sendable, Equatable {
     /// `limits` (sizes only; `PipelineLimits.validate` adds the model's parameter count and activation memory).
     /// Unknown keys, wrong types and values out of range are errors naming the key (`model.encoder_channels[0]`).
     public init(yaml: String, limits: PipelineLimits = .default) throws(TrainingError) {
-        guard yaml.utf8.count <= limits.maxPipelineBytes else {
-            throw TrainingError(.configuration, "the pipeline is \(yaml.utf8.count) bytes, more than "
-                                + "\(limits.maxPipelineBytes) (limit max_pipeline_bytes)")
+        if let problem = YAMLSize.problem(in: yaml, maxBytes: limits.maxPipelineBytes) {
+            throw TrainingError(.configuration, "the pipeline is refused: \(problem)")
         }
-        let root: Node.Mapping?
-        do { root = try Yams.compose(yaml: yaml)?.mapping } catch {
+        let node: Node?
+        do { node = try Yams.compose(yaml: yaml) } catch {
             throw TrainingError(.configuration, "the pipeline is not valid YAML", cause: "\(error)")
         }
+        if let node, !YAMLSize.fits(node) {
+            throw TrainingError(.configuration, "the pipeline has more than \(YAMLSize.maxNodes) values once its "
+                                + "anchors and aliases are expanded")
+        }
+        let root = node?.mapping
         guard let root else { throw TrainingError(.configuration, "the pipeline YAML must be a mapping") }
         func fail(_ path: String, _ message: String) -> TrainingError {
             TrainingError(.configuration, "`\(path)` \(message)")

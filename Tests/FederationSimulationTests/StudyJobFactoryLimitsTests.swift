@@ -104,6 +104,20 @@ struct StudyJobFactoryLimitsTests {
         }
     }
 
+    @Test("Alias bombs and deep nesting are refused before the document is walked")
+    func yamlShapes() {
+        var bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+        for i in 1..<9 { bomb += "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ", ") + "]\n" }
+        bomb += "model:\n  seed: *a8\nfederation:\n  sites: [a]\n"
+        let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        for pipeline in [bomb, "federation:\n  sites: " + deep, "query:\n  name: " + deep] {
+            do { _ = try StudyJobFactory().plan(pipeline: pipeline); Issue.record("accepted") } catch {
+                #expect(error.code == .invalidConfiguration)
+                #expect(error.message.utf8.count < 2000)
+            }
+        }
+    }
+
     @Test("Every shipped pipeline passes the default limits at submit")
     func shipped() throws {
         let training = try StudyJobFactory().plan(pipeline: Self.training)

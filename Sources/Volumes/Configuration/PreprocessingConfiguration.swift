@@ -198,9 +198,16 @@ extension PreprocessingConfiguration {
     /// Parses the two sections of a pipeline YAML document (other top-level keys are ignored).
     /// - Throws: `.configuration` naming the key for YAML syntax errors, unknown keys, wrong types and bad values.
     public init(yaml: String, limits: PreprocessingLimits = .default) throws(VolumesError) {
+        if let problem = YAMLSize.problem(in: yaml, maxBytes: limits.maxPipelineBytes) {
+            throw VolumesError(.configuration, transform: "pipeline YAML", problem)
+        }
         let node: Node?
         do { node = try Yams.compose(yaml: yaml) } catch {
             throw VolumesError(.configuration, transform: "pipeline YAML", "not valid YAML: \(error)")
+        }
+        if let node, !YAMLSize.fits(node) {
+            throw VolumesError(.configuration, transform: "pipeline YAML", "more than \(YAMLSize.maxNodes) values once "
+                               + "its anchors and aliases are expanded")
         }
         guard let root = node?.mapping else {
             throw VolumesError(.configuration, transform: "pipeline YAML",

@@ -1,3 +1,5 @@
+import Yams
+
 /// Upper bounds on what a pipeline's `preprocessing:` and `augmentation:` sections may ask for: the one place the
 /// Volumes module keeps them. `PreprocessingConfiguration.validate(limits:)` checks a configuration against them
 /// before anything is allocated, and `preprocessingPipeline(limits:)` makes the spatial steps refuse, at run time,
@@ -8,6 +10,8 @@
 /// Raise them in the server's and each site's `limits.yaml` (section `pipeline.preprocessing`, see
 /// `docs/limits-pipeline.md`); each side checks with its own.
 public struct PreprocessingLimits: Sendable, Equatable {
+    /// Size of the pipeline text, bytes (bounds every list and string in it); checked before it is parsed.
+    public var maxPipelineBytes = 1_048_576
     /// Voxels of any grid a step produces (resample, resize, crop/pad, random crop): 512³.
     public var maxVoxelsPerVolume = 134_217_728
     /// Voxels along one axis of any grid a step produces.
@@ -64,5 +68,53 @@ public enum CheckedConversion {
     /// make a huge message).
     public static func quoted(_ text: String, limit: Int = 64) -> String {
         text.count <= limit ? "'\(text)'" : "'\(text.prefix(limit))…' (\(text.utf8.count) bytes)"
+    }
+}
+
+/// The size of a composed YAML document, counted with a budget: anchors and aliases let a few kilobytes of text
+/// stand for an exponentially large tree ("billion laughs"), which re-serialising or decoding would walk. Every
+/// pipeline and query reader checks its document with this before using it.
+public enum YAMLSize {
+    /// Nodes a pipeline or query document may have once its aliases are expanded.
+    public static let maxNodes = 200_000
+
+    /// Flow collections (`[`, `{`) a document may nest; the YAML parser recurses on them.
+    public static let maxFlowDepth = 64
+
+    /// Why `text` must not be parsed (more than `maxBytes` bytes, flow collections nested deeper than
+    /// `maxFlowDepth`), or nil. Brackets inside quoted strings count too: a conservative check.
+    public static func problem(in text: String, maxBytes: Int) -> String? {
+        let bytes = text.utf8.count
+        if bytes > maxBytes { return "the document is \(bytes) bytes, more than \(maxBytes) (limit max_pipeline_bytes)" }
+        var depth = 0, deepest = 0, comment = false, previous: UInt8 = 10
+        for byte in text.utf8 {
+            switch byte {
+            case 10: comment = false
+            case UInt8(ascii: "#") where previous == 10 || previous == 32 || previous == 9: comment = true
+            case UInt8(ascii: "[") where !comment, UInt8(ascii: "{") where !comment:
+                depth += 1
+                deepest = max(deepest, depth)
+            case UInt8(ascii: "]") where !comment, UInt8(ascii: "}") where !comment: depth = max(0, depth - 1)
+            default: break
+            }
+            previous = byte
+        }
+        return deepest > maxFlowDepth ? "lists or mappings nested \(deepest) deep, more than \(maxFlowDepth)" : nil
+    }
+
+    /// True when `node` expands to at most `limit` nodes (stops counting as soon as it passes).
+    public static func fits(_ node: Node, maxNodes limit: Int = maxNodes) -> Bool {
+        var budget = limit
+        func walk(_ n: Node) -> Bool {
+            budget -= 1
+            guard budget >= 0 else { return false }
+            if let mapping = n.mapping {
+                for (k, v) in mapping { guard walk(k), walk(v) else { return false } }
+            } else if let sequence = n.sequence {
+                for item in sequence { guard walk(item) else { return false } }
+            }
+            return true
+        }
+        return walk(node)
     }
 }
