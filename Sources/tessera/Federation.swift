@@ -71,8 +71,10 @@ struct Server: ParsableCommand {
     @Option(help: "TCP port to listen on (default: the kit's; 0: any free port).")
     var port: Int?
 
-    @Option(help: "Limits every pipeline and query is checked against (sections pipeline: and query:; default: "
-            + "limits.yaml in the kit, else built-in defaults; see docs/limits-pipeline.md).")
+    @Option(help: """
+        Limits every pipeline and query is checked against (sections pipeline: and query:; default: limits.yaml \
+        in the kit, else built-in defaults; see docs/limits-pipeline.md).
+        """)
     var limits: String?
 
     @OptionGroup var common: CommonOptions
@@ -137,8 +139,10 @@ struct Client: ParsableCommand {
     @Option(help: "The site's privacy ledger, SQLite (default: privacy-ledger.sqlite in the kit folder).")
     var ledger: String?
 
-    @Option(help: "The site's limits for the jobs' pipelines and queries (default: limits.yaml in the kit, else "
-            + "built-in defaults; see docs/limits-pipeline.md).")
+    @Option(help: """
+        The site's limits for the jobs' pipelines and queries (default: limits.yaml in the kit, else built-in \
+        defaults; see docs/limits-pipeline.md).
+        """)
     var limits: String?
 
     @OptionGroup var common: CommonOptions
