@@ -92,7 +92,8 @@ struct PreprocessingLimitsTests {
         resample.maxVoxels = 1_000_000
         #expect(throws: VolumesError.self) { try resample.outputGeometry(for: geometry) }
         resample.maxVoxels = PreprocessingLimits.default.maxVoxelsPerVolume
-        #expect(try resample.outputGeometry(for: geometry).dimensions == SIMD3(640, 640, 640))
+        resample.spacing = Vector3(0.25, 0.25, 0.25)
+        #expect(try resample.outputGeometry(for: geometry).dimensions == SIMD3(256, 256, 256))
         resample.spacing = Vector3(1e-12, 1, 1)
         #expect(throws: VolumesError.self) { try resample.outputGeometry(for: geometry) }
     }
