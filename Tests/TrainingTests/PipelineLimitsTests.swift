@@ -174,3 +174,30 @@ struct PipelineLimitsTests {
         }
     }
 }
+
+@Suite("Model sizes from the configuration")
+struct ModelSizeTests {
+    @Test("BasicUNet: the count from the configuration equals the built model's", arguments: [
+        (3, [4, 4, 8, 16, 32, 4]), (2, BasicUNet.defaultFeatures), (2, [3, 5, 7, 9, 11, 13]),
+    ])
+    func basicUNet(dimensions: Int, features: [Int]) {
+        var g = Tensors.SeededGenerator(seed: 2)
+        let model = BasicUNet(dimensions: dimensions, inputChannels: 2, outputChannels: 3, features: features,
+                              generator: &g)
+        let built = model.parameters.map { $0.tensor.shape.reduce(1, *) }.reduce(0, +)
+        #expect(BasicUNet.parameterCount(dimensions: dimensions, inputChannels: 2, outputChannels: 3,
+                                         features: features) == built)
+        #expect(BasicUNet.parameterCount(features: [Int.max / 4, 1, 1, 1, 1, 1]) == nil)
+    }
+
+    @Test("ResNet: the count from the configuration equals the built model's", arguments: [
+        ([16, 32, 64], [1, 1, 1], FeatureNorm.Kind.batch), ([8, 8, 16], [2, 1, 3], .instance), ([4], [2], .batch),
+    ])
+    func resNet(widths: [Int], blocks: [Int], norm: FeatureNorm.Kind) {
+        var g = Tensors.SeededGenerator(seed: 3)
+        let model = ResNet(inputChannels: 1, classes: 4, widths: widths, blocks: blocks, norm: norm, generator: &g)
+        let built = model.parameters.map { $0.tensor.shape.reduce(1, *) }.reduce(0, +)
+        #expect(ResNet.parameterCount(inputChannels: 1, classes: 4, widths: widths, blocks: blocks) == built)
+        #expect(ResNet.parameterCount(widths: [Int.max / 2], blocks: [1]) == nil)
+    }
+}
