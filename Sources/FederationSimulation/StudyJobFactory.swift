@@ -80,8 +80,8 @@ public struct StudyJobFactory: JobFactory {
                                   + "(their kit names)")
         }
         guard federation.minClients <= federation.sites.count else {
-            throw FederationError(.invalidConfiguration, "`federation.min_clients` is \(federation.minClients) but only "
-                                  + "\(federation.sites.count) site(s) are listed")
+            throw FederationError(.invalidConfiguration, "`federation.min_clients` is \(federation.minClients) but "
+                                  + "only \(federation.sites.count) site(s) are listed")
         }
         return Parsed(federation: federation, training: training, preprocessing: preprocessing)
     }

@@ -178,7 +178,8 @@ extension PipelineLimits {
             } else if let p = Self.doubleKeys[key] {
                 self[keyPath: p] = try Self.positiveDouble(v, "pipeline.\(key)")
             } else {
-                throw TrainingError(.configuration, "unknown key `pipeline.\(String(key.prefix(64)))` in the limits file")
+                throw TrainingError(.configuration,
+                                    "unknown key `pipeline.\(String(key.prefix(64)))` in the limits file")
             }
         }
     }

@@ -121,7 +121,8 @@ public struct TrainingConfiguration: Sendable, Equatable {
         func string(_ n: Node?, _ path: String, _ allowed: [String]) throws(TrainingError) -> String? {
             guard let n else { return nil }
             guard let v = n.scalar?.string, allowed.contains(v) else {
-                let shown = n.scalar.map { CheckedConversion.quoted($0.string) } ?? "a \(n.mapping != nil ? "mapping" : "list")"
+                let kind = n.mapping != nil ? "mapping" : "list"
+                let shown = n.scalar.map { CheckedConversion.quoted($0.string) } ?? "a \(kind)"
                 let names = allowed.dropLast().joined(separator: ", ") + " or " + (allowed.last ?? "")
                 throw fail(path, "is \(shown): must be \(names)")
             }
@@ -218,10 +219,12 @@ public struct TrainingConfiguration: Sendable, Equatable {
         }
         let levels = model.encoderChannels.count
         guard (1...limits.maxLevels).contains(levels) else {
-            throw fail("model.encoder_channels", "has \(levels) levels; give 1...\(limits.maxLevels) (limit max_levels)")
+            throw fail("model.encoder_channels", "has \(levels) levels; give 1...\(limits.maxLevels) "
+                       + "(limit max_levels)")
         }
         for (i, c) in model.encoderChannels.enumerated() where !(1...limits.maxChannels).contains(c) {
-            throw fail("model.encoder_channels[\(i)]", "is \(c): must be in 1...\(limits.maxChannels) (limit max_channels)")
+            throw fail("model.encoder_channels[\(i)]", "is \(c): must be in 1...\(limits.maxChannels) "
+                       + "(limit max_channels)")
         }
         guard (1...limits.maxChannels).contains(model.bottleneckChannels) else {
             throw fail("model.bottleneck_channels", "is \(model.bottleneckChannels): must be in 1..."

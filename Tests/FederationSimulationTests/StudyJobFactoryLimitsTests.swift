@@ -107,7 +107,9 @@ struct StudyJobFactoryLimitsTests {
     @Test("Alias bombs and deep nesting are refused before the document is walked")
     func yamlShapes() {
         var bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
-        for i in 1..<9 { bomb += "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ", ") + "]\n" }
+        for i in 1..<9 {
+            bomb += "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ", ") + "]\n"
+        }
         bomb += "model:\n  seed: *a8\nfederation:\n  sites: [a]\n"
         let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
         for pipeline in [bomb, "federation:\n  sites: " + deep, "query:\n  name: " + deep] {

@@ -22,9 +22,7 @@ struct PipelineLimitsTests {
         ("model:\n  architecture: vnet", "model.architecture"),
         ("model:\n  segments: [1, 1]", "model.segments"),
         ("model:\n  segments: [300]", "model.segments[0]"),
-        ("model:\n  segments: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, "
-            + "26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, "
-            + "52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65]", "model.segments"),
+        ("model:\n  segments: [" + (1...65).map(String.init).joined(separator: ", ") + "]", "model.segments"),
         ("model:\n  seed: -3", "model.seed"),
         ("model:\n  architecture: unet3d\n  patch_size: [100000, 64, 32]", "model.patch_size[0]"),
         ("model:\n  architecture: unet3d\n  patch_size: [1024, 1024, 1024]", "model.patch_size"),

@@ -226,12 +226,13 @@ public struct StatisticsQuery: Codable, Sendable, Equatable {
             do { feature = try Feature(parsing: f.feature) } catch { throw fail("\(key).feature", error.message) }
             let unit = f.unit ?? unit
             if let first = seen["\(feature)/\(unit.rawValue)"] {
-                throw fail("\(key)", "asks for '\(f.feature)' per \(unit.rawValue) again (also query.features[\(first)]): "
-                           + "ask once, with every statistic in one entry")
+                throw fail("\(key)", "asks for '\(f.feature)' per \(unit.rawValue) again (also "
+                           + "query.features[\(first)]): ask once, with every statistic in one entry")
             }
             seen["\(feature)/\(unit.rawValue)"] = index
             guard !f.statistics.isEmpty else { throw fail("\(key).statistics", "asks for no statistic") }
-            guard f.statistics.count <= StatisticKind.allCases.count, Set(f.statistics).count == f.statistics.count else {
+            guard f.statistics.count <= StatisticKind.allCases.count,
+                  Set(f.statistics).count == f.statistics.count else {
                 throw fail("\(key).statistics", "lists a statistic twice")
             }
             if let e = f.epsilon, !(e >= limits.minEpsilon && e <= limits.maxEpsilon) {
@@ -242,7 +243,9 @@ public struct StatisticsQuery: Codable, Sendable, Equatable {
                 throw fail("\(key).unit", "'voxel' is for image features (hu-in-body, hu-in-label:N)")
             }
             if let c = f.categories {
-                guard feature.isCategorical else { throw fail("\(key).categories", "apply to categorical features only") }
+                guard feature.isCategorical else {
+                    throw fail("\(key).categories", "apply to categorical features only")
+                }
                 guard c.count <= limits.maxCategories else {
                     throw fail("\(key).categories", "lists \(c.count) categories, more than \(limits.maxCategories) "
                                + "(limit max_categories)")
@@ -276,8 +279,9 @@ public struct StatisticsQuery: Codable, Sendable, Equatable {
                 throw fail("\(key).statistics", "'\(f.feature)' is numeric: use histogram, not frequencies")
             }
             guard let b = f.bounds, b.count == 2 else {
-                throw fail("\(key).bounds", "are needed: [lower, upper] in \(feature.unit.isEmpty ? "its unit" : feature.unit) "
-                           + "(they clip values and set the noise)")
+                let unitName = feature.unit.isEmpty ? "its unit" : feature.unit
+                throw fail("\(key).bounds", "are needed: [lower, upper] in \(unitName) (they clip values and set "
+                           + "the noise)")
             }
             for (i, v) in b.enumerated() where !(v.isFinite && abs(v) <= limits.maxBoundMagnitude) {
                 throw fail("\(key).bounds[\(i)]", "is \(v): must be finite with magnitude at most "
@@ -315,13 +319,14 @@ public struct StatisticsQuery: Codable, Sendable, Equatable {
             let records = limits.maxRecordsPerSite.multipliedReportingOverflow(by: unit == .study || unit == .series
                                                                                 ? maxRecordsPerPatient : 1)
             let names = SiteRelease.primitiveNames(f, feature: feature, unit: unit)
-            let worst = QueryLimits.worstMagnitude(bounds: b, records: records.overflow ? Int.max : records.partialValue,
+            let worst = QueryLimits.worstMagnitude(bounds: b,
+                                                   records: records.overflow ? Int.max : records.partialValue,
                                                    primitives: names, noise: { _ in nil })
             guard worst <= QueryLimits.largestEncodedMagnitude else {
                 throw fail("\(key).bounds", "[\(b[0]), \(b[1])] are too wide for the secure sums' fixed-point range: "
                            + "\(limits.maxRecordsPerSite) records (limit max_records_per_site) could sum to "
-                           + "\(String(format: "%.3g", worst)), more than \(String(format: "%.3g", QueryLimits.largestEncodedMagnitude)); "
-                           + "narrow the bounds")
+                           + "\(String(format: "%.3g", worst)), more than "
+                           + "\(String(format: "%.3g", QueryLimits.largestEncodedMagnitude)); narrow the bounds")
             }
         }
     }

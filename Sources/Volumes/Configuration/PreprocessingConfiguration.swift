@@ -406,10 +406,12 @@ extension PreprocessingConfiguration {
         try finite(a.affine?.padding.map(Double.init), "augmentation.affine.padding", magnitude: intensity)
         try range(a.gamma?.range, "augmentation.gamma.range")
         if let c = a.elastic?.controlPoints {
-            guard c.count == 3 else { throw fail("augmentation.elastic.control_points", "\(brief(c)): give three counts") }
+            guard c.count == 3 else {
+                throw fail("augmentation.elastic.control_points", "\(brief(c)): give three counts")
+            }
             for (i, n) in c.enumerated() where !(3...limits.maxControlPoints).contains(n) {
-                throw fail("augmentation.elastic.control_points[\(i)]", "\(n): must be in 3...\(limits.maxControlPoints) "
-                           + "(limit max_control_points)")
+                throw fail("augmentation.elastic.control_points[\(i)]",
+                           "\(n): must be in 3...\(limits.maxControlPoints) (limit max_control_points)")
             }
         }
         if let m = a.elastic?.magnitudeMM, !(m >= 0 && m <= limits.maxDisplacementMM) {
@@ -417,9 +419,10 @@ extension PreprocessingConfiguration {
                        + "\(limits.maxDisplacementMM) (limit max_displacement_mm)")
         }
         let augmentationMagnitude = limits.maxIntensityAugmentation
-        for (key, value) in [("augmentation.intensity.shift", a.intensity?.shift),
-                             ("augmentation.intensity.scale", a.intensity?.scale), ("augmentation.noise.std", a.noise?.std)]
-        {
+        let magnitudes = [("augmentation.intensity.shift", a.intensity?.shift),
+                          ("augmentation.intensity.scale", a.intensity?.scale),
+                          ("augmentation.noise.std", a.noise?.std)]
+        for (key, value) in magnitudes {
             if let value, !(value >= 0 && value <= augmentationMagnitude) {
                 throw fail(key, "\(value): must be in 0...\(augmentationMagnitude) (limit max_intensity_augmentation)")
             }

@@ -85,7 +85,9 @@ public enum YAMLSize {
     /// `maxFlowDepth`), or nil. Brackets inside quoted strings count too: a conservative check.
     public static func problem(in text: String, maxBytes: Int) -> String? {
         let bytes = text.utf8.count
-        if bytes > maxBytes { return "the document is \(bytes) bytes, more than \(maxBytes) (limit max_pipeline_bytes)" }
+        if bytes > maxBytes {
+            return "the document is \(bytes) bytes, more than \(maxBytes) (limit max_pipeline_bytes)"
+        }
         var depth = 0, deepest = 0, comment = false, previous: UInt8 = 10
         for byte in text.utf8 {
             switch byte {

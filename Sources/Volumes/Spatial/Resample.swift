@@ -46,8 +46,8 @@ public struct Resample: VolumeTransform {
         let size = [output.dimensions.x, output.dimensions.y, output.dimensions.z]
         guard let total = CheckedConversion.product(size), total <= maxVoxels else {
             throw VolumesError(.shapeMismatch, transform: name,
-                               "spacing [\(spacing.x), \(spacing.y), \(spacing.z)] mm would give a \(size) grid, more than \(maxVoxels) voxels (limit "
-                                   + "max_voxels_per_volume); choose a coarser spacing")
+                               "spacing [\(spacing.x), \(spacing.y), \(spacing.z)] mm would give a \(size) grid, more "
+                                   + "than \(maxVoxels) voxels (limit max_voxels_per_volume); choose a coarser spacing")
         }
         return output
     }
