@@ -37,8 +37,9 @@ public actor StatisticsCoordinator<C: Clock>: JobRunner, LongPollHolder where C.
 
     /// - Parameters:
     ///   - checkpointPath: where the aggregator's state is saved after every phase (and resumed from); nil: nowhere.
+    ///   - limits: the server's query limits.
     public init(jobID: String, query: StatisticsQuery, sites: [String], minimumSites: Int, phaseTimeout: Duration,
-                clock: C, checkpointPath: String?) throws(FederationError) {
+                clock: C, checkpointPath: String?, limits: QueryLimits = .default) throws(FederationError) {
         self.jobID = jobID
         self.participants = sites
         self.clock = clock
@@ -51,7 +52,8 @@ public actor StatisticsCoordinator<C: Clock>: JobRunner, LongPollHolder where C.
                 round = state.round
             } else {
                 aggregator = try StatisticsAggregator(query: query, sites: sites,
-                                                      options: .init(session: jobID, minimumSites: minimumSites))
+                                                      options: .init(session: jobID, minimumSites: minimumSites),
+                                                      limits: limits)
             }
         } catch let error as AnalyticsError {
             throw FederationError(.invalidConfiguration, "the statistics query cannot start: \(error.message)")

@@ -133,7 +133,8 @@ public struct StudyJobFactory: JobFactory {
             return try StatisticsCoordinator(jobID: jobID, query: query, sites: federation.sites,
                                              minimumSites: min(federation.minClients, federation.sites.count),
                                              phaseTimeout: .seconds(federation.roundTimeoutSeconds), clock: ContinuousClock(),
-                                             checkpointPath: store.jobFolder(jobID) + "/statistics.json")
+                                             checkpointPath: store.jobFolder(jobID) + "/statistics.json",
+                                             limits: queryLimits)
         }
         let p = try parse(pipeline)
         let initial = Trainer(configuration: p.training, preprocessing: p.preprocessing)
