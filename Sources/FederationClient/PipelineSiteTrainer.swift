@@ -59,10 +59,9 @@ public actor PipelineSiteTrainer: LocalTrainer {
                 + "\(trainer.sampleCount) training slices")
             cached = (pipeline, trainer)
             return trainer
-        } catch let error as FederationError {
-            throw error
         } catch {
-            throw FederationError(.invalidConfiguration, "cannot prepare the job's training on \(dataFolder): \(error)")
+            throw FederationError(.invalidConfiguration, "cannot prepare the job's training on \(dataFolder): "
+                                  + error.message, cause: error.description)
         }
     }
 
