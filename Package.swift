@@ -172,7 +172,9 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "FederationSimulationTests",
-            dependencies: ["FederationSimulation", "FederationCore", "FederationServer", "Training"],
+            dependencies: [
+                "FederationSimulation", "FederationCore", "FederationServer", "FederationClient", "Training",
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "TrainingTests", dependencies: ["Training", "NeuralNetwork", "Volumes", "Tensors", "DICOMIO", "Randomness"],

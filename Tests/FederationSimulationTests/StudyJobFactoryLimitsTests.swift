@@ -1,3 +1,4 @@
+import FederationClient
 import FederationCore
 import FederationServer
 import FederationSimulation
@@ -117,6 +118,28 @@ struct StudyJobFactoryLimitsTests {
                 #expect(error.code == .invalidConfiguration)
                 #expect(error.message.utf8.count < 2000)
             }
+        }
+    }
+
+    @Test("A site checks the task's pipeline with its own limits before reading its data")
+    func siteLimits() async throws {
+        var limits = PipelineLimits()
+        limits.maxParameters = 1000
+        let site = PipelineSiteTrainer(dataFolder: "/nonexistent/site-data", limits: limits)
+        let task = TaskAssignment(jobID: "job-0001", round: 1, kind: .train, site: "a",
+                                  config: ["pipeline": .string(Self.training)])
+        do { _ = try await site.trainer(for: task); Issue.record("accepted") } catch {
+            // Refused by the limit, not by the missing folder: nothing was read.
+            #expect(error.message.contains("max_parameters") && !error.message.contains("nonexistent"), "\(error)")
+        }
+        let poison = Self.training("preprocessing:\n", "preprocessing:\n  resize: [100000, 100000, 100000]\n")
+        let other = TaskAssignment(jobID: "job-0002", round: 1, kind: .train, site: "a",
+                                   config: ["pipeline": .string(poison)])
+        do {
+            _ = try await PipelineSiteTrainer(dataFolder: "/nonexistent").trainer(for: other)
+            Issue.record("accepted")
+        } catch {
+            #expect(error.message.contains("preprocessing.resize[0]"), "\(error)")
         }
     }
 
