@@ -41,9 +41,8 @@ public struct FederationConfiguration: Sendable, Equatable {
         do { node = try Yams.compose(yaml: yaml) } catch {
             throw FederationError(.invalidConfiguration, "the pipeline is not valid YAML", cause: "\(error)")
         }
-        if let node, !YAMLSize.fits(node) {
-            throw FederationError(.invalidConfiguration, "the pipeline has more than \(YAMLSize.maxNodes) values once "
-                                  + "its anchors and aliases are expanded")
+        if let node, let problem = YAMLSize.problem(in: node) {
+            throw FederationError(.invalidConfiguration, "the pipeline is refused: \(problem)")
         }
         let root = node?.mapping
         guard let section = root?["federation"] else { return }

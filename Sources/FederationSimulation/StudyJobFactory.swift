@@ -40,9 +40,8 @@ public struct StudyJobFactory: JobFactory {
         do { root = try Yams.compose(yaml: pipeline) } catch {
             throw FederationError(.invalidConfiguration, "the pipeline is not valid YAML", cause: "\(error)")
         }
-        if let root, !YAMLSize.fits(root) {
-            throw FederationError(.invalidConfiguration, "the pipeline has more than \(YAMLSize.maxNodes) values once "
-                                  + "its anchors and aliases are expanded")
+        if let root, let problem = YAMLSize.problem(in: root) {
+            throw FederationError(.invalidConfiguration, "the pipeline is refused: \(problem)")
         }
         guard let mapping = root?.mapping else {
             throw FederationError(.invalidConfiguration, "the pipeline must be a YAML mapping of sections ("

@@ -74,9 +74,8 @@ public struct TrainingConfiguration: Sendable, Equatable {
         do { node = try Yams.compose(yaml: yaml) } catch {
             throw TrainingError(.configuration, "the pipeline is not valid YAML", cause: "\(error)")
         }
-        if let node, !YAMLSize.fits(node) {
-            throw TrainingError(.configuration, "the pipeline has more than \(YAMLSize.maxNodes) values once its "
-                                + "anchors and aliases are expanded")
+        if let node, let problem = YAMLSize.problem(in: node) {
+            throw TrainingError(.configuration, "the pipeline is refused: \(problem)")
         }
         let root = node?.mapping
         guard let root else { throw TrainingError(.configuration, "the pipeline YAML must be a mapping") }

@@ -131,6 +131,8 @@ struct QueryValidationTests {
         ("features:\n  - {feature: PatientAge, statistics: [mean], bounds: [0, 1]}\nminimum_sites: 0",
          "query.minimum_sites"),
         ("features: 3", "features"),
+        ("features:\n  - {feature: PatientAge, statistics: [histogram], bounds: [0, 1], bins: 3, bins: 1000000000}",
+         "features[0].bins"),
     ]
 
     @Test("A crafted query is refused before anything is computed or charged, naming the key", arguments: crafted)

@@ -37,6 +37,7 @@ struct StudyJobFactoryLimitsTests {
         (training("spacing: [2.8, 2.8, 4.0]", "spacing: [.nan, 2.8, 4.0]"), "preprocessing.spacing[0]"),
         (training("  rounds: 5", "  rounds: 1000000000"), "federation.rounds"),
         (training("  rounds: 5", "  rounds: -1"), "federation.rounds"),
+        (training("  rounds: 5", "  rounds: 5\n  rounds: 1000000000"), "federation.rounds"),
         (training("  local_epochs: 1", "  local_epochs: 0"), "federation.local_epochs"),
         (training("epochs: 12", "epochs: 1000000000"), "training.epochs"),
         (training("batch_size: 8", "batch_size: 100000"), "training.batch_size"),

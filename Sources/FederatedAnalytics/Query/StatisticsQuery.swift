@@ -143,9 +143,8 @@ public struct StatisticsQuery: Codable, Sendable, Equatable {
         do { node = try Yams.compose(yaml: yaml) } catch {
             throw AnalyticsError(.invalidQuery, "\(source): not valid YAML", cause: "\(error)")
         }
-        if let node, !YAMLSize.fits(node) {
-            throw AnalyticsError(.invalidQuery, "\(source): more than \(YAMLSize.maxNodes) values once its anchors and "
-                                 + "aliases are expanded")
+        if let node, let problem = YAMLSize.problem(in: node) {
+            throw AnalyticsError(.invalidQuery, "\(source): \(problem)")
         }
         guard let root = node?.mapping else {
             throw AnalyticsError(.invalidQuery, "\(source): expected a mapping with `query:` at the top")

@@ -205,9 +205,8 @@ extension PreprocessingConfiguration {
         do { node = try Yams.compose(yaml: yaml) } catch {
             throw VolumesError(.configuration, transform: "pipeline YAML", "not valid YAML: \(error)")
         }
-        if let node, !YAMLSize.fits(node) {
-            throw VolumesError(.configuration, transform: "pipeline YAML", "more than \(YAMLSize.maxNodes) values once "
-                               + "its anchors and aliases are expanded")
+        if let node, let problem = YAMLSize.problem(in: node) {
+            throw VolumesError(.configuration, transform: "pipeline YAML", problem)
         }
         guard let root = node?.mapping else {
             throw VolumesError(.configuration, transform: "pipeline YAML",

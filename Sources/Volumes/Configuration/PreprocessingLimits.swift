@@ -104,19 +104,34 @@ public enum YAMLSize {
         return deepest > maxFlowDepth ? "lists or mappings nested \(deepest) deep, more than \(maxFlowDepth)" : nil
     }
 
-    /// True when `node` expands to at most `limit` nodes (stops counting as soon as it passes).
-    public static func fits(_ node: Node, maxNodes limit: Int = maxNodes) -> Bool {
+    /// Why a composed document must not be used, or nil: more than `limit` nodes once its aliases are expanded
+    /// (counting stops as soon as it passes), or a key given twice in one mapping (YAML forbids it, and readers
+    /// would disagree on which value counts). The path of a duplicate key is named, e.g. `federation.rounds`.
+    public static func problem(in node: Node, maxNodes limit: Int = maxNodes) -> String? {
         var budget = limit
-        func walk(_ n: Node) -> Bool {
+        var found: String?
+        func walk(_ n: Node, _ path: String) -> Bool {
             budget -= 1
-            guard budget >= 0 else { return false }
+            guard budget >= 0 else {
+                found = "more than \(limit) values once its anchors and aliases are expanded"
+                return false
+            }
             if let mapping = n.mapping {
-                for (k, v) in mapping { guard walk(k), walk(v) else { return false } }
+                var seen = Set<String>()
+                for (k, v) in mapping {
+                    let name = String((k.string ?? "\(k)").prefix(64))
+                    let child = path.isEmpty ? name : path + "." + name
+                    guard seen.insert(k.string ?? "\(k)").inserted else {
+                        found = "the key `\(child)` is given twice"
+                        return false
+                    }
+                    guard walk(k, child), walk(v, child) else { return false }
+                }
             } else if let sequence = n.sequence {
-                for item in sequence { guard walk(item) else { return false } }
+                for (i, item) in sequence.enumerated() { guard walk(item, path + "[\(i)]") else { return false } }
             }
             return true
         }
-        return walk(node)
+        return walk(node, "") ? nil : found
     }
 }

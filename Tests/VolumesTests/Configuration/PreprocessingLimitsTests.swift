@@ -9,6 +9,7 @@ struct PreprocessingLimitsTests {
         ("preprocessing:\n  resize: [100000, 100000, 100000]", "preprocessing.resize[0]"),
         ("preprocessing:\n  resize: [2048, 2048, 2048]", "preprocessing.resize"),
         ("preprocessing:\n  resize: [0, 10, 10]", "preprocessing.resize[0]"),
+        ("preprocessing:\n  resize: [8, 8, 8]\n  resize: [100000, 1, 1]", "preprocessing.resize"),
         ("preprocessing:\n  resize: [-5, 10, 10]", "preprocessing.resize[0]"),
         ("preprocessing:\n  resize: [10, 10]", "preprocessing.resize"),
         ("preprocessing:\n  resize: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]", "preprocessing.resize"),
