@@ -177,7 +177,10 @@ let package = Package(
                            "FederationClient", "Training", "Volumes"],
             swiftSettings: strict),
         .testTarget(
-            name: "FederationSimulationTests", dependencies: ["FederationSimulation", "FederationCore"],
+            name: "FederationSimulationTests",
+            dependencies: [
+                "FederationSimulation", "FederationCore", "FederationServer", "FederationClient", "Training",
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "TrainingTests", dependencies: ["Training", "NeuralNetwork", "Volumes", "Tensors", "DICOMIO", "Randomness"],

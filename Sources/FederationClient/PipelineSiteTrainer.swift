@@ -8,11 +8,16 @@ import Volumes
 /// pipeline and trains as `SegmentationSiteTrainer` does. Nothing of the data leaves the site but the weight diff.
 public actor PipelineSiteTrainer: LocalTrainer {
     public let dataFolder: String
+    /// The site's own limits: every pipeline is checked against them before the site reads or allocates anything,
+    /// whatever the server accepted.
+    public let limits: PipelineLimits
     private let log: @Sendable (String) -> Void
     private var cached: (pipeline: String, trainer: SegmentationSiteTrainer)?
 
-    public init(dataFolder: String, log: @escaping @Sendable (String) -> Void = { _ in }) {
+    public init(dataFolder: String, limits: PipelineLimits = .default,
+                log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.dataFolder = dataFolder
+        self.limits = limits
         self.log = log
     }
 
@@ -25,21 +30,38 @@ public actor PipelineSiteTrainer: LocalTrainer {
                                   + "this site run different tessera versions")
         }
         if let cached, cached.pipeline == pipeline { return cached.trainer }
+        let preprocessing: PreprocessingConfiguration, training: TrainingConfiguration
         do {
-            let preprocessing = try PreprocessingConfiguration(yaml: pipeline)
-            let training = try TrainingConfiguration(yaml: pipeline)
+            preprocessing = try PreprocessingConfiguration(yaml: pipeline, limits: limits.preprocessing)
+            training = try TrainingConfiguration(yaml: pipeline, limits: limits)
+            try limits.validate(training, preprocessing: preprocessing)
+        } catch let error as VolumesError {
+            throw FederationError(.invalidConfiguration, "the job's pipeline is refused by this site's limits: "
+                                  + "\(error.transform): \(error.message)", cause: error.description)
+        } catch let error as TrainingError {
+            throw FederationError(.invalidConfiguration, "the job's pipeline is refused by this site's limits: "
+                                  + error.message, cause: error.description)
+        } catch {
+            throw FederationError(.invalidConfiguration, "the job's pipeline is refused: \(error)")
+        }
+        do {
             log("reading \(dataFolder) with the job's preprocessing")
             let cases = try SegmentationDataset.load(folder: dataFolder, preprocessing: preprocessing,
-                                                     segments: training.model.segments)
+                                                     segments: training.model.segments,
+                                                     limits: limits.preprocessing)
+            if training.model.dimensions == 2 {
+                // The slices' size is known now: check a training step's activations with it.
+                let largest = cases.map { $0.sample.image.geometry.dimensions }.map { $0.x * $0.y }.max() ?? 0
+                if largest > 0 { try limits.validate(training, preprocessing: preprocessing, spatial: largest) }
+            }
             let trainer = SegmentationSiteTrainer(cases: cases, configuration: training, preprocessing: preprocessing)
             log("\(trainer.train.count) training and \(trainer.validation.count) validation patients, "
                 + "\(trainer.sampleCount) training slices")
             cached = (pipeline, trainer)
             return trainer
-        } catch let error as FederationError {
-            throw error
         } catch {
-            throw FederationError(.invalidConfiguration, "cannot prepare the job's training on \(dataFolder): \(error)")
+            throw FederationError(.invalidConfiguration, "cannot prepare the job's training on \(dataFolder): "
+                                  + error.message, cause: error.description)
         }
     }
 

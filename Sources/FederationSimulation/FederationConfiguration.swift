@@ -1,6 +1,8 @@
 import FederationCore
 import FederationServer
 import Foundation
+import Training
+import Volumes
 import Yams
 
 /// The `federation:` section of a pipeline YAML: rounds, participation, strategy.
@@ -28,52 +30,141 @@ public struct FederationConfiguration: Sendable, Equatable {
                                     "server_learning_rate", "round_timeout_seconds", "grace_period_seconds", "sites",
                                     "max_round_retries", "cross_site_evaluation"]
 
-    public init(yaml: String) throws(FederationError) {
-        let root: Node.Mapping?
-        do { root = try Yams.compose(yaml: yaml)?.mapping } catch {
+    /// Parses the `federation:` section (optional; defaults above) and checks it against `limits`.
+    /// - Throws: `.invalidConfiguration` naming the key (`federation.sites[1]`) for unknown keys, wrong types,
+    ///   values out of range and duplicate sites.
+    public init(yaml: String, limits: PipelineLimits = .default) throws(FederationError) {
+        if let problem = YAMLSize.problem(in: yaml, maxBytes: limits.maxPipelineBytes) {
+            throw FederationError(.invalidConfiguration, "the pipeline is refused: \(problem)")
+        }
+        let node: Node?
+        do { node = try Yams.compose(yaml: yaml) } catch {
             throw FederationError(.invalidConfiguration, "the pipeline is not valid YAML", cause: "\(error)")
         }
+        if let node, let problem = YAMLSize.problem(in: node) {
+            throw FederationError(.invalidConfiguration, "the pipeline is refused: \(problem)")
+        }
+        let root = node?.mapping
         guard let section = root?["federation"] else { return }
-        guard let m = section.mapping else { throw FederationError(.invalidConfiguration, "`federation` must be a mapping") }
+        guard let m = section.mapping else {
+            throw FederationError(.invalidConfiguration, "`federation` must be a mapping")
+        }
+        func fail(_ key: String, _ message: String) -> FederationError {
+            FederationError(.invalidConfiguration, "`federation.\(key)` \(message)")
+        }
         for (k, v) in m {
             let key = k.string ?? ""
             guard Self.keys.contains(key) else {
-                throw FederationError(.invalidConfiguration, "unknown key `federation.\(key)`; known: \(Self.keys.sorted().joined(separator: ", "))")
+                throw FederationError(.invalidConfiguration, "unknown key `federation.\(String(key.prefix(64)))`; "
+                                      + "known: \(Self.keys.sorted().joined(separator: ", "))")
             }
-            func int(_ min: Int) throws(FederationError) -> Int {
-                guard let i = v.int, i >= min else { throw FederationError(.invalidConfiguration, "`federation.\(key)` must be an integer ≥ \(min)") }
+            func int(_ range: ClosedRange<Int>, _ limit: String?) throws(FederationError) -> Int {
+                guard v.scalar != nil, let i = v.int, range.contains(i) else {
+                    throw fail(key, "must be an integer in \(range.lowerBound)...\(range.upperBound)"
+                               + (limit.map { " (limit \($0))" } ?? ""))
+                }
                 return i
             }
+            func double(_ range: ClosedRange<Double>, _ limit: String) throws(FederationError) -> Double {
+                guard v.scalar != nil, let d = v.float, d.isFinite, range.contains(d) else {
+                    throw fail(key, "must be a number in \(range.lowerBound)...\(range.upperBound) (limit \(limit))")
+                }
+                return d
+            }
+            let timeout = 1...limits.maxRoundTimeoutSeconds
             switch key {
-            case "rounds": rounds = try int(1)
-            case "min_clients": minClients = try int(1)
-            case "local_epochs": localEpochs = try int(1)
-            case "round_timeout_seconds": roundTimeoutSeconds = try int(1)
-            case "grace_period_seconds": gracePeriodSeconds = try int(0)
-            case "max_round_retries": maxRoundRetries = try int(0)
-            case "proximal_mu":
-                guard let d = v.float, d >= 0 else { throw FederationError(.invalidConfiguration, "`federation.proximal_mu` must be ≥ 0") }
-                proximalMu = d
+            case "rounds": rounds = try int(1...limits.maxRounds, "max_rounds")
+            case "min_clients": minClients = try int(1...limits.maxSites, "max_sites")
+            case "local_epochs": localEpochs = try int(1...limits.maxEpochs, "max_epochs")
+            case "round_timeout_seconds": roundTimeoutSeconds = try int(timeout, "max_round_timeout_seconds")
+            case "grace_period_seconds":
+                gracePeriodSeconds = try int(0...limits.maxRoundTimeoutSeconds, "max_round_timeout_seconds")
+            case "max_round_retries": maxRoundRetries = try int(0...limits.maxRoundRetries, "max_round_retries")
+            case "proximal_mu": proximalMu = try double(0...limits.maxProximalMu, "max_proximal_mu")
             case "server_learning_rate":
-                guard let d = v.float, d > 0 else { throw FederationError(.invalidConfiguration, "`federation.server_learning_rate` must be > 0") }
+                let d = try double(0...limits.maxServerLearningRate, "max_server_learning_rate")
+                guard d > 0 else { throw fail(key, "must be > 0") }
                 serverLearningRate = Float(d)
             case "strategy":
-                let s = v.string ?? ""
-                guard ["fedavg", "fedprox", "fedavgm", "fedadam", "fedyogi", "cyclic"].contains(s) else {
-                    throw FederationError(.invalidConfiguration, "`federation.strategy` '\(s)': use fedavg, fedprox, fedavgm, fedadam, fedyogi or cyclic")
+                let names = ["fedavg", "fedprox", "fedavgm", "fedadam", "fedyogi", "cyclic"]
+                guard let s = v.scalar?.string, names.contains(s) else {
+                    let shown = v.scalar.map { CheckedConversion.quoted($0.string) } ?? "not a name"
+                    throw fail(key, "is \(shown): use \(names.joined(separator: ", "))")
                 }
                 strategy = s
             case "cross_site_evaluation":
-                guard let b = v.bool else {
-                    throw FederationError(.invalidConfiguration, "`federation.cross_site_evaluation` must be true or false")
-                }
+                guard let b = v.bool else { throw fail(key, "must be true or false") }
                 crossSiteEvaluation = b
             case "sites":
-                guard let seq = v.sequence else { throw FederationError(.invalidConfiguration, "`federation.sites` must be a list") }
-                sites = seq.compactMap(\.string)
+                guard let seq = v.sequence else { throw fail(key, "must be a list of site names") }
+                guard seq.count <= limits.maxSites else {
+                    throw fail(key, "lists \(seq.count) sites, more than \(limits.maxSites) (limit max_sites)")
+                }
+                var names: [String] = []
+                for (i, item) in seq.enumerated() {
+                    guard let name = item.scalar?.string else { throw fail("sites[\(i)]", "must be a site name") }
+                    names.append(name)
+                }
+                sites = names
             default: break
             }
         }
+        try validate(limits: limits)
+    }
+
+    /// Checks the values against `limits` and each other: site names (as `tessera provision` issues them, each
+    /// once), min_clients ≤ sites, grace period ≤ round timeout.
+    /// - Throws: `.invalidConfiguration` naming the key.
+    public func validate(limits: PipelineLimits = .default) throws(FederationError) {
+        func fail(_ key: String, _ message: String) -> FederationError {
+            FederationError(.invalidConfiguration, "`federation.\(key)` \(message)")
+        }
+        let ranges: [(String, Int, ClosedRange<Int>)] = [
+            ("rounds", rounds, 1...limits.maxRounds), ("min_clients", minClients, 1...limits.maxSites),
+            ("local_epochs", localEpochs, 1...limits.maxEpochs),
+            ("round_timeout_seconds", roundTimeoutSeconds, 1...limits.maxRoundTimeoutSeconds),
+            ("grace_period_seconds", gracePeriodSeconds, 0...limits.maxRoundTimeoutSeconds),
+            ("max_round_retries", maxRoundRetries, 0...limits.maxRoundRetries),
+        ]
+        for (key, value, range) in ranges where !range.contains(value) {
+            throw fail(key, "is \(value): must be in \(range.lowerBound)...\(range.upperBound)")
+        }
+        guard sites.count <= limits.maxSites else {
+            throw fail("sites", "lists \(sites.count) sites, more than \(limits.maxSites) (limit max_sites)")
+        }
+        var seen: [String: Int] = [:]
+        for (i, name) in sites.enumerated() {
+            if let problem = Self.siteNameProblem(name) {
+                throw fail("sites[\(i)]", "\(CheckedConversion.quoted(name)) \(problem)")
+            }
+            if let first = seen[name] {
+                throw fail("sites[\(i)]", "\(CheckedConversion.quoted(name)) is listed twice (also sites[\(first)])")
+            }
+            seen[name] = i
+        }
+        guard proximalMu.isFinite, (0...limits.maxProximalMu).contains(proximalMu) else {
+            throw fail("proximal_mu", "is \(proximalMu): must be in 0...\(limits.maxProximalMu)")
+        }
+        let rate = Double(serverLearningRate)
+        guard rate.isFinite, rate > 0, rate <= limits.maxServerLearningRate else {
+            throw fail("server_learning_rate", "is \(rate): must be in (0, \(limits.maxServerLearningRate)]")
+        }
+        guard gracePeriodSeconds <= roundTimeoutSeconds else {
+            throw fail("grace_period_seconds", "is \(gracePeriodSeconds): must not exceed round_timeout_seconds "
+                       + "(\(roundTimeoutSeconds))")
+        }
+    }
+
+    /// Why `name` cannot be a site (a participant name of `tessera provision`: `[A-Za-z0-9._@-]`, 1–64
+    /// characters, not starting with `.` or `-`), or nil.
+    static func siteNameProblem(_ name: String) -> String? {
+        if name.isEmpty || name.count > 64 { return "must be 1-64 characters" }
+        if name.hasPrefix(".") || name.hasPrefix("-") { return "must not start with '.' or '-'" }
+        let allowed = name.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "._@-".unicodeScalars
+                .contains($0)
+        }
+        return allowed ? nil : "may contain only letters, digits, '.', '_', '@' and '-'"
     }
 
     /// The strategy object for the configured name.

@@ -25,8 +25,9 @@ public actor StatisticsCoordinator<C: Clock>: JobRunner, RoundHost where C.Durat
 
     /// - Parameters:
     ///   - checkpointPath: where the aggregator's state is saved after every phase (and resumed from); nil: nowhere.
+    ///   - limits: the server's query limits.
     public init(jobID: String, query: StatisticsQuery, sites: [String], minimumSites: Int, phaseTimeout: Duration,
-                clock: C, checkpointPath: String?) throws(FederationError) {
+                clock: C, checkpointPath: String?, limits: QueryLimits = .default) throws(FederationError) {
         self.jobID = jobID
         self.participants = sites
         self.phaseTimeout = phaseTimeout
@@ -42,7 +43,8 @@ public actor StatisticsCoordinator<C: Clock>: JobRunner, RoundHost where C.Durat
                 round = state.round
             } else {
                 aggregator = try StatisticsAggregator(query: query, sites: sites,
-                                                      options: .init(session: jobID, minimumSites: minimumSites))
+                                                      options: .init(session: jobID, minimumSites: minimumSites),
+                                                      limits: limits)
             }
         } catch let error as AnalyticsError {
             throw FederationError(.invalidConfiguration, "the statistics query cannot start: \(error.message)")
@@ -206,6 +208,8 @@ public actor StatisticsSiteHandler: PayloadTaskHandler {
     public let site: String
     public let dataFolder: String
     public let policy: SitePolicy
+    /// The site's own query limits.
+    public let limits: QueryLimits
     private let ledger: PrivacyLedger
     private let log: @Sendable (String) -> Void
     private var cohort: SiteCohort?
@@ -217,11 +221,14 @@ public actor StatisticsSiteHandler: PayloadTaskHandler {
 
     /// - Parameters:
     ///   - ledgerPath: the site's privacy ledger (SQLite), kept across queries and restarts.
+    ///   - limits: the site's own query limits, checked before its ledger is charged.
     public init(site: String, dataFolder: String, policy: SitePolicy, ledgerPath: String,
+                limits: QueryLimits = .default,
                 log: @escaping @Sendable (String) -> Void = { _ in }) throws(FederationError) {
         self.site = site
         self.dataFolder = dataFolder
         self.policy = policy
+        self.limits = limits
         do { ledger = try PrivacyLedger(path: ledgerPath) } catch {
             throw FederationError(.invalidConfiguration, "cannot open the privacy ledger \(ledgerPath): \(error.message)")
         }
@@ -242,7 +249,8 @@ public actor StatisticsSiteHandler: PayloadTaskHandler {
                 }
                 guard let cohort else { throw AnalyticsError(.io, "no cohort") }
                 sessions[request.session] = StatisticsSiteSession(
-                    site: StatisticsSite(name: site, cohort: cohort, policy: policy, ledger: ledger))
+                    site: StatisticsSite(name: site, cohort: cohort, policy: policy, ledger: ledger,
+                                         limits: limits))
             }
             guard var session = sessions[request.session] else { throw AnalyticsError(.io, "no session") }
             let response = try session.respond(to: request)

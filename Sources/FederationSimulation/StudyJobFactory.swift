@@ -12,7 +12,15 @@ import Yams
 /// builds the same one), the strategy from `federation.strategy`, and the pipeline itself sent with every task so
 /// each site preprocesses and trains exactly as the study says.
 public struct StudyJobFactory: JobFactory {
-    public init() {}
+    /// The server's limits for training pipelines (sizes, model, federation) and statistics queries; every
+    /// pipeline is checked against them at submission (`plan`) and again when its job starts (`makeRunner`).
+    public var limits: PipelineLimits
+    public var queryLimits: QueryLimits
+
+    public init(limits: PipelineLimits = .default, queryLimits: QueryLimits = .default) {
+        self.limits = limits
+        self.queryLimits = queryLimits
+    }
 
     struct Parsed {
         var federation: FederationConfiguration
@@ -20,22 +28,59 @@ public struct StudyJobFactory: JobFactory {
         var preprocessing: PreprocessingConfiguration
     }
 
+    static let trainingSections: Set<String> = ["preprocessing", "augmentation", "model", "training", "federation"]
+    static let statisticsSections: Set<String> = ["query", "federation"]
+
+    /// Refuses a pipeline larger than the limit before it is parsed, and a top-level key no reader knows.
+    func checkTopLevel(_ pipeline: String, allowed: Set<String>) throws(FederationError) {
+        if let problem = YAMLSize.problem(in: pipeline, maxBytes: limits.maxPipelineBytes) {
+            throw FederationError(.invalidConfiguration, "the pipeline is refused: \(problem)")
+        }
+        let root: Node?
+        do { root = try Yams.compose(yaml: pipeline) } catch {
+            throw FederationError(.invalidConfiguration, "the pipeline is not valid YAML", cause: "\(error)")
+        }
+        if let root, let problem = YAMLSize.problem(in: root) {
+            throw FederationError(.invalidConfiguration, "the pipeline is refused: \(problem)")
+        }
+        guard let mapping = root?.mapping else {
+            throw FederationError(.invalidConfiguration, "the pipeline must be a YAML mapping of sections ("
+                                  + allowed.sorted().joined(separator: ", ") + ")")
+        }
+        for (key, _) in mapping {
+            let name = key.string ?? ""
+            guard allowed.contains(name) else {
+                throw FederationError(.invalidConfiguration, "unknown top-level key `\(String(name.prefix(64)))`; this "
+                                      + "pipeline accepts: " + allowed.sorted().joined(separator: ", "))
+            }
+        }
+    }
+
+    /// Parses and checks every section of a training pipeline against `limits`, before anything is built.
     func parse(_ pipeline: String) throws(FederationError) -> Parsed {
-        let federation = try FederationConfiguration(yaml: pipeline)
+        try checkTopLevel(pipeline, allowed: Self.trainingSections)
+        let federation = try FederationConfiguration(yaml: pipeline, limits: limits)
         let training: TrainingConfiguration, preprocessing: PreprocessingConfiguration
         do {
-            training = try TrainingConfiguration(yaml: pipeline)
-            preprocessing = try PreprocessingConfiguration(yaml: pipeline)
+            preprocessing = try PreprocessingConfiguration(yaml: pipeline, limits: limits.preprocessing)
         } catch {
-            throw FederationError(.invalidConfiguration, "the pipeline is not a valid training pipeline: \(error)")
+            throw FederationError(.invalidConfiguration, "the pipeline is not a valid training pipeline: "
+                                  + "\(error.transform): \(error.message)", cause: error.description)
+        }
+        do {
+            training = try TrainingConfiguration(yaml: pipeline, limits: limits)
+            try limits.validate(training, preprocessing: preprocessing)
+        } catch {
+            throw FederationError(.invalidConfiguration, "the pipeline is not a valid training pipeline: "
+                                  + error.message, cause: error.description)
         }
         guard !federation.sites.isEmpty else {
-            throw FederationError(.invalidConfiguration, "the pipeline lists no sites: name the participating sites (their "
-                                  + "kit names) under federation.sites")
+            throw FederationError(.invalidConfiguration, "`federation.sites` is empty: name the participating sites "
+                                  + "(their kit names)")
         }
         guard federation.minClients <= federation.sites.count else {
-            throw FederationError(.invalidConfiguration, "federation.min_clients is \(federation.minClients) but only "
-                                  + "\(federation.sites.count) site(s) are listed")
+            throw FederationError(.invalidConfiguration, "`federation.min_clients` is \(federation.minClients) but "
+                                  + "only \(federation.sites.count) site(s) are listed")
         }
         return Parsed(federation: federation, training: training, preprocessing: preprocessing)
     }
@@ -46,19 +91,26 @@ public struct StudyJobFactory: JobFactory {
     }
 
     func parseStatistics(_ pipeline: String) throws(FederationError) -> (StatisticsQuery, FederationConfiguration) {
-        let federation = try FederationConfiguration(yaml: pipeline)
+        try checkTopLevel(pipeline, allowed: Self.statisticsSections)
+        let federation = try FederationConfiguration(yaml: pipeline, limits: limits)
         let query: StatisticsQuery
-        do { query = try StatisticsQuery.parse(pipeline, source: "the submitted query") } catch {
-            throw FederationError(.invalidConfiguration, error.message)
+        do { query = try StatisticsQuery.parse(pipeline, source: "the submitted query", limits: queryLimits) } catch {
+            throw FederationError(.invalidConfiguration, error.message, cause: error.cause)
         }
         guard !federation.sites.isEmpty else {
-            throw FederationError(.invalidConfiguration, "the query lists no sites: name the participating sites (their "
-                                  + "kit names) under federation.sites")
+            throw FederationError(.invalidConfiguration, "`federation.sites` is empty: name the participating sites "
+                                  + "(their kit names)")
         }
         return (query, federation)
     }
 
+    /// Checks the whole pipeline against the server's limits (at submission, before the job is queued).
+    /// - Throws: `.invalidConfiguration` naming the key (`preprocessing.resize[0]`, `model.encoder_channels[0]`,
+    ///   `query.features[1].bins`) and the limit.
     public func plan(pipeline: String) throws(FederationError) -> JobPlan {
+        if let problem = YAMLSize.problem(in: pipeline, maxBytes: limits.maxPipelineBytes) {
+            throw FederationError(.invalidConfiguration, "the pipeline is refused: \(problem)")
+        }
         if Self.isStatistics(pipeline) {
             let (_, federation) = try parseStatistics(pipeline)
             return JobPlan(kind: .statistics, rounds: 0, sites: federation.sites)
@@ -67,13 +119,21 @@ public struct StudyJobFactory: JobFactory {
         return JobPlan(kind: .training, rounds: p.federation.rounds, sites: p.federation.sites)
     }
 
-    public func makeRunner(jobID: String, pipeline: String, store: SQLiteCheckpointStore) async throws(FederationError) -> any JobRunner {
+    /// Checks the pipeline again (the limits may have changed since it was queued, or it was queued by an older
+    /// server), then builds the job: an error here fails the job with the reason, nothing is allocated first.
+    public func makeRunner(jobID: String, pipeline: String, store: SQLiteCheckpointStore) async throws(FederationError)
+        -> any JobRunner
+    {
+        if let problem = YAMLSize.problem(in: pipeline, maxBytes: limits.maxPipelineBytes) {
+            throw FederationError(.invalidConfiguration, "the pipeline is refused: \(problem)")
+        }
         if Self.isStatistics(pipeline) {
             let (query, federation) = try parseStatistics(pipeline)
             return try StatisticsCoordinator(jobID: jobID, query: query, sites: federation.sites,
                                              minimumSites: min(federation.minClients, federation.sites.count),
                                              phaseTimeout: .seconds(federation.roundTimeoutSeconds), clock: ContinuousClock(),
-                                             checkpointPath: store.jobFolder(jobID) + "/statistics.json")
+                                             checkpointPath: store.jobFolder(jobID) + "/statistics.json",
+                                             limits: queryLimits)
         }
         let p = try parse(pipeline)
         let initial = Trainer(configuration: p.training, preprocessing: p.preprocessing)

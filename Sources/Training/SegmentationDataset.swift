@@ -22,8 +22,10 @@ public enum SegmentationDataset {
     /// - Parameters:
     ///   - segments: SEG segment numbers to learn, mapped to classes 1, 2, …; other segments become background.
     /// - Throws: `.data` naming the series when a volume or SEG cannot be read, or when no series has a SEG.
-    public static func load(folder: String, preprocessing: PreprocessingConfiguration,
-                            segments: [Int]) throws(TrainingError) -> [SegmentationCase] {
+    ///   - limits: the site's limits: a preprocessing step whose output grid would pass them throws instead of
+    ///     allocating.
+    public static func load(folder: String, preprocessing: PreprocessingConfiguration, segments: [Int],
+                            limits: PreprocessingLimits = .default) throws(TrainingError) -> [SegmentationCase] {
         let inspection: FolderInspection
         let all: [DICOMSeries]
         do {
@@ -42,7 +44,7 @@ public enum SegmentationDataset {
                 let image = try Volume<Float>(series: series)
                 var labels = try Volume<UInt8>.labels(segmentation: segPath, series: series).volume
                 for i in labels.voxels.indices { labels.voxels[i] = lut[Int(labels.voxels[i])] }
-                var pipeline = preprocessing.preprocessingPipeline()
+                var pipeline = preprocessing.preprocessingPipeline(limits: limits)
                 let sample = try pipeline.apply(Sample(image: image, label: labels))
                 cases.append(SegmentationCase(patientID: series.instances[0].tags["PatientID"] ?? series.seriesInstanceUID,
                                               seriesInstanceUID: series.seriesInstanceUID, sample: sample))

@@ -1,4 +1,5 @@
 import Foundation
+import Volumes
 import Yams
 
 /// The `model:` and `training:` sections of a pipeline YAML (`pipelines/segmentation-unet2d.yaml`).
@@ -62,100 +63,207 @@ public struct TrainingConfiguration: Sendable, Equatable {
                                             "validation_fraction", "loss", "gradient_clip_norm", "seed", "optimizer"]
     static let optimizerKeys: Set<String> = ["name", "learning_rate", "momentum", "nesterov", "weight_decay"]
 
-    /// Parses the `model:` and `training:` sections (both optional; defaults above). Unknown keys are errors.
-    public init(yaml: String) throws(TrainingError) {
-        let root: Node.Mapping?
-        do { root = try Yams.compose(yaml: yaml)?.mapping } catch {
+    /// Parses the `model:` and `training:` sections (both optional; defaults above) and checks them against
+    /// `limits` (sizes only; `PipelineLimits.validate` adds the model's parameter count and activation memory).
+    /// Unknown keys, wrong types and values out of range are errors naming the key (`model.encoder_channels[0]`).
+    public init(yaml: String, limits: PipelineLimits = .default) throws(TrainingError) {
+        if let problem = YAMLSize.problem(in: yaml, maxBytes: limits.maxPipelineBytes) {
+            throw TrainingError(.configuration, "the pipeline is refused: \(problem)")
+        }
+        let node: Node?
+        do { node = try Yams.compose(yaml: yaml) } catch {
             throw TrainingError(.configuration, "the pipeline is not valid YAML", cause: "\(error)")
         }
+        if let node, let problem = YAMLSize.problem(in: node) {
+            throw TrainingError(.configuration, "the pipeline is refused: \(problem)")
+        }
+        let root = node?.mapping
         guard let root else { throw TrainingError(.configuration, "the pipeline YAML must be a mapping") }
+        func fail(_ path: String, _ message: String) -> TrainingError {
+            TrainingError(.configuration, "`\(path)` \(message)")
+        }
         func mapping(_ node: Node?, _ path: String, _ allowed: Set<String>) throws(TrainingError) -> [String: Node] {
             guard let node else { return [:] }
-            guard let m = node.mapping else { throw TrainingError(.configuration, "`\(path)` must be a mapping") }
+            guard let m = node.mapping else { throw fail(path, "must be a mapping") }
             var out: [String: Node] = [:]
             for (k, v) in m {
                 let key = k.string ?? ""
                 guard allowed.contains(key) else {
-                    throw TrainingError(.configuration, "unknown key `\(path).\(key)`; known: \(allowed.sorted().joined(separator: ", "))")
+                    throw TrainingError(.configuration, "unknown key `\(path).\(String(key.prefix(64)))`; known: "
+                                        + allowed.sorted().joined(separator: ", "))
                 }
                 out[key] = v
             }
             return out
         }
-        func int(_ n: Node?, _ path: String, min: Int = 1) throws(TrainingError) -> Int? {
+        func int(_ n: Node?, _ path: String, _ range: ClosedRange<Int>) throws(TrainingError) -> Int? {
             guard let n else { return nil }
-            guard let v = n.int, v >= min else { throw TrainingError(.configuration, "`\(path)` must be an integer ≥ \(min)") }
+            guard n.scalar != nil, let v = n.int, range.contains(v) else {
+                throw fail(path, "must be an integer in \(range.lowerBound)...\(range.upperBound)")
+            }
+            return v
+        }
+        func unsigned(_ n: Node?, _ path: String) throws(TrainingError) -> UInt64? {
+            guard let n else { return nil }
+            guard let text = n.scalar?.string, let v = UInt64(text) else {
+                throw fail(path, "must be an integer in 0...\(UInt64.max)")
+            }
             return v
         }
         func double(_ n: Node?, _ path: String, _ range: ClosedRange<Double>) throws(TrainingError) -> Double? {
             guard let n else { return nil }
-            guard let v = n.float, range.contains(v) else {
-                throw TrainingError(.configuration, "`\(path)` must be a number in \(range.lowerBound)...\(range.upperBound)")
+            guard n.scalar != nil, let v = n.float, v.isFinite, range.contains(v) else {
+                throw fail(path, "must be a number in \(range.lowerBound)...\(range.upperBound)")
             }
             return v
         }
-        func ints(_ n: Node?, _ path: String) throws(TrainingError) -> [Int]? {
+        func string(_ n: Node?, _ path: String, _ allowed: [String]) throws(TrainingError) -> String? {
             guard let n else { return nil }
-            guard let seq = n.sequence else { throw TrainingError(.configuration, "`\(path)` must be a list of integers") }
+            guard let v = n.scalar?.string, allowed.contains(v) else {
+                let kind = n.mapping != nil ? "mapping" : "list"
+                let shown = n.scalar.map { CheckedConversion.quoted($0.string) } ?? "a \(kind)"
+                let names = allowed.dropLast().joined(separator: ", ") + " or " + (allowed.last ?? "")
+                throw fail(path, "is \(shown): must be \(names)")
+            }
+            return v
+        }
+        func ints(_ n: Node?, _ path: String, count: ClosedRange<Int>, values: ClosedRange<Int>,
+                  shape: String? = nil) throws(TrainingError) -> [Int]?
+        {
+            guard let n else { return nil }
+            guard let seq = n.sequence else { throw fail(path, "must be a list of integers") }
+            guard count.contains(seq.count) else {
+                throw fail(path, "has \(seq.count) entries: give " + (shape
+                    ?? "\(count.lowerBound)...\(count.upperBound)"))
+            }
             var out: [Int] = []
-            for item in seq {
-                guard let v = item.int, v > 0 else { throw TrainingError(.configuration, "`\(path)` must hold positive integers") }
+            for (i, item) in seq.enumerated() {
+                guard item.scalar != nil, let v = item.int, values.contains(v) else {
+                    throw fail("\(path)[\(i)]", "must be an integer in \(values.lowerBound)...\(values.upperBound)")
+                }
                 out.append(v)
             }
-            guard !out.isEmpty else { throw TrainingError(.configuration, "`\(path)` must not be empty") }
             return out
         }
         let model = try mapping(root["model"], "model", Self.modelKeys)
         let training = try mapping(root["training"], "training", Self.trainingKeys)
         let optimizer = try mapping(training["optimizer"], "training.optimizer", Self.optimizerKeys)
-        if let a = model["architecture"]?.string {
-            guard ["unet2d", "unet3d"].contains(a) else {
-                throw TrainingError(.configuration, "`model.architecture` '\(a)': must be unet2d or unet3d")
-            }
+        if let a = try string(model["architecture"], "model.architecture", ["unet2d", "unet3d"]) {
             self.model.architecture = a
         }
-        self.model.encoderChannels = try ints(model["encoder_channels"], "model.encoder_channels") ?? self.model.encoderChannels
-        self.model.bottleneckChannels = try int(model["bottleneck_channels"], "model.bottleneck_channels") ?? self.model.bottleneckChannels
-        self.model.segments = try ints(model["segments"], "model.segments") ?? self.model.segments
-        if let s = try int(model["seed"], "model.seed", min: 0) { self.model.seed = UInt64(s) }
-        if let p = try ints(model["patch_size"], "model.patch_size") {
-            guard p.count == 3 else { throw TrainingError(.configuration, "`model.patch_size` must be [x, y, z]") }
+        let channels = 1...limits.maxChannels
+        self.model.encoderChannels = try ints(model["encoder_channels"], "model.encoder_channels",
+                                              count: 1...limits.maxLevels, values: channels)
+            ?? self.model.encoderChannels
+        self.model.bottleneckChannels = try int(model["bottleneck_channels"], "model.bottleneck_channels", channels)
+            ?? self.model.bottleneckChannels
+        self.model.segments = try ints(model["segments"], "model.segments", count: 1...limits.maxSegments,
+                                       values: 1...255) ?? self.model.segments
+        if Set(self.model.segments).count != self.model.segments.count {
+            throw fail("model.segments", "\(self.model.segments) lists a segment twice")
+        }
+        if let s = try unsigned(model["seed"], "model.seed") { self.model.seed = s }
+        let axis = limits.preprocessing.maxAxisVoxels
+        if let p = try ints(model["patch_size"], "model.patch_size", count: 3...3, values: 1...axis,
+                             shape: "[x, y, z]") {
             self.model.patchSize = p
         }
         if let v = try double(model["window_overlap"], "model.window_overlap", 0...0.95) { self.model.windowOverlap = v }
-        if let b = model["window_blending"]?.string {
-            guard let blending = SlidingWindowInference.Blending(rawValue: b) else {
-                throw TrainingError(.configuration, "`model.window_blending` must be gaussian or constant")
-            }
+        if let b = try string(model["window_blending"], "model.window_blending", ["gaussian", "constant"]),
+           let blending = SlidingWindowInference.Blending(rawValue: b) {
             self.model.windowBlending = blending
         }
-        epochs = try int(training["epochs"], "training.epochs") ?? epochs
-        patchesPerEpoch = try int(training["patches_per_epoch"], "training.patches_per_epoch") ?? patchesPerEpoch
-        batchSize = try int(training["batch_size"], "training.batch_size") ?? batchSize
-        slicesPerEpoch = try int(training["slices_per_epoch"], "training.slices_per_epoch") ?? slicesPerEpoch
-        foregroundFraction = try double(training["foreground_fraction"], "training.foreground_fraction", 0...1) ?? foregroundFraction
-        validationFraction = try double(training["validation_fraction"], "training.validation_fraction", 0...0.9) ?? validationFraction
-        if let l = training["loss"]?.string {
-            guard ["dice_ce", "ce", "dice"].contains(l) else { throw TrainingError(.configuration, "`training.loss` must be dice_ce, ce or dice") }
-            loss = l
+        epochs = try int(training["epochs"], "training.epochs", 1...limits.maxEpochs) ?? epochs
+        let samples = 1...limits.maxSamplesPerEpoch
+        patchesPerEpoch = try int(training["patches_per_epoch"], "training.patches_per_epoch", samples)
+            ?? patchesPerEpoch
+        batchSize = try int(training["batch_size"], "training.batch_size", 1...limits.maxBatchSize) ?? batchSize
+        slicesPerEpoch = try int(training["slices_per_epoch"], "training.slices_per_epoch", samples) ?? slicesPerEpoch
+        foregroundFraction = try double(training["foreground_fraction"], "training.foreground_fraction", 0...1)
+            ?? foregroundFraction
+        validationFraction = try double(training["validation_fraction"], "training.validation_fraction", 0...0.9)
+            ?? validationFraction
+        loss = try string(training["loss"], "training.loss", ["dice_ce", "ce", "dice"]) ?? loss
+        if let c = try double(training["gradient_clip_norm"], "training.gradient_clip_norm", 0...1e6) {
+            gradientClipNorm = Float(c)
         }
-        if let c = try double(training["gradient_clip_norm"], "training.gradient_clip_norm", 0...1e6) { gradientClipNorm = Float(c) }
-        if let s = try int(training["seed"], "training.seed", min: 0) { seed = UInt64(s) }
-        if let n = optimizer["name"]?.string {
-            guard ["sgd", "adam", "adamw"].contains(n) else { throw TrainingError(.configuration, "`training.optimizer.name` must be sgd, adam or adamw") }
-            self.optimizer.name = n
+        if let s = try unsigned(training["seed"], "training.seed") { seed = s }
+        self.optimizer.name = try string(optimizer["name"], "training.optimizer.name", ["sgd", "adam", "adamw"])
+            ?? self.optimizer.name
+        if let v = try double(optimizer["learning_rate"], "training.optimizer.learning_rate",
+                              limits.minLearningRate...limits.maxLearningRate) {
+            self.optimizer.learningRate = Float(v)
         }
-        if let v = try double(optimizer["learning_rate"], "training.optimizer.learning_rate", 1e-9...10) { self.optimizer.learningRate = Float(v) }
-        if let v = try double(optimizer["momentum"], "training.optimizer.momentum", 0...0.999) { self.optimizer.momentum = Float(v) }
-        if let v = try double(optimizer["weight_decay"], "training.optimizer.weight_decay", 0...1) { self.optimizer.weightDecay = Float(v) }
-        if let v = optimizer["nesterov"]?.bool { self.optimizer.nesterov = v }
-        guard self.model.encoderChannels.count <= 5 else {
-            throw TrainingError(.configuration, "`model.encoder_channels` has \(self.model.encoderChannels.count) levels; at most 5")
+        if let v = try double(optimizer["momentum"], "training.optimizer.momentum", 0...0.999) {
+            self.optimizer.momentum = Float(v)
         }
-        let factor = 1 << self.model.encoderChannels.count
-        if self.model.architecture == "unet3d", !self.model.patchSize.allSatisfy({ $0 % factor == 0 }) {
-            throw TrainingError(.configuration, "`model.patch_size` \(self.model.patchSize) must be multiples of "
-                                + "\(factor) (2^levels of `model.encoder_channels`)")
+        if let v = try double(optimizer["weight_decay"], "training.optimizer.weight_decay", 0...1) {
+            self.optimizer.weightDecay = Float(v)
+        }
+        if let n = optimizer["nesterov"] {
+            guard let v = n.bool else { throw fail("training.optimizer.nesterov", "must be true or false") }
+            self.optimizer.nesterov = v
+        }
+        try validate(limits: limits)
+    }
+
+    /// Checks the values against `limits` (for a configuration built in code or parsed with other limits).
+    /// - Throws: `.configuration` naming the key and the limit.
+    public func validate(limits: PipelineLimits = .default) throws(TrainingError) {
+        func fail(_ path: String, _ message: String) -> TrainingError {
+            TrainingError(.configuration, "`\(path)` \(message)")
+        }
+        guard ["unet2d", "unet3d"].contains(model.architecture) else {
+            throw fail("model.architecture", "must be unet2d or unet3d")
+        }
+        let levels = model.encoderChannels.count
+        guard (1...limits.maxLevels).contains(levels) else {
+            throw fail("model.encoder_channels", "has \(levels) levels; give 1...\(limits.maxLevels) "
+                       + "(limit max_levels)")
+        }
+        for (i, c) in model.encoderChannels.enumerated() where !(1...limits.maxChannels).contains(c) {
+            throw fail("model.encoder_channels[\(i)]", "is \(c): must be in 1...\(limits.maxChannels) "
+                       + "(limit max_channels)")
+        }
+        guard (1...limits.maxChannels).contains(model.bottleneckChannels) else {
+            throw fail("model.bottleneck_channels", "is \(model.bottleneckChannels): must be in 1..."
+                       + "\(limits.maxChannels) (limit max_channels)")
+        }
+        guard (1...limits.maxSegments).contains(model.segments.count) else {
+            throw fail("model.segments", "has \(model.segments.count) entries: give 1...\(limits.maxSegments) "
+                       + "(limit max_segments)")
+        }
+        let ranges: [(String, Int, ClosedRange<Int>, String)] = [
+            ("training.epochs", epochs, 1...limits.maxEpochs, "max_epochs"),
+            ("training.batch_size", batchSize, 1...limits.maxBatchSize, "max_batch_size"),
+            ("training.slices_per_epoch", slicesPerEpoch, 1...limits.maxSamplesPerEpoch, "max_samples_per_epoch"),
+            ("training.patches_per_epoch", patchesPerEpoch, 1...limits.maxSamplesPerEpoch, "max_samples_per_epoch"),
+        ]
+        for (key, value, range, limit) in ranges where !range.contains(value) {
+            throw fail(key, "is \(value): must be in \(range.lowerBound)...\(range.upperBound) (limit \(limit))")
+        }
+        let rate = Double(optimizer.learningRate)
+        guard rate.isFinite, rate >= limits.minLearningRate, rate <= limits.maxLearningRate else {
+            throw fail("training.optimizer.learning_rate", "is \(rate): must be in \(limits.minLearningRate)..."
+                       + "\(limits.maxLearningRate) (limits min_learning_rate, max_learning_rate)")
+        }
+        guard model.windowOverlap.isFinite, (0...0.95).contains(model.windowOverlap) else {
+            throw fail("model.window_overlap", "is \(model.windowOverlap): must be in 0...0.95")
+        }
+        guard model.dimensions == 3 else { return }
+        guard model.patchSize.count == 3 else { throw fail("model.patch_size", "must be [x, y, z]") }
+        for (i, n) in model.patchSize.enumerated() where !(1...limits.preprocessing.maxAxisVoxels).contains(n) {
+            throw fail("model.patch_size[\(i)]", "is \(n): must be in 1...\(limits.preprocessing.maxAxisVoxels) "
+                       + "(limit max_axis_voxels)")
+        }
+        guard let voxels = CheckedConversion.product(model.patchSize), voxels <= limits.maxPatchVoxels else {
+            throw fail("model.patch_size", "\(model.patchSize) is more than \(limits.maxPatchVoxels) voxels "
+                       + "(limit max_patch_voxels)")
+        }
+        let factor = 1 << levels
+        for (i, n) in model.patchSize.enumerated() where n % factor != 0 {
+            throw fail("model.patch_size[\(i)]", "is \(n): \(model.patchSize) must be multiples of \(factor) "
+                       + "(2^levels of `model.encoder_channels`)")
         }
     }
 

@@ -8,6 +8,7 @@ import FederationServer
 import FederationSimulation
 import Foundation
 import Provisioning
+import Training
 
 /// Options of every command that uses a startup kit.
 struct KitOptions: ParsableArguments {
@@ -73,6 +74,12 @@ struct Server: ParsableCommand {
     @Option(help: "Seconds the server waits for open calls after SIGTERM or Ctrl-C before it exits anyway (1-600).")
     var shutdownTimeout: Double = 10
 
+    @Option(help: """
+        Limits every pipeline and query is checked against (sections pipeline: and query:; default: limits.yaml \
+        in the kit, else built-in defaults; see docs/limits-pipeline.md).
+        """)
+    var limits: String?
+
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
@@ -83,12 +90,14 @@ struct Server: ParsableCommand {
 
     func run() throws {
         common.apply()
+        let (pipelineLimits, queryLimits) = try LimitsFile.load(limits, kitFolder: self.kit.kit)
         let (kit, tls, address) = try self.kit.load(role: .server)
         let folder = state ?? (self.kit.kit + "/state")
         let host = self.host, port = self.port ?? address.port
         try runBlocking {
             let store = try SQLiteCheckpointStore(folder: folder)
-            let manager = JobManager(store: store, factory: StudyJobFactory()) { log("[server] \($0)") }
+            let factory = StudyJobFactory(limits: pipelineLimits, queryLimits: queryLimits)
+            let manager = JobManager(store: store, factory: factory) { log("[server] \($0)") }
             let server = GRPCFederationServer(service: manager, admin: manager, host: host, port: port, tls: tls)
             let limit = shutdownTimeout
             let signals = onTermination { sig in
@@ -147,10 +156,17 @@ struct Client: ParsableCommand {
     @Option(help: "The site's privacy ledger, SQLite (default: privacy-ledger.sqlite in the kit folder).")
     var ledger: String?
 
+    @Option(help: """
+        The site's limits for the jobs' pipelines and queries (default: limits.yaml in the kit, else built-in \
+        defaults; see docs/limits-pipeline.md).
+        """)
+    var limits: String?
+
     @OptionGroup var common: CommonOptions
 
     func run() throws {
         common.apply()
+        let (pipelineLimits, queryLimits) = try LimitsFile.load(limits, kitFolder: self.kit.kit)
         let (kit, tls, address) = try self.kit.load(role: .site)
         let filters: FilterChain, sharesLocalModel: Bool
         do {
@@ -171,9 +187,11 @@ struct Client: ParsableCommand {
         try runBlocking {
             let connection = try GRPCFederationConnection(host: address.host, port: address.port, tls: tls,
                                                           serverName: kit.serverAddress.host)
-            let trainer = PipelineSiteTrainer(dataFolder: data) { log("\(prefix) \($0)") }
+            let trainer = PipelineSiteTrainer(dataFolder: data, limits: pipelineLimits) { log("\(prefix) \($0)") }
             let statistics = try StatisticsSiteHandler(site: site, dataFolder: data, policy: frozenPolicy,
-                                                       ledgerPath: ledgerPath) { log("\(prefix) \($0)") }
+                                                       ledgerPath: ledgerPath, limits: queryLimits) {
+                log("\(prefix) \($0)")
+            }
             var agent = SiteAgent(site: site, connection: connection, trainer: trainer, filters: filters,
                                   clock: ContinuousClock(), retry: retry, statistics: statistics)
             agent.sharesLocalModel = sharesLocalModel
@@ -303,6 +321,26 @@ struct Admin: ParsableCommand {
         func run() throws {
             let job = self.job
             if !(try Admin.with(admin.kit) { try await Admin.follow($0, jobID: job) }) { throw ExitCode(1) }
+        }
+    }
+}
+
+/// `limits.yaml`: the server's or a site's limits for pipelines (`pipeline:`) and queries (`query:`).
+enum LimitsFile {
+    /// Reads `path`, or `<kit>/limits.yaml` when it exists; the built-in defaults otherwise.
+    static func load(_ path: String?, kitFolder: String) throws -> (PipelineLimits, QueryLimits) {
+        let file = path ?? (kitFolder + "/limits.yaml")
+        guard path != nil || FileManager.default.fileExists(atPath: file) else { return (.default, .default) }
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw CommandFailure(description: "cannot read the limits file \(file)")
+        }
+        let text = String(decoding: data, as: UTF8.self)
+        do {
+            return (try PipelineLimits(yaml: text), try QueryLimits(yaml: text))
+        } catch let error as TrainingError {
+            throw CommandFailure(description: "\(file): \(error.message)")
+        } catch let error as AnalyticsError {
+            throw CommandFailure(description: "\(file): \(error.message)")
         }
     }
 }

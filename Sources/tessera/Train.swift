@@ -35,6 +35,8 @@ struct Train: ParsableCommand {
             let preprocessing = try PreprocessingConfiguration(yaml: text)
             var config = try TrainingConfiguration(yaml: text)
             if let epochs { config.epochs = max(1, epochs) }
+            // The same limits as a federated job: the model's size and a step's memory, before anything is read.
+            try PipelineLimits.default.validate(config, preprocessing: preprocessing)
             let cases = try SegmentationDataset.load(folder: data, preprocessing: preprocessing, segments: config.model.segments)
             var trainer = Trainer(configuration: config, preprocessing: preprocessing)
             let (train, validation) = trainer.split(cases)

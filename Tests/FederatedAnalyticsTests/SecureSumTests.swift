@@ -28,7 +28,7 @@ struct SecureSumTests {
         #expect(sum == truth)
         // The server's view of site a: far from the fixed-point encoding of its value, and different for another
         // session even with the same value.
-        let plain = values["a"]!.map(FixedPoint.encode)
+        let plain = try values["a"]!.map(FixedPoint.encode)
         for (m, p) in zip(uploads["a"]!, plain) { #expect(m != p) }
         let again = try participants["a"]!.mask(values["a"]!, publicKeys: keys, session: "q2")
         #expect(again != uploads["a"]!)

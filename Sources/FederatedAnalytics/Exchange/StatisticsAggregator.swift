@@ -77,9 +77,11 @@ public struct StatisticsAggregator: Sendable, Codable {
     private var perSite: [String: [FeatureResult]] = [:]
     private var outcome: StatisticsResult?
 
+    /// - Parameter limits: the server's query limits (the sites check again with theirs).
     /// - Throws: `.invalidQuery` for an invalid query, no site, duplicate or empty site names, an empty session.
-    public init(query: StatisticsQuery, sites: [String], options: Options = Options()) throws(AnalyticsError) {
-        try query.validate()
+    public init(query: StatisticsQuery, sites: [String], options: Options = Options(),
+                limits: QueryLimits = .default) throws(AnalyticsError) {
+        try query.validate(limits: limits)
         guard !sites.isEmpty else { throw AnalyticsError(.invalidQuery, "a statistics query needs at least one site") }
         guard !sites.contains(where: \.isEmpty), Set(sites).count == sites.count else {
             throw AnalyticsError(.invalidQuery, "site names must be non-empty and distinct, got "

@@ -105,9 +105,10 @@ public struct StatisticsSiteSession: Sendable {
     private mutating func plan(_ query: StatisticsQuery, session: String) -> StatisticsResponse.Plan {
         self.session = session
         do {
-            try query.validate()
+            try query.validate(limits: site.limits)
             let release = try SiteRelease(query: query, policy: site.policy, mechanism: mechanism)
             let (specs, charges) = try release.plan()
+            try checkEncodingRange(query, specs: specs)
             let names = site.policy.revealCategoryNames
                 ? try LocalStatistics(query: query, cohort: site.cohort).categoryNames() : nil
             try site.ledger.charge(site: site.name, query: query.name, charges: charges, policy: site.policy)
@@ -253,6 +254,28 @@ public struct StatisticsSiteSession: Sendable {
             }
         }
         return .init(figures: try FeatureResult.results(query: query, primitives: mine, minimumCount: release.minimumCount))
+    }
+
+    /// Refuses, before the ledger is charged, a query whose values could leave the fixed-point range of the secure
+    /// sums at this site: its own record count, the query's bounds and the noise the plan would add.
+    private func checkEncodingRange(_ query: StatisticsQuery, specs: [String: [String: NoiseSpec]])
+        throws(AnalyticsError)
+    {
+        for (index, fq) in query.features.enumerated() {
+            let feature = try Feature(parsing: fq.feature)
+            let unit = fq.unit ?? query.unit
+            let records = site.cohort.records(unit: unit, maxPerPatient: query.maxRecordsPerPatient).count
+            let names = SiteRelease.primitiveNames(fq, feature: feature, unit: unit)
+            let spec = specs[featureKey(index, fq)] ?? [:]
+            let worst = QueryLimits.worstMagnitude(bounds: fq.bounds ?? [0, 1], records: records, primitives: names,
+                                                   noise: { spec[$0] })
+            guard worst <= QueryLimits.largestEncodedMagnitude else {
+                throw AnalyticsError(.invalidQuery, "`query.features[\(index)]` ('\(fq.feature)'): with \(records) "
+                                     + "records at site \(site.name), its bounds and noise could give values up to "
+                                     + "\(String(format: "%.3g", worst)), beyond the secure sums' fixed-point range; "
+                                     + "narrow the bounds or raise epsilon")
+            }
+        }
     }
 
     /// The accepted plan, or why `phase` cannot be answered yet.

@@ -71,6 +71,10 @@ public struct LocalStatistics: Sendable {
                 for r in records {
                     let m = try measures(r, cache: &imageCache, bounds: (lo, hi), bins: bins)
                     if let h = m.histograms[feature] {
+                        guard h.count == histogram.count else {
+                            throw AnalyticsError(.invalidQuery, "'\(fq.feature)' per voxel: histograms of \(h.count) "
+                                                 + "and \(histogram.count) bins; ask for each feature once per unit")
+                        }
                         for i in histogram.indices { histogram[i] += h[i] }
                         p.counts[0] += 1
                     } else {
@@ -140,7 +144,10 @@ public struct LocalStatistics: Sendable {
         for fq in query.features {
             guard let feature = try? Feature(parsing: fq.feature), feature.needsImage else { continue }
             let b = fq.bounds ?? [bounds.0, bounds.1]
-            let nb = max(fq.bins ?? bins, 1)
+            // Only a voxel-unit entry reads the histogram (the query has at most one per feature): another entry
+            // of the same feature must not overwrite it with its own bins and bounds.
+            let voxel = (fq.unit ?? query.unit) == .voxel
+            let nb = voxel ? max(fq.bins ?? bins, 1) : 0
             var mask: (Int) -> Bool
             switch feature {
             case .huInsideBody: mask = { image.voxels[$0] > -500 }
@@ -155,13 +162,13 @@ public struct LocalStatistics: Sendable {
                 let v = Double(image.voxels[i])
                 count += 1
                 sum += v
-                histogram[binIndex(min(max(v, b[0]), b[1]), b[0], b[1], nb)] += 1
+                if voxel { histogram[binIndex(min(max(v, b[0]), b[1]), b[0], b[1], nb)] += 1 }
             }
             if case .structureVolume = feature {
                 m.values[feature] = Double(count) * image.geometry.voxelVolume / 1000
             } else if count > 0 {
                 m.values[feature] = sum / Double(count)
-                m.histograms[feature] = histogram.map { $0 / Double(count) }
+                if voxel { m.histograms[feature] = histogram.map { $0 / Double(count) } }
             }
         }
         cache[r.seriesIndex] = m
@@ -170,8 +177,11 @@ public struct LocalStatistics: Sendable {
 }
 
 /// Bin of a clipped value: bins are [lo + i·w, lo + (i+1)·w), the last one closed.
+/// Checked: a NaN or out-of-range position falls in an edge bin instead of trapping.
 @inline(__always) func binIndex(_ v: Double, _ lo: Double, _ hi: Double, _ bins: Int) -> Int {
-    min(bins - 1, max(0, Int(((v - lo) / (hi - lo) * Double(bins)).rounded(.down))))
+    let position = (v - lo) / (hi - lo) * Double(bins)
+    guard position.isFinite else { return position == .infinity ? bins - 1 : 0 }
+    return min(bins - 1, max(0, CheckedConversion.int(position, rounding: .down) ?? 0))
 }
 
 /// Identifies a feature of a query by position and name.

@@ -6,12 +6,16 @@ public struct StatisticsSite: Sendable {
     public var cohort: SiteCohort
     public var policy: SitePolicy
     public var ledger: PrivacyLedger
+    /// The site's own limits: every query is checked against them before the ledger is charged.
+    public var limits: QueryLimits
 
-    public init(name: String, cohort: SiteCohort, policy: SitePolicy, ledger: PrivacyLedger) {
+    public init(name: String, cohort: SiteCohort, policy: SitePolicy, ledger: PrivacyLedger,
+                limits: QueryLimits = .default) {
         self.name = name
         self.cohort = cohort
         self.policy = policy
         self.ledger = ledger
+        self.limits = limits
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Volumes
 import Yams
 
 /// The unit one record stands for. DP protects one patient whatever the unit: with study or series units a
@@ -118,78 +119,213 @@ public struct StatisticsQuery: Codable, Sendable, Equatable {
         return try parse(String(decoding: data, as: UTF8.self), source: path)
     }
 
-    public static func parse(_ yaml: String, source: String = "query") throws(AnalyticsError) -> StatisticsQuery {
-        struct Wrapper: Decodable { var query: StatisticsQuery }
+    /// The keys each part of a query accepts; anything else is an error naming the key.
+    static let schema: [String: Set<String>] = [
+        "query": ["name", "unit", "max_records_per_patient", "minimum_sites", "features", "privacy"],
+        "query.privacy": ["mechanism", "delta", "minimum_count"],
+        "query.features[]": ["feature", "statistics", "unit", "bounds", "bins", "quantiles", "categories", "epsilon"],
+    ]
+
+    /// Parses a query: the top-level `query:` of a pipeline YAML (other sections are left to their readers), or
+    /// the query itself; then `validate(limits:)`.
+    /// - Throws: `.invalidQuery` naming the key (`query.features[1].bins`) for YAML errors, unknown keys, wrong
+    ///   types and every check of `validate(limits:)`.
+    public static func parse(_ yaml: String, source: String = "query",
+                             limits: QueryLimits = .default) throws(AnalyticsError) -> StatisticsQuery {
+        guard yaml.utf8.count <= limits.maxQueryBytes else {
+            throw AnalyticsError(.invalidQuery, "\(source): the query is \(yaml.utf8.count) bytes, more than "
+                                 + "\(limits.maxQueryBytes) (limit max_query_bytes)")
+        }
+        if let problem = YAMLSize.problem(in: yaml, maxBytes: limits.maxQueryBytes) {
+            throw AnalyticsError(.invalidQuery, "\(source): \(problem)")
+        }
+        let node: Node?
+        do { node = try Yams.compose(yaml: yaml) } catch {
+            throw AnalyticsError(.invalidQuery, "\(source): not valid YAML", cause: "\(error)")
+        }
+        if let node, let problem = YAMLSize.problem(in: node) {
+            throw AnalyticsError(.invalidQuery, "\(source): \(problem)")
+        }
+        guard let root = node?.mapping else {
+            throw AnalyticsError(.invalidQuery, "\(source): expected a mapping with `query:` at the top")
+        }
+        let body = root["query"] ?? Node.mapping(root)
+        try checkKeys(body, source: source)
         let query: StatisticsQuery
         do {
-            if let wrapped = try? YAMLDecoder().decode(Wrapper.self, from: yaml) {
-                query = wrapped.query
-            } else {
-                query = try YAMLDecoder().decode(StatisticsQuery.self, from: yaml)
-            }
+            query = try YAMLDecoder().decode(StatisticsQuery.self, from: try Yams.serialize(node: body))
         } catch {
-            throw AnalyticsError(.invalidQuery, "\(source): \(describe(error))")
+            throw AnalyticsError(.invalidQuery, "\(source): \(describe(error))", cause: "\(error)")
         }
-        try query.validate()
+        try query.validate(limits: limits)
         return query
     }
 
-    /// Checks every feature: known name, bounds and bins for numeric statistics, ε > 0, quantile levels.
-    public func validate() throws(AnalyticsError) {
-        guard !features.isEmpty else { throw AnalyticsError(.invalidQuery, "query '\(name)' asks for no feature") }
-        guard maxRecordsPerPatient >= 1 else {
-            throw AnalyticsError(.invalidQuery, "max_records_per_patient must be at least 1")
-        }
-        guard minimumSites >= 1 else {
-            throw AnalyticsError(.invalidQuery, "minimum_sites must be at least 1, is \(minimumSites)")
-        }
-        guard privacy.delta > 0, privacy.delta < 1 else {
-            throw AnalyticsError(.invalidQuery, "privacy.delta must be in (0, 1), is \(privacy.delta)")
-        }
-        guard privacy.minimumCount >= 1 else {
-            throw AnalyticsError(.invalidQuery, "privacy.minimum_count must be at least 1")
-        }
-        for f in features {
-            let feature = try Feature(parsing: f.feature)
-            let where_ = "feature '\(f.feature)'"
-            guard !f.statistics.isEmpty else { throw AnalyticsError(.invalidQuery, "\(where_) asks for no statistic") }
-            if let e = f.epsilon, !(e > 0) || !e.isFinite {
-                throw AnalyticsError(.invalidQuery, "\(where_): epsilon must be a positive number, is \(e)")
+    static func checkKeys(_ body: Node, source: String) throws(AnalyticsError) {
+        func check(_ node: Node?, _ schemaKey: String, _ path: String) throws(AnalyticsError) {
+            guard let node else { return }
+            guard let mapping = node.mapping, let allowed = schema[schemaKey] else {
+                throw AnalyticsError(.invalidQuery, "\(source): `\(path)` must be a mapping")
             }
+            for (k, _) in mapping {
+                let key = k.string ?? ""
+                guard allowed.contains(key) else {
+                    throw AnalyticsError(.invalidQuery, "\(source): unknown key `\(path).\(String(key.prefix(64)))`; "
+                                         + "\(path) accepts: " + allowed.sorted().joined(separator: ", "))
+                }
+            }
+        }
+        try check(body, "query", "query")
+        try check(body.mapping?["privacy"], "query.privacy", "query.privacy")
+        guard let features = body.mapping?["features"] else { return }
+        guard let list = features.sequence else {
+            throw AnalyticsError(.invalidQuery, "\(source): `query.features` must be a list")
+        }
+        for (i, f) in list.enumerated() { try check(f, "query.features[]", "query.features[\(i)]") }
+    }
+
+    /// Checks every feature against `limits` before anything is computed or charged: known name, counts and
+    /// lengths, bounds finite with lower < upper and within the fixed-point range, bins, ε and δ, quantile
+    /// levels, no feature asked twice with the same unit, no category listed twice.
+    /// - Throws: `.invalidQuery` naming the key, e.g. `query.features[1].bins`.
+    public func validate(limits: QueryLimits = .default) throws(AnalyticsError) {
+        func fail(_ key: String, _ message: String) -> AnalyticsError {
+            AnalyticsError(.invalidQuery, "`query.\(key)` \(message)")
+        }
+        guard !name.isEmpty, name.count <= limits.maxNameLength, !name.contains(where: \.isNewline) else {
+            throw fail("name", "must be 1...\(limits.maxNameLength) characters on one line (limit max_name_length)")
+        }
+        guard !features.isEmpty else { throw fail("features", "asks for no feature") }
+        guard features.count <= limits.maxFeatures else {
+            throw fail("features", "lists \(features.count) features, more than \(limits.maxFeatures) (limit "
+                       + "max_features)")
+        }
+        guard (1...limits.maxRecordsPerPatient).contains(maxRecordsPerPatient) else {
+            throw fail("max_records_per_patient", "is \(maxRecordsPerPatient): must be in 1..."
+                       + "\(limits.maxRecordsPerPatient) (limit max_records_per_patient)")
+        }
+        guard (1...limits.maxMinimumSites).contains(minimumSites) else {
+            throw fail("minimum_sites", "is \(minimumSites): must be in 1...\(limits.maxMinimumSites) "
+                       + "(limit max_minimum_sites)")
+        }
+        guard privacy.delta >= limits.minDelta, privacy.delta <= limits.maxDelta else {
+            throw fail("privacy.delta", "is \(privacy.delta): must be in \(limits.minDelta)...\(limits.maxDelta) "
+                       + "(limits min_delta, max_delta)")
+        }
+        guard (1...limits.maxMinimumCount).contains(privacy.minimumCount) else {
+            throw fail("privacy.minimum_count", "is \(privacy.minimumCount): must be in 1...\(limits.maxMinimumCount)")
+        }
+        var seen: [String: Int] = [:]
+        for (index, f) in features.enumerated() {
+            let key = "features[\(index)]"
+            guard f.feature.count <= 64 else {
+                throw fail("\(key).feature", "is \(f.feature.count) characters: not a feature name")
+            }
+            let feature: Feature
+            do { feature = try Feature(parsing: f.feature) } catch { throw fail("\(key).feature", error.message) }
             let unit = f.unit ?? unit
+            if let first = seen["\(feature)/\(unit.rawValue)"] {
+                throw fail("\(key)", "asks for '\(f.feature)' per \(unit.rawValue) again (also "
+                           + "query.features[\(first)]): ask once, with every statistic in one entry")
+            }
+            seen["\(feature)/\(unit.rawValue)"] = index
+            guard !f.statistics.isEmpty else { throw fail("\(key).statistics", "asks for no statistic") }
+            guard f.statistics.count <= StatisticKind.allCases.count,
+                  Set(f.statistics).count == f.statistics.count else {
+                throw fail("\(key).statistics", "lists a statistic twice")
+            }
+            if let e = f.epsilon, !(e >= limits.minEpsilon && e <= limits.maxEpsilon) {
+                throw fail("\(key).epsilon", "is \(e): must be in \(limits.minEpsilon)...\(limits.maxEpsilon) "
+                           + "(limits min_epsilon, max_epsilon)")
+            }
             if unit == .voxel && !feature.needsImage {
-                throw AnalyticsError(.invalidQuery, "\(where_): unit 'voxel' is for image features (hu-in-body, hu-in-label:N)")
+                throw fail("\(key).unit", "'voxel' is for image features (hu-in-body, hu-in-label:N)")
+            }
+            if let c = f.categories {
+                guard feature.isCategorical else {
+                    throw fail("\(key).categories", "apply to categorical features only")
+                }
+                guard c.count <= limits.maxCategories else {
+                    throw fail("\(key).categories", "lists \(c.count) categories, more than \(limits.maxCategories) "
+                               + "(limit max_categories)")
+                }
+                var names: [String: Int] = [:]
+                for (i, name) in c.enumerated() {
+                    guard name.count <= limits.maxNameLength, name != "other" else {
+                        throw fail("\(key).categories[\(i)]", name == "other" ? "'other' is reserved (the rest)"
+                                   : "is \(name.count) characters, more than \(limits.maxNameLength)")
+                    }
+                    if let first = names[name] {
+                        throw fail("\(key).categories[\(i)]", "\(CheckedConversion.quoted(name)) is listed twice (also "
+                                   + "categories[\(first)])")
+                    }
+                    names[name] = i
+                }
             }
             if feature.isCategorical {
                 let allowed: Set<StatisticKind> = [.count, .frequencies]
                 if let bad = f.statistics.first(where: { !allowed.contains($0) }) {
-                    throw AnalyticsError(.invalidQuery, "\(where_) is categorical: '\(bad.rawValue)' does not apply; use count or frequencies")
+                    throw fail("\(key).statistics", "'\(bad.rawValue)' does not apply to categorical "
+                               + "'\(f.feature)'; use count or frequencies")
+                }
+                for (name, present) in [("bounds", f.bounds != nil), ("bins", f.bins != nil),
+                                        ("quantiles", f.quantiles != nil)] where present {
+                    throw fail("\(key).\(name)", "does not apply to categorical '\(f.feature)'")
                 }
                 continue
             }
             if f.statistics.contains(.frequencies) {
-                throw AnalyticsError(.invalidQuery, "\(where_) is numeric: use histogram, not frequencies")
+                throw fail("\(key).statistics", "'\(f.feature)' is numeric: use histogram, not frequencies")
             }
-            guard let b = f.bounds, b.count == 2, b[0].isFinite, b[1].isFinite else {
-                throw AnalyticsError(.invalidQuery, "\(where_) needs bounds: [lower, upper] in \(feature.unit.isEmpty ? "its unit" : feature.unit) (they clip values and set the noise)")
+            guard let b = f.bounds, b.count == 2 else {
+                let unitName = feature.unit.isEmpty ? "its unit" : feature.unit
+                throw fail("\(key).bounds", "are needed: [lower, upper] in \(unitName) (they clip values and set "
+                           + "the noise)")
+            }
+            for (i, v) in b.enumerated() where !(v.isFinite && abs(v) <= limits.maxBoundMagnitude) {
+                throw fail("\(key).bounds[\(i)]", "is \(v): must be finite with magnitude at most "
+                           + "\(limits.maxBoundMagnitude) (limit max_bound_magnitude)")
             }
             guard b[0] < b[1] else {
-                throw AnalyticsError(.invalidQuery, "\(where_): bounds lower \(b[0]) must be below upper \(b[1])")
+                throw fail("\(key).bounds", "lower \(b[0]) must be below upper \(b[1])")
             }
             let needsHistogram = f.statistics.contains { [.histogram, .quantiles, .minimum, .maximum].contains($0) }
-            if needsHistogram {
-                guard let bins = f.bins, bins >= 1, bins <= 10_000 else {
-                    throw AnalyticsError(.invalidQuery, "\(where_): histogram, quantiles, min and max need bins: 1...10000")
+            if let bins = f.bins, !(1...limits.maxBins).contains(bins) {
+                throw fail("\(key).bins", "is \(bins): must be in 1...\(limits.maxBins) (limit max_bins)")
+            }
+            if needsHistogram && f.bins == nil {
+                throw fail("\(key).bins", "are needed for histogram, quantiles, min and max: 1...\(limits.maxBins)")
+            }
+            if let q = f.quantiles {
+                guard q.count <= limits.maxQuantiles else {
+                    throw fail("\(key).quantiles", "lists \(q.count) levels, more than \(limits.maxQuantiles) "
+                               + "(limit max_quantiles)")
+                }
+                for (i, level) in q.enumerated() where !(level > 0 && level < 1) {
+                    throw fail("\(key).quantiles[\(i)]", "is \(level): a level must be in (0, 1)")
                 }
             }
-            for q in f.quantiles ?? [] where !(q > 0 && q < 1) {
-                throw AnalyticsError(.invalidQuery, "\(where_): quantile level \(q) must be in (0, 1)")
-            }
             if f.statistics.contains(.quantiles) && (f.quantiles ?? []).isEmpty {
-                throw AnalyticsError(.invalidQuery, "\(where_): quantiles needs quantiles: [levels]")
+                throw fail("\(key).quantiles", "are needed for the quantiles statistic: [levels]")
             }
-            if unit == .voxel, let bad = f.statistics.first(where: { ![.histogram, .quantiles, .minimum, .maximum].contains($0) }) {
-                throw AnalyticsError(.invalidQuery, "\(where_): with unit 'voxel' only histogram, quantiles, min and max are defined, not '\(bad.rawValue)'")
+            if unit == .voxel,
+               let bad = f.statistics.first(where: { ![.histogram, .quantiles, .minimum, .maximum].contains($0) }) {
+                throw fail("\(key).statistics", "with unit 'voxel' only histogram, quantiles, min and max are "
+                           + "defined, not '\(bad.rawValue)'")
+            }
+            // The fixed-point range of secure sums, for a site of maxRecordsPerSite records (each site checks
+            // again with its own count and noise before charging its ledger).
+            let records = limits.maxRecordsPerSite.multipliedReportingOverflow(by: unit == .study || unit == .series
+                                                                                ? maxRecordsPerPatient : 1)
+            let names = SiteRelease.primitiveNames(f, feature: feature, unit: unit)
+            let worst = QueryLimits.worstMagnitude(bounds: b,
+                                                   records: records.overflow ? Int.max : records.partialValue,
+                                                   primitives: names, noise: { _ in nil })
+            guard worst <= QueryLimits.largestEncodedMagnitude else {
+                throw fail("\(key).bounds", "[\(b[0]), \(b[1])] are too wide for the secure sums' fixed-point range: "
+                           + "\(limits.maxRecordsPerSite) records (limit max_records_per_site) could sum to "
+                           + "\(String(format: "%.3g", worst)), more than "
+                           + "\(String(format: "%.3g", QueryLimits.largestEncodedMagnitude)); narrow the bounds")
             }
         }
     }
@@ -201,9 +337,9 @@ func describe(_ error: Error) -> String {
         case .keyNotFound(let key, let ctx):
             return "missing key '\(key.stringValue)'" + path(ctx.codingPath)
         case .typeMismatch(_, let ctx), .valueNotFound(_, let ctx):
-            return "wrong value" + path(ctx.codingPath) + ": " + ctx.debugDescription
+            return "wrong value" + path(ctx.codingPath) + ": " + ctx.debugDescription.prefix(200)
         case .dataCorrupted(let ctx):
-            return "invalid value" + path(ctx.codingPath) + ": " + ctx.debugDescription
+            return "invalid value" + path(ctx.codingPath) + ": " + ctx.debugDescription.prefix(200)
         @unknown default:
             return "\(e)"
         }

@@ -6,8 +6,15 @@ import Foundation
 public enum FixedPoint {
     public static let scale = 1_048_576.0
 
-    public static func encode(_ v: Double) -> UInt64 {
-        UInt64(bitPattern: Int64((v * scale).rounded()))
+    /// - Throws: `.secureAggregation` when `v · 2²⁰` is not finite or does not fit a signed 64-bit word (queries
+    ///   are checked against this range before any ledger charge; this is the last guard, never a trap).
+    public static func encode(_ v: Double) throws(AnalyticsError) -> UInt64 {
+        let x = (v * scale).rounded()
+        guard x.isFinite, x >= -0x1p63, x < 0x1p63 else {
+            throw AnalyticsError(.secureAggregation, "value \(v) is outside the fixed-point range of secure sums "
+                                 + "(|v| < 2^43); narrow the query's bounds")
+        }
+        return UInt64(bitPattern: Int64(x))
     }
 
     public static func decode(_ w: UInt64) -> Double {
@@ -60,7 +67,9 @@ public struct SecureSumParticipant: Sendable {
 
     /// The masked upload of `values` given every participant's public key (including this site's).
     public func mask(_ values: [Double], publicKeys: [String: Data], session: String) throws(AnalyticsError) -> [UInt64] {
-        var out = values.map(FixedPoint.encode)
+        var out: [UInt64] = []
+        out.reserveCapacity(values.count)
+        for v in values { out.append(try FixedPoint.encode(v)) }
         for (peer, key) in publicKeys where peer != siteID {
             let m = try pairwiseMask(peer: peer, peerKey: key, session: session, length: values.count)
             let add = siteID < peer

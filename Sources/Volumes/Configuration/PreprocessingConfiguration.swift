@@ -197,10 +197,16 @@ extension PreprocessingConfiguration {
 
     /// Parses the two sections of a pipeline YAML document (other top-level keys are ignored).
     /// - Throws: `.configuration` naming the key for YAML syntax errors, unknown keys, wrong types and bad values.
-    public init(yaml: String) throws(VolumesError) {
+    public init(yaml: String, limits: PreprocessingLimits = .default) throws(VolumesError) {
+        if let problem = YAMLSize.problem(in: yaml, maxBytes: limits.maxPipelineBytes) {
+            throw VolumesError(.configuration, transform: "pipeline YAML", problem)
+        }
         let node: Node?
         do { node = try Yams.compose(yaml: yaml) } catch {
             throw VolumesError(.configuration, transform: "pipeline YAML", "not valid YAML: \(error)")
+        }
+        if let node, let problem = YAMLSize.problem(in: node) {
+            throw VolumesError(.configuration, transform: "pipeline YAML", problem)
         }
         guard let root = node?.mapping else {
             throw VolumesError(.configuration, transform: "pipeline YAML",
@@ -223,7 +229,7 @@ extension PreprocessingConfiguration {
         } catch {
             throw VolumesError(.configuration, transform: "pipeline YAML", "\(error)")
         }
-        try validate()
+        try validate(limits: limits)
     }
 
     /// Reads `path` and parses it as `init(yaml:)` does.
@@ -237,10 +243,12 @@ extension PreprocessingConfiguration {
     static func checkKeys(_ node: Node, path: String) throws(VolumesError) {
         guard let mapping = node.mapping else { return }
         for (key, value) in mapping {
-            let name = key.string ?? "\(key)"
+            let full = key.string ?? "\(key)"
+            // A key is echoed in the error: cut a huge one.
+            let name = full.count <= 64 ? full : String(full.prefix(64)) + "…"
             let child = path.isEmpty ? name : path + "." + name
             if let allowed = path.isEmpty ? Set(["preprocessing", "augmentation"]) : schema[path],
-               !allowed.contains(name) {
+               !allowed.contains(full) {
                 throw VolumesError(.configuration, transform: child,
                                    "unknown key `\(name)`; \(path.isEmpty ? "top level" : path) accepts: "
                                        + allowed.sorted().joined(separator: ", "))
@@ -257,7 +265,7 @@ extension PreprocessingConfiguration {
         switch error {
         case .typeMismatch(let type, let context):
             return VolumesError(.configuration, transform: path(context.codingPath),
-                                "expected \(type): \(context.debugDescription)", cause: error)
+                                "expected \(type): \(context.debugDescription.prefix(200))", cause: error)
         case .valueNotFound(let type, let context):
             return VolumesError(.configuration, transform: path(context.codingPath), "missing \(type) value",
                                 cause: error)
@@ -265,57 +273,103 @@ extension PreprocessingConfiguration {
             return VolumesError(.configuration, transform: path(context.codingPath + [key]),
                                 "required key `\(key.stringValue)` is missing", cause: error)
         case .dataCorrupted(let context):
-            return VolumesError(.configuration, transform: path(context.codingPath), context.debugDescription,
+            return VolumesError(.configuration, transform: path(context.codingPath),
+                                String(context.debugDescription.prefix(200)),
                                 cause: error)
         @unknown default:
             return VolumesError(.configuration, transform: "pipeline YAML", "\(error)", cause: error)
         }
     }
 
-    /// Checks values the types cannot: lengths, ranges, windows.
-    public func validate() throws(VolumesError) {
+    /// Checks values the types cannot (lengths, ranges, windows) and every size against `limits`, before anything
+    /// is allocated.
+    /// - Throws: `.configuration` naming the key (e.g. `preprocessing.resize[0]`), the value and the limit.
+    public func validate(limits: PreprocessingLimits = .default) throws(VolumesError) {
         func fail(_ key: String, _ message: String) -> VolumesError {
             VolumesError(.configuration, transform: key, message)
         }
+        func brief<T>(_ list: [T]) -> String {
+            list.count <= 8 ? "\(list)" : "a list of \(list.count) values"
+        }
+        /// Three voxel counts in 1...maxAxisVoxels whose product is at most maxVoxelsPerVolume.
+        func shape(_ s: [Int]?, _ key: String) throws(VolumesError) {
+            guard let s else { return }
+            guard s.count == 3 else { throw fail(key, "\(brief(s)): give three positive voxel counts, [x, y, z]") }
+            for (i, n) in s.enumerated() where !(1...limits.maxAxisVoxels).contains(n) {
+                throw fail("\(key)[\(i)]", "\(n) voxels: must be in 1...\(limits.maxAxisVoxels) (limit "
+                           + "max_axis_voxels)")
+            }
+            guard let total = CheckedConversion.product(s), total <= limits.maxVoxelsPerVolume else {
+                throw fail(key, "\(s) is more than \(limits.maxVoxelsPerVolume) voxels (limit max_voxels_per_volume)")
+            }
+        }
+        func finite(_ v: Double?, _ key: String, magnitude: Double) throws(VolumesError) {
+            if let v, !(v.isFinite && abs(v) <= magnitude) {
+                throw fail(key, "\(v): must be a finite number of magnitude at most \(magnitude)")
+            }
+        }
+        let intensity = limits.maxIntensityMagnitude
         let p = preprocessing
-        if let s = p.spacing, s.count != 3 || s.contains(where: { !($0 > 0 && $0.isFinite) }) {
-            throw fail("preprocessing.spacing", "\(s): give three positive spacings in mm, [x, y, z]")
+        if let s = p.spacing {
+            guard s.count == 3 else { throw fail("preprocessing.spacing", "\(brief(s)): give three spacings in mm") }
+            for (i, v) in s.enumerated() where !(v >= limits.minSpacingMM && v <= limits.maxSpacingMM) {
+                throw fail("preprocessing.spacing[\(i)]", "\(v) mm: must be in \(limits.minSpacingMM)..."
+                           + "\(limits.maxSpacingMM) mm (limits min_spacing_mm, max_spacing_mm)")
+            }
         }
-        if let r = p.resize, r.count != 3 || r.contains(where: { $0 < 1 }) {
-            throw fail("preprocessing.resize", "\(r): give three positive voxel counts, [x, y, z]")
-        }
+        try shape(p.resize, "preprocessing.resize")
         if let c = p.cropPad {
             guard ["centre", "center", "foreground", "label"].contains(c.mode) else {
-                throw fail("preprocessing.crop_pad.mode", "'\(c.mode)': use centre, foreground or label")
+                throw fail("preprocessing.crop_pad.mode",
+                           "\(CheckedConversion.quoted(c.mode)): use centre, foreground or label")
             }
-            if let s = c.shape, s.count != 3 || s.contains(where: { $0 < 1 }) {
-                throw fail("preprocessing.crop_pad.shape", "\(s): give three positive voxel counts")
-            }
-            if let m = c.margin, m.count != 3 || m.contains(where: { $0 < 0 }) {
-                throw fail("preprocessing.crop_pad.margin", "\(m): give three voxel counts ≥ 0")
+            try shape(c.shape, "preprocessing.crop_pad.shape")
+            if let m = c.margin {
+                guard m.count == 3 else {
+                    throw fail("preprocessing.crop_pad.margin", "\(brief(m)): give three voxel counts ≥ 0")
+                }
+                for (i, n) in m.enumerated() where !(0...limits.maxMarginVoxels).contains(n) {
+                    throw fail("preprocessing.crop_pad.margin[\(i)]", "\(n): must be in 0...\(limits.maxMarginVoxels) "
+                               + "voxels (limit max_margin_voxels)")
+                }
             }
             if c.mode == "foreground" && c.threshold == nil {
                 throw fail("preprocessing.crop_pad.threshold", "mode foreground needs a threshold (image units)")
             }
+            try finite(c.threshold.map(Double.init), "preprocessing.crop_pad.threshold", magnitude: intensity)
+            try finite(c.fill.map(Double.init), "preprocessing.crop_pad.fill", magnitude: intensity)
         }
-        if let w = p.window?.window, !(w.minimum < w.maximum) || !w.minimum.isFinite || !w.maximum.isFinite {
-            throw fail("preprocessing.window", "[\(w.minimum), \(w.maximum)] HU: min must be below max")
+        if let w = p.window?.window {
+            guard w.minimum.isFinite, w.maximum.isFinite, w.minimum < w.maximum else {
+                throw fail("preprocessing.window", "[\(w.minimum), \(w.maximum)] HU: min must be below max")
+            }
+            try finite(w.minimum, "preprocessing.window.min", magnitude: intensity)
+            try finite(w.maximum, "preprocessing.window.max", magnitude: intensity)
         }
         if let h = p.histogramMatching {
-            do { try h.validate(for: "preprocessing.histogram_matching") } catch {
-                throw fail(error.transform, error.message)
+            let key = "preprocessing.histogram_matching"
+            for (name, list) in [("probabilities", h.probabilities), ("values", h.values)]
+            where list.count > limits.maxHistogramLandmarks {
+                throw fail("\(key).\(name)", "\(list.count) landmarks: at most \(limits.maxHistogramLandmarks) "
+                           + "(limit max_histogram_landmarks)")
             }
+            for (i, v) in h.values.enumerated() { try finite(v, "\(key).values[\(i)]", magnitude: intensity) }
+            do { try h.validate(for: key) } catch { throw fail(error.transform, error.message) }
         }
         if let n = p.normalize {
             guard ["zscore", "percentile"].contains(n.method) else {
-                throw fail("preprocessing.normalize.method", "'\(n.method)': use zscore or percentile")
+                throw fail("preprocessing.normalize.method",
+                           "\(CheckedConversion.quoted(n.method)): use zscore or percentile")
             }
-            if let m = n.mask, !["all", "label"].contains(m), Float(m) == nil {
-                throw fail("preprocessing.normalize.mask", "'\(m)': use all, label or a threshold number")
+            if let m = n.mask, !["all", "label"].contains(m) {
+                guard let t = Double(m), t.isFinite, abs(t) <= intensity else {
+                    throw fail("preprocessing.normalize.mask",
+                               "\(CheckedConversion.quoted(m)): use all, label or a finite threshold number")
+                }
             }
             if let q = n.percentiles, q.count != 2 || !(q[0] >= 0 && q[0] < q[1] && q[1] <= 100) {
                 throw fail("preprocessing.normalize.percentiles",
-                           "\(q): give [lower, upper] with 0 ≤ lower < upper ≤ 100")
+                           "\(brief(q)): give [lower, upper] with 0 ≤ lower < upper ≤ 100")
             }
         }
         guard let a = augmentation else { return }
@@ -329,35 +383,60 @@ extension PreprocessingConfiguration {
                 throw fail("augmentation.\(name).probability", "\(value): a probability is in [0, 1]")
             }
         }
-        func triple(_ v: [Double]?, _ key: String) throws(VolumesError) {
-            if let v, v.count != 3 || v.contains(where: { !($0 >= 0 && $0.isFinite) }) {
-                throw fail(key, "\(v): give three values ≥ 0, [x, y, z]")
+        func triple(_ v: [Double]?, _ key: String, maximum: Double) throws(VolumesError) {
+            guard let v else { return }
+            guard v.count == 3 else { throw fail(key, "\(brief(v)): give three values ≥ 0, [x, y, z]") }
+            for (i, x) in v.enumerated() where !(x >= 0 && x <= maximum) {
+                throw fail("\(key)[\(i)]", "\(x): must be in 0...\(maximum)")
             }
         }
         func range(_ v: [Double]?, _ key: String) throws(VolumesError) {
-            if let v, v.count != 2 || !(v[0] > 0 && v[0] <= v[1] && v[1].isFinite) {
-                throw fail(key, "\(v): give [low, high] with 0 < low ≤ high")
+            if let v, v.count != 2 || !(v[0] >= limits.minFactor && v[0] <= v[1] && v[1] <= limits.maxFactor) {
+                throw fail(key, "\(brief(v)): give [low, high] with \(limits.minFactor) ≤ low ≤ high ≤ "
+                           + "\(limits.maxFactor) (limits min_factor, max_factor)")
             }
         }
-        try triple(a.affine?.rotationDegrees, "augmentation.affine.rotation_degrees")
-        try triple(a.affine?.translationMM, "augmentation.affine.translation_mm")
+        if let axes = a.flip?.axes, axes.count > 3 || Set(axes).count != axes.count {
+            throw fail("augmentation.flip.axes", "\(brief(axes)): give distinct axes among x, y, z")
+        }
+        try triple(a.affine?.rotationDegrees, "augmentation.affine.rotation_degrees", maximum: 180)
+        try triple(a.affine?.translationMM, "augmentation.affine.translation_mm", maximum: limits.maxDisplacementMM)
         try range(a.affine?.scale, "augmentation.affine.scale")
+        try finite(a.affine?.padding.map(Double.init), "augmentation.affine.padding", magnitude: intensity)
         try range(a.gamma?.range, "augmentation.gamma.range")
-        if let c = a.elastic?.controlPoints, c.count != 3 || c.contains(where: { $0 < 3 }) {
-            throw fail("augmentation.elastic.control_points", "\(c): give three counts ≥ 3")
+        if let c = a.elastic?.controlPoints {
+            guard c.count == 3 else {
+                throw fail("augmentation.elastic.control_points", "\(brief(c)): give three counts")
+            }
+            for (i, n) in c.enumerated() where !(3...limits.maxControlPoints).contains(n) {
+                throw fail("augmentation.elastic.control_points[\(i)]",
+                           "\(n): must be in 3...\(limits.maxControlPoints) (limit max_control_points)")
+            }
         }
-        if let m = a.elastic?.magnitudeMM, !(m >= 0 && m.isFinite) {
-            throw fail("augmentation.elastic.magnitude_mm", "\(m): a standard deviation in mm ≥ 0")
+        if let m = a.elastic?.magnitudeMM, !(m >= 0 && m <= limits.maxDisplacementMM) {
+            throw fail("augmentation.elastic.magnitude_mm", "\(m): a standard deviation in mm in 0..."
+                       + "\(limits.maxDisplacementMM) (limit max_displacement_mm)")
         }
-        if let s = a.noise?.std, !(s >= 0 && s.isFinite) { throw fail("augmentation.noise.std", "\(s): must be ≥ 0") }
+        let augmentationMagnitude = limits.maxIntensityAugmentation
+        let magnitudes = [("augmentation.intensity.shift", a.intensity?.shift),
+                          ("augmentation.intensity.scale", a.intensity?.scale),
+                          ("augmentation.noise.std", a.noise?.std)]
+        for (key, value) in magnitudes {
+            if let value, !(value >= 0 && value <= augmentationMagnitude) {
+                throw fail(key, "\(value): must be in 0...\(augmentationMagnitude) (limit max_intensity_augmentation)")
+            }
+        }
         if let p = a.rotate90?.plane, p.count != 2 || p[0] == p[1] {
-            throw fail("augmentation.rotate90.plane", "\(p): give two different axes, e.g. [x, y]")
+            throw fail("augmentation.rotate90.plane", "\(brief(p)): give two different axes, e.g. [x, y]")
         }
         if let c = a.randomCrop {
-            if c.shape.count != 3 || c.shape.contains(where: { $0 < 1 }) {
-                throw fail("augmentation.random_crop.shape", "\(c.shape): give three positive voxel counts")
+            try shape(c.shape, "augmentation.random_crop.shape")
+            for (key, value) in [("positive", c.positive), ("negative", c.negative)] {
+                if let value, !(value >= 0 && value <= 1e6) {
+                    throw fail("augmentation.random_crop.\(key)", "\(value): a ratio in 0...1e6")
+                }
             }
-            if (c.positive ?? 1) < 0 || (c.negative ?? 1) < 0 || (c.positive ?? 1) + (c.negative ?? 1) <= 0 {
+            if (c.positive ?? 1) + (c.negative ?? 1) <= 0 {
                 throw fail("augmentation.random_crop", "positive and negative ratios must be ≥ 0, not both 0")
             }
         }
@@ -368,15 +447,20 @@ extension PreprocessingConfiguration {
 
 extension PreprocessingConfiguration {
     /// The deterministic pipeline of the `preprocessing:` section (invertible spatial steps are recorded).
-    public func preprocessingPipeline() -> VolumePipeline {
+    /// - Parameter limits: a resample whose output grid would pass `maxVoxelsPerVolume` or `maxAxisVoxels` (it
+    ///   depends on the input volume) throws instead of allocating.
+    public func preprocessingPipeline(limits: PreprocessingLimits = .default) -> VolumePipeline {
         let p = preprocessing
         var steps: [any VolumeTransform] = []
         let interpolation = p.interpolation ?? .linear
         let antiAlias = p.antiAlias ?? true
         if let o = p.orientation { steps.append(Reorient(to: o)) }
         if let s = p.spacing, s.count == 3 {
-            steps.append(Resample(spacing: Vector3(s[0], s[1], s[2]), interpolation: interpolation,
-                                  antiAlias: antiAlias))
+            var resample = Resample(spacing: Vector3(s[0], s[1], s[2]), interpolation: interpolation,
+                                    antiAlias: antiAlias)
+            resample.maxVoxels = limits.maxVoxelsPerVolume
+            resample.maxAxisVoxels = limits.maxAxisVoxels
+            steps.append(resample)
         }
         if let r = p.resize, r.count == 3 {
             steps.append(Resize(shape: SIMD3(r[0], r[1], r[2]), interpolation: interpolation, antiAlias: antiAlias))

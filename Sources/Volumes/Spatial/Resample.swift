@@ -12,6 +12,10 @@ public struct Resample: VolumeTransform {
     public var spacing: Vector3
     public var interpolation: Interpolation
     public var antiAlias: Bool
+    /// Largest output grid (voxels), checked before the output is allocated (`PreprocessingLimits`).
+    public var maxVoxels = PreprocessingLimits.default.maxVoxelsPerVolume
+    /// Largest output extent along one axis (voxels).
+    public var maxAxisVoxels = PreprocessingLimits.default.maxAxisVoxels
     public var name: String { "Resample" }
 
     public init(spacing: Vector3, interpolation: Interpolation = .linear, antiAlias: Bool = true) {
@@ -31,12 +35,19 @@ public struct Resample: VolumeTransform {
         var output = geometry
         for a in 0..<3 {
             let extent = Double(geometry.dimensions[a]) * geometry.spacing[a] / spacing[a]
-            guard extent.isFinite, extent < 1_048_576 else {
+            guard let n = CheckedConversion.int(extent), n <= maxAxisVoxels else {
                 throw VolumesError(.shapeMismatch, transform: name,
-                                   "spacing \(spacing[a]) mm would give \(extent) voxels along an axis; check units")
+                                   "spacing \(spacing[a]) mm would give \(extent) voxels along an axis, more than "
+                                       + "\(maxAxisVoxels) (limit max_axis_voxels); check units")
             }
-            output.dimensions[a] = max(1, Int(checked: extent.rounded()) ?? 1)
+            output.dimensions[a] = max(1, n)
             output.spacing[a] = spacing[a]
+        }
+        let size = [output.dimensions.x, output.dimensions.y, output.dimensions.z]
+        guard let total = CheckedConversion.product(size), total <= maxVoxels else {
+            throw VolumesError(.shapeMismatch, transform: name,
+                               "spacing [\(spacing.x), \(spacing.y), \(spacing.z)] mm would give a \(size) grid, more "
+                                   + "than \(maxVoxels) voxels (limit max_voxels_per_volume); choose a coarser spacing")
         }
         try output.validate(for: name)
         return output

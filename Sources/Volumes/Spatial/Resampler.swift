@@ -72,7 +72,7 @@ struct AxisKernel: Sendable {
         if sigma > 1e-15 {
             // A pre-filter wider than the axis only replicates edges: capped there (σ from a hostile spacing can
             // be 1e300).
-            radius = min(voxelIndex(4 * sigma + 0.5), max(n, 1))
+            radius = min(CheckedConversion.int(4 * sigma + 0.5, rounding: .down) ?? Int.max, max(n, 1))
             gaussian = (-radius...radius).map { s in exp(-0.5 * Double(s * s) / (sigma * sigma)) }
             let total = gaussian.reduce(0, +)
             gaussian = gaussian.map { $0 / total }
