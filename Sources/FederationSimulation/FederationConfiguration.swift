@@ -23,12 +23,17 @@ public struct FederationConfiguration: Sendable, Equatable {
     /// After the last round, every site's last local model and the global model are evaluated at every site (the
     /// cross-site Dice matrix). Off by default: it sends each site's local model to the other sites.
     public var crossSiteEvaluation = false
+    /// A result's weight is its reported sample count, capped here (1 … 10⁹).
+    public var maxSampleCount = JobConfiguration.defaultMaxSampleCount
+    /// Every value of a weight diff must be finite and within ±this (> 0, at most 10¹⁸).
+    public var maxUpdateValue = Double(JobConfiguration.defaultMaxUpdateMagnitude)
 
     public init() {}
 
     static let keys: Set<String> = ["rounds", "min_clients", "strategy", "local_epochs", "proximal_mu",
                                     "server_learning_rate", "round_timeout_seconds", "grace_period_seconds", "sites",
-                                    "max_round_retries", "cross_site_evaluation"]
+                                    "max_round_retries", "cross_site_evaluation", "max_sample_count",
+                                    "max_update_value"]
 
     /// Parses the `federation:` section (optional; defaults above) and checks it against `limits`.
     /// - Throws: `.invalidConfiguration` naming the key (`federation.sites[1]`) for unknown keys, wrong types,
@@ -92,6 +97,11 @@ public struct FederationConfiguration: Sendable, Equatable {
                     throw fail(key, "is \(shown): use \(names.joined(separator: ", "))")
                 }
                 strategy = s
+            case "max_sample_count": maxSampleCount = try int(1...1_000_000_000, nil)
+            case "max_update_value":
+                let d = try double(0...1e18, "1e18")
+                guard d > 0 else { throw fail(key, "must be > 0") }
+                maxUpdateValue = d
             case "cross_site_evaluation":
                 guard let b = v.bool else { throw fail(key, "must be true or false") }
                 crossSiteEvaluation = b

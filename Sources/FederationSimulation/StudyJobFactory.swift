@@ -166,6 +166,8 @@ extension FederationConfiguration {
         var job = JobConfiguration(jobID: jobID, rounds: rounds, sites: sites, minClients: minClients,
                                    roundTimeout: .seconds(roundTimeoutSeconds), gracePeriod: .seconds(gracePeriodSeconds),
                                    maxRoundRetries: maxRoundRetries)
+        job.maxSampleCount = maxSampleCount
+        job.maxUpdateMagnitude = Float(maxUpdateValue)
         if crossSiteEvaluation { job.taskConfig["cross_site_evaluation"] = .bool(true) }
         return job
     }

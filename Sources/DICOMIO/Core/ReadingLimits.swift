@@ -59,7 +59,7 @@ extension Int {
     @inlinable
     public init?(checked value: Double) {
         // 2⁶³ is exactly representable; every finite Double below it in magnitude converts without trapping.
-        guard value.isFinite, value > -9.223_372_036_854_775_8e18, value < 9.223_372_036_854_775_8e18 else {
+        guard value.isFinite, value >= -9.223_372_036_854_775_808e18, value < 9.223_372_036_854_775_808e18 else {
             return nil
         }
         self.init(value)
