@@ -1,7 +1,7 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// Module layout and dependency direction: see DESIGN.md ("Modules").
+// Module layout and dependency direction: see docs/ARCHITECTURE.md ("Modules").
 //   tessera → SampleData → Volumes → DICOMIO → CDCMTKShim (DCMTK, OpenJPEG)
 //   tessera → NeuralNetwork → Tensors → CBLAS (OpenBLAS)
 //   Volumes → CZlib (zlib, for .nii.gz)
@@ -81,10 +81,22 @@ let package = Package(
             dependencies: ["FederationCore", "Training", "NeuralNetwork", "Tensors", "Volumes",
                            .product(name: "Yams", package: "Yams")],
             swiftSettings: strict),
+        // What the server and sites run for a submitted pipeline: its parsing and limits, the job factory, the
+        // statistics job (server side and site side).
         .target(
-            name: "FederationSimulation",
+            name: "FederationJobs",
             dependencies: ["FederationCore", "FederationServer", "FederationClient", "FederatedAnalytics", "Training",
                            "NeuralNetwork", "Volumes", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict),
+        // The in-memory twin of the gRPC transport (as grpc-swift's GRPCInProcessTransport): tests and in-process
+        // simulations; `tessera server` and `tessera client` never use it.
+        .target(name: "FederationInProcess", dependencies: ["FederationCore"], swiftSettings: strict),
+        // `tessera simulate`'s study: federated vs local-only vs centralised, the report.
+        .target(
+            name: "FederationSimulation",
+            dependencies: ["FederationCore", "FederationServer", "FederationClient", "FederationJobs",
+                           "FederationInProcess", "FederatedAnalytics", "Training", "NeuralNetwork", "Volumes",
+                           .product(name: "Yams", package: "Yams")],
             swiftSettings: strict),
         // The gRPC + mutual-TLS transport. Generated code is committed (scripts/generate_protos.sh): no build plugins.
         .target(
@@ -116,6 +128,7 @@ let package = Package(
             name: "tessera",
             dependencies: [
                 "DICOMIO", "Volumes", "Tensors", "SampleData", "FederatedAnalytics", "Training", "FederationSimulation",
+                "FederationJobs",
                 "Provisioning", "FederationCore", "FederationServer", "FederationClient", "FederationGRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -146,7 +159,8 @@ let package = Package(
         .testTarget(name: "FederationCoreTests", dependencies: ["FederationCore"], swiftSettings: strict),
         .testTarget(
             name: "FederationRuntimeTests",
-            dependencies: ["FederationCore", "FederationServer", "FederationClient", "FederationTestSupport", "SafeTensorsFormat"],
+            dependencies: ["FederationCore", "FederationServer", "FederationClient", "FederationInProcess",
+                           "FederationTestSupport", "SafeTensorsFormat"],
             swiftSettings: strict),
         .testTarget(
             name: "FederationGRPCTests",
@@ -179,7 +193,8 @@ let package = Package(
         .testTarget(
             name: "FederationSimulationTests",
             dependencies: [
-                "FederationSimulation", "FederationCore", "FederationServer", "FederationClient", "Training",
+                "FederationSimulation", "FederationJobs", "FederationCore", "FederationServer", "FederationClient",
+                "Training",
             ],
             swiftSettings: strict),
         .testTarget(

@@ -309,10 +309,22 @@ extension RoundHost {
         driver.post(.timer(timer), generation: generation)
     }
 
+    /// The next signal of the round; a cancelled caller (the job's task was cancelled) aborts the job, so a round
+    /// never outlives the task running it.
     private func nextSignal() async -> RoundSignal {
         if let signal = driver.takeSignal() { return signal }
-        return await withCheckedContinuation { continuation in driver.wait(continuation) }
+        if Task.isCancelled {
+            driver.abort(reason: "the job's task was cancelled")
+            return .aborted(reason: "the job's task was cancelled")
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in driver.wait(continuation) }
+        } onCancel: {
+            Task { await self.cancelled() }
+        }
     }
+
+    private func cancelled() { driver.abort(reason: "the job's task was cancelled") }
 
     /// Runs the job's body and ends the job exactly once, however the body ends: `.finished` when it returns,
     /// `.failed(reason)` for any error it throws (also one that is not a `FederationError`) or an abort.

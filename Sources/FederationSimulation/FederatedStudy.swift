@@ -1,5 +1,7 @@
 import FederationClient
 import FederationCore
+import FederationInProcess
+import FederationJobs
 import FederationServer
 import Foundation
 import NeuralNetwork

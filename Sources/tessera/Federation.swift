@@ -4,6 +4,7 @@ import FederatedAnalytics
 import FederationClient
 import FederationCore
 import FederationGRPC
+import FederationJobs
 import FederationServer
 import FederationSimulation
 import Foundation

@@ -1,6 +1,7 @@
 import FederationClient
 import FederationCore
 import FederationGRPC
+import FederationJobs
 import FederationServer
 import FederationSimulation
 import Foundation

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FederatedAnalytics
+import FederationJobs
 import FederationSimulation
 import Dispatch
 import Foundation

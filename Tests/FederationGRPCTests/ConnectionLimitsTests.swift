@@ -308,15 +308,24 @@ struct ConnectionLimitsTests {
             #expect(task.jobID == "i1")
             let statistics = federation.server.connectionStatistics
             #expect(statistics.accepted == 2 && statistics.established == 1)
-            try await a.uploadResult(ResultHeader(jobID: "i1", round: 1, site: "a", sampleCount: 1),
-                                     chunks: initial.chunks(maxScalars: 2))
+            // Once the poll has returned, the connection holds no call: on a loaded machine it may go idle (GOAWAY)
+            // before the upload starts, which is then refused as transient and sent again, as a site agent does.
+            for attempt in 1...3 {
+                do {
+                    try await a.uploadResult(ResultHeader(jobID: "i1", round: 1, site: "a", sampleCount: 1),
+                                             chunks: initial.chunks(maxScalars: 2))
+                    break
+                } catch let error as FederationError where error.code == .transient && attempt < 3 {
+                    continue
+                }
+            }
             _ = try await run.value
             // With no call open, the connection is closed once idle (GOAWAY); the next call opens another.
             let later = try SilentSocket(port: federation.port)
             #expect(await later.closedByServer(within: .seconds(20)))
             #expect(federation.server.connectionStatistics.established == 0)
             try await a.heartbeat(site: "a")
-            #expect(federation.server.connectionStatistics.accepted == 4)
+            #expect(federation.server.connectionStatistics.accepted >= 4)
             await a.close()
         }
         clock.advance(by: .seconds(100_000))

@@ -1,5 +1,6 @@
 import FederationClient
 import FederationCore
+import FederationInProcess
 import FederationServer
 import FederationTestSupport
 import Foundation
@@ -174,8 +175,7 @@ struct CrossSiteEvaluationTests {
         await #expect(throws: FederationError.self) { try await evaluation.resultChunk(site: "a", chunk("w", [2], [1, 2])) }
         var nan = answer
         nan.metrics = ["dice": .nan]
-        try await evaluation.beginResult(nan)
-        await #expect(throws: FederationError.self) { try await evaluation.endResult(site: "a") }
+        await #expect(throws: FederationError.self) { try await evaluation.beginResult(nan) }  // at the header
         try await evaluation.beginResult(answer)
         try await evaluation.endResult(site: "a")
         clock.advance(by: .seconds(61))

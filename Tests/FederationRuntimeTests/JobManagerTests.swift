@@ -1,5 +1,6 @@
 import FederationClient
 import FederationCore
+import FederationInProcess
 import FederationServer
 import FederationTestSupport
 import Foundation

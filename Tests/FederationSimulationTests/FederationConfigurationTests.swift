@@ -1,4 +1,5 @@
 import FederationCore
+import FederationJobs
 import FederationSimulation
 import Foundation
 import Testing

@@ -1,5 +1,6 @@
 import FederationClient
 import FederationCore
+import FederationJobs
 import FederationServer
 import FederationSimulation
 import Foundation

@@ -1,0 +1,69 @@
+import FederatedAnalytics
+import FederationClient
+import FederationCore
+import FederationServer
+import Foundation
+
+/// A site's side of statistics jobs (`tessera client`): the query's phases answered from the site's own DICOM
+/// folder under the site's policy and privacy ledger (both the site's, never the job's). One session per query.
+public actor StatisticsSiteHandler: PayloadTaskHandler {
+    public let site: String
+    public let dataFolder: String
+    public let policy: SitePolicy
+    /// The site's own query limits.
+    public let limits: QueryLimits
+    private let ledger: PrivacyLedger
+    private let log: @Sendable (String) -> Void
+    private var cohort: SiteCohort?
+    private var sessions: [String: StatisticsSiteSession] = [:]
+    /// Sessions by last use, oldest first: only the `maximumSessions` most recent are kept (a server asks again
+    /// within a query; a finished query's session is not needed again).
+    private var recent: [String] = []
+    static var maximumSessions: Int { 16 }
+
+    /// - Parameters:
+    ///   - ledgerPath: the site's privacy ledger (SQLite), kept across queries and restarts.
+    ///   - limits: the site's own query limits, checked before its ledger is charged.
+    public init(site: String, dataFolder: String, policy: SitePolicy, ledgerPath: String,
+                limits: QueryLimits = .default,
+                log: @escaping @Sendable (String) -> Void = { _ in }) throws(FederationError) {
+        self.site = site
+        self.dataFolder = dataFolder
+        self.policy = policy
+        self.limits = limits
+        do { ledger = try PrivacyLedger(path: ledgerPath) } catch {
+            throw FederationError(.invalidConfiguration, "cannot open the privacy ledger \(ledgerPath): \(error.message)")
+        }
+        self.log = log
+    }
+
+    public func respond(to task: TaskAssignment) async throws(FederationError) -> (payload: [UInt8], metrics: [String: Double]) {
+        do throws(AnalyticsError) {
+            let request = try StatisticsRequest(decoding: Data(task.payload))
+            if sessions[request.session] == nil {
+                guard request.phase == .plan else {
+                    throw AnalyticsError(.unexpectedMessage, "phase \(request.phase.rawValue) of query session "
+                                         + "\(request.session), which this site does not know (it restarted?)")
+                }
+                if cohort == nil {
+                    log("reading the cohort in \(dataFolder)")
+                    cohort = try SiteCohort(folder: dataFolder)
+                }
+                guard let cohort else { throw AnalyticsError(.io, "no cohort") }
+                sessions[request.session] = StatisticsSiteSession(
+                    site: StatisticsSite(name: site, cohort: cohort, policy: policy, ledger: ledger,
+                                         limits: limits))
+            }
+            guard var session = sessions[request.session] else { throw AnalyticsError(.io, "no session") }
+            let response = try session.respond(to: request)
+            sessions[request.session] = session
+            recent.removeAll { $0 == request.session }
+            recent.append(request.session)
+            while recent.count > Self.maximumSessions { sessions[recent.removeFirst()] = nil }
+            log("statistics \(request.phase.rawValue) of \(request.session) answered")
+            return ([UInt8](try response.encoded()), [:])
+        } catch {
+            throw FederationError(.invalidConfiguration, "statistics task of \(task.jobID) failed at \(site): \(error.message)")
+        }
+    }
+}
