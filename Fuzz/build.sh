@@ -36,7 +36,8 @@ up_to_date() {
 quiet_link() { "$@" 2> >(grep -v "Cannot export local symbol" >&2); }
 
 build_dicom_shim() {
-    local inputs=(Sources/CDCMTKShim/*.cpp Sources/CDCMTKShim/*.h Sources/CDCMTKShim/include/*.h Fuzz/dicom-shim/fuzz.cpp)
+    local inputs=(Sources/CDCMTKShim/*.cpp Sources/CDCMTKShim/*.h Sources/CDCMTKShim/include/*.h
+                  Fuzz/dicom-shim/fuzz.cpp)
     up_to_date "$BIN/dicom-shim" "${inputs[@]}" && return
     "$CXX" -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
         -I Sources/CDCMTKShim/include -I Sources/CDCMTKShim Sources/CDCMTKShim/*.cpp Fuzz/dicom-shim/fuzz.cpp \
@@ -90,7 +91,7 @@ build_swift_target() {
         [ -d "$DEBUG_DIR/$m.build" ] || continue
         mapfile -t -O "${#objects[@]}" objects < <(find "$DEBUG_DIR/$m.build" -name '*.o' | sort)
     done
-    printf '%s\n' "${objects[@]}" > "$objdir/link-objects.txt"
+    printf '"%s"\n' "${objects[@]}" > "$objdir/link-objects.txt"  # quoted: some names hold spaces
     quiet_link "$SWIFTC" -sanitize=fuzzer,address -o "$BIN/$name" "$objdir"/*.o @"$objdir/link-objects.txt" \
         -lz "${DCMTK_LIBS[@]}"
 }
@@ -100,7 +101,7 @@ build() {
     case $1 in
     dicom-shim) build_dicom_shim ;;
     safetensors) build_safetensors ;;
-    chunk-codec) build_swift_target chunk-codec FederationGRPC ;;
+    chunk-codec) build_swift_target chunk-codec FederationCore FederationGRPC ;;
     dicom-series) build_swift_target dicom-series DICOMIO ;;
     pipeline-yaml) build_swift_target pipeline-yaml Volumes Training FederationSimulation ;;
     query-yaml) build_swift_target query-yaml FederatedAnalytics ;;

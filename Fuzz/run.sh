@@ -66,7 +66,6 @@ seed() {
 cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 cores=$(nproc)
 failed=0
-summary=()
 for t in "${targets[@]}"; do
     exe=$BIN/$t
     if [ ! -x "$exe" ]; then echo "Fuzz/run.sh: $exe is missing: run Fuzz/build.sh $t" >&2; failed=1; continue; fi
@@ -93,7 +92,8 @@ for t in "${targets[@]}"; do
     crashes=0
     if [ $status -ne 0 ]; then
         crashes=1
-        what=$(grep -m1 -E "ERROR: (AddressSanitizer|libFuzzer|UndefinedBehaviorSanitizer)|runtime error|Fatal error" "$log" | cut -c1-160)
+        what=$(grep -m1 -E "ERROR: (AddressSanitizer|libFuzzer|UndefinedBehaviorSanitizer)|runtime error|Fatal error" \
+            "$log" | cut -c1-160)
         if [ $known = 1 ]; then
             echo "fuzz $t: KNOWN crash (Fuzz/$t/KNOWN_CRASH): $what; input: ${crash:-see $log}"
         else
@@ -101,13 +101,14 @@ for t in "${targets[@]}"; do
             failed=1
         fi
     fi
-    echo "fuzz $t: ${execs:-0} executions in ${SECONDS_PER_TARGET} s, $crashes crash(es), corpus $(ls "$OUT/corpus/$t" | wc -l)"
-    summary+=("| $t | $start | ${SECONDS_PER_TARGET} | ${execs:-0} | $crashes | ${crash:+\`$(basename "$crash")\`} |")
+    corpus=$(find "$OUT/corpus/$t" -type f | wc -l)
+    echo "fuzz $t: ${execs:-0} executions in ${SECONDS_PER_TARGET} s, $crashes crash(es), corpus $corpus"
     if [ $RECORD = 1 ]; then
         [ -f Fuzz/results.md ] || printf '%s\n' "# Fuzzing runs (appended by Fuzz/run.sh)" "" \
             "| target | start (UTC) | seconds | executions | crashes | input | machine |" \
             "|---|---|---|---|---|---|---|" > Fuzz/results.md
-        echo "| $t | $start | ${SECONDS_PER_TARGET} | ${execs:-0} | $crashes | ${crash:+$(basename "$crash")} | $cpu, $cores cores |" \
+        input=${crash:+$(basename "$crash")}
+        echo "| $t | $start | ${SECONDS_PER_TARGET} | ${execs:-0} | $crashes | $input | $cpu, $cores cores |" \
             >> Fuzz/results.md
     fi
 done

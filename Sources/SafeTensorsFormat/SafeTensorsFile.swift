@@ -64,7 +64,8 @@ public enum SafeTensorsFile {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
         } catch {
-            throw SafeTensorsError(.io, "cannot read '\(path)': check the path and permissions", cause: error as NSError)
+            throw SafeTensorsError(.io, "cannot read '\(path)': check the path and permissions",
+                                   cause: error as NSError)
         }
         do {
             return try decode(data)
