@@ -25,11 +25,13 @@ ALL_TARGETS=(dicom-shim safetensors chunk-codec dicom-series pipeline-yaml query
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${ALL_TARGETS[@]}")
 
-# Inputs libFuzzer generates are capped per target: a whole small DICOM file, a safetensors header, one message.
+# Inputs libFuzzer generates are capped per target: a small DICOM file (or series), a documented pipeline, a
+# safetensors header, one message.
 max_len() {
     case $1 in
     dicom-shim) echo 32768 ;;
     dicom-series) echo 65536 ;;
+    pipeline-yaml) echo 16384 ;;
     *) echo 4096 ;;
     esac
 }
@@ -82,7 +84,7 @@ for t in "${targets[@]}"; do
     seed "$t"
     dict=(); [ -f "Fuzz/$t/$t.dict" ] && dict=(-dict="Fuzz/$t/$t.dict")
     start=$(date -u +%Y-%m-%dT%H:%MZ)
-    nice -n 10 "$exe" -max_total_time="$SECONDS_PER_TARGET" -max_len="$(max_len "$t")" -timeout=25 \
+    nice -n 10 "$exe" -max_total_time="$SECONDS_PER_TARGET" -max_len="$(max_len "$t")" -timeout=60 \
         -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$OUT/artifacts/$t/" "${dict[@]}" \
         "$OUT/corpus/$t" "$OUT/seeds/$t" > "$log" 2>&1
     status=$?
