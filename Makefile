@@ -12,7 +12,7 @@ OPENBLAS_CORETYPE := $(shell f=$$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null); 
   elif [[ "$$f" == *avx2* && "$$f" == *fma* ]]; then echo Haswell; fi)
 export OPENBLAS_CORETYPE
 
-.PHONY: deps build release test demo check-nifti check-torch sample-data bench clean
+.PHONY: deps build release test demo check-nifti check-torch sample-data bench clean fuzz fuzz-smoke
 
 deps:
 	@missing=""; for p in $(APT_BUILD) $(APT_TOOLS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -31,6 +31,21 @@ release: deps
 test: deps
 	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
 	$(SWIFT) test --skip-build $(SWIFT_FLAGS)
+	$(MAKE) fuzz-smoke
+
+# libFuzzer targets (docs/fuzzing.md), built on the debug build of `make test`. `make fuzz` runs each target
+# FUZZ_SECONDS and appends the figures to Fuzz/results.md; `fuzz-smoke` (part of `make test`) runs each 30 s and
+# fails on a crash. FUZZ_TARGETS picks targets (default: all).
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?=
+fuzz: deps
+	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
+	bash Fuzz/build.sh $(FUZZ_TARGETS)
+	bash Fuzz/run.sh -s $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-smoke:
+	bash Fuzz/build.sh $(FUZZ_TARGETS)
+	bash Fuzz/run.sh -r -s 30 $(FUZZ_TARGETS)
 
 # What works end to end today: read the sample sites, report them, and convert a study and its SEG to NIfTI.
 demo: release
@@ -62,4 +77,4 @@ bench: release
 	bash Benchmarks/dicom_load.sh
 
 clean:
-	rm -rf .build out
+	rm -rf .build .build-fuzz out

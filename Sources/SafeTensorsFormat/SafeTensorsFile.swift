@@ -42,8 +42,20 @@ public enum SafeTensorsFile {
         public var metadata: [String: String]
     }
 
-    /// Headers above this size are rejected as corrupt (the reference implementation uses 100 MB).
-    static let maximumHeaderLength = 100_000_000
+    /// Headers longer than this many bytes (100 MB, the limit of the reference implementation) are rejected as
+    /// corrupt before anything is allocated for them.
+    public static let maximumHeaderLength = 100_000_000
+
+    /// The dtypes of the safetensors specification, with their element sizes in bytes. Tessera reads `F32` only;
+    /// the others are named in the error, anything else is a corrupt header.
+    static let knownDTypes: [String: Int] = [
+        "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+        "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
+    ]
+
+    /// Bound on shape dimensions, data offsets and tensor byte sizes: 2^53, beyond which a JSON number (an IEEE
+    /// double) no longer holds every integer exactly.
+    static let maximumHeaderInteger: Int = 1 << 53
 
     /// Reads a safetensors file.
     /// - Throws: `SafeTensorsError` `.io`, `.invalidHeader` or `.unsupportedDType`, naming the tensor at fault.
@@ -52,7 +64,8 @@ public enum SafeTensorsFile {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
         } catch {
-            throw SafeTensorsError(.io, "cannot read '\(path)': check the path and permissions", cause: error as NSError)
+            throw SafeTensorsError(.io, "cannot read '\(path)': check the path and permissions",
+                                   cause: error as NSError)
         }
         do {
             return try decode(data)
@@ -64,19 +77,34 @@ public enum SafeTensorsFile {
     }
 
     /// Decodes safetensors bytes.
+    ///
+    /// Every header value is checked before it is used, with checked arithmetic: the header length against
+    /// `maximumHeaderLength` and the file size, each dtype, each shape dimension (non-negative, at most 2^53), the
+    /// element count (shape product) and its byte size, and each tensor's `data_offsets` (in the data buffer, and
+    /// `end - begin` equal to the byte size); the tensors must tile the buffer without gap or overlap. Memory
+    /// allocated is bounded by the size of `data`.
+    /// - Throws: `SafeTensorsError` `.invalidHeader` or `.unsupportedDType`, naming the tensor and the limit.
     public static func decode(_ data: Data) throws(SafeTensorsError) -> Contents {
         guard data.count >= 8 else {
             throw SafeTensorsError(.invalidHeader, "file of \(data.count) bytes is too short for a safetensors "
                 + "header (8-byte length first): the file is truncated or not safetensors")
         }
-        let headerLength = data.prefix(8).enumerated().reduce(UInt64(0)) {
+        let declaredLength = data.prefix(8).enumerated().reduce(UInt64(0)) {
             $0 | UInt64($1.element) << (8 * UInt64($1.offset))
         }
-        guard headerLength <= UInt64(maximumHeaderLength), 8 + Int(headerLength) <= data.count else {
-            throw SafeTensorsError(.invalidHeader, "header length \(headerLength) exceeds the file size "
-                + "(\(data.count) bytes) or the 100 MB limit: the file is truncated or not safetensors")
+        // Both comparisons in UInt64: no conversion of an unchecked 64-bit value to Int.
+        guard declaredLength <= UInt64(maximumHeaderLength) else {
+            throw SafeTensorsError(.invalidHeader, "header length \(declaredLength) exceeds the limit of "
+                + "\(maximumHeaderLength) bytes: the file is corrupt or not safetensors")
         }
-        let headerBytes = data.subdata(in: (data.startIndex + 8)..<(data.startIndex + 8 + Int(headerLength)))
+        guard declaredLength <= UInt64(data.count - 8) else {
+            throw SafeTensorsError(.invalidHeader, "header length \(declaredLength) exceeds the file size "
+                + "(\(data.count) bytes): the file is truncated or not safetensors")
+        }
+        let headerLength = Int(declaredLength)
+        let bufferStart = data.startIndex + 8 + headerLength
+        let bufferLength = data.count - 8 - headerLength
+        let headerBytes = data.subdata(in: (data.startIndex + 8)..<bufferStart)
         let json: Any
         do {
             json = try JSONSerialization.jsonObject(with: headerBytes)
@@ -87,8 +115,6 @@ public enum SafeTensorsFile {
         guard let header = json as? [String: Any] else {
             throw SafeTensorsError(.invalidHeader, "header is not a JSON object")
         }
-        let bufferStart = data.startIndex + 8 + Int(headerLength)
-        let bufferLength = data.count - 8 - Int(headerLength)
         var metadata: [String: String] = [:]
         var entries: [(name: String, shape: [Int], begin: Int, end: Int)] = []
         for (name, value) in header {
@@ -99,36 +125,11 @@ public enum SafeTensorsFile {
                 metadata = map.compactMapValues { $0 as? String }
                 continue
             }
-            guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
-                  let shapeValues = info["shape"] as? [Any], let offsetValues = info["data_offsets"] as? [Any]
-            else {
-                throw SafeTensorsError(.invalidHeader, "tensor '\(name)': entry needs \"dtype\", \"shape\" and "
-                    + "\"data_offsets\"")
-            }
-            guard dtype == "F32" else {
-                throw SafeTensorsError(.unsupportedDType, "tensor '\(name)' has dtype \(dtype); Tessera reads "
-                    + "float32 (F32) only: convert the tensor with `.float()` before saving")
-            }
-            let shape = try integers(shapeValues, name: name, field: "shape")
-            let offsets = try integers(offsetValues, name: name, field: "data_offsets")
-            guard offsets.count == 2, shape.allSatisfy({ $0 >= 0 }) else {
-                throw SafeTensorsError(.invalidHeader, "tensor '\(name)': data_offsets must be [begin, end] and "
-                    + "the shape non-negative")
-            }
-            let (elements, overflow) = shape.reduce((1, false)) { acc, d in
-                let (p, o) = acc.0.multipliedReportingOverflow(by: d)
-                return (p, acc.1 || o)
-            }
-            guard !overflow, offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= bufferLength,
-                  offsets[1] - offsets[0] == elements * 4
-            else {
-                throw SafeTensorsError(.invalidHeader, "tensor '\(name)': data_offsets \(offsets) do not hold "
-                    + "shape \(shape) as float32 within the \(bufferLength)-byte data buffer: the file is corrupt")
-            }
-            entries.append((name, shape, offsets[0], offsets[1]))
+            let entry = try tensorEntry(name: name, value: value, bufferLength: bufferLength)
+            entries.append(entry)
         }
         // The format requires the tensors to tile the buffer without gaps or overlaps.
-        entries.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
+        entries.sort { ($0.begin, $0.end, $0.name) < ($1.begin, $1.end, $1.name) }
         var cursor = 0
         for e in entries {
             guard e.begin == cursor else {
@@ -142,19 +143,72 @@ public enum SafeTensorsFile {
                 + "covers: the file is corrupt")
         }
         var tensors: [SafeTensorEntry] = []
-        for e in entries.sorted(by: { $0.name < $1.name }) {
-            let count = (e.end - e.begin) / 4
-            var values = [Float](repeating: 0, count: count)
-            data.withUnsafeBytes { raw in
-                let base = raw.baseAddress! + (bufferStart - data.startIndex) + e.begin
-                for i in 0..<count {
-                    values[i] = Float(bitPattern: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i,
-                                                                                          as: UInt32.self)))
+        tensors.reserveCapacity(entries.count)
+        data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+            // Offsets were checked against bufferLength above, so every slice is inside `raw`.
+            let buffer = UnsafeRawBufferPointer(rebasing: raw[(bufferStart - data.startIndex)...])
+            for e in entries.sorted(by: { $0.name < $1.name }) {
+                let bytes = UnsafeRawBufferPointer(rebasing: buffer[e.begin..<e.end])
+                let values = [Float](unsafeUninitializedCapacity: bytes.count / 4) { out, initialized in
+                    for i in 0..<out.count {
+                        out[i] = Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * i,
+                                                                                            as: UInt32.self)))
+                    }
+                    initialized = out.count
                 }
+                tensors.append(SafeTensorEntry(name: e.name, shape: e.shape, values: values))
             }
-            tensors.append(SafeTensorEntry(name: e.name, shape: e.shape, values: values))
         }
         return Contents(entries: tensors, metadata: metadata)
+    }
+
+    /// One tensor's header entry, validated: dtype F32, shape of non-negative dimensions whose product (× 4
+    /// bytes) does not overflow, `data_offsets` = [begin, end] inside the data buffer holding exactly that many bytes.
+    static func tensorEntry(name: String, value: Any, bufferLength: Int)
+        throws(SafeTensorsError) -> (name: String, shape: [Int], begin: Int, end: Int)
+    {
+        guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
+              let shapeValues = info["shape"] as? [Any], let offsetValues = info["data_offsets"] as? [Any]
+        else {
+            throw SafeTensorsError(.invalidHeader, "tensor '\(name)': entry needs \"dtype\", \"shape\" and "
+                + "\"data_offsets\"")
+        }
+        guard let elementSize = knownDTypes[dtype] else {
+            throw SafeTensorsError(.invalidHeader, "tensor '\(name)' has unknown dtype '\(dtype)' (known: "
+                + "\(knownDTypes.keys.sorted().joined(separator: ", "))): the file is corrupt")
+        }
+        guard dtype == "F32" else {
+            throw SafeTensorsError(.unsupportedDType, "tensor '\(name)' has dtype \(dtype); Tessera reads "
+                + "float32 (F32) only: convert the tensor with `.float()` before saving")
+        }
+        let shape = try integers(shapeValues, name: name, field: "shape")
+        let offsets = try integers(offsetValues, name: name, field: "data_offsets")
+        guard offsets.count == 2 else {
+            throw SafeTensorsError(.invalidHeader, "tensor '\(name)': data_offsets must be [begin, end], found "
+                + "\(offsets.count) values")
+        }
+        if let d = shape.first(where: { $0 < 0 }) {
+            throw SafeTensorsError(.invalidHeader, "tensor '\(name)': shape \(shape) has the negative dimension \(d)")
+        }
+        var byteCount = elementSize
+        for d in shape {
+            let (product, overflow) = byteCount.multipliedReportingOverflow(by: d)
+            guard !overflow, product <= maximumHeaderInteger else {
+                throw SafeTensorsError(.invalidHeader, "tensor '\(name)': shape \(shape) holds more than "
+                    + "2^53 bytes of \(dtype): the file is corrupt")
+            }
+            byteCount = product
+        }
+        let (begin, end) = (offsets[0], offsets[1])
+        guard begin >= 0, begin <= end, end <= bufferLength else {
+            throw SafeTensorsError(.invalidHeader, "tensor '\(name)': data_offsets \(offsets) are not an "
+                + "interval [begin, end] of the \(bufferLength)-byte data buffer: the file is corrupt or truncated")
+        }
+        guard end - begin == byteCount else {
+            throw SafeTensorsError(.invalidHeader, "tensor '\(name)': data_offsets \(offsets) hold \(end - begin) "
+                + "bytes but shape \(shape) of \(dtype) needs \(byteCount): the file is corrupt")
+        }
+        return (name, shape, begin, end)
     }
 
     /// Encodes tensors (in name order) and metadata as safetensors bytes; the header is padded with spaces to a
@@ -206,11 +260,16 @@ public enum SafeTensorsFile {
 
     static func integers(_ values: [Any], name: String, field: String) throws(SafeTensorsError) -> [Int] {
         var out: [Int] = []
+        out.reserveCapacity(values.count)
         for v in values {
-            guard let n = v as? NSNumber, n.doubleValue == n.doubleValue.rounded(), abs(n.doubleValue) < 9e15 else {
-                throw SafeTensorsError(.invalidHeader, "tensor '\(name)': \(field) must hold integers")
+            // JSON true/false also arrive as NSNumber, of type "c" (char): rejected. Doubles below 2^53 are exact.
+            guard let n = v as? NSNumber, String(cString: n.objCType) != "c", n.doubleValue.isFinite,
+                  n.doubleValue == n.doubleValue.rounded(), abs(n.doubleValue) < Double(maximumHeaderInteger)
+            else {
+                throw SafeTensorsError(.invalidHeader, "tensor '\(name)': \(field) must hold integers of "
+                    + "magnitude below 2^53, found \(v)")
             }
-            out.append(n.intValue)
+            out.append(Int(n.doubleValue))
         }
         return out
     }

@@ -37,8 +37,8 @@ struct ChunkCodecTests {
 
         var part = WireUploadPart()
         part.chunk = chunk.wire
-        guard case .chunk(let uploaded) = try IncomingPartDeserializer().deserialize(try part.serializedBytes() as [UInt8])
-        else {
+        let partBytes: [UInt8] = try part.serializedBytes()
+        guard case .chunk(let uploaded) = try IncomingPartDeserializer().deserialize(partBytes) else {
             Issue.record("not a chunk")
             return
         }
@@ -79,5 +79,31 @@ struct ChunkCodecTests {
         ] {
             #expect(throws: RPCError.self) { _ = try ReceivedChunkDeserializer().deserialize(bad) }
         }
+    }
+    /// Fuzz/chunk-codec/crashes/download-shape-2p40-reserves-4TiB: an 18-byte chunk declaring shape [2^20, 2^20]
+    /// made the assembler reserve the whole tensor (4 TiB) before any value arrived, which traps.
+    @Test("A chunk declaring a huge tensor is assembled without reserving the tensor up front")
+    func hugeDeclaredShape() throws {
+        // ParameterChunk { tensor: "w", shape: [2^20, 2^20] (packed), values: one float32 }
+        let bytes: [UInt8] = [0x0A, 0x01, 0x77, 0x12, 0x06, 0x80, 0x80, 0x40, 0x80, 0x80, 0x40, 0x22, 0x04,
+                              0x00, 0x00, 0x80, 0x3F]
+        let received = try ReceivedChunkDeserializer().deserialize(bytes)
+        #expect(received.shape == [1 << 20, 1 << 20] && received.valueCount == 1)
+        var assembler = ParameterAssembler()
+        try assembler.append(received: received)
+        #expect(throws: FederationError.self) { try assembler.finish() }  // 1 value of 2^40: incomplete
+
+        var wireAssembler = ParameterAssembler()
+        try wireAssembler.append(wire: try WireChunk(serializedBytes: bytes))
+        var part = WireUploadPart()
+        part.chunk = try WireChunk(serializedBytes: bytes)
+        let partBytes: [UInt8] = try part.serializedBytes()
+        guard case .chunk(let uploaded) = try IncomingPartDeserializer().deserialize(partBytes) else {
+            Issue.record("not read as a chunk")
+            return
+        }
+        var uploadAssembler = ParameterAssembler()
+        try uploadAssembler.append(uploaded)
+        #expect(uploaded.values == [1])
     }
 }

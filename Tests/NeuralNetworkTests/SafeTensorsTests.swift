@@ -70,6 +70,38 @@ struct SafeTensorsTests {
                     mentioning: "integers")
     }
 
+    /// Headers whose values once trapped or would be out of bounds: each is an error naming the tensor and the
+    /// limit (issue #11; the fuzz target Fuzz/safetensors keeps looking for more).
+    @Test("Hostile header values are rejected, naming the tensor and the limit", arguments: [
+        // Shape product 8e18 fits in Int, × 4 bytes did not: this trapped.
+        (#"{"w":{"dtype":"F32","shape":[8000000000000000,1000],"data_offsets":[0,0]}}"#, "'w': shape"),
+        (#"{"w":{"dtype":"F32","shape":[3000000000000000,3000000000000000],"data_offsets":[0,0]}}"#, "2^53 bytes"),
+        (#"{"w":{"dtype":"F32","shape":[9007199254740993],"data_offsets":[0,8]}}"#, "below 2^53"),
+        (#"{"w":{"dtype":"F32","shape":[1e300],"data_offsets":[0,8]}}"#, "'w': shape must hold integers"),
+        (#"{"w":{"dtype":"F32","shape":[true,2],"data_offsets":[0,8]}}"#, "'w': shape must hold integers"),
+        (#"{"w":{"dtype":"F32","shape":[-2,-1],"data_offsets":[0,8]}}"#, "negative dimension -2"),
+        (#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}"#, "8-byte data buffer"),
+        (#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[-8,0]}}"#, "'w': data_offsets [-8, 0]"),
+        (#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}}"#, "'w': data_offsets [8, 0]"),
+        (#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,4,8]}}"#, "found 3 values"),
+        (#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,8]}}"#, "needs 4"),
+        (#"{"w":{"dtype":"float32","shape":[2],"data_offsets":[0,8]}}"#, "unknown dtype 'float32'"),
+    ])
+    func hostileHeaderValues(header: String, text: String) {
+        expectError(file(header), .invalidHeader, mentioning: text)
+    }
+
+    @Test("The header length is bounded before anything is allocated")
+    func headerLengthLimit() {
+        var d = Data()
+        withUnsafeBytes(of: UInt64.max.littleEndian) { d.append(contentsOf: $0) }
+        expectError(d, .invalidHeader, mentioning: "limit of 100000000 bytes")
+        d = Data()
+        withUnsafeBytes(of: UInt64(64).littleEndian) { d.append(contentsOf: $0) }
+        d.append(contentsOf: Array("{}".utf8))
+        expectError(d, .invalidHeader, mentioning: "exceeds the file size (10 bytes)")
+    }
+
     @Test("A tensor of another dtype is rejected, naming it")
     func wrongDType() {
         expectError(file(#"{"enc.0.c1.weight":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}}"#), .unsupportedDType,

@@ -234,13 +234,18 @@ public struct ParameterAssembler: Sendable {
             }
             order.append(tensor)
             shapes[tensor] = shape
-            var storage: [Float] = []
-            storage.reserveCapacity(total)
-            values[tensor] = storage
+            values[tensor] = []
         }
-        guard shapes[tensor] == shape, values[tensor]?.count == offset, offset + count <= total else {
+        guard shapes[tensor] == shape, values[tensor]?.count == offset, count >= 0, count <= total - offset else {
             throw FederationError(.shapeMismatch, "chunk of '\(tensor)' at offset \(offset) (\(count) values) is out of "
                                   + "order, past the tensor's end or changes its shape")
+        }
+        // Storage grows with the values that arrived, never to the declared shape up front: a peer's 18-byte chunk
+        // declaring [2^20, 2^20] once made this reserve 4 TiB (Fuzz/chunk-codec/crashes). Doubling, capped at the
+        // tensor's size, keeps a whole download to about one reallocation per doubling.
+        let needed = offset + count
+        if let capacity = values[tensor]?.capacity, capacity < needed {
+            values[tensor]?.reserveCapacity(min(total, max(needed, 2 * capacity)))
         }
         write(&values[tensor, default: []])
         guard values[tensor]?.count == offset + count else {
