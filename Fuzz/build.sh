@@ -103,7 +103,7 @@ build() {
     safetensors) build_safetensors ;;
     chunk-codec) build_swift_target chunk-codec FederationCore FederationGRPC ;;
     dicom-series) build_swift_target dicom-series DICOMIO ;;
-    pipeline-yaml) build_swift_target pipeline-yaml Volumes Training FederationSimulation ;;
+    pipeline-yaml) build_swift_target pipeline-yaml Volumes Training FederationJobs ;;
     query-yaml) build_swift_target query-yaml FederatedAnalytics ;;
     *) echo "Fuzz/build.sh: unknown target '$1' (targets: ${ALL_TARGETS[*]})" >&2; return 1 ;;
     esac

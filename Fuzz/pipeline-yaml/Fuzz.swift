@@ -1,8 +1,8 @@
 // libFuzzer entry for the pipeline YAML readers: the same document goes to the three section readers a pipeline
 // passes through (preprocessing/augmentation, model/training, federation) and to the rewrite the server applies
-// (`federation.sites`). Compiled as its own module against instrumented Volumes, Training and FederationSimulation
+// (`federation.sites`). Compiled as its own module against instrumented Volumes, Training and FederationJobs
 // (see Fuzz/build.sh). Property: every reader accepts or throws; none traps.
-import FederationSimulation
+import FederationJobs
 import Foundation
 import Training
 import Volumes
