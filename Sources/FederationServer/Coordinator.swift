@@ -114,7 +114,8 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
                 if attempt > configuration.maxRoundRetries {
                     throw FederationError(.jobFailed, "round \(r) gathered \(driver.answered.count) of the "
                         + "\(configuration.minClients) results it needs after \(attempt) attempts (deadline "
-                        + "\(configuration.roundTimeout) each); check that the sites are running and can reach the server")
+                        + "\(configuration.roundTimeout) each); check that the sites are running and can reach "
+                        + "the server")
                 }
                 driver.emit(.roundRetried(round: r, attempt: attempt,
                                           reason: "fewer than \(configuration.minClients) results by the deadline"))
@@ -166,7 +167,8 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
         do throws(FederationError) { try global.checkFinite() } catch {
             globalIsFinite = false
             throw FederationError(.nonFinite, "round \(r): the strategy's update made the global model non-finite "
-                                  + "(\(error.message)); the job stops at the last checkpoint (round \(completedRounds))")
+                                  + "(\(error.message)); the job stops at the last checkpoint (round "
+                                  + "\(completedRounds))")
         }
         spareSums = meanDiff
         let record = RoundRecord(round: r, attempt: attempt, participants: committed.keys.sorted(),

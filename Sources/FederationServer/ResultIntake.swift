@@ -302,7 +302,8 @@ struct ResultIntake {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             } catch {
                 throw FederationError(.transient, "the server cannot use its work directory \(directory) for "
-                                      + "in-flight results: check that it is writable", cause: String(describing: error))
+                                      + "in-flight results: check that it is writable",
+                                      cause: String(describing: error))
             }
             spillDirectory = directory
         }

@@ -238,7 +238,9 @@ package struct RoundDriver<C: Clock>: Sendable where C.Duration == Duration {
 
     fileprivate mutating func reservePoll() -> Int { polls.reserve() }
 
-    fileprivate mutating func addPoll(site: String, id: Int, _ continuation: CheckedContinuation<TaskAssignment?, Never>) {
+    fileprivate mutating func addPoll(
+        site: String, id: Int, _ continuation: CheckedContinuation<TaskAssignment?, Never>
+    ) {
         if isOver {
             continuation.resume(returning: nil)
         } else {
@@ -281,7 +283,9 @@ extension RoundHost {
 
     /// A round that waits for every asked site, or closes at its deadline with the answers it has (never retried:
     /// what is missing is recorded by the caller). Cross-site evaluation steps and statistics phases.
-    package func runRoundUntilAnswered(_ number: Int, tasks: [TaskAssignment], timeout: Duration) async -> RoundOutcome {
+    package func runRoundUntilAnswered(_ number: Int, tasks: [TaskAssignment], timeout: Duration) async
+        -> RoundOutcome
+    {
         await runRound(number, tasks: tasks, timeout: timeout) { signal in
             switch signal {
             case .answered: return driver.unanswered.isEmpty ? .closed(.everySiteAnswered) : nil
