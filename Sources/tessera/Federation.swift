@@ -99,7 +99,8 @@ struct Server: ParsableCommand {
             let store = try SQLiteCheckpointStore(folder: folder)
             let factory = StudyJobFactory(limits: pipelineLimits, queryLimits: queryLimits)
             let manager = JobManager(store: store, factory: factory) { log("[server] \($0)") }
-            let server = GRPCFederationServer(service: manager, admin: manager, host: host, port: port, tls: tls)
+            let server = GRPCFederationServer(service: manager, admin: manager, host: host, port: port, tls: tls,
+                                              log: { log("[server] \($0)") })
             let limit = shutdownTimeout
             let signals = onTermination { sig in
                 log("[server] signal \(sig): shutting down (running jobs resume at the next start)")
