@@ -39,16 +39,7 @@ public struct FederationConfiguration: Sendable, Equatable {
     /// - Throws: `.invalidConfiguration` naming the key (`federation.sites[1]`) for unknown keys, wrong types,
     ///   values out of range and duplicate sites.
     public init(yaml: String, limits: PipelineLimits = .default) throws(FederationError) {
-        if let problem = YAMLSize.problem(in: yaml, maxBytes: limits.maxPipelineBytes) {
-            throw FederationError(.invalidConfiguration, "the pipeline is refused: \(problem)")
-        }
-        let node: Node?
-        do { node = try Yams.compose(yaml: yaml) } catch {
-            throw FederationError(.invalidConfiguration, "the pipeline is not valid YAML", cause: "\(error)")
-        }
-        if let node, let problem = YAMLSize.problem(in: node) {
-            throw FederationError(.invalidConfiguration, "the pipeline is refused: \(problem)")
-        }
+        let node = try Self.compose(yaml, limits: limits)
         let root = node?.mapping
         guard let section = root?["federation"] else { return }
         guard let m = section.mapping else {
@@ -120,6 +111,17 @@ public struct FederationConfiguration: Sendable, Equatable {
             }
         }
         try validate(limits: limits)
+    }
+
+    /// The pipeline's root node, read with `YAMLSize.compose` (size, nesting, expanded size and duplicate keys
+    /// checked), refusals as `.invalidConfiguration`.
+    static func compose(_ yaml: String, limits: PipelineLimits) throws(FederationError) -> Node? {
+        do { return try YAMLSize.compose(yaml, maxBytes: limits.maxPipelineBytes) } catch {
+            if let parserError = error.parserError {
+                throw FederationError(.invalidConfiguration, "the pipeline is not valid YAML", cause: "\(parserError)")
+            }
+            throw FederationError(.invalidConfiguration, "the pipeline is refused: \(error.problem)")
+        }
     }
 
     /// Checks the values against `limits` and each other: site names (as `tessera provision` issues them, each

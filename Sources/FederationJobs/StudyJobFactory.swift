@@ -33,16 +33,7 @@ public struct StudyJobFactory: JobFactory {
 
     /// Refuses a pipeline larger than the limit before it is parsed, and a top-level key no reader knows.
     func checkTopLevel(_ pipeline: String, allowed: Set<String>) throws(FederationError) {
-        if let problem = YAMLSize.problem(in: pipeline, maxBytes: limits.maxPipelineBytes) {
-            throw FederationError(.invalidConfiguration, "the pipeline is refused: \(problem)")
-        }
-        let root: Node?
-        do { root = try Yams.compose(yaml: pipeline) } catch {
-            throw FederationError(.invalidConfiguration, "the pipeline is not valid YAML", cause: "\(error)")
-        }
-        if let root, let problem = YAMLSize.problem(in: root) {
-            throw FederationError(.invalidConfiguration, "the pipeline is refused: \(problem)")
-        }
+        let root = try FederationConfiguration.compose(pipeline, limits: limits)
         guard let mapping = root?.mapping else {
             throw FederationError(.invalidConfiguration, "the pipeline must be a YAML mapping of sections ("
                                   + allowed.sorted().joined(separator: ", ") + ")")

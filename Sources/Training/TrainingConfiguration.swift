@@ -67,15 +67,12 @@ public struct TrainingConfiguration: Sendable, Equatable {
     /// `limits` (sizes only; `PipelineLimits.validate` adds the model's parameter count and activation memory).
     /// Unknown keys, wrong types and values out of range are errors naming the key (`model.encoder_channels[0]`).
     public init(yaml: String, limits: PipelineLimits = .default) throws(TrainingError) {
-        if let problem = YAMLSize.problem(in: yaml, maxBytes: limits.maxPipelineBytes) {
-            throw TrainingError(.configuration, "the pipeline is refused: \(problem)")
-        }
         let node: Node?
-        do { node = try Yams.compose(yaml: yaml) } catch {
-            throw TrainingError(.configuration, "the pipeline is not valid YAML", cause: "\(error)")
-        }
-        if let node, let problem = YAMLSize.problem(in: node) {
-            throw TrainingError(.configuration, "the pipeline is refused: \(problem)")
+        do { node = try YAMLSize.compose(yaml, maxBytes: limits.maxPipelineBytes) } catch {
+            if let parserError = error.parserError {
+                throw TrainingError(.configuration, "the pipeline is not valid YAML", cause: "\(parserError)")
+            }
+            throw TrainingError(.configuration, "the pipeline is refused: \(error.problem)")
         }
         let root = node?.mapping
         guard let root else { throw TrainingError(.configuration, "the pipeline YAML must be a mapping") }

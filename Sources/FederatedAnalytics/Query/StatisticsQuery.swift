@@ -136,15 +136,10 @@ public struct StatisticsQuery: Codable, Sendable, Equatable {
             throw AnalyticsError(.invalidQuery, "\(source): the query is \(yaml.utf8.count) bytes, more than "
                                  + "\(limits.maxQueryBytes) (limit max_query_bytes)")
         }
-        if let problem = YAMLSize.problem(in: yaml, maxBytes: limits.maxQueryBytes) {
-            throw AnalyticsError(.invalidQuery, "\(source): \(problem)")
-        }
         let node: Node?
-        do { node = try Yams.compose(yaml: yaml) } catch {
-            throw AnalyticsError(.invalidQuery, "\(source): not valid YAML", cause: "\(error)")
-        }
-        if let node, let problem = YAMLSize.problem(in: node) {
-            throw AnalyticsError(.invalidQuery, "\(source): \(problem)")
+        do { node = try YAMLSize.compose(yaml, maxBytes: limits.maxQueryBytes) } catch {
+            throw AnalyticsError(.invalidQuery, "\(source): \(error.problem)",
+                                 cause: error.parserError.map { "\($0)" })
         }
         guard let root = node?.mapping else {
             throw AnalyticsError(.invalidQuery, "\(source): expected a mapping with `query:` at the top")

@@ -198,15 +198,10 @@ extension PreprocessingConfiguration {
     /// Parses the two sections of a pipeline YAML document (other top-level keys are ignored).
     /// - Throws: `.configuration` naming the key for YAML syntax errors, unknown keys, wrong types and bad values.
     public init(yaml: String, limits: PreprocessingLimits = .default) throws(VolumesError) {
-        if let problem = YAMLSize.problem(in: yaml, maxBytes: limits.maxPipelineBytes) {
-            throw VolumesError(.configuration, transform: "pipeline YAML", problem)
-        }
         let node: Node?
-        do { node = try Yams.compose(yaml: yaml) } catch {
-            throw VolumesError(.configuration, transform: "pipeline YAML", "not valid YAML: \(error)")
-        }
-        if let node, let problem = YAMLSize.problem(in: node) {
-            throw VolumesError(.configuration, transform: "pipeline YAML", problem)
+        do { node = try YAMLSize.compose(yaml, maxBytes: limits.maxPipelineBytes) } catch {
+            let detail = error.parserError.map { ": \($0)" } ?? ""
+            throw VolumesError(.configuration, transform: "pipeline YAML", error.problem + detail)
         }
         guard let root = node?.mapping else {
             throw VolumesError(.configuration, transform: "pipeline YAML",

@@ -103,6 +103,29 @@ public enum YAMLSize {
         return deepest > maxFlowDepth ? "lists or mappings nested \(deepest) deep, more than \(maxFlowDepth)" : nil
     }
 
+    /// Why a pipeline or query document was refused before any reader looked at it: what is wrong, and the parser's
+    /// error when it is not valid YAML.
+    public struct Refusal: Error {
+        public var problem: String
+        public var parserError: (any Error)?
+        /// True when the text is not YAML at all (the parser failed), false when it is refused for its size.
+        public var isSyntax: Bool { parserError != nil }
+    }
+
+    /// The one way a pipeline or query document is read: size and nesting checked on the text (`problem(in:maxBytes:)`),
+    /// then composed, then its expanded size and duplicate keys checked (`problem(in:)`). Every reader maps the
+    /// refusal to its own error type.
+    /// - Returns: the document's root node (nil for an empty document).
+    public static func compose(_ text: String, maxBytes: Int) throws(Refusal) -> Node? {
+        if let problem = problem(in: text, maxBytes: maxBytes) { throw Refusal(problem: problem) }
+        let node: Node?
+        do { node = try Yams.compose(yaml: text) } catch {
+            throw Refusal(problem: "not valid YAML", parserError: error)
+        }
+        if let node, let problem = problem(in: node) { throw Refusal(problem: problem) }
+        return node
+    }
+
     /// Why a composed document must not be used, or nil: more than `limit` nodes once its aliases are expanded
     /// (counting stops as soon as it passes), or a key given twice in one mapping (YAML forbids it, and readers
     /// would disagree on which value counts). The path of a duplicate key is named, e.g. `federation.rounds`.
