@@ -3,6 +3,7 @@
 #include "dcmtk/dcmdata/dctk.h"
 #include "dcmtk/dcmdata/dcrledrg.h"
 #include "dcmtk/dcmdata/dcrleerg.h"
+#include "dcmtk/dcmdata/dcpxitem.h"
 #include "dcmtk/dcmjpeg/djdecode.h"
 #include "dcmtk/dcmjpeg/djencode.h"
 #include "dcmtk/dcmjpls/djdecode.h"
@@ -179,6 +180,52 @@ static bool is_jpeg2000(const std::string &uid) {
            uid == "1.2.840.10008.1.2.4.203";
 }
 
+// DCMTK 3.6.7's JPEG codec looks for the frame header (SOF) in the first fragment before it decodes, walking the
+// marker segments; on a TEM marker (FF01) its walk stops advancing and never ends (found by the dicom-shim fuzzer).
+// This walks the first fragment by the same steps and says whether that walk would reach a TEM marker, so such a
+// stream is refused before DCMTK sees it. Returns true when the walk ends (SOF found, end of data, or a byte DCMTK
+// gives up on) without meeting FF01.
+static bool jpeg_header_walk_terminates(const Uint8 *data, Uint32 length) {
+    Uint32 offset = 0;
+    while (data && offset + 4 < length) {
+        const unsigned marker = (unsigned(data[offset]) << 8) | data[offset + 1];
+        const unsigned segment = (unsigned(data[offset + 2]) << 8) | data[offset + 3];
+        if (marker == 0xff01) return false;  // DCMTK would loop here forever
+        const bool frameHeader = marker >= 0xffc0 && marker <= 0xffcf && marker != 0xffc4 && marker != 0xffc8 &&
+                                 marker != 0xffcc;
+        if (frameHeader) return true;
+        if ((marker >= 0xffd0 && marker <= 0xffd9)) {
+            offset += 2;  // RSTn, SOI, EOI: no length
+        } else if (marker == 0xffff) {
+            offset += 1;  // fill byte
+        } else if (marker >= 0xffc0) {
+            offset += segment + 2;  // DHT, JPG, DAC, SOS, DQT, DNL, DRI, DHP, EXP, APPn, JPGn, COM
+        } else if (data[offset] == 0xff && data[offset + 1] > 2 && data[offset + 1] <= 0xbf) {
+            offset += 2;  // reserved markers
+        } else {
+            return true;  // DCMTK gives up (no bit depth): its own error follows
+        }
+    }
+    return true;
+}
+
+/// Refuses an encapsulated JPEG stream whose first fragment would hang DCMTK's header scan.
+static bool jpeg_stream_is_safe(DcmDataset *ds) {
+    DcmElement *element = nullptr;
+    if (ds->findAndGetElement(DCM_PixelData, element).bad() || !element) return true;
+    DcmPixelData *pixels = OFstatic_cast(DcmPixelData *, element);
+    DcmPixelSequence *sequence = nullptr;
+    E_TransferSyntax xfer = EXS_Unknown;
+    const DcmRepresentationParameter *parameter = nullptr;
+    pixels->getOriginalRepresentationKey(xfer, parameter);
+    if (pixels->getEncapsulatedRepresentation(xfer, parameter, sequence).bad() || !sequence) return true;
+    DcmPixelItem *item = nullptr;
+    if (sequence->card() < 2 || sequence->getItem(item, 1).bad() || !item) return true;
+    Uint8 *data = nullptr;
+    if (item->getUint8Array(data).bad()) return true;
+    return jpeg_header_walk_terminates(data, item->getLength());
+}
+
 extern "C" int32_t tsr_file_pixel_data(TSRFile *file, const uint8_t **bytes, size_t *length, TSRStatus *status) {
     TSR_GUARD_BEGIN
     if (!file || !bytes || !length) {
@@ -207,6 +254,11 @@ extern "C" int32_t tsr_file_pixel_data(TSRFile *file, const uint8_t **bytes, siz
         return TSR_OK;
     }
     DcmXfer xfer(file->originalXfer);
+    if (xfer.isEncapsulated() && uid.rfind("1.2.840.10008.1.2.4.", 0) == 0 && !jpeg_stream_is_safe(ds)) {
+        tsr_set_status(status, TSR_DECODE, "the JPEG stream's header holds a TEM marker (FF01) before its frame "
+                                           "header: corrupt data, refused (DCMTK 3.6.7's decoder would not return)");
+        return TSR_DECODE;
+    }
     if (xfer.isEncapsulated()) {
         OFCondition cond = ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
         if (cond.bad() || !ds->canWriteXfer(EXS_LittleEndianExplicit)) {
