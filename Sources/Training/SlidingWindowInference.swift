@@ -50,8 +50,8 @@ public struct SlidingWindowInference: Sendable {
     /// Window starts along one axis of `extent` voxels for a window of `window` voxels.
     public func starts(extent: Int, window: Int) -> [Int] {
         guard extent > window else { return [0] }
-        let stride = max(1, Int(Double(window) * (1 - overlap)))
-        let count = Int((Double(extent - window) / Double(stride)).rounded(.up)) + 1
+        let stride = max(1, CheckedConversion.int(Double(window) * (1 - overlap), rounding: .towardZero) ?? 1)
+        let count = (extent - window + stride - 1) / stride + 1
         return (0..<count).map { min($0 * stride, extent - window) }
     }
 

@@ -80,8 +80,8 @@ enum IntensityStatistics {
         let n = work.count
         guard n > 0 else { return ps.map { _ in 0 } }
         return ps.map { p in
-            let h = min(max(p, 0), 100) / 100 * Double(n - 1)
-            let lower = Int(h.rounded(.down))
+            let h = p.isFinite ? min(max(p, 0), 100) / 100 * Double(n - 1) : 0
+            let lower = CheckedConversion.int(h, rounding: .down) ?? 0
             let a = Double(select(&work, lower))
             guard lower + 1 < n, h > Double(lower) else { return a }
             let b = Double(select(&work, lower + 1))
