@@ -49,6 +49,11 @@ let package = Package(
             dependencies: ["DICOMIO", "CZlib", "Randomness", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict),
         .target(name: "Randomness", swiftSettings: strict),
+        // Noise, clipping, the RDP accountant and the per-site privacy ledger: what every release that leaves a site
+        // (model updates, statistics) is measured and charged with.
+        .target(
+            name: "DifferentialPrivacy", dependencies: ["Randomness", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict),
         // Direct SIMD convolution kernels in C (vector extensions, dispatched per instruction set at run time),
         // imported only by Tensors. Optimised in debug builds too: the tests run whole U-Nets through them.
         .target(name: "CTensorKernels", cSettings: [.unsafeFlags(["-O3", "-Wno-psabi"])]),
@@ -57,7 +62,7 @@ let package = Package(
         .target(name: "NeuralNetwork", dependencies: ["Tensors", "SafeTensorsFormat"], swiftSettings: strict),
         .target(
             name: "Training",
-            dependencies: ["DICOMIO", "Volumes", "Tensors", "NeuralNetwork", "Randomness",
+            dependencies: ["DICOMIO", "Volumes", "Tensors", "NeuralNetwork", "Randomness", "DifferentialPrivacy",
                            .product(name: "Yams", package: "Yams")],
             swiftSettings: strict),
         .target(name: "SampleData", dependencies: ["DICOMIO", "Volumes", "Randomness"], swiftSettings: strict),
@@ -78,7 +83,7 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "FederationClient",
-            dependencies: ["FederationCore", "Training", "NeuralNetwork", "Tensors", "Volumes",
+            dependencies: ["FederationCore", "Training", "NeuralNetwork", "Tensors", "Volumes", "DifferentialPrivacy",
                            .product(name: "Yams", package: "Yams")],
             swiftSettings: strict),
         // What the server and sites run for a submitted pipeline: its parsing and limits, the job factory, the
@@ -117,7 +122,7 @@ let package = Package(
         .target(
             name: "FederatedAnalytics",
             dependencies: [
-                "DICOMIO", "Volumes", "Randomness",
+                "DICOMIO", "Volumes", "Randomness", "DifferentialPrivacy",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Yams", package: "Yams"),
@@ -128,6 +133,7 @@ let package = Package(
             name: "tessera",
             dependencies: [
                 "DICOMIO", "Volumes", "Tensors", "SampleData", "FederatedAnalytics", "Training", "FederationSimulation",
+                "DifferentialPrivacy",
                 "FederationJobs",
                 "Provisioning", "FederationCore", "FederationServer", "FederationClient", "FederationGRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -156,6 +162,10 @@ let package = Package(
             exclude: ["Golden"],  // read from the source tree by path
             swiftSettings: strict),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: strict),
+        .testTarget(
+            name: "DifferentialPrivacyTests", dependencies: ["DifferentialPrivacy", "Randomness"],
+            exclude: ["Golden"],  // read from the source tree by path
+            swiftSettings: strict),
         .testTarget(name: "FederationCoreTests", dependencies: ["FederationCore"], swiftSettings: strict),
         .testTarget(
             name: "FederationRuntimeTests",
@@ -172,7 +182,7 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(
-            name: "FederatedAnalyticsTests", dependencies: ["FederatedAnalytics", "DICOMIO", "Volumes"],
+            name: "FederatedAnalyticsTests", dependencies: ["FederatedAnalytics", "DifferentialPrivacy", "DICOMIO", "Volumes"],
             exclude: ["Golden"],
             swiftSettings: strict),
         .testTarget(

@@ -1,3 +1,4 @@
+import DifferentialPrivacy
 import Foundation
 
 /// One site's side of one statistics query run: answers the server's requests phase by phase, from the site's own

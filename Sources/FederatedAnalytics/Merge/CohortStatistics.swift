@@ -1,3 +1,4 @@
+import DifferentialPrivacy
 import Foundation
 
 /// One site taking part in a statistics query, with its own policy and ledger.

@@ -1,3 +1,5 @@
+import DifferentialPrivacy
+
 /// What one site releases for a query: its primitives with calibrated noise, and the charges for its ledger.
 ///
 /// Sensitivities (add/remove one patient, who contributes at most `cap` records, `cap` = max records per patient;

@@ -1,3 +1,4 @@
+import DifferentialPrivacy
 import Foundation
 import Volumes
 import Yams
