@@ -79,7 +79,8 @@ let package = Package(
         ),
         .target(
             name: "FederationServer",
-            dependencies: ["FederationCore", "SafeTensorsFormat", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["FederationCore", "SafeTensorsFormat", "DifferentialPrivacy",
+                           .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict),
         .target(
             name: "FederationClient",
@@ -91,7 +92,7 @@ let package = Package(
         .target(
             name: "FederationJobs",
             dependencies: ["FederationCore", "FederationServer", "FederationClient", "FederatedAnalytics", "Training",
-                           "NeuralNetwork", "Volumes", .product(name: "Yams", package: "Yams")],
+                           "NeuralNetwork", "Volumes", "DifferentialPrivacy", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict),
         // The in-memory twin of the gRPC transport (as grpc-swift's GRPCInProcessTransport): tests and in-process
         // simulations; `tessera server` and `tessera client` never use it.
@@ -170,7 +171,7 @@ let package = Package(
         .testTarget(
             name: "FederationRuntimeTests",
             dependencies: ["FederationCore", "FederationServer", "FederationClient", "FederationInProcess",
-                           "FederationTestSupport", "SafeTensorsFormat"],
+                           "FederationTestSupport", "SafeTensorsFormat", "DifferentialPrivacy"],
             swiftSettings: strict),
         .testTarget(
             name: "FederationGRPCTests",
@@ -198,13 +199,13 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["FederationCore", "FederationGRPC", "FederationTestSupport", "SafeTensorsFormat", "FederatedAnalytics",
-                           "FederationClient", "Training", "Volumes"],
+                           "FederationClient", "Training", "Volumes", "DifferentialPrivacy"],
             swiftSettings: strict),
         .testTarget(
             name: "FederationSimulationTests",
             dependencies: [
                 "FederationSimulation", "FederationJobs", "FederationCore", "FederationServer", "FederationClient",
-                "Training",
+                "Training", "DifferentialPrivacy", "FederatedAnalytics",
             ],
             swiftSettings: strict),
         .testTarget(

@@ -18,6 +18,21 @@ extension LocalTrainer {
     }
 }
 
+/// The site's own say over the tasks it is given: its training policy and its privacy budget. Consulted before the
+/// site works on a task, and as the last step before a model update leaves the site. A job cannot switch it off:
+/// it belongs to the site's kit, not to the pipeline.
+public protocol SiteGatekeeper: Sendable {
+    /// Whether the site takes `task` (training, evaluation, sending its local model).
+    /// - Throws: `.declined` with the reason (sent to the server, which shows it to the admin); any other error
+    ///   makes the site sit the task out and log why.
+    func admit(_ task: TaskAssignment) async throws(FederationError)
+    /// The last step before `update` (already through the site's filters) leaves the site: the differential
+    /// privacy the job or the site asks for (clipping, noise), charged to the site's privacy ledger before the update
+    /// is returned. Metrics the site adds (ε spent) travel with it.
+    /// - Throws: `.declined` when the release would take the site past its privacy budget.
+    func release(_ update: ModelUpdate, task: TaskAssignment) async throws(FederationError) -> ModelUpdate
+}
+
 /// The site's answer to a task that carries a payload instead of a model (a statistics query's phase).
 public protocol PayloadTaskHandler: Sendable {
     /// - Returns: the result payload and metrics for the server.
@@ -77,6 +92,9 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
     /// Whether this site sends its local model for cross-site evaluation (the site's `filters.yaml`:
     /// `share_local_model`); false: it declines, and the other sites never see its model.
     public var sharesLocalModel = true
+    /// The site's training policy and privacy budget (nil: every task is taken and updates leave as the filters
+    /// make them).
+    public var gatekeeper: (any SiteGatekeeper)?
 
     public init(site: String, connection: any FederationConnection, trainer: any LocalTrainer, filters: FilterChain = FilterChain([]),
                 clock: C, retry: RetryPolicy = RetryPolicy(), chunkScalars: Int = 1 << 20,
@@ -93,8 +111,9 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
         self.statistics = statistics
     }
 
-    /// What became of a result sent: counted, too late (the round closed), or refused for good.
-    enum Delivery { case counted, stale, refused(FederationError) }
+    /// What became of a result sent: counted, a decline the server took, too late (the round closed), or refused
+    /// for good.
+    enum Delivery { case counted, declined, stale, refused(FederationError) }
 
     /// Upload failures that resending the same result cannot fix.
     static var finalRefusals: Set<FederationError.Code> { [.tooLarge, .shapeMismatch, .nonFinite, .invalidConfiguration] }
@@ -205,6 +224,30 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
             }
         }
 
+        /// Asks the gatekeeper whether the site takes `task`: nil when it does, else the reason it declines.
+        /// Errors other than `.declined` are the gatekeeper failing: the site declines too, saying so.
+        func declineReason(_ task: TaskAssignment) async -> String? {
+            guard let gatekeeper else { return nil }
+            do {
+                try await gatekeeper.admit(task)
+                return nil
+            } catch where error.code == .declined {
+                return error.message
+            } catch {
+                return "the site could not check the task against its policy: \(error.message)"
+            }
+        }
+
+        /// Tells the server the site declines `task` with `reason` (a header whose payload is the reason, no values).
+        func decline(_ task: TaskAssignment, _ reason: String) async throws(FederationError) -> Delivery {
+            log("\(site): declines \(task.kind.rawValue) task of round \(task.round) of job \(task.jobID): \(reason)")
+            let header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: 1,
+                                      payload: Array(reason.utf8.prefix(4000)))
+            let delivery = try await deliver(header, [])
+            if case .counted = delivery { return .declined }
+            return delivery
+        }
+
         while true {
             guard let task = try await persisting("next task", { () async throws(FederationError) in
                 try await connection.nextTask(site: site)
@@ -247,7 +290,9 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
             case .submitModel:
                 var header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: 1)
                 var chunks: [ParameterChunk] = []
-                if !sharesLocalModel {
+                if let reason = await declineReason(task) {
+                    header.payload = Array(reason.utf8.prefix(4000))
+                } else if !sharesLocalModel {
                     header.payload = Array(("the site's policy keeps its local models at the site (share_local_model: "
                                             + "false in its filters.yaml)").utf8)
                 } else if let local = lastLocal, local.jobID == task.jobID {
@@ -271,17 +316,24 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                 delivery = try await deliver(header, chunks)
 
             case .evaluate:
-                guard let model = try await download(task) else { continue }
-                var header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: 1)
                 let name: String
                 if case .string(let n)? = task.config["model"] { name = n } else { name = "?" }
+                what = "cross-site evaluation of job \(task.jobID) goes on without this site's evaluation of \(name)"
+                if let reason = await declineReason(task) {
+                    var header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: 1)
+                    header.payload = Array("\(site) declines to evaluate: \(reason)".utf8.prefix(4000))
+                    log("\(site): declines to evaluate the \(name) model: \(reason)")
+                    delivery = try await deliver(header, [])
+                    break
+                }
+                guard let model = try await download(task) else { continue }
+                var header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: 1)
                 do {
                     header.metrics = try await trainer.evaluate(model, task: task)
                 } catch {
                     log("\(site): cannot evaluate the \(name) model: \(error.message)")
                     header.payload = Array("evaluation failed at \(site): \(error.message)".utf8)
                 }
-                what = "cross-site evaluation of job \(task.jobID) goes on without this site's evaluation of \(name)"
                 delivery = try await deliver(header, [])
 
             case .train:
@@ -295,6 +347,11 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                     break
                 }
                 lastSent = nil  // a new round: the old result's memory goes before the new model comes
+                if let reason = await declineReason(task) {
+                    delivery = try await decline(task, reason)
+                    refused = (task.jobID, task.round)
+                    break
+                }
                 guard let global = try await download(task) else { continue }
                 let samples: Int, metrics: [String: Double]
                 var diff: ParameterSet
@@ -331,6 +388,18 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                     refused = (task.jobID, task.round)
                     continue
                 }
+                if let gatekeeper {
+                    do {
+                        update = try await gatekeeper.release(update, task: task)
+                    } catch {
+                        if Task.isCancelled { throw error }
+                        let reason = error.code == .declined ? error.message
+                            : "the site's privacy step failed: \(error.message)"
+                        delivery = try await decline(task, reason)
+                        refused = (task.jobID, task.round)
+                        break
+                    }
+                }
                 let header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: update.sampleCount,
                                           metrics: update.metrics)
                 let chunks = update.diff.chunks(maxScalars: chunkScalars)
@@ -341,7 +410,7 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
             case .counted:
                 // The rounds this site contributed to (training and statistics; evaluation steps are not rounds).
                 if task.kind == .train || task.kind == .statistics { rounds.append(task.round) }
-            case .stale: continue
+            case .declined, .stale: continue
             case .refused(let error):
                 log("\(site): \(what), which the server refused: \(error)")
                 refused = (task.jobID, task.round)

@@ -13,6 +13,8 @@ public struct FederationError: Error, Sendable, CustomStringConvertible, Equatab
         public static let invalidConfiguration = Code("invalid-configuration")
         public static let noResults = Code("no-results")
         public static let filter = Code("filter")
+        /// The site refuses the task: its own policy or privacy budget says no (the message says which and why).
+        public static let declined = Code("declined")
     }
 
     public var code: Code

@@ -27,13 +27,19 @@ public struct FederationConfiguration: Sendable, Equatable {
     public var maxSampleCount = JobConfiguration.defaultMaxSampleCount
     /// Every value of a weight diff must be finite and within ±this (> 0, at most 10¹⁸).
     public var maxUpdateValue = Double(JobConfiguration.defaultMaxUpdateMagnitude)
+    /// Client-level differential privacy (`federation.client_dp`); nil: updates are averaged by sample count,
+    /// unclipped and without noise (unless the sites' own policies add DP).
+    public var clientDP: ClientDPSettings?
 
     public init() {}
 
     static let keys: Set<String> = ["rounds", "min_clients", "strategy", "local_epochs", "proximal_mu",
                                     "server_learning_rate", "round_timeout_seconds", "grace_period_seconds", "sites",
                                     "max_round_retries", "cross_site_evaluation", "max_sample_count",
-                                    "max_update_value"]
+                                    "max_update_value", "client_dp"]
+
+    /// Bounds of `federation.client_dp`: clip_norm in (0, 10⁶], noise_multiplier in (0, 10³].
+    static let clientDPKeys: Set<String> = ["clip_norm", "noise_multiplier", "noise"]
 
     /// Parses the `federation:` section (optional; defaults above) and checks it against `limits`.
     /// - Throws: `.invalidConfiguration` naming the key (`federation.sites[1]`) for unknown keys, wrong types,
@@ -93,6 +99,7 @@ public struct FederationConfiguration: Sendable, Equatable {
                 let d = try double(0...1e18, "1e18")
                 guard d > 0 else { throw fail(key, "must be > 0") }
                 maxUpdateValue = d
+            case "client_dp": clientDP = try Self.clientDP(v)
             case "cross_site_evaluation":
                 guard let b = v.bool else { throw fail(key, "must be true or false") }
                 crossSiteEvaluation = b
@@ -111,6 +118,41 @@ public struct FederationConfiguration: Sendable, Equatable {
             }
         }
         try validate(limits: limits)
+    }
+
+    /// Parses `federation.client_dp`: `clip_norm` and `noise_multiplier` required, `noise` server (default) | sites.
+    static func clientDP(_ node: Node) throws(FederationError) -> ClientDPSettings {
+        func fail(_ key: String, _ message: String) -> FederationError {
+            FederationError(.invalidConfiguration, "`federation.client_dp\(key.isEmpty ? "" : "." + key)` \(message)")
+        }
+        guard let m = node.mapping else {
+            throw fail("", "must be a mapping with clip_norm, noise_multiplier and noise")
+        }
+        var clip: Double?, multiplier: Double?, placement = ClientDPSettings.NoisePlacement.server
+        for (k, v) in m {
+            let key = k.string ?? ""
+            func positive(_ maximum: Double) throws(FederationError) -> Double {
+                guard v.scalar != nil, let d = v.float, d.isFinite, d > 0, d <= maximum else {
+                    throw fail(key, "must be a number in (0, \(maximum)]")
+                }
+                return d
+            }
+            switch key {
+            case "clip_norm": clip = try positive(1e6)
+            case "noise_multiplier": multiplier = try positive(1e3)
+            case "noise":
+                guard let text = v.scalar?.string, let p = ClientDPSettings.NoisePlacement(rawValue: text) else {
+                    throw fail(key, "must be server or sites")
+                }
+                placement = p
+            default:
+                throw fail(String(key.prefix(64)), "is not a key of client_dp; known: "
+                           + clientDPKeys.sorted().joined(separator: ", "))
+            }
+        }
+        guard let clip else { throw fail("clip_norm", "is required") }
+        guard let multiplier else { throw fail("noise_multiplier", "is required") }
+        return ClientDPSettings(clipNorm: clip, noiseMultiplier: multiplier, noise: placement)
     }
 
     /// The pipeline's root node, read with `YAMLSize.compose` (size, nesting, expanded size and duplicate keys

@@ -116,7 +116,7 @@ public actor StatisticsCoordinator<C: Clock>: JobRunner, RoundHost where C.Durat
             }
             driver.emit(.roundClosed(round: round, participants: answered.sorted(), reason: closure.rawValue))
         case .retry: break
-        case .failed(let reason), .aborted(let reason): throw FederationError(.jobFailed, reason)
+        case .failed(let reason), .aborted(let reason), .declined(let reason): throw FederationError(.jobFailed, reason)
         }
     }
 

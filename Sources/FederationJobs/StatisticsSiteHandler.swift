@@ -1,3 +1,4 @@
+import DifferentialPrivacy
 import FederatedAnalytics
 import FederationClient
 import FederationCore
@@ -34,6 +35,17 @@ public actor StatisticsSiteHandler: PayloadTaskHandler {
         do { ledger = try PrivacyLedger(path: ledgerPath) } catch {
             throw FederationError(.invalidConfiguration, "cannot open the privacy ledger \(ledgerPath): \(error.message)")
         }
+        self.log = log
+    }
+
+    /// The same, with a ledger the site shares with its model updates (`SitePrivacyGatekeeper`).
+    public init(site: String, dataFolder: String, policy: SitePolicy, ledger: PrivacyLedger,
+                limits: QueryLimits = .default, log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.site = site
+        self.dataFolder = dataFolder
+        self.policy = policy
+        self.limits = limits
+        self.ledger = ledger
         self.log = log
     }
 

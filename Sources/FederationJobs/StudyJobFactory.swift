@@ -112,7 +112,8 @@ public struct StudyJobFactory: JobFactory {
 
     /// Checks the pipeline again (the limits may have changed since it was queued, or it was queued by an older
     /// server), then builds the job: an error here fails the job with the reason, nothing is allocated first.
-    public func makeRunner(jobID: String, pipeline: String, store: SQLiteCheckpointStore) async throws(FederationError)
+    public func makeRunner(jobID: String, pipeline: String, submittedBy: String, store: SQLiteCheckpointStore)
+        async throws(FederationError)
         -> any JobRunner
     {
         if let problem = YAMLSize.problem(in: pipeline, maxBytes: limits.maxPipelineBytes) {
@@ -130,6 +131,7 @@ public struct StudyJobFactory: JobFactory {
         let initial = Trainer(configuration: p.training, preprocessing: p.preprocessing)
         var job = p.federation.jobConfiguration(jobID: jobID, sites: p.federation.sites)
         job.taskConfig["pipeline"] = .string(pipeline)
+        job.taskConfig["submitted_by"] = .string(submittedBy)
         let coordinator = Coordinator(configuration: job, initialModel: SegmentationSiteTrainer.parameterSet(initial.model.stateDict),
                                       strategy: p.federation.makeStrategy(learningRate: Double(p.training.optimizer.learningRate)),
                                       clock: ContinuousClock(), store: store, workDirectory: store.jobFolder(jobID) + "/spill")
@@ -159,6 +161,7 @@ extension FederationConfiguration {
                                    maxRoundRetries: maxRoundRetries)
         job.maxSampleCount = maxSampleCount
         job.maxUpdateMagnitude = Float(maxUpdateValue)
+        job.clientDP = clientDP
         if crossSiteEvaluation { job.taskConfig["cross_site_evaluation"] = .bool(true) }
         return job
     }

@@ -1,3 +1,4 @@
+import DifferentialPrivacy
 import FederationCore
 import Foundation
 
@@ -32,12 +33,16 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
     private var lastResult: [String: (round: Int, metrics: [String: Double])] = [:]
     /// False once a round's update made the global model non-finite (the job fails; the model is not written).
     public private(set) var globalIsFinite = true
+    /// Where client-level DP's server-side noise comes from (the system's CSPRNG unless a test injects a seed).
+    private var noise: any NoiseSource
 
     /// - Parameter workDirectory: where the in-flight results of sites on probation are spilled (one anonymous file
     ///   per such site); nil: a fresh temporary folder, made when first needed and removed when the job ends.
     public init(configuration: JobConfiguration, initialModel: ParameterSet, strategy: any Strategy, clock: C,
-                store: (any CheckpointStore)? = nil, workDirectory: String? = nil) {
+                store: (any CheckpointStore)? = nil, workDirectory: String? = nil,
+                noise: any NoiseSource = SystemNoiseSource()) {
         self.configuration = configuration
+        self.noise = noise
         self.global = initialModel
         self.strategy = strategy
         self.store = store
@@ -124,6 +129,10 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
                                       + "from the last checkpoint")
             case .aborted(let reason):
                 throw FederationError(.jobFailed, reason)
+            case .declined(let reasons):
+                throw FederationError(.jobFailed, "round \(r) cannot gather the \(configuration.minClients) results "
+                                      + "it needs: \(reasons). A site's policy and privacy budget are its own: "
+                                      + "change the pipeline to fit them, or ask the site")
             }
         }
     }
@@ -133,6 +142,10 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
     private func decide(_ signal: RoundSignal, round r: Int, attempt: Int) -> RoundOutcome? {
         let results = driver.answered.count, enough = results >= configuration.minClients
         switch signal {
+        case .declined:
+            if results + driver.unanswered.count < configuration.minClients { return .declined(driver.declinedReasons) }
+            if driver.unanswered.isEmpty { return .closed(.everySiteAnswered) }
+            return nil
         case .answered:
             if driver.unanswered.isEmpty { return .closed(.everySiteAnswered) }
             if enough && !graceStarted {
@@ -154,10 +167,19 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
         let committed = intake.committed
         // The mean is computed in the sums' storage and the global model updated in its own: no model-sized
         // temporaries (unless a straggler's download still holds a snapshot of the old model).
-        let meanDiff = try intake.takeMean()
+        var meanDiff = try intake.takeMean()
         do throws(FederationError) { try meanDiff.checkFinite() } catch {
             throw FederationError(.nonFinite, "round \(r): the aggregate of \(committed.keys.sorted()) is not "
                                   + "finite (\(error.message)); the global model is left as it was")
+        }
+        if let dp = configuration.clientDP, dp.noise == .server {
+            // Client-level DP: N(0, (z·S)²) on the sum of the clipped diffs is N(0, (z·S/n)²) on their mean.
+            let sigma = dp.serverNoiseStandardDeviation(results: committed.count)
+            var source = noise
+            try meanDiff.updateValues { _, values throws(FederationError) in
+                for i in values.indices { values[i] += Float(Calibration.gaussian(sigma: sigma, using: &source)) }
+            }
+            noise = source
         }
         let updates = committed.map { site, c in
             ModelUpdate(jobID: configuration.jobID, round: r, site: site, sampleCount: c.samples, diff: ParameterSet(),
@@ -180,6 +202,18 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
                                  serverState: strategy.serverState, records: records)
         }
         driver.emit(.roundClosed(round: r, participants: record.participants, reason: closure.rawValue))
+    }
+
+    /// Largest reason a site may give for declining a round, bytes.
+    public static var maxReasonBytes: Int { 4096 }
+
+    /// A site's reason as one printable line: control characters become spaces, at most 1000 characters.
+    static func printable(_ bytes: [UInt8]) -> String {
+        let text = String(decoding: bytes, as: UTF8.self)
+        let cleaned = String(String.UnicodeScalarView(text.unicodeScalars.map {
+            $0.properties.generalCategory == .control ? " " : $0
+        }))
+        return cleaned.count > 1000 ? String(cleaned.prefix(1000)) + "…" : cleaned
     }
 
     // MARK: - Control
@@ -223,7 +257,9 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
     }
 
     /// Starts receiving a result. Checks the header (participant, job, current round, not already counted, sample
-    /// count, metrics).
+    /// count, metrics). A header with a payload and no values to follow is the site declining the round: the
+    /// payload is its reason (UTF-8, at most `maxReasonBytes`), recorded as a `siteDeclined` event;
+    /// the round goes on without the site (and fails at once when it can no longer reach `minClients`).
     public func beginResult(_ header: ResultHeader) throws(FederationError) {
         do throws(FederationError) {
             try driver.requireParticipant(header.site)
@@ -236,6 +272,15 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
             guard !intake.isCommitted(header.site) else {
                 throw FederationError(.staleRound, "a result from \(header.site) for round \(round) was already "
                                       + "counted; the duplicate is discarded")
+            }
+            if !header.payload.isEmpty {
+                guard header.payload.count <= Self.maxReasonBytes else {
+                    throw FederationError(.tooLarge, "the reason \(header.site) gave for declining round \(round) "
+                                          + "is \(header.payload.count) bytes; at most \(Self.maxReasonBytes)")
+                }
+                if intake.isStreaming(header.site) { abandon(site: header.site, reason: "it declined the round") }
+                driver.decline(header.site, reason: Self.printable(header.payload))
+                return
             }
             apply(try intake.begin(header))
         } catch {
@@ -254,8 +299,9 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
         }
     }
 
-    /// Completes a result: it counts from now on.
+    /// Completes a result: it counts from now on (nothing to do for a site that declined the round).
     public func endResult(site: String) throws(FederationError) {
+        if driver.declined[site] != nil, !intake.isStreaming(site) { return }
         let counted: (samples: Int, metrics: [String: Double])
         do throws(ResultIntake.Failure) {
             counted = try intake.end(site: site)

@@ -155,7 +155,7 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, RoundHost where C
         case .closed(let closure):
             driver.emit(.roundClosed(round: round, participants: driver.answered.sorted(), reason: closure.rawValue))
         case .retry: break
-        case .failed(let reason), .aborted(let reason): throw FederationError(.jobFailed, reason)
+        case .failed(let reason), .aborted(let reason), .declined(let reason): throw FederationError(.jobFailed, reason)
         }
     }
 

@@ -23,6 +23,12 @@ public struct JobConfiguration: Sendable {
     /// with the capped weights, the round's float32 sums cannot overflow (16 sites × 10^6 × 10^6 ≪ 3.4·10^38).
     public var maxUpdateMagnitude: Float = JobConfiguration.defaultMaxUpdateMagnitude
 
+    /// Client-level differential privacy (pipeline `federation.client_dp`): results count with equal weights; with
+    /// `server` noise placement every result must have an L2 norm of at most `clipNorm` (a larger one is refused)
+    /// and the server adds Gaussian noise to the mean before it updates the model (with `sites` placement each
+    /// result already carries its share, which also hides its norm). Nil: none.
+    public var clientDP: ClientDPSettings?
+
     public static let defaultMaxSampleCount = 1_000_000
     public static let defaultMaxUpdateMagnitude: Float = 1e6
     /// Entries added to every task's configuration (e.g. `pipeline`: the pipeline YAML the sites run). The
@@ -58,6 +64,12 @@ public struct JobConfiguration: Sendable {
         guard maxSampleCount >= 1, maxUpdateMagnitude.isFinite, maxUpdateMagnitude > 0 else {
             throw FederationError(.invalidConfiguration, "max_sample_count must be at least 1 and max_update_value "
                                   + "positive and finite")
+        }
+        if let dp = clientDP {
+            guard dp.clipNorm.isFinite, dp.clipNorm > 0, dp.noiseMultiplier.isFinite, dp.noiseMultiplier > 0 else {
+                throw FederationError(.invalidConfiguration, "client_dp.clip_norm and noise_multiplier must be positive "
+                                      + "and finite")
+            }
         }
         guard roundTimeout > .zero, gracePeriod >= .zero else {
             throw FederationError(.invalidConfiguration, "round_timeout must be positive and grace_period not negative")

@@ -76,7 +76,8 @@ public actor JobManager: FederationService, AdminService {
     private func runJob(_ job: JobRecord) async {
         let runner: any JobRunner
         do {
-            runner = try await factory.makeRunner(jobID: job.id, pipeline: job.pipeline, store: store)
+            runner = try await factory.makeRunner(jobID: job.id, pipeline: job.pipeline, submittedBy: job.submittedBy,
+                                                store: store)
         } catch {
             log("job \(job.id) cannot start: \(error.message)")
             try? await store.update(jobID: job.id, state: .failed, reason: "cannot start: \(error.message)", finishedAt: Self.now())
@@ -156,6 +157,7 @@ public actor JobManager: FederationService, AdminService {
         case let .roundStarted(r, a, sites): return "round \(r)\(a > 0 ? " attempt \(a + 1)" : "") started at \(sites.joined(separator: ", "))"
         case let .resultAccepted(r, site, n, metrics): return "round \(r): result of \(site) accepted (\(n) samples) \(m(metrics))"
         case let .resultRejected(r, site, reason): return "round \(r): result of \(site) rejected: \(reason)"
+        case let .siteDeclined(r, site, reason): return "round \(r): \(site) declined: \(reason)"
         case let .gracePeriodStarted(r, n): return "round \(r): \(n) results, grace period started"
         case let .roundClosed(r, participants, reason): return "round \(r) closed (\(reason)) with \(participants.joined(separator: ", "))"
         case let .roundRetried(r, a, reason): return "round \(r) retried (attempt \(a + 1)): \(reason)"

@@ -85,6 +85,8 @@ public struct JobPlan: Sendable, Equatable {
 public protocol JobFactory: Sendable {
     /// Validates a pipeline. Throws `.invalidConfiguration` naming what is wrong.
     func plan(pipeline: String) throws(FederationError) -> JobPlan
-    /// The runner of job `jobID`, checkpointing to `store` (and resuming from it).
-    func makeRunner(jobID: String, pipeline: String, store: SQLiteCheckpointStore) async throws(FederationError) -> any JobRunner
+    /// The runner of job `jobID`, checkpointing to `store` (and resuming from it). `submittedBy` is the admin's
+    /// certificate name: it travels with every task (`submitted_by`), for the sites' policies.
+    func makeRunner(jobID: String, pipeline: String, submittedBy: String, store: SQLiteCheckpointStore)
+        async throws(FederationError) -> any JobRunner
 }

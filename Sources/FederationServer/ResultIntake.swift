@@ -30,6 +30,8 @@ struct ResultIntake {
         var weight: Double
         var spill: ResultSpill?
         var scalars = 0
+        /// Σ v² over the values received so far (client-level DP checks it against clip_norm²).
+        var squaredNorm = 0.0
     }
 
     /// What a taken-back result asks of the round.
@@ -119,7 +121,8 @@ struct ResultIntake {
         if inFlight[site] != nil { outcome = takeBack(site: site, reason: "its stream started again") }
         voided.remove(site)
         let spill = probation.contains(site) ? try makeSpill(site: site) : nil
-        let weight = Double(min(header.sampleCount, configuration.maxSampleCount))
+        // Client-level DP: equal weights (a sample count would be the result's sensitivity).
+        let weight = configuration.clientDP == nil ? Double(min(header.sampleCount, configuration.maxSampleCount)) : 1
         inFlight[site] = InFlight(header: header, weight: weight, spill: spill)
         return outcome
     }
@@ -146,6 +149,18 @@ struct ResultIntake {
                 throw FederationError(code, "tensor '\(chunk.tensor)' holds \(chunk.values[i]) at element "
                                       + "\(chunk.offset + i - chunk.values.startIndex); weight-diff values must be "
                                       + "finite and within ±\(bound) (the job's max_update_value)")
+            }
+            // With the noise added by the sites, a result's norm is mostly noise: only the server's own placement
+            // lets it check the clipping.
+            if let dp = configuration.clientDP, dp.noise == .server {
+                entry.squaredNorm = chunk.values.reduce(entry.squaredNorm) { $0 + Double($1) * Double($1) }
+                // Sites scale in float32: a relative slack of 10⁻³ covers the rounding, never a real excess.
+                let bound = dp.clipNorm * (1 + 1e-3)
+                guard entry.squaredNorm <= bound * bound else {
+                    throw FederationError(.tooLarge, "the update's L2 norm exceeds the job's client_dp.clip_norm "
+                                          + "\(dp.clipNorm) (\(entry.squaredNorm.squareRoot()) so far): client-level DP "
+                                          + "needs every site's diff clipped")
+                }
             }
             guard let sums = accumulator else { return }
             let tensor = try sums.tensorIndex(of: chunk, from: site)

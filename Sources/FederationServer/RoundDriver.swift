@@ -10,6 +10,9 @@ public enum RoundOutcome: Sendable, Equatable {
     case failed(String)
     /// An admin or the server's shutdown stopped the job (`reason`).
     case aborted(String)
+    /// Sites declined their tasks (their own policy, or their privacy budget), so the round cannot gather what it
+    /// needs; `reason` names each site and its reason. Retrying cannot help: the job fails.
+    case declined(String)
 }
 
 /// What closed a round (recorded with it: `RoundRecord.closedBy` holds the raw value).
@@ -24,6 +27,8 @@ public enum RoundClosure: String, Sendable, Equatable, Codable {
 package enum RoundSignal: Sendable, Equatable {
     /// A site's answer was committed (`RoundDriver.answer`).
     case answered(site: String)
+    /// A site declined its task with a reason (`RoundDriver.decline`); it will not answer this round.
+    case declined(site: String)
     /// A timer of this round fired.
     case timer(RoundTimer)
     /// The round cannot go on (an error inside a call that the round cannot recover from).
@@ -68,6 +73,8 @@ package struct RoundDriver<C: Clock>: Sendable where C.Duration == Duration {
     package private(set) var tasks: [String: TaskAssignment] = [:]
     /// Sites whose answer to the current round counts.
     package private(set) var answered: Set<String> = []
+    /// Sites that declined their task this round, with their reasons (bounded by the result payload limit).
+    package private(set) var declined: [String: String] = [:]
     package private(set) var lastSeen: [String: C.Instant] = [:]
     package private(set) var abortReason: String?
     /// How the job ended; nil while it runs.
@@ -115,15 +122,17 @@ package struct RoundDriver<C: Clock>: Sendable where C.Duration == Duration {
 
     /// The site's task when it has one it has not answered; nil when it must wait (or the job is over).
     package func pendingTask(for site: String) -> TaskAssignment? {
-        guard !isOver, let task = tasks[site], !answered.contains(site) else { return nil }
+        guard !isOver, let task = tasks[site], !answered.contains(site), declined[site] == nil else { return nil }
         return task
     }
 
     /// True when `site` has a task in the current round (answered or not).
     package func isAsked(_ site: String) -> Bool { tasks[site] != nil }
 
-    /// Sites asked this round that have not answered.
-    package var unanswered: [String] { tasks.keys.filter { !answered.contains($0) }.sorted() }
+    /// Sites asked this round that have neither answered nor declined.
+    package var unanswered: [String] {
+        tasks.keys.filter { !answered.contains($0) && declined[$0] == nil }.sorted()
+    }
 
     // MARK: - Rounds
 
@@ -135,6 +144,7 @@ package struct RoundDriver<C: Clock>: Sendable where C.Duration == Duration {
         round = number
         self.attempt = attempt
         answered = []
+        declined = [:]
         pending = []
         inRound = true
         tasks = Dictionary(list.map { ($0.site, $0) }, uniquingKeysWith: { first, _ in first })
@@ -148,6 +158,21 @@ package struct RoundDriver<C: Clock>: Sendable where C.Duration == Duration {
         answered.insert(site)
         lastSeen[site] = clock.now
         post(.answered(site: site), generation: generation)
+    }
+
+    /// Records that `site` declined its task this round with `reason` (its policy or privacy budget said no), and
+    /// wakes the round's policy. The site is not asked again this round.
+    package mutating func decline(_ site: String, reason: String) {
+        guard inRound, tasks[site] != nil, !answered.contains(site), declined[site] == nil else { return }
+        declined[site] = reason
+        lastSeen[site] = clock.now
+        emit(.siteDeclined(round: round, site: site, reason: reason))
+        post(.declined(site: site), generation: generation)
+    }
+
+    /// Why each site that declined a task of the current round said no.
+    package var declinedReasons: String {
+        declined.keys.sorted().map { "\($0) declined: \(declined[$0] ?? "")" }.joined(separator: "; ")
     }
 
     /// Uncounts `site`'s answer (its result was taken back out) and hands it its task again.
@@ -288,7 +313,7 @@ extension RoundHost {
     {
         await runRound(number, tasks: tasks, timeout: timeout) { signal in
             switch signal {
-            case .answered: return driver.unanswered.isEmpty ? .closed(.everySiteAnswered) : nil
+            case .answered, .declined: return driver.unanswered.isEmpty ? .closed(.everySiteAnswered) : nil
             case .timer(.deadline): return .closed(.deadline)
             case .timer(.grace): return nil
             case .broken(let reason): return .failed(reason)

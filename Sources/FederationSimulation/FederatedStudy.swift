@@ -271,6 +271,8 @@ public final class StudyProgress: Sendable {
                      + (metrics["dice"].map { String(format: "%.3f", $0) } ?? "-"))
         case .resultRejected(_, let site, let reason):
             progress("  \(site): \(evaluating ? "" : "result rejected: ")\(reason)")
+        case .siteDeclined(_, let site, let reason):
+            progress("  \(site) declined: \(reason)")
         case .gracePeriodStarted(let r, let n):
             progress("  round \(r): \(n) results in, grace period started")
         case .roundClosed(let r, let participants, let reason):

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DifferentialPrivacy
 import Dispatch
 import FederatedAnalytics
 import FederationClient
@@ -137,7 +138,9 @@ struct Client: ParsableCommand {
         discussion: """
             Connects to the server in the kit over mutual TLS, waits for a job that lists this site, trains on \
             --data with the job's pipeline each round and sends back only the weight diff, through the filters in \
-            the kit's filters.yaml. Network errors are retried with exponential backoff and jitter; the client only \
+            the kit's filters.yaml. The kit's training-policy.yaml says which jobs the site takes; every DP update \
+            is charged to the site's privacy ledger (shared with statistics queries) before it leaves, and a round \
+            that would pass the site's budget (site-policy.yaml) is declined with the reason. Network errors are retried with exponential backoff and jitter; the client only \
             exits on --once (after one job) or on an error that retrying cannot fix.
             """)
 
@@ -170,10 +173,11 @@ struct Client: ParsableCommand {
         common.apply()
         let (pipelineLimits, queryLimits) = try LimitsFile.load(limits, kitFolder: self.kit.kit)
         let (kit, tls, address) = try self.kit.load(role: .site)
-        let filters: FilterChain, sharesLocalModel: Bool
+        let filters: FilterChain, sharesLocalModel: Bool, trainingPolicy: SiteTrainingPolicy
         do {
             filters = try SiteFilterPolicy.load(kitFolder: self.kit.kit)
             sharesLocalModel = try SiteFilterPolicy.sharesLocalModel(kitFolder: self.kit.kit)
+            trainingPolicy = try SiteTrainingPolicy.load(kitFolder: self.kit.kit)
         } catch {
             throw CommandFailure(description: error.description)
         }
@@ -183,6 +187,13 @@ struct Client: ParsableCommand {
             do { sitePolicy = try SitePolicy.load(path: policyPath) } catch { throw CommandFailure(description: error.description) }
         }
         let ledgerPath = ledger ?? (self.kit.kit + "/privacy-ledger.sqlite")
+        let book: PrivacyLedger, budget: PrivacyBudget
+        do {
+            book = try PrivacyLedger(path: ledgerPath)
+            budget = try sitePolicy.budget()
+        } catch {
+            throw CommandFailure(description: "\(error)")
+        }
         let site = kit.name, data = self.data, once = self.once, frozenPolicy = sitePolicy
         let retry = RetryPolicy(base: .milliseconds(200), cap: .milliseconds(Int64(max(0.2, retryCap) * 1000)))
         let prefix = "[\(site)]"
@@ -190,13 +201,15 @@ struct Client: ParsableCommand {
             let connection = try GRPCFederationConnection(host: address.host, port: address.port, tls: tls,
                                                           serverName: kit.serverAddress.host)
             let trainer = PipelineSiteTrainer(dataFolder: data, limits: pipelineLimits) { log("\(prefix) \($0)") }
-            let statistics = try StatisticsSiteHandler(site: site, dataFolder: data, policy: frozenPolicy,
-                                                       ledgerPath: ledgerPath, limits: queryLimits) {
+            let statistics = StatisticsSiteHandler(site: site, dataFolder: data, policy: frozenPolicy, ledger: book,
+                                                   limits: queryLimits) {
                 log("\(prefix) \($0)")
             }
             var agent = SiteAgent(site: site, connection: connection, trainer: trainer, filters: filters,
                                   clock: ContinuousClock(), retry: retry, statistics: statistics)
             agent.sharesLocalModel = sharesLocalModel
+            agent.gatekeeper = SitePrivacyGatekeeper(site: site, policy: trainingPolicy, budget: budget, ledger: book,
+                                                     limits: pipelineLimits)
             log("\(prefix) connecting to \(address) (filters: \(filters.filters.map(\.name).joined(separator: ", ")))")
             while true {
                 let rounds = try await agent.run()
@@ -285,7 +298,16 @@ struct Admin: ParsableCommand {
                 for s in j.siteStates {
                     let seen = s.secondsSinceSeen.map { String(format: "%.1f s ago", $0) } ?? "never"
                     let dice = s.lastMetrics["dice"].map { String(format: ", Dice %.3f", $0) } ?? ""
-                    print("    \(s.site): seen \(seen), last result round \(s.lastRound)\(dice)")
+                    // What the site's own ledger says it spent (it reports it with each DP update).
+                    var privacy = ""
+                    if let e = s.lastMetrics["dp_epsilon"] {
+                        privacy = String(format: ", ε spent on this job %.3g", e)
+                        if let total = s.lastMetrics["dp_epsilon_site_total"] {
+                            privacy += String(format: " (site total %.3g", total)
+                                + (s.lastMetrics["dp_delta"].map { String(format: ", δ = %.0e)", $0) } ?? ")")
+                        }
+                    }
+                    print("    \(s.site): seen \(seen), last result round \(s.lastRound)\(dice)\(privacy)")
                 }
             }
         }

@@ -91,6 +91,7 @@ extension Simulate {
                 case .roundStarted(let r, _, let sites): say("phase \(r): asking \(sites.joined(separator: ", "))")
                 case .resultAccepted(let r, let site, _, _): say("  phase \(r): \(site) answered")
                 case .resultRejected(let r, let site, let reason): say("  phase \(r): \(site) rejected: \(reason)")
+                case .siteDeclined(let r, let site, let reason): say("  phase \(r): \(site) declined: \(reason)")
                 case .roundClosed(let r, let sites, let reason):
                     say("phase \(r) closed (\(reason)) with \(sites.joined(separator: ", "))")
                 default: break

@@ -31,7 +31,9 @@ struct LineFactory: JobFactory {
     }
 
     /// With `cross-site` in the pipeline: a `TrainingJob` (rounds, then cross-site evaluation) on a two-tensor model.
-    func makeRunner(jobID: String, pipeline: String, store: SQLiteCheckpointStore) async throws(FederationError) -> any JobRunner {
+    func makeRunner(jobID: String, pipeline: String, submittedBy: String, store: SQLiteCheckpointStore)
+        async throws(FederationError) -> any JobRunner
+    {
         let (rounds, sites) = try parse(pipeline)
         var configuration = JobConfiguration(jobID: jobID, rounds: rounds, sites: sites, minClients: sites.count)
         guard pipeline.contains("cross-site") else {

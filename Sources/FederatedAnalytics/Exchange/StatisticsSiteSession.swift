@@ -113,7 +113,7 @@ public struct StatisticsSiteSession: Sendable {
             let names = site.policy.revealCategoryNames
                 ? try LocalStatistics(query: query, cohort: site.cohort).categoryNames() : nil
             try site.ledger.charge(site: site.name, query: query.name, charges: charges, policy: site.policy)
-            let spent = try site.ledger.spent(site: site.name)
+            let spent = try site.ledger.spent(site: site.name, policy: site.policy)
             self.query = query
             self.release = release
             self.specs = specs

@@ -1,3 +1,4 @@
+import DifferentialPrivacy
 import Foundation
 import Yams
 
@@ -15,6 +16,9 @@ public struct SitePolicy: Codable, Sendable {
     public var totalEpsilon: Double = 10
     /// Lifetime δ budget (Gaussian mechanism).
     public var totalDelta: Double = 1e-4
+    /// δ at which the Rényi-DP curves of the site's Gaussian releases (model updates with DP-SGD or client-level DP)
+    /// are read as ε; part of `totalDelta` (see `PrivacyBudget`).
+    public var accountingDelta: Double = PrivacyBudget.defaultAccountingDelta
     /// Largest ε one query may spend at this site.
     public var maxEpsilonPerQuery: Double = 2
     /// ε spent per feature when the query does not say.
@@ -32,7 +36,7 @@ public struct SitePolicy: Codable, Sendable {
         case minimumCount = "minimum_count", totalEpsilon = "total_epsilon", totalDelta = "total_delta"
         case maxEpsilonPerQuery = "max_epsilon_per_query", defaultFeatureEpsilon = "default_feature_epsilon"
         case allowedMechanisms = "allowed_mechanisms", revealPerSite = "reveal_per_site"
-        case revealCategoryNames = "reveal_category_names"
+        case revealCategoryNames = "reveal_category_names", accountingDelta = "accounting_delta"
     }
 
     public init(from decoder: Decoder) throws {
@@ -41,6 +45,8 @@ public struct SitePolicy: Codable, Sendable {
         minimumCount = try c.decodeIfPresent(Int.self, forKey: .minimumCount) ?? d.minimumCount
         totalEpsilon = try c.decodeIfPresent(Double.self, forKey: .totalEpsilon) ?? d.totalEpsilon
         totalDelta = try c.decodeIfPresent(Double.self, forKey: .totalDelta) ?? d.totalDelta
+        accountingDelta = try c.decodeIfPresent(Double.self, forKey: .accountingDelta)
+            ?? min(d.accountingDelta, totalDelta)
         maxEpsilonPerQuery = try c.decodeIfPresent(Double.self, forKey: .maxEpsilonPerQuery) ?? d.maxEpsilonPerQuery
         defaultFeatureEpsilon = try c.decodeIfPresent(Double.self, forKey: .defaultFeatureEpsilon) ?? d.defaultFeatureEpsilon
         allowedMechanisms = try c.decodeIfPresent([NoiseMechanism].self, forKey: .allowedMechanisms) ?? d.allowedMechanisms
@@ -70,6 +76,20 @@ public struct SitePolicy: Codable, Sendable {
         }
         guard totalDelta >= 0, totalDelta < 1 else {
             throw AnalyticsError(.invalidPolicy, "total_delta must be in [0, 1)")
+        }
+        guard accountingDelta >= 0, accountingDelta <= totalDelta else {
+            throw AnalyticsError(.invalidPolicy, "accounting_delta must be in [0, total_delta]")
+        }
+    }
+
+    /// The site's lifetime budget, shared by statistics and model updates.
+    /// - Throws: `.invalidPolicy` for values `validate` refuses.
+    public func budget() throws(AnalyticsError) -> PrivacyBudget {
+        do {
+            return try PrivacyBudget(totalEpsilon: totalEpsilon, totalDelta: totalDelta,
+                                     accountingDelta: accountingDelta)
+        } catch {
+            throw AnalyticsError(.invalidPolicy, error.message)
         }
     }
 }

@@ -3,6 +3,9 @@ public enum JobEvent: Sendable, Equatable {
     case roundStarted(round: Int, attempt: Int, sites: [String])
     case resultAccepted(round: Int, site: String, sampleCount: Int, metrics: [String: Double])
     case resultRejected(round: Int, site: String, reason: String)
+    /// The site declined its task of `round`: its own policy or privacy budget refuses it (`reason`, in the site's
+    /// words). It does not answer that round.
+    case siteDeclined(round: Int, site: String, reason: String)
     /// `min_clients` results are in: the round closes when the grace period has passed (or every site answered).
     case gracePeriodStarted(round: Int, results: Int)
     case roundClosed(round: Int, participants: [String], reason: String)

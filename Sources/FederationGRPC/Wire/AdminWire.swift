@@ -54,6 +54,8 @@ extension JobEvent {
             w.kind = "result_accepted"; w.round = Int64(round); w.site = site; w.sampleCount = Int64(n); w.metrics = metrics
         case let .resultRejected(round, site, reason):
             w.kind = "result_rejected"; w.round = Int64(round); w.site = site; w.reason = reason
+        case let .siteDeclined(round, site, reason):
+            w.kind = "site_declined"; w.round = Int64(round); w.site = site; w.reason = reason
         case let .gracePeriodStarted(round, results):
             w.kind = "grace_period_started"; w.round = Int64(round); w.results = Int64(results)
         case let .roundClosed(round, participants, reason):
@@ -81,6 +83,7 @@ extension JobEvent {
         case "round_started": self = .roundStarted(round: r, attempt: Int(w.attempt), sites: w.sites)
         case "result_accepted": self = .resultAccepted(round: r, site: w.site, sampleCount: Int(w.sampleCount), metrics: w.metrics)
         case "result_rejected": self = .resultRejected(round: r, site: w.site, reason: w.reason)
+        case "site_declined": self = .siteDeclined(round: r, site: w.site, reason: w.reason)
         case "grace_period_started": self = .gracePeriodStarted(round: r, results: Int(w.results))
         case "round_closed": self = .roundClosed(round: r, participants: w.sites, reason: w.reason)
         case "round_retried": self = .roundRetried(round: r, attempt: Int(w.attempt), reason: w.reason)

@@ -10,7 +10,7 @@ enum StatusMapping {
     /// Every code a peer may send; an unknown one falls back to the status code's meaning.
     static let knownCodes: [FederationError.Code] = [
         .shapeMismatch, .nonFinite, .staleRound, .unknownSite, .tooLarge, .invalidConfiguration, .noResults, .filter,
-        .transient, .jobFailed, .unknownJob,
+        .transient, .jobFailed, .unknownJob, .declined,
     ]
 
     /// The gRPC status for a federation error. Transient errors become UNAVAILABLE, which clients retry.
@@ -23,6 +23,7 @@ enum StatusMapping {
         case .tooLarge: .resourceExhausted
         case .shapeMismatch, .nonFinite, .invalidConfiguration: .invalidArgument
         case .jobFailed: .aborted
+        case .declined: .permissionDenied
         default: .internalError
         }
     }
