@@ -16,6 +16,10 @@ public struct DifferentialPrivacyError: Error, Sendable, CustomStringConvertible
         public static let unreachableTarget = Code("unreachable-target")
         /// A stored RDP curve whose orders are not `RDPCurve.orders` (written by another version of the grid).
         public static let orderMismatch = Code("order-mismatch")
+        /// A release the site's budget (or a per-job or per-query limit) has no room for: refused, nothing recorded.
+        public static let budgetExceeded = Code("budget-exceeded")
+        /// The privacy ledger cannot be opened, read or written.
+        public static let ledger = Code("ledger")
     }
 
     public var code: Code

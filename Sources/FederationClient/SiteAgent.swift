@@ -348,8 +348,8 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                 }
                 lastSent = nil  // a new round: the old result's memory goes before the new model comes
                 if let reason = await declineReason(task) {
+                    // The server takes the decline and asks the site nothing more this round.
                     delivery = try await decline(task, reason)
-                    refused = (task.jobID, task.round)
                     break
                 }
                 guard let global = try await download(task) else { continue }
@@ -396,7 +396,6 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                         let reason = error.code == .declined ? error.message
                             : "the site's privacy step failed: \(error.message)"
                         delivery = try await decline(task, reason)
-                        refused = (task.jobID, task.round)
                         break
                     }
                 }

@@ -133,7 +133,7 @@ public actor SitePrivacyGatekeeper: SiteGatekeeper {
         // Client-level DP's cost does not depend on the site's data: check the budget before training.
         if let dp = f.clientDP, t.dpSGD == nil {
             let release = try clientRelease(dp, plan: plan, task: task)
-            do {
+            do throws(DifferentialPrivacyError) {
                 try ledger.charge(site: site, release: release, budget: budget, maxJobEpsilon: policy.maxEpsilonPerJob,
                                   checkOnly: true)
             } catch {
@@ -196,7 +196,7 @@ public actor SitePrivacyGatekeeper: SiteGatekeeper {
                                       + "sampling rate; the update is withheld")
             }
             let curve: RDPCurve
-            do {
+            do throws(DifferentialPrivacyError) {
                 curve = try RDPAccountant.subsampledGaussian(samplingRate: rate, noiseMultiplier: dp.noiseMultiplier,
                                                              steps: steps)
             } catch {
@@ -215,7 +215,7 @@ public actor SitePrivacyGatekeeper: SiteGatekeeper {
                                             curve: release.curve.minimum(other.curve))
         }
         let balance: PrivacyLedger.Balance
-        do {
+        do throws(DifferentialPrivacyError) {
             balance = try ledger.charge(site: site, release: release, budget: budget,
                                         maxJobEpsilon: policy.maxEpsilonPerJob)
         } catch {
@@ -232,7 +232,7 @@ public actor SitePrivacyGatekeeper: SiteGatekeeper {
     {
         let z = dp.effectiveNoiseMultiplier(minClients: plan.federation.minClients)
         let curve: RDPCurve
-        do { curve = try RDPAccountant.gaussian(noiseMultiplier: z) } catch {
+        do throws(DifferentialPrivacyError) { curve = try RDPAccountant.gaussian(noiseMultiplier: z) } catch {
             throw FederationError(.invalidConfiguration, "cannot account client-level DP: \(error.message)")
         }
         return PrivacyLedger.Release(job: task.jobID, round: task.round, mechanism: "client-dp",

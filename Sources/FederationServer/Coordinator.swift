@@ -141,12 +141,18 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
     /// results and close when it ends; at the deadline close with `minClients` results, else retry.
     private func decide(_ signal: RoundSignal, round r: Int, attempt: Int) -> RoundOutcome? {
         let results = driver.answered.count, enough = results >= configuration.minClients
+        // Signals are handled in turn but read the round as it is now: a decline may already be in when an answer's
+        // signal is handled, so both look at what can still come.
+        let declined = !driver.declined.isEmpty
         switch signal {
         case .declined:
             if results + driver.unanswered.count < configuration.minClients { return .declined(driver.declinedReasons) }
             if driver.unanswered.isEmpty { return .closed(.everySiteAnswered) }
             return nil
         case .answered:
+            if declined && results + driver.unanswered.count < configuration.minClients {
+                return .declined(driver.declinedReasons)
+            }
             if driver.unanswered.isEmpty { return .closed(.everySiteAnswered) }
             if enough && !graceStarted {
                 graceStarted = true

@@ -1,3 +1,4 @@
+import DifferentialPrivacy
 import ArgumentParser
 import FederatedAnalytics
 import Foundation
@@ -59,7 +60,7 @@ struct Stats: ParsableCommand {
             print(cohortTable(result))
             print("wrote \(json) and \(html)")
         } catch {
-            throw CommandFailure(description: error.description)
+            throw CommandFailure(description: "\(error)")
         }
     }
 

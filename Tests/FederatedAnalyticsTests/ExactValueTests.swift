@@ -1,3 +1,4 @@
+import DifferentialPrivacy
 import FederatedAnalytics
 import Foundation
 import Testing

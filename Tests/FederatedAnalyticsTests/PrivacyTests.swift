@@ -103,9 +103,10 @@ struct PrivacyTests {
         let first = try CohortStatistics(query: query, seed: 1)
             .run(sites: sites(policy: policy, ledger: PrivacyLedger(path: path), names: ["research-center"]))
         #expect(abs((first.privacy["research-center"]?.epsilonSpent ?? 0) - 0.6) < 1e-12)
+        let again = try PrivacyLedger(path: path)
         do {
             _ = try CohortStatistics(query: query, seed: 2)
-                .run(sites: sites(policy: policy, ledger: PrivacyLedger(path: path), names: ["research-center"]))
+                .run(sites: sites(policy: policy, ledger: again, names: ["research-center"]))
             Issue.record("the second query should be refused")
         } catch {
             #expect(error.code == .budgetExceeded)
@@ -132,15 +133,16 @@ struct PrivacyTests {
             features:
               - {feature: PatientAge, statistics: [mean], bounds: [0, 100], epsilon: 0.8}
             """)
+        let ledger = try PrivacyLedger(path: nil)
         #expect(throws: AnalyticsError.self) {
-            try CohortStatistics(query: query).run(sites: sites(policy: policy, ledger: PrivacyLedger(path: nil), names: ["research-center"]))
+            try CohortStatistics(query: query).run(sites: sites(policy: policy, ledger: ledger, names: ["research-center"]))
         }
         policy.maxEpsilonPerQuery = 5
         policy.allowedMechanisms = [.laplace]
         var gaussian = query
         gaussian.privacy.mechanism = .gaussian
         do {
-            _ = try CohortStatistics(query: gaussian).run(sites: sites(policy: policy, ledger: PrivacyLedger(path: nil), names: ["research-center"]))
+            _ = try CohortStatistics(query: gaussian).run(sites: sites(policy: policy, ledger: ledger, names: ["research-center"]))
             Issue.record("gaussian should be refused")
         } catch {
             #expect(error.code == .policyViolation)

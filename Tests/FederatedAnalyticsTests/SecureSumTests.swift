@@ -1,4 +1,5 @@
 @testable import FederatedAnalytics
+import DifferentialPrivacy
 import Foundation
 import Testing
 

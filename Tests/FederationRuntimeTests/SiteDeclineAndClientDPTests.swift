@@ -78,14 +78,10 @@ struct SiteDeclineAndClientDPTests {
         async let ra = agent("a", coordinator, clock, target: [1, 2]).run()
         async let rb = agent("b", coordinator, clock, target: [3, 6],
                              gatekeeper: DecliningGatekeeper(reason: "architectures: unet3d only")).run()
-        do {
-            _ = try await coordinator.run()
-            Issue.record("the job should have failed")
-        } catch {
-            #expect(error.code == .jobFailed)
-            #expect(error.message.contains("b declined: architectures: unet3d only"))
-            #expect(error.message.contains("round 1"))
-        }
+        await #expect(throws: FederationError.self) { try await coordinator.run() }
+        let reason = await coordinator.failure ?? ""
+        #expect(reason.contains("b declined: architectures: unet3d only"), "\(reason)")
+        #expect(reason.contains("round 1"))
         _ = try await (ra, rb)
     }
 

@@ -85,7 +85,8 @@ struct StudyJobFactoryLimitsTests {
         let store = try SQLiteCheckpointStore(folder: folder)
         let pipeline = Self.training("encoder_channels: [8, 16, 32, 64]", "encoder_channels: [1000000]")
         do {
-            _ = try await StudyJobFactory().makeRunner(jobID: "job-0001", pipeline: pipeline, store: store)
+            _ = try await StudyJobFactory().makeRunner(jobID: "job-0001", pipeline: pipeline, submittedBy: "lead",
+                                                       store: store)
             Issue.record("started")
         } catch {
             #expect(error.message.contains("model.encoder_channels[0]"), "\(error)")

@@ -1,4 +1,5 @@
 import DifferentialPrivacy
+import Foundation
 
 /// The statistics side of the site's privacy ledger (`DifferentialPrivacy.PrivacyLedger`, shared with model updates).
 extension PrivacyLedger {
@@ -25,3 +26,5 @@ extension PrivacyLedger {
         }
     }
 }
+
+func fmt(_ v: Double) -> String { String(format: "%.4g", v) }

@@ -273,8 +273,9 @@ struct StatisticsExchangeTests {
     func queryCannotTurnNoiseOff() throws {
         var query = try #require(smallQuery)
         query.privacy.mechanism = .none
+        let ledger = try PrivacyLedger(path: nil)
         do {
-            _ = try CohortStatistics(query: query).run(sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil),
+            _ = try CohortStatistics(query: query).run(sites: sites(policy: openPolicy(), ledger: ledger,
                                                                     names: ["research-center"]))
             Issue.record("noise switched off by the query")
         } catch {
