@@ -25,15 +25,32 @@ What
     an absl warning): low orders (1.1 to 1.6) for q = 0.05 and 0.25. Each case lists those `excludedOrders`, and
     curves write them as null, so the Swift test can minimise over the same orders.
 
+    Second reference: Opacus (`opacus`, section "opacus" of the JSON). `opacus/accountants/analysis/rdp.py` (ported
+    from TF Privacy) sums the fractional series with its signs (`_log_sub` for the negative coefficients), like
+    Tessera and unlike dp-accounting 0.6.0, so its fractional orders are exact up to rounding. Written: its
+    single-step RDP curve (`compute_rdp`, steps 1) on Tessera's orders for every (q, sigma) of the grid (a k-step
+    curve is k times it, as `compute_rdp` itself multiplies), and for every case two epsilons:
+      - `epsilon`, `order`: Opacus's own `get_privacy_spent` (Balle et al. 2020, "Hypothesis Testing
+        Interpretations and Renyi Differential Privacy", Theorem 21): eps(a) = rdp - (log(delta) + log(a)) / (a - 1)
+        + log((a - 1) / a), minimised with nanargmin. The same per-order bound as dp-accounting's, but with no clamp
+        at 0 (it can return a negative epsilon), no "epsilon = 0 when delta^2 + expm1(-rdp) > 0" and no a > 1.01
+        guard (irrelevant here: the smallest order is 1.1).
+      - `convertedEpsilon`, `convertedOrder`: dp-accounting's `compute_epsilon` (Tessera's conversion) applied to
+        Opacus's RDP values: the apples-to-apples epsilon.
+    Why importlib and --no-deps: `import opacus` (and `import opacus.accountants`) imports torch through
+    privacy_engine / DPOptimizer, and torch is neither wanted nor installed here. The RDP analysis file itself needs
+    only math, numpy and scipy, so the wheel is installed with `pip install --no-deps` and that one file is loaded
+    with importlib.util.spec_from_file_location, bypassing the package's __init__. Its SHA-256 is recorded.
+
 How to run
     python3 scripts/reference/dp_accountant_golden.py [OUTPUT_JSON]
     (default Tests/DifferentialPrivacyTests/Golden/rdp_accountant.json)
 
     The first run creates the virtual environment scripts/.venv-dp (git-ignored by `/scripts/.venv*/`), installs the
-    pinned packages below and re-executes itself there; later runs reuse it.
+    pinned packages below and re-executes itself there; later runs reuse it (and add Opacus to an older venv).
 
 Pinned packages
-    dp-accounting==0.6.0, numpy==2.4.6, scipy==1.17.1, mpmath==1.4.1
+    dp-accounting==0.6.0, numpy==2.4.6, scipy==1.17.1, mpmath==1.4.1; opacus==1.6.0 with --no-deps (no torch)
 
 Conventions (the Swift code must do the same)
     Orders      dp-accounting's DEFAULT_RDP_ORDERS: 1.1, 1.2, ..., 10.9 (as 1 + x / 10.0), 11, 12, ..., 63, 128, 256,
@@ -43,17 +60,21 @@ Conventions (the Swift code must do the same)
                 Steinke 2020, Prop. 12; Asoodeh et al. 2020), clamped at 0; orders <= 1.01 are not used.
 """
 import datetime
+import hashlib
+import importlib.util
 import json
 import math
 import os
 import platform
 import subprocess
 import sys
+import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 VENV = os.path.join(ROOT, "scripts", ".venv-dp")
 PINS = ["dp-accounting==0.6.0", "numpy==2.4.6", "scipy==1.17.1", "mpmath==1.4.1"]
+OPACUS = "1.6.0"  # installed with --no-deps: its wheel requires torch, which this script never imports
 
 
 def ensure_venv():
@@ -66,7 +87,19 @@ def ensure_venv():
     os.execv(python, [python, os.path.abspath(__file__), *sys.argv[1:]])
 
 
+def ensure_opacus():
+    """Installs the pinned Opacus without its dependencies (torch, opt-einsum) when the venv lacks it."""
+    from importlib import metadata
+    try:
+        if metadata.version("opacus") == OPACUS:
+            return
+    except metadata.PackageNotFoundError:
+        pass
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "--no-deps", f"opacus=={OPACUS}"])
+
+
 ensure_venv()
+ensure_opacus()
 
 from importlib import metadata  # noqa: E402
 
@@ -116,6 +149,61 @@ def exact_rdp(q, sigma, alpha):
         points = sorted({-10 * s, mpmath.mpf(0), mpmath.mpf(1), a, a + 10 * s})
         total = mpmath.quad(integrand, [-mpmath.inf, *points, mpmath.inf])
         return float(mpmath.log(total) / (a - 1))
+
+
+def load_opacus_rdp():
+    """opacus/accountants/analysis/rdp.py as a stand-alone module, and its SHA-256. Not `import opacus`: the
+    package's __init__ imports torch (see the header); this file imports only math, numpy and scipy."""
+    path = str(metadata.distribution("opacus").locate_file("opacus/accountants/analysis/rdp.py"))
+    spec = importlib.util.spec_from_file_location("opacus_analysis_rdp", path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    return module, digest
+
+
+def opacus_section(orders, command):
+    """Opacus's single-step RDP curves on `orders` and, per case, its own epsilon and dp-accounting's conversion of
+    its RDP (see the header)."""
+    analysis, digest = load_opacus_rdp()
+    curves, cases = [], []
+    for q in SAMPLING_RATES:
+        for sigma in NOISE_MULTIPLIERS:
+            one = [float(r) for r in analysis.compute_rdp(q=q, noise_multiplier=sigma, steps=1, orders=orders)]
+            if not all(math.isfinite(r) and r >= 0 for r in one):
+                raise RuntimeError(f"Opacus RDP not finite and >= 0 for q {q} sigma {sigma}: {one}")
+            curves.append({"samplingRate": q, "noiseMultiplier": sigma, "rdp": one})
+            for steps in STEPS:
+                curve = analysis.compute_rdp(q=q, noise_multiplier=sigma, steps=steps, orders=orders)
+                for delta in DELTAS:
+                    with warnings.catch_warnings():  # "optimal order is the largest alpha" for tiny epsilons
+                        warnings.simplefilter("ignore")
+                        eps, order = analysis.get_privacy_spent(orders=orders, rdp=curve, delta=delta)
+                    converted, converted_order = rdp.compute_epsilon(orders, [float(r) for r in curve], delta)
+                    cases.append({"samplingRate": q, "noiseMultiplier": sigma, "steps": steps, "delta": delta,
+                                  "epsilon": float(eps), "order": float(order),
+                                  "convertedEpsilon": float(converted), "convertedOrder": float(converted_order)})
+    provenance = {
+        "package": "opacus",
+        "version": metadata.version("opacus"),
+        "install": f"pip install --no-deps opacus=={OPACUS} (no torch)",
+        "module": "opacus/accountants/analysis/rdp.py loaded with importlib.util.spec_from_file_location",
+        "moduleSHA256": digest,
+        "numpy": metadata.version("numpy"),
+        "scipy": metadata.version("scipy"),
+        "python": platform.python_version(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": command,
+        "rdp": "compute_rdp(q=q, noise_multiplier=sigma, steps=1, orders=orders): single step; k steps = k * it",
+        "epsilon": "get_privacy_spent(orders, rdp, delta): Balle et al. 2020 Thm 21, "
+                   "rdp - (log delta + log a) / (a - 1) + log((a - 1) / a), nanargmin, no clamp at 0",
+        "convertedEpsilon": "dp_accounting.rdp.rdp_privacy_accountant.compute_epsilon(orders, Opacus rdp, delta): "
+                            "the same bound with log1p(-1/a), 0 when delta^2 + expm1(-rdp) > 0, clamped at 0",
+    }
+    return {"provenance": provenance, "orders": list(orders), "curves": curves, "cases": cases}
 
 
 def accountant_for(ev, orders=None):
@@ -187,13 +275,15 @@ def main():
         "curves": curves,
         "calibrations": calibrations,
         "laplace": laplace,
+        "opacus": opacus_section(orders, command),
     }
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
         json.dump(golden, f, indent=1, allow_nan=False)
         f.write("\n")
     print(f"wrote {out}: {len(cases)} cases, {len(curves)} curves, {len(calibrations)} calibrations, "
-          f"{len(laplace)} laplace")
+          f"{len(laplace)} laplace, Opacus: {len(golden['opacus']['curves'])} curves, "
+          f"{len(golden['opacus']['cases'])} cases")
 
 
 if __name__ == "__main__":
