@@ -33,8 +33,8 @@ public enum L2Clipping {
 
     /// Clips `vectors` in place to global L2 norm ≤ `maxNorm`.
     ///
-    /// Each element is multiplied by Float(factor) and rounded to Float, so the clipped norm is at most
-    /// maxNorm · (1 + 2⁻²³) (two Float roundings), not exactly maxNorm.
+    /// Each element is multiplied by the factor in Double and rounded once to Float, so the clipped norm is at most
+    /// maxNorm · (1 + 2⁻²⁴) (one Float rounding per element), not exactly maxNorm.
     /// - Parameters:
     ///   - vectors: the vectors (e.g. the tensors of one update), left unchanged when the factor is 1 or on error.
     ///   - maxNorm: C > 0, finite, in the units of the vectors' elements.
@@ -45,9 +45,8 @@ public enum L2Clipping {
     public static func clip(_ vectors: inout [[Float]], maxNorm: Double) throws(DifferentialPrivacyError) -> Result {
         let result = try measure(vectors, maxNorm: maxNorm)
         if result.factor < 1 {
-            let factor = Float(result.factor)
             for v in vectors.indices {
-                for i in vectors[v].indices { vectors[v][i] *= factor }
+                for i in vectors[v].indices { vectors[v][i] = Float(Double(vectors[v][i]) * result.factor) }
             }
         }
         return result

@@ -41,7 +41,8 @@ public struct RDPCurve: Sendable, Equatable {
     public init(values: [Double]) throws(DifferentialPrivacyError) {
         guard values.count == Self.orders.count else {
             throw DifferentialPrivacyError(
-                .invalidParameter, "an RDP curve needs \(Self.orders.count) values (one per order), got \(values.count)")
+                .invalidParameter,
+                "an RDP curve needs \(Self.orders.count) values (one per order), got \(values.count)")
         }
         for (alpha, rho) in zip(Self.orders, values) {
             if rho.isNaN {

@@ -3,26 +3,31 @@ import Foundation
 /// One step of the Poisson-subsampled Gaussian mechanism in RDP (Mironov, Talwar & Zhang 2019, arXiv:1908.10530).
 ///
 /// With μ₀ = N(0, σ²), μ₁ = N(1, σ²) and μ = (1 − q)μ₀ + qμ₁, the step is (α, log(A_α) / (α − 1))-RDP where
-/// A_α = E_{z∼μ₀}[(μ(z) / μ₀(z))^α]. Everything is in log space; the result is ≥ 0 or +∞, never NaN for
-/// 0 < q < 1 and finite σ > 0.
+/// A_α = E_{z∼μ₀}[(μ(z) / μ₀(z))^α]. Everything is in log space; `rdp` is ≥ 0, never NaN for q in [0, 1] and
+/// finite σ > 0, and +∞ only when α / (2σ²) overflows.
 enum SampledGaussian {
-    /// The most terms of the fractional-order series before the order is given up (ρ = ∞).
-    static let maximumSeriesTerms = 200_000
+    /// The most terms of the fractional-order series before `rdp` falls back to the Gaussian bound α / (2σ²).
+    static let maximumSeriesTerms = 100_000
 
     /// The series stops when a term falls below this fraction of the running sum: the tail of an alternating series
     /// with decreasing terms is smaller than its first omitted term.
     static let logRelativeTolerance = log(1e-14)
 
     /// ρ(α) of one step, in nats.
+    ///
+    /// Never more than the plain Gaussian mechanism's α / (2σ²) (subsampling only helps: D_α is quasi-convex), which
+    /// also stands in for an order whose series cannot be evaluated (no convergence in `maximumSeriesTerms` terms, an
+    /// overflow): sound, and far better than giving the order up.
     static func rdp(q: Double, sigma: Double, alpha: Double) -> Double {
+        let gaussian = alpha / (2 * sigma * sigma)
         if q == 0 { return 0 }
-        if q == 1 { return alpha / (2 * sigma * sigma) }
+        if q == 1 || gaussian == 0 { return gaussian }
         // 1/(2σ²) infinite: the noise is negligible, the step is as good as non-private at every α > 1.
-        guard (1 / (2 * sigma * sigma)).isFinite else { return .infinity }
+        guard gaussian.isFinite else { return .infinity }
         let logA = alpha == alpha.rounded() ? logAInteger(q: q, sigma: sigma, alpha: Int(alpha))
             : logAFractional(q: q, sigma: sigma, alpha: alpha)
         let rho = logA / (alpha - 1)
-        return rho.isNaN ? .infinity : max(0, rho)
+        return rho.isFinite ? min(max(0, rho), gaussian) : gaussian
     }
 
     /// (k² − k) / (2σ²), the log of E_{μ₀}[(μ₁/μ₀)^k]; 0 for k ∈ {0, 1} even when 1/(2σ²) overflows.
@@ -31,19 +36,24 @@ enum SampledGaussian {
         return kk == 0 ? 0 : kk / (2 * sigma * sigma)
     }
 
-    /// Integer α (MTZ19, Section 3.3): A_α = Σ_{k=0}^{α} C(α, k) (1 − q)^{α−k} q^k exp((k² − k) / (2σ²)),
-    /// by log-sum-exp over the α + 1 terms; log C(α, k) is built up term by term.
+    /// Integer α (MTZ19, Section 3.3): A_α = Σ_{k=0}^{α} C(α, k) (1 − q)^{α−k} q^k exp((k² − k) / (2σ²)).
+    ///
+    /// As the binomial weights sum to 1, A_α = 1 + S with S = Σ_{k≥2} C(α, k) (1 − q)^{α−k} q^k expm1((k² − k)/(2σ²)),
+    /// every term ≥ 0; log A_α = log1p(S) keeps full relative precision when ρ is tiny (large σ or small q), where a
+    /// plain log-sum-exp would leave rounding noise of 1e-16 in log A_α. log C(α, k) is built up term by term.
     static func logAInteger(q: Double, sigma: Double, alpha: Int) -> Double {
+        guard alpha >= 2 else { return 0 }
         let logQ = log(q), log1MinusQ = log1p(-q)
-        var logBinomial = 0.0
+        var logBinomial = log(Double(alpha))  // log C(α, 1)
         var logTerms: [Double] = []
-        logTerms.reserveCapacity(alpha + 1)
-        for k in 0...alpha {
-            if k > 0 { logBinomial += log(Double(alpha - k + 1)) - log(Double(k)) }
+        logTerms.reserveCapacity(alpha - 1)
+        for k in 2...alpha {
+            logBinomial += log(Double(alpha - k + 1)) - log(Double(k))
             let kd = Double(k)
-            logTerms.append(logBinomial + (Double(alpha) - kd) * log1MinusQ + kd * logQ + logMoment(kd, sigma: sigma))
+            logTerms.append(logBinomial + (Double(alpha) - kd) * log1MinusQ + kd * logQ
+                + LogSpace.logExpm1(logMoment(kd, sigma: sigma)))
         }
-        return LogSpace.sumExp(logTerms)
+        return LogSpace.add(0, LogSpace.sumExp(logTerms))
     }
 
     /// Fractional α (MTZ19, Section 3.3): A_α = A₁ + A₂ with z₀ = σ² log(1/q − 1) + 1/2, where on z ≤ z₀
@@ -54,7 +64,7 @@ enum SampledGaussian {
     ///
     /// C(α, i) is the generalised binomial coefficient, negative for every other i > α: positive and negative terms
     /// are summed apart in log space and subtracted once. The series stops after i > α once both terms are below
-    /// `logRelativeTolerance` of the sum; after `maximumSeriesTerms` terms the order is given up (+∞).
+    /// `logRelativeTolerance` of the sum; after `maximumSeriesTerms` terms it returns +∞ (not evaluated).
     static func logAFractional(q: Double, sigma: Double, alpha: Double) -> Double {
         let logQ = log(q), log1MinusQ = log1p(-q)
         let z0 = sigma * sigma * (log1p(-q) - logQ) + 0.5
@@ -111,6 +121,11 @@ enum LogSpace {
     static func sumExp(_ xs: [Double]) -> Double {
         guard let high = xs.max(), high.isFinite else { return xs.max() ?? -.infinity }
         return high + log(xs.reduce(0) { $0 + exp($1 - high) })
+    }
+
+    /// log(eˣ − 1) for x ≥ 0, without overflow for large x; −∞ at 0.
+    static func logExpm1(_ x: Double) -> Double {
+        x > 40 ? x + log1p(-exp(-x)) : log(expm1(x))
     }
 
     /// log(erfc(x)), also where erfc(x) underflows: for x ≥ 25 the asymptotic series
