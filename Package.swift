@@ -208,7 +208,9 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(
-            name: "TrainingTests", dependencies: ["Training", "NeuralNetwork", "Volumes", "Tensors", "DICOMIO", "Randomness"],
+            name: "TrainingTests",
+            dependencies: ["Training", "NeuralNetwork", "Volumes", "Tensors", "DICOMIO", "Randomness",
+                           "DifferentialPrivacy"],
             exclude: ["Golden"],  // read from the source tree by path
             swiftSettings: strict),
         .testTarget(
