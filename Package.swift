@@ -170,7 +170,7 @@ let package = Package(
         .testTarget(
             name: "FederationRuntimeTests",
             dependencies: ["FederationCore", "FederationServer", "FederationClient", "FederationInProcess",
-                           "FederationTestSupport", "SafeTensorsFormat"],
+                           "FederationTestSupport", "SafeTensorsFormat", "Training", "Volumes"],
             swiftSettings: strict),
         .testTarget(
             name: "FederationGRPCTests",

@@ -112,7 +112,7 @@ struct DPSGDTests {
                                                     expectedLotSize: expectedLot, noise: &noise)
         #expect(result.losses == losses)
         #expect(result.gradient.names == model.parameters.names)
-        var compared = 0, worst = 0.0
+        var compared = 0, mismatches: [String] = []
         for (name, parameter) in model.parameters {
             guard let got = result.gradient[name] else {
                 Issue.record("no gradient for \(name)")
@@ -126,13 +126,15 @@ struct DPSGDTests {
                     reference += Double(g[name]?.storage[i] ?? 0) * factor
                 }
                 reference /= Double(expectedLot)
-                let error = abs(Double(got.storage[i]) - reference)
-                worst = max(worst, error / max(abs(reference), 1e-6))
-                #expect(error <= 1e-5 * abs(reference) + 1e-9, "\(name)[\(i)]: \(got.storage[i]) vs \(reference)")
+                // rtol 1e-5, atol 1e-9 (the sum is float32; the reference Double).
+                if abs(Double(got.storage[i]) - reference) > 1e-5 * abs(reference) + 1e-9 {
+                    mismatches.append("\(name)[\(i)]: \(got.storage[i]) vs \(reference)")
+                }
                 compared += 1
             }
         }
-        #expect(compared == model.parameters.elementCount && compared > 1000, "worst relative error \(worst)")
+        #expect(compared == model.parameters.elementCount && compared > 1000)
+        #expect(mismatches.isEmpty, "\(mismatches.count) of \(compared) differ: \(mismatches.prefix(5))")
     }
 
     @Test("Noise: with an empty lot, and on top of real gradients, its std is σC/B within 4 standard errors")
