@@ -12,6 +12,12 @@ extension TrainingConfiguration {
     /// With DP-SGD, `training.batch_size` and `training.gradient_clip_norm` do not apply, and `slices_per_epoch` /
     /// `patches_per_epoch` neither (an epoch is round(N / B) lots). The privacy loss (ε for a δ) is not computed
     /// here: the site's accountant charges it from `DPSGDRecord`.
+    ///
+    /// Lots are drawn from the trainer's seeded generator (`training.seed`, per round), so a run is reproducible.
+    /// Amplification by subsampling assumes the adversary does not know which patients were in a lot; a party that
+    /// knows the seed *and* the site's list of training patients could reconstruct the lots. The seed alone does not
+    /// reveal them (the order of patients comes from their IDs), but a site that wants the assumption to hold without
+    /// that argument should mix site-secret randomness into the seed.
     public struct DPSGD: Sendable, Equatable {
         /// How a lot of patients is drawn for a step.
         public enum Sampling: String, Sendable, Codable, CaseIterable {
