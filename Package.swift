@@ -171,7 +171,8 @@ let package = Package(
         .testTarget(
             name: "FederationRuntimeTests",
             dependencies: ["FederationCore", "FederationServer", "FederationClient", "FederationInProcess",
-                           "FederationTestSupport", "SafeTensorsFormat", "DifferentialPrivacy"],
+                           "FederationTestSupport", "SafeTensorsFormat", "DifferentialPrivacy", "Training",
+                           "Volumes"],
             swiftSettings: strict),
         .testTarget(
             name: "FederationGRPCTests",
@@ -209,7 +210,9 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(
-            name: "TrainingTests", dependencies: ["Training", "NeuralNetwork", "Volumes", "Tensors", "DICOMIO", "Randomness"],
+            name: "TrainingTests",
+            dependencies: ["Training", "NeuralNetwork", "Volumes", "Tensors", "DICOMIO", "Randomness",
+                           "DifferentialPrivacy"],
             exclude: ["Golden"],  // read from the source tree by path
             swiftSettings: strict),
         .testTarget(

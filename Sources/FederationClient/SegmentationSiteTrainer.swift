@@ -9,6 +9,9 @@ import Volumes
 ///
 /// Each round starts from the global weights with a fresh optimiser state and a round-specific seed for slice
 /// sampling and augmentation. The FedAvg weight is the number of training slices the site holds.
+///
+/// With `training.dp_sgd`, `train` reports what the privacy accountant needs as metrics: `dp_sgd_steps` (T),
+/// `dp_sgd_sampling_rate` (q = B / N patients), `dp_sgd_noise_multiplier` (σ), `dp_sgd_max_grad_norm` (C).
 public struct SegmentationSiteTrainer: LocalTrainer {
     public let train: [SegmentationCase]
     public let validation: [SegmentationCase]
@@ -45,6 +48,13 @@ public struct SegmentationSiteTrainer: LocalTrainer {
             var metrics: [String: Double] = ["train_slices": Double(sampleCount)]
             for (i, d) in dice.enumerated() { metrics["dice_class_\(i + 1)"] = d }
             if !dice.isEmpty { metrics["dice"] = dice.reduce(0, +) / Double(dice.count) }
+            if let dp = trainer.dpSGDRecord {
+                // What the site's privacy accountant charges for this round (ε is computed there, not here).
+                metrics["dp_sgd_steps"] = Double(dp.steps)
+                metrics["dp_sgd_sampling_rate"] = dp.samplingRate
+                metrics["dp_sgd_noise_multiplier"] = dp.noiseMultiplier
+                metrics["dp_sgd_max_grad_norm"] = dp.maxGradNorm
+            }
             return (Self.parameterSet(trainer.model.stateDict), sampleCount, metrics)
         } catch {
             throw FederationError(.invalidConfiguration, "local training failed at round \(task.round): \(error.message)",

@@ -31,8 +31,10 @@ public struct PipelineLimits: Sendable, Equatable {
     public var maxSegments = 64
     /// Voxels of a unet3d patch / inference window, and per axis `preprocessing.maxAxisVoxels`.
     public var maxPatchVoxels = 16_777_216
-    /// Estimated activation memory of one training step: batch × activations per sample × 4 bytes.
+    /// Estimated activation memory of one training step: batch (with DP-SGD: slices per patient) × activations per
+    /// sample × 4 bytes.
     public var maxActivationBytes = 8_589_934_592
+    /// `training.batch_size`; also bounds `training.dp_sgd.patients_per_step` and `slices_per_patient`.
     public var maxBatchSize = 1024
     public var maxEpochs = 10_000
     /// `training.slices_per_epoch`, `training.patches_per_epoch`.
@@ -83,14 +85,17 @@ public struct PipelineLimits: Sendable, Equatable {
         let perSample = UNet.activationValuesPerSample(dimensions: m.dimensions, spatial: input,
                                                        encoderChannels: m.encoderChannels,
                                                        bottleneckChannels: m.bottleneckChannels, classes: m.classes)
+        // One step's forward/backward holds one batch, or with DP-SGD one patient's micro-batch at a time.
+        let (perStep, key) = training.dpSGD.map { ($0.slicesPerPatient, "training.dp_sgd.slices_per_patient") }
+            ?? (training.batchSize, "training.batch_size")
         let bytes = perSample.flatMap { v -> Int? in
-            let (a, o1) = v.multipliedReportingOverflow(by: training.batchSize)
+            let (a, o1) = v.multipliedReportingOverflow(by: perStep)
             let (b, o2) = a.multipliedReportingOverflow(by: 4)
             return o1 || o2 ? nil : b
         }
         guard let bytes, bytes <= maxActivationBytes else {
             let what = m.dimensions == 3 ? "`model.patch_size` \(m.patchSize)" : "slices of \(input) voxels"
-            throw TrainingError(.configuration, "`training.batch_size` \(training.batchSize) with \(what) and "
+            throw TrainingError(.configuration, "`\(key)` \(perStep) with \(what) and "
                                 + "`model.encoder_channels` \(m.encoderChannels) needs about "
                                 + "\(bytes.map { "\($0 >> 20) MiB" } ?? "more than 8 EiB") of activations per step, "
                                 + "more than \(maxActivationBytes >> 20) MiB (limit max_activation_bytes); lower the "

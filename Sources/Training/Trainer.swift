@@ -1,3 +1,4 @@
+import DifferentialPrivacy
 import Randomness
 import Foundation
 import NeuralNetwork
@@ -29,18 +30,29 @@ public struct EpochReport: Sendable, Codable {
     /// Mean validation Dice per class (1-based classes), over held-out patients' whole volumes.
     public var validationDice: [Double]
     public var seconds: Double
+    /// DP-SGD: the record after this epoch (steps so far in this `fit`); nil without DP-SGD.
+    public var dpSGD: DPSGDRecord? = nil
     public var meanDice: Double { validationDice.isEmpty ? 0 : validationDice.reduce(0, +) / Double(validationDice.count) }
 }
 
 /// Local training of a 2-D U-Net on axial slices of preprocessed cases: class-balanced slice sampling, seeded
 /// augmentation of whole volumes each epoch, Dice + cross-entropy, validation Dice on held-out patients, and the
 /// best checkpoint kept (safetensors, PyTorch names). Stops cleanly on a non-finite loss, keeping the last good one.
+///
+/// With `configuration.dpSGD` the optimiser steps are DP-SGD with the patient as the privacy unit (see
+/// `TrainingConfiguration.DPSGD`, `privatizedGradient`), and `dpSGDRecord` says what the accountant must charge.
 public struct Trainer: Sendable {
     public var configuration: TrainingConfiguration
     public var preprocessing: PreprocessingConfiguration
-    public private(set) var model: UNet
+    public internal(set) var model: UNet
     /// FedProx (Li et al. 2020): adds (μ/2)·‖θ − θ_global‖² to the loss, i.e. μ·(θ − θ_global) to each gradient.
     public var proximal: (mu: Float, reference: NamedTensors)?
+    /// Where DP-SGD's Gaussian noise comes from: the operating system's CSPRNG, because the noise is what protects
+    /// the patients. Tests inject `SeededNoiseSource`; never ship weights trained with one.
+    public var noiseSource: any NoiseSource = SystemNoiseSource()
+    /// DP-SGD: what the last `fit` released, updated after every noisy step (so it counts the steps taken even when
+    /// `fit` throws); nil without DP-SGD.
+    public internal(set) var dpSGDRecord: DPSGDRecord?
 
     public init(configuration: TrainingConfiguration, preprocessing: PreprocessingConfiguration) {
         self.configuration = configuration
@@ -74,14 +86,24 @@ public struct Trainer: Sendable {
     /// - Parameters:
     ///   - checkpoint: where the best model is written (nil: not written).
     ///   - progress: called after every epoch.
-    /// - Returns: the epoch reports.
-    /// - Throws: `.nonFinite` on a NaN/Inf loss (the last good checkpoint stays), `.data` for unusable cases.
     ///   - onStep: called after every optimiser step (for a progress bar).
+    /// - Returns: the epoch reports (with DP-SGD, each carries the `DPSGDRecord` so far).
+    /// - Throws: `.nonFinite` on a NaN/Inf loss (the last good checkpoint stays), `.data` for unusable cases,
+    ///   `.configuration` when DP-SGD asks for more patients per step than `train` holds.
     public mutating func fit(train: [SegmentationCase], validation: [SegmentationCase], checkpoint: String? = nil,
                              onStep: (StepProgress) -> Void = { _ in },
                              progress: (EpochReport) -> Void = { _ in }) throws(TrainingError) -> [EpochReport] {
         guard !train.isEmpty else { throw TrainingError(.data, "no training case") }
         let c = configuration
+        dpSGDRecord = nil
+        let patients = Self.patientGroups(train)
+        if let dp = c.dpSGD {
+            try dp.validate(limits: nil)
+            dpSGDRecord = DPSGDRecord(steps: 0, samplingRate: try dp.samplingRate(trainPatients: patients.count),
+                                      noiseMultiplier: dp.noiseMultiplier, maxGradNorm: dp.maxGradNorm,
+                                      sampling: dp.sampling, trainPatients: patients.count,
+                                      patientsPerStep: dp.patientsPerStep)
+        }
         var optimizer: any NeuralNetwork.Optimizer
         switch c.optimizer.name {
         case "sgd": optimizer = SGD(learningRate: c.optimizer.learningRate, momentum: c.optimizer.momentum,
@@ -102,37 +124,45 @@ public struct Trainer: Sendable {
                     throw TrainingError(.data, "augmentation failed on \(t.patientID): \(error.message)")
                 }
             }
-            // Batch k + 1 is assembled on a background task while the model trains on batch k; every random pick is
-            // drawn here first, so the order (and the result) does not depend on scheduling.
-            let prefetcher: BatchPrefetcher<Batch>
-            if c.model.dimensions == 3 {
-                // Class-balanced 3-D patches.
-                let patches = try PatchDataset(cases: cases, patchSize: c.model.patchExtents,
-                                               foregroundFraction: c.foregroundFraction)
-                let groups = Self.groups(patches.sampleLocations(count: c.patchesPerEpoch, generator: &rng), c.batchSize)
-                prefetcher = BatchPrefetcher<Batch>(count: groups.count) { i in
-                    let b = patches.batch(groups[i])
-                    return (b.input, b.targets)
-                }
-            } else {
-                // Class-balanced axial slices.
-                let groups = Self.groups(Self.slicePicks(cases, count: c.slicesPerEpoch,
-                                                         foregroundFraction: c.foregroundFraction, generator: &rng),
-                                         c.batchSize)
-                let epochCases = cases
-                prefetcher = BatchPrefetcher<Batch>(count: groups.count) { i in Self.makeBatch(groups[i], epochCases) }
-            }
             var lossSum = 0.0, batches = 0
-            while let (input, targets) = try nextBatch(prefetcher) {
-                lossSum += try step(input: input, targets: targets, optimizer: &optimizer, epoch: epoch,
-                                    checkpoint: checkpoint)
-                batches += 1
-                onStep(StepProgress(epoch: epoch, epochs: c.epochs, step: batches, steps: prefetcher.count,
-                                    meanLoss: lossSum / Double(batches), seconds: Date().timeIntervalSince(start)))
+            if let dp = c.dpSGD {
+                (lossSum, batches) = try dpSGDEpoch(dp, cases: cases, patients: patients, optimizer: &optimizer,
+                                                    rng: &rng, epoch: epoch, start: start, onStep: onStep)
+            } else {
+                // Batch k + 1 is assembled on a background task while the model trains on batch k; every random pick
+                // is drawn here first, so the order (and the result) does not depend on scheduling.
+                let prefetcher: BatchPrefetcher<Batch>
+                if c.model.dimensions == 3 {
+                    // Class-balanced 3-D patches.
+                    let patches = try PatchDataset(cases: cases, patchSize: c.model.patchExtents,
+                                                   foregroundFraction: c.foregroundFraction)
+                    let groups = Self.groups(patches.sampleLocations(count: c.patchesPerEpoch, generator: &rng),
+                                             c.batchSize)
+                    prefetcher = BatchPrefetcher<Batch>(count: groups.count) { i in
+                        let b = patches.batch(groups[i])
+                        return (b.input, b.targets)
+                    }
+                } else {
+                    // Class-balanced axial slices.
+                    let groups = Self.groups(Self.slicePicks(cases, count: c.slicesPerEpoch,
+                                                             foregroundFraction: c.foregroundFraction, generator: &rng),
+                                             c.batchSize)
+                    let epochCases = cases
+                    prefetcher = BatchPrefetcher<Batch>(count: groups.count) { i in
+                        Self.makeBatch(groups[i], epochCases)
+                    }
+                }
+                while let (input, targets) = try nextBatch(prefetcher) {
+                    lossSum += try step(input: input, targets: targets, optimizer: &optimizer, epoch: epoch,
+                                        checkpoint: checkpoint)
+                    batches += 1
+                    onStep(StepProgress(epoch: epoch, epochs: c.epochs, step: batches, steps: prefetcher.count,
+                                        meanLoss: lossSum / Double(batches), seconds: Date().timeIntervalSince(start)))
+                }
             }
             let dice = validation.isEmpty ? [] : try validate(validation)
             let report = EpochReport(epoch: epoch, loss: lossSum / Double(max(batches, 1)), validationDice: dice,
-                                     seconds: Date().timeIntervalSince(start))
+                                     seconds: Date().timeIntervalSince(start), dpSGD: dpSGDRecord)
             reports.append(report)
             let score = validation.isEmpty ? -report.loss : report.meanDice
             if score > best, let checkpoint {

@@ -39,6 +39,7 @@ public struct TrainingConfiguration: Sendable, Equatable {
     public var model = Model()
     public var optimizer = Optimizer()
     public var epochs = 20
+    /// Slices (unet2d) or patches (unet3d) per optimiser step. Does not apply with `dpSGD` (lots of patients instead).
     public var batchSize = 8
     /// Slices drawn per epoch (class-balanced: `foregroundFraction` of them contain a segment).
     public var slicesPerEpoch = 256
@@ -49,8 +50,10 @@ public struct TrainingConfiguration: Sendable, Equatable {
     public var validationFraction = 0.25
     /// Loss: dice_ce (soft Dice + cross-entropy) | ce | dice.
     public var loss = "dice_ce"
-    /// Gradient clipping by global norm (0: off).
+    /// Gradient clipping by global norm (0: off). Does not apply with `dpSGD` (per-patient clipping instead).
     public var gradientClipNorm: Float = 5
+    /// Sample-level DP-SGD with the patient as the privacy unit (`training.dp_sgd`); nil: ordinary training.
+    public var dpSGD: DPSGD?
     /// Seed for the split, the slice sampling and the augmentation order.
     public var seed: UInt64 = 20261121
 
@@ -60,8 +63,11 @@ public struct TrainingConfiguration: Sendable, Equatable {
                                          "patch_size", "window_overlap", "window_blending"]
     static let trainingKeys: Set<String> = ["epochs", "batch_size", "slices_per_epoch", "patches_per_epoch",
                                             "foreground_fraction",
-                                            "validation_fraction", "loss", "gradient_clip_norm", "seed", "optimizer"]
+                                            "validation_fraction", "loss", "gradient_clip_norm", "seed", "optimizer",
+                                            "dp_sgd"]
     static let optimizerKeys: Set<String> = ["name", "learning_rate", "momentum", "nesterov", "weight_decay"]
+    static let dpSGDKeys: Set<String> = ["noise_multiplier", "max_grad_norm", "sampling", "patients_per_step",
+                                         "slices_per_patient"]
 
     /// Parses the `model:` and `training:` sections (both optional; defaults above) and checks them against
     /// `limits` (sizes only; `PipelineLimits.validate` adds the model's parameter count and activation memory).
@@ -201,6 +207,32 @@ public struct TrainingConfiguration: Sendable, Equatable {
             guard let v = n.bool else { throw fail("training.optimizer.nesterov", "must be true or false") }
             self.optimizer.nesterov = v
         }
+        if let section = training["dp_sgd"] {
+            let p = "training.dp_sgd"
+            let dp = try mapping(section, p, Self.dpSGDKeys)
+            func required<T>(_ value: T?, _ key: String) throws(TrainingError) -> T {
+                guard let value else {
+                    throw fail("\(p).\(key)", "is missing: DP-SGD needs noise_multiplier, max_grad_norm and "
+                               + "patients_per_step")
+                }
+                return value
+            }
+            // Ranges here are the parser's; `validate` adds the positivity and the limits with their names.
+            let sigma = try required(double(dp["noise_multiplier"], "\(p).noise_multiplier", 0...DPSGD.maxValue),
+                                     "noise_multiplier")
+            let clip = try required(double(dp["max_grad_norm"], "\(p).max_grad_norm", 0...DPSGD.maxValue),
+                                    "max_grad_norm")
+            let lot = try required(int(dp["patients_per_step"], "\(p).patients_per_step", 1...limits.maxBatchSize),
+                                   "patients_per_step")
+            var config = DPSGD(noiseMultiplier: sigma, maxGradNorm: clip, patientsPerStep: lot)
+            if let s = try string(dp["sampling"], "\(p).sampling", ["poisson", "fixed"]),
+               let sampling = DPSGD.Sampling(rawValue: s) {
+                config.sampling = sampling
+            }
+            config.slicesPerPatient = try int(dp["slices_per_patient"], "\(p).slices_per_patient",
+                                              1...limits.maxBatchSize) ?? config.slicesPerPatient
+            dpSGD = config
+        }
         try validate(limits: limits)
     }
 
@@ -247,6 +279,7 @@ public struct TrainingConfiguration: Sendable, Equatable {
         guard model.windowOverlap.isFinite, (0...0.95).contains(model.windowOverlap) else {
             throw fail("model.window_overlap", "is \(model.windowOverlap): must be in 0...0.95")
         }
+        try dpSGD?.validate(limits: limits)
         guard model.dimensions == 3 else { return }
         guard model.patchSize.count == 3 else { throw fail("model.patch_size", "must be [x, y, z]") }
         for (i, n) in model.patchSize.enumerated() where !(1...limits.preprocessing.maxAxisVoxels).contains(n) {
