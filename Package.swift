@@ -166,7 +166,10 @@ let package = Package(
             name: "DifferentialPrivacyTests", dependencies: ["DifferentialPrivacy", "Randomness"],
             exclude: ["Golden"],  // read from the source tree by path
             swiftSettings: strict),
-        .testTarget(name: "FederationCoreTests", dependencies: ["FederationCore"], swiftSettings: strict),
+        .testTarget(
+            name: "FederationCoreTests", dependencies: ["FederationCore"],
+            exclude: ["Golden"],  // read from the source tree by path
+            swiftSettings: strict),
         .testTarget(
             name: "FederationRuntimeTests",
             dependencies: ["FederationCore", "FederationServer", "FederationClient", "FederationInProcess",
