@@ -13,6 +13,8 @@ public struct FederationError: Error, Sendable, CustomStringConvertible, Equatab
         public static let invalidConfiguration = Code("invalid-configuration")
         public static let noResults = Code("no-results")
         public static let filter = Code("filter")
+        /// The site's egress log (FederationClient's `EgressLog`) cannot be opened, written or read.
+        public static let egressLog = Code("egress-log")
     }
 
     public var code: Code
