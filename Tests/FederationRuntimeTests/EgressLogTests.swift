@@ -88,6 +88,55 @@ struct EgressLogTests {
         #expect(record.sentAt == Date(timeIntervalSince1970: 1_800_000_000.25))
     }
 
+    @Test("An upload the server did not accept is not recorded; the same result sent again and accepted is")
+    func onlyAcceptedUploads() async throws {
+        /// The server turns the first upload away as stale (as after a restart); the site is asked again.
+        final class StaleFirstUpload: FederationConnection {
+            let inner: RecordingConnection
+            let turnedAway = Mutex(false)
+            init(inner: RecordingConnection) { self.inner = inner }
+            func register(site: String) async throws(FederationError) -> String? {
+                try await inner.register(site: site)
+            }
+            func nextTask(site: String) async throws(FederationError) -> TaskAssignment? {
+                try await inner.nextTask(site: site)
+            }
+            func downloadModel(for task: TaskAssignment, maxScalars: Int) async throws(FederationError)
+                -> [ParameterChunk] {
+                try await inner.downloadModel(for: task, maxScalars: maxScalars)
+            }
+            func uploadResult(_ header: ResultHeader, chunks: [ParameterChunk]) async throws(FederationError) {
+                let first = turnedAway.withLock { done in
+                    defer { done = true }
+                    return !done
+                }
+                if first { throw FederationError(.staleRound, "round \(header.round) is not current") }
+                try await inner.uploadResult(header, chunks: chunks)
+            }
+            func heartbeat(site: String) async throws(FederationError) { try await inner.heartbeat(site: site) }
+        }
+        let clock = ManualClock()
+        let initial = ParameterSet([ParameterTensor(name: "w", shape: [2], values: [0, 0])])
+        let job = JobConfiguration(jobID: "egress-2", rounds: 1, sites: ["a"], minClients: 1)
+        let coordinator = Coordinator(configuration: job, initialModel: initial, strategy: FedAvg(), clock: clock)
+        let recording = RecordingConnection(inner: InProcessConnection(coordinator: coordinator))
+        let run = Task { try await coordinator.run() }
+        let log = try EgressLog(path: nil)
+        var agent = SiteAgent(site: "a", connection: StaleFirstUpload(inner: recording),
+                              trainer: FixedTrainer(weights: ParameterSet([
+                                ParameterTensor(name: "w", shape: [2], values: [3, -1])]), samples: 1),
+                              clock: clock, chunkScalars: 8, log: { _ in })
+        agent.heartbeatInterval = nil
+        agent.egressLog = log
+        #expect(try await agent.run() == [1])
+        _ = try await run.value
+        clock.advance(by: .seconds(100_000))
+        let records = try log.records()
+        #expect(records.count == 1)
+        #expect(recording.accepted.withLock { $0.count } == 1)
+        #expect(records.first?.sha256 == referenceDigest([3, -1]))
+    }
+
     @Test("Records persist in order, filter by job, and carry nullable privacy fields")
     func persistence() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("egress-\(UUID().uuidString)").path
