@@ -85,7 +85,10 @@ let package = Package(
         .target(
             name: "FederationClient",
             dependencies: ["FederationCore", "Training", "NeuralNetwork", "Tensors", "Volumes", "DifferentialPrivacy",
-                           .product(name: "Yams", package: "Yams")],
+                           .product(name: "Yams", package: "Yams"),
+                           // The site's egress log: SQLite rows with the SHA-256 of what was sent.
+                           .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict),
         // What the server and sites run for a submitted pipeline: its parsing and limits, the job factory, the
         // statistics job (server side and site side).
@@ -167,12 +170,15 @@ let package = Package(
             name: "DifferentialPrivacyTests", dependencies: ["DifferentialPrivacy", "Randomness"],
             exclude: ["Golden"],  // read from the source tree by path
             swiftSettings: strict),
-        .testTarget(name: "FederationCoreTests", dependencies: ["FederationCore"], swiftSettings: strict),
+        .testTarget(
+            name: "FederationCoreTests", dependencies: ["FederationCore"],
+            exclude: ["Golden"],  // read from the source tree by path
+            swiftSettings: strict),
         .testTarget(
             name: "FederationRuntimeTests",
             dependencies: ["FederationCore", "FederationServer", "FederationClient", "FederationInProcess",
                            "FederationTestSupport", "SafeTensorsFormat", "DifferentialPrivacy", "Training",
-                           "Volumes"],
+                           "Volumes", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict),
         .testTarget(
             name: "FederationGRPCTests",

@@ -95,6 +95,13 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
     /// The site's training policy and privacy budget (nil: every task is taken and updates leave as the filters
     /// make them).
     public var gatekeeper: (any SiteGatekeeper)?
+    /// Where the site records every result the server accepted (`EgressLog`); nil: not recorded. Recorded right
+    /// after the upload is accepted: what the server refused for good, or that came too late, is not recorded; a
+    /// result sent again is recorded again. A write that fails is said in `log` with the record's job, round,
+    /// kind and SHA-256 (the result has left by then), and the agent goes on.
+    public var egressLog: EgressLog?
+    /// The wall clock of the egress records (tests inject a fixed one).
+    public var now: @Sendable () -> Date = { Date() }
 
     public init(site: String, connection: any FederationConnection, trainer: any LocalTrainer, filters: FilterChain = FilterChain([]),
                 clock: C, retry: RetryPolicy = RetryPolicy(), chunkScalars: Int = 1 << 20,
@@ -210,11 +217,20 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
             }
         }
 
-        /// Sends a result; says whether it counted, came too late, or was refused for good.
-        func deliver(_ header: ResultHeader, _ chunks: [ParameterChunk]) async throws(FederationError) -> Delivery {
+        /// Sends a result; says whether it counted, came too late, or was refused for good. A counted result is
+        /// recorded in the egress log.
+        func deliver(_ header: ResultHeader, _ chunks: [ParameterChunk],
+                     _ kind: EgressKind) async throws(FederationError) -> Delivery {
             do {
                 try await retrying("upload") { () async throws(FederationError) in
                     try await connection.uploadResult(header, chunks: chunks)
+                }
+                if let egressLog {
+                    let record = EgressRecord(header: header, chunks: chunks, kind: kind, sentAt: now())
+                    do { try egressLog.append(record) } catch {
+                        log("\(site): sent job \(record.job) round \(record.round) (\(kind.rawValue), \(record.bytes) "
+                            + "bytes, sha256 \(record.sha256)) but could not record it: \(error)")
+                    }
                 }
                 return .counted
             } catch where Self.goneTask.contains(error.code) {
@@ -243,7 +259,7 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
             log("\(site): declines \(task.kind.rawValue) task of round \(task.round) of job \(task.jobID): \(reason)")
             let header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: 1,
                                       payload: Array(reason.utf8.prefix(4000)))
-            let delivery = try await deliver(header, [])
+            let delivery = try await deliver(header, [], .decline)
             if case .counted = delivery { return .declined }
             return delivery
         }
@@ -285,7 +301,7 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                 let header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: 1,
                                           metrics: metrics, payload: payload)
                 what = "phase \(task.round) of statistics job \(task.jobID) goes on without this site's answer"
-                delivery = try await deliver(header, [])
+                delivery = try await deliver(header, [], .statisticsAnswer)
 
             case .submitModel:
                 var header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: 1)
@@ -313,7 +329,7 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                 if chunks.isEmpty { log("\(site): cross-site evaluation goes on without this site's local model: "
                                         + String(decoding: header.payload, as: UTF8.self)) }
                 what = "cross-site evaluation of job \(task.jobID) goes on without this site's local model"
-                delivery = try await deliver(header, chunks)
+                delivery = try await deliver(header, chunks, .localModel)
 
             case .evaluate:
                 let name: String
@@ -323,7 +339,7 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                     var header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: 1)
                     header.payload = Array("\(site) declines to evaluate: \(reason)".utf8.prefix(4000))
                     log("\(site): declines to evaluate the \(name) model: \(reason)")
-                    delivery = try await deliver(header, [])
+                    delivery = try await deliver(header, [], .decline)
                     break
                 }
                 guard let model = try await download(task) else { continue }
@@ -334,7 +350,7 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                     log("\(site): cannot evaluate the \(name) model: \(error.message)")
                     header.payload = Array("evaluation failed at \(site): \(error.message)".utf8)
                 }
-                delivery = try await deliver(header, [])
+                delivery = try await deliver(header, [], .evaluationMetrics)
 
             case .train:
                 what = "round \(task.round) of job \(task.jobID) goes on without this site's result"
@@ -343,7 +359,7 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                     // the round's sums after another site's result broke off): the global model is the same, so is
                     // the result. Sent again as it was, without training again.
                     log("\(site): round \(task.round) of job \(task.jobID) asked for again; sending the same result")
-                    delivery = try await deliver(sent.header, sent.chunks)
+                    delivery = try await deliver(sent.header, sent.chunks, .trainUpdate)
                     break
                 }
                 lastSent = nil  // a new round: the old result's memory goes before the new model comes
@@ -403,7 +419,7 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                                           metrics: update.metrics)
                 let chunks = update.diff.chunks(maxScalars: chunkScalars)
                 lastSent = (header, chunks)
-                delivery = try await deliver(header, chunks)
+                delivery = try await deliver(header, chunks, .trainUpdate)
             }
             switch delivery {
             case .counted:

@@ -15,6 +15,8 @@ public struct FederationError: Error, Sendable, CustomStringConvertible, Equatab
         public static let filter = Code("filter")
         /// The site refuses the task: its own policy or privacy budget says no (the message says which and why).
         public static let declined = Code("declined")
+        /// The site's egress log (FederationClient's `EgressLog`) cannot be opened, written or read.
+        public static let egressLog = Code("egress-log")
     }
 
     public var code: Code

@@ -167,11 +167,20 @@ struct Client: ParsableCommand {
         """)
     var limits: String?
 
+    @Option(help: """
+        The site's egress log, SQLite: one row per result that left the site (default: \
+        \(EgressLog.fileName) in the kit folder). List it with `tessera egress`.
+        """)
+    var egressLog: String?
+
     @OptionGroup var common: CommonOptions
 
     func run() throws {
         common.apply()
         let (pipelineLimits, queryLimits) = try LimitsFile.load(limits, kitFolder: self.kit.kit)
+        let egressPath = egressLog ?? (self.kit.kit + "/" + EgressLog.fileName)
+        let egress: EgressLog
+        do { egress = try EgressLog(path: egressPath) } catch { throw CommandFailure(description: error.description) }
         let (kit, tls, address) = try self.kit.load(role: .site)
         let filters: FilterChain, sharesLocalModel: Bool, trainingPolicy: SiteTrainingPolicy
         do {
@@ -210,7 +219,9 @@ struct Client: ParsableCommand {
             agent.sharesLocalModel = sharesLocalModel
             agent.gatekeeper = SitePrivacyGatekeeper(site: site, policy: trainingPolicy, budget: budget, ledger: book,
                                                      limits: pipelineLimits)
-            log("\(prefix) connecting to \(address) (filters: \(filters.filters.map(\.name).joined(separator: ", ")))")
+            agent.egressLog = egress
+            log("\(prefix) connecting to \(address) (filters: \(filters.filters.map(\.name).joined(separator: ", ")); "
+                + "egress log \(egressPath))")
             while true {
                 let rounds = try await agent.run()
                 log("\(prefix) job over; contributed to round(s) \(rounds.map(String.init).joined(separator: ", "))")

@@ -9,7 +9,7 @@ struct TesseraCommand: ParsableCommand {
         abstract: "Federated learning for medical imaging: read DICOM, train, federate.",
         subcommands: [
             Inspect.self, Convert.self, Train.self, Predict.self, Simulate.self, Stats.self, GenerateSampleData.self,
-            Provision.self, Server.self, Client.self, Admin.self,
+            Provision.self, Server.self, Client.self, Admin.self, Egress.self,
         ])
 }
 

@@ -112,6 +112,18 @@ struct QueryValidationTests {
          "query.features[0].categories[2]"),
         ("features:\n  - {feature: PatientSex, statistics: [frequencies], categories: [other]}",
          "query.features[0].categories[0]"),
+        ("features:\n  - {feature: Manufacturer, statistics: [frequencies], categories: [GE, SIEMENS, GE]}",
+         "`query.features[0].categories[2]` 'GE' is listed twice (also categories[0])"),
+        ("features:\n  - {feature: Manufacturer, statistics: [frequencies], categories: [GE, ' GE']}",
+         "query.features[0].categories[1]"),
+        ("features:\n  - {feature: Manufacturer, statistics: [frequencies], categories: ['']}",
+         "query.features[0].categories[0]"),
+        ("features:\n  - {feature: PatientAge, statistics: [quantiles], bounds: [0, 1], bins: 2, "
+            + "quantiles: [0.5, 0.25, 0.5]}",
+         "`query.features[0].quantiles[2]` 0.5 is listed twice (also quantiles[0])"),
+        ("features:\n  - {feature: hu-in-label:1, statistics: [mean], bounds: [0, 1]}\n"
+            + "  - {feature: hu-in-label:01, statistics: [count], bounds: [0, 1]}",
+         "query.features[1]"),
         ("features:\n  - {feature: PatientSex, statistics: [frequencies], bounds: [0, 1]}", "query.features[0].bounds"),
         ("features:\n  - {feature: PatientAge, statistics: [quantiles], bounds: [0, 1], bins: 2, quantiles: [.nan]}",
          "query.features[0].quantiles[0]"),
@@ -230,5 +242,21 @@ struct QueryValidationTests {
         #expect(limits.maxBins == 100_000 && limits.maxFeatures == QueryLimits().maxFeatures)
         #expect(throws: AnalyticsError.self) { try QueryLimits(yaml: "query:\n  max_binz: 3") }
         #expect(throws: AnalyticsError.self) { try QueryLimits(yaml: "query:\n  max_delta: 2") }
+    }
+
+    @Test("deduplicated() keeps each statistic, category and quantile level once, in first-seen order")
+    func deduplicatedQuery() throws {
+        let query = StatisticsQuery(name: "q", features: [
+            FeatureQuery(feature: "Manufacturer", statistics: [.frequencies, .count, .frequencies],
+                         categories: ["GE", "SIEMENS", "GE", "Philips", "SIEMENS"]),
+            FeatureQuery(feature: "PatientAge", statistics: [.quantiles], bounds: [0, 100], bins: 4,
+                         quantiles: [0.5, 0.1, 0.5]),
+        ])
+        let unique = query.deduplicated()
+        #expect(unique.features[0].categories == ["GE", "SIEMENS", "Philips"])
+        #expect(unique.features[0].statistics == [.frequencies, .count])
+        #expect(unique.features[1].quantiles == [0.5, 0.1])
+        #expect(throws: AnalyticsError.self) { try query.validate() }
+        try unique.validate()
     }
 }

@@ -294,10 +294,12 @@ public struct StatisticsAggregator: Sendable, Codable {
         }
         try requireSites(participants, after: "the plan")
         // Category lists: only sites whose policy reveals category names contribute names; the others count
-        // everything under "other".
+        // everything under "other". A name sites would refuse (untrimmed, empty, "other") is left out: it would
+        // only stop the query at every site.
         for site in participants {
             for (key, names) in acceptances[site]?.categoryNames ?? [:] {
-                categoryLists[key] = Array(Set(categoryLists[key] ?? []).union(names)).sorted()
+                let usable = names.filter { CategoryName.isNormalised($0) && $0 != CategoryName.rest }
+                categoryLists[key] = Array(Set(categoryLists[key] ?? []).union(usable)).sorted()
             }
         }
         template = try LocalStatistics(query: query, cohort: .empty).primitives(categoryLists: categoryLists)

@@ -1,5 +1,6 @@
 import DifferentialPrivacy
 import Foundation
+import Volumes
 
 /// One site's side of one statistics query run: answers the server's requests phase by phase, from the site's own
 /// data, policy and ledger. Create one per query run (session); it keeps the site's X25519 private key and what it
@@ -9,6 +10,14 @@ import Foundation
 /// minimum count is the larger of both, the ledger refuses over-budget queries). The session also refuses what
 /// would show the server its figures when the policy does not reveal them: an upload in the clear, or a secure sum
 /// (or dropout recovery) that would leave this site as the only participant.
+///
+/// Repeats are the site's business, whatever the server sends: the plan's query is `deduplicated()` (statistics,
+/// category names, quantile levels) before it is validated, planned or charged, and a first-pass category list
+/// keeps each name once (first occurrence). So each category is one cell, noised once, its suppression decided
+/// once, and the ledger's charge (one per feature and primitive) covers it. Names that are not in the normal form
+/// sites count with (`CategoryName.isNormalised`, so that they could collide after trimming), the reserved
+/// "other", lists longer than the site's `maxCategories` or names longer than its `maxNameLength` are refused with
+/// `.policyViolation` before anything is noised.
 ///
 /// Limitation (as in `SecureSumParticipant`, no secret sharing): the server is trusted to ask for recovery masks
 /// only for sites that really dropped out; a server lying about a dropout could unmask that site's upload.
@@ -103,8 +112,9 @@ public struct StatisticsSiteSession: Sendable {
 
     // MARK: - Phases
 
-    private mutating func plan(_ query: StatisticsQuery, session: String) -> StatisticsResponse.Plan {
+    private mutating func plan(_ asked: StatisticsQuery, session: String) -> StatisticsResponse.Plan {
         self.session = session
+        let query = asked.deduplicated()
         do {
             try query.validate(limits: site.limits)
             let release = try SiteRelease(query: query, policy: site.policy, mechanism: mechanism)
@@ -146,11 +156,12 @@ public struct StatisticsSiteSession: Sendable {
                                      + "query with secure sums")
             }
         }
-        let exact = try LocalStatistics(query: query, cohort: site.cohort).primitives(categoryLists: pass.categoryLists)
+        let lists = try checkedCategoryLists(pass.categoryLists, query: query)
+        let exact = try LocalStatistics(query: query, cohort: site.cohort).primitives(categoryLists: lists)
         var source = noise
         let noised = release.noised(exact, specs: specs, secondPass: false, using: &source)
         noise = source
-        categoryLists = pass.categoryLists
+        categoryLists = lists
         secureSum = pass.secureSum
         publicKeys = pass.publicKeys
         firstPass = noised
@@ -277,6 +288,42 @@ public struct StatisticsSiteSession: Sendable {
                                      + "narrow the bounds or raise epsilon")
             }
         }
+    }
+
+    /// The first pass's category lists as this site counts them: only the lists of categorical features the query
+    /// does not enumerate, each name once (first occurrence kept).
+    /// - Throws: `.policyViolation` naming the feature and the name for a list longer than the site's
+    ///   `maxCategories`, a name longer than its `maxNameLength`, not trimmed or empty, or the reserved "other".
+    private func checkedCategoryLists(_ lists: [String: [String]],
+                                      query: StatisticsQuery) throws(AnalyticsError) -> [String: [String]] {
+        var out: [String: [String]] = [:]
+        for (index, fq) in query.features.enumerated() where fq.categories == nil {
+            let key = featureKey(index, fq)
+            guard let names = lists[key] else { continue }
+            let unique = names.uniqued()
+            guard unique.count <= site.limits.maxCategories else {
+                throw AnalyticsError(.policyViolation, "the first pass lists \(unique.count) categories for "
+                                     + "'\(key)', more than site \(site.name)'s max_categories \(site.limits.maxCategories)")
+            }
+            for name in unique {
+                let problem: String?
+                if name == CategoryName.rest {
+                    problem = "is reserved for the rest"
+                } else if name.count > site.limits.maxNameLength {
+                    problem = "is \(name.count) characters, more than max_name_length \(site.limits.maxNameLength)"
+                } else if !CategoryName.isNormalised(name) {
+                    problem = "is empty or not trimmed, so it could stand for the same records as another name"
+                } else {
+                    problem = nil
+                }
+                if let problem {
+                    throw AnalyticsError(.policyViolation, "the first pass's category "
+                                         + "\(CheckedConversion.quoted(name)) for '\(key)' \(problem); site \(site.name) does not answer it")
+                }
+            }
+            out[key] = unique
+        }
+        return out
     }
 
     /// The accepted plan, or why `phase` cannot be answered yet.

@@ -42,6 +42,7 @@ public struct LocalStatistics: Sendable {
     ///
     /// Categorical features without a category list in the query count into `categoryLists[key]` (the union of
     /// the names the sites agreed to reveal) plus "other"; sites must all use the same list for sums to add up.
+    /// A name listed more than once is one cell (first occurrence kept), so every record is in exactly one cell.
     public func primitives(centres: [String: Double]? = nil,
                            categoryLists: [String: [String]] = [:]) throws(AnalyticsError) -> [FeaturePrimitives] {
         var imageCache: [Int: ImageMeasures] = [:]
@@ -57,7 +58,9 @@ public struct LocalStatistics: Sendable {
                 for r in records {
                     if let c = r.category(tag) { counts[c, default: 0] += 1; p.counts[0] += 1 } else { p.counts[1] += 1 }
                 }
-                let listed = fq.categories ?? categoryLists[key] ?? []
+                // One cell per distinct name: a repeated name would count each record twice (and be noised
+                // twice) while the noise is calibrated for a record in one cell.
+                let listed = (fq.categories ?? categoryLists[key] ?? []).uniqued()
                 p.categoryNames = listed + ["other"]
                 p.frequencies = listed.map { counts[$0] ?? 0 } + [counts.filter { !listed.contains($0.key) }.values.reduce(0, +)]
                 out.append(p)
@@ -120,7 +123,9 @@ public struct LocalStatistics: Sendable {
             let feature = try Feature(parsing: fq.feature)
             guard feature.isCategorical, case .tag(let tag) = feature else { continue }
             let records = cohort.records(unit: fq.unit ?? query.unit, maxPerPatient: query.maxRecordsPerPatient)
-            out[featureKey(index, fq)] = Set(records.compactMap { $0.category(tag) }).sorted()
+            // A value spelled like the rest bucket is counted in it: it cannot be a listed category.
+            out[featureKey(index, fq)] = Set(records.compactMap { $0.category(tag) })
+                .subtracting([CategoryName.rest]).sorted()
         }
         return out
     }

@@ -179,9 +179,25 @@ public struct StatisticsQuery: Codable, Sendable, Equatable {
         for (i, f) in list.enumerated() { try check(f, "query.features[]", "query.features[\(i)]") }
     }
 
+    /// The query with exact repeats removed, first occurrence kept, order otherwise unchanged: statistics,
+    /// category names and quantile levels. What a site answers (`StatisticsSiteSession`) whatever the server sent,
+    /// so that each category is one cell, noised once. Features asked twice are not merged (`validate` refuses
+    /// them): a repeated feature would be charged once per entry, so it cannot release more than it pays for.
+    public func deduplicated() -> StatisticsQuery {
+        var copy = self
+        for i in copy.features.indices {
+            copy.features[i].statistics = copy.features[i].statistics.uniqued()
+            copy.features[i].categories = copy.features[i].categories?.uniqued()
+            copy.features[i].quantiles = copy.features[i].quantiles?.uniqued()
+        }
+        return copy
+    }
+
     /// Checks every feature against `limits` before anything is computed or charged: known name, counts and
     /// lengths, bounds finite with lower < upper and within the fixed-point range, bins, ε and δ, quantile
-    /// levels, no feature asked twice with the same unit, no category listed twice.
+    /// levels, no feature asked twice with the same unit, no category or quantile level listed twice, category
+    /// names trimmed and non-empty (`CategoryName.isNormalised`). Bins are a count over `bounds`, so there are
+    /// no bin edges that could repeat.
     /// - Throws: `.invalidQuery` naming the key, e.g. `query.features[1].bins`.
     public func validate(limits: QueryLimits = .default) throws(AnalyticsError) {
         func fail(_ key: String, _ message: String) -> AnalyticsError {
@@ -250,6 +266,12 @@ public struct StatisticsQuery: Codable, Sendable, Equatable {
                         throw fail("\(key).categories[\(i)]", name == "other" ? "'other' is reserved (the rest)"
                                    : "is \(name.count) characters, more than \(limits.maxNameLength)")
                     }
+                    // Sites trim DICOM values before counting, so " GE" would never match and would stand for
+                    // the same category as "GE": only names in that normal form are accepted.
+                    guard CategoryName.isNormalised(name) else {
+                        throw fail("\(key).categories[\(i)]", "\(CheckedConversion.quoted(name)) is empty or starts "
+                                   + "or ends with spaces; sites trim values before counting, so write it trimmed")
+                    }
                     if let first = names[name] {
                         throw fail("\(key).categories[\(i)]", "\(CheckedConversion.quoted(name)) is listed twice (also "
                                    + "categories[\(first)])")
@@ -296,8 +318,15 @@ public struct StatisticsQuery: Codable, Sendable, Equatable {
                     throw fail("\(key).quantiles", "lists \(q.count) levels, more than \(limits.maxQuantiles) "
                                + "(limit max_quantiles)")
                 }
-                for (i, level) in q.enumerated() where !(level > 0 && level < 1) {
-                    throw fail("\(key).quantiles[\(i)]", "is \(level): a level must be in (0, 1)")
+                var levels: [Double: Int] = [:]
+                for (i, level) in q.enumerated() {
+                    guard level > 0 && level < 1 else {
+                        throw fail("\(key).quantiles[\(i)]", "is \(level): a level must be in (0, 1)")
+                    }
+                    if let first = levels[level] {
+                        throw fail("\(key).quantiles[\(i)]", "\(level) is listed twice (also quantiles[\(first)])")
+                    }
+                    levels[level] = i
                 }
             }
             if f.statistics.contains(.quantiles) && (f.quantiles ?? []).isEmpty {
@@ -323,6 +352,27 @@ public struct StatisticsQuery: Codable, Sendable, Equatable {
                            + "\(String(format: "%.3g", QueryLimits.largestEncodedMagnitude)); narrow the bounds")
             }
         }
+    }
+}
+
+/// What a category name may look like in a query or a first-pass category list.
+public enum CategoryName {
+    /// The name of the rest bucket that follows the listed categories; never a listed category.
+    public static let rest = "other"
+
+    /// Non-empty, without leading or trailing whitespace (`CharacterSet.whitespaces`): the form
+    /// `CohortRecord.category` gives a DICOM value (it trims the same set), so two different normalised names never
+    /// count the same records.
+    public static func isNormalised(_ name: String) -> Bool {
+        !name.isEmpty && name.trimmingCharacters(in: .whitespaces) == name
+    }
+}
+
+extension Array where Element: Hashable {
+    /// The elements without repeats, first occurrence kept, in order.
+    func uniqued() -> [Element] {
+        var seen = Set<Element>()
+        return filter { seen.insert($0).inserted }
     }
 }
 

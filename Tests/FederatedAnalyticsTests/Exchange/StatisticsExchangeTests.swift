@@ -404,4 +404,55 @@ struct StatisticsExchangeTests {
         #expect(throws: AnalyticsError.self) { try StatisticsAggregator(query: query, sites: ["a", "a"]) }
         #expect(throws: AnalyticsError.self) { try StatisticsAggregator(query: query, sites: ["a"], options: .init(session: "")) }
     }
+
+    /// One site's clear first-pass upload (seeded noise) and what its ledger was charged.
+    private func release(query: StatisticsQuery, categoryLists: [String: [String]] = [:],
+                         seed: UInt64 = 11) throws -> (values: [Double], epsilon: Double) {
+        let ledger = try PrivacyLedger(path: nil)
+        let site = try #require(sites(policy: openPolicy(), ledger: ledger, names: ["research-center"]).first)
+        var session = StatisticsSiteSession(site: site, noise: SeededNoiseSource(seed: seed), serverIsLocal: true)
+        let plan = try session.respond(to: .init(session: "d", site: site.name, payload: .plan(.init(query: query))))
+        guard case .plan(.accepted(_)) = plan.payload else { throw AnalyticsError(.policyViolation, "refused: \(plan)") }
+        let upload = try session.respond(to: .init(session: "d", site: site.name, payload: .firstPass(.init(
+            categoryLists: categoryLists, secureSum: false, publicKeys: [:]))))
+        guard case .firstPass(.clear(let values)) = upload.payload else {
+            throw AnalyticsError(.unexpectedMessage, "not a clear upload: \(upload)")
+        }
+        return (values, try ledger.spent(site: site.name).epsilon)
+    }
+
+    @Test("A site noises and charges a category the server repeats once: one value per distinct category")
+    func duplicatedCategoriesAtTheSite() throws {
+        let query = try #require(smallQuery)  // 0/PatientAge (counts 2 + sum), 1/Manufacturer (counts 2 + sum slot)
+        let once = try release(query: query, categoryLists: ["1/Manufacturer": ["GE", "SIEMENS"]])
+        let repeated = try release(query: query, categoryLists: ["1/Manufacturer": ["GE", "SIEMENS", "GE", "GE"]])
+        #expect(once.values.count == 3 + 3 + 3)  // ... + frequencies GE, SIEMENS, other
+        #expect(repeated.values == once.values)
+        #expect(repeated.epsilon == once.epsilon && once.epsilon > 0)
+
+        // The same through the plan: a query (not validated by the server) listing a category three times.
+        func manufacturer(_ categories: [String]) -> StatisticsQuery {
+            StatisticsQuery(name: "dup", features: [
+                FeatureQuery(feature: "Manufacturer", statistics: [.frequencies], categories: categories)],
+                privacy: smallQuery?.privacy ?? QueryPrivacy())
+        }
+        let planned = try release(query: manufacturer(["GE", "GE", "SIEMENS", "GE"]))
+        let plannedOnce = try release(query: manufacturer(["GE", "SIEMENS"]))
+        #expect(planned.values.count == 2 + 1 + 3)
+        #expect(planned.values == plannedOnce.values)
+        #expect(planned.epsilon == plannedOnce.epsilon && planned.epsilon > 0)
+    }
+
+    @Test("A site refuses first-pass category names that could collide after trimming, or name the rest",
+          arguments: [" GE", "GE ", "", "other"])
+    func collidingCategoryNames(name: String) throws {
+        let query = try #require(smallQuery)
+        do {
+            _ = try release(query: query, categoryLists: ["1/Manufacturer": ["GE", name]])
+            Issue.record("released with category '\(name)'")
+        } catch let error as AnalyticsError {
+            #expect(error.code == .policyViolation)
+            #expect(error.message.contains("1/Manufacturer"), "\(error)")
+        }
+    }
 }
