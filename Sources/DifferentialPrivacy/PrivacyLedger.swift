@@ -231,6 +231,8 @@ public final class PrivacyLedger: Sendable {
     public struct Balance: Sendable, Equatable {
         public var jobEpsilon: Double
         public var spent: PrivacySpent
+        /// How much the site's total ε grew with this release (RDP composition is not additive in ε).
+        public var charged: Double
     }
 
     /// Charges `release` atomically, or refuses it (`check: true` only checks, recording nothing).
@@ -266,7 +268,7 @@ public final class PrivacyLedger: Sendable {
                                arguments: [site, release.job, release.round, release.mechanism, release.parameters,
                                            json])
             }
-            return Balance(jobEpsilon: jobAfter, spent: after)
+            return Balance(jobEpsilon: jobAfter, spent: after, charged: after.epsilon - spent.epsilon)
         }
     }
 

@@ -221,6 +221,12 @@ public actor SitePrivacyGatekeeper: SiteGatekeeper {
         } catch {
             throw Self.declined(error.message)
         }
+        // What the site's egress log and the admin see (EgressPrivacy reads the dp_* keys).
+        if let dp = plan.federation.clientDP {
+            out.metrics["client_dp_noise_multiplier"] = dp.effectiveNoiseMultiplier(minClients: plan.federation.minClients)
+            out.metrics["dp_clip_norm"] = dp.clipNorm
+        }
+        out.metrics["dp_epsilon_charged"] = balance.charged
         out.metrics["dp_epsilon"] = balance.jobEpsilon
         out.metrics["dp_epsilon_site_total"] = balance.spent.epsilon
         out.metrics["dp_delta"] = budget.accountingDelta

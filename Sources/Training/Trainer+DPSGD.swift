@@ -178,8 +178,12 @@ extension Trainer {
         return order.map { groups[$0] ?? [] }
     }
 
-    /// One DP-SGD epoch over the augmented `cases` (see `privatizedGradient`): `dpSGDStepsPerEpoch` lots drawn
-    /// from `rng`, each patient's slices (unet2d) or patches (unet3d) class-balanced from its own cases.
+    /// One DP-SGD epoch over the augmented `cases` (see `privatizedGradient`): `dpSGDStepsPerEpoch` lots, each
+    /// patient's slices (unet2d) or patches (unet3d) class-balanced from its own cases (from `rng`).
+    ///
+    /// The lots are drawn from a generator seeded from `noiseSource` (the system's CSPRNG in production), never
+    /// from the job's seed: the amplification by subsampling that the accountant counts holds only while nobody
+    /// outside the site can tell which patients made up a lot.
     /// - Returns: the sum of the per-patient losses and their count.
     mutating func dpSGDEpoch(_ dp: TrainingConfiguration.DPSGD, cases: [Sample], patients: [[Int]],
                              optimizer: inout any NeuralNetwork.Optimizer, rng: inout SplitMix64, epoch: Int,
@@ -190,9 +194,13 @@ extension Trainer {
             : nil
         let steps = Self.dpSGDStepsPerEpoch(trainPatients: patients.count, patientsPerStep: dp.patientsPerStep)
         var lossSum = 0.0, count = 0
+        var secret = noiseSource
+        let lotSeed = UInt64(secret.uniform() * 0x1p32) << 32 | UInt64(secret.uniform() * 0x1p32)
+        noiseSource = secret
+        var lots = SplitMix64(seed: lotSeed)
         for step in 1...steps {
             let lot = Self.sampleLot(patientCount: patients.count, patientsPerStep: dp.patientsPerStep,
-                                     sampling: dp.sampling, generator: &rng)
+                                     sampling: dp.sampling, generator: &lots)
             var batches: [MicroBatch] = []
             for p in lot {
                 let own = patients[p]
