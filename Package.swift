@@ -105,7 +105,7 @@ let package = Package(
             name: "FederationSimulation",
             dependencies: ["FederationCore", "FederationServer", "FederationClient", "FederationJobs",
                            "FederationInProcess", "FederatedAnalytics", "Training", "NeuralNetwork", "Volumes",
-                           .product(name: "Yams", package: "Yams")],
+                           "DifferentialPrivacy", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict),
         // The gRPC + mutual-TLS transport. Generated code is committed (scripts/generate_protos.sh): no build plugins.
         .target(

@@ -1,3 +1,4 @@
+import DifferentialPrivacy
 import FederationClient
 import FederationCore
 import FederationInProcess
@@ -19,9 +20,13 @@ public struct RoundSummary: Sendable, Codable {
     /// The new global model's Dice on every site's held-out patients.
     public var globalDice: [String: Double]
     public var seconds: Double
+    /// ε each site's privacy ledger says the job has spent there after this round (DP jobs; at the site's
+    /// accounting δ, `dp_delta`), as the site reported it with its update.
+    public var epsilon: [String: Double] = [:]
 
     public init(round: Int, participants: [String], closedBy: String, siteDice: [String: Double],
-                globalDice: [String: Double], seconds: Double) {
+                globalDice: [String: Double], seconds: Double, epsilon: [String: Double] = [:]) {
+        self.epsilon = epsilon
         self.round = round
         self.participants = participants
         self.closedBy = closedBy
@@ -49,6 +54,12 @@ public struct StudyReport: Sendable, Codable {
     /// model and each site's last local model, evaluated by every site on its held-out patients.
     public var crossSite: CrossSiteMatrix?
     public var totalSeconds: Double
+    /// The ε each site spent on the job (its last reported value), for DP jobs; empty otherwise.
+    public var epsilon: [String: Double] {
+        var last: [String: Double] = [:]
+        for round in rounds { last.merge(round.epsilon) { _, new in new } }
+        return last
+    }
 
     public init(strategy: String, sites: [String], rounds: [RoundSummary], comparison: [ComparisonRow],
                 crossSite: CrossSiteMatrix? = nil, totalSeconds: Double) {
@@ -187,9 +198,17 @@ public struct FederatedStudy: Sendable {
 }
 
 /// The federated rounds in this process: a coordinator and one site agent per site, over the in-process transport
-/// (the same protocol the gRPC transport carries). The in-memory twin of `tessera simulate`'s processes.
+/// (the same protocol the gRPC transport carries). The in-memory twin of `tessera simulate`'s processes: each site
+/// has a gatekeeper with the permissive default training policy and an in-memory privacy ledger whose budget does
+/// not bind (`budget`), so a DP pipeline's ε per site is measured and reported, never refused.
 public struct InProcessFederation: StudyFederation {
-    public init() {}
+    /// Each site's privacy budget in the simulation.
+    public var budget: PrivacyBudget?
+
+    public init() {
+        budget = try? PrivacyBudget(totalEpsilon: 1e12, totalDelta: 0.5,
+                                    accountingDelta: PrivacyBudget.defaultAccountingDelta)
+    }
 
     public func federate(pipeline text: String, sites siteNames: [String], dataRoot: String, output: String,
                          initialModel: ParameterSet, trainers: [String: SegmentationSiteTrainer],
@@ -220,8 +239,12 @@ public struct InProcessFederation: StudyFederation {
             }
             for site in siteNames {
                 guard let trainer = frozenTrainers[site] else { continue }
-                let agent = SiteAgent(site: site, connection: connection, trainer: trainer, clock: ContinuousClock(),
+                var agent = SiteAgent(site: site, connection: connection, trainer: trainer, clock: ContinuousClock(),
                                       chunkScalars: 1 << 18)
+                if let budget {
+                    agent.gatekeeper = SitePrivacyGatekeeper(site: site, policy: SiteTrainingPolicy(), budget: budget,
+                                                             ledger: try PrivacyLedger(path: nil))
+                }
                 group.addTask { _ = try await agent.run(); return nil }
             }
             var result: ParameterSet?
@@ -246,6 +269,7 @@ public final class StudyProgress: Sendable {
     private struct State {
         var started = Date()
         var dice: [String: Double] = [:]
+        var epsilon: [String: Double] = [:]
         var summaries: [RoundSummary] = []
         var evaluating = false
     }
@@ -262,13 +286,17 @@ public final class StudyProgress: Sendable {
         let evaluating = state.withLock { $0.evaluating }
         switch event {
         case .roundStarted(let r, let attempt, let sites):
-            state.withLock { $0.started = Date(); $0.dice = [:] }
+            state.withLock { $0.started = Date(); $0.dice = [:]; $0.epsilon = [:] }
             if evaluating { return }
             progress("round \(r)\(attempt > 0 ? " (attempt \(attempt + 1))" : ""): training at \(sites.joined(separator: ", "))")
         case .resultAccepted(_, let site, let n, let metrics):
-            state.withLock { $0.dice[site] = metrics["dice"] }
+            state.withLock {
+                $0.dice[site] = metrics["dice"]
+                $0.epsilon[site] = metrics["dp_epsilon"]
+            }
             progress("  \(site): result accepted (\(n) slices), local validation Dice "
-                     + (metrics["dice"].map { String(format: "%.3f", $0) } ?? "-"))
+                     + (metrics["dice"].map { String(format: "%.3f", $0) } ?? "-")
+                     + (metrics["dp_epsilon"].map { String(format: ", ε spent on this job %.3g", $0) } ?? ""))
         case .resultRejected(_, let site, let reason):
             progress("  \(site): \(evaluating ? "" : "result rejected: ")\(reason)")
         case .siteDeclined(_, let site, let reason):
@@ -279,8 +307,9 @@ public final class StudyProgress: Sendable {
             let seconds: Double = state.withLock {
                 let seconds = Date().timeIntervalSince($0.started)
                 if !evaluating {
-                    $0.summaries.append(RoundSummary(round: r, participants: participants, closedBy: reason, siteDice: $0.dice,
-                                                     globalDice: [:], seconds: seconds))
+                    $0.summaries.append(RoundSummary(round: r, participants: participants, closedBy: reason,
+                                                     siteDice: $0.dice, globalDice: [:], seconds: seconds,
+                                                     epsilon: $0.epsilon))
                 }
                 return seconds
             }

@@ -18,13 +18,14 @@ public enum StudyReportWriter {
 
     /// One row per round and site: the site's local validation Dice and the new global model's Dice there.
     public static func csv(_ r: StudyReport) -> String {
-        var lines = ["round,site,participated,local_dice,global_dice,seconds"]
+        var lines = ["round,site,participated,local_dice,global_dice,seconds,epsilon"]
         for round in r.rounds {
             for site in r.sites {
                 let local = round.siteDice[site].map { String(format: "%.4f", $0) } ?? ""
                 let global = round.globalDice[site].map { String(format: "%.4f", $0) } ?? ""
+                let epsilon = round.epsilon[site].map { String(format: "%.4g", $0) } ?? ""
                 lines.append("\(round.round),\(site),\(round.participants.contains(site)),\(local),\(global),"
-                             + String(format: "%.1f", round.seconds))
+                             + String(format: "%.1f", round.seconds) + ",\(epsilon)")
             }
         }
         return lines.joined(separator: "\n") + "\n"
@@ -40,6 +41,14 @@ public enum StudyReportWriter {
             lines.append(row.model.padding(toLength: width, withPad: " ", startingAt: 0)
                          + r.sites.map { String(format: "%.3f", row.dice[$0] ?? 0).padding(toLength: 20, withPad: " ", startingAt: 0) }.joined()
                          + String(format: "%.3f", row.mean))
+        }
+        let epsilon = r.epsilon
+        if !epsilon.isEmpty {
+            lines.append("ε spent on this job, by each site's privacy ledger (δ = the site's accounting δ): "
+                         + r.sites.map { site in "\(site) " + (epsilon[site].map { String(format: "%.3g", $0) } ?? "-") }
+                            .joined(separator: ", "))
+        } else {
+            lines.append("ε spent on this job: none charged (no DP-SGD or client-level DP in the pipeline)")
         }
         if let matrix = r.crossSite { lines += ["", crossSiteTable(matrix)] }
         return lines.joined(separator: "\n")

@@ -99,6 +99,8 @@ struct SiteDeclineAndClientDPTests {
             for await event in events {
                 if case .resultRejected(_, "r", let reason) = event { reasons.append(reason) }
                 if case .gracePeriodStarted = event { clock.advance(by: .seconds(5)) }
+                // The refused site waits to ask again on the manual clock: wake it to find the job over.
+                if event.isTerminal { clock.advance(by: .seconds(3600)) }
             }
             return reasons
         }
