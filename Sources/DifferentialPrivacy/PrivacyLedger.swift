@@ -78,17 +78,7 @@ public final class PrivacyLedger: Sendable {
     /// - Throws: `.ledger` when the file cannot be opened or created.
     public init(path: String?) throws(DifferentialPrivacyError) {
         do {
-            if let path {
-                let folder = (path as NSString).deletingLastPathComponent
-                if !folder.isEmpty {
-                    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-                }
-                database = try DatabaseQueue(path: path)
-            } else {
-                database = try DatabaseQueue()
-            }
-            try database.write { db in
-                try db.execute(sql: """
+            database = try SiteDatabase.open(path: path, schema: """
                     CREATE TABLE IF NOT EXISTS privacy_charge (
                         id INTEGER PRIMARY KEY AUTOINCREMENT,
                         site TEXT NOT NULL,
@@ -110,7 +100,6 @@ public final class PrivacyLedger: Sendable {
                         created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
                     );
                     """)
-            }
         } catch {
             throw DifferentialPrivacyError(.ledger, "cannot open the privacy ledger at \(path ?? ":memory:"); check "
                                            + "the path is writable", cause: "\(error)")

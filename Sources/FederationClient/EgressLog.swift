@@ -1,4 +1,5 @@
 import Crypto
+import DifferentialPrivacy
 import FederationCore
 import Foundation
 import GRDB
@@ -140,17 +141,7 @@ public final class EgressLog: Sendable {
         let location = path ?? ":memory:"
         self.path = location
         do {
-            if let path {
-                let folder = (path as NSString).deletingLastPathComponent
-                if !folder.isEmpty {
-                    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-                }
-                database = try DatabaseQueue(path: path)
-            } else {
-                database = try DatabaseQueue()
-            }
-            try database.write { db in
-                try db.execute(sql: """
+            database = try SiteDatabase.open(path: path, schema: """
                     CREATE TABLE IF NOT EXISTS egress (
                         id INTEGER PRIMARY KEY AUTOINCREMENT,
                         sent_at TEXT NOT NULL,
@@ -171,7 +162,6 @@ public final class EgressLog: Sendable {
                     );
                     CREATE INDEX IF NOT EXISTS egress_job ON egress (job, round);
                     """)
-            }
         } catch {
             throw FederationError(.egressLog, "cannot open the egress log at \(location); check that the folder is "
                                   + "writable", cause: "\(error)")

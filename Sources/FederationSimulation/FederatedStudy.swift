@@ -218,7 +218,9 @@ public struct InProcessFederation: StudyFederation {
         let serverFolder = output + "/server"
         try? FileManager.default.removeItem(atPath: serverFolder)
         let store = try SQLiteCheckpointStore(folder: serverFolder)
-        let job = federation.jobConfiguration(jobID: "study", sites: siteNames)
+        var job = federation.jobConfiguration(jobID: "study", sites: siteNames)
+        // As the server's job factory does: the sites' gatekeepers judge the pipeline the task carries.
+        job.taskConfig["pipeline"] = .string(text)
         let coordinator = Coordinator(configuration: job, initialModel: initialModel,
                                       strategy: federation.makeStrategy(learningRate: Double(training.optimizer.learningRate)),
                                       clock: ContinuousClock(), store: store)

@@ -171,12 +171,15 @@ final class LocalDeployment: Sendable {
 struct ProcessFederation: StudyFederation {
     /// Longest the whole job may take before the simulation gives up (the job's own deadlines come first).
     var deadline: Duration = .seconds(6 * 3600)
+    /// The site policy copied into every site's kit: its privacy budget binds the DP updates too.
+    var sitePolicy: String?
 
     func federate(pipeline: String, sites: [String], dataRoot: String, output: String, initialModel: ParameterSet,
                   trainers: [String: SegmentationSiteTrainer],
                   progress: @escaping @Sendable (String) -> Void) async throws -> FederatedOutcome {
         let base = URL(fileURLWithPath: output).appendingPathComponent("federation").path
-        let deployment = try await LocalDeployment(base: base, sites: sites, dataRoot: dataRoot, progress: progress)
+        let deployment = try await LocalDeployment(base: base, sites: sites, dataRoot: dataRoot, sitePolicy: sitePolicy,
+                                                   progress: progress)
         let job = try await deployment.admin.submit(pipeline: pipeline, name: "simulate")
         progress("submitted \(job); following its events")
         let follower = StudyProgress(progress)

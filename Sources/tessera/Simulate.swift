@@ -36,7 +36,10 @@ struct Simulate: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
-    @Option(help: "Statistics queries: the site policy copied into every site's kit (default pipelines/site-policy.yaml when present).")
+    @Option(help: """
+        The site policy copied into every site's kit (default pipelines/site-policy.yaml when present): statistics \
+        queries and the privacy budget of DP training updates.
+        """)
     var policy: String?
 
     func run() throws {
@@ -48,7 +51,12 @@ struct Simulate: ParsableCommand {
         }
         var study = FederatedStudy(pipeline: pipeline, dataRoot: data, output: output)
         study.compare = !noBaselines
-        if !inProcess { study.federation = ProcessFederation() }
+        if !inProcess {
+            var federation = ProcessFederation()
+            federation.sitePolicy = policy
+                ?? (FileManager.default.fileExists(atPath: "pipelines/site-policy.yaml") ? "pipelines/site-policy.yaml" : nil)
+            study.federation = federation
+        }
         do {
             let report = try runBlocking { [study] in try await study.run { say($0) } }
             print("")
