@@ -222,6 +222,7 @@ public actor SitePrivacyGatekeeper: SiteGatekeeper {
             throw Self.declined(error.message)
         }
         // What the site's egress log and the admin see (EgressPrivacy reads the dp_* keys).
+        if let dp = plan.training.dpSGD { out.metrics["dp_clip_norm"] = dp.maxGradNorm }
         if let dp = plan.federation.clientDP {
             out.metrics["client_dp_noise_multiplier"] = dp.effectiveNoiseMultiplier(minClients: plan.federation.minClients)
             out.metrics["dp_clip_norm"] = dp.clipNorm
