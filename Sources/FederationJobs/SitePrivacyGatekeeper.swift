@@ -71,6 +71,13 @@ public actor SitePrivacyGatekeeper: SiteGatekeeper {
             guard policy.shareLocalModel else {
                 throw Self.declined("the site's policy keeps its local models at the site (share_local_model: false)")
             }
+            // With client-level DP alone, the noise is added to the diff, not to the local model: sending the model
+            // would release it unprotected. (A DP-SGD model is the last charged update plus the public global model.)
+            let plan = try plan(for: task)
+            if plan.federation.clientDP != nil && plan.training.dpSGD == nil {
+                throw Self.declined("the job's updates are protected by client-level DP, which does not cover the "
+                                    + "local model itself; it stays at the site")
+            }
         case .evaluate:
             guard let limit = policy.maxEvaluationsPerHour else { return }
             let hourAgo = now().addingTimeInterval(-3600)

@@ -79,6 +79,8 @@ struct SitePrivacyGatekeeperTests {
              "min_noise_multiplier"),
             ("allowed_submitters: [alice]", Self.task(Self.pipeline()), "allowed_submitters"),
             ("share_local_model: false", Self.task(Self.pipeline(), kind: .submitModel), "share_local_model"),
+            // Client-level DP protects the diff, not the local model: the site keeps it.
+            ("", Self.task(Self.pipeline(clientDP: dp), kind: .submitModel), "client-level DP"),
         ]
         for (policy, task, expected) in cases {
             let reason: String?
