@@ -190,7 +190,8 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(
-            name: "FederatedAnalyticsTests", dependencies: ["FederatedAnalytics", "DifferentialPrivacy", "DICOMIO", "Volumes"],
+            name: "FederatedAnalyticsTests",
+            dependencies: ["FederatedAnalytics", "DifferentialPrivacy", "DICOMIO", "Volumes"],
             exclude: ["Golden"],
             swiftSettings: strict),
         .testTarget(

@@ -44,7 +44,8 @@ public struct PrivacyBudget: Sendable, Equatable, Codable {
             throw DifferentialPrivacyError(.invalidParameter, "total δ must be in [0, 1), is \(totalDelta)")
         }
         guard accountingDelta.isFinite, accountingDelta >= 0, accountingDelta <= totalDelta else {
-            throw DifferentialPrivacyError(.invalidParameter, "the accounting δ must be in [0, total δ = \(totalDelta)], "
+            throw DifferentialPrivacyError(.invalidParameter,
+                                           "the accounting δ must be in [0, total δ = \(totalDelta)], "
                                            + "is \(accountingDelta)")
         }
         self.totalEpsilon = totalEpsilon
@@ -113,7 +114,9 @@ public final class PrivacyLedger: Sendable {
         throws(DifferentialPrivacyError) -> PrivacySpent
     {
         do {
-            return try database.read { db in try Self.spent(db, site: site, job: nil, accountingDelta: accountingDelta) }
+            return try database.read { db in
+                try Self.spent(db, site: site, job: nil, accountingDelta: accountingDelta)
+            }
         } catch let error as DifferentialPrivacyError {
             throw error
         } catch {
@@ -232,7 +235,8 @@ public final class PrivacyLedger: Sendable {
                        checkOnly: Bool = false) throws(DifferentialPrivacyError) -> Balance {
         guard budget.accountingDelta > 0 else {
             throw DifferentialPrivacyError(.budgetExceeded, "site \(site) keeps no δ for Gaussian releases (its "
-                                           + "accounting δ is 0); round \(release.round) of job \(release.job) is refused")
+                                           + "accounting δ is 0); round \(release.round) of job \(release.job) is "
+                                           + "refused")
         }
         return try write { db in
             let delta = budget.accountingDelta

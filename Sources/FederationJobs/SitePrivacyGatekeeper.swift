@@ -231,7 +231,8 @@ public actor SitePrivacyGatekeeper: SiteGatekeeper {
         // What the site's egress log and the admin see (EgressPrivacy reads the dp_* keys).
         if let dp = plan.training.dpSGD { out.metrics["dp_clip_norm"] = dp.maxGradNorm }
         if let dp = plan.federation.clientDP {
-            out.metrics["client_dp_noise_multiplier"] = dp.effectiveNoiseMultiplier(minClients: plan.federation.minClients)
+            let minClients = plan.federation.minClients
+            out.metrics["client_dp_noise_multiplier"] = dp.effectiveNoiseMultiplier(minClients: minClients)
             out.metrics["dp_clip_norm"] = dp.clipNorm
         }
         out.metrics["dp_epsilon_charged"] = balance.charged

@@ -7,7 +7,8 @@ import Testing
 /// A site's own training policy and privacy ledger, over real processes: the policy file sits in the site's kit,
 /// the declined job's reason reaches the admin, and the ε each site's ledger charged reaches `admin status`.
 extension ProcessFederationTests {
-    @Test("A site declines a job its training policy refuses (the admin sees why); a client-DP job within it runs and each site reports the ε its ledger charged", .timeLimit(.minutes(6)))
+    @Test("A site declines a policy-breaking job (the admin sees why); a client-DP job runs, each site's ε reported",
+          .timeLimit(.minutes(6)))
     func sitePolicyDeclinesAndChargesDP() async throws {
         let cluster = try ProcessCluster()
         let strict = "treatment-center"

@@ -128,7 +128,7 @@ struct SitePrivacyGatekeeperTests {
         try await keeper.admit(evaluate)
     }
 
-    @Test("Client DP: the update is clipped to S and weighs 1; each round charges the Gaussian RDP of z; the round past max_epsilon_per_job is declined and nothing more is charged")
+    @Test("Client DP: clipped to S, weight 1, each round charged; the round past max_epsilon_per_job is declined")
     func clientDPChargesAndDeclines() async throws {
         let ledger = try PrivacyLedger(path: nil)
         let keeper = try gatekeeper("max_epsilon_per_job: 3", epsilon: 100, ledger: ledger)
@@ -163,7 +163,7 @@ struct SitePrivacyGatekeeperTests {
         #expect(abs(spent.epsilon - atLimit) < 1e-9)
     }
 
-    @Test("One ledger for statistics and training: a query's ε leaves less for model updates, and the budget refuses the round that would pass it")
+    @Test("One ledger for statistics and training: the round that would pass the shared budget is declined")
     func ledgerSharedWithStatistics() async throws {
         let ledger = try PrivacyLedger(path: nil)
         var statistics = SitePolicy()
