@@ -89,7 +89,18 @@ build_swift_target() {
     for m in "${closure[@]}"; do
         [[ " ${modules[*]} " == *" $m "* ]] && continue
         [ -d "$DEBUG_DIR/$m.build" ] || continue
-        mapfile -t -O "${#objects[@]}" objects < <(find "$DEBUG_DIR/$m.build" -name '*.o' | sort)
+        # Only the objects of a Swift module's current sources: a file removed from the package leaves its object
+        # behind in an incremental build, and linking it would define its symbols twice. (The plan lists Swift
+        # sources only; C modules keep every object.)
+        local listed current="" o base
+        if listed=$(plan sources "$m" 2>/dev/null); then
+            current=" $(printf '%s\n' "$listed" | xargs -r -n1 basename | tr '\n' ' ') "
+        fi
+        while IFS= read -r o; do
+            base=$(basename "$o" .o)
+            if [ -n "$current" ] && [[ "$base" == *.swift ]] && [[ "$current" != *" $base "* ]]; then continue; fi
+            objects+=("$o")
+        done < <(find "$DEBUG_DIR/$m.build" -name '*.o' | sort)
     done
     printf '"%s"\n' "${objects[@]}" > "$objdir/link-objects.txt"  # quoted: some names hold spaces
     quiet_link "$SWIFTC" -sanitize=fuzzer,address -o "$BIN/$name" "$objdir"/*.o @"$objdir/link-objects.txt" \
