@@ -67,13 +67,22 @@ public actor StatisticsSiteHandler: PayloadTaskHandler {
                                          limits: limits))
             }
             guard var session = sessions[request.session] else { throw AnalyticsError(.io, "no session") }
+            let before = try ledger.spent(site: site, policy: policy)
             let response = try session.respond(to: request)
+            // What this answer cost the site's budget travels with it (public parameters, not data): the site's
+            // egress log records it beside the answer's hash.
+            var metrics: [String: Double] = [:]
+            let after = try ledger.spent(site: site, policy: policy)
+            if after.epsilon > before.epsilon {
+                metrics["dp_epsilon_charged"] = after.epsilon - before.epsilon
+                metrics["dp_delta"] = after.delta - before.delta
+            }
             sessions[request.session] = session
             recent.removeAll { $0 == request.session }
             recent.append(request.session)
             while recent.count > Self.maximumSessions { sessions[recent.removeFirst()] = nil }
             log("statistics \(request.phase.rawValue) of \(request.session) answered")
-            return ([UInt8](try response.encoded()), [:])
+            return ([UInt8](try response.encoded()), metrics)
         } catch {
             throw FederationError(.invalidConfiguration, "statistics task of \(task.jobID) failed at \(site): \(error.message)")
         }
