@@ -29,6 +29,7 @@ release: deps
 	$(SWIFT) build -c release $(SWIFT_FLAGS)
 
 test: deps
+	bash scripts/check_format.sh
 	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
 	$(SWIFT) test --skip-build $(SWIFT_FLAGS)
 	$(MAKE) fuzz-smoke

@@ -62,8 +62,10 @@ let package = Package(
         .target(name: "NeuralNetwork", dependencies: ["Tensors", "SafeTensorsFormat"], swiftSettings: strict),
         .target(
             name: "Training",
-            dependencies: ["DICOMIO", "Volumes", "Tensors", "NeuralNetwork", "Randomness", "DifferentialPrivacy",
-                           .product(name: "Yams", package: "Yams")],
+            dependencies: [
+                "DICOMIO", "Volumes", "Tensors", "NeuralNetwork", "Randomness", "DifferentialPrivacy",
+                .product(name: "Yams", package: "Yams"),
+            ],
             swiftSettings: strict),
         .target(name: "SampleData", dependencies: ["DICOMIO", "Volumes", "Randomness"], swiftSettings: strict),
         .target(name: "FederationCore", swiftSettings: strict),
@@ -79,23 +81,29 @@ let package = Package(
         ),
         .target(
             name: "FederationServer",
-            dependencies: ["FederationCore", "SafeTensorsFormat", "DifferentialPrivacy",
-                           .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "FederationCore", "SafeTensorsFormat", "DifferentialPrivacy",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: strict),
         .target(
             name: "FederationClient",
-            dependencies: ["FederationCore", "Training", "NeuralNetwork", "Tensors", "Volumes", "DifferentialPrivacy",
-                           .product(name: "Yams", package: "Yams"),
-                           // The site's egress log: SQLite rows with the SHA-256 of what was sent.
-                           .product(name: "GRDB", package: "GRDB.swift"),
-                           .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "FederationCore", "Training", "NeuralNetwork", "Tensors", "Volumes", "DifferentialPrivacy",
+                .product(name: "Yams", package: "Yams"),
+                // The site's egress log: SQLite rows with the SHA-256 of what was sent.
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strict),
         // What the server and sites run for a submitted pipeline: its parsing and limits, the job factory, the
         // statistics job (server side and site side).
         .target(
             name: "FederationJobs",
-            dependencies: ["FederationCore", "FederationServer", "FederationClient", "FederatedAnalytics", "Training",
-                           "NeuralNetwork", "Volumes", "DifferentialPrivacy", .product(name: "Yams", package: "Yams")],
+            dependencies: [
+                "FederationCore", "FederationServer", "FederationClient", "FederatedAnalytics", "Training",
+                "NeuralNetwork", "Volumes", "DifferentialPrivacy", .product(name: "Yams", package: "Yams"),
+            ],
             swiftSettings: strict),
         // The in-memory twin of the gRPC transport (as grpc-swift's GRPCInProcessTransport): tests and in-process
         // simulations; `tessera server` and `tessera client` never use it.
@@ -103,9 +111,11 @@ let package = Package(
         // `tessera simulate`'s study: federated vs local-only vs centralised, the report.
         .target(
             name: "FederationSimulation",
-            dependencies: ["FederationCore", "FederationServer", "FederationClient", "FederationJobs",
-                           "FederationInProcess", "FederatedAnalytics", "Training", "NeuralNetwork", "Volumes",
-                           "DifferentialPrivacy", .product(name: "Yams", package: "Yams")],
+            dependencies: [
+                "FederationCore", "FederationServer", "FederationClient", "FederationJobs",
+                "FederationInProcess", "FederatedAnalytics", "Training", "NeuralNetwork", "Volumes",
+                "DifferentialPrivacy", .product(name: "Yams", package: "Yams"),
+            ],
             swiftSettings: strict),
         // The gRPC + mutual-TLS transport. Generated code is committed (scripts/generate_protos.sh): no build plugins.
         .target(
@@ -176,9 +186,11 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "FederationRuntimeTests",
-            dependencies: ["FederationCore", "FederationServer", "FederationClient", "FederationInProcess",
-                           "FederationTestSupport", "SafeTensorsFormat", "DifferentialPrivacy", "Training",
-                           "Volumes", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "FederationCore", "FederationServer", "FederationClient", "FederationInProcess",
+                "FederationTestSupport", "SafeTensorsFormat", "DifferentialPrivacy", "Training",
+                "Volumes", .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "FederationGRPCTests",
@@ -206,8 +218,10 @@ let package = Package(
         // Real `tessera` processes (server, clients) over loopback mutual TLS; needs the tessera product built.
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["FederationCore", "FederationGRPC", "FederationTestSupport", "SafeTensorsFormat", "FederatedAnalytics",
-                           "FederationClient", "Training", "Volumes", "DifferentialPrivacy"],
+            dependencies: [
+                "FederationCore", "FederationGRPC", "FederationTestSupport", "SafeTensorsFormat", "FederatedAnalytics",
+                "FederationClient", "Training", "Volumes", "DifferentialPrivacy",
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "FederationSimulationTests",
@@ -218,8 +232,10 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "TrainingTests",
-            dependencies: ["Training", "NeuralNetwork", "Volumes", "Tensors", "DICOMIO", "Randomness",
-                           "DifferentialPrivacy"],
+            dependencies: [
+                "Training", "NeuralNetwork", "Volumes", "Tensors", "DICOMIO", "Randomness",
+                "DifferentialPrivacy",
+            ],
             exclude: ["Golden"],  // read from the source tree by path
             swiftSettings: strict),
         .testTarget(

@@ -1,10 +1,11 @@
+import Foundation
+
 // libFuzzer entry for the gRPC wire decoders (Sources/FederationGRPC/Wire): the first byte picks a decoder, the
 // rest is one message as it arrives from a peer. Compiled as its own module against an instrumented
 // FederationGRPC (see Fuzz/build.sh). Properties: no decoder traps; a chunk that decodes re-encodes to bytes
 // that decode to the same fields; the assembler accepts or rejects every decoded chunk without trapping.
 @testable import FederationCore
 @testable import FederationGRPC
-import Foundation
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func chunkCodecFuzz(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
@@ -27,11 +28,12 @@ private func downloadedChunk(_ message: [UInt8]) {
     if (try? assembler.append(received: received)) != nil { _ = try? assembler.finish() }
     let chunk = received.parameterChunk()
     guard let bytes: [UInt8] = try? ChunkSerializer().serialize(chunk),
-          let again = try? ReceivedChunkDeserializer().deserialize(bytes)
+        let again = try? ReceivedChunkDeserializer().deserialize(bytes)
     else { preconditionFailure("a decoded chunk does not re-encode") }
     let back = again.parameterChunk()
-    precondition(back.tensor == chunk.tensor && back.shape == chunk.shape && back.offset == chunk.offset
-        && back.values.map(\.bitPattern) == chunk.values.map(\.bitPattern), "chunk round trip changed its fields")
+    precondition(
+        back.tensor == chunk.tensor && back.shape == chunk.shape && back.offset == chunk.offset
+            && back.values.map(\.bitPattern) == chunk.values.map(\.bitPattern), "chunk round trip changed its fields")
 }
 
 /// UploadResult's request, server side: a header or a chunk.

@@ -72,7 +72,8 @@ private func split(_ input: UnsafeBufferPointer<UInt8>) -> [ArraySlice<UInt8>] {
     let bytes = Array(input)
     let marker: [UInt8] = Array("TSFZ".utf8)
     var parts: [ArraySlice<UInt8>] = []
-    var begin = 0, i = 0
+    var begin = 0
+    var i = 0
     while i + marker.count <= bytes.count {
         if bytes[i..<(i + marker.count)].elementsEqual(marker) {
             parts.append(bytes[begin..<i])

@@ -9,10 +9,10 @@ public func safeTensorsFuzz(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CIn
     guard let contents = try? SafeTensorsFile.decode(data) else { return 0 }
     let again = SafeTensorsFile.encode(contents.entries, metadata: contents.metadata)
     guard let back = try? SafeTensorsFile.decode(again),
-          back.metadata == contents.metadata,
-          back.entries.map(\.name) == contents.entries.map(\.name),
-          back.entries.map(\.shape) == contents.entries.map(\.shape),
-          back.entries.map({ $0.values.map(\.bitPattern) }) == contents.entries.map({ $0.values.map(\.bitPattern) })
+        back.metadata == contents.metadata,
+        back.entries.map(\.name) == contents.entries.map(\.name),
+        back.entries.map(\.shape) == contents.entries.map(\.shape),
+        back.entries.map({ $0.values.map(\.bitPattern) }) == contents.entries.map({ $0.values.map(\.bitPattern) })
     else {
         preconditionFailure("safetensors round trip changed the accepted file")
     }

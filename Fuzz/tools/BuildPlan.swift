@@ -21,9 +21,9 @@ func fail(_ message: String) -> Never {
 let arguments = CommandLine.arguments
 guard arguments.count >= 4 else { fail("usage: BuildPlan <description.json> flags|sources|closure <Module>…") }
 guard let data = FileManager.default.contents(atPath: arguments[1]),
-      let description = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
-      let commands = description["swiftCommands"] as? [String: Any],
-      let dependencies = description["targetDependencyMap"] as? [String: [String]]
+    let description = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
+    let commands = description["swiftCommands"] as? [String: Any],
+    let dependencies = description["targetDependencyMap"] as? [String: [String]]
 else { fail("cannot read \(arguments[1]): build the package first (swift build --build-tests)") }
 
 func command(_ module: String) -> [String: Any] {
@@ -36,13 +36,28 @@ func command(_ module: String) -> [String: Any] {
 switch arguments[2] {
 case "flags":
     var out: [String] = []
-    var skipNext = false, keepNext = false
+    var skipNext = false
+    var keepNext = false
     for a in command(arguments[3])["otherArguments"] as? [String] ?? [] {
-        if skipNext { skipNext = false; continue }
-        if keepNext { keepNext = false; out.append(a); continue }
-        if a == "-Xcc" { keepNext = true; out.append(a); continue }
+        if skipNext {
+            skipNext = false
+            continue
+        }
+        if keepNext {
+            keepNext = false
+            out.append(a)
+            continue
+        }
+        if a == "-Xcc" {
+            keepNext = true
+            out.append(a)
+            continue
+        }
         if a.hasPrefix("-j") { continue }
-        if let takesValue = dropped[a] { skipNext = takesValue; continue }
+        if let takesValue = dropped[a] {
+            skipNext = takesValue
+            continue
+        }
         out.append(a)
     }
     print(out.joined(separator: "\n"))

@@ -44,9 +44,10 @@ public struct PrivacyBudget: Sendable, Equatable, Codable {
             throw DifferentialPrivacyError(.invalidParameter, "total δ must be in [0, 1), is \(totalDelta)")
         }
         guard accountingDelta.isFinite, accountingDelta >= 0, accountingDelta <= totalDelta else {
-            throw DifferentialPrivacyError(.invalidParameter,
-                                           "the accounting δ must be in [0, total δ = \(totalDelta)], "
-                                           + "is \(accountingDelta)")
+            throw DifferentialPrivacyError(
+                .invalidParameter,
+                "the accounting δ must be in [0, total δ = \(totalDelta)], "
+                    + "is \(accountingDelta)")
         }
         self.totalEpsilon = totalEpsilon
         self.totalDelta = totalDelta
@@ -79,7 +80,9 @@ public final class PrivacyLedger: Sendable {
     /// - Throws: `.ledger` when the file cannot be opened or created.
     public init(path: String?) throws(DifferentialPrivacyError) {
         do {
-            database = try SiteDatabase.open(path: path, schema: """
+            database = try SiteDatabase.open(
+                path: path,
+                schema: """
                     CREATE TABLE IF NOT EXISTS privacy_charge (
                         id INTEGER PRIMARY KEY AUTOINCREMENT,
                         site TEXT NOT NULL,
@@ -102,8 +105,10 @@ public final class PrivacyLedger: Sendable {
                     );
                     """)
         } catch {
-            throw DifferentialPrivacyError(.ledger, "cannot open the privacy ledger at \(path ?? ":memory:"); check "
-                                           + "the path is writable", cause: "\(error)")
+            throw DifferentialPrivacyError(
+                .ledger,
+                "cannot open the privacy ledger at \(path ?? ":memory:"); check "
+                    + "the path is writable", cause: "\(error)")
         }
     }
 
@@ -142,8 +147,9 @@ public final class PrivacyLedger: Sendable {
     private static func curve(_ db: Database, site: String, job: String?) throws -> (RDPCurve, Int) {
         let rows: [String]
         if let job {
-            rows = try String.fetchAll(db, sql: "SELECT curve FROM rdp_charge WHERE site = ? AND job = ?",
-                                       arguments: [site, job])
+            rows = try String.fetchAll(
+                db, sql: "SELECT curve FROM rdp_charge WHERE site = ? AND job = ?",
+                arguments: [site, job])
         } else {
             rows = try String.fetchAll(db, sql: "SELECT curve FROM rdp_charge WHERE site = ?", arguments: [site])
         }
@@ -158,17 +164,21 @@ public final class PrivacyLedger: Sendable {
     private static func spent(_ db: Database, site: String, job: String?, accountingDelta: Double) throws
         -> PrivacySpent
     {
-        var basicE = 0.0, basicD = 0.0
+        var basicE = 0.0
+        var basicD = 0.0
         if job == nil {
-            let row = try Row.fetchOne(db, sql: "SELECT COALESCE(SUM(epsilon), 0) AS e, COALESCE(SUM(delta), 0) AS d "
-                                       + "FROM privacy_charge WHERE site = ?", arguments: [site])
+            let row = try Row.fetchOne(
+                db,
+                sql: "SELECT COALESCE(SUM(epsilon), 0) AS e, COALESCE(SUM(delta), 0) AS d "
+                    + "FROM privacy_charge WHERE site = ?", arguments: [site])
             basicE = row?["e"] ?? 0
             basicD = row?["d"] ?? 0
         }
         let (curve, count) = try curve(db, site: site, job: job)
         let rdpE = count == 0 ? 0 : try RDPAccountant.epsilon(curve, delta: accountingDelta).epsilon
-        return PrivacySpent(basicEpsilon: basicE, basicDelta: basicD, rdpEpsilon: rdpE, hasRDP: count > 0,
-                            accountingDelta: accountingDelta)
+        return PrivacySpent(
+            basicEpsilon: basicE, basicDelta: basicD, rdpEpsilon: rdpE, hasRDP: count > 0,
+            accountingDelta: accountingDelta)
     }
 
     // MARK: - Charging
@@ -176,26 +186,33 @@ public final class PrivacyLedger: Sendable {
     /// Records every basic charge of a query atomically, or none.
     /// - Throws: `.budgetExceeded` (naming spent, asked and budget) when the site's total would pass `budget`,
     ///   or the query alone would pass `maxEpsilonPerQuery`.
-    public func charge(site: String, query: String, charges: [PrivacyCharge], budget: PrivacyBudget,
-                       maxEpsilonPerQuery: Double) throws(DifferentialPrivacyError) {
+    public func charge(
+        site: String, query: String, charges: [PrivacyCharge], budget: PrivacyBudget,
+        maxEpsilonPerQuery: Double
+    ) throws(DifferentialPrivacyError) {
         let askedEpsilon = charges.reduce(0) { $0 + $1.epsilon }
         let askedDelta = charges.reduce(0) { $0 + $1.delta }
         if askedEpsilon > maxEpsilonPerQuery + 1e-12 {
-            throw DifferentialPrivacyError(.budgetExceeded, "query '\(query)' asks ε = \(fmt(askedEpsilon)) at site "
-                                           + "\(site), more than its max_epsilon_per_query \(fmt(maxEpsilonPerQuery)); "
-                                           + "lower the features' epsilon")
+            throw DifferentialPrivacyError(
+                .budgetExceeded,
+                "query '\(query)' asks ε = \(fmt(askedEpsilon)) at site "
+                    + "\(site), more than its max_epsilon_per_query \(fmt(maxEpsilonPerQuery)); "
+                    + "lower the features' epsilon")
         }
         try write { db in
             let spent = try Self.spent(db, site: site, job: nil, accountingDelta: budget.accountingDelta)
-            let after = PrivacySpent(basicEpsilon: spent.basicEpsilon + askedEpsilon,
-                                     basicDelta: spent.basicDelta + askedDelta, rdpEpsilon: spent.rdpEpsilon,
-                                     hasRDP: spent.hasRDP, accountingDelta: budget.accountingDelta)
-            try Self.check(after, spent: spent, budget: budget, site: site,
-                           what: "query '\(query)' asks ε = \(fmt(askedEpsilon)), δ = \(askedDelta)")
+            let after = PrivacySpent(
+                basicEpsilon: spent.basicEpsilon + askedEpsilon,
+                basicDelta: spent.basicDelta + askedDelta, rdpEpsilon: spent.rdpEpsilon,
+                hasRDP: spent.hasRDP, accountingDelta: budget.accountingDelta)
+            try Self.check(
+                after, spent: spent, budget: budget, site: site,
+                what: "query '\(query)' asks ε = \(fmt(askedEpsilon)), δ = \(askedDelta)")
             for c in charges {
-                try db.execute(sql: "INSERT INTO privacy_charge (site, query, feature, primitive, epsilon, delta) "
-                               + "VALUES (?, ?, ?, ?, ?, ?)",
-                               arguments: [site, query, c.feature, c.primitive, c.epsilon, c.delta])
+                try db.execute(
+                    sql: "INSERT INTO privacy_charge (site, query, feature, primitive, epsilon, delta) "
+                        + "VALUES (?, ?, ?, ?, ?, ?)",
+                    arguments: [site, query, c.feature, c.primitive, c.epsilon, c.delta])
             }
         }
     }
@@ -231,12 +248,16 @@ public final class PrivacyLedger: Sendable {
     /// - Throws: `.budgetExceeded` when the site's total would pass `budget`, or the job's ε would pass
     ///   `maxJobEpsilon`; the message names spent, asked and the limit.
     @discardableResult
-    public func charge(site: String, release: Release, budget: PrivacyBudget, maxJobEpsilon: Double?,
-                       checkOnly: Bool = false) throws(DifferentialPrivacyError) -> Balance {
+    public func charge(
+        site: String, release: Release, budget: PrivacyBudget, maxJobEpsilon: Double?,
+        checkOnly: Bool = false
+    ) throws(DifferentialPrivacyError) -> Balance {
         guard budget.accountingDelta > 0 else {
-            throw DifferentialPrivacyError(.budgetExceeded, "site \(site) keeps no δ for Gaussian releases (its "
-                                           + "accounting δ is 0); round \(release.round) of job \(release.job) is "
-                                           + "refused")
+            throw DifferentialPrivacyError(
+                .budgetExceeded,
+                "site \(site) keeps no δ for Gaussian releases (its "
+                    + "accounting δ is 0); round \(release.round) of job \(release.job) is "
+                    + "refused")
         }
         return try write { db in
             let delta = budget.accountingDelta
@@ -245,33 +266,44 @@ public final class PrivacyLedger: Sendable {
             let (jobCurve, _) = try Self.curve(db, site: site, job: release.job)
             let jobAfter = try RDPAccountant.epsilon(jobCurve + release.curve, delta: delta).epsilon
             let rdpAfter = try RDPAccountant.epsilon(siteCurve + release.curve, delta: delta).epsilon
-            let after = PrivacySpent(basicEpsilon: spent.basicEpsilon, basicDelta: spent.basicDelta,
-                                     rdpEpsilon: rdpAfter, hasRDP: true, accountingDelta: delta)
-            let what = "round \(release.round) of job \(release.job) (\(release.mechanism) \(release.parameters)) "
+            let after = PrivacySpent(
+                basicEpsilon: spent.basicEpsilon, basicDelta: spent.basicDelta,
+                rdpEpsilon: rdpAfter, hasRDP: true, accountingDelta: delta)
+            let what =
+                "round \(release.round) of job \(release.job) (\(release.mechanism) \(release.parameters)) "
                 + "would bring the job to ε = \(fmt(jobAfter))"
             if let maxJobEpsilon, !(jobAfter <= maxJobEpsilon + 1e-12) {
-                throw DifferentialPrivacyError(.budgetExceeded, "site \(site): \(what), more than its "
-                                               + "max_epsilon_per_job \(fmt(maxJobEpsilon)) (at δ = \(delta))")
+                throw DifferentialPrivacyError(
+                    .budgetExceeded,
+                    "site \(site): \(what), more than its "
+                        + "max_epsilon_per_job \(fmt(maxJobEpsilon)) (at δ = \(delta))")
             }
             try Self.check(after, spent: spent, budget: budget, site: site, what: what)
             if !checkOnly {
                 let json = String(decoding: try JSONEncoder().encode(release.curve.values), as: UTF8.self)
-                try db.execute(sql: "INSERT INTO rdp_charge (site, job, round, mechanism, parameters, curve) "
-                               + "VALUES (?, ?, ?, ?, ?, ?)",
-                               arguments: [site, release.job, release.round, release.mechanism, release.parameters,
-                                           json])
+                try db.execute(
+                    sql: "INSERT INTO rdp_charge (site, job, round, mechanism, parameters, curve) "
+                        + "VALUES (?, ?, ?, ?, ?, ?)",
+                    arguments: [
+                        site, release.job, release.round, release.mechanism, release.parameters,
+                        json,
+                    ])
             }
             return Balance(jobEpsilon: jobAfter, spent: after, charged: after.epsilon - spent.epsilon)
         }
     }
 
-    private static func check(_ after: PrivacySpent, spent: PrivacySpent, budget: PrivacyBudget, site: String,
-                              what: String) throws(DifferentialPrivacyError) {
+    private static func check(
+        _ after: PrivacySpent, spent: PrivacySpent, budget: PrivacyBudget, site: String,
+        what: String
+    ) throws(DifferentialPrivacyError) {
         guard after.epsilon <= budget.totalEpsilon + 1e-12, after.delta <= budget.totalDelta + 1e-15 else {
-            throw DifferentialPrivacyError(.budgetExceeded, "site \(site) has spent ε = \(fmt(spent.epsilon)), δ = "
-                                           + "\(spent.delta) of its budget ε = \(fmt(budget.totalEpsilon)), δ = "
-                                           + "\(budget.totalDelta); \(what). The site refuses it; ask for less or "
-                                           + "raise the site's budget.")
+            throw DifferentialPrivacyError(
+                .budgetExceeded,
+                "site \(site) has spent ε = \(fmt(spent.epsilon)), δ = "
+                    + "\(spent.delta) of its budget ε = \(fmt(budget.totalEpsilon)), δ = "
+                    + "\(budget.totalDelta); \(what). The site refuses it; ask for less or "
+                    + "raise the site's budget.")
         }
     }
 

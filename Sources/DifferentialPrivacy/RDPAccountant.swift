@@ -161,7 +161,8 @@ public enum RDPAccountant {
             let curve = try subsampledGaussian(samplingRate: q, noiseMultiplier: sigma, steps: steps)
             return try epsilon(curve, delta: delta).epsilon <= target
         }
-        var upper = maximumNoiseMultiplier, lower = minimumNoiseMultiplier
+        var upper = maximumNoiseMultiplier
+        var lower = minimumNoiseMultiplier
         guard try reaches(upper) else {
             throw DifferentialPrivacyError(
                 .unreachableTarget,

@@ -24,7 +24,9 @@ enum SampledGaussian {
         if q == 1 || gaussian == 0 { return gaussian }
         // 1/(2σ²) infinite: the noise is negligible, the step is as good as non-private at every α > 1.
         guard gaussian.isFinite else { return .infinity }
-        let logA = alpha == alpha.rounded() ? logAInteger(q: q, sigma: sigma, alpha: Int(alpha))
+        let logA =
+            alpha == alpha.rounded()
+            ? logAInteger(q: q, sigma: sigma, alpha: Int(alpha))
             : logAFractional(q: q, sigma: sigma, alpha: alpha)
         let rho = logA / (alpha - 1)
         return rho.isFinite ? min(max(0, rho), gaussian) : gaussian
@@ -43,15 +45,17 @@ enum SampledGaussian {
     /// plain log-sum-exp would leave rounding noise of 1e-16 in log A_α. log C(α, k) is built up term by term.
     static func logAInteger(q: Double, sigma: Double, alpha: Int) -> Double {
         guard alpha >= 2 else { return 0 }
-        let logQ = log(q), log1MinusQ = log1p(-q)
+        let logQ = log(q)
+        let log1MinusQ = log1p(-q)
         var logBinomial = log(Double(alpha))  // log C(α, 1)
         var logTerms: [Double] = []
         logTerms.reserveCapacity(alpha - 1)
         for k in 2...alpha {
             logBinomial += log(Double(alpha - k + 1)) - log(Double(k))
             let kd = Double(k)
-            logTerms.append(logBinomial + (Double(alpha) - kd) * log1MinusQ + kd * logQ
-                + LogSpace.logExpm1(logMoment(kd, sigma: sigma)))
+            logTerms.append(
+                logBinomial + (Double(alpha) - kd) * log1MinusQ + kd * logQ
+                    + LogSpace.logExpm1(logMoment(kd, sigma: sigma)))
         }
         return LogSpace.add(0, LogSpace.sumExp(logTerms))
     }
@@ -66,10 +70,12 @@ enum SampledGaussian {
     /// are summed apart in log space and subtracted once. The series stops after i > α once both terms are below
     /// `logRelativeTolerance` of the sum; after `maximumSeriesTerms` terms it returns +∞ (not evaluated).
     static func logAFractional(q: Double, sigma: Double, alpha: Double) -> Double {
-        let logQ = log(q), log1MinusQ = log1p(-q)
+        let logQ = log(q)
+        let log1MinusQ = log1p(-q)
         let z0 = sigma * sigma * (log1p(-q) - logQ) + 0.5
         let scale = 2.0.squareRoot() * sigma
-        var positive = -Double.infinity, negative = -Double.infinity
+        var positive = -Double.infinity
+        var negative = -Double.infinity
         var logBinomial = 0.0  // log |C(α, i)|
         var negativeSign = false  // sign of C(α, i)
         for i in 0..<maximumSeriesTerms {
@@ -80,9 +86,11 @@ enum SampledGaussian {
                 if factor < 0 { negativeSign.toggle() }
             }
             let j = alpha - id
-            let log1 = logBinomial + (alpha - id) * log1MinusQ + id * logQ + logMoment(id, sigma: sigma)
+            let log1 =
+                logBinomial + (alpha - id) * log1MinusQ + id * logQ + logMoment(id, sigma: sigma)
                 + LogSpace.logErfc((id - z0) / scale) - M_LN2
-            let log2 = logBinomial + id * log1MinusQ + j * logQ + logMoment(j, sigma: sigma)
+            let log2 =
+                logBinomial + id * log1MinusQ + j * logQ + logMoment(j, sigma: sigma)
                 + LogSpace.logErfc((z0 - j) / scale) - M_LN2
             let term = LogSpace.add(log1, log2)
             if term.isNaN { return .nan }

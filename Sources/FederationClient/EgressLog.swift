@@ -36,8 +36,10 @@ public struct EgressPrivacy: Sendable, Equatable, Codable {
     public var epsilonCharged: Double?
     public var delta: Double?
 
-    public init(mechanism: String? = nil, noiseMultiplier: Double? = nil, clipNorm: Double? = nil,
-                epsilonCharged: Double? = nil, delta: Double? = nil) {
+    public init(
+        mechanism: String? = nil, noiseMultiplier: Double? = nil, clipNorm: Double? = nil,
+        epsilonCharged: Double? = nil, delta: Double? = nil
+    ) {
         self.mechanism = mechanism
         self.noiseMultiplier = noiseMultiplier
         self.clipNorm = clipNorm
@@ -90,9 +92,11 @@ public struct EgressRecord: Sendable, Equatable, Codable {
     public var sha256: String
     public var privacy: EgressPrivacy
 
-    public init(id: Int64? = nil, sentAt: Date, site: String, job: String, round: Int, kind: EgressKind, bytes: Int,
-                scalars: Int, payloadBytes: Int, metrics: [String: Double], sha256: String,
-                privacy: EgressPrivacy) {
+    public init(
+        id: Int64? = nil, sentAt: Date, site: String, job: String, round: Int, kind: EgressKind, bytes: Int,
+        scalars: Int, payloadBytes: Int, metrics: [String: Double], sha256: String,
+        privacy: EgressPrivacy
+    ) {
         self.id = id
         self.sentAt = sentAt
         self.site = site
@@ -111,11 +115,12 @@ public struct EgressRecord: Sendable, Equatable, Codable {
     public init(header: ResultHeader, chunks: [ParameterChunk], kind: EgressKind, sentAt: Date) {
         let scalars = chunks.reduce(0) { $0 + $1.values.count }
         let metricBytes = header.metrics.keys.reduce(0) { $0 + $1.utf8.count + MemoryLayout<Double>.size }
-        self.init(sentAt: sentAt, site: header.site, job: header.jobID, round: header.round, kind: kind,
-                  bytes: scalars * MemoryLayout<Float>.size + header.payload.count + metricBytes, scalars: scalars,
-                  payloadBytes: header.payload.count, metrics: header.metrics,
-                  sha256: EgressLog.digest(chunks: chunks, payload: header.payload),
-                  privacy: EgressPrivacy(metrics: header.metrics))
+        self.init(
+            sentAt: sentAt, site: header.site, job: header.jobID, round: header.round, kind: kind,
+            bytes: scalars * MemoryLayout<Float>.size + header.payload.count + metricBytes, scalars: scalars,
+            payloadBytes: header.payload.count, metrics: header.metrics,
+            sha256: EgressLog.digest(chunks: chunks, payload: header.payload),
+            privacy: EgressPrivacy(metrics: header.metrics))
     }
 }
 
@@ -141,7 +146,9 @@ public final class EgressLog: Sendable {
         let location = path ?? ":memory:"
         self.path = location
         do {
-            database = try SiteDatabase.open(path: path, schema: """
+            database = try SiteDatabase.open(
+                path: path,
+                schema: """
                     CREATE TABLE IF NOT EXISTS egress (
                         id INTEGER PRIMARY KEY AUTOINCREMENT,
                         sent_at TEXT NOT NULL,
@@ -163,8 +170,10 @@ public final class EgressLog: Sendable {
                     CREATE INDEX IF NOT EXISTS egress_job ON egress (job, round);
                     """)
         } catch {
-            throw FederationError(.egressLog, "cannot open the egress log at \(location); check that the folder is "
-                                  + "writable", cause: "\(error)")
+            throw FederationError(
+                .egressLog,
+                "cannot open the egress log at \(location); check that the folder is "
+                    + "writable", cause: "\(error)")
         }
     }
 
@@ -178,16 +187,20 @@ public final class EgressLog: Sendable {
             encoder.outputFormatting = [.sortedKeys]
             metrics = String(decoding: try encoder.encode(record.metrics), as: UTF8.self)
         } catch {
-            throw FederationError(.egressLog, "cannot encode the metrics of job \(record.job) round \(record.round) "
-                                  + "for the egress log", cause: "\(error)")
+            throw FederationError(
+                .egressLog,
+                "cannot encode the metrics of job \(record.job) round \(record.round) "
+                    + "for the egress log", cause: "\(error)")
         }
         do {
             return try database.write { db in
-                try db.execute(sql: """
-                    INSERT INTO egress (sent_at, site, job, round, kind, bytes, scalars, payload_bytes, metrics, sha256,
-                                        mechanism, noise_multiplier, clip_norm, epsilon_charged, delta)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [
+                try db.execute(
+                    sql: """
+                        INSERT INTO egress (sent_at, site, job, round, kind, bytes, scalars, payload_bytes, metrics, sha256,
+                                            mechanism, noise_multiplier, clip_norm, epsilon_charged, delta)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
                         Self.timestamp(record.sentAt), record.site, record.job, record.round, record.kind.rawValue,
                         record.bytes, record.scalars, record.payloadBytes, metrics, record.sha256,
                         record.privacy.mechanism, record.privacy.noiseMultiplier, record.privacy.clipNorm,
@@ -196,9 +209,11 @@ public final class EgressLog: Sendable {
                 return db.lastInsertedRowID
             }
         } catch {
-            throw FederationError(.egressLog, "cannot write job \(record.job) round \(record.round) "
-                                  + "(\(record.kind.rawValue), sha256 \(record.sha256)) to the egress log at \(path)",
-                                  cause: "\(error)")
+            throw FederationError(
+                .egressLog,
+                "cannot write job \(record.job) round \(record.round) "
+                    + "(\(record.kind.rawValue), sha256 \(record.sha256)) to the egress log at \(path)",
+                cause: "\(error)")
         }
     }
 
@@ -233,23 +248,35 @@ public final class EgressLog: Sendable {
                 return raw.flatMap { T.fromDatabaseValue($0) }
             }
             let id: Int64? = value("id")
-            let site: String? = value("site"), job: String? = value("job"), sha256: String? = value("sha256")
-            let round: Int? = value("round"), bytes: Int? = value("bytes"), scalars: Int? = value("scalars")
-            let payloadBytes: Int? = value("payload_bytes"), kindName: String? = value("kind")
-            let sentAtText: String? = value("sent_at"), metricsText: String? = value("metrics")
+            let site: String? = value("site")
+            let job: String? = value("job")
+            let sha256: String? = value("sha256")
+            let round: Int? = value("round")
+            let bytes: Int? = value("bytes")
+            let scalars: Int? = value("scalars")
+            let payloadBytes: Int? = value("payload_bytes")
+            let kindName: String? = value("kind")
+            let sentAtText: String? = value("sent_at")
+            let metricsText: String? = value("metrics")
             guard let id, let site, let job, let sha256, let round, let bytes, let scalars, let payloadBytes,
-                  let sentAt = Self.date(sentAtText), let kind = kindName.flatMap(EgressKind.init(rawValue:)),
-                  let metrics = try? JSONDecoder().decode([String: Double].self,
-                                                         from: Data((metricsText ?? "").utf8)) else {
-                throw FederationError(.egressLog, "a row of the egress log at \(path) is not a valid record "
-                                      + "(\(row.description.prefix(200)))")
+                let sentAt = Self.date(sentAtText), let kind = kindName.flatMap(EgressKind.init(rawValue:)),
+                let metrics = try? JSONDecoder().decode(
+                    [String: Double].self,
+                    from: Data((metricsText ?? "").utf8))
+            else {
+                throw FederationError(
+                    .egressLog,
+                    "a row of the egress log at \(path) is not a valid record "
+                        + "(\(row.description.prefix(200)))")
             }
-            out.append(EgressRecord(
-                id: id, sentAt: sentAt, site: site, job: job, round: round, kind: kind, bytes: bytes,
-                scalars: scalars, payloadBytes: payloadBytes, metrics: metrics, sha256: sha256,
-                privacy: EgressPrivacy(mechanism: value("mechanism"), noiseMultiplier: value("noise_multiplier"),
-                                       clipNorm: value("clip_norm"), epsilonCharged: value("epsilon_charged"),
-                                       delta: value("delta"))))
+            out.append(
+                EgressRecord(
+                    id: id, sentAt: sentAt, site: site, job: job, round: round, kind: kind, bytes: bytes,
+                    scalars: scalars, payloadBytes: payloadBytes, metrics: metrics, sha256: sha256,
+                    privacy: EgressPrivacy(
+                        mechanism: value("mechanism"), noiseMultiplier: value("noise_multiplier"),
+                        clipNorm: value("clip_norm"), epsilonCharged: value("epsilon_charged"),
+                        delta: value("delta"))))
         }
         return out
     }
@@ -261,10 +288,10 @@ public final class EgressLog: Sendable {
         var hasher = SHA256()
         for chunk in chunks {
             #if _endian(little)
-            chunk.values.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+                chunk.values.withUnsafeBytes { hasher.update(bufferPointer: $0) }
             #else
-            let bytes = chunk.values.map { $0.bitPattern.littleEndian }
-            bytes.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+                let bytes = chunk.values.map { $0.bitPattern.littleEndian }
+                bytes.withUnsafeBytes { hasher.update(bufferPointer: $0) }
             #endif
         }
         hasher.update(data: payload)

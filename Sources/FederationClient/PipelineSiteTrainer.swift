@@ -14,8 +14,10 @@ public actor PipelineSiteTrainer: LocalTrainer {
     private let log: @Sendable (String) -> Void
     private var cached: (pipeline: String, trainer: SegmentationSiteTrainer)?
 
-    public init(dataFolder: String, limits: PipelineLimits = .default,
-                log: @escaping @Sendable (String) -> Void = { _ in }) {
+    public init(
+        dataFolder: String, limits: PipelineLimits = .default,
+        log: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
         self.dataFolder = dataFolder
         self.limits = limits
         self.log = log
@@ -26,42 +28,53 @@ public actor PipelineSiteTrainer: LocalTrainer {
     ///   folder cannot be read with it.
     public func trainer(for task: TaskAssignment) throws(FederationError) -> SegmentationSiteTrainer {
         guard case .string(let pipeline)? = task.config["pipeline"] else {
-            throw FederationError(.invalidConfiguration, "task of round \(task.round) carries no pipeline; the server and "
-                                  + "this site run different tessera versions")
+            throw FederationError(
+                .invalidConfiguration,
+                "task of round \(task.round) carries no pipeline; the server and "
+                    + "this site run different tessera versions")
         }
         if let cached, cached.pipeline == pipeline { return cached.trainer }
-        let preprocessing: PreprocessingConfiguration, training: TrainingConfiguration
+        let preprocessing: PreprocessingConfiguration
+        let training: TrainingConfiguration
         do {
             preprocessing = try PreprocessingConfiguration(yaml: pipeline, limits: limits.preprocessing)
             training = try TrainingConfiguration(yaml: pipeline, limits: limits)
             try limits.validate(training, preprocessing: preprocessing)
         } catch let error as VolumesError {
-            throw FederationError(.invalidConfiguration, "the job's pipeline is refused by this site's limits: "
-                                  + "\(error.transform): \(error.message)", cause: error.description)
+            throw FederationError(
+                .invalidConfiguration,
+                "the job's pipeline is refused by this site's limits: "
+                    + "\(error.transform): \(error.message)", cause: error.description)
         } catch let error as TrainingError {
-            throw FederationError(.invalidConfiguration, "the job's pipeline is refused by this site's limits: "
-                                  + error.message, cause: error.description)
+            throw FederationError(
+                .invalidConfiguration,
+                "the job's pipeline is refused by this site's limits: "
+                    + error.message, cause: error.description)
         } catch {
             throw FederationError(.invalidConfiguration, "the job's pipeline is refused: \(error)")
         }
         do {
             log("reading \(dataFolder) with the job's preprocessing")
-            let cases = try SegmentationDataset.load(folder: dataFolder, preprocessing: preprocessing,
-                                                     segments: training.model.segments,
-                                                     limits: limits.preprocessing)
+            let cases = try SegmentationDataset.load(
+                folder: dataFolder, preprocessing: preprocessing,
+                segments: training.model.segments,
+                limits: limits.preprocessing)
             if training.model.dimensions == 2 {
                 // The slices' size is known now: check a training step's activations with it.
                 let largest = cases.map { $0.sample.image.geometry.dimensions }.map { $0.x * $0.y }.max() ?? 0
                 if largest > 0 { try limits.validate(training, preprocessing: preprocessing, spatial: largest) }
             }
             let trainer = SegmentationSiteTrainer(cases: cases, configuration: training, preprocessing: preprocessing)
-            log("\(trainer.train.count) training and \(trainer.validation.count) validation patients, "
-                + "\(trainer.sampleCount) training slices")
+            log(
+                "\(trainer.train.count) training and \(trainer.validation.count) validation patients, "
+                    + "\(trainer.sampleCount) training slices")
             cached = (pipeline, trainer)
             return trainer
         } catch {
-            throw FederationError(.invalidConfiguration, "cannot prepare the job's training on \(dataFolder): "
-                                  + error.message, cause: error.description)
+            throw FederationError(
+                .invalidConfiguration,
+                "cannot prepare the job's training on \(dataFolder): "
+                    + error.message, cause: error.description)
         }
     }
 
@@ -71,17 +84,22 @@ public actor PipelineSiteTrainer: LocalTrainer {
         let trainer = try trainer(for: task)
         log("round \(task.round): training from the global model")
         let result = try await trainer.train(global: global, task: task)
-        log("round \(task.round): done, validation Dice \(result.metrics["dice"].map { String(format: "%.3f", $0) } ?? "-")")
+        log(
+            "round \(task.round): done, validation Dice \(result.metrics["dice"].map { String(format: "%.3f", $0) } ?? "-")"
+        )
         return result
     }
 
-    public func evaluate(_ weights: ParameterSet, task: TaskAssignment) async throws(FederationError) -> [String: Double] {
+    public func evaluate(_ weights: ParameterSet, task: TaskAssignment) async throws(FederationError) -> [String:
+        Double]
+    {
         let trainer = try trainer(for: task)
         let name: String
         if case .string(let n)? = task.config["model"] { name = n } else { name = "a" }
         let metrics = try await trainer.evaluate(weights, task: task)
-        log("cross-site evaluation: the \(name) model scores Dice \(metrics["dice"].map { String(format: "%.3f", $0) } ?? "-") "
-            + "on this site's \(trainer.validation.count) held-out patient(s)")
+        log(
+            "cross-site evaluation: the \(name) model scores Dice \(metrics["dice"].map { String(format: "%.3f", $0) } ?? "-") "
+                + "on this site's \(trainer.validation.count) held-out patient(s)")
         return metrics
     }
 }

@@ -18,7 +18,9 @@ public struct SegmentationSiteTrainer: LocalTrainer {
     public let configuration: TrainingConfiguration
     public let preprocessing: PreprocessingConfiguration
 
-    public init(cases: [SegmentationCase], configuration: TrainingConfiguration, preprocessing: PreprocessingConfiguration) {
+    public init(
+        cases: [SegmentationCase], configuration: TrainingConfiguration, preprocessing: PreprocessingConfiguration
+    ) {
         let split = Trainer(configuration: configuration, preprocessing: preprocessing).split(cases)
         self.train = split.train
         self.validation = split.validation
@@ -57,8 +59,9 @@ public struct SegmentationSiteTrainer: LocalTrainer {
             }
             return (Self.parameterSet(trainer.model.stateDict), sampleCount, metrics)
         } catch {
-            throw FederationError(.invalidConfiguration, "local training failed at round \(task.round): \(error.message)",
-                                  cause: error.description)
+            throw FederationError(
+                .invalidConfiguration, "local training failed at round \(task.round): \(error.message)",
+                cause: error.description)
         }
     }
 
@@ -76,10 +79,14 @@ public struct SegmentationSiteTrainer: LocalTrainer {
     /// Cross-site evaluation: Dice of `weights` on this site's held-out patients — `dice` (mean over classes),
     /// `dice_class_<k>`, `validation_patients`.
     /// - Throws: `.invalidConfiguration` when the site holds out no patients or the weights do not fit the model.
-    public func evaluate(_ weights: ParameterSet, task: TaskAssignment) async throws(FederationError) -> [String: Double] {
+    public func evaluate(_ weights: ParameterSet, task: TaskAssignment) async throws(FederationError) -> [String:
+        Double]
+    {
         guard !validation.isEmpty else {
-            throw FederationError(.invalidConfiguration, "the site holds out no patients to evaluate on (raise "
-                                  + "training.validation_fraction or add cases)")
+            throw FederationError(
+                .invalidConfiguration,
+                "the site holds out no patients to evaluate on (raise "
+                    + "training.validation_fraction or add cases)")
         }
         let dice = try evaluate(weights)
         var metrics: [String: Double] = ["validation_patients": Double(validation.count)]

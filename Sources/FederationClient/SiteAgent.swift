@@ -13,7 +13,9 @@ public protocol LocalTrainer: Sendable {
 
 extension LocalTrainer {
     /// A trainer that cannot evaluate: the site says so in its answer (the matrix records why the cell is empty).
-    public func evaluate(_ weights: ParameterSet, task: TaskAssignment) async throws(FederationError) -> [String: Double] {
+    public func evaluate(_ weights: ParameterSet, task: TaskAssignment) async throws(FederationError) -> [String:
+        Double]
+    {
         throw FederationError(.invalidConfiguration, "this site's trainer cannot evaluate models")
     }
 }
@@ -103,10 +105,13 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
     /// The wall clock of the egress records (tests inject a fixed one).
     public var now: @Sendable () -> Date = { Date() }
 
-    public init(site: String, connection: any FederationConnection, trainer: any LocalTrainer, filters: FilterChain = FilterChain([]),
-                clock: C, retry: RetryPolicy = RetryPolicy(), chunkScalars: Int = 1 << 20,
-                log: @escaping @Sendable (String) -> Void = SiteLog.standardError,
-                statistics: (any PayloadTaskHandler)? = nil) {
+    public init(
+        site: String, connection: any FederationConnection, trainer: any LocalTrainer,
+        filters: FilterChain = FilterChain([]),
+        clock: C, retry: RetryPolicy = RetryPolicy(), chunkScalars: Int = 1 << 20,
+        log: @escaping @Sendable (String) -> Void = SiteLog.standardError,
+        statistics: (any PayloadTaskHandler)? = nil
+    ) {
         self.site = site
         self.connection = connection
         self.trainer = trainer
@@ -120,10 +125,15 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
 
     /// What became of a result sent: counted, a decline the server took, too late (the round closed), or refused
     /// for good.
-    enum Delivery { case counted, declined, stale, refused(FederationError) }
+    enum Delivery {
+        case counted, declined, stale
+        case refused(FederationError)
+    }
 
     /// Upload failures that resending the same result cannot fix.
-    static var finalRefusals: Set<FederationError.Code> { [.tooLarge, .shapeMismatch, .nonFinite, .invalidConfiguration] }
+    static var finalRefusals: Set<FederationError.Code> {
+        [.tooLarge, .shapeMismatch, .nonFinite, .invalidConfiguration]
+    }
 
     /// Upload failures that mean the task is gone: the round closed, or the job ended or is unknown to the server
     /// (it restarted): the site takes its next task.
@@ -151,19 +161,22 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
 
     private func work() async throws(FederationError) -> [Int] {
         var jitter = SystemRandomNumberGenerator()
-        func retrying<T: Sendable>(_ what: String, _ body: () async throws(FederationError) -> T) async throws(FederationError) -> T {
+        func retrying<T: Sendable>(_ what: String, _ body: () async throws(FederationError) -> T)
+            async throws(FederationError) -> T
+        {
             var attempt = 0
             while true {
-                do { return try await body() } catch where error.code == .transient {
+                do { return try await body() } catch  where error.code == .transient {
                     attempt += 1
                     if let max = retry.maxAttempts, attempt >= max { throw error }
                     let unit = Double(jitter.next() >> 11) * 0x1p-53
                     let wait = retry.delay(attempt: attempt - 1, unit: unit)
                     // Said on attempts 1, 2, 4, 8, …: a site that cannot reach the server says so, without flooding.
                     if attempt & (attempt - 1) == 0 {
-                        log("\(site): \(what) failed (attempt \(attempt)): \(error.message); retrying in "
-                            + "\(wait.components.seconds) s. If this goes on, check that the server runs and that "
-                            + "the address in the kit (or --server) reaches it")
+                        log(
+                            "\(site): \(what) failed (attempt \(attempt)): \(error.message); retrying in "
+                                + "\(wait.components.seconds) s. If this goes on, check that the server runs and that "
+                                + "the address in the kit (or --server) reaches it")
                     }
                     try? await clock.sleep(for: wait)
                 }
@@ -171,13 +184,15 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
         }
         /// Retries transient errors (`retrying`), and any other error but a fatal one after saying it, with the same
         /// backoff: for the calls the agent cannot go on without (register, the long-poll).
-        func persisting<T: Sendable>(_ what: String,
-                                     _ body: () async throws(FederationError) -> T) async throws(FederationError) -> T {
+        func persisting<T: Sendable>(
+            _ what: String,
+            _ body: () async throws(FederationError) -> T
+        ) async throws(FederationError) -> T {
             var attempt = 0
             while true {
                 do {
                     return try await retrying(what, body)
-                } catch where error.code != .transient && !Self.fatalErrors.contains(error.code) {
+                } catch  where error.code != .transient && !Self.fatalErrors.contains(error.code) {
                     attempt += 1
                     if let max = retry.maxAttempts, attempt >= max { throw error }
                     log("\(site): \(what) failed: \(error.message); asking again")
@@ -207,11 +222,12 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                 return try await retrying("download") { () async throws(FederationError) in
                     try await connection.downloadParameters(for: task, maxScalars: chunkScalars)
                 }
-            } catch where Self.goneTask.contains(error.code) {
+            } catch  where Self.goneTask.contains(error.code) {
                 return nil
-            } catch where error.code != .transient && !Self.fatalErrors.contains(error.code) {
-                log("\(site): round \(task.round) of job \(task.jobID) goes on without this site: the model download "
-                    + "failed: \(error.message)")
+            } catch  where error.code != .transient && !Self.fatalErrors.contains(error.code) {
+                log(
+                    "\(site): round \(task.round) of job \(task.jobID) goes on without this site: the model download "
+                        + "failed: \(error.message)")
                 refused = (task.jobID, task.round)
                 return nil
             }
@@ -219,8 +235,10 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
 
         /// Sends a result; says whether it counted, came too late, or was refused for good. A counted result is
         /// recorded in the egress log.
-        func deliver(_ header: ResultHeader, _ chunks: [ParameterChunk],
-                     _ kind: EgressKind) async throws(FederationError) -> Delivery {
+        func deliver(
+            _ header: ResultHeader, _ chunks: [ParameterChunk],
+            _ kind: EgressKind
+        ) async throws(FederationError) -> Delivery {
             do {
                 try await retrying("upload") { () async throws(FederationError) in
                     try await connection.uploadResult(header, chunks: chunks)
@@ -228,14 +246,15 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                 if let egressLog {
                     let record = EgressRecord(header: header, chunks: chunks, kind: kind, sentAt: now())
                     do { try egressLog.append(record) } catch {
-                        log("\(site): sent job \(record.job) round \(record.round) (\(kind.rawValue), \(record.bytes) "
-                            + "bytes, sha256 \(record.sha256)) but could not record it: \(error)")
+                        log(
+                            "\(site): sent job \(record.job) round \(record.round) (\(kind.rawValue), \(record.bytes) "
+                                + "bytes, sha256 \(record.sha256)) but could not record it: \(error)")
                     }
                 }
                 return .counted
-            } catch where Self.goneTask.contains(error.code) {
+            } catch  where Self.goneTask.contains(error.code) {
                 return .stale  // the round closed without us, or the job is over: take the next task
-            } catch where error.code != .transient && !Self.fatalErrors.contains(error.code) {
+            } catch  where error.code != .transient && !Self.fatalErrors.contains(error.code) {
                 return .refused(error)  // Self.finalRefusals, or an error the server has no code for
             }
         }
@@ -247,7 +266,7 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
             do {
                 try await gatekeeper.admit(task)
                 return nil
-            } catch where error.code == .declined {
+            } catch  where error.code == .declined {
                 return error.message
             } catch {
                 return "the site could not check the task against its policy: \(error.message)"
@@ -257,17 +276,22 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
         /// Tells the server the site declines `task` with `reason` (a header whose payload is the reason, no values).
         func decline(_ task: TaskAssignment, _ reason: String) async throws(FederationError) -> Delivery {
             log("\(site): declines \(task.kind.rawValue) task of round \(task.round) of job \(task.jobID): \(reason)")
-            let header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: 1,
-                                      payload: Array(reason.utf8.prefix(4000)))
+            let header = ResultHeader(
+                jobID: task.jobID, round: task.round, site: site, sampleCount: 1,
+                payload: Array(reason.utf8.prefix(4000)))
             let delivery = try await deliver(header, [], .decline)
             if case .counted = delivery { return .declined }
             return delivery
         }
 
         while true {
-            guard let task = try await persisting("next task", { () async throws(FederationError) in
-                try await connection.nextTask(site: site)
-            }) else { return rounds }
+            guard
+                let task = try await persisting(
+                    "next task",
+                    { () async throws(FederationError) in
+                        try await connection.nextTask(site: site)
+                    })
+            else { return rounds }
             if let refused, refused == (task.jobID, task.round) {
                 let unit = 0.5 + Double(jitter.next() >> 11) * 0x1p-54
                 try? await clock.sleep(for: retry.delay(attempt: waits, unit: unit))
@@ -283,23 +307,27 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                 // A statistics answer cannot carry an error: the site says why in its log and sits the phase out
                 // (the server records the missing answer at its deadline), then polls again.
                 guard let statistics else {
-                    log("\(site): phase \(task.round) of statistics job \(task.jobID) goes on without this site: this "
-                        + "client was started without a statistics handler")
+                    log(
+                        "\(site): phase \(task.round) of statistics job \(task.jobID) goes on without this site: this "
+                            + "client was started without a statistics handler")
                     refused = (task.jobID, task.round)
                     continue
                 }
-                let payload: [UInt8], metrics: [String: Double]
+                let payload: [UInt8]
+                let metrics: [String: Double]
                 do {
                     (payload, metrics) = try await statistics.respond(to: task)
                 } catch {
                     if Task.isCancelled { throw error }
-                    log("\(site): phase \(task.round) of statistics job \(task.jobID) goes on without this site: "
-                        + "\(error.message)")
+                    log(
+                        "\(site): phase \(task.round) of statistics job \(task.jobID) goes on without this site: "
+                            + "\(error.message)")
                     refused = (task.jobID, task.round)
                     continue
                 }
-                let header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: 1,
-                                          metrics: metrics, payload: payload)
+                let header = ResultHeader(
+                    jobID: task.jobID, round: task.round, site: site, sampleCount: 1,
+                    metrics: metrics, payload: payload)
                 what = "phase \(task.round) of statistics job \(task.jobID) goes on without this site's answer"
                 delivery = try await deliver(header, [], .statisticsAnswer)
 
@@ -309,25 +337,34 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                 if let reason = await declineReason(task) {
                     header.payload = Array(reason.utf8.prefix(4000))
                 } else if !sharesLocalModel {
-                    header.payload = Array(("the site's policy keeps its local models at the site (share_local_model: "
-                                            + "false in its filters.yaml)").utf8)
+                    header.payload = Array(
+                        ("the site's policy keeps its local models at the site (share_local_model: "
+                            + "false in its filters.yaml)").utf8)
                 } else if let local = lastLocal, local.jobID == task.jobID {
-                    let update = ModelUpdate(jobID: task.jobID, round: task.round, site: site, sampleCount: local.sampleCount,
-                                             diff: local.weights)
+                    let update = ModelUpdate(
+                        jobID: task.jobID, round: task.round, site: site, sampleCount: local.sampleCount,
+                        diff: local.weights)
                     do {
-                        let filtered = try await filters.process(update, context: FilterContext(site: site, jobID: task.jobID,
-                                                                                                round: task.round))
+                        let filtered = try await filters.process(
+                            update,
+                            context: FilterContext(
+                                site: site, jobID: task.jobID,
+                                round: task.round))
                         header.sampleCount = max(1, filtered.sampleCount)
                         chunks = filtered.diff.chunks(maxScalars: chunkScalars)
                     } catch {
                         header.payload = Array("the site's filters withheld its local model: \(error.message)".utf8)
                     }
                 } else {
-                    header.payload = Array(("the site has no local model of job \(task.jobID): it trained in no round, or "
-                                            + "its client restarted since").utf8)
+                    header.payload = Array(
+                        ("the site has no local model of job \(task.jobID): it trained in no round, or "
+                            + "its client restarted since").utf8)
                 }
-                if chunks.isEmpty { log("\(site): cross-site evaluation goes on without this site's local model: "
-                                        + String(decoding: header.payload, as: UTF8.self)) }
+                if chunks.isEmpty {
+                    log(
+                        "\(site): cross-site evaluation goes on without this site's local model: "
+                            + String(decoding: header.payload, as: UTF8.self))
+                }
                 what = "cross-site evaluation of job \(task.jobID) goes on without this site's local model"
                 delivery = try await deliver(header, chunks, .localModel)
 
@@ -369,15 +406,17 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                     break
                 }
                 guard let global = try await download(task) else { continue }
-                let samples: Int, metrics: [String: Double]
+                let samples: Int
+                let metrics: [String: Double]
                 var diff: ParameterSet
                 do {
                     (diff, samples, metrics) = try await trainer.train(global: global, task: task)
                 } catch {
                     if Task.isCancelled { throw error }
                     // Not a network hiccup: retrying at once would fail the same way. The round goes on without us.
-                    log("\(site): round \(task.round) of job \(task.jobID) goes on without this site: local training "
-                        + "failed: \(error.message)")
+                    log(
+                        "\(site): round \(task.round) of job \(task.jobID) goes on without this site: local training "
+                            + "failed: \(error.message)")
                     refused = (task.jobID, task.round)
                     continue
                 }
@@ -387,20 +426,26 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                 do {
                     try diff.subtract(global)  // in place: the weights become the diff (a kept copy stays as it was)
                 } catch {
-                    log("\(site): round \(task.round) of job \(task.jobID) goes on without this site: the trained "
-                        + "model does not match the global one: \(error.message)")
+                    log(
+                        "\(site): round \(task.round) of job \(task.jobID) goes on without this site: the trained "
+                            + "model does not match the global one: \(error.message)")
                     refused = (task.jobID, task.round)
                     continue
                 }
-                var update = ModelUpdate(jobID: task.jobID, round: task.round, site: site, sampleCount: samples, diff: diff,
-                                         metrics: metrics)
+                var update = ModelUpdate(
+                    jobID: task.jobID, round: task.round, site: site, sampleCount: samples, diff: diff,
+                    metrics: metrics)
                 do {
-                    update = try await filters.process(update, context: FilterContext(site: site, jobID: task.jobID,
-                                                                                      round: task.round))
+                    update = try await filters.process(
+                        update,
+                        context: FilterContext(
+                            site: site, jobID: task.jobID,
+                            round: task.round))
                 } catch {
                     if Task.isCancelled { throw error }
-                    log("\(site): round \(task.round) of job \(task.jobID) goes on without this site: its filters "
-                        + "withheld the update: \(error.message)")
+                    log(
+                        "\(site): round \(task.round) of job \(task.jobID) goes on without this site: its filters "
+                            + "withheld the update: \(error.message)")
                     refused = (task.jobID, task.round)
                     continue
                 }
@@ -409,14 +454,17 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                         update = try await gatekeeper.release(update, task: task)
                     } catch {
                         if Task.isCancelled { throw error }
-                        let reason = error.code == .declined ? error.message
+                        let reason =
+                            error.code == .declined
+                            ? error.message
                             : "the site's privacy step failed: \(error.message)"
                         delivery = try await decline(task, reason)
                         break
                     }
                 }
-                let header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: update.sampleCount,
-                                          metrics: update.metrics)
+                let header = ResultHeader(
+                    jobID: task.jobID, round: task.round, site: site, sampleCount: update.sampleCount,
+                    metrics: update.metrics)
                 let chunks = update.diff.chunks(maxScalars: chunkScalars)
                 lastSent = (header, chunks)
                 delivery = try await deliver(header, chunks, .trainUpdate)

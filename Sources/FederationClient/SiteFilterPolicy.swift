@@ -37,20 +37,25 @@ public enum SiteFilterPolicy {
             throw FederationError(.invalidConfiguration, "\(source) is not valid YAML", cause: "\(error)")
         }
         guard let root else { return FilterChain([]) }
-        guard let mapping = root.mapping else { throw FederationError(.invalidConfiguration, "\(source) must be a mapping") }
+        guard let mapping = root.mapping else {
+            throw FederationError(.invalidConfiguration, "\(source) must be a mapping")
+        }
         var filters: [any SiteFilter] = []
         var percentilePrivacy: PercentilePrivacyFilter?
         for (key, value) in mapping {
             switch key.string {
             case "exclude_variables":
                 guard let list = value.sequence else {
-                    throw FederationError(.invalidConfiguration, "\(source): exclude_variables must be a list of names or patterns")
+                    throw FederationError(
+                        .invalidConfiguration, "\(source): exclude_variables must be a list of names or patterns")
                 }
                 var patterns: [ExcludeVariablesFilter.Pattern] = []
                 for item in list {
                     guard let text = item.string, !text.isEmpty, text != "*", text != "**" else {
-                        throw FederationError(.invalidConfiguration, "\(source): exclude_variables entries must be non-empty "
-                                              + "names or patterns other than *")
+                        throw FederationError(
+                            .invalidConfiguration,
+                            "\(source): exclude_variables entries must be non-empty "
+                                + "names or patterns other than *")
                     }
                     patterns.append(try pattern(text, source: source))
                 }
@@ -62,8 +67,10 @@ public enum SiteFilterPolicy {
                     throw FederationError(.invalidConfiguration, "\(source): share_local_model must be true or false")
                 }
             default:
-                throw FederationError(.invalidConfiguration, "\(source): unknown key `\(key.string ?? "?")`; known: "
-                                      + "exclude_variables, percentile_privacy, share_local_model")
+                throw FederationError(
+                    .invalidConfiguration,
+                    "\(source): unknown key `\(key.string ?? "?")`; known: "
+                        + "exclude_variables, percentile_privacy, share_local_model")
             }
         }
         if let percentilePrivacy { filters.append(percentilePrivacy) }
@@ -86,29 +93,38 @@ public enum SiteFilterPolicy {
     ///   a number or out of range.
     static func percentileFilter(_ value: Node, source: String) throws(FederationError) -> PercentilePrivacyFilter {
         guard let mapping = value.mapping else {
-            throw FederationError(.invalidConfiguration, "\(source): percentile_privacy must be a mapping "
-                                  + "{percentile: P, gamma: G}")
+            throw FederationError(
+                .invalidConfiguration,
+                "\(source): percentile_privacy must be a mapping "
+                    + "{percentile: P, gamma: G}")
         }
         var numbers: [String: Double] = [:]
         for (key, node) in mapping {
             let name = key.string ?? "?"
             guard name == "percentile" || name == "gamma" else {
-                throw FederationError(.invalidConfiguration, "\(source): unknown key `percentile_privacy."
-                                      + "\(String(name.prefix(64)))`; known: percentile, gamma")
+                throw FederationError(
+                    .invalidConfiguration,
+                    "\(source): unknown key `percentile_privacy."
+                        + "\(String(name.prefix(64)))`; known: percentile, gamma")
             }
             guard let text = node.scalar?.string, let number = Double(text.trimmingCharacters(in: .whitespaces)),
-                  number.isFinite else {
+                number.isFinite
+            else {
                 throw FederationError(.invalidConfiguration, "\(source): percentile_privacy.\(name) must be a number")
             }
             numbers[name] = number
         }
         guard let percentile = numbers["percentile"] else {
-            throw FederationError(.invalidConfiguration, "\(source): percentile_privacy.percentile is missing: "
-                                  + "a percentage in (0, 100)")
+            throw FederationError(
+                .invalidConfiguration,
+                "\(source): percentile_privacy.percentile is missing: "
+                    + "a percentage in (0, 100)")
         }
         guard let gamma = numbers["gamma"] else {
-            throw FederationError(.invalidConfiguration, "\(source): percentile_privacy.gamma is missing: the clipping "
-                                  + "bound > 0, in weight units")
+            throw FederationError(
+                .invalidConfiguration,
+                "\(source): percentile_privacy.gamma is missing: the clipping "
+                    + "bound > 0, in weight units")
         }
         do {
             return try PercentilePrivacyFilter(percentile: percentile, gamma: gamma)
@@ -118,10 +134,12 @@ public enum SiteFilterPolicy {
     }
 
     static func pattern(_ text: String, source: String) throws(FederationError) -> ExcludeVariablesFilter.Pattern {
-        let starts = text.hasPrefix("*"), ends = text.hasSuffix("*")
+        let starts = text.hasPrefix("*")
+        let ends = text.hasSuffix("*")
         let core = String(text.dropFirst(starts ? 1 : 0).dropLast(ends ? 1 : 0))
         guard !core.isEmpty, !core.contains("*") else {
-            throw FederationError(.invalidConfiguration, "\(source): pattern '\(text)' may hold * only at its start and end")
+            throw FederationError(
+                .invalidConfiguration, "\(source): pattern '\(text)' may hold * only at its start and end")
         }
         switch (starts, ends) {
         case (true, true): return .contains(core)

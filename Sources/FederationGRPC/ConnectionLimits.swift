@@ -55,22 +55,27 @@ public struct ConnectionLimits: Sendable, Equatable {
 
     /// - Throws: `.invalidConfiguration` for a count below 1 (below 4 for streams), more connections per peer than in
     ///   all, a duration not above zero, or a keepalive interval below `minimumKeepaliveInterval`.
-    public init(handshakeTimeout: Duration = .seconds(10), maxPendingHandshakes: Int = 128,
-                maxConnections: Int = 1024, maxConnectionsPerPeer: Int = 16, maxConcurrentStreams: Int = 64,
-                idleTimeout: Duration? = .seconds(300), keepaliveInterval: Duration = .seconds(60),
-                keepaliveTimeout: Duration = .seconds(20), callTimeout: Duration = .seconds(60),
-                longPollWait: Duration = .seconds(240),
-                streamProgressTimeout: Duration = .seconds(120)) throws(FederationError) {
-        self.init(unchecked: handshakeTimeout, maxPendingHandshakes, maxConnections, maxConnectionsPerPeer,
-                  maxConcurrentStreams, idleTimeout, keepaliveInterval, keepaliveTimeout, callTimeout, longPollWait,
-                  streamProgressTimeout)
+    public init(
+        handshakeTimeout: Duration = .seconds(10), maxPendingHandshakes: Int = 128,
+        maxConnections: Int = 1024, maxConnectionsPerPeer: Int = 16, maxConcurrentStreams: Int = 64,
+        idleTimeout: Duration? = .seconds(300), keepaliveInterval: Duration = .seconds(60),
+        keepaliveTimeout: Duration = .seconds(20), callTimeout: Duration = .seconds(60),
+        longPollWait: Duration = .seconds(240),
+        streamProgressTimeout: Duration = .seconds(120)
+    ) throws(FederationError) {
+        self.init(
+            unchecked: handshakeTimeout, maxPendingHandshakes, maxConnections, maxConnectionsPerPeer,
+            maxConcurrentStreams, idleTimeout, keepaliveInterval, keepaliveTimeout, callTimeout, longPollWait,
+            streamProgressTimeout)
         try validate()
     }
 
-    private init(unchecked handshakeTimeout: Duration, _ maxPendingHandshakes: Int, _ maxConnections: Int,
-                 _ maxConnectionsPerPeer: Int, _ maxConcurrentStreams: Int, _ idleTimeout: Duration?,
-                 _ keepaliveInterval: Duration, _ keepaliveTimeout: Duration, _ callTimeout: Duration,
-                 _ longPollWait: Duration, _ streamProgressTimeout: Duration) {
+    private init(
+        unchecked handshakeTimeout: Duration, _ maxPendingHandshakes: Int, _ maxConnections: Int,
+        _ maxConnectionsPerPeer: Int, _ maxConcurrentStreams: Int, _ idleTimeout: Duration?,
+        _ keepaliveInterval: Duration, _ keepaliveTimeout: Duration, _ callTimeout: Duration,
+        _ longPollWait: Duration, _ streamProgressTimeout: Duration
+    ) {
         self.handshakeTimeout = handshakeTimeout
         self.maxPendingHandshakes = maxPendingHandshakes
         self.maxConnections = maxConnections
@@ -94,29 +99,35 @@ public struct ConnectionLimits: Sendable, Equatable {
         func refuse(_ what: String) -> FederationError {
             FederationError(.invalidConfiguration, "connection limits: \(what)")
         }
-        for (name, count) in [("maxPendingHandshakes", maxPendingHandshakes), ("maxConnections", maxConnections),
-                              ("maxConnectionsPerPeer", maxConnectionsPerPeer),
-                              ("maxConcurrentStreams", maxConcurrentStreams)] where count < 1 {
+        for (name, count) in [
+            ("maxPendingHandshakes", maxPendingHandshakes), ("maxConnections", maxConnections),
+            ("maxConnectionsPerPeer", maxConnectionsPerPeer),
+            ("maxConcurrentStreams", maxConcurrentStreams),
+        ] where count < 1 {
             throw refuse("\(name) is \(count); it must be at least 1")
         }
         guard maxConnectionsPerPeer <= maxConnections else {
-            throw refuse("maxConnectionsPerPeer (\(maxConnectionsPerPeer)) is above maxConnections "
-                         + "(\(maxConnections))")
+            throw refuse(
+                "maxConnectionsPerPeer (\(maxConnectionsPerPeer)) is above maxConnections "
+                    + "(\(maxConnections))")
         }
         // A site holds a long-poll, a heartbeat, a download and an upload at once.
         guard maxConcurrentStreams >= 4 else {
             throw refuse("maxConcurrentStreams is \(maxConcurrentStreams); a site needs at least 4 calls at once")
         }
-        for (name, duration) in [("handshakeTimeout", handshakeTimeout), ("keepaliveTimeout", keepaliveTimeout),
-                                 ("callTimeout", callTimeout), ("longPollWait", longPollWait),
-                                 ("streamProgressTimeout", streamProgressTimeout),
-                                 ("idleTimeout", idleTimeout ?? .seconds(1))] where duration <= .zero {
+        for (name, duration) in [
+            ("handshakeTimeout", handshakeTimeout), ("keepaliveTimeout", keepaliveTimeout),
+            ("callTimeout", callTimeout), ("longPollWait", longPollWait),
+            ("streamProgressTimeout", streamProgressTimeout),
+            ("idleTimeout", idleTimeout ?? .seconds(1)),
+        ] where duration <= .zero {
             throw refuse("\(name) is \(duration); it must be above zero")
         }
         // The server refuses client pings more often than every `minimumKeepaliveInterval` ("too many pings").
         guard keepaliveInterval >= Self.minimumKeepaliveInterval else {
-            throw refuse("keepaliveInterval is \(keepaliveInterval); it must be at least "
-                         + "\(Self.minimumKeepaliveInterval)")
+            throw refuse(
+                "keepaliveInterval is \(keepaliveInterval); it must be at least "
+                    + "\(Self.minimumKeepaliveInterval)")
         }
     }
 }

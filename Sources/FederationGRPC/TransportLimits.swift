@@ -31,9 +31,11 @@ public struct TransportLimits: Sendable, Equatable {
     /// Timeouts, connection caps and keepalive (`ConnectionLimits`).
     public var connection: ConnectionLimits
 
-    public init(maxMessageBytes: Int = 4 << 20 + 64 << 10, chunkScalars: Int = 1 << 17,
-                targetWindowSize: Int = 1 << 20, maxFrameSize: Int = 256 << 10, downloadChunksPerCall: Int = 4,
-                minChunkScalars: Int = 4 << 10, connection: ConnectionLimits = .defaults) {
+    public init(
+        maxMessageBytes: Int = 4 << 20 + 64 << 10, chunkScalars: Int = 1 << 17,
+        targetWindowSize: Int = 1 << 20, maxFrameSize: Int = 256 << 10, downloadChunksPerCall: Int = 4,
+        minChunkScalars: Int = 4 << 10, connection: ConnectionLimits = .defaults
+    ) {
         precondition(chunkScalars > 0 && chunkScalars * 4 < maxMessageBytes, "a chunk must fit in one message")
         precondition(downloadChunksPerCall > 0, "a download call sends at least one chunk")
         precondition(minChunkScalars > 0, "the download chunk floor is at least one value")

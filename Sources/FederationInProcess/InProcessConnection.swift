@@ -15,7 +15,9 @@ public struct InProcessConnection: FederationConnection {
         try await coordinator.nextTask(site: site)
     }
 
-    public func downloadModel(for task: TaskAssignment, maxScalars: Int) async throws(FederationError) -> [ParameterChunk] {
+    public func downloadModel(for task: TaskAssignment, maxScalars: Int) async throws(FederationError)
+        -> [ParameterChunk]
+    {
         try await coordinator.model(for: task, maxScalars: maxScalars)
     }
 

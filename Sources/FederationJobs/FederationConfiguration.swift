@@ -33,10 +33,12 @@ public struct FederationConfiguration: Sendable, Equatable {
 
     public init() {}
 
-    static let keys: Set<String> = ["rounds", "min_clients", "strategy", "local_epochs", "proximal_mu",
-                                    "server_learning_rate", "round_timeout_seconds", "grace_period_seconds", "sites",
-                                    "max_round_retries", "cross_site_evaluation", "max_sample_count",
-                                    "max_update_value", "client_dp"]
+    static let keys: Set<String> = [
+        "rounds", "min_clients", "strategy", "local_epochs", "proximal_mu",
+        "server_learning_rate", "round_timeout_seconds", "grace_period_seconds", "sites",
+        "max_round_retries", "cross_site_evaluation", "max_sample_count",
+        "max_update_value", "client_dp",
+    ]
 
     /// Bounds of `federation.client_dp`: clip_norm in (0, 10⁶], noise_multiplier in (0, 10³].
     static let clientDPKeys: Set<String> = ["clip_norm", "noise_multiplier", "noise"]
@@ -57,13 +59,17 @@ public struct FederationConfiguration: Sendable, Equatable {
         for (k, v) in m {
             let key = k.string ?? ""
             guard Self.keys.contains(key) else {
-                throw FederationError(.invalidConfiguration, "unknown key `federation.\(String(key.prefix(64)))`; "
-                                      + "known: \(Self.keys.sorted().joined(separator: ", "))")
+                throw FederationError(
+                    .invalidConfiguration,
+                    "unknown key `federation.\(String(key.prefix(64)))`; "
+                        + "known: \(Self.keys.sorted().joined(separator: ", "))")
             }
             func int(_ range: ClosedRange<Int>, _ limit: String?) throws(FederationError) -> Int {
                 guard v.scalar != nil, let i = v.int, range.contains(i) else {
-                    throw fail(key, "must be an integer in \(range.lowerBound)...\(range.upperBound)"
-                               + (limit.map { " (limit \($0))" } ?? ""))
+                    throw fail(
+                        key,
+                        "must be an integer in \(range.lowerBound)...\(range.upperBound)"
+                            + (limit.map { " (limit \($0))" } ?? ""))
                 }
                 return i
             }
@@ -128,7 +134,9 @@ public struct FederationConfiguration: Sendable, Equatable {
         guard let m = node.mapping else {
             throw fail("", "must be a mapping with clip_norm, noise_multiplier and noise")
         }
-        var clip: Double?, multiplier: Double?, placement = ClientDPSettings.NoisePlacement.server
+        var clip: Double?
+        var multiplier: Double?
+        var placement = ClientDPSettings.NoisePlacement.server
         for (k, v) in m {
             let key = k.string ?? ""
             func positive(_ maximum: Double) throws(FederationError) -> Double {
@@ -146,8 +154,10 @@ public struct FederationConfiguration: Sendable, Equatable {
                 }
                 placement = p
             default:
-                throw fail(String(key.prefix(64)), "is not a key of client_dp; known: "
-                           + clientDPKeys.sorted().joined(separator: ", "))
+                throw fail(
+                    String(key.prefix(64)),
+                    "is not a key of client_dp; known: "
+                        + clientDPKeys.sorted().joined(separator: ", "))
             }
         }
         guard let clip else { throw fail("clip_norm", "is required") }
@@ -204,8 +214,10 @@ public struct FederationConfiguration: Sendable, Equatable {
             throw fail("server_learning_rate", "is \(rate): must be in (0, \(limits.maxServerLearningRate)]")
         }
         guard gracePeriodSeconds <= roundTimeoutSeconds else {
-            throw fail("grace_period_seconds", "is \(gracePeriodSeconds): must not exceed round_timeout_seconds "
-                       + "(\(roundTimeoutSeconds))")
+            throw fail(
+                "grace_period_seconds",
+                "is \(gracePeriodSeconds): must not exceed round_timeout_seconds "
+                    + "(\(roundTimeoutSeconds))")
         }
     }
 
@@ -215,8 +227,9 @@ public struct FederationConfiguration: Sendable, Equatable {
         if name.isEmpty || name.count > 64 { return "must be 1-64 characters" }
         if name.hasPrefix(".") || name.hasPrefix("-") { return "must not start with '.' or '-'" }
         let allowed = name.unicodeScalars.allSatisfy {
-            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "._@-".unicodeScalars
-                .contains($0)
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0)
+                || "._@-".unicodeScalars
+                    .contains($0)
         }
         return allowed ? nil : "may contain only letters, digits, '.', '_', '@' and '-'"
     }
@@ -226,9 +239,14 @@ public struct FederationConfiguration: Sendable, Equatable {
         let base = FedAvg(localEpochs: localEpochs, learningRate: learningRate, serverLearningRate: serverLearningRate)
         switch strategy {
         case "fedprox": return FedProx(mu: proximalMu, base: base)
-        case "fedavgm": return FedOpt(optimizer: ServerOptimizer(kind: .fedAvgM, learningRate: serverLearningRate), base: base)
-        case "fedadam": return FedOpt(optimizer: ServerOptimizer(kind: .fedAdam, learningRate: serverLearningRate * 0.01), base: base)
-        case "fedyogi": return FedOpt(optimizer: ServerOptimizer(kind: .fedYogi, learningRate: serverLearningRate * 0.01), base: base)
+        case "fedavgm":
+            return FedOpt(optimizer: ServerOptimizer(kind: .fedAvgM, learningRate: serverLearningRate), base: base)
+        case "fedadam":
+            return FedOpt(
+                optimizer: ServerOptimizer(kind: .fedAdam, learningRate: serverLearningRate * 0.01), base: base)
+        case "fedyogi":
+            return FedOpt(
+                optimizer: ServerOptimizer(kind: .fedYogi, learningRate: serverLearningRate * 0.01), base: base)
         case "cyclic": return CyclicWeightTransfer(base: base)
         default: return base
         }

@@ -38,9 +38,11 @@ public actor SitePrivacyGatekeeper: SiteGatekeeper {
         var parameters: Int?
     }
 
-    public init(site: String, policy: SiteTrainingPolicy, budget: PrivacyBudget, ledger: PrivacyLedger,
-                limits: PipelineLimits = .default, noise: any NoiseSource = SystemNoiseSource(),
-                now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(
+        site: String, policy: SiteTrainingPolicy, budget: PrivacyBudget, ledger: PrivacyLedger,
+        limits: PipelineLimits = .default, noise: any NoiseSource = SystemNoiseSource(),
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.site = site
         self.policy = policy
         self.budget = budget
@@ -57,12 +59,14 @@ public actor SitePrivacyGatekeeper: SiteGatekeeper {
     public func admit(_ task: TaskAssignment) async throws(FederationError) {
         if let allowed = policy.allowedSubmitters {
             guard case .string(let admin)? = task.config["submitted_by"] else {
-                throw Self.declined("the site takes jobs only from \(allowed.joined(separator: ", ")) "
-                                    + "(allowed_submitters) and the task does not say who submitted it")
+                throw Self.declined(
+                    "the site takes jobs only from \(allowed.joined(separator: ", ")) "
+                        + "(allowed_submitters) and the task does not say who submitted it")
             }
             guard allowed.contains(admin) else {
-                throw Self.declined("the site does not take jobs submitted by \(admin) (allowed_submitters: "
-                                    + "\(allowed.joined(separator: ", ")))")
+                throw Self.declined(
+                    "the site does not take jobs submitted by \(admin) (allowed_submitters: "
+                        + "\(allowed.joined(separator: ", ")))")
             }
         }
         switch task.kind {
@@ -75,16 +79,18 @@ public actor SitePrivacyGatekeeper: SiteGatekeeper {
             // would release it unprotected. (A DP-SGD model is the last charged update plus the public global model.)
             let plan = try plan(for: task)
             if plan.federation.clientDP != nil && plan.training.dpSGD == nil {
-                throw Self.declined("the job's updates are protected by client-level DP, which does not cover the "
-                                    + "local model itself; it stays at the site")
+                throw Self.declined(
+                    "the job's updates are protected by client-level DP, which does not cover the "
+                        + "local model itself; it stays at the site")
             }
         case .evaluate:
             guard let limit = policy.maxEvaluationsPerHour else { return }
             let hourAgo = now().addingTimeInterval(-3600)
             evaluations.removeAll { $0 < hourAgo }
             guard evaluations.count < limit else {
-                throw Self.declined("the site evaluates at most \(limit) models an hour (max_evaluations_per_hour); "
-                                    + "ask again later")
+                throw Self.declined(
+                    "the site evaluates at most \(limit) models an hour (max_evaluations_per_hour); "
+                        + "ask again later")
             }
             evaluations.append(now())
         case .statistics: return  // the statistics handler holds queries to the site's statistics policy
@@ -93,23 +99,27 @@ public actor SitePrivacyGatekeeper: SiteGatekeeper {
 
     private func admitTraining(_ task: TaskAssignment) throws(FederationError) {
         let plan = try plan(for: task)
-        let t = plan.training, f = plan.federation
+        let t = plan.training
+        let f = plan.federation
         if let architectures = policy.architectures, !architectures.contains(t.model.architecture) {
-            throw Self.declined("the site trains only \(architectures.joined(separator: ", ")) (architectures), "
-                                + "not \(t.model.architecture)")
+            throw Self.declined(
+                "the site trains only \(architectures.joined(separator: ", ")) (architectures), "
+                    + "not \(t.model.architecture)")
         }
         if let maximum = policy.maxParameters {
             guard let count = plan.parameters, count <= maximum else {
-                throw Self.declined("the model has \(plan.parameters.map(String.init) ?? "too many") parameters, more "
-                                    + "than the site's max_parameters \(maximum)")
+                throw Self.declined(
+                    "the model has \(plan.parameters.map(String.init) ?? "too many") parameters, more "
+                        + "than the site's max_parameters \(maximum)")
             }
         }
         if let maximum = policy.maxLocalEpochs {
             let epochs: Int
             if case .int(let e)? = task.config["local_epochs"] { epochs = e } else { epochs = t.epochs }
             guard epochs <= maximum else {
-                throw Self.declined("a round asks \(epochs) local epochs, more than the site's max_local_epochs "
-                                    + "\(maximum)")
+                throw Self.declined(
+                    "a round asks \(epochs) local epochs, more than the site's max_local_epochs "
+                        + "\(maximum)")
             }
         }
         if let maximum = policy.maxRounds, f.rounds > maximum {
@@ -117,32 +127,37 @@ public actor SitePrivacyGatekeeper: SiteGatekeeper {
         }
         if !policy.allowIsolatingRounds {
             if f.strategy == "cyclic" {
-                throw Self.declined("the cyclic strategy sends this site's update to the server alone; the site's "
-                                    + "policy refuses rounds that isolate its update (allow_isolating_rounds: false)")
+                throw Self.declined(
+                    "the cyclic strategy sends this site's update to the server alone; the site's "
+                        + "policy refuses rounds that isolate its update (allow_isolating_rounds: false)")
             }
             if f.minClients < policy.minParticipants {
-                throw Self.declined("federation.min_clients is \(f.minClients): a round may close with fewer than the "
-                                    + "\(policy.minParticipants) results the site requires (min_participants), which "
-                                    + "would expose its update")
+                throw Self.declined(
+                    "federation.min_clients is \(f.minClients): a round may close with fewer than the "
+                        + "\(policy.minParticipants) results the site requires (min_participants), which "
+                        + "would expose its update")
             }
         }
         let sigmas = noiseMultipliers(plan)
         if policy.requireDP && sigmas.isEmpty {
-            throw Self.declined("the site requires differential privacy on every update (require_dp) and the job "
-                                + "uses neither training.dp_sgd nor federation.client_dp")
+            throw Self.declined(
+                "the site requires differential privacy on every update (require_dp) and the job "
+                    + "uses neither training.dp_sgd nor federation.client_dp")
         }
         if let minimum = policy.minNoiseMultiplier {
             for (name, sigma) in sigmas where sigma < minimum {
-                throw Self.declined("\(name) gives this site a noise multiplier of \(fmt(sigma)), below its "
-                                    + "min_noise_multiplier \(fmt(minimum))")
+                throw Self.declined(
+                    "\(name) gives this site a noise multiplier of \(fmt(sigma)), below its "
+                        + "min_noise_multiplier \(fmt(minimum))")
             }
         }
         // Client-level DP's cost does not depend on the site's data: check the budget before training.
         if let dp = f.clientDP, t.dpSGD == nil {
             let release = try clientRelease(dp, plan: plan, task: task)
             do throws(DifferentialPrivacyError) {
-                try ledger.charge(site: site, release: release, budget: budget, maxJobEpsilon: policy.maxEpsilonPerJob,
-                                  checkOnly: true)
+                try ledger.charge(
+                    site: site, release: release, budget: budget, maxJobEpsilon: policy.maxEpsilonPerJob,
+                    checkOnly: true)
             } catch {
                 throw Self.declined(error.message)
             }
@@ -170,8 +185,9 @@ public actor SitePrivacyGatekeeper: SiteGatekeeper {
         }
         let federation = try FederationConfiguration(yaml: pipeline, limits: limits)
         let m = training.model
-        let count = UNet.parameterCount(dimensions: m.dimensions, encoderChannels: m.encoderChannels,
-                                        bottleneckChannels: m.bottleneckChannels, classes: m.classes)
+        let count = UNet.parameterCount(
+            dimensions: m.dimensions, encoderChannels: m.encoderChannels,
+            bottleneckChannels: m.bottleneckChannels, classes: m.classes)
         let plan = Plan(training: training, federation: federation, parameters: count)
         parsed = (pipeline, plan)
         return plan
@@ -198,33 +214,40 @@ public actor SitePrivacyGatekeeper: SiteGatekeeper {
         }
         if let dp = plan.training.dpSGD {
             guard let steps = update.metrics["dp_sgd_steps"].flatMap({ Int(exactly: $0) }),
-                  let rate = update.metrics["dp_sgd_sampling_rate"] else {
-                throw FederationError(.invalidConfiguration, "the trainer did not report its DP-SGD steps and "
-                                      + "sampling rate; the update is withheld")
+                let rate = update.metrics["dp_sgd_sampling_rate"]
+            else {
+                throw FederationError(
+                    .invalidConfiguration,
+                    "the trainer did not report its DP-SGD steps and "
+                        + "sampling rate; the update is withheld")
             }
             let curve: RDPCurve
             do throws(DifferentialPrivacyError) {
-                curve = try RDPAccountant.subsampledGaussian(samplingRate: rate, noiseMultiplier: dp.noiseMultiplier,
-                                                             steps: steps)
+                curve = try RDPAccountant.subsampledGaussian(
+                    samplingRate: rate, noiseMultiplier: dp.noiseMultiplier,
+                    steps: steps)
             } catch {
                 throw FederationError(.invalidConfiguration, "cannot account the round's DP-SGD: \(error.message)")
             }
-            releases.append(PrivacyLedger.Release(
-                job: task.jobID, round: task.round, mechanism: "dp-sgd",
-                parameters: "σ=\(fmt(dp.noiseMultiplier)) C=\(fmt(dp.maxGradNorm)) q=\(fmt(rate)) steps=\(steps)",
-                curve: curve))
+            releases.append(
+                PrivacyLedger.Release(
+                    job: task.jobID, round: task.round, mechanism: "dp-sgd",
+                    parameters: "σ=\(fmt(dp.noiseMultiplier)) C=\(fmt(dp.maxGradNorm)) q=\(fmt(rate)) steps=\(steps)",
+                    curve: curve))
         }
         guard var release = releases.first else { return out }
         for other in releases.dropFirst() {
-            release = PrivacyLedger.Release(job: release.job, round: release.round,
-                                            mechanism: release.mechanism + "+" + other.mechanism,
-                                            parameters: release.parameters + "; " + other.parameters,
-                                            curve: release.curve.minimum(other.curve))
+            release = PrivacyLedger.Release(
+                job: release.job, round: release.round,
+                mechanism: release.mechanism + "+" + other.mechanism,
+                parameters: release.parameters + "; " + other.parameters,
+                curve: release.curve.minimum(other.curve))
         }
         let balance: PrivacyLedger.Balance
         do throws(DifferentialPrivacyError) {
-            balance = try ledger.charge(site: site, release: release, budget: budget,
-                                        maxJobEpsilon: policy.maxEpsilonPerJob)
+            balance = try ledger.charge(
+                site: site, release: release, budget: budget,
+                maxJobEpsilon: policy.maxEpsilonPerJob)
         } catch {
             throw Self.declined(error.message)
         }
@@ -250,9 +273,10 @@ public actor SitePrivacyGatekeeper: SiteGatekeeper {
         do throws(DifferentialPrivacyError) { curve = try RDPAccountant.gaussian(noiseMultiplier: z) } catch {
             throw FederationError(.invalidConfiguration, "cannot account client-level DP: \(error.message)")
         }
-        return PrivacyLedger.Release(job: task.jobID, round: task.round, mechanism: "client-dp",
-                                     parameters: "z=\(fmt(z)) S=\(fmt(dp.clipNorm)) noise=\(dp.noise.rawValue)",
-                                     curve: curve)
+        return PrivacyLedger.Release(
+            job: task.jobID, round: task.round, mechanism: "client-dp",
+            parameters: "z=\(fmt(z)) S=\(fmt(dp.clipNorm)) noise=\(dp.noise.rawValue)",
+            curve: curve)
     }
 }
 

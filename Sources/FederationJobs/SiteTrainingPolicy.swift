@@ -123,8 +123,10 @@ public struct SiteTrainingPolicy: Sendable, Equatable {
             case "max_evaluations_per_hour": policy.maxEvaluationsPerHour = try int(0...1_000_000)
             case "allowed_submitters": policy.allowedSubmitters = try names()
             default:
-                throw FederationError(.invalidConfiguration, "\(source): unknown key `\(String(key.prefix(64)))`; "
-                                      + "known: \(keys.sorted().joined(separator: ", "))")
+                throw FederationError(
+                    .invalidConfiguration,
+                    "\(source): unknown key `\(String(key.prefix(64)))`; "
+                        + "known: \(keys.sorted().joined(separator: ", "))")
             }
         }
         return policy

@@ -26,8 +26,10 @@ public actor StatisticsCoordinator<C: Clock>: JobRunner, RoundHost where C.Durat
     /// - Parameters:
     ///   - checkpointPath: where the aggregator's state is saved after every phase (and resumed from); nil: nowhere.
     ///   - limits: the server's query limits.
-    public init(jobID: String, query: StatisticsQuery, sites: [String], minimumSites: Int, phaseTimeout: Duration,
-                clock: C, checkpointPath: String?, limits: QueryLimits = .default) throws(FederationError) {
+    public init(
+        jobID: String, query: StatisticsQuery, sites: [String], minimumSites: Int, phaseTimeout: Duration,
+        clock: C, checkpointPath: String?, limits: QueryLimits = .default
+    ) throws(FederationError) {
         self.jobID = jobID
         self.participants = sites
         self.phaseTimeout = phaseTimeout
@@ -42,15 +44,18 @@ public actor StatisticsCoordinator<C: Clock>: JobRunner, RoundHost where C.Durat
                 aggregator = try StatisticsAggregator(restoring: state.aggregator)
                 round = state.round
             } else {
-                aggregator = try StatisticsAggregator(query: query, sites: sites,
-                                                      options: .init(session: jobID, minimumSites: minimumSites),
-                                                      limits: limits)
+                aggregator = try StatisticsAggregator(
+                    query: query, sites: sites,
+                    options: .init(session: jobID, minimumSites: minimumSites),
+                    limits: limits)
             }
         } catch let error as AnalyticsError {
             throw FederationError(.invalidConfiguration, "the statistics query cannot start: \(error.message)")
         } catch {
-            throw FederationError(.invalidConfiguration, "the saved state of statistics job \(jobID) is damaged; remove "
-                                  + "\(checkpointPath ?? "it") to start the query again", cause: "\(error)")
+            throw FederationError(
+                .invalidConfiguration,
+                "the saved state of statistics job \(jobID) is damaged; remove "
+                    + "\(checkpointPath ?? "it") to start the query again", cause: "\(error)")
         }
     }
 
@@ -66,10 +71,11 @@ public actor StatisticsCoordinator<C: Clock>: JobRunner, RoundHost where C.Durat
     public func progress() -> JobProgress {
         let seen = driver.secondsSinceSeen()
         let open = driver.tasks.isEmpty ? 0 : 1
-        return JobProgress(completedRounds: driver.round - open, currentRound: driver.isOver ? 0 : driver.round,
-                           siteStates: participants.map { site in
-                               SiteState(site: site, secondsSinceSeen: seen[site], lastRound: 0, lastMetrics: [:])
-                           })
+        return JobProgress(
+            completedRounds: driver.round - open, currentRound: driver.isOver ? 0 : driver.round,
+            siteStates: participants.map { site in
+                SiteState(site: site, secondsSinceSeen: seen[site], lastRound: 0, lastMetrics: [:])
+            })
     }
 
     public func abort(reason: String) { driver.abort(reason: reason) }
@@ -103,11 +109,14 @@ public actor StatisticsCoordinator<C: Clock>: JobRunner, RoundHost where C.Durat
         var tasks: [TaskAssignment] = []
         for request in requests {
             let payload = [UInt8](try request.encoded())
-            tasks.append(TaskAssignment(jobID: jobID, round: round, kind: .statistics, site: request.site,
-                                        config: ["phase": .string(request.phase.rawValue)], payload: payload))
+            tasks.append(
+                TaskAssignment(
+                    jobID: jobID, round: round, kind: .statistics, site: request.site,
+                    config: ["phase": .string(request.phase.rawValue)], payload: payload))
         }
         let outcome = await runRoundUntilAnswered(round, tasks: tasks, timeout: phaseTimeout)
-        let answered = driver.answered, asked = Set(tasks.map(\.site))
+        let answered = driver.answered
+        let asked = Set(tasks.map(\.site))
         inFlight = [:]
         switch outcome {
         case .closed(let closure):
@@ -125,11 +134,13 @@ public actor StatisticsCoordinator<C: Clock>: JobRunner, RoundHost where C.Durat
         let data: Data
         do {
             data = try JSONEncoder().encode(Checkpoint(round: round, aggregator: try aggregator.checkpoint()))
-            try FileManager.default.createDirectory(atPath: (checkpointPath as NSString).deletingLastPathComponent,
-                                                    withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: (checkpointPath as NSString).deletingLastPathComponent,
+                withIntermediateDirectories: true)
         } catch {
-            throw FederationError(.invalidConfiguration, "cannot save the statistics job's state to \(checkpointPath)",
-                                  cause: "\(error)")
+            throw FederationError(
+                .invalidConfiguration, "cannot save the statistics job's state to \(checkpointPath)",
+                cause: "\(error)")
         }
         try DurableFile.write(data, to: checkpointPath)
     }
@@ -139,10 +150,13 @@ public actor StatisticsCoordinator<C: Clock>: JobRunner, RoundHost where C.Durat
         guard let result else { throw FederationError(.noResults, "statistics job \(jobID) has no result yet") }
         do {
             let (json, html) = try StatisticsReport.write(result, to: folder)
-            return [JobFile(name: URL(fileURLWithPath: json).lastPathComponent, path: json),
-                    JobFile(name: URL(fileURLWithPath: html).lastPathComponent, path: html)]
+            return [
+                JobFile(name: URL(fileURLWithPath: json).lastPathComponent, path: json),
+                JobFile(name: URL(fileURLWithPath: html).lastPathComponent, path: html),
+            ]
         } catch {
-            throw FederationError(.invalidConfiguration, "cannot write the statistics report to \(folder): \(error.message)")
+            throw FederationError(
+                .invalidConfiguration, "cannot write the statistics report to \(folder): \(error.message)")
         }
     }
 
@@ -163,9 +177,12 @@ public actor StatisticsCoordinator<C: Clock>: JobRunner, RoundHost where C.Durat
 
     public func beginResult(_ header: ResultHeader) throws(FederationError) {
         guard header.jobID == jobID, header.round == driver.round, driver.isAsked(header.site),
-              !driver.answered.contains(header.site) else {
-            let error = FederationError(.staleRound, "answer from \(header.site) for phase \(header.round) of job "
-                                        + "\(header.jobID); current: phase \(driver.round) of \(jobID). Discarded")
+            !driver.answered.contains(header.site)
+        else {
+            let error = FederationError(
+                .staleRound,
+                "answer from \(header.site) for phase \(header.round) of job "
+                    + "\(header.jobID); current: phase \(driver.round) of \(jobID). Discarded")
             driver.emit(.resultRejected(round: header.round, site: header.site, reason: error.message))
             throw error
         }

@@ -25,22 +25,27 @@ public actor StatisticsSiteHandler: PayloadTaskHandler {
     /// - Parameters:
     ///   - ledgerPath: the site's privacy ledger (SQLite), kept across queries and restarts.
     ///   - limits: the site's own query limits, checked before its ledger is charged.
-    public init(site: String, dataFolder: String, policy: SitePolicy, ledgerPath: String,
-                limits: QueryLimits = .default,
-                log: @escaping @Sendable (String) -> Void = { _ in }) throws(FederationError) {
+    public init(
+        site: String, dataFolder: String, policy: SitePolicy, ledgerPath: String,
+        limits: QueryLimits = .default,
+        log: @escaping @Sendable (String) -> Void = { _ in }
+    ) throws(FederationError) {
         self.site = site
         self.dataFolder = dataFolder
         self.policy = policy
         self.limits = limits
         do { ledger = try PrivacyLedger(path: ledgerPath) } catch {
-            throw FederationError(.invalidConfiguration, "cannot open the privacy ledger \(ledgerPath): \(error.message)")
+            throw FederationError(
+                .invalidConfiguration, "cannot open the privacy ledger \(ledgerPath): \(error.message)")
         }
         self.log = log
     }
 
     /// The same, with a ledger the site shares with its model updates (`SitePrivacyGatekeeper`).
-    public init(site: String, dataFolder: String, policy: SitePolicy, ledger: PrivacyLedger,
-                limits: QueryLimits = .default, log: @escaping @Sendable (String) -> Void = { _ in }) {
+    public init(
+        site: String, dataFolder: String, policy: SitePolicy, ledger: PrivacyLedger,
+        limits: QueryLimits = .default, log: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
         self.site = site
         self.dataFolder = dataFolder
         self.policy = policy
@@ -49,13 +54,17 @@ public actor StatisticsSiteHandler: PayloadTaskHandler {
         self.log = log
     }
 
-    public func respond(to task: TaskAssignment) async throws(FederationError) -> (payload: [UInt8], metrics: [String: Double]) {
+    public func respond(to task: TaskAssignment) async throws(FederationError) -> (
+        payload: [UInt8], metrics: [String: Double]
+    ) {
         do throws(AnalyticsError) {
             let request = try StatisticsRequest(decoding: Data(task.payload))
             if sessions[request.session] == nil {
                 guard request.phase == .plan else {
-                    throw AnalyticsError(.unexpectedMessage, "phase \(request.phase.rawValue) of query session "
-                                         + "\(request.session), which this site does not know (it restarted?)")
+                    throw AnalyticsError(
+                        .unexpectedMessage,
+                        "phase \(request.phase.rawValue) of query session "
+                            + "\(request.session), which this site does not know (it restarted?)")
                 }
                 if cohort == nil {
                     log("reading the cohort in \(dataFolder)")
@@ -63,8 +72,9 @@ public actor StatisticsSiteHandler: PayloadTaskHandler {
                 }
                 guard let cohort else { throw AnalyticsError(.io, "no cohort") }
                 sessions[request.session] = StatisticsSiteSession(
-                    site: StatisticsSite(name: site, cohort: cohort, policy: policy, ledger: ledger,
-                                         limits: limits))
+                    site: StatisticsSite(
+                        name: site, cohort: cohort, policy: policy, ledger: ledger,
+                        limits: limits))
             }
             guard var session = sessions[request.session] else { throw AnalyticsError(.io, "no session") }
             let before = try ledger.spent(site: site, policy: policy)
@@ -84,7 +94,8 @@ public actor StatisticsSiteHandler: PayloadTaskHandler {
             log("statistics \(request.phase.rawValue) of \(request.session) answered")
             return ([UInt8](try response.encoded()), metrics)
         } catch {
-            throw FederationError(.invalidConfiguration, "statistics task of \(task.jobID) failed at \(site): \(error.message)")
+            throw FederationError(
+                .invalidConfiguration, "statistics task of \(task.jobID) failed at \(site): \(error.message)")
         }
     }
 }

@@ -1,7 +1,7 @@
+import FederatedAnalytics
 import FederationClient
 import FederationCore
 import FederationServer
-import FederatedAnalytics
 import Foundation
 import Training
 import Volumes
@@ -35,14 +35,18 @@ public struct StudyJobFactory: JobFactory {
     func checkTopLevel(_ pipeline: String, allowed: Set<String>) throws(FederationError) {
         let root = try FederationConfiguration.compose(pipeline, limits: limits)
         guard let mapping = root?.mapping else {
-            throw FederationError(.invalidConfiguration, "the pipeline must be a YAML mapping of sections ("
-                                  + allowed.sorted().joined(separator: ", ") + ")")
+            throw FederationError(
+                .invalidConfiguration,
+                "the pipeline must be a YAML mapping of sections ("
+                    + allowed.sorted().joined(separator: ", ") + ")")
         }
         for (key, _) in mapping {
             let name = key.string ?? ""
             guard allowed.contains(name) else {
-                throw FederationError(.invalidConfiguration, "unknown top-level key `\(String(name.prefix(64)))`; this "
-                                      + "pipeline accepts: " + allowed.sorted().joined(separator: ", "))
+                throw FederationError(
+                    .invalidConfiguration,
+                    "unknown top-level key `\(String(name.prefix(64)))`; this "
+                        + "pipeline accepts: " + allowed.sorted().joined(separator: ", "))
             }
         }
     }
@@ -51,27 +55,36 @@ public struct StudyJobFactory: JobFactory {
     func parse(_ pipeline: String) throws(FederationError) -> Parsed {
         try checkTopLevel(pipeline, allowed: Self.trainingSections)
         let federation = try FederationConfiguration(yaml: pipeline, limits: limits)
-        let training: TrainingConfiguration, preprocessing: PreprocessingConfiguration
+        let training: TrainingConfiguration
+        let preprocessing: PreprocessingConfiguration
         do {
             preprocessing = try PreprocessingConfiguration(yaml: pipeline, limits: limits.preprocessing)
         } catch {
-            throw FederationError(.invalidConfiguration, "the pipeline is not a valid training pipeline: "
-                                  + "\(error.transform): \(error.message)", cause: error.description)
+            throw FederationError(
+                .invalidConfiguration,
+                "the pipeline is not a valid training pipeline: "
+                    + "\(error.transform): \(error.message)", cause: error.description)
         }
         do {
             training = try TrainingConfiguration(yaml: pipeline, limits: limits)
             try limits.validate(training, preprocessing: preprocessing)
         } catch {
-            throw FederationError(.invalidConfiguration, "the pipeline is not a valid training pipeline: "
-                                  + error.message, cause: error.description)
+            throw FederationError(
+                .invalidConfiguration,
+                "the pipeline is not a valid training pipeline: "
+                    + error.message, cause: error.description)
         }
         guard !federation.sites.isEmpty else {
-            throw FederationError(.invalidConfiguration, "`federation.sites` is empty: name the participating sites "
-                                  + "(their kit names)")
+            throw FederationError(
+                .invalidConfiguration,
+                "`federation.sites` is empty: name the participating sites "
+                    + "(their kit names)")
         }
         guard federation.minClients <= federation.sites.count else {
-            throw FederationError(.invalidConfiguration, "`federation.min_clients` is \(federation.minClients) but "
-                                  + "only \(federation.sites.count) site(s) are listed")
+            throw FederationError(
+                .invalidConfiguration,
+                "`federation.min_clients` is \(federation.minClients) but "
+                    + "only \(federation.sites.count) site(s) are listed")
         }
         return Parsed(federation: federation, training: training, preprocessing: preprocessing)
     }
@@ -89,8 +102,10 @@ public struct StudyJobFactory: JobFactory {
             throw FederationError(.invalidConfiguration, error.message, cause: error.cause)
         }
         guard !federation.sites.isEmpty else {
-            throw FederationError(.invalidConfiguration, "`federation.sites` is empty: name the participating sites "
-                                  + "(their kit names)")
+            throw FederationError(
+                .invalidConfiguration,
+                "`federation.sites` is empty: name the participating sites "
+                    + "(their kit names)")
         }
         return (query, federation)
     }
@@ -121,25 +136,29 @@ public struct StudyJobFactory: JobFactory {
         }
         if Self.isStatistics(pipeline) {
             let (query, federation) = try parseStatistics(pipeline)
-            return try StatisticsCoordinator(jobID: jobID, query: query, sites: federation.sites,
-                                             minimumSites: min(federation.minClients, federation.sites.count),
-                                             phaseTimeout: .seconds(federation.roundTimeoutSeconds), clock: ContinuousClock(),
-                                             checkpointPath: store.jobFolder(jobID) + "/statistics.json",
-                                             limits: queryLimits)
+            return try StatisticsCoordinator(
+                jobID: jobID, query: query, sites: federation.sites,
+                minimumSites: min(federation.minClients, federation.sites.count),
+                phaseTimeout: .seconds(federation.roundTimeoutSeconds), clock: ContinuousClock(),
+                checkpointPath: store.jobFolder(jobID) + "/statistics.json",
+                limits: queryLimits)
         }
         let p = try parse(pipeline)
         let initial = Trainer(configuration: p.training, preprocessing: p.preprocessing)
         var job = p.federation.jobConfiguration(jobID: jobID, sites: p.federation.sites)
         job.taskConfig["pipeline"] = .string(pipeline)
         job.taskConfig["submitted_by"] = .string(submittedBy)
-        let coordinator = Coordinator(configuration: job, initialModel: SegmentationSiteTrainer.parameterSet(initial.model.stateDict),
-                                      strategy: p.federation.makeStrategy(learningRate: Double(p.training.optimizer.learningRate)),
-                                      clock: ContinuousClock(), store: store, workDirectory: store.jobFolder(jobID) + "/spill")
+        let coordinator = Coordinator(
+            configuration: job, initialModel: SegmentationSiteTrainer.parameterSet(initial.model.stateDict),
+            strategy: p.federation.makeStrategy(learningRate: Double(p.training.optimizer.learningRate)),
+            clock: ContinuousClock(), store: store, workDirectory: store.jobFolder(jobID) + "/spill")
         guard p.federation.crossSiteEvaluation else { return coordinator }
-        return TrainingJob(coordinator: coordinator,
-                           evaluation: try p.federation.crossSiteEvaluation(jobID: jobID, sites: p.federation.sites,
-                                                                            folder: store.jobFolder(jobID) + "/cross-site",
-                                                                            taskConfig: job.taskConfig))
+        return TrainingJob(
+            coordinator: coordinator,
+            evaluation: try p.federation.crossSiteEvaluation(
+                jobID: jobID, sites: p.federation.sites,
+                folder: store.jobFolder(jobID) + "/cross-site",
+                taskConfig: job.taskConfig))
     }
 }
 
@@ -149,16 +168,18 @@ extension FederationConfiguration {
     public func crossSiteEvaluation(jobID: String, sites: [String], folder: String, taskConfig: [String: ConfigValue])
         throws(FederationError) -> CrossSiteEvaluation<ContinuousClock>
     {
-        try CrossSiteEvaluation(jobID: jobID, sites: sites, firstRound: rounds + 1, timeout: .seconds(roundTimeoutSeconds),
-                                clock: ContinuousClock(), folder: folder, taskConfig: taskConfig)
+        try CrossSiteEvaluation(
+            jobID: jobID, sites: sites, firstRound: rounds + 1, timeout: .seconds(roundTimeoutSeconds),
+            clock: ContinuousClock(), folder: folder, taskConfig: taskConfig)
     }
 
     /// The coordinator's settings for this section. With cross-site evaluation, every task says so
     /// (`cross_site_evaluation`): sites keep their last local weights only when the job will ask for them.
     public func jobConfiguration(jobID: String, sites: [String]) -> JobConfiguration {
-        var job = JobConfiguration(jobID: jobID, rounds: rounds, sites: sites, minClients: minClients,
-                                   roundTimeout: .seconds(roundTimeoutSeconds), gracePeriod: .seconds(gracePeriodSeconds),
-                                   maxRoundRetries: maxRoundRetries)
+        var job = JobConfiguration(
+            jobID: jobID, rounds: rounds, sites: sites, minClients: minClients,
+            roundTimeout: .seconds(roundTimeoutSeconds), gracePeriod: .seconds(gracePeriodSeconds),
+            maxRoundRetries: maxRoundRetries)
         job.maxSampleCount = maxSampleCount
         job.maxUpdateMagnitude = Float(maxUpdateValue)
         job.clientDP = clientDP

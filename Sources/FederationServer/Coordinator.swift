@@ -38,9 +38,11 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
 
     /// - Parameter workDirectory: where the in-flight results of sites on probation are spilled (one anonymous file
     ///   per such site); nil: a fresh temporary folder, made when first needed and removed when the job ends.
-    public init(configuration: JobConfiguration, initialModel: ParameterSet, strategy: any Strategy, clock: C,
-                store: (any CheckpointStore)? = nil, workDirectory: String? = nil,
-                noise: any NoiseSource = SystemNoiseSource()) {
+    public init(
+        configuration: JobConfiguration, initialModel: ParameterSet, strategy: any Strategy, clock: C,
+        store: (any CheckpointStore)? = nil, workDirectory: String? = nil,
+        noise: any NoiseSource = SystemNoiseSource()
+    ) {
         self.configuration = configuration
         self.noise = noise
         self.global = initialModel
@@ -101,8 +103,9 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
             let configs = strategy.configureTraining(round: r, sites: configuration.sites)
             let tasks = configs.keys.sorted().compactMap { site -> TaskAssignment? in
                 guard let config = configs[site], configuration.sites.contains(site) else { return nil }
-                return TaskAssignment(jobID: configuration.jobID, round: r, kind: .train, site: site,
-                                      config: config.merging(configuration.taskConfig) { strategy, _ in strategy })
+                return TaskAssignment(
+                    jobID: configuration.jobID, round: r, kind: .train, site: site,
+                    config: config.merging(configuration.taskConfig) { strategy, _ in strategy })
             }
             intake.open(structure: global, reusing: spareSums.take())
             graceStarted = false
@@ -117,22 +120,30 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
                 intake.close()
                 attempt += 1
                 if attempt > configuration.maxRoundRetries {
-                    throw FederationError(.jobFailed, "round \(r) gathered \(driver.answered.count) of the "
-                        + "\(configuration.minClients) results it needs after \(attempt) attempts (deadline "
-                        + "\(configuration.roundTimeout) each); check that the sites are running and can reach "
-                        + "the server")
+                    throw FederationError(
+                        .jobFailed,
+                        "round \(r) gathered \(driver.answered.count) of the "
+                            + "\(configuration.minClients) results it needs after \(attempt) attempts (deadline "
+                            + "\(configuration.roundTimeout) each); check that the sites are running and can reach "
+                            + "the server")
                 }
-                driver.emit(.roundRetried(round: r, attempt: attempt,
-                                          reason: "fewer than \(configuration.minClients) results by the deadline"))
+                driver.emit(
+                    .roundRetried(
+                        round: r, attempt: attempt,
+                        reason: "fewer than \(configuration.minClients) results by the deadline"))
             case .failed(let reason):
-                throw FederationError(.jobFailed, "round \(r) cannot close: \(reason). Restart the server: it resumes "
-                                      + "from the last checkpoint")
+                throw FederationError(
+                    .jobFailed,
+                    "round \(r) cannot close: \(reason). Restart the server: it resumes "
+                        + "from the last checkpoint")
             case .aborted(let reason):
                 throw FederationError(.jobFailed, reason)
             case .declined(let reasons):
-                throw FederationError(.jobFailed, "round \(r) cannot gather the \(configuration.minClients) results "
-                                      + "it needs: \(reasons). A site's policy and privacy budget are its own: "
-                                      + "change the pipeline to fit them, or ask the site")
+                throw FederationError(
+                    .jobFailed,
+                    "round \(r) cannot gather the \(configuration.minClients) results "
+                        + "it needs: \(reasons). A site's policy and privacy budget are its own: "
+                        + "change the pipeline to fit them, or ask the site")
             }
         }
     }
@@ -140,7 +151,8 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
     /// The training round's policy: close when every asked site answered; start the grace period at `minClients`
     /// results and close when it ends; at the deadline close with `minClients` results, else retry.
     private func decide(_ signal: RoundSignal, round r: Int, attempt: Int) -> RoundOutcome? {
-        let results = driver.answered.count, enough = results >= configuration.minClients
+        let results = driver.answered.count
+        let enough = results >= configuration.minClients
         // Signals are handled in turn but read the round as it is now: a decline may already be in when an answer's
         // signal is handled, so both look at what can still come.
         let declined = !driver.declined.isEmpty
@@ -175,8 +187,10 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
         // temporaries (unless a straggler's download still holds a snapshot of the old model).
         var meanDiff = try intake.takeMean()
         do throws(FederationError) { try meanDiff.checkFinite() } catch {
-            throw FederationError(.nonFinite, "round \(r): the aggregate of \(committed.keys.sorted()) is not "
-                                  + "finite (\(error.message)); the global model is left as it was")
+            throw FederationError(
+                .nonFinite,
+                "round \(r): the aggregate of \(committed.keys.sorted()) is not "
+                    + "finite (\(error.message)); the global model is left as it was")
         }
         if let dp = configuration.clientDP, dp.noise == .server {
             // Client-level DP: N(0, (z·S)²) on the sum of the clipped diffs is N(0, (z·S/n)²) on their mean.
@@ -188,24 +202,29 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
             noise = source
         }
         let updates = committed.map { site, c in
-            ModelUpdate(jobID: configuration.jobID, round: r, site: site, sampleCount: c.samples, diff: ParameterSet(),
-                        metrics: c.metrics)
+            ModelUpdate(
+                jobID: configuration.jobID, round: r, site: site, sampleCount: c.samples, diff: ParameterSet(),
+                metrics: c.metrics)
         }
         try strategy.updateGlobal(round: r, global: &global, meanDiff: meanDiff, updates: updates)
         do throws(FederationError) { try global.checkFinite() } catch {
             globalIsFinite = false
-            throw FederationError(.nonFinite, "round \(r): the strategy's update made the global model non-finite "
-                                  + "(\(error.message)); the job stops at the last checkpoint (round "
-                                  + "\(completedRounds))")
+            throw FederationError(
+                .nonFinite,
+                "round \(r): the strategy's update made the global model non-finite "
+                    + "(\(error.message)); the job stops at the last checkpoint (round "
+                    + "\(completedRounds))")
         }
         spareSums = meanDiff
-        let record = RoundRecord(round: r, attempt: attempt, participants: committed.keys.sorted(),
-                                 metrics: committed.mapValues(\.metrics), closedBy: closure.rawValue)
+        let record = RoundRecord(
+            round: r, attempt: attempt, participants: committed.keys.sorted(),
+            metrics: committed.mapValues(\.metrics), closedBy: closure.rawValue)
         records.append(record)
         completedRounds = r
         if let store {
-            try await store.save(jobID: configuration.jobID, completedRound: r, model: global,
-                                 serverState: strategy.serverState, records: records)
+            try await store.save(
+                jobID: configuration.jobID, completedRound: r, model: global,
+                serverState: strategy.serverState, records: records)
         }
         driver.emit(.roundClosed(round: r, participants: record.participants, reason: closure.rawValue))
     }
@@ -216,9 +235,11 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
     /// A site's reason as one printable line: control characters become spaces, at most 1000 characters.
     static func printable(_ bytes: [UInt8]) -> String {
         let text = String(decoding: bytes, as: UTF8.self)
-        let cleaned = String(String.UnicodeScalarView(text.unicodeScalars.map {
-            $0.properties.generalCategory == .control ? " " : $0
-        }))
+        let cleaned = String(
+            String.UnicodeScalarView(
+                text.unicodeScalars.map {
+                    $0.properties.generalCategory == .control ? " " : $0
+                }))
         return cleaned.count > 1000 ? String(cleaned.prefix(1000)) + "…" : cleaned
     }
 
@@ -231,11 +252,13 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
     public func progress() -> JobProgress {
         let seen = driver.secondsSinceSeen()
         let states = configuration.sites.map { site in
-            SiteState(site: site, secondsSinceSeen: seen[site], lastRound: lastResult[site]?.round ?? 0,
-                      lastMetrics: lastResult[site]?.metrics ?? [:])
+            SiteState(
+                site: site, secondsSinceSeen: seen[site], lastRound: lastResult[site]?.round ?? 0,
+                lastMetrics: lastResult[site]?.metrics ?? [:])
         }
-        return JobProgress(completedRounds: completedRounds, currentRound: driver.isOver ? 0 : driver.round,
-                           siteStates: states)
+        return JobProgress(
+            completedRounds: completedRounds, currentRound: driver.isOver ? 0 : driver.round,
+            siteStates: states)
     }
 
     // MARK: - Site-facing API (called by transports)
@@ -271,18 +294,24 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
             try driver.requireParticipant(header.site)
             let round = driver.round
             guard header.jobID == configuration.jobID, header.round == round, driver.isAsked(header.site) else {
-                throw FederationError(.staleRound, "result from \(header.site) for round \(header.round) of job "
-                                      + "\(header.jobID); current: round \(round) of job \(configuration.jobID). "
-                                      + "Discarded")
+                throw FederationError(
+                    .staleRound,
+                    "result from \(header.site) for round \(header.round) of job "
+                        + "\(header.jobID); current: round \(round) of job \(configuration.jobID). "
+                        + "Discarded")
             }
             guard !intake.isCommitted(header.site) else {
-                throw FederationError(.staleRound, "a result from \(header.site) for round \(round) was already "
-                                      + "counted; the duplicate is discarded")
+                throw FederationError(
+                    .staleRound,
+                    "a result from \(header.site) for round \(round) was already "
+                        + "counted; the duplicate is discarded")
             }
             if !header.payload.isEmpty {
                 guard header.payload.count <= Self.maxReasonBytes else {
-                    throw FederationError(.tooLarge, "the reason \(header.site) gave for declining round \(round) "
-                                          + "is \(header.payload.count) bytes; at most \(Self.maxReasonBytes)")
+                    throw FederationError(
+                        .tooLarge,
+                        "the reason \(header.site) gave for declining round \(round) "
+                            + "is \(header.payload.count) bytes; at most \(Self.maxReasonBytes)")
                 }
                 if intake.isStreaming(header.site) { abandon(site: header.site, reason: "it declined the round") }
                 driver.decline(header.site, reason: Self.printable(header.payload))
@@ -316,8 +345,10 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
             throw error.error
         }
         lastResult[site] = (driver.round, counted.metrics)
-        driver.emit(.resultAccepted(round: driver.round, site: site, sampleCount: counted.samples,
-                                    metrics: counted.metrics))
+        driver.emit(
+            .resultAccepted(
+                round: driver.round, site: site, sampleCount: counted.samples,
+                metrics: counted.metrics))
         driver.answer(site)
     }
 
@@ -353,9 +384,12 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
         case .resend(let sites):
             graceStarted = false
             for site in sites {
-                driver.emit(.resultRejected(round: driver.round, site: site, reason: "counted, then taken out with "
-                    + "the round's sums: another result failed part-way and the sums are rebuilt from the results "
-                    + "sent again; \(site) is asked for its result again"))
+                driver.emit(
+                    .resultRejected(
+                        round: driver.round, site: site,
+                        reason: "counted, then taken out with "
+                            + "the round's sums: another result failed part-way and the sums are rebuilt from the results "
+                            + "sent again; \(site) is asked for its result again"))
                 driver.reopen(site)
             }
         case .lost(let reason): driver.breakRound(reason: reason)

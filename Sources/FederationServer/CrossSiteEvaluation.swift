@@ -37,7 +37,10 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, RoundHost where C
     /// The model the current evaluation round hands out.
     private var current: ParameterSet?
 
-    private enum Phase: Equatable { case idle, submit, evaluate(model: String) }
+    private enum Phase: Equatable {
+        case idle, submit
+        case evaluate(model: String)
+    }
 
     private struct Upload {
         var header: ResultHeader
@@ -58,8 +61,10 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, RoundHost where C
     ///   - timeout: each step's deadline.
     ///   - folder: where the local models and `state.json` are kept (created when missing; a saved state resumes).
     ///   - taskConfig: sent with every task (the job's pipeline, so a site evaluates with the job's preprocessing).
-    public init(jobID: String, sites: [String], firstRound: Int, timeout: Duration, clock: C, folder: String,
-                taskConfig: [String: ConfigValue] = [:]) throws(FederationError) {
+    public init(
+        jobID: String, sites: [String], firstRound: Int, timeout: Duration, clock: C, folder: String,
+        taskConfig: [String: ConfigValue] = [:]
+    ) throws(FederationError) {
         self.jobID = jobID
         self.sites = sites
         self.firstRound = firstRound
@@ -70,8 +75,10 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, RoundHost where C
         let statePath = folder + "/state.json"
         if let saved = FileManager.default.contents(atPath: statePath) {
             do { state = try JSONDecoder().decode(State.self, from: saved) } catch {
-                throw FederationError(.invalidConfiguration, "the saved cross-site evaluation state \(statePath) is damaged; "
-                                      + "remove it to evaluate again", cause: "\(error)")
+                throw FederationError(
+                    .invalidConfiguration,
+                    "the saved cross-site evaluation state \(statePath) is damaged; "
+                        + "remove it to evaluate again", cause: "\(error)")
             }
         } else {
             state = State(matrix: CrossSiteMatrix(jobID: jobID, sites: sites))
@@ -109,8 +116,10 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, RoundHost where C
             do {
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             } catch {
-                throw FederationError(.jobFailed, "the server cannot write cross-site evaluation files to \(folder); "
-                                      + "check its state folder", cause: "\(error)")
+                throw FederationError(
+                    .jobFailed,
+                    "the server cannot write cross-site evaluation files to \(folder); "
+                        + "check its state folder", cause: "\(error)")
             }
             driver.emit(.crossSiteStarted(sites: sites))
             if !state.submitted {
@@ -129,8 +138,10 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, RoundHost where C
                 var config = taskConfig
                 config["model"] = .string(model)
                 try await runStep(firstRound + 1 + i, kind: .evaluate, config: config)
-                for site in sites where state.matrix.results[model]?[site] == nil
-                    && state.matrix.missing["\(model)@\(site)"] == nil {
+                for site in sites
+                where state.matrix.results[model]?[site] == nil
+                    && state.matrix.missing["\(model)@\(site)"] == nil
+                {
                     state.matrix.missing["\(model)@\(site)"] = "no answer within \(timeout)"
                 }
                 current = nil
@@ -167,8 +178,9 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, RoundHost where C
             encoder.outputFormatting = [.sortedKeys]
             data = try encoder.encode(state)
         } catch {
-            throw FederationError(.invalidConfiguration, "cannot encode the cross-site evaluation state",
-                                  cause: "\(error)")
+            throw FederationError(
+                .invalidConfiguration, "cannot encode the cross-site evaluation state",
+                cause: "\(error)")
         }
         try DurableFile.write(data, to: path)
     }
@@ -178,14 +190,20 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, RoundHost where C
         let path = modelPath(site)
         do {
             let contents = try SafeTensorsFile.read(contentsOf: path)
-            return try ParameterSet(contents.entries.map { ParameterTensor(name: $0.name, shape: $0.shape, values: $0.values) })
-                .reordered(like: reference)
+            return try ParameterSet(
+                contents.entries.map { ParameterTensor(name: $0.name, shape: $0.shape, values: $0.values) }
+            )
+            .reordered(like: reference)
         } catch let error as FederationError {
-            throw FederationError(error.code, "the stored local model of \(site) (\(path)) does not match the global "
-                                  + "model: \(error.message)")
+            throw FederationError(
+                error.code,
+                "the stored local model of \(site) (\(path)) does not match the global "
+                    + "model: \(error.message)")
         } catch {
-            throw FederationError(.invalidConfiguration, "cannot read the stored local model of \(site) (\(path)); remove "
-                                  + "\(folder)/state.json to evaluate again", cause: "\(error)")
+            throw FederationError(
+                .invalidConfiguration,
+                "cannot read the stored local model of \(site) (\(path)); remove "
+                    + "\(folder)/state.json to evaluate again", cause: "\(error)")
         }
     }
 
@@ -193,10 +211,13 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, RoundHost where C
     public nonisolated func modelPath(_ site: String) -> String { folder + "/" + Self.modelFileName(site) }
 
     static func modelFileName(_ site: String) -> String {
-        "local-" + String(site.unicodeScalars.map { s in
-            (s.properties.isAlphabetic && s.isASCII) || ("0"..."9").contains(s) || "-_.".unicodeScalars.contains(s)
-                ? Character(s) : "_"
-        }.prefix(64)) + ".safetensors"
+        "local-"
+            + String(
+                site.unicodeScalars.map { s in
+                    (s.properties.isAlphabetic && s.isASCII) || ("0"..."9").contains(s)
+                        || "-_.".unicodeScalars.contains(s)
+                        ? Character(s) : "_"
+                }.prefix(64)) + ".safetensors"
     }
 
     /// `cross-site.json` and a copy of every stored local model (`local-<site>.safetensors`) in `folder`.
@@ -208,16 +229,20 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, RoundHost where C
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(state.matrix).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
-            throw FederationError(.invalidConfiguration, "cannot write \(path); check the server's state folder",
-                                  cause: "\(error)")
+            throw FederationError(
+                .invalidConfiguration, "cannot write \(path); check the server's state folder",
+                cause: "\(error)")
         }
         var files = [JobFile(name: "cross-site.json", path: path)]
         for site in sites where state.received.contains(site) {
-            let name = Self.modelFileName(site), copy = folder + "/" + name
+            let name = Self.modelFileName(site)
+            let copy = folder + "/" + name
             if copy != modelPath(site) && !FileManager.default.fileExists(atPath: copy) {
                 do { try FileManager.default.copyItem(atPath: modelPath(site), toPath: copy) } catch {
-                    throw FederationError(.invalidConfiguration, "cannot copy the local model of \(site) to \(copy); check "
-                                          + "the server's state folder", cause: "\(error)")
+                    throw FederationError(
+                        .invalidConfiguration,
+                        "cannot copy the local model of \(site) to \(copy); check "
+                            + "the server's state folder", cause: "\(error)")
                 }
             }
             files.append(JobFile(name: name, path: copy))
@@ -242,9 +267,12 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, RoundHost where C
     public func model(for task: TaskAssignment, maxScalars: Int) throws(FederationError) -> [ParameterChunk] {
         guard maxScalars > 0 else { throw FederationError(.invalidConfiguration, "chunk size must be positive") }
         guard case .evaluate(let model) = phase, let current, task.jobID == jobID, task.round == driver.round,
-              task.kind == .evaluate, driver.isAsked(task.site), task.config["model"] == .string(model) else {
-            throw FederationError(.staleRound, "task of round \(task.round) of job \(task.jobID) is not a current "
-                                  + "evaluation (round \(driver.round) of \(jobID))")
+            task.kind == .evaluate, driver.isAsked(task.site), task.config["model"] == .string(model)
+        else {
+            throw FederationError(
+                .staleRound,
+                "task of round \(task.round) of job \(task.jobID) is not a current "
+                    + "evaluation (round \(driver.round) of \(jobID))")
         }
         return current.chunks(maxScalars: maxScalars)
     }
@@ -254,13 +282,17 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, RoundHost where C
             try driver.requireParticipant(header.site)
             let round = driver.round
             guard header.jobID == jobID, header.round == round, driver.isAsked(header.site) else {
-                throw FederationError(.staleRound, "result from \(header.site) for round \(header.round) of job "
-                                      + "\(header.jobID); current: round \(round) of \(jobID) (cross-site "
-                                      + "evaluation). Discarded")
+                throw FederationError(
+                    .staleRound,
+                    "result from \(header.site) for round \(header.round) of job "
+                        + "\(header.jobID); current: round \(round) of \(jobID) (cross-site "
+                        + "evaluation). Discarded")
             }
             guard !driver.answered.contains(header.site) else {
-                throw FederationError(.staleRound, "\(header.site) already answered round \(round); the duplicate is "
-                                      + "discarded")
+                throw FederationError(
+                    .staleRound,
+                    "\(header.site) already answered round \(round); the duplicate is "
+                        + "discarded")
             }
             try ResultIntake.checkMetrics(header.metrics, from: header.site)
             inFlight[header.site] = Upload(header: header)
@@ -283,15 +315,19 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, RoundHost where C
                 throw FederationError(.shapeMismatch, "tensor '\(chunk.tensor)' is not part of the model")
             }
             guard tensor.shape == chunk.shape else {
-                throw FederationError(.shapeMismatch, "tensor '\(chunk.tensor)' has shape \(chunk.shape), the model's is "
-                                      + "\(tensor.shape)")
+                throw FederationError(
+                    .shapeMismatch,
+                    "tensor '\(chunk.tensor)' has shape \(chunk.shape), the model's is "
+                        + "\(tensor.shape)")
             }
             guard chunk.values.count <= reference.scalarCount - upload.scalars else {
                 throw FederationError(.tooLarge, "the model exceeds the global model's \(reference.byteCount) bytes")
             }
             if let i = chunk.values.firstIndex(where: { !$0.isFinite }) {
-                throw FederationError(.nonFinite, "tensor '\(chunk.tensor)' holds \(chunk.values[i]) at element "
-                                      + "\(chunk.offset + i - chunk.values.startIndex)")
+                throw FederationError(
+                    .nonFinite,
+                    "tensor '\(chunk.tensor)' holds \(chunk.values[i]) at element "
+                        + "\(chunk.offset + i - chunk.values.startIndex)")
             }
             try upload.assembler.append(chunk)
             upload.scalars += chunk.values.count
@@ -336,17 +372,20 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, RoundHost where C
         sent = ParameterSet(tensors)
         let path = modelPath(site)
         do {
-            try SafeTensorsFile.write(sent.tensors.map { SafeTensorEntry(name: $0.name, shape: $0.shape, values: $0.values) },
-                                      metadata: ["job": jobID, "site": site, "kind": "local model"], to: path)
+            try SafeTensorsFile.write(
+                sent.tensors.map { SafeTensorEntry(name: $0.name, shape: $0.shape, values: $0.values) },
+                metadata: ["job": jobID, "site": site, "kind": "local model"], to: path)
         } catch {
-            throw FederationError(.invalidConfiguration, "the server cannot store the local model of \(site) at \(path)",
-                                  cause: "\(error)")
+            throw FederationError(
+                .invalidConfiguration, "the server cannot store the local model of \(site) at \(path)",
+                cause: "\(error)")
         }
         state.received.append(site)
         driver.emit(.localModelReceived(site: site))
     }
 
-    private func receiveEvaluation(_ header: ResultHeader, of model: String, from site: String) throws(FederationError) {
+    private func receiveEvaluation(_ header: ResultHeader, of model: String, from site: String) throws(FederationError)
+    {
         guard !header.metrics.isEmpty else {
             let reason = String(decoding: header.payload.prefix(1000), as: UTF8.self)
             state.matrix.missing["\(model)@\(site)"] = reason.isEmpty ? "the site reported no metrics" : reason

@@ -20,8 +20,10 @@ package enum DurableFile {
             try syncDirectory(folder)
         } catch {
             unlink(temporary)
-            throw FederationError(.invalidConfiguration, "cannot write \(path) durably; check the server's state "
-                                  + "folder (space, permissions)", cause: "\(error)")
+            throw FederationError(
+                .invalidConfiguration,
+                "cannot write \(path) durably; check the server's state "
+                    + "folder (space, permissions)", cause: "\(error)")
         }
     }
 
@@ -52,7 +54,11 @@ package enum DurableFile {
     }
 
     private static func posixError(_ what: String) -> NSError {
-        NSError(domain: NSPOSIXErrorDomain, code: Int(errno), userInfo: [NSLocalizedDescriptionKey: "\(what): "
-            + String(cString: strerror(errno))])
+        NSError(
+            domain: NSPOSIXErrorDomain, code: Int(errno),
+            userInfo: [
+                NSLocalizedDescriptionKey: "\(what): "
+                    + String(cString: strerror(errno))
+            ])
     }
 }

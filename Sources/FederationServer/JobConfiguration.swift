@@ -35,8 +35,10 @@ public struct JobConfiguration: Sendable {
     /// strategy's own entries win on a clash.
     public var taskConfig: [String: ConfigValue] = [:]
 
-    public init(jobID: String, rounds: Int, sites: [String], minClients: Int, roundTimeout: Duration = .seconds(600),
-                gracePeriod: Duration = .seconds(5), maxRoundRetries: Int = 2, maxUpdateBytes: Int = 1 << 30) {
+    public init(
+        jobID: String, rounds: Int, sites: [String], minClients: Int, roundTimeout: Duration = .seconds(600),
+        gracePeriod: Duration = .seconds(5), maxRoundRetries: Int = 2, maxUpdateBytes: Int = 1 << 30
+    ) {
         self.jobID = jobID
         self.rounds = rounds
         self.sites = sites
@@ -48,27 +50,36 @@ public struct JobConfiguration: Sendable {
     }
 
     public func validate() throws(FederationError) {
-        guard rounds >= 1 else { throw FederationError(.invalidConfiguration, "rounds must be at least 1, is \(rounds)") }
+        guard rounds >= 1 else {
+            throw FederationError(.invalidConfiguration, "rounds must be at least 1, is \(rounds)")
+        }
         guard !sites.isEmpty else { throw FederationError(.invalidConfiguration, "the job lists no sites") }
         if let twice = Dictionary(grouping: sites, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
             throw FederationError(.invalidConfiguration, "federation.sites lists '\(twice)' more than once")
         }
         guard minClients >= 1, minClients <= sites.count else {
-            throw FederationError(.invalidConfiguration,
-                                  "min_clients must be between 1 and the \(sites.count) sites, is \(minClients)")
+            throw FederationError(
+                .invalidConfiguration,
+                "min_clients must be between 1 and the \(sites.count) sites, is \(minClients)")
         }
         guard maxRoundRetries >= 0, maxUpdateBytes > 0 else {
-            throw FederationError(.invalidConfiguration, "max_round_retries must be at least 0 and the update limit "
-                                  + "positive")
+            throw FederationError(
+                .invalidConfiguration,
+                "max_round_retries must be at least 0 and the update limit "
+                    + "positive")
         }
         guard maxSampleCount >= 1, maxUpdateMagnitude.isFinite, maxUpdateMagnitude > 0 else {
-            throw FederationError(.invalidConfiguration, "max_sample_count must be at least 1 and max_update_value "
-                                  + "positive and finite")
+            throw FederationError(
+                .invalidConfiguration,
+                "max_sample_count must be at least 1 and max_update_value "
+                    + "positive and finite")
         }
         if let dp = clientDP {
             guard dp.clipNorm.isFinite, dp.clipNorm > 0, dp.noiseMultiplier.isFinite, dp.noiseMultiplier > 0 else {
-                throw FederationError(.invalidConfiguration, "client_dp.clip_norm and noise_multiplier must be positive "
-                                      + "and finite")
+                throw FederationError(
+                    .invalidConfiguration,
+                    "client_dp.clip_norm and noise_multiplier must be positive "
+                        + "and finite")
             }
         }
         guard roundTimeout > .zero, gracePeriod >= .zero else {
@@ -90,8 +101,9 @@ public struct RoundRecord: Sendable, Equatable, Codable {
 public protocol CheckpointStore: Sendable {
     /// Saves the state after `completedRound`: the global model, the strategy's own state (server-optimiser moments;
     /// empty for most strategies) and the round records.
-    func save(jobID: String, completedRound: Int, model: ParameterSet, serverState: ParameterSet,
-              records: [RoundRecord]) async throws(FederationError)
+    func save(
+        jobID: String, completedRound: Int, model: ParameterSet, serverState: ParameterSet,
+        records: [RoundRecord]) async throws(FederationError)
     /// The last saved state, nil when there is none.
     func load(jobID: String) async throws(FederationError) -> SavedCheckpoint?
 }
@@ -103,8 +115,10 @@ public struct SavedCheckpoint: Sendable {
     public var serverState: ParameterSet
     public var records: [RoundRecord]
 
-    public init(completedRound: Int, model: ParameterSet, serverState: ParameterSet = ParameterSet(),
-                records: [RoundRecord]) {
+    public init(
+        completedRound: Int, model: ParameterSet, serverState: ParameterSet = ParameterSet(),
+        records: [RoundRecord]
+    ) {
         self.completedRound = completedRound
         self.model = model
         self.serverState = serverState
@@ -116,10 +130,13 @@ public struct SavedCheckpoint: Sendable {
 public actor InMemoryCheckpointStore: CheckpointStore {
     var saved: [String: SavedCheckpoint] = [:]
     public init() {}
-    public func save(jobID: String, completedRound: Int, model: ParameterSet, serverState: ParameterSet,
-                     records: [RoundRecord]) async throws(FederationError) {
-        saved[jobID] = SavedCheckpoint(completedRound: completedRound, model: model, serverState: serverState,
-                                       records: records)
+    public func save(
+        jobID: String, completedRound: Int, model: ParameterSet, serverState: ParameterSet,
+        records: [RoundRecord]
+    ) async throws(FederationError) {
+        saved[jobID] = SavedCheckpoint(
+            completedRound: completedRound, model: model, serverState: serverState,
+            records: records)
     }
     public func load(jobID: String) async throws(FederationError) -> SavedCheckpoint? { saved[jobID] }
 }

@@ -30,7 +30,9 @@ public actor JobManager: FederationService, AdminService {
     ///   - store: jobs, rounds and models on disk; job files go to `<store folder>/<job>/files/`.
     ///   - factory: turns pipelines into runners.
     ///   - log: one line per job event (the server's log).
-    public init(store: SQLiteCheckpointStore, factory: any JobFactory, log: @escaping @Sendable (String) -> Void = { _ in }) {
+    public init(
+        store: SQLiteCheckpointStore, factory: any JobFactory, log: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
         self.store = store
         self.factory = factory
         self.log = log
@@ -76,17 +78,21 @@ public actor JobManager: FederationService, AdminService {
     private func runJob(_ job: JobRecord) async {
         let runner: any JobRunner
         do {
-            runner = try await factory.makeRunner(jobID: job.id, pipeline: job.pipeline, submittedBy: job.submittedBy,
-                                                store: store)
+            runner = try await factory.makeRunner(
+                jobID: job.id, pipeline: job.pipeline, submittedBy: job.submittedBy,
+                store: store)
         } catch {
             log("job \(job.id) cannot start: \(error.message)")
-            try? await store.update(jobID: job.id, state: .failed, reason: "cannot start: \(error.message)", finishedAt: Self.now())
+            try? await store.update(
+                jobID: job.id, state: .failed, reason: "cannot start: \(error.message)", finishedAt: Self.now())
             return
         }
         if job.state == .running {
             log("job \(job.id) resumes after round \(job.completedRounds) of \(job.rounds)")
         } else {
-            log("job \(job.id) (\(job.name), \(job.kind.rawValue)) starts: \(job.rounds) round(s) at \(job.sites.joined(separator: ", "))")
+            log(
+                "job \(job.id) (\(job.name), \(job.kind.rawValue)) starts: \(job.rounds) round(s) at \(job.sites.joined(separator: ", "))"
+            )
             try? await store.update(jobID: job.id, state: .running)
         }
         let events = await runner.observe()
@@ -99,7 +105,8 @@ public actor JobManager: FederationService, AdminService {
         for (_, list) in idleSites { for c in list.values { c.resume() } }
         idleSites = [:]
 
-        var state = JobState.finished, reason = ""
+        var state = JobState.finished
+        var reason = ""
         do {
             try await runner.execute()
         } catch {
@@ -151,21 +158,26 @@ public actor JobManager: FederationService, AdminService {
     /// One line for a job event (logs, `tessera admin watch`).
     public static func describe(_ e: JobEvent) -> String {
         func m(_ metrics: [String: Double]) -> String {
-            metrics.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.4g", $0.value))" }.joined(separator: " ")
+            metrics.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.4g", $0.value))" }.joined(
+                separator: " ")
         }
         switch e {
-        case let .roundStarted(r, a, sites): return "round \(r)\(a > 0 ? " attempt \(a + 1)" : "") started at \(sites.joined(separator: ", "))"
-        case let .resultAccepted(r, site, n, metrics): return "round \(r): result of \(site) accepted (\(n) samples) \(m(metrics))"
-        case let .resultRejected(r, site, reason): return "round \(r): result of \(site) rejected: \(reason)"
-        case let .siteDeclined(r, site, reason): return "round \(r): \(site) declined: \(reason)"
-        case let .gracePeriodStarted(r, n): return "round \(r): \(n) results, grace period started"
-        case let .roundClosed(r, participants, reason): return "round \(r) closed (\(reason)) with \(participants.joined(separator: ", "))"
-        case let .roundRetried(r, a, reason): return "round \(r) retried (attempt \(a + 1)): \(reason)"
-        case let .crossSiteStarted(sites): return "cross-site evaluation started at \(sites.joined(separator: ", "))"
-        case let .localModelReceived(site): return "local model of \(site) received for cross-site evaluation"
-        case let .crossSiteEvaluated(model, site, metrics): return "\(model) model evaluated at \(site): \(m(metrics))"
+        case .roundStarted(let r, let a, let sites):
+            return "round \(r)\(a > 0 ? " attempt \(a + 1)" : "") started at \(sites.joined(separator: ", "))"
+        case .resultAccepted(let r, let site, let n, let metrics):
+            return "round \(r): result of \(site) accepted (\(n) samples) \(m(metrics))"
+        case .resultRejected(let r, let site, let reason): return "round \(r): result of \(site) rejected: \(reason)"
+        case .siteDeclined(let r, let site, let reason): return "round \(r): \(site) declined: \(reason)"
+        case .gracePeriodStarted(let r, let n): return "round \(r): \(n) results, grace period started"
+        case .roundClosed(let r, let participants, let reason):
+            return "round \(r) closed (\(reason)) with \(participants.joined(separator: ", "))"
+        case .roundRetried(let r, let a, let reason): return "round \(r) retried (attempt \(a + 1)): \(reason)"
+        case .crossSiteStarted(let sites): return "cross-site evaluation started at \(sites.joined(separator: ", "))"
+        case .localModelReceived(let site): return "local model of \(site) received for cross-site evaluation"
+        case .crossSiteEvaluated(let model, let site, let metrics):
+            return "\(model) model evaluated at \(site): \(m(metrics))"
         case .jobFinished: return "finished"
-        case let .jobFailed(reason): return "failed: \(reason)"
+        case .jobFailed(let reason): return "failed: \(reason)"
         }
     }
 
@@ -197,7 +209,10 @@ public actor JobManager: FederationService, AdminService {
             nextWaiterID += 1
             await withTaskCancellationHandler {
                 await withCheckedContinuation { continuation in
-                    if Task.isCancelled || stopped { continuation.resume(); return }
+                    if Task.isCancelled || stopped {
+                        continuation.resume()
+                        return
+                    }
                     idleSites[site, default: [:]][id] = continuation
                 }
             } onCancel: {
@@ -257,11 +272,14 @@ public actor JobManager: FederationService, AdminService {
         let jobs = try await store.jobs()
         let sequence = (jobs.map(\.sequence).max() ?? 0) + 1
         let id = String(format: "job-%04d", sequence)
-        let record = JobRecord(id: id, sequence: sequence, name: name.isEmpty ? "job" : name, kind: plan.kind, pipeline: pipeline,
-                               state: .queued, rounds: plan.rounds, sites: plan.sites, submittedBy: admin,
-                               submittedAt: Self.now())
+        let record = JobRecord(
+            id: id, sequence: sequence, name: name.isEmpty ? "job" : name, kind: plan.kind, pipeline: pipeline,
+            state: .queued, rounds: plan.rounds, sites: plan.sites, submittedBy: admin,
+            submittedAt: Self.now())
         try await store.insert(record)
-        log("job \(id) (\(record.name)) submitted by \(admin): \(plan.kind.rawValue), \(plan.rounds) round(s), sites \(plan.sites.joined(separator: ", "))")
+        log(
+            "job \(id) (\(record.name)) submitted by \(admin): \(plan.kind.rawValue), \(plan.rounds) round(s), sites \(plan.sites.joined(separator: ", "))"
+        )
         wake?.resume()
         wake = nil
         return id
@@ -271,13 +289,17 @@ public actor JobManager: FederationService, AdminService {
         var jobs = try await store.jobs()
         if let jobID {
             jobs = jobs.filter { $0.id == jobID }
-            guard !jobs.isEmpty else { throw FederationError(.unknownJob, "no job '\(jobID)' on this server; `tessera admin status` lists them") }
+            guard !jobs.isEmpty else {
+                throw FederationError(
+                    .unknownJob, "no job '\(jobID)' on this server; `tessera admin status` lists them")
+            }
         }
         var out: [JobSummary] = []
         for job in jobs {
-            var summary = JobSummary(jobID: job.id, name: job.name, kind: job.kind, state: job.state, rounds: job.rounds,
-                                     completedRounds: job.completedRounds, sites: job.sites, reason: job.reason,
-                                     submittedBy: job.submittedBy, submittedAt: job.submittedAt, finishedAt: job.finishedAt)
+            var summary = JobSummary(
+                jobID: job.id, name: job.name, kind: job.kind, state: job.state, rounds: job.rounds,
+                completedRounds: job.completedRounds, sites: job.sites, reason: job.reason,
+                submittedBy: job.submittedBy, submittedAt: job.submittedAt, finishedAt: job.finishedAt)
             if let current, current.id == job.id {
                 let progress = await current.runner.progress()
                 summary.completedRounds = progress.completedRounds
@@ -316,14 +338,16 @@ public actor JobManager: FederationService, AdminService {
         let folder = filesFolder(jobID)
         let checkpoints = store.folder + "/" + store.safe(jobID)
         let rounds = ((try? FileManager.default.contentsOfDirectory(atPath: checkpoints)) ?? [])
-            .filter { $0.hasPrefix("round-") && $0.hasSuffix(".safetensors") && !$0.contains(".server-state.") }.sorted()
+            .filter { $0.hasPrefix("round-") && $0.hasSuffix(".safetensors") && !$0.contains(".server-state.") }
+            .sorted()
             .map { JobFile(name: $0, path: checkpoints + "/" + $0) }
         if let current, current.id == jobID {
             return try await current.runner.writeFiles(to: folder) + rounds
         }
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { name in
             var directory: ObjCBool = false
-            return !name.hasPrefix(".") && FileManager.default.fileExists(atPath: folder + "/" + name, isDirectory: &directory)
+            return !name.hasPrefix(".")
+                && FileManager.default.fileExists(atPath: folder + "/" + name, isDirectory: &directory)
                 && !directory.boolValue
         }
         guard !names.isEmpty else {

@@ -31,22 +31,26 @@ extension Coordinator: JobRunner {
     public func writeFiles(to folder: String) async throws(FederationError) -> [JobFile] {
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            let model = folder + "/global.safetensors", metrics = folder + "/metrics.json"
+            let model = folder + "/global.safetensors"
+            let metrics = folder + "/metrics.json"
             // A model a failed update made non-finite is not handed out: the round checkpoints hold the last good one.
             guard globalIsFinite else {
                 try? FileManager.default.removeItem(atPath: model)
                 try encodeMetrics(to: metrics)
                 return [JobFile(name: "metrics.json", path: metrics)]
             }
-            try SafeTensorsFile.write(global.tensors.map { SafeTensorEntry(name: $0.name, shape: $0.shape, values: $0.values) },
-                                      metadata: ["job": configuration.jobID, "round": String(completedRounds)], to: model)
+            try SafeTensorsFile.write(
+                global.tensors.map { SafeTensorEntry(name: $0.name, shape: $0.shape, values: $0.values) },
+                metadata: ["job": configuration.jobID, "round": String(completedRounds)], to: model)
             try encodeMetrics(to: metrics)
             return [JobFile(name: "global.safetensors", path: model), JobFile(name: "metrics.json", path: metrics)]
         } catch let error as FederationError {
             throw error
         } catch {
-            throw FederationError(.invalidConfiguration, "cannot write the files of job \(configuration.jobID) to \(folder); "
-                                  + "check the server's state folder", cause: "\(error)")
+            throw FederationError(
+                .invalidConfiguration,
+                "cannot write the files of job \(configuration.jobID) to \(folder); "
+                    + "check the server's state folder", cause: "\(error)")
         }
     }
 }
@@ -55,8 +59,10 @@ extension Coordinator {
     fileprivate func encodeMetrics(to path: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(JobMetricsFile(jobID: configuration.jobID, completedRounds: completedRounds, rounds: records))
-            .write(to: URL(fileURLWithPath: path), options: .atomic)
+        try encoder.encode(
+            JobMetricsFile(jobID: configuration.jobID, completedRounds: completedRounds, rounds: records)
+        )
+        .write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 }
 

@@ -132,23 +132,28 @@ struct ResultIntake {
     mutating func add(_ chunk: ParameterChunk, from site: String, modelBytes: Int) throws(Failure) {
         guard var entry = inFlight[site], accumulator != nil else {
             if voided.contains(site) { throw Failure(error: Self.resend(site), takeBack: .done) }
-            throw Failure(error: FederationError(.staleRound, "chunk from \(site) outside a result stream"),
-                          takeBack: .done)
+            throw Failure(
+                error: FederationError(.staleRound, "chunk from \(site) outside a result stream"),
+                takeBack: .done)
         }
         do throws(FederationError) {
             let count = chunk.values.count
             let limit = min(configuration.maxUpdateBytes, modelBytes) / MemoryLayout<Float>.size
             // An update is never larger than the model it updates.
             guard count <= limit, entry.scalars <= limit - count else {
-                throw FederationError(.tooLarge, "result from \(site) exceeds \(limit) values (the model's size or "
-                                      + "the job's limit)")
+                throw FederationError(
+                    .tooLarge,
+                    "result from \(site) exceeds \(limit) values (the model's size or "
+                        + "the job's limit)")
             }
             let bound = configuration.maxUpdateMagnitude
             if let i = chunk.values.firstIndex(where: { !($0.magnitude <= bound) }) {
                 let code: FederationError.Code = chunk.values[i].isFinite ? .tooLarge : .nonFinite
-                throw FederationError(code, "tensor '\(chunk.tensor)' holds \(chunk.values[i]) at element "
-                                      + "\(chunk.offset + i - chunk.values.startIndex); weight-diff values must be "
-                                      + "finite and within ±\(bound) (the job's max_update_value)")
+                throw FederationError(
+                    code,
+                    "tensor '\(chunk.tensor)' holds \(chunk.values[i]) at element "
+                        + "\(chunk.offset + i - chunk.values.startIndex); weight-diff values must be "
+                        + "finite and within ±\(bound) (the job's max_update_value)")
             }
             // With the noise added by the sites, a result's norm is mostly noise: only the server's own placement
             // lets it check the clipping.
@@ -157,9 +162,11 @@ struct ResultIntake {
                 // Sites scale in float32: a relative slack of 10⁻³ covers the rounding, never a real excess.
                 let bound = dp.clipNorm * (1 + 1e-3)
                 guard entry.squaredNorm <= bound * bound else {
-                    throw FederationError(.tooLarge, "the update's L2 norm exceeds the job's client_dp.clip_norm "
-                                          + "\(dp.clipNorm) (\(entry.squaredNorm.squareRoot()) so far): client-level DP "
-                                          + "needs every site's diff clipped")
+                    throw FederationError(
+                        .tooLarge,
+                        "the update's L2 norm exceeds the job's client_dp.clip_norm "
+                            + "\(dp.clipNorm) (\(entry.squaredNorm.squareRoot()) so far): client-level DP "
+                            + "needs every site's diff clipped")
                 }
             }
             guard let sums = accumulator else { return }
@@ -178,9 +185,11 @@ struct ResultIntake {
             inFlight[site] = entry
         } catch {
             let takeBack = self.takeBack(site: site, reason: error.message)
-            throw Failure(error: FederationError(error.code, "result from \(site) rejected: \(error.message)",
-                                                 cause: error.cause),
-                          takeBack: takeBack)
+            throw Failure(
+                error: FederationError(
+                    error.code, "result from \(site) rejected: \(error.message)",
+                    cause: error.cause),
+                takeBack: takeBack)
         }
     }
 
@@ -200,8 +209,9 @@ struct ResultIntake {
             try accumulator?.commit(client: site, weight: entry.weight)
         } catch {
             let takeBack = self.takeBack(site: site, reason: error.message)
-            throw Failure(error: FederationError(error.code, "result from \(site) rejected: \(error.message)"),
-                          takeBack: takeBack)
+            throw Failure(
+                error: FederationError(error.code, "result from \(site) rejected: \(error.message)"),
+                takeBack: takeBack)
         }
         inFlight[site] = nil
         entry.spill?.reset()
@@ -227,12 +237,16 @@ struct ResultIntake {
         }
         for (name, value) in metrics.sorted(by: { $0.key < $1.key }) {
             guard name.utf8.count <= 128 else {
-                throw FederationError(.tooLarge, "result from \(site) names a metric of \(name.utf8.count) bytes "
-                                      + "(at most 128)")
+                throw FederationError(
+                    .tooLarge,
+                    "result from \(site) names a metric of \(name.utf8.count) bytes "
+                        + "(at most 128)")
             }
             guard value.isFinite else {
-                throw FederationError(.nonFinite, "result from \(site) reports metric '\(name)' = \(value); metrics "
-                                      + "must be finite")
+                throw FederationError(
+                    .nonFinite,
+                    "result from \(site) reports metric '\(name)' = \(value); metrics "
+                        + "must be finite")
             }
         }
     }
@@ -241,8 +255,10 @@ struct ResultIntake {
 
     /// The error a stream voided by a rebuild gets: transient, so the site sends the same result again.
     private static func resend(_ site: String) -> FederationError {
-        FederationError(.transient, "the server rebuilt this round's sums after another site's result failed "
-                        + "part-way; \(site) sends its result again")
+        FederationError(
+            .transient,
+            "the server rebuilt this round's sums after another site's result failed "
+                + "part-way; \(site) sends its result again")
     }
 
     /// Takes an unfinished result's contribution back out of the sums: nothing to do when none of it was added;
@@ -265,8 +281,10 @@ struct ResultIntake {
             if let structure = accumulator?.structure {
                 try spill.replay { tensor, offset, values in
                     guard structure.indices.contains(tensor) else { return }
-                    accumulator?.retract(ParameterChunk(tensor: structure[tensor].name, shape: structure[tensor].shape,
-                                                        offset: offset, values: values), weight: entry.weight)
+                    accumulator?.retract(
+                        ParameterChunk(
+                            tensor: structure[tensor].name, shape: structure[tensor].shape,
+                            offset: offset, values: values), weight: entry.weight)
                 }
             }
         } catch {
@@ -316,9 +334,11 @@ struct ResultIntake {
             do {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             } catch {
-                throw FederationError(.transient, "the server cannot use its work directory \(directory) for "
-                                      + "in-flight results: check that it is writable",
-                                      cause: String(describing: error))
+                throw FederationError(
+                    .transient,
+                    "the server cannot use its work directory \(directory) for "
+                        + "in-flight results: check that it is writable",
+                    cause: String(describing: error))
             }
             spillDirectory = directory
         }

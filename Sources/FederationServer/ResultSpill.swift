@@ -2,9 +2,9 @@ import FederationCore
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The chunks of one in-flight result, written to a temporary file as they are added into the accumulator, so that
@@ -64,17 +64,26 @@ final class ResultSpill {
         var buffer: [Float] = []
         var header = [UInt8](repeating: 0, count: Self.headerSize)
         while position < byteCount {
-            guard header.withUnsafeMutableBytes({ readAll(into: $0, at: position) }) else { throw Self.error("read", path) }
+            guard header.withUnsafeMutableBytes({ readAll(into: $0, at: position) }) else {
+                throw Self.error("read", path)
+            }
             position += Self.headerSize
             let (tensor, offset, count) = header.withUnsafeBytes { raw in
-                (Int(raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self)),
-                 Int(raw.loadUnaligned(fromByteOffset: 4, as: UInt64.self)),
-                 Int(raw.loadUnaligned(fromByteOffset: 12, as: UInt64.self)))
+                (
+                    Int(raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self)),
+                    Int(raw.loadUnaligned(fromByteOffset: 4, as: UInt64.self)),
+                    Int(raw.loadUnaligned(fromByteOffset: 12, as: UInt64.self))
+                )
             }
             guard count >= 0, position + count * 4 <= byteCount else { throw Self.error("read (corrupt record)", path) }
             if buffer.count < count { buffer = [Float](repeating: 0, count: count) }
-            guard buffer.withUnsafeMutableBytes({ readAll(into: UnsafeMutableRawBufferPointer(rebasing: $0[..<(count * 4)]),
-                                                          at: position) }) else {
+            guard
+                buffer.withUnsafeMutableBytes({
+                    readAll(
+                        into: UnsafeMutableRawBufferPointer(rebasing: $0[..<(count * 4)]),
+                        at: position)
+                })
+            else {
                 throw Self.error("read", path)
             }
             position += count * 4
@@ -116,9 +125,11 @@ final class ResultSpill {
 
     private static func error(_ what: String, _ path: String) -> FederationError {
         let reason = String(cString: strerror(errno))
-        return FederationError(.transient, "the server could not \(what) its spill file \(path) for an in-flight result "
-                               + "(\(reason)): free disk space or fix the permissions of the server's work directory",
-                               cause: reason)
+        return FederationError(
+            .transient,
+            "the server could not \(what) its spill file \(path) for an in-flight result "
+                + "(\(reason)): free disk space or fix the permissions of the server's work directory",
+            cause: reason)
     }
 }
 

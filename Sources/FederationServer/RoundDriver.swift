@@ -287,8 +287,10 @@ extension RoundHost {
     /// Runs one round: hands out `tasks`, arms the deadline `timeout` from now, and hands every signal to `decide`
     /// until it returns an outcome (nil: keep waiting). An abort, a broken round or the job's end always return at
     /// once (`decide` is not asked); timers are cancelled and the tasks withdrawn before this returns.
-    package func runRound(_ number: Int, attempt: Int = 0, tasks: [TaskAssignment], timeout: Duration,
-                          decide: (RoundSignal) -> RoundOutcome?) async -> RoundOutcome {
+    package func runRound(
+        _ number: Int, attempt: Int = 0, tasks: [TaskAssignment], timeout: Duration,
+        decide: (RoundSignal) -> RoundOutcome?
+    ) async -> RoundOutcome {
         if let reason = driver.abortReason { return .aborted(reason) }
         if let ending = driver.ending { return .aborted(ending.reason ?? "the job ended") }
         driver.start(round: number, attempt: attempt, tasks: tasks)
@@ -326,7 +328,9 @@ extension RoundHost {
     /// unless the round ended first. The instant is fixed now, so time that passes before the timer task runs
     /// still counts.
     package func schedule(_ timer: RoundTimer, after delay: Duration) {
-        let clock = driver.clock, deadline = clock.now.advanced(by: delay), generation = driver.currentGeneration
+        let clock = driver.clock
+        let deadline = clock.now.advanced(by: delay)
+        let generation = driver.currentGeneration
         let task = Task { [weak self] in
             do { try await clock.sleep(until: deadline, tolerance: nil) } catch { return }
             await self?.fire(timer, generation: generation)

@@ -61,7 +61,9 @@ public actor TrainingJob<C: Clock>: JobRunner where C.Duration == Duration {
     }
 
     public func abort(reason: String) async {
-        if evaluating { await evaluation.abort(reason: reason) } else {
+        if evaluating {
+            await evaluation.abort(reason: reason)
+        } else {
             await coordinator.abort(reason: reason)
             await evaluation.abort(reason: reason)
         }
@@ -107,7 +109,8 @@ public actor TrainingJob<C: Clock>: JobRunner where C.Duration == Duration {
     }
 
     public func model(for task: TaskAssignment, maxScalars: Int) async throws(FederationError) -> [ParameterChunk] {
-        task.kind == .evaluate ? try await evaluation.model(for: task, maxScalars: maxScalars)
+        task.kind == .evaluate
+            ? try await evaluation.model(for: task, maxScalars: maxScalars)
             : try await coordinator.model(for: task, maxScalars: maxScalars)
     }
 
@@ -116,7 +119,8 @@ public actor TrainingJob<C: Clock>: JobRunner where C.Duration == Duration {
     }
 
     public func resultChunk(site: String, _ chunk: ParameterChunk) async throws(FederationError) {
-        evaluating ? try await evaluation.resultChunk(site: site, chunk) : try await coordinator.resultChunk(site: site, chunk)
+        evaluating
+            ? try await evaluation.resultChunk(site: site, chunk) : try await coordinator.resultChunk(site: site, chunk)
     }
 
     public func endResult(site: String) async throws(FederationError) {
@@ -124,7 +128,8 @@ public actor TrainingJob<C: Clock>: JobRunner where C.Duration == Duration {
     }
 
     public func abandonResult(site: String, reason: String) async {
-        evaluating ? await evaluation.abandonResult(site: site, reason: reason)
+        evaluating
+            ? await evaluation.abandonResult(site: site, reason: reason)
             : await coordinator.abandonResult(site: site, reason: reason)
     }
 

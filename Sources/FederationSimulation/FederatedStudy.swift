@@ -24,8 +24,10 @@ public struct RoundSummary: Sendable, Codable {
     /// accounting δ, `dp_delta`), as the site reported it with its update.
     public var epsilon: [String: Double] = [:]
 
-    public init(round: Int, participants: [String], closedBy: String, siteDice: [String: Double],
-                globalDice: [String: Double], seconds: Double, epsilon: [String: Double] = [:]) {
+    public init(
+        round: Int, participants: [String], closedBy: String, siteDice: [String: Double],
+        globalDice: [String: Double], seconds: Double, epsilon: [String: Double] = [:]
+    ) {
         self.epsilon = epsilon
         self.round = round
         self.participants = participants
@@ -61,8 +63,10 @@ public struct StudyReport: Sendable, Codable {
         return last
     }
 
-    public init(strategy: String, sites: [String], rounds: [RoundSummary], comparison: [ComparisonRow],
-                crossSite: CrossSiteMatrix? = nil, totalSeconds: Double) {
+    public init(
+        strategy: String, sites: [String], rounds: [RoundSummary], comparison: [ComparisonRow],
+        crossSite: CrossSiteMatrix? = nil, totalSeconds: Double
+    ) {
         self.strategy = strategy
         self.sites = sites
         self.rounds = rounds
@@ -83,8 +87,10 @@ public struct FederatedOutcome: Sendable {
     /// The job's cross-site evaluation, when the pipeline asks for one.
     public var crossSite: CrossSiteMatrix?
 
-    public init(global: ParameterSet, rounds: [RoundSummary], roundModels: [Int: ParameterSet],
-                crossSite: CrossSiteMatrix? = nil) {
+    public init(
+        global: ParameterSet, rounds: [RoundSummary], roundModels: [Int: ParameterSet],
+        crossSite: CrossSiteMatrix? = nil
+    ) {
         self.global = global
         self.rounds = rounds
         self.roundModels = roundModels
@@ -98,9 +104,11 @@ public protocol StudyFederation: Sendable {
     /// Runs the job of `pipeline` (its YAML text, whose `federation.sites` are `sites`, the folders under `dataRoot`)
     /// from `initialModel`, reporting progress lines. `trainers` are the sites' data as the study loaded it (an
     /// in-process run uses them; site processes read their own folders).
-    func federate(pipeline: String, sites: [String], dataRoot: String, output: String, initialModel: ParameterSet,
-                  trainers: [String: SegmentationSiteTrainer],
-                  progress: @escaping @Sendable (String) -> Void) async throws -> FederatedOutcome
+    func federate(
+        pipeline: String, sites: [String], dataRoot: String, output: String, initialModel: ParameterSet,
+        trainers: [String: SegmentationSiteTrainer],
+        progress: @escaping @Sendable (String) -> Void
+    ) async throws -> FederatedOutcome
 }
 
 /// A whole federated segmentation study: the federated rounds (through `federation`), then every model evaluated on
@@ -123,7 +131,8 @@ public struct FederatedStudy: Sendable {
 
     public func run(progress: @escaping @Sendable (String) -> Void) async throws -> StudyReport {
         let started = Date()
-        guard let text = FileManager.default.contents(atPath: pipeline).map({ String(decoding: $0, as: UTF8.self) }) else {
+        guard let text = FileManager.default.contents(atPath: pipeline).map({ String(decoding: $0, as: UTF8.self) })
+        else {
             throw FederationError(.invalidConfiguration, "cannot read the pipeline \(pipeline)")
         }
         let preprocessing = try PreprocessingConfiguration(yaml: text)
@@ -138,22 +147,29 @@ public struct FederatedStudy: Sendable {
             }.sorted()
         }
         guard siteNames.count >= federation.minClients else {
-            throw FederationError(.invalidConfiguration, "\(siteNames.count) site folder(s) under \(dataRoot) but min_clients is \(federation.minClients)")
+            throw FederationError(
+                .invalidConfiguration,
+                "\(siteNames.count) site folder(s) under \(dataRoot) but min_clients is \(federation.minClients)")
         }
         var trainers: [String: SegmentationSiteTrainer] = [:]
         for site in siteNames {
-            let cases = try SegmentationDataset.load(folder: dataRoot + "/" + site, preprocessing: preprocessing,
-                                                     segments: training.model.segments)
+            let cases = try SegmentationDataset.load(
+                folder: dataRoot + "/" + site, preprocessing: preprocessing,
+                segments: training.model.segments)
             let t = SegmentationSiteTrainer(cases: cases, configuration: training, preprocessing: preprocessing)
             trainers[site] = t
-            progress("site \(site): \(t.train.count) training and \(t.validation.count) validation patients, \(t.sampleCount) training slices")
+            progress(
+                "site \(site): \(t.train.count) training and \(t.validation.count) validation patients, \(t.sampleCount) training slices"
+            )
         }
         let initial = Trainer(configuration: training, preprocessing: preprocessing)
         let initialModel = SegmentationSiteTrainer.parameterSet(initial.model.stateDict)
-        let submitted = federation.sites.isEmpty ? try FederationConfiguration.pipeline(text, withSites: siteNames) : text
-        let outcome = try await self.federation.federate(pipeline: submitted, sites: siteNames, dataRoot: dataRoot,
-                                                         output: output, initialModel: initialModel, trainers: trainers,
-                                                         progress: progress)
+        let submitted =
+            federation.sites.isEmpty ? try FederationConfiguration.pipeline(text, withSites: siteNames) : text
+        let outcome = try await self.federation.federate(
+            pipeline: submitted, sites: siteNames, dataRoot: dataRoot,
+            output: output, initialModel: initialModel, trainers: trainers,
+            progress: progress)
         let global = outcome.global
         // Evaluate the global model of every round on every site? The final one, and per-round from checkpoints.
         var rounds = outcome.rounds
@@ -173,8 +189,12 @@ public struct FederatedStudy: Sendable {
         // Save the global model as a checkpoint `tessera predict` can use.
         var finalTrainer = Trainer(configuration: training, preprocessing: preprocessing)
         try finalTrainer.load(SegmentationSiteTrainer.namedTensors(global))
-        try finalTrainer.save(to: output + "/global.safetensors", metadata: ["strategy": federation.strategy,
-                                                                             "rounds": String(federation.rounds)])
+        try finalTrainer.save(
+            to: output + "/global.safetensors",
+            metadata: [
+                "strategy": federation.strategy,
+                "rounds": String(federation.rounds),
+            ])
         if compare {
             var budget = training
             budget.epochs = federation.rounds * federation.localEpochs
@@ -183,15 +203,18 @@ public struct FederatedStudy: Sendable {
                 progress("baseline: local-only training at \(site) (\(budget.epochs) epochs)")
                 var local = Trainer(configuration: budget, preprocessing: preprocessing)
                 _ = try local.fit(train: t.train, validation: [])
-                comparison.append(try row("local only: \(site)", SegmentationSiteTrainer.parameterSet(local.model.stateDict)))
+                comparison.append(
+                    try row("local only: \(site)", SegmentationSiteTrainer.parameterSet(local.model.stateDict)))
             }
             progress("baseline: centralised training on the pooled data (\(budget.epochs) epochs)")
             var pooled = Trainer(configuration: budget, preprocessing: preprocessing)
             _ = try pooled.fit(train: siteNames.flatMap { trainers[$0]?.train ?? [] }, validation: [])
-            comparison.append(try row("centralised (pooled data)", SegmentationSiteTrainer.parameterSet(pooled.model.stateDict)))
+            comparison.append(
+                try row("centralised (pooled data)", SegmentationSiteTrainer.parameterSet(pooled.model.stateDict)))
         }
-        let report = StudyReport(strategy: federation.strategy, sites: siteNames, rounds: rounds, comparison: comparison,
-                                 crossSite: outcome.crossSite, totalSeconds: Date().timeIntervalSince(started))
+        let report = StudyReport(
+            strategy: federation.strategy, sites: siteNames, rounds: rounds, comparison: comparison,
+            crossSite: outcome.crossSite, totalSeconds: Date().timeIntervalSince(started))
         try StudyReportWriter.write(report, to: output)
         return report
     }
@@ -206,13 +229,16 @@ public struct InProcessFederation: StudyFederation {
     public var budget: PrivacyBudget?
 
     public init() {
-        budget = try? PrivacyBudget(totalEpsilon: 1e12, totalDelta: 0.5,
-                                    accountingDelta: PrivacyBudget.defaultAccountingDelta)
+        budget = try? PrivacyBudget(
+            totalEpsilon: 1e12, totalDelta: 0.5,
+            accountingDelta: PrivacyBudget.defaultAccountingDelta)
     }
 
-    public func federate(pipeline text: String, sites siteNames: [String], dataRoot: String, output: String,
-                         initialModel: ParameterSet, trainers: [String: SegmentationSiteTrainer],
-                         progress: @escaping @Sendable (String) -> Void) async throws -> FederatedOutcome {
+    public func federate(
+        pipeline text: String, sites siteNames: [String], dataRoot: String, output: String,
+        initialModel: ParameterSet, trainers: [String: SegmentationSiteTrainer],
+        progress: @escaping @Sendable (String) -> Void
+    ) async throws -> FederatedOutcome {
         let training = try TrainingConfiguration(yaml: text)
         let federation = try FederationConfiguration(yaml: text)
         let serverFolder = output + "/server"
@@ -221,14 +247,18 @@ public struct InProcessFederation: StudyFederation {
         var job = federation.jobConfiguration(jobID: "study", sites: siteNames)
         // As the server's job factory does: the sites' gatekeepers judge the pipeline the task carries.
         job.taskConfig["pipeline"] = .string(text)
-        let coordinator = Coordinator(configuration: job, initialModel: initialModel,
-                                      strategy: federation.makeStrategy(learningRate: Double(training.optimizer.learningRate)),
-                                      clock: ContinuousClock(), store: store)
-        let evaluation = federation.crossSiteEvaluation
-            ? try federation.crossSiteEvaluation(jobID: job.jobID, sites: siteNames, folder: serverFolder + "/cross-site",
-                                                 taskConfig: job.taskConfig)
+        let coordinator = Coordinator(
+            configuration: job, initialModel: initialModel,
+            strategy: federation.makeStrategy(learningRate: Double(training.optimizer.learningRate)),
+            clock: ContinuousClock(), store: store)
+        let evaluation =
+            federation.crossSiteEvaluation
+            ? try federation.crossSiteEvaluation(
+                jobID: job.jobID, sites: siteNames, folder: serverFolder + "/cross-site",
+                taskConfig: job.taskConfig)
             : nil
-        let runner: any JobRunner = evaluation.map { TrainingJob(coordinator: coordinator, evaluation: $0) } ?? coordinator
+        let runner: any JobRunner =
+            evaluation.map { TrainingJob(coordinator: coordinator, evaluation: $0) } ?? coordinator
         let events = await runner.observe()
         let connection = InProcessConnection(coordinator: runner)
         let frozenTrainers = trainers
@@ -241,13 +271,18 @@ public struct InProcessFederation: StudyFederation {
             }
             for site in siteNames {
                 guard let trainer = frozenTrainers[site] else { continue }
-                var agent = SiteAgent(site: site, connection: connection, trainer: trainer, clock: ContinuousClock(),
-                                      chunkScalars: 1 << 18)
+                var agent = SiteAgent(
+                    site: site, connection: connection, trainer: trainer, clock: ContinuousClock(),
+                    chunkScalars: 1 << 18)
                 if let budget {
-                    agent.gatekeeper = SitePrivacyGatekeeper(site: site, policy: SiteTrainingPolicy(), budget: budget,
-                                                             ledger: try PrivacyLedger(path: nil))
+                    agent.gatekeeper = SitePrivacyGatekeeper(
+                        site: site, policy: SiteTrainingPolicy(), budget: budget,
+                        ledger: try PrivacyLedger(path: nil))
                 }
-                group.addTask { _ = try await agent.run(); return nil }
+                group.addTask {
+                    _ = try await agent.run()
+                    return nil
+                }
             }
             var result: ParameterSet?
             for try await value in group { if let value { result = value } }
@@ -257,7 +292,9 @@ public struct InProcessFederation: StudyFederation {
         await observer.value
         var models: [Int: ParameterSet] = [:]
         for summary in follower.summaries {
-            if let saved = try? await store.loadRound(jobID: "study", round: summary.round) { models[summary.round] = saved }
+            if let saved = try? await store.loadRound(jobID: "study", round: summary.round) {
+                models[summary.round] = saved
+            }
         }
         var crossSite: CrossSiteMatrix?
         if let evaluation { crossSite = await evaluation.matrix }
@@ -288,17 +325,24 @@ public final class StudyProgress: Sendable {
         let evaluating = state.withLock { $0.evaluating }
         switch event {
         case .roundStarted(let r, let attempt, let sites):
-            state.withLock { $0.started = Date(); $0.dice = [:]; $0.epsilon = [:] }
+            state.withLock {
+                $0.started = Date()
+                $0.dice = [:]
+                $0.epsilon = [:]
+            }
             if evaluating { return }
-            progress("round \(r)\(attempt > 0 ? " (attempt \(attempt + 1))" : ""): training at \(sites.joined(separator: ", "))")
+            progress(
+                "round \(r)\(attempt > 0 ? " (attempt \(attempt + 1))" : ""): training at \(sites.joined(separator: ", "))"
+            )
         case .resultAccepted(_, let site, let n, let metrics):
             state.withLock {
                 $0.dice[site] = metrics["dice"]
                 $0.epsilon[site] = metrics["dp_epsilon"]
             }
-            progress("  \(site): result accepted (\(n) slices), local validation Dice "
-                     + (metrics["dice"].map { String(format: "%.3f", $0) } ?? "-")
-                     + (metrics["dp_epsilon"].map { String(format: ", ε spent on this job %.3g", $0) } ?? ""))
+            progress(
+                "  \(site): result accepted (\(n) slices), local validation Dice "
+                    + (metrics["dice"].map { String(format: "%.3f", $0) } ?? "-")
+                    + (metrics["dp_epsilon"].map { String(format: ", ε spent on this job %.3g", $0) } ?? ""))
         case .resultRejected(_, let site, let reason):
             progress("  \(site): \(evaluating ? "" : "result rejected: ")\(reason)")
         case .siteDeclined(_, let site, let reason):
@@ -309,14 +353,18 @@ public final class StudyProgress: Sendable {
             let seconds: Double = state.withLock {
                 let seconds = Date().timeIntervalSince($0.started)
                 if !evaluating {
-                    $0.summaries.append(RoundSummary(round: r, participants: participants, closedBy: reason,
-                                                     siteDice: $0.dice, globalDice: [:], seconds: seconds,
-                                                     epsilon: $0.epsilon))
+                    $0.summaries.append(
+                        RoundSummary(
+                            round: r, participants: participants, closedBy: reason,
+                            siteDice: $0.dice, globalDice: [:], seconds: seconds,
+                            epsilon: $0.epsilon))
                 }
                 return seconds
             }
-            progress(String(format: "%@ %d closed (%@) after %.1f s", evaluating ? "  evaluation step" : "round", r, reason,
-                            seconds))
+            progress(
+                String(
+                    format: "%@ %d closed (%@) after %.1f s", evaluating ? "  evaluation step" : "round", r, reason,
+                    seconds))
         case .roundRetried(let r, _, let reason):
             progress("round \(r) retried: \(reason)")
         case .crossSiteStarted(let sites):

@@ -61,17 +61,23 @@ public struct NamedTensors: Sendable, Equatable, Sequence {
     public func validate(against reference: NamedTensors) throws {
         for name in reference.names {
             guard let mine = values[name] else {
-                throw NeuralNetworkError(.missingTensor, "tensor '\(name)' (shape \(reference[name]!.shape)) is "
-                    + "missing: the weights were saved from a different model or configuration")
+                throw NeuralNetworkError(
+                    .missingTensor,
+                    "tensor '\(name)' (shape \(reference[name]!.shape)) is "
+                        + "missing: the weights were saved from a different model or configuration")
             }
             guard mine.shape == reference[name]!.shape else {
-                throw NeuralNetworkError(.shapeMismatch, "tensor '\(name)' has shape \(mine.shape) but the model "
-                    + "expects \(reference[name]!.shape): check the model's channels and kernel sizes")
+                throw NeuralNetworkError(
+                    .shapeMismatch,
+                    "tensor '\(name)' has shape \(mine.shape) but the model "
+                        + "expects \(reference[name]!.shape): check the model's channels and kernel sizes")
             }
         }
         for name in names where reference[name] == nil {
-            throw NeuralNetworkError(.unexpectedTensor, "tensor '\(name)' is not a parameter of this model: the "
-                + "weights were saved from a different model or configuration")
+            throw NeuralNetworkError(
+                .unexpectedTensor,
+                "tensor '\(name)' is not a parameter of this model: the "
+                    + "weights were saved from a different model or configuration")
         }
     }
 

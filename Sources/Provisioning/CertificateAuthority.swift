@@ -49,13 +49,17 @@ public struct CertificateAuthority: Sendable {
 
     /// Loads an existing CA from its certificate and PKCS#8 key PEM text, checking that they belong together.
     /// - Throws: `ProvisioningError.invalidKit` naming the file at fault.
-    public init(certificatePEM: String, keyPEM: String, certificatePath: String = "ca.pem",
-                keyPath: String = "ca-key.pem") throws(ProvisioningError) {
+    public init(
+        certificatePEM: String, keyPEM: String, certificatePath: String = "ca.pem",
+        keyPath: String = "ca-key.pem"
+    ) throws(ProvisioningError) {
         let certificate = try PEMFiles.certificate(pem: certificatePEM, path: certificatePath)
         let key = try PEMFiles.privateKey(pem: keyPEM, path: keyPath)
         guard Certificate.PublicKey(key.publicKey) == certificate.publicKey else {
-            throw ProvisioningError(.conflict, "\(keyPath) is not the key of \(certificatePath): restore the CA "
-                + "folder from backup (a new CA would invalidate every issued kit)")
+            throw ProvisioningError(
+                .conflict,
+                "\(keyPath) is not the key of \(certificatePath): restore the CA "
+                    + "folder from backup (a new CA would invalidate every issued kit)")
         }
         guard case .some(.isCertificateAuthority) = try? certificate.extensions.basicConstraints else {
             throw ProvisioningError(
@@ -104,7 +108,8 @@ public struct CertificateAuthority: Sendable {
             } else if let email = participant.email {
                 names = [.rfc822Name(email)]
             }
-            let caKeyIdentifier = try certificate.extensions.subjectKeyIdentifier?.keyIdentifier
+            let caKeyIdentifier =
+                try certificate.extensions.subjectKeyIdentifier?.keyIdentifier
                 ?? SubjectKeyIdentifier(hash: certificate.publicKey).keyIdentifier
             var extensions = try Certificate.Extensions {
                 Critical(BasicConstraints.notCertificateAuthority)
@@ -123,8 +128,9 @@ public struct CertificateAuthority: Sendable {
                 extensions: extensions, issuerPrivateKey: Certificate.PrivateKey(privateKey))
             return IssuedCredential(certificate: leaf, privateKey: key)
         } catch {
-            throw ProvisioningError(.crypto, "could not issue the certificate of '\(participant.name)'",
-                                    cause: "\(error)")
+            throw ProvisioningError(
+                .crypto, "could not issue the certificate of '\(participant.name)'",
+                cause: "\(error)")
         }
     }
 

@@ -57,8 +57,10 @@ public struct Kit: Sendable, Hashable {
         let base = URL(fileURLWithPath: folder).standardizedFileURL
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: base.path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw ProvisioningError(.invalidKit, "kit folder \(base.path) does not exist: give the folder that "
-                + "`tessera provision` wrote for this participant")
+            throw ProvisioningError(
+                .invalidKit,
+                "kit folder \(base.path) does not exist: give the folder that "
+                    + "`tessera provision` wrote for this participant")
         }
         let caPath = base.appendingPathComponent(FileName.caCertificate).path
         let certPath = base.appendingPathComponent(FileName.certificate).path
@@ -72,19 +74,25 @@ public struct Kit: Sendable, Hashable {
             pem: PEMFiles.read(certPath, what: "the participant certificate"), path: certPath)
         let key = try PEMFiles.privateKey(pem: PEMFiles.read(keyPath, what: "the private key"), path: keyPath)
         if let mode = PEMFiles.mode(of: keyPath), mode & 0o077 != 0 {
-            throw ProvisioningError(.invalidKit, "\(keyPath) is readable by others (mode \(String(mode, radix: 8))): "
-                + "run `chmod 600 \(keyPath)`")
+            throw ProvisioningError(
+                .invalidKit,
+                "\(keyPath) is readable by others (mode \(String(mode, radix: 8))): "
+                    + "run `chmod 600 \(keyPath)`")
         }
 
         guard Certificate.PublicKey(key.publicKey) == leaf.publicKey else {
-            throw ProvisioningError(.invalidKit, "\(keyPath) is not the private key of \(certPath): the files come "
-                + "from different kits; re-copy the whole kit folder from the provisioning output")
+            throw ProvisioningError(
+                .invalidKit,
+                "\(keyPath) is not the private key of \(certPath): the files come "
+                    + "from different kits; re-copy the whole kit folder from the provisioning output")
         }
         try verifyAuthority(ca, path: caPath, now: now)
         guard leaf.issuer == ca.subject, ca.publicKey.isValidSignature(leaf.signature, for: leaf) else {
-            throw ProvisioningError(.untrustedCertificate, "\(certPath) was not issued by the CA in \(caPath) "
-                + "(issuer '\(leaf.issuer)'): the kit mixes files of two projects; ask the project admin for this "
-                + "project's kit")
+            throw ProvisioningError(
+                .untrustedCertificate,
+                "\(certPath) was not issued by the CA in \(caPath) "
+                    + "(issuer '\(leaf.issuer)'): the kit mixes files of two projects; ask the project admin for this "
+                    + "project's kit")
         }
         try checkValidity(leaf, path: certPath, now: now)
 
@@ -95,22 +103,31 @@ public struct Kit: Sendable, Hashable {
             throw ProvisioningError(error.code, "\(certPath): \(error.message)", cause: error.cause)
         }
         guard identity.name == manifest.participant, identity.role == manifest.role else {
-            throw ProvisioningError(.invalidKit, "\(manifestPath) names '\(manifest.participant)' (\(manifest.role)) "
-                + "but \(certPath) is for '\(identity.name)' (\(identity.role.rawValue)): re-copy the whole kit folder")
+            throw ProvisioningError(
+                .invalidKit,
+                "\(manifestPath) names '\(manifest.participant)' (\(manifest.role)) "
+                    + "but \(certPath) is for '\(identity.name)' (\(identity.role.rawValue)): re-copy the whole kit folder"
+            )
         }
         let organisations = attributeValues(.RDNAttributeType.organizationName, in: leaf.subject)
         guard organisations == [manifest.project] else {
-            throw ProvisioningError(.invalidKit, "\(manifestPath) names project '\(manifest.project)' but \(certPath) "
-                + "belongs to '\(organisations.joined(separator: ", "))': re-copy the whole kit folder")
+            throw ProvisioningError(
+                .invalidKit,
+                "\(manifestPath) names project '\(manifest.project)' but \(certPath) "
+                    + "belongs to '\(organisations.joined(separator: ", "))': re-copy the whole kit folder")
         }
         let purposes = extendedKeyUsages(of: leaf)
         guard purposes.contains(identity.role.extendedKeyUsage) else {
-            throw ProvisioningError(.untrustedCertificate, "\(certPath) lacks the \(identity.role.extendedKeyUsage) "
-                + "extended key usage its role '\(identity.role.rawValue)' needs: re-provision this participant")
+            throw ProvisioningError(
+                .untrustedCertificate,
+                "\(certPath) lacks the \(identity.role.extendedKeyUsage) "
+                    + "extended key usage its role '\(identity.role.rawValue)' needs: re-provision this participant")
         }
         if let expectedRole, expectedRole != identity.role {
-            throw ProvisioningError(.untrustedCertificate, "\(base.path) is the kit of \(identity.role.rawValue) "
-                + "'\(identity.name)', but this command needs a \(expectedRole.rawValue) kit")
+            throw ProvisioningError(
+                .untrustedCertificate,
+                "\(base.path) is the kit of \(identity.role.rawValue) "
+                    + "'\(identity.name)', but this command needs a \(expectedRole.rawValue) kit")
         }
         return Kit(
             name: identity.name, role: identity.role, project: manifest.project, serverAddress: manifest.server,
@@ -128,12 +145,16 @@ public struct Kit: Sendable, Hashable {
         let names = attributeValues(.RDNAttributeType.commonName, in: certificate.subject)
         let units = attributeValues(.RDNAttributeType.organizationalUnitName, in: certificate.subject)
         guard names.count == 1, let name = names.first else {
-            throw ProvisioningError(.untrustedCertificate, "the subject must have exactly one CN (the participant "
-                + "name), found \(names.count)")
+            throw ProvisioningError(
+                .untrustedCertificate,
+                "the subject must have exactly one CN (the participant "
+                    + "name), found \(names.count)")
         }
         guard units.count == 1, let unit = units.first, let role = ParticipantRole(rawValue: unit) else {
-            throw ProvisioningError(.untrustedCertificate, "the subject must have exactly one OU naming the role "
-                + "(server, site or admin), found \(units)")
+            throw ProvisioningError(
+                .untrustedCertificate,
+                "the subject must have exactly one OU naming the role "
+                    + "(server, site or admin), found \(units)")
         }
         return (name, role)
     }
@@ -175,12 +196,16 @@ public struct Kit: Sendable, Hashable {
     /// Checks that `ca` is a self-signed CA certificate valid at `now`.
     static func verifyAuthority(_ ca: Certificate, path: String, now: Date) throws(ProvisioningError) {
         let isAuthority: Bool
-        if case .some(.isCertificateAuthority) = try? ca.extensions.basicConstraints { isAuthority = true } else {
+        if case .some(.isCertificateAuthority) = try? ca.extensions.basicConstraints {
+            isAuthority = true
+        } else {
             isAuthority = false
         }
         guard isAuthority, ca.issuer == ca.subject, ca.publicKey.isValidSignature(ca.signature, for: ca) else {
-            throw ProvisioningError(.untrustedCertificate, "\(path) is not a self-signed CA certificate: re-copy it "
-                + "from the provisioning output (ca/ca.pem)")
+            throw ProvisioningError(
+                .untrustedCertificate,
+                "\(path) is not a self-signed CA certificate: re-copy it "
+                    + "from the provisioning output (ca/ca.pem)")
         }
         try checkValidity(ca, path: path, now: now)
     }
@@ -188,12 +213,16 @@ public struct Kit: Sendable, Hashable {
     /// Checks `now` is within the certificate's validity.
     static func checkValidity(_ certificate: Certificate, path: String, now: Date) throws(ProvisioningError) {
         if now < certificate.notValidBefore {
-            throw ProvisioningError(.untrustedCertificate, "\(path) is not valid before \(certificate.notValidBefore): "
-                + "check this machine's clock")
+            throw ProvisioningError(
+                .untrustedCertificate,
+                "\(path) is not valid before \(certificate.notValidBefore): "
+                    + "check this machine's clock")
         }
         if now > certificate.notValidAfter {
-            throw ProvisioningError(.untrustedCertificate, "\(path) expired on \(certificate.notValidAfter): ask the "
-                + "project admin to re-provision (delete the participant's kit folder, then run tessera provision)")
+            throw ProvisioningError(
+                .untrustedCertificate,
+                "\(path) expired on \(certificate.notValidAfter): ask the "
+                    + "project admin to re-provision (delete the participant's kit folder, then run tessera provision)")
         }
     }
 }
@@ -262,8 +291,10 @@ public struct KitManifest: Sendable, Hashable, Codable {
         do {
             return try YAMLDecoder().decode(KitManifest.self, from: yaml)
         } catch {
-            throw ProvisioningError(.invalidKit, "\(path) is not a valid kit description (needs project, participant, "
-                + "role, server host:port): re-copy the kit from the provisioning output", cause: "\(error)")
+            throw ProvisioningError(
+                .invalidKit,
+                "\(path) is not a valid kit description (needs project, participant, "
+                    + "role, server host:port): re-copy the kit from the provisioning output", cause: "\(error)")
         }
     }
 }

@@ -3,9 +3,9 @@ import Foundation
 import X509
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Reading and writing the PEM and text files of kits, with the permissions they need.
@@ -16,8 +16,10 @@ enum PEMFiles {
         do {
             return try Certificate(pemEncoded: pem)
         } catch {
-            throw ProvisioningError(.invalidKit, "\(path) is not a PEM certificate: re-copy the kit from the "
-                + "provisioning output", cause: "\(error)")
+            throw ProvisioningError(
+                .invalidKit,
+                "\(path) is not a PEM certificate: re-copy the kit from the "
+                    + "provisioning output", cause: "\(error)")
         }
     }
 
@@ -27,8 +29,10 @@ enum PEMFiles {
         do {
             return try P256.Signing.PrivateKey(pemRepresentation: pem)
         } catch {
-            throw ProvisioningError(.invalidKit, "\(path) is not a P-256 private key in PEM: re-copy the kit from the "
-                + "provisioning output", cause: "\(error)")
+            throw ProvisioningError(
+                .invalidKit,
+                "\(path) is not a P-256 private key in PEM: re-copy the kit from the "
+                    + "provisioning output", cause: "\(error)")
         }
     }
 
@@ -50,14 +54,17 @@ enum PEMFiles {
     /// - Throws: `ProvisioningError.invalidKit` naming the file and saying how to fix it.
     static func read(_ path: String, what: String) throws(ProvisioningError) -> String {
         guard FileManager.default.fileExists(atPath: path) else {
-            throw ProvisioningError(.invalidKit, "\(path) (\(what)) is missing: re-copy the whole kit folder from the "
-                + "provisioning output, or ask the project admin to re-provision")
+            throw ProvisioningError(
+                .invalidKit,
+                "\(path) (\(what)) is missing: re-copy the whole kit folder from the "
+                    + "provisioning output, or ask the project admin to re-provision")
         }
         do {
             return try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw ProvisioningError(.invalidKit, "cannot read \(path) (\(what)): check its permissions",
-                                    cause: "\(error)")
+            throw ProvisioningError(
+                .invalidKit, "cannot read \(path) (\(what)): check its permissions",
+                cause: "\(error)")
         }
     }
 
@@ -69,8 +76,9 @@ enum PEMFiles {
     static func create(_ path: String, text: String, mode: mode_t) throws(ProvisioningError) {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else {
-            throw ProvisioningError(.io, "cannot create \(path): check the output folder's permissions",
-                                    cause: String(cString: strerror(errno)))
+            throw ProvisioningError(
+                .io, "cannot create \(path): check the output folder's permissions",
+                cause: String(cString: strerror(errno)))
         }
         defer { close(fd) }
         guard fchmod(fd, mode) == 0 else {

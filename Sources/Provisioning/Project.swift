@@ -75,8 +75,9 @@ public struct Project: Sendable, Hashable {
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw ProvisioningError(.invalidProject, "cannot read project file \(path): check the path",
-                                    cause: "\(error)")
+            throw ProvisioningError(
+                .invalidProject, "cannot read project file \(path): check the path",
+                cause: "\(error)")
         }
         return try parse(yaml: text, source: path)
     }
@@ -190,8 +191,10 @@ public struct Project: Sendable, Hashable {
         func check(_ participant: String, key: String) throws(ProvisioningError) {
             if let problem = Self.nameProblem(participant) { throw fail(key, "'\(participant)' \(problem)") }
             if let first = seen[participant.lowercased()] {
-                throw fail(key, "duplicates the name '\(participant)' already used by '\(first)': names must be unique "
-                    + "across server, sites and admins (case-insensitively; each becomes a kit folder)")
+                throw fail(
+                    key,
+                    "duplicates the name '\(participant)' already used by '\(first)': names must be unique "
+                        + "across server, sites and admins (case-insensitively; each becomes a kit folder)")
             }
             seen[participant.lowercased()] = key
         }
@@ -202,7 +205,8 @@ public struct Project: Sendable, Hashable {
             if let email = admin.email {
                 let parts = email.split(separator: "@", omittingEmptySubsequences: false)
                 guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), email.allSatisfy(\.isASCII),
-                      !email.contains(where: \.isWhitespace) else {
+                    !email.contains(where: \.isWhitespace)
+                else {
                     throw fail("admins[\(index)].email", "'\(email)' is not an e-mail address")
                 }
             }

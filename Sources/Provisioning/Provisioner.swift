@@ -51,9 +51,11 @@ public struct Provisioner: Sendable {
         var authority = try loadAuthority(caFolder)
         if authority == nil, !existingKits.isEmpty {
             let names = existingKits.keys.sorted().joined(separator: ", ")
-            throw ProvisioningError(.conflict, "\(root.path) has kits (\(names)) but no CA in \(caFolder.path): "
-                + "restore ca/ca.pem and ca/ca-key.pem from backup, or provision into "
-                + "an empty folder (a new CA would not trust the old kits)")
+            throw ProvisioningError(
+                .conflict,
+                "\(root.path) has kits (\(names)) but no CA in \(caFolder.path): "
+                    + "restore ca/ca.pem and ca/ca-key.pem from backup, or provision into "
+                    + "an empty folder (a new CA would not trust the old kits)")
         }
 
         // Plan: check every participant's folder before writing anything.
@@ -65,8 +67,10 @@ public struct Provisioner: Sendable {
                 continue
             }
             guard let authority else {
-                throw ProvisioningError(.conflict, "\(folder.path) exists but the CA is new: remove the folder or "
-                    + "choose another output")
+                throw ProvisioningError(
+                    .conflict,
+                    "\(folder.path) exists but the CA is new: remove the folder or "
+                        + "choose another output")
             }
             report.entries.append(try checkExisting(participant, folder: folder, authority: authority))
         }
@@ -87,9 +91,10 @@ public struct Provisioner: Sendable {
                 participant, project: project.name, server: project.server.address,
                 validityDays: project.validityDays, now: now)
             try writeKit(participant, credential: credential, authority: authority, to: folder)
-            report.entries.append(ProvisioningReport.Entry(
-                name: participant.name, role: participant.role, folder: folder.path, action: .created,
-                notValidAfter: credential.certificate.notValidAfter))
+            report.entries.append(
+                ProvisioningReport.Entry(
+                    name: participant.name, role: participant.role, folder: folder.path, action: .created,
+                    notValidAfter: credential.certificate.notValidAfter))
         }
 
         let names = Set(project.participants.map(\.name))
@@ -98,10 +103,11 @@ public struct Provisioner: Sendable {
             let certPath = folder.appendingPathComponent(Kit.FileName.certificate).path
             let expiry = (try? String(contentsOfFile: certPath, encoding: .utf8))
                 .flatMap { try? Certificate(pemEncoded: $0) }?.notValidAfter
-            report.entries.append(ProvisioningReport.Entry(
-                name: name, role: manifest.role, folder: folder.path, action: .leftInPlace, notValidAfter: expiry,
-                note: "not in the project file: kit not deleted; its certificate stays valid until it expires "
-                    + "(no revocation yet): delete the folder and stop using the kit if the participant left"))
+            report.entries.append(
+                ProvisioningReport.Entry(
+                    name: name, role: manifest.role, folder: folder.path, action: .leftInPlace, notValidAfter: expiry,
+                    note: "not in the project file: kit not deleted; its certificate stays valid until it expires "
+                        + "(no revocation yet): delete the folder and stop using the kit if the participant left"))
         }
         let order = Dictionary(uniqueKeysWithValues: project.participants.enumerated().map { ($1.name, $0) })
         report.entries.sort { (order[$0.name] ?? Int.max, $0.name) < (order[$1.name] ?? Int.max, $1.name) }
@@ -122,8 +128,9 @@ public struct Provisioner: Sendable {
         for name in names where !name.hasPrefix(".") && name != Self.caFolderName {
             let manifestPath = root.appendingPathComponent(name).appendingPathComponent(Kit.FileName.manifest).path
             guard FileManager.default.fileExists(atPath: manifestPath) else { continue }
-            kits[name] = try KitManifest.parse(yaml: PEMFiles.read(manifestPath, what: "kit description"),
-                                               path: manifestPath)
+            kits[name] = try KitManifest.parse(
+                yaml: PEMFiles.read(manifestPath, what: "kit description"),
+                path: manifestPath)
         }
         return kits
     }
@@ -136,20 +143,26 @@ public struct Provisioner: Sendable {
         let hasKey = FileManager.default.fileExists(atPath: keyPath)
         if !hasCert && !hasKey { return nil }
         guard hasCert && hasKey else {
-            throw ProvisioningError(.conflict, "\(folder.path) has only \(hasCert ? certPath : keyPath): restore the "
-                + "other file from backup; without both the CA cannot issue kits the old ones trust")
+            throw ProvisioningError(
+                .conflict,
+                "\(folder.path) has only \(hasCert ? certPath : keyPath): restore the "
+                    + "other file from backup; without both the CA cannot issue kits the old ones trust")
         }
         let authority = try CertificateAuthority(
             certificatePEM: PEMFiles.read(certPath, what: "the CA certificate"),
             keyPEM: PEMFiles.read(keyPath, what: "the CA key"), certificatePath: certPath, keyPath: keyPath)
         let organisation = Kit.attributeValues(.RDNAttributeType.organizationName, in: authority.certificate.subject)
         guard organisation == [project.name] else {
-            throw ProvisioningError(.conflict, "\(certPath) is the CA of project '\(organisation.first ?? "?")', "
-                + "not '\(project.name)': use another output folder, or keep the project name")
+            throw ProvisioningError(
+                .conflict,
+                "\(certPath) is the CA of project '\(organisation.first ?? "?")', "
+                    + "not '\(project.name)': use another output folder, or keep the project name")
         }
         if now > authority.certificate.notValidAfter {
-            throw ProvisioningError(.conflict, "the CA in \(certPath) expired on "
-                + "\(authority.certificate.notValidAfter): provision a new project into an empty folder")
+            throw ProvisioningError(
+                .conflict,
+                "the CA in \(certPath) expired on "
+                    + "\(authority.certificate.notValidAfter): provision a new project into an empty folder")
         }
         return authority
     }
@@ -162,28 +175,36 @@ public struct Provisioner: Sendable {
         let manifestPath = folder.appendingPathComponent(Kit.FileName.manifest).path
         guard FileManager.default.fileExists(atPath: certPath), FileManager.default.fileExists(atPath: manifestPath)
         else {
-            throw ProvisioningError(.conflict, "\(folder.path) exists but is not a kit (no \(Kit.FileName.certificate) "
-                + "or \(Kit.FileName.manifest)): move it away so the kit of '\(participant.name)' can be written")
+            throw ProvisioningError(
+                .conflict,
+                "\(folder.path) exists but is not a kit (no \(Kit.FileName.certificate) "
+                    + "or \(Kit.FileName.manifest)): move it away so the kit of '\(participant.name)' can be written")
         }
         let certificate = try PEMFiles.certificate(pem: PEMFiles.read(certPath, what: "certificate"), path: certPath)
         let ca = authority.certificate
         guard certificate.issuer == ca.subject, ca.publicKey.isValidSignature(certificate.signature, for: certificate)
         else {
-            throw ProvisioningError(.conflict, "\(certPath) was not issued by this project's CA: remove \(folder.path) "
-                + "to issue a new kit for '\(participant.name)'")
+            throw ProvisioningError(
+                .conflict,
+                "\(certPath) was not issued by this project's CA: remove \(folder.path) "
+                    + "to issue a new kit for '\(participant.name)'")
         }
         let identity = try Kit.participantIdentity(of: certificate)
         guard identity.role == participant.role, identity.name == participant.name else {
-            throw ProvisioningError(.conflict, "'\(participant.name)' has role \(participant.role.rawValue) in the "
-                + "project file but its kit in \(folder.path) has role \(identity.role.rawValue): delete that folder "
-                + "to re-issue it with the new role")
+            throw ProvisioningError(
+                .conflict,
+                "'\(participant.name)' has role \(participant.role.rawValue) in the "
+                    + "project file but its kit in \(folder.path) has role \(identity.role.rawValue): delete that folder "
+                    + "to re-issue it with the new role")
         }
         var notes: [String] = []
-        let manifest = try KitManifest.parse(yaml: PEMFiles.read(manifestPath, what: "kit description"),
-                                             path: manifestPath)
+        let manifest = try KitManifest.parse(
+            yaml: PEMFiles.read(manifestPath, what: "kit description"),
+            path: manifestPath)
         if manifest.server != project.server.address {
-            notes.append("its kit.yaml still names server \(manifest.server), not \(project.server.address): delete "
-                + "the folder and run again to re-issue")
+            notes.append(
+                "its kit.yaml still names server \(manifest.server), not \(project.server.address): delete "
+                    + "the folder and run again to re-issue")
         }
         if now > certificate.notValidAfter {
             notes.append("its certificate expired on \(certificate.notValidAfter): delete the folder and run again")
@@ -198,10 +219,12 @@ public struct Provisioner: Sendable {
     /// Writes the CA folder (mode 0700) with `ca.pem` (0644) and `ca-key.pem` (0600).
     func writeAuthority(_ authority: CertificateAuthority, to folder: URL) throws(ProvisioningError) {
         try writeAtomically(folder) { (staging: URL) throws(ProvisioningError) in
-            try PEMFiles.create(staging.appendingPathComponent(Kit.FileName.caCertificate).path,
-                                text: PEMFiles.pem(authority.certificate), mode: 0o644)
-            try PEMFiles.create(staging.appendingPathComponent(Self.caKeyFileName).path,
-                                text: PEMFiles.pem(authority.privateKey), mode: 0o600)
+            try PEMFiles.create(
+                staging.appendingPathComponent(Kit.FileName.caCertificate).path,
+                text: PEMFiles.pem(authority.certificate), mode: 0o644)
+            try PEMFiles.create(
+                staging.appendingPathComponent(Self.caKeyFileName).path,
+                text: PEMFiles.pem(authority.privateKey), mode: 0o600)
         }
     }
 
@@ -240,8 +263,9 @@ public struct Provisioner: Sendable {
             throw error
         } catch {
             try? FileManager.default.removeItem(at: staging)
-            throw ProvisioningError(.io, "cannot move the new kit into \(folder.path): is something there already?",
-                                    cause: "\(error)")
+            throw ProvisioningError(
+                .io, "cannot move the new kit into \(folder.path): is something there already?",
+                cause: "\(error)")
         }
     }
 

@@ -55,9 +55,12 @@ public struct ProvisioningReport: Sendable, CustomStringConvertible {
             lines.append(row(entry.name, entry.role.rawValue, entry.action.rawValue, entry.folder, until))
             if let note = entry.note { lines.append("    note: \(note)") }
         }
-        let created = entries(.created).count, kept = entries(.kept).count, left = entries(.leftInPlace).count
-        lines.append("\(created) kit(s) created, \(kept) kept unchanged, "
-            + "\(left) left in place (not in the project file)")
+        let created = entries(.created).count
+        let kept = entries(.kept).count
+        let left = entries(.leftInPlace).count
+        lines.append(
+            "\(created) kit(s) created, \(kept) kept unchanged, "
+                + "\(left) left in place (not in the project file)")
         if caCreated {
             lines.append("keep \(caFolder)/ca-key.pem secret and backed up: without it no site can be added later")
         }

@@ -31,7 +31,8 @@ public struct SplitMix64: RandomNumberGenerator, Sendable, Equatable {
 
     /// Standard normal by Box–Muller.
     public mutating func normal() -> Double {
-        let u1 = max(uniform(), 1e-300), u2 = uniform()
+        let u1 = max(uniform(), 1e-300)
+        let u2 = uniform()
         return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
     }
 

@@ -64,8 +64,9 @@ public enum SafeTensorsFile {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
         } catch {
-            throw SafeTensorsError(.io, "cannot read '\(path)': check the path and permissions",
-                                   cause: error as NSError)
+            throw SafeTensorsError(
+                .io, "cannot read '\(path)': check the path and permissions",
+                cause: error as NSError)
         }
         do {
             return try decode(data)
@@ -86,20 +87,26 @@ public enum SafeTensorsFile {
     /// - Throws: `SafeTensorsError` `.invalidHeader` or `.unsupportedDType`, naming the tensor and the limit.
     public static func decode(_ data: Data) throws(SafeTensorsError) -> Contents {
         guard data.count >= 8 else {
-            throw SafeTensorsError(.invalidHeader, "file of \(data.count) bytes is too short for a safetensors "
-                + "header (8-byte length first): the file is truncated or not safetensors")
+            throw SafeTensorsError(
+                .invalidHeader,
+                "file of \(data.count) bytes is too short for a safetensors "
+                    + "header (8-byte length first): the file is truncated or not safetensors")
         }
         let declaredLength = data.prefix(8).enumerated().reduce(UInt64(0)) {
             $0 | UInt64($1.element) << (8 * UInt64($1.offset))
         }
         // Both comparisons in UInt64: no conversion of an unchecked 64-bit value to Int.
         guard declaredLength <= UInt64(maximumHeaderLength) else {
-            throw SafeTensorsError(.invalidHeader, "header length \(declaredLength) exceeds the limit of "
-                + "\(maximumHeaderLength) bytes: the file is corrupt or not safetensors")
+            throw SafeTensorsError(
+                .invalidHeader,
+                "header length \(declaredLength) exceeds the limit of "
+                    + "\(maximumHeaderLength) bytes: the file is corrupt or not safetensors")
         }
         guard declaredLength <= UInt64(data.count - 8) else {
-            throw SafeTensorsError(.invalidHeader, "header length \(declaredLength) exceeds the file size "
-                + "(\(data.count) bytes): the file is truncated or not safetensors")
+            throw SafeTensorsError(
+                .invalidHeader,
+                "header length \(declaredLength) exceeds the file size "
+                    + "(\(data.count) bytes): the file is truncated or not safetensors")
         }
         let headerLength = Int(declaredLength)
         let bufferStart = data.startIndex + 8 + headerLength
@@ -109,8 +116,10 @@ public enum SafeTensorsFile {
         do {
             json = try JSONSerialization.jsonObject(with: headerBytes)
         } catch {
-            throw SafeTensorsError(.invalidHeader, "header is not valid JSON: the file is corrupt or not "
-                + "safetensors", cause: error as NSError)
+            throw SafeTensorsError(
+                .invalidHeader,
+                "header is not valid JSON: the file is corrupt or not "
+                    + "safetensors", cause: error as NSError)
         }
         guard let header = json as? [String: Any] else {
             throw SafeTensorsError(.invalidHeader, "header is not a JSON object")
@@ -133,14 +142,18 @@ public enum SafeTensorsFile {
         var cursor = 0
         for e in entries {
             guard e.begin == cursor else {
-                throw SafeTensorsError(.invalidHeader, "tensor '\(e.name)' starts at byte \(e.begin) of the data "
-                    + "buffer, expected \(cursor): tensors overlap or leave a gap, the file is corrupt")
+                throw SafeTensorsError(
+                    .invalidHeader,
+                    "tensor '\(e.name)' starts at byte \(e.begin) of the data "
+                        + "buffer, expected \(cursor): tensors overlap or leave a gap, the file is corrupt")
             }
             cursor = e.end
         }
         guard cursor == bufferLength else {
-            throw SafeTensorsError(.invalidHeader, "the data buffer has \(bufferLength - cursor) bytes no tensor "
-                + "covers: the file is corrupt")
+            throw SafeTensorsError(
+                .invalidHeader,
+                "the data buffer has \(bufferLength - cursor) bytes no tensor "
+                    + "covers: the file is corrupt")
         }
         var tensors: [SafeTensorEntry] = []
         tensors.reserveCapacity(entries.count)
@@ -151,8 +164,11 @@ public enum SafeTensorsFile {
                 let bytes = UnsafeRawBufferPointer(rebasing: buffer[e.begin..<e.end])
                 let values = [Float](unsafeUninitializedCapacity: bytes.count / 4) { out, initialized in
                     for i in 0..<out.count {
-                        out[i] = Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * i,
-                                                                                            as: UInt32.self)))
+                        out[i] = Float(
+                            bitPattern: UInt32(
+                                littleEndian: bytes.loadUnaligned(
+                                    fromByteOffset: 4 * i,
+                                    as: UInt32.self)))
                     }
                     initialized = out.count
                 }
@@ -168,24 +184,32 @@ public enum SafeTensorsFile {
         throws(SafeTensorsError) -> (name: String, shape: [Int], begin: Int, end: Int)
     {
         guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
-              let shapeValues = info["shape"] as? [Any], let offsetValues = info["data_offsets"] as? [Any]
+            let shapeValues = info["shape"] as? [Any], let offsetValues = info["data_offsets"] as? [Any]
         else {
-            throw SafeTensorsError(.invalidHeader, "tensor '\(name)': entry needs \"dtype\", \"shape\" and "
-                + "\"data_offsets\"")
+            throw SafeTensorsError(
+                .invalidHeader,
+                "tensor '\(name)': entry needs \"dtype\", \"shape\" and "
+                    + "\"data_offsets\"")
         }
         guard let elementSize = knownDTypes[dtype] else {
-            throw SafeTensorsError(.invalidHeader, "tensor '\(name)' has unknown dtype '\(dtype)' (known: "
-                + "\(knownDTypes.keys.sorted().joined(separator: ", "))): the file is corrupt")
+            throw SafeTensorsError(
+                .invalidHeader,
+                "tensor '\(name)' has unknown dtype '\(dtype)' (known: "
+                    + "\(knownDTypes.keys.sorted().joined(separator: ", "))): the file is corrupt")
         }
         guard dtype == "F32" else {
-            throw SafeTensorsError(.unsupportedDType, "tensor '\(name)' has dtype \(dtype); Tessera reads "
-                + "float32 (F32) only: convert the tensor with `.float()` before saving")
+            throw SafeTensorsError(
+                .unsupportedDType,
+                "tensor '\(name)' has dtype \(dtype); Tessera reads "
+                    + "float32 (F32) only: convert the tensor with `.float()` before saving")
         }
         let shape = try integers(shapeValues, name: name, field: "shape")
         let offsets = try integers(offsetValues, name: name, field: "data_offsets")
         guard offsets.count == 2 else {
-            throw SafeTensorsError(.invalidHeader, "tensor '\(name)': data_offsets must be [begin, end], found "
-                + "\(offsets.count) values")
+            throw SafeTensorsError(
+                .invalidHeader,
+                "tensor '\(name)': data_offsets must be [begin, end], found "
+                    + "\(offsets.count) values")
         }
         if let d = shape.first(where: { $0 < 0 }) {
             throw SafeTensorsError(.invalidHeader, "tensor '\(name)': shape \(shape) has the negative dimension \(d)")
@@ -194,19 +218,25 @@ public enum SafeTensorsFile {
         for d in shape {
             let (product, overflow) = byteCount.multipliedReportingOverflow(by: d)
             guard !overflow, product <= maximumHeaderInteger else {
-                throw SafeTensorsError(.invalidHeader, "tensor '\(name)': shape \(shape) holds more than "
-                    + "2^53 bytes of \(dtype): the file is corrupt")
+                throw SafeTensorsError(
+                    .invalidHeader,
+                    "tensor '\(name)': shape \(shape) holds more than "
+                        + "2^53 bytes of \(dtype): the file is corrupt")
             }
             byteCount = product
         }
         let (begin, end) = (offsets[0], offsets[1])
         guard begin >= 0, begin <= end, end <= bufferLength else {
-            throw SafeTensorsError(.invalidHeader, "tensor '\(name)': data_offsets \(offsets) are not an "
-                + "interval [begin, end] of the \(bufferLength)-byte data buffer: the file is corrupt or truncated")
+            throw SafeTensorsError(
+                .invalidHeader,
+                "tensor '\(name)': data_offsets \(offsets) are not an "
+                    + "interval [begin, end] of the \(bufferLength)-byte data buffer: the file is corrupt or truncated")
         }
         guard end - begin == byteCount else {
-            throw SafeTensorsError(.invalidHeader, "tensor '\(name)': data_offsets \(offsets) hold \(end - begin) "
-                + "bytes but shape \(shape) of \(dtype) needs \(byteCount): the file is corrupt")
+            throw SafeTensorsError(
+                .invalidHeader,
+                "tensor '\(name)': data_offsets \(offsets) hold \(end - begin) "
+                    + "bytes but shape \(shape) of \(dtype) needs \(byteCount): the file is corrupt")
         }
         return (name, shape, begin, end)
     }
@@ -248,13 +278,16 @@ public enum SafeTensorsFile {
 
     /// Writes a safetensors file atomically.
     /// - Throws: `SafeTensorsError.io`.
-    public static func write(_ tensors: [SafeTensorEntry], metadata: [String: String] = [:],
-                             to path: String) throws(SafeTensorsError) {
+    public static func write(
+        _ tensors: [SafeTensorEntry], metadata: [String: String] = [:],
+        to path: String
+    ) throws(SafeTensorsError) {
         do {
             try encode(tensors, metadata: metadata).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
-            throw SafeTensorsError(.io, "cannot write '\(path)': check that the folder exists and is writable",
-                                   cause: error as NSError)
+            throw SafeTensorsError(
+                .io, "cannot write '\(path)': check that the folder exists and is writable",
+                cause: error as NSError)
         }
     }
 
@@ -264,10 +297,12 @@ public enum SafeTensorsFile {
         for v in values {
             // JSON true/false also arrive as NSNumber, of type "c" (char): rejected. Doubles below 2^53 are exact.
             guard let n = v as? NSNumber, String(cString: n.objCType) != "c", n.doubleValue.isFinite,
-                  n.doubleValue == n.doubleValue.rounded(), abs(n.doubleValue) < Double(maximumHeaderInteger)
+                n.doubleValue == n.doubleValue.rounded(), abs(n.doubleValue) < Double(maximumHeaderInteger)
             else {
-                throw SafeTensorsError(.invalidHeader, "tensor '\(name)': \(field) must hold integers of "
-                    + "magnitude below 2^53, found \(v)")
+                throw SafeTensorsError(
+                    .invalidHeader,
+                    "tensor '\(name)': \(field) must hold integers of "
+                        + "magnitude below 2^53, found \(v)")
             }
             out.append(Int(n.doubleValue))
         }

@@ -46,35 +46,62 @@ public struct FixtureFactory: Sendable {
             try writeSeries(spec, folder: root + "/" + folder)
         }
         let base = SeriesSpec(name: "base")
-        _ = try series(base, folder: "explicit-le"); cases.append("explicit-le")
+        _ = try series(base, folder: "explicit-le")
+        cases.append("explicit-le")
         var bits12 = SeriesSpec(name: "bits12")
-        bits12.bitsStored = 12; bits12.signed = false; bits12.intercept = -1024; bits12.slope = 1
-        _ = try series(bits12, folder: "bits12-unsigned"); cases.append("bits12-unsigned")
+        bits12.bitsStored = 12
+        bits12.signed = false
+        bits12.intercept = -1024
+        bits12.slope = 1
+        _ = try series(bits12, folder: "bits12-unsigned")
+        cases.append("bits12-unsigned")
         var dirty = SeriesSpec(name: "dirty")
-        dirty.bitsStored = 12; dirty.signed = true; dirty.dirtyHighBits = true; dirty.slope = 0.5; dirty.intercept = -10
-        _ = try series(dirty, folder: "bits12-signed-dirty"); cases.append("bits12-signed-dirty")
+        dirty.bitsStored = 12
+        dirty.signed = true
+        dirty.dirtyHighBits = true
+        dirty.slope = 0.5
+        dirty.intercept = -10
+        _ = try series(dirty, folder: "bits12-signed-dirty")
+        cases.append("bits12-signed-dirty")
         var mr = SeriesSpec(name: "mr8")
-        mr.modality = "MR"; mr.sopClass = SOPClass.mrImageStorage; mr.bitsAllocated = 8; mr.bitsStored = 8
+        mr.modality = "MR"
+        mr.sopClass = SOPClass.mrImageStorage
+        mr.bitsAllocated = 8
+        mr.bitsStored = 8
         mr.signed = false
-        _ = try series(mr, folder: "mr-8bit"); cases.append("mr-8bit")
+        _ = try series(mr, folder: "mr-8bit")
+        cases.append("mr-8bit")
         var reversed = SeriesSpec(name: "reversed")
-        reversed.rowCosine = Vector3(-1, 0, 0); reversed.columnCosine = Vector3(0, 1, 0)
+        reversed.rowCosine = Vector3(-1, 0, 0)
+        reversed.columnCosine = Vector3(0, 1, 0)
         reversed.reverseInstanceNumbers = true
-        _ = try series(reversed, folder: "reversed"); cases.append("reversed")
+        _ = try series(reversed, folder: "reversed")
+        cases.append("reversed")
         var gap = SeriesSpec(name: "gap")
         gap.omit = [3]
-        _ = try series(gap, folder: "gap"); cases.append("gap")
+        _ = try series(gap, folder: "gap")
+        cases.append("gap")
         var tilt = SeriesSpec(name: "tilt")
-        tilt.rowCosine = Vector3(1, 0, 0); tilt.columnCosine = Vector3(0, 1, 0)
+        tilt.rowCosine = Vector3(1, 0, 0)
+        tilt.columnCosine = Vector3(0, 1, 0)
         tilt.shearPerSlice = Vector3(0, tan(15 * Double.pi / 180) * 2.5, 0)
-        _ = try series(tilt, folder: "gantry-tilt"); cases.append("gantry-tilt")
+        _ = try series(tilt, folder: "gantry-tilt")
+        cases.append("gantry-tilt")
         var lut = SeriesSpec(name: "lut")
-        lut.modalityLUT = true; lut.signed = false; lut.bitsStored = 12
-        _ = try series(lut, folder: "modality-lut"); cases.append("modality-lut")
+        lut.modalityLUT = true
+        lut.signed = false
+        lut.bitsStored = 12
+        _ = try series(lut, folder: "modality-lut")
+        cases.append("modality-lut")
         var second = SeriesSpec(name: "second")
-        second.rows = 24; second.columns = 24; second.slices = 5; second.seriesNumber = 2; second.description = "Second"
+        second.rows = 24
+        second.columns = 24
+        second.slices = 5
+        second.seriesNumber = 2
+        second.description = "Second"
         _ = try series(base, folder: "two-series")
-        _ = try series(second, folder: "two-series"); cases.append("two-series")
+        _ = try series(second, folder: "two-series")
+        cases.append("two-series")
         try writeEnhancedCT(SeriesSpec(name: "enhanced"), folder: root + "/multiframe-enhanced-ct")
         cases.append("multiframe-enhanced-ct")
         for fractional in [false, true] {
@@ -219,8 +246,9 @@ public struct FixtureFactory: Sendable {
         try d.set(.numberOfFrames, String(spec.slices))
         try pixelModule(d, spec)
         let shared = try d.appendItem(.sharedFunctionalGroupsSequence)
-        try shared.appendItem(.planeOrientationSequence).set(.imageOrientationPatient,
-                                                             vector(spec.rowCosine) + "\\" + vector(spec.columnCosine))
+        try shared.appendItem(.planeOrientationSequence).set(
+            .imageOrientationPatient,
+            vector(spec.rowCosine) + "\\" + vector(spec.columnCosine))
         let measures = try shared.appendItem(.pixelMeasuresSequence)
         try measures.set(.pixelSpacing, "\(ds(spec.pixelSpacing.row))\\\(ds(spec.pixelSpacing.column))")
         try measures.set(.sliceThickness, ds(spec.sliceSpacing))
@@ -247,7 +275,8 @@ public struct FixtureFactory: Sendable {
         for k in 0..<spec.slices {
             for j in 0..<spec.rows {
                 for i in 0..<spec.columns {
-                    let dx = Double(i - 20) * spec.pixelSpacing.column, dy = Double(j - 15) * spec.pixelSpacing.row
+                    let dx = Double(i - 20) * spec.pixelSpacing.column
+                    let dy = Double(j - 15) * spec.pixelSpacing.row
                     let dz = Double(k - 3) * spec.sliceSpacing
                     let r = (dx * dx + dy * dy + dz * dz).squareRoot()
                     var sphere: UInt8 = r < 7 ? 1 : 0
@@ -266,12 +295,14 @@ public struct FixtureFactory: Sendable {
         writer.contentDate = "20260101"
         writer.contentTime = "120000"
         // Sources in slice order (the writer references each by its SOP Instance UID).
-        try writer.write(to: path, masks: masks, rows: spec.rows, columns: spec.columns, sourcePaths: sources,
-                         segments: [
-                            SegmentSpecification(label: "Sphere", typeCode: ("10200004", "SCT", "Liver")),
-                            SegmentSpecification(label: "Box", typeCode: ("78961009", "SCT", "Spleen"),
-                                                 algorithmType: "AUTOMATIC", algorithmName: "BoxDrawer"),
-                         ])
+        try writer.write(
+            to: path, masks: masks, rows: spec.rows, columns: spec.columns, sourcePaths: sources,
+            segments: [
+                SegmentSpecification(label: "Sphere", typeCode: ("10200004", "SCT", "Liver")),
+                SegmentSpecification(
+                    label: "Box", typeCode: ("78961009", "SCT", "Spleen"),
+                    algorithmType: "AUTOMATIC", algorithmName: "BoxDrawer"),
+            ])
     }
 
     func makeFolder(_ path: String) throws(DICOMError) {

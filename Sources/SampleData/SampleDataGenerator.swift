@@ -7,7 +7,7 @@ public struct SampleDataGenerator: Sendable {
     public var seed: UInt64
     public var sites: [SiteProfile]
 
-    public init(seed: UInt64 = 20261121, sites: [SiteProfile] = SiteProfile.all) {
+    public init(seed: UInt64 = 20_261_121, sites: [SiteProfile] = SiteProfile.all) {
         self.seed = seed
         self.sites = sites
     }
@@ -34,7 +34,9 @@ public struct SampleDataGenerator: Sendable {
         return outputs
     }
 
-    func generatePatient(site: SiteProfile, siteIndex: Int, index: Int, root: String) throws(DICOMError) -> PatientOutput {
+    func generatePatient(site: SiteProfile, siteIndex: Int, index: Int, root: String) throws(DICOMError)
+        -> PatientOutput
+    {
         var g = SeededGenerator(seed: seed &+ UInt64(siteIndex) &* 1_000_003 &+ UInt64(index) &* 7919)
         let uids = UIDFactory(seed: seed)
         let key = "\(site.name)/\(index)"
@@ -42,12 +44,17 @@ public struct SampleDataGenerator: Sendable {
         let patientID = String(format: "%@-%04d", prefix, index + 1)
         let age = g.integer(34, 86)
         let sex = g.uniform() < 0.5 ? "F" : "M"
-        let year = 2023 + g.integer(0, 2), month = g.integer(1, 12), day = g.integer(1, 28)
+        let year = 2023 + g.integer(0, 2)
+        let month = g.integer(1, 12)
+        let day = g.integer(1, 28)
         let studyDate = String(format: "%04d%02d%02d", year, month, day)
         let studyTime = String(format: "%02d%02d%02d", g.integer(7, 18), g.integer(0, 59), g.integer(0, 59))
-        let birthDate = String(format: "%04d%02d%02d", year - age - (month < 6 ? 1 : 0), g.integer(1, 12), g.integer(1, 28))
-        let studyUID = uids.uid(key + "/study"), seriesUID = uids.uid(key + "/series")
-        let frameUID = uids.uid(key + "/for"), segSeriesUID = uids.uid(key + "/seg-series")
+        let birthDate = String(
+            format: "%04d%02d%02d", year - age - (month < 6 ? 1 : 0), g.integer(1, 12), g.integer(1, 28))
+        let studyUID = uids.uid(key + "/study")
+        let seriesUID = uids.uid(key + "/series")
+        let frameUID = uids.uid(key + "/for")
+        let segSeriesUID = uids.uid(key + "/seg-series")
         let segUID = uids.uid(key + "/seg")
         let organScale = site.organScale.mean + site.organScale.spread * max(-2, min(2, g.normal()))
         let tableZ = g.uniform(-40, 40)
@@ -64,7 +71,8 @@ public struct SampleDataGenerator: Sendable {
         // Slice k is acquired k·thickness from the start of the scan; FFS scans from the feet up.
         let zTop = tableZ + Double(site.slices - 1) * site.sliceThickness
         let folder = patientFolder(site: site, index: index, generator: &g, root: root)
-        let ctFolder = folder.ct, segPath = folder.seg
+        let ctFolder = folder.ct
+        let segPath = folder.seg
         try makeDirectory(ctFolder)
         try makeDirectory((segPath as NSString).deletingLastPathComponent)
         var names = (0..<site.slices).map { k in fileName(site: site, slice: k, generator: &g) }
@@ -72,15 +80,17 @@ public struct SampleDataGenerator: Sendable {
 
         var imagePaths: [String] = []
         var masks = [UInt8](repeating: 0, count: 2 * site.slices * n * n)
-        var liverVoxels = 0, spleenVoxels = 0
+        var liverVoxels = 0
+        var spleenVoxels = 0
         var stored = [UInt16](repeating: 0, count: n * n)
         for k in 0..<site.slices {
             // Instance k+1 is at z decreasing (HFS: head first, top of the scan first) or increasing (FFS).
             let z = feetFirst ? tableZ + Double(k) * site.sliceThickness : zTop - Double(k) * site.sliceThickness
             for j in 0..<n {
                 for i in 0..<n {
-                    let p = Vector3(originX + Double(i) * site.pixelSpacing * rowCosine.x,
-                                    originY + Double(j) * site.pixelSpacing, z)
+                    let p = Vector3(
+                        originX + Double(i) * site.pixelSpacing * rowCosine.x,
+                        originY + Double(j) * site.pixelSpacing, z)
                     let (hu, label) = phantom.sample(p)
                     var value = hu + site.calibrationOffset + site.noise * g.normal()
                     if hu <= AbdomenPhantom.air { value = hu + 4 * g.normal() }  // air is quiet
@@ -96,33 +106,38 @@ public struct SampleDataGenerator: Sendable {
             let ds = w.dataset
             let sopUID = uids.uid(key + "/image/\(k)")
             let position = Vector3(originX, originY, z)
-            let tags: [(DICOMTag, String)] = [
-                (.specificCharacterSet, "ISO_IR 100"),
-                (.imageType, "ORIGINAL\\PRIMARY\\AXIAL"),
-                (.sopClassUID, SOPClass.ctImageStorage), (.sopInstanceUID, sopUID),
-                (.studyDate, studyDate), (.seriesDate, studyDate), (.contentDate, studyDate),
-                (.studyTime, studyTime), (.seriesTime, studyTime), (.contentTime, studyTime),
-                (.accessionNumber, String(format: "A%07d", siteIndex * 10000 + index + 1)),
-                (.modality, "CT"), (.manufacturer, site.manufacturer), (.institutionName, site.institution),
-                (.referringPhysicianName, ""), (.stationName, "CT01"),
-                (.studyDescription, "CT ABDOMEN WITH CONTRAST"), (.seriesDescription, "Abdomen PV \(formatMM(site.sliceThickness))mm"),
-                (.manufacturerModelName, site.modelName),
-                (.patientName, "Synthetic^\(patientID)"), (.patientID, patientID), (.patientBirthDate, birthDate),
-                (.patientSex, sex), (.patientAge, String(format: "%03dY", age)),
-                (.bodyPartExamined, "ABDOMEN"), (.sliceThickness, formatMM(site.sliceThickness)),
-                (.kvp, String(site.kvp)), (.deviceSerialNumber, String(1000 + siteIndex)),
-                (.softwareVersions, "synthetic-1"), (.gantryDetectorTilt, "0"),
-                (.convolutionKernel, site.convolutionKernel), (.patientPosition, site.patientPosition),
-                (.studyInstanceUID, studyUID), (.seriesInstanceUID, seriesUID), (.studyID, "1"),
-                (.seriesNumber, "2"), (.acquisitionNumber, "1"), (.instanceNumber, String(k + 1)),
-                (.imagePositionPatient, "\(formatMM(position.x))\\\(formatMM(position.y))\\\(formatMM(position.z))"),
-                (.imageOrientationPatient, "\(Int(rowCosine.x))\\0\\0\\0\\1\\0"),
-                (.frameOfReferenceUID, frameUID), (.positionReferenceIndicator, ""),
-                (.sliceLocation, formatMM(z)),
-                (.photometricInterpretation, "MONOCHROME2"),
-                (.pixelSpacing, "\(formatMM(site.pixelSpacing))\\\(formatMM(site.pixelSpacing))"),
-                (.windowCenter, "50"), (.windowWidth, "400"),
-            ] + rescaleTags(site.storage)
+            let tags: [(DICOMTag, String)] =
+                [
+                    (.specificCharacterSet, "ISO_IR 100"),
+                    (.imageType, "ORIGINAL\\PRIMARY\\AXIAL"),
+                    (.sopClassUID, SOPClass.ctImageStorage), (.sopInstanceUID, sopUID),
+                    (.studyDate, studyDate), (.seriesDate, studyDate), (.contentDate, studyDate),
+                    (.studyTime, studyTime), (.seriesTime, studyTime), (.contentTime, studyTime),
+                    (.accessionNumber, String(format: "A%07d", siteIndex * 10000 + index + 1)),
+                    (.modality, "CT"), (.manufacturer, site.manufacturer), (.institutionName, site.institution),
+                    (.referringPhysicianName, ""), (.stationName, "CT01"),
+                    (.studyDescription, "CT ABDOMEN WITH CONTRAST"),
+                    (.seriesDescription, "Abdomen PV \(formatMM(site.sliceThickness))mm"),
+                    (.manufacturerModelName, site.modelName),
+                    (.patientName, "Synthetic^\(patientID)"), (.patientID, patientID), (.patientBirthDate, birthDate),
+                    (.patientSex, sex), (.patientAge, String(format: "%03dY", age)),
+                    (.bodyPartExamined, "ABDOMEN"), (.sliceThickness, formatMM(site.sliceThickness)),
+                    (.kvp, String(site.kvp)), (.deviceSerialNumber, String(1000 + siteIndex)),
+                    (.softwareVersions, "synthetic-1"), (.gantryDetectorTilt, "0"),
+                    (.convolutionKernel, site.convolutionKernel), (.patientPosition, site.patientPosition),
+                    (.studyInstanceUID, studyUID), (.seriesInstanceUID, seriesUID), (.studyID, "1"),
+                    (.seriesNumber, "2"), (.acquisitionNumber, "1"), (.instanceNumber, String(k + 1)),
+                    (
+                        .imagePositionPatient,
+                        "\(formatMM(position.x))\\\(formatMM(position.y))\\\(formatMM(position.z))"
+                    ),
+                    (.imageOrientationPatient, "\(Int(rowCosine.x))\\0\\0\\0\\1\\0"),
+                    (.frameOfReferenceUID, frameUID), (.positionReferenceIndicator, ""),
+                    (.sliceLocation, formatMM(z)),
+                    (.photometricInterpretation, "MONOCHROME2"),
+                    (.pixelSpacing, "\(formatMM(site.pixelSpacing))\\\(formatMM(site.pixelSpacing))"),
+                    (.windowCenter, "50"), (.windowWidth, "400"),
+                ] + rescaleTags(site.storage)
             for (tag, value) in tags { try ds.set(tag, value) }
             try ds.set(.samplesPerPixel, uint16: 1)
             try ds.set(.rows, uint16: UInt16(n))
@@ -149,22 +164,31 @@ public struct SampleDataGenerator: Sendable {
         seg.sopInstanceUID = segUID
         seg.contentDate = studyDate
         seg.contentTime = studyTime
-        try seg.write(to: segPath, masks: masks, rows: n, columns: n, sourcePaths: imagePaths, segments: [
-            SegmentSpecification(label: "Liver", typeCode: ("10200004", "SCT", "Liver")),
-            SegmentSpecification(label: "Spleen", typeCode: ("78961009", "SCT", "Spleen")),
-        ])
-        return PatientOutput(site: site.name, patientID: patientID, seriesInstanceUID: seriesUID,
-                             imagePaths: imagePaths, segmentationPath: segPath, liverVoxels: liverVoxels,
-                             spleenVoxels: spleenVoxels)
+        try seg.write(
+            to: segPath, masks: masks, rows: n, columns: n, sourcePaths: imagePaths,
+            segments: [
+                SegmentSpecification(label: "Liver", typeCode: ("10200004", "SCT", "Liver")),
+                SegmentSpecification(label: "Spleen", typeCode: ("78961009", "SCT", "Spleen")),
+            ])
+        return PatientOutput(
+            site: site.name, patientID: patientID, seriesInstanceUID: seriesUID,
+            imagePaths: imagePaths, segmentationPath: segPath, liverVoxels: liverVoxels,
+            spleenVoxels: spleenVoxels)
     }
 
-    func patientFolder(site: SiteProfile, index: Int, generator g: inout SeededGenerator,
-                       root: String) -> (ct: String, seg: String) {
+    func patientFolder(
+        site: SiteProfile, index: Int, generator g: inout SeededGenerator,
+        root: String
+    ) -> (ct: String, seg: String) {
         let base = root + "/" + site.name
         switch site.layout {
         case .pacsHex:
-            let patient = hex8(&g), study = hex8(&g)
-            return ("\(base)/DICOM/\(patient)/\(study)/\(hex8(&g))", "\(base)/DICOM/\(patient)/\(study)/\(hex8(&g))/\(hex8(&g))")
+            let patient = hex8(&g)
+            let study = hex8(&g)
+            return (
+                "\(base)/DICOM/\(patient)/\(study)/\(hex8(&g))",
+                "\(base)/DICOM/\(patient)/\(study)/\(hex8(&g))/\(hex8(&g))"
+            )
         case .research:
             let sub = String(format: "%@/sub-%03d", base, index + 1)
             return (sub + "/ct", sub + "/seg/segmentation.dcm")

@@ -19,4 +19,3 @@ public struct UIDFactory: Sendable {
         return "2.25." + String(value)
     }
 }
-

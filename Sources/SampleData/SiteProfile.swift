@@ -48,20 +48,23 @@ public struct SiteProfile: Sendable {
 
     /// The three sites of `sample-data/`.
     public static let all: [SiteProfile] = [
-        SiteProfile(name: "community-hospital", institution: "Community Hospital", manufacturer: "GE MEDICAL SYSTEMS",
-                    modelName: "LightSpeed VCT", kvp: 120, convolutionKernel: "STANDARD", patients: 6, matrix: 128,
-                    pixelSpacing: 2.8, sliceThickness: 5.0, slices: 34, noise: 22, calibrationOffset: 12,
-                    organScale: (1.0, 0.08), patientPosition: "HFS", storage: .unsigned12,
-                    transferSyntax: .jpegLSLossless, layout: .pacsHex),
-        SiteProfile(name: "research-center", institution: "Research Center", manufacturer: "SIEMENS",
-                    modelName: "SOMATOM Force", kvp: 100, convolutionKernel: "Br40d", patients: 4, matrix: 128,
-                    pixelSpacing: 2.6, sliceThickness: 3.0, slices: 52, noise: 10, calibrationOffset: 0,
-                    organScale: (0.9, 0.1), patientPosition: "HFS", storage: .signed16,
-                    transferSyntax: .explicitVRLittleEndian, layout: .research),
-        SiteProfile(name: "treatment-center", institution: "Treatment Center", manufacturer: "Philips",
-                    modelName: "Brilliance Big Bore", kvp: 140, convolutionKernel: "B", patients: 5, matrix: 112,
-                    pixelSpacing: 3.2, sliceThickness: 4.0, slices: 40, noise: 16, calibrationOffset: -15,
-                    organScale: (1.1, 0.08), patientPosition: "FFS", storage: .unsigned16HalfSlope,
-                    transferSyntax: .rleLossless, layout: .flatRandom),
+        SiteProfile(
+            name: "community-hospital", institution: "Community Hospital", manufacturer: "GE MEDICAL SYSTEMS",
+            modelName: "LightSpeed VCT", kvp: 120, convolutionKernel: "STANDARD", patients: 6, matrix: 128,
+            pixelSpacing: 2.8, sliceThickness: 5.0, slices: 34, noise: 22, calibrationOffset: 12,
+            organScale: (1.0, 0.08), patientPosition: "HFS", storage: .unsigned12,
+            transferSyntax: .jpegLSLossless, layout: .pacsHex),
+        SiteProfile(
+            name: "research-center", institution: "Research Center", manufacturer: "SIEMENS",
+            modelName: "SOMATOM Force", kvp: 100, convolutionKernel: "Br40d", patients: 4, matrix: 128,
+            pixelSpacing: 2.6, sliceThickness: 3.0, slices: 52, noise: 10, calibrationOffset: 0,
+            organScale: (0.9, 0.1), patientPosition: "HFS", storage: .signed16,
+            transferSyntax: .explicitVRLittleEndian, layout: .research),
+        SiteProfile(
+            name: "treatment-center", institution: "Treatment Center", manufacturer: "Philips",
+            modelName: "Brilliance Big Bore", kvp: 140, convolutionKernel: "B", patients: 5, matrix: 112,
+            pixelSpacing: 3.2, sliceThickness: 4.0, slices: 40, noise: 16, calibrationOffset: -15,
+            organScale: (1.1, 0.08), patientPosition: "FFS", storage: .unsigned16HalfSlope,
+            transferSyntax: .rleLossless, layout: .flatRandom),
     ]
 }

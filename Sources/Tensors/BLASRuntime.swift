@@ -30,8 +30,10 @@ public enum BLASRuntime {
     }
 
     /// Cores OpenBLAS falls back to when it does not know the CPU; anything else it chose itself is kept.
-    static let fallbackCores: Set<String> = ["prescott", "core2", "penryn", "dunnington", "nehalem", "katmai",
-                                             "coppermine", "northwood", "banias", "atom", "unknown"]
+    static let fallbackCores: Set<String> = [
+        "prescott", "core2", "penryn", "dunnington", "nehalem", "katmai",
+        "coppermine", "northwood", "banias", "atom", "unknown",
+    ]
 
     /// The core this CPU can run, from its feature flags: SkylakeX for AVX-512 (F, BW, DQ, VL), Haswell for
     /// AVX2 + FMA, nil otherwise. Never an AVX-512 core on a CPU without AVX-512.
@@ -55,8 +57,10 @@ public enum BLASRuntime {
 
     /// The `OPENBLAS_CORETYPE` value to relaunch with, or nil when nothing should change: the variable is already
     /// set, OpenBLAS chose a proper core itself, or the CPU supports nothing better.
-    public static func coreTypeRelaunchPlan(environment: [String: String], activeCore: String,
-                                            cpuFlags: Set<String>) -> String? {
+    public static func coreTypeRelaunchPlan(
+        environment: [String: String], activeCore: String,
+        cpuFlags: Set<String>
+    ) -> String? {
         if environment["OPENBLAS_CORETYPE"] != nil { return nil }
         guard fallbackCores.contains(activeCore.lowercased()) else { return nil }
         guard let target = supportedCoreType(cpuFlags: cpuFlags), target.lowercased() != activeCore.lowercased()

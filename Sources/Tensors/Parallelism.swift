@@ -71,7 +71,8 @@ extension Parallelism {
         withoutActuallyEscaping(body) { body in
             let box = UncheckedSendable(body)
             DispatchQueue.concurrentPerform(iterations: workers) { w in
-                let lower = min(count, w * chunk), upper = min(count, lower + chunk)
+                let lower = min(count, w * chunk)
+                let upper = min(count, lower + chunk)
                 if lower < upper { box.value(lower..<upper) }
             }
         }

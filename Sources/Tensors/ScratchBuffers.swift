@@ -23,14 +23,17 @@ enum ScratchBuffers {
             }
             return best.map { buffers.remove(at: $0.index) }
         }
-        let buffer = reused ?? Buffer(pointer: UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64),
-                                      bytes: bytes)
+        let buffer =
+            reused
+            ?? Buffer(
+                pointer: UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64),
+                bytes: bytes)
         defer {
             let evicted = pool.withLock { buffers -> Buffer? in
                 buffers.append(buffer)
                 // Drop the smallest: the large ones are the expensive ones to fault in again.
                 guard buffers.count > retained,
-                      let smallest = buffers.indices.min(by: { buffers[$0].bytes < buffers[$1].bytes })
+                    let smallest = buffers.indices.min(by: { buffers[$0].bytes < buffers[$1].bytes })
                 else { return nil }
                 return buffers.remove(at: smallest)
             }

@@ -32,8 +32,10 @@ public struct Tensor: Sendable, Equatable {
     }
 
     /// Elements drawn from N(mean, std²) with a seeded generator.
-    public static func randomNormal(_ shape: [Int], mean: Float = 0, std: Float = 1,
-                                    generator: inout SeededGenerator) -> Tensor {
+    public static func randomNormal(
+        _ shape: [Int], mean: Float = 0, std: Float = 1,
+        generator: inout SeededGenerator
+    ) -> Tensor {
         let n = shape.reduce(1, *)
         var values = [Float](repeating: 0, count: n)
         for i in 0..<n { values[i] = mean + std * generator.nextNormal() }
@@ -41,8 +43,10 @@ public struct Tensor: Sendable, Equatable {
     }
 
     /// Elements drawn from U[low, high) with a seeded generator.
-    public static func randomUniform(_ shape: [Int], low: Float = 0, high: Float = 1,
-                                     generator: inout SeededGenerator) -> Tensor {
+    public static func randomUniform(
+        _ shape: [Int], low: Float = 0, high: Float = 1,
+        generator: inout SeededGenerator
+    ) -> Tensor {
         let n = shape.reduce(1, *)
         var values = [Float](repeating: 0, count: n)
         for i in 0..<n { values[i] = low + (high - low) * generator.nextUniform() }

@@ -9,9 +9,12 @@ public enum Metrics {
     /// Dice coefficient of one label, `2|A ∩ B| / (|A| + |B|)` over the positions where `predicted` (A) and `truth`
     /// (B) equal `label`; 1 when the label is absent from both (nothing to find, nothing found).
     public static func dice(predicted: [UInt8], truth: [UInt8], label: UInt8) -> Double {
-        var both = 0, na = 0, nb = 0
+        var both = 0
+        var na = 0
+        var nb = 0
         for i in 0..<min(predicted.count, truth.count) {
-            let x = predicted[i] == label, y = truth[i] == label
+            let x = predicted[i] == label
+            let y = truth[i] == label
             if x { na += 1 }
             if y { nb += 1 }
             if x && y { both += 1 }
@@ -25,8 +28,10 @@ public enum Metrics {
         -> [Double]
     {
         guard predicted.count == truth.count else {
-            throw TrainingError(.invalidArgument, "Dice: \(predicted.count) predicted labels but \(truth.count) true "
-                                + "ones; compare label maps on the same grid")
+            throw TrainingError(
+                .invalidArgument,
+                "Dice: \(predicted.count) predicted labels but \(truth.count) true "
+                    + "ones; compare label maps on the same grid")
         }
         return labels.map { dice(predicted: predicted, truth: truth, label: $0) }
     }
@@ -35,8 +40,10 @@ public enum Metrics {
     /// - Throws: `.invalidArgument` when the arrays are empty or differ in length.
     public static func accuracy(predicted: [Int], truth: [Int]) throws(TrainingError) -> Double {
         guard predicted.count == truth.count, !truth.isEmpty else {
-            throw TrainingError(.invalidArgument, "accuracy: \(predicted.count) predictions for \(truth.count) "
-                                + "true labels; give one prediction per sample, at least one sample")
+            throw TrainingError(
+                .invalidArgument,
+                "accuracy: \(predicted.count) predictions for \(truth.count) "
+                    + "true labels; give one prediction per sample, at least one sample")
         }
         var hits = 0
         for i in truth.indices where predicted[i] == truth[i] { hits += 1 }
@@ -76,20 +83,27 @@ public enum Metrics {
     ///   one class is present (the AUC is undefined then: evaluate on a set with both classes).
     public static func rocAUC(scores: [Double], labels: [Int]) throws(TrainingError) -> Double {
         guard scores.count == labels.count else {
-            throw TrainingError(.invalidArgument, "ROC AUC: \(scores.count) scores for \(labels.count) labels; give "
-                                + "one score per label")
+            throw TrainingError(
+                .invalidArgument,
+                "ROC AUC: \(scores.count) scores for \(labels.count) labels; give "
+                    + "one score per label")
         }
         if let bad = labels.first(where: { $0 != 0 && $0 != 1 }) {
-            throw TrainingError(.invalidArgument, "ROC AUC: label \(bad) is not binary; labels must be 0 (negative) "
-                                + "or 1 (positive)")
+            throw TrainingError(
+                .invalidArgument,
+                "ROC AUC: label \(bad) is not binary; labels must be 0 (negative) "
+                    + "or 1 (positive)")
         }
         if let i = scores.firstIndex(where: { !$0.isFinite }) {
             throw TrainingError(.invalidArgument, "ROC AUC: score \(i) is \(scores[i]); scores must be finite")
         }
-        let positives = labels.reduce(0, +), negatives = labels.count - positives
+        let positives = labels.reduce(0, +)
+        let negatives = labels.count - positives
         guard positives > 0, negatives > 0 else {
-            throw TrainingError(.invalidArgument, "ROC AUC is undefined with only one class present (\(positives) "
-                                + "positive, \(negatives) negative samples); evaluate on a set with both classes")
+            throw TrainingError(
+                .invalidArgument,
+                "ROC AUC is undefined with only one class present (\(positives) "
+                    + "positive, \(negatives) negative samples); evaluate on a set with both classes")
         }
         let order = scores.indices.sorted { scores[$0] < scores[$1] }
         var positiveRankSum = 0.0
@@ -102,7 +116,8 @@ public enum Metrics {
             for j in start..<end where labels[order[j]] == 1 { positiveRankSum += midRank }
             start = end
         }
-        let p = Double(positives), n = Double(negatives)
+        let p = Double(positives)
+        let n = Double(negatives)
         return (positiveRankSum - p * (p + 1) / 2) / (p * n)
     }
 
@@ -110,8 +125,10 @@ public enum Metrics {
     /// - Throws: as `rocAUC(scores:labels:)`, and `.invalidArgument` unless the logits are `[batch, 2]`.
     public static func rocAUC(logits: Tensor, labels: [Int]) throws(TrainingError) -> Double {
         guard logits.rank == 2, logits.shape[1] == 2 else {
-            throw TrainingError(.invalidArgument, "ROC AUC: logits must be [batch, 2] for a binary task, got "
-                                + "\(logits.shape)")
+            throw TrainingError(
+                .invalidArgument,
+                "ROC AUC: logits must be [batch, 2] for a binary task, got "
+                    + "\(logits.shape)")
         }
         let scores = (0..<logits.shape[0]).map { Double(logits.storage[2 * $0 + 1]) - Double(logits.storage[2 * $0]) }
         return try rocAUC(scores: scores, labels: labels)

@@ -33,8 +33,10 @@ public struct PatchDataset: Sendable {
     ///   the patch (pad it with `preprocessing.crop_pad`).
     public init(cases: [Sample], patchSize: [Int], foregroundFraction: Double) throws(TrainingError) {
         guard patchSize.count == 3, patchSize.allSatisfy({ $0 >= 1 }) else {
-            throw TrainingError(.invalidArgument, "patch size \(patchSize) must be [depth, height, width] with "
-                                + "positive extents")
+            throw TrainingError(
+                .invalidArgument,
+                "patch size \(patchSize) must be [depth, height, width] with "
+                    + "positive extents")
         }
         guard (0...1).contains(foregroundFraction) else {
             throw TrainingError(.invalidArgument, "foreground fraction \(foregroundFraction) must be in 0...1")
@@ -47,9 +49,11 @@ public struct PatchDataset: Sendable {
                 throw TrainingError(.data, "case \(i) has no label volume on its image's grid")
             }
             guard d.z >= patchSize[0], d.y >= patchSize[1], d.x >= patchSize[2] else {
-                throw TrainingError(.data, "case \(i) (\(d.z)×\(d.y)×\(d.x) voxels, z×y×x) is smaller than the patch "
-                                    + "\(patchSize.map(String.init).joined(separator: "×")); choose a smaller patch or "
-                                    + "pad the volumes (`preprocessing.crop_pad`)")
+                throw TrainingError(
+                    .data,
+                    "case \(i) (\(d.z)×\(d.y)×\(d.x) voxels, z×y×x) is smaller than the patch "
+                        + "\(patchSize.map(String.init).joined(separator: "×")); choose a smaller patch or "
+                        + "pad the volumes (`preprocessing.crop_pad`)")
             }
             var indices: [Int32] = []
             for (j, v) in label.voxels.enumerated() where v != 0 { indices.append(Int32(j)) }

@@ -65,28 +65,37 @@ public struct PipelineLimits: Sendable, Equatable {
     /// - Parameter spatial: voxels of one training input (a slice for unet2d) when known from the data; nil takes it
     ///   from the configuration (patch size for unet3d; the fixed shape of `preprocessing` for unet2d, if any).
     /// - Throws: `.configuration` naming the key and the limit.
-    public func validate(_ training: TrainingConfiguration, preprocessing: PreprocessingConfiguration,
-                         spatial: Int? = nil) throws(TrainingError) {
+    public func validate(
+        _ training: TrainingConfiguration, preprocessing: PreprocessingConfiguration,
+        spatial: Int? = nil
+    ) throws(TrainingError) {
         do { try preprocessing.validate(limits: self.preprocessing) } catch {
             throw TrainingError(.configuration, "`\(error.transform)`: \(error.message)", cause: error.description)
         }
         try training.validate(limits: self)
         let m = training.model
-        guard let parameters = UNet.parameterCount(dimensions: m.dimensions, encoderChannels: m.encoderChannels,
-                                                   bottleneckChannels: m.bottleneckChannels, classes: m.classes),
-              parameters <= maxParameters else {
-            throw TrainingError(.configuration, "`model.encoder_channels` \(m.encoderChannels) with "
-                                + "`model.bottleneck_channels` \(m.bottleneckChannels) gives a model of "
-                                + "\(Self.describe(Self.parameterCount(m))) parameters, more than \(maxParameters) "
-                                + "(limit max_parameters); use fewer channels")
+        guard
+            let parameters = UNet.parameterCount(
+                dimensions: m.dimensions, encoderChannels: m.encoderChannels,
+                bottleneckChannels: m.bottleneckChannels, classes: m.classes),
+            parameters <= maxParameters
+        else {
+            throw TrainingError(
+                .configuration,
+                "`model.encoder_channels` \(m.encoderChannels) with "
+                    + "`model.bottleneck_channels` \(m.bottleneckChannels) gives a model of "
+                    + "\(Self.describe(Self.parameterCount(m))) parameters, more than \(maxParameters) "
+                    + "(limit max_parameters); use fewer channels")
         }
         let input = spatial ?? Self.trainingInputVoxels(training, preprocessing: preprocessing)
         guard let input else { return }
-        let perSample = UNet.activationValuesPerSample(dimensions: m.dimensions, spatial: input,
-                                                       encoderChannels: m.encoderChannels,
-                                                       bottleneckChannels: m.bottleneckChannels, classes: m.classes)
+        let perSample = UNet.activationValuesPerSample(
+            dimensions: m.dimensions, spatial: input,
+            encoderChannels: m.encoderChannels,
+            bottleneckChannels: m.bottleneckChannels, classes: m.classes)
         // One step's forward/backward holds one batch, or with DP-SGD one patient's micro-batch at a time.
-        let (perStep, key) = training.dpSGD.map { ($0.slicesPerPatient, "training.dp_sgd.slices_per_patient") }
+        let (perStep, key) =
+            training.dpSGD.map { ($0.slicesPerPatient, "training.dp_sgd.slices_per_patient") }
             ?? (training.batchSize, "training.batch_size")
         let bytes = perSample.flatMap { v -> Int? in
             let (a, o1) = v.multipliedReportingOverflow(by: perStep)
@@ -95,27 +104,33 @@ public struct PipelineLimits: Sendable, Equatable {
         }
         guard let bytes, bytes <= maxActivationBytes else {
             let what = m.dimensions == 3 ? "`model.patch_size` \(m.patchSize)" : "slices of \(input) voxels"
-            throw TrainingError(.configuration, "`\(key)` \(perStep) with \(what) and "
-                                + "`model.encoder_channels` \(m.encoderChannels) needs about "
-                                + "\(bytes.map { "\($0 >> 20) MiB" } ?? "more than 8 EiB") of activations per step, "
-                                + "more than \(maxActivationBytes >> 20) MiB (limit max_activation_bytes); lower the "
-                                + "batch size, the input size or the channels")
+            throw TrainingError(
+                .configuration,
+                "`\(key)` \(perStep) with \(what) and "
+                    + "`model.encoder_channels` \(m.encoderChannels) needs about "
+                    + "\(bytes.map { "\($0 >> 20) MiB" } ?? "more than 8 EiB") of activations per step, "
+                    + "more than \(maxActivationBytes >> 20) MiB (limit max_activation_bytes); lower the "
+                    + "batch size, the input size or the channels")
         }
     }
 
     static func parameterCount(_ m: TrainingConfiguration.Model) -> Int? {
-        UNet.parameterCount(dimensions: m.dimensions, encoderChannels: m.encoderChannels,
-                            bottleneckChannels: m.bottleneckChannels, classes: m.classes)
+        UNet.parameterCount(
+            dimensions: m.dimensions, encoderChannels: m.encoderChannels,
+            bottleneckChannels: m.bottleneckChannels, classes: m.classes)
     }
 
     static func describe(_ count: Int?) -> String { count.map { "\($0)" } ?? "more than \(Int.max)" }
 
     /// Voxels of one training input as the configuration fixes them: the unet3d patch, or for unet2d an axial
     /// slice of the last fixed shape (random crop, crop/pad shape, resize); nil when the data decides.
-    static func trainingInputVoxels(_ training: TrainingConfiguration,
-                                    preprocessing: PreprocessingConfiguration) -> Int? {
+    static func trainingInputVoxels(
+        _ training: TrainingConfiguration,
+        preprocessing: PreprocessingConfiguration
+    ) -> Int? {
         if training.model.dimensions == 3 { return CheckedConversion.product(training.model.patchSize) }
-        let shape = preprocessing.augmentation?.randomCrop?.shape ?? preprocessing.preprocessing.cropPad?.shape
+        let shape =
+            preprocessing.augmentation?.randomCrop?.shape ?? preprocessing.preprocessing.cropPad?.shape
             ?? preprocessing.preprocessing.resize
         guard let shape, shape.count == 3 else { return nil }
         return CheckedConversion.product(Array(shape.prefix(2)))
@@ -183,8 +198,9 @@ extension PipelineLimits {
             } else if let p = Self.doubleKeys[key] {
                 self[keyPath: p] = try Self.positiveDouble(v, "pipeline.\(key)")
             } else {
-                throw TrainingError(.configuration,
-                                    "unknown key `pipeline.\(String(key.prefix(64)))` in the limits file")
+                throw TrainingError(
+                    .configuration,
+                    "unknown key `pipeline.\(String(key.prefix(64)))` in the limits file")
             }
         }
     }

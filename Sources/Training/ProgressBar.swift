@@ -14,7 +14,8 @@ public struct ProgressBar: Sendable {
         let fraction = progress.steps > 0 ? min(1, Double(progress.step) / Double(progress.steps)) : 1
         let filled = Int((fraction * Double(width)).rounded(.down))
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-        let epochDigits = String(progress.epochs).count, stepDigits = String(progress.steps).count
+        let epochDigits = String(progress.epochs).count
+        let stepDigits = String(progress.steps).count
         func padded(_ n: Int, _ digits: Int) -> String {
             let s = String(n)
             return String(repeating: " ", count: max(0, digits - s.count)) + s
@@ -31,10 +32,12 @@ public struct ProgressBar: Sendable {
         var scale = 1.0
         for _ in 0..<decimals { scale *= 10 }
         let scaled = Int((abs(value) * scale).rounded())
-        let whole = scaled / Int(scale), fraction = scaled % Int(scale)
+        let whole = scaled / Int(scale)
+        let fraction = scaled % Int(scale)
         let digits = String(fraction)
         let sign = value < 0 && scaled != 0 ? "-" : ""
-        return sign + String(whole) + (decimals > 0
-            ? "." + String(repeating: "0", count: decimals - digits.count) + digits : "")
+        return sign + String(whole)
+            + (decimals > 0
+                ? "." + String(repeating: "0", count: decimals - digits.count) + digits : "")
     }
 }

@@ -24,8 +24,10 @@ public enum SegmentationDataset {
     /// - Throws: `.data` naming the series when a volume or SEG cannot be read, or when no series has a SEG.
     ///   - limits: the site's limits: a preprocessing step whose output grid would pass them throws instead of
     ///     allocating.
-    public static func load(folder: String, preprocessing: PreprocessingConfiguration, segments: [Int],
-                            limits: PreprocessingLimits = .default) throws(TrainingError) -> [SegmentationCase] {
+    public static func load(
+        folder: String, preprocessing: PreprocessingConfiguration, segments: [Int],
+        limits: PreprocessingLimits = .default
+    ) throws(TrainingError) -> [SegmentationCase] {
         let inspection: FolderInspection
         let all: [DICOMSeries]
         do {
@@ -46,23 +48,31 @@ public enum SegmentationDataset {
                 for i in labels.voxels.indices { labels.voxels[i] = lut[Int(labels.voxels[i])] }
                 var pipeline = preprocessing.preprocessingPipeline(limits: limits)
                 let sample = try pipeline.apply(Sample(image: image, label: labels))
-                cases.append(SegmentationCase(patientID: series.instances[0].tags["PatientID"] ?? series.seriesInstanceUID,
-                                              seriesInstanceUID: series.seriesInstanceUID, sample: sample))
+                cases.append(
+                    SegmentationCase(
+                        patientID: series.instances[0].tags["PatientID"] ?? series.seriesInstanceUID,
+                        seriesInstanceUID: series.seriesInstanceUID, sample: sample))
             } catch let error as DICOMError {
-                throw TrainingError(.data, "series \(series.seriesInstanceUID): \(error.message)", cause: error.description)
+                throw TrainingError(
+                    .data, "series \(series.seriesInstanceUID): \(error.message)", cause: error.description)
             } catch let error as VolumesError {
-                throw TrainingError(.data, "series \(series.seriesInstanceUID): preprocessing failed: \(error.message)", cause: error.description)
+                throw TrainingError(
+                    .data, "series \(series.seriesInstanceUID): preprocessing failed: \(error.message)",
+                    cause: error.description)
             } catch {
                 throw TrainingError(.data, "series \(series.seriesInstanceUID): \(error)")
             }
         }
         guard !cases.isEmpty else {
-            throw TrainingError(.data, "no series in \(folder) has a DICOM SEG to learn from; `tessera inspect` lists them")
+            throw TrainingError(
+                .data, "no series in \(folder) has a DICOM SEG to learn from; `tessera inspect` lists them")
         }
         let shapes = Set(cases.map { "\($0.sample.image.geometry.dimensions)" })
         guard shapes.count == 1 else {
-            throw TrainingError(.data, "the preprocessed volumes differ in shape (\(shapes.sorted().joined(separator: ", "))); give "
-                                + "`preprocessing.crop_pad.shape` so every case has the same grid")
+            throw TrainingError(
+                .data,
+                "the preprocessed volumes differ in shape (\(shapes.sorted().joined(separator: ", "))); give "
+                    + "`preprocessing.crop_pad.shape` so every case has the same grid")
         }
         return cases
     }

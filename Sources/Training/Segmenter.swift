@@ -28,10 +28,12 @@ public struct Segmenter: Sendable {
         func ints(_ key: String) -> [Int]? { m[key].map { $0.split(separator: ",").compactMap { Int($0) } } }
         let architecture = m["architecture"] ?? ""
         guard ["unet2d", "unet3d"].contains(architecture), let encoder = ints("encoder_channels"), !encoder.isEmpty,
-              let bottleneck = ints("bottleneck_channels")?.first, let segments = ints("segments"), !segments.isEmpty
+            let bottleneck = ints("bottleneck_channels")?.first, let segments = ints("segments"), !segments.isEmpty
         else {
-            throw TrainingError(.model, "\(path) is not a Tessera unet2d/unet3d checkpoint (its metadata lacks architecture, "
-                                + "encoder_channels, bottleneck_channels or segments); train one with `tessera train`")
+            throw TrainingError(
+                .model,
+                "\(path) is not a Tessera unet2d/unet3d checkpoint (its metadata lacks architecture, "
+                    + "encoder_channels, bottleneck_channels or segments); train one with `tessera train`")
         }
         var g = Tensors.SeededGenerator(seed: 0)
         if architecture == "unet3d" {
@@ -40,12 +42,14 @@ public struct Segmenter: Sendable {
                 throw TrainingError(.model, "\(path) is a unet3d checkpoint without `patch_size` metadata")
             }
             let blending = m["window_blending"].flatMap(SlidingWindowInference.Blending.init(rawValue:)) ?? .gaussian
-            window = try SlidingWindowInference(windowSize: [patch[2], patch[1], patch[0]],
-                                                overlap: m["window_overlap"].flatMap { Double($0) } ?? 0.25,
-                                                blending: blending)
+            window = try SlidingWindowInference(
+                windowSize: [patch[2], patch[1], patch[0]],
+                overlap: m["window_overlap"].flatMap { Double($0) } ?? 0.25,
+                blending: blending)
         }
-        var model = UNet(dimensions: architecture == "unet3d" ? 3 : 2, encoderChannels: encoder, bottleneckChannels: bottleneck,
-                         classes: segments.count + 1, generator: &g)
+        var model = UNet(
+            dimensions: architecture == "unet3d" ? 3 : 2, encoderChannels: encoder, bottleneckChannels: bottleneck,
+            classes: segments.count + 1, generator: &g)
         do { try model.load(contents.tensors) } catch {
             throw TrainingError(.model, "the tensors of \(path) do not fit its declared architecture: \(error)")
         }
@@ -61,13 +65,18 @@ public struct Segmenter: Sendable {
         if model.dimensions == 3 {
             let d = image.geometry.dimensions
             let window: SlidingWindowInference
-            if let configured = self.window { window = configured } else {
+            if let configured = self.window {
+                window = configured
+            } else {
                 window = try SlidingWindowInference(windowSize: [d.z, d.y, d.x], overlap: 0)
             }
             return try window.labels(image) { try model.forward($0).output }
         }
         let g = image.geometry
-        let h = g.dimensions.y, w = g.dimensions.x, plane = h * w, depth = g.dimensions.z
+        let h = g.dimensions.y
+        let w = g.dimensions.x
+        let plane = h * w
+        let depth = g.dimensions.z
         var out = Volume<UInt8>(geometry: g, repeating: 0)
         var k = 0
         while k < depth {
@@ -86,7 +95,10 @@ public struct Segmenter: Sendable {
                         var bestValue = l[(b * classes) * plane + p]
                         for c in 1..<classes {
                             let v = l[(b * classes + c) * plane + p]
-                            if v > bestValue { bestValue = v; best = c }
+                            if v > bestValue {
+                                bestValue = v
+                                best = c
+                            }
                         }
                         out.voxels[(k + b) * plane + p] = UInt8(best)
                     }

@@ -28,17 +28,22 @@ public struct SlidingWindowInference: Sendable {
 
     /// - Throws: `.invalidArgument` unless `windowSize` is three positive extents, `overlap` in [0, 1),
     ///   `sigmaScale` > 0 and `batchSize` ≥ 1.
-    public init(windowSize: [Int], overlap: Double = 0.25, blending: Blending = .gaussian, sigmaScale: Double = 0.125,
-                batchSize: Int = 1) throws(TrainingError) {
+    public init(
+        windowSize: [Int], overlap: Double = 0.25, blending: Blending = .gaussian, sigmaScale: Double = 0.125,
+        batchSize: Int = 1
+    ) throws(TrainingError) {
         guard windowSize.count == 3, windowSize.allSatisfy({ $0 >= 1 }) else {
-            throw TrainingError(.invalidArgument, "sliding window size \(windowSize) must be [depth, height, width] "
-                                + "with positive extents")
+            throw TrainingError(
+                .invalidArgument,
+                "sliding window size \(windowSize) must be [depth, height, width] "
+                    + "with positive extents")
         }
         guard overlap >= 0, overlap < 1 else {
             throw TrainingError(.invalidArgument, "sliding window overlap \(overlap) must be in [0, 1)")
         }
         guard sigmaScale > 0, batchSize >= 1 else {
-            throw TrainingError(.invalidArgument, "sigma scale \(sigmaScale) must be > 0 and batch size \(batchSize) ≥ 1")
+            throw TrainingError(
+                .invalidArgument, "sigma scale \(sigmaScale) must be > 0 and batch size \(batchSize) ≥ 1")
         }
         self.windowSize = windowSize
         self.overlap = overlap
@@ -60,7 +65,8 @@ public struct SlidingWindowInference: Sendable {
         let (d, h, w) = (windowSize[0], windowSize[1], windowSize[2])
         guard blending == .gaussian else { return [Float](repeating: 1, count: d * h * w) }
         func axis(_ n: Int) -> [Double] {
-            let sigma = sigmaScale * Double(n), centre = Double(n - 1) / 2
+            let sigma = sigmaScale * Double(n)
+            let centre = Double(n - 1) / 2
             return (0..<n).map { Foundation.exp(-(Double($0) - centre) * (Double($0) - centre) / (2 * sigma * sigma)) }
         }
         let (gz, gy, gx) = (axis(d), axis(h), axis(w))
@@ -86,7 +92,8 @@ public struct SlidingWindowInference: Sendable {
             }
         }
         let map = importanceMap()
-        let plane = dims.x * dims.y, total = plane * dims.z
+        let plane = dims.x * dims.y
+        let total = plane * dims.z
         var sums: [Float] = []
         var weights = [Float](repeating: 0, count: total)
         var classes = 0
@@ -106,8 +113,10 @@ public struct SlidingWindowInference: Sendable {
                 sums = [Float](repeating: 0, count: max(classes, 1) * total)
             }
             guard classes > 0, output.shape == [group.count, classes, wd, wh, ww] else {
-                throw TrainingError(.model, "the model returned \(output.shape) for windows [\(group.count), 1, \(wd), "
-                                    + "\(wh), \(ww)]; it must keep the window's extents")
+                throw TrainingError(
+                    .model,
+                    "the model returned \(output.shape) for windows [\(group.count), 1, \(wd), "
+                        + "\(wh), \(ww)]; it must keep the window's extents")
             }
             for (b, c) in group.enumerated() {
                 visit(c, extents: extents) { source, local in
@@ -131,7 +140,8 @@ public struct SlidingWindowInference: Sendable {
         -> Volume<UInt8>
     {
         let z = try logits(image, predictor: predictor)
-        let classes = z.shape[1], total = image.geometry.voxelCount
+        let classes = z.shape[1]
+        let total = image.geometry.voxelCount
         var out = Volume<UInt8>(geometry: image.geometry, repeating: 0)
         z.storage.withUnsafeBufferPointer { p in
             for i in 0..<total {

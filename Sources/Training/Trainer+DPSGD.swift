@@ -24,8 +24,10 @@ public struct DPSGDRecord: Sendable, Equatable, Codable {
     /// B: the expected lot size.
     public var patientsPerStep: Int
 
-    public init(steps: Int, samplingRate: Double, noiseMultiplier: Double, maxGradNorm: Double,
-                sampling: TrainingConfiguration.DPSGD.Sampling, trainPatients: Int, patientsPerStep: Int) {
+    public init(
+        steps: Int, samplingRate: Double, noiseMultiplier: Double, maxGradNorm: Double,
+        sampling: TrainingConfiguration.DPSGD.Sampling, trainPatients: Int, patientsPerStep: Int
+    ) {
         self.steps = steps
         self.samplingRate = samplingRate
         self.noiseMultiplier = noiseMultiplier
@@ -60,14 +62,19 @@ extension Trainer {
     ///   - expectedLotSize: B ≥ 1.
     /// - Returns: the gradient, named and shaped as `model.parameters`, and each patient's loss.
     /// - Throws: `.invalidArgument` for bad σ, C or B; `.nonFinite` for a NaN/Inf loss or gradient norm.
-    public func privatizedGradient<S: NoiseSource>(lot: [MicroBatch], noiseMultiplier: Double, maxGradNorm: Double,
-                                                   expectedLotSize: Int, noise: inout S) throws(TrainingError)
+    public func privatizedGradient<S: NoiseSource>(
+        lot: [MicroBatch], noiseMultiplier: Double, maxGradNorm: Double,
+        expectedLotSize: Int, noise: inout S
+    ) throws(TrainingError)
         -> (gradient: NamedTensors, losses: [Double])
     {
         guard noiseMultiplier.isFinite, noiseMultiplier >= 0, maxGradNorm.isFinite, maxGradNorm > 0,
-              expectedLotSize >= 1 else {
-            throw TrainingError(.invalidArgument, "DP-SGD needs σ ≥ 0, C > 0 and B ≥ 1 (finite); got σ = "
-                                + "\(noiseMultiplier), C = \(maxGradNorm), B = \(expectedLotSize)")
+            expectedLotSize >= 1
+        else {
+            throw TrainingError(
+                .invalidArgument,
+                "DP-SGD needs σ ≥ 0, C > 0 and B ≥ 1 (finite); got σ = "
+                    + "\(noiseMultiplier), C = \(maxGradNorm), B = \(expectedLotSize)")
         }
         let parameters = model.parameters
         var sums = parameters.map { [Float](repeating: 0, count: $0.tensor.count) }
@@ -75,8 +82,10 @@ extension Trainer {
         for patient in lot {
             let (value, gradients) = try patientGradient(patient)
             guard value.isFinite else {
-                throw TrainingError(.nonFinite, "the loss became \(value) in a DP-SGD step; training stopped. Lower "
-                                    + "the learning rate")
+                throw TrainingError(
+                    .nonFinite,
+                    "the loss became \(value) in a DP-SGD step; training stopped. Lower "
+                        + "the learning rate")
             }
             var squares = 0.0
             for (name, _) in parameters {
@@ -84,21 +93,26 @@ extension Trainer {
             }
             let norm = squares.squareRoot()
             guard norm.isFinite else {
-                throw TrainingError(.nonFinite, "a patient's gradient norm became \(norm) in a DP-SGD step; training "
-                                    + "stopped. Lower the learning rate")
+                throw TrainingError(
+                    .nonFinite,
+                    "a patient's gradient norm became \(norm) in a DP-SGD step; training "
+                        + "stopped. Lower the learning rate")
             }
             let factor = norm > maxGradNorm ? maxGradNorm / norm : 1
             for (k, (name, tensor)) in parameters.enumerated() {
                 guard let g = gradients[name] else { continue }  // no gradient: zero
                 guard g.count == tensor.count else {
-                    throw TrainingError(.model, "the gradient of \(name) has \(g.count) values for \(tensor.count) "
-                                        + "parameters")
+                    throw TrainingError(
+                        .model,
+                        "the gradient of \(name) has \(g.count) values for \(tensor.count) "
+                            + "parameters")
                 }
                 for i in sums[k].indices { sums[k][i] += Float(Double(g.storage[i]) * factor) }
             }
             losses.append(value)
         }
-        let std = noiseMultiplier * maxGradNorm, lotSize = Double(expectedLotSize)
+        let std = noiseMultiplier * maxGradNorm
+        let lotSize = Double(expectedLotSize)
         var spare: Double?
         var out = NamedTensors()
         for (k, (name, tensor)) in parameters.enumerated() {
@@ -110,7 +124,8 @@ extension Trainer {
                         z = s
                         spare = nil
                     } else {
-                        let radius = (-2 * log(noise.uniform())).squareRoot(), angle = 2 * Double.pi * noise.uniform()
+                        let radius = (-2 * log(noise.uniform())).squareRoot()
+                        let angle = 2 * Double.pi * noise.uniform()
                         z = radius * cos(angle)
                         spare = radius * sin(angle)
                     }
@@ -142,9 +157,11 @@ extension Trainer {
     /// The patients of one DP-SGD step, as ascending indices into `0..<patientCount`.
     /// - `poisson`: each index independently with probability q = B / N (one `uniform()` per patient, in order);
     /// - `fixed`: exactly min(B, N) distinct indices, uniformly (partial Fisher–Yates).
-    public static func sampleLot(patientCount: Int, patientsPerStep: Int,
-                                 sampling: TrainingConfiguration.DPSGD.Sampling,
-                                 generator: inout SplitMix64) -> [Int] {
+    public static func sampleLot(
+        patientCount: Int, patientsPerStep: Int,
+        sampling: TrainingConfiguration.DPSGD.Sampling,
+        generator: inout SplitMix64
+    ) -> [Int] {
         guard patientCount > 0, patientsPerStep > 0 else { return [] }
         switch sampling {
         case .poisson:
@@ -170,7 +187,8 @@ extension Trainer {
 
     /// Case indices of each distinct patient, in order of first appearance in `train`.
     static func patientGroups(_ train: [SegmentationCase]) -> [[Int]] {
-        var order: [String] = [], groups: [String: [Int]] = [:]
+        var order: [String] = []
+        var groups: [String: [Int]] = [:]
         for (i, c) in train.enumerated() {
             if groups[c.patientID] == nil { order.append(c.patientID) }
             groups[c.patientID, default: []].append(i)
@@ -185,22 +203,27 @@ extension Trainer {
     /// from the job's seed: the amplification by subsampling that the accountant counts holds only while nobody
     /// outside the site can tell which patients made up a lot.
     /// - Returns: the sum of the per-patient losses and their count.
-    mutating func dpSGDEpoch(_ dp: TrainingConfiguration.DPSGD, cases: [Sample], patients: [[Int]],
-                             optimizer: inout any NeuralNetwork.Optimizer, rng: inout SplitMix64, epoch: Int,
-                             start: Date, onStep: (StepProgress) -> Void) throws(TrainingError) -> (Double, Int) {
+    mutating func dpSGDEpoch(
+        _ dp: TrainingConfiguration.DPSGD, cases: [Sample], patients: [[Int]],
+        optimizer: inout any NeuralNetwork.Optimizer, rng: inout SplitMix64, epoch: Int,
+        start: Date, onStep: (StepProgress) -> Void
+    ) throws(TrainingError) -> (Double, Int) {
         let c = configuration
-        let patches = c.model.dimensions == 3
+        let patches =
+            c.model.dimensions == 3
             ? try PatchDataset(cases: cases, patchSize: c.model.patchExtents, foregroundFraction: c.foregroundFraction)
             : nil
         let steps = Self.dpSGDStepsPerEpoch(trainPatients: patients.count, patientsPerStep: dp.patientsPerStep)
-        var lossSum = 0.0, count = 0
+        var lossSum = 0.0
+        var count = 0
         var secret = noiseSource
         let lotSeed = UInt64(secret.uniform() * 0x1p32) << 32 | UInt64(secret.uniform() * 0x1p32)
         noiseSource = secret
         var lots = SplitMix64(seed: lotSeed)
         for step in 1...steps {
-            let lot = Self.sampleLot(patientCount: patients.count, patientsPerStep: dp.patientsPerStep,
-                                     sampling: dp.sampling, generator: &lots)
+            let lot = Self.sampleLot(
+                patientCount: patients.count, patientsPerStep: dp.patientsPerStep,
+                sampling: dp.sampling, generator: &lots)
             var batches: [MicroBatch] = []
             for p in lot {
                 let own = patients[p]
@@ -213,8 +236,9 @@ extension Trainer {
                     }
                     batches.append(patches.batch(locations))
                 } else {
-                    let picks = Self.slicePicks(own.map { cases[$0] }, count: dp.slicesPerPatient,
-                                                foregroundFraction: c.foregroundFraction, generator: &rng)
+                    let picks = Self.slicePicks(
+                        own.map { cases[$0] }, count: dp.slicesPerPatient,
+                        foregroundFraction: c.foregroundFraction, generator: &rng)
                     // A patient without labelled slices contributes a zero gradient.
                     guard !picks.isEmpty else { continue }
                     let batch = Self.makeBatch(picks.map { (own[$0.0], $0.1) }, cases)
@@ -222,9 +246,10 @@ extension Trainer {
                 }
             }
             var noise = noiseSource
-            let result = try privatizedGradient(lot: batches, noiseMultiplier: dp.noiseMultiplier,
-                                                maxGradNorm: dp.maxGradNorm, expectedLotSize: dp.patientsPerStep,
-                                                noise: &noise)
+            let result = try privatizedGradient(
+                lot: batches, noiseMultiplier: dp.noiseMultiplier,
+                maxGradNorm: dp.maxGradNorm, expectedLotSize: dp.patientsPerStep,
+                noise: &noise)
             noiseSource = noise
             var gradients = result.gradient
             let losses = result.losses
@@ -233,7 +258,8 @@ extension Trainer {
                 let current = model.parameters
                 for (name, g) in gradients {
                     guard let theta = current[name], let ref = proximal.reference[name], ref.shape == theta.shape,
-                          g.shape == theta.shape else { continue }
+                        g.shape == theta.shape
+                    else { continue }
                     var adjusted = g
                     for i in adjusted.storage.indices {
                         adjusted.storage[i] += proximal.mu * (theta.storage[i] - ref.storage[i])
@@ -247,8 +273,10 @@ extension Trainer {
             dpSGDRecord?.steps += 1
             lossSum += losses.reduce(0, +)
             count += losses.count
-            onStep(StepProgress(epoch: epoch, epochs: c.epochs, step: step, steps: steps,
-                                meanLoss: lossSum / Double(max(count, 1)), seconds: Date().timeIntervalSince(start)))
+            onStep(
+                StepProgress(
+                    epoch: epoch, epochs: c.epochs, step: step, steps: steps,
+                    meanLoss: lossSum / Double(max(count, 1)), seconds: Date().timeIntervalSince(start)))
         }
         return (lossSum, count)
     }

@@ -1,7 +1,7 @@
 import DifferentialPrivacy
-import Randomness
 import Foundation
 import NeuralNetwork
+import Randomness
 import Tensors
 import Volumes
 
@@ -32,7 +32,9 @@ public struct EpochReport: Sendable, Codable {
     public var seconds: Double
     /// DP-SGD: the record after this epoch (steps so far in this `fit`); nil without DP-SGD.
     public var dpSGD: DPSGDRecord? = nil
-    public var meanDice: Double { validationDice.isEmpty ? 0 : validationDice.reduce(0, +) / Double(validationDice.count) }
+    public var meanDice: Double {
+        validationDice.isEmpty ? 0 : validationDice.reduce(0, +) / Double(validationDice.count)
+    }
 }
 
 /// Local training of a 2-D U-Net on axial slices of preprocessed cases: class-balanced slice sampling, seeded
@@ -58,9 +60,11 @@ public struct Trainer: Sendable {
         self.configuration = configuration
         self.preprocessing = preprocessing
         var g = Tensors.SeededGenerator(seed: configuration.model.seed)
-        model = UNet(dimensions: configuration.model.dimensions, inputChannels: 1, encoderChannels: configuration.model.encoderChannels,
-                     bottleneckChannels: configuration.model.bottleneckChannels, classes: configuration.model.classes,
-                     generator: &g)
+        model = UNet(
+            dimensions: configuration.model.dimensions, inputChannels: 1,
+            encoderChannels: configuration.model.encoderChannels,
+            bottleneckChannels: configuration.model.bottleneckChannels, classes: configuration.model.classes,
+            generator: &g)
     }
 
     /// Replaces the model's weights (e.g. the global model of a federated round).
@@ -90,24 +94,29 @@ public struct Trainer: Sendable {
     /// - Returns: the epoch reports (with DP-SGD, each carries the `DPSGDRecord` so far).
     /// - Throws: `.nonFinite` on a NaN/Inf loss (the last good checkpoint stays), `.data` for unusable cases,
     ///   `.configuration` when DP-SGD asks for more patients per step than `train` holds.
-    public mutating func fit(train: [SegmentationCase], validation: [SegmentationCase], checkpoint: String? = nil,
-                             onStep: (StepProgress) -> Void = { _ in },
-                             progress: (EpochReport) -> Void = { _ in }) throws(TrainingError) -> [EpochReport] {
+    public mutating func fit(
+        train: [SegmentationCase], validation: [SegmentationCase], checkpoint: String? = nil,
+        onStep: (StepProgress) -> Void = { _ in },
+        progress: (EpochReport) -> Void = { _ in }
+    ) throws(TrainingError) -> [EpochReport] {
         guard !train.isEmpty else { throw TrainingError(.data, "no training case") }
         let c = configuration
         dpSGDRecord = nil
         let patients = Self.patientGroups(train)
         if let dp = c.dpSGD {
             try dp.validate(limits: nil)
-            dpSGDRecord = DPSGDRecord(steps: 0, samplingRate: try dp.samplingRate(trainPatients: patients.count),
-                                      noiseMultiplier: dp.noiseMultiplier, maxGradNorm: dp.maxGradNorm,
-                                      sampling: dp.sampling, trainPatients: patients.count,
-                                      patientsPerStep: dp.patientsPerStep)
+            dpSGDRecord = DPSGDRecord(
+                steps: 0, samplingRate: try dp.samplingRate(trainPatients: patients.count),
+                noiseMultiplier: dp.noiseMultiplier, maxGradNorm: dp.maxGradNorm,
+                sampling: dp.sampling, trainPatients: patients.count,
+                patientsPerStep: dp.patientsPerStep)
         }
         var optimizer: any NeuralNetwork.Optimizer
         switch c.optimizer.name {
-        case "sgd": optimizer = SGD(learningRate: c.optimizer.learningRate, momentum: c.optimizer.momentum,
-                                    weightDecay: c.optimizer.weightDecay, nesterov: c.optimizer.nesterov)
+        case "sgd":
+            optimizer = SGD(
+                learningRate: c.optimizer.learningRate, momentum: c.optimizer.momentum,
+                weightDecay: c.optimizer.weightDecay, nesterov: c.optimizer.nesterov)
         case "adamw": optimizer = AdamW(learningRate: c.optimizer.learningRate, weightDecay: c.optimizer.weightDecay)
         default: optimizer = Adam(learningRate: c.optimizer.learningRate, weightDecay: c.optimizer.weightDecay)
         }
@@ -124,50 +133,65 @@ public struct Trainer: Sendable {
                     throw TrainingError(.data, "augmentation failed on \(t.patientID): \(error.message)")
                 }
             }
-            var lossSum = 0.0, batches = 0
+            var lossSum = 0.0
+            var batches = 0
             if let dp = c.dpSGD {
-                (lossSum, batches) = try dpSGDEpoch(dp, cases: cases, patients: patients, optimizer: &optimizer,
-                                                    rng: &rng, epoch: epoch, start: start, onStep: onStep)
+                (lossSum, batches) = try dpSGDEpoch(
+                    dp, cases: cases, patients: patients, optimizer: &optimizer,
+                    rng: &rng, epoch: epoch, start: start, onStep: onStep)
             } else {
                 // Batch k + 1 is assembled on a background task while the model trains on batch k; every random pick
                 // is drawn here first, so the order (and the result) does not depend on scheduling.
                 let prefetcher: BatchPrefetcher<Batch>
                 if c.model.dimensions == 3 {
                     // Class-balanced 3-D patches.
-                    let patches = try PatchDataset(cases: cases, patchSize: c.model.patchExtents,
-                                                   foregroundFraction: c.foregroundFraction)
-                    let groups = Self.groups(patches.sampleLocations(count: c.patchesPerEpoch, generator: &rng),
-                                             c.batchSize)
+                    let patches = try PatchDataset(
+                        cases: cases, patchSize: c.model.patchExtents,
+                        foregroundFraction: c.foregroundFraction)
+                    let groups = Self.groups(
+                        patches.sampleLocations(count: c.patchesPerEpoch, generator: &rng),
+                        c.batchSize)
                     prefetcher = BatchPrefetcher<Batch>(count: groups.count) { i in
                         let b = patches.batch(groups[i])
                         return (b.input, b.targets)
                     }
                 } else {
                     // Class-balanced axial slices.
-                    let groups = Self.groups(Self.slicePicks(cases, count: c.slicesPerEpoch,
-                                                             foregroundFraction: c.foregroundFraction, generator: &rng),
-                                             c.batchSize)
+                    let groups = Self.groups(
+                        Self.slicePicks(
+                            cases, count: c.slicesPerEpoch,
+                            foregroundFraction: c.foregroundFraction, generator: &rng),
+                        c.batchSize)
                     let epochCases = cases
                     prefetcher = BatchPrefetcher<Batch>(count: groups.count) { i in
                         Self.makeBatch(groups[i], epochCases)
                     }
                 }
                 while let (input, targets) = try nextBatch(prefetcher) {
-                    lossSum += try step(input: input, targets: targets, optimizer: &optimizer, epoch: epoch,
-                                        checkpoint: checkpoint)
+                    lossSum += try step(
+                        input: input, targets: targets, optimizer: &optimizer, epoch: epoch,
+                        checkpoint: checkpoint)
                     batches += 1
-                    onStep(StepProgress(epoch: epoch, epochs: c.epochs, step: batches, steps: prefetcher.count,
-                                        meanLoss: lossSum / Double(batches), seconds: Date().timeIntervalSince(start)))
+                    onStep(
+                        StepProgress(
+                            epoch: epoch, epochs: c.epochs, step: batches, steps: prefetcher.count,
+                            meanLoss: lossSum / Double(batches), seconds: Date().timeIntervalSince(start)))
                 }
             }
             let dice = validation.isEmpty ? [] : try validate(validation)
-            let report = EpochReport(epoch: epoch, loss: lossSum / Double(max(batches, 1)), validationDice: dice,
-                                     seconds: Date().timeIntervalSince(start), dpSGD: dpSGDRecord)
+            let report = EpochReport(
+                epoch: epoch, loss: lossSum / Double(max(batches, 1)), validationDice: dice,
+                seconds: Date().timeIntervalSince(start), dpSGD: dpSGDRecord)
             reports.append(report)
             let score = validation.isEmpty ? -report.loss : report.meanDice
             if score > best, let checkpoint {
                 best = score
-                try save(to: checkpoint, metadata: ["epoch": String(epoch), "validation_dice": dice.map { String(format: "%.4f", $0) }.joined(separator: ",")])
+                try save(
+                    to: checkpoint,
+                    metadata: [
+                        "epoch": String(epoch),
+                        "validation_dice": dice.map { String(format: "%.4f", $0) }.joined(separator: ","),
+                    ])
             }
             progress(report)
         }
@@ -180,13 +204,20 @@ public struct Trainer: Sendable {
     }
 
     /// `count` (case, slice) picks: a slice with foreground with probability `foregroundFraction`, else one without.
-    static func slicePicks(_ cases: [Sample], count: Int, foregroundFraction: Double,
-                           generator rng: inout SplitMix64) -> [(Int, Int)] {
-        var foreground: [(Int, Int)] = [], background: [(Int, Int)] = []
+    static func slicePicks(
+        _ cases: [Sample], count: Int, foregroundFraction: Double,
+        generator rng: inout SplitMix64
+    ) -> [(Int, Int)] {
+        var foreground: [(Int, Int)] = []
+        var background: [(Int, Int)] = []
         for (i, s) in cases.enumerated() {
             guard let label = s.label else { continue }
             for k in 0..<label.geometry.dimensions.z {
-                if label.slice(k).contains(where: { $0 != 0 }) { foreground.append((i, k)) } else { background.append((i, k)) }
+                if label.slice(k).contains(where: { $0 != 0 }) {
+                    foreground.append((i, k))
+                } else {
+                    background.append((i, k))
+                }
             }
         }
         var picks: [(Int, Int)] = []
@@ -207,7 +238,9 @@ public struct Trainer: Sendable {
 
     static func makeBatch(_ picks: [(Int, Int)], _ cases: [Sample]) -> (Tensor, [Int]) {
         let g = cases[0].image.geometry
-        let h = g.dimensions.y, w = g.dimensions.x, plane = h * w
+        let h = g.dimensions.y
+        let w = g.dimensions.x
+        let plane = h * w
         var input = [Float](repeating: 0, count: picks.count * plane)
         var targets = [Int](repeating: 0, count: picks.count * plane)
         for (b, (i, k)) in picks.enumerated() {
@@ -220,8 +253,10 @@ public struct Trainer: Sendable {
         return (Tensor(shape: [picks.count, 1, h, w], storage: input), targets)
     }
 
-    mutating func step(input: Tensor, targets: [Int], optimizer: inout any NeuralNetwork.Optimizer, epoch: Int,
-                       checkpoint: String?) throws(TrainingError) -> Double {
+    mutating func step(
+        input: Tensor, targets: [Int], optimizer: inout any NeuralNetwork.Optimizer, epoch: Int,
+        checkpoint: String?
+    ) throws(TrainingError) -> Double {
         do {
             let (logits, trace) = try model.forward(input)
             let loss: LossResult
@@ -231,15 +266,19 @@ public struct Trainer: Sendable {
             default: loss = try Loss.diceCrossEntropy(logits: logits, targets: targets)
             }
             guard loss.value.isFinite else {
-                throw TrainingError(.nonFinite, "the loss became \(loss.value) in epoch \(epoch); training stopped"
-                                    + (checkpoint.map { " and the last good checkpoint \($0) was kept" } ?? "")
-                                    + ". Lower the learning rate or enable gradient clipping")
+                throw TrainingError(
+                    .nonFinite,
+                    "the loss became \(loss.value) in epoch \(epoch); training stopped"
+                        + (checkpoint.map { " and the last good checkpoint \($0) was kept" } ?? "")
+                        + ". Lower the learning rate or enable gradient clipping")
             }
             var gradients = model.backward(loss.gradient, trace: trace)
             if let proximal, proximal.mu > 0 {
                 let current = model.parameters
                 for (name, g) in gradients {
-                    guard let theta = current[name], let ref = proximal.reference[name], ref.shape == theta.shape else { continue }
+                    guard let theta = current[name], let ref = proximal.reference[name], ref.shape == theta.shape else {
+                        continue
+                    }
                     var adjusted = g
                     for i in adjusted.storage.indices {
                         adjusted.storage[i] += proximal.mu * (theta.storage[i] - ref.storage[i])
@@ -247,7 +286,9 @@ public struct Trainer: Sendable {
                     gradients[name] = adjusted
                 }
             }
-            if configuration.gradientClipNorm > 0 { _ = clipGradientNorm(&gradients, maxNorm: configuration.gradientClipNorm) }
+            if configuration.gradientClipNorm > 0 {
+                _ = clipGradientNorm(&gradients, maxNorm: configuration.gradientClipNorm)
+            }
             try optimizer.update(model: &model, gradients: gradients)
             return loss.value
         } catch let error as TrainingError {
@@ -272,9 +313,10 @@ public struct Trainer: Sendable {
     /// The current model as a segmenter (3-D: sliding windows of the configured patch).
     public func segmenter() throws(TrainingError) -> Segmenter {
         guard configuration.model.dimensions == 3 else { return Segmenter(model: model) }
-        let window = try SlidingWindowInference(windowSize: configuration.model.patchExtents,
-                                                overlap: configuration.model.windowOverlap,
-                                                blending: configuration.model.windowBlending, batchSize: 2)
+        let window = try SlidingWindowInference(
+            windowSize: configuration.model.patchExtents,
+            overlap: configuration.model.windowOverlap,
+            blending: configuration.model.windowBlending, batchSize: 2)
         return Segmenter(model: model, window: window)
     }
 
@@ -292,7 +334,9 @@ public struct Trainer: Sendable {
         meta["segments"] = configuration.model.segments.map(String.init).joined(separator: ",")
         do {
             let folder = (path as NSString).deletingLastPathComponent
-            if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+            if !folder.isEmpty {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            }
             try SafeTensors.write(model.stateDict, metadata: meta, to: path)
         } catch {
             throw TrainingError(.io, "cannot write the checkpoint \(path)", cause: "\(error)")

@@ -43,8 +43,10 @@ extension TrainingConfiguration {
         /// Upper bound of `noise_multiplier` and `max_grad_norm` (as `gradient_clip_norm`'s).
         public static let maxValue = 1e6
 
-        public init(noiseMultiplier: Double, maxGradNorm: Double, sampling: Sampling = .poisson,
-                    patientsPerStep: Int, slicesPerPatient: Int = 4) {
+        public init(
+            noiseMultiplier: Double, maxGradNorm: Double, sampling: Sampling = .poisson,
+            patientsPerStep: Int, slicesPerPatient: Int = 4
+        ) {
             self.noiseMultiplier = noiseMultiplier
             self.maxGradNorm = maxGradNorm
             self.sampling = sampling
@@ -56,9 +58,11 @@ extension TrainingConfiguration {
         /// - Throws: `.configuration` naming `training.dp_sgd.patients_per_step` when N < 1 or B > N.
         public func samplingRate(trainPatients: Int) throws(TrainingError) -> Double {
             guard trainPatients >= 1, patientsPerStep <= trainPatients else {
-                throw TrainingError(.configuration, "`training.dp_sgd.patients_per_step` is \(patientsPerStep) but "
-                                    + "the site has \(trainPatients) training patients: it must be at most that "
-                                    + "(q = B / N ≤ 1); lower it or add patients")
+                throw TrainingError(
+                    .configuration,
+                    "`training.dp_sgd.patients_per_step` is \(patientsPerStep) but "
+                        + "the site has \(trainPatients) training patients: it must be at most that "
+                        + "(q = B / N ≤ 1); lower it or add patients")
             }
             return Double(patientsPerStep) / Double(trainPatients)
         }

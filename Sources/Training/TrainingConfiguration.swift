@@ -55,19 +55,25 @@ public struct TrainingConfiguration: Sendable, Equatable {
     /// Sample-level DP-SGD with the patient as the privacy unit (`training.dp_sgd`); nil: ordinary training.
     public var dpSGD: DPSGD?
     /// Seed for the split, the slice sampling and the augmentation order.
-    public var seed: UInt64 = 20261121
+    public var seed: UInt64 = 20_261_121
 
     public init() {}
 
-    static let modelKeys: Set<String> = ["architecture", "encoder_channels", "bottleneck_channels", "segments", "seed",
-                                         "patch_size", "window_overlap", "window_blending"]
-    static let trainingKeys: Set<String> = ["epochs", "batch_size", "slices_per_epoch", "patches_per_epoch",
-                                            "foreground_fraction",
-                                            "validation_fraction", "loss", "gradient_clip_norm", "seed", "optimizer",
-                                            "dp_sgd"]
+    static let modelKeys: Set<String> = [
+        "architecture", "encoder_channels", "bottleneck_channels", "segments", "seed",
+        "patch_size", "window_overlap", "window_blending",
+    ]
+    static let trainingKeys: Set<String> = [
+        "epochs", "batch_size", "slices_per_epoch", "patches_per_epoch",
+        "foreground_fraction",
+        "validation_fraction", "loss", "gradient_clip_norm", "seed", "optimizer",
+        "dp_sgd",
+    ]
     static let optimizerKeys: Set<String> = ["name", "learning_rate", "momentum", "nesterov", "weight_decay"]
-    static let dpSGDKeys: Set<String> = ["noise_multiplier", "max_grad_norm", "sampling", "patients_per_step",
-                                         "slices_per_patient"]
+    static let dpSGDKeys: Set<String> = [
+        "noise_multiplier", "max_grad_norm", "sampling", "patients_per_step",
+        "slices_per_patient",
+    ]
 
     /// Parses the `model:` and `training:` sections (both optional; defaults above) and checks them against
     /// `limits` (sizes only; `PipelineLimits.validate` adds the model's parameter count and activation memory).
@@ -92,8 +98,10 @@ public struct TrainingConfiguration: Sendable, Equatable {
             for (k, v) in m {
                 let key = k.string ?? ""
                 guard allowed.contains(key) else {
-                    throw TrainingError(.configuration, "unknown key `\(path).\(String(key.prefix(64)))`; known: "
-                                        + allowed.sorted().joined(separator: ", "))
+                    throw TrainingError(
+                        .configuration,
+                        "unknown key `\(path).\(String(key.prefix(64)))`; known: "
+                            + allowed.sorted().joined(separator: ", "))
                 }
                 out[key] = v
             }
@@ -130,14 +138,18 @@ public struct TrainingConfiguration: Sendable, Equatable {
             }
             return v
         }
-        func ints(_ n: Node?, _ path: String, count: ClosedRange<Int>, values: ClosedRange<Int>,
-                  shape: String? = nil) throws(TrainingError) -> [Int]?
-        {
+        func ints(
+            _ n: Node?, _ path: String, count: ClosedRange<Int>, values: ClosedRange<Int>,
+            shape: String? = nil
+        ) throws(TrainingError) -> [Int]? {
             guard let n else { return nil }
             guard let seq = n.sequence else { throw fail(path, "must be a list of integers") }
             guard count.contains(seq.count) else {
-                throw fail(path, "has \(seq.count) entries: give " + (shape
-                    ?? "\(count.lowerBound)...\(count.upperBound)"))
+                throw fail(
+                    path,
+                    "has \(seq.count) entries: give "
+                        + (shape
+                            ?? "\(count.lowerBound)...\(count.upperBound)"))
             }
             var out: [Int] = []
             for (i, item) in seq.enumerated() {
@@ -155,46 +167,62 @@ public struct TrainingConfiguration: Sendable, Equatable {
             self.model.architecture = a
         }
         let channels = 1...limits.maxChannels
-        self.model.encoderChannels = try ints(model["encoder_channels"], "model.encoder_channels",
-                                              count: 1...limits.maxLevels, values: channels)
+        self.model.encoderChannels =
+            try ints(
+                model["encoder_channels"], "model.encoder_channels",
+                count: 1...limits.maxLevels, values: channels)
             ?? self.model.encoderChannels
-        self.model.bottleneckChannels = try int(model["bottleneck_channels"], "model.bottleneck_channels", channels)
+        self.model.bottleneckChannels =
+            try int(model["bottleneck_channels"], "model.bottleneck_channels", channels)
             ?? self.model.bottleneckChannels
-        self.model.segments = try ints(model["segments"], "model.segments", count: 1...limits.maxSegments,
-                                       values: 1...255) ?? self.model.segments
+        self.model.segments =
+            try ints(
+                model["segments"], "model.segments", count: 1...limits.maxSegments,
+                values: 1...255) ?? self.model.segments
         if Set(self.model.segments).count != self.model.segments.count {
             throw fail("model.segments", "\(self.model.segments) lists a segment twice")
         }
         if let s = try unsigned(model["seed"], "model.seed") { self.model.seed = s }
         let axis = limits.preprocessing.maxAxisVoxels
-        if let p = try ints(model["patch_size"], "model.patch_size", count: 3...3, values: 1...axis,
-                             shape: "[x, y, z]") {
+        if let p = try ints(
+            model["patch_size"], "model.patch_size", count: 3...3, values: 1...axis,
+            shape: "[x, y, z]")
+        {
             self.model.patchSize = p
         }
-        if let v = try double(model["window_overlap"], "model.window_overlap", 0...0.95) { self.model.windowOverlap = v }
+        if let v = try double(model["window_overlap"], "model.window_overlap", 0...0.95) {
+            self.model.windowOverlap = v
+        }
         if let b = try string(model["window_blending"], "model.window_blending", ["gaussian", "constant"]),
-           let blending = SlidingWindowInference.Blending(rawValue: b) {
+            let blending = SlidingWindowInference.Blending(rawValue: b)
+        {
             self.model.windowBlending = blending
         }
         epochs = try int(training["epochs"], "training.epochs", 1...limits.maxEpochs) ?? epochs
         let samples = 1...limits.maxSamplesPerEpoch
-        patchesPerEpoch = try int(training["patches_per_epoch"], "training.patches_per_epoch", samples)
+        patchesPerEpoch =
+            try int(training["patches_per_epoch"], "training.patches_per_epoch", samples)
             ?? patchesPerEpoch
         batchSize = try int(training["batch_size"], "training.batch_size", 1...limits.maxBatchSize) ?? batchSize
         slicesPerEpoch = try int(training["slices_per_epoch"], "training.slices_per_epoch", samples) ?? slicesPerEpoch
-        foregroundFraction = try double(training["foreground_fraction"], "training.foreground_fraction", 0...1)
+        foregroundFraction =
+            try double(training["foreground_fraction"], "training.foreground_fraction", 0...1)
             ?? foregroundFraction
-        validationFraction = try double(training["validation_fraction"], "training.validation_fraction", 0...0.9)
+        validationFraction =
+            try double(training["validation_fraction"], "training.validation_fraction", 0...0.9)
             ?? validationFraction
         loss = try string(training["loss"], "training.loss", ["dice_ce", "ce", "dice"]) ?? loss
         if let c = try double(training["gradient_clip_norm"], "training.gradient_clip_norm", 0...1e6) {
             gradientClipNorm = Float(c)
         }
         if let s = try unsigned(training["seed"], "training.seed") { seed = s }
-        self.optimizer.name = try string(optimizer["name"], "training.optimizer.name", ["sgd", "adam", "adamw"])
+        self.optimizer.name =
+            try string(optimizer["name"], "training.optimizer.name", ["sgd", "adam", "adamw"])
             ?? self.optimizer.name
-        if let v = try double(optimizer["learning_rate"], "training.optimizer.learning_rate",
-                              limits.minLearningRate...limits.maxLearningRate) {
+        if let v = try double(
+            optimizer["learning_rate"], "training.optimizer.learning_rate",
+            limits.minLearningRate...limits.maxLearningRate)
+        {
             self.optimizer.learningRate = Float(v)
         }
         if let v = try double(optimizer["momentum"], "training.optimizer.momentum", 0...0.999) {
@@ -212,25 +240,33 @@ public struct TrainingConfiguration: Sendable, Equatable {
             let dp = try mapping(section, p, Self.dpSGDKeys)
             func required<T>(_ value: T?, _ key: String) throws(TrainingError) -> T {
                 guard let value else {
-                    throw fail("\(p).\(key)", "is missing: DP-SGD needs noise_multiplier, max_grad_norm and "
-                               + "patients_per_step")
+                    throw fail(
+                        "\(p).\(key)",
+                        "is missing: DP-SGD needs noise_multiplier, max_grad_norm and "
+                            + "patients_per_step")
                 }
                 return value
             }
             // Ranges here are the parser's; `validate` adds the positivity and the limits with their names.
-            let sigma = try required(double(dp["noise_multiplier"], "\(p).noise_multiplier", 0...DPSGD.maxValue),
-                                     "noise_multiplier")
-            let clip = try required(double(dp["max_grad_norm"], "\(p).max_grad_norm", 0...DPSGD.maxValue),
-                                    "max_grad_norm")
-            let lot = try required(int(dp["patients_per_step"], "\(p).patients_per_step", 1...limits.maxBatchSize),
-                                   "patients_per_step")
+            let sigma = try required(
+                double(dp["noise_multiplier"], "\(p).noise_multiplier", 0...DPSGD.maxValue),
+                "noise_multiplier")
+            let clip = try required(
+                double(dp["max_grad_norm"], "\(p).max_grad_norm", 0...DPSGD.maxValue),
+                "max_grad_norm")
+            let lot = try required(
+                int(dp["patients_per_step"], "\(p).patients_per_step", 1...limits.maxBatchSize),
+                "patients_per_step")
             var config = DPSGD(noiseMultiplier: sigma, maxGradNorm: clip, patientsPerStep: lot)
             if let s = try string(dp["sampling"], "\(p).sampling", ["poisson", "fixed"]),
-               let sampling = DPSGD.Sampling(rawValue: s) {
+                let sampling = DPSGD.Sampling(rawValue: s)
+            {
                 config.sampling = sampling
             }
-            config.slicesPerPatient = try int(dp["slices_per_patient"], "\(p).slices_per_patient",
-                                              1...limits.maxBatchSize) ?? config.slicesPerPatient
+            config.slicesPerPatient =
+                try int(
+                    dp["slices_per_patient"], "\(p).slices_per_patient",
+                    1...limits.maxBatchSize) ?? config.slicesPerPatient
             dpSGD = config
         }
         try validate(limits: limits)
@@ -247,20 +283,28 @@ public struct TrainingConfiguration: Sendable, Equatable {
         }
         let levels = model.encoderChannels.count
         guard (1...limits.maxLevels).contains(levels) else {
-            throw fail("model.encoder_channels", "has \(levels) levels; give 1...\(limits.maxLevels) "
-                       + "(limit max_levels)")
+            throw fail(
+                "model.encoder_channels",
+                "has \(levels) levels; give 1...\(limits.maxLevels) "
+                    + "(limit max_levels)")
         }
         for (i, c) in model.encoderChannels.enumerated() where !(1...limits.maxChannels).contains(c) {
-            throw fail("model.encoder_channels[\(i)]", "is \(c): must be in 1...\(limits.maxChannels) "
-                       + "(limit max_channels)")
+            throw fail(
+                "model.encoder_channels[\(i)]",
+                "is \(c): must be in 1...\(limits.maxChannels) "
+                    + "(limit max_channels)")
         }
         guard (1...limits.maxChannels).contains(model.bottleneckChannels) else {
-            throw fail("model.bottleneck_channels", "is \(model.bottleneckChannels): must be in 1..."
-                       + "\(limits.maxChannels) (limit max_channels)")
+            throw fail(
+                "model.bottleneck_channels",
+                "is \(model.bottleneckChannels): must be in 1..."
+                    + "\(limits.maxChannels) (limit max_channels)")
         }
         guard (1...limits.maxSegments).contains(model.segments.count) else {
-            throw fail("model.segments", "has \(model.segments.count) entries: give 1...\(limits.maxSegments) "
-                       + "(limit max_segments)")
+            throw fail(
+                "model.segments",
+                "has \(model.segments.count) entries: give 1...\(limits.maxSegments) "
+                    + "(limit max_segments)")
         }
         let ranges: [(String, Int, ClosedRange<Int>, String)] = [
             ("training.epochs", epochs, 1...limits.maxEpochs, "max_epochs"),
@@ -273,8 +317,10 @@ public struct TrainingConfiguration: Sendable, Equatable {
         }
         let rate = Double(optimizer.learningRate)
         guard rate.isFinite, rate >= limits.minLearningRate, rate <= limits.maxLearningRate else {
-            throw fail("training.optimizer.learning_rate", "is \(rate): must be in \(limits.minLearningRate)..."
-                       + "\(limits.maxLearningRate) (limits min_learning_rate, max_learning_rate)")
+            throw fail(
+                "training.optimizer.learning_rate",
+                "is \(rate): must be in \(limits.minLearningRate)..."
+                    + "\(limits.maxLearningRate) (limits min_learning_rate, max_learning_rate)")
         }
         guard model.windowOverlap.isFinite, (0...0.95).contains(model.windowOverlap) else {
             throw fail("model.window_overlap", "is \(model.windowOverlap): must be in 0...0.95")
@@ -283,17 +329,23 @@ public struct TrainingConfiguration: Sendable, Equatable {
         guard model.dimensions == 3 else { return }
         guard model.patchSize.count == 3 else { throw fail("model.patch_size", "must be [x, y, z]") }
         for (i, n) in model.patchSize.enumerated() where !(1...limits.preprocessing.maxAxisVoxels).contains(n) {
-            throw fail("model.patch_size[\(i)]", "is \(n): must be in 1...\(limits.preprocessing.maxAxisVoxels) "
-                       + "(limit max_axis_voxels)")
+            throw fail(
+                "model.patch_size[\(i)]",
+                "is \(n): must be in 1...\(limits.preprocessing.maxAxisVoxels) "
+                    + "(limit max_axis_voxels)")
         }
         guard let voxels = CheckedConversion.product(model.patchSize), voxels <= limits.maxPatchVoxels else {
-            throw fail("model.patch_size", "\(model.patchSize) is more than \(limits.maxPatchVoxels) voxels "
-                       + "(limit max_patch_voxels)")
+            throw fail(
+                "model.patch_size",
+                "\(model.patchSize) is more than \(limits.maxPatchVoxels) voxels "
+                    + "(limit max_patch_voxels)")
         }
         let factor = 1 << levels
         for (i, n) in model.patchSize.enumerated() where n % factor != 0 {
-            throw fail("model.patch_size[\(i)]", "is \(n): \(model.patchSize) must be multiples of \(factor) "
-                       + "(2^levels of `model.encoder_channels`)")
+            throw fail(
+                "model.patch_size[\(i)]",
+                "is \(n): \(model.patchSize) must be multiples of \(factor) "
+                    + "(2^levels of `model.encoder_channels`)")
         }
     }
 

@@ -15,8 +15,10 @@ struct ConvLayers: ParsableCommand {
     @Option(help: "The two lowerings to compare: im2col, direct, winograd or automatic.")
     var compare = "im2col,automatic"
 
-    static let algorithms: [String: ConvolutionAlgorithm] = ["im2col": .im2col, "direct": .direct,
-                                                              "winograd": .winograd, "automatic": .automatic]
+    static let algorithms: [String: ConvolutionAlgorithm] = [
+        "im2col": .im2col, "direct": .direct,
+        "winograd": .winograd, "automatic": .automatic,
+    ]
 
     func validate() throws {
         guard ["unet2d", "unet3d"].contains(model) else { throw ValidationError("--model must be unet2d or unet3d") }
@@ -31,42 +33,57 @@ struct ConvLayers: ParsableCommand {
         let dims = model == "unet2d" ? 2 : 3
         let batch = dims == 2 ? 8 : 2
         // (input channels, output channels, spatial side), in the order the U-Net runs them.
-        let layers: [(Int, Int, Int)] = dims == 2
-            ? [(1, 16, 128), (16, 16, 128), (16, 32, 64), (32, 32, 64), (32, 64, 32), (64, 64, 32), (64, 128, 16),
-               (128, 128, 16), (128, 256, 8), (256, 256, 8), (256, 128, 16), (128, 128, 16), (128, 64, 32),
-               (64, 64, 32), (64, 32, 64), (32, 32, 64), (32, 16, 128), (16, 16, 128)]
-            : [(1, 8, 64), (8, 8, 64), (8, 16, 32), (16, 16, 32), (16, 32, 16), (32, 32, 16), (32, 64, 8), (64, 64, 8),
-               (64, 32, 16), (32, 32, 16), (32, 16, 32), (16, 16, 32), (16, 8, 64), (8, 8, 64)]
+        let layers: [(Int, Int, Int)] =
+            dims == 2
+            ? [
+                (1, 16, 128), (16, 16, 128), (16, 32, 64), (32, 32, 64), (32, 64, 32), (64, 64, 32), (64, 128, 16),
+                (128, 128, 16), (128, 256, 8), (256, 256, 8), (256, 128, 16), (128, 128, 16), (128, 64, 32),
+                (64, 64, 32), (64, 32, 64), (32, 32, 64), (32, 16, 128), (16, 16, 128),
+            ]
+            : [
+                (1, 8, 64), (8, 8, 64), (8, 16, 32), (16, 16, 32), (16, 32, 16), (32, 32, 16), (32, 64, 8), (64, 64, 8),
+                (64, 32, 16), (32, 32, 16), (32, 16, 32), (16, 16, 32), (16, 8, 64), (8, 8, 64),
+            ]
         var generator = SeededGenerator(seed: 0)
         var totals = [0.0, 0.0, 0.0, 0.0]
         let names = compare.split(separator: ",").map(String.init)
         let chosen = names.compactMap { Self.algorithms[$0] }
-        print("| layer | \(names[0]) forward ms | \(names[0]) backward ms | \(names[1]) forward ms "
-              + "| \(names[1]) backward ms |")
+        print(
+            "| layer | \(names[0]) forward ms | \(names[0]) backward ms | \(names[1]) forward ms "
+                + "| \(names[1]) backward ms |")
         print("|---|---|---|---|---|")
         for (index, (cin, cout, side)) in layers.enumerated() {
             let spatial = Array(repeating: side, count: dims)
             let x = Tensor.randomNormal([batch, cin] + spatial, generator: &generator)
-            let w = Tensor.randomNormal([cout, cin] + Array(repeating: 3, count: dims), std: 0.1, generator: &generator)
+            let w = Tensor.randomNormal(
+                [cout, cin] + Array(repeating: 3, count: dims), std: 0.1, generator: &generator)
             let b = Tensor.randomNormal([cout], generator: &generator)
             let gy = Tensor.randomNormal([batch, cout] + spatial, generator: &generator)
             let geometry = ConvolutionGeometry(dimensions: dims, kernelSize: 3, padding: 1)
             var row: [Double] = []
             for algorithm in chosen {
-                row.append(Self.cpuSeconds(minTime) {
-                    _ = Convolution.forward(x, weight: w, bias: b, geometry: geometry, relu: true, algorithm: algorithm)
-                })
-                row.append(Self.cpuSeconds(minTime) {
-                    _ = Convolution.backward(gy, input: x, weight: w, hasBias: true, geometry: geometry,
-                                             inputGradient: index != 0, algorithm: algorithm)
-                })
+                row.append(
+                    Self.cpuSeconds(minTime) {
+                        _ = Convolution.forward(
+                            x, weight: w, bias: b, geometry: geometry, relu: true, algorithm: algorithm)
+                    })
+                row.append(
+                    Self.cpuSeconds(minTime) {
+                        _ = Convolution.backward(
+                            gy, input: x, weight: w, hasBias: true, geometry: geometry,
+                            inputGradient: index != 0, algorithm: algorithm)
+                    })
             }
             for i in 0..<4 { totals[i] += row[i] }
-            print(String(format: "| %d→%d @ %d^%d | %.2f | %.2f | %.2f | %.2f |", cin, cout, side, dims,
-                         row[0] * 1e3, row[1] * 1e3, row[2] * 1e3, row[3] * 1e3))
+            print(
+                String(
+                    format: "| %d→%d @ %d^%d | %.2f | %.2f | %.2f | %.2f |", cin, cout, side, dims,
+                    row[0] * 1e3, row[1] * 1e3, row[2] * 1e3, row[3] * 1e3))
         }
-        print(String(format: "| total | %.1f | %.1f | %.1f | %.1f |", totals[0] * 1e3, totals[1] * 1e3,
-                     totals[2] * 1e3, totals[3] * 1e3))
+        print(
+            String(
+                format: "| total | %.1f | %.1f | %.1f | %.1f |", totals[0] * 1e3, totals[1] * 1e3,
+                totals[2] * 1e3, totals[3] * 1e3))
     }
 
     /// Fastest process-CPU-time of `body` over runs totalling at least `minTime` seconds (after one warm-up run).
@@ -77,7 +94,8 @@ struct ConvLayers: ParsableCommand {
             return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
         }
         body()
-        var best = Double.infinity, total = 0.0
+        var best = Double.infinity
+        var total = 0.0
         while total < minTime {
             let t0 = now()
             body()

@@ -2,8 +2,8 @@ import ArgumentParser
 import FederationClient
 import FederationCore
 import FederationGRPC
-import FederationTestSupport
 import FederationServer
+import FederationTestSupport
 import Foundation
 import Synchronization
 
@@ -36,8 +36,10 @@ struct FederationRound: ParsableCommand {
 
     /// The root command is synchronous: wait here for the asynchronous measurement.
     func run() throws {
-        let (parameters, clients, rounds, processes, limits) = (parameters, clients, rounds, clientProcesses,
-                                                                transport.limits)
+        let (parameters, clients, rounds, processes, limits) = (
+            parameters, clients, rounds, clientProcesses,
+            transport.limits
+        )
         if traceMemoryMs > 0 {
             let interval = traceMemoryMs
             Thread.detachNewThread {
@@ -51,53 +53,66 @@ struct FederationRound: ParsableCommand {
             }
         }
         try runBlocking {
-            try await Self.measure(parameters: parameters, clients: clients, rounds: rounds, limits: limits,
-                                   clientProcesses: processes)
+            try await Self.measure(
+                parameters: parameters, clients: clients, rounds: rounds, limits: limits,
+                clientProcesses: processes)
         }
     }
 
-    static func measure(parameters: Int, clients: Int, rounds: Int, limits: TransportLimits,
-                        clientProcesses: Bool) async throws {
+    static func measure(
+        parameters: Int, clients: Int, rounds: Int, limits: TransportLimits,
+        clientProcesses: Bool
+    ) async throws {
         let start = ContinuousClock.now
         let pki = try TemporaryPKI(name: "tessera-bench")
         defer { pki.remove() }
         let sites = (0..<clients).map { "site-\($0)" }
-        let job = JobConfiguration(jobID: "bench", rounds: rounds, sites: sites, minClients: clients,
-                                   gracePeriod: .zero, maxUpdateBytes: parameters * 4 + 1024)
+        let job = JobConfiguration(
+            jobID: "bench", rounds: rounds, sites: sites, minClients: clients,
+            gracePeriod: .zero, maxUpdateBytes: parameters * 4 + 1024)
         // The initial model is built in place: held by the coordinator only, it is updated in place every round.
-        let coordinator = Coordinator(configuration: job,
-                                      initialModel: ParameterSet([ParameterTensor(
-                                        name: "w", shape: [parameters], values: [Float](repeating: 0.5, count: parameters))]),
-                                      strategy: FedAvg(), clock: ContinuousClock())
+        let coordinator = Coordinator(
+            configuration: job,
+            initialModel: ParameterSet([
+                ParameterTensor(
+                    name: "w", shape: [parameters], values: [Float](repeating: 0.5, count: parameters))
+            ]),
+            strategy: FedAvg(), clock: ContinuousClock())
         let events = await coordinator.observe()
-        let server = GRPCFederationServer(service: coordinator, host: "127.0.0.1", port: 0,
-                                          tls: try pki.issue("server", role: "server"), limits: limits)
+        let server = GRPCFederationServer(
+            service: coordinator, host: "127.0.0.1", port: 0,
+            tls: try pki.issue("server", role: "server"), limits: limits)
         let credentials = try sites.map { try pki.issue($0, role: "site") }
         let clientPeaks = Mutex<[Double]>([])
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.serve() }
             let port = try await server.listeningPort()
             group.addTask {
-                var last = start, lastCPU = cpuSeconds(RUSAGE_SELF)
+                var last = start
+                var lastCPU = cpuSeconds(RUSAGE_SELF)
                 for await event in events {
                     if case .jobFinished = event { break }
                     if case .jobFailed = event { break }
-                    guard case let .roundClosed(round, participants, _) = event else { continue }
-                    let now = ContinuousClock.now, seconds = (now - last).seconds, cpu = cpuSeconds(RUSAGE_SELF)
+                    guard case .roundClosed(let round, let participants, _) = event else { continue }
+                    let now = ContinuousClock.now
+                    let seconds = (now - last).seconds
+                    let cpu = cpuSeconds(RUSAGE_SELF)
                     let serverCPU = cpu - lastCPU
                     (last, lastCPU) = (now, cpu)
-                    emitLine(#"{"bench":"federation-round","parameters":\#(parameters),"clients":\#(clients),"#
-                          + #""client_processes":\#(clientProcesses),"round":\#(round),"#
-                          + #""participants":\#(participants.count),"seconds":\#(seconds),"#
-                          + #""server_cpu_seconds":\#(serverCPU),"#
-                          + #""peak_rss_mb":\#(peakRSSMegabytes())}"#)
+                    emitLine(
+                        #"{"bench":"federation-round","parameters":\#(parameters),"clients":\#(clients),"#
+                            + #""client_processes":\#(clientProcesses),"round":\#(round),"#
+                            + #""participants":\#(participants.count),"seconds":\#(seconds),"#
+                            + #""server_cpu_seconds":\#(serverCPU),"#
+                            + #""peak_rss_mb":\#(peakRSSMegabytes())}"#)
                     if round == rounds { break }
                 }
             }
             group.addTask { _ = try await coordinator.run() }
             if clientProcesses {
-                let peaks = try await Self.runClientProcesses(sites: sites, credentials: credentials, port: port,
-                                                              limits: limits)
+                let peaks = try await Self.runClientProcesses(
+                    sites: sites, credentials: credentials, port: port,
+                    limits: limits)
                 clientPeaks.withLock { $0 = peaks }
             } else {
                 try await Self.runClientsInProcess(sites: sites, credentials: credentials, port: port, limits: limits)
@@ -105,31 +120,38 @@ struct FederationRound: ParsableCommand {
             server.beginGracefulShutdown()
             try await group.waitForAll()
         }
-        let records = await coordinator.records, rebuilds = await coordinator.sumRebuilds
+        let records = await coordinator.records
+        let rebuilds = await coordinator.sumRebuilds
         let peaks = clientPeaks.withLock { $0 }
-        emitLine(#"{"bench":"federation-round-summary","parameters":\#(parameters),"clients":\#(clients),"#
-              + #""client_processes":\#(clientProcesses),"rounds":\#(records.count),"#
-              + #""chunk_scalars":\#(limits.chunkScalars),"window_bytes":\#(limits.targetWindowSize),"#
-              + #""frame_bytes":\#(limits.maxFrameSize),"download_chunks":\#(limits.downloadChunksPerCall),"#
-              + #""sum_rebuilds":\#(rebuilds),"server_peak_rss_mb":\#(peakRSSMegabytes()),"#
-              + #""client_peak_rss_mb_max":\#(peaks.max() ?? -1),"client_peak_rss_mb_total":\#(peaks.reduce(0, +)),"#
-              + #""wall_seconds":\#((ContinuousClock.now - start).seconds),"#
-              + #""server_cpu_seconds":\#(cpuSeconds(RUSAGE_SELF)),"#
-              + #""client_cpu_seconds":\#(cpuSeconds(RUSAGE_CHILDREN)),"#
-              + #""load_average":"\#(loadAverage())"}"#)
+        emitLine(
+            #"{"bench":"federation-round-summary","parameters":\#(parameters),"clients":\#(clients),"#
+                + #""client_processes":\#(clientProcesses),"rounds":\#(records.count),"#
+                + #""chunk_scalars":\#(limits.chunkScalars),"window_bytes":\#(limits.targetWindowSize),"#
+                + #""frame_bytes":\#(limits.maxFrameSize),"download_chunks":\#(limits.downloadChunksPerCall),"#
+                + #""sum_rebuilds":\#(rebuilds),"server_peak_rss_mb":\#(peakRSSMegabytes()),"#
+                + #""client_peak_rss_mb_max":\#(peaks.max() ?? -1),"client_peak_rss_mb_total":\#(peaks.reduce(0, +)),"#
+                + #""wall_seconds":\#((ContinuousClock.now - start).seconds),"#
+                + #""server_cpu_seconds":\#(cpuSeconds(RUSAGE_SELF)),"#
+                + #""client_cpu_seconds":\#(cpuSeconds(RUSAGE_CHILDREN)),"#
+                + #""load_average":"\#(loadAverage())"}"#)
     }
 
-    static func runClientsInProcess(sites: [String], credentials: [MutualTLSFiles], port: Int,
-                                    limits: TransportLimits) async throws {
+    static func runClientsInProcess(
+        sites: [String], credentials: [MutualTLSFiles], port: Int,
+        limits: TransportLimits
+    ) async throws {
         var connections: [GRPCFederationConnection] = []
         for files in credentials {
-            connections.append(try GRPCFederationConnection(host: "127.0.0.1", port: port, tls: files,
-                                                            serverName: "localhost", limits: limits))
+            connections.append(
+                try GRPCFederationConnection(
+                    host: "127.0.0.1", port: port, tls: files,
+                    serverName: "localhost", limits: limits))
         }
         try await withThrowingTaskGroup(of: Void.self) { agents in
             for (site, connection) in zip(sites, connections) {
-                let agent = SiteAgent(site: site, connection: connection, trainer: DeltaTrainer(),
-                                      clock: ContinuousClock(), chunkScalars: limits.chunkScalars)
+                let agent = SiteAgent(
+                    site: site, connection: connection, trainer: DeltaTrainer(),
+                    clock: ContinuousClock(), chunkScalars: limits.chunkScalars)
                 agents.addTask { _ = try await agent.run() }
             }
             try await agents.waitForAll()
@@ -138,15 +160,20 @@ struct FederationRound: ParsableCommand {
     }
 
     /// Starts one `federation-client` child per site and waits for all; returns each one's peak RSS, MiB.
-    static func runClientProcesses(sites: [String], credentials: [MutualTLSFiles], port: Int,
-                                   limits: TransportLimits) async throws -> [Double] {
+    static func runClientProcesses(
+        sites: [String], credentials: [MutualTLSFiles], port: Int,
+        limits: TransportLimits
+    ) async throws -> [Double] {
         var children: [(Process, Pipe)] = []
         for (site, files) in zip(sites, credentials) {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/proc/self/exe")
-            process.arguments = ["federation-client", "--port", "\(port)", "--site", site,
-                                 "--certificate", files.certificateChain, "--key", files.privateKey,
-                                 "--ca", files.trustRoots] + TransportOptions.arguments(for: limits)
+            process.arguments =
+                [
+                    "federation-client", "--port", "\(port)", "--site", site,
+                    "--certificate", files.certificateChain, "--key", files.privateKey,
+                    "--ca", files.trustRoots,
+                ] + TransportOptions.arguments(for: limits)
             // A profiler preloaded into the server (heaptrack) stays out of the clients.
             process.environment = ProcessInfo.processInfo.environment.filter { $0.key != "LD_PRELOAD" }
             let output = Pipe()
@@ -166,9 +193,10 @@ struct FederationRound: ParsableCommand {
                 }
             }
             guard process.terminationStatus == 0,
-                  let line = text.split(separator: "\n").last(where: { $0.contains("peak_rss_mb") }),
-                  let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let peak = object["peak_rss_mb"] as? Double else {
+                let line = text.split(separator: "\n").last(where: { $0.contains("peak_rss_mb") }),
+                let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                let peak = object["peak_rss_mb"] as? Double
+            else {
                 throw ValidationError("a client process failed (status \(process.terminationStatus)): \(text)")
             }
             peaks.append(peak)
@@ -196,14 +224,17 @@ struct FederationClientCommand: ParsableCommand {
         let (host, port, site, limits) = (host, port, site, transport.limits)
         let files = MutualTLSFiles(certificateChain: certificate, privateKey: key, trustRoots: ca)
         try runBlocking {
-            let connection = try GRPCFederationConnection(host: host, port: port, tls: files, serverName: "localhost",
-                                                          limits: limits)
-            let agent = SiteAgent(site: site, connection: connection, trainer: DeltaTrainer(),
-                                  clock: ContinuousClock(), chunkScalars: limits.chunkScalars)
+            let connection = try GRPCFederationConnection(
+                host: host, port: port, tls: files, serverName: "localhost",
+                limits: limits)
+            let agent = SiteAgent(
+                site: site, connection: connection, trainer: DeltaTrainer(),
+                clock: ContinuousClock(), chunkScalars: limits.chunkScalars)
             let rounds = try await agent.run()
             await connection.close()
-            emitLine(#"{"bench":"federation-client","site":"\#(site)","rounds":\#(rounds.count),"#
-                  + #""peak_rss_mb":\#(peakRSSMegabytes())}"#)
+            emitLine(
+                #"{"bench":"federation-client","site":"\#(site)","rounds":\#(rounds.count),"#
+                    + #""peak_rss_mb":\#(peakRSSMegabytes())}"#)
         }
     }
 }
@@ -230,27 +261,34 @@ struct TransportOptions: ParsableArguments {
     }
 
     var limits: TransportLimits {
-        TransportLimits(maxMessageBytes: chunkScalars * 4 + 64 << 10, chunkScalars: chunkScalars,
-                        targetWindowSize: windowBytes, maxFrameSize: frameBytes, downloadChunksPerCall: downloadChunks)
+        TransportLimits(
+            maxMessageBytes: chunkScalars * 4 + 64 << 10, chunkScalars: chunkScalars,
+            targetWindowSize: windowBytes, maxFrameSize: frameBytes, downloadChunksPerCall: downloadChunks)
     }
 
     static func arguments(for limits: TransportLimits) -> [String] {
-        ["--chunk-scalars", "\(limits.chunkScalars)", "--window-bytes", "\(limits.targetWindowSize)",
-         "--frame-bytes", "\(limits.maxFrameSize)", "--download-chunks", "\(limits.downloadChunksPerCall)"]
+        [
+            "--chunk-scalars", "\(limits.chunkScalars)", "--window-bytes", "\(limits.targetWindowSize)",
+            "--frame-bytes", "\(limits.maxFrameSize)", "--download-chunks", "\(limits.downloadChunksPerCall)",
+        ]
     }
 }
 
 /// Returns the global model plus 0.001 per value, with 100 samples: no training, only the federation's overhead.
 private struct DeltaTrainer: LocalTrainer {
     func train(global: ParameterSet, task: TaskAssignment) async throws(FederationError)
-        -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double]) {
+        -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double])
+    {
         // One pass per tensor, written once (no zero fill first): the "training" should cost next to nothing.
-        let weights = ParameterSet(global.tensors.map { t in
-            ParameterTensor(name: t.name, shape: t.shape, values: [Float](unsafeUninitializedCapacity: t.count) { w, n in
-                t.values.withUnsafeBufferPointer { g in for i in 0..<g.count { w[i] = g[i] + 0.001 } }
-                n = t.count
+        let weights = ParameterSet(
+            global.tensors.map { t in
+                ParameterTensor(
+                    name: t.name, shape: t.shape,
+                    values: [Float](unsafeUninitializedCapacity: t.count) { w, n in
+                        t.values.withUnsafeBufferPointer { g in for i in 0..<g.count { w[i] = g[i] + 0.001 } }
+                        n = t.count
+                    })
             })
-        })
         return (weights, 100, [:])
     }
 }
@@ -292,7 +330,8 @@ func loadAverage() -> String {
 /// Peak resident set size of this process (VmHWM in /proc/self/status), MiB; -1 where there is no /proc.
 func peakRSSMegabytes() -> Double {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-          let kB = Double(line.split(separator: " ").dropFirst().first ?? "") else { return -1 }
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+        let kB = Double(line.split(separator: " ").dropFirst().first ?? "")
+    else { return -1 }
     return kB / 1024
 }

@@ -62,7 +62,9 @@ struct TrainStep: ParsableCommand {
             fastest = min(fastest, (clock.now - t0).seconds)
         }
         let n = max(1, Int((minTime / fastest).rounded()))
-        var rates: [Double] = [], others: [Double] = [], cpuRates: [Double] = []
+        var rates: [Double] = []
+        var others: [Double] = []
+        var cpuRates: [Double] = []
         for t in 0..<trials {
             let (busy0, self0) = (Self.machineBusyTicks(), Self.selfTicks())
             let t0 = clock.now
@@ -78,21 +80,27 @@ struct TrainStep: ParsableCommand {
             // rate): an estimate of the uncontended 1-thread rate when other processes time-slice the cores.
             let cpu = Double(Self.selfTicks() - self0) / Self.ticksPerSecond
             cpuRates.append(cpu > 0 ? Double(n) / (cpu / Double(threads)) : rate)
-            print(String(format: "%@ threads=%d trial %d: %.3f steps/s  %.2f img/s  other-procs CPU %.2f cores", model,
-                         threads, t, rate, rate * Double(batch), other))
+            print(
+                String(
+                    format: "%@ threads=%d trial %d: %.3f steps/s  %.2f img/s  other-procs CPU %.2f cores", model,
+                    threads, t, rate, rate * Double(batch), other))
         }
         let median = rates.sorted()[rates.count / 2]
         let cpuMedian = cpuRates.sorted()[cpuRates.count / 2]
         let otherMean = others.reduce(0, +) / Double(others.count)
-        print(String(format: "SUMMARY tessera %@ threads=%d batch=%d steps/s median %.3f [%.3f, %.3f]  img/s %.2f  "
-                     + "other CPU mean %.2f  cpu-normalised steps/s median %.3f", model, threads, batch, median,
-                     rates.min()!, rates.max()!, median * Double(batch), otherMean, cpuMedian))
-        let line: [String: Any] = ["tool": "tessera", "model": model, "threads": threads, "batch": batch,
-                                   "steps_per_trial": n, "steps_s_median": median, "steps_s_min": rates.min()!,
-                                   "steps_s_max": rates.max()!, "first_loss": firstLoss,
-                                   "blas_core": BLASRuntime.coreName,
-                                   "other_cpu_mean": otherMean, "per_trial_other_cpu": others,
-                                   "cpu_norm_steps_s_median": cpuMedian]
+        print(
+            String(
+                format: "SUMMARY tessera %@ threads=%d batch=%d steps/s median %.3f [%.3f, %.3f]  img/s %.2f  "
+                    + "other CPU mean %.2f  cpu-normalised steps/s median %.3f", model, threads, batch, median,
+                rates.min()!, rates.max()!, median * Double(batch), otherMean, cpuMedian))
+        let line: [String: Any] = [
+            "tool": "tessera", "model": model, "threads": threads, "batch": batch,
+            "steps_per_trial": n, "steps_s_median": median, "steps_s_min": rates.min()!,
+            "steps_s_max": rates.max()!, "first_loss": firstLoss,
+            "blas_core": BLASRuntime.coreName,
+            "other_cpu_mean": otherMean, "per_trial_other_cpu": others,
+            "cpu_norm_steps_s_median": cpuMedian,
+        ]
         let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])
         print("JSON " + String(decoding: data, as: UTF8.self))
     }
@@ -104,7 +112,8 @@ extension TrainStep {
     /// Busy jiffies of the whole machine (user, nice, system, irq, softirq, steal) from /proc/stat; 0 if unreadable.
     static func machineBusyTicks() -> Int {
         guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
-              let line = text.split(separator: "\n").first else { return 0 }
+            let line = text.split(separator: "\n").first
+        else { return 0 }
         let v = line.split(separator: " ").dropFirst().prefix(8).compactMap { Int($0) }
         guard v.count == 8 else { return 0 }
         return v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
@@ -113,7 +122,8 @@ extension TrainStep {
     /// This process's user + system jiffies from /proc/self/stat; 0 if unreadable.
     static func selfTicks() -> Int {
         guard let text = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
-              let close = text.lastIndex(of: ")") else { return 0 }
+            let close = text.lastIndex(of: ")")
+        else { return 0 }
         let fields = text[text.index(after: close)...].split(separator: " ")
         guard fields.count > 13, let user = Int(fields[11]), let system = Int(fields[12]) else { return 0 }
         return user + system

@@ -14,8 +14,10 @@ TesseraBench.main()
 struct TesseraBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tessera-bench", abstract: "Tessera benchmarks (JSON lines).",
-        subcommands: [DICOMLoad.self, ResampleBench.self, TrainStep.self, ConvLayers.self, FederationRound.self,
-                      FederationClientCommand.self])
+        subcommands: [
+            DICOMLoad.self, ResampleBench.self, TrainStep.self, ConvLayers.self, FederationRound.self,
+            FederationClientCommand.self,
+        ])
 }
 
 /// Loads a DICOM series into a float32 HU volume, as `tessera convert` does: scan headers, sort, decode.
@@ -94,8 +96,9 @@ struct ResampleBench: ParsableCommand {
         let n = shape.split(separator: ",").compactMap { Int($0) }
         let s = spacing.split(separator: ",").compactMap { Double($0) }
         guard n.count == 3, s.count == 3 else { throw ValidationError("--shape and --spacing take x,y,z") }
-        let geometry = VolumeGeometry(dimensions: SIMD3(n[0], n[1], n[2]), origin: Vector3(-179, -179, -160),
-                                      spacing: Vector3(s[0], s[1], s[2]))
+        let geometry = VolumeGeometry(
+            dimensions: SIMD3(n[0], n[1], n[2]), origin: Vector3(-179, -179, -160),
+            spacing: Vector3(s[0], s[1], s[2]))
         let volume = Self.syntheticCT(geometry)
         var pipeline = VolumePipeline([
             Resample(spacing: Vector3(target, target, target), antiAlias: !noAntiAlias), ZScore(),

@@ -47,20 +47,28 @@ struct Convert: ParsableCommand {
                 let seg = try Segmentation(path: segmentation)
                 let chosen = try SeriesSelection.select(from: all, uid: series, referencedBy: seg)
                 let (volume, segments, overlaps) = try Volume<UInt8>.labels(segmentation: segmentation, series: chosen)
-                try NIfTI.write(volume, to: output, description: "Tessera labels " + segments.map { "\($0.number)=\($0.label)" }.joined(separator: " "))
+                try NIfTI.write(
+                    volume, to: output,
+                    description: "Tessera labels " + segments.map { "\($0.number)=\($0.label)" }.joined(separator: " "))
                 var counts = [Int](repeating: 0, count: 256)
                 for v in volume.voxels { counts[Int(v)] += 1 }
-                let summary = segments.map { "\($0.number) \($0.label): \(counts[$0.number]) voxels" }.joined(separator: ", ")
-                print("wrote \(output): \(dims(volume.geometry)) labels on series \(chosen.seriesInstanceUID); \(summary)"
-                      + (overlaps > 0 ? "; \(overlaps) overlapping voxels (higher segment kept)" : ""))
+                let summary = segments.map { "\($0.number) \($0.label): \(counts[$0.number]) voxels" }.joined(
+                    separator: ", ")
+                print(
+                    "wrote \(output): \(dims(volume.geometry)) labels on series \(chosen.seriesInstanceUID); \(summary)"
+                        + (overlaps > 0 ? "; \(overlaps) overlapping voxels (higher segment kept)" : ""))
             } else {
                 let chosen = try SeriesSelection.select(from: all, uid: series)
                 let volume = try Volume<Float>(series: chosen)
-                try NIfTI.write(volume, to: output, description: "Tessera \(chosen.modality) \(chosen.seriesDescription)")
+                try NIfTI.write(
+                    volume, to: output, description: "Tessera \(chosen.modality) \(chosen.seriesDescription)")
                 let s = volume.statistics
-                print("wrote \(output): \(dims(volume.geometry)) float32, spacing "
-                      + String(format: "%.3g × %.3g × %.3g mm", volume.geometry.spacing.x, volume.geometry.spacing.y, volume.geometry.spacing.z)
-                      + String(format: ", values %.1f to %.1f (mean %.2f)", s.minimum, s.maximum, s.mean))
+                print(
+                    "wrote \(output): \(dims(volume.geometry)) float32, spacing "
+                        + String(
+                            format: "%.3g × %.3g × %.3g mm", volume.geometry.spacing.x, volume.geometry.spacing.y,
+                            volume.geometry.spacing.z)
+                        + String(format: ", values %.1f to %.1f (mean %.2f)", s.minimum, s.maximum, s.mean))
                 for p in chosen.problems where !p.isBlocking { log("warning: \(p)") }
             }
             if !scan.skipped.isEmpty { log("\(scan.skipped.count) file(s) skipped; `tessera inspect` lists them") }

@@ -43,8 +43,9 @@ struct Egress: ParsableCommand {
     func run() throws {
         let path = log ?? ((kit ?? ".") + "/" + EgressLog.fileName)
         guard FileManager.default.fileExists(atPath: path) else {
-            throw CommandFailure(description: "no egress log at \(path): this site has sent nothing yet, or its "
-                                 + "client keeps the log elsewhere (--egress-log)")
+            throw CommandFailure(
+                description: "no egress log at \(path): this site has sent nothing yet, or its "
+                    + "client keeps the log elsewhere (--egress-log)")
         }
         let records: [EgressRecord]
         do { records = try EgressLog(path: path).records(job: job, limit: last) } catch {
@@ -70,8 +71,10 @@ enum EgressTable {
     /// One line per record under a header; the SHA-256 in full (auditors compare it).
     static func text(_ records: [EgressRecord]) -> String {
         func number(_ v: Double?) -> String { v.map { String(format: "%.4g", $0) } ?? "-" }
-        let header = ["time (UTC)", "job", "round", "kind", "bytes", "mechanism", "noise", "clip", "epsilon", "delta",
-                      "sha256"]
+        let header = [
+            "time (UTC)", "job", "round", "kind", "bytes", "mechanism", "noise", "clip", "epsilon", "delta",
+            "sha256",
+        ]
         var rows = [header]
         for r in records {
             rows.append([

@@ -17,7 +17,8 @@ struct KitOptions: ParsableArguments {
     @Option(help: "Startup kit folder (from `tessera provision`).")
     var kit: String
 
-    @Option(help: "Server address host:port, overriding the kit's (the certificate is still checked for the kit's host).")
+    @Option(
+        help: "Server address host:port, overriding the kit's (the certificate is still checked for the kit's host).")
     var server: String?
 
     func load(role: ParticipantRole) throws -> (kit: Kit, tls: MutualTLSFiles, address: ServerAddress) {
@@ -32,8 +33,12 @@ struct KitOptions: ParsableArguments {
             }
             address = parsed
         }
-        return (kit, MutualTLSFiles(certificateChain: kit.certificatePath, privateKey: kit.privateKeyPath,
-                                    trustRoots: kit.caCertificatePath), address)
+        return (
+            kit,
+            MutualTLSFiles(
+                certificateChain: kit.certificatePath, privateKey: kit.privateKeyPath,
+                trustRoots: kit.caCertificatePath), address
+        )
     }
 }
 
@@ -76,10 +81,11 @@ struct Server: ParsableCommand {
     @Option(help: "Seconds the server waits for open calls after SIGTERM or Ctrl-C before it exits anyway (1-600).")
     var shutdownTimeout: Double = 10
 
-    @Option(help: """
-        Limits every pipeline and query is checked against (sections pipeline: and query:; default: limits.yaml \
-        in the kit, else built-in defaults; see docs/limits-pipeline.md).
-        """)
+    @Option(
+        help: """
+            Limits every pipeline and query is checked against (sections pipeline: and query:; default: limits.yaml \
+            in the kit, else built-in defaults; see docs/limits-pipeline.md).
+            """)
     var limits: String?
 
     @OptionGroup var common: CommonOptions
@@ -95,13 +101,15 @@ struct Server: ParsableCommand {
         let (pipelineLimits, queryLimits) = try LimitsFile.load(limits, kitFolder: self.kit.kit)
         let (kit, tls, address) = try self.kit.load(role: .server)
         let folder = state ?? (self.kit.kit + "/state")
-        let host = self.host, port = self.port ?? address.port
+        let host = self.host
+        let port = self.port ?? address.port
         try runBlocking {
             let store = try SQLiteCheckpointStore(folder: folder)
             let factory = StudyJobFactory(limits: pipelineLimits, queryLimits: queryLimits)
             let manager = JobManager(store: store, factory: factory) { log("[server] \($0)") }
-            let server = GRPCFederationServer(service: manager, admin: manager, host: host, port: port, tls: tls,
-                                              log: { log("[server] \($0)") })
+            let server = GRPCFederationServer(
+                service: manager, admin: manager, host: host, port: port, tls: tls,
+                log: { log("[server] \($0)") })
             let limit = shutdownTimeout
             let signals = onTermination { sig in
                 log("[server] signal \(sig): shutting down (running jobs resume at the next start)")
@@ -155,22 +163,27 @@ struct Client: ParsableCommand {
     @Option(help: "Longest wait between reconnection attempts, seconds.")
     var retryCap: Double = 30
 
-    @Option(help: "The site's privacy policy for statistics queries (default: site-policy.yaml in the kit, else built-in defaults).")
+    @Option(
+        help:
+            "The site's privacy policy for statistics queries (default: site-policy.yaml in the kit, else built-in defaults)."
+    )
     var policy: String?
 
     @Option(help: "The site's privacy ledger, SQLite (default: privacy-ledger.sqlite in the kit folder).")
     var ledger: String?
 
-    @Option(help: """
-        The site's limits for the jobs' pipelines and queries (default: limits.yaml in the kit, else built-in \
-        defaults; see docs/limits-pipeline.md).
-        """)
+    @Option(
+        help: """
+            The site's limits for the jobs' pipelines and queries (default: limits.yaml in the kit, else built-in \
+            defaults; see docs/limits-pipeline.md).
+            """)
     var limits: String?
 
-    @Option(help: """
-        The site's egress log, SQLite: one row per result that left the site (default: \
-        \(EgressLog.fileName) in the kit folder). List it with `tessera egress`.
-        """)
+    @Option(
+        help: """
+            The site's egress log, SQLite: one row per result that left the site (default: \
+            \(EgressLog.fileName) in the kit folder). List it with `tessera egress`.
+            """)
     var egressLog: String?
 
     @OptionGroup var common: CommonOptions
@@ -182,7 +195,9 @@ struct Client: ParsableCommand {
         let egress: EgressLog
         do { egress = try EgressLog(path: egressPath) } catch { throw CommandFailure(description: error.description) }
         let (kit, tls, address) = try self.kit.load(role: .site)
-        let filters: FilterChain, sharesLocalModel: Bool, trainingPolicy: SiteTrainingPolicy
+        let filters: FilterChain
+        let sharesLocalModel: Bool
+        let trainingPolicy: SiteTrainingPolicy
         do {
             filters = try SiteFilterPolicy.load(kitFolder: self.kit.kit)
             sharesLocalModel = try SiteFilterPolicy.sharesLocalModel(kitFolder: self.kit.kit)
@@ -193,35 +208,47 @@ struct Client: ParsableCommand {
         let policyPath = policy ?? (self.kit.kit + "/site-policy.yaml")
         var sitePolicy = SitePolicy()
         if policy != nil || FileManager.default.fileExists(atPath: policyPath) {
-            do { sitePolicy = try SitePolicy.load(path: policyPath) } catch { throw CommandFailure(description: error.description) }
+            do { sitePolicy = try SitePolicy.load(path: policyPath) } catch {
+                throw CommandFailure(description: error.description)
+            }
         }
         let ledgerPath = ledger ?? (self.kit.kit + "/privacy-ledger.sqlite")
-        let book: PrivacyLedger, budget: PrivacyBudget
+        let book: PrivacyLedger
+        let budget: PrivacyBudget
         do {
             book = try PrivacyLedger(path: ledgerPath)
             budget = try sitePolicy.budget()
         } catch {
             throw CommandFailure(description: "\(error)")
         }
-        let site = kit.name, data = self.data, once = self.once, frozenPolicy = sitePolicy
+        let site = kit.name
+        let data = self.data
+        let once = self.once
+        let frozenPolicy = sitePolicy
         let retry = RetryPolicy(base: .milliseconds(200), cap: .milliseconds(Int64(max(0.2, retryCap) * 1000)))
         let prefix = "[\(site)]"
         try runBlocking {
-            let connection = try GRPCFederationConnection(host: address.host, port: address.port, tls: tls,
-                                                          serverName: kit.serverAddress.host)
+            let connection = try GRPCFederationConnection(
+                host: address.host, port: address.port, tls: tls,
+                serverName: kit.serverAddress.host)
             let trainer = PipelineSiteTrainer(dataFolder: data, limits: pipelineLimits) { log("\(prefix) \($0)") }
-            let statistics = StatisticsSiteHandler(site: site, dataFolder: data, policy: frozenPolicy, ledger: book,
-                                                   limits: queryLimits) {
+            let statistics = StatisticsSiteHandler(
+                site: site, dataFolder: data, policy: frozenPolicy, ledger: book,
+                limits: queryLimits
+            ) {
                 log("\(prefix) \($0)")
             }
-            var agent = SiteAgent(site: site, connection: connection, trainer: trainer, filters: filters,
-                                  clock: ContinuousClock(), retry: retry, statistics: statistics)
+            var agent = SiteAgent(
+                site: site, connection: connection, trainer: trainer, filters: filters,
+                clock: ContinuousClock(), retry: retry, statistics: statistics)
             agent.sharesLocalModel = sharesLocalModel
-            agent.gatekeeper = SitePrivacyGatekeeper(site: site, policy: trainingPolicy, budget: budget, ledger: book,
-                                                     limits: pipelineLimits)
+            agent.gatekeeper = SitePrivacyGatekeeper(
+                site: site, policy: trainingPolicy, budget: budget, ledger: book,
+                limits: pipelineLimits)
             agent.egressLog = egress
-            log("\(prefix) connecting to \(address) (filters: \(filters.filters.map(\.name).joined(separator: ", ")); "
-                + "egress log \(egressPath))")
+            log(
+                "\(prefix) connecting to \(address) (filters: \(filters.filters.map(\.name).joined(separator: ", ")); "
+                    + "egress log \(egressPath))")
             while true {
                 let rounds = try await agent.run()
                 log("\(prefix) job over; contributed to round(s) \(rounds.map(String.init).joined(separator: ", "))")
@@ -240,12 +267,15 @@ struct Admin: ParsableCommand {
     @OptionGroup var kit: KitOptions
 
     /// Runs `body` with an admin connection.
-    static func with<T: Sendable>(_ options: KitOptions,
-                                  _ body: @escaping @Sendable (GRPCAdminConnection) async throws -> T) throws -> T {
+    static func with<T: Sendable>(
+        _ options: KitOptions,
+        _ body: @escaping @Sendable (GRPCAdminConnection) async throws -> T
+    ) throws -> T {
         let (kit, tls, address) = try options.load(role: .admin)
         return try runBlocking {
-            let connection = try GRPCAdminConnection(host: address.host, port: address.port, tls: tls,
-                                                     serverName: kit.serverAddress.host)
+            let connection = try GRPCAdminConnection(
+                host: address.host, port: address.port, tls: tls,
+                serverName: kit.serverAddress.host)
             do {
                 let value = try await body(connection)
                 await connection.close()
@@ -303,9 +333,11 @@ struct Admin: ParsableCommand {
                 return
             }
             for j in jobs {
-                print("\(j.jobID)  \(j.name)  \(j.kind.rawValue)  \(j.state.rawValue)  round \(j.completedRounds)/\(j.rounds)  "
-                      + "submitted \(j.submittedAt) by \(j.submittedBy)"
-                      + (j.finishedAt.isEmpty ? "" : ", ended \(j.finishedAt)") + (j.reason.isEmpty ? "" : ": \(j.reason)"))
+                print(
+                    "\(j.jobID)  \(j.name)  \(j.kind.rawValue)  \(j.state.rawValue)  round \(j.completedRounds)/\(j.rounds)  "
+                        + "submitted \(j.submittedAt) by \(j.submittedBy)"
+                        + (j.finishedAt.isEmpty ? "" : ", ended \(j.finishedAt)")
+                        + (j.reason.isEmpty ? "" : ": \(j.reason)"))
                 for s in j.siteStates {
                     let seen = s.secondsSinceSeen.map { String(format: "%.1f s ago", $0) } ?? "never"
                     let dice = s.lastMetrics["dice"].map { String(format: ", Dice %.3f", $0) } ?? ""
@@ -314,7 +346,8 @@ struct Admin: ParsableCommand {
                     if let e = s.lastMetrics["dp_epsilon"] {
                         privacy = String(format: ", ε spent on this job %.3g", e)
                         if let total = s.lastMetrics["dp_epsilon_site_total"] {
-                            privacy += String(format: " (site total %.3g", total)
+                            privacy +=
+                                String(format: " (site total %.3g", total)
                                 + (s.lastMetrics["dp_delta"].map { String(format: ", δ = %.0e)", $0) } ?? ")")
                         }
                     }
@@ -343,7 +376,8 @@ struct Admin: ParsableCommand {
         @Option(name: .shortAndLong, help: "Folder to write into.") var output: String = "."
 
         func run() throws {
-            let job = self.job, output = self.output
+            let job = self.job
+            let output = self.output
             for path in try Admin.with(admin.kit, { try await $0.download(jobID: job, to: output) }) { print(path) }
         }
     }

@@ -11,7 +11,7 @@ struct GenerateSampleData: ParsableCommand {
     var output: String = "sample-data"
 
     @Option(help: "Random seed; the same seed gives the same bytes.")
-    var seed: UInt64 = 20261121
+    var seed: UInt64 = 20_261_121
 
     @Option(help: ArgumentHelp("Write the test suite's DICOM fixtures to this folder instead.", visibility: .hidden))
     var fixtures: String?
@@ -30,7 +30,9 @@ struct GenerateSampleData: ParsableCommand {
             for site in SiteProfile.all {
                 let patients = outputs.filter { $0.site == site.name }
                 let slices = patients.reduce(0) { $0 + $1.imagePaths.count }
-                print("\(site.name): \(patients.count) patients, \(slices) CT slices (\(site.transferSyntax.name)), \(patients.count) SEGs")
+                print(
+                    "\(site.name): \(patients.count) patients, \(slices) CT slices (\(site.transferSyntax.name)), \(patients.count) SEGs"
+                )
             }
         } catch {
             throw CommandFailure(error)

@@ -50,7 +50,8 @@ struct Predict: ParsableCommand {
                 try NIfTI.write(labels, to: output, description: "Tessera prediction")
             } else {
                 guard chosen.instances.allSatisfy({ $0.numberOfFrames == 1 }) else {
-                    throw CommandFailure(description: "writing a DICOM SEG over a multi-frame series is not supported yet; write NIfTI")
+                    throw CommandFailure(
+                        description: "writing a DICOM SEG over a multi-frame series is not supported yet; write NIfTI")
                 }
                 let plane = stack.rows * stack.columns
                 var masks = [UInt8](repeating: 0, count: segmenter.segments.count * stack.slices.count * plane)
@@ -66,11 +67,14 @@ struct Predict: ParsableCommand {
                     to: output, masks: masks, rows: stack.rows, columns: stack.columns,
                     sourcePaths: stack.slices.map { chosen.instances[$0.instance].path },
                     segments: segmenter.segments.map {
-                        SegmentSpecification(label: "Segment \($0)", typeCode: ("91723000", "SCT", "Anatomical Structure"),
-                                             algorithmType: "AUTOMATIC", algorithmName: "Tessera U-Net")
+                        SegmentSpecification(
+                            label: "Segment \($0)", typeCode: ("91723000", "SCT", "Anatomical Structure"),
+                            algorithmType: "AUTOMATIC", algorithmName: "Tessera U-Net")
                     })
             }
-            print("wrote \(output): " + zip(segmenter.segments, counts).map { "segment \($0.0): \($0.1) voxels" }.joined(separator: ", "))
+            print(
+                "wrote \(output): "
+                    + zip(segmenter.segments, counts).map { "segment \($0.0): \($0.1) voxels" }.joined(separator: ", "))
         } catch let error as TrainingError {
             throw CommandFailure(description: error.description)
         } catch let error as VolumesError {

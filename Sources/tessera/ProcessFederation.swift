@@ -25,47 +25,65 @@ final class LocalDeployment: Sendable {
 
     /// - Parameters:
     ///   - sitePolicy: a site-policy YAML copied into every site's kit (statistics queries), or nil.
-    init(base: String, sites: [String], dataRoot: String, sitePolicy: String? = nil,
-         progress: @escaping @Sendable (String) -> Void) async throws {
+    init(
+        base: String, sites: [String], dataRoot: String, sitePolicy: String? = nil,
+        progress: @escaping @Sendable (String) -> Void
+    ) async throws {
         self.base = base
         try? FileManager.default.removeItem(atPath: base)
-        let kits = base + "/kits", logs = base + "/logs"
+        let kits = base + "/kits"
+        let logs = base + "/logs"
         try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
-        let project = try Project(name: "tessera-simulate",
-                                  server: .init(name: "server", address: ServerAddress(host: "localhost", port: 8443)),
-                                  sites: sites, admins: [.init(name: "simulate")], validityDays: 2)
+        let project = try Project(
+            name: "tessera-simulate",
+            server: .init(name: "server", address: ServerAddress(host: "localhost", port: 8443)),
+            sites: sites, admins: [.init(name: "simulate")], validityDays: 2)
         _ = try Provisioner(project: project, output: kits).run()
         if let sitePolicy {
-            for site in sites { try FileManager.default.copyItem(atPath: sitePolicy, toPath: kits + "/" + site + "/site-policy.yaml") }
+            for site in sites {
+                try FileManager.default.copyItem(atPath: sitePolicy, toPath: kits + "/" + site + "/site-policy.yaml")
+            }
         }
-        progress("provisioned a throw-away project: CA, server, \(sites.count) site and 1 admin kit(s) in \(kits)"
-                 + (sitePolicy.map { "; site policy \($0) in every site kit" } ?? ""))
+        progress(
+            "provisioned a throw-away project: CA, server, \(sites.count) site and 1 admin kit(s) in \(kits)"
+                + (sitePolicy.map { "; site policy \($0) in every site kit" } ?? ""))
         let binary = try Self.ownExecutable()
         let processes = ProcessGroup()
         self.processes = processes
         let serverOut = Pipe()
-        let server = try processes.start(binary, ["server", "--kit", kits + "/server", "--state", base + "/state",
-                                                  "--host", "127.0.0.1", "--port", "0"],
-                                         log: logs + "/server.log", stdout: serverOut)
+        let server = try processes.start(
+            binary,
+            [
+                "server", "--kit", kits + "/server", "--state", base + "/state",
+                "--host", "127.0.0.1", "--port", "0",
+            ],
+            log: logs + "/server.log", stdout: serverOut)
         self.server = server
         do {
             let line = try await Self.firstLine(of: serverOut, containing: "listening on", process: server)
-            guard let portText = line.split(separator: ":").last?.split(separator: ",").first, let port = Int(portText) else {
+            guard let portText = line.split(separator: ":").last?.split(separator: ",").first, let port = Int(portText)
+            else {
                 throw CommandFailure(description: "the server did not report its port (see \(logs)/server.log)")
             }
             self.port = port
             progress("server process \(server.processIdentifier) listening on 127.0.0.1:\(port) (mutual TLS)")
             for site in sites {
-                let client = try processes.start(binary, ["client", "--kit", kits + "/" + site, "--data", dataRoot + "/" + site,
-                                                          "--server", "127.0.0.1:\(port)", "--once", "--retry-cap", "2"],
-                                                 log: logs + "/\(site).log")
+                let client = try processes.start(
+                    binary,
+                    [
+                        "client", "--kit", kits + "/" + site, "--data", dataRoot + "/" + site,
+                        "--server", "127.0.0.1:\(port)", "--once", "--retry-cap", "2",
+                    ],
+                    log: logs + "/\(site).log")
                 progress("site \(site): client process \(client.processIdentifier)")
             }
-            admin = try GRPCAdminConnection(host: "127.0.0.1", port: port,
-                                            tls: MutualTLSFiles(certificateChain: kits + "/simulate/cert.pem",
-                                                                privateKey: kits + "/simulate/key.pem",
-                                                                trustRoots: kits + "/simulate/ca.pem"),
-                                            serverName: "localhost")
+            admin = try GRPCAdminConnection(
+                host: "127.0.0.1", port: port,
+                tls: MutualTLSFiles(
+                    certificateChain: kits + "/simulate/cert.pem",
+                    privateKey: kits + "/simulate/key.pem",
+                    trustRoots: kits + "/simulate/ca.pem"),
+                serverName: "localhost")
         } catch {
             processes.terminateAll()
             throw error
@@ -79,8 +97,14 @@ final class LocalDeployment: Sendable {
         // The admin connection closes gracefully (calls in flight finish); it may not hold up the shutdown.
         let admin = self.admin
         let closed = await withTaskGroup(of: Bool.self) { group in
-            group.addTask { await admin.close(); return true }
-            group.addTask { try? await Task.sleep(for: .seconds(5)); return false }
+            group.addTask {
+                await admin.close()
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(5))
+                return false
+            }
             let first = await group.next() ?? false
             group.cancelAll()
             return first
@@ -108,7 +132,9 @@ final class LocalDeployment: Sendable {
     }
 
     /// The job's events until it ends, through `handle`; fails on a failed job or after `deadline`.
-    func follow(job: String, deadline: Duration, _ handle: @escaping @Sendable (JobEvent) async throws -> Void) async throws {
+    func follow(job: String, deadline: Duration, _ handle: @escaping @Sendable (JobEvent) async throws -> Void)
+        async throws
+    {
         let admin = self.admin
         try await withThrowingTaskGroup(of: Bool.self) { group in
             group.addTask {
@@ -134,10 +160,12 @@ final class LocalDeployment: Sendable {
 
     /// The running tessera binary (to start the server and clients as separate processes).
     static func ownExecutable() throws -> String {
-        let path = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        let path =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             ?? URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
         guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw CommandFailure(description: "cannot find the tessera binary to start the server and clients (\(path))")
+            throw CommandFailure(
+                description: "cannot find the tessera binary to start the server and clients (\(path))")
         }
         return path
     }
@@ -150,9 +178,14 @@ final class LocalDeployment: Sendable {
                 var buffer = Data()
                 while true {
                     let data = handle.availableData
-                    if data.isEmpty { continuation.resume(returning: ""); return }
+                    if data.isEmpty {
+                        continuation.resume(returning: "")
+                        return
+                    }
                     buffer.append(data)
-                    if let line = String(decoding: buffer, as: UTF8.self).split(separator: "\n").first(where: { $0.contains(text) }) {
+                    if let line = String(decoding: buffer, as: UTF8.self).split(separator: "\n").first(where: {
+                        $0.contains(text)
+                    }) {
                         continuation.resume(returning: String(line))
                         return
                     }
@@ -160,7 +193,8 @@ final class LocalDeployment: Sendable {
             }
         }
         guard !line.isEmpty else {
-            throw CommandFailure(description: "the server process exited before listening (status \(process.terminationStatus))")
+            throw CommandFailure(
+                description: "the server process exited before listening (status \(process.terminationStatus))")
         }
         return line
     }
@@ -174,12 +208,15 @@ struct ProcessFederation: StudyFederation {
     /// The site policy copied into every site's kit: its privacy budget binds the DP updates too.
     var sitePolicy: String?
 
-    func federate(pipeline: String, sites: [String], dataRoot: String, output: String, initialModel: ParameterSet,
-                  trainers: [String: SegmentationSiteTrainer],
-                  progress: @escaping @Sendable (String) -> Void) async throws -> FederatedOutcome {
+    func federate(
+        pipeline: String, sites: [String], dataRoot: String, output: String, initialModel: ParameterSet,
+        trainers: [String: SegmentationSiteTrainer],
+        progress: @escaping @Sendable (String) -> Void
+    ) async throws -> FederatedOutcome {
         let base = URL(fileURLWithPath: output).appendingPathComponent("federation").path
-        let deployment = try await LocalDeployment(base: base, sites: sites, dataRoot: dataRoot, sitePolicy: sitePolicy,
-                                                   progress: progress)
+        let deployment = try await LocalDeployment(
+            base: base, sites: sites, dataRoot: dataRoot, sitePolicy: sitePolicy,
+            progress: progress)
         let job = try await deployment.admin.submit(pipeline: pipeline, name: "simulate")
         progress("submitted \(job); following its events")
         let follower = StudyProgress(progress)
@@ -188,9 +225,11 @@ struct ProcessFederation: StudyFederation {
         await deployment.stop(progress: progress)
         var global: ParameterSet?
         var models: [Int: ParameterSet] = [:]
-        for path in files where path.hasSuffix(".safetensors") && !URL(fileURLWithPath: path).lastPathComponent.hasPrefix("local-") {
+        for path in files
+        where path.hasSuffix(".safetensors") && !URL(fileURLWithPath: path).lastPathComponent.hasPrefix("local-") {
             let contents = try SafeTensorsFile.read(contentsOf: path)
-            let model = ParameterSet(contents.entries.map { ParameterTensor(name: $0.name, shape: $0.shape, values: $0.values) })
+            let model = ParameterSet(
+                contents.entries.map { ParameterTensor(name: $0.name, shape: $0.shape, values: $0.values) })
             let file = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
             if file == "global" { global = model }
             if file.hasPrefix("round-"), let r = Int(file.dropFirst("round-".count)) { models[r] = model }
@@ -198,10 +237,12 @@ struct ProcessFederation: StudyFederation {
         guard let global else { throw CommandFailure(description: "the server sent no global model for \(job)") }
         var crossSite: CrossSiteMatrix?
         if let path = files.first(where: { $0.hasSuffix("/cross-site.json") }) {
-            crossSite = try JSONDecoder().decode(CrossSiteMatrix.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+            crossSite = try JSONDecoder().decode(
+                CrossSiteMatrix.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
         }
-        return FederatedOutcome(global: try global.reordered(like: initialModel), rounds: follower.summaries,
-                                roundModels: models, crossSite: crossSite)
+        return FederatedOutcome(
+            global: try global.reordered(like: initialModel), rounds: follower.summaries,
+            roundModels: models, crossSite: crossSite)
     }
 }
 

@@ -1,8 +1,8 @@
 import ArgumentParser
+import Dispatch
 import FederatedAnalytics
 import FederationJobs
 import FederationSimulation
-import Dispatch
 import Foundation
 import Synchronization
 
@@ -36,10 +36,11 @@ struct Simulate: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
-    @Option(help: """
-        The site policy copied into every site's kit (default pipelines/site-policy.yaml when present): statistics \
-        queries and the privacy budget of DP training updates.
-        """)
+    @Option(
+        help: """
+            The site policy copied into every site's kit (default pipelines/site-policy.yaml when present): statistics \
+            queries and the privacy budget of DP training updates.
+            """)
     var policy: String?
 
     func run() throws {
@@ -53,8 +54,10 @@ struct Simulate: ParsableCommand {
         study.compare = !noBaselines
         if !inProcess {
             var federation = ProcessFederation()
-            federation.sitePolicy = policy
-                ?? (FileManager.default.fileExists(atPath: "pipelines/site-policy.yaml") ? "pipelines/site-policy.yaml" : nil)
+            federation.sitePolicy =
+                policy
+                ?? (FileManager.default.fileExists(atPath: "pipelines/site-policy.yaml")
+                    ? "pipelines/site-policy.yaml" : nil)
             study.federation = federation
         }
         do {
@@ -78,7 +81,8 @@ extension Simulate {
         if sites.isEmpty {
             sites = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter { name in
                 var directory: ObjCBool = false
-                return !name.hasPrefix(".") && FileManager.default.fileExists(atPath: root + "/" + name, isDirectory: &directory)
+                return !name.hasPrefix(".")
+                    && FileManager.default.fileExists(atPath: root + "/" + name, isDirectory: &directory)
                     && directory.boolValue
             }.sorted()
         }
@@ -88,10 +92,15 @@ extension Simulate {
         if sitePolicy == nil, FileManager.default.fileExists(atPath: "pipelines/site-policy.yaml") {
             sitePolicy = "pipelines/site-policy.yaml"
         }
-        let output = self.output, data = self.data, policyFile = sitePolicy, siteList = sites
+        let output = self.output
+        let data = self.data
+        let policyFile = sitePolicy
+        let siteList = sites
         let result = try runBlocking {
-            let deployment = try await LocalDeployment(base: output + "/federation", sites: siteList, dataRoot: data,
-                                                       sitePolicy: policyFile) { say($0) }
+            let deployment = try await LocalDeployment(
+                base: output + "/federation", sites: siteList, dataRoot: data,
+                sitePolicy: policyFile
+            ) { say($0) }
             let job = try await deployment.admin.submit(pipeline: submitted, name: "statistics")
             say("submitted \(job); following its phases")
             try await deployment.follow(job: job, deadline: .seconds(3600)) { event in
@@ -111,7 +120,8 @@ extension Simulate {
                 throw CommandFailure(description: "the server sent no statistics.json for \(job)")
             }
             let decoder = JSONDecoder()
-            decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+            decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+                positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
             return try decoder.decode(StatisticsResult.self, from: Data(contentsOf: URL(fileURLWithPath: json)))
         }
         print("")
@@ -126,12 +136,17 @@ func runBlocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) 
     let result = Mutex<Result<T, any Error>?>(nil)
     let done = DispatchSemaphore(value: 0)
     Task {
-        do { let value = try await body(); result.withLock { $0 = .success(value) } } catch {
+        do {
+            let value = try await body()
+            result.withLock { $0 = .success(value) }
+        } catch {
             result.withLock { $0 = .failure(error) }
         }
         done.signal()
     }
     done.wait()
-    guard let outcome = result.withLock({ $0 }) else { throw CommandFailure(description: "the command produced no result") }
+    guard let outcome = result.withLock({ $0 }) else {
+        throw CommandFailure(description: "the command produced no result")
+    }
     return try outcome.get()
 }

@@ -1,11 +1,12 @@
-import DifferentialPrivacy
 import ArgumentParser
+import DifferentialPrivacy
 import FederatedAnalytics
 import Foundation
 
 struct Stats: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Cohort statistics from DICOM data, private by construction (minimum counts, differential privacy, secure sums).",
+        abstract:
+            "Cohort statistics from DICOM data, private by construction (minimum counts, differential privacy, secure sums).",
         discussion: """
             Each --data folder is one site. With one folder the query runs locally (noise still applied); with \
             several, the sites run in this process and the figures are combined by pairwise-masked secure sums, \
@@ -45,12 +46,16 @@ struct Stats: ParsableCommand {
             let query = try StatisticsQuery.load(path: self.query)
             var sitePolicy = SitePolicy()
             if let policy { sitePolicy = try SitePolicy.load(path: policy) }
-            let ledgerPath = ledger ?? (FileManager.default.homeDirectoryForCurrentUser.path + "/.local/share/tessera/privacy-ledger.sqlite")
+            let ledgerPath =
+                ledger
+                ?? (FileManager.default.homeDirectoryForCurrentUser.path + "/.local/share/tessera/privacy-ledger.sqlite")
             let book = try PrivacyLedger(path: exact ? nil : ledgerPath)
             var sites: [StatisticsSite] = []
             for folder in data {
                 let name = URL(fileURLWithPath: folder).lastPathComponent
-                sites.append(StatisticsSite(name: name, cohort: try SiteCohort(folder: folder), policy: sitePolicy, ledger: book))
+                sites.append(
+                    StatisticsSite(name: name, cohort: try SiteCohort(folder: folder), policy: sitePolicy, ledger: book)
+                )
             }
             if exact { log("warning: --exact: no noise, nothing charged; for reference comparisons only") }
             var run = CohortStatistics(query: query, mechanism: exact ? NoiseMechanism.none : nil, seed: seed)
@@ -68,29 +73,43 @@ struct Stats: ParsableCommand {
 
 /// The global cohort table for the terminal.
 func cohortTable(_ r: StatisticsResult) -> String {
-    var lines = ["\(r.query): \(r.sites.count) site(s) [\(r.sites.joined(separator: ", "))], \(r.mechanism.rawValue) noise"
-                 + (r.secureSum ? ", secure sums" : "")]
+    var lines = [
+        "\(r.query): \(r.sites.count) site(s) [\(r.sites.joined(separator: ", "))], \(r.mechanism.rawValue) noise"
+            + (r.secureSum ? ", secure sums" : "")
+    ]
     for (site, reason) in r.refused.sorted(by: { $0.key < $1.key }) { lines.append("  refused by \(site): \(reason)") }
     lines.append(String(repeating: "-", count: 96))
-    lines.append("feature".padding(toLength: 24, withPad: " ", startingAt: 0) + "unit     count  missing      mean    stddev  min..max / categories")
+    lines.append(
+        "feature".padding(toLength: 24, withPad: " ", startingAt: 0)
+            + "unit     count  missing      mean    stddev  min..max / categories")
     for f in r.global {
-        func n(_ v: Double?) -> String { v.map { String(format: "%.4g", $0) } ?? (f.suppressed.contains("count") ? "<k" : "-") }
+        func n(_ v: Double?) -> String {
+            v.map { String(format: "%.4g", $0) } ?? (f.suppressed.contains("count") ? "<k" : "-")
+        }
         var extra = ""
         if let lo = f.min, let hi = f.max { extra = "\(n(lo))..\(n(hi))" }
         if let q = f.quantiles, !q.isEmpty {
-            extra += "  q " + q.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.4g", $0.value))" }.joined(separator: " ")
+            extra +=
+                "  q "
+                + q.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.4g", $0.value))" }.joined(
+                    separator: " ")
         }
         if let fr = f.frequencies {
-            extra = fr.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.map { String(format: "%.0f", $0) } ?? "<k")" }.joined(separator: " ")
+            extra = fr.sorted { $0.key < $1.key }.map {
+                "\($0.key)=\($0.value.map { String(format: "%.0f", $0) } ?? "<k")"
+            }.joined(separator: " ")
         }
-        lines.append(f.feature.padding(toLength: 24, withPad: " ", startingAt: 0)
-                     + f.unit.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
-                     + n(f.count).leftPad(6) + n(f.missing).leftPad(9) + n(f.mean).leftPad(10) + n(f.stddev).leftPad(10)
-                     + "  " + extra)
+        lines.append(
+            f.feature.padding(toLength: 24, withPad: " ", startingAt: 0)
+                + f.unit.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
+                + n(f.count).leftPad(6) + n(f.missing).leftPad(9) + n(f.mean).leftPad(10) + n(f.stddev).leftPad(10)
+                + "  " + extra)
     }
     lines.append(String(repeating: "-", count: 96))
     for (site, p) in r.privacy.sorted(by: { $0.key < $1.key }) {
-        lines.append("\(site): ε spent \(String(format: "%.3g", p.epsilonSpent)) (remaining \(String(format: "%.3g", p.epsilonRemaining))), k = \(p.minimumCount)")
+        lines.append(
+            "\(site): ε spent \(String(format: "%.3g", p.epsilonSpent)) (remaining \(String(format: "%.3g", p.epsilonRemaining))), k = \(p.minimumCount)"
+        )
     }
     return lines.joined(separator: "\n")
 }

@@ -37,15 +37,17 @@ struct Train: ParsableCommand {
             if let epochs { config.epochs = max(1, epochs) }
             // The same limits as a federated job: the model's size and a step's memory, before anything is read.
             try PipelineLimits.default.validate(config, preprocessing: preprocessing)
-            let cases = try SegmentationDataset.load(folder: data, preprocessing: preprocessing, segments: config.model.segments)
+            let cases = try SegmentationDataset.load(
+                folder: data, preprocessing: preprocessing, segments: config.model.segments)
             var trainer = Trainer(configuration: config, preprocessing: preprocessing)
             let (train, validation) = trainer.split(cases)
             let dims = cases[0].sample.image.geometry.dimensions
-            print("\(cases.count) cases (\(train.count) training, \(validation.count) validation patients), canonical grid "
-                  + "\(dims.x)×\(dims.y)×\(dims.z); \(config.epochs) epochs of "
-                  + (config.model.dimensions == 3
-                     ? "\(config.patchesPerEpoch) patches of \(config.model.patchSize.map(String.init).joined(separator: "×"))"
-                     : "\(config.slicesPerEpoch) slices"))
+            print(
+                "\(cases.count) cases (\(train.count) training, \(validation.count) validation patients), canonical grid "
+                    + "\(dims.x)×\(dims.y)×\(dims.z); \(config.epochs) epochs of "
+                    + (config.model.dimensions == 3
+                        ? "\(config.patchesPerEpoch) patches of \(config.model.patchSize.map(String.init).joined(separator: "×"))"
+                        : "\(config.slicesPerEpoch) slices"))
             let checkpoint = output + "/best.safetensors"
             // A progress bar redrawn on stderr only when a person watches (a terminal); logs get the epoch lines.
             let bar: ProgressBar? = isatty(STDERR_FILENO) == 1 ? ProgressBar() : nil
@@ -53,18 +55,26 @@ struct Train: ParsableCommand {
                 guard let bar else { return }
                 FileHandle.standardError.write(Data(("\r" + bar.render(step)).utf8))
             }
-            let reports = try trainer.fit(train: train, validation: validation, checkpoint: checkpoint,
-                                          onStep: showStep) { r in
+            let reports = try trainer.fit(
+                train: train, validation: validation, checkpoint: checkpoint,
+                onStep: showStep
+            ) { r in
                 if bar != nil { FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8)) }  // clear the bar's line
-                let dice = r.validationDice.enumerated().map { "class \($0.offset + 1) \(String(format: "%.3f", $0.element))" }
-                print(String(format: "epoch %3d  loss %.4f  %@  (%.1f s)", r.epoch, r.loss,
-                             dice.isEmpty ? "" : "validation Dice " + dice.joined(separator: ", "), r.seconds))
+                let dice = r.validationDice.enumerated().map {
+                    "class \($0.offset + 1) \(String(format: "%.3f", $0.element))"
+                }
+                print(
+                    String(
+                        format: "epoch %3d  loss %.4f  %@  (%.1f s)", r.epoch, r.loss,
+                        dice.isEmpty ? "" : "validation Dice " + dice.joined(separator: ", "), r.seconds))
             }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(reports).write(to: URL(fileURLWithPath: output + "/metrics.json"))
             let best = reports.max { $0.meanDice < $1.meanDice }
-            print("best validation Dice \(String(format: "%.3f", best?.meanDice ?? 0)) at epoch \(best?.epoch ?? 0); wrote \(checkpoint)")
+            print(
+                "best validation Dice \(String(format: "%.3f", best?.meanDice ?? 0)) at epoch \(best?.epoch ?? 0); wrote \(checkpoint)"
+            )
         } catch let error as TrainingError {
             throw CommandFailure(description: error.description)
         } catch let error as VolumesError {

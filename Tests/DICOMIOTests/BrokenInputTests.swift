@@ -7,14 +7,18 @@ import Volumes
 @Suite("Broken input")
 struct BrokenInputTests {
     /// Writes a small valid CT slice, with attributes replaced (value) or left out (nil).
-    func writeSlice(_ path: String, _ overrides: [DICOMTag: String?] = [:], rows: Int = 8, columns: Int = 8,
-                    samples: UInt16 = 1, bitsAllocated: UInt16 = 16, pixelWords: Int? = nil,
-                    syntax: TransferSyntax = .explicitVRLittleEndian) throws {
+    func writeSlice(
+        _ path: String, _ overrides: [DICOMTag: String?] = [:], rows: Int = 8, columns: Int = 8,
+        samples: UInt16 = 1, bitsAllocated: UInt16 = 16, pixelWords: Int? = nil,
+        syntax: TransferSyntax = .explicitVRLittleEndian
+    ) throws {
         var tags: [DICOMTag: String] = [
-            .sopClassUID: SOPClass.ctImageStorage, .sopInstanceUID: "2.25.1\(path.utf8.count)\(abs(path.hashValue % 100000))",
+            .sopClassUID: SOPClass.ctImageStorage,
+            .sopInstanceUID: "2.25.1\(path.utf8.count)\(abs(path.hashValue % 100000))",
             .studyInstanceUID: "2.25.77", .seriesInstanceUID: "2.25.78", .modality: "CT",
             .imagePositionPatient: "0\\0\\0", .imageOrientationPatient: "1\\0\\0\\0\\1\\0", .pixelSpacing: "1\\1",
-            .photometricInterpretation: samples == 3 ? "RGB" : "MONOCHROME2", .rescaleIntercept: "0", .rescaleSlope: "1",
+            .photometricInterpretation: samples == 3 ? "RGB" : "MONOCHROME2", .rescaleIntercept: "0",
+            .rescaleSlope: "1",
         ]
         for (tag, value) in overrides { tags[tag] = value }
         let w = DICOMWriter()
@@ -40,11 +44,15 @@ struct BrokenInputTests {
         let instance = try ImageInstance(path: path)
         let file = try DICOMFile(path: path, maxReadLength: 0)
         var buffer = [Float](repeating: 0, count: instance.rows * instance.columns * instance.numberOfFrames)
-        try buffer.withUnsafeMutableBufferPointer { (b) throws(DICOMError) in try instance.decodeFrames(from: file, into: b) }
+        try buffer.withUnsafeMutableBufferPointer { (b) throws(DICOMError) in
+            try instance.decodeFrames(from: file, into: b)
+        }
     }
 
-    func expectFailure(_ path: String, _ codes: Set<DICOMError.Code>, _ words: String? = nil,
-                       sourceLocation: SourceLocation = #_sourceLocation) {
+    func expectFailure(
+        _ path: String, _ codes: Set<DICOMError.Code>, _ words: String? = nil,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         do {
             try read(path)
             Issue.record("\(path) was read without error", sourceLocation: sourceLocation)
@@ -74,17 +82,20 @@ struct BrokenInputTests {
 
     @Test("Empty, text and random files are not DICOM")
     func notDICOM() throws {
-        let dir = try temporaryFolder(); defer { removeTemporary(dir) }
+        let dir = try temporaryFolder()
+        defer { removeTemporary(dir) }
         FileManager.default.createFile(atPath: dir + "/empty", contents: Data())
         FileManager.default.createFile(atPath: dir + "/notes.txt", contents: Data("Patient list\nnothing here\n".utf8))
         var g = SystemRandomNumberGenerator()
-        FileManager.default.createFile(atPath: dir + "/random.bin", contents: Data((0..<4096).map { _ in UInt8.random(in: 0...255, using: &g) }))
+        FileManager.default.createFile(
+            atPath: dir + "/random.bin", contents: Data((0..<4096).map { _ in UInt8.random(in: 0...255, using: &g) }))
         for name in ["empty", "notes.txt", "random.bin"] { expectFailure(dir + "/" + name, [.notDICOM], "not DICOM") }
     }
 
     @Test("A DICM preamble followed by garbage is a parse error")
     func garbageAfterPreamble() throws {
-        let dir = try temporaryFolder(); defer { removeTemporary(dir) }
+        let dir = try temporaryFolder()
+        defer { removeTemporary(dir) }
         var bytes = [UInt8](repeating: 0, count: 128) + Array("DICM".utf8)
         bytes += [0x02, 0x00, 0x10, 0x00, 0x55, 0x49, 0xFF, 0x7F] + [UInt8](repeating: 0x41, count: 64)
         FileManager.default.createFile(atPath: dir + "/bad.dcm", contents: Data(bytes))
@@ -93,7 +104,8 @@ struct BrokenInputTests {
 
     @Test("Truncated header and truncated pixel data")
     func truncated() throws {
-        let dir = try temporaryFolder(); defer { removeTemporary(dir) }
+        let dir = try temporaryFolder()
+        defer { removeTemporary(dir) }
         let source = try firstFile("explicit-le")
         try truncate(source, to: dir + "/header-cut", keeping: 0.08)
         try truncate(source, to: dir + "/pixels-cut", keeping: 0.8)
@@ -109,7 +121,8 @@ struct BrokenInputTests {
     // entropy-coded syntaxes are tested here; a truncated RLE file is caught by the truncation test's parse check.
     @Test("Corrupt compressed pixel data fails to decode", arguments: ["jpegls-lossless", "jpeg-lossless"])
     func corruptCodestream(folder: String) throws {
-        let dir = try temporaryFolder(); defer { removeTemporary(dir) }
+        let dir = try temporaryFolder()
+        defer { removeTemporary(dir) }
         var data = try Data(contentsOf: URL(fileURLWithPath: try firstFile(folder)))
         // Cut the codestream in the middle of the last fragment: keep the tail's item structure valid.
         let cut = data.count - 600
@@ -120,32 +133,37 @@ struct BrokenInputTests {
 
     @Test("An unsupported transfer syntax is named in the error")
     func unsupportedSyntax() throws {
-        let dir = try temporaryFolder(); defer { removeTemporary(dir) }
+        let dir = try temporaryFolder()
+        defer { removeTemporary(dir) }
         let path = dir + "/jp2-part2"
         try FileManager.default.copyItem(atPath: try firstFile("jpegls-lossless"), toPath: path)
         try patch(path, replacing: "1.2.840.10008.1.2.4.80", with: "1.2.840.10008.1.2.4.92")
         expectFailure(path, [.unsupportedTransferSyntax], "1.2.840.10008.1.2.4.92")
     }
 
-    @Test("Missing or malformed geometry attributes", arguments: [
-        (DICOMTag.imagePositionPatient, String?.none, "(0020,0032)"),
-        (DICOMTag.imageOrientationPatient, String?.none, "(0020,0037)"),
-        (DICOMTag.pixelSpacing, String?.none, "(0028,0030)"),
-        (DICOMTag.pixelSpacing, "0\\1", "positive"),
-        (DICOMTag.imageOrientationPatient, "1\\0\\0\\1\\0\\0", "orthonormal"),
-        (DICOMTag.imagePositionPatient, "a\\b\\c", "not a number"),
-        (DICOMTag.seriesInstanceUID, String?.none, "(0020,000E)"),
-        (DICOMTag.rescaleSlope, "0", "Rescale Slope"),
-    ])
+    @Test(
+        "Missing or malformed geometry attributes",
+        arguments: [
+            (DICOMTag.imagePositionPatient, String?.none, "(0020,0032)"),
+            (DICOMTag.imageOrientationPatient, String?.none, "(0020,0037)"),
+            (DICOMTag.pixelSpacing, String?.none, "(0028,0030)"),
+            (DICOMTag.pixelSpacing, "0\\1", "positive"),
+            (DICOMTag.imageOrientationPatient, "1\\0\\0\\1\\0\\0", "orthonormal"),
+            (DICOMTag.imagePositionPatient, "a\\b\\c", "not a number"),
+            (DICOMTag.seriesInstanceUID, String?.none, "(0020,000E)"),
+            (DICOMTag.rescaleSlope, "0", "Rescale Slope"),
+        ])
     func badGeometry(tag: DICOMTag, value: String?, words: String) throws {
-        let dir = try temporaryFolder(); defer { removeTemporary(dir) }
+        let dir = try temporaryFolder()
+        defer { removeTemporary(dir) }
         try writeSlice(dir + "/slice", [tag: value])
         expectFailure(dir + "/slice", [.missingAttribute, .invalidAttribute], words)
     }
 
     @Test("Colour images are refused for volumes, not converted")
     func colour() throws {
-        let dir = try temporaryFolder(); defer { removeTemporary(dir) }
+        let dir = try temporaryFolder()
+        defer { removeTemporary(dir) }
         try writeSlice(dir + "/rgb", samples: 3, bitsAllocated: 8)
         expectFailure(dir + "/rgb", [.unsupportedImage], "colour")
         let all = try series(in: dir)
@@ -154,14 +172,16 @@ struct BrokenInputTests {
 
     @Test("Bits Allocated 12 is an inconsistent pixel format")
     func badBits() throws {
-        let dir = try temporaryFolder(); defer { removeTemporary(dir) }
+        let dir = try temporaryFolder()
+        defer { removeTemporary(dir) }
         try writeSlice(dir + "/bits", bitsAllocated: 12)
         expectFailure(dir + "/bits", [.invalidAttribute], "Bits Allocated")
     }
 
     @Test("A folder with every kind of bad file: the good series is intact, each bad file listed with a reason")
     func folderScan() throws {
-        let dir = try temporaryFolder(); defer { removeTemporary(dir) }
+        let dir = try temporaryFolder()
+        defer { removeTemporary(dir) }
         try FileManager.default.createDirectory(atPath: dir + "/good/nested", withIntermediateDirectories: true)
         try copyFixture("explicit-le", to: dir + "/good/nested")
         FileManager.default.createFile(atPath: dir + "/empty", contents: Data())
@@ -176,7 +196,8 @@ struct BrokenInputTests {
         #expect(report.series.count == 1)
         #expect(report.series[0].sliceCount == 8)
         #expect(report.series[0].problems.isEmpty)
-        let skipped = Dictionary(uniqueKeysWithValues: report.skipped.map { (URL(fileURLWithPath: $0.path).lastPathComponent, $0) })
+        let skipped = Dictionary(
+            uniqueKeysWithValues: report.skipped.map { (URL(fileURLWithPath: $0.path).lastPathComponent, $0) })
         #expect(Set(skipped.keys) == ["empty", "README", "cut", "noipp", "DICOMDIR"])
         #expect(skipped["DICOMDIR"]?.reason.contains("DICOMDIR") == true)
         #expect(skipped["noipp"]?.code == "missing-attribute")

@@ -1,8 +1,9 @@
 import DICOMIO
 import Foundation
-@testable import SampleData
 import Testing
 import Volumes
+
+@testable import SampleData
 
 @Suite("Series assembly and geometry")
 struct GeometryTests {
@@ -108,7 +109,9 @@ struct GeometryTests {
     func nonUniform() throws {
         var instances = try DirectoryScanner().scan(fixture("explicit-le")).instances
         let normal = instances[0].frames[0].normal
-        let index = instances.indices.max { instances[$0].frames[0].position.dot(normal) < instances[$1].frames[0].position.dot(normal) }!
+        let index = instances.indices.max {
+            instances[$0].frames[0].position.dot(normal) < instances[$1].frames[0].position.dot(normal)
+        }!
         instances[index].frames[0].position += 0.9 * normal
         let all = SeriesAssembler().assemble(instances)
         #expect(all[0].problems.contains { $0.kind == .nonUniformSpacing && $0.isBlocking })

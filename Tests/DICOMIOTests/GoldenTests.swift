@@ -67,9 +67,11 @@ struct GoldenTests {
             let volume = try Volume<Float>(series: s)
             let g = volume.geometry
             #expect([g.dimensions.x, g.dimensions.y, g.dimensions.z] == want.dimensions)
-            let ours = [g.spacing.x, g.spacing.y, g.spacing.z, g.origin.x, g.origin.y, g.origin.z,
-                        g.direction.x.x, g.direction.x.y, g.direction.x.z, g.direction.y.x, g.direction.y.y,
-                        g.direction.y.z, g.direction.z.x, g.direction.z.y, g.direction.z.z]
+            let ours = [
+                g.spacing.x, g.spacing.y, g.spacing.z, g.origin.x, g.origin.y, g.origin.z,
+                g.direction.x.x, g.direction.x.y, g.direction.x.z, g.direction.y.x, g.direction.y.y,
+                g.direction.y.z, g.direction.z.x, g.direction.z.y, g.direction.z.z,
+            ]
             let theirs = want.spacing + want.origin + want.direction
             for (a, b) in zip(ours, theirs) { #expect(abs(a - b) < 1e-5, "\(name): geometry \(ours) vs \(theirs)") }
             let stats = volume.statistics
@@ -98,7 +100,9 @@ struct GoldenTests {
             let series = try #require(assembled.first { $0.seriesInstanceUID == want.referenced_series })
             let labels = try Volume<UInt8>.labels(segmentation: seg.path, series: series)
             #expect(sha256Hex(labels.volume.voxels) == want.sha256)
-            #expect(Dictionary(uniqueKeysWithValues: labels.segments.map { (String($0.number), $0.label) }) == want.segments)
+            #expect(
+                Dictionary(uniqueKeysWithValues: labels.segments.map { (String($0.number), $0.label) }) == want.segments
+            )
             for (label, count) in want.voxels_per_label {
                 #expect(labels.volume.voxels.filter { String($0) == label }.count == count)
             }

@@ -10,7 +10,8 @@ struct SampleDataTests {
 
     @Test("Regenerating with the default seed reproduces the committed sample-data/ byte for byte")
     func reproducible() throws {
-        let dir = try temporaryFolder(); defer { removeTemporary(dir) }
+        let dir = try temporaryFolder()
+        defer { removeTemporary(dir) }
         let outputs = try SampleDataGenerator().generate(into: dir)
         #expect(outputs.count == 15)
         let fm = FileManager.default
@@ -24,8 +25,9 @@ struct SampleDataTests {
         #expect(differing.isEmpty, "differ: \(differing.prefix(5))")
     }
 
-    @Test("Every site: series without problems, one SEG per series, labels on the organs",
-          arguments: ["community-hospital", "research-center", "treatment-center"])
+    @Test(
+        "Every site: series without problems, one SEG per series, labels on the organs",
+        arguments: ["community-hospital", "research-center", "treatment-center"])
     func sites(site: String) throws {
         let report = try FolderInspection(folder: sampleRoot + "/" + site)
         #expect(report.skipped.isEmpty)
@@ -34,7 +36,8 @@ struct SampleDataTests {
             #expect(s.problems.isEmpty, "\(s.seriesInstanceUID): \(s.problems.map(\.message))")
             #expect(s.segmentations.count == 1)
         }
-        #expect(report.segmentations.allSatisfy { $0.problems.isEmpty && $0.segments.map(\.label) == ["Liver", "Spleen"] })
+        #expect(
+            report.segmentations.allSatisfy { $0.problems.isEmpty && $0.segments.map(\.label) == ["Liver", "Spleen"] })
         // First patient: the liver label covers liver-like HU (portal venous ~105 HU ± site calibration and noise).
         let all = SeriesAssembler().assemble(try DirectoryScanner().scan(sampleRoot + "/" + site).instances)
         let seg = try #require(report.series.first?.segmentations.first)
@@ -54,10 +57,13 @@ struct SampleDataTests {
 @Suite("Sample data validates with dciodvfy (dicom3tools)")
 struct SampleDataValidationTests {
     /// dciodvfy checks every IOD module and attribute against PS3.3; `make test` installs it (Debian dicom3tools).
-    static let dciodvfy = ["/usr/bin/dciodvfy", "/usr/local/bin/dciodvfy"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    static let dciodvfy = ["/usr/bin/dciodvfy", "/usr/local/bin/dciodvfy"].first {
+        FileManager.default.isExecutableFile(atPath: $0)
+    }
 
-    @Test("Every SEG and the first and last CT slices of every study: no errors, no warnings",
-          .enabled(if: dciodvfy != nil, "dicom3tools is not installed (make test installs it)"))
+    @Test(
+        "Every SEG and the first and last CT slices of every study: no errors, no warnings",
+        .enabled(if: dciodvfy != nil, "dicom3tools is not installed (make test installs it)"))
     func validate() throws {
         let tool = try #require(Self.dciodvfy)
         let root = repositoryRoot + "/sample-data"

@@ -34,11 +34,14 @@ extension SegmentationTests {
         }
         try d.appendItem(.referencedSeriesSequence).set(.seriesInstanceUID, series.seriesInstanceUID)
         let shared = try d.appendItem(.sharedFunctionalGroupsSequence)
-        let r = stack.rowCosine, c = stack.columnCosine
-        try shared.appendItem(.planeOrientationSequence).set(.imageOrientationPatient,
-                                                             "\(r.x)\\\(r.y)\\\(r.z)\\\(c.x)\\\(c.y)\\\(c.z)")
-        try shared.appendItem(.pixelMeasuresSequence).set(.pixelSpacing,
-                                                          "\(stack.pixelSpacing.row)\\\(stack.pixelSpacing.column)")
+        let r = stack.rowCosine
+        let c = stack.columnCosine
+        try shared.appendItem(.planeOrientationSequence).set(
+            .imageOrientationPatient,
+            "\(r.x)\\\(r.y)\\\(r.z)\\\(c.x)\\\(c.y)\\\(c.z)")
+        try shared.appendItem(.pixelMeasuresSequence).set(
+            .pixelSpacing,
+            "\(stack.pixelSpacing.row)\\\(stack.pixelSpacing.column)")
         for slice in stack.slices {
             let p = slice.position
             try d.appendItem(.perFrameFunctionalGroupsSequence).appendItem(.planePositionSequence)
@@ -54,7 +57,8 @@ extension SegmentationTests {
 
     @Test("LABELMAP SEG (Supplement 243) maps onto the referenced series", arguments: [UInt16(8), 16])
     func labelMap(bitsAllocated: UInt16) throws {
-        let dir = try temporaryFolder(); defer { removeTemporary(dir) }
+        let dir = try temporaryFolder()
+        defer { removeTemporary(dir) }
         let all = try series(in: fixture("seg-binary"))
         let want = expectedLabels()
         try writeLabelMap(dir + "/labelmap.dcm", labels: want, on: all[0], bitsAllocated: bitsAllocated)
@@ -69,7 +73,8 @@ extension SegmentationTests {
 
     @Test("LABELMAP SEG in a folder: reported, not read as an image series; undefined labels are an error")
     func labelMapInFolder() throws {
-        let dir = try temporaryFolder(); defer { removeTemporary(dir) }
+        let dir = try temporaryFolder()
+        defer { removeTemporary(dir) }
         for name in try FileManager.default.contentsOfDirectory(atPath: fixture("seg-binary")) where name != "seg.dcm" {
             try FileManager.default.copyItem(atPath: fixture("seg-binary") + "/" + name, toPath: dir + "/" + name)
         }

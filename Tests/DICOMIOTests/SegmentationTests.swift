@@ -1,8 +1,9 @@
 import DICOMIO
 import Foundation
-@testable import SampleData
 import Testing
 import Volumes
+
+@testable import SampleData
 
 @Suite("DICOM SEG")
 struct SegmentationTests {
@@ -13,7 +14,8 @@ struct SegmentationTests {
         for k in 0..<7 {
             for j in 0..<32 {
                 for i in 0..<40 {
-                    let dx = Double(i - 20) * spec.pixelSpacing.column, dy = Double(j - 15) * spec.pixelSpacing.row
+                    let dx = Double(i - 20) * spec.pixelSpacing.column
+                    let dy = Double(j - 15) * spec.pixelSpacing.row
                     let dz = Double(k - 3) * spec.sliceSpacing
                     let sphere = (dx * dx + dy * dy + dz * dz).squareRoot() < 7
                     let box = i >= 2 && i < 9 && j >= 3 && j < 8 && k >= 1 && k < 5

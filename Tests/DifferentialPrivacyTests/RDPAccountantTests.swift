@@ -92,9 +92,10 @@ struct RDPAccountantGoldenTests {
         for c in golden.cases {
             let curve = try RDPAccountant.subsampledGaussian(
                 samplingRate: c.samplingRate, noiseMultiplier: c.noiseMultiplier, steps: c.steps)
-            let integerOnly = try RDPCurve(values: zip(RDPCurve.orders, curve.values).map { alpha, rho in
-                alpha == alpha.rounded() ? rho : .infinity
-            })
+            let integerOnly = try RDPCurve(
+                values: zip(RDPCurve.orders, curve.values).map { alpha, rho in
+                    alpha == alpha.rounded() ? rho : .infinity
+                })
             let (epsilon, order) = try RDPAccountant.epsilon(integerOnly, delta: c.delta)
             let error = relativeError(epsilon, c.integerOrders.epsilon)
             let name = "q \(c.samplingRate) σ \(c.noiseMultiplier) steps \(c.steps) δ \(c.delta)"
@@ -102,8 +103,9 @@ struct RDPAccountantGoldenTests {
             #expect(order == c.integerOrders.order || error <= 1e-9, "\(name)")
             if error > worst.error { worst = (error, name) }
         }
-        print("RDP accountant vs dp-accounting 0.6.0, integer orders: \(golden.cases.count) cases, worst relative "
-            + "ε error \(worst.error) (\(worst.description))")
+        print(
+            "RDP accountant vs dp-accounting 0.6.0, integer orders: \(golden.cases.count) cases, worst relative "
+                + "ε error \(worst.error) (\(worst.description))")
     }
 
     /// The same 200 cases on the whole grid. dp-accounting 0.6.0's fractional-order values are upper bounds (it sums
@@ -124,7 +126,8 @@ struct RDPAccountantGoldenTests {
             }
             let (epsilon, order) = try RDPAccountant.epsilon(RDPCurve(values: values), delta: c.delta)
             let error = relativeError(epsilon, c.epsilon)
-            let name = "q \(c.samplingRate) σ \(c.noiseMultiplier) steps \(c.steps) δ \(c.delta): ε \(epsilon) at α "
+            let name =
+                "q \(c.samplingRate) σ \(c.noiseMultiplier) steps \(c.steps) δ \(c.delta): ε \(epsilon) at α "
                 + "\(order), dp-accounting \(c.epsilon) at α \(c.order)"
             #expect(epsilon <= c.epsilon * (1 + 1e-9), "\(name)")
             if c.epsilon <= 10 {
@@ -135,8 +138,9 @@ struct RDPAccountantGoldenTests {
             // With every order (none dropped) ε can only be smaller.
             #expect(try RDPAccountant.epsilon(curve, delta: c.delta).epsilon <= epsilon)
         }
-        print("RDP accountant vs dp-accounting 0.6.0, whole grid: worst relative ε difference \(worst.all), "
-            + "\(worst.low) where ε ≤ 10")
+        print(
+            "RDP accountant vs dp-accounting 0.6.0, whole grid: worst relative ε difference \(worst.all), "
+                + "\(worst.low) where ε ≤ 10")
     }
 
     /// Integer orders: dp-accounting's exact expansion, to 1e-7 relative (its plain log-sum-exp leaves ~1e-16 of
@@ -169,8 +173,9 @@ struct RDPAccountantGoldenTests {
             let allFinite = curve.values.allSatisfy(\.isFinite)
             #expect(allFinite)  // Tessera evaluates the orders dp-accounting drops
         }
-        print("RDP curves: worst relative error \(worst.integer) against dp-accounting (integer orders), "
-            + "\(worst.quadrature) against the quadrature (fractional orders)")
+        print(
+            "RDP curves: worst relative error \(worst.integer) against dp-accounting (integer orders), "
+                + "\(worst.quadrature) against the quadrature (fractional orders)")
     }
 
     @Test("Noise calibration within 1 % of dp-accounting's, and reaching the target")
@@ -252,7 +257,8 @@ struct RDPAccountantOpacusTests {
                 RDPAccountant.subsampledGaussian(
                     samplingRate: c.samplingRate, noiseMultiplier: c.noiseMultiplier, steps: c.steps),
                 delta: c.delta)
-            let name = "q \(c.samplingRate) σ \(c.noiseMultiplier) steps \(c.steps) δ \(c.delta): "
+            let name =
+                "q \(c.samplingRate) σ \(c.noiseMultiplier) steps \(c.steps) δ \(c.delta): "
                 + "ε \(ours.epsilon) at α \(ours.order), "
                 + "Opacus RDP converted \(c.convertedEpsilon) at α \(c.convertedOrder)"
             let error = relativeError(ours.epsilon, c.convertedEpsilon)
@@ -263,8 +269,9 @@ struct RDPAccountantOpacusTests {
             let theirs = try RDPAccountant.epsilon(RDPCurve(values: opacus.rdp).scaled(by: c.steps), delta: c.delta)
             #expect(relativeError(theirs.epsilon, c.convertedEpsilon) <= 1e-12, "\(name)")
         }
-        print("RDP accountant vs Opacus 1.6.0 (same conversion): \(golden.opacus.cases.count) cases, worst relative ε "
-            + "error \(worst.error) (\(worst.description))")
+        print(
+            "RDP accountant vs Opacus 1.6.0 (same conversion): \(golden.opacus.cases.count) cases, worst relative ε "
+                + "error \(worst.error) (\(worst.description))")
     }
 
     /// Against Opacus's own `get_privacy_spent` (Balle et al. 2020, Theorem 21): the same per-order bound, written
@@ -278,12 +285,14 @@ struct RDPAccountantOpacusTests {
     @Test("ε of every case within 1 % of Opacus's get_privacy_spent, or 0 by the total-variation rule")
     func epsilonMatchesOpacusRaw() throws {
         let golden = try AccountantGolden.load()
-        var worst = 0.0, zeroByRule = 0
+        var worst = 0.0
+        var zeroByRule = 0
         for c in golden.opacus.cases {
             let curve = try RDPAccountant.subsampledGaussian(
                 samplingRate: c.samplingRate, noiseMultiplier: c.noiseMultiplier, steps: c.steps)
             let ours = try RDPAccountant.epsilon(curve, delta: c.delta)
-            let name = "q \(c.samplingRate) σ \(c.noiseMultiplier) steps \(c.steps) δ \(c.delta): "
+            let name =
+                "q \(c.samplingRate) σ \(c.noiseMultiplier) steps \(c.steps) δ \(c.delta): "
                 + "ε \(ours.epsilon) at α \(ours.order), Opacus \(c.epsilon) at α \(c.order)"
             let error = relativeError(ours.epsilon, c.epsilon)
             if error <= 0.01 {
@@ -298,8 +307,9 @@ struct RDPAccountantOpacusTests {
             #expect(c.samplingRate == 0.001 && c.delta == 1e-3 && c.steps <= 10, "\(name)")
         }
         #expect(zeroByRule == 4)
-        print("RDP accountant vs Opacus 1.6.0 get_privacy_spent: worst relative ε error \(worst) over "
-            + "\(golden.opacus.cases.count - zeroByRule) cases, \(zeroByRule) at ε = 0 by the total-variation rule")
+        print(
+            "RDP accountant vs Opacus 1.6.0 get_privacy_spent: worst relative ε error \(worst) over "
+                + "\(golden.opacus.cases.count - zeroByRule) cases, \(zeroByRule) at ε = 0 by the total-variation rule")
     }
 }
 
@@ -346,8 +356,9 @@ struct RDPAccountantTests {
         let mixed = five + laplace
         for i in RDPCurve.orders.indices { #expect(mixed.values[i] == five.values[i] + laplace.values[i]) }
         // Composing more can only cost more ε.
-        #expect(try RDPAccountant.epsilon(mixed, delta: 1e-5).epsilon
-            > RDPAccountant.epsilon(five, delta: 1e-5).epsilon)
+        #expect(
+            try RDPAccountant.epsilon(mixed, delta: 1e-5).epsilon
+                > RDPAccountant.epsilon(five, delta: 1e-5).epsilon)
         #expect(mixed + .noPrivacy == .noPrivacy)
         #expect(try RDPCurve.noPrivacy.scaled(by: 0) == .zero)
     }
@@ -373,8 +384,9 @@ struct RDPAccountantTests {
         }
     }
 
-    @Test("Calibration round-trips: the σ found reaches ε, and 0.1 % less noise does not",
-          arguments: [(1.0, 1e-5, 0.01, 1000), (3.0, 1e-6, 0.004, 20000), (0.8, 1e-3, 1.0, 3)])
+    @Test(
+        "Calibration round-trips: the σ found reaches ε, and 0.1 % less noise does not",
+        arguments: [(1.0, 1e-5, 0.01, 1000), (3.0, 1e-6, 0.004, 20000), (0.8, 1e-3, 1.0, 3)])
     func calibrationRoundTrip(target: Double, delta: Double, q: Double, steps: Int) throws {
         let sigma = try RDPAccountant.noiseMultiplier(forEpsilon: target, delta: delta, samplingRate: q, steps: steps)
         let reached = try RDPAccountant.epsilon(
@@ -423,20 +435,27 @@ struct RDPAccountantTests {
         }
         let invalid = DifferentialPrivacyError.Code.invalidParameter
         for q in [-0.1, 1.1, .nan] {
-            #expect(code { _ = try RDPAccountant.subsampledGaussian(samplingRate: q, noiseMultiplier: 1, steps: 1) }
-                == invalid)
+            #expect(
+                code { _ = try RDPAccountant.subsampledGaussian(samplingRate: q, noiseMultiplier: 1, steps: 1) }
+                    == invalid)
         }
         for sigma in [0, -1, .nan, .infinity] {
-            #expect(code { _ = try RDPAccountant.subsampledGaussian(samplingRate: 0.1, noiseMultiplier: sigma,
-                                                                    steps: 1) } == invalid)
+            #expect(
+                code {
+                    _ = try RDPAccountant.subsampledGaussian(
+                        samplingRate: 0.1, noiseMultiplier: sigma,
+                        steps: 1)
+                } == invalid)
             #expect(code { _ = try RDPAccountant.gaussian(noiseMultiplier: sigma) } == invalid)
         }
-        #expect(code { _ = try RDPAccountant.subsampledGaussian(samplingRate: 0.1, noiseMultiplier: 1, steps: -1) }
-            == invalid)
-        #expect(code {
-            _ = try RDPAccountant.subsampledGaussian(
-                samplingRate: 0.1, noiseMultiplier: 1, steps: RDPAccountant.maximumSteps + 1)
-        } == .tooLarge)
+        #expect(
+            code { _ = try RDPAccountant.subsampledGaussian(samplingRate: 0.1, noiseMultiplier: 1, steps: -1) }
+                == invalid)
+        #expect(
+            code {
+                _ = try RDPAccountant.subsampledGaussian(
+                    samplingRate: 0.1, noiseMultiplier: 1, steps: RDPAccountant.maximumSteps + 1)
+            } == .tooLarge)
         for delta in [0, 1, -1e-5, .nan] {
             #expect(code { _ = try RDPAccountant.epsilon(.zero, delta: delta) } == invalid)
         }
@@ -445,16 +464,20 @@ struct RDPAccountantTests {
         #expect(code { _ = try RDPCurve.zero.scaled(by: RDPCurve.maximumCompositions + 1) } == .tooLarge)
         #expect(code { _ = try RDPCurve(values: [1, 2]) } == invalid)
         #expect(code { _ = try RDPCurve(values: [Double](repeating: -1, count: RDPCurve.orders.count)) } == invalid)
-        #expect(code { _ = try RDPCurve(values: [Double](repeating: .nan, count: RDPCurve.orders.count)) }
-            == .nonFinite)
+        #expect(
+            code { _ = try RDPCurve(values: [Double](repeating: .nan, count: RDPCurve.orders.count)) }
+                == .nonFinite)
         for (target, q, steps) in [(0.0, 0.1, 10), (.infinity, 0.1, 10), (1, 0, 10), (1, 0.1, 0)] {
-            #expect(code {
-                _ = try RDPAccountant.noiseMultiplier(forEpsilon: target, delta: 1e-5, samplingRate: q, steps: steps)
-            } == invalid)
+            #expect(
+                code {
+                    _ = try RDPAccountant.noiseMultiplier(
+                        forEpsilon: target, delta: 1e-5, samplingRate: q, steps: steps)
+                } == invalid)
         }
-        #expect(code {
-            _ = try RDPAccountant.noiseMultiplier(forEpsilon: 1e-6, delta: 1e-10, samplingRate: 1, steps: 1000)
-        } == .unreachableTarget)
+        #expect(
+            code {
+                _ = try RDPAccountant.noiseMultiplier(forEpsilon: 1e-6, delta: 1e-10, samplingRate: 1, steps: 1000)
+            } == .unreachableTarget)
     }
 
     @Test("A curve round-trips through JSON, infinities included; another grid is refused")

@@ -11,10 +11,12 @@ enum CrossSiteCheck {
     static func dice(pipeline: String, data: String, model path: String) async throws -> Double {
         let preprocessing = try PreprocessingConfiguration(yaml: pipeline)
         let training = try TrainingConfiguration(yaml: pipeline)
-        let cases = try SegmentationDataset.load(folder: data, preprocessing: preprocessing, segments: training.model.segments)
+        let cases = try SegmentationDataset.load(
+            folder: data, preprocessing: preprocessing, segments: training.model.segments)
         let trainer = SegmentationSiteTrainer(cases: cases, configuration: training, preprocessing: preprocessing)
         let file = try SafeTensorsFile.read(contentsOf: path)
-        let weights = ParameterSet(file.entries.map { ParameterTensor(name: $0.name, shape: $0.shape, values: $0.values) })
+        let weights = ParameterSet(
+            file.entries.map { ParameterTensor(name: $0.name, shape: $0.shape, values: $0.values) })
         let task = TaskAssignment(jobID: "check", round: 0, kind: .evaluate, site: "check")
         let metrics = try await trainer.evaluate(weights, task: task)
         guard let dice = metrics["dice"] else { throw FederationError(.noResults, "no Dice for \(path)") }

@@ -24,7 +24,8 @@ final class ProcessCluster: @unchecked Sendable {
         var candidates = [products.appendingPathComponent("tessera").path]
         if let bin = ProcessInfo.processInfo.environment["TESSERA"] { candidates.insert(bin, at: 0) }
         guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw ClusterError("no tessera binary beside the test bundle (\(candidates)); build it first: swift build --build-tests")
+            throw ClusterError(
+                "no tessera binary beside the test bundle (\(candidates)); build it first: swift build --build-tests")
         }
         binary = found
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-e2e-\(UUID().uuidString)")
@@ -36,16 +37,23 @@ final class ProcessCluster: @unchecked Sendable {
             admins: [lead]
             """
         try project.write(to: folder.appendingPathComponent("project.yaml"), atomically: true, encoding: .utf8)
-        let provision = try run([binary, "provision", folder.appendingPathComponent("project.yaml").path,
-                                 "--output", kit("")], log: "provision")
+        let provision = try run(
+            [
+                binary, "provision", folder.appendingPathComponent("project.yaml").path,
+                "--output", kit(""),
+            ], log: "provision")
         provision.waitUntilExit()
-        guard provision.terminationStatus == 0 else { throw ClusterError("tessera provision failed: \(logText("provision"))") }
+        guard provision.terminationStatus == 0 else {
+            throw ClusterError("tessera provision failed: \(logText("provision"))")
+        }
     }
 
     deinit {
         for process in [server].compactMap({ $0 }) + clients.values where process.isRunning { process.terminate() }
         // TESSERA_KEEP_E2E=1 keeps the folder (kits, logs, server state) to look into a failure.
-        if ProcessInfo.processInfo.environment["TESSERA_KEEP_E2E"] == nil { try? FileManager.default.removeItem(at: folder) }
+        if ProcessInfo.processInfo.environment["TESSERA_KEEP_E2E"] == nil {
+            try? FileManager.default.removeItem(at: folder)
+        }
     }
 
     func kit(_ name: String) -> String { folder.appendingPathComponent("kits").appendingPathComponent(name).path }
@@ -55,8 +63,10 @@ final class ProcessCluster: @unchecked Sendable {
     }
 
     /// A small pipeline over the sample sites: 2-D U-Net [4, 8] on 32×32×16 voxels of 8 mm, one short epoch a round.
-    func pipeline(rounds: Int = 3, minClients: Int = 2, gracePeriod: Int = 5, roundTimeout: Int = 120,
-                  retries: Int = 2, sites: [String] = sites, crossSite: Bool = false) throws -> String {
+    func pipeline(
+        rounds: Int = 3, minClients: Int = 2, gracePeriod: Int = 5, roundTimeout: Int = 120,
+        retries: Int = 2, sites: [String] = sites, crossSite: Bool = false
+    ) throws -> String {
         let text = """
             preprocessing:
               orientation: RAS
@@ -104,8 +114,10 @@ final class ProcessCluster: @unchecked Sendable {
     /// Starts the server (again, on the same port and state after a kill) and waits for its "listening" line.
     func startServer(deadline: Duration = .seconds(60)) async throws {
         let out = Pipe()
-        var arguments = [binary, "server", "--kit", kit("server"), "--state", path("state"), "--host", "127.0.0.1",
-                         "--port", String(port)]
+        var arguments = [
+            binary, "server", "--kit", kit("server"), "--state", path("state"), "--host", "127.0.0.1",
+            "--port", String(port),
+        ]
         if port == 0 { arguments[arguments.count - 1] = "0" }
         let process = try run(arguments, log: "server", stdout: out)
         lock.withLock { server = process }
@@ -141,9 +153,11 @@ final class ProcessCluster: @unchecked Sendable {
     }
 
     func startClient(_ site: String, once: Bool = true) throws {
-        var arguments = [binary, "client", "--kit", kit(site), "--data",
-                         Self.repository.appendingPathComponent("sample-data").appendingPathComponent(site).path,
-                         "--server", "127.0.0.1:\(port)", "--retry-cap", "1"]
+        var arguments = [
+            binary, "client", "--kit", kit(site), "--data",
+            Self.repository.appendingPathComponent("sample-data").appendingPathComponent(site).path,
+            "--server", "127.0.0.1:\(port)", "--retry-cap", "1",
+        ]
         if once { arguments.append("--once") }
         let process = try run(arguments, log: site)
         lock.withLock { clients[site] = process }
@@ -175,8 +189,9 @@ final class ProcessCluster: @unchecked Sendable {
     }
 
     func tls(_ participant: String) -> MutualTLSFiles {
-        MutualTLSFiles(certificateChain: kit(participant) + "/cert.pem", privateKey: kit(participant) + "/key.pem",
-                       trustRoots: kit(participant) + "/ca.pem")
+        MutualTLSFiles(
+            certificateChain: kit(participant) + "/cert.pem", privateKey: kit(participant) + "/key.pem",
+            trustRoots: kit(participant) + "/ca.pem")
     }
 
     func admin() throws -> GRPCAdminConnection {
@@ -184,12 +199,15 @@ final class ProcessCluster: @unchecked Sendable {
     }
 
     func site(_ name: String, as participant: String? = nil) throws -> GRPCFederationConnection {
-        try GRPCFederationConnection(host: "127.0.0.1", port: port, tls: tls(participant ?? name), serverName: "localhost")
+        try GRPCFederationConnection(
+            host: "127.0.0.1", port: port, tls: tls(participant ?? name), serverName: "localhost")
     }
 
     /// The events of a job until `stop` says so or the job ends, within the deadline.
-    func events(_ admin: GRPCAdminConnection, job: String, deadline: Duration = .seconds(240),
-                until stop: @escaping @Sendable (JobEvent) async throws -> Bool = { _ in false }) async throws -> [JobEvent] {
+    func events(
+        _ admin: GRPCAdminConnection, job: String, deadline: Duration = .seconds(240),
+        until stop: @escaping @Sendable (JobEvent) async throws -> Bool = { _ in false }
+    ) async throws -> [JobEvent] {
         try await within(deadline, "job \(job)'s events") {
             var seen: [JobEvent] = []
             for try await event in admin.watch(jobID: job) {
@@ -208,10 +226,14 @@ final class ProcessCluster: @unchecked Sendable {
                     var buffer = Data()
                     while true {
                         let data = handle.availableData
-                        if data.isEmpty { continuation.resume(returning: ""); return }
+                        if data.isEmpty {
+                            continuation.resume(returning: "")
+                            return
+                        }
                         buffer.append(data)
                         if let line = String(decoding: buffer, as: UTF8.self).split(separator: "\n")
-                            .first(where: { $0.contains(text) }) {
+                            .first(where: { $0.contains(text) })
+                        {
                             continuation.resume(returning: String(line))
                             return
                         }
@@ -228,8 +250,10 @@ struct ClusterError: Error, CustomStringConvertible {
 }
 
 /// Runs `body`, failing with a clear message if it takes longer than `deadline`.
-func within<T: Sendable>(_ deadline: Duration, _ what: String,
-                         _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+func within<T: Sendable>(
+    _ deadline: Duration, _ what: String,
+    _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
     try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask { try await body() }
         group.addTask {

@@ -14,7 +14,11 @@ import Testing
 struct ProcessFederationTests {
     /// Metrics file of a training job, as `tessera admin download` writes it.
     struct Metrics: Decodable {
-        struct Round: Decodable { var round: Int; var participants: [String]; var closedBy: String }
+        struct Round: Decodable {
+            var round: Int
+            var participants: [String]
+            var closedBy: String
+        }
         var completedRounds: Int
         var rounds: [Round]
     }
@@ -27,21 +31,25 @@ struct ProcessFederationTests {
     func metrics(_ cluster: ProcessCluster, _ admin: GRPCAdminConnection, job: String) async throws -> Metrics {
         let folder = cluster.path("download-\(job)")
         let files = try await admin.download(jobID: job, to: folder)
-        let names = files.map { URL(fileURLWithPath: $0).lastPathComponent }.filter { !$0.hasPrefix("local-") && $0 != "cross-site.json" }
-            .sorted()
+        let names = files.map { URL(fileURLWithPath: $0).lastPathComponent }.filter {
+            !$0.hasPrefix("local-") && $0 != "cross-site.json"
+        }
+        .sorted()
         #expect(names.prefix(2) == ["global.safetensors", "metrics.json"])
         #expect(names.dropFirst(2).allSatisfy { $0.hasPrefix("round-") && $0.hasSuffix(".safetensors") })
         let data = try Data(contentsOf: URL(fileURLWithPath: folder + "/metrics.json"))
         return try JSONDecoder().decode(Metrics.self, from: data)
     }
 
-    @Test("Three client processes train three rounds over mutual TLS, then evaluate every model at every site (one site keeps its own model); the admin downloads the model and the matrix",
-          .timeLimit(.minutes(5)))
+    @Test(
+        "Three client processes train three rounds over mutual TLS, then evaluate every model at every site (one site keeps its own model); the admin downloads the model and the matrix",
+        .timeLimit(.minutes(5)))
     func threeClientsThreeRounds() async throws {
         let cluster = try ProcessCluster()
         // treatment-center's kit keeps its local model at the site (it still evaluates the others').
         let keeper = "treatment-center"
-        try "share_local_model: false\n".write(toFile: cluster.kit(keeper) + "/filters.yaml", atomically: true, encoding: .utf8)
+        try "share_local_model: false\n".write(
+            toFile: cluster.kit(keeper) + "/filters.yaml", atomically: true, encoding: .utf8)
         try await cluster.startServer()
         let pipeline = try cluster.pipeline(rounds: 3, minClients: 3, crossSite: true)
         let (admin, job) = try await submit(cluster, pipeline)
@@ -80,7 +88,8 @@ struct ProcessFederationTests {
 
         // Cross-site evaluation after round 3: the sharing sites' local models and the global model, evaluated at
         // every site.
-        let sites = ProcessCluster.sites, sharing = sites.filter { $0 != keeper }
+        let sites = ProcessCluster.sites
+        let sharing = sites.filter { $0 != keeper }
         #expect(events.contains(.crossSiteStarted(sites: sites)))
         let received = events.compactMap { e -> String? in if case .localModelReceived(let s) = e { s } else { nil } }
         #expect(received.sorted() == sharing)
@@ -89,10 +98,12 @@ struct ProcessFederationTests {
         }
         #expect(evaluated.count == 9 && Set(evaluated).count == 9, "3 models × 3 sites: \(evaluated)")
         let folder = cluster.path("download-\(job)")
-        let matrix = try JSONDecoder().decode(CrossSiteMatrix.self,
-                                              from: Data(contentsOf: URL(fileURLWithPath: folder + "/cross-site.json")))
+        let matrix = try JSONDecoder().decode(
+            CrossSiteMatrix.self,
+            from: Data(contentsOf: URL(fileURLWithPath: folder + "/cross-site.json")))
         #expect(matrix.models == ["global"] + sharing && matrix.sites == sites)
-        #expect(matrix.missing.keys.sorted() == [keeper] && matrix.missing[keeper]?.contains("share_local_model") == true)
+        #expect(
+            matrix.missing.keys.sorted() == [keeper] && matrix.missing[keeper]?.contains("share_local_model") == true)
         #expect(!FileManager.default.fileExists(atPath: folder + "/local-\(keeper).safetensors"))
         for model in matrix.models {
             for site in sites {
@@ -112,16 +123,20 @@ struct ProcessFederationTests {
         // The sites scored exactly what the admin's copy of the global model scores on their data (same pipeline,
         // same held-out patients, evaluated again here).
         for site in sites {
-            let dice = try await CrossSiteCheck.dice(pipeline: pipeline, data: ProcessCluster.repository
-                .appendingPathComponent("sample-data").appendingPathComponent(site).path, model: folder + "/global.safetensors")
+            let dice = try await CrossSiteCheck.dice(
+                pipeline: pipeline,
+                data: ProcessCluster.repository
+                    .appendingPathComponent("sample-data").appendingPathComponent(site).path,
+                model: folder + "/global.safetensors")
             let reported = try #require(matrix.results["global"]?[site]?["dice"])
             #expect(abs(dice - reported) < 1e-4, "\(site): \(dice) here, \(reported) reported")
         }
         await admin.close()
     }
 
-    @Test("A client killed mid-round: the round closes with the others; restarted, it rejoins the next round",
-          .timeLimit(.minutes(5)))
+    @Test(
+        "A client killed mid-round: the round closes with the others; restarted, it rejoins the next round",
+        .timeLimit(.minutes(5)))
     func clientKilledMidRound() async throws {
         let cluster = try ProcessCluster()
         try await cluster.startServer()
@@ -158,8 +173,9 @@ struct ProcessFederationTests {
         await admin.close()
     }
 
-    @Test("The server killed after a round and restarted: the job resumes from the checkpoint, no round counted twice",
-          .timeLimit(.minutes(5)))
+    @Test(
+        "The server killed after a round and restarted: the job resumes from the checkpoint, no round counted twice",
+        .timeLimit(.minutes(5)))
     func serverKilledAndRestarted() async throws {
         let cluster = try ProcessCluster()
         try await cluster.startServer()
@@ -187,12 +203,15 @@ struct ProcessFederationTests {
         let log = cluster.logText("server")
         #expect(log.contains("resumes after round 1 of 3") || log.contains("resumes after round 2 of 3"), "\(log)")
         // The clients rode out the outage with retries and finished the job.
-        for site in ProcessCluster.sites { #expect(try await cluster.waitForClient(site) == 0, "\(cluster.logText(site))") }
+        for site in ProcessCluster.sites {
+            #expect(try await cluster.waitForClient(site) == 0, "\(cluster.logText(site))")
+        }
         await again.close()
     }
 
-    @Test("NaN, wrong shape, stale round and oversized results from a site are rejected; the round goes on",
-          .timeLimit(.minutes(5)))
+    @Test(
+        "NaN, wrong shape, stale round and oversized results from a site are rejected; the round goes on",
+        .timeLimit(.minutes(5)))
     func badResultsRejected() async throws {
         let cluster = try ProcessCluster()
         try await cluster.startServer()
@@ -212,24 +231,36 @@ struct ProcessFederationTests {
             ResultHeader(jobID: job, round: round, site: "treatment-center", sampleCount: 10)
         }
         func code(_ body: () async throws -> Void) async -> FederationError.Code? {
-            do { try await body(); return nil } catch { return (error as? FederationError)?.code }
+            do {
+                try await body()
+                return nil
+            } catch { return (error as? FederationError)?.code }
         }
         var nan = global.zeros()
-        nan = ParameterSet(nan.tensors.map { t in
-            var t = t
-            if t.name == first.name { t.values[0] = .nan }
-            return t
-        })
-        #expect(await code { try await rogue.uploadResult(header(), chunks: nan.chunks(maxScalars: 1 << 16)) } == .nonFinite)
-        let wrongShape = ParameterChunk(tensor: first.name, shape: [first.count + 1], offset: 0,
-                                        values: [Float](repeating: 0, count: first.count + 1))
+        nan = ParameterSet(
+            nan.tensors.map { t in
+                var t = t
+                if t.name == first.name { t.values[0] = .nan }
+                return t
+            })
+        #expect(
+            await code { try await rogue.uploadResult(header(), chunks: nan.chunks(maxScalars: 1 << 16)) } == .nonFinite
+        )
+        let wrongShape = ParameterChunk(
+            tensor: first.name, shape: [first.count + 1], offset: 0,
+            values: [Float](repeating: 0, count: first.count + 1))
         #expect(await code { try await rogue.uploadResult(header(), chunks: [wrongShape]) } == .shapeMismatch)
         let unknown = ParameterChunk(tensor: "head.extra.weight", shape: [1], offset: 0, values: [0])
         #expect(await code { try await rogue.uploadResult(header(), chunks: [unknown]) } == .shapeMismatch)
-        #expect(await code { try await rogue.uploadResult(header(round: task.round + 5), chunks: global.zeros().chunks(maxScalars: 1 << 16)) }
+        #expect(
+            await code {
+                try await rogue.uploadResult(
+                    header(round: task.round + 5), chunks: global.zeros().chunks(maxScalars: 1 << 16))
+            }
                 == .staleRound)
         // More bytes than the model has (a whole update, then one tensor again).
-        let oversized = global.zeros().chunks(maxScalars: 1 << 16)
+        let oversized =
+            global.zeros().chunks(maxScalars: 1 << 16)
             + [ParameterChunk(tensor: first.name, shape: first.shape, offset: 0, values: first.values)]
         #expect(await code { try await rogue.uploadResult(header(), chunks: oversized) } == .tooLarge)
         // An offset near Int64.max (it once overflowed the server's bounds check and trapped).
@@ -238,15 +269,18 @@ struct ProcessFederationTests {
         // A NaN metric (it once made the checkpoint's JSON encoding throw and wedged the job).
         var nanMetric = header()
         nanMetric.metrics = ["dice": .nan]
-        #expect(await code { try await rogue.uploadResult(nanMetric, chunks: global.zeros().chunks(maxScalars: 1 << 16)) }
+        #expect(
+            await code { try await rogue.uploadResult(nanMetric, chunks: global.zeros().chunks(maxScalars: 1 << 16)) }
                 == .nonFinite)
         // 2^62 samples with finite values near Float.greatestFiniteMagnitude (once turned the global model to inf).
         var huge = header()
         huge.sampleCount = 1 << 62
-        let nearMax = ParameterSet(global.tensors.map { t in
-            ParameterTensor(name: t.name, shape: t.shape, values: [Float](repeating: 3e38, count: t.count))
-        })
-        #expect(await code { try await rogue.uploadResult(huge, chunks: nearMax.chunks(maxScalars: 1 << 16)) } == .tooLarge)
+        let nearMax = ParameterSet(
+            global.tensors.map { t in
+                ParameterTensor(name: t.name, shape: t.shape, values: [Float](repeating: 3e38, count: t.count))
+            })
+        #expect(
+            await code { try await rogue.uploadResult(huge, chunks: nearMax.chunks(maxScalars: 1 << 16)) } == .tooLarge)
         // A download in one-value chunks is served (the server floors the chunk size): the model arrives whole.
         let tiny = try await rogue.downloadModel(for: task, maxScalars: 1)
         #expect(try ParameterSet(assembling: tiny).scalarCount == global.scalarCount)
@@ -270,8 +304,9 @@ struct ProcessFederationTests {
         await admin.close()
     }
 
-    @Test("A job listing a site twice and a poison pipeline are refused at submit; the server restarts on the same state",
-          .timeLimit(.minutes(3)))
+    @Test(
+        "A job listing a site twice and a poison pipeline are refused at submit; the server restarts on the same state",
+        .timeLimit(.minutes(3)))
     func poisonJobsRefusedAtSubmit() async throws {
         let cluster = try ProcessCluster()
         try await cluster.startServer()
@@ -287,8 +322,9 @@ struct ProcessFederationTests {
         let twice = try cluster.pipeline(rounds: 1, sites: ["research-center", "research-center"])
         let duplicate = await refusal(twice)
         #expect(duplicate?.contains("research-center") == true, "\(duplicate ?? "accepted")")
-        let huge = try cluster.pipeline(rounds: 1).replacingOccurrences(of: "encoder_channels: [4, 8]",
-                                                                        with: "encoder_channels: [1000000, 8]")
+        let huge = try cluster.pipeline(rounds: 1).replacingOccurrences(
+            of: "encoder_channels: [4, 8]",
+            with: "encoder_channels: [1000000, 8]")
         let channels = await refusal(huge)
         #expect(channels?.contains("encoder_channels") == true, "\(channels ?? "accepted")")
         #expect(try await admin.status(jobID: nil).isEmpty)
@@ -301,16 +337,19 @@ struct ProcessFederationTests {
         await again.close()
     }
 
-    @Test("SIGTERM stops the server within its bound while a job waits for sites and a site's long-poll is open",
-          .timeLimit(.minutes(3)))
+    @Test(
+        "SIGTERM stops the server within its bound while a job waits for sites and a site's long-poll is open",
+        .timeLimit(.minutes(3)))
     func sigtermDuringWedgedWait() async throws {
         let cluster = try ProcessCluster()
         try await cluster.startServer()
         let admin = try cluster.admin()
         // A job for two sites that never come; a third site long-polls and waits for a job of its own.
-        _ = try await admin.submit(pipeline: try cluster.pipeline(rounds: 1, minClients: 2,
-                                                                  sites: Array(ProcessCluster.sites.prefix(2))),
-                                   name: "waits")
+        _ = try await admin.submit(
+            pipeline: try cluster.pipeline(
+                rounds: 1, minClients: 2,
+                sites: Array(ProcessCluster.sites.prefix(2))),
+            name: "waits")
         let idle = try cluster.site("treatment-center")
         let poll = Task { try? await idle.nextTask(site: "treatment-center") }
         let status = try await cluster.stopServer(deadline: .seconds(30))
@@ -320,8 +359,9 @@ struct ProcessFederationTests {
         await admin.close()
     }
 
-    @Test("Certificates: another CA's, an admin's as a site, a site's as an admin — all refused by the server process",
-          .timeLimit(.minutes(3)))
+    @Test(
+        "Certificates: another CA's, an admin's as a site, a site's as an admin — all refused by the server process",
+        .timeLimit(.minutes(3)))
     func wrongCertificatesRefused() async throws {
         let cluster = try ProcessCluster()
         try await cluster.startServer()
@@ -330,9 +370,10 @@ struct ProcessFederationTests {
         // A site certificate from another CA: the TLS handshake fails.
         let otherCA = try TemporaryPKI(name: "Another CA")
         defer { otherCA.remove() }
-        let foreign = try GRPCFederationConnection(host: "127.0.0.1", port: cluster.port,
-                                                   tls: try otherCA.issue("research-center", role: "site"),
-                                                   serverName: "localhost")
+        let foreign = try GRPCFederationConnection(
+            host: "127.0.0.1", port: cluster.port,
+            tls: try otherCA.issue("research-center", role: "site"),
+            serverName: "localhost")
         await #expect(throws: FederationError.self) { _ = try await foreign.register(site: "research-center") }
         await foreign.close()
         // The admin's own certificate acting as a site.
@@ -343,8 +384,9 @@ struct ProcessFederationTests {
         } catch { #expect(error.code == .unknownSite) }
         await adminAsSite.close()
         // A site's certificate used for admin calls.
-        let siteAsAdmin = try GRPCAdminConnection(host: "127.0.0.1", port: cluster.port, tls: cluster.tls("research-center"),
-                                                  serverName: "localhost")
+        let siteAsAdmin = try GRPCAdminConnection(
+            host: "127.0.0.1", port: cluster.port, tls: cluster.tls("research-center"),
+            serverName: "localhost")
         do {
             _ = try await siteAsAdmin.submit(pipeline: try cluster.pipeline(rounds: 1))
             Issue.record("a site certificate submitted a job")
@@ -357,14 +399,18 @@ struct ProcessFederationTests {
         await admin.close()
     }
 
-    @Test("Fewer than min_clients by the deadline: the round is retried, then the job fails with the reason",
-          .timeLimit(.minutes(3)))
+    @Test(
+        "Fewer than min_clients by the deadline: the round is retried, then the job fails with the reason",
+        .timeLimit(.minutes(3)))
     func tooFewClients() async throws {
         let cluster = try ProcessCluster()
         try await cluster.startServer()
         for site in ProcessCluster.sites.prefix(2) { try cluster.startClient(site, once: true) }
-        let (admin, job) = try await submit(cluster, try cluster.pipeline(rounds: 1, minClients: 3, gracePeriod: 1,
-                                                                          roundTimeout: 4, retries: 1))
+        let (admin, job) = try await submit(
+            cluster,
+            try cluster.pipeline(
+                rounds: 1, minClients: 3, gracePeriod: 1,
+                roundTimeout: 4, retries: 1))
         let events = try await cluster.events(admin, job: job)
         #expect(events.contains { if case .roundRetried(1, 1, _) = $0 { true } else { false } })
         guard case .jobFailed(let reason)? = events.last else {
@@ -392,7 +438,8 @@ extension ProcessFederationTests {
         var global: [Feature]
     }
 
-    @Test("Exact query through secure sums over 3 client processes equals the pydicom reference", .timeLimit(.minutes(5)))
+    @Test(
+        "Exact query through secure sums over 3 client processes equals the pydicom reference", .timeLimit(.minutes(5)))
     func exactQuery() async throws {
         let cluster = try ProcessCluster()
         let golden = ProcessCluster.repository.appendingPathComponent("Tests/FederatedAnalyticsTests/Golden")
@@ -419,15 +466,17 @@ extension ProcessFederationTests {
         let files = try await admin.download(jobID: job, to: cluster.path("stats"))
         let json = try #require(files.first { $0.hasSuffix("statistics.json") })
         let decoder = JSONDecoder()
-        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         let result = try decoder.decode(StatisticsResult.self, from: Data(contentsOf: URL(fileURLWithPath: json)))
         #expect(result.secureSum && result.sites == ProcessCluster.sites)
-        let reference = try JSONDecoder().decode(Golden.self, from: Data(contentsOf: golden.appendingPathComponent("cohort_golden.json")))
+        let reference = try JSONDecoder().decode(
+            Golden.self, from: Data(contentsOf: golden.appendingPathComponent("cohort_golden.json")))
         try #require(result.global.count == reference.global.count)
         func close(_ a: Double?, _ b: Double?, _ what: String) {
             switch (a, b) {
             case (nil, nil): break
-            case let (x?, y?): #expect(abs(x - y) <= 1e-5 + 1e-9 * abs(y), "\(what): \(x) vs \(y)")
+            case (let x?, let y?): #expect(abs(x - y) <= 1e-5 + 1e-9 * abs(y), "\(what): \(x) vs \(y)")
             default: Issue.record("\(what): \(String(describing: a)) vs \(String(describing: b))")
             }
         }
@@ -442,7 +491,9 @@ extension ProcessFederationTests {
         }
         // Patients across the three sites, as pydicom counts them.
         #expect(result.global.first?.count == 15)
-        for site in ProcessCluster.sites { #expect(try await cluster.waitForClient(site) == 0, "\(cluster.logText(site))") }
+        for site in ProcessCluster.sites {
+            #expect(try await cluster.waitForClient(site) == 0, "\(cluster.logText(site))")
+        }
         await admin.close()
     }
 }

@@ -7,8 +7,9 @@ import Testing
 /// A site's own training policy and privacy ledger, over real processes: the policy file sits in the site's kit,
 /// the declined job's reason reaches the admin, and the ε each site's ledger charged reaches `admin status`.
 extension ProcessFederationTests {
-    @Test("A site declines a policy-breaking job (the admin sees why); a client-DP job runs, each site's ε reported",
-          .timeLimit(.minutes(6)))
+    @Test(
+        "A site declines a policy-breaking job (the admin sees why); a client-DP job runs, each site's ε reported",
+        .timeLimit(.minutes(6)))
     func sitePolicyDeclinesAndChargesDP() async throws {
         let cluster = try ProcessCluster()
         let strict = "treatment-center"
@@ -42,7 +43,8 @@ extension ProcessFederationTests {
         #expect(failed.state == .failed && failed.reason.contains("require_dp"))
 
         // 2. Client-level DP, noise by the server: every site takes it; each charges z = 1 per round.
-        let dp = try cluster.pipeline(rounds: 2, minClients: 3)
+        let dp =
+            try cluster.pipeline(rounds: 2, minClients: 3)
             + "\n  client_dp: {clip_norm: 1.0, noise_multiplier: 1.0, noise: server}\n"
         let job = try await admin.submit(pipeline: dp, name: "client-dp")
         let dpEvents = try await cluster.events(admin, job: job)

@@ -9,7 +9,10 @@ import Testing
 @Suite("Cohort statistics: exact values against the pydicom reference")
 struct ExactValueTests {
     struct Golden: Decodable {
-        struct Histogram: Decodable { var edges: [Double]; var counts: [Double?] }
+        struct Histogram: Decodable {
+            var edges: [Double]
+            var counts: [Double?]
+        }
         struct Feature: Decodable {
             var count: Double?
             var missing: Double?
@@ -30,11 +33,12 @@ struct ExactValueTests {
     func close(_ a: Double?, _ b: Double?, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
         switch (a, b) {
         case (nil, nil): return
-        case let (x?, y?):
+        case (let x?, let y?):
             // Secure sums carry values in 2⁻²⁰ fixed point: absolute error up to about 2e-6 per site.
             #expect(abs(x - y) <= 1e-5 + 1e-9 * abs(y), "\(what): \(x) vs \(y)", sourceLocation: sourceLocation)
         default:
-            Issue.record("\(what): \(String(describing: a)) vs \(String(describing: b))", sourceLocation: sourceLocation)
+            Issue.record(
+                "\(what): \(String(describing: a)) vs \(String(describing: b))", sourceLocation: sourceLocation)
         }
     }
 
@@ -60,9 +64,14 @@ struct ExactValueTests {
 
     @Test("Global (secure sums) and per-site figures equal the reference")
     func exact() throws {
-        let golden = try JSONDecoder().decode(Golden.self, from: try Data(contentsOf: URL(fileURLWithPath:
-            repositoryRoot + "/Tests/FederatedAnalyticsTests/Golden/cohort_golden.json")))
-        let query = try StatisticsQuery.load(path: repositoryRoot + "/Tests/FederatedAnalyticsTests/Golden/reference-query.yaml")
+        let golden = try JSONDecoder().decode(
+            Golden.self,
+            from: try Data(
+                contentsOf: URL(
+                    fileURLWithPath:
+                        repositoryRoot + "/Tests/FederatedAnalyticsTests/Golden/cohort_golden.json")))
+        let query = try StatisticsQuery.load(
+            path: repositoryRoot + "/Tests/FederatedAnalyticsTests/Golden/reference-query.yaml")
         let ledger = try PrivacyLedger(path: nil)
         let run = CohortStatistics(query: query, mechanism: NoiseMechanism.none, seed: 1)
         let result = try run.run(sites: sites(policy: openPolicy(), ledger: ledger))

@@ -5,12 +5,14 @@ import Testing
 
 @Suite("Privacy mechanics")
 struct PrivacyTests {
-    @Test("Laplace and Gaussian samples have the calibrated variance (Dwork & Roth Thm 3.6, A.1)", arguments: [
-        NoiseSpec(mechanism: .laplace, epsilon: 0.5, delta: 0, sensitivity: 1),
-        NoiseSpec(mechanism: .laplace, epsilon: 2, delta: 0, sensitivity: 40),
-        NoiseSpec(mechanism: .gaussian, epsilon: 0.5, delta: 1e-6, sensitivity: 1),
-        NoiseSpec(mechanism: .gaussian, epsilon: 0.9, delta: 1e-5, sensitivity: 25),
-    ])
+    @Test(
+        "Laplace and Gaussian samples have the calibrated variance (Dwork & Roth Thm 3.6, A.1)",
+        arguments: [
+            NoiseSpec(mechanism: .laplace, epsilon: 0.5, delta: 0, sensitivity: 1),
+            NoiseSpec(mechanism: .laplace, epsilon: 2, delta: 0, sensitivity: 40),
+            NoiseSpec(mechanism: .gaussian, epsilon: 0.5, delta: 1e-6, sensitivity: 1),
+            NoiseSpec(mechanism: .gaussian, epsilon: 0.9, delta: 1e-5, sensitivity: 25),
+        ])
     func calibration(spec: NoiseSpec) {
         var source = SeededNoiseSource(seed: 42)
         let n = 40_000
@@ -22,7 +24,9 @@ struct PrivacyTests {
         if spec.mechanism == .laplace {
             #expect(abs(expected - 2 * pow(spec.sensitivity / spec.epsilon, 2)) < 1e-9 * expected)
         } else {
-            #expect(abs(expected - pow(spec.sensitivity * (2 * log(1.25 / spec.delta)).squareRoot() / spec.epsilon, 2)) < 1e-9 * expected)
+            #expect(
+                abs(expected - pow(spec.sensitivity * (2 * log(1.25 / spec.delta)).squareRoot() / spec.epsilon, 2))
+                    < 1e-9 * expected)
         }
         #expect(abs(variance / expected - 1) < 0.05, "variance \(variance) vs \(expected)")
         #expect(abs(mean) < 4 * spec.standardDeviation / Double(n).squareRoot())
@@ -30,7 +34,8 @@ struct PrivacyTests {
 
     @Test("Released counts carry noise of the calibrated scale over many seeded runs")
     func releasedNoise() throws {
-        let query = try StatisticsQuery.parse("""
+        let query = try StatisticsQuery.parse(
+            """
             name: noise
             features:
               - feature: PatientAge
@@ -60,7 +65,8 @@ struct PrivacyTests {
 
     @Test("Every cell below the minimum count is suppressed, globally and per site")
     func suppression() throws {
-        let query = try StatisticsQuery.load(path: repositoryRoot + "/Tests/FederatedAnalyticsTests/Golden/reference-query.yaml")
+        let query = try StatisticsQuery.load(
+            path: repositoryRoot + "/Tests/FederatedAnalyticsTests/Golden/reference-query.yaml")
         let exact = try CohortStatistics(query: query, mechanism: NoiseMechanism.none)
             .run(sites: sites(policy: openPolicy(minimumCount: 1), ledger: PrivacyLedger(path: nil)))
         let k = 5
@@ -68,16 +74,28 @@ struct PrivacyTests {
             .run(sites: sites(policy: openPolicy(minimumCount: k), ledger: PrivacyLedger(path: nil)))
         var checked = 0
         func check(_ a: FeatureResult, _ b: FeatureResult) {
-            if let c = a.count, c < Double(k) { #expect(b.count == nil); checked += 1; return }
+            if let c = a.count, c < Double(k) {
+                #expect(b.count == nil)
+                checked += 1
+                return
+            }
             if a.unit != .voxel, let h = a.histogram, let hs = b.histogram {
                 for (x, y) in zip(h.counts, hs.counts) {
                     let v = x ?? 0
-                    if v < Double(k) { #expect(y == nil || v == 0); checked += 1 } else { #expect(y == v) }
+                    if v < Double(k) {
+                        #expect(y == nil || v == 0)
+                        checked += 1
+                    } else {
+                        #expect(y == v)
+                    }
                 }
             }
             for (name, v) in a.frequencies ?? [:] {
                 let value = v ?? 0
-                if value < Double(k) { #expect((b.frequencies?[name] ?? nil) == nil); checked += 1 }
+                if value < Double(k) {
+                    #expect((b.frequencies?[name] ?? nil) == nil)
+                    checked += 1
+                }
             }
         }
         for (a, b) in zip(exact.global, strict.global) { check(a, b) }
@@ -95,7 +113,8 @@ struct PrivacyTests {
         var policy = openPolicy()
         policy.totalEpsilon = 1.0
         policy.maxEpsilonPerQuery = 1.0
-        let query = try StatisticsQuery.parse("""
+        let query = try StatisticsQuery.parse(
+            """
             name: budget
             features:
               - {feature: PatientAge, statistics: [mean], bounds: [0, 100], epsilon: 0.6}
@@ -117,8 +136,10 @@ struct PrivacyTests {
         // Over several sites, the refusing site is left out and named; the others answer.
         let other = try PrivacyLedger(path: nil)
         let mixed = try CohortStatistics(query: query, seed: 3).run(sites: [
-            StatisticsSite(name: "research-center", cohort: sampleCohorts["research-center"]!, policy: policy, ledger: reopened),
-            StatisticsSite(name: "treatment-center", cohort: sampleCohorts["treatment-center"]!, policy: policy, ledger: other),
+            StatisticsSite(
+                name: "research-center", cohort: sampleCohorts["research-center"]!, policy: policy, ledger: reopened),
+            StatisticsSite(
+                name: "treatment-center", cohort: sampleCohorts["treatment-center"]!, policy: policy, ledger: other),
         ])
         #expect(mixed.sites == ["treatment-center"])
         #expect(mixed.refused["research-center"]?.contains("budget") == true)
@@ -128,21 +149,24 @@ struct PrivacyTests {
     func policyLimits() throws {
         var policy = openPolicy()
         policy.maxEpsilonPerQuery = 0.5
-        let query = try StatisticsQuery.parse("""
+        let query = try StatisticsQuery.parse(
+            """
             name: greedy
             features:
               - {feature: PatientAge, statistics: [mean], bounds: [0, 100], epsilon: 0.8}
             """)
         let ledger = try PrivacyLedger(path: nil)
         #expect(throws: AnalyticsError.self) {
-            try CohortStatistics(query: query).run(sites: sites(policy: policy, ledger: ledger, names: ["research-center"]))
+            try CohortStatistics(query: query).run(
+                sites: sites(policy: policy, ledger: ledger, names: ["research-center"]))
         }
         policy.maxEpsilonPerQuery = 5
         policy.allowedMechanisms = [.laplace]
         var gaussian = query
         gaussian.privacy.mechanism = .gaussian
         do {
-            _ = try CohortStatistics(query: gaussian).run(sites: sites(policy: policy, ledger: ledger, names: ["research-center"]))
+            _ = try CohortStatistics(query: gaussian).run(
+                sites: sites(policy: policy, ledger: ledger, names: ["research-center"]))
             Issue.record("gaussian should be refused")
         } catch {
             #expect(error.code == .policyViolation)

@@ -1,7 +1,8 @@
-@testable import FederatedAnalytics
 import DifferentialPrivacy
 import Foundation
 import Testing
+
+@testable import FederatedAnalytics
 
 @Suite("Secure sums")
 struct SecureSumTests {
@@ -9,7 +10,8 @@ struct SecureSumTests {
     func chacha20() {
         var c = ChaCha20(key: (0..<32).map(UInt8.init), nonce: [0, 0, 0, 0x09, 0, 0, 0, 0x4a, 0, 0, 0, 0], counter: 1)
         let block = c.nextBlock()
-        #expect(block[0] == 0xe4e7_f110 && block[1] == 0x1559_3bd1 && block[2] == 0x1fdd_0f50 && block[3] == 0xc471_20a3)
+        #expect(
+            block[0] == 0xe4e7_f110 && block[1] == 0x1559_3bd1 && block[2] == 0x1fdd_0f50 && block[3] == 0xc471_20a3)
         #expect(block[15] == 0x4e3c_50a2)
     }
 
@@ -37,7 +39,8 @@ struct SecureSumTests {
 
     @Test("Masked words are uniform whatever the values (the server learns nothing from one upload)")
     func uniformity() throws {
-        let a = SecureSumParticipant(siteID: "a"), b = SecureSumParticipant(siteID: "b")
+        let a = SecureSumParticipant(siteID: "a")
+        let b = SecureSumParticipant(siteID: "b")
         let keys = ["a": a.publicKey, "b": b.publicKey]
         for constant in [0.0, 1e6] {
             let upload = try a.mask([Double](repeating: constant, count: 4096), publicKeys: keys, session: "u")
@@ -54,10 +57,13 @@ struct SecureSumTests {
         let participants = Dictionary(uniqueKeysWithValues: sites.map { ($0, SecureSumParticipant(siteID: $0)) })
         let keys = participants.mapValues(\.publicKey)
         var uploads: [String: [UInt64]] = [:]
-        for s in sites where s != "c" { uploads[s] = try participants[s]!.mask(values[s]!, publicKeys: keys, session: "q") }
+        for s in sites where s != "c" {
+            uploads[s] = try participants[s]!.mask(values[s]!, publicKeys: keys, session: "q")
+        }
         var recovery: [String: [String: [UInt64]]] = [:]
         for s in uploads.keys {
-            recovery["c", default: [:]][s] = try participants[s]!.recoveryMask(dropped: "c", droppedKey: keys["c"]!, session: "q", length: 4)
+            recovery["c", default: [:]][s] = try participants[s]!.recoveryMask(
+                dropped: "c", droppedKey: keys["c"]!, session: "q", length: 4)
         }
         let sum = try SecureSumServer.sum(uploads: uploads, expected: Set(sites), recovery: recovery)
         let truth = (0..<4).map { i in ["a", "b", "d"].reduce(0) { $0 + values[$1]![i] } }
@@ -75,7 +81,8 @@ struct SecureSumTests {
 
     @Test("A whole query with a site dropping out after masking: global figures equal the other sites' sum")
     func queryDropout() throws {
-        let query = try StatisticsQuery.parse("""
+        let query = try StatisticsQuery.parse(
+            """
             name: drop
             features:
               - {feature: PatientAge, statistics: [count, mean], bounds: [0, 100]}
@@ -83,12 +90,15 @@ struct SecureSumTests {
             """)
         var run = CohortStatistics(query: query, mechanism: NoiseMechanism.none)
         run.dropAfterMasking = ["research-center"]
-        let r = try run.run(sites: FederatedAnalyticsTests.sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)))
+        let r = try run.run(
+            sites: FederatedAnalyticsTests.sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)))
         #expect(r.dropped == ["research-center"])
         #expect(r.sites == ["community-hospital", "treatment-center"])
         let both = try CohortStatistics(query: query, mechanism: NoiseMechanism.none)
-            .run(sites: FederatedAnalyticsTests.sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil),
-                                                      names: ["community-hospital", "treatment-center"]))
+            .run(
+                sites: FederatedAnalyticsTests.sites(
+                    policy: openPolicy(), ledger: PrivacyLedger(path: nil),
+                    names: ["community-hospital", "treatment-center"]))
         #expect(r.global[0].count == both.global[0].count)
         #expect(abs((r.global[0].mean ?? 0) - (both.global[0].mean ?? 1)) < 1e-5)
     }

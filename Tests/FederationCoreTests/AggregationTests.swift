@@ -29,7 +29,8 @@ struct AggregationTests {
     @Test("Streaming in small chunks, interleaved across clients, equals the batch average")
     func streaming() throws {
         var acc = StreamingAccumulator(structure: a)
-        let ca = a.chunks(maxScalars: 2), cb = b.chunks(maxScalars: 1)
+        let ca = a.chunks(maxScalars: 2)
+        let cb = b.chunks(maxScalars: 1)
         for i in 0..<max(ca.count, cb.count) {
             if i < ca.count { try acc.accept(ca[i], weight: 1, from: "A") }
             if i < cb.count { try acc.accept(cb[i], weight: 3, from: "B") }
@@ -66,9 +67,15 @@ struct AggregationTests {
     @Test("Rejected chunks: unknown tensor, out of range, NaN")
     func badChunks() {
         var acc = StreamingAccumulator(structure: a)
-        #expect(throws: FederationError.self) { try acc.accept(ParameterChunk(tensor: "x", shape: [1], offset: 0, values: [1]), weight: 1, from: "A") }
-        #expect(throws: FederationError.self) { try acc.accept(ParameterChunk(tensor: "w", shape: [3], offset: 2, values: [1, 2]), weight: 1, from: "A") }
-        #expect(throws: FederationError.self) { try acc.accept(ParameterChunk(tensor: "w", shape: [3], offset: 0, values: [.nan]), weight: 1, from: "A") }
+        #expect(throws: FederationError.self) {
+            try acc.accept(ParameterChunk(tensor: "x", shape: [1], offset: 0, values: [1]), weight: 1, from: "A")
+        }
+        #expect(throws: FederationError.self) {
+            try acc.accept(ParameterChunk(tensor: "w", shape: [3], offset: 2, values: [1, 2]), weight: 1, from: "A")
+        }
+        #expect(throws: FederationError.self) {
+            try acc.accept(ParameterChunk(tensor: "w", shape: [3], offset: 0, values: [.nan]), weight: 1, from: "A")
+        }
     }
 
     @Test("Coordinate median")
@@ -95,8 +102,8 @@ struct ServerOptimizerTests {
     @Test("FedAvgM: two steps with β = 0.9, η = 1")
     func fedAvgM() throws {
         var o = ServerOptimizer(kind: .fedAvgM, learningRate: 1, beta1: 0.9)
-        let x1 = try o.step(global: global, delta: delta)          // m = Δ
-        let x2 = try o.step(global: x1, delta: delta)              // m = 0.9Δ + Δ = 1.9Δ
+        let x1 = try o.step(global: global, delta: delta)  // m = Δ
+        let x2 = try o.step(global: x1, delta: delta)  // m = 0.9Δ + Δ = 1.9Δ
         #expect(abs(x2["w"]!.values[0] - (1 + 0.5 + 0.95)) < 1e-6)
         #expect(abs(x2["w"]!.values[1] - (-1 - 0.25 - 0.475)) < 1e-6)
     }
@@ -106,7 +113,8 @@ struct ServerOptimizerTests {
         var o = ServerOptimizer(kind: .fedAdam, learningRate: 0.1, beta1: 0.9, beta2: 0.99, tau: 1e-3)
         let x = try o.step(global: global, delta: delta)
         for (i, d) in [Float(0.5), -0.25].enumerated() {
-            let m = 0.1 * d, v = 0.01 * d * d
+            let m = 0.1 * d
+            let v = 0.01 * d * d
             let want = global["w"]!.values[i] + 0.1 * m / (v.squareRoot() + 1e-3)
             #expect(abs(x["w"]!.values[i] - want) < 1e-6)
         }

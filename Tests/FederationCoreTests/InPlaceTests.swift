@@ -1,7 +1,9 @@
 import FederationCore
 import Testing
 
-private func base(_ values: ArraySlice<Float>) -> Int { values.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) } }
+private func base(_ values: ArraySlice<Float>) -> Int {
+    values.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) }
+}
 private func base(_ values: [Float]) -> Int { values.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) } }
 
 @Suite("Parameters without copies: chunk views, in-place arithmetic, streaming assembly")
@@ -104,15 +106,18 @@ struct InPlaceTests {
         #expect(throws: FederationError.self) { try acc.weightedMean() }
     }
 
-    @Test("Every server optimiser's in-place step equals its copying step", arguments: [
-        ServerOptimizer.Kind.fedAvg, .fedAvgM, .fedAdam, .fedYogi,
-    ])
+    @Test(
+        "Every server optimiser's in-place step equals its copying step",
+        arguments: [
+            ServerOptimizer.Kind.fedAvg, .fedAvgM, .fedAdam, .fedYogi,
+        ])
     func optimizerInPlace(kind: ServerOptimizer.Kind) throws {
         let global = set([("w", [1, -1, 0.25]), ("b", [3])])
         let deltas = [set([("w", [0.5, -0.25, 0.125]), ("b", [1])]), set([("w", [-0.5, 0.75, 0]), ("b", [-2])])]
         var copying = ServerOptimizer(kind: kind, learningRate: 0.5, beta1: 0.9, beta2: 0.99, tau: 1e-3)
         var inPlace = copying
-        var x = global, y = try global.adding(global.zeros())
+        var x = global
+        var y = try global.adding(global.zeros())
         for d in deltas {
             x = try copying.step(global: x, delta: d)
             try inPlace.apply(to: &y, delta: d)

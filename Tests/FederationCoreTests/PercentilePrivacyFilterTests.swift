@@ -33,7 +33,8 @@ private let golden: Golden? = {
 private func naivePercentile(_ values: [Float], _ p: Double) -> Double {
     let a = values.map { Double($0.magnitude) }.sorted()
     let h = Double(a.count - 1) * (p / 100)
-    let lower = Int(h.rounded(.down)), upper = min(lower + 1, a.count - 1)
+    let lower = Int(h.rounded(.down))
+    let upper = min(lower + 1, a.count - 1)
     let t = h - Double(lower)
     return t >= 0.5 ? a[upper] - (a[upper] - a[lower]) * (1 - t) : a[lower] + (a[upper] - a[lower]) * t
 }
@@ -64,12 +65,13 @@ struct PercentilePrivacyFilterTests {
         }
     }
 
-    @Test("Selection gives the sorted reference's percentile for sizes, ties and levels",
-          arguments: [1, 2, 3, 10, 101, 4096])
+    @Test(
+        "Selection gives the sorted reference's percentile for sizes, ties and levels",
+        arguments: [1, 2, 3, 10, 101, 4096])
     func selectionMatchesSorting(count: Int) throws {
         var state: UInt64 = 0x9E37_79B9_7F4A_7C15 &* UInt64(count)
         func next() -> Float {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             return Float(Int64(bitPattern: state >> 11) % 2001 - 1000) / 997  // many ties, both signs
         }
         let a = (0..<count).map { _ in next() }
@@ -103,8 +105,10 @@ struct PercentilePrivacyFilterTests {
 
     @Test("Parameters out of range and non-finite diffs are refused, naming the problem")
     func refusals() async throws {
-        let refused: [(Double, Double)] = [(0, 1), (100, 1), (-5, 1), (.nan, 1), (10, 0), (10, -1), (10, .infinity),
-                                           (10, 1e-50)]
+        let refused: [(Double, Double)] = [
+            (0, 1), (100, 1), (-5, 1), (.nan, 1), (10, 0), (10, -1), (10, .infinity),
+            (10, 1e-50),
+        ]
         for (p, g) in refused {
             #expect(throws: FederationError.self, "p \(p), γ \(g)") {
                 try PercentilePrivacyFilter(percentile: p, gamma: g)

@@ -28,7 +28,8 @@ struct StrategyAndFilterTests {
             }
         }
         do {
-            _ = try await FilterChain([Refuse()]).process(update, context: FilterContext(site: "a", jobID: "j", round: 1))
+            _ = try await FilterChain([Refuse()]).process(
+                update, context: FilterContext(site: "a", jobID: "j", round: 1))
             Issue.record("should refuse")
         } catch {
             #expect(error.message.contains("'refuse'"))
@@ -40,14 +41,17 @@ struct StrategyAndFilterTests {
         var strategy = FedAvg()
         var acc = StreamingAccumulator(structure: global)
         let updates = [
-            ModelUpdate(jobID: "j", round: 1, site: "a", sampleCount: 1, diff: set([("enc.0.conv1.weight", [1, 0]), ("norm.running_mean", [3])])),
+            ModelUpdate(
+                jobID: "j", round: 1, site: "a", sampleCount: 1,
+                diff: set([("enc.0.conv1.weight", [1, 0]), ("norm.running_mean", [3])])),
             ModelUpdate(jobID: "j", round: 1, site: "b", sampleCount: 3, diff: set([("enc.0.conv1.weight", [-1, 4])])),
         ]
         for u in updates {
             for ch in u.diff.chunks(maxScalars: 1) { try acc.accept(ch, weight: Double(u.sampleCount), from: u.site) }
             try acc.commit(client: u.site, weight: Double(u.sampleCount))
         }
-        let next = try strategy.aggregateTraining(round: 1, global: global, meanDiff: try acc.weightedMean(), updates: updates)
+        let next = try strategy.aggregateTraining(
+            round: 1, global: global, meanDiff: try acc.weightedMean(), updates: updates)
         #expect(next["enc.0.conv1.weight"]?.values == [0.5, 4])  // 1 + (1·1 + 3·(−1))/4, 1 + (0 + 3·4)/4
         #expect(next["norm.running_mean"]?.values == [3])
     }

@@ -1,15 +1,17 @@
 import FederationCore
-@testable import FederationGRPC
 import GRPCCore
 import SwiftProtobuf
 import Testing
+
+@testable import FederationGRPC
 
 /// The hand-written codec of the parameter-carrying messages must be byte-compatible with the generated code.
 @Suite("Chunk codec: protobuf wire format by hand, one copy per value")
 struct ChunkCodecTests {
     static let cases: [ParameterChunk] = [
-        ParameterChunk(tensor: "enc.0.conv1.weight", shape: [2, 3], offset: 2,
-                       values: [1.5, -.infinity, .leastNonzeroMagnitude, -0.0]),
+        ParameterChunk(
+            tensor: "enc.0.conv1.weight", shape: [2, 3], offset: 2,
+            values: [1.5, -.infinity, .leastNonzeroMagnitude, -0.0]),
         ParameterChunk(tensor: "w", shape: [300], offset: 0, values: [Float](repeating: 0.25, count: 200)),
         ParameterChunk(tensor: "é", shape: [1 << 20, 3], offset: 1 << 21, values: [7]),
         ParameterChunk(tensor: "empty", shape: [0], offset: 0, values: []),
@@ -61,7 +63,9 @@ struct ChunkCodecTests {
         let view = ParameterSet([tensor]).chunks(maxScalars: 4)[1]  // a view: values 4..<8
         let chunkBytes: [UInt8] = try OutgoingPartSerializer().serialize(.chunk(view))
         let wire = try WireUploadPart(serializedBytes: chunkBytes)
-        #expect(try ParameterChunk(wire: wire.chunk) == ParameterChunk(tensor: "w", shape: [10], offset: 4, values: [4, 5, 6, 7]))
+        #expect(
+            try ParameterChunk(wire: wire.chunk)
+                == ParameterChunk(tensor: "w", shape: [10], offset: 4, values: [4, 5, 6, 7]))
     }
 
     @Test("Unpacked shapes and unknown fields are read; malformed messages are refused")
@@ -85,8 +89,10 @@ struct ChunkCodecTests {
     @Test("A chunk declaring a huge tensor is assembled without reserving the tensor up front")
     func hugeDeclaredShape() throws {
         // ParameterChunk { tensor: "w", shape: [2^20, 2^20] (packed), values: one float32 }
-        let bytes: [UInt8] = [0x0A, 0x01, 0x77, 0x12, 0x06, 0x80, 0x80, 0x40, 0x80, 0x80, 0x40, 0x22, 0x04,
-                              0x00, 0x00, 0x80, 0x3F]
+        let bytes: [UInt8] = [
+            0x0A, 0x01, 0x77, 0x12, 0x06, 0x80, 0x80, 0x40, 0x80, 0x80, 0x40, 0x22, 0x04,
+            0x00, 0x00, 0x80, 0x3F,
+        ]
         let received = try ReceivedChunkDeserializer().deserialize(bytes)
         #expect(received.shape == [1 << 20, 1 << 20] && received.valueCount == 1)
         var assembler = ParameterAssembler()

@@ -1,13 +1,15 @@
 import Dispatch
 import FederationClient
 import FederationCore
-@testable import FederationGRPC
 import FederationServer
 import FederationTestSupport
 import Synchronization
 import Testing
+
+@testable import FederationGRPC
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A plain TCP connection to 127.0.0.1 that never sends a byte: what an attacker holding sockets open looks like.
@@ -42,8 +44,9 @@ final class SilentSocket: Sendable {
         let fd = descriptor
         return await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
-                var timeout = timeval(tv_sec: Int(limit.components.seconds),
-                                      tv_usec: Int(limit.components.attoseconds / 1_000_000_000_000))
+                var timeout = timeval(
+                    tv_sec: Int(limit.components.seconds),
+                    tv_usec: Int(limit.components.attoseconds / 1_000_000_000_000))
                 setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
                 var byte: UInt8 = 0
                 while true {
@@ -117,13 +120,21 @@ struct ConnectionLimitsTests {
         #expect(try ConnectionLimits() == .defaults)
         let refused: [(String, () throws(FederationError) -> ConnectionLimits)] = [
             ("maxPendingHandshakes", { () throws(FederationError) in try ConnectionLimits(maxPendingHandshakes: 0) }),
-            ("maxConnectionsPerPeer", { () throws(FederationError) in
-                try ConnectionLimits(maxConnections: 4, maxConnectionsPerPeer: 8) }),
+            (
+                "maxConnectionsPerPeer",
+                { () throws(FederationError) in
+                    try ConnectionLimits(maxConnections: 4, maxConnectionsPerPeer: 8)
+                }
+            ),
             ("maxConcurrentStreams", { () throws(FederationError) in try ConnectionLimits(maxConcurrentStreams: 2) }),
             ("handshakeTimeout", { () throws(FederationError) in try ConnectionLimits(handshakeTimeout: .zero) }),
             ("idleTimeout", { () throws(FederationError) in try ConnectionLimits(idleTimeout: .seconds(-1)) }),
-            ("keepaliveInterval", { () throws(FederationError) in
-                try ConnectionLimits(keepaliveInterval: .seconds(1)) }),
+            (
+                "keepaliveInterval",
+                { () throws(FederationError) in
+                    try ConnectionLimits(keepaliveInterval: .seconds(1))
+                }
+            ),
             ("longPollWait", { () throws(FederationError) in try ConnectionLimits(longPollWait: .zero) }),
         ]
         for (name, build) in refused {
@@ -159,21 +170,25 @@ struct ConnectionLimitsTests {
             let a = try federation.connect(try federation.pki.issue("a", role: "site"), limits: limits)
             let run = Task { try await coordinator.run() }
             let task = try #require(try await a.nextTask(site: "a"))
-            #expect(try await a.downloadModel(for: task, maxScalars: 1).map(\.values.count)
+            #expect(
+                try await a.downloadModel(for: task, maxScalars: 1).map(\.values.count)
                     == Array(repeating: 1000, count: 10))
-            #expect(try await a.downloadModel(for: task, maxScalars: 2500).map(\.values.count)
+            #expect(
+                try await a.downloadModel(for: task, maxScalars: 2500).map(\.values.count)
                     == [2500, 2500, 2500, 2500])
             #expect(try await a.downloadParameters(for: task, maxScalars: 1) == model)
-            try await a.uploadResult(ResultHeader(jobID: "f1", round: 1, site: "a", sampleCount: 1),
-                                     chunks: model.chunks(maxScalars: 4096))
+            try await a.uploadResult(
+                ResultHeader(jobID: "f1", round: 1, site: "a", sampleCount: 1),
+                chunks: model.chunks(maxScalars: 4096))
             _ = try await run.value
             await a.close()
         }
         clock.advance(by: .seconds(100_000))
     }
 
-    @Test("A silent TCP connection is closed after the handshake timeout; an authenticated one is not",
-          .timeLimit(.minutes(1)))
+    @Test(
+        "A silent TCP connection is closed after the handshake timeout; an authenticated one is not",
+        .timeLimit(.minutes(1)))
     func handshakeTimeout() async throws {
         let clock = ManualClock()
         let job = JobConfiguration(jobID: "h1", rounds: 1, sites: ["a"], minClients: 1)
@@ -198,8 +213,9 @@ struct ConnectionLimitsTests {
         clock.advance(by: .seconds(100_000))
     }
 
-    @Test("300 silent connections on loopback do not lock a site out: it registers, polls, downloads and uploads",
-          .timeLimit(.minutes(2)))
+    @Test(
+        "300 silent connections on loopback do not lock a site out: it registers, polls, downloads and uploads",
+        .timeLimit(.minutes(2)))
     func silentFlood() async throws {
         let clock = ManualClock()
         let job = JobConfiguration(jobID: "s1", rounds: 1, sites: ["a"], minClients: 1)
@@ -213,8 +229,9 @@ struct ConnectionLimitsTests {
             for _ in 0..<300 { silent.append(try SilentSocket(port: federation.port)) }
             let start = ContinuousClock.now
             let a = try federation.connect(try federation.pki.issue("a", role: "site"), limits: limits)
-            var agent = SiteAgent(site: "a", connection: a, trainer: JumpTrainer(target: [1, 2], samples: 1),
-                                  clock: clock, retry: RetryPolicy(maxAttempts: 1), chunkScalars: 2)
+            var agent = SiteAgent(
+                site: "a", connection: a, trainer: JumpTrainer(target: [1, 2], samples: 1),
+                clock: clock, retry: RetryPolicy(maxAttempts: 1), chunkScalars: 2)
             agent.heartbeatInterval = nil
             async let model = coordinator.run()
             let rounds = try await agent.run()
@@ -233,8 +250,9 @@ struct ConnectionLimitsTests {
         clock.advance(by: .seconds(100_000))
     }
 
-    @Test("A certificate may hold maxConnectionsPerPeer connections; one more is closed after its handshake",
-          .timeLimit(.minutes(1)))
+    @Test(
+        "A certificate may hold maxConnectionsPerPeer connections; one more is closed after its handshake",
+        .timeLimit(.minutes(1)))
     func perPeerCap() async throws {
         let clock = ManualClock()
         let job = JobConfiguration(jobID: "p1", rounds: 1, sites: ["a", "b"], minClients: 1)
@@ -276,16 +294,18 @@ struct ConnectionLimitsTests {
             let run = Task { try await coordinator.run() }
             let task = try #require(try await poll.value)
             #expect(task.round == 1 && task.jobID == "l1")
-            try await a.uploadResult(ResultHeader(jobID: "l1", round: 1, site: "a", sampleCount: 1),
-                                     chunks: initial.chunks(maxScalars: 2))
+            try await a.uploadResult(
+                ResultHeader(jobID: "l1", round: 1, site: "a", sampleCount: 1),
+                chunks: initial.chunks(maxScalars: 2))
             _ = try await run.value
             await a.close()
         }
         clock.advance(by: .seconds(100_000))
     }
 
-    @Test("The idle timeout closes a connection without calls, never one holding a long-poll",
-          .timeLimit(.minutes(1)))
+    @Test(
+        "The idle timeout closes a connection without calls, never one holding a long-poll",
+        .timeLimit(.minutes(1)))
     func longPollIsNotIdle() async throws {
         let clock = ManualClock()
         let job = JobConfiguration(jobID: "i1", rounds: 1, sites: ["a"], minClients: 1)
@@ -293,8 +313,9 @@ struct ConnectionLimitsTests {
         let service = PollCountingService(coordinator)
         var limits = TransportLimits()
         // The silent socket's handshake timeout is the test's clock: it fires well after the idle timeout.
-        limits.connection = try ConnectionLimits(handshakeTimeout: .milliseconds(1500),
-                                                 idleTimeout: .milliseconds(300))
+        limits.connection = try ConnectionLimits(
+            handshakeTimeout: .milliseconds(1500),
+            idleTimeout: .milliseconds(300))
         try await Federation.with(service, limits: limits) { federation in
             let a = try federation.connect(try federation.pki.issue("a", role: "site"), limits: limits)
             let poll = Task { try await a.nextTask(site: "a") }
@@ -312,8 +333,9 @@ struct ConnectionLimitsTests {
             // before the upload starts, which is then refused as transient and sent again, as a site agent does.
             for attempt in 1...3 {
                 do {
-                    try await a.uploadResult(ResultHeader(jobID: "i1", round: 1, site: "a", sampleCount: 1),
-                                             chunks: initial.chunks(maxScalars: 2))
+                    try await a.uploadResult(
+                        ResultHeader(jobID: "i1", round: 1, site: "a", sampleCount: 1),
+                        chunks: initial.chunks(maxScalars: 2))
                     break
                 } catch let error as FederationError where error.code == .transient && attempt < 3 {
                     continue

@@ -1,21 +1,25 @@
 import FederationClient
 import FederationCore
-@testable import FederationGRPC
-import FederationTestSupport
 import FederationServer
+import FederationTestSupport
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Testing
+
+@testable import FederationGRPC
 
 /// A trainer that moves the model to the site's own optimum (as in FederationRuntimeTests' CoordinatorTests).
 struct JumpTrainer: LocalTrainer {
     var target: [Float]
     var samples: Int
     func train(global: ParameterSet, task: TaskAssignment) async throws(FederationError)
-        -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double]) {
-        (ParameterSet([ParameterTensor(name: "w", shape: [target.count], values: target)]), samples,
-         ["dice": Double(task.round) / 10])
+        -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double])
+    {
+        (
+            ParameterSet([ParameterTensor(name: "w", shape: [target.count], values: target)]), samples,
+            ["dice": Double(task.round) / 10]
+        )
     }
 }
 
@@ -26,12 +30,15 @@ struct Federation {
     let port: Int
 
     /// Starts a server for `service`, runs `body`, then shuts the server down and removes the certificates.
-    static func with<T: Sendable>(_ service: any FederationService, limits: TransportLimits = .defaults,
-                                  _ body: (Federation) async throws -> T) async throws -> T {
+    static func with<T: Sendable>(
+        _ service: any FederationService, limits: TransportLimits = .defaults,
+        _ body: (Federation) async throws -> T
+    ) async throws -> T {
         let pki = try TemporaryPKI()
         defer { pki.remove() }
-        let server = GRPCFederationServer(service: service, host: "127.0.0.1", port: 0,
-                                          tls: try pki.issue("server", role: "server"), limits: limits)
+        let server = GRPCFederationServer(
+            service: service, host: "127.0.0.1", port: 0,
+            tls: try pki.issue("server", role: "server"), limits: limits)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.serve() }
             let federation = Federation(pki: pki, server: server, port: try await server.listeningPort())
@@ -78,16 +85,19 @@ struct GRPCTransportTests {
         let clock = ManualClock()
         let job = JobConfiguration(jobID: "j1", rounds: 3, sites: ["a", "b", "c"], minClients: 2)
         let coordinator = Coordinator(configuration: job, initialModel: initial, strategy: FedAvg(), clock: clock)
-        let trainers = ["a": JumpTrainer(target: [1, 2], samples: 1), "b": JumpTrainer(target: [3, 6], samples: 2),
-                        "c": JumpTrainer(target: [-1, 10], samples: 1)]
+        let trainers = [
+            "a": JumpTrainer(target: [1, 2], samples: 1), "b": JumpTrainer(target: [3, 6], samples: 2),
+            "c": JumpTrainer(target: [-1, 10], samples: 1),
+        ]
         let (model, rounds) = try await Federation.with(coordinator) { federation in
             let connections = try ["a", "b", "c"].map { ($0, try federation.site($0)) }
             async let final = coordinator.run()
             let rounds = try await withThrowingTaskGroup(of: (String, [Int]).self) { group in
                 for (site, connection) in connections {
                     // One attempt: a transient error fails the test instead of backing off on the manual clock.
-                    let agent = SiteAgent(site: site, connection: connection, trainer: trainers[site]!, clock: clock,
-                                          retry: RetryPolicy(maxAttempts: 1), chunkScalars: 1)
+                    let agent = SiteAgent(
+                        site: site, connection: connection, trainer: trainers[site]!, clock: clock,
+                        retry: RetryPolicy(maxAttempts: 1), chunkScalars: 1)
                     group.addTask { (site, try await agent.run()) }
                 }
                 return try await group.reduce(into: [String: [Int]]()) { $0[$1.0] = $1.1 }
@@ -105,13 +115,16 @@ struct GRPCTransportTests {
         clock.advance(by: .seconds(100_000))
     }
 
-    @Test("No certificate, another CA's certificate, an admin or server certificate as a site: all refused",
-          .timeLimit(.minutes(2)))
+    @Test(
+        "No certificate, another CA's certificate, an admin or server certificate as a site: all refused",
+        .timeLimit(.minutes(2)))
     func refusedClients() async throws {
         let clock = ManualClock()
         let job = JobConfiguration(jobID: "j2", rounds: 1, sites: ["a", "admin1", "server"], minClients: 1)
-        let recorder = RecordingService(Coordinator(configuration: job, initialModel: initial, strategy: FedAvg(),
-                                                    clock: clock))
+        let recorder = RecordingService(
+            Coordinator(
+                configuration: job, initialModel: initial, strategy: FedAvg(),
+                clock: clock))
         try await Federation.with(recorder) { federation in
             // Another CA's site certificate: the server refuses it in the TLS handshake (alert: unknown CA). No retry
             // can fix that: the error ends a site (`.unknownSite`), as does the client refusing the server.
@@ -163,7 +176,8 @@ struct GRPCTransportTests {
         let job = JobConfiguration(jobID: "j3", rounds: 1, sites: ["a", "b"], minClients: 2)
         let coordinator = Coordinator(configuration: job, initialModel: initial, strategy: FedAvg(), clock: clock)
         let model = try await Federation.with(coordinator) { federation in
-            let a = try federation.site("a"), b = try federation.site("b")
+            let a = try federation.site("a")
+            let b = try federation.site("b")
             let run = Task { try await coordinator.run() }
             #expect(try await a.register(site: "a") == "j3")
             let task = try #require(try await a.nextTask(site: "a"))
@@ -171,20 +185,25 @@ struct GRPCTransportTests {
             // a's certificate speaking for b: refused before anything reaches the coordinator.
             #expect(await failure { _ = try await a.register(site: "b") } == .unknownSite)
             #expect(await failure { _ = try await a.nextTask(site: "b") } == .unknownSite)
-            #expect(await failure {
-                try await a.uploadResult(ResultHeader(jobID: "j3", round: task.round, site: "b", sampleCount: 1),
-                                         chunks: update)
-            } == .unknownSite)
+            #expect(
+                await failure {
+                    try await a.uploadResult(
+                        ResultHeader(jobID: "j3", round: task.round, site: "b", sampleCount: 1),
+                        chunks: update)
+                } == .unknownSite)
             // Errors of the coordinator keep their code across the wire.
-            #expect(await failure {
-                try await a.uploadResult(ResultHeader(jobID: "j3", round: 7, site: "a", sampleCount: 1), chunks: update)
-            } == .staleRound)
+            #expect(
+                await failure {
+                    try await a.uploadResult(
+                        ResultHeader(jobID: "j3", round: 7, site: "a", sampleCount: 1), chunks: update)
+                } == .staleRound)
             // The honest results still count.
             try await a.uploadResult(ResultHeader(jobID: "j3", round: 1, site: "a", sampleCount: 1), chunks: update)
             _ = try #require(try await b.nextTask(site: "b"))
-            try await b.uploadResult(ResultHeader(jobID: "j3", round: 1, site: "b", sampleCount: 3),
-                                     chunks: ParameterSet([ParameterTensor(name: "w", shape: [2], values: [5, 5])])
-                                        .chunks(maxScalars: 2))
+            try await b.uploadResult(
+                ResultHeader(jobID: "j3", round: 1, site: "b", sampleCount: 3),
+                chunks: ParameterSet([ParameterTensor(name: "w", shape: [2], values: [5, 5])])
+                    .chunks(maxScalars: 2))
             let model = try await run.value
             #expect(try await a.nextTask(site: "a") == nil)
             await a.close()
@@ -200,8 +219,11 @@ struct GRPCTransportTests {
     func largeUpload() async throws {
         let clock = ManualClock()
         let count = 25_000_000
-        let zeros = ParameterSet([ParameterTensor(name: "w", shape: [count],
-                                                  values: [Float](repeating: 0, count: count))])
+        let zeros = ParameterSet([
+            ParameterTensor(
+                name: "w", shape: [count],
+                values: [Float](repeating: 0, count: count))
+        ])
         let job = JobConfiguration(jobID: "j4", rounds: 1, sites: ["a"], minClients: 1)
         let coordinator = Coordinator(configuration: job, initialModel: zeros, strategy: FedAvg(), clock: clock)
         let recorder = RecordingService(coordinator)
@@ -213,13 +235,19 @@ struct GRPCTransportTests {
             let download = try await a.downloadModel(for: task, maxScalars: 1 << 30)
             #expect(download.count == count / limits.chunkScalars + 1)
             // Pulled a range per call.
-            #expect(recorder.modelCalls == (download.count + limits.downloadChunksPerCall - 1) / limits.downloadChunksPerCall)
+            #expect(
+                recorder.modelCalls == (download.count + limits.downloadChunksPerCall - 1)
+                    / limits.downloadChunksPerCall)
             #expect(download.allSatisfy { $0.values.count <= limits.chunkScalars })
             // Chunks of 4M values are handed to the connection; it splits them to the wire chunk size.
-            let ramp = ParameterSet([ParameterTensor(name: "w", shape: [count],
-                                                     values: (0..<count).map { Float($0 % 1000) / 1000 })])
-            try await a.uploadResult(ResultHeader(jobID: "j4", round: 1, site: "a", sampleCount: 10),
-                                     chunks: ramp.chunks(maxScalars: 4 << 20))
+            let ramp = ParameterSet([
+                ParameterTensor(
+                    name: "w", shape: [count],
+                    values: (0..<count).map { Float($0 % 1000) / 1000 })
+            ])
+            try await a.uploadResult(
+                ResultHeader(jobID: "j4", round: 1, site: "a", sampleCount: 10),
+                chunks: ramp.chunks(maxScalars: 4 << 20))
             let model = try await run.value
             await a.close()
             return model
@@ -232,8 +260,9 @@ struct GRPCTransportTests {
         clock.advance(by: .seconds(100_000))
     }
 
-    @Test("Downloads are pulled range by range: a call gets at most downloadChunksPerCall chunks, whatever it asks",
-          .timeLimit(.minutes(2)))
+    @Test(
+        "Downloads are pulled range by range: a call gets at most downloadChunksPerCall chunks, whatever it asks",
+        .timeLimit(.minutes(2)))
     func downloadsArePulledInRanges() async throws {
         let clock = ManualClock()
         let model = ParameterSet([
@@ -256,8 +285,9 @@ struct GRPCTransportTests {
             #expect(chunks.map(\.values.count) == Array(repeating: 1024, count: 9) + [784, 5])
             #expect(recorder.modelCalls == 8)
             // A client asking for everything in one call gets one range, and the model's chunk count.
-            let client = try ClientTransport.makeClient(host: "127.0.0.1", port: federation.port, tls: files,
-                                                        serverName: "localhost", limits: limits)
+            let client = try ClientTransport.makeClient(
+                host: "127.0.0.1", port: federation.port, tls: files,
+                serverName: "localhost", limits: limits)
             let connections = Task { try? await client.runConnections() }
             var request = Tessera_Federation_V1_DownloadModelRequest()
             request.task = task.wire
@@ -267,32 +297,41 @@ struct GRPCTransportTests {
                 .downloadModel(request) { response in
                     var count = 0
                     for try await _ in response.messages { count += 1 }
-                    return (count, response.metadata[stringValues: FederationHandler.chunkCountKey].first(where: { _ in true }))
+                    return (
+                        count,
+                        response.metadata[stringValues: FederationHandler.chunkCountKey].first(where: { _ in true })
+                    )
                 }
             #expect(count == 3 && announced == "11")
             request.firstChunk = -1
             await #expect(throws: RPCError.self) {
-                _ = try await Tessera_Federation_V1_Federation.Client(wrapping: client).downloadModel(request) { response in
+                _ = try await Tessera_Federation_V1_Federation.Client(wrapping: client).downloadModel(request) {
+                    response in
                     for try await _ in response.messages {}
                 }
             }
             client.beginGracefulShutdown()
             await connections.value
-            try await a.uploadResult(ResultHeader(jobID: "j7", round: 1, site: "a", sampleCount: 1),
-                                     chunks: model.zeros().chunks(maxScalars: 1 << 10))
+            try await a.uploadResult(
+                ResultHeader(jobID: "j7", round: 1, site: "a", sampleCount: 1),
+                chunks: model.zeros().chunks(maxScalars: 1 << 10))
             _ = try await run.value
             await a.close()
         }
         clock.advance(by: .seconds(100_000))
     }
 
-    @Test("A message over the server's size limit is refused; the partial result is dropped, a retry counts once",
-          .timeLimit(.minutes(2)))
+    @Test(
+        "A message over the server's size limit is refused; the partial result is dropped, a retry counts once",
+        .timeLimit(.minutes(2)))
     func oversizedMessage() async throws {
         let clock = ManualClock()
         let count = 100_000
-        let zeros = ParameterSet([ParameterTensor(name: "w", shape: [count],
-                                                  values: [Float](repeating: 0, count: count))])
+        let zeros = ParameterSet([
+            ParameterTensor(
+                name: "w", shape: [count],
+                values: [Float](repeating: 0, count: count))
+        ])
         let job = JobConfiguration(jobID: "j5", rounds: 1, sites: ["a"], minClients: 1)
         let coordinator = Coordinator(configuration: job, initialModel: zeros, strategy: FedAvg(), clock: clock)
         let small = TransportLimits(maxMessageBytes: 64 << 10, chunkScalars: 8 << 10)
@@ -302,8 +341,11 @@ struct GRPCTransportTests {
             let greedy = try federation.connect(files, limits: .defaults)
             let run = Task { try await coordinator.run() }
             let task = try #require(try await greedy.nextTask(site: "a"))
-            let ones = ParameterSet([ParameterTensor(name: "w", shape: [count],
-                                                     values: [Float](repeating: 1, count: count))])
+            let ones = ParameterSet([
+                ParameterTensor(
+                    name: "w", shape: [count],
+                    values: [Float](repeating: 1, count: count))
+            ])
             let header = ResultHeader(jobID: task.jobID, round: task.round, site: "a", sampleCount: 1)
             // grpc-swift's server resets the stream (RST_STREAM) on an oversized message, with no status. The server
             // still answers, so the client reports a final error (not worth resending) rather than a transient one.
@@ -327,15 +369,20 @@ struct GRPCTransportTests {
         clock.advance(by: .seconds(100_000))
     }
 
-    @Test("A site whose messages exceed the server's limit logs why and lets the round go on without it",
-          .timeLimit(.minutes(2)))
+    @Test(
+        "A site whose messages exceed the server's limit logs why and lets the round go on without it",
+        .timeLimit(.minutes(2)))
     func oversizedSiteSkipsRound() async throws {
         let clock = ManualClock()
         let count = 100_000
-        let zeros = ParameterSet([ParameterTensor(name: "w", shape: [count],
-                                                  values: [Float](repeating: 0, count: count))])
-        let job = JobConfiguration(jobID: "j6", rounds: 1, sites: ["a", "b"], minClients: 1,
-                                   gracePeriod: .seconds(5))
+        let zeros = ParameterSet([
+            ParameterTensor(
+                name: "w", shape: [count],
+                values: [Float](repeating: 0, count: count))
+        ])
+        let job = JobConfiguration(
+            jobID: "j6", rounds: 1, sites: ["a", "b"], minClients: 1,
+            gracePeriod: .seconds(5))
         let coordinator = Coordinator(configuration: job, initialModel: zeros, strategy: FedAvg(), clock: clock)
         let events = await coordinator.observe()
         let small = TransportLimits(maxMessageBytes: 64 << 10, chunkScalars: 8 << 10)
@@ -346,15 +393,17 @@ struct GRPCTransportTests {
             let b = try federation.connect(try federation.pki.issue("b", role: "site"), limits: small)
             let run = Task { try await coordinator.run() }
             // Transient errors are not retried (one attempt) and waiting for the round to move on takes no time.
-            let greedy = SiteAgent(site: "a", connection: a, trainer: JumpTrainer(target: [Float](repeating: 1, count: count), samples: 1),
-                                   clock: clock, retry: RetryPolicy(base: .zero, maxAttempts: 1),
-                                   chunkScalars: count, log: { logs.yield($0) })
+            let greedy = SiteAgent(
+                site: "a", connection: a, trainer: JumpTrainer(target: [Float](repeating: 1, count: count), samples: 1),
+                clock: clock, retry: RetryPolicy(base: .zero, maxAttempts: 1),
+                chunkScalars: count, log: { logs.yield($0) })
             let agentA = Task { try await greedy.run() }
             var lines = logged.makeAsyncIterator()
             let line = try #require(await lines.next())
             #expect(line.contains("round 1") && line.contains("refused") && line.contains("size limit"))
-            let polite = SiteAgent(site: "b", connection: b, trainer: JumpTrainer(target: [Float](repeating: 3, count: count), samples: 1),
-                                   clock: clock, retry: RetryPolicy(maxAttempts: 1), chunkScalars: small.chunkScalars)
+            let polite = SiteAgent(
+                site: "b", connection: b, trainer: JumpTrainer(target: [Float](repeating: 3, count: count), samples: 1),
+                clock: clock, retry: RetryPolicy(maxAttempts: 1), chunkScalars: small.chunkScalars)
             let agentB = Task { try await polite.run() }
             var it = events.makeAsyncIterator()
             while let event = await it.next() { if case .gracePeriodStarted = event { break } }
@@ -373,10 +422,16 @@ struct GRPCTransportTests {
 
     @Test("A stream reset (RST_STREAM) is told apart from other unavailability")
     func streamReset() {
-        #expect(StatusMapping.isStreamReset(RPCError(
-            code: .unavailable, message: "Stream unexpectedly closed: received RST_STREAM frame (0x8: cancel).")))
-        #expect(!StatusMapping.isStreamReset(RPCError(
-            code: .unavailable, message: "Stream unexpectedly closed: received RST_STREAM frame (0x7: refused stream).")))
+        #expect(
+            StatusMapping.isStreamReset(
+                RPCError(
+                    code: .unavailable, message: "Stream unexpectedly closed: received RST_STREAM frame (0x8: cancel).")
+            ))
+        #expect(
+            !StatusMapping.isStreamReset(
+                RPCError(
+                    code: .unavailable,
+                    message: "Stream unexpectedly closed: received RST_STREAM frame (0x7: refused stream).")))
         #expect(!StatusMapping.isStreamReset(RPCError(code: .unavailable, message: "Stream unexpectedly closed.")))
         #expect(!StatusMapping.isStreamReset(RPCError(code: .resourceExhausted, message: "RST_STREAM")))
     }
@@ -389,26 +444,32 @@ struct GRPCTransportTests {
         }
         #expect(StatusMapping.statusCode(for: .transient) == .unavailable)
         #expect(StatusMapping.statusCode(for: .unknownSite) == .permissionDenied)
-        #expect(StatusMapping.federationError(RPCError(code: .unavailable, message: "reset"), during: "t").code
+        #expect(
+            StatusMapping.federationError(RPCError(code: .unavailable, message: "reset"), during: "t").code
                 == .transient)
-        #expect(StatusMapping.federationError(RPCError(code: .deadlineExceeded, message: "late"), during: "t").code
+        #expect(
+            StatusMapping.federationError(RPCError(code: .deadlineExceeded, message: "late"), during: "t").code
                 == .transient)
-        #expect(StatusMapping.federationError(RPCError(code: .permissionDenied, message: "no"), during: "t").code
+        #expect(
+            StatusMapping.federationError(RPCError(code: .permissionDenied, message: "no"), during: "t").code
                 == .unknownSite)
         // A handshake refused over a certificate is final; one cut short (server restarting) is not.
         struct Cause: Error, CustomStringConvertible { var description: String }
-        let refused = RPCError(code: .unavailable, message: "closed before the preface",
-                               cause: Cause(description: "sslError([error:10000418:TLSV1_ALERT_UNKNOWN_CA])"))
+        let refused = RPCError(
+            code: .unavailable, message: "closed before the preface",
+            cause: Cause(description: "sslError([error:10000418:TLSV1_ALERT_UNKNOWN_CA])"))
         #expect(StatusMapping.federationError(refused, during: "t").code == .unknownSite)
-        let cut = RPCError(code: .unavailable, message: "closed before the preface",
-                           cause: Cause(description: "sslError([error:UNEXPECTED_EOF])"))
+        let cut = RPCError(
+            code: .unavailable, message: "closed before the preface",
+            cause: Cause(description: "sslError([error:UNEXPECTED_EOF])"))
         #expect(StatusMapping.federationError(cut, during: "t").code == .transient)
     }
 
     @Test("Chunks round-trip through the wire format bit for bit")
     func chunkWire() throws {
-        let chunk = ParameterChunk(tensor: "enc.0.conv1.weight", shape: [2, 3], offset: 2,
-                                   values: [1.5, -.infinity, .leastNonzeroMagnitude, -0.0])
+        let chunk = ParameterChunk(
+            tensor: "enc.0.conv1.weight", shape: [2, 3], offset: 2,
+            values: [1.5, -.infinity, .leastNonzeroMagnitude, -0.0])
         let back = try ParameterChunk(wire: chunk.wire)
         #expect(back.values.map(\.bitPattern) == chunk.values.map(\.bitPattern))
         #expect(back.tensor == chunk.tensor && back.shape == chunk.shape && back.offset == chunk.offset)

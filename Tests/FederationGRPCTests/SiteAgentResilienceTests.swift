@@ -9,7 +9,11 @@ import Testing
 /// A connection that plays back a script of answers to `nextTask` and `uploadResult`, in memory: what a site sees
 /// when the server fails a phase, restarts in the middle of a query, or forgets a job.
 final class ScriptedConnection: FederationConnection {
-    enum Poll: Sendable { case task(TaskAssignment), none, error(FederationError) }
+    enum Poll: Sendable {
+        case task(TaskAssignment)
+        case none
+        case error(FederationError)
+    }
 
     private struct State {
         var polls: [Poll]
@@ -54,7 +58,8 @@ final class ScriptedConnection: FederationConnection {
 
 struct NoTrainer: LocalTrainer {
     func train(global: ParameterSet, task: TaskAssignment) async throws(FederationError)
-        -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double]) {
+        -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double])
+    {
         throw FederationError(.invalidConfiguration, "this site does not train")
     }
 }
@@ -81,7 +86,8 @@ final class GatedTrainer: LocalTrainer {
     }
 
     func train(global: ParameterSet, task: TaskAssignment) async throws(FederationError)
-        -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double]) {
+        -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double])
+    {
         start.yield()
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let open = gate.withLock { g in
@@ -107,23 +113,25 @@ struct SiteAgentResilienceTests {
         .task(TaskAssignment(jobID: job, round: round, kind: .statistics, site: "a"))
     }
 
-    @Test("A failed statistics phase, a job gone mid-upload and a refused poll: the site logs each and goes on",
-          .timeLimit(.minutes(1)))
+    @Test(
+        "A failed statistics phase, a job gone mid-upload and a refused poll: the site logs each and goes on",
+        .timeLimit(.minutes(1)))
     func failuresDoNotEndTheSite() async throws {
         let connection = ScriptedConnection(
             polls: [
-                Self.statistics(1),                  // the handler fails: the site sits the phase out
-                Self.statistics(1),                  // still listed: the site waits for the phase to move on
-                Self.statistics(2),                  // answered, but the server restarted: the job is gone
+                Self.statistics(1),  // the handler fails: the site sits the phase out
+                Self.statistics(1),  // still listed: the site waits for the phase to move on
+                Self.statistics(2),  // answered, but the server restarted: the job is gone
                 .error(FederationError(.invalidConfiguration, "the server is starting")),  // said, asked again
-                Self.statistics(1, job: "q2"),       // the query again after the restart: answered, counted
-                .none,                               // the job is over
+                Self.statistics(1, job: "q2"),  // the query again after the restart: answered, counted
+                .none,  // the job is over
             ],
             uploads: [.failure(FederationError(.unknownJob, "job q1 is not running on this server")), .success(())])
         let log = LogLines()
         // Backoff of zero on a clock that never moves: no waiting; no heartbeats.
-        var agent = SiteAgent(site: "a", connection: connection, trainer: NoTrainer(), clock: ManualClock(),
-                              retry: RetryPolicy(base: .zero), log: log.sink, statistics: FailingOnce())
+        var agent = SiteAgent(
+            site: "a", connection: connection, trainer: NoTrainer(), clock: ManualClock(),
+            retry: RetryPolicy(base: .zero), log: log.sink, statistics: FailingOnce())
         agent.heartbeatInterval = nil
         let rounds = try await agent.run()
         #expect(rounds == [1])
@@ -137,15 +145,17 @@ struct SiteAgentResilienceTests {
     func noStatisticsHandler() async throws {
         let connection = ScriptedConnection(polls: [Self.statistics(1), .none])
         let log = LogLines()
-        var agent = SiteAgent(site: "a", connection: connection, trainer: NoTrainer(), clock: ManualClock(),
-                              retry: RetryPolicy(base: .zero), log: log.sink)
+        var agent = SiteAgent(
+            site: "a", connection: connection, trainer: NoTrainer(), clock: ManualClock(),
+            retry: RetryPolicy(base: .zero), log: log.sink)
         agent.heartbeatInterval = nil
         #expect(try await agent.run() == [])
         #expect(log.all.contains { $0.contains("without a statistics handler") })
     }
 
-    @Test("The server restarts while the site trains: the site reconnects, and its result counts on the new server",
-          .timeLimit(.minutes(2)))
+    @Test(
+        "The server restarts while the site trains: the site reconnects, and its result counts on the new server",
+        .timeLimit(.minutes(2)))
     func serverRestartMidRound() async throws {
         let pki = try TemporaryPKI()
         defer { pki.remove() }
@@ -158,13 +168,15 @@ struct SiteAgentResilienceTests {
         let port = try await serverA.listeningPort()
         let runA = Task { try await first.run() }
         let trainer = GatedTrainer(target: [1, 2])
-        let connection = try GRPCFederationConnection(host: "127.0.0.1", port: port,
-                                                      tls: try pki.issue("a", role: "site"), serverName: "localhost")
+        let connection = try GRPCFederationConnection(
+            host: "127.0.0.1", port: port,
+            tls: try pki.issue("a", role: "site"), serverName: "localhost")
         let log = LogLines()
         // Real time for the backoff: the site retries while the server is away.
-        var agent = SiteAgent(site: "a", connection: connection, trainer: trainer, clock: ContinuousClock(),
-                              retry: RetryPolicy(base: .milliseconds(50), cap: .milliseconds(500)), chunkScalars: 2,
-                              log: log.sink)
+        var agent = SiteAgent(
+            site: "a", connection: connection, trainer: trainer, clock: ContinuousClock(),
+            retry: RetryPolicy(base: .milliseconds(50), cap: .milliseconds(500)), chunkScalars: 2,
+            log: log.sink)
         agent.heartbeatInterval = nil
         let rounds = Task { try await agent.run() }
         var starts = trainer.starts.makeAsyncIterator()
@@ -190,8 +202,9 @@ struct SiteAgentResilienceTests {
     @Test("A certificate the server does not take as a participant ends the site", .timeLimit(.minutes(1)))
     func unknownSiteIsFatal() async throws {
         let connection = ScriptedConnection(polls: [.error(FederationError(.unknownSite, "not a participant"))])
-        var agent = SiteAgent(site: "a", connection: connection, trainer: NoTrainer(), clock: ManualClock(),
-                              retry: RetryPolicy(base: .zero), log: { _ in })
+        var agent = SiteAgent(
+            site: "a", connection: connection, trainer: NoTrainer(), clock: ManualClock(),
+            retry: RetryPolicy(base: .zero), log: { _ in })
         agent.heartbeatInterval = nil
         await #expect(throws: FederationError.self) { _ = try await agent.run() }
     }
@@ -201,7 +214,8 @@ struct SiteAgentResilienceTests {
 actor FailingOnce: PayloadTaskHandler {
     private var failed = false
     func respond(to task: TaskAssignment) async throws(FederationError)
-        -> (payload: [UInt8], metrics: [String: Double]) {
+        -> (payload: [UInt8], metrics: [String: Double])
+    {
         if !failed {
             failed = true
             throw FederationError(.invalidConfiguration, "phase \(task.round) of a session this site does not know")

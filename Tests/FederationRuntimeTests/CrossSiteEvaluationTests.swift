@@ -16,9 +16,14 @@ struct ScoringTrainer: LocalTrainer {
     var offset: Double
 
     func train(global: ParameterSet, task: TaskAssignment) async throws(FederationError)
-        -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double]) {
-        (ParameterSet([ParameterTensor(name: "w", shape: [2], values: target),
-                       ParameterTensor(name: "bias", shape: [1], values: [bias])]), samples, ["dice": 0.5])
+        -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double])
+    {
+        (
+            ParameterSet([
+                ParameterTensor(name: "w", shape: [2], values: target),
+                ParameterTensor(name: "bias", shape: [1], values: [bias]),
+            ]), samples, ["dice": 0.5]
+        )
     }
 
     func evaluate(_ weights: ParameterSet, task: TaskAssignment) async throws(FederationError) -> [String: Double] {
@@ -27,18 +32,25 @@ struct ScoringTrainer: LocalTrainer {
     }
 }
 
-private let start = ParameterSet([ParameterTensor(name: "w", shape: [2], values: [0, 0]),
-                                  ParameterTensor(name: "bias", shape: [1], values: [0.5])])
+private let start = ParameterSet([
+    ParameterTensor(name: "w", shape: [2], values: [0, 0]),
+    ParameterTensor(name: "bias", shape: [1], values: [0.5]),
+])
 
 private func temporaryFolder(_ name: String) -> String {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-\(name)-\(UUID().uuidString)").path
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-\(name)-\(UUID().uuidString)")
+        .path
     try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
 }
 
 /// Collects every event of a stream until it ends.
 private func collect(_ stream: AsyncStream<JobEvent>) -> Task<[JobEvent], Never> {
-    Task { var all: [JobEvent] = []; for await e in stream { all.append(e) }; return all }
+    Task {
+        var all: [JobEvent] = []
+        for await e in stream { all.append(e) }
+        return all
+    }
 }
 
 @Suite("Cross-site evaluation after training (TrainingJob, CrossSiteEvaluation) over the in-process transport")
@@ -49,7 +61,9 @@ struct CrossSiteEvaluationTests {
         "c": ScoringTrainer(target: [-1, 10], bias: 5, samples: 1, offset: 0.2),
     ]
 
-    @Test("Two rounds, then every model at every site: the matrix equals the scores computed by hand; a site that keeps its model declines; excluded variables are filled from the global model")
+    @Test(
+        "Two rounds, then every model at every site: the matrix equals the scores computed by hand; a site that keeps its model declines; excluded variables are filled from the global model"
+    )
     func matrixByHand() async throws {
         let clock = ManualClock()
         let folder = temporaryFolder("cross-site")
@@ -57,14 +71,16 @@ struct CrossSiteEvaluationTests {
         var job = JobConfiguration(jobID: "j1", rounds: 2, sites: ["a", "b", "c"], minClients: 3)
         job.taskConfig = ["cross_site_evaluation": .bool(true)]
         let coordinator = Coordinator(configuration: job, initialModel: start, strategy: FedAvg(), clock: clock)
-        let evaluation = try CrossSiteEvaluation(jobID: "j1", sites: ["a", "b", "c"], firstRound: 3, timeout: .seconds(60),
-                                                 clock: clock, folder: folder + "/state", taskConfig: job.taskConfig)
+        let evaluation = try CrossSiteEvaluation(
+            jobID: "j1", sites: ["a", "b", "c"], firstRound: 3, timeout: .seconds(60),
+            clock: clock, folder: folder + "/state", taskConfig: job.taskConfig)
         let runner = TrainingJob(coordinator: coordinator, evaluation: evaluation)
         let events = collect(await runner.observe())
         let connection = InProcessConnection(coordinator: runner)
         func agent(_ site: String) -> SiteAgent<ManualClock> {
-            var a = SiteAgent(site: site, connection: connection, trainer: trainers[site]!, clock: clock, chunkScalars: 1,
-                              log: { _ in })
+            var a = SiteAgent(
+                site: site, connection: connection, trainer: trainers[site]!, clock: clock, chunkScalars: 1,
+                log: { _ in })
             a.heartbeatInterval = nil
             // b keeps its bias at the site; c keeps its local model at the site.
             if site == "b" { a.filters = FilterChain([ExcludeVariablesFilter(patterns: [.exact("bias")])]) }
@@ -102,13 +118,18 @@ struct CrossSiteEvaluationTests {
 
         // The job's files: the coordinator's, the matrix, and the stored local models (b's bias filled in).
         let files = try await runner.writeFiles(to: folder + "/files")
-        #expect(files.map(\.name) == ["global.safetensors", "metrics.json", "cross-site.json", "local-a.safetensors",
-                                      "local-b.safetensors"])
-        let written = try JSONDecoder().decode(CrossSiteMatrix.self,
-                                               from: Data(contentsOf: URL(fileURLWithPath: folder + "/files/cross-site.json")))
+        #expect(
+            files.map(\.name) == [
+                "global.safetensors", "metrics.json", "cross-site.json", "local-a.safetensors",
+                "local-b.safetensors",
+            ])
+        let written = try JSONDecoder().decode(
+            CrossSiteMatrix.self,
+            from: Data(contentsOf: URL(fileURLWithPath: folder + "/files/cross-site.json")))
         #expect(written == matrix)
         let b = try SafeTensorsFile.read(contentsOf: folder + "/files/local-b.safetensors")
-        #expect(Dictionary(uniqueKeysWithValues: b.entries.map { ($0.name, $0.values) }) == ["w": [3, 6], "bias": [3]])
+        #expect(
+            Dictionary(uniqueKeysWithValues: b.entries.map { ($0.name, $0.values) }) == ["w": [3, 6], "bias": [3]])
 
         let all = await events.value
         #expect(all.first == .roundStarted(round: 1, attempt: 0, sites: ["a", "b", "c"]))
@@ -126,8 +147,9 @@ struct CrossSiteEvaluationTests {
         let clock = ManualClock()
         let folder = temporaryFolder("cross-site-bad")
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let evaluation = try CrossSiteEvaluation(jobID: "j", sites: ["a", "b"], firstRound: 2, timeout: .seconds(60),
-                                                 clock: clock, folder: folder)
+        let evaluation = try CrossSiteEvaluation(
+            jobID: "j", sites: ["a", "b"], firstRound: 2, timeout: .seconds(60),
+            clock: clock, folder: folder)
         let events = collect(await evaluation.observe())
         async let matrix = evaluation.run(global: start)
         let submit = try #require(try await evaluation.nextTask(site: "a"))
@@ -172,7 +194,9 @@ struct CrossSiteEvaluationTests {
         // An answer with values, or with a NaN metric, is refused.
         let answer = ResultHeader(jobID: "j", round: 3, site: "a", sampleCount: 1, metrics: ["dice": 0.8])
         try await evaluation.beginResult(answer)
-        await #expect(throws: FederationError.self) { try await evaluation.resultChunk(site: "a", chunk("w", [2], [1, 2])) }
+        await #expect(throws: FederationError.self) {
+            try await evaluation.resultChunk(site: "a", chunk("w", [2], [1, 2]))
+        }
         var nan = answer
         nan.metrics = ["dice": .nan]
         await #expect(throws: FederationError.self) { try await evaluation.beginResult(nan) }  // at the header
@@ -183,16 +207,22 @@ struct CrossSiteEvaluationTests {
         #expect(second.config["model"] == .string("a") && second.round == 4)
         let local = try ParameterSet(assembling: try await evaluation.model(for: second, maxScalars: 2))
         #expect(local["w"]?.values == [7, 8] && local["bias"]?.values == [0.5])
-        try await evaluation.beginResult(ResultHeader(jobID: "j", round: 4, site: "a", sampleCount: 1, metrics: ["dice": 0.6]))
+        try await evaluation.beginResult(
+            ResultHeader(jobID: "j", round: 4, site: "a", sampleCount: 1, metrics: ["dice": 0.6]))
         try await evaluation.endResult(site: "a")
         clock.advance(by: .seconds(61))
         let result = try await matrix
         #expect(result.models == ["global", "a"])
         #expect(result.results["global"]?["a"]?["dice"] == 0.8 && result.results["a"]?["a"]?["dice"] == 0.6)
-        #expect(result.missing == ["b": "no model within 60.0 seconds", "global@b": "no answer within 60.0 seconds",
-                                   "a@b": "no answer within 60.0 seconds"])
+        #expect(
+            result.missing == [
+                "b": "no model within 60.0 seconds", "global@b": "no answer within 60.0 seconds",
+                "a@b": "no answer within 60.0 seconds",
+            ])
         let rejected = await events.value.filter { if case .resultRejected = $0 { true } else { false } }
-        #expect(rejected.count == 8, "four bad chunks, two bad headers, values in an answer, a NaN metric, and none else: \(rejected)")
+        #expect(
+            rejected.count == 8,
+            "four bad chunks, two bad headers, values in an answer, a NaN metric, and none else: \(rejected)")
     }
 
     @Test("A restarted server resumes the evaluation from its saved state: no model asked for twice")
@@ -202,17 +232,20 @@ struct CrossSiteEvaluationTests {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         func answerAll(_ evaluation: CrossSiteEvaluation<ManualClock>, site: String, until stop: Int) async throws {
             while let task = try await evaluation.nextTask(site: site), task.round <= stop {
-                let header = ResultHeader(jobID: "j", round: task.round, site: site, sampleCount: 1,
-                                          metrics: task.kind == .evaluate ? ["dice": Double(task.round) / 10] : [:])
+                let header = ResultHeader(
+                    jobID: "j", round: task.round, site: site, sampleCount: 1,
+                    metrics: task.kind == .evaluate ? ["dice": Double(task.round) / 10] : [:])
                 try await evaluation.beginResult(header)
                 if task.kind == .submitModel {
-                    try await evaluation.resultChunk(site: site, ParameterChunk(tensor: "w", shape: [2], offset: 0, values: [1, 1]))
+                    try await evaluation.resultChunk(
+                        site: site, ParameterChunk(tensor: "w", shape: [2], offset: 0, values: [1, 1]))
                 }
                 try await evaluation.endResult(site: site)
             }
         }
-        let first = try CrossSiteEvaluation(jobID: "j", sites: ["a"], firstRound: 5, timeout: .seconds(60), clock: clock,
-                                            folder: folder)
+        let first = try CrossSiteEvaluation(
+            jobID: "j", sites: ["a"], firstRound: 5, timeout: .seconds(60), clock: clock,
+            folder: folder)
         let firstEvents = collect(await first.observe())
         async let run1 = first.run(global: start)
         // Submit (round 5) and the global model (round 6) are answered; then the server stops during round 7.
@@ -226,13 +259,16 @@ struct CrossSiteEvaluationTests {
         }
         _ = await firstEvents.value
 
-        let second = try CrossSiteEvaluation(jobID: "j", sites: ["a"], firstRound: 5, timeout: .seconds(60), clock: clock,
-                                             folder: folder)
+        let second = try CrossSiteEvaluation(
+            jobID: "j", sites: ["a"], firstRound: 5, timeout: .seconds(60), clock: clock,
+            folder: folder)
         let events = collect(await second.observe())
         async let run2 = second.run(global: start)
         try await answerAll(second, site: "a", until: 7)
         let matrix = try await run2
-        let started = await events.value.compactMap { e -> Int? in if case .roundStarted(let r, _, _) = e { r } else { nil } }
+        let started = await events.value.compactMap { e -> Int? in
+            if case .roundStarted(let r, _, _) = e { r } else { nil }
+        }
         #expect(started == [7], "only the local model of a is left to evaluate")
         #expect(matrix.models == ["global", "a"])
         #expect(matrix.results["global"]?["a"]?["dice"] == 0.6 && matrix.results["a"]?["a"]?["dice"] == 0.7)

@@ -51,10 +51,15 @@ struct EgressLogTests {
         let run = Task { try await coordinator.run() }
         struct Trainer: LocalTrainer {
             func train(global: ParameterSet, task: TaskAssignment) async throws(FederationError)
-                -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double]) {
-                (ParameterSet([ParameterTensor(name: "w", shape: [3], values: [2, 4, 0.125])]), 1,
-                 ["dice": 0.5, "dp_sgd_noise_multiplier": 1.1, "dp_clip_norm": 1, "dp_epsilon_charged": 0.25,
-                  "dp_delta": 1e-5])
+                -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double])
+            {
+                (
+                    ParameterSet([ParameterTensor(name: "w", shape: [3], values: [2, 4, 0.125])]), 1,
+                    [
+                        "dice": 0.5, "dp_sgd_noise_multiplier": 1.1, "dp_clip_norm": 1, "dp_epsilon_charged": 0.25,
+                        "dp_delta": 1e-5,
+                    ]
+                )
             }
         }
         let log = try EgressLog(path: nil)
@@ -83,8 +88,11 @@ struct EgressLogTests {
             .reduce(0) { $0 + $1.utf8.count + 8 }
         #expect(record.scalars == 3 && record.payloadBytes == 0 && record.bytes == 3 * 4 + metricBytes)
         #expect(record.metrics["dice"] == 0.5)
-        #expect(record.privacy == EgressPrivacy(mechanism: "dp-sgd", noiseMultiplier: 1.1, clipNorm: 1,
-                                                epsilonCharged: 0.25, delta: 1e-5))
+        #expect(
+            record.privacy
+                == EgressPrivacy(
+                    mechanism: "dp-sgd", noiseMultiplier: 1.1, clipNorm: 1,
+                    epsilonCharged: 0.25, delta: 1e-5))
         #expect(record.sentAt == Date(timeIntervalSince1970: 1_800_000_000.25))
     }
 
@@ -102,7 +110,8 @@ struct EgressLogTests {
                 try await inner.nextTask(site: site)
             }
             func downloadModel(for task: TaskAssignment, maxScalars: Int) async throws(FederationError)
-                -> [ParameterChunk] {
+                -> [ParameterChunk]
+            {
                 try await inner.downloadModel(for: task, maxScalars: maxScalars)
             }
             func uploadResult(_ header: ResultHeader, chunks: [ParameterChunk]) async throws(FederationError) {
@@ -122,10 +131,13 @@ struct EgressLogTests {
         let recording = RecordingConnection(inner: InProcessConnection(coordinator: coordinator))
         let run = Task { try await coordinator.run() }
         let log = try EgressLog(path: nil)
-        var agent = SiteAgent(site: "a", connection: StaleFirstUpload(inner: recording),
-                              trainer: FixedTrainer(weights: ParameterSet([
-                                ParameterTensor(name: "w", shape: [2], values: [3, -1])]), samples: 1),
-                              clock: clock, chunkScalars: 8, log: { _ in })
+        var agent = SiteAgent(
+            site: "a", connection: StaleFirstUpload(inner: recording),
+            trainer: FixedTrainer(
+                weights: ParameterSet([
+                    ParameterTensor(name: "w", shape: [2], values: [3, -1])
+                ]), samples: 1),
+            clock: clock, chunkScalars: 8, log: { _ in })
         agent.heartbeatInterval = nil
         agent.egressLog = log
         #expect(try await agent.run() == [1])
@@ -142,16 +154,20 @@ struct EgressLogTests {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("egress-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let path = folder + "/site/" + EgressLog.fileName
-        let chunks = [ParameterChunk(tensor: "w", shape: [3], offset: 0, values: [1, -2] as [Float]),
-                      ParameterChunk(tensor: "w", shape: [3], offset: 2, values: [0.5] as [Float])]
+        let chunks = [
+            ParameterChunk(tensor: "w", shape: [3], offset: 0, values: [1, -2] as [Float]),
+            ParameterChunk(tensor: "w", shape: [3], offset: 2, values: [0.5] as [Float]),
+        ]
         do {
             let log = try EgressLog(path: path)
-            let header = ResultHeader(jobID: "j1", round: 2, site: "a", sampleCount: 4, metrics: ["loss": 0.5],
-                                      payload: [7, 8])
+            let header = ResultHeader(
+                jobID: "j1", round: 2, site: "a", sampleCount: 4, metrics: ["loss": 0.5],
+                payload: [7, 8])
             try log.append(EgressRecord(header: header, chunks: chunks, kind: .localModel, sentAt: Date()))
-            let answer = ResultHeader(jobID: "j2", round: 1, site: "a", sampleCount: 1,
-                                      metrics: ["dp_mechanism_laplace": 1, "dp_epsilon_charged": 0.5],
-                                      payload: Array("{}".utf8))
+            let answer = ResultHeader(
+                jobID: "j2", round: 1, site: "a", sampleCount: 1,
+                metrics: ["dp_mechanism_laplace": 1, "dp_epsilon_charged": 0.5],
+                payload: Array("{}".utf8))
             try log.append(EgressRecord(header: answer, chunks: [], kind: .statisticsAnswer, sentAt: Date()))
         }
         let log = try EgressLog(path: path)

@@ -12,7 +12,8 @@ struct LineFactory: JobFactory {
     let clock: ManualClock
 
     func parse(_ pipeline: String) throws(FederationError) -> (rounds: Int, sites: [String]) {
-        var rounds: Int?, sites: [String] = []
+        var rounds: Int?
+        var sites: [String] = []
         for part in pipeline.split(separator: " ") {
             let kv = part.split(separator: "=", maxSplits: 1).map(String.init)
             guard kv.count == 2 else { continue }
@@ -37,17 +38,23 @@ struct LineFactory: JobFactory {
         let (rounds, sites) = try parse(pipeline)
         var configuration = JobConfiguration(jobID: jobID, rounds: rounds, sites: sites, minClients: sites.count)
         guard pipeline.contains("cross-site") else {
-            return Coordinator(configuration: configuration, initialModel: initial, strategy: FedAvg(), clock: clock, store: store)
+            return Coordinator(
+                configuration: configuration, initialModel: initial, strategy: FedAvg(), clock: clock, store: store)
         }
         configuration.taskConfig = ["cross_site_evaluation": .bool(true)]
-        let model = ParameterSet([ParameterTensor(name: "w", shape: [2], values: [0, 0]),
-                                  ParameterTensor(name: "bias", shape: [1], values: [0])])
-        return TrainingJob(coordinator: Coordinator(configuration: configuration, initialModel: model, strategy: FedAvg(),
-                                                    clock: clock, store: store),
-                           evaluation: try CrossSiteEvaluation(jobID: jobID, sites: sites, firstRound: rounds + 1,
-                                                               timeout: .seconds(600), clock: clock,
-                                                               folder: store.jobFolder(jobID) + "/cross-site",
-                                                               taskConfig: configuration.taskConfig))
+        let model = ParameterSet([
+            ParameterTensor(name: "w", shape: [2], values: [0, 0]),
+            ParameterTensor(name: "bias", shape: [1], values: [0]),
+        ])
+        return TrainingJob(
+            coordinator: Coordinator(
+                configuration: configuration, initialModel: model, strategy: FedAvg(),
+                clock: clock, store: store),
+            evaluation: try CrossSiteEvaluation(
+                jobID: jobID, sites: sites, firstRound: rounds + 1,
+                timeout: .seconds(600), clock: clock,
+                folder: store.jobFolder(jobID) + "/cross-site",
+                taskConfig: configuration.taskConfig))
     }
 }
 
@@ -55,7 +62,8 @@ struct LineFactory: JobFactory {
 /// is caught between rounds 1 and 2.
 struct FirstRoundOnlyTrainer: LocalTrainer {
     func train(global: ParameterSet, task: TaskAssignment) async throws(FederationError)
-        -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double]) {
+        -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double])
+    {
         if task.round > 1 {
             for await _ in AsyncStream<Void> { _ in } {}
             throw FederationError(.transient, "cancelled")
@@ -71,12 +79,14 @@ struct JobManagerTests {
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-jobs-\(UUID().uuidString)").path
 
     func agent(_ site: String, _ manager: JobManager, _ clock: ManualClock, target: [Float]) -> SiteAgent<ManualClock> {
-        SiteAgent(site: site, connection: InProcessConnection(coordinator: manager),
-                  trainer: JumpTrainer(target: target, samples: 1), clock: clock, chunkScalars: 1)
+        SiteAgent(
+            site: site, connection: InProcessConnection(coordinator: manager),
+            trainer: JumpTrainer(target: target, samples: 1), clock: clock, chunkScalars: 1)
     }
 
-    @Test("Two jobs queue and run in turn; sites polling before any job wait, then take part; files are kept",
-          .timeLimit(.minutes(1)))
+    @Test(
+        "Two jobs queue and run in turn; sites polling before any job wait, then take part; files are kept",
+        .timeLimit(.minutes(1)))
     func queue() async throws {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let clock = ManualClock()
@@ -88,7 +98,9 @@ struct JobManagerTests {
         let first = try await manager.submit(pipeline: "rounds=2 sites=a,b", name: "one", by: "lead")
         let second = try await manager.submit(pipeline: "rounds=1 sites=a,b", name: "two", by: "lead")
         #expect((first, second) == ("job-0001", "job-0002"))
-        await #expect(throws: FederationError.self) { _ = try await manager.submit(pipeline: "rounds=0", name: "", by: "lead") }
+        await #expect(throws: FederationError.self) {
+            _ = try await manager.submit(pipeline: "rounds=0", name: "", by: "lead")
+        }
         #expect(try await manager.status(jobID: nil).map(\.state) == [.queued, .queued])
         let loop = Task { await manager.run() }
         let done = try await manager.events(jobID: first)
@@ -140,8 +152,9 @@ struct JobManagerTests {
         clock.advance(by: .seconds(100_000))
     }
 
-    @Test("A restarted manager resumes the running job after its last checkpoint and keeps the queue",
-          .timeLimit(.minutes(1)))
+    @Test(
+        "A restarted manager resumes the running job after its last checkpoint and keeps the queue",
+        .timeLimit(.minutes(1)))
     func resume() async throws {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let clock = ManualClock()
@@ -150,8 +163,9 @@ struct JobManagerTests {
         let job = try await before.submit(pipeline: "rounds=3 sites=a,b", name: "", by: "lead")
         let loop = Task { await before.run() }
         let stuck = { @Sendable (site: String) in
-            SiteAgent(site: site, connection: InProcessConnection(coordinator: before), trainer: FirstRoundOnlyTrainer(),
-                      clock: clock, retry: RetryPolicy(maxAttempts: 1), chunkScalars: 1)
+            SiteAgent(
+                site: site, connection: InProcessConnection(coordinator: before), trainer: FirstRoundOnlyTrainer(),
+                clock: clock, retry: RetryPolicy(maxAttempts: 1), chunkScalars: 1)
         }
         let a = Task { try await stuck("a").run() }
         let b = Task { try await stuck("b").run() }
@@ -189,7 +203,8 @@ struct GlobalOnlyEvaluator: LocalTrainer {
     var scoring: ScoringTrainer
 
     func train(global: ParameterSet, task: TaskAssignment) async throws(FederationError)
-        -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double]) {
+        -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double])
+    {
         try await scoring.train(global: global, task: task)
     }
 
@@ -204,10 +219,12 @@ struct GlobalOnlyEvaluator: LocalTrainer {
 
 @Suite("Job manager: a training job with cross-site evaluation")
 struct CrossSiteJobTests {
-    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-xsite-\(UUID().uuidString)").path
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-xsite-\(UUID().uuidString)")
+        .path
 
-    @Test("A server stopped during the cross-site evaluation resumes it: no training round, no submit step and no model evaluated twice; the job's files hold the matrix and the local models",
-          .timeLimit(.minutes(1)))
+    @Test(
+        "A server stopped during the cross-site evaluation resumes it: no training round, no submit step and no model evaluated twice; the job's files hold the matrix and the local models",
+        .timeLimit(.minutes(1)))
     func resumeDuringEvaluation() async throws {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let clock = ManualClock()
@@ -217,8 +234,9 @@ struct CrossSiteJobTests {
         let job = try await before.submit(pipeline: "rounds=1 sites=a,b cross-site", name: "", by: "lead")
         let loop = Task { await before.run() }
         func agent(_ site: String, _ manager: JobManager, _ trainer: any LocalTrainer) -> SiteAgent<ManualClock> {
-            var agent = SiteAgent(site: site, connection: InProcessConnection(coordinator: manager), trainer: trainer,
-                                  clock: clock, retry: RetryPolicy(maxAttempts: 1), chunkScalars: 1, log: { _ in })
+            var agent = SiteAgent(
+                site: site, connection: InProcessConnection(coordinator: manager), trainer: trainer,
+                clock: clock, retry: RetryPolicy(maxAttempts: 1), chunkScalars: 1, log: { _ in })
             agent.heartbeatInterval = nil
             return agent
         }
@@ -247,9 +265,13 @@ struct CrossSiteJobTests {
         #expect(started == [4, 5], "only the two local models are left to evaluate: \(started)")
         _ = try await (ra.value, rb.value)
         let files = try await after.files(jobID: job)
-        #expect(files.map(\.name) == ["cross-site.json", "global.safetensors", "local-a.safetensors", "local-b.safetensors",
-                                      "metrics.json", "round-0001.safetensors"])
-        let matrix = try JSONDecoder().decode(CrossSiteMatrix.self, from: Data(contentsOf: URL(fileURLWithPath: files[0].path)))
+        #expect(
+            files.map(\.name) == [
+                "cross-site.json", "global.safetensors", "local-a.safetensors", "local-b.safetensors",
+                "metrics.json", "round-0001.safetensors",
+            ])
+        let matrix = try JSONDecoder().decode(
+            CrossSiteMatrix.self, from: Data(contentsOf: URL(fileURLWithPath: files[0].path)))
         // One FedAvg round of equal weights: w = [2, 4], bias = 2 → Σ 8; a = [1, 2, 1] → Σ 4; b = [3, 6, 3] → Σ 12.
         let expected: [String: Double] = ["global": 0.08, "a": 0.04, "b": 0.12]
         let offsets: [String: Double] = ["a": 0, "b": 0.5]
@@ -274,7 +296,9 @@ final class CountingConnection: FederationConnection {
     init(inner: InProcessConnection) { self.inner = inner }
 
     func register(site: String) async throws(FederationError) -> String? { try await inner.register(site: site) }
-    func nextTask(site: String) async throws(FederationError) -> TaskAssignment? { try await inner.nextTask(site: site) }
+    func nextTask(site: String) async throws(FederationError) -> TaskAssignment? {
+        try await inner.nextTask(site: site)
+    }
     func downloadModel(for task: TaskAssignment, maxScalars: Int) async throws(FederationError) -> [ParameterChunk] {
         try await inner.downloadModel(for: task, maxScalars: maxScalars)
     }
@@ -295,8 +319,9 @@ struct HeartbeatTests {
         let job = JobConfiguration(jobID: "hb", rounds: 1, sites: ["a", "b"], minClients: 2)
         let coordinator = Coordinator(configuration: job, initialModel: initial, strategy: FedAvg(), clock: clock)
         let connection = CountingConnection(inner: InProcessConnection(coordinator: coordinator))
-        var agent = SiteAgent(site: "a", connection: connection, trainer: JumpTrainer(target: [1, 1], samples: 1),
-                              clock: clock, chunkScalars: 1)
+        var agent = SiteAgent(
+            site: "a", connection: connection, trainer: JumpTrainer(target: [1, 1], samples: 1),
+            clock: clock, chunkScalars: 1)
         agent.heartbeatInterval = .seconds(30)
         let frozen = agent
         // The coordinator is not running: the site registers and long-polls; only heartbeats pass while it waits.

@@ -8,15 +8,17 @@ import Testing
 
 /// A checkpoint store whose saves fail (a full disk, an unencodable record): the job must fail, not wedge.
 private actor FailingStore: CheckpointStore {
-    func save(jobID: String, completedRound: Int, model: ParameterSet, serverState: ParameterSet,
-              records: [RoundRecord]) async throws(FederationError) {
+    func save(
+        jobID: String, completedRound: Int, model: ParameterSet, serverState: ParameterSet,
+        records: [RoundRecord]
+    ) async throws(FederationError) {
         throw FederationError(.invalidConfiguration, "disk full")
     }
     func load(jobID: String) async throws(FederationError) -> SavedCheckpoint? { nil }
 }
 
 /// An enrolled site that does not follow the protocol: it calls the coordinator directly with crafted results.
-fileprivate struct Rogue {
+private struct Rogue {
     let coordinator: Coordinator<ManualClock>
     let site: String
 
@@ -26,8 +28,10 @@ fileprivate struct Rogue {
     {
         do throws(FederationError) {
             guard let task = try await coordinator.nextTask(site: site) else { return nil }
-            try await coordinator.beginResult(ResultHeader(jobID: task.jobID, round: task.round, site: site,
-                                                           sampleCount: samples, metrics: metrics))
+            try await coordinator.beginResult(
+                ResultHeader(
+                    jobID: task.jobID, round: task.round, site: site,
+                    sampleCount: samples, metrics: metrics))
             for chunk in chunks(task) { try await coordinator.resultChunk(site: site, chunk) }
             try await coordinator.endResult(site: site)
             return nil
@@ -46,8 +50,9 @@ struct RogueParticipantTests {
     func agent(_ site: String, _ coordinator: Coordinator<ManualClock>, _ clock: ManualClock)
         -> SiteAgent<ManualClock>
     {
-        SiteAgent(site: site, connection: InProcessConnection(coordinator: coordinator), trainer: trainers[site]!,
-                  clock: clock, chunkScalars: 1)
+        SiteAgent(
+            site: site, connection: InProcessConnection(coordinator: coordinator), trainer: trainers[site]!,
+            clock: clock, chunkScalars: 1)
     }
 
     /// One round with honest a and b and the rogue r; the round closes at the deadline with a and b.
@@ -55,8 +60,9 @@ struct RogueParticipantTests {
         -> (model: ParameterSet, error: FederationError?, rejected: [String])
     {
         let clock = ManualClock()
-        let job = JobConfiguration(jobID: "rogue", rounds: 1, sites: ["a", "b", "r"], minClients: 2,
-                                   roundTimeout: .seconds(60), gracePeriod: .seconds(5))
+        let job = JobConfiguration(
+            jobID: "rogue", rounds: 1, sites: ["a", "b", "r"], minClients: 2,
+            roundTimeout: .seconds(60), gracePeriod: .seconds(5))
         let coordinator = Coordinator(configuration: job, initialModel: initial, strategy: FedAvg(), clock: clock)
         let events = await coordinator.observe()
         let rejected = Task {
@@ -116,8 +122,10 @@ struct RogueParticipantTests {
     func repeatedChunk() async throws {
         let (model, error, _) = try await roundWithRogue { rogue in
             await rogue.send { _ in
-                [ParameterChunk(tensor: "w", shape: [2], offset: 0, values: [1]),
-                 ParameterChunk(tensor: "w", shape: [2], offset: 0, values: [1])]
+                [
+                    ParameterChunk(tensor: "w", shape: [2], offset: 0, values: [1]),
+                    ParameterChunk(tensor: "w", shape: [2], offset: 0, values: [1]),
+                ]
             }
         }
         #expect(error?.code == .shapeMismatch)
@@ -145,8 +153,9 @@ struct RogueParticipantTests {
     func failingStoreEndsTheJob() async throws {
         let clock = ManualClock()
         let job = JobConfiguration(jobID: "disk", rounds: 2, sites: ["a"], minClients: 1)
-        let coordinator = Coordinator(configuration: job, initialModel: initial, strategy: FedAvg(), clock: clock,
-                                      store: FailingStore())
+        let coordinator = Coordinator(
+            configuration: job, initialModel: initial, strategy: FedAvg(), clock: clock,
+            store: FailingStore())
         let events = await coordinator.observe()
         async let ra = agent("a", coordinator, clock).run()
         await #expect(throws: FederationError.self) { try await coordinator.run() }
@@ -198,8 +207,9 @@ struct RogueParticipantTests {
         func run(rounds: Int, store: (any CheckpointStore)?) async throws -> ParameterSet {
             let clock = ManualClock()
             let job = JobConfiguration(jobID: "adam", rounds: rounds, sites: ["a", "b"], minClients: 2)
-            let coordinator = Coordinator(configuration: job, initialModel: initial, strategy: strategy, clock: clock,
-                                          store: store)
+            let coordinator = Coordinator(
+                configuration: job, initialModel: initial, strategy: strategy, clock: clock,
+                store: store)
             async let final = coordinator.run()
             async let ra = agent("a", coordinator, clock).run()
             async let rb = agent("b", coordinator, clock).run()

@@ -26,27 +26,33 @@ private struct OverBudgetGatekeeper: SiteGatekeeper {
 
 @Suite("Sites declining tasks, and client-level DP at the server")
 struct SiteDeclineAndClientDPTests {
-    func agent(_ site: String, _ coordinator: Coordinator<ManualClock>, _ clock: ManualClock, target: [Float],
-               samples: Int = 1, gatekeeper: (any SiteGatekeeper)? = nil) -> SiteAgent<ManualClock>
-    {
-        var agent = SiteAgent(site: site, connection: InProcessConnection(coordinator: coordinator),
-                              trainer: JumpTrainer(target: target, samples: samples), clock: clock,
-                              log: { _ in })
+    func agent(
+        _ site: String, _ coordinator: Coordinator<ManualClock>, _ clock: ManualClock, target: [Float],
+        samples: Int = 1, gatekeeper: (any SiteGatekeeper)? = nil
+    ) -> SiteAgent<ManualClock> {
+        var agent = SiteAgent(
+            site: site, connection: InProcessConnection(coordinator: coordinator),
+            trainer: JumpTrainer(target: target, samples: samples), clock: clock,
+            log: { _ in })
         agent.gatekeeper = gatekeeper
         return agent
     }
 
     @Test("A declined round is recorded with the site's reason; the round closes with the others at once")
     func declineRecorded() async throws {
-        for gatekeeper in [DecliningGatekeeper(reason: "the cyclic strategy isolates this site") as any SiteGatekeeper,
-                           OverBudgetGatekeeper()] {
+        for gatekeeper in [
+            DecliningGatekeeper(reason: "the cyclic strategy isolates this site") as any SiteGatekeeper,
+            OverBudgetGatekeeper(),
+        ] {
             let clock = ManualClock()
-            let job = JobConfiguration(jobID: "decline", rounds: 1, sites: ["a", "b", "c"], minClients: 2,
-                                       roundTimeout: .seconds(600), gracePeriod: .seconds(600))
+            let job = JobConfiguration(
+                jobID: "decline", rounds: 1, sites: ["a", "b", "c"], minClients: 2,
+                roundTimeout: .seconds(600), gracePeriod: .seconds(600))
             let coordinator = Coordinator(configuration: job, initialModel: initial, strategy: FedAvg(), clock: clock)
             let events = await coordinator.observe()
             let seen = Task {
-                var declines: [String] = [], closed: [String] = []
+                var declines: [String] = []
+                var closed: [String] = []
                 for await event in events {
                     if case .siteDeclined(_, let site, let reason) = event { declines.append("\(site): \(reason)") }
                     if case .roundClosed(_, let participants, let why) = event { closed = participants + [why] }
@@ -72,12 +78,15 @@ struct SiteDeclineAndClientDPTests {
     @Test("Declines that leave fewer than min_clients fail the job at once, naming each site and reason")
     func declinesFailTheJob() async throws {
         let clock = ManualClock()
-        let job = JobConfiguration(jobID: "decline", rounds: 3, sites: ["a", "b"], minClients: 2,
-                                   roundTimeout: .seconds(600))
+        let job = JobConfiguration(
+            jobID: "decline", rounds: 3, sites: ["a", "b"], minClients: 2,
+            roundTimeout: .seconds(600))
         let coordinator = Coordinator(configuration: job, initialModel: initial, strategy: FedAvg(), clock: clock)
         async let ra = agent("a", coordinator, clock, target: [1, 2]).run()
-        async let rb = agent("b", coordinator, clock, target: [3, 6],
-                             gatekeeper: DecliningGatekeeper(reason: "architectures: unet3d only")).run()
+        async let rb = agent(
+            "b", coordinator, clock, target: [3, 6],
+            gatekeeper: DecliningGatekeeper(reason: "architectures: unet3d only")
+        ).run()
         await #expect(throws: FederationError.self) { try await coordinator.run() }
         let reason = await coordinator.failure ?? ""
         #expect(reason.contains("b declined: architectures: unet3d only"), "\(reason)")
@@ -88,11 +97,13 @@ struct SiteDeclineAndClientDPTests {
     @Test("Client DP, server noise: equal weights, the seeded noise on the mean, an unclipped result refused")
     func serverNoise() async throws {
         let clock = ManualClock()
-        var job = JobConfiguration(jobID: "cdp", rounds: 1, sites: ["a", "b", "r"], minClients: 2,
-                                   roundTimeout: .seconds(60), gracePeriod: .seconds(5))
+        var job = JobConfiguration(
+            jobID: "cdp", rounds: 1, sites: ["a", "b", "r"], minClients: 2,
+            roundTimeout: .seconds(60), gracePeriod: .seconds(5))
         job.clientDP = ClientDPSettings(clipNorm: 1, noiseMultiplier: 0.5, noise: .server)
-        let coordinator = Coordinator(configuration: job, initialModel: initial, strategy: FedAvg(), clock: clock,
-                                      noise: SeededNoiseSource(seed: 42))
+        let coordinator = Coordinator(
+            configuration: job, initialModel: initial, strategy: FedAvg(), clock: clock,
+            noise: SeededNoiseSource(seed: 42))
         let events = await coordinator.observe()
         let rejected = Task {
             var reasons: [String] = []

@@ -15,38 +15,48 @@ struct FederationConfigurationTests {
         #expect(c.rounds == 5 && c.localEpochs == 1 && c.minClients == 2 && c.strategy == "fedavg")
         #expect(c.sites == ["community-hospital", "research-center", "treatment-center"])
         #expect(c.crossSiteEvaluation)
-        #expect(try FederationConfiguration(yaml: "federation:\n  rounds: 2").crossSiteEvaluation == false, "off by default")
+        #expect(
+            try FederationConfiguration(yaml: "federation:\n  rounds: 2").crossSiteEvaluation == false, "off by default"
+        )
     }
 
-    @Test("Unknown keys and bad values are named", arguments: [
-        ("federation:\n  round: 3", "federation.round"),
-        ("federation:\n  rounds: 0", "federation.rounds"),
-        ("federation:\n  strategy: scaffold", "scaffold"),
-        ("federation:\n  proximal_mu: -1", "proximal_mu"),
-        ("federation:\n  cross_site_evaluation: sometimes", "cross_site_evaluation"),
-        ("federation:\n  rounds: 1000000000", "federation.rounds"),
-        ("federation:\n  rounds: .nan", "federation.rounds"),
-        ("federation:\n  rounds: [3]", "federation.rounds"),
-        ("federation:\n  min_clients: 0", "federation.min_clients"),
-        ("federation:\n  local_epochs: 100000000", "federation.local_epochs"),
-        ("federation:\n  round_timeout_seconds: 0", "federation.round_timeout_seconds"),
-        ("federation:\n  grace_period_seconds: -1", "federation.grace_period_seconds"),
-        ("federation:\n  round_timeout_seconds: 60\n  grace_period_seconds: 120", "federation.grace_period_seconds"),
-        ("federation:\n  max_round_retries: 1000000", "federation.max_round_retries"),
-        ("federation:\n  proximal_mu: .nan", "federation.proximal_mu"),
-        ("federation:\n  proximal_mu: .inf", "federation.proximal_mu"),
-        ("federation:\n  server_learning_rate: 0", "federation.server_learning_rate"),
-        ("federation:\n  server_learning_rate: .nan", "federation.server_learning_rate"),
-        ("federation:\n  strategy: [fedavg]", "federation.strategy"),
-        ("federation:\n  sites: [a, b, a]", "federation.sites[2]"),
-        ("federation:\n  sites: [a, '']", "federation.sites[1]"),
-        ("federation:\n  sites: [a, {b: 1}]", "federation.sites[1]"),
-        ("federation:\n  sites: site-a", "federation.sites"),
-        ("federation:\n  sites: [" + (0..<300).map { "s\($0)" }.joined(separator: ", ") + "]", "federation.sites"),
-        ("federation: 3", "federation"),
-    ])
+    @Test(
+        "Unknown keys and bad values are named",
+        arguments: [
+            ("federation:\n  round: 3", "federation.round"),
+            ("federation:\n  rounds: 0", "federation.rounds"),
+            ("federation:\n  strategy: scaffold", "scaffold"),
+            ("federation:\n  proximal_mu: -1", "proximal_mu"),
+            ("federation:\n  cross_site_evaluation: sometimes", "cross_site_evaluation"),
+            ("federation:\n  rounds: 1000000000", "federation.rounds"),
+            ("federation:\n  rounds: .nan", "federation.rounds"),
+            ("federation:\n  rounds: [3]", "federation.rounds"),
+            ("federation:\n  min_clients: 0", "federation.min_clients"),
+            ("federation:\n  local_epochs: 100000000", "federation.local_epochs"),
+            ("federation:\n  round_timeout_seconds: 0", "federation.round_timeout_seconds"),
+            ("federation:\n  grace_period_seconds: -1", "federation.grace_period_seconds"),
+            (
+                "federation:\n  round_timeout_seconds: 60\n  grace_period_seconds: 120",
+                "federation.grace_period_seconds"
+            ),
+            ("federation:\n  max_round_retries: 1000000", "federation.max_round_retries"),
+            ("federation:\n  proximal_mu: .nan", "federation.proximal_mu"),
+            ("federation:\n  proximal_mu: .inf", "federation.proximal_mu"),
+            ("federation:\n  server_learning_rate: 0", "federation.server_learning_rate"),
+            ("federation:\n  server_learning_rate: .nan", "federation.server_learning_rate"),
+            ("federation:\n  strategy: [fedavg]", "federation.strategy"),
+            ("federation:\n  sites: [a, b, a]", "federation.sites[2]"),
+            ("federation:\n  sites: [a, '']", "federation.sites[1]"),
+            ("federation:\n  sites: [a, {b: 1}]", "federation.sites[1]"),
+            ("federation:\n  sites: site-a", "federation.sites"),
+            ("federation:\n  sites: [" + (0..<300).map { "s\($0)" }.joined(separator: ", ") + "]", "federation.sites"),
+            ("federation: 3", "federation"),
+        ])
     func bad(yaml: String, words: String) {
-        do { _ = try FederationConfiguration(yaml: yaml); Issue.record("accepted \(yaml)") } catch {
+        do {
+            _ = try FederationConfiguration(yaml: yaml)
+            Issue.record("accepted \(yaml)")
+        } catch {
             #expect(error.message.contains(words), "\(error)")
         }
     }
@@ -57,35 +67,45 @@ struct FederationConfigurationTests {
         let prox = c.makeStrategy(learningRate: 0.01).configureTraining(round: 1, sites: ["a"])
         #expect(prox["a"]?["proximal_mu"] == .double(0.1))
         c.strategy = "cyclic"
-        #expect(c.makeStrategy(learningRate: 0.01).configureTraining(round: 2, sites: ["a", "b"]).keys.sorted() == ["b"])
+        #expect(
+            c.makeStrategy(learningRate: 0.01).configureTraining(round: 2, sites: ["a", "b"]).keys.sorted() == ["b"])
     }
 
     @Test("The report's CSV has one row per round and site")
     func csv() {
-        let report = StudyReport(strategy: "fedavg", sites: ["a", "b"], rounds: [
-            RoundSummary(round: 1, participants: ["a"], closedBy: "deadline", siteDice: ["a": 0.5],
-                         globalDice: ["a": 0.25, "b": 0.75], seconds: 2, epsilon: ["a": 1.25]),
-        ], comparison: [], totalSeconds: 3)
-        #expect(StudyReportWriter.csv(report) == "round,site,participated,local_dice,global_dice,seconds,epsilon\n"
+        let report = StudyReport(
+            strategy: "fedavg", sites: ["a", "b"],
+            rounds: [
+                RoundSummary(
+                    round: 1, participants: ["a"], closedBy: "deadline", siteDice: ["a": 0.5],
+                    globalDice: ["a": 0.25, "b": 0.75], seconds: 2, epsilon: ["a": 1.25])
+            ], comparison: [], totalSeconds: 3)
+        #expect(
+            StudyReportWriter.csv(report) == "round,site,participated,local_dice,global_dice,seconds,epsilon\n"
                 + "1,a,true,0.5000,0.2500,2.0,1.25\n1,b,false,,0.7500,2.0,\n")
         #expect(report.epsilon == ["a": 1.25])
     }
 
-    @Test("The cross-site matrix in the terminal table and the HTML report: every cell, the means, what is missing and why")
+    @Test(
+        "The cross-site matrix in the terminal table and the HTML report: every cell, the means, what is missing and why"
+    )
     func crossSiteReport() {
-        let matrix = CrossSiteMatrix(jobID: "j", models: ["global", "a"], sites: ["a", "b"],
-                                     results: ["global": ["a": ["dice": 0.9], "b": ["dice": 0.7]], "a": ["a": ["dice": 0.95]]],
-                                     missing: ["b": "the site declined: policy", "a@b": "no answer within 60.0 seconds"])
+        let matrix = CrossSiteMatrix(
+            jobID: "j", models: ["global", "a"], sites: ["a", "b"],
+            results: ["global": ["a": ["dice": 0.9], "b": ["dice": 0.7]], "a": ["a": ["dice": 0.95]]],
+            missing: ["b": "the site declined: policy", "a@b": "no answer within 60.0 seconds"])
         #expect(matrix.table(metric: "dice") == [[0.9, 0.7], [0.95, nil]])
-        let report = StudyReport(strategy: "fedavg", sites: ["a", "b<script>"], rounds: [], comparison: [], crossSite: matrix,
-                                 totalSeconds: 1)
+        let report = StudyReport(
+            strategy: "fedavg", sites: ["a", "b<script>"], rounds: [], comparison: [], crossSite: matrix,
+            totalSeconds: 1)
         let table = StudyReportWriter.crossSiteTable(matrix)
         let lines = table.split(separator: "\n").map(String.init)
         #expect(lines[2].hasPrefix("global (federated)") && lines[2].contains("0.900") && lines[2].hasSuffix("0.800"))
         #expect(lines[3].hasPrefix("local model of a") && lines[3].contains("-") && lines[3].hasSuffix("0.950"))
         #expect(lines.contains("missing b: the site declined: policy"))
         let html = StudyReportWriter.html(report)
-        #expect(html.contains("<td>local model of a</td>") && html.contains("0.950</td>") && html.contains("<td>–</td>"))
+        #expect(
+            html.contains("<td>local model of a</td>") && html.contains("0.950</td>") && html.contains("<td>–</td>"))
         #expect(html.contains("b&lt;script&gt;") && !html.contains("b<script>"), "names are escaped")
     }
 }

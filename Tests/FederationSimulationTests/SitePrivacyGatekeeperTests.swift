@@ -16,8 +16,10 @@ struct SitePrivacyGatekeeperTests {
         for _ in 0..<3 { url.deleteLastPathComponent() }
         return url.path
     }()
-    static let shipped = (try? String(contentsOfFile: root + "/pipelines/segmentation-unet2d.yaml",
-                                      encoding: .utf8)) ?? ""
+    static let shipped =
+        (try? String(
+            contentsOfFile: root + "/pipelines/segmentation-unet2d.yaml",
+            encoding: .utf8)) ?? ""
 
     static func pipeline(_ replacements: [(String, String)] = [], clientDP: String? = nil) -> String {
         var text = shipped
@@ -29,25 +31,32 @@ struct SitePrivacyGatekeeperTests {
         return text
     }
 
-    static func task(_ pipeline: String, job: String = "job-1", round: Int = 1, kind: TaskKind = .train,
-                     admin: String = "lead") -> TaskAssignment {
-        TaskAssignment(jobID: job, round: round, kind: kind, site: "s",
-                       config: ["pipeline": .string(pipeline), "submitted_by": .string(admin), "local_epochs": .int(1)])
+    static func task(
+        _ pipeline: String, job: String = "job-1", round: Int = 1, kind: TaskKind = .train,
+        admin: String = "lead"
+    ) -> TaskAssignment {
+        TaskAssignment(
+            jobID: job, round: round, kind: kind, site: "s",
+            config: ["pipeline": .string(pipeline), "submitted_by": .string(admin), "local_epochs": .int(1)])
     }
 
     static func update(_ task: TaskAssignment, values: [Float] = [3, 4]) -> ModelUpdate {
-        ModelUpdate(jobID: task.jobID, round: task.round, site: "s", sampleCount: 40,
-                    diff: ParameterSet([ParameterTensor(name: "w", shape: [values.count], values: values)]))
+        ModelUpdate(
+            jobID: task.jobID, round: task.round, site: "s", sampleCount: 40,
+            diff: ParameterSet([ParameterTensor(name: "w", shape: [values.count], values: values)]))
     }
 
-    func gatekeeper(_ policy: String, epsilon: Double = 10, ledger: PrivacyLedger? = nil,
-                    now: @escaping @Sendable () -> Date = { Date(timeIntervalSince1970: 0) }) throws
+    func gatekeeper(
+        _ policy: String, epsilon: Double = 10, ledger: PrivacyLedger? = nil,
+        now: @escaping @Sendable () -> Date = { Date(timeIntervalSince1970: 0) }
+    ) throws
         -> SitePrivacyGatekeeper
     {
-        SitePrivacyGatekeeper(site: "s", policy: try SiteTrainingPolicy.parse(policy),
-                              budget: try PrivacyBudget(totalEpsilon: epsilon, totalDelta: 1e-4),
-                              ledger: try ledger ?? PrivacyLedger(path: nil), noise: SeededNoiseSource(seed: 1),
-                              now: now)
+        SitePrivacyGatekeeper(
+            site: "s", policy: try SiteTrainingPolicy.parse(policy),
+            budget: try PrivacyBudget(totalEpsilon: epsilon, totalDelta: 1e-4),
+            ledger: try ledger ?? PrivacyLedger(path: nil), noise: SeededNoiseSource(seed: 1),
+            now: now)
     }
 
     func declineReason(_ body: () async throws(FederationError) -> Void) async -> String? {
@@ -68,15 +77,19 @@ struct SitePrivacyGatekeeperTests {
             ("max_parameters: 1000", Self.task(Self.pipeline()), "max_parameters"),
             ("max_local_epochs: 0\n", Self.task(Self.pipeline()), "must be an integer"),
             ("max_rounds: 3", Self.task(Self.pipeline()), "max_rounds"),
-            ("allow_isolating_rounds: false",
-             Self.task(Self.pipeline([("strategy: fedavg", "strategy: cyclic")])), "isolate"),
+            (
+                "allow_isolating_rounds: false",
+                Self.task(Self.pipeline([("strategy: fedavg", "strategy: cyclic")])), "isolate"
+            ),
             ("allow_isolating_rounds: false\nmin_participants: 3", Self.task(Self.pipeline()), "min_participants"),
             ("require_dp: true", Self.task(Self.pipeline()), "require_dp"),
             ("min_noise_multiplier: 1.5", Self.task(Self.pipeline(clientDP: dp)), "min_noise_multiplier"),
             // With the noise split between 3 sites, the site counts z/√3 = 0.69.
-            ("min_noise_multiplier: 1.0",
-             Self.task(Self.pipeline(clientDP: "{clip_norm: 1, noise_multiplier: 1.2, noise: sites}")),
-             "min_noise_multiplier"),
+            (
+                "min_noise_multiplier: 1.0",
+                Self.task(Self.pipeline(clientDP: "{clip_norm: 1, noise_multiplier: 1.2, noise: sites}")),
+                "min_noise_multiplier"
+            ),
             ("allowed_submitters: [alice]", Self.task(Self.pipeline()), "allowed_submitters"),
             ("share_local_model: false", Self.task(Self.pipeline(), kind: .submitModel), "share_local_model"),
             // Client-level DP protects the diff, not the local model: the site keeps it.
@@ -93,7 +106,8 @@ struct SitePrivacyGatekeeperTests {
             #expect(reason?.contains(expected) == true, "\(policy): \(reason ?? "admitted")")
         }
         // A job within every rule is admitted.
-        let keeper = try gatekeeper("""
+        let keeper = try gatekeeper(
+            """
             architectures: [unet2d]
             max_parameters: 2000000
             max_local_epochs: 2
@@ -109,8 +123,10 @@ struct SitePrivacyGatekeeperTests {
 
     @Test("Unknown or malformed policy keys are refused when the policy is read")
     func policyValidation() {
-        for bad in ["max_rounds: -1", "require_dp: maybe", "unknown_key: 1", "architectures: unet2d",
-                    "min_noise_multiplier: .nan", "- a list"] {
+        for bad in [
+            "max_rounds: -1", "require_dp: maybe", "unknown_key: 1", "architectures: unet2d",
+            "min_noise_multiplier: .nan", "- a list",
+        ] {
             #expect(throws: FederationError.self, "\(bad)") { try SiteTrainingPolicy.parse(bad) }
         }
     }
@@ -169,10 +185,12 @@ struct SitePrivacyGatekeeperTests {
         var statistics = SitePolicy()
         statistics.totalEpsilon = 4
         statistics.maxEpsilonPerQuery = 4
-        try ledger.charge(site: "s", query: "ages", charges: [
-            PrivacyCharge(feature: "age", primitive: "count", epsilon: 1.5, delta: 0),
-            PrivacyCharge(feature: "age", primitive: "sum", epsilon: 1.5, delta: 0),
-        ], policy: statistics)
+        try ledger.charge(
+            site: "s", query: "ages",
+            charges: [
+                PrivacyCharge(feature: "age", primitive: "count", epsilon: 1.5, delta: 0),
+                PrivacyCharge(feature: "age", primitive: "sum", epsilon: 1.5, delta: 0),
+            ], policy: statistics)
         let keeper = try gatekeeper("", epsilon: 4, ledger: ledger)
         let pipeline = Self.pipeline(clientDP: "{clip_norm: 1, noise_multiplier: 4, noise: server}")
         // ε of one release of z = 4 at δ = 1e-5 is about 1.0: it fits the remaining 1.0 only if below it.

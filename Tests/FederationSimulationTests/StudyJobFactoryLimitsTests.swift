@@ -16,10 +16,14 @@ struct StudyJobFactoryLimitsTests {
         for _ in 0..<3 { url.deleteLastPathComponent() }
         return url.path
     }()
-    static let training = (try? String(contentsOfFile: root + "/pipelines/segmentation-unet2d.yaml",
-                                       encoding: .utf8)) ?? ""
-    static let statistics = ((try? String(contentsOfFile: root + "/pipelines/cohort-statistics.yaml",
-                                          encoding: .utf8)) ?? "") + "federation:\n  sites: [a, b]\n"
+    static let training =
+        (try? String(
+            contentsOfFile: root + "/pipelines/segmentation-unet2d.yaml",
+            encoding: .utf8)) ?? ""
+    static let statistics =
+        ((try? String(
+            contentsOfFile: root + "/pipelines/cohort-statistics.yaml",
+            encoding: .utf8)) ?? "") + "federation:\n  sites: [a, b]\n"
 
     /// The shipped training pipeline with `old` replaced by `new` (which must occur).
     static func training(_ old: String, _ new: String) -> String {
@@ -28,11 +32,15 @@ struct StudyJobFactoryLimitsTests {
     }
 
     static let poison: [(String, String)] = [
-        (training("preprocessing:\n", "preprocessing:\n  resize: [100000, 100000, 100000]\n"),
-         "preprocessing.resize"),
+        (
+            training("preprocessing:\n", "preprocessing:\n  resize: [100000, 100000, 100000]\n"),
+            "preprocessing.resize"
+        ),
         (training("encoder_channels: [8, 16, 32, 64]", "encoder_channels: [1000000]"), "model.encoder_channels"),
-        (training("encoder_channels: [8, 16, 32, 64]", "encoder_channels: [2048, 2048, 2048, 2048]"),
-         "model.encoder_channels"),
+        (
+            training("encoder_channels: [8, 16, 32, 64]", "encoder_channels: [2048, 2048, 2048, 2048]"),
+            "model.encoder_channels"
+        ),
         (training("bottleneck_channels: 128", "bottleneck_channels: 100000000"), "model.bottleneck_channels"),
         (training("shape: [128, 128, 48]", "shape: [100000, 128, 48]"), "preprocessing.crop_pad.shape[0]"),
         (training("spacing: [2.8, 2.8, 4.0]", "spacing: [.nan, 2.8, 4.0]"), "preprocessing.spacing[0]"),
@@ -45,21 +53,34 @@ struct StudyJobFactoryLimitsTests {
         (training("learning_rate: 0.002", "learning_rate: .nan"), "training.optimizer.learning_rate"),
         (training("server_learning_rate: 1.0", "server_learning_rate: .inf"), "federation.server_learning_rate"),
         (training("proximal_mu: 0.01", "proximal_mu: 1e300"), "federation.proximal_mu"),
-        (training("round_timeout_seconds: 1800", "round_timeout_seconds: 10000000000"),
-         "federation.round_timeout_seconds"),
-        (training("sites: [community-hospital, research-center, treatment-center]",
-                  "sites: [community-hospital, research-center, community-hospital]"), "federation.sites[2]"),
-        (training("sites: [community-hospital, research-center, treatment-center]", "sites: [a, [b], c]"),
-         "federation.sites[1]"),
-        (training("sites: [community-hospital, research-center, treatment-center]", "sites: [a, '../etc', c]"),
-         "federation.sites[1]"),
+        (
+            training("round_timeout_seconds: 1800", "round_timeout_seconds: 10000000000"),
+            "federation.round_timeout_seconds"
+        ),
+        (
+            training(
+                "sites: [community-hospital, research-center, treatment-center]",
+                "sites: [community-hospital, research-center, community-hospital]"), "federation.sites[2]"
+        ),
+        (
+            training("sites: [community-hospital, research-center, treatment-center]", "sites: [a, [b], c]"),
+            "federation.sites[1]"
+        ),
+        (
+            training("sites: [community-hospital, research-center, treatment-center]", "sites: [a, '../etc', c]"),
+            "federation.sites[1]"
+        ),
         (training("sites: [community-hospital, research-center, treatment-center]", "sites: []"), "federation.sites"),
         (training("  min_clients: 2", "  min_clients: 7"), "federation.min_clients"),
         (training("model:\n", "modle:\n  seed: 1\nmodel:\n"), "modle"),
-        (training("  strategy: fedavg", "  strategy: " + String(repeating: "z", count: 100_000)),
-         "federation.strategy"),
-        (statistics.replacingOccurrences(of: "bounds: [0, 100]", with: "bounds: [0, 1e300]"),
-         "query.features[0].bounds[1]"),
+        (
+            training("  strategy: fedavg", "  strategy: " + String(repeating: "z", count: 100_000)),
+            "federation.strategy"
+        ),
+        (
+            statistics.replacingOccurrences(of: "bounds: [0, 100]", with: "bounds: [0, 1e300]"),
+            "query.features[0].bounds[1]"
+        ),
         (statistics.replacingOccurrences(of: "bins: 10\n", with: "bins: 1000000000\n"), "query.features[0].bins"),
         (statistics.replacingOccurrences(of: "epsilon: 2.0", with: "epsilon: .nan"), "query.features[0].epsilon"),
         (statistics + "model:\n  seed: 1\n", "model"),
@@ -85,8 +106,9 @@ struct StudyJobFactoryLimitsTests {
         let store = try SQLiteCheckpointStore(folder: folder)
         let pipeline = Self.training("encoder_channels: [8, 16, 32, 64]", "encoder_channels: [1000000]")
         do {
-            _ = try await StudyJobFactory().makeRunner(jobID: "job-0001", pipeline: pipeline, submittedBy: "lead",
-                                                       store: store)
+            _ = try await StudyJobFactory().makeRunner(
+                jobID: "job-0001", pipeline: pipeline, submittedBy: "lead",
+                store: store)
             Issue.record("started")
         } catch {
             #expect(error.message.contains("model.encoder_channels[0]"), "\(error)")
@@ -98,12 +120,18 @@ struct StudyJobFactoryLimitsTests {
         #expect(try StudyJobFactory().plan(pipeline: Self.training).rounds == 5)
         var limits = PipelineLimits()
         limits.maxRounds = 3
-        do { _ = try StudyJobFactory(limits: limits).plan(pipeline: Self.training); Issue.record("accepted") } catch {
+        do {
+            _ = try StudyJobFactory(limits: limits).plan(pipeline: Self.training)
+            Issue.record("accepted")
+        } catch {
             #expect(error.message.contains("federation.rounds") && error.message.contains("max_rounds"))
         }
         var small = PipelineLimits()
         small.maxParameters = 1000
-        do { _ = try StudyJobFactory(limits: small).plan(pipeline: Self.training); Issue.record("accepted") } catch {
+        do {
+            _ = try StudyJobFactory(limits: small).plan(pipeline: Self.training)
+            Issue.record("accepted")
+        } catch {
             #expect(error.message.contains("max_parameters"), "\(error)")
         }
     }
@@ -117,7 +145,10 @@ struct StudyJobFactoryLimitsTests {
         bomb += "model:\n  seed: *a8\nfederation:\n  sites: [a]\n"
         let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
         for pipeline in [bomb, "federation:\n  sites: " + deep, "query:\n  name: " + deep] {
-            do { _ = try StudyJobFactory().plan(pipeline: pipeline); Issue.record("accepted") } catch {
+            do {
+                _ = try StudyJobFactory().plan(pipeline: pipeline)
+                Issue.record("accepted")
+            } catch {
                 #expect(error.code == .invalidConfiguration)
                 #expect(error.message.utf8.count < 2000)
             }
@@ -129,15 +160,20 @@ struct StudyJobFactoryLimitsTests {
         var limits = PipelineLimits()
         limits.maxParameters = 1000
         let site = PipelineSiteTrainer(dataFolder: "/nonexistent/site-data", limits: limits)
-        let task = TaskAssignment(jobID: "job-0001", round: 1, kind: .train, site: "a",
-                                  config: ["pipeline": .string(Self.training)])
-        do { _ = try await site.trainer(for: task); Issue.record("accepted") } catch {
+        let task = TaskAssignment(
+            jobID: "job-0001", round: 1, kind: .train, site: "a",
+            config: ["pipeline": .string(Self.training)])
+        do {
+            _ = try await site.trainer(for: task)
+            Issue.record("accepted")
+        } catch {
             // Refused by the limit, not by the missing folder: nothing was read.
             #expect(error.message.contains("max_parameters") && !error.message.contains("nonexistent"), "\(error)")
         }
         let poison = Self.training("preprocessing:\n", "preprocessing:\n  resize: [100000, 100000, 100000]\n")
-        let other = TaskAssignment(jobID: "job-0002", round: 1, kind: .train, site: "a",
-                                   config: ["pipeline": .string(poison)])
+        let other = TaskAssignment(
+            jobID: "job-0002", round: 1, kind: .train, site: "a",
+            config: ["pipeline": .string(poison)])
         do {
             _ = try await PipelineSiteTrainer(dataFolder: "/nonexistent").trainer(for: other)
             Issue.record("accepted")

@@ -22,12 +22,16 @@ public struct TemporaryPKI: Sendable {
 
     /// Issues a credential for `name` with `role` (server, site or admin) and writes certificate and key.
     public func issue(_ name: String, role: String) throws -> MutualTLSFiles {
-        guard let r = ParticipantRole(rawValue: role) else { throw ProvisioningError(.invalidProject, "unknown role \(role)") }
-        let credential = try authority.issue(Participant(name: name, role: r), project: project,
-                                             server: ServerAddress(host: "localhost", port: 1), validityDays: 1)
+        guard let r = ParticipantRole(rawValue: role) else {
+            throw ProvisioningError(.invalidProject, "unknown role \(role)")
+        }
+        let credential = try authority.issue(
+            Participant(name: name, role: r), project: project,
+            server: ServerAddress(host: "localhost", port: 1), validityDays: 1)
         let certificatePath = directory.appendingPathComponent("\(name)-\(role).pem").path
         let keyPath = directory.appendingPathComponent("\(name)-\(role).key").path
-        try credential.certificate.serializeAsPEM().pemString.write(toFile: certificatePath, atomically: true, encoding: .utf8)
+        try credential.certificate.serializeAsPEM().pemString.write(
+            toFile: certificatePath, atomically: true, encoding: .utf8)
         try credential.privateKey.pemRepresentation.write(toFile: keyPath, atomically: true, encoding: .utf8)
         return MutualTLSFiles(certificateChain: certificatePath, privateKey: keyPath, trustRoots: caPath)
     }

@@ -28,8 +28,9 @@ struct BasicUNetTests {
     @Test("Inputs that do not fit are reported; 2-D and 3-D outputs have the input's extents")
     func shapes() throws {
         var g = SeededGenerator(seed: 1)
-        var model = BasicUNet(dimensions: 2, inputChannels: 2, outputChannels: 3, features: [2, 2, 3, 3, 4, 2],
-                              generator: &g)
+        var model = BasicUNet(
+            dimensions: 2, inputChannels: 2, outputChannels: 3, features: [2, 2, 3, 3, 4, 2],
+            generator: &g)
         #expect(try model.forward(Tensor(zeros: [2, 2, 16, 32])).output.shape == [2, 3, 16, 32])
         #expect { try model.forward(Tensor(zeros: [1, 2, 24, 16])) } throws: { e in
             (e as? NeuralNetworkError)?.code == .shapeMismatch && "\(e)".contains("multiples of 16")
@@ -41,13 +42,15 @@ struct BasicUNetTests {
         #expect(try model3.forward(Tensor(zeros: [1, 1, 16, 16, 32])).output.shape == [1, 2, 16, 16, 32])
     }
 
-    @Test("Every parameter's gradient through Dice + CE matches finite differences (2-D with dropout, 3-D)",
-          arguments: [2, 3])
+    @Test(
+        "Every parameter's gradient through Dice + CE matches finite differences (2-D with dropout, 3-D)",
+        arguments: [2, 3])
     func gradients(dimensions: Int) throws {
         var g = SeededGenerator(seed: UInt64(20 + dimensions))
-        var model = BasicUNet(dimensions: dimensions, inputChannels: 1, outputChannels: 2,
-                              features: [2, 3, 3, 4, 4, 3], dropout: dimensions == 2 ? 0.2 : 0, seed: 4,
-                              generator: &g)
+        var model = BasicUNet(
+            dimensions: dimensions, inputChannels: 1, outputChannels: 2,
+            features: [2, 3, 3, 4, 4, 3], dropout: dimensions == 2 ? 0.2 : 0, seed: 4,
+            generator: &g)
         var state = model.parameters
         for name in state.names where name.contains("adn.N") {
             state[name] = Tensor.randomUniform(state[name]!.shape, low: 0.5, high: 1.5, generator: &g)
@@ -59,18 +62,23 @@ struct BasicUNetTests {
         let targets = input.storage.map { $0 > 0.3 ? 1 : 0 }
         var probe = model
         let (logits, trace) = try probe.forward(input, training: true)
-        let gradients = model.backward(try Loss.diceCrossEntropy(logits: logits, targets: targets).gradient,
-                                       trace: trace)
+        let gradients = model.backward(
+            try Loss.diceCrossEntropy(logits: logits, targets: targets).gradient,
+            trace: trace)
         #expect(gradients.names == model.parameters.names)
         for (name, p) in model.parameters {
-            checkAgainstFiniteDifferences(p, analytic: gradients[name]!, samples: 3, step: 5e-3, tolerance: 3e-2,
-                                          generator: &g, "BasicUNet\(dimensions)D ∂\(name)") { v in
+            checkAgainstFiniteDifferences(
+                p, analytic: gradients[name]!, samples: 3, step: 5e-3, tolerance: 3e-2,
+                generator: &g, "BasicUNet\(dimensions)D ∂\(name)"
+            ) { v in
                 var m = model  // same dropout generators as `probe`: the same masks
                 var s = m.parameters
                 s[name] = v
                 try! m.load(s)  // test-only: names and shapes come from the model itself
-                return try! Loss.diceCrossEntropy(logits: m.forward(input, training: true).output,
-                                                  targets: targets).value
+                return try! Loss.diceCrossEntropy(
+                    logits: m.forward(input, training: true).output,
+                    targets: targets
+                ).value
             }
         }
     }

@@ -22,11 +22,15 @@ struct GoldenTests {
 
             /// The optimisers of the reference script, fresh, with the golden losses each must reproduce.
             var optimisers: [(String, any Optimizer, [Double])] {
-                [("SGD(0.01, momentum 0.9)", SGD(learningRate: 0.01, momentum: 0.9), sgd_losses),
-                 ("SGD(0.01, momentum 0.9, Nesterov, weight decay 1e-3)",
-                  SGD(learningRate: 0.01, momentum: 0.9, weightDecay: 1e-3, nesterov: true), sgd_nesterov_losses),
-                 ("Adam(1e-3)", Adam(learningRate: 1e-3), adam_losses),
-                 ("AdamW(1e-3, weight decay 0.01)", AdamW(learningRate: 1e-3, weightDecay: 0.01), adamw_losses)]
+                [
+                    ("SGD(0.01, momentum 0.9)", SGD(learningRate: 0.01, momentum: 0.9), sgd_losses),
+                    (
+                        "SGD(0.01, momentum 0.9, Nesterov, weight decay 1e-3)",
+                        SGD(learningRate: 0.01, momentum: 0.9, weightDecay: 1e-3, nesterov: true), sgd_nesterov_losses
+                    ),
+                    ("Adam(1e-3)", Adam(learningRate: 1e-3), adam_losses),
+                    ("AdamW(1e-3, weight decay 0.01)", AdamW(learningRate: 1e-3, weightDecay: 0.01), adamw_losses),
+                ]
             }
         }
         var provenance: [String: String?]?
@@ -53,23 +57,31 @@ struct GoldenTests {
     }
 
     static func load(_ name: String) throws -> (weights: NamedTensors, io: NamedTensors) {
-        (try SafeTensors.read(contentsOf: "\(goldenRoot)/\(name)_weights.safetensors").tensors,
-         try SafeTensors.read(contentsOf: "\(goldenRoot)/\(name)_io.safetensors").tensors)
+        (
+            try SafeTensors.read(contentsOf: "\(goldenRoot)/\(name)_weights.safetensors").tensors,
+            try SafeTensors.read(contentsOf: "\(goldenRoot)/\(name)_io.safetensors").tensors
+        )
     }
 
     /// Compares and records figures per tensor family ("logits", "grad …weight", "grad …bias").
-    static func check(_ actual: Tensor, _ expected: Tensor, _ what: String, rtol: Float = 1e-4, atol: Float = 1e-5,
-                      sourceLocation: SourceLocation = #_sourceLocation) {
+    static func check(
+        _ actual: Tensor, _ expected: Tensor, _ what: String, rtol: Float = 1e-4, atol: Float = 1e-5,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         let c = compare(actual, expected, rtol: rtol, atol: atol)
         print("GOLDEN \(what): \(c)")
         #expect(c.within, "\(what): \(c)", sourceLocation: sourceLocation)
     }
 
-    static func checkLoss(_ actual: Double, _ expected: Double, _ what: String, rtol: Double = 1e-4,
-                          atol: Double = 1e-5, sourceLocation: SourceLocation = #_sourceLocation) {
-        print(String(format: "GOLDEN %@: %.8f vs torch %.8f (abs %.2e)", what, actual, expected, abs(actual - expected)))
-        #expect(abs(actual - expected) <= atol + rtol * abs(expected), "\(what): \(actual) vs \(expected)",
-                sourceLocation: sourceLocation)
+    static func checkLoss(
+        _ actual: Double, _ expected: Double, _ what: String, rtol: Double = 1e-4,
+        atol: Double = 1e-5, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
+        print(
+            String(format: "GOLDEN %@: %.8f vs torch %.8f (abs %.2e)", what, actual, expected, abs(actual - expected)))
+        #expect(
+            abs(actual - expected) <= atol + rtol * abs(expected), "\(what): \(actual) vs \(expected)",
+            sourceLocation: sourceLocation)
     }
 
     @Test("UNet (unet2d spec, channels 4-8-16-32/64): logits, CE + soft Dice, every gradient, 10 losses per optimiser")
@@ -77,8 +89,9 @@ struct GoldenTests {
         let golden = try Self.document().models["unet2d_small"]!
         let (weights, io) = try Self.load("unet2d_small")
         var g = SeededGenerator(seed: 0)
-        var model = UNet(dimensions: 2, encoderChannels: [4, 8, 16, 32], bottleneckChannels: 64, classes: 2,
-                         generator: &g)
+        var model = UNet(
+            dimensions: 2, encoderChannels: [4, 8, 16, 32], bottleneckChannels: 64, classes: 2,
+            generator: &g)
         try model.load(weights)
         let input = io["input"]!
         let targets = io["target"]!.storage.map { Int($0) }
@@ -127,7 +140,8 @@ struct GoldenTests {
     }
 
     func checkGradients(_ gradients: NamedTensors, _ io: NamedTensors, model: String) throws {
-        let expected = NamedTensors(io.names.filter { $0.hasPrefix("grad.") }.map { (String($0.dropFirst(5)), io[$0]!) })
+        let expected = NamedTensors(
+            io.names.filter { $0.hasPrefix("grad.") }.map { (String($0.dropFirst(5)), io[$0]!) })
         #expect(Set(expected.names) == Set(gradients.names))
         var families: [String: Comparison] = [:]
         for (name, e) in expected {
@@ -140,13 +154,17 @@ struct GoldenTests {
             families[family] = f
         }
         for (family, c) in families.sorted(by: { $0.key < $1.key }) {
-            print("GOLDEN \(model) gradients (\(family), \(expected.names.filter { $0.hasSuffix(family) }.count) tensors): \(c)")
+            print(
+                "GOLDEN \(model) gradients (\(family), \(expected.names.filter { $0.hasSuffix(family) }.count) tensors): \(c)"
+            )
         }
     }
 
     /// Ten optimiser steps on the fixed batch; each step's loss against PyTorch's.
-    func trajectory<M: Module>(model: inout M, optimiser: any Optimizer, golden: [Double], label: String,
-                               step: (M) throws -> (Double, NamedTensors)) throws {
+    func trajectory<M: Module>(
+        model: inout M, optimiser: any Optimizer, golden: [Double], label: String,
+        step: (M) throws -> (Double, NamedTensors)
+    ) throws {
         var optimiser = optimiser
         var losses: [Double] = []
         for _ in 0..<10 {
@@ -162,17 +180,21 @@ struct GoldenTests {
         // The decrease itself (small for the U-Net at lr 0.01) must match too, not only the level.
         let (d, de) = (losses[0] - losses[9], golden[0] - golden[9])
         #expect(abs(d - de) <= 0.02 * abs(de) + 1e-6, "\(label) decrease over 10 steps \(d) vs \(de)")
-        print(String(format: "GOLDEN %@ losses (10 steps): max abs %.2e; decrease %.6e vs torch %.6e", label,
-                     worst, d, de))
+        print(
+            String(
+                format: "GOLDEN %@ losses (10 steps): max abs %.2e; decrease %.6e vs torch %.6e", label,
+                worst, d, de))
     }
 
     @Test("State_dict names and shapes of the full-size unet2d, unet3d and cls2d equal PyTorch's")
     func stateDictNames() throws {
         let shapes = try Self.document().state_dict_shapes
         var g = SeededGenerator(seed: 0)
-        let models: [String: NamedTensors] = ["unet2d": UNet.unet2d(generator: &g).stateDict,
-                                              "unet3d": UNet.unet3d(generator: &g).stateDict,
-                                              "cls2d": SmallCNN(generator: &g).stateDict]
+        let models: [String: NamedTensors] = [
+            "unet2d": UNet.unet2d(generator: &g).stateDict,
+            "unet3d": UNet.unet3d(generator: &g).stateDict,
+            "cls2d": SmallCNN(generator: &g).stateDict,
+        ]
         for (name, state) in models {
             let torch: [(String, [Int])] = shapes[name]!.map { pair in
                 guard case .name(let n) = pair[0], case .shape(let s) = pair[1] else { return ("?", []) }

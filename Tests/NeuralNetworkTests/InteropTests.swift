@@ -25,11 +25,14 @@ struct InteropTests {
             switch model {
             case let m as UNet: logits = try m.forward(input).output
             case let m as SmallCNN: logits = try m.forward(input).output
-            default: Issue.record("unexpected model"); continue
+            default:
+                Issue.record("unexpected model")
+                continue
             }
             let path = "\(folder)/\(name).safetensors"
             try SafeTensors.write(model.stateDict, metadata: ["format": "pt", "producer": "tessera"], to: path)
-            try SafeTensors.write(NamedTensors([("input", input), ("logits", logits)]), to: "\(folder)/\(name)_io.safetensors")
+            try SafeTensors.write(
+                NamedTensors([("input", input), ("logits", logits)]), to: "\(folder)/\(name)_io.safetensors")
             let back = try SafeTensors.read(contentsOf: path)
             #expect(back.tensors == NamedTensors(model.stateDict.names.sorted().map { ($0, model.stateDict[$0]!) }))
             #expect(back.metadata["producer"] == "tessera")

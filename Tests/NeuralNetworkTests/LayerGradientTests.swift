@@ -6,8 +6,10 @@ import Testing
 @Suite("Layers: gradient checks")
 struct LayerGradientTests {
     /// Checks ∂x and every parameter of a layer.
-    func check<L: Layer>(_ layer: L, input x: Tensor, training: Bool = true, tolerance: Double = 2e-2,
-                         _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    func check<L: Layer>(
+        _ layer: L, input x: Tensor, training: Bool = true, tolerance: Double = 2e-2,
+        _ what: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         var probe = layer
         let (y, cache) = probe.forward(x, training: training)
         let run = { (l: L, v: Tensor) -> Tensor in
@@ -15,44 +17,53 @@ struct LayerGradientTests {
             return copy.forward(v, training: training).output
         }
         if let gx = layer.backward(Tensor(zeros: y.shape), cache: cache).input, gx.shape == x.shape {
-            gradientCheck(x, outputShape: y.shape, tolerance: tolerance, "\(what) ∂x", sourceLocation: sourceLocation,
-                          forward: { run(layer, $0) },
-                          backward: { layer.backward($0, cache: cache).input! })
+            gradientCheck(
+                x, outputShape: y.shape, tolerance: tolerance, "\(what) ∂x", sourceLocation: sourceLocation,
+                forward: { run(layer, $0) },
+                backward: { layer.backward($0, cache: cache).input! })
         }
         for (name, p) in layer.parameters {
-            gradientCheck(p, outputShape: y.shape, tolerance: tolerance, "\(what) ∂\(name)",
-                          sourceLocation: sourceLocation,
-                          forward: { v in
-                              var l = layer
-                              var state = l.stateDict
-                              state[name] = v
-                              try! l.load(state)  // test-only: names and shapes come from the layer itself
-                              return run(l, x)
-                          },
-                          backward: { layer.backward($0, cache: cache).gradients[name]! })
+            gradientCheck(
+                p, outputShape: y.shape, tolerance: tolerance, "\(what) ∂\(name)",
+                sourceLocation: sourceLocation,
+                forward: { v in
+                    var l = layer
+                    var state = l.stateDict
+                    state[name] = v
+                    try! l.load(state)  // test-only: names and shapes come from the layer itself
+                    return run(l, x)
+                },
+                backward: { layer.backward($0, cache: cache).gradients[name]! })
         }
     }
 
     @Test("Conv 2-D and 3-D (stride, padding, bias)")
     func conv() {
         var g = SeededGenerator(seed: 1)
-        check(Conv(dimensions: 2, inputChannels: 2, outputChannels: 3, kernelSize: 3, stride: 2, padding: 1,
-                   generator: &g), input: .randomNormal([2, 2, 7, 6], generator: &g), "Conv2d")
-        check(Conv(dimensions: 3, inputChannels: 2, outputChannels: 2, kernelSize: 3, padding: 1, generator: &g),
-              input: .randomNormal([1, 2, 4, 3, 5], generator: &g), "Conv3d")
-        check(Conv(dimensions: 2, inputChannels: 3, outputChannels: 2, kernelSize: 1, generator: &g),
-              input: .randomNormal([2, 3, 4, 4], generator: &g), "Conv2d 1×1")
+        check(
+            Conv(
+                dimensions: 2, inputChannels: 2, outputChannels: 3, kernelSize: 3, stride: 2, padding: 1,
+                generator: &g), input: .randomNormal([2, 2, 7, 6], generator: &g), "Conv2d")
+        check(
+            Conv(dimensions: 3, inputChannels: 2, outputChannels: 2, kernelSize: 3, padding: 1, generator: &g),
+            input: .randomNormal([1, 2, 4, 3, 5], generator: &g), "Conv3d")
+        check(
+            Conv(dimensions: 2, inputChannels: 3, outputChannels: 2, kernelSize: 1, generator: &g),
+            input: .randomNormal([2, 3, 4, 4], generator: &g), "Conv2d 1×1")
     }
 
     @Test("ConvTranspose 2-D and 3-D, Linear")
     func transposedAndLinear() {
         var g = SeededGenerator(seed: 2)
-        check(ConvTranspose(dimensions: 2, inputChannels: 3, outputChannels: 2, generator: &g),
-              input: .randomNormal([2, 3, 3, 4], generator: &g), "ConvTranspose2d")
-        check(ConvTranspose(dimensions: 3, inputChannels: 2, outputChannels: 2, generator: &g),
-              input: .randomNormal([1, 2, 2, 3, 2], generator: &g), "ConvTranspose3d")
-        check(Linear(inputFeatures: 5, outputFeatures: 3, generator: &g), input: .randomNormal([4, 5], generator: &g),
-              "Linear")
+        check(
+            ConvTranspose(dimensions: 2, inputChannels: 3, outputChannels: 2, generator: &g),
+            input: .randomNormal([2, 3, 3, 4], generator: &g), "ConvTranspose2d")
+        check(
+            ConvTranspose(dimensions: 3, inputChannels: 2, outputChannels: 2, generator: &g),
+            input: .randomNormal([1, 2, 2, 3, 2], generator: &g), "ConvTranspose3d")
+        check(
+            Linear(inputFeatures: 5, outputFeatures: 3, generator: &g), input: .randomNormal([4, 5], generator: &g),
+            "Linear")
     }
 
     @Test("ReLU, LeakyReLU, MaxPool, AvgPool, GlobalAvgPool, Dropout")
@@ -89,12 +100,14 @@ struct LayerGradientTests {
         let block = DoubleConv(dimensions: 2, inputChannels: 2, outputChannels: 3, generator: &g)
         let x = Tensor.randomNormal([1, 2, 5, 4], generator: &g)
         let (y, cache) = block.forward(x)
-        gradientCheck(x, outputShape: y.shape, "DoubleConv ∂x", forward: { block.forward($0).output },
-                      backward: { block.backward($0, cache: cache).input! })
+        gradientCheck(
+            x, outputShape: y.shape, "DoubleConv ∂x", forward: { block.forward($0).output },
+            backward: { block.backward($0, cache: cache).input! })
 
         for (dimensions, normalization) in [(2, DoubleConv.Normalization.none), (3, .none), (2, .instance)] {
-            var unet = UNet(dimensions: dimensions, encoderChannels: [2, 3], bottleneckChannels: 4, classes: 2,
-                            normalization: normalization, generator: &g)
+            var unet = UNet(
+                dimensions: dimensions, encoderChannels: [2, 3], bottleneckChannels: 4, classes: 2,
+                normalization: normalization, generator: &g)
             if normalization == .instance {
                 // Move γ and β off their initial 1 and 0 so the check sees them in the chain rule.
                 var state = unet.parameters
@@ -107,12 +120,15 @@ struct LayerGradientTests {
             let input = Tensor.randomNormal([2, 1] + side, generator: &g)
             let targets = input.storage.map { $0 > 0 ? 1 : 0 }
             let (logits, trace) = try unet.forward(input)
-            let gradients = unet.backward(try Loss.diceCrossEntropy(logits: logits, targets: targets).gradient,
-                                          trace: trace)
+            let gradients = unet.backward(
+                try Loss.diceCrossEntropy(logits: logits, targets: targets).gradient,
+                trace: trace)
             #expect(gradients.names == unet.parameters.names)
             for (name, p) in unet.parameters {
-                checkAgainstFiniteDifferences(p, analytic: gradients[name]!, samples: 4, step: 5e-3, tolerance: 3e-2,
-                                              generator: &g, "UNet\(dimensions)D \(normalization) ∂\(name)") { v in
+                checkAgainstFiniteDifferences(
+                    p, analytic: gradients[name]!, samples: 4, step: 5e-3, tolerance: 3e-2,
+                    generator: &g, "UNet\(dimensions)D \(normalization) ∂\(name)"
+                ) { v in
                     var m = unet
                     var state = m.parameters
                     state[name] = v
@@ -127,8 +143,10 @@ struct LayerGradientTests {
         let (logits, trace) = try cnn.forward(input)
         let gradients = cnn.backward(try Loss.crossEntropy(logits: logits, targets: labels).gradient, trace: trace)
         for (name, p) in cnn.parameters {
-            checkAgainstFiniteDifferences(p, analytic: gradients[name]!, samples: 4, step: 5e-3, tolerance: 3e-2,
-                                          generator: &g, "SmallCNN ∂\(name)") { v in
+            checkAgainstFiniteDifferences(
+                p, analytic: gradients[name]!, samples: 4, step: 5e-3, tolerance: 3e-2,
+                generator: &g, "SmallCNN ∂\(name)"
+            ) { v in
                 var m = cnn
                 var state = m.parameters
                 state[name] = v

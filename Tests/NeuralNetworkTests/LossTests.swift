@@ -17,8 +17,10 @@ struct LossTests {
     func checkLoss(_ what: String, _ f: (Tensor) throws -> LossResult) throws {
         var g = SeededGenerator(seed: 14)
         let r = try f(Self.logits)
-        checkAgainstFiniteDifferences(Self.logits, analytic: r.gradient, samples: 40, step: 1e-2, tolerance: 1e-2,
-                                      generator: &g, what) { try! f($0).value }
+        checkAgainstFiniteDifferences(
+            Self.logits, analytic: r.gradient, samples: 40, step: 1e-2, tolerance: 1e-2,
+            generator: &g, what
+        ) { try! f($0).value }
     }
 
     @Test("Gradient checks: cross-entropy, soft Dice, Dice + CE, binary CE")
@@ -26,8 +28,9 @@ struct LossTests {
         try checkLoss("cross-entropy") { try Loss.crossEntropy(logits: $0, targets: Self.targets) }
         try checkLoss("soft Dice") { try Loss.softDice(logits: $0, targets: Self.targets) }
         try checkLoss("Dice + CE") { try Loss.diceCrossEntropy(logits: $0, targets: Self.targets) }
-        let binaryTargets = Tensor(shape: Self.logits.shape,
-                                   storage: (0..<Self.logits.count).map { Float($0 % 3) / 2 })
+        let binaryTargets = Tensor(
+            shape: Self.logits.shape,
+            storage: (0..<Self.logits.count).map { Float($0 % 3) / 2 })
         try checkLoss("binary CE") { try Loss.binaryCrossEntropy(logits: $0, targets: binaryTargets) }
         // Classification shape [N, C].
         var g = SeededGenerator(seed: 15)
@@ -48,7 +51,8 @@ struct LossTests {
         let dice = try Loss.softDice(logits: z, targets: [0, 1])
         #expect(abs(dice.value - (1 - (1 + 1e-5) / (2 + 1e-5))) < 1e-7)
         // BCE at z = 0 is log 2 whatever the target.
-        let bce = try Loss.binaryCrossEntropy(logits: Tensor(zeros: [3]), targets: Tensor(shape: [3], storage: [0, 1, 0.5]))
+        let bce = try Loss.binaryCrossEntropy(
+            logits: Tensor(zeros: [3]), targets: Tensor(shape: [3], storage: [0, 1, 0.5]))
         #expect(abs(bce.value - log(2)) < 1e-7)
         // A class absent from both prediction and target has dice (0 + ε)/(0 + ε) = 1 (the reference's behaviour).
         let confident = Tensor(shape: [1, 2, 1, 1], storage: [30, -30])

@@ -29,7 +29,8 @@ struct ModelGoldenTests {
     }
 
     func checkGradients(_ gradients: NamedTensors, _ io: NamedTensors, model: String) {
-        let expected = NamedTensors(io.names.filter { $0.hasPrefix("grad.") }.map { (String($0.dropFirst(5)), io[$0]!) })
+        let expected = NamedTensors(
+            io.names.filter { $0.hasPrefix("grad.") }.map { (String($0.dropFirst(5)), io[$0]!) })
         #expect(Set(expected.names) == Set(gradients.names))
         var worst = Comparison()
         for (name, e) in expected {
@@ -48,8 +49,10 @@ struct ModelGoldenTests {
             worst = max(worst, abs(a - e))
             #expect(abs(a - e) <= 1e-5 + 1e-4 * abs(e), "\(label) SGD loss \(k): \(a) vs \(e)")
         }
-        print(String(format: "GOLDEN %@ SGD losses (10 steps): max abs %.2e; %.6f → %.6f", label, worst,
-                     losses.first ?? 0, losses.last ?? 0))
+        print(
+            String(
+                format: "GOLDEN %@ SGD losses (10 steps): max abs %.2e; %.6f → %.6f", label, worst,
+                losses.first ?? 0, losses.last ?? 0))
     }
 
     @Test("ResNet (torchvision names, batch norm): logits, CE, gradients, running statistics, 10 SGD losses, eval")
@@ -81,20 +84,23 @@ struct ModelGoldenTests {
             try optimiser.update(model: &model, gradients: model.backward(l.gradient, trace: t))
         }
         checkLosses(losses, golden.sgd_losses, "resnet")
-        GoldenTests.check(try model.forward(input, training: false).output, try #require(io["eval_logits"]),
-                          "resnet eval-mode logits after 10 steps (running statistics)")
+        GoldenTests.check(
+            try model.forward(input, training: false).output, try #require(io["eval_logits"]),
+            "resnet eval-mode logits after 10 steps (running statistics)")
     }
 
-    @Test("BasicUNet 2-D and 3-D loads MONAI's state_dict; logits, CE, every gradient, 10 SGD losses",
-          arguments: [2, 3])
+    @Test(
+        "BasicUNet 2-D and 3-D loads MONAI's state_dict; logits, CE, every gradient, 10 SGD losses",
+        arguments: [2, 3])
     func basicUNet(dimensions: Int) throws {
         let name = "basicunet\(dimensions)d_small"
         let golden = try #require(try Self.document().models[name])
         let weights = try SafeTensors.read(contentsOf: "\(goldenRoot)/\(name)_weights.safetensors").tensors
         let io = try SafeTensors.read(contentsOf: "\(goldenRoot)/\(name)_io.safetensors").tensors
         var g = SeededGenerator(seed: 0)
-        var model = BasicUNet(dimensions: dimensions, inputChannels: 1, outputChannels: 2,
-                              features: [4, 4, 8, 8, 16, 4], generator: &g)
+        var model = BasicUNet(
+            dimensions: dimensions, inputChannels: 1, outputChannels: 2,
+            features: [4, 4, 8, 8, 16, 4], generator: &g)
         try model.load(weights)
         #expect(model.parameters.elementCount == golden.parameters)
         let input = try #require(io["input"])
@@ -163,8 +169,9 @@ struct ModelInteropTests {
             }
             let path = "\(folder)/\(name).safetensors"
             try SafeTensors.write(model.stateDict, metadata: ["format": "pt", "producer": "tessera"], to: path)
-            try SafeTensors.write(NamedTensors([("input", input), ("logits", logits)]),
-                                  to: "\(folder)/\(name)_io.safetensors")
+            try SafeTensors.write(
+                NamedTensors([("input", input), ("logits", logits)]),
+                to: "\(folder)/\(name)_io.safetensors")
             let back = try SafeTensors.read(contentsOf: path)
             #expect(back.tensors == NamedTensors(model.stateDict.names.sorted().map { ($0, model.stateDict[$0]!) }))
         }

@@ -39,7 +39,8 @@ struct OptimizerTests {
         expectNear(try l2.step(parameters: theta, gradients: grad)["w"]!.storage, [0.99, -2.01], 1e-6)
         var adamw = AdamW(learningRate: 0.01, weightDecay: 0.1)
         // θ·(1 − 0.001) then − lr·sign(g)
-        expectNear(try adamw.step(parameters: theta, gradients: grad)["w"]!.storage, [0.999 - 0.01, -1.998 - 0.01], 1e-6)
+        expectNear(
+            try adamw.step(parameters: theta, gradients: grad)["w"]!.storage, [0.999 - 0.01, -1.998 - 0.01], 1e-6)
     }
 
     @Test("Gradient clipping by global norm")
@@ -73,7 +74,9 @@ struct OptimizerTests {
     }
 }
 
-func expectNear(_ a: [Float], _ b: [Float], _ tolerance: Float = 1e-6, sourceLocation: SourceLocation = #_sourceLocation) {
+func expectNear(
+    _ a: [Float], _ b: [Float], _ tolerance: Float = 1e-6, sourceLocation: SourceLocation = #_sourceLocation
+) {
     #expect(a.count == b.count, sourceLocation: sourceLocation)
     for (x, y) in zip(a, b) {
         #expect(abs(x - y) <= tolerance, "\(a) vs \(b)", sourceLocation: sourceLocation)

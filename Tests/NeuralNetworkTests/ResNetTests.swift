@@ -66,8 +66,9 @@ struct ResNetTests {
         #expect(try model.forward(x, training: false).output != evaluation)
     }
 
-    @Test("Every parameter's gradient through cross-entropy matches finite differences (batch and instance norm)",
-          arguments: [FeatureNorm.Kind.batch, .instance])
+    @Test(
+        "Every parameter's gradient through cross-entropy matches finite differences (batch and instance norm)",
+        arguments: [FeatureNorm.Kind.batch, .instance])
     func gradients(norm: FeatureNorm.Kind) throws {
         var g = SeededGenerator(seed: norm == .batch ? 11 : 12)
         var model = ResNet(inputChannels: 1, classes: 3, widths: [3, 4], blocks: [1, 1], norm: norm, generator: &g)
@@ -86,8 +87,10 @@ struct ResNetTests {
         let gradients = model.backward(try Loss.crossEntropy(logits: logits, targets: labels).gradient, trace: trace)
         #expect(gradients.names == model.parameters.names)
         for (name, p) in model.parameters {
-            checkAgainstFiniteDifferences(p, analytic: gradients[name]!, samples: 4, step: 5e-3, tolerance: 3e-2,
-                                          generator: &g, "ResNet(\(norm)) ∂\(name)") { v in
+            checkAgainstFiniteDifferences(
+                p, analytic: gradients[name]!, samples: 4, step: 5e-3, tolerance: 3e-2,
+                generator: &g, "ResNet(\(norm)) ∂\(name)"
+            ) { v in
                 var m = model
                 var s = m.stateDict
                 s[name] = v
@@ -102,14 +105,17 @@ struct ResNetTests {
         var g = SeededGenerator(seed: 5)
         var model = ResNet(widths: [4, 8], blocks: [1, 1], generator: &g)
         // Class 1 images have a bright centre square, class 0 a dark one; noise on top.
-        var images: [Float] = [], labels: [Int] = []
+        var images: [Float] = []
+        var labels: [Int] = []
         for i in 0..<8 {
             let label = i % 2
             labels.append(label)
-            for y in 0..<8 { for x in 0..<8 {
-                let centre = (2..<6).contains(y) && (2..<6).contains(x)
-                images.append((centre ? (label == 1 ? 1 : -1) : 0) + 0.3 * g.nextNormal())
-            } }
+            for y in 0..<8 {
+                for x in 0..<8 {
+                    let centre = (2..<6).contains(y) && (2..<6).contains(x)
+                    images.append((centre ? (label == 1 ? 1 : -1) : 0) + 0.3 * g.nextNormal())
+                }
+            }
         }
         let input = Tensor(shape: [8, 1, 8, 8], storage: images)
         var optimiser = Adam(learningRate: 0.01)

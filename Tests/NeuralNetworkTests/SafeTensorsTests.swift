@@ -5,9 +5,11 @@ import Testing
 
 @Suite("safetensors")
 struct SafeTensorsTests {
-    let tensors = NamedTensors([("b.weight", Tensor(shape: [2, 3], storage: [1, 2, 3, 4, 5, -6.5])),
-                                ("a.bias", Tensor(shape: [3], storage: [0.25, .infinity, -0])),
-                                ("scalar", Tensor(shape: [], storage: [7]))])
+    let tensors = NamedTensors([
+        ("b.weight", Tensor(shape: [2, 3], storage: [1, 2, 3, 4, 5, -6.5])),
+        ("a.bias", Tensor(shape: [3], storage: [0.25, .infinity, -0])),
+        ("scalar", Tensor(shape: [], storage: [7])),
+    ])
 
     /// A file from a hand-written header and data buffer.
     func file(_ header: String, data: [UInt8] = Array(repeating: 0, count: 8)) -> Data {
@@ -18,8 +20,10 @@ struct SafeTensorsTests {
         return d
     }
 
-    func expectError(_ data: Data, _ code: NeuralNetworkError.Code, mentioning text: String,
-                     sourceLocation: SourceLocation = #_sourceLocation) {
+    func expectError(
+        _ data: Data, _ code: NeuralNetworkError.Code, mentioning text: String,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         do {
             _ = try SafeTensors.decode(data)
             Issue.record("accepted a bad file", sourceLocation: sourceLocation)
@@ -58,35 +62,44 @@ struct SafeTensorsTests {
         expectError(file("{not json"), .invalidHeader, mentioning: "not valid JSON")
         expectError(file("[1, 2]"), .invalidHeader, mentioning: "not a JSON object")
         expectError(file(#"{"x":{"dtype":"F32","shape":[2]}}"#), .invalidHeader, mentioning: "'x'")
-        expectError(file(#"{"x":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#), .invalidHeader,
-                    mentioning: "'x'")
-        expectError(file(#"{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: Array(repeating: 0, count: 12)),
-                    .invalidHeader, mentioning: "no tensor covers")
-        expectError(file(#"{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"y":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#),
-                    .invalidHeader, mentioning: "overlap")
-        expectError(file(#"{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{"a":1}}"#),
-                    .invalidHeader, mentioning: "__metadata__")
-        expectError(file(#"{"x":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}}"#), .invalidHeader,
-                    mentioning: "integers")
+        expectError(
+            file(#"{"x":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#), .invalidHeader,
+            mentioning: "'x'")
+        expectError(
+            file(#"{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: Array(repeating: 0, count: 12)),
+            .invalidHeader, mentioning: "no tensor covers")
+        expectError(
+            file(
+                #"{"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"y":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#
+            ),
+            .invalidHeader, mentioning: "overlap")
+        expectError(
+            file(#"{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{"a":1}}"#),
+            .invalidHeader, mentioning: "__metadata__")
+        expectError(
+            file(#"{"x":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}}"#), .invalidHeader,
+            mentioning: "integers")
     }
 
     /// Headers whose values once trapped or would be out of bounds: each is an error naming the tensor and the
     /// limit (issue #11; the fuzz target Fuzz/safetensors keeps looking for more).
-    @Test("Hostile header values are rejected, naming the tensor and the limit", arguments: [
-        // Shape product 8e18 fits in Int, × 4 bytes did not: this trapped.
-        (#"{"w":{"dtype":"F32","shape":[8000000000000000,1000],"data_offsets":[0,0]}}"#, "'w': shape"),
-        (#"{"w":{"dtype":"F32","shape":[3000000000000000,3000000000000000],"data_offsets":[0,0]}}"#, "2^53 bytes"),
-        (#"{"w":{"dtype":"F32","shape":[9007199254740993],"data_offsets":[0,8]}}"#, "below 2^53"),
-        (#"{"w":{"dtype":"F32","shape":[1e300],"data_offsets":[0,8]}}"#, "'w': shape must hold integers"),
-        (#"{"w":{"dtype":"F32","shape":[true,2],"data_offsets":[0,8]}}"#, "'w': shape must hold integers"),
-        (#"{"w":{"dtype":"F32","shape":[-2,-1],"data_offsets":[0,8]}}"#, "negative dimension -2"),
-        (#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}"#, "8-byte data buffer"),
-        (#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[-8,0]}}"#, "'w': data_offsets [-8, 0]"),
-        (#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}}"#, "'w': data_offsets [8, 0]"),
-        (#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,4,8]}}"#, "found 3 values"),
-        (#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,8]}}"#, "needs 4"),
-        (#"{"w":{"dtype":"float32","shape":[2],"data_offsets":[0,8]}}"#, "unknown dtype 'float32'"),
-    ])
+    @Test(
+        "Hostile header values are rejected, naming the tensor and the limit",
+        arguments: [
+            // Shape product 8e18 fits in Int, × 4 bytes did not: this trapped.
+            (#"{"w":{"dtype":"F32","shape":[8000000000000000,1000],"data_offsets":[0,0]}}"#, "'w': shape"),
+            (#"{"w":{"dtype":"F32","shape":[3000000000000000,3000000000000000],"data_offsets":[0,0]}}"#, "2^53 bytes"),
+            (#"{"w":{"dtype":"F32","shape":[9007199254740993],"data_offsets":[0,8]}}"#, "below 2^53"),
+            (#"{"w":{"dtype":"F32","shape":[1e300],"data_offsets":[0,8]}}"#, "'w': shape must hold integers"),
+            (#"{"w":{"dtype":"F32","shape":[true,2],"data_offsets":[0,8]}}"#, "'w': shape must hold integers"),
+            (#"{"w":{"dtype":"F32","shape":[-2,-1],"data_offsets":[0,8]}}"#, "negative dimension -2"),
+            (#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}"#, "8-byte data buffer"),
+            (#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[-8,0]}}"#, "'w': data_offsets [-8, 0]"),
+            (#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}}"#, "'w': data_offsets [8, 0]"),
+            (#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,4,8]}}"#, "found 3 values"),
+            (#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,8]}}"#, "needs 4"),
+            (#"{"w":{"dtype":"float32","shape":[2],"data_offsets":[0,8]}}"#, "unknown dtype 'float32'"),
+        ])
     func hostileHeaderValues(header: String, text: String) {
         expectError(file(header), .invalidHeader, mentioning: text)
     }
@@ -104,8 +117,9 @@ struct SafeTensorsTests {
 
     @Test("A tensor of another dtype is rejected, naming it")
     func wrongDType() {
-        expectError(file(#"{"enc.0.c1.weight":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}}"#), .unsupportedDType,
-                    mentioning: "'enc.0.c1.weight' has dtype F64")
+        expectError(
+            file(#"{"enc.0.c1.weight":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}}"#), .unsupportedDType,
+            mentioning: "'enc.0.c1.weight' has dtype F64")
     }
 
     @Test("Loading into a model: missing, extra and mis-shaped tensors are named")

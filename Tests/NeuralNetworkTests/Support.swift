@@ -43,9 +43,11 @@ func compare(_ actual: Tensor, _ expected: Tensor, rtol: Float = 1e-4, atol: Flo
 
 /// Finite-difference check of `∂L/∂v` for `L(v) = Σ f(v) · r` with a fixed random `r`, central differences with
 /// step `h`, the sums accumulated in double. Checks up to `samples` coordinates of `v`.
-func gradientCheck(_ v: Tensor, outputShape: [Int], samples: Int = 30, step h: Float = 1e-2, tolerance: Double = 2e-2,
-                   seed: UInt64 = 3, _ what: String, sourceLocation: SourceLocation = #_sourceLocation,
-                   forward: (Tensor) -> Tensor, backward: (Tensor) -> Tensor) {
+func gradientCheck(
+    _ v: Tensor, outputShape: [Int], samples: Int = 30, step h: Float = 1e-2, tolerance: Double = 2e-2,
+    seed: UInt64 = 3, _ what: String, sourceLocation: SourceLocation = #_sourceLocation,
+    forward: (Tensor) -> Tensor, backward: (Tensor) -> Tensor
+) {
     var generator = SeededGenerator(seed: seed)
     let r = Tensor.randomNormal(outputShape, generator: &generator)
     let analytic = backward(r)
@@ -55,25 +57,31 @@ func gradientCheck(_ v: Tensor, outputShape: [Int], samples: Int = 30, step h: F
         for i in 0..<y.count { s += Double(y.storage[i]) * Double(r.storage[i]) }
         return s
     }
-    checkAgainstFiniteDifferences(v, analytic: analytic, samples: samples, step: h, tolerance: tolerance,
-                                  generator: &generator, what, sourceLocation: sourceLocation, loss: loss)
+    checkAgainstFiniteDifferences(
+        v, analytic: analytic, samples: samples, step: h, tolerance: tolerance,
+        generator: &generator, what, sourceLocation: sourceLocation, loss: loss)
 }
 
 /// Finite-difference check of a scalar function's gradient.
-func checkAgainstFiniteDifferences(_ v: Tensor, analytic: Tensor, samples: Int = 30, step h: Float = 1e-2,
-                                   tolerance: Double = 2e-2, generator: inout SeededGenerator, _ what: String,
-                                   sourceLocation: SourceLocation = #_sourceLocation, loss: (Tensor) -> Double) {
+func checkAgainstFiniteDifferences(
+    _ v: Tensor, analytic: Tensor, samples: Int = 30, step h: Float = 1e-2,
+    tolerance: Double = 2e-2, generator: inout SeededGenerator, _ what: String,
+    sourceLocation: SourceLocation = #_sourceLocation, loss: (Tensor) -> Double
+) {
     #expect(analytic.shape == v.shape, "\(what): gradient shape", sourceLocation: sourceLocation)
-    let indices = v.count <= samples
+    let indices =
+        v.count <= samples
         ? Array(0..<v.count) : (0..<samples).map { _ in Int(generator.next() % UInt64(v.count)) }
     for i in indices {
-        var plus = v, minus = v
+        var plus = v
+        var minus = v
         plus.storage[i] += h
         minus.storage[i] -= h
         let numeric = (loss(plus) - loss(minus)) / Double(2 * h)
         let a = Double(analytic.storage[i])
-        #expect(abs(a - numeric) <= tolerance * max(1, abs(numeric)) + 1e-4,
-                "\(what)[\(i)]: analytic \(a) vs finite difference \(numeric)", sourceLocation: sourceLocation)
+        #expect(
+            abs(a - numeric) <= tolerance * max(1, abs(numeric)) + 1e-4,
+            "\(what)[\(i)]: analytic \(a) vs finite difference \(numeric)", sourceLocation: sourceLocation)
     }
 }
 

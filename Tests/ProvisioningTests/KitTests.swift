@@ -32,7 +32,10 @@ struct KitTests {
     func leafFromAnotherCAFails() throws {
         let ours = try TemporaryFolder()
         let theirs = try TemporaryFolder()
-        defer { ours.cleanUp(); theirs.cleanUp() }
+        defer {
+            ours.cleanUp()
+            theirs.cleanUp()
+        }
         _ = try Provisioner(project: try sampleProject(), output: ours.path).run()
         _ = try Provisioner(project: try sampleProject(), output: theirs.path).run()
         let kit = ours.appending("community-hospital")

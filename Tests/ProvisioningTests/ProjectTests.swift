@@ -35,28 +35,35 @@ struct ProjectTests {
         #expect(project.participants.map(\.role) == [.server, .site, .site, .site, .admin, .admin])
     }
 
-    @Test("bad files give an error naming the key", arguments: [
-        ("name: p\nserver: {name: s, host: localhost, port: 1}\nsites: [a, b, a]", "sites[2]", "duplicates"),
-        ("name: p\nserver: {name: a, host: localhost, port: 1}\nsites: [A]", "sites[0]", "duplicates"),
-        ("name: p\nserver: {name: s, host: localhost, port: 1}\nsites: [a]\nadmins: [s]", "admins[0].name",
-         "duplicates"),
-        ("name: p\nsites: [a]", "server", "is missing"),
-        ("name: p\nserver: {name: s, port: 1}\nsites: [a]", "server.host", "is missing"),
-        ("name: p\nserver: {name: s, host: localhost}\nsites: [a]", "server.port", "is missing"),
-        ("name: p\nserver: {name: s, host: localhost, port: 0}", "server.port", "1-65535"),
-        ("name: p\nserver: {name: s, host: localhost, port: 70000}", "server.port", "1-65535"),
-        ("name: p\nserver: {name: s, host: localhost, port: http}", "server.port", "1-65535"),
-        ("name: p\nserver: {name: s, host: 'bad host', port: 1}", "server.host", "neither"),
-        ("server: {name: s, host: localhost, port: 1}", "name", "is missing"),
-        ("name: p\nserver: {name: s, host: localhost, port: 1}\nsites: [ca]", "sites[0]", "reserved"),
-        ("name: p\nserver: {name: s, host: localhost, port: 1}\nsites: ['a/b']", "sites[0]", "may contain only"),
-        ("name: p\nserver: {name: s, host: localhost, port: 1}\nsites: ['../etc']", "sites[0]", "must not start"),
-        ("name: p\nserver: {name: s, host: localhost, port: 1}\nsites: a", "sites", "must be a list"),
-        ("name: p\nserver: {name: s, host: localhost, port: 1}\nsite: [a]", "site", "not a project key"),
-        ("name: p\nserver: {name: s, host: localhost, port: 1}\nvalidity_days: 0", "validity_days", "1-36500"),
-        ("name: p\nserver: {name: s, host: localhost, port: 1}\nadmins: [{name: x, email: nope}]", "admins[0].email",
-         "not an e-mail"),
-    ])
+    @Test(
+        "bad files give an error naming the key",
+        arguments: [
+            ("name: p\nserver: {name: s, host: localhost, port: 1}\nsites: [a, b, a]", "sites[2]", "duplicates"),
+            ("name: p\nserver: {name: a, host: localhost, port: 1}\nsites: [A]", "sites[0]", "duplicates"),
+            (
+                "name: p\nserver: {name: s, host: localhost, port: 1}\nsites: [a]\nadmins: [s]", "admins[0].name",
+                "duplicates"
+            ),
+            ("name: p\nsites: [a]", "server", "is missing"),
+            ("name: p\nserver: {name: s, port: 1}\nsites: [a]", "server.host", "is missing"),
+            ("name: p\nserver: {name: s, host: localhost}\nsites: [a]", "server.port", "is missing"),
+            ("name: p\nserver: {name: s, host: localhost, port: 0}", "server.port", "1-65535"),
+            ("name: p\nserver: {name: s, host: localhost, port: 70000}", "server.port", "1-65535"),
+            ("name: p\nserver: {name: s, host: localhost, port: http}", "server.port", "1-65535"),
+            ("name: p\nserver: {name: s, host: 'bad host', port: 1}", "server.host", "neither"),
+            ("server: {name: s, host: localhost, port: 1}", "name", "is missing"),
+            ("name: p\nserver: {name: s, host: localhost, port: 1}\nsites: [ca]", "sites[0]", "reserved"),
+            ("name: p\nserver: {name: s, host: localhost, port: 1}\nsites: ['a/b']", "sites[0]", "may contain only"),
+            ("name: p\nserver: {name: s, host: localhost, port: 1}\nsites: ['../etc']", "sites[0]", "must not start"),
+            ("name: p\nserver: {name: s, host: localhost, port: 1}\nsites: a", "sites", "must be a list"),
+            ("name: p\nserver: {name: s, host: localhost, port: 1}\nsite: [a]", "site", "not a project key"),
+            ("name: p\nserver: {name: s, host: localhost, port: 1}\nvalidity_days: 0", "validity_days", "1-36500"),
+            (
+                "name: p\nserver: {name: s, host: localhost, port: 1}\nadmins: [{name: x, email: nope}]",
+                "admins[0].email",
+                "not an e-mail"
+            ),
+        ])
     func badFileNamesTheKey(yaml: String, key: String, problem: String) throws {
         let error = #expect(throws: ProvisioningError.self) { try Project.parse(yaml: yaml, source: "bad.yaml") }
         #expect(error?.code == .invalidProject)

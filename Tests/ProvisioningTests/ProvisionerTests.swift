@@ -115,8 +115,10 @@ struct ProvisionerTests {
         for (path, data) in before {
             #expect(after[path] == data, "\(path) changed")
         }
-        #expect(Set(after.keys).subtracting(before.keys) == Set(
-            ["ca.pem", "cert.pem", "key.pem", "kit.yaml", "README.txt"].map { "new-site/\($0)" }))
+        #expect(
+            Set(after.keys).subtracting(before.keys)
+                == Set(
+                    ["ca.pem", "cert.pem", "key.pem", "kit.yaml", "README.txt"].map { "new-site/\($0)" }))
 
         let ca = try certificate(at: folder.appending("ca/ca.pem"))
         let leaf = try certificate(at: folder.appending("new-site/cert.pem"))
@@ -179,8 +181,9 @@ struct ProvisionerTests {
         for participant in project.participants {
             let leaf = try certificate(at: folder.appending("\(participant.name)/cert.pem"))
             #expect(Kit.attributeValues(.RDNAttributeType.commonName, in: leaf.subject) == [participant.name])
-            #expect(Kit.attributeValues(.RDNAttributeType.organizationalUnitName, in: leaf.subject)
-                == [participant.role.rawValue])
+            #expect(
+                Kit.attributeValues(.RDNAttributeType.organizationalUnitName, in: leaf.subject)
+                    == [participant.role.rawValue])
             #expect(Kit.attributeValues(.RDNAttributeType.organizationName, in: leaf.subject) == ["tessera-test"])
             #expect(leaf.issuer == ca.subject)
             #expect(leaf.serialNumber.bytes.count == 16)
@@ -218,9 +221,11 @@ struct ProvisionerTests {
         #expect(Set(serials.map { $0.bytes }).count == serials.count)
     }
 
-    @Test("a server with a DNS host names it; an IP host is an IP SAN", arguments: [
-        ("fl.example.org", false), ("10.1.2.3", true), ("127.0.0.1", true),
-    ])
+    @Test(
+        "a server with a DNS host names it; an IP host is an IP SAN",
+        arguments: [
+            ("fl.example.org", false), ("10.1.2.3", true), ("127.0.0.1", true),
+        ])
     func serverSubjectAlternativeNames(host: String, isIP: Bool) throws {
         let names = CertificateAuthority.subjectAlternativeNames(for: ServerAddress(host: host, port: 443))
         if isIP {

@@ -8,11 +8,18 @@ struct BLASRuntimeTests {
 
     @Test("Relaunch plan: SkylakeX only with AVX-512, Haswell with AVX2, never over a set variable or a good core")
     func plan() {
-        #expect(BLASRuntime.coreTypeRelaunchPlan(environment: [:], activeCore: "Prescott", cpuFlags: avx512) == "SkylakeX")
-        #expect(BLASRuntime.coreTypeRelaunchPlan(environment: [:], activeCore: "Prescott", cpuFlags: ["avx2", "fma"]) == "Haswell")
+        #expect(
+            BLASRuntime.coreTypeRelaunchPlan(environment: [:], activeCore: "Prescott", cpuFlags: avx512) == "SkylakeX")
+        #expect(
+            BLASRuntime.coreTypeRelaunchPlan(environment: [:], activeCore: "Prescott", cpuFlags: ["avx2", "fma"])
+                == "Haswell")
         #expect(BLASRuntime.coreTypeRelaunchPlan(environment: [:], activeCore: "Prescott", cpuFlags: ["sse2"]) == nil)
-        #expect(BLASRuntime.coreTypeRelaunchPlan(environment: [:], activeCore: "Prescott", cpuFlags: ["avx512f", "avx2", "fma"]) == "Haswell")
-        #expect(BLASRuntime.coreTypeRelaunchPlan(environment: ["OPENBLAS_CORETYPE": "Haswell"], activeCore: "Haswell", cpuFlags: avx512) == nil)
+        #expect(
+            BLASRuntime.coreTypeRelaunchPlan(
+                environment: [:], activeCore: "Prescott", cpuFlags: ["avx512f", "avx2", "fma"]) == "Haswell")
+        #expect(
+            BLASRuntime.coreTypeRelaunchPlan(
+                environment: ["OPENBLAS_CORETYPE": "Haswell"], activeCore: "Haswell", cpuFlags: avx512) == nil)
         #expect(BLASRuntime.coreTypeRelaunchPlan(environment: [:], activeCore: "Zen", cpuFlags: avx512) == nil)
         #expect(BLASRuntime.coreTypeRelaunchPlan(environment: [:], activeCore: "SkylakeX", cpuFlags: avx512) == nil)
     }
@@ -33,9 +40,9 @@ struct BLASRuntimeTests {
     }
 
     #if os(Linux)
-    @Test("The allocator setting that keeps freed training buffers is applied (glibc)")
-    func retainFreedMemory() {
-        #expect(MemoryPolicy.retainFreedMemory())
-    }
+        @Test("The allocator setting that keeps freed training buffers is applied (glibc)")
+        func retainFreedMemory() {
+            #expect(MemoryPolicy.retainFreedMemory())
+        }
     #endif
 }

@@ -55,8 +55,9 @@ struct DirectConvolutionTests {
         expectClose(d.weight, i.weight, rtol: 1e-4, atol: 1e-4, "∂w (sums of 2048 products)")
     }
 
-    @Test("∂x through a ReLU input (fused mask) equals ∂x times [x > 0], direct and im2col, 2-D and 3-D",
-          arguments: [[6, 20], [3, 4, 17], [5, 6]])
+    @Test(
+        "∂x through a ReLU input (fused mask) equals ∂x times [x > 0], direct and im2col, 2-D and 3-D",
+        arguments: [[6, 20], [3, 4, 17], [5, 6]])
     func fusedReLUBackward(_ spatial: [Int]) {
         var g = SeededGenerator(seed: 9)
         let x = Activation.relu(Tensor.randomNormal([2, 3] + spatial, generator: &g))
@@ -64,10 +65,12 @@ struct DirectConvolutionTests {
         let geometry = ConvolutionGeometry(dimensions: spatial.count, kernelSize: 3, padding: 1)
         let gy = Tensor.randomNormal([2, 4] + spatial, generator: &g)
         for algorithm in [ConvolutionAlgorithm.direct, .im2col, .automatic] {
-            let plain = Convolution.backward(gy, input: x, weight: w, hasBias: true, geometry: geometry,
-                                             algorithm: algorithm)
-            let fused = Convolution.backward(gy, input: x, weight: w, hasBias: true, geometry: geometry,
-                                             inputIsReLUOutput: true, algorithm: algorithm)
+            let plain = Convolution.backward(
+                gy, input: x, weight: w, hasBias: true, geometry: geometry,
+                algorithm: algorithm)
+            let fused = Convolution.backward(
+                gy, input: x, weight: w, hasBias: true, geometry: geometry,
+                inputIsReLUOutput: true, algorithm: algorithm)
             #expect(fused.input! == Activation.reluBackward(plain.input!, output: x), "\(algorithm)")
             #expect(fused.weight == plain.weight && fused.bias == plain.bias)
         }
@@ -77,11 +80,13 @@ struct DirectConvolutionTests {
     func reusedScratchBuffers() {
         let geometry = ConvolutionGeometry(dimensions: 2, kernelSize: 3, padding: 1)
         let big = Tensor(repeating: .nan, shape: [1, 8, 20, 40])
-        _ = Convolution.forward(big, weight: Tensor(repeating: 1, shape: [2, 8, 3, 3]), bias: nil, geometry: geometry,
-                                algorithm: .direct)
-        _ = Convolution.backward(Tensor(repeating: .nan, shape: [1, 2, 20, 40]), input: big,
-                                 weight: Tensor(repeating: 1, shape: [2, 8, 3, 3]), hasBias: false,
-                                 geometry: geometry, algorithm: .direct)
+        _ = Convolution.forward(
+            big, weight: Tensor(repeating: 1, shape: [2, 8, 3, 3]), bias: nil, geometry: geometry,
+            algorithm: .direct)
+        _ = Convolution.backward(
+            Tensor(repeating: .nan, shape: [1, 2, 20, 40]), input: big,
+            weight: Tensor(repeating: 1, shape: [2, 8, 3, 3]), hasBias: false,
+            geometry: geometry, algorithm: .direct)
         check(Case(batch: 1, cin: 3, cout: 2, spatial: [6, 18]))
         check(Case(batch: 1, cin: 2, cout: 2, spatial: [4, 32]))
     }
@@ -91,8 +96,11 @@ struct DirectConvolutionTests {
         var x = Tensor(repeating: 1, shape: [1, 1, 3, 20])
         x.storage[5] = .nan
         let w = Tensor(repeating: 1, shape: [1, 1, 3, 3])
-        let y = Convolution.forward(x, weight: w, bias: nil, geometry: ConvolutionGeometry(dimensions: 2, kernelSize: 3,
-                                    padding: 1), relu: true, algorithm: .direct)
+        let y = Convolution.forward(
+            x, weight: w, bias: nil,
+            geometry: ConvolutionGeometry(
+                dimensions: 2, kernelSize: 3,
+                padding: 1), relu: true, algorithm: .direct)
         #expect(y.storage[5].isNaN && !y.storage[40].isNaN)
     }
 
@@ -107,12 +115,16 @@ struct DirectConvolutionTests {
             let back = { (gy: Tensor) in
                 Convolution.backward(gy, input: x, weight: w, hasBias: true, geometry: geo, algorithm: .direct)
             }
-            gradientCheck(x, "direct ∂x", forward: {
-                Convolution.forward($0, weight: w, bias: b, geometry: geo, algorithm: .direct)
-            }, backward: { back($0).input! })
-            gradientCheck(w, "direct ∂w", forward: {
-                Convolution.forward(x, weight: $0, bias: b, geometry: geo, algorithm: .direct)
-            }, backward: { back($0).weight })
+            gradientCheck(
+                x, "direct ∂x",
+                forward: {
+                    Convolution.forward($0, weight: w, bias: b, geometry: geo, algorithm: .direct)
+                }, backward: { back($0).input! })
+            gradientCheck(
+                w, "direct ∂w",
+                forward: {
+                    Convolution.forward(x, weight: $0, bias: b, geometry: geo, algorithm: .direct)
+                }, backward: { back($0).weight })
         }
     }
 
@@ -123,21 +135,25 @@ struct DirectConvolutionTests {
         let b = Tensor.randomNormal([c.cout], generator: &g)
         let geometry = ConvolutionGeometry(dimensions: c.spatial.count, kernelSize: 3, padding: 1)
         let naiveY = Reference.convolution(x, weight: w, bias: b, geometry: geometry)
-        expectClose(Convolution.forward(x, weight: w, bias: b, geometry: geometry, algorithm: .direct), naiveY,
-                    "\(c.testDescription) forward", sourceLocation: sourceLocation)
-        expectClose(Convolution.forward(x, weight: w, bias: nil, geometry: geometry, algorithm: .direct),
-                    Reference.convolution(x, weight: w, bias: nil, geometry: geometry),
-                    "\(c.testDescription) forward without bias", sourceLocation: sourceLocation)
-        expectClose(Convolution.forward(x, weight: w, bias: b, geometry: geometry, relu: true, algorithm: .direct),
-                    Reference.relu(naiveY), "\(c.testDescription) forward + ReLU", sourceLocation: sourceLocation)
+        expectClose(
+            Convolution.forward(x, weight: w, bias: b, geometry: geometry, algorithm: .direct), naiveY,
+            "\(c.testDescription) forward", sourceLocation: sourceLocation)
+        expectClose(
+            Convolution.forward(x, weight: w, bias: nil, geometry: geometry, algorithm: .direct),
+            Reference.convolution(x, weight: w, bias: nil, geometry: geometry),
+            "\(c.testDescription) forward without bias", sourceLocation: sourceLocation)
+        expectClose(
+            Convolution.forward(x, weight: w, bias: b, geometry: geometry, relu: true, algorithm: .direct),
+            Reference.relu(naiveY), "\(c.testDescription) forward + ReLU", sourceLocation: sourceLocation)
         let gy = Tensor.randomNormal(naiveY.shape, generator: &g)
         let fast = Convolution.backward(gy, input: x, weight: w, hasBias: true, geometry: geometry, algorithm: .direct)
         let naive = Reference.convolutionBackward(gy, input: x, weight: w, geometry: geometry)
         expectClose(fast.input!, naive.input, "\(c.testDescription) ∂x", sourceLocation: sourceLocation)
         expectClose(fast.weight, naive.weight, "\(c.testDescription) ∂w", sourceLocation: sourceLocation)
         expectClose(fast.bias!, naive.bias, "\(c.testDescription) ∂b", sourceLocation: sourceLocation)
-        let noInput = Convolution.backward(gy, input: x, weight: w, hasBias: true, geometry: geometry,
-                                           inputGradient: false, algorithm: .direct)
+        let noInput = Convolution.backward(
+            gy, input: x, weight: w, hasBias: true, geometry: geometry,
+            inputGradient: false, algorithm: .direct)
         #expect(noInput.input == nil, sourceLocation: sourceLocation)
         expectClose(noInput.weight, naive.weight, "\(c.testDescription) ∂w without ∂x", sourceLocation: sourceLocation)
     }

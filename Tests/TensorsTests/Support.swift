@@ -2,27 +2,37 @@ import Tensors
 import Testing
 
 /// Whether `actual` matches `expected` elementwise within `atol + rtol·|expected|`; records the worst element.
-func expectClose(_ actual: Tensor, _ expected: Tensor, rtol: Float = 1e-4, atol: Float = 1e-5,
-                 _ what: String = "", sourceLocation: SourceLocation = #_sourceLocation) {
-    #expect(actual.shape == expected.shape, "\(what): shape \(actual.shape) vs \(expected.shape)",
-            sourceLocation: sourceLocation)
+func expectClose(
+    _ actual: Tensor, _ expected: Tensor, rtol: Float = 1e-4, atol: Float = 1e-5,
+    _ what: String = "", sourceLocation: SourceLocation = #_sourceLocation
+) {
+    #expect(
+        actual.shape == expected.shape, "\(what): shape \(actual.shape) vs \(expected.shape)",
+        sourceLocation: sourceLocation)
     guard actual.shape == expected.shape else { return }
-    var worst = 0, excess: Float = -.infinity
+    var worst = 0
+    var excess: Float = -.infinity
     for i in 0..<actual.count {
         let e = abs(actual.storage[i] - expected.storage[i]) - (atol + rtol * abs(expected.storage[i]))
-        if e > excess || e.isNaN { excess = e; worst = i }
+        if e > excess || e.isNaN {
+            excess = e
+            worst = i
+        }
     }
-    #expect(!(excess > 0) && !excess.isNaN,
-            "\(what): element \(worst) is \(actual.storage[worst]), expected \(expected.storage[worst])",
-            sourceLocation: sourceLocation)
+    #expect(
+        !(excess > 0) && !excess.isNaN,
+        "\(what): element \(worst) is \(actual.storage[worst]), expected \(expected.storage[worst])",
+        sourceLocation: sourceLocation)
 }
 
 /// Finite-difference check of a vector–Jacobian product: for `L(x) = Σ f(x) · r` (fixed random `r`), compares the
 /// analytic `∂L/∂x` with central differences `(L(x + h·e_i) − L(x − h·e_i)) / 2h`, the sums accumulated in double.
 /// Checks up to `samples` coordinates (all when fewer).
-func gradientCheck(_ x: Tensor, samples: Int = 40, step h: Float = 1e-2, tolerance: Double = 2e-2, seed: UInt64 = 7,
-                   _ what: String, sourceLocation: SourceLocation = #_sourceLocation,
-                   forward: (Tensor) -> Tensor, backward: (Tensor) -> Tensor) {
+func gradientCheck(
+    _ x: Tensor, samples: Int = 40, step h: Float = 1e-2, tolerance: Double = 2e-2, seed: UInt64 = 7,
+    _ what: String, sourceLocation: SourceLocation = #_sourceLocation,
+    forward: (Tensor) -> Tensor, backward: (Tensor) -> Tensor
+) {
     var generator = SeededGenerator(seed: seed)
     let y = forward(x)
     let r = Tensor.randomNormal(y.shape, generator: &generator)
@@ -33,15 +43,18 @@ func gradientCheck(_ x: Tensor, samples: Int = 40, step h: Float = 1e-2, toleran
         for i in 0..<out.count { s += Double(out.storage[i]) * Double(r.storage[i]) }
         return s
     }
-    let indices = x.count <= samples ? Array(0..<x.count) : (0..<samples).map { _ in Int(generator.next() % UInt64(x.count)) }
+    let indices =
+        x.count <= samples ? Array(0..<x.count) : (0..<samples).map { _ in Int(generator.next() % UInt64(x.count)) }
     for i in indices {
-        var plus = x, minus = x
+        var plus = x
+        var minus = x
         plus.storage[i] += h
         minus.storage[i] -= h
         let numeric = (loss(plus) - loss(minus)) / Double(2 * h)
         let a = Double(analytic.storage[i])
-        #expect(abs(a - numeric) <= tolerance * max(1, abs(numeric)),
-                "\(what): ∂/∂x[\(i)] analytic \(a) vs finite difference \(numeric)", sourceLocation: sourceLocation)
+        #expect(
+            abs(a - numeric) <= tolerance * max(1, abs(numeric)),
+            "\(what): ∂/∂x[\(i)] analytic \(a) vs finite difference \(numeric)", sourceLocation: sourceLocation)
     }
 }
 

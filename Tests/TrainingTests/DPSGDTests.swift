@@ -42,16 +42,19 @@ func tinyConfiguration(dimensions: Int) -> TrainingConfiguration {
 /// Patients of 16 × 16 × `depth` voxels with a ball each.
 func tinyPatients(_ count: Int, depth: Int = 4) -> [SegmentationCase] {
     (0..<count).map { i in
-        ballCase("p\(i)", size: SIMD3(16, 16, depth), centre: SIMD3(6 + Double(i), 8, Double(depth) / 2 - 0.5),
-                 radius: 3.5, seed: UInt64(i + 11))
+        ballCase(
+            "p\(i)", size: SIMD3(16, 16, depth), centre: SIMD3(6 + Double(i), 8, Double(depth) / 2 - 0.5),
+            radius: 3.5, seed: UInt64(i + 11))
     }
 }
 
 /// A patient's micro-batch of all its slices: input `[depth, 1, 16, 16]` (the volume is stored z, y, x), targets alike.
 func wholePatient(_ c: SegmentationCase) -> Trainer.MicroBatch {
     let d = c.sample.image.geometry.dimensions
-    return (Tensor(shape: [d.z, 1, d.y, d.x], storage: c.sample.image.voxels),
-            (c.sample.label?.voxels ?? []).map { Int($0) })
+    return (
+        Tensor(shape: [d.z, 1, d.y, d.x], storage: c.sample.image.voxels),
+        (c.sample.label?.voxels ?? []).map { Int($0) }
+    )
 }
 
 /// Mean and standard deviation of every value of `gradient`, in Double.
@@ -65,8 +68,9 @@ func dpConfiguration(dimensions: Int, patientsPerStep: Int, sampling: TrainingCo
     -> TrainingConfiguration
 {
     var c = tinyConfiguration(dimensions: dimensions)
-    c.dpSGD = .init(noiseMultiplier: 1.1, maxGradNorm: 1, sampling: sampling, patientsPerStep: patientsPerStep,
-                    slicesPerPatient: 2)
+    c.dpSGD = .init(
+        noiseMultiplier: 1.1, maxGradNorm: 1, sampling: sampling, patientsPerStep: patientsPerStep,
+        slicesPerPatient: 2)
     return c
 }
 
@@ -75,12 +79,15 @@ struct DPSGDTests {
     /// Weights after two epochs of the non-DP training, recorded with the commit before DP-SGD (f90d0f4) on an
     /// x86_64 Linux machine: the path without `dp_sgd` must stay bit-identical. The values depend on the kernels the
     /// CPU dispatches to; on another instruction set, re-record them from that commit.
-    @Test("Without dp_sgd, training gives the recorded weights bit for bit", arguments: [
-        (2, UInt64(4_018_501_065_933_840_842)), (3, UInt64(5_540_404_298_296_789_676)),
-    ])
+    @Test(
+        "Without dp_sgd, training gives the recorded weights bit for bit",
+        arguments: [
+            (2, UInt64(4_018_501_065_933_840_842)), (3, UInt64(5_540_404_298_296_789_676)),
+        ])
     func unchanged(dimensions: Int, expected: UInt64) throws {
-        var trainer = Trainer(configuration: tinyConfiguration(dimensions: dimensions),
-                              preprocessing: PreprocessingConfiguration())
+        var trainer = Trainer(
+            configuration: tinyConfiguration(dimensions: dimensions),
+            preprocessing: PreprocessingConfiguration())
         _ = try trainer.fit(train: tinyPatients(3, depth: dimensions == 3 ? 8 : 4), validation: [])
         let fingerprint = weightsFingerprint(trainer.model.parameters)
         #expect(fingerprint == expected, "fingerprint \(dimensions)-D: \(fingerprint)")
@@ -88,12 +95,15 @@ struct DPSGDTests {
 
     @Test("σ = 0: the privatised gradient is the naive per-patient clip (Double), summed, divided by the expected B")
     func clippingMatchesReference() throws {
-        let trainer = Trainer(configuration: tinyConfiguration(dimensions: 2),
-                              preprocessing: PreprocessingConfiguration())
+        let trainer = Trainer(
+            configuration: tinyConfiguration(dimensions: 2),
+            preprocessing: PreprocessingConfiguration())
         let lot = tinyPatients(4).map(wholePatient)
         // Reference: each patient's gradient by a plain forward/backward, its norm and clip in Double.
         let model = trainer.model
-        var gradients: [NamedTensors] = [], norms: [Double] = [], losses: [Double] = []
+        var gradients: [NamedTensors] = []
+        var norms: [Double] = []
+        var losses: [Double] = []
         for batch in lot {
             let (logits, trace) = try model.forward(batch.input)
             let loss = try Loss.diceCrossEntropy(logits: logits, targets: batch.targets)
@@ -108,11 +118,13 @@ struct DPSGDTests {
         #expect(norms.contains { $0 > clip } && norms.contains { $0 < clip }, "norms \(norms)")
         let expectedLot = 5  // B ≠ the realised 4: the division is by B
         var noise = SeededNoiseSource(seed: 1)
-        let result = try trainer.privatizedGradient(lot: lot, noiseMultiplier: 0, maxGradNorm: clip,
-                                                    expectedLotSize: expectedLot, noise: &noise)
+        let result = try trainer.privatizedGradient(
+            lot: lot, noiseMultiplier: 0, maxGradNorm: clip,
+            expectedLotSize: expectedLot, noise: &noise)
         #expect(result.losses == losses)
         #expect(result.gradient.names == model.parameters.names)
-        var compared = 0, mismatches: [String] = []
+        var compared = 0
+        var mismatches: [String] = []
         for (name, parameter) in model.parameters {
             guard let got = result.gradient[name] else {
                 Issue.record("no gradient for \(name)")
@@ -139,24 +151,28 @@ struct DPSGDTests {
 
     @Test("Noise: with an empty lot, and on top of real gradients, its std is σC/B within 4 standard errors")
     func noiseScale() throws {
-        var trainer = Trainer(configuration: tinyConfiguration(dimensions: 2),
-                              preprocessing: PreprocessingConfiguration())
+        var trainer = Trainer(
+            configuration: tinyConfiguration(dimensions: 2),
+            preprocessing: PreprocessingConfiguration())
         #expect(trainer.noiseSource is SystemNoiseSource)
         trainer.noiseSource = SeededNoiseSource(seed: 3)
         let (sigma, clip, lotSize) = (1.1, 2.0, 4)
         let expected = sigma * clip / Double(lotSize)
         var noise = SeededNoiseSource(seed: 42)
-        let empty = try trainer.privatizedGradient(lot: [], noiseMultiplier: sigma, maxGradNorm: clip,
-                                                   expectedLotSize: lotSize, noise: &noise)
+        let empty = try trainer.privatizedGradient(
+            lot: [], noiseMultiplier: sigma, maxGradNorm: clip,
+            expectedLotSize: lotSize, noise: &noise)
         #expect(empty.losses.isEmpty)
         let pure = empty.gradient.flatMap { $0.tensor.storage.map(Double.init) }
         // On top of gradients: the same lot with and without noise differs by the noise alone.
         let lot = tinyPatients(3).map(wholePatient)
         var silent = SeededNoiseSource(seed: 1)
-        let clean = try trainer.privatizedGradient(lot: lot, noiseMultiplier: 0, maxGradNorm: clip,
-                                                   expectedLotSize: lotSize, noise: &silent)
-        let noisy = try trainer.privatizedGradient(lot: lot, noiseMultiplier: sigma, maxGradNorm: clip,
-                                                   expectedLotSize: lotSize, noise: &noise)
+        let clean = try trainer.privatizedGradient(
+            lot: lot, noiseMultiplier: 0, maxGradNorm: clip,
+            expectedLotSize: lotSize, noise: &silent)
+        let noisy = try trainer.privatizedGradient(
+            lot: lot, noiseMultiplier: sigma, maxGradNorm: clip,
+            expectedLotSize: lotSize, noise: &noise)
         var added: [Double] = []
         for (name, t) in noisy.gradient {
             let reference = clean.gradient[name]?.storage ?? []
@@ -171,18 +187,21 @@ struct DPSGDTests {
         }
         // The same seed gives the same noise; another seed other noise.
         var again = SeededNoiseSource(seed: 42)
-        let repeated = try trainer.privatizedGradient(lot: [], noiseMultiplier: sigma, maxGradNorm: clip,
-                                                      expectedLotSize: lotSize, noise: &again)
+        let repeated = try trainer.privatizedGradient(
+            lot: [], noiseMultiplier: sigma, maxGradNorm: clip,
+            expectedLotSize: lotSize, noise: &again)
         #expect(repeated.gradient == empty.gradient)
     }
 
-    @Test("Poisson lots include each patient with frequency q = B / N; fixed lots hold exactly B distinct patients",
-          arguments: [TrainingConfiguration.DPSGD.Sampling.poisson, .fixed])
+    @Test(
+        "Poisson lots include each patient with frequency q = B / N; fixed lots hold exactly B distinct patients",
+        arguments: [TrainingConfiguration.DPSGD.Sampling.poisson, .fixed])
     func sampling(kind: TrainingConfiguration.DPSGD.Sampling) {
         let (n, b, steps) = (10, 3, 20_000)
         let q = Double(b) / Double(n)
         var g = SplitMix64(seed: 99)
-        var counts = [Int](repeating: 0, count: n), sizes: Set<Int> = []
+        var counts = [Int](repeating: 0, count: n)
+        var sizes: Set<Int> = []
         for _ in 0..<steps {
             let lot = Trainer.sampleLot(patientCount: n, patientsPerStep: b, sampling: kind, generator: &g)
             #expect(lot == lot.sorted() && Set(lot).count == lot.count && lot.allSatisfy { (0..<n).contains($0) })
@@ -200,33 +219,41 @@ struct DPSGDTests {
             #expect(sizes.contains(0) && sizes.count > 3, "Poisson lot sizes vary, empty ones included: \(sizes)")
         }
         var all = SplitMix64(seed: 1)
-        #expect(Trainer.sampleLot(patientCount: 4, patientsPerStep: 4, sampling: kind, generator: &all) == [0, 1, 2, 3])
+        #expect(
+            Trainer.sampleLot(patientCount: 4, patientsPerStep: 4, sampling: kind, generator: &all) == [0, 1, 2, 3])
     }
 
-    @Test("Steps per epoch: round(N / B), at least 1", arguments: [
-        (10, 3, 3), (10, 4, 3), (7, 2, 4), (9, 4, 2), (1, 1, 1), (5, 5, 1), (100, 1, 100), (3, 8, 1),
-    ])
+    @Test(
+        "Steps per epoch: round(N / B), at least 1",
+        arguments: [
+            (10, 3, 3), (10, 4, 3), (7, 2, 4), (9, 4, 2), (1, 1, 1), (5, 5, 1), (100, 1, 100), (3, 8, 1),
+        ])
     func stepsPerEpoch(patients: Int, lot: Int, steps: Int) {
         #expect(Trainer.dpSGDStepsPerEpoch(trainPatients: patients, patientsPerStep: lot) == steps)
     }
 
     @Test("dp_sgd parses; missing, zero, negative and unknown values are refused naming the key")
     func configuration() throws {
-        let c = try TrainingConfiguration(yaml: """
-            training:
-              dp_sgd:
-                noise_multiplier: 1.1
-                max_grad_norm: 0.5
-                sampling: fixed
-                patients_per_step: 4
-                slices_per_patient: 3
-            """)
-        #expect(c.dpSGD == .init(noiseMultiplier: 1.1, maxGradNorm: 0.5, sampling: .fixed, patientsPerStep: 4,
-                                 slicesPerPatient: 3))
-        let minimal = try TrainingConfiguration(yaml: """
-            training:
-              dp_sgd: {noise_multiplier: 2, max_grad_norm: 1, patients_per_step: 2}
-            """)
+        let c = try TrainingConfiguration(
+            yaml: """
+                training:
+                  dp_sgd:
+                    noise_multiplier: 1.1
+                    max_grad_norm: 0.5
+                    sampling: fixed
+                    patients_per_step: 4
+                    slices_per_patient: 3
+                """)
+        #expect(
+            c.dpSGD
+                == .init(
+                    noiseMultiplier: 1.1, maxGradNorm: 0.5, sampling: .fixed, patientsPerStep: 4,
+                    slicesPerPatient: 3))
+        let minimal = try TrainingConfiguration(
+            yaml: """
+                training:
+                  dp_sgd: {noise_multiplier: 2, max_grad_norm: 1, patients_per_step: 2}
+                """)
         #expect(minimal.dpSGD?.sampling == .poisson && minimal.dpSGD?.slicesPerPatient == 4)
         #expect(try TrainingConfiguration(yaml: "training:\n  epochs: 2").dpSGD == nil)
         let full = "noise_multiplier: 1.1, max_grad_norm: 1, patients_per_step: 2"
@@ -265,8 +292,9 @@ struct DPSGDTests {
 
     @Test("B > N is refused when training starts, naming the key; activation memory counts slices per patient")
     func lotLargerThanSite() throws {
-        var trainer = Trainer(configuration: dpConfiguration(dimensions: 2, patientsPerStep: 4),
-                              preprocessing: PreprocessingConfiguration())
+        var trainer = Trainer(
+            configuration: dpConfiguration(dimensions: 2, patientsPerStep: 4),
+            preprocessing: PreprocessingConfiguration())
         // Four cases but three patients: the privacy unit is the patient, not the series.
         var cases = tinyPatients(4)
         cases[3].patientID = cases[0].patientID
@@ -283,13 +311,15 @@ struct DPSGDTests {
         }
     }
 
-    @Test("fit with dp_sgd: round(N/B) noisy steps per epoch, the record for the accountant, reproducible when seeded",
-          arguments: [2, 3])
+    @Test(
+        "fit with dp_sgd: round(N/B) noisy steps per epoch, the record for the accountant, reproducible when seeded",
+        arguments: [2, 3])
     func fitRecord(dimensions: Int) throws {
         let patients = tinyPatients(5, depth: dimensions == 3 ? 8 : 4)
         func run(seed: UInt64) throws -> (Trainer, [EpochReport]) {
-            var trainer = Trainer(configuration: dpConfiguration(dimensions: dimensions, patientsPerStep: 2),
-                                  preprocessing: PreprocessingConfiguration())
+            var trainer = Trainer(
+                configuration: dpConfiguration(dimensions: dimensions, patientsPerStep: 2),
+                preprocessing: PreprocessingConfiguration())
             trainer.noiseSource = SeededNoiseSource(seed: seed)
             var steps: [StepProgress] = []
             let reports = try trainer.fit(train: patients, validation: [], onStep: { steps.append($0) })
@@ -297,13 +327,15 @@ struct DPSGDTests {
             return (trainer, reports)
         }
         let (trainer, reports) = try run(seed: 5)
-        let expected = DPSGDRecord(steps: 6, samplingRate: 0.4, noiseMultiplier: 1.1, maxGradNorm: 1,
-                                   sampling: .poisson, trainPatients: 5, patientsPerStep: 2)
+        let expected = DPSGDRecord(
+            steps: 6, samplingRate: 0.4, noiseMultiplier: 1.1, maxGradNorm: 1,
+            sampling: .poisson, trainPatients: 5, patientsPerStep: 2)
         #expect(trainer.dpSGDRecord == expected)
         #expect(reports.map { $0.dpSGD?.steps } == [3, 6])
         #expect(reports.allSatisfy { $0.loss.isFinite })
-        let start = Trainer(configuration: dpConfiguration(dimensions: dimensions, patientsPerStep: 2),
-                            preprocessing: PreprocessingConfiguration())
+        let start = Trainer(
+            configuration: dpConfiguration(dimensions: dimensions, patientsPerStep: 2),
+            preprocessing: PreprocessingConfiguration())
         #expect(trainer.model.parameters != start.model.parameters)
         let (same, _) = try run(seed: 5)
         let (other, _) = try run(seed: 6)

@@ -47,9 +47,11 @@ struct MetricsTests {
 
     @Test("ROC AUC: one class, NaN scores, non-binary labels and mismatched counts are errors, not NaN")
     func aucErrors() {
-        for (scores, labels, words) in [([0.1, 0.2], [1, 1], "only one class"), ([0.3, 0.1], [0, 0], "only one class"),
-                                        ([Double.nan, 0.2], [0, 1], "finite"), ([0.1, 0.2], [0, 2], "not binary"),
-                                        ([0.1], [0, 1], "one score per label")] {
+        for (scores, labels, words) in [
+            ([0.1, 0.2], [1, 1], "only one class"), ([0.3, 0.1], [0, 0], "only one class"),
+            ([Double.nan, 0.2], [0, 1], "finite"), ([0.1, 0.2], [0, 2], "not binary"),
+            ([0.1], [0, 1], "one score per label"),
+        ] {
             #expect { try Metrics.rocAUC(scores: scores, labels: labels) } throws: { e in
                 (e as? TrainingError)?.code == .invalidArgument && "\(e)".contains(words)
             }

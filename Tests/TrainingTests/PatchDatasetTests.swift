@@ -8,21 +8,25 @@ import Volumes
 
 /// A volume of `[z, y, x]` extents whose voxel value is its storage index, and a label with a foreground box.
 func indexedSample(_ extents: [Int], foreground: (z: Range<Int>, y: Range<Int>, x: Range<Int>)?) -> Sample {
-    let g = VolumeGeometry(dimensions: SIMD3(extents[2], extents[1], extents[0]), origin: .zero,
-                           spacing: Vector3(1, 1, 1))
+    let g = VolumeGeometry(
+        dimensions: SIMD3(extents[2], extents[1], extents[0]), origin: .zero,
+        spacing: Vector3(1, 1, 1))
     let n = extents.reduce(1, *)
     var labels = [UInt8](repeating: 0, count: n)
     if let f = foreground {
         for z in f.z { for y in f.y { for x in f.x { labels[(z * extents[1] + y) * extents[2] + x] = 1 } } }
     }
-    return Sample(image: Volume(geometry: g, voxels: (0..<n).map { Float($0) }),
-                  label: Volume(geometry: g, voxels: labels))
+    return Sample(
+        image: Volume(geometry: g, voxels: (0..<n).map { Float($0) }),
+        label: Volume(geometry: g, voxels: labels))
 }
 
 @Suite("3-D patch dataset")
 struct PatchDatasetTests {
-    let cases = [indexedSample([10, 12, 14], foreground: (2..<4, 8..<11, 1..<3)),
-                 indexedSample([8, 9, 16], foreground: nil)]
+    let cases = [
+        indexedSample([10, 12, 14], foreground: (2..<4, 8..<11, 1..<3)),
+        indexedSample([8, 9, 16], foreground: nil),
+    ]
 
     @Test("Patches are the volume's voxels at the window (naive slicing), labels alongside, windows inside")
     func contents() throws {
@@ -34,12 +38,16 @@ struct PatchDatasetTests {
         for (b, l) in locations.enumerated() {
             let d = cases[l.caseIndex].image.geometry.dimensions
             #expect(l.corner[0] >= 0 && l.corner[0] + 4 <= d.z && l.corner[1] + 5 <= d.y && l.corner[2] + 6 <= d.x)
-            for z in 0..<4 { for y in 0..<5 { for x in 0..<6 {
-                let source = ((l.corner[0] + z) * d.y + l.corner[1] + y) * d.x + l.corner[2] + x
-                let i = b * 120 + (z * 5 + y) * 6 + x
-                #expect(input.storage[i] == Float(source))
-                #expect(targets[i] == Int(cases[l.caseIndex].label!.voxels[source]))
-            } } }
+            for z in 0..<4 {
+                for y in 0..<5 {
+                    for x in 0..<6 {
+                        let source = ((l.corner[0] + z) * d.y + l.corner[1] + y) * d.x + l.corner[2] + x
+                        let i = b * 120 + (z * 5 + y) * 6 + x
+                        #expect(input.storage[i] == Float(source))
+                        #expect(targets[i] == Int(cases[l.caseIndex].label!.voxels[source]))
+                    }
+                }
+            }
         }
     }
 
@@ -64,7 +72,9 @@ struct PatchDatasetTests {
     @Test("Same seed, same patches; another seed, other patches")
     func seeded() throws {
         let data = try PatchDataset(cases: cases, patchSize: [4, 4, 4], foregroundFraction: 0.5)
-        var a = SplitMix64(seed: 9), b = SplitMix64(seed: 9), c = SplitMix64(seed: 10)
+        var a = SplitMix64(seed: 9)
+        var b = SplitMix64(seed: 9)
+        var c = SplitMix64(seed: 10)
         let first = data.sampleLocations(count: 30, generator: &a)
         #expect(first == data.sampleLocations(count: 30, generator: &b))
         #expect(first != data.sampleLocations(count: 30, generator: &c))
@@ -72,8 +82,10 @@ struct PatchDatasetTests {
 
     @Test("Bad sizes, fractions and volumes smaller than the patch are errors that say what to change")
     func errors() {
-        for (size, fraction, words) in [([4, 4], 0.5, "[depth, height, width]"), ([0, 4, 4], 0.5, "positive"),
-                                        ([4, 4, 4], 1.5, "0...1"), ([4, 4, 20], 0.5, "smaller than the patch")] {
+        for (size, fraction, words) in [
+            ([4, 4], 0.5, "[depth, height, width]"), ([0, 4, 4], 0.5, "positive"),
+            ([4, 4, 4], 1.5, "0...1"), ([4, 4, 20], 0.5, "smaller than the patch"),
+        ] {
             #expect { try PatchDataset(cases: cases, patchSize: size, foregroundFraction: fraction) } throws: { e in
                 "\(e)".contains(words)
             }
@@ -94,8 +106,9 @@ struct SlidingWindowTests {
         #expect(none.starts(extent: 10, window: 4) == [0, 4, 6])
     }
 
-    @Test("A voxel-wise model gives exactly its whole-volume output, whatever the windows and blending",
-          arguments: SlidingWindowInference.Blending.allCases)
+    @Test(
+        "A voxel-wise model gives exactly its whole-volume output, whatever the windows and blending",
+        arguments: SlidingWindowInference.Blending.allCases)
     func voxelwise(blending: SlidingWindowInference.Blending) throws {
         // Logits (−x, x − 100): label 1 where the voxel value (its index) exceeds 50. Odd extents, padded axis.
         let sample = indexedSample([5, 7, 9], foreground: nil)
@@ -103,12 +116,15 @@ struct SlidingWindowTests {
         var calls = 0
         let logits = try w.logits(sample.image) { x in
             calls += 1
-            let n = x.shape[0], v = x.spatialCount
+            let n = x.shape[0]
+            let v = x.spatialCount
             var out = [Float](repeating: 0, count: n * 2 * v)
-            for b in 0..<n { for i in 0..<v {
-                out[(b * 2) * v + i] = -x.storage[b * v + i]
-                out[(b * 2 + 1) * v + i] = x.storage[b * v + i] - 100
-            } }
+            for b in 0..<n {
+                for i in 0..<v {
+                    out[(b * 2) * v + i] = -x.storage[b * v + i]
+                    out[(b * 2 + 1) * v + i] = x.storage[b * v + i] - 100
+                }
+            }
             return Tensor(shape: [n, 2] + x.spatialShape, storage: out)
         }
         #expect(logits.shape == [1, 2, 5, 7, 9])
@@ -119,7 +135,8 @@ struct SlidingWindowTests {
         // Windows: z starts [0, 1, 2], y [0] (padded), x [0, 2, 4, 5] → 12 windows in batches of 3.
         #expect(calls == 4)
         let labels = try w.labels(sample.image) { x in
-            let v = x.spatialCount, n = x.shape[0]
+            let v = x.spatialCount
+            let n = x.shape[0]
             var out = [Float](repeating: 0, count: n * 2 * v)
             for b in 0..<n { for i in 0..<v { out[(b * 2 + 1) * v + i] = x.storage[b * v + i] - 50 } }
             return Tensor(shape: [n, 2] + x.spatialShape, storage: out)
@@ -143,11 +160,14 @@ struct SlidingWindowTests {
             var expected: [Float] = [0, 0, 0.5, 0.5, 1, 1]
             if blending == .gaussian {
                 // σ = 0.125·4 = 0.5, centre 1.5: voxel 2 is at 0.5 from window 0's centre and 1.5 from window 1's.
-                let near = Foundation.exp(-0.25 / 0.5), far = Foundation.exp(-2.25 / 0.5)
+                let near = Foundation.exp(-0.25 / 0.5)
+                let far = Foundation.exp(-2.25 / 0.5)
                 expected[2] = Float(far / (near + far))
                 expected[3] = Float(near / (near + far))
             }
-            for i in 0..<6 { #expect(abs(z.storage[i] - expected[i]) < 1e-6, "\(blending) voxel \(i): \(z.storage[i])") }
+            for i in 0..<6 {
+                #expect(abs(z.storage[i] - expected[i]) < 1e-6, "\(blending) voxel \(i): \(z.storage[i])")
+            }
         }
     }
 
@@ -203,9 +223,11 @@ struct PrefetchTests {
     @Test("Progress bar rendering")
     func progressBar() {
         let bar = ProgressBar(width: 10)
-        #expect(bar.render(StepProgress(epoch: 3, epochs: 12, step: 16, steps: 32, meanLoss: 0.42314, seconds: 4.06))
+        #expect(
+            bar.render(StepProgress(epoch: 3, epochs: 12, step: 16, steps: 32, meanLoss: 0.42314, seconds: 4.06))
                 == "epoch  3/12 [#####-----] 16/32 steps  loss 0.4231  4.1 s")
-        #expect(bar.render(StepProgress(epoch: 1, epochs: 1, step: 7, steps: 7, meanLoss: 1.5, seconds: 0))
+        #expect(
+            bar.render(StepProgress(epoch: 1, epochs: 1, step: 7, steps: 7, meanLoss: 1.5, seconds: 0))
                 == "epoch 1/1 [##########] 7/7 steps  loss 1.5000  0.0 s")
     }
 }

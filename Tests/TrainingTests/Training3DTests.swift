@@ -10,38 +10,49 @@ import Volumes
 func ballCase(_ id: String, size: SIMD3<Int>, centre: SIMD3<Double>, radius: Double, seed: UInt64) -> SegmentationCase {
     var g = SplitMix64(seed: seed)
     let geometry = VolumeGeometry(dimensions: size, origin: .zero, spacing: Vector3(1, 1, 1))
-    var image = [Float](), labels = [UInt8]()
-    for z in 0..<size.z { for y in 0..<size.y { for x in 0..<size.x {
-        let d = SIMD3(Double(x), Double(y), Double(z)) - centre
-        let inside = (d * d).sum() <= radius * radius
-        image.append((inside ? 0.8 : 0.2) + Float(g.uniform(-0.15, 0.15)))
-        labels.append(inside ? 1 : 0)
-    } } }
-    return SegmentationCase(patientID: id, seriesInstanceUID: "1.2.3.\(seed)",
-                            sample: Sample(image: Volume(geometry: geometry, voxels: image),
-                                           label: Volume(geometry: geometry, voxels: labels)))
+    var image = [Float]()
+    var labels = [UInt8]()
+    for z in 0..<size.z {
+        for y in 0..<size.y {
+            for x in 0..<size.x {
+                let d = SIMD3(Double(x), Double(y), Double(z)) - centre
+                let inside = (d * d).sum() <= radius * radius
+                image.append((inside ? 0.8 : 0.2) + Float(g.uniform(-0.15, 0.15)))
+                labels.append(inside ? 1 : 0)
+            }
+        }
+    }
+    return SegmentationCase(
+        patientID: id, seriesInstanceUID: "1.2.3.\(seed)",
+        sample: Sample(
+            image: Volume(geometry: geometry, voxels: image),
+            label: Volume(geometry: geometry, voxels: labels)))
 }
 
 @Suite("3-D training: patches, sliding-window validation, checkpoints")
 struct Training3DTests {
     @Test("unet3d settings parse ([x, y, z] patch, overlap, blending, patches per epoch); bad ones are named")
     func configuration() throws {
-        let c = try TrainingConfiguration(yaml: """
-            model:
-              architecture: unet3d
-              encoder_channels: [4, 8]
-              bottleneck_channels: 8
-              patch_size: [32, 24, 16]
-              window_overlap: 0.5
-              window_blending: constant
-            training:
-              patches_per_epoch: 12
-            """)
+        let c = try TrainingConfiguration(
+            yaml: """
+                model:
+                  architecture: unet3d
+                  encoder_channels: [4, 8]
+                  bottleneck_channels: 8
+                  patch_size: [32, 24, 16]
+                  window_overlap: 0.5
+                  window_blending: constant
+                training:
+                  patches_per_epoch: 12
+                """)
         #expect(c.model.dimensions == 3 && c.model.patchExtents == [16, 24, 32] && c.patchesPerEpoch == 12)
         #expect(c.model.windowOverlap == 0.5 && c.model.windowBlending == .constant)
         #expect(try TrainingConfiguration(yaml: "training:\n  epochs: 2").model.dimensions == 2)
         for (yaml, words) in [
-            ("model:\n  architecture: unet3d\n  encoder_channels: [4, 8]\n  patch_size: [30, 24, 16]", "multiples of 4"),
+            (
+                "model:\n  architecture: unet3d\n  encoder_channels: [4, 8]\n  patch_size: [30, 24, 16]",
+                "multiples of 4"
+            ),
             ("model:\n  patch_size: [32, 32]", "[x, y, z]"),
             ("model:\n  window_blending: cubic", "gaussian or constant"),
             ("model:\n  window_overlap: 1.5", "model.window_overlap"),
@@ -65,8 +76,9 @@ struct Training3DTests {
         config.optimizer.learningRate = 0.01
         config.validationFraction = 0.25
         let cases = (0..<4).map { i in
-            ballCase("p\(i)", size: SIMD3(28, 24, 12), centre: SIMD3(10 + Double(i) * 2, 12, 6), radius: 4.5,
-                     seed: UInt64(i + 1))
+            ballCase(
+                "p\(i)", size: SIMD3(28, 24, 12), centre: SIMD3(10 + Double(i) * 2, 12, 6), radius: 4.5,
+                seed: UInt64(i + 1))
         }
         var trainer = Trainer(configuration: config, preprocessing: PreprocessingConfiguration())
         #expect(trainer.model.dimensions == 3)
@@ -75,8 +87,9 @@ struct Training3DTests {
         let path = NSTemporaryDirectory() + "tessera-train3d-\(UUID().uuidString)/best.safetensors"
         defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
         var steps: [StepProgress] = []
-        let reports = try trainer.fit(train: train, validation: validation, checkpoint: path,
-                                      onStep: { steps.append($0) })
+        let reports = try trainer.fit(
+            train: train, validation: validation, checkpoint: path,
+            onStep: { steps.append($0) })
         #expect(steps.count == 6 * 6 && steps.last?.step == 6 && steps.last?.steps == 6)
         #expect(reports.last!.loss < reports.first!.loss, "\(reports.map(\.loss))")
         let best = reports.map(\.meanDice).max() ?? 0

@@ -12,7 +12,9 @@ let repositoryRoot: String = {
 
 @Suite("Training")
 struct TrainingTests {
-    let pipelineText = String(decoding: FileManager.default.contents(atPath: repositoryRoot + "/pipelines/segmentation-unet2d.yaml") ?? Data(), as: UTF8.self)
+    let pipelineText = String(
+        decoding: FileManager.default.contents(atPath: repositoryRoot + "/pipelines/segmentation-unet2d.yaml")
+            ?? Data(), as: UTF8.self)
 
     @Test("Dice: hand-computed")
     func diceValues() {
@@ -51,8 +53,9 @@ struct TrainingTests {
         config.epochs = 6
         config.slicesPerEpoch = 80
         config.optimizer.learningRate = 0.003
-        let cases = try SegmentationDataset.load(folder: repositoryRoot + "/sample-data/research-center",
-                                                 preprocessing: preprocessing, segments: [1])
+        let cases = try SegmentationDataset.load(
+            folder: repositoryRoot + "/sample-data/research-center",
+            preprocessing: preprocessing, segments: [1])
         #expect(cases.count == 4)
         #expect(cases.allSatisfy { $0.sample.image.geometry.dimensions == SIMD3(128, 128, 48) })
         var trainer = Trainer(configuration: config, preprocessing: preprocessing)

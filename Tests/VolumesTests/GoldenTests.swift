@@ -1,6 +1,7 @@
 import DICOMIO
 import Foundation
 import Testing
+
 @testable import Volumes
 
 /// Resampling and normalisation against golden values from scipy/numpy, computed by
@@ -16,12 +17,15 @@ struct GoldenTests {
         var voxels: [Double]
 
         var geometry: VolumeGeometry {
-            VolumeGeometry(dimensions: SIMD3(dimensions[0], dimensions[1], dimensions[2]),
-                           origin: Vector3(origin[0], origin[1], origin[2]),
-                           spacing: Vector3(spacing[0], spacing[1], spacing[2]),
-                           direction: (Vector3(direction[0][0], direction[0][1], direction[0][2]),
-                                       Vector3(direction[1][0], direction[1][1], direction[1][2]),
-                                       Vector3(direction[2][0], direction[2][1], direction[2][2])))
+            VolumeGeometry(
+                dimensions: SIMD3(dimensions[0], dimensions[1], dimensions[2]),
+                origin: Vector3(origin[0], origin[1], origin[2]),
+                spacing: Vector3(spacing[0], spacing[1], spacing[2]),
+                direction: (
+                    Vector3(direction[0][0], direction[0][1], direction[0][2]),
+                    Vector3(direction[1][0], direction[1][1], direction[1][2]),
+                    Vector3(direction[2][0], direction[2][1], direction[2][2])
+                ))
         }
         var volume: Volume<Float> { Volume(geometry: geometry, voxels: voxels.map { Float($0) }) }
     }
@@ -89,8 +93,9 @@ struct GoldenTests {
     @Test("Normalisation matches numpy: z-score, percentile, window + scale, histogram matching")
     func normalisation() throws {
         let n = try #require(Self.golden?.normalisation)
-        let g = VolumeGeometry(dimensions: SIMD3(n.dimensions[0], n.dimensions[1], n.dimensions[2]), origin: .zero,
-                               spacing: Vector3(1, 1, 1))
+        let g = VolumeGeometry(
+            dimensions: SIMD3(n.dimensions[0], n.dimensions[1], n.dimensions[2]), origin: .zero,
+            spacing: Vector3(1, 1, 1))
         let sample = Sample(image: Volume(geometry: g, voxels: n.input.map { Float($0) }))
         expectClose(try ZScore().apply(sample).image.voxels, n.zscore, "zscore")
         let bounds = IntensityStatistics.percentiles(sample.image.voxels, [0.5, 99.5])
@@ -100,7 +105,8 @@ struct GoldenTests {
         expectClose(try window.apply(sample).image.voxels, n.soft_tissue_unit, "soft tissue window")
         let reference = ReferenceHistogram(volume: Volume(geometry: g, voxels: n.reference.map { Float($0) }))
         for (a, b) in zip(reference.values, n.reference_quantiles) { #expect(abs(a - b) < 1e-9 * max(1, abs(b))) }
-        expectClose(try HistogramMatch(reference: reference).apply(sample).image.voxels, n.histogram_matched,
-                    "histogram matching")
+        expectClose(
+            try HistogramMatch(reference: reference).apply(sample).image.voxels, n.histogram_matched,
+            "histogram matching")
     }
 }

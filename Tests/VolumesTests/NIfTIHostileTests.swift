@@ -17,8 +17,9 @@ struct NIfTIHostileTests {
             try NIfTI.write(Volume<UInt8>(geometry: wide, repeating: 0), to: path)
             Issue.record("a 40000-voxel axis was written")
         } catch {
-            #expect(error.message.contains("40000") && error.message.contains("32767")
-                        && error.message.contains("x (columns)"), "\(error)")
+            #expect(
+                error.message.contains("40000") && error.message.contains("32767")
+                    && error.message.contains("x (columns)"), "\(error)")
         }
         #expect(!FileManager.default.fileExists(atPath: path))
         let widest = VolumeGeometry(dimensions: SIMD3(32767, 1, 1), origin: Vector3(0, 0, 0), spacing: Vector3(1, 1, 1))
@@ -86,8 +87,12 @@ struct NIfTIHostileTests {
         }
         let huge = Resample(spacing: Vector3(0.001, 0.001, 0.001))
         #expect(throws: VolumesError.self) {
-            try huge.apply(Sample(image: Volume<Float>(geometry: VolumeGeometry(
-                dimensions: SIMD3(64, 64, 64), origin: Vector3(0, 0, 0), spacing: Vector3(1, 1, 1)), repeating: 0)))
+            try huge.apply(
+                Sample(
+                    image: Volume<Float>(
+                        geometry: VolumeGeometry(
+                            dimensions: SIMD3(64, 64, 64), origin: Vector3(0, 0, 0), spacing: Vector3(1, 1, 1)),
+                        repeating: 0)))
         }
     }
 }

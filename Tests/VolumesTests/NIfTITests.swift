@@ -19,7 +19,8 @@ struct NIfTITests {
         let volume = Volume<Float>(geometry: geometry, voxels: (0..<60).map(Float.init))
         try NIfTI.write(volume, to: path)
         let file = try NIfTI.read(path)
-        let c = cos(0.3), s = sin(0.3)
+        let c = cos(0.3)
+        let s = sin(0.3)
         let expected: [[Double]] = [
             [-0.7 * c, 0.8 * s, 0, 10],
             [-0.7 * s, -0.8 * c, 0, -20],

@@ -8,8 +8,9 @@ import Volumes
 /// mapped back onto each original DICOM grid.
 @Suite("Pipeline on the sample sites")
 struct SampleSitesTests {
-    @Test("Preprocessing gives every site the canonical grid; labels keep their volume and map back ≥ 99 %",
-          arguments: ["community-hospital", "research-center", "treatment-center"])
+    @Test(
+        "Preprocessing gives every site the canonical grid; labels keep their volume and map back ≥ 99 %",
+        arguments: ["community-hospital", "research-center", "treatment-center"])
     func site(name: String) throws {
         let folder = repositoryRoot + "/sample-data/" + name
         let report = try FolderInspection(folder: folder)

@@ -18,9 +18,12 @@ func makeVolume(_ geometry: VolumeGeometry, _ value: (Int, Int, Int) -> Float) -
 
 /// An oblique CT-like grid: rotation of `angle` rad about z, spacing 0.7 × 0.7 × 1.25 mm.
 func obliqueGeometry(_ n: SIMD3<Int>, angle: Double = 0.3, origin: Vector3 = Vector3(-40, -35, 12)) -> VolumeGeometry {
-    VolumeGeometry(dimensions: n, origin: origin, spacing: Vector3(0.7, 0.7, 1.25),
-                   direction: (Vector3(cos(angle), sin(angle), 0), Vector3(-sin(angle), cos(angle), 0),
-                               Vector3(0, 0, 1)))
+    VolumeGeometry(
+        dimensions: n, origin: origin, spacing: Vector3(0.7, 0.7, 1.25),
+        direction: (
+            Vector3(cos(angle), sin(angle), 0), Vector3(-sin(angle), cos(angle), 0),
+            Vector3(0, 0, 1)
+        ))
 }
 
 /// A sphere phantom: the fraction of each voxel inside the sphere (3×3×3 supersampling),
@@ -35,10 +38,14 @@ func spherePhantom(_ geometry: VolumeGeometry, centre: Vector3, radius: Double) 
         if d > radius + diagonal { return 0 }
         if d < radius - diagonal { return 1 }
         var inside = 0
-        for a in offsets { for b in offsets { for c in offsets {
-            let p = geometry.position(Double(i) + a, Double(j) + b, Double(k) + c)
-            if (p - centre).length <= radius { inside += 1 }
-        } } }
+        for a in offsets {
+            for b in offsets {
+                for c in offsets {
+                    let p = geometry.position(Double(i) + a, Double(j) + b, Double(k) + c)
+                    if (p - centre).length <= radius { inside += 1 }
+                }
+            }
+        }
         return Float(inside) / Float(sub * sub * sub)
     }
 }
@@ -48,12 +55,16 @@ func volumeAndCentroid(_ volume: Volume<Float>) -> (millilitres: Double, centroi
     let g = volume.geometry
     var total = 0.0
     var weighted = Vector3(0, 0, 0)
-    for k in 0..<g.dimensions.z { for j in 0..<g.dimensions.y { for i in 0..<g.dimensions.x {
-        let v = Double(volume[i, j, k])
-        if v == 0 { continue }
-        total += v
-        weighted += v * g.position(Double(i), Double(j), Double(k))
-    } } }
+    for k in 0..<g.dimensions.z {
+        for j in 0..<g.dimensions.y {
+            for i in 0..<g.dimensions.x {
+                let v = Double(volume[i, j, k])
+                if v == 0 { continue }
+                total += v
+                weighted += v * g.position(Double(i), Double(j), Double(k))
+            }
+        }
+    }
     return (total * g.voxelVolume / 1000, weighted / total)
 }
 
@@ -66,18 +77,23 @@ func labelVolume(_ volume: Volume<UInt8>) -> (millilitres: Double, centroid: Vec
 /// Returns how many voxels were compared (those inside the original grid).
 @discardableResult
 func expectSamePositions<V: Equatable & Sendable>(_ output: Volume<V>, _ original: Volume<V>) -> Int {
-    let o = output.geometry, g = original.geometry
+    let o = output.geometry
+    let g = original.geometry
     let a = g.indexToPhysicalMatrix
     var compared = 0
-    for k in 0..<o.dimensions.z { for j in 0..<o.dimensions.y { for i in 0..<o.dimensions.x {
-        let u = solve(a, o.position(Double(i), Double(j), Double(k)) - g.origin)
-        let r = SIMD3(Int(u.x.rounded()), Int(u.y.rounded()), Int(u.z.rounded()))
-        if (u - Vector3(Double(r.x), Double(r.y), Double(r.z))).length > 1e-6 { return -1 }
-        guard r.x >= 0, r.y >= 0, r.z >= 0, r.x < g.dimensions.x, r.y < g.dimensions.y, r.z < g.dimensions.z
-        else { continue }
-        if output[i, j, k] != original[r.x, r.y, r.z] { return -1 }
-        compared += 1
-    } } }
+    for k in 0..<o.dimensions.z {
+        for j in 0..<o.dimensions.y {
+            for i in 0..<o.dimensions.x {
+                let u = solve(a, o.position(Double(i), Double(j), Double(k)) - g.origin)
+                let r = SIMD3(Int(u.x.rounded()), Int(u.y.rounded()), Int(u.z.rounded()))
+                if (u - Vector3(Double(r.x), Double(r.y), Double(r.z))).length > 1e-6 { return -1 }
+                guard r.x >= 0, r.y >= 0, r.z >= 0, r.x < g.dimensions.x, r.y < g.dimensions.y, r.z < g.dimensions.z
+                else { continue }
+                if output[i, j, k] != original[r.x, r.y, r.z] { return -1 }
+                compared += 1
+            }
+        }
+    }
     return compared
 }
 

@@ -6,13 +6,14 @@ extension ImageInstance {
     /// - Throws: `.unsupportedImage` for colour images (RGB, YBR, palette) and 1-bit images.
     public func checkGrayscale() throws(DICOMError) {
         guard samplesPerPixel == 1,
-              photometricInterpretation == "MONOCHROME2" || photometricInterpretation == "MONOCHROME1"
+            photometricInterpretation == "MONOCHROME2" || photometricInterpretation == "MONOCHROME1"
         else {
-            throw DICOMError(.unsupportedImage,
-                             "colour image ((0028,0004) Photometric Interpretation \(photometricInterpretation), "
-                                 + "(0028,0002) Samples per Pixel \(samplesPerPixel)): CT/MR volumes must be "
-                                 + "grey-scale; Tessera does not convert colour silently. Remove this series or "
-                                 + "export the original grey-scale images.", path: path)
+            throw DICOMError(
+                .unsupportedImage,
+                "colour image ((0028,0004) Photometric Interpretation \(photometricInterpretation), "
+                    + "(0028,0002) Samples per Pixel \(samplesPerPixel)): CT/MR volumes must be "
+                    + "grey-scale; Tessera does not convert colour silently. Remove this series or "
+                    + "export the original grey-scale images.", path: path)
         }
         guard bitsAllocated >= 8 else {
             throw DICOMError(.unsupportedImage, "1-bit pixel data is only read as a DICOM SEG", path: path)
@@ -37,33 +38,42 @@ extension ImageInstance {
         let frameCount = numberOfFrames
         let frames = self.frames
         let lut = modalityLUT
-        let bitsStored = self.bitsStored, highBit = self.highBit, signed = pixelRepresentation == 1
+        let bitsStored = self.bitsStored
+        let highBit = self.highBit
+        let signed = pixelRepresentation == 1
         let bitsAllocated = self.bitsAllocated
         let path = self.path
         try file.withPixelData { (raw) throws(DICOMError) in
             guard raw.count >= bytesPerFrame * frameCount else {
-                throw DICOMError(.truncatedPixelData,
-                                 "pixel data holds \(raw.count) bytes but \(frameCount) frame(s) of \(rows)×\(columns) "
-                                     + "at \(bitsAllocated) bits need \(bytesPerFrame * frameCount): the file is "
-                                     + "truncated; re-export it", path: path)
+                throw DICOMError(
+                    .truncatedPixelData,
+                    "pixel data holds \(raw.count) bytes but \(frameCount) frame(s) of \(rows)×\(columns) "
+                        + "at \(bitsAllocated) bits need \(bytesPerFrame * frameCount): the file is "
+                        + "truncated; re-export it", path: path)
             }
             for f in 0..<frameCount {
                 let out = UnsafeMutableBufferPointer(rebasing: destination[(f * plane)..<((f + 1) * plane)])
-                let slope = Float(frames[f].rescaleSlope), intercept = Float(frames[f].rescaleIntercept)
+                let slope = Float(frames[f].rescaleSlope)
+                let intercept = Float(frames[f].rescaleIntercept)
                 let base = raw.baseAddress! + f * bytesPerFrame
                 switch bitsAllocated {
                 case 16:
                     let words = base.assumingMemoryBound(to: UInt16.self)
-                    convert16(words, plane, out, bitsStored: bitsStored, highBit: highBit, signed: signed,
-                              slope: slope, intercept: intercept, lut: lut)
+                    convert16(
+                        words, plane, out, bitsStored: bitsStored, highBit: highBit, signed: signed,
+                        slope: slope, intercept: intercept, lut: lut)
                 case 8:
                     let bytes = base.assumingMemoryBound(to: UInt8.self)
-                    convertGeneric(plane, out, bitsStored: bitsStored, highBit: highBit, signed: signed,
-                                   slope: slope, intercept: intercept, lut: lut) { UInt32(bytes[$0]) }
+                    convertGeneric(
+                        plane, out, bitsStored: bitsStored, highBit: highBit, signed: signed,
+                        slope: slope, intercept: intercept, lut: lut
+                    ) { UInt32(bytes[$0]) }
                 default:
                     let words = base.assumingMemoryBound(to: UInt32.self)
-                    convertGeneric(plane, out, bitsStored: bitsStored, highBit: highBit, signed: signed,
-                                   slope: slope, intercept: intercept, lut: lut) { words[$0] }
+                    convertGeneric(
+                        plane, out, bitsStored: bitsStored, highBit: highBit, signed: signed,
+                        slope: slope, intercept: intercept, lut: lut
+                    ) { words[$0] }
                 }
             }
         }
@@ -74,8 +84,10 @@ extension ImageInstance {
 /// Fast path for 16-bit words: mask to (0028,0101) Bits Stored below (0028,0102) High Bit, sign-extend if
 /// (0028,0103) Pixel Representation is 1, then rescale.
 @inline(__always)
-func convert16(_ words: UnsafePointer<UInt16>, _ n: Int, _ out: UnsafeMutableBufferPointer<Float>,
-               bitsStored: Int, highBit: Int, signed: Bool, slope: Float, intercept: Float, lut: ModalityLUT?) {
+func convert16(
+    _ words: UnsafePointer<UInt16>, _ n: Int, _ out: UnsafeMutableBufferPointer<Float>,
+    bitsStored: Int, highBit: Int, signed: Bool, slope: Float, intercept: Float, lut: ModalityLUT?
+) {
     let shift = highBit + 1 - bitsStored
     if let lut {
         for i in 0..<n { out[i] = lut.apply(storedValue16(words[i], bitsStored, shift, signed)) }
@@ -111,8 +123,10 @@ func storedValue16(_ w: UInt16, _ bitsStored: Int, _ shift: Int, _ signed: Bool)
 }
 
 @inline(__always)
-func convertGeneric(_ n: Int, _ out: UnsafeMutableBufferPointer<Float>, bitsStored: Int, highBit: Int,
-                    signed: Bool, slope: Float, intercept: Float, lut: ModalityLUT?, _ word: (Int) -> UInt32) {
+func convertGeneric(
+    _ n: Int, _ out: UnsafeMutableBufferPointer<Float>, bitsStored: Int, highBit: Int,
+    signed: Bool, slope: Float, intercept: Float, lut: ModalityLUT?, _ word: (Int) -> UInt32
+) {
     let shift = UInt32(highBit + 1 - bitsStored)
     let mask: UInt64 = (UInt64(1) << UInt64(bitsStored)) - 1
     for i in 0..<n {

@@ -43,9 +43,10 @@ public struct ReadingLimits: Sendable, Equatable {
     /// allocated.
     /// - Throws: `.invalidAttribute` naming the limit when the product overflows or exceeds it.
     public func checkedVoxelCount(columns: Int, rows: Int, slices: Int, path: String? = nil) throws(DICOMError) -> Int {
-        try checkedProduct([columns, rows, slices], limit: maxVoxelsPerVolume,
-                           "volume (0028,0011) Columns × (0028,0010) Rows × slices", limitName: "maxVoxelsPerVolume",
-                           path: path)
+        try checkedProduct(
+            [columns, rows, slices], limit: maxVoxelsPerVolume,
+            "volume (0028,0011) Columns × (0028,0010) Rows × slices", limitName: "maxVoxelsPerVolume",
+            path: path)
     }
 }
 
@@ -83,16 +84,19 @@ func checkedInt(_ value: Double, _ what: @autoclosure () -> String, path: String
 ///   - limit: the largest product accepted.
 ///   - what: names the product and the tags it comes from, e.g. "(0028,0010) Rows × (0028,0011) Columns".
 ///   - limitName: the `ReadingLimits` field, named in the message so the user knows what to raise.
-func checkedProduct(_ factors: [Int], limit: Int, _ what: @autoclosure () -> String, limitName: String,
-                    path: String? = nil) throws(DICOMError) -> Int {
+func checkedProduct(
+    _ factors: [Int], limit: Int, _ what: @autoclosure () -> String, limitName: String,
+    path: String? = nil
+) throws(DICOMError) -> Int {
     var product = 1
     for f in factors {
         let (p, overflow) = product.multipliedReportingOverflow(by: max(f, 0))
         guard !overflow, p <= limit else {
-            throw DICOMError(.invalidAttribute,
-                             "\(what()) = \(factors.map(String.init).joined(separator: " × ")) exceeds the limit of "
-                                 + "\(limit) (ReadingLimits.\(limitName)); the header is corrupt or the object too "
-                                 + "large. Raise ReadingLimits.\(limitName) if the file is genuine", path: path)
+            throw DICOMError(
+                .invalidAttribute,
+                "\(what()) = \(factors.map(String.init).joined(separator: " × ")) exceeds the limit of "
+                    + "\(limit) (ReadingLimits.\(limitName)); the header is corrupt or the object too "
+                    + "large. Raise ReadingLimits.\(limitName) if the file is genuine", path: path)
         }
         product = p
     }
@@ -100,16 +104,20 @@ func checkedProduct(_ factors: [Int], limit: Int, _ what: @autoclosure () -> Str
 }
 
 /// Checks one size read from a header against `0...limit` (or `1...limit` when `allowZero` is false).
-func checkSize(_ value: Int, limit: Int, _ what: @autoclosure () -> String, limitName: String,
-               allowZero: Bool = false, path: String? = nil) throws(DICOMError) {
+func checkSize(
+    _ value: Int, limit: Int, _ what: @autoclosure () -> String, limitName: String,
+    allowZero: Bool = false, path: String? = nil
+) throws(DICOMError) {
     guard value >= (allowZero ? 0 : 1) else {
-        throw DICOMError(.invalidAttribute, "\(what()) is \(value); it must be at least \(allowZero ? 0 : 1)",
-                         path: path)
+        throw DICOMError(
+            .invalidAttribute, "\(what()) is \(value); it must be at least \(allowZero ? 0 : 1)",
+            path: path)
     }
     guard value <= limit else {
-        throw DICOMError(.invalidAttribute,
-                         "\(what()) is \(value), above the limit of \(limit) (ReadingLimits.\(limitName)); the "
-                             + "header is corrupt or the object too large. Raise ReadingLimits.\(limitName) if the "
-                             + "file is genuine", path: path)
+        throw DICOMError(
+            .invalidAttribute,
+            "\(what()) is \(value), above the limit of \(limit) (ReadingLimits.\(limitName)); the "
+                + "header is corrupt or the object too large. Raise ReadingLimits.\(limitName) if the "
+                + "file is genuine", path: path)
     }
 }

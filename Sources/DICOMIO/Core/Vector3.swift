@@ -7,5 +7,8 @@ extension SIMD3 where Scalar == Double {
         Vector3(y * b.z - z * b.y, z * b.x - x * b.z, x * b.y - y * b.x)
     }
     public var length: Double { dot(self).squareRoot() }
-    public var normalized: Vector3 { let l = length; return l > 0 ? self / l : self }
+    public var normalized: Vector3 {
+        let l = length
+        return l > 0 ? self / l : self
+    }
 }

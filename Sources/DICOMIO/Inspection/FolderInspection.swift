@@ -62,19 +62,25 @@ public struct FolderInspection: Codable, Sendable {
     public var skipped: [Skipped]
 
     /// Scans and assembles a folder.
-    public init(folder: String, scanner: DirectoryScanner = DirectoryScanner(),
-                assembler: SeriesAssembler = SeriesAssembler()) throws(DICOMError) {
+    public init(
+        folder: String, scanner: DirectoryScanner = DirectoryScanner(),
+        assembler: SeriesAssembler = SeriesAssembler()
+    ) throws(DICOMError) {
         let scan = try scanner.scan(folder)
         try self.init(folder: folder, scan: scan, series: assembler.assemble(scan.instances), limits: scanner.limits)
     }
 
-    public init(folder: String, scan: ScanResult, series assembled: [DICOMSeries],
-                limits: ReadingLimits = .default) throws(DICOMError) {
+    public init(
+        folder: String, scan: ScanResult, series assembled: [DICOMSeries],
+        limits: ReadingLimits = .default
+    ) throws(DICOMError) {
         self.folder = folder
         var segs: [SEG] = []
         let seriesUIDs = Set(assembled.map(\.seriesInstanceUID))
         var segsBySeries: [String: [String]] = [:]
-        var skipped = scan.skipped.map { Skipped(path: $0.path, code: $0.error.code.rawValue, reason: $0.error.message) }
+        var skipped = scan.skipped.map {
+            Skipped(path: $0.path, code: $0.error.code.rawValue, reason: $0.error.message)
+        }
         for instance in scan.instances where instance.isSegmentation {
             do throws(DICOMError) {
                 let seg = try Segmentation(path: instance.path, limits: limits)
@@ -83,26 +89,35 @@ public struct FolderInspection: Codable, Sendable {
                 if reference == nil {
                     // Without a Referenced Series Sequence, find the series holding the first referenced image.
                     let firstRef = instance.frames.first?.referencedSOPInstanceUIDs.first
-                    reference = assembled.first { s in s.instances.contains { $0.sopInstanceUID == firstRef } }?
+                    reference =
+                        assembled.first { s in s.instances.contains { $0.sopInstanceUID == firstRef } }?
                         .seriesInstanceUID
                 }
                 if let reference {
                     if seriesUIDs.contains(reference) {
                         segsBySeries[reference, default: []].append(instance.path)
                     } else {
-                        problems.append(Problem(kind: "referenced-series-missing",
-                                                message: "references series \(reference), which is not in this folder",
-                                                blocking: true))
+                        problems.append(
+                            Problem(
+                                kind: "referenced-series-missing",
+                                message: "references series \(reference), which is not in this folder",
+                                blocking: true))
                     }
                 } else {
-                    problems.append(Problem(kind: "no-reference", message: "names no referenced series or image",
-                                            blocking: true))
+                    problems.append(
+                        Problem(
+                            kind: "no-reference", message: "names no referenced series or image",
+                            blocking: true))
                 }
-                segs.append(SEG(path: instance.path, sopInstanceUID: instance.sopInstanceUID,
-                                segmentationType: seg.kind.rawValue, referencedSeriesInstanceUID: reference,
-                                frames: instance.numberOfFrames,
-                                segments: seg.segments.map { Segment(number: $0.number, label: $0.label, propertyType: $0.propertyType) },
-                                problems: problems))
+                segs.append(
+                    SEG(
+                        path: instance.path, sopInstanceUID: instance.sopInstanceUID,
+                        segmentationType: seg.kind.rawValue, referencedSeriesInstanceUID: reference,
+                        frames: instance.numberOfFrames,
+                        segments: seg.segments.map {
+                            Segment(number: $0.number, label: $0.label, propertyType: $0.propertyType)
+                        },
+                        problems: problems))
             } catch {
                 skipped.append(Skipped(path: instance.path, code: error.code.rawValue, reason: error.message))
             }
@@ -120,7 +135,9 @@ public struct FolderInspection: Codable, Sendable {
                 sliceCount: s.sliceCount, instanceCount: s.instances.count, stackCount: s.stacks.count,
                 transferSyntaxes: s.transferSyntaxes.map { Syntax(uid: $0.uid, name: $0.name) },
                 tags: first.tags,
-                problems: s.problems.map { Problem(kind: $0.kind.rawValue, message: $0.message, blocking: $0.isBlocking) },
+                problems: s.problems.map {
+                    Problem(kind: $0.kind.rawValue, message: $0.message, blocking: $0.isBlocking)
+                },
                 segmentations: segsBySeries[s.seriesInstanceUID] ?? [])
         }
     }
@@ -137,24 +154,35 @@ public struct FolderInspection: Codable, Sendable {
     /// A human-readable report.
     public var text: String {
         var lines: [String] = []
-        lines.append("\(folder): \(series.count) series, \(segmentations.count) segmentation(s), \(skipped.count) file(s) skipped")
+        lines.append(
+            "\(folder): \(series.count) series, \(segmentations.count) segmentation(s), \(skipped.count) file(s) skipped"
+        )
         for s in series {
             let dims = s.dimensions.map(String.init).joined(separator: "×")
             let sp = s.spacing.map { String(format: "%.3g", $0) }.joined(separator: " × ")
             lines.append("")
             lines.append("series \(s.seriesInstanceUID)")
-            lines.append("  \(s.modality) #\(s.seriesNumber.map(String.init) ?? "-") \"\(s.seriesDescription)\"  \(dims) voxels, \(sp) mm, \(s.sliceCount) slices in \(s.instanceCount) file(s)")
+            lines.append(
+                "  \(s.modality) #\(s.seriesNumber.map(String.init) ?? "-") \"\(s.seriesDescription)\"  \(dims) voxels, \(sp) mm, \(s.sliceCount) slices in \(s.instanceCount) file(s)"
+            )
             lines.append("  transfer syntax: " + s.transferSyntaxes.map(\.name).joined(separator: ", "))
-            let tagText = ["PatientID", "PatientAge", "PatientSex", "Manufacturer", "ManufacturerModelName", "KVP", "SliceThickness"]
-                .compactMap { k in s.tags[k].map { "\(k)=\($0)" } }.joined(separator: " ")
+            let tagText = [
+                "PatientID", "PatientAge", "PatientSex", "Manufacturer", "ManufacturerModelName", "KVP",
+                "SliceThickness",
+            ]
+            .compactMap { k in s.tags[k].map { "\(k)=\($0)" } }.joined(separator: " ")
             if !tagText.isEmpty { lines.append("  " + tagText) }
-            for p in s.problems { lines.append("  problem (\(p.blocking ? "blocking" : "warning")) \(p.kind): \(p.message)") }
+            for p in s.problems {
+                lines.append("  problem (\(p.blocking ? "blocking" : "warning")) \(p.kind): \(p.message)")
+            }
             for seg in s.segmentations { lines.append("  segmentation: \(seg)") }
         }
         for seg in segmentations {
             lines.append("")
             lines.append("segmentation \(seg.path)")
-            lines.append("  \(seg.segmentationType), \(seg.frames) frames, references series \(seg.referencedSeriesInstanceUID ?? "?")")
+            lines.append(
+                "  \(seg.segmentationType), \(seg.frames) frames, references series \(seg.referencedSeriesInstanceUID ?? "?")"
+            )
             lines.append("  segments: " + seg.segments.map { "\($0.number) \($0.label)" }.joined(separator: ", "))
             for p in seg.problems { lines.append("  problem \(p.kind): \(p.message)") }
         }

@@ -63,8 +63,14 @@ public struct SliceStack: Sendable {
         // Rounded to the printed precision, + 0 turning -0 into 0: no "-0.00".
         func tidy(_ v: Double) -> Double { (v * 100).rounded() / 100 + 0 }
         let largest = max(abs(n.x), abs(n.y), abs(n.z))
-        let plane = largest < 0.9 ? "oblique" : abs(n.z) == largest ? "axial" : abs(n.y) == largest ? "coronal"
-            : "sagittal"
+        let plane =
+            largest < 0.9
+            ? "oblique"
+            : abs(n.z) == largest
+                ? "axial"
+                : abs(n.y) == largest
+                    ? "coronal"
+                    : "sagittal"
         return "\(slices.count) slice(s) \(columns)×\(rows), \(plane) (normal "
             + String(format: "%.2f, %.2f, %.2f", tidy(n.x), tidy(n.y), tidy(n.z)) + ")"
     }
@@ -87,9 +93,11 @@ public struct DICOMSeries: Sendable {
     /// orientations without an explicit `SeriesAssembler.StackChoice`).
     public var selectedStack: Int?
 
-    public init(seriesInstanceUID: String, studyInstanceUID: String, frameOfReferenceUID: String?, modality: String,
-                seriesDescription: String, seriesNumber: Int?, instances: [ImageInstance], stacks: [SliceStack],
-                problems: [SeriesProblem], selectedStack: Int? = 0) {
+    public init(
+        seriesInstanceUID: String, studyInstanceUID: String, frameOfReferenceUID: String?, modality: String,
+        seriesDescription: String, seriesNumber: Int?, instances: [ImageInstance], stacks: [SliceStack],
+        problems: [SeriesProblem], selectedStack: Int? = 0
+    ) {
         self.seriesInstanceUID = seriesInstanceUID
         self.studyInstanceUID = studyInstanceUID
         self.frameOfReferenceUID = frameOfReferenceUID
@@ -118,7 +126,8 @@ public struct DICOMSeries: Sendable {
             throw DICOMError(.geometry, "series \(seriesInstanceUID) has no image slices")
         }
         guard let index = selectedStack, stacks.indices.contains(index) else {
-            let reason = problems.first { $0.kind == .mixedOrientations && $0.isBlocking }?.message
+            let reason =
+                problems.first { $0.kind == .mixedOrientations && $0.isBlocking }?.message
                 ?? "no stack was selected"
             throw DICOMError(.geometry, "series \(seriesInstanceUID) cannot be read as one volume: \(reason)")
         }

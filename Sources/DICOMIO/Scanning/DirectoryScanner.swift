@@ -37,8 +37,9 @@ public struct DirectoryScanner: Sendable {
         if !isDirectory.boolValue { return [root] }
         var files: [String] = []
         let base = URL(fileURLWithPath: root)
-        guard let walker = FileManager.default.enumerator(
-            at: base, includingPropertiesForKeys: [.isRegularFileKey], options: [])
+        guard
+            let walker = FileManager.default.enumerator(
+                at: base, includingPropertiesForKeys: [.isRegularFileKey], options: [])
         else {
             throw DICOMError(.io, "cannot list the folder; check its permissions", path: root)
         }
@@ -67,8 +68,15 @@ public struct DirectoryScanner: Sendable {
                 do throws(DICOMError) {
                     let instance = try ImageInstance(path: files[i], limits: limits)
                     if instance.isDICOMDIR {
-                        local.append((i, .failure(DICOMError(.notDICOM, "DICOMDIR (a media directory index, not an "
-                                                                 + "image); skipped", path: files[i]))))
+                        local.append(
+                            (
+                                i,
+                                .failure(
+                                    DICOMError(
+                                        .notDICOM,
+                                        "DICOMDIR (a media directory index, not an "
+                                            + "image); skipped", path: files[i]))
+                            ))
                     } else {
                         local.append((i, .success(instance)))
                     }
@@ -87,10 +95,14 @@ public struct DirectoryScanner: Sendable {
             }
         }
         for path in listed.dropFirst(files.count) {
-            skipped.append(SkippedFile(path: path, error: DICOMError(
-                .invalidArgument, "not read: the folder holds \(listed.count) files, more than the limit of "
-                    + "\(limits.maxFilesPerScan) (ReadingLimits.maxFilesPerScan); scan a sub-folder or raise the limit",
-                path: path)))
+            skipped.append(
+                SkippedFile(
+                    path: path,
+                    error: DICOMError(
+                        .invalidArgument,
+                        "not read: the folder holds \(listed.count) files, more than the limit of "
+                            + "\(limits.maxFilesPerScan) (ReadingLimits.maxFilesPerScan); scan a sub-folder or raise the limit",
+                        path: path)))
         }
         return ScanResult(instances: instances, skipped: skipped)
     }

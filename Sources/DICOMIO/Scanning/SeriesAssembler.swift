@@ -39,7 +39,8 @@ public struct SeriesAssembler: Sendable {
     public func assemble(_ instances: [ImageInstance]) -> [DICOMSeries] {
         var groups: [String: [ImageInstance]] = [:]
         var order: [String] = []
-        for instance in instances where !instance.isSegmentation && !instance.isDICOMDIR
+        for instance in instances
+        where !instance.isSegmentation && !instance.isDICOMDIR
             && SOPClass.nonImageKind(instance.sopClassUID) == nil
         {
             if groups[instance.seriesInstanceUID] == nil { order.append(instance.seriesInstanceUID) }
@@ -58,88 +59,110 @@ public struct SeriesAssembler: Sendable {
         let instances = members.sorted { ($0.instanceNumber ?? 0, $0.path) < ($1.instanceNumber ?? 0, $1.path) }
         let first = instances[0]
         // Group frames by orientation (rounded) and size.
-        struct Key: Hashable { var rows: Int; var columns: Int; var orientation: [Int] }
+        struct Key: Hashable {
+            var rows: Int
+            var columns: Int
+            var orientation: [Int]
+        }
         var buckets: [Key: [SliceReference]] = [:]
         var keyOrder: [Key] = []
         var problems: [SeriesProblem] = []
         for (i, instance) in instances.enumerated() {
             if instance.samplesPerPixel != 1 || !instance.photometricInterpretation.hasPrefix("MONOCHROME") {
                 if !problems.contains(where: { $0.kind == .colour }) {
-                    problems.append(SeriesProblem(
-                        kind: .colour,
-                        message: "colour images (\(instance.photometricInterpretation)): not read as a CT/MR volume",
-                        isBlocking: true))
+                    problems.append(
+                        SeriesProblem(
+                            kind: .colour,
+                            message:
+                                "colour images (\(instance.photometricInterpretation)): not read as a CT/MR volume",
+                            isBlocking: true))
                 }
             }
             for (f, frame) in instance.frames.enumerated() {
-                let o = [frame.rowCosine.x, frame.rowCosine.y, frame.rowCosine.z,
-                         frame.columnCosine.x, frame.columnCosine.y, frame.columnCosine.z]
-                    .map { Int(checked: ($0 * 1000).rounded()) ?? Int.min }
+                let o = [
+                    frame.rowCosine.x, frame.rowCosine.y, frame.rowCosine.z,
+                    frame.columnCosine.x, frame.columnCosine.y, frame.columnCosine.z,
+                ]
+                .map { Int(checked: ($0 * 1000).rounded()) ?? Int.min }
                 let key = Key(rows: instance.rows, columns: instance.columns, orientation: o)
                 if buckets[key] == nil { keyOrder.append(key) }
                 let normal = frame.normal
-                buckets[key, default: []].append(SliceReference(
-                    instance: i, frame: f, position: frame.position, distance: frame.position.dot(normal)))
+                buckets[key, default: []].append(
+                    SliceReference(
+                        instance: i, frame: f, position: frame.position, distance: frame.position.dot(normal)))
             }
         }
         var stacks: [SliceStack] = keyOrder.compactMap { key in
             guard let refs = buckets[key], let firstRef = refs.first else { return nil }
             let frame = instances[firstRef.instance].frames[firstRef.frame]
-            return makeStack(refs.sorted { $0.distance < $1.distance }, instances: instances, frame: frame,
-                             rows: key.rows, columns: key.columns)
+            return makeStack(
+                refs.sorted { $0.distance < $1.distance }, instances: instances, frame: frame,
+                rows: key.rows, columns: key.columns)
         }
         stacks.sort { $0.slices.count > $1.slices.count }
         let sliceTotal = stacks.reduce(0) { $0 + $1.slices.count }
         if sliceTotal > limits.maxSlicesPerSeries {
-            problems.append(SeriesProblem(
-                kind: .tooLarge,
-                message: "\(sliceTotal) slices, more than the limit of \(limits.maxSlicesPerSeries) "
-                    + "(ReadingLimits.maxSlicesPerSeries); split the series or raise the limit",
-                isBlocking: true))
+            problems.append(
+                SeriesProblem(
+                    kind: .tooLarge,
+                    message: "\(sliceTotal) slices, more than the limit of \(limits.maxSlicesPerSeries) "
+                        + "(ReadingLimits.maxSlicesPerSeries); split the series or raise the limit",
+                    isBlocking: true))
         }
         var selected: Int? = stacks.isEmpty ? nil : 0
         if stacks.count > 1 {
-            let orientations = Set(stacks.map { [$0.rowCosine.x, $0.rowCosine.y, $0.rowCosine.z, $0.columnCosine.x,
-                                                 $0.columnCosine.y, $0.columnCosine.z]
-                    .map { Int(checked: ($0 * 1000).rounded()) ?? Int.min } })
+            let orientations = Set(
+                stacks.map {
+                    [
+                        $0.rowCosine.x, $0.rowCosine.y, $0.rowCosine.z, $0.columnCosine.x,
+                        $0.columnCosine.y, $0.columnCosine.z,
+                    ]
+                    .map { Int(checked: ($0 * 1000).rounded()) ?? Int.min }
+                })
             let listing = stacks.enumerated().map { i, s in "stack \(i): \(s.summary)" }.joined(separator: "; ")
             switch stackChoice {
             case .refuseMixedOrientations where orientations.count > 1:
                 selected = nil
-                problems.append(SeriesProblem(
-                    kind: .mixedOrientations,
-                    message: "slices of \(orientations.count) orientations, not one volume (\(listing)); refused: "
-                        + "pick a stack with SeriesAssembler.stackChoice = .index(k) (`--stack k`)",
-                    isBlocking: true))
+                problems.append(
+                    SeriesProblem(
+                        kind: .mixedOrientations,
+                        message: "slices of \(orientations.count) orientations, not one volume (\(listing)); refused: "
+                            + "pick a stack with SeriesAssembler.stackChoice = .index(k) (`--stack k`)",
+                        isBlocking: true))
             case .refuseMixedOrientations, .largest:
-                problems.append(SeriesProblem(
-                    kind: orientations.count > 1 ? .mixedOrientations : .mixedSizes,
-                    message: "\(stacks.count) stacks of different orientation or size (\(listing)); stack 0, the "
-                        + "largest, is used",
-                    isBlocking: false))
+                problems.append(
+                    SeriesProblem(
+                        kind: orientations.count > 1 ? .mixedOrientations : .mixedSizes,
+                        message: "\(stacks.count) stacks of different orientation or size (\(listing)); stack 0, the "
+                            + "largest, is used",
+                        isBlocking: false))
             case .index(let k):
                 if stacks.indices.contains(k) {
                     selected = k
-                    problems.append(SeriesProblem(
-                        kind: orientations.count > 1 ? .mixedOrientations : .mixedSizes,
-                        message: "\(stacks.count) stacks of different orientation or size (\(listing)); stack \(k) "
-                            + "is used, as chosen",
-                        isBlocking: false))
+                    problems.append(
+                        SeriesProblem(
+                            kind: orientations.count > 1 ? .mixedOrientations : .mixedSizes,
+                            message: "\(stacks.count) stacks of different orientation or size (\(listing)); stack \(k) "
+                                + "is used, as chosen",
+                            isBlocking: false))
                 } else {
                     selected = nil
-                    problems.append(SeriesProblem(
-                        kind: orientations.count > 1 ? .mixedOrientations : .mixedSizes,
-                        message: "stack \(k) was chosen but the series has \(stacks.count) (\(listing))",
-                        isBlocking: true))
+                    problems.append(
+                        SeriesProblem(
+                            kind: orientations.count > 1 ? .mixedOrientations : .mixedSizes,
+                            message: "stack \(k) was chosen but the series has \(stacks.count) (\(listing))",
+                            isBlocking: true))
                 }
             }
         }
         let formats = Set(instances.map { "\($0.bitsAllocated)/\($0.bitsStored)/\($0.pixelRepresentation)" })
         if formats.count > 1 {
-            problems.append(SeriesProblem(
-                kind: .inconsistentPixelFormat,
-                message: "instances differ in bits allocated/stored/sign (\(formats.sorted().joined(separator: ", "))); each is decoded by its own header",
-                isBlocking: false))
+            problems.append(
+                SeriesProblem(
+                    kind: .inconsistentPixelFormat,
+                    message:
+                        "instances differ in bits allocated/stored/sign (\(formats.sorted().joined(separator: ", "))); each is decoded by its own header",
+                    isBlocking: false))
         }
         for stack in stacks { problems.append(contentsOf: stack.problems) }
         return DICOMSeries(
@@ -149,8 +172,10 @@ public struct SeriesAssembler: Sendable {
             instances: instances, stacks: stacks, problems: problems, selectedStack: selected)
     }
 
-    func makeStack(_ slices: [SliceReference], instances: [ImageInstance], frame: FrameInfo, rows: Int,
-                   columns: Int) -> SliceStack {
+    func makeStack(
+        _ slices: [SliceReference], instances: [ImageInstance], frame: FrameInfo, rows: Int,
+        columns: Int
+    ) -> SliceStack {
         var problems: [SeriesProblem] = []
         let normal = frame.normal
         var spacing = frame.sliceThickness.flatMap { $0 > 0 && $0.isFinite ? $0 : nil } ?? 1
@@ -159,11 +184,12 @@ public struct SeriesAssembler: Sendable {
             let gaps = zip(slices.dropFirst(), slices).map { $0.distance - $1.distance }
             let duplicates = gaps.filter { $0 < 1e-3 }.count
             if duplicates > 0 {
-                problems.append(SeriesProblem(
-                    kind: .duplicatePositions,
-                    message: "\(duplicates) slice(s) share a position with another slice (repeated acquisition or "
-                        + "several series under one UID); remove the duplicates or split the series",
-                    isBlocking: true))
+                problems.append(
+                    SeriesProblem(
+                        kind: .duplicatePositions,
+                        message: "\(duplicates) slice(s) share a position with another slice (repeated acquisition or "
+                            + "several series under one UID); remove the duplicates or split the series",
+                        isBlocking: true))
             }
             let positive = gaps.filter { $0 >= 1e-3 }.sorted()
             let median = positive.isEmpty ? 0 : positive[positive.count / 2]
@@ -174,26 +200,29 @@ public struct SeriesAssembler: Sendable {
                     let ratio = gap / median
                     // A gap of millions of slices (a corrupt position) is not "missing slices" but irregular.
                     if ratio > 1.5, abs(ratio - ratio.rounded()) < 0.1, let whole = Int(checked: ratio.rounded()),
-                       whole <= limits.maxSlicesPerSeries {
+                        whole <= limits.maxSlicesPerSeries
+                    {
                         missing += whole - 1
                     } else {
                         irregular.append(gap)
                     }
                 }
                 if missing > 0 {
-                    problems.append(SeriesProblem(
-                        kind: .missingSlices,
-                        message: "\(missing) slice(s) missing (gaps of a multiple of the \(format(median)) mm "
-                            + "spacing); re-export the complete series",
-                        isBlocking: true))
+                    problems.append(
+                        SeriesProblem(
+                            kind: .missingSlices,
+                            message: "\(missing) slice(s) missing (gaps of a multiple of the \(format(median)) mm "
+                                + "spacing); re-export the complete series",
+                            isBlocking: true))
                 }
                 if !irregular.isEmpty {
-                    problems.append(SeriesProblem(
-                        kind: .nonUniformSpacing,
-                        message: "slice spacing varies from \(format(positive.first ?? 0)) to "
-                            + "\(format(positive.last ?? 0)) mm (usual \(format(median)) mm); resample the series "
-                            + "to uniform spacing before use",
-                        isBlocking: true))
+                    problems.append(
+                        SeriesProblem(
+                            kind: .nonUniformSpacing,
+                            message: "slice spacing varies from \(format(positive.first ?? 0)) to "
+                                + "\(format(positive.last ?? 0)) mm (usual \(format(median)) mm); resample the series "
+                                + "to uniform spacing before use",
+                            isBlocking: true))
                 }
             }
             let span = slices[slices.count - 1].position - slices[0].position
@@ -204,12 +233,13 @@ public struct SeriesAssembler: Sendable {
                 let cosAngle = min(1, abs(direction.dot(normal)))
                 let angle = acos(cosAngle) * 180 / .pi
                 if angle > tiltToleranceDegrees {
-                    problems.append(SeriesProblem(
-                        kind: .gantryTilt,
-                        message: "slices are displaced \(format(angle))° off the slice normal (gantry tilt): the "
-                            + "volume is sheared; its slice axis follows the displacement (NIfTI sform keeps it, "
-                            + "qform cannot)",
-                        isBlocking: false))
+                    problems.append(
+                        SeriesProblem(
+                            kind: .gantryTilt,
+                            message: "slices are displaced \(format(angle))° off the slice normal (gantry tilt): the "
+                                + "volume is sheared; its slice axis follows the displacement (NIfTI sform keeps it, "
+                                + "qform cannot)",
+                            isBlocking: false))
                     spacing = span.length / Double(slices.count - 1)
                 } else {
                     direction = normal
@@ -219,23 +249,26 @@ public struct SeriesAssembler: Sendable {
         if !(spacing.isFinite && spacing > 0) || !direction.x.isFinite || !direction.y.isFinite
             || !direction.z.isFinite
         {
-            problems.append(SeriesProblem(
-                kind: .invalidGeometry,
-                message: "slice spacing \(spacing) mm computed from (0020,0032) positions is not usable",
-                isBlocking: true))
+            problems.append(
+                SeriesProblem(
+                    kind: .invalidGeometry,
+                    message: "slice spacing \(spacing) mm computed from (0020,0032) positions is not usable",
+                    isBlocking: true))
         }
         let voxels = rows.multipliedReportingOverflow(by: columns)
         let total = voxels.partialValue.multipliedReportingOverflow(by: slices.count)
         if voxels.overflow || total.overflow || total.partialValue > limits.maxVoxelsPerVolume {
-            problems.append(SeriesProblem(
-                kind: .tooLarge,
-                message: "\(columns) × \(rows) × \(slices.count) voxels exceed the limit of "
-                    + "\(limits.maxVoxelsPerVolume) (ReadingLimits.maxVoxelsPerVolume)",
-                isBlocking: true))
+            problems.append(
+                SeriesProblem(
+                    kind: .tooLarge,
+                    message: "\(columns) × \(rows) × \(slices.count) voxels exceed the limit of "
+                        + "\(limits.maxVoxelsPerVolume) (ReadingLimits.maxVoxelsPerVolume)",
+                    isBlocking: true))
         }
-        return SliceStack(rows: rows, columns: columns, rowCosine: frame.rowCosine, columnCosine: frame.columnCosine,
-                          pixelSpacing: frame.pixelSpacing, slices: slices, sliceSpacing: spacing,
-                          sliceDirection: direction, problems: problems)
+        return SliceStack(
+            rows: rows, columns: columns, rowCosine: frame.rowCosine, columnCosine: frame.columnCosine,
+            pixelSpacing: frame.pixelSpacing, slices: slices, sliceSpacing: spacing,
+            sliceDirection: direction, problems: problems)
     }
 
 }

@@ -18,7 +18,9 @@ public struct SegmentDescription: Sendable, Equatable {
 /// plain dcmdata.
 public struct Segmentation: Sendable {
     public enum Kind: String, Sendable {
-        case binary = "BINARY", fractional = "FRACTIONAL", labelMap = "LABELMAP"
+        case binary = "BINARY"
+        case fractional = "FRACTIONAL"
+        case labelMap = "LABELMAP"
     }
 
     public var instance: ImageInstance
@@ -39,8 +41,10 @@ public struct Segmentation: Sendable {
     public init(file: DICOMFile, limits: ReadingLimits = .default) throws(DICOMError) {
         let instance = try ImageInstance(file: file, limits: limits)
         guard instance.isSegmentation else {
-            throw DICOMError(.segmentation, "not a DICOM SEG (SOP Class \(instance.sopClassUID)); pass the "
-                                 + "segmentation file, not an image", path: file.path)
+            throw DICOMError(
+                .segmentation,
+                "not a DICOM SEG (SOP Class \(instance.sopClassUID)); pass the "
+                    + "segmentation file, not an image", path: file.path)
         }
         let ds = file.dataset
         self.instance = instance
@@ -49,23 +53,31 @@ public struct Segmentation: Sendable {
         case "FRACTIONAL": kind = .fractional
         case "LABELMAP": kind = .labelMap
         case let other:
-            throw DICOMError(.segmentation, "(0062,0001) Segmentation Type is '\(other ?? "")'; BINARY, "
-                                 + "FRACTIONAL or LABELMAP expected", path: file.path)
+            throw DICOMError(
+                .segmentation,
+                "(0062,0001) Segmentation Type is '\(other ?? "")'; BINARY, "
+                    + "FRACTIONAL or LABELMAP expected", path: file.path)
         }
         guard instance.samplesPerPixel == 1 else {
-            throw DICOMError(.segmentation, "SEG with (0028,0002) Samples per Pixel \(instance.samplesPerPixel); 1 "
-                                 + "expected", path: file.path)
+            throw DICOMError(
+                .segmentation,
+                "SEG with (0028,0002) Samples per Pixel \(instance.samplesPerPixel); 1 "
+                    + "expected", path: file.path)
         }
         maximumFractionalValue = (try? ds.integer(.maximumFractionalValue)) ?? 255
         var segments: [SegmentDescription] = []
         for item in ds.sequence(.segmentSequence) {
             guard let number = try? item.integer(.segmentNumber), number > 0, number < 256 else {
-                throw DICOMError(.segmentation, "a (0062,0002) Segment Sequence item has no valid (0062,0004) "
-                                     + "Segment Number (1...255 supported)", path: file.path)
+                throw DICOMError(
+                    .segmentation,
+                    "a (0062,0002) Segment Sequence item has no valid (0062,0004) "
+                        + "Segment Number (1...255 supported)", path: file.path)
             }
             let type = item.firstItem(DICOMTag(0x0062, 0x000F)).flatMap { $0.nonEmptyString(DICOMTag(0x0008, 0x0104)) }
-            segments.append(SegmentDescription(number: number, label: item.nonEmptyString(.segmentLabel) ?? "Segment \(number)",
-                                               propertyType: type))
+            segments.append(
+                SegmentDescription(
+                    number: number, label: item.nonEmptyString(.segmentLabel) ?? "Segment \(number)",
+                    propertyType: type))
         }
         guard !segments.isEmpty else {
             throw DICOMError(.segmentation, "the SEG has no (0062,0002) Segment Sequence items", path: file.path)
@@ -74,27 +86,37 @@ public struct Segmentation: Sendable {
         referencedSeriesInstanceUID = ds.firstItem(.referencedSeriesSequence)?.nonEmptyString(.seriesInstanceUID)
         let known = Set(segments.map(\.number))
         guard known.count == segments.count else {
-            throw DICOMError(.segmentation, "the (0062,0002) Segment Sequence defines a (0062,0004) Segment Number "
-                                 + "twice", path: file.path)
+            throw DICOMError(
+                .segmentation,
+                "the (0062,0002) Segment Sequence defines a (0062,0004) Segment Number "
+                    + "twice", path: file.path)
         }
         for (i, frame) in instance.frames.enumerated() where kind != .labelMap {
             guard let n = frame.referencedSegmentNumber, known.contains(n) else {
-                throw DICOMError(.segmentation, "frame \(i + 1) references segment "
-                                     + "\(frame.referencedSegmentNumber.map(String.init) ?? "none"), which the Segment "
-                                     + "Sequence does not define", path: file.path)
+                throw DICOMError(
+                    .segmentation,
+                    "frame \(i + 1) references segment "
+                        + "\(frame.referencedSegmentNumber.map(String.init) ?? "none"), which the Segment "
+                        + "Sequence does not define", path: file.path)
             }
         }
         if kind == .binary && instance.bitsAllocated != 1 {
-            throw DICOMError(.segmentation, "BINARY SEG with (0028,0100) Bits Allocated \(instance.bitsAllocated); "
-                                 + "1 expected", path: file.path)
+            throw DICOMError(
+                .segmentation,
+                "BINARY SEG with (0028,0100) Bits Allocated \(instance.bitsAllocated); "
+                    + "1 expected", path: file.path)
         }
         if kind == .fractional && instance.bitsAllocated != 8 {
-            throw DICOMError(.segmentation, "FRACTIONAL SEG with (0028,0100) Bits Allocated "
-                                 + "\(instance.bitsAllocated); 8 expected", path: file.path)
+            throw DICOMError(
+                .segmentation,
+                "FRACTIONAL SEG with (0028,0100) Bits Allocated "
+                    + "\(instance.bitsAllocated); 8 expected", path: file.path)
         }
         if kind == .labelMap && instance.bitsAllocated != 8 && instance.bitsAllocated != 16 {
-            throw DICOMError(.segmentation, "LABELMAP SEG with (0028,0100) Bits Allocated "
-                                 + "\(instance.bitsAllocated); 8 or 16 expected", path: file.path)
+            throw DICOMError(
+                .segmentation,
+                "LABELMAP SEG with (0028,0100) Bits Allocated "
+                    + "\(instance.bitsAllocated); 8 or 16 expected", path: file.path)
         }
     }
 
@@ -105,40 +127,49 @@ public struct Segmentation: Sendable {
     public func frameMasks(file: DICOMFile) throws(DICOMError) -> [UInt8] {
         let path = instance.path
         // Bounded by ReadingLimits.maxVoxelsPerVolume when the header was read; checked again, never trapping.
-        let total = try checkedProduct([instance.rows, instance.columns, instance.numberOfFrames], limit: Int.max,
-                                       "(0028,0010) Rows × (0028,0011) Columns × (0028,0008) Number of Frames",
-                                       limitName: "maxVoxelsPerVolume", path: path)
+        let total = try checkedProduct(
+            [instance.rows, instance.columns, instance.numberOfFrames], limit: Int.max,
+            "(0028,0010) Rows × (0028,0011) Columns × (0028,0008) Number of Frames",
+            limitName: "maxVoxelsPerVolume", path: path)
         let kind = self.kind
         let bitsAllocated = instance.bitsAllocated
         return try file.withPixelData { (raw) throws(DICOMError) -> [UInt8] in
             switch kind {
             case .binary:
                 guard raw.count * 8 >= total else {
-                    throw DICOMError(.truncatedPixelData, "SEG pixel data holds \(raw.count * 8) bits for \(total) "
-                                         + "voxels; the file is truncated", path: path)
+                    throw DICOMError(
+                        .truncatedPixelData,
+                        "SEG pixel data holds \(raw.count * 8) bits for \(total) "
+                            + "voxels; the file is truncated", path: path)
                 }
                 var out = [UInt8](repeating: 0, count: total)
                 for i in 0..<total { out[i] = (raw[i >> 3] >> UInt8(i & 7)) & 1 }
                 return out
             case .fractional:
                 guard raw.count >= total else {
-                    throw DICOMError(.truncatedPixelData, "SEG pixel data holds \(raw.count) bytes for \(total) "
-                                         + "voxels; the file is truncated", path: path)
+                    throw DICOMError(
+                        .truncatedPixelData,
+                        "SEG pixel data holds \(raw.count) bytes for \(total) "
+                            + "voxels; the file is truncated", path: path)
                 }
                 return Array(raw.prefix(total))
             case .labelMap:
                 let bytesPerVoxel = bitsAllocated / 8
                 guard raw.count / bytesPerVoxel >= total else {
-                    throw DICOMError(.truncatedPixelData, "LABELMAP pixel data holds \(raw.count) bytes for \(total) "
-                                         + "voxels of \(bitsAllocated) bits; the file is truncated", path: path)
+                    throw DICOMError(
+                        .truncatedPixelData,
+                        "LABELMAP pixel data holds \(raw.count) bytes for \(total) "
+                            + "voxels of \(bitsAllocated) bits; the file is truncated", path: path)
                 }
                 if bytesPerVoxel == 1 { return Array(raw.prefix(total)) }
                 var out = [UInt8](repeating: 0, count: total)
                 for i in 0..<total {
                     let v = raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)
                     guard v <= 255 else {
-                        throw DICOMError(.segmentation, "LABELMAP value \(v) at voxel \(i): segment numbers above "
-                                             + "255 are not supported (label volumes are uint8)", path: path)
+                        throw DICOMError(
+                            .segmentation,
+                            "LABELMAP value \(v) at voxel \(i): segment numbers above "
+                                + "255 are not supported (label volumes are uint8)", path: path)
                     }
                     out[i] = UInt8(v)
                 }
@@ -154,26 +185,30 @@ public struct Segmentation: Sendable {
     /// Frames are placed by (0008,1155) Referenced SOP Instance UID (Derivation Image Sequence) when it names a
     /// slice of the stack, else by (0020,0032) position projected on the stack's slice axis.
     /// - Throws: `.segmentation` when the SEG grid differs from the series or a frame lies outside it.
-    public func labelMap(onto stack: SliceStack, of series: DICOMSeries, file: DICOMFile,
-                         limits: ReadingLimits = .default) throws(DICOMError) -> (labels: [UInt8], overlaps: Int)
-    {
+    public func labelMap(
+        onto stack: SliceStack, of series: DICOMSeries, file: DICOMFile,
+        limits: ReadingLimits = .default
+    ) throws(DICOMError) -> (labels: [UInt8], overlaps: Int) {
         let path = instance.path
         guard !stack.slices.isEmpty else {
             throw DICOMError(.segmentation, "the referenced series has no slices", path: path)
         }
         guard instance.rows == stack.rows, instance.columns == stack.columns else {
-            throw DICOMError(.segmentation, "SEG frames are \(instance.rows)×\(instance.columns) but the series is "
-                                 + "\(stack.rows)×\(stack.columns); a SEG on another grid is not supported",
-                             path: path)
+            throw DICOMError(
+                .segmentation,
+                "SEG frames are \(instance.rows)×\(instance.columns) but the series is "
+                    + "\(stack.rows)×\(stack.columns); a SEG on another grid is not supported",
+                path: path)
         }
         var sliceBySOP: [String: Int] = [:]
         for (k, slice) in stack.slices.enumerated() where series.instances[slice.instance].numberOfFrames == 1 {
             sliceBySOP[series.instances[slice.instance].sopInstanceUID] = k
         }
         let origin = stack.slices[0].position
-        let volumeVoxels = try checkedProduct([stack.rows, stack.columns, stack.slices.count],
-                                              limit: limits.maxVoxelsPerVolume, "label volume columns × rows × slices",
-                                              limitName: "maxVoxelsPerVolume", path: path)
+        let volumeVoxels = try checkedProduct(
+            [stack.rows, stack.columns, stack.slices.count],
+            limit: limits.maxVoxelsPerVolume, "label volume columns × rows × slices",
+            limitName: "maxVoxelsPerVolume", path: path)
         let masks = try frameMasks(file: file)
         let plane = stack.rows * stack.columns
         var labels = [UInt8](repeating: 0, count: volumeVoxels)
@@ -190,23 +225,28 @@ public struct Segmentation: Sendable {
                 let k = Int(checked: along.rounded()) ?? -1
                 let inPlane = offset - Double(k) * step * stack.sliceDirection
                 guard abs(along - Double(k)) < 0.1, k >= 0, k < stack.slices.count,
-                      abs(inPlane.dot(stack.rowCosine)) < 0.1 * stack.pixelSpacing.column,
-                      abs(inPlane.dot(stack.columnCosine)) < 0.1 * stack.pixelSpacing.row
+                    abs(inPlane.dot(stack.rowCosine)) < 0.1 * stack.pixelSpacing.column,
+                    abs(inPlane.dot(stack.columnCosine)) < 0.1 * stack.pixelSpacing.row
                 else {
-                    throw DICOMError(.segmentation, "frame \(f + 1) at (\(frame.position.x), \(frame.position.y), "
-                                         + "\(frame.position.z)) lies on no slice of the referenced series; check that "
-                                         + "the SEG belongs to this series", path: path)
+                    throw DICOMError(
+                        .segmentation,
+                        "frame \(f + 1) at (\(frame.position.x), \(frame.position.y), "
+                            + "\(frame.position.z)) lies on no slice of the referenced series; check that "
+                            + "the SEG belongs to this series", path: path)
                 }
                 slice = k
             }
             guard let k = slice else { continue }
-            let src = f * plane, dst = k * plane
+            let src = f * plane
+            let dst = k * plane
             if kind == .labelMap {
                 for i in 0..<plane where masks[src + i] != 0 {
                     let value = masks[src + i]
                     guard known.contains(Int(value)) else {
-                        throw DICOMError(.segmentation, "frame \(f + 1) holds label \(value), which the (0062,0002) "
-                                             + "Segment Sequence does not define", path: path)
+                        throw DICOMError(
+                            .segmentation,
+                            "frame \(f + 1) holds label \(value), which the (0062,0002) "
+                                + "Segment Sequence does not define", path: path)
                     }
                     let old = labels[dst + i]
                     if old != 0 && old != value { overlaps += 1 }

@@ -15,8 +15,10 @@ public final class DICOMWriter {
     public var dataset: WritableDICOMItem { WritableDICOMItem(pointer: tsr_writer_dataset(handle), owner: self) }
 
     /// Writes the file. `nearLossless` is JPEG-LS NEAR for `.jpegLSNearLossless`.
-    public func write(to path: String, transferSyntax: TransferSyntax = .explicitVRLittleEndian,
-                      nearLossless: UInt16 = 2) throws(DICOMError) {
+    public func write(
+        to path: String, transferSyntax: TransferSyntax = .explicitVRLittleEndian,
+        nearLossless: UInt16 = 2
+    ) throws(DICOMError) {
         var status = TSRStatus()
         if tsr_writer_save(handle, path, transferSyntax.uid, nearLossless, &status) != 0 {
             throw DICOMError(DICOMError.Code(shimCode: status.code), statusMessage(&status), path: path)

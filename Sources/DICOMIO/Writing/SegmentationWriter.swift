@@ -10,10 +10,12 @@ public struct SegmentSpecification: Sendable {
     public var algorithmType: String
     public var algorithmName: String
 
-    public init(label: String,
-                categoryCode: (value: String, scheme: String, meaning: String) = ("91723000", "SCT", "Anatomical Structure"),
-                typeCode: (value: String, scheme: String, meaning: String),
-                algorithmType: String = "MANUAL", algorithmName: String = "") {
+    public init(
+        label: String,
+        categoryCode: (value: String, scheme: String, meaning: String) = ("91723000", "SCT", "Anatomical Structure"),
+        typeCode: (value: String, scheme: String, meaning: String),
+        algorithmType: String = "MANUAL", algorithmName: String = ""
+    ) {
         self.label = label
         self.categoryCode = categoryCode
         self.typeCode = typeCode
@@ -47,20 +49,27 @@ public struct SegmentationWriter: Sendable {
     /// - Parameters:
     ///   - masks: `segments.count × sourcePaths.count × rows × columns`, x fastest; segment `s` on slice `k`.
     ///   - sourcePaths: the image files, one per slice, in slice order.
-    public func write(to path: String, masks: [UInt8], rows: Int, columns: Int, sourcePaths: [String],
-                      segments: [SegmentSpecification]) throws(DICOMError) {
+    public func write(
+        to path: String, masks: [UInt8], rows: Int, columns: Int, sourcePaths: [String],
+        segments: [SegmentSpecification]
+    ) throws(DICOMError) {
         guard (1...65535).contains(rows), (1...65535).contains(columns), !sourcePaths.isEmpty,
-              sourcePaths.count <= Int(UInt32.max), segments.count <= Int(UInt32.max)
+            sourcePaths.count <= Int(UInt32.max), segments.count <= Int(UInt32.max)
         else {
-            throw DICOMError(.invalidArgument, "a SEG of \(rows)×\(columns) on \(sourcePaths.count) slices cannot be "
-                                 + "written: (0028,0010) Rows and (0028,0011) Columns must be 1 to 65535", path: path)
+            throw DICOMError(
+                .invalidArgument,
+                "a SEG of \(rows)×\(columns) on \(sourcePaths.count) slices cannot be "
+                    + "written: (0028,0010) Rows and (0028,0011) Columns must be 1 to 65535", path: path)
         }
-        let expected = try checkedProduct([segments.count, sourcePaths.count, rows, columns], limit: Int.max,
-                                          "segments × slices × rows × columns", limitName: "maxVoxelsPerVolume",
-                                          path: path)
+        let expected = try checkedProduct(
+            [segments.count, sourcePaths.count, rows, columns], limit: Int.max,
+            "segments × slices × rows × columns", limitName: "maxVoxelsPerVolume",
+            path: path)
         guard masks.count == expected, !segments.isEmpty else {
-            throw DICOMError(.invalidArgument, "masks hold \(masks.count) values; \(segments.count) segments × "
-                                 + "\(sourcePaths.count) slices × \(rows)×\(columns) expected", path: path)
+            throw DICOMError(
+                .invalidArgument,
+                "masks hold \(masks.count) values; \(segments.count) segments × "
+                    + "\(sourcePaths.count) slices × \(rows)×\(columns) expected", path: path)
         }
         var status = TSRStatus()
         // Keep every C string alive for the call.

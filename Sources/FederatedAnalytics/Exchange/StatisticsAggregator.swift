@@ -36,8 +36,10 @@ public struct StatisticsAggregator: Sendable, Codable {
         /// Raises the query's `minimum_sites` (e.g. the job's minimum number of clients); never lowers it.
         public var minimumSites: Int
 
-        public init(mechanism: NoiseMechanism? = nil, secureSum: Bool = true, session: String = UUID().uuidString,
-                    minimumSites: Int = 1) {
+        public init(
+            mechanism: NoiseMechanism? = nil, secureSum: Bool = true, session: String = UUID().uuidString,
+            minimumSites: Int = 1
+        ) {
             self.mechanism = mechanism
             self.secureSum = secureSum
             self.session = session
@@ -79,16 +81,21 @@ public struct StatisticsAggregator: Sendable, Codable {
 
     /// - Parameter limits: the server's query limits (the sites check again with theirs).
     /// - Throws: `.invalidQuery` for an invalid query, no site, duplicate or empty site names, an empty session.
-    public init(query: StatisticsQuery, sites: [String], options: Options = Options(),
-                limits: QueryLimits = .default) throws(AnalyticsError) {
+    public init(
+        query: StatisticsQuery, sites: [String], options: Options = Options(),
+        limits: QueryLimits = .default
+    ) throws(AnalyticsError) {
         try query.validate(limits: limits)
         guard !sites.isEmpty else { throw AnalyticsError(.invalidQuery, "a statistics query needs at least one site") }
         guard !sites.contains(where: \.isEmpty), Set(sites).count == sites.count else {
-            throw AnalyticsError(.invalidQuery, "site names must be non-empty and distinct, got "
-                                 + sites.map { "'\($0)'" }.joined(separator: ", "))
+            throw AnalyticsError(
+                .invalidQuery,
+                "site names must be non-empty and distinct, got "
+                    + sites.map { "'\($0)'" }.joined(separator: ", "))
         }
         guard !options.session.isEmpty else {
-            throw AnalyticsError(.invalidQuery, "the statistics session id must not be empty (use the job id or a UUID)")
+            throw AnalyticsError(
+                .invalidQuery, "the statistics session id must not be empty (use the job id or a UUID)")
         }
         guard options.minimumSites >= 1 else {
             throw AnalyticsError(.invalidQuery, "minimumSites must be at least 1, is \(options.minimumSites)")
@@ -102,8 +109,9 @@ public struct StatisticsAggregator: Sendable, Codable {
     public func checkpoint() throws(AnalyticsError) -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf",
-                                                                      nan: "nan")
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf",
+            nan: "nan")
         do { return try encoder.encode(self) } catch {
             throw AnalyticsError(.io, "cannot encode the statistics aggregator's state", cause: "\(error)")
         }
@@ -113,12 +121,15 @@ public struct StatisticsAggregator: Sendable, Codable {
     /// - Throws: `.malformedMessage` when the bytes are not a checkpoint of this version.
     public init(restoring data: Data) throws(AnalyticsError) {
         let decoder = JSONDecoder()
-        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf",
-                                                                        nan: "nan")
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "inf", negativeInfinity: "-inf",
+            nan: "nan")
         do { self = try decoder.decode(StatisticsAggregator.self, from: data) } catch {
-            throw AnalyticsError(.malformedMessage, "cannot restore the statistics aggregator from \(data.count) bytes: "
-                                 + "\(describe(error)); the checkpoint is corrupt or from another Tessera version",
-                                 cause: "\(error)")
+            throw AnalyticsError(
+                .malformedMessage,
+                "cannot restore the statistics aggregator from \(data.count) bytes: "
+                    + "\(describe(error)); the checkpoint is corrupt or from another Tessera version",
+                cause: "\(error)")
         }
     }
 
@@ -143,39 +154,53 @@ public struct StatisticsAggregator: Sendable, Codable {
     public mutating func receive(_ response: StatisticsResponse, from sender: String? = nil) throws(AnalyticsError) {
         if let failure { throw failure }
         guard let phase else {
-            throw AnalyticsError(.unexpectedMessage, isFinished
-                                 ? "the query '\(query.name)' is finished; response from \(response.site) ignored"
-                                 : "no phase is open yet: call nextRequests() and send the plan requests first")
+            throw AnalyticsError(
+                .unexpectedMessage,
+                isFinished
+                    ? "the query '\(query.name)' is finished; response from \(response.site) ignored"
+                    : "no phase is open yet: call nextRequests() and send the plan requests first")
         }
         guard response.version == StatisticsRequest.protocolVersion else {
-            throw AnalyticsError(.malformedMessage, "response of protocol version \(response.version) from "
-                                 + "\(response.site), expected \(StatisticsRequest.protocolVersion)")
+            throw AnalyticsError(
+                .malformedMessage,
+                "response of protocol version \(response.version) from "
+                    + "\(response.site), expected \(StatisticsRequest.protocolVersion)")
         }
         guard response.session == options.session else {
-            throw AnalyticsError(.unexpectedMessage, "response for session '\(response.session)' from \(response.site), "
-                                 + "this query runs as session '\(options.session)': a stale or misrouted message")
+            throw AnalyticsError(
+                .unexpectedMessage,
+                "response for session '\(response.session)' from \(response.site), "
+                    + "this query runs as session '\(options.session)': a stale or misrouted message")
         }
         if let sender, sender != response.site {
             throw AnalyticsError(.unexpectedMessage, "site \(sender) sent a response in the name of '\(response.site)'")
         }
         let site = response.site
         guard sites.contains(site) else {
-            throw AnalyticsError(.unexpectedMessage, "response from unknown site '\(site)'; this query runs at "
-                                 + sites.joined(separator: ", "))
+            throw AnalyticsError(
+                .unexpectedMessage,
+                "response from unknown site '\(site)'; this query runs at "
+                    + sites.joined(separator: ", "))
         }
         guard response.phase == phase else {
-            throw AnalyticsError(.unexpectedMessage, "site \(site) answered phase \(response.phase.rawValue) while the "
-                                 + "query is in phase \(phase.rawValue)")
+            throw AnalyticsError(
+                .unexpectedMessage,
+                "site \(site) answered phase \(response.phase.rawValue) while the "
+                    + "query is in phase \(phase.rawValue)")
         }
         guard awaiting.contains(site) else {
-            throw AnalyticsError(.unexpectedMessage, "site \(site) is not awaited in phase \(phase.rawValue): it already "
-                                 + "answered, was declared as not answering, or was not asked")
+            throw AnalyticsError(
+                .unexpectedMessage,
+                "site \(site) is not awaited in phase \(phase.rawValue): it already "
+                    + "answered, was declared as not answering, or was not asked")
         }
         switch response.payload {
         case .plan(.accepted(let acceptance)):
             if options.secureSum && acceptance.publicKey.count != 32 {
-                throw AnalyticsError(.malformedMessage, "site \(site)'s public key has \(acceptance.publicKey.count) "
-                                     + "bytes; an X25519 key has 32")
+                throw AnalyticsError(
+                    .malformedMessage,
+                    "site \(site)'s public key has \(acceptance.publicKey.count) "
+                        + "bytes; an X25519 key has 32")
             }
             acceptances[site] = acceptance
         case .plan(.refused(let refusal)):
@@ -190,15 +215,19 @@ public struct StatisticsAggregator: Sendable, Codable {
         case .recovery(let answer):
             let length = template.flattened(secondPass: false).count
             guard Set(answer.masks.keys) == Set(dropped), answer.masks.values.allSatisfy({ $0.count == length }) else {
-                throw AnalyticsError(.unexpectedMessage, "site \(site)'s recovery answer must hold one mask of "
-                                     + "\(length) words for each dropped site (\(dropped.joined(separator: ", ")))")
+                throw AnalyticsError(
+                    .unexpectedMessage,
+                    "site \(site)'s recovery answer must hold one mask of "
+                        + "\(length) words for each dropped site (\(dropped.joined(separator: ", ")))")
             }
             for (d, mask) in answer.masks { recovery[d, default: [:]][site] = mask }
         case .reveal(let reveal):
             guard reveal.figures.map(\.feature) == query.features.map(\.feature) else {
-                throw AnalyticsError(.unexpectedMessage, "site \(site) revealed figures for features "
-                                     + "[\(reveal.figures.map(\.feature).joined(separator: ", "))], the query asks for "
-                                     + "[\(query.features.map(\.feature).joined(separator: ", "))]")
+                throw AnalyticsError(
+                    .unexpectedMessage,
+                    "site \(site) revealed figures for features "
+                        + "[\(reveal.figures.map(\.feature).joined(separator: ", "))], the query asks for "
+                        + "[\(query.features.map(\.feature).joined(separator: ", "))]")
             }
             perSite[site] = reveal.figures
         }
@@ -210,8 +239,10 @@ public struct StatisticsAggregator: Sendable, Codable {
     public mutating func siteDidNotAnswer(_ site: String, reason: String) throws(AnalyticsError) {
         if let failure { throw failure }
         guard let phase, sites.contains(site), awaiting.contains(site) else {
-            throw AnalyticsError(.unexpectedMessage, "site '\(site)' is not awaited"
-                                 + (phase.map { " in phase \($0.rawValue)" } ?? ": no phase is open"))
+            throw AnalyticsError(
+                .unexpectedMessage,
+                "site '\(site)' is not awaited"
+                    + (phase.map { " in phase \($0.rawValue)" } ?? ": no phase is open"))
         }
         switch phase {
         case .plan: refused[site] = "did not answer the plan request (\(reason)); left out before masking"
@@ -233,9 +264,11 @@ public struct StatisticsAggregator: Sendable, Codable {
     public mutating func nextRequests() throws(AnalyticsError) -> [StatisticsRequest] {
         if let failure { throw failure }
         guard awaiting.isEmpty else {
-            throw AnalyticsError(.unexpectedMessage, "phase \(phase?.rawValue ?? "?") still awaits "
-                                 + awaitedSites.joined(separator: ", ")
-                                 + ": deliver their responses or declare them with siteDidNotAnswer(_:reason:)")
+            throw AnalyticsError(
+                .unexpectedMessage,
+                "phase \(phase?.rawValue ?? "?") still awaits "
+                    + awaitedSites.joined(separator: ", ")
+                    + ": deliver their responses or declare them with siteDidNotAnswer(_:reason:)")
         }
         do {
             return try advance()
@@ -250,8 +283,10 @@ public struct StatisticsAggregator: Sendable, Codable {
     public func result() throws(AnalyticsError) -> StatisticsResult {
         if let failure { throw failure }
         guard let outcome else {
-            throw AnalyticsError(.unexpectedMessage, "the query '\(query.name)' is not finished (phase "
-                                 + "\(phase?.rawValue ?? "not started")): call nextRequests() until it returns no request")
+            throw AnalyticsError(
+                .unexpectedMessage,
+                "the query '\(query.name)' is not finished (phase "
+                    + "\(phase?.rawValue ?? "not started")): call nextRequests() until it returns no request")
         }
         return outcome
     }
@@ -278,8 +313,10 @@ public struct StatisticsAggregator: Sendable, Codable {
         }
     }
 
-    private mutating func open(_ phase: StatisticsPhase, _ asked: [String],
-                               _ payload: StatisticsRequest.Payload) -> [StatisticsRequest] {
+    private mutating func open(
+        _ phase: StatisticsPhase, _ asked: [String],
+        _ payload: StatisticsRequest.Payload
+    ) -> [StatisticsRequest] {
         self.phase = phase
         awaiting = Set(asked)
         return asked.map { StatisticsRequest(session: options.session, site: $0, payload: payload) }
@@ -289,8 +326,10 @@ public struct StatisticsAggregator: Sendable, Codable {
         participants = sites.filter { acceptances[$0] != nil }
         if participants.isEmpty {
             if sites.count == 1, let error = refusalErrors[sites[0]] { throw error }
-            throw AnalyticsError(.policyViolation, "every site refused the query: "
-                                 + refused.map { "\($0.key): \($0.value)" }.sorted().joined(separator: "; "))
+            throw AnalyticsError(
+                .policyViolation,
+                "every site refused the query: "
+                    + refused.map { "\($0.key): \($0.value)" }.sorted().joined(separator: "; "))
         }
         try requireSites(participants, after: "the plan")
         // Category lists: only sites whose policy reveals category names contribute names; the others count
@@ -305,13 +344,19 @@ public struct StatisticsAggregator: Sendable, Codable {
         template = try LocalStatistics(query: query, cohort: .empty).primitives(categoryLists: categoryLists)
         var keys: [String: Data] = [:]
         if options.secureSum { for site in participants { keys[site] = acceptances[site]?.publicKey } }
-        return open(.firstPass, participants, .firstPass(.init(categoryLists: categoryLists, secureSum: options.secureSum,
-                                                               publicKeys: keys)))
+        return open(
+            .firstPass, participants,
+            .firstPass(
+                .init(
+                    categoryLists: categoryLists, secureSum: options.secureSum,
+                    publicKeys: keys)))
     }
 
     private mutating func closeFirstPass() throws(AnalyticsError) -> [StatisticsRequest] {
         let survivors = participants.filter { firstUploads[$0] != nil }
-        let total = try sum(firstUploads, expected: participants, recovery: recovery, length: template.flattened(secondPass: false).count)
+        let total = try sum(
+            firstUploads, expected: participants, recovery: recovery,
+            length: template.flattened(secondPass: false).count)
         summed = template.unflattened(total, secondPass: false)
         for (fq, p) in zip(query.features, summed) where !Set(fq.statistics).isDisjoint(with: [.variance, .stddev]) {
             if let s = p.sum, p.counts[0] > 0, let b = fq.bounds {
@@ -320,8 +365,9 @@ public struct StatisticsAggregator: Sendable, Codable {
         }
         guard !centres.isEmpty else { return try openReveal() }
         secondParticipants = survivors
-        secondTemplate = try LocalStatistics(query: query, cohort: .empty).primitives(centres: centres,
-                                                                                      categoryLists: categoryLists)
+        secondTemplate = try LocalStatistics(query: query, cohort: .empty).primitives(
+            centres: centres,
+            categoryLists: categoryLists)
         return open(.secondPass, survivors, .secondPass(.init(centres: centres, participants: survivors)))
     }
 
@@ -329,8 +375,9 @@ public struct StatisticsAggregator: Sendable, Codable {
         // A site missing here is in the first-pass sums but not in the squared deviations: the variance would mix
         // two cohorts, so it is withheld (in `finish`) rather than recovered.
         if secondDropped.isEmpty {
-            let total = try sum(secondUploads, expected: secondParticipants, recovery: [:],
-                                length: secondTemplate.flattened(secondPass: true).count)
+            let total = try sum(
+                secondUploads, expected: secondParticipants, recovery: [:],
+                length: secondTemplate.flattened(secondPass: true).count)
             let second = secondTemplate.unflattened(total, secondPass: true)
             for i in summed.indices { summed[i].squaredDeviations = second[i].squaredDeviations }
         }
@@ -347,7 +394,8 @@ public struct StatisticsAggregator: Sendable, Codable {
 
     private mutating func finish() throws(AnalyticsError) -> [StatisticsRequest] {
         // The largest minimum count in force at any participant (never below the query's).
-        let k = participants.compactMap { acceptances[$0]?.privacy.minimumCount }.reduce(query.privacy.minimumCount, max)
+        let k = participants.compactMap { acceptances[$0]?.privacy.minimumCount }.reduce(
+            query.privacy.minimumCount, max)
         var global = try FeatureResult.results(query: query, primitives: summed, minimumCount: k)
         if !secondDropped.isEmpty {
             let names = secondDropped.sorted().joined(separator: ", ")
@@ -373,17 +421,21 @@ public struct StatisticsAggregator: Sendable, Codable {
         guard remaining.count >= minimumSites, !remaining.isEmpty else {
             var why = refused.map { "\($0.key): \($0.value)" }.sorted()
             if !dropped.isEmpty { why.append("dropped out: " + dropped.joined(separator: ", ")) }
-            throw AnalyticsError(.tooFewSites, "after \(step) \(remaining.count) site(s) remain "
-                                 + "(\(remaining.joined(separator: ", "))), fewer than the \(minimumSites) the query needs "
-                                 + "(minimum_sites); nothing is released"
-                                 + (why.isEmpty ? "" : " [" + why.joined(separator: "; ") + "]"))
+            throw AnalyticsError(
+                .tooFewSites,
+                "after \(step) \(remaining.count) site(s) remain "
+                    + "(\(remaining.joined(separator: ", "))), fewer than the \(minimumSites) the query needs "
+                    + "(minimum_sites); nothing is released"
+                    + (why.isEmpty ? "" : " [" + why.joined(separator: "; ") + "]"))
         }
     }
 
     private func check(_ upload: StatisticsResponse.Upload, from site: String, length: Int) throws(AnalyticsError) {
         guard upload.count == length else {
-            throw AnalyticsError(.unexpectedMessage, "site \(site) uploaded \(upload.count) values, the query's layout has "
-                                 + "\(length): the site ran another query or category list")
+            throw AnalyticsError(
+                .unexpectedMessage,
+                "site \(site) uploaded \(upload.count) values, the query's layout has "
+                    + "\(length): the site ran another query or category list")
         }
         switch (upload, options.secureSum) {
         case (.masked, true): return
@@ -392,16 +444,21 @@ public struct StatisticsAggregator: Sendable, Codable {
                 throw AnalyticsError(.malformedMessage, "site \(site) uploaded NaN or infinite values")
             }
         case (.clear, true):
-            throw AnalyticsError(.unexpectedMessage, "site \(site) uploaded in the clear, but the query runs with secure sums")
+            throw AnalyticsError(
+                .unexpectedMessage, "site \(site) uploaded in the clear, but the query runs with secure sums")
         case (.masked, false):
-            throw AnalyticsError(.unexpectedMessage, "site \(site) uploaded a masked vector, but the query runs without "
-                                 + "secure sums")
+            throw AnalyticsError(
+                .unexpectedMessage,
+                "site \(site) uploaded a masked vector, but the query runs without "
+                    + "secure sums")
         }
     }
 
     /// The sum of the uploads: unmasked by the pairwise masks' cancellation (and recovery), or in the clear.
-    private func sum(_ uploads: [String: StatisticsResponse.Upload], expected: [String],
-                     recovery: [String: [String: [UInt64]]], length: Int) throws(AnalyticsError) -> [Double] {
+    private func sum(
+        _ uploads: [String: StatisticsResponse.Upload], expected: [String],
+        recovery: [String: [String: [UInt64]]], length: Int
+    ) throws(AnalyticsError) -> [Double] {
         guard options.secureSum else {
             // In site order: floating-point sums then do not depend on the order responses arrived in.
             var total = [Double](repeating: 0, count: length)

@@ -11,8 +11,10 @@ extension StatisticsRequest {
     public init(decoding data: Data) throws(AnalyticsError) {
         self = try decodeMessage(StatisticsRequest.self, from: data, what: "statistics request")
         guard version == Self.protocolVersion else {
-            throw AnalyticsError(.malformedMessage, "statistics request of protocol version \(version), this site speaks "
-                                 + "version \(Self.protocolVersion); run the same Tessera version on the server and the sites")
+            throw AnalyticsError(
+                .malformedMessage,
+                "statistics request of protocol version \(version), this site speaks "
+                    + "version \(Self.protocolVersion); run the same Tessera version on the server and the sites")
         }
     }
 }
@@ -26,9 +28,11 @@ extension StatisticsResponse {
     public init(decoding data: Data) throws(AnalyticsError) {
         self = try decodeMessage(StatisticsResponse.self, from: data, what: "statistics response")
         guard version == StatisticsRequest.protocolVersion else {
-            throw AnalyticsError(.malformedMessage, "statistics response of protocol version \(version), the server speaks "
-                                 + "version \(StatisticsRequest.protocolVersion); run the same Tessera version on the "
-                                 + "server and the sites")
+            throw AnalyticsError(
+                .malformedMessage,
+                "statistics response of protocol version \(version), the server speaks "
+                    + "version \(StatisticsRequest.protocolVersion); run the same Tessera version on the "
+                    + "server and the sites")
         }
     }
 }
@@ -36,8 +40,9 @@ extension StatisticsResponse {
 private func encodeMessage<T: Encodable>(_ value: T, what: String) throws(AnalyticsError) -> Data {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
-    encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf",
-                                                                  nan: "nan")
+    encoder.nonConformingFloatEncodingStrategy = .convertToString(
+        positiveInfinity: "inf", negativeInfinity: "-inf",
+        nan: "nan")
     do { return try encoder.encode(value) } catch {
         throw AnalyticsError(.malformedMessage, "cannot encode the \(what) as JSON", cause: "\(error)")
     }
@@ -45,12 +50,15 @@ private func encodeMessage<T: Encodable>(_ value: T, what: String) throws(Analyt
 
 private func decodeMessage<T: Decodable>(_ type: T.Type, from data: Data, what: String) throws(AnalyticsError) -> T {
     let decoder = JSONDecoder()
-    decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf",
-                                                                    nan: "nan")
+    decoder.nonConformingFloatDecodingStrategy = .convertFromString(
+        positiveInfinity: "inf", negativeInfinity: "-inf",
+        nan: "nan")
     do { return try decoder.decode(type, from: data) } catch {
-        throw AnalyticsError(.malformedMessage, "cannot decode a \(what) (\(data.count) bytes): \(describe(error)). The "
-                             + "message is truncated or corrupt, or the peer runs another Tessera version",
-                             cause: "\(error)")
+        throw AnalyticsError(
+            .malformedMessage,
+            "cannot decode a \(what) (\(data.count) bytes): \(describe(error)). The "
+                + "message is truncated or corrupt, or the peer runs another Tessera version",
+            cause: "\(error)")
     }
 }
 
@@ -67,8 +75,11 @@ enum WordCoding {
 
     static func words(_ data: Data, codingPath: [CodingKey]) throws -> [UInt64] {
         guard data.count % 8 == 0 else {
-            throw DecodingError.dataCorrupted(.init(codingPath: codingPath, debugDescription:
-                "a vector of \(data.count) bytes is not a whole number of 64-bit words"))
+            throw DecodingError.dataCorrupted(
+                .init(
+                    codingPath: codingPath,
+                    debugDescription:
+                        "a vector of \(data.count) bytes is not a whole number of 64-bit words"))
         }
         let bytes = [UInt8](data)
         return stride(from: 0, to: bytes.count, by: 8).map { start in
@@ -87,10 +98,14 @@ extension StatisticsResponse.Upload: Codable {
         if let data = try c.decodeIfPresent(Data.self, forKey: .masked) {
             self = .masked(try WordCoding.words(data, codingPath: c.codingPath + [CodingKeys.masked]))
         } else if let data = try c.decodeIfPresent(Data.self, forKey: .clear) {
-            self = .clear(try WordCoding.words(data, codingPath: c.codingPath + [CodingKeys.clear]).map(Double.init(bitPattern:)))
+            self = .clear(
+                try WordCoding.words(data, codingPath: c.codingPath + [CodingKeys.clear]).map(Double.init(bitPattern:)))
         } else {
-            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath, debugDescription:
-                "an upload holds either 'masked' or 'clear'"))
+            throw DecodingError.dataCorrupted(
+                .init(
+                    codingPath: c.codingPath,
+                    debugDescription:
+                        "an upload holds either 'masked' or 'clear'"))
         }
     }
 

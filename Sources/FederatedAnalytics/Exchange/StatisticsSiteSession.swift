@@ -56,8 +56,10 @@ public struct StatisticsSiteSession: Sendable {
     ///   - noise: the noise generator (`SystemNoiseSource` in production; seeded only in tests and demos).
     ///   - mechanism: the site's own override (`.none` for exact comparisons); nil follows the query and policy.
     ///   - serverIsLocal: the aggregator runs in this process (see `serverIsLocal`).
-    public init(site: StatisticsSite, noise: any NoiseSource = SystemNoiseSource(), mechanism: NoiseMechanism? = nil,
-                serverIsLocal: Bool = false) {
+    public init(
+        site: StatisticsSite, noise: any NoiseSource = SystemNoiseSource(), mechanism: NoiseMechanism? = nil,
+        serverIsLocal: Bool = false
+    ) {
         self.site = site
         self.noise = noise
         self.mechanism = mechanism
@@ -79,21 +81,29 @@ public struct StatisticsSiteSession: Sendable {
     ///   itself (budget, policy) is not thrown: it is the plan answer.
     public mutating func respond(to request: StatisticsRequest) throws(AnalyticsError) -> StatisticsResponse {
         guard request.version == StatisticsRequest.protocolVersion else {
-            throw AnalyticsError(.malformedMessage, "request of protocol version \(request.version), this site speaks "
-                                 + "\(StatisticsRequest.protocolVersion); run the same Tessera version everywhere")
+            throw AnalyticsError(
+                .malformedMessage,
+                "request of protocol version \(request.version), this site speaks "
+                    + "\(StatisticsRequest.protocolVersion); run the same Tessera version everywhere")
         }
         guard request.site == site.name else {
-            throw AnalyticsError(.unexpectedMessage, "a request for site '\(request.site)' reached site '\(site.name)'; "
-                                 + "check the runtime's routing")
+            throw AnalyticsError(
+                .unexpectedMessage,
+                "a request for site '\(request.site)' reached site '\(site.name)'; "
+                    + "check the runtime's routing")
         }
         if let session, request.session != session {
-            throw AnalyticsError(.unexpectedMessage, "site \(site.name) is in session '\(session)' and got a request for "
-                                 + "session '\(request.session)'; use one StatisticsSiteSession per query run")
+            throw AnalyticsError(
+                .unexpectedMessage,
+                "site \(site.name) is in session '\(session)' and got a request for "
+                    + "session '\(request.session)'; use one StatisticsSiteSession per query run")
         }
         if let prior = answered[request.phase] {
             guard prior.request == request else {
-                throw AnalyticsError(.unexpectedMessage, "site \(site.name) already answered phase \(request.phase.rawValue) "
-                                     + "of session '\(request.session)' to a different request; a phase is answered once")
+                throw AnalyticsError(
+                    .unexpectedMessage,
+                    "site \(site.name) already answered phase \(request.phase.rawValue) "
+                        + "of session '\(request.session)' to a different request; a phase is answered once")
             }
             return prior.response
         }
@@ -120,40 +130,51 @@ public struct StatisticsSiteSession: Sendable {
             let release = try SiteRelease(query: query, policy: site.policy, mechanism: mechanism)
             let (specs, charges) = try release.plan()
             try checkEncodingRange(query, specs: specs)
-            let names = site.policy.revealCategoryNames
+            let names =
+                site.policy.revealCategoryNames
                 ? try LocalStatistics(query: query, cohort: site.cohort).categoryNames() : nil
             try site.ledger.charge(site: site.name, query: query.name, charges: charges, policy: site.policy)
             let spent = try site.ledger.spent(site: site.name, policy: site.policy)
             self.query = query
             self.release = release
             self.specs = specs
-            return .accepted(.init(
-                publicKey: participant.publicKey, categoryNames: names,
-                privacy: .init(epsilonSpent: spent.epsilon, deltaSpent: spent.delta,
-                               epsilonRemaining: site.policy.totalEpsilon - spent.epsilon,
-                               minimumCount: release.minimumCount, revealed: site.policy.revealPerSite)))
+            return .accepted(
+                .init(
+                    publicKey: participant.publicKey, categoryNames: names,
+                    privacy: .init(
+                        epsilonSpent: spent.epsilon, deltaSpent: spent.delta,
+                        epsilonRemaining: site.policy.totalEpsilon - spent.epsilon,
+                        minimumCount: release.minimumCount, revealed: site.policy.revealPerSite)))
         } catch {
             return .refused(.init(error))
         }
     }
 
-    private mutating func firstPass(_ pass: StatisticsRequest.FirstPass) throws(AnalyticsError) -> StatisticsResponse.Upload {
+    private mutating func firstPass(_ pass: StatisticsRequest.FirstPass) throws(AnalyticsError)
+        -> StatisticsResponse.Upload
+    {
         let (query, release, session) = try accepted(.firstPass)
         if pass.secureSum {
             guard pass.publicKeys[site.name] == participant.publicKey else {
-                throw AnalyticsError(.secureAggregation, "the first-pass request does not carry site \(site.name)'s own "
-                                     + "public key: keys were mixed up or tampered with, so the site does not upload")
+                throw AnalyticsError(
+                    .secureAggregation,
+                    "the first-pass request does not carry site \(site.name)'s own "
+                        + "public key: keys were mixed up or tampered with, so the site does not upload")
             }
             guard pass.publicKeys.count >= 2 || mayShowOwnFigures else {
-                throw AnalyticsError(.policyViolation, "a secure sum with site \(site.name) as its only participant would "
-                                     + "show the server the site's own figures, which its policy does not reveal "
-                                     + "(reveal_per_site: false); run the query over more sites")
+                throw AnalyticsError(
+                    .policyViolation,
+                    "a secure sum with site \(site.name) as its only participant would "
+                        + "show the server the site's own figures, which its policy does not reveal "
+                        + "(reveal_per_site: false); run the query over more sites")
             }
         } else {
             guard mayShowOwnFigures else {
-                throw AnalyticsError(.policyViolation, "the server asks site \(site.name) for its figures in the clear, but "
-                                     + "its policy does not reveal per-site figures (reveal_per_site: false); run the "
-                                     + "query with secure sums")
+                throw AnalyticsError(
+                    .policyViolation,
+                    "the server asks site \(site.name) for its figures in the clear, but "
+                        + "its policy does not reveal per-site figures (reveal_per_site: false); run the "
+                        + "query with secure sums")
             }
         }
         let lists = try checkedCategoryLists(pass.categoryLists, query: query)
@@ -170,40 +191,53 @@ public struct StatisticsSiteSession: Sendable {
         return .masked(try participant.mask(vector, publicKeys: pass.publicKeys, session: session + "/first-pass"))
     }
 
-    private mutating func recovery(_ request: StatisticsRequest.Recovery) throws(AnalyticsError) -> StatisticsResponse.Recovery {
+    private mutating func recovery(_ request: StatisticsRequest.Recovery) throws(AnalyticsError)
+        -> StatisticsResponse.Recovery
+    {
         let (_, _, session) = try accepted(.recovery)
         guard let firstPass, secureSum else {
-            throw AnalyticsError(.unexpectedMessage, "site \(site.name) got a recovery request before a masked first pass; "
-                                 + "recovery follows a secure-sum first pass only")
+            throw AnalyticsError(
+                .unexpectedMessage,
+                "site \(site.name) got a recovery request before a masked first pass; "
+                    + "recovery follows a secure-sum first pass only")
         }
         for d in request.dropped {
             guard d != site.name, publicKeys[d] != nil else {
-                throw AnalyticsError(.unexpectedMessage, "recovery asked for site '\(d)', which was not another participant "
-                                     + "of the first pass (\(publicKeys.keys.sorted().joined(separator: ", ")))")
+                throw AnalyticsError(
+                    .unexpectedMessage,
+                    "recovery asked for site '\(d)', which was not another participant "
+                        + "of the first pass (\(publicKeys.keys.sorted().joined(separator: ", ")))")
             }
         }
         let survivors = Set(publicKeys.keys).subtracting(request.dropped).subtracting(recovered)
         guard survivors.count >= 2 || mayShowOwnFigures else {
-            throw AnalyticsError(.policyViolation, "after the dropouts site \(site.name) would be the only one left in the "
-                                 + "secure sum: removing the masks would show the server its figures, which its policy does "
-                                 + "not reveal; the query is aborted")
+            throw AnalyticsError(
+                .policyViolation,
+                "after the dropouts site \(site.name) would be the only one left in the "
+                    + "secure sum: removing the masks would show the server its figures, which its policy does "
+                    + "not reveal; the query is aborted")
         }
         let length = firstPass.flattened(secondPass: false).count
         var masks: [String: [UInt64]] = [:]
         for d in Set(request.dropped) {
             guard let key = publicKeys[d] else { continue }
-            masks[d] = try participant.recoveryMask(dropped: d, droppedKey: key, session: session + "/first-pass",
-                                                    length: length)
+            masks[d] = try participant.recoveryMask(
+                dropped: d, droppedKey: key, session: session + "/first-pass",
+                length: length)
         }
         recovered.formUnion(request.dropped)
         return .init(masks: masks)
     }
 
-    private mutating func secondPass(_ pass: StatisticsRequest.SecondPass) throws(AnalyticsError) -> StatisticsResponse.Upload {
+    private mutating func secondPass(_ pass: StatisticsRequest.SecondPass) throws(AnalyticsError)
+        -> StatisticsResponse.Upload
+    {
         let (query, release, session) = try accepted(.secondPass)
         guard firstPass != nil, answered[.reveal] == nil else {
-            throw AnalyticsError(.unexpectedMessage, "site \(site.name) got a second-pass request out of order: it comes "
-                                 + "after the first pass and before the reveal")
+            throw AnalyticsError(
+                .unexpectedMessage,
+                "site \(site.name) got a second-pass request out of order: it comes "
+                    + "after the first pass and before the reveal")
         }
         let participants = Set(pass.participants)
         guard participants.contains(site.name) else {
@@ -211,28 +245,38 @@ public struct StatisticsSiteSession: Sendable {
         }
         if secureSum {
             guard participants.isSubset(of: publicKeys.keys), participants.isDisjoint(with: recovered) else {
-                throw AnalyticsError(.secureAggregation, "the second-pass participants must be first-pass participants that "
-                                     + "did not drop out; got \(pass.participants.sorted().joined(separator: ", "))")
+                throw AnalyticsError(
+                    .secureAggregation,
+                    "the second-pass participants must be first-pass participants that "
+                        + "did not drop out; got \(pass.participants.sorted().joined(separator: ", "))")
             }
             guard participants.count >= 2 || mayShowOwnFigures else {
-                throw AnalyticsError(.policyViolation, "a secure sum with site \(site.name) as its only participant would "
-                                     + "show the server the site's own figures, which its policy does not reveal")
+                throw AnalyticsError(
+                    .policyViolation,
+                    "a secure sum with site \(site.name) as its only participant would "
+                        + "show the server the site's own figures, which its policy does not reveal")
             }
         } else if !mayShowOwnFigures {
-            throw AnalyticsError(.policyViolation, "the server asks site \(site.name) for its figures in the clear, but its "
-                                 + "policy does not reveal per-site figures (reveal_per_site: false)")
+            throw AnalyticsError(
+                .policyViolation,
+                "the server asks site \(site.name) for its figures in the clear, but its "
+                    + "policy does not reveal per-site figures (reveal_per_site: false)")
         }
         // Squared deviations have sensitivity cap·(U − L)² only around a centre inside [L, U].
         for (key, centre) in pass.centres {
             guard let index = query.features.indices.first(where: { featureKey($0, query.features[$0]) == key }),
-                  let b = query.features[index].bounds, centre.isFinite, centre >= b[0], centre <= b[1] else {
-                throw AnalyticsError(.policyViolation, "second-pass centre \(centre) for '\(key)' is not inside that "
-                                     + "feature's bounds: the noise calibration would not hold, so site \(site.name) "
-                                     + "refuses it")
+                let b = query.features[index].bounds, centre.isFinite, centre >= b[0], centre <= b[1]
+            else {
+                throw AnalyticsError(
+                    .policyViolation,
+                    "second-pass centre \(centre) for '\(key)' is not inside that "
+                        + "feature's bounds: the noise calibration would not hold, so site \(site.name) "
+                        + "refuses it")
             }
         }
-        let exact = try LocalStatistics(query: query, cohort: site.cohort).primitives(centres: pass.centres,
-                                                                                     categoryLists: categoryLists)
+        let exact = try LocalStatistics(query: query, cohort: site.cohort).primitives(
+            centres: pass.centres,
+            categoryLists: categoryLists)
         var source = noise
         let noised = release.noised(exact, specs: specs, secondPass: true, using: &source)
         noise = source
@@ -247,8 +291,10 @@ public struct StatisticsSiteSession: Sendable {
     private mutating func reveal() throws(AnalyticsError) -> StatisticsResponse.Reveal {
         let (query, release, _) = try accepted(.reveal)
         guard site.policy.revealPerSite else {
-            throw AnalyticsError(.policyViolation, "site \(site.name)'s policy does not reveal per-site figures "
-                                 + "(reveal_per_site: false); only secure sums leave it")
+            throw AnalyticsError(
+                .policyViolation,
+                "site \(site.name)'s policy does not reveal per-site figures "
+                    + "(reveal_per_site: false); only secure sums leave it")
         }
         guard var mine = firstPass else {
             throw AnalyticsError(.unexpectedMessage, "site \(site.name) got a reveal request before its first pass")
@@ -259,13 +305,16 @@ public struct StatisticsSiteSession: Sendable {
             // (post-processing of released values, no extra budget).
             for i in mine.indices {
                 if let d = mine[i].squaredDeviations, let s = mine[i].sum, let c = centres[mine[i].feature],
-                   mine[i].counts[0] > 0, let b = query.features[i].bounds {
-                    let n = mine[i].counts[0], m = (b[0] + b[1]) / 2 + s / n
+                    mine[i].counts[0] > 0, let b = query.features[i].bounds
+                {
+                    let n = mine[i].counts[0]
+                    let m = (b[0] + b[1]) / 2 + s / n
                     mine[i].squaredDeviations = d - n * (m - c) * (m - c)
                 }
             }
         }
-        return .init(figures: try FeatureResult.results(query: query, primitives: mine, minimumCount: release.minimumCount))
+        return .init(
+            figures: try FeatureResult.results(query: query, primitives: mine, minimumCount: release.minimumCount))
     }
 
     /// Refuses, before the ledger is charged, a query whose values could leave the fixed-point range of the secure
@@ -279,13 +328,16 @@ public struct StatisticsSiteSession: Sendable {
             let records = site.cohort.records(unit: unit, maxPerPatient: query.maxRecordsPerPatient).count
             let names = SiteRelease.primitiveNames(fq, feature: feature, unit: unit)
             let spec = specs[featureKey(index, fq)] ?? [:]
-            let worst = QueryLimits.worstMagnitude(bounds: fq.bounds ?? [0, 1], records: records, primitives: names,
-                                                   noise: { spec[$0] })
+            let worst = QueryLimits.worstMagnitude(
+                bounds: fq.bounds ?? [0, 1], records: records, primitives: names,
+                noise: { spec[$0] })
             guard worst <= QueryLimits.largestEncodedMagnitude else {
-                throw AnalyticsError(.invalidQuery, "`query.features[\(index)]` ('\(fq.feature)'): with \(records) "
-                                     + "records at site \(site.name), its bounds and noise could give values up to "
-                                     + "\(String(format: "%.3g", worst)), beyond the secure sums' fixed-point range; "
-                                     + "narrow the bounds or raise epsilon")
+                throw AnalyticsError(
+                    .invalidQuery,
+                    "`query.features[\(index)]` ('\(fq.feature)'): with \(records) "
+                        + "records at site \(site.name), its bounds and noise could give values up to "
+                        + "\(String(format: "%.3g", worst)), beyond the secure sums' fixed-point range; "
+                        + "narrow the bounds or raise epsilon")
             }
         }
     }
@@ -294,16 +346,20 @@ public struct StatisticsSiteSession: Sendable {
     /// does not enumerate, each name once (first occurrence kept).
     /// - Throws: `.policyViolation` naming the feature and the name for a list longer than the site's
     ///   `maxCategories`, a name longer than its `maxNameLength`, not trimmed or empty, or the reserved "other".
-    private func checkedCategoryLists(_ lists: [String: [String]],
-                                      query: StatisticsQuery) throws(AnalyticsError) -> [String: [String]] {
+    private func checkedCategoryLists(
+        _ lists: [String: [String]],
+        query: StatisticsQuery
+    ) throws(AnalyticsError) -> [String: [String]] {
         var out: [String: [String]] = [:]
         for (index, fq) in query.features.enumerated() where fq.categories == nil {
             let key = featureKey(index, fq)
             guard let names = lists[key] else { continue }
             let unique = names.uniqued()
             guard unique.count <= site.limits.maxCategories else {
-                throw AnalyticsError(.policyViolation, "the first pass lists \(unique.count) categories for "
-                                     + "'\(key)', more than site \(site.name)'s max_categories \(site.limits.maxCategories)")
+                throw AnalyticsError(
+                    .policyViolation,
+                    "the first pass lists \(unique.count) categories for "
+                        + "'\(key)', more than site \(site.name)'s max_categories \(site.limits.maxCategories)")
             }
             for name in unique {
                 let problem: String?
@@ -317,8 +373,11 @@ public struct StatisticsSiteSession: Sendable {
                     problem = nil
                 }
                 if let problem {
-                    throw AnalyticsError(.policyViolation, "the first pass's category "
-                                         + "\(CheckedConversion.quoted(name)) for '\(key)' \(problem); site \(site.name) does not answer it")
+                    throw AnalyticsError(
+                        .policyViolation,
+                        "the first pass's category "
+                            + "\(CheckedConversion.quoted(name)) for '\(key)' \(problem); site \(site.name) does not answer it"
+                    )
                 }
             }
             out[key] = unique
@@ -329,8 +388,10 @@ public struct StatisticsSiteSession: Sendable {
     /// The accepted plan, or why `phase` cannot be answered yet.
     private func accepted(_ phase: StatisticsPhase) throws(AnalyticsError) -> (StatisticsQuery, SiteRelease, String) {
         guard let session, let planned = answered[.plan] else {
-            throw AnalyticsError(.unexpectedMessage, "site \(site.name) got a \(phase.rawValue) request before the plan; "
-                                 + "every query run starts with the plan phase")
+            throw AnalyticsError(
+                .unexpectedMessage,
+                "site \(site.name) got a \(phase.rawValue) request before the plan; "
+                    + "every query run starts with the plan phase")
         }
         guard let query, let release else {
             var reason = "it refused the query"

@@ -43,8 +43,10 @@ public struct LocalStatistics: Sendable {
     /// Categorical features without a category list in the query count into `categoryLists[key]` (the union of
     /// the names the sites agreed to reveal) plus "other"; sites must all use the same list for sums to add up.
     /// A name listed more than once is one cell (first occurrence kept), so every record is in exactly one cell.
-    public func primitives(centres: [String: Double]? = nil,
-                           categoryLists: [String: [String]] = [:]) throws(AnalyticsError) -> [FeaturePrimitives] {
+    public func primitives(
+        centres: [String: Double]? = nil,
+        categoryLists: [String: [String]] = [:]
+    ) throws(AnalyticsError) -> [FeaturePrimitives] {
         var imageCache: [Int: ImageMeasures] = [:]
         var out: [FeaturePrimitives] = []
         for (index, fq) in query.features.enumerated() {
@@ -56,13 +58,19 @@ public struct LocalStatistics: Sendable {
             if feature.isCategorical, case .tag(let tag) = feature {
                 var counts: [String: Double] = [:]
                 for r in records {
-                    if let c = r.category(tag) { counts[c, default: 0] += 1; p.counts[0] += 1 } else { p.counts[1] += 1 }
+                    if let c = r.category(tag) {
+                        counts[c, default: 0] += 1
+                        p.counts[0] += 1
+                    } else {
+                        p.counts[1] += 1
+                    }
                 }
                 // One cell per distinct name: a repeated name would count each record twice (and be noised
                 // twice) while the noise is calibrated for a record in one cell.
                 let listed = (fq.categories ?? categoryLists[key] ?? []).uniqued()
                 p.categoryNames = listed + ["other"]
-                p.frequencies = listed.map { counts[$0] ?? 0 } + [counts.filter { !listed.contains($0.key) }.values.reduce(0, +)]
+                p.frequencies =
+                    listed.map { counts[$0] ?? 0 } + [counts.filter { !listed.contains($0.key) }.values.reduce(0, +)]
                 out.append(p)
                 continue
             }
@@ -75,8 +83,10 @@ public struct LocalStatistics: Sendable {
                     let m = try measures(r, cache: &imageCache, bounds: (lo, hi), bins: bins)
                     if let h = m.histograms[feature] {
                         guard h.count == histogram.count else {
-                            throw AnalyticsError(.invalidQuery, "'\(fq.feature)' per voxel: histograms of \(h.count) "
-                                                 + "and \(histogram.count) bins; ask for each feature once per unit")
+                            throw AnalyticsError(
+                                .invalidQuery,
+                                "'\(fq.feature)' per voxel: histograms of \(h.count) "
+                                    + "and \(histogram.count) bins; ask for each feature once per unit")
                         }
                         for i in histogram.indices { histogram[i] += h[i] }
                         p.counts[0] += 1
@@ -101,7 +111,9 @@ public struct LocalStatistics: Sendable {
             p.counts[0] = Double(values.count)
             let stats = Set(fq.statistics)
             let mid = (lo + hi) / 2
-            if !stats.isDisjoint(with: [.sum, .mean, .variance, .stddev]) { p.sum = values.reduce(0) { $0 + ($1 - mid) } }
+            if !stats.isDisjoint(with: [.sum, .mean, .variance, .stddev]) {
+                p.sum = values.reduce(0) { $0 + ($1 - mid) }
+            }
             if let centre = centres?[key], !stats.isDisjoint(with: [.variance, .stddev]) {
                 p.squaredDeviations = values.reduce(0) { $0 + ($1 - centre) * ($1 - centre) }
             }
@@ -131,8 +143,10 @@ public struct LocalStatistics: Sendable {
     }
 
     /// Decodes a record's volume (and SEG) once and measures every image feature of the query on it.
-    func measures(_ r: CohortRecord, cache: inout [Int: ImageMeasures], bounds: (Double, Double),
-                  bins: Int) throws(AnalyticsError) -> ImageMeasures {
+    func measures(
+        _ r: CohortRecord, cache: inout [Int: ImageMeasures], bounds: (Double, Double),
+        bins: Int
+    ) throws(AnalyticsError) -> ImageMeasures {
         if let m = cache[r.seriesIndex] { return m }
         var m = ImageMeasures()
         let series = cohort.series[r.seriesIndex]
@@ -144,7 +158,8 @@ public struct LocalStatistics: Sendable {
                 labels = try Volume<UInt8>.labels(segmentation: seg, series: series).volume
             }
         } catch {
-            throw AnalyticsError(.data, "cannot read series \(series.seriesInstanceUID) of patient \(r.patientID): \(error.message)")
+            throw AnalyticsError(
+                .data, "cannot read series \(series.seriesInstanceUID) of patient \(r.patientID): \(error.message)")
         }
         for fq in query.features {
             guard let feature = try? Feature(parsing: fq.feature), feature.needsImage else { continue }
@@ -161,7 +176,8 @@ public struct LocalStatistics: Sendable {
                 mask = { labels.voxels[$0] == UInt8(n) }
             case .tag: continue
             }
-            var count = 0, sum = 0.0
+            var count = 0
+            var sum = 0.0
             var histogram = [Double](repeating: 0, count: nb)
             for i in 0..<image.voxels.count where mask(i) {
                 let v = Double(image.voxels[i])

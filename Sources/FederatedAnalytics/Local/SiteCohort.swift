@@ -55,15 +55,18 @@ public struct SiteCohort: Sendable {
                     seriesIndex: index, segmentationPath: seg)
             }
         } catch {
-            throw AnalyticsError(.data, "cannot read the site's DICOM folder: \(error.message)", cause: error.description)
+            throw AnalyticsError(
+                .data, "cannot read the site's DICOM folder: \(error.message)", cause: error.description)
         }
     }
 
     /// The records one query counts: one per patient (earliest study, first series), one per study, or every
     /// series, keeping at most `maxPerPatient` per patient (earliest first), so no patient weighs more than the cap.
     public func records(unit: CountingUnit, maxPerPatient: Int) -> [CohortRecord] {
-        let ordered = records.sorted { ($0.patientID, $0.studyDate, $0.studyInstanceUID, $0.seriesIndex)
-            < ($1.patientID, $1.studyDate, $1.studyInstanceUID, $1.seriesIndex) }
+        let ordered = records.sorted {
+            ($0.patientID, $0.studyDate, $0.studyInstanceUID, $0.seriesIndex)
+                < ($1.patientID, $1.studyDate, $1.studyInstanceUID, $1.seriesIndex)
+        }
         var out: [CohortRecord] = []
         var perPatient: [String: Int] = [:]
         var seenStudies = Set<String>()
@@ -91,7 +94,9 @@ extension CohortRecord {
         case .sliceThickness: return tags["SliceThickness"].flatMap { Double($0.trimmingCharacters(in: .whitespaces)) }
         case .kvp: return tags["KVP"].flatMap { Double($0.trimmingCharacters(in: .whitespaces)) }
         case .pixelSpacing:
-            let parts = (tags["PixelSpacing"] ?? "").split(separator: "\\").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+            let parts = (tags["PixelSpacing"] ?? "").split(separator: "\\").compactMap {
+                Double($0.trimmingCharacters(in: .whitespaces))
+            }
             return parts.count == 2 ? (parts[0] + parts[1]) / 2 : nil
         case .studyYear: return studyDate.count >= 4 ? Double(studyDate.prefix(4)) : nil
         default: return nil

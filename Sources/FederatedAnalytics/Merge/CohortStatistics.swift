@@ -10,8 +10,10 @@ public struct StatisticsSite: Sendable {
     /// The site's own limits: every query is checked against them before the ledger is charged.
     public var limits: QueryLimits
 
-    public init(name: String, cohort: SiteCohort, policy: SitePolicy, ledger: PrivacyLedger,
-                limits: QueryLimits = .default) {
+    public init(
+        name: String, cohort: SiteCohort, policy: SitePolicy, ledger: PrivacyLedger,
+        limits: QueryLimits = .default
+    ) {
         self.name = name
         self.cohort = cohort
         self.policy = policy
@@ -69,13 +71,16 @@ public struct CohortStatistics: Sendable {
 
     public func run(sites: [StatisticsSite]) throws(AnalyticsError) -> StatisticsResult {
         try query.validate()
-        let options = StatisticsAggregator.Options(mechanism: mechanism, secureSum: secureSum,
-                                                   session: query.name + "/" + UUID().uuidString)
+        let options = StatisticsAggregator.Options(
+            mechanism: mechanism, secureSum: secureSum,
+            session: query.name + "/" + UUID().uuidString)
         var aggregator = try StatisticsAggregator(query: query, sites: sites.map(\.name), options: options)
         var sessions: [String: StatisticsSiteSession] = [:]
         for site in sites {
-            let noise: any NoiseSource = seed.map { SeededNoiseSource(seed: $0, site: site.name) } ?? SystemNoiseSource()
-            sessions[site.name] = StatisticsSiteSession(site: site, noise: noise, mechanism: mechanism, serverIsLocal: true)
+            let noise: any NoiseSource =
+                seed.map { SeededNoiseSource(seed: $0, site: site.name) } ?? SystemNoiseSource()
+            sessions[site.name] = StatisticsSiteSession(
+                site: site, noise: noise, mechanism: mechanism, serverIsLocal: true)
         }
         var requests = try aggregator.nextRequests()
         while !requests.isEmpty {

@@ -31,8 +31,10 @@ public struct FeatureResult: Sendable, Codable, Equatable {
     /// resolution: the lower edge of the first and the upper edge of the last histogram bin holding at least k;
     /// quantiles by linear interpolation inside the bins of the whole noisy histogram (post-processing of released
     /// values; suppressed cells are withheld from display, not from the interpolation, which would bias it).
-    public init(query fq: FeatureQuery, feature: Feature, unit: CountingUnit, primitives p: FeaturePrimitives,
-                minimumCount k: Int) {
+    public init(
+        query fq: FeatureQuery, feature: Feature, unit: CountingUnit, primitives p: FeaturePrimitives,
+        minimumCount k: Int
+    ) {
         self.feature = fq.feature
         self.unit = unit
         self.valueUnit = feature.unit
@@ -64,7 +66,12 @@ public struct FeatureResult: Sendable, Codable, Equatable {
             var out: [String: Double?] = [:]
             for (name, value) in zip(names, f) {
                 let v = Swift.max(0, value).rounded()
-                if v >= kk { out[name] = v } else { out[name] = .some(nil); suppressed.append("category \(name)") }
+                if v >= kk {
+                    out[name] = v
+                } else {
+                    out[name] = .some(nil)
+                    suppressed.append("category \(name)")
+                }
             }
             self.frequencies = out
         }
@@ -82,7 +89,9 @@ public struct FeatureResult: Sendable, Codable, Equatable {
             let usable = cells.map { $0 ?? 0 }
             let threshold = unit == .voxel ? 1e-9 : kk
             if stats.contains(.minimum), let i = usable.firstIndex(where: { $0 >= threshold }) { self.min = edges[i] }
-            if stats.contains(.maximum), let i = usable.lastIndex(where: { $0 >= threshold }) { self.max = edges[i + 1] }
+            if stats.contains(.maximum), let i = usable.lastIndex(where: { $0 >= threshold }) {
+                self.max = edges[i + 1]
+            }
             if stats.contains(.quantiles), let levels = fq.quantiles {
                 let usable = clamped
                 let total = usable.reduce(0, +)
@@ -108,13 +117,17 @@ public struct FeatureResult: Sendable, Codable, Equatable {
 
 extension FeatureResult {
     /// The released figures of every feature of `query`, from (summed) primitives in query order.
-    static func results(query: StatisticsQuery, primitives: [FeaturePrimitives],
-                        minimumCount: Int) throws(AnalyticsError) -> [FeatureResult] {
+    static func results(
+        query: StatisticsQuery, primitives: [FeaturePrimitives],
+        minimumCount: Int
+    ) throws(AnalyticsError) -> [FeatureResult] {
         var out: [FeatureResult] = []
         for (fq, p) in zip(query.features, primitives) {
             let feature = try Feature(parsing: fq.feature)
-            out.append(FeatureResult(query: fq, feature: feature, unit: fq.unit ?? query.unit, primitives: p,
-                                     minimumCount: minimumCount))
+            out.append(
+                FeatureResult(
+                    query: fq, feature: feature, unit: fq.unit ?? query.unit, primitives: p,
+                    minimumCount: minimumCount))
         }
         return out
     }

@@ -1,6 +1,6 @@
 import DifferentialPrivacy
-import Randomness
 import Foundation
+import Randomness
 import Volumes
 
 /// How one released primitive is noised: mechanism, budget and sensitivity.

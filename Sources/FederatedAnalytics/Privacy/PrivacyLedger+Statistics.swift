@@ -11,11 +11,13 @@ extension PrivacyLedger {
     {
         let budget = try policy.budget()
         do {
-            try charge(site: site, query: query, charges: charges, budget: budget,
-                       maxEpsilonPerQuery: policy.maxEpsilonPerQuery)
+            try charge(
+                site: site, query: query, charges: charges, budget: budget,
+                maxEpsilonPerQuery: policy.maxEpsilonPerQuery)
         } catch {
-            throw AnalyticsError(error.code == .budgetExceeded ? .budgetExceeded : .ledger, error.message,
-                                 cause: error.cause)
+            throw AnalyticsError(
+                error.code == .budgetExceeded ? .budgetExceeded : .ledger, error.message,
+                cause: error.cause)
         }
     }
 

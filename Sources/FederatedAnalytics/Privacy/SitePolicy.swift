@@ -33,10 +33,15 @@ public struct SitePolicy: Codable, Sendable {
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case minimumCount = "minimum_count", totalEpsilon = "total_epsilon", totalDelta = "total_delta"
-        case maxEpsilonPerQuery = "max_epsilon_per_query", defaultFeatureEpsilon = "default_feature_epsilon"
-        case allowedMechanisms = "allowed_mechanisms", revealPerSite = "reveal_per_site"
-        case revealCategoryNames = "reveal_category_names", accountingDelta = "accounting_delta"
+        case minimumCount = "minimum_count"
+        case totalEpsilon = "total_epsilon"
+        case totalDelta = "total_delta"
+        case maxEpsilonPerQuery = "max_epsilon_per_query"
+        case defaultFeatureEpsilon = "default_feature_epsilon"
+        case allowedMechanisms = "allowed_mechanisms"
+        case revealPerSite = "reveal_per_site"
+        case revealCategoryNames = "reveal_category_names"
+        case accountingDelta = "accounting_delta"
     }
 
     public init(from decoder: Decoder) throws {
@@ -45,11 +50,14 @@ public struct SitePolicy: Codable, Sendable {
         minimumCount = try c.decodeIfPresent(Int.self, forKey: .minimumCount) ?? d.minimumCount
         totalEpsilon = try c.decodeIfPresent(Double.self, forKey: .totalEpsilon) ?? d.totalEpsilon
         totalDelta = try c.decodeIfPresent(Double.self, forKey: .totalDelta) ?? d.totalDelta
-        accountingDelta = try c.decodeIfPresent(Double.self, forKey: .accountingDelta)
+        accountingDelta =
+            try c.decodeIfPresent(Double.self, forKey: .accountingDelta)
             ?? min(d.accountingDelta, totalDelta)
         maxEpsilonPerQuery = try c.decodeIfPresent(Double.self, forKey: .maxEpsilonPerQuery) ?? d.maxEpsilonPerQuery
-        defaultFeatureEpsilon = try c.decodeIfPresent(Double.self, forKey: .defaultFeatureEpsilon) ?? d.defaultFeatureEpsilon
-        allowedMechanisms = try c.decodeIfPresent([NoiseMechanism].self, forKey: .allowedMechanisms) ?? d.allowedMechanisms
+        defaultFeatureEpsilon =
+            try c.decodeIfPresent(Double.self, forKey: .defaultFeatureEpsilon) ?? d.defaultFeatureEpsilon
+        allowedMechanisms =
+            try c.decodeIfPresent([NoiseMechanism].self, forKey: .allowedMechanisms) ?? d.allowedMechanisms
         revealPerSite = try c.decodeIfPresent(Bool.self, forKey: .revealPerSite) ?? d.revealPerSite
         revealCategoryNames = try c.decodeIfPresent(Bool.self, forKey: .revealCategoryNames) ?? d.revealCategoryNames
     }
@@ -72,7 +80,8 @@ public struct SitePolicy: Codable, Sendable {
     public func validate() throws(AnalyticsError) {
         guard minimumCount >= 1 else { throw AnalyticsError(.invalidPolicy, "minimum_count must be at least 1") }
         guard totalEpsilon > 0, maxEpsilonPerQuery > 0, defaultFeatureEpsilon > 0 else {
-            throw AnalyticsError(.invalidPolicy, "total_epsilon, max_epsilon_per_query and default_feature_epsilon must be positive")
+            throw AnalyticsError(
+                .invalidPolicy, "total_epsilon, max_epsilon_per_query and default_feature_epsilon must be positive")
         }
         guard totalDelta >= 0, totalDelta < 1 else {
             throw AnalyticsError(.invalidPolicy, "total_delta must be in [0, 1)")
@@ -86,8 +95,9 @@ public struct SitePolicy: Codable, Sendable {
     /// - Throws: `.invalidPolicy` for values `validate` refuses.
     public func budget() throws(AnalyticsError) -> PrivacyBudget {
         do {
-            return try PrivacyBudget(totalEpsilon: totalEpsilon, totalDelta: totalDelta,
-                                     accountingDelta: accountingDelta)
+            return try PrivacyBudget(
+                totalEpsilon: totalEpsilon, totalDelta: totalDelta,
+                accountingDelta: accountingDelta)
         } catch {
             throw AnalyticsError(.invalidPolicy, error.message)
         }

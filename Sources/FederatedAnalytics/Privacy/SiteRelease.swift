@@ -25,8 +25,10 @@ public struct SiteRelease: Sendable {
         let wanted = mechanism ?? query.privacy.mechanism
         let siteTurnedNoiseOff = mechanism == NoiseMechanism.none
         if !siteTurnedNoiseOff && !policy.allowedMechanisms.contains(wanted) {
-            throw AnalyticsError(.policyViolation, "the site does not allow the \(wanted.rawValue) mechanism (allowed: "
-                                 + policy.allowedMechanisms.map(\.rawValue).joined(separator: ", ") + ")")
+            throw AnalyticsError(
+                .policyViolation,
+                "the site does not allow the \(wanted.rawValue) mechanism (allowed: "
+                    + policy.allowedMechanisms.map(\.rawValue).joined(separator: ", ") + ")")
         }
         self.mechanism = wanted
     }
@@ -37,7 +39,9 @@ public struct SiteRelease: Sendable {
     /// The noisy primitives a feature needs, in a fixed order.
     static func primitiveNames(_ fq: FeatureQuery, feature: Feature, unit: CountingUnit) -> [String] {
         let s = Set(fq.statistics)
-        if feature.isCategorical { return ["counts", "frequencies"].filter { $0 == "counts" || s.contains(.frequencies) } }
+        if feature.isCategorical {
+            return ["counts", "frequencies"].filter { $0 == "counts" || s.contains(.frequencies) }
+        }
         if unit == .voxel { return ["counts", "histogram"] }
         var names = ["counts"]
         if !s.isDisjoint(with: [.sum, .mean, .variance, .stddev]) { names.append("sum") }
@@ -58,8 +62,10 @@ public struct SiteRelease: Sendable {
             let names = Self.primitiveNames(fq, feature: feature, unit: unit)
             let epsilon = (fq.epsilon ?? policy.defaultFeatureEpsilon) / Double(names.count)
             if mechanism == .gaussian && epsilon >= 1 {
-                throw AnalyticsError(.invalidQuery, "feature '\(fq.feature)': the Gaussian mechanism's calibration holds for "
-                                     + "ε < 1 per primitive, here \(fmt(epsilon)); lower epsilon or use laplace")
+                throw AnalyticsError(
+                    .invalidQuery,
+                    "feature '\(fq.feature)': the Gaussian mechanism's calibration holds for "
+                        + "ε < 1 per primitive, here \(fmt(epsilon)); lower epsilon or use laplace")
             }
             let b = fq.bounds ?? [0, 1]
             for name in names {
@@ -70,8 +76,9 @@ public struct SiteRelease: Sendable {
                 default: sensitivity = cap
                 }
                 let delta = mechanism == .gaussian ? query.privacy.delta : 0
-                specs[key, default: [:]][name] = NoiseSpec(mechanism: mechanism, epsilon: epsilon, delta: delta,
-                                                                 sensitivity: sensitivity)
+                specs[key, default: [:]][name] = NoiseSpec(
+                    mechanism: mechanism, epsilon: epsilon, delta: delta,
+                    sensitivity: sensitivity)
                 if mechanism != .none {
                     charges.append(PrivacyCharge(feature: fq.feature, primitive: name, epsilon: epsilon, delta: delta))
                 }
@@ -82,8 +89,10 @@ public struct SiteRelease: Sendable {
 
     /// Adds noise to the first-pass primitives (counts, sums, histograms, frequencies), or to the second pass
     /// (squared deviations) — each value is released once.
-    public func noised<S: NoiseSource>(_ primitives: [FeaturePrimitives], specs: [String: [String: NoiseSpec]],
-                                       secondPass: Bool, using source: inout S) -> [FeaturePrimitives] {
+    public func noised<S: NoiseSource>(
+        _ primitives: [FeaturePrimitives], specs: [String: [String: NoiseSpec]],
+        secondPass: Bool, using source: inout S
+    ) -> [FeaturePrimitives] {
         primitives.map { p in
             var q = p
             let s = specs[p.feature] ?? [:]
@@ -109,7 +118,10 @@ extension Array where Element == FeaturePrimitives {
     func flattened(secondPass: Bool) -> [Double] {
         var out: [Double] = []
         for p in self {
-            if secondPass { out.append(p.squaredDeviations ?? 0); continue }
+            if secondPass {
+                out.append(p.squaredDeviations ?? 0)
+                continue
+            }
             out += p.counts
             out.append(p.sum ?? 0)
             out += p.histogram ?? []
@@ -121,7 +133,10 @@ extension Array where Element == FeaturePrimitives {
     /// The inverse of `flattened`, using `self` as the template for shapes.
     func unflattened(_ values: [Double], secondPass: Bool) -> [FeaturePrimitives] {
         var i = 0
-        func take(_ n: Int) -> [Double] { defer { i += n }; return [Double](values[i..<(i + n)]) }
+        func take(_ n: Int) -> [Double] {
+            defer { i += n }
+            return [Double](values[i..<(i + n)])
+        }
         return map { p in
             var q = p
             if secondPass {

@@ -13,20 +13,26 @@ public enum Feature: Hashable, Sendable, CustomStringConvertible {
     /// Parses the query spelling: a DICOM keyword (`PatientAge`, `KVP`, ...), `hu-in-body`, `hu-in-label:N`,
     /// `volume-ml:N`.
     public init(parsing text: String) throws(AnalyticsError) {
-        if text == "hu-in-body" { self = .huInsideBody; return }
+        if text == "hu-in-body" {
+            self = .huInsideBody
+            return
+        }
         for (prefix, make) in [("hu-in-label:", Feature.huInsideLabel), ("volume-ml:", Feature.structureVolume)] {
             if text.hasPrefix(prefix) {
                 guard let n = Int(text.dropFirst(prefix.count)), n > 0, n < 256 else {
-                    throw AnalyticsError(.invalidQuery, "feature '\(text)': the segment number after '\(prefix)' must be 1...255")
+                    throw AnalyticsError(
+                        .invalidQuery, "feature '\(text)': the segment number after '\(prefix)' must be 1...255")
                 }
                 self = make(n)
                 return
             }
         }
         guard let tag = TagFeature(rawValue: text) else {
-            throw AnalyticsError(.invalidQuery, "unknown feature '\(text)'. Known: "
-                                 + TagFeature.allCases.map(\.rawValue).joined(separator: ", ")
-                                 + ", hu-in-body, hu-in-label:N, volume-ml:N")
+            throw AnalyticsError(
+                .invalidQuery,
+                "unknown feature '\(text)'. Known: "
+                    + TagFeature.allCases.map(\.rawValue).joined(separator: ", ")
+                    + ", hu-in-body, hu-in-label:N, volume-ml:N")
         }
         self = .tag(tag)
     }
@@ -63,16 +69,16 @@ public enum Feature: Hashable, Sendable, CustomStringConvertible {
 
 /// DICOM attributes a query may use, by keyword (PS3.6).
 public enum TagFeature: String, CaseIterable, Sendable {
-    case patientAge = "PatientAge"                 // (0010,1010) AS, reported in years
-    case patientSex = "PatientSex"                 // (0010,0040) CS
-    case manufacturer = "Manufacturer"             // (0008,0070) LO
+    case patientAge = "PatientAge"  // (0010,1010) AS, reported in years
+    case patientSex = "PatientSex"  // (0010,0040) CS
+    case manufacturer = "Manufacturer"  // (0008,0070) LO
     case manufacturerModelName = "ManufacturerModelName"  // (0008,1090) LO
-    case modality = "Modality"                     // (0008,0060) CS
-    case sliceThickness = "SliceThickness"         // (0018,0050) DS, mm
-    case pixelSpacing = "PixelSpacing"             // (0028,0030) DS, mm (mean of row and column spacing)
-    case kvp = "KVP"                               // (0018,0060) DS, kV
-    case convolutionKernel = "ConvolutionKernel"   // (0018,1210) SH
-    case studyYear = "StudyYear"                   // (0008,0020) Study Date, year
+    case modality = "Modality"  // (0008,0060) CS
+    case sliceThickness = "SliceThickness"  // (0018,0050) DS, mm
+    case pixelSpacing = "PixelSpacing"  // (0028,0030) DS, mm (mean of row and column spacing)
+    case kvp = "KVP"  // (0018,0060) DS, kV
+    case convolutionKernel = "ConvolutionKernel"  // (0018,1210) SH
+    case studyYear = "StudyYear"  // (0008,0020) Study Date, year
 
     public var isCategorical: Bool {
         switch self {

@@ -89,8 +89,10 @@ public struct QueryLimits: Sendable, Equatable {
             }
         }
         guard maxDelta < 1, minDelta <= maxDelta, minEpsilon <= maxEpsilon else {
-            throw AnalyticsError(.invalidPolicy, "the limits file needs min_delta ≤ max_delta < 1 and "
-                                 + "min_epsilon ≤ max_epsilon")
+            throw AnalyticsError(
+                .invalidPolicy,
+                "the limits file needs min_delta ≤ max_delta < 1 and "
+                    + "min_epsilon ≤ max_epsilon")
         }
     }
 
@@ -115,8 +117,10 @@ extension QueryLimits {
     /// value's bound plus the largest noise the mechanism can draw (Laplace by inverse CDF from a 53-bit uniform:
     /// 38 b; Box–Muller from a 53-bit uniform: 9 σ).
     /// - Returns: the largest magnitude over the primitives (0 for categorical features: counts only).
-    static func worstMagnitude(bounds: [Double], records: Int, primitives: [String],
-                               noise: (String) -> NoiseSpec?) -> Double {
+    static func worstMagnitude(
+        bounds: [Double], records: Int, primitives: [String],
+        noise: (String) -> NoiseSpec?
+    ) -> Double {
         let n = Double(records)
         let width = bounds.count == 2 ? bounds[1] - bounds[0] : 1
         var worst = 0.0
@@ -129,10 +133,18 @@ extension QueryLimits {
             }
             if let spec = noise(name) {
                 switch spec.mechanism {
-                case .laplace: value += 38 * Calibration.laplaceScale(sensitivity: spec.sensitivity,
-                                                                      epsilon: spec.epsilon)
-                case .gaussian: value += 9 * Calibration.gaussianSigma(sensitivity: spec.sensitivity,
-                                                                       epsilon: spec.epsilon, delta: spec.delta)
+                case .laplace:
+                    value +=
+                        38
+                        * Calibration.laplaceScale(
+                            sensitivity: spec.sensitivity,
+                            epsilon: spec.epsilon)
+                case .gaussian:
+                    value +=
+                        9
+                        * Calibration.gaussianSigma(
+                            sensitivity: spec.sensitivity,
+                            epsilon: spec.epsilon, delta: spec.delta)
                 case .none: break
                 }
             }

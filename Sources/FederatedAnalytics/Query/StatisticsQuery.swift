@@ -13,7 +13,10 @@ public enum CountingUnit: String, Codable, Sendable {
 
 /// A statistic a query can ask for.
 public enum StatisticKind: String, Codable, Sendable, CaseIterable {
-    case count, sum, mean, variance, stddev, minimum = "min", maximum = "max", histogram, quantiles, frequencies
+    case count, sum, mean, variance, stddev
+    case minimum = "min"
+    case maximum = "max"
+    case histogram, quantiles, frequencies
 }
 
 /// Noise mechanism (Dwork & Roth, *The Algorithmic Foundations of Differential Privacy*, 2014: §3.3 Laplace,
@@ -43,8 +46,10 @@ public struct FeatureQuery: Codable, Sendable, Equatable {
     /// histogram or frequencies).
     public var epsilon: Double?
 
-    public init(feature: String, statistics: [StatisticKind], unit: CountingUnit? = nil, bounds: [Double]? = nil,
-                bins: Int? = nil, quantiles: [Double]? = nil, categories: [String]? = nil, epsilon: Double? = nil) {
+    public init(
+        feature: String, statistics: [StatisticKind], unit: CountingUnit? = nil, bounds: [Double]? = nil,
+        bins: Int? = nil, quantiles: [Double]? = nil, categories: [String]? = nil, epsilon: Double? = nil
+    ) {
         self.feature = feature
         self.statistics = statistics
         self.unit = unit
@@ -65,7 +70,10 @@ public struct QueryPrivacy: Codable, Sendable, Equatable {
     public var minimumCount: Int = 5
     public init() {}
 
-    enum CodingKeys: String, CodingKey { case mechanism, delta, minimumCount = "minimum_count" }
+    enum CodingKeys: String, CodingKey {
+        case mechanism, delta
+        case minimumCount = "minimum_count"
+    }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -87,12 +95,15 @@ public struct StatisticsQuery: Codable, Sendable, Equatable {
     public var privacy: QueryPrivacy = QueryPrivacy()
 
     enum CodingKeys: String, CodingKey {
-        case name, unit, features, privacy, maxRecordsPerPatient = "max_records_per_patient"
+        case name, unit, features, privacy
+        case maxRecordsPerPatient = "max_records_per_patient"
         case minimumSites = "minimum_sites"
     }
 
-    public init(name: String, unit: CountingUnit = .patient, maxRecordsPerPatient: Int = 1, minimumSites: Int = 1,
-                features: [FeatureQuery], privacy: QueryPrivacy = QueryPrivacy()) {
+    public init(
+        name: String, unit: CountingUnit = .patient, maxRecordsPerPatient: Int = 1, minimumSites: Int = 1,
+        features: [FeatureQuery], privacy: QueryPrivacy = QueryPrivacy()
+    ) {
         self.name = name
         self.unit = unit
         self.maxRecordsPerPatient = maxRecordsPerPatient
@@ -130,16 +141,21 @@ public struct StatisticsQuery: Codable, Sendable, Equatable {
     /// the query itself; then `validate(limits:)`.
     /// - Throws: `.invalidQuery` naming the key (`query.features[1].bins`) for YAML errors, unknown keys, wrong
     ///   types and every check of `validate(limits:)`.
-    public static func parse(_ yaml: String, source: String = "query",
-                             limits: QueryLimits = .default) throws(AnalyticsError) -> StatisticsQuery {
+    public static func parse(
+        _ yaml: String, source: String = "query",
+        limits: QueryLimits = .default
+    ) throws(AnalyticsError) -> StatisticsQuery {
         guard yaml.utf8.count <= limits.maxQueryBytes else {
-            throw AnalyticsError(.invalidQuery, "\(source): the query is \(yaml.utf8.count) bytes, more than "
-                                 + "\(limits.maxQueryBytes) (limit max_query_bytes)")
+            throw AnalyticsError(
+                .invalidQuery,
+                "\(source): the query is \(yaml.utf8.count) bytes, more than "
+                    + "\(limits.maxQueryBytes) (limit max_query_bytes)")
         }
         let node: Node?
         do { node = try YAMLSize.compose(yaml, maxBytes: limits.maxQueryBytes) } catch {
-            throw AnalyticsError(.invalidQuery, "\(source): \(error.problem)",
-                                 cause: error.parserError.map { "\($0)" })
+            throw AnalyticsError(
+                .invalidQuery, "\(source): \(error.problem)",
+                cause: error.parserError.map { "\($0)" })
         }
         guard let root = node?.mapping else {
             throw AnalyticsError(.invalidQuery, "\(source): expected a mapping with `query:` at the top")
@@ -165,8 +181,10 @@ public struct StatisticsQuery: Codable, Sendable, Equatable {
             for (k, _) in mapping {
                 let key = k.string ?? ""
                 guard allowed.contains(key) else {
-                    throw AnalyticsError(.invalidQuery, "\(source): unknown key `\(path).\(String(key.prefix(64)))`; "
-                                         + "\(path) accepts: " + allowed.sorted().joined(separator: ", "))
+                    throw AnalyticsError(
+                        .invalidQuery,
+                        "\(source): unknown key `\(path).\(String(key.prefix(64)))`; "
+                            + "\(path) accepts: " + allowed.sorted().joined(separator: ", "))
                 }
             }
         }
@@ -208,20 +226,28 @@ public struct StatisticsQuery: Codable, Sendable, Equatable {
         }
         guard !features.isEmpty else { throw fail("features", "asks for no feature") }
         guard features.count <= limits.maxFeatures else {
-            throw fail("features", "lists \(features.count) features, more than \(limits.maxFeatures) (limit "
-                       + "max_features)")
+            throw fail(
+                "features",
+                "lists \(features.count) features, more than \(limits.maxFeatures) (limit "
+                    + "max_features)")
         }
         guard (1...limits.maxRecordsPerPatient).contains(maxRecordsPerPatient) else {
-            throw fail("max_records_per_patient", "is \(maxRecordsPerPatient): must be in 1..."
-                       + "\(limits.maxRecordsPerPatient) (limit max_records_per_patient)")
+            throw fail(
+                "max_records_per_patient",
+                "is \(maxRecordsPerPatient): must be in 1..."
+                    + "\(limits.maxRecordsPerPatient) (limit max_records_per_patient)")
         }
         guard (1...limits.maxMinimumSites).contains(minimumSites) else {
-            throw fail("minimum_sites", "is \(minimumSites): must be in 1...\(limits.maxMinimumSites) "
-                       + "(limit max_minimum_sites)")
+            throw fail(
+                "minimum_sites",
+                "is \(minimumSites): must be in 1...\(limits.maxMinimumSites) "
+                    + "(limit max_minimum_sites)")
         }
         guard privacy.delta >= limits.minDelta, privacy.delta <= limits.maxDelta else {
-            throw fail("privacy.delta", "is \(privacy.delta): must be in \(limits.minDelta)...\(limits.maxDelta) "
-                       + "(limits min_delta, max_delta)")
+            throw fail(
+                "privacy.delta",
+                "is \(privacy.delta): must be in \(limits.minDelta)...\(limits.maxDelta) "
+                    + "(limits min_delta, max_delta)")
         }
         guard (1...limits.maxMinimumCount).contains(privacy.minimumCount) else {
             throw fail("privacy.minimum_count", "is \(privacy.minimumCount): must be in 1...\(limits.maxMinimumCount)")
@@ -236,18 +262,23 @@ public struct StatisticsQuery: Codable, Sendable, Equatable {
             do { feature = try Feature(parsing: f.feature) } catch { throw fail("\(key).feature", error.message) }
             let unit = f.unit ?? unit
             if let first = seen["\(feature)/\(unit.rawValue)"] {
-                throw fail("\(key)", "asks for '\(f.feature)' per \(unit.rawValue) again (also "
-                           + "query.features[\(first)]): ask once, with every statistic in one entry")
+                throw fail(
+                    "\(key)",
+                    "asks for '\(f.feature)' per \(unit.rawValue) again (also "
+                        + "query.features[\(first)]): ask once, with every statistic in one entry")
             }
             seen["\(feature)/\(unit.rawValue)"] = index
             guard !f.statistics.isEmpty else { throw fail("\(key).statistics", "asks for no statistic") }
             guard f.statistics.count <= StatisticKind.allCases.count,
-                  Set(f.statistics).count == f.statistics.count else {
+                Set(f.statistics).count == f.statistics.count
+            else {
                 throw fail("\(key).statistics", "lists a statistic twice")
             }
             if let e = f.epsilon, !(e >= limits.minEpsilon && e <= limits.maxEpsilon) {
-                throw fail("\(key).epsilon", "is \(e): must be in \(limits.minEpsilon)...\(limits.maxEpsilon) "
-                           + "(limits min_epsilon, max_epsilon)")
+                throw fail(
+                    "\(key).epsilon",
+                    "is \(e): must be in \(limits.minEpsilon)...\(limits.maxEpsilon) "
+                        + "(limits min_epsilon, max_epsilon)")
             }
             if unit == .voxel && !feature.needsImage {
                 throw fail("\(key).unit", "'voxel' is for image features (hu-in-body, hu-in-label:N)")
@@ -257,24 +288,33 @@ public struct StatisticsQuery: Codable, Sendable, Equatable {
                     throw fail("\(key).categories", "apply to categorical features only")
                 }
                 guard c.count <= limits.maxCategories else {
-                    throw fail("\(key).categories", "lists \(c.count) categories, more than \(limits.maxCategories) "
-                               + "(limit max_categories)")
+                    throw fail(
+                        "\(key).categories",
+                        "lists \(c.count) categories, more than \(limits.maxCategories) "
+                            + "(limit max_categories)")
                 }
                 var names: [String: Int] = [:]
                 for (i, name) in c.enumerated() {
                     guard name.count <= limits.maxNameLength, name != "other" else {
-                        throw fail("\(key).categories[\(i)]", name == "other" ? "'other' is reserved (the rest)"
-                                   : "is \(name.count) characters, more than \(limits.maxNameLength)")
+                        throw fail(
+                            "\(key).categories[\(i)]",
+                            name == "other"
+                                ? "'other' is reserved (the rest)"
+                                : "is \(name.count) characters, more than \(limits.maxNameLength)")
                     }
                     // Sites trim DICOM values before counting, so " GE" would never match and would stand for
                     // the same category as "GE": only names in that normal form are accepted.
                     guard CategoryName.isNormalised(name) else {
-                        throw fail("\(key).categories[\(i)]", "\(CheckedConversion.quoted(name)) is empty or starts "
-                                   + "or ends with spaces; sites trim values before counting, so write it trimmed")
+                        throw fail(
+                            "\(key).categories[\(i)]",
+                            "\(CheckedConversion.quoted(name)) is empty or starts "
+                                + "or ends with spaces; sites trim values before counting, so write it trimmed")
                     }
                     if let first = names[name] {
-                        throw fail("\(key).categories[\(i)]", "\(CheckedConversion.quoted(name)) is listed twice (also "
-                                   + "categories[\(first)])")
+                        throw fail(
+                            "\(key).categories[\(i)]",
+                            "\(CheckedConversion.quoted(name)) is listed twice (also "
+                                + "categories[\(first)])")
                     }
                     names[name] = i
                 }
@@ -282,11 +322,15 @@ public struct StatisticsQuery: Codable, Sendable, Equatable {
             if feature.isCategorical {
                 let allowed: Set<StatisticKind> = [.count, .frequencies]
                 if let bad = f.statistics.first(where: { !allowed.contains($0) }) {
-                    throw fail("\(key).statistics", "'\(bad.rawValue)' does not apply to categorical "
-                               + "'\(f.feature)'; use count or frequencies")
+                    throw fail(
+                        "\(key).statistics",
+                        "'\(bad.rawValue)' does not apply to categorical "
+                            + "'\(f.feature)'; use count or frequencies")
                 }
-                for (name, present) in [("bounds", f.bounds != nil), ("bins", f.bins != nil),
-                                        ("quantiles", f.quantiles != nil)] where present {
+                for (name, present) in [
+                    ("bounds", f.bounds != nil), ("bins", f.bins != nil),
+                    ("quantiles", f.quantiles != nil),
+                ] where present {
                     throw fail("\(key).\(name)", "does not apply to categorical '\(f.feature)'")
                 }
                 continue
@@ -296,12 +340,16 @@ public struct StatisticsQuery: Codable, Sendable, Equatable {
             }
             guard let b = f.bounds, b.count == 2 else {
                 let unitName = feature.unit.isEmpty ? "its unit" : feature.unit
-                throw fail("\(key).bounds", "are needed: [lower, upper] in \(unitName) (they clip values and set "
-                           + "the noise)")
+                throw fail(
+                    "\(key).bounds",
+                    "are needed: [lower, upper] in \(unitName) (they clip values and set "
+                        + "the noise)")
             }
             for (i, v) in b.enumerated() where !(v.isFinite && abs(v) <= limits.maxBoundMagnitude) {
-                throw fail("\(key).bounds[\(i)]", "is \(v): must be finite with magnitude at most "
-                           + "\(limits.maxBoundMagnitude) (limit max_bound_magnitude)")
+                throw fail(
+                    "\(key).bounds[\(i)]",
+                    "is \(v): must be finite with magnitude at most "
+                        + "\(limits.maxBoundMagnitude) (limit max_bound_magnitude)")
             }
             guard b[0] < b[1] else {
                 throw fail("\(key).bounds", "lower \(b[0]) must be below upper \(b[1])")
@@ -315,8 +363,10 @@ public struct StatisticsQuery: Codable, Sendable, Equatable {
             }
             if let q = f.quantiles {
                 guard q.count <= limits.maxQuantiles else {
-                    throw fail("\(key).quantiles", "lists \(q.count) levels, more than \(limits.maxQuantiles) "
-                               + "(limit max_quantiles)")
+                    throw fail(
+                        "\(key).quantiles",
+                        "lists \(q.count) levels, more than \(limits.maxQuantiles) "
+                            + "(limit max_quantiles)")
                 }
                 var levels: [Double: Int] = [:]
                 for (i, level) in q.enumerated() {
@@ -333,23 +383,30 @@ public struct StatisticsQuery: Codable, Sendable, Equatable {
                 throw fail("\(key).quantiles", "are needed for the quantiles statistic: [levels]")
             }
             if unit == .voxel,
-               let bad = f.statistics.first(where: { ![.histogram, .quantiles, .minimum, .maximum].contains($0) }) {
-                throw fail("\(key).statistics", "with unit 'voxel' only histogram, quantiles, min and max are "
-                           + "defined, not '\(bad.rawValue)'")
+                let bad = f.statistics.first(where: { ![.histogram, .quantiles, .minimum, .maximum].contains($0) })
+            {
+                throw fail(
+                    "\(key).statistics",
+                    "with unit 'voxel' only histogram, quantiles, min and max are "
+                        + "defined, not '\(bad.rawValue)'")
             }
             // The fixed-point range of secure sums, for a site of maxRecordsPerSite records (each site checks
             // again with its own count and noise before charging its ledger).
-            let records = limits.maxRecordsPerSite.multipliedReportingOverflow(by: unit == .study || unit == .series
-                                                                                ? maxRecordsPerPatient : 1)
+            let records = limits.maxRecordsPerSite.multipliedReportingOverflow(
+                by: unit == .study || unit == .series
+                    ? maxRecordsPerPatient : 1)
             let names = SiteRelease.primitiveNames(f, feature: feature, unit: unit)
-            let worst = QueryLimits.worstMagnitude(bounds: b,
-                                                   records: records.overflow ? Int.max : records.partialValue,
-                                                   primitives: names, noise: { _ in nil })
+            let worst = QueryLimits.worstMagnitude(
+                bounds: b,
+                records: records.overflow ? Int.max : records.partialValue,
+                primitives: names, noise: { _ in nil })
             guard worst <= QueryLimits.largestEncodedMagnitude else {
-                throw fail("\(key).bounds", "[\(b[0]), \(b[1])] are too wide for the secure sums' fixed-point range: "
-                           + "\(limits.maxRecordsPerSite) records (limit max_records_per_site) could sum to "
-                           + "\(String(format: "%.3g", worst)), more than "
-                           + "\(String(format: "%.3g", QueryLimits.largestEncodedMagnitude)); narrow the bounds")
+                throw fail(
+                    "\(key).bounds",
+                    "[\(b[0]), \(b[1])] are too wide for the secure sums' fixed-point range: "
+                        + "\(limits.maxRecordsPerSite) records (limit max_records_per_site) could sum to "
+                        + "\(String(format: "%.3g", worst)), more than "
+                        + "\(String(format: "%.3g", QueryLimits.largestEncodedMagnitude)); narrow the bounds")
             }
         }
     }

@@ -16,20 +16,32 @@ struct ChaCha20 {
     }
 
     @inline(__always) private static func quarterRound(_ x: inout [UInt32], _ a: Int, _ b: Int, _ c: Int, _ d: Int) {
-        x[a] &+= x[b]; x[d] ^= x[a]; x[d] = (x[d] << 16) | (x[d] >> 16)
-        x[c] &+= x[d]; x[b] ^= x[c]; x[b] = (x[b] << 12) | (x[b] >> 20)
-        x[a] &+= x[b]; x[d] ^= x[a]; x[d] = (x[d] << 8) | (x[d] >> 24)
-        x[c] &+= x[d]; x[b] ^= x[c]; x[b] = (x[b] << 7) | (x[b] >> 25)
+        x[a] &+= x[b]
+        x[d] ^= x[a]
+        x[d] = (x[d] << 16) | (x[d] >> 16)
+        x[c] &+= x[d]
+        x[b] ^= x[c]
+        x[b] = (x[b] << 12) | (x[b] >> 20)
+        x[a] &+= x[b]
+        x[d] ^= x[a]
+        x[d] = (x[d] << 8) | (x[d] >> 24)
+        x[c] &+= x[d]
+        x[b] ^= x[c]
+        x[b] = (x[b] << 7) | (x[b] >> 25)
     }
 
     /// The next 64-byte block as 16 little-endian words; advances the block counter.
     mutating func nextBlock() -> [UInt32] {
         var x = state
         for _ in 0..<10 {
-            Self.quarterRound(&x, 0, 4, 8, 12); Self.quarterRound(&x, 1, 5, 9, 13)
-            Self.quarterRound(&x, 2, 6, 10, 14); Self.quarterRound(&x, 3, 7, 11, 15)
-            Self.quarterRound(&x, 0, 5, 10, 15); Self.quarterRound(&x, 1, 6, 11, 12)
-            Self.quarterRound(&x, 2, 7, 8, 13); Self.quarterRound(&x, 3, 4, 9, 14)
+            Self.quarterRound(&x, 0, 4, 8, 12)
+            Self.quarterRound(&x, 1, 5, 9, 13)
+            Self.quarterRound(&x, 2, 6, 10, 14)
+            Self.quarterRound(&x, 3, 7, 11, 15)
+            Self.quarterRound(&x, 0, 5, 10, 15)
+            Self.quarterRound(&x, 1, 6, 11, 12)
+            Self.quarterRound(&x, 2, 7, 8, 13)
+            Self.quarterRound(&x, 3, 4, 9, 14)
         }
         for i in 0..<16 { x[i] &+= state[i] }
         state[12] &+= 1

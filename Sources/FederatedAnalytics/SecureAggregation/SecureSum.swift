@@ -11,8 +11,10 @@ public enum FixedPoint {
     public static func encode(_ v: Double) throws(AnalyticsError) -> UInt64 {
         let x = (v * scale).rounded()
         guard x.isFinite, x >= -0x1p63, x < 0x1p63 else {
-            throw AnalyticsError(.secureAggregation, "value \(v) is outside the fixed-point range of secure sums "
-                                 + "(|v| < 2^43); narrow the query's bounds")
+            throw AnalyticsError(
+                .secureAggregation,
+                "value \(v) is outside the fixed-point range of secure sums "
+                    + "(|v| < 2^43); narrow the query's bounds")
         }
         return UInt64(bitPattern: Int64(x))
     }
@@ -53,20 +55,23 @@ public struct SecureSumParticipant: Sendable {
             let secret = try privateKey.sharedSecretFromKeyAgreement(with: peerPublic)
             // Both sides derive the same key: the info names the pair in a fixed order.
             let pair = [siteID, peer].sorted().joined(separator: "|")
-            let key = secret.hkdfDerivedSymmetricKey(using: SHA256.self, salt: Data(session.utf8),
-                                                     sharedInfo: Data(("tessera-secure-sum|" + pair).utf8),
-                                                     outputByteCount: 32)
+            let key = secret.hkdfDerivedSymmetricKey(
+                using: SHA256.self, salt: Data(session.utf8),
+                sharedInfo: Data(("tessera-secure-sum|" + pair).utf8),
+                outputByteCount: 32)
             let keyBytes = key.withUnsafeBytes { Array($0) }
             var stream = ChaCha20(key: keyBytes, nonce: [UInt8](repeating: 0, count: 12))
             return stream.words64(length)
         } catch {
-            throw AnalyticsError(.secureAggregation, "key agreement with site \(peer) failed: its public key is not a valid X25519 key",
-                                 cause: "\(error)")
+            throw AnalyticsError(
+                .secureAggregation, "key agreement with site \(peer) failed: its public key is not a valid X25519 key",
+                cause: "\(error)")
         }
     }
 
     /// The masked upload of `values` given every participant's public key (including this site's).
-    public func mask(_ values: [Double], publicKeys: [String: Data], session: String) throws(AnalyticsError) -> [UInt64] {
+    public func mask(_ values: [Double], publicKeys: [String: Data], session: String) throws(AnalyticsError) -> [UInt64]
+    {
         var out: [UInt64] = []
         out.reserveCapacity(values.count)
         for v in values { out.append(try FixedPoint.encode(v)) }
@@ -80,7 +85,9 @@ public struct SecureSumParticipant: Sendable {
 
     /// For dropout recovery: the correction the server adds to the sum to cancel this site's mask with `dropped`
     /// (the negation of what this site's upload contained for that pair).
-    public func recoveryMask(dropped: String, droppedKey: Data, session: String, length: Int) throws(AnalyticsError) -> [UInt64] {
+    public func recoveryMask(dropped: String, droppedKey: Data, session: String, length: Int) throws(AnalyticsError)
+        -> [UInt64]
+    {
         let m = try pairwiseMask(peer: dropped, peerKey: droppedKey, session: session, length: length)
         return siteID < dropped ? m.map { 0 &- $0 } : m
     }
@@ -94,8 +101,10 @@ public enum SecureSumServer {
     ///   - recovery: for each dropped site, every survivor's recovery mask (absent: the survivor did not answer).
     /// - Returns: the exact sum of the survivors' values.
     /// - Throws: `.secureAggregation` when the vectors differ in length or a recovery answer is missing.
-    public static func sum(uploads: [String: [UInt64]], expected: Set<String>,
-                           recovery: [String: [String: [UInt64]]]) throws(AnalyticsError) -> [Double] {
+    public static func sum(
+        uploads: [String: [UInt64]], expected: Set<String>,
+        recovery: [String: [String: [UInt64]]]
+    ) throws(AnalyticsError) -> [Double] {
         guard let length = uploads.values.first?.count else {
             throw AnalyticsError(.secureAggregation, "no site uploaded its masked values: the query is aborted")
         }
@@ -108,9 +117,11 @@ public enum SecureSumServer {
         for d in dropped {
             for survivor in uploads.keys {
                 guard let m = recovery[d]?[survivor], m.count == length else {
-                    throw AnalyticsError(.secureAggregation, "site \(d) dropped out after masking and site \(survivor) did not "
-                                         + "return its recovery mask: the secure sum cannot be unmasked and the query is "
-                                         + "aborted (nothing is released)")
+                    throw AnalyticsError(
+                        .secureAggregation,
+                        "site \(d) dropped out after masking and site \(survivor) did not "
+                            + "return its recovery mask: the secure sum cannot be unmasked and the query is "
+                            + "aborted (nothing is released)")
                 }
                 for i in 0..<length { total[i] &+= m[i] }
             }

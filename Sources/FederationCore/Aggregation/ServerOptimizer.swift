@@ -8,7 +8,12 @@
 ///
 /// State (m, v) lives with the server's job and is checkpointed with the model.
 public struct ServerOptimizer: Sendable, Equatable {
-    public enum Kind: String, Sendable, Codable { case fedAvg = "fedavg", fedAvgM = "fedavgm", fedAdam = "fedadam", fedYogi = "fedyogi" }
+    public enum Kind: String, Sendable, Codable {
+        case fedAvg = "fedavg"
+        case fedAvgM = "fedavgm"
+        case fedAdam = "fedadam"
+        case fedYogi = "fedyogi"
+    }
 
     public var kind: Kind
     /// Server learning rate η.
@@ -58,7 +63,8 @@ public struct ServerOptimizer: Sendable, Equatable {
             try global.add(m, scaledBy: eta)
             momentum = m
         case .fedAdam, .fedYogi:
-            var m = try Self.aligned(momentum, with: delta), v = try Self.aligned(secondMoment, with: delta)
+            var m = try Self.aligned(momentum, with: delta)
+            var v = try Self.aligned(secondMoment, with: delta)
             momentum = nil
             secondMoment = nil
             try m.updateValues { t, values throws(FederationError) in
@@ -120,7 +126,8 @@ extension ServerOptimizer {
     /// Takes back the moments saved from `state`, so a resumed job continues the same optimisation.
     /// - Throws: `.shapeMismatch` for a tensor that is neither `m/…` nor `v/…`, or moments this kind keeps none of.
     public mutating func restore(_ state: ParameterSet) throws(FederationError) {
-        var m: [ParameterTensor] = [], v: [ParameterTensor] = []
+        var m: [ParameterTensor] = []
+        var v: [ParameterTensor] = []
         for t in state.tensors {
             if t.name.hasPrefix("m/") {
                 m.append(ParameterTensor(name: String(t.name.dropFirst(2)), shape: t.shape, values: t.values))
@@ -132,8 +139,10 @@ extension ServerOptimizer {
         }
         let keepsSecond = kind == .fedAdam || kind == .fedYogi
         guard kind != .fedAvg || m.isEmpty, keepsSecond || v.isEmpty else {
-            throw FederationError(.shapeMismatch, "the checkpoint's server-optimiser state does not fit \(kind.rawValue)"
-                                  + "; was the pipeline's strategy changed?")
+            throw FederationError(
+                .shapeMismatch,
+                "the checkpoint's server-optimiser state does not fit \(kind.rawValue)"
+                    + "; was the pipeline's strategy changed?")
         }
         momentum = m.isEmpty ? nil : ParameterSet(m)
         secondMoment = v.isEmpty ? nil : ParameterSet(v)
@@ -143,6 +152,7 @@ extension ServerOptimizer {
 extension ParameterSet {
     /// Elementwise `scale · self`.
     public func scaled(_ scale: Float) -> ParameterSet {
-        ParameterSet(tensors.map { ParameterTensor(name: $0.name, shape: $0.shape, values: $0.values.map { $0 * scale }) })
+        ParameterSet(
+            tensors.map { ParameterTensor(name: $0.name, shape: $0.shape, values: $0.values.map { $0 * scale }) })
     }
 }

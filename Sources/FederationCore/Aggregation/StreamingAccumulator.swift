@@ -34,7 +34,8 @@ public struct StreamingAccumulator: Sendable {
         self.weights = [Double](repeating: 0, count: structure.tensors.count)
         self.index = Dictionary(uniqueKeysWithValues: structure.tensors.enumerated().map { ($1.name, $0) })
         if storage.structure.map(\.name) == structure.structure.map(\.name),
-           storage.structure.map(\.shape) == structure.structure.map(\.shape) {
+            storage.structure.map(\.shape) == structure.structure.map(\.shape)
+        {
             var zeroed = consume storage  // the only reference: zeroed in place, not copied
             try? zeroed.updateValues { _, values in values.withUnsafeMutableBufferPointer { $0.update(repeating: 0) } }
             self.sums = zeroed.tensors.map(\.values)
@@ -65,9 +66,12 @@ public struct StreamingAccumulator: Sendable {
         }
         // `offset` comes off the wire: compared without adding, so Int.max cannot overflow.
         guard chunk.shape == structure[t].shape, chunk.offset >= 0, chunk.values.count <= sums[t].count,
-              chunk.offset <= sums[t].count - chunk.values.count else {
-            throw FederationError(.shapeMismatch, "chunk [\(chunk.offset), +\(chunk.values.count)) of '\(chunk.tensor)' "
-                                  + "\(chunk.shape) does not fit the model's \(structure[t].shape) (from \(client))")
+            chunk.offset <= sums[t].count - chunk.values.count
+        else {
+            throw FederationError(
+                .shapeMismatch,
+                "chunk [\(chunk.offset), +\(chunk.values.count)) of '\(chunk.tensor)' "
+                    + "\(chunk.shape) does not fit the model's \(structure[t].shape) (from \(client))")
         }
         return t
     }
@@ -80,8 +84,10 @@ public struct StreamingAccumulator: Sendable {
         // Each value once: a tensor's chunks arrive in order, each where the previous one ended.
         let expected = received[client]?[t] ?? 0
         guard chunk.offset == expected else {
-            throw FederationError(.shapeMismatch, "chunk of '\(chunk.tensor)' from \(client) starts at \(chunk.offset); "
-                                  + "the next expected value is \(expected) (chunks of a tensor arrive in order, once)")
+            throw FederationError(
+                .shapeMismatch,
+                "chunk of '\(chunk.tensor)' from \(client) starts at \(chunk.offset); "
+                    + "the next expected value is \(expected) (chunks of a tensor arrive in order, once)")
         }
         let finite = chunk.values.withUnsafeBufferPointer { v in
             // Branch-free scan (vectorises); the rare failure is located afterwards.
@@ -101,7 +107,8 @@ public struct StreamingAccumulator: Sendable {
     /// count. Chunks that do not fit the model are ignored (they were never accepted).
     public mutating func retract(_ chunk: ParameterChunk, weight: Double) {
         guard let t = index[chunk.tensor], chunk.offset >= 0, chunk.values.count <= sums[t].count,
-              chunk.offset <= sums[t].count - chunk.values.count else {
+            chunk.offset <= sums[t].count - chunk.values.count
+        else {
             return
         }
         add(chunk, to: t, scale: -Float(weight))
@@ -128,7 +135,8 @@ public struct StreamingAccumulator: Sendable {
             throw FederationError(.shapeMismatch, "\(client) sent no values")
         }
         for (t, n) in got where n != sums[t].count {
-            throw FederationError(.shapeMismatch, "\(client) sent \(n) of \(sums[t].count) values of '\(structure[t].name)'")
+            throw FederationError(
+                .shapeMismatch, "\(client) sent \(n) of \(sums[t].count) values of '\(structure[t].name)'")
         }
         for t in got.keys { weights[t] += weight }
         contributors.append(client)

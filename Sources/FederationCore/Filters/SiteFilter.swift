@@ -39,7 +39,10 @@ public struct FilterChain: Sendable {
 /// statistics, a site-specific head). The server then keeps its own values for them.
 public struct ExcludeVariablesFilter: SiteFilter {
     public enum Pattern: Sendable, Equatable {
-        case exact(String), prefix(String), suffix(String), contains(String)
+        case exact(String)
+        case prefix(String)
+        case suffix(String)
+        case contains(String)
 
         func matches(_ name: String) -> Bool {
             switch self {
@@ -87,12 +90,16 @@ public struct PercentilePrivacyFilter: SiteFilter {
     /// - Throws: `.invalidConfiguration` naming the parameter when p is not in (0, 100) or γ is not finite and > 0.
     public init(percentile: Double, gamma: Double) throws(FederationError) {
         guard percentile > 0, percentile < 100 else {
-            throw FederationError(.invalidConfiguration, "percentile_privacy.percentile is \(percentile): it must be "
-                                  + "in (0, 100), in percent")
+            throw FederationError(
+                .invalidConfiguration,
+                "percentile_privacy.percentile is \(percentile): it must be "
+                    + "in (0, 100), in percent")
         }
         guard gamma.isFinite, gamma > 0, Float(gamma) > 0 else {
-            throw FederationError(.invalidConfiguration, "percentile_privacy.gamma is \(gamma): it must be a finite "
-                                  + "number > 0 (the clipping bound, in weight units)")
+            throw FederationError(
+                .invalidConfiguration,
+                "percentile_privacy.gamma is \(gamma): it must be a finite "
+                    + "number > 0 (the clipping bound, in weight units)")
         }
         self.percentile = percentile
         self.gamma = gamma
@@ -123,8 +130,10 @@ public struct PercentilePrivacyFilter: SiteFilter {
         for t in diff.tensors {
             for v in t.values {
                 guard v.isFinite else {
-                    throw FederationError(.nonFinite, "tensor '\(t.name)' of the diff holds \(v); the percentile "
-                                          + "privacy filter needs finite values")
+                    throw FederationError(
+                        .nonFinite,
+                        "tensor '\(t.name)' of the diff holds \(v); the percentile "
+                            + "privacy filter needs finite values")
                 }
                 magnitudes.append(v.magnitude)
             }
@@ -154,7 +163,8 @@ public struct PercentilePrivacyFilter: SiteFilter {
     /// remaining range after 2·log₂(n) rounds, so the worst case stays O(n log n).
     static func select(_ k: Int, in values: UnsafeMutableBufferPointer<Float>) -> Float {
         precondition(k >= 0 && k < values.count, "select: k \(k) outside 0..<\(values.count)")
-        var low = 0, high = values.count - 1
+        var low = 0
+        var high = values.count - 1
         var budget = 2 * (Int.bitWidth - values.count.leadingZeroBitCount)
         while high > low {
             if budget == 0 {
@@ -169,7 +179,8 @@ public struct PercentilePrivacyFilter: SiteFilter {
             if values[high] < values[middle] { values.swapAt(high, middle) }
             let pivot = values[middle]
             // Hoare partition: [low, j] ≤ pivot ≤ [i, high].
-            var i = low, j = high
+            var i = low
+            var j = high
             while i <= j {
                 while values[i] < pivot { i += 1 }
                 while values[j] > pivot { j -= 1 }

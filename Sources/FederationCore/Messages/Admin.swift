@@ -73,9 +73,11 @@ public struct JobSummary: Sendable, Equatable, Codable {
     public var finishedAt: String
     public var siteStates: [SiteState]
 
-    public init(jobID: String, name: String, kind: JobKind, state: JobState, rounds: Int, completedRounds: Int,
-                sites: [String], reason: String = "", submittedBy: String, submittedAt: String, finishedAt: String = "",
-                siteStates: [SiteState] = []) {
+    public init(
+        jobID: String, name: String, kind: JobKind, state: JobState, rounds: Int, completedRounds: Int,
+        sites: [String], reason: String = "", submittedBy: String, submittedAt: String, finishedAt: String = "",
+        siteStates: [SiteState] = []
+    ) {
         self.jobID = jobID
         self.name = name
         self.kind = kind

@@ -17,7 +17,9 @@ public protocol FederationConnection: Sendable {
 }
 
 extension FederationConnection {
-    public func downloadParameters(for task: TaskAssignment, maxScalars: Int) async throws(FederationError) -> ParameterSet {
+    public func downloadParameters(for task: TaskAssignment, maxScalars: Int) async throws(FederationError)
+        -> ParameterSet
+    {
         try ParameterSet(assembling: try await downloadModel(for: task, maxScalars: maxScalars))
     }
 }
@@ -32,8 +34,10 @@ public struct ResultHeader: Sendable, Equatable {
     /// Opaque result data (a statistics phase response, JSON); empty for training, whose diff follows as chunks.
     public var payload: [UInt8]
 
-    public init(jobID: String, round: Int, site: String, sampleCount: Int, metrics: [String: Double] = [:],
-                payload: [UInt8] = []) {
+    public init(
+        jobID: String, round: Int, site: String, sampleCount: Int, metrics: [String: Double] = [:],
+        payload: [UInt8] = []
+    ) {
         self.jobID = jobID
         self.round = round
         self.site = site

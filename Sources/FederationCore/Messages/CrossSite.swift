@@ -14,8 +14,10 @@ public struct CrossSiteMatrix: Sendable, Codable, Equatable {
     /// Why a model or an evaluation is missing: "model" or "model@site" → reason.
     public var missing: [String: String]
 
-    public init(jobID: String, models: [String] = [], sites: [String], results: [String: [String: [String: Double]]] = [:],
-                missing: [String: String] = [:]) {
+    public init(
+        jobID: String, models: [String] = [], sites: [String], results: [String: [String: [String: Double]]] = [:],
+        missing: [String: String] = [:]
+    ) {
         self.jobID = jobID
         self.models = models
         self.sites = sites

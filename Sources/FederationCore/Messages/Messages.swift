@@ -1,11 +1,17 @@
 /// What the server asks a site to do in a round: train from the global model, evaluate a model it downloads on its
 /// held-out data (cross-site evaluation), answer a statistics phase, or send its last locally trained model
 /// (cross-site evaluation's first step).
-public enum TaskKind: String, Sendable, Codable { case train, evaluate, statistics, submitModel = "submit_model" }
+public enum TaskKind: String, Sendable, Codable {
+    case train, evaluate, statistics
+    case submitModel = "submit_model"
+}
 
 /// Numbers a task carries to the site (learning rate, local epochs, FedProx μ, ...). Typed values, not strings.
 public enum ConfigValue: Sendable, Equatable, Codable {
-    case int(Int), double(Double), bool(Bool), string(String)
+    case int(Int)
+    case double(Double)
+    case bool(Bool)
+    case string(String)
 }
 
 /// One task for one site: job, round and, for training, the global model.
@@ -18,8 +24,10 @@ public struct TaskAssignment: Sendable, Equatable {
     /// Opaque task data (a statistics phase request, JSON); empty for training, whose input is the global model.
     public var payload: [UInt8]
 
-    public init(jobID: String, round: Int, kind: TaskKind, site: String, config: [String: ConfigValue] = [:],
-                payload: [UInt8] = []) {
+    public init(
+        jobID: String, round: Int, kind: TaskKind, site: String, config: [String: ConfigValue] = [:],
+        payload: [UInt8] = []
+    ) {
         self.jobID = jobID
         self.round = round
         self.kind = kind
@@ -40,7 +48,9 @@ public struct ModelUpdate: Sendable, Equatable {
     public var diff: ParameterSet
     public var metrics: [String: Double]
 
-    public init(jobID: String, round: Int, site: String, sampleCount: Int, diff: ParameterSet, metrics: [String: Double] = [:]) {
+    public init(
+        jobID: String, round: Int, site: String, sampleCount: Int, diff: ParameterSet, metrics: [String: Double] = [:]
+    ) {
         self.jobID = jobID
         self.round = round
         self.site = site

@@ -38,14 +38,19 @@ public struct ParameterSet: Sendable, Equatable {
     /// - Throws: `.shapeMismatch` naming the first tensor whose name or shape differs from `reference`.
     public func checkStructure(matches reference: ParameterSet) throws(FederationError) {
         guard tensors.count == reference.tensors.count else {
-            let mine = Set(names), theirs = Set(reference.names)
-            let missing = theirs.subtracting(mine).sorted().prefix(3), extra = mine.subtracting(theirs).sorted().prefix(3)
-            throw FederationError(.shapeMismatch, "the update has \(tensors.count) tensors, the model \(reference.tensors.count)"
-                                  + (missing.isEmpty ? "" : "; missing \(missing.joined(separator: ", "))")
-                                  + (extra.isEmpty ? "" : "; unexpected \(extra.joined(separator: ", "))"))
+            let mine = Set(names)
+            let theirs = Set(reference.names)
+            let missing = theirs.subtracting(mine).sorted().prefix(3)
+            let extra = mine.subtracting(theirs).sorted().prefix(3)
+            throw FederationError(
+                .shapeMismatch,
+                "the update has \(tensors.count) tensors, the model \(reference.tensors.count)"
+                    + (missing.isEmpty ? "" : "; missing \(missing.joined(separator: ", "))")
+                    + (extra.isEmpty ? "" : "; unexpected \(extra.joined(separator: ", "))"))
         }
         for (a, b) in zip(tensors, reference.tensors) where a.name != b.name || a.shape != b.shape {
-            throw FederationError(.shapeMismatch, "tensor '\(a.name)' \(a.shape) where the model has '\(b.name)' \(b.shape)")
+            throw FederationError(
+                .shapeMismatch, "tensor '\(a.name)' \(a.shape) where the model has '\(b.name)' \(b.shape)")
         }
     }
 
@@ -58,7 +63,8 @@ public struct ParameterSet: Sendable, Equatable {
                 throw FederationError(.shapeMismatch, "tensor '\(t.name)' is not part of the model")
             }
             guard m.shape == t.shape else {
-                throw FederationError(.shapeMismatch, "tensor '\(t.name)' has shape \(t.shape), the model's is \(m.shape)")
+                throw FederationError(
+                    .shapeMismatch, "tensor '\(t.name)' has shape \(t.shape), the model's is \(m.shape)")
             }
         }
     }
@@ -130,7 +136,8 @@ public struct ParameterSet: Sendable, Equatable {
 
     /// In place: applies `body` to every tensor's values (optimisers, scaling), without copying unshared storage.
     public mutating func updateValues(_ body: (_ tensor: Int, inout [Float]) throws(FederationError) -> Void)
-        throws(FederationError) {
+        throws(FederationError)
+    {
         for t in tensors.indices {
             let count = tensors[t].values.count
             try body(t, &tensors[t].values)
@@ -140,7 +147,10 @@ public struct ParameterSet: Sendable, Equatable {
 
     /// A zero set with the same structure.
     public func zeros() -> ParameterSet {
-        ParameterSet(tensors.map { ParameterTensor(name: $0.name, shape: $0.shape, values: [Float](repeating: 0, count: $0.count)) })
+        ParameterSet(
+            tensors.map {
+                ParameterTensor(name: $0.name, shape: $0.shape, values: [Float](repeating: 0, count: $0.count))
+            })
     }
 
     /// The set without the named tensors (for filters that keep variables at the site).
@@ -164,7 +174,8 @@ public struct ParameterSet: Sendable, Equatable {
             var offset = 0
             repeat {
                 let end = min(offset + maxScalars, t.count)
-                out.append(ParameterChunk(tensor: t.name, shape: t.shape, offset: offset, values: t.values[offset..<end]))
+                out.append(
+                    ParameterChunk(tensor: t.name, shape: t.shape, offset: offset, values: t.values[offset..<end]))
                 offset = end
             } while offset < t.count
         }
@@ -224,9 +235,12 @@ public struct ParameterAssembler: Sendable {
     /// Appends `count` values of `tensor` at `offset`, written by `write` (which appends exactly `count` values to
     /// the tensor's storage: a transport decodes its wire bytes straight into place).
     /// - Throws: `.shapeMismatch` for a chunk out of order, past the tensor's end or changing its shape.
-    public mutating func append(tensor: String, shape: [Int], offset: Int, count: Int,
-                                write: (inout [Float]) -> Void) throws(FederationError) {
-        var total = 1, overflow = false
+    public mutating func append(
+        tensor: String, shape: [Int], offset: Int, count: Int,
+        write: (inout [Float]) -> Void
+    ) throws(FederationError) {
+        var total = 1
+        var overflow = false
         for d in shape where !overflow { (total, overflow) = total.multipliedReportingOverflow(by: d) }
         if shapes[tensor] == nil {
             guard shape.allSatisfy({ $0 >= 0 }), !overflow, total <= 1 << 40 else {
@@ -237,8 +251,10 @@ public struct ParameterAssembler: Sendable {
             values[tensor] = []
         }
         guard shapes[tensor] == shape, values[tensor]?.count == offset, count >= 0, count <= total - offset else {
-            throw FederationError(.shapeMismatch, "chunk of '\(tensor)' at offset \(offset) (\(count) values) is out of "
-                                  + "order, past the tensor's end or changes its shape")
+            throw FederationError(
+                .shapeMismatch,
+                "chunk of '\(tensor)' at offset \(offset) (\(count) values) is out of "
+                    + "order, past the tensor's end or changes its shape")
         }
         // Storage grows with the values that arrived, never to the declared shape up front: a peer's 18-byte chunk
         // declaring [2^20, 2^20] once made this reserve 4 TiB (Fuzz/chunk-codec/crashes). Doubling, capped at the
@@ -262,7 +278,8 @@ public struct ParameterAssembler: Sendable {
             let shape = shapes[name] ?? []
             let v = values.removeValue(forKey: name) ?? []
             guard shape.reduce(1, *) == v.count else {
-                throw FederationError(.shapeMismatch, "tensor '\(name)' arrived with \(v.count) values for shape \(shape)")
+                throw FederationError(
+                    .shapeMismatch, "tensor '\(name)' arrived with \(v.count) values for shape \(shape)")
             }
             tensors.append(ParameterTensor(name: name, shape: shape, values: v))
         }

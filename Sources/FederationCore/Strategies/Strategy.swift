@@ -5,13 +5,16 @@ public protocol Strategy: Sendable {
     func configureTraining(round: Int, sites: [String]) -> [String: [String: ConfigValue]]
     /// The next global model from the current one and the round's accumulated, validated updates.
     /// `meanDiff` is the sample-weighted mean of the weight diffs.
-    mutating func aggregateTraining(round: Int, global: ParameterSet, meanDiff: ParameterSet,
-                                    updates: [ModelUpdate]) throws(FederationError) -> ParameterSet
+    mutating func aggregateTraining(
+        round: Int, global: ParameterSet, meanDiff: ParameterSet,
+        updates: [ModelUpdate]
+    ) throws(FederationError) -> ParameterSet
     /// The same step in place: replaces `global` by the next global model. What the coordinator calls; strategies
     /// that can update the model in its own storage implement it so that closing a round needs no model-sized
     /// temporary (the default calls `aggregateTraining`, holding the old and the new model for a moment).
-    mutating func updateGlobal(round: Int, global: inout ParameterSet, meanDiff: ParameterSet,
-                               updates: [ModelUpdate]) throws(FederationError)
+    mutating func updateGlobal(
+        round: Int, global: inout ParameterSet, meanDiff: ParameterSet,
+        updates: [ModelUpdate]) throws(FederationError)
     /// The strategy's own state that a resumed job needs to continue the same optimisation (server-optimiser
     /// moments), saved with every checkpoint; empty for stateless strategies.
     var serverState: ParameterSet { get }
@@ -25,13 +28,17 @@ extension Strategy {
 
     public mutating func restore(serverState state: ParameterSet) throws(FederationError) {
         guard state.tensors.isEmpty else {
-            throw FederationError(.shapeMismatch, "the checkpoint holds server-optimiser state (\(state.tensors.count) "
-                                  + "tensors) but the job's strategy keeps none; was the pipeline's strategy changed?")
+            throw FederationError(
+                .shapeMismatch,
+                "the checkpoint holds server-optimiser state (\(state.tensors.count) "
+                    + "tensors) but the job's strategy keeps none; was the pipeline's strategy changed?")
         }
     }
 
-    public mutating func updateGlobal(round: Int, global: inout ParameterSet, meanDiff: ParameterSet,
-                                      updates: [ModelUpdate]) throws(FederationError) {
+    public mutating func updateGlobal(
+        round: Int, global: inout ParameterSet, meanDiff: ParameterSet,
+        updates: [ModelUpdate]
+    ) throws(FederationError) {
         global = try aggregateTraining(round: round, global: global, meanDiff: meanDiff, updates: updates)
     }
 }
@@ -49,18 +56,23 @@ public struct FedAvg: Strategy {
     }
 
     public func configureTraining(round: Int, sites: [String]) -> [String: [String: ConfigValue]] {
-        Dictionary(uniqueKeysWithValues: sites.map {
-            ($0, ["local_epochs": .int(localEpochs), "learning_rate": .double(learningRate), "round": .int(round)])
-        })
+        Dictionary(
+            uniqueKeysWithValues: sites.map {
+                ($0, ["local_epochs": .int(localEpochs), "learning_rate": .double(learningRate), "round": .int(round)])
+            })
     }
 
-    public mutating func aggregateTraining(round: Int, global: ParameterSet, meanDiff: ParameterSet,
-                                           updates: [ModelUpdate]) throws(FederationError) -> ParameterSet {
+    public mutating func aggregateTraining(
+        round: Int, global: ParameterSet, meanDiff: ParameterSet,
+        updates: [ModelUpdate]
+    ) throws(FederationError) -> ParameterSet {
         try global.adding(meanDiff, scaledBy: serverLearningRate)
     }
 
-    public mutating func updateGlobal(round: Int, global: inout ParameterSet, meanDiff: ParameterSet,
-                                      updates: [ModelUpdate]) throws(FederationError) {
+    public mutating func updateGlobal(
+        round: Int, global: inout ParameterSet, meanDiff: ParameterSet,
+        updates: [ModelUpdate]
+    ) throws(FederationError) {
         try global.add(meanDiff, scaledBy: serverLearningRate)
     }
 }
@@ -83,13 +95,17 @@ public struct FedProx: Strategy {
         }
     }
 
-    public mutating func aggregateTraining(round: Int, global: ParameterSet, meanDiff: ParameterSet,
-                                           updates: [ModelUpdate]) throws(FederationError) -> ParameterSet {
+    public mutating func aggregateTraining(
+        round: Int, global: ParameterSet, meanDiff: ParameterSet,
+        updates: [ModelUpdate]
+    ) throws(FederationError) -> ParameterSet {
         try base.aggregateTraining(round: round, global: global, meanDiff: meanDiff, updates: updates)
     }
 
-    public mutating func updateGlobal(round: Int, global: inout ParameterSet, meanDiff: ParameterSet,
-                                      updates: [ModelUpdate]) throws(FederationError) {
+    public mutating func updateGlobal(
+        round: Int, global: inout ParameterSet, meanDiff: ParameterSet,
+        updates: [ModelUpdate]
+    ) throws(FederationError) {
         try base.updateGlobal(round: round, global: &global, meanDiff: meanDiff, updates: updates)
     }
 }
@@ -108,13 +124,17 @@ public struct FedOpt: Strategy {
         base.configureTraining(round: round, sites: sites)
     }
 
-    public mutating func aggregateTraining(round: Int, global: ParameterSet, meanDiff: ParameterSet,
-                                           updates: [ModelUpdate]) throws(FederationError) -> ParameterSet {
+    public mutating func aggregateTraining(
+        round: Int, global: ParameterSet, meanDiff: ParameterSet,
+        updates: [ModelUpdate]
+    ) throws(FederationError) -> ParameterSet {
         try optimizer.step(global: global, delta: meanDiff)
     }
 
-    public mutating func updateGlobal(round: Int, global: inout ParameterSet, meanDiff: ParameterSet,
-                                      updates: [ModelUpdate]) throws(FederationError) {
+    public mutating func updateGlobal(
+        round: Int, global: inout ParameterSet, meanDiff: ParameterSet,
+        updates: [ModelUpdate]
+    ) throws(FederationError) {
         try optimizer.apply(to: &global, delta: meanDiff)
     }
 
@@ -139,18 +159,24 @@ public struct CyclicWeightTransfer: Strategy {
         return base.configureTraining(round: round, sites: [site])
     }
 
-    public mutating func aggregateTraining(round: Int, global: ParameterSet, meanDiff: ParameterSet,
-                                           updates: [ModelUpdate]) throws(FederationError) -> ParameterSet {
+    public mutating func aggregateTraining(
+        round: Int, global: ParameterSet, meanDiff: ParameterSet,
+        updates: [ModelUpdate]
+    ) throws(FederationError) -> ParameterSet {
         guard updates.count == 1 else {
-            throw FederationError(.invalidConfiguration, "cyclic weight transfer expects one site per round, got \(updates.count)")
+            throw FederationError(
+                .invalidConfiguration, "cyclic weight transfer expects one site per round, got \(updates.count)")
         }
         return try global.adding(meanDiff)
     }
 
-    public mutating func updateGlobal(round: Int, global: inout ParameterSet, meanDiff: ParameterSet,
-                                      updates: [ModelUpdate]) throws(FederationError) {
+    public mutating func updateGlobal(
+        round: Int, global: inout ParameterSet, meanDiff: ParameterSet,
+        updates: [ModelUpdate]
+    ) throws(FederationError) {
         guard updates.count == 1 else {
-            throw FederationError(.invalidConfiguration, "cyclic weight transfer expects one site per round, got \(updates.count)")
+            throw FederationError(
+                .invalidConfiguration, "cyclic weight transfer expects one site per round, got \(updates.count)")
         }
         try global.add(meanDiff)
     }

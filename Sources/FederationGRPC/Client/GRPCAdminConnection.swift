@@ -14,9 +14,12 @@ public final class GRPCAdminConnection: Sendable {
     private let limits: ConnectionLimits
 
     /// - Throws: `.invalidConfiguration` when the target or the certificate files are unusable.
-    public init(host: String, port: Int, tls: MutualTLSFiles, serverName: String? = nil,
-                limits: TransportLimits = .defaults) throws(FederationError) {
-        client = try ClientTransport.makeClient(host: host, port: port, tls: tls, serverName: serverName, limits: limits)
+    public init(
+        host: String, port: Int, tls: MutualTLSFiles, serverName: String? = nil,
+        limits: TransportLimits = .defaults
+    ) throws(FederationError) {
+        client = try ClientTransport.makeClient(
+            host: host, port: port, tls: tls, serverName: serverName, limits: limits)
         stub = Tessera_Federation_V1_Admin.Client(wrapping: client)
         self.limits = limits.connection
         let client = self.client
@@ -76,7 +79,8 @@ public final class GRPCAdminConnection: Sendable {
         } catch {
             throw FederationError(.invalidConfiguration, "cannot create \(folder)", cause: "\(error)")
         }
-        let stub = self.stub, message = request
+        let stub = self.stub
+        let message = request
         return try await call("download") {
             try await StreamProgress.watch("job download", limit: limits.streamProgressTimeout) { progress in
                 try await stub.downloadJob(message) { response in
@@ -87,14 +91,17 @@ public final class GRPCAdminConnection: Sendable {
                         progress.mark()
                         let name = part.name
                         guard !name.isEmpty, !name.contains("/"), name != ".", name != "..", !name.hasPrefix(".") else {
-                            throw FederationError(.invalidConfiguration, "the server sent a file named '\(name)', "
-                                                  + "which is not a plain file name: refused")
+                            throw FederationError(
+                                .invalidConfiguration,
+                                "the server sent a file named '\(name)', "
+                                    + "which is not a plain file name: refused")
                         }
                         let path = folder + "/" + name
                         if written.last != path {
                             try handle?.close()
                             guard part.offset == 0, FileManager.default.createFile(atPath: path, contents: nil),
-                                  let h = FileHandle(forWritingAtPath: path) else {
+                                let h = FileHandle(forWritingAtPath: path)
+                            else {
                                 throw FederationError(.invalidConfiguration, "cannot write \(path)")
                             }
                             handle = h

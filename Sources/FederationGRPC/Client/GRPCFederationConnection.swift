@@ -1,7 +1,7 @@
 import FederationCore
 import GRPCCore
-import GRPCProtobuf
 import GRPCNIOTransportHTTP2
+import GRPCProtobuf
 import Synchronization
 
 /// A site's connection to the federation server over gRPC, HTTP/2 and mutual TLS: the production
@@ -31,9 +31,12 @@ public final class GRPCFederationConnection: FederationConnection {
     ///   - serverName: the name to verify in the server certificate (and send as SNI) when it differs from `host`.
     ///   - limits: chunk size and HTTP/2 tuning (the same as the server's).
     /// - Throws: `.invalidConfiguration` when the target or the certificate files are unusable.
-    public init(host: String, port: Int, tls: MutualTLSFiles, serverName: String? = nil,
-                limits: TransportLimits = .defaults) throws(FederationError) {
-        client = try ClientTransport.makeClient(host: host, port: port, tls: tls, serverName: serverName, limits: limits)
+    public init(
+        host: String, port: Int, tls: MutualTLSFiles, serverName: String? = nil,
+        limits: TransportLimits = .defaults
+    ) throws(FederationError) {
+        client = try ClientTransport.makeClient(
+            host: host, port: port, tls: tls, serverName: serverName, limits: limits)
         stub = Tessera_Federation_V1_Federation.Client(wrapping: client)
         self.limits = limits
         let client = self.client
@@ -86,8 +89,10 @@ public final class GRPCFederationConnection: FederationConnection {
         }
     }
 
-    public func downloadModel(for task: TaskAssignment,
-                              maxScalars: Int) async throws(FederationError) -> [ParameterChunk] {
+    public func downloadModel(
+        for task: TaskAssignment,
+        maxScalars: Int
+    ) async throws(FederationError) -> [ParameterChunk] {
         let chunks = Mutex<[ParameterChunk]>([])
         try await pullModel(for: task, maxScalars: maxScalars) { received throws(FederationError) in
             let chunk = received.parameterChunk()
@@ -97,8 +102,10 @@ public final class GRPCFederationConnection: FederationConnection {
     }
 
     /// The model, decoded chunk by chunk straight into the tensors being built (no list of chunks in between).
-    public func downloadParameters(for task: TaskAssignment,
-                                   maxScalars: Int) async throws(FederationError) -> ParameterSet {
+    public func downloadParameters(
+        for task: TaskAssignment,
+        maxScalars: Int
+    ) async throws(FederationError) -> ParameterSet {
         let assembler = Mutex(ParameterAssembler())
         try await pullModel(for: task, maxScalars: maxScalars) { chunk throws(FederationError) in
             try assembler.withLock { (a) throws(FederationError) -> Void in try a.append(received: chunk) }
@@ -117,28 +124,36 @@ public final class GRPCFederationConnection: FederationConnection {
     /// for this site.
     /// - Throws: `.transient` for transport failures, `.invalidConfiguration` when the server's answer does not add
     ///   up (no chunk count, or a range that makes no progress).
-    private func pullModel(for task: TaskAssignment, maxScalars: Int,
-                           handle: @escaping @Sendable (ReceivedChunk) throws(FederationError) -> Void)
-        async throws(FederationError) {
+    private func pullModel(
+        for task: TaskAssignment, maxScalars: Int,
+        handle: @escaping @Sendable (ReceivedChunk) throws(FederationError) -> Void
+    )
+        async throws(FederationError)
+    {
         var request = Tessera_Federation_V1_DownloadModelRequest()
         request.task = task.wire
         request.maxScalars = Int64(min(maxScalars, limits.chunkScalars))
         request.chunkCount = Int64(limits.downloadChunksPerCall)
-        var next = 0, total: Int? = nil
+        var next = 0
+        var total: Int? = nil
         repeat {
             request.firstChunk = Int64(next)
             let (received, count) = try await call("model download") { [request] in
                 try await downloadRange(request, handle: handle)
             }
             guard let count, count >= 0, total == nil || total == count else {
-                throw FederationError(.invalidConfiguration, "the server's model download did not say how many chunks "
-                                      + "the model has, or changed it part-way: check that the server and this site run "
-                                      + "the same tessera version")
+                throw FederationError(
+                    .invalidConfiguration,
+                    "the server's model download did not say how many chunks "
+                        + "the model has, or changed it part-way: check that the server and this site run "
+                        + "the same tessera version")
             }
             total = count
             guard received > 0 || next >= count else {
-                throw FederationError(.invalidConfiguration, "the server sent no chunk from \(next) of \(count); check "
-                                      + "that the server and this site run the same tessera version")
+                throw FederationError(
+                    .invalidConfiguration,
+                    "the server sent no chunk from \(next) of \(count); check "
+                        + "that the server and this site run the same tessera version")
             }
             next += received
         } while next < (total ?? 0)
@@ -146,9 +161,12 @@ public final class GRPCFederationConnection: FederationConnection {
 
     /// One DownloadModel call: hands each chunk to `handle`; returns how many came and the model's chunk count (nil
     /// when the server did not say). Abandoned when no chunk comes for `streamProgressTimeout`.
-    private func downloadRange(_ request: Tessera_Federation_V1_DownloadModelRequest,
-                               handle: @escaping @Sendable (ReceivedChunk) throws(FederationError) -> Void)
-        async throws -> (received: Int, count: Int?) {
+    private func downloadRange(
+        _ request: Tessera_Federation_V1_DownloadModelRequest,
+        handle: @escaping @Sendable (ReceivedChunk) throws(FederationError) -> Void
+    )
+        async throws -> (received: Int, count: Int?)
+    {
         let client = self.client
         return try await StreamProgress.watch("model download", limit: limits.connection.streamProgressTimeout) {
             progress in
@@ -185,12 +203,14 @@ public final class GRPCFederationConnection: FederationConnection {
             if StatusMapping.isStreamReset(error) {
                 // Reset by the server, not a broken connection: is the server still there?
                 if (try? await heartbeat(site: header.site)) != nil {
-                    throw FederationError(.tooLarge, "the server refused this site's result for round \(header.round) "
-                                          + "of job \(header.jobID) by resetting the stream (RST_STREAM): most likely a "
-                                          + "message over its size limit (this site sent messages of up to "
-                                          + "\(largestMessage) bytes, \(pieceSize) values per chunk). Set the site's "
-                                          + "chunk size to the server's; the round goes on without this result",
-                                          cause: String(describing: error))
+                    throw FederationError(
+                        .tooLarge,
+                        "the server refused this site's result for round \(header.round) "
+                            + "of job \(header.jobID) by resetting the stream (RST_STREAM): most likely a "
+                            + "message over its size limit (this site sent messages of up to "
+                            + "\(largestMessage) bytes, \(pieceSize) values per chunk). Set the site's "
+                            + "chunk size to the server's; the round goes on without this result",
+                        cause: String(describing: error))
                 }
             }
             throw StatusMapping.federationError(error, during: "result upload")
@@ -210,10 +230,12 @@ public final class GRPCFederationConnection: FederationConnection {
                     repeat {
                         let end = min(start + pieceSize, chunk.values.endIndex)
                         // A view of the chunk: its values are copied once, into the message.
-                        try await writer.write(.chunk(ParameterChunk(
-                            tensor: chunk.tensor, shape: chunk.shape,
-                            offset: chunk.offset + (start - chunk.values.startIndex),
-                            values: chunk.values[start..<end])))
+                        try await writer.write(
+                            .chunk(
+                                ParameterChunk(
+                                    tensor: chunk.tensor, shape: chunk.shape,
+                                    offset: chunk.offset + (start - chunk.values.startIndex),
+                                    values: chunk.values[start..<end])))
                         progress.mark()
                         start = end
                     } while start < chunk.values.endIndex

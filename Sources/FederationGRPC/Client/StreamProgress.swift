@@ -14,22 +14,27 @@ final class StreamProgress: Sendable {
     /// message rather than on the whole stream, whose length grows with the model. The check runs every `limit / 4`,
     /// so a stalled stream ends between `limit` and `1.25 · limit` after its last message.
     /// - Throws: `.transient` when the stream stalled (the site retries it); else what `body` throws.
-    static func watch<T: Sendable>(_ what: String, limit: Duration,
-                                   _ body: @escaping @Sendable (StreamProgress) async throws -> T) async throws -> T {
+    static func watch<T: Sendable>(
+        _ what: String, limit: Duration,
+        _ body: @escaping @Sendable (StreamProgress) async throws -> T
+    ) async throws -> T {
         let progress = StreamProgress()
         return try await withThrowingTaskGroup(of: WatchOutcome<T>.self) { group in
             group.addTask { .finished(try await body(progress)) }
             group.addTask {
                 let step = limit / 4
-                var last = -1, quiet = 0
+                var last = -1
+                var quiet = 0
                 while !Task.isCancelled {
                     do { try await Task.sleep(for: step) } catch { return .watchdogStopped }
                     let now = progress.count
                     quiet = now == last ? quiet + 1 : 0
                     last = now
                     if quiet >= 4 {
-                        throw FederationError(.transient, "\(what) stalled: no message for \(limit) "
-                                              + "(streamProgressTimeout); abandoned, retrying")
+                        throw FederationError(
+                            .transient,
+                            "\(what) stalled: no message for \(limit) "
+                                + "(streamProgressTimeout); abandoned, retrying")
                     }
                 }
                 return .watchdogStopped

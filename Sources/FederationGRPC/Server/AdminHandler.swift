@@ -13,8 +13,10 @@ struct AdminHandler: Tessera_Federation_V1_Admin.SimpleServiceProtocol {
         do { return try await body() } catch { throw StatusMapping.rpcError(error) }
     }
 
-    func submitJob(request: Tessera_Federation_V1_SubmitJobRequest,
-                   context: ServerContext) async throws -> Tessera_Federation_V1_SubmitJobResponse {
+    func submitJob(
+        request: Tessera_Federation_V1_SubmitJobRequest,
+        context: ServerContext
+    ) async throws -> Tessera_Federation_V1_SubmitJobResponse {
         try await mapped { () async throws(FederationError) in
             let admin = try PeerIdentity(context).authorizeAdmin()
             var response = Tessera_Federation_V1_SubmitJobResponse()
@@ -23,8 +25,10 @@ struct AdminHandler: Tessera_Federation_V1_Admin.SimpleServiceProtocol {
         }
     }
 
-    func jobStatus(request: Tessera_Federation_V1_JobStatusRequest,
-                   context: ServerContext) async throws -> Tessera_Federation_V1_JobStatusResponse {
+    func jobStatus(
+        request: Tessera_Federation_V1_JobStatusRequest,
+        context: ServerContext
+    ) async throws -> Tessera_Federation_V1_JobStatusResponse {
         try await mapped { () async throws(FederationError) in
             _ = try PeerIdentity(context).authorizeAdmin()
             var response = Tessera_Federation_V1_JobStatusResponse()
@@ -33,8 +37,10 @@ struct AdminHandler: Tessera_Federation_V1_Admin.SimpleServiceProtocol {
         }
     }
 
-    func abortJob(request: Tessera_Federation_V1_AbortJobRequest,
-                  context: ServerContext) async throws -> Tessera_Federation_V1_AbortJobResponse {
+    func abortJob(
+        request: Tessera_Federation_V1_AbortJobRequest,
+        context: ServerContext
+    ) async throws -> Tessera_Federation_V1_AbortJobResponse {
         try await mapped { () async throws(FederationError) in
             let admin = try PeerIdentity(context).authorizeAdmin()
             try await service.abort(jobID: request.jobID, by: admin)
@@ -42,15 +48,18 @@ struct AdminHandler: Tessera_Federation_V1_Admin.SimpleServiceProtocol {
         }
     }
 
-    func downloadJob(request: Tessera_Federation_V1_DownloadJobRequest,
-                     response: RPCWriter<Tessera_Federation_V1_FilePart>, context: ServerContext) async throws {
+    func downloadJob(
+        request: Tessera_Federation_V1_DownloadJobRequest,
+        response: RPCWriter<Tessera_Federation_V1_FilePart>, context: ServerContext
+    ) async throws {
         let files = try await mapped { () async throws(FederationError) in
             _ = try PeerIdentity(context).authorizeAdmin()
             return try await service.files(jobID: request.jobID)
         }
         for file in files {
             guard let handle = FileHandle(forReadingAtPath: file.path) else {
-                throw StatusMapping.rpcError(FederationError(.noResults, "file \(file.name) of job \(request.jobID) is gone"))
+                throw StatusMapping.rpcError(
+                    FederationError(.noResults, "file \(file.name) of job \(request.jobID) is gone"))
             }
             defer { try? handle.close() }
             var offset: Int64 = 0
@@ -68,8 +77,10 @@ struct AdminHandler: Tessera_Federation_V1_Admin.SimpleServiceProtocol {
         }
     }
 
-    func watchJob(request: Tessera_Federation_V1_WatchJobRequest,
-                  response: RPCWriter<Tessera_Federation_V1_JobEventMessage>, context: ServerContext) async throws {
+    func watchJob(
+        request: Tessera_Federation_V1_WatchJobRequest,
+        response: RPCWriter<Tessera_Federation_V1_JobEventMessage>, context: ServerContext
+    ) async throws {
         let events = try await mapped { () async throws(FederationError) in
             _ = try PeerIdentity(context).authorizeAdmin()
             return try await service.events(jobID: request.jobID)

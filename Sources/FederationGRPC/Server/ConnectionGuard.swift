@@ -157,7 +157,8 @@ private final class AdmissionHandler: ChannelInboundHandler {
         let (id, evict) = connectionGuard.admit(context.channel)
         self.id = id
         evict?.close(promise: nil)
-        let channel = context.channel, connectionGuard = self.connectionGuard
+        let channel = context.channel
+        let connectionGuard = self.connectionGuard
         handshakeDeadline = context.eventLoop.scheduleTask(in: TimeAmount(connectionGuard.limits.handshakeTimeout)) {
             connectionGuard.count(\.handshakeTimeouts)
             channel.close(promise: nil)
@@ -196,7 +197,8 @@ private final class AdmissionHandler: ChannelInboundHandler {
     /// per-peer cap.
     private func peerName() -> String {
         guard let certificate = tls.peerCertificate,
-              let subject = try? Certificate(derEncoded: certificate.toDERBytes()).subject else { return "?" }
+            let subject = try? Certificate(derEncoded: certificate.toDERBytes()).subject
+        else { return "?" }
         return subject.description
     }
 }

@@ -13,8 +13,10 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
         do { return try await body() } catch { throw StatusMapping.rpcError(error) }
     }
 
-    func register(request: Tessera_Federation_V1_RegisterRequest,
-                  context: ServerContext) async throws -> Tessera_Federation_V1_RegisterResponse {
+    func register(
+        request: Tessera_Federation_V1_RegisterRequest,
+        context: ServerContext
+    ) async throws -> Tessera_Federation_V1_RegisterResponse {
         try await mapped { () async throws(FederationError) in
             let site = try PeerIdentity(context).authorize(site: request.site)
             var response = Tessera_Federation_V1_RegisterResponse()
@@ -23,25 +25,35 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
         }
     }
 
-    func nextTask(request: Tessera_Federation_V1_NextTaskRequest,
-                  context: ServerContext) async throws -> Tessera_Federation_V1_NextTaskResponse {
+    func nextTask(
+        request: Tessera_Federation_V1_NextTaskRequest,
+        context: ServerContext
+    ) async throws -> Tessera_Federation_V1_NextTaskResponse {
         try await mapped { () async throws(FederationError) in
             let site = try PeerIdentity(context).authorize(site: request.site)
             var response = Tessera_Federation_V1_NextTaskResponse()
             // The long-poll: this call waits in the service until the site has a task or the job ends.
             let service = self.service
-            if let task = try await waiting("the long-poll of \(site)", context, { () async throws(FederationError) in
-                try await service.nextTask(site: site)
-            }) { response.task = task.wire }
+            if let task = try await waiting(
+                "the long-poll of \(site)", context,
+                { () async throws(FederationError) in
+                    try await service.nextTask(site: site)
+                })
+            {
+                response.task = task.wire
+            }
             return response
         }
     }
 
     /// A call into the service that may wait (the long-poll, a model snapshot), ended when the call is cancelled
     /// (`ServerContext.untilCancelled`).
-    private func waiting<T: Sendable>(_ what: String, _ context: ServerContext,
-                                      _ body: @escaping @Sendable () async throws(FederationError) -> T)
-        async throws(FederationError) -> T {
+    private func waiting<T: Sendable>(
+        _ what: String, _ context: ServerContext,
+        _ body: @escaping @Sendable () async throws(FederationError) -> T
+    )
+        async throws(FederationError) -> T
+    {
         do {
             return try await context.untilCancelled { try await body() }
         } catch let error as FederationError {
@@ -51,9 +63,13 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
         }
     }
 
-    func downloadModel(request: Tessera_Federation_V1_DownloadModelRequest,
-                       response: RPCWriter<Tessera_Federation_V1_ParameterChunk>, context: ServerContext) async throws {
-        for chunk in try await modelRange(request: request, context: context).chunks { try await response.write(chunk.wire) }
+    func downloadModel(
+        request: Tessera_Federation_V1_DownloadModelRequest,
+        response: RPCWriter<Tessera_Federation_V1_ParameterChunk>, context: ServerContext
+    ) async throws {
+        for chunk in try await modelRange(request: request, context: context).chunks {
+            try await response.write(chunk.wire)
+        }
     }
 
     /// Initial-metadata key of a DownloadModel response: the model's number of chunks at the call's chunk size.
@@ -63,14 +79,18 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
     /// written — at most `limits.downloadChunksPerCall` of them, and the model's number of chunks. The site pulls
     /// the model range by range, so the transport never holds more than one range per download (its writer does
     /// not wait for the HTTP/2 window).
-    func modelRange(request: Tessera_Federation_V1_DownloadModelRequest,
-                    context: ServerContext) async throws -> (chunks: ArraySlice<ParameterChunk>, total: Int) {
+    func modelRange(
+        request: Tessera_Federation_V1_DownloadModelRequest,
+        context: ServerContext
+    ) async throws -> (chunks: ArraySlice<ParameterChunk>, total: Int) {
         try await mapped { () async throws(FederationError) in
             let task = try TaskAssignment(wire: request.task)
             _ = try PeerIdentity(context).authorize(site: task.site)
             guard request.firstChunk >= 0, request.chunkCount >= 0 else {
-                throw FederationError(.invalidConfiguration, "download range [\(request.firstChunk), "
-                                      + "+\(request.chunkCount)) is negative")
+                throw FederationError(
+                    .invalidConfiguration,
+                    "download range [\(request.firstChunk), "
+                        + "+\(request.chunkCount)) is negative")
             }
             // Clamped into [minChunkScalars, chunkScalars]: tiny chunks would cost a struct and a message each.
             let maxScalars = limits.downloadChunkScalars(asked: Int(clamping: request.maxScalars))
@@ -85,8 +105,10 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
         }
     }
 
-    func uploadResult(request: RPCAsyncSequence<Tessera_Federation_V1_UploadResultPart, any Error>,
-                      context: ServerContext) async throws -> Tessera_Federation_V1_UploadResultResponse {
+    func uploadResult(
+        request: RPCAsyncSequence<Tessera_Federation_V1_UploadResultPart, any Error>,
+        context: ServerContext
+    ) async throws -> Tessera_Federation_V1_UploadResultResponse {
         let parts = request.map { (part: Tessera_Federation_V1_UploadResultPart) throws -> IncomingPart in
             switch part.part {
             case .header(let wire): return .header(ResultHeader(wire: wire))
@@ -98,8 +120,10 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
     }
 
     /// A result stream: the header, then chunks handed to the service one by one as they arrive.
-    func uploadParts(_ request: some AsyncSequence<IncomingPart, any Error>,
-                     context: ServerContext) async throws -> Tessera_Federation_V1_UploadResultResponse {
+    func uploadParts(
+        _ request: some AsyncSequence<IncomingPart, any Error>,
+        context: ServerContext
+    ) async throws -> Tessera_Federation_V1_UploadResultResponse {
         let peer = try await mapped { () async throws(FederationError) in try PeerIdentity(context) }
         var site: String?
         do {
@@ -119,8 +143,10 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
                         throw FederationError(.invalidConfiguration, "a result stream starts with its header")
                     }
                     guard chunk.values.count <= limits.chunkScalars else {
-                        let error = FederationError(.tooLarge, "chunk of \(chunk.values.count) values from \(site); "
-                                                    + "at most \(limits.chunkScalars) per message")
+                        let error = FederationError(
+                            .tooLarge,
+                            "chunk of \(chunk.values.count) values from \(site); "
+                                + "at most \(limits.chunkScalars) per message")
                         await service.abandonResult(site: site, reason: error.message)
                         throw error
                     }
@@ -141,8 +167,10 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
         }
     }
 
-    func heartbeat(request: Tessera_Federation_V1_HeartbeatRequest,
-                   context: ServerContext) async throws -> Tessera_Federation_V1_HeartbeatResponse {
+    func heartbeat(
+        request: Tessera_Federation_V1_HeartbeatRequest,
+        context: ServerContext
+    ) async throws -> Tessera_Federation_V1_HeartbeatResponse {
         try await mapped { () async throws(FederationError) in
             await service.heartbeat(site: try PeerIdentity(context).authorize(site: request.site))
             return Tessera_Federation_V1_HeartbeatResponse()
@@ -165,7 +193,8 @@ struct FederationRegistration: RegistrableRPCService {
         ) { request, context in
             let message = try await ServerRequest(stream: request).message
             let (chunks, total) = try await handler.modelRange(request: message, context: context)
-            return StreamingServerResponse<ParameterChunk>(metadata: [FederationHandler.chunkCountKey: "\(total)"]) { writer in
+            return StreamingServerResponse<ParameterChunk>(metadata: [FederationHandler.chunkCountKey: "\(total)"]) {
+                writer in
                 for chunk in chunks { try await writer.write(chunk) }
                 return [:]
             }
@@ -180,4 +209,3 @@ struct FederationRegistration: RegistrableRPCService {
         }
     }
 }
-

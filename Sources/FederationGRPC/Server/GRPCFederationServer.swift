@@ -32,9 +32,11 @@ public final class GRPCFederationServer: Sendable {
     ///   - limits: message size limit, chunk size and HTTP/2 tuning.
     ///   - admin: the job management API (`tessera admin`), served to admin certificates; nil serves none.
     ///   - log: where connections refused by a cap are said (nil: nowhere; `connectionStatistics` counts them).
-    public init(service: any FederationService, admin: (any AdminService)? = nil, host: String = "0.0.0.0", port: Int,
-                tls: MutualTLSFiles, limits: TransportLimits = .defaults,
-                log: (@Sendable (String) -> Void)? = nil) {
+    public init(
+        service: any FederationService, admin: (any AdminService)? = nil, host: String = "0.0.0.0", port: Int,
+        tls: MutualTLSFiles, limits: TransportLimits = .defaults,
+        log: (@Sendable (String) -> Void)? = nil
+    ) {
         let security = HTTP2ServerTransport.Posix.TransportSecurity.mTLS(
             certificateChain: [.file(path: tls.certificateChain, format: .pem)],
             privateKey: .file(path: tls.privateKey, format: .pem)
@@ -54,17 +56,19 @@ public final class GRPCFederationServer: Sendable {
             config.connection.maxIdleTime = connection.idleTimeout
             config.connection.keepalive = .init(
                 time: connection.keepaliveInterval, timeout: connection.keepaliveTimeout,
-                clientBehavior: .init(minPingIntervalWithoutCalls: ConnectionLimits.minimumKeepaliveInterval,
-                                      allowWithoutCalls: true))
+                clientBehavior: .init(
+                    minPingIntervalWithoutCalls: ConnectionLimits.minimumKeepaliveInterval,
+                    allowWithoutCalls: true))
             // The transport's accept callback: the guard's handlers go in after the TLS handler.
             config.channelDebuggingCallbacks.onAcceptTCPConnection = { connectionGuard.install(on: $0) }
         }
         self.connectionGuard = connectionGuard
-        let address: GRPCNIOTransportCore.SocketAddress = host.contains(":")
+        let address: GRPCNIOTransportCore.SocketAddress =
+            host.contains(":")
             ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
         transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: security, config: config)
         var services: [any RegistrableRPCService] = [
-            FederationRegistration(handler: FederationHandler(service: service, limits: limits)),
+            FederationRegistration(handler: FederationHandler(service: service, limits: limits))
         ]
         if let admin { services.append(AdminHandler(service: admin, pieceBytes: limits.chunkScalars * 4)) }
         server = GRPCServer(transport: transport, services: services)
@@ -76,8 +80,10 @@ public final class GRPCFederationServer: Sendable {
         do {
             try await server.serve()
         } catch {
-            throw FederationError(.invalidConfiguration, "the federation server could not serve: check the address and "
-                                  + "the certificate, key and CA files", cause: String(describing: error))
+            throw FederationError(
+                .invalidConfiguration,
+                "the federation server could not serve: check the address and "
+                    + "the certificate, key and CA files", cause: String(describing: error))
         }
     }
 
@@ -91,8 +97,9 @@ public final class GRPCFederationServer: Sendable {
         } catch let error as FederationError {
             throw error
         } catch {
-            throw FederationError(.invalidConfiguration, "the federation server did not start listening",
-                                  cause: String(describing: error))
+            throw FederationError(
+                .invalidConfiguration, "the federation server did not start listening",
+                cause: String(describing: error))
         }
     }
 

@@ -19,14 +19,16 @@ struct PeerIdentity: Sendable, Equatable {
     ///   subject lacks a single CN or OU.
     init(_ context: ServerContext) throws(FederationError) {
         guard let tls = context.transportSpecific as? HTTP2ServerTransport.Posix.Context,
-              let certificate = tls.peerCertificate else {
+            let certificate = tls.peerCertificate
+        else {
             throw FederationError(.unknownSite, "the connection carries no verified client certificate")
         }
         try self.init(subject: certificate.subject)
     }
 
     init(subject: DistinguishedName) throws(FederationError) {
-        var names: [String] = [], roles: [String] = []
+        var names: [String] = []
+        var roles: [String] = []
         for rdn in subject {
             for attribute in rdn {
                 if attribute.type == .RDNAttributeType.commonName, let s = String(attribute.value) { names.append(s) }
@@ -36,8 +38,10 @@ struct PeerIdentity: Sendable, Equatable {
             }
         }
         guard names.count == 1, let name = names.first, !name.isEmpty else {
-            throw FederationError(.unknownSite, "the client certificate's subject (\(subject)) needs exactly one CN, "
-                                  + "the site name")
+            throw FederationError(
+                .unknownSite,
+                "the client certificate's subject (\(subject)) needs exactly one CN, "
+                    + "the site name")
         }
         guard roles.count == 1, let role = roles.first else {
             throw FederationError(.unknownSite, "the client certificate of '\(name)' needs exactly one OU, its role")
@@ -51,8 +55,10 @@ struct PeerIdentity: Sendable, Equatable {
     /// - Throws: `.unknownSite` (PERMISSION_DENIED on the wire) otherwise.
     func authorize(site claimed: String) throws(FederationError) -> String {
         guard role == Self.siteRole else {
-            throw FederationError(.unknownSite, "certificate '\(commonName)' has role '\(role)', "
-                                  + "not '\(Self.siteRole)': it may not act as a site")
+            throw FederationError(
+                .unknownSite,
+                "certificate '\(commonName)' has role '\(role)', "
+                    + "not '\(Self.siteRole)': it may not act as a site")
         }
         guard claimed == commonName else {
             throw FederationError(.unknownSite, "certificate '\(commonName)' may not speak for site '\(claimed)'")
@@ -64,8 +70,10 @@ struct PeerIdentity: Sendable, Equatable {
     /// - Throws: `.unknownSite` (PERMISSION_DENIED on the wire) otherwise.
     func authorizeAdmin() throws(FederationError) -> String {
         guard role == "admin" else {
-            throw FederationError(.unknownSite, "certificate '\(commonName)' has role '\(role)', not 'admin': only an "
-                                  + "admin kit may manage jobs")
+            throw FederationError(
+                .unknownSite,
+                "certificate '\(commonName)' has role '\(role)', not 'admin': only an "
+                    + "admin kit may manage jobs")
         }
         return commonName
     }

@@ -31,16 +31,20 @@ extension JobSummary {
     /// - Throws: `.invalidConfiguration` for a kind or state this build does not know.
     init(wire w: Tessera_Federation_V1_JobSummary) throws(FederationError) {
         guard let kind = JobKind(rawValue: w.kind), let state = JobState(rawValue: w.status) else {
-            throw FederationError(.invalidConfiguration, "job \(w.jobID) has kind '\(w.kind)' and status '\(w.status)', "
-                                  + "which this tessera does not know: update it")
+            throw FederationError(
+                .invalidConfiguration,
+                "job \(w.jobID) has kind '\(w.kind)' and status '\(w.status)', "
+                    + "which this tessera does not know: update it")
         }
-        self.init(jobID: w.jobID, name: w.name, kind: kind, state: state, rounds: Int(w.rounds),
-                  completedRounds: Int(w.completedRounds), sites: w.sites, reason: w.reason, submittedBy: w.submittedBy,
-                  submittedAt: w.submittedAt, finishedAt: w.finishedAt,
-                  siteStates: w.siteStates.map {
-                      SiteState(site: $0.site, secondsSinceSeen: $0.secondsSinceSeen < 0 ? nil : $0.secondsSinceSeen,
-                                lastRound: Int($0.lastRound), lastMetrics: $0.lastMetrics)
-                  })
+        self.init(
+            jobID: w.jobID, name: w.name, kind: kind, state: state, rounds: Int(w.rounds),
+            completedRounds: Int(w.completedRounds), sites: w.sites, reason: w.reason, submittedBy: w.submittedBy,
+            submittedAt: w.submittedAt, finishedAt: w.finishedAt,
+            siteStates: w.siteStates.map {
+                SiteState(
+                    site: $0.site, secondsSinceSeen: $0.secondsSinceSeen < 0 ? nil : $0.secondsSinceSeen,
+                    lastRound: Int($0.lastRound), lastMetrics: $0.lastMetrics)
+            })
     }
 }
 
@@ -48,30 +52,57 @@ extension JobEvent {
     var wire: Tessera_Federation_V1_JobEventMessage {
         var w = Tessera_Federation_V1_JobEventMessage()
         switch self {
-        case let .roundStarted(round, attempt, sites):
-            w.kind = "round_started"; w.round = Int64(round); w.attempt = Int64(attempt); w.sites = sites
-        case let .resultAccepted(round, site, n, metrics):
-            w.kind = "result_accepted"; w.round = Int64(round); w.site = site; w.sampleCount = Int64(n); w.metrics = metrics
-        case let .resultRejected(round, site, reason):
-            w.kind = "result_rejected"; w.round = Int64(round); w.site = site; w.reason = reason
-        case let .siteDeclined(round, site, reason):
-            w.kind = "site_declined"; w.round = Int64(round); w.site = site; w.reason = reason
-        case let .gracePeriodStarted(round, results):
-            w.kind = "grace_period_started"; w.round = Int64(round); w.results = Int64(results)
-        case let .roundClosed(round, participants, reason):
-            w.kind = "round_closed"; w.round = Int64(round); w.sites = participants; w.reason = reason
-        case let .roundRetried(round, attempt, reason):
-            w.kind = "round_retried"; w.round = Int64(round); w.attempt = Int64(attempt); w.reason = reason
-        case let .crossSiteStarted(sites):
-            w.kind = "cross_site_started"; w.sites = sites
-        case let .localModelReceived(site):
-            w.kind = "local_model_received"; w.site = site
-        case let .crossSiteEvaluated(model, site, metrics):
-            w.kind = "cross_site_evaluated"; w.model = model; w.site = site; w.metrics = metrics
+        case .roundStarted(let round, let attempt, let sites):
+            w.kind = "round_started"
+            w.round = Int64(round)
+            w.attempt = Int64(attempt)
+            w.sites = sites
+        case .resultAccepted(let round, let site, let n, let metrics):
+            w.kind = "result_accepted"
+            w.round = Int64(round)
+            w.site = site
+            w.sampleCount = Int64(n)
+            w.metrics = metrics
+        case .resultRejected(let round, let site, let reason):
+            w.kind = "result_rejected"
+            w.round = Int64(round)
+            w.site = site
+            w.reason = reason
+        case .siteDeclined(let round, let site, let reason):
+            w.kind = "site_declined"
+            w.round = Int64(round)
+            w.site = site
+            w.reason = reason
+        case .gracePeriodStarted(let round, let results):
+            w.kind = "grace_period_started"
+            w.round = Int64(round)
+            w.results = Int64(results)
+        case .roundClosed(let round, let participants, let reason):
+            w.kind = "round_closed"
+            w.round = Int64(round)
+            w.sites = participants
+            w.reason = reason
+        case .roundRetried(let round, let attempt, let reason):
+            w.kind = "round_retried"
+            w.round = Int64(round)
+            w.attempt = Int64(attempt)
+            w.reason = reason
+        case .crossSiteStarted(let sites):
+            w.kind = "cross_site_started"
+            w.sites = sites
+        case .localModelReceived(let site):
+            w.kind = "local_model_received"
+            w.site = site
+        case .crossSiteEvaluated(let model, let site, let metrics):
+            w.kind = "cross_site_evaluated"
+            w.model = model
+            w.site = site
+            w.metrics = metrics
         case .jobFinished:
             w.kind = "job_finished"
-        case let .jobFailed(reason):
-            w.kind = "job_failed"; w.reason = reason
+        case .jobFailed(let reason):
+            w.kind = "job_failed"
+            w.reason = reason
         }
         return w
     }
@@ -81,7 +112,8 @@ extension JobEvent {
         let r = Int(w.round)
         switch w.kind {
         case "round_started": self = .roundStarted(round: r, attempt: Int(w.attempt), sites: w.sites)
-        case "result_accepted": self = .resultAccepted(round: r, site: w.site, sampleCount: Int(w.sampleCount), metrics: w.metrics)
+        case "result_accepted":
+            self = .resultAccepted(round: r, site: w.site, sampleCount: Int(w.sampleCount), metrics: w.metrics)
         case "result_rejected": self = .resultRejected(round: r, site: w.site, reason: w.reason)
         case "site_declined": self = .siteDeclined(round: r, site: w.site, reason: w.reason)
         case "grace_period_started": self = .gracePeriodStarted(round: r, results: Int(w.results))

@@ -39,18 +39,21 @@ struct ReceivedChunk: Sendable {
     func parameterChunk() -> ParameterChunk {
         var out: [Float] = []
         out.reserveCapacity(valueCount)
-        storage.withUnsafeBytes { raw in ChunkWire.appendFloats(UnsafeRawBufferPointer(rebasing: raw[values]), to: &out) }
+        storage.withUnsafeBytes { raw in ChunkWire.appendFloats(UnsafeRawBufferPointer(rebasing: raw[values]), to: &out)
+        }
         return ParameterChunk(tensor: tensor, shape: shape, offset: offset, values: out)
     }
 }
 
 /// Message bytes kept as they arrived (NIO's buffer: no copy) or, from another transport, copied once.
-fileprivate enum ReceivedBytes: Sendable {
+private enum ReceivedBytes: Sendable {
     case nio(GRPCNIOTransportBytes)
     case array([UInt8])
 
     init<Bytes: GRPCContiguousBytes>(_ bytes: Bytes) {
-        if let nio = bytes as? GRPCNIOTransportBytes { self = .nio(nio) } else {
+        if let nio = bytes as? GRPCNIOTransportBytes {
+            self = .nio(nio)
+        } else {
             self = .array(bytes.withUnsafeBytes { Array($0) })
         }
     }
@@ -79,8 +82,9 @@ struct ReceivedChunkDeserializer: MessageDeserializer {
     func deserialize<Bytes: GRPCContiguousBytes>(_ bytes: Bytes) throws -> ReceivedChunk {
         let storage = ReceivedBytes(bytes)
         let fields = try storage.withUnsafeBytes { raw in try ChunkWire.parseChunk(raw, in: 0..<raw.count) }
-        return ReceivedChunk(tensor: fields.tensor, shape: fields.shape, offset: fields.offset, storage: storage,
-                             values: fields.values)
+        return ReceivedChunk(
+            tensor: fields.tensor, shape: fields.shape, offset: fields.offset, storage: storage,
+            values: fields.values)
     }
 }
 
@@ -123,8 +127,10 @@ struct IncomingPartDeserializer: MessageDeserializer {
                     var values: [Float] = []
                     values.reserveCapacity(fields.values.count / 4)
                     ChunkWire.appendFloats(UnsafeRawBufferPointer(rebasing: raw[fields.values]), to: &values)
-                    part = .chunk(ParameterChunk(tensor: fields.tensor, shape: fields.shape, offset: fields.offset,
-                                                 values: values))
+                    part = .chunk(
+                        ParameterChunk(
+                            tensor: fields.tensor, shape: fields.shape, offset: fields.offset,
+                            values: values))
                 default:
                     try reader.skip(wireType)
                 }
@@ -160,13 +166,18 @@ enum ChunkWire {
     static func tag(_ field: UInt64, _ type: WireType) -> UInt64 { field << 3 | type.rawValue }
 
     static func varintSize(_ v: UInt64) -> Int {
-        var n = 1, v = v
-        while v >= 0x80 { v >>= 7; n += 1 }
+        var n = 1
+        var v = v
+        while v >= 0x80 {
+            v >>= 7
+            n += 1
+        }
         return n
     }
 
     static func writeVarint(_ value: UInt64, to out: UnsafeMutableRawBufferPointer, at start: Int) -> Int {
-        var v = value, at = start
+        var v = value
+        var at = start
         while v >= 0x80 {
             out[at] = UInt8(truncatingIfNeeded: v) | 0x80
             v >>= 7
@@ -202,7 +213,9 @@ enum ChunkWire {
         if !name.isEmpty {
             at = writeVarint(tag(1, .lengthDelimited), to: out, at: at)
             at = writeVarint(UInt64(name.count), to: out, at: at)
-            name.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: out[at..<(at + name.count)]).copyMemory(from: $0) }
+            name.withUnsafeBytes {
+                UnsafeMutableRawBufferPointer(rebasing: out[at..<(at + name.count)]).copyMemory(from: $0)
+            }
             at += name.count
         }
         if !c.shape.isEmpty {
@@ -220,11 +233,11 @@ enum ChunkWire {
             at = writeVarint(UInt64(count), to: out, at: at)
             let target = UnsafeMutableRawBufferPointer(rebasing: out[at..<(at + count)])
             #if _endian(little)
-            c.values.withUnsafeBytes { target.copyMemory(from: $0) }
+                c.values.withUnsafeBytes { target.copyMemory(from: $0) }
             #else
-            for (i, v) in c.values.enumerated() {
-                target.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self)
-            }
+                for (i, v) in c.values.enumerated() {
+                    target.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self)
+                }
             #endif
             at += count
         }
@@ -236,16 +249,17 @@ enum ChunkWire {
         let count = bytes.count / 4
         guard count > 0, let base = bytes.baseAddress else { return }
         #if _endian(little)
-        if Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {
-            UnsafeRawBufferPointer(start: base, count: count * 4).withMemoryRebound(to: Float.self) {
-                out.append(contentsOf: $0)
+            if Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {
+                UnsafeRawBufferPointer(start: base, count: count * 4).withMemoryRebound(to: Float.self) {
+                    out.append(contentsOf: $0)
+                }
+                return
             }
-            return
-        }
         #endif
         out.reserveCapacity(out.count + count)
         for i in 0..<count {
-            out.append(Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))))
+            out.append(
+                Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))))
         }
     }
 
@@ -265,8 +279,9 @@ enum ChunkWire {
         while let (field, wireType) = try reader.nextTag() {
             switch (field, wireType) {
             case (1, .lengthDelimited):
-                fields.tensor = String(decoding: UnsafeRawBufferPointer(rebasing: raw[try reader.lengthDelimited()]),
-                                       as: UTF8.self)
+                fields.tensor = String(
+                    decoding: UnsafeRawBufferPointer(rebasing: raw[try reader.lengthDelimited()]),
+                    as: UTF8.self)
             case (2, .lengthDelimited):
                 var packed = Reader(raw, try reader.lengthDelimited())
                 fields.shape = []
@@ -314,7 +329,8 @@ enum ChunkWire {
         var atEnd: Bool { at >= end }
 
         mutating func varint() throws -> UInt64 {
-            var value: UInt64 = 0, shift: UInt64 = 0
+            var value: UInt64 = 0
+            var shift: UInt64 = 0
             while true {
                 guard at < end, shift < 64 else { throw malformed("truncated or overlong varint") }
                 let byte = raw[at]

@@ -30,8 +30,9 @@ enum StatusMapping {
 
     /// The error a server handler throws for `error`.
     static func rpcError(_ error: FederationError) -> RPCError {
-        RPCError(code: statusCode(for: error.code), message: error.message,
-                 metadata: [codeKey: .string(error.code.rawValue)])
+        RPCError(
+            code: statusCode(for: error.code), message: error.message,
+            metadata: [codeKey: .string(error.code.rawValue)])
     }
 
     /// Whether a call failed because the peer reset its HTTP/2 stream (RST_STREAM) rather than with a gRPC status or a
@@ -54,7 +55,8 @@ enum StatusMapping {
     /// handshake as UNAVAILABLE with the NIOSSL error as its cause; only its description names the reason.
     static func certificateFailure(in error: any Error) -> String? {
         let rpc = error as? RPCError
-        let text = rpc.map { "\($0.message) \($0.cause.map { String(describing: $0) } ?? "")" }
+        let text =
+            rpc.map { "\($0.message) \($0.cause.map { String(describing: $0) } ?? "")" }
             ?? String(describing: error)
         return certificateFailures.first { text.contains($0) }
     }
@@ -66,18 +68,22 @@ enum StatusMapping {
     static func federationError(_ error: any Error, during what: String) -> FederationError {
         if let error = error as? FederationError { return error }
         if let reason = certificateFailure(in: error) {
-            let side = reason == "CERTIFICATE_VERIFY_FAILED"
+            let side =
+                reason == "CERTIFICATE_VERIFY_FAILED"
                 ? "this kit's CA does not accept the server's certificate (a kit of another project, an expired server "
                     + "certificate, or an address that reaches another server)"
                 : "the server does not accept this kit's certificate (a kit of another project, or an expired or "
                     + "replaced certificate)"
-            return FederationError(.unknownSite, "\(what) failed: the TLS handshake failed (\(reason)): \(side). Check "
-                                   + "the kit and the server address; retrying cannot fix this",
-                                   cause: String(describing: error))
+            return FederationError(
+                .unknownSite,
+                "\(what) failed: the TLS handshake failed (\(reason)): \(side). Check "
+                    + "the kit and the server address; retrying cannot fix this",
+                cause: String(describing: error))
         }
         guard let rpc = error as? RPCError else {
-            return FederationError(.transient, "\(what) failed: the connection to the server broke; retrying",
-                                   cause: String(describing: error))
+            return FederationError(
+                .transient, "\(what) failed: the connection to the server broke; retrying",
+                cause: String(describing: error))
         }
         let sent = rpc.metadata[stringValues: codeKey].first(where: { _ in true })
         if let sent, let code = knownCodes.first(where: { $0.rawValue == sent }) {
@@ -86,8 +92,10 @@ enum StatusMapping {
         let cause = rpc.cause.map { String(describing: $0) }
         switch rpc.code {
         case .permissionDenied, .unauthenticated:
-            return FederationError(.unknownSite, "\(what) refused by the server: \(rpc.message). Check the site's "
-                                   + "certificate (its CN must be the site name, its OU 'site')", cause: cause)
+            return FederationError(
+                .unknownSite,
+                "\(what) refused by the server: \(rpc.message). Check the site's "
+                    + "certificate (its CN must be the site name, its OU 'site')", cause: cause)
         case .resourceExhausted:
             return FederationError(.tooLarge, "\(what): \(rpc.message)", cause: cause)
         case .invalidArgument:

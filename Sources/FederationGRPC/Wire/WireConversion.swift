@@ -30,8 +30,9 @@ extension TaskAssignment {
             }
             config[key] = v
         }
-        self.init(jobID: t.jobID, round: Int(t.round), kind: try TaskKind(wire: t.kind), site: t.site, config: config,
-                  payload: [UInt8](t.payload))
+        self.init(
+            jobID: t.jobID, round: Int(t.round), kind: try TaskKind(wire: t.kind), site: t.site, config: config,
+            payload: [UInt8](t.payload))
     }
 }
 
@@ -93,8 +94,9 @@ extension ResultHeader {
     }
 
     init(wire h: WireHeader) {
-        self.init(jobID: h.jobID, round: Int(h.round), site: h.site, sampleCount: Int(h.sampleCount),
-                  metrics: h.metrics, payload: [UInt8](h.payload))
+        self.init(
+            jobID: h.jobID, round: Int(h.round), site: h.site, sampleCount: Int(h.sampleCount),
+            metrics: h.metrics, payload: [UInt8](h.payload))
     }
 }
 
@@ -112,28 +114,33 @@ extension ParameterChunk {
     ///   shape outside the platform's integers.
     init(wire c: WireChunk) throws(FederationError) {
         try Self.checkWire(c)
-        self.init(tensor: c.tensor, shape: c.shape.map { Int($0) }, offset: Int(c.offset),
-                  values: Self.decode(c.values))
+        self.init(
+            tensor: c.tensor, shape: c.shape.map { Int($0) }, offset: Int(c.offset),
+            values: Self.decode(c.values))
     }
 
     static func checkWire(_ c: WireChunk) throws(FederationError) {
         guard c.values.count % 4 == 0 else {
-            throw FederationError(.shapeMismatch, "chunk of '\(c.tensor)' holds \(c.values.count) bytes, "
-                                  + "not whole float32 values")
+            throw FederationError(
+                .shapeMismatch,
+                "chunk of '\(c.tensor)' holds \(c.values.count) bytes, "
+                    + "not whole float32 values")
         }
         guard c.offset >= 0, c.shape.allSatisfy({ $0 >= 0 && $0 <= Int64(Int32.max) }) else {
-            throw FederationError(.shapeMismatch, "chunk of '\(c.tensor)' has offset \(c.offset) or shape "
-                                  + "\(c.shape) out of range")
+            throw FederationError(
+                .shapeMismatch,
+                "chunk of '\(c.tensor)' has offset \(c.offset) or shape "
+                    + "\(c.shape) out of range")
         }
     }
 
     static func encode(_ values: ArraySlice<Float>) -> Data {
         #if _endian(little)
-        return values.withUnsafeBytes { Data($0) }
+            return values.withUnsafeBytes { Data($0) }
         #else
-        return values.withUnsafeBufferPointer { b in
-            Data(b.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian) { Array($0) } })
-        }
+            return values.withUnsafeBufferPointer { b in
+                Data(b.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian) { Array($0) } })
+            }
         #endif
     }
 
@@ -149,16 +156,17 @@ extension ParameterChunk {
         let count = bytes.count / 4
         bytes.withUnsafeBytes { raw in
             #if _endian(little)
-            if let base = raw.baseAddress, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {
-                UnsafeRawBufferPointer(rebasing: raw[..<(count * 4)]).withMemoryRebound(to: Float.self) {
-                    out.append(contentsOf: $0)
+                if let base = raw.baseAddress, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {
+                    UnsafeRawBufferPointer(rebasing: raw[..<(count * 4)]).withMemoryRebound(to: Float.self) {
+                        out.append(contentsOf: $0)
+                    }
+                    return
                 }
-                return
-            }
             #endif
             out.reserveCapacity(out.count + count)
             for i in 0..<count {
-                out.append(Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))))
+                out.append(
+                    Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))))
             }
         }
     }

@@ -12,12 +12,15 @@ public struct Conv: Layer {
     /// Whether `backward` computes `∂L/∂input` (a first layer skips it).
     public var computesInputGradient = true
 
-    public init(dimensions: Int, inputChannels: Int, outputChannels: Int, kernelSize: Int, stride: Int = 1,
-                padding: Int = 0, bias: Bool = true, generator: inout SeededGenerator) {
+    public init(
+        dimensions: Int, inputChannels: Int, outputChannels: Int, kernelSize: Int, stride: Int = 1,
+        padding: Int = 0, bias: Bool = true, generator: inout SeededGenerator
+    ) {
         geometry = ConvolutionGeometry(dimensions: dimensions, kernelSize: kernelSize, stride: stride, padding: padding)
         let bound = 1 / Float(inputChannels * geometry.taps).squareRoot()
-        weight = .randomUniform([outputChannels, inputChannels] + geometry.kernelSize, low: -bound, high: bound,
-                                generator: &generator)
+        weight = .randomUniform(
+            [outputChannels, inputChannels] + geometry.kernelSize, low: -bound, high: bound,
+            generator: &generator)
         self.bias = bias ? .randomUniform([outputChannels], low: -bound, high: bound, generator: &generator) : nil
     }
 
@@ -56,9 +59,10 @@ public struct Conv: Layer {
     func backward(_ gradOutput: Tensor, cache input: Tensor, inputIsReLUOutput: Bool)
         -> (input: Tensor?, gradients: NamedTensors)
     {
-        let g = Convolution.backward(gradOutput, input: input, weight: weight, hasBias: bias != nil,
-                                     geometry: geometry, inputGradient: computesInputGradient,
-                                     inputIsReLUOutput: inputIsReLUOutput)
+        let g = Convolution.backward(
+            gradOutput, input: input, weight: weight, hasBias: bias != nil,
+            geometry: geometry, inputGradient: computesInputGradient,
+            inputIsReLUOutput: inputIsReLUOutput)
         var grads = NamedTensors([("weight", g.weight)])
         if let b = g.bias { grads["bias"] = b }
         return (g.input, grads)
@@ -75,12 +79,15 @@ public struct ConvTranspose: Layer {
     public var bias: Tensor?
     public let geometry: ConvolutionGeometry
 
-    public init(dimensions: Int, inputChannels: Int, outputChannels: Int, kernelSize: Int = 2, stride: Int = 2,
-                padding: Int = 0, bias: Bool = true, generator: inout SeededGenerator) {
+    public init(
+        dimensions: Int, inputChannels: Int, outputChannels: Int, kernelSize: Int = 2, stride: Int = 2,
+        padding: Int = 0, bias: Bool = true, generator: inout SeededGenerator
+    ) {
         geometry = ConvolutionGeometry(dimensions: dimensions, kernelSize: kernelSize, stride: stride, padding: padding)
         let bound = 1 / Float(outputChannels * geometry.taps).squareRoot()
-        weight = .randomUniform([inputChannels, outputChannels] + geometry.kernelSize, low: -bound, high: bound,
-                                generator: &generator)
+        weight = .randomUniform(
+            [inputChannels, outputChannels] + geometry.kernelSize, low: -bound, high: bound,
+            generator: &generator)
         self.bias = bias ? .randomUniform([outputChannels], low: -bound, high: bound, generator: &generator) : nil
     }
 
@@ -100,8 +107,9 @@ public struct ConvTranspose: Layer {
     }
 
     public func backward(_ gradOutput: Tensor, cache input: Tensor) -> (input: Tensor?, gradients: NamedTensors) {
-        let g = TransposedConvolution.backward(gradOutput, input: input, weight: weight, hasBias: bias != nil,
-                                               geometry: geometry)
+        let g = TransposedConvolution.backward(
+            gradOutput, input: input, weight: weight, hasBias: bias != nil,
+            geometry: geometry)
         var grads = NamedTensors([("weight", g.weight)])
         if let b = g.bias { grads["bias"] = b }
         return (g.input, grads)

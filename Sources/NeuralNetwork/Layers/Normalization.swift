@@ -20,7 +20,10 @@ public struct InstanceNorm: Layer {
     }
 
     public mutating func update(parameters state: NamedTensors) throws {
-        if weight != nil { weight = try state.require("weight"); bias = try state.require("bias") }
+        if weight != nil {
+            weight = try state.require("weight")
+            bias = try state.require("bias")
+        }
     }
 
     public func forward(_ input: Tensor, training: Bool = false) -> (output: Tensor, cache: NormalizationCache) {
@@ -66,15 +69,19 @@ public struct BatchNorm: Layer {
     }
 
     public mutating func update(parameters state: NamedTensors) throws {
-        if weight != nil { weight = try state.require("weight"); bias = try state.require("bias") }
+        if weight != nil {
+            weight = try state.require("weight")
+            bias = try state.require("bias")
+        }
         runningMean = try state.require("running_mean")
         runningVariance = try state.require("running_var")
     }
 
     public mutating func forward(_ input: Tensor, training: Bool) -> (output: Tensor, cache: NormalizationCache) {
-        BatchNormalization.forward(input, weight: weight, bias: bias, runningMean: &runningMean,
-                                   runningVariance: &runningVariance, training: training, momentum: momentum,
-                                   epsilon: epsilon)
+        BatchNormalization.forward(
+            input, weight: weight, bias: bias, runningMean: &runningMean,
+            runningVariance: &runningVariance, training: training, momentum: momentum,
+            epsilon: epsilon)
     }
 
     public func backward(_ gradOutput: Tensor, cache: NormalizationCache) -> (input: Tensor?, gradients: NamedTensors) {

@@ -1,9 +1,10 @@
+import Foundation
 import Tensors
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A loss value and its gradient with respect to the logits.
@@ -51,7 +52,9 @@ public enum Loss {
         try check(logits: logits, targets: targets)
         let (n, c, s) = (logits.batch, logits.channels, logits.spatialCount)
         let p = Softmax.forward(logits)
-        var intersection = [Double](repeating: 0, count: c), sumP = intersection, sumT = intersection
+        var intersection = [Double](repeating: 0, count: c)
+        var sumP = intersection
+        var sumT = intersection
         for b in 0..<n {
             for i in 0..<s {
                 let t = targets[b * s + i]
@@ -62,7 +65,8 @@ public enum Loss {
         }
         var dice = 0.0
         var dLdP = Tensor(zeros: p.shape)
-        var a = [Double](repeating: 0, count: c), k = [Double](repeating: 0, count: c)
+        var a = [Double](repeating: 0, count: c)
+        var k = [Double](repeating: 0, count: c)
         for ch in 0..<c {
             let denominator = sumP[ch] + sumT[ch] + epsilon
             let numerator = 2 * intersection[ch] + epsilon
@@ -90,22 +94,26 @@ public enum Loss {
     {
         let ce = try crossEntropy(logits: logits, targets: targets)
         let dice = try softDice(logits: logits, targets: targets)
-        return LossResult(value: ceWeight * ce.value + diceWeight * dice.value,
-                          gradient: ce.gradient * Float(ceWeight) + dice.gradient * Float(diceWeight))
+        return LossResult(
+            value: ceWeight * ce.value + diceWeight * dice.value,
+            gradient: ce.gradient * Float(ceWeight) + dice.gradient * Float(diceWeight))
     }
 
     /// Binary cross-entropy on logits (PyTorch's `binary_cross_entropy_with_logits`, mean):
     /// `L = (1/M) Σ max(z, 0) − z·t + log(1 + exp(−|z|))`, `∂L/∂z = (σ(z) − t)/M`; targets in [0, 1], logits' shape.
     public static func binaryCrossEntropy(logits: Tensor, targets: Tensor) throws -> LossResult {
         guard logits.shape == targets.shape else {
-            throw NeuralNetworkError(.shapeMismatch, "binary cross-entropy: targets \(targets.shape) must have the "
-                + "logits' shape \(logits.shape)")
+            throw NeuralNetworkError(
+                .shapeMismatch,
+                "binary cross-entropy: targets \(targets.shape) must have the "
+                    + "logits' shape \(logits.shape)")
         }
         let m = Double(logits.count)
         var total = 0.0
         var gradient = logits
         for i in 0..<logits.count {
-            let z = Double(logits.storage[i]), t = Double(targets.storage[i])
+            let z = Double(logits.storage[i])
+            let t = Double(targets.storage[i])
             total += max(z, 0) - z * t + Foundation.log1p(Foundation.exp(-abs(z)))
             gradient.storage[i] = Float((1 / (1 + Foundation.exp(-z)) - t) / m)
         }
@@ -115,14 +123,16 @@ public enum Loss {
     static func check(logits: Tensor, targets: [Int]) throws {
         let expected = logits.batch * logits.spatialCount
         guard targets.count == expected else {
-            throw NeuralNetworkError(.shapeMismatch, "\(targets.count) targets for logits \(logits.shape): expected "
-                + "one label per batch element and position (\(expected))")
+            throw NeuralNetworkError(
+                .shapeMismatch,
+                "\(targets.count) targets for logits \(logits.shape): expected "
+                    + "one label per batch element and position (\(expected))")
         }
         if let bad = targets.first(where: { $0 < 0 || $0 >= logits.channels }) {
-            throw NeuralNetworkError(.invalidArgument, "target label \(bad) is outside 0..<\(logits.channels): "
-                + "labels must be class indices below the number of logit channels")
+            throw NeuralNetworkError(
+                .invalidArgument,
+                "target label \(bad) is outside 0..<\(logits.channels): "
+                    + "labels must be class indices below the number of logit channels")
         }
     }
 }
-
-import Foundation

@@ -11,10 +11,13 @@ public struct MONAIConvolution: Module {
     public var dropout: Dropout
     public let activation: LeakyReLU
 
-    public init(dimensions: Int, inputChannels: Int, outputChannels: Int, dropout: Float, dropoutSeed: UInt64,
-                generator: inout SeededGenerator) {
-        conv = Conv(dimensions: dimensions, inputChannels: inputChannels, outputChannels: outputChannels,
-                    kernelSize: 3, padding: 1, generator: &generator)
+    public init(
+        dimensions: Int, inputChannels: Int, outputChannels: Int, dropout: Float, dropoutSeed: UInt64,
+        generator: inout SeededGenerator
+    ) {
+        conv = Conv(
+            dimensions: dimensions, inputChannels: inputChannels, outputChannels: outputChannels,
+            kernelSize: 3, padding: 1, generator: &generator)
         norm = InstanceNorm(channels: outputChannels)
         self.dropout = Dropout(probability: dropout, seed: dropoutSeed)
         activation = LeakyReLU(negativeSlope: 0.1)
@@ -62,13 +65,17 @@ public struct TwoConv: Module {
     public var conv0: MONAIConvolution
     public var conv1: MONAIConvolution
 
-    public init(dimensions: Int, inputChannels: Int, outputChannels: Int, dropout: Float, dropoutSeed: UInt64,
-                generator: inout SeededGenerator) {
-        conv0 = MONAIConvolution(dimensions: dimensions, inputChannels: inputChannels, outputChannels: outputChannels,
-                                 dropout: dropout, dropoutSeed: dropoutSeed, generator: &generator)
-        conv1 = MONAIConvolution(dimensions: dimensions, inputChannels: outputChannels,
-                                 outputChannels: outputChannels, dropout: dropout, dropoutSeed: dropoutSeed &+ 1,
-                                 generator: &generator)
+    public init(
+        dimensions: Int, inputChannels: Int, outputChannels: Int, dropout: Float, dropoutSeed: UInt64,
+        generator: inout SeededGenerator
+    ) {
+        conv0 = MONAIConvolution(
+            dimensions: dimensions, inputChannels: inputChannels, outputChannels: outputChannels,
+            dropout: dropout, dropoutSeed: dropoutSeed, generator: &generator)
+        conv1 = MONAIConvolution(
+            dimensions: dimensions, inputChannels: outputChannels,
+            outputChannels: outputChannels, dropout: dropout, dropoutSeed: dropoutSeed &+ 1,
+            generator: &generator)
     }
 
     public var parameters: NamedTensors {
@@ -88,8 +95,10 @@ public struct TwoConv: Module {
         return (b.output, [a.cache, b.cache])
     }
 
-    public func backward(_ gradOutput: Tensor, cache: [MONAIConvolution.Cache]) -> (input: Tensor?,
-                                                                                     gradients: NamedTensors) {
+    public func backward(_ gradOutput: Tensor, cache: [MONAIConvolution.Cache]) -> (
+        input: Tensor?,
+        gradients: NamedTensors
+    ) {
         let b = conv1.backward(gradOutput, cache: cache[1])
         let a = conv0.backward(b.input!, cache: cache[0])
         var gradients = a.gradients.prefixed("conv_0")
@@ -133,37 +142,52 @@ public struct BasicUNet: Module {
     ///   - features: six channel counts as MONAI's `features`.
     ///   - dropout: MONAI's `dropout` probability (applied in every convolution block during training).
     ///   - seed: seed of the dropout masks (each block draws from its own generator derived from it).
-    public init(dimensions: Int = 3, inputChannels: Int = 1, outputChannels: Int = 2,
-                features: [Int] = BasicUNet.defaultFeatures, dropout: Float = 0, seed: UInt64 = 0,
-                generator: inout SeededGenerator) {
+    public init(
+        dimensions: Int = 3, inputChannels: Int = 1, outputChannels: Int = 2,
+        features: [Int] = BasicUNet.defaultFeatures, dropout: Float = 0, seed: UInt64 = 0,
+        generator: inout SeededGenerator
+    ) {
         precondition((2...3).contains(dimensions) && features.count == 6 && features.allSatisfy { $0 > 0 })
         self.dimensions = dimensions
         self.features = features
         let f = features
         var seed = seed &* 1000
-        func nextSeed() -> UInt64 { seed &+= 2; return seed }
-        conv0 = TwoConv(dimensions: dimensions, inputChannels: inputChannels, outputChannels: f[0], dropout: dropout,
-                        dropoutSeed: nextSeed(), generator: &generator)
+        func nextSeed() -> UInt64 {
+            seed &+= 2
+            return seed
+        }
+        conv0 = TwoConv(
+            dimensions: dimensions, inputChannels: inputChannels, outputChannels: f[0], dropout: dropout,
+            dropoutSeed: nextSeed(), generator: &generator)
         conv0.conv0.conv.computesInputGradient = false
         downs = (1...4).map { k in
-            TwoConv(dimensions: dimensions, inputChannels: f[k - 1], outputChannels: f[k], dropout: dropout,
-                    dropoutSeed: nextSeed(), generator: &generator)
+            TwoConv(
+                dimensions: dimensions, inputChannels: f[k - 1], outputChannels: f[k], dropout: dropout,
+                dropoutSeed: nextSeed(), generator: &generator)
         }
         // (input channels, skip channels, output channels, halves) of upcat_4 … upcat_1, as MONAI builds them.
-        let specs = [(f[4], f[3], f[3], true), (f[3], f[2], f[2], true), (f[2], f[1], f[1], true),
-                     (f[1], f[0], f[5], false)]
-        var upsamples: [ConvTranspose] = [], upConvs: [TwoConv] = []
+        let specs = [
+            (f[4], f[3], f[3], true), (f[3], f[2], f[2], true), (f[2], f[1], f[1], true),
+            (f[1], f[0], f[5], false),
+        ]
+        var upsamples: [ConvTranspose] = []
+        var upConvs: [TwoConv] = []
         for (input, skip, output, halves) in specs {
             let up = halves ? input / 2 : input
-            upsamples.append(ConvTranspose(dimensions: dimensions, inputChannels: input, outputChannels: up,
-                                           generator: &generator))
-            upConvs.append(TwoConv(dimensions: dimensions, inputChannels: skip + up, outputChannels: output,
-                                   dropout: dropout, dropoutSeed: nextSeed(), generator: &generator))
+            upsamples.append(
+                ConvTranspose(
+                    dimensions: dimensions, inputChannels: input, outputChannels: up,
+                    generator: &generator))
+            upConvs.append(
+                TwoConv(
+                    dimensions: dimensions, inputChannels: skip + up, outputChannels: output,
+                    dropout: dropout, dropoutSeed: nextSeed(), generator: &generator))
         }
         self.upsamples = upsamples
         self.upConvs = upConvs
-        finalConv = Conv(dimensions: dimensions, inputChannels: f[5], outputChannels: outputChannels, kernelSize: 1,
-                         generator: &generator)
+        finalConv = Conv(
+            dimensions: dimensions, inputChannels: f[5], outputChannels: outputChannels, kernelSize: 1,
+            generator: &generator)
         pool = MaxPool(dimensions: dimensions, kernelSize: 2)
     }
 
@@ -203,12 +227,17 @@ public struct BasicUNet: Module {
     public func validate(inputShape shape: [Int]) throws {
         let channels = conv0.conv0.conv.weight.shape[1]
         guard shape.count == dimensions + 2, shape[0] > 0, shape[1] == channels else {
-            throw NeuralNetworkError(.shapeMismatch, "BasicUNet (\(dimensions)-D, \(channels) input channels) expects "
-                + "[batch, \(channels), \(dimensions == 3 ? "depth, " : "")height, width], got \(shape)")
+            throw NeuralNetworkError(
+                .shapeMismatch,
+                "BasicUNet (\(dimensions)-D, \(channels) input channels) expects "
+                    + "[batch, \(channels), \(dimensions == 3 ? "depth, " : "")height, width], got \(shape)")
         }
         guard shape.dropFirst(2).allSatisfy({ $0 > 0 && $0 % 16 == 0 }) else {
-            throw NeuralNetworkError(.shapeMismatch, "BasicUNet's four poolings need spatial extents that are "
-                + "multiples of 16, got \(Array(shape.dropFirst(2))): choose a patch size that is, or pad the input")
+            throw NeuralNetworkError(
+                .shapeMismatch,
+                "BasicUNet's four poolings need spatial extents that are "
+                    + "multiples of 16, got \(Array(shape.dropFirst(2))): choose a patch size that is, or pad the input"
+            )
         }
     }
 

@@ -18,12 +18,16 @@ public struct DoubleConv: Module {
     public var n1: InstanceNorm?
     public var n2: InstanceNorm?
 
-    public init(dimensions: Int, inputChannels: Int, outputChannels: Int, normalization: Normalization = .none,
-                generator: inout SeededGenerator) {
-        c1 = Conv(dimensions: dimensions, inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: 3,
-                  padding: 1, generator: &generator)
-        c2 = Conv(dimensions: dimensions, inputChannels: outputChannels, outputChannels: outputChannels, kernelSize: 3,
-                  padding: 1, generator: &generator)
+    public init(
+        dimensions: Int, inputChannels: Int, outputChannels: Int, normalization: Normalization = .none,
+        generator: inout SeededGenerator
+    ) {
+        c1 = Conv(
+            dimensions: dimensions, inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: 3,
+            padding: 1, generator: &generator)
+        c2 = Conv(
+            dimensions: dimensions, inputChannels: outputChannels, outputChannels: outputChannels, kernelSize: 3,
+            padding: 1, generator: &generator)
         if normalization == .instance {
             n1 = InstanceNorm(channels: outputChannels)
             n2 = InstanceNorm(channels: outputChannels)

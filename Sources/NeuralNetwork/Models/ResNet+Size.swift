@@ -4,16 +4,20 @@ extension ResNet {
     /// (2 · c; batch norm's running statistics are buffers, not parameters), 1×1 shortcut convolutions where the
     /// stride or the width changes, and the final linear layer.
     /// - Returns: nil on overflow, mismatched or empty `widths`/`blocks`, or a non-positive count.
-    public static func parameterCount(inputChannels: Int = 1, classes: Int = 2, widths: [Int] = [16, 32, 64],
-                                      blocks: [Int] = [1, 1, 1]) -> Int? {
+    public static func parameterCount(
+        inputChannels: Int = 1, classes: Int = 2, widths: [Int] = [16, 32, 64],
+        blocks: [Int] = [1, 1, 1]
+    ) -> Int? {
         guard !widths.isEmpty, widths.count == blocks.count, widths.allSatisfy({ $0 > 0 }),
-              blocks.allSatisfy({ $0 > 0 }), inputChannels > 0, classes > 0 else { return nil }
+            blocks.allSatisfy({ $0 > 0 }), inputChannels > 0, classes > 0
+        else { return nil }
         let nine = Checked(9)
         var total = Checked(inputChannels) * Checked(widths[0]) * nine + Checked(2) * Checked(widths[0])
         var previous = widths[0]
         for (stage, (width, count)) in zip(widths, blocks).enumerated() {
             for b in 0..<count {
-                let input = Checked(previous), output = Checked(width)
+                let input = Checked(previous)
+                let output = Checked(width)
                 total = total + input * output * nine + output * output * nine + Checked(4) * output
                 if (stage > 0 && b == 0) || previous != width {
                     total = total + input * output + Checked(2) * output

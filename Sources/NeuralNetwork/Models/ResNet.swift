@@ -15,18 +15,25 @@ public struct ResidualBlock: Module {
     public var bn2: FeatureNorm
     public var downsample: (conv: Conv, norm: FeatureNorm)?
 
-    public init(inputChannels: Int, outputChannels: Int, stride: Int = 1, norm: FeatureNorm.Kind,
-                generator: inout SeededGenerator) {
-        conv1 = Conv(dimensions: 2, inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: 3,
-                     stride: stride, padding: 1, bias: false, generator: &generator)
+    public init(
+        inputChannels: Int, outputChannels: Int, stride: Int = 1, norm: FeatureNorm.Kind,
+        generator: inout SeededGenerator
+    ) {
+        conv1 = Conv(
+            dimensions: 2, inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: 3,
+            stride: stride, padding: 1, bias: false, generator: &generator)
         bn1 = FeatureNorm(norm, channels: outputChannels)
-        conv2 = Conv(dimensions: 2, inputChannels: outputChannels, outputChannels: outputChannels, kernelSize: 3,
-                     padding: 1, bias: false, generator: &generator)
+        conv2 = Conv(
+            dimensions: 2, inputChannels: outputChannels, outputChannels: outputChannels, kernelSize: 3,
+            padding: 1, bias: false, generator: &generator)
         bn2 = FeatureNorm(norm, channels: outputChannels)
         if stride != 1 || inputChannels != outputChannels {
-            downsample = (Conv(dimensions: 2, inputChannels: inputChannels, outputChannels: outputChannels,
-                               kernelSize: 1, stride: stride, bias: false, generator: &generator),
-                          FeatureNorm(norm, channels: outputChannels))
+            downsample = (
+                Conv(
+                    dimensions: 2, inputChannels: inputChannels, outputChannels: outputChannels,
+                    kernelSize: 1, stride: stride, bias: false, generator: &generator),
+                FeatureNorm(norm, channels: outputChannels)
+            )
         }
     }
 
@@ -87,8 +94,12 @@ public struct ResidualBlock: Module {
             y.add(input)
         }
         Activation.applyReLU(&y)
-        return (y, Cache(input: input, norm1: a.cache, hidden: hidden, norm2: b.cache, shortcutNorm: shortcutNorm,
-                         output: y))
+        return (
+            y,
+            Cache(
+                input: input, norm1: a.cache, hidden: hidden, norm2: b.cache, shortcutNorm: shortcutNorm,
+                output: y)
+        )
     }
 
     public func backward(_ gradOutput: Tensor, cache: Cache) -> (input: Tensor?, gradients: NamedTensors) {
@@ -138,11 +149,14 @@ public struct ResNet: Module {
     ///   - widths: output channels of each stage (`layer1`, `layer2`, …); the stem has `widths[0]` channels.
     ///   - blocks: residual blocks per stage (same count as `widths`).
     ///   - norm: batch (torchvision's default) or instance normalisation.
-    public init(inputChannels: Int = 1, classes: Int = 2, widths: [Int] = [16, 32, 64], blocks: [Int] = [1, 1, 1],
-                norm: FeatureNorm.Kind = .batch, generator: inout SeededGenerator) {
+    public init(
+        inputChannels: Int = 1, classes: Int = 2, widths: [Int] = [16, 32, 64], blocks: [Int] = [1, 1, 1],
+        norm: FeatureNorm.Kind = .batch, generator: inout SeededGenerator
+    ) {
         precondition(!widths.isEmpty && widths.count == blocks.count && blocks.allSatisfy { $0 > 0 })
-        conv1 = Conv(dimensions: 2, inputChannels: inputChannels, outputChannels: widths[0], kernelSize: 3,
-                     padding: 1, bias: false, generator: &generator)
+        conv1 = Conv(
+            dimensions: 2, inputChannels: inputChannels, outputChannels: widths[0], kernelSize: 3,
+            padding: 1, bias: false, generator: &generator)
         conv1.computesInputGradient = false
         bn1 = FeatureNorm(norm, channels: widths[0])
         var layers: [[ResidualBlock]] = []
@@ -150,9 +164,11 @@ public struct ResNet: Module {
         for (stage, (width, count)) in zip(widths, blocks).enumerated() {
             var stageBlocks: [ResidualBlock] = []
             for b in 0..<count {
-                stageBlocks.append(ResidualBlock(inputChannels: previous, outputChannels: width,
-                                                 stride: stage > 0 && b == 0 ? 2 : 1, norm: norm,
-                                                 generator: &generator))
+                stageBlocks.append(
+                    ResidualBlock(
+                        inputChannels: previous, outputChannels: width,
+                        stride: stage > 0 && b == 0 ? 2 : 1, norm: norm,
+                        generator: &generator))
                 previous = width
             }
             layers.append(stageBlocks)
@@ -204,8 +220,10 @@ public struct ResNet: Module {
     public mutating func forward(_ input: Tensor, training: Bool) throws -> (output: Tensor, trace: Trace) {
         let channels = conv1.weight.shape[1]
         guard input.rank == 4, input.batch > 0, input.channels == channels, input.spatialCount > 0 else {
-            throw NeuralNetworkError(.shapeMismatch, "ResNet expects [batch, \(channels), height, width], got "
-                + "\(input.shape)")
+            throw NeuralNetworkError(
+                .shapeMismatch,
+                "ResNet expects [batch, \(channels), height, width], got "
+                    + "\(input.shape)")
         }
         let s = bn1.forward(conv1.forward(input).output, training: training)
         var x = Activation.relu(s.output)
@@ -221,8 +239,9 @@ public struct ResNet: Module {
             caches.append(stage)
         }
         let features = GlobalAvgPool().forward(x).output
-        let trace = Trace(input: input, stemNorm: s.cache, stemOutput: stemOutput, blocks: caches,
-                          pooledShape: x.shape, features: features)
+        let trace = Trace(
+            input: input, stemNorm: s.cache, stemOutput: stemOutput, blocks: caches,
+            pooledShape: x.shape, features: features)
         return (fc.forward(features).output, trace)
     }
 

@@ -12,15 +12,19 @@ public struct SmallCNN: Module {
     let pool = MaxPool(dimensions: 2, kernelSize: 2)
 
     public init(inputChannels: Int = 1, classes: Int = 2, generator: inout SeededGenerator) {
-        c1 = Conv(dimensions: 2, inputChannels: inputChannels, outputChannels: 16, kernelSize: 3, padding: 1,
-                  generator: &generator)
+        c1 = Conv(
+            dimensions: 2, inputChannels: inputChannels, outputChannels: 16, kernelSize: 3, padding: 1,
+            generator: &generator)
         c1.computesInputGradient = false
-        c2 = Conv(dimensions: 2, inputChannels: 16, outputChannels: 32, kernelSize: 3, padding: 1,
-                  generator: &generator)
-        c3 = Conv(dimensions: 2, inputChannels: 32, outputChannels: 64, kernelSize: 3, padding: 1,
-                  generator: &generator)
-        c4 = Conv(dimensions: 2, inputChannels: 64, outputChannels: 128, kernelSize: 3, padding: 1,
-                  generator: &generator)
+        c2 = Conv(
+            dimensions: 2, inputChannels: 16, outputChannels: 32, kernelSize: 3, padding: 1,
+            generator: &generator)
+        c3 = Conv(
+            dimensions: 2, inputChannels: 32, outputChannels: 64, kernelSize: 3, padding: 1,
+            generator: &generator)
+        c4 = Conv(
+            dimensions: 2, inputChannels: 64, outputChannels: 128, kernelSize: 3, padding: 1,
+            generator: &generator)
         fc = Linear(inputFeatures: 128, outputFeatures: classes, generator: &generator)
     }
 
@@ -55,9 +59,12 @@ public struct SmallCNN: Module {
     public func forward(_ input: Tensor) throws -> (output: Tensor, trace: Trace) {
         let channels = c1.weight.shape[1]
         guard input.rank == 4, input.batch > 0, input.channels == channels,
-              input.spatialShape.allSatisfy({ $0 >= 8 }) else {
-            throw NeuralNetworkError(.shapeMismatch, "SmallCNN expects [batch, \(channels), height ≥ 8, width ≥ 8], "
-                + "got \(input.shape)")
+            input.spatialShape.allSatisfy({ $0 >= 8 })
+        else {
+            throw NeuralNetworkError(
+                .shapeMismatch,
+                "SmallCNN expects [batch, \(channels), height ≥ 8, width ≥ 8], "
+                    + "got \(input.shape)")
         }
         var trace = Trace()
         var x = input

@@ -6,12 +6,16 @@ extension UNet {
     ///
     /// Conv k^d: `in · out · k^d + out`; transposed conv 2^d: `in · out · 2^d + out`; affine instance norm `2 · c`.
     /// - Returns: nil on overflow, a non-positive channel count, or dimensions other than 2 and 3.
-    public static func parameterCount(dimensions: Int, inputChannels: Int = 1, encoderChannels: [Int],
-                                      bottleneckChannels: Int, classes: Int,
-                                      normalization: DoubleConv.Normalization = .none) -> Int? {
+    public static func parameterCount(
+        dimensions: Int, inputChannels: Int = 1, encoderChannels: [Int],
+        bottleneckChannels: Int, classes: Int,
+        normalization: DoubleConv.Normalization = .none
+    ) -> Int? {
         guard (2...3).contains(dimensions), !encoderChannels.isEmpty, inputChannels > 0, bottleneckChannels > 0,
-              classes > 0, encoderChannels.allSatisfy({ $0 > 0 }) else { return nil }
-        let taps3 = dimensions == 3 ? 27 : 9, taps2 = dimensions == 3 ? 8 : 4
+            classes > 0, encoderChannels.allSatisfy({ $0 > 0 })
+        else { return nil }
+        let taps3 = dimensions == 3 ? 27 : 9
+        let taps2 = dimensions == 3 ? 8 : 4
         var total = Checked(0)
         func conv(_ input: Checked, _ output: Checked, _ taps: Int) -> Checked {
             input * output * Checked(taps) + output
@@ -40,9 +44,11 @@ extension UNet {
     /// the decoder's up-sampled and concatenated maps, and as many again for their gradients. An estimate (within a
     /// small factor of the real peak), used to refuse configurations that cannot fit before the model is built.
     /// - Returns: nil on overflow or non-positive sizes.
-    public static func activationValuesPerSample(dimensions: Int, spatial: Int, inputChannels: Int = 1,
-                                                encoderChannels: [Int], bottleneckChannels: Int,
-                                                classes: Int) -> Int? {
+    public static func activationValuesPerSample(
+        dimensions: Int, spatial: Int, inputChannels: Int = 1,
+        encoderChannels: [Int], bottleneckChannels: Int,
+        classes: Int
+    ) -> Int? {
         guard (2...3).contains(dimensions), spatial > 0, !encoderChannels.isEmpty else { return nil }
         let shrink = dimensions == 3 ? 8 : 4
         var total = Checked(spatial) * (Checked(inputChannels) + Checked(classes))

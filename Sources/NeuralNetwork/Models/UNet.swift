@@ -26,41 +26,53 @@ public struct UNet: Module {
     /// (the values differ from PyTorch's generator; load PyTorch weights for identical starts).
     /// - Parameter normalization: `.none` is the reference spec; `.instance` adds an affine instance norm after every
     ///   3×3 convolution of every `DoubleConv` (names `….n1.weight` etc., Tessera's own).
-    public init(dimensions: Int, inputChannels: Int = 1, encoderChannels: [Int], bottleneckChannels: Int,
-                classes: Int, normalization: DoubleConv.Normalization = .none, generator: inout SeededGenerator) {
+    public init(
+        dimensions: Int, inputChannels: Int = 1, encoderChannels: [Int], bottleneckChannels: Int,
+        classes: Int, normalization: DoubleConv.Normalization = .none, generator: inout SeededGenerator
+    ) {
         precondition(!encoderChannels.isEmpty && (2...3).contains(dimensions))
         self.dimensions = dimensions
         var enc: [DoubleConv] = []
         var previous = inputChannels
         for c in encoderChannels {
-            enc.append(DoubleConv(dimensions: dimensions, inputChannels: previous, outputChannels: c,
-                                  normalization: normalization, generator: &generator))
+            enc.append(
+                DoubleConv(
+                    dimensions: dimensions, inputChannels: previous, outputChannels: c,
+                    normalization: normalization, generator: &generator))
             previous = c
         }
         enc[0].c1.computesInputGradient = false
         self.enc = enc
-        bott = DoubleConv(dimensions: dimensions, inputChannels: previous, outputChannels: bottleneckChannels,
-                          normalization: normalization, generator: &generator)
-        var ups: [ConvTranspose] = [], dec: [DoubleConv] = []
+        bott = DoubleConv(
+            dimensions: dimensions, inputChannels: previous, outputChannels: bottleneckChannels,
+            normalization: normalization, generator: &generator)
+        var ups: [ConvTranspose] = []
+        var dec: [DoubleConv] = []
         previous = bottleneckChannels
         for c in encoderChannels.reversed() {
-            ups.append(ConvTranspose(dimensions: dimensions, inputChannels: previous, outputChannels: c,
-                                     generator: &generator))
-            dec.append(DoubleConv(dimensions: dimensions, inputChannels: 2 * c, outputChannels: c,
-                                  normalization: normalization, generator: &generator))
+            ups.append(
+                ConvTranspose(
+                    dimensions: dimensions, inputChannels: previous, outputChannels: c,
+                    generator: &generator))
+            dec.append(
+                DoubleConv(
+                    dimensions: dimensions, inputChannels: 2 * c, outputChannels: c,
+                    normalization: normalization, generator: &generator))
             previous = c
         }
         self.ups = ups
         self.dec = dec
-        head = Conv(dimensions: dimensions, inputChannels: previous, outputChannels: classes, kernelSize: 1,
-                    generator: &generator)
+        head = Conv(
+            dimensions: dimensions, inputChannels: previous, outputChannels: classes, kernelSize: 1,
+            generator: &generator)
         pool = MaxPool(dimensions: dimensions, kernelSize: 2)
     }
 
     /// The benchmark's `unet2d`.
     public static func unet2d(generator: inout SeededGenerator) -> UNet {
-        UNet(dimensions: 2, encoderChannels: [16, 32, 64, 128], bottleneckChannels: 256, classes: 2,
-             generator: &generator)
+        UNet(
+            dimensions: 2, encoderChannels: [16, 32, 64, 128], bottleneckChannels: 256, classes: 2,
+            generator: &generator)
     }
 
     /// The benchmark's `unet3d`.
@@ -102,13 +114,17 @@ public struct UNet: Module {
     public func validate(inputShape shape: [Int]) throws {
         let channels = enc[0].c1.weight.shape[1]
         guard shape.count == dimensions + 2, shape[0] > 0, shape[1] == channels else {
-            throw NeuralNetworkError(.shapeMismatch, "UNet (\(dimensions)-D, \(channels) input channels) expects "
-                + "[batch, \(channels), \(dimensions == 3 ? "depth, " : "")height, width], got \(shape)")
+            throw NeuralNetworkError(
+                .shapeMismatch,
+                "UNet (\(dimensions)-D, \(channels) input channels) expects "
+                    + "[batch, \(channels), \(dimensions == 3 ? "depth, " : "")height, width], got \(shape)")
         }
         let factor = 1 << enc.count
         guard shape.dropFirst(2).allSatisfy({ $0 > 0 && $0 % factor == 0 }) else {
-            throw NeuralNetworkError(.shapeMismatch, "UNet with \(enc.count) pooling levels needs spatial extents "
-                + "that are multiples of \(factor), got \(Array(shape.dropFirst(2))): pad or crop the input")
+            throw NeuralNetworkError(
+                .shapeMismatch,
+                "UNet with \(enc.count) pooling levels needs spatial extents "
+                    + "that are multiples of \(factor), got \(Array(shape.dropFirst(2))): pad or crop the input")
         }
     }
 

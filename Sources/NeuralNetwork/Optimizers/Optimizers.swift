@@ -1,3 +1,4 @@
+import Foundation
 import Tensors
 
 /// Updates a model's parameters from their gradients (MLX's `update(model:gradients:)`).
@@ -13,8 +14,10 @@ extension Optimizer {
         let parameters = model.parameters
         try gradients.validate(against: parameters)
         for (name, g) in gradients where g.storage.contains(where: { !$0.isFinite }) {
-            throw NeuralNetworkError(.nonFinite, "gradient of '\(name)' contains NaN or Inf: lower the learning rate "
-                + "or clip gradients; the parameters were left unchanged")
+            throw NeuralNetworkError(
+                .nonFinite,
+                "gradient of '\(name)' contains NaN or Inf: lower the learning rate "
+                    + "or clip gradients; the parameters were left unchanged")
         }
         try model.updateParameters(step(parameters: parameters, gradients: gradients))
     }
@@ -32,8 +35,10 @@ public struct SGD: Optimizer {
     /// Momentum buffers by parameter name.
     public private(set) var momentumBuffers = NamedTensors()
 
-    public init(learningRate: Float, momentum: Float = 0, dampening: Float = 0, weightDecay: Float = 0,
-                nesterov: Bool = false) {
+    public init(
+        learningRate: Float, momentum: Float = 0, dampening: Float = 0, weightDecay: Float = 0,
+        nesterov: Bool = false
+    ) {
         precondition(!nesterov || (momentum > 0 && dampening == 0), "Nesterov needs momentum and zero dampening")
         self.learningRate = learningRate
         self.momentum = momentum
@@ -76,10 +81,13 @@ public struct Adam: Optimizer {
     public private(set) var firstMoments = NamedTensors()
     public private(set) var secondMoments = NamedTensors()
 
-    public init(learningRate: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999), epsilon: Float = 1e-8,
-                weightDecay: Float = 0) {
-        self.init(learningRate: learningRate, betas: betas, epsilon: epsilon, weightDecay: weightDecay,
-                  decoupled: false)
+    public init(
+        learningRate: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999), epsilon: Float = 1e-8,
+        weightDecay: Float = 0
+    ) {
+        self.init(
+            learningRate: learningRate, betas: betas, epsilon: epsilon, weightDecay: weightDecay,
+            decoupled: false)
     }
 
     init(learningRate: Float, betas: (Float, Float), epsilon: Float, weightDecay: Float, decoupled: Bool) {
@@ -126,10 +134,13 @@ public struct Adam: Optimizer {
 public struct AdamW: Optimizer {
     var adam: Adam
 
-    public init(learningRate: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999), epsilon: Float = 1e-8,
-                weightDecay: Float = 0.01) {
-        adam = Adam(learningRate: learningRate, betas: betas, epsilon: epsilon, weightDecay: weightDecay,
-                    decoupled: true)
+    public init(
+        learningRate: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999), epsilon: Float = 1e-8,
+        weightDecay: Float = 0.01
+    ) {
+        adam = Adam(
+            learningRate: learningRate, betas: betas, epsilon: epsilon, weightDecay: weightDecay,
+            decoupled: true)
     }
 
     public mutating func step(parameters: NamedTensors, gradients: NamedTensors) throws -> NamedTensors {
@@ -150,5 +161,3 @@ public func clipGradientNorm(_ gradients: inout NamedTensors, maxNorm: Float) ->
     }
     return norm
 }
-
-import Foundation

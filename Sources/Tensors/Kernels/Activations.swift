@@ -16,7 +16,10 @@ public enum Activation {
 
     @inline(__always)
     static func reluInPlace(_ p: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count { let v = p[i]; p[i] = v < 0 ? 0 : v }
+        for i in 0..<count {
+            let v = p[i]
+            p[i] = v < 0 ? 0 : v
+        }
     }
 
     /// `∂L/∂x = ∂L/∂y · [y > 0]`, from the forward output `y` (PyTorch's rule: gradient 0 at 0).
@@ -69,8 +72,10 @@ public enum Activation {
     }
 
     /// The base addresses of three buffers, nil when they are empty.
-    private static func bases(_ out: UnsafeMutableBufferPointer<Float>, _ a: UnsafeBufferPointer<Float>,
-                              _ b: UnsafeBufferPointer<Float>)
+    private static func bases(
+        _ out: UnsafeMutableBufferPointer<Float>, _ a: UnsafeBufferPointer<Float>,
+        _ b: UnsafeBufferPointer<Float>
+    )
         -> (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>)?
     {
         guard let o = out.baseAddress, let pa = a.baseAddress, let pb = b.baseAddress else { return nil }

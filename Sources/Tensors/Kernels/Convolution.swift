@@ -18,18 +18,24 @@ public enum Convolution {
     /// pass over each image's output while it is in cache. Images run on `Parallelism.threads` workers.
     /// - Parameter algorithm: `.automatic` takes `DirectConvolution` for the 3×3(×3), stride-1, padding-1 layers it
     ///   is measured to win on and im2col + sgemm otherwise; tests force either path.
-    public static func forward(_ input: Tensor, weight: Tensor, bias: Tensor?, geometry: ConvolutionGeometry,
-                               relu: Bool = false, algorithm: ConvolutionAlgorithm = .automatic) -> Tensor
-    {
+    public static func forward(
+        _ input: Tensor, weight: Tensor, bias: Tensor?, geometry: ConvolutionGeometry,
+        relu: Bool = false, algorithm: ConvolutionAlgorithm = .automatic
+    ) -> Tensor {
         let (n, cin, cout) = (input.batch, input.channels, weight.shape[0])
-        precondition(input.rank == geometry.dimensions + 2 && weight.shape[1] == cin,
-                     "convolution input \(input.shape) does not fit weight \(weight.shape)")
-        if WinogradConvolution.uses(geometry, inputChannels: cin, outputChannels: cout, spatial: input.spatialShape,
-                                    algorithm: algorithm) {
+        precondition(
+            input.rank == geometry.dimensions + 2 && weight.shape[1] == cin,
+            "convolution input \(input.shape) does not fit weight \(weight.shape)")
+        if WinogradConvolution.uses(
+            geometry, inputChannels: cin, outputChannels: cout, spatial: input.spatialShape,
+            algorithm: algorithm)
+        {
             return WinogradConvolution.forward(input, weight: weight, bias: bias, relu: relu)
         }
-        if DirectConvolution.uses(geometry, inputChannels: cin, outputChannels: cout, spatial: input.spatialShape,
-                                  algorithm: algorithm) {
+        if DirectConvolution.uses(
+            geometry, inputChannels: cin, outputChannels: cout, spatial: input.spatialShape,
+            algorithm: algorithm)
+        {
             return DirectConvolution.forward(input, weight: weight, bias: bias, relu: relu)
         }
         let outSpatial = geometry.convolutionOutput(input.spatialShape)
@@ -45,33 +51,38 @@ public enum Convolution {
                     let (x, w, y) = (xb.baseAddress!, wb.baseAddress!, yb.baseAddress!)
                     Parallelism.forEachWorker(items: n) { worker, workers in
                         ScratchBuffers.with(floats: pointwise ? 0 : k * tileRows * oW) { col in
-                        for b in stride(from: worker, to: n, by: workers) {
-                            let image = x + b * inCount
-                            let out = y + b * cout * p
-                            if pointwise {
-                                BLAS.gemm(transposeA: false, transposeB: false, m: cout, n: p, k: k,
-                                          a: w, lda: k, b: image, ldb: p, beta: 0, c: out, ldc: p)
-                            } else {
-                                for r0 in stride(from: 0, to: plan.outputRows, by: tileRows) {
-                                    let rows = r0..<min(plan.outputRows, r0 + tileRows)
-                                    let width = rows.count * oW
-                                    Im2col.im2col(plan, image: image, columns: col, rows: rows)
-                                    BLAS.gemm(transposeA: false, transposeB: false, m: cout, n: width, k: k, a: w,
-                                              lda: k, b: col, ldb: width, beta: 0, c: out + r0 * oW, ldc: p)
+                            for b in stride(from: worker, to: n, by: workers) {
+                                let image = x + b * inCount
+                                let out = y + b * cout * p
+                                if pointwise {
+                                    BLAS.gemm(
+                                        transposeA: false, transposeB: false, m: cout, n: p, k: k,
+                                        a: w, lda: k, b: image, ldb: p, beta: 0, c: out, ldc: p)
+                                } else {
+                                    for r0 in stride(from: 0, to: plan.outputRows, by: tileRows) {
+                                        let rows = r0..<min(plan.outputRows, r0 + tileRows)
+                                        let width = rows.count * oW
+                                        Im2col.im2col(plan, image: image, columns: col, rows: rows)
+                                        BLAS.gemm(
+                                            transposeA: false, transposeB: false, m: cout, n: width, k: k, a: w,
+                                            lda: k, b: col, ldb: width, beta: 0, c: out + r0 * oW, ldc: p)
+                                    }
                                 }
-                            }
-                            if biasValues != nil || relu {
-                                for o in 0..<cout {
-                                    let row = out + o * p
-                                    let v = biasValues?[o] ?? 0
-                                    if relu {
-                                        for i in 0..<p { let t = row[i] + v; row[i] = t < 0 ? 0 : t }
-                                    } else {
-                                        for i in 0..<p { row[i] += v }
+                                if biasValues != nil || relu {
+                                    for o in 0..<cout {
+                                        let row = out + o * p
+                                        let v = biasValues?[o] ?? 0
+                                        if relu {
+                                            for i in 0..<p {
+                                                let t = row[i] + v
+                                                row[i] = t < 0 ? 0 : t
+                                            }
+                                        } else {
+                                            for i in 0..<p { row[i] += v }
+                                        }
                                     }
                                 }
                             }
-                        }
                         }
                     }
                 }
@@ -85,35 +96,46 @@ public enum Convolution {
     /// - Parameter inputIsReLUOutput: the input is the output of a ReLU; `∂x` is returned multiplied by `[x > 0]`,
     ///   i.e. already through that ReLU's backward (fused into the direct kernel's store).
     /// - Parameter algorithm: as for `forward`.
-    public static func backward(_ gradOutput: Tensor, input: Tensor, weight: Tensor, hasBias: Bool,
-                                geometry: ConvolutionGeometry, inputGradient: Bool = true,
-                                inputIsReLUOutput: Bool = false,
-                                algorithm: ConvolutionAlgorithm = .automatic) -> Gradients {
+    public static func backward(
+        _ gradOutput: Tensor, input: Tensor, weight: Tensor, hasBias: Bool,
+        geometry: ConvolutionGeometry, inputGradient: Bool = true,
+        inputIsReLUOutput: Bool = false,
+        algorithm: ConvolutionAlgorithm = .automatic
+    ) -> Gradients {
         let mask = inputIsReLUOutput ? input : nil
         let (n, cin, cout) = (input.batch, input.channels, weight.shape[0])
-        if DirectConvolution.uses(geometry, inputChannels: cin, outputChannels: cout, spatial: input.spatialShape,
-                                  algorithm: algorithm) {
-            precondition(gradOutput.shape == [n, cout] + input.spatialShape,
-                         "∂y \(gradOutput.shape) does not fit the convolution of \(input.shape) by \(weight.shape)")
+        if DirectConvolution.uses(
+            geometry, inputChannels: cin, outputChannels: cout, spatial: input.spatialShape,
+            algorithm: algorithm)
+        {
+            precondition(
+                gradOutput.shape == [n, cout] + input.spatialShape,
+                "∂y \(gradOutput.shape) does not fit the convolution of \(input.shape) by \(weight.shape)")
             // ∂x is the forward convolution of ∂y with the flipped, channel-transposed kernel (padding 1 again),
             // which takes the direct path itself when it applies.
-            let gradInput = inputGradient
-                ? flippedInputGradient(gradOutput, inputShape: input.shape, weight: weight, geometry: geometry,
-                                       mask: mask, algorithm: algorithm)
+            let gradInput =
+                inputGradient
+                ? flippedInputGradient(
+                    gradOutput, inputShape: input.shape, weight: weight, geometry: geometry,
+                    mask: mask, algorithm: algorithm)
                 : nil
-            return Gradients(input: gradInput,
-                             weight: DirectConvolution.weightGradient(gradOutput, input: input,
-                                                                      weightShape: weight.shape),
-                             bias: hasBias ? ChannelSums.sum(gradOutput) : nil)
+            return Gradients(
+                input: gradInput,
+                weight: DirectConvolution.weightGradient(
+                    gradOutput, input: input,
+                    weightShape: weight.shape),
+                bias: hasBias ? ChannelSums.sum(gradOutput) : nil)
         }
-        let plan = Im2col.Plan(channels: cin, input: input.spatialShape, output: gradOutput.spatialShape,
-                               geometry: geometry)
+        let plan = Im2col.Plan(
+            channels: cin, input: input.spatialShape, output: gradOutput.spatialShape,
+            geometry: geometry)
         let (k, p, inCount) = (plan.rows, plan.columns, cin * input.spatialCount)
         precondition(gradOutput.shape == [n, cout] + gradOutput.spatialShape && k == weight.count / cout)
         let pointwise = geometry.isPointwise
         // Stride 1 (the common 3×3, padding 1 case): ∂x is itself a convolution of ∂y with the spatially flipped,
         // channel-transposed kernel and padding k − 1 − p; im2col (copies) beats col2im (scattered adds).
-        let flipped = inputGradient && !pointwise && geometry.stride.allSatisfy { $0 == 1 }
+        let flipped =
+            inputGradient && !pointwise && geometry.stride.allSatisfy { $0 == 1 }
             && zip(geometry.padding, geometry.kernelSize).allSatisfy { $0 <= $1 - 1 }
         let direct = inputGradient && !flipped
         var gradInput = direct ? (pointwise ? Tensor(uninitialized: input.shape) : Tensor(zeros: input.shape)) : nil
@@ -128,43 +150,47 @@ public enum Convolution {
                 gradOutput.storage.withUnsafeBufferPointer { gyb in
                     let (x, w, gy) = (xb.baseAddress!, wb.baseAddress!, gyb.baseAddress!)
                     gradInput.withUnsafeMutablePointer { gx in
-                    Parallelism.forEachWorker(items: n) { worker, workers in
-                        let tileCount = pointwise ? 0 : k * tileRows * oW
-                        ScratchBuffers.with(floats: tileCount) { col in
-                        ScratchBuffers.with(floats: direct ? tileCount : 0) { gcol in
-                        let gw = partial + worker * weight.count
-                        for b in stride(from: worker, to: n, by: workers) {
-                            let image = x + b * inCount
-                            let g = gy + b * cout * p
-                            let dst = gx.map { $0 + b * inCount }
-                            if pointwise {
-                                // ∂W[Cout, Cin] += ∂Y[Cout, P] · xᵀ[P, Cin];  ∂x[Cin, P] = Wᵀ · ∂Y
-                                BLAS.gemm(transposeA: false, transposeB: true, m: cout, n: k, k: p,
-                                          a: g, lda: p, b: image, ldb: p, beta: 1, c: gw, ldc: k)
-                                if direct, let dst {
-                                    BLAS.gemm(transposeA: true, transposeB: false, m: k, n: p, k: cout,
-                                              a: w, lda: k, b: g, ldb: p, beta: 0, c: dst, ldc: p)
+                        Parallelism.forEachWorker(items: n) { worker, workers in
+                            let tileCount = pointwise ? 0 : k * tileRows * oW
+                            ScratchBuffers.with(floats: tileCount) { col in
+                                ScratchBuffers.with(floats: direct ? tileCount : 0) { gcol in
+                                    let gw = partial + worker * weight.count
+                                    for b in stride(from: worker, to: n, by: workers) {
+                                        let image = x + b * inCount
+                                        let g = gy + b * cout * p
+                                        let dst = gx.map { $0 + b * inCount }
+                                        if pointwise {
+                                            // ∂W[Cout, Cin] += ∂Y[Cout, P] · xᵀ[P, Cin];  ∂x[Cin, P] = Wᵀ · ∂Y
+                                            BLAS.gemm(
+                                                transposeA: false, transposeB: true, m: cout, n: k, k: p,
+                                                a: g, lda: p, b: image, ldb: p, beta: 1, c: gw, ldc: k)
+                                            if direct, let dst {
+                                                BLAS.gemm(
+                                                    transposeA: true, transposeB: false, m: k, n: p, k: cout,
+                                                    a: w, lda: k, b: g, ldb: p, beta: 0, c: dst, ldc: p)
+                                            }
+                                            continue
+                                        }
+                                        for r0 in stride(from: 0, to: plan.outputRows, by: tileRows) {
+                                            let rows = r0..<min(plan.outputRows, r0 + tileRows)
+                                            let width = rows.count * oW
+                                            Im2col.im2col(plan, image: image, columns: col, rows: rows)
+                                            // ∂W[Cout, K] += ∂Y[Cout, tile] · colsᵀ[tile, K]
+                                            BLAS.gemm(
+                                                transposeA: false, transposeB: true, m: cout, n: k, k: width,
+                                                a: g + r0 * oW, lda: p, b: col, ldb: width, beta: 1, c: gw, ldc: k)
+                                            if direct, let dst {
+                                                // ∂cols[K, tile] = Wᵀ[K, Cout] · ∂Y[Cout, tile], scattered back by col2im
+                                                BLAS.gemm(
+                                                    transposeA: true, transposeB: false, m: k, n: width, k: cout,
+                                                    a: w, lda: k, b: g + r0 * oW, ldb: p, beta: 0, c: gcol, ldc: width)
+                                                Im2col.col2im(plan, columns: gcol, image: dst, rows: rows)
+                                            }
+                                        }
+                                    }
                                 }
-                                continue
-                            }
-                            for r0 in stride(from: 0, to: plan.outputRows, by: tileRows) {
-                                let rows = r0..<min(plan.outputRows, r0 + tileRows)
-                                let width = rows.count * oW
-                                Im2col.im2col(plan, image: image, columns: col, rows: rows)
-                                // ∂W[Cout, K] += ∂Y[Cout, tile] · colsᵀ[tile, K]
-                                BLAS.gemm(transposeA: false, transposeB: true, m: cout, n: k, k: width,
-                                          a: g + r0 * oW, lda: p, b: col, ldb: width, beta: 1, c: gw, ldc: k)
-                                if direct, let dst {
-                                    // ∂cols[K, tile] = Wᵀ[K, Cout] · ∂Y[Cout, tile], scattered back by col2im
-                                    BLAS.gemm(transposeA: true, transposeB: false, m: k, n: width, k: cout,
-                                              a: w, lda: k, b: g + r0 * oW, ldb: p, beta: 0, c: gcol, ldc: width)
-                                    Im2col.col2im(plan, columns: gcol, image: dst, rows: rows)
-                                }
                             }
                         }
-                        }
-                        }
-                    }
                     }
                 }
             }
@@ -177,8 +203,9 @@ public enum Convolution {
             }
         }
         if flipped {
-            gradInput = flippedInputGradient(gradOutput, inputShape: input.shape, weight: weight, geometry: geometry,
-                                             mask: mask, algorithm: algorithm)
+            gradInput = flippedInputGradient(
+                gradOutput, inputShape: input.shape, weight: weight, geometry: geometry,
+                mask: mask, algorithm: algorithm)
         } else if let mask, gradInput != nil {
             Activation.applyReLUBackward(&gradInput!, output: mask)
         }
@@ -186,9 +213,11 @@ public enum Convolution {
     }
 
     /// `∂x = conv(∂y, flip(W)ᵀ, padding k − 1 − p)` for stride-1 convolutions, times `[mask > 0]` with a mask.
-    static func flippedInputGradient(_ gradOutput: Tensor, inputShape: [Int], weight: Tensor,
-                                     geometry: ConvolutionGeometry, mask: Tensor?,
-                                     algorithm: ConvolutionAlgorithm) -> Tensor {
+    static func flippedInputGradient(
+        _ gradOutput: Tensor, inputShape: [Int], weight: Tensor,
+        geometry: ConvolutionGeometry, mask: Tensor?,
+        algorithm: ConvolutionAlgorithm
+    ) -> Tensor {
         let (cin, cout) = (inputShape[1], weight.shape[0])
         let taps = geometry.taps
         // W'[ci, co, t] = W[co, ci, K − 1 − t]: a convolution weight [Cin, Cout, k…]
@@ -196,20 +225,26 @@ public enum Convolution {
         weight.storage.withUnsafeBufferPointer { w in
             for co in 0..<cout {
                 for ci in 0..<cin {
-                    let src = (co * cin + ci) * taps, dst = ci * cout * taps + co * taps
+                    let src = (co * cin + ci) * taps
+                    let dst = ci * cout * taps + co * taps
                     for t in 0..<taps { flippedWeight[dst + t] = w[src + taps - 1 - t] }
                 }
             }
         }
-        let adjoint = ConvolutionGeometry(kernelSize: geometry.kernelSize, stride: geometry.stride,
-                                          padding: zip(geometry.kernelSize, geometry.padding).map { $0 - 1 - $1 })
+        let adjoint = ConvolutionGeometry(
+            kernelSize: geometry.kernelSize, stride: geometry.stride,
+            padding: zip(geometry.kernelSize, geometry.padding).map { $0 - 1 - $1 })
         let flipped = Tensor(shape: [cin, cout] + geometry.kernelSize, storage: flippedWeight)
-        if WinogradConvolution.uses(adjoint, inputChannels: cout, outputChannels: cin,
-                                    spatial: gradOutput.spatialShape, algorithm: algorithm) {
+        if WinogradConvolution.uses(
+            adjoint, inputChannels: cout, outputChannels: cin,
+            spatial: gradOutput.spatialShape, algorithm: algorithm)
+        {
             return WinogradConvolution.forward(gradOutput, weight: flipped, bias: nil, relu: false, mask: mask)
         }
-        if DirectConvolution.uses(adjoint, inputChannels: cout, outputChannels: cin, spatial: gradOutput.spatialShape,
-                                  algorithm: algorithm) {
+        if DirectConvolution.uses(
+            adjoint, inputChannels: cout, outputChannels: cin, spatial: gradOutput.spatialShape,
+            algorithm: algorithm)
+        {
             return DirectConvolution.forward(gradOutput, weight: flipped, bias: nil, relu: false, mask: mask)
         }
         var gradInput = forward(gradOutput, weight: flipped, bias: nil, geometry: adjoint, algorithm: algorithm)
@@ -230,8 +265,9 @@ public enum TransposedConvolution {
         -> Tensor
     {
         let (n, cin, cout) = (input.batch, input.channels, weight.shape[1])
-        precondition(input.rank == geometry.dimensions + 2 && weight.shape[0] == cin,
-                     "transposed convolution input \(input.shape) does not fit weight \(weight.shape)")
+        precondition(
+            input.rank == geometry.dimensions + 2 && weight.shape[0] == cin,
+            "transposed convolution input \(input.shape) does not fit weight \(weight.shape)")
         let outSpatial = geometry.transposedOutput(input.spatialShape)
         // The output plays the role of a convolution's input, the input that of its output.
         let plan = Im2col.Plan(channels: cout, input: outSpatial, output: input.spatialShape, geometry: geometry)
@@ -245,16 +281,17 @@ public enum TransposedConvolution {
                     let (x, w, y) = (xb.baseAddress!, wb.baseAddress!, yb.baseAddress!)
                     Parallelism.forEachWorker(items: n) { worker, workers in
                         ScratchBuffers.with(floats: k * tileRows * oW) { col in
-                        for b in stride(from: worker, to: n, by: workers) {
-                            for r0 in stride(from: 0, to: plan.outputRows, by: tileRows) {
-                                let rows = r0..<min(plan.outputRows, r0 + tileRows)
-                                let width = rows.count * oW
-                                // cols[Cout·K, tile] = Wᵀ[Cout·K, Cin] · x[Cin, tile]
-                                BLAS.gemm(transposeA: true, transposeB: false, m: k, n: width, k: cin, a: w, lda: k,
-                                          b: x + b * cin * p + r0 * oW, ldb: p, beta: 0, c: col, ldc: width)
-                                Im2col.col2im(plan, columns: col, image: y + b * outCount, rows: rows)
+                            for b in stride(from: worker, to: n, by: workers) {
+                                for r0 in stride(from: 0, to: plan.outputRows, by: tileRows) {
+                                    let rows = r0..<min(plan.outputRows, r0 + tileRows)
+                                    let width = rows.count * oW
+                                    // cols[Cout·K, tile] = Wᵀ[Cout·K, Cin] · x[Cin, tile]
+                                    BLAS.gemm(
+                                        transposeA: true, transposeB: false, m: k, n: width, k: cin, a: w, lda: k,
+                                        b: x + b * cin * p + r0 * oW, ldb: p, beta: 0, c: col, ldc: width)
+                                    Im2col.col2im(plan, columns: col, image: y + b * outCount, rows: rows)
+                                }
                             }
-                        }
                         }
                     }
                 }
@@ -265,11 +302,14 @@ public enum TransposedConvolution {
     }
 
     /// Backward pass from `gradOutput` (shape of the forward output).
-    public static func backward(_ gradOutput: Tensor, input: Tensor, weight: Tensor, hasBias: Bool,
-                                geometry: ConvolutionGeometry, inputGradient: Bool = true) -> Convolution.Gradients {
+    public static func backward(
+        _ gradOutput: Tensor, input: Tensor, weight: Tensor, hasBias: Bool,
+        geometry: ConvolutionGeometry, inputGradient: Bool = true
+    ) -> Convolution.Gradients {
         let (n, cin, cout) = (input.batch, input.channels, weight.shape[1])
-        let plan = Im2col.Plan(channels: cout, input: gradOutput.spatialShape, output: input.spatialShape,
-                               geometry: geometry)
+        let plan = Im2col.Plan(
+            channels: cout, input: gradOutput.spatialShape, output: input.spatialShape,
+            geometry: geometry)
         let (k, p) = (plan.rows, plan.columns)
         let outCount = cout * gradOutput.spatialCount
         let (tileRows, oW) = (plan.rowsPerTile(), plan.output.2)
@@ -283,28 +323,30 @@ public enum TransposedConvolution {
                 gradOutput.storage.withUnsafeBufferPointer { gyb in
                     let (x, w, gy) = (xb.baseAddress!, wb.baseAddress!, gyb.baseAddress!)
                     gradInput.withUnsafeMutablePointer { gx in
-                    Parallelism.forEachWorker(items: n) { worker, workers in
-                        ScratchBuffers.with(floats: k * tileRows * oW) { col in
-                        let gw = partial + worker * weight.count
-                        for b in stride(from: worker, to: n, by: workers) {
-                            for r0 in stride(from: 0, to: plan.outputRows, by: tileRows) {
-                                let rows = r0..<min(plan.outputRows, r0 + tileRows)
-                                let width = rows.count * oW
-                                let xTile = x + b * cin * p + r0 * oW
-                                Im2col.im2col(plan, image: gy + b * outCount, columns: col, rows: rows)
-                                // ∂W[Cin, Cout·K] += x[Cin, tile] · colsᵀ[tile, Cout·K]
-                                BLAS.gemm(transposeA: false, transposeB: true, m: cin, n: k, k: width,
-                                          a: xTile, lda: p, b: col, ldb: width, beta: 1, c: gw, ldc: k)
-                                if let gx {
-                                    // ∂x[Cin, tile] = W[Cin, Cout·K] · cols[Cout·K, tile]
-                                    BLAS.gemm(transposeA: false, transposeB: false, m: cin, n: width, k: k, a: w,
-                                              lda: k, b: col, ldb: width, beta: 0, c: gx + b * cin * p + r0 * oW,
-                                              ldc: p)
+                        Parallelism.forEachWorker(items: n) { worker, workers in
+                            ScratchBuffers.with(floats: k * tileRows * oW) { col in
+                                let gw = partial + worker * weight.count
+                                for b in stride(from: worker, to: n, by: workers) {
+                                    for r0 in stride(from: 0, to: plan.outputRows, by: tileRows) {
+                                        let rows = r0..<min(plan.outputRows, r0 + tileRows)
+                                        let width = rows.count * oW
+                                        let xTile = x + b * cin * p + r0 * oW
+                                        Im2col.im2col(plan, image: gy + b * outCount, columns: col, rows: rows)
+                                        // ∂W[Cin, Cout·K] += x[Cin, tile] · colsᵀ[tile, Cout·K]
+                                        BLAS.gemm(
+                                            transposeA: false, transposeB: true, m: cin, n: k, k: width,
+                                            a: xTile, lda: p, b: col, ldb: width, beta: 1, c: gw, ldc: k)
+                                        if let gx {
+                                            // ∂x[Cin, tile] = W[Cin, Cout·K] · cols[Cout·K, tile]
+                                            BLAS.gemm(
+                                                transposeA: false, transposeB: false, m: cin, n: width, k: k, a: w,
+                                                lda: k, b: col, ldb: width, beta: 0, c: gx + b * cin * p + r0 * oW,
+                                                ldc: p)
+                                        }
+                                    }
                                 }
                             }
                         }
-                        }
-                    }
                     }
                 }
             }
@@ -316,8 +358,9 @@ public enum TransposedConvolution {
                 for i in 0..<gw.count { gw[i] += src[i] }
             }
         }
-        return Convolution.Gradients(input: gradInput, weight: gradWeight,
-                                     bias: hasBias ? ChannelSums.sum(gradOutput) : nil)
+        return Convolution.Gradients(
+            input: gradInput, weight: gradWeight,
+            bias: hasBias ? ChannelSums.sum(gradOutput) : nil)
     }
 }
 

@@ -8,11 +8,13 @@ public struct ConvolutionGeometry: Sendable, Hashable {
 
     /// A geometry; all three arrays must have the same length (2 or 3).
     public init(kernelSize: [Int], stride: [Int], padding: [Int]) {
-        precondition(kernelSize.count == stride.count && stride.count == padding.count,
-                     "kernelSize, stride and padding must have one entry per spatial dimension")
+        precondition(
+            kernelSize.count == stride.count && stride.count == padding.count,
+            "kernelSize, stride and padding must have one entry per spatial dimension")
         precondition((1...3).contains(kernelSize.count), "1 to 3 spatial dimensions")
-        precondition(kernelSize.allSatisfy { $0 > 0 } && stride.allSatisfy { $0 > 0 } && padding.allSatisfy { $0 >= 0 },
-                     "kernel and stride must be positive, padding non-negative")
+        precondition(
+            kernelSize.allSatisfy { $0 > 0 } && stride.allSatisfy { $0 > 0 } && padding.allSatisfy { $0 >= 0 },
+            "kernel and stride must be positive, padding non-negative")
         self.kernelSize = kernelSize
         self.stride = stride
         self.padding = padding
@@ -20,9 +22,10 @@ public struct ConvolutionGeometry: Sendable, Hashable {
 
     /// The same kernel, stride and padding along each of `dimensions` spatial dimensions.
     public init(dimensions: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0) {
-        self.init(kernelSize: Array(repeating: kernelSize, count: dimensions),
-                  stride: Array(repeating: stride, count: dimensions),
-                  padding: Array(repeating: padding, count: dimensions))
+        self.init(
+            kernelSize: Array(repeating: kernelSize, count: dimensions),
+            stride: Array(repeating: stride, count: dimensions),
+            padding: Array(repeating: padding, count: dimensions))
     }
 
     /// Number of spatial dimensions.
@@ -47,7 +50,9 @@ public struct ConvolutionGeometry: Sendable, Hashable {
 
     /// Padded to three dimensions (depth 1 for 2-D), as the kernels work on `[depth, height, width]`.
     var volumetric: (kernel: (Int, Int, Int), stride: (Int, Int, Int), padding: (Int, Int, Int)) {
-        let k = Self.pad3(kernelSize, 1), s = Self.pad3(stride, 1), p = Self.pad3(padding, 0)
+        let k = Self.pad3(kernelSize, 1)
+        let s = Self.pad3(stride, 1)
+        let p = Self.pad3(padding, 0)
         return ((k[0], k[1], k[2]), (s[0], s[1], s[2]), (p[0], p[1], p[2]))
     }
 

@@ -34,14 +34,18 @@ public enum DirectConvolution {
     ///   - inputChannels, outputChannels: `Cin`, `Cout` of the convolution as computed (for `∂x` through the flipped
     ///     kernel, `Cout` of the layer is the input side).
     ///   - spatial: input extents `[(D,) H, W]`.
-    static func uses(_ geometry: ConvolutionGeometry, inputChannels: Int, outputChannels: Int, spatial: [Int],
-                     algorithm: ConvolutionAlgorithm) -> Bool {
+    static func uses(
+        _ geometry: ConvolutionGeometry, inputChannels: Int, outputChannels: Int, spatial: [Int],
+        algorithm: ConvolutionAlgorithm
+    ) -> Bool {
         guard supports(geometry) else { return false }
         switch algorithm {
         case .im2col: return false
         case .direct, .winograd: return true
-        case .automatic: return prefersDirect(inputChannels: inputChannels, outputChannels: outputChannels,
-                                              spatial: spatial)
+        case .automatic:
+            return prefersDirect(
+                inputChannels: inputChannels, outputChannels: outputChannels,
+                spatial: spatial)
         }
     }
 
@@ -61,27 +65,30 @@ public enum DirectConvolution {
         let spatial = input.spatialShape
         let (d, h, w) = extents3(spatial)
         let threeD: Int32 = spatial.count == 3 ? 1 : 0
-        let inCount = cin * input.spatialCount, outCount = cout * input.spatialCount
+        let inCount = cin * input.spatialCount
+        let outCount = cout * input.spatialCount
         let paddedCount = tk_conv3_padded_count(Int32(cin), Int32(d), Int32(h), Int32(w), threeD)
         var output = Tensor(uninitialized: [n, cout] + spatial)
         input.storage.withUnsafeBufferPointer { xb in
             weight.storage.withUnsafeBufferPointer { wb in
                 bias.withUnsafeBufferPointer { bb in
-                  mask.withUnsafeBufferPointer { mb in
-                    output.storage.withUnsafeMutableBufferPointer { yb in
-                        let (x, wt, y) = (xb.baseAddress!, wb.baseAddress!, yb.baseAddress!)
-                        Parallelism.forEachWorker(items: n) { worker, workers in
-                          ScratchBuffers.with(floats: paddedCount) { padded in
-                            for b in stride(from: worker, to: n, by: workers) {
-                                tk_conv3_pad(x + b * inCount, Int32(cin), Int32(d), Int32(h), Int32(w), threeD, padded)
-                                tk_conv3_forward(padded, Int32(cin), Int32(d), Int32(h), Int32(w), threeD, wt,
-                                                 Int32(cout), bb, relu ? 1 : 0, mb.map { $0 + b * outCount },
-                                                 y + b * outCount)
+                    mask.withUnsafeBufferPointer { mb in
+                        output.storage.withUnsafeMutableBufferPointer { yb in
+                            let (x, wt, y) = (xb.baseAddress!, wb.baseAddress!, yb.baseAddress!)
+                            Parallelism.forEachWorker(items: n) { worker, workers in
+                                ScratchBuffers.with(floats: paddedCount) { padded in
+                                    for b in stride(from: worker, to: n, by: workers) {
+                                        tk_conv3_pad(
+                                            x + b * inCount, Int32(cin), Int32(d), Int32(h), Int32(w), threeD, padded)
+                                        tk_conv3_forward(
+                                            padded, Int32(cin), Int32(d), Int32(h), Int32(w), threeD, wt,
+                                            Int32(cout), bb, relu ? 1 : 0, mb.map { $0 + b * outCount },
+                                            y + b * outCount)
+                                    }
+                                }
                             }
-                          }
                         }
                     }
-                  }
                 }
             }
         }
@@ -95,7 +102,8 @@ public enum DirectConvolution {
         let spatial = input.spatialShape
         let (d, h, w) = extents3(spatial)
         let threeD: Int32 = spatial.count == 3 ? 1 : 0
-        let inCount = cin * input.spatialCount, outCount = cout * input.spatialCount
+        let inCount = cin * input.spatialCount
+        let outCount = cout * input.spatialCount
         let weightCount = weightShape.reduce(1, *)
         let paddedCount = tk_conv3_padded_count(Int32(cin), Int32(d), Int32(h), Int32(w), threeD)
         let scratchCount = tk_conv3_gradient_scratch_count(Int32(cout), Int32(d), Int32(h), Int32(w))
@@ -109,16 +117,17 @@ public enum DirectConvolution {
                 // The ∂y scratch is only used for rows that are not a multiple of 16 wide.
                 let scratchCount = w % 16 == 0 ? 0 : scratchCount
                 Parallelism.forEachWorker(items: n) { worker, workers in
-                  ScratchBuffers.with(floats: paddedCount) { padded in
-                   ScratchBuffers.with(floats: scratchCount) { scratch in
-                    for b in stride(from: worker, to: n, by: workers) {
-                        tk_conv3_pad(x + b * inCount, Int32(cin), Int32(d), Int32(h), Int32(w), threeD, padded)
-                        tk_conv3_weight_gradient(padded, Int32(cin), Int32(d), Int32(h), Int32(w), threeD,
-                                                 gy + b * outCount, Int32(cout), partial + worker * weightCount,
-                                                 scratch)
+                    ScratchBuffers.with(floats: paddedCount) { padded in
+                        ScratchBuffers.with(floats: scratchCount) { scratch in
+                            for b in stride(from: worker, to: n, by: workers) {
+                                tk_conv3_pad(x + b * inCount, Int32(cin), Int32(d), Int32(h), Int32(w), threeD, padded)
+                                tk_conv3_weight_gradient(
+                                    padded, Int32(cin), Int32(d), Int32(h), Int32(w), threeD,
+                                    gy + b * outCount, Int32(cout), partial + worker * weightCount,
+                                    scratch)
+                            }
+                        }
                     }
-                   }
-                  }
                 }
             }
         }

@@ -4,8 +4,9 @@ public enum ChannelConcat {
     public static func forward(_ parts: [Tensor]) -> Tensor {
         precondition(!parts.isEmpty)
         let (n, spatial) = (parts[0].batch, parts[0].spatialShape)
-        precondition(parts.allSatisfy { $0.batch == n && $0.spatialShape == spatial },
-                     "concat: shapes \(parts.map(\.shape)) differ outside the channel dimension")
+        precondition(
+            parts.allSatisfy { $0.batch == n && $0.spatialShape == spatial },
+            "concat: shapes \(parts.map(\.shape)) differ outside the channel dimension")
         let total = parts.reduce(0) { $0 + $1.channels }
         let s = spatial.reduce(1, *)
         var out = [Float](unsafeUninitializedCapacity: n * total * s) { _, count in count = n * total * s }
@@ -64,7 +65,11 @@ public enum Softmax {
                     var m = -Float.infinity
                     for ch in 0..<c { m = max(m, p[base + ch * s]) }
                     var sum: Float = 0
-                    for ch in 0..<c { let e = expf(p[base + ch * s] - m); p[base + ch * s] = e; sum += e }
+                    for ch in 0..<c {
+                        let e = expf(p[base + ch * s] - m)
+                        p[base + ch * s] = e
+                        sum += e
+                    }
                     for ch in 0..<c { p[base + ch * s] /= sum }
                 }
             }
@@ -120,9 +125,10 @@ public enum Dense {
         x.storage.withUnsafeBufferPointer { xp in
             weight.storage.withUnsafeBufferPointer { w in
                 y.storage.withUnsafeMutableBufferPointer { yp in
-                    BLAS.gemm(transposeA: false, transposeB: true, m: n, n: outFeatures, k: inFeatures,
-                              a: xp.baseAddress!, lda: inFeatures, b: w.baseAddress!, ldb: inFeatures,
-                              beta: bias == nil ? 0 : 1, c: yp.baseAddress!, ldc: outFeatures)
+                    BLAS.gemm(
+                        transposeA: false, transposeB: true, m: n, n: outFeatures, k: inFeatures,
+                        a: xp.baseAddress!, lda: inFeatures, b: w.baseAddress!, ldb: inFeatures,
+                        beta: bias == nil ? 0 : 1, c: yp.baseAddress!, ldc: outFeatures)
                 }
             }
         }
@@ -134,19 +140,22 @@ public enum Dense {
         -> (input: Tensor, weight: Tensor, bias: Tensor?)
     {
         let (n, inFeatures, outFeatures) = (x.shape[0], x.count / x.shape[0], weight.shape[0])
-        var gx = Tensor(zeros: x.shape), gw = Tensor(zeros: weight.shape)
+        var gx = Tensor(zeros: x.shape)
+        var gw = Tensor(zeros: weight.shape)
         gradOutput.storage.withUnsafeBufferPointer { g in
             weight.storage.withUnsafeBufferPointer { w in
                 x.storage.withUnsafeBufferPointer { xp in
                     gx.storage.withUnsafeMutableBufferPointer { gxp in
-                        BLAS.gemm(transposeA: false, transposeB: false, m: n, n: inFeatures, k: outFeatures,
-                                  a: g.baseAddress!, lda: outFeatures, b: w.baseAddress!, ldb: inFeatures, beta: 0,
-                                  c: gxp.baseAddress!, ldc: inFeatures)
+                        BLAS.gemm(
+                            transposeA: false, transposeB: false, m: n, n: inFeatures, k: outFeatures,
+                            a: g.baseAddress!, lda: outFeatures, b: w.baseAddress!, ldb: inFeatures, beta: 0,
+                            c: gxp.baseAddress!, ldc: inFeatures)
                     }
                     gw.storage.withUnsafeMutableBufferPointer { gwp in
-                        BLAS.gemm(transposeA: true, transposeB: false, m: outFeatures, n: inFeatures, k: n,
-                                  a: g.baseAddress!, lda: outFeatures, b: xp.baseAddress!, ldb: inFeatures, beta: 0,
-                                  c: gwp.baseAddress!, ldc: inFeatures)
+                        BLAS.gemm(
+                            transposeA: true, transposeB: false, m: outFeatures, n: inFeatures, k: n,
+                            a: g.baseAddress!, lda: outFeatures, b: xp.baseAddress!, ldb: inFeatures, beta: 0,
+                            c: gwp.baseAddress!, ldc: inFeatures)
                     }
                 }
             }
@@ -162,7 +171,7 @@ public enum Dense {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif

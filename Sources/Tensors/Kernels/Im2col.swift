@@ -44,11 +44,16 @@ enum Im2col {
     }
 
     /// Fills `columns` (`[rows, (rows.count)·oW]`) for the output rows `rows`.
-    static func im2col(_ plan: Plan, image: UnsafePointer<Float>, columns: UnsafeMutablePointer<Float>,
-                       rows tile: Range<Int>? = nil) {
+    static func im2col(
+        _ plan: Plan, image: UnsafePointer<Float>, columns: UnsafeMutablePointer<Float>,
+        rows tile: Range<Int>? = nil
+    ) {
         let tile = tile ?? 0..<plan.outputRows
-        let (iD, iH, iW) = plan.input, (_, oH, oW) = plan.output
-        let (kD, kH, kW) = plan.kernel, (sD, sH, sW) = plan.stride, (pD, pH, pW) = plan.padding
+        let (iD, iH, iW) = plan.input
+        let (_, oH, oW) = plan.output
+        let (kD, kH, kW) = plan.kernel
+        let (sD, sH, sW) = plan.stride
+        let (pD, pH, pW) = plan.padding
         let width = tile.count * oW
         var row = 0
         for c in 0..<plan.channels {
@@ -83,11 +88,16 @@ enum Im2col {
     }
 
     /// Accumulates `columns` (`[rows, (rows.count)·oW]`, output rows `rows`) into `image`.
-    static func col2im(_ plan: Plan, columns: UnsafePointer<Float>, image: UnsafeMutablePointer<Float>,
-                       rows tile: Range<Int>? = nil) {
+    static func col2im(
+        _ plan: Plan, columns: UnsafePointer<Float>, image: UnsafeMutablePointer<Float>,
+        rows tile: Range<Int>? = nil
+    ) {
         let tile = tile ?? 0..<plan.outputRows
-        let (iD, iH, iW) = plan.input, (_, oH, oW) = plan.output
-        let (kD, kH, kW) = plan.kernel, (sD, sH, sW) = plan.stride, (pD, pH, pW) = plan.padding
+        let (iD, iH, iW) = plan.input
+        let (_, oH, oW) = plan.output
+        let (kD, kH, kW) = plan.kernel
+        let (sD, sH, sW) = plan.stride
+        let (pD, pH, pW) = plan.padding
         let width = tile.count * oW
         var row = 0
         for c in 0..<plan.channels {

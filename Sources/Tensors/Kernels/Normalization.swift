@@ -35,7 +35,10 @@ public enum InstanceNormalization {
                     for i in 0..<s { sum += Double(h[base + i]) }
                     let mean = sum / Double(s)
                     var sq = 0.0
-                    for i in 0..<s { let d = Double(h[base + i]) - mean; sq += d * d }
+                    for i in 0..<s {
+                        let d = Double(h[base + i]) - mean
+                        sq += d * d
+                    }
                     let istd = Float(1 / (sq / Double(s) + Double(epsilon)).squareRoot())
                     inverseStd[plane] = istd
                     let (g, b) = (weight?.storage[plane % c] ?? 1, bias?.storage[plane % c] ?? 0)
@@ -57,15 +60,21 @@ public enum InstanceNormalization {
     {
         let (n, c, s) = (gradOutput.batch, gradOutput.channels, gradOutput.spatialCount)
         var gradInput = gradOutput
-        var gw = [Float](repeating: 0, count: c), gb = [Float](repeating: 0, count: c)
+        var gw = [Float](repeating: 0, count: c)
+        var gb = [Float](repeating: 0, count: c)
         gradInput.storage.withUnsafeMutableBufferPointer { gx in
             gradOutput.storage.withUnsafeBufferPointer { gy in
                 cache.normalized.storage.withUnsafeBufferPointer { h in
                     for plane in 0..<(n * c) {
-                        let base = plane * s, ch = plane % c
+                        let base = plane * s
+                        let ch = plane % c
                         let gamma = weight?.storage[ch] ?? 1
-                        var sumG = 0.0, sumGH = 0.0
-                        for i in 0..<s { sumG += Double(gy[base + i]); sumGH += Double(gy[base + i] * h[base + i]) }
+                        var sumG = 0.0
+                        var sumGH = 0.0
+                        for i in 0..<s {
+                            sumG += Double(gy[base + i])
+                            sumGH += Double(gy[base + i] * h[base + i])
+                        }
                         gw[ch] += Float(sumGH)
                         gb[ch] += Float(sumG)
                         let scale = gamma * cache.inverseStd[plane]
@@ -75,8 +84,9 @@ public enum InstanceNormalization {
                 }
             }
         }
-        return NormalizationGradients(input: gradInput, weight: affine ? Tensor(shape: [c], storage: gw) : nil,
-                                      bias: affine ? Tensor(shape: [c], storage: gb) : nil)
+        return NormalizationGradients(
+            input: gradInput, weight: affine ? Tensor(shape: [c], storage: gw) : nil,
+            bias: affine ? Tensor(shape: [c], storage: gb) : nil)
     }
 }
 
@@ -86,28 +96,38 @@ public enum InstanceNormalization {
 /// statistics move as `running = (1 − momentum)·running + momentum·batch` (the running variance takes the unbiased
 /// batch variance). Evaluation: the running statistics replace the batch ones. Shapes `[N, C, spatial…]`.
 public enum BatchNormalization {
-    public static func forward(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: inout Tensor,
-                               runningVariance: inout Tensor, training: Bool, momentum: Float = 0.1,
-                               epsilon: Float = 1e-5) -> (output: Tensor, cache: NormalizationCache) {
+    public static func forward(
+        _ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: inout Tensor,
+        runningVariance: inout Tensor, training: Bool, momentum: Float = 0.1,
+        epsilon: Float = 1e-5
+    ) -> (output: Tensor, cache: NormalizationCache) {
         let (n, c, s) = (x.batch, x.channels, x.spatialCount)
         let m = n * s
-        var mean = [Double](repeating: 0, count: c), variance = [Double](repeating: 0, count: c)
+        var mean = [Double](repeating: 0, count: c)
+        var variance = [Double](repeating: 0, count: c)
         if training {
             x.storage.withUnsafeBufferPointer { p in
                 for ch in 0..<c {
                     var sum = 0.0
-                    for b in 0..<n { let base = (b * c + ch) * s; for i in 0..<s { sum += Double(p[base + i]) } }
+                    for b in 0..<n {
+                        let base = (b * c + ch) * s
+                        for i in 0..<s { sum += Double(p[base + i]) }
+                    }
                     let mu = sum / Double(m)
                     var sq = 0.0
                     for b in 0..<n {
                         let base = (b * c + ch) * s
-                        for i in 0..<s { let d = Double(p[base + i]) - mu; sq += d * d }
+                        for i in 0..<s {
+                            let d = Double(p[base + i]) - mu
+                            sq += d * d
+                        }
                     }
                     mean[ch] = mu
                     variance[ch] = sq / Double(m)
                     let unbiased = m > 1 ? sq / Double(m - 1) : sq
                     runningMean.storage[ch] = (1 - momentum) * runningMean.storage[ch] + momentum * Float(mu)
-                    runningVariance.storage[ch] = (1 - momentum) * runningVariance.storage[ch]
+                    runningVariance.storage[ch] =
+                        (1 - momentum) * runningVariance.storage[ch]
                         + momentum * Float(unbiased)
                 }
             }
@@ -118,7 +138,8 @@ public enum BatchNormalization {
             }
         }
         let inverseStd = (0..<c).map { Float(1 / (variance[$0] + Double(epsilon)).squareRoot()) }
-        var xhat = x, output = x
+        var xhat = x
+        var output = x
         xhat.storage.withUnsafeMutableBufferPointer { h in
             output.storage.withUnsafeMutableBufferPointer { y in
                 for b in 0..<n {
@@ -144,7 +165,8 @@ public enum BatchNormalization {
     {
         let (n, c, s) = (gradOutput.batch, gradOutput.channels, gradOutput.spatialCount)
         let m = Double(n * s)
-        var sumG = [Double](repeating: 0, count: c), sumGH = [Double](repeating: 0, count: c)
+        var sumG = [Double](repeating: 0, count: c)
+        var sumGH = [Double](repeating: 0, count: c)
         gradOutput.storage.withUnsafeBufferPointer { gy in
             cache.normalized.storage.withUnsafeBufferPointer { h in
                 for b in 0..<n {
@@ -175,8 +197,9 @@ public enum BatchNormalization {
                 }
             }
         }
-        return NormalizationGradients(input: gradInput,
-                                      weight: affine ? Tensor(shape: [c], storage: sumGH.map { Float($0) }) : nil,
-                                      bias: affine ? Tensor(shape: [c], storage: sumG.map { Float($0) }) : nil)
+        return NormalizationGradients(
+            input: gradInput,
+            weight: affine ? Tensor(shape: [c], storage: sumGH.map { Float($0) }) : nil,
+            bias: affine ? Tensor(shape: [c], storage: sumG.map { Float($0) }) : nil)
     }
 }

@@ -8,7 +8,8 @@ public enum MaxPooling {
     /// The output and, for every output element, the flat index within its input channel plane of the maximum.
     public static func forward(_ input: Tensor, kernelSize: [Int], stride: [Int]) -> (output: Tensor, argmax: [Int32]) {
         if kernelSize.allSatisfy({ $0 == 2 }) && stride == kernelSize && (2...3).contains(kernelSize.count)
-            && input.rank == kernelSize.count + 2 {
+            && input.rank == kernelSize.count + 2
+        {
             return forward2(input)
         }
         return forwardGeneral(input, kernelSize: kernelSize, stride: stride)
@@ -30,8 +31,9 @@ public enum MaxPooling {
                     guard let x = xb.baseAddress, let y = yb.baseAddress, let am = ab.baseAddress else { return }
                     let minimum = max(1, (1 << 16) / max(1, inPlane))
                     Parallelism.forEachRange(count: planes, minimumPerWorker: minimum) { r in
-                        tk_maxpool2(x + r.lowerBound * inPlane, Int32(r.count), Int32(iD), Int32(iH), Int32(iW),
-                                    threeD ? 1 : 0, y + r.lowerBound * outPlane, am + r.lowerBound * outPlane)
+                        tk_maxpool2(
+                            x + r.lowerBound * inPlane, Int32(r.count), Int32(iD), Int32(iH), Int32(iW),
+                            threeD ? 1 : 0, y + r.lowerBound * outPlane, am + r.lowerBound * outPlane)
                     }
                 }
             }
@@ -43,10 +45,12 @@ public enum MaxPooling {
     static func forwardGeneral(_ input: Tensor, kernelSize: [Int], stride: [Int])
         -> (output: Tensor, argmax: [Int32])
     {
-        let geometry = ConvolutionGeometry(kernelSize: kernelSize, stride: stride,
-                                           padding: Array(repeating: 0, count: kernelSize.count))
+        let geometry = ConvolutionGeometry(
+            kernelSize: kernelSize, stride: stride,
+            padding: Array(repeating: 0, count: kernelSize.count))
         let outSpatial = geometry.convolutionOutput(input.spatialShape)
-        let (iD, iH, iW) = extents3(input.spatialShape), (oD, oH, oW) = extents3(outSpatial)
+        let (iD, iH, iW) = extents3(input.spatialShape)
+        let (oD, oH, oW) = extents3(outSpatial)
         let ((kD, kH, kW), (sD, sH, sW), _) = geometry.volumetric
         let planes = input.batch * input.channels
         let (inPlane, outPlane) = (iD * iH * iW, oD * oH * oW)
@@ -67,9 +71,11 @@ public enum MaxPooling {
                                     // Branch-free scan (random data makes the maximum's position unpredictable):
                                     // the first NaN wins, else the first of tied maxima.
                                     let origin = ((od * sD) * iH + oh * sH) * iW + ow * sW
-                                    var best = src[origin], bestIndex = origin
+                                    var best = src[origin]
+                                    var bestIndex = origin
                                     for t in taps.indices.dropFirst() {
-                                        let i = origin + taps[t], v = src[i]
+                                        let i = origin + taps[t]
+                                        let v = src[i]
                                         let take = v > best || (v.isNaN && !best.isNaN)
                                         best = take ? v : best
                                         bestIndex = take ? i : bestIndex
@@ -91,7 +97,8 @@ public enum MaxPooling {
     public static func backward(_ gradOutput: Tensor, argmax: [Int32], inputShape: [Int]) -> Tensor {
         var gradInput = Tensor(zeros: inputShape)
         let planes = inputShape[0] * inputShape[1]
-        let inPlane = inputShape.dropFirst(2).reduce(1, *), outPlane = gradOutput.spatialCount
+        let inPlane = inputShape.dropFirst(2).reduce(1, *)
+        let outPlane = gradOutput.spatialCount
         gradInput.storage.withUnsafeMutableBufferPointer { gxb in
             gradOutput.storage.withUnsafeBufferPointer { gy in
                 argmax.withUnsafeBufferPointer { am in
@@ -114,10 +121,12 @@ public enum MaxPooling {
 /// Average pooling over windows (no padding): `y[n, c, p] = mean_t x[n, c, p·stride + t]`.
 public enum AveragePooling {
     public static func forward(_ input: Tensor, kernelSize: [Int], stride: [Int]) -> Tensor {
-        let geometry = ConvolutionGeometry(kernelSize: kernelSize, stride: stride,
-                                           padding: Array(repeating: 0, count: kernelSize.count))
+        let geometry = ConvolutionGeometry(
+            kernelSize: kernelSize, stride: stride,
+            padding: Array(repeating: 0, count: kernelSize.count))
         let outSpatial = geometry.convolutionOutput(input.spatialShape)
-        let (iD, iH, iW) = extents3(input.spatialShape), (oD, oH, oW) = extents3(outSpatial)
+        let (iD, iH, iW) = extents3(input.spatialShape)
+        let (oD, oH, oW) = extents3(outSpatial)
         let ((kD, kH, kW), (sD, sH, sW), _) = geometry.volumetric
         let scale = 1 / Float(kD * kH * kW)
         let planes = input.batch * input.channels
@@ -149,9 +158,11 @@ public enum AveragePooling {
     }
 
     public static func backward(_ gradOutput: Tensor, inputShape: [Int], kernelSize: [Int], stride: [Int]) -> Tensor {
-        let (iD, iH, iW) = extents3(Array(inputShape.dropFirst(2))), (oD, oH, oW) = extents3(gradOutput.spatialShape)
-        let geometry = ConvolutionGeometry(kernelSize: kernelSize, stride: stride,
-                                           padding: Array(repeating: 0, count: kernelSize.count))
+        let (iD, iH, iW) = extents3(Array(inputShape.dropFirst(2)))
+        let (oD, oH, oW) = extents3(gradOutput.spatialShape)
+        let geometry = ConvolutionGeometry(
+            kernelSize: kernelSize, stride: stride,
+            padding: Array(repeating: 0, count: kernelSize.count))
         let ((kD, kH, kW), (sD, sH, sW), _) = geometry.volumetric
         let scale = 1 / Float(kD * kH * kW)
         var gradInput = Tensor(zeros: inputShape)
@@ -185,7 +196,8 @@ public enum AveragePooling {
 /// Global average pooling (PyTorch's `adaptive_avg_pool(x, 1)`): `[N, C, spatial…]` → `[N, C, 1, …, 1]`.
 public enum GlobalAveragePooling {
     public static func forward(_ input: Tensor) -> Tensor {
-        let s = input.spatialCount, planes = input.batch * input.channels
+        let s = input.spatialCount
+        let planes = input.batch * input.channels
         var out = [Float](repeating: 0, count: planes)
         input.storage.withUnsafeBufferPointer { x in
             for plane in 0..<planes {

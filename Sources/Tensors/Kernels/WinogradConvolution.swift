@@ -19,8 +19,10 @@ public enum WinogradConvolution {
 
     /// Whether `Convolution` takes Winograd for this layer under `algorithm` (`Cin`, `Cout` as computed: for `∂x`
     /// through the flipped kernel, the layer's `Cout` is the input side).
-    static func uses(_ geometry: ConvolutionGeometry, inputChannels: Int, outputChannels: Int, spatial: [Int],
-                     algorithm: ConvolutionAlgorithm) -> Bool {
+    static func uses(
+        _ geometry: ConvolutionGeometry, inputChannels: Int, outputChannels: Int, spatial: [Int],
+        algorithm: ConvolutionAlgorithm
+    ) -> Bool {
         guard supports(geometry, spatial: spatial) else { return false }
         switch algorithm {
         case .im2col, .direct: return false
@@ -45,7 +47,9 @@ public enum WinogradConvolution {
     static func forward(_ input: Tensor, weight: Tensor, bias: Tensor?, relu: Bool, mask: Tensor? = nil) -> Tensor {
         let (n, cin, cout) = (input.batch, input.channels, weight.shape[0])
         let (h, w) = (input.shape[2], input.shape[3])
-        let tiles = (h / 2) * (w / 2), allTiles = n * tiles, plane = h * w
+        let tiles = (h / 2) * (w / 2)
+        let allTiles = n * tiles
+        let plane = h * w
         var u = [Float](unsafeUninitializedCapacity: 16 * cout * cin) { _, count in count = 16 * cout * cin }
         weight.storage.withUnsafeBufferPointer { wb in
             u.withUnsafeMutableBufferPointer { ub in
@@ -65,24 +69,27 @@ public enum WinogradConvolution {
                                 Parallelism.forEachRange(count: n * cin, minimumPerWorker: 1) { planes in
                                     for p in planes {
                                         let (b, ci) = p.quotientAndRemainder(dividingBy: cin)
-                                        tk_wino2_input(x + p * plane, Int32(h), Int32(w),
-                                                       v + ci * allTiles + b * tiles, cin * allTiles)
+                                        tk_wino2_input(
+                                            x + p * plane, Int32(h), Int32(w),
+                                            v + ci * allTiles + b * tiles, cin * allTiles)
                                     }
                                 }
                                 Parallelism.forEachWorker(items: 16) { worker, workers in
                                     for xi in stride(from: worker, to: 16, by: workers) {
-                                        BLAS.gemm(transposeA: false, transposeB: false, m: cout, n: allTiles, k: cin,
-                                                  a: up + xi * cout * cin, lda: cin, b: v + xi * cin * allTiles,
-                                                  ldb: allTiles, beta: 0, c: m + xi * cout * allTiles,
-                                                  ldc: allTiles)
+                                        BLAS.gemm(
+                                            transposeA: false, transposeB: false, m: cout, n: allTiles, k: cin,
+                                            a: up + xi * cout * cin, lda: cin, b: v + xi * cin * allTiles,
+                                            ldb: allTiles, beta: 0, c: m + xi * cout * allTiles,
+                                            ldc: allTiles)
                                     }
                                 }
                                 Parallelism.forEachRange(count: n * cout, minimumPerWorker: 1) { planes in
                                     for p in planes {
                                         let (b, co) = p.quotientAndRemainder(dividingBy: cout)
-                                        tk_wino2_output(m + co * allTiles + b * tiles, cout * allTiles, Int32(h),
-                                                        Int32(w), biasValues?[co] ?? 0, relu ? 1 : 0,
-                                                        mp.map { $0 + p * plane }, y + p * plane)
+                                        tk_wino2_output(
+                                            m + co * allTiles + b * tiles, cout * allTiles, Int32(h),
+                                            Int32(w), biasValues?[co] ?? 0, relu ? 1 : 0,
+                                            mp.map { $0 + p * plane }, y + p * plane)
                                     }
                                 }
                             }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Naive reference kernels: direct loops straight from the defining formulas, double-precision accumulation, no
 /// BLAS, no lowering. They are slow on purpose and exist to check the fast kernels (`Tests/TensorsTests`).
 public enum Reference {
@@ -9,7 +11,8 @@ public enum Reference {
     {
         let (n, cin, cout) = (x.batch, x.channels, weight.shape[0])
         let outSpatial = geometry.convolutionOutput(x.spatialShape)
-        let (iD, iH, iW) = extents3(x.spatialShape), (oD, oH, oW) = extents3(outSpatial)
+        let (iD, iH, iW) = extents3(x.spatialShape)
+        let (oD, oH, oW) = extents3(outSpatial)
         let ((kD, kH, kW), (sD, sH, sW), (pD, pH, pW)) = geometry.volumetric
         var y = Tensor(zeros: [n, cout] + outSpatial)
         for b in 0..<n {
@@ -41,14 +44,18 @@ public enum Reference {
     }
 
     /// Gradients of `convolution` by scattering every output gradient along its taps.
-    public static func convolutionBackward(_ gy: Tensor, input x: Tensor, weight: Tensor,
-                                           geometry: ConvolutionGeometry)
+    public static func convolutionBackward(
+        _ gy: Tensor, input x: Tensor, weight: Tensor,
+        geometry: ConvolutionGeometry
+    )
         -> (input: Tensor, weight: Tensor, bias: Tensor)
     {
         let (n, cin, cout) = (x.batch, x.channels, weight.shape[0])
-        let (iD, iH, iW) = extents3(x.spatialShape), (oD, oH, oW) = extents3(gy.spatialShape)
+        let (iD, iH, iW) = extents3(x.spatialShape)
+        let (oD, oH, oW) = extents3(gy.spatialShape)
         let ((kD, kH, kW), (sD, sH, sW), (pD, pH, pW)) = geometry.volumetric
-        var gx = [Double](repeating: 0, count: x.count), gw = [Double](repeating: 0, count: weight.count)
+        var gx = [Double](repeating: 0, count: x.count)
+        var gw = [Double](repeating: 0, count: weight.count)
         var gb = [Double](repeating: 0, count: cout)
         for b in 0..<n {
             for o in 0..<cout {
@@ -76,17 +83,22 @@ public enum Reference {
                 }
             }
         }
-        return (Tensor(shape: x.shape, storage: gx.map { Float($0) }),
-                Tensor(shape: weight.shape, storage: gw.map { Float($0) }),
-                Tensor(shape: [cout], storage: gb.map { Float($0) }))
+        return (
+            Tensor(shape: x.shape, storage: gx.map { Float($0) }),
+            Tensor(shape: weight.shape, storage: gw.map { Float($0) }),
+            Tensor(shape: [cout], storage: gb.map { Float($0) })
+        )
     }
 
     /// `y[n,o,q·s − pad + t] += Σ_i x[n,i,q] · w[i,o,t]`, plus bias; weight `[Cin, Cout, k…]`.
-    public static func transposedConvolution(_ x: Tensor, weight: Tensor, bias: Tensor?,
-                                             geometry: ConvolutionGeometry) -> Tensor {
+    public static func transposedConvolution(
+        _ x: Tensor, weight: Tensor, bias: Tensor?,
+        geometry: ConvolutionGeometry
+    ) -> Tensor {
         let (n, cin, cout) = (x.batch, x.channels, weight.shape[1])
         let outSpatial = geometry.transposedOutput(x.spatialShape)
-        let (iD, iH, iW) = extents3(x.spatialShape), (oD, oH, oW) = extents3(outSpatial)
+        let (iD, iH, iW) = extents3(x.spatialShape)
+        let (oD, oH, oW) = extents3(outSpatial)
         let ((kD, kH, kW), (sD, sH, sW), (pD, pH, pW)) = geometry.volumetric
         var y = [Double](repeating: 0, count: n * cout * oD * oH * oW)
         for b in 0..<n {
@@ -120,14 +132,18 @@ public enum Reference {
     }
 
     /// Gradients of `transposedConvolution`, by gathering.
-    public static func transposedConvolutionBackward(_ gy: Tensor, input x: Tensor, weight: Tensor,
-                                                     geometry: ConvolutionGeometry)
+    public static func transposedConvolutionBackward(
+        _ gy: Tensor, input x: Tensor, weight: Tensor,
+        geometry: ConvolutionGeometry
+    )
         -> (input: Tensor, weight: Tensor, bias: Tensor)
     {
         let (n, cin, cout) = (x.batch, x.channels, weight.shape[1])
-        let (iD, iH, iW) = extents3(x.spatialShape), (oD, oH, oW) = extents3(gy.spatialShape)
+        let (iD, iH, iW) = extents3(x.spatialShape)
+        let (oD, oH, oW) = extents3(gy.spatialShape)
         let ((kD, kH, kW), (sD, sH, sW), (pD, pH, pW)) = geometry.volumetric
-        var gx = [Double](repeating: 0, count: x.count), gw = [Double](repeating: 0, count: weight.count)
+        var gx = [Double](repeating: 0, count: x.count)
+        var gw = [Double](repeating: 0, count: weight.count)
         for b in 0..<n {
             for i in 0..<cin {
                 for id in 0..<iD {
@@ -153,8 +169,10 @@ public enum Reference {
                 }
             }
         }
-        return (Tensor(shape: x.shape, storage: gx.map { Float($0) }),
-                Tensor(shape: weight.shape, storage: gw.map { Float($0) }), channelSums(gy))
+        return (
+            Tensor(shape: x.shape, storage: gx.map { Float($0) }),
+            Tensor(shape: weight.shape, storage: gw.map { Float($0) }), channelSums(gy)
+        )
     }
 
     // MARK: - Pooling
@@ -210,7 +228,8 @@ public enum Reference {
     /// Calls `body(output flat index, input flat indices of its window)` for every output element.
     private static func forEachWindow(_ x: Tensor, kernelSize: [Int], stride: [Int], _ body: (Int, [Int]) -> Void) {
         let g = ConvolutionGeometry(kernelSize: kernelSize, stride: stride, padding: kernelSize.map { _ in 0 })
-        let (iD, iH, iW) = extents3(x.spatialShape), (oD, oH, oW) = extents3(g.convolutionOutput(x.spatialShape))
+        let (iD, iH, iW) = extents3(x.spatialShape)
+        let (oD, oH, oW) = extents3(g.convolutionOutput(x.spatialShape))
         let ((kD, kH, kW), (sD, sH, sW), _) = g.volumetric
         var outIndex = 0
         for plane in 0..<(x.batch * x.channels) {
@@ -238,13 +257,17 @@ public enum Reference {
 
     /// Normalisation over groups of element indices: `y = γ_c (x − μ_g)/sqrt(σ²_g + ε) + β_c`, in double.
     /// `groups` lists the flat indices of every statistics group, `channelOf` maps a flat index to its channel.
-    public static func normalize(_ x: Tensor, groups: [[Int]], weight: Tensor?, bias: Tensor?, epsilon: Double,
-                                 mean: [Double]? = nil, variance: [Double]? = nil) -> Tensor {
+    public static func normalize(
+        _ x: Tensor, groups: [[Int]], weight: Tensor?, bias: Tensor?, epsilon: Double,
+        mean: [Double]? = nil, variance: [Double]? = nil
+    ) -> Tensor {
         var y = x
-        let s = x.spatialCount, c = x.channels
+        let s = x.spatialCount
+        let c = x.channels
         for (gi, group) in groups.enumerated() {
             let mu = mean?[gi] ?? group.reduce(0.0) { $0 + Double(x.storage[$1]) } / Double(group.count)
-            let v = variance?[gi]
+            let v =
+                variance?[gi]
                 ?? group.reduce(0.0) { $0 + (Double(x.storage[$1]) - mu) * (Double(x.storage[$1]) - mu) }
                 / Double(group.count)
             for k in group {
@@ -302,7 +325,9 @@ public enum Reference {
 
     /// Channel concatenation by index arithmetic.
     public static func concat(_ parts: [Tensor]) -> Tensor {
-        let n = parts[0].batch, s = parts[0].spatialCount, total = parts.reduce(0) { $0 + $1.channels }
+        let n = parts[0].batch
+        let s = parts[0].spatialCount
+        let total = parts.reduce(0) { $0 + $1.channels }
         var y = Tensor(zeros: [n, total] + parts[0].spatialShape)
         for b in 0..<n {
             var c0 = 0
@@ -338,5 +363,3 @@ public enum Reference {
         return Tensor(shape: [x.channels], storage: out.map { Float($0) })
     }
 }
-
-import Foundation

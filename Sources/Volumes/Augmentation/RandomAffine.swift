@@ -1,6 +1,6 @@
-import Randomness
 import DICOMIO
 import Foundation
+import Randomness
 
 /// A small random affine deformation about the volume's centre, in mm on the voxel axes: rotation (Euler angles
 /// about x, then y, then z, each uniform in ±`rotation` radians), isotropic scale uniform in `scale`, translation
@@ -22,9 +22,11 @@ public struct RandomAffine: VolumeTransform {
     public var generator: SplitMix64
     public var name: String { "RandomAffine" }
 
-    public init(rotation: Vector3 = Vector3(0, 0, 0.26), scale: ClosedRange<Double> = 0.9...1.1,
-                translation: Vector3 = Vector3(5, 5, 5), probability: Double = 0.5, padding: Float = -1000,
-                seed: UInt64) {
+    public init(
+        rotation: Vector3 = Vector3(0, 0, 0.26), scale: ClosedRange<Double> = 0.9...1.1,
+        translation: Vector3 = Vector3(5, 5, 5), probability: Double = 0.5, padding: Float = -1000,
+        seed: UInt64
+    ) {
         self.rotation = rotation
         self.scale = scale
         self.translation = translation
@@ -35,8 +37,10 @@ public struct RandomAffine: VolumeTransform {
 
     /// Rotation matrix R = Rz · Ry · Rx.
     static func rotationMatrix(_ angles: Vector3) -> Matrix3 {
-        let (cx, sx, cy, sy, cz, sz) = (cos(angles.x), sin(angles.x), cos(angles.y), sin(angles.y), cos(angles.z),
-                                        sin(angles.z))
+        let (cx, sx, cy, sy, cz, sz) = (
+            cos(angles.x), sin(angles.x), cos(angles.y), sin(angles.y), cos(angles.z),
+            sin(angles.z)
+        )
         let rx = Matrix3(columns: (Vector3(1, 0, 0), Vector3(0, cx, sx), Vector3(0, -sx, cx)))
         let ry = Matrix3(columns: (Vector3(cy, 0, -sy), Vector3(0, 1, 0), Vector3(sy, 0, cy)))
         let rz = Matrix3(columns: (Vector3(cz, sz, 0), Vector3(-sz, cz, 0), Vector3(0, 0, 1)))
@@ -49,8 +53,13 @@ public struct RandomAffine: VolumeTransform {
         let s = geometry.spacing
         let toMM = Matrix3(columns: (Vector3(s.x, 0, 0), Vector3(0, s.y, 0), Vector3(0, 0, s.z)))
         let toIndex = Matrix3(columns: (Vector3(1 / s.x, 0, 0), Vector3(0, 1 / s.y, 0), Vector3(0, 0, 1 / s.z)))
-        let forward = rotationMatrix(angles) * Matrix3(columns: (Vector3(scale, 0, 0), Vector3(0, scale, 0),
-                                                                 Vector3(0, 0, scale)))
+        let forward =
+            rotationMatrix(angles)
+            * Matrix3(
+                columns: (
+                    Vector3(scale, 0, 0), Vector3(0, scale, 0),
+                    Vector3(0, 0, scale)
+                ))
         guard let inverse = forward.inverse else { return nil }
         let centre = toMM * Vector3(Double(n.x - 1) / 2, Double(n.y - 1) / 2, Double(n.z - 1) / 2)
         // u = S⁻¹ (F⁻¹ (S·idx − c − t) + c)
@@ -65,12 +74,14 @@ public struct RandomAffine: VolumeTransform {
             throw VolumesError(.invalidParameter, transform: name, "scale range \(scale) must be positive")
         }
         let apply = generator.chance(probability)
-        let angles = Vector3(generator.uniform(-rotation.x, rotation.x), generator.uniform(-rotation.y, rotation.y),
-                             generator.uniform(-rotation.z, rotation.z))
+        let angles = Vector3(
+            generator.uniform(-rotation.x, rotation.x), generator.uniform(-rotation.y, rotation.y),
+            generator.uniform(-rotation.z, rotation.z))
         let factor = generator.uniform(scale.lowerBound, scale.upperBound)
-        let shift = Vector3(generator.uniform(-translation.x, translation.x),
-                            generator.uniform(-translation.y, translation.y),
-                            generator.uniform(-translation.z, translation.z))
+        let shift = Vector3(
+            generator.uniform(-translation.x, translation.x),
+            generator.uniform(-translation.y, translation.y),
+            generator.uniform(-translation.z, translation.z))
         guard apply else { return sample }
         let geometry = sample.image.geometry
         try geometry.validate(for: name)
@@ -78,8 +89,9 @@ public struct RandomAffine: VolumeTransform {
             throw VolumesError(.invalidParameter, transform: name, "degenerate affine (scale \(factor))")
         }
         var result = sample
-        result.image = Resampler.resample(sample.image, onto: geometry, map: map, interpolation: .linear,
-                                          antiAlias: false, outside: .constant(padding))
+        result.image = Resampler.resample(
+            sample.image, onto: geometry, map: map, interpolation: .linear,
+            antiAlias: false, outside: .constant(padding))
         if let label = sample.label {
             result.label = Resampler.resampleLabels(label, onto: geometry, map: map, outside: 0)
         }
@@ -100,8 +112,10 @@ public struct ElasticDeformation: VolumeTransform {
     public var generator: SplitMix64
     public var name: String { "ElasticDeformation" }
 
-    public init(controlPoints: SIMD3<Int> = SIMD3(5, 5, 5), magnitude: Double = 3, probability: Double = 0.3,
-                seed: UInt64) {
+    public init(
+        controlPoints: SIMD3<Int> = SIMD3(5, 5, 5), magnitude: Double = 3, probability: Double = 0.3,
+        seed: UInt64
+    ) {
         self.controlPoints = controlPoints
         self.magnitude = magnitude
         self.probability = probability
@@ -112,28 +126,35 @@ public struct ElasticDeformation: VolumeTransform {
         try checkProbability(probability, name)
         guard controlPoints.x >= 3, controlPoints.y >= 3, controlPoints.z >= 3, magnitude >= 0, magnitude.isFinite
         else {
-            throw VolumesError(.invalidParameter, transform: name,
-                               "control points \(controlPoints) need ≥ 3 per axis and magnitude \(magnitude) mm ≥ 0")
+            throw VolumesError(
+                .invalidParameter, transform: name,
+                "control points \(controlPoints) need ≥ 3 per axis and magnitude \(magnitude) mm ≥ 0")
         }
         let apply = generator.chance(probability)
         let c = controlPoints
         let s = sample.image.geometry.spacing
         var values = [Vector3](repeating: .zero, count: c.x * c.y * c.z)
-        for z in 0..<c.z { for y in 0..<c.y { for x in 0..<c.x {
-            let d = Vector3(generator.normal(), generator.normal(), generator.normal()) * magnitude
-            let border = x == 0 || y == 0 || z == 0 || x == c.x - 1 || y == c.y - 1 || z == c.z - 1
-            values[(z * c.y + y) * c.x + x] = border ? .zero : d / s
-        } } }
+        for z in 0..<c.z {
+            for y in 0..<c.y {
+                for x in 0..<c.x {
+                    let d = Vector3(generator.normal(), generator.normal(), generator.normal()) * magnitude
+                    let border = x == 0 || y == 0 || z == 0 || x == c.x - 1 || y == c.y - 1 || z == c.z - 1
+                    values[(z * c.y + y) * c.x + x] = border ? .zero : d / s
+                }
+            }
+        }
         guard apply else { return sample }
         let geometry = sample.image.geometry
         let field = DisplacementField(control: c, output: geometry.dimensions, values: values)
         let identity = IndexMap(m: .identity, t: .zero)
         var result = sample
-        result.image = Resampler.resample(sample.image, onto: geometry, map: identity, interpolation: .linear,
-                                          antiAlias: false, outside: .clamp, displacement: field)
+        result.image = Resampler.resample(
+            sample.image, onto: geometry, map: identity, interpolation: .linear,
+            antiAlias: false, outside: .clamp, displacement: field)
         if let label = sample.label {
-            result.label = Resampler.resampleLabels(label, onto: geometry, map: identity, outside: nil,
-                                                    displacement: field)
+            result.label = Resampler.resampleLabels(
+                label, onto: geometry, map: identity, outside: nil,
+                displacement: field)
         }
         return result
     }

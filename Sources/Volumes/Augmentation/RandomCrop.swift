@@ -23,13 +23,15 @@ public struct RandomCrop: VolumeTransform {
     public mutating func apply(_ sample: Sample) throws(VolumesError) -> Sample {
         let n = sample.image.geometry.dimensions
         guard shape.x >= 1, shape.y >= 1, shape.z >= 1, shape.x <= n.x, shape.y <= n.y, shape.z <= n.z else {
-            throw VolumesError(.shapeMismatch, transform: name,
-                               "crop shape \(shape) does not fit the volume \(n); crop smaller or pad first "
-                                   + "(CropPad with a shape)")
+            throw VolumesError(
+                .shapeMismatch, transform: name,
+                "crop shape \(shape) does not fit the volume \(n); crop smaller or pad first "
+                    + "(CropPad with a shape)")
         }
         guard positive >= 0, negative >= 0, positive + negative > 0 else {
-            throw VolumesError(.invalidParameter, transform: name,
-                               "positive \(positive) and negative \(negative) ratios must be ≥ 0, not both 0")
+            throw VolumesError(
+                .invalidParameter, transform: name,
+                "positive \(positive) and negative \(negative) ratios must be ≥ 0, not both 0")
         }
         let wantPositive = generator.uniform() < positive / (positive + negative)
         let draw = generator.next()

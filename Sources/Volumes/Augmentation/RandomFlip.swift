@@ -1,5 +1,5 @@
-import Randomness
 import DICOMIO
+import Randomness
 
 /// Random flips along voxel axes: each axis in `axes` is reversed with probability `probability`, image and label
 /// together (an exact voxel permutation).
@@ -73,10 +73,12 @@ public struct RandomRotate90: VolumeTransform {
             flips[k == 1 ? a : b] = true
         }
         var geometry = sample.image.geometry
-        geometry.dimensions = SIMD3(geometry.dimensions[permutation[0]], geometry.dimensions[permutation[1]],
-                                    geometry.dimensions[permutation[2]])
-        geometry.spacing = Vector3(geometry.spacing[permutation[0]], geometry.spacing[permutation[1]],
-                                   geometry.spacing[permutation[2]])
+        geometry.dimensions = SIMD3(
+            geometry.dimensions[permutation[0]], geometry.dimensions[permutation[1]],
+            geometry.dimensions[permutation[2]])
+        geometry.spacing = Vector3(
+            geometry.spacing[permutation[0]], geometry.spacing[permutation[1]],
+            geometry.spacing[permutation[2]])
         var result = sample
         result.image = Permutation.apply(sample.image, permutation: permutation, flipped: flips)
         result.image.geometry = geometry

@@ -1,5 +1,5 @@
-import Randomness
 import Foundation
+import Randomness
 
 /// Random intensity scale and shift (MONAI `RandScaleIntensity` + `RandShiftIntensity`):
 /// `v′ = v · (1 + a) + b`, a uniform in ±`scale`, b uniform in ±`shift` (image units), with probability
@@ -21,7 +21,8 @@ public struct RandomIntensityShiftScale: VolumeTransform {
     public mutating func apply(_ sample: Sample) throws(VolumesError) -> Sample {
         try checkProbability(probability, name)
         let apply = generator.chance(probability)
-        let a = Float(1 + generator.uniform(-scale, scale)), b = Float(generator.uniform(-shift, shift))
+        let a = Float(1 + generator.uniform(-scale, scale))
+        let b = Float(generator.uniform(-shift, shift))
         guard apply else { return sample }
         var result = sample
         result.image.voxels.withUnsafeMutableBufferPointer { v in for i in v.indices { v[i] = v[i] * a + b } }
@@ -56,7 +57,8 @@ public struct RandomGaussianNoise: VolumeTransform {
             var i = 0
             while i < v.count {
                 // Box–Muller gives two normals per pair of uniforms.
-                let u1 = max(noise.uniform(), 1e-300), u2 = noise.uniform()
+                let u1 = max(noise.uniform(), 1e-300)
+                let u2 = noise.uniform()
                 let r = (-2 * log(u1)).squareRoot() * sigma
                 v[i] += Float(r * cos(2 * .pi * u2))
                 if i + 1 < v.count { v[i + 1] += Float(r * sin(2 * .pi * u2)) }

@@ -1,6 +1,6 @@
-import Randomness
 import DICOMIO
 import Foundation
+import Randomness
 import Yams
 
 /// The `preprocessing:` and `augmentation:` sections of a pipeline YAML (`pipelines/*.yaml`), and the pipelines
@@ -37,8 +37,12 @@ public struct PreprocessingConfiguration: Codable, Sendable, Equatable {
         public init() {}
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case orientation, spacing, interpolation, antiAlias = "anti_alias", resize, cropPad = "crop_pad"
-            case histogramMatching = "histogram_matching", window, scale, normalize
+            case orientation, spacing, interpolation
+            case antiAlias = "anti_alias"
+            case resize
+            case cropPad = "crop_pad"
+            case histogramMatching = "histogram_matching"
+            case window, scale, normalize
         }
     }
 
@@ -67,7 +71,8 @@ public struct PreprocessingConfiguration: Codable, Sendable, Equatable {
                 let presets = ["soft_tissue": Window.softTissue, "lung": .lung, "bone": .bone]
                 guard let window = presets[name] else {
                     throw DecodingError.dataCorruptedError(
-                        in: single, debugDescription: "unknown window preset '\(name)'; use soft_tissue, lung, bone, "
+                        in: single,
+                        debugDescription: "unknown window preset '\(name)'; use soft_tissue, lung, bone, "
                             + "{min: HU, max: HU} or {width: HU, level: HU}")
                 }
                 self.window = window
@@ -78,8 +83,9 @@ public struct PreprocessingConfiguration: Codable, Sendable, Equatable {
             if let width = try keyed.decodeIfPresent(Double.self, forKey: .width) {
                 window = Window(width: width, level: try keyed.decode(Double.self, forKey: .level))
             } else {
-                window = Window(minimum: try keyed.decode(Double.self, forKey: .min),
-                                maximum: try keyed.decode(Double.self, forKey: .max))
+                window = Window(
+                    minimum: try keyed.decode(Double.self, forKey: .min),
+                    maximum: try keyed.decode(Double.self, forKey: .max))
             }
             preset = nil
         }
@@ -124,7 +130,8 @@ public struct PreprocessingConfiguration: Codable, Sendable, Equatable {
         public var randomCrop: Crop?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case seed, flip, rotate90, affine, elastic, intensity, noise, gamma, randomCrop = "random_crop"
+            case seed, flip, rotate90, affine, elastic, intensity, noise, gamma
+            case randomCrop = "random_crop"
         }
 
         public struct Flip: Codable, Sendable, Equatable {
@@ -142,7 +149,11 @@ public struct PreprocessingConfiguration: Codable, Sendable, Equatable {
             public var translationMM: [Double]?
             public var padding: Float?
             enum CodingKeys: String, CodingKey, CaseIterable {
-                case probability, rotationDegrees = "rotation_degrees", scale, translationMM = "translation_mm", padding
+                case probability
+                case rotationDegrees = "rotation_degrees"
+                case scale
+                case translationMM = "translation_mm"
+                case padding
             }
         }
         public struct Elastic: Codable, Sendable, Equatable {
@@ -150,7 +161,9 @@ public struct PreprocessingConfiguration: Codable, Sendable, Equatable {
             public var controlPoints: [Int]?
             public var magnitudeMM: Double?
             enum CodingKeys: String, CodingKey, CaseIterable {
-                case probability, controlPoints = "control_points", magnitudeMM = "magnitude_mm"
+                case probability
+                case controlPoints = "control_points"
+                case magnitudeMM = "magnitude_mm"
             }
         }
         public struct Intensity: Codable, Sendable, Equatable {
@@ -204,8 +217,9 @@ extension PreprocessingConfiguration {
             throw VolumesError(.configuration, transform: "pipeline YAML", error.problem + detail)
         }
         guard let root = node?.mapping else {
-            throw VolumesError(.configuration, transform: "pipeline YAML",
-                               "expected a mapping with `preprocessing:` (and optionally `augmentation:`) at the top")
+            throw VolumesError(
+                .configuration, transform: "pipeline YAML",
+                "expected a mapping with `preprocessing:` (and optionally `augmentation:`) at the top")
         }
         var sections = Node.Mapping([])
         for (key, value) in root where ["preprocessing", "augmentation"].contains(key.string ?? "") {
@@ -243,10 +257,12 @@ extension PreprocessingConfiguration {
             let name = full.count <= 64 ? full : String(full.prefix(64)) + "…"
             let child = path.isEmpty ? name : path + "." + name
             if let allowed = path.isEmpty ? Set(["preprocessing", "augmentation"]) : schema[path],
-               !allowed.contains(full) {
-                throw VolumesError(.configuration, transform: child,
-                                   "unknown key `\(name)`; \(path.isEmpty ? "top level" : path) accepts: "
-                                       + allowed.sorted().joined(separator: ", "))
+                !allowed.contains(full)
+            {
+                throw VolumesError(
+                    .configuration, transform: child,
+                    "unknown key `\(name)`; \(path.isEmpty ? "top level" : path) accepts: "
+                        + allowed.sorted().joined(separator: ", "))
             }
             if schema[child] != nil { try checkKeys(value, path: child) }
         }
@@ -259,18 +275,22 @@ extension PreprocessingConfiguration {
         }
         switch error {
         case .typeMismatch(let type, let context):
-            return VolumesError(.configuration, transform: path(context.codingPath),
-                                "expected \(type): \(context.debugDescription.prefix(200))", cause: error)
+            return VolumesError(
+                .configuration, transform: path(context.codingPath),
+                "expected \(type): \(context.debugDescription.prefix(200))", cause: error)
         case .valueNotFound(let type, let context):
-            return VolumesError(.configuration, transform: path(context.codingPath), "missing \(type) value",
-                                cause: error)
+            return VolumesError(
+                .configuration, transform: path(context.codingPath), "missing \(type) value",
+                cause: error)
         case .keyNotFound(let key, let context):
-            return VolumesError(.configuration, transform: path(context.codingPath + [key]),
-                                "required key `\(key.stringValue)` is missing", cause: error)
+            return VolumesError(
+                .configuration, transform: path(context.codingPath + [key]),
+                "required key `\(key.stringValue)` is missing", cause: error)
         case .dataCorrupted(let context):
-            return VolumesError(.configuration, transform: path(context.codingPath),
-                                String(context.debugDescription.prefix(200)),
-                                cause: error)
+            return VolumesError(
+                .configuration, transform: path(context.codingPath),
+                String(context.debugDescription.prefix(200)),
+                cause: error)
         @unknown default:
             return VolumesError(.configuration, transform: "pipeline YAML", "\(error)", cause: error)
         }
@@ -291,8 +311,10 @@ extension PreprocessingConfiguration {
             guard let s else { return }
             guard s.count == 3 else { throw fail(key, "\(brief(s)): give three positive voxel counts, [x, y, z]") }
             for (i, n) in s.enumerated() where !(1...limits.maxAxisVoxels).contains(n) {
-                throw fail("\(key)[\(i)]", "\(n) voxels: must be in 1...\(limits.maxAxisVoxels) (limit "
-                           + "max_axis_voxels)")
+                throw fail(
+                    "\(key)[\(i)]",
+                    "\(n) voxels: must be in 1...\(limits.maxAxisVoxels) (limit "
+                        + "max_axis_voxels)")
             }
             guard let total = CheckedConversion.product(s), total <= limits.maxVoxelsPerVolume else {
                 throw fail(key, "\(s) is more than \(limits.maxVoxelsPerVolume) voxels (limit max_voxels_per_volume)")
@@ -308,15 +330,18 @@ extension PreprocessingConfiguration {
         if let s = p.spacing {
             guard s.count == 3 else { throw fail("preprocessing.spacing", "\(brief(s)): give three spacings in mm") }
             for (i, v) in s.enumerated() where !(v >= limits.minSpacingMM && v <= limits.maxSpacingMM) {
-                throw fail("preprocessing.spacing[\(i)]", "\(v) mm: must be in \(limits.minSpacingMM)..."
-                           + "\(limits.maxSpacingMM) mm (limits min_spacing_mm, max_spacing_mm)")
+                throw fail(
+                    "preprocessing.spacing[\(i)]",
+                    "\(v) mm: must be in \(limits.minSpacingMM)..."
+                        + "\(limits.maxSpacingMM) mm (limits min_spacing_mm, max_spacing_mm)")
             }
         }
         try shape(p.resize, "preprocessing.resize")
         if let c = p.cropPad {
             guard ["centre", "center", "foreground", "label"].contains(c.mode) else {
-                throw fail("preprocessing.crop_pad.mode",
-                           "\(CheckedConversion.quoted(c.mode)): use centre, foreground or label")
+                throw fail(
+                    "preprocessing.crop_pad.mode",
+                    "\(CheckedConversion.quoted(c.mode)): use centre, foreground or label")
             }
             try shape(c.shape, "preprocessing.crop_pad.shape")
             if let m = c.margin {
@@ -324,8 +349,10 @@ extension PreprocessingConfiguration {
                     throw fail("preprocessing.crop_pad.margin", "\(brief(m)): give three voxel counts ≥ 0")
                 }
                 for (i, n) in m.enumerated() where !(0...limits.maxMarginVoxels).contains(n) {
-                    throw fail("preprocessing.crop_pad.margin[\(i)]", "\(n): must be in 0...\(limits.maxMarginVoxels) "
-                               + "voxels (limit max_margin_voxels)")
+                    throw fail(
+                        "preprocessing.crop_pad.margin[\(i)]",
+                        "\(n): must be in 0...\(limits.maxMarginVoxels) "
+                            + "voxels (limit max_margin_voxels)")
                 }
             }
             if c.mode == "foreground" && c.threshold == nil {
@@ -345,26 +372,31 @@ extension PreprocessingConfiguration {
             let key = "preprocessing.histogram_matching"
             for (name, list) in [("probabilities", h.probabilities), ("values", h.values)]
             where list.count > limits.maxHistogramLandmarks {
-                throw fail("\(key).\(name)", "\(list.count) landmarks: at most \(limits.maxHistogramLandmarks) "
-                           + "(limit max_histogram_landmarks)")
+                throw fail(
+                    "\(key).\(name)",
+                    "\(list.count) landmarks: at most \(limits.maxHistogramLandmarks) "
+                        + "(limit max_histogram_landmarks)")
             }
             for (i, v) in h.values.enumerated() { try finite(v, "\(key).values[\(i)]", magnitude: intensity) }
             do { try h.validate(for: key) } catch { throw fail(error.transform, error.message) }
         }
         if let n = p.normalize {
             guard ["zscore", "percentile"].contains(n.method) else {
-                throw fail("preprocessing.normalize.method",
-                           "\(CheckedConversion.quoted(n.method)): use zscore or percentile")
+                throw fail(
+                    "preprocessing.normalize.method",
+                    "\(CheckedConversion.quoted(n.method)): use zscore or percentile")
             }
             if let m = n.mask, !["all", "label"].contains(m) {
                 guard let t = Double(m), t.isFinite, abs(t) <= intensity else {
-                    throw fail("preprocessing.normalize.mask",
-                               "\(CheckedConversion.quoted(m)): use all, label or a finite threshold number")
+                    throw fail(
+                        "preprocessing.normalize.mask",
+                        "\(CheckedConversion.quoted(m)): use all, label or a finite threshold number")
                 }
             }
             if let q = n.percentiles, q.count != 2 || !(q[0] >= 0 && q[0] < q[1] && q[1] <= 100) {
-                throw fail("preprocessing.normalize.percentiles",
-                           "\(brief(q)): give [lower, upper] with 0 ≤ lower < upper ≤ 100")
+                throw fail(
+                    "preprocessing.normalize.percentiles",
+                    "\(brief(q)): give [lower, upper] with 0 ≤ lower < upper ≤ 100")
             }
         }
         guard let a = augmentation else { return }
@@ -387,8 +419,10 @@ extension PreprocessingConfiguration {
         }
         func range(_ v: [Double]?, _ key: String) throws(VolumesError) {
             if let v, v.count != 2 || !(v[0] >= limits.minFactor && v[0] <= v[1] && v[1] <= limits.maxFactor) {
-                throw fail(key, "\(brief(v)): give [low, high] with \(limits.minFactor) ≤ low ≤ high ≤ "
-                           + "\(limits.maxFactor) (limits min_factor, max_factor)")
+                throw fail(
+                    key,
+                    "\(brief(v)): give [low, high] with \(limits.minFactor) ≤ low ≤ high ≤ "
+                        + "\(limits.maxFactor) (limits min_factor, max_factor)")
             }
         }
         if let axes = a.flip?.axes, axes.count > 3 || Set(axes).count != axes.count {
@@ -404,18 +438,23 @@ extension PreprocessingConfiguration {
                 throw fail("augmentation.elastic.control_points", "\(brief(c)): give three counts")
             }
             for (i, n) in c.enumerated() where !(3...limits.maxControlPoints).contains(n) {
-                throw fail("augmentation.elastic.control_points[\(i)]",
-                           "\(n): must be in 3...\(limits.maxControlPoints) (limit max_control_points)")
+                throw fail(
+                    "augmentation.elastic.control_points[\(i)]",
+                    "\(n): must be in 3...\(limits.maxControlPoints) (limit max_control_points)")
             }
         }
         if let m = a.elastic?.magnitudeMM, !(m >= 0 && m <= limits.maxDisplacementMM) {
-            throw fail("augmentation.elastic.magnitude_mm", "\(m): a standard deviation in mm in 0..."
-                       + "\(limits.maxDisplacementMM) (limit max_displacement_mm)")
+            throw fail(
+                "augmentation.elastic.magnitude_mm",
+                "\(m): a standard deviation in mm in 0..."
+                    + "\(limits.maxDisplacementMM) (limit max_displacement_mm)")
         }
         let augmentationMagnitude = limits.maxIntensityAugmentation
-        let magnitudes = [("augmentation.intensity.shift", a.intensity?.shift),
-                          ("augmentation.intensity.scale", a.intensity?.scale),
-                          ("augmentation.noise.std", a.noise?.std)]
+        let magnitudes = [
+            ("augmentation.intensity.shift", a.intensity?.shift),
+            ("augmentation.intensity.scale", a.intensity?.scale),
+            ("augmentation.noise.std", a.noise?.std),
+        ]
         for (key, value) in magnitudes {
             if let value, !(value >= 0 && value <= augmentationMagnitude) {
                 throw fail(key, "\(value): must be in 0...\(augmentationMagnitude) (limit max_intensity_augmentation)")
@@ -451,8 +490,9 @@ extension PreprocessingConfiguration {
         let antiAlias = p.antiAlias ?? true
         if let o = p.orientation { steps.append(Reorient(to: o)) }
         if let s = p.spacing, s.count == 3 {
-            var resample = Resample(spacing: Vector3(s[0], s[1], s[2]), interpolation: interpolation,
-                                    antiAlias: antiAlias)
+            var resample = Resample(
+                spacing: Vector3(s[0], s[1], s[2]), interpolation: interpolation,
+                antiAlias: antiAlias)
             resample.maxVoxels = limits.maxVoxelsPerVolume
             resample.maxAxisVoxels = limits.maxAxisVoxels
             steps.append(resample)
@@ -461,11 +501,15 @@ extension PreprocessingConfiguration {
             steps.append(Resize(shape: SIMD3(r[0], r[1], r[2]), interpolation: interpolation, antiAlias: antiAlias))
         }
         if let c = p.cropPad {
-            let region: CropPad.Region = c.mode == "foreground" ? .foreground(threshold: c.threshold ?? 0)
+            let region: CropPad.Region =
+                c.mode == "foreground"
+                ? .foreground(threshold: c.threshold ?? 0)
                 : c.mode == "label" ? .label(c.label) : .centre
             let margin = c.margin.map { SIMD3($0[0], $0[1], $0[2]) } ?? .zero
-            steps.append(CropPad(region: region, margin: margin, shape: c.shape.map { SIMD3($0[0], $0[1], $0[2]) },
-                                 imageFill: c.fill))
+            steps.append(
+                CropPad(
+                    region: region, margin: margin, shape: c.shape.map { SIMD3($0[0], $0[1], $0[2]) },
+                    imageFill: c.fill))
         }
         if let h = p.histogramMatching { steps.append(HistogramMatch(reference: h)) }
         if let w = p.window { steps.append(WindowClip(w.window)) }
@@ -475,8 +519,11 @@ extension PreprocessingConfiguration {
                 let q = n.percentiles ?? [0.5, 99.5]
                 steps.append(PercentileNormalize(lower: q[0], upper: q[1], to: n.range ?? .unit))
             } else {
-                let mask: IntensityMask = n.mask == "label" ? .label : n.mask.flatMap(Float.init).map { .threshold($0) }
-                    ?? .all
+                let mask: IntensityMask =
+                    n.mask == "label"
+                    ? .label
+                    : n.mask.flatMap(Float.init).map { .threshold($0) }
+                        ?? .all
                 steps.append(ZScore(mask: mask))
             }
         }
@@ -498,20 +545,27 @@ extension PreprocessingConfiguration {
             steps.append(RandomRotate90(plane: (plane[0], plane[1]), probability: r.probability, seed: s[1]))
         }
         if let f = a.affine {
-            let degrees = f.rotationDegrees ?? [0, 0, 15], shift = f.translationMM ?? [5, 5, 5]
+            let degrees = f.rotationDegrees ?? [0, 0, 15]
+            let shift = f.translationMM ?? [5, 5, 5]
             let scale = f.scale ?? [0.9, 1.1]
-            steps.append(RandomAffine(rotation: Vector3(degrees[0], degrees[1], degrees[2]) * (.pi / 180),
-                                      scale: scale[0]...scale[1], translation: Vector3(shift[0], shift[1], shift[2]),
-                                      probability: f.probability, padding: f.padding ?? -1000, seed: s[2]))
+            steps.append(
+                RandomAffine(
+                    rotation: Vector3(degrees[0], degrees[1], degrees[2]) * (.pi / 180),
+                    scale: scale[0]...scale[1], translation: Vector3(shift[0], shift[1], shift[2]),
+                    probability: f.probability, padding: f.padding ?? -1000, seed: s[2]))
         }
         if let e = a.elastic {
             let c = e.controlPoints ?? [5, 5, 5]
-            steps.append(ElasticDeformation(controlPoints: SIMD3(c[0], c[1], c[2]), magnitude: e.magnitudeMM ?? 3,
-                                            probability: e.probability, seed: s[3]))
+            steps.append(
+                ElasticDeformation(
+                    controlPoints: SIMD3(c[0], c[1], c[2]), magnitude: e.magnitudeMM ?? 3,
+                    probability: e.probability, seed: s[3]))
         }
         if let i = a.intensity {
-            steps.append(RandomIntensityShiftScale(shift: i.shift ?? 0.1, scale: i.scale ?? 0.1,
-                                                   probability: i.probability, seed: s[4]))
+            steps.append(
+                RandomIntensityShiftScale(
+                    shift: i.shift ?? 0.1, scale: i.scale ?? 0.1,
+                    probability: i.probability, seed: s[4]))
         }
         if let n = a.noise {
             steps.append(RandomGaussianNoise(standardDeviation: n.std, probability: n.probability, seed: s[5]))
@@ -521,8 +575,10 @@ extension PreprocessingConfiguration {
             steps.append(RandomGamma(gamma: range[0]...range[1], probability: g.probability, seed: s[6]))
         }
         if let c = a.randomCrop {
-            steps.append(RandomCrop(shape: SIMD3(c.shape[0], c.shape[1], c.shape[2]), positive: c.positive ?? 1,
-                                    negative: c.negative ?? 1, seed: s[7]))
+            steps.append(
+                RandomCrop(
+                    shape: SIMD3(c.shape[0], c.shape[1], c.shape[2]), positive: c.positive ?? 1,
+                    negative: c.negative ?? 1, seed: s[7]))
         }
         return VolumePipeline(steps)
     }

@@ -87,7 +87,10 @@ public enum YAMLSize {
         if bytes > maxBytes {
             return "the document is \(bytes) bytes, more than \(maxBytes) (limit max_pipeline_bytes)"
         }
-        var depth = 0, deepest = 0, comment = false, previous: UInt8 = 10
+        var depth = 0
+        var deepest = 0
+        var comment = false
+        var previous: UInt8 = 10
         for byte in text.utf8 {
             switch byte {
             case 10: comment = false

@@ -1,4 +1,5 @@
 import DICOMIO
+
 /// An image and, optionally, its label map on the same grid, travelling together through a pipeline, with the
 /// record of every invertible spatial step applied so far.
 public struct Sample: Sendable {
@@ -53,8 +54,10 @@ public struct SpatialRecord: Sendable {
     public var inputGeometry: VolumeGeometry
     public var outputGeometry: VolumeGeometry
 
-    public init(transform: String, operation: Operation, inputGeometry: VolumeGeometry,
-                outputGeometry: VolumeGeometry) {
+    public init(
+        transform: String, operation: Operation, inputGeometry: VolumeGeometry,
+        outputGeometry: VolumeGeometry
+    ) {
         self.transform = transform
         self.operation = operation
         self.inputGeometry = inputGeometry
@@ -63,9 +66,10 @@ public struct SpatialRecord: Sendable {
 
     func checkGrid(_ geometry: VolumeGeometry) throws(VolumesError) {
         guard geometry.dimensions == outputGeometry.dimensions else {
-            throw VolumesError(.shapeMismatch, transform: "inverse of \(transform)",
-                               "the prediction's shape \(geometry.dimensions) is not the transformed shape "
-                                   + "\(outputGeometry.dimensions); invert predictions made on the pipeline's output")
+            throw VolumesError(
+                .shapeMismatch, transform: "inverse of \(transform)",
+                "the prediction's shape \(geometry.dimensions) is not the transformed shape "
+                    + "\(outputGeometry.dimensions); invert predictions made on the pipeline's output")
         }
     }
 

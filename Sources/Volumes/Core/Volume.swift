@@ -40,16 +40,21 @@ public struct VolumeStatistics: Sendable, Equatable {
 
 extension Volume where Voxel == Float {
     public var statistics: VolumeStatistics {
-        var lo = Float.infinity, hi = -Float.infinity
-        var sum = 0.0, sumSquares = 0.0
+        var lo = Float.infinity
+        var hi = -Float.infinity
+        var sum = 0.0
+        var sumSquares = 0.0
         for v in voxels {
-            lo = min(lo, v); hi = max(hi, v)
+            lo = min(lo, v)
+            hi = max(hi, v)
             let d = Double(v)
-            sum += d; sumSquares += d * d
+            sum += d
+            sumSquares += d * d
         }
         let n = Double(max(voxels.count, 1))
         let mean = sum / n
-        return VolumeStatistics(minimum: lo, maximum: hi, mean: mean,
-                                standardDeviation: max(0, sumSquares / n - mean * mean).squareRoot())
+        return VolumeStatistics(
+            minimum: lo, maximum: hi, mean: mean,
+            standardDeviation: max(0, sumSquares / n - mean * mean).squareRoot())
     }
 }

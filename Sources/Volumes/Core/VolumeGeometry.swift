@@ -15,8 +15,10 @@ public struct VolumeGeometry: Sendable, Equatable {
     /// y = column cosine, z = the slice direction (the normal unless the stack is sheared by gantry tilt).
     public var direction: (x: Vector3, y: Vector3, z: Vector3)
 
-    public init(dimensions: SIMD3<Int>, origin: Vector3, spacing: Vector3,
-                direction: (x: Vector3, y: Vector3, z: Vector3) = (Vector3(1, 0, 0), Vector3(0, 1, 0), Vector3(0, 0, 1))) {
+    public init(
+        dimensions: SIMD3<Int>, origin: Vector3, spacing: Vector3,
+        direction: (x: Vector3, y: Vector3, z: Vector3) = (Vector3(1, 0, 0), Vector3(0, 1, 0), Vector3(0, 0, 1))
+    ) {
         self.dimensions = dimensions
         self.origin = origin
         self.spacing = spacing
@@ -42,14 +44,21 @@ public struct VolumeGeometry: Sendable, Equatable {
 
     /// The 4×4 voxel-index → LPS-mm matrix, row-major.
     public var affineLPS: [[Double]] {
-        let cx = direction.x * spacing.x, cy = direction.y * spacing.y, cz = direction.z * spacing.z
-        return [[cx.x, cy.x, cz.x, origin.x], [cx.y, cy.y, cz.y, origin.y], [cx.z, cy.z, cz.z, origin.z], [0, 0, 0, 1]]
+        let cx = direction.x * spacing.x
+        let cy = direction.y * spacing.y
+        let cz = direction.z * spacing.z
+        return [
+            [cx.x, cy.x, cz.x, origin.x], [cx.y, cy.y, cz.y, origin.y], [cx.z, cy.z, cz.z, origin.z], [0, 0, 0, 1],
+        ]
     }
 
     /// The 4×4 voxel-index → RAS-mm matrix (NIfTI's convention): LPS with x and y negated.
     public var affineRAS: [[Double]] {
         var m = affineLPS
-        for c in 0..<4 { m[0][c] = -m[0][c]; m[1][c] = -m[1][c] }
+        for c in 0..<4 {
+            m[0][c] = -m[0][c]
+            m[1][c] = -m[1][c]
+        }
         return m
     }
 

@@ -1,4 +1,5 @@
 import DICOMIO
+
 /// One preprocessing or augmentation step on a `Sample` (image and, optionally, label on the same grid).
 ///
 /// Spatial transforms move image and label together (image with linear or cubic interpolation, label with nearest
@@ -45,17 +46,19 @@ extension VolumeGeometry {
     /// - Throws: `.invalidSpacing` or `.singularDirection`, naming `transform`.
     public func validate(for transform: String) throws(VolumesError) {
         for (axis, s) in [("x", spacing.x), ("y", spacing.y), ("z", spacing.z)] where !(s > 0 && s.isFinite) {
-            throw VolumesError(.invalidSpacing, transform: transform,
-                               "spacing.\(axis) = \(s) mm; spacing must be positive and finite (check (0028,0030) "
-                                   + "Pixel Spacing and the slice positions of the series)")
+            throw VolumesError(
+                .invalidSpacing, transform: transform,
+                "spacing.\(axis) = \(s) mm; spacing must be positive and finite (check (0028,0030) "
+                    + "Pixel Spacing and the slice positions of the series)")
         }
         let d = direction
         let determinant = d.x.dot(d.y.cross(d.z))
         let lengths = [d.x.length, d.y.length, d.z.length]
         if !(abs(determinant) > 1e-3) || lengths.contains(where: { !(abs($0 - 1) < 1e-2) }) {
-            throw VolumesError(.singularDirection, transform: transform,
-                               "direction cosines \(d.x), \(d.y), \(d.z) are not unit vectors spanning 3-D space "
-                                   + "(determinant \(determinant)); check (0020,0037) Image Orientation (Patient)")
+            throw VolumesError(
+                .singularDirection, transform: transform,
+                "direction cosines \(d.x), \(d.y), \(d.z) are not unit vectors spanning 3-D space "
+                    + "(determinant \(determinant)); check (0020,0037) Image Orientation (Patient)")
         }
         if dimensions.x < 1 || dimensions.y < 1 || dimensions.z < 1 {
             throw VolumesError(.shapeMismatch, transform: transform, "empty grid \(dimensions)")
@@ -65,13 +68,15 @@ extension VolumeGeometry {
         let xy = dimensions.x.multipliedReportingOverflow(by: dimensions.y)
         let xyz = xy.partialValue.multipliedReportingOverflow(by: dimensions.z)
         if xy.overflow || xyz.overflow || xyz.partialValue > limit {
-            throw VolumesError(.shapeMismatch, transform: transform,
-                               "grid \(dimensions.x)×\(dimensions.y)×\(dimensions.z) exceeds \(limit) voxels "
-                                   + "(ReadingLimits.maxVoxelsPerVolume); check the spacing or shape asked for")
+            throw VolumesError(
+                .shapeMismatch, transform: transform,
+                "grid \(dimensions.x)×\(dimensions.y)×\(dimensions.z) exceeds \(limit) voxels "
+                    + "(ReadingLimits.maxVoxelsPerVolume); check the spacing or shape asked for")
         }
         if !(origin.x.isFinite && origin.y.isFinite && origin.z.isFinite) {
-            throw VolumesError(.invalidParameter, transform: transform,
-                               "grid origin \(origin) is not finite; check (0020,0032) Image Position (Patient)")
+            throw VolumesError(
+                .invalidParameter, transform: transform,
+                "grid origin \(origin) is not finite; check (0020,0032) Image Position (Patient)")
         }
     }
 
@@ -98,7 +103,9 @@ public struct Matrix3: Sendable, Equatable {
         let det = determinant
         guard abs(det) > 1e-12, det.isFinite else { return nil }
         // Rows of the inverse are the cross products of pairs of columns, divided by the determinant.
-        let r0 = c1.cross(c2) / det, r1 = c2.cross(c0) / det, r2 = c0.cross(c1) / det
+        let r0 = c1.cross(c2) / det
+        let r1 = c2.cross(c0) / det
+        let r2 = c0.cross(c1) / det
         return Matrix3(columns: (Vector3(r0.x, r1.x, r2.x), Vector3(r0.y, r1.y, r2.y), Vector3(r0.z, r1.z, r2.z)))
     }
 

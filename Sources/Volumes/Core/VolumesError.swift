@@ -1,4 +1,5 @@
 import DICOMIO
+
 /// An error from a preprocessing transform or its configuration: what failed, in which transform, with which value,
 /// and how to fix it.
 ///

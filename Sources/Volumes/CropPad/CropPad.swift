@@ -1,4 +1,5 @@
 import DICOMIO
+
 /// Crops and/or pads image and label to a box: around the centre, around the foreground of the image, or around a
 /// label, with a margin; optionally to a fixed shape centred on that box. Voxels are copied, not interpolated; the
 /// origin moves to the patient position of the box's first voxel, so every kept voxel keeps its position.
@@ -29,8 +30,10 @@ public struct CropPad: VolumeTransform {
         }
     }
 
-    public init(region: Region = .centre, margin: SIMD3<Int> = .zero, shape: SIMD3<Int>? = nil,
-                imageFill: Float? = nil) {
+    public init(
+        region: Region = .centre, margin: SIMD3<Int> = .zero, shape: SIMD3<Int>? = nil,
+        imageFill: Float? = nil
+    ) {
         self.region = region
         self.margin = margin
         self.shape = shape
@@ -53,21 +56,24 @@ public struct CropPad: VolumeTransform {
             box = VoxelBox(lower: .zero, upper: n &- 1)
         case .foreground(let threshold):
             guard let found = VoxelBox.bounding(sample.image, where: { $0 > threshold }) else {
-                throw VolumesError(.emptyMask, transform: name,
-                                   "no voxel is above the foreground threshold \(threshold); lower the threshold "
-                                       + "or check the intensity transforms before this crop")
+                throw VolumesError(
+                    .emptyMask, transform: name,
+                    "no voxel is above the foreground threshold \(threshold); lower the threshold "
+                        + "or check the intensity transforms before this crop")
             }
             box = found
         case .label(let value):
             guard let label = sample.label else {
                 throw VolumesError(.emptyMask, transform: name, "the sample has no label volume to crop around")
             }
-            let found = value.map { v in VoxelBox.bounding(label, where: { $0 == v }) }
+            let found =
+                value.map { v in VoxelBox.bounding(label, where: { $0 == v }) }
                 ?? VoxelBox.bounding(label, where: { $0 != 0 })
             guard let found else {
-                throw VolumesError(.emptyMask, transform: name,
-                                   "label \(value.map(String.init) ?? "≠ 0") is absent from the label volume; "
-                                       + "crop by foreground or centre for this case")
+                throw VolumesError(
+                    .emptyMask, transform: name,
+                    "label \(value.map(String.init) ?? "≠ 0") is absent from the label volume; "
+                        + "crop by foreground or centre for this case")
             }
             box = found
         }
@@ -75,7 +81,8 @@ public struct CropPad: VolumeTransform {
         box.upper = box.upper &+ margin
         guard let shape else {
             // No shape: the grown box, clipped to the volume.
-            let lower = pointwiseMax(box.lower, .zero), upper = pointwiseMin(box.upper, n &- 1)
+            let lower = pointwiseMax(box.lower, .zero)
+            let upper = pointwiseMin(box.upper, n &- 1)
             return (lower, upper &- lower &+ 1)
         }
         var offset = SIMD3(0, 0, 0)

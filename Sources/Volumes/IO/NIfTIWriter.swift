@@ -29,31 +29,36 @@ public enum NIfTI {
 
     /// Writes a uint8 label volume.
     public static func write(_ volume: Volume<UInt8>, to path: String, description: String = "") throws(NIfTI.Error) {
-        try write(geometry: volume.geometry, datatype: 2, bitpix: 8, data: Data(volume.voxels), to: path,
-                  description: description)
+        try write(
+            geometry: volume.geometry, datatype: 2, bitpix: 8, data: Data(volume.voxels), to: path,
+            description: description)
     }
 
     /// The 352-byte header.
     /// - Throws: when a dimension is outside 1...32767 or the geometry is not finite.
-    static func header(geometry g: VolumeGeometry, datatype: Int16, bitpix: Int16, description: String,
-                       path: String = "") throws(NIfTI.Error) -> Data {
+    static func header(
+        geometry g: VolumeGeometry, datatype: Int16, bitpix: Int16, description: String,
+        path: String = ""
+    ) throws(NIfTI.Error) -> Data {
         var dimensions: [Int16] = []
         for (a, name) in ["x (columns)", "y (rows)", "z (slices)"].enumerated() {
             let n = g.dimensions[a]
             guard n >= 1, n <= maxDimension, let d = Int16(exactly: n) else {
-                throw NIfTI.Error(message: "the volume has \(n) voxels along \(name); NIfTI-1 holds 1 to "
-                                      + "\(maxDimension) per axis (dim is int16). Crop or resample the volume first",
-                                  path: path)
+                throw NIfTI.Error(
+                    message: "the volume has \(n) voxels along \(name); NIfTI-1 holds 1 to "
+                        + "\(maxDimension) per axis (dim is int16). Crop or resample the volume first",
+                    path: path)
             }
             dimensions.append(d)
         }
         let columns = [g.direction.x * g.spacing.x, g.direction.y * g.spacing.y, g.direction.z * g.spacing.z]
         let norms = columns.map(\.length)
         guard norms.allSatisfy({ $0.isFinite && $0 > 0 }), g.origin.x.isFinite, g.origin.y.isFinite,
-              g.origin.z.isFinite
+            g.origin.z.isFinite
         else {
-            throw NIfTI.Error(message: "the volume's spacing, direction or origin is not finite and positive "
-                                  + "(spacing \(g.spacing.x), \(g.spacing.y), \(g.spacing.z) mm)", path: path)
+            throw NIfTI.Error(
+                message: "the volume's spacing, direction or origin is not finite and positive "
+                    + "(spacing \(g.spacing.x), \(g.spacing.y), \(g.spacing.z) mm)", path: path)
         }
         var h = Data(count: 352)
         func put<T>(_ value: T, _ offset: Int) {
@@ -74,7 +79,8 @@ public enum NIfTI {
             var r = [[Double]](repeating: [0, 0, 0], count: 3)
             let s = norms
             for row in 0..<3 { for col in 0..<3 { r[row][col] = ras[row][col] / s[col] } }
-            let det = r[0][0] * (r[1][1] * r[2][2] - r[1][2] * r[2][1]) - r[0][1] * (r[1][0] * r[2][2] - r[1][2] * r[2][0])
+            let det =
+                r[0][0] * (r[1][1] * r[2][2] - r[1][2] * r[2][1]) - r[0][1] * (r[1][0] * r[2][2] - r[1][2] * r[2][0])
                 + r[0][2] * (r[1][0] * r[2][1] - r[1][1] * r[2][0])
             if det < 0 {
                 qfac = -1
@@ -87,17 +93,21 @@ public enum NIfTI {
         // a direction is not unit length.
         let pixdim: [Float] = [qfac, Float(norms[0]), Float(norms[1]), Float(norms[2]), 0, 0, 0, 0]
         for (i, p) in pixdim.enumerated() { put(p, 76 + 4 * i) }
-        put(Float(352), 108)   // vox_offset
-        put(Float(1), 112)     // scl_slope
-        put(Float(0), 116)     // scl_inter
-        put(UInt8(2), 123)     // xyzt_units: NIFTI_UNITS_MM
+        put(Float(352), 108)  // vox_offset
+        put(Float(1), 112)  // scl_slope
+        put(Float(0), 116)  // scl_inter
+        put(UInt8(2), 123)  // xyzt_units: NIFTI_UNITS_MM
         var text = Array(description.utf8.prefix(79))
         text.append(0)
         h.replaceSubrange(148..<(148 + text.count), with: text)
         put(qform, 252)
-        put(Int16(1), 254)     // sform_code: NIFTI_XFORM_SCANNER_ANAT
-        put(Float(quaternion.b), 256); put(Float(quaternion.c), 260); put(Float(quaternion.d), 264)
-        put(Float(ras[0][3]), 268); put(Float(ras[1][3]), 272); put(Float(ras[2][3]), 276)
+        put(Int16(1), 254)  // sform_code: NIFTI_XFORM_SCANNER_ANAT
+        put(Float(quaternion.b), 256)
+        put(Float(quaternion.c), 260)
+        put(Float(quaternion.d), 264)
+        put(Float(ras[0][3]), 268)
+        put(Float(ras[1][3]), 272)
+        put(Float(ras[2][3]), 276)
         for row in 0..<3 { for col in 0..<4 { put(Float(ras[row][col]), 280 + 16 * row + 4 * col) } }
         h.replaceSubrange(344..<348, with: [0x6E, 0x2B, 0x31, 0x00])  // "n+1\0"
         return h
@@ -108,40 +118,67 @@ public enum NIfTI {
         let (r11, r12, r13) = (r[0][0], r[0][1], r[0][2])
         let (r21, r22, r23) = (r[1][0], r[1][1], r[1][2])
         let (r31, r32, r33) = (r[2][0], r[2][1], r[2][2])
-        var a = r11 + r22 + r33 + 1, b: Double, c: Double, d: Double
+        var a = r11 + r22 + r33 + 1
+        var b: Double
+        var c: Double
+        var d: Double
         if a > 0.5 {
             a = 0.5 * a.squareRoot()
-            b = 0.25 * (r32 - r23) / a; c = 0.25 * (r13 - r31) / a; d = 0.25 * (r21 - r12) / a
+            b = 0.25 * (r32 - r23) / a
+            c = 0.25 * (r13 - r31) / a
+            d = 0.25 * (r21 - r12) / a
         } else {
-            let xd = 1 + r11 - (r22 + r33), yd = 1 + r22 - (r11 + r33), zd = 1 + r33 - (r11 + r22)
+            let xd = 1 + r11 - (r22 + r33)
+            let yd = 1 + r22 - (r11 + r33)
+            let zd = 1 + r33 - (r11 + r22)
             if xd > 1 {
-                b = 0.5 * xd.squareRoot(); c = 0.25 * (r12 + r21) / b; d = 0.25 * (r13 + r31) / b; a = 0.25 * (r32 - r23) / b
+                b = 0.5 * xd.squareRoot()
+                c = 0.25 * (r12 + r21) / b
+                d = 0.25 * (r13 + r31) / b
+                a = 0.25 * (r32 - r23) / b
             } else if yd > 1 {
-                c = 0.5 * yd.squareRoot(); b = 0.25 * (r12 + r21) / c; d = 0.25 * (r23 + r32) / c; a = 0.25 * (r13 - r31) / c
+                c = 0.5 * yd.squareRoot()
+                b = 0.25 * (r12 + r21) / c
+                d = 0.25 * (r23 + r32) / c
+                a = 0.25 * (r13 - r31) / c
             } else {
-                d = 0.5 * zd.squareRoot(); b = 0.25 * (r13 + r31) / d; c = 0.25 * (r23 + r32) / d; a = 0.25 * (r21 - r12) / d
+                d = 0.5 * zd.squareRoot()
+                b = 0.25 * (r13 + r31) / d
+                c = 0.25 * (r23 + r32) / d
+                a = 0.25 * (r21 - r12) / d
             }
-            if a < 0 { b = -b; c = -c; d = -d }
+            if a < 0 {
+                b = -b
+                c = -c
+                d = -d
+            }
         }
         return (b, c, d)
     }
 
-    static func write(geometry: VolumeGeometry, datatype: Int16, bitpix: Int16, data: Data, to path: String,
-                      description: String) throws(NIfTI.Error) {
-        var bytes = try header(geometry: geometry, datatype: datatype, bitpix: bitpix, description: description,
-                               path: path)
+    static func write(
+        geometry: VolumeGeometry, datatype: Int16, bitpix: Int16, data: Data, to path: String,
+        description: String
+    ) throws(NIfTI.Error) {
+        var bytes = try header(
+            geometry: geometry, datatype: datatype, bitpix: bitpix, description: description,
+            path: path)
         bytes.append(data)
         if path.hasSuffix(".gz") {
             guard let gz = gzopen(path, "wb6") else {
-                throw NIfTI.Error(message: "cannot create the file; check the folder exists and is writable",
-                                  path: path)
+                throw NIfTI.Error(
+                    message: "cannot create the file; check the folder exists and is writable",
+                    path: path)
             }
             var offset = 0
             var failed = false
             bytes.withUnsafeBytes { raw in
                 while offset < raw.count {
                     let n = min(1 << 30, raw.count - offset)
-                    if gzwrite(gz, raw.baseAddress! + offset, UInt32(n)) != Int32(n) { failed = true; break }
+                    if gzwrite(gz, raw.baseAddress! + offset, UInt32(n)) != Int32(n) {
+                        failed = true
+                        break
+                    }
                     offset += n
                 }
             }
@@ -193,7 +230,10 @@ extension NIfTI {
             var chunk = [UInt8](repeating: 0, count: 1 << 20)
             while true {
                 let n = gzread(gz, &chunk, UInt32(chunk.count))
-                if n < 0 { gzclose(gz); throw NIfTI.Error(message: "corrupt gzip data", path: path) }
+                if n < 0 {
+                    gzclose(gz)
+                    throw NIfTI.Error(message: "corrupt gzip data", path: path)
+                }
                 if n == 0 { break }
                 bytes.append(contentsOf: chunk[0..<Int(n)])
             }
@@ -212,14 +252,15 @@ extension NIfTI {
             throw NIfTI.Error(message: "not a little-endian NIfTI-1 single file (sizeof_hdr/magic)", path: path)
         }
         let dims = SIMD3(Int(get(42, Int16.self)), Int(get(44, Int16.self)), Int(get(46, Int16.self)))
-        let datatype = Int(get(70, Int16.self)), bitpix = Int(get(72, Int16.self))
+        let datatype = Int(get(70, Int16.self))
+        let bitpix = Int(get(72, Int16.self))
         guard dims.x >= 1, dims.y >= 1, dims.z >= 1, [8, 16, 32, 64].contains(bitpix) else {
             throw NIfTI.Error(message: "dim \(dims.x)×\(dims.y)×\(dims.z) or bitpix \(bitpix) is not valid", path: path)
         }
         // int16 dims and bitpix ≤ 64: the product fits in an Int; vox_offset is a float that may hold anything.
         let count = dims.x * dims.y * dims.z * bitpix / 8
         guard let offset = Int(checked: Double(get(108, Float.self))), offset >= 348, offset <= bytes.count,
-              bytes.count - offset >= count
+            bytes.count - offset >= count
         else {
             throw NIfTI.Error(message: "voxel data is truncated or vox_offset is not valid", path: path)
         }

@@ -3,16 +3,20 @@ import DICOMIO
 /// Picks the series a command works on: the one named, the one a SEG references, or the only one there is.
 public enum SeriesSelection {
     /// - Throws: `.seriesSelection` listing the series present when the choice is ambiguous or the UID unknown.
-    public static func select(from series: [DICOMSeries], uid: String? = nil,
-                              referencedBy segmentation: Segmentation? = nil) throws(DICOMError) -> DICOMSeries {
+    public static func select(
+        from series: [DICOMSeries], uid: String? = nil,
+        referencedBy segmentation: Segmentation? = nil
+    ) throws(DICOMError) -> DICOMSeries {
         func listing() -> String {
             series.map { s in
                 "  \(s.seriesInstanceUID)  \(s.modality) #\(s.seriesNumber.map(String.init) ?? "-") \"\(s.seriesDescription)\" (\(s.sliceCount) slices)"
             }.joined(separator: "\n")
         }
         if series.isEmpty {
-            throw DICOMError(.seriesSelection, "no readable image series in the folder; run `tessera inspect` on it "
-                                 + "to see why files were skipped")
+            throw DICOMError(
+                .seriesSelection,
+                "no readable image series in the folder; run `tessera inspect` on it "
+                    + "to see why files were skipped")
         }
         if let uid {
             guard let match = series.first(where: { $0.seriesInstanceUID == uid }) else {
@@ -22,20 +26,25 @@ public enum SeriesSelection {
         }
         if let segmentation {
             if let ref = segmentation.referencedSeriesInstanceUID,
-               let match = series.first(where: { $0.seriesInstanceUID == ref }) {
+                let match = series.first(where: { $0.seriesInstanceUID == ref })
+            {
                 return match
             }
             let refs = Set(segmentation.instance.frames.flatMap(\.referencedSOPInstanceUIDs))
             if let match = series.first(where: { s in s.instances.contains { refs.contains($0.sopInstanceUID) } }) {
                 return match
             }
-            throw DICOMError(.seriesSelection, "the series the SEG references "
-                                 + "(\(segmentation.referencedSeriesInstanceUID ?? "unnamed")) is not in the folder. "
-                                 + "Series present:\n" + listing(), path: segmentation.instance.path)
+            throw DICOMError(
+                .seriesSelection,
+                "the series the SEG references "
+                    + "(\(segmentation.referencedSeriesInstanceUID ?? "unnamed")) is not in the folder. "
+                    + "Series present:\n" + listing(), path: segmentation.instance.path)
         }
         guard series.count == 1 else {
-            throw DICOMError(.seriesSelection, "the folder holds \(series.count) series; choose one with "
-                                 + "--series UID:\n" + listing())
+            throw DICOMError(
+                .seriesSelection,
+                "the folder holds \(series.count) series; choose one with "
+                    + "--series UID:\n" + listing())
         }
         return series[0]
     }

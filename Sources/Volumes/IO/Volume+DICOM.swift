@@ -30,8 +30,10 @@ extension Volume where Voxel == Float {
     /// - Throws: `DICOMError` `.geometry` for a stack with blocking problems (missing slices, non-uniform spacing,
     ///   duplicates, mixed orientations), `.invalidAttribute` above `limits`, codec and truncation errors naming the
     ///   file.
-    public init(series: DICOMSeries, stack: SliceStack? = nil, limits: ReadingLimits = .default,
-                threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws(DICOMError) {
+    public init(
+        series: DICOMSeries, stack: SliceStack? = nil, limits: ReadingLimits = .default,
+        threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    ) throws(DICOMError) {
         let stack = try { () throws(DICOMError) -> SliceStack in
             if let stack { return stack }
             return try series.primaryStack()
@@ -42,9 +44,10 @@ extension Volume where Voxel == Float {
         guard !stack.slices.isEmpty else {
             throw DICOMError(.geometry, "series \(series.seriesInstanceUID) has no image slices")
         }
-        let voxelCount = try limits.checkedVoxelCount(columns: stack.columns, rows: stack.rows,
-                                                      slices: stack.slices.count,
-                                                      path: series.instances.first?.path)
+        let voxelCount = try limits.checkedVoxelCount(
+            columns: stack.columns, rows: stack.rows,
+            slices: stack.slices.count,
+            path: series.instances.first?.path)
         let geometry = VolumeGeometry(stack: stack)
         let plane = stack.rows * stack.columns
         // Which slots each instance's frames go to.
@@ -73,12 +76,16 @@ extension Volume where Voxel == Float {
                         }
                         let instance = instances[work[w]]
                         guard instance.rows == stack.rows, instance.columns == stack.columns,
-                              slots.allSatisfy({ $0.frame >= 0 && $0.frame < instance.numberOfFrames
-                                  && $0.slot >= 0 && $0.slot < stack.slices.count })
+                            slots.allSatisfy({
+                                $0.frame >= 0 && $0.frame < instance.numberOfFrames
+                                    && $0.slot >= 0 && $0.slot < stack.slices.count
+                            })
                         else {
-                            throw DICOMError(.geometry, "the instance is \(instance.rows)×\(instance.columns) with "
-                                                 + "\(instance.numberOfFrames) frame(s), which does not fit the "
-                                                 + "\(stack.rows)×\(stack.columns) stack", path: instance.path)
+                            throw DICOMError(
+                                .geometry,
+                                "the instance is \(instance.rows)×\(instance.columns) with "
+                                    + "\(instance.numberOfFrames) frame(s), which does not fit the "
+                                    + "\(stack.rows)×\(stack.columns) stack", path: instance.path)
                         }
                         let file = try DICOMFile(path: instance.path)
                         if instance.numberOfFrames == 1, let only = slots.first {
@@ -91,7 +98,8 @@ extension Volume where Voxel == Float {
                             }
                             for (frame, slot) in slots {
                                 scratch.withUnsafeBufferPointer { s in
-                                    (buffer.base + slot * plane).update(from: s.baseAddress! + frame * plane, count: plane)
+                                    (buffer.base + slot * plane).update(
+                                        from: s.baseAddress! + frame * plane, count: plane)
                                 }
                             }
                         }
@@ -111,8 +119,10 @@ extension Volume where Voxel == UInt8 {
     /// The label volume of a DICOM SEG on the grid of the series it references (0 = background, the segment
     /// number otherwise).
     /// - Returns: the volume, the segments, and how many voxels belonged to more than one segment.
-    public static func labels(segmentation path: String, series: DICOMSeries, stack: SliceStack? = nil,
-                              limits: ReadingLimits = .default) throws(DICOMError)
+    public static func labels(
+        segmentation path: String, series: DICOMSeries, stack: SliceStack? = nil,
+        limits: ReadingLimits = .default
+    ) throws(DICOMError)
         -> (volume: Volume<UInt8>, segments: [SegmentDescription], overlaps: Int)
     {
         let stack = try { () throws(DICOMError) -> SliceStack in
@@ -122,8 +132,10 @@ extension Volume where Voxel == UInt8 {
         let file = try DICOMFile(path: path, maxReadLength: 0)
         let segmentation = try Segmentation(file: file, limits: limits)
         if let ref = segmentation.referencedSeriesInstanceUID, ref != series.seriesInstanceUID {
-            throw DICOMError(.segmentation, "the SEG references series \(ref), not \(series.seriesInstanceUID); "
-                                 + "pick the series it was drawn on with --series \(ref)", path: path)
+            throw DICOMError(
+                .segmentation,
+                "the SEG references series \(ref), not \(series.seriesInstanceUID); "
+                    + "pick the series it was drawn on with --series \(ref)", path: path)
         }
         let (labels, overlaps) = try segmentation.labelMap(onto: stack, of: series, file: file, limits: limits)
         return (Volume(geometry: VolumeGeometry(stack: stack), voxels: labels), segmentation.segments, overlaps)

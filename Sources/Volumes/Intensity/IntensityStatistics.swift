@@ -1,9 +1,11 @@
 import DICOMIO
+
 /// Statistics and point maps shared by the intensity transforms (accumulated in Double).
 enum IntensityStatistics {
     /// Minimum and maximum. - Throws: `.nonFinite` when a voxel is NaN or ±Inf.
     static func extrema(_ voxels: [Float], transform: String) throws(VolumesError) -> (Float, Float) {
-        var lo = Float.infinity, hi = -Float.infinity
+        var lo = Float.infinity
+        var hi = -Float.infinity
         var finite = true
         voxels.withUnsafeBufferPointer { v in
             for x in v {
@@ -13,15 +15,18 @@ enum IntensityStatistics {
             }
         }
         guard finite, !voxels.isEmpty else {
-            throw VolumesError(.nonFinite, transform: transform,
-                               "the volume is empty or holds NaN/Inf voxels; check the decoder and rescale")
+            throw VolumesError(
+                .nonFinite, transform: transform,
+                "the volume is empty or holds NaN/Inf voxels; check the decoder and rescale")
         }
         return (lo, hi)
     }
 
     /// `v′ = a + (b − a)(v − lo)/(hi − lo)`, optionally clipped to [a, b]; `a` everywhere when hi == lo.
-    static func affine(_ voxels: inout [Float], from source: (Double, Double), to target: (Float, Float),
-                       clip: Bool) {
+    static func affine(
+        _ voxels: inout [Float], from source: (Double, Double), to target: (Float, Float),
+        clip: Bool
+    ) {
         let (lo, hi) = source
         let (a, b) = target
         guard hi > lo else {
@@ -29,7 +34,8 @@ enum IntensityStatistics {
             return
         }
         // a + (v − lo)·k, so that v = lo maps to exactly a.
-        let k = Float(Double(b - a) / (hi - lo)), low = Float(lo)
+        let k = Float(Double(b - a) / (hi - lo))
+        let low = Float(lo)
         voxels.withUnsafeMutableBufferPointer { v in
             if clip {
                 for i in v.indices { v[i] = min(max(a + (v[i] - low) * k, a), b) }
@@ -44,26 +50,37 @@ enum IntensityStatistics {
     static func meanAndDeviation(_ voxels: [Float], mask: [UInt8]?, transform: String) throws(VolumesError)
         -> (mean: Double, deviation: Double, count: Int)
     {
-        var sum = 0.0, count = 0
+        var sum = 0.0
+        var count = 0
         voxels.withUnsafeBufferPointer { v in
             if let mask {
-                for i in v.indices where mask[i] != 0 { sum += Double(v[i]); count += 1 }
+                for i in v.indices where mask[i] != 0 {
+                    sum += Double(v[i])
+                    count += 1
+                }
             } else {
                 for x in v { sum += Double(x) }
                 count = v.count
             }
         }
         guard count > 0 else {
-            throw VolumesError(.emptyMask, transform: transform,
-                               "the mask selects no voxel; use the whole volume or a lower threshold")
+            throw VolumesError(
+                .emptyMask, transform: transform,
+                "the mask selects no voxel; use the whole volume or a lower threshold")
         }
         let mean = sum / Double(count)
         var squares = 0.0
         voxels.withUnsafeBufferPointer { v in
             if let mask {
-                for i in v.indices where mask[i] != 0 { let d = Double(v[i]) - mean; squares += d * d }
+                for i in v.indices where mask[i] != 0 {
+                    let d = Double(v[i]) - mean
+                    squares += d * d
+                }
             } else {
-                for x in v { let d = Double(x) - mean; squares += d * d }
+                for x in v {
+                    let d = Double(x) - mean
+                    squares += d * d
+                }
             }
         }
         guard mean.isFinite, squares.isFinite else {
@@ -92,7 +109,8 @@ enum IntensityStatistics {
     /// The k-th smallest value (0-based), partially reordering `values` (Hoare quickselect, median-of-three).
     static func select(_ values: inout [Float], _ k: Int) -> Float {
         values.withUnsafeMutableBufferPointer { v in
-            var lo = 0, hi = v.count - 1
+            var lo = 0
+            var hi = v.count - 1
             while lo < hi {
                 let mid = lo + (hi - lo) / 2
                 // Median of three as pivot.
@@ -100,7 +118,8 @@ enum IntensityStatistics {
                 if v[hi] < v[lo] { v.swapAt(hi, lo) }
                 if v[hi] < v[mid] { v.swapAt(hi, mid) }
                 let pivot = v[mid]
-                var i = lo, j = hi
+                var i = lo
+                var j = hi
                 while i <= j {
                     while v[i] < pivot { i += 1 }
                     while pivot < v[j] { j -= 1 }
@@ -122,7 +141,8 @@ enum IntensityStatistics {
         if x < xp[0] { return fp[0] }
         if x >= xp[last] { return fp[last] }
         // Largest j with xp[j] <= x (< last here).
-        var lo = 0, hi = last
+        var lo = 0
+        var hi = last
         while hi - lo > 1 {
             let mid = (lo + hi) / 2
             if xp[mid] <= x { lo = mid } else { hi = mid }

@@ -1,4 +1,5 @@
 import DICOMIO
+
 /// Which voxels a statistic is computed over.
 public enum IntensityMask: Sendable, Equatable {
     /// Every voxel.
@@ -13,8 +14,9 @@ public enum IntensityMask: Sendable, Equatable {
         case .all: return nil
         case .label:
             guard let label = sample.label else {
-                throw VolumesError(.emptyMask, transform: transform,
-                                   "mask `label` needs a label volume; use `all` or a threshold for images alone")
+                throw VolumesError(
+                    .emptyMask, transform: transform,
+                    "mask `label` needs a label volume; use `all` or a threshold for images alone")
             }
             return label.voxels
         case .threshold(let t): return sample.image.voxels.map { $0 > t ? 1 : 0 }
@@ -32,11 +34,13 @@ public struct ZScore: VolumeTransform {
 
     public func apply(_ sample: Sample) throws(VolumesError) -> Sample {
         let selected = try mask.mask(for: sample, transform: name)
-        let (mean, deviation, _) = try IntensityStatistics.meanAndDeviation(sample.image.voxels, mask: selected,
-                                                                           transform: name)
+        let (mean, deviation, _) = try IntensityStatistics.meanAndDeviation(
+            sample.image.voxels, mask: selected,
+            transform: name)
         var result = sample
         let divisor = deviation < 1e-8 ? 1 : deviation
-        let scale = Float(1 / divisor), shift = Float(-mean / divisor)
+        let scale = Float(1 / divisor)
+        let shift = Float(-mean / divisor)
         result.image.voxels.withUnsafeMutableBufferPointer { v in
             for i in v.indices { v[i] = v[i] * scale + shift }
         }
@@ -63,8 +67,9 @@ public struct PercentileNormalize: VolumeTransform {
 
     public func apply(_ sample: Sample) throws(VolumesError) -> Sample {
         guard lower >= 0, upper <= 100, lower < upper else {
-            throw VolumesError(.invalidParameter, transform: name,
-                               "percentiles [\(lower), \(upper)] need 0 ≤ lower < upper ≤ 100, e.g. [0.5, 99.5]")
+            throw VolumesError(
+                .invalidParameter, transform: name,
+                "percentiles [\(lower), \(upper)] need 0 ≤ lower < upper ≤ 100, e.g. [0.5, 99.5]")
         }
         _ = try IntensityStatistics.extrema(sample.image.voxels, transform: name)
         let p = IntensityStatistics.percentiles(sample.image.voxels, [lower, upper])
@@ -91,19 +96,22 @@ public struct ReferenceHistogram: Sendable, Equatable, Codable {
     public init(volume: Volume<Float>, count: Int = 101, mask: [UInt8]? = nil) {
         let probabilities = (0..<max(2, count)).map { Double($0) / Double(max(2, count) - 1) }
         let voxels = mask.map { m in zip(volume.voxels, m).compactMap { $1 != 0 ? $0 : nil } } ?? volume.voxels
-        self.init(probabilities: probabilities,
-                  values: IntensityStatistics.percentiles(voxels, probabilities.map { $0 * 100 }))
+        self.init(
+            probabilities: probabilities,
+            values: IntensityStatistics.percentiles(voxels, probabilities.map { $0 * 100 }))
     }
 
     func validate(for transform: String) throws(VolumesError) {
-        let ok = probabilities.count >= 2 && probabilities.count == values.count
+        let ok =
+            probabilities.count >= 2 && probabilities.count == values.count
             && zip(probabilities, probabilities.dropFirst()).allSatisfy { $0 < $1 }
             && zip(values, values.dropFirst()).allSatisfy { $0 <= $1 }
             && probabilities.allSatisfy { $0 >= 0 && $0 <= 1 } && values.allSatisfy(\.isFinite)
         guard ok else {
-            throw VolumesError(.invalidParameter, transform: transform,
-                               "the reference histogram needs ≥ 2 landmarks: strictly increasing probabilities in "
-                                   + "[0, 1] and as many non-decreasing finite values")
+            throw VolumesError(
+                .invalidParameter, transform: transform,
+                "the reference histogram needs ≥ 2 landmarks: strictly increasing probabilities in "
+                    + "[0, 1] and as many non-decreasing finite values")
         }
     }
 }
@@ -122,8 +130,9 @@ public struct HistogramMatch: VolumeTransform {
     public func apply(_ sample: Sample) throws(VolumesError) -> Sample {
         try reference.validate(for: name)
         _ = try IntensityStatistics.extrema(sample.image.voxels, transform: name)
-        let sourceQuantiles = IntensityStatistics.percentiles(sample.image.voxels,
-                                                              reference.probabilities.map { $0 * 100 })
+        let sourceQuantiles = IntensityStatistics.percentiles(
+            sample.image.voxels,
+            reference.probabilities.map { $0 * 100 })
         let values = reference.values
         var result = sample
         result.image.voxels.withUnsafeMutableBufferPointer { v in

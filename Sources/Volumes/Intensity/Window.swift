@@ -1,4 +1,5 @@
 import DICOMIO
+
 /// An intensity window in HU: values below `minimum` become `minimum`, above `maximum` become `maximum`.
 ///
 /// From width W and level L: `[L − W/2, L + W/2]`.
@@ -25,9 +26,10 @@ public struct Window: Sendable, Equatable, Codable {
     /// - Throws: `.invalidWindow` when not finite or `minimum ≥ maximum`.
     func validate(for transform: String) throws(VolumesError) {
         guard minimum.isFinite, maximum.isFinite, minimum < maximum else {
-            throw VolumesError(.invalidWindow, transform: transform,
-                               "window [\(minimum), \(maximum)] HU needs finite bounds with min < max "
-                                   + "(width > 0); e.g. soft tissue is [-160, 240]")
+            throw VolumesError(
+                .invalidWindow, transform: transform,
+                "window [\(minimum), \(maximum)] HU needs finite bounds with min < max "
+                    + "(width > 0); e.g. soft tissue is [-160, 240]")
         }
     }
 }
@@ -42,7 +44,8 @@ public struct WindowClip: VolumeTransform {
     public func apply(_ sample: Sample) throws(VolumesError) -> Sample {
         try window.validate(for: name)
         var result = sample
-        let lo = Float(window.minimum), hi = Float(window.maximum)
+        let lo = Float(window.minimum)
+        let hi = Float(window.maximum)
         result.image.voxels.withUnsafeMutableBufferPointer { v in
             // NaN becomes the minimum: never pass NaN downstream.
             for i in v.indices { v[i] = v[i] > lo ? min(v[i], hi) : lo }
@@ -76,7 +79,8 @@ public struct ScaleIntensity: VolumeTransform {
     }
 
     public func apply(_ sample: Sample) throws(VolumesError) -> Sample {
-        var lo: Double, hi: Double
+        var lo: Double
+        var hi: Double
         if let source {
             try source.validate(for: name)
             (lo, hi) = (source.minimum, source.maximum)

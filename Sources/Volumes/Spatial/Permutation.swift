@@ -1,4 +1,5 @@
 import DICOMIO
+
 /// Exact voxel reordering by axis permutation and flips (no interpolation).
 enum Permutation {
     /// Output axis `a` reads input axis `permutation[a]`, reversed when `flipped[a]`; output dimensions are the
@@ -40,8 +41,10 @@ enum Permutation {
     }
 
     /// The inverse reordering: `inverseApply(apply(v, p, f), p, f)` has `v`'s voxels.
-    static func inverseApply<V: Sendable>(_ volume: Volume<V>, permutation p: SIMD3<Int>,
-                                          flipped f: [Bool]) -> Volume<V> {
+    static func inverseApply<V: Sendable>(
+        _ volume: Volume<V>, permutation p: SIMD3<Int>,
+        flipped f: [Bool]
+    ) -> Volume<V> {
         var q = SIMD3(0, 0, 0)
         var g = [false, false, false]
         for a in 0..<3 {

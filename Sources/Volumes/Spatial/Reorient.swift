@@ -1,4 +1,5 @@
 import DICOMIO
+
 /// A canonical patient orientation: the world directions that increasing x, y and z voxel indices point to.
 public enum Orientation: String, Sendable, Codable, CaseIterable {
     /// x → patient's left, y → posterior, z → superior (DICOM's own frame).
@@ -35,10 +36,11 @@ public struct Reorient: VolumeTransform {
             let magnitudes = [abs(d.x), abs(d.y), abs(d.z)]
             let world = magnitudes.firstIndex(of: magnitudes.max() ?? 0) ?? 0
             if permutation[world] != -1 {
-                throw VolumesError(.singularDirection, transform: name,
-                                   "voxel axes \(permutation[world]) and \(input) are both closest to patient axis "
-                                       + "\("LPS".map(String.init)[world]) (directions \(cosines)); the grid is too "
-                                       + "oblique to reorient exactly: resample it onto an axis-aligned grid instead")
+                throw VolumesError(
+                    .singularDirection, transform: name,
+                    "voxel axes \(permutation[world]) and \(input) are both closest to patient axis "
+                        + "\("LPS".map(String.init)[world]) (directions \(cosines)); the grid is too "
+                        + "oblique to reorient exactly: resample it onto an axis-aligned grid instead")
             }
             permutation[world] = input
             flipped[world] = (d[world] > 0 ? 1.0 : -1.0) != orientation.signs[world]
@@ -69,9 +71,13 @@ public struct Reorient: VolumeTransform {
             result.label = Permutation.apply(label, permutation: permutation, flipped: flipped)
             result.label?.geometry = output
         }
-        result.history.append(SpatialRecord(transform: name, operation: .permute(permutation: permutation,
-                                                                                 flipped: flipped),
-                                            inputGeometry: input, outputGeometry: output))
+        result.history.append(
+            SpatialRecord(
+                transform: name,
+                operation: .permute(
+                    permutation: permutation,
+                    flipped: flipped),
+                inputGeometry: input, outputGeometry: output))
         return result
     }
 }

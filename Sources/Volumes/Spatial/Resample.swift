@@ -1,4 +1,5 @@
 import DICOMIO
+
 /// Resamples image and label to a target voxel spacing in mm, keeping origin and direction.
 ///
 /// Output dimensions: `n′ₐ = max(1, round(nₐ · sₐ / s′ₐ))`. Output voxel (i, j, k) lies at
@@ -28,26 +29,29 @@ public struct Resample: VolumeTransform {
     public func outputGeometry(for geometry: VolumeGeometry) throws(VolumesError) -> VolumeGeometry {
         try geometry.validate(for: name)
         for a in 0..<3 where !(spacing[a] > 0 && spacing[a].isFinite) {
-            throw VolumesError(.invalidSpacing, transform: name,
-                               "target spacing \(["x", "y", "z"][a]) = \(spacing[a]) mm; give positive spacings in mm, "
-                                   + "e.g. [1.5, 1.5, 1.5]")
+            throw VolumesError(
+                .invalidSpacing, transform: name,
+                "target spacing \(["x", "y", "z"][a]) = \(spacing[a]) mm; give positive spacings in mm, "
+                    + "e.g. [1.5, 1.5, 1.5]")
         }
         var output = geometry
         for a in 0..<3 {
             let extent = Double(geometry.dimensions[a]) * geometry.spacing[a] / spacing[a]
             guard let n = CheckedConversion.int(extent), n <= maxAxisVoxels else {
-                throw VolumesError(.shapeMismatch, transform: name,
-                                   "spacing \(spacing[a]) mm would give \(extent) voxels along an axis, more than "
-                                       + "\(maxAxisVoxels) (limit max_axis_voxels); check units")
+                throw VolumesError(
+                    .shapeMismatch, transform: name,
+                    "spacing \(spacing[a]) mm would give \(extent) voxels along an axis, more than "
+                        + "\(maxAxisVoxels) (limit max_axis_voxels); check units")
             }
             output.dimensions[a] = max(1, n)
             output.spacing[a] = spacing[a]
         }
         let size = [output.dimensions.x, output.dimensions.y, output.dimensions.z]
         guard let total = CheckedConversion.product(size), total <= maxVoxels else {
-            throw VolumesError(.shapeMismatch, transform: name,
-                               "spacing [\(spacing.x), \(spacing.y), \(spacing.z)] mm would give a \(size) grid, more "
-                                   + "than \(maxVoxels) voxels (limit max_voxels_per_volume); choose a coarser spacing")
+            throw VolumesError(
+                .shapeMismatch, transform: name,
+                "spacing [\(spacing.x), \(spacing.y), \(spacing.z)] mm would give a \(size) grid, more "
+                    + "than \(maxVoxels) voxels (limit max_voxels_per_volume); choose a coarser spacing")
         }
         try output.validate(for: name)
         return output
@@ -59,12 +63,15 @@ public struct Resample: VolumeTransform {
     }
 
     /// Resamples image (and label) of `sample` onto `output`, recording the step.
-    static func resample(_ sample: Sample, onto output: VolumeGeometry, interpolation: Interpolation,
-                         antiAlias: Bool, name: String) throws(VolumesError) -> Sample {
+    static func resample(
+        _ sample: Sample, onto output: VolumeGeometry, interpolation: Interpolation,
+        antiAlias: Bool, name: String
+    ) throws(VolumesError) -> Sample {
         var result = sample
         let input = sample.image.geometry
-        result.image = try Resampler.resample(sample.image, onto: output, interpolation: interpolation,
-                                              antiAlias: antiAlias)
+        result.image = try Resampler.resample(
+            sample.image, onto: output, interpolation: interpolation,
+            antiAlias: antiAlias)
         // Checked on the (usually smaller) output: NaN/Inf anywhere in the input reaches it through the filters.
         let finite = result.image.voxels.withUnsafeBufferPointer { v in
             var ok = true
@@ -75,15 +82,18 @@ public struct Resample: VolumeTransform {
             return ok
         }
         guard finite else {
-            throw VolumesError(.nonFinite, transform: name,
-                               "the image holds NaN or infinite voxels, which interpolation would spread; check the "
-                                   + "decoder and rescale slope/intercept, or clip with a window first")
+            throw VolumesError(
+                .nonFinite, transform: name,
+                "the image holds NaN or infinite voxels, which interpolation would spread; check the "
+                    + "decoder and rescale slope/intercept, or clip with a window first")
         }
         if let label = sample.label {
             result.label = Resampler.resampleLabels(label, onto: output)
         }
-        result.history.append(SpatialRecord(transform: name, operation: .resample, inputGeometry: input,
-                                            outputGeometry: output))
+        result.history.append(
+            SpatialRecord(
+                transform: name, operation: .resample, inputGeometry: input,
+                outputGeometry: output))
         return result
     }
 }
@@ -107,8 +117,9 @@ public struct Resize: VolumeTransform {
     public func outputGeometry(for geometry: VolumeGeometry) throws(VolumesError) -> VolumeGeometry {
         try geometry.validate(for: name)
         guard shape.x >= 1, shape.y >= 1, shape.z >= 1 else {
-            throw VolumesError(.shapeMismatch, transform: name,
-                               "target shape \(shape) has an axis below 1 voxel; give positive [x, y, z]")
+            throw VolumesError(
+                .shapeMismatch, transform: name,
+                "target shape \(shape) has an axis below 1 voxel; give positive [x, y, z]")
         }
         var output = geometry
         var shift = Vector3(0, 0, 0)
@@ -117,7 +128,8 @@ public struct Resize: VolumeTransform {
             output.spacing[a] = geometry.spacing[a] * Double(geometry.dimensions[a]) / Double(shape[a])
             shift[a] = (output.spacing[a] - geometry.spacing[a]) / 2
         }
-        output.origin = geometry.origin + shift.x * geometry.direction.x + shift.y * geometry.direction.y
+        output.origin =
+            geometry.origin + shift.x * geometry.direction.x + shift.y * geometry.direction.y
             + shift.z * geometry.direction.z
         try output.validate(for: name)
         return output
@@ -125,8 +137,9 @@ public struct Resize: VolumeTransform {
 
     public func apply(_ sample: Sample) throws(VolumesError) -> Sample {
         let output = try outputGeometry(for: sample.image.geometry)
-        return try Resample.resample(sample, onto: output, interpolation: interpolation, antiAlias: antiAlias,
-                                     name: name)
+        return try Resample.resample(
+            sample, onto: output, interpolation: interpolation, antiAlias: antiAlias,
+            name: name)
     }
 }
 
@@ -138,8 +151,10 @@ extension Volume where Voxel == Float {
     ///   - interpolation: `.linear` (trilinear), `.cubic` or `.nearest`.
     ///   - antiAlias: Gaussian pre-filter when the output grid is coarser (σ = (r − 1)/2 source voxels).
     /// - Throws: `.invalidSpacing`/`.singularDirection` for invalid grids.
-    public func resampled(onto geometry: VolumeGeometry, interpolation: Interpolation = .linear,
-                          antiAlias: Bool = true) throws(VolumesError) -> Volume<Float> {
+    public func resampled(
+        onto geometry: VolumeGeometry, interpolation: Interpolation = .linear,
+        antiAlias: Bool = true
+    ) throws(VolumesError) -> Volume<Float> {
         try self.geometry.validate(for: "Resample")
         try geometry.validate(for: "Resample")
         return try Resampler.resample(self, onto: geometry, interpolation: interpolation, antiAlias: antiAlias)

@@ -63,8 +63,10 @@ struct AxisKernel: Sendable {
     ///   - n: input voxels along the axis; `m`: output voxels.
     ///   - a, b: output voxel `o` samples input coordinate `u = a·o + b` (voxel units, 0 = centre of the first).
     ///   - sigma: Gaussian pre-filter σ in input voxels (0: none); radius `⌊4σ + ½⌋` like scipy.
-    init(inputCount n: Int, outputCount m: Int, scale a: Double, offset b: Double, interpolation: Interpolation,
-         sigma: Double) {
+    init(
+        inputCount n: Int, outputCount m: Int, scale a: Double, offset b: Double, interpolation: Interpolation,
+        sigma: Double
+    ) {
         outputCount = m
         isIdentity = n == m && a == 1 && b == 0 && sigma <= 1e-15
         var gaussian: [Double] = [1]
@@ -111,8 +113,10 @@ struct AxisKernel: Sendable {
                 interpolationWeights[2] = Self.keys(1 - x)
                 interpolationWeights[3] = Self.keys(2 - x)
             }
-            let firstTap = min(max(base, 0), last), lastTap = min(max(base + interpolationTaps - 1, 0), last)
-            let lo = max(0, firstTap - radius), hi = min(last, lastTap + radius)
+            let firstTap = min(max(base, 0), last)
+            let lastTap = min(max(base + interpolationTaps - 1, 0), last)
+            let lo = max(0, firstTap - radius)
+            let hi = min(last, lastTap + radius)
             for t in 0..<taps { row[t] = 0 }
             for t in 0..<interpolationTaps {
                 let p = min(max(base + t, 0), last)
@@ -168,13 +172,16 @@ enum Resampler {
     /// source index `u = A_src⁻¹ (p − o_src)`, interpolated with edge replication outside the source grid.
     /// With `antiAlias`, the source is first smoothed along each axis `a` by a Gaussian of σₐ = max(0, (rₐ − 1)/2)
     /// source voxels, rₐ being the output step in source voxels along `a` (the downsampling factor).
-    static func resample(_ source: Volume<Float>, onto geometry: VolumeGeometry, interpolation: Interpolation,
-                         antiAlias: Bool, outside: OutsideValue = .clamp) throws(VolumesError) -> Volume<Float> {
+    static func resample(
+        _ source: Volume<Float>, onto geometry: VolumeGeometry, interpolation: Interpolation,
+        antiAlias: Bool, outside: OutsideValue = .clamp
+    ) throws(VolumesError) -> Volume<Float> {
         guard let map = IndexMap(from: geometry, to: source.geometry) else {
             throw VolumesError(.singularDirection, transform: "Resample", "the source direction is singular")
         }
-        return resample(source, onto: geometry, map: map, interpolation: interpolation, antiAlias: antiAlias,
-                        outside: outside)
+        return resample(
+            source, onto: geometry, map: map, interpolation: interpolation, antiAlias: antiAlias,
+            outside: outside)
     }
 
     static func antiAliasSigma(_ map: IndexMap) -> Vector3 {
@@ -184,49 +191,65 @@ enum Resampler {
         return Vector3(max(0, (factors[0] - 1) / 2), max(0, (factors[1] - 1) / 2), max(0, (factors[2] - 1) / 2))
     }
 
-    static func resample(_ source: Volume<Float>, onto geometry: VolumeGeometry, map: IndexMap,
-                         interpolation: Interpolation, antiAlias: Bool, outside: OutsideValue,
-                         displacement: DisplacementField? = nil) -> Volume<Float> {
+    static func resample(
+        _ source: Volume<Float>, onto geometry: VolumeGeometry, map: IndexMap,
+        interpolation: Interpolation, antiAlias: Bool, outside: OutsideValue,
+        displacement: DisplacementField? = nil
+    ) -> Volume<Float> {
         let sigma = antiAlias ? antiAliasSigma(map) : Vector3(0, 0, 0)
-        let n = source.geometry.dimensions, o = geometry.dimensions
+        let n = source.geometry.dimensions
+        let o = geometry.dimensions
         if map.isAxisAligned && displacement == nil && outside == .clamp {
-            let kx = AxisKernel(inputCount: n.x, outputCount: o.x, scale: map.m[0, 0], offset: map.t.x,
-                                interpolation: interpolation, sigma: sigma.x)
-            let ky = AxisKernel(inputCount: n.y, outputCount: o.y, scale: map.m[1, 1], offset: map.t.y,
-                                interpolation: interpolation, sigma: sigma.y)
-            let kz = AxisKernel(inputCount: n.z, outputCount: o.z, scale: map.m[2, 2], offset: map.t.z,
-                                interpolation: interpolation, sigma: sigma.z)
+            let kx = AxisKernel(
+                inputCount: n.x, outputCount: o.x, scale: map.m[0, 0], offset: map.t.x,
+                interpolation: interpolation, sigma: sigma.x)
+            let ky = AxisKernel(
+                inputCount: n.y, outputCount: o.y, scale: map.m[1, 1], offset: map.t.y,
+                interpolation: interpolation, sigma: sigma.y)
+            let kz = AxisKernel(
+                inputCount: n.z, outputCount: o.z, scale: map.m[2, 2], offset: map.t.z,
+                interpolation: interpolation, sigma: sigma.z)
             let voxels = separable(source.voxels, dimensions: n, kernels: (kx, ky, kz))
             return Volume(geometry: geometry, voxels: voxels)
         }
         var prefiltered = source.voxels
         if sigma.x > 0 || sigma.y > 0 || sigma.z > 0 {
             let kernels = (
-                AxisKernel(inputCount: n.x, outputCount: n.x, scale: 1, offset: 0, interpolation: .nearest,
-                           sigma: sigma.x),
-                AxisKernel(inputCount: n.y, outputCount: n.y, scale: 1, offset: 0, interpolation: .nearest,
-                           sigma: sigma.y),
-                AxisKernel(inputCount: n.z, outputCount: n.z, scale: 1, offset: 0, interpolation: .nearest,
-                           sigma: sigma.z))
+                AxisKernel(
+                    inputCount: n.x, outputCount: n.x, scale: 1, offset: 0, interpolation: .nearest,
+                    sigma: sigma.x),
+                AxisKernel(
+                    inputCount: n.y, outputCount: n.y, scale: 1, offset: 0, interpolation: .nearest,
+                    sigma: sigma.y),
+                AxisKernel(
+                    inputCount: n.z, outputCount: n.z, scale: 1, offset: 0, interpolation: .nearest,
+                    sigma: sigma.z)
+            )
             prefiltered = separable(source.voxels, dimensions: n, kernels: kernels)
         }
-        let voxels = general(prefiltered, dimensions: n, output: o, map: map, interpolation: interpolation,
-                             outside: outside, displacement: displacement)
+        let voxels = general(
+            prefiltered, dimensions: n, output: o, map: map, interpolation: interpolation,
+            outside: outside, displacement: displacement)
         return Volume(geometry: geometry, voxels: voxels)
     }
 
     /// Resamples a label volume onto `geometry` with nearest-neighbour interpolation (no pre-filter).
-    static func resampleLabels(_ source: Volume<UInt8>, onto geometry: VolumeGeometry,
-                               outside: UInt8? = nil) -> Volume<UInt8> {
+    static func resampleLabels(
+        _ source: Volume<UInt8>, onto geometry: VolumeGeometry,
+        outside: UInt8? = nil
+    ) -> Volume<UInt8> {
         guard let map = IndexMap(from: geometry, to: source.geometry) else {
             return Volume(geometry: geometry, repeating: outside ?? 0)
         }
         return resampleLabels(source, onto: geometry, map: map, outside: outside)
     }
 
-    static func resampleLabels(_ source: Volume<UInt8>, onto geometry: VolumeGeometry, map: IndexMap,
-                               outside: UInt8?, displacement: DisplacementField? = nil) -> Volume<UInt8> {
-        let n = source.geometry.dimensions, o = geometry.dimensions
+    static func resampleLabels(
+        _ source: Volume<UInt8>, onto geometry: VolumeGeometry, map: IndexMap,
+        outside: UInt8?, displacement: DisplacementField? = nil
+    ) -> Volume<UInt8> {
+        let n = source.geometry.dimensions
+        let o = geometry.dimensions
         let plane = o.x * o.y
         let voxels = [UInt8](unsafeUninitializedCapacity: geometry.voxelCount) { out, initialized in
             let destination = SharedPointer(base: out.baseAddress!)
@@ -242,7 +265,8 @@ enum Resampler {
                             return (u < 0 || u >= inputCount) ? -1 : u
                         }
                     }
-                    let xs = table(o.x, n.x, map.m[0, 0], map.t.x), ys = table(o.y, n.y, map.m[1, 1], map.t.y)
+                    let xs = table(o.x, n.x, map.m[0, 0], map.t.x)
+                    let ys = table(o.y, n.y, map.m[1, 1], map.t.y)
                     let zs = table(o.z, n.z, map.m[2, 2], map.t.z)
                     let fill = outside ?? 0
                     parallelChunks(o.z) { range in
@@ -278,7 +302,8 @@ enum Resampler {
                                             d[i] = outside
                                             continue
                                         }
-                                        x = min(max(x, 0), n.x - 1); y = min(max(y, 0), n.y - 1)
+                                        x = min(max(x, 0), n.x - 1)
+                                        y = min(max(y, 0), n.y - 1)
                                         z = min(max(z, 0), n.z - 1)
                                     }
                                     d[i] = sourcePointer.base[(z * n.y + y) * n.x + x]
@@ -301,8 +326,10 @@ enum Resampler {
     /// weighted sum of a few input planes), then y, then x, in two per-worker scratch planes, writing the output
     /// slice directly: no volume-sized intermediate is allocated and the input is streamed about once. Otherwise
     /// (few output slices, e.g. 2-D) three whole-volume passes x, y, z run, each parallel over its outer axis.
-    static func separable(_ input: [Float], dimensions n: SIMD3<Int>,
-                          kernels: (x: AxisKernel, y: AxisKernel, z: AxisKernel)) -> [Float] {
+    static func separable(
+        _ input: [Float], dimensions n: SIMD3<Int>,
+        kernels: (x: AxisKernel, y: AxisKernel, z: AxisKernel)
+    ) -> [Float] {
         let threads = ProcessInfo.processInfo.activeProcessorCount
         if kernels.z.outputCount >= 4 * threads {
             return fused(input, dimensions: n, kernels: kernels)
@@ -324,11 +351,16 @@ enum Resampler {
         return current
     }
 
-    static func fused(_ input: [Float], dimensions n: SIMD3<Int>,
-                      kernels: (x: AxisKernel, y: AxisKernel, z: AxisKernel)) -> [Float] {
+    static func fused(
+        _ input: [Float], dimensions n: SIMD3<Int>,
+        kernels: (x: AxisKernel, y: AxisKernel, z: AxisKernel)
+    ) -> [Float] {
         let (kx, ky, kz) = kernels
-        let mx = kx.outputCount, my = ky.outputCount, mz = kz.outputCount
-        let plane = n.x * n.y, outputPlane = mx * my
+        let mx = kx.outputCount
+        let my = ky.outputCount
+        let mz = kz.outputCount
+        let plane = n.x * n.y
+        let outputPlane = mx * my
         return [Float](unsafeUninitializedCapacity: outputPlane * mz) { out, initialized in
             let destination = SharedPointer(base: out.baseAddress!)
             input.withUnsafeBufferPointer { src in
@@ -375,9 +407,11 @@ enum Resampler {
                         }
                         kx.weights.withUnsafeBufferPointer { w in
                             for row in 0..<my {
-                                let s = b + row * n.x, line = d + row * mx
+                                let s = b + row * n.x
+                                let line = d + row * mx
                                 for ox in 0..<mx {
-                                    let first = s + kx.start[ox], weights = w.baseAddress! + ox * kx.taps
+                                    let first = s + kx.start[ox]
+                                    let weights = w.baseAddress! + ox * kx.taps
                                     var sum: Float = 0
                                     for t in 0..<kx.count[ox] { sum += weights[t] * first[t] }
                                     line[ox] = sum
@@ -403,9 +437,11 @@ enum Resampler {
                         kernel.start.withUnsafeBufferPointer { start in
                             kernel.count.withUnsafeBufferPointer { count in
                                 for row in range {
-                                    let s = source.base + row * n.x, d = destination.base + row * m
+                                    let s = source.base + row * n.x
+                                    let d = destination.base + row * m
                                     for o in 0..<m {
-                                        let first = s + start[o], weights = w.baseAddress! + o * kernel.taps
+                                        let first = s + start[o]
+                                        let weights = w.baseAddress! + o * kernel.taps
                                         var sum: Float = 0
                                         for t in 0..<count[o] { sum += weights[t] * first[t] }
                                         d[o] = sum
@@ -456,7 +492,8 @@ enum Resampler {
                 let blocks = (n.y + rowBlock - 1) / rowBlock
                 parallelChunks(m * blocks) { range in
                     for item in range {
-                        let o = item / blocks, block = item % blocks
+                        let o = item / blocks
+                        let block = item % blocks
                         let offset = block * rowBlock * n.x
                         let length = min(rowBlock, n.y - block * rowBlock) * n.x
                         let d = destination.base + o * plane + offset
@@ -475,9 +512,11 @@ enum Resampler {
 
     // MARK: - General affine (and deformable) sampling
 
-    static func general(_ input: [Float], dimensions n: SIMD3<Int>, output o: SIMD3<Int>, map: IndexMap,
-                        interpolation: Interpolation, outside: OutsideValue,
-                        displacement: DisplacementField?) -> [Float] {
+    static func general(
+        _ input: [Float], dimensions n: SIMD3<Int>, output o: SIMD3<Int>, map: IndexMap,
+        interpolation: Interpolation, outside: OutsideValue,
+        displacement: DisplacementField?
+    ) -> [Float] {
         let plane = o.x * o.y
         let count = o.x * o.y * o.z
         return [Float](unsafeUninitializedCapacity: count) { out, initialized in
@@ -525,15 +564,20 @@ struct PointSampler {
     }
 
     @inline(__always) func nearest(_ u: Vector3) -> Float {
-        value(voxelIndex((u.x + 0.5).rounded(.down)), voxelIndex((u.y + 0.5).rounded(.down)),
-              voxelIndex((u.z + 0.5).rounded(.down)))
+        value(
+            voxelIndex((u.x + 0.5).rounded(.down)), voxelIndex((u.y + 0.5).rounded(.down)),
+            voxelIndex((u.z + 0.5).rounded(.down)))
     }
 
     @inline(__always) func linear(_ u: Vector3) -> Float {
         let f = Vector3(u.x.rounded(.down), u.y.rounded(.down), u.z.rounded(.down))
         guard f.x.magnitude < 1e9, f.y.magnitude < 1e9, f.z.magnitude < 1e9 else { return value(-1, -1, -1) }
-        let x = Int(f.x), y = Int(f.y), z = Int(f.z)
-        let fx = Float(u.x - f.x), fy = Float(u.y - f.y), fz = Float(u.z - f.z)
+        let x = Int(f.x)
+        let y = Int(f.y)
+        let z = Int(f.z)
+        let fx = Float(u.x - f.x)
+        let fy = Float(u.y - f.y)
+        let fz = Float(u.z - f.z)
         let c00 = value(x, y, z) * (1 - fx) + value(x + 1, y, z) * fx
         let c10 = value(x, y + 1, z) * (1 - fx) + value(x + 1, y + 1, z) * fx
         let c01 = value(x, y, z + 1) * (1 - fx) + value(x + 1, y, z + 1) * fx
@@ -544,21 +588,29 @@ struct PointSampler {
     @inline(__always) func cubic(_ u: Vector3) -> Float {
         let f = Vector3(u.x.rounded(.down), u.y.rounded(.down), u.z.rounded(.down))
         guard f.x.magnitude < 1e9, f.y.magnitude < 1e9, f.z.magnitude < 1e9 else { return value(-1, -1, -1) }
-        let x = Int(f.x) - 1, y = Int(f.y) - 1, z = Int(f.z) - 1
-        let dx = u.x - f.x, dy = u.y - f.y, dz = u.z - f.z
+        let x = Int(f.x) - 1
+        let y = Int(f.y) - 1
+        let z = Int(f.z) - 1
+        let dx = u.x - f.x
+        let dy = u.y - f.y
+        let dz = u.z - f.z
         // SIMD4 weights: no per-voxel heap allocation.
-        let wx = SIMD4<Float>(Float(AxisKernel.keys(1 + dx)), Float(AxisKernel.keys(dx)),
-                              Float(AxisKernel.keys(1 - dx)), Float(AxisKernel.keys(2 - dx)))
-        let wy = SIMD4<Float>(Float(AxisKernel.keys(1 + dy)), Float(AxisKernel.keys(dy)),
-                              Float(AxisKernel.keys(1 - dy)), Float(AxisKernel.keys(2 - dy)))
-        let wz = SIMD4<Float>(Float(AxisKernel.keys(1 + dz)), Float(AxisKernel.keys(dz)),
-                              Float(AxisKernel.keys(1 - dz)), Float(AxisKernel.keys(2 - dz)))
+        let wx = SIMD4<Float>(
+            Float(AxisKernel.keys(1 + dx)), Float(AxisKernel.keys(dx)),
+            Float(AxisKernel.keys(1 - dx)), Float(AxisKernel.keys(2 - dx)))
+        let wy = SIMD4<Float>(
+            Float(AxisKernel.keys(1 + dy)), Float(AxisKernel.keys(dy)),
+            Float(AxisKernel.keys(1 - dy)), Float(AxisKernel.keys(2 - dy)))
+        let wz = SIMD4<Float>(
+            Float(AxisKernel.keys(1 + dz)), Float(AxisKernel.keys(dz)),
+            Float(AxisKernel.keys(1 - dz)), Float(AxisKernel.keys(2 - dz)))
         var total: Float = 0
         for c in 0..<4 {
             var plane: Float = 0
             for b in 0..<4 {
-                let row = SIMD4<Float>(value(x, y + b, z + c), value(x + 1, y + b, z + c), value(x + 2, y + b, z + c),
-                                       value(x + 3, y + b, z + c))
+                let row = SIMD4<Float>(
+                    value(x, y + b, z + c), value(x + 1, y + b, z + c), value(x + 2, y + b, z + c),
+                    value(x + 3, y + b, z + c))
                 plane += (row * wx).sum() * wy[b]
             }
             total += plane * wz[c]
@@ -583,11 +635,14 @@ struct DisplacementField: Sendable {
             let lower = min(Int(g), points - 2)
             return (lower, g - Double(lower))
         }
-        let (x, fx) = coordinate(i, output.x, control.x), (y, fy) = coordinate(j, output.y, control.y)
+        let (x, fx) = coordinate(i, output.x, control.x)
+        let (y, fy) = coordinate(j, output.y, control.y)
         let (z, fz) = coordinate(k, output.z, control.z)
         func v(_ a: Int, _ b: Int, _ c: Int) -> Vector3 { values[((z + c) * control.y + y + b) * control.x + x + a] }
-        let c00 = v(0, 0, 0) * (1 - fx) + v(1, 0, 0) * fx, c10 = v(0, 1, 0) * (1 - fx) + v(1, 1, 0) * fx
-        let c01 = v(0, 0, 1) * (1 - fx) + v(1, 0, 1) * fx, c11 = v(0, 1, 1) * (1 - fx) + v(1, 1, 1) * fx
+        let c00 = v(0, 0, 0) * (1 - fx) + v(1, 0, 0) * fx
+        let c10 = v(0, 1, 0) * (1 - fx) + v(1, 1, 0) * fx
+        let c01 = v(0, 0, 1) * (1 - fx) + v(1, 0, 1) * fx
+        let c11 = v(0, 1, 1) * (1 - fx) + v(1, 1, 1) * fx
         return (c00 * (1 - fy) + c10 * fy) * (1 - fz) + (c01 * (1 - fy) + c11 * fy) * fz
     }
 }

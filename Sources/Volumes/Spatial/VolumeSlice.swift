@@ -1,4 +1,5 @@
 import DICOMIO
+
 /// The voxel axes of a volume.
 public enum Axis: String, Sendable, Codable, CaseIterable {
     case x, y, z
@@ -35,16 +36,18 @@ extension Volume {
     public func slice(along axis: Axis, at index: Int) throws(VolumesError) -> VolumeSlice<Voxel> {
         let n = geometry.dimensions
         guard index >= 0, index < n[axis.index] else {
-            throw VolumesError(.shapeMismatch, transform: "slice(along: .\(axis))",
-                               "index \(index) is outside 0..<\(n[axis.index]) along \(axis)")
+            throw VolumesError(
+                .shapeMismatch, transform: "slice(along: .\(axis))",
+                "index \(index) is outside 0..<\(n[axis.index]) along \(axis)")
         }
         let g = geometry
         switch axis {
         case .z:
             let plane = n.x * n.y
-            return VolumeSlice(width: n.x, height: n.y, pixels: Array(voxels[(index * plane)..<((index + 1) * plane)]),
-                               origin: g.position(0, 0, Double(index)), spacing: SIMD2(g.spacing.x, g.spacing.y),
-                               rowDirection: g.direction.x, columnDirection: g.direction.y)
+            return VolumeSlice(
+                width: n.x, height: n.y, pixels: Array(voxels[(index * plane)..<((index + 1) * plane)]),
+                origin: g.position(0, 0, Double(index)), spacing: SIMD2(g.spacing.x, g.spacing.y),
+                rowDirection: g.direction.x, columnDirection: g.direction.y)
         case .y:
             var pixels = [Voxel]()
             pixels.reserveCapacity(n.x * n.z)
@@ -52,16 +55,18 @@ extension Volume {
                 let first = self.index(0, index, k)
                 pixels.append(contentsOf: voxels[first..<(first + n.x)])
             }
-            return VolumeSlice(width: n.x, height: n.z, pixels: pixels, origin: g.position(0, Double(index), 0),
-                               spacing: SIMD2(g.spacing.x, g.spacing.z), rowDirection: g.direction.x,
-                               columnDirection: g.direction.z)
+            return VolumeSlice(
+                width: n.x, height: n.z, pixels: pixels, origin: g.position(0, Double(index), 0),
+                spacing: SIMD2(g.spacing.x, g.spacing.z), rowDirection: g.direction.x,
+                columnDirection: g.direction.z)
         case .x:
             var pixels = [Voxel]()
             pixels.reserveCapacity(n.y * n.z)
             for k in 0..<n.z { for j in 0..<n.y { pixels.append(voxels[self.index(index, j, k)]) } }
-            return VolumeSlice(width: n.y, height: n.z, pixels: pixels, origin: g.position(Double(index), 0, 0),
-                               spacing: SIMD2(g.spacing.y, g.spacing.z), rowDirection: g.direction.y,
-                               columnDirection: g.direction.z)
+            return VolumeSlice(
+                width: n.y, height: n.z, pixels: pixels, origin: g.position(Double(index), 0, 0),
+                spacing: SIMD2(g.spacing.y, g.spacing.z), rowDirection: g.direction.y,
+                columnDirection: g.direction.z)
         }
     }
 }

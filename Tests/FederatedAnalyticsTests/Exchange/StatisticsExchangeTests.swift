@@ -11,15 +11,22 @@ struct JSONExchange {
     var sessions: [String: StatisticsSiteSession] = [:]
     var log: [StatisticsRequest] = []
 
-    init(query: StatisticsQuery, sites: [StatisticsSite], mechanism: NoiseMechanism? = nil, seed: UInt64? = nil,
-         secureSum: Bool = true, minimumSites: Int = 1) throws {
-        aggregator = try StatisticsAggregator(query: query, sites: sites.map(\.name), options: .init(
-            mechanism: mechanism, secureSum: secureSum, session: "job-\(UUID().uuidString)", minimumSites: minimumSites))
+    init(
+        query: StatisticsQuery, sites: [StatisticsSite], mechanism: NoiseMechanism? = nil, seed: UInt64? = nil,
+        secureSum: Bool = true, minimumSites: Int = 1
+    ) throws {
+        aggregator = try StatisticsAggregator(
+            query: query, sites: sites.map(\.name),
+            options: .init(
+                mechanism: mechanism, secureSum: secureSum, session: "job-\(UUID().uuidString)",
+                minimumSites: minimumSites))
         for site in sites {
-            let noise: any NoiseSource = seed.map { SeededNoiseSource(seed: $0, site: site.name) } ?? SystemNoiseSource()
+            let noise: any NoiseSource =
+                seed.map { SeededNoiseSource(seed: $0, site: site.name) } ?? SystemNoiseSource()
             // serverIsLocal only to compare with the in-process path, whose sites accept clear uploads.
-            sessions[site.name] = StatisticsSiteSession(site: site, noise: noise, mechanism: mechanism,
-                                                        serverIsLocal: !secureSum)
+            sessions[site.name] = StatisticsSiteSession(
+                site: site, noise: noise, mechanism: mechanism,
+                serverIsLocal: !secureSum)
         }
     }
 
@@ -27,14 +34,18 @@ struct JSONExchange {
     mutating func answer(_ request: StatisticsRequest) throws -> Data {
         let wire = try StatisticsRequest(decoding: request.encoded())
         #expect(wire == request)
-        guard var session = sessions[wire.site] else { throw AnalyticsError(.unexpectedMessage, "no site \(wire.site)") }
+        guard var session = sessions[wire.site] else {
+            throw AnalyticsError(.unexpectedMessage, "no site \(wire.site)")
+        }
         let response = try session.respond(to: wire)
         sessions[wire.site] = session
         return try response.encoded()
     }
 
     /// - Parameter restarts: the server checkpoints and restores its aggregator after every message.
-    mutating func run(restarts: Bool = false, answers: (StatisticsRequest) -> Bool = { _ in true }) throws -> StatisticsResult {
+    mutating func run(restarts: Bool = false, answers: (StatisticsRequest) -> Bool = { _ in true }) throws
+        -> StatisticsResult
+    {
         var requests = try aggregator.nextRequests()
         while !requests.isEmpty {
             for request in requests {
@@ -57,7 +68,8 @@ func reportJSON(_ r: StatisticsResult) throws -> String { try StatisticsReport.j
 let referenceQuery: StatisticsQuery? = try? StatisticsQuery.load(
     path: repositoryRoot + "/Tests/FederatedAnalyticsTests/Golden/reference-query.yaml")
 
-let smallQuery: StatisticsQuery? = try? StatisticsQuery.parse("""
+let smallQuery: StatisticsQuery? = try? StatisticsQuery.parse(
+    """
     name: small
     features:
       - {feature: PatientAge, statistics: [count, mean, stddev], bounds: [0, 100]}
@@ -67,16 +79,18 @@ let smallQuery: StatisticsQuery? = try? StatisticsQuery.parse("""
 
 @Suite("Statistics exchange: aggregator and site sessions over JSON messages")
 struct StatisticsExchangeTests {
-    @Test("Over JSON the exchange gives the in-process result exactly (exact mode and seeded noise, masked and clear)",
-          arguments: [(NoiseMechanism.none, true), (NoiseMechanism.none, false), (nil, true), (nil, false)]
+    @Test(
+        "Over JSON the exchange gives the in-process result exactly (exact mode and seeded noise, masked and clear)",
+        arguments: [(NoiseMechanism.none, true), (NoiseMechanism.none, false), (nil, true), (nil, false)]
             as [(NoiseMechanism?, Bool)])
     func sameAsInProcess(mechanism: NoiseMechanism?, secureSum: Bool) throws {
         let query = try #require(referenceQuery)
         var direct = CohortStatistics(query: query, mechanism: mechanism, seed: 7)
         direct.secureSum = secureSum
         let expected = try direct.run(sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)))
-        var exchange = try JSONExchange(query: query, sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)),
-                                        mechanism: mechanism, seed: 7, secureSum: secureSum)
+        var exchange = try JSONExchange(
+            query: query, sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)),
+            mechanism: mechanism, seed: 7, secureSum: secureSum)
         let got = try exchange.run()
         #expect(try reportJSON(got) == reportJSON(expected))
         #expect(got.perSite.count == 3 && got.sites == siteNames)
@@ -111,17 +125,22 @@ struct StatisticsExchangeTests {
         #expect(result.global[0].count != nil)
     }
 
-    @Test("Malformed, truncated, stale, misrouted or duplicate responses are refused with a clear error; the run goes on")
+    @Test(
+        "Malformed, truncated, stale, misrouted or duplicate responses are refused with a clear error; the run goes on")
     func badResponses() throws {
         let query = try #require(smallQuery)
-        var exchange = try JSONExchange(query: query, sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)),
-                                        mechanism: NoiseMechanism.none)
-        var reference = try JSONExchange(query: query, sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)),
-                                         mechanism: NoiseMechanism.none)
+        var exchange = try JSONExchange(
+            query: query, sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)),
+            mechanism: NoiseMechanism.none)
+        var reference = try JSONExchange(
+            query: query, sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)),
+            mechanism: NoiseMechanism.none)
         let expected = try reference.run()
 
-        func refused(_ code: AnalyticsError.Code, _ words: String, _ body: () throws -> Void,
-                     sourceLocation: SourceLocation = #_sourceLocation) {
+        func refused(
+            _ code: AnalyticsError.Code, _ words: String, _ body: () throws -> Void,
+            sourceLocation: SourceLocation = #_sourceLocation
+        ) {
             do {
                 try body()
                 Issue.record("accepted", sourceLocation: sourceLocation)
@@ -162,7 +181,9 @@ struct StatisticsExchangeTests {
         other = response
         other.site = "mallory"
         refused(.unexpectedMessage, "unknown site 'mallory'") { try exchange.aggregator.receive(try other.encoded()) }
-        refused(.unexpectedMessage, "in the name of") { try exchange.aggregator.receive(good, from: "treatment-center") }
+        refused(.unexpectedMessage, "in the name of") {
+            try exchange.aggregator.receive(good, from: "treatment-center")
+        }
         refused(.unexpectedMessage, "answered phase plan") { try exchange.aggregator.receive(planAnswer) }
         guard case .firstPass(.masked(let words)) = response.payload else {
             Issue.record("the first pass was not masked")
@@ -170,7 +191,9 @@ struct StatisticsExchangeTests {
         }
         other = response
         other.payload = .firstPass(.masked(Array(words.dropLast())))
-        refused(.unexpectedMessage, "values, the query's layout has") { try exchange.aggregator.receive(try other.encoded()) }
+        refused(.unexpectedMessage, "values, the query's layout has") {
+            try exchange.aggregator.receive(try other.encoded())
+        }
         other.payload = .firstPass(.clear([Double](repeating: 0, count: words.count)))
         refused(.unexpectedMessage, "in the clear") { try exchange.aggregator.receive(try other.encoded()) }
         // Not finished yet.
@@ -195,8 +218,11 @@ struct StatisticsExchangeTests {
         let site = try #require(sites(policy: openPolicy(), ledger: ledger, names: ["research-center"]).first)
         var session = StatisticsSiteSession(site: site, noise: SeededNoiseSource(seed: 1))
         let plan = StatisticsRequest(session: "s1", site: "research-center", payload: .plan(.init(query: query)))
-        let firstPass = StatisticsRequest(session: "s1", site: "research-center", payload: .firstPass(.init(
-            categoryLists: [:], secureSum: true, publicKeys: ["research-center": session.publicKey])))
+        let firstPass = StatisticsRequest(
+            session: "s1", site: "research-center",
+            payload: .firstPass(
+                .init(
+                    categoryLists: [:], secureSum: true, publicKeys: ["research-center": session.publicKey])))
 
         #expect(throws: AnalyticsError.self) { try session.respond(to: firstPass) }  // before the plan
         var wrongSite = plan
@@ -204,7 +230,10 @@ struct StatisticsExchangeTests {
         #expect(throws: AnalyticsError.self) { try session.respond(to: wrongSite) }
 
         let answer = try session.respond(to: plan)
-        guard case .plan(.accepted(let acceptance)) = answer.payload else { Issue.record("refused"); return }
+        guard case .plan(.accepted(let acceptance)) = answer.payload else {
+            Issue.record("refused")
+            return
+        }
         #expect(acceptance.publicKey == session.publicKey)
         let spent = try ledger.spent(site: "research-center").epsilon
         #expect(spent > 0)
@@ -217,8 +246,10 @@ struct StatisticsExchangeTests {
         #expect(throws: AnalyticsError.self) { try session.respond(to: otherSession) }
         // The server swapped this site's key: no upload.
         var swapped = firstPass
-        swapped.payload = .firstPass(.init(categoryLists: [:], secureSum: true,
-                                           publicKeys: ["research-center": Data(repeating: 9, count: 32)]))
+        swapped.payload = .firstPass(
+            .init(
+                categoryLists: [:], secureSum: true,
+                publicKeys: ["research-center": Data(repeating: 9, count: 32)]))
         do {
             _ = try session.respond(to: swapped)
             Issue.record("uploaded against a foreign key")
@@ -229,12 +260,17 @@ struct StatisticsExchangeTests {
         let again = try session.respond(to: firstPass)
         #expect(again == upload)
         var different = firstPass
-        different.payload = .firstPass(.init(categoryLists: ["3/ManufacturerModelName": ["X"]], secureSum: true,
-                                             publicKeys: ["research-center": session.publicKey]))
+        different.payload = .firstPass(
+            .init(
+                categoryLists: ["3/ManufacturerModelName": ["X"]], secureSum: true,
+                publicKeys: ["research-center": session.publicKey]))
         #expect(throws: AnalyticsError.self) { try session.respond(to: different) }
         // A centre outside the bounds would break the squared deviations' sensitivity.
-        let outside = StatisticsRequest(session: "s1", site: "research-center", payload: .secondPass(.init(
-            centres: ["0/PatientAge": 250], participants: ["research-center"])))
+        let outside = StatisticsRequest(
+            session: "s1", site: "research-center",
+            payload: .secondPass(
+                .init(
+                    centres: ["0/PatientAge": 250], participants: ["research-center"])))
         do {
             _ = try session.respond(to: outside)
             Issue.record("accepted a centre outside the bounds")
@@ -248,11 +284,14 @@ struct StatisticsExchangeTests {
         let query = try #require(smallQuery)
         var policy = openPolicy()
         policy.revealPerSite = false
-        let site = try #require(sites(policy: policy, ledger: PrivacyLedger(path: nil), names: ["research-center"]).first)
+        let site = try #require(
+            sites(policy: policy, ledger: PrivacyLedger(path: nil), names: ["research-center"]).first)
         var session = StatisticsSiteSession(site: site)
         _ = try session.respond(to: .init(session: "s", site: site.name, payload: .plan(.init(query: query))))
-        for pass in [StatisticsRequest.FirstPass(categoryLists: [:], secureSum: false, publicKeys: [:]),
-                     .init(categoryLists: [:], secureSum: true, publicKeys: [site.name: session.publicKey])] {
+        for pass in [
+            StatisticsRequest.FirstPass(categoryLists: [:], secureSum: false, publicKeys: [:]),
+            .init(categoryLists: [:], secureSum: true, publicKeys: [site.name: session.publicKey]),
+        ] {
             do {
                 _ = try session.respond(to: .init(session: "s", site: site.name, payload: .firstPass(pass)))
                 Issue.record("revealed its figures")
@@ -275,8 +314,10 @@ struct StatisticsExchangeTests {
         query.privacy.mechanism = .none
         let ledger = try PrivacyLedger(path: nil)
         do {
-            _ = try CohortStatistics(query: query).run(sites: sites(policy: openPolicy(), ledger: ledger,
-                                                                    names: ["research-center"]))
+            _ = try CohortStatistics(query: query).run(
+                sites: sites(
+                    policy: openPolicy(), ledger: ledger,
+                    names: ["research-center"]))
             Issue.record("noise switched off by the query")
         } catch {
             #expect(error.code == .policyViolation)
@@ -286,16 +327,19 @@ struct StatisticsExchangeTests {
     @Test("Dropout after masking: the survivors' recovery masks give the exact sum of the others, over JSON")
     func dropoutRecovers() throws {
         let query = try #require(smallQuery)
-        var exchange = try JSONExchange(query: query, sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)),
-                                        mechanism: NoiseMechanism.none)
+        var exchange = try JSONExchange(
+            query: query, sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)),
+            mechanism: NoiseMechanism.none)
         let r = try exchange.run { !($0.phase == .firstPass && $0.site == "research-center") }
         #expect(r.dropped == ["research-center"])
         #expect(r.sites == ["community-hospital", "treatment-center"])
         let recovery = exchange.log.filter { $0.phase == .recovery }
         #expect(recovery.map(\.site) == ["community-hospital", "treatment-center"])
         #expect(!exchange.log.contains { $0.phase == .secondPass && $0.site == "research-center" })
-        let both = try CohortStatistics(query: query, mechanism: NoiseMechanism.none).run(sites: sites(
-            policy: openPolicy(), ledger: PrivacyLedger(path: nil), names: ["community-hospital", "treatment-center"]))
+        let both = try CohortStatistics(query: query, mechanism: NoiseMechanism.none).run(
+            sites: sites(
+                policy: openPolicy(), ledger: PrivacyLedger(path: nil),
+                names: ["community-hospital", "treatment-center"]))
         #expect(r.global[0].count == both.global[0].count)
         #expect(abs((r.global[0].mean ?? 0) - (both.global[0].mean ?? 1)) < 1e-5)
         #expect(abs((r.global[0].stddev ?? 0) - (both.global[0].stddev ?? 1)) < 1e-5)
@@ -311,10 +355,12 @@ struct StatisticsExchangeTests {
     func checkpoints() throws {
         let query = try #require(referenceQuery)
         let drop: (StatisticsRequest) -> Bool = { !($0.phase == .firstPass && $0.site == "treatment-center") }
-        var plain = try JSONExchange(query: query, sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)),
-                                     seed: 11)
-        var restarted = try JSONExchange(query: query, sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)),
-                                         seed: 11)
+        var plain = try JSONExchange(
+            query: query, sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)),
+            seed: 11)
+        var restarted = try JSONExchange(
+            query: query, sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)),
+            seed: 11)
         let expected = try plain.run(answers: drop)
         let got = try restarted.run(restarts: true, answers: drop)
         #expect(got.dropped == ["treatment-center"])
@@ -326,8 +372,9 @@ struct StatisticsExchangeTests {
     func tooFewSites() throws {
         var query = try #require(smallQuery)
         query.minimumSites = 3
-        var exchange = try JSONExchange(query: query, sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)),
-                                        mechanism: NoiseMechanism.none)
+        var exchange = try JSONExchange(
+            query: query, sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)),
+            mechanism: NoiseMechanism.none)
         do {
             _ = try exchange.run { !($0.phase == .firstPass && $0.site == "treatment-center") }
             Issue.record("released with too few sites")
@@ -341,13 +388,15 @@ struct StatisticsExchangeTests {
 
         // A site that does not answer the plan is left out with the reason; below the minimum the query fails.
         query.minimumSites = 1
-        var exchange2 = try JSONExchange(query: query, sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)),
-                                         mechanism: NoiseMechanism.none, minimumSites: 2)
+        var exchange2 = try JSONExchange(
+            query: query, sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)),
+            mechanism: NoiseMechanism.none, minimumSites: 2)
         let r = try exchange2.run { !($0.phase == .plan && $0.site == "research-center") }
         #expect(r.refused["research-center"]?.contains("did not answer") == true)
         #expect(r.sites == ["community-hospital", "treatment-center"] && r.dropped.isEmpty)
-        var exchange3 = try JSONExchange(query: query, sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)),
-                                         mechanism: NoiseMechanism.none, minimumSites: 3)
+        var exchange3 = try JSONExchange(
+            query: query, sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)),
+            mechanism: NoiseMechanism.none, minimumSites: 3)
         #expect(throws: AnalyticsError.self) {
             _ = try exchange3.run { !($0.phase == .plan && $0.site == "research-center") }
         }
@@ -356,11 +405,13 @@ struct StatisticsExchangeTests {
     @Test("A survivor missing in recovery aborts the query; a site missing in the second pass withholds the variance")
     func laterDropouts() throws {
         let query = try #require(smallQuery)
-        var exchange = try JSONExchange(query: query, sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)),
-                                        mechanism: NoiseMechanism.none)
+        var exchange = try JSONExchange(
+            query: query, sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)),
+            mechanism: NoiseMechanism.none)
         do {
             _ = try exchange.run {
-                !($0.phase == .firstPass && $0.site == "research-center") && !($0.phase == .recovery && $0.site == "treatment-center")
+                !($0.phase == .firstPass && $0.site == "research-center")
+                    && !($0.phase == .recovery && $0.site == "treatment-center")
             }
             Issue.record("released without recovery")
         } catch let error as AnalyticsError {
@@ -368,8 +419,9 @@ struct StatisticsExchangeTests {
             #expect(error.message.contains("aborted"))
         }
 
-        var exchange2 = try JSONExchange(query: query, sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)),
-                                         mechanism: NoiseMechanism.none)
+        var exchange2 = try JSONExchange(
+            query: query, sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)),
+            mechanism: NoiseMechanism.none)
         let r = try exchange2.run { !($0.phase == .secondPass && $0.site == "research-center") }
         let full = try CohortStatistics(query: query, mechanism: NoiseMechanism.none)
             .run(sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil)))
@@ -383,8 +435,12 @@ struct StatisticsExchangeTests {
     @Test("Requests and responses survive JSON unchanged; bad aggregator inputs are refused")
     func messagesAndInputs() throws {
         let query = try #require(smallQuery)
-        let request = StatisticsRequest(session: "s", site: "a", payload: .firstPass(.init(
-            categoryLists: ["1/Manufacturer": ["GE", "SIEMENS"]], secureSum: true, publicKeys: ["a": Data(repeating: 1, count: 32)])))
+        let request = StatisticsRequest(
+            session: "s", site: "a",
+            payload: .firstPass(
+                .init(
+                    categoryLists: ["1/Manufacturer": ["GE", "SIEMENS"]], secureSum: true,
+                    publicKeys: ["a": Data(repeating: 1, count: 32)])))
         #expect(try StatisticsRequest(decoding: request.encoded()) == request)
         let plan = StatisticsRequest(session: "s", site: "a", payload: .plan(.init(query: query)))
         #expect(try StatisticsRequest(decoding: plan.encoded()) == plan)
@@ -392,29 +448,41 @@ struct StatisticsExchangeTests {
             let response = StatisticsResponse(session: "s", site: "a", payload: .firstPass(upload))
             #expect(try StatisticsResponse(decoding: response.encoded()) == response)
         }
-        let recovery = StatisticsResponse(session: "s", site: "a", payload: .recovery(.init(masks: ["b": [1, 2, .max]])))
+        let recovery = StatisticsResponse(
+            session: "s", site: "a", payload: .recovery(.init(masks: ["b": [1, 2, .max]])))
         #expect(try StatisticsResponse(decoding: recovery.encoded()) == recovery)
         do {
-            _ = try StatisticsRequest(decoding: Data(#"{"version":1,"session":"s","site":"a","payload":{"nope":{}}}"#.utf8))
+            _ = try StatisticsRequest(
+                decoding: Data(#"{"version":1,"session":"s","site":"a","payload":{"nope":{}}}"#.utf8))
             Issue.record("decoded an unknown phase")
         } catch {
             #expect(error.code == .malformedMessage)
         }
         #expect(throws: AnalyticsError.self) { try StatisticsAggregator(query: query, sites: []) }
         #expect(throws: AnalyticsError.self) { try StatisticsAggregator(query: query, sites: ["a", "a"]) }
-        #expect(throws: AnalyticsError.self) { try StatisticsAggregator(query: query, sites: ["a"], options: .init(session: "")) }
+        #expect(throws: AnalyticsError.self) {
+            try StatisticsAggregator(query: query, sites: ["a"], options: .init(session: ""))
+        }
     }
 
     /// One site's clear first-pass upload (seeded noise) and what its ledger was charged.
-    private func release(query: StatisticsQuery, categoryLists: [String: [String]] = [:],
-                         seed: UInt64 = 11) throws -> (values: [Double], epsilon: Double) {
+    private func release(
+        query: StatisticsQuery, categoryLists: [String: [String]] = [:],
+        seed: UInt64 = 11
+    ) throws -> (values: [Double], epsilon: Double) {
         let ledger = try PrivacyLedger(path: nil)
         let site = try #require(sites(policy: openPolicy(), ledger: ledger, names: ["research-center"]).first)
         var session = StatisticsSiteSession(site: site, noise: SeededNoiseSource(seed: seed), serverIsLocal: true)
         let plan = try session.respond(to: .init(session: "d", site: site.name, payload: .plan(.init(query: query))))
-        guard case .plan(.accepted(_)) = plan.payload else { throw AnalyticsError(.policyViolation, "refused: \(plan)") }
-        let upload = try session.respond(to: .init(session: "d", site: site.name, payload: .firstPass(.init(
-            categoryLists: categoryLists, secureSum: false, publicKeys: [:]))))
+        guard case .plan(.accepted(_)) = plan.payload else {
+            throw AnalyticsError(.policyViolation, "refused: \(plan)")
+        }
+        let upload = try session.respond(
+            to: .init(
+                session: "d", site: site.name,
+                payload: .firstPass(
+                    .init(
+                        categoryLists: categoryLists, secureSum: false, publicKeys: [:]))))
         guard case .firstPass(.clear(let values)) = upload.payload else {
             throw AnalyticsError(.unexpectedMessage, "not a clear upload: \(upload)")
         }
@@ -432,8 +500,11 @@ struct StatisticsExchangeTests {
 
         // The same through the plan: a query (not validated by the server) listing a category three times.
         func manufacturer(_ categories: [String]) -> StatisticsQuery {
-            StatisticsQuery(name: "dup", features: [
-                FeatureQuery(feature: "Manufacturer", statistics: [.frequencies], categories: categories)],
+            StatisticsQuery(
+                name: "dup",
+                features: [
+                    FeatureQuery(feature: "Manufacturer", statistics: [.frequencies], categories: categories)
+                ],
                 privacy: smallQuery?.privacy ?? QueryPrivacy())
         }
         let planned = try release(query: manufacturer(["GE", "GE", "SIEMENS", "GE"]))
@@ -443,8 +514,9 @@ struct StatisticsExchangeTests {
         #expect(planned.epsilon == plannedOnce.epsilon && planned.epsilon > 0)
     }
 
-    @Test("A site refuses first-pass category names that could collide after trimming, or name the rest",
-          arguments: [" GE", "GE ", "", "other"])
+    @Test(
+        "A site refuses first-pass category names that could collide after trimming, or name the rest",
+        arguments: [" GE", "GE ", "", "other"])
     func collidingCategoryNames(name: String) throws {
         let query = try #require(smallQuery)
         do {

@@ -1,19 +1,23 @@
 import DICOMIO
 import Foundation
 import Testing
+
 @testable import Volumes
 
 @Suite("Seeded augmentation")
 struct AugmentationTests {
-    let geometry = VolumeGeometry(dimensions: SIMD3(24, 20, 12), origin: Vector3(5, 6, 7),
-                                  spacing: Vector3(0.8, 0.8, 1.5))
+    let geometry = VolumeGeometry(
+        dimensions: SIMD3(24, 20, 12), origin: Vector3(5, 6, 7),
+        spacing: Vector3(0.8, 0.8, 1.5))
 
     var sample: Sample {
         let image = makeVolume(geometry) { i, j, k in Float(i * 3 - j * 2 + k * 7) + Float((i * j * k) % 5) }
-        let label = Volume<UInt8>(geometry: geometry, voxels: (0..<geometry.voxelCount).map { index in
-            let (i, j, k) = (index % 24, (index / 24) % 20, index / 480)
-            return (8...14).contains(i) && (6...12).contains(j) && (3...8).contains(k) ? (i < 11 ? 1 : 2) : 0
-        })
+        let label = Volume<UInt8>(
+            geometry: geometry,
+            voxels: (0..<geometry.voxelCount).map { index in
+                let (i, j, k) = (index % 24, (index / 24) % 20, index / 480)
+                return (8...14).contains(i) && (6...12).contains(j) && (3...8).contains(k) ? (i < 11 ? 1 : 2) : 0
+            })
         return Sample(image: image, label: label)
     }
 
@@ -31,9 +35,13 @@ struct AugmentationTests {
 
     @Test("The same seed reproduces every augmentation exactly, run after run; another seed differs")
     func reproducible() throws {
-        var a = pipeline(seed: 42), b = pipeline(seed: 42), c = pipeline(seed: 43)
+        var a = pipeline(seed: 42)
+        var b = pipeline(seed: 42)
+        var c = pipeline(seed: 43)
         for _ in 0..<3 {
-            let x = try a.apply(sample), y = try b.apply(sample), z = try c.apply(sample)
+            let x = try a.apply(sample)
+            let y = try b.apply(sample)
+            let z = try c.apply(sample)
             #expect(x.image.voxels == y.image.voxels && x.label?.voxels == y.label?.voxels)
             #expect(x.image.geometry == y.image.geometry)
             #expect(x.image.voxels != z.image.voxels)
@@ -51,8 +59,10 @@ struct AugmentationTests {
         var turned = sample
         for _ in 0..<4 {
             // One quarter turn in the x-y plane (as RandomRotate90 with k = 1).
-            turned = Sample(image: Permutation.apply(turned.image, permutation: SIMD3(1, 0, 2),
-                                                     flipped: [true, false, false]))
+            turned = Sample(
+                image: Permutation.apply(
+                    turned.image, permutation: SIMD3(1, 0, 2),
+                    flipped: [true, false, false]))
         }
         #expect(turned.image.voxels == sample.image.voxels)
         var rotate = RandomRotate90(probability: 1, seed: 9)
@@ -88,7 +98,10 @@ struct AugmentationTests {
             #expect(back.geometry == geometry)
         }
         var tooBig = RandomCrop(shape: SIMD3(30, 4, 4), seed: 1)
-        do { _ = try tooBig.apply(sample); Issue.record("no error") } catch {
+        do {
+            _ = try tooBig.apply(sample)
+            Issue.record("no error")
+        } catch {
             #expect(error.code == .shapeMismatch && error.description.contains("RandomCrop"))
         }
     }

@@ -1,6 +1,7 @@
 import DICOMIO
 import Foundation
 import Testing
+
 @testable import Volumes
 
 @Suite("Preprocessing limits")
@@ -30,30 +31,49 @@ struct PreprocessingLimitsTests {
         ("preprocessing:\n  window: {min: -1e300, max: 1e300}", "preprocessing.window.min"),
         ("preprocessing:\n  window: {min: 10, max: 10}", "preprocessing.window"),
         ("preprocessing:\n  normalize: {method: zscore, mask: .nan}", "preprocessing.normalize.mask"),
-        ("preprocessing:\n  normalize: {method: percentile, percentiles: [.nan, 99]}",
-         "preprocessing.normalize.percentiles"),
+        (
+            "preprocessing:\n  normalize: {method: percentile, percentiles: [.nan, 99]}",
+            "preprocessing.normalize.percentiles"
+        ),
         ("preprocessing:\n  resise: [1, 1, 1]", "preprocessing.resise"),
-        ("preprocessing: {}\naugmentation:\n  seed: 1\n  elastic: {probability: 1, control_points: [100000, 4, 4]}",
-         "augmentation.elastic.control_points[0]"),
-        ("preprocessing: {}\naugmentation:\n  seed: 1\n  elastic: {probability: 1, magnitude_mm: 1e300}",
-         "augmentation.elastic.magnitude_mm"),
-        ("preprocessing: {}\naugmentation:\n  seed: 1\n  random_crop: {shape: [100000, 100000, 100000]}",
-         "augmentation.random_crop.shape[0]"),
-        ("preprocessing: {}\naugmentation:\n  seed: 1\n  random_crop: {shape: [8, 8, 8], positive: .nan}",
-         "augmentation.random_crop.positive"),
-        ("preprocessing: {}\naugmentation:\n  seed: 1\n  intensity: {probability: 1, shift: .inf}",
-         "augmentation.intensity.shift"),
-        ("preprocessing: {}\naugmentation:\n  seed: 1\n  noise: {probability: .nan, std: 0.1}",
-         "augmentation.noise.probability"),
-        ("preprocessing: {}\naugmentation:\n  seed: 1\n  affine: {probability: 1, scale: [0, 1e300]}",
-         "augmentation.affine.scale"),
-        ("preprocessing: {}\naugmentation:\n  seed: 1\n  affine: {probability: 1, translation_mm: [1e300, 0, 0]}",
-         "augmentation.affine.translation_mm[0]"),
+        (
+            "preprocessing: {}\naugmentation:\n  seed: 1\n  elastic: {probability: 1, control_points: [100000, 4, 4]}",
+            "augmentation.elastic.control_points[0]"
+        ),
+        (
+            "preprocessing: {}\naugmentation:\n  seed: 1\n  elastic: {probability: 1, magnitude_mm: 1e300}",
+            "augmentation.elastic.magnitude_mm"
+        ),
+        (
+            "preprocessing: {}\naugmentation:\n  seed: 1\n  random_crop: {shape: [100000, 100000, 100000]}",
+            "augmentation.random_crop.shape[0]"
+        ),
+        (
+            "preprocessing: {}\naugmentation:\n  seed: 1\n  random_crop: {shape: [8, 8, 8], positive: .nan}",
+            "augmentation.random_crop.positive"
+        ),
+        (
+            "preprocessing: {}\naugmentation:\n  seed: 1\n  intensity: {probability: 1, shift: .inf}",
+            "augmentation.intensity.shift"
+        ),
+        (
+            "preprocessing: {}\naugmentation:\n  seed: 1\n  noise: {probability: .nan, std: 0.1}",
+            "augmentation.noise.probability"
+        ),
+        (
+            "preprocessing: {}\naugmentation:\n  seed: 1\n  affine: {probability: 1, scale: [0, 1e300]}",
+            "augmentation.affine.scale"
+        ),
+        (
+            "preprocessing: {}\naugmentation:\n  seed: 1\n  affine: {probability: 1, translation_mm: [1e300, 0, 0]}",
+            "augmentation.affine.translation_mm[0]"
+        ),
         ("preprocessing: {}\naugmentation:\n  seed: -1", "augmentation.seed"),
     ]
 
-    @Test("A crafted preprocessing section is refused before anything is allocated, naming the key",
-          arguments: poison)
+    @Test(
+        "A crafted preprocessing section is refused before anything is allocated, naming the key",
+        arguments: poison)
     func refused(yaml: String, key: String) {
         do {
             _ = try PreprocessingConfiguration(yaml: yaml)
@@ -87,8 +107,9 @@ struct PreprocessingLimitsTests {
 
     @Test("A resample whose output grid would pass the limit throws before allocating")
     func resampleAtRunTime() throws {
-        let geometry = VolumeGeometry(dimensions: SIMD3(64, 64, 64), origin: Vector3(0, 0, 0),
-                                      spacing: Vector3(1, 1, 1))
+        let geometry = VolumeGeometry(
+            dimensions: SIMD3(64, 64, 64), origin: Vector3(0, 0, 0),
+            spacing: Vector3(1, 1, 1))
         var resample = Resample(spacing: Vector3(0.1, 0.1, 0.1))
         resample.maxVoxels = 1_000_000
         #expect(throws: VolumesError.self) { try resample.outputGeometry(for: geometry) }

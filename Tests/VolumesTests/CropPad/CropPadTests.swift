@@ -1,6 +1,7 @@
 import DICOMIO
 import Foundation
 import Testing
+
 @testable import Volumes
 
 @Suite("Crop and pad")
@@ -11,8 +12,11 @@ struct CropPadTests {
         let image = makeVolume(geometry) { i, j, k in
             (5...9).contains(i) && (4...6).contains(j) && (2...3).contains(k) ? 100 : -1000
         }
-        let label = Volume<UInt8>(geometry: geometry, voxels: image.voxels.enumerated().map { index, v in
-            v > 0 && index % 2 == 0 ? 2 : 0 })
+        let label = Volume<UInt8>(
+            geometry: geometry,
+            voxels: image.voxels.enumerated().map { index, v in
+                v > 0 && index % 2 == 0 ? 2 : 0
+            })
         return Sample(image: image, label: label)
     }
 
@@ -31,9 +35,13 @@ struct CropPadTests {
         #expect(expectSamePositions(try #require(out.label), try #require(s.label)) == 8 * 16 * 10)
         let back = try out.inverse(out.image, fill: -1024)
         #expect(back.geometry == geometry)
-        for k in 0..<10 { for j in 0..<16 { for i in 0..<20 {
-            #expect(back[i, j, k] == ((6..<14).contains(i) ? s.image[i, j, k] : -1024))
-        } } }
+        for k in 0..<10 {
+            for j in 0..<16 {
+                for i in 0..<20 {
+                    #expect(back[i, j, k] == ((6..<14).contains(i) ? s.image[i, j, k] : -1024))
+                }
+            }
+        }
     }
 
     @Test("Foreground crop with margin: the bounding box of voxels above the threshold, grown and clipped")
@@ -59,10 +67,16 @@ struct CropPadTests {
     func errors() {
         var s = sample()
         s.label = Volume(geometry: geometry, repeating: 0)
-        do { _ = try CropPad(region: .label(nil)).apply(s); Issue.record("no error") } catch {
+        do {
+            _ = try CropPad(region: .label(nil)).apply(s)
+            Issue.record("no error")
+        } catch {
             #expect(error.code == .emptyMask && error.description.contains("CropPad(label)"))
         }
-        do { _ = try CropPad(region: .foreground(threshold: 5000)).apply(s); Issue.record("no error") } catch {
+        do {
+            _ = try CropPad(region: .foreground(threshold: 5000)).apply(s)
+            Issue.record("no error")
+        } catch {
             #expect(error.code == .emptyMask && error.description.contains("5000"))
         }
         #expect(throws: VolumesError.self) { try CropPad(shape: SIMD3(0, 1, 1)).apply(s) }

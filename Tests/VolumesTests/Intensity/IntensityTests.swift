@@ -1,6 +1,7 @@
 import DICOMIO
 import Foundation
 import Testing
+
 @testable import Volumes
 
 @Suite("Intensity transforms")
@@ -31,12 +32,16 @@ struct IntensityTests {
 
     @Test("A window with min ≥ max is an error naming the window; NaN is never produced")
     func badWindow() {
-        do { _ = try WindowClip(Window(minimum: 100, maximum: 100)).apply(Sample(image: ct)); Issue.record("no error") }
-        catch { #expect(error.code == .invalidWindow && error.description.contains("WindowClip")) }
+        do {
+            _ = try WindowClip(Window(minimum: 100, maximum: 100)).apply(Sample(image: ct))
+            Issue.record("no error")
+        } catch { #expect(error.code == .invalidWindow && error.description.contains("WindowClip")) }
         let constant = Volume<Float>(geometry: geometry, repeating: 7)
-        let outputs = [try? ScaleIntensity().apply(Sample(image: constant)),
-                       try? ZScore().apply(Sample(image: constant)),
-                       try? PercentileNormalize().apply(Sample(image: constant))]
+        let outputs = [
+            try? ScaleIntensity().apply(Sample(image: constant)),
+            try? ZScore().apply(Sample(image: constant)),
+            try? PercentileNormalize().apply(Sample(image: constant)),
+        ]
         for out in outputs { #expect(out?.image.voxels.allSatisfy(\.isFinite) == true) }
         var nan = constant
         nan.voxels[3] = .nan
@@ -64,7 +69,8 @@ struct IntensityTests {
         let sorted = values.sorted()
         for p in [0.0, 0.5, 12.3, 50, 99.5, 100] {
             let h = p / 100 * Double(sorted.count - 1)
-            let lo = Int(h), hi = min(lo + 1, sorted.count - 1)
+            let lo = Int(h)
+            let hi = min(lo + 1, sorted.count - 1)
             let expected = Double(sorted[lo]) + (h - Double(lo)) * Double(sorted[hi] - sorted[lo])
             #expect(abs(IntensityStatistics.percentiles(values, [p])[0] - expected) < 1e-6)
         }
@@ -75,8 +81,9 @@ struct IntensityTests {
         let reference = ReferenceHistogram(volume: ct)
         let same = try HistogramMatch(reference: reference).apply(Sample(image: ct)).image
         for (a, b) in zip(ct.voxels, same.voxels) { #expect(abs(a - b) < 1e-2) }
-        let shifted = ReferenceHistogram(probabilities: reference.probabilities,
-                                         values: reference.values.map { $0 * 2 + 50 })
+        let shifted = ReferenceHistogram(
+            probabilities: reference.probabilities,
+            values: reference.values.map { $0 * 2 + 50 })
         let out = try HistogramMatch(reference: shifted).apply(Sample(image: ct)).image
         for (a, b) in zip(ct.voxels, out.voxels) { #expect(abs(b - (a * 2 + 50)) < 2e-2) }
         #expect(throws: VolumesError.self) {

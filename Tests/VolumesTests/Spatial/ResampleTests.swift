@@ -1,6 +1,7 @@
 import DICOMIO
 import Foundation
 import Testing
+
 @testable import Volumes
 
 @Suite("Resample and resize")
@@ -10,8 +11,9 @@ struct ResampleTests {
     static let geometry = obliqueGeometry(SIMD3(96, 96, 56))
     static let phantom = spherePhantom(geometry, centre: centre, radius: radius)
 
-    @Test("A sphere resampled to 1.5 mm keeps its volume (±2 %) and centroid (± half a voxel)",
-          arguments: [Interpolation.linear, .cubic])
+    @Test(
+        "A sphere resampled to 1.5 mm keeps its volume (±2 %) and centroid (± half a voxel)",
+        arguments: [Interpolation.linear, .cubic])
     func sphereInvariants(interpolation: Interpolation) throws {
         let truth = 4.0 / 3 * Double.pi * pow(Self.radius, 3) / 1000
         let before = volumeAndCentroid(Self.phantom)
@@ -66,22 +68,27 @@ struct ResampleTests {
         #expect(abs(volumeAndCentroid(resized.image).millilitres - truth) / truth < 0.02)
     }
 
-    @Test("Linear and cubic reproduce a linear ramp exactly inside the grid (upsampling, no filter)",
-          arguments: [Interpolation.linear, .cubic])
+    @Test(
+        "Linear and cubic reproduce a linear ramp exactly inside the grid (upsampling, no filter)",
+        arguments: [Interpolation.linear, .cubic])
     func ramp(interpolation: Interpolation) throws {
         let g = VolumeGeometry(dimensions: SIMD3(12, 10, 8), origin: Vector3(1, 2, 3), spacing: Vector3(1, 1.5, 2))
         let image = makeVolume(g) { i, j, k in Float(2 * i - 3 * j + 5 * k) }
         let out = try Resample(spacing: Vector3(0.4, 0.6, 0.7), interpolation: interpolation, antiAlias: false)
             .apply(Sample(image: image))
         let o = out.image.geometry
-        for k in 0..<o.dimensions.z { for j in 0..<o.dimensions.y { for i in 0..<o.dimensions.x {
-            let u = Vector3(Double(i) * 0.4, Double(j) * 0.6 / 1.5, Double(k) * 0.7 / 2)
-            // Cubic needs two source voxels on each side: edge replication bends the ramp in the outer voxel.
-            let inner = interpolation == .cubic ? 1.0 : 0.0
-            guard u.x <= 11 - inner, u.y <= 9 - inner, u.z <= 7 - inner, u.min() >= inner else { continue }
-            let expected = 2 * u.x - 3 * u.y + 5 * u.z
-            #expect(abs(Double(out.image[i, j, k]) - expected) < 1e-3)
-        } } }
+        for k in 0..<o.dimensions.z {
+            for j in 0..<o.dimensions.y {
+                for i in 0..<o.dimensions.x {
+                    let u = Vector3(Double(i) * 0.4, Double(j) * 0.6 / 1.5, Double(k) * 0.7 / 2)
+                    // Cubic needs two source voxels on each side: edge replication bends the ramp in the outer voxel.
+                    let inner = interpolation == .cubic ? 1.0 : 0.0
+                    guard u.x <= 11 - inner, u.y <= 9 - inner, u.z <= 7 - inner, u.min() >= inner else { continue }
+                    let expected = 2 * u.x - 3 * u.y + 5 * u.z
+                    #expect(abs(Double(out.image[i, j, k]) - expected) < 1e-3)
+                }
+            }
+        }
     }
 
     @Test("The axis-aligned fast path and the general affine path agree")
@@ -89,20 +96,24 @@ struct ResampleTests {
         let g = VolumeGeometry(dimensions: SIMD3(20, 18, 9), origin: Vector3(0, 0, 0), spacing: Vector3(0.7, 0.7, 1.25))
         let image = makeVolume(g) { i, j, k in Float(sin(Double(i) * 0.5) * cos(Double(j) * 0.3) + Double(k)) }
         // Fused per-slice passes (many output slices), the three-pass path (few), identity axes in both.
-        let spacings = [Vector3(1.5, 1.1, 0.9), Vector3(0.7, 1.1, 5.0), Vector3(1.5, 0.7, 0.9), Vector3(1.3, 0.7, 1.25)]
+        let spacings = [
+            Vector3(1.5, 1.1, 0.9), Vector3(0.7, 1.1, 5.0), Vector3(1.5, 0.7, 0.9), Vector3(1.3, 0.7, 1.25),
+        ]
         for spacing in spacings {
-        let target = try Resample(spacing: spacing).outputGeometry(for: g)
-        for antiAlias in [false, true] {
-            let fast = try Resampler.resample(image, onto: target, interpolation: .linear, antiAlias: antiAlias)
-            let map = try #require(IndexMap(from: target, to: g))
-            let general = Resampler.resample(image, onto: target, map: map, interpolation: .linear,
-                                             antiAlias: antiAlias, outside: .clamp,
-                                             displacement: DisplacementField(control: SIMD3(2, 2, 2),
-                                                                             output: target.dimensions,
-                                                                             values: Array(repeating: .zero, count: 8)))
-            let worst = zip(fast.voxels, general.voxels).map { abs($0 - $1) }.max() ?? 0
-            #expect(worst < 1e-4, "\(spacing) anti-alias \(antiAlias): \(worst)")
-        }
+            let target = try Resample(spacing: spacing).outputGeometry(for: g)
+            for antiAlias in [false, true] {
+                let fast = try Resampler.resample(image, onto: target, interpolation: .linear, antiAlias: antiAlias)
+                let map = try #require(IndexMap(from: target, to: g))
+                let general = Resampler.resample(
+                    image, onto: target, map: map, interpolation: .linear,
+                    antiAlias: antiAlias, outside: .clamp,
+                    displacement: DisplacementField(
+                        control: SIMD3(2, 2, 2),
+                        output: target.dimensions,
+                        values: Array(repeating: .zero, count: 8)))
+                let worst = zip(fast.voxels, general.voxels).map { abs($0 - $1) }.max() ?? 0
+                #expect(worst < 1e-4, "\(spacing) anti-alias \(antiAlias): \(worst)")
+            }
         }
     }
 
@@ -156,14 +167,19 @@ struct ResampleTests {
         let g = obliqueGeometry(SIMD3(5, 4, 3))
         let image = makeVolume(g) { i, j, k in Float(i * 100 + j * 10 + k) }
         let s = try image.slice(along: axis, at: 1)
-        for row in 0..<s.height { for column in 0..<s.width {
-            let (i, j, k): (Int, Int, Int) = axis == .z ? (column, row, 1)
-                : axis == .y ? (column, 1, row) : (1, column, row)
-            #expect(s[column, row] == image[i, j, k])
-            let p = s.origin + Double(column) * s.spacing.x * s.rowDirection
-                + Double(row) * s.spacing.y * s.columnDirection
-            #expect((p - g.position(Double(i), Double(j), Double(k))).length < 1e-9)
-        } }
+        for row in 0..<s.height {
+            for column in 0..<s.width {
+                let (i, j, k): (Int, Int, Int) =
+                    axis == .z
+                    ? (column, row, 1)
+                    : axis == .y ? (column, 1, row) : (1, column, row)
+                #expect(s[column, row] == image[i, j, k])
+                let p =
+                    s.origin + Double(column) * s.spacing.x * s.rowDirection
+                    + Double(row) * s.spacing.y * s.columnDirection
+                #expect((p - g.position(Double(i), Double(j), Double(k))).length < 1e-9)
+            }
+        }
         #expect(throws: VolumesError.self) { try image.slice(along: axis, at: 7) }
     }
 }
