@@ -7,9 +7,7 @@ SWIFT ?= swift
 SWIFT_FLAGS ?=
 # OpenBLAS 0.3.21 does not recognise recent CPUs and falls back to slow Prescott kernels. The tessera binary fixes
 # this itself (it re-executes with OPENBLAS_CORETYPE set); the test runner gets it from here.
-OPENBLAS_CORETYPE := $(shell f=$$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null); \
-  if [[ "$$f" == *avx512f* && "$$f" == *avx512bw* && "$$f" == *avx512vl* && "$$f" == *avx512dq* ]]; then echo SkylakeX; \
-  elif [[ "$$f" == *avx2* && "$$f" == *fma* ]]; then echo Haswell; fi)
+OPENBLAS_CORETYPE := $(shell bash scripts/openblas_coretype.sh)
 export OPENBLAS_CORETYPE
 
 .PHONY: deps build release test demo check-nifti check-torch sample-data bench clean fuzz fuzz-smoke

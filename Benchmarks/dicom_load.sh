@@ -12,7 +12,7 @@ SHARED=${SHARED:-../shared/bench}
 WORK=${BENCH_DIR:-/tmp/tessera-bench-dicom}
 VENV=Benchmarks/.venv-bench
 mkdir -p "$WORK"
-export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$(make -s -f Makefile --no-print-directory -p 2>/dev/null | sed -n 's/^OPENBLAS_CORETYPE := //p' | head -1)}
+export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$(bash scripts/openblas_coretype.sh)}
 
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"

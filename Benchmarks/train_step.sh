@@ -13,15 +13,7 @@ SHARED=${SHARED:-../shared/bench}
 TRIALS=${TRIALS:-5}
 MIN_TIME=${MIN_TIME:-3}
 # The OpenBLAS core this CPU has (as the Makefile detects it): never one it lacks (SkylakeX on AVX2 dies of SIGILL).
-if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
-  flags=$(grep -m1 '^flags' /proc/cpuinfo || true)
-  if [[ "$flags" == *avx512f* && "$flags" == *avx512bw* && "$flags" == *avx512vl* && "$flags" == *avx512dq* ]]; then
-    OPENBLAS_CORETYPE=SkylakeX
-  elif [[ "$flags" == *avx2* && "$flags" == *fma* ]]; then
-    OPENBLAS_CORETYPE=Haswell
-  fi
-fi
-export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-}
+export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$(bash scripts/openblas_coretype.sh)}
 [ -x scripts/.venv-torch/bin/python ] || python3 scripts/reference/torch_golden.py --out /tmp/tessera-golden-unused >/dev/null
 PY=scripts/.venv-torch/bin/python
 SCRATCH=${SCRATCH:-.build}

@@ -123,7 +123,7 @@ public struct FixtureFactory: Sendable {
         let minValue = spec.signed ? -(1 << (spec.bitsStored - 1)) : 0
         let t = sin(Double(i) * 0.37 + Double(k) * 0.9) * cos(Double(j) * 0.23 - Double(k) * 0.4)
         let v = Double(minValue) + (Double(maxValue - minValue)) * (0.5 + 0.5 * t)
-        return max(minValue, min(maxValue, Int(v.rounded()) + (i + 3 * j + 7 * k) % 5))
+        return max(minValue, min(maxValue, (Int(exactly: v.rounded()) ?? minValue) + (i + 3 * j + 7 * k) % 5))
     }
 
     func packed(_ spec: SeriesSpec, slice k: Int, generator g: inout SeededGenerator) -> [UInt16] {

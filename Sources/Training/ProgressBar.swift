@@ -12,7 +12,7 @@ public struct ProgressBar: Sendable {
     /// The bar for `progress` (no line terminator).
     public func render(_ progress: StepProgress) -> String {
         let fraction = progress.steps > 0 ? min(1, Double(progress.step) / Double(progress.steps)) : 1
-        let filled = Int((fraction * Double(width)).rounded(.down))
+        let filled = min(width, max(0, Int(exactly: (fraction * Double(width)).rounded(.down)) ?? 0))
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
         let epochDigits = String(progress.epochs).count
         let stepDigits = String(progress.steps).count

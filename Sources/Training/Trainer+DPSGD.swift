@@ -217,7 +217,9 @@ extension Trainer {
         var lossSum = 0.0
         var count = 0
         var secret = noiseSource
-        let lotSeed = UInt64(secret.uniform() * 0x1p32) << 32 | UInt64(secret.uniform() * 0x1p32)
+        let high = UInt64(exactly: (secret.uniform() * 0x1p32).rounded(.down)) ?? 0
+        let low = UInt64(exactly: (secret.uniform() * 0x1p32).rounded(.down)) ?? 0
+        let lotSeed = high << 32 | low
         noiseSource = secret
         var lots = SplitMix64(seed: lotSeed)
         for step in 1...steps {

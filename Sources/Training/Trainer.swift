@@ -79,7 +79,7 @@ public struct Trainer: Sendable {
     public func split(_ cases: [SegmentationCase]) -> (train: [SegmentationCase], validation: [SegmentationCase]) {
         var g = SplitMix64(seed: configuration.seed)
         let patients = Array(Set(cases.map(\.patientID))).sorted().shuffled(using: &g)
-        var n = Int((Double(patients.count) * configuration.validationFraction).rounded())
+        var n = Int(exactly: (Double(patients.count) * configuration.validationFraction).rounded()) ?? 0
         if configuration.validationFraction > 0 && patients.count >= 2 { n = max(1, n) }
         n = min(n, patients.count - 1)
         let held = Set(patients.prefix(n))

@@ -139,8 +139,8 @@ public struct PercentilePrivacyFilter: SiteFilter {
             }
         }
         let h = Double(n - 1) * (percentile / 100)  // numpy: (n − 1) · q, q = p / 100
-        // 0 ≤ h ≤ n − 1 for p in [0, 100], so the conversions cannot trap.
-        let lower = min(n - 1, max(0, Int(h.rounded(.down))))
+        // 0 ≤ h ≤ n − 1 for p in [0, 100]; the conversion is checked all the same.
+        let lower = min(n - 1, max(0, Int(exactly: h.rounded(.down)) ?? 0))
         let fraction = h - Double(lower)
         return magnitudes.withUnsafeMutableBufferPointer { buffer -> Double in
             let a = Double(select(lower, in: buffer))
