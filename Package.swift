@@ -69,6 +69,16 @@ let package = Package(
             swiftSettings: strict),
         .target(name: "SampleData", dependencies: ["DICOMIO", "Volumes", "Randomness"], swiftSettings: strict),
         .target(name: "FederationCore", swiftSettings: strict),
+        // Secure aggregation (SecAgg / SecAgg+): certificate-signed X25519 keys, Shamir-shared secrets, masks over
+        // Z/2³²; transport-free state machines for the site and the server.
+        .target(
+            name: "SecureAggregation",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
+            swiftSettings: strict),
         .target(
             name: "Provisioning",
             dependencies: [
@@ -179,6 +189,14 @@ let package = Package(
         .testTarget(
             name: "DifferentialPrivacyTests", dependencies: ["DifferentialPrivacy", "Randomness"],
             exclude: ["Golden"],  // read from the source tree by path
+            swiftSettings: strict),
+        .testTarget(
+            name: "SecureAggregationTests",
+            dependencies: [
+                "SecureAggregation", "Provisioning", .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "FederationCoreTests", dependencies: ["FederationCore"],
