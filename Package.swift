@@ -92,7 +92,7 @@ let package = Package(
         .target(
             name: "FederationServer",
             dependencies: [
-                "FederationCore", "SafeTensorsFormat", "DifferentialPrivacy",
+                "FederationCore", "SafeTensorsFormat", "DifferentialPrivacy", "SecureAggregation",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict),
@@ -100,7 +100,7 @@ let package = Package(
             name: "FederationClient",
             dependencies: [
                 "FederationCore", "Training", "NeuralNetwork", "Tensors", "Volumes", "DifferentialPrivacy",
-                .product(name: "Yams", package: "Yams"),
+                "SecureAggregation", .product(name: "Yams", package: "Yams"),
                 // The site's egress log: SQLite rows with the SHA-256 of what was sent.
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -206,7 +206,7 @@ let package = Package(
             name: "FederationRuntimeTests",
             dependencies: [
                 "FederationCore", "FederationServer", "FederationClient", "FederationInProcess",
-                "FederationTestSupport", "SafeTensorsFormat", "DifferentialPrivacy", "Training",
+                "FederationTestSupport", "SafeTensorsFormat", "DifferentialPrivacy", "Training", "SecureAggregation",
                 "Volumes", .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict),

@@ -16,6 +16,11 @@ public enum EgressKind: String, Codable, Sendable, CaseIterable {
     case evaluationMetrics = "evaluation-metrics"
     /// The site declining a task: its reason (the payload), nothing else.
     case decline = "decline"
+    /// A secure-aggregation message: a signed key advert, encrypted shares, a signature of the survivors, or the
+    /// shares revealed to unmask the sum (never the site's update).
+    case secureAggregation = "secure-aggregation"
+    /// A training round's update masked for secure aggregation (uniformly random words on their own).
+    case maskedUpdate = "masked-update"
 }
 
 /// The privacy mechanism a result was released under, as the sender declared it in the result's metrics (which

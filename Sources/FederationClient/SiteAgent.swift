@@ -102,6 +102,8 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
     /// result sent again is recorded again. A write that fails is said in `log` with the record's job, round,
     /// kind and SHA-256 (the result has left by then), and the agent goes on.
     public var egressLog: EgressLog?
+    /// The site's certificate, key and CA for secure aggregation; nil: the site declines jobs that ask for it.
+    public var secureAggregation: SecureAggregationCredentials?
     /// The wall clock of the egress records (tests inject a fixed one).
     public var now: @Sendable () -> Date = { Date() }
 
@@ -213,6 +215,7 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
         /// The last training result sent (views into its diff), until the next training task: what the site sends
         /// again when the server asks for the same round again.
         var lastSent: (header: ResultHeader, chunks: [ParameterChunk])?
+        var secure = SecureAggregationClient(site: site, credentials: secureAggregation, chunkScalars: chunkScalars)
 
         /// The model of a task; nil when the round closed while it was coming (downloads are pulled range by range)
         /// or the server refused it (said in the log; the site then sits the round out): the agent then takes its
@@ -390,8 +393,32 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                 delivery = try await deliver(header, [], .evaluationMetrics)
 
             case .train:
+                let secureStage = SecureAggregationClient.stage(of: task)
+                if let stage = secureStage, stage != .advertise {
+                    what = "the \(stage.rawValue) stage of round \(task.round) goes on without this site"
+                    do {
+                        let (header, chunks) = try await secure.respond(task, stage: stage)
+                        delivery = try await deliver(
+                            header, chunks, stage == .mask ? .maskedUpdate : .secureAggregation)
+                    } catch  where error.code == .declined {
+                        delivery = try await decline(task, error.message)
+                    }
+                    break
+                }
                 what = "round \(task.round) of job \(task.jobID) goes on without this site's result"
-                if let sent = lastSent, sent.header.jobID == task.jobID, sent.header.round == task.round {
+                if secureStage == .advertise, let kept = secure.heldUpdate(for: task) {
+                    // A new session of a round already trained (the server retried it): same update, new keys.
+                    do {
+                        let header = try secure.advertise(task, update: kept, structure: nil)
+                        delivery = try await deliver(header, [], .secureAggregation)
+                    } catch  where error.code == .declined {
+                        delivery = try await decline(task, error.message)
+                    }
+                    break
+                }
+                if secureStage == nil, let sent = lastSent, sent.header.jobID == task.jobID,
+                    sent.header.round == task.round
+                {
                     // The server asks again for a result it already had (it restarted, retried the round, or rebuilt
                     // the round's sums after another site's result broke off): the global model is the same, so is
                     // the result. Sent again as it was, without training again.
@@ -462,6 +489,15 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                         break
                     }
                 }
+                if secureStage == .advertise {
+                    do {
+                        let header = try secure.advertise(task, update: update, structure: global.structure)
+                        delivery = try await deliver(header, [], .secureAggregation)
+                    } catch  where error.code == .declined {
+                        delivery = try await decline(task, error.message)
+                    }
+                    break
+                }
                 let header = ResultHeader(
                     jobID: task.jobID, round: task.round, site: site, sampleCount: update.sampleCount,
                     metrics: update.metrics)
@@ -472,7 +508,10 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
             switch delivery {
             case .counted:
                 // The rounds this site contributed to (training and statistics; evaluation steps are not rounds).
-                if task.kind == .train || task.kind == .statistics { rounds.append(task.round) }
+                let stage = SecureAggregationClient.stage(of: task)
+                if (task.kind == .train && (stage == nil || stage == .mask)) || task.kind == .statistics {
+                    rounds.append(task.round)
+                }
             case .declined, .stale: continue
             case .refused(let error):
                 log("\(site): \(what), which the server refused: \(error)")

@@ -30,6 +30,8 @@ public struct FederationConfiguration: Sendable, Equatable {
     /// Client-level differential privacy (`federation.client_dp`); nil: updates are averaged by sample count,
     /// unclipped and without noise (unless the sites' own policies add DP).
     public var clientDP: ClientDPSettings?
+    /// Secure aggregation of the updates (`federation.secure_aggregation`); nil: the server sees each update.
+    public var secureAggregation: SecureAggregationSettings?
 
     public init() {}
 
@@ -37,7 +39,7 @@ public struct FederationConfiguration: Sendable, Equatable {
         "rounds", "min_clients", "strategy", "local_epochs", "proximal_mu",
         "server_learning_rate", "round_timeout_seconds", "grace_period_seconds", "sites",
         "max_round_retries", "cross_site_evaluation", "max_sample_count",
-        "max_update_value", "client_dp",
+        "max_update_value", "client_dp", "secure_aggregation",
     ]
 
     /// Bounds of `federation.client_dp`: clip_norm in (0, 10⁶], noise_multiplier in (0, 10³].
@@ -106,6 +108,7 @@ public struct FederationConfiguration: Sendable, Equatable {
                 guard d > 0 else { throw fail(key, "must be > 0") }
                 maxUpdateValue = d
             case "client_dp": clientDP = try Self.clientDP(v)
+            case "secure_aggregation": secureAggregation = try Self.secureAggregation(v)
             case "cross_site_evaluation":
                 guard let b = v.bool else { throw fail(key, "must be true or false") }
                 crossSiteEvaluation = b
@@ -165,6 +168,65 @@ public struct FederationConfiguration: Sendable, Equatable {
         return ClientDPSettings(clipNorm: clip, noiseMultiplier: multiplier, noise: placement)
     }
 
+    static let secureAggregationKeys: Set<String> = [
+        "threshold", "neighbours", "clip_range", "norm_bound", "weighting", "max_weight_samples",
+        "stage_timeout_seconds",
+    ]
+
+    /// Parses `federation.secure_aggregation` (`true` or a mapping of `secureAggregationKeys`; ranges in
+    /// `SecureAggregationSettings`).
+    static func secureAggregation(_ node: Node) throws(FederationError) -> SecureAggregationSettings? {
+        func fail(_ key: String, _ message: String) -> FederationError {
+            FederationError(
+                .invalidConfiguration, "`federation.secure_aggregation\(key.isEmpty ? "" : "." + key)` \(message)")
+        }
+        if let b = node.bool { return b ? try SecureAggregationSettings() : nil }
+        guard let m = node.mapping else { throw fail("", "must be true, false or a mapping") }
+        var threshold: Int?
+        var neighbours = 0
+        var clipRange = 1.0
+        var normBound: Double?
+        var weighting = SecureAggregationSettings.Weighting.samples
+        var maxWeightSamples = 1000
+        var stageTimeout = 120
+        for (k, v) in m {
+            let key = k.string ?? ""
+            func integer(_ range: ClosedRange<Int>) throws(FederationError) -> Int {
+                guard v.scalar != nil, let i = v.int, range.contains(i) else {
+                    throw fail(key, "must be an integer in \(range.lowerBound)...\(range.upperBound)")
+                }
+                return i
+            }
+            func positive(_ maximum: Double) throws(FederationError) -> Double {
+                guard v.scalar != nil, let d = v.float, d.isFinite, d > 0, d <= maximum else {
+                    throw fail(key, "must be a number in (0, \(maximum)]")
+                }
+                return d
+            }
+            switch key {
+            case "threshold": threshold = try integer(2...255)
+            case "neighbours": neighbours = try integer(0...254)
+            case "clip_range": clipRange = try positive(1e6)
+            case "norm_bound": normBound = try positive(1e6)
+            case "weighting":
+                guard let text = v.scalar?.string, let w = SecureAggregationSettings.Weighting(rawValue: text) else {
+                    throw fail(key, "must be samples or equal")
+                }
+                weighting = w
+            case "max_weight_samples": maxWeightSamples = try integer(1...1_000_000)
+            case "stage_timeout_seconds": stageTimeout = try integer(1...86_400)
+            default:
+                throw fail(
+                    String(key.prefix(64)),
+                    "is not a key of secure_aggregation; known: "
+                        + secureAggregationKeys.sorted().joined(separator: ", "))
+            }
+        }
+        return try SecureAggregationSettings(
+            threshold: threshold, neighbours: neighbours, clipRange: clipRange, normBound: normBound,
+            weighting: weighting, maxWeightSamples: maxWeightSamples, stageTimeout: .seconds(stageTimeout))
+    }
+
     /// The pipeline's root node, read with `YAMLSize.compose` (size, nesting, expanded size and duplicate keys
     /// checked), refusals as `.invalidConfiguration`.
     static func compose(_ yaml: String, limits: PipelineLimits) throws(FederationError) -> Node? {
@@ -218,6 +280,17 @@ public struct FederationConfiguration: Sendable, Equatable {
                 "grace_period_seconds",
                 "is \(gracePeriodSeconds): must not exceed round_timeout_seconds "
                     + "(\(roundTimeoutSeconds))")
+        }
+        if secureAggregation != nil {
+            guard strategy != "cyclic" else {
+                throw fail("secure_aggregation", "cannot hide one site's update in a cyclic round (one site per round)")
+            }
+            guard minClients >= 2 else { throw fail("secure_aggregation", "needs min_clients ≥ 2") }
+            guard clientDP?.noise != .server else {
+                throw fail(
+                    "client_dp.noise",
+                    "is server, which needs each site's clipped update; with secure_aggregation use noise: sites")
+            }
         }
     }
 

@@ -183,6 +183,7 @@ extension FederationConfiguration {
         job.maxSampleCount = maxSampleCount
         job.maxUpdateMagnitude = Float(maxUpdateValue)
         job.clientDP = clientDP
+        job.secureAggregation = secureAggregation
         if crossSiteEvaluation { job.taskConfig["cross_site_evaluation"] = .bool(true) }
         return job
     }

@@ -1,6 +1,7 @@
 import DifferentialPrivacy
 import FederationCore
 import Foundation
+import SecureAggregation
 
 /// Runs one federated training job round by round — the training policy on top of `RoundDriver`: hands each
 /// round's tasks (from the strategy) to long-polling sites, takes their streamed results in (`ResultIntake`), closes
@@ -35,6 +36,8 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
     public private(set) var globalIsFinite = true
     /// Where client-level DP's server-side noise comes from (the system's CSPRNG unless a test injects a seed).
     private var noise: any NoiseSource
+    /// The secure-aggregation attempt in progress (jobs with `secureAggregation` only).
+    private var secure: SecureRound?
 
     /// - Parameter workDirectory: where the in-flight results of sites on probation are spilled (one anonymous file
     ///   per such site); nil: a fresh temporary folder, made when first needed and removed when the job ends.
@@ -98,6 +101,10 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
 
     /// Runs round `r` through its attempts until it closes.
     private func runRound(_ r: Int) async throws(FederationError) {
+        if let settings = configuration.secureAggregation {
+            try await runSecureRound(r, settings: settings)
+            return
+        }
         var attempt = 0
         while true {
             let configs = strategy.configureTraining(round: r, sites: configuration.sites)
@@ -185,7 +192,16 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
         let committed = intake.committed
         // The mean is computed in the sums' storage and the global model updated in its own: no model-sized
         // temporaries (unless a straggler's download still holds a snapshot of the old model).
-        var meanDiff = try intake.takeMean()
+        let meanDiff = try intake.takeMean()
+        try await applyMean(meanDiff, round: r, attempt: attempt, closure: closure, committed: committed)
+    }
+
+    /// Takes a round's mean diff into the global model (server noise, strategy, finiteness), records and
+    /// checkpoints the round.
+    private func applyMean(
+        _ mean: ParameterSet, round r: Int, attempt: Int, closure: RoundClosure, committed: SecureRound.Committed
+    ) async throws(FederationError) {
+        var meanDiff = mean
         do throws(FederationError) { try meanDiff.checkFinite() } catch {
             throw FederationError(
                 .nonFinite,
@@ -227,6 +243,124 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
                 serverState: strategy.serverState, records: records)
         }
         driver.emit(.roundClosed(round: r, participants: record.participants, reason: closure.rawValue))
+    }
+
+    // MARK: - Secure aggregation
+
+    private enum SecureAttempt {
+        case closed(ParameterSet, SecureRound.Committed, RoundClosure)
+        case retry(String)
+    }
+
+    /// Runs secure-aggregation round `r` through its attempts; each attempt is a new session (new keys) of five
+    /// stages (`SecureRound`). An attempt that cannot complete is retried up to `maxRoundRetries` times, then the job
+    /// fails with the reason; nothing is aggregated from an incomplete attempt.
+    private func runSecureRound(_ r: Int, settings: SecureAggregationSettings) async throws(FederationError) {
+        var attempt = 0
+        while true {
+            switch try await secureAttempt(r, attempt: attempt, settings: settings) {
+            case .closed(let mean, let committed, let closure):
+                try await applyMean(mean, round: r, attempt: attempt, closure: closure, committed: committed)
+                return
+            case .retry(let reason):
+                attempt += 1
+                if attempt > configuration.maxRoundRetries {
+                    throw FederationError(
+                        .jobFailed,
+                        "round \(r) could not complete secure aggregation after \(attempt) attempts: \(reason)")
+                }
+                driver.emit(.roundRetried(round: r, attempt: attempt, reason: reason))
+            }
+        }
+    }
+
+    private func secureAttempt(
+        _ r: Int, attempt: Int, settings: SecureAggregationSettings
+    ) async throws(FederationError) -> SecureAttempt {
+        var round = try SecureRound(
+            jobID: configuration.jobID, round: r, attempt: attempt, settings: settings, global: global,
+            sites: configuration.sites.count, minClients: configuration.minClients)
+        secure = round
+        defer { secure = nil }
+        let configs = strategy.configureTraining(round: r, sites: configuration.sites)
+        var asked = configs.keys.sorted().filter { configuration.sites.contains($0) }
+        var closure = RoundClosure.everySiteAnswered
+        for stage in SecureAggregationStage.allCases {
+            var tasks: [TaskAssignment] = []
+            for site in asked {
+                var config: [String: ConfigValue] = [:]
+                if stage == .advertise {
+                    config = (configs[site] ?? [:]).merging(configuration.taskConfig) { strategy, _ in strategy }
+                }
+                config.merge(round.config(stage)) { _, secure in secure }
+                tasks.append(
+                    TaskAssignment(
+                        jobID: configuration.jobID, round: r, kind: .train, site: site, config: config,
+                        payload: try round.payload(stage, for: site)))
+            }
+            let timeout = stage == .advertise || stage == .mask ? configuration.roundTimeout : settings.stageTimeout
+            graceStarted = false
+            let needed = round.needed
+            let outcome = await runRound(r, attempt: attempt, tasks: tasks, timeout: timeout) {
+                self.decideSecure($0, round: r, stage: stage, needed: needed)
+            }
+            switch outcome {
+            case .closed(let how): if how != .everySiteAnswered { closure = how }
+            case .retry:
+                let refusals = driver.declined.isEmpty ? "" : " (\(driver.declinedReasons))"
+                return .retry("fewer than \(needed) sites answered the \(stage.rawValue) stage\(refusals)")
+            case .failed(let reason): return .retry(reason)
+            case .aborted(let reason): throw FederationError(.jobFailed, reason)
+            case .declined(let reasons):
+                throw FederationError(
+                    .jobFailed,
+                    "round \(r) cannot gather the \(needed) sites secure aggregation needs at its "
+                        + "\(stage.rawValue) stage: \(reasons)")
+            }
+            guard var current = secure else { return .retry("the secure-aggregation session was lost") }
+            do throws(SecureAggregationShortfall) {
+                asked = try current.advance(answered: driver.answered)
+            } catch {
+                return .retry(error.reason)
+            }
+            secure = current
+            round = current
+        }
+        do throws(SecureAggregationShortfall) {
+            guard var current = secure else { return .retry("the secure-aggregation session was lost") }
+            let (mean, committed) = try current.mean()
+            return .closed(mean, committed, closure)
+        } catch {
+            return .retry(error.reason)
+        }
+    }
+
+    /// A secure-aggregation stage's policy: close when every asked site answered; at the deadline close with
+    /// `needed` answers, else retry. The first stage (training) also closes a grace period after `needed` answers.
+    /// When declines leave fewer than `needed` possible answers, the round fails with the sites' reasons.
+    private func decideSecure(
+        _ signal: RoundSignal, round r: Int, stage: SecureAggregationStage, needed: Int
+    ) -> RoundOutcome? {
+        let answers = driver.answered.count
+        switch signal {
+        case .answered, .declined:
+            if !driver.declined.isEmpty && answers + driver.unanswered.count < needed {
+                // Declining training is a site's policy (the job fails with its reasons); refusing a later stage
+                // is a site refusing this session (a set or key that fails its checks): a new session may do.
+                return stage == .advertise ? .declined(driver.declinedReasons) : .retry
+            }
+            if driver.unanswered.isEmpty { return answers >= needed ? .closed(.everySiteAnswered) : .retry }
+            if stage == .advertise && answers >= needed && !graceStarted {
+                graceStarted = true
+                schedule(.grace, after: configuration.gracePeriod)
+                driver.emit(.gracePeriodStarted(round: r, results: answers))
+            }
+            return nil
+        case .timer(.grace): return answers >= needed ? .closed(.minClientsAndGrace) : nil
+        case .timer(.deadline): return answers >= needed ? .closed(.deadlineWithMinClients) : .retry
+        case .broken(let reason): return .failed(reason)
+        case .aborted(let reason): return .aborted(reason)
+        }
     }
 
     /// Largest reason a site may give for declining a round, bytes.
@@ -306,6 +440,10 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
                     "a result from \(header.site) for round \(round) was already "
                         + "counted; the duplicate is discarded")
             }
+            if secure != nil, header.metrics[SecureAggregationStage.configKey] != nil {
+                try secure?.begin(header)
+                return
+            }
             if !header.payload.isEmpty {
                 guard header.payload.count <= Self.maxReasonBytes else {
                     throw FederationError(
@@ -326,6 +464,16 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
 
     /// Checks one chunk of a result and adds it into the sums as it arrives; nothing of it stays in memory.
     public func resultChunk(site: String, _ chunk: ParameterChunk) throws(FederationError) {
+        if let round = secure, round.isUploading(site) {
+            do throws(FederationError) {
+                try secure?.add(chunk, from: site)
+            } catch {
+                secure?.abandon(site: site)
+                driver.emit(.resultRejected(round: driver.round, site: site, reason: error.message))
+                throw error
+            }
+            return
+        }
         do throws(ResultIntake.Failure) {
             try intake.add(chunk, from: site, modelBytes: global.byteCount)
         } catch {
@@ -337,6 +485,22 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
     /// Completes a result: it counts from now on (nothing to do for a site that declined the round).
     public func endResult(site: String) throws(FederationError) {
         if driver.declined[site] != nil, !intake.isStreaming(site) { return }
+        if let round = secure, driver.isAsked(site), !intake.isStreaming(site) {
+            do throws(FederationError) {
+                try secure?.end(site: site)
+            } catch {
+                driver.emit(.resultRejected(round: driver.round, site: site, reason: error.message))
+                throw error
+            }
+            if round.stage == .advertise, let trained = secure?.trained[site] {
+                lastResult[site] = (driver.round, trained.metrics)
+                driver.emit(
+                    .resultAccepted(
+                        round: driver.round, site: site, sampleCount: trained.samples, metrics: trained.metrics))
+            }
+            driver.answer(site)
+            return
+        }
         let counted: (samples: Int, metrics: [String: Double])
         do throws(ResultIntake.Failure) {
             counted = try intake.end(site: site)
@@ -360,6 +524,11 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
 
     /// Takes a broken or invalid stream's partial contribution back out; the round goes on.
     public func abandon(site: String, reason: String) {
+        if let round = secure, round.isUploading(site) {
+            secure?.abandon(site: site)
+            driver.emit(.resultRejected(round: driver.round, site: site, reason: reason))
+            return
+        }
         guard intake.isStreaming(site) else {
             // Nothing of it is in the sums (never begun, already taken out, or voided by a rebuild).
             if !intake.isVoided(site) { driver.emit(.resultRejected(round: driver.round, site: site, reason: reason)) }

@@ -28,6 +28,9 @@ public struct JobConfiguration: Sendable {
     /// and the server adds Gaussian noise to the mean before it updates the model (with `sites` placement each
     /// result already carries its share, which also hides its norm). Nil: none.
     public var clientDP: ClientDPSettings?
+    /// Secure aggregation of the updates (`federation.secure_aggregation`); nil: results arrive in the clear (inside
+    /// TLS) and are summed as they stream in.
+    public var secureAggregation: SecureAggregationSettings?
 
     public static let defaultMaxSampleCount = 1_000_000
     public static let defaultMaxUpdateMagnitude: Float = 1e6
@@ -80,6 +83,27 @@ public struct JobConfiguration: Sendable {
                     .invalidConfiguration,
                     "client_dp.clip_norm and noise_multiplier must be positive "
                         + "and finite")
+            }
+        }
+        if let secure = secureAggregation {
+            try secure.validate()
+            guard clientDP?.noise != .server else {
+                throw FederationError(
+                    .invalidConfiguration,
+                    "client_dp.noise: server needs each site's clipped update, which secure aggregation hides; use "
+                        + "noise: sites (each site adds its share before masking)")
+            }
+            guard sites.count >= 2, minClients >= 2 else {
+                throw FederationError(
+                    .invalidConfiguration, "secure aggregation needs at least 2 sites and min_clients ≥ 2")
+            }
+            let threshold = secure.threshold(participants: sites.count)
+            let holders = secure.holders(participants: sites.count)
+            guard threshold <= holders, 2 * threshold > holders else {
+                throw FederationError(
+                    .invalidConfiguration,
+                    "secure_aggregation.threshold \(threshold) with \(holders) share holders per site: need "
+                        + "holders/2 < threshold ≤ holders")
             }
         }
         guard roundTimeout > .zero, gracePeriod >= .zero else {

@@ -1,0 +1,188 @@
+import FederationClient
+import FederationCore
+import FederationInProcess
+import FederationServer
+import FederationTestSupport
+import Foundation
+import SecureAggregation
+import Synchronization
+import Testing
+
+/// A server that tampers with the tasks it hands out, and a site that drops out: the in-process connection with a
+/// hook on each task and upload. Records every masked upload so a test can look at what the server received.
+final class TamperingConnection: FederationConnection {
+    let inner: InProcessConnection
+    let tamper: @Sendable (inout TaskAssignment) -> Void
+    let dropMaskUpload: Bool
+    let uploads = Mutex<[String: [ParameterChunk]]>([:])
+
+    init(
+        _ coordinator: Coordinator<ManualClock>, dropMaskUpload: Bool = false,
+        tamper: @escaping @Sendable (inout TaskAssignment) -> Void = { _ in }
+    ) {
+        inner = InProcessConnection(coordinator: coordinator)
+        self.tamper = tamper
+        self.dropMaskUpload = dropMaskUpload
+    }
+
+    func register(site: String) async throws(FederationError) -> String? { try await inner.register(site: site) }
+    func nextTask(site: String) async throws(FederationError) -> TaskAssignment? {
+        guard var task = try await inner.nextTask(site: site) else { return nil }
+        tamper(&task)
+        return task
+    }
+    func downloadModel(for task: TaskAssignment, maxScalars: Int) async throws(FederationError) -> [ParameterChunk] {
+        try await inner.downloadModel(for: task, maxScalars: maxScalars)
+    }
+    func uploadResult(_ header: ResultHeader, chunks: [ParameterChunk]) async throws(FederationError) {
+        if header.metrics[SecureAggregationStage.configKey] == Double(SecureAggregationStage.mask.number) {
+            if dropMaskUpload {
+                // The site is gone after sharing its keys: the server hears it leave the stage (a decline).
+                var gone = ResultHeader(jobID: header.jobID, round: header.round, site: header.site, sampleCount: 1)
+                gone.payload = Array("connection lost".utf8)
+                try await inner.uploadResult(gone, chunks: [])
+                return
+            }
+            uploads.withLock { $0[header.site] = chunks }
+        }
+        try await inner.uploadResult(header, chunks: chunks)
+    }
+    func heartbeat(site: String) async throws(FederationError) { try await inner.heartbeat(site: site) }
+}
+
+@Suite("Secure aggregation of training updates over the in-process transport")
+struct SecureAggregationRoundTests {
+    let targets: [String: (target: [Float], samples: Int)] = [
+        "a": ([1, 2], 1), "b": ([3, 6], 2), "c": ([-1, 10], 1),
+    ]
+
+    func job(_ id: String, rounds: Int = 1, retries: Int = 0) throws -> JobConfiguration {
+        var job = JobConfiguration(
+            jobID: id, rounds: rounds, sites: ["a", "b", "c"], minClients: 2, roundTimeout: .seconds(600),
+            gracePeriod: .seconds(600), maxRoundRetries: retries)
+        // Values up to 10, weights min(samples, 2) / 2.
+        job.secureAggregation = try SecureAggregationSettings(clipRange: 16, maxWeightSamples: 2)
+        return job
+    }
+
+    func agent(
+        _ site: String, _ connection: any FederationConnection, _ clock: ManualClock, pki: TemporaryPKI
+    ) throws -> SiteAgent<ManualClock> {
+        let files = try pki.issue(site, role: "site")
+        var agent = SiteAgent(
+            site: site, connection: connection,
+            trainer: JumpTrainer(target: targets[site]!.target, samples: targets[site]!.samples), clock: clock,
+            chunkScalars: 1, log: { _ in })
+        agent.secureAggregation = try SecureAggregationCredentials.load(
+            site: site, certificatePath: files.certificateChain, privateKeyPath: files.privateKey,
+            caPath: files.trustRoots, minimumParticipants: 2)
+        return agent
+    }
+
+    /// Runs the job with one connection per site; returns the model (or the failure) and the connections.
+    func run(
+        _ configuration: JobConfiguration, connections make: (Coordinator<ManualClock>) -> [String: TamperingConnection]
+    ) async throws -> (model: ParameterSet?, failure: String?, connections: [String: TamperingConnection]) {
+        let pki = try TemporaryPKI()
+        defer { pki.remove() }
+        let clock = ManualClock()
+        let coordinator = Coordinator(
+            configuration: configuration, initialModel: initial, strategy: FedAvg(), clock: clock)
+        let connections = make(coordinator)
+        let agents = try ["a", "b", "c"].map { try agent($0, connections[$0]!, clock, pki: pki) }
+        let events = await coordinator.observe()
+        let watcher = Task {
+            for await event in events where event.isTerminal { clock.advance(by: .seconds(100_000)) }
+        }
+        let running = agents.map { agent in Task { try await agent.run() } }
+        let model = try? await coordinator.run()
+        for task in running { _ = try? await task.value }
+        await watcher.value
+        return (model, await coordinator.failure, connections)
+    }
+
+    @Test("Three sites, two rounds: the unmasked mean equals FedAvg's within the quantisation bound")
+    func equalsFedAvg() async throws {
+        let (model, failure, connections) = try await run(try job("s1", rounds: 2)) { coordinator in
+            [
+                "a": TamperingConnection(coordinator), "b": TamperingConnection(coordinator),
+                "c": TamperingConnection(coordinator),
+            ]
+        }
+        #expect(failure == nil)
+        // (0.5·[1,2] + 1·[3,6] + 0.5·[-1,10]) / 2 = [1.5, 6]; quantisation error ≤ 3 / (2 · ⌊(2³¹−1)/48⌋) per value.
+        let w = try #require(model?["w"]?.values)
+        #expect(abs(w[0] - 1.5) < 1e-5 && abs(w[1] - 6) < 1e-5, "\(w)")
+        // What the server received from a: words that decode to nothing like a's weighted diff.
+        let quantizer = try RingQuantizer(clipRange: 16, participants: 3)
+        let received = connections["a"]!.uploads.withLock { $0["a"] } ?? []
+        let words = received.filter { $0.tensor == "w" }.flatMap { $0.values.map(\.bitPattern) }
+        #expect(words.count == 2)
+        let decoded = words.map { quantizer.decode($0) }
+        #expect(abs(decoded[0] - 0.5) > 1e-3 || abs(decoded[1] - 1) > 1e-3, "\(decoded)")
+    }
+
+    @Test("A site that drops after sharing its keys: the round closes with the other two, their mean exact")
+    func dropoutRecovered() async throws {
+        let (model, failure, _) = try await run(try job("s2")) { coordinator in
+            [
+                "a": TamperingConnection(coordinator), "b": TamperingConnection(coordinator),
+                "c": TamperingConnection(coordinator, dropMaskUpload: true),
+            ]
+        }
+        #expect(failure == nil)
+        // (0.5·[1,2] + 1·[3,6]) / 1.5 = [7/3, 14/3]
+        let w = try #require(model?["w"]?.values)
+        #expect(abs(w[0] - 7.0 / 3) < 1e-5 && abs(w[1] - 14.0 / 3) < 1e-5, "\(w)")
+    }
+
+    @Test("A server that substitutes a site's key is refused by the sites; the job fails naming the check")
+    func substitutedKey() async throws {
+        let forged = Curve25519KeyForTests.publicKey
+        let (model, failure, _) = try await run(try job("s3")) { coordinator in
+            let tamper: @Sendable (inout TaskAssignment) -> Void = { task in
+                guard case .string("share")? = task.config[SecureAggregationStage.configKey],
+                    var request = try? SecAggMessage.decode(SecAggMessage.ShareRequest.self, from: task.payload),
+                    let i = request.adverts.firstIndex(where: { $0.site == "b" })
+                else { return }
+                request.adverts[i].maskKey = forged
+                task.payload = (try? SecAggMessage.encode(request)) ?? task.payload
+            }
+            return [
+                "a": TamperingConnection(coordinator, tamper: tamper), "b": TamperingConnection(coordinator),
+                "c": TamperingConnection(coordinator, tamper: tamper),
+            ]
+        }
+        #expect(model == nil)
+        #expect(failure?.contains("signature does not verify") == true, "\(failure ?? "")")
+    }
+
+    @Test("A server that announces other survivors than the sites signed gets no shares; the job fails")
+    func substitutedSurvivors() async throws {
+        let (model, failure, _) = try await run(try job("s4")) { coordinator in
+            let tamper: @Sendable (inout TaskAssignment) -> Void = { task in
+                guard case .string("unmask")? = task.config[SecureAggregationStage.configKey],
+                    var request = try? SecAggMessage.decode(SecAggMessage.UnmaskRequest.self, from: task.payload)
+                else { return }
+                // Claim c dropped out (to unmask c's vector from its mask key shares).
+                request.survivors = request.survivors.filter { $0 != "c" }
+                task.payload = (try? SecAggMessage.encode(request)) ?? task.payload
+            }
+            return [
+                "a": TamperingConnection(coordinator, tamper: tamper),
+                "b": TamperingConnection(coordinator, tamper: tamper), "c": TamperingConnection(coordinator),
+            ]
+        }
+        #expect(model == nil)
+        #expect(failure?.contains("this site signed") == true, "\(failure ?? "")")
+    }
+}
+
+/// A valid X25519 public key no site holds.
+enum Curve25519KeyForTests {
+    static let publicKey: Data = {
+        var bytes = [UInt8](repeating: 9, count: 32)
+        bytes[31] = 0x40
+        return Data(bytes)
+    }()
+}
