@@ -149,11 +149,12 @@ struct SecureRound: Sendable {
 
     /// Starts an answer: checks it belongs to the current stage and decodes its payload.
     mutating func begin(_ header: ResultHeader) throws(FederationError) {
-        guard let number = header.metrics[SecureAggregationStage.configKey], number == Double(stage.number) else {
+        let answered = header.metrics[SecureAggregationStage.configKey] ?? 0
+        guard answered == Double(stage.number) else {
             throw FederationError(
                 .staleRound,
-                "\(header.site) answered secure-aggregation stage \(header.metrics[SecureAggregationStage.configKey] ?? 0)"
-                    + "; the round is at stage \(stage.number) (\(stage.rawValue))")
+                "\(header.site) answered secure-aggregation stage \(answered); the round is at stage "
+                    + "\(stage.number) (\(stage.rawValue))")
         }
         guard header.payload.count <= SecAggMessage.maxPayloadBytes else {
             throw FederationError(

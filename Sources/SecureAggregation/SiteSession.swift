@@ -258,7 +258,8 @@ public struct SecAggSiteSession: Sendable {
         guard u3.count == request.survivors.count, u3.isSubset(of: senders), u3.contains(identity.name) else {
             throw SecureAggregationError(
                 .participantSet,
-                "the server's survivors (\(request.survivors.sorted())) are not a subset of the sites that shared keys, "
+                "the server's survivors (\(request.survivors.sorted())) are not a subset of the sites that shared "
+                    + "keys, "
                     + "or leave this site out")
         }
         guard u3.count >= minimumParticipants else {
