@@ -124,7 +124,8 @@ let package = Package(
             dependencies: [
                 "FederationCore", "FederationServer", "FederationClient", "FederationJobs",
                 "FederationInProcess", "FederatedAnalytics", "Training", "NeuralNetwork", "Volumes",
-                "DifferentialPrivacy", .product(name: "Yams", package: "Yams"),
+                "DifferentialPrivacy", "SecureAggregation", "Provisioning",
+                .product(name: "SwiftASN1", package: "swift-asn1"), .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict),
         // The gRPC + mutual-TLS transport. Generated code is committed (scripts/generate_protos.sh): no build plugins.
@@ -146,7 +147,7 @@ let package = Package(
         .target(
             name: "FederatedAnalytics",
             dependencies: [
-                "DICOMIO", "Volumes", "Randomness", "DifferentialPrivacy",
+                "DICOMIO", "Volumes", "Randomness", "DifferentialPrivacy", "SecureAggregation",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Yams", package: "Yams"),
@@ -175,7 +176,11 @@ let package = Package(
         ),
         // Shared by the federation tests and benchmarks (never by production code): a manual clock and a throw-away PKI.
         .target(
-            name: "FederationTestSupport", dependencies: ["FederationGRPC", "Provisioning"],
+            name: "FederationTestSupport",
+            dependencies: [
+                "FederationGRPC", "Provisioning", "SecureAggregation",
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
             path: "Tests/FederationTestSupport", swiftSettings: strict),
         .testTarget(
             name: "DICOMIOTests", dependencies: ["DICOMIO", "Volumes", "SampleData"],
@@ -193,8 +198,7 @@ let package = Package(
         .testTarget(
             name: "SecureAggregationTests",
             dependencies: [
-                "SecureAggregation", "Provisioning", .product(name: "X509", package: "swift-certificates"),
-                .product(name: "SwiftASN1", package: "swift-asn1"),
+                "SecureAggregation", "Provisioning", "FederationTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict),
@@ -221,7 +225,10 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "FederatedAnalyticsTests",
-            dependencies: ["FederatedAnalytics", "DifferentialPrivacy", "DICOMIO", "Volumes"],
+            dependencies: [
+                "FederatedAnalytics", "DifferentialPrivacy", "DICOMIO", "Volumes", "SecureAggregation",
+                "FederationTestSupport",
+            ],
             exclude: ["Golden"],
             swiftSettings: strict),
         .testTarget(

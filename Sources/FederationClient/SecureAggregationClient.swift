@@ -166,7 +166,7 @@ struct SecureAggregationClient: Sendable {
                 throw SecureAggregationError(.protocolState, "a second advertise task in one session")
             case .share:
                 let request = try SecAggMessage.decode(SecAggMessage.ShareRequest.self, from: task.payload)
-                header.payload = try SecAggMessage.encode(try await current.share(request))
+                header.payload = try SecAggMessage.encode(try current.share(request))
             case .mask:
                 if let masked, current.stage == .masking {
                     chunks = masked

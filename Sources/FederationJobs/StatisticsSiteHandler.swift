@@ -15,6 +15,8 @@ public actor StatisticsSiteHandler: PayloadTaskHandler {
     public let limits: QueryLimits
     private let ledger: PrivacyLedger
     private let log: @Sendable (String) -> Void
+    /// Signing this site's secure-sum keys and checking the others'; nil: unsigned keys (in-process runs).
+    private let secureSum: SecureSumCredentials?
     private var cohort: SiteCohort?
     private var sessions: [String: StatisticsSiteSession] = [:]
     /// Sessions by last use, oldest first: only the `maximumSessions` most recent are kept (a server asks again
@@ -39,18 +41,21 @@ public actor StatisticsSiteHandler: PayloadTaskHandler {
                 .invalidConfiguration, "cannot open the privacy ledger \(ledgerPath): \(error.message)")
         }
         self.log = log
+        self.secureSum = nil
     }
 
     /// The same, with a ledger the site shares with its model updates (`SitePrivacyGatekeeper`).
     public init(
         site: String, dataFolder: String, policy: SitePolicy, ledger: PrivacyLedger,
-        limits: QueryLimits = .default, log: @escaping @Sendable (String) -> Void = { _ in }
+        limits: QueryLimits = .default, secureSum: SecureSumCredentials? = nil,
+        log: @escaping @Sendable (String) -> Void = { _ in }
     ) {
         self.site = site
         self.dataFolder = dataFolder
         self.policy = policy
         self.limits = limits
         self.ledger = ledger
+        self.secureSum = secureSum
         self.log = log
     }
 
@@ -74,7 +79,7 @@ public actor StatisticsSiteHandler: PayloadTaskHandler {
                 sessions[request.session] = StatisticsSiteSession(
                     site: StatisticsSite(
                         name: site, cohort: cohort, policy: policy, ledger: ledger,
-                        limits: limits))
+                        limits: limits), credentials: secureSum)
             }
             guard var session = sessions[request.session] else { throw AnalyticsError(.io, "no session") }
             let before = try ledger.spent(site: site, policy: policy)

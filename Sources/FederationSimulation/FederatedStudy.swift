@@ -6,6 +6,9 @@ import FederationJobs
 import FederationServer
 import Foundation
 import NeuralNetwork
+import Provisioning
+import SecureAggregation
+import SwiftASN1
 import Synchronization
 import Training
 import Volumes
@@ -264,6 +267,8 @@ public struct InProcessFederation: StudyFederation {
         let frozenTrainers = trainers
         let follower = StudyProgress(progress)
         let observer = Task { for await event in events { follower.handle(event) } }
+        // Secure aggregation needs site certificates: an in-process run issues throw-away ones from a fresh CA.
+        let credentials = federation.secureAggregation == nil ? [:] : try FederatedStudy.throwAwayCredentials(siteNames)
         let global: ParameterSet = try await withThrowingTaskGroup(of: ParameterSet?.self) { group in
             group.addTask {
                 try await runner.execute()
@@ -274,6 +279,7 @@ public struct InProcessFederation: StudyFederation {
                 var agent = SiteAgent(
                     site: site, connection: connection, trainer: trainer, clock: ContinuousClock(),
                     chunkScalars: 1 << 18)
+                agent.secureAggregation = credentials[site]
                 if let budget {
                     agent.gatekeeper = SitePrivacyGatekeeper(
                         site: site, policy: SiteTrainingPolicy(), budget: budget,
@@ -379,5 +385,25 @@ public final class StudyProgress: Sendable {
         case .jobFailed(let reason):
             progress("job failed: \(reason)")
         }
+    }
+}
+
+extension FederatedStudy {
+    /// Site credentials from a CA made for this run only (in-process runs have no kits).
+    static func throwAwayCredentials(_ sites: [String]) throws -> [String: SecureAggregationCredentials] {
+        let authority = try CertificateAuthority.create(project: "tessera-in-process", validityDays: 1)
+        let verifier = PeerVerifier(caCertificate: authority.certificate)
+        var out: [String: SecureAggregationCredentials] = [:]
+        for site in sites {
+            let issued = try authority.issue(
+                Participant(name: site, role: .site), project: "tessera-in-process",
+                server: ServerAddress(host: "localhost", port: 1), validityDays: 1)
+            var serializer = DER.Serializer()
+            try serializer.serialize(issued.certificate)
+            out[site] = SecureAggregationCredentials(
+                identity: SigningIdentity(name: site, key: issued.privateKey, certificate: serializer.serializedBytes),
+                verifier: verifier, minimumParticipants: 2)
+        }
+        return out
     }
 }

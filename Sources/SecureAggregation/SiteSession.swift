@@ -84,7 +84,7 @@ public struct SecAggSiteSession: Sendable {
     ///   this site's own advert is missing or altered, or the set is smaller than `minimumParticipants`.
     public mutating func share(
         _ request: SecAggMessage.ShareRequest, now: Date = Date()
-    ) async throws(SecureAggregationError) -> SecAggMessage.ShareResponse {
+    ) throws(SecureAggregationError) -> SecAggMessage.ShareResponse {
         try expect(.advertised, "share")
         guard request.parameters == parameters else {
             throw SecureAggregationError(
@@ -112,7 +112,7 @@ public struct SecAggSiteSession: Sendable {
                 throw SecureAggregationError(
                     .malformedMessage, "the advert of \(advert.site) has fields of wrong sizes")
             }
-            let key = try await verifier.key(of: Array(advert.certificate), for: advert.site, at: now)
+            let key = try verifier.key(of: Array(advert.certificate), for: advert.site, at: now)
             try PeerVerifier.check(
                 Array(advert.signature), of: advert.transcript(parameters), by: key,
                 what: "the key advert of \(advert.site)")

@@ -227,6 +227,17 @@ struct Client: ParsableCommand {
         let frozenPolicy = sitePolicy
         let retry = RetryPolicy(base: .milliseconds(200), cap: .milliseconds(Int64(max(0.2, retryCap) * 1000)))
         let prefix = "[\(site)]"
+        // The kit's certificate and key sign this site's secure-aggregation keys; its CA checks everyone else's.
+        let secure: SecureAggregationCredentials
+        do {
+            secure = try SecureAggregationCredentials.load(
+                site: site, certificatePath: kit.certificatePath, privateKeyPath: kit.privateKeyPath,
+                caPath: kit.caCertificatePath, minimumParticipants: max(2, trainingPolicy.minParticipants))
+        } catch {
+            throw CommandFailure(description: error.description)
+        }
+        let secureSum = SecureSumCredentials(
+            identity: secure.identity, verifier: secure.verifier, minimumParticipants: secure.minimumParticipants)
         try runBlocking {
             let connection = try GRPCFederationConnection(
                 host: address.host, port: address.port, tls: tls,
@@ -234,7 +245,7 @@ struct Client: ParsableCommand {
             let trainer = PipelineSiteTrainer(dataFolder: data, limits: pipelineLimits) { log("\(prefix) \($0)") }
             let statistics = StatisticsSiteHandler(
                 site: site, dataFolder: data, policy: frozenPolicy, ledger: book,
-                limits: queryLimits
+                limits: queryLimits, secureSum: secureSum
             ) {
                 log("\(prefix) \($0)")
             }
@@ -246,6 +257,7 @@ struct Client: ParsableCommand {
                 site: site, policy: trainingPolicy, budget: budget, ledger: book,
                 limits: pipelineLimits)
             agent.egressLog = egress
+            agent.secureAggregation = secure
             log(
                 "\(prefix) connecting to \(address) (filters: \(filters.filters.map(\.name).joined(separator: ", ")); "
                     + "egress log \(egressPath))")

@@ -1,6 +1,8 @@
 import FederationGRPC
 import Foundation
 import Provisioning
+import SecureAggregation
+import SwiftASN1
 
 /// A throw-away project CA and credentials as PEM files in a temporary folder, issued by the Provisioning module
 /// exactly as `tessera provision` issues them (CN = participant, OU = role; the server certificate names localhost
@@ -35,6 +37,19 @@ public struct TemporaryPKI: Sendable {
         try credential.privateKey.pemRepresentation.write(toFile: keyPath, atomically: true, encoding: .utf8)
         return MutualTLSFiles(certificateChain: certificatePath, privateKey: keyPath, trustRoots: caPath)
     }
+
+    /// A signing identity for `name` with `role` (in memory), for secure-aggregation keys.
+    public func identity(_ name: String, role: ParticipantRole = .site) throws -> SigningIdentity {
+        let credential = try authority.issue(
+            Participant(name: name, role: role), project: project,
+            server: ServerAddress(host: "localhost", port: 1), validityDays: 1)
+        var serializer = DER.Serializer()
+        try serializer.serialize(credential.certificate)
+        return SigningIdentity(name: name, key: credential.privateKey, certificate: serializer.serializedBytes)
+    }
+
+    /// Checks certificates against this PKI's CA.
+    public var verifier: PeerVerifier { PeerVerifier(caCertificate: authority.certificate) }
 
     public func remove() { try? FileManager.default.removeItem(at: directory) }
 }

@@ -1,29 +1,20 @@
 import Crypto
+import FederationTestSupport
 import Foundation
 import Provisioning
-import SwiftASN1
 import Testing
-import X509
 
 @testable import SecureAggregation
 
 /// A project CA and site identities issued by it, as `tessera provision` makes them.
 struct TestProject {
-    let ca: CertificateAuthority
-    let verifier: PeerVerifier
+    let pki: TemporaryPKI
+    var verifier: PeerVerifier { pki.verifier }
 
-    init(project: String = "secagg-test") throws {
-        ca = try CertificateAuthority.create(project: project, validityDays: 30)
-        verifier = PeerVerifier(caCertificate: ca.certificate)
-    }
+    init(project: String = "secagg-test") throws { pki = try TemporaryPKI(name: project) }
 
     func identity(_ name: String, role: ParticipantRole = .site) throws -> SigningIdentity {
-        let issued = try ca.issue(
-            Participant(name: name, role: role), project: "secagg-test",
-            server: ServerAddress(host: "localhost", port: 8443), validityDays: 30)
-        var serializer = DER.Serializer()
-        try serializer.serialize(issued.certificate)
-        return SigningIdentity(name: name, key: issued.privateKey, certificate: serializer.serializedBytes)
+        try pki.identity(name, role: role)
     }
 }
 
@@ -65,7 +56,7 @@ struct Round {
     mutating func share(_ adverts: [KeyAdvert], sites: [String]? = nil) async throws -> [String: [EncryptedShare]] {
         var out: [String: [EncryptedShare]] = [:]
         for site in sites ?? adverts.map(\.site) {
-            out[site] = try await sessions[site]!.share(.init(parameters: parameters, adverts: adverts)).shares
+            out[site] = try sessions[site]!.share(.init(parameters: parameters, adverts: adverts)).shares
         }
         return out
     }

@@ -343,13 +343,19 @@ public struct StatisticsAggregator: Sendable, Codable {
         }
         template = try LocalStatistics(query: query, cohort: .empty).primitives(categoryLists: categoryLists)
         var keys: [String: Data] = [:]
-        if options.secureSum { for site in participants { keys[site] = acceptances[site]?.publicKey } }
+        var endorsements: [String: KeyEndorsementData] = [:]
+        if options.secureSum {
+            for site in participants {
+                keys[site] = acceptances[site]?.publicKey
+                endorsements[site] = acceptances[site]?.endorsement
+            }
+        }
         return open(
             .firstPass, participants,
             .firstPass(
                 .init(
                     categoryLists: categoryLists, secureSum: options.secureSum,
-                    publicKeys: keys)))
+                    publicKeys: keys, endorsements: endorsements.isEmpty ? nil : endorsements)))
     }
 
     private mutating func closeFirstPass() throws(AnalyticsError) -> [StatisticsRequest] {

@@ -73,11 +73,18 @@ public struct StatisticsRequest: Sendable, Equatable, Codable {
         public var secureSum: Bool
         /// Every participant's raw 32-byte X25519 public key (including the addressee's), by site name.
         public var publicKeys: [String: Data]
+        /// Each participant's endorsement of its key, as its acceptance carried it (absent for sites without
+        /// credentials; a site with credentials refuses a secure sum with any key it cannot check).
+        public var endorsements: [String: KeyEndorsementData]?
 
-        public init(categoryLists: [String: [String]], secureSum: Bool, publicKeys: [String: Data]) {
+        public init(
+            categoryLists: [String: [String]], secureSum: Bool, publicKeys: [String: Data],
+            endorsements: [String: KeyEndorsementData]? = nil
+        ) {
             self.categoryLists = categoryLists
             self.secureSum = secureSum
             self.publicKeys = publicKeys
+            self.endorsements = endorsements
         }
     }
 

@@ -44,6 +44,9 @@ public struct StatisticsResponse: Sendable, Equatable, Codable {
     public struct Acceptance: Sendable, Equatable, Codable {
         /// The site's raw 32-byte X25519 public key for this session.
         public var publicKey: Data
+        /// The key signed with the site's certificate key (`KeyEndorsement`), and the certificate: what lets every
+        /// other site check that the server relays this site's key unchanged. Nil from a site without credentials.
+        public var endorsement: KeyEndorsementData?
         /// Category names for features the query does not enumerate (keyed "index/feature"); nil when the site's
         /// policy does not reveal category names.
         public var categoryNames: [String: [String]]?
@@ -88,5 +91,15 @@ public struct StatisticsResponse: Sendable, Equatable, Codable {
     /// Phase `reveal`: the site's own figures, one per query feature, suppressed below its minimum count.
     public struct Reveal: Sendable, Equatable, Codable {
         public var figures: [FeatureResult]
+    }
+}
+
+/// A public key's endorsement as it travels: the signer's certificate (DER) and its signature (DER).
+public struct KeyEndorsementData: Sendable, Equatable, Codable {
+    public var certificate: Data
+    public var signature: Data
+    public init(certificate: Data, signature: Data) {
+        self.certificate = certificate
+        self.signature = signature
     }
 }

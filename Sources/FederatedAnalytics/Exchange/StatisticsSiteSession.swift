@@ -1,6 +1,21 @@
 import DifferentialPrivacy
 import Foundation
+import SecureAggregation
 import Volumes
+
+/// What a site signs its secure-sum key with and checks the others' against: its certificate and key, the project
+/// CA, and the fewest participants it masks and unmasks among.
+public struct SecureSumCredentials: Sendable {
+    public var identity: SigningIdentity
+    public var verifier: PeerVerifier
+    public var minimumParticipants: Int
+
+    public init(identity: SigningIdentity, verifier: PeerVerifier, minimumParticipants: Int = 2) {
+        self.identity = identity
+        self.verifier = verifier
+        self.minimumParticipants = max(2, minimumParticipants)
+    }
+}
 
 /// One site's side of one statistics query run: answers the server's requests phase by phase, from the site's own
 /// data, policy and ledger. Create one per query run (session); it keeps the site's X25519 private key and what it
@@ -19,8 +34,15 @@ import Volumes
 /// "other", lists longer than the site's `maxCategories` or names longer than its `maxNameLength` are refused with
 /// `.policyViolation` before anything is noised.
 ///
+/// Keys: with `credentials`, the site signs its X25519 key for the session with its certificate key, and masks only
+/// when every participant's key arrives with a valid endorsement (certificate issued by the project CA for that
+/// site): a server cannot substitute a key or invent a participant. It masks and answers recovery only among at
+/// least `credentials.minimumParticipants` sites.
+///
 /// Limitation (as in `SecureSumParticipant`, no secret sharing): the server is trusted to ask for recovery masks
-/// only for sites that really dropped out; a server lying about a dropout could unmask that site's upload.
+/// only for sites that really dropped out; a server lying about a dropout could unmask that site's upload down to
+/// the site's minimum number of participants. Model updates use `SecureAggregation`'s secret-shared protocol, which
+/// does not have this limitation.
 public struct StatisticsSiteSession: Sendable {
     public let site: StatisticsSite
     /// The site's own override of the query's mechanism: `.none` for exact reference comparisons only.
@@ -28,6 +50,8 @@ public struct StatisticsSiteSession: Sendable {
     /// True when the "server" runs in the site's own process (`tessera stats`): it may then see the site's noised
     /// vector in the clear. False for the federation runtime.
     public let serverIsLocal: Bool
+    /// Signing and checking secure-sum keys; nil: keys are neither signed nor checked (in-process runs and tests).
+    public let credentials: SecureSumCredentials?
 
     private var noise: any NoiseSource
     private let participant: SecureSumParticipant
@@ -58,17 +82,21 @@ public struct StatisticsSiteSession: Sendable {
     ///   - serverIsLocal: the aggregator runs in this process (see `serverIsLocal`).
     public init(
         site: StatisticsSite, noise: any NoiseSource = SystemNoiseSource(), mechanism: NoiseMechanism? = nil,
-        serverIsLocal: Bool = false
+        serverIsLocal: Bool = false, credentials: SecureSumCredentials? = nil
     ) {
         self.site = site
         self.noise = noise
         self.mechanism = mechanism
         self.serverIsLocal = serverIsLocal
+        self.credentials = credentials
         self.participant = SecureSumParticipant(siteID: site.name)
     }
 
     /// The site's raw X25519 public key for this session.
     public var publicKey: Data { participant.publicKey }
+
+    /// What key endorsements of statistics sessions say they are for.
+    static let keyPurpose = "statistics-secure-sum"
 
     /// Whether the server may see this site's own figures.
     private var mayShowOwnFigures: Bool { site.policy.revealPerSite || serverIsLocal }
@@ -125,7 +153,7 @@ public struct StatisticsSiteSession: Sendable {
     private mutating func plan(_ asked: StatisticsQuery, session: String) -> StatisticsResponse.Plan {
         self.session = session
         let query = asked.deduplicated()
-        do {
+        do throws(AnalyticsError) {
             try query.validate(limits: site.limits)
             let release = try SiteRelease(query: query, policy: site.policy, mechanism: mechanism)
             let (specs, charges) = try release.plan()
@@ -133,6 +161,18 @@ public struct StatisticsSiteSession: Sendable {
             let names =
                 site.policy.revealCategoryNames
                 ? try LocalStatistics(query: query, cohort: site.cohort).categoryNames() : nil
+            var endorsement: KeyEndorsementData?
+            if let credentials {
+                do throws(SecureAggregationError) {
+                    endorsement = KeyEndorsementData(
+                        certificate: Data(credentials.identity.certificate),
+                        signature: try KeyEndorsement.sign(
+                            participant.publicKey, session: session, purpose: Self.keyPurpose,
+                            by: credentials.identity))
+                } catch {
+                    throw AnalyticsError(.secureAggregation, "the site cannot sign its key: \(error.message)")
+                }
+            }
             try site.ledger.charge(site: site.name, query: query.name, charges: charges, policy: site.policy)
             let spent = try site.ledger.spent(site: site.name, policy: site.policy)
             self.query = query
@@ -140,7 +180,7 @@ public struct StatisticsSiteSession: Sendable {
             self.specs = specs
             return .accepted(
                 .init(
-                    publicKey: participant.publicKey, categoryNames: names,
+                    publicKey: participant.publicKey, endorsement: endorsement, categoryNames: names,
                     privacy: .init(
                         epsilonSpent: spent.epsilon, deltaSpent: spent.delta,
                         epsilonRemaining: site.policy.totalEpsilon - spent.epsilon,
@@ -160,6 +200,31 @@ public struct StatisticsSiteSession: Sendable {
                     .secureAggregation,
                     "the first-pass request does not carry site \(site.name)'s own "
                         + "public key: keys were mixed up or tampered with, so the site does not upload")
+            }
+            if let credentials {
+                guard pass.publicKeys.count >= credentials.minimumParticipants else {
+                    throw AnalyticsError(
+                        .policyViolation,
+                        "site \(site.name) masks only among at least \(credentials.minimumParticipants) sites; the "
+                            + "first pass has \(pass.publicKeys.count)")
+                }
+                for (peer, key) in pass.publicKeys where peer != site.name {
+                    guard let endorsement = pass.endorsements?[peer] else {
+                        throw AnalyticsError(
+                            .secureAggregation,
+                            "the key of site \(peer) comes without its signature: site \(site.name) masks only with "
+                                + "keys it can check against the project CA")
+                    }
+                    do throws(SecureAggregationError) {
+                        try KeyEndorsement.verify(
+                            key, site: peer, session: session, purpose: Self.keyPurpose,
+                            certificate: endorsement.certificate, signature: endorsement.signature,
+                            verifier: credentials.verifier)
+                    } catch {
+                        throw AnalyticsError(
+                            .secureAggregation, "the key relayed for site \(peer) fails its check: \(error.message)")
+                    }
+                }
             }
             guard pass.publicKeys.count >= 2 || mayShowOwnFigures else {
                 throw AnalyticsError(
@@ -210,6 +275,12 @@ public struct StatisticsSiteSession: Sendable {
             }
         }
         let survivors = Set(publicKeys.keys).subtracting(request.dropped).subtracting(recovered)
+        if let credentials, survivors.count < credentials.minimumParticipants {
+            throw AnalyticsError(
+                .policyViolation,
+                "after the dropouts the server claims, \(survivors.count) sites would remain in the secure sum; site "
+                    + "\(site.name) reveals masks only while at least \(credentials.minimumParticipants) remain")
+        }
         guard survivors.count >= 2 || mayShowOwnFigures else {
             throw AnalyticsError(
                 .policyViolation,

@@ -10,10 +10,12 @@ struct JSONExchange {
     var aggregator: StatisticsAggregator
     var sessions: [String: StatisticsSiteSession] = [:]
     var log: [StatisticsRequest] = []
+    /// What the server does to a request before the site sees it (a tampering server in tests).
+    var tamper: (inout StatisticsRequest) -> Void = { _ in }
 
     init(
         query: StatisticsQuery, sites: [StatisticsSite], mechanism: NoiseMechanism? = nil, seed: UInt64? = nil,
-        secureSum: Bool = true, minimumSites: Int = 1
+        secureSum: Bool = true, minimumSites: Int = 1, credentials: [String: SecureSumCredentials] = [:]
     ) throws {
         aggregator = try StatisticsAggregator(
             query: query, sites: sites.map(\.name),
@@ -26,14 +28,16 @@ struct JSONExchange {
             // serverIsLocal only to compare with the in-process path, whose sites accept clear uploads.
             sessions[site.name] = StatisticsSiteSession(
                 site: site, noise: noise, mechanism: mechanism,
-                serverIsLocal: !secureSum)
+                serverIsLocal: !secureSum, credentials: credentials[site.name])
         }
     }
 
     /// One site's answer to one request, as bytes.
     mutating func answer(_ request: StatisticsRequest) throws -> Data {
-        let wire = try StatisticsRequest(decoding: request.encoded())
-        #expect(wire == request)
+        var sent = request
+        tamper(&sent)
+        let wire = try StatisticsRequest(decoding: sent.encoded())
+        #expect(wire == sent)
         guard var session = sessions[wire.site] else {
             throw AnalyticsError(.unexpectedMessage, "no site \(wire.site)")
         }
