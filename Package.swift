@@ -245,7 +245,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "FederationCore", "FederationGRPC", "FederationTestSupport", "SafeTensorsFormat", "FederatedAnalytics",
-                "FederationClient", "Training", "Volumes", "DifferentialPrivacy",
+                "FederationClient", "Training", "Volumes", "DifferentialPrivacy", "SecureAggregation",
             ],
             swiftSettings: strict),
         .testTarget(

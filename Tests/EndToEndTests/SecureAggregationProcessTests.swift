@@ -1,0 +1,193 @@
+import FederationClient
+import FederationCore
+import FederationGRPC
+import Foundation
+import SafeTensorsFormat
+import SecureAggregation
+import Testing
+
+/// A site's connection to the real server through which a test plays a misbehaving server (tampering with the
+/// tasks this site gets) or a site that drops out after sharing its keys (its masked upload never arrives).
+private final class InterposedConnection: FederationConnection {
+    let inner: GRPCFederationConnection
+    let tamper: @Sendable (inout TaskAssignment) -> Void
+    let dropMaskUpload: Bool
+
+    init(
+        _ inner: GRPCFederationConnection, dropMaskUpload: Bool = false,
+        tamper: @escaping @Sendable (inout TaskAssignment) -> Void = { _ in }
+    ) {
+        self.inner = inner
+        self.dropMaskUpload = dropMaskUpload
+        self.tamper = tamper
+    }
+
+    func register(site: String) async throws(FederationError) -> String? { try await inner.register(site: site) }
+    func nextTask(site: String) async throws(FederationError) -> TaskAssignment? {
+        guard var task = try await inner.nextTask(site: site) else { return nil }
+        tamper(&task)
+        return task
+    }
+    func downloadModel(for task: TaskAssignment, maxScalars: Int) async throws(FederationError) -> [ParameterChunk] {
+        try await inner.downloadModel(for: task, maxScalars: maxScalars)
+    }
+    func downloadParameters(for task: TaskAssignment, maxScalars: Int) async throws(FederationError) -> ParameterSet {
+        try await inner.downloadParameters(for: task, maxScalars: maxScalars)
+    }
+    func uploadResult(_ header: ResultHeader, chunks: [ParameterChunk]) async throws(FederationError) {
+        if dropMaskUpload,
+            header.metrics[SecureAggregationStage.configKey] == Double(SecureAggregationStage.mask.number)
+        {
+            // Gone after sharing its keys: the server hears it leave the stage and never gets its vector.
+            let gone = ResultHeader(
+                jobID: header.jobID, round: header.round, site: header.site, sampleCount: 1,
+                payload: Array("connection lost".utf8))
+            try await inner.uploadResult(gone, chunks: [])
+            return
+        }
+        try await inner.uploadResult(header, chunks: chunks)
+    }
+    func heartbeat(site: String) async throws(FederationError) { try await inner.heartbeat(site: site) }
+}
+
+extension ProcessFederationTests {
+    /// treatment-center played by this test process (a real site agent training on its data, over gRPC + mTLS with
+    /// its kit) through `InterposedConnection`; the other two sites are `tessera client` processes.
+    func interposedSite(
+        _ cluster: ProcessCluster, dropMaskUpload: Bool = false,
+        tamper: @escaping @Sendable (inout TaskAssignment) -> Void = { _ in }
+    ) throws -> (Task<[Int], any Error>, GRPCFederationConnection) {
+        let site = "treatment-center"
+        let connection = try cluster.site(site)
+        var agent = SiteAgent(
+            site: site, connection: InterposedConnection(connection, dropMaskUpload: dropMaskUpload, tamper: tamper),
+            trainer: PipelineSiteTrainer(
+                dataFolder: ProcessCluster.repository.appendingPathComponent("sample-data/\(site)").path),
+            clock: ContinuousClock(), retry: RetryPolicy(base: .milliseconds(100), cap: .seconds(1)),
+            log: { _ in })
+        agent.secureAggregation = try SecureAggregationCredentials.load(
+            site: site, certificatePath: cluster.kit(site) + "/cert.pem",
+            privateKeyPath: cluster.kit(site) + "/key.pem",
+            caPath: cluster.kit(site) + "/ca.pem", minimumParticipants: 2)
+        return (Task { try await agent.run() }, connection)
+    }
+
+    func globalModel(_ cluster: ProcessCluster, _ admin: GRPCAdminConnection, job: String) async throws
+        -> [String: [Float]]
+    {
+        let folder = cluster.path("download-\(job)")
+        _ = try await admin.download(jobID: job, to: folder)
+        let file = try SafeTensorsFile.read(contentsOf: folder + "/global.safetensors")
+        return Dictionary(uniqueKeysWithValues: file.entries.map { ($0.name, $0.values) })
+    }
+
+    @Test(
+        "Secure aggregation over processes: the same model as plain FedAvg within quantisation, sites send only masked updates, a dropout after sharing is recovered",
+        .timeLimit(.minutes(8)))
+    func secureAggregationOverProcesses() async throws {
+        let cluster = try ProcessCluster()
+        try await cluster.startServer()
+        try cluster.startClients(once: false)
+        let admin = try cluster.admin()
+        let secure = "\n  secure_aggregation: {clip_range: 1.0, max_weight_samples: 1000}\n"
+
+        // 1. Plain FedAvg, then the same round under secure aggregation: one model, up to quantisation.
+        let plain = try await admin.submit(pipeline: try cluster.pipeline(rounds: 1, minClients: 3), name: "plain")
+        #expect(try await cluster.events(admin, job: plain).last == .jobFinished)
+        let masked = try await admin.submit(
+            pipeline: try cluster.pipeline(rounds: 1, minClients: 3) + secure, name: "secagg")
+        let maskedEvents = try await cluster.events(admin, job: masked)
+        #expect(maskedEvents.last == .jobFinished, "\(maskedEvents.suffix(3))")
+        let a = try await globalModel(cluster, admin, job: plain)
+        let b = try await globalModel(cluster, admin, job: masked)
+        #expect(a.keys.sorted() == b.keys.sorted())
+        var worst = 0.0
+        for (name, values) in a {
+            for (x, y) in zip(values, b[name] ?? []) {
+                worst = max(worst, Double(abs(x - y)) / (1e-3 + Double(abs(x))))
+            }
+        }
+        #expect(worst < 1e-2, "largest relative difference \(worst)")
+
+        // What left each site for the secure job: keys, shares, a signature, unmasking shares and one masked vector
+        // per round, never a plain update.
+        for site in ProcessCluster.sites {
+            let log = try EgressLog(path: cluster.kit(site) + "/" + EgressLog.fileName)
+            let kinds = try log.records(job: masked).map(\.kind)
+            #expect(kinds.filter { $0 == .maskedUpdate }.count == 1, "\(site): \(kinds)")
+            #expect(!kinds.contains(.trainUpdate), "\(site): \(kinds)")
+            #expect(kinds.filter { $0 == .secureAggregation }.count == 4, "\(site): \(kinds)")
+        }
+
+        // 2. treatment-center shares its keys, then drops: the round closes with the other two, unmasked.
+        cluster.killClient("treatment-center")
+        let (dropping, connection) = try interposedSite(cluster, dropMaskUpload: true)
+        let job = try await admin.submit(
+            pipeline: try cluster.pipeline(rounds: 1, minClients: 2) + secure, name: "dropout")
+        let events = try await cluster.events(admin, job: job)
+        #expect(events.last == .jobFinished, "\(events.suffix(3))")
+        let closed = events.compactMap { e -> [String]? in if case .roundClosed(1, let p, _) = e { p } else { nil } }
+        #expect(closed == [["community-hospital", "research-center"]])
+        let model = try await globalModel(cluster, admin, job: job)
+        #expect(model.values.allSatisfy { $0.allSatisfy(\.isFinite) })
+        dropping.cancel()
+        await connection.close()
+        for site in ProcessCluster.sites { cluster.killClient(site) }
+        await admin.close()
+    }
+
+    @Test(
+        "Secure aggregation over processes: a server that substitutes a key or announces other survivors is refused by the site",
+        .timeLimit(.minutes(6)))
+    func secureAggregationRefusesATamperingServer() async throws {
+        let cluster = try ProcessCluster()
+        try await cluster.startServer()
+        for site in ["community-hospital", "research-center"] { try cluster.startClient(site, once: false) }
+        let admin = try cluster.admin()
+        let pipeline =
+            try cluster.pipeline(rounds: 1, minClients: 3, retries: 0)
+            + "\n  secure_aggregation: {clip_range: 1.0}\n"
+        let attacks: [(String, String, @Sendable (inout TaskAssignment) -> Void)] = [
+            (
+                "substituted key", "signature does not verify",
+                { task in
+                    guard case .string("share")? = task.config[SecureAggregationStage.configKey],
+                        var request = try? SecAggMessage.decode(SecAggMessage.ShareRequest.self, from: task.payload),
+                        let i = request.adverts.firstIndex(where: { $0.site == "research-center" })
+                    else { return }
+                    request.adverts[i].maskKey = Data(repeating: 0x42, count: 32)
+                    task.payload = (try? SecAggMessage.encode(request)) ?? task.payload
+                }
+            ),
+            (
+                "other survivors", "this site signed",
+                { task in
+                    guard case .string("unmask")? = task.config[SecureAggregationStage.configKey],
+                        var request = try? SecAggMessage.decode(SecAggMessage.UnmaskRequest.self, from: task.payload)
+                    else { return }
+                    request.survivors.removeAll { $0 == "community-hospital" }
+                    task.payload = (try? SecAggMessage.encode(request)) ?? task.payload
+                }
+            ),
+        ]
+        for (name, expected, attack) in attacks {
+            let (site, connection) = try interposedSite(cluster, tamper: attack)
+            let job = try await admin.submit(pipeline: pipeline, name: name)
+            let events = try await cluster.events(admin, job: job)
+            let refusal = events.compactMap { e -> String? in
+                if case .siteDeclined(_, "treatment-center", let reason) = e { reason } else { nil }
+            }
+            #expect(refusal.contains { $0.contains(expected) }, "\(name): \(refusal)")
+            guard case .jobFailed(let reason)? = events.last else {
+                Issue.record("\(name): the job did not fail: \(events.suffix(3))")
+                continue
+            }
+            #expect(reason.contains(expected), "\(name): \(reason)")
+            site.cancel()
+            _ = try? await site.value
+            await connection.close()
+        }
+        for site in ProcessCluster.sites { cluster.killClient(site) }
+        await admin.close()
+    }
+}
