@@ -170,6 +170,7 @@ let package = Package(
             dependencies: [
                 "DICOMIO", "Volumes", "Tensors", "NeuralNetwork",
                 "FederationCore", "FederationServer", "FederationClient", "FederationGRPC", "FederationTestSupport",
+                "SecureAggregation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

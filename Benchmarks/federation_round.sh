@@ -9,6 +9,9 @@
 #   FLOWER=1 also runs Flower's legacy gRPC round (../shared/bench/fl_flwr_legacy.py) for each configuration; it
 #   needs a venv with flwr, psutil and numpy from PyPI (FLOWER_VENV, default /tmp/venv-flwr).
 #   CONFIGS="1000x3 1000000x16" runs only those; CHUNK/WINDOW/FRAME/DOWNLOAD_CHUNKS override the transport tuning.
+#   SECAGG=1 also runs every configuration with secure aggregation (five stages a round, masks from every other
+#   site); SECAGG_NEIGHBOURS=k uses k neighbours per site instead (SecAgg+). The table then has a row per mode, with
+#   the bytes the clients wrote per round (TLS records included, /proc/<pid>/io).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-5}
@@ -30,6 +33,10 @@ for config in $CONFIGS; do
   echo "## N=$n K=$k, load before: $(cut -d' ' -f1-3 /proc/loadavg)"
   "$BENCH" federation-round --parameters "$n" --clients "$k" --rounds "$ROUNDS" --client-processes \
     ${EXTRA[@]+"${EXTRA[@]}"} | tee -a "$OUT"
+  if [ "${SECAGG:-0}" = 1 ]; then
+    "$BENCH" federation-round --parameters "$n" --clients "$k" --rounds "$ROUNDS" --client-processes \
+      --secure-aggregation --neighbours "${SECAGG_NEIGHBOURS:-0}" ${EXTRA[@]+"${EXTRA[@]}"} | tee -a "$OUT"
+  fi
   if [ "${FLOWER:-0}" = 1 ]; then
     FLOWER_VENV=${FLOWER_VENV:-/tmp/venv-flwr}
     mkdir -p /tmp/tessera-flwr && (cd /tmp/tessera-flwr && "$FLOWER_VENV/bin/python" "$OLDPWD/$SHARED/fl_flwr_legacy.py" \
@@ -40,20 +47,24 @@ done
 python3 - "$OUT" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-print("\n| N | K | Tessera first round (s from start) | Tessera median round (s) | server peak RSS (MiB) "
-      "| client peak RSS max / total (MiB) | Flower legacy median round (s) | Flower server peak (MiB) |")
-print("|---|---|---|---|---|---|---|---|")
-configs = dict.fromkeys((r["parameters"], r["clients"]) for r in rows if r.get("bench") == "federation-round-summary")
-for n, k in configs:
-    rounds = [r for r in rows if r.get("bench") == "federation-round" and r["parameters"] == n and r["clients"] == k]
-    summary = next(r for r in rows if r.get("bench") == "federation-round-summary" and r["parameters"] == n
-                   and r["clients"] == k)
+print("\n| N | K | mode | Tessera first round (s from start) | Tessera median round (s) | server peak RSS (MiB) "
+      "| client peak RSS max / total (MiB) | client bytes written per round (MB) | Flower legacy median round (s) "
+      "| Flower server peak (MiB) |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+summaries = [r for r in rows if r.get("bench") == "federation-round-summary"]
+for summary in summaries:
+    n, k, secure = summary["parameters"], summary["clients"], summary.get("secure_aggregation", False)
+    rounds = [r for r in rows if r.get("bench") == "federation-round" and r["parameters"] == n and r["clients"] == k
+              and r.get("secure_aggregation", False) == secure]
     later = [r["seconds"] for r in rounds[1:]] or [rounds[0]["seconds"]]
     flower = next((r for r in rows if r.get("bench") == "flower-legacy" and r["params"] == n and r["clients"] == k), None)
-    fl_round = f'{statistics.median(flower["period_s_all"] or flower["round_s_all"]):.3f}' if flower and "round_s_all" in flower else "–"
-    fl_peak = f'{flower["peak_rss_server_MB"]:.0f}' if flower and "peak_rss_server_MB" in flower else "–"
-    print(f'| {n:,} | {k} | {rounds[0]["seconds"]:.3f} | {statistics.median(later):.3f} | '
+    fl_round = f'{statistics.median(flower["period_s_all"] or flower["round_s_all"]):.3f}' if flower and "round_s_all" in flower and not secure else "–"
+    fl_peak = f'{flower["peak_rss_server_MB"]:.0f}' if flower and "peak_rss_server_MB" in flower and not secure else "–"
+    mode = ("SecAgg" + (f' k={summary["neighbours"]}' if summary.get("neighbours") else "")) if secure else "FedAvg"
+    written = summary.get("client_written_bytes_total", -1)
+    per_round = f'{written / summary["rounds"] / 1e6:.1f}' if written and written > 0 else "–"
+    print(f'| {n:,} | {k} | {mode} | {rounds[0]["seconds"]:.3f} | {statistics.median(later):.3f} | '
           f'{summary["server_peak_rss_mb"]:.0f} | {summary["client_peak_rss_mb_max"]:.0f} / '
-          f'{summary["client_peak_rss_mb_total"]:.0f} | {fl_round} | {fl_peak} |')
+          f'{summary["client_peak_rss_mb_total"]:.0f} | {per_round} | {fl_round} | {fl_peak} |')
 PY
 rm -f "$OUT"

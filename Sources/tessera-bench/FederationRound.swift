@@ -5,6 +5,7 @@ import FederationGRPC
 import FederationServer
 import FederationTestSupport
 import Foundation
+import SecureAggregation
 import Synchronization
 
 /// Federation round overhead, as `../shared/bench/fl_flwr_legacy.py` and `fl_nvflare_run.py` measure it: a
@@ -25,6 +26,10 @@ struct FederationRound: ParsableCommand {
     var clientProcesses = false
     @Option(help: "Print this process's resident set size to standard error every so many milliseconds (0: never).")
     var traceMemoryMs = 0
+    @Flag(help: "Secure aggregation of the updates (five stages a round; sites sign keys with their certificates).")
+    var secureAggregation = false
+    @Option(help: "With --secure-aggregation: neighbours per site (0: every other site; SecAgg+ uses a few).")
+    var neighbours = 0
     @OptionGroup var transport: TransportOptions
 
     func validate() throws {
@@ -40,6 +45,7 @@ struct FederationRound: ParsableCommand {
             parameters, clients, rounds, clientProcesses,
             transport.limits
         )
+        let secure = secureAggregation ? try SecureAggregationSettings(neighbours: neighbours) : nil
         if traceMemoryMs > 0 {
             let interval = traceMemoryMs
             Thread.detachNewThread {
@@ -55,21 +61,22 @@ struct FederationRound: ParsableCommand {
         try runBlocking {
             try await Self.measure(
                 parameters: parameters, clients: clients, rounds: rounds, limits: limits,
-                clientProcesses: processes)
+                clientProcesses: processes, secure: secure)
         }
     }
 
     static func measure(
         parameters: Int, clients: Int, rounds: Int, limits: TransportLimits,
-        clientProcesses: Bool
+        clientProcesses: Bool, secure: SecureAggregationSettings? = nil
     ) async throws {
         let start = ContinuousClock.now
         let pki = try TemporaryPKI(name: "tessera-bench")
         defer { pki.remove() }
         let sites = (0..<clients).map { "site-\($0)" }
-        let job = JobConfiguration(
+        var job = JobConfiguration(
             jobID: "bench", rounds: rounds, sites: sites, minClients: clients,
             gracePeriod: .zero, maxUpdateBytes: parameters * 4 + 1024)
+        job.secureAggregation = secure
         // The initial model is built in place: held by the coordinator only, it is updated in place every round.
         let coordinator = Coordinator(
             configuration: job,
@@ -101,6 +108,7 @@ struct FederationRound: ParsableCommand {
                     (last, lastCPU) = (now, cpu)
                     emitLine(
                         #"{"bench":"federation-round","parameters":\#(parameters),"clients":\#(clients),"#
+                            + #""secure_aggregation":\#(secure != nil),"#
                             + #""client_processes":\#(clientProcesses),"round":\#(round),"#
                             + #""participants":\#(participants.count),"seconds":\#(seconds),"#
                             + #""server_cpu_seconds":\#(serverCPU),"#
@@ -112,10 +120,11 @@ struct FederationRound: ParsableCommand {
             if clientProcesses {
                 let peaks = try await Self.runClientProcesses(
                     sites: sites, credentials: credentials, port: port,
-                    limits: limits)
+                    limits: limits, secure: secure != nil)
                 clientPeaks.withLock { $0 = peaks }
             } else {
-                try await Self.runClientsInProcess(sites: sites, credentials: credentials, port: port, limits: limits)
+                try await Self.runClientsInProcess(
+                    sites: sites, credentials: credentials, port: port, limits: limits, secure: secure != nil)
             }
             server.beginGracefulShutdown()
             try await group.waitForAll()
@@ -123,8 +132,12 @@ struct FederationRound: ParsableCommand {
         let records = await coordinator.records
         let rebuilds = await coordinator.sumRebuilds
         let peaks = clientPeaks.withLock { $0 }
+        let io = ioBytes()
         emitLine(
             #"{"bench":"federation-round-summary","parameters":\#(parameters),"clients":\#(clients),"#
+                + #""secure_aggregation":\#(secure != nil),"neighbours":\#(secure?.neighbours ?? 0),"#
+                + #""server_read_bytes":\#(io.read),"server_written_bytes":\#(io.written),"#
+                + #""client_written_bytes_total":\#(peaks.isEmpty ? -1 : lastClientWrittenBytes.withLock { $0 }),"#
                 + #""client_processes":\#(clientProcesses),"rounds":\#(records.count),"#
                 + #""chunk_scalars":\#(limits.chunkScalars),"window_bytes":\#(limits.targetWindowSize),"#
                 + #""frame_bytes":\#(limits.maxFrameSize),"download_chunks":\#(limits.downloadChunksPerCall),"#
@@ -138,7 +151,7 @@ struct FederationRound: ParsableCommand {
 
     static func runClientsInProcess(
         sites: [String], credentials: [MutualTLSFiles], port: Int,
-        limits: TransportLimits
+        limits: TransportLimits, secure: Bool
     ) async throws {
         var connections: [GRPCFederationConnection] = []
         for files in credentials {
@@ -148,10 +161,11 @@ struct FederationRound: ParsableCommand {
                     serverName: "localhost", limits: limits))
         }
         try await withThrowingTaskGroup(of: Void.self) { agents in
-            for (site, connection) in zip(sites, connections) {
-                let agent = SiteAgent(
+            for ((site, connection), files) in zip(zip(sites, connections), credentials) {
+                var agent = SiteAgent(
                     site: site, connection: connection, trainer: DeltaTrainer(),
                     clock: ContinuousClock(), chunkScalars: limits.chunkScalars)
+                if secure { agent.secureAggregation = try Self.credentials(site, files) }
                 agents.addTask { _ = try await agent.run() }
             }
             try await agents.waitForAll()
@@ -159,10 +173,16 @@ struct FederationRound: ParsableCommand {
         for connection in connections { await connection.close() }
     }
 
+    static func credentials(_ site: String, _ files: MutualTLSFiles) throws -> SecureAggregationCredentials {
+        try SecureAggregationCredentials.load(
+            site: site, certificatePath: files.certificateChain, privateKeyPath: files.privateKey,
+            caPath: files.trustRoots, minimumParticipants: 2)
+    }
+
     /// Starts one `federation-client` child per site and waits for all; returns each one's peak RSS, MiB.
     static func runClientProcesses(
         sites: [String], credentials: [MutualTLSFiles], port: Int,
-        limits: TransportLimits
+        limits: TransportLimits, secure: Bool
     ) async throws -> [Double] {
         var children: [(Process, Pipe)] = []
         for (site, files) in zip(sites, credentials) {
@@ -173,7 +193,7 @@ struct FederationRound: ParsableCommand {
                     "federation-client", "--port", "\(port)", "--site", site,
                     "--certificate", files.certificateChain, "--key", files.privateKey,
                     "--ca", files.trustRoots,
-                ] + TransportOptions.arguments(for: limits)
+                ] + TransportOptions.arguments(for: limits) + (secure ? ["--secure-aggregation"] : [])
             // A profiler preloaded into the server (heaptrack) stays out of the clients.
             process.environment = ProcessInfo.processInfo.environment.filter { $0.key != "LD_PRELOAD" }
             let output = Pipe()
@@ -182,6 +202,7 @@ struct FederationRound: ParsableCommand {
             children.append((process, output))
         }
         var peaks: [Double] = []
+        var written = 0
         for (process, output) in children {
             // Blocking reads belong on their own thread, not on the cooperative pool the server runs on.
             let text = await withCheckedContinuation { (done: CheckedContinuation<String, Never>) in
@@ -200,9 +221,26 @@ struct FederationRound: ParsableCommand {
                 throw ValidationError("a client process failed (status \(process.terminationStatus)): \(text)")
             }
             peaks.append(peak)
+            written += (object["written_bytes"] as? Int) ?? 0
         }
+        lastClientWrittenBytes.withLock { $0 = written }
         return peaks
     }
+}
+
+/// Bytes the last `runClientProcesses` children wrote in all (sockets included), from their own reports.
+let lastClientWrittenBytes = Mutex<Int>(0)
+
+/// Bytes this process read and wrote through system calls (sockets included: what went over the wire, TLS records),
+/// from /proc/self/io; -1 where there is no /proc.
+func ioBytes() -> (read: Int, written: Int) {
+    guard let text = try? String(contentsOfFile: "/proc/self/io", encoding: .utf8) else { return (-1, -1) }
+    func value(_ key: String) -> Int {
+        text.split(separator: "\n").first { $0.hasPrefix(key + ":") }.flatMap {
+            Int($0.split(separator: " ").last ?? "")
+        } ?? -1
+    }
+    return (value("rchar"), value("wchar"))
 }
 
 /// One benchmark client in its own process: a `SiteAgent` with `DeltaTrainer` over gRPC + mTLS, until the job ends.
@@ -216,24 +254,28 @@ struct FederationClientCommand: ParsableCommand {
     @Option(help: "Site certificate, PEM.") var certificate: String
     @Option(help: "Site private key, PEM.") var key: String
     @Option(help: "Project CA certificate, PEM.") var ca: String
+    @Flag(help: "Take part in secure aggregation with this certificate.") var secureAggregation = false
     @OptionGroup var transport: TransportOptions
 
     func validate() throws { try transport.validate() }
 
     func run() throws {
-        let (host, port, site, limits) = (host, port, site, transport.limits)
+        let (host, port, site, limits, secure) = (host, port, site, transport.limits, secureAggregation)
         let files = MutualTLSFiles(certificateChain: certificate, privateKey: key, trustRoots: ca)
         try runBlocking {
             let connection = try GRPCFederationConnection(
                 host: host, port: port, tls: files, serverName: "localhost",
                 limits: limits)
-            let agent = SiteAgent(
+            var agent = SiteAgent(
                 site: site, connection: connection, trainer: DeltaTrainer(),
                 clock: ContinuousClock(), chunkScalars: limits.chunkScalars)
+            if secure { agent.secureAggregation = try FederationRound.credentials(site, files) }
             let rounds = try await agent.run()
             await connection.close()
+            let io = ioBytes()
             emitLine(
                 #"{"bench":"federation-client","site":"\#(site)","rounds":\#(rounds.count),"#
+                    + #""read_bytes":\#(io.read),"written_bytes":\#(io.written),"#
                     + #""peak_rss_mb":\#(peakRSSMegabytes())}"#)
         }
     }
