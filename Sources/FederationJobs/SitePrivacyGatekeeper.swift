@@ -169,7 +169,13 @@ public actor SitePrivacyGatekeeper: SiteGatekeeper {
         var out: [(String, Double)] = []
         if let dp = plan.training.dpSGD { out.append(("training.dp_sgd", dp.noiseMultiplier)) }
         if let dp = plan.federation.clientDP {
-            out.append(("federation.client_dp", dp.effectiveNoiseMultiplier(minClients: plan.federation.minClients)))
+            out.append(
+                (
+                    "federation.client_dp",
+                    dp.effectiveNoiseMultiplier(
+                        minClients: plan.federation.minClients,
+                        secureAggregation: plan.federation.secureAggregation != nil)
+                ))
         }
         return out
     }
@@ -255,7 +261,8 @@ public actor SitePrivacyGatekeeper: SiteGatekeeper {
         if let dp = plan.training.dpSGD { out.metrics["dp_clip_norm"] = dp.maxGradNorm }
         if let dp = plan.federation.clientDP {
             let minClients = plan.federation.minClients
-            out.metrics["client_dp_noise_multiplier"] = dp.effectiveNoiseMultiplier(minClients: minClients)
+            out.metrics["client_dp_noise_multiplier"] = dp.effectiveNoiseMultiplier(
+                minClients: minClients, secureAggregation: plan.federation.secureAggregation != nil)
             out.metrics["dp_clip_norm"] = dp.clipNorm
         }
         out.metrics["dp_epsilon_charged"] = balance.charged
@@ -268,7 +275,8 @@ public actor SitePrivacyGatekeeper: SiteGatekeeper {
     private func clientRelease(_ dp: ClientDPSettings, plan: Plan, task: TaskAssignment) throws(FederationError)
         -> PrivacyLedger.Release
     {
-        let z = dp.effectiveNoiseMultiplier(minClients: plan.federation.minClients)
+        let z = dp.effectiveNoiseMultiplier(
+            minClients: plan.federation.minClients, secureAggregation: plan.federation.secureAggregation != nil)
         let curve: RDPCurve
         do throws(DifferentialPrivacyError) { curve = try RDPAccountant.gaussian(noiseMultiplier: z) } catch {
             throw FederationError(.invalidConfiguration, "cannot account client-level DP: \(error.message)")

@@ -42,11 +42,13 @@ public struct ClientDPSettings: Sendable, Equatable, Codable {
     }
 
     /// The noise multiplier a site can count on for its own diff (what its ledger charges): `z` when the server
-    /// adds the noise (the site trusts it to), `z / √minClients` when each site adds its share.
-    public func effectiveNoiseMultiplier(minClients: Int) -> Double {
+    /// adds the noise (the site trusts it to); with `sites` placement, `z / √minClients` when the server sees each
+    /// diff with its own share only, `z` under secure aggregation (the server sees only the sum of at least
+    /// `minClients` diffs, which carries every share).
+    public func effectiveNoiseMultiplier(minClients: Int, secureAggregation: Bool = false) -> Double {
         switch noise {
         case .server: noiseMultiplier
-        case .sites: noiseMultiplier / Double(max(1, minClients)).squareRoot()
+        case .sites: secureAggregation ? noiseMultiplier : noiseMultiplier / Double(max(1, minClients)).squareRoot()
         }
     }
 }
