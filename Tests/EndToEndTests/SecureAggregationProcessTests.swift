@@ -82,7 +82,7 @@ extension ProcessFederationTests {
     }
 
     @Test(
-        "Secure aggregation over processes: the same model as plain FedAvg within quantisation, sites send only masked updates, a dropout after sharing is recovered",
+        "SecAgg over processes: plain FedAvg's model within quantisation, only masked updates, a dropout recovered",
         .timeLimit(.minutes(8)))
     func secureAggregationOverProcesses() async throws {
         let cluster = try ProcessCluster()
@@ -137,7 +137,7 @@ extension ProcessFederationTests {
     }
 
     @Test(
-        "Secure aggregation over processes: a server that substitutes a key or announces other survivors is refused by the site",
+        "SecAgg over processes: a server substituting a key or the survivor set is refused by the site",
         .timeLimit(.minutes(6)))
     func secureAggregationRefusesATamperingServer() async throws {
         let cluster = try ProcessCluster()
