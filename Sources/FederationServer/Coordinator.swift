@@ -83,6 +83,9 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
         }
         try await runJob { () async throws(FederationError) in
             try configuration.validate()
+            try configuration.robustAggregation.checkHeldMemory(
+                parameters: global.scalarCount, sites: configuration.sites.count,
+                limit: configuration.maxHeldUpdateBytes)
             if let store, let saved = try await store.load(jobID: configuration.jobID) {
                 global = try saved.model.reordered(like: global)
                 try strategy.restore(serverState: saved.serverState)
@@ -185,7 +188,8 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
         let committed = intake.committed
         // The mean is computed in the sums' storage and the global model updated in its own: no model-sized
         // temporaries (unless a straggler's download still holds a snapshot of the old model).
-        var meanDiff = try intake.takeMean()
+        let aggregated = try intake.takeAggregate()
+        var meanDiff = aggregated.diff
         do throws(FederationError) { try meanDiff.checkFinite() } catch {
             throw FederationError(
                 .nonFinite,
@@ -216,9 +220,15 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
                     + "\(completedRounds))")
         }
         spareSums = meanDiff
+        // What the server computed about each result (norm, norm-bound scale, Krum's choice) beside what the site
+        // reported, under a prefix the intake refuses in a site's own metric names.
+        var metrics = committed.mapValues(\.metrics)
+        for (site, notes) in aggregated.notes {
+            for (name, value) in notes { metrics[site]?[ResultIntake.serverMetricPrefix + name] = value }
+        }
         let record = RoundRecord(
             round: r, attempt: attempt, participants: committed.keys.sorted(),
-            metrics: committed.mapValues(\.metrics), closedBy: closure.rawValue)
+            metrics: metrics, closedBy: closure.rawValue)
         records.append(record)
         completedRounds = r
         if let store {
