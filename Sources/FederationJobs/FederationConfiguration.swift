@@ -245,7 +245,9 @@ public struct FederationConfiguration: Sendable, Equatable {
             settings.rule = .krum(byzantineSites: f, selected: try integer("selected", 1...limits.maxSites) ?? 1)
         default: settings.rule = .mean
         }
-        switch (try number("max_norm", 0...1e12), try number("median_norm_factor", 1...1000)) {
+        let fixed = try number("max_norm", 0...1e12)
+        let factor = try number("median_norm_factor", 1...1000)
+        switch (fixed, factor) {
         case (let bound?, nil): settings.normBound = .fixed(bound)
         case (nil, let factor?): settings.normBound = .medianFactor(factor)
         case (nil, nil): settings.normBound = nil

@@ -35,7 +35,7 @@ private enum Naive {
     static func krumScores(_ rows: [[Float]], f: Int) -> [Double] {
         rows.indices.map { i in
             let d = rows.indices.filter { $0 != i }.map { j in
-                zip(rows[i], rows[j]).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
+                zip(rows[i], rows[j]).reduce(0.0) { $0 + (Double($1.0) - Double($1.1)) * (Double($1.0) - Double($1.1)) }
             }
             return d.sorted().prefix(rows.count - f - 2).reduce(0, +)
         }

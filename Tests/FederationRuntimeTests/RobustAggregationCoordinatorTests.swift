@@ -24,8 +24,10 @@ private struct Round {
             return Float(Double(z >> 11) * 0x1p-53 * 2 - 1)
         }
         let center = (0..<Self.size).map { _ in next() }
-        honest = (0..<4).map { _ in center.map { $0 + 0.05 * next() } }
-        honestMean = (0..<Self.size).map { i in honest.reduce(0) { $0 + $1[i] } / 4 }
+        var sites: [[Float]] = []
+        for _ in 0..<4 { sites.append(center.map { $0 + 0.05 * next() }) }
+        honest = sites
+        honestMean = (0..<Self.size).map { i in sites.reduce(0) { $0 + $1[i] } / 4 }
     }
 }
 
@@ -90,11 +92,11 @@ struct RobustAggregationCoordinatorTests {
         "Median, trimmed mean, Krum and multi-Krum keep the global model within 0.1 of the honest mean",
         arguments: [
             (RobustAggregation(rule: .median), Float(100)),
-            (RobustAggregation(rule: .median), -10),
-            (RobustAggregation(rule: .trimmedMean(trimFraction: 0.2)), 100),
-            (RobustAggregation(rule: .trimmedMean(trimFraction: 0.2)), -10),
-            (RobustAggregation(rule: .krum(byzantineSites: 1, selected: 1)), 100),
-            (RobustAggregation(rule: .krum(byzantineSites: 1, selected: 3)), -10),
+            (RobustAggregation(rule: .median), Float(-10)),
+            (RobustAggregation(rule: .trimmedMean(trimFraction: 0.2)), Float(100)),
+            (RobustAggregation(rule: .trimmedMean(trimFraction: 0.2)), Float(-10)),
+            (RobustAggregation(rule: .krum(byzantineSites: 1, selected: 1)), Float(100)),
+            (RobustAggregation(rule: .krum(byzantineSites: 1, selected: 3)), Float(-10)),
         ])
     func robustRules(aggregation: RobustAggregation, factor: Float) async throws {
         let (model, record, honest) = try await run(aggregation, factor: factor)
@@ -107,9 +109,12 @@ struct RobustAggregationCoordinatorTests {
     }
 
     @Test(
-        "Norm bounding with FedAvg (fixed, or 2 × the median norm): the attacker's diff is scaled down, the honest "
-            + "ones are not, and its pull is bounded by its weight × (bound + ‖honest mean‖)",
-        arguments: [(RobustAggregation.NormBound.fixed(3), Float(100)), (.medianFactor(2), -10), (.fixed(3), -10)])
+        "Norm bound with FedAvg: the attacker's diff is scaled down, honest ones are not; its pull ≤ weight × (bound + ‖h‖)",
+        arguments: [
+            (RobustAggregation.NormBound.fixed(3), Float(100)),
+            (RobustAggregation.NormBound.medianFactor(2), Float(-10)),
+            (RobustAggregation.NormBound.fixed(3), Float(-10)),
+        ])
     func normBound(bound: RobustAggregation.NormBound, factor: Float) async throws {
         let aggregation = RobustAggregation(normBound: bound)
         let (model, record, honest) = try await run(aggregation, factor: factor, attackerSamples: 10)
