@@ -266,7 +266,8 @@ public struct FederationConfiguration: Sendable, Equatable {
             }
             guard counts.count <= limits.maxSites else {
                 throw fail(
-                    "declared_sample_counts", "lists \(counts.count) sites, more than \(limits.maxSites) (limit max_sites)")
+                    "declared_sample_counts",
+                    "lists \(counts.count) sites, more than \(limits.maxSites) (limit max_sites)")
             }
             for (k, c) in counts {
                 let site = k.string ?? ""
@@ -280,7 +281,6 @@ public struct FederationConfiguration: Sendable, Equatable {
         }
         return settings
     }
-
 
     /// The pipeline's root node, read with `YAMLSize.compose` (size, nesting, expanded size and duplicate keys
     /// checked), refusals as `.invalidConfiguration`.

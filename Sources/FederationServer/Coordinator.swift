@@ -8,16 +8,17 @@ import Foundation
 /// strategy and checkpoints. Every wait uses the injected clock, so tests drive time explicitly.
 ///
 /// Invariants: a result counts once (a duplicate or one for another round is rejected and logged); the server
-/// holds the global model, one accumulator and the chunk in flight (plus, for the robust rules that need them, every
-/// site's diff, bounded by `maxHeldUpdateBytes`: see `RobustAggregation`); a round that cannot reach `minClients` by its
-/// deadline is retried, then the job fails with a reason — it never hangs; any error on any path ends the job as
-/// failed with its reason (`RoundHost.runJob`); the global model only changes from the mean of complete, committed,
-/// bounded results, and only when the mean and the new model are finite.
+/// holds the global model, one accumulator and the chunk in flight (plus, for the robust rules that need them,
+/// every site's diff, bounded by `maxHeldUpdateBytes`: see `RobustAggregation`); a round that cannot reach
+/// `minClients` by its deadline is retried, then the job fails with a reason — it never hangs; any error on any path
+/// ends the job as failed with its reason (`RoundHost.runJob`); the global model only changes from the aggregate of
+/// complete, committed, bounded results, and only when the aggregate and the new model are finite.
 ///
 /// Memory: downloads stream from a copy-on-write snapshot of the global model (`model(for:)` hands out chunks that
 /// are views into it); a result's chunks are checked one by one as they arrive and added into the round's sums at
 /// once, never kept (see `ResultIntake` for how a result that fails part-way is taken back out, and for how a norm
-/// bound or a robust rule keeps results instead). Closing a round turns the sums into the mean in place and updates the global model in place (`Strategy.updateGlobal`).
+/// bound or a robust rule keeps results instead). Closing a round turns the sums into the mean in place and updates
+/// the global model in place (`Strategy.updateGlobal`).
 public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duration == Duration {
     public let configuration: JobConfiguration
     private var strategy: any Strategy

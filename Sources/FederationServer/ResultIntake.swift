@@ -245,7 +245,8 @@ struct ResultIntake {
         var outcome = TakeBack.done
         if inFlight[site] != nil { outcome = takeBack(site: site, reason: "its stream started again") }
         voided.remove(site)
-        let spill = mode == .deferred || (mode == .streaming && probation.contains(site)) ? try makeSpill(site: site) : nil
+        let spill =
+            mode == .deferred || (mode == .streaming && probation.contains(site)) ? try makeSpill(site: site) : nil
         if mode == .held, let structure {
             // Bounded: one model per participant, checked against maxHeldUpdateBytes when the job started.
             held[site] = StreamingAccumulator(structure: structure)

@@ -124,10 +124,12 @@ struct RobustAggregationTests {
         let sets = [
             ParameterSet([ParameterTensor(name: "w", shape: [1], values: [1])]),
             ParameterSet([
-                ParameterTensor(name: "w", shape: [1], values: [2]), ParameterTensor(name: "b", shape: [1], values: [5]),
+                ParameterTensor(name: "w", shape: [1], values: [2]),
+                ParameterTensor(name: "b", shape: [1], values: [5]),
             ]),
             ParameterSet([
-                ParameterTensor(name: "w", shape: [1], values: [9]), ParameterTensor(name: "b", shape: [1], values: [7]),
+                ParameterTensor(name: "w", shape: [1], values: [9]),
+                ParameterTensor(name: "b", shape: [1], values: [7]),
             ]),
         ]
         let m = try coordinateMedian(sets, structure: structure)

@@ -109,7 +109,7 @@ struct RobustAggregationCoordinatorTests {
     }
 
     @Test(
-        "Norm bound with FedAvg: the attacker's diff is scaled down, honest ones are not; its pull ≤ weight × (bound + ‖h‖)",
+        "Norm bound with FedAvg: the attacker's diff is scaled down, not the honest ones; pull ≤ w × (bound + ‖h‖)",
         arguments: [
             (RobustAggregation.NormBound.fixed(3), Float(100)),
             (RobustAggregation.NormBound.medianFactor(2), Float(-10)),

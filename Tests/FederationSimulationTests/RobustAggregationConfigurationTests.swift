@@ -93,7 +93,10 @@ struct RobustAggregationConfigurationTests {
             ("    declared_sample_counts: {a: 0}\n", "robust_aggregation.declared_sample_counts.a"),
             ("    declared_sample_counts: {z: 10}\n", "robust_aggregation.declared_sample_counts.z"),
             ("    declared_sample_counts: {'-x': 10}\n", "robust_aggregation.declared_sample_counts.-x"),
-            ("    weighting: equal\n    declared_sample_counts: {a: 10}\n", "robust_aggregation.declared_sample_counts"),
+            (
+                "    weighting: equal\n    declared_sample_counts: {a: 10}\n",
+                "robust_aggregation.declared_sample_counts"
+            ),
         ])
     func refused(body: String, key: String) {
         do {
@@ -140,7 +143,8 @@ struct RobustAggregationConfigurationTests {
 
     @Test("The job factory refuses a held rule above max_held_update_bytes at submission, naming the limit")
     func heldLimit() throws {
-        let pipeline = Self.shipped.replacingOccurrences(of: "min_clients: 2", with: "min_clients: 3")
+        let pipeline =
+            Self.shipped.replacingOccurrences(of: "min_clients: 2", with: "min_clients: 3")
             + "  robust_aggregation:\n    rule: median\n"
         _ = try StudyJobFactory().plan(pipeline: pipeline)
         var limits = PipelineLimits()

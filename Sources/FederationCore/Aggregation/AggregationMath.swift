@@ -24,7 +24,8 @@ public func weightedAverage(_ items: [(parameters: ParameterSet, weight: Double)
 ///   - structure: names and shapes of the result (the model's); nil: the first set's (every set must then match it).
 /// - Returns: a set of `structure`; zeros for a tensor no set holds.
 /// - Throws: `.noResults` for no set, `.shapeMismatch` for a tensor that is not in `structure` with its shape.
-public func coordinateMedian(_ sets: [ParameterSet], structure: [(name: String, shape: [Int])]? = nil) throws(FederationError)
+public func coordinateMedian(_ sets: [ParameterSet], structure: [(name: String, shape: [Int])]? = nil)
+    throws(FederationError)
     -> ParameterSet
 {
     try coordinateWise(sets, structure: structure) { column in
@@ -105,7 +106,9 @@ public func krumScores(_ sets: [ParameterSet], byzantine f: Int) throws(Federati
 ///   - structure: as for `coordinateMedian`.
 /// - Returns: the aggregate and the positions (in `sets`) of the chosen sets, ascending.
 /// - Throws: `.invalidConfiguration` for f or m out of range, `.shapeMismatch` as `krumScores`.
-public func multiKrum(_ sets: [ParameterSet], byzantine: Int, selected: Int, structure: [(name: String, shape: [Int])]? = nil)
+public func multiKrum(
+    _ sets: [ParameterSet], byzantine: Int, selected: Int, structure: [(name: String, shape: [Int])]? = nil
+)
     throws(FederationError) -> (aggregate: ParameterSet, chosen: [Int])
 {
     let scores = try krumScores(sets, byzantine: byzantine)
@@ -116,7 +119,8 @@ public func multiKrum(_ sets: [ParameterSet], byzantine: Int, selected: Int, str
                 + "\(sets.count - byzantine)")
     }
     let chosen = scores.indices.sorted { (scores[$0], $0) < (scores[$1], $1) }.prefix(selected).sorted()
-    let aggregate = try coordinateWise(chosen.map { sets[$0] }, structure: structure ?? sets.first?.structure) { column in
+    let aggregate = try coordinateWise(chosen.map { sets[$0] }, structure: structure ?? sets.first?.structure) {
+        column in
         var sum = 0.0
         for v in column { sum += Double(v) }
         return Float(sum / Double(column.count))

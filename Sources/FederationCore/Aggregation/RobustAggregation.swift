@@ -171,7 +171,8 @@ public struct RobustAggregation: Sendable, Equatable {
         case .median:
             guard minClients >= 3 else {
                 throw fail(
-                    "rule", "median needs federation.min_clients ≥ 3 (is \(minClients)): with 2 results the median is "
+                    "rule",
+                    "median needs federation.min_clients ≥ 3 (is \(minClients)): with 2 results the median is "
                         + "their mean")
             }
         case .trimmedMean(let beta):

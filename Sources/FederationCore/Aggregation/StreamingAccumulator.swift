@@ -5,12 +5,12 @@
 /// accumulator (weight 1: its sums are its diff), so every rule checks chunks the same way.
 ///
 /// Chunks go straight into the sum, each tensor's in order (a chunk starts where the previous one ended, so every
-/// scalar is added once); a result counts once `commit` confirms that every tensor it sent arrived complete. Tensors a site keeps to itself (exclude-variables filter) are simply absent: their
-/// mean is over the sites that sent them, and zero (no change) when none did. A client whose stream breaks
-/// half-way is either taken back out chunk by chunk with `retract` and then `forget` (or in one call with
-/// `discard`), when its chunks are still at hand (the coordinator's spill file for a site on probation), or the
-/// whole accumulator is dropped and rebuilt from the results sent again (the coordinator's common path: see
-/// `Coordinator`).
+/// scalar is added once); a result counts once `commit` confirms that every tensor it sent arrived complete. Tensors
+/// a site keeps to itself (exclude-variables filter) are simply absent: their mean is over the sites that sent them,
+/// and zero (no change) when none did. A client whose stream breaks half-way is either taken back out chunk by chunk
+/// with `retract` and then `forget` (or in one call with `discard`), when its chunks are still at hand (the
+/// coordinator's spill file for a site on probation), or the whole accumulator is dropped and rebuilt from the
+/// results sent again (the coordinator's common path: see `Coordinator`).
 public struct StreamingAccumulator: Sendable {
     /// Names and shapes of the model's tensors, in order.
     public let structure: [(name: String, shape: [Int])]
