@@ -67,9 +67,10 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
     public var probation: Set<String> { intake.probation }
     /// How many times the sums of a round were rebuilt (zeroed and the results asked for again) during the job.
     public var sumRebuilds: Int { intake.sumRebuilds }
-    /// Bytes spilled so far by each site on probation whose result is streaming in (what the server keeps on disk).
+    /// Bytes spilled so far by each site whose result is streaming in and being spilled (on probation, or every
+    /// site under a norm bound with rule mean): what the server keeps on disk for results in flight.
     public var inFlightSpillBytes: [String: Int] { intake.inFlightSpillBytes }
-    /// Spill files open (one per site that has sent a result during the job; none once it has ended).
+    /// Spill files open (one per site that has sent a spilled result during the job; none once it has ended).
     public var spillFileCount: Int { intake.spillFileCount }
 
     // MARK: - Running the job

@@ -132,6 +132,91 @@ struct RobustAggregationCoordinatorTests {
         #expect(distance(unbounded.model, honest) > 1.5 * distance(model, honest))
     }
 
+    @Test("Three rounds of FedAvgM (η = 0.5, β = 0.9) on top of the median: near the honest mean, as FedAvg would be")
+    func fedOptOnTop() async throws {
+        let round = Round(seed: 5)
+        let clock = ManualClock()
+        var job = JobConfiguration(jobID: "robust-fedopt", rounds: 3, sites: Self.sites, minClients: 5)
+        job.robustAggregation = RobustAggregation(rule: .median, normBound: .medianFactor(3))
+        let strategy = FedOpt(optimizer: ServerOptimizer(kind: .fedAvgM, learningRate: 0.5, beta1: 0.9))
+        let coordinator = Coordinator(configuration: job, initialModel: zeros, strategy: strategy, clock: clock)
+        let events = await coordinator.observe()
+        let watcher = Task { for await event in events where event.isTerminal { clock.advance(by: .seconds(3600)) } }
+        func agent(_ site: String, _ target: [Float]) -> SiteAgent<ManualClock> {
+            SiteAgent(
+                site: site, connection: InProcessConnection(coordinator: coordinator),
+                trainer: JumpTrainer(target: target, samples: 10), clock: clock, chunkScalars: 3, log: { _ in })
+        }
+        async let final = coordinator.run()
+        async let r1 = agent("h1", round.honest[0]).run()
+        async let r2 = agent("h2", round.honest[1]).run()
+        async let r3 = agent("h3", round.honest[2]).run()
+        async let r4 = agent("h4", round.honest[3]).run()
+        async let rm = agent("m", round.honestMean.map { $0 * -10 }).run()
+        let model = try await final
+        _ = try await (r1, r2, r3, r4, rm)
+        await watcher.value
+        // The same three rounds replayed with the free functions: diffs (target − global), each scaled to 3 × the
+        // round's median norm, their coordinate median, FedAvgM's step.
+        let targets = round.honest + [round.honestMean.map { $0 * -10 }]
+        var reference = zeros
+        var optimizer = ServerOptimizer(kind: .fedAvgM, learningRate: 0.5, beta1: 0.9)
+        for _ in 0..<3 {
+            var diffs = try targets.map {
+                try ParameterSet([ParameterTensor(name: "w", shape: [Round.size], values: $0)]).subtracting(reference)
+            }
+            let bound = try #require(job.robustAggregation.roundNormBound(norms: diffs.map(\.l2Norm)))
+            for i in diffs.indices { try diffs[i].clipL2Norm(to: bound) }
+            try optimizer.apply(to: &reference, delta: try coordinateMedian(diffs))
+        }
+        #expect(distance(model, reference["w"]?.values ?? []) < 1e-5, "\(model) vs \(reference)")
+        // The attacker's −10× diff is never the median: the model follows the honest sites (FedAvgM overshoots
+        // them: 0.5, 1.2, then 1.29 × the target), never the attacker's side.
+        for (v, h) in zip(model["w"]?.values ?? [], round.honestMean) where abs(h) > 0.2 { #expect(v * h > 0) }
+        #expect(await coordinator.records.map(\.participants) == Array(repeating: Self.sites, count: 3))
+    }
+
+    @Test("Norm bound over three rounds: one spill file per site, reused round after round; the sums never rebuilt")
+    func deferredAcrossRounds() async throws {
+        let round = Round(seed: 9)
+        let clock = ManualClock()
+        var job = JobConfiguration(jobID: "robust-rounds", rounds: 3, sites: Self.sites, minClients: 5)
+        job.robustAggregation = RobustAggregation(normBound: .fixed(0.5))
+        let coordinator = Coordinator(configuration: job, initialModel: zeros, strategy: FedAvg(), clock: clock)
+        let events = await coordinator.observe()
+        let watcher = Task {
+            var spills: [Int] = []
+            for await event in events {
+                if case .roundClosed = event { spills.append(await coordinator.spillFileCount) }
+                if event.isTerminal { clock.advance(by: .seconds(3600)) }
+            }
+            return spills
+        }
+        func agent(_ site: String, _ target: [Float]) -> SiteAgent<ManualClock> {
+            SiteAgent(
+                site: site, connection: InProcessConnection(coordinator: coordinator),
+                trainer: JumpTrainer(target: target, samples: 10), clock: clock, chunkScalars: 3, log: { _ in })
+        }
+        async let final = coordinator.run()
+        async let r1 = agent("h1", round.honest[0]).run()
+        async let r2 = agent("h2", round.honest[1]).run()
+        async let r3 = agent("h3", round.honest[2]).run()
+        async let r4 = agent("h4", round.honest[3]).run()
+        async let rm = agent("m", round.honestMean.map { $0 * 100 }).run()
+        let model = try await final
+        _ = try await (r1, r2, r3, r4, rm)
+        // Read as each round closes; after the last one the job may already have closed its files.
+        let spills = await watcher.value
+        #expect(spills.count == 3 && spills.prefix(2) == [5, 5] && [0, 5].contains(spills[2]), "\(spills)")
+        #expect(await coordinator.sumRebuilds == 0)
+        #expect(await coordinator.spillFileCount == 0, "closed with the job")
+        // Every diff is clipped to 0.5 (each round's mean moves ≤ 0.5): three rounds move the model ≤ 1.5 in L2.
+        #expect((model.l2Norm) <= 1.5 * (1 + 1e-5))
+        let records = await coordinator.records
+        #expect(records.count == 3)
+        for record in records { #expect((record.metrics["m"]?["aggregation.norm_scale"] ?? 1) < 1) }
+    }
+
     @Test("Weights are capped by the declared sample count: a site claiming 2^62 samples counts as declared")
     func declaredSampleCounts() async throws {
         let aggregation = RobustAggregation(declaredSampleCounts: ["m": 10])
