@@ -32,6 +32,9 @@ public struct FederationConfiguration: Sendable, Equatable {
     public var clientDP: ClientDPSettings?
     /// Secure aggregation of the updates (`federation.secure_aggregation`); nil: the server sees each update.
     public var secureAggregation: SecureAggregationSettings?
+    /// How a round's diffs become one (`federation.robust_aggregation`): rule, norm bound, weighting, declared
+    /// sample counts. Default: FedAvg's sample-weighted mean.
+    public var robustAggregation = RobustAggregation()
 
     public init() {}
 
@@ -39,7 +42,13 @@ public struct FederationConfiguration: Sendable, Equatable {
         "rounds", "min_clients", "strategy", "local_epochs", "proximal_mu",
         "server_learning_rate", "round_timeout_seconds", "grace_period_seconds", "sites",
         "max_round_retries", "cross_site_evaluation", "max_sample_count",
-        "max_update_value", "client_dp", "secure_aggregation",
+        "max_update_value", "client_dp", "secure_aggregation", "robust_aggregation",
+    ]
+
+    /// Keys of `federation.robust_aggregation` (documented in pipelines/segmentation-unet2d.yaml).
+    static let robustAggregationKeys: Set<String> = [
+        "rule", "trim_fraction", "byzantine_sites", "selected", "max_norm", "median_norm_factor", "weighting",
+        "declared_sample_counts",
     ]
 
     /// Bounds of `federation.client_dp`: clip_norm in (0, 10⁶], noise_multiplier in (0, 10³].
@@ -109,6 +118,7 @@ public struct FederationConfiguration: Sendable, Equatable {
                 maxUpdateValue = d
             case "client_dp": clientDP = try Self.clientDP(v)
             case "secure_aggregation": secureAggregation = try Self.secureAggregation(v)
+            case "robust_aggregation": robustAggregation = try Self.robustAggregation(v, limits: limits)
             case "cross_site_evaluation":
                 guard let b = v.bool else { throw fail(key, "must be true or false") }
                 crossSiteEvaluation = b
@@ -227,6 +237,113 @@ public struct FederationConfiguration: Sendable, Equatable {
             weighting: weighting, maxWeightSamples: maxWeightSamples, stageTimeout: .seconds(stageTimeout))
     }
 
+    /// Parses `federation.robust_aggregation` (every key optional): `rule` mean | median | trimmed_mean | krum;
+    /// `trim_fraction` (trimmed_mean, required); `byzantine_sites` (krum, required) and `selected` (krum, default 1);
+    /// at most one of `max_norm` (> 0, ≤ 10¹²) and `median_norm_factor` (1…1000); `weighting` samples | equal and
+    /// `declared_sample_counts` (a mapping site → count in 1…10⁹), both for rule mean only. Cross-key checks
+    /// (min_clients, sites, client_dp, cyclic) follow in `validate`.
+    /// - Throws: `.invalidConfiguration` naming the key (`federation.robust_aggregation.trim_fraction`).
+    static func robustAggregation(_ node: Node, limits: PipelineLimits) throws(FederationError) -> RobustAggregation {
+        func fail(_ key: String, _ message: String) -> FederationError {
+            FederationError(
+                .invalidConfiguration, "`federation.robust_aggregation\(key.isEmpty ? "" : "." + key)` \(message)")
+        }
+        guard let m = node.mapping else {
+            throw fail("", "must be a mapping (keys: \(robustAggregationKeys.sorted().joined(separator: ", ")))")
+        }
+        var given: [String: Node] = [:]
+        for (k, v) in m {
+            let key = k.string ?? ""
+            guard robustAggregationKeys.contains(key) else {
+                throw fail(
+                    String(key.prefix(64)),
+                    "is not a key of robust_aggregation; known: "
+                        + robustAggregationKeys.sorted().joined(separator: ", "))
+            }
+            given[key] = v
+        }
+        func number(_ key: String, _ range: ClosedRange<Double>) throws(FederationError) -> Double? {
+            guard let v = given[key] else { return nil }
+            guard v.scalar != nil, let d = v.float, d.isFinite, range.contains(d) else {
+                throw fail(key, "must be a number in \(range.lowerBound)...\(range.upperBound)")
+            }
+            return d
+        }
+        func integer(_ key: String, _ range: ClosedRange<Int>) throws(FederationError) -> Int? {
+            guard let v = given[key] else { return nil }
+            guard v.scalar != nil, let i = v.int, range.contains(i) else {
+                throw fail(key, "must be an integer in \(range.lowerBound)...\(range.upperBound)")
+            }
+            return i
+        }
+        let ruleNames = ["mean", "median", "trimmed_mean", "krum"]
+        var name = "mean"
+        if let v = given["rule"] {
+            guard let s = v.scalar?.string, ruleNames.contains(s) else {
+                let shown = v.scalar.map { CheckedConversion.quoted($0.string) } ?? "not a name"
+                throw fail("rule", "is \(shown): use \(ruleNames.joined(separator: ", "))")
+            }
+            name = s
+        }
+        let ruleOf = [
+            "trim_fraction": "trimmed_mean", "byzantine_sites": "krum", "selected": "krum", "weighting": "mean",
+            "declared_sample_counts": "mean",
+        ]
+        for (key, rule) in ruleOf.sorted(by: { $0.key < $1.key }) where given[key] != nil && rule != name {
+            throw fail(key, "applies to rule \(rule) only (rule is \(name))")
+        }
+        var settings = RobustAggregation()
+        switch name {
+        case "median": settings.rule = .median
+        case "trimmed_mean":
+            guard let beta = try number("trim_fraction", 0...0.5) else {
+                throw fail("trim_fraction", "is required by rule trimmed_mean (the fraction trimmed at each end)")
+            }
+            settings.rule = .trimmedMean(trimFraction: beta)
+        case "krum":
+            guard let f = try integer("byzantine_sites", 0...limits.maxSites) else {
+                throw fail("byzantine_sites", "is required by rule krum (f, the sites assumed Byzantine)")
+            }
+            settings.rule = .krum(byzantineSites: f, selected: try integer("selected", 1...limits.maxSites) ?? 1)
+        default: settings.rule = .mean
+        }
+        let fixed = try number("max_norm", 0...1e12)
+        let factor = try number("median_norm_factor", 1...1000)
+        switch (fixed, factor) {
+        case (let bound?, nil): settings.normBound = .fixed(bound)
+        case (nil, let factor?): settings.normBound = .medianFactor(factor)
+        case (nil, nil): settings.normBound = nil
+        case (_?, _?): throw fail("max_norm", "and median_norm_factor exclude each other: give one")
+        }
+        if let v = given["weighting"] {
+            let names = RobustAggregation.Weighting.allCases.map(\.rawValue)
+            guard let s = v.scalar?.string, let w = RobustAggregation.Weighting(rawValue: s) else {
+                throw fail("weighting", "must be \(names.joined(separator: " or "))")
+            }
+            settings.weighting = w
+        }
+        if let v = given["declared_sample_counts"] {
+            guard let counts = v.mapping else {
+                throw fail("declared_sample_counts", "must be a mapping of site name to sample count")
+            }
+            guard counts.count <= limits.maxSites else {
+                throw fail(
+                    "declared_sample_counts",
+                    "lists \(counts.count) sites, more than \(limits.maxSites) (limit max_sites)")
+            }
+            for (k, c) in counts {
+                let site = k.string ?? ""
+                let key = "declared_sample_counts.\(String(site.prefix(64)))"
+                if let problem = siteNameProblem(site) { throw fail(key, "is not a site name: \(problem)") }
+                guard c.scalar != nil, let n = c.int, (1...1_000_000_000).contains(n) else {
+                    throw fail(key, "must be an integer in 1...1000000000")
+                }
+                settings.declaredSampleCounts[site] = n
+            }
+        }
+        return settings
+    }
+
     /// The pipeline's root node, read with `YAMLSize.compose` (size, nesting, expanded size and duplicate keys
     /// checked), refusals as `.invalidConfiguration`.
     static func compose(_ yaml: String, limits: PipelineLimits) throws(FederationError) -> Node? {
@@ -275,6 +392,11 @@ public struct FederationConfiguration: Sendable, Equatable {
         guard rate.isFinite, rate > 0, rate <= limits.maxServerLearningRate else {
             throw fail("server_learning_rate", "is \(rate): must be in (0, \(limits.maxServerLearningRate)]")
         }
+        try robustAggregation.validate(
+            minClients: minClients, sites: sites, clientDP: clientDP != nil, onePerRound: strategy == "cyclic")
+        // Secure aggregation hides single diffs: the rules (and server norm bounds) that read them are refused with it;
+        // norm bounding at the site (`secure_aggregation.norm_bound`) is the compatible defence.
+        try robustAggregation.checkCompatible(secureAggregation: secureAggregation != nil)
         guard gracePeriodSeconds <= roundTimeoutSeconds else {
             throw fail(
                 "grace_period_seconds",

@@ -86,6 +86,10 @@ public struct StudyJobFactory: JobFactory {
                 "`federation.min_clients` is \(federation.minClients) but "
                     + "only \(federation.sites.count) site(s) are listed")
         }
+        // Rules that hold every site's diff: sites × parameters × 4 bytes, refused here rather than at a round's close.
+        try federation.robustAggregation.checkHeldMemory(
+            parameters: PipelineLimits.parameterCount(training.model) ?? Int.max, sites: federation.sites.count,
+            limit: limits.maxHeldUpdateBytes)
         return Parsed(federation: federation, training: training, preprocessing: preprocessing)
     }
 
@@ -148,6 +152,7 @@ public struct StudyJobFactory: JobFactory {
         var job = p.federation.jobConfiguration(jobID: jobID, sites: p.federation.sites)
         job.taskConfig["pipeline"] = .string(pipeline)
         job.taskConfig["submitted_by"] = .string(submittedBy)
+        job.maxHeldUpdateBytes = limits.maxHeldUpdateBytes
         let coordinator = Coordinator(
             configuration: job, initialModel: SegmentationSiteTrainer.parameterSet(initial.model.stateDict),
             strategy: p.federation.makeStrategy(learningRate: Double(p.training.optimizer.learningRate)),
@@ -184,6 +189,7 @@ extension FederationConfiguration {
         job.maxUpdateMagnitude = Float(maxUpdateValue)
         job.clientDP = clientDP
         job.secureAggregation = secureAggregation
+        job.robustAggregation = robustAggregation
         if crossSiteEvaluation { job.taskConfig["cross_site_evaluation"] = .bool(true) }
         return job
     }

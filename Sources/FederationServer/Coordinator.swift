@@ -9,15 +9,17 @@ import SecureAggregation
 /// strategy and checkpoints. Every wait uses the injected clock, so tests drive time explicitly.
 ///
 /// Invariants: a result counts once (a duplicate or one for another round is rejected and logged); the server
-/// holds the global model, one accumulator and the chunk in flight; a round that cannot reach `minClients` by its
-/// deadline is retried, then the job fails with a reason — it never hangs; any error on any path ends the job as
-/// failed with its reason (`RoundHost.runJob`); the global model only changes from the mean of complete, committed,
-/// bounded results, and only when the mean and the new model are finite.
+/// holds the global model, one accumulator and the chunk in flight (plus, for the robust rules that need them,
+/// every site's diff, bounded by `maxHeldUpdateBytes`: see `RobustAggregation`); a round that cannot reach
+/// `minClients` by its deadline is retried, then the job fails with a reason — it never hangs; any error on any path
+/// ends the job as failed with its reason (`RoundHost.runJob`); the global model only changes from the aggregate of
+/// complete, committed, bounded results, and only when the aggregate and the new model are finite.
 ///
 /// Memory: downloads stream from a copy-on-write snapshot of the global model (`model(for:)` hands out chunks that
 /// are views into it); a result's chunks are checked one by one as they arrive and added into the round's sums at
-/// once, never kept (see `ResultIntake` for how a result that fails part-way is taken back out). Closing a round
-/// turns the sums into the mean in place and updates the global model in place (`Strategy.updateGlobal`).
+/// once, never kept (see `ResultIntake` for how a result that fails part-way is taken back out, and for how a norm
+/// bound or a robust rule keeps results instead). Closing a round turns the sums into the mean in place and updates
+/// the global model in place (`Strategy.updateGlobal`).
 public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duration == Duration {
     public let configuration: JobConfiguration
     private var strategy: any Strategy
@@ -68,9 +70,10 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
     public var probation: Set<String> { intake.probation }
     /// How many times the sums of a round were rebuilt (zeroed and the results asked for again) during the job.
     public var sumRebuilds: Int { intake.sumRebuilds }
-    /// Bytes spilled so far by each site on probation whose result is streaming in (what the server keeps on disk).
+    /// Bytes spilled so far by each site whose result is streaming in and being spilled (on probation, or every
+    /// site under a norm bound with rule mean): what the server keeps on disk for results in flight.
     public var inFlightSpillBytes: [String: Int] { intake.inFlightSpillBytes }
-    /// Spill files open (one per site that has sent a result during the job; none once it has ended).
+    /// Spill files open (one per site that has sent a spilled result during the job; none once it has ended).
     public var spillFileCount: Int { intake.spillFileCount }
 
     // MARK: - Running the job
@@ -86,6 +89,9 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
         }
         try await runJob { () async throws(FederationError) in
             try configuration.validate()
+            try configuration.robustAggregation.checkHeldMemory(
+                parameters: global.scalarCount, sites: configuration.sites.count,
+                limit: configuration.maxHeldUpdateBytes)
             if let store, let saved = try await store.load(jobID: configuration.jobID) {
                 global = try saved.model.reordered(like: global)
                 try strategy.restore(serverState: saved.serverState)
@@ -192,14 +198,18 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
         let committed = intake.committed
         // The mean is computed in the sums' storage and the global model updated in its own: no model-sized
         // temporaries (unless a straggler's download still holds a snapshot of the old model).
-        let meanDiff = try intake.takeMean()
-        try await applyMean(meanDiff, round: r, attempt: attempt, closure: closure, committed: committed)
+        let aggregated = try intake.takeAggregate()
+        try await applyMean(
+            aggregated.diff, round: r, attempt: attempt, closure: closure, committed: committed,
+            notes: aggregated.notes)
     }
 
     /// Takes a round's mean diff into the global model (server noise, strategy, finiteness), records and
-    /// checkpoints the round.
+    /// checkpoints the round. `notes`: what the server computed about each result (norm, norm-bound scale, Krum's
+    /// choice), recorded beside what the site reported.
     private func applyMean(
-        _ mean: ParameterSet, round r: Int, attempt: Int, closure: RoundClosure, committed: SecureRound.Committed
+        _ mean: ParameterSet, round r: Int, attempt: Int, closure: RoundClosure, committed: SecureRound.Committed,
+        notes: [String: [String: Double]] = [:]
     ) async throws(FederationError) {
         var meanDiff = mean
         do throws(FederationError) { try meanDiff.checkFinite() } catch {
@@ -232,9 +242,15 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
                     + "\(completedRounds))")
         }
         spareSums = meanDiff
+        // What the server computed about each result (norm, norm-bound scale, Krum's choice) beside what the site
+        // reported, under a prefix the intake refuses in a site's own metric names.
+        var metrics = committed.mapValues(\.metrics)
+        for (site, computed) in notes {
+            for (name, value) in computed { metrics[site]?[ResultIntake.serverMetricPrefix + name] = value }
+        }
         let record = RoundRecord(
             round: r, attempt: attempt, participants: committed.keys.sorted(),
-            metrics: committed.mapValues(\.metrics), closedBy: closure.rawValue)
+            metrics: metrics, closedBy: closure.rawValue)
         records.append(record)
         completedRounds = r
         if let store {

@@ -32,6 +32,14 @@ public struct JobConfiguration: Sendable {
     /// TLS) and are summed as they stream in.
     public var secureAggregation: SecureAggregationSettings?
 
+    /// How a round's diffs become one (pipeline `federation.robust_aggregation`): the rule (mean, median, trimmed
+    /// mean, Krum), a norm bound on each diff, the weighting and the declared sample counts. The default is FedAvg's
+    /// sample-weighted mean, streamed. See `RobustAggregation` for what each setting costs the server.
+    public var robustAggregation = RobustAggregation()
+    /// Largest size of the diffs a rule that holds every site's diff may keep (sites × model parameters × 4 bytes),
+    /// checked when the job starts (pipeline limit `max_held_update_bytes`).
+    public var maxHeldUpdateBytes = RobustAggregation.defaultMaxHeldUpdateBytes
+
     public static let defaultMaxSampleCount = 1_000_000
     public static let defaultMaxUpdateMagnitude: Float = 1e6
     /// Entries added to every task's configuration (e.g. `pipeline`: the pipeline YAML the sites run). The
@@ -106,6 +114,8 @@ public struct JobConfiguration: Sendable {
                         + "holders/2 < threshold ≤ holders")
             }
         }
+        try robustAggregation.validate(minClients: minClients, sites: sites, clientDP: clientDP != nil)
+        try robustAggregation.checkCompatible(secureAggregation: secureAggregation != nil)
         guard roundTimeout > .zero, gracePeriod >= .zero else {
             throw FederationError(.invalidConfiguration, "round_timeout must be positive and grace_period not negative")
         }

@@ -19,10 +19,34 @@ import Foundation
 /// A result rejected before any of its chunks was added (stale round, unknown tensor or NaN in its first chunk,
 /// wrong header) needs neither.
 ///
-/// Bounds (from `JobConfiguration`): a result's weight is its sample count capped at `maxSampleCount`; every value
-/// is finite and within ±`maxUpdateMagnitude`; a result is never larger than the model (nor `maxUpdateBytes`);
-/// chunks of a tensor arrive in order, each value once.
+/// Bounds (from `JobConfiguration`): a result's weight is its sample count capped at `maxSampleCount` and at the
+/// site's declared count (or 1 with equal weights); every value is finite and within ±`maxUpdateMagnitude`; a result
+/// is never larger than the model (nor `maxUpdateBytes`); chunks of a tensor arrive in order, each value once.
+///
+/// How results are kept follows the job's `RobustAggregation` (one `Mode` per job):
+/// - `streaming` (mean, no norm bound): as above, added into the round's sums at once.
+/// - `deferred` (mean with a norm bound): each chunk is checked and booked in the sums' accumulator (`admit`) but
+///   written to the site's spill file instead of the sums, and its squares summed into the result's norm (computed
+///   here, never taken from the site). At the round's close the bound is known (fixed, or a factor of the median
+///   norm), and every committed result is read back once and added scaled to it. A result that fails part-way
+///   never touched the sums: its spill is voided, nothing is rebuilt.
+/// - `held` (median, trimmed mean, Krum): each site's result goes into its own `StreamingAccumulator` (same checks),
+///   kept until the close; a failed one is dropped. The job was refused beforehand if sites × model exceeds
+///   `maxHeldUpdateBytes`.
 struct ResultIntake {
+    /// How a job's results are kept until the round closes (see the type's documentation).
+    enum Mode: Equatable {
+        case streaming, deferred, held
+
+        init(_ aggregation: RobustAggregation) {
+            if aggregation.requiresIndividualUpdates {
+                self = .held
+            } else {
+                self = aggregation.normBound == nil ? .streaming : .deferred
+            }
+        }
+    }
+
     /// One result being received: its header, how many values were added, and, for a site on probation, the file
     /// its chunks are spilled to.
     private struct InFlight {
@@ -30,7 +54,8 @@ struct ResultIntake {
         var weight: Double
         var spill: ResultSpill?
         var scalars = 0
-        /// Σ v² over the values received so far (client-level DP checks it against clip_norm²).
+        /// Σ v² over the values received so far (client-level DP checks it against clip_norm²; the `deferred` mode's
+        /// norm bound scales by it). Not summed in the other cases.
         var squaredNorm = 0.0
     }
 
@@ -45,8 +70,15 @@ struct ResultIntake {
     }
 
     let configuration: JobConfiguration
-    /// The round's sums; nil between rounds.
+    let mode: Mode
+    /// The round's sums; nil between rounds (and always in `held` mode).
     private(set) var accumulator: StreamingAccumulator?
+    /// The model's names and shapes while a round is open; nil between rounds.
+    private var structure: [(name: String, shape: [Int])]?
+    /// `deferred`: committed results waiting for the close (their chunks are in their sites' spill files).
+    private var pending: [String: (weight: Double, squaredNorm: Double)] = [:]
+    /// `held`: each site's result in its own accumulator (weight 1: its sums are its diff).
+    private var held: [String: StreamingAccumulator] = [:]
     /// Committed results: weight (capped sample count) and metrics.
     private(set) var committed: [String: (samples: Int, metrics: [String: Double])] = [:]
     private var inFlight: [String: InFlight] = [:]
@@ -63,35 +95,128 @@ struct ResultIntake {
 
     init(configuration: JobConfiguration, workDirectory: String?) {
         self.configuration = configuration
+        self.mode = Mode(configuration.robustAggregation)
         self.workDirectory = workDirectory
     }
 
     // MARK: - Rounds
 
-    /// Opens a round's sums (reusing `storage`'s arrays, zeroed, when it has the model's structure).
+    /// Opens a round's sums (reusing `storage`'s arrays, zeroed, when it has the model's structure; `held` mode keeps
+    /// no sums and drops `storage`).
     mutating func open(structure: ParameterSet, reusing storage: consuming ParameterSet?) {
+        close()
         committed = [:]
-        dropInFlight()
         voided = []
-        if let storage {
+        self.structure = structure.structure
+        if mode == .held {
+            accumulator = nil
+        } else if let storage {
             accumulator = StreamingAccumulator(structure: structure, reusing: storage)
         } else {
             accumulator = StreamingAccumulator(structure: structure)
         }
     }
 
-    /// Closes the round: the sample-weighted mean of the committed results, computed in the sums' storage.
-    mutating func takeMean() throws(FederationError) -> ParameterSet {
-        guard var accumulator else { throw FederationError(.noResults, "the round has no sums") }
+    /// Closes the round: the aggregate diff of the committed results (see `Mode`), and what the server computed
+    /// about each of them (`Aggregated.notes`).
+    /// - Throws: `.noResults` without a committed result; the aggregation rule's error; `.transient` when a spilled
+    ///   result cannot be read back (the round cannot close correctly).
+    mutating func takeAggregate() throws(FederationError) -> Aggregated {
+        guard self.structure != nil else { throw FederationError(.noResults, "the round has no sums") }
         dropInFlight()
-        self.accumulator = nil
-        return try accumulator.takeWeightedMean()
+        defer { close() }
+        switch mode {
+        case .streaming:
+            guard var accumulator else { throw FederationError(.noResults, "the round has no sums") }
+            self.accumulator = nil
+            return Aggregated(diff: try accumulator.takeWeightedMean(), notes: [:])
+        case .deferred: return try takeDeferred()
+        case .held: return try takeHeld()
+        }
     }
 
-    /// Forgets every unfinished result and the sums (the round or the job is over).
+    /// A round's aggregate diff and, per committed site, what the server computed about its result: `update_norm`
+    /// (L2 norm of the diff it received), `norm_scale` (the factor the norm bound applied, 1 when none) and, for
+    /// Krum, `krum_selected` (1 or 0). Recorded with the round beside the site's own metrics, prefixed
+    /// `serverMetricPrefix`.
+    struct Aggregated {
+        var diff: ParameterSet
+        var notes: [String: [String: Double]]
+    }
+
+    /// `deferred`: the bound from the round's norms, then every committed result read back from its spill file and
+    /// added with its weight × its scale.
+    private mutating func takeDeferred() throws(FederationError) -> Aggregated {
+        guard var sums = accumulator, let structure else {
+            throw FederationError(.noResults, "the round has no sums")
+        }
+        accumulator = nil
+        let sites = pending.keys.sorted()
+        let norms = sites.map { (pending[$0]?.squaredNorm ?? 0).squareRoot() }
+        let bound = configuration.robustAggregation.roundNormBound(norms: norms)
+        var notes: [String: [String: Double]] = [:]
+        for (site, norm) in zip(sites, norms) {
+            guard let entry = pending[site], let spill = spills[site] else { continue }
+            let scale = RobustAggregation.normScale(norm: norm, bound: bound)
+            try spill.replay { tensor, offset, values in
+                guard structure.indices.contains(tensor) else { return }
+                sums.add(
+                    admitted: ParameterChunk(
+                        tensor: structure[tensor].name, shape: structure[tensor].shape, offset: offset,
+                        values: values),
+                    weight: entry.weight * Double(scale))
+            }
+            spill.reset()
+            try sums.commit(client: site, weight: entry.weight)
+            notes[site] = ["update_norm": norm, "norm_scale": Double(scale)]
+        }
+        return Aggregated(diff: try sums.takeWeightedMean(), notes: notes)
+    }
+
+    /// `held`: each committed site's diff, scaled to the round's norm bound, then the rule.
+    private mutating func takeHeld() throws(FederationError) -> Aggregated {
+        let aggregation = configuration.robustAggregation
+        var sites: [String] = []
+        var diffs: [ParameterSet] = []
+        for site in committed.keys.sorted() {
+            guard var own = held.removeValue(forKey: site) else { continue }
+            diffs.append(try own.takeWeightedMean(omittingUnsent: true))
+            sites.append(site)
+        }
+        held = [:]
+        let norms = diffs.map(\.l2Norm)
+        let bound = aggregation.roundNormBound(norms: norms)
+        var notes: [String: [String: Double]] = [:]
+        for i in diffs.indices {
+            let scale = RobustAggregation.normScale(norm: norms[i], bound: bound)
+            if let bound { try diffs[i].clipL2Norm(to: bound) }
+            notes[sites[i]] = ["update_norm": norms[i], "norm_scale": Double(scale)]
+        }
+        let diff: ParameterSet
+        switch aggregation.rule {
+        case .mean:
+            // Not held (mode `streaming` or `deferred`); kept total: the unweighted mean.
+            diff = try trimmedMean(diffs, trimFraction: 0, structure: structure)
+        case .median:
+            diff = try coordinateMedian(diffs, structure: structure)
+        case .trimmedMean(let beta):
+            diff = try trimmedMean(diffs, trimFraction: beta, structure: structure)
+        case .krum(let f, let m):
+            let (aggregate, chosen) = try multiKrum(diffs, byzantine: f, selected: m, structure: structure)
+            for (i, site) in sites.enumerated() { notes[site]?["krum_selected"] = chosen.contains(i) ? 1 : 0 }
+            diff = aggregate
+        }
+        return Aggregated(diff: diff, notes: notes)
+    }
+
+    /// Forgets every unfinished result, the held and pending results, and the sums (the round or the job is over).
     mutating func close() {
         dropInFlight()
+        for site in pending.keys { spills[site]?.reset() }
+        pending = [:]
+        held = [:]
         accumulator = nil
+        structure = nil
     }
 
     /// Closes every spill file and removes the temporary folder (when made here).
@@ -120,9 +245,17 @@ struct ResultIntake {
         var outcome = TakeBack.done
         if inFlight[site] != nil { outcome = takeBack(site: site, reason: "its stream started again") }
         voided.remove(site)
-        let spill = probation.contains(site) ? try makeSpill(site: site) : nil
+        let spill =
+            mode == .deferred || (mode == .streaming && probation.contains(site)) ? try makeSpill(site: site) : nil
+        if mode == .held, let structure {
+            // Bounded: one model per participant, checked against maxHeldUpdateBytes when the job started.
+            held[site] = StreamingAccumulator(structure: structure)
+        }
         // Client-level DP: equal weights (a sample count would be the result's sensitivity).
-        let weight = configuration.clientDP == nil ? Double(min(header.sampleCount, configuration.maxSampleCount)) : 1
+        let weight =
+            configuration.clientDP == nil
+            ? configuration.robustAggregation.weight(
+                site: site, reported: header.sampleCount, maxSampleCount: configuration.maxSampleCount) : 1
         inFlight[site] = InFlight(header: header, weight: weight, spill: spill)
         return outcome
     }
@@ -130,7 +263,7 @@ struct ResultIntake {
     /// Checks one chunk and adds it into the sums (spilled too for a site on probation); nothing of it is kept.
     /// - Throws: what is wrong with the chunk, and what taking the result back asks of the round.
     mutating func add(_ chunk: ParameterChunk, from site: String, modelBytes: Int) throws(Failure) {
-        guard var entry = inFlight[site], accumulator != nil else {
+        guard var entry = inFlight[site], structure != nil else {
             if voided.contains(site) { throw Failure(error: Self.resend(site), takeBack: .done) }
             throw Failure(
                 error: FederationError(.staleRound, "chunk from \(site) outside a result stream"),
@@ -155,10 +288,14 @@ struct ResultIntake {
                         + "\(chunk.offset + i - chunk.values.startIndex); weight-diff values must be "
                         + "finite and within ±\(bound) (the job's max_update_value)")
             }
+            if mode == .deferred || configuration.clientDP?.noise == .server {
+                entry.squaredNorm += chunk.values.withUnsafeBufferPointer { v in
+                    v.reduce(0.0) { $0 + Double($1) * Double($1) }
+                }
+            }
             // With the noise added by the sites, a result's norm is mostly noise: only the server's own placement
             // lets it check the clipping.
             if let dp = configuration.clientDP, dp.noise == .server {
-                entry.squaredNorm = chunk.values.reduce(entry.squaredNorm) { $0 + Double($1) * Double($1) }
                 // Sites scale in float32: a relative slack of 10⁻³ covers the rounding, never a real excess.
                 let bound = dp.clipNorm * (1 + 1e-3)
                 guard entry.squaredNorm <= bound * bound else {
@@ -168,6 +305,29 @@ struct ResultIntake {
                             + "\(dp.clipNorm) (\(entry.squaredNorm.squareRoot()) so far): client-level DP "
                             + "needs every site's diff clipped")
                 }
+            }
+            switch mode {
+            case .held:
+                // The site's own accumulator: the same checks, its sums are its diff.
+                guard var own = held.removeValue(forKey: site) else {
+                    throw FederationError(.staleRound, "no result stream open for \(site)")
+                }
+                do throws(FederationError) { try own.accept(chunk, weight: 1, from: site) } catch {
+                    held[site] = own
+                    throw error
+                }
+                held[site] = own
+                entry.scalars += count
+                inFlight[site] = entry
+                return
+            case .deferred:
+                // Booked (order, shape, finite) but not added: the weight depends on the whole result's norm.
+                let tensor = try accumulator?.admit(chunk, from: site) ?? 0
+                try entry.spill?.append(tensor: tensor, offset: chunk.offset, values: chunk.values)
+                entry.scalars += count
+                inFlight[site] = entry
+                return
+            case .streaming: break
             }
             guard let sums = accumulator else { return }
             let tensor = try sums.tensorIndex(of: chunk, from: site)
@@ -206,7 +366,19 @@ struct ResultIntake {
             throw Failure(error: FederationError(.staleRound, "no result stream open for \(site)"), takeBack: .done)
         }
         do throws(FederationError) {
-            try accumulator?.commit(client: site, weight: entry.weight)
+            switch mode {
+            case .streaming: try accumulator?.commit(client: site, weight: entry.weight)
+            case .deferred:
+                // Added at the close, once the round's norm bound is known; the spill keeps the values until then.
+                try accumulator?.checkComplete(client: site)
+                pending[site] = (entry.weight, entry.squaredNorm)
+            case .held:
+                guard var own = held.removeValue(forKey: site) else {
+                    throw FederationError(.staleRound, "no result stream open for \(site)")
+                }
+                try own.commit(client: site, weight: 1)
+                held[site] = own
+            }
         } catch {
             let takeBack = self.takeBack(site: site, reason: error.message)
             throw Failure(
@@ -214,7 +386,7 @@ struct ResultIntake {
                 takeBack: takeBack)
         }
         inFlight[site] = nil
-        entry.spill?.reset()
+        if mode != .deferred { entry.spill?.reset() }
         let counted = (samples: Int(entry.weight), metrics: entry.header.metrics)
         committed[site] = counted
         return counted
@@ -230,12 +402,21 @@ struct ResultIntake {
 
     var spillFileCount: Int { spills.count }
 
+    /// Prefix of the metrics the server records about a result (`Aggregated.notes`); refused from sites.
+    static let serverMetricPrefix = "aggregation."
+
     /// Metrics are finite, at most 64 of them, names at most 128 bytes: they go into checkpoints and JSON files.
     static func checkMetrics(_ metrics: [String: Double], from site: String) throws(FederationError) {
         guard metrics.count <= 64 else {
             throw FederationError(.tooLarge, "result from \(site) reports \(metrics.count) metrics (at most 64)")
         }
         for (name, value) in metrics.sorted(by: { $0.key < $1.key }) {
+            guard !name.hasPrefix(Self.serverMetricPrefix) else {
+                throw FederationError(
+                    .invalidConfiguration,
+                    "result from \(site) reports metric '\(name.prefix(128))': names starting with "
+                        + "'\(Self.serverMetricPrefix)' are the server's (what it computed about the result)")
+            }
             guard name.utf8.count <= 128 else {
                 throw FederationError(
                     .tooLarge,
@@ -267,6 +448,16 @@ struct ResultIntake {
     mutating func takeBack(site: String, reason: String) -> TakeBack {
         guard let entry = inFlight.removeValue(forKey: site) else { return .done }
         defer { entry.spill?.reset() }
+        switch mode {
+        case .held:
+            held[site] = nil
+            return .done
+        case .deferred:
+            // Nothing of it reached the sums: only its bookkeeping goes.
+            accumulator?.forget(client: site)
+            return .done
+        case .streaming: break
+        }
         guard accumulator != nil else { return .done }
         guard entry.scalars > 0 else {
             accumulator?.forget(client: site)

@@ -52,6 +52,9 @@ public struct PipelineLimits: Sendable, Equatable {
     /// `federation.proximal_mu` and `federation.server_learning_rate`.
     public var maxProximalMu = 1000.0
     public var maxServerLearningRate = 100.0
+    /// Bytes of diffs the server may hold at once for a robust rule that needs every site's diff (median, trimmed
+    /// mean, Krum: `federation.robust_aggregation.rule`): sites × parameters × 4. 4 GiB.
+    public var maxHeldUpdateBytes = 4 << 30
 
     public init() {}
 
@@ -114,7 +117,8 @@ public struct PipelineLimits: Sendable, Equatable {
         }
     }
 
-    static func parameterCount(_ m: TrainingConfiguration.Model) -> Int? {
+    /// Trainable parameters of `m`, counted from the configuration (nil on overflow).
+    public static func parameterCount(_ m: TrainingConfiguration.Model) -> Int? {
         UNet.parameterCount(
             dimensions: m.dimensions, encoderChannels: m.encoderChannels,
             bottleneckChannels: m.bottleneckChannels, classes: m.classes)
@@ -147,6 +151,7 @@ extension PipelineLimits {
         "max_activation_bytes": \.maxActivationBytes, "max_batch_size": \.maxBatchSize, "max_epochs": \.maxEpochs,
         "max_samples_per_epoch": \.maxSamplesPerEpoch, "max_rounds": \.maxRounds, "max_sites": \.maxSites,
         "max_round_timeout_seconds": \.maxRoundTimeoutSeconds, "max_round_retries": \.maxRoundRetries,
+        "max_held_update_bytes": \.maxHeldUpdateBytes,
     ]
     nonisolated(unsafe) static let doubleKeys: [String: WritableKeyPath<PipelineLimits, Double>] = [
         "min_learning_rate": \.minLearningRate, "max_learning_rate": \.maxLearningRate,

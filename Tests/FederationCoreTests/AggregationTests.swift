@@ -78,6 +78,26 @@ struct AggregationTests {
         }
     }
 
+    @Test("Admitted chunks added later (norm bound) equal accepted ones; commit refuses an incomplete result")
+    func admitThenAdd() throws {
+        var direct = StreamingAccumulator(structure: a)
+        var later = StreamingAccumulator(structure: a)
+        let chunks = b.chunks(maxScalars: 2)
+        for ch in chunks {
+            try direct.accept(ch, weight: 0.5, from: "B")
+            try later.admit(ch, from: "B")
+        }
+        try later.checkComplete(client: "B")
+        for ch in chunks { later.add(admitted: ch, weight: 0.5) }
+        try direct.commit(client: "B", weight: 1)
+        try later.commit(client: "B", weight: 1)
+        #expect(try later.weightedMean() == direct.weightedMean())
+        var partial = StreamingAccumulator(structure: a)
+        try partial.admit(chunks[0], from: "C")
+        #expect(throws: FederationError.self) { try partial.checkComplete(client: "C") }
+        #expect(throws: FederationError.self) { try partial.admit(chunks[0], from: "C") }  // out of order: twice
+    }
+
     @Test("Coordinate median")
     func median() throws {
         let m = try coordinateMedian([a, b, c])

@@ -1,14 +1,16 @@
 /// Accumulates Σ wᵢ·xᵢ and Σ wᵢ per tensor as results stream in, chunk by chunk: the server holds the model
 /// structure (names and shapes), one float32 sum per parameter and the chunk in flight — never N models. Used for
-/// FedAvg on weight diffs (wᵢ = sample count).
+/// FedAvg on weight diffs (wᵢ = sample count); with a norm bound, chunks are booked with `admit` as they arrive and
+/// added later with `add(admitted:weight:)`; the robust rules that hold each diff give every site its own
+/// accumulator (weight 1: its sums are its diff), so every rule checks chunks the same way.
 ///
 /// Chunks go straight into the sum, each tensor's in order (a chunk starts where the previous one ended, so every
-/// scalar is added once); a result counts once `commit` confirms that every tensor it sent arrived complete. Tensors a site keeps to itself (exclude-variables filter) are simply absent: their
-/// mean is over the sites that sent them, and zero (no change) when none did. A client whose stream breaks
-/// half-way is either taken back out chunk by chunk with `retract` and then `forget` (or in one call with
-/// `discard`), when its chunks are still at hand (the coordinator's spill file for a site on probation), or the
-/// whole accumulator is dropped and rebuilt from the results sent again (the coordinator's common path: see
-/// `Coordinator`).
+/// scalar is added once); a result counts once `commit` confirms that every tensor it sent arrived complete. Tensors
+/// a site keeps to itself (exclude-variables filter) are simply absent: their mean is over the sites that sent them,
+/// and zero (no change) when none did. A client whose stream breaks half-way is either taken back out chunk by chunk
+/// with `retract` and then `forget` (or in one call with `discard`), when its chunks are still at hand (the
+/// coordinator's spill file for a site on probation), or the whole accumulator is dropped and rebuilt from the
+/// results sent again (the coordinator's common path: see `Coordinator`).
 public struct StreamingAccumulator: Sendable {
     /// Names and shapes of the model's tensors, in order.
     public let structure: [(name: String, shape: [Int])]
@@ -20,10 +22,15 @@ public struct StreamingAccumulator: Sendable {
     private var received: [String: [Int: Int]] = [:]
 
     public init(structure: ParameterSet) {
-        self.structure = structure.structure
-        self.sums = structure.tensors.map { [Float](repeating: 0, count: $0.count) }
-        self.weights = [Double](repeating: 0, count: structure.tensors.count)
-        self.index = Dictionary(uniqueKeysWithValues: structure.tensors.enumerated().map { ($1.name, $0) })
+        self.init(structure: structure.structure)
+    }
+
+    /// Zero sums for tensors of these names and shapes (the model's: trusted sizes, names unique).
+    public init(structure: [(name: String, shape: [Int])]) {
+        self.structure = structure
+        self.sums = structure.map { [Float](repeating: 0, count: $0.shape.reduce(1, *)) }
+        self.weights = [Double](repeating: 0, count: structure.count)
+        self.index = Dictionary(uniqueKeysWithValues: structure.enumerated().map { ($1.name, $0) })
     }
 
     /// An accumulator whose sums are `storage`'s own arrays, zeroed in place (the last round's mean, once the global
@@ -80,6 +87,17 @@ public struct StreamingAccumulator: Sendable {
     /// - Throws: `.shapeMismatch` for an unknown tensor or a chunk past its end, `.nonFinite` for NaN/Inf; the sum
     ///   is unchanged then.
     public mutating func accept(_ chunk: ParameterChunk, weight: Double, from client: String) throws(FederationError) {
+        let t = try admit(chunk, from: client)
+        add(chunk, to: t, scale: Float(weight))
+    }
+
+    /// Checks a chunk as `accept` does (tensor, shape, order, finite values) and books it as received from
+    /// `client`, without adding it: the chunk is added later with `add(admitted:weight:)` (a result whose weight
+    /// depends on all of its values, e.g. a norm bound), and `commit` then checks the result complete.
+    /// - Returns: the chunk's tensor position in `structure`.
+    /// - Throws: as `accept`; nothing is booked then.
+    @discardableResult
+    public mutating func admit(_ chunk: ParameterChunk, from client: String) throws(FederationError) -> Int {
         let t = try tensorIndex(of: chunk, from: client)
         // Each value once: a tensor's chunks arrive in order, each where the previous one ended.
         let expected = received[client]?[t] ?? 0
@@ -99,8 +117,19 @@ public struct StreamingAccumulator: Sendable {
             let bad = chunk.values.first(where: { !$0.isFinite }) ?? .nan
             throw FederationError(.nonFinite, "tensor '\(chunk.tensor)' from \(client) holds \(bad)")
         }
-        add(chunk, to: t, scale: Float(weight))
         received[client, default: [:]][t, default: 0] += chunk.values.count
+        return t
+    }
+
+    /// Adds `weight · chunk` for a chunk booked with `admit` (read back from where it was kept). Chunks that do not
+    /// fit the model are ignored (they were never admitted).
+    public mutating func add(admitted chunk: ParameterChunk, weight: Double) {
+        guard let t = index[chunk.tensor], chunk.offset >= 0, chunk.values.count <= sums[t].count,
+            chunk.offset <= sums[t].count - chunk.values.count
+        else {
+            return
+        }
+        add(chunk, to: t, scale: Float(weight))
     }
 
     /// Subtracts `weight · chunk` from the sum: the inverse of `accept` for one chunk of a result that will not
@@ -131,16 +160,22 @@ public struct StreamingAccumulator: Sendable {
     /// Marks a client's result complete, adding its weight to every tensor it sent.
     /// - Throws: `.shapeMismatch` when a tensor it started is incomplete (or over-complete), or it sent nothing.
     public mutating func commit(client: String, weight: Double) throws(FederationError) {
+        try checkComplete(client: client)
+        for t in (received[client] ?? [:]).keys { weights[t] += weight }
+        contributors.append(client)
+        received[client] = nil
+    }
+
+    /// Checks that every tensor `client` started arrived complete (what `commit` checks), committing nothing.
+    /// - Throws: `.shapeMismatch` when a tensor it started is incomplete, or it sent nothing.
+    public func checkComplete(client: String) throws(FederationError) {
         guard let got = received[client], !got.isEmpty else {
             throw FederationError(.shapeMismatch, "\(client) sent no values")
         }
-        for (t, n) in got where n != sums[t].count {
+        for (t, n) in got.sorted(by: { $0.key < $1.key }) where n != sums[t].count {
             throw FederationError(
                 .shapeMismatch, "\(client) sent \(n) of \(sums[t].count) values of '\(structure[t].name)'")
         }
-        for t in got.keys { weights[t] += weight }
-        contributors.append(client)
-        received[client] = nil
     }
 
     /// Removes a client's partial contribution given the chunks it had sent (stream broken mid-way).
@@ -159,12 +194,15 @@ public struct StreamingAccumulator: Sendable {
     /// The weighted mean, computed in the sums' own storage and moved out: no second model-sized buffer. The
     /// accumulator is empty afterwards.
     /// - Throws: `.noResults` when nothing was committed (the accumulator is unchanged then).
-    public mutating func takeWeightedMean() throws(FederationError) -> ParameterSet {
+    /// - Parameter omittingUnsent: leave out the tensors no committed result sent (instead of zeros): one site's
+    ///   own diff, when the accumulator held only its result.
+    public mutating func takeWeightedMean(omittingUnsent: Bool = false) throws(FederationError) -> ParameterSet {
         guard !contributors.isEmpty else { throw FederationError(.noResults, "no complete result to aggregate") }
         var tensors: [ParameterTensor] = []
         tensors.reserveCapacity(structure.count)
         for t in structure.indices {
             let w = weights[t]
+            if omittingUnsent && w == 0 { continue }
             let inv = w > 0 ? Float(1 / w) : 0
             var values: [Float] = []
             swap(&values, &sums[t])

@@ -4,7 +4,8 @@ public protocol Strategy: Sendable {
     /// Instructions for each participating site in `round` (1-based).
     func configureTraining(round: Int, sites: [String]) -> [String: [String: ConfigValue]]
     /// The next global model from the current one and the round's accumulated, validated updates.
-    /// `meanDiff` is the sample-weighted mean of the weight diffs.
+    /// `meanDiff` is the round's aggregate diff: the sample-weighted mean of the weight diffs, or what the job's
+    /// `RobustAggregation` makes of them (norm-bounded mean, median, trimmed mean, Krum).
     mutating func aggregateTraining(
         round: Int, global: ParameterSet, meanDiff: ParameterSet,
         updates: [ModelUpdate]
