@@ -13,19 +13,22 @@ struct RobustAggregationConfigurationTests {
         return (try? String(contentsOfFile: url.path + "/pipelines/segmentation-unet2d.yaml", encoding: .utf8)) ?? ""
     }()
 
-    /// The shipped pipeline with min_clients 3 and its commented `robust_aggregation` example switched on (the
-    /// `#   key: value` lines; the `#   # …` lines stay comments).
-    static var shippedWithExample: String {
+    /// The shipped pipeline with min_clients 3 and its commented `robust_aggregation` example switched on.
+    static var shippedWithExample: String { uncommenting("robust_aggregation", in: shipped) }
+
+    /// `pipeline` with min_clients 3 and the commented example of `federation.<key>` switched on: the
+    /// `#   key: value` lines right under `  # <key>:` (the `#   # …` lines stay comments).
+    static func uncommenting(_ key: String, in pipeline: String) -> String {
         var lines: [String] = []
         var inExample = false
-        for line in shipped.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line == "  # robust_aggregation:" {
+        for line in pipeline.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line == "  # \(key):" {
                 inExample = true
-                lines.append("  robust_aggregation:")
+                lines.append("  \(key):")
             } else if inExample, line.hasPrefix("  #   "), !line.hasPrefix("  #   #") {
                 lines.append("    " + line.dropFirst(6))
             } else {
-                if !line.hasPrefix("  #") { inExample = false }
+                if !line.hasPrefix("  #   ") { inExample = false }
                 lines.append(String(line))
             }
         }
