@@ -4,6 +4,7 @@ import FederationGRPC
 import Foundation
 import SafeTensorsFormat
 import SecureAggregation
+import Synchronization
 import Testing
 
 /// A site's connection to the real server through which a test plays a misbehaving server (tampering with the
@@ -189,5 +190,50 @@ extension ProcessFederationTests {
         }
         for site in ProcessCluster.sites { cluster.killClient(site) }
         await admin.close()
+    }
+
+    @Test(
+        "SecAgg over processes: the server killed mid-round (masked uploads under way) resumes with a new session",
+        .timeLimit(.minutes(6)))
+    func secureAggregationSurvivesAServerRestart() async throws {
+        let cluster = try ProcessCluster()
+        try await cluster.startServer()
+        let pipeline =
+            try cluster.pipeline(rounds: 2, minClients: 3) + "\n  secure_aggregation: {clip_range: 1.0}\n"
+        let (admin, job) = try await submit(cluster, pipeline)
+        // Round 2's stages each start as a round: kill the server (SIGKILL) when its third stage (mask) starts.
+        let stages = Mutex(0)
+        let before = try await cluster.events(admin, job: job) { event in
+            if case .roundStarted(1, 0, _) = event, stages.withLock({ $0 }) == 0 {
+                stages.withLock { $0 = -1 }
+                try cluster.startClients()
+            }
+            if case .roundStarted(2, _, _) = event {
+                return stages.withLock { count in
+                    count = max(count, 0) + 1
+                    return count == 3
+                }
+            }
+            return false
+        }
+        #expect(before.contains { if case .roundClosed(1, _, _) = $0 { true } else { false } })
+        cluster.killServer()
+        await admin.close()
+        try await cluster.startServer()
+        let again = try cluster.admin()
+        let after = try await cluster.events(again, job: job)
+        #expect(after.last == .jobFinished, "\(after.suffix(3))")
+        #expect(!after.contains { if case .roundStarted(1, _, _) = $0 { true } else { false } })
+        let m = try await metrics(cluster, again, job: job)
+        #expect(m.rounds.map(\.round) == [1, 2])
+        #expect(m.rounds.allSatisfy { Set($0.participants) == Set(ProcessCluster.sites) })
+        // The sites trained round 2 once; the new session masked the update they kept (an upload may have landed
+        // before the kill: its session was never unmasked).
+        for site in ProcessCluster.sites {
+            #expect(try await cluster.waitForClient(site) == 0, "\(cluster.logText(site))")
+            let kinds = try EgressLog(path: cluster.kit(site) + "/" + EgressLog.fileName).records(job: job).map(\.kind)
+            #expect((2...3).contains(kinds.filter { $0 == .maskedUpdate }.count), "\(site): \(kinds)")
+        }
+        await again.close()
     }
 }
