@@ -20,6 +20,9 @@ struct SecureRound: Sendable {
     /// Stage-1 sample counts and metrics (the site's training report, aggregate figures).
     private(set) var trained: Committed = [:]
     private var shares: [String: [EncryptedShare]] = [:]
+    /// U1: the sites whose advert arrived, fixed when the advertise stage closes. Share x-coordinates, the
+    /// neighbour ring and the quantiser's scale all come from this set, at the sites and here.
+    private(set) var advertised: [String] = []
     private var sum: MaskedSum
     private(set) var senders: [String] = []
     private(set) var survivors: [String] = []
@@ -102,6 +105,7 @@ struct SecureRound: Sendable {
         switch stage {
         case .advertise:
             senders = adverts.keys.filter { answered.contains($0) }.sorted()
+            advertised = senders
             count = senders.count
             if count >= needed {
                 do {
@@ -218,7 +222,7 @@ struct SecureRound: Sendable {
                 let response = try SecAggMessage.decode(SecAggMessage.UnmaskResponse.self, from: payload)
                 if unmasking == nil {
                     unmasking = try SecAggUnmasking(
-                        parameters: parameters, adverts: senders.compactMap { adverts[$0] }, senders: Set(senders),
+                        parameters: parameters, adverts: advertised.compactMap { adverts[$0] }, senders: Set(senders),
                         survivors: Set(survivors))
                 }
                 try unmasking?.add(response, from: site)
@@ -249,7 +253,7 @@ struct SecureRound: Sendable {
         }
         let quantizer: RingQuantizer
         do {
-            quantizer = try RingQuantizer(clipRange: parameters.clipRange, participants: adverts.count)
+            quantizer = try RingQuantizer(clipRange: parameters.clipRange, participants: advertised.count)
         } catch {
             throw SecureAggregationShortfall("\(error.message)")
         }

@@ -74,9 +74,12 @@ public struct MaskStream: Sendable {
     /// Mask words `position ..< position + count`.
     public mutating func words(at position: Int, count: Int) throws(SecureAggregationError) -> [UInt32] {
         var out = [UInt32](repeating: 0, count: count)
+        // The closure works on a copy, not on `self` (see `SecAggSiteSession.addMasks`).
+        var stream = self
         try out.withUnsafeMutableBufferPointer { (buffer) throws(SecureAggregationError) in
-            try apply(to: buffer, at: position, negate: false)
+            try stream.apply(to: buffer, at: position, negate: false)
         }
+        self = stream
         return out
     }
 }

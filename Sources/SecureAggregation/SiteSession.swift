@@ -231,18 +231,29 @@ public struct SecAggSiteSession: Sendable {
         guard weight.isFinite, weight >= 0, weight <= 1 else {
             throw SecureAggregationError(.invalidParameters, "a weight of \(weight); need 0 ≤ w ≤ 1")
         }
-        var words = [UInt32(bitPattern: Int32((weight * quantizer.scale).rounded()))]
+        let word = UInt32(bitPattern: Int32((weight * quantizer.scale).rounded()))
+        var words = [UInt32](repeating: word, count: 1)
         try addMasks(to: &words, at: parameters.vectorLength - 1)
         return words[0]
     }
 
+    /// Adds this site's masks for words `position ..< position + words.count`. The streams are copied out and back
+    /// so the closure over the buffer captures no part of `self`: with the mutating calls on `self`'s streams inside
+    /// that closure, the one-word weight array came out wrongly masked in release builds (Swift 6.3.1, -O; debug
+    /// builds were right), which `Benchmarks`' release runs caught.
     private mutating func addMasks(to words: inout [UInt32], at position: Int) throws(SecureAggregationError) {
+        guard var own = selfMask else {
+            throw SecureAggregationError(.protocolState, "masking before the shares were exchanged")
+        }
+        var streams = pairwise
         try words.withUnsafeMutableBufferPointer { (buffer) throws(SecureAggregationError) in
-            try selfMask?.apply(to: buffer, at: position, negate: false)
-            for i in pairwise.indices {
-                try pairwise[i].stream.apply(to: buffer, at: position, negate: pairwise[i].negate)
+            try own.apply(to: buffer, at: position, negate: false)
+            for i in streams.indices {
+                try streams[i].stream.apply(to: buffer, at: position, negate: streams[i].negate)
             }
         }
+        selfMask = own
+        pairwise = streams
     }
 
     /// Step 4: signs U3.

@@ -13,16 +13,17 @@ import Testing
 final class TamperingConnection: FederationConnection {
     let inner: InProcessConnection
     let tamper: @Sendable (inout TaskAssignment) -> Void
-    let dropMaskUpload: Bool
+    /// The stage at which the site leaves (its answer never arrives; the server hears it go).
+    let dropAt: SecureAggregationStage?
     let uploads = Mutex<[String: [ParameterChunk]]>([:])
 
     init(
-        _ coordinator: Coordinator<ManualClock>, dropMaskUpload: Bool = false,
+        _ coordinator: Coordinator<ManualClock>, dropMaskUpload: Bool = false, dropAt: SecureAggregationStage? = nil,
         tamper: @escaping @Sendable (inout TaskAssignment) -> Void = { _ in }
     ) {
         inner = InProcessConnection(coordinator: coordinator)
         self.tamper = tamper
-        self.dropMaskUpload = dropMaskUpload
+        self.dropAt = dropMaskUpload ? .mask : dropAt
     }
 
     func register(site: String) async throws(FederationError) -> String? { try await inner.register(site: site) }
@@ -35,14 +36,14 @@ final class TamperingConnection: FederationConnection {
         try await inner.downloadModel(for: task, maxScalars: maxScalars)
     }
     func uploadResult(_ header: ResultHeader, chunks: [ParameterChunk]) async throws(FederationError) {
+        if let dropAt, header.metrics[SecureAggregationStage.configKey] == Double(dropAt.number) {
+            // The site is gone at this stage: the server hears it leave (a decline) and never gets its answer.
+            var gone = ResultHeader(jobID: header.jobID, round: header.round, site: header.site, sampleCount: 1)
+            gone.payload = Array("connection lost".utf8)
+            try await inner.uploadResult(gone, chunks: [])
+            return
+        }
         if header.metrics[SecureAggregationStage.configKey] == Double(SecureAggregationStage.mask.number) {
-            if dropMaskUpload {
-                // The site is gone after sharing its keys: the server hears it leave the stage (a decline).
-                var gone = ResultHeader(jobID: header.jobID, round: header.round, site: header.site, sampleCount: 1)
-                gone.payload = Array("connection lost".utf8)
-                try await inner.uploadResult(gone, chunks: [])
-                return
-            }
             uploads.withLock { $0[header.site] = chunks }
         }
         try await inner.uploadResult(header, chunks: chunks)
@@ -136,6 +137,20 @@ struct SecureAggregationRoundTests {
         #expect(abs(w[0] - 7.0 / 3) < 1e-5 && abs(w[1] - 14.0 / 3) < 1e-5, "\(w)")
     }
 
+    @Test("A site that advertises and then leaves before sharing: the others' shares still line up, the mean is exact")
+    func dropoutBeforeSharing() async throws {
+        let (model, failure, _) = try await run(try job("s5")) { coordinator in
+            [
+                "a": TamperingConnection(coordinator), "b": TamperingConnection(coordinator, dropAt: .share),
+                "c": TamperingConnection(coordinator),
+            ]
+        }
+        #expect(failure == nil, "\(failure ?? "")")
+        // (0.5·[1,2] + 0.5·[-1,10]) / 1 = [0, 6]
+        let w = try #require(model?["w"]?.values)
+        #expect(abs(w[0]) < 1e-5 && abs(w[1] - 6) < 1e-5, "\(w)")
+    }
+
     @Test("A server that substitutes a site's key is refused by the sites; the job fails naming the check")
     func substitutedKey() async throws {
         let forged = Curve25519KeyForTests.publicKey
@@ -185,4 +200,67 @@ enum Curve25519KeyForTests {
         bytes[31] = 0x40
         return Data(bytes)
     }()
+}
+
+/// Moves every value of the global model by the site's own step: after one round of FedAvg the global model moved by
+/// the weighted mean of the steps.
+struct StepTrainer: LocalTrainer {
+    var step: Float
+    var samples: Int
+    func train(global: ParameterSet, task: TaskAssignment) async throws(FederationError)
+        -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double])
+    {
+        var weights = global
+        try weights.updateValues { tensor, values throws(FederationError) in
+            for i in values.indices { values[i] += step * Float(1 + (i + tensor) % 7) / 7 }
+        }
+        return (weights, samples, [:])
+    }
+}
+
+extension SecureAggregationRoundTests {
+    @Test("A model of several tensors, larger than a keystream block and a wire chunk: the mean is FedAvg's")
+    func largeModel() async throws {
+        let pki = try TemporaryPKI()
+        defer { pki.remove() }
+        let model = ParameterSet([
+            ParameterTensor(name: "a", shape: [300, 1000], values: [Float](repeating: 0.25, count: 300_000)),
+            ParameterTensor(name: "b", shape: [5], values: [Float](repeating: -1, count: 5)),
+            ParameterTensor(name: "c", shape: [70_001], values: [Float](repeating: 0, count: 70_001)),
+        ])
+        let clock = ManualClock()
+        var job = try job("big")
+        job.secureAggregation = try SecureAggregationSettings(clipRange: 1, maxWeightSamples: 300)
+        let coordinator = Coordinator(configuration: job, initialModel: model, strategy: FedAvg(), clock: clock)
+        let steps: [String: (Float, Int)] = ["a": (0.01, 100), "b": (-0.02, 200), "c": (0.005, 150)]
+        var agents: [SiteAgent<ManualClock>] = []
+        for site in ["a", "b", "c"] {
+            let files = try pki.issue(site, role: "site")
+            var agent = SiteAgent(
+                site: site, connection: InProcessConnection(coordinator: coordinator),
+                trainer: StepTrainer(step: steps[site]!.0, samples: steps[site]!.1), clock: clock,
+                chunkScalars: 1 << 17, log: { _ in })
+            agent.secureAggregation = try SecureAggregationCredentials.load(
+                site: site, certificatePath: files.certificateChain, privateKeyPath: files.privateKey,
+                caPath: files.trustRoots, minimumParticipants: 2)
+            agents.append(agent)
+        }
+        let events = await coordinator.observe()
+        let watcher = Task { for await event in events where event.isTerminal { clock.advance(by: .seconds(100_000)) } }
+        let running = agents.map { agent in Task { try await agent.run() } }
+        let result = try await coordinator.run()
+        for task in running { _ = try? await task.value }
+        await watcher.value
+        // (100·0.01 + 200·(−0.02) + 150·0.005) / 450 per unit step.
+        let mean = (100 * 0.01 + 200 * -0.02 + 150 * 0.005) / 450.0
+        var worst = 0.0
+        for (t, tensor) in result.tensors.enumerated() {
+            let start = model.tensors[t].values
+            for i in tensor.values.indices {
+                let expected = Double(start[i]) + mean * Double(1 + (i + t) % 7) / 7
+                worst = max(worst, abs(Double(tensor.values[i]) - expected))
+            }
+        }
+        #expect(worst < 1e-6, "largest error \(worst)")
+    }
 }
