@@ -179,7 +179,7 @@ let package = Package(
         .target(
             name: "FederationTestSupport",
             dependencies: [
-                "FederationGRPC", "Provisioning", "SecureAggregation",
+                "FederationCore", "FederationGRPC", "Provisioning", "SecureAggregation",
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
             path: "Tests/FederationTestSupport", swiftSettings: strict),

@@ -313,6 +313,8 @@ public struct InProcessFederation: StudyFederation {
 public final class StudyProgress: Sendable {
     private struct State {
         var started = Date()
+        /// The round and attempt whose start was last seen.
+        var current: (round: Int, attempt: Int)?
         var dice: [String: Double] = [:]
         var epsilon: [String: Double] = [:]
         var summaries: [RoundSummary] = []
@@ -331,12 +333,21 @@ public final class StudyProgress: Sendable {
         let evaluating = state.withLock { $0.evaluating }
         switch event {
         case .roundStarted(let r, let attempt, let sites):
-            state.withLock {
-                $0.started = Date()
-                $0.dice = [:]
-                $0.epsilon = [:]
+            // A secure-aggregation round starts each of its stages as the same round and attempt: the round's clock,
+            // Dice and ε run from its first stage.
+            let repeated = state.withLock { state in
+                if let current = state.current, current == (r, attempt) { return true }
+                state.current = (r, attempt)
+                state.started = Date()
+                state.dice = [:]
+                state.epsilon = [:]
+                return false
             }
             if evaluating { return }
+            if repeated {
+                progress("  round \(r): next secure-aggregation stage at \(sites.joined(separator: ", "))")
+                return
+            }
             progress(
                 "round \(r)\(attempt > 0 ? " (attempt \(attempt + 1))" : ""): training at \(sites.joined(separator: ", "))"
             )

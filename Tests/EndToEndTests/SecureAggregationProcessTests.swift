@@ -1,55 +1,12 @@
 import FederationClient
 import FederationCore
 import FederationGRPC
+import FederationTestSupport
 import Foundation
 import SafeTensorsFormat
 import SecureAggregation
 import Synchronization
 import Testing
-
-/// A site's connection to the real server through which a test plays a misbehaving server (tampering with the
-/// tasks this site gets) or a site that drops out after sharing its keys (its masked upload never arrives).
-private final class InterposedConnection: FederationConnection {
-    let inner: GRPCFederationConnection
-    let tamper: @Sendable (inout TaskAssignment) -> Void
-    let dropMaskUpload: Bool
-
-    init(
-        _ inner: GRPCFederationConnection, dropMaskUpload: Bool = false,
-        tamper: @escaping @Sendable (inout TaskAssignment) -> Void = { _ in }
-    ) {
-        self.inner = inner
-        self.dropMaskUpload = dropMaskUpload
-        self.tamper = tamper
-    }
-
-    func register(site: String) async throws(FederationError) -> String? { try await inner.register(site: site) }
-    func nextTask(site: String) async throws(FederationError) -> TaskAssignment? {
-        guard var task = try await inner.nextTask(site: site) else { return nil }
-        tamper(&task)
-        return task
-    }
-    func downloadModel(for task: TaskAssignment, maxScalars: Int) async throws(FederationError) -> [ParameterChunk] {
-        try await inner.downloadModel(for: task, maxScalars: maxScalars)
-    }
-    func downloadParameters(for task: TaskAssignment, maxScalars: Int) async throws(FederationError) -> ParameterSet {
-        try await inner.downloadParameters(for: task, maxScalars: maxScalars)
-    }
-    func uploadResult(_ header: ResultHeader, chunks: [ParameterChunk]) async throws(FederationError) {
-        if dropMaskUpload,
-            header.metrics[SecureAggregationStage.configKey] == Double(SecureAggregationStage.mask.number)
-        {
-            // Gone after sharing its keys: the server hears it leave the stage and never gets its vector.
-            let gone = ResultHeader(
-                jobID: header.jobID, round: header.round, site: header.site, sampleCount: 1,
-                payload: Array("connection lost".utf8))
-            try await inner.uploadResult(gone, chunks: [])
-            return
-        }
-        try await inner.uploadResult(header, chunks: chunks)
-    }
-    func heartbeat(site: String) async throws(FederationError) { try await inner.heartbeat(site: site) }
-}
 
 extension ProcessFederationTests {
     /// treatment-center played by this test process (a real site agent training on its data, over gRPC + mTLS with
@@ -61,7 +18,8 @@ extension ProcessFederationTests {
         let site = "treatment-center"
         let connection = try cluster.site(site)
         var agent = SiteAgent(
-            site: site, connection: InterposedConnection(connection, dropMaskUpload: dropMaskUpload, tamper: tamper),
+            site: site,
+            connection: InterposedConnection(connection, dropAt: dropMaskUpload ? .mask : nil, tamper: tamper),
             trainer: PipelineSiteTrainer(
                 dataFolder: ProcessCluster.repository.appendingPathComponent("sample-data/\(site)").path),
             clock: ContinuousClock(), retry: RetryPolicy(base: .milliseconds(100), cap: .seconds(1)),
@@ -132,8 +90,9 @@ extension ProcessFederationTests {
         let model = try await globalModel(cluster, admin, job: job)
         #expect(model.values.allSatisfy { $0.allSatisfy(\.isFinite) })
         dropping.cancel()
-        await connection.close()
         for site in ProcessCluster.sites { cluster.killClient(site) }
+        cluster.killServer()
+        await connection.close()
         await admin.close()
     }
 
@@ -171,8 +130,13 @@ extension ProcessFederationTests {
                 }
             ),
         ]
+        var opened: [GRPCFederationConnection] = []
         for (name, expected, attack) in attacks {
             let (site, connection) = try interposedSite(cluster, tamper: attack)
+            opened.append(connection)
+            // The real server keeps a site's long-poll open for its next job: the agent stops after its job; its
+            // connection is closed once the server is gone (closing waits for the open poll).
+            defer { site.cancel() }
             let job = try await admin.submit(pipeline: pipeline, name: name)
             let events = try await cluster.events(admin, job: job)
             let refusal = events.compactMap { e -> String? in
@@ -184,11 +148,10 @@ extension ProcessFederationTests {
                 continue
             }
             #expect(reason.contains(expected), "\(name): \(reason)")
-            // The real server keeps a site's long-poll open for its next job: stop this agent and its connection.
-            site.cancel()
-            await connection.close()
         }
         for site in ProcessCluster.sites { cluster.killClient(site) }
+        cluster.killServer()
+        for connection in opened { await connection.close() }
         await admin.close()
     }
 

@@ -8,49 +8,6 @@ import SecureAggregation
 import Synchronization
 import Testing
 
-/// A server that tampers with the tasks it hands out, and a site that drops out: the in-process connection with a
-/// hook on each task and upload. Records every masked upload so a test can look at what the server received.
-final class TamperingConnection: FederationConnection {
-    let inner: InProcessConnection
-    let tamper: @Sendable (inout TaskAssignment) -> Void
-    /// The stage at which the site leaves (its answer never arrives; the server hears it go).
-    let dropAt: SecureAggregationStage?
-    let uploads = Mutex<[String: [ParameterChunk]]>([:])
-
-    init(
-        _ coordinator: Coordinator<ManualClock>, dropMaskUpload: Bool = false, dropAt: SecureAggregationStage? = nil,
-        tamper: @escaping @Sendable (inout TaskAssignment) -> Void = { _ in }
-    ) {
-        inner = InProcessConnection(coordinator: coordinator)
-        self.tamper = tamper
-        self.dropAt = dropMaskUpload ? .mask : dropAt
-    }
-
-    func register(site: String) async throws(FederationError) -> String? { try await inner.register(site: site) }
-    func nextTask(site: String) async throws(FederationError) -> TaskAssignment? {
-        guard var task = try await inner.nextTask(site: site) else { return nil }
-        tamper(&task)
-        return task
-    }
-    func downloadModel(for task: TaskAssignment, maxScalars: Int) async throws(FederationError) -> [ParameterChunk] {
-        try await inner.downloadModel(for: task, maxScalars: maxScalars)
-    }
-    func uploadResult(_ header: ResultHeader, chunks: [ParameterChunk]) async throws(FederationError) {
-        if let dropAt, header.metrics[SecureAggregationStage.configKey] == Double(dropAt.number) {
-            // The site is gone at this stage: the server hears it leave (a decline) and never gets its answer.
-            var gone = ResultHeader(jobID: header.jobID, round: header.round, site: header.site, sampleCount: 1)
-            gone.payload = Array("connection lost".utf8)
-            try await inner.uploadResult(gone, chunks: [])
-            return
-        }
-        if header.metrics[SecureAggregationStage.configKey] == Double(SecureAggregationStage.mask.number) {
-            uploads.withLock { $0[header.site] = chunks }
-        }
-        try await inner.uploadResult(header, chunks: chunks)
-    }
-    func heartbeat(site: String) async throws(FederationError) { try await inner.heartbeat(site: site) }
-}
-
 @Suite("Secure aggregation of training updates over the in-process transport")
 struct SecureAggregationRoundTests {
     let targets: [String: (target: [Float], samples: Int)] = [
@@ -82,8 +39,9 @@ struct SecureAggregationRoundTests {
 
     /// Runs the job with one connection per site; returns the model (or the failure) and the connections.
     func run(
-        _ configuration: JobConfiguration, connections make: (Coordinator<ManualClock>) -> [String: TamperingConnection]
-    ) async throws -> (model: ParameterSet?, failure: String?, connections: [String: TamperingConnection]) {
+        _ configuration: JobConfiguration,
+        connections make: (Coordinator<ManualClock>) -> [String: InterposedConnection]
+    ) async throws -> (model: ParameterSet?, failure: String?, connections: [String: InterposedConnection]) {
         let pki = try TemporaryPKI()
         defer { pki.remove() }
         let clock = ManualClock()
@@ -106,8 +64,9 @@ struct SecureAggregationRoundTests {
     func equalsFedAvg() async throws {
         let (model, failure, connections) = try await run(try job("s1", rounds: 2)) { coordinator in
             [
-                "a": TamperingConnection(coordinator), "b": TamperingConnection(coordinator),
-                "c": TamperingConnection(coordinator),
+                "a": InterposedConnection(InProcessConnection(coordinator: coordinator)),
+                "b": InterposedConnection(InProcessConnection(coordinator: coordinator)),
+                "c": InterposedConnection(InProcessConnection(coordinator: coordinator)),
             ]
         }
         #expect(failure == nil)
@@ -116,7 +75,7 @@ struct SecureAggregationRoundTests {
         #expect(abs(w[0] - 1.5) < 1e-5 && abs(w[1] - 6) < 1e-5, "\(w)")
         // What the server received from a: words that decode to nothing like a's weighted diff.
         let quantizer = try RingQuantizer(clipRange: 16, participants: 3)
-        let received = connections["a"]!.uploads.withLock { $0["a"] } ?? []
+        let received = connections["a"]!.maskedUploads.withLock { $0["a"] } ?? []
         let words = received.filter { $0.tensor == "w" }.flatMap { $0.values.map(\.bitPattern) }
         #expect(words.count == 2)
         let decoded = words.map { quantizer.decode($0) }
@@ -127,8 +86,9 @@ struct SecureAggregationRoundTests {
     func dropoutRecovered() async throws {
         let (model, failure, _) = try await run(try job("s2")) { coordinator in
             [
-                "a": TamperingConnection(coordinator), "b": TamperingConnection(coordinator),
-                "c": TamperingConnection(coordinator, dropMaskUpload: true),
+                "a": InterposedConnection(InProcessConnection(coordinator: coordinator)),
+                "b": InterposedConnection(InProcessConnection(coordinator: coordinator)),
+                "c": InterposedConnection(InProcessConnection(coordinator: coordinator), dropAt: .mask),
             ]
         }
         #expect(failure == nil)
@@ -141,8 +101,9 @@ struct SecureAggregationRoundTests {
     func dropoutBeforeSharing() async throws {
         let (model, failure, _) = try await run(try job("s5")) { coordinator in
             [
-                "a": TamperingConnection(coordinator), "b": TamperingConnection(coordinator, dropAt: .share),
-                "c": TamperingConnection(coordinator),
+                "a": InterposedConnection(InProcessConnection(coordinator: coordinator)),
+                "b": InterposedConnection(InProcessConnection(coordinator: coordinator), dropAt: .share),
+                "c": InterposedConnection(InProcessConnection(coordinator: coordinator)),
             ]
         }
         #expect(failure == nil, "\(failure ?? "")")
@@ -164,8 +125,9 @@ struct SecureAggregationRoundTests {
                 task.payload = (try? SecAggMessage.encode(request)) ?? task.payload
             }
             return [
-                "a": TamperingConnection(coordinator, tamper: tamper), "b": TamperingConnection(coordinator),
-                "c": TamperingConnection(coordinator, tamper: tamper),
+                "a": InterposedConnection(InProcessConnection(coordinator: coordinator), tamper: tamper),
+                "b": InterposedConnection(InProcessConnection(coordinator: coordinator)),
+                "c": InterposedConnection(InProcessConnection(coordinator: coordinator), tamper: tamper),
             ]
         }
         #expect(model == nil)
@@ -184,8 +146,9 @@ struct SecureAggregationRoundTests {
                 task.payload = (try? SecAggMessage.encode(request)) ?? task.payload
             }
             return [
-                "a": TamperingConnection(coordinator, tamper: tamper),
-                "b": TamperingConnection(coordinator, tamper: tamper), "c": TamperingConnection(coordinator),
+                "a": InterposedConnection(InProcessConnection(coordinator: coordinator), tamper: tamper),
+                "b": InterposedConnection(InProcessConnection(coordinator: coordinator), tamper: tamper),
+                "c": InterposedConnection(InProcessConnection(coordinator: coordinator)),
             ]
         }
         #expect(model == nil)
