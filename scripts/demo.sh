@@ -48,6 +48,20 @@ for name, report in (("plain FedAvg", plain), ("DP-SGD (σ 1.0, C 1, B 2)", dp))
     print("%-28s" % name + "".join("%-24s" % c for c in cells) + "%.3f" % row["mean"])
 PY
 
+echo "== the same study with secure aggregation: the server sees only the sum of the masked updates (server + 3 sites)"
+"$bin" simulate pipelines/segmentation-unet2d-secagg.yaml --data sample-data --output "$out/simulate-secagg" --no-baselines
+python3 - "$out/simulate/metrics.json" "$out/simulate-secagg/metrics.json" <<'PY'
+import json, sys
+plain, secure = (json.load(open(p)) for p in sys.argv[1:3])
+print("Federated model: Dice on each site's held-out patients, plain FedAvg and with secure aggregation")
+print("%-28s" % "run" + "".join("%-20s" % s for s in plain["sites"]) + "mean Dice   seconds a round")
+for name, report in (("plain FedAvg", plain), ("secure aggregation", secure)):
+    row = report["comparison"][0]
+    seconds = sorted(r["seconds"] for r in report["rounds"])[len(report["rounds"]) // 2]
+    print("%-28s" % name + "".join("%-20.3f" % row["dice"][s] for s in report["sites"]) + "%-12.3f%.1f"
+          % (row["mean"], seconds))
+PY
+
 echo "== segment a study with the federated model (DICOM SEG out, read back)"
 model="$out/simulate/global.safetensors"
 "$bin" predict --model "$model" --pipeline pipelines/segmentation-unet2d.yaml sample-data/research-center/sub-001/ct \
