@@ -81,12 +81,25 @@ struct MaskedSum: Sendable {
     /// Sites that added some words but not all.
     var partial: [String] { progress.keys.filter { !isComplete($0) }.sorted() }
 
-    /// Splits `values` (one per word, the weight last) into a parameter set shaped like the model.
-    func parameters(_ values: [Float]) -> ParameterSet {
+    /// Moves the sum out (the sum is empty afterwards): no copy of a model-sized array.
+    mutating func takeWords() -> [UInt32] {
+        var out: [UInt32] = []
+        swap(&out, &words)
+        progress = [:]
+        return out
+    }
+
+    /// A parameter set shaped like the model from `words` (one per value, the weight word last): value i is
+    /// `decode(words[i])`, each tensor written once.
+    func parameters(_ words: [UInt32], decode: (UInt32) -> Float) -> ParameterSet {
         ParameterSet(
             slots.dropLast().map { slot in
                 ParameterTensor(
-                    name: slot.name, shape: slot.shape, values: Array(values[slot.start..<(slot.start + slot.count)]))
+                    name: slot.name, shape: slot.shape,
+                    values: [Float](unsafeUninitializedCapacity: slot.count) { out, n in
+                        for i in 0..<slot.count { out[i] = decode(words[slot.start + i]) }
+                        n = slot.count
+                    })
             })
     }
 }

@@ -239,7 +239,8 @@ struct SecureRound: Sendable {
     /// The unmasked weighted mean of the survivors' updates, shaped like the model, and their stage-1 reports.
     /// - Throws: `SecureAggregationShortfall` when the masks cannot be removed or the sum is implausible.
     mutating func mean() throws(SecureAggregationShortfall) -> (meanDiff: ParameterSet, committed: Committed) {
-        var words = sum.words
+        // The sum is moved out and unmasked in place; the mean is written straight into the model's tensors.
+        var words = sum.takeWords()
         do throws(SecureAggregationError) {
             guard let unmasking else {
                 throw SecureAggregationError(.reconstruction, "no unmask shares arrived")
@@ -264,11 +265,9 @@ struct SecureRound: Sendable {
                 "the unmasked weights sum to \(weightSum) for \(survivors.count) sites: a participant sent words "
                     + "outside the protocol")
         }
-        var values = [Float](repeating: 0, count: words.count)
-        for i in 0..<(words.count - 1) { values[i] = Float(quantizer.decode(words[i]) / weightSum) }
         var committed: Committed = [:]
         for site in survivors { committed[site] = trained[site] }
-        return (sum.parameters(values), committed)
+        return (sum.parameters(words) { Float(quantizer.decode($0) / weightSum) }, committed)
     }
 }
 
