@@ -241,7 +241,8 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
                     + "(\(error.message)); the job stops at the last checkpoint (round "
                     + "\(completedRounds))")
         }
-        spareSums = meanDiff
+        // A plain round reuses the mean's storage for its next sums; a secure round sums masked words instead.
+        spareSums = configuration.secureAggregation == nil ? meanDiff : nil
         // What the server computed about each result (norm, norm-bound scale, Krum's choice) beside what the site
         // reported, under a prefix the intake refuses in a site's own metric names.
         var metrics = committed.mapValues(\.metrics)
