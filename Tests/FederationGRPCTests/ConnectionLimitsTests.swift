@@ -305,17 +305,18 @@ struct ConnectionLimitsTests {
 
     @Test(
         "The idle timeout closes a connection without calls, never one holding a long-poll",
-        .timeLimit(.minutes(1)))
+        .timeLimit(.minutes(3)))
     func longPollIsNotIdle() async throws {
         let clock = ManualClock()
         let job = JobConfiguration(jobID: "i1", rounds: 1, sites: ["a"], minClients: 1)
         let coordinator = Coordinator(configuration: job, initialModel: initial, strategy: FedAvg(), clock: clock)
         let service = PollCountingService(coordinator)
         var limits = TransportLimits()
-        // The silent socket's handshake timeout is the test's clock: it fires well after the idle timeout.
+        // The silent socket's handshake timeout is the test's clock: it fires well after the idle timeout. Both are
+        // long enough that a loaded machine (the whole suite on 2 cores) does not turn scheduling delays into idleness.
         limits.connection = try ConnectionLimits(
-            handshakeTimeout: .milliseconds(1500),
-            idleTimeout: .milliseconds(300))
+            handshakeTimeout: .seconds(5),
+            idleTimeout: .seconds(1))
         try await Federation.with(service, limits: limits) { federation in
             let a = try federation.connect(try federation.pki.issue("a", role: "site"), limits: limits)
             let poll = Task { try await a.nextTask(site: "a") }
