@@ -20,7 +20,7 @@ DEBUG_DIR=${DEBUG_DIR:-$(swift build --show-bin-path 2>/dev/null || echo "$ROOT/
 DESCRIPTION=$DEBUG_DIR/description.json
 # The linker settings of CDCMTKShim in Package.swift.
 DCMTK_LIBS=(-ldcmseg -ldcmfg -ldcmiod -ldcmjpls -ldcmjpeg -ldcmimgle -ldcmdata -loflog -lofstd -lopenjp2 -lstdc++)
-ALL_TARGETS=(dicom-shim safetensors chunk-codec dicom-series pipeline-yaml query-yaml)
+ALL_TARGETS=(dicom-shim safetensors chunk-codec dicom-series pipeline-yaml query-yaml secagg-messages)
 mkdir -p "$BIN" "$OUT/obj"
 
 # True when $1 exists and is newer than every file given after it.
@@ -116,6 +116,7 @@ build() {
     dicom-series) build_swift_target dicom-series DICOMIO ;;
     pipeline-yaml) build_swift_target pipeline-yaml Volumes Training FederationJobs ;;
     query-yaml) build_swift_target query-yaml FederatedAnalytics ;;
+    secagg-messages) build_swift_target secagg-messages SecureAggregation ;;
     *) echo "Fuzz/build.sh: unknown target '$1' (targets: ${ALL_TARGETS[*]})" >&2; return 1 ;;
     esac
     echo "fuzz target $1: $BIN/$1 ($((SECONDS - start)) s)"

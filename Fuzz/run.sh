@@ -21,7 +21,7 @@ while getopts "s:r" opt; do
     esac
 done
 shift $((OPTIND - 1))
-ALL_TARGETS=(dicom-shim safetensors chunk-codec dicom-series pipeline-yaml query-yaml)
+ALL_TARGETS=(dicom-shim safetensors chunk-codec dicom-series pipeline-yaml query-yaml secagg-messages)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${ALL_TARGETS[@]}")
 
