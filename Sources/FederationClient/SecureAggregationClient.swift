@@ -54,13 +54,31 @@ struct SecureAggregationClient: Sendable {
     private var session: SecAggSiteSession?
     private var weight = 1.0
     private var revealed: Set<String> = []
+    /// Whether this site revealed unmasking shares for (job, round) before this process started: read from its
+    /// egress log, so a restarted client refuses a second unmasking too. Nil: no log (in-process runs).
+    let revealedBefore: (@Sendable (_ job: String, _ round: Int) -> Bool)?
     /// The masked vector of the current session (sent again as it was if the server asks again).
     private var masked: [ParameterChunk]?
 
-    init(site: String, credentials: SecureAggregationCredentials?, chunkScalars: Int) {
+    init(
+        site: String, credentials: SecureAggregationCredentials?, chunkScalars: Int,
+        revealedBefore: (@Sendable (_ job: String, _ round: Int) -> Bool)? = nil
+    ) {
         self.site = site
         self.credentials = credentials
         self.chunkScalars = chunkScalars
+        self.revealedBefore = revealedBefore
+    }
+
+    /// Whether the egress log holds this site's unmask answer for (job, round): the answer to stage 5 that the
+    /// server accepted.
+    static func revealed(in log: EgressLog, job: String, round: Int) -> Bool {
+        // A log that cannot be read counts as "revealed": the site then refuses rather than risk a second unmasking.
+        guard let records = try? log.records(job: job) else { return true }
+        return records.contains {
+            $0.round == round && $0.kind == .secureAggregation
+                && $0.metrics[SecureAggregationStage.configKey] == Double(SecureAggregationStage.unmask.number)
+        }
     }
 
     static func stage(of task: TaskAssignment) -> SecureAggregationStage? {
@@ -90,7 +108,7 @@ struct SecureAggregationClient: Sendable {
                     + "certificate and CA for it")
         }
         let key = "\(task.jobID)/\(task.round)"
-        guard !revealed.contains(key) else {
+        guard !revealed.contains(key), revealedBefore?(task.jobID, task.round) != true else {
             throw FederationError(
                 .declined,
                 "this site already revealed its unmasking shares for round \(task.round); a second session of the "

@@ -215,7 +215,12 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
         /// The last training result sent (views into its diff), until the next training task: what the site sends
         /// again when the server asks for the same round again.
         var lastSent: (header: ResultHeader, chunks: [ParameterChunk])?
-        var secure = SecureAggregationClient(site: site, credentials: secureAggregation, chunkScalars: chunkScalars)
+        var revealedBefore: (@Sendable (String, Int) -> Bool)?
+        if let log = egressLog {
+            revealedBefore = { job, round in SecureAggregationClient.revealed(in: log, job: job, round: round) }
+        }
+        var secure = SecureAggregationClient(
+            site: site, credentials: secureAggregation, chunkScalars: chunkScalars, revealedBefore: revealedBefore)
 
         /// The model of a task; nil when the round closed while it was coming (downloads are pulled range by range)
         /// or the server refused it (said in the log; the site then sits the round out): the agent then takes its

@@ -227,3 +227,51 @@ extension SecureAggregationRoundTests {
         #expect(worst < 1e-6, "largest error \(worst)")
     }
 }
+
+extension SecureAggregationRoundTests {
+    @Test("A restarted site client reads its egress log: it takes no part in a second unmasking of a round")
+    func revealedRoundSurvivesARestart() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("secagg-egress-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let pki = try TemporaryPKI()
+        defer { pki.remove() }
+        let log = try EgressLog(path: folder.appendingPathComponent("a.sqlite").path)
+        var declines: [String] = []
+        // The same job and round twice (as a server restored from a checkpoint taken before the round closed): the
+        // second time site a, a new client process on the same kit, declines; b and c close the round.
+        for attempt in 0..<2 {
+            let clock = ManualClock()
+            let coordinator = Coordinator(
+                configuration: try job("s6"), initialModel: initial, strategy: FedAvg(), clock: clock)
+            let events = await coordinator.observe()
+            let watcher = Task {
+                var seen: [String] = []
+                for await event in events {
+                    if case .siteDeclined(_, let site, let reason) = event { seen.append("\(site): \(reason)") }
+                    if event.isTerminal { clock.advance(by: .seconds(100_000)) }
+                }
+                return seen
+            }
+            var agents: [SiteAgent<ManualClock>] = []
+            for site in ["a", "b", "c"] {
+                var agent = try agent(site, InProcessConnection(coordinator: coordinator), clock, pki: pki)
+                if site == "a" { agent.egressLog = log }
+                agents.append(agent)
+            }
+            let running = agents.map { agent in Task { try await agent.run() } }
+            let model = try await coordinator.run()
+            for task in running { _ = try? await task.value }
+            let seen = await watcher.value
+            let w = try #require(model["w"]?.values)
+            if attempt == 0 {
+                #expect(seen.isEmpty && abs(w[0] - 1.5) < 1e-5, "\(seen) \(w)")
+            } else {
+                declines = seen
+                // (1·[3,6] + 0.5·[-1,10]) / 1.5 without a.
+                #expect(abs(w[0] - 5.0 / 3) < 1e-5 && abs(w[1] - 22.0 / 3) < 1e-5, "\(w)")
+            }
+        }
+        #expect(declines.count == 1 && declines[0].hasPrefix("a: this site already revealed"), "\(declines)")
+    }
+}
