@@ -170,6 +170,8 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
             while true {
                 do { return try await body() } catch  where error.code == .transient {
                     attempt += 1
+                    // A cancelled agent stops: its waits below would return at once and the loop would spin.
+                    if Task.isCancelled { throw error }
                     if let max = retry.maxAttempts, attempt >= max { throw error }
                     let unit = Double(jitter.next() >> 11) * 0x1p-53
                     let wait = retry.delay(attempt: attempt - 1, unit: unit)
@@ -196,6 +198,7 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                     return try await retrying(what, body)
                 } catch  where error.code != .transient && !Self.fatalErrors.contains(error.code) {
                     attempt += 1
+                    if Task.isCancelled { throw error }
                     if let max = retry.maxAttempts, attempt >= max { throw error }
                     log("\(site): \(what) failed: \(error.message); asking again")
                     let unit = 0.5 + Double(jitter.next() >> 11) * 0x1p-54
@@ -301,6 +304,9 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                     })
             else { return rounds }
             if let refused, refused == (task.jobID, task.round) {
+                if Task.isCancelled {
+                    throw FederationError(.jobFailed, "\(site): the site agent was cancelled")
+                }
                 let unit = 0.5 + Double(jitter.next() >> 11) * 0x1p-54
                 try? await clock.sleep(for: retry.delay(attempt: waits, unit: unit))
                 waits += 1
