@@ -175,7 +175,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // Shared by the federation tests and benchmarks (never by production code): a manual clock and a throw-away PKI.
+        // Shared by the federation tests and benchmarks (never by production code): a manual clock, a throw-away PKI,
+        // a connection a test can interpose on.
         .target(
             name: "FederationTestSupport",
             dependencies: [

@@ -574,7 +574,8 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
                     .resultRejected(
                         round: driver.round, site: site,
                         reason: "counted, then taken out with "
-                            + "the round's sums: another result failed part-way and the sums are rebuilt from the results "
+                            + "the round's sums: another result failed part-way and the sums are rebuilt from the "
+                            + "results "
                             + "sent again; \(site) is asked for its result again"))
                 driver.reopen(site)
             }

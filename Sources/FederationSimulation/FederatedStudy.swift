@@ -162,7 +162,8 @@ public struct FederatedStudy: Sendable {
             let t = SegmentationSiteTrainer(cases: cases, configuration: training, preprocessing: preprocessing)
             trainers[site] = t
             progress(
-                "site \(site): \(t.train.count) training and \(t.validation.count) validation patients, \(t.sampleCount) training slices"
+                "site \(site): \(t.train.count) training and \(t.validation.count) validation patients, "
+                    + "\(t.sampleCount) training slices"
             )
         }
         let initial = Trainer(configuration: training, preprocessing: preprocessing)
@@ -349,7 +350,8 @@ public final class StudyProgress: Sendable {
                 return
             }
             progress(
-                "round \(r)\(attempt > 0 ? " (attempt \(attempt + 1))" : ""): training at \(sites.joined(separator: ", "))"
+                "round \(r)\(attempt > 0 ? " (attempt \(attempt + 1))" : ""): training at "
+                    + sites.joined(separator: ", ")
             )
         case .resultAccepted(_, let site, let n, let metrics):
             state.withLock {

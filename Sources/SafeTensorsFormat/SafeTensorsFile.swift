@@ -296,15 +296,15 @@ public enum SafeTensorsFile {
         out.reserveCapacity(values.count)
         for v in values {
             // JSON true/false also arrive as NSNumber, of type "c" (char): rejected. Doubles below 2^53 are exact.
-            guard let n = v as? NSNumber, String(cString: n.objCType) != "c", n.doubleValue.isFinite,
-                n.doubleValue == n.doubleValue.rounded(), abs(n.doubleValue) < Double(maximumHeaderInteger)
+            guard let n = v as? NSNumber, String(cString: n.objCType) != "c",
+                let integer = Int(exactly: n.doubleValue), integer.magnitude < UInt(maximumHeaderInteger)
             else {
                 throw SafeTensorsError(
                     .invalidHeader,
                     "tensor '\(name)': \(field) must hold integers of "
                         + "magnitude below 2^53, found \(v)")
             }
-            out.append(Int(n.doubleValue))
+            out.append(integer)
         }
         return out
     }

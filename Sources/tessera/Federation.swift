@@ -148,7 +148,8 @@ struct Client: ParsableCommand {
             --data with the job's pipeline each round and sends back only the weight diff, through the filters in \
             the kit's filters.yaml. The kit's training-policy.yaml says which jobs the site takes; every DP update \
             is charged to the site's privacy ledger (shared with statistics queries) before it leaves, and a round \
-            that would pass the site's budget (site-policy.yaml) is declined with the reason. Network errors are retried with exponential backoff and jitter; the client only \
+            that would pass the site's budget (site-policy.yaml) is declined with the reason. Network errors are \
+            retried with exponential backoff and jitter; the client only \
             exits on --once (after one job) or on an error that retrying cannot fix.
             """)
 
@@ -165,7 +166,10 @@ struct Client: ParsableCommand {
 
     @Option(
         help:
-            "The site's privacy policy for statistics queries (default: site-policy.yaml in the kit, else built-in defaults)."
+            """
+            The site's privacy policy for statistics queries (default: site-policy.yaml in the kit, else built-in \
+            defaults).
+            """
     )
     var policy: String?
 
@@ -346,7 +350,8 @@ struct Admin: ParsableCommand {
             }
             for j in jobs {
                 print(
-                    "\(j.jobID)  \(j.name)  \(j.kind.rawValue)  \(j.state.rawValue)  round \(j.completedRounds)/\(j.rounds)  "
+                    "\(j.jobID)  \(j.name)  \(j.kind.rawValue)  \(j.state.rawValue)  "
+                        + "round \(j.completedRounds)/\(j.rounds)  "
                         + "submitted \(j.submittedAt) by \(j.submittedBy)"
                         + (j.finishedAt.isEmpty ? "" : ", ended \(j.finishedAt)")
                         + (j.reason.isEmpty ? "" : ": \(j.reason)"))

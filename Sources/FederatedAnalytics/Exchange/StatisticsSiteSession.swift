@@ -447,7 +447,8 @@ public struct StatisticsSiteSession: Sendable {
                     throw AnalyticsError(
                         .policyViolation,
                         "the first pass's category "
-                            + "\(CheckedConversion.quoted(name)) for '\(key)' \(problem); site \(site.name) does not answer it"
+                            + "\(CheckedConversion.quoted(name)) for '\(key)' \(problem); site \(site.name) "
+                            + "does not answer it"
                     )
                 }
             }
