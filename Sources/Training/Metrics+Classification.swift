@@ -132,7 +132,7 @@ extension Metrics {
     /// numpy's default (linear) quantile of sorted values.
     static func quantile(_ sorted: [Double], _ q: Double) -> Double {
         let h = Double(sorted.count - 1) * q
-        let lo = Int(h.rounded(.down))
+        let lo = min(max(Int(exactly: h.rounded(.down)) ?? 0, 0), sorted.count - 1)
         let hi = min(lo + 1, sorted.count - 1)
         return sorted[lo] + (h - Double(lo)) * (sorted[hi] - sorted[lo])
     }
