@@ -44,6 +44,12 @@ public struct ComparisonRow: Sendable, Codable {
     public var model: String
     public var dice: [String: Double]
     public var mean: Double
+
+    public init(model: String, dice: [String: Double], mean: Double) {
+        self.model = model
+        self.dice = dice
+        self.mean = mean
+    }
 }
 
 /// What `tessera simulate` reports.
@@ -325,8 +331,8 @@ public final class StudyProgress: Sendable {
             }
             if evaluating { return }
             progress(
-                "round \(r)\(attempt > 0 ? " (attempt \(attempt + 1))" : ""): training at \(sites.joined(separator: ", "))"
-            )
+                "round \(r)\(attempt > 0 ? " (attempt \(attempt + 1))" : ""): training at "
+                    + sites.joined(separator: ", "))
         case .resultAccepted(_, let site, let n, let metrics):
             state.withLock {
                 $0.dice[site] = metrics[metric]
