@@ -152,7 +152,7 @@ struct ModelGoldenTests {
 /// as Golden/interop-models.txt.
 @Suite("Interoperability checkpoints for MONAI and PyTorch: BasicUNet, ResNet")
 struct ModelInteropTests {
-    @Test("Write basicunet2d, basicunet3d and resnet checkpoints and logits; they read back identically")
+    @Test("Write basicunet2d, basicunet3d, resnet and resnet3d checkpoints and logits; they read back identically")
     func writeCheckpoints() throws {
         let folder = ProcessInfo.processInfo.environment["TESSERA_INTEROP_DIR"] ?? "/tmp/tessera-interop"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -163,16 +163,22 @@ struct ModelInteropTests {
         // Train the ResNet for one step so its running statistics are not the initial 0 and 1.
         let x = Tensor.randomNormal([4, 1, 16, 16], generator: &g)
         _ = try resnet.forward(x, training: true)
+        // The 3-D classifier (resnet3d's default widths) from its own generator: the cases above keep their values.
+        var g3 = SeededGenerator(seed: 2028)
+        var resnet3 = ResNet(dimensions: 3, inputChannels: 1, classes: 2, widths: [8, 16, 32], generator: &g3)
+        _ = try resnet3.forward(Tensor.randomNormal([2, 1, 8, 12, 16], generator: &g3), training: true)
         let cases: [(String, any Module, Tensor)] = [
             ("basicunet2d", unet2, .randomNormal([1, 1, 64, 48], generator: &g)),
             ("basicunet3d", unet3, .randomNormal([1, 1, 16, 32, 16], generator: &g)),
             ("resnet", resnet, .randomNormal([2, 1, 20, 20], generator: &g)),
+            ("resnet3d", resnet3, .randomNormal([2, 1, 9, 12, 10], generator: &g3)),
         ]
         for (name, model, input) in cases {
             let logits: Tensor
             switch name {
             case "basicunet2d": logits = try unet2.forward(input).output
             case "basicunet3d": logits = try unet3.forward(input).output
+            case "resnet3d": logits = try resnet3.forward(input, training: false).output
             default: logits = try resnet.forward(input, training: false).output
             }
             let path = "\(folder)/\(name).safetensors"

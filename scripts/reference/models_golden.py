@@ -214,7 +214,8 @@ def check(folder):
                "basicunet3d": (lambda: BasicUNet(spatial_dims=3, in_channels=1, out_channels=2), True),
                # PyTorch's BatchNorm fills in its int64 num_batches_tracked counter when a state_dict lacks it (as
                # Tessera's do), so strict loading applies to the ResNet too.
-               "resnet": (lambda: resnet_classes()(1, 2), True)}
+               "resnet": (lambda: resnet_classes()(1, 2), True),
+               "resnet3d": (lambda: resnet_classes(3)(1, 2, (8, 16, 32)), True)}
     for name, (make, strict) in configs.items():
         weights = os.path.join(folder, f"{name}.safetensors")
         if not os.path.exists(weights):
