@@ -49,10 +49,18 @@ public struct ClassifierTrainer: Sendable {
         }
     }
 
-    /// Training and validation studies, split by patient as every trainer does (`Trainer.heldOutPatients`).
+    /// Training and validation studies, split by patient as every trainer does (`Trainer.heldOutPatients`), and
+    /// stratified: the rule runs within each class (a patient counts in the class of its first study), so the
+    /// held-out studies hold every class that has two or more patients and their AUC is defined.
     public func split(_ cases: [ClassificationCase]) -> (train: [ClassificationCase], validation: [ClassificationCase])
     {
-        let held = Trainer.heldOutPatients(cases.map(\.patientID), configuration: configuration)
+        var classOf: [String: Int] = [:]
+        for c in cases where classOf[c.patientID] == nil { classOf[c.patientID] = c.label ?? -1 }
+        var held = Set<String>()
+        for k in Set(classOf.values).sorted() {
+            let patients = classOf.filter { $0.value == k }.map(\.key)
+            held.formUnion(Trainer.heldOutPatients(patients, configuration: configuration))
+        }
         return (cases.filter { !held.contains($0.patientID) }, cases.filter { held.contains($0.patientID) })
     }
 
