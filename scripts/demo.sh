@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: read each sample site, report it, convert its first study (CT + DICOM SEG) to NIfTI, run the cohort
-# statistics query over the three sites, run the federated segmentation study, and segment a study with its model.
+# statistics query over the three sites, run the federated segmentation study, and segment a study with its model;
+# then a federated classification study on the sites' screening cohorts (labels from each site's CSV).
 # The federated steps (`tessera simulate`) provision a throw-away project and run a `tessera server` process and one
 # `tessera client` process per site over loopback mutual TLS.
 set -euo pipefail
@@ -61,6 +62,10 @@ for name, report in (("plain FedAvg", plain), ("secure aggregation", secure)):
     print("%-28s" % name + "".join("%-20.3f" % row["dice"][s] for s in report["sites"]) + "%-12.3f%.1f"
           % (row["mean"], seconds))
 PY
+echo "== a federated classification study (liver lesion or not): 3-D ResNet, each site's labels.csv beside its screening cohort"
+"$bin" simulate pipelines/classification-resnet3d.yaml --data sample-data/classification --output "$out/classify"
+"$bin" predict --model "$out/classify/global.safetensors" --pipeline pipelines/classification-resnet3d.yaml \
+  sample-data/classification/research-center --output "$out/classify/research-center-predictions.csv" | tail -n 1
 
 echo "== segment a study with the federated model (DICOM SEG out, read back)"
 model="$out/simulate/global.safetensors"
@@ -68,4 +73,5 @@ model="$out/simulate/global.safetensors"
   --output "$out/research-center-sub-001-prediction.dcm"
 "$bin" convert sample-data/research-center/sub-001/ct --segmentation "$out/research-center-sub-001-prediction.dcm" \
   --output "$out/research-center-sub-001-prediction.nii.gz"
-echo "Everything is in $out/: NIfTI, inspection JSON, stats/statistics.html, simulate/report.html, the global model"
+echo "Everything is in $out/: NIfTI, inspection JSON, stats/statistics.html, simulate/report.html, the global model,"
+echo "classify/report.html and the per-study predictions (classify/research-center-predictions.csv and .json)"

@@ -191,9 +191,7 @@ public actor SitePrivacyGatekeeper: SiteGatekeeper {
         }
         let federation = try FederationConfiguration(yaml: pipeline, limits: limits)
         let m = training.model
-        let count = UNet.parameterCount(
-            dimensions: m.dimensions, encoderChannels: m.encoderChannels,
-            bottleneckChannels: m.bottleneckChannels, classes: m.classes)
+        let count = m.parameterCount
         let plan = Plan(training: training, federation: federation, parameters: count)
         parsed = (pipeline, plan)
         return plan

@@ -3,6 +3,7 @@ import FederationClient
 import FederationCore
 import FederationServer
 import Foundation
+import NeuralNetwork
 import Training
 import Volumes
 import Yams
@@ -28,7 +29,9 @@ public struct StudyJobFactory: JobFactory {
         var preprocessing: PreprocessingConfiguration
     }
 
-    static let trainingSections: Set<String> = ["preprocessing", "augmentation", "model", "training", "federation"]
+    static let trainingSections: Set<String> = [
+        "preprocessing", "augmentation", "model", "training", "federation", "classification",
+    ]
     static let statisticsSections: Set<String> = ["query", "federation"]
 
     /// Refuses a pipeline larger than the limit before it is parsed, and a top-level key no reader knows.
@@ -148,13 +151,16 @@ public struct StudyJobFactory: JobFactory {
                 limits: queryLimits)
         }
         let p = try parse(pipeline)
-        let initial = Trainer(configuration: p.training, preprocessing: p.preprocessing)
+        let initial: NamedTensors
+        do { initial = try p.training.initialState(preprocessing: p.preprocessing) } catch {
+            throw FederationError(.invalidConfiguration, "the job's model cannot be built: \(error.message)")
+        }
         var job = p.federation.jobConfiguration(jobID: jobID, sites: p.federation.sites)
         job.taskConfig["pipeline"] = .string(pipeline)
         job.taskConfig["submitted_by"] = .string(submittedBy)
         job.maxHeldUpdateBytes = limits.maxHeldUpdateBytes
         let coordinator = Coordinator(
-            configuration: job, initialModel: SegmentationSiteTrainer.parameterSet(initial.model.stateDict),
+            configuration: job, initialModel: SegmentationSiteTrainer.parameterSet(initial),
             strategy: p.federation.makeStrategy(learningRate: Double(p.training.optimizer.learningRate)),
             clock: ContinuousClock(), store: store, workDirectory: store.jobFolder(jobID) + "/spill")
         guard p.federation.crossSiteEvaluation else { return coordinator }

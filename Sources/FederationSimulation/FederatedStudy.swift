@@ -18,9 +18,10 @@ public struct RoundSummary: Sendable, Codable {
     public var round: Int
     public var participants: [String]
     public var closedBy: String
-    /// Validation Dice each site reported after its local training this round.
+    /// The study's metric (`StudyReport.metric`: Dice, or ROC AUC for classification) each site reported after its
+    /// local training this round (the JSON keeps the name `siteDice` for both).
     public var siteDice: [String: Double]
-    /// The new global model's Dice on every site's held-out patients.
+    /// The new global model's metric on every site's held-out patients.
     public var globalDice: [String: Double]
     public var seconds: Double
     /// ε each site's privacy ledger says the job has spent there after this round (DP jobs; at the site's
@@ -41,15 +42,24 @@ public struct RoundSummary: Sendable, Codable {
     }
 }
 
-/// A model evaluated on every site's held-out patients.
+/// A model evaluated on every site's held-out patients (`dice` holds the study's metric, `StudyReport.metric`).
 public struct ComparisonRow: Sendable, Codable {
     public var model: String
     public var dice: [String: Double]
     public var mean: Double
+
+    public init(model: String, dice: [String: Double], mean: Double) {
+        self.model = model
+        self.dice = dice
+        self.mean = mean
+    }
 }
 
 /// What `tessera simulate` reports.
 public struct StudyReport: Sendable, Codable {
+    /// What the per-site figures are: `dice` (segmentation) or `auc` (classification: ROC AUC of the positive
+    /// class on the held-out studies).
+    public var metric = "dice"
     public var strategy: String
     public var sites: [String]
     public var rounds: [RoundSummary]
@@ -109,14 +119,14 @@ public protocol StudyFederation: Sendable {
     /// in-process run uses them; site processes read their own folders).
     func federate(
         pipeline: String, sites: [String], dataRoot: String, output: String, initialModel: ParameterSet,
-        trainers: [String: SegmentationSiteTrainer],
+        trainers: [String: any LocalTrainer],
         progress: @escaping @Sendable (String) -> Void
     ) async throws -> FederatedOutcome
 }
 
-/// A whole federated segmentation study: the federated rounds (through `federation`), then every model evaluated on
-/// every site's held-out patients, and the comparison with local-only and centralised training on the same epoch
-/// budget.
+/// A whole federated study, segmentation or classification (`StudySites`): the federated rounds (through
+/// `federation`), then every model evaluated on every site's held-out patients (Dice or ROC AUC), and the comparison
+/// with local-only and centralised training on the same epoch budget.
 public struct FederatedStudy: Sendable {
     public var pipeline: String
     public var dataRoot: String
@@ -154,25 +164,15 @@ public struct FederatedStudy: Sendable {
                 .invalidConfiguration,
                 "\(siteNames.count) site folder(s) under \(dataRoot) but min_clients is \(federation.minClients)")
         }
-        var trainers: [String: SegmentationSiteTrainer] = [:]
-        for site in siteNames {
-            let cases = try SegmentationDataset.load(
-                folder: dataRoot + "/" + site, preprocessing: preprocessing,
-                segments: training.model.segments)
-            let t = SegmentationSiteTrainer(cases: cases, configuration: training, preprocessing: preprocessing)
-            trainers[site] = t
-            progress(
-                "site \(site): \(t.train.count) training and \(t.validation.count) validation patients, "
-                    + "\(t.sampleCount) training slices"
-            )
-        }
-        let initial = Trainer(configuration: training, preprocessing: preprocessing)
-        let initialModel = SegmentationSiteTrainer.parameterSet(initial.model.stateDict)
+        let sites = try StudySites.load(
+            sites: siteNames, dataRoot: dataRoot, training: training, preprocessing: preprocessing,
+            progress: progress)
+        let initialModel = SegmentationSiteTrainer.parameterSet(try training.initialState(preprocessing: preprocessing))
         let submitted =
             federation.sites.isEmpty ? try FederationConfiguration.pipeline(text, withSites: siteNames) : text
         let outcome = try await self.federation.federate(
             pipeline: submitted, sites: siteNames, dataRoot: dataRoot,
-            output: output, initialModel: initialModel, trainers: trainers,
+            output: output, initialModel: initialModel, trainers: sites.trainers,
             progress: progress)
         let global = outcome.global
         // Evaluate the global model of every round on every site? The final one, and per-round from checkpoints.
@@ -180,45 +180,36 @@ public struct FederatedStudy: Sendable {
         for i in rounds.indices {
             if let saved = outcome.roundModels[rounds[i].round] {
                 let model = try saved.reordered(like: initialModel)
-                for site in siteNames { rounds[i].globalDice[site] = try trainers[site]?.evaluate(model).first }
+                for site in siteNames { rounds[i].globalDice[site] = try sites.score(model, site: site) }
             }
         }
         var comparison: [ComparisonRow] = []
         func row(_ name: String, _ model: ParameterSet) throws -> ComparisonRow {
             var dice: [String: Double] = [:]
-            for site in siteNames { dice[site] = try trainers[site]?.evaluate(model).first ?? 0 }
+            for site in siteNames { dice[site] = try sites.score(model, site: site) ?? 0 }
             return ComparisonRow(model: name, dice: dice, mean: dice.values.reduce(0, +) / Double(max(dice.count, 1)))
         }
         comparison.append(try row("federated (\(federation.strategy))", global))
         // Save the global model as a checkpoint `tessera predict` can use.
-        var finalTrainer = Trainer(configuration: training, preprocessing: preprocessing)
-        try finalTrainer.load(SegmentationSiteTrainer.namedTensors(global))
-        try finalTrainer.save(
-            to: output + "/global.safetensors",
-            metadata: [
-                "strategy": federation.strategy,
-                "rounds": String(federation.rounds),
-            ])
+        try sites.save(
+            global, configuration: training, preprocessing: preprocessing, to: output + "/global.safetensors",
+            metadata: ["strategy": federation.strategy, "rounds": String(federation.rounds)])
         if compare {
             var budget = training
             budget.epochs = federation.rounds * federation.localEpochs
             for site in siteNames {
-                guard let t = trainers[site] else { continue }
                 progress("baseline: local-only training at \(site) (\(budget.epochs) epochs)")
-                var local = Trainer(configuration: budget, preprocessing: preprocessing)
-                _ = try local.fit(train: t.train, validation: [])
-                comparison.append(
-                    try row("local only: \(site)", SegmentationSiteTrainer.parameterSet(local.model.stateDict)))
+                let local = try sites.baseline(sites: [site], configuration: budget, preprocessing: preprocessing)
+                comparison.append(try row("local only: \(site)", local))
             }
             progress("baseline: centralised training on the pooled data (\(budget.epochs) epochs)")
-            var pooled = Trainer(configuration: budget, preprocessing: preprocessing)
-            _ = try pooled.fit(train: siteNames.flatMap { trainers[$0]?.train ?? [] }, validation: [])
-            comparison.append(
-                try row("centralised (pooled data)", SegmentationSiteTrainer.parameterSet(pooled.model.stateDict)))
+            let pooled = try sites.baseline(sites: siteNames, configuration: budget, preprocessing: preprocessing)
+            comparison.append(try row("centralised (pooled data)", pooled))
         }
-        let report = StudyReport(
+        var report = StudyReport(
             strategy: federation.strategy, sites: siteNames, rounds: rounds, comparison: comparison,
             crossSite: outcome.crossSite, totalSeconds: Date().timeIntervalSince(started))
+        report.metric = sites.metric
         try StudyReportWriter.write(report, to: output)
         return report
     }
@@ -240,7 +231,7 @@ public struct InProcessFederation: StudyFederation {
 
     public func federate(
         pipeline text: String, sites siteNames: [String], dataRoot: String, output: String,
-        initialModel: ParameterSet, trainers: [String: SegmentationSiteTrainer],
+        initialModel: ParameterSet, trainers: [String: any LocalTrainer],
         progress: @escaping @Sendable (String) -> Void
     ) async throws -> FederatedOutcome {
         let training = try TrainingConfiguration(yaml: text)
@@ -266,7 +257,7 @@ public struct InProcessFederation: StudyFederation {
         let events = await runner.observe()
         let connection = InProcessConnection(coordinator: runner)
         let frozenTrainers = trainers
-        let follower = StudyProgress(progress)
+        let follower = StudyProgress(metric: StudySites.metric(for: training), progress)
         let observer = Task { for await event in events { follower.handle(event) } }
         // Secure aggregation needs site certificates: an in-process run issues throw-away ones from a fresh CA.
         let credentials = federation.secureAggregation == nil ? [:] : try FederatedStudy.throwAwayCredentials(siteNames)
@@ -324,8 +315,15 @@ public final class StudyProgress: Sendable {
 
     private let state = Mutex(State())
     private let progress: @Sendable (String) -> Void
+    /// The metric the sites report and the summaries keep: `dice` or `auc` (`StudySites.metric`).
+    public let metric: String
 
-    public init(_ progress: @escaping @Sendable (String) -> Void) { self.progress = progress }
+    public init(metric: String = "dice", _ progress: @escaping @Sendable (String) -> Void) {
+        self.metric = metric
+        self.progress = progress
+    }
+
+    var metricName: String { StudyReportWriter.metricName(metric) }
 
     /// The training rounds closed so far.
     public var summaries: [RoundSummary] { state.withLock { $0.summaries } }
@@ -355,12 +353,12 @@ public final class StudyProgress: Sendable {
             )
         case .resultAccepted(_, let site, let n, let metrics):
             state.withLock {
-                $0.dice[site] = metrics["dice"]
+                $0.dice[site] = metrics[metric]
                 $0.epsilon[site] = metrics["dp_epsilon"]
             }
             progress(
-                "  \(site): result accepted (\(n) slices), local validation Dice "
-                    + (metrics["dice"].map { String(format: "%.3f", $0) } ?? "-")
+                "  \(site): result accepted (\(n) \(metric == "auc" ? "studies" : "slices")), local validation "
+                    + "\(metricName) " + (metrics[metric].map { String(format: "%.3f", $0) } ?? "-")
                     + (metrics["dp_epsilon"].map { String(format: ", ε spent on this job %.3g", $0) } ?? ""))
         case .resultRejected(_, let site, let reason):
             progress("  \(site): \(evaluating ? "" : "result rejected: ")\(reason)")
@@ -392,7 +390,9 @@ public final class StudyProgress: Sendable {
         case .localModelReceived(let site):
             progress("  local model of \(site) received")
         case .crossSiteEvaluated(let model, let site, let metrics):
-            progress("  \(model) model at \(site): Dice " + (metrics["dice"].map { String(format: "%.3f", $0) } ?? "-"))
+            progress(
+                "  \(model) model at \(site): \(metricName) "
+                    + (metrics[metric].map { String(format: "%.3f", $0) } ?? "-"))
         case .jobFinished:
             break
         case .jobFailed(let reason):

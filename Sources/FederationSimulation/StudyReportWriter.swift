@@ -16,9 +16,13 @@ public enum StudyReportWriter {
         }
     }
 
-    /// One row per round and site: the site's local validation Dice and the new global model's Dice there.
+    /// How a report names its metric: Dice (segmentation) or ROC AUC (classification).
+    public static func metricName(_ key: String) -> String { key == "auc" ? "ROC AUC" : "Dice" }
+
+    /// One row per round and site: the site's local validation figure and the new global model's there (Dice, or
+    /// ROC AUC for classification: `local_auc`, `global_auc`).
     public static func csv(_ r: StudyReport) -> String {
-        var lines = ["round,site,participated,local_dice,global_dice,seconds,epsilon"]
+        var lines = ["round,site,participated,local_\(r.metric),global_\(r.metric),seconds,epsilon"]
         for round in r.rounds {
             for site in r.sites {
                 let local = round.siteDice[site].map { String(format: "%.4f", $0) } ?? ""
@@ -35,7 +39,9 @@ public enum StudyReportWriter {
     /// A table of the comparison for terminals.
     public static func table(_ r: StudyReport) -> String {
         let width = max(28, (r.comparison.map(\.model.count).max() ?? 0) + 2)
-        var lines = ["Dice on each site's held-out patients (" + r.sites.joined(separator: ", ") + ")"]
+        var lines = [
+            "\(metricName(r.metric)) on each site's held-out patients (" + r.sites.joined(separator: ", ") + ")"
+        ]
         lines.append(
             "model".padding(toLength: width, withPad: " ", startingAt: 0)
                 + r.sites.map { $0.prefix(18).padding(toLength: 20, withPad: " ", startingAt: 0) }.joined() + "mean")
@@ -56,19 +62,22 @@ public enum StudyReportWriter {
         } else {
             lines.append("ε spent on this job: none charged (no DP-SGD or client-level DP in the pipeline)")
         }
-        if let matrix = r.crossSite { lines += ["", crossSiteTable(matrix)] }
+        if let matrix = r.crossSite { lines += ["", crossSiteTable(matrix, metric: r.metric)] }
         return lines.joined(separator: "\n")
     }
 
     /// The federation's own cross-site evaluation as a terminal table: a row per model, a column per site.
-    public static func crossSiteTable(_ m: CrossSiteMatrix) -> String {
+    public static func crossSiteTable(_ m: CrossSiteMatrix, metric: String = "dice") -> String {
         let names = m.models.map { $0 == CrossSiteMatrix.global ? "global (federated)" : "local model of \($0)" }
         let width = max(28, (names.map(\.count).max() ?? 0) + 2)
-        var lines = ["Cross-site evaluation inside the federation: Dice of each model at each site (held-out patients)"]
+        var lines = [
+            "Cross-site evaluation inside the federation: \(metricName(metric)) of each model at each site "
+                + "(held-out patients)"
+        ]
         lines.append(
             "model".padding(toLength: width, withPad: " ", startingAt: 0)
                 + m.sites.map { $0.prefix(18).padding(toLength: 20, withPad: " ", startingAt: 0) }.joined() + "mean")
-        for (name, row) in zip(names, m.table(metric: "dice")) {
+        for (name, row) in zip(names, m.table(metric: metric)) {
             let known = row.compactMap { $0 }
             lines.append(
                 name.padding(toLength: width, withPad: " ", startingAt: 0)
@@ -102,7 +111,8 @@ public enum StudyReportWriter {
 
     /// The cross-site matrix as an SVG heat map: a row per model, a column per site, each cell coloured by its Dice
     /// (white 0 → green 1) and labelled; "–" where the evaluation is missing.
-    static func heatMap(_ m: CrossSiteMatrix, rowNames: [String]) -> String {
+    static func heatMap(_ m: CrossSiteMatrix, rowNames: [String], metric: String = "dice") -> String {
+        let name = metricName(metric)
         let cellW = 120.0
         let cellH = 26.0
         let left = 10 + 7.0 * Double(rowNames.map(\.count).max() ?? 10)
@@ -111,12 +121,12 @@ public enum StudyReportWriter {
         let h = top + cellH * Double(rowNames.count) + 10
         var s =
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" role=\"img\" "
-            + "aria-label=\"Cross-site Dice matrix\">"
+            + "aria-label=\"Cross-site \(name) matrix\">"
         // Colours span [lowest Dice rounded down to 0.1, 1] so that close figures still differ.
-        let values = m.table(metric: "dice").flatMap { $0 }.compactMap { $0 }
+        let values = m.table(metric: metric).flatMap { $0 }.compactMap { $0 }
         let low = max(0, min(0.9, ((values.min() ?? 0) * 10).rounded(.down) / 10))
         s +=
-            "<text x=\"4\" y=\"14\" font-size=\"12\" font-family=\"sans-serif\">Cross-site evaluation: Dice of each model "
+            "<text x=\"4\" y=\"14\" font-size=\"12\" font-family=\"sans-serif\">Cross-site evaluation: \(name) of each model "
             + "(row) at each site (column); colour from \(String(format: "%.1f", low)) (white) to 1 (green)</text>"
         for (j, site) in m.sites.enumerated() {
             s += String(
@@ -124,12 +134,12 @@ public enum StudyReportWriter {
                     "<text x=\"%.0f\" y=\"%.0f\" font-size=\"10\" text-anchor=\"middle\" font-family=\"sans-serif\">%@</text>",
                 left + cellW * (Double(j) + 0.5), top - 8, escape(site))
         }
-        for (i, (name, row)) in zip(rowNames, m.table(metric: "dice")).enumerated() {
+        for (i, (rowName, row)) in zip(rowNames, m.table(metric: metric)).enumerated() {
             let y = top + cellH * Double(i)
             s += String(
                 format:
                     "<text x=\"%.0f\" y=\"%.0f\" font-size=\"10\" text-anchor=\"end\" font-family=\"sans-serif\">%@</text>",
-                left - 6, y + cellH / 2 + 3, escape(name))
+                left - 6, y + cellH / 2 + 3, escape(rowName))
             for (j, value) in row.enumerated() {
                 let x = left + cellW * Double(j)
                 let fill = value.map { heatColour(($0 - low) / (1 - low)) } ?? "#eeeeee"
@@ -196,7 +206,8 @@ public enum StudyReportWriter {
         h += "<style>body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse}"
         h += "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}th{background:#f2f2f2}"
         h += "td:first-child,th:first-child{text-align:left}</style></head><body>"
-        h += "<h1>Federated segmentation study</h1>"
+        let name = metricName(r.metric)
+        h += "<h1>Federated \(r.metric == "auc" ? "classification" : "segmentation") study</h1>"
         h +=
             "<p>Strategy: \(escape(r.strategy)). Sites: \(escape(r.sites.joined(separator: ", "))). \(n) rounds in "
             + String(format: "%.0f", r.totalSeconds) + " s (including baselines).</p>"
@@ -205,19 +216,20 @@ public enum StudyReportWriter {
         }
         let local = r.sites.map { site in (site, r.rounds.compactMap { rd in rd.siteDice[site].map { (rd.round, $0) } })
         }
-        h += lineChart(title: "Global model: Dice per site after each round", series: global, rounds: n)
-        h += lineChart(title: "Local validation Dice reported by each site", series: local, rounds: n)
+        h += lineChart(title: "Global model: \(name) per site after each round", series: global, rounds: n)
+        h += lineChart(title: "Local validation \(name) reported by each site", series: local, rounds: n)
         if let m = r.crossSite {
             h +=
                 "<h2>Cross-site evaluation inside the federation</h2><p>After the last round every site sent its last "
                 + "local model; each model and the final global model were then evaluated by every site on its held-out "
-                + "patients (Dice). Only metrics left the sites.</p>"
+                + "patients (\(name)). Only metrics left the sites.</p>"
             h += heatMap(
                 m,
-                rowNames: m.models.map { $0 == CrossSiteMatrix.global ? "global (federated)" : "local model of \($0)" })
+                rowNames: m.models.map { $0 == CrossSiteMatrix.global ? "global (federated)" : "local model of \($0)" },
+                metric: r.metric)
             h += "<table><tr><th>model</th>"
             h += m.sites.map { "<th>\(escape($0))</th>" }.joined() + "<th>mean</th></tr>"
-            for (model, row) in zip(m.models, m.table(metric: "dice")) {
+            for (model, row) in zip(m.models, m.table(metric: r.metric)) {
                 let name = model == CrossSiteMatrix.global ? "global (federated)" : "local model of \(model)"
                 let known = row.compactMap { $0 }
                 h +=
@@ -235,7 +247,8 @@ public enum StudyReportWriter {
             }
         }
         h +=
-            "<h2>Federated vs local-only vs centralised (Dice on each site's held-out patients)</h2><table><tr><th>model</th>"
+            "<h2>Federated vs local-only vs centralised (\(name) on each site's held-out patients)</h2>"
+            + "<table><tr><th>model</th>"
         h += r.sites.map { "<th>\(escape($0))</th>" }.joined() + "<th>mean</th></tr>"
         for row in r.comparison {
             h +=

@@ -34,6 +34,17 @@ public struct AbdomenPhantom: Sendable {
     public var spleen: Ellipsoid
     /// Superior end of the liver dome region; lungs start above this z, mm.
     public var diaphragmZ: Double
+    /// Hypodense liver lesions (the screening cohort's classification target); none by default.
+    public var lesions: [Lesion] = []
+
+    /// A spherical lesion inside the liver, `contrast` HU darker than the liver.
+    public struct Lesion: Sendable {
+        public var centre: Vector3
+        /// mm.
+        public var radius: Double
+        /// HU below the liver's (positive: hypodense).
+        public var contrast: Double
+    }
 
     /// HU of each tissue.
     public static let air = -1000.0, lung = -850.0, fat = -100.0, softTissue = 40.0, liverHU = 105.0,
@@ -77,7 +88,13 @@ public struct AbdomenPhantom: Sendable {
         let ax = x - 12
         let ay = y - (b - 62)
         if ax * ax + ay * ay < 11 * 11 { return (Self.aortaHU, 0) }
-        if liver.contains(p) { return (Self.liverHU, 1) }
+        if liver.contains(p) {
+            for l in lesions {
+                let d = p - l.centre
+                if d.dot(d) < l.radius * l.radius { return (Self.liverHU - l.contrast, 1) }
+            }
+            return (Self.liverHU, 1)
+        }
         if spleen.contains(p) { return (Self.spleenHU, 2) }
         // Lung bases above the diaphragm, both sides.
         if p.z > diaphragmZ {
@@ -88,5 +105,27 @@ public struct AbdomenPhantom: Sendable {
             }
         }
         return (Self.softTissue, 0)
+    }
+}
+
+extension AbdomenPhantom {
+    /// `count` lesions placed inside the liver's core (centres within 0.55 of its semi-axes), radius and contrast
+    /// uniform in the given ranges.
+    public mutating func addLesions(
+        count: Int, radius: ClosedRange<Double>, contrast: ClosedRange<Double>, generator g: inout SeededGenerator
+    ) {
+        for _ in 0..<count {
+            var direction = Vector3(g.uniform(-1, 1), g.uniform(-1, 1), g.uniform(-1, 1))
+            let length = direction.dot(direction).squareRoot()
+            if length > 1e-6 { direction = direction / length }
+            let reach = g.uniform(0, 0.55)
+            let offset = Vector3(
+                direction.x * liver.semiAxes.x * reach, direction.y * liver.semiAxes.y * reach,
+                direction.z * liver.semiAxes.z * reach)
+            lesions.append(
+                Lesion(
+                    centre: liver.centre + offset, radius: g.uniform(radius.lowerBound, radius.upperBound),
+                    contrast: g.uniform(contrast.lowerBound, contrast.upperBound)))
+        }
     }
 }

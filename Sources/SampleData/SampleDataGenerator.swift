@@ -2,7 +2,9 @@ import DICOMIO
 import Foundation
 
 /// Writes `sample-data/`: synthetic multi-site abdominal CT studies, each with a DICOM SEG of the liver and the
-/// spleen, through DCMTK. Deterministic for a seed: same seed, same bytes.
+/// spleen, through DCMTK; and `sample-data/classification/<site>/`: each site's screening cohort (low-resolution CTs,
+/// hypodense liver lesions in some patients, no SEG) with its `labels.csv`. Deterministic for a seed: same seed,
+/// same bytes (the cohorts draw from their own seeds, so the segmentation studies do not depend on them).
 public struct SampleDataGenerator: Sendable {
     public var seed: UInt64
     public var sites: [SiteProfile]
@@ -21,6 +23,8 @@ public struct SampleDataGenerator: Sendable {
         public var segmentationPath: String
         public var liverVoxels: Int
         public var spleenVoxels: Int
+        /// Liver lesions drawn (screening cohorts; 0 for the segmentation studies).
+        public var lesions: Int = 0
     }
 
     /// Generates every site under `root` (created if needed). Existing files with the same names are replaced.
@@ -31,17 +35,79 @@ public struct SampleDataGenerator: Sendable {
                 outputs.append(try generatePatient(site: site, siteIndex: siteIndex, index: p, root: root))
             }
         }
+        _ = try generateScreening(into: root)
         return outputs
     }
 
-    func generatePatient(site: SiteProfile, siteIndex: Int, index: Int, root: String) throws(DICOMError)
-        -> PatientOutput
+    /// Writes every site's screening cohort under `<root>/classification/<site>/` with its `labels.csv`.
+    /// - Returns: the studies written (segmentationPath empty).
+    @discardableResult
+    public func generateScreening(into root: String) throws(DICOMError) -> [PatientOutput] {
+        var outputs: [PatientOutput] = []
+        for (siteIndex, site) in sites.enumerated() {
+            guard let cohort = site.screening else { continue }
+            var studies: [PatientOutput] = []
+            for p in 0..<cohort.studies {
+                studies.append(
+                    try generatePatient(
+                        site: site, siteIndex: siteIndex, index: p, root: root + "/classification", screening: cohort))
+            }
+            try writeLabels(
+                studies, format: cohort.labelsFormat, to: root + "/classification/" + site.name + "/labels.csv")
+            outputs += studies
+        }
+        return outputs
+    }
+
+    /// The site's labels CSV: PatientID and label (lesion | no_lesion), in the site's export format.
+    func writeLabels(_ studies: [PatientOutput], format: ScreeningCohort.LabelsFormat, to path: String)
+        throws(DICOMError)
     {
+        var text: String
+        switch format {
+        case .plain:
+            text =
+                "PatientID,label\n"
+                + studies.map { "\($0.patientID),\($0.lesions > 0 ? "lesion" : "no_lesion")\n" }.joined()
+        case .quoted:
+            text =
+                "\"PatientID\",\"label\",\"note\"\n"
+                + studies.map {
+                    "\"\($0.patientID)\",\"\($0.lesions > 0 ? "lesion" : "no_lesion")\",\"read by R1, "
+                        + "\($0.lesions) lesion(s)\"\n"
+                }.joined()
+        case .spreadsheet:
+            text =
+                "\u{FEFF}PatientID,label\r\n"
+                + studies.map { "\($0.patientID),\($0.lesions > 0 ? "lesion" : "no_lesion")\r\n" }.joined()
+        }
+        do { try Data(text.utf8).write(to: URL(fileURLWithPath: path)) } catch {
+            throw DICOMError(.io, "cannot write the labels CSV; check permissions", path: path, cause: "\(error)")
+        }
+    }
+
+    /// One patient: a segmentation study (CT + SEG), or with `screening` a cohort study (CT only, on the cohort's
+    /// coarser grid, lesions drawn from the cohort's rates).
+    func generatePatient(
+        site profile: SiteProfile, siteIndex: Int, index: Int, root: String, screening: ScreeningCohort? = nil
+    ) throws(DICOMError) -> PatientOutput {
+        var site = profile
         var g = SeededGenerator(seed: seed &+ UInt64(siteIndex) &* 1_000_003 &+ UInt64(index) &* 7919)
         let uids = UIDFactory(seed: seed)
-        let key = "\(site.name)/\(index)"
+        var key = "\(site.name)/\(index)"
         let prefix = String(site.name.split(separator: "-").map { $0.prefix(1).uppercased() }.joined())
-        let patientID = String(format: "%@-%04d", prefix, index + 1)
+        var patientID = String(format: "%@-%04d", prefix, index + 1)
+        var accession = siteIndex * 10000 + index + 1
+        if let screening {
+            g = SeededGenerator(seed: (seed ^ 0x5C4E_E41B) &+ UInt64(siteIndex) &* 1_000_003 &+ UInt64(index) &* 7919)
+            key = "\(site.name)/screening/\(index)"
+            patientID = String(format: "%@-S%03d", prefix, index + 1)
+            accession = siteIndex * 10000 + 5000 + index + 1
+            site.matrix /= 2
+            site.pixelSpacing *= 2
+            site.sliceThickness = screening.sliceThickness
+            site.slices = screening.slices
+        }
         let age = g.integer(34, 86)
         let sex = g.uniform() < 0.5 ? "F" : "M"
         let year = 2023 + g.integer(0, 2)
@@ -59,7 +125,16 @@ public struct SampleDataGenerator: Sendable {
         let organScale = site.organScale.mean + site.organScale.spread * max(-2, min(2, g.normal()))
         let tableZ = g.uniform(-40, 40)
         let centreZ = tableZ + Double(site.slices) * site.sliceThickness / 2
-        let phantom = AbdomenPhantom(generator: &g, centreZ: centreZ, organScale: organScale)
+        var phantom = AbdomenPhantom(generator: &g, centreZ: centreZ, organScale: organScale)
+        if let screening {
+            // The lesions from their own stream: the rest of the study is drawn as for any patient.
+            var lesionGenerator = SeededGenerator(seed: g.next())
+            if lesionGenerator.uniform() < screening.prevalence {
+                phantom.addLesions(
+                    count: lesionGenerator.integer(1, 3), radius: screening.lesionRadius,
+                    contrast: screening.lesionContrast, generator: &lesionGenerator)
+            }
+        }
 
         // Geometry: HFS rows run patient right→left (+x), FFS rows run left→right (−x); columns anterior→posterior.
         let feetFirst = site.patientPosition == "FFS"
@@ -74,7 +149,7 @@ public struct SampleDataGenerator: Sendable {
         let ctFolder = folder.ct
         let segPath = folder.seg
         try makeDirectory(ctFolder)
-        try makeDirectory((segPath as NSString).deletingLastPathComponent)
+        if screening == nil { try makeDirectory((segPath as NSString).deletingLastPathComponent) }
         var names = (0..<site.slices).map { k in fileName(site: site, slice: k, generator: &g) }
         if case .flatRandom = site.layout { names.shuffle(using: &g) }
 
@@ -113,7 +188,7 @@ public struct SampleDataGenerator: Sendable {
                     (.sopClassUID, SOPClass.ctImageStorage), (.sopInstanceUID, sopUID),
                     (.studyDate, studyDate), (.seriesDate, studyDate), (.contentDate, studyDate),
                     (.studyTime, studyTime), (.seriesTime, studyTime), (.contentTime, studyTime),
-                    (.accessionNumber, String(format: "A%07d", siteIndex * 10000 + index + 1)),
+                    (.accessionNumber, String(format: "A%07d", accession)),
                     (.modality, "CT"), (.manufacturer, site.manufacturer), (.institutionName, site.institution),
                     (.referringPhysicianName, ""), (.stationName, "CT01"),
                     (.studyDescription, "CT ABDOMEN WITH CONTRAST"),
@@ -152,6 +227,12 @@ public struct SampleDataGenerator: Sendable {
             imagePaths.append(path)
         }
 
+        if screening != nil {
+            return PatientOutput(
+                site: site.name, patientID: patientID, seriesInstanceUID: seriesUID, imagePaths: imagePaths,
+                segmentationPath: "", liverVoxels: liverVoxels, spleenVoxels: spleenVoxels,
+                lesions: phantom.lesions.count)
+        }
         var seg = SegmentationWriter()
         seg.seriesDescription = "Liver and spleen"
         seg.seriesNumber = 300

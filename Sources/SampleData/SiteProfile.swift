@@ -45,9 +45,11 @@ public struct SiteProfile: Sendable {
     public var storage: Storage
     public var transferSyntax: TransferSyntax
     public var layout: Layout
+    /// The site's screening cohort for the classification task (`sample-data/classification/<site>`); nil: none.
+    public var screening: ScreeningCohort? = nil
 
     /// The three sites of `sample-data/`.
-    public static let all: [SiteProfile] = [
+    public static let all: [SiteProfile] = withScreening([
         SiteProfile(
             name: "community-hospital", institution: "Community Hospital", manufacturer: "GE MEDICAL SYSTEMS",
             modelName: "LightSpeed VCT", kvp: 120, convolutionKernel: "STANDARD", patients: 6, matrix: 128,
@@ -66,5 +68,52 @@ public struct SiteProfile: Sendable {
             pixelSpacing: 3.2, sliceThickness: 4.0, slices: 40, noise: 16, calibrationOffset: -15,
             organScale: (1.1, 0.08), patientPosition: "FFS", storage: .unsigned16HalfSlope,
             transferSyntax: .rleLossless, layout: .flatRandom),
-    ]
+    ])
+
+    static func withScreening(_ sites: [SiteProfile]) -> [SiteProfile] {
+        var out = sites
+        let cohorts: [String: ScreeningCohort] = [
+            // Cyst- or metastasis-like lesions (1 to 3, radius 14–24 mm, 75–100 HU below the liver) in 40 % of patients.
+            "community-hospital": ScreeningCohort(
+                studies: 24, sliceThickness: 8, slices: 18, prevalence: 0.4, lesionRadius: 14...24,
+                lesionContrast: 75...100, labelsFormat: .plain),
+            // Smaller, fainter lesions in half of the patients (a harder site).
+            "research-center": ScreeningCohort(
+                studies: 20, sliceThickness: 6, slices: 24, prevalence: 0.5, lesionRadius: 10...18,
+                lesionContrast: 60...85, labelsFormat: .quoted),
+            // Large, dark lesions in 30 %; its labels come from a spreadsheet export (byte-order mark, CRLF).
+            "treatment-center": ScreeningCohort(
+                studies: 24, sliceThickness: 8, slices: 18, prevalence: 0.3, lesionRadius: 16...28,
+                lesionContrast: 85...105, labelsFormat: .spreadsheet),
+        ]
+        for i in out.indices { out[i].screening = cohorts[out[i].name] }
+        return out
+    }
+}
+
+/// A site's screening cohort: low-resolution abdominal CTs (half the in-plane matrix of the site's protocol, thick
+/// slices, no SEG), hypodense liver lesions in some patients, and the labels CSV the site keeps beside them
+/// (`labels.csv`: PatientID, label = lesion | no_lesion).
+public struct ScreeningCohort: Sendable {
+    /// How the site's labels CSV is written (the reader must take all three).
+    public enum LabelsFormat: Sendable {
+        /// LF line ends, bare fields.
+        case plain
+        /// Every field in double quotes, plus a free-text note column with commas.
+        case quoted
+        /// UTF-8 byte-order mark and CRLF line ends, as a spreadsheet exports.
+        case spreadsheet
+    }
+
+    public var studies: Int
+    /// mm (in-plane spacing is twice the site's, on a matrix half the size).
+    public var sliceThickness: Double
+    public var slices: Int
+    /// Fraction of patients with lesions (drawn per patient).
+    public var prevalence: Double
+    /// Lesion radius range, mm.
+    public var lesionRadius: ClosedRange<Double>
+    /// Lesion darkness below the liver, HU.
+    public var lesionContrast: ClosedRange<Double>
+    public var labelsFormat: LabelsFormat
 }

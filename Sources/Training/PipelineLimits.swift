@@ -29,6 +29,14 @@ public struct PipelineLimits: Sendable, Equatable {
     public var maxLevels = 5
     /// Segments learned (`model.segments`); each a DICOM segment number 1...255.
     public var maxSegments = 64
+    /// Classes of a classifier (`classification.classes`).
+    public var maxClasses = 256
+    /// Residual blocks per stage of a classifier (`model.blocks[i]`).
+    public var maxBlocks = 16
+    /// Entries of `classification.labels.map` (tag value → class).
+    public var maxLabelMapEntries = 1024
+    /// `classification.bootstrap.samples` (resamples for the AUC's confidence interval).
+    public var maxBootstrapSamples = 100_000
     /// Voxels of a unet3d patch / inference window, and per axis `preprocessing.maxAxisVoxels`.
     public var maxPatchVoxels = 16_777_216
     /// Estimated activation memory of one training step: batch (with DP-SGD: slices per patient) × activations per
@@ -77,6 +85,10 @@ public struct PipelineLimits: Sendable, Equatable {
         }
         try training.validate(limits: self)
         let m = training.model
+        if m.isClassifier {
+            try validateClassifier(training, preprocessing: preprocessing, spatial: spatial)
+            return
+        }
         guard
             let parameters = UNet.parameterCount(
                 dimensions: m.dimensions, encoderChannels: m.encoderChannels,
@@ -117,9 +129,50 @@ public struct PipelineLimits: Sendable, Equatable {
         }
     }
 
-    /// Trainable parameters of `m`, counted from the configuration (nil on overflow).
+    /// The classifier's parameter count and a step's activations (batch × `ResNet.activationValuesPerSample` × 4
+    /// bytes), the input's voxels from `spatial` or the fixed preprocessing shape.
+    func validateClassifier(
+        _ training: TrainingConfiguration, preprocessing: PreprocessingConfiguration, spatial: Int?
+    ) throws(TrainingError) {
+        let m = training.model
+        guard let parameters = Self.parameterCount(m), parameters <= maxParameters else {
+            throw TrainingError(
+                .configuration,
+                "`model.widths` \(m.widths) with `model.blocks` \(m.blocks) gives a model of "
+                    + "\(Self.describe(Self.parameterCount(m))) parameters, more than \(maxParameters) "
+                    + "(limit max_parameters); use fewer channels or blocks")
+        }
+        let shape = preprocessing.preprocessing.cropPad?.shape ?? preprocessing.preprocessing.resize
+        let input =
+            spatial
+            ?? shape.flatMap { s in
+                s.count == 3 ? CheckedConversion.product(m.dimensions == 3 ? s : Array(s.prefix(2))) : nil
+            }
+        guard let input else { return }
+        let bytes = ResNet.activationValuesPerSample(
+            dimensions: m.dimensions, spatial: input, widths: m.widths, blocks: m.blocks
+        ).flatMap { v -> Int? in
+            let (a, o1) = v.multipliedReportingOverflow(by: training.batchSize)
+            let (b, o2) = a.multipliedReportingOverflow(by: 4)
+            return o1 || o2 ? nil : b
+        }
+        guard let bytes, bytes <= maxActivationBytes else {
+            throw TrainingError(
+                .configuration,
+                "`training.batch_size` \(training.batchSize) with inputs of \(input) voxels and `model.widths` "
+                    + "\(m.widths) needs about \(bytes.map { "\($0 >> 20) MiB" } ?? "more than 8 EiB") of activations "
+                    + "per step, more than \(maxActivationBytes >> 20) MiB (limit max_activation_bytes)")
+        }
+    }
+
+    /// Trainable parameters of `m` (a U-Net or a ResNet classifier), counted from the configuration (nil on
+    /// overflow).
     public static func parameterCount(_ m: TrainingConfiguration.Model) -> Int? {
-        UNet.parameterCount(
+        if m.isClassifier {
+            return ResNet.parameterCount(
+                dimensions: m.dimensions, inputChannels: 1, classes: m.classes, widths: m.widths, blocks: m.blocks)
+        }
+        return UNet.parameterCount(
             dimensions: m.dimensions, encoderChannels: m.encoderChannels,
             bottleneckChannels: m.bottleneckChannels, classes: m.classes)
     }
@@ -141,13 +194,20 @@ public struct PipelineLimits: Sendable, Equatable {
     }
 }
 
+extension TrainingConfiguration.Model {
+    /// Trainable parameters of the configured model, counted without building it (nil on overflow).
+    public var parameterCount: Int? { PipelineLimits.parameterCount(self) }
+}
+
 // MARK: - limits.yaml
 
 extension PipelineLimits {
     /// The keys of the `pipeline:` section of `limits.yaml` (and `pipeline.preprocessing`), with their setters.
     nonisolated(unsafe) static let integerKeys: [String: WritableKeyPath<PipelineLimits, Int>] = [
         "max_pipeline_bytes": \.maxPipelineBytes, "max_parameters": \.maxParameters, "max_channels": \.maxChannels,
-        "max_levels": \.maxLevels, "max_segments": \.maxSegments, "max_patch_voxels": \.maxPatchVoxels,
+        "max_levels": \.maxLevels, "max_segments": \.maxSegments, "max_classes": \.maxClasses,
+        "max_blocks": \.maxBlocks, "max_label_map_entries": \.maxLabelMapEntries,
+        "max_bootstrap_samples": \.maxBootstrapSamples, "max_patch_voxels": \.maxPatchVoxels,
         "max_activation_bytes": \.maxActivationBytes, "max_batch_size": \.maxBatchSize, "max_epochs": \.maxEpochs,
         "max_samples_per_epoch": \.maxSamplesPerEpoch, "max_rounds": \.maxRounds, "max_sites": \.maxSites,
         "max_round_timeout_seconds": \.maxRoundTimeoutSeconds, "max_round_retries": \.maxRoundRetries,

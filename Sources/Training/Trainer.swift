@@ -77,13 +77,52 @@ public struct Trainer: Sendable {
     /// Patients for training and validation (deterministic for the seed; at least one validation case when there
     /// are two or more patients and `validationFraction` > 0).
     public func split(_ cases: [SegmentationCase]) -> (train: [SegmentationCase], validation: [SegmentationCase]) {
+        let held = Self.heldOutPatients(cases.map(\.patientID), configuration: configuration)
+        return (cases.filter { !held.contains($0.patientID) }, cases.filter { held.contains($0.patientID) })
+    }
+
+    /// The patients held out for validation: `validationFraction` of them (at least one when there are two or more
+    /// and the fraction is > 0, never all), drawn with `configuration.seed`. Every trainer splits by this rule.
+    public static func heldOutPatients(_ ids: [String], configuration: TrainingConfiguration) -> Set<String> {
         var g = SplitMix64(seed: configuration.seed)
-        let patients = Array(Set(cases.map(\.patientID))).sorted().shuffled(using: &g)
+        let patients = Array(Set(ids)).sorted().shuffled(using: &g)
+        guard !patients.isEmpty else { return [] }
         var n = Int(exactly: (Double(patients.count) * configuration.validationFraction).rounded()) ?? 0
         if configuration.validationFraction > 0 && patients.count >= 2 { n = max(1, n) }
         n = min(n, patients.count - 1)
-        let held = Set(patients.prefix(n))
-        return (cases.filter { !held.contains($0.patientID) }, cases.filter { held.contains($0.patientID) })
+        return Set(patients.prefix(n))
+    }
+
+    /// The configured optimiser (`training.optimizer`), with fresh state.
+    static func makeOptimizer(_ c: TrainingConfiguration) -> any NeuralNetwork.Optimizer {
+        switch c.optimizer.name {
+        case "sgd":
+            return SGD(
+                learningRate: c.optimizer.learningRate, momentum: c.optimizer.momentum,
+                weightDecay: c.optimizer.weightDecay, nesterov: c.optimizer.nesterov)
+        case "adamw": return AdamW(learningRate: c.optimizer.learningRate, weightDecay: c.optimizer.weightDecay)
+        default: return Adam(learningRate: c.optimizer.learningRate, weightDecay: c.optimizer.weightDecay)
+        }
+    }
+
+    /// FedProx's term μ·(θ − θ_global) added to each gradient (`proximal`), then clipping by global norm.
+    static func adjust(
+        _ gradients: inout NamedTensors, current: NamedTensors, proximal: (mu: Float, reference: NamedTensors)?,
+        clipNorm: Float
+    ) {
+        if let proximal, proximal.mu > 0 {
+            for (name, g) in gradients {
+                guard let theta = current[name], let ref = proximal.reference[name], ref.shape == theta.shape else {
+                    continue
+                }
+                var adjusted = g
+                for i in adjusted.storage.indices {
+                    adjusted.storage[i] += proximal.mu * (theta.storage[i] - ref.storage[i])
+                }
+                gradients[name] = adjusted
+            }
+        }
+        if clipNorm > 0 { _ = clipGradientNorm(&gradients, maxNorm: clipNorm) }
     }
 
     /// Trains for the configured epochs.
@@ -111,15 +150,7 @@ public struct Trainer: Sendable {
                 sampling: dp.sampling, trainPatients: patients.count,
                 patientsPerStep: dp.patientsPerStep)
         }
-        var optimizer: any NeuralNetwork.Optimizer
-        switch c.optimizer.name {
-        case "sgd":
-            optimizer = SGD(
-                learningRate: c.optimizer.learningRate, momentum: c.optimizer.momentum,
-                weightDecay: c.optimizer.weightDecay, nesterov: c.optimizer.nesterov)
-        case "adamw": optimizer = AdamW(learningRate: c.optimizer.learningRate, weightDecay: c.optimizer.weightDecay)
-        default: optimizer = Adam(learningRate: c.optimizer.learningRate, weightDecay: c.optimizer.weightDecay)
-        }
+        var optimizer = Self.makeOptimizer(c)
         var rng = SplitMix64(seed: c.seed ^ 0xA5A5)
         var augmentation = preprocessing.augmentationPipeline()
         var reports: [EpochReport] = []
@@ -273,22 +304,8 @@ public struct Trainer: Sendable {
                         + ". Lower the learning rate or enable gradient clipping")
             }
             var gradients = model.backward(loss.gradient, trace: trace)
-            if let proximal, proximal.mu > 0 {
-                let current = model.parameters
-                for (name, g) in gradients {
-                    guard let theta = current[name], let ref = proximal.reference[name], ref.shape == theta.shape else {
-                        continue
-                    }
-                    var adjusted = g
-                    for i in adjusted.storage.indices {
-                        adjusted.storage[i] += proximal.mu * (theta.storage[i] - ref.storage[i])
-                    }
-                    gradients[name] = adjusted
-                }
-            }
-            if configuration.gradientClipNorm > 0 {
-                _ = clipGradientNorm(&gradients, maxNorm: configuration.gradientClipNorm)
-            }
+            Self.adjust(
+                &gradients, current: model.parameters, proximal: proximal, clipNorm: configuration.gradientClipNorm)
             try optimizer.update(model: &model, gradients: gradients)
             return loss.value
         } catch let error as TrainingError {

@@ -1,4 +1,5 @@
 import Foundation
+import NeuralNetwork
 import Volumes
 import Yams
 
@@ -6,7 +7,8 @@ import Yams
 public struct TrainingConfiguration: Sendable, Equatable {
     public struct Model: Sendable, Equatable {
         /// unet2d: a 2-D U-Net (the reference module's layout) trained on axial slices; unet3d: the same layout in
-        /// 3-D, trained on class-balanced patches and applied by sliding windows.
+        /// 3-D, trained on class-balanced patches and applied by sliding windows; resnet2d / resnet3d: ResNet-style
+        /// study classifiers (a `classification:` section is then required).
         public var architecture = "unet2d"
         public var encoderChannels = [16, 32, 64, 128]
         public var bottleneckChannels = 256
@@ -14,7 +16,17 @@ public struct TrainingConfiguration: Sendable, Equatable {
         public var segments = [1]
         /// Seed of the weight initialisation.
         public var seed: UInt64 = 7
-        public var classes: Int { segments.count + 1 }
+        /// resnet2d / resnet3d: output channels of each stage (`layer1`, `layer2`, …).
+        public var widths = [16, 32, 64]
+        /// resnet2d / resnet3d: residual blocks per stage.
+        public var blocks = [1, 1, 1]
+        /// resnet2d / resnet3d: batch (torchvision's default) or instance normalisation.
+        public var norm = FeatureNorm.Kind.batch
+        /// Classifier outputs (set from `classification.classes`); nil for segmentation.
+        public var classifierClasses: Int?
+        public var classes: Int { classifierClasses ?? segments.count + 1 }
+        /// True for the ResNet classifiers.
+        public var isClassifier: Bool { architecture.hasPrefix("resnet") }
         /// unet3d: training patch and inference window, [x, y, z] voxels (each a multiple of 2^levels).
         public var patchSize = [64, 64, 32]
         /// unet3d: overlap of neighbouring inference windows, in [0, 1).
@@ -22,7 +34,7 @@ public struct TrainingConfiguration: Sendable, Equatable {
         /// unet3d: how overlapping windows are blended (gaussian | constant).
         public var windowBlending = SlidingWindowInference.Blending.gaussian
         /// 2 for unet2d, 3 for unet3d.
-        public var dimensions: Int { architecture == "unet3d" ? 3 : 2 }
+        public var dimensions: Int { architecture == "unet3d" || architecture == "resnet3d" ? 3 : 2 }
         /// The patch as a tensor's `[depth, height, width]`.
         public var patchExtents: [Int] { [patchSize[2], patchSize[1], patchSize[0]] }
     }
@@ -56,12 +68,16 @@ public struct TrainingConfiguration: Sendable, Equatable {
     public var dpSGD: DPSGD?
     /// Seed for the split, the slice sampling and the augmentation order.
     public var seed: UInt64 = 20_261_121
+    /// The `classification:` section (classifier architectures only).
+    public var classification: ClassificationConfiguration?
 
     public init() {}
 
+    static let architectures = ["unet2d", "unet3d", "resnet2d", "resnet3d"]
+
     static let modelKeys: Set<String> = [
         "architecture", "encoder_channels", "bottleneck_channels", "segments", "seed",
-        "patch_size", "window_overlap", "window_blending",
+        "patch_size", "window_overlap", "window_blending", "widths", "blocks", "norm",
     ]
     static let trainingKeys: Set<String> = [
         "epochs", "batch_size", "slices_per_epoch", "patches_per_epoch",
@@ -163,7 +179,7 @@ public struct TrainingConfiguration: Sendable, Equatable {
         let model = try mapping(root["model"], "model", Self.modelKeys)
         let training = try mapping(root["training"], "training", Self.trainingKeys)
         let optimizer = try mapping(training["optimizer"], "training.optimizer", Self.optimizerKeys)
-        if let a = try string(model["architecture"], "model.architecture", ["unet2d", "unet3d"]) {
+        if let a = try string(model["architecture"], "model.architecture", Self.architectures) {
             self.model.architecture = a
         }
         let channels = 1...limits.maxChannels
@@ -183,6 +199,23 @@ public struct TrainingConfiguration: Sendable, Equatable {
             throw fail("model.segments", "\(self.model.segments) lists a segment twice")
         }
         if let s = try unsigned(model["seed"], "model.seed") { self.model.seed = s }
+        self.model.widths =
+            try ints(model["widths"], "model.widths", count: 1...limits.maxLevels, values: channels)
+            ?? self.model.widths
+        self.model.blocks =
+            try ints(model["blocks"], "model.blocks", count: 1...limits.maxLevels, values: 1...limits.maxBlocks)
+            ?? self.model.blocks
+        if let n = try string(model["norm"], "model.norm", ["batch", "instance"]),
+            let kind = FeatureNorm.Kind(rawValue: n)
+        {
+            self.model.norm = kind
+        }
+        if let section = root["classification"] {
+            let c = try ClassificationConfiguration(node: section, limits: limits)
+            classification = c
+            self.model.classifierClasses = c.classes.count
+        }
+        if self.model.isClassifier && training["loss"] == nil { loss = "ce" }
         let axis = limits.preprocessing.maxAxisVoxels
         if let p = try ints(
             model["patch_size"], "model.patch_size", count: 3...3, values: 1...axis,
@@ -278,8 +311,33 @@ public struct TrainingConfiguration: Sendable, Equatable {
         func fail(_ path: String, _ message: String) -> TrainingError {
             TrainingError(.configuration, "`\(path)` \(message)")
         }
-        guard ["unet2d", "unet3d"].contains(model.architecture) else {
-            throw fail("model.architecture", "must be unet2d or unet3d")
+        guard Self.architectures.contains(model.architecture) else {
+            throw fail("model.architecture", "must be " + Self.architectures.joined(separator: ", "))
+        }
+        if model.isClassifier {
+            guard let c = classification else {
+                throw fail(
+                    "model.architecture", "\(model.architecture) classifies studies: add a `classification:` section")
+            }
+            guard model.widths.count == model.blocks.count, (1...limits.maxLevels).contains(model.widths.count) else {
+                throw fail(
+                    "model.blocks",
+                    "has \(model.blocks.count) entries for \(model.widths.count) widths: give one per stage")
+            }
+            guard loss == "ce" else { throw fail("training.loss", "is \(loss): classifiers train with ce") }
+            guard (2...limits.maxClasses).contains(c.classes.count) else {
+                throw fail("classification.classes", "must name 2...\(limits.maxClasses) classes (limit max_classes)")
+            }
+            guard (c.input == .volume) == (model.dimensions == 3) else {
+                throw fail(
+                    "classification.input",
+                    "is \(c.input.rawValue): resnet3d reads the whole volume (`input: volume`), resnet2d a projection "
+                        + "or slice (mip, minip, mean, middle_slice)")
+            }
+            guard dpSGD == nil else { throw fail("training.dp_sgd", "is not supported for classifiers yet") }
+            return
+        } else if classification != nil {
+            throw fail("classification", "needs a classifier `model.architecture` (resnet2d or resnet3d)")
         }
         let levels = model.encoderChannels.count
         guard (1...limits.maxLevels).contains(levels) else {

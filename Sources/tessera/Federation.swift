@@ -158,6 +158,13 @@ struct Client: ParsableCommand {
     @Option(help: "The site's DICOM folder (series and their SEG label maps).")
     var data: String
 
+    @Option(
+        help: """
+            Classification jobs: the site's labels CSV (default: the pipeline's `classification.labels.csv` inside \
+            --data). Stays at the site; only aggregate figures leave it.
+            """)
+    var labels: String?
+
     @Flag(help: "Exit after one job instead of waiting for the next.")
     var once = false
 
@@ -227,6 +234,7 @@ struct Client: ParsableCommand {
         }
         let site = kit.name
         let data = self.data
+        let labels = self.labels
         let once = self.once
         let frozenPolicy = sitePolicy
         let retry = RetryPolicy(base: .milliseconds(200), cap: .milliseconds(Int64(max(0.2, retryCap) * 1000)))
@@ -246,7 +254,9 @@ struct Client: ParsableCommand {
             let connection = try GRPCFederationConnection(
                 host: address.host, port: address.port, tls: tls,
                 serverName: kit.serverAddress.host)
-            let trainer = PipelineSiteTrainer(dataFolder: data, limits: pipelineLimits) { log("\(prefix) \($0)") }
+            let trainer = PipelineSiteTrainer(dataFolder: data, limits: pipelineLimits, labelsPath: labels) {
+                log("\(prefix) \($0)")
+            }
             let statistics = StatisticsSiteHandler(
                 site: site, dataFolder: data, policy: frozenPolicy, ledger: book,
                 limits: queryLimits, secureSum: secureSum
@@ -357,7 +367,9 @@ struct Admin: ParsableCommand {
                         + (j.reason.isEmpty ? "" : ": \(j.reason)"))
                 for s in j.siteStates {
                     let seen = s.secondsSinceSeen.map { String(format: "%.1f s ago", $0) } ?? "never"
-                    let dice = s.lastMetrics["dice"].map { String(format: ", Dice %.3f", $0) } ?? ""
+                    let dice =
+                        s.lastMetrics["dice"].map { String(format: ", Dice %.3f", $0) }
+                        ?? s.lastMetrics["auc"].map { String(format: ", AUC %.3f", $0) } ?? ""
                     // What the site's own ledger says it spent (it reports it with each DP update).
                     var privacy = ""
                     if let e = s.lastMetrics["dp_epsilon"] {

@@ -7,7 +7,12 @@ import Volumes
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Segment a DICOM series with a trained model; write labels as NIfTI or as a DICOM SEG.")
+        abstract: "Segment a DICOM series (NIfTI or DICOM SEG), or classify every study of a folder (CSV + JSON).",
+        discussion: """
+            A classification pipeline (`model.architecture` resnet2d/resnet3d) selects one series per study of the \
+            folder with `classification.series` and writes each study's class probabilities to <output>.csv and \
+            <output>.json (with the series it used).
+            """)
 
     @Option(help: "Checkpoint written by `tessera train` (best.safetensors).")
     var model: String
@@ -21,7 +26,9 @@ struct Predict: ParsableCommand {
     @Option(help: "(0020,000E) Series Instance UID when the folder holds several series.")
     var series: String?
 
-    @Option(name: .shortAndLong, help: "labels.nii[.gz] or a DICOM SEG file (any other name).")
+    @Option(
+        name: .shortAndLong,
+        help: "labels.nii[.gz] or a DICOM SEG file (any other name); classification: predictions[.csv] (+ .json).")
     var output: String
 
     @OptionGroup var common: CommonOptions
@@ -32,6 +39,11 @@ struct Predict: ParsableCommand {
         do {
             let text = try readPipeline(pipeline)
             let preprocessing = try PreprocessingConfiguration(yaml: text)
+            let training = try TrainingConfiguration(yaml: text)
+            if training.model.isClassifier {
+                try classify(training, preprocessing: preprocessing)
+                return
+            }
             let segmenter = try Segmenter(checkpoint: model)
             let all = SeriesAssembler().assemble(try DirectoryScanner().scan(folder).instances)
             let chosen = try SeriesSelection.select(from: all, uid: series)
@@ -84,5 +96,28 @@ struct Predict: ParsableCommand {
         } catch let error as NIfTI.Error {
             throw CommandFailure(description: error.description)
         }
+    }
+}
+
+extension Predict {
+    /// Every study of the folder (one series each, as `classification.series` selects) through the classifier.
+    func classify(_ training: TrainingConfiguration, preprocessing: PreprocessingConfiguration) throws {
+        guard let k = training.classification else { return }
+        var trainer = try ClassifierTrainer(configuration: training, preprocessing: preprocessing)
+        try trainer.load(checkpoint: model)
+        var (cases, _) = try ClassificationDataset.load(
+            folder: folder, preprocessing: preprocessing, configuration: k, requireLabels: false)
+        if let series { cases = cases.filter { $0.seriesInstanceUID == series } }
+        guard !cases.isEmpty else { throw CommandFailure(description: "no study to classify in \(folder)") }
+        let prediction = ClassificationPrediction(
+            cases: cases, probabilities: try trainer.predict(cases), configuration: k)
+        let paths = try prediction.write(to: output)
+        for s in prediction.studies {
+            print(
+                "\(s.patientID)  study \(s.studyInstanceUID)  series \"\(s.seriesDescription)\" "
+                    + "\(s.seriesInstanceUID): "
+                    + k.classes.map { String(format: "%@ %.3f", $0, s.probabilities[$0] ?? 0) }.joined(separator: ", "))
+        }
+        print("wrote \(paths.csv) and \(paths.json)")
     }
 }

@@ -8,6 +8,7 @@ import Foundation
 import Provisioning
 import SafeTensorsFormat
 import Synchronization
+import Training
 
 /// `tessera simulate`'s federated rounds as a real deployment runs them: a throw-away project provisioned into
 /// `<output>/federation/kits`, a `tessera server` process, one `tessera client` process per site folder, all over
@@ -210,7 +211,7 @@ struct ProcessFederation: StudyFederation {
 
     func federate(
         pipeline: String, sites: [String], dataRoot: String, output: String, initialModel: ParameterSet,
-        trainers: [String: SegmentationSiteTrainer],
+        trainers: [String: any LocalTrainer],
         progress: @escaping @Sendable (String) -> Void
     ) async throws -> FederatedOutcome {
         let base = URL(fileURLWithPath: output).appendingPathComponent("federation").path
@@ -219,7 +220,8 @@ struct ProcessFederation: StudyFederation {
             progress: progress)
         let job = try await deployment.admin.submit(pipeline: pipeline, name: "simulate")
         progress("submitted \(job); following its events")
-        let follower = StudyProgress(progress)
+        let metric = (try? TrainingConfiguration(yaml: pipeline)).map(StudySites.metric(for:)) ?? "dice"
+        let follower = StudyProgress(metric: metric, progress)
         try await deployment.follow(job: job, deadline: deadline) { event in follower.handle(event) }
         let files = try await deployment.admin.download(jobID: job, to: base + "/job")
         await deployment.stop(progress: progress)

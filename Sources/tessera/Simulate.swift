@@ -8,14 +8,15 @@ import Synchronization
 
 struct Simulate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a whole federated segmentation study on local site folders (one site per sub-folder).",
+        abstract: "Run a whole federated segmentation or classification study on local site folders (one per site).",
         discussion: """
             Provisions a throw-away project (CA, server, site and admin kits), starts a `tessera server` process \
             and one `tessera client` process per site folder over loopback mutual TLS, submits the pipeline as the \
-            admin and prints live progress (round, each site's result and local Dice); each site trains on its own \
-            data and only weight diffs reach the server. Then every round's global model is evaluated on every \
-            site's held-out patients and compared with local-only and centralised training on the same epoch \
-            budget. Writes global.safetensors, metrics.json, metrics.csv, report.html, and federation/ (kits, \
+            admin and prints live progress (round, each site's result and local Dice, or ROC AUC for a classification \
+            pipeline); each site trains on its own data and only weight diffs and aggregate figures reach the server. \
+            Then every round's global model is evaluated on every site's held-out patients and compared with \
+            local-only and centralised training on the same epoch budget. A classification site reads the labels.csv \
+            inside its folder (the pipeline's `classification.labels.csv`). Writes global.safetensors, metrics.json, metrics.csv, report.html, and federation/ (kits, \
             process logs, server state, downloaded job files). --in-process runs the same rounds in one process.
             """)
 

@@ -6,11 +6,14 @@ import Volumes
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train the pipeline's segmentation model on one site's DICOM data (local, no federation).",
+        abstract: "Train the pipeline's segmentation or classification model on one site's DICOM data (no federation).",
         discussion: """
-            Reads every series with a DICOM SEG in --data, preprocesses it as the pipeline's `preprocessing:` says, \
-            holds out patients for validation, and trains with the `model:` and `training:` settings. The best \
-            checkpoint (highest validation Dice) is written to <output>/best.safetensors with metrics.json.
+            Segmentation: reads every series with a DICOM SEG in --data, preprocesses it as the pipeline's \
+            `preprocessing:` says, holds out patients for validation, and trains with the `model:` and `training:` \
+            settings; the best checkpoint (highest validation Dice) is written to <output>/best.safetensors with \
+            metrics.json. Classification (`model.architecture` resnet2d/resnet3d, a `classification:` section): \
+            selects one series per study, labels it from the site's CSV (--labels, or `classification.labels.csv` \
+            under --data) or a mapped tag, and keeps the model with the highest validation AUC.
             """)
 
     @Argument(help: "Pipeline YAML (see pipelines/segmentation-unet2d.yaml).")
@@ -25,6 +28,12 @@ struct Train: ParsableCommand {
     @Option(help: "Override training.epochs.")
     var epochs: Int?
 
+    @Option(help: "Classification: the labels CSV (default: `classification.labels.csv` under --data).")
+    var labels: String?
+
+    @Option(help: "Classification: start from this checkpoint's weights (safetensors, the same architecture).")
+    var initialWeights: String?
+
     @OptionGroup var common: CommonOptions
 
     func run() throws {
@@ -37,6 +46,10 @@ struct Train: ParsableCommand {
             if let epochs { config.epochs = max(1, epochs) }
             // The same limits as a federated job: the model's size and a step's memory, before anything is read.
             try PipelineLimits.default.validate(config, preprocessing: preprocessing)
+            if config.model.isClassifier {
+                try trainClassifier(config, preprocessing: preprocessing)
+                return
+            }
             let cases = try SegmentationDataset.load(
                 folder: data, preprocessing: preprocessing, segments: config.model.segments)
             var trainer = Trainer(configuration: config, preprocessing: preprocessing)
@@ -80,5 +93,43 @@ struct Train: ParsableCommand {
         } catch let error as VolumesError {
             throw CommandFailure(description: error.description)
         }
+    }
+}
+
+extension Train {
+    /// `tessera train` for a classification pipeline.
+    func trainClassifier(_ config: TrainingConfiguration, preprocessing: PreprocessingConfiguration) throws {
+        guard let k = config.classification else { return }
+        let (cases, report) = try ClassificationDataset.load(
+            folder: data, preprocessing: preprocessing, configuration: k, labelsPath: labels)
+        for line in report.lines() { log(line) }
+        var trainer = try ClassifierTrainer(configuration: config, preprocessing: preprocessing)
+        if let initialWeights { try trainer.load(checkpoint: initialWeights) }
+        let (train, validation) = trainer.split(cases)
+        let counts = k.classes.indices.map { c in cases.filter { $0.label == c }.count }
+        let dims = cases[0].sample.image.geometry.dimensions
+        print(
+            "\(cases.count) labelled studies ("
+                + zip(k.classes, counts).map { "\($0.0): \($0.1)" }.joined(separator: ", ")
+                + "), \(train.count) training and \(validation.count) validation; canonical grid "
+                + "\(dims.x)×\(dims.y)×\(dims.z), input \(k.input.rawValue); \(config.epochs) epochs")
+        let checkpoint = output + "/best.safetensors"
+        let reports = try trainer.fit(
+            train: train, validation: validation, checkpoint: checkpoint,
+            progress: { (r: ClassifierEpochReport) in
+                let v = r.validation.map { m in
+                    "validation AUC " + (m.auc.map { String(format: "%.3f", $0) } ?? "-")
+                        + String(format: ", balanced accuracy %.3f", m.balancedAccuracy)
+                }
+                print(String(format: "epoch %3d  loss %.4f  %@  (%.1f s)", r.epoch, r.loss, v ?? "", r.seconds))
+            })
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(reports).write(to: URL(fileURLWithPath: output + "/metrics.json"))
+        func score(_ r: ClassifierEpochReport) -> Double { r.validation?.auc ?? -r.loss }
+        let best = reports.max { score($0) < score($1) }
+        print(
+            "best validation AUC \(best?.validation?.auc.map { String(format: "%.3f", $0) } ?? "-") at epoch "
+                + "\(best?.epoch ?? 0); wrote \(checkpoint)")
     }
 }

@@ -152,13 +152,18 @@ final class ProcessCluster: @unchecked Sendable {
         }
     }
 
-    func startClient(_ site: String, once: Bool = true) throws {
+    /// Starts a site's client on its sample folder under `dataRoot` (`sample-data`, or `sample-data/classification`
+    /// for the screening cohorts), with `extra` arguments (e.g. `--labels FILE`).
+    func startClient(
+        _ site: String, once: Bool = true, dataRoot: String = "sample-data", extra: [String] = []
+    ) throws {
         var arguments = [
             binary, "client", "--kit", kit(site), "--data",
-            Self.repository.appendingPathComponent("sample-data").appendingPathComponent(site).path,
+            Self.repository.appendingPathComponent(dataRoot).appendingPathComponent(site).path,
             "--server", "127.0.0.1:\(port)", "--retry-cap", "1",
         ]
         if once { arguments.append("--once") }
+        arguments += extra
         let process = try run(arguments, log: site)
         lock.withLock { clients[site] = process }
     }

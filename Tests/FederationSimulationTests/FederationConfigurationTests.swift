@@ -86,6 +86,34 @@ struct FederationConfigurationTests {
         #expect(report.epsilon == ["a": 1.25])
     }
 
+    @Test("A classification study's report names ROC AUC in the CSV, the tables and the HTML, and reads the auc cells")
+    func classificationReport() {
+        let matrix = CrossSiteMatrix(
+            jobID: "j", models: ["global"], sites: ["a", "b"],
+            results: ["global": ["a": ["auc": 0.75, "dice": 0.1], "b": ["auc": 0.5]]], missing: [:])
+        var report = StudyReport(
+            strategy: "fedavg", sites: ["a", "b"],
+            rounds: [
+                RoundSummary(
+                    round: 1, participants: ["a", "b"], closedBy: "every site answered", siteDice: ["a": 0.8],
+                    globalDice: ["a": 0.7, "b": 0.6], seconds: 1)
+            ],
+            comparison: [ComparisonRow(model: "federated (fedavg)", dice: ["a": 0.7, "b": 0.6], mean: 0.65)],
+            crossSite: matrix, totalSeconds: 2)
+        report.metric = "auc"
+        #expect(
+            StudyReportWriter.csv(report).hasPrefix("round,site,participated,local_auc,global_auc,seconds,epsilon\n"))
+        let table = StudyReportWriter.table(report).split(separator: "\n").map(String.init)
+        #expect(table[0] == "ROC AUC on each site's held-out patients (a, b)")
+        let cross = try? #require(
+            table.firstIndex { $0.hasPrefix("Cross-site evaluation inside the federation: ROC AUC") })
+        #expect(cross != nil)
+        if let cross { #expect(table[cross + 2].contains("0.750") && table[cross + 2].hasSuffix("0.625")) }
+        let html = StudyReportWriter.html(report)
+        #expect(html.contains("Federated classification study") && html.contains("Global model: ROC AUC per site"))
+        #expect(!html.contains("Dice"))
+    }
+
     @Test(
         "The cross-site matrix in the terminal table and the HTML report: every cell, the means, what is missing and why"
     )

@@ -25,6 +25,17 @@ struct StudyJobFactoryLimitsTests {
             contentsOfFile: root + "/pipelines/cohort-statistics.yaml",
             encoding: .utf8)) ?? "") + "federation:\n  sites: [a, b]\n"
 
+    static let classification =
+        (try? String(
+            contentsOfFile: root + "/pipelines/classification-resnet3d.yaml",
+            encoding: .utf8)) ?? ""
+
+    /// The shipped classification pipeline with `old` replaced by `new` (which must occur).
+    static func classification(_ old: String, _ new: String) -> String {
+        precondition(classification.contains(old), "the shipped pipeline changed: \(old)")
+        return classification.replacingOccurrences(of: old, with: new)
+    }
+
     /// The shipped training pipeline with `old` replaced by `new` (which must occur).
     static func training(_ old: String, _ new: String) -> String {
         precondition(training.contains(old), "the shipped pipeline changed: \(old)")
@@ -77,6 +88,16 @@ struct StudyJobFactoryLimitsTests {
             training("  strategy: fedavg", "  strategy: " + String(repeating: "z", count: 100_000)),
             "federation.strategy"
         ),
+        (classification("widths: [8, 16, 32]", "widths: [2048, 2048, 2048]"), "model.widths"),
+        (classification("blocks: [1, 1, 1]", "blocks: [1000, 1, 1]"), "model.blocks[0]"),
+        (classification("blocks: [1, 1, 1]", "blocks: [1, 1]"), "model.blocks"),
+        (classification("classes: [no_lesion, lesion]", "classes: [lesion]"), "classification.classes"),
+        (classification("csv: labels.csv", "csv: /etc/passwd"), "classification.labels.csv"),
+        (classification("csv: labels.csv", "csv: ../../kits/site/labels.csv"), "classification.labels.csv"),
+        (classification("samples: 1000", "samples: 1000000000"), "classification.bootstrap.samples"),
+        (classification("input: volume", "input: mip"), "classification.input"),
+        (classification("batch_size: 4", "batch_size: 1000"), "training.batch_size"),
+        (classification("classification:\n", "classification:\n  colour: red\n"), "classification.colour"),
         (
             statistics.replacingOccurrences(of: "bounds: [0, 100]", with: "bounds: [0, 1e300]"),
             "query.features[0].bounds[1]"

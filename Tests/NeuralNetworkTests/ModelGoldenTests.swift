@@ -3,12 +3,12 @@ import NeuralNetwork
 import Tensors
 import Testing
 
-/// The ResNet classifier and the MONAI-compatible BasicUNet against PyTorch 2.15.0 and MONAI 1.6.1: golden values
-/// written by scripts/reference/models_golden.py (provenance in Golden/models_golden.json). Tessera loads the
-/// reference's initial state_dict (MONAI's own `BasicUNet` class; a torchvision-style ResNet) with its strict `load`
-/// and must reproduce logits, loss, every gradient and the first 10 SGD(0.01, momentum 0.9) losses at
-/// rtol 1e-4 / atol 1e-5; for the ResNet also batch norm's running statistics after a training forward and the
-/// evaluation-mode logits after the 10 steps.
+/// The ResNet classifiers (2-D and 3-D) and the MONAI-compatible BasicUNet against PyTorch 2.15.0 and MONAI 1.6.1:
+/// golden values written by scripts/reference/models_golden.py (provenance in Golden/models_golden.json). Tessera
+/// loads the reference's initial state_dict (MONAI's own `BasicUNet` class; a torchvision-style ResNet, 2-D and 3-D)
+/// with its strict `load` and must reproduce logits, loss (the 3-D ResNet's class-weighted), every gradient and the
+/// first 10 SGD(0.01, momentum 0.9) losses at rtol 1e-4 / atol 1e-5; for the ResNets also batch norm's running
+/// statistics after a training forward and the evaluation-mode logits after the 10 steps.
 @Suite("Golden values from PyTorch and MONAI: ResNet and BasicUNet")
 struct ModelGoldenTests {
     struct Document: Decodable {
@@ -55,38 +55,46 @@ struct ModelGoldenTests {
                 losses.first ?? 0, losses.last ?? 0))
     }
 
-    @Test("ResNet (torchvision names, batch norm): logits, CE, gradients, running statistics, 10 SGD losses, eval")
-    func resnet() throws {
-        let golden = try #require(try Self.document().models["resnet_small"])
-        let weights = try SafeTensors.read(contentsOf: "\(goldenRoot)/resnet_small_weights.safetensors").tensors
-        let io = try SafeTensors.read(contentsOf: "\(goldenRoot)/resnet_small_io.safetensors").tensors
+    @Test(
+        "ResNet 2-D and 3-D (batch norm; 3-D with class weights): logits, CE, gradients, running stats, SGD, eval",
+        arguments: [2, 3])
+    func resnet(dimensions: Int) throws {
+        let name = dimensions == 2 ? "resnet_small" : "resnet3d_small"
+        let golden = try #require(try Self.document().models[name])
+        let weights = try SafeTensors.read(contentsOf: "\(goldenRoot)/\(name)_weights.safetensors").tensors
+        let io = try SafeTensors.read(contentsOf: "\(goldenRoot)/\(name)_io.safetensors").tensors
         var g = SeededGenerator(seed: 0)
-        var model = ResNet(inputChannels: 1, classes: 3, widths: [4, 8, 16], blocks: [1, 1, 1], generator: &g)
+        var model = ResNet(
+            dimensions: dimensions, inputChannels: 1, classes: dimensions == 2 ? 3 : 2, widths: [4, 8, 16],
+            blocks: [1, 1, 1], generator: &g)
         try model.load(weights)
         #expect(model.parameters.elementCount == golden.parameters)
+        // The reference's loss: plain cross-entropy in 2-D, F.cross_entropy(weight=[0.75, 1.5]) in 3-D.
+        let weightsPerClass: [Double]? = dimensions == 3 ? [0.75, 1.5] : nil
         let input = try #require(io["input"])
         let labels = try #require(io["target"]).storage.map { Int($0) }
         var probe = model
         let (logits, trace) = try probe.forward(input, training: true)
-        GoldenTests.check(logits, try #require(io["logits"]), "resnet logits")
-        let loss = try Loss.crossEntropy(logits: logits, targets: labels)
-        GoldenTests.checkLoss(loss.value, golden.loss, "resnet cross-entropy")
-        checkGradients(model.backward(loss.gradient, trace: trace), io, model: "resnet")
-        for (name, after) in probe.buffers {
-            GoldenTests.check(after, try #require(io["after." + name]), "resnet \(name) after one training forward")
+        GoldenTests.check(logits, try #require(io["logits"]), "\(name) logits")
+        let loss = try Loss.crossEntropy(logits: logits, targets: labels, weights: weightsPerClass)
+        GoldenTests.checkLoss(loss.value, golden.loss, "\(name) cross-entropy")
+        checkGradients(model.backward(loss.gradient, trace: trace), io, model: name)
+        for (buffer, after) in probe.buffers {
+            GoldenTests.check(
+                after, try #require(io["after." + buffer]), "\(name) \(buffer) after one training forward")
         }
         var optimiser = SGD(learningRate: 0.01, momentum: 0.9)
         var losses: [Double] = []
         for _ in 0..<10 {
             let (z, t) = try model.forward(input, training: true)
-            let l = try Loss.crossEntropy(logits: z, targets: labels)
+            let l = try Loss.crossEntropy(logits: z, targets: labels, weights: weightsPerClass)
             losses.append(l.value)
             try optimiser.update(model: &model, gradients: model.backward(l.gradient, trace: t))
         }
-        checkLosses(losses, golden.sgd_losses, "resnet")
+        checkLosses(losses, golden.sgd_losses, name)
         GoldenTests.check(
             try model.forward(input, training: false).output, try #require(io["eval_logits"]),
-            "resnet eval-mode logits after 10 steps (running statistics)")
+            "\(name) eval-mode logits after 10 steps (running statistics)")
     }
 
     @Test(
@@ -144,7 +152,7 @@ struct ModelGoldenTests {
 /// as Golden/interop-models.txt.
 @Suite("Interoperability checkpoints for MONAI and PyTorch: BasicUNet, ResNet")
 struct ModelInteropTests {
-    @Test("Write basicunet2d, basicunet3d and resnet checkpoints and logits; they read back identically")
+    @Test("Write basicunet2d, basicunet3d, resnet and resnet3d checkpoints and logits; they read back identically")
     func writeCheckpoints() throws {
         let folder = ProcessInfo.processInfo.environment["TESSERA_INTEROP_DIR"] ?? "/tmp/tessera-interop"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -155,16 +163,22 @@ struct ModelInteropTests {
         // Train the ResNet for one step so its running statistics are not the initial 0 and 1.
         let x = Tensor.randomNormal([4, 1, 16, 16], generator: &g)
         _ = try resnet.forward(x, training: true)
+        // The 3-D classifier (resnet3d's default widths) from its own generator: the cases above keep their values.
+        var g3 = SeededGenerator(seed: 2028)
+        var resnet3 = ResNet(dimensions: 3, inputChannels: 1, classes: 2, widths: [8, 16, 32], generator: &g3)
+        _ = try resnet3.forward(Tensor.randomNormal([2, 1, 8, 12, 16], generator: &g3), training: true)
         let cases: [(String, any Module, Tensor)] = [
             ("basicunet2d", unet2, .randomNormal([1, 1, 64, 48], generator: &g)),
             ("basicunet3d", unet3, .randomNormal([1, 1, 16, 32, 16], generator: &g)),
             ("resnet", resnet, .randomNormal([2, 1, 20, 20], generator: &g)),
+            ("resnet3d", resnet3, .randomNormal([2, 1, 9, 12, 10], generator: &g3)),
         ]
         for (name, model, input) in cases {
             let logits: Tensor
             switch name {
             case "basicunet2d": logits = try unet2.forward(input).output
             case "basicunet3d": logits = try unet3.forward(input).output
+            case "resnet3d": logits = try resnet3.forward(input, training: false).output
             default: logits = try resnet.forward(input, training: false).output
             }
             let path = "\(folder)/\(name).safetensors"

@@ -22,6 +22,15 @@ Conventions (the Swift code must do exactly the same)
     ROC AUC     scores are float64, labels 0/1; sklearn's trapezoid over the ROC curve, where tied scores form one
                 step (equal to the Mann-Whitney U / (P*N) with mid-ranks). One-class input is an error in both.
     Accuracy    mean(predicted == truth); from logits [batch, classes] the prediction is np.argmax(axis=1).
+    Classification (Metrics.classification, Metrics+Classification.swift), from probabilities [n, C]:
+                prediction = np.argmax (first on ties); confusion_matrix(labels=0..C-1) [truth][predicted];
+                balanced_accuracy_score; sensitivity = recall_score(pos_label=1) and specificity =
+                recall_score(pos_label=0) of (p[:, positive] >= threshold) against (truth == positive); per-class
+                recall = recall_score(average=None, labels=0..C-1); per-class AUC = roc_auc_score(truth == k, p[:, k]);
+                for C > 2 also roc_auc_score(multi_class="ovr", average="macro") = mean of the per-class AUCs.
+    Bootstrap   the AUC's percentile interval: SplitMix64(seed) (reimplemented below, as Randomness/SplitMix64.swift),
+                index = next() % n for each of n draws per resample, resamples with one class skipped, AUCs by
+                roc_auc_score, bounds np.quantile(method="linear") at (1 - level)/2 and (1 + level)/2.
 """
 import datetime
 import json
@@ -50,7 +59,8 @@ ensure_venv()
 
 import numpy as np  # noqa: E402
 import sklearn  # noqa: E402
-from sklearn.metrics import accuracy_score, roc_auc_score  # noqa: E402
+from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, recall_score,  # noqa: E402
+                             roc_auc_score)
 
 
 def auc_cases(rng):
@@ -91,6 +101,91 @@ def accuracy_cases(rng):
     return out
 
 
+MASK = (1 << 64) - 1
+
+
+class SplitMix64:
+    """Randomness/SplitMix64.swift, bit for bit."""
+
+    def __init__(self, seed):
+        self.state = seed & MASK
+
+    def next(self):
+        self.state = (self.state + 0x9E3779B97F4A7C15) & MASK
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+        return z ^ (z >> 31)
+
+
+def bootstrap(scores, labels, resamples, level, seed):
+    g = SplitMix64(seed)
+    n = len(scores)
+    aucs = []
+    for _ in range(resamples):
+        idx = [g.next() % n for _ in range(n)]
+        y = labels[idx]
+        if y.min() == y.max():
+            continue
+        aucs.append(roc_auc_score(y, scores[idx]))
+    aucs = np.array(aucs)
+    return float(np.quantile(aucs, (1 - level) / 2)), float(np.quantile(aucs, (1 + level) / 2)), len(aucs)
+
+
+def classification_cases(rng):
+    out = []
+    specs = [("binary, 40 studies, informative", 40, 2, 1, 0.5), ("binary, imbalanced 1:5, threshold 0.3", 36, 2, 1, 0.3),
+             ("3 classes, 45 studies, positive class 2", 45, 3, 2, 0.4),
+             ("4 classes, 30 studies, one class never predicted", 30, 4, 0, 0.5)]
+    for name, n, c, positive, threshold in specs:
+        if "imbalanced" in name:
+            truth = (rng.random(n) < 1 / 6).astype(int)
+            truth[:2] = [0, 1]
+        else:
+            truth = rng.integers(0, c, n)
+            truth[:c] = np.arange(c)
+        logits = rng.normal(0, 1, (n, c))
+        logits[np.arange(n), truth] += 1.2
+        if "never predicted" in name:
+            logits[:, 3] -= 10
+        p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        if c == 2:
+            p = np.round(p, 3)  # ties between studies (multi-class rows must sum to 1 for the macro AUC)
+        predicted = np.argmax(p, axis=1)
+        binary = (truth == positive).astype(int)
+        called = (p[:, positive] >= threshold).astype(int)
+        case = {"name": name, "probabilities": [[float(v) for v in row] for row in p], "truth": truth.tolist(),
+                "positive_class": positive, "threshold": threshold,
+                "confusion": confusion_matrix(truth, predicted, labels=list(range(c))).tolist(),
+                "accuracy": float(accuracy_score(truth, predicted)),
+                "balanced_accuracy": float(balanced_accuracy_score(truth, predicted)),
+                "sensitivity": float(recall_score(binary, called, pos_label=1)),
+                "specificity": float(recall_score(binary, called, pos_label=0)),
+                "recall": [float(v) for v in recall_score(truth, predicted, average=None, labels=list(range(c)),
+                                                          zero_division=0)],
+                "class_auc": [float(roc_auc_score((truth == k).astype(int), p[:, k])) for k in range(c)],
+                "auc": float(roc_auc_score(binary, p[:, positive]))}
+        if c > 2:
+            case["macro_ovr_auc"] = float(roc_auc_score(truth, p, multi_class="ovr", average="macro"))
+        out.append(case)
+    return out
+
+
+def bootstrap_cases(rng):
+    out = []
+    for name, n, resamples, level, seed in [("60 studies, 500 resamples, 95 %", 60, 500, 0.95, 20261207),
+                                            ("12 studies (skipped one-class resamples), 300 resamples, 90 %", 12, 300,
+                                             0.9, 7)]:
+        labels = rng.integers(0, 2, n)
+        labels[:2] = [0, 1]
+        scores = np.round(rng.random(n) + 0.4 * labels, 2)
+        lower, upper, used = bootstrap(scores, labels, resamples, level, seed)
+        out.append({"name": name, "scores": [float(v) for v in scores], "labels": labels.tolist(),
+                    "resamples": resamples, "level": level, "seed": seed, "lower": lower, "upper": upper,
+                    "used": used})
+    return out
+
+
 def main():
     path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "Tests", "TrainingTests", "Golden",
                                                                "metrics_golden.json")
@@ -104,6 +199,9 @@ def main():
         },
         "roc_auc": auc_cases(rng),
         "accuracy": accuracy_cases(rng),
+        # A second generator, so that the cases above keep their values.
+        "classification": classification_cases(np.random.default_rng(20261207)),
+        "bootstrap": bootstrap_cases(np.random.default_rng(20261208)),
     }
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
@@ -113,6 +211,10 @@ def main():
         print(f"roc_auc  {c['name']}: {c['auc']:.12f}")
     for c in doc["accuracy"]:
         print(f"accuracy {c['name']}: {c['accuracy']:.12f}")
+    for c in doc["classification"]:
+        print(f"classification {c['name']}: AUC {c['auc']:.6f}, balanced accuracy {c['balanced_accuracy']:.6f}")
+    for c in doc["bootstrap"]:
+        print(f"bootstrap {c['name']}: [{c['lower']:.6f}, {c['upper']:.6f}] from {c['used']} resamples")
     print(f"wrote {path}")
 
 

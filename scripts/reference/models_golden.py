@@ -6,6 +6,10 @@ What
                      in_channels 1, widths (4, 8, 16), one block per stage, 3 classes, BatchNorm2d; the module and
                      parameter names are torchvision's (conv1, bn1, layerK.J.conv1, layerK.J.downsample.0/1, fc).
                      Input [4, 1, 16, 16] ~ N(0, 1), labels randint(0, 3, (4,)); cross-entropy; train mode.
+    resnet3d_small   the same ResNet in 3-D (Conv3d, BatchNorm3d, mean over D, H, W: Tessera's resnet3d), widths
+                     (4, 8, 16), 2 classes; input [2, 1, 8, 12, 16] ~ N(0, 1), labels randint(0, 2, (2,)); CLASS-WEIGHTED
+                     cross-entropy F.cross_entropy(weight=[0.75, 1.5]) (Tessera's classification.imbalance:
+                     weighted_loss); train mode.
     basicunet2d_small / basicunet3d_small
                      monai.networks.nets.BasicUNet(spatial_dims, in_channels=1, out_channels=2,
                      features=(4, 4, 8, 8, 16, 4)), MONAI's own class (default act LeakyReLU 0.1, instance norm
@@ -66,21 +70,25 @@ def ensure_venv(skip_if_offline):
     os.execv(python, [python] + sys.argv)
 
 
-def resnet_classes():
-    """A torchvision-style ResNet (torchvision.models.resnet names), small and with a 3x3 stride-1 stem."""
+def resnet_classes(dims=2):
+    """A torchvision-style ResNet (torchvision.models.resnet names), small and with a 3x3 stride-1 stem; dims=3 makes
+    every Conv2d/BatchNorm2d a Conv3d/BatchNorm3d (Tessera's resnet3d)."""
     import torch.nn as nn
+
+    Conv = nn.Conv2d if dims == 2 else nn.Conv3d
+    Norm = nn.BatchNorm2d if dims == 2 else nn.BatchNorm3d
 
     class BasicBlock(nn.Module):
         def __init__(self, inplanes, planes, stride, norm):
             super().__init__()
-            self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+            self.conv1 = Conv(inplanes, planes, 3, stride, 1, bias=False)
             self.bn1 = norm(planes)
             self.relu = nn.ReLU()
-            self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+            self.conv2 = Conv(planes, planes, 3, 1, 1, bias=False)
             self.bn2 = norm(planes)
             self.downsample = None
             if stride != 1 or inplanes != planes:
-                self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), norm(planes))
+                self.downsample = nn.Sequential(Conv(inplanes, planes, 1, stride, bias=False), norm(planes))
 
         def forward(self, x):
             identity = x if self.downsample is None else self.downsample(x)
@@ -89,9 +97,9 @@ def resnet_classes():
             return self.relu(out + identity)
 
     class ResNet(nn.Module):
-        def __init__(self, in_channels=1, classes=2, widths=(16, 32, 64), blocks=(1, 1, 1), norm=nn.BatchNorm2d):
+        def __init__(self, in_channels=1, classes=2, widths=(16, 32, 64), blocks=(1, 1, 1), norm=Norm):
             super().__init__()
-            self.conv1 = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
+            self.conv1 = Conv(in_channels, widths[0], 3, 1, 1, bias=False)
             self.bn1 = norm(widths[0])
             self.relu = nn.ReLU()
             previous = widths[0]
@@ -108,7 +116,7 @@ def resnet_classes():
             x = self.relu(self.bn1(self.conv1(x)))
             for i in range(self.stages):
                 x = getattr(self, f"layer{i + 1}")(x)
-            return self.fc(x.mean(dim=(2, 3)))
+            return self.fc(x.mean(dim=tuple(range(2, 2 + dims))))
 
     return ResNet
 
@@ -133,6 +141,12 @@ def build(name):
         model = resnet_classes()(1, 3, (4, 8, 16), (1, 1, 1))
         x = torch.randn(4, 1, 16, 16)
         y = torch.randint(0, 3, (4,))
+    elif name == "resnet3d_small":
+        model = resnet_classes(3)(1, 2, (4, 8, 16), (1, 1, 1))
+        x = torch.randn(2, 1, 8, 12, 16)
+        y = torch.randint(0, 2, (2,))
+        weight = torch.tensor([0.75, 1.5])
+        return model, x, y, lambda z, t: F.cross_entropy(z, t, weight=weight)
     else:
         dims = 2 if name == "basicunet2d_small" else 3
         model = BasicUNet(spatial_dims=dims, in_channels=1, out_channels=2, features=SMALL_FEATURES)
@@ -146,7 +160,7 @@ def golden(out_dir, provenance):
     from monai.networks.nets import BasicUNet
 
     results = {}
-    for name in ["resnet_small", "basicunet2d_small", "basicunet3d_small"]:
+    for name in ["resnet_small", "resnet3d_small", "basicunet2d_small", "basicunet3d_small"]:
         model, x, y, lossf = build(name)
         model.train()
         state = float_state(model)
@@ -159,7 +173,7 @@ def golden(out_dir, provenance):
         io = {"input": x, "target": y.float(), "logits": logits}
         for k, p in model.named_parameters():
             io["grad." + k] = p.grad
-        if name == "resnet_small":
+        if name.startswith("resnet"):
             for k, v in float_state(model).items():
                 if "running" in k:
                     io["after." + k] = v
@@ -172,7 +186,7 @@ def golden(out_dir, provenance):
             l.backward()
             opt.step()
             losses.append(l.item())
-        if name == "resnet_small":
+        if name.startswith("resnet"):
             model.eval()
             with torch.no_grad():
                 io["eval_logits"] = model(x)
@@ -200,7 +214,8 @@ def check(folder):
                "basicunet3d": (lambda: BasicUNet(spatial_dims=3, in_channels=1, out_channels=2), True),
                # PyTorch's BatchNorm fills in its int64 num_batches_tracked counter when a state_dict lacks it (as
                # Tessera's do), so strict loading applies to the ResNet too.
-               "resnet": (lambda: resnet_classes()(1, 2), True)}
+               "resnet": (lambda: resnet_classes()(1, 2), True),
+               "resnet3d": (lambda: resnet_classes(3)(1, 2, (8, 16, 32)), True)}
     for name, (make, strict) in configs.items():
         weights = os.path.join(folder, f"{name}.safetensors")
         if not os.path.exists(weights):

@@ -21,27 +21,46 @@ public enum Loss {
     /// Cross-entropy (PyTorch's `cross_entropy`, mean over all `N · spatial` positions):
     /// `L = −(1/M) Σ_i log softmax(z_i)[t_i]`, `∂L/∂z_i = (softmax(z_i) − onehot(t_i)) / M`.
     /// - Throws: `.invalidArgument` when the target count or a label is out of range.
-    public static func crossEntropy(logits: Tensor, targets: [Int]) throws -> LossResult {
+    ///
+    /// With `weights` (one per class, PyTorch's `weight=`): `L = Σ_i w_{t_i}·nll_i / Σ_i w_{t_i}` and
+    /// `∂L/∂z_i = w_{t_i}·(softmax(z_i) − onehot(t_i)) / Σ_i w_{t_i}`.
+    /// - Throws: `.invalidArgument` when the target count or a label is out of range, or the weights are not one
+    ///   finite non-negative value per class with a positive total over the targets.
+    public static func crossEntropy(logits: Tensor, targets: [Int], weights: [Double]? = nil) throws -> LossResult {
         try check(logits: logits, targets: targets)
         let (n, c, s) = (logits.batch, logits.channels, logits.spatialCount)
-        let m = Double(n * s)
+        if let weights {
+            guard weights.count == c, weights.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
+                throw NeuralNetworkError(
+                    .invalidArgument, "cross-entropy weights must be \(c) finite values ≥ 0, got \(weights)")
+            }
+        }
         let p = Softmax.forward(logits)
         var gradient = p
         var total = 0.0
+        var weightSum = 0.0
         for b in 0..<n {
             for i in 0..<s {
                 let t = targets[b * s + i]
+                let w = weights?[t] ?? 1
                 let base = b * c * s + i
                 // log softmax from the logits directly (no log of a rounded probability).
                 var mx = -Float.infinity
                 for ch in 0..<c { mx = max(mx, logits.storage[base + ch * s]) }
                 var sum = 0.0
                 for ch in 0..<c { sum += Foundation.exp(Double(logits.storage[base + ch * s] - mx)) }
-                total += Foundation.log(sum) - Double(logits.storage[base + t * s] - mx)
+                total += w * (Foundation.log(sum) - Double(logits.storage[base + t * s] - mx))
+                weightSum += w
                 gradient.storage[base + t * s] -= 1
+                if weights != nil {
+                    for ch in 0..<c { gradient.storage[base + ch * s] *= Float(w) }
+                }
             }
         }
-        return LossResult(value: total / m, gradient: gradient * Float(1 / m))
+        guard weightSum > 0 else {
+            throw NeuralNetworkError(.invalidArgument, "cross-entropy weights are 0 for every target")
+        }
+        return LossResult(value: total / weightSum, gradient: gradient * Float(1 / weightSum))
     }
 
     /// Soft Dice loss, the reference's exact formula: `p = softmax(z)`, `t = onehot(target)`, per class c

@@ -15,22 +15,23 @@ public struct ResidualBlock: Module {
     public var bn2: FeatureNorm
     public var downsample: (conv: Conv, norm: FeatureNorm)?
 
+    /// - Parameter dimensions: 2 (`Conv2d`, `[N, C, H, W]`) or 3 (`Conv3d`, `[N, C, D, H, W]`).
     public init(
-        inputChannels: Int, outputChannels: Int, stride: Int = 1, norm: FeatureNorm.Kind,
+        dimensions: Int = 2, inputChannels: Int, outputChannels: Int, stride: Int = 1, norm: FeatureNorm.Kind,
         generator: inout SeededGenerator
     ) {
         conv1 = Conv(
-            dimensions: 2, inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: 3,
+            dimensions: dimensions, inputChannels: inputChannels, outputChannels: outputChannels, kernelSize: 3,
             stride: stride, padding: 1, bias: false, generator: &generator)
         bn1 = FeatureNorm(norm, channels: outputChannels)
         conv2 = Conv(
-            dimensions: 2, inputChannels: outputChannels, outputChannels: outputChannels, kernelSize: 3,
+            dimensions: dimensions, inputChannels: outputChannels, outputChannels: outputChannels, kernelSize: 3,
             padding: 1, bias: false, generator: &generator)
         bn2 = FeatureNorm(norm, channels: outputChannels)
         if stride != 1 || inputChannels != outputChannels {
             downsample = (
                 Conv(
-                    dimensions: 2, inputChannels: inputChannels, outputChannels: outputChannels,
+                    dimensions: dimensions, inputChannels: inputChannels, outputChannels: outputChannels,
                     kernelSize: 1, stride: stride, bias: false, generator: &generator),
                 FeatureNorm(norm, channels: outputChannels)
             )
@@ -149,13 +150,16 @@ public struct ResNet: Module {
     ///   - widths: output channels of each stage (`layer1`, `layer2`, …); the stem has `widths[0]` channels.
     ///   - blocks: residual blocks per stage (same count as `widths`).
     ///   - norm: batch (torchvision's default) or instance normalisation.
+    ///   - dimensions: 2, or 3 for the 3-D variant (every `Conv2d`/`BatchNorm2d` a `Conv3d`/`BatchNorm3d`, same
+    ///     names; input `[N, inputChannels, D, H, W]`).
     public init(
-        inputChannels: Int = 1, classes: Int = 2, widths: [Int] = [16, 32, 64], blocks: [Int] = [1, 1, 1],
-        norm: FeatureNorm.Kind = .batch, generator: inout SeededGenerator
+        dimensions: Int = 2, inputChannels: Int = 1, classes: Int = 2, widths: [Int] = [16, 32, 64],
+        blocks: [Int] = [1, 1, 1], norm: FeatureNorm.Kind = .batch, generator: inout SeededGenerator
     ) {
         precondition(!widths.isEmpty && widths.count == blocks.count && blocks.allSatisfy { $0 > 0 })
+        precondition(dimensions == 2 || dimensions == 3)
         conv1 = Conv(
-            dimensions: 2, inputChannels: inputChannels, outputChannels: widths[0], kernelSize: 3,
+            dimensions: dimensions, inputChannels: inputChannels, outputChannels: widths[0], kernelSize: 3,
             padding: 1, bias: false, generator: &generator)
         conv1.computesInputGradient = false
         bn1 = FeatureNorm(norm, channels: widths[0])
@@ -166,7 +170,7 @@ public struct ResNet: Module {
             for b in 0..<count {
                 stageBlocks.append(
                     ResidualBlock(
-                        inputChannels: previous, outputChannels: width,
+                        dimensions: dimensions, inputChannels: previous, outputChannels: width,
                         stride: stage > 0 && b == 0 ? 2 : 1, norm: norm,
                         generator: &generator))
                 previous = width
@@ -219,10 +223,11 @@ public struct ResNet: Module {
     /// - Throws: `NeuralNetworkError.shapeMismatch` unless the input is `[batch, inputChannels, H, W]`.
     public mutating func forward(_ input: Tensor, training: Bool) throws -> (output: Tensor, trace: Trace) {
         let channels = conv1.weight.shape[1]
-        guard input.rank == 4, input.batch > 0, input.channels == channels, input.spatialCount > 0 else {
+        let rank = conv1.weight.rank
+        guard input.rank == rank, input.batch > 0, input.channels == channels, input.spatialCount > 0 else {
             throw NeuralNetworkError(
                 .shapeMismatch,
-                "ResNet expects [batch, \(channels), height, width], got "
+                "ResNet expects [batch, \(channels), \(rank == 5 ? "depth, " : "")height, width], got "
                     + "\(input.shape)")
         }
         let s = bn1.forward(conv1.forward(input).output, training: training)
