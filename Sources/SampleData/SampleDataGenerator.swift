@@ -131,7 +131,7 @@ public struct SampleDataGenerator: Sendable {
             var lesionGenerator = SeededGenerator(seed: g.next())
             if lesionGenerator.uniform() < screening.prevalence {
                 phantom.addLesions(
-                    count: lesionGenerator.integer(1, 3), radius: screening.lesionRadius,
+                    count: lesionGenerator.integer(2, 4), radius: screening.lesionRadius,
                     contrast: screening.lesionContrast, generator: &lesionGenerator)
             }
         }

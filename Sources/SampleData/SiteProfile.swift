@@ -73,17 +73,19 @@ public struct SiteProfile: Sendable {
     static func withScreening(_ sites: [SiteProfile]) -> [SiteProfile] {
         var out = sites
         let cohorts: [String: ScreeningCohort] = [
-            // Cyst- or metastasis-like lesions (1 to 3, radius 14–24 mm, 75–100 HU below the liver) in 40 % of patients.
+            // Metastasis-like lesions (2 to 4 per patient, radius 18–28 mm, 80–100 HU below the liver) in 40 % of
+            // patients, 14 slices of 10 mm.
             "community-hospital": ScreeningCohort(
-                studies: 24, sliceThickness: 8, slices: 18, prevalence: 0.4, lesionRadius: 14...24,
-                lesionContrast: 75...100, labelsFormat: .plain),
-            // Smaller, fainter lesions in half of the patients (a harder site).
+                studies: 36, sliceThickness: 10, slices: 14, prevalence: 0.4, lesionRadius: 18...28,
+                lesionContrast: 80...100, labelsFormat: .plain),
+            // Smaller, fainter lesions in half of the patients (the harder site), 16 slices of 9 mm.
             "research-center": ScreeningCohort(
-                studies: 20, sliceThickness: 6, slices: 24, prevalence: 0.5, lesionRadius: 10...18,
-                lesionContrast: 60...85, labelsFormat: .quoted),
-            // Large, dark lesions in 30 %; its labels come from a spreadsheet export (byte-order mark, CRLF).
+                studies: 28, sliceThickness: 9, slices: 16, prevalence: 0.5, lesionRadius: 15...24,
+                lesionContrast: 65...90, labelsFormat: .quoted),
+            // Large, dark lesions in 30 %, 14 slices of 10 mm; its labels come from a spreadsheet export (byte-order
+            // mark, CRLF).
             "treatment-center": ScreeningCohort(
-                studies: 24, sliceThickness: 8, slices: 18, prevalence: 0.3, lesionRadius: 16...28,
+                studies: 36, sliceThickness: 10, slices: 14, prevalence: 0.3, lesionRadius: 20...30,
                 lesionContrast: 85...105, labelsFormat: .spreadsheet),
         ]
         for i in out.indices { out[i].screening = cohorts[out[i].name] }

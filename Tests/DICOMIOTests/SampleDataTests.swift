@@ -76,6 +76,15 @@ struct SampleDataValidationTests {
             }
         }
         #expect(files.count == 15 * 3)
+        // The screening cohorts (CT only): the first and last slices of each site's first and last study.
+        for site in ["community-hospital", "research-center", "treatment-center"] {
+            let folder = root + "/classification/" + site
+            let series = SeriesAssembler().assemble(try DirectoryScanner().scan(folder).instances)
+            #expect(series.count >= 28, "\(site): \(series.count) screening studies")
+            for s in [series.first, series.last].compactMap({ $0 }) {
+                files += [s.instances.first!.path, s.instances.last!.path]
+            }
+        }
         for file in files {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: tool)
