@@ -45,7 +45,7 @@ federated = report["comparison"][0]
 eps = {}
 for r in report["rounds"]:
     eps.update(r.get("epsilon", {}))
-cells = [f'{federated["dice"].get(s, 0):.3f}' for s in report["sites"]]
+cells = [f'{federated["scores"].get(s, 0):.3f}' for s in report["sites"]]
 spent = " / ".join(f'{eps[s]:.3g}' if s in eps else "-" for s in report["sites"])
 print(f"| {run} | " + " | ".join(cells) + f' | {federated["mean"]:.3f} | {spent} | {seconds} |')
 EOF

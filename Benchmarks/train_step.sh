@@ -4,8 +4,9 @@
 # default and channels-last) with 1 and 2 threads, in one run. Prints every tool's SUMMARY line, then a Markdown
 # table of median steps/s and Tessera's ratio to PyTorch's best, and the same from CPU time (cpu-normalised).
 #
-# usage: Benchmarks/train_step.sh [unet2d unet3d]    (needs ../shared/bench and torch from PyPI: it reuses the
-#        venv scripts/.venv-torch that scripts/reference/torch_golden.py creates)
+# usage: Benchmarks/train_step.sh [unet2d unet3d resnet3d]    (needs ../shared/bench and torch from PyPI: it reuses
+#        the venv scripts/.venv-torch that scripts/reference/torch_golden.py creates). resnet3d is the sample
+#        classification pipeline's model; its PyTorch twin is Benchmarks/torch_classifier.py (the same harness).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODELS=${*:-unet2d unet3d}
@@ -22,11 +23,13 @@ BENCH=$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)/tesser
 OUT=$(mktemp)
 echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
 for model in $MODELS; do
+  PEER=("$SHARED/torch_reference.py")
+  if [ "$model" = resnet3d ]; then PEER=(Benchmarks/torch_classifier.py --shared "$SHARED"); fi
   for threads in 1 2; do
     "$BENCH" train-step --model "$model" --threads "$threads" --trials "$TRIALS" --min-time "$MIN_TIME" | tee -a "$OUT" | grep SUMMARY
-    "$PY" "$SHARED/torch_reference.py" --model "$model" --threads "$threads" --trials "$TRIALS" --min-time "$MIN_TIME" \
+    "$PY" "${PEER[@]}" --model "$model" --threads "$threads" --trials "$TRIALS" --min-time "$MIN_TIME" \
       | sed 's/^JSON {/JSON {"tool": "torch", /' | tee -a "$OUT" | grep SUMMARY
-    "$PY" "$SHARED/torch_reference.py" --model "$model" --threads "$threads" --trials "$TRIALS" --min-time "$MIN_TIME" \
+    "$PY" "${PEER[@]}" --model "$model" --threads "$threads" --trials "$TRIALS" --min-time "$MIN_TIME" \
       --channels-last | sed 's/^JSON {/JSON {"tool": "torch-cl", /' | tee -a "$OUT" | grep SUMMARY
   done
 done

@@ -45,7 +45,7 @@ print("Federated model: Dice on each site's held-out patients, and the ε each s
 print("%-28s" % "run" + "".join("%-24s" % s for s in plain["sites"]) + "mean Dice")
 for name, report in (("plain FedAvg", plain), ("DP-SGD (σ 1.0, C 1, B 2)", dp)):
     row, spent = report["comparison"][0], epsilon(report)
-    cells = ["%.3f, ε %s" % (row["dice"][s], ("%.3g" % spent[s]) if s in spent else "none") for s in report["sites"]]
+    cells = ["%.3f, ε %s" % (row["scores"][s], ("%.3g" % spent[s]) if s in spent else "none") for s in report["sites"]]
     print("%-28s" % name + "".join("%-24s" % c for c in cells) + "%.3f" % row["mean"])
 PY
 
@@ -59,7 +59,7 @@ print("%-28s" % "run" + "".join("%-20s" % s for s in plain["sites"]) + "mean Dic
 for name, report in (("plain FedAvg", plain), ("secure aggregation", secure)):
     row = report["comparison"][0]
     seconds = sorted(r["seconds"] for r in report["rounds"])[len(report["rounds"]) // 2]
-    print("%-28s" % name + "".join("%-20.3f" % row["dice"][s] for s in report["sites"]) + "%-12.3f%.1f"
+    print("%-28s" % name + "".join("%-20.3f" % row["scores"][s] for s in report["sites"]) + "%-12.3f%.1f"
           % (row["mean"], seconds))
 PY
 echo "== a federated classification study (liver lesion or not): 3-D ResNet, each site's labels.csv beside its screening cohort"

@@ -19,38 +19,39 @@ public struct RoundSummary: Sendable, Codable {
     public var participants: [String]
     public var closedBy: String
     /// The study's metric (`StudyReport.metric`: Dice, or ROC AUC for classification) each site reported after its
-    /// local training this round (the JSON keeps the name `siteDice` for both).
-    public var siteDice: [String: Double]
+    /// local training this round, on its held-out patients.
+    public var siteScore: [String: Double]
     /// The new global model's metric on every site's held-out patients.
-    public var globalDice: [String: Double]
+    public var globalScore: [String: Double]
     public var seconds: Double
     /// ε each site's privacy ledger says the job has spent there after this round (DP jobs; at the site's
     /// accounting δ, `dp_delta`), as the site reported it with its update.
     public var epsilon: [String: Double] = [:]
 
     public init(
-        round: Int, participants: [String], closedBy: String, siteDice: [String: Double],
-        globalDice: [String: Double], seconds: Double, epsilon: [String: Double] = [:]
+        round: Int, participants: [String], closedBy: String, siteScore: [String: Double],
+        globalScore: [String: Double], seconds: Double, epsilon: [String: Double] = [:]
     ) {
         self.epsilon = epsilon
         self.round = round
         self.participants = participants
         self.closedBy = closedBy
-        self.siteDice = siteDice
-        self.globalDice = globalDice
+        self.siteScore = siteScore
+        self.globalScore = globalScore
         self.seconds = seconds
     }
 }
 
-/// A model evaluated on every site's held-out patients (`dice` holds the study's metric, `StudyReport.metric`).
+/// A model evaluated on every site's held-out patients: `scores` holds the study's metric (`StudyReport.metric`)
+/// per site.
 public struct ComparisonRow: Sendable, Codable {
     public var model: String
-    public var dice: [String: Double]
+    public var scores: [String: Double]
     public var mean: Double
 
-    public init(model: String, dice: [String: Double], mean: Double) {
+    public init(model: String, scores: [String: Double], mean: Double) {
         self.model = model
-        self.dice = dice
+        self.scores = scores
         self.mean = mean
     }
 }
@@ -180,14 +181,15 @@ public struct FederatedStudy: Sendable {
         for i in rounds.indices {
             if let saved = outcome.roundModels[rounds[i].round] {
                 let model = try saved.reordered(like: initialModel)
-                for site in siteNames { rounds[i].globalDice[site] = try sites.score(model, site: site) }
+                for site in siteNames { rounds[i].globalScore[site] = try sites.score(model, site: site) }
             }
         }
         var comparison: [ComparisonRow] = []
         func row(_ name: String, _ model: ParameterSet) throws -> ComparisonRow {
-            var dice: [String: Double] = [:]
-            for site in siteNames { dice[site] = try sites.score(model, site: site) ?? 0 }
-            return ComparisonRow(model: name, dice: dice, mean: dice.values.reduce(0, +) / Double(max(dice.count, 1)))
+            var scores: [String: Double] = [:]
+            for site in siteNames { scores[site] = try sites.score(model, site: site) ?? 0 }
+            return ComparisonRow(
+                model: name, scores: scores, mean: scores.values.reduce(0, +) / Double(max(scores.count, 1)))
         }
         comparison.append(try row("federated (\(federation.strategy))", global))
         // Save the global model as a checkpoint `tessera predict` can use.
@@ -307,7 +309,7 @@ public final class StudyProgress: Sendable {
         var started = Date()
         /// The round and attempt whose start was last seen.
         var current: (round: Int, attempt: Int)?
-        var dice: [String: Double] = [:]
+        var scores: [String: Double] = [:]
         var epsilon: [String: Double] = [:]
         var summaries: [RoundSummary] = []
         var evaluating = false
@@ -338,7 +340,7 @@ public final class StudyProgress: Sendable {
                 if let current = state.current, current == (r, attempt) { return true }
                 state.current = (r, attempt)
                 state.started = Date()
-                state.dice = [:]
+                state.scores = [:]
                 state.epsilon = [:]
                 return false
             }
@@ -353,7 +355,7 @@ public final class StudyProgress: Sendable {
             )
         case .resultAccepted(_, let site, let n, let metrics):
             state.withLock {
-                $0.dice[site] = metrics[metric]
+                $0.scores[site] = metrics[metric]
                 $0.epsilon[site] = metrics["dp_epsilon"]
             }
             progress(
@@ -373,7 +375,7 @@ public final class StudyProgress: Sendable {
                     $0.summaries.append(
                         RoundSummary(
                             round: r, participants: participants, closedBy: reason,
-                            siteDice: $0.dice, globalDice: [:], seconds: seconds,
+                            siteScore: $0.scores, globalScore: [:], seconds: seconds,
                             epsilon: $0.epsilon))
                 }
                 return seconds

@@ -25,8 +25,8 @@ public enum StudyReportWriter {
         var lines = ["round,site,participated,local_\(r.metric),global_\(r.metric),seconds,epsilon"]
         for round in r.rounds {
             for site in r.sites {
-                let local = round.siteDice[site].map { String(format: "%.4f", $0) } ?? ""
-                let global = round.globalDice[site].map { String(format: "%.4f", $0) } ?? ""
+                let local = round.siteScore[site].map { String(format: "%.4f", $0) } ?? ""
+                let global = round.globalScore[site].map { String(format: "%.4f", $0) } ?? ""
                 let epsilon = round.epsilon[site].map { String(format: "%.4g", $0) } ?? ""
                 lines.append(
                     "\(round.round),\(site),\(round.participants.contains(site)),\(local),\(global),"
@@ -49,7 +49,7 @@ public enum StudyReportWriter {
             lines.append(
                 row.model.padding(toLength: width, withPad: " ", startingAt: 0)
                     + r.sites.map {
-                        String(format: "%.3f", row.dice[$0] ?? 0).padding(toLength: 20, withPad: " ", startingAt: 0)
+                        String(format: "%.3f", row.scores[$0] ?? 0).padding(toLength: 20, withPad: " ", startingAt: 0)
                     }.joined()
                     + String(format: "%.3f", row.mean))
         }
@@ -212,9 +212,9 @@ public enum StudyReportWriter {
             "<p>Strategy: \(escape(r.strategy)). Sites: \(escape(r.sites.joined(separator: ", "))). \(n) rounds in "
             + String(format: "%.0f", r.totalSeconds) + " s (including baselines).</p>"
         let global = r.sites.map { site in
-            (site, r.rounds.compactMap { rd in rd.globalDice[site].map { (rd.round, $0) } })
+            (site, r.rounds.compactMap { rd in rd.globalScore[site].map { (rd.round, $0) } })
         }
-        let local = r.sites.map { site in (site, r.rounds.compactMap { rd in rd.siteDice[site].map { (rd.round, $0) } })
+        let local = r.sites.map { site in (site, r.rounds.compactMap { rd in rd.siteScore[site].map { (rd.round, $0) } })
         }
         h += lineChart(title: "Global model: \(name) per site after each round", series: global, rounds: n)
         h += lineChart(title: "Local validation \(name) reported by each site", series: local, rounds: n)
@@ -252,7 +252,7 @@ public enum StudyReportWriter {
         h += r.sites.map { "<th>\(escape($0))</th>" }.joined() + "<th>mean</th></tr>"
         for row in r.comparison {
             h +=
-                "<tr><td>\(escape(row.model))</td>" + r.sites.map { heatCell(row.dice[$0]) }.joined()
+                "<tr><td>\(escape(row.model))</td>" + r.sites.map { heatCell(row.scores[$0]) }.joined()
                 + heatCell(row.mean) + "</tr>"
         }
         h +=

@@ -5,31 +5,47 @@ import Tensors
 
 /// One training step of a reference model (zero gradients, forward, loss, backward, SGD(0.01, momentum 0.9)) on a
 /// fixed random batch, as `../shared/bench/torch_reference.py` times it: input ~ N(0, 1), target = input > 0 for
-/// segmentation (CE + soft Dice), labels 0/1 for classification (CE).
+/// segmentation (CE + soft Dice), labels 0/1 for classification (CE). `resnet3d` is the sample classification
+/// pipeline's model (pipelines/classification-resnet3d.yaml: widths [8, 16, 32], one block a stage, instance norm) on
+/// a batch of 4 studies of 14 × 48 × 56 voxels; its PyTorch twin is Benchmarks/torch_classifier.py.
 struct TrainStep: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "train-step")
 
-    @Option(help: "unet2d, unet3d or cls2d.") var model = "unet2d"
+    @Option(help: "unet2d, unet3d, cls2d or resnet3d.") var model = "unet2d"
     @Option(help: "Threads (Tessera's workers and OpenBLAS share them).") var threads = 1
-    @Option(help: "Batch size (default: 8, or 2 for unet3d).") var batch: Int?
+    @Option(help: "Batch size (default: 8, 2 for unet3d, 4 for resnet3d).") var batch: Int?
     @Option(help: "Untimed warm-up steps.") var warmup = 2
     @Option(help: "Timed trials.") var trials = 5
     @Option(help: "Seconds per trial (steps per trial calibrated from the warm-up).") var minTime = 3.0
 
+    static let models = ["unet2d", "unet3d", "cls2d", "resnet3d"]
+
     func validate() throws {
-        guard ["unet2d", "unet3d", "cls2d"].contains(model) else {
-            throw ValidationError("--model must be unet2d, unet3d or cls2d")
+        guard Self.models.contains(model) else {
+            throw ValidationError("--model must be one of \(Self.models.joined(separator: ", "))")
         }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
     }
 
     func run() throws {
         Parallelism.threads = threads
-        let batch = self.batch ?? (model == "unet3d" ? 2 : 8)
+        let batch = self.batch ?? ["unet3d": 2, "resnet3d": 4][model, default: 8]
         var generator = SeededGenerator(seed: 0)
         var sgd = SGD(learningRate: 0.01, momentum: 0.9)
         let step: () throws -> Double
         switch model {
+        case "resnet3d":
+            var net = ResNet(
+                dimensions: 3, inputChannels: 1, classes: 2, widths: [8, 16, 32], blocks: [1, 1, 1], norm: .instance,
+                generator: &generator)
+            let x = Tensor.randomNormal([batch, 1, 14, 48, 56], generator: &generator)
+            let labels = (0..<batch).map { $0 % 2 }
+            step = {
+                let (logits, trace) = try net.forward(x, training: true)
+                let loss = try Loss.crossEntropy(logits: logits, targets: labels)
+                try sgd.update(model: &net, gradients: net.backward(loss.gradient, trace: trace))
+                return loss.value
+            }
         case "cls2d":
             var net = SmallCNN(generator: &generator)
             let x = Tensor.randomNormal([batch, 1, 128, 128], generator: &generator)

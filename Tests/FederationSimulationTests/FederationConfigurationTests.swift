@@ -77,8 +77,8 @@ struct FederationConfigurationTests {
             strategy: "fedavg", sites: ["a", "b"],
             rounds: [
                 RoundSummary(
-                    round: 1, participants: ["a"], closedBy: "deadline", siteDice: ["a": 0.5],
-                    globalDice: ["a": 0.25, "b": 0.75], seconds: 2, epsilon: ["a": 1.25])
+                    round: 1, participants: ["a"], closedBy: "deadline", siteScore: ["a": 0.5],
+                    globalScore: ["a": 0.25, "b": 0.75], seconds: 2, epsilon: ["a": 1.25])
             ], comparison: [], totalSeconds: 3)
         #expect(
             StudyReportWriter.csv(report) == "round,site,participated,local_dice,global_dice,seconds,epsilon\n"
@@ -95,10 +95,10 @@ struct FederationConfigurationTests {
             strategy: "fedavg", sites: ["a", "b"],
             rounds: [
                 RoundSummary(
-                    round: 1, participants: ["a", "b"], closedBy: "every site answered", siteDice: ["a": 0.8],
-                    globalDice: ["a": 0.7, "b": 0.6], seconds: 1)
+                    round: 1, participants: ["a", "b"], closedBy: "every site answered", siteScore: ["a": 0.8],
+                    globalScore: ["a": 0.7, "b": 0.6], seconds: 1)
             ],
-            comparison: [ComparisonRow(model: "federated (fedavg)", dice: ["a": 0.7, "b": 0.6], mean: 0.65)],
+            comparison: [ComparisonRow(model: "federated (fedavg)", scores: ["a": 0.7, "b": 0.6], mean: 0.65)],
             crossSite: matrix, totalSeconds: 2)
         report.metric = "auc"
         #expect(

@@ -284,7 +284,7 @@ public struct ClassifierTrainer: Sendable {
         }
     }
 
-    /// Loads weights from a safetensors checkpoint (e.g. `model.initial_weights` or `--initial-weights`).
+    /// Loads weights from a safetensors checkpoint (`tessera train --initial-weights`).
     /// - Throws: `.io` when unreadable, `.model` when its tensors do not fit the configured classifier.
     public mutating func load(checkpoint path: String) throws(TrainingError) {
         let state: NamedTensors
