@@ -277,8 +277,12 @@ public struct Provisioner: Sendable {
             start = "tessera server --kit <dir>"
         case .site:
             start = "tessera client --kit <dir> --data <DICOM folder>"
-        case .admin:
-            start = "tessera admin --kit <dir> submit <pipeline.yaml> | status | abort <job> | download <job>"
+        case .admin, .member:
+            start =
+                "tessera admin --kit <dir> submit <pipeline.yaml> | status | abort <job> | download <job> | "
+                + "logs <job> | sites"
+        case .siteAdmin:
+            start = "tessera admin --kit <dir> status | logs <job> | sites   (read-only, this site's jobs)"
         }
         return """
             Tessera startup kit for \(manifest.role.rawValue) '\(manifest.participant)' of project \
