@@ -60,7 +60,8 @@ struct PeerCertificateVerifier: Sendable {
         var verifier = Verifier(rootCertificates: CertificateStore([ca])) {
             RFC5280Policy(validationTime: now)
             if let hostname {
-                if hostname.allSatisfy({ $0.isNumber || $0 == "." || $0 == ":" }) {
+                let address = ServerAddress(host: hostname, port: 1)
+                if address.ipv4Bytes != nil || address.ipv6Bytes != nil {
                     ServerIdentityPolicy(serverHostname: nil, serverIP: hostname)
                 } else {
                     ServerIdentityPolicy(serverHostname: hostname, serverIP: nil)

@@ -239,8 +239,8 @@ public struct Kit: Sendable, Hashable {
         if now > certificate.notValidAfter {
             throw ProvisioningError(
                 .untrustedCertificate,
-                "\(path) expired on \(certificate.notValidAfter): ask the "
-                    + "project admin to re-provision (delete the participant's kit folder, then run tessera provision)")
+                "\(path) expired on \(certificate.notValidAfter): ask the project admin for a renewed kit "
+                    + "(`tessera provision <project.yaml> --output <dir> --renew <name>`)")
         }
     }
 }

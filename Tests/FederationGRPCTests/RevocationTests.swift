@@ -80,6 +80,15 @@ struct RevocationTests {
             #expect(try await before.register(site: "a") == nil)
             await before.close()
 
+            // The host name is still checked when the verifier replaces BoringSSL's: the server is not "elsewhere".
+            let misdirected = try GRPCFederationConnection(
+                host: "127.0.0.1", port: federation.port, tls: files, serverName: "elsewhere.example")
+            var refusal: FederationError?
+            do { _ = try await misdirected.register(site: "a") } catch let error as FederationError { refusal = error }
+            #expect(refusal?.code == .unknownSite)
+            #expect(refusal?.message.contains("TLS handshake failed") == true, "\(String(describing: refusal))")
+            await misdirected.close()
+
             try federation.pki.writeRevocationList(revoking: [federation.serverTLS], number: 2)
             let after = try federation.connect(files)
             #expect(await failure { _ = try await after.register(site: "a") } == .unknownSite)

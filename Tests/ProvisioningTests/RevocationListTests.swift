@@ -185,6 +185,14 @@ struct ProvisionerLifecycleTests {
         after["ca/crl.der"] = nil
         #expect(after == before)
         #expect(throws: ProvisioningError.self) { try provisioner.revoke("nobody") }
+        // A later run notes the revoked kits; a renewed kit (here the server's) carries the current list.
+        let report = try provisioner.run()
+        #expect(report.entries.first { $0.name == "site-b" }?.note?.contains("revoked") == true)
+        #expect(report.entries.first { $0.name == "site-a" }?.note == nil)
+        _ = try provisioner.renew("server")
+        #expect(
+            FileManager.default.contents(atPath: folder.appending("server/crl.der"))
+                == FileManager.default.contents(atPath: first.path))
     }
 
     @Test("--renew issues a new key and certificate with the same name, role and site; the old kit is retired")

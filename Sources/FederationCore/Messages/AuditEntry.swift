@@ -62,7 +62,7 @@ public struct SiteStatus: Sendable, Hashable, Codable {
     public var site: String
     /// When the server last received a call from it, ISO 8601 UTC.
     public var lastContact: String
-    /// Seconds between that call and the answer's making.
+    /// Seconds from that call to the making of this answer.
     public var secondsSinceContact: Double
     /// The Tessera version the site's client reports (`tessera-version` call metadata), or empty.
     public var version: String
