@@ -53,7 +53,11 @@ extension Provisioner {
                 CertificateRevocationList.Entry(
                     serialNumber: Array(certificate.serialNumber.bytes), revocationDate: now))
         }
-        list.number += 1
+        let (number, overflow) = list.number.addingReportingOverflow(1)
+        guard !overflow else {
+            throw ProvisioningError(.conflict, "\(crlPath) has cRLNumber \(list.number): it cannot grow further")
+        }
+        list.number = number
         list.thisUpdate = CertificateRevocationList.wholeSeconds(now)
         list.nextUpdate = CertificateRevocationList.wholeSeconds(
             min(now.addingTimeInterval(Double(project.validityDays) * 86_400), authority.certificate.notValidAfter))

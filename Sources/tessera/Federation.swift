@@ -21,8 +21,14 @@ struct KitOptions: ParsableArguments {
         help: "Server address host:port, overriding the kit's (the certificate is still checked for the kit's host).")
     var server: String?
 
-    @Option(help: "Warn at start when the kit's certificate expires within this many days.")
+    @Option(help: "Warn at start when the kit's certificate expires within this many days (0-36500).")
     var expiryWarningDays: Int = Kit.defaultExpiryWarningDays
+
+    func validate() throws {
+        guard (0...36500).contains(expiryWarningDays) else {
+            throw ValidationError("--expiry-warning-days must be between 0 and 36500, is \(expiryWarningDays)")
+        }
+    }
 
     func load(roles: Set<ParticipantRole>) throws -> (kit: Kit, tls: MutualTLSFiles, address: ServerAddress) {
         let kit: Kit
