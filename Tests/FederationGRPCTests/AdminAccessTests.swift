@@ -22,6 +22,22 @@ struct QueuedOnlyFactory: JobFactory {
     }
 }
 
+extension Federation {
+    /// A server whose job manager (and admin service) keeps its state in a temporary folder and never starts a job
+    /// (`QueuedOnlyFactory`): `body` gets the federation and the store, whose folder is removed afterwards.
+    static func withQueuedJobs<T: Sendable>(
+        checksRevocation: Bool = false, _ body: (Federation, SQLiteCheckpointStore) async throws -> T
+    ) async throws -> T {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-admin-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try SQLiteCheckpointStore(folder: folder)
+        let manager = JobManager(store: store, factory: QueuedOnlyFactory())
+        return try await Federation.with(manager, admin: manager, checksRevocation: checksRevocation) {
+            try await body($0, store)
+        }
+    }
+}
+
 /// Each admin role against each admin action over the real gRPC + mutual-TLS transport, with the audit log checked.
 @Suite("Admin roles over gRPC + mTLS: what each may do, refusals and the audit log")
 struct AdminAccessTests {
@@ -43,12 +59,9 @@ struct AdminAccessTests {
         "Project lead, member, site admin and a site certificate: each action allowed or refused",
         .timeLimit(.minutes(2)))
     func rolesPerAction() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-admin-\(UUID())").path
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        let store = try SQLiteCheckpointStore(folder: folder)
-        let manager = JobManager(store: store, factory: QueuedOnlyFactory())
         // Not started: submitted jobs stay queued, which every action can work on.
-        try await Federation.with(manager, admin: manager) { federation in
+        try await Federation.withQueuedJobs { federation, store in
+            let folder = store.folder
             let lead = try federation.admin(try federation.pki.issue("lead", role: "admin"))
             let member = try federation.admin(try federation.pki.issue("mia", role: "member"))
             let siteAdminA = try federation.admin(try federation.pki.issue("it-a", role: "site-admin", site: "a"))

@@ -13,10 +13,7 @@ struct RevocationTests {
         "Revoked site and admin refused, others served; CRL re-read per handshake; a foreign CRL fails closed",
         .timeLimit(.minutes(2)))
     func serverRefusesRevokedClients() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-crl-\(UUID())").path
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        let manager = JobManager(store: try SQLiteCheckpointStore(folder: folder), factory: QueuedOnlyFactory())
-        try await Federation.with(manager, admin: manager, checksRevocation: true) { federation in
+        try await Federation.withQueuedJobs(checksRevocation: true) { federation, _ in
             let pki = federation.pki
             let good = try pki.issue("a", role: "site")
             let stolen = try pki.issue("b", role: "site")
@@ -68,10 +65,7 @@ struct RevocationTests {
         "A site with the CRL refuses a revoked server; with the server not revoked it connects", .timeLimit(.minutes(2))
     )
     func siteRefusesRevokedServer() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-crl-\(UUID())").path
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        let manager = JobManager(store: try SQLiteCheckpointStore(folder: folder), factory: QueuedOnlyFactory())
-        try await Federation.with(manager, admin: manager) { federation in
+        try await Federation.withQueuedJobs { federation, _ in
             var files = try federation.pki.issue("a", role: "site")
             files.revocationList = federation.pki.revocationListPath
             // The site's own verification (host name localhost included) accepts the server.
