@@ -25,6 +25,8 @@ public actor JobManager: FederationService, AdminService {
     private var history: [String: [JobEvent]] = [:]
     private var wake: CheckedContinuation<Void, Never>?
     private var stopped = false
+    /// Each site's last call and the version its client reported, since the server started.
+    private var contacts: [String: (at: Date, version: String)] = [:]
 
     /// - Parameters:
     ///   - store: jobs, rounds and models on disk; job files go to `<store folder>/<job>/files/`.
@@ -85,6 +87,7 @@ public actor JobManager: FederationService, AdminService {
             log("job \(job.id) cannot start: \(error.message)")
             try? await store.update(
                 jobID: job.id, state: .failed, reason: "cannot start: \(error.message)", finishedAt: Self.now())
+            await journal(job.id, .jobState, detail: "failed: cannot start: \(error.message)")
             return
         }
         if job.state == .running {
@@ -94,6 +97,7 @@ public actor JobManager: FederationService, AdminService {
                 "job \(job.id) (\(job.name), \(job.kind.rawValue)) starts: \(job.rounds) round(s) at \(job.sites.joined(separator: ", "))"
             )
             try? await store.update(jobID: job.id, state: .running)
+            await journal(job.id, .jobState, detail: JobState.running.rawValue)
         }
         let events = await runner.observe()
         let id = job.id
@@ -127,6 +131,10 @@ public actor JobManager: FederationService, AdminService {
             log("job \(job.id): \(error.message)")
         }
         try? await store.update(jobID: job.id, state: state, reason: reason, finishedAt: Self.now())
+        // An abort's state change is recorded by `abort` itself, when it is asked.
+        if abortRequested[job.id] == nil {
+            await journal(job.id, .jobState, detail: state.rawValue + (reason.isEmpty ? "" : ": \(reason)"))
+        }
         current = nil
         history[id] = nil
         for watcher in watchers.removeValue(forKey: id) ?? [] {
@@ -136,17 +144,24 @@ public actor JobManager: FederationService, AdminService {
         log("job \(job.id) \(state.rawValue)\(reason.isEmpty ? "" : ": \(reason)")")
     }
 
-    /// Logs an event of the running job and passes it to its watchers.
-    private func record(_ event: JobEvent, job: String) {
+    /// Logs an event of the running job (server log and audit log) and passes it to its watchers.
+    private func record(_ event: JobEvent, job: String) async {
         log("job \(job): \(Self.describe(event))")
         // The terminal event goes out once the job's state is stored (in `runJob`).
         guard !event.isTerminal else { return }
+        await journal(job, .jobEvent, site: event.site, detail: Self.describe(event))
         history[job, default: []].append(event)
         for watcher in watchers[job] ?? [] { watcher.yield(event) }
     }
 
     private func filesFolder(_ jobID: String) -> String {
         store.folder + "/" + store.safe(jobID) + "/files"
+    }
+
+    /// Appends a job entry (`actor` `server`, outcome `ok`) to the audit log.
+    private func journal(_ jobID: String, _ kind: AuditEntry.Kind, site: String? = nil, detail: String) async {
+        await audit(
+            AuditEntry(kind: kind, actor: "server", role: "server", jobID: jobID, site: site ?? "", detail: detail))
     }
 
     static func now() -> String {
@@ -277,6 +292,7 @@ public actor JobManager: FederationService, AdminService {
             state: .queued, rounds: plan.rounds, sites: plan.sites, submittedBy: admin,
             submittedAt: Self.now())
         try await store.insert(record)
+        await journal(id, .jobState, detail: JobState.queued.rawValue)
         log(
             "job \(id) (\(record.name)) submitted by \(admin): \(plan.kind.rawValue), \(plan.rounds) round(s), sites \(plan.sites.joined(separator: ", "))"
         )
@@ -328,6 +344,7 @@ public actor JobManager: FederationService, AdminService {
                 watcher.finish()
             }
         }
+        await journal(jobID, .jobState, detail: "\(JobState.aborted.rawValue): \(reason)")
         log("job \(jobID) \(reason)")
     }
 
@@ -375,5 +392,42 @@ public actor JobManager: FederationService, AdminService {
             watchers[jobID, default: []].append(continuation)
         }
         return stream
+    }
+
+    // MARK: - Sites and the audit log
+
+    public func noteContact(site: String, version: String) {
+        contacts[site] = (Date(), version.isEmpty ? contacts[site]?.version ?? "" : version)
+    }
+
+    public func sites() async -> [SiteStatus] {
+        let now = Date()
+        var out: [SiteStatus] = []
+        var task: (job: String, round: Int, sites: [String])?
+        if let current, !(await current.runner.isOver) {
+            let progress = await current.runner.progress()
+            task = (current.id, progress.completedRounds + 1, current.runner.participants)
+        }
+        for (site, contact) in contacts.sorted(by: { $0.key < $1.key }) {
+            var doing = ""
+            if let task, task.sites.contains(site) { doing = "\(task.job) round \(task.round)" }
+            out.append(
+                SiteStatus(
+                    site: site, lastContact: SQLiteCheckpointStore.auditTime(contact.at),
+                    secondsSinceContact: max(0, now.timeIntervalSince(contact.at)), version: contact.version,
+                    currentTask: doing))
+        }
+        return out
+    }
+
+    public func log(jobID: String) async throws(FederationError) -> [AuditEntry] {
+        _ = try await status(jobID: jobID)
+        return try await store.auditEntries(jobID: jobID)
+    }
+
+    public func audit(_ entry: AuditEntry) async {
+        do { try await store.appendAudit(entry) } catch {
+            log("audit log: \(error.description); lost entry: \(entry)")
+        }
     }
 }

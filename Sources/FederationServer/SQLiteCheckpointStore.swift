@@ -8,7 +8,7 @@ import SafeTensorsFormat
 /// (atomically), then the round row in one transaction, so a crash between the two leaves the previous round as
 /// the checkpoint: a restarted server redoes the round, and no result is ever counted twice.
 public final class SQLiteCheckpointStore: CheckpointStore {
-    private let database: DatabaseQueue
+    let database: DatabaseQueue
     public let folder: String
 
     /// Opens (creating if needed) `<folder>/server.sqlite`.
@@ -49,6 +49,7 @@ public final class SQLiteCheckpointStore: CheckpointStore {
                             finished_at TEXT NOT NULL DEFAULT ''
                         )
                         """)
+                for statement in Self.auditSchema { try db.execute(sql: statement) }
             }
         } catch {
             throw FederationError(

@@ -88,7 +88,8 @@ public struct CertificateAuthority: Sendable {
     /// `digitalSignature` (critical); extendedKeyUsage `serverAuth` for the server, `clientAuth` for sites and
     /// admins; authority and subject key identifiers. The server's subjectAltName has the host (as a DNS name or an
     /// IP address) and, when the host is loopback, `DNS:localhost`, `IP:127.0.0.1` and `IP:::1`; an admin's has its
-    /// e-mail as an rfc822Name. The lifetime is `validityDays` from `now`, cut at the CA's own expiry.
+    /// e-mail as an rfc822Name and a site admin's its site as the URI `urn:tessera:site:<site>`. The lifetime is
+    /// `validityDays` from `now`, cut at the CA's own expiry.
     /// - Throws: `ProvisioningError.crypto` if signing fails.
     public func issue(
         _ participant: Participant, project: String, server: ServerAddress, validityDays: Int, now: Date = Date()
@@ -105,8 +106,11 @@ public struct CertificateAuthority: Sendable {
             var names: [GeneralName] = []
             if participant.role == .server {
                 names = Self.subjectAlternativeNames(for: server)
-            } else if let email = participant.email {
-                names = [.rfc822Name(email)]
+            } else {
+                if let email = participant.email { names.append(.rfc822Name(email)) }
+                if let site = participant.site {
+                    names.append(.uniformResourceIdentifier(Participant.siteURIPrefix + site))
+                }
             }
             let caKeyIdentifier =
                 try certificate.extensions.subjectKeyIdentifier?.keyIdentifier

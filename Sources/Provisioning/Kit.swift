@@ -12,7 +12,9 @@ import Yams
 /// - `cert.pem`: the participant's certificate, subject `O=<project>, OU=<role>, CN=<name>`;
 /// - `key.pem`: its P-256 private key, PKCS#8 PEM, mode 0600;
 /// - `kit.yaml`: `project`, `participant`, `role`, `server` (`host:port`) and the three file names;
-/// - `README.txt`: how to start with it.
+/// - `README.txt`: how to start with it;
+/// - `crl.der` (optional, copied in by the operator from `<output>/ca/crl.der`): the project's revocation list; the
+///   TLS handshakes of the server, the sites and the admins refuse the certificates it names.
 public struct Kit: Sendable, Hashable {
     /// The participant's name: the certificate's subject CN.
     public var name: String
@@ -30,6 +32,8 @@ public struct Kit: Sendable, Hashable {
     public var privateKeyPath: String
     /// The end of the certificate's validity.
     public var notValidAfter: Date
+    /// Absolute path of `crl.der` in the kit, whether or not the file exists yet (it is read at each handshake).
+    public var revocationListPath: String
 
     /// File names inside a kit folder.
     public enum FileName {
@@ -38,6 +42,7 @@ public struct Kit: Sendable, Hashable {
         public static let privateKey = "key.pem"
         public static let manifest = "kit.yaml"
         public static let readme = "README.txt"
+        public static let revocationList = CertificateRevocationList.fileName
     }
 
     /// Loads and checks a kit folder.
@@ -45,13 +50,13 @@ public struct Kit: Sendable, Hashable {
     /// Checks, in order: the files exist and parse; `key.pem` is the key of `cert.pem`; `ca.pem` is a self-signed CA
     /// certificate; `cert.pem` is signed by it (issuer name and ECDSA signature) and, like the CA, valid at `now`;
     /// the certificate's CN/OU/O agree with `kit.yaml` and its extended key usage fits the role; and, if given, the
-    /// role is `expectedRole`.
+    /// role is one of `expectedRoles`.
     /// - Parameters:
     ///   - folder: the kit folder.
-    ///   - expectedRole: the role the caller needs (a server refuses a site's kit), or `nil` for any.
+    ///   - expectedRoles: the roles the caller accepts (a server refuses a site's kit), or `nil` for any.
     ///   - now: the time at which validity is checked.
     /// - Throws: `ProvisioningError` (`.invalidKit` or `.untrustedCertificate`) naming the file and what to do.
-    public static func load(from folder: String, expectedRole: ParticipantRole? = nil, now: Date = Date())
+    public static func load(from folder: String, expectedRoles: Set<ParticipantRole>? = nil, now: Date = Date())
         throws(ProvisioningError) -> Kit
     {
         let base = URL(fileURLWithPath: folder).standardizedFileURL
@@ -123,16 +128,29 @@ public struct Kit: Sendable, Hashable {
                 "\(certPath) lacks the \(identity.role.extendedKeyUsage) "
                     + "extended key usage its role '\(identity.role.rawValue)' needs: re-provision this participant")
         }
-        if let expectedRole, expectedRole != identity.role {
+        if let expectedRoles, !expectedRoles.contains(identity.role) {
             throw ProvisioningError(
                 .untrustedCertificate,
-                "\(base.path) is the kit of \(identity.role.rawValue) "
-                    + "'\(identity.name)', but this command needs a \(expectedRole.rawValue) kit")
+                "\(base.path) is the kit of \(identity.role.rawValue) '\(identity.name)', but this command needs a "
+                    + "\(expectedRoles.map(\.rawValue).sorted().joined(separator: " or ")) kit")
         }
         return Kit(
             name: identity.name, role: identity.role, project: manifest.project, serverAddress: manifest.server,
             caCertificatePath: caPath, certificatePath: certPath, privateKeyPath: keyPath,
-            notValidAfter: leaf.notValidAfter)
+            notValidAfter: leaf.notValidAfter,
+            revocationListPath: base.appendingPathComponent(FileName.revocationList).path)
+    }
+
+    /// The default of `tessera server`/`client`'s `--expiry-warning-days`: warn 30 days before the certificate ends.
+    public static let defaultExpiryWarningDays = 30
+
+    /// A warning when the kit's certificate expires within `days` days of `now` (nil otherwise): what to say at start.
+    public func expiryWarning(now: Date = Date(), withinDays days: Int) -> String? {
+        let left = notValidAfter.timeIntervalSince(now)
+        guard left <= Double(days) * 86_400 else { return nil }
+        let whole = Int(exactly: (left / 86_400).rounded(.down)) ?? 0
+        return "the certificate of \(role.rawValue) '\(name)' (\(certificatePath)) expires on \(notValidAfter), in "
+            + "\(whole) day(s): ask the project admin for a renewed kit (`tessera provision --renew \(name)`)"
     }
 
     // MARK: - Certificate facts
@@ -154,7 +172,7 @@ public struct Kit: Sendable, Hashable {
             throw ProvisioningError(
                 .untrustedCertificate,
                 "the subject must have exactly one OU naming the role "
-                    + "(server, site or admin), found \(units)")
+                    + "(\(ParticipantRole.allCases.map(\.rawValue).joined(separator: ", "))), found \(units)")
         }
         return (name, role)
     }
@@ -221,8 +239,8 @@ public struct Kit: Sendable, Hashable {
         if now > certificate.notValidAfter {
             throw ProvisioningError(
                 .untrustedCertificate,
-                "\(path) expired on \(certificate.notValidAfter): ask the "
-                    + "project admin to re-provision (delete the participant's kit folder, then run tessera provision)")
+                "\(path) expired on \(certificate.notValidAfter): ask the project admin for a renewed kit "
+                    + "(`tessera provision <project.yaml> --output <dir> --renew <name>`)")
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import X509
 import Yams
 
 /// A federation's membership, as written in `project.yaml` (see `pipelines/project.yaml` for every key).
@@ -6,14 +7,24 @@ import Yams
 /// Participant names become certificate common names and kit folder names, so they are restricted to
 /// `[A-Za-z0-9._@-]`, 1–64 characters, not starting with `.` or `-`, and unique across server, sites and admins.
 public struct Project: Sendable, Hashable {
-    /// One administrator: a name (the certificate CN) and an optional e-mail (an rfc822Name SAN).
+    /// One administrator: a name (the certificate CN), an optional e-mail (an rfc822Name SAN), a role (`admin`, the
+    /// project lead, by default; `member`; `site-admin`) and, for a site admin, the site it administers.
     public struct Admin: Sendable, Hashable {
         public var name: String
         public var email: String?
-        public init(name: String, email: String? = nil) {
+        public var role: ParticipantRole
+        public var site: String?
+        public init(name: String, email: String? = nil, role: ParticipantRole = .admin, site: String? = nil) {
             self.name = name
             self.email = email
+            self.role = role
+            self.site = site
         }
+
+        /// How `role:` may be written in `project.yaml`: `lead` and `admin` are the project lead.
+        static let roleSpellings: [String: ParticipantRole] = [
+            "lead": .admin, "admin": .admin, "member": .member, "site-admin": .siteAdmin,
+        ]
     }
 
     /// The aggregation server: its participant name and the address clients dial.
@@ -63,7 +74,7 @@ public struct Project: Sendable, Hashable {
     public var participants: [Participant] {
         [Participant(name: server.name, role: .server)]
             + sites.map { Participant(name: $0, role: .site) }
-            + admins.map { Participant(name: $0.name, role: .admin, email: $0.email) }
+            + admins.map { Participant(name: $0.name, role: $0.role, email: $0.email, site: $0.site) }
     }
 
     // MARK: - Loading
@@ -145,13 +156,26 @@ public struct Project: Sendable, Hashable {
                 if item.scalar != nil, let adminName = item.string {
                     admins.append(Admin(name: adminName))
                 } else if let entry = item.mapping {
-                    for key in entry.keys.compactMap(\.string) where !["name", "email"].contains(key) {
-                        throw fail("admins[\(index)].\(key)", "is not an admin key (known: email, name)")
+                    for key in entry.keys.compactMap(\.string) where !["name", "email", "role", "site"].contains(key) {
+                        throw fail("admins[\(index)].\(key)", "is not an admin key (known: email, name, role, site)")
                     }
                     guard let adminName = entry["name"]?.string else {
                         throw fail("admins[\(index)].name", "is missing")
                     }
-                    admins.append(Admin(name: adminName, email: entry["email"]?.string))
+                    var role = ParticipantRole.admin
+                    if let text = entry["role"]?.string {
+                        let spellings = Admin.roleSpellings
+                        guard let parsed = spellings[text] else {
+                            throw fail(
+                                "admins[\(index)].role",
+                                "'\(text)' is not an admin role (known: "
+                                    + "\(spellings.keys.sorted().joined(separator: ", ")))"
+                            )
+                        }
+                        role = parsed
+                    }
+                    admins.append(
+                        Admin(name: adminName, email: entry["email"]?.string, role: role, site: entry["site"]?.string))
                 } else {
                     throw fail("admins[\(index)]", "must be a name or a {name, email} mapping")
                 }
@@ -202,6 +226,20 @@ public struct Project: Sendable, Hashable {
         for (index, site) in sites.enumerated() { try check(site, key: "sites[\(index)]") }
         for (index, admin) in admins.enumerated() {
             try check(admin.name, key: "admins[\(index)].name")
+            guard ParticipantRole.administrators.contains(admin.role) else {
+                throw fail("admins[\(index)].role", "must be an admin role, not '\(admin.role.rawValue)'")
+            }
+            if admin.role == .siteAdmin {
+                guard let site = admin.site, sites.contains(site) else {
+                    throw fail(
+                        "admins[\(index)].site",
+                        "must name one of the project's sites for a site admin "
+                            + "(sites: \(sites.joined(separator: ", ")))"
+                    )
+                }
+            } else if admin.site != nil {
+                throw fail("admins[\(index)].site", "is only for role site-admin")
+            }
             if let email = admin.email {
                 let parts = email.split(separator: "@", omittingEmptySubsequences: false)
                 guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), email.allSatisfy(\.isASCII),
@@ -239,9 +277,27 @@ public struct Participant: Sendable, Hashable {
     public var role: ParticipantRole
     /// An administrator's e-mail, put in the certificate as an rfc822Name subject alternative name.
     public var email: String?
-    public init(name: String, role: ParticipantRole, email: String? = nil) {
+    /// A site admin's site, put in the certificate as the URI subject alternative name `urn:tessera:site:<site>`.
+    public var site: String?
+    public init(name: String, role: ParticipantRole, email: String? = nil, site: String? = nil) {
         self.name = name
         self.role = role
         self.email = email
+        self.site = site
+    }
+
+    /// The prefix of the URI subjectAltName that names a site admin's site.
+    public static let siteURIPrefix = "urn:tessera:site:"
+
+    /// The site a certificate names in a `urn:tessera:site:<site>` URI subjectAltName (the first), if any.
+    public static func site(of certificate: Certificate) -> String? {
+        guard let names = try? certificate.extensions.subjectAlternativeNames else { return nil }
+        for name in names {
+            if case .uniformResourceIdentifier(let uri) = name, uri.hasPrefix(siteURIPrefix) {
+                let site = String(uri.dropFirst(siteURIPrefix.count))
+                if !site.isEmpty { return site }
+            }
+        }
+        return nil
     }
 }

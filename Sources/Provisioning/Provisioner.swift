@@ -13,9 +13,11 @@ import X509
 /// ```
 /// Re-running with the same output reuses the CA, keeps every existing kit byte for byte, and issues kits only for
 /// participants without one. A participant removed from the project file keeps its kit folder (it is reported, not
-/// deleted; its certificate stays valid until it expires, since there is no revocation list yet). Every kit and the
-/// CA folder are written under a hidden temporary name and renamed into place, so an interrupted run never leaves a
-/// half-written kit that looks complete.
+/// deleted; its certificate stays valid until it expires or is revoked with `revoke`). Every kit and the CA folder
+/// are written under a hidden temporary name and renamed into place, so an interrupted run never leaves a
+/// half-written kit that looks complete. A new kit gets a copy of the CA's revocation list (`ca/crl.der`) when there
+/// is one; a kept kit whose certificate is on it is reported with a note. Revocation and renewal:
+/// `Provisioner+Lifecycle.swift`.
 public struct Provisioner: Sendable {
     /// The project to provision.
     public var project: Project
@@ -209,6 +211,13 @@ public struct Provisioner: Sendable {
         if now > certificate.notValidAfter {
             notes.append("its certificate expired on \(certificate.notValidAfter): delete the folder and run again")
         }
+        let crlPath = folder.deletingLastPathComponent().appendingPathComponent(Self.caFolderName)
+            .appendingPathComponent(CertificateRevocationList.fileName).path
+        if FileManager.default.fileExists(atPath: crlPath),
+            try loadRevocationList(crlPath, authority: authority).isRevoked(certificate)
+        {
+            notes.append("its certificate is revoked (\(crlPath)): run with --renew \(participant.name) to re-issue it")
+        }
         return ProvisioningReport.Entry(
             name: participant.name, role: participant.role, folder: folder.path, action: .kept,
             notValidAfter: certificate.notValidAfter, note: notes.isEmpty ? nil : notes.joined(separator: "; "))
@@ -244,6 +253,16 @@ public struct Provisioner: Sendable {
             try PEMFiles.create(path(Kit.FileName.privateKey), text: PEMFiles.pem(credential.privateKey), mode: 0o600)
             try PEMFiles.create(path(Kit.FileName.manifest), text: manifest.yaml(), mode: 0o644)
             try PEMFiles.create(path(Kit.FileName.readme), text: Self.readme(for: manifest), mode: 0o644)
+            let crl = folder.deletingLastPathComponent().appendingPathComponent(Self.caFolderName)
+                .appendingPathComponent(CertificateRevocationList.fileName)
+            if FileManager.default.fileExists(atPath: crl.path) {
+                do {
+                    try FileManager.default.copyItem(
+                        at: crl, to: staging.appendingPathComponent(Kit.FileName.revocationList))
+                } catch {
+                    throw ProvisioningError(.io, "cannot copy \(crl.path) into the new kit", cause: "\(error)")
+                }
+            }
         }
     }
 
@@ -277,8 +296,12 @@ public struct Provisioner: Sendable {
             start = "tessera server --kit <dir>"
         case .site:
             start = "tessera client --kit <dir> --data <DICOM folder>"
-        case .admin:
-            start = "tessera admin --kit <dir> submit <pipeline.yaml> | status | abort <job> | download <job>"
+        case .admin, .member:
+            start =
+                "tessera admin --kit <dir> submit <pipeline.yaml> | status | abort <job> | download <job> | "
+                + "logs <job> | sites"
+        case .siteAdmin:
+            start = "tessera admin --kit <dir> status | logs <job> | sites   (read-only, this site's jobs)"
         }
         return """
             Tessera startup kit for \(manifest.role.rawValue) '\(manifest.participant)' of project \

@@ -10,6 +10,8 @@ public struct ProvisioningReport: Sendable, CustomStringConvertible {
         case kept
         /// Exists in the output but its participant is no longer in the project file; not deleted.
         case leftInPlace = "left in place"
+        /// Re-issued by `--renew` (new key and certificate; the old kit moved to `.retired/`).
+        case renewed
     }
 
     /// One participant's kit.

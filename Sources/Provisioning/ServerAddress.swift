@@ -36,7 +36,7 @@ public struct ServerAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The four bytes of `host` if it is a dotted-quad IPv4 literal.
-    var ipv4Bytes: [UInt8]? {
+    public var ipv4Bytes: [UInt8]? {
         let parts = host.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 4 else { return nil }
         var bytes: [UInt8] = []
@@ -50,7 +50,7 @@ public struct ServerAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The sixteen bytes of `host` if it is an IPv6 literal (RFC 4291 text form, `::` compression, no zone).
-    var ipv6Bytes: [UInt8]? {
+    public var ipv6Bytes: [UInt8]? {
         guard host.contains(":"), !host.contains("%") else { return nil }
         let halves = host.components(separatedBy: "::")
         guard halves.count <= 2 else { return nil }

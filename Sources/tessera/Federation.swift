@@ -21,11 +21,21 @@ struct KitOptions: ParsableArguments {
         help: "Server address host:port, overriding the kit's (the certificate is still checked for the kit's host).")
     var server: String?
 
-    func load(role: ParticipantRole) throws -> (kit: Kit, tls: MutualTLSFiles, address: ServerAddress) {
+    @Option(help: "Warn at start when the kit's certificate expires within this many days (0-36500).")
+    var expiryWarningDays: Int = Kit.defaultExpiryWarningDays
+
+    func validate() throws {
+        guard (0...36500).contains(expiryWarningDays) else {
+            throw ValidationError("--expiry-warning-days must be between 0 and 36500, is \(expiryWarningDays)")
+        }
+    }
+
+    func load(roles: Set<ParticipantRole>) throws -> (kit: Kit, tls: MutualTLSFiles, address: ServerAddress) {
         let kit: Kit
-        do { kit = try Kit.load(from: self.kit, expectedRole: role) } catch {
+        do { kit = try Kit.load(from: self.kit, expectedRoles: roles) } catch {
             throw CommandFailure(description: "\(error)")
         }
+        if let warning = kit.expiryWarning(withinDays: expiryWarningDays) { log("warning: \(warning)") }
         var address = kit.serverAddress
         if let server {
             guard let parsed = ServerAddress(parsing: server) else {
@@ -37,7 +47,7 @@ struct KitOptions: ParsableArguments {
             kit,
             MutualTLSFiles(
                 certificateChain: kit.certificatePath, privateKey: kit.privateKeyPath,
-                trustRoots: kit.caCertificatePath), address
+                trustRoots: kit.caCertificatePath, revocationList: kit.revocationListPath), address
         )
     }
 }
@@ -99,7 +109,7 @@ struct Server: ParsableCommand {
     func run() throws {
         common.apply()
         let (pipelineLimits, queryLimits) = try LimitsFile.load(limits, kitFolder: self.kit.kit)
-        let (kit, tls, address) = try self.kit.load(role: .server)
+        let (kit, tls, address) = try self.kit.load(roles: [.server])
         let folder = state ?? (self.kit.kit + "/state")
         let host = self.host
         let port = self.port ?? address.port
@@ -205,7 +215,7 @@ struct Client: ParsableCommand {
         let egressPath = egressLog ?? (self.kit.kit + "/" + EgressLog.fileName)
         let egress: EgressLog
         do { egress = try EgressLog(path: egressPath) } catch { throw CommandFailure(description: error.description) }
-        let (kit, tls, address) = try self.kit.load(role: .site)
+        let (kit, tls, address) = try self.kit.load(roles: [.site])
         let filters: FilterChain
         let sharesLocalModel: Bool
         let trainingPolicy: SiteTrainingPolicy
@@ -287,8 +297,14 @@ struct Client: ParsableCommand {
 
 struct Admin: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Manage the server's jobs with an admin kit.",
-        subcommands: [Submit.self, Status.self, Abort.self, Download.self, Watch.self])
+        abstract: "Manage the server's jobs with an admin kit (project lead, member or site admin).",
+        discussion: """
+            What a kit may do depends on its role (docs/operations-access.md): the project lead (role admin) \
+            everything; a member submits, reads, downloads and aborts its own jobs; a site admin reads the jobs, \
+            logs and connection of its own site only. The server refuses anything else (permission denied, with the \
+            reason) and records every call in its audit log.
+            """,
+        subcommands: [Submit.self, Status.self, Abort.self, Download.self, Watch.self, Logs.self, Sites.self])
 
     @OptionGroup var kit: KitOptions
 
@@ -297,7 +313,7 @@ struct Admin: ParsableCommand {
         _ options: KitOptions,
         _ body: @escaping @Sendable (GRPCAdminConnection) async throws -> T
     ) throws -> T {
-        let (kit, tls, address) = try options.load(role: .admin)
+        let (kit, tls, address) = try options.load(roles: ParticipantRole.administrators)
         return try runBlocking {
             let connection = try GRPCAdminConnection(
                 host: address.host, port: address.port, tls: tls,
@@ -408,6 +424,56 @@ struct Admin: ParsableCommand {
             let job = self.job
             let output = self.output
             for path in try Admin.with(admin.kit, { try await $0.download(jobID: job, to: output) }) { print(path) }
+        }
+    }
+
+    struct Logs: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print a job's log: its admin calls, state changes and events, from the server's audit log.")
+        @ParentCommand var admin: Admin
+        @Argument(help: "Job id.") var job: String
+        @Flag(help: "JSON lines (one entry per line) instead of text.") var json = false
+
+        func run() throws {
+            let job = self.job
+            let entries = try Admin.with(admin.kit) { try await $0.log(jobID: job) }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            for entry in entries {
+                if json {
+                    print(String(decoding: try encoder.encode(entry), as: UTF8.self))
+                    continue
+                }
+                let who =
+                    entry.kind == .admin
+                    ? "\(entry.actor) (\(entry.role)) \(entry.action) \(entry.outcome.rawValue)" : entry.kind.rawValue
+                print("\(entry.sequence)  \(entry.time)  \(who)\(entry.detail.isEmpty ? "" : ": \(entry.detail)")")
+            }
+        }
+    }
+
+    struct Sites: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the sites the server has heard from: last contact, version, current task.")
+        @ParentCommand var admin: Admin
+        @Flag(help: "JSON instead of a table.") var json = false
+
+        func run() throws {
+            let sites = try Admin.with(admin.kit) { try await $0.sites() }
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(sites), as: UTF8.self))
+                return
+            }
+            if sites.isEmpty { print("no site has called since the server started") }
+            for s in sites {
+                print(
+                    "\(s.site)  last contact \(s.lastContact) "
+                        + "(\(String(format: "%.1f", s.secondsSinceContact)) s ago)  "
+                        + "version \(s.version.isEmpty ? "unknown" : s.version)  "
+                        + (s.currentTask.isEmpty ? "idle" : s.currentTask))
+            }
         }
     }
 

@@ -10,6 +10,11 @@ struct Provision: ParsableCommand {
             secret) and <output>/<participant>/ (a kit: ca.pem, cert.pem, key.pem, kit.yaml, README.txt). Run it \
             again with the same output after adding a site: only the new kit is issued, existing kits stay \
             byte-identical. A participant removed from the file keeps its kit folder.
+
+            --revoke NAME adds the certificate of kit <output>/NAME to the CA's revocation list <output>/ca/crl.der \
+            (copy it as crl.der into the server's and the sites' kits: they refuse that certificate at the TLS \
+            handshake). --renew NAME issues a new key and certificate for NAME (same CA and role) in a new kit and \
+            moves the old kit to <output>/.retired/; no other kit changes. See docs/operations-access.md.
             """)
 
     @Argument(help: "Project file (see pipelines/project.yaml).")
@@ -18,17 +23,36 @@ struct Provision: ParsableCommand {
     @Option(name: .shortAndLong, help: "Folder for the CA and the startup kits.")
     var output: String
 
+    @Option(help: "Revoke the certificate of this participant's kit (writes <output>/ca/crl.der).")
+    var revoke: String?
+
+    @Option(help: "Renew this participant's certificate: a new kit, the old one moved to <output>/.retired/.")
+    var renew: String?
+
     func validate() throws {
         guard FileManager.default.fileExists(atPath: project) else {
             throw ValidationError("project file '\(project)' does not exist (example: pipelines/project.yaml)")
+        }
+        if revoke != nil && renew != nil {
+            throw ValidationError("give --revoke or --renew, not both: revoke first, then renew, if both are meant")
         }
     }
 
     func run() throws {
         do {
             let project = try Project.load(path: self.project)
-            let report = try Provisioner(project: project, output: output).run()
-            print(report)
+            let provisioner = Provisioner(project: project, output: output)
+            if let name = revoke {
+                print(try provisioner.revoke(name))
+            } else if let name = renew {
+                let entry = try provisioner.renew(name)
+                print(
+                    "renewed \(entry.name) (\(entry.role.rawValue)): new kit \(entry.folder), valid until "
+                        + "\(entry.notValidAfter.map { "\($0)" } ?? "?")")
+                if let note = entry.note { print("note: \(note)") }
+            } else {
+                print(try provisioner.run())
+            }
         } catch {
             throw CommandFailure(description: error.description)
         }

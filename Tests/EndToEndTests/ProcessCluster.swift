@@ -18,8 +18,8 @@ final class ProcessCluster: @unchecked Sendable {
     private var server: Process?
     private var clients: [String: Process] = [:]
 
-    /// Provisions the project into a fresh temporary folder.
-    init() throws {
+    /// Provisions the project into a fresh temporary folder, with `admins` (the YAML of `project.yaml`'s list).
+    init(admins: String = "[lead]") throws {
         let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         var candidates = [products.appendingPathComponent("tessera").path]
         if let bin = ProcessInfo.processInfo.environment["TESSERA"] { candidates.insert(bin, at: 0) }
@@ -34,7 +34,7 @@ final class ProcessCluster: @unchecked Sendable {
             name: e2e
             server: {name: server, host: localhost, port: 8443}
             sites: [\(Self.sites.joined(separator: ", "))]
-            admins: [lead]
+            admins: \(admins)
             """
         try project.write(to: folder.appendingPathComponent("project.yaml"), atomically: true, encoding: .utf8)
         let provision = try run(
@@ -109,6 +109,31 @@ final class ProcessCluster: @unchecked Sendable {
         process.standardOutput = stdout ?? log
         try process.run()
         return process
+    }
+
+    /// Runs `tessera <arguments>` to its end within `deadline`: its exit status and its output (stdout, then stderr).
+    func tessera(_ arguments: [String], deadline: Duration = .seconds(60)) async throws -> (
+        status: Int32, output: String
+    ) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        return try await within(deadline, "tessera \(arguments.joined(separator: " "))") {
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+                    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+                    process.waitUntilExit()
+                    let text = String(decoding: stdout + stderr, as: UTF8.self)
+                    continuation.resume(returning: (process.terminationStatus, text))
+                }
+            }
+        }
     }
 
     /// Starts the server (again, on the same port and state after a kill) and waits for its "listening" line.

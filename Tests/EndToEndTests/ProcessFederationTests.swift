@@ -390,7 +390,11 @@ struct ProcessFederationTests {
         do {
             _ = try await siteAsAdmin.submit(pipeline: try cluster.pipeline(rounds: 1))
             Issue.record("a site certificate submitted a job")
-        } catch { #expect((error as? FederationError)?.code == .unknownSite) }
+        } catch {
+            // Refused by the admin policy, with the reason (and recorded in the audit log).
+            #expect((error as? FederationError)?.code == .permissionDenied)
+            #expect((error as? FederationError)?.message.contains("not an admin role") == true)
+        }
         await siteAsAdmin.close()
         // The server is still fine and only knows the admin's job.
         #expect(try await admin.status().map(\.jobID) == ["job-0001"])

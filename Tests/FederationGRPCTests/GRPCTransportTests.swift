@@ -28,20 +28,25 @@ struct Federation {
     let pki: TemporaryPKI
     let server: GRPCFederationServer
     let port: Int
+    /// The server's certificate, key and CA.
+    let serverTLS: MutualTLSFiles
 
-    /// Starts a server for `service`, runs `body`, then shuts the server down and removes the certificates.
+    /// Starts a server for `service` (and `admin`), runs `body`, then shuts the server down and removes the
+    /// certificates. With `checksRevocation`, the server checks every client against `pki.revocationListPath`.
     static func with<T: Sendable>(
-        _ service: any FederationService, limits: TransportLimits = .defaults,
-        _ body: (Federation) async throws -> T
+        _ service: any FederationService, admin: (any AdminService)? = nil, limits: TransportLimits = .defaults,
+        checksRevocation: Bool = false, _ body: (Federation) async throws -> T
     ) async throws -> T {
         let pki = try TemporaryPKI()
         defer { pki.remove() }
+        var tls = try pki.issue("server", role: "server")
+        if checksRevocation { tls.revocationList = pki.revocationListPath }
         let server = GRPCFederationServer(
-            service: service, host: "127.0.0.1", port: 0,
-            tls: try pki.issue("server", role: "server"), limits: limits)
+            service: service, admin: admin, host: "127.0.0.1", port: 0, tls: tls, limits: limits)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.serve() }
-            let federation = Federation(pki: pki, server: server, port: try await server.listeningPort())
+            let federation = Federation(
+                pki: pki, server: server, port: try await server.listeningPort(), serverTLS: tls)
             do {
                 let result = try await body(federation)
                 server.beginGracefulShutdown()
@@ -61,6 +66,11 @@ struct Federation {
     }
 
     func site(_ name: String) throws -> GRPCFederationConnection { try connect(try pki.issue(name, role: "site")) }
+
+    /// An admin connection presenting `files`.
+    func admin(_ files: MutualTLSFiles) throws -> GRPCAdminConnection {
+        try GRPCAdminConnection(host: "127.0.0.1", port: port, tls: files, serverName: "localhost")
+    }
 }
 
 /// The code a call fails with, or nil when it succeeds.

@@ -120,6 +120,15 @@ struct JobManagerTests {
         #expect(jobs[0].submittedBy == "lead" && jobs[0].name == "one")
         let files = try await manager.files(jobID: first).map(\.name)
         #expect(files == ["global.safetensors", "metrics.json", "round-0001.safetensors", "round-0002.safetensors"])
+        // The job's log (the audit log's job entries): its states, then each site's results as events.
+        let log = try await manager.log(jobID: first)
+        #expect(log.filter { $0.kind == .jobState }.map(\.detail) == ["queued", "running", "finished"])
+        let accepted = log.filter { $0.kind == .jobEvent && $0.detail.contains("accepted") }
+        #expect(accepted.map(\.site).sorted() == ["a", "a", "b", "b"])
+        // The sites as last heard from (the in-process twin reports its version as gRPC clients do), idle now.
+        let sites = await manager.sites()
+        #expect(sites.map(\.site) == ["a", "b"])
+        #expect(sites.allSatisfy { $0.version == TesseraVersion.current && $0.currentTask.isEmpty })
         await #expect(throws: FederationError.self) { _ = try await manager.status(jobID: "job-9999") }
         await manager.stop()
         await loop.value

@@ -3,6 +3,7 @@ import Foundation
 import Provisioning
 import SecureAggregation
 import SwiftASN1
+import X509
 
 /// A throw-away project CA and credentials as PEM files in a temporary folder, issued by the Provisioning module
 /// exactly as `tessera provision` issues them (CN = participant, OU = role; the server certificate names localhost
@@ -22,13 +23,14 @@ public struct TemporaryPKI: Sendable {
         try authority.certificate.serializeAsPEM().pemString.write(toFile: caPath, atomically: true, encoding: .utf8)
     }
 
-    /// Issues a credential for `name` with `role` (server, site or admin) and writes certificate and key.
-    public func issue(_ name: String, role: String) throws -> MutualTLSFiles {
+    /// Issues a credential for `name` with `role` (server, site, admin, member or site-admin; a site admin's `site`)
+    /// and writes certificate and key.
+    public func issue(_ name: String, role: String, site: String? = nil) throws -> MutualTLSFiles {
         guard let r = ParticipantRole(rawValue: role) else {
             throw ProvisioningError(.invalidProject, "unknown role \(role)")
         }
         let credential = try authority.issue(
-            Participant(name: name, role: r), project: project,
+            Participant(name: name, role: r, site: site), project: project,
             server: ServerAddress(host: "localhost", port: 1), validityDays: 1)
         let certificatePath = directory.appendingPathComponent("\(name)-\(role).pem").path
         let keyPath = directory.appendingPathComponent("\(name)-\(role).key").path
@@ -47,6 +49,27 @@ public struct TemporaryPKI: Sendable {
         try serializer.serialize(credential.certificate)
         return SigningIdentity(name: name, key: credential.privateKey, certificate: serializer.serializedBytes)
     }
+
+    /// Writes `<directory>/crl.der`, a revocation list signed by this CA naming the certificates of `revoked`
+    /// (number `number`, valid from now for a day), and returns its path.
+    @discardableResult
+    public func writeRevocationList(revoking revoked: [MutualTLSFiles], number: Int = 1) throws -> String {
+        let now = Date()
+        let entries = try revoked.map { files in
+            let certificate = try Certificate(
+                pemEncoded: String(contentsOfFile: files.certificateChain, encoding: .utf8))
+            return CertificateRevocationList.Entry(
+                serialNumber: Array(certificate.serialNumber.bytes), revocationDate: now)
+        }
+        let list = CertificateRevocationList(
+            issuer: authority.certificate.subject, thisUpdate: now, nextUpdate: now.addingTimeInterval(86_400),
+            number: number, entries: entries)
+        try Data(list.signed(by: authority)).write(to: URL(fileURLWithPath: revocationListPath), options: .atomic)
+        return revocationListPath
+    }
+
+    /// Where `writeRevocationList` writes (nothing is there until it is called).
+    public var revocationListPath: String { directory.appendingPathComponent("crl.der").path }
 
     /// Checks certificates against this PKI's CA.
     public var verifier: PeerVerifier { PeerVerifier(caCertificate: authority.certificate) }

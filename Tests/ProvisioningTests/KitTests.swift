@@ -11,7 +11,7 @@ struct KitTests {
         let folder = try TemporaryFolder()
         defer { folder.cleanUp() }
         _ = try Provisioner(project: try sampleProject(), output: folder.path).run()
-        let site = try Kit.load(from: folder.appending("research-center"), expectedRole: .site)
+        let site = try Kit.load(from: folder.appending("research-center"), expectedRoles: [.site])
         #expect(site.name == "research-center")
         #expect(site.role == .site)
         #expect(site.project == "tessera-test")
@@ -88,7 +88,7 @@ struct KitTests {
         defer { folder.cleanUp() }
         _ = try Provisioner(project: try sampleProject(), output: folder.path).run()
         let error = #expect(throws: ProvisioningError.self) {
-            try Kit.load(from: folder.appending("research-center"), expectedRole: .server)
+            try Kit.load(from: folder.appending("research-center"), expectedRoles: [.server])
         }
         #expect(error?.code == .untrustedCertificate)
         #expect(error?.message.contains("needs a server kit") == true)

@@ -104,8 +104,9 @@ public struct JobFile: Sendable, Equatable {
     }
 }
 
-/// The admin side of the server, whatever carries it (the gRPC `Admin` service checks the caller's certificate has
-/// the admin role first). `JobManager` (FederationServer) implements it.
+/// The admin side of the server, whatever carries it. The gRPC `Admin` service decides first whether the caller's
+/// certificate allows the call (`AdminPolicy`) and records every call with `audit`. `JobManager` (FederationServer)
+/// implements it.
 public protocol AdminService: Sendable {
     /// Validates and queues a job from a pipeline YAML. Returns its id.
     /// - Throws: `.invalidConfiguration` naming what is wrong with the pipeline.
@@ -118,6 +119,14 @@ public protocol AdminService: Sendable {
     func files(jobID: String) async throws(FederationError) -> [JobFile]
     /// The job's events from now on, ending with the job (at once for a job that is over).
     func events(jobID: String) async throws(FederationError) -> AsyncStream<JobEvent>
+    /// The sites heard from since the server started, by name.
+    func sites() async -> [SiteStatus]
+    /// The job's entries in the audit log (its admin calls, states and events), oldest first.
+    /// Throws `.unknownJob` for an id the server does not know.
+    func log(jobID: String) async throws(FederationError) -> [AuditEntry]
+    /// Appends an admin call's entry to the audit log. A log that cannot be written is said in the server's log; the
+    /// call itself is not undone.
+    func audit(_ entry: AuditEntry) async
 }
 
 extension FederationError.Code {

@@ -16,4 +16,11 @@ public protocol FederationService: Sendable {
     func endResult(site: String) async throws(FederationError)
     func abandonResult(site: String, reason: String) async
     func heartbeat(site: String) async
+    /// A call from `site` arrived (any call, before it is handled), from a client reporting `version` (empty when it
+    /// does not say): what `tessera admin sites` shows. The transport calls it; the default does nothing.
+    func noteContact(site: String, version: String) async
+}
+
+extension FederationService {
+    public func noteContact(site: String, version: String) async {}
 }

@@ -20,6 +20,13 @@ enum ClientTransport {
         ) { config in
             config.trustRoots = .certificates([.file(path: tls.trustRoots, format: .pem)])
             config.serverCertificateVerification = .fullVerification
+            if let crl = tls.revocationList {
+                // Replaces BoringSSL's check, host name included (`PeerCertificateVerifier`).
+                let verifier = PeerCertificateVerifier(
+                    trustRootsPath: tls.trustRoots, revocationListPath: crl, serverHostname: serverName ?? host,
+                    log: nil)
+                config.customVerificationCallback = { verifier.callback($0, $1) }
+            }
         }
         let config = Transport.Config.defaults { config in
             config.http2.targetWindowSize = limits.targetWindowSize
@@ -50,7 +57,7 @@ enum ClientTransport {
             let transport = try Transport(
                 target: target, transportSecurity: security, config: config,
                 serviceConfig: ServiceConfig(methodConfig: [sizes]))
-            return GRPCClient(transport: transport)
+            return GRPCClient(transport: transport, interceptors: [VersionInterceptor()])
         } catch {
             throw FederationError(
                 .invalidConfiguration,

@@ -3,8 +3,9 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 
-/// An admin's connection to the federation server (`tessera admin`): submit, status, abort, download and watch jobs,
-/// over gRPC with mutual TLS. The certificate must have the admin role. Calls have a deadline
+/// An admin's connection to the federation server (`tessera admin`): submit, status, abort, download, watch and read
+/// the log of jobs, list sites, over gRPC with mutual TLS. What the certificate's role allows is decided by the
+/// server (`AdminPolicy`); a refusal is `.permissionDenied` with the reason. Calls have a deadline
 /// (`ConnectionLimits.callTimeout`), a download a progress timeout (`streamProgressTimeout`); `watch` follows a job
 /// for as long as it runs (keepalive detects a dead server).
 public final class GRPCAdminConnection: Sendable {
@@ -66,6 +67,24 @@ public final class GRPCAdminConnection: Sendable {
         var request = Tessera_Federation_V1_AbortJobRequest()
         request.jobID = jobID
         _ = try await call("abort") { try await stub.abortJob(request, options: unary) }
+    }
+
+    /// The sites the server has heard from since it started (a site admin's certificate sees only its own site).
+    public func sites() async throws(FederationError) -> [SiteStatus] {
+        let response = try await call("sites") {
+            try await stub.listSites(Tessera_Federation_V1_ListSitesRequest(), options: unary)
+        }
+        return response.sites.map(SiteStatus.init(wire:))
+    }
+
+    /// The job's entries in the server's audit log, oldest first (a site admin sees the job's entries and those
+    /// about its own site).
+    public func log(jobID: String) async throws(FederationError) -> [AuditEntry] {
+        let request = Tessera_Federation_V1_JobLogRequest.with { $0.jobID = jobID }
+        let response = try await call("logs") { try await stub.jobLog(request, options: unary) }
+        var out: [AuditEntry] = []
+        for entry in response.entries { out.append(try AuditEntry(wire: entry)) }
+        return out
     }
 
     /// Writes the job's files into `folder` (created if needed); returns their paths.

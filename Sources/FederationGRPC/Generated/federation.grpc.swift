@@ -1351,13 +1351,41 @@ internal enum Tessera_Federation_V1_Admin: Sendable {
                 type: .serverStreaming
             )
         }
+        /// Namespace for "ListSites" metadata.
+        internal enum ListSites: Sendable {
+            /// Request type for "ListSites".
+            internal typealias Input = Tessera_Federation_V1_ListSitesRequest
+            /// Response type for "ListSites".
+            internal typealias Output = Tessera_Federation_V1_ListSitesResponse
+            /// Descriptor for "ListSites".
+            internal static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "tessera.federation.v1.Admin"),
+                method: "ListSites",
+                type: .unary
+            )
+        }
+        /// Namespace for "JobLog" metadata.
+        internal enum JobLog: Sendable {
+            /// Request type for "JobLog".
+            internal typealias Input = Tessera_Federation_V1_JobLogRequest
+            /// Response type for "JobLog".
+            internal typealias Output = Tessera_Federation_V1_JobLogResponse
+            /// Descriptor for "JobLog".
+            internal static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "tessera.federation.v1.Admin"),
+                method: "JobLog",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "tessera.federation.v1.Admin" service.
         internal static let descriptors: [GRPCCore.MethodDescriptor] = [
             SubmitJob.descriptor,
             JobStatus.descriptor,
             AbortJob.descriptor,
             DownloadJob.descriptor,
-            WatchJob.descriptor
+            WatchJob.descriptor,
+            ListSites.descriptor,
+            JobLog.descriptor
         ]
     }
 }
@@ -1478,6 +1506,42 @@ extension Tessera_Federation_V1_Admin {
             request: GRPCCore.StreamingServerRequest<Tessera_Federation_V1_WatchJobRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Tessera_Federation_V1_JobEventMessage>
+
+        /// Handle the "ListSites" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The sites the server has heard from since it started, by name (a site admin sees only its own).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Tessera_Federation_V1_ListSitesRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Tessera_Federation_V1_ListSitesResponse` messages.
+        func listSites(
+            request: GRPCCore.StreamingServerRequest<Tessera_Federation_V1_ListSitesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Tessera_Federation_V1_ListSitesResponse>
+
+        /// Handle the "JobLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A job's entries in the server's audit log (admin calls, states, events), oldest first.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Tessera_Federation_V1_JobLogRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Tessera_Federation_V1_JobLogResponse` messages.
+        func jobLog(
+            request: GRPCCore.StreamingServerRequest<Tessera_Federation_V1_JobLogRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Tessera_Federation_V1_JobLogResponse>
     }
 
     /// Service protocol for the "tessera.federation.v1.Admin" service.
@@ -1582,6 +1646,42 @@ extension Tessera_Federation_V1_Admin {
             request: GRPCCore.ServerRequest<Tessera_Federation_V1_WatchJobRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Tessera_Federation_V1_JobEventMessage>
+
+        /// Handle the "ListSites" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The sites the server has heard from since it started, by name (a site admin sees only its own).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tessera_Federation_V1_ListSitesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Tessera_Federation_V1_ListSitesResponse` message.
+        func listSites(
+            request: GRPCCore.ServerRequest<Tessera_Federation_V1_ListSitesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Tessera_Federation_V1_ListSitesResponse>
+
+        /// Handle the "JobLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A job's entries in the server's audit log (admin calls, states, events), oldest first.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tessera_Federation_V1_JobLogRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Tessera_Federation_V1_JobLogResponse` message.
+        func jobLog(
+            request: GRPCCore.ServerRequest<Tessera_Federation_V1_JobLogRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Tessera_Federation_V1_JobLogResponse>
     }
 
     /// Simple service protocol for the "tessera.federation.v1.Admin" service.
@@ -1686,6 +1786,42 @@ extension Tessera_Federation_V1_Admin {
             response: GRPCCore.RPCWriter<Tessera_Federation_V1_JobEventMessage>,
             context: GRPCCore.ServerContext
         ) async throws
+
+        /// Handle the "ListSites" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The sites the server has heard from since it started, by name (a site admin sees only its own).
+        ///
+        /// - Parameters:
+        ///   - request: A `Tessera_Federation_V1_ListSitesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Tessera_Federation_V1_ListSitesResponse` to respond with.
+        func listSites(
+            request: Tessera_Federation_V1_ListSitesRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Tessera_Federation_V1_ListSitesResponse
+
+        /// Handle the "JobLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A job's entries in the server's audit log (admin calls, states, events), oldest first.
+        ///
+        /// - Parameters:
+        ///   - request: A `Tessera_Federation_V1_JobLogRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Tessera_Federation_V1_JobLogResponse` to respond with.
+        func jobLog(
+            request: Tessera_Federation_V1_JobLogRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Tessera_Federation_V1_JobLogResponse
     }
 }
 
@@ -1743,6 +1879,28 @@ extension Tessera_Federation_V1_Admin.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Tessera_Federation_V1_JobEventMessage>(),
             handler: { request, context in
                 try await self.watchJob(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Tessera_Federation_V1_Admin.Method.ListSites.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Tessera_Federation_V1_ListSitesRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Tessera_Federation_V1_ListSitesResponse>(),
+            handler: { request, context in
+                try await self.listSites(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Tessera_Federation_V1_Admin.Method.JobLog.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Tessera_Federation_V1_JobLogRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Tessera_Federation_V1_JobLogResponse>(),
+            handler: { request, context in
+                try await self.jobLog(
                     request: request,
                     context: context
                 )
@@ -1807,6 +1965,28 @@ extension Tessera_Federation_V1_Admin.ServiceProtocol {
             context: context
         )
         return response
+    }
+
+    internal func listSites(
+        request: GRPCCore.StreamingServerRequest<Tessera_Federation_V1_ListSitesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Tessera_Federation_V1_ListSitesResponse> {
+        let response = try await self.listSites(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    internal func jobLog(
+        request: GRPCCore.StreamingServerRequest<Tessera_Federation_V1_JobLogRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Tessera_Federation_V1_JobLogResponse> {
+        let response = try await self.jobLog(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
     }
 }
 
@@ -1883,6 +2063,32 @@ extension Tessera_Federation_V1_Admin.SimpleServiceProtocol {
                 )
                 return [:]
             }
+        )
+    }
+
+    internal func listSites(
+        request: GRPCCore.ServerRequest<Tessera_Federation_V1_ListSitesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Tessera_Federation_V1_ListSitesResponse> {
+        return GRPCCore.ServerResponse<Tessera_Federation_V1_ListSitesResponse>(
+            message: try await self.listSites(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    internal func jobLog(
+        request: GRPCCore.ServerRequest<Tessera_Federation_V1_JobLogRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Tessera_Federation_V1_JobLogResponse> {
+        return GRPCCore.ServerResponse<Tessera_Federation_V1_JobLogResponse>(
+            message: try await self.jobLog(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
         )
     }
 }
@@ -2014,6 +2220,52 @@ extension Tessera_Federation_V1_Admin {
             deserializer: some GRPCCore.MessageDeserializer<Tessera_Federation_V1_JobEventMessage>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Tessera_Federation_V1_JobEventMessage>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListSites" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The sites the server has heard from since it started, by name (a site admin sees only its own).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tessera_Federation_V1_ListSitesRequest` message.
+        ///   - serializer: A serializer for `Tessera_Federation_V1_ListSitesRequest` messages.
+        ///   - deserializer: A deserializer for `Tessera_Federation_V1_ListSitesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listSites<Result>(
+            request: GRPCCore.ClientRequest<Tessera_Federation_V1_ListSitesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Tessera_Federation_V1_ListSitesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Tessera_Federation_V1_ListSitesResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tessera_Federation_V1_ListSitesResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "JobLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A job's entries in the server's audit log (admin calls, states, events), oldest first.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tessera_Federation_V1_JobLogRequest` message.
+        ///   - serializer: A serializer for `Tessera_Federation_V1_JobLogRequest` messages.
+        ///   - deserializer: A deserializer for `Tessera_Federation_V1_JobLogResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func jobLog<Result>(
+            request: GRPCCore.ClientRequest<Tessera_Federation_V1_JobLogRequest>,
+            serializer: some GRPCCore.MessageSerializer<Tessera_Federation_V1_JobLogRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Tessera_Federation_V1_JobLogResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tessera_Federation_V1_JobLogResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -2203,6 +2455,74 @@ extension Tessera_Federation_V1_Admin {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "ListSites" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The sites the server has heard from since it started, by name (a site admin sees only its own).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tessera_Federation_V1_ListSitesRequest` message.
+        ///   - serializer: A serializer for `Tessera_Federation_V1_ListSitesRequest` messages.
+        ///   - deserializer: A deserializer for `Tessera_Federation_V1_ListSitesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        internal func listSites<Result>(
+            request: GRPCCore.ClientRequest<Tessera_Federation_V1_ListSitesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Tessera_Federation_V1_ListSitesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Tessera_Federation_V1_ListSitesResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tessera_Federation_V1_ListSitesResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Tessera_Federation_V1_Admin.Method.ListSites.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "JobLog" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A job's entries in the server's audit log (admin calls, states, events), oldest first.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Tessera_Federation_V1_JobLogRequest` message.
+        ///   - serializer: A serializer for `Tessera_Federation_V1_JobLogRequest` messages.
+        ///   - deserializer: A deserializer for `Tessera_Federation_V1_JobLogResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        internal func jobLog<Result>(
+            request: GRPCCore.ClientRequest<Tessera_Federation_V1_JobLogRequest>,
+            serializer: some GRPCCore.MessageSerializer<Tessera_Federation_V1_JobLogRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Tessera_Federation_V1_JobLogResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tessera_Federation_V1_JobLogResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Tessera_Federation_V1_Admin.Method.JobLog.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -2345,6 +2665,64 @@ extension Tessera_Federation_V1_Admin.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Tessera_Federation_V1_WatchJobRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Tessera_Federation_V1_JobEventMessage>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListSites" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The sites the server has heard from since it started, by name (a site admin sees only its own).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Tessera_Federation_V1_ListSitesRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    internal func listSites<Result>(
+        request: GRPCCore.ClientRequest<Tessera_Federation_V1_ListSitesRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tessera_Federation_V1_ListSitesResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listSites(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Tessera_Federation_V1_ListSitesRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Tessera_Federation_V1_ListSitesResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "JobLog" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A job's entries in the server's audit log (admin calls, states, events), oldest first.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Tessera_Federation_V1_JobLogRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    internal func jobLog<Result>(
+        request: GRPCCore.ClientRequest<Tessera_Federation_V1_JobLogRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tessera_Federation_V1_JobLogResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.jobLog(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Tessera_Federation_V1_JobLogRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Tessera_Federation_V1_JobLogResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -2509,6 +2887,72 @@ extension Tessera_Federation_V1_Admin.ClientProtocol {
             metadata: metadata
         )
         return try await self.watchJob(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListSites" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The sites the server has heard from since it started, by name (a site admin sees only its own).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    internal func listSites<Result>(
+        _ message: Tessera_Federation_V1_ListSitesRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tessera_Federation_V1_ListSitesResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Tessera_Federation_V1_ListSitesRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listSites(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "JobLog" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A job's entries in the server's audit log (admin calls, states, events), oldest first.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    internal func jobLog<Result>(
+        _ message: Tessera_Federation_V1_JobLogRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Tessera_Federation_V1_JobLogResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Tessera_Federation_V1_JobLogRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.jobLog(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -4,8 +4,9 @@ import GRPCNIOTransportHTTP2
 
 /// Serves a `FederationService` (the `Coordinator`) over gRPC, HTTP/2 and mutual TLS — there is no plaintext mode.
 ///
-/// Every client must present a certificate that chains to the project CA (`MutualTLSFiles.trustRoots`); the TLS
-/// handshake refuses anything else. Each call is then authorized by the certificate: the subject's CN is the site
+/// Every client must present a certificate that chains to the project CA (`MutualTLSFiles.trustRoots`) and is not on
+/// its revocation list (`MutualTLSFiles.revocationList`, checked by `PeerCertificateVerifier`); the TLS handshake
+/// refuses anything else. Each call is then authorized by the certificate: the subject's CN is the site
 /// name and must equal the site a request names, and the OU must be `site` (an `admin` or `server` certificate is
 /// refused as a site). HTTP/2 is tuned for large streams (`TransportLimits`) and messages above
 /// `TransportLimits.maxMessageBytes` are refused.
@@ -44,6 +45,11 @@ public final class GRPCFederationServer: Sendable {
             // Require a client certificate and verify it against the project CA only; clients have no host names.
             config.clientCertificateVerification = .noHostnameVerification
             config.trustRoots = .certificates([.file(path: tls.trustRoots, format: .pem)])
+            if let crl = tls.revocationList {
+                let verifier = PeerCertificateVerifier(
+                    trustRootsPath: tls.trustRoots, revocationListPath: crl, serverHostname: nil, log: log)
+                config.customVerificationCallback = { verifier.callback($0, $1) }
+            }
         }
         let connection = limits.connection
         let connectionGuard = ConnectionGuard(limits: connection, log: log)
@@ -71,7 +77,10 @@ public final class GRPCFederationServer: Sendable {
             FederationRegistration(handler: FederationHandler(service: service, limits: limits))
         ]
         if let admin { services.append(AdminHandler(service: admin, pieceBytes: limits.chunkScalars * 4)) }
-        server = GRPCServer(transport: transport, services: services)
+        let contacts = SiteContactInterceptor(service: service)
+        server = GRPCServer(
+            transport: transport, services: services,
+            interceptorPipeline: [.apply(contacts, to: .services([Tessera_Federation_V1_Federation.descriptor]))])
     }
 
     /// Accepts connections until `beginGracefulShutdown()`.

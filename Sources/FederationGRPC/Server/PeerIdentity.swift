@@ -1,19 +1,23 @@
 import FederationCore
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import Provisioning
 import X509
 
 /// Who is at the other end of a verified mutual-TLS connection, read from the client certificate's subject.
 ///
 /// Identity is the single `CN` (commonName, OID 2.5.4.3); the role is the single `OU` (organizationalUnitName,
 /// 2.5.4.11): `site`, `admin` or `server`, as `tessera provision` writes them. Only a `site` certificate may act as a
-/// site; the handshake has already checked that the certificate chains to the project CA.
+/// site; the handshake has already checked that the certificate chains to the project CA (and that it is not revoked,
+/// `PeerCertificateVerifier`). A site admin's certificate also names its site (`Participant.siteURIPrefix`).
 struct PeerIdentity: Sendable, Equatable {
     /// The role a certificate must carry to act as a site.
     static let siteRole = "site"
 
     var commonName: String
     var role: String
+    /// The site a site admin's certificate names (subjectAltName URI `urn:tessera:site:<name>`), if any.
+    var site: String?
 
     /// - Throws: `.unknownSite` when the connection carries no certificate (only possible if TLS were off) or the
     ///   subject lacks a single CN or OU.
@@ -24,6 +28,7 @@ struct PeerIdentity: Sendable, Equatable {
             throw FederationError(.unknownSite, "the connection carries no verified client certificate")
         }
         try self.init(subject: certificate.subject)
+        site = Participant.site(of: certificate)
     }
 
     init(subject: DistinguishedName) throws(FederationError) {
@@ -66,15 +71,6 @@ struct PeerIdentity: Sendable, Equatable {
         return commonName
     }
 
-    /// The admin this peer is: its CN, provided the certificate's role is `admin`.
-    /// - Throws: `.unknownSite` (PERMISSION_DENIED on the wire) otherwise.
-    func authorizeAdmin() throws(FederationError) -> String {
-        guard role == "admin" else {
-            throw FederationError(
-                .unknownSite,
-                "certificate '\(commonName)' has role '\(role)', not 'admin': only an "
-                    + "admin kit may manage jobs")
-        }
-        return commonName
-    }
+    /// The caller of the admin API this peer is (whether its role may do anything is `AdminPolicy`'s to say).
+    var adminCaller: AdminCaller { AdminCaller(name: commonName, roleName: role, site: site) }
 }

@@ -129,3 +129,53 @@ extension JobEvent {
         }
     }
 }
+
+extension SiteStatus {
+    var wire: Tessera_Federation_V1_SiteStatus {
+        var w = Tessera_Federation_V1_SiteStatus()
+        w.site = site
+        w.lastContact = lastContact
+        w.secondsSinceContact = secondsSinceContact
+        w.version = version
+        w.currentTask = currentTask
+        return w
+    }
+
+    init(wire w: Tessera_Federation_V1_SiteStatus) {
+        self.init(
+            site: w.site, lastContact: w.lastContact, secondsSinceContact: w.secondsSinceContact, version: w.version,
+            currentTask: w.currentTask)
+    }
+}
+
+extension AuditEntry {
+    var wire: Tessera_Federation_V1_AuditEntry {
+        var w = Tessera_Federation_V1_AuditEntry()
+        w.sequence = Int64(sequence)
+        w.time = time
+        w.kind = kind.rawValue
+        w.actor = actor
+        w.role = role
+        w.action = action
+        w.jobID = jobID
+        w.site = site
+        w.outcome = outcome.rawValue
+        w.detail = detail
+        return w
+    }
+
+    /// - Throws: `.invalidConfiguration` for a kind, outcome or sequence number this build does not know.
+    init(wire w: Tessera_Federation_V1_AuditEntry) throws(FederationError) {
+        guard let kind = Kind(rawValue: w.kind), let outcome = Outcome(rawValue: w.outcome),
+            let sequence = Int(exactly: w.sequence)
+        else {
+            throw FederationError(
+                .invalidConfiguration,
+                "audit entry \(w.sequence) has kind '\(w.kind)' and outcome '\(w.outcome)', which this tessera does "
+                    + "not know: update it")
+        }
+        self.init(
+            sequence: sequence, time: w.time, kind: kind, actor: w.actor, role: w.role, action: w.action,
+            jobID: w.jobID, site: w.site, outcome: outcome, detail: w.detail)
+    }
+}

@@ -10,7 +10,7 @@ enum StatusMapping {
     /// Every code a peer may send; an unknown one falls back to the status code's meaning.
     static let knownCodes: [FederationError.Code] = [
         .shapeMismatch, .nonFinite, .staleRound, .unknownSite, .tooLarge, .invalidConfiguration, .noResults, .filter,
-        .transient, .jobFailed, .unknownJob, .declined,
+        .transient, .jobFailed, .unknownJob, .declined, .permissionDenied,
     ]
 
     /// The gRPC status for a federation error. Transient errors become UNAVAILABLE, which clients retry.
@@ -23,7 +23,7 @@ enum StatusMapping {
         case .tooLarge: .resourceExhausted
         case .shapeMismatch, .nonFinite, .invalidConfiguration: .invalidArgument
         case .jobFailed: .aborted
-        case .declined: .permissionDenied
+        case .declined, .permissionDenied: .permissionDenied
         default: .internalError
         }
     }
@@ -72,8 +72,8 @@ enum StatusMapping {
                 reason == "CERTIFICATE_VERIFY_FAILED"
                 ? "this kit's CA does not accept the server's certificate (a kit of another project, an expired server "
                     + "certificate, or an address that reaches another server)"
-                : "the server does not accept this kit's certificate (a kit of another project, or an expired or "
-                    + "replaced certificate)"
+                : "the server does not accept this kit's certificate (a kit of another project, or an expired, "
+                    + "replaced or revoked certificate)"
             return FederationError(
                 .unknownSite,
                 "\(what) failed: the TLS handshake failed (\(reason)): \(side). Check "
