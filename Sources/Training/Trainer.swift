@@ -337,18 +337,10 @@ public struct Trainer: Sendable {
         return Segmenter(model: model, window: window)
     }
 
-    /// Writes the model's `state_dict` with the configuration in the metadata.
+    /// Writes the model's `state_dict` with `CheckpointMetadata` (architecture, preprocessing) and `metadata`.
     public func save(to path: String, metadata: [String: String] = [:]) throws(TrainingError) {
-        var meta = metadata
-        meta["architecture"] = configuration.model.architecture
-        if configuration.model.dimensions == 3 {
-            meta["patch_size"] = configuration.model.patchSize.map(String.init).joined(separator: ",")
-            meta["window_overlap"] = String(configuration.model.windowOverlap)
-            meta["window_blending"] = configuration.model.windowBlending.rawValue
-        }
-        meta["encoder_channels"] = configuration.model.encoderChannels.map(String.init).joined(separator: ",")
-        meta["bottleneck_channels"] = String(configuration.model.bottleneckChannels)
-        meta["segments"] = configuration.model.segments.map(String.init).joined(separator: ",")
+        let meta = try CheckpointMetadata.describe(configuration, preprocessing: preprocessing)
+            .merging(metadata) { described, _ in described }
         do {
             let folder = (path as NSString).deletingLastPathComponent
             if !folder.isEmpty {

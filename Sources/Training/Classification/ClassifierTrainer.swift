@@ -263,16 +263,10 @@ public struct ClassifierTrainer: Sendable {
             bootstrapResamples: bootstrap ? k.bootstrapSamples : 0, level: k.confidence, seed: k.bootstrapSeed)
     }
 
-    /// Writes the model's `state_dict` with the configuration in the metadata.
+    /// Writes the model's `state_dict` with `CheckpointMetadata` (architecture, preprocessing) and `metadata`.
     public func save(to path: String, metadata: [String: String] = [:]) throws(TrainingError) {
-        var meta = metadata
-        let m = configuration.model
-        meta["architecture"] = m.architecture
-        meta["widths"] = m.widths.map(String.init).joined(separator: ",")
-        meta["blocks"] = m.blocks.map(String.init).joined(separator: ",")
-        meta["norm"] = m.norm.rawValue
-        meta["classes"] = classification.classes.joined(separator: ",")
-        meta["input"] = classification.input.rawValue
+        let meta = try CheckpointMetadata.describe(configuration, preprocessing: preprocessing)
+            .merging(metadata) { described, _ in described }
         do {
             let folder = (path as NSString).deletingLastPathComponent
             if !folder.isEmpty {
