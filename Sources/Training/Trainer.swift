@@ -352,3 +352,17 @@ public struct Trainer: Sendable {
         }
     }
 }
+
+extension EpochReport {
+    /// The epoch as TensorBoard scalars: `train/loss`, `validation/dice` (mean over classes) and
+    /// `validation/dice_class_<k>`, `epoch/seconds` (`tessera train --tensorboard`).
+    public var trackedScalars: [(tag: String, value: Double)] {
+        var values: [(tag: String, value: Double)] = [("train/loss", loss)]
+        if !validationDice.isEmpty {
+            values.append(("validation/dice", meanDice))
+            for (k, dice) in validationDice.enumerated() { values.append(("validation/dice_class_\(k + 1)", dice)) }
+        }
+        values.append(("epoch/seconds", seconds))
+        return values
+    }
+}

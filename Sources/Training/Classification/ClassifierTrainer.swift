@@ -299,3 +299,16 @@ extension TrainingConfiguration {
         return Trainer(configuration: self, preprocessing: preprocessing).model.stateDict
     }
 }
+
+extension ClassifierEpochReport {
+    /// The epoch as TensorBoard scalars: `train/loss`, `validation/<figure>` for every figure a site would report
+    /// (AUC and its interval, accuracy, balanced accuracy, sensitivity, specificity, studies), `epoch/seconds`.
+    public var trackedScalars: [(tag: String, value: Double)] {
+        var values: [(tag: String, value: Double)] = [("train/loss", loss)]
+        for (name, value) in (validation?.reported ?? [:]).sorted(by: { $0.key < $1.key }) {
+            values.append(("validation/" + name, value))
+        }
+        values.append(("epoch/seconds", seconds))
+        return values
+    }
+}
