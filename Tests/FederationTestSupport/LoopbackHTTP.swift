@@ -4,8 +4,8 @@ import Foundation
     import Glibc
 #endif
 
-/// A plain HTTP/1.1 exchange over a loopback TCP socket (the metrics endpoint's tests): send a request, read until
-/// the server closes; and the samples of a Prometheus exposition text.
+/// A plain TCP connection to loopback, and an HTTP/1.1 exchange over one (the metrics endpoint's tests): send a
+/// request, read until the server closes; and the samples of a Prometheus exposition text.
 public enum LoopbackHTTP {
     /// `name{labels}` → value of every sample line of an exposition text.
     public static func samples(_ text: String) -> [String: Double] {
@@ -29,21 +29,10 @@ public enum LoopbackHTTP {
     }
 
     static func blockingRequest(_ text: String, port: Int) throws -> String {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw SocketError("socket") }
+        let fd = try LoopbackHTTP.connect(port: port)
         defer { close(fd) }
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard connected == 0 else { throw SocketError("connect") }
         let bytes = Array(text.utf8)
         var sent = 0
         while sent < bytes.count {
@@ -62,8 +51,31 @@ public enum LoopbackHTTP {
         return String(decoding: response, as: UTF8.self)
     }
 
-    struct SocketError: Error {
-        var call: String
-        init(_ call: String) { self.call = call }
+    /// A TCP connection to 127.0.0.1:`port`: its descriptor, which the caller closes.
+    /// - Throws: `SocketFailure` naming the call that failed and its errno.
+    public static func connect(port: Int) throws(SocketFailure) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw SocketFailure(call: "socket", code: errno) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(truncatingIfNeeded: port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else {
+            let code = errno
+            close(fd)
+            throw SocketFailure(call: "connect", code: code)
+        }
+        return fd
     }
+}
+
+/// A socket call that failed: its name and errno.
+public struct SocketFailure: Error {
+    public var call: String
+    public var code: Int32
 }
