@@ -289,7 +289,10 @@ struct Client: ParsableCommand {
             let endpoint = try await metricsAddress.asyncMap { address in
                 try await MonitoringOptions.serve(at: address, who: prefix) { metrics?.render() ?? "" }
             }
-            let trainer = PipelineSiteTrainer(dataFolder: data, limits: pipelineLimits, labelsPath: labels) {
+            let curves = tensorboard.map { SiteCurves(folder: $0) { log("\(prefix) \($0)") } }
+            let trainer = PipelineSiteTrainer(
+                dataFolder: data, limits: pipelineLimits, labelsPath: labels, onEpoch: curves?.epoch
+            ) {
                 log("\(prefix) \($0)")
             }
             let statistics = StatisticsSiteHandler(
@@ -298,8 +301,7 @@ struct Client: ParsableCommand {
             ) {
                 log("\(prefix) \($0)")
             }
-            let tracked: any LocalTrainer =
-                tensorboard.map { TrackedTrainer(base: trainer, folder: $0) { log("\(prefix) \($0)") } } ?? trainer
+            let tracked: any LocalTrainer = curves.map { TrackedTrainer(base: trainer, curves: $0) } ?? trainer
             var agent = SiteAgent(
                 site: site, connection: metrics?.connection(connection) ?? connection, trainer: tracked,
                 filters: filters,

@@ -67,6 +67,9 @@ struct ObservabilityProcessTests {
             // What the site wrote for itself is what the server received from it.
             #expect(local["local/dice"]?.map(\.value) == reported["metrics/dice"]?.map(\.value), "\(site)")
             #expect(local["local/train_seconds"]?.count == 2, "\(site): \(local.keys.sorted())")
+            // One local epoch a round: the loss of each, one after another.
+            #expect(local["local/epoch_train_loss"]?.map(\.step) == [1, 2], "\(site): \(local.keys.sorted())")
+            #expect(local["local/epoch_train_loss"]?.allSatisfy { $0.value.isFinite && $0.value > 0 } == true)
         }
         // The global Dice is the sample-weighted mean of the sites' (float32 in the files).
         for round in 0..<2 {
