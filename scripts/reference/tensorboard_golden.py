@@ -27,30 +27,19 @@ Pinned packages
 """
 import json
 import os
-import subprocess
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-VENV = os.path.join(ROOT, "scripts", ".venv-tensorboard")
+import reference_venv
+
+ROOT = reference_venv.ROOT
 PINNED = ["tensorboard==2.21.0"]
 GOLDEN = os.path.join(ROOT, "Tests", "ExperimentTrackingTests", "Golden")
 FIXTURE = os.path.join(GOLDEN, "events.out.tfevents.1800000000.tessera-fixture")
 OUTPUT = os.path.join(GOLDEN, "tensorboard_golden.json")
 
 
-def ensure_venv():
-    python = os.path.join(VENV, "bin", "python")
-    if os.path.realpath(sys.prefix) == os.path.realpath(VENV):
-        return
-    if not os.path.exists(python):
-        subprocess.check_call([sys.executable, "-m", "venv", VENV])
-    subprocess.check_call([python, "-m", "pip", "install", "-q", *PINNED])
-    os.execv(python, [python, *sys.argv])
-
-
 def main():
-    ensure_venv()
+    reference_venv.ensure("tensorboard", PINNED)
     from tensorboard import version
     from tensorboard.backend.event_processing import event_accumulator
     from tensorboard.compat.proto import event_pb2
