@@ -32,6 +32,14 @@ public final class ServerMetrics: JobObserver {
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.durationHistogramBuckets["tessera_round_duration_seconds"] = Self.roundDurationBuckets
         self.factory = factory
+        // Exported at 0 from the start, so a dashboard sees them before the first round.
+        for name in [
+            "tessera_rounds_started_total", "tessera_rounds_closed_total", "tessera_rounds_retried_total",
+            "tessera_cross_site_evaluations_total", "tessera_connections_accepted_total",
+        ] {
+            _ = counter(name)
+        }
+        _ = CoreMetrics.Timer(label: "tessera_round_duration_seconds", factory: factory)
     }
 
     /// The exposition text (Prometheus text format 0.0.4).

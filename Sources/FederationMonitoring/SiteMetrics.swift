@@ -19,6 +19,7 @@ public final class SiteMetrics: Sendable {
         self.registry = registry
         self.factory = PrometheusMetricsFactory(registry: registry)
         self.now = now
+        _ = counter("tessera_site_results_sent_total")  // exported at 0 from the start
     }
 
     /// The exposition text (Prometheus text format 0.0.4).

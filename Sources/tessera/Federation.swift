@@ -487,11 +487,12 @@ enum LimitsFile {
 /// `--metrics-address`: the Prometheus endpoint of `tessera server` and `tessera client` (off unless given).
 struct MonitoringOptions: ParsableArguments {
     @Option(
-        help: """
-            Serve Prometheus metrics at http://HOST:PORT/metrics (off by default). Bind it to loopback \
-            (127.0.0.1:9464) unless the monitoring network needs it; there is no TLS or authentication. See \
-            docs/operations-observability.md.
-            """)
+        help: ArgumentHelp(
+            """
+            Serve Prometheus metrics at http://HOST:PORT/metrics (off by default; port 0: any free port, logged). \
+            Bind it to loopback (127.0.0.1:9464) unless the monitoring network needs it; there is no TLS or \
+            authentication. See docs/operations-observability.md.
+            """, valueName: "host:port"))
     var metricsAddress: String?
 
     /// The parsed address, nil when metrics are off. Port 0 picks a free port (the log line names it).
@@ -528,9 +529,10 @@ extension Optional {
 /// `--tensorboard DIR`: TensorBoard event files of `tessera train`, `server` and `client` (off unless given).
 struct TrackingOptions: ParsableArguments {
     @Option(
-        help: """
-            Write TensorBoard event files under this folder (off by default): `tensorboard --logdir DIR` shows them. \
-            See docs/operations-observability.md for the runs and tags each command writes.
-            """)
+        help: ArgumentHelp(
+            """
+            Write TensorBoard event files under this folder (off by default): `tensorboard --logdir DIR` shows \
+            them. See docs/operations-observability.md for the runs and tags each command writes.
+            """, valueName: "dir"))
     var tensorboard: String?
 }

@@ -110,6 +110,18 @@ struct MetricsEndpointTests {
         #expect(response.contains("Connection: close\r\n"))
     }
 
+    @Test("Before any event the round counters and the duration histogram are exported at 0")
+    func zeroAtStart() {
+        let values = LoopbackHTTP.samples(ServerMetrics().render())
+        for name in [
+            "tessera_rounds_started_total", "tessera_rounds_closed_total", "tessera_rounds_retried_total",
+            "tessera_cross_site_evaluations_total", "tessera_connections_accepted_total",
+            "tessera_round_duration_seconds_count", #"tessera_round_duration_seconds_bucket{le="+Inf"}"#,
+        ] {
+            #expect(values[name] == 0, "\(name)")
+        }
+    }
+
     @Test("Refusal messages fall into the bounded reasons")
     func reasons() {
         let cases: [(String, RefusalReason)] = [
