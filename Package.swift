@@ -29,6 +29,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.29.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        // Operations: Prometheus metrics (FederationMonitoring).
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .target(
@@ -100,7 +103,7 @@ let package = Package(
             name: "FederationClient",
             dependencies: [
                 "FederationCore", "Training", "NeuralNetwork", "Tensors", "Volumes", "DifferentialPrivacy",
-                "SecureAggregation", .product(name: "Yams", package: "Yams"),
+                "SecureAggregation", "ExperimentTracking", .product(name: "Yams", package: "Yams"),
                 // The site's egress log: SQLite rows with the SHA-256 of what was sent.
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -145,6 +148,24 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Experiment tracking: TensorBoard event files (TFRecord framing, Event/Summary protobufs; generated code
+        // committed, scripts/generate_protos.sh).
+        .target(
+            name: "ExperimentTracking",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: strict),
+        // Operations: the Prometheus endpoint (a minimal HTTP/1.1 responder on swift-nio) and the metrics the server
+        // and a site keep (swift-metrics handlers from swift-prometheus), fed by the jobs' event stream.
+        .target(
+            name: "FederationMonitoring",
+            dependencies: [
+                "FederationCore", "FederationServer", "FederationGRPC", "ExperimentTracking",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict),
         .target(
             name: "FederatedAnalytics",
             dependencies: [
@@ -162,6 +183,7 @@ let package = Package(
                 "DifferentialPrivacy",
                 "FederationJobs",
                 "Provisioning", "FederationCore", "FederationServer", "FederationClient", "FederationGRPC",
+                "FederationMonitoring", "ExperimentTracking",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -228,6 +250,17 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(
+            name: "FederationMonitoringTests",
+            dependencies: [
+                "FederationMonitoring", "FederationCore", "FederationServer", "FederationGRPC", "ExperimentTracking",
+                "FederationTestSupport",
+            ],
+            swiftSettings: strict),
+        .testTarget(
+            name: "ExperimentTrackingTests", dependencies: ["ExperimentTracking"],
+            exclude: ["Golden"],  // read from the source tree by path
+            swiftSettings: strict),
+        .testTarget(
             name: "FederatedAnalyticsTests",
             dependencies: [
                 "FederatedAnalytics", "DifferentialPrivacy", "DICOMIO", "Volumes", "SecureAggregation",
@@ -251,6 +284,7 @@ let package = Package(
             dependencies: [
                 "FederationCore", "FederationGRPC", "FederationTestSupport", "SafeTensorsFormat", "FederatedAnalytics",
                 "FederationClient", "Training", "Volumes", "DifferentialPrivacy", "SecureAggregation",
+                "ExperimentTracking",
             ],
             swiftSettings: strict),
         .testTarget(

@@ -14,6 +14,8 @@ public struct ClassificationSiteTrainer: LocalTrainer {
     public let validation: [ClassificationCase]
     public let configuration: TrainingConfiguration
     public let preprocessing: PreprocessingConfiguration
+    /// Told the training loss of each local epoch (the site's own curves, `SiteCurves`); nil: nobody.
+    public var onEpoch: (@Sendable (_ task: TaskAssignment, _ epoch: Int, _ loss: Double) -> Void)?
 
     /// - Throws: `.configuration` when the pipeline is not a classifier's.
     public init(
@@ -43,7 +45,7 @@ public struct ClassificationSiteTrainer: LocalTrainer {
             let start = SegmentationSiteTrainer.namedTensors(global)
             try trainer.load(start)
             if case .double(let mu)? = task.config["proximal_mu"], mu > 0 { trainer.proximal = (Float(mu), start) }
-            _ = try trainer.fit(train: train, validation: [])
+            _ = try trainer.fit(train: train, validation: [], progress: { onEpoch?(task, $0.epoch, $0.loss) })
             var metrics: [String: Double] = ["train_studies": Double(sampleCount)]
             if !validation.isEmpty { metrics.merge(try trainer.evaluate(validation).reported) { _, new in new } }
             return (SegmentationSiteTrainer.parameterSet(trainer.model.stateDict), sampleCount, metrics)

@@ -47,15 +47,19 @@ public actor PipelineSiteTrainer: LocalTrainer {
     /// whatever the server accepted.
     public let limits: PipelineLimits
     private let log: @Sendable (String) -> Void
+    private let onEpoch: (@Sendable (_ task: TaskAssignment, _ epoch: Int, _ loss: Double) -> Void)?
     private var cached: (pipeline: String, work: Work)?
 
+    /// - Parameter onEpoch: told the training loss of each local epoch (`SiteCurves.epoch`); nil: nobody.
     public init(
         dataFolder: String, limits: PipelineLimits = .default, labelsPath: String? = nil,
+        onEpoch: (@Sendable (_ task: TaskAssignment, _ epoch: Int, _ loss: Double) -> Void)? = nil,
         log: @escaping @Sendable (String) -> Void = { _ in }
     ) {
         self.dataFolder = dataFolder
         self.labelsPath = labelsPath
         self.limits = limits
+        self.onEpoch = onEpoch
         self.log = log
     }
 
@@ -99,8 +103,10 @@ public actor PipelineSiteTrainer: LocalTrainer {
                 let d = cases[0].sample.image.geometry.dimensions
                 let spatial = k.input == .volume ? d.x * d.y * d.z : d.x * d.y
                 try limits.validate(training, preprocessing: preprocessing, spatial: spatial)
-                let work = Work.classification(
-                    try ClassificationSiteTrainer(cases: cases, configuration: training, preprocessing: preprocessing))
+                var trainer = try ClassificationSiteTrainer(
+                    cases: cases, configuration: training, preprocessing: preprocessing)
+                trainer.onEpoch = onEpoch
+                let work = Work.classification(trainer)
                 log(work.summary)
                 cached = (pipeline, work)
                 return work
@@ -114,8 +120,9 @@ public actor PipelineSiteTrainer: LocalTrainer {
                 let largest = cases.map { $0.sample.image.geometry.dimensions }.map { $0.x * $0.y }.max() ?? 0
                 if largest > 0 { try limits.validate(training, preprocessing: preprocessing, spatial: largest) }
             }
-            let work = Work.segmentation(
-                SegmentationSiteTrainer(cases: cases, configuration: training, preprocessing: preprocessing))
+            var trainer = SegmentationSiteTrainer(cases: cases, configuration: training, preprocessing: preprocessing)
+            trainer.onEpoch = onEpoch
+            let work = Work.segmentation(trainer)
             log(work.summary)
             cached = (pipeline, work)
             return work

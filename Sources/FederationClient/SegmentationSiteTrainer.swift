@@ -17,6 +17,8 @@ public struct SegmentationSiteTrainer: LocalTrainer {
     public let validation: [SegmentationCase]
     public let configuration: TrainingConfiguration
     public let preprocessing: PreprocessingConfiguration
+    /// Told the training loss of each local epoch (the site's own curves, `SiteCurves`); nil: nobody.
+    public var onEpoch: (@Sendable (_ task: TaskAssignment, _ epoch: Int, _ loss: Double) -> Void)?
 
     public init(
         cases: [SegmentationCase], configuration: TrainingConfiguration, preprocessing: PreprocessingConfiguration
@@ -45,7 +47,7 @@ public struct SegmentationSiteTrainer: LocalTrainer {
             let start = Self.namedTensors(global)
             try trainer.load(start)
             if case .double(let mu)? = task.config["proximal_mu"], mu > 0 { trainer.proximal = (Float(mu), start) }
-            _ = try trainer.fit(train: train, validation: [])
+            _ = try trainer.fit(train: train, validation: [], progress: { onEpoch?(task, $0.epoch, $0.loss) })
             let dice = validation.isEmpty ? [] : try trainer.validate(validation)
             var metrics: [String: Double] = ["train_slices": Double(sampleCount)]
             for (i, d) in dice.enumerated() { metrics["dice_class_\(i + 1)"] = d }

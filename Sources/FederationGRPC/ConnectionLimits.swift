@@ -131,3 +131,28 @@ public struct ConnectionLimits: Sendable, Equatable {
         }
     }
 }
+
+/// What the server's connection guard has seen since the server started: connections now, counts of each outcome,
+/// and the bytes that went through authenticated connections (`GRPCFederationServer.connectionStatistics`).
+public struct ConnectionStatistics: Sendable, Equatable {
+    /// Connections accepted and still in their TLS handshake.
+    public var pendingHandshakes = 0
+    /// Authenticated connections open now.
+    public var established = 0
+    /// TCP connections accepted since the start.
+    public var accepted = 0
+    /// Closed for not completing the handshake within `handshakeTimeout`.
+    public var handshakeTimeouts = 0
+    /// Closed in their handshake to make room (`maxPendingHandshakes`).
+    public var evicted = 0
+    /// Closed after the handshake: over `maxConnections` or `maxConnectionsPerPeer`.
+    public var refused = 0
+    /// Authenticated connections closed for reading nothing for `readTimeout`.
+    public var readTimeouts = 0
+    /// Bytes read from connections after TLS (HTTP/2 frames: gRPC calls of sites and admins), since the start.
+    public var bytesIn = 0
+    /// Bytes written to connections before TLS, since the start.
+    public var bytesOut = 0
+
+    public init() {}
+}

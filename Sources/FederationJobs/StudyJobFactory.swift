@@ -152,10 +152,15 @@ public struct StudyJobFactory: JobFactory {
         }
         let p = try parse(pipeline)
         let initial: NamedTensors
-        do { initial = try p.training.initialState(preprocessing: p.preprocessing) } catch {
+        let modelMetadata: [String: String]
+        do {
+            initial = try p.training.initialState(preprocessing: p.preprocessing)
+            modelMetadata = try CheckpointMetadata.describe(p.training, preprocessing: p.preprocessing)
+        } catch {
             throw FederationError(.invalidConfiguration, "the job's model cannot be built: \(error.message)")
         }
         var job = p.federation.jobConfiguration(jobID: jobID, sites: p.federation.sites)
+        job.modelMetadata = modelMetadata
         job.taskConfig["pipeline"] = .string(pipeline)
         job.taskConfig["submitted_by"] = .string(submittedBy)
         job.maxHeldUpdateBytes = limits.maxHeldUpdateBytes
@@ -169,19 +174,20 @@ public struct StudyJobFactory: JobFactory {
             evaluation: try p.federation.crossSiteEvaluation(
                 jobID: jobID, sites: p.federation.sites,
                 folder: store.jobFolder(jobID) + "/cross-site",
-                taskConfig: job.taskConfig))
+                taskConfig: job.taskConfig, modelMetadata: modelMetadata))
     }
 }
 
 extension FederationConfiguration {
     /// The cross-site evaluation that follows the last round (see `CrossSiteEvaluation`): each step has the round
     /// deadline.
-    public func crossSiteEvaluation(jobID: String, sites: [String], folder: String, taskConfig: [String: ConfigValue])
-        throws(FederationError) -> CrossSiteEvaluation<ContinuousClock>
-    {
+    public func crossSiteEvaluation(
+        jobID: String, sites: [String], folder: String, taskConfig: [String: ConfigValue],
+        modelMetadata: [String: String] = [:]
+    ) throws(FederationError) -> CrossSiteEvaluation<ContinuousClock> {
         try CrossSiteEvaluation(
             jobID: jobID, sites: sites, firstRound: rounds + 1, timeout: .seconds(roundTimeoutSeconds),
-            clock: ContinuousClock(), folder: folder, taskConfig: taskConfig)
+            clock: ContinuousClock(), folder: folder, taskConfig: taskConfig, modelMetadata: modelMetadata)
     }
 
     /// The coordinator's settings for this section. With cross-site evaluation, every task says so

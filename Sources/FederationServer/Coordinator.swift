@@ -257,7 +257,7 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
         if let store {
             try await store.save(
                 jobID: configuration.jobID, completedRound: r, model: global,
-                serverState: strategy.serverState, records: records)
+                serverState: strategy.serverState, records: records, modelMetadata: configuration.modelMetadata)
         }
         driver.emit(.roundClosed(round: r, participants: record.participants, reason: closure.rawValue))
     }

@@ -26,6 +26,7 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, RoundHost where C
     private let timeout: Duration
     private let folder: String
     private let taskConfig: [String: ConfigValue]
+    private let modelMetadata: [String: String]
     /// Round numbers continue after training: `firstRound` asks for the local models, the next ones evaluate.
     private let firstRound: Int
 
@@ -61,10 +62,12 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, RoundHost where C
     ///   - timeout: each step's deadline.
     ///   - folder: where the local models and `state.json` are kept (created when missing; a saved state resumes).
     ///   - taskConfig: sent with every task (the job's pipeline, so a site evaluates with the job's preprocessing).
+    ///   - modelMetadata: the `__metadata__` of every local model file kept (`JobConfiguration.modelMetadata`).
     public init(
         jobID: String, sites: [String], firstRound: Int, timeout: Duration, clock: C, folder: String,
-        taskConfig: [String: ConfigValue] = [:]
+        taskConfig: [String: ConfigValue] = [:], modelMetadata: [String: String] = [:]
     ) throws(FederationError) {
+        self.modelMetadata = modelMetadata
         self.jobID = jobID
         self.sites = sites
         self.firstRound = firstRound
@@ -374,7 +377,8 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, RoundHost where C
         do {
             try SafeTensorsFile.write(
                 sent.tensors.map { SafeTensorEntry(name: $0.name, shape: $0.shape, values: $0.values) },
-                metadata: ["job": jobID, "site": site, "kind": "local model"], to: path)
+                metadata: modelMetadata.merging(["job": jobID, "site": site, "kind": "local model"]) { $1 },
+                to: path)
         } catch {
             throw FederationError(
                 .invalidConfiguration, "the server cannot store the local model of \(site) at \(path)",

@@ -42,6 +42,11 @@ public struct JobConfiguration: Sendable {
 
     public static let defaultMaxSampleCount = 1_000_000
     public static let defaultMaxUpdateMagnitude: Float = 1e6
+    /// The safetensors `__metadata__` of every model file the job writes (each round's checkpoint, the downloaded
+    /// `global.safetensors`, the sites' local models of the cross-site evaluation): what rebuilds the model from the
+    /// file alone (architecture, channels, classes, patch and window, preprocessing; the job factory fills it from
+    /// the pipeline). The server adds `job` and `round` (or `site`); it never reads these keys back.
+    public var modelMetadata: [String: String] = [:]
     /// Entries added to every task's configuration (e.g. `pipeline`: the pipeline YAML the sites run). The
     /// strategy's own entries win on a clash.
     public var taskConfig: [String: ConfigValue] = [:]
@@ -134,10 +139,11 @@ public struct RoundRecord: Sendable, Equatable, Codable {
 /// Where the coordinator keeps its state so a restarted server resumes (SQLite + safetensors in production).
 public protocol CheckpointStore: Sendable {
     /// Saves the state after `completedRound`: the global model, the strategy's own state (server-optimiser moments;
-    /// empty for most strategies) and the round records.
+    /// empty for most strategies) and the round records. `modelMetadata` goes into the model file's `__metadata__`
+    /// (`JobConfiguration.modelMetadata`).
     func save(
         jobID: String, completedRound: Int, model: ParameterSet, serverState: ParameterSet,
-        records: [RoundRecord]) async throws(FederationError)
+        records: [RoundRecord], modelMetadata: [String: String]) async throws(FederationError)
     /// The last saved state, nil when there is none.
     func load(jobID: String) async throws(FederationError) -> SavedCheckpoint?
 }
@@ -166,7 +172,7 @@ public actor InMemoryCheckpointStore: CheckpointStore {
     public init() {}
     public func save(
         jobID: String, completedRound: Int, model: ParameterSet, serverState: ParameterSet,
-        records: [RoundRecord]
+        records: [RoundRecord], modelMetadata: [String: String]
     ) async throws(FederationError) {
         saved[jobID] = SavedCheckpoint(
             completedRound: completedRound, model: model, serverState: serverState,

@@ -11,6 +11,7 @@ public actor JobManager: FederationService, AdminService {
     private let store: SQLiteCheckpointStore
     private let factory: any JobFactory
     private let log: @Sendable (String) -> Void
+    private let observers: [any JobObserver]
 
     private var current: (id: String, runner: any JobRunner)?
     private var abortRequested: [String: String] = [:]
@@ -32,11 +33,14 @@ public actor JobManager: FederationService, AdminService {
     ///   - store: jobs, rounds and models on disk; job files go to `<store folder>/<job>/files/`.
     ///   - factory: turns pipelines into runners.
     ///   - log: one line per job event (the server's log).
+    ///   - observers: told every event of every job as it happens (metrics, TensorBoard event files).
     public init(
-        store: SQLiteCheckpointStore, factory: any JobFactory, log: @escaping @Sendable (String) -> Void = { _ in }
+        store: SQLiteCheckpointStore, factory: any JobFactory, observers: [any JobObserver] = [],
+        log: @escaping @Sendable (String) -> Void = { _ in }
     ) {
         self.store = store
         self.factory = factory
+        self.observers = observers
         self.log = log
     }
 
@@ -147,6 +151,8 @@ public actor JobManager: FederationService, AdminService {
     /// Logs an event of the running job (server log and audit log) and passes it to its watchers.
     private func record(_ event: JobEvent, job: String) async {
         log("job \(job): \(Self.describe(event))")
+        let now = Date()
+        for observer in observers { observer.observe(event, job: job, at: now) }
         // The terminal event goes out once the job's state is stored (in `runJob`).
         guard !event.isTerminal else { return }
         await journal(job, .jobEvent, site: event.site, detail: Self.describe(event))

@@ -26,8 +26,8 @@ extension Coordinator: JobRunner {
 
     public func execute() async throws(FederationError) { _ = try await run() }
 
-    /// `global.safetensors` (the current global model) and `metrics.json` (every closed round: participants,
-    /// each site's reported metrics, why the round closed).
+    /// `global.safetensors` (the current global model, with the job's `modelMetadata`) and `metrics.json` (every
+    /// closed round: participants, each site's reported metrics, why the round closed).
     public func writeFiles(to folder: String) async throws(FederationError) -> [JobFile] {
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -41,7 +41,8 @@ extension Coordinator: JobRunner {
             }
             try SafeTensorsFile.write(
                 global.tensors.map { SafeTensorEntry(name: $0.name, shape: $0.shape, values: $0.values) },
-                metadata: ["job": configuration.jobID, "round": String(completedRounds)], to: model)
+                metadata: configuration.modelMetadata.merging(
+                    ["job": configuration.jobID, "round": String(completedRounds)]) { $1 }, to: model)
             try encodeMetrics(to: metrics)
             return [JobFile(name: "global.safetensors", path: model), JobFile(name: "metrics.json", path: metrics)]
         } catch let error as FederationError {

@@ -59,10 +59,11 @@ public final class SQLiteCheckpointStore: CheckpointStore {
     }
 
     /// Writes the round's model (and the strategy's state, when it keeps one) durably, then the round row: a crash
-    /// in between leaves the previous round as the checkpoint.
+    /// in between leaves the previous round as the checkpoint. The model file carries `modelMetadata` with the job
+    /// and the round.
     public func save(
         jobID: String, completedRound: Int, model: ParameterSet, serverState: ParameterSet,
-        records: [RoundRecord]
+        records: [RoundRecord], modelMetadata: [String: String]
     ) async throws(FederationError) {
         guard let record = records.last(where: { $0.round == completedRound }) else {
             throw FederationError(.invalidConfiguration, "no record for round \(completedRound)")
@@ -79,7 +80,8 @@ public final class SQLiteCheckpointStore: CheckpointStore {
                     + "\(folder)", cause: "\(error)")
         }
         let metadata = ["job": jobID, "round": String(completedRound)]
-        try DurableFile.write(SafeTensorsFile.encode(Self.entries(model), metadata: metadata), to: path)
+        try DurableFile.write(
+            SafeTensorsFile.encode(Self.entries(model), metadata: modelMetadata.merging(metadata) { $1 }), to: path)
         let statePath = Self.serverStatePath(path)
         if serverState.tensors.isEmpty {
             try? FileManager.default.removeItem(atPath: statePath)

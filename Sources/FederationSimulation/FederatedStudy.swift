@@ -244,6 +244,8 @@ public struct InProcessFederation: StudyFederation {
         var job = federation.jobConfiguration(jobID: "study", sites: siteNames)
         // As the server's job factory does: the sites' gatekeepers judge the pipeline the task carries.
         job.taskConfig["pipeline"] = .string(text)
+        job.modelMetadata = try CheckpointMetadata.describe(
+            training, preprocessing: try PreprocessingConfiguration(yaml: text))
         let coordinator = Coordinator(
             configuration: job, initialModel: initialModel,
             strategy: federation.makeStrategy(learningRate: Double(training.optimizer.learningRate)),
@@ -252,7 +254,7 @@ public struct InProcessFederation: StudyFederation {
             federation.crossSiteEvaluation
             ? try federation.crossSiteEvaluation(
                 jobID: job.jobID, sites: siteNames, folder: serverFolder + "/cross-site",
-                taskConfig: job.taskConfig)
+                taskConfig: job.taskConfig, modelMetadata: job.modelMetadata)
             : nil
         let runner: any JobRunner =
             evaluation.map { TrainingJob(coordinator: coordinator, evaluation: $0) } ?? coordinator

@@ -27,6 +27,12 @@ public struct Segmenter: Sendable {
         let m = contents.metadata
         func ints(_ key: String) -> [Int]? { m[key].map { $0.split(separator: ",").compactMap { Int($0) } } }
         let architecture = m["architecture"] ?? ""
+        guard !architecture.hasPrefix("resnet") else {
+            throw TrainingError(
+                .model,
+                "\(path) is a \(architecture) classifier, not a segmentation model: classify with its pipeline "
+                    + "(`tessera predict --pipeline`, whose `classification:` section selects the series)")
+        }
         guard ["unet2d", "unet3d"].contains(architecture), let encoder = ints("encoder_channels"), !encoder.isEmpty,
             let bottleneck = ints("bottleneck_channels")?.first, let segments = ints("segments"), !segments.isEmpty
         else {
@@ -55,10 +61,14 @@ public struct Segmenter: Sendable {
         }
         self.model = model
         self.segments = segments
+        self.preprocessing = try CheckpointMetadata.preprocessing(m)
     }
 
     /// SEG segment numbers of classes 1, 2, … (from the checkpoint; empty when built from a model).
     public var segments: [Int] = []
+    /// The preprocessing the checkpoint's metadata names (`CheckpointMetadata`); nil when built from a model or
+    /// read from a file that names none.
+    public var preprocessing: PreprocessingConfiguration?
 
     /// Labels (0 background, class index otherwise) on the volume's own grid.
     public func predict(_ image: Volume<Float>) throws(TrainingError) -> Volume<UInt8> {

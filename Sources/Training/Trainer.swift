@@ -337,18 +337,10 @@ public struct Trainer: Sendable {
         return Segmenter(model: model, window: window)
     }
 
-    /// Writes the model's `state_dict` with the configuration in the metadata.
+    /// Writes the model's `state_dict` with `CheckpointMetadata` (architecture, preprocessing) and `metadata`.
     public func save(to path: String, metadata: [String: String] = [:]) throws(TrainingError) {
-        var meta = metadata
-        meta["architecture"] = configuration.model.architecture
-        if configuration.model.dimensions == 3 {
-            meta["patch_size"] = configuration.model.patchSize.map(String.init).joined(separator: ",")
-            meta["window_overlap"] = String(configuration.model.windowOverlap)
-            meta["window_blending"] = configuration.model.windowBlending.rawValue
-        }
-        meta["encoder_channels"] = configuration.model.encoderChannels.map(String.init).joined(separator: ",")
-        meta["bottleneck_channels"] = String(configuration.model.bottleneckChannels)
-        meta["segments"] = configuration.model.segments.map(String.init).joined(separator: ",")
+        let meta = try CheckpointMetadata.describe(configuration, preprocessing: preprocessing)
+            .merging(metadata) { described, _ in described }
         do {
             let folder = (path as NSString).deletingLastPathComponent
             if !folder.isEmpty {
@@ -358,5 +350,19 @@ public struct Trainer: Sendable {
         } catch {
             throw TrainingError(.io, "cannot write the checkpoint \(path)", cause: "\(error)")
         }
+    }
+}
+
+extension EpochReport {
+    /// The epoch as TensorBoard scalars: `train/loss`, `validation/dice` (mean over classes) and
+    /// `validation/dice_class_<k>`, `epoch/seconds` (`tessera train --tensorboard`).
+    public var trackedScalars: [(tag: String, value: Double)] {
+        var values: [(tag: String, value: Double)] = [("train/loss", loss)]
+        if !validationDice.isEmpty {
+            values.append(("validation/dice", meanDice))
+            for (k, dice) in validationDice.enumerated() { values.append(("validation/dice_class_\(k + 1)", dice)) }
+        }
+        values.append(("epoch/seconds", seconds))
+        return values
     }
 }

@@ -6,6 +6,7 @@ import FederationClient
 import FederationCore
 import FederationGRPC
 import FederationJobs
+import FederationMonitoring
 import FederationServer
 import FederationSimulation
 import Foundation
@@ -98,6 +99,10 @@ struct Server: ParsableCommand {
             """)
     var limits: String?
 
+    @OptionGroup var monitoring: MonitoringOptions
+
+    @OptionGroup var tracking: TrackingOptions
+
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
@@ -113,13 +118,32 @@ struct Server: ParsableCommand {
         let folder = state ?? (self.kit.kit + "/state")
         let host = self.host
         let port = self.port ?? address.port
+        let metricsAddress = try monitoring.address()
+        let tensorboard = tracking.tensorboard
         try runBlocking {
             let store = try SQLiteCheckpointStore(folder: folder)
             let factory = StudyJobFactory(limits: pipelineLimits, queryLimits: queryLimits)
-            let manager = JobManager(store: store, factory: factory) { log("[server] \($0)") }
+            let metrics = metricsAddress.map { _ in ServerMetrics() }
+            let tracking = tensorboard.map { ServerTracking(folder: $0) { log("[server] \($0)") } }
+            let observers: [any JobObserver] = [metrics as (any JobObserver)?, tracking].compactMap { $0 }
+            let manager = JobManager(store: store, factory: factory, observers: observers) {
+                log("[server] \($0)")
+            }
             let server = GRPCFederationServer(
                 service: manager, admin: manager, host: host, port: port, tls: tls,
                 log: { log("[server] \($0)") })
+            tracking?.countBytes {
+                let s = server.connectionStatistics
+                return (s.bytesIn, s.bytesOut)
+            }
+            let endpoint = try await metricsAddress.asyncMap { address in
+                try await MonitoringOptions.serve(at: address, who: "[server]") {
+                    guard let metrics else { return "" }
+                    let jobs = (try? await manager.status(jobID: nil)) ?? []
+                    metrics.refresh(jobs: jobs, connections: server.connectionStatistics, now: Date())
+                    return metrics.render()
+                }
+            }
             let limit = shutdownTimeout
             let signals = onTermination { sig in
                 log("[server] signal \(sig): shutting down (running jobs resume at the next start)")
@@ -146,6 +170,7 @@ struct Server: ParsableCommand {
                 await manager.stop()
                 try await group.waitForAll()
             }
+            await endpoint?.stop()
         }
     }
 }
@@ -207,6 +232,10 @@ struct Client: ParsableCommand {
             """)
     var egressLog: String?
 
+    @OptionGroup var monitoring: MonitoringOptions
+
+    @OptionGroup var tracking: TrackingOptions
+
     @OptionGroup var common: CommonOptions
 
     func run() throws {
@@ -260,11 +289,20 @@ struct Client: ParsableCommand {
         }
         let secureSum = SecureSumCredentials(
             identity: secure.identity, verifier: secure.verifier, minimumParticipants: secure.minimumParticipants)
+        let metricsAddress = try monitoring.address()
+        let tensorboard = tracking.tensorboard
         try runBlocking {
             let connection = try GRPCFederationConnection(
                 host: address.host, port: address.port, tls: tls,
                 serverName: kit.serverAddress.host)
-            let trainer = PipelineSiteTrainer(dataFolder: data, limits: pipelineLimits, labelsPath: labels) {
+            let metrics = metricsAddress.map { _ in SiteMetrics() }
+            let endpoint = try await metricsAddress.asyncMap { address in
+                try await MonitoringOptions.serve(at: address, who: prefix) { metrics?.render() ?? "" }
+            }
+            let curves = tensorboard.map { SiteCurves(folder: $0) { log("\(prefix) \($0)") } }
+            let trainer = PipelineSiteTrainer(
+                dataFolder: data, limits: pipelineLimits, labelsPath: labels, onEpoch: curves?.epoch
+            ) {
                 log("\(prefix) \($0)")
             }
             let statistics = StatisticsSiteHandler(
@@ -273,8 +311,10 @@ struct Client: ParsableCommand {
             ) {
                 log("\(prefix) \($0)")
             }
+            let tracked: any LocalTrainer = curves.map { TrackedTrainer(base: trainer, curves: $0) } ?? trainer
             var agent = SiteAgent(
-                site: site, connection: connection, trainer: trainer, filters: filters,
+                site: site, connection: metrics?.connection(connection) ?? connection, trainer: tracked,
+                filters: filters,
                 clock: ContinuousClock(), retry: retry, statistics: statistics)
             agent.sharesLocalModel = sharesLocalModel
             agent.gatekeeper = SitePrivacyGatekeeper(
@@ -291,6 +331,7 @@ struct Client: ParsableCommand {
                 if once { break }
             }
             await connection.close()
+            await endpoint?.stop()
         }
     }
 }
@@ -507,4 +548,57 @@ enum LimitsFile {
             throw CommandFailure(description: "\(file): \(error.message)")
         }
     }
+}
+
+/// `--metrics-address`: the Prometheus endpoint of `tessera server` and `tessera client` (off unless given).
+struct MonitoringOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            """
+            Serve Prometheus metrics at http://HOST:PORT/metrics (off by default; port 0: any free port, logged). \
+            Bind it to loopback (127.0.0.1:9464) unless the monitoring network needs it; there is no TLS or \
+            authentication. See docs/operations-observability.md.
+            """, valueName: "host:port"))
+    var metricsAddress: String?
+
+    /// The parsed address, nil when metrics are off. Port 0 picks a free port (the log line names it).
+    func address() throws -> ServerAddress? {
+        guard let text = metricsAddress else { return nil }
+        if text.hasSuffix(":0"), let parsed = ServerAddress(parsing: text.dropLast() + "1") {
+            return ServerAddress(host: parsed.host, port: 0)
+        }
+        guard let parsed = ServerAddress(parsing: text) else {
+            throw CommandFailure(description: "--metrics-address '\(text)' is not host:port (e.g. 127.0.0.1:9464)")
+        }
+        return parsed
+    }
+
+    /// Starts the endpoint and says where it listens.
+    static func serve(
+        at address: ServerAddress, who: String, render: @escaping @Sendable () async -> String
+    ) async throws -> MetricsEndpoint {
+        let endpoint = MetricsEndpoint(host: address.host, port: address.port, render: render)
+        let port = try await endpoint.start()
+        log("\(who) metrics at http://\(address.host):\(port)/metrics")
+        return endpoint
+    }
+}
+
+extension Optional {
+    /// `map` with an async transform.
+    fileprivate func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
+        guard let value = self else { return nil }
+        return try await transform(value)
+    }
+}
+
+/// `--tensorboard DIR`: TensorBoard event files of `tessera train`, `server` and `client` (off unless given).
+struct TrackingOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            """
+            Write TensorBoard event files under this folder (off by default): `tensorboard --logdir DIR` shows \
+            them. See docs/operations-observability.md for the runs and tags each command writes.
+            """, valueName: "dir"))
+    var tensorboard: String?
 }

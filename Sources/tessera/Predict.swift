@@ -14,11 +14,20 @@ struct Predict: ParsableCommand {
             <output>.json (with the series it used).
             """)
 
-    @Option(help: "Checkpoint written by `tessera train` (best.safetensors).")
+    @Option(
+        help: """
+            A model file: `tessera train`'s best.safetensors, `tessera simulate`'s or the global.safetensors of \
+            `tessera admin download`.
+            """)
     var model: String
 
-    @Option(help: "The pipeline YAML the model was trained with (its `preprocessing:` is applied).")
-    var pipeline: String
+    @Option(
+        help: """
+            The pipeline YAML the model was trained with (its `preprocessing:` is applied). Optional for a \
+            segmentation model, whose file names its preprocessing; required for a classifier (its \
+            `classification:` section selects the series).
+            """)
+    var pipeline: String?
 
     @Argument(help: "A folder holding the series.")
     var folder: String
@@ -37,14 +46,20 @@ struct Predict: ParsableCommand {
         common.apply()
         MemoryPolicy.retainFreedMemory()  // the same large buffers every step: reuse them (see MemoryPolicy)
         do {
-            let text = try readPipeline(pipeline)
-            let preprocessing = try PreprocessingConfiguration(yaml: text)
-            let training = try TrainingConfiguration(yaml: text)
-            if training.model.isClassifier {
-                try classify(training, preprocessing: preprocessing)
+            let text = try pipeline.map(readPipeline)
+            if let text, case let training = try TrainingConfiguration(yaml: text), training.model.isClassifier {
+                try classify(training, preprocessing: try PreprocessingConfiguration(yaml: text))
                 return
             }
             let segmenter = try Segmenter(checkpoint: model)
+            // The pipeline given on the command line wins; else the preprocessing the model file names.
+            guard
+                let preprocessing = try text.map({ try PreprocessingConfiguration(yaml: $0) })
+                    ?? segmenter.preprocessing
+            else {
+                throw CommandFailure(
+                    description: "\(model) names no preprocessing (written by an older Tessera): give --pipeline")
+            }
             let all = SeriesAssembler().assemble(try DirectoryScanner().scan(folder).instances)
             let chosen = try SeriesSelection.select(from: all, uid: series)
             let stack = try chosen.primaryStack()

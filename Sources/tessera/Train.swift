@@ -1,4 +1,5 @@
 import ArgumentParser
+import ExperimentTracking
 import Foundation
 import Tensors
 import Training
@@ -34,7 +35,17 @@ struct Train: ParsableCommand {
     @Option(help: "Classification: start from this checkpoint's weights (safetensors, the same architecture).")
     var initialWeights: String?
 
+    @OptionGroup var tracking: TrackingOptions
+
     @OptionGroup var common: CommonOptions
+
+    /// The event file of this training run (`--tensorboard DIR`: the run folder is DIR itself), nil when off.
+    func eventFile() throws -> EventFileWriter? {
+        guard let folder = tracking.tensorboard else { return nil }
+        do { return try EventFileWriter(folder: folder) } catch {
+            throw CommandFailure(description: "--tensorboard: \(error.description)")
+        }
+    }
 
     func run() throws {
         common.apply()
@@ -62,6 +73,7 @@ struct Train: ParsableCommand {
                         ? "\(config.patchesPerEpoch) patches of \(config.model.patchSize.map(String.init).joined(separator: "×"))"
                         : "\(config.slicesPerEpoch) slices"))
             let checkpoint = output + "/best.safetensors"
+            let events = try eventFile()
             // A progress bar redrawn on stderr only when a person watches (a terminal); logs get the epoch lines.
             let bar: ProgressBar? = isatty(STDERR_FILENO) == 1 ? ProgressBar() : nil
             let showStep: (StepProgress) -> Void = { step in
@@ -73,6 +85,7 @@ struct Train: ParsableCommand {
                 onStep: showStep
             ) { r in
                 if bar != nil { FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8)) }  // clear the bar's line
+                do { try events?.write(r.trackedScalars, step: r.epoch) } catch { log("TensorBoard: \(error)") }
                 let dice = r.validationDice.enumerated().map {
                     "class \($0.offset + 1) \(String(format: "%.3f", $0.element))"
                 }
@@ -114,9 +127,11 @@ extension Train {
                 + "), \(train.count) training and \(validation.count) validation; canonical grid "
                 + "\(dims.x)×\(dims.y)×\(dims.z), input \(k.input.rawValue); \(config.epochs) epochs")
         let checkpoint = output + "/best.safetensors"
+        let events = try eventFile()
         let reports = try trainer.fit(
             train: train, validation: validation, checkpoint: checkpoint,
             progress: { (r: ClassifierEpochReport) in
+                do { try events?.write(r.trackedScalars, step: r.epoch) } catch { log("TensorBoard: \(error)") }
                 let v = r.validation.map { m in
                     "validation AUC " + (m.auc.map { String(format: "%.3f", $0) } ?? "-")
                         + String(format: ", balanced accuracy %.3f", m.balancedAccuracy)

@@ -136,14 +136,15 @@ final class ProcessCluster: @unchecked Sendable {
         }
     }
 
-    /// Starts the server (again, on the same port and state after a kill) and waits for its "listening" line.
-    func startServer(deadline: Duration = .seconds(60)) async throws {
+    /// Starts the server (again, on the same port and state after a kill) and waits for its "listening" line;
+    /// `extra` arguments are added (e.g. `--metrics-address`).
+    func startServer(deadline: Duration = .seconds(60), extra: [String] = []) async throws {
         let out = Pipe()
-        var arguments = [
-            binary, "server", "--kit", kit("server"), "--state", path("state"), "--host", "127.0.0.1",
-            "--port", String(port),
-        ]
-        if port == 0 { arguments[arguments.count - 1] = "0" }
+        let arguments =
+            [
+                binary, "server", "--kit", kit("server"), "--state", path("state"), "--host", "127.0.0.1",
+                "--port", String(port),
+            ] + extra
         let process = try run(arguments, log: "server", stdout: out)
         lock.withLock { server = process }
         let line = try await firstLine(of: out, containing: "listening on", deadline: deadline)

@@ -17,23 +17,7 @@ final class SilentSocket: Sendable {
     let descriptor: Int32
 
     init(port: Int) throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw SocketFailure(call: "socket", code: errno) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard connected == 0 else {
-            let code = errno
-            close(fd)
-            throw SocketFailure(call: "connect", code: code)
-        }
-        descriptor = fd
+        descriptor = try LoopbackHTTP.connect(port: port)
     }
 
     deinit { close(descriptor) }
@@ -60,11 +44,6 @@ final class SilentSocket: Sendable {
             }
         }
     }
-}
-
-struct SocketFailure: Error {
-    var call: String
-    var code: Int32
 }
 
 /// Forwards to a service and says each time a long-poll (`nextTask`) reaches it.

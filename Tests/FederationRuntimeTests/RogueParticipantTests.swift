@@ -10,7 +10,7 @@ import Testing
 private actor FailingStore: CheckpointStore {
     func save(
         jobID: String, completedRound: Int, model: ParameterSet, serverState: ParameterSet,
-        records: [RoundRecord]
+        records: [RoundRecord], modelMetadata: [String: String]
     ) async throws(FederationError) {
         throw FederationError(.invalidConfiguration, "disk full")
     }

@@ -13,23 +13,7 @@ import X509
 /// guard sits in each accepted channel's pipeline right after the TLS handler (`install(on:)`, run by the
 /// transport's accept callback) and closes what it refuses outright.
 final class ConnectionGuard: Sendable {
-    /// What the guard has seen since the server started: connections now, and counts of each outcome.
-    struct Statistics: Sendable, Equatable {
-        /// Connections accepted and still in their TLS handshake.
-        var pendingHandshakes = 0
-        /// Authenticated connections open now.
-        var established = 0
-        /// TCP connections accepted since the start.
-        var accepted = 0
-        /// Closed for not completing the handshake within `handshakeTimeout`.
-        var handshakeTimeouts = 0
-        /// Closed in their handshake to make room (`maxPendingHandshakes`).
-        var evicted = 0
-        /// Closed after the handshake: over `maxConnections` or `maxConnectionsPerPeer`.
-        var refused = 0
-        /// Authenticated connections closed for reading nothing for `readTimeout`.
-        var readTimeouts = 0
-    }
+    typealias Statistics = ConnectionStatistics
 
     private struct State {
         var nextID = 0
@@ -46,6 +30,9 @@ final class ConnectionGuard: Sendable {
     /// of them would flood the log.
     let log: (@Sendable (String) -> Void)?
     private let state = Mutex(State())
+    /// Application bytes (HTTP/2 frames, after TLS) read from and written to authenticated connections.
+    private let bytesIn = Atomic<Int>(0)
+    private let bytesOut = Atomic<Int>(0)
 
     init(limits: ConnectionLimits, log: (@Sendable (String) -> Void)? = nil) {
         self.limits = limits
@@ -57,8 +44,15 @@ final class ConnectionGuard: Sendable {
             var counts = s.counts
             counts.pendingHandshakes = s.pending.count
             counts.established = s.established.count
+            counts.bytesIn = bytesIn.load(ordering: .relaxed)
+            counts.bytesOut = bytesOut.load(ordering: .relaxed)
             return counts
         }
+    }
+
+    fileprivate func transferred(in read: Int, out written: Int) {
+        if read > 0 { bytesIn.add(read, ordering: .relaxed) }
+        if written > 0 { bytesOut.add(written, ordering: .relaxed) }
     }
 
     /// Adds the guard's handlers to an accepted connection, after its TLS handler. Runs on the channel's event loop
@@ -128,9 +122,13 @@ final class ConnectionGuard: Sendable {
 }
 
 /// One connection's admission: the handshake deadline, then the caps, then the read timeout (`IdleStateHandler`
-/// before it fires the event). Sits right after the TLS handler, so it sees the handshake's completion first.
-private final class AdmissionHandler: ChannelInboundHandler {
-    typealias InboundIn = NIOAny
+/// before it fires the event). Sits right after the TLS handler, so it sees the handshake's completion first, and
+/// every plaintext byte that goes in and out (counted for the metrics).
+private final class AdmissionHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private let connectionGuard: ConnectionGuard
     private let tls: NIOSSLServerHandler
@@ -184,6 +182,16 @@ private final class AdmissionHandler: ChannelInboundHandler {
             return
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        connectionGuard.transferred(in: unwrapInboundIn(data).readableBytes, out: 0)
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        connectionGuard.transferred(in: 0, out: unwrapOutboundIn(data).readableBytes)
+        context.write(data, promise: promise)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

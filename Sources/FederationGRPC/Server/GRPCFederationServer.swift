@@ -112,8 +112,8 @@ public final class GRPCFederationServer: Sendable {
         }
     }
 
-    /// Connections now and what became of those refused (`ConnectionGuard`).
-    var connectionStatistics: ConnectionGuard.Statistics { connectionGuard.statistics }
+    /// Connections now, what became of those refused, and the bytes that went through them (`ConnectionGuard`).
+    public var connectionStatistics: ConnectionStatistics { connectionGuard.statistics }
 
     /// Stops accepting connections; calls in flight finish, then `serve()` returns.
     public func beginGracefulShutdown() { server.beginGracefulShutdown() }

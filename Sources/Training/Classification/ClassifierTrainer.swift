@@ -263,16 +263,10 @@ public struct ClassifierTrainer: Sendable {
             bootstrapResamples: bootstrap ? k.bootstrapSamples : 0, level: k.confidence, seed: k.bootstrapSeed)
     }
 
-    /// Writes the model's `state_dict` with the configuration in the metadata.
+    /// Writes the model's `state_dict` with `CheckpointMetadata` (architecture, preprocessing) and `metadata`.
     public func save(to path: String, metadata: [String: String] = [:]) throws(TrainingError) {
-        var meta = metadata
-        let m = configuration.model
-        meta["architecture"] = m.architecture
-        meta["widths"] = m.widths.map(String.init).joined(separator: ",")
-        meta["blocks"] = m.blocks.map(String.init).joined(separator: ",")
-        meta["norm"] = m.norm.rawValue
-        meta["classes"] = classification.classes.joined(separator: ",")
-        meta["input"] = classification.input.rawValue
+        let meta = try CheckpointMetadata.describe(configuration, preprocessing: preprocessing)
+            .merging(metadata) { described, _ in described }
         do {
             let folder = (path as NSString).deletingLastPathComponent
             if !folder.isEmpty {
@@ -303,5 +297,18 @@ extension TrainingConfiguration {
             return try ClassifierTrainer(configuration: self, preprocessing: preprocessing).model.stateDict
         }
         return Trainer(configuration: self, preprocessing: preprocessing).model.stateDict
+    }
+}
+
+extension ClassifierEpochReport {
+    /// The epoch as TensorBoard scalars: `train/loss`, `validation/<figure>` for every figure a site would report
+    /// (AUC and its interval, accuracy, balanced accuracy, sensitivity, specificity, studies), `epoch/seconds`.
+    public var trackedScalars: [(tag: String, value: Double)] {
+        var values: [(tag: String, value: Double)] = [("train/loss", loss)]
+        for (name, value) in (validation?.reported ?? [:]).sorted(by: { $0.key < $1.key }) {
+            values.append(("validation/" + name, value))
+        }
+        values.append(("epoch/seconds", seconds))
+        return values
     }
 }
