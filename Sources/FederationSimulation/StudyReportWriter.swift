@@ -214,7 +214,8 @@ public enum StudyReportWriter {
         let global = r.sites.map { site in
             (site, r.rounds.compactMap { rd in rd.globalScore[site].map { (rd.round, $0) } })
         }
-        let local = r.sites.map { site in (site, r.rounds.compactMap { rd in rd.siteScore[site].map { (rd.round, $0) } })
+        let local = r.sites.map { site in
+            (site, r.rounds.compactMap { rd in rd.siteScore[site].map { (rd.round, $0) } })
         }
         h += lineChart(title: "Global model: \(name) per site after each round", series: global, rounds: n)
         h += lineChart(title: "Local validation \(name) reported by each site", series: local, rounds: n)
