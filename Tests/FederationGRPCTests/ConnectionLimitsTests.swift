@@ -284,7 +284,7 @@ struct ConnectionLimitsTests {
 
     @Test(
         "The idle timeout closes a connection without calls, never one holding a long-poll",
-        .timeLimit(.minutes(3)))
+        .timeLimit(.minutes(6)))
     func longPollIsNotIdle() async throws {
         let clock = ManualClock()
         let job = JobConfiguration(jobID: "i1", rounds: 1, sites: ["a"], minClients: 1)

@@ -225,7 +225,9 @@ struct GRPCTransportTests {
         clock.advance(by: .seconds(100_000))
     }
 
-    @Test("A 25M-parameter result (100 MB) streams in chunks no larger than the wire chunk", .timeLimit(.minutes(3)))
+    @Test(
+        "A 25M-parameter result (100 MB) streams in chunks no larger than the wire chunk",
+        .timeLimit(.minutes(6)))
     func largeUpload() async throws {
         let clock = ManualClock()
         let count = 25_000_000

@@ -83,11 +83,20 @@ public final class GRPCFederationServer: Sendable {
             interceptorPipeline: [.apply(contacts, to: .services([Tessera_Federation_V1_Federation.descriptor]))])
     }
 
-    /// Accepts connections until `beginGracefulShutdown()`.
+    /// Accepts connections until `beginGracefulShutdown()`. Cancelling the calling task begins the graceful
+    /// shutdown instead of cancelling the listener: a connection accepted at that moment would otherwise be dropped
+    /// unserved, and NIO traps on its unfinished writer (swift-nio#2637). The listener therefore runs in a task of
+    /// its own that cancellation does not reach, and `serve()` returns once it has drained.
     /// - Throws: `.invalidConfiguration` when the address is taken or the certificate files cannot be used.
     public func serve() async throws(FederationError) {
+        let server = self.server
+        let listening = Task { try await server.serve() }
         do {
-            try await server.serve()
+            try await withTaskCancellationHandler {
+                try await listening.value
+            } onCancel: {
+                server.beginGracefulShutdown()
+            }
         } catch {
             throw FederationError(
                 .invalidConfiguration,
