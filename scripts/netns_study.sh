@@ -17,7 +17,8 @@
 # Needs root and `ip netns`; exits 77 with "SKIP: <reason>" otherwise. Every namespace it made is removed on exit.
 # Settings (environment): TESSERA (binary, default .build/debug/tessera), DATA (sample-data), ROUNDS (3), RATE,
 # DELAY_MS (50), LOSS_PERCENT (1), CUT_ROUND (2), CUT_SECONDS (3), OUT (a new /tmp folder), DEADLINE (300 s, the
-# whole job), NETEM (auto|off: off forces the fallbacks).
+# whole job), NETEM (auto|off: off forces the fallbacks), RATE=none (no rate limit), CUT_ROUND=0 (no cut), ENCODER
+# ("[4, 8]") and BOTTLENECK (8): the U-Net's channels (a larger model: more bytes on the links).
 set -euo pipefail
 # A parent that blocks signals (the Swift test runner does) passes its signal mask on to its children: run again with
 # none blocked, so that SIGTERM reaches this script's trap and the processes it starts.
@@ -49,6 +50,8 @@ cut_round=${CUT_ROUND:-2}
 cut_seconds=${CUT_SECONDS:-3}
 deadline=${DEADLINE:-300}
 netem_mode=${NETEM:-auto}
+encoder=${ENCODER:-[4, 8]}
+bottleneck=${BOTTLENECK:-8}
 sites=(community-hospital research-center treatment-center)
 
 [ "$(id -u)" = 0 ] || skip "needs root to create network namespaces (uid $(id -u))"
@@ -57,7 +60,7 @@ command -v tc >/dev/null || skip "no 'tc' command (iproute2)"
 command -v python3 >/dev/null || skip "no python3 (the checks and the delay relay use it)"
 [ -x "$bin" ] || fail "no tessera binary at $bin (swift build --product tessera, or set TESSERA)"
 for s in "${sites[@]}"; do [ -d "$data/$s" ] || fail "no site folder $data/$s"; done
-[ "$cut_round" -ge 1 ] && [ "$cut_round" -le "$rounds" ] || fail "CUT_ROUND must be in 1...$rounds"
+[ "$cut_round" -ge 0 ] && [ "$cut_round" -le "$rounds" ] || fail "CUT_ROUND must be in 0...$rounds (0: no cut)"
 
 prefix="tsn$$"
 wan="$prefix-wan"
@@ -146,7 +149,7 @@ shape() {
     ip netns exec "$ns" tc qdisc add dev "$dev" root netem delay "${delay_ms}ms" rate "$rate" loss "${loss_percent}%"
     return
   fi
-  ip netns exec "$ns" tc qdisc add dev "$dev" root tbf rate "$rate" burst 64kb latency 100ms
+  [ "$rate" = none ] || ip netns exec "$ns" tc qdisc add dev "$dev" root tbf rate "$rate" burst 64kb latency 100ms
   if [ -n "$loss_object" ]; then
     ip netns exec "$ns" tc qdisc add dev "$dev" clsact
     ip netns exec "$ns" tc filter add dev "$dev" egress bpf direct-action obj "$loss_object" sec classifier
@@ -158,11 +161,14 @@ for i in "${!sites[@]}"; do
 done
 
 emulated="rate $rate (tbf)"
+[ "$rate" != none ] || emulated="rate not limited"
 server_address=10.213.0.1:8443
 if [ "$netem" = yes ]; then
   emulated="netem: delay ${delay_ms} ms, rate $rate, loss ${loss_percent} %, each direction of each site link"
 else
-  if [ -n "$loss_object" ]; then
+  if [ "$loss_percent" = 0 ]; then
+    emulated+=", no loss"
+  elif [ -n "$loss_object" ]; then
     emulated+=", loss ${loss_percent} % (cls_bpf)"
   else
     emulated+=", no loss (no netem, no clang with the bpf target: see $out/loss.bpf.log)"
@@ -188,8 +194,8 @@ EOF
 "$bin" provision "$out/project.yaml" --output "$out/kits" >"$out/provision.log" 2>&1 ||
   fail "tessera provision failed: $(cat "$out/provision.log")"
 
-# The small pipeline of the end-to-end tests (Tests/EndToEndTests/ProcessCluster.swift): 2-D U-Net [4, 8] on
-# 32×32×16 voxels of 8 mm, one short epoch a round; every site must answer (min_clients = all).
+# The small pipeline of the end-to-end tests (Tests/EndToEndTests/ProcessCluster.swift): 2-D U-Net (default [4, 8],
+# 21.7 kB of float32 weights) on 32×32×16 voxels of 8 mm, one short epoch a round; every site must answer.
 cat >"$out/pipeline.yaml" <<EOF
 preprocessing:
   orientation: RAS
@@ -197,7 +203,7 @@ preprocessing:
   crop_pad: {mode: foreground, threshold: -500, margin: [2, 2, 0], shape: [32, 32, 16], fill: -1024}
   window: soft_tissue
   scale: unit
-model: {architecture: unet2d, encoder_channels: [4, 8], bottleneck_channels: 8, segments: [1], seed: 7}
+model: {architecture: unet2d, encoder_channels: $encoder, bottleneck_channels: $bottleneck, segments: [1], seed: 7}
 training:
   epochs: 1
   batch_size: 4
@@ -244,16 +250,20 @@ say "submitted $job ($rounds rounds, ${#sites[@]} sites); following its events i
 # Cut the first site's link while it uploads round CUT_ROUND: down when it starts training that round, so the upload
 # that follows its "round R: done" line starts on a dead link; up again CUT_SECONDS after that line.
 cut_site=${sites[0]}
-wait_for_line "$out/$cut_site.log" "round $cut_round: training" "$deadline" "${client_pids[0]}"
-ip -n "$wan" link set p-s1 down
-cut_at=$(date +%s.%N)
-say "$cut_site is training round $cut_round: its link is down"
-wait_for_line "$out/$cut_site.log" "round $cut_round: done" "$deadline" "${client_pids[0]}"
-say "$cut_site trained round $cut_round and uploads over the dead link; up again in $cut_seconds s"
-sleep "$cut_seconds" # the outage itself
-ip -n "$wan" link set p-s1 up
-up_at=$(date +%s.%N)
-say "$cut_site's link is up again"
+cut_at=0
+up_at=0
+if [ "$cut_round" != 0 ]; then
+  wait_for_line "$out/$cut_site.log" "round $cut_round: training" "$deadline" "${client_pids[0]}"
+  ip -n "$wan" link set p-s1 down
+  cut_at=$(date +%s.%N)
+  say "$cut_site is training round $cut_round: its link is down"
+  wait_for_line "$out/$cut_site.log" "round $cut_round: done" "$deadline" "${client_pids[0]}"
+  say "$cut_site trained round $cut_round and uploads over the dead link; up again in $cut_seconds s"
+  sleep "$cut_seconds" # the outage itself
+  ip -n "$wan" link set p-s1 up
+  up_at=$(date +%s.%N)
+  say "$cut_site's link is up again"
+fi
 
 end=$((SECONDS + deadline))
 while kill -0 "$admin_pid" 2>/dev/null; do
@@ -336,13 +346,15 @@ if status["state"] != "finished" or status["completedRounds"] != rounds:
     problems.append(f"status {status['state']}, {status['completedRounds']} rounds")
 
 cut_log = open(os.path.join(out, f"{cut_site}.log")).read()
+cut = None
+if cut_round:
+    cut = {"site": cut_site, "round": cut_round,
+           "after_job_start_seconds": round(float(cut_at) - float(started), 3),
+           "down_seconds": round(float(up_at) - float(cut_at), 3),
+           "site_upload_retries": len(re.findall(r"upload failed", cut_log))}
 summary = {
-    "job": job, "sites": sites, "rounds": rows, "emulation": emulated,
-    "cut": {"site": cut_site, "round": cut_round,
-            "after_job_start_seconds": round(float(cut_at) - float(started), 3),
-            "down_seconds": round(float(up_at) - float(cut_at), 3),
-            "site_upload_retries": len(re.findall(r"upload failed", cut_log)),
-            "refusals": refusals},
+    "job": job, "sites": sites, "rounds": rows, "emulation": emulated, "cut": cut, "refusals": refusals,
+    "model_bytes": os.path.getsize(os.path.join(out, "job", "global.safetensors")),
     "job_seconds": round(float(finished) - float(started), 3),
     "round_records": len(records), "checkpoints": len(checkpoints),
     "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
@@ -352,10 +364,10 @@ json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=2)
 print(f"emulation: {emulated}")
 for row in rows:
     print(f"round {row['round']}: {row['seconds']:.2f} s ({row['closed']}) with {', '.join(row['participants'])}")
-print(f"job: {summary['job_seconds']:.1f} s from submission to its end; cut: {cut_site} in round {cut_round} "
-      f"({summary['cut']['down_seconds']:.1f} s down), "
-      f"{summary['cut']['site_upload_retries']} upload retr(y/ies) at the site, refusals at the server: "
-      f"{[r['reason'] for r in refusals] or 'none'}")
+print(f"job: {summary['job_seconds']:.1f} s from submission to its end; model {summary['model_bytes']} bytes; "
+      + (f"cut: {cut_site} in round {cut_round} ({cut['down_seconds']:.1f} s down), {cut['site_upload_retries']} "
+         "failed upload attempt(s) at the site; " if cut else "no cut; ")
+      + f"refusals at the server: {[r['reason'] for r in refusals] or 'none'}")
 print(f"round records {len(records)}, round checkpoints {len(checkpoints)}; CPU {summary['cpu']} ({os.cpu_count()} cores)")
 if problems:
     print("PROBLEMS:\n  " + "\n  ".join(problems))
