@@ -3,9 +3,10 @@
 # site run in their own network namespace, joined through a shaped link each to a bridge in a "wan" namespace;
 # `tessera provision`, `tessera server`, one `tessera client` per site and `tessera admin submit --watch`, as an
 # operator runs them. One site's link is cut while it uploads: down from its "round R: training" log line, so the
-# upload after its "round R: done" line starts on a dead link, and up again CUT_SECONDS after that line. Then the server's own records are checked: the job finished, every round closed exactly once
-# with distinct participants, every counted result counted once (audit log), one round record and one checkpoint per
-# round (state/server.sqlite). Round times are printed and written to OUT/summary.json.
+# upload after its "round R: done" line starts on a dead link, and up again CUT_SECONDS after that line. Then the
+# server's own records are checked: the job finished, every round closed exactly once with every site, every result
+# of a round's closing attempt counted once (audit log), one round record and one checkpoint per round
+# (state/server.sqlite). Round times are printed and written to OUT/summary.json.
 #
 # Link emulation, per site link and direction (the server's own link is not shaped):
 #   rate   tbf (token bucket), RATE (default 100mbit)
@@ -229,11 +230,22 @@ pids+=($!)
 server_pid=$!
 wait_for_line "$out/server.log" "listening on" 60 "$server_pid"
 
+# The first site's client runs under scripts/netns_link_cut.py, which cuts its link while it uploads round CUT_ROUND:
+# down when the site logs "round R: training" (the site paused for the milliseconds the cut takes, so the cut always
+# comes first), so the upload after its "round R: done" line starts on a dead link; up CUT_SECONDS after that line.
+cut_site=${sites[0]}
 client_pids=()
 for i in "${!sites[@]}"; do
   site=${sites[$i]}
-  ip netns exec "$prefix-s$((i + 1))" "$bin" client --kit "$out/kits/$site" --data "$data/$site" \
-    --server "$server_address" --once --retry-cap 1 >"$out/$site.log" 2>&1 &
+  client=(ip netns exec "$prefix-s$((i + 1))" "$bin" client --kit "$out/kits/$site" --data "$data/$site"
+    --server "$server_address" --once --retry-cap 1)
+  if [ "$i" = 0 ]; then
+    : >"$out/$site.log"
+    python3 scripts/netns_link_cut.py "$out/$site.log" "$cut_round" "$cut_seconds" "$wan" p-s1 -- "${client[@]}" \
+      >>"$out/$site.log" 2>&1 &
+  else
+    "${client[@]}" >"$out/$site.log" 2>&1 &
+  fi
   pids+=($!)
   client_pids+=($!)
 done
@@ -247,21 +259,16 @@ wait_for_line "$out/admin.log" "^job-" 60 "$admin_pid"
 job=$(grep -Em1 "^job-[0-9]+$" "$out/admin.log")
 say "submitted $job ($rounds rounds, ${#sites[@]} sites); following its events in $out/admin.log"
 
-# Cut the first site's link while it uploads round CUT_ROUND: down when it starts training that round, so the upload
-# that follows its "round R: done" line starts on a dead link; up again CUT_SECONDS after that line.
-cut_site=${sites[0]}
 cut_at=0
 up_at=0
 if [ "$cut_round" != 0 ]; then
-  wait_for_line "$out/$cut_site.log" "round $cut_round: training" "$deadline" "${client_pids[0]}"
-  ip -n "$wan" link set p-s1 down
-  cut_at=$(date +%s.%N)
+  wait_for_line "$out/$cut_site.log" "^netns-cut down" "$deadline" "${client_pids[0]}"
+  cut_at=$(grep -m1 "^netns-cut down" "$out/$cut_site.log" | cut -d" " -f3)
   say "$cut_site is training round $cut_round: its link is down"
   wait_for_line "$out/$cut_site.log" "round $cut_round: done" "$deadline" "${client_pids[0]}"
   say "$cut_site trained round $cut_round and uploads over the dead link; up again in $cut_seconds s"
-  sleep "$cut_seconds" # the outage itself
-  ip -n "$wan" link set p-s1 up
-  up_at=$(date +%s.%N)
+  wait_for_line "$out/$cut_site.log" "^netns-cut up" $((cut_seconds + 60)) "${client_pids[0]}"
+  up_at=$(grep -m1 "^netns-cut up" "$out/$cut_site.log" | cut -d" " -f3)
   say "$cut_site's link is up again"
 fi
 
@@ -300,10 +307,17 @@ states = [e["detail"] for e in entries if e["kind"] == "job-state"]
 if states[-1:] != ["finished"]:
     problems.append(f"job states {states}, not ending with finished")
 
-starts, closes, accepted, refusals = {}, {}, {}, []
+# A retried round starts afresh (the coordinator opens new sums for each attempt): only the results of its last
+# (closing) attempt count.
+starts, first_starts, attempts, closes, accepted, refusals = {}, {}, {}, {}, {}, []
 for t, detail in events:
     if m := re.match(r"round (\d+)(?: attempt \d+)? started at ", detail):
-        starts[int(m[1])] = t  # the last (closing) attempt's start
+        r = int(m[1])
+        starts[r] = t
+        first_starts.setdefault(r, t)
+        attempts[r] = attempts.get(r, 0) + 1
+        accepted = {k: v for k, v in accepted.items() if k[0] != r}
+        refusals = [x for x in refusals if x["round"] != r]
     elif m := re.match(r"round (\d+) closed \((.*?)\) with (.*)$", detail):
         closes.setdefault(int(m[1]), []).append((t, m[2], [s.strip() for s in m[3].split(",") if s.strip()]))
     elif m := re.match(r"round (\d+): result of (\S+) accepted", detail):
@@ -332,7 +346,9 @@ for r in range(1, rounds + 1):
         counted = accepted.get((r, s), 0) - resent.get((r, s), 0)
         if counted != (1 if s in participants else 0):
             problems.append(f"round {r}: {s} counted {counted} times")
-    rows.append({"round": r, "seconds": round(t - starts[r], 3), "closed": reason, "participants": participants})
+    rows.append({"round": r, "seconds": round(t - starts[r], 3), "attempts": attempts[r],
+                 "seconds_from_first_attempt": round(t - first_starts[r], 3), "closed": reason,
+                 "participants": participants})
 
 db = sqlite3.connect(f"file:{os.path.join(out, 'state', 'server.sqlite')}?mode=ro", uri=True)
 records = db.execute("SELECT round, participants FROM round WHERE job_id = ? ORDER BY round", (job,)).fetchall()
@@ -348,12 +364,20 @@ if status["state"] != "finished" or status["completedRounds"] != rounds:
 cut_log = open(os.path.join(out, f"{cut_site}.log")).read()
 cut = None
 if cut_round:
+    # The cut site's result of that round can only have come once its link was back: else the cut missed the upload.
+    landed = [t for t, d in events if d.startswith(f"round {cut_round}: result of {cut_site} accepted")]
+    if not landed or landed[-1] < float(up_at):
+        problems.append(f"the cut missed the upload: {cut_site}'s round {cut_round} result accepted at {landed} "
+                        f"(Unix s), its link back up at {up_at}")
     cut = {"site": cut_site, "round": cut_round,
            "after_job_start_seconds": round(float(cut_at) - float(started), 3),
            "down_seconds": round(float(up_at) - float(cut_at), 3),
-           "site_upload_retries": len(re.findall(r"upload failed", cut_log))}
+           # The site logs failed attempts 1, 2, 4, 8, ...: the last one it logged.
+           "site_failed_upload_attempts_logged": max(
+               map(int, re.findall(r"upload failed \(attempt (\d+)\)", cut_log)), default=0)}
 summary = {
-    "job": job, "sites": sites, "rounds": rows, "emulation": emulated, "cut": cut, "refusals": refusals,
+    "job": job, "sites": sites, "rounds": rows, "emulation": emulated, "cut": cut,
+    "refusals_in_closing_attempts": refusals,
     "model_bytes": os.path.getsize(os.path.join(out, "job", "global.safetensors")),
     "job_seconds": round(float(finished) - float(started), 3),
     "round_records": len(records), "checkpoints": len(checkpoints),
@@ -363,12 +387,17 @@ summary = {
 json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=2)
 print(f"emulation: {emulated}")
 for row in rows:
-    print(f"round {row['round']}: {row['seconds']:.2f} s ({row['closed']}) with {', '.join(row['participants'])}")
+    retried = (f" (attempt {row['attempts']}; {row['seconds_from_first_attempt']:.2f} s from the first attempt)"
+               if row["attempts"] > 1 else "")
+    print(f"round {row['round']}: {row['seconds']:.2f} s{retried} ({row['closed']}) with "
+          f"{', '.join(row['participants'])}")
 print(f"job: {summary['job_seconds']:.1f} s from submission to its end; model {summary['model_bytes']} bytes; "
-      + (f"cut: {cut_site} in round {cut_round} ({cut['down_seconds']:.1f} s down), {cut['site_upload_retries']} "
+      + (f"cut: {cut_site} in round {cut_round} ({cut['down_seconds']:.1f} s down), "
+         f"{cut['site_failed_upload_attempts_logged'] or 'no'} "
          "failed upload attempt(s) at the site; " if cut else "no cut; ")
-      + f"refusals at the server: {[r['reason'] for r in refusals] or 'none'}")
-print(f"round records {len(records)}, round checkpoints {len(checkpoints)}; CPU {summary['cpu']} ({os.cpu_count()} cores)")
+      + f"refusals in the closing attempts: {[r['reason'] for r in refusals] or 'none'}")
+print(f"round records {len(records)}, round checkpoints {len(checkpoints)}; "
+      f"CPU {summary['cpu']} ({os.cpu_count()} cores)")
 if problems:
     print("PROBLEMS:\n  " + "\n  ".join(problems))
     sys.exit(1)

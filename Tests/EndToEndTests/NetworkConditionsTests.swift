@@ -53,11 +53,17 @@ struct NetworkConditionsTests {
             let participants = closed[0].components(separatedBy: " with ").last?
                 .components(separatedBy: ", ").sorted()
             #expect(participants == Self.sites, "round \(round): \(closed[0])")
+            // A retried round starts afresh (new sums each attempt): only its last attempt's results count.
+            let start = events.lastIndex {
+                $0.hasPrefix("round \(round) started at")
+                    || ($0.hasPrefix("round \(round) attempt ") && $0.contains(" started at "))
+            }
+            let attempt = events[(try #require(start, "round \(round) never started: \(events)"))...]
             for site in Self.sites {
-                let accepted = events.filter { $0.hasPrefix("round \(round): result of \(site) accepted") }.count
+                let accepted = attempt.filter { $0.hasPrefix("round \(round): result of \(site) accepted") }.count
                 // A result counted and then taken out with the round's sums (the words of RefusalReason.resent) is
                 // sent again: it counts once.
-                let resent = events.filter {
+                let resent = attempt.filter {
                     $0.hasPrefix("round \(round): result of \(site) rejected")
                         && $0.contains("taken out with the round's sums")
                 }.count
