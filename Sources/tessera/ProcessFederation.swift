@@ -26,8 +26,10 @@ final class LocalDeployment: Sendable {
 
     /// - Parameters:
     ///   - sitePolicy: a site-policy YAML copied into every site's kit (statistics queries), or nil.
+    ///   - tensorboard: TensorBoard's log directory, or nil: the server writes its event files under
+    ///     `<tensorboard>/server`, each site under `<tensorboard>/<site>` (their `--tensorboard`).
     init(
-        base: String, sites: [String], dataRoot: String, sitePolicy: String? = nil,
+        base: String, sites: [String], dataRoot: String, sitePolicy: String? = nil, tensorboard: String? = nil,
         progress: @escaping @Sendable (String) -> Void
     ) async throws {
         self.base = base
@@ -57,7 +59,7 @@ final class LocalDeployment: Sendable {
             [
                 "server", "--kit", kits + "/server", "--state", base + "/state",
                 "--host", "127.0.0.1", "--port", "0",
-            ],
+            ] + (tensorboard.map { ["--tensorboard", $0 + "/server"] } ?? []),
             log: logs + "/server.log", stdout: serverOut)
         self.server = server
         do {
@@ -74,7 +76,7 @@ final class LocalDeployment: Sendable {
                     [
                         "client", "--kit", kits + "/" + site, "--data", dataRoot + "/" + site,
                         "--server", "127.0.0.1:\(port)", "--once", "--retry-cap", "2",
-                    ],
+                    ] + (tensorboard.map { ["--tensorboard", $0 + "/" + site] } ?? []),
                     log: logs + "/\(site).log")
                 progress("site \(site): client process \(client.processIdentifier)")
             }
@@ -208,6 +210,8 @@ struct ProcessFederation: StudyFederation {
     var deadline: Duration = .seconds(6 * 3600)
     /// The site policy copied into every site's kit: its privacy budget binds the DP updates too.
     var sitePolicy: String?
+    /// TensorBoard's log directory (`simulate --tensorboard`): server and site event files, or nil.
+    var tensorboard: String?
 
     func federate(
         pipeline: String, sites: [String], dataRoot: String, output: String, initialModel: ParameterSet,
@@ -216,7 +220,7 @@ struct ProcessFederation: StudyFederation {
     ) async throws -> FederatedOutcome {
         let base = URL(fileURLWithPath: output).appendingPathComponent("federation").path
         let deployment = try await LocalDeployment(
-            base: base, sites: sites, dataRoot: dataRoot, sitePolicy: sitePolicy,
+            base: base, sites: sites, dataRoot: dataRoot, sitePolicy: sitePolicy, tensorboard: tensorboard,
             progress: progress)
         let job = try await deployment.admin.submit(pipeline: pipeline, name: "simulate")
         progress("submitted \(job); following its events")

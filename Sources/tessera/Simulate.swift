@@ -17,7 +17,8 @@ struct Simulate: ParsableCommand {
             Then every round's global model is evaluated on every site's held-out patients and compared with \
             local-only and centralised training on the same epoch budget. A classification site reads the labels.csv \
             inside its folder (the pipeline's `classification.labels.csv`). Writes global.safetensors, metrics.json, metrics.csv, report.html, and federation/ (kits, \
-            process logs, server state, downloaded job files). --in-process runs the same rounds in one process.
+            process logs, server state, downloaded job files). --in-process runs the same rounds in one process. \
+            --tensorboard DIR: the server's event files in DIR/server, each site's in DIR/<site>.
             """)
 
     @Argument(help: "Pipeline YAML (see pipelines/segmentation-unet2d.yaml).")
@@ -37,12 +38,21 @@ struct Simulate: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
+    @OptionGroup var tracking: TrackingOptions
+
     @Option(
         help: """
             The site policy copied into every site's kit (default pipelines/site-policy.yaml when present): statistics \
             queries and the privacy budget of DP training updates.
             """)
     var policy: String?
+
+    func validate() throws {
+        if inProcess, tracking.tensorboard != nil {
+            throw ValidationError(
+                "--tensorboard needs the server and site processes (their --tensorboard); leave out --in-process")
+        }
+    }
 
     func run() throws {
         common.apply()
@@ -59,6 +69,7 @@ struct Simulate: ParsableCommand {
                 policy
                 ?? (FileManager.default.fileExists(atPath: "pipelines/site-policy.yaml")
                     ? "pipelines/site-policy.yaml" : nil)
+            federation.tensorboard = tracking.tensorboard
             study.federation = federation
         }
         do {
@@ -97,10 +108,11 @@ extension Simulate {
         let data = self.data
         let policyFile = sitePolicy
         let siteList = sites
+        let tensorboard = tracking.tensorboard
         let result = try runBlocking {
             let deployment = try await LocalDeployment(
                 base: output + "/federation", sites: siteList, dataRoot: data,
-                sitePolicy: policyFile
+                sitePolicy: policyFile, tensorboard: tensorboard
             ) { say($0) }
             let job = try await deployment.admin.submit(pipeline: submitted, name: "statistics")
             say("submitted \(job); following its phases")

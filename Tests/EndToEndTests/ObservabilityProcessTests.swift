@@ -83,4 +83,31 @@ struct ObservabilityProcessTests {
             #expect(abs(written - mean) < 1e-6, "round \(round + 1): \(written) vs \(mean)")
         }
     }
+
+    @Test(
+        "tessera simulate --tensorboard: the server's run in DIR/server, each site's own in DIR/<site>",
+        .timeLimit(.minutes(10)))
+    func simulateWritesEventFiles() async throws {
+        let cluster = try ProcessCluster()
+        let pipeline = cluster.path("pipeline.yaml")
+        try cluster.pipeline(rounds: 2, minClients: 3).write(toFile: pipeline, atomically: true, encoding: .utf8)
+        let board = cluster.path("tensorboard")
+        let (status, output) = try await cluster.tessera(
+            [
+                "simulate", pipeline, "--data", ProcessCluster.repository.appendingPathComponent("sample-data").path,
+                "--output", cluster.path("simulate"), "--no-baselines", "--tensorboard", board,
+            ], deadline: .seconds(400))
+        try #require(status == 0, "\(output)")
+        // The study's one job: the server's global means and the three sites' reports, per round.
+        let global = try EventFileReader.run(board + "/server/job-0001")
+        #expect(global["metrics/dice"]?.map(\.step) == [1, 2], "\(global.keys.sorted())")
+        #expect(global["round/participants"]?.map(\.value) == [3, 3])
+        for site in ProcessCluster.sites {
+            let reported = try EventFileReader.run(board + "/server/job-0001/sites/" + site)
+            let local = try EventFileReader.run(board + "/" + site + "/job-0001")
+            #expect(reported["metrics/dice"]?.map(\.step) == [1, 2], "\(site): \(reported.keys.sorted())")
+            #expect(local["local/dice"]?.map(\.value) == reported["metrics/dice"]?.map(\.value), "\(site)")
+            #expect(local["local/epoch_train_loss"]?.map(\.step) == [1, 2], "\(site): \(local.keys.sorted())")
+        }
+    }
 }

@@ -20,14 +20,7 @@ final class ProcessCluster: @unchecked Sendable {
 
     /// Provisions the project into a fresh temporary folder, with `admins` (the YAML of `project.yaml`'s list).
     init(admins: String = "[lead]") throws {
-        let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        var candidates = [products.appendingPathComponent("tessera").path]
-        if let bin = ProcessInfo.processInfo.environment["TESSERA"] { candidates.insert(bin, at: 0) }
-        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw ClusterError(
-                "no tessera binary beside the test bundle (\(candidates)); build it first: swift build --build-tests")
-        }
-        binary = found
+        binary = try Self.tesseraBinary()
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let project = """
@@ -46,6 +39,18 @@ final class ProcessCluster: @unchecked Sendable {
         guard provision.terminationStatus == 0 else {
             throw ClusterError("tessera provision failed: \(logText("provision"))")
         }
+    }
+
+    /// The `tessera` binary the tests run: `$TESSERA`, or the one beside the test bundle.
+    static func tesseraBinary() throws -> String {
+        let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        var candidates = [products.appendingPathComponent("tessera").path]
+        if let bin = ProcessInfo.processInfo.environment["TESSERA"] { candidates.insert(bin, at: 0) }
+        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw ClusterError(
+                "no tessera binary beside the test bundle (\(candidates)); build it first: swift build --build-tests")
+        }
+        return found
     }
 
     deinit {
