@@ -68,6 +68,11 @@ wan="$prefix-wan"
 srv="$prefix-srv"
 probe="$prefix-probe"
 ip netns add "$probe" 2>/dev/null || skip "'ip netns add' does not work here (no CAP_SYS_ADMIN or no netns support)"
+if ! ip -n "$probe" link add probe-br type bridge 2>/dev/null ||
+  ! ip -n "$probe" link add probe-a type veth peer name probe-b 2>/dev/null; then
+  ip netns del "$probe"
+  skip "this kernel or container cannot make bridges or veth pairs in a network namespace"
+fi
 ip netns del "$probe"
 
 out=${OUT:-$(mktemp -d /tmp/tessera-netns.XXXXXX)}
