@@ -21,7 +21,7 @@ while getopts "s:r" opt; do
     esac
 done
 shift $((OPTIND - 1))
-ALL_TARGETS=(dicom-shim safetensors chunk-codec dicom-series pipeline-yaml query-yaml secagg-messages)
+ALL_TARGETS=(dicom-shim rtstruct-shim safetensors chunk-codec dicom-series pipeline-yaml query-yaml secagg-messages)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${ALL_TARGETS[@]}")
 
@@ -29,7 +29,7 @@ targets=("$@")
 # safetensors header, one message.
 max_len() {
     case $1 in
-    dicom-shim) echo 32768 ;;
+    dicom-shim | rtstruct-shim) echo 32768 ;;
     dicom-series) echo 65536 ;;
     pipeline-yaml) echo 16384 ;;
     *) echo 4096 ;;
@@ -60,6 +60,7 @@ seed() {
                 > "$dir/$(basename "$d")"
         done
         ;;
+    rtstruct-shim) cp Tests/Fixtures/RTSTRUCT/*.dcm "$dir"/ ;;
     pipeline-yaml) cp pipelines/*.yaml "$dir"/ ;;
     query-yaml) cp pipelines/cohort-statistics.yaml Tests/FederatedAnalyticsTests/Golden/reference-query.yaml "$dir"/ ;;
     esac
