@@ -29,6 +29,12 @@ public struct ScanResult: Sendable {
     }
 }
 
+/// What reading one file gave.
+private enum Outcome: Sendable {
+    case success(ImageInstance)
+    case failure(SkippedFile)
+}
+
 /// Walks a folder recursively and reads every file's header, whatever the file names (no extensions, hex names,
 /// DICOMDIR present). Unreadable, non-DICOM and non-image files are recorded in `skipped`; nothing stops the scan.
 public struct DirectoryScanner: Sendable {
@@ -72,11 +78,11 @@ public struct DirectoryScanner: Sendable {
         let listed = try listFiles(root)
         let files = Array(listed.prefix(max(0, limits.maxFilesPerScan)))
         let limits = self.limits
-        let results = Mutex<[(Int, Result<ImageInstance, SkippedFile>)]>([])
+        let results = Mutex<[(Int, Outcome)]>([])
         let next = Atomic<Int>(0)
         let workers = min(threads, max(1, files.count))
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
-            var local: [(Int, Result<ImageInstance, SkippedFile>)] = []
+            var local: [(Int, Outcome)] = []
             while true {
                 let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
                 if i >= files.count { break }

@@ -32,12 +32,23 @@ public struct ROILabelMapping: Sendable, Equatable {
         public var roiNumber: Int
         public var roiName: String
         public var label: Int
+
+        public init(roiNumber: Int, roiName: String, label: Int) {
+            self.roiNumber = roiNumber
+            self.roiName = roiName
+            self.label = label
+        }
     }
 
     /// A label that two or more ROIs match.
     public struct Ambiguity: Sendable, Equatable {
         public var label: Int
         public var roiNames: [String]
+
+        public init(label: Int, roiNames: [String]) {
+            self.label = label
+            self.roiNames = roiNames
+        }
     }
 
     public struct Match: Sendable, Equatable {

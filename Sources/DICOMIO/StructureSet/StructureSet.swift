@@ -214,11 +214,12 @@ public struct StructureSet: Sendable {
                     throw DICOMError(.structureSet, "\(where_): " + statusMessage(&status), path: path)
                 }
                 guard held == 3 * declared else {
+                    let shape = held % 3 == 0 ? "\(held / 3) points" : "not x, y, z triplets"
                     throw DICOMError(
                         .structureSet,
                         "\(where_): (3006,0046) Number of Contour Points is \(declared) but (3006,0050) Contour "
-                            + "Data holds \(held) values (\(held % 3 == 0 ? "\(held / 3) points" : "not x, y, z "
-                            + "triplets")); the structure set is corrupt, re-export it", path: path)
+                            + "Data holds \(held) values (\(shape)); the structure set is corrupt, re-export it",
+                        path: path)
                 }
                 var points: [Vector3] = []
                 points.reserveCapacity(declared)
