@@ -114,7 +114,9 @@ struct Convert: ParsableCommand {
                         + String(format: ", values %.1f to %.1f (mean %.2f)", s.minimum, s.maximum, s.mean))
                 for p in chosen.problems where !p.isBlocking { log("warning: \(p)") }
             }
-            if !scan.skipped.isEmpty { log("\(scan.skipped.count) file(s) skipped; `tessera inspect` lists them") }
+            // RT Structure Sets are skipped by the image scan but are not lost files.
+            let skipped = scan.skipped.count - scan.structureSetPaths.count
+            if skipped > 0 { log("\(skipped) file(s) skipped; `tessera inspect` lists them") }
         } catch let error as DICOMError {
             throw CommandFailure(error)
         } catch let error as NIfTI.Error {

@@ -17,7 +17,9 @@ struct StructureSetTests {
         #expect(set.rois.map(\.contours.count) == [9, 8, 4, 0])
         #expect(set.rois.map(\.skippedContours) == [0, 0, 1, 1])
         #expect(set.warnings.count == 2)
-        #expect(set.warnings[0].contains("ROI 'Kidney' (number 3), contour 5: (3006,0042) Contour Geometric Type OPEN_PLANAR"))
+        #expect(
+            set.warnings[0].contains(
+                "ROI 'Kidney' (number 3), contour 5: (3006,0042) Contour Geometric Type OPEN_PLANAR"))
         #expect(set.warnings[1].contains("ROI 'Isocenter' (number 4), contour 1") && set.warnings[1].contains("POINT"))
         // The first Liver contour: 14 points on slice 4 (z = 107.5 mm, within ±0.05 mm), as written.
         let first = try #require(set.rois[0].contours.first)
@@ -77,10 +79,11 @@ struct StructureSetTests {
     func scanFindsStructureSets() throws {
         let scan = try DirectoryScanner().scan(Self.root)
         #expect(scan.instances.count == 12)
-        #expect(scan.structureSetPaths.map { URL(fileURLWithPath: $0).lastPathComponent } == [
-            "count-mismatch.dcm", "empty-roi.dcm", "missing-reference.dcm", "oblique.dcm", "off-plane.dcm",
-            "organs.dcm",
-        ])
+        #expect(
+            scan.structureSetPaths.map { URL(fileURLWithPath: $0).lastPathComponent } == [
+                "count-mismatch.dcm", "empty-roi.dcm", "missing-reference.dcm", "oblique.dcm", "off-plane.dcm",
+                "organs.dcm",
+            ])
     }
 }
 
@@ -113,16 +116,23 @@ struct ROILabelMappingTests {
         #expect(match.missing.map(\.label) == [2])
         #expect(match.report.count == 3)
         let clean = mapping.match([(7, "Spleen"), (9, "Liver")])
-        #expect(clean.assignments == [.init(roiNumber: 7, roiName: "Spleen", label: 2), .init(roiNumber: 9, roiName: "Liver", label: 1)])
+        #expect(
+            clean.assignments == [
+                .init(roiNumber: 7, roiName: "Spleen", label: 2), .init(roiNumber: 9, roiName: "Liver", label: 1),
+            ])
         #expect(clean.report.isEmpty)
     }
 
     @Test("a name shared by two labels, a label twice or outside 1...255 are refused")
     func invalid() {
         #expect(throws: DICOMError.self) {
-            try ROILabelMapping(entries: [.init(label: 1, name: "Liver"), .init(label: 2, name: "x", synonyms: ["LIVER"])])
+            try ROILabelMapping(entries: [
+                .init(label: 1, name: "Liver"), .init(label: 2, name: "x", synonyms: ["LIVER"]),
+            ])
         }
-        #expect(throws: DICOMError.self) { try ROILabelMapping(entries: [.init(label: 1, name: "a"), .init(label: 1, name: "b")]) }
+        #expect(throws: DICOMError.self) {
+            try ROILabelMapping(entries: [.init(label: 1, name: "a"), .init(label: 1, name: "b")])
+        }
         #expect(throws: DICOMError.self) { try ROILabelMapping(entries: [.init(label: 256, name: "a")]) }
         #expect(throws: DICOMError.self) { try ROILabelMapping(entries: [.init(label: 1, name: " ")]) }
     }

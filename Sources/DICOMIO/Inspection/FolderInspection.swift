@@ -254,7 +254,8 @@ public struct FolderInspection: Codable, Sendable {
             lines.append("")
             lines.append("RT structure set \(set.path)")
             lines.append(
-                "  \"\(set.label)\", \(set.rois.count) ROI(s), references series \(set.referencedSeriesInstanceUID ?? "?")")
+                "  \"\(set.label)\", \(set.rois.count) ROI(s), references series \(set.referencedSeriesInstanceUID ?? "?")"
+            )
             for roi in set.rois {
                 lines.append(
                     "  ROI \(roi.number) \"\(roi.name)\": \(roi.contours) contour(s)"

@@ -119,7 +119,9 @@ public struct ROILabelMapping: Sendable, Equatable {
         var byLabel: [Int: [(number: Int, name: String)]] = [:]
         var unmatched: [String] = []
         for roi in rois {
-            if let label = label(for: roi.name) { byLabel[label, default: []].append(roi) } else {
+            if let label = label(for: roi.name) {
+                byLabel[label, default: []].append(roi)
+            } else {
                 unmatched.append(roi.name)
             }
         }

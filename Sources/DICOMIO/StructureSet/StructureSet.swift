@@ -74,7 +74,8 @@ public struct StructureSet: Sendable {
             let attributes = try FileManager.default.attributesOfItem(atPath: path)
             size = (attributes[.size] as? NSNumber)?.intValue ?? 0
         } catch {
-            throw DICOMError(.fileNotFound, "cannot read the RT Structure Set; check the path", path: path,
+            throw DICOMError(
+                .fileNotFound, "cannot read the RT Structure Set; check the path", path: path,
                 cause: "\(error)")
         }
         guard size <= limits.maxStructureSetBytes else {
@@ -154,7 +155,8 @@ public struct StructureSet: Sendable {
             let number = Int(roi.number)
             guard indexByNumber[number] == nil else {
                 throw DICOMError(
-                    .structureSet, "(3006,0022) ROI Number \(number) is used by two ROIs ('\(name)' and "
+                    .structureSet,
+                    "(3006,0022) ROI Number \(number) is used by two ROIs ('\(name)' and "
                         + "'\(rois[indexByNumber[number] ?? 0].name)')", path: path)
             }
             indexByNumber[number] = rois.count
@@ -208,7 +210,8 @@ public struct StructureSet: Sendable {
                 pointBudget -= declared
                 var values = [Double](repeating: 0, count: 3 * declared)
                 let held = values.withUnsafeMutableBufferPointer { buffer in
-                    tsr_structure_set_contour_data(set, UInt32(rc), UInt32(c), buffer.baseAddress, buffer.count, &status)
+                    tsr_structure_set_contour_data(
+                        set, UInt32(rc), UInt32(c), buffer.baseAddress, buffer.count, &status)
                 }
                 guard held >= 0 else {
                     throw DICOMError(.structureSet, "\(where_): " + statusMessage(&status), path: path)

@@ -113,7 +113,8 @@ extension Volume where Voxel == UInt8 {
             var bySlice: [Int: [[SIMD2<Double>]]] = [:]
             for contour in roi.contours {
                 let placed = try ContourRasterizer.place(
-                    contour.points, on: geometry, what: "ROI '\(roi.name)' (number \(roi.number)), contour "
+                    contour.points, on: geometry,
+                    what: "ROI '\(roi.name)' (number \(roi.number)), contour "
                         + "\(contour.index)", path: path)
                 bySlice[placed.slice, default: []].append(placed.polygon)
             }

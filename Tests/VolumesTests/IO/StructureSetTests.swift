@@ -81,7 +81,9 @@ struct StructureSetRasterizationTests {
         let liver = result.filled.first { $0.roiName == "Liver" }
         #expect(liver?.contours == 9)
         // The Isocenter (POINT only) is left out; the Kidney's OPEN_PLANAR contour and the POINT are reported.
-        #expect(result.warnings.contains { $0.contains("ROI 'Kidney' (number 3), contour 5") && $0.contains("OPEN_PLANAR") })
+        #expect(
+            result.warnings.contains { $0.contains("ROI 'Kidney' (number 3), contour 5") && $0.contains("OPEN_PLANAR") }
+        )
         #expect(result.warnings.contains { $0.contains("ROI 'Isocenter'") && $0.contains("POINT") })
         #expect(result.warnings.contains { $0.contains("'Isocenter' (number 4) has no CLOSED_PLANAR contour") })
     }
@@ -152,7 +154,9 @@ struct StructureSetRasterizationTests {
             (error as? DICOMError)?.message.contains("not series \(series.seriesInstanceUID)") == true
         }
         let organs = try StructureSet(path: rtstructFixtures + "/organs.dcm")
-        #expect(try SeriesSelection.select(from: [series], referencedBy: organs).seriesInstanceUID == series.seriesInstanceUID)
+        #expect(
+            try SeriesSelection.select(from: [series], referencedBy: organs).seriesInstanceUID
+                == series.seriesInstanceUID)
     }
 
     @Test("an ambiguous label is refused, listing the ROIs")
