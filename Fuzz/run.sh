@@ -59,6 +59,10 @@ seed() {
             { cat "${files[0]}"; for f in "${files[@]:1}"; do printf 'TSFZ'; cat "$f"; done; } \
                 > "$dir/$(basename "$d")"
         done
+        # An image and RT Structure Sets drawn on it: FolderInspection reads them through StructureSet.
+        local r=Tests/Fixtures/RTSTRUCT
+        { cat $r/ct/ct-06.dcm; printf 'TSFZ'; cat $r/organs.dcm; printf 'TSFZ'; cat $r/count-mismatch.dcm; } \
+            > "$dir/rtstruct-organs"
         ;;
     rtstruct-shim) cp Tests/Fixtures/RTSTRUCT/*.dcm "$dir"/ ;;
     pipeline-yaml) cp pipelines/*.yaml "$dir"/ ;;
