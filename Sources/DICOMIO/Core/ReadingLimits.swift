@@ -43,7 +43,8 @@ public struct ReadingLimits: Sendable, Equatable {
     /// also bounds the (3006,0016) Contour Image Sequence items of its referenced series.
     public var maxContours: Int = 1_000_000
     /// Largest number of contour points of an RT Structure Set, all contours together: the sum of (3006,0046)
-    /// Number of Contour Points, checked before (3006,0050) Contour Data is copied (24 bytes a point).
+    /// Number of Contour Points, checked before (3006,0050) Contour Data is copied (24 bytes a point as copied, 32 as
+    /// kept).
     public var maxContourPoints: Int = 20_000_000
 
     public init() {}
