@@ -75,6 +75,25 @@ struct StructureSetTests {
         }
     }
 
+    @Test(
+        "the fixtures pass dciodvfy without errors (missing-reference.dcm lacks its Contour Image Sequence on purpose)",
+        .enabled(if: SampleDataValidationTests.dciodvfy != nil, "dicom3tools is not installed (make test installs it)"))
+    func dciodvfy() throws {
+        let tool = try #require(SampleDataValidationTests.dciodvfy)
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.root).filter { $0.hasSuffix(".dcm") }
+        #expect(files.count == 6)
+        for file in files.sorted() {
+            let errors = try dciodvfyFindings(tool: tool, file: Self.root + "/" + file).filter { $0.hasPrefix("Error") }
+            if file == "missing-reference.dcm" {
+                #expect(errors.count == 1 && errors[0].contains("ContourImageSequence"), "\(errors)")
+            } else {
+                #expect(errors.isEmpty, "\(file): \(errors.prefix(3))")
+            }
+        }
+        let ct = try dciodvfyFindings(tool: tool, file: Self.root + "/ct/ct-01.dcm").filter { $0.hasPrefix("Error") }
+        #expect(ct.isEmpty, "\(ct)")
+    }
+
     @Test("a folder scan finds the structure sets among the skipped non-image objects")
     func scanFindsStructureSets() throws {
         let scan = try DirectoryScanner().scan(Self.root)
