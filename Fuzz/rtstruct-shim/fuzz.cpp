@@ -19,7 +19,7 @@ std::string input_path() {
 }
 
 // ReadingLimits' defaults for maxROIs and maxContours; points are capped lower so one input stays fast.
-constexpr int64_t kMaxROIs = 10000, kMaxContours = 1000000, kMaxPoints = 1 << 20;
+constexpr int64_t kMaxROIs = 10000, kMaxContours = 200000, kMaxPoints = 1 << 20;
 
 }  // namespace
 

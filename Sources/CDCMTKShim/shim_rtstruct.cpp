@@ -43,6 +43,16 @@ template <typename Sequence, typename Body> static void for_each_item(Sequence &
     } while (sequence.gotoNextItem().good());
 }
 
+// The items of a dcmdata sequence in order, each step O(1): getItem(i) seeks from the first item, which is
+// quadratic over the counts a hostile file may declare before any limit has been checked.
+template <typename Body> static void for_each_dcm_item(DcmSequenceOfItems *sequence, Body body) {
+    if (sequence == nullptr) return;
+    for (DcmObject *object = sequence->nextInContainer(nullptr); object != nullptr;
+         object = sequence->nextInContainer(object)) {
+        if (DcmItem *item = OFdynamic_cast(DcmItem *, object)) body(item);
+    }
+}
+
 static int64_t sequence_card(DcmItem *item, const DcmTagKey &key) {
     DcmSequenceOfItems *sq = nullptr;
     if (item == nullptr || item->findAndGetSequence(key, sq).bad() || sq == nullptr) return -1;
@@ -61,32 +71,29 @@ extern "C" int32_t tsr_structure_set_count(TSRFile *file, TSRStructureSetCounts 
     counts->roiContours = sequence_card(ds, DCM_ROIContourSequence);
     counts->referencedFramesOfReference = sequence_card(ds, DCM_ReferencedFrameOfReferenceSequence);
     DcmSequenceOfItems *sq = nullptr;
-    if (ds->findAndGetSequence(DCM_ROIContourSequence, sq).good() && sq != nullptr) {
-        for (unsigned long i = 0; i < sq->card(); ++i) {
-            int64_t n = sequence_card(sq->getItem(i), DCM_ContourSequence);
+    if (ds->findAndGetSequence(DCM_ROIContourSequence, sq).good()) {
+        for_each_dcm_item(sq, [&](DcmItem *item) {
+            int64_t n = sequence_card(item, DCM_ContourSequence);
             if (n > 0) counts->contours += n;
             if (n > counts->largestContourSequence) counts->largestContourSequence = n;
-        }
+        });
     }
     // Contour Image Sequence items of the referenced series (3006,0010)/(3006,0012)/(3006,0014)/(3006,0016).
     DcmSequenceOfItems *frames = nullptr;
-    if (ds->findAndGetSequence(DCM_ReferencedFrameOfReferenceSequence, frames).good() && frames != nullptr) {
-        for (unsigned long f = 0; f < frames->card(); ++f) {
+    if (ds->findAndGetSequence(DCM_ReferencedFrameOfReferenceSequence, frames).good()) {
+        for_each_dcm_item(frames, [&](DcmItem *frame) {
             DcmSequenceOfItems *studies = nullptr;
-            if (frames->getItem(f)->findAndGetSequence(DCM_RTReferencedStudySequence, studies).bad() || !studies)
-                continue;
-            for (unsigned long s = 0; s < studies->card(); ++s) {
+            if (frame->findAndGetSequence(DCM_RTReferencedStudySequence, studies).bad()) return;
+            for_each_dcm_item(studies, [&](DcmItem *study) {
                 DcmSequenceOfItems *series = nullptr;
-                if (studies->getItem(s)->findAndGetSequence(DCM_RTReferencedSeriesSequence, series).bad() ||
-                    !series)
-                    continue;
+                if (study->findAndGetSequence(DCM_RTReferencedSeriesSequence, series).bad() || !series) return;
                 counts->referencedSeries += series->card();
-                for (unsigned long r = 0; r < series->card(); ++r) {
-                    int64_t n = sequence_card(series->getItem(r), DCM_ContourImageSequence);
+                for_each_dcm_item(series, [&](DcmItem *one) {
+                    int64_t n = sequence_card(one, DCM_ContourImageSequence);
                     if (n > 0) counts->referencedImages += n;
-                }
-            }
-        }
+                });
+            });
+        });
     }
     tsr_set_ok(status);
     return 0;

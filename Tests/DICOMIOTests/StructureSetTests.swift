@@ -94,6 +94,27 @@ struct StructureSetTests {
         #expect(ct.isEmpty, "\(ct)")
     }
 
+    @Test("inspect lists the structure sets with their ROIs and contour counts, and the broken ones with a reason")
+    func inspection() throws {
+        let report = try FolderInspection(folder: Self.root)
+        #expect(report.series.count == 1)
+        #expect(report.structureSets.count == 5)
+        let organs = try #require(report.structureSets.first { $0.path.hasSuffix("/organs.dcm") })
+        #expect(organs.rois.map(\.name) == ["Liver", "spleen_1", "Kidney", "Isocenter"])
+        #expect(organs.rois.map(\.contours) == [9, 8, 4, 0])
+        #expect(organs.rois.map(\.skippedContours) == [0, 0, 1, 1])
+        #expect(organs.referencedSeriesInstanceUID == report.series[0].seriesInstanceUID)
+        #expect(report.series[0].structureSets.count == 4)
+        let missing = try #require(report.structureSets.first { $0.path.hasSuffix("/missing-reference.dcm") })
+        #expect(missing.referencedSeriesInstanceUID == nil)
+        #expect(missing.problems.map(\.kind) == ["referenced-series-missing"])
+        // The count mismatch cannot be read: skipped with the reason; no other file is skipped.
+        #expect(report.skipped.map { URL(fileURLWithPath: $0.path).lastPathComponent } == ["count-mismatch.dcm"])
+        #expect(report.skipped.first?.code == "rtstruct")
+        #expect(report.text.contains("ROI 3 \"Kidney\": 4 contour(s), 1 skipped"))
+        #expect(try report.json().contains("\"structureSets\""))
+    }
+
     @Test("a folder scan finds the structure sets among the skipped non-image objects")
     func scanFindsStructureSets() throws {
         let scan = try DirectoryScanner().scan(Self.root)
