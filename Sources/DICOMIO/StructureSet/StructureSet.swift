@@ -146,34 +146,35 @@ public struct StructureSet: Sendable {
             }
             let roiName = "ROI '\(rois[r].name)' (number \(rois[r].number))"
             for c in 0..<max(0, Int(contourCount)) {
-                let where_ = "\(roiName), contour \(c + 1)"
+                let contourName = "\(roiName), contour \(c + 1)"
                 var contour = TSRContour()
                 guard tsr_structure_set_contour(set, UInt32(rc), UInt32(c), &contour, &status) == 0 else {
-                    throw DICOMError(.structureSet, "\(where_): " + statusMessage(&status), path: path)
+                    throw DICOMError(.structureSet, "\(contourName): " + statusMessage(&status), path: path)
                 }
                 let type = withUnsafeBytes(of: &contour.geometricType) { cText($0) }
                 guard type == "CLOSED_PLANAR" else {
                     warnings.append(
-                        "\(where_): (3006,0042) Contour Geometric Type \(type.isEmpty ? "absent" : type), skipped "
+                        "\(contourName): (3006,0042) Contour Geometric Type \(type.isEmpty ? "absent" : type), skipped "
                             + "(only CLOSED_PLANAR contours are filled)")
                     rois[r].skippedContours += 1
                     continue
                 }
                 guard contour.hasNumberOfPoints != 0 else {
                     throw DICOMError(
-                        .structureSet, "\(where_): (3006,0046) Number of Contour Points is absent or not an integer",
+                        .structureSet,
+                        "\(contourName): (3006,0046) Number of Contour Points is absent or not an integer",
                         path: path)
                 }
                 let declared = Int(contour.numberOfPoints)
                 try checkSize(
-                    declared, limit: limits.maxContourPoints, "\(where_): (3006,0046) Number of Contour Points",
+                    declared, limit: limits.maxContourPoints, "\(contourName): (3006,0046) Number of Contour Points",
                     limitName: "maxContourPoints", allowZero: true, path: path)
                 // Both terms are at most maxContourPoints: no overflow.
                 pointsSoFar += declared
                 guard pointsSoFar <= limits.maxContourPoints else {
                     throw DICOMError(
                         .invalidAttribute,
-                        "the (3006,0046) Number of Contour Points of the contours up to \(where_) add up to "
+                        "the (3006,0046) Number of Contour Points of the contours up to \(contourName) add up to "
                             + "\(pointsSoFar), above the limit of \(limits.maxContourPoints) "
                             + "(ReadingLimits.maxContourPoints); raise it if the structure set is genuine", path: path)
                 }
@@ -183,13 +184,13 @@ public struct StructureSet: Sendable {
                         set, UInt32(rc), UInt32(c), buffer.baseAddress, buffer.count, &status)
                 }
                 guard held >= 0 else {
-                    throw DICOMError(.structureSet, "\(where_): " + statusMessage(&status), path: path)
+                    throw DICOMError(.structureSet, "\(contourName): " + statusMessage(&status), path: path)
                 }
                 guard held == 3 * declared else {
                     let shape = held % 3 == 0 ? "\(held / 3) points" : "not x, y, z triplets"
                     throw DICOMError(
                         .structureSet,
-                        "\(where_): (3006,0046) Number of Contour Points is \(declared) but (3006,0050) Contour "
+                        "\(contourName): (3006,0046) Number of Contour Points is \(declared) but (3006,0050) Contour "
                             + "Data holds \(held) values (\(shape)); the structure set is corrupt, re-export it",
                         path: path)
                 }
@@ -202,14 +203,14 @@ public struct StructureSet: Sendable {
                     else {
                         throw DICOMError(
                             .structureSet,
-                            "\(where_): point \(p + 1) (\(v.x), \(v.y), \(v.z)) is not a finite coordinate within "
+                            "\(contourName): point \(p + 1) (\(v.x), \(v.y), \(v.z)) is not a finite coordinate within "
                                 + "±\(limits.maxCoordinate) mm (ReadingLimits.maxCoordinate)", path: path)
                     }
                     points.append(v)
                 }
                 guard points.count >= 3 else {
                     warnings.append(
-                        "\(where_): CLOSED_PLANAR with \(points.count) point(s), skipped (a closed contour "
+                        "\(contourName): CLOSED_PLANAR with \(points.count) point(s), skipped (a closed contour "
                             + "needs at least 3)")
                     rois[r].skippedContours += 1
                     continue

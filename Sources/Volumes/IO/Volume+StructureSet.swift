@@ -118,7 +118,8 @@ extension Volume where Voxel == UInt8 {
                         + "\(contour.index)", path: path)
                 bySlice[placed.slice, default: []].append(placed.polygon)
             }
-            let value = UInt8(label)
+            // Labels are 1...255 (ROILabelMapping checks them; ROI Numbers outside were left out above).
+            guard let value = UInt8(exactly: label) else { continue }
             var voxels = 0
             for (k, polygons) in bySlice {
                 let base = k * plane
