@@ -38,7 +38,7 @@ let package = Package(
             name: "CDCMTKShim",
             cxxSettings: [.unsafeFlags(["-O2"])],
             linkerSettings: [
-                .linkedLibrary("dcmseg"), .linkedLibrary("dcmfg"), .linkedLibrary("dcmiod"),
+                .linkedLibrary("dcmrt"), .linkedLibrary("dcmseg"), .linkedLibrary("dcmfg"), .linkedLibrary("dcmiod"),
                 .linkedLibrary("dcmjpls"), .linkedLibrary("dcmjpeg"), .linkedLibrary("dcmimgle"),
                 .linkedLibrary("dcmdata"), .linkedLibrary("oflog"), .linkedLibrary("ofstd"),
                 .linkedLibrary("openjp2"), .linkedLibrary("stdc++"),

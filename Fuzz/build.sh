@@ -19,8 +19,8 @@ CXX=${CXX:-clang++}
 DEBUG_DIR=${DEBUG_DIR:-$(swift build --show-bin-path 2>/dev/null || echo "$ROOT/.build/debug")}
 DESCRIPTION=$DEBUG_DIR/description.json
 # The linker settings of CDCMTKShim in Package.swift.
-DCMTK_LIBS=(-ldcmseg -ldcmfg -ldcmiod -ldcmjpls -ldcmjpeg -ldcmimgle -ldcmdata -loflog -lofstd -lopenjp2 -lstdc++)
-ALL_TARGETS=(dicom-shim safetensors chunk-codec dicom-series pipeline-yaml query-yaml secagg-messages)
+DCMTK_LIBS=(-ldcmrt -ldcmseg -ldcmfg -ldcmiod -ldcmjpls -ldcmjpeg -ldcmimgle -ldcmdata -loflog -lofstd -lopenjp2 -lstdc++)
+ALL_TARGETS=(dicom-shim rtstruct-shim safetensors chunk-codec dicom-series pipeline-yaml query-yaml secagg-messages)
 mkdir -p "$BIN" "$OUT/obj"
 
 # True when $1 exists and is newer than every file given after it.
@@ -42,6 +42,16 @@ build_dicom_shim() {
     "$CXX" -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
         -I Sources/CDCMTKShim/include -I Sources/CDCMTKShim Sources/CDCMTKShim/*.cpp Fuzz/dicom-shim/fuzz.cpp \
         -o "$BIN/dicom-shim" "${DCMTK_LIBS[@]}" 2> >(grep -v "Cannot export local symbol" >&2)
+}
+
+# The same shim, entered through the RT Structure Set calls (Fuzz/rtstruct-shim/fuzz.cpp).
+build_rtstruct_shim() {
+    local inputs=(Sources/CDCMTKShim/*.cpp Sources/CDCMTKShim/*.h Sources/CDCMTKShim/include/*.h
+                  Fuzz/rtstruct-shim/fuzz.cpp)
+    up_to_date "$BIN/rtstruct-shim" "${inputs[@]}" && return
+    "$CXX" -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+        -I Sources/CDCMTKShim/include -I Sources/CDCMTKShim Sources/CDCMTKShim/*.cpp Fuzz/rtstruct-shim/fuzz.cpp \
+        -o "$BIN/rtstruct-shim" "${DCMTK_LIBS[@]}" 2> >(grep -v "Cannot export local symbol" >&2)
 }
 
 build_safetensors() {
@@ -111,6 +121,7 @@ build() {
     local start=$SECONDS
     case $1 in
     dicom-shim) build_dicom_shim ;;
+    rtstruct-shim) build_rtstruct_shim ;;
     safetensors) build_safetensors ;;
     chunk-codec) build_swift_target chunk-codec FederationCore FederationGRPC ;;
     dicom-series) build_swift_target dicom-series DICOMIO ;;

@@ -21,7 +21,7 @@ while getopts "s:r" opt; do
     esac
 done
 shift $((OPTIND - 1))
-ALL_TARGETS=(dicom-shim safetensors chunk-codec dicom-series pipeline-yaml query-yaml secagg-messages)
+ALL_TARGETS=(dicom-shim rtstruct-shim safetensors chunk-codec dicom-series pipeline-yaml query-yaml secagg-messages)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${ALL_TARGETS[@]}")
 
@@ -29,7 +29,7 @@ targets=("$@")
 # safetensors header, one message.
 max_len() {
     case $1 in
-    dicom-shim) echo 32768 ;;
+    dicom-shim | rtstruct-shim) echo 32768 ;;
     dicom-series) echo 65536 ;;
     pipeline-yaml) echo 16384 ;;
     *) echo 4096 ;;
@@ -59,7 +59,12 @@ seed() {
             { cat "${files[0]}"; for f in "${files[@]:1}"; do printf 'TSFZ'; cat "$f"; done; } \
                 > "$dir/$(basename "$d")"
         done
+        # An image and RT Structure Sets drawn on it: FolderInspection reads them through StructureSet.
+        local r=Tests/Fixtures/RTSTRUCT
+        { cat $r/ct/ct-06.dcm; printf 'TSFZ'; cat $r/organs.dcm; printf 'TSFZ'; cat $r/count-mismatch.dcm; } \
+            > "$dir/rtstruct-organs"
         ;;
+    rtstruct-shim) cp Tests/Fixtures/RTSTRUCT/*.dcm "$dir"/ ;;
     pipeline-yaml) cp pipelines/*.yaml "$dir"/ ;;
     query-yaml) cp pipelines/cohort-statistics.yaml Tests/FederatedAnalyticsTests/Golden/reference-query.yaml "$dir"/ ;;
     esac

@@ -113,7 +113,7 @@ public actor PipelineSiteTrainer: LocalTrainer {
             }
             let cases = try SegmentationDataset.load(
                 folder: dataFolder, preprocessing: preprocessing,
-                segments: training.model.segments,
+                segments: training.model.segments, segmentNames: training.model.segmentNames,
                 limits: limits.preprocessing)
             if training.model.dimensions == 2 {
                 // The slices' size is known now: check a training step's activations with it.

@@ -37,7 +37,8 @@ public enum StudySites: Sendable {
         var trainers: [String: SegmentationSiteTrainer] = [:]
         for site in sites {
             let cases = try SegmentationDataset.load(
-                folder: dataRoot + "/" + site, preprocessing: preprocessing, segments: training.model.segments)
+                folder: dataRoot + "/" + site, preprocessing: preprocessing, segments: training.model.segments,
+                segmentNames: training.model.segmentNames)
             let t = SegmentationSiteTrainer(cases: cases, configuration: training, preprocessing: preprocessing)
             trainers[site] = t
             progress(

@@ -29,6 +29,9 @@ public struct PipelineLimits: Sendable, Equatable {
     public var maxLevels = 5
     /// Segments learned (`model.segments`); each a DICOM segment number 1...255.
     public var maxSegments = 64
+    /// Names (the name and its synonyms) of one segment in `model.segment_names`, each at most 64 characters
+    /// (the length of a (3006,0026) ROI Name, VR LO).
+    public var maxSegmentNames = 32
     /// Classes of a classifier (`classification.classes`).
     public var maxClasses = 256
     /// Residual blocks per stage of a classifier (`model.blocks[i]`).
@@ -205,7 +208,8 @@ extension PipelineLimits {
     /// The keys of the `pipeline:` section of `limits.yaml` (and `pipeline.preprocessing`), with their setters.
     nonisolated(unsafe) static let integerKeys: [String: WritableKeyPath<PipelineLimits, Int>] = [
         "max_pipeline_bytes": \.maxPipelineBytes, "max_parameters": \.maxParameters, "max_channels": \.maxChannels,
-        "max_levels": \.maxLevels, "max_segments": \.maxSegments, "max_classes": \.maxClasses,
+        "max_levels": \.maxLevels, "max_segments": \.maxSegments,
+        "max_segment_names": \.maxSegmentNames, "max_classes": \.maxClasses,
         "max_blocks": \.maxBlocks, "max_label_map_entries": \.maxLabelMapEntries,
         "max_bootstrap_samples": \.maxBootstrapSamples, "max_patch_voxels": \.maxPatchVoxels,
         "max_activation_bytes": \.maxActivationBytes, "max_batch_size": \.maxBatchSize, "max_epochs": \.maxEpochs,

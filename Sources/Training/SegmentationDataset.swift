@@ -17,16 +17,22 @@ public struct SegmentationCase: Sendable {
     }
 }
 
-/// Every series of a site folder that has a DICOM SEG, as training cases.
+/// Every series of a site folder that has a DICOM SEG or an RT Structure Set, as training cases.
 public enum SegmentationDataset {
+    /// A series' labels come from its DICOM SEG when it has one, else from an RT Structure Set drawn on it,
+    /// rasterised onto its grid (`Volume.labels(structureSet:series:mapping:)`): ROIs become segment numbers by
+    /// `segmentNames` (the pipeline's `model.segment_names`), or by their (3006,0022) ROI Number without one.
+    ///
     /// - Parameters:
     ///   - segments: SEG segment numbers to learn, mapped to classes 1, 2, …; other segments become background.
-    /// - Throws: `.data` naming the series when a volume or SEG cannot be read, or when no series has a SEG.
+    ///   - segmentNames: ROI names of the segment numbers, for RT Structure Sets.
+    /// - Throws: `.data` naming the series when a volume, SEG or RT Structure Set cannot be read, or when no
+    ///   series has labels.
     ///   - limits: the site's limits: a preprocessing step whose output grid would pass them throws instead of
     ///     allocating.
     public static func load(
         folder: String, preprocessing: PreprocessingConfiguration, segments: [Int],
-        limits: PreprocessingLimits = .default
+        segmentNames: ROILabelMapping? = nil, limits: PreprocessingLimits = .default
     ) throws(TrainingError) -> [SegmentationCase] {
         let inspection: FolderInspection
         let all: [DICOMSeries]
@@ -41,10 +47,20 @@ public enum SegmentationDataset {
         for (i, s) in segments.enumerated() where s < 256 { lut[s] = UInt8(i + 1) }
         var cases: [SegmentationCase] = []
         for (series, report) in zip(all, inspection.series) {
-            guard let segPath = report.segmentations.first else { continue }
+            let segPath = report.segmentations.first
+            let structureSetPath = report.structureSets.first
+            guard segPath != nil || structureSetPath != nil else { continue }
             do {
                 let image = try Volume<Float>(series: series)
-                var labels = try Volume<UInt8>.labels(segmentation: segPath, series: series).volume
+                var labels: Volume<UInt8>
+                if let segPath {
+                    labels = try Volume<UInt8>.labels(segmentation: segPath, series: series).volume
+                } else if let structureSetPath {
+                    let set = try StructureSet(path: structureSetPath)
+                    labels = try Volume<UInt8>.labels(structureSet: set, series: series, mapping: segmentNames).volume
+                } else {
+                    continue
+                }
                 for i in labels.voxels.indices { labels.voxels[i] = lut[Int(labels.voxels[i])] }
                 var pipeline = preprocessing.preprocessingPipeline(limits: limits)
                 let sample = try pipeline.apply(Sample(image: image, label: labels))
@@ -65,7 +81,9 @@ public enum SegmentationDataset {
         }
         guard !cases.isEmpty else {
             throw TrainingError(
-                .data, "no series in \(folder) has a DICOM SEG to learn from; `tessera inspect` lists them")
+                .data,
+                "no series in \(folder) has a DICOM SEG or an RT Structure Set to learn from; `tessera inspect` "
+                    + "lists them")
         }
         let shapes = Set(cases.map { "\($0.sample.image.geometry.dimensions)" })
         guard shapes.count == 1 else {

@@ -1,3 +1,4 @@
+import DICOMIO
 import Foundation
 import NeuralNetwork
 import Volumes
@@ -14,6 +15,9 @@ public struct TrainingConfiguration: Sendable, Equatable {
         public var bottleneckChannels = 256
         /// DICOM SEG segment numbers to learn; class i (1-based) is the i-th of them, everything else background.
         public var segments = [1]
+        /// `model.segment_names`: the RT Structure Set ROI names (and each site's synonyms) of segment numbers, so
+        /// an RTSTRUCT can stand in for a SEG; nil: an ROI's (3006,0022) ROI Number is its segment number.
+        public var segmentNames: ROILabelMapping?
         /// Seed of the weight initialisation.
         public var seed: UInt64 = 7
         /// resnet2d / resnet3d: output channels of each stage (`layer1`, `layer2`, …).
@@ -76,7 +80,7 @@ public struct TrainingConfiguration: Sendable, Equatable {
     static let architectures = ["unet2d", "unet3d", "resnet2d", "resnet3d"]
 
     static let modelKeys: Set<String> = [
-        "architecture", "encoder_channels", "bottleneck_channels", "segments", "seed",
+        "architecture", "encoder_channels", "bottleneck_channels", "segments", "segment_names", "seed",
         "patch_size", "window_overlap", "window_blending", "widths", "blocks", "norm",
     ]
     static let trainingKeys: Set<String> = [
@@ -197,6 +201,9 @@ public struct TrainingConfiguration: Sendable, Equatable {
                 values: 1...255) ?? self.model.segments
         if Set(self.model.segments).count != self.model.segments.count {
             throw fail("model.segments", "\(self.model.segments) lists a segment twice")
+        }
+        if let node = model["segment_names"] {
+            self.model.segmentNames = try Self.segmentNames(node, limits: limits)
         }
         if let s = try unsigned(model["seed"], "model.seed") { self.model.seed = s }
         self.model.widths =
@@ -412,5 +419,47 @@ public struct TrainingConfiguration: Sendable, Equatable {
             throw TrainingError(.io, "cannot read the pipeline \(path)")
         }
         return try TrainingConfiguration(yaml: String(decoding: data, as: UTF8.self))
+    }
+}
+
+extension TrainingConfiguration {
+    /// Parses `model.segment_names`: a mapping of segment number (1...255) to a list of names, the first the
+    /// segment's name and the others its synonyms (`1: [Liver, liver_1, LIVER_GTV]`); matched to ROI names
+    /// ignoring case (`ROILabelMapping`).
+    static func segmentNames(_ node: Node, limits: PipelineLimits) throws(TrainingError) -> ROILabelMapping {
+        let path = "model.segment_names"
+        guard let m = node.mapping else {
+            throw TrainingError(
+                .configuration, "`\(path)` must be a mapping of segment number to a list of ROI names")
+        }
+        guard m.count <= limits.maxSegments else {
+            throw TrainingError(
+                .configuration, "`\(path)` has \(m.count) entries, above max_segments (\(limits.maxSegments))")
+        }
+        var entries: [ROILabelMapping.Entry] = []
+        for (key, value) in m {
+            let shown = String((key.string ?? "").prefix(64))
+            guard key.scalar != nil, let label = key.int, (1...255).contains(label) else {
+                throw TrainingError(.configuration, "`\(path)` key `\(shown)` must be a segment number in 1...255")
+            }
+            guard let names = value.sequence, (1...limits.maxSegmentNames).contains(names.count) else {
+                throw TrainingError(
+                    .configuration,
+                    "`\(path).\(label)` must be a list of 1...\(limits.maxSegmentNames) names "
+                        + "(limit max_segment_names)")
+            }
+            var texts: [String] = []
+            for (i, n) in names.enumerated() {
+                guard let text = n.scalar?.string, (1...64).contains(text.count) else {
+                    throw TrainingError(
+                        .configuration, "`\(path).\(label)[\(i)]` must be a name of 1...64 characters")
+                }
+                texts.append(text)
+            }
+            entries.append(.init(label: label, name: texts[0], synonyms: Array(texts.dropFirst())))
+        }
+        do { return try ROILabelMapping(entries: entries) } catch {
+            throw TrainingError(.configuration, "`\(path)`: \(error.message)")
+        }
     }
 }

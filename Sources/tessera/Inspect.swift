@@ -3,7 +3,9 @@ import DICOMIO
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List the series and segmentations in a DICOM folder, with problems and skipped files.")
+        abstract:
+            "List the series, segmentations and RT structure sets (ROIs, contour counts) in a DICOM folder, with "
+            + "problems and skipped files.")
 
     @Argument(help: "A folder of DICOM files (searched recursively, any file names) or one file.")
     var folder: String

@@ -62,7 +62,8 @@ struct Train: ParsableCommand {
                 return
             }
             let cases = try SegmentationDataset.load(
-                folder: data, preprocessing: preprocessing, segments: config.model.segments)
+                folder: data, preprocessing: preprocessing, segments: config.model.segments,
+                segmentNames: config.model.segmentNames)
             var trainer = Trainer(configuration: config, preprocessing: preprocessing)
             let (train, validation) = trainer.split(cases)
             let dims = cases[0].sample.image.geometry.dimensions

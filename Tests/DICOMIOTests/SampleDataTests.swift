@@ -86,16 +86,7 @@ struct SampleDataValidationTests {
             }
         }
         for file in files {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: tool)
-            process.arguments = [file]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            try process.run()
-            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            let findings = output.split(separator: "\n").filter { $0.hasPrefix("Error") || $0.hasPrefix("Warning") }
+            let findings = try dciodvfyFindings(tool: tool, file: file)
             #expect(findings.isEmpty, "\(file): \(findings.prefix(3))")
         }
     }

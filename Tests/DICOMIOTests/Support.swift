@@ -94,3 +94,17 @@ func sha256Hex(_ message: [UInt8]) -> String {
 }
 
 func floatBytes(_ values: [Float]) -> [UInt8] { values.withUnsafeBytes { Array($0) } }
+
+/// The "Error…" and "Warning…" lines dciodvfy (dicom3tools) prints for a file.
+func dciodvfyFindings(tool: String, file: String) throws -> [Substring] {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: tool)
+    process.arguments = [file]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return output.split(separator: "\n").filter { $0.hasPrefix("Error") || $0.hasPrefix("Warning") }
+}

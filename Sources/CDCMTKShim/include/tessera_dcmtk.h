@@ -163,6 +163,78 @@ typedef struct TSRSegmentationSpec {
 
 int32_t tsr_segmentation_write(const TSRSegmentationSpec *spec, const char *path, TSRStatus *status);
 
+/* ---- RT Structure Set reading through dcmrt (PS3.3 A.19, C.8.8.5 Structure Set, C.8.8.6 ROI Contour) ---- */
+
+typedef struct TSRStructureSet TSRStructureSet;
+
+/* Item counts taken with plain dcmdata, before dcmrt copies anything: the caller checks them against its limits
+ * and only then calls tsr_structure_set_read(). -1 means the sequence is absent. */
+typedef struct TSRStructureSetCounts {
+    int64_t rois;                        /* (3006,0020) Structure Set ROI Sequence items */
+    int64_t roiContours;                 /* (3006,0039) ROI Contour Sequence items */
+    int64_t contours;                    /* (3006,0040) Contour Sequence items, all ROIs together */
+    int64_t largestContourSequence;      /* the most (3006,0040) items of one ROI */
+    int64_t referencedFramesOfReference; /* (3006,0010) Referenced Frame of Reference Sequence items */
+    int64_t referencedSeries;            /* (3006,0014) RT Referenced Series Sequence items, all together */
+    int64_t referencedImages;            /* (3006,0016) Contour Image Sequence items of those series */
+} TSRStructureSetCounts;
+
+int32_t tsr_structure_set_count(TSRFile *file, TSRStructureSetCounts *counts, TSRStatus *status);
+
+/* Reads the RT Structure Set IOD of an open file (read with maxReadLength 0) with dcmrt's DRTStructureSetIOD.
+ * Returns NULL and fills status on failure. Free with tsr_structure_set_free(). */
+TSRStructureSet *tsr_structure_set_read(TSRFile *file, TSRStatus *status);
+void tsr_structure_set_free(TSRStructureSet *set);
+
+/* One (3006,0020) Structure Set ROI Sequence item. Text longer than a buffer is cut. */
+typedef struct TSRROI {
+    int32_t hasNumber;               /* 0 when (3006,0022) ROI Number is absent or not an integer */
+    int32_t number;                  /* (3006,0022) ROI Number */
+    char name[256];                  /* (3006,0026) ROI Name */
+    char frameOfReferenceUID[128];   /* (3006,0024) Referenced Frame of Reference UID */
+    char generationAlgorithm[32];    /* (3006,0036) ROI Generation Algorithm */
+} TSRROI;
+
+int32_t tsr_structure_set_roi_count(const TSRStructureSet *set);
+int32_t tsr_structure_set_roi(const TSRStructureSet *set, uint32_t index, TSRROI *out, TSRStatus *status);
+
+/* (3006,0039) ROI Contour Sequence item `index`: its (3006,0084) Referenced ROI Number and how many (3006,0040)
+ * Contour Sequence items it has. Fails with TSR_NOT_FOUND without a Referenced ROI Number. */
+int32_t tsr_structure_set_roi_contour_count(const TSRStructureSet *set);
+int32_t tsr_structure_set_roi_contour(const TSRStructureSet *set, uint32_t index, int32_t *referencedROI,
+                                      int32_t *contourCount, TSRStatus *status);
+
+/* One (3006,0040) Contour Sequence item, without its points. */
+typedef struct TSRContour {
+    char geometricType[32];            /* (3006,0042) Contour Geometric Type: POINT, OPEN_PLANAR, ... */
+    int32_t hasNumberOfPoints;         /* 0 when (3006,0046) is absent or not an integer */
+    int32_t numberOfPoints;            /* (3006,0046) Number of Contour Points */
+    int32_t imageCount;                /* (3006,0016) Contour Image Sequence items */
+    char firstImageSOPInstanceUID[128]; /* the first item's (0008,1155), or empty */
+} TSRContour;
+
+int32_t tsr_structure_set_contour(const TSRStructureSet *set, uint32_t roiContour, uint32_t contour,
+                                  TSRContour *out, TSRStatus *status);
+
+/* (3006,0050) Contour Data of a contour: copies up to `capacity` values (x1 y1 z1 x2 ..., mm) and returns how many
+ * values it holds (which may exceed capacity; 0 when absent), or -1 with TSR_PARSE when a value is no number. */
+int64_t tsr_structure_set_contour_data(const TSRStructureSet *set, uint32_t roiContour, uint32_t contour,
+                                       double *values, size_t capacity, TSRStatus *status);
+
+/* The series named by (3006,0010) → (3006,0012) → (3006,0014), flattened in file order; a frame of reference
+ * without a study is one entry with an empty series UID. */
+typedef struct TSRReferencedSeries {
+    char frameOfReferenceUID[128]; /* (0020,0052) of the (3006,0010) item */
+    char seriesInstanceUID[128];   /* (0020,000E) of the (3006,0014) item, or empty */
+    int32_t imageCount;            /* its (3006,0016) Contour Image Sequence items */
+} TSRReferencedSeries;
+
+int32_t tsr_structure_set_referenced_series_count(const TSRStructureSet *set);
+int32_t tsr_structure_set_referenced_series(const TSRStructureSet *set, uint32_t index, TSRReferencedSeries *out);
+/* (0008,1155) of Contour Image Sequence item `image` of referenced series `series`; returns its full length or -1. */
+int32_t tsr_structure_set_referenced_image(const TSRStructureSet *set, uint32_t series, uint32_t image,
+                                           char *buffer, size_t capacity);
+
 /* A new DICOM UID under DCMTK's site root, with the given root if non-NULL. */
 int32_t tsr_new_uid(const char *root, char *buffer, size_t capacity);
 

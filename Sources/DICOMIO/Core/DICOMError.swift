@@ -23,6 +23,9 @@ public struct DICOMError: Error, Sendable, CustomStringConvertible, Equatable {
         public static let geometry = Code("geometry")
         public static let segmentation = Code("segmentation")
         public static let seriesSelection = Code("series-selection")
+        /// An RT Structure Set that cannot be read or rasterised (contours off the slice planes, oblique planes,
+        /// counts that disagree, missing references, empty or ambiguous ROIs).
+        public static let structureSet = Code("rtstruct")
         /// DCMTK or OpenJPEG threw inside the shim (out of memory on a hostile size, internal error).
         public static let internalFailure = Code("internal")
         /// A DICOM object that is not an image for training (RT Dose, RT Structure Set, SR, presentation state...).

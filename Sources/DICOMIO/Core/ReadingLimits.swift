@@ -33,6 +33,22 @@ public struct ReadingLimits: Sendable, Equatable {
     /// Largest absolute coordinate (mm) of (0020,0032) Image Position (Patient), and largest (0028,0030) Pixel
     /// Spacing or slice spacing: beyond ±10 km a value is a corrupt header, not a patient.
     public var maxCoordinate: Double = 1e7
+    /// Largest RT Structure Set file in bytes: the file is read whole and dcmrt copies its values into its own
+    /// model (about twice the file's size in memory), so it is measured before it is read. 256 MiB (clinical
+    /// structure sets are tens of MB).
+    public var maxStructureSetBytes: Int = 1 << 28
+    /// Largest number of ROIs of an RT Structure Set: items of (3006,0020) Structure Set ROI Sequence and of
+    /// (3006,0039) ROI Contour Sequence, each.
+    public var maxROIs: Int = 10_000
+    /// Largest number of contours of an RT Structure Set: (3006,0040) Contour Sequence items of all ROIs together;
+    /// also bounds the (3006,0016) Contour Image Sequence items of its referenced series. dcmrt's model takes about
+    /// 3.3 KB a contour item (measured: 100 000 three-point contours, a 7.8 MB file, 335 MB resident), so 200 000
+    /// is about 660 MB; a whole-body plan has some 10⁴.
+    public var maxContours: Int = 200_000
+    /// Largest number of contour points of an RT Structure Set, all contours together: the sum of (3006,0046)
+    /// Number of Contour Points, checked before (3006,0050) Contour Data is copied (24 bytes a point as copied, 32 as
+    /// kept).
+    public var maxContourPoints: Int = 20_000_000
 
     public init() {}
 

@@ -32,6 +32,8 @@ public struct FolderInspection: Codable, Sendable {
         public var tags: [String: String]
         public var problems: [Problem]
         public var segmentations: [String]
+        /// Paths of the RT Structure Sets drawn on this series.
+        public var structureSets: [String]
     }
 
     public struct Segment: Codable, Sendable {
@@ -50,6 +52,29 @@ public struct FolderInspection: Codable, Sendable {
         public var problems: [Problem]
     }
 
+    public struct ROI: Codable, Sendable {
+        /// (3006,0022) ROI Number and (3006,0026) ROI Name.
+        public var number: Int
+        public var name: String
+        /// CLOSED_PLANAR contours (the ones rasterised) and other contours (skipped).
+        public var contours: Int
+        public var skippedContours: Int
+    }
+
+    public struct RTSTRUCT: Codable, Sendable {
+        public var path: String
+        public var sopInstanceUID: String
+        /// (3006,0002) Structure Set Label.
+        public var label: String
+        /// The series of this folder it was drawn on, when found (`SeriesSelection` rules: series UID, image,
+        /// frame of reference).
+        public var referencedSeriesInstanceUID: String?
+        public var rois: [ROI]
+        /// Skipped contours (POINT, OPEN_*), one sentence each.
+        public var warnings: [String]
+        public var problems: [Problem]
+    }
+
     public struct Skipped: Codable, Sendable {
         public var path: String
         public var code: String
@@ -59,6 +84,7 @@ public struct FolderInspection: Codable, Sendable {
     public var folder: String
     public var series: [Series]
     public var segmentations: [SEG]
+    public var structureSets: [RTSTRUCT]
     public var skipped: [Skipped]
 
     /// Scans and assembles a folder.
@@ -78,7 +104,8 @@ public struct FolderInspection: Codable, Sendable {
         var segs: [SEG] = []
         let seriesUIDs = Set(assembled.map(\.seriesInstanceUID))
         var segsBySeries: [String: [String]] = [:]
-        var skipped = scan.skipped.map {
+        let structureSetPaths = Set(scan.structureSetPaths)
+        var skipped = scan.skipped.filter { !structureSetPaths.contains($0.path) }.map {
             Skipped(path: $0.path, code: $0.error.code.rawValue, reason: $0.error.message)
         }
         for instance in scan.instances where instance.isSegmentation {
@@ -123,6 +150,41 @@ public struct FolderInspection: Codable, Sendable {
             }
         }
         self.segmentations = segs
+        var structureSets: [RTSTRUCT] = []
+        var structureSetsBySeries: [String: [String]] = [:]
+        for path in scan.structureSetPaths {
+            do throws(DICOMError) {
+                let set = try StructureSet(path: path, limits: limits)
+                let reference = set.referencedSeries(in: assembled)?.seriesInstanceUID
+                var problems: [Problem] = []
+                if let reference {
+                    structureSetsBySeries[reference, default: []].append(path)
+                } else {
+                    let named = set.references.compactMap(\.seriesInstanceUID)
+                    problems.append(
+                        Problem(
+                            kind: "referenced-series-missing",
+                            message: "references series "
+                                + (named.isEmpty ? "(none named)" : named.joined(separator: ", "))
+                                + ", frame of reference "
+                                + (set.frameOfReferenceUIDs.isEmpty
+                                    ? "(none named)" : set.frameOfReferenceUIDs.sorted().joined(separator: ", "))
+                                + ": no series of this folder", blocking: true))
+                }
+                structureSets.append(
+                    RTSTRUCT(
+                        path: path, sopInstanceUID: set.sopInstanceUID, label: set.label,
+                        referencedSeriesInstanceUID: reference,
+                        rois: set.rois.map {
+                            ROI(
+                                number: $0.number, name: $0.name, contours: $0.contours.count,
+                                skippedContours: $0.skippedContours)
+                        }, warnings: set.warnings, problems: problems))
+            } catch {
+                skipped.append(Skipped(path: path, code: error.code.rawValue, reason: error.message))
+            }
+        }
+        self.structureSets = structureSets
         self.skipped = skipped
         self.series = assembled.map { s in
             let stack = s.stacks.first
@@ -138,7 +200,8 @@ public struct FolderInspection: Codable, Sendable {
                 problems: s.problems.map {
                     Problem(kind: $0.kind.rawValue, message: $0.message, blocking: $0.isBlocking)
                 },
-                segmentations: segsBySeries[s.seriesInstanceUID] ?? [])
+                segmentations: segsBySeries[s.seriesInstanceUID] ?? [],
+                structureSets: structureSetsBySeries[s.seriesInstanceUID] ?? [])
         }
     }
 
@@ -155,8 +218,8 @@ public struct FolderInspection: Codable, Sendable {
     public var text: String {
         var lines: [String] = []
         lines.append(
-            "\(folder): \(series.count) series, \(segmentations.count) segmentation(s), \(skipped.count) file(s) skipped"
-        )
+            "\(folder): \(series.count) series, \(segmentations.count) segmentation(s), "
+                + "\(structureSets.count) RT structure set(s), \(skipped.count) file(s) skipped")
         for s in series {
             let dims = s.dimensions.map(String.init).joined(separator: "×")
             let sp = s.spacing.map { String(format: "%.3g", $0) }.joined(separator: " × ")
@@ -176,6 +239,7 @@ public struct FolderInspection: Codable, Sendable {
                 lines.append("  problem (\(p.blocking ? "blocking" : "warning")) \(p.kind): \(p.message)")
             }
             for seg in s.segmentations { lines.append("  segmentation: \(seg)") }
+            for set in s.structureSets { lines.append("  RT structure set: \(set)") }
         }
         for seg in segmentations {
             lines.append("")
@@ -185,6 +249,20 @@ public struct FolderInspection: Codable, Sendable {
             )
             lines.append("  segments: " + seg.segments.map { "\($0.number) \($0.label)" }.joined(separator: ", "))
             for p in seg.problems { lines.append("  problem \(p.kind): \(p.message)") }
+        }
+        for set in structureSets {
+            lines.append("")
+            lines.append("RT structure set \(set.path)")
+            lines.append(
+                "  \"\(set.label)\", \(set.rois.count) ROI(s), references series \(set.referencedSeriesInstanceUID ?? "?")"
+            )
+            for roi in set.rois {
+                lines.append(
+                    "  ROI \(roi.number) \"\(roi.name)\": \(roi.contours) contour(s)"
+                        + (roi.skippedContours > 0 ? ", \(roi.skippedContours) skipped (not CLOSED_PLANAR)" : ""))
+            }
+            for w in set.warnings { lines.append("  warning: \(w)") }
+            for p in set.problems { lines.append("  problem \(p.kind): \(p.message)") }
         }
         if !skipped.isEmpty {
             lines.append("")

@@ -6,12 +6,33 @@ import Synchronization
 public struct SkippedFile: Sendable {
     public var path: String
     public var error: DICOMError
+    /// (0008,0016) SOP Class UID of a DICOM object skipped as `.notImage` (RT Structure Set, RT Dose, SR...), so
+    /// the objects read by other paths (`StructureSet`) can be found in a scan; nil for other failures.
+    public var sopClassUID: String? = nil
+
+    public init(path: String, error: DICOMError, sopClassUID: String? = nil) {
+        self.path = path
+        self.error = error
+        self.sopClassUID = sopClassUID
+    }
 }
 
 /// Everything found under a folder: readable image instances (and SEGs), and the files skipped with a reason.
 public struct ScanResult: Sendable {
     public var instances: [ImageInstance]
     public var skipped: [SkippedFile]
+
+    /// Paths of the RT Structure Sets among the skipped files (SOP Class 1.2.840.10008.5.1.4.1.1.481.3), in path
+    /// order: read them with `StructureSet(path:limits:)`.
+    public var structureSetPaths: [String] {
+        skipped.filter { $0.sopClassUID == SOPClass.rtStructureSetStorage }.map(\.path)
+    }
+}
+
+/// What reading one file gave.
+private enum Outcome: Sendable {
+    case success(ImageInstance)
+    case failure(SkippedFile)
 }
 
 /// Walks a folder recursively and reads every file's header, whatever the file names (no extensions, hex names,
@@ -57,31 +78,29 @@ public struct DirectoryScanner: Sendable {
         let listed = try listFiles(root)
         let files = Array(listed.prefix(max(0, limits.maxFilesPerScan)))
         let limits = self.limits
-        let results = Mutex<[(Int, Result<ImageInstance, DICOMError>)]>([])
+        let results = Mutex<[(Int, Outcome)]>([])
         let next = Atomic<Int>(0)
         let workers = min(threads, max(1, files.count))
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
-            var local: [(Int, Result<ImageInstance, DICOMError>)] = []
+            var local: [(Int, Outcome)] = []
             while true {
                 let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
                 if i >= files.count { break }
+                var file: DICOMFile?
                 do throws(DICOMError) {
-                    let instance = try ImageInstance(path: files[i], limits: limits)
+                    file = try DICOMFile(path: files[i])
+                    guard let opened = file else { continue }
+                    let instance = try ImageInstance(file: opened, limits: limits)
                     if instance.isDICOMDIR {
-                        local.append(
-                            (
-                                i,
-                                .failure(
-                                    DICOMError(
-                                        .notDICOM,
-                                        "DICOMDIR (a media directory index, not an "
-                                            + "image); skipped", path: files[i]))
-                            ))
+                        let error = DICOMError(
+                            .notDICOM, "DICOMDIR (a media directory index, not an image); skipped", path: files[i])
+                        local.append((i, .failure(SkippedFile(path: files[i], error: error))))
                     } else {
                         local.append((i, .success(instance)))
                     }
                 } catch {
-                    local.append((i, .failure(error)))
+                    let sopClass = error.code == .notImage ? file?.dataset.nonEmptyString(.sopClassUID) : nil
+                    local.append((i, .failure(SkippedFile(path: files[i], error: error, sopClassUID: sopClass))))
                 }
             }
             results.withLock { $0.append(contentsOf: local) }
@@ -91,7 +110,7 @@ public struct DirectoryScanner: Sendable {
         for (i, result) in results.withLock({ $0 }).sorted(by: { $0.0 < $1.0 }) {
             switch result {
             case .success(let instance): instances.append(instance)
-            case .failure(let error): skipped.append(SkippedFile(path: files[i], error: error))
+            case .failure(let skip): skipped.append(skip)
             }
         }
         for path in listed.dropFirst(files.count) {

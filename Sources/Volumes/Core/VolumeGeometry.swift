@@ -42,6 +42,21 @@ public struct VolumeGeometry: Sendable, Equatable {
         origin + i * spacing.x * direction.x + j * spacing.y * direction.y + k * spacing.z * direction.z
     }
 
+    /// The continuous voxel index (i, j, k) of an LPS position (mm): the inverse of `position(_:_:_:)`, by
+    /// Cramer's rule on the 3×3 matrix of spaced direction vectors. Nil when the grid is degenerate (a zero
+    /// spacing or coplanar directions) or the result is not finite.
+    public func continuousIndex(of p: Vector3) -> SIMD3<Double>? {
+        let a = direction.x * spacing.x
+        let b = direction.y * spacing.y
+        let c = direction.z * spacing.z
+        let det = a.dot(b.cross(c))
+        guard det.isFinite, abs(det) > 1e-12 else { return nil }
+        let d = p - origin
+        let index = SIMD3(d.dot(b.cross(c)), a.dot(d.cross(c)), a.dot(b.cross(d))) / det
+        guard index.x.isFinite, index.y.isFinite, index.z.isFinite else { return nil }
+        return index
+    }
+
     /// The 4×4 voxel-index → LPS-mm matrix, row-major.
     public var affineLPS: [[Double]] {
         let cx = direction.x * spacing.x

@@ -48,4 +48,28 @@ public enum SeriesSelection {
         }
         return series[0]
     }
+
+    /// The series an RT Structure Set was drawn on: the one named by `uid`, else
+    /// `StructureSet.referencedSeries(in:)` (the series its (3006,0014) names, one holding an image it references,
+    /// or the only one in its frame of reference).
+    /// - Throws: `.seriesSelection` listing the series present when none fits: the "missing reference" error.
+    public static func select(
+        from series: [DICOMSeries], uid: String? = nil, referencedBy structureSet: StructureSet
+    ) throws(DICOMError) -> DICOMSeries {
+        if uid != nil || series.isEmpty { return try select(from: series, uid: uid) }
+        if let match = structureSet.referencedSeries(in: series) { return match }
+        let named = structureSet.references.compactMap(\.seriesInstanceUID)
+        let frames = structureSet.frameOfReferenceUIDs.sorted()
+        let listing = series.map { s in
+            "  \(s.seriesInstanceUID)  \(s.modality) \"\(s.seriesDescription)\" (frame of reference "
+                + "\(s.frameOfReferenceUID ?? "none"), \(s.sliceCount) slices)"
+        }.joined(separator: "\n")
+        throw DICOMError(
+            .seriesSelection,
+            "the series the RT Structure Set references ("
+                + (named.isEmpty ? "none named" : named.joined(separator: ", ")) + "; frame of reference "
+                + (frames.isEmpty ? "none named" : frames.joined(separator: ", "))
+                + ") is not in the folder, or several series share its frame of reference; choose one with "
+                + "--series UID. Series present:\n" + listing, path: structureSet.path)
+    }
 }
