@@ -2,8 +2,8 @@
 SHELL := /bin/bash
 APT_BUILD := libdcmtk-dev libopenblas-dev libopenjp2-7-dev zlib1g-dev libsqlite3-dev
 APT_TOOLS := dcmtk dicom3tools openssl
-# `make deb` and `make test-deb` (dpkg-shlibdeps; debootstrap; systemd-analyze for the units).
-APT_PKG := dpkg-dev debootstrap systemd
+# `make deb` and `make test-deb` (dpkg-shlibdeps; debootstrap; systemd-analyze and systemd-nspawn for the units).
+APT_PKG := dpkg-dev debootstrap systemd systemd-container
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SWIFT ?= swift
 SWIFT_FLAGS ?=
@@ -100,7 +100,8 @@ TESSERA_BIN ?= $$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/tessera
 SUBST := sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g'
 UNITS := tessera-server.service tessera-client@.service
 
-install: release
+install: deps
+	$(SWIFT) build $(RELEASE_FLAGS) --product tessera $(SWIFT_FLAGS)
 	$(MAKE) --no-print-directory install-files
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then sh packaging/debian/postinst configure; fi
 
@@ -128,8 +129,9 @@ uninstall:
 # The Debian package out/tessera_<version>_amd64.deb (dpkg-deb; Depends from dpkg-shlibdeps), and its test: installed
 # with apt into a fresh Debian 12 root (debootstrap, cached under /var/cache/tessera-deb-test), then `tessera
 # --version` and `tessera inspect` on the sample data there (root: chroot).
-deb: release
+deb: deps
 	$(call apt_install,$(APT_PKG))
+	$(SWIFT) build $(RELEASE_FLAGS) --product tessera $(SWIFT_FLAGS)
 	bash scripts/build_deb.sh
 
 test-deb: deb

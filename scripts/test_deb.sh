@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the tessera .deb into a fresh Debian 12 (bookworm) root and runs it there: `apt-get install ./tessera_*.deb`
 # (which pulls DCMTK, OpenBLAS, OpenJPEG, … from the Debian mirror), then `tessera --version` and `tessera inspect`
-# on a sample site, the tessera user the postinst makes, `systemd-analyze verify` of the installed units, and a purge.
+# on a sample site, the tessera user the postinst makes, `systemd-analyze verify` of the installed units, the units
+# running under systemd in the booted root (systemd-nspawn; TESSERA_DEB_TEST_BOOT=0 skips it), and a purge.
 # Run as root (debootstrap, chroot, mounts): `make test-deb`, or `bash scripts/test_deb.sh out/tessera_*.deb`.
-# The root (debootstrap --variant=minbase) is made once and kept as a tarball with the downloaded packages in
-# $TESSERA_DEB_TEST_CACHE (default /var/cache/tessera-deb-test); each run unpacks a fresh copy and removes it.
+# The root (debootstrap --variant=minbase) is made once and kept with the downloaded packages in
+# $TESSERA_DEB_TEST_CACHE (default /var/cache/tessera-deb-test); each run works on an overlay of it, removed after.
 set -euo pipefail
 [ $# = 1 ] && [ -f "$1" ] || { echo "usage: test_deb.sh path/to/tessera_VERSION_ARCH.deb" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "test_deb: run as root (debootstrap, chroot)" >&2; exit 2; }
@@ -19,30 +20,30 @@ step() { echo "test_deb [$((SECONDS - start)) s]: $*"; }
 fail() { echo "test_deb: FAILED: $*" >&2; exit 1; }
 
 mkdir -p "$cache/archives/partial"
-tarball=$cache/$suite-minbase.tar
-if [ ! -s "$tarball" ]; then
-    step "debootstrap $suite (once; cached in $tarball)"
-    fresh=$(mktemp -d "$cache/debootstrap.XXXXXX")
-    trap 'rm -rf "$fresh"' EXIT
-    debootstrap --variant=minbase --cache-dir="$cache/archives" "$suite" "$fresh" "$mirror" >"$cache/debootstrap.log" \
-        || { tail -20 "$cache/debootstrap.log" >&2; fail "debootstrap (log: $cache/debootstrap.log)"; }
-    rm -f "$fresh"/var/cache/apt/archives/*.deb
-    tar -C "$fresh" -cf "$tarball.part" . && mv "$tarball.part" "$tarball"
-    rm -rf "$fresh"
-    trap - EXIT
+base=$cache/$suite-minbase
+if [ ! -d "$base" ]; then
+    step "debootstrap $suite into $base (once)"
+    rm -rf "$base.partial"
+    debootstrap --variant=minbase --cache-dir="$cache/archives" "$suite" "$base.partial" "$mirror" \
+        >"$cache/debootstrap.log" || { tail -20 "$cache/debootstrap.log" >&2; fail "debootstrap (log in $cache)"; }
+    rm -f "$base.partial"/var/cache/apt/archives/*.deb
+    mv "$base.partial" "$base"
 fi
 
-root=$(mktemp -d /var/tmp/tessera-deb-test.XXXXXX)
+# Each run: a writable overlay on the kept root (which stays as debootstrap left it), removed at the end.
+work=$(mktemp -d /var/tmp/tessera-deb-test.XXXXXX)
+root=$work/root
+mkdir -p "$work/upper" "$work/work" "$root"
 cleanup() {
-    for m in var/cache/apt/archives dev proc; do
+    for m in var/cache/apt/archives dev proc ""; do
         if mountpoint -q "$root/$m"; then umount "$root/$m" || umount -l "$root/$m"; fi
     done
     # Never delete through a mount that is still there.
-    if ! grep -q " $root/" /proc/mounts; then rm -rf "$root"; else echo "test_deb: $root still mounted" >&2; fi
+    if ! grep -q " $work/" /proc/mounts; then rm -rf "$work"; else echo "test_deb: $work still mounted" >&2; fi
 }
 trap cleanup EXIT
-step "fresh root in $root"
-tar -C "$root" -xf "$tarball"
+mount -t overlay overlay -o "lowerdir=$base,upperdir=$work/upper,workdir=$work/work" "$root"
+step "fresh root: overlay on $base at $root"
 mount -t proc proc "$root/proc"
 mount --bind /dev "$root/dev"
 mount --bind "$cache/archives" "$root/var/cache/apt/archives"
@@ -101,6 +102,92 @@ if command -v systemd-analyze >/dev/null; then
     step "systemd-analyze verify: both units clean"
 else
     step "systemd-analyze missing: units not verified"
+fi
+
+# The services under a real systemd: the root booted with systemd-nspawn (its own network namespace: only its
+# loopback), a project provisioned by the installed binary, tessera-server and tessera-client@community-hospital
+# enabled as the README says. Checked: both units active with their hardening in force (no new privileges, no
+# capabilities, a seccomp filter), the site reaching the server over mutual TLS (`tessera admin sites`), and the
+# server started again by Restart=on-failure after a SIGKILL.
+if [ "${TESSERA_DEB_TEST_BOOT:-1}" = 1 ]; then
+    command -v systemd-nspawn >/dev/null || fail "systemd-nspawn missing (apt-get install systemd-container)"
+    step "services: systemd into the root, a project, the units enabled"
+    in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd systemd-sysv dbus \
+        >"$root/tmp/apt-systemd.log" || { tail -20 "$root/tmp/apt-systemd.log" >&2; fail "apt-get install systemd"; }
+    in_root tessera provision /usr/share/tessera/pipelines/project.yaml --output /root/kits >/dev/null \
+        || fail "tessera provision"
+    for kit in server "$site"; do
+        cp -r "$root/root/kits/$kit" "$root/etc/tessera/kits/$kit"
+        in_root chown -R tessera:tessera "/etc/tessera/kits/$kit"
+    done
+    mkdir -p "$root/srv/tessera" && mv "$root/tmp/$site" "$root/srv/tessera/$site"
+    sed -e "s|^TESSERA_KIT=.*|TESSERA_KIT=/etc/tessera/kits/$site|" \
+        -e "s|^TESSERA_DATA=.*|TESSERA_DATA=/srv/tessera/$site|" \
+        "$root/etc/tessera/client.env.example" >"$root/etc/tessera/client-$site.env"
+    in_root systemctl enable -q tessera-server.service "tessera-client@$site.service"
+    for m in var/cache/apt/archives dev proc; do umount "$root/$m"; done
+
+    step "boot the root (systemd-nspawn)"
+    script -qfc "systemd-nspawn -q --register=no --keep-unit --private-network -D '$root' -b --console=read-only" \
+        "$work/boot.log" >/dev/null 2>&1 </dev/null &
+    booter=$!
+    leader=""
+    for _ in $(seq 300); do
+        for p in $(pgrep -x systemd || true); do
+            [ "$(readlink "/proc/$p/root" 2>/dev/null)" = "$root" ] && leader=$p && break 2
+        done
+        sleep 0.1
+    done
+    [ -n "$leader" ] || fail "the root did not boot: $(tr -d '\r' <"$work/boot.log" | tail -5)"
+    in_ns() { nsenter -t "$leader" -m -u -i -n -p env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@"; }
+    stop_boot() {
+        in_ns systemctl poweroff >/dev/null 2>&1 || true
+        for _ in $(seq 300); do kill -0 "$booter" 2>/dev/null || break; sleep 0.1; done
+        kill "$booter" 2>/dev/null || true
+        wait "$booter" 2>/dev/null || true
+    }
+    journal() { in_ns journalctl --no-pager -q -o cat -u tessera-server -u "tessera-client@$site" | tail -20 >&2; }
+    trap 'stop_boot; cleanup' EXIT
+    state=$(timeout 120 nsenter -t "$leader" -m -p systemctl is-system-running --wait 2>/dev/null || true)
+    step "booted: $state"
+
+    # Both units up, hardened as written.
+    for u in tessera-server "tessera-client@$site"; do
+        [ "$(in_ns systemctl is-active "$u")" = active ] || { journal; fail "$u is not active"; }
+        pid=$(in_ns systemctl show -p MainPID --value "$u")
+        status=$(in_ns cat "/proc/$pid/status")
+        grep -q '^NoNewPrivs:[[:space:]]*1$' <<<"$status" || fail "$u: NoNewPrivs is not set"
+        grep -q '^CapEff:[[:space:]]*0*$' <<<"$status" || fail "$u: has capabilities"
+        grep -q '^CapBnd:[[:space:]]*0*$' <<<"$status" || fail "$u: the bounding set is not empty"
+        grep -q '^Seccomp:[[:space:]]*2$' <<<"$status" || fail "$u: no seccomp filter"
+        [ "$(in_ns stat -c %U "/proc/$pid")" = tessera ] || fail "$u does not run as tessera"
+    done
+    step "both units active as tessera: NoNewPrivs, no capabilities, seccomp"
+
+    # The site reaches the server (mutual TLS over the root's loopback).
+    for _ in $(seq 120); do
+        sites=$(in_ns tessera admin --kit /root/kits/lead sites 2>/dev/null || true)
+        grep -q "^$site " <<<"$sites" && break
+        sleep 0.5
+    done
+    grep -q "^$site " <<<"$sites" || { journal; fail "the site never reached the server: $sites"; }
+    step "tessera admin sites: $sites"
+
+    # Restart=on-failure: a killed server is started again (RestartSec=5).
+    old=$(in_ns systemctl show -p MainPID --value tessera-server)
+    in_ns systemctl kill -s KILL tessera-server
+    new=$old
+    for _ in $(seq 300); do
+        new=$(in_ns systemctl show -p MainPID --value tessera-server)
+        [ "$new" != 0 ] && [ "$new" != "$old" ] && [ "$(in_ns systemctl is-active tessera-server)" = active ] && break
+        sleep 0.1
+    done
+    [ "$new" != 0 ] && [ "$new" != "$old" ] || { journal; fail "the server was not restarted after SIGKILL"; }
+    step "server killed (pid $old) and restarted by systemd (pid $new)"
+    stop_boot
+    trap cleanup EXIT
+    mount -t proc proc "$root/proc"
+    mount --bind /dev "$root/dev"
 fi
 
 in_root env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq tessera >"$root/tmp/purge.log" \
