@@ -68,16 +68,45 @@ version=$(in_root tessera --version) || fail "tessera --version"
 [ "$version" = "$expected" ] || fail "tessera --version printed '$version', the package is $expected"
 step "tessera --version: $version"
 
+# The sample site as the README's table describes it: 6 CT series of 128 x 128 x 34, JPEG-LS lossless, one SEG each;
+# then one series converted to NIfTI (DCMTK's JPEG-LS decoder at work) and its header and voxels read back.
 in_root tessera inspect --json "/tmp/$site" >"$root/tmp/inspect.json" || fail "tessera inspect"
-python3 - "$root/tmp/inspect.json" <<'PY' || fail "tessera inspect's output"
+first=$(python3 - "$root/tmp/inspect.json" <<'PY'
 import json, sys
-report = json.load(open(sys.argv[1]))
-series = report["series"]
-assert len(series) == 1, f"{len(series)} series"
-s = series[0]
-print("test_deb: inspect:", {k: s[k] for k in ("modality", "dimensions", "spacing") if k in s},
-      "segmentations:", len(s.get("segmentations", [])))
-assert s.get("segmentations"), "no SEG found"
+series = json.load(open(sys.argv[1]))["series"]
+assert len(series) == 6, f"{len(series)} series, expected 6"
+for s in series:
+    assert s["modality"] == "CT" and s["dimensions"] == [128, 128, 34], (s["modality"], s["dimensions"])
+    assert [t["name"] for t in s["transferSyntaxes"]] == ["JPEG-LS Lossless"], s["transferSyntaxes"]
+    assert len(s["segmentations"]) == 1, s["segmentations"]
+    assert not [p for p in s["problems"] if p["blocking"]], s["problems"]
+print(series[0]["seriesInstanceUID"])
+PY
+) || fail "tessera inspect's report: $(head -c 600 "$root/tmp/inspect.json")"
+step "tessera inspect: 6 CT series 128x128x34, JPEG-LS lossless, a SEG each"
+in_root tessera convert "/tmp/$site" --series "$first" --output /tmp/ct.nii >/dev/null 2>&1 || fail "tessera convert"
+# The same binary on the build host (its own libraries) converts the series to the same voxels.
+dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$work" ./usr/bin/tessera
+"$work/usr/bin/tessera" convert "$repo/sample-data/$site" --series "$first" --output "$work/ct.nii" >/dev/null 2>&1 \
+    || fail "tessera convert on the host"
+python3 - "$root/tmp/ct.nii" "$work/ct.nii" <<'PY' || fail "the converted NIfTI"
+import array, struct, sys
+data = open(sys.argv[1], "rb").read()
+assert struct.unpack_from("<i", data, 0)[0] == 348, "not a NIfTI-1 header"
+dim = struct.unpack_from("<8h", data, 40)
+datatype, bitpix = struct.unpack_from("<2h", data, 70)
+offset = int(struct.unpack_from("<f", data, 108)[0])
+assert dim[:4] == (3, 128, 128, 34), dim
+assert len(data) == offset + 128 * 128 * 34 * bitpix // 8, (len(data), offset, bitpix)
+codes = {4: "h", 16: "f"}
+assert datatype in codes, f"datatype {datatype}"
+voxels = array.array(codes[datatype], data[offset:])
+low, high = min(voxels), max(voxels)
+assert -3100 <= low < -500 and 0 < high <= 4000, (low, high)  # air and soft tissue in HU
+host = open(sys.argv[2], "rb").read()
+assert host[offset:] == data[offset:], "the voxels differ from the build host's conversion"
+print(f"test_deb: convert: {dim[1]}x{dim[2]}x{dim[3]}, datatype {datatype}, HU {low}..{high}, "
+      "voxels equal to the build host's")
 PY
 
 in_root getent passwd tessera >/dev/null || fail "the postinst made no tessera user"
