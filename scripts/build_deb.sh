@@ -31,7 +31,9 @@ install -m 0644 packaging/debian/copyright "$stage/usr/share/doc/tessera/copyrig
 # dpkg-shlibdeps wants a source tree with debian/control.
 mkdir -p "$work/src/debian"
 printf 'Source: tessera\n\nPackage: tessera\nArchitecture: any\n' >"$work/src/debian/control"
-depends=$(cd "$work/src" && dpkg-shlibdeps -O "$stage/usr/bin/tessera" | sed -n 's/^shlibs:Depends=//p')
+# (Its warnings that DCMTK's libraries are linked without being used are about CDCMTKShim's link line: harmless.)
+depends=$(cd "$work/src" && dpkg-shlibdeps -O "$stage/usr/bin/tessera" 2> >(grep -v 'useless dependency' >&2) |
+    sed -n 's/^shlibs:Depends=//p')
 [ -n "$depends" ] || { echo "build_deb: dpkg-shlibdeps gave no dependencies" >&2; exit 1; }
 depends="$depends, adduser"
 
@@ -43,5 +45,6 @@ install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debia
 (cd "$stage" && find usr -type f -print0 | sort -z | xargs -0 md5sum) >"$stage/DEBIAN/md5sums"
 
 deb=$repo/out/tessera_${version}_$arch.deb
-dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >/dev/null
+# gzip, not xz: 37 MB instead of 24 MB, but 11 s of CPU instead of 67 s (CI runs this on 2 cores).
+dpkg-deb --root-owner-group -Zgzip --build "$stage" "$deb" >/dev/null
 echo "build_deb: $deb ($(du -h "$deb" | cut -f1)), Depends: $depends"

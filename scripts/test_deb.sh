@@ -35,7 +35,7 @@ work=$(mktemp -d /var/tmp/tessera-deb-test.XXXXXX)
 root=$work/root
 mkdir -p "$work/upper" "$work/work" "$root"
 cleanup() {
-    for m in var/cache/apt/archives dev proc ""; do
+    for m in var/cache/apt/archives dev/pts dev proc ""; do
         if mountpoint -q "$root/$m"; then umount "$root/$m" || umount -l "$root/$m"; fi
     done
     # Never delete through a mount that is still there.
@@ -46,6 +46,7 @@ mount -t overlay overlay -o "lowerdir=$base,upperdir=$work/upper,workdir=$work/w
 step "fresh root: overlay on $base at $root"
 mount -t proc proc "$root/proc"
 mount --bind /dev "$root/dev"
+mount -t devpts -o newinstance,ptmxmode=0666 devpts "$root/dev/pts"
 mount --bind "$cache/archives" "$root/var/cache/apt/archives"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 grep -q "^VERSION_CODENAME=$suite$" "$root/etc/os-release" || fail "the root is not Debian $suite"
@@ -110,7 +111,7 @@ print(f"test_deb: convert: {dim[1]}x{dim[2]}x{dim[3]}, datatype {datatype}, HU {
 PY
 
 in_root getent passwd tessera >/dev/null || fail "the postinst made no tessera user"
-[ "$(stat -c %U:%G "$root/var/lib/tessera")" = tessera:tessera ] || fail "/var/lib/tessera is not tessera's"
+[ "$(in_root stat -c %U:%G /var/lib/tessera)" = tessera:tessera ] || fail "/var/lib/tessera is not tessera's"
 for u in tessera-server.service tessera-client@.service; do
     [ -f "$root/lib/systemd/system/$u" ] || fail "$u not installed"
 done
@@ -154,30 +155,48 @@ if [ "${TESSERA_DEB_TEST_BOOT:-1}" = 1 ]; then
         -e "s|^TESSERA_DATA=.*|TESSERA_DATA=/srv/tessera/$site|" \
         "$root/etc/tessera/client.env.example" >"$root/etc/tessera/client-$site.env"
     in_root systemctl enable -q tessera-server.service "tessera-client@$site.service"
-    for m in var/cache/apt/archives dev proc; do umount "$root/$m"; done
+    for m in var/cache/apt/archives dev/pts dev proc; do umount "$root/$m"; done
+
+    # debootstrap writes no /etc/hosts (the installer does): the kits name the server "localhost".
+    printf '127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
 
     step "boot the root (systemd-nspawn)"
+    booter=""
+    leader=""
+    stop_boot() {
+        # SIGRTMIN+4 asks the container's systemd to power off; SIGKILL to its init ends the container if it hangs.
+        if [ -n "$leader" ]; then kill -s RTMIN+4 "$leader" 2>/dev/null || true; fi
+        for _ in $(seq 300); do kill -0 "$booter" 2>/dev/null || break; sleep 0.1; done
+        if kill -0 "$booter" 2>/dev/null; then
+            if [ -n "$leader" ]; then kill -KILL "$leader" 2>/dev/null || true; fi
+            for p in $(ps -o pid= --ppid "$booter"); do kill "$p" 2>/dev/null || true; done
+            sleep 1
+            kill "$booter" 2>/dev/null || true
+        fi
+        wait "$booter" 2>/dev/null || true
+    }
+    trap 'stop_boot; cleanup' EXIT
     script -qfc "systemd-nspawn -q --register=no --keep-unit --private-network -D '$root' -b --console=read-only" \
         "$work/boot.log" >/dev/null 2>&1 </dev/null &
     booter=$!
-    leader=""
     for _ in $(seq 300); do
+        # The container's init: a systemd whose parent is the systemd-nspawn started on this root.
         for p in $(pgrep -x systemd || true); do
-            [ "$(readlink "/proc/$p/root" 2>/dev/null)" = "$root" ] && leader=$p && break 2
+            parent=$(ps -o ppid= -p "$p" | tr -d ' ')
+            [ -n "$parent" ] && tr '\0' ' ' <"/proc/$parent/cmdline" 2>/dev/null | grep -qF -- "-D $root " \
+                && leader=$p && break 2
         done
         sleep 0.1
     done
     [ -n "$leader" ] || fail "the root did not boot: $(tr -d '\r' <"$work/boot.log" | tail -5)"
     in_ns() { nsenter -t "$leader" -m -u -i -n -p env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@"; }
-    stop_boot() {
-        in_ns systemctl poweroff >/dev/null 2>&1 || true
-        for _ in $(seq 300); do kill -0 "$booter" 2>/dev/null || break; sleep 0.1; done
-        kill "$booter" 2>/dev/null || true
-        wait "$booter" 2>/dev/null || true
-    }
     journal() { in_ns journalctl --no-pager -q -o cat -u tessera-server -u "tessera-client@$site" | tail -20 >&2; }
-    trap 'stop_boot; cleanup' EXIT
-    state=$(timeout 120 nsenter -t "$leader" -m -p systemctl is-system-running --wait 2>/dev/null || true)
+    state=""
+    for _ in $(seq 600); do  # until the boot is over (or 60 s)
+        state=$(in_ns systemctl is-system-running 2>/dev/null || true)
+        case $state in running | degraded) break ;; esac
+        sleep 0.1
+    done
     step "booted: $state"
 
     # Both units up, hardened as written.
@@ -194,8 +213,9 @@ if [ "${TESSERA_DEB_TEST_BOOT:-1}" = 1 ]; then
     step "both units active as tessera: NoNewPrivs, no capabilities, seccomp"
 
     # The site reaches the server (mutual TLS over the root's loopback).
-    for _ in $(seq 120); do
-        sites=$(in_ns tessera admin --kit /root/kits/lead sites 2>/dev/null || true)
+    deadline=$((SECONDS + 90))
+    while [ $SECONDS -lt $deadline ]; do
+        sites=$(in_ns timeout 20 tessera admin --kit /root/kits/lead sites 2>/dev/null || true)
         grep -q "^$site " <<<"$sites" && break
         sleep 0.5
     done
@@ -217,6 +237,7 @@ if [ "${TESSERA_DEB_TEST_BOOT:-1}" = 1 ]; then
     trap cleanup EXIT
     mount -t proc proc "$root/proc"
     mount --bind /dev "$root/dev"
+    mount -t devpts -o newinstance,ptmxmode=0666 devpts "$root/dev/pts"
 fi
 
 in_root env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq tessera >"$root/tmp/purge.log" \
