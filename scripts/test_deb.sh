@@ -21,6 +21,8 @@ fail() { echo "test_deb: FAILED: $*" >&2; exit 1; }
 
 mkdir -p "$cache/archives/partial"
 base=$cache/$suite-minbase
+exec 9>"$cache/lock"
+flock 9  # one debootstrap at a time; the runs' overlays are independent
 if [ ! -d "$base" ]; then
     step "debootstrap $suite into $base (once)"
     rm -rf "$base.partial"
@@ -29,6 +31,7 @@ if [ ! -d "$base" ]; then
     rm -f "$base.partial"/var/cache/apt/archives/*.deb
     mv "$base.partial" "$base"
 fi
+flock -u 9
 
 # Each run: a writable overlay on the kept root (which stays as debootstrap left it), removed at the end.
 work=$(mktemp -d /var/tmp/tessera-deb-test.XXXXXX)
