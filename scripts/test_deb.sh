@@ -45,6 +45,7 @@ cleanup() {
     if ! grep -q " $work/" /proc/mounts; then rm -rf "$work"; else echo "test_deb: $work still mounted" >&2; fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM  # so that the EXIT trap cleans up
 mount -t overlay overlay -o "lowerdir=$base,upperdir=$work/upper,workdir=$work/work" "$root"
 step "fresh root: overlay on $base at $root"
 mount -t proc proc "$root/proc"
