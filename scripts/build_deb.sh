@@ -10,7 +10,10 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 bin=${TESSERA_BIN:-$(swift build -c release --static-swift-stdlib --show-bin-path)/tessera}
 [ -x "$bin" ] || { echo "build_deb: no release binary at $bin (run make release)" >&2; exit 1; }
-command -v dpkg-shlibdeps >/dev/null || { echo "build_deb: dpkg-shlibdeps missing (apt-get install dpkg-dev)" >&2; exit 1; }
+command -v dpkg-shlibdeps >/dev/null || {
+    echo "build_deb: dpkg-shlibdeps missing (apt-get install dpkg-dev)" >&2
+    exit 1
+}
 
 if objdump -p "$bin" | grep -q 'NEEDED *libswift'; then
     echo "build_deb: $bin links the Swift runtime dynamically; build it with --static-swift-stdlib" >&2

@@ -71,6 +71,10 @@ step "installed: $(in_root dpkg-query -W -f '${Package} ${Version}, Depends: ${D
 expected=$(dpkg-deb -f "$deb" Version)
 version=$(in_root tessera --version) || fail "tessera --version"
 [ "$version" = "$expected" ] || fail "tessera --version printed '$version', the package is $expected"
+source_version=$(sed -n 's/^ *public static let current = "\(.*\)"$/\1/p' \
+    "$repo/Sources/FederationCore/Messages/AuditEntry.swift")
+[ "$version" = "$source_version" ] \
+    || fail "tessera --version printed '$version', TesseraVersion.current is '$source_version'"
 step "tessera --version: $version"
 
 # The sample site as the README's table describes it: 6 CT series of 128 x 128 x 34, JPEG-LS lossless, one SEG each;
@@ -146,8 +150,8 @@ fi
 if [ "${TESSERA_DEB_TEST_BOOT:-1}" = 1 ]; then
     command -v systemd-nspawn >/dev/null || fail "systemd-nspawn missing (apt-get install systemd-container)"
     step "services: systemd into the root, a project, the units enabled"
-    in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd systemd-sysv dbus \
-        >"$root/tmp/apt-systemd.log" || { tail -20 "$root/tmp/apt-systemd.log" >&2; fail "apt-get install systemd"; }
+    in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        systemd systemd-sysv dbus >"$root/tmp/apt-systemd.log" || { tail -20 "$root/tmp/apt-systemd.log" >&2; fail "apt-get install systemd"; }
     in_root tessera provision /usr/share/tessera/pipelines/project.yaml --output /root/kits >/dev/null \
         || fail "tessera provision"
     for kit in server "$site"; do
