@@ -11,8 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-out/dp-tradeoff}
 RUNS=${RUNS:-"none client:0.1:5 client:1.0:5 dpsgd:0.5 dpsgd:1.0 dpsgd:2.0"}
-swift build -c release --product tessera >/dev/null
-BIN=$(swift build -c release --show-bin-path)/tessera
+swift build -c release --static-swift-stdlib --product tessera >/dev/null
+BIN=$(swift build -c release --static-swift-stdlib --show-bin-path)/tessera
 mkdir -p "$OUT"
 echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
 rows=()

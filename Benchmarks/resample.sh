@@ -21,8 +21,8 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import SimpleITK, mon
   "$VENV/bin/pip" install -q numpy==2.4.6 SimpleITK==2.5.7 monai==1.6.1 torch==2.15.0
 fi
 PY="$VENV/bin/python"
-swift build -c release ${SWIFT_FLAGS:-} --product tessera-bench >/dev/null
-BENCH=$(swift build -c release ${SWIFT_FLAGS:-} --show-bin-path)/tessera-bench
+swift build -c release --static-swift-stdlib ${SWIFT_FLAGS:-} --product tessera-bench >/dev/null
+BENCH=$(swift build -c release --static-swift-stdlib ${SWIFT_FLAGS:-} --show-bin-path)/tessera-bench
 
 # Correctness first: without anti-aliasing, Tessera's resampled + z-scored volume equals SimpleITK's on the same
 # input.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DICOMIO
+import FederationCore
 import Foundation
 import Tensors
 
@@ -7,6 +8,7 @@ struct TesseraCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tessera",
         abstract: "Federated learning for medical imaging: read DICOM, train, federate.",
+        version: TesseraVersion.current,
         subcommands: [
             Inspect.self, Convert.self, Train.self, Predict.self, Simulate.self, Stats.self, GenerateSampleData.self,
             Provision.self, Server.self, Client.self, Admin.self, Egress.self,

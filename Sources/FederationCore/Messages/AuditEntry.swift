@@ -78,7 +78,8 @@ public struct SiteStatus: Sendable, Hashable, Codable {
     }
 }
 
-/// The version of this build of Tessera, which a site's client sends with every call.
+/// The version of this build of Tessera, which a site's client sends with every call; `tessera --version` prints it
+/// and `make deb` names the package after it.
 public enum TesseraVersion {
     public static let current = "0.1.0"
 }
