@@ -44,9 +44,10 @@ test: deps
 	$(MAKE) fuzz-smoke
 
 # libFuzzer targets (docs/fuzzing.md), built on the debug build of `make test`. `make fuzz` runs each target
-# FUZZ_SECONDS and appends the figures to Fuzz/results.md; `fuzz-smoke` (part of `make test`) runs each 30 s and
+# FUZZ_SECONDS and appends the figures to Fuzz/results.md; `fuzz-smoke` (part of `make test`) runs each 15 s and
 # fails on a crash. FUZZ_TARGETS picks targets (default: all).
 FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 15
 FUZZ_TARGETS ?=
 fuzz: deps
 	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
@@ -55,7 +56,7 @@ fuzz: deps
 
 fuzz-smoke:
 	bash Fuzz/build.sh $(FUZZ_TARGETS)
-	bash Fuzz/run.sh -r -s 30 $(FUZZ_TARGETS)
+	bash Fuzz/run.sh -r -s $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
 
 # What works end to end today: read the sample sites, report them, and convert a study and its SEG to NIfTI.
 demo: release

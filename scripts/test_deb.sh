@@ -6,10 +6,14 @@
 # Run as root (debootstrap, chroot, mounts): `make test-deb`, or `bash scripts/test_deb.sh out/tessera_*.deb`.
 # The root (debootstrap --variant=minbase) is made once and kept with the downloaded packages in
 # $TESSERA_DEB_TEST_CACHE (default /var/cache/tessera-deb-test); each run works on an overlay of it, removed after.
+# `test_deb.sh --prepare-root` only makes that root (CI starts it beside `make test`: it is mostly download).
 set -euo pipefail
-[ $# = 1 ] && [ -f "$1" ] || { echo "usage: test_deb.sh path/to/tessera_VERSION_ARCH.deb" >&2; exit 2; }
+prepare_only=no
+if [ "${1:-}" = --prepare-root ]; then prepare_only=yes; else
+    [ $# = 1 ] && [ -f "$1" ] || { echo "usage: test_deb.sh path/to/tessera_VERSION_ARCH.deb | --prepare-root" >&2; exit 2; }
+fi
 [ "$(id -u)" = 0 ] || { echo "test_deb: run as root (debootstrap, chroot)" >&2; exit 2; }
-deb=$(realpath "$1")
+[ $prepare_only = yes ] || deb=$(realpath "$1")
 repo=$(cd "$(dirname "$0")/.." && pwd)
 suite=bookworm
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -32,6 +36,7 @@ if [ ! -d "$base" ]; then
     mv "$base.partial" "$base"
 fi
 flock -u 9
+if [ $prepare_only = yes ]; then step "root ready in $base"; exit 0; fi
 
 # Each run: a writable overlay on the kept root (which stays as debootstrap left it), removed at the end.
 work=$(mktemp -d /var/tmp/tessera-deb-test.XXXXXX)
