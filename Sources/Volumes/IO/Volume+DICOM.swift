@@ -34,13 +34,7 @@ extension Volume where Voxel == Float {
         series: DICOMSeries, stack: SliceStack? = nil, limits: ReadingLimits = .default,
         threads: Int = ProcessInfo.processInfo.activeProcessorCount
     ) throws(DICOMError) {
-        let stack = try { () throws(DICOMError) -> SliceStack in
-            if let stack { return stack }
-            return try series.primaryStack()
-        }()
-        if let blocking = stack.problems.first(where: \.isBlocking) {
-            throw DICOMError(.geometry, "series \(series.seriesInstanceUID) cannot be read as a volume: \(blocking)")
-        }
+        let stack = try series.volumeStack(stack)
         guard !stack.slices.isEmpty else {
             throw DICOMError(.geometry, "series \(series.seriesInstanceUID) has no image slices")
         }
@@ -139,5 +133,18 @@ extension Volume where Voxel == UInt8 {
         }
         let (labels, overlaps) = try segmentation.labelMap(onto: stack, of: series, file: file, limits: limits)
         return (Volume(geometry: VolumeGeometry(stack: stack), voxels: labels), segmentation.segments, overlaps)
+    }
+}
+
+extension DICOMSeries {
+    /// `given` when there is one, else the series' primary stack; refused when it has a blocking problem.
+    /// - Throws: `DICOMError` `.geometry` naming the series and the problem.
+    func volumeStack(_ given: SliceStack?) throws(DICOMError) -> SliceStack {
+        let stack: SliceStack
+        if let given { stack = given } else { stack = try primaryStack() }
+        if let blocking = stack.problems.first(where: \.isBlocking) {
+            throw DICOMError(.geometry, "series \(seriesInstanceUID) cannot be read as a volume: \(blocking)")
+        }
+        return stack
     }
 }

@@ -39,13 +39,7 @@ extension Volume where Voxel == UInt8 {
         mapping: ROILabelMapping? = nil, limits: ReadingLimits = .default
     ) throws(DICOMError) -> StructureSetLabels {
         let path = structureSet.path
-        let stack = try { () throws(DICOMError) -> SliceStack in
-            if let stack { return stack }
-            return try series.primaryStack()
-        }()
-        if let blocking = stack.problems.first(where: \.isBlocking) {
-            throw DICOMError(.geometry, "series \(series.seriesInstanceUID) cannot be read as a volume: \(blocking)")
-        }
+        let stack = try series.volumeStack(stack)
         guard !stack.slices.isEmpty else {
             throw DICOMError(.structureSet, "the referenced series has no slices", path: path)
         }
