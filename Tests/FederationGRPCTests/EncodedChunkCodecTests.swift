@@ -94,7 +94,7 @@ struct EncodedChunkCodecTests {
             (Self.hostile(encoding: 3, blockSize: 16, count: UInt64.max >> 1, bytes: good), .tooLarge, "at most"),
             (
                 Self.hostile(encoding: 1, blockSize: 0, count: 64, bytes: Array(good.prefix(100))), .shapeMismatch,
-                "bytes"
+                "80 long, not 128"
             ),
             (Self.hostile(encoding: 3, blockSize: 1 << 30, count: 64, bytes: good), .invalidConfiguration, "block"),
             (Self.hostile(encoding: 7, blockSize: 0, count: 64, bytes: good), .invalidConfiguration, "unknown"),

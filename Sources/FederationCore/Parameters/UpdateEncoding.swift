@@ -158,8 +158,8 @@ public struct EncodedValues: Sendable, Equatable {
         guard bytes.count == expected else {
             throw FederationError(
                 .shapeMismatch,
-                "an encoded chunk of \(count) \(encoding.name) values holds \(bytes.count) bytes, not \(expected) "
-                    + "(truncated or padded)")
+                "an encoded chunk of \(count) \(encoding.name) values is \(bytes.count) long, not \(expected): "
+                    + "truncated or padded, it does not fit the shape it declares")
         }
         guard case .int8Blocks(let b) = encoding else { return }
         var at = 0
