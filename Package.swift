@@ -229,7 +229,7 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(
-            name: "FederationCoreTests", dependencies: ["FederationCore"],
+            name: "FederationCoreTests", dependencies: ["FederationCore", "Randomness"],
             exclude: ["Golden"],  // read from the source tree by path
             swiftSettings: strict),
         .testTarget(

@@ -12,6 +12,8 @@
 #   SECAGG=1 also runs every configuration with secure aggregation (five stages a round, masks from every other
 #   site); SECAGG_NEIGHBOURS=k uses k neighbours per site instead (SecAgg+). The table then has a row per mode, with
 #   the bytes the clients wrote per round (TLS records included, /proc/<pid>/io).
+#   COMPRESSION="int8 fp16" also runs every configuration with each of these update encodings at the sites
+#   (`federation.compression`: none | fp16 | bf16 | int8 with blocks of 256; error feedback at the sites).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-5}
@@ -33,6 +35,10 @@ for config in $CONFIGS; do
   echo "## N=$n K=$k, load before: $(cut -d' ' -f1-3 /proc/loadavg)"
   "$BENCH" federation-round --parameters "$n" --clients "$k" --rounds "$ROUNDS" --client-processes \
     ${EXTRA[@]+"${EXTRA[@]}"} | tee -a "$OUT"
+  for mode in ${COMPRESSION:-}; do
+    "$BENCH" federation-round --parameters "$n" --clients "$k" --rounds "$ROUNDS" --client-processes \
+      --compression "$mode" ${EXTRA[@]+"${EXTRA[@]}"} | tee -a "$OUT"
+  done
   if [ "${SECAGG:-0}" = 1 ]; then
     "$BENCH" federation-round --parameters "$n" --clients "$k" --rounds "$ROUNDS" --client-processes \
       --secure-aggregation --neighbours "${SECAGG_NEIGHBOURS:-0}" ${EXTRA[@]+"${EXTRA[@]}"} | tee -a "$OUT"
@@ -54,13 +60,17 @@ print("|---|---|---|---|---|---|---|---|---|---|")
 summaries = [r for r in rows if r.get("bench") == "federation-round-summary"]
 for summary in summaries:
     n, k, secure = summary["parameters"], summary["clients"], summary.get("secure_aggregation", False)
+    compression = summary.get("compression", "none")
     rounds = [r for r in rows if r.get("bench") == "federation-round" and r["parameters"] == n and r["clients"] == k
-              and r.get("secure_aggregation", False) == secure]
+              and r.get("secure_aggregation", False) == secure and r.get("compression", "none") == compression]
     later = [r["seconds"] for r in rounds[1:]] or [rounds[0]["seconds"]]
     flower = next((r for r in rows if r.get("bench") == "flower-legacy" and r["params"] == n and r["clients"] == k), None)
-    fl_round = f'{statistics.median(flower["period_s_all"] or flower["round_s_all"]):.3f}' if flower and "round_s_all" in flower and not secure else "–"
-    fl_peak = f'{flower["peak_rss_server_MB"]:.0f}' if flower and "peak_rss_server_MB" in flower and not secure else "–"
+    plain = not secure and compression == "none"
+    fl_round = f'{statistics.median(flower["period_s_all"] or flower["round_s_all"]):.3f}' if flower and "round_s_all" in flower and plain else "–"
+    fl_peak = f'{flower["peak_rss_server_MB"]:.0f}' if flower and "peak_rss_server_MB" in flower and plain else "–"
     mode = ("SecAgg" + (f' k={summary["neighbours"]}' if summary.get("neighbours") else "")) if secure else "FedAvg"
+    if compression != "none":
+        mode += f" {compression}"
     written = summary.get("client_written_bytes_total", -1)
     per_round = f'{written / summary["rounds"] / 1e6:.1f}' if written and written > 0 else "–"
     print(f'| {n:,} | {k} | {mode} | {rounds[0]["seconds"]:.3f} | {statistics.median(later):.3f} | '

@@ -45,6 +45,7 @@ private func uploadedPart(_ message: [UInt8]) {
         var assembler = ParameterAssembler()
         if (try? assembler.append(chunk)) != nil { _ = try? assembler.finish() }
         _ = try? OutgoingPartSerializer().serialize(.chunk(chunk)) as [UInt8]
+    case .refused(let error): _ = error.message  // an encoded chunk whose sizes or scales do not check out
     }
 }
 

@@ -118,11 +118,12 @@ public struct EgressRecord: Sendable, Equatable, Codable {
 
     /// The record of `header` and `chunks` as sent: sizes, digest and the privacy fields declared in its metrics.
     public init(header: ResultHeader, chunks: [ParameterChunk], kind: EgressKind, sentAt: Date) {
-        let scalars = chunks.reduce(0) { $0 + $1.values.count }
+        let scalars = chunks.reduce(0) { $0 + $1.valueCount }
+        let valueBytes = chunks.reduce(0) { $0 + $1.valueBytes }
         let metricBytes = header.metrics.keys.reduce(0) { $0 + $1.utf8.count + MemoryLayout<Double>.size }
         self.init(
             sentAt: sentAt, site: header.site, job: header.jobID, round: header.round, kind: kind,
-            bytes: scalars * MemoryLayout<Float>.size + header.payload.count + metricBytes, scalars: scalars,
+            bytes: valueBytes + header.payload.count + metricBytes, scalars: scalars,
             payloadBytes: header.payload.count, metrics: header.metrics,
             sha256: EgressLog.digest(chunks: chunks, payload: header.payload),
             privacy: EgressPrivacy(metrics: header.metrics))
@@ -288,10 +289,15 @@ public final class EgressLog: Sendable {
 
     /// Lower-case hex SHA-256 of the chunks' values in order, each as 4 little-endian bytes (IEEE 754 binary32),
     /// followed by `payload`. To recompute it outside Tessera (numpy):
-    /// `hashlib.sha256(np.concatenate(values).astype("<f4").tobytes() + payload).hexdigest()`.
+    /// `hashlib.sha256(np.concatenate(values).astype("<f4").tobytes() + payload).hexdigest()`. A compressed chunk
+    /// (`federation.compression`) counts as the bytes that left: its encoded values (`EncodedValues.bytes`).
     public static func digest(chunks: [ParameterChunk], payload: [UInt8]) -> String {
         var hasher = SHA256()
         for chunk in chunks {
+            if let encoded = chunk.encoded {
+                encoded.bytes.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+                continue
+            }
             #if _endian(little)
                 chunk.values.withUnsafeBytes { hasher.update(bufferPointer: $0) }
             #else

@@ -61,16 +61,17 @@ public struct RetryPolicy: Sendable {
     }
 }
 
-/// A site client: registers, long-polls for tasks, trains, and sends weight diffs through the site's filter chain,
-/// in chunks. Retries transient errors with backoff and jitter; never exits on them. A result the server refuses
-/// for good (too large, wrong shape, NaN/Inf) is not resent: the site logs why and waits for the next round; so does
-/// a site whose local training, filters or statistics answer fail (it sits the round or phase out and says why; a
-/// statistics answer has no way to carry an error, so the server's phase deadline records the missing answer).
-/// A job that ends or fails while the site works on it (a server restart in the middle of a query) sends the site
-/// back to polling. Only `fatalErrors` end the agent: a certificate refused (`.unknownSite`: the server does not take
-/// this site's certificate as a participant, or either side refused the other's certificate in the TLS handshake —
-/// a kit of another project, an expired certificate), and transient errors past `retry.maxAttempts` when it is set;
-/// everything else is logged and retried.
+/// A site client: registers, long-polls for tasks, trains, and sends weight diffs through the site's filter chain, in
+/// chunks; encoded as the task asks (`UpdateEncoding`, with the job's error-feedback residual kept in memory by
+/// `UpdateCompressor`) as the very last step. Retries transient errors with backoff and jitter; never exits on them. A
+/// result the server refuses for good (too large, wrong shape, NaN/Inf) is not resent: the site logs why and waits for
+/// the next round; so does a site whose local training, filters or statistics answer fail (it sits the round or phase
+/// out and says why; a statistics answer has no way to carry an error, so the server's phase deadline records the
+/// missing answer). A job that ends or fails while the site works on it (a server restart in the middle of a query)
+/// sends the site back to polling. Only `fatalErrors` end the agent: a certificate refused (`.unknownSite`: the server
+/// does not take this site's certificate as a participant, or either side refused the other's certificate in the TLS
+/// handshake — a kit of another project, an expired certificate), and transient errors past `retry.maxAttempts` when it
+/// is set; everything else is logged and retried.
 ///
 /// Cross-site evaluation: when the job asks for it (`config["cross_site_evaluation"]`), the site keeps its last
 /// locally trained weights; a `submitModel` task sends them (through the filter chain) unless the site's policy keeps
@@ -218,6 +219,9 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
         /// The last training result sent (views into its diff), until the next training task: what the site sends
         /// again when the server asks for the same round again.
         var lastSent: (header: ResultHeader, chunks: [ParameterChunk])?
+        /// The job's update compression with its error-feedback residual (`UpdateCompressor`): in memory only, for
+        /// one job at a time (a new job starts from a zero residual); nil while the job sends float32.
+        var compressor: UpdateCompressor?
         var revealedBefore: (@Sendable (String, Int) -> Bool)?
         if let log = egressLog {
             revealedBefore = { job, round in SecureAggregationClient.revealed(in: log, job: job, round: round) }
@@ -443,6 +447,14 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                     delivery = try await decline(task, reason)
                     break
                 }
+                let encoding: UpdateEncoding
+                do {
+                    encoding = try UpdateEncoding(taskConfig: task.config)
+                } catch {
+                    delivery = try await decline(
+                        task, "the site cannot encode its update as the job asks: \(error.message)")
+                    break
+                }
                 guard let global = try await download(task) else { continue }
                 let samples: Int
                 let metrics: [String: Double]
@@ -512,7 +524,13 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                 let header = ResultHeader(
                     jobID: task.jobID, round: task.round, site: site, sampleCount: update.sampleCount,
                     metrics: update.metrics)
-                let chunks = update.diff.chunks(maxScalars: chunkScalars)
+                // Compression is the last step: it encodes what the filters and the privacy step released.
+                if compressor?.jobID != task.jobID || compressor?.encoding != encoding {
+                    compressor = encoding == .float32 ? nil : UpdateCompressor(jobID: task.jobID, encoding: encoding)
+                }
+                let chunks =
+                    compressor?.encode(update.diff, maxScalars: chunkScalars)
+                    ?? update.diff.chunks(maxScalars: chunkScalars)
                 lastSent = (header, chunks)
                 delivery = try await deliver(header, chunks, .trainUpdate)
             }

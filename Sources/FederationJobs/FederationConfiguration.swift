@@ -35,6 +35,9 @@ public struct FederationConfiguration: Sendable, Equatable {
     /// How a round's diffs become one (`federation.robust_aggregation`): rule, norm bound, weighting, declared
     /// sample counts. Default: FedAvg's sample-weighted mean.
     public var robustAggregation = RobustAggregation()
+    /// How the sites encode their updates (`federation.compression`, `federation.compression_block_size`): float32
+    /// (`none`, the default), fp16, bf16 or int8 blocks, with error feedback at the site (`UpdateCompressor`).
+    public var compression = UpdateEncoding.float32
 
     public init() {}
 
@@ -42,7 +45,8 @@ public struct FederationConfiguration: Sendable, Equatable {
         "rounds", "min_clients", "strategy", "local_epochs", "proximal_mu",
         "server_learning_rate", "round_timeout_seconds", "grace_period_seconds", "sites",
         "max_round_retries", "cross_site_evaluation", "max_sample_count",
-        "max_update_value", "client_dp", "secure_aggregation", "robust_aggregation",
+        "max_update_value", "client_dp", "secure_aggregation", "robust_aggregation", "compression",
+        "compression_block_size",
     ]
 
     /// Keys of `federation.robust_aggregation` (documented in pipelines/segmentation-unet2d.yaml).
@@ -61,6 +65,8 @@ public struct FederationConfiguration: Sendable, Equatable {
         let node = try Self.compose(yaml, limits: limits)
         let root = node?.mapping
         guard let section = root?["federation"] else { return }
+        var compressionName = "none"
+        var compressionBlockSize: Int?
         guard let m = section.mapping else {
             throw FederationError(.invalidConfiguration, "`federation` must be a mapping")
         }
@@ -92,6 +98,14 @@ public struct FederationConfiguration: Sendable, Equatable {
             }
             let timeout = 1...limits.maxRoundTimeoutSeconds
             switch key {
+            case "compression":
+                guard let name = v.scalar?.string, UpdateEncoding.names.contains(name) else {
+                    let shown = v.scalar.map { CheckedConversion.quoted($0.string) } ?? "not a name"
+                    throw fail(key, "is \(shown): use \(UpdateEncoding.names.joined(separator: ", "))")
+                }
+                compressionName = name
+            case "compression_block_size":
+                compressionBlockSize = try int(UpdateEncoding.blockSizes, nil)
             case "rounds": rounds = try int(1...limits.maxRounds, "max_rounds")
             case "min_clients": minClients = try int(1...limits.maxSites, "max_sites")
             case "local_epochs": localEpochs = try int(1...limits.maxEpochs, "max_epochs")
@@ -136,6 +150,12 @@ public struct FederationConfiguration: Sendable, Equatable {
             default: break
             }
         }
+        if compressionBlockSize != nil, compressionName != "int8" {
+            throw fail(
+                "compression_block_size", "applies to compression: int8 only (compression is \(compressionName))")
+        }
+        compression = try UpdateEncoding(
+            name: compressionName, blockSize: compressionBlockSize ?? UpdateEncoding.defaultBlockSize)
         try validate(limits: limits)
     }
 
@@ -402,6 +422,23 @@ public struct FederationConfiguration: Sendable, Equatable {
                 "grace_period_seconds",
                 "is \(gracePeriodSeconds): must not exceed round_timeout_seconds "
                     + "(\(roundTimeoutSeconds))")
+        }
+        if compression != .float32 {
+            // Masked sums are exact arithmetic on 32-bit words: a site's quantised values would have to be masked in
+            // another ring, and the server could not decode what it never sees alone.
+            guard secureAggregation == nil else {
+                throw fail(
+                    "compression",
+                    "is \(compression.name), which secure_aggregation cannot carry (masked vectors are 32-bit words "
+                        + "summed exactly): use compression: none with secure_aggregation")
+            }
+            // The server checks each clipped diff against clip_norm; quantisation and error feedback move the norm.
+            guard clientDP?.noise != .server else {
+                throw fail(
+                    "compression",
+                    "is \(compression.name), which would move each diff's norm past client_dp.clip_norm that the "
+                        + "server checks: use client_dp noise: sites, or compression: none")
+            }
         }
         if secureAggregation != nil {
             guard strategy != "cyclic" else {

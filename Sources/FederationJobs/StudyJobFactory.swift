@@ -203,6 +203,8 @@ extension FederationConfiguration {
         job.secureAggregation = secureAggregation
         job.robustAggregation = robustAggregation
         if crossSiteEvaluation { job.taskConfig["cross_site_evaluation"] = .bool(true) }
+        // How the sites encode their updates (nothing for float32).
+        job.taskConfig.merge(compression.taskConfig) { _, encoding in encoding }
         return job
     }
 }

@@ -98,9 +98,10 @@ private struct MeteredConnection: FederationConnection {
             try await base.uploadResult(header, chunks: chunks)
         }
         metrics.counter("tessera_site_results_sent_total").increment()
-        let scalars = chunks.reduce(0) { $0 + $1.values.count }
+        // As they travel: encoded values (`federation.compression`) count their encoded bytes.
+        let valueBytes = chunks.reduce(0) { $0 + $1.valueBytes }
         metrics.counter("tessera_site_model_bytes_total", [("direction", "out")])
-            .increment(by: scalars * MemoryLayout<Float>.size + header.payload.count)
+            .increment(by: valueBytes + header.payload.count)
     }
 
     func heartbeat(site: String) async throws(FederationError) {

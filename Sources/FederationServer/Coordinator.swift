@@ -483,6 +483,11 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
     public func resultChunk(site: String, _ chunk: ParameterChunk) throws(FederationError) {
         if let round = secure, round.isUploading(site) {
             do throws(FederationError) {
+                guard chunk.encoded == nil else {
+                    throw FederationError(
+                        .invalidConfiguration,
+                        "result from \(site) rejected: a masked vector travels as 32-bit words, never compressed")
+                }
                 try secure?.add(chunk, from: site)
             } catch {
                 secure?.abandon(site: site)

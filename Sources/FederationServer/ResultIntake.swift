@@ -92,6 +92,8 @@ struct ResultIntake {
     private var spillDirectory: String?
     private var spills: [String: ResultSpill] = [:]
     private var spillCount = 0
+    /// An encoded chunk's values, decoded (`UpdateEncoding`): one chunk's worth, reused from chunk to chunk.
+    private var decoded: [Float] = []
 
     init(configuration: JobConfiguration, workDirectory: String?) {
         self.configuration = configuration
@@ -260,9 +262,21 @@ struct ResultIntake {
         return outcome
     }
 
-    /// Checks one chunk and adds it into the sums (spilled too for a site on probation); nothing of it is kept.
+    /// Checks one chunk and adds it into the sums (spilled too for a site on probation); nothing of it is kept. An
+    /// encoded chunk (already checked: sizes, finite scales) is decoded first into a buffer reused from chunk to
+    /// chunk, then checked and added as float32 values are: the bounds, norms, spill and rules see decoded values.
     /// - Throws: what is wrong with the chunk, and what taking the result back asks of the round.
     mutating func add(_ chunk: ParameterChunk, from site: String, modelBytes: Int) throws(Failure) {
+        guard let encoded = chunk.encoded else { return try addValues(chunk, from: site, modelBytes: modelBytes) }
+        // At most 4 bytes per encoded byte or two: the chunk's own size bounds the buffer.
+        decoded.removeAll(keepingCapacity: true)
+        encoded.appendDecoded(to: &decoded)
+        let values = ParameterChunk(
+            tensor: chunk.tensor, shape: chunk.shape, offset: chunk.offset, values: decoded[...])
+        try addValues(values, from: site, modelBytes: modelBytes)
+    }
+
+    private mutating func addValues(_ chunk: ParameterChunk, from site: String, modelBytes: Int) throws(Failure) {
         guard var entry = inFlight[site], structure != nil else {
             if voided.contains(site) { throw Failure(error: Self.resend(site), takeBack: .done) }
             throw Failure(

@@ -30,11 +30,16 @@ struct FederationRound: ParsableCommand {
     var secureAggregation = false
     @Option(help: "With --secure-aggregation: neighbours per site (0: every other site; SecAgg+ uses a few).")
     var neighbours = 0
+    @Option(help: "Update compression at the sites: none | fp16 | bf16 | int8 (blocks of 256), with error feedback.")
+    var compression = "none"
     @OptionGroup var transport: TransportOptions
 
     func validate() throws {
         guard parameters >= 1, clients >= 1, rounds >= 1 else {
             throw ValidationError("--parameters, --clients and --rounds must be at least 1")
+        }
+        do { _ = try UpdateEncoding(name: compression) } catch {
+            throw ValidationError("--compression: \(error.message)")
         }
         try transport.validate()
     }
@@ -46,6 +51,7 @@ struct FederationRound: ParsableCommand {
             transport.limits
         )
         let secure = secureAggregation ? try SecureAggregationSettings(neighbours: neighbours) : nil
+        let encoding = try UpdateEncoding(name: compression)
         if traceMemoryMs > 0 {
             let interval = traceMemoryMs
             Thread.detachNewThread {
@@ -61,13 +67,13 @@ struct FederationRound: ParsableCommand {
         try runBlocking {
             try await Self.measure(
                 parameters: parameters, clients: clients, rounds: rounds, limits: limits,
-                clientProcesses: processes, secure: secure)
+                clientProcesses: processes, secure: secure, encoding: encoding)
         }
     }
 
     static func measure(
         parameters: Int, clients: Int, rounds: Int, limits: TransportLimits,
-        clientProcesses: Bool, secure: SecureAggregationSettings? = nil
+        clientProcesses: Bool, secure: SecureAggregationSettings? = nil, encoding: UpdateEncoding = .float32
     ) async throws {
         let start = ContinuousClock.now
         let pki = try TemporaryPKI(name: "tessera-bench")
@@ -77,6 +83,7 @@ struct FederationRound: ParsableCommand {
             jobID: "bench", rounds: rounds, sites: sites, minClients: clients,
             gracePeriod: .zero, maxUpdateBytes: parameters * 4 + 1024)
         job.secureAggregation = secure
+        job.taskConfig = encoding.taskConfig  // the sites encode their updates as the task says
         // The initial model is built in place: held by the coordinator only, it is updated in place every round.
         let coordinator = Coordinator(
             configuration: job,
@@ -108,7 +115,7 @@ struct FederationRound: ParsableCommand {
                     (last, lastCPU) = (now, cpu)
                     emitLine(
                         #"{"bench":"federation-round","parameters":\#(parameters),"clients":\#(clients),"#
-                            + #""secure_aggregation":\#(secure != nil),"#
+                            + #""secure_aggregation":\#(secure != nil),"compression":"\#(encoding.name)","#
                             + #""client_processes":\#(clientProcesses),"round":\#(round),"#
                             + #""participants":\#(participants.count),"seconds":\#(seconds),"#
                             + #""server_cpu_seconds":\#(serverCPU),"#
@@ -136,6 +143,7 @@ struct FederationRound: ParsableCommand {
         emitLine(
             #"{"bench":"federation-round-summary","parameters":\#(parameters),"clients":\#(clients),"#
                 + #""secure_aggregation":\#(secure != nil),"neighbours":\#(secure?.neighbours ?? 0),"#
+                + #""compression":"\#(encoding.name)","#
                 + #""server_read_bytes":\#(io.read),"server_written_bytes":\#(io.written),"#
                 + #""client_written_bytes_total":\#(peaks.isEmpty ? -1 : lastClientWrittenBytes.withLock { $0 }),"#
                 + #""client_processes":\#(clientProcesses),"rounds":\#(records.count),"#

@@ -126,6 +126,55 @@ struct GRPCTransportTests {
     }
 
     @Test(
+        "int8-compressed results cut into messages at block boundaries give the model of whole-chunk messages",
+        .timeLimit(.minutes(2)))
+    func compressedOverGRPC() async throws {
+        let count = 1000
+        let trainers = [
+            "a": JumpTrainer(target: (0..<count).map { Float($0 % 29) * 0.01 }, samples: 1),
+            "b": JumpTrainer(target: (0..<count).map { Float($0 % 13) * -0.02 }, samples: 3),
+        ]
+        let zero = ParameterSet([ParameterTensor(name: "w", shape: [count], values: .init(repeating: 0, count: count))])
+        func run(limits: TransportLimits) async throws -> ParameterSet {
+            let clock = ManualClock()
+            var job = JobConfiguration(jobID: "jz", rounds: 2, sites: ["a", "b"], minClients: 2)
+            job.taskConfig = UpdateEncoding.int8Blocks(blockSize: 64).taskConfig
+            let coordinator = Coordinator(configuration: job, initialModel: zero, strategy: FedAvg(), clock: clock)
+            defer { clock.advance(by: .seconds(100_000)) }
+            return try await Federation.with(coordinator) { federation in
+                let connections = try ["a", "b"].map {
+                    ($0, try federation.connect(try federation.pki.issue($0, role: "site"), limits: limits))
+                }
+                async let final = coordinator.run()
+                try await withThrowingTaskGroup(of: [Int].self) { group in
+                    for (site, connection) in connections {
+                        let agent = SiteAgent(
+                            site: site, connection: connection, trainer: trainers[site]!, clock: clock,
+                            retry: RetryPolicy(maxAttempts: 1), chunkScalars: count)
+                        group.addTask { try await agent.run() }
+                    }
+                    for try await rounds in group { #expect(rounds == [1, 2]) }
+                }
+                let model = try await final
+                for (_, connection) in connections { await connection.close() }
+                return model
+            }
+        }
+        let whole = try await run(limits: .defaults)
+        // Messages of at most 256 values: each site's chunk of 960 values (15 blocks) goes out as four pieces.
+        let cut = try await run(limits: TransportLimits(maxMessageBytes: 64 << 10, chunkScalars: 256))
+        #expect(cut["w"]?.values.map(\.bitPattern) == whole["w"]?.values.map(\.bitPattern))
+        // After two rounds the model is (1·a + 3·b) / 4 plus the weighted mean of each site's e₁ − e₂ (error feedback:
+        // Σ sent = Σ diffs − e₂), each |e| ≤ s/2 with s = max|y|/127 and |y| < 0.6 here.
+        let bound: Float = 0.6 / 127
+        for (i, got) in (cut["w"]?.values ?? []).enumerated() {
+            let a = Float(i % 29) * 0.01
+            let b = Float(i % 13) * -0.02
+            #expect(abs(got - (a + 3 * b) / 4) <= bound)
+        }
+    }
+
+    @Test(
         "No certificate, another CA's certificate, an admin or server certificate as a site: all refused",
         .timeLimit(.minutes(2)))
     func refusedClients() async throws {

@@ -133,7 +133,21 @@ struct MetricsEndpointTests {
             ("the tensor conv.weight has shape [3] but the model's is [4]", .shape),
             ("something new", .other),
         ]
-        for (message, reason) in cases {
+        // Compressed chunks refused as they are read (EncodedValues.check), in the words the server records.
+        func encodedRefusal(_ count: Int, _ bytes: [UInt8]) -> String {
+            do {
+                _ = try EncodedValues(
+                    encoding: .int8Blocks(blockSize: 16), count: count, bytes: bytes[...], maxCount: 1 << 17)
+                return ""
+            } catch { return "result from b rejected: chunk of 'w': \(error.message)" }
+        }
+        let nanScale: [UInt8] = [0x00, 0x00, 0xC0, 0x7F] + [UInt8](repeating: 1, count: 16)
+        let encodedCases: [(String, RefusalReason)] = [
+            (encodedRefusal(16, Array(nanScale.dropLast())), .shape),
+            (encodedRefusal(16, nanScale), .nonFinite),
+            (encodedRefusal(1 << 40, nanScale), .tooLarge),
+        ]
+        for (message, reason) in cases + encodedCases {
             #expect(RefusalReason(.resultRejected(round: 1, site: "b", reason: message)) == reason, "\(message)")
         }
         #expect(RefusalReason(.siteDeclined(round: 1, site: "b", reason: "x")) == .declined)

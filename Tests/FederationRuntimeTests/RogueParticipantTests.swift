@@ -95,6 +95,25 @@ struct RogueParticipantTests {
         #expect(model["w"]?.values == honest)
     }
 
+    @Test("A well-formed int8 chunk whose values decode past max_update_value is refused as float32 values are")
+    func hugeEncodedScale() async throws {
+        let (model, error, rejected) = try await roundWithRogue { rogue in
+            await rogue.send { _ in
+                // One block of 2 values, scale 10³⁰ (finite): codes ±127 decode to ±1.27·10³².
+                var bytes: [UInt8] = withUnsafeBytes(of: Float(1e30).bitPattern.littleEndian, Array.init)
+                bytes += [127, UInt8(bitPattern: -127)]
+                guard
+                    let encoded = try? EncodedValues(
+                        encoding: .int8Blocks(blockSize: 16), count: 2, bytes: bytes[...], maxCount: 16)
+                else { return [] }
+                return [ParameterChunk(tensor: "w", shape: [2], offset: 0, encoded: encoded)]
+            }
+        }
+        #expect(error?.code == .tooLarge)
+        #expect(rejected.contains { $0.contains("max_update_value") }, "\(rejected)")
+        #expect(model["w"]?.values == honest)
+    }
+
     @Test("A NaN metric is refused at the header; the job completes with the honest sites")
     func nanMetric() async throws {
         let (model, error, _) = try await roundWithRogue { rogue in

@@ -183,15 +183,21 @@ public struct ParameterSet: Sendable, Equatable {
     }
 }
 
-/// A slice of one tensor: values[offset ..< offset + values.count] of the tensor `tensor` of shape `shape`.
+/// A slice of one tensor: values[offset ..< offset + valueCount] of the tensor `tensor` of shape `shape`.
 ///
 /// `values` is an `ArraySlice`: a chunk cut from a parameter set (`ParameterSet.chunks(maxScalars:)`) shares that
 /// set's storage instead of copying it. Index it from `values.startIndex`, or through `withUnsafeBufferPointer`.
+///
+/// A site's update may travel compressed (`UpdateEncoding`): then `encoded` holds the values and `values` is empty.
+/// Whoever reads a chunk from outside decodes it first (`ResultIntake` at the server, `ParameterAssembler`).
 public struct ParameterChunk: Sendable, Equatable {
     public var tensor: String
     public var shape: [Int]
     public var offset: Int
+    /// The float32 values; empty when `encoded` holds them.
     public var values: ArraySlice<Float>
+    /// The values in a compressed encoding; nil: they are `values`.
+    public var encoded: EncodedValues?
 
     public init(tensor: String, shape: [Int], offset: Int, values: ArraySlice<Float>) {
         self.tensor = tensor
@@ -199,6 +205,21 @@ public struct ParameterChunk: Sendable, Equatable {
         self.offset = offset
         self.values = values
     }
+
+    /// A chunk whose values travel encoded.
+    public init(tensor: String, shape: [Int], offset: Int, encoded: EncodedValues) {
+        self.tensor = tensor
+        self.shape = shape
+        self.offset = offset
+        self.values = []
+        self.encoded = encoded
+    }
+
+    /// Number of values, encoded or not.
+    public var valueCount: Int { encoded?.count ?? values.count }
+
+    /// Bytes of the values as they travel (float32: 4 per value).
+    public var valueBytes: Int { encoded?.bytes.count ?? 4 * values.count }
 
     public init(tensor: String, shape: [Int], offset: Int, values: [Float]) {
         self.init(tensor: tensor, shape: shape, offset: offset, values: values[...])
@@ -224,11 +245,16 @@ public struct ParameterAssembler: Sendable {
 
     public init() {}
 
-    /// Appends a chunk; it must continue its tensor where the previous chunk of that tensor ended.
+    /// Appends a chunk (decoding it when it is encoded); it must continue its tensor where the previous chunk of that
+    /// tensor ended.
     /// - Throws: `.shapeMismatch` for a chunk out of order, past the tensor's end or changing its shape.
     public mutating func append(_ chunk: ParameterChunk) throws(FederationError) {
-        try append(tensor: chunk.tensor, shape: chunk.shape, offset: chunk.offset, count: chunk.values.count) { out in
-            out.append(contentsOf: chunk.values)
+        try append(tensor: chunk.tensor, shape: chunk.shape, offset: chunk.offset, count: chunk.valueCount) { out in
+            if let encoded = chunk.encoded {
+                encoded.appendDecoded(to: &out)
+            } else {
+                out.append(contentsOf: chunk.values)
+            }
         }
     }
 

@@ -196,7 +196,7 @@ public final class GRPCFederationConnection: FederationConnection {
     ///   not resend a result the server will never take; `.transient` for other transport failures.
     public func uploadResult(_ header: ResultHeader, chunks: [ParameterChunk]) async throws(FederationError) {
         let pieceSize = limits.chunkScalars
-        let largestMessage = (chunks.map { min($0.values.count, pieceSize) }.max() ?? 0) * MemoryLayout<Float>.size
+        let largestMessage = chunks.map { min($0.valueBytes, pieceSize * MemoryLayout<Float>.size) }.max() ?? 0
         do {
             try await streamResult(header, chunks: chunks, pieceSize: pieceSize)
         } catch {
@@ -226,6 +226,13 @@ public final class GRPCFederationConnection: FederationConnection {
                 try await writer.write(.header(header))
                 progress.mark()
                 for chunk in chunks {
+                    if let encoded = chunk.encoded {
+                        for piece in Self.pieces(of: encoded, chunk: chunk, pieceSize: pieceSize) {
+                            try await writer.write(.chunk(piece))
+                            progress.mark()
+                        }
+                        continue
+                    }
                     var start = chunk.values.startIndex
                     repeat {
                         let end = min(start + pieceSize, chunk.values.endIndex)
@@ -246,6 +253,18 @@ public final class GRPCFederationConnection: FederationConnection {
                 serializer: OutgoingPartSerializer(),
                 deserializer: ProtobufDeserializer<Tessera_Federation_V1_UploadResultResponse>(), options: .defaults
             ) { response in try response.message }
+        }
+    }
+
+    /// An encoded chunk cut to at most `pieceSize` values (int8: whole blocks, at least one), each a view of its bytes.
+    static func pieces(of encoded: EncodedValues, chunk: ParameterChunk, pieceSize: Int) -> [ParameterChunk] {
+        var length = pieceSize
+        if case .int8Blocks(let b) = encoded.encoding { length = max(b, pieceSize / b * b) }
+        guard encoded.count > length else { return [chunk] }
+        return stride(from: 0, to: encoded.count, by: length).map { start in
+            ParameterChunk(
+                tensor: chunk.tensor, shape: chunk.shape, offset: chunk.offset + start,
+                encoded: encoded.piece(start..<min(start + length, encoded.count)))
         }
     }
 

@@ -77,6 +77,48 @@ nonisolated enum Tessera_Federation_V1_TaskKind: SwiftProtobuf.Enum, Swift.CaseI
 
 }
 
+nonisolated enum Tessera_Federation_V1_ValueEncoding: SwiftProtobuf.Enum, Swift.CaseIterable {
+  typealias RawValue = Int
+  case float32 // = 0
+  case float16 // = 1
+  case bfloat16 // = 2
+  case int8Blocks // = 3
+  case UNRECOGNIZED(Int)
+
+  init() {
+    self = .float32
+  }
+
+  init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .float32
+    case 1: self = .float16
+    case 2: self = .bfloat16
+    case 3: self = .int8Blocks
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  var rawValue: Int {
+    switch self {
+    case .float32: return 0
+    case .float16: return 1
+    case .bfloat16: return 2
+    case .int8Blocks: return 3
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  static let allCases: [Tessera_Federation_V1_ValueEncoding] = [
+    .float32,
+    .float16,
+    .bfloat16,
+    .int8Blocks,
+  ]
+
+}
+
 nonisolated struct Tessera_Federation_V1_RegisterRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -255,6 +297,20 @@ nonisolated struct Tessera_Federation_V1_ParameterChunk: Sendable {
 
   /// float32 values, little-endian, 4 bytes each (a bytes field copies in one go; `repeated float` decodes per value).
   var values: Data = Data()
+
+  /// A site's update in a compressed encoding (pipeline `federation.compression`; FederationCore's UpdateEncoding and
+  /// EncodedValues): `values` is then empty and `encoded_values` holds `value_count` values. A field of its own, so
+  /// that a reader that does not know the encoding never takes its bytes for float32.
+  var encoding: Tessera_Federation_V1_ValueEncoding = .float32
+
+  /// VALUE_ENCODING_INT8_BLOCKS: values per block, 16 ... 65536 (the chunk's last block may be shorter).
+  var blockSize: Int64 = 0
+
+  var valueCount: Int64 = 0
+
+  /// FLOAT16 / BFLOAT16: 2 bytes per value, little-endian. INT8_BLOCKS: block after block, each its float32 scale
+  /// (little-endian, finite, >= 0) then its int8 codes; value = code * scale.
+  var encodedValues: Data = Data()
 
   var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -665,6 +721,10 @@ nonisolated extension Tessera_Federation_V1_TaskKind: SwiftProtobuf._ProtoNamePr
   static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0TASK_KIND_UNSPECIFIED\0\u{1}TASK_KIND_TRAIN\0\u{1}TASK_KIND_EVALUATE\0\u{1}TASK_KIND_STATISTICS\0\u{1}TASK_KIND_SUBMIT_MODEL\0")
 }
 
+nonisolated extension Tessera_Federation_V1_ValueEncoding: SwiftProtobuf._ProtoNameProviding {
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0VALUE_ENCODING_FLOAT32\0\u{1}VALUE_ENCODING_FLOAT16\0\u{1}VALUE_ENCODING_BFLOAT16\0\u{1}VALUE_ENCODING_INT8_BLOCKS\0")
+}
+
 nonisolated extension Tessera_Federation_V1_RegisterRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   static let protoMessageName: String = _protobuf_package + ".RegisterRequest"
   static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}site\0")
@@ -976,7 +1036,7 @@ nonisolated extension Tessera_Federation_V1_DownloadModelRequest: SwiftProtobuf.
 
 nonisolated extension Tessera_Federation_V1_ParameterChunk: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   static let protoMessageName: String = _protobuf_package + ".ParameterChunk"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tensor\0\u{1}shape\0\u{1}offset\0\u{1}values\0")
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tensor\0\u{1}shape\0\u{1}offset\0\u{1}values\0\u{1}encoding\0\u{3}block_size\0\u{3}value_count\0\u{3}encoded_values\0")
 
   mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -988,6 +1048,10 @@ nonisolated extension Tessera_Federation_V1_ParameterChunk: SwiftProtobuf.Messag
       case 2: try { try decoder.decodeRepeatedInt64Field(value: &self.shape) }()
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.offset) }()
       case 4: try { try decoder.decodeSingularBytesField(value: &self.values) }()
+      case 5: try { try decoder.decodeSingularEnumField(value: &self.encoding) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.blockSize) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.valueCount) }()
+      case 8: try { try decoder.decodeSingularBytesField(value: &self.encodedValues) }()
       default: break
       }
     }
@@ -1006,6 +1070,18 @@ nonisolated extension Tessera_Federation_V1_ParameterChunk: SwiftProtobuf.Messag
     if !self.values.isEmpty {
       try visitor.visitSingularBytesField(value: self.values, fieldNumber: 4)
     }
+    if self.encoding != .float32 {
+      try visitor.visitSingularEnumField(value: self.encoding, fieldNumber: 5)
+    }
+    if self.blockSize != 0 {
+      try visitor.visitSingularInt64Field(value: self.blockSize, fieldNumber: 6)
+    }
+    if self.valueCount != 0 {
+      try visitor.visitSingularInt64Field(value: self.valueCount, fieldNumber: 7)
+    }
+    if !self.encodedValues.isEmpty {
+      try visitor.visitSingularBytesField(value: self.encodedValues, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1014,6 +1090,10 @@ nonisolated extension Tessera_Federation_V1_ParameterChunk: SwiftProtobuf.Messag
     if lhs.shape != rhs.shape {return false}
     if lhs.offset != rhs.offset {return false}
     if lhs.values != rhs.values {return false}
+    if lhs.encoding != rhs.encoding {return false}
+    if lhs.blockSize != rhs.blockSize {return false}
+    if lhs.valueCount != rhs.valueCount {return false}
+    if lhs.encodedValues != rhs.encodedValues {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

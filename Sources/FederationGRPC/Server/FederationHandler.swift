@@ -142,15 +142,23 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
                     guard let site else {
                         throw FederationError(.invalidConfiguration, "a result stream starts with its header")
                     }
-                    guard chunk.values.count <= limits.chunkScalars else {
+                    guard chunk.valueCount <= limits.chunkScalars else {
                         let error = FederationError(
                             .tooLarge,
-                            "chunk of \(chunk.values.count) values from \(site); "
+                            "chunk of \(chunk.valueCount) values from \(site); "
                                 + "at most \(limits.chunkScalars) per message")
                         await service.abandonResult(site: site, reason: error.message)
                         throw error
                     }
                     try await service.resultChunk(site: site, chunk)
+                case .refused(let refusal):
+                    // An encoded chunk whose sizes or scales do not check out: refused as the intake refuses values.
+                    guard let site else {
+                        throw FederationError(.invalidConfiguration, "a result stream starts with its header")
+                    }
+                    let error = FederationError(refusal.code, "result from \(site) rejected: \(refusal.message)")
+                    await service.abandonResult(site: site, reason: error.message)
+                    throw error
                 }
             }
             guard let site else { throw FederationError(.invalidConfiguration, "a result stream without a header") }
@@ -201,7 +209,7 @@ struct FederationRegistration: RegistrableRPCService {
         }
         router.registerHandler(
             forMethod: Tessera_Federation_V1_Federation.Method.UploadResult.descriptor,
-            deserializer: IncomingPartDeserializer(),
+            deserializer: IncomingPartDeserializer(maxChunkScalars: handler.limits.chunkScalars),
             serializer: ProtobufSerializer<Tessera_Federation_V1_UploadResultResponse>()
         ) { request, context in
             let response = try await handler.uploadParts(request.messages, context: context)

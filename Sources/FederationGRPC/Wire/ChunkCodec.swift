@@ -11,10 +11,12 @@ import SwiftProtobuf
 // the `bytes` field): 100 MB per site per direction and round at 25M parameters. Every other message, and these
 // messages' headers, still go through the generated code.
 
-/// A result stream's message as the server reads it: the header or one chunk.
+/// A result stream's message as the server reads it: the header, one chunk, or a chunk refused as it was read (an
+/// encoded chunk whose sizes or scales do not check out: the handler refuses the result with the reason).
 enum IncomingPart: Sendable {
     case header(ResultHeader)
     case chunk(ParameterChunk)
+    case refused(FederationError)
 }
 
 /// A result stream's message as the site writes it.
@@ -110,8 +112,13 @@ struct OutgoingPartSerializer: MessageSerializer {
     }
 }
 
-/// UploadResult's requests, server side: a chunk's values are decoded once, into the chunk's own array.
+/// UploadResult's requests, server side: a chunk's float32 values are decoded once, into the chunk's own array; an
+/// encoded chunk's bytes are checked (`EncodedValues.check`: count ≤ `maxChunkScalars`, byte length, scales) before
+/// they are copied, and decoded later by the result intake.
 struct IncomingPartDeserializer: MessageDeserializer {
+    /// Most values one chunk may declare (`TransportLimits.chunkScalars`).
+    var maxChunkScalars = TransportLimits().chunkScalars
+
     func deserialize<Bytes: GRPCContiguousBytes>(_ bytes: Bytes) throws -> IncomingPart {
         try bytes.withUnsafeBytes { raw in
             var part: IncomingPart?
@@ -124,6 +131,10 @@ struct IncomingPartDeserializer: MessageDeserializer {
                     part = .header(ResultHeader(wire: header))
                 case (2, .lengthDelimited):
                     let fields = try ChunkWire.parseChunk(raw, in: try reader.lengthDelimited())
+                    if fields.encoding != 0 || !fields.encodedValues.isEmpty {
+                        part = Self.encodedChunk(fields, raw: raw, maxCount: maxChunkScalars)
+                        continue
+                    }
                     var values: [Float] = []
                     values.reserveCapacity(fields.values.count / 4)
                     ChunkWire.appendFloats(UnsafeRawBufferPointer(rebasing: raw[fields.values]), to: &values)
@@ -139,6 +150,26 @@ struct IncomingPartDeserializer: MessageDeserializer {
                 throw RPCError(code: .invalidArgument, message: "empty message in a result stream")
             }
             return part
+        }
+    }
+
+    /// An encoded chunk, or why it is refused (checked before its bytes are copied).
+    private static func encodedChunk(_ fields: ChunkWire.ChunkFields, raw: UnsafeRawBufferPointer, maxCount: Int)
+        -> IncomingPart
+    {
+        do throws(FederationError) {
+            guard fields.values.isEmpty else {
+                throw FederationError(.invalidConfiguration, "a chunk carries both float32 and encoded values")
+            }
+            let encoding = try UpdateEncoding(wireCode: fields.encoding, blockSize: fields.blockSize)
+            let encoded = try EncodedValues(
+                encoding: encoding, count: fields.valueCount,
+                bytes: UnsafeRawBufferPointer(rebasing: raw[fields.encodedValues]), maxCount: maxCount)
+            return .chunk(
+                ParameterChunk(tensor: fields.tensor, shape: fields.shape, offset: fields.offset, encoded: encoded))
+        } catch {
+            return .refused(
+                FederationError(error.code, "chunk of '\(fields.tensor.prefix(128))': \(error.message)"))
         }
     }
 }
@@ -157,9 +188,10 @@ extension ParameterAssembler {
 
 // MARK: - The wire format
 
-/// Protobuf's wire format for `ParameterChunk` (tensor = 1, shape = 2 packed, offset = 3, values = 4), written in
-/// field order with default values left out, as SwiftProtobuf writes it; read leniently (any field order, packed
-/// or unpacked shape, unknown fields skipped, the last value of a repeated scalar wins).
+/// Protobuf's wire format for `ParameterChunk` (tensor = 1, shape = 2 packed, offset = 3, values = 4; an encoded
+/// chunk: encoding = 5, block_size = 6, value_count = 7, encoded_values = 8), written in field order with default
+/// values left out, as SwiftProtobuf writes it; read leniently (any field order, packed or unpacked shape, unknown
+/// fields skipped, the last value of a repeated scalar wins).
 enum ChunkWire {
     enum WireType: UInt64 { case varint = 0, fixed64 = 1, lengthDelimited = 2, fixed32 = 5 }
 
@@ -203,6 +235,12 @@ enum ChunkWire {
         if c.offset != 0 { n += 1 + varintSize(UInt64(bitPattern: Int64(c.offset))) }
         let values = c.values.count * 4
         if values > 0 { n += 1 + varintSize(UInt64(values)) + values }
+        if let e = c.encoded {
+            n += 1 + varintSize(UInt64(e.encoding.wireCode))
+            if case .int8Blocks(let b) = e.encoding { n += 1 + varintSize(UInt64(b)) }
+            n += 1 + varintSize(UInt64(e.count))
+            n += 1 + varintSize(UInt64(e.bytes.count)) + e.bytes.count
+        }
         return n
     }
 
@@ -241,6 +279,22 @@ enum ChunkWire {
             #endif
             at += count
         }
+        if let e = c.encoded {
+            at = writeVarint(tag(5, .varint), to: out, at: at)
+            at = writeVarint(UInt64(e.encoding.wireCode), to: out, at: at)
+            if case .int8Blocks(let b) = e.encoding {
+                at = writeVarint(tag(6, .varint), to: out, at: at)
+                at = writeVarint(UInt64(b), to: out, at: at)
+            }
+            at = writeVarint(tag(7, .varint), to: out, at: at)
+            at = writeVarint(UInt64(e.count), to: out, at: at)
+            at = writeVarint(tag(8, .lengthDelimited), to: out, at: at)
+            at = writeVarint(UInt64(e.bytes.count), to: out, at: at)
+            e.bytes.withUnsafeBytes {
+                UnsafeMutableRawBufferPointer(rebasing: out[at..<(at + e.bytes.count)]).copyMemory(from: $0)
+            }
+            at += e.bytes.count
+        }
         return at
     }
 
@@ -268,13 +322,19 @@ enum ChunkWire {
         var shape: [Int] = []
         var offset = 0
         var values: Range<Int>
+        /// Encoded chunks (fields 5–8), as read: checked by `EncodedValues.check` before use.
+        var encoding = 0
+        var blockSize = 0
+        var valueCount = 0
+        var encodedValues: Range<Int>
     }
 
     /// Parses a `ParameterChunk` message in `raw[range]`, leaving its values where they are.
     /// - Throws: `RPCError(.invalidArgument)` for malformed protobuf, a byte count that is not whole float32 values,
     ///   or an offset or shape out of range.
     static func parseChunk(_ raw: UnsafeRawBufferPointer, in range: Range<Int>) throws -> ChunkFields {
-        var fields = ChunkFields(values: range.lowerBound..<range.lowerBound)
+        var fields = ChunkFields(
+            values: range.lowerBound..<range.lowerBound, encodedValues: range.lowerBound..<range.lowerBound)
         var reader = Reader(raw, range)
         while let (field, wireType) = try reader.nextTag() {
             switch (field, wireType) {
@@ -294,6 +354,16 @@ enum ChunkWire {
                 fields.offset = Int(offset)
             case (4, .lengthDelimited):
                 fields.values = try reader.lengthDelimited()
+            case (5, .varint):
+                fields.encoding = Int(truncatingIfNeeded: min(try reader.varint(), 1 << 31))
+            case (6, .varint):
+                fields.blockSize = Int(truncatingIfNeeded: min(try reader.varint(), 1 << 31))
+            case (7, .varint):
+                let count = Int64(bitPattern: try reader.varint())
+                guard count >= 0 else { throw malformed("negative value count \(count)") }
+                fields.valueCount = Int(count)
+            case (8, .lengthDelimited):
+                fields.encodedValues = try reader.lengthDelimited()
             default:
                 try reader.skip(wireType)
             }

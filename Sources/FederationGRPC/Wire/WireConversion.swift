@@ -107,13 +107,31 @@ extension ParameterChunk {
         c.shape = shape.map(Int64.init)
         c.offset = Int64(offset)
         c.values = Self.encode(values)
+        if let e = encoded {
+            c.encoding = Tessera_Federation_V1_ValueEncoding(rawValue: e.encoding.wireCode) ?? .float32
+            if case .int8Blocks(let b) = e.encoding { c.blockSize = Int64(b) }
+            c.valueCount = Int64(e.count)
+            c.encodedValues = Data(e.bytes)
+        }
         return c
     }
 
     /// - Throws: `.shapeMismatch` for a byte count that is not a whole number of float32 values or an offset or
-    ///   shape outside the platform's integers.
+    ///   shape outside the platform's integers; for an encoded chunk, what `EncodedValues.check` refuses (at most
+    ///   `TransportLimits.defaults.chunkScalars` values).
     init(wire c: WireChunk) throws(FederationError) {
         try Self.checkWire(c)
+        if c.encoding.rawValue != 0 || !c.encodedValues.isEmpty {
+            guard c.values.isEmpty else {
+                throw FederationError(.invalidConfiguration, "a chunk carries both float32 and encoded values")
+            }
+            let encoding = try UpdateEncoding(wireCode: c.encoding.rawValue, blockSize: Int(clamping: c.blockSize))
+            let encoded = try EncodedValues(
+                encoding: encoding, count: Int(clamping: c.valueCount), bytes: [UInt8](c.encodedValues)[...],
+                maxCount: TransportLimits.defaults.chunkScalars)
+            self.init(tensor: c.tensor, shape: c.shape.map { Int($0) }, offset: Int(c.offset), encoded: encoded)
+            return
+        }
         self.init(
             tensor: c.tensor, shape: c.shape.map { Int($0) }, offset: Int(c.offset),
             values: Self.decode(c.values))

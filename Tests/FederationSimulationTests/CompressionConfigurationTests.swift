@@ -1,0 +1,71 @@
+import FederationCore
+import FederationJobs
+import FederationServer
+import Foundation
+import Testing
+
+@Suite("federation.compression in the pipeline: parsing, what the tasks carry, what it cannot be combined with")
+struct CompressionConfigurationTests {
+    func parse(_ extra: String) throws(FederationError) -> FederationConfiguration {
+        try FederationConfiguration(yaml: "federation:\n  min_clients: 2\n  sites: [a, b, c]\n" + extra)
+    }
+
+    @Test(
+        "Each mode parses; int8 takes a block size; the job's tasks carry the encoding (nothing for none)",
+        arguments: [
+            ("", UpdateEncoding.float32),
+            ("  compression: none\n", .float32),
+            ("  compression: fp16\n", .float16),
+            ("  compression: bf16\n", .bfloat16),
+            ("  compression: int8\n", .int8Blocks(blockSize: 256)),
+            ("  compression: int8\n  compression_block_size: 1024\n", .int8Blocks(blockSize: 1024)),
+        ])
+    func modes(yaml: String, encoding: UpdateEncoding) throws {
+        let federation = try parse(yaml)
+        #expect(federation.compression == encoding)
+        let job = federation.jobConfiguration(jobID: "j", sites: ["a", "b", "c"])
+        #expect(try UpdateEncoding(taskConfig: job.taskConfig) == encoding)
+        if encoding == .float32 { #expect(job.taskConfig[UpdateEncoding.configKey] == nil) }
+    }
+
+    @Test("The shipped pipeline's compression keys parse as documented")
+    func shipped() throws {
+        let shipped = RobustAggregationConfigurationTests.shipped
+        #expect(try FederationConfiguration(yaml: shipped).compression == .float32)
+        let example = shipped.replacingOccurrences(of: "  # compression: int8\n", with: "  compression: int8\n")
+            .replacingOccurrences(of: "  # compression_block_size: 256\n", with: "  compression_block_size: 256\n")
+        #expect(example != shipped)
+        #expect(try FederationConfiguration(yaml: example).compression == .int8Blocks(blockSize: 256))
+    }
+
+    @Test(
+        "Bad values and combinations are refused at configuration time, naming the key",
+        arguments: [
+            ("  compression: int4\n", "federation.compression"),
+            ("  compression: [int8]\n", "federation.compression"),
+            ("  compression: fp16\n  compression_block_size: 256\n", "int8 only"),
+            ("  compression: int8\n  compression_block_size: 8\n", "compression_block_size"),
+            ("  compression: int8\n  compression_block_size: 1000000\n", "compression_block_size"),
+            ("  compression: int8\n  secure_aggregation: true\n", "secure_aggregation cannot carry"),
+            ("  compression: bf16\n  client_dp: {clip_norm: 1, noise_multiplier: 1, noise: server}\n", "noise: sites"),
+        ])
+    func refused(yaml: String, mentions: String) {
+        do {
+            _ = try parse(yaml)
+            Issue.record("accepted: \(yaml)")
+        } catch {
+            #expect(error.code == .invalidConfiguration)
+            #expect(error.message.contains(mentions), "\(error.message)")
+        }
+    }
+
+    @Test("Compression composes with client-level DP noised at the sites and with robust aggregation")
+    func composes() throws {
+        let dp = try parse("  compression: int8\n  client_dp: {clip_norm: 1, noise_multiplier: 1, noise: sites}\n")
+        #expect(dp.compression == .int8Blocks(blockSize: 256))
+        let robust = try FederationConfiguration(
+            yaml: "federation:\n  min_clients: 3\n  sites: [a, b, c]\n  compression: fp16\n"
+                + "  robust_aggregation: {rule: median}\n")
+        #expect(robust.compression == .float16)
+    }
+}
