@@ -35,6 +35,21 @@ public struct FederationConfiguration: Sendable, Equatable {
     /// How a round's diffs become one (`federation.robust_aggregation`): rule, norm bound, weighting, declared
     /// sample counts. Default: FedAvg's sample-weighted mean.
     public var robustAggregation = RobustAggregation()
+    /// Personalised federated learning (`federation.personalization`).
+    public var personalization = Personalization.none
+    /// Local fine-tuning after the last round (`federation.fine_tune_epochs`): each site fine-tunes the final global
+    /// model on its own training data for this many epochs during the cross-site evaluation and reports the
+    /// fine-tuned (personalised) model's metrics beside the global model's; 0: none.
+    public var fineTuneEpochs = 0
+
+    /// What every site keeps to itself besides its own `exclude_variables`.
+    public enum Personalization: String, Sendable, Equatable, CaseIterable {
+        /// Nothing more: every variable the site's filters let through is averaged.
+        case none
+        /// FedBN (Li et al. 2021): the model's normalisation layers (affine γ, β and batch norm's running
+        /// statistics) stay at each site, which trains and evaluates with its own.
+        case fedbn
+    }
 
     public init() {}
 
@@ -42,7 +57,8 @@ public struct FederationConfiguration: Sendable, Equatable {
         "rounds", "min_clients", "strategy", "local_epochs", "proximal_mu",
         "server_learning_rate", "round_timeout_seconds", "grace_period_seconds", "sites",
         "max_round_retries", "cross_site_evaluation", "max_sample_count",
-        "max_update_value", "client_dp", "secure_aggregation", "robust_aggregation",
+        "max_update_value", "client_dp", "secure_aggregation", "robust_aggregation", "personalization",
+        "fine_tune_epochs",
     ]
 
     /// Keys of `federation.robust_aggregation` (documented in pipelines/segmentation-unet2d.yaml).
@@ -95,6 +111,14 @@ public struct FederationConfiguration: Sendable, Equatable {
             case "rounds": rounds = try int(1...limits.maxRounds, "max_rounds")
             case "min_clients": minClients = try int(1...limits.maxSites, "max_sites")
             case "local_epochs": localEpochs = try int(1...limits.maxEpochs, "max_epochs")
+            case "fine_tune_epochs": fineTuneEpochs = try int(0...limits.maxEpochs, "max_epochs")
+            case "personalization":
+                let names = Personalization.allCases.map(\.rawValue)
+                guard let text = v.scalar?.string, let p = Personalization(rawValue: text) else {
+                    let shown = v.scalar.map { CheckedConversion.quoted($0.string) } ?? "not a name"
+                    throw fail(key, "is \(shown): use \(names.joined(separator: " or "))")
+                }
+                personalization = p
             case "round_timeout_seconds": roundTimeoutSeconds = try int(timeout, "max_round_timeout_seconds")
             case "grace_period_seconds":
                 gracePeriodSeconds = try int(0...limits.maxRoundTimeoutSeconds, "max_round_timeout_seconds")
@@ -365,6 +389,7 @@ public struct FederationConfiguration: Sendable, Equatable {
         let ranges: [(String, Int, ClosedRange<Int>)] = [
             ("rounds", rounds, 1...limits.maxRounds), ("min_clients", minClients, 1...limits.maxSites),
             ("local_epochs", localEpochs, 1...limits.maxEpochs),
+            ("fine_tune_epochs", fineTuneEpochs, 0...limits.maxEpochs),
             ("round_timeout_seconds", roundTimeoutSeconds, 1...limits.maxRoundTimeoutSeconds),
             ("grace_period_seconds", gracePeriodSeconds, 0...limits.maxRoundTimeoutSeconds),
             ("max_round_retries", maxRoundRetries, 0...limits.maxRoundRetries),
@@ -397,6 +422,20 @@ public struct FederationConfiguration: Sendable, Equatable {
         // Secure aggregation hides single diffs: the rules (and server norm bounds) that read them are refused with it;
         // norm bounding at the site (`secure_aggregation.norm_bound`) is the compatible defence.
         try robustAggregation.checkCompatible(secureAggregation: secureAggregation != nil)
+        // The personalised models live at the sites: only the sites' evaluation of the global model (with their own
+        // normalisation layers, fine-tuned) measures them.
+        if personalization != .none && !crossSiteEvaluation {
+            throw fail(
+                "personalization",
+                "is \(personalization.rawValue), which needs cross_site_evaluation: true (the global model lacks each "
+                    + "site's own layers: the sites evaluate it with theirs)")
+        }
+        if fineTuneEpochs > 0 && !crossSiteEvaluation {
+            throw fail(
+                "fine_tune_epochs",
+                "is \(fineTuneEpochs), which needs cross_site_evaluation: true (the sites fine-tune the global model "
+                    + "and report both models when they evaluate it)")
+        }
         guard gracePeriodSeconds <= roundTimeoutSeconds else {
             throw fail(
                 "grace_period_seconds",
@@ -413,6 +452,18 @@ public struct FederationConfiguration: Sendable, Equatable {
                     "client_dp.noise",
                     "is server, which needs each site's clipped update; with secure_aggregation use noise: sites")
             }
+        }
+    }
+
+    /// Checks that the model has what `personalization` keeps at the sites.
+    /// - Throws: `.invalidConfiguration` for FedBN with a U-Net without normalisation layers (nothing would stay
+    ///   local).
+    public func checkPersonalization(of model: TrainingConfiguration.Model) throws(FederationError) {
+        if personalization == .fedbn && !model.isClassifier && model.normalization == .none {
+            throw FederationError(
+                .invalidConfiguration,
+                "`federation.personalization` is fedbn but the \(model.architecture) has no normalisation layers to "
+                    + "keep at the sites: set `model.norm: instance`")
         }
     }
 

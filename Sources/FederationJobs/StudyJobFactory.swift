@@ -89,6 +89,7 @@ public struct StudyJobFactory: JobFactory {
                 "`federation.min_clients` is \(federation.minClients) but "
                     + "only \(federation.sites.count) site(s) are listed")
         }
+        try federation.checkPersonalization(of: training.model)
         // Rules that hold every site's diff: sites × parameters × 4 bytes, refused here rather than at a round's close.
         try federation.robustAggregation.checkHeldMemory(
             parameters: PipelineLimits.parameterCount(training.model) ?? Int.max, sites: federation.sites.count,
@@ -203,6 +204,8 @@ extension FederationConfiguration {
         job.secureAggregation = secureAggregation
         job.robustAggregation = robustAggregation
         if crossSiteEvaluation { job.taskConfig["cross_site_evaluation"] = .bool(true) }
+        if personalization != .none { job.taskConfig["personalization"] = .string(personalization.rawValue) }
+        if fineTuneEpochs > 0 { job.taskConfig["fine_tune_epochs"] = .int(fineTuneEpochs) }
         return job
     }
 }
