@@ -103,7 +103,8 @@ let package = Package(
             name: "FederationClient",
             dependencies: [
                 "FederationCore", "Training", "NeuralNetwork", "Tensors", "Volumes", "DifferentialPrivacy",
-                "SecureAggregation", "ExperimentTracking", .product(name: "Yams", package: "Yams"),
+                "SecureAggregation", "ExperimentTracking", "SafeTensorsFormat",
+                .product(name: "Yams", package: "Yams"),
                 // The site's egress log: SQLite rows with the SHA-256 of what was sent.
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),

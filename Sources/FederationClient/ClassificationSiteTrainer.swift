@@ -70,6 +70,11 @@ public struct ClassificationSiteTrainer: LocalTrainer {
         }
     }
 
+    /// The configured classifier's normalisation layers (`bn1.*`, `layer1.0.bn1.*`, …).
+    public func normalizationVariables(for task: TaskAssignment) async throws(FederationError) -> [String] {
+        try SegmentationSiteTrainer.normalizationVariables(configuration, preprocessing: preprocessing)
+    }
+
     /// Cross-site evaluation: `auc`, `accuracy`, `balanced_accuracy`, `sensitivity`, `specificity`, `studies`
     /// (and the bootstrap interval `auc_lower`, `auc_upper`) of `weights` on this site's held-out studies.
     /// - Throws: `.invalidConfiguration` when the site holds out no studies or the weights do not fit.

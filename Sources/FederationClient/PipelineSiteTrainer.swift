@@ -138,6 +138,12 @@ public actor PipelineSiteTrainer: LocalTrainer {
         -> (weights: ParameterSet, sampleCount: Int, metrics: [String: Double])
     {
         let work = try trainer(for: task)
+        // The round's (or the fine-tuning's) epochs come with the task: bounded by the site's own limit.
+        if case .int(let epochs)? = task.config["local_epochs"], epochs > limits.maxEpochs {
+            throw FederationError(
+                .invalidConfiguration,
+                "the task asks \(epochs) local epochs, more than this site's limit max_epochs \(limits.maxEpochs)")
+        }
         log("round \(task.round): training from the global model")
         let result = try await work.trainer.train(global: global, task: task)
         let (name, key) = Self.headline(work)
@@ -161,6 +167,10 @@ public actor PipelineSiteTrainer: LocalTrainer {
                 + (metrics[key].map { String(format: "%.3f", $0) } ?? "-") + " "
                 + "on this site's \(work.validationCount) held-out case(s)")
         return metrics
+    }
+
+    public func normalizationVariables(for task: TaskAssignment) async throws(FederationError) -> [String] {
+        try await trainer(for: task).trainer.normalizationVariables(for: task)
     }
 
     /// The figure a job's logs show: Dice for segmentation, ROC AUC for classification (name, metric key).

@@ -97,6 +97,22 @@ public struct SegmentationSiteTrainer: LocalTrainer {
         return metrics
     }
 
+    /// The configured U-Net's normalisation layers (empty without `model.norm: instance`).
+    public func normalizationVariables(for task: TaskAssignment) async throws(FederationError) -> [String] {
+        try Self.normalizationVariables(configuration, preprocessing: preprocessing)
+    }
+
+    /// `TrainingConfiguration.normalizationVariables`, its error as a `FederationError`.
+    static func normalizationVariables(
+        _ configuration: TrainingConfiguration, preprocessing: PreprocessingConfiguration
+    ) throws(FederationError) -> [String] {
+        do { return try configuration.normalizationVariables(preprocessing: preprocessing) } catch {
+            throw FederationError(
+                .invalidConfiguration, "cannot name the model's normalisation layers: \(error.message)",
+                cause: error.description)
+        }
+    }
+
     public static func namedTensors(_ p: ParameterSet) -> NamedTensors {
         NamedTensors(p.tensors.map { ($0.name, Tensor(shape: $0.shape, storage: $0.values)) })
     }

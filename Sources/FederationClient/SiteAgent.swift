@@ -9,6 +9,9 @@ public protocol LocalTrainer: Sendable {
     /// Cross-site evaluation: the metrics of `weights` (a model the server sent: the global model or another
     /// site's) on this site's held-out data, e.g. `dice`, `dice_class_1`, `validation_patients`.
     func evaluate(_ weights: ParameterSet, task: TaskAssignment) async throws(FederationError) -> [String: Double]
+    /// The state-dict names of the normalisation layers of the task's model (`Module.normalizationVariables`): what
+    /// the site keeps to itself when the job asks for FedBN (`config["personalization"] == "fedbn"`).
+    func normalizationVariables(for task: TaskAssignment) async throws(FederationError) -> [String]
 }
 
 extension LocalTrainer {
@@ -17,6 +20,13 @@ extension LocalTrainer {
         Double]
     {
         throw FederationError(.invalidConfiguration, "this site's trainer cannot evaluate models")
+    }
+
+    /// A trainer that cannot name its normalisation layers: the site sits out FedBN jobs and says why.
+    public func normalizationVariables(for task: TaskAssignment) async throws(FederationError) -> [String] {
+        throw FederationError(
+            .invalidConfiguration, "the job asks for FedBN and this site's trainer cannot name its normalisation layers"
+        )
     }
 }
 
@@ -77,6 +87,14 @@ public struct RetryPolicy: Sendable {
 /// locally trained weights; a `submitModel` task sends them (through the filter chain) unless the site's policy keeps
 /// local models at the site (`sharesLocalModel`), in which case it declines with the reason. An `evaluate` task
 /// downloads the named model and answers with its metrics on the site's held-out data (no values leave the site).
+///
+/// Personalisation: the variables the site keeps to itself (its `exclude_variables`, and the model's normalisation
+/// layers when the job asks for FedBN) never leave it, and the site puts its own values for them back into every
+/// model of the job it downloads, before training and before evaluating (`LocalVariables`). When the job asks for
+/// local fine-tuning (`config["fine_tune_epochs"]` = N > 0), the site's evaluation of the final global model also
+/// fine-tunes it on the site's training data for N epochs and reports the fine-tuned (personalised) model's metrics
+/// beside the global model's, under `personalized_<metric>` (`CrossSiteMatrix.personalizedPrefix`); the
+/// fine-tuned model stays at the site.
 public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
     public var site: String
     public var connection: any FederationConnection
@@ -107,6 +125,10 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
     public var secureAggregation: SecureAggregationCredentials?
     /// The wall clock of the egress records (tests inject a fixed one).
     public var now: @Sendable () -> Date = { Date() }
+    /// Where the site writes the values of the variables it keeps to itself, one file per job (`LocalVariables`;
+    /// `tessera client`: `<kit>/local-variables`); nil: kept in memory only, so a restarted client starts again from
+    /// the global model's values for them.
+    public var localVariablesFolder: String?
 
     public init(
         site: String, connection: any FederationConnection, trainer: any LocalTrainer,
@@ -228,6 +250,8 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
         }
         var secure = SecureAggregationClient(
             site: site, credentials: secureAggregation, chunkScalars: chunkScalars, revealedBefore: revealedBefore)
+        var local = LocalVariables(folder: localVariablesFolder)
+        let sitePatterns = LocalVariables.patterns(of: filters)
 
         /// The model of a task; nil when the round closed while it was coming (downloads are pulled range by range)
         /// or the server refused it (said in the log; the site then sits the round out): the agent then takes its
@@ -272,6 +296,21 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
             } catch  where error.code != .transient && !Self.fatalErrors.contains(error.code) {
                 return .refused(error)  // Self.finalRefusals, or an error the server has no code for
             }
+        }
+
+        /// Local fine-tuning of `model` (the global model with the site's own kept values) for `epochs` epochs on the
+        /// site's training data, as a training round with that many local epochs and no proximal term; returns the
+        /// fine-tuned model's metrics on the site's held-out data, each under `personalized_<metric>`.
+        func fineTune(_ model: ParameterSet, epochs: Int, task: TaskAssignment) async throws(FederationError)
+            -> [String: Double]
+        {
+            var tuning = task
+            tuning.config["local_epochs"] = .int(epochs)
+            tuning.config["proximal_mu"] = nil
+            let tuned = try await trainer.train(global: model, task: tuning).weights
+            let metrics = try await trainer.evaluate(tuned, task: task)
+            return Dictionary(
+                uniqueKeysWithValues: metrics.map { (CrossSiteMatrix.personalizedPrefix + $0.key, $0.value) })
         }
 
         /// Asks the gatekeeper whether the site takes `task`: nil when it does, else the reason it declines.
@@ -397,10 +436,18 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                     delivery = try await deliver(header, [], .decline)
                     break
                 }
-                guard let model = try await download(task) else { continue }
+                guard var model = try await download(task) else { continue }
                 var header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: 1)
                 do {
+                    try local.restore(into: &model, jobID: task.jobID)
                     header.metrics = try await trainer.evaluate(model, task: task)
+                    if name == CrossSiteMatrix.global, case .int(let epochs)? = task.config["fine_tune_epochs"],
+                        epochs > 0
+                    {
+                        log("\(site): fine-tuning the global model for \(epochs) local epoch(s)")
+                        header.metrics.merge(try await fineTune(model, epochs: epochs, task: task)) { _, tuned in tuned
+                        }
+                    }
                 } catch {
                     log("\(site): cannot evaluate the \(name) model: \(error.message)")
                     header.payload = Array("evaluation failed at \(site): \(error.message)".utf8)
@@ -459,8 +506,13 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                 let samples: Int
                 let metrics: [String: Double]
                 var diff: ParameterSet
+                let kept: Set<String>
                 do {
-                    (diff, samples, metrics) = try await trainer.train(global: global, task: task)
+                    kept = try await LocalVariables.names(
+                        in: global, task: task, patterns: sitePatterns, trainer: trainer)
+                    var start = global
+                    try local.restore(into: &start, jobID: task.jobID)
+                    (diff, samples, metrics) = try await trainer.train(global: start, task: task)
                 } catch {
                     if Task.isCancelled { throw error }
                     // Not a network hiccup: retrying at once would fail the same way. The round goes on without us.
@@ -470,8 +522,12 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                     refused = (task.jobID, task.round)
                     continue
                 }
+                do { try local.keep(kept, of: diff, jobID: task.jobID) } catch {
+                    log("\(site): \(error.message)")  // kept in memory all the same
+                }
                 if case .bool(true)? = task.config["cross_site_evaluation"] {
-                    lastLocal = (task.jobID, diff, samples)
+                    // What the site keeps to itself stays out of its local model too (the server completes it).
+                    lastLocal = (task.jobID, kept.isEmpty ? diff : diff.removing { kept.contains($0) }, samples)
                 }
                 do {
                     try diff.subtract(global)  // in place: the weights become the diff (a kept copy stays as it was)
@@ -483,8 +539,8 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                     continue
                 }
                 var update = ModelUpdate(
-                    jobID: task.jobID, round: task.round, site: site, sampleCount: samples, diff: diff,
-                    metrics: metrics)
+                    jobID: task.jobID, round: task.round, site: site, sampleCount: samples,
+                    diff: kept.isEmpty ? diff : diff.removing { kept.contains($0) }, metrics: metrics)
                 do {
                     update = try await filters.process(
                         update,

@@ -7,7 +7,8 @@ import Yams
 ///
 /// ```yaml
 /// # Tensors that never leave the site. A name, or a pattern with * at the start and/or end:
-/// # "enc.0.*" (prefix), "*.running_var" (suffix), "*norm*" (contains).
+/// # "enc.0.*" (prefix), "*.running_var" (suffix), "*norm*" (contains). The site keeps its own values of them across
+/// # a job's rounds and puts them back into every model it downloads (LocalVariables).
 /// exclude_variables: ["*.running_mean", "*.running_var"]
 /// # Cross-site evaluation: whether this site sends its last local model to be evaluated at the other sites
 /// # (default true; false: the site declines, and evaluates the others' models only).

@@ -81,6 +81,10 @@ public struct TrackedTrainer: LocalTrainer {
         return result
     }
 
+    public func normalizationVariables(for task: TaskAssignment) async throws(FederationError) -> [String] {
+        try await base.normalizationVariables(for: task)
+    }
+
     public func evaluate(_ weights: ParameterSet, task: TaskAssignment) async throws(FederationError) -> [String:
         Double]
     {

@@ -38,6 +38,21 @@ public struct FederationConfiguration: Sendable, Equatable {
     /// How the sites encode their updates (`federation.compression`, `federation.compression_block_size`): float32
     /// (`none`, the default), fp16, bf16 or int8 blocks, with error feedback at the site (`UpdateCompressor`).
     public var compression = UpdateEncoding.float32
+    /// Personalised federated learning (`federation.personalization`).
+    public var personalization = Personalization.none
+    /// Local fine-tuning after the last round (`federation.fine_tune_epochs`): each site fine-tunes the final global
+    /// model on its own training data for this many epochs during the cross-site evaluation and reports the
+    /// fine-tuned (personalised) model's metrics beside the global model's; 0: none.
+    public var fineTuneEpochs = 0
+
+    /// What every site keeps to itself besides its own `exclude_variables`.
+    public enum Personalization: String, Sendable, Equatable, CaseIterable {
+        /// Nothing more: every variable the site's filters let through is averaged.
+        case none
+        /// FedBN (Li et al. 2021): the model's normalisation layers (affine γ, β and batch norm's running
+        /// statistics) stay at each site, which trains and evaluates with its own.
+        case fedbn
+    }
 
     public init() {}
 
@@ -46,7 +61,7 @@ public struct FederationConfiguration: Sendable, Equatable {
         "server_learning_rate", "round_timeout_seconds", "grace_period_seconds", "sites",
         "max_round_retries", "cross_site_evaluation", "max_sample_count",
         "max_update_value", "client_dp", "secure_aggregation", "robust_aggregation", "compression",
-        "compression_block_size",
+        "compression_block_size", "personalization", "fine_tune_epochs",
     ]
 
     /// Keys of `federation.robust_aggregation` (documented in pipelines/segmentation-unet2d.yaml).
@@ -109,6 +124,14 @@ public struct FederationConfiguration: Sendable, Equatable {
             case "rounds": rounds = try int(1...limits.maxRounds, "max_rounds")
             case "min_clients": minClients = try int(1...limits.maxSites, "max_sites")
             case "local_epochs": localEpochs = try int(1...limits.maxEpochs, "max_epochs")
+            case "fine_tune_epochs": fineTuneEpochs = try int(0...limits.maxEpochs, "max_epochs")
+            case "personalization":
+                let names = Personalization.allCases.map(\.rawValue)
+                guard let text = v.scalar?.string, let p = Personalization(rawValue: text) else {
+                    let shown = v.scalar.map { CheckedConversion.quoted($0.string) } ?? "not a name"
+                    throw fail(key, "is \(shown): use \(names.joined(separator: " or "))")
+                }
+                personalization = p
             case "round_timeout_seconds": roundTimeoutSeconds = try int(timeout, "max_round_timeout_seconds")
             case "grace_period_seconds":
                 gracePeriodSeconds = try int(0...limits.maxRoundTimeoutSeconds, "max_round_timeout_seconds")
@@ -385,6 +408,7 @@ public struct FederationConfiguration: Sendable, Equatable {
         let ranges: [(String, Int, ClosedRange<Int>)] = [
             ("rounds", rounds, 1...limits.maxRounds), ("min_clients", minClients, 1...limits.maxSites),
             ("local_epochs", localEpochs, 1...limits.maxEpochs),
+            ("fine_tune_epochs", fineTuneEpochs, 0...limits.maxEpochs),
             ("round_timeout_seconds", roundTimeoutSeconds, 1...limits.maxRoundTimeoutSeconds),
             ("grace_period_seconds", gracePeriodSeconds, 0...limits.maxRoundTimeoutSeconds),
             ("max_round_retries", maxRoundRetries, 0...limits.maxRoundRetries),
@@ -417,6 +441,20 @@ public struct FederationConfiguration: Sendable, Equatable {
         // Secure aggregation hides single diffs: the rules (and server norm bounds) that read them are refused with it;
         // norm bounding at the site (`secure_aggregation.norm_bound`) is the compatible defence.
         try robustAggregation.checkCompatible(secureAggregation: secureAggregation != nil)
+        // The personalised models live at the sites: only the sites' evaluation of the global model (with their own
+        // normalisation layers, fine-tuned) measures them.
+        if personalization != .none && !crossSiteEvaluation {
+            throw fail(
+                "personalization",
+                "is \(personalization.rawValue), which needs cross_site_evaluation: true (the global model lacks each "
+                    + "site's own layers: the sites evaluate it with theirs)")
+        }
+        if fineTuneEpochs > 0 && !crossSiteEvaluation {
+            throw fail(
+                "fine_tune_epochs",
+                "is \(fineTuneEpochs), which needs cross_site_evaluation: true (the sites fine-tune the global model "
+                    + "and report both models when they evaluate it)")
+        }
         guard gracePeriodSeconds <= roundTimeoutSeconds else {
             throw fail(
                 "grace_period_seconds",
@@ -450,6 +488,18 @@ public struct FederationConfiguration: Sendable, Equatable {
                     "client_dp.noise",
                     "is server, which needs each site's clipped update; with secure_aggregation use noise: sites")
             }
+        }
+    }
+
+    /// Checks that the model has what `personalization` keeps at the sites.
+    /// - Throws: `.invalidConfiguration` for FedBN with a U-Net without normalisation layers (nothing would stay
+    ///   local).
+    public func checkPersonalization(of model: TrainingConfiguration.Model) throws(FederationError) {
+        if personalization == .fedbn && !model.isClassifier && model.normalization == .none {
+            throw FederationError(
+                .invalidConfiguration,
+                "`federation.personalization` is fedbn but the \(model.architecture) has no normalisation layers to "
+                    + "keep at the sites: set `model.norm: instance`")
         }
     }
 

@@ -84,6 +84,13 @@ public actor SitePrivacyGatekeeper: SiteGatekeeper {
                         + "local model itself; it stays at the site")
             }
         case .evaluate:
+            if let maximum = policy.maxLocalEpochs, case .int(let epochs)? = task.config["fine_tune_epochs"],
+                epochs > maximum
+            {
+                throw Self.declined(
+                    "the job asks \(epochs) epochs of local fine-tuning, more than the site's max_local_epochs "
+                        + "\(maximum)")
+            }
             guard let limit = policy.maxEvaluationsPerHour else { return }
             let hourAgo = now().addingTimeInterval(-3600)
             evaluations.removeAll { $0 < hourAgo }

@@ -89,6 +89,7 @@ public struct StudyJobFactory: JobFactory {
                 "`federation.min_clients` is \(federation.minClients) but "
                     + "only \(federation.sites.count) site(s) are listed")
         }
+        try federation.checkPersonalization(of: training.model)
         // Rules that hold every site's diff: sites × parameters × 4 bytes, refused here rather than at a round's close.
         try federation.robustAggregation.checkHeldMemory(
             parameters: PipelineLimits.parameterCount(training.model) ?? Int.max, sites: federation.sites.count,
@@ -205,6 +206,8 @@ extension FederationConfiguration {
         if crossSiteEvaluation { job.taskConfig["cross_site_evaluation"] = .bool(true) }
         // How the sites encode their updates (nothing for float32).
         job.taskConfig.merge(compression.taskConfig) { _, encoding in encoding }
+        if personalization != .none { job.taskConfig["personalization"] = .string(personalization.rawValue) }
+        if fineTuneEpochs > 0 { job.taskConfig["fine_tune_epochs"] = .int(fineTuneEpochs) }
         return job
     }
 }

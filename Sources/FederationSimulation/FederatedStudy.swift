@@ -152,6 +152,7 @@ public struct FederatedStudy: Sendable {
         let preprocessing = try PreprocessingConfiguration(yaml: text)
         let training = try TrainingConfiguration(yaml: text)
         let federation = try FederationConfiguration(yaml: text)
+        try federation.checkPersonalization(of: training.model)
         var siteNames = federation.sites
         if siteNames.isEmpty {
             siteNames = try FileManager.default.contentsOfDirectory(atPath: dataRoot).filter { name in
@@ -177,8 +178,11 @@ public struct FederatedStudy: Sendable {
             progress: progress)
         let global = outcome.global
         // Evaluate the global model of every round on every site? The final one, and per-round from checkpoints.
+        // Under FedBN the server's models lack every site's normalisation layers: only the sites measure them (the
+        // cross-site evaluation, with their own layers).
         var rounds = outcome.rounds
-        for i in rounds.indices {
+        let personal = federation.personalization != .none
+        for i in rounds.indices where !personal {
             if let saved = outcome.roundModels[rounds[i].round] {
                 let model = try saved.reordered(like: initialModel)
                 for site in siteNames { rounds[i].globalScore[site] = try sites.score(model, site: site) }
@@ -191,7 +195,29 @@ public struct FederatedStudy: Sendable {
             return ComparisonRow(
                 model: name, scores: scores, mean: scores.values.reduce(0, +) / Double(max(scores.count, 1)))
         }
-        comparison.append(try row("federated (\(federation.strategy))", global))
+        let matrix = outcome.crossSite
+        if personal {
+            guard let matrix else {
+                throw FederationError(
+                    .noResults,
+                    "the job keeps layers at the sites (personalization "
+                        + "\(federation.personalization.rawValue)) but the federation returned no cross-site evaluation"
+                )
+            }
+            comparison.append(
+                Self.row(
+                    "federated (\(federation.strategy), \(federation.personalization.rawValue))",
+                    matrix.sites.map { matrix.results[CrossSiteMatrix.global]?[$0]?[sites.metric] },
+                    sites: matrix.sites))
+        } else {
+            comparison.append(try row("federated (\(federation.strategy))", global))
+        }
+        if let tuned = matrix?.personalized(metric: sites.metric), let matrix {
+            comparison.append(
+                Self.row(
+                    "personalised (fine-tuned \(federation.fineTuneEpochs) epoch(s) at each site)", tuned,
+                    sites: matrix.sites))
+        }
         // Save the global model as a checkpoint `tessera predict` can use.
         try sites.save(
             global, configuration: training, preprocessing: preprocessing, to: output + "/global.safetensors",
@@ -406,6 +432,14 @@ public final class StudyProgress: Sendable {
 }
 
 extension FederatedStudy {
+    /// A comparison row from the sites' own measurements (`scores[i]` at `sites[i]`; nil ones left out of the mean).
+    static func row(_ name: String, _ scores: [Double?], sites: [String]) -> ComparisonRow {
+        var byName: [String: Double] = [:]
+        for (site, score) in zip(sites, scores) { byName[site] = score }
+        return ComparisonRow(
+            model: name, scores: byName, mean: byName.values.reduce(0, +) / Double(max(byName.count, 1)))
+    }
+
     /// Site credentials from a CA made for this run only (in-process runs have no kits).
     static func throwAwayCredentials(_ sites: [String]) throws -> [String: SecureAggregationCredentials] {
         let authority = try CertificateAuthority.create(project: "tessera-in-process", validityDays: 1)

@@ -68,7 +68,7 @@ public enum StudyReportWriter {
 
     /// The federation's own cross-site evaluation as a terminal table: a row per model, a column per site.
     public static func crossSiteTable(_ m: CrossSiteMatrix, metric: String = "dice") -> String {
-        let names = m.models.map { $0 == CrossSiteMatrix.global ? "global (federated)" : "local model of \($0)" }
+        let (names, table) = crossSiteRows(m, metric: metric)
         let width = max(28, (names.map(\.count).max() ?? 0) + 2)
         var lines = [
             "Cross-site evaluation inside the federation: \(metricName(metric)) of each model at each site "
@@ -77,7 +77,7 @@ public enum StudyReportWriter {
         lines.append(
             "model".padding(toLength: width, withPad: " ", startingAt: 0)
                 + m.sites.map { $0.prefix(18).padding(toLength: 20, withPad: " ", startingAt: 0) }.joined() + "mean")
-        for (name, row) in zip(names, m.table(metric: metric)) {
+        for (name, row) in zip(names, table) {
             let known = row.compactMap { $0 }
             lines.append(
                 name.padding(toLength: width, withPad: " ", startingAt: 0)
@@ -89,6 +89,18 @@ public enum StudyReportWriter {
         }
         for (what, reason) in m.missing.sorted(by: { $0.key < $1.key }) { lines.append("missing \(what): \(reason)") }
         return lines.joined(separator: "\n")
+    }
+
+    /// The matrix's rows as the reports show them: each model by name, then, when the sites fine-tuned the global
+    /// model, a row of the personalised models (each site's own, evaluated at that site).
+    static func crossSiteRows(_ m: CrossSiteMatrix, metric: String) -> (names: [String], rows: [[Double?]]) {
+        var names = m.models.map { $0 == CrossSiteMatrix.global ? "global (federated)" : "local model of \($0)" }
+        var rows = m.table(metric: metric)
+        if let tuned = m.personalized(metric: metric) {
+            names.append("personalised (global fine-tuned at each site)")
+            rows.append(tuned)
+        }
+        return (names, rows)
     }
 
     /// Text for HTML element content and attribute values.
@@ -111,7 +123,8 @@ public enum StudyReportWriter {
 
     /// The cross-site matrix as an SVG heat map: a row per model, a column per site, each cell coloured by its Dice
     /// (white 0 → green 1) and labelled; "–" where the evaluation is missing.
-    static func heatMap(_ m: CrossSiteMatrix, rowNames: [String], metric: String = "dice") -> String {
+    static func heatMap(_ m: CrossSiteMatrix, metric: String = "dice") -> String {
+        let (rowNames, table) = crossSiteRows(m, metric: metric)
         let name = metricName(metric)
         let cellW = 120.0
         let cellH = 26.0
@@ -123,7 +136,7 @@ public enum StudyReportWriter {
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" role=\"img\" "
             + "aria-label=\"Cross-site \(name) matrix\">"
         // Colours span [lowest Dice rounded down to 0.1, 1] so that close figures still differ.
-        let values = m.table(metric: metric).flatMap { $0 }.compactMap { $0 }
+        let values = table.flatMap { $0 }.compactMap { $0 }
         let low = max(0, min(0.9, ((values.min() ?? 0) * 10).rounded(.down) / 10))
         s +=
             "<text x=\"4\" y=\"14\" font-size=\"12\" font-family=\"sans-serif\">Cross-site evaluation: \(name) of each model "
@@ -134,7 +147,7 @@ public enum StudyReportWriter {
                     "<text x=\"%.0f\" y=\"%.0f\" font-size=\"10\" text-anchor=\"middle\" font-family=\"sans-serif\">%@</text>",
                 left + cellW * (Double(j) + 0.5), top - 8, escape(site))
         }
-        for (i, (rowName, row)) in zip(rowNames, m.table(metric: metric)).enumerated() {
+        for (i, (rowName, row)) in zip(rowNames, table).enumerated() {
             let y = top + cellH * Double(i)
             s += String(
                 format:
@@ -224,14 +237,11 @@ public enum StudyReportWriter {
                 "<h2>Cross-site evaluation inside the federation</h2><p>After the last round every site sent its last "
                 + "local model; each model and the final global model were then evaluated by every site on its held-out "
                 + "patients (\(name)). Only metrics left the sites.</p>"
-            h += heatMap(
-                m,
-                rowNames: m.models.map { $0 == CrossSiteMatrix.global ? "global (federated)" : "local model of \($0)" },
-                metric: r.metric)
+            h += heatMap(m, metric: r.metric)
             h += "<table><tr><th>model</th>"
             h += m.sites.map { "<th>\(escape($0))</th>" }.joined() + "<th>mean</th></tr>"
-            for (model, row) in zip(m.models, m.table(metric: r.metric)) {
-                let name = model == CrossSiteMatrix.global ? "global (federated)" : "local model of \(model)"
+            let rows = crossSiteRows(m, metric: r.metric)
+            for (name, row) in zip(rows.names, rows.rows) {
                 let known = row.compactMap { $0 }
                 h +=
                     "<tr><td>\(escape(name))</td>" + row.map(heatCell).joined()

@@ -11,10 +11,20 @@ public protocol Module: Sendable {
     var buffers: NamedTensors { get }
     /// Replaces parameters and buffers from `state`, which holds exactly the names of `stateDict`.
     mutating func update(parameters state: NamedTensors) throws
+    /// The `stateDict` names of the module's normalisation layers (affine γ and β, and batch norm's running
+    /// statistics): what FedBN (Li et al. 2021) keeps at each site. Empty for modules without normalisation.
+    var normalizationVariables: [String] { get }
 }
 
 extension Module {
     public var buffers: NamedTensors { NamedTensors() }
+
+    public var normalizationVariables: [String] { [] }
+
+    /// `normalizationVariables` of a submodule as its parent names them (`prefix.name`).
+    func normalizationVariables(prefixed prefix: String) -> [String] {
+        normalizationVariables.map { "\(prefix).\($0)" }
+    }
 
     /// Parameters followed by buffers: what PyTorch's `state_dict()` returns.
     public var stateDict: NamedTensors {

@@ -8,7 +8,8 @@ import Yams
 ///
 /// Keys (all values are strings, lists comma-separated):
 /// - `architecture`: unet2d | unet3d | resnet2d | resnet3d.
-/// - U-Nets: `encoder_channels`, `bottleneck_channels`, `segments` (DICOM SEG segment numbers of classes 1, 2, …);
+/// - U-Nets: `encoder_channels`, `bottleneck_channels`, `segments` (DICOM SEG segment numbers of classes 1, 2, …),
+///   `norm` = `instance` when the model has instance norms (absent: none);
 ///   unet3d also `patch_size` ([x, y, z] voxels), `window_overlap` ([0, 1)) and `window_blending`.
 /// - ResNets: `widths`, `blocks`, `norm`, `classes` (class names), `input` (how a volume becomes the input).
 /// - `preprocessing`: the pipeline's `preprocessing:` section as YAML (augmentation left out: it is training only),
@@ -41,6 +42,7 @@ public enum CheckpointMetadata {
             meta["encoder_channels"] = list(m.encoderChannels)
             meta["bottleneck_channels"] = String(m.bottleneckChannels)
             meta["segments"] = list(m.segments)
+            if m.normalization == .instance { meta["norm"] = "instance" }
         }
         do {
             meta[preprocessingKey] = try YAMLEncoder().encode(

@@ -95,7 +95,7 @@ public struct PipelineLimits: Sendable, Equatable {
         guard
             let parameters = UNet.parameterCount(
                 dimensions: m.dimensions, encoderChannels: m.encoderChannels,
-                bottleneckChannels: m.bottleneckChannels, classes: m.classes),
+                bottleneckChannels: m.bottleneckChannels, classes: m.classes, normalization: m.normalization),
             parameters <= maxParameters
         else {
             throw TrainingError(
@@ -177,7 +177,7 @@ public struct PipelineLimits: Sendable, Equatable {
         }
         return UNet.parameterCount(
             dimensions: m.dimensions, encoderChannels: m.encoderChannels,
-            bottleneckChannels: m.bottleneckChannels, classes: m.classes)
+            bottleneckChannels: m.bottleneckChannels, classes: m.classes, normalization: m.normalization)
     }
 
     static func describe(_ count: Int?) -> String { count.map { "\($0)" } ?? "more than \(Int.max)" }

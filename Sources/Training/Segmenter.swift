@@ -55,7 +55,7 @@ public struct Segmenter: Sendable {
         }
         var model = UNet(
             dimensions: architecture == "unet3d" ? 3 : 2, encoderChannels: encoder, bottleneckChannels: bottleneck,
-            classes: segments.count + 1, generator: &g)
+            classes: segments.count + 1, normalization: m["norm"] == "instance" ? .instance : .none, generator: &g)
         do { try model.load(contents.tensors) } catch {
             throw TrainingError(.model, "the tensors of \(path) do not fit its declared architecture: \(error)")
         }

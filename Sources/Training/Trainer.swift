@@ -64,7 +64,7 @@ public struct Trainer: Sendable {
             dimensions: configuration.model.dimensions, inputChannels: 1,
             encoderChannels: configuration.model.encoderChannels,
             bottleneckChannels: configuration.model.bottleneckChannels, classes: configuration.model.classes,
-            generator: &g)
+            normalization: configuration.model.normalization, generator: &g)
     }
 
     /// Replaces the model's weights (e.g. the global model of a federated round).

@@ -26,6 +26,9 @@ public struct TrainingConfiguration: Sendable, Equatable {
         public var blocks = [1, 1, 1]
         /// resnet2d / resnet3d: batch (torchvision's default) or instance normalisation.
         public var norm = FeatureNorm.Kind.batch
+        /// unet2d / unet3d (`model.norm: none | instance`): an affine instance norm after every 3×3 convolution, or
+        /// none (the reference module's layout, the default).
+        public var normalization = DoubleConv.Normalization.none
         /// Classifier outputs (set from `classification.classes`); nil for segmentation.
         public var classifierClasses: Int?
         public var classes: Int { classifierClasses ?? segments.count + 1 }
@@ -212,10 +215,14 @@ public struct TrainingConfiguration: Sendable, Equatable {
         self.model.blocks =
             try ints(model["blocks"], "model.blocks", count: 1...limits.maxLevels, values: 1...limits.maxBlocks)
             ?? self.model.blocks
-        if let n = try string(model["norm"], "model.norm", ["batch", "instance"]),
-            let kind = FeatureNorm.Kind(rawValue: n)
-        {
-            self.model.norm = kind
+        if self.model.isClassifier {
+            if let n = try string(model["norm"], "model.norm", ["batch", "instance"]),
+                let kind = FeatureNorm.Kind(rawValue: n)
+            {
+                self.model.norm = kind
+            }
+        } else if let n = try string(model["norm"], "model.norm", ["none", "instance"]) {
+            self.model.normalization = n == "instance" ? .instance : .none
         }
         if let section = root["classification"] {
             let c = try ClassificationConfiguration(node: section, limits: limits)

@@ -322,6 +322,8 @@ struct Client: ParsableCommand {
                 limits: pipelineLimits)
             agent.egressLog = egress
             agent.secureAggregation = secure
+            // Values of the variables the site keeps to itself (exclude_variables, FedBN), one file per job.
+            agent.localVariablesFolder = self.kit.kit + "/" + LocalVariables.folderName
             log(
                 "\(prefix) connecting to \(address) (filters: \(filters.filters.map(\.name).joined(separator: ", ")); "
                     + "egress log \(egressPath))")

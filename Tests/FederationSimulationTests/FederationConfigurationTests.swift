@@ -3,6 +3,7 @@ import FederationJobs
 import FederationSimulation
 import Foundation
 import Testing
+import Training
 
 @Suite("Federation section of the pipeline YAML, and the study report")
 struct FederationConfigurationTests {
@@ -51,6 +52,14 @@ struct FederationConfigurationTests {
             ("federation:\n  sites: site-a", "federation.sites"),
             ("federation:\n  sites: [" + (0..<300).map { "s\($0)" }.joined(separator: ", ") + "]", "federation.sites"),
             ("federation: 3", "federation"),
+            ("federation:\n  personalization: fedprox", "federation.personalization"),
+            ("federation:\n  personalization: fedbn", "cross_site_evaluation: true"),
+            ("federation:\n  fine_tune_epochs: 2", "cross_site_evaluation: true"),
+            ("federation:\n  cross_site_evaluation: true\n  fine_tune_epochs: -1", "federation.fine_tune_epochs"),
+            (
+                "federation:\n  cross_site_evaluation: true\n  fine_tune_epochs: 100000000",
+                "federation.fine_tune_epochs"
+            ),
         ])
     func bad(yaml: String, words: String) {
         do {
@@ -69,6 +78,42 @@ struct FederationConfigurationTests {
         c.strategy = "cyclic"
         #expect(
             c.makeStrategy(learningRate: 0.01).configureTraining(round: 2, sites: ["a", "b"]).keys.sorted() == ["b"])
+    }
+
+    @Test("personalization and fine_tune_epochs: parsed, off by default, and sent to the sites with every task")
+    func personalization() throws {
+        let off = try FederationConfiguration(yaml: "federation:\n  rounds: 2")
+        #expect(off.personalization == .none && off.fineTuneEpochs == 0)
+        #expect(off.jobConfiguration(jobID: "j", sites: ["a"]).taskConfig["personalization"] == nil)
+        let c = try FederationConfiguration(
+            yaml: "federation:\n  cross_site_evaluation: true\n  personalization: fedbn\n  fine_tune_epochs: 3")
+        #expect(c.personalization == .fedbn && c.fineTuneEpochs == 3)
+        let config = c.jobConfiguration(jobID: "j", sites: ["a"]).taskConfig
+        #expect(config["personalization"] == .string("fedbn") && config["fine_tune_epochs"] == .int(3))
+        #expect(config["cross_site_evaluation"] == .bool(true))
+        // FedBN needs layers to keep: a U-Net without model.norm has none.
+        var unet = TrainingConfiguration().model
+        #expect { try c.checkPersonalization(of: unet) } throws: { "\($0)".contains("model.norm: instance") }
+        unet.normalization = .instance
+        try c.checkPersonalization(of: unet)
+    }
+
+    @Test("The personalised models (the global model fine-tuned at each site) are a row of the cross-site tables")
+    func personalizedRow() {
+        let matrix = CrossSiteMatrix(
+            jobID: "j", models: ["global"], sites: ["a", "b"],
+            results: [
+                "global": [
+                    "a": ["dice": 0.8, "personalized_dice": 0.9], "b": ["dice": 0.6, "personalized_dice": 0.7],
+                ]
+            ])
+        #expect(matrix.personalized(metric: "dice") == [0.9, 0.7])
+        #expect(CrossSiteMatrix(jobID: "j", models: ["global"], sites: ["a"]).personalized(metric: "dice") == nil)
+        let lines = StudyReportWriter.crossSiteTable(matrix).split(separator: "\n").map(String.init)
+        #expect(lines[3].hasPrefix("personalised (global fine-tuned at each site)") && lines[3].hasSuffix("0.800"))
+        let report = StudyReport(
+            strategy: "fedavg", sites: ["a", "b"], rounds: [], comparison: [], crossSite: matrix, totalSeconds: 1)
+        #expect(StudyReportWriter.html(report).contains("<td>personalised (global fine-tuned at each site)</td>"))
     }
 
     @Test("The report's CSV has one row per round and site")

@@ -132,4 +132,33 @@ struct ResNetTests {
         for b in 0..<8 where (logits.storage[2 * b + 1] > logits.storage[2 * b] ? 1 : 0) == labels[b] { correct += 1 }
         #expect(correct == 8)
     }
+
+    /// ResNet: bn1, bn2, downsample.1 with running statistics; U-Net: its instance norms, or nothing.
+    @Test("normalizationVariables name exactly the norm layers' state (what FedBN keeps at the sites)")
+    func normalizationVariables() {
+        var g = SeededGenerator(seed: 1)
+        let resnet = ResNet(widths: [4, 8], blocks: [1, 1], norm: .batch, generator: &g)
+        let expected = resnet.stateDict.names.filter {
+            $0.hasPrefix("bn1.") || $0.contains(".bn1.") || $0.contains(".bn2.") || $0.contains(".downsample.1.")
+        }
+        // Stem + 2 blocks × 2 norms + 1 downsample norm, each weight, bias, running_mean, running_var.
+        #expect(expected.count == 6 * 4)
+        #expect(Set(resnet.normalizationVariables) == Set(expected))
+        #expect(resnet.normalizationVariables.contains("layer2.0.downsample.1.running_var"))
+        let instance = ResNet(widths: [4], blocks: [1], norm: .instance, generator: &g)
+        #expect(
+            instance.normalizationVariables == [
+                "bn1.weight", "bn1.bias", "layer1.0.bn1.weight",
+                "layer1.0.bn1.bias", "layer1.0.bn2.weight", "layer1.0.bn2.bias",
+            ])
+
+        let unet = UNet(
+            dimensions: 2, encoderChannels: [2, 4], bottleneckChannels: 8, classes: 2, normalization: .instance,
+            generator: &g)
+        let norms = unet.stateDict.names.filter { $0.contains(".n1.") || $0.contains(".n2.") }
+        #expect(norms.count == 5 * 2 * 2)
+        #expect(unet.normalizationVariables == norms)
+        let plain = UNet(dimensions: 2, encoderChannels: [2, 4], bottleneckChannels: 8, classes: 2, generator: &g)
+        #expect(plain.normalizationVariables.isEmpty)
+    }
 }

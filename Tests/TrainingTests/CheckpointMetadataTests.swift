@@ -57,6 +57,29 @@ struct CheckpointMetadataTests {
         #expect(stored["job"] == "j1" && stored["architecture"] == "unet3d")
     }
 
+    /// Batch norm is refused for U-Nets.
+    @Test("A U-Net with `model.norm: instance` names it in its file and loads back with its instance norms")
+    func unetInstanceNorm() throws {
+        let text = "model: {architecture: unet2d, encoder_channels: [2, 4], bottleneck_channels: 8, norm: instance}"
+        let configuration = try TrainingConfiguration(yaml: text)
+        #expect(configuration.model.normalization == .instance)
+        #expect(try TrainingConfiguration(yaml: "model: {architecture: unet2d}").model.normalization == .none)
+        let meta = try CheckpointMetadata.describe(configuration, preprocessing: PreprocessingConfiguration())
+        #expect(meta["norm"] == "instance")
+        // Parameters counted before building include the norms' γ and β: 5 blocks × 2 norms × 2 × channels.
+        let trainer = Trainer(configuration: configuration, preprocessing: PreprocessingConfiguration())
+        #expect(configuration.model.parameterCount == trainer.model.parameters.elementCount)
+        let folder = NSTemporaryDirectory() + "tessera-meta-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try trainer.save(to: folder + "/model.safetensors", metadata: [:])
+        let segmenter = try Segmenter(checkpoint: folder + "/model.safetensors")
+        #expect(segmenter.model.normalizationVariables == trainer.model.normalizationVariables)
+        #expect(segmenter.model.normalizationVariables.count == 20)
+        #expect { try TrainingConfiguration(yaml: "model: {architecture: unet2d, norm: batch}") } throws: {
+            "\($0)".contains("model.norm")
+        }
+    }
+
     @Test("A classifier's file names its widths, blocks, classes and input; a segmenter refuses it by name")
     func classifier() throws {
         let text = """

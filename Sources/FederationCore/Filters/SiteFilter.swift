@@ -36,7 +36,8 @@ public struct FilterChain: Sendable {
 }
 
 /// Keeps variables at the site: tensors whose names match are removed from the update (e.g. normalisation
-/// statistics, a site-specific head). The server then keeps its own values for them.
+/// statistics, a site-specific head). The server then keeps its own values for them, and the site puts its own values
+/// back into every model it downloads (`LocalVariables` in FederationClient).
 public struct ExcludeVariablesFilter: SiteFilter {
     public enum Pattern: Sendable, Equatable {
         case exact(String)
@@ -44,7 +45,8 @@ public struct ExcludeVariablesFilter: SiteFilter {
         case suffix(String)
         case contains(String)
 
-        func matches(_ name: String) -> Bool {
+        /// Whether `name` is a tensor this pattern keeps at the site.
+        public func matches(_ name: String) -> Bool {
             switch self {
             case .exact(let s): return name == s
             case .prefix(let s): return name.hasPrefix(s)

@@ -37,6 +37,8 @@ public enum FeatureNorm: Layer {
         }
     }
 
+    public var normalizationVariables: [String] { stateDict.names }
+
     public mutating func update(parameters state: NamedTensors) throws {
         switch self {
         case .batch(var n):

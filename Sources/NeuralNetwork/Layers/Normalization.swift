@@ -19,6 +19,9 @@ public struct InstanceNorm: Layer {
         return NamedTensors([("weight", weight), ("bias", bias)])
     }
 
+    /// The whole layer: `weight` and `bias` (none without `affine`).
+    public var normalizationVariables: [String] { stateDict.names }
+
     public mutating func update(parameters state: NamedTensors) throws {
         if weight != nil {
             weight = try state.require("weight")
@@ -67,6 +70,9 @@ public struct BatchNorm: Layer {
     public var buffers: NamedTensors {
         NamedTensors([("running_mean", runningMean), ("running_var", runningVariance)])
     }
+
+    /// The whole layer: `weight`, `bias` (with `affine`), `running_mean`, `running_var`.
+    public var normalizationVariables: [String] { stateDict.names }
 
     public mutating func update(parameters state: NamedTensors) throws {
         if weight != nil {

@@ -42,6 +42,11 @@ public struct DoubleConv: Module {
         return p
     }
 
+    /// `n1.*` and `n2.*` with instance norm; empty without.
+    public var normalizationVariables: [String] {
+        (n1?.normalizationVariables(prefixed: "n1") ?? []) + (n2?.normalizationVariables(prefixed: "n2") ?? [])
+    }
+
     public mutating func update(parameters state: NamedTensors) throws {
         try c1.update(parameters: state.scoped("c1"))
         try c2.update(parameters: state.scoped("c2"))

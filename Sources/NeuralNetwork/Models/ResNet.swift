@@ -57,6 +57,12 @@ public struct ResidualBlock: Module {
         return b
     }
 
+    /// `bn1.*`, `bn2.*` and `downsample.1.*`.
+    public var normalizationVariables: [String] {
+        bn1.normalizationVariables(prefixed: "bn1") + bn2.normalizationVariables(prefixed: "bn2")
+            + (downsample?.norm.normalizationVariables(prefixed: "downsample.1") ?? [])
+    }
+
     public mutating func update(parameters state: NamedTensors) throws {
         try conv1.update(parameters: state.scoped("conv1"))
         try bn1.update(parameters: state.scoped("bn1"))
@@ -197,6 +203,17 @@ public struct ResNet: Module {
             for (j, block) in stage.enumerated() { b.merge(block.buffers.prefixed("layer\(i + 1).\(j)")) }
         }
         return b
+    }
+
+    /// The stem's `bn1.*` and every block's norms (`layer1.0.bn1.weight`, …).
+    public var normalizationVariables: [String] {
+        var names = bn1.normalizationVariables(prefixed: "bn1")
+        for (i, stage) in layers.enumerated() {
+            for (j, block) in stage.enumerated() {
+                names += block.normalizationVariables(prefixed: "layer\(i + 1).\(j)")
+            }
+        }
+        return names
     }
 
     public mutating func update(parameters state: NamedTensors) throws {

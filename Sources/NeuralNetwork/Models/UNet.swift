@@ -90,6 +90,15 @@ public struct UNet: Module {
         return p
     }
 
+    /// The instance norms of every `DoubleConv` (`enc.0.n1.weight`, …); empty without normalisation.
+    public var normalizationVariables: [String] {
+        var names: [String] = []
+        for (i, e) in enc.enumerated() { names += e.normalizationVariables(prefixed: "enc.\(i)") }
+        names += bott.normalizationVariables(prefixed: "bott")
+        for (i, d) in dec.enumerated() { names += d.normalizationVariables(prefixed: "dec.\(i)") }
+        return names
+    }
+
     public mutating func update(parameters state: NamedTensors) throws {
         for i in enc.indices { try enc[i].update(parameters: state.scoped("enc.\(i)")) }
         try bott.update(parameters: state.scoped("bott"))

@@ -298,6 +298,16 @@ extension TrainingConfiguration {
         }
         return Trainer(configuration: self, preprocessing: preprocessing).model.stateDict
     }
+
+    /// The `stateDict` names of the configured model's normalisation layers (`Module.normalizationVariables`):
+    /// what `federation.personalization: fedbn` keeps at each site. Empty for a U-Net without `model.norm`.
+    /// - Throws: `.configuration` when the classifier cannot be built from the configuration.
+    public func normalizationVariables(preprocessing: PreprocessingConfiguration) throws(TrainingError) -> [String] {
+        if model.isClassifier {
+            return try ClassifierTrainer(configuration: self, preprocessing: preprocessing).model.normalizationVariables
+        }
+        return Trainer(configuration: self, preprocessing: preprocessing).model.normalizationVariables
+    }
 }
 
 extension ClassifierEpochReport {
