@@ -32,8 +32,7 @@ struct NIfTILabelsTests {
     }
 
     @Test(
-        "nibabel's files (uint8, int16, uint16, int32, float32, qform only, reversed axes) read as LPS equal to "
-            + "nibabel's RAS affine with x and y negated, on the series' grid, with their labels",
+        "nibabel's label maps read as LPS = nibabel's RAS affine with x and y negated, on the series' grid",
         arguments: [
             ("labels_uint8.nii.gz", "explicit-le"), ("labels_int16.nii.gz", "explicit-le"),
             ("labels_uint16.nii.gz", "explicit-le"), ("labels_int32.nii.gz", "explicit-le"),
