@@ -43,6 +43,11 @@ extension NIfTI.File {
             columns = (0..<3).map { c in Vector3(sform[0][c], sform[1][c], sform[2][c]) }
             offset = Vector3(sform[0][3], sform[1][3], sform[2][3])
         } else if qformCode > 0 {
+            guard spacing.x > 0, spacing.y > 0, spacing.z > 0 else {
+                throw NIfTI.Error(
+                    message: "the qform's pixdim[1...3] (\(spacing.x), \(spacing.y), \(spacing.z)) must be positive",
+                    path: path)
+            }
             let (b, c, d) = quaternion
             let a = max(0, 1 - (b * b + c * c + d * d)).squareRoot()
             let r = [
