@@ -114,7 +114,7 @@ public actor PipelineSiteTrainer: LocalTrainer {
             let cases = try SegmentationDataset.load(
                 folder: dataFolder, preprocessing: preprocessing,
                 segments: training.model.segments, segmentNames: training.model.segmentNames,
-                limits: limits.preprocessing)
+                niftiLabels: training.model.niftiLabels, limits: limits.preprocessing)
             if training.model.dimensions == 2 {
                 // The slices' size is known now: check a training step's activations with it.
                 let largest = cases.map { $0.sample.image.geometry.dimensions }.map { $0.x * $0.y }.max() ?? 0

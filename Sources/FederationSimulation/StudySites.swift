@@ -38,7 +38,7 @@ public enum StudySites: Sendable {
         for site in sites {
             let cases = try SegmentationDataset.load(
                 folder: dataRoot + "/" + site, preprocessing: preprocessing, segments: training.model.segments,
-                segmentNames: training.model.segmentNames)
+                segmentNames: training.model.segmentNames, niftiLabels: training.model.niftiLabels)
             let t = SegmentationSiteTrainer(cases: cases, configuration: training, preprocessing: preprocessing)
             trainers[site] = t
             progress(

@@ -18,6 +18,9 @@ public struct TrainingConfiguration: Sendable, Equatable {
         /// `model.segment_names`: the RT Structure Set ROI names (and each site's synonyms) of segment numbers, so
         /// an RTSTRUCT can stand in for a SEG; nil: an ROI's (3006,0022) ROI Number is its segment number.
         public var segmentNames: ROILabelMapping?
+        /// `model.nifti_labels`: where a site keeps NIfTI-1 label maps (voxel values = segment numbers) for series
+        /// without a SEG or an RT Structure Set; nil: NIfTI labels are not looked for.
+        public var niftiLabels: NIfTILabelFiles?
         /// Seed of the weight initialisation.
         public var seed: UInt64 = 7
         /// resnet2d / resnet3d: output channels of each stage (`layer1`, `layer2`, …).
@@ -83,7 +86,7 @@ public struct TrainingConfiguration: Sendable, Equatable {
     static let architectures = ["unet2d", "unet3d", "resnet2d", "resnet3d"]
 
     static let modelKeys: Set<String> = [
-        "architecture", "encoder_channels", "bottleneck_channels", "segments", "segment_names", "seed",
+        "architecture", "encoder_channels", "bottleneck_channels", "segments", "segment_names", "nifti_labels", "seed",
         "patch_size", "window_overlap", "window_blending", "widths", "blocks", "norm",
     ]
     static let trainingKeys: Set<String> = [
@@ -207,6 +210,12 @@ public struct TrainingConfiguration: Sendable, Equatable {
         }
         if let node = model["segment_names"] {
             self.model.segmentNames = try Self.segmentNames(node, limits: limits)
+        }
+        if let node = model["nifti_labels"] {
+            guard let text = node.scalar?.string else {
+                throw fail("model.nifti_labels", "must be a path such as labels/{SeriesInstanceUID}.nii.gz")
+            }
+            self.model.niftiLabels = try NIfTILabelFiles(template: text)
         }
         if let s = try unsigned(model["seed"], "model.seed") { self.model.seed = s }
         self.model.widths =

@@ -1,11 +1,18 @@
 import ArgumentParser
 import DICOMIO
+import Training
+import Volumes
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
             "List the series, segmentations and RT structure sets (ROIs, contour counts) in a DICOM folder, with "
-            + "problems and skipped files.")
+            + "problems and skipped files.",
+        discussion: """
+            With --nifti-labels (the pipeline's model.nifti_labels, e.g. 'labels/{PatientID}.nii.gz', relative to \
+            the folder) each series' NIfTI label file is looked up and checked as training would: found or not, \
+            whether its grid matches the series' (what differs otherwise) and its voxel counts per label.
+            """)
 
     @Argument(help: "A folder of DICOM files (searched recursively, any file names) or one file.")
     var folder: String
@@ -13,15 +20,56 @@ struct Inspect: ParsableCommand {
     @Flag(help: "Print JSON instead of text.")
     var json = false
 
+    @Option(help: "Where the site's NIfTI label maps are, as the pipeline's model.nifti_labels (text output only).")
+    var niftiLabels: String?
+
     @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        if niftiLabels != nil && json { throw ValidationError("--nifti-labels reports in text; leave out --json") }
+        if let niftiLabels {
+            do { _ = try NIfTILabelFiles(template: niftiLabels) } catch { throw ValidationError(error.message) }
+        }
+    }
 
     func run() throws {
         common.apply()
         do {
-            let report = try FolderInspection(folder: folder)
-            print(json ? try report.json() : report.text)
-        } catch {
+            guard let niftiLabels else {
+                let report = try FolderInspection(folder: folder)
+                print(json ? try report.json() : report.text)
+                return
+            }
+            let scan = try DirectoryScanner().scan(folder)
+            let all = SeriesAssembler().assemble(scan.instances)
+            print(try FolderInspection(folder: folder, scan: scan, series: all).text)
+            let files = try NIfTILabelFiles(template: niftiLabels)
+            print("NIfTI label maps (\(niftiLabels)):")
+            for series in all { print("  series \(series.seriesInstanceUID): " + niftiReport(files, series)) }
+        } catch let error as DICOMError {
             throw CommandFailure(error)
+        } catch {
+            throw CommandFailure(description: "\(error)")
+        }
+    }
+
+    /// One line on a series' NIfTI label file.
+    func niftiReport(_ files: NIfTILabelFiles, _ series: DICOMSeries) -> String {
+        guard let path = SegmentationDataset.labelFile(files, folder: folder, series: series) else {
+            return "no label file"
+        }
+        do {
+            let stack = try series.primaryStack()
+            let labels = try Volume<UInt8>(niftiLabels: path, matching: VolumeGeometry(stack: stack))
+            var counts = [Int](repeating: 0, count: 256)
+            for v in labels.voxels { counts[Int(v)] += 1 }
+            let present = (1..<256).filter { counts[$0] > 0 }.map { "label \($0): \(counts[$0]) voxels" }
+            return "\(path) matches the series' grid; "
+                + (present.isEmpty ? "no labelled voxel" : present.joined(separator: ", "))
+        } catch let error as NIfTI.Error {
+            return "\(path) refused: \(error.message)"
+        } catch {
+            return "\(path): the series cannot be read as a volume: \(error)"
         }
     }
 }

@@ -63,7 +63,7 @@ struct Train: ParsableCommand {
             }
             let cases = try SegmentationDataset.load(
                 folder: data, preprocessing: preprocessing, segments: config.model.segments,
-                segmentNames: config.model.segmentNames)
+                segmentNames: config.model.segmentNames, niftiLabels: config.model.niftiLabels)
             var trainer = Trainer(configuration: config, preprocessing: preprocessing)
             let (train, validation) = trainer.split(cases)
             let dims = cases[0].sample.image.geometry.dimensions

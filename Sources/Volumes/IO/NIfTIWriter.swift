@@ -213,6 +213,10 @@ extension NIfTI {
         /// srow_x, srow_y, srow_z: the voxel → RAS mm affine's first three rows.
         public var sform: [[Double]]
         public var description: String
+        /// scl_slope and scl_inter: stored value s means slope · s + inter (slope 0: no scaling).
+        public var scaling: (slope: Double, inter: Double)
+        /// bitpix: bits per stored voxel.
+        public var bitsPerVoxel: Int
         public var data: [UInt8]
 
         /// Voxels as float32 (datatype 16).
@@ -222,9 +226,16 @@ extension NIfTI {
         }
     }
 
+    /// The default bound of `read(_:maxBytes:)`: 2 GiB of (decompressed) file.
+    public static let defaultMaxBytes = 1 << 31
+
     /// Reads a `.nii` or `.nii.gz` file (little-endian NIfTI-1 single file).
-    public static func read(_ path: String) throws(NIfTI.Error) -> File {
+    /// - Parameter maxBytes: the largest (decompressed) file accepted; a larger one, or a gzip stream that inflates
+    ///   past it, is refused before more memory is taken.
+    public static func read(_ path: String, maxBytes: Int = defaultMaxBytes) throws(NIfTI.Error) -> File {
         var bytes = [UInt8]()
+        let tooLarge = NIfTI.Error(
+            message: "larger than \(maxBytes) bytes (decompressed); NIfTI files are read whole", path: path)
         if path.hasSuffix(".gz") {
             guard let gz = gzopen(path, "rb") else { throw NIfTI.Error(message: "cannot open the file", path: path) }
             var chunk = [UInt8](repeating: 0, count: 1 << 20)
@@ -235,10 +246,17 @@ extension NIfTI {
                     throw NIfTI.Error(message: "corrupt gzip data", path: path)
                 }
                 if n == 0 { break }
+                guard bytes.count <= maxBytes - Int(n) else {
+                    gzclose(gz)
+                    throw tooLarge
+                }
                 bytes.append(contentsOf: chunk[0..<Int(n)])
             }
             gzclose(gz)
         } else {
+            if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > maxBytes {
+                throw tooLarge
+            }
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw NIfTI.Error(message: "cannot read the file", path: path)
             }
@@ -275,6 +293,7 @@ extension NIfTI {
             quaternion: (Double(get(256, Float.self)), Double(get(260, Float.self)), Double(get(264, Float.self))),
             qoffset: Vector3(Double(get(268, Float.self)), Double(get(272, Float.self)), Double(get(276, Float.self))),
             sform: sform, description: String(decoding: text, as: UTF8.self),
+            scaling: (Double(get(112, Float.self)), Double(get(116, Float.self))), bitsPerVoxel: bitpix,
             data: Array(bytes[offset..<(offset + count)]))
     }
 }
