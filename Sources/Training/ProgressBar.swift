@@ -31,7 +31,7 @@ public struct ProgressBar: Sendable {
         guard value.isFinite else { return "\(value)" }
         var scale = 1.0
         for _ in 0..<decimals { scale *= 10 }
-        let scaled = Int((abs(value) * scale).rounded())
+        guard let scaled = Int(exactly: (abs(value) * scale).rounded()) else { return "\(value)" }
         let whole = scaled / Int(scale)
         let fraction = scaled % Int(scale)
         let digits = String(fraction)

@@ -77,7 +77,7 @@ struct TrainStep: ParsableCommand {
             if k == 0 { firstLoss = l }
             fastest = min(fastest, (clock.now - t0).seconds)
         }
-        let n = max(1, Int((minTime / fastest).rounded()))
+        let n = max(1, Int(exactly: (minTime / fastest).rounded()) ?? 1)
         var rates: [Double] = []
         var others: [Double] = []
         var cpuRates: [Double] = []

@@ -51,7 +51,7 @@ public func trimmedMean(_ sets: [ParameterSet], trimFraction: Double, structure:
         column.sort()
         let n = column.count
         // β < 0.5 keeps 2k < n: at least one value is averaged.
-        let k = Int((trimFraction * Double(n)).rounded(.down))
+        let k = min(Int(exactly: (trimFraction * Double(n)).rounded(.down)) ?? 0, (n - 1) / 2)
         var sum = 0.0
         for v in column[k..<(n - k)] { sum += Double(v) }
         return Float(sum / Double(n - 2 * k))

@@ -159,7 +159,7 @@ public enum ContourRasterizer {
 private func ceilClamped(_ x: Double, upper: Int) -> Int {
     guard x > 0 else { return 0 }
     guard x < Double(upper) else { return upper }
-    return Int(x.rounded(.up))
+    return Int(exactly: x.rounded(.up)) ?? upper
 }
 
 private func format(_ v: Double) -> String {
