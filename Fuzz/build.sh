@@ -3,7 +3,7 @@
 #   Fuzz/build.sh [target…]      default: every target; a target already newer than its inputs is not rebuilt
 #
 # dicom-shim    the C++ shim compiled with clang++ -fsanitize=fuzzer,address,undefined (DCMTK itself is not
-#               instrumented: Debian's libraries).
+# rtstruct-shim instrumented: Debian's libraries), entered through Fuzz/<target>/fuzz.cpp.
 # safetensors   SafeTensorsFormat (no dependencies) and the entry compiled as one module.
 # others        the module(s) under test are recompiled with -sanitize=fuzzer,address (coverage + ASan) and linked
 #               with the objects of the debug build for everything else, so `make test`'s build is reused: run
@@ -35,23 +35,16 @@ up_to_date() {
 # Hides ld.gold's harmless "Cannot export local symbol '__asan_…'" warnings.
 quiet_link() { "$@" 2> >(grep -v "Cannot export local symbol" >&2); }
 
-build_dicom_shim() {
+# build_shim_target <name>: the shim, entered through Fuzz/<name>/fuzz.cpp (dicom-shim: attributes and pixel data;
+# rtstruct-shim: the RT Structure Set calls).
+build_shim_target() {
+    local name=$1
     local inputs=(Sources/CDCMTKShim/*.cpp Sources/CDCMTKShim/*.h Sources/CDCMTKShim/include/*.h
-                  Fuzz/dicom-shim/fuzz.cpp)
-    up_to_date "$BIN/dicom-shim" "${inputs[@]}" && return
-    "$CXX" -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-        -I Sources/CDCMTKShim/include -I Sources/CDCMTKShim Sources/CDCMTKShim/*.cpp Fuzz/dicom-shim/fuzz.cpp \
-        -o "$BIN/dicom-shim" "${DCMTK_LIBS[@]}" 2> >(grep -v "Cannot export local symbol" >&2)
-}
-
-# The same shim, entered through the RT Structure Set calls (Fuzz/rtstruct-shim/fuzz.cpp).
-build_rtstruct_shim() {
-    local inputs=(Sources/CDCMTKShim/*.cpp Sources/CDCMTKShim/*.h Sources/CDCMTKShim/include/*.h
-                  Fuzz/rtstruct-shim/fuzz.cpp)
-    up_to_date "$BIN/rtstruct-shim" "${inputs[@]}" && return
-    "$CXX" -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-        -I Sources/CDCMTKShim/include -I Sources/CDCMTKShim Sources/CDCMTKShim/*.cpp Fuzz/rtstruct-shim/fuzz.cpp \
-        -o "$BIN/rtstruct-shim" "${DCMTK_LIBS[@]}" 2> >(grep -v "Cannot export local symbol" >&2)
+                  Fuzz/include/*.h "Fuzz/$name/fuzz.cpp")
+    up_to_date "$BIN/$name" "${inputs[@]}" && return
+    quiet_link "$CXX" -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+        -I Sources/CDCMTKShim/include -I Sources/CDCMTKShim -I Fuzz/include Sources/CDCMTKShim/*.cpp \
+        "Fuzz/$name/fuzz.cpp" -o "$BIN/$name" "${DCMTK_LIBS[@]}"
 }
 
 build_safetensors() {
@@ -120,8 +113,7 @@ build_swift_target() {
 build() {
     local start=$SECONDS
     case $1 in
-    dicom-shim) build_dicom_shim ;;
-    rtstruct-shim) build_rtstruct_shim ;;
+    dicom-shim | rtstruct-shim) build_shim_target "$1" ;;
     safetensors) build_safetensors ;;
     chunk-codec) build_swift_target chunk-codec FederationCore FederationGRPC ;;
     dicom-series) build_swift_target dicom-series DICOMIO ;;

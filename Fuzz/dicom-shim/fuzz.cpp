@@ -3,19 +3,12 @@
 // Built with -fsanitize=fuzzer,address,undefined by Fuzz/build.sh. The shim reads from a path, so each input is
 // written to one file in $TMPDIR (tmpfs on most machines) first.
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
-#include <unistd.h>
 
-#include "tessera_dcmtk.h"
+#include "fuzz_input_file.h"
 
 namespace {
 
-std::string input_path() {
-    const char *dir = std::getenv("TMPDIR");
-    return std::string(dir && *dir ? dir : "/tmp") + "/tessera-fuzz-dicom-" + std::to_string(getpid()) + ".dcm";
-}
 
 // Tags read by DICOMIO (ImageInstance+Reading, Segmentation): text, numbers and raw bytes.
 const uint16_t kTags[][2] = {
@@ -56,13 +49,7 @@ void read_item(TSRItem item, int depth) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static const std::string path = input_path();
-    static bool initialized = [] { tsr_initialize(0); return true; }();
-    (void)initialized;
-    FILE *f = std::fopen(path.c_str(), "wb");
-    if (!f) std::abort();
-    if (size > 0 && std::fwrite(data, 1, size, f) != size) std::abort();
-    std::fclose(f);
+    const std::string &path = tessera_fuzz::write_input_file("dicom", data, size);
 
     TSRStatus status;
     // 4096: the same lazy-loading threshold DICOMFile uses, so large elements are read on access as in production.
@@ -82,6 +69,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         tsr_file_release_pixel_data(file);
         tsr_file_free(file);
     }
-    std::remove(path.c_str());
+    tessera_fuzz::remove_input_file(path);
     return 0;
 }

@@ -3,20 +3,12 @@
 // dcmrt and walk every ROI, contour (with its points) and referenced series as StructureSet does.
 // Built with -fsanitize=fuzzer,address,undefined by Fuzz/build.sh; each input is written to one file in $TMPDIR.
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
-#include "tessera_dcmtk.h"
+#include "fuzz_input_file.h"
 
 namespace {
-
-std::string input_path() {
-    const char *dir = std::getenv("TMPDIR");
-    return std::string(dir && *dir ? dir : "/tmp") + "/tessera-fuzz-rtstruct-" + std::to_string(getpid()) + ".dcm";
-}
 
 // ReadingLimits' defaults for maxROIs and maxContours; points are capped lower so one input stays fast.
 constexpr int64_t kMaxROIs = 10000, kMaxContours = 200000, kMaxPoints = 1 << 20;
@@ -24,13 +16,7 @@ constexpr int64_t kMaxROIs = 10000, kMaxContours = 200000, kMaxPoints = 1 << 20;
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static const std::string path = input_path();
-    static bool initialized = [] { tsr_initialize(0); return true; }();
-    (void)initialized;
-    FILE *f = std::fopen(path.c_str(), "wb");
-    if (!f) std::abort();
-    if (size > 0 && std::fwrite(data, 1, size, f) != size) std::abort();
-    std::fclose(f);
+    const std::string &path = tessera_fuzz::write_input_file("rtstruct", data, size);
 
     TSRStatus status;
     TSRFile *file = tsr_file_open(path.c_str(), 0, &status);
@@ -77,6 +63,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         tsr_file_free(file);
     }
-    std::remove(path.c_str());
+    tessera_fuzz::remove_input_file(path);
     return 0;
 }

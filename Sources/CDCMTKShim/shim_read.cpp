@@ -10,6 +10,7 @@
 #include "dcmtk/dcmjpls/djencode.h"
 #include "dcmtk/oflog/oflog.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +19,8 @@
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include <sys/stat.h>
 
 #include "shim_internal.h"
 #include "tessera_dcmtk.h"
@@ -88,6 +91,31 @@ struct TSRFile {
     std::vector<uint8_t> decoded; // pixel data decoded outside DCMTK (JPEG 2000)
 };
 
+// The longest value a file of `fileSize` bytes can hold: its size, or kDeflateRatio times it when the dataset is
+// deflated (zlib expands at most 1032:1). A longer (0xFFFFFFFF: undefined) length is a lie that would make DCMTK
+// allocate it before noticing the end of the file.
+static const uint64_t kDeflateRatio = 1100;
+
+static uint64_t value_length_bound(uint64_t fileSize, bool deflated) {
+    return deflated ? fileSize * kDeflateRatio : fileSize;
+}
+
+// The first element (depth first) whose defined value length exceeds `bound`; false when there is none.
+static bool find_oversized_element(DcmItem *item, uint64_t bound, DcmTagKey &tag, Uint32 &length) {
+    DcmStack stack;
+    while (item->nextObject(stack, OFTrue).good()) {
+        DcmObject *object = stack.top();
+        if (!object || !object->isLeaf()) continue;
+        const Uint32 n = object->getLengthField();
+        if (n != DCM_UndefinedLength && n > bound) {
+            tag = object->getTag();
+            length = n;
+            return true;
+        }
+    }
+    return false;
+}
+
 static bool has_dicm_preamble(const char *path, bool &readable, bool &empty) {
     readable = false;
     empty = false;
@@ -116,11 +144,20 @@ extern "C" TSRFile *tsr_file_open(const char *path, uint32_t maxReadLength, TSRS
         tsr_set_status(status, TSR_NOT_DICOM, "the file is empty");
         return nullptr;
     }
+    struct stat info;
+    if (stat(path, &info) != 0 || info.st_size < 0) {
+        int err = errno;
+        tsr_set_status(status, TSR_IO, std::string("cannot stat file: ") + std::strerror(err));
+        return nullptr;
+    }
+    const uint64_t fileSize = static_cast<uint64_t>(info.st_size);
     std::unique_ptr<TSRFile> file(new TSRFile());
     file->path = path;
-    const Uint32 readLength = maxReadLength == 0 ? DCM_MaxReadLength : maxReadLength;
-    OFCondition cond = file->format.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange,
-                                             maxReadLength == 0 ? 0xFFFFFFFFU : readLength,
+    // "Read everything" (0) still leaves values longer than any deflated dataset of this size could hold on disk,
+    // so a length field can never make DCMTK allocate more than the bound below; they are refused after loading.
+    const uint64_t eagerLimit = std::min<uint64_t>(value_length_bound(fileSize, true), 0xFFFFFFFEU);
+    const Uint32 readLength = maxReadLength == 0 ? static_cast<Uint32>(eagerLimit) : maxReadLength;
+    OFCondition cond = file->format.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, readLength,
                                              preamble ? ERM_fileOnly : ERM_autoDetect);
     if (cond.bad()) {
         tsr_set_status(status, preamble ? TSR_PARSE : TSR_NOT_DICOM,
@@ -138,6 +175,17 @@ extern "C" TSRFile *tsr_file_open(const char *path, uint32_t maxReadLength, TSRS
         }
     }
     file->originalXfer = ds->getOriginalXfer();
+    const bool deflated = DcmXfer(file->originalXfer).getStreamCompression() != ESC_none;
+    DcmTagKey oversized;
+    Uint32 declared = 0;
+    if (find_oversized_element(file->format.getMetaInfo(), fileSize, oversized, declared) ||
+        find_oversized_element(ds, value_length_bound(fileSize, deflated), oversized, declared)) {
+        tsr_set_status(status, TSR_PARSE,
+                       std::string("element ") + oversized.toString().c_str() + " declares a value of " +
+                           std::to_string(declared) + " bytes, more than a file of " + std::to_string(fileSize) +
+                           " bytes can hold");
+        return nullptr;
+    }
     tsr_set_ok(status);
     return file.release();
     TSR_GUARD_END(status, nullptr)

@@ -117,6 +117,29 @@ struct BrokenInputTests {
         expectFailure(dir + "/short-pixels", [.truncatedPixelData, .parse], "truncated")
     }
 
+    @Test("A value length longer than the file is refused before it is allocated, eager or lazy")
+    func valueLongerThanFile() throws {
+        let dir = try temporaryFolder()
+        defer { removeTemporary(dir) }
+        let path = dir + "/liar.dcm"
+        try writeSlice(path)
+        var data = try Data(contentsOf: URL(fileURLWithPath: path))
+        // (7FE0,0010) OW in explicit VR little endian: tag, "OW", two reserved bytes, then the 32-bit length.
+        let header = Data([0xE0, 0x7F, 0x10, 0x00, 0x4F, 0x57, 0x00, 0x00])
+        let at = try #require(data.range(of: header)).upperBound
+        data.replaceSubrange(at..<(at + 4), with: [0x00, 0xFF, 0xFF, 0xFE])  // 0xFEFFFF00 bytes, in a file of ~1 kB
+        try data.write(to: URL(fileURLWithPath: path))
+        for maxReadLength: UInt32 in [0, 4096] {
+            do {
+                _ = try DICOMFile(path: path, maxReadLength: maxReadLength)
+                Issue.record("a 4 GB value in a \(data.count)-byte file was accepted (maxReadLength \(maxReadLength))")
+            } catch {
+                #expect(error.code == .parse, "\(error)")
+                #expect(error.description.contains("(7fe0,0010) declares a value of 4278189824 bytes"), "\(error)")
+            }
+        }
+    }
+
     // RLE (PS3.5 G) has no integrity check: damaged RLE data decodes to wrong values undetectably, so only the
     // entropy-coded syntaxes are tested here; a truncated RLE file is caught by the truncation test's parse check.
     @Test("Corrupt compressed pixel data fails to decode", arguments: ["jpegls-lossless", "jpeg-lossless"])

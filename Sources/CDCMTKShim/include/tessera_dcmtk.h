@@ -53,7 +53,8 @@ typedef void *TSRItem;
 void tsr_initialize(int verbose);
 
 /* Reads a file. Elements longer than maxReadLength bytes (e.g. PixelData) stay on disk until accessed; pass 0 to
- * read everything. Files without the "DICM" preamble are accepted only if they parse as a dataset carrying
+ * read everything. A file in which any element declares a value longer than the file could hold (its size; 1100
+ * times it for a deflated dataset) is refused with TSR_PARSE before that value is allocated. Files without the "DICM" preamble are accepted only if they parse as a dataset carrying
  * (0008,0016) SOP Class UID. Returns NULL and fills status on failure. */
 TSRFile *tsr_file_open(const char *path, uint32_t maxReadLength, TSRStatus *status);
 void tsr_file_free(TSRFile *file);
