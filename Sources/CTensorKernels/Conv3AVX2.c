@@ -142,8 +142,8 @@ TK_AVX2 void tk_conv3_forward_avx2(const float *padded, int cin, int depth, int 
 
 // MARK: - Weight gradient
 
-// gw[co + j][ci][a][kh][0…2] for j < COB over output rows [r0, r1) (as Conv3.c's gradient blocks; ∂y rows hold `gw16`
-// floats, of which the first `wp` are read).
+// gw[co + j][ci][a][kh][0…2] for j < COB over output rows [r0, r1) (as Conv3.c's gradient blocks; ∂y rows hold
+// `gw16` floats, of which the first `wp` are read).
 #define DEFINE_GRADIENT8(COB)                                                                                        \
     INLINE void gradient8_##COB(const float *x, size_t plane, size_t ld, const float *g, size_t gchan, int height,  \
                                 int gw16, int wp, int r0, int r1, float *gw, size_t wco) {                          \
@@ -178,8 +178,8 @@ TK_AVX2 void tk_conv3_weight_gradient_avx2(const float *padded, int cin, int dep
     const size_t ld = tk_conv3_row_stride(width), plane = ((size_t)height + 2) * ld;
     const size_t chan = ((size_t)depth + (three_d ? 2 : 0)) * plane;
     const size_t wco = (size_t)cin * kd * 9;
-    // ∂y rows padded with zeros to 16 columns in `scratch` (the layout tk_conv3_gradient_scratch_count sizes), or read
-    // in place when already a multiple of 16 wide; only the first round8(width) columns are read.
+    // ∂y rows padded with zeros to 16 columns in `scratch` (the layout tk_conv3_gradient_scratch_count sizes), or
+    // read in place when already a multiple of 16 wide; only the first round8(width) columns are read.
     const int gw16 = (int)round16(width), wp = (int)round8(width), rows = depth * height;
     const size_t gchan = (size_t)rows * gw16;
     const float *gsrc = scratch;
