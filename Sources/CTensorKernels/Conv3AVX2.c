@@ -1,9 +1,10 @@
 // Direct 3×3(×3) stride-1, padding-1 convolution kernels for AVX2 + FMA (16 ymm registers of 8 floats); layouts as
 // include/CTensorKernels.h. Conv3.c's kernels are written for 16-float vectors: compiled for AVX2 each of them is two
-// ymm registers, so their 16-accumulator blocks need 32 registers and spill. Here a block holds at most 12
-// accumulators of 8 columns (4 output channels × 24 columns, or 6 × 16 on rows of 16), the taps at column offsets 1
-// and 2 are unaligned loads (cheap on AVX2 cores) instead of cross-lane shuffles, and the weight gradient keeps
-// 4 output channels × 3 column taps = 12 accumulators. Same sums as Conv3.c in another order.
+// ymm registers, so their 16-accumulator blocks need 32 registers and spill. Here a forward block holds 8
+// accumulators (4 output channels × 16 columns: with the 2 input vectors and the broadcast weight 11 registers; blocks
+// of 12 accumulators, 4 × 24 columns, spilled and ran at half the speed), the taps at column offsets 1 and 2 are
+// unaligned loads (cheap on AVX2 cores) instead of cross-lane shuffles, and the weight gradient keeps 4 output
+// channels × 3 column taps = 12 accumulators. Forward sums are Conv3.c's in the same order; ∂W's in another order.
 #include "CTensorKernels.h"
 #include "Dispatch.h"
 #include <string.h>
@@ -89,12 +90,8 @@ static inline size_t round16(int n) { return ((size_t)n + 15) / 16 * 16; }
         }                                                                                                           \
     }
 
-DEFINE_FORWARD8(6, 2)
-DEFINE_FORWARD8(6, 1)
-DEFINE_FORWARD8(4, 3)
 DEFINE_FORWARD8(4, 2)
 DEFINE_FORWARD8(4, 1)
-DEFINE_FORWARD8(1, 3)
 DEFINE_FORWARD8(1, 2)
 DEFINE_FORWARD8(1, 1)
 
@@ -102,15 +99,11 @@ DEFINE_FORWARD8(1, 1)
     forward8_##COB##x##V(xr + (w0), cin, chan, plane, ld, kd, weight + co * wco, wco, bias ? bias + co : 0, relu,  \
                          mr ? mr + co * ychan + (w0) : 0, yr + co * ychan + (w0), ychan, width - (w0))
 
-// One row of COB output channels: blocks of 24 columns, then 16 or 8.
+// One row of COB output channels: blocks of 16 columns, then 8.
 #define FORWARD8_ROW(COB)                                                                                            \
     do {                                                                                                            \
         int w0 = 0;                                                                                                 \
-        for (; w0 + 24 <= wp; w0 += 24) FORWARD8_CALL(COB, 3, w0);                                                  \
-        if (w0 + 16 <= wp) {                                                                                        \
-            FORWARD8_CALL(COB, 2, w0);                                                                              \
-            w0 += 16;                                                                                               \
-        }                                                                                                           \
+        for (; w0 + 16 <= wp; w0 += 16) FORWARD8_CALL(COB, 2, w0);                                                  \
         if (w0 < wp) FORWARD8_CALL(COB, 1, w0);                                                                     \
     } while (0)
 
@@ -128,12 +121,6 @@ TK_AVX2 void tk_conv3_forward_avx2(const float *padded, int cin, int depth, int 
             float *yr = y + ((size_t)od * height + oh) * width;
             const float *mr = mask ? mask + ((size_t)od * height + oh) * width : 0;
             int co = 0;
-            // Rows of at most 16 columns: 6 output channels × 2 vectors (12 accumulators) per block.
-            if (wp <= 16)
-                for (; co + 6 <= cout; co += 6) {
-                    if (wp == 16) FORWARD8_CALL(6, 2, 0);
-                    else FORWARD8_CALL(6, 1, 0);
-                }
             for (; co + 4 <= cout; co += 4) FORWARD8_ROW(4);
             for (; co < cout; co++) FORWARD8_ROW(1);
         }
