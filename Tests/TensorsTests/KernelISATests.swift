@@ -31,7 +31,7 @@ struct KernelISATests {
             #expect(KernelISA.limit(to: level) == level)
             let conv = DirectConvolutionTests()
             for c in DirectConvolutionTests.cases { conv.check(c) }
-            // U-Net row widths (16, 56: AVX2 blocks of 16 columns and an 8-column tail), channels off the 4-blocks, 3-D.
+            // Rows of 16 and 56 (AVX2: blocks of 16 columns, an 8-column tail), channels off the 4-blocks, 3-D.
             for c in [
                 DirectConvolutionTests.Case(batch: 1, cin: 3, cout: 13, spatial: [3, 16]),
                 .init(batch: 1, cin: 2, cout: 9, spatial: [2, 56]),
