@@ -35,6 +35,7 @@ if [ -f "$WORK/raw/truth_hu.npy" ]; then mkdir -p "$WORK/truth"; mv "$WORK/raw/t
 g++ -O3 -std=c++17 "$SHARED/dcmtk_reference_loader.cc" -o "$WORK/dcmtk_ref" -ldcmimgle -ldcmjpeg -ldcmjpls -ldcmdata -loflog -lofstd -lpthread
 swift build -c release --static-swift-stdlib --product tessera-bench >/dev/null
 BENCH=$(swift build -c release --static-swift-stdlib --show-bin-path)/tessera-bench
+bash scripts/bench_header.sh "$BENCH"
 
 # Correctness first: Tessera's volume equals the generator's ground truth.
 "$BENCH" dicom-load "$WORK/raw" --repeat 1 --warmup 0 --dump "$WORK/tessera.f32" >/dev/null

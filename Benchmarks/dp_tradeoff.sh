@@ -9,12 +9,15 @@
 #   RUNS="none dpsgd:1.0" runs only those; a run is none | client:<z>:<clip_norm> | dpsgd:<σ>
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The OpenBLAS core this CPU has (as the Makefile detects it), never one it lacks.
+export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$(bash scripts/openblas_coretype.sh)}
 OUT=${1:-out/dp-tradeoff}
 RUNS=${RUNS:-"none client:0.1:5 client:1.0:5 dpsgd:0.5 dpsgd:1.0 dpsgd:2.0"}
 swift build -c release --static-swift-stdlib --product tessera >/dev/null
+swift build -c release --static-swift-stdlib --product tessera-bench >/dev/null
 BIN=$(swift build -c release --static-swift-stdlib --show-bin-path)/tessera
 mkdir -p "$OUT"
-echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
+bash scripts/bench_header.sh "$(dirname "$BIN")/tessera-bench"
 rows=()
 for run in $RUNS; do
   IFS=: read -r kind a b <<<"$run"

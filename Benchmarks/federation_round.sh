@@ -16,6 +16,8 @@
 #   (`federation.compression`: none | fp16 | bf16 | int8 with blocks of 256; error feedback at the sites).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The OpenBLAS core this CPU has (as the Makefile detects it), never one it lacks.
+export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$(bash scripts/openblas_coretype.sh)}
 ROUNDS=${1:-5}
 CONFIGS=${CONFIGS:-"1000x3 1000x16 1000000x3 1000000x16 25000000x3 25000000x16"}
 SCRATCH=${SCRATCH:-.build}
@@ -28,8 +30,7 @@ EXTRA=()
 swift build -c release --scratch-path "$SCRATCH" --product tessera-bench >/dev/null
 BENCH=$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)/tessera-bench
 OUT=$(mktemp)
-echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores," \
-  "load $(cut -d' ' -f1-3 /proc/loadavg)"
+bash scripts/bench_header.sh "$BENCH"
 for config in $CONFIGS; do
   n=${config%x*}; k=${config#*x}
   echo "## N=$n K=$k, load before: $(cut -d' ' -f1-3 /proc/loadavg)"

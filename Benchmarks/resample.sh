@@ -8,6 +8,8 @@
 #   (installs SimpleITK, MONAI and torch from PyPI in Benchmarks/.venv-resample; SWIFT_FLAGS go to swift build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The OpenBLAS core this CPU has (as the Makefile detects it), never one it lacks.
+export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$(bash scripts/openblas_coretype.sh)}
 REPEAT=${1:-5}
 THREADS=2
 VENV=Benchmarks/.venv-resample
@@ -23,6 +25,7 @@ fi
 PY="$VENV/bin/python"
 swift build -c release --static-swift-stdlib ${SWIFT_FLAGS:-} --product tessera-bench >/dev/null
 BENCH=$(swift build -c release --static-swift-stdlib ${SWIFT_FLAGS:-} --show-bin-path)/tessera-bench
+bash scripts/bench_header.sh "$BENCH"
 
 # Correctness first: without anti-aliasing, Tessera's resampled + z-scored volume equals SimpleITK's on the same
 # input.

@@ -7,6 +7,11 @@
 # usage: Benchmarks/train_step.sh [unet2d unet3d resnet3d]    (needs ../shared/bench and torch from PyPI: it reuses
 #        the venv scripts/.venv-torch that scripts/reference/torch_golden.py creates). resnet3d is the sample
 #        classification pipeline's model; its PyTorch twin is Benchmarks/torch_classifier.py (the same harness).
+#   ISA=avx2 runs every tool on its AVX2 path, to measure it on an AVX-512 machine: Tessera's kernels
+#        (TESSERA_KERNELS_ISA=avx2) and OpenBLAS (OPENBLAS_CORETYPE=Haswell), PyTorch's ATen kernels
+#        (ATEN_CPU_CAPABILITY=avx2) and oneDNN (ONEDNN_MAX_CPU_ISA=AVX2). Unset (or ISA=avx512 on an AVX-512 CPU),
+#        every tool takes the best the CPU has; asking for an ISA the CPU lacks stops the script. The header lines
+#        say what each tool ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODELS=${*:-unet2d unet3d}
@@ -14,14 +19,27 @@ SHARED=${SHARED:-../shared/bench}
 TRIALS=${TRIALS:-5}
 MIN_TIME=${MIN_TIME:-3}
 # The OpenBLAS core this CPU has (as the Makefile detects it): never one it lacks (SkylakeX on AVX2 dies of SIGILL).
-export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$(bash scripts/openblas_coretype.sh)}
+NATIVE_CORE=$(bash scripts/openblas_coretype.sh)
+case "${ISA:-}" in
+  "") ;;
+  avx512)
+    [ "$NATIVE_CORE" = SkylakeX ] || { echo "ISA=avx512: this CPU lacks AVX-512 (F, BW, VL, DQ)" >&2; exit 2; }
+    export TESSERA_KERNELS_ISA=avx512 OPENBLAS_CORETYPE=SkylakeX ;;
+  avx2)
+    [ -n "$NATIVE_CORE" ] || { echo "ISA=avx2: this CPU lacks AVX2 + FMA" >&2; exit 2; }
+    export TESSERA_KERNELS_ISA=avx2 OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 ;;
+  *) echo "ISA must be avx512 or avx2" >&2; exit 2 ;;
+esac
+export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$NATIVE_CORE}
 [ -x scripts/.venv-torch/bin/python ] || python3 scripts/reference/torch_golden.py --out /tmp/tessera-golden-unused >/dev/null
 PY=scripts/.venv-torch/bin/python
 SCRATCH=${SCRATCH:-.build}
 swift build -c release --scratch-path "$SCRATCH" --product tessera-bench >/dev/null
 BENCH=$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)/tessera-bench
 OUT=$(mktemp)
-echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
+bash scripts/bench_header.sh "$BENCH"
+echo "# PyTorch $("$PY" -c 'import torch; print(torch.__version__, torch.backends.cpu.get_cpu_capability())')," \
+  "oneDNN ISA limit ${ONEDNN_MAX_CPU_ISA:-none}"
 for model in $MODELS; do
   PEER=("$SHARED/torch_reference.py")
   if [ "$model" = resnet3d ]; then PEER=(Benchmarks/torch_classifier.py --shared "$SHARED"); fi

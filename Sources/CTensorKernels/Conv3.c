@@ -287,18 +287,13 @@ TK_AVX512 static void forward_avx512(const float *p, int cin, int d, int h, int 
                                      const float *b, int relu, const float *m, float *y) {
     forward_impl(p, cin, d, h, w, t, wt, cout, b, relu, m, y);
 }
-TK_AVX2 static void forward_avx2(const float *p, int cin, int d, int h, int w, int t, const float *wt, int cout,
-                                 const float *b, int relu, const float *m, float *y) {
-    forward_impl(p, cin, d, h, w, t, wt, cout, b, relu, m, y);
-}
+// AVX2: the 8-float kernels of Conv3AVX2.c.
+#define forward_avx2 tk_conv3_forward_avx2
 TK_AVX512 static void gradient_avx512(const float *p, int cin, int d, int h, int w, int t, const float *gy, int cout,
                                       float *gw, float *s) {
     weight_gradient_impl(p, cin, d, h, w, t, gy, cout, gw, s);
 }
-TK_AVX2 static void gradient_avx2(const float *p, int cin, int d, int h, int w, int t, const float *gy, int cout,
-                                  float *gw, float *s) {
-    weight_gradient_impl(p, cin, d, h, w, t, gy, cout, gw, s);
-}
+#define gradient_avx2 tk_conv3_weight_gradient_avx2
 
 #endif
 

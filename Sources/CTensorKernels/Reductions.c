@@ -1,5 +1,6 @@
 // Vectorised reductions for Tensors (see include/CTensorKernels.h).
 #include "CTensorKernels.h"
+#include "Dispatch.h"
 
 typedef float v16 __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4)));
@@ -22,14 +23,17 @@ static inline __attribute__((always_inline)) double sum_impl(const float *x, siz
 }
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-__attribute__((target("avx512f,avx512vl,avx2,fma"))) static double sum_avx512(const float *x, size_t n) {
-    return sum_impl(x, n);
-}
+TK_AVX512 static double sum_avx512(const float *x, size_t n) { return sum_impl(x, n); }
+TK_AVX2 static double sum_avx2(const float *x, size_t n) { return sum_impl(x, n); }
 #endif
 
 double tk_sum(const float *x, size_t count) {
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-    if (__builtin_cpu_supports("avx512f")) return sum_avx512(x, count);
+    switch (tk_isa()) {
+    case 2: return sum_avx512(x, count);
+    case 1: return sum_avx2(x, count);
+    default: break;
+    }
 #endif
     return sum_impl(x, count);
 }

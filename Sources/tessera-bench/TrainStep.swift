@@ -113,7 +113,7 @@ struct TrainStep: ParsableCommand {
             "tool": "tessera", "model": model, "threads": threads, "batch": batch,
             "steps_per_trial": n, "steps_s_median": median, "steps_s_min": rates.min()!,
             "steps_s_max": rates.max()!, "first_loss": firstLoss,
-            "blas_core": BLASRuntime.coreName,
+            "blas_core": BLASRuntime.coreName, "kernels_isa": KernelISA.active.description,
             "other_cpu_mean": otherMean, "per_trial_other_cpu": others,
             "cpu_norm_steps_s_median": cpuMedian,
         ]

@@ -16,7 +16,7 @@ struct TesseraBench: ParsableCommand {
         commandName: "tessera-bench", abstract: "Tessera benchmarks (JSON lines).",
         subcommands: [
             DICOMLoad.self, ResampleBench.self, TrainStep.self, ConvLayers.self, FederationRound.self,
-            FederationClientCommand.self,
+            FederationClientCommand.self, Machine.self,
         ])
 }
 

@@ -17,7 +17,7 @@ struct TesseraCommand: ParsableCommand {
 
 /// Options every command shares.
 struct CommonOptions: ParsableArguments {
-    @Flag(name: .long, help: "Print DCMTK diagnostics and runtime details (OpenBLAS core, threads).")
+    @Flag(name: .long, help: "Print DCMTK diagnostics and runtime details (OpenBLAS core, threads, kernels' ISA).")
     var verbose = false
 
     func apply() {
@@ -25,7 +25,10 @@ struct CommonOptions: ParsableArguments {
         if verbose {
             let env = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "unset"
             log("OpenBLAS core \(BLASRuntime.coreName) (OPENBLAS_CORETYPE=\(env)), \(BLASRuntime.threads) thread(s)")
+            log("kernels \(KernelISA.active) (CPU: \(KernelISA.detected))")
         }
+        // A mistyped or unsupported TESSERA_KERNELS_ISA is ignored by the kernels; say so whether verbose or not.
+        if let problem = KernelISA.environmentProblem { log("warning: \(problem)") }
     }
 }
 

@@ -73,6 +73,29 @@ void tk_wino2_input(const float *x, int height, int width, float *v, size_t xi_s
 void tk_wino2_output(const float *m, size_t xi_stride, int height, int width, float bias, int relu,
                      const float *mask, float *y);
 
+// Instruction set of the kernels, chosen at run time: 2 = AVX-512 (F, VL, BW, DQ) + AVX2 + FMA, 1 = AVX2 + FMA,
+// 0 = baseline (portable C, SSE2 on x86-64). Never one the CPU lacks.
+
+/// What this CPU supports (0, 1 or 2 as above).
+int tk_isa_detected(void);
+
+/// The level the kernels use: tk_isa_detected(), lowered on first use by the environment variable
+/// TESSERA_KERNELS_ISA (avx512, avx2 or baseline; a value the CPU lacks or does not name a level is ignored, see
+/// tk_isa_environment_status) or later by tk_set_isa_limit.
+int tk_isa(void);
+
+/// 0, 1 or 2 for "baseline", "avx2" or "avx512"; -1 for anything else (NULL included).
+int tk_isa_parse(const char *name);
+
+enum { TK_ISA_ENV_UNSET = 0, TK_ISA_ENV_APPLIED = 1, TK_ISA_ENV_INVALID = 2, TK_ISA_ENV_UNSUPPORTED = 3 };
+
+/// What became of TESSERA_KERNELS_ISA at first use (TK_ISA_ENV_*).
+int tk_isa_environment_status(void);
+
+/// Sets the level to min(limit, tk_isa_detected()) (at least 0) for every later kernel call and returns it. For
+/// tests that run the lower paths on a better CPU; results differ only by summation order.
+int tk_set_isa_limit(int limit);
+
 /// glibc: serve large blocks from the heap instead of fresh mappings and never trim it, so freed training buffers
 /// are reused without page faults. Returns 1 when applied, 0 otherwise (another C library).
 int tk_retain_freed_memory(void);
