@@ -179,6 +179,7 @@ struct StructureSetWritingTests {
                 var name: String
                 var skimage: StructureSetRasterizationTests.Golden.Mask
                 var dice_skimage_rt_utils: Double
+                var max_edge_distance_of_differences_voxels: Double
             }
             struct File: Decodable {
                 var rtstruct: String
@@ -200,7 +201,9 @@ struct StructureSetWritingTests {
             for roi in file.rois {
                 let expected = StructureSetRasterizationTests.mask(roi.skimage.runs, count: labels.voxels.count)
                 #expect(labels.voxels.map { $0 == UInt8(roi.number) } == expected, "\(file.rtstruct) \(roi.name)")
-                #expect(roi.dice_skimage_rt_utils >= 0.8, "\(file.rtstruct) \(roi.name)")
+                // rt-utils rounds vertices to pixels and fills boundary pixels: it differs only at edges (its Dice is
+                // 0.94–0.96 on the organs, 0.57 on the checkerboard of single voxels).
+                #expect(roi.max_edge_distance_of_differences_voxels <= 0.5 + 1e-6, "\(file.rtstruct) \(roi.name)")
             }
         }
     }
