@@ -36,7 +36,7 @@ print("%d series, %d SEGs, %d RTSTRUCTs, %d files skipped (not DICOM), %d proble
     seg) "$bin" convert "sample-data/$site" --segmentation "$labels" --output "$out/$site-labels.nii.gz" ;;
     rtstruct) "$bin" convert "sample-data/$site" --rtstruct "$labels" --pipeline pipelines/segmentation-unet2d.yaml \
       --output "$out/$site-labels.nii.gz" ;;
-    nifti) "$bin" inspect "sample-data/$site" --nifti-labels 'labels/{PatientID}.nii.gz' | tail -n +2 | head -n 2
+    nifti) "$bin" inspect "sample-data/$site" --nifti-labels 'labels/{PatientID}.nii.gz' | grep -A 1 '^NIfTI label maps'
       cp "sample-data/$site/$labels" "$out/$site-labels.nii.gz" ;;
   esac
 done
