@@ -62,13 +62,15 @@ fuzz-smoke:
 demo: release
 	TESSERA=$$($(SWIFT) build -c release --show-bin-path)/tessera bash scripts/demo.sh
 
-# The NIfTI exports checked by nibabel against pydicom (needs PyPI; its output is committed as evidence).
+# The NIfTI exports checked by nibabel against pydicom (needs PyPI; its output is committed as evidence): the CT of
+# every site, the labels of the SEG site (the RTSTRUCT site's are checked by scripts/reference/rtstruct_written_golden.py).
 check-nifti: release
 	TESSERA=$$($(SWIFT) build -c release --show-bin-path)/tessera bash scripts/demo.sh
 	for site in community-hospital research-center treatment-center; do \
-	  seg=$$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["series"][0]["segmentations"][0])' out/demo/$$site-inspect.json); \
-	  python3 scripts/reference/check_nifti.py --dicom "$$(dirname "$$seg")/.." --image out/demo/$$site-ct.nii.gz \
-	    --labels out/demo/$$site-labels.nii.gz --seg "$$seg" --json scripts/reference/results/check_nifti_$$site.json || exit 1; \
+	  read -r uid seg < <(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["series"][0]; print(s["seriesInstanceUID"], (s["segmentations"] or [""])[0])' out/demo/$$site-inspect.json); \
+	  if [ -n "$$seg" ]; then labels=(--labels out/demo/$$site-labels.nii.gz --seg "$$seg"); else labels=(); fi; \
+	  python3 scripts/reference/check_nifti.py --dicom sample-data/$$site --series-uid "$$uid" --image out/demo/$$site-ct.nii.gz \
+	    "$${labels[@]}" --json scripts/reference/results/check_nifti_$$site.json || exit 1; \
 	done
 
 # Tessera checkpoints load into the PyTorch reference modules and MONAI's BasicUNet (needs PyPI for torch and monai;

@@ -214,7 +214,7 @@ let package = Package(
             exclude: ["Golden"],  // read from the source tree by path
             swiftSettings: strict),
         .testTarget(
-            name: "VolumesTests", dependencies: ["Volumes", "DICOMIO"],
+            name: "VolumesTests", dependencies: ["Volumes", "DICOMIO", "Randomness"],
             exclude: ["Golden"],  // read from the source tree by path
             swiftSettings: strict),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: strict),

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: read each sample site, report it, convert its first study (CT + DICOM SEG) to NIfTI, run the cohort
+# `make demo`: read each sample site, report it, convert its first study (CT + its labels: a DICOM SEG, an RTSTRUCT or
+# the site's NIfTI label map) to NIfTI, run the cohort
 # statistics query over the three sites, run the federated segmentation study, and segment a study with its model;
 # then a federated classification study on the sites' screening cohorts (labels from each site's CSV).
 # The federated steps (`tessera simulate`) provision a throw-away project and run a `tessera server` process and one
@@ -9,21 +10,36 @@ cd "$(dirname "$0")/.."
 bin=${TESSERA:-$(swift build -c release --show-bin-path)/tessera}
 out=out/demo
 mkdir -p "$out"
+# The sites keep their labels as real sites do: community-hospital DICOM SEGs, research-center RT Structure Sets
+# (ROI names mapped to segments by the pipeline's model.segment_names), treatment-center NIfTI label maps
+# (model.nifti_labels). Each site's first study: CT to NIfTI, its labels to NIfTI (or the site's NIfTI checked).
 for site in community-hospital research-center treatment-center; do
   echo "== $site"
   "$bin" inspect "sample-data/$site" --json > "$out/$site-inspect.json"
-  read -r uid seg < <(python3 -c '
+  read -r uid kind labels < <(python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
 s = r["series"][0]
-print(s["seriesInstanceUID"], s["segmentations"][0])
+if s["segmentations"]:
+    kind, path = "seg", s["segmentations"][0]
+elif s["structureSets"]:
+    kind, path = "rtstruct", s["structureSets"][0]
+else:
+    kind, path = "nifti", "labels/%s.nii.gz" % s["tags"]["PatientID"]
+print(s["seriesInstanceUID"], kind, path)
 problems = sum(len(x["problems"]) for x in r["series"])
-print("%d series, %d SEGs, %d files skipped, %d problems" % (len(r["series"]), len(r["segmentations"]), len(r["skipped"]), problems), file=sys.stderr)
+print("%d series, %d SEGs, %d RTSTRUCTs, %d files skipped (not DICOM), %d problems" % (len(r["series"]),
+      len(r["segmentations"]), len(r["structureSets"]), len(r["skipped"]), problems), file=sys.stderr)
 ' "$out/$site-inspect.json")
   "$bin" convert "sample-data/$site" --series "$uid" --output "$out/$site-ct.nii.gz"
-  "$bin" convert "sample-data/$site" --segmentation "$seg" --output "$out/$site-labels.nii.gz"
+  case "$kind" in
+    seg) "$bin" convert "sample-data/$site" --segmentation "$labels" --output "$out/$site-labels.nii.gz" ;;
+    rtstruct) "$bin" convert "sample-data/$site" --rtstruct "$labels" --pipeline pipelines/segmentation-unet2d.yaml \
+      --output "$out/$site-labels.nii.gz" ;;
+    nifti) "$bin" inspect "sample-data/$site" --nifti-labels 'labels/{PatientID}.nii.gz' | grep -A 1 '^NIfTI label maps'
+      cp "sample-data/$site/$labels" "$out/$site-labels.nii.gz" ;;
+  esac
 done
-
 
 echo "== cohort statistics over the three sites: server + 3 site processes, differential privacy, secure sums"
 "$bin" simulate pipelines/cohort-statistics.yaml --data sample-data --policy pipelines/site-policy.yaml --output "$out/stats"

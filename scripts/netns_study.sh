@@ -209,7 +209,9 @@ preprocessing:
   crop_pad: {mode: foreground, threshold: -500, margin: [2, 2, 0], shape: [32, 32, 16], fill: -1024}
   window: soft_tissue
   scale: unit
-model: {architecture: unet2d, encoder_channels: $encoder, bottleneck_channels: $bottleneck, segments: [1], seed: 7}
+model:
+  {architecture: unet2d, encoder_channels: $encoder, bottleneck_channels: $bottleneck, segments: [1], seed: 7,
+   segment_names: {1: [Liver, LIVER_GTV]}, nifti_labels: "labels/{PatientID}.nii.gz"}
 training:
   epochs: 1
   batch_size: 4

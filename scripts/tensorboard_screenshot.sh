@@ -42,7 +42,9 @@ preprocessing:
   crop_pad: {mode: foreground, threshold: -500, margin: [2, 2, 0], shape: [64, 64, 24], fill: -1024}
   window: soft_tissue
   scale: unit
-model: {architecture: unet2d, encoder_channels: [8, 16], bottleneck_channels: 32, segments: [1], seed: 7}
+model:
+  {architecture: unet2d, encoder_channels: [8, 16], bottleneck_channels: 32, segments: [1], seed: 7,
+   segment_names: {1: [Liver, LIVER_GTV]}, nifti_labels: "labels/{PatientID}.nii.gz"}
 training:
   epochs: 1
   batch_size: 8

@@ -1,8 +1,10 @@
 import DICOMIO
 import Foundation
+import Volumes
 
-/// Writes `sample-data/`: synthetic multi-site abdominal CT studies, each with a DICOM SEG of the liver and the
-/// spleen, through DCMTK; and `sample-data/classification/<site>/`: each site's screening cohort (low-resolution CTs,
+/// Writes `sample-data/`: synthetic multi-site abdominal CT studies through DCMTK, each with its liver and spleen
+/// labels kept the way its site keeps them (`SiteProfile.LabelStorage`: a DICOM SEG, an RT Structure Set or a NIfTI
+/// label map); and `sample-data/classification/<site>/`: each site's screening cohort (low-resolution CTs,
 /// hypodense liver lesions in some patients, no SEG) with its `labels.csv`. Deterministic for a seed: same seed,
 /// same bytes (the cohorts draw from their own seeds, so the segmentation studies do not depend on them).
 public struct SampleDataGenerator: Sendable {
@@ -20,6 +22,7 @@ public struct SampleDataGenerator: Sendable {
         public var patientID: String
         public var seriesInstanceUID: String
         public var imagePaths: [String]
+        /// The labels file: a DICOM SEG, an RT Structure Set or a NIfTI label map (`SiteProfile.labels`).
         public var segmentationPath: String
         public var liverVoxels: Int
         public var spleenVoxels: Int
@@ -147,7 +150,10 @@ public struct SampleDataGenerator: Sendable {
         let zTop = tableZ + Double(site.slices - 1) * site.sliceThickness
         let folder = patientFolder(site: site, index: index, generator: &g, root: root)
         let ctFolder = folder.ct
-        let segPath = folder.seg
+        var segPath = folder.seg
+        if case .nifti(let template) = site.labels {
+            segPath = root + "/" + site.name + "/" + template.replacingOccurrences(of: "{PatientID}", with: patientID)
+        }
         try makeDirectory(ctFolder)
         if screening == nil { try makeDirectory((segPath as NSString).deletingLastPathComponent) }
         var names = (0..<site.slices).map { k in fileName(site: site, slice: k, generator: &g) }
@@ -233,24 +239,47 @@ public struct SampleDataGenerator: Sendable {
                 segmentationPath: "", liverVoxels: liverVoxels, spleenVoxels: spleenVoxels,
                 lesions: phantom.lesions.count)
         }
-        var seg = SegmentationWriter()
-        seg.seriesDescription = "Liver and spleen"
-        seg.seriesNumber = 300
-        seg.contentLabel = "ORGANS"
-        seg.contentCreator = "Synthetic^Annotator"
-        seg.manufacturer = "Tessera"
-        seg.modelName = "tessera sample-data"
-        seg.softwareVersions = "0.1"
-        seg.seriesInstanceUID = segSeriesUID
-        seg.sopInstanceUID = segUID
-        seg.contentDate = studyDate
-        seg.contentTime = studyTime
-        try seg.write(
-            to: segPath, masks: masks, rows: n, columns: n, sourcePaths: imagePaths,
-            segments: [
-                SegmentSpecification(label: "Liver", typeCode: ("10200004", "SCT", "Liver")),
-                SegmentSpecification(label: "Spleen", typeCode: ("78961009", "SCT", "Spleen")),
-            ])
+        switch site.labels {
+        case .segmentation:
+            var seg = SegmentationWriter()
+            seg.seriesDescription = "Liver and spleen"
+            seg.seriesNumber = 300
+            seg.contentLabel = "ORGANS"
+            seg.contentCreator = "Synthetic^Annotator"
+            seg.manufacturer = "Tessera"
+            seg.modelName = "tessera sample-data"
+            seg.softwareVersions = "0.1"
+            seg.seriesInstanceUID = segSeriesUID
+            seg.sopInstanceUID = segUID
+            seg.contentDate = studyDate
+            seg.contentTime = studyTime
+            try seg.write(
+                to: segPath, masks: masks, rows: n, columns: n, sourcePaths: imagePaths,
+                segments: [
+                    SegmentSpecification(label: "Liver", typeCode: ("10200004", "SCT", "Liver")),
+                    SegmentSpecification(label: "Spleen", typeCode: ("78961009", "SCT", "Spleen")),
+                ])
+        case .structureSet(let liver, let spleen):
+            var writer = StructureSetWriter()
+            writer.label = "ORGANS"
+            writer.seriesDescription = "Liver and spleen"
+            writer.seriesNumber = 300
+            writer.modelName = "tessera sample-data"
+            writer.seriesInstanceUID = segSeriesUID
+            writer.sopInstanceUID = segUID
+            writer.date = studyDate
+            writer.time = studyTime
+            let (series, labels) = try labelVolume(masks, imagePaths: imagePaths, size: n)
+            try labels.writeStructureSet(
+                to: segPath, series: series,
+                rois: [StructureSetROIChoice(label: 1, name: liver), StructureSetROIChoice(label: 2, name: spleen)],
+                writer: writer)
+        case .nifti:
+            let (_, labels) = try labelVolume(masks, imagePaths: imagePaths, size: n)
+            do { try NIfTI.write(labels, to: segPath, description: "liver 1, spleen 2") } catch {
+                throw DICOMError(.write, "cannot write the NIfTI labels: \(error.message)", path: segPath)
+            }
+        }
         return PatientOutput(
             site: site.name, patientID: patientID, seriesInstanceUID: seriesUID,
             imagePaths: imagePaths, segmentationPath: segPath, liverVoxels: liverVoxels,
@@ -272,11 +301,40 @@ public struct SampleDataGenerator: Sendable {
             )
         case .research:
             let sub = String(format: "%@/sub-%03d", base, index + 1)
+            if case .structureSet = site.labels { return (sub + "/ct", sub + "/rtstruct/structures.dcm") }
             return (sub + "/ct", sub + "/seg/segmentation.dcm")
         case .flatRandom:
             let folder = String(format: "%@/pt%02d", base, index + 1)
             return (folder, folder + "/SEG\(String(format: "%06d", g.integer(0, 999_999)))")
         }
+    }
+
+    /// The series just written (read back as `tessera` reads it) and its labels on the series' grid: 1 liver,
+    /// 2 spleen (`masks` is liver then spleen, slices in writing order).
+    func labelVolume(_ masks: [UInt8], imagePaths: [String], size n: Int) throws(DICOMError)
+        -> (DICOMSeries, Volume<UInt8>)
+    {
+        var instances: [ImageInstance] = []
+        for path in imagePaths { instances.append(try ImageInstance(path: path)) }
+        let all = SeriesAssembler().assemble(instances)
+        guard all.count == 1, let series = all.first else {
+            throw DICOMError(.internalFailure, "the study just written reads back as \(all.count) series")
+        }
+        let stack = try series.primaryStack()
+        let written = Dictionary(uniqueKeysWithValues: imagePaths.enumerated().map { ($1, $0) })
+        let plane = n * n
+        var voxels = [UInt8](repeating: 0, count: stack.slices.count * plane)
+        for (z, slice) in stack.slices.enumerated() {
+            guard let k = written[series.instances[slice.instance].path] else { continue }
+            for p in 0..<plane {
+                if masks[k * plane + p] != 0 {
+                    voxels[z * plane + p] = 1
+                } else if masks[(imagePaths.count + k) * plane + p] != 0 {
+                    voxels[z * plane + p] = 2
+                }
+            }
+        }
+        return (series, Volume(geometry: VolumeGeometry(stack: stack), voxels: voxels))
     }
 
     func fileName(site: SiteProfile, slice k: Int, generator g: inout SeededGenerator) -> String {
@@ -321,9 +379,4 @@ func pixelFormat(_ storage: SiteProfile.Storage) -> (bitsStored: UInt16, signed:
 }
 
 /// A DS value without trailing zeros, e.g. 2.8, -177.8, 5.
-func formatMM(_ v: Double) -> String {
-    var s = String(format: "%.4f", v)
-    while s.hasSuffix("0") { s.removeLast() }
-    if s.hasSuffix(".") { s.removeLast() }
-    return s == "-0" ? "0" : s
-}
+func formatMM(_ v: Double) -> String { formatDecimalString(v) }

@@ -15,7 +15,8 @@ public struct SiteProfile: Sendable {
     public enum Layout: Sendable {
         /// PACS media export: DICOM/<8 hex>/<8 hex>/<8 hex>, no extensions.
         case pacsHex
-        /// Research layout: sub-NNN/ct/slice_NNN.dcm and sub-NNN/seg/segmentation.dcm.
+        /// Research layout: sub-NNN/ct/slice_NNN.dcm and sub-NNN/seg/segmentation.dcm (a SEG) or
+        /// sub-NNN/rtstruct/structures.dcm (an RT Structure Set).
         case research
         /// All files of a patient in one folder under random names.
         case flatRandom
@@ -45,10 +46,28 @@ public struct SiteProfile: Sendable {
     public var storage: Storage
     public var transferSyntax: TransferSyntax
     public var layout: Layout
+    /// How the site keeps its liver and spleen labels.
+    public var labels: LabelStorage = .segmentation
     /// The site's screening cohort for the classification task (`sample-data/classification/<site>`); nil: none.
     public var screening: ScreeningCohort? = nil
 
-    /// The three sites of `sample-data/`.
+    /// How a site keeps its organ labels: as real sites do, from the PACS (DICOM SEG), from the radiotherapy
+    /// planning system (RTSTRUCT) or from a research tool (NIfTI label maps). Label values are the same everywhere:
+    /// 1 liver, 2 spleen.
+    public enum LabelStorage: Sendable, Equatable {
+        /// A DICOM SEG per study, segments 1 `Liver` and 2 `Spleen`, beside the CT.
+        case segmentation
+        /// An RT Structure Set per study with the ROI names the site uses (ROI Numbers 1 liver, 2 spleen), traced
+        /// from the label map so that it fills back to the same voxels (`Volume.writeStructureSet`).
+        case structureSet(liver: String, spleen: String)
+        /// A NIfTI-1 label map per patient at `template` (relative to the site folder, `{PatientID}` filled), on the
+        /// CT's own grid: the pipeline's `model.nifti_labels`.
+        case nifti(template: String)
+    }
+
+    /// The three sites of `sample-data/`: community-hospital keeps DICOM SEGs, research-center RT Structure Sets
+    /// (ROIs `LIVER_GTV`, `spleen_1`: synonyms in the pipelines' `model.segment_names`), treatment-center NIfTI label
+    /// maps under `labels/` (`model.nifti_labels: labels/{PatientID}.nii.gz`).
     public static let all: [SiteProfile] = withScreening([
         SiteProfile(
             name: "community-hospital", institution: "Community Hospital", manufacturer: "GE MEDICAL SYSTEMS",
@@ -61,13 +80,15 @@ public struct SiteProfile: Sendable {
             modelName: "SOMATOM Force", kvp: 100, convolutionKernel: "Br40d", patients: 4, matrix: 128,
             pixelSpacing: 2.6, sliceThickness: 3.0, slices: 52, noise: 10, calibrationOffset: 0,
             organScale: (0.9, 0.1), patientPosition: "HFS", storage: .signed16,
-            transferSyntax: .explicitVRLittleEndian, layout: .research),
+            transferSyntax: .explicitVRLittleEndian, layout: .research,
+            labels: .structureSet(liver: "LIVER_GTV", spleen: "spleen_1")),
         SiteProfile(
             name: "treatment-center", institution: "Treatment Center", manufacturer: "Philips",
             modelName: "Brilliance Big Bore", kvp: 140, convolutionKernel: "B", patients: 5, matrix: 112,
             pixelSpacing: 3.2, sliceThickness: 4.0, slices: 40, noise: 16, calibrationOffset: -15,
             organScale: (1.1, 0.08), patientPosition: "FFS", storage: .unsigned16HalfSlope,
-            transferSyntax: .rleLossless, layout: .flatRandom),
+            transferSyntax: .rleLossless, layout: .flatRandom,
+            labels: .nifti(template: "labels/{PatientID}.nii.gz")),
     ])
 
     static func withScreening(_ sites: [SiteProfile]) -> [SiteProfile] {

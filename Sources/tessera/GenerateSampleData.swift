@@ -5,7 +5,10 @@ import SampleData
 struct GenerateSampleData: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sample-data",
-        abstract: "Generate the synthetic three-site CT + DICOM SEG data set and screening cohorts (deterministic).")
+        abstract: """
+            Generate the synthetic three-site CT data set (labels as DICOM SEG, RTSTRUCT and NIfTI, one format a \
+            site) and screening cohorts (deterministic).
+            """)
 
     @Option(name: .shortAndLong, help: "Output folder (one sub-folder per site).")
     var output: String = "sample-data"
@@ -31,9 +34,16 @@ struct GenerateSampleData: ParsableCommand {
             for site in SiteProfile.all {
                 let patients = outputs.filter { $0.site == site.name }
                 let slices = patients.reduce(0) { $0 + $1.imagePaths.count }
+                let labels: String
+                switch site.labels {
+                case .segmentation: labels = "\(patients.count) DICOM SEGs"
+                case .structureSet(let liver, let spleen):
+                    labels = "\(patients.count) RT Structure Sets (ROIs \(liver), \(spleen))"
+                case .nifti(let template): labels = "\(patients.count) NIfTI label maps (\(template))"
+                }
                 print(
-                    "\(site.name): \(patients.count) patients, \(slices) CT slices (\(site.transferSyntax.name)), \(patients.count) SEGs"
-                )
+                    "\(site.name): \(patients.count) patients, \(slices) CT slices (\(site.transferSyntax.name)), "
+                        + labels)
             }
             for site in SiteProfile.all {
                 guard let cohort = site.screening else { continue }

@@ -37,8 +37,28 @@ struct Predict: ParsableCommand {
 
     @Option(
         name: .shortAndLong,
-        help: "labels.nii[.gz] or a DICOM SEG file (any other name); classification: predictions[.csv] (+ .json).")
+        help: """
+            labels.nii[.gz], a DICOM SEG or an RT Structure Set file (see --format); classification: \
+            predictions[.csv] (+ .json).
+            """)
     var output: String
+
+    /// What a segmentation is written as.
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        /// By the output's name: .nii/.nii.gz NIfTI, anything else a DICOM SEG.
+        case auto
+        case nifti
+        case seg
+        case rtstruct
+    }
+
+    @Option(
+        help: """
+            Segmentation output: nifti, seg (DICOM SEG), rtstruct (RT Structure Set: each segment's voxels traced \
+            into closed planar contours on the series' slices, ROIs named by the pipeline's `model.segment_names` \
+            or `Segment N`), or auto: NIfTI for .nii/.nii.gz, else SEG.
+            """)
+    var format: Format = .auto
 
     @OptionGroup var common: CommonOptions
 
@@ -73,9 +93,25 @@ struct Predict: ParsableCommand {
                 labels.voxels[i] = UInt8(segmenter.segments[Int(labels.voxels[i]) - 1])
             }
             let counts = segmenter.segments.map { s in labels.voxels.filter { $0 == UInt8(s) }.count }
-            if output.hasSuffix(".nii") || output.hasSuffix(".nii.gz") {
+            var format = self.format
+            if format == .auto { format = output.hasSuffix(".nii") || output.hasSuffix(".nii.gz") ? .nifti : .seg }
+            switch format {
+            case .nifti, .auto:
                 try NIfTI.write(labels, to: output, description: "Tessera prediction")
-            } else {
+            case .rtstruct:
+                // ROI names: the first name of each segment in the pipeline's `model.segment_names`.
+                let names = try text.flatMap { try TrainingConfiguration(yaml: $0).model.segmentNames }
+                var writer = StructureSetWriter()
+                writer.label = "PREDICTION"
+                writer.seriesDescription = "Tessera prediction"
+                try labels.writeStructureSet(
+                    to: output, series: chosen, stack: stack,
+                    rois: segmenter.segments.map { segment in
+                        StructureSetROIChoice(
+                            label: segment,
+                            name: names?.entries.first { $0.label == segment }?.name ?? "Segment \(segment)")
+                    }, writer: writer)
+            case .seg:
                 guard chosen.instances.allSatisfy({ $0.numberOfFrames == 1 }) else {
                     throw CommandFailure(
                         description: "writing a DICOM SEG over a multi-frame series is not supported yet; write NIfTI")

@@ -79,7 +79,9 @@ final class ProcessCluster: @unchecked Sendable {
               crop_pad: {mode: foreground, threshold: -500, margin: [2, 2, 0], shape: [32, 32, 16], fill: -1024}
               window: soft_tissue
               scale: unit
-            model: {architecture: unet2d, encoder_channels: [4, 8], bottleneck_channels: 8, segments: [1], seed: 7}
+            model:
+              {architecture: unet2d, encoder_channels: [4, 8], bottleneck_channels: 8, segments: [1], seed: 7,
+               segment_names: {1: [Liver, LIVER_GTV]}, nifti_labels: "labels/{PatientID}.nii.gz"}
             training:
               epochs: 1
               batch_size: 4

@@ -65,15 +65,16 @@ struct SegmentationDatasetTests {
 /// The segmentation dataset with NIfTI label maps in place of a DICOM SEG (`model.nifti_labels`).
 @Suite("Segmentation dataset from NIfTI labels")
 struct NIfTILabelDatasetTests {
-    /// A sample study's CT without its SEG, and its SEG as a NIfTI label map written the way `tessera convert
-    /// --segmentation` writes it, under `labels/<name>.nii.gz` of a new site folder.
+    /// A sample study's CT without its RTSTRUCT, and its RTSTRUCT as a NIfTI label map written the way `tessera
+    /// convert --rtstruct` writes it, under `labels/<name>.nii.gz` of a new site folder.
     func siteWithNIfTILabels(name: (DICOMSeries) -> String) throws -> (folder: String, study: String) {
         let study = repositoryRoot + "/sample-data/research-center/sub-002"
         let folder = NSTemporaryDirectory() + "tessera-nifti-dataset-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder + "/labels", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: study + "/ct", toPath: folder + "/sub-002-ct")
         let series = SeriesAssembler().assemble(try DirectoryScanner().scan(study).instances)
-        let labels = try Volume<UInt8>.labels(segmentation: study + "/seg/segmentation.dcm", series: series[0]).volume
+        let set = try StructureSet(path: study + "/rtstruct/structures.dcm")
+        let labels = try Volume<UInt8>.labels(structureSet: set, series: series[0]).volume
         try NIfTI.write(labels, to: folder + "/labels/" + name(series[0]) + ".nii.gz")
         return (folder, study)
     }
@@ -86,9 +87,9 @@ struct NIfTILabelDatasetTests {
     }
 
     @Test(
-        "a sample study's SEG converted to NIfTI loads back as the same labels (by series UID and by patient ID)",
+        "a sample study's RTSTRUCT converted to NIfTI loads back as the same labels (by series UID and patient ID)",
         arguments: ["labels/{SeriesInstanceUID}.nii.gz", "labels/{PatientID}.nii.gz"])
-    func sameAsSEG(template: String) throws {
+    func sameAsRTSTRUCT(template: String) throws {
         let (preprocessing, _) = try pipeline()
         let (folder, study) = try siteWithNIfTILabels {
             template.contains("PatientID") ? ($0.instances[0].tags["PatientID"] ?? "") : $0.seriesInstanceUID
@@ -97,10 +98,10 @@ struct NIfTILabelDatasetTests {
         let files = try NIfTILabelFiles(template: template)
         let fromNIfTI = try SegmentationDataset.load(
             folder: folder, preprocessing: preprocessing, segments: [1, 2], niftiLabels: files)
-        let fromSEG = try SegmentationDataset.load(folder: study, preprocessing: preprocessing, segments: [1, 2])
-        #expect(fromNIfTI.count == 1 && fromSEG.count == 1)
+        let fromRTSTRUCT = try SegmentationDataset.load(folder: study, preprocessing: preprocessing, segments: [1, 2])
+        #expect(fromNIfTI.count == 1 && fromRTSTRUCT.count == 1)
         let a = try #require(fromNIfTI.first)
-        let b = try #require(fromSEG.first)
+        let b = try #require(fromRTSTRUCT.first)
         #expect(a.seriesInstanceUID == b.seriesInstanceUID && a.patientID == b.patientID)
         #expect(a.sample.label?.voxels == b.sample.label?.voxels)
         #expect(a.sample.image.voxels == b.sample.image.voxels)

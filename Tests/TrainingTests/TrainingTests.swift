@@ -55,7 +55,7 @@ struct TrainingTests {
         config.optimizer.learningRate = 0.003
         let cases = try SegmentationDataset.load(
             folder: repositoryRoot + "/sample-data/research-center",
-            preprocessing: preprocessing, segments: [1])
+            preprocessing: preprocessing, segments: [1], segmentNames: config.model.segmentNames)
         #expect(cases.count == 4)
         #expect(cases.allSatisfy { $0.sample.image.geometry.dimensions == SIMD3(128, 128, 48) })
         var trainer = Trainer(configuration: config, preprocessing: preprocessing)

@@ -3,9 +3,9 @@ import Foundation
 import Testing
 import Volumes
 
-/// The shipped pipeline YAML on the committed sample sites (DICOM CT + SEG from three simulated hospitals whose
-/// scanners differ in spacing, orientation and calibration): the same canonical grid for all, and the labels
-/// mapped back onto each original DICOM grid.
+/// The shipped pipeline YAML on the committed sample sites (DICOM CT from three simulated hospitals whose scanners
+/// differ in spacing, orientation and calibration, with labels as a DICOM SEG, an RTSTRUCT or a NIfTI label map):
+/// the same canonical grid for all, and the labels mapped back onto each original DICOM grid.
 @Suite("Pipeline on the sample sites")
 struct SampleSitesTests {
     @Test(
@@ -15,10 +15,18 @@ struct SampleSitesTests {
         let folder = repositoryRoot + "/sample-data/" + name
         let report = try FolderInspection(folder: folder)
         let all = SeriesAssembler().assemble(try DirectoryScanner().scan(folder).instances)
-        let seg = try #require(report.series.first?.segmentations.first)
-        let chosen = try #require(all.first { $0.seriesInstanceUID == report.series.first?.seriesInstanceUID })
+        let first = try #require(report.series.first)
+        let chosen = try #require(all.first { $0.seriesInstanceUID == first.seriesInstanceUID })
         let image = try Volume<Float>(series: chosen)
-        let labels = try Volume<UInt8>.labels(segmentation: seg, series: chosen).volume
+        let labels: Volume<UInt8>
+        if let seg = first.segmentations.first {
+            labels = try Volume<UInt8>.labels(segmentation: seg, series: chosen).volume
+        } else if let rtstruct = first.structureSets.first {
+            labels = try Volume<UInt8>.labels(structureSet: StructureSet(path: rtstruct), series: chosen).volume
+        } else {
+            let patient = try #require(chosen.instances.first?.tags["PatientID"])
+            labels = try Volume<UInt8>(niftiLabels: folder + "/labels/\(patient).nii.gz", matching: image.geometry)
+        }
 
         let configuration = try PreprocessingConfiguration(
             contentsOf: repositoryRoot + "/pipelines/segmentation-unet2d.yaml")

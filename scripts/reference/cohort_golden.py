@@ -276,7 +276,7 @@ def main():
         mine = []
         for i, fq in enumerate(features):
             p = dict(first[s][i])
-            if i in centres:
+            if i in centres and p["counts"][0] > 0:  # a site without values (no SEG there) has no deviations
                 n = p["counts"][0]
                 lo, hi = fq["bounds"]
                 m = (lo + hi) / 2 + p["sum"] / n
