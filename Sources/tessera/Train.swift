@@ -61,9 +61,9 @@ struct Train: ParsableCommand {
                 try trainClassifier(config, preprocessing: preprocessing)
                 return
             }
-            let cases = try SegmentationDataset.load(
-                folder: data, preprocessing: preprocessing, segments: config.model.segments,
-                segmentNames: config.model.segmentNames, niftiLabels: config.model.niftiLabels)
+            let loaded = try SegmentationDataset.load(folder: data, model: config.model, preprocessing: preprocessing)
+            for line in loaded.report.lines() { print(line) }
+            let cases = loaded.cases
             var trainer = Trainer(configuration: config, preprocessing: preprocessing)
             let (train, validation) = trainer.split(cases)
             let dims = cases[0].sample.image.geometry.dimensions
