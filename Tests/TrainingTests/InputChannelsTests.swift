@@ -24,12 +24,12 @@ struct InputChannelsTests {
               series_description: "*ARTERIAL*"
               intensity: {window: {min: -1000, max: 1000}}
         training:
-          epochs: 4
+          epochs: 16
           batch_size: 8
-          slices_per_epoch: 32
+          slices_per_epoch: 48
           foreground_fraction: 0.6
           validation_fraction: 0.25
-          optimizer: {name: adam, learning_rate: 0.003}
+          optimizer: {name: adam, learning_rate: 0.01}
         """
 
     /// A fresh folder with the studies of `layout`, removed by the caller.
@@ -153,7 +153,7 @@ struct InputChannelsTests {
         #expect(inside > 4000 && outside > 300, "\(inside) inside, \(outside) outside")
         // Away from the lesion the arterial phantom is linear, so trilinear interpolation is exact up to the
         // stored values' rounding (±0.5 HU): the value at a known voxel is the phantom's.
-        for (i, j, k) in [(5, 3, 2), (20, 8, 1), (10, 25, 4)] {
+        for (i, j, k) in [(5, 3, 2), (20, 8, 1), (10, 27, 4)] {
             let p = grid.position(Double(i), Double(j), Double(k))
             #expect((p - FixtureFactory.sphereCentre(0)).length > FixtureFactory.sphereRadius + 3)
             #expect(abs(Double(resampled[i, j, k]) - FixtureFactory.arterialHU(p, patient: 0)) <= 0.5)
@@ -216,7 +216,7 @@ struct InputChannelsTests {
         }
     }
 
-    @Test("a 2-channel U-Net trains (loss decreases), checkpoints its channels and predicts from both")
+    @Test("a 2-channel U-Net learns the lesion, checkpoints its channels and predicts from both")
     func trainsWithTwoChannels() throws {
         let folder = try Self.studies(.init(patients: 4))
         defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -232,8 +232,11 @@ struct InputChannelsTests {
         defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
         let reports = try trainer.fit(train: train, validation: validation, checkpoint: path)
         let losses = reports.map(\.loss)
-        #expect(losses.count == 4)
-        #expect(losses.last! < losses.first!, "\(losses) \(reports.map(\.validationDice))")
+        #expect(losses.count == 16)
+        // Seeded: loss 1.05 → 0.22 over 16 epochs; validation Dice 0 until epoch 11, then 0.69 … 0.81 (20 epochs:
+        // 0.91).
+        #expect(losses.last! < losses.first! / 2, "\(losses) \(reports.map(\.validationDice))")
+        #expect(reports.last!.meanDice > 0.5, "\(reports.map(\.validationDice))")
         let segmenter = try Segmenter(checkpoint: path)
         #expect(segmenter.inputChannelNames == ["venous", "arterial"] && segmenter.model.inputChannels == 2)
         let predicted = try segmenter.predict(validation[0].inputs)
