@@ -20,7 +20,11 @@ struct Train: ParsableCommand {
     @Argument(help: "Pipeline YAML (see pipelines/segmentation-unet2d.yaml).")
     var pipeline: String
 
-    @Option(help: "A site's DICOM folder (CT series with DICOM SEGs).")
+    @Option(
+        help:
+            "A site's data folder: DICOM series with SEGs, RT Structure Sets or NIfTI label maps; or NIfTI "
+            + "images (model.nifti_images)."
+    )
     var data: String
 
     @Option(name: .shortAndLong, help: "Output folder.")
