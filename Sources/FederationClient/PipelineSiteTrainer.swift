@@ -111,10 +111,10 @@ public actor PipelineSiteTrainer: LocalTrainer {
                 cached = (pipeline, work)
                 return work
             }
-            let cases = try SegmentationDataset.load(
-                folder: dataFolder, preprocessing: preprocessing,
-                segments: training.model.segments, segmentNames: training.model.segmentNames,
-                niftiLabels: training.model.niftiLabels, limits: limits.preprocessing)
+            let loaded = try SegmentationDataset.load(
+                folder: dataFolder, model: training.model, preprocessing: preprocessing, limits: limits.preprocessing)
+            for line in loaded.report.lines() { log(line) }
+            let cases = loaded.cases
             if training.model.dimensions == 2 {
                 // The slices' size is known now: check a training step's activations with it.
                 let largest = cases.map { $0.sample.image.geometry.dimensions }.map { $0.x * $0.y }.max() ?? 0

@@ -36,9 +36,10 @@ public enum StudySites: Sendable {
         }
         var trainers: [String: SegmentationSiteTrainer] = [:]
         for site in sites {
-            let cases = try SegmentationDataset.load(
-                folder: dataRoot + "/" + site, preprocessing: preprocessing, segments: training.model.segments,
-                segmentNames: training.model.segmentNames, niftiLabels: training.model.niftiLabels)
+            let loaded = try SegmentationDataset.load(
+                folder: dataRoot + "/" + site, model: training.model, preprocessing: preprocessing)
+            for line in loaded.report.lines() { progress("site \(site): \(line)") }
+            let cases = loaded.cases
             let t = SegmentationSiteTrainer(cases: cases, configuration: training, preprocessing: preprocessing)
             trainers[site] = t
             progress(

@@ -37,6 +37,17 @@ public struct FixtureFactory: Sendable {
         var reverseInstanceNumbers = false
         var seriesNumber = 1
         var description = "Fixture"
+        /// The study (and patient, frame of reference) the series belongs to; nil: its own, named after it.
+        var study: String?
+        /// Intensity (e.g. HU) at a patient position (LPS mm), stored as (value − intercept) / slope rounded; nil:
+        /// the index pattern of `storedValue`.
+        var content: (@Sendable (Vector3) -> Double)?
+
+        /// The patient position (LPS mm) of voxel (i, j, k): column i along the row cosine, row j along the column
+        /// cosine.
+        func position(_ i: Int, _ j: Int, _ k: Int, slice: Vector3) -> Vector3 {
+            slice + Double(i) * pixelSpacing.column * rowCosine + Double(j) * pixelSpacing.row * columnCosine
+        }
     }
 
     /// Writes every case; returns the case folder names.
@@ -121,6 +132,10 @@ public struct FixtureFactory: Sendable {
     func storedValue(_ spec: SeriesSpec, _ i: Int, _ j: Int, _ k: Int) -> Int {
         let maxValue = spec.signed ? (1 << (spec.bitsStored - 1)) - 1 : (1 << spec.bitsStored) - 1
         let minValue = spec.signed ? -(1 << (spec.bitsStored - 1)) : 0
+        if let content = spec.content {
+            let v = (content(spec.position(i, j, k, slice: position(spec, k))) - spec.intercept) / spec.slope
+            return max(minValue, min(maxValue, Int(exactly: v.rounded()) ?? minValue))
+        }
         let t = sin(Double(i) * 0.37 + Double(k) * 0.9) * cos(Double(j) * 0.23 - Double(k) * 0.4)
         let v = Double(minValue) + (Double(maxValue - minValue)) * (0.5 + 0.5 * t)
         return max(minValue, min(maxValue, (Int(exactly: v.rounded()) ?? minValue) + (i + 3 * j + 7 * k) % 5))
@@ -159,10 +174,11 @@ public struct FixtureFactory: Sendable {
             (.studyDate, "20260101"), (.studyTime, "120000"), (.contentDate, "20260101"), (.contentTime, "120000"),
             (.accessionNumber, "FX1"), (.modality, spec.modality), (.manufacturer, "Tessera Fixtures"),
             (.referringPhysicianName, ""), (.seriesDescription, spec.description),
-            (.patientName, "Fixture^\(spec.name)"), (.patientID, "FX-\(spec.name)"), (.patientBirthDate, "19700101"),
-            (.patientSex, "O"), (.studyInstanceUID, uids.uid("study/" + spec.name)),
+            (.patientName, "Fixture^\(spec.study ?? spec.name)"), (.patientID, "FX-\(spec.study ?? spec.name)"),
+            (.patientBirthDate, "19700101"),
+            (.patientSex, "O"), (.studyInstanceUID, uids.uid("study/" + (spec.study ?? spec.name))),
             (.seriesInstanceUID, uids.uid(key)), (.studyID, "1"), (.seriesNumber, String(spec.seriesNumber)),
-            (.frameOfReferenceUID, uids.uid("for/" + spec.name)), (.positionReferenceIndicator, ""),
+            (.frameOfReferenceUID, uids.uid("for/" + (spec.study ?? spec.name))), (.positionReferenceIndicator, ""),
             (.patientPosition, "HFS"), (.photometricInterpretation, "MONOCHROME2"), (.kvp, "120"),
             (.acquisitionNumber, "1"), (.sliceThickness, ds(spec.sliceSpacing)),
         ]
@@ -287,6 +303,21 @@ public struct FixtureFactory: Sendable {
                 }
             }
         }
+        try writeSEG(
+            masks: masks, spec, sources: sources, fractional: fractional, path: path,
+            segments: [
+                SegmentSpecification(label: "Sphere", typeCode: ("10200004", "SCT", "Liver")),
+                SegmentSpecification(
+                    label: "Box", typeCode: ("78961009", "SCT", "Spleen"),
+                    algorithmType: "AUTOMATIC", algorithmName: "BoxDrawer"),
+            ])
+    }
+
+    /// A SEG of `masks` (`segments.count` × slices × rows × columns, slice order) over the series' `sources`.
+    func writeSEG(
+        masks: [UInt8], _ spec: SeriesSpec, sources: [String], fractional: Bool, path: String,
+        segments: [SegmentSpecification]
+    ) throws(DICOMError) {
         let uids = UIDFactory(seed: seed)
         var writer = SegmentationWriter()
         writer.fractional = fractional
@@ -297,12 +328,7 @@ public struct FixtureFactory: Sendable {
         // Sources in slice order (the writer references each by its SOP Instance UID).
         try writer.write(
             to: path, masks: masks, rows: spec.rows, columns: spec.columns, sourcePaths: sources,
-            segments: [
-                SegmentSpecification(label: "Sphere", typeCode: ("10200004", "SCT", "Liver")),
-                SegmentSpecification(
-                    label: "Box", typeCode: ("78961009", "SCT", "Spleen"),
-                    algorithmType: "AUTOMATIC", algorithmName: "BoxDrawer"),
-            ])
+            segments: segments)
     }
 
     func makeFolder(_ path: String) throws(DICOMError) {

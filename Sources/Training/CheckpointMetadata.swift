@@ -10,6 +10,8 @@ import Yams
 /// - `architecture`: unet2d | unet3d | resnet2d | resnet3d.
 /// - U-Nets: `encoder_channels`, `bottleneck_channels`, `segments` (DICOM SEG segment numbers of classes 1, 2, …),
 ///   `norm` = `instance` when the model has instance norms (absent: none);
+///   `input_channels` = the channel names of `model.input_channels` in tensor order (absent: one channel; the
+///   channels' series criteria are the pipeline's, so predicting with several channels needs `--pipeline`);
 ///   unet3d also `patch_size` ([x, y, z] voxels), `window_overlap` ([0, 1)) and `window_blending`.
 /// - ResNets: `widths`, `blocks`, `norm`, `classes` (class names), `input` (how a volume becomes the input).
 /// - `preprocessing`: the pipeline's `preprocessing:` section as YAML (augmentation left out: it is training only),
@@ -43,6 +45,7 @@ public enum CheckpointMetadata {
             meta["bottleneck_channels"] = String(m.bottleneckChannels)
             meta["segments"] = list(m.segments)
             if m.normalization == .instance { meta["norm"] = "instance" }
+            if let channels = m.inputChannels { meta["input_channels"] = channels.names.joined(separator: ",") }
         }
         do {
             meta[preprocessingKey] = try YAMLEncoder().encode(

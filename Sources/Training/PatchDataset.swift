@@ -8,7 +8,8 @@ import Volumes
 /// its volume.
 ///
 /// Patch sizes are `[depth, height, width]` (z, y, x), the order of the tensors it produces:
-/// input `[batch, 1, depth, height, width]` and one target label per voxel in the same row-major order.
+/// input `[batch, channels, depth, height, width]` (channel 0 the case's image, then its `channels`) and one target
+/// label per voxel in the same row-major order.
 /// Every draw comes from the caller's seeded generator, so the same seed gives the same patches.
 public struct PatchDataset: Sendable {
     /// Where one patch lies: the case and the corner voxel (z, y, x) of the window.
@@ -20,6 +21,8 @@ public struct PatchDataset: Sendable {
     }
 
     public let cases: [Sample]
+    /// Input channels after the first, per case, each on its case's grid (empty: one channel).
+    public let channels: [[Volume<Float>]]
     public let patchSize: [Int]
     public let foregroundFraction: Double
     /// Foreground voxel indices (storage order) per case.
@@ -27,11 +30,14 @@ public struct PatchDataset: Sendable {
 
     /// - Parameters:
     ///   - cases: preprocessed images with labels on the same grid.
+    ///   - channels: empty, or for each case the same number of further input channels on its grid.
     ///   - patchSize: `[depth, height, width]`, each ≥ 1 and no larger than every case's extent.
     ///   - foregroundFraction: in [0, 1]; cases without foreground always give background-centred patches.
     /// - Throws: `.invalidArgument` for a bad size or fraction, `.data` when a case lacks labels or is smaller than
     ///   the patch (pad it with `preprocessing.crop_pad`).
-    public init(cases: [Sample], patchSize: [Int], foregroundFraction: Double) throws(TrainingError) {
+    public init(
+        cases: [Sample], channels: [[Volume<Float>]] = [], patchSize: [Int], foregroundFraction: Double
+    ) throws(TrainingError) {
         guard patchSize.count == 3, patchSize.allSatisfy({ $0 >= 1 }) else {
             throw TrainingError(
                 .invalidArgument,
@@ -42,6 +48,16 @@ public struct PatchDataset: Sendable {
             throw TrainingError(.invalidArgument, "foreground fraction \(foregroundFraction) must be in 0...1")
         }
         guard !cases.isEmpty else { throw TrainingError(.data, "no case to draw patches from") }
+        guard channels.isEmpty || channels.count == cases.count else {
+            throw TrainingError(.data, "\(channels.count) channel lists for \(cases.count) cases")
+        }
+        for (i, extra) in channels.enumerated() {
+            guard extra.count == channels[0].count,
+                extra.allSatisfy({ $0.geometry.dimensions == cases[i].image.geometry.dimensions })
+            else {
+                throw TrainingError(.data, "case \(i)'s input channels are not \(channels[0].count) on its grid")
+            }
+        }
         var foreground: [[Int32]] = []
         for (i, c) in cases.enumerated() {
             let d = c.image.geometry.dimensions
@@ -60,6 +76,7 @@ public struct PatchDataset: Sendable {
             foreground.append(indices)
         }
         self.cases = cases
+        self.channels = channels
         self.patchSize = patchSize
         self.foregroundFraction = foregroundFraction
         foregroundVoxels = foreground
@@ -99,28 +116,33 @@ public struct PatchDataset: Sendable {
         return Location(caseIndex: caseIndex, corner: corner, foreground: useForeground)
     }
 
-    /// The image patches `[locations.count, 1, depth, height, width]` and their labels (row-major, same order).
+    /// The image patches `[locations.count, channels, depth, height, width]` and their labels (row-major, same
+    /// order).
     public func batch(_ locations: [Location]) -> (input: Tensor, targets: [Int]) {
         let (pd, ph, pw) = (patchSize[0], patchSize[1], patchSize[2])
         let patchVoxels = pd * ph * pw
-        var input = [Float](repeating: 0, count: locations.count * patchVoxels)
+        let depth = 1 + (channels.first?.count ?? 0)
+        var input = [Float](repeating: 0, count: locations.count * depth * patchVoxels)
         var targets = [Int](repeating: 0, count: locations.count * patchVoxels)
         for (b, location) in locations.enumerated() {
             let sample = cases[location.caseIndex]
             let d = sample.image.geometry.dimensions
             let labels = sample.label?.voxels ?? []
-            var out = b * patchVoxels
+            let inputs = [sample.image] + (channels.isEmpty ? [] : channels[location.caseIndex])
+            var local = 0
             for z in 0..<pd {
                 for y in 0..<ph {
                     let row = ((location.corner[0] + z) * d.y + location.corner[1] + y) * d.x + location.corner[2]
                     for x in 0..<pw {
-                        input[out] = sample.image.voxels[row + x]
-                        if !labels.isEmpty { targets[out] = Int(labels[row + x]) }
-                        out += 1
+                        for (c, volume) in inputs.enumerated() {
+                            input[(b * depth + c) * patchVoxels + local] = volume.voxels[row + x]
+                        }
+                        if !labels.isEmpty { targets[b * patchVoxels + local] = Int(labels[row + x]) }
+                        local += 1
                     }
                 }
             }
         }
-        return (Tensor(shape: [locations.count, 1, pd, ph, pw], storage: input), targets)
+        return (Tensor(shape: [locations.count, depth, pd, ph, pw], storage: input), targets)
     }
 }

@@ -25,6 +25,8 @@ public struct PipelineLimits: Sendable, Equatable {
     public var maxParameters = 100_000_000
     /// Channels of one layer (`model.encoder_channels[i]`, `model.bottleneck_channels`).
     public var maxChannels = 2048
+    /// Input channels of a multi-series pipeline (`model.input_channels`): series stacked per study.
+    public var maxInputChannels = 8
     /// Encoder levels (entries of `model.encoder_channels`).
     public var maxLevels = 5
     /// Segments learned (`model.segments`); each a DICOM segment number 1...255.
@@ -176,7 +178,7 @@ public struct PipelineLimits: Sendable, Equatable {
                 dimensions: m.dimensions, inputChannels: 1, classes: m.classes, widths: m.widths, blocks: m.blocks)
         }
         return UNet.parameterCount(
-            dimensions: m.dimensions, encoderChannels: m.encoderChannels,
+            dimensions: m.dimensions, inputChannels: m.inputChannelCount, encoderChannels: m.encoderChannels,
             bottleneckChannels: m.bottleneckChannels, classes: m.classes, normalization: m.normalization)
     }
 
@@ -208,7 +210,7 @@ extension PipelineLimits {
     /// The keys of the `pipeline:` section of `limits.yaml` (and `pipeline.preprocessing`), with their setters.
     nonisolated(unsafe) static let integerKeys: [String: WritableKeyPath<PipelineLimits, Int>] = [
         "max_pipeline_bytes": \.maxPipelineBytes, "max_parameters": \.maxParameters, "max_channels": \.maxChannels,
-        "max_levels": \.maxLevels, "max_segments": \.maxSegments,
+        "max_input_channels": \.maxInputChannels, "max_levels": \.maxLevels, "max_segments": \.maxSegments,
         "max_segment_names": \.maxSegmentNames, "max_classes": \.maxClasses,
         "max_blocks": \.maxBlocks, "max_label_map_entries": \.maxLabelMapEntries,
         "max_bootstrap_samples": \.maxBootstrapSamples, "max_patch_voxels": \.maxPatchVoxels,

@@ -9,12 +9,21 @@ public struct SegmentationCase: Sendable {
     /// Canonical image (after the pipeline's `preprocessing:`) and labels (0 background, class i for the i-th
     /// requested SEG segment).
     public var sample: Sample
+    /// Input channels after the first (`model.input_channels[1...]`), each preprocessed on `sample.image`'s grid;
+    /// empty for a one-channel pipeline.
+    public var additionalChannels: [Volume<Float>]
 
-    public init(patientID: String, seriesInstanceUID: String, sample: Sample) {
+    public init(
+        patientID: String, seriesInstanceUID: String, sample: Sample, additionalChannels: [Volume<Float>] = []
+    ) {
         self.patientID = patientID
         self.seriesInstanceUID = seriesInstanceUID
         self.sample = sample
+        self.additionalChannels = additionalChannels
     }
+
+    /// Every input channel in tensor order: `sample.image`, then `additionalChannels`.
+    public var inputs: [Volume<Float>] { [sample.image] + additionalChannels }
 }
 
 /// Every series of a site folder that has a DICOM SEG, an RT Structure Set or a NIfTI label map, as training cases.
@@ -48,25 +57,14 @@ public enum SegmentationDataset {
         } catch {
             throw TrainingError(.data, "cannot read \(folder): \(error.message)")
         }
-        var lut = [UInt8](repeating: 0, count: 256)
-        for (i, s) in segments.enumerated() where s < 256 { lut[s] = UInt8(i + 1) }
+        let lut = classLookup(segments)
         var cases: [SegmentationCase] = []
         for (series, report) in zip(all, inspection.series) {
-            let segPath = report.segmentations.first
-            let structureSetPath = report.structureSets.first
-            let niftiPath = niftiLabels.flatMap { labelFile($0, folder: folder, series: series) }
-            guard segPath != nil || structureSetPath != nil || niftiPath != nil else { continue }
+            let source = LabelSource(folder: folder, series: series, report: report, niftiLabels: niftiLabels)
+            guard source.exists else { continue }
             do {
                 let image = try Volume<Float>(series: series)
-                var labels: Volume<UInt8>
-                if let segPath {
-                    labels = try Volume<UInt8>.labels(segmentation: segPath, series: series).volume
-                } else if let structureSetPath {
-                    let set = try StructureSet(path: structureSetPath)
-                    labels = try Volume<UInt8>.labels(structureSet: set, series: series, mapping: segmentNames).volume
-                } else if let niftiPath {
-                    labels = try Volume<UInt8>(niftiLabels: niftiPath, matching: image.geometry)
-                } else {
+                guard var labels = try source.labels(on: image.geometry, segmentNames: segmentNames) else {
                     continue
                 }
                 for i in labels.voxels.indices { labels.voxels[i] = lut[Int(labels.voxels[i])] }
@@ -76,19 +74,8 @@ public enum SegmentationDataset {
                     SegmentationCase(
                         patientID: series.instances[0].tags["PatientID"] ?? series.seriesInstanceUID,
                         seriesInstanceUID: series.seriesInstanceUID, sample: sample))
-            } catch let error as DICOMError {
-                throw TrainingError(
-                    .data, "series \(series.seriesInstanceUID): \(error.message)", cause: error.description)
-            } catch let error as NIfTI.Error {
-                throw TrainingError(
-                    .data, "series \(series.seriesInstanceUID): NIfTI labels \(error.description)",
-                    cause: error.description)
-            } catch let error as VolumesError {
-                throw TrainingError(
-                    .data, "series \(series.seriesInstanceUID): preprocessing failed: \(error.message)",
-                    cause: error.description)
             } catch {
-                throw TrainingError(.data, "series \(series.seriesInstanceUID): \(error)")
+                throw dataError(error, context: "series \(series.seriesInstanceUID)")
             }
         }
         guard !cases.isEmpty else {
@@ -98,18 +85,66 @@ public enum SegmentationDataset {
                     + (niftiLabels.map { " or a NIfTI label map (\($0.template))" } ?? "")
                     + " to learn from; `tessera inspect` lists them")
         }
-        let shapes = Set(cases.map { "\($0.sample.image.geometry.dimensions)" })
-        guard shapes.count == 1 else {
-            throw TrainingError(
-                .data,
-                "the preprocessed volumes differ in shape (\(shapes.sorted().joined(separator: ", "))); give "
-                    + "`preprocessing.crop_pad.shape` so every case has the same grid")
-        }
+        try checkSameGrid(cases)
         return cases
     }
 }
 
 extension SegmentationDataset {
+    /// A reading or preprocessing failure as `.data`, prefixed with `context` (the series or case), cause kept.
+    /// - Parameter nifti: what a NIfTI file was read as (`labels`, `image`), for the message.
+    static func dataError(_ error: any Error, context: String, nifti: String = "labels") -> TrainingError {
+        switch error {
+        case let error as TrainingError: return error
+        case let error as DICOMError:
+            return TrainingError(.data, "\(context): \(error.message)", cause: error.description)
+        case let error as NIfTI.Error:
+            return TrainingError(.data, "\(context): NIfTI \(nifti) \(error.description)", cause: error.description)
+        case let error as VolumesError:
+            return TrainingError(
+                .data, "\(context): preprocessing failed: \(error.message)", cause: error.description)
+        default: return TrainingError(.data, "\(context): \(error)")
+        }
+    }
+
+    /// Segment number → class (1-based position in `segments`; 0 for segments not learned).
+    static func classLookup(_ segments: [Int]) -> [UInt8] {
+        var lut = [UInt8](repeating: 0, count: 256)
+        for (i, s) in segments.enumerated() where (1..<256).contains(s) && i < 255 { lut[s] = UInt8(i + 1) }
+        return lut
+    }
+
+    /// Where a series' labels come from, in order of preference: its DICOM SEG, an RT Structure Set drawn on it,
+    /// its NIfTI label map.
+    struct LabelSource {
+        var series: DICOMSeries
+        var segmentation: String?
+        var structureSet: String?
+        var nifti: String?
+
+        init(folder: String, series: DICOMSeries, report: FolderInspection.Series, niftiLabels: NIfTILabelFiles?) {
+            self.series = series
+            segmentation = report.segmentations.first
+            structureSet = report.structureSets.first
+            nifti = niftiLabels.flatMap { SegmentationDataset.labelFile($0, folder: folder, series: series) }
+        }
+
+        var exists: Bool { segmentation != nil || structureSet != nil || nifti != nil }
+
+        /// The label volume (segment numbers) on the series' grid `geometry`; nil when there is none.
+        func labels(on geometry: VolumeGeometry, segmentNames: ROILabelMapping?) throws -> Volume<UInt8>? {
+            if let segmentation {
+                return try Volume<UInt8>.labels(segmentation: segmentation, series: series).volume
+            } else if let structureSet {
+                let set = try StructureSet(path: structureSet)
+                return try Volume<UInt8>.labels(structureSet: set, series: series, mapping: segmentNames).volume
+            } else if let nifti {
+                return try Volume<UInt8>(niftiLabels: nifti, matching: geometry)
+            }
+            return nil
+        }
+    }
+
     /// The NIfTI label file of a series when it exists (a regular file), else nil.
     public static func labelFile(_ files: NIfTILabelFiles, folder: String, series: DICOMSeries) -> String? {
         let first = series.instances.first

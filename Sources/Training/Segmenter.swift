@@ -53,17 +53,27 @@ public struct Segmenter: Sendable {
                 overlap: m["window_overlap"].flatMap { Double($0) } ?? 0.25,
                 blending: blending)
         }
+        // One input channel unless the metadata names more (`model.input_channels`).
+        let names = m["input_channels"].map { $0.split(separator: ",").map(String.init) } ?? []
+        guard names.count <= PipelineLimits().maxInputChannels else {
+            throw TrainingError(.model, "\(path) names \(names.count) input channels, more than max_input_channels")
+        }
         var model = UNet(
-            dimensions: architecture == "unet3d" ? 3 : 2, encoderChannels: encoder, bottleneckChannels: bottleneck,
+            dimensions: architecture == "unet3d" ? 3 : 2, inputChannels: max(1, names.count),
+            encoderChannels: encoder, bottleneckChannels: bottleneck,
             classes: segments.count + 1, normalization: m["norm"] == "instance" ? .instance : .none, generator: &g)
         do { try model.load(contents.tensors) } catch {
             throw TrainingError(.model, "the tensors of \(path) do not fit its declared architecture: \(error)")
         }
         self.model = model
+        self.inputChannelNames = names
         self.segments = segments
         self.preprocessing = try CheckpointMetadata.preprocessing(m)
     }
 
+    /// The names of the model's input channels (`model.input_channels`), from the checkpoint; empty for a
+    /// one-channel model or one built from a model.
+    public var inputChannelNames: [String] = []
     /// SEG segment numbers of classes 1, 2, … (from the checkpoint; empty when built from a model).
     public var segments: [Int] = []
     /// The preprocessing the checkpoint's metadata names (`CheckpointMetadata`); nil when built from a model or
@@ -72,6 +82,19 @@ public struct Segmenter: Sendable {
 
     /// Labels (0 background, class index otherwise) on the volume's own grid.
     public func predict(_ image: Volume<Float>) throws(TrainingError) -> Volume<UInt8> {
+        try predict([image])
+    }
+
+    /// Labels of stacked input channels (channel order as trained; all on the first's grid), on that grid.
+    /// - Throws: `.model` when the count differs from the model's input channels or the model cannot take them.
+    public func predict(_ inputs: [Volume<Float>]) throws(TrainingError) -> Volume<UInt8> {
+        guard let image = inputs.first, inputs.count == model.inputChannels,
+            inputs.allSatisfy({ $0.geometry.dimensions == image.geometry.dimensions })
+        else {
+            throw TrainingError(
+                .model,
+                "the model takes \(model.inputChannels) input channel(s) on one grid; \(inputs.count) given")
+        }
         if model.dimensions == 3 {
             let d = image.geometry.dimensions
             let window: SlidingWindowInference
@@ -80,7 +103,7 @@ public struct Segmenter: Sendable {
             } else {
                 window = try SlidingWindowInference(windowSize: [d.z, d.y, d.x], overlap: 0)
             }
-            return try window.labels(image) { try model.forward($0).output }
+            return try window.labels(inputs) { try model.forward($0).output }
         }
         let g = image.geometry
         let h = g.dimensions.y
@@ -91,10 +114,16 @@ public struct Segmenter: Sendable {
         var k = 0
         while k < depth {
             let n = min(batchSize, depth - k)
-            var input = [Float](repeating: 0, count: n * plane)
-            for b in 0..<n { input.replaceSubrange((b * plane)..<((b + 1) * plane), with: image.slice(k + b)) }
+            let channels = inputs.count
+            var input = [Float](repeating: 0, count: n * channels * plane)
+            for b in 0..<n {
+                for (c, volume) in inputs.enumerated() {
+                    let start = (b * channels + c) * plane
+                    input.replaceSubrange(start..<(start + plane), with: volume.slice(k + b))
+                }
+            }
             let logits: Tensor
-            do { logits = try model.forward(Tensor(shape: [n, 1, h, w], storage: input)).output } catch {
+            do { logits = try model.forward(Tensor(shape: [n, channels, h, w], storage: input)).output } catch {
                 throw TrainingError(.model, "the model cannot take \(h)×\(w) slices: \(error)")
             }
             let classes = logits.shape[1]

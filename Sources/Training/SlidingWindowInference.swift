@@ -81,6 +81,21 @@ public struct SlidingWindowInference: Sendable {
     ///   - predictor: logits `[n, classes, wd, wh, ww]` for windows `[n, 1, wd, wh, ww]` (a model's forward pass).
     /// - Throws: the predictor's errors as `.model`, and `.model` when its output has the wrong shape.
     public func logits(_ image: Volume<Float>, predictor: (Tensor) throws -> Tensor) throws(TrainingError) -> Tensor {
+        try logits([image], predictor: predictor)
+    }
+
+    /// Blended logits over input channels stacked as windows `[n, inputs.count, wd, wh, ww]`.
+    /// - Parameter inputs: the preprocessed channels, all on one grid (the first's).
+    /// - Throws: `.data` for no input or channels on different grids; otherwise as `logits(_:predictor:)`.
+    public func logits(_ inputs: [Volume<Float>], predictor: (Tensor) throws -> Tensor) throws(TrainingError)
+        -> Tensor
+    {
+        guard let image = inputs.first,
+            inputs.allSatisfy({ $0.geometry.dimensions == image.geometry.dimensions })
+        else {
+            throw TrainingError(.data, "sliding-window inference needs at least one input, all on one grid")
+        }
+        let channels = inputs.count
         let dims = image.geometry.dimensions
         let extents = [dims.z, dims.y, dims.x]
         let (wd, wh, ww) = (windowSize[0], windowSize[1], windowSize[2])
@@ -100,12 +115,15 @@ public struct SlidingWindowInference: Sendable {
         var first = 0
         while first < corners.count {
             let group = Array(corners[first..<min(first + batchSize, corners.count)])
-            var input = [Float](repeating: 0, count: group.count * windowVoxels)
+            var input = [Float](repeating: 0, count: group.count * channels * windowVoxels)
             for (b, c) in group.enumerated() {
-                visit(c, extents: extents) { source, local in input[b * windowVoxels + local] = image.voxels[source] }
+                for (k, volume) in inputs.enumerated() {
+                    let base = (b * channels + k) * windowVoxels
+                    visit(c, extents: extents) { source, local in input[base + local] = volume.voxels[source] }
+                }
             }
             let output: Tensor
-            do { output = try predictor(Tensor(shape: [group.count, 1, wd, wh, ww], storage: input)) } catch {
+            do { output = try predictor(Tensor(shape: [group.count, channels, wd, wh, ww], storage: input)) } catch {
                 throw TrainingError(.model, "the model failed on a \(wd)×\(wh)×\(ww) window: \(error)")
             }
             if classes == 0 {
@@ -115,7 +133,7 @@ public struct SlidingWindowInference: Sendable {
             guard classes > 0, output.shape == [group.count, classes, wd, wh, ww] else {
                 throw TrainingError(
                     .model,
-                    "the model returned \(output.shape) for windows [\(group.count), 1, \(wd), "
+                    "the model returned \(output.shape) for windows [\(group.count), \(channels), \(wd), "
                         + "\(wh), \(ww)]; it must keep the window's extents")
             }
             for (b, c) in group.enumerated() {
@@ -139,7 +157,15 @@ public struct SlidingWindowInference: Sendable {
     public func labels(_ image: Volume<Float>, predictor: (Tensor) throws -> Tensor) throws(TrainingError)
         -> Volume<UInt8>
     {
-        let z = try logits(image, predictor: predictor)
+        try labels([image], predictor: predictor)
+    }
+
+    /// Arg-max labels of stacked input channels on their grid.
+    public func labels(_ inputs: [Volume<Float>], predictor: (Tensor) throws -> Tensor) throws(TrainingError)
+        -> Volume<UInt8>
+    {
+        let z = try logits(inputs, predictor: predictor)
+        guard let image = inputs.first else { throw TrainingError(.data, "no input to label") }
         let classes = z.shape[1]
         let total = image.geometry.voxelCount
         var out = Volume<UInt8>(geometry: image.geometry, repeating: 0)

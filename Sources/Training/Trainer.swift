@@ -61,7 +61,7 @@ public struct Trainer: Sendable {
         self.preprocessing = preprocessing
         var g = Tensors.SeededGenerator(seed: configuration.model.seed)
         model = UNet(
-            dimensions: configuration.model.dimensions, inputChannels: 1,
+            dimensions: configuration.model.dimensions, inputChannels: configuration.model.inputChannelCount,
             encoderChannels: configuration.model.encoderChannels,
             bottleneckChannels: configuration.model.bottleneckChannels, classes: configuration.model.classes,
             normalization: configuration.model.normalization, generator: &g)
@@ -158,9 +158,15 @@ public struct Trainer: Sendable {
         for epoch in 1...c.epochs {
             let start = Date()
             // Augment whole volumes once per epoch, then draw class-balanced slices (2-D) or patches (3-D).
+            // Every input channel of a case with the same draws (`SegmentationCase.augmented`).
             var cases: [Sample] = []
+            var channels: [[Volume<Float>]] = []
             for t in train {
-                do { cases.append(try augmentation.apply(t.sample)) } catch {
+                do {
+                    let augmented = try t.augmented(by: &augmentation)
+                    cases.append(augmented.sample)
+                    channels.append(augmented.additionalChannels)
+                } catch {
                     throw TrainingError(.data, "augmentation failed on \(t.patientID): \(error.message)")
                 }
             }
@@ -177,7 +183,7 @@ public struct Trainer: Sendable {
                 if c.model.dimensions == 3 {
                     // Class-balanced 3-D patches.
                     let patches = try PatchDataset(
-                        cases: cases, patchSize: c.model.patchExtents,
+                        cases: cases, channels: channels, patchSize: c.model.patchExtents,
                         foregroundFraction: c.foregroundFraction)
                     let groups = Self.groups(
                         patches.sampleLocations(count: c.patchesPerEpoch, generator: &rng),
@@ -193,9 +199,9 @@ public struct Trainer: Sendable {
                             cases, count: c.slicesPerEpoch,
                             foregroundFraction: c.foregroundFraction, generator: &rng),
                         c.batchSize)
-                    let epochCases = cases
+                    let (epochCases, epochChannels) = (cases, channels)
                     prefetcher = BatchPrefetcher<Batch>(count: groups.count) { i in
-                        Self.makeBatch(groups[i], epochCases)
+                        Self.makeBatch(groups[i], epochCases, channels: epochChannels)
                     }
                 }
                 while let (input, targets) = try nextBatch(prefetcher) {
@@ -267,21 +273,29 @@ public struct Trainer: Sendable {
 
     typealias Batch = (Tensor, [Int])
 
-    static func makeBatch(_ picks: [(Int, Int)], _ cases: [Sample]) -> (Tensor, [Int]) {
+    /// Slices `[picks.count, channels, height, width]`: channel 0 from `cases`, then each case's `channels`
+    /// (input channels after the first, on its grid; none for one-channel cases).
+    static func makeBatch(_ picks: [(Int, Int)], _ cases: [Sample], channels: [[Volume<Float>]] = [])
+        -> (Tensor, [Int])
+    {
         let g = cases[0].image.geometry
         let h = g.dimensions.y
         let w = g.dimensions.x
         let plane = h * w
-        var input = [Float](repeating: 0, count: picks.count * plane)
+        let depth = 1 + (channels.first?.count ?? 0)
+        var input = [Float](repeating: 0, count: picks.count * depth * plane)
         var targets = [Int](repeating: 0, count: picks.count * plane)
         for (b, (i, k)) in picks.enumerated() {
-            let image = cases[i].image.slice(k)
-            input.replaceSubrange((b * plane)..<((b + 1) * plane), with: image)
+            let inputs = [cases[i].image] + (channels.isEmpty ? [] : channels[i])
+            for (c, volume) in inputs.enumerated() {
+                let start = (b * depth + c) * plane
+                input.replaceSubrange(start..<(start + plane), with: volume.slice(k))
+            }
             if let label = cases[i].label?.slice(k) {
                 for (j, v) in label.enumerated() { targets[b * plane + j] = Int(v) }
             }
         }
-        return (Tensor(shape: [picks.count, 1, h, w], storage: input), targets)
+        return (Tensor(shape: [picks.count, depth, h, w], storage: input), targets)
     }
 
     mutating func step(
@@ -321,7 +335,7 @@ public struct Trainer: Sendable {
         var sums = [Double](repeating: 0, count: classes - 1)
         for c in cases {
             guard let truth = c.sample.label else { continue }
-            let predicted = try segmenter().predict(c.sample.image)
+            let predicted = try segmenter().predict(c.inputs)
             for k in 1..<classes { sums[k - 1] += dice(predicted.voxels, truth.voxels, label: UInt8(k)) }
         }
         return sums.map { $0 / Double(max(cases.count, 1)) }

@@ -21,6 +21,14 @@ public struct TrainingConfiguration: Sendable, Equatable {
         /// `model.nifti_labels`: where a site keeps NIfTI-1 label maps (voxel values = segment numbers) for series
         /// without a SEG or an RT Structure Set; nil: NIfTI labels are not looked for.
         public var niftiLabels: NIfTILabelFiles?
+        /// `model.input_channels`: the series stacked as input channels per study (the first is the reference grid
+        /// and carries the labels); nil: one channel, the labelled series. See `InputChannels`.
+        public var inputChannels: InputChannels?
+        /// `model.nifti_images`: a site whose images and labels are NIfTI files in two folders, without DICOM;
+        /// nil: DICOM images. See `NIfTIImageFolders`.
+        public var niftiImages: NIfTIImageFolders?
+        /// Channels of the model's input: one per `inputChannels` entry, else 1.
+        public var inputChannelCount: Int { inputChannels?.channels.count ?? 1 }
         /// Seed of the weight initialisation.
         public var seed: UInt64 = 7
         /// resnet2d / resnet3d: output channels of each stage (`layer1`, `layer2`, …).
@@ -87,7 +95,7 @@ public struct TrainingConfiguration: Sendable, Equatable {
 
     static let modelKeys: Set<String> = [
         "architecture", "encoder_channels", "bottleneck_channels", "segments", "segment_names", "nifti_labels", "seed",
-        "patch_size", "window_overlap", "window_blending", "widths", "blocks", "norm",
+        "input_channels", "nifti_images", "patch_size", "window_overlap", "window_blending", "widths", "blocks", "norm",
     ]
     static let trainingKeys: Set<String> = [
         "epochs", "batch_size", "slices_per_epoch", "patches_per_epoch",
@@ -216,6 +224,12 @@ public struct TrainingConfiguration: Sendable, Equatable {
                 throw fail("model.nifti_labels", "must be a path such as labels/{SeriesInstanceUID}.nii.gz")
             }
             self.model.niftiLabels = try NIfTILabelFiles(template: text)
+        }
+        if let node = model["input_channels"] {
+            self.model.inputChannels = try InputChannels.parse(node, limits: limits)
+        }
+        if let node = model["nifti_images"] {
+            self.model.niftiImages = try NIfTIImageFolders.parse(node)
         }
         if let s = try unsigned(model["seed"], "model.seed") { self.model.seed = s }
         self.model.widths =
@@ -358,9 +372,31 @@ public struct TrainingConfiguration: Sendable, Equatable {
                         + "or slice (mip, minip, mean, middle_slice)")
             }
             guard dpSGD == nil else { throw fail("training.dp_sgd", "is not supported for classifiers yet") }
+            guard model.inputChannels == nil, model.niftiImages == nil else {
+                throw fail(
+                    model.inputChannels != nil ? "model.input_channels" : "model.nifti_images",
+                    "is for segmentation models; a classifier reads one DICOM series per study "
+                        + "(`classification.series`)")
+            }
             return
         } else if classification != nil {
             throw fail("classification", "needs a classifier `model.architecture` (resnet2d or resnet3d)")
+        }
+        if let channels = model.inputChannels {
+            guard (1...limits.maxInputChannels).contains(channels.channels.count) else {
+                throw fail(
+                    "model.input_channels",
+                    "has \(channels.channels.count) entries: give 1...\(limits.maxInputChannels) "
+                        + "(limit max_input_channels)")
+            }
+            guard dpSGD == nil || channels.channels.count == 1 else {
+                throw fail("training.dp_sgd", "is not supported with several `model.input_channels` yet")
+            }
+            guard model.niftiImages == nil else {
+                throw fail(
+                    "model.input_channels",
+                    "selects DICOM series; a NIfTI site (`model.nifti_images`) has one image per case")
+            }
         }
         let levels = model.encoderChannels.count
         guard (1...limits.maxLevels).contains(levels) else {

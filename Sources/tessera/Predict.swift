@@ -11,7 +11,9 @@ struct Predict: ParsableCommand {
         discussion: """
             A classification pipeline (`model.architecture` resnet2d/resnet3d) selects one series per study of the \
             folder with `classification.series` and writes each study's class probabilities to <output>.csv and \
-            <output>.json (with the series it used).
+            <output>.json (with the series it used). A segmentation model trained on several series per study \
+            (`model.input_channels`) needs --pipeline: its channels select each series, which is resampled onto \
+            the reference channel's series; the labels are written on that series' grid.
             """)
 
     @Option(
@@ -32,7 +34,11 @@ struct Predict: ParsableCommand {
     @Argument(help: "A folder holding the series.")
     var folder: String
 
-    @Option(help: "(0020,000E) Series Instance UID when the folder holds several series.")
+    @Option(
+        help: """
+            (0020,000E) Series Instance UID when the folder holds several series; with a multi-channel model \
+            (model.input_channels), any series of the study to segment when the folder holds several studies.
+            """)
     var series: String?
 
     @Option(
@@ -81,12 +87,25 @@ struct Predict: ParsableCommand {
                     description: "\(model) names no preprocessing (written by an older Tessera): give --pipeline")
             }
             let all = SeriesAssembler().assemble(try DirectoryScanner().scan(folder).instances)
-            let chosen = try SeriesSelection.select(from: all, uid: series)
+            let chosen: DICOMSeries
+            let sample: Sample
+            let canonical: Volume<UInt8>
+            if let channels = try inputChannels(text, segmenter: segmenter) {
+                // Several series per study: the reference channel's series is the one segmented.
+                let study = try channelStudy(channels, all)
+                chosen = study[0]
+                var inputs: [Volume<Float>] = []
+                for s in study { inputs.append(try Volume<Float>(series: s, stack: try s.primaryStack())) }
+                let stacked = try channels.prepare(inputs, label: nil, preprocessing: preprocessing)
+                sample = stacked.sample
+                canonical = try segmenter.predict([sample.image] + stacked.additional)
+            } else {
+                chosen = try SeriesSelection.select(from: all, uid: series)
+                var pipeline = preprocessing.preprocessingPipeline()
+                sample = try pipeline.apply(try Volume<Float>(series: chosen, stack: try chosen.primaryStack()))
+                canonical = try segmenter.predict(sample.image)
+            }
             let stack = try chosen.primaryStack()
-            let image = try Volume<Float>(series: chosen, stack: stack)
-            var pipeline = preprocessing.preprocessingPipeline()
-            let sample = try pipeline.apply(image)
-            let canonical = try segmenter.predict(sample.image)
             var labels = try sample.inverse(canonical)
             // Classes back to the SEG segment numbers the model was trained on.
             for i in labels.voxels.indices where labels.voxels[i] > 0 {
@@ -151,6 +170,48 @@ struct Predict: ParsableCommand {
 }
 
 extension Predict {
+    /// The pipeline's `model.input_channels` when the model takes several channels; nil for a one-channel model.
+    /// - Throws: when a multi-channel model comes without `--pipeline`, or the pipeline's channels are not the
+    ///   model's (names in order).
+    func inputChannels(_ pipeline: String?, segmenter: Segmenter) throws -> InputChannels? {
+        guard segmenter.model.inputChannels > 1 else { return nil }
+        let names = segmenter.inputChannelNames.joined(separator: ", ")
+        guard let pipeline, let channels = try TrainingConfiguration(yaml: pipeline).model.inputChannels else {
+            throw CommandFailure(
+                description: "\(model) takes \(segmenter.model.inputChannels) input channels (\(names)): give "
+                    + "--pipeline with the `model.input_channels` it was trained with, which select each channel's "
+                    + "series")
+        }
+        guard channels.names == segmenter.inputChannelNames else {
+            throw CommandFailure(
+                description: "the pipeline's input channels (\(channels.names.joined(separator: ", "))) are not "
+                    + "the model's (\(names))")
+        }
+        return channels
+    }
+
+    /// The series of each channel in the folder's one study, or in the study of `--series` (a series of that
+    /// study).
+    func channelStudy(_ channels: InputChannels, _ all: [DICOMSeries]) throws -> [DICOMSeries] {
+        var studies = try channels.match(all.filter { s in !s.instances.contains { $0.isSegmentation } })
+        if let series {
+            guard let study = all.first(where: { $0.seriesInstanceUID == series })?.studyInstanceUID else {
+                throw CommandFailure(description: "no series \(series) in \(folder)")
+            }
+            studies = studies.filter { $0.studyInstanceUID == study }
+        }
+        guard studies.count == 1, let study = studies.first else {
+            throw CommandFailure(
+                description: "\(folder) holds \(studies.count) studies; choose one with --series (any series of it)")
+        }
+        guard let chosen = study.series else {
+            throw CommandFailure(
+                description: "study \(study.studyInstanceUID) has no series for channel(s) "
+                    + study.missing.joined(separator: ", "))
+        }
+        return chosen
+    }
+
     /// Every study of the folder (one series each, as `classification.series` selects) through the classifier.
     func classify(_ training: TrainingConfiguration, preprocessing: PreprocessingConfiguration) throws {
         guard let k = training.classification else { return }

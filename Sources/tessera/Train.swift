@@ -20,7 +20,11 @@ struct Train: ParsableCommand {
     @Argument(help: "Pipeline YAML (see pipelines/segmentation-unet2d.yaml).")
     var pipeline: String
 
-    @Option(help: "A site's DICOM folder (CT series with DICOM SEGs).")
+    @Option(
+        help:
+            "A site's data folder: DICOM series with SEGs, RT Structure Sets or NIfTI label maps; or NIfTI "
+            + "images (model.nifti_images)."
+    )
     var data: String
 
     @Option(name: .shortAndLong, help: "Output folder.")
@@ -61,9 +65,9 @@ struct Train: ParsableCommand {
                 try trainClassifier(config, preprocessing: preprocessing)
                 return
             }
-            let cases = try SegmentationDataset.load(
-                folder: data, preprocessing: preprocessing, segments: config.model.segments,
-                segmentNames: config.model.segmentNames, niftiLabels: config.model.niftiLabels)
+            let loaded = try SegmentationDataset.load(folder: data, model: config.model, preprocessing: preprocessing)
+            for line in loaded.report.lines() { print(line) }
+            let cases = loaded.cases
             var trainer = Trainer(configuration: config, preprocessing: preprocessing)
             let (train, validation) = trainer.split(cases)
             let dims = cases[0].sample.image.geometry.dimensions

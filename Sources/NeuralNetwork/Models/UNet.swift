@@ -21,6 +21,8 @@ public struct UNet: Module {
     public var dec: [DoubleConv]
     public var head: Conv
     let pool: MaxPool
+    /// Channels of the input (`[N, inputChannels, (D,) H, W]`), from the first convolution's weight.
+    public var inputChannels: Int { enc[0].c1.weight.shape[1] }
 
     /// Initialised as PyTorch's defaults (uniform ±1/√fanIn) from `generator`, in PyTorch's construction order
     /// (the values differ from PyTorch's generator; load PyTorch weights for identical starts).

@@ -93,34 +93,16 @@ extension NIfTI.File {
             throw NIfTI.Error(
                 message: "bitpix \(bitsPerVoxel) disagrees with datatype \(type.name) (\(type.bits) bits)", path: path)
         }
-        // As nifti1_io: a non-finite scl_slope or scl_inter counts as 0 (nibabel writes NaN for "unset"), and
-        // slope 0 means no scaling.
-        let slope = scaling.slope.isFinite ? scaling.slope : 0
-        let inter = scaling.inter.isFinite ? scaling.inter : 0
-        let scaled = slope != 0 && !(slope == 1 && inter == 0)
         let count = dimensions.x * dimensions.y * dimensions.z
         var out = [UInt8](repeating: 0, count: count)
         var bad = 0
         var first: (index: Int, value: Double)?
-        data.withUnsafeBytes { raw in
-            func value(_ i: Int) -> Double {
-                switch datatype {
-                case 2: return Double(raw[i])
-                case 4: return Double(raw.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self))
-                case 512: return Double(raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
-                case 8: return Double(raw.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))
-                default: return Double(raw.loadUnaligned(fromByteOffset: 4 * i, as: Float.self))
-                }
-            }
-            for i in 0..<count {
-                var v = value(i)
-                if scaled { v = slope * v + inter }
-                if v.isFinite, v >= 0, v <= 255, v == v.rounded() {
-                    out[i] = UInt8(v)
-                } else {
-                    bad += 1
-                    if first == nil { first = (i, v) }
-                }
+        forEachScaledValue { i, v in
+            if v.isFinite, v >= 0, v <= 255, v == v.rounded() {
+                out[i] = UInt8(v)
+            } else {
+                bad += 1
+                if first == nil { first = (i, v) }
             }
         }
         if let first {
