@@ -299,7 +299,7 @@ let package = Package(
             name: "TrainingTests",
             dependencies: [
                 "Training", "NeuralNetwork", "Volumes", "Tensors", "DICOMIO", "Randomness",
-                "DifferentialPrivacy", "SampleData",
+                "DifferentialPrivacy", "SampleData", "FederationTestSupport",
             ],
             exclude: ["Golden"],  // read from the source tree by path
             swiftSettings: strict),

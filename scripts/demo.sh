@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: read each sample site, report it, convert its first study (CT + its labels: a DICOM SEG, an RTSTRUCT or
-# the site's NIfTI label map) to NIfTI, run the cohort
-# statistics query over the three sites, run the federated segmentation study, and segment a study with its model;
+# the site's NIfTI label map) to NIfTI, run the cohort statistics query over the three sites, run the federated
+# segmentation study, the learning-quality study (FedBN and fine-tuning against local-only and centralised models
+# trained to convergence), and segment a study with its model;
 # then a federated classification study on the sites' screening cohorts (labels from each site's CSV).
 # The federated steps (`tessera simulate`) provision a throw-away project and run a `tessera server` process and one
 # `tessera client` process per site over loopback mutual TLS.
@@ -44,8 +45,33 @@ done
 echo "== cohort statistics over the three sites: server + 3 site processes, differential privacy, secure sums"
 "$bin" simulate pipelines/cohort-statistics.yaml --data sample-data --policy pipelines/site-policy.yaml --output "$out/stats"
 
-echo "== a federated segmentation study: server + 3 site processes over mTLS, with local-only and centralised baselines"
-"$bin" simulate pipelines/segmentation-unet2d.yaml --data sample-data --output "$out/simulate"
+echo "== a federated segmentation study: server + 3 site processes over mTLS (its baselines are in the next study)"
+"$bin" simulate pipelines/segmentation-unet2d.yaml --data sample-data --output "$out/simulate" --no-baselines
+
+echo "== learning quality: personalised FL (FedBN + local fine-tuning) against local-only and centralised models"
+echo "   trained to convergence (early stopping on the held-out patients, best epoch kept); server + 3 site processes"
+"$bin" simulate pipelines/segmentation-unet2d-fedbn.yaml --data sample-data --output "$out/simulate-fedbn"
+python3 - "$out/simulate-fedbn/metrics.json" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+quality = report["learningQuality"]
+print("Learning quality: Dice on each site's held-out patients (the target and its verdict computed by tessera simulate)")
+print("%-20s%-40s%-11s%-14s%s" % ("site", "best local-only", "federated", "personalised", "centralised"))
+cell = lambda v: "-" if v is None else "%.3f" % v
+for s in quality["sites"]:
+    print("%-20s%-40s%-11s%-14s%s" % (s["site"], "%.3f (%s)" % (s["bestLocal"], s["bestLocalModel"]),
+          cell(s.get("federated")), cell(s.get("personalised")), cell(s["centralised"])))
+for row in report["comparison"]:
+    if row.get("convergence"):
+        c = row["convergence"]
+        print("  %s: kept epoch %d of %d (stopped by %s)" % (row["model"], c["bestEpoch"], c["epochs"], c["stoppedBy"]))
+rule = "≥ every local-only model and ≥ centralised − %.2f at every site" % quality["tolerance"]
+names = {"federated": "the federated global model", "personalised": "the personalised models"}
+if quality["metBy"]:
+    print("learning-quality target (%s): MET by %s" % (rule, " and ".join(names[k] for k in quality["metBy"])))
+else:
+    print("learning-quality target (%s): NOT MET: %s" % (rule, "; ".join(quality["shortfalls"])))
+PY
 
 echo "== the same study with patient-level DP-SGD: each site's ledger charges every round (server + 3 site processes)"
 "$bin" simulate pipelines/segmentation-unet2d-dp.yaml --data sample-data --output "$out/simulate-dp" --no-baselines

@@ -38,6 +38,7 @@ public struct SegmentationSiteTrainer: LocalTrainer {
     {
         var config = configuration
         if case .int(let e)? = task.config["local_epochs"] { config.epochs = max(1, e) }
+        config.timeBudgetSeconds = nil  // a round's budget is its local epochs (and the round's deadline)
         if case .double(let lr)? = task.config["learning_rate"] { config.optimizer.learningRate = Float(lr) }
         config.seed = configuration.seed &+ UInt64(task.round) &* 7919
         var pre = preprocessing

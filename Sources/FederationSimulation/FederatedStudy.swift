@@ -45,14 +45,34 @@ public struct RoundSummary: Sendable, Codable {
 /// A model evaluated on every site's held-out patients: `scores` holds the study's metric (`StudyReport.metric`)
 /// per site.
 public struct ComparisonRow: Sendable, Codable {
+    /// What the model is.
+    public enum Kind: String, Sendable, Codable, Equatable {
+        /// The final global model (under FedBN, at each site with its own normalisation layers).
+        case federated
+        /// The global model fine-tuned at each site (`federation.fine_tune_epochs`), each at its own site.
+        case personalised
+        /// One site's own model (`local only: <site>`).
+        case localOnly = "local_only"
+        /// A model trained on every site's training patients pooled.
+        case centralised
+    }
+
     public var model: String
+    public var kind: Kind
     public var scores: [String: Double]
     public var mean: Double
+    /// A baseline's training run: its best epoch (whose weights were scored) and why it stopped; nil for the
+    /// federated models.
+    public var convergence: ConvergenceRecord?
 
-    public init(model: String, scores: [String: Double], mean: Double) {
+    public init(
+        model: String, kind: Kind, scores: [String: Double], mean: Double, convergence: ConvergenceRecord? = nil
+    ) {
         self.model = model
+        self.kind = kind
         self.scores = scores
         self.mean = mean
+        self.convergence = convergence
     }
 }
 
@@ -64,11 +84,14 @@ public struct StudyReport: Sendable, Codable {
     public var strategy: String
     public var sites: [String]
     public var rounds: [RoundSummary]
-    /// Federated (the final global model), local-only per site, and centralised (pooled data) on the same budget.
+    /// Federated (the final global model), personalised (when the sites fine-tuned it), local-only per site, and
+    /// centralised (pooled data), the last two trained to convergence as `tessera train` trains (`baseline`).
     public var comparison: [ComparisonRow]
     /// Cross-site evaluation run by the federation itself (`federation.cross_site_evaluation`): the final global
     /// model and each site's last local model, evaluated by every site on its held-out patients.
     public var crossSite: CrossSiteMatrix?
+    /// The learning-quality target judged on `comparison` (nil without the baselines).
+    public var learningQuality: LearningQuality?
     public var totalSeconds: Double
     /// The ε each site spent on the job (its last reported value), for DP jobs; empty otherwise.
     public var epsilon: [String: Double] {
@@ -127,7 +150,8 @@ public protocol StudyFederation: Sendable {
 
 /// A whole federated study, segmentation or classification (`StudySites`): the federated rounds (through
 /// `federation`), then every model evaluated on every site's held-out patients (Dice or ROC AUC), and the comparison
-/// with local-only and centralised training on the same epoch budget.
+/// with local-only and centralised models, each trained as `tessera train` trains one (`StudySites.baseline`: the
+/// pipeline's `training.epochs` at most, its `early_stopping` and `time_budget_seconds`, the best epoch kept).
 public struct FederatedStudy: Sendable {
     public var pipeline: String
     public var dataRoot: String
@@ -189,11 +213,12 @@ public struct FederatedStudy: Sendable {
             }
         }
         var comparison: [ComparisonRow] = []
-        func row(_ name: String, _ model: ParameterSet) throws -> ComparisonRow {
+        func row(_ name: String, _ kind: ComparisonRow.Kind, _ model: ParameterSet) throws -> ComparisonRow {
             var scores: [String: Double] = [:]
             for site in siteNames { scores[site] = try sites.score(model, site: site) ?? 0 }
             return ComparisonRow(
-                model: name, scores: scores, mean: scores.values.reduce(0, +) / Double(max(scores.count, 1)))
+                model: name, kind: kind, scores: scores,
+                mean: scores.values.reduce(0, +) / Double(max(scores.count, 1)))
         }
         let matrix = outcome.crossSite
         if personal {
@@ -206,16 +231,17 @@ public struct FederatedStudy: Sendable {
             }
             comparison.append(
                 Self.row(
-                    "federated (\(federation.strategy), \(federation.personalization.rawValue))",
+                    "federated (\(federation.strategy), \(federation.personalization.rawValue))", .federated,
                     matrix.sites.map { matrix.results[CrossSiteMatrix.global]?[$0]?[sites.metric] },
                     sites: matrix.sites))
         } else {
-            comparison.append(try row("federated (\(federation.strategy))", global))
+            comparison.append(try row("federated (\(federation.strategy))", .federated, global))
         }
         if let tuned = matrix?.personalized(metric: sites.metric), let matrix {
             comparison.append(
                 Self.row(
-                    "personalised (fine-tuned \(federation.fineTuneEpochs) epoch(s) at each site)", tuned,
+                    "personalised (fine-tuned \(federation.fineTuneEpochs) epoch(s) at each site)", .personalised,
+                    tuned,
                     sites: matrix.sites))
         }
         // Save the global model as a checkpoint `tessera predict` can use.
@@ -223,21 +249,35 @@ public struct FederatedStudy: Sendable {
             global, configuration: training, preprocessing: preprocessing, to: output + "/global.safetensors",
             metadata: ["strategy": federation.strategy, "rounds": String(federation.rounds)])
         if compare {
-            var budget = training
-            budget.epochs = federation.rounds * federation.localEpochs
-            for site in siteNames {
-                progress("baseline: local-only training at \(site) (\(budget.epochs) epochs)")
-                let local = try sites.baseline(sites: [site], configuration: budget, preprocessing: preprocessing)
-                comparison.append(try row("local only: \(site)", local))
+            func baseline(_ name: String, _ kind: ComparisonRow.Kind, _ trained: [String], _ what: String) throws {
+                progress("baseline: \(what) (\(Self.budget(training, metric: sites.metric)))")
+                let (model, convergence) = try sites.baseline(
+                    sites: trained, configuration: training, preprocessing: preprocessing
+                ) { epoch, score in
+                    progress(
+                        "  epoch \(epoch): validation \(StudyReportWriter.metricName(sites.metric)) "
+                            + (score.map { String(format: "%.3f", $0) } ?? "-"))
+                }
+                if let c = convergence {
+                    progress(
+                        "  kept epoch \(c.bestEpoch) (\(String(format: "%.3f", c.bestScore))) of \(c.epochs); "
+                            + "stopped by \(c.stoppedBy.rawValue)")
+                }
+                var r = try row(name, kind, model)
+                r.convergence = convergence
+                comparison.append(r)
             }
-            progress("baseline: centralised training on the pooled data (\(budget.epochs) epochs)")
-            let pooled = try sites.baseline(sites: siteNames, configuration: budget, preprocessing: preprocessing)
-            comparison.append(try row("centralised (pooled data)", pooled))
+            for site in siteNames {
+                try baseline("local only: \(site)", .localOnly, [site], "local-only training at \(site)")
+            }
+            try baseline(
+                "centralised (pooled data)", .centralised, siteNames, "centralised training on the pooled data")
         }
         var report = StudyReport(
             strategy: federation.strategy, sites: siteNames, rounds: rounds, comparison: comparison,
             crossSite: outcome.crossSite, totalSeconds: Date().timeIntervalSince(started))
         report.metric = sites.metric
+        report.learningQuality = LearningQuality(comparison, sites: siteNames)
         try StudyReportWriter.write(report, to: output)
         return report
     }
@@ -432,12 +472,25 @@ public final class StudyProgress: Sendable {
 }
 
 extension FederatedStudy {
+    /// A baseline's budget in words: "at most 40 epochs, early stopping after 6 epochs without a Dice gain above
+    /// 0.001, 600 s".
+    static func budget(_ training: TrainingConfiguration, metric: String) -> String {
+        var parts = ["at most \(training.epochs) epochs"]
+        if let e = training.earlyStopping {
+            parts.append(
+                "early stopping after \(e.patience) epochs without a validation "
+                    + "\(StudyReportWriter.metricName(metric)) gain above \(e.minDelta)")
+        }
+        if let t = training.timeBudgetSeconds { parts.append(String(format: "time budget %.0f s", t)) }
+        return parts.joined(separator: ", ") + "; best epoch kept"
+    }
+
     /// A comparison row from the sites' own measurements (`scores[i]` at `sites[i]`; nil ones left out of the mean).
-    static func row(_ name: String, _ scores: [Double?], sites: [String]) -> ComparisonRow {
+    static func row(_ name: String, _ kind: ComparisonRow.Kind, _ scores: [Double?], sites: [String]) -> ComparisonRow {
         var byName: [String: Double] = [:]
         for (site, score) in zip(sites, scores) { byName[site] = score }
         return ComparisonRow(
-            model: name, scores: byName, mean: byName.values.reduce(0, +) / Double(max(byName.count, 1)))
+            model: name, kind: kind, scores: byName, mean: byName.values.reduce(0, +) / Double(max(byName.count, 1)))
     }
 
     /// Site credentials from a CA made for this run only (in-process runs have no kits).

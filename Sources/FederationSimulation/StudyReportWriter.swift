@@ -63,6 +63,32 @@ public enum StudyReportWriter {
             lines.append("ε spent on this job: none charged (no DP-SGD or client-level DP in the pipeline)")
         }
         if let matrix = r.crossSite { lines += ["", crossSiteTable(matrix, metric: r.metric)] }
+        if let quality = r.learningQuality { lines += ["", learningQualityTable(quality, metric: r.metric)] }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The learning-quality target as a terminal table: per site the best local-only model, the federated global
+    /// and personalised models and the centralised one, then the verdict.
+    public static func learningQualityTable(_ q: LearningQuality, metric: String = "dice") -> String {
+        func cell(_ v: Double?) -> String {
+            (v.map { String(format: "%.3f", $0) } ?? "-").padding(toLength: 14, withPad: " ", startingAt: 0)
+        }
+        let width = max(20, (q.sites.map(\.site.count).max() ?? 0) + 2)
+        var lines = [
+            "Learning quality: \(metricName(metric)) on each site's held-out patients (baselines trained to "
+                + "convergence)",
+            "site".padding(toLength: width, withPad: " ", startingAt: 0)
+                + "best local-only".padding(toLength: 40, withPad: " ", startingAt: 0)
+                + "federated     personalised  centralised",
+        ]
+        for s in q.sites {
+            lines.append(
+                s.site.padding(toLength: width, withPad: " ", startingAt: 0)
+                    + (String(format: "%.3f ", s.bestLocal) + "(\(s.bestLocalModel))").padding(
+                        toLength: 40, withPad: " ", startingAt: 0)
+                    + cell(s.federated) + cell(s.personalised) + String(format: "%.3f", s.centralised))
+        }
+        lines.append(q.verdict)
         return lines.joined(separator: "\n")
     }
 

@@ -79,22 +79,32 @@ public enum StudySites: Sendable {
         }
     }
 
-    /// A model trained on the training cases of `sites` pooled, for `configuration.epochs` epochs from the
-    /// configured initialisation (the local-only and centralised baselines).
+    /// A model trained on the training cases of `sites` pooled, from the configured initialisation, as `tessera
+    /// train` trains one (the local-only and centralised baselines): at most `configuration.epochs` epochs, with its
+    /// `earlyStopping` and `timeBudgetSeconds`, validated every epoch on the held-out cases of the same `sites`, whose
+    /// best epoch's weights it returns (`ConvergenceMonitor`). The held-out cases are also those the study scores
+    /// every model on: the baselines' epoch is chosen on them, the federated model's is not.
+    /// - Parameter progress: told each epoch's validation score (mean Dice over the classes, or AUC; nil without
+    ///   held-out cases).
+    /// - Returns: the best epoch's weights and what the run decided (nil when no epoch had a finite score).
     public func baseline(
-        sites: [String], configuration: TrainingConfiguration, preprocessing: PreprocessingConfiguration
-    )
-        throws -> ParameterSet
-    {
+        sites: [String], configuration: TrainingConfiguration, preprocessing: PreprocessingConfiguration,
+        progress: (_ epoch: Int, _ score: Double?) -> Void = { _, _ in }
+    ) throws -> (model: ParameterSet, convergence: ConvergenceRecord?) {
         switch self {
         case .segmentation(let t):
             var trainer = Trainer(configuration: configuration, preprocessing: preprocessing)
-            _ = try trainer.fit(train: sites.flatMap { t[$0]?.train ?? [] }, validation: [])
-            return SegmentationSiteTrainer.parameterSet(trainer.model.stateDict)
+            let validation = sites.flatMap { t[$0]?.validation ?? [] }
+            _ = try trainer.fit(
+                train: sites.flatMap { t[$0]?.train ?? [] }, validation: validation,
+                progress: { progress($0.epoch, validation.isEmpty ? nil : $0.meanDice) })
+            return (SegmentationSiteTrainer.parameterSet(trainer.model.stateDict), trainer.convergence)
         case .classification(let t):
             var trainer = try ClassifierTrainer(configuration: configuration, preprocessing: preprocessing)
-            _ = try trainer.fit(train: sites.flatMap { t[$0]?.train ?? [] }, validation: [])
-            return SegmentationSiteTrainer.parameterSet(trainer.model.stateDict)
+            _ = try trainer.fit(
+                train: sites.flatMap { t[$0]?.train ?? [] }, validation: sites.flatMap { t[$0]?.validation ?? [] },
+                progress: { progress($0.epoch, $0.validation.map { $0.auc ?? $0.balancedAccuracy }) })
+            return (SegmentationSiteTrainer.parameterSet(trainer.model.stateDict), trainer.convergence)
         }
     }
 

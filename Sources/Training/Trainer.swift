@@ -55,6 +55,10 @@ public struct Trainer: Sendable {
     /// DP-SGD: what the last `fit` released, updated after every noisy step (so it counts the steps taken even when
     /// `fit` throws); nil without DP-SGD.
     public internal(set) var dpSGDRecord: DPSGDRecord?
+    /// Measures the time budget (`training.time_budget_seconds`); tests inject a manual clock.
+    public var stopwatch = Stopwatch(clock: ContinuousClock())
+    /// What the last `fit` decided: its best epoch and why it stopped (nil before, or when it threw).
+    public internal(set) var convergence: ConvergenceRecord?
 
     public init(configuration: TrainingConfiguration, preprocessing: PreprocessingConfiguration) {
         self.configuration = configuration
@@ -125,9 +129,13 @@ public struct Trainer: Sendable {
         if clipNorm > 0 { _ = clipGradientNorm(&gradients, maxNorm: clipNorm) }
     }
 
-    /// Trains for the configured epochs.
+    /// Trains for at most `configuration.epochs` epochs, stopping earlier by `configuration.earlyStopping` (only with
+    /// validation cases) or `timeBudgetSeconds` (measured by `stopwatch`); `ConvergenceMonitor` decides which epoch is
+    /// best and when to stop, and `convergence` records it. With validation cases the model ends with the best
+    /// epoch's weights (the ones the checkpoint holds); without them it ends with the last epoch's.
     /// - Parameters:
-    ///   - checkpoint: where the best model is written (nil: not written).
+    ///   - checkpoint: where the best model is written at every improving epoch (nil: not written). The score is the
+    ///     mean validation Dice, or −loss without validation cases.
     ///   - progress: called after every epoch.
     ///   - onStep: called after every optimiser step (for a progress bar).
     /// - Returns: the epoch reports (with DP-SGD, each carries the `DPSGDRecord` so far).
@@ -154,7 +162,10 @@ public struct Trainer: Sendable {
         var rng = SplitMix64(seed: c.seed ^ 0xA5A5)
         var augmentation = preprocessing.augmentationPipeline()
         var reports: [EpochReport] = []
-        var best = -1.0
+        convergence = nil
+        var monitor = ConvergenceMonitor(c, validating: !validation.isEmpty)
+        let elapsed = stopwatch.start()
+        var bestState: NamedTensors?
         for epoch in 1...c.epochs {
             let start = Date()
             // Augment whole volumes once per epoch, then draw class-balanced slices (2-D) or patches (3-D).
@@ -220,18 +231,26 @@ public struct Trainer: Sendable {
                 epoch: epoch, loss: lossSum / Double(max(batches, 1)), validationDice: dice,
                 seconds: Date().timeIntervalSince(start), dpSGD: dpSGDRecord)
             reports.append(report)
-            let score = validation.isEmpty ? -report.loss : report.meanDice
-            if score > best, let checkpoint {
-                best = score
-                try save(
-                    to: checkpoint,
-                    metadata: [
-                        "epoch": String(epoch),
-                        "validation_dice": dice.map { String(format: "%.4f", $0) }.joined(separator: ","),
-                    ])
+            let decision = monitor.record(
+                epoch: epoch, score: validation.isEmpty ? -report.loss : report.meanDice, elapsed: elapsed())
+            if decision.improved {
+                if let checkpoint {
+                    try save(
+                        to: checkpoint,
+                        metadata: [
+                            "epoch": String(epoch),
+                            "validation_dice": dice.map { String(format: "%.4f", $0) }.joined(separator: ","),
+                        ])
+                }
+                if !validation.isEmpty { bestState = model.stateDict }
             }
             progress(report)
+            if let stop = decision.stop {
+                convergence = monitor.summary(epochsRun: epoch, stoppedBy: stop)
+                break
+            }
         }
+        if let bestState { try load(bestState) }
         return reports
     }
 

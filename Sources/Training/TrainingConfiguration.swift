@@ -66,9 +66,30 @@ public struct TrainingConfiguration: Sendable, Equatable {
         public var weightDecay: Float = 0
     }
 
+    /// `training.early_stopping`: stop once the validation score has not improved for `patience` epochs in a row
+    /// (`ConvergenceMonitor`).
+    public struct EarlyStopping: Sendable, Equatable {
+        /// Epochs in a row without improvement after which training stops, 1...`max_epochs`.
+        public var patience: Int
+        /// The least rise of the score (mean validation Dice, or AUC) that counts as an improvement, in 0...1.
+        public var minDelta: Double
+
+        public init(patience: Int, minDelta: Double = 0) {
+            self.patience = patience
+            self.minDelta = minDelta
+        }
+    }
+
     public var model = Model()
     public var optimizer = Optimizer()
+    /// The epoch budget of a training run: at most this many epochs (fewer with `earlyStopping` or
+    /// `timeBudgetSeconds`). A federated round trains `federation.local_epochs` instead.
     public var epochs = 20
+    /// Early stopping on the validation score (nil: none). Applies only when there are validation cases.
+    public var earlyStopping: EarlyStopping?
+    /// `training.time_budget_seconds`: a run stops after the epoch that ends past this many seconds since it began
+    /// (nil: no time budget), in 1...`maxTimeBudgetSeconds`. Not applied to a federated round's local epochs.
+    public var timeBudgetSeconds: Double?
     /// Slices (unet2d) or patches (unet3d) per optimiser step. Does not apply with `dpSGD` (lots of patients instead).
     public var batchSize = 8
     /// Slices drawn per epoch (class-balanced: `foregroundFraction` of them contain a segment).
@@ -92,6 +113,8 @@ public struct TrainingConfiguration: Sendable, Equatable {
     public init() {}
 
     static let architectures = ["unet2d", "unet3d", "resnet2d", "resnet3d"]
+    /// The largest `training.time_budget_seconds`: one week.
+    public static let maxTimeBudgetSeconds = 604_800.0
 
     static let modelKeys: Set<String> = [
         "architecture", "encoder_channels", "bottleneck_channels", "segments", "segment_names", "nifti_labels", "seed",
@@ -101,8 +124,9 @@ public struct TrainingConfiguration: Sendable, Equatable {
         "epochs", "batch_size", "slices_per_epoch", "patches_per_epoch",
         "foreground_fraction",
         "validation_fraction", "loss", "gradient_clip_norm", "seed", "optimizer",
-        "dp_sgd",
+        "dp_sgd", "early_stopping", "time_budget_seconds",
     ]
+    static let earlyStoppingKeys: Set<String> = ["patience", "min_delta"]
     static let optimizerKeys: Set<String> = ["name", "learning_rate", "momentum", "nesterov", "weight_decay"]
     static let dpSGDKeys: Set<String> = [
         "noise_multiplier", "max_grad_norm", "sampling", "patients_per_step",
@@ -305,6 +329,17 @@ public struct TrainingConfiguration: Sendable, Equatable {
             guard let v = n.bool else { throw fail("training.optimizer.nesterov", "must be true or false") }
             self.optimizer.nesterov = v
         }
+        if let section = training["early_stopping"] {
+            let p = "training.early_stopping"
+            let e = try mapping(section, p, Self.earlyStoppingKeys)
+            guard let patience = try int(e["patience"], "\(p).patience", 1...limits.maxEpochs) else {
+                throw fail("\(p).patience", "is missing: give the epochs without improvement after which to stop")
+            }
+            earlyStopping = EarlyStopping(
+                patience: patience, minDelta: try double(e["min_delta"], "\(p).min_delta", 0...1) ?? 0)
+        }
+        timeBudgetSeconds = try double(
+            training["time_budget_seconds"], "training.time_budget_seconds", 1...Self.maxTimeBudgetSeconds)
         if let section = training["dp_sgd"] {
             let p = "training.dp_sgd"
             let dp = try mapping(section, p, Self.dpSGDKeys)
@@ -350,6 +385,20 @@ public struct TrainingConfiguration: Sendable, Equatable {
         }
         guard Self.architectures.contains(model.architecture) else {
             throw fail("model.architecture", "must be " + Self.architectures.joined(separator: ", "))
+        }
+        if let e = earlyStopping {
+            guard (1...limits.maxEpochs).contains(e.patience) else {
+                throw fail(
+                    "training.early_stopping.patience",
+                    "is \(e.patience): must be in 1...\(limits.maxEpochs) (limit max_epochs)")
+            }
+            guard e.minDelta.isFinite, (0...1).contains(e.minDelta) else {
+                throw fail("training.early_stopping.min_delta", "is \(e.minDelta): must be in 0...1")
+            }
+        }
+        if let t = timeBudgetSeconds, !(t.isFinite && (1...Self.maxTimeBudgetSeconds).contains(t)) {
+            throw fail(
+                "training.time_budget_seconds", "is \(t): must be in 1...\(Int(Self.maxTimeBudgetSeconds)) (one week)")
         }
         if model.isClassifier {
             guard let c = classification else {

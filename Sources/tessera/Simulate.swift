@@ -15,9 +15,13 @@ struct Simulate: ParsableCommand {
             admin and prints live progress (round, each site's result and local Dice, or ROC AUC for a classification \
             pipeline); each site trains on its own data and only weight diffs and aggregate figures reach the server. \
             Then every round's global model is evaluated on every site's held-out patients and compared with \
-            local-only and centralised training on the same epoch budget. A classification site reads the labels.csv \
-            inside its folder (the pipeline's `classification.labels.csv`). Writes global.safetensors, metrics.json, metrics.csv, report.html, and federation/ (kits, \
-            process logs, server state, downloaded job files). --in-process runs the same rounds in one process. \
+            local-only and centralised models trained to convergence as `tessera train` trains one (at most \
+            `training.epochs`, with `training.early_stopping` and `time_budget_seconds`, the best epoch on the \
+            held-out patients kept), and the learning-quality target is judged (federated or personalised ≥ every \
+            local-only model and ≥ centralised − 0.02 at every site; `learningQuality` in metrics.json). A \
+            classification site reads the labels.csv inside its folder (the pipeline's \
+            `classification.labels.csv`). Writes global.safetensors, metrics.json, metrics.csv, report.html, and \
+            federation/ (kits, process logs, server state, downloaded job files). --in-process runs the same rounds in one process. \
             --tensorboard DIR: the server's event files in DIR/server, each site's in DIR/<site>.
             """)
 

@@ -11,8 +11,10 @@ struct Train: ParsableCommand {
         discussion: """
             Segmentation: reads every series with a DICOM SEG in --data, preprocesses it as the pipeline's \
             `preprocessing:` says, holds out patients for validation, and trains with the `model:` and `training:` \
-            settings; the best checkpoint (highest validation Dice) is written to <output>/best.safetensors with \
-            metrics.json. Classification (`model.architecture` resnet2d/resnet3d, a `classification:` section): \
+            settings for at most `training.epochs` epochs (fewer with `training.early_stopping` or \
+            `time_budget_seconds`); the best checkpoint (highest validation Dice) is written to \
+            <output>/best.safetensors with metrics.json. Classification (`model.architecture` resnet2d/resnet3d, a \
+            `classification:` section): \
             selects one series per study, labels it from the site's CSV (--labels, or `classification.labels.csv` \
             under --data) or a mapped tag, and keeps the model with the highest validation AUC.
             """)
@@ -102,10 +104,10 @@ struct Train: ParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(reports).write(to: URL(fileURLWithPath: output + "/metrics.json"))
-            let best = reports.max { $0.meanDice < $1.meanDice }
+            let best = trainer.convergence.flatMap { c in reports.first { $0.epoch == c.bestEpoch } }
             print(
-                "best validation Dice \(String(format: "%.3f", best?.meanDice ?? 0)) at epoch \(best?.epoch ?? 0); wrote \(checkpoint)"
-            )
+                "best validation Dice \(String(format: "%.3f", best?.meanDice ?? 0)) at epoch \(best?.epoch ?? 0)"
+                    + Self.stopped(trainer.convergence) + "; wrote \(checkpoint)")
         } catch let error as TrainingError {
             throw CommandFailure(description: error.description)
         } catch let error as VolumesError {
@@ -146,10 +148,19 @@ extension Train {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(reports).write(to: URL(fileURLWithPath: output + "/metrics.json"))
-        func score(_ r: ClassifierEpochReport) -> Double { r.validation?.auc ?? -r.loss }
-        let best = reports.max { score($0) < score($1) }
+        let best = trainer.convergence.flatMap { c in reports.first { $0.epoch == c.bestEpoch } }
         print(
             "best validation AUC \(best?.validation?.auc.map { String(format: "%.3f", $0) } ?? "-") at epoch "
-                + "\(best?.epoch ?? 0); wrote \(checkpoint)")
+                + "\(best?.epoch ?? 0)" + Self.stopped(trainer.convergence) + "; wrote \(checkpoint)")
+    }
+
+    /// How the run ended: " (all 12 epochs run)", ", stopped early after 14 epochs", … (empty when unknown).
+    static func stopped(_ c: ConvergenceRecord?) -> String {
+        guard let c else { return "" }
+        switch c.stoppedBy {
+        case .epochBudget: return " (all \(c.epochs) epochs run)"
+        case .earlyStopping: return ", stopped early after \(c.epochs) epochs"
+        case .timeBudget: return ", stopped by the time budget after \(c.epochs) epochs"
+        }
     }
 }

@@ -143,7 +143,9 @@ struct FederationConfigurationTests {
                     round: 1, participants: ["a", "b"], closedBy: "every site answered", siteScore: ["a": 0.8],
                     globalScore: ["a": 0.7, "b": 0.6], seconds: 1)
             ],
-            comparison: [ComparisonRow(model: "federated (fedavg)", scores: ["a": 0.7, "b": 0.6], mean: 0.65)],
+            comparison: [
+                ComparisonRow(model: "federated (fedavg)", kind: .federated, scores: ["a": 0.7, "b": 0.6], mean: 0.65)
+            ],
             crossSite: matrix, totalSeconds: 2)
         report.metric = "auc"
         #expect(

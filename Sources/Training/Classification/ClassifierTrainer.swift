@@ -24,6 +24,10 @@ public struct ClassifierTrainer: Sendable {
     public internal(set) var model: ResNet
     /// FedProx: as `Trainer.proximal`.
     public var proximal: (mu: Float, reference: NamedTensors)?
+    /// Measures the time budget: as `Trainer.stopwatch`.
+    public var stopwatch = Stopwatch(clock: ContinuousClock())
+    /// What the last `fit` decided: as `Trainer.convergence`.
+    public internal(set) var convergence: ConvergenceRecord?
 
     /// - Throws: `.configuration` unless the configuration is a classifier's (a `classification:` section).
     public init(configuration: TrainingConfiguration, preprocessing: PreprocessingConfiguration) throws(TrainingError) {
@@ -131,7 +135,8 @@ public struct ClassifierTrainer: Sendable {
 
     // MARK: - Training
 
-    /// Trains for the configured epochs from the current weights.
+    /// Trains from the current weights for at most the configured epochs, stopping early and keeping the best
+    /// epoch's weights as `Trainer.fit` does (`ConvergenceMonitor`).
     /// - Parameters:
     ///   - checkpoint: where the best model is written (highest validation AUC, else balanced accuracy; lowest
     ///     training loss without validation studies); nil: not written.
@@ -152,7 +157,10 @@ public struct ClassifierTrainer: Sendable {
         var rng = SplitMix64(seed: c.seed ^ 0xC1A5)
         var augmentation = preprocessing.augmentationPipeline()
         var reports: [ClassifierEpochReport] = []
-        var best = -Double.infinity
+        convergence = nil
+        var monitor = ConvergenceMonitor(c, validating: !validation.isEmpty)
+        let elapsed = stopwatch.start()
+        var bestState: NamedTensors?
         for epoch in 1...c.epochs {
             let start = Date()
             var inputs: [[Float]] = []
@@ -184,17 +192,25 @@ public struct ClassifierTrainer: Sendable {
                 seconds: Date().timeIntervalSince(start))
             reports.append(report)
             let score = validationMetrics.map { $0.auc ?? $0.balancedAccuracy } ?? -report.loss
-            if score > best, let checkpoint {
-                best = score
-                try save(
-                    to: checkpoint,
-                    metadata: [
-                        "epoch": String(epoch),
-                        "validation_auc": validationMetrics?.auc.map { String(format: "%.4f", $0) } ?? "",
-                    ])
+            let decision = monitor.record(epoch: epoch, score: score, elapsed: elapsed())
+            if decision.improved {
+                if let checkpoint {
+                    try save(
+                        to: checkpoint,
+                        metadata: [
+                            "epoch": String(epoch),
+                            "validation_auc": validationMetrics?.auc.map { String(format: "%.4f", $0) } ?? "",
+                        ])
+                }
+                if !validation.isEmpty { bestState = model.stateDict }
             }
             progress(report)
+            if let stop = decision.stop {
+                convergence = monitor.summary(epochsRun: epoch, stoppedBy: stop)
+                break
+            }
         }
+        if let bestState { try load(bestState) }
         return reports
     }
 
