@@ -12,6 +12,7 @@
 #   SECAGG=1 also runs every configuration with secure aggregation (five stages a round, masks from every other
 #   site); SECAGG_NEIGHBOURS=k uses k neighbours per site instead (SecAgg+). The table then has a row per mode, with
 #   the bytes the clients wrote per round (TLS records included, /proc/<pid>/io).
+#   BENCH=/path/to/tessera-bench runs that binary instead of building one (to compare two builds in one run).
 #   COMPRESSION="int8 fp16" also runs every configuration with each of these update encodings at the sites
 #   (`federation.compression`: none | fp16 | bf16 | int8 with blocks of 256; error feedback at the sites).
 set -euo pipefail
@@ -27,8 +28,10 @@ EXTRA=()
 [ -n "${WINDOW:-}" ] && EXTRA+=(--window-bytes "$WINDOW")
 [ -n "${FRAME:-}" ] && EXTRA+=(--frame-bytes "$FRAME")
 [ -n "${DOWNLOAD_CHUNKS:-}" ] && EXTRA+=(--download-chunks "$DOWNLOAD_CHUNKS")
-swift build -c release --scratch-path "$SCRATCH" --product tessera-bench >/dev/null
-BENCH=$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)/tessera-bench
+if [ -z "${BENCH:-}" ]; then
+  swift build -c release --scratch-path "$SCRATCH" --product tessera-bench >/dev/null
+  BENCH=$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)/tessera-bench
+fi
 OUT=$(mktemp)
 bash scripts/bench_header.sh "$BENCH"
 for config in $CONFIGS; do

@@ -244,6 +244,9 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
         /// The job's update compression with its error-feedback residual (`UpdateCompressor`): in memory only, for
         /// one job at a time (a new job starts from a zero residual); nil while the job sends float32.
         var compressor: UpdateCompressor?
+        /// The last training round's global model, whose arrays the next download fills (`downloadParameters`'s
+        /// `reusing`): one model's memory kept between rounds, none faulted in afresh every round.
+        var previousGlobal: ParameterSet?
         var revealedBefore: (@Sendable (String, Int) -> Bool)?
         if let log = egressLog {
             revealedBefore = { job, round in SecureAggregationClient.revealed(in: log, job: job, round: round) }
@@ -256,10 +259,15 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
         /// The model of a task; nil when the round closed while it was coming (downloads are pulled range by range)
         /// or the server refused it (said in the log; the site then sits the round out): the agent then takes its
         /// next task.
-        func download(_ task: TaskAssignment) async throws(FederationError) -> ParameterSet? {
+        func download(_ task: TaskAssignment, reusing storage: consuming ParameterSet? = nil)
+            async throws(FederationError) -> ParameterSet?
+        {
+            // Handed to the first attempt only, not kept: its arrays stay uniquely referenced.
+            var spare = consume storage
             do {
                 return try await retrying("download") { () async throws(FederationError) in
-                    try await connection.downloadParameters(for: task, maxScalars: chunkScalars)
+                    try await connection.downloadParameters(
+                        for: task, maxScalars: chunkScalars, reusing: spare.take())
                 }
             } catch  where Self.goneTask.contains(error.code) {
                 return nil
@@ -502,7 +510,9 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                         task, "the site cannot encode its update as the job asks: \(error.message)")
                     break
                 }
-                guard let global = try await download(task) else { continue }
+                guard let global = try await download(task, reusing: previousGlobal.take()) else { continue }
+                // Once this round is done with it, its arrays take the next round's model (no fresh pages).
+                defer { previousGlobal = global }
                 let samples: Int
                 let metrics: [String: Double]
                 var diff: ParameterSet

@@ -93,6 +93,17 @@ private struct MeteredConnection: FederationConnection {
         return model
     }
 
+    func downloadParameters(
+        for task: TaskAssignment, maxScalars: Int, reusing storage: consuming ParameterSet?
+    ) async throws(FederationError) -> ParameterSet {
+        var spare = consume storage  // handed on, not kept: its arrays stay uniquely referenced
+        let model = try await metrics.measure("download_model") { () async throws(FederationError) in
+            try await base.downloadParameters(for: task, maxScalars: maxScalars, reusing: spare.take())
+        }
+        received(model.scalarCount)
+        return model
+    }
+
     func uploadResult(_ header: ResultHeader, chunks: [ParameterChunk]) async throws(FederationError) {
         try await metrics.measure("upload_result") { () async throws(FederationError) in
             try await base.uploadResult(header, chunks: chunks)

@@ -307,6 +307,7 @@ public actor CrossSiteEvaluation<C: Clock>: FederationService, RoundHost where C
 
     /// Submit step: one chunk of a local model, checked against the global model's tensor before it is kept.
     public func resultChunk(site: String, _ chunk: ParameterChunk) throws(FederationError) {
+        let chunk = chunk.materialized()  // kept: values of its own, not its message's
         do throws(FederationError) {
             guard var upload = inFlight[site] else {
                 throw FederationError(.staleRound, "chunk from \(site) outside a result stream")

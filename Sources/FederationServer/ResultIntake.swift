@@ -262,21 +262,44 @@ struct ResultIntake {
         return outcome
     }
 
-    /// Checks one chunk and adds it into the sums (spilled too for a site on probation); nothing of it is kept. An
-    /// encoded chunk (already checked: sizes, finite scales) is decoded first into a buffer reused from chunk to
-    /// chunk, then checked and added as float32 values are: the bounds, norms, spill and rules see decoded values.
+    /// Checks one chunk and adds it into the sums (spilled too for a site on probation); nothing of it is kept.
+    ///
+    /// A chunk still in its message (`ParameterChunk.wire`: float32 or encoded, sizes and scales already checked) is
+    /// checked and added from the message's bytes in the common case — the round's sums (`streaming`), no spill, no
+    /// norm to sum — when all its values are within the bound. Otherwise (another mode, a site on probation, or a
+    /// value out of bounds, which is then reported as for decoded values), and for an `encoded` chunk, the values
+    /// are decoded first into a buffer reused from chunk to chunk, then checked and added as float32 values are: the
+    /// bounds, norms, spill and rules see decoded values.
     /// - Throws: what is wrong with the chunk, and what taking the result back asks of the round.
     mutating func add(_ chunk: ParameterChunk, from site: String, modelBytes: Int) throws(Failure) {
+        if let wire = chunk.wire {
+            if mode == .streaming, configuration.clientDP?.noise != .server, let entry = inFlight[site],
+                entry.spill == nil, wire.allWithin(configuration.maxUpdateMagnitude)
+            {
+                return try addValues(chunk, from: site, modelBytes: modelBytes, inPlace: true)
+            }
+            return try addDecoded(chunk, wire.appendDecoded, from: site, modelBytes: modelBytes)
+        }
         guard let encoded = chunk.encoded else { return try addValues(chunk, from: site, modelBytes: modelBytes) }
+        try addDecoded(chunk, encoded.appendDecoded, from: site, modelBytes: modelBytes)
+    }
+
+    private mutating func addDecoded(
+        _ chunk: ParameterChunk, _ decode: (inout [Float]) -> Void, from site: String, modelBytes: Int
+    ) throws(Failure) {
         // At most 4 bytes per encoded byte or two: the chunk's own size bounds the buffer.
         decoded.removeAll(keepingCapacity: true)
-        encoded.appendDecoded(to: &decoded)
+        decode(&decoded)
         let values = ParameterChunk(
             tensor: chunk.tensor, shape: chunk.shape, offset: chunk.offset, values: decoded[...])
         try addValues(values, from: site, modelBytes: modelBytes)
     }
 
-    private mutating func addValues(_ chunk: ParameterChunk, from site: String, modelBytes: Int) throws(Failure) {
+    /// - Parameter inPlace: `chunk` is still in its message (`wire`), its values checked within the bound, and it
+    ///   goes to the round's sums only (`streaming`, no spill, no norm): what `add` checked before choosing it.
+    private mutating func addValues(
+        _ chunk: ParameterChunk, from site: String, modelBytes: Int, inPlace: Bool = false
+    ) throws(Failure) {
         guard var entry = inFlight[site], structure != nil else {
             if voided.contains(site) { throw Failure(error: Self.resend(site), takeBack: .done) }
             throw Failure(
@@ -284,7 +307,8 @@ struct ResultIntake {
                 takeBack: .done)
         }
         do throws(FederationError) {
-            let count = chunk.values.count
+            precondition(inPlace == (chunk.wire != nil), "a chunk in its message is added in place, checked first")
+            let count = chunk.valueCount
             let limit = min(configuration.maxUpdateBytes, modelBytes) / MemoryLayout<Float>.size
             // An update is never larger than the model it updates.
             guard count <= limit, entry.scalars <= limit - count else {

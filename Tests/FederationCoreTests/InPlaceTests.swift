@@ -86,6 +86,30 @@ struct InPlaceTests {
         }
     }
 
+    @Test("An assembler reusing last round's model builds in its arrays; a shared array is left as it was")
+    func assemblerReuses() throws {
+        let next = set([("w", [6, 7, 8, 9, 10]), ("b", [20])])
+        var previous: ParameterSet? = set([("w", [1, 2, 3, 4, 5]), ("b", [10]), ("gone", [1])])
+        let addresses = try ["w", "b"].map { base(try #require(previous?[$0]).values) }
+        var assembler = ParameterAssembler(reusing: previous.take()!)
+        for chunk in next.chunks(maxScalars: 2) { try assembler.append(chunk) }
+        let built = try assembler.finish()
+        #expect(built == next)
+        #expect(try ["w", "b"].map { base(try #require(built[$0]).values) } == addresses)
+
+        // Still held elsewhere: copy-on-write keeps the holder's values, the model gets fresh storage.
+        let held = set([("w", [1, 2, 3, 4, 5]), ("b", [10])])
+        var shared = ParameterAssembler(reusing: held)
+        for chunk in next.chunks(maxScalars: 4) { try shared.append(chunk) }
+        #expect(try shared.finish() == next)
+        #expect(held == set([("w", [1, 2, 3, 4, 5]), ("b", [10])]))
+        // The checks are the same: an overrun is refused even where the reused array has room.
+        var big = ParameterAssembler(reusing: set([("w", [Float](repeating: 0, count: 100))]))
+        #expect(throws: FederationError.self) {
+            try big.append(ParameterChunk(tensor: "w", shape: [2], offset: 0, values: [1, 2, 3]))
+        }
+    }
+
     @Test("Retracting a result's chunks restores the sums exactly; takeWeightedMean equals weightedMean")
     func retractAndTake() throws {
         var acc = StreamingAccumulator(structure: a)

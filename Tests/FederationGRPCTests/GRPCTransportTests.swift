@@ -534,7 +534,7 @@ struct GRPCTransportTests {
         let back = try ParameterChunk(wire: chunk.wire)
         #expect(back.values.map(\.bitPattern) == chunk.values.map(\.bitPattern))
         #expect(back.tensor == chunk.tensor && back.shape == chunk.shape && back.offset == chunk.offset)
-        var broken = chunk.wire
+        var broken: WireChunk = chunk.wire
         broken.values.removeLast()
         #expect(throws: FederationError.self) { try ParameterChunk(wire: broken) }
     }

@@ -49,9 +49,9 @@ final class RecordingService: FederationService {
 
     func resultChunk(site: String, _ chunk: ParameterChunk) async throws(FederationError) {
         state.withLock {
-            $0.largestChunk = max($0.largestChunk, chunk.values.count)
+            $0.largestChunk = max($0.largestChunk, chunk.valueCount)
             $0.chunkCount += 1
-            $0.scalarsReceived += chunk.values.count
+            $0.scalarsReceived += chunk.valueCount
         }
         try await inner.resultChunk(site: site, chunk)
     }

@@ -72,12 +72,12 @@ public struct StreamingAccumulator: Sendable {
             throw FederationError(.shapeMismatch, "chunk for unknown tensor '\(chunk.tensor)' from \(client)")
         }
         // `offset` comes off the wire: compared without adding, so Int.max cannot overflow.
-        guard chunk.shape == structure[t].shape, chunk.offset >= 0, chunk.values.count <= sums[t].count,
-            chunk.offset <= sums[t].count - chunk.values.count
+        guard chunk.shape == structure[t].shape, chunk.offset >= 0, chunk.valueCount <= sums[t].count,
+            chunk.offset <= sums[t].count - chunk.valueCount
         else {
             throw FederationError(
                 .shapeMismatch,
-                "chunk [\(chunk.offset), +\(chunk.values.count)) of '\(chunk.tensor)' "
+                "chunk [\(chunk.offset), +\(chunk.valueCount)) of '\(chunk.tensor)' "
                     + "\(chunk.shape) does not fit the model's \(structure[t].shape) (from \(client))")
         }
         return t
@@ -98,6 +98,9 @@ public struct StreamingAccumulator: Sendable {
     /// - Throws: as `accept`; nothing is booked then.
     @discardableResult
     public mutating func admit(_ chunk: ParameterChunk, from client: String) throws(FederationError) -> Int {
+        guard chunk.encoded == nil else {
+            throw FederationError(.invalidConfiguration, "encoded values are decoded before they are summed")
+        }
         let t = try tensorIndex(of: chunk, from: client)
         // Each value once: a tensor's chunks arrive in order, each where the previous one ended.
         let expected = received[client]?[t] ?? 0
@@ -107,25 +110,28 @@ public struct StreamingAccumulator: Sendable {
                 "chunk of '\(chunk.tensor)' from \(client) starts at \(chunk.offset); "
                     + "the next expected value is \(expected) (chunks of a tensor arrive in order, once)")
         }
-        let finite = chunk.values.withUnsafeBufferPointer { v in
-            // Branch-free scan (vectorises); the rare failure is located afterwards.
-            var bad = false
-            for x in v { bad = bad || !x.isFinite }
-            return !bad
-        }
+        // Values still in their message are checked there, without a copy.
+        let finite =
+            chunk.wire?.allWithin(.greatestFiniteMagnitude)
+            ?? chunk.values.withUnsafeBufferPointer { v in
+                // Branch-free scan (vectorises); the rare failure is located afterwards.
+                var bad = false
+                for x in v { bad = bad || !x.isFinite }
+                return !bad
+            }
         guard finite else {
-            let bad = chunk.values.first(where: { !$0.isFinite }) ?? .nan
+            let bad = (chunk.wire?.decoded()[...] ?? chunk.values).first(where: { !$0.isFinite }) ?? .nan
             throw FederationError(.nonFinite, "tensor '\(chunk.tensor)' from \(client) holds \(bad)")
         }
-        received[client, default: [:]][t, default: 0] += chunk.values.count
+        received[client, default: [:]][t, default: 0] += chunk.valueCount
         return t
     }
 
     /// Adds `weight · chunk` for a chunk booked with `admit` (read back from where it was kept). Chunks that do not
     /// fit the model are ignored (they were never admitted).
     public mutating func add(admitted chunk: ParameterChunk, weight: Double) {
-        guard let t = index[chunk.tensor], chunk.offset >= 0, chunk.values.count <= sums[t].count,
-            chunk.offset <= sums[t].count - chunk.values.count
+        guard let t = index[chunk.tensor], chunk.offset >= 0, chunk.encoded == nil, chunk.valueCount <= sums[t].count,
+            chunk.offset <= sums[t].count - chunk.valueCount
         else {
             return
         }
@@ -135,8 +141,8 @@ public struct StreamingAccumulator: Sendable {
     /// Subtracts `weight · chunk` from the sum: the inverse of `accept` for one chunk of a result that will not
     /// count. Chunks that do not fit the model are ignored (they were never accepted).
     public mutating func retract(_ chunk: ParameterChunk, weight: Double) {
-        guard let t = index[chunk.tensor], chunk.offset >= 0, chunk.values.count <= sums[t].count,
-            chunk.offset <= sums[t].count - chunk.values.count
+        guard let t = index[chunk.tensor], chunk.offset >= 0, chunk.encoded == nil, chunk.valueCount <= sums[t].count,
+            chunk.offset <= sums[t].count - chunk.valueCount
         else {
             return
         }
@@ -147,6 +153,14 @@ public struct StreamingAccumulator: Sendable {
     public mutating func forget(client: String) { received[client] = nil }
 
     private mutating func add(_ chunk: ParameterChunk, to t: Int, scale w: Float) {
+        if let wire = chunk.wire {
+            // Straight from the message's bytes: no decoded copy.
+            sums[t].withUnsafeMutableBufferPointer { s in
+                guard let base = s.baseAddress else { return }
+                wire.add(scaledBy: w, to: base + chunk.offset)
+            }
+            return
+        }
         chunk.values.withUnsafeBufferPointer { v in
             sums[t].withUnsafeMutableBufferPointer { s in
                 guard let base = s.baseAddress, v.count > 0 else { return }

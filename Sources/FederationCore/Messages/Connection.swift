@@ -11,6 +11,11 @@ public protocol FederationConnection: Sendable {
     /// The global model of a task, assembled as its chunks arrive (what `SiteAgent` uses: a transport that decodes
     /// each chunk straight into place never holds the model twice). The default assembles `downloadModel`'s chunks.
     func downloadParameters(for task: TaskAssignment, maxScalars: Int) async throws(FederationError) -> ParameterSet
+    /// The same, built in `storage`'s arrays where the names match (a previous model the site no longer uses:
+    /// no fresh model-sized pages to fault in every round). The default ignores `storage`.
+    func downloadParameters(
+        for task: TaskAssignment, maxScalars: Int, reusing storage: consuming ParameterSet?
+    ) async throws(FederationError) -> ParameterSet
     /// Streams a result: header, chunks, end. The server validates as chunks arrive.
     func uploadResult(_ header: ResultHeader, chunks: [ParameterChunk]) async throws(FederationError)
     func heartbeat(site: String) async throws(FederationError)
@@ -21,6 +26,12 @@ extension FederationConnection {
         -> ParameterSet
     {
         try ParameterSet(assembling: try await downloadModel(for: task, maxScalars: maxScalars))
+    }
+
+    public func downloadParameters(
+        for task: TaskAssignment, maxScalars: Int, reusing storage: consuming ParameterSet?
+    ) async throws(FederationError) -> ParameterSet {
+        try await downloadParameters(for: task, maxScalars: maxScalars)
     }
 }
 

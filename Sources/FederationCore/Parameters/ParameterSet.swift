@@ -196,8 +196,11 @@ public struct ParameterChunk: Sendable, Equatable {
     public var offset: Int
     /// The float32 values; empty when `encoded` holds them.
     public var values: ArraySlice<Float>
-    /// The values in a compressed encoding; nil: they are `values`.
+    /// The values in a compressed encoding; nil: they are `values` (or `wire`).
     public var encoded: EncodedValues?
+    /// The values still in the message they arrived in (server side, float32 or encoded); nil: `values` or
+    /// `encoded` hold them. See `materialized()`.
+    public var wire: WireValues?
 
     public init(tensor: String, shape: [Int], offset: Int, values: ArraySlice<Float>) {
         self.tensor = tensor
@@ -216,10 +219,12 @@ public struct ParameterChunk: Sendable, Equatable {
     }
 
     /// Number of values, encoded or not.
-    public var valueCount: Int { encoded?.count ?? values.count }
+    public var valueCount: Int { wire?.count ?? encoded?.count ?? values.count }
 
     /// Bytes of the values as they travel (float32: 4 per value).
-    public var valueBytes: Int { encoded?.bytes.count ?? 4 * values.count }
+    public var valueBytes: Int {
+        wire.map { $0.encoding.byteCount(values: $0.count) } ?? encoded?.bytes.count ?? 4 * values.count
+    }
 
     public init(tensor: String, shape: [Int], offset: Int, values: [Float]) {
         self.init(tensor: tensor, shape: shape, offset: offset, values: values[...])
@@ -242,8 +247,17 @@ public struct ParameterAssembler: Sendable {
     private var order: [String] = []
     private var shapes: [String: [Int]] = [:]
     private var values: [String: [Float]] = [:]
+    /// Arrays of a model no longer used, by tensor name: a tensor of that name is built in its array (emptied, its
+    /// capacity kept) instead of a fresh one — no page faults, no reallocations, from round to round.
+    private var spare: [String: [Float]] = [:]
 
     public init() {}
+
+    /// An assembler that builds each tensor in `storage`'s array of the same name (a previous model, consumed;
+    /// an array still shared elsewhere is left alone by copy-on-write: a fresh one is allocated as without it).
+    public init(reusing storage: consuming ParameterSet?) {
+        for t in storage?.tensors ?? [] { spare[t.name] = t.values }
+    }
 
     /// Appends a chunk (decoding it when it is encoded); it must continue its tensor where the previous chunk of that
     /// tensor ended.
@@ -274,7 +288,9 @@ public struct ParameterAssembler: Sendable {
             }
             order.append(tensor)
             shapes[tensor] = shape
-            values[tensor] = []
+            var storage = spare.removeValue(forKey: tensor) ?? []
+            storage.removeAll(keepingCapacity: true)  // capacity of our own making, never a peer's declared size
+            values[tensor] = storage
         }
         guard shapes[tensor] == shape, values[tensor]?.count == offset, count >= 0, count <= total - offset else {
             throw FederationError(

@@ -238,6 +238,11 @@ public struct EncodedValues: Sendable, Equatable {
         self.bytes = out[...]
     }
 
+    /// A copy of bytes already checked (`WireValues`).
+    init(checked encoding: UpdateEncoding, count: Int, bytes: UnsafeRawBufferPointer) {
+        self.init(encoding: encoding, count: count, slice: Array(bytes)[...])
+    }
+
     private init(encoding: UpdateEncoding, count: Int, slice: ArraySlice<UInt8>) {
         self.encoding = encoding
         self.count = count
@@ -287,35 +292,7 @@ public struct EncodedValues: Sendable, Equatable {
     /// Decodes into `out` (exactly `count` values), straight from the bytes.
     public func decode(into out: UnsafeMutableBufferPointer<Float>) {
         precondition(out.count == count)
-        bytes.withUnsafeBytes { raw in
-            switch encoding {
-            case .float32: break
-            case .float16:
-                for i in 0..<count {
-                    out[i] = HalfPrecision.float(
-                        float16: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
-                }
-            case .bfloat16:
-                for i in 0..<count {
-                    out[i] = Float(
-                        bitPattern: UInt32(
-                            UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16)
-                }
-            case .int8Blocks(let b):
-                var start = 0
-                var at = 0
-                while start < count {
-                    let n = min(b, count - start)
-                    let scale = Float(
-                        bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
-                    for i in 0..<n {
-                        out[start + i] = Float(Int8(bitPattern: raw[at + 4 + i])) * scale
-                    }
-                    at += 4 + n
-                    start += n
-                }
-            }
-        }
+        bytes.withUnsafeBytes { ValueKernels.decode(encoding, count: count, raw: $0, into: out) }
     }
 
     /// Appends the decoded values to `out` (its capacity grows at most once).

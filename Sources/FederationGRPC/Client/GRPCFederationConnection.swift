@@ -106,7 +106,15 @@ public final class GRPCFederationConnection: FederationConnection {
         for task: TaskAssignment,
         maxScalars: Int
     ) async throws(FederationError) -> ParameterSet {
-        let assembler = Mutex(ParameterAssembler())
+        try await downloadParameters(for: task, maxScalars: maxScalars, reusing: nil)
+    }
+
+    /// The model decoded straight into `storage`'s arrays where the names match (no fresh pages).
+    public func downloadParameters(
+        for task: TaskAssignment, maxScalars: Int, reusing storage: consuming ParameterSet?
+    ) async throws(FederationError) -> ParameterSet {
+        // Taken out, not copied: the arrays stay uniquely referenced, so they are written in place.
+        let assembler = Mutex(ParameterAssembler(reusing: storage.take()))
         try await pullModel(for: task, maxScalars: maxScalars) { chunk throws(FederationError) in
             try assembler.withLock { (a) throws(FederationError) -> Void in try a.append(received: chunk) }
         }

@@ -48,7 +48,7 @@ struct ReceivedChunk: Sendable {
 }
 
 /// Message bytes kept as they arrived (NIO's buffer: no copy) or, from another transport, copied once.
-private enum ReceivedBytes: Sendable {
+private enum ReceivedBytes: WireBytes {
     case nio(GRPCNIOTransportBytes)
     case array([UInt8])
 
@@ -112,15 +112,16 @@ struct OutgoingPartSerializer: MessageSerializer {
     }
 }
 
-/// UploadResult's requests, server side: a chunk's float32 values are decoded once, into the chunk's own array; an
-/// encoded chunk's bytes are checked (`EncodedValues.check`: count ≤ `maxChunkScalars`, byte length, scales) before
-/// they are copied, and decoded later by the result intake.
+/// UploadResult's requests, server side: a chunk's values stay in the message (`ParameterChunk.wire`, no copy, no
+/// allocation), float32 or encoded; an encoded chunk's bytes are checked first (`EncodedValues.check`: count ≤
+/// `maxChunkScalars`, byte length, scales). The result intake checks and adds them from there.
 struct IncomingPartDeserializer: MessageDeserializer {
     /// Most values one chunk may declare (`TransportLimits.chunkScalars`).
     var maxChunkScalars = TransportLimits().chunkScalars
 
     func deserialize<Bytes: GRPCContiguousBytes>(_ bytes: Bytes) throws -> IncomingPart {
-        try bytes.withUnsafeBytes { raw in
+        let storage = ReceivedBytes(bytes)
+        return try storage.withUnsafeBytes { raw in
             var part: IncomingPart?
             var reader = ChunkWire.Reader(raw, 0..<raw.count)
             while let (field, wireType) = try reader.nextTag() {
@@ -131,17 +132,7 @@ struct IncomingPartDeserializer: MessageDeserializer {
                     part = .header(ResultHeader(wire: header))
                 case (2, .lengthDelimited):
                     let fields = try ChunkWire.parseChunk(raw, in: try reader.lengthDelimited())
-                    if fields.encoding != 0 || !fields.encodedValues.isEmpty {
-                        part = Self.encodedChunk(fields, raw: raw, maxCount: maxChunkScalars)
-                        continue
-                    }
-                    var values: [Float] = []
-                    values.reserveCapacity(fields.values.count / 4)
-                    ChunkWire.appendFloats(UnsafeRawBufferPointer(rebasing: raw[fields.values]), to: &values)
-                    part = .chunk(
-                        ParameterChunk(
-                            tensor: fields.tensor, shape: fields.shape, offset: fields.offset,
-                            values: values))
+                    part = Self.chunk(fields, storage: storage, maxCount: maxChunkScalars)
                 default:
                     try reader.skip(wireType)
                 }
@@ -153,20 +144,30 @@ struct IncomingPartDeserializer: MessageDeserializer {
         }
     }
 
-    /// An encoded chunk, or why it is refused (checked before its bytes are copied).
-    private static func encodedChunk(_ fields: ChunkWire.ChunkFields, raw: UnsafeRawBufferPointer, maxCount: Int)
-        -> IncomingPart
-    {
+    /// A chunk with its values left in the message, or why it is refused (an encoded one is checked first).
+    private static func chunk(_ fields: ChunkWire.ChunkFields, storage: ReceivedBytes, maxCount: Int) -> IncomingPart {
         do throws(FederationError) {
-            guard fields.values.isEmpty else {
-                throw FederationError(.invalidConfiguration, "a chunk carries both float32 and encoded values")
+            let values: WireValues
+            if fields.encoding != 0 || !fields.encodedValues.isEmpty {
+                guard fields.values.isEmpty else {
+                    throw FederationError(.invalidConfiguration, "a chunk carries both float32 and encoded values")
+                }
+                let encoding = try UpdateEncoding(wireCode: fields.encoding, blockSize: fields.blockSize)
+                guard encoding != .float32 else {
+                    throw FederationError(
+                        .invalidConfiguration, "float32 values travel unencoded, not as encoded values")
+                }
+                values = try WireValues(
+                    encoding: encoding, count: fields.valueCount, storage: storage, range: fields.encodedValues,
+                    maxCount: maxCount)
+            } else {
+                // float32: whole words (`parseChunk` checked); the count against the limit in the handler.
+                values = try WireValues(
+                    encoding: .float32, count: fields.values.count / 4, storage: storage, range: fields.values,
+                    maxCount: maxCount)
             }
-            let encoding = try UpdateEncoding(wireCode: fields.encoding, blockSize: fields.blockSize)
-            let encoded = try EncodedValues(
-                encoding: encoding, count: fields.valueCount,
-                bytes: UnsafeRawBufferPointer(rebasing: raw[fields.encodedValues]), maxCount: maxCount)
             return .chunk(
-                ParameterChunk(tensor: fields.tensor, shape: fields.shape, offset: fields.offset, encoded: encoded))
+                ParameterChunk(tensor: fields.tensor, shape: fields.shape, offset: fields.offset, wire: values))
         } catch {
             return .refused(
                 FederationError(error.code, "chunk of '\(fields.tensor.prefix(128))': \(error.message)"))
