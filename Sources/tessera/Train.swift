@@ -23,10 +23,9 @@ struct Train: ParsableCommand {
     var pipeline: String
 
     @Option(
-        help:
+        help: ArgumentHelp(
             "A site's data folder: DICOM series with SEGs, RT Structure Sets or NIfTI label maps; or NIfTI "
-            + "images (model.nifti_images)."
-    )
+                + "images (model.nifti_images)."))
     var data: String
 
     @Option(name: .shortAndLong, help: "Output folder.")

@@ -81,7 +81,7 @@ struct StructureSetTests {
     func dciodvfy() throws {
         let tool = try #require(SampleDataValidationTests.dciodvfy)
         let files = try FileManager.default.contentsOfDirectory(atPath: Self.root).filter { $0.hasSuffix(".dcm") }
-        #expect(files.count == 6)
+        #expect(files.count == 7)  // six hand-made fixtures and written-by-tessera.dcm
         for file in files.sorted() {
             let errors = try dciodvfyFindings(tool: tool, file: Self.root + "/" + file).filter { $0.hasPrefix("Error") }
             if file == "missing-reference.dcm" {
@@ -98,13 +98,13 @@ struct StructureSetTests {
     func inspection() throws {
         let report = try FolderInspection(folder: Self.root)
         #expect(report.series.count == 1)
-        #expect(report.structureSets.count == 5)
+        #expect(report.structureSets.count == 6)
         let organs = try #require(report.structureSets.first { $0.path.hasSuffix("/organs.dcm") })
         #expect(organs.rois.map(\.name) == ["Liver", "spleen_1", "Kidney", "Isocenter"])
         #expect(organs.rois.map(\.contours) == [9, 8, 4, 0])
         #expect(organs.rois.map(\.skippedContours) == [0, 0, 1, 1])
         #expect(organs.referencedSeriesInstanceUID == report.series[0].seriesInstanceUID)
-        #expect(report.series[0].structureSets.count == 4)
+        #expect(report.series[0].structureSets.count == 5)
         let missing = try #require(report.structureSets.first { $0.path.hasSuffix("/missing-reference.dcm") })
         #expect(missing.referencedSeriesInstanceUID == nil)
         #expect(missing.problems.map(\.kind) == ["referenced-series-missing"])
@@ -122,7 +122,7 @@ struct StructureSetTests {
         #expect(
             scan.structureSetPaths.map { URL(fileURLWithPath: $0).lastPathComponent } == [
                 "count-mismatch.dcm", "empty-roi.dcm", "missing-reference.dcm", "oblique.dcm", "off-plane.dcm",
-                "organs.dcm",
+                "organs.dcm", "written-by-tessera.dcm",
             ])
     }
 }

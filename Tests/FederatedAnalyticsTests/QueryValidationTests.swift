@@ -87,10 +87,10 @@ struct QueryValidationTests {
             privacy: {minimum_count: 1}
             """)
         let r = try CohortStatistics(query: query, mechanism: NoiseMechanism.none)
-            .run(sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil), names: ["research-center"]))
-        #expect(r.global[0].count == nil && r.global[0].missing == 4 && r.global[0].mean == nil)
-        // Segment 7 is not in the SEG: its volume is a true 0 mL, not missing.
-        #expect(r.global[1].count == 4 && r.global[1].mean == 0)
+            .run(sites: sites(policy: openPolicy(), ledger: PrivacyLedger(path: nil), names: ["community-hospital"]))
+        #expect(r.global[0].count == nil && r.global[0].missing == 6 && r.global[0].mean == nil)
+        // Segment 7 is not in the site's SEGs: its volume is a true 0 mL, not missing.
+        #expect(r.global[1].count == 6 && r.global[1].mean == 0)
     }
 
     @Test("The shipped query and site policy parse and validate")
