@@ -212,15 +212,7 @@ extension SegmentationDataset {
         segmentNames: ROILabelMapping? = nil, niftiLabels: NIfTILabelFiles? = nil,
         limits: PreprocessingLimits = .default
     ) throws(TrainingError) -> Loaded {
-        let inspection: FolderInspection
-        let all: [DICOMSeries]
-        do {
-            let scan = try DirectoryScanner().scan(folder)
-            all = SeriesAssembler().assemble(scan.instances)
-            inspection = try FolderInspection(folder: folder, scan: scan, series: all)
-        } catch {
-            throw TrainingError(.data, "cannot read \(folder): \(error.message)", cause: error.description)
-        }
+        let (all, inspection) = try scan(folder)
         var reports: [String: FolderInspection.Series] = [:]
         for r in inspection.series { reports[r.seriesInstanceUID] = r }
         let images = all.filter { s in !s.instances.contains { $0.isSegmentation } }

@@ -28,6 +28,18 @@ public struct SegmentationCase: Sendable {
 
 /// Every series of a site folder that has a DICOM SEG, an RT Structure Set or a NIfTI label map, as training cases.
 public enum SegmentationDataset {
+    /// A site folder's series and what `tessera inspect` reports of them (SEGs, RT Structure Sets, problems).
+    /// - Throws: `.data` naming the folder, with the scanner's error as the cause.
+    static func scan(_ folder: String) throws(TrainingError) -> (series: [DICOMSeries], inspection: FolderInspection) {
+        do {
+            let scan = try DirectoryScanner().scan(folder)
+            let all = SeriesAssembler().assemble(scan.instances)
+            return (all, try FolderInspection(folder: folder, scan: scan, series: all))
+        } catch {
+            throw TrainingError(.data, "cannot read \(folder): \(error.message)", cause: error.description)
+        }
+    }
+
     /// A series' labels come from its DICOM SEG when it has one, else from an RT Structure Set drawn on it,
     /// rasterised onto its grid (`Volume.labels(structureSet:series:mapping:)`): ROIs become segment numbers by
     /// `segmentNames` (the pipeline's `model.segment_names`), or by their (3006,0022) ROI Number without one;
@@ -48,15 +60,7 @@ public enum SegmentationDataset {
         segmentNames: ROILabelMapping? = nil, niftiLabels: NIfTILabelFiles? = nil,
         limits: PreprocessingLimits = .default
     ) throws(TrainingError) -> [SegmentationCase] {
-        let inspection: FolderInspection
-        let all: [DICOMSeries]
-        do {
-            let scan = try DirectoryScanner().scan(folder)
-            all = SeriesAssembler().assemble(scan.instances)
-            inspection = try FolderInspection(folder: folder, scan: scan, series: all)
-        } catch {
-            throw TrainingError(.data, "cannot read \(folder): \(error.message)")
-        }
+        let (all, inspection) = try scan(folder)
         let lut = classLookup(segments)
         var cases: [SegmentationCase] = []
         for (series, report) in zip(all, inspection.series) {

@@ -11,7 +11,8 @@ enum CrossSiteCheck {
     static func dice(pipeline: String, data: String, model path: String) async throws -> Double {
         let preprocessing = try PreprocessingConfiguration(yaml: pipeline)
         let training = try TrainingConfiguration(yaml: pipeline)
-        let cases = try SegmentationDataset.load(folder: data, model: training.model, preprocessing: preprocessing).cases
+        let cases = try SegmentationDataset.load(folder: data, model: training.model, preprocessing: preprocessing)
+            .cases
         let trainer = SegmentationSiteTrainer(cases: cases, configuration: training, preprocessing: preprocessing)
         let file = try SafeTensorsFile.read(contentsOf: path)
         let weights = ParameterSet(
