@@ -137,8 +137,10 @@ public enum StudyReportWriter {
 
     /// White at 0, green at 1 (clamped), as a CSS/SVG colour.
     static func heatColour(_ fraction: Double) -> String {
-        let v = max(0, min(1, fraction))
-        return String(format: "#%02x%02x%02x", Int(255 - v * 176), Int(255 - v * 98), Int(255 - v * 150))
+        // A site's reported score may be NaN: it shows as white (0), and every channel stays in 0...255.
+        let v = fraction.isFinite ? max(0, min(1, fraction)) : 0
+        func channel(_ drop: Double) -> Int { Int(exactly: (255 - v * drop).rounded(.towardZero)) ?? 255 }
+        return String(format: "#%02x%02x%02x", channel(176), channel(98), channel(150))
     }
 
     /// A cell coloured from white (Dice 0) to green (Dice 1).
