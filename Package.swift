@@ -61,6 +61,8 @@ let package = Package(
         // imported only by Tensors. Optimised in debug builds too: the tests run whole U-Nets through them.
         .target(name: "CTensorKernels", cSettings: [.unsafeFlags(["-O3", "-Wno-psabi"])]),
         .target(name: "Tensors", dependencies: ["CBLAS", "CTensorKernels", "Randomness"], swiftSettings: strict),
+        // Threads off Swift's cooperative pool: a compute executor (training, evaluation) and blocking waits.
+        .target(name: "Offload", swiftSettings: strict),
         .target(name: "SafeTensorsFormat", swiftSettings: strict),
         .target(name: "NeuralNetwork", dependencies: ["Tensors", "SafeTensorsFormat"], swiftSettings: strict),
         .target(
@@ -102,6 +104,7 @@ let package = Package(
         .target(
             name: "FederationClient",
             dependencies: [
+                "Offload",
                 "FederationCore", "Training", "NeuralNetwork", "Tensors", "Volumes", "DifferentialPrivacy",
                 "SecureAggregation", "ExperimentTracking", "SafeTensorsFormat",
                 .product(name: "Yams", package: "Yams"),
@@ -180,6 +183,7 @@ let package = Package(
         .executableTarget(
             name: "tessera",
             dependencies: [
+                "Offload",
                 "DICOMIO", "Volumes", "Tensors", "SampleData", "FederatedAnalytics", "Training", "FederationSimulation",
                 "DifferentialPrivacy",
                 "FederationJobs",
@@ -199,6 +203,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Shared by the test targets: the `.computeBound` trait (tests that compute run off the cooperative pool).
+        .target(name: "TestSupport", dependencies: ["Offload"], path: "Tests/TestSupport", swiftSettings: strict),
         // Shared by the federation tests and benchmarks (never by production code): a manual clock, a throw-away PKI,
         // a connection a test can interpose on.
         .target(
@@ -210,16 +216,16 @@ let package = Package(
             ],
             path: "Tests/FederationTestSupport", swiftSettings: strict),
         .testTarget(
-            name: "DICOMIOTests", dependencies: ["DICOMIO", "Volumes", "SampleData"],
+            name: "DICOMIOTests", dependencies: ["TestSupport", "DICOMIO", "Volumes", "SampleData"],
             exclude: ["Golden"],  // read from the source tree by path
             swiftSettings: strict),
         .testTarget(
-            name: "VolumesTests", dependencies: ["Volumes", "DICOMIO", "Randomness"],
+            name: "VolumesTests", dependencies: ["TestSupport", "Volumes", "DICOMIO", "Randomness"],
             exclude: ["Golden"],  // read from the source tree by path
             swiftSettings: strict),
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: strict),
+        .testTarget(name: "TensorsTests", dependencies: ["TestSupport", "Tensors"], swiftSettings: strict),
         .testTarget(
-            name: "DifferentialPrivacyTests", dependencies: ["DifferentialPrivacy", "Randomness"],
+            name: "DifferentialPrivacyTests", dependencies: ["TestSupport", "DifferentialPrivacy", "Randomness"],
             exclude: ["Golden"],  // read from the source tree by path
             swiftSettings: strict),
         .testTarget(
@@ -244,6 +250,7 @@ let package = Package(
         .testTarget(
             name: "FederationGRPCTests",
             dependencies: [
+                "Offload",
                 "FederationCore", "FederationServer", "FederationClient", "FederationGRPC", "FederationTestSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -264,6 +271,7 @@ let package = Package(
         .testTarget(
             name: "FederatedAnalyticsTests",
             dependencies: [
+                "TestSupport",
                 "FederatedAnalytics", "DifferentialPrivacy", "DICOMIO", "Volumes", "SecureAggregation",
                 "FederationTestSupport",
             ],
@@ -283,6 +291,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
+                "Offload",
                 "FederationCore", "FederationGRPC", "FederationTestSupport", "SafeTensorsFormat", "FederatedAnalytics",
                 "FederationClient", "Training", "Volumes", "DifferentialPrivacy", "SecureAggregation",
                 "ExperimentTracking",
@@ -298,6 +307,7 @@ let package = Package(
         .testTarget(
             name: "TrainingTests",
             dependencies: [
+                "TestSupport",
                 "Training", "NeuralNetwork", "Volumes", "Tensors", "DICOMIO", "Randomness",
                 "DifferentialPrivacy", "SampleData", "FederationTestSupport",
             ],

@@ -1,5 +1,6 @@
 import FederationCore
 import Foundation
+import Offload
 
 /// The site's local work for a task: train from the global model on the site's own data.
 public protocol LocalTrainer: Sendable {
@@ -315,8 +316,12 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
             var tuning = task
             tuning.config["local_epochs"] = .int(epochs)
             tuning.config["proximal_mu"] = nil
-            let tuned = try await trainer.train(global: model, task: tuning).weights
-            let metrics = try await trainer.evaluate(tuned, task: task)
+            let tuned = try await computing { () async throws(FederationError) in
+                try await trainer.train(global: model, task: tuning).weights
+            }
+            let metrics = try await computing { () async throws(FederationError) in
+                try await trainer.evaluate(tuned, task: task)
+            }
             return Dictionary(
                 uniqueKeysWithValues: metrics.map { (CrossSiteMatrix.personalizedPrefix + $0.key, $0.value) })
         }
@@ -448,7 +453,9 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                 var header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: 1)
                 do {
                     try local.restore(into: &model, jobID: task.jobID)
-                    header.metrics = try await trainer.evaluate(model, task: task)
+                    header.metrics = try await computing { [model] () async throws(FederationError) in
+                        try await trainer.evaluate(model, task: task)
+                    }
                     if name == CrossSiteMatrix.global, case .int(let epochs)? = task.config["fine_tune_epochs"],
                         epochs > 0
                     {
@@ -522,7 +529,9 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                         in: global, task: task, patterns: sitePatterns, trainer: trainer)
                     var start = global
                     try local.restore(into: &start, jobID: task.jobID)
-                    (diff, samples, metrics) = try await trainer.train(global: start, task: task)
+                    (diff, samples, metrics) = try await computing { [start] () async throws(FederationError) in
+                        try await trainer.train(global: start, task: task)
+                    }
                 } catch {
                     if Task.isCancelled { throw error }
                     // Not a network hiccup: retrying at once would fail the same way. The round goes on without us.
@@ -622,4 +631,10 @@ public enum SiteLog {
     public static let standardError: @Sendable (String) -> Void = { message in
         FileHandle.standardError.write(Data((message + "\n").utf8))
     }
+}
+
+/// Runs local training or evaluation — minutes of computing — on `ComputeExecutor.shared`, leaving Swift's
+/// cooperative pool to the site's heartbeats and calls (and, in one process, to the server and the other sites).
+private func computing<T>(_ body: () async throws(FederationError) -> T) async throws(FederationError) -> T {
+    try await withTaskExecutorPreference(ComputeExecutor.shared, operation: body)
 }

@@ -5,6 +5,7 @@ import FederationJobs
 import FederationServer
 import FederationSimulation
 import Foundation
+import Offload
 import Provisioning
 import SafeTensorsFormat
 import Synchronization
@@ -175,27 +176,7 @@ final class LocalDeployment: Sendable {
 
     /// The first line of a child's standard output containing `text`; fails if the child exits first.
     static func firstLine(of pipe: Pipe, containing text: String, process: Process) async throws -> String {
-        let handle = pipe.fileHandleForReading
-        let line: String = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                var buffer = Data()
-                while true {
-                    let data = handle.availableData
-                    if data.isEmpty {
-                        continuation.resume(returning: "")
-                        return
-                    }
-                    buffer.append(data)
-                    if let line = String(decoding: buffer, as: UTF8.self).split(separator: "\n").first(where: {
-                        $0.contains(text)
-                    }) {
-                        continuation.resume(returning: String(line))
-                        return
-                    }
-                }
-            }
-        }
-        guard !line.isEmpty else {
+        guard let line = await Blocking.firstLine(of: pipe.fileHandleForReading, containing: text) else {
             throw CommandFailure(
                 description: "the server process exited before listening (status \(process.terminationStatus))")
         }

@@ -1,10 +1,11 @@
 import DICOMIO
 import Foundation
+import TestSupport
 import Testing
 import Volumes
 
 /// Every kind of bad input yields a `DICOMError` with a code and advice; nothing crashes, a folder scan goes on.
-@Suite("Broken input")
+@Suite("Broken input", .computeBound)
 struct BrokenInputTests {
     /// Writes a small valid CT slice, with attributes replaced (value) or left out (nil).
     func writeSlice(

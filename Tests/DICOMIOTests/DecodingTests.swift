@@ -1,5 +1,6 @@
 import DICOMIO
 import Foundation
+import TestSupport
 import Testing
 import Volumes
 
@@ -7,7 +8,7 @@ import Volumes
 
 /// Values are checked against the fixture generator's own formula (a naive reference independent of DCMTK's
 /// decoders), then every transfer syntax against the uncompressed original.
-@Suite("Pixel decoding")
+@Suite("Pixel decoding", .computeBound)
 struct DecodingTests {
     let factory = FixtureFactory()
 

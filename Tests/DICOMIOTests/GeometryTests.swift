@@ -1,11 +1,12 @@
 import DICOMIO
 import Foundation
+import TestSupport
 import Testing
 import Volumes
 
 @testable import SampleData
 
-@Suite("Series assembly and geometry")
+@Suite("Series assembly and geometry", .computeBound)
 struct GeometryTests {
     @Test("Oblique series: origin, spacing and direction from (0020,0032), (0020,0037), (0028,0030)")
     func obliqueGeometry() throws {

@@ -1,5 +1,6 @@
 import DICOMIO
 import Foundation
+import TestSupport
 import Testing
 import Volumes
 
@@ -7,7 +8,7 @@ import Volumes
 /// scripts/reference/dicom_golden.py (provenance in the JSON's "provenance" block: pydicom 3.0.2, numpy 2.4.6,
 /// pylibjpeg plugins, run 2026-11-21). Lossless volumes must match the reference's SHA-256 of the float32 bytes
 /// exactly; lossy ones (decoders legitimately differ) within stated tolerances.
-@Suite("Golden values from pydicom")
+@Suite("Golden values from pydicom", .computeBound)
 struct GoldenTests {
     struct Golden: Decodable {
         struct Series: Decodable {

@@ -1,11 +1,12 @@
 import DICOMIO
 import Foundation
+import TestSupport
 import Testing
 import Volumes
 
 @testable import SampleData
 
-@Suite("Sample data")
+@Suite("Sample data", .computeBound)
 struct SampleDataTests {
     let sampleRoot = repositoryRoot + "/sample-data"
 
@@ -110,7 +111,7 @@ struct SampleDataTests {
     }
 }
 
-@Suite("Sample data validates with dciodvfy (dicom3tools)")
+@Suite("Sample data validates with dciodvfy (dicom3tools)", .computeBound)
 struct SampleDataValidationTests {
     /// dciodvfy checks every IOD module and attribute against PS3.3; `make test` installs it (Debian dicom3tools).
     static let dciodvfy = ["/usr/bin/dciodvfy", "/usr/local/bin/dciodvfy"].first {

@@ -1,11 +1,12 @@
 import DICOMIO
 import Foundation
+import TestSupport
 import Testing
 import Volumes
 
 @testable import SampleData
 
-@Suite("DICOM SEG")
+@Suite("DICOM SEG", .computeBound)
 struct SegmentationTests {
     /// Labels the fixture generator drew: 1 inside the sphere, 2 inside the box (higher number wins).
     func expectedLabels() -> [UInt8] {

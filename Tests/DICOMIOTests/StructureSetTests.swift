@@ -1,9 +1,10 @@
 import DICOMIO
 import Foundation
+import TestSupport
 import Testing
 
 /// Reading RT Structure Sets through dcmrt: the fixtures of scripts/reference/make_rtstruct_fixtures.py.
-@Suite("RT Structure Set reading")
+@Suite("RT Structure Set reading", .computeBound)
 struct StructureSetTests {
     static let root = repositoryRoot + "/Tests/Fixtures/RTSTRUCT"
 
@@ -128,7 +129,7 @@ struct StructureSetTests {
 }
 
 /// ROI name matching: case-insensitive exact names plus explicit synonyms.
-@Suite("ROI label mapping")
+@Suite("ROI label mapping", .computeBound)
 struct ROILabelMappingTests {
     static func mapping() throws -> ROILabelMapping {
         try ROILabelMapping(entries: [

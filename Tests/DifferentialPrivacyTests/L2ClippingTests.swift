@@ -1,8 +1,9 @@
 import DifferentialPrivacy
 import Randomness
+import TestSupport
 import Testing
 
-@Suite("L2 clipping")
+@Suite("L2 clipping", .computeBound)
 struct L2ClippingTests {
     /// The naive reference: the norm from a plain Double loop over the flattened vectors, each element times
     /// min(1, C / norm).

@@ -1,8 +1,9 @@
 import DifferentialPrivacy
 import Foundation
+import TestSupport
 import Testing
 
-@Suite("Noise")
+@Suite("Noise", .computeBound)
 struct NoiseTests {
     /// 200 000 seeded draws: mean and standard deviation of N(0, σ²) within 5 standard errors of 0 and σ.
     @Test func gaussianMatchesItsMoments() {

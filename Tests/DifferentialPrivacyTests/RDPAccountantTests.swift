@@ -1,5 +1,6 @@
 import DifferentialPrivacy
 import Foundation
+import TestSupport
 import Testing
 
 let goldenFolder: String = {
@@ -73,7 +74,7 @@ func relativeError(_ value: Double, _ reference: Double) -> Double {
     value == reference ? 0 : abs(value - reference) / max(abs(reference), 1e-12)
 }
 
-@Suite("RDP accountant against dp-accounting")
+@Suite("RDP accountant against dp-accounting", .computeBound)
 struct RDPAccountantGoldenTests {
     @Test("The order grid is dp-accounting's DEFAULT_RDP_ORDERS, bit for bit")
     func orders() throws {
@@ -208,7 +209,7 @@ struct RDPAccountantGoldenTests {
 /// Opacus 1.6.0 (`opacus/accountants/analysis/rdp.py`) as the second reference. Unlike dp-accounting 0.6.0 it sums the
 /// fractional-order series with its signs, as Tessera does, so here the whole grid is compared, fractional orders and
 /// the low orders dp-accounting gives up on included.
-@Suite("RDP accountant against Opacus")
+@Suite("RDP accountant against Opacus", .computeBound)
 struct RDPAccountantOpacusTests {
     @Test("Opacus was evaluated on RDPCurve.orders, for every (q, σ) of the case grid")
     func orders() throws {
@@ -313,7 +314,7 @@ struct RDPAccountantOpacusTests {
     }
 }
 
-@Suite("RDP accountant")
+@Suite("RDP accountant", .computeBound)
 struct RDPAccountantTests {
     @Test("Gaussian mechanism: ρ(α) = α / (2σ²)", arguments: [0.5, 1.0, 3.7])
     func gaussianClosedForm(sigma: Double) throws {

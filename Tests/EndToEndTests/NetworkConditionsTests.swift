@@ -1,5 +1,6 @@
 import FederationCore
 import Foundation
+import Offload
 import Testing
 
 /// A federated study over real network conditions (#17 part 7): `scripts/netns_study.sh` runs the server and three
@@ -100,11 +101,9 @@ struct NetworkConditionsTests {
         try process.run()
         return await withTaskGroup(of: Int32?.self) { group in
             group.addTask {
-                await withCheckedContinuation { continuation in
-                    DispatchQueue.global().async {
-                        process.waitUntilExit()
-                        continuation.resume(returning: process.terminationStatus)
-                    }
+                await Blocking.run {
+                    process.waitUntilExit()
+                    return process.terminationStatus
                 }
             }
             group.addTask {

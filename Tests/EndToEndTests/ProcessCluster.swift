@@ -1,6 +1,7 @@
 import FederationCore
 import FederationGRPC
 import Foundation
+import Offload
 import Synchronization
 
 /// A throw-away federation of real `tessera` processes over loopback mutual TLS: a project provisioned by
@@ -131,14 +132,11 @@ final class ProcessCluster: @unchecked Sendable {
         process.standardError = err
         try process.run()
         return try await within(deadline, "tessera \(arguments.joined(separator: " "))") {
-            await withCheckedContinuation { continuation in
-                DispatchQueue.global().async {
-                    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-                    let stderr = err.fileHandleForReading.readDataToEndOfFile()
-                    process.waitUntilExit()
-                    let text = String(decoding: stdout + stderr, as: UTF8.self)
-                    continuation.resume(returning: (process.terminationStatus, text))
-                }
+            await Blocking.run {
+                let stdout = out.fileHandleForReading.readDataToEndOfFile()
+                let stderr = err.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                return (process.terminationStatus, String(decoding: stdout + stderr, as: UTF8.self))
             }
         }
     }
@@ -167,11 +165,9 @@ final class ProcessCluster: @unchecked Sendable {
         guard let process = lock.withLock({ server }) else { throw ClusterError("no server") }
         process.terminate()
         return try await within(deadline, "the server to exit after SIGTERM (log: \(path("server.log")))") {
-            await withCheckedContinuation { continuation in
-                DispatchQueue.global().async {
-                    process.waitUntilExit()
-                    continuation.resume(returning: process.terminationStatus)
-                }
+            await Blocking.run {
+                process.waitUntilExit()
+                return process.terminationStatus
             }
         }
     }
@@ -217,11 +213,9 @@ final class ProcessCluster: @unchecked Sendable {
     func waitForClient(_ site: String, deadline: Duration = .seconds(60)) async throws -> Int32 {
         guard let process = lock.withLock({ clients[site] }) else { throw ClusterError("no client \(site)") }
         return try await within(deadline, "client \(site) to exit") {
-            await withCheckedContinuation { continuation in
-                DispatchQueue.global().async {
-                    process.waitUntilExit()
-                    continuation.resume(returning: process.terminationStatus)
-                }
+            await Blocking.run {
+                process.waitUntilExit()
+                return process.terminationStatus
             }
         }
     }
@@ -259,25 +253,7 @@ final class ProcessCluster: @unchecked Sendable {
     private func firstLine(of pipe: Pipe, containing text: String, deadline: Duration) async throws -> String {
         let handle = pipe.fileHandleForReading
         return try await within(deadline, "the server to listen (log: \(path("server.log")))") {
-            await withCheckedContinuation { continuation in
-                DispatchQueue.global().async {
-                    var buffer = Data()
-                    while true {
-                        let data = handle.availableData
-                        if data.isEmpty {
-                            continuation.resume(returning: "")
-                            return
-                        }
-                        buffer.append(data)
-                        if let line = String(decoding: buffer, as: UTF8.self).split(separator: "\n")
-                            .first(where: { $0.contains(text) })
-                        {
-                            continuation.resume(returning: String(line))
-                            return
-                        }
-                    }
-                }
-            }
+            await Blocking.firstLine(of: handle, containing: text) ?? ""
         }
     }
 }

@@ -1,12 +1,13 @@
 import DifferentialPrivacy
 import FederatedAnalytics
 import Foundation
+import TestSupport
 import Testing
 
 /// With noise off and k = 1, every figure equals the exact value computed independently with pydicom + numpy by
 /// scripts/reference/cohort_golden.py (provenance inside Golden/cohort_golden.json), globally (through secure
 /// sums) and per site.
-@Suite("Cohort statistics: exact values against the pydicom reference")
+@Suite("Cohort statistics: exact values against the pydicom reference", .computeBound)
 struct ExactValueTests {
     struct Golden: Decodable {
         struct Histogram: Decodable {

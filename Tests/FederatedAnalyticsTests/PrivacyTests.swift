@@ -1,9 +1,10 @@
 import DifferentialPrivacy
 import FederatedAnalytics
 import Foundation
+import TestSupport
 import Testing
 
-@Suite("Privacy mechanics")
+@Suite("Privacy mechanics", .computeBound)
 struct PrivacyTests {
     @Test(
         "Laplace and Gaussian samples have the calibrated variance (Dwork & Roth Thm 3.6, A.1)",

@@ -1,9 +1,10 @@
 import DifferentialPrivacy
 import FederatedAnalytics
 import Foundation
+import TestSupport
 import Testing
 
-@Suite("Query and policy validation")
+@Suite("Query and policy validation", .computeBound)
 struct QueryValidationTests {
     @Test(
         "Bad queries fail with an error that names the problem",

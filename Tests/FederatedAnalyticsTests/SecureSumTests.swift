@@ -1,10 +1,11 @@
 import DifferentialPrivacy
 import Foundation
+import TestSupport
 import Testing
 
 @testable import FederatedAnalytics
 
-@Suite("Secure sums")
+@Suite("Secure sums", .computeBound)
 struct SecureSumTests {
     @Test("ChaCha20 block function matches RFC 8439 §2.3.2")
     func chacha20() {

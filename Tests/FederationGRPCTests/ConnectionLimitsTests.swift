@@ -1,8 +1,8 @@
-import Dispatch
 import FederationClient
 import FederationCore
 import FederationServer
 import FederationTestSupport
+import Offload
 import Synchronization
 import Testing
 
@@ -22,24 +22,22 @@ final class SilentSocket: Sendable {
 
     deinit { close(descriptor) }
 
-    /// Waits (off the concurrency pool) until the server closes the connection or `limit` passes.
+    /// Waits (on a thread of its own, `Blocking.run`) until the server closes the connection or `limit` passes.
     /// - Returns: true when the server closed it (end of stream or reset), false when the wait ran out.
     func closedByServer(within limit: Duration) async -> Bool {
         let fd = descriptor
-        return await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                var timeout = timeval(
-                    tv_sec: Int(limit.components.seconds),
-                    tv_usec: Int(limit.components.attoseconds / 1_000_000_000_000))
-                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-                var byte: UInt8 = 0
-                while true {
-                    let count = recv(fd, &byte, 1, 0)
-                    if count == 0 { return continuation.resume(returning: true) }
-                    if count < 0 {
-                        if errno == EINTR { continue }
-                        return continuation.resume(returning: errno == ECONNRESET)
-                    }
+        return await Blocking.run {
+            var timeout = timeval(
+                tv_sec: Int(limit.components.seconds),
+                tv_usec: Int(limit.components.attoseconds / 1_000_000_000_000))
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var byte: UInt8 = 0
+            while true {
+                let count = recv(fd, &byte, 1, 0)
+                if count == 0 { return true }
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    return errno == ECONNRESET
                 }
             }
         }
@@ -51,6 +49,9 @@ final class PollCountingService: FederationService {
     let inner: any FederationService
     let polls: AsyncStream<Void>
     private let poll: AsyncStream<Void>.Continuation
+    private let count = Atomic<Int>(0)
+    /// The long-polls that reached the service so far.
+    var pollCount: Int { count.load(ordering: .relaxed) }
 
     init(_ inner: any FederationService) {
         self.inner = inner
@@ -59,6 +60,7 @@ final class PollCountingService: FederationService {
 
     func register(site: String) async throws(FederationError) -> String { try await inner.register(site: site) }
     func nextTask(site: String) async throws(FederationError) -> TaskAssignment? {
+        _ = count.add(1, ordering: .relaxed)
         poll.yield()
         return try await inner.nextTask(site: site)
     }
@@ -307,8 +309,8 @@ struct ConnectionLimitsTests {
             let run = Task { try await coordinator.run() }
             let task = try #require(try await poll.value)
             #expect(task.jobID == "i1")
-            let statistics = federation.server.connectionStatistics
-            #expect(statistics.accepted == 2 && statistics.established == 1, "\(statistics)")
+            // One poll reached the service: it was neither cut (the site would have failed) nor sent again.
+            #expect(service.pollCount == 1)
             // Once the poll has returned, the connection holds no call: on a loaded machine it may go idle (GOAWAY)
             // before the upload starts, which is then refused as transient and sent again, as a site agent does.
             try await retryingTransient {
@@ -326,6 +328,58 @@ struct ConnectionLimitsTests {
             #expect(federation.server.connectionStatistics.accepted >= 4)
             await a.close()
         }
+        clock.advance(by: .seconds(100_000))
+    }
+
+    @Test(
+        "A long-poll waits in the service at most twice the server's longPollWait, whatever the site asked",
+        .timeLimit(.minutes(1)))
+    func longPollIsBoundedByTheServer() async throws {
+        let clock = ManualClock()
+        let job = JobConfiguration(jobID: "o1", rounds: 1, sites: ["a"], minClients: 1)
+        let coordinator = Coordinator(configuration: job, initialModel: initial, strategy: FedAvg(), clock: clock)
+        let service = PollCountingService(coordinator)
+        var server = TransportLimits()
+        server.connection = try ConnectionLimits(longPollWait: .milliseconds(200))
+        var site = TransportLimits()
+        site.connection = try ConnectionLimits(longPollWait: .seconds(3600))
+        try await Federation.with(service, limits: server) { federation in
+            let a = try federation.connect(try federation.pki.issue("a", role: "site"), limits: site)
+            let poll = Task { try await a.nextTask(site: "a") }
+            // The server ends the first wait (deadlineExceeded) and the site asks again, long before its own hour.
+            var polls = service.polls.makeAsyncIterator()
+            for _ in 0..<2 { await polls.next() }
+            let run = Task { try await coordinator.run() }
+            let task = try #require(try await poll.value)
+            #expect(task.jobID == "o1")
+            try await a.uploadResult(
+                ResultHeader(jobID: "o1", round: 1, site: "a", sampleCount: 1), chunks: initial.chunks(maxScalars: 2))
+            _ = try await run.value
+            await a.close()
+        }
+        clock.advance(by: .seconds(100_000))
+    }
+
+    @Test(
+        "A graceful shutdown ends the long-polls waiting in the service: the server stops, the site sees transient",
+        .timeLimit(.minutes(1)))
+    func shutdownEndsLongPolls() async throws {
+        let clock = ManualClock()
+        let job = JobConfiguration(jobID: "d1", rounds: 1, sites: ["a"], minClients: 1)
+        let coordinator = Coordinator(configuration: job, initialModel: initial, strategy: FedAvg(), clock: clock)
+        let service = PollCountingService(coordinator)
+        // Nothing else would end the poll for an hour; the job never starts.
+        var limits = TransportLimits()
+        limits.connection = try ConnectionLimits(longPollWait: .seconds(3600))
+        let (a, poll) = try await Federation.with(service, limits: limits) { federation in
+            let a = try federation.connect(try federation.pki.issue("a", role: "site"), limits: limits)
+            let poll = Task { try await a.nextTask(site: "a") }
+            var polls = service.polls.makeAsyncIterator()
+            await polls.next()
+            return (a, poll)  // the server shuts down with the poll open
+        }
+        #expect(await failure { _ = try await poll.value } == .transient)
+        await a.close()
         clock.advance(by: .seconds(100_000))
     }
 

@@ -1,9 +1,10 @@
 import NeuralNetwork
 import Tensors
+import TestSupport
 import Testing
 
 /// The MONAI BasicUNet-compatible model: MONAI's state_dict names and shapes, finite-difference gradients.
-@Suite("BasicUNet (MONAI-compatible)")
+@Suite("BasicUNet (MONAI-compatible)", .computeBound)
 struct BasicUNetTests {
     @Test("State_dict names and shapes are MONAI's (conv_0.conv_0.conv.weight, upcat_1.upsample.deconv.weight, …)")
     func names() {

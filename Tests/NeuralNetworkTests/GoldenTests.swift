@@ -1,6 +1,7 @@
 import Foundation
 import NeuralNetwork
 import Tensors
+import TestSupport
 import Testing
 
 /// The reference models against PyTorch: golden values written by scripts/reference/torch_golden.py (provenance in
@@ -8,7 +9,7 @@ import Testing
 /// reproduce logits, loss, every gradient and the first 10 losses with SGD(lr 0.01, momentum 0.9) (the reference's
 /// optimiser), SGD with Nesterov and weight decay, Adam and AdamW, at rtol 1e-4 / atol 1e-5. Comparison figures are
 /// printed (`GOLDEN …` lines) for the record.
-@Suite("Golden values from PyTorch")
+@Suite("Golden values from PyTorch", .computeBound)
 struct GoldenTests {
     struct Document: Decodable {
         struct Model: Decodable {

@@ -1,13 +1,14 @@
 import Foundation
 import NeuralNetwork
 import Tensors
+import TestSupport
 import Testing
 
 /// Writes Tessera-initialised checkpoints of the full-size reference models, with an input and Tessera's logits, to
 /// `$TESSERA_INTEROP_DIR` (default `/tmp/tessera-interop`). `scripts/reference/torch_golden.py --check DIR` then
 /// loads them into the PyTorch modules with `load_state_dict(strict=True)` and compares logits; its output is
 /// committed as Golden/interop.txt. The reverse direction (PyTorch's weights into Tessera) is `GoldenTests`.
-@Suite("Interoperability checkpoints for PyTorch")
+@Suite("Interoperability checkpoints for PyTorch", .computeBound)
 struct InteropTests {
     @Test("Write unet2d, unet3d and cls2d checkpoints and logits; they read back identically")
     func writeCheckpoints() throws {

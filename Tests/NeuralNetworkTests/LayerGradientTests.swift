@@ -1,9 +1,10 @@
 import NeuralNetwork
 import Tensors
+import TestSupport
 import Testing
 
 /// Finite-difference checks (float64 accumulation) of every layer's input and parameter gradients.
-@Suite("Layers: gradient checks")
+@Suite("Layers: gradient checks", .computeBound)
 struct LayerGradientTests {
     /// Checks ∂x and every parameter of a layer.
     func check<L: Layer>(

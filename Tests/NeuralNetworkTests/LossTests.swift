@@ -1,9 +1,10 @@
 import Foundation
 import NeuralNetwork
 import Tensors
+import TestSupport
 import Testing
 
-@Suite("Losses")
+@Suite("Losses", .computeBound)
 struct LossTests {
     static let logits: Tensor = {
         var g = SeededGenerator(seed: 12)

@@ -1,6 +1,7 @@
 import Foundation
 import NeuralNetwork
 import Tensors
+import TestSupport
 import Testing
 
 /// The ResNet classifiers (2-D and 3-D) and the MONAI-compatible BasicUNet against PyTorch 2.15.0 and MONAI 1.6.1:
@@ -9,7 +10,7 @@ import Testing
 /// with its strict `load` and must reproduce logits, loss (the 3-D ResNet's class-weighted), every gradient and the
 /// first 10 SGD(0.01, momentum 0.9) losses at rtol 1e-4 / atol 1e-5; for the ResNets also batch norm's running
 /// statistics after a training forward and the evaluation-mode logits after the 10 steps.
-@Suite("Golden values from PyTorch and MONAI: ResNet and BasicUNet")
+@Suite("Golden values from PyTorch and MONAI: ResNet and BasicUNet", .computeBound)
 struct ModelGoldenTests {
     struct Document: Decodable {
         struct Model: Decodable {
@@ -150,7 +151,7 @@ struct ModelGoldenTests {
 /// `scripts/reference/models_golden.py --check DIR` loads them into MONAI's `BasicUNet` with
 /// `load_state_dict(strict=True)` (and the ResNet into its PyTorch twin) and compares logits. Its output is committed
 /// as Golden/interop-models.txt.
-@Suite("Interoperability checkpoints for MONAI and PyTorch: BasicUNet, ResNet")
+@Suite("Interoperability checkpoints for MONAI and PyTorch: BasicUNet, ResNet", .computeBound)
 struct ModelInteropTests {
     @Test("Write basicunet2d, basicunet3d, resnet and resnet3d checkpoints and logits; they read back identically")
     func writeCheckpoints() throws {

@@ -1,8 +1,9 @@
 import NeuralNetwork
 import Tensors
+import TestSupport
 import Testing
 
-@Suite("Models and schedules")
+@Suite("Models and schedules", .computeBound)
 struct ModelTests {
     @Test("Parameter counts equal PyTorch's (unet2d 1 940 834, unet3d 350 466, cls2d 97 410)")
     func parameterCounts() {

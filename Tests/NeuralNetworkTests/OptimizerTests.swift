@@ -1,9 +1,10 @@
 import NeuralNetwork
 import Tensors
+import TestSupport
 import Testing
 
 /// Optimisers against hand-computed PyTorch update rules.
-@Suite("Optimisers")
+@Suite("Optimisers", .computeBound)
 struct OptimizerTests {
     let theta = NamedTensors([("w", Tensor(shape: [2], storage: [1, -2]))])
     let grad = NamedTensors([("w", Tensor(shape: [2], storage: [0.5, 0.25]))])

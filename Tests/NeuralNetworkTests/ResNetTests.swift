@@ -1,9 +1,10 @@
 import NeuralNetwork
 import Tensors
+import TestSupport
 import Testing
 
 /// The small ResNet classifier: torchvision names, shapes, finite-difference gradients of every parameter.
-@Suite("ResNet classifier")
+@Suite("ResNet classifier", .computeBound)
 struct ResNetTests {
     @Test("State_dict names follow torchvision (conv1, bn1, layerK.J.conv1, downsample.0/1, fc) with PyTorch shapes")
     func names() {

@@ -1,9 +1,10 @@
 import Foundation
 import NeuralNetwork
 import Tensors
+import TestSupport
 import Testing
 
-@Suite("safetensors")
+@Suite("safetensors", .computeBound)
 struct SafeTensorsTests {
     let tensors = NamedTensors([
         ("b.weight", Tensor(shape: [2, 3], storage: [1, 2, 3, 4, 5, -6.5])),

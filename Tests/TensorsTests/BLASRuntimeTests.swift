@@ -1,8 +1,9 @@
 import Foundation
 import Tensors
+import TestSupport
 import Testing
 
-@Suite("OpenBLAS runtime")
+@Suite("OpenBLAS runtime", .computeBound)
 struct BLASRuntimeTests {
     let avx512: Set<String> = ["fma", "avx2", "avx512f", "avx512bw", "avx512dq", "avx512vl"]
 

@@ -1,10 +1,11 @@
 import Tensors
+import TestSupport
 import Testing
 
 /// The direct 3×3(×3) kernels (`ConvolutionAlgorithm.direct`) against the naive reference and the im2col path, on
 /// widths below, at and across the 16-column vector boundary, channel counts off the 4-channel (forward) and
 /// 3-channel (∂W) blocks, batches > 1, 2-D and 3-D.
-@Suite("Kernels: direct convolution vs naive reference")
+@Suite("Kernels: direct convolution vs naive reference", .computeBound)
 struct DirectConvolutionTests {
     struct Case: Sendable, CustomTestStringConvertible {
         var batch, cin, cout: Int

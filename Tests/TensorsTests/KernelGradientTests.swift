@@ -1,8 +1,9 @@
 import Tensors
+import TestSupport
 import Testing
 
 /// Finite-difference checks of every kernel's backward pass (float64 accumulation in the checker).
-@Suite("Kernels: gradient checks")
+@Suite("Kernels: gradient checks", .computeBound)
 struct KernelGradientTests {
     @Test("Convolution 2-D and 3-D: ∂x and ∂w")
     func convolution() {

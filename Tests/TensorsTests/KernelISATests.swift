@@ -1,10 +1,11 @@
 import Tensors
+import TestSupport
 import Testing
 
 /// Every instruction-set path of the C kernels the CPU can run (on an AVX-512 machine: AVX-512, AVX2 and baseline),
 /// forced in turn with `KernelISA.limit(to:)`, against the same naive references and tolerances as the default path.
 /// Other tests running meanwhile use the forced level too, which only changes their summation order.
-@Suite("Kernels: every instruction-set path vs naive reference", .serialized)
+@Suite("Kernels: every instruction-set path vs naive reference", .serialized, .computeBound)
 struct KernelISATests {
     @Test("Detection and the environment variable's names")
     func names() {

@@ -1,8 +1,9 @@
 import Tensors
+import TestSupport
 import Testing
 
 /// Fast kernels against the naive references in `Tensors/Reference`, on random seeded shapes.
-@Suite("Kernels: fast vs naive reference")
+@Suite("Kernels: fast vs naive reference", .computeBound)
 struct KernelTests {
     struct ConvCase: Sendable, CustomTestStringConvertible {
         var batch, cin, cout: Int

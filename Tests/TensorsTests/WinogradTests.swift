@@ -1,10 +1,11 @@
 import Tensors
+import TestSupport
 import Testing
 
 /// Winograd F(2×2, 3×3) (`ConvolutionAlgorithm.winograd`, opt-in) against the naive reference: forward with bias
 /// and fused ReLU, ∂x through the flipped kernel with and without the fused ReLU mask, ∂W (direct kernels), on even
 /// extents (tile rows of 1 to 20 tiles) and odd extents (not supported: the direct kernels take over).
-@Suite("Kernels: Winograd convolution vs naive reference")
+@Suite("Kernels: Winograd convolution vs naive reference", .computeBound)
 struct WinogradTests {
     struct Case: Sendable, CustomTestStringConvertible {
         var n, cin, cout: Int

@@ -1,12 +1,13 @@
 import Foundation
 import NeuralNetwork
+import TestSupport
 import Testing
 import Training
 import Volumes
 
 /// Every model file names its architecture and preprocessing (`CheckpointMetadata`), so `tessera predict` rebuilds
 /// the model from the file alone.
-@Suite("Checkpoint metadata")
+@Suite("Checkpoint metadata", .computeBound)
 struct CheckpointMetadataTests {
     static let pipeline = """
         preprocessing:

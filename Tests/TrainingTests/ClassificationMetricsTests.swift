@@ -1,10 +1,11 @@
 import Foundation
+import TestSupport
 import Testing
 import Training
 
 /// Confusion matrix, balanced accuracy, sensitivity/specificity, per-class recall and AUC, and the bootstrap AUC
 /// interval: by hand and against scikit-learn (golden values from scripts/reference/metrics_golden.py).
-@Suite("Classification metrics")
+@Suite("Classification metrics", .computeBound)
 struct ClassificationMetricsTests {
     struct Golden: Decodable {
         struct Case: Decodable {

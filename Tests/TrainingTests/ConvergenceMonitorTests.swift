@@ -1,11 +1,12 @@
 import FederationTestSupport
 import Foundation
 import NeuralNetwork
+import TestSupport
 import Testing
 import Training
 import Volumes
 
-@Suite("Training to convergence: early stopping, best epoch, epoch and time budgets")
+@Suite("Training to convergence: early stopping, best epoch, epoch and time budgets", .computeBound)
 struct ConvergenceMonitorTests {
     /// Feeds `scores` (one a second) until the monitor stops; returns each epoch's `improved` and the stop.
     static func run(_ monitor: ConvergenceMonitor, _ scores: [Double]) -> (

@@ -3,6 +3,7 @@ import Foundation
 import NeuralNetwork
 import Randomness
 import Tensors
+import TestSupport
 import Testing
 import Training
 import Volumes
@@ -74,7 +75,7 @@ func dpConfiguration(dimensions: Int, patientsPerStep: Int, sampling: TrainingCo
     return c
 }
 
-@Suite("DP-SGD: per-patient clipping, noise, Poisson lots, configuration")
+@Suite("DP-SGD: per-patient clipping, noise, Poisson lots, configuration", .computeBound)
 struct DPSGDTests {
     /// Weights after two epochs of the non-DP training, recorded with the commit before DP-SGD (f90d0f4) on an
     /// x86_64 Linux machine: the path without `dp_sgd` must stay bit-identical. The values depend on the kernels the

@@ -1,13 +1,14 @@
 import DICOMIO
 import Foundation
 import SampleData
+import TestSupport
 import Testing
 import Training
 import Volumes
 
 /// Multi-series input (`model.input_channels`) on two-phase CT studies written by `FixtureFactory.writeMultiPhase`:
 /// venous (32×32×8, 1×1×2 mm, with a SEG) and arterial (24×24×6, 1.3×1.3×3 mm, shifted) in each study.
-@Suite("Input channels")
+@Suite("Input channels", .computeBound)
 struct InputChannelsTests {
     static let pipeline = """
         preprocessing:

@@ -1,11 +1,12 @@
 import Foundation
 import Tensors
+import TestSupport
 import Testing
 import Training
 
 /// Accuracy and ROC AUC against hand-computed values and against scikit-learn (golden values written by
 /// scripts/reference/metrics_golden.py: numpy 2.4.6, scikit-learn 1.9.1; provenance in the JSON).
-@Suite("Metrics")
+@Suite("Metrics", .computeBound)
 struct MetricsTests {
     struct Golden: Decodable {
         struct AUCCase: Decodable {

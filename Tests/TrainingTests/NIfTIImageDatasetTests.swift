@@ -1,11 +1,12 @@
 import Foundation
+import TestSupport
 import Testing
 import Training
 import Volumes
 
 /// A NIfTI-only site (`model.nifti_images`): `Tests/Fixtures/NIfTIImages` (nibabel, scripts/reference/
 /// make_nifti_images.py), images in imagesTr/, label maps of the same name in labelsTr/.
-@Suite("Segmentation dataset from NIfTI images")
+@Suite("Segmentation dataset from NIfTI images", .computeBound)
 struct NIfTIImageDatasetTests {
     static let pipeline = """
         preprocessing:

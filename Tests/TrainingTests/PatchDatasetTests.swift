@@ -2,6 +2,7 @@ import DICOMIO
 import Foundation
 import Randomness
 import Tensors
+import TestSupport
 import Testing
 import Training
 import Volumes
@@ -21,7 +22,7 @@ func indexedSample(_ extents: [Int], foreground: (z: Range<Int>, y: Range<Int>, 
         label: Volume(geometry: g, voxels: labels))
 }
 
-@Suite("3-D patch dataset")
+@Suite("3-D patch dataset", .computeBound)
 struct PatchDatasetTests {
     let cases = [
         indexedSample([10, 12, 14], foreground: (2..<4, 8..<11, 1..<3)),
@@ -93,7 +94,7 @@ struct PatchDatasetTests {
     }
 }
 
-@Suite("Sliding-window inference")
+@Suite("Sliding-window inference", .computeBound)
 struct SlidingWindowTests {
     @Test("Window starts: stride ⌊w(1 − overlap)⌋, last window flush with the edge, one window when it fits")
     func starts() throws {
@@ -183,7 +184,7 @@ struct SlidingWindowTests {
     }
 }
 
-@Suite("Batch prefetching and the progress bar")
+@Suite("Batch prefetching and the progress bar", .computeBound)
 struct PrefetchTests {
     final class Flag: @unchecked Sendable {
         let semaphore = DispatchSemaphore(value: 0)

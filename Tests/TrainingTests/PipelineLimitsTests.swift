@@ -1,11 +1,12 @@
 import Foundation
 import NeuralNetwork
 import Tensors
+import TestSupport
 import Testing
 import Training
 import Volumes
 
-@Suite("Pipeline limits")
+@Suite("Pipeline limits", .computeBound)
 struct PipelineLimitsTests {
     static let refused: [(String, String)] = [
         ("model:\n  encoder_channels: [1000000]", "model.encoder_channels[0]"),
@@ -200,7 +201,7 @@ struct PipelineLimitsTests {
     }
 }
 
-@Suite("Model sizes from the configuration")
+@Suite("Model sizes from the configuration", .computeBound)
 struct ModelSizeTests {
     @Test(
         "BasicUNet: the count from the configuration equals the built model's",

@@ -1,11 +1,12 @@
 import DICOMIO
 import Foundation
+import TestSupport
 import Testing
 import Training
 import Volumes
 
 /// The segmentation dataset with an RT Structure Set in place of a DICOM SEG.
-@Suite("Segmentation dataset from RTSTRUCT")
+@Suite("Segmentation dataset from RTSTRUCT", .computeBound)
 struct SegmentationDatasetTests {
     @Test("a series whose labels are an RTSTRUCT loads, its ROIs named by model.segment_names")
     func structureSetInPlaceOfSEG() throws {
@@ -63,7 +64,7 @@ struct SegmentationDatasetTests {
 }
 
 /// The segmentation dataset with NIfTI label maps in place of a DICOM SEG (`model.nifti_labels`).
-@Suite("Segmentation dataset from NIfTI labels")
+@Suite("Segmentation dataset from NIfTI labels", .computeBound)
 struct NIfTILabelDatasetTests {
     /// A sample study's CT without its RTSTRUCT, and its RTSTRUCT as a NIfTI label map written the way `tessera
     /// convert --rtstruct` writes it, under `labels/<name>.nii.gz` of a new site folder.

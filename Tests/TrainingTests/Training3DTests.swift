@@ -2,6 +2,7 @@ import DICOMIO
 import Foundation
 import NeuralNetwork
 import Randomness
+import TestSupport
 import Testing
 import Training
 import Volumes
@@ -29,7 +30,7 @@ func ballCase(_ id: String, size: SIMD3<Int>, centre: SIMD3<Double>, radius: Dou
             label: Volume(geometry: geometry, voxels: labels)))
 }
 
-@Suite("3-D training: patches, sliding-window validation, checkpoints")
+@Suite("3-D training: patches, sliding-window validation, checkpoints", .computeBound)
 struct Training3DTests {
     @Test("unet3d settings parse ([x, y, z] patch, overlap, blending, patches per epoch); bad ones are named")
     func configuration() throws {

@@ -1,5 +1,6 @@
 import Foundation
 import NeuralNetwork
+import TestSupport
 import Testing
 import Training
 import Volumes
@@ -10,7 +11,7 @@ let repositoryRoot: String = {
     return url.path
 }()
 
-@Suite("Training")
+@Suite("Training", .computeBound)
 struct TrainingTests {
     let pipelineText = String(
         decoding: FileManager.default.contents(atPath: repositoryRoot + "/pipelines/segmentation-unet2d.yaml")

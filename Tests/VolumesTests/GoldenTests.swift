@@ -1,5 +1,6 @@
 import DICOMIO
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Volumes
@@ -7,7 +8,7 @@ import Testing
 /// Resampling and normalisation against golden values from scipy/numpy, computed by
 /// scripts/reference/preprocess_golden.py (provenance and sampling conventions in the JSON's "provenance" block and
 /// the script's docstring). Tolerance: |swift − reference| ≤ 1e-5 · max(1, |reference|).
-@Suite("Golden values from scipy/numpy")
+@Suite("Golden values from scipy/numpy", .computeBound)
 struct GoldenTests {
     struct Grid: Decodable {
         var dimensions: [Int]

@@ -1,10 +1,11 @@
 import DICOMIO
 import Foundation
+import TestSupport
 import Testing
 import Volumes
 
 /// NIfTI-1 limits and consistency on grids from hostile or unusual DICOM headers (issue #11).
-@Suite("NIfTI-1 limits")
+@Suite("NIfTI-1 limits", .computeBound)
 struct NIfTIHostileTests {
     func temporary(_ name: String) -> String { NSTemporaryDirectory() + "tessera-nifti-\(UUID().uuidString)-" + name }
 

@@ -1,11 +1,12 @@
 import DICOMIO
 import Foundation
+import TestSupport
 import Testing
 import Volumes
 
 /// NIfTI-1 label maps matched to a DICOM series by geometry (issue #15). Fixtures: `Tests/Fixtures/NIfTI`, written by
 /// nibabel from pydicom's grid of two DICOM fixtures (scripts/reference/make_nifti_fixtures.py, which says how).
-@Suite("NIfTI label maps")
+@Suite("NIfTI label maps", .computeBound)
 struct NIfTILabelsTests {
     static let fixtures = repositoryRoot + "/Tests/Fixtures/NIfTI"
 

@@ -1,9 +1,10 @@
 import DICOMIO
 import Foundation
+import TestSupport
 import Testing
 import Volumes
 
-@Suite("NIfTI-1 export")
+@Suite("NIfTI-1 export", .computeBound)
 struct NIfTITests {
     func temporary(_ name: String) -> String { NSTemporaryDirectory() + "tessera-nifti-\(UUID().uuidString)-" + name }
 

@@ -1,12 +1,13 @@
 import DICOMIO
 import Foundation
+import TestSupport
 import Testing
 import Volumes
 
 /// The shipped pipeline YAML on the committed sample sites (DICOM CT from three simulated hospitals whose scanners
 /// differ in spacing, orientation and calibration, with labels as a DICOM SEG, an RTSTRUCT or a NIfTI label map):
 /// the same canonical grid for all, and the labels mapped back onto each original DICOM grid.
-@Suite("Pipeline on the sample sites")
+@Suite("Pipeline on the sample sites", .computeBound)
 struct SampleSitesTests {
     @Test(
         "Preprocessing gives every site the canonical grid; labels keep their volume and map back ≥ 99 %",

@@ -9,6 +9,8 @@ struct AdminHandler: Tessera_Federation_V1_Admin.SimpleServiceProtocol {
     let service: any AdminService
     /// Bytes per `FilePart` of a download.
     let pieceBytes: Int
+    /// Fired when the server begins its shutdown: ends the job watches.
+    let drain: ServerDrain
 
     /// Runs `body` for the caller of `context` if `AdminPolicy` allows `action` (on `jobID`), and records the call:
     /// `refused` with the reason, `failed` with the error, or `ok`. `jobOf` names the job a call created (`submit`).
@@ -136,8 +138,9 @@ struct AdminHandler: Tessera_Federation_V1_Admin.SimpleServiceProtocol {
             (caller) async throws(FederationError) in
             (try await service.events(jobID: request.jobID), caller)
         }
-        // Until the job ends or the admin leaves (`untilCancelled`: a quiet job would otherwise keep this handler).
-        try await context.untilCancelled {
+        // Until the job ends, the admin leaves or the server shuts down (`untilCancelled`: a quiet job would
+        // otherwise keep this handler).
+        try await context.untilCancelled(or: drain) {
             for await event in events where AdminPolicy.mayView(entryAbout: event.site, by: caller) {
                 try await response.write(event.wire)
             }

@@ -7,6 +7,8 @@ import GRPCProtobuf
 struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol {
     let service: any FederationService
     let limits: TransportLimits
+    /// Fired when the server begins its shutdown: ends the calls waiting in the service.
+    let drain: ServerDrain
 
     /// Runs `body`, turning a `FederationError` into the matching `RPCError`.
     private func mapped<T>(_ body: () async throws(FederationError) -> T) async throws -> T {
@@ -29,37 +31,34 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
         request: Tessera_Federation_V1_NextTaskRequest,
         context: ServerContext
     ) async throws -> Tessera_Federation_V1_NextTaskResponse {
-        try await mapped { () async throws(FederationError) in
-            let site = try PeerIdentity(context).authorize(site: request.site)
-            var response = Tessera_Federation_V1_NextTaskResponse()
-            // The long-poll: this call waits in the service until the site has a task or the job ends.
-            let service = self.service
-            if let task = try await waiting(
-                "the long-poll of \(site)", context,
-                { () async throws(FederationError) in
-                    try await service.nextTask(site: site)
-                })
-            {
-                response.task = task.wire
-            }
-            return response
+        let site = try await mapped { () throws(FederationError) in
+            try PeerIdentity(context).authorize(site: request.site)
         }
+        // The long-poll: this call waits in the service until the site has a task or the job ends. A site asks again
+        // after `longPollWait`; the server's own bound (`orphanWait`) is for a poll whose site is gone.
+        let service = self.service
+        let task = try await waiting(context, atMost: orphanWait(limits.connection.longPollWait)) {
+            () async throws(FederationError) in
+            try await service.nextTask(site: site)
+        }
+        var response = Tessera_Federation_V1_NextTaskResponse()
+        if let task { response.task = task.wire }
+        return response
     }
 
-    /// A call into the service that may wait (the long-poll, a model snapshot), ended when the call is cancelled
-    /// (`ServerContext.untilCancelled`).
+    /// How long the server lets a call wait in the service when the site waits at most `clientWait`: twice that, so
+    /// a site still listening always gives up (or asks again) first. The bound is for calls whose site is gone
+    /// without the server seeing it (`ServerContext.untilCancelled`).
+    private func orphanWait(_ clientWait: Duration) -> Duration { clientWait * 2 }
+
+    /// A call into the service that may wait (the long-poll, a model snapshot): ended when the call is cancelled,
+    /// the server shuts down or `limit` passes (`ServerContext.untilCancelled`); service errors leave as statuses.
     private func waiting<T: Sendable>(
-        _ what: String, _ context: ServerContext,
+        _ context: ServerContext, atMost limit: Duration,
         _ body: @escaping @Sendable () async throws(FederationError) -> T
-    )
-        async throws(FederationError) -> T
-    {
-        do {
-            return try await context.untilCancelled { try await body() }
-        } catch let error as FederationError {
-            throw error
-        } catch {
-            throw FederationError(.transient, "\(what) ended: \(error)", cause: String(describing: error))
+    ) async throws -> T {
+        try await context.untilCancelled(or: drain, atMost: limit) {
+            do throws(FederationError) { return try await body() } catch { throw StatusMapping.rpcError(error) }
         }
     }
 
@@ -83,7 +82,7 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
         request: Tessera_Federation_V1_DownloadModelRequest,
         context: ServerContext
     ) async throws -> (chunks: ArraySlice<ParameterChunk>, total: Int) {
-        try await mapped { () async throws(FederationError) in
+        let (task, maxScalars) = try await mapped { () throws(FederationError) in
             let task = try TaskAssignment(wire: request.task)
             _ = try PeerIdentity(context).authorize(site: task.site)
             guard request.firstChunk >= 0, request.chunkCount >= 0 else {
@@ -93,11 +92,14 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
                         + "+\(request.chunkCount)) is negative")
             }
             // Clamped into [minChunkScalars, chunkScalars]: tiny chunks would cost a struct and a message each.
-            let maxScalars = limits.downloadChunkScalars(asked: Int(clamping: request.maxScalars))
-            let service = self.service
-            let chunks = try await waiting("the model download", context) { () async throws(FederationError) in
-                try await service.model(for: task, maxScalars: maxScalars)
-            }
+            return (task, limits.downloadChunkScalars(asked: Int(clamping: request.maxScalars)))
+        }
+        // A site gives up a download that brings nothing for `streamProgressTimeout`.
+        let service = self.service
+        let chunks = try await waiting(context, atMost: orphanWait(limits.connection.streamProgressTimeout)) {
+            () async throws(FederationError) in try await service.model(for: task, maxScalars: maxScalars)
+        }
+        return try await mapped { () throws(FederationError) in
             let perCall = limits.downloadChunksPerCall
             let count = request.chunkCount == 0 ? perCall : Int(min(request.chunkCount, Int64(perCall)))
             let first = Int(min(request.firstChunk, Int64(chunks.count)))

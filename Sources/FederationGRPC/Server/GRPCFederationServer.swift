@@ -24,6 +24,7 @@ public final class GRPCFederationServer: Sendable {
     private let transport: HTTP2ServerTransport.Posix
     private let server: GRPCServer<HTTP2ServerTransport.Posix>
     private let connectionGuard: ConnectionGuard
+    private let drain = ServerDrain()
 
     /// - Parameters:
     ///   - service: what the calls are forwarded to.
@@ -74,9 +75,11 @@ public final class GRPCFederationServer: Sendable {
             ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
         transport = HTTP2ServerTransport.Posix(address: address, transportSecurity: security, config: config)
         var services: [any RegistrableRPCService] = [
-            FederationRegistration(handler: FederationHandler(service: service, limits: limits))
+            FederationRegistration(handler: FederationHandler(service: service, limits: limits, drain: drain))
         ]
-        if let admin { services.append(AdminHandler(service: admin, pieceBytes: limits.chunkScalars * 4)) }
+        if let admin {
+            services.append(AdminHandler(service: admin, pieceBytes: limits.chunkScalars * 4, drain: drain))
+        }
         let contacts = SiteContactInterceptor(service: service)
         server = GRPCServer(
             transport: transport, services: services,
@@ -89,13 +92,12 @@ public final class GRPCFederationServer: Sendable {
     /// its own that cancellation does not reach, and `serve()` returns once it has drained.
     /// - Throws: `.invalidConfiguration` when the address is taken or the certificate files cannot be used.
     public func serve() async throws(FederationError) {
-        let server = self.server
-        let listening = Task { try await server.serve() }
+        let listening = Task { [server] in try await server.serve() }
         do {
             try await withTaskCancellationHandler {
                 try await listening.value
             } onCancel: {
-                server.beginGracefulShutdown()
+                beginGracefulShutdown()
             }
         } catch {
             throw FederationError(
@@ -124,6 +126,10 @@ public final class GRPCFederationServer: Sendable {
     /// Connections now, what became of those refused, and the bytes that went through them (`ConnectionGuard`).
     public var connectionStatistics: ConnectionStatistics { connectionGuard.statistics }
 
-    /// Stops accepting connections; calls in flight finish, then `serve()` returns.
-    public func beginGracefulShutdown() { server.beginGracefulShutdown() }
+    /// Stops accepting connections; calls in flight finish — those waiting in the service (long-polls, job
+    /// watches) at once, with `unavailable` — then `serve()` returns.
+    public func beginGracefulShutdown() {
+        drain.fire()
+        server.beginGracefulShutdown()
+    }
 }

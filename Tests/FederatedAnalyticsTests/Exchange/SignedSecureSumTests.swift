@@ -3,9 +3,10 @@ import FederatedAnalytics
 import FederationTestSupport
 import Foundation
 import SecureAggregation
+import TestSupport
 import Testing
 
-@Suite("Statistics secure sums with keys signed by each site's certificate")
+@Suite("Statistics secure sums with keys signed by each site's certificate", .computeBound)
 struct SignedSecureSumTests {
     func credentials(_ pki: TemporaryPKI, minimum: Int = 2) throws -> [String: SecureSumCredentials] {
         var out: [String: SecureSumCredentials] = [:]

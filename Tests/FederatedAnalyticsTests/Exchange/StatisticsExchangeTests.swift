@@ -1,6 +1,7 @@
 import DifferentialPrivacy
 import FederatedAnalytics
 import Foundation
+import TestSupport
 import Testing
 
 /// Drives a `StatisticsAggregator` and one `StatisticsSiteSession` per site the way the federation runtime does:
@@ -81,7 +82,7 @@ let smallQuery: StatisticsQuery? = try? StatisticsQuery.parse(
     privacy: {minimum_count: 1}
     """)
 
-@Suite("Statistics exchange: aggregator and site sessions over JSON messages")
+@Suite("Statistics exchange: aggregator and site sessions over JSON messages", .computeBound)
 struct StatisticsExchangeTests {
     @Test(
         "Over JSON the exchange gives the in-process result exactly (exact mode and seeded noise, masked and clear)",

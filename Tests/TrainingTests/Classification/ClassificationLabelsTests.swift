@@ -1,12 +1,13 @@
 import DICOMIO
 import Foundation
+import TestSupport
 import Testing
 import Training
 import Volumes
 
 /// The `classification:` section, series selection within a study, and labels from a CSV or a mapped DICOM tag,
 /// on the research-center sample site (4 patients, one CT series and one SEG each).
-@Suite("Classification labels and series")
+@Suite("Classification labels and series", .computeBound)
 struct ClassificationLabelsTests {
     static let site = repositoryRoot + "/sample-data/research-center"
 

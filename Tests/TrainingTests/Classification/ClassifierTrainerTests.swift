@@ -3,13 +3,14 @@ import Foundation
 import NeuralNetwork
 import Randomness
 import Tensors
+import TestSupport
 import Testing
 import Training
 import Volumes
 
 /// The classifier's inputs, imbalance handling, weighted loss, training and prediction files, on small synthetic
 /// studies (a bright blob in the positive ones) so that every figure can be checked.
-@Suite("Classifier trainer")
+@Suite("Classifier trainer", .computeBound)
 struct ClassifierTrainerTests {
     static func volume(_ d: SIMD3<Int>, _ voxels: [Float]) -> Volume<Float> {
         Volume(

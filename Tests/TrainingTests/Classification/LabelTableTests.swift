@@ -1,10 +1,11 @@
 import Foundation
+import TestSupport
 import Testing
 import Training
 
 /// The labels CSV reader: the format it accepts (BOM, CRLF, quotes, trailing line end) and every bad row refused
 /// with its line named.
-@Suite("Labels CSV")
+@Suite("Labels CSV", .computeBound)
 struct LabelTableTests {
     let classes = ["no_lesion", "lesion"]
 

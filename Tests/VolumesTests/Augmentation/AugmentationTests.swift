@@ -1,10 +1,11 @@
 import DICOMIO
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Volumes
 
-@Suite("Seeded augmentation")
+@Suite("Seeded augmentation", .computeBound)
 struct AugmentationTests {
     let geometry = VolumeGeometry(
         dimensions: SIMD3(24, 20, 12), origin: Vector3(5, 6, 7),

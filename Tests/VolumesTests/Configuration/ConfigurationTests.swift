@@ -1,10 +1,11 @@
 import DICOMIO
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Volumes
 
-@Suite("Pipeline YAML")
+@Suite("Pipeline YAML", .computeBound)
 struct ConfigurationTests {
     @Test("pipelines/segmentation-unet2d.yaml parses and builds both pipelines")
     func shippedFile() throws {

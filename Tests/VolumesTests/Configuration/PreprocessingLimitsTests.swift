@@ -1,10 +1,11 @@
 import DICOMIO
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Volumes
 
-@Suite("Preprocessing limits")
+@Suite("Preprocessing limits", .computeBound)
 struct PreprocessingLimitsTests {
     static let poison: [(String, String)] = [
         ("preprocessing:\n  resize: [100000, 100000, 100000]", "preprocessing.resize[0]"),

@@ -1,10 +1,11 @@
 import DICOMIO
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Volumes
 
-@Suite("Crop and pad")
+@Suite("Crop and pad", .computeBound)
 struct CropPadTests {
     let geometry = obliqueGeometry(SIMD3(20, 16, 10))
 

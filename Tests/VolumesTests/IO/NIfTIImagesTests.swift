@@ -1,12 +1,13 @@
 import DICOMIO
 import Foundation
+import TestSupport
 import Testing
 import Volumes
 
 /// NIfTI-1 images read as float volumes (`Volume(niftiImage:)`, for NIfTI-only sites). Fixtures:
 /// `Tests/Fixtures/NIfTIImages`, written by nibabel 5.4.2 with nibabel's own reading of every image (scaled values,
 /// affine) in `expected.json` (scripts/reference/make_nifti_images.py says how).
-@Suite("NIfTI images")
+@Suite("NIfTI images", .computeBound)
 struct NIfTIImagesTests {
     static let fixtures = repositoryRoot + "/Tests/Fixtures/NIfTIImages"
 

@@ -1,5 +1,6 @@
 import DICOMIO
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Volumes
@@ -15,7 +16,7 @@ func rtstructSeries() throws -> DICOMSeries {
 /// Rasterising RT Structure Sets: the fixtures of scripts/reference/make_rtstruct_fixtures.py against the golden
 /// masks of scripts/reference/rtstruct_golden.py (skimage.draw.polygon with the same even-odd rule at voxel
 /// centres, and rt-utils 1.2.7 with OpenCV's fillPoly as an independent implementation).
-@Suite("RT Structure Set rasterisation")
+@Suite("RT Structure Set rasterisation", .computeBound)
 struct StructureSetRasterizationTests {
     struct Golden: Decodable {
         struct Mask: Decodable {
@@ -172,7 +173,7 @@ struct StructureSetRasterizationTests {
 }
 
 /// The fill rule on hand-made polygons (voxel coordinates), counted by hand.
-@Suite("Contour fill rule")
+@Suite("Contour fill rule", .computeBound)
 struct ContourFillTests {
     @Test("a square from 0.5 to 3.5 holds the centres 1...3 in both axes")
     func square() {

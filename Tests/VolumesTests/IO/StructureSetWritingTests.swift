@@ -1,13 +1,14 @@
 import DICOMIO
 import Foundation
 import Randomness
+import TestSupport
 import Testing
 
 @testable import Volumes
 
 /// Label maps → closed planar contours (`ContourTracer`) → the even-odd fill (`ContourRasterizer.fill`) gives the
 /// mask back exactly; and through DICOM: `Volume.writeStructureSet` → `StructureSet` (dcmrt) → `Volume.labels`.
-@Suite("RT Structure Set writing")
+@Suite("RT Structure Set writing", .computeBound)
 struct StructureSetWritingTests {
     /// A mask from rows of text, `#` inside.
     static func mask(_ rows: [String]) -> (mask: [Bool], columns: Int, rows: Int) {

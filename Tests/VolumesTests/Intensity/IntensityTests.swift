@@ -1,10 +1,11 @@
 import DICOMIO
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Volumes
 
-@Suite("Intensity transforms")
+@Suite("Intensity transforms", .computeBound)
 struct IntensityTests {
     let geometry = VolumeGeometry(dimensions: SIMD3(17, 13, 11), origin: .zero, spacing: Vector3(1, 1, 1))
 

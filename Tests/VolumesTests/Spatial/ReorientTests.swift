@@ -1,10 +1,11 @@
 import DICOMIO
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Volumes
 
-@Suite("Reorient")
+@Suite("Reorient", .computeBound)
 struct ReorientTests {
     /// A sagittal acquisition: rows along −P... i → anterior (−y), j → inferior (−z), k → left (+x), anisotropic.
     let sagittal = VolumeGeometry(

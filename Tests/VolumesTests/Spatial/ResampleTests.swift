@@ -1,10 +1,11 @@
 import DICOMIO
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Volumes
 
-@Suite("Resample and resize")
+@Suite("Resample and resize", .computeBound)
 struct ResampleTests {
     static let centre = Vector3(-18.2, 6.3, 48.9)
     static let radius = 20.0
