@@ -150,8 +150,9 @@ public protocol StudyFederation: Sendable {
 
 /// A whole federated study, segmentation or classification (`StudySites`): the federated rounds (through
 /// `federation`), then every model evaluated on every site's held-out patients (Dice or ROC AUC), and the comparison
-/// with local-only and centralised models, each trained as `tessera train` trains one (`StudySites.baseline`: the
-/// pipeline's `training.epochs` at most, its `early_stopping` and `time_budget_seconds`, the best epoch kept).
+/// with local-only and centralised models trained to convergence without seeing the held-out patients
+/// (`StudySites.baseline`: the epoch count chosen on set-aside training patients with the pipeline's `training.epochs`,
+/// `early_stopping` and `time_budget_seconds`, then a refit on all training patients).
 public struct FederatedStudy: Sendable {
     public var pipeline: String
     public var dataRoot: String
@@ -251,16 +252,21 @@ public struct FederatedStudy: Sendable {
         if compare {
             func baseline(_ name: String, _ kind: ComparisonRow.Kind, _ trained: [String], _ what: String) throws {
                 progress("baseline: \(what) (\(Self.budget(training, metric: sites.metric)))")
+                let metric = StudyReportWriter.metricName(sites.metric)
                 let (model, convergence) = try sites.baseline(
                     sites: trained, configuration: training, preprocessing: preprocessing
                 ) { epoch, score in
-                    progress(
-                        "  epoch \(epoch): validation \(StudyReportWriter.metricName(sites.metric)) "
-                            + (score.map { String(format: "%.3f", $0) } ?? "-"))
+                    if let score {
+                        progress(
+                            "  epoch \(epoch): \(metric) on set-aside training patients \(String(format: "%.3f", score))"
+                        )
+                    } else {
+                        progress("  refit epoch \(epoch) on all training patients")
+                    }
                 }
                 if let c = convergence {
                     progress(
-                        "  kept epoch \(c.bestEpoch) (\(String(format: "%.3f", c.bestScore))) of \(c.epochs); "
+                        "  chose \(c.bestEpoch) epoch(s) (\(String(format: "%.3f", c.bestScore))) of \(c.epochs) run; "
                             + "stopped by \(c.stoppedBy.rawValue)")
                 }
                 var r = try row(name, kind, model)
@@ -478,11 +484,11 @@ extension FederatedStudy {
         var parts = ["at most \(training.epochs) epochs"]
         if let e = training.earlyStopping {
             parts.append(
-                "early stopping after \(e.patience) epochs without a validation "
-                    + "\(StudyReportWriter.metricName(metric)) gain above \(e.minDelta)")
+                "early stopping after \(e.patience) epochs without a "
+                    + "\(StudyReportWriter.metricName(metric)) gain above \(e.minDelta) on set-aside training patients")
         }
         if let t = training.timeBudgetSeconds { parts.append(String(format: "time budget %.0f s", t)) }
-        return parts.joined(separator: ", ") + "; best epoch kept"
+        return parts.joined(separator: ", ") + "; then refit on all training patients for the best epoch count"
     }
 
     /// A comparison row from the sites' own measurements (`scores[i]` at `sites[i]`; nil ones left out of the mean).

@@ -79,33 +79,72 @@ public enum StudySites: Sendable {
         }
     }
 
-    /// A model trained on the training cases of `sites` pooled, from the configured initialisation, as `tessera
-    /// train` trains one (the local-only and centralised baselines): at most `configuration.epochs` epochs, with its
-    /// `earlyStopping` and `timeBudgetSeconds`, validated every epoch on the held-out cases of the same `sites`, whose
-    /// best epoch's weights it returns (`ConvergenceMonitor`). The held-out cases are also those the study scores
-    /// every model on: the baselines' epoch is chosen on them, the federated model's is not.
-    /// - Parameter progress: told each epoch's validation score (mean Dice over the classes, or AUC; nil without
-    ///   held-out cases).
-    /// - Returns: the best epoch's weights and what the run decided (nil when no epoch had a finite score).
+    /// A model trained on the training cases of `sites` pooled, from the configured initialisation (the local-only
+    /// and centralised baselines), its length chosen without ever seeing the held-out cases the study scores every
+    /// model on — as the federated model never sees them:
+    ///
+    /// 1. *Selection*: a share of the training patients (`validationFraction`, drawn with the seed + 1; at least one
+    ///    when two or more) is set aside; the rest train for at most `configuration.epochs` epochs with its
+    ///    `earlyStopping` and `timeBudgetSeconds`, validated every epoch on the set-aside patients
+    ///    (`ConvergenceMonitor`), which gives the best epoch.
+    /// 2. *Refit*: a fresh model trains on all the training patients for that many epochs.
+    ///
+    /// With fewer than two training patients there is nothing to set aside: the model trains the whole budget.
+    /// - Parameter progress: told each selection epoch's score (mean Dice over the classes, or AUC; nil without
+    ///   set-aside cases), and each refit epoch's with a nil score.
+    /// - Returns: the refit weights and what the selection run decided (nil when no epoch had a finite score).
     public func baseline(
         sites: [String], configuration: TrainingConfiguration, preprocessing: PreprocessingConfiguration,
         progress: (_ epoch: Int, _ score: Double?) -> Void = { _, _ in }
     ) throws -> (model: ParameterSet, convergence: ConvergenceRecord?) {
+        var refit = configuration
+        refit.earlyStopping = nil
+        refit.timeBudgetSeconds = nil
         switch self {
         case .segmentation(let t):
-            var trainer = Trainer(configuration: configuration, preprocessing: preprocessing)
-            let validation = sites.flatMap { t[$0]?.validation ?? [] }
-            _ = try trainer.fit(
-                train: sites.flatMap { t[$0]?.train ?? [] }, validation: validation,
-                progress: { progress($0.epoch, validation.isEmpty ? nil : $0.meanDice) })
-            return (SegmentationSiteTrainer.parameterSet(trainer.model.stateDict), trainer.convergence)
+            let train = sites.flatMap { t[$0]?.train ?? [] }
+            let (fit, selection) = Self.selectionSplit(train, patient: \.patientID, configuration)
+            var convergence: ConvergenceRecord?
+            if !selection.isEmpty {
+                var trainer = Trainer(configuration: configuration, preprocessing: preprocessing)
+                _ = try trainer.fit(
+                    train: fit, validation: selection, progress: { progress($0.epoch, $0.meanDice) })
+                convergence = trainer.convergence
+                refit.epochs = convergence?.bestEpoch ?? configuration.epochs
+            }
+            var trainer = Trainer(configuration: refit, preprocessing: preprocessing)
+            _ = try trainer.fit(train: train, validation: [], progress: { progress($0.epoch, nil) })
+            return (SegmentationSiteTrainer.parameterSet(trainer.model.stateDict), convergence)
         case .classification(let t):
-            var trainer = try ClassifierTrainer(configuration: configuration, preprocessing: preprocessing)
-            _ = try trainer.fit(
-                train: sites.flatMap { t[$0]?.train ?? [] }, validation: sites.flatMap { t[$0]?.validation ?? [] },
-                progress: { progress($0.epoch, $0.validation.map { $0.auc ?? $0.balancedAccuracy }) })
-            return (SegmentationSiteTrainer.parameterSet(trainer.model.stateDict), trainer.convergence)
+            let train = sites.flatMap { t[$0]?.train ?? [] }
+            let (fit, selection) = Self.selectionSplit(train, patient: \.patientID, configuration)
+            var convergence: ConvergenceRecord?
+            if !selection.isEmpty {
+                var trainer = try ClassifierTrainer(configuration: configuration, preprocessing: preprocessing)
+                _ = try trainer.fit(
+                    train: fit, validation: selection,
+                    progress: { progress($0.epoch, $0.validation.map { $0.auc ?? $0.balancedAccuracy }) })
+                convergence = trainer.convergence
+                refit.epochs = convergence?.bestEpoch ?? configuration.epochs
+            }
+            var trainer = try ClassifierTrainer(configuration: refit, preprocessing: preprocessing)
+            _ = try trainer.fit(train: train, validation: [], progress: { progress($0.epoch, nil) })
+            return (SegmentationSiteTrainer.parameterSet(trainer.model.stateDict), convergence)
         }
+    }
+
+    /// Training cases split into those that train and those set aside to choose the epoch (by patient, with
+    /// `Trainer.heldOutPatients`' rule and the seed + 1, so not the held-out draw again).
+    static func selectionSplit<Case>(
+        _ cases: [Case], patient: KeyPath<Case, String>, _ configuration: TrainingConfiguration
+    ) -> (fit: [Case], selection: [Case]) {
+        var draw = configuration
+        draw.seed = configuration.seed &+ 1
+        let aside = Trainer.heldOutPatients(cases.map { $0[keyPath: patient] }, configuration: draw)
+        return (
+            cases.filter { !aside.contains($0[keyPath: patient]) },
+            cases.filter { aside.contains($0[keyPath: patient]) }
+        )
     }
 
     /// Writes `model` as a checkpoint `tessera predict` reads.

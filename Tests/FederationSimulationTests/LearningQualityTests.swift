@@ -1,6 +1,7 @@
-import FederationSimulation
 import Testing
 import Training
+
+@testable import FederationSimulation
 
 @Suite("Learning-quality target: federated vs local-only and centralised, per site")
 struct LearningQualityTests {
@@ -49,5 +50,33 @@ struct LearningQualityTests {
         #expect(q.verdict.contains("NOT met"))
         #expect(try #require(LearningQuality(rows, sites: ["a", "b"], tolerance: 0.03)).metBy == [.federated])
         #expect(LearningQuality(Array(rows.prefix(2)), sites: ["a", "b"]) == nil)
+    }
+}
+
+@Suite("Baselines choose their epochs without the held-out patients")
+struct BaselineSelectionTests {
+    struct Case { var patientID: String }
+
+    @Test("The set-aside patients are training patients, drawn by patient, deterministic, never all of them")
+    func selectionSplit() {
+        var configuration = TrainingConfiguration()
+        configuration.validationFraction = 0.25
+        // Two cases (slices, series) per patient: a patient is wholly on one side.
+        let cases = (1...8).flatMap { p in [Case(patientID: "p\(p)"), Case(patientID: "p\(p)")] }
+        let (fit, aside) = StudySites.selectionSplit(cases, patient: \.patientID, configuration)
+        #expect(fit.count + aside.count == cases.count)
+        #expect(Set(aside.map(\.patientID)).count == 2)  // 0.25 × 8 patients
+        #expect(Set(fit.map(\.patientID)).isDisjoint(with: Set(aside.map(\.patientID))))
+        let again = StudySites.selectionSplit(cases, patient: \.patientID, configuration)
+        #expect(again.selection.map(\.patientID) == aside.map(\.patientID))
+        // Not the draw that chose the held-out patients (seed + 1).
+        #expect(
+            Trainer.heldOutPatients(cases.map(\.patientID), configuration: configuration)
+                != Set(aside.map(\.patientID)))
+        // Two patients: one set aside; one: nothing to set aside (the whole budget is trained).
+        #expect(
+            StudySites.selectionSplit(Array(cases.prefix(4)), patient: \.patientID, configuration).selection.count == 2)
+        #expect(
+            StudySites.selectionSplit(Array(cases.prefix(2)), patient: \.patientID, configuration).selection.isEmpty)
     }
 }
