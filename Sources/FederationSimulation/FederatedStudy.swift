@@ -258,7 +258,8 @@ public struct FederatedStudy: Sendable {
                 ) { epoch, score in
                     if let score {
                         progress(
-                            "  epoch \(epoch): \(metric) on set-aside training patients \(String(format: "%.3f", score))"
+                            "  epoch \(epoch): \(metric) on set-aside training patients "
+                                + String(format: "%.3f", score)
                         )
                     } else {
                         progress("  refit epoch \(epoch) on all training patients")
