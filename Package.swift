@@ -242,6 +242,7 @@ let package = Package(
         .testTarget(
             name: "FederationRuntimeTests",
             dependencies: [
+                "TestSupport",
                 "FederationCore", "FederationServer", "FederationClient", "FederationInProcess",
                 "FederationTestSupport", "SafeTensorsFormat", "DifferentialPrivacy", "Training", "SecureAggregation",
                 "Volumes", .product(name: "Crypto", package: "swift-crypto"),

@@ -1,5 +1,6 @@
 import DICOMIO
 import Foundation
+import TestSupport
 import Testing
 import Volumes
 

@@ -1,5 +1,6 @@
 import DICOMIO
 import Foundation
+import TestSupport
 import Volumes
 
 /// The package root, found from this file's path (Tests/DICOMIOTests/Support.swift).
@@ -23,16 +24,6 @@ func loadVolume(_ folder: String, series uid: String? = nil) throws -> Volume<Fl
     let chosen = try SeriesSelection.select(from: series(in: folder), uid: uid)
     return try Volume<Float>(series: chosen)
 }
-
-/// A fresh temporary folder, removed by the caller with `removeTemporary`.
-func temporaryFolder(_ name: String = #function) throws -> String {
-    let clean = name.filter { $0.isLetter || $0.isNumber }
-    let path = NSTemporaryDirectory() + "tessera-tests-\(clean)-\(UUID().uuidString)"
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
-
-func removeTemporary(_ path: String) { try? FileManager.default.removeItem(atPath: path) }
 
 func copyFixture(_ name: String, to folder: String) throws {
     for file in try FileManager.default.contentsOfDirectory(atPath: fixture(name)) {

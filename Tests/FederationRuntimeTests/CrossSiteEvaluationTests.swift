@@ -5,6 +5,7 @@ import FederationServer
 import FederationTestSupport
 import Foundation
 import SafeTensorsFormat
+import TestSupport
 import Testing
 
 /// Trains to a fixed target (like `JumpTrainer`) and evaluates any model with a score computed by hand:
@@ -37,13 +38,6 @@ private let start = ParameterSet([
     ParameterTensor(name: "bias", shape: [1], values: [0.5]),
 ])
 
-private func temporaryFolder(_ name: String) -> String {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-\(name)-\(UUID().uuidString)")
-        .path
-    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
-
 /// Collects every event of a stream until it ends.
 private func collect(_ stream: AsyncStream<JobEvent>) -> Task<[JobEvent], Never> {
     Task {
@@ -68,7 +62,7 @@ struct CrossSiteEvaluationTests {
         // Excluded variables are filled from the global model at the server, and from the site's own values where
         // the site evaluates.
         let clock = ManualClock()
-        let folder = temporaryFolder("cross-site")
+        let folder = try temporaryFolder("cross-site")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         var job = JobConfiguration(jobID: "j1", rounds: 2, sites: ["a", "b", "c"], minClients: 3)
         job.taskConfig = ["cross_site_evaluation": .bool(true)]
@@ -149,7 +143,7 @@ struct CrossSiteEvaluationTests {
     @Test("Bad local models and answers are refused with the reason; the step waits for a good one or the deadline")
     func refusals() async throws {
         let clock = ManualClock()
-        let folder = temporaryFolder("cross-site-bad")
+        let folder = try temporaryFolder("cross-site-bad")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let evaluation = try CrossSiteEvaluation(
             jobID: "j", sites: ["a", "b"], firstRound: 2, timeout: .seconds(60),
@@ -232,7 +226,7 @@ struct CrossSiteEvaluationTests {
     @Test("A restarted server resumes the evaluation from its saved state: no model asked for twice")
     func resume() async throws {
         let clock = ManualClock()
-        let folder = temporaryFolder("cross-site-resume")
+        let folder = try temporaryFolder("cross-site-resume")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         func answerAll(_ evaluation: CrossSiteEvaluation<ManualClock>, site: String, until stop: Int) async throws {
             while let task = try await evaluation.nextTask(site: site), task.round <= stop {

@@ -5,6 +5,7 @@ import FederationServer
 import FederationTestSupport
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
 import Training
 import Volumes
@@ -90,13 +91,6 @@ struct OffsetTrainer: LocalTrainer {
     }
 }
 
-private func temporaryFolder(_ name: String) -> String {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-\(name)-\(UUID().uuidString)")
-        .path
-    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
-
 /// Runs a job of `rounds` FedAvg rounds (then the cross-site evaluation when the task config asks for it) with one
 /// agent per site over the in-process transport; returns the final global model and the matrix.
 private func federate(
@@ -104,7 +98,7 @@ private func federate(
     filters: [String: FilterChain] = [:]
 ) async throws -> (global: ParameterSet, matrix: CrossSiteMatrix?) {
     let clock = ManualClock()
-    let folder = temporaryFolder("personalization")
+    let folder = try temporaryFolder("personalization")
     defer { try? FileManager.default.removeItem(atPath: folder) }
     let sites = trainers.keys.sorted()
     var job = JobConfiguration(jobID: "j1", rounds: rounds, sites: sites, minClients: sites.count)
@@ -288,7 +282,7 @@ struct PersonalizationTests {
     /// Another job's values are not used; a kept tensor that does not fit the model is refused.
     @Test("LocalVariables: a restarted site (same folder) restores what it kept")
     func keptValuesPersist() throws {
-        let folder = temporaryFolder("local-variables")
+        let folder = try temporaryFolder("local-variables")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         var trained = OffsetTrainer.start
         try trained.updateValues { t, values in for i in values.indices { values[i] = Float(10 * t + i) + 0.5 } }

@@ -1,6 +1,7 @@
 import Foundation
 import NeuralNetwork
 import Tensors
+import TestSupport
 import Testing
 
 /// The package root, found from this file's path (Tests/NeuralNetworkTests/Support.swift).
@@ -92,12 +93,4 @@ func spread(_ shape: [Int], seed: UInt64, scale: Float = 0.05) -> Tensor {
     var values = (0..<n).map { (Float($0) - Float(n) / 2 + 0.5) * scale }
     values.shuffle(using: &g)
     return Tensor(shape: shape, storage: values)
-}
-
-/// A fresh temporary folder.
-func temporaryFolder(_ name: String = #function) throws -> String {
-    let clean = name.filter { $0.isLetter || $0.isNumber }
-    let path = NSTemporaryDirectory() + "tessera-nn-\(clean)-\(UUID().uuidString)"
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
 }
