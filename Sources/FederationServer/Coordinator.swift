@@ -483,7 +483,7 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
     public func resultChunk(site: String, _ chunk: ParameterChunk) throws(FederationError) {
         if let round = secure, round.isUploading(site) {
             do throws(FederationError) {
-                guard chunk.encoded == nil, (chunk.wire?.encoding ?? .float32) == .float32 else {
+                guard chunk.encoded == nil, (chunk.inMessage?.encoding ?? .float32) == .float32 else {
                     throw FederationError(
                         .invalidConfiguration,
                         "result from \(site) rejected: a masked vector travels as 32-bit words, never compressed")

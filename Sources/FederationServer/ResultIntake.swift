@@ -264,15 +264,15 @@ struct ResultIntake {
 
     /// Checks one chunk and adds it into the sums (spilled too for a site on probation); nothing of it is kept.
     ///
-    /// A chunk still in its message (`ParameterChunk.wire`: float32 or encoded, sizes and scales already checked) is
-    /// checked and added from the message's bytes in the common case — the round's sums (`streaming`), no spill, no
-    /// norm to sum — when all its values are within the bound. Otherwise (another mode, a site on probation, or a
-    /// value out of bounds, which is then reported as for decoded values), and for an `encoded` chunk, the values
-    /// are decoded first into a buffer reused from chunk to chunk, then checked and added as float32 values are: the
-    /// bounds, norms, spill and rules see decoded values.
+    /// A chunk still in its message (`ParameterChunk.inMessage`: float32 or encoded, sizes and scales already
+    /// checked) is checked and added from the message's bytes in the common case — the round's sums
+    /// (`streaming`), no spill, no norm to sum — when all its values are within the bound. Otherwise (another mode,
+    /// a site on probation, or a value out of bounds, which is then reported as for decoded values), and for an
+    /// `encoded` chunk, the values are decoded first into a buffer reused from chunk to chunk, then checked and added
+    /// as float32 values are: the bounds, norms, spill and rules see decoded values.
     /// - Throws: what is wrong with the chunk, and what taking the result back asks of the round.
     mutating func add(_ chunk: ParameterChunk, from site: String, modelBytes: Int) throws(Failure) {
-        if let wire = chunk.wire {
+        if let wire = chunk.inMessage {
             if mode == .streaming, configuration.clientDP?.noise != .server, let entry = inFlight[site],
                 entry.spill == nil, wire.allWithin(configuration.maxUpdateMagnitude)
             {
@@ -307,7 +307,7 @@ struct ResultIntake {
                 takeBack: .done)
         }
         do throws(FederationError) {
-            precondition(inPlace == (chunk.wire != nil), "a chunk in its message is added in place, checked first")
+            precondition(inPlace == (chunk.inMessage != nil), "a chunk in its message is added in place, checked first")
             let count = chunk.valueCount
             let limit = min(configuration.maxUpdateBytes, modelBytes) / MemoryLayout<Float>.size
             // An update is never larger than the model it updates.

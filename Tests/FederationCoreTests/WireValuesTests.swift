@@ -153,7 +153,7 @@ struct WireValuesTests {
                     let piece = Array(x[start..<min(start + 256, count)])
                     let wire = try Self.wire(Self.bytes(piece, encoding), encoding, count: piece.count)
                     try inPlace.accept(
-                        ParameterChunk(tensor: "w", shape: [count], offset: start, wire: wire), weight: weight,
+                        ParameterChunk(tensor: "w", shape: [count], offset: start, inMessage: wire), weight: weight,
                         from: site)
                     try decoded.accept(
                         ParameterChunk(tensor: "w", shape: [count], offset: start, values: wire.decoded()),
@@ -173,11 +173,26 @@ struct WireValuesTests {
         x[5] = .nan
         let wire = try Self.wire(Self.bytes(x, .float32), .float32, count: count)
         do {
-            try sums.accept(ParameterChunk(tensor: "w", shape: [count], offset: 0, wire: wire), weight: 1, from: "a")
+            try sums.accept(
+                ParameterChunk(tensor: "w", shape: [count], offset: 0, inMessage: wire), weight: 1, from: "a")
             Issue.record("a NaN was accepted")
         } catch {
             #expect(error.code == .nonFinite && error.message.contains("nan"), "\(error)")
         }
         #expect(throws: FederationError.self) { try sums.commit(client: "a", weight: 1) }  // nothing booked
     }
+
+    @Test("A chunk still in its message assembles to its decoded values (it once trapped: Fuzz/chunk-codec/crashes)")
+    func assembledInMessage() throws {
+        let x = Self.values(count: 300, seed: 11)
+        for encoding in Self.encodings {
+            let wire = try Self.wire(Self.bytes(x, encoding), encoding, count: 300)
+            var assembler = ParameterAssembler()
+            try assembler.append(ParameterChunk(tensor: "w", shape: [2, 150], offset: 0, inMessage: wire))
+            let set = try assembler.finish()
+            #expect(set["w"]?.values.map(\.bitPattern) == wire.decoded().map(\.bitPattern), "\(encoding)")
+            #expect(set["w"]?.shape == [2, 150])
+        }
+    }
+
 }

@@ -45,7 +45,7 @@ struct ChunkCodecTests {
             return
         }
         // Left in the message, read in place: the same bits.
-        #expect(uploaded.wire?.encoding == .float32)
+        #expect(uploaded.inMessage?.encoding == .float32)
         #expect(uploaded.materialized().values.map(\.bitPattern) == chunk.values.map(\.bitPattern))
         #expect(uploaded.tensor == chunk.tensor && uploaded.shape == chunk.shape && uploaded.offset == chunk.offset)
     }

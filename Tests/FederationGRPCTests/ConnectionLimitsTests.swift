@@ -260,28 +260,10 @@ struct ConnectionLimitsTests {
 
     @Test("A long-poll is re-issued after longPollWait; the task still arrives", .timeLimit(.minutes(1)))
     func longPollIsReissued() async throws {
-        let clock = ManualClock()
-        let job = JobConfiguration(jobID: "l1", rounds: 1, sites: ["a"], minClients: 1)
-        let coordinator = Coordinator(configuration: job, initialModel: initial, strategy: FedAvg(), clock: clock)
-        let service = PollCountingService(coordinator)
         var limits = TransportLimits()
         limits.connection = try ConnectionLimits(longPollWait: .milliseconds(300))
-        try await Federation.with(service, limits: limits) { federation in
-            let a = try federation.connect(try federation.pki.issue("a", role: "site"), limits: limits)
-            let poll = Task { try await a.nextTask(site: "a") }
-            // Three polls reach the server before there is a task: the first and two re-issued ones.
-            var polls = service.polls.makeAsyncIterator()
-            for _ in 0..<3 { await polls.next() }
-            let run = Task { try await coordinator.run() }
-            let task = try #require(try await poll.value)
-            #expect(task.round == 1 && task.jobID == "l1")
-            try await a.uploadResult(
-                ResultHeader(jobID: "l1", round: 1, site: "a", sampleCount: 1),
-                chunks: initial.chunks(maxScalars: 2))
-            _ = try await run.value
-            await a.close()
-        }
-        clock.advance(by: .seconds(100_000))
+        // Three polls reach the server before there is a task: the first and two re-issued ones.
+        try await Self.pollsThenTask("l1", server: limits, site: limits, polls: 3)
     }
 
     @Test(
@@ -335,25 +317,33 @@ struct ConnectionLimitsTests {
         "A long-poll waits in the service at most twice the server's longPollWait, whatever the site asked",
         .timeLimit(.minutes(1)))
     func longPollIsBoundedByTheServer() async throws {
-        let clock = ManualClock()
-        let job = JobConfiguration(jobID: "o1", rounds: 1, sites: ["a"], minClients: 1)
-        let coordinator = Coordinator(configuration: job, initialModel: initial, strategy: FedAvg(), clock: clock)
-        let service = PollCountingService(coordinator)
         var server = TransportLimits()
         server.connection = try ConnectionLimits(longPollWait: .milliseconds(200))
         var site = TransportLimits()
         site.connection = try ConnectionLimits(longPollWait: .seconds(3600))
+        // The server ends the first wait (deadlineExceeded) and the site asks again, long before its own hour.
+        try await Self.pollsThenTask("o1", server: server, site: site, polls: 2)
+    }
+
+    /// Site "a" long-polls a one-round job that starts only once `polls` polls have reached the service; the poll
+    /// still returns the task, and the site's result ends the job.
+    static func pollsThenTask(_ jobID: String, server: TransportLimits, site: TransportLimits, polls count: Int)
+        async throws
+    {
+        let clock = ManualClock()
+        let job = JobConfiguration(jobID: jobID, rounds: 1, sites: ["a"], minClients: 1)
+        let coordinator = Coordinator(configuration: job, initialModel: initial, strategy: FedAvg(), clock: clock)
+        let service = PollCountingService(coordinator)
         try await Federation.with(service, limits: server) { federation in
             let a = try federation.connect(try federation.pki.issue("a", role: "site"), limits: site)
             let poll = Task { try await a.nextTask(site: "a") }
-            // The server ends the first wait (deadlineExceeded) and the site asks again, long before its own hour.
             var polls = service.polls.makeAsyncIterator()
-            for _ in 0..<2 { await polls.next() }
+            for _ in 0..<count { await polls.next() }
             let run = Task { try await coordinator.run() }
             let task = try #require(try await poll.value)
-            #expect(task.jobID == "o1")
+            #expect(task.round == 1 && task.jobID == jobID)
             try await a.uploadResult(
-                ResultHeader(jobID: "o1", round: 1, site: "a", sampleCount: 1), chunks: initial.chunks(maxScalars: 2))
+                ResultHeader(jobID: jobID, round: 1, site: "a", sampleCount: 1), chunks: initial.chunks(maxScalars: 2))
             _ = try await run.value
             await a.close()
         }

@@ -32,9 +32,9 @@ struct EncodedChunkCodecTests {
             return
         }
         // Left in the message (no copy); the same bytes and values once copied out.
-        #expect(back.wire?.encoding == encoding && back.encoded == nil)
+        #expect(back.inMessage?.encoding == encoding && back.encoded == nil)
         #expect(back.materialized() == chunk)
-        #expect(back.wire?.decoded() == chunk.encoded?.decoded())
+        #expect(back.inMessage?.decoded() == chunk.encoded?.decoded())
         // Byte-compatible with the generated code of federation.proto, both ways.
         let alone: [UInt8] = try ChunkSerializer().serialize(chunk)
         #expect(alone == (try chunk.wire.serializedBytes() as [UInt8]))

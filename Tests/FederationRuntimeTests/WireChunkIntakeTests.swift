@@ -4,8 +4,8 @@ import FederationTestSupport
 import Foundation
 import Testing
 
-/// Results whose chunks are still in their messages (`ParameterChunk.wire`, as the gRPC server reads them) go through
-/// the coordinator exactly as the same chunks copied out: same mean, bit for bit, and the same refusals.
+/// Results whose chunks are still in their messages (`ParameterChunk.inMessage`, as the gRPC server reads them) go
+/// through the coordinator exactly as the same chunks copied out: same mean, bit for bit, and the same refusals.
 @Suite("Coordinator intake of chunks in their message: same sums and refusals as decoded chunks")
 struct WireChunkIntakeTests {
     static let count = 700
@@ -25,7 +25,7 @@ struct WireChunkIntakeTests {
             let message = [0x01] + bytes
             let wire = try WireValues(
                 encoding: encoding, count: piece.count, storage: message, range: 1..<message.count, maxCount: 1 << 17)
-            return ParameterChunk(tensor: "w", shape: [count], offset: start, wire: wire)
+            return ParameterChunk(tensor: "w", shape: [count], offset: start, inMessage: wire)
         }
     }
 
@@ -68,8 +68,8 @@ struct WireChunkIntakeTests {
         let got = try inPlace.get()
         #expect(got.map(\.bitPattern) == (try copied.get()).map(\.bitPattern))
         // And the naive reference: decoded values weighted 2:1.
-        let a = try Self.wireChunks(Self.target(1), encoding).flatMap { try #require($0.wire).decoded() }
-        let b = try Self.wireChunks(Self.target(2), encoding).flatMap { try #require($0.wire).decoded() }
+        let a = try Self.wireChunks(Self.target(1), encoding).flatMap { try #require($0.inMessage).decoded() }
+        let b = try Self.wireChunks(Self.target(2), encoding).flatMap { try #require($0.inMessage).decoded() }
         for i in 0..<Self.count {
             #expect(abs(Double(got[i]) - (2 * Double(a[i]) + Double(b[i])) / 3) <= 1e-7, "value \(i)")
         }
@@ -94,7 +94,7 @@ struct WireChunkIntakeTests {
                 continue
             }
             // fp16 and bf16 saturate ±Inf to their largest finite value: too large rather than not finite.
-            let sent = try #require(try Self.wireChunks(x, encoding)[1].wire).decoded()[300 - 256]
+            let sent = try #require(try Self.wireChunks(x, encoding)[1].inMessage).decoded()[300 - 256]
             #expect(e1.code == e2.code && e1.code == (sent.isFinite ? .tooLarge : .nonFinite), "\(e1)")
             #expect(e1.message.replacingOccurrences(of: "r1", with: "r2") == e2.message)
             #expect(e1.message.contains("element 300"), "\(e1.message)")

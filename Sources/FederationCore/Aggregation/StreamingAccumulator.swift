@@ -112,7 +112,7 @@ public struct StreamingAccumulator: Sendable {
         }
         // Values still in their message are checked there, without a copy.
         let finite =
-            chunk.wire?.allWithin(.greatestFiniteMagnitude)
+            chunk.inMessage?.allWithin(.greatestFiniteMagnitude)
             ?? chunk.values.withUnsafeBufferPointer { v in
                 // Branch-free scan (vectorises); the rare failure is located afterwards.
                 var bad = false
@@ -120,7 +120,7 @@ public struct StreamingAccumulator: Sendable {
                 return !bad
             }
         guard finite else {
-            let bad = (chunk.wire?.decoded()[...] ?? chunk.values).first(where: { !$0.isFinite }) ?? .nan
+            let bad = (chunk.inMessage?.decoded()[...] ?? chunk.values).first(where: { !$0.isFinite }) ?? .nan
             throw FederationError(.nonFinite, "tensor '\(chunk.tensor)' from \(client) holds \(bad)")
         }
         received[client, default: [:]][t, default: 0] += chunk.valueCount
@@ -153,7 +153,7 @@ public struct StreamingAccumulator: Sendable {
     public mutating func forget(client: String) { received[client] = nil }
 
     private mutating func add(_ chunk: ParameterChunk, to t: Int, scale w: Float) {
-        if let wire = chunk.wire {
+        if let wire = chunk.inMessage {
             // Straight from the message's bytes: no decoded copy.
             sums[t].withUnsafeMutableBufferPointer { s in
                 guard let base = s.baseAddress else { return }

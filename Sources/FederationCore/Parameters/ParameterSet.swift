@@ -196,11 +196,11 @@ public struct ParameterChunk: Sendable, Equatable {
     public var offset: Int
     /// The float32 values; empty when `encoded` holds them.
     public var values: ArraySlice<Float>
-    /// The values in a compressed encoding; nil: they are `values` (or `wire`).
+    /// The values in a compressed encoding; nil: they are `values` (or `inMessage`).
     public var encoded: EncodedValues?
     /// The values still in the message they arrived in (server side, float32 or encoded); nil: `values` or
     /// `encoded` hold them. See `materialized()`.
-    public var wire: WireValues?
+    public var inMessage: WireValues?
 
     public init(tensor: String, shape: [Int], offset: Int, values: ArraySlice<Float>) {
         self.tensor = tensor
@@ -219,11 +219,11 @@ public struct ParameterChunk: Sendable, Equatable {
     }
 
     /// Number of values, encoded or not.
-    public var valueCount: Int { wire?.count ?? encoded?.count ?? values.count }
+    public var valueCount: Int { inMessage?.count ?? encoded?.count ?? values.count }
 
     /// Bytes of the values as they travel (float32: 4 per value).
     public var valueBytes: Int {
-        wire.map { $0.encoding.byteCount(values: $0.count) } ?? encoded?.bytes.count ?? 4 * values.count
+        inMessage.map { $0.encoding.byteCount(values: $0.count) } ?? encoded?.bytes.count ?? 4 * values.count
     }
 
     public init(tensor: String, shape: [Int], offset: Int, values: [Float]) {
@@ -259,12 +259,14 @@ public struct ParameterAssembler: Sendable {
         for t in storage?.tensors ?? [] { spare[t.name] = t.values }
     }
 
-    /// Appends a chunk (decoding it when it is encoded); it must continue its tensor where the previous chunk of that
-    /// tensor ended.
+    /// Appends a chunk (decoding it when it is encoded or still in its message); it must continue its tensor where
+    /// the previous chunk of that tensor ended.
     /// - Throws: `.shapeMismatch` for a chunk out of order, past the tensor's end or changing its shape.
     public mutating func append(_ chunk: ParameterChunk) throws(FederationError) {
         try append(tensor: chunk.tensor, shape: chunk.shape, offset: chunk.offset, count: chunk.valueCount) { out in
-            if let encoded = chunk.encoded {
+            if let wire = chunk.inMessage {
+                wire.appendDecoded(to: &out)
+            } else if let encoded = chunk.encoded {
                 encoded.appendDecoded(to: &out)
             } else {
                 out.append(contentsOf: chunk.values)

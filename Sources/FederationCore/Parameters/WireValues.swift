@@ -95,15 +95,15 @@ public struct WireValues: Sendable, Equatable {
 
 extension ParameterChunk {
     /// A chunk whose values are still in their message.
-    public init(tensor: String, shape: [Int], offset: Int, wire: WireValues) {
+    public init(tensor: String, shape: [Int], offset: Int, inMessage: WireValues) {
         self.init(tensor: tensor, shape: shape, offset: offset, values: [Float]())
-        self.wire = wire
+        self.inMessage = inMessage
     }
 
-    /// The chunk with values of its own: a chunk still in its message (`wire`) copied out, float32 into `values`,
+    /// The chunk with values of its own: a chunk still in its message (`inMessage`) copied out, float32 into `values`,
     /// encoded ones into `encoded`; any other chunk as it is. For the consumers that keep or read values as arrays.
     public func materialized() -> ParameterChunk {
-        guard let wire else { return self }
+        guard let wire = inMessage else { return self }
         if wire.encoding == .float32 {
             return ParameterChunk(tensor: tensor, shape: shape, offset: offset, values: wire.decoded())
         }

@@ -112,7 +112,7 @@ struct OutgoingPartSerializer: MessageSerializer {
     }
 }
 
-/// UploadResult's requests, server side: a chunk's values stay in the message (`ParameterChunk.wire`, no copy, no
+/// UploadResult's requests, server side: a chunk's values stay in the message (`ParameterChunk.inMessage`, no copy, no
 /// allocation), float32 or encoded; an encoded chunk's bytes are checked first (`EncodedValues.check`: count ≤
 /// `maxChunkScalars`, byte length, scales). The result intake checks and adds them from there.
 struct IncomingPartDeserializer: MessageDeserializer {
@@ -167,7 +167,7 @@ struct IncomingPartDeserializer: MessageDeserializer {
                     maxCount: maxCount)
             }
             return .chunk(
-                ParameterChunk(tensor: fields.tensor, shape: fields.shape, offset: fields.offset, wire: values))
+                ParameterChunk(tensor: fields.tensor, shape: fields.shape, offset: fields.offset, inMessage: values))
         } catch {
             return .refused(
                 FederationError(error.code, "chunk of '\(fields.tensor.prefix(128))': \(error.message)"))
