@@ -386,7 +386,9 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                 let payload: [UInt8]
                 let metrics: [String: Double]
                 do {
-                    (payload, metrics) = try await statistics.respond(to: task)
+                    (payload, metrics) = try await computing { () async throws(FederationError) in
+                        try await statistics.respond(to: task)
+                    }
                 } catch {
                     if Task.isCancelled { throw error }
                     log(
@@ -633,8 +635,9 @@ public enum SiteLog {
     }
 }
 
-/// Runs local training or evaluation — minutes of computing — on `ComputeExecutor.shared`, leaving Swift's
-/// cooperative pool to the site's heartbeats and calls (and, in one process, to the server and the other sites).
+/// Runs local training, evaluation or a statistics answer — minutes of computing — on `ComputeExecutor.shared`,
+/// leaving Swift's cooperative pool to the site's heartbeats and calls (and, in one process, to the server and the
+/// other sites).
 private func computing<T>(_ body: () async throws(FederationError) -> T) async throws(FederationError) -> T {
     try await withTaskExecutorPreference(ComputeExecutor.shared, operation: body)
 }
