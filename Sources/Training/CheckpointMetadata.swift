@@ -1,4 +1,5 @@
 import Foundation
+import NeuralNetwork
 import Volumes
 import Yams
 
@@ -17,6 +18,28 @@ import Yams
 /// - `preprocessing`: the pipeline's `preprocessing:` section as YAML (augmentation left out: it is training only),
 ///   readable by `PreprocessingConfiguration(yaml:)`.
 public enum CheckpointMetadata {
+    /// Writes a model's `state_dict` (safetensors) with what `describe` says of `configuration` and `preprocessing`,
+    /// plus `metadata` (never overriding a described key), making `path`'s folder when missing: the checkpoint every
+    /// trainer saves and `tessera predict` reads.
+    /// - Throws: `.io` when the file cannot be written; what `describe` throws.
+    public static func write(
+        _ state: NamedTensors, configuration: TrainingConfiguration, preprocessing: PreprocessingConfiguration,
+        metadata: [String: String], to path: String
+    ) throws(TrainingError) {
+        let meta = try describe(configuration, preprocessing: preprocessing).merging(metadata) { described, _ in
+            described
+        }
+        do {
+            let folder = (path as NSString).deletingLastPathComponent
+            if !folder.isEmpty {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            }
+            try SafeTensors.write(state, metadata: meta, to: path)
+        } catch {
+            throw TrainingError(.io, "cannot write the checkpoint \(path)", cause: "\(error)")
+        }
+    }
+
     /// Key of the preprocessing section.
     public static let preprocessingKey = "preprocessing"
 

@@ -372,17 +372,8 @@ public struct Trainer: Sendable {
 
     /// Writes the model's `state_dict` with `CheckpointMetadata` (architecture, preprocessing) and `metadata`.
     public func save(to path: String, metadata: [String: String] = [:]) throws(TrainingError) {
-        let meta = try CheckpointMetadata.describe(configuration, preprocessing: preprocessing)
-            .merging(metadata) { described, _ in described }
-        do {
-            let folder = (path as NSString).deletingLastPathComponent
-            if !folder.isEmpty {
-                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            }
-            try SafeTensors.write(model.stateDict, metadata: meta, to: path)
-        } catch {
-            throw TrainingError(.io, "cannot write the checkpoint \(path)", cause: "\(error)")
-        }
+        try CheckpointMetadata.write(
+            model.stateDict, configuration: configuration, preprocessing: preprocessing, metadata: metadata, to: path)
     }
 }
 
