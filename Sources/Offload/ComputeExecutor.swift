@@ -53,7 +53,9 @@ public final class ComputeExecutor: TaskExecutor, @unchecked Sendable {
     }
 }
 
-/// A first-in, first-out list of jobs: appended at the back, taken from the front without shifting the rest.
+/// A first-in, first-out list of jobs: appended at the back, taken from the front without shifting the rest each
+/// time. The taken ones are dropped once they are half the array, so a queue that is never empty (a site busy for
+/// months) stays as long as the jobs actually waiting, at an amortised constant cost per job.
 private struct JobQueue: ~Copyable {
     private var jobs: [UnownedJob] = []
     private var head = 0
@@ -66,6 +68,9 @@ private struct JobQueue: ~Copyable {
         head += 1
         if head == jobs.count {
             jobs.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 64 && 2 * head >= jobs.count {
+            jobs.removeFirst(head)
             head = 0
         }
         return job

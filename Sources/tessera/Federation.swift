@@ -203,8 +203,11 @@ struct Client: ParsableCommand {
     @Flag(help: "Exit after one job instead of waiting for the next.")
     var once = false
 
-    @Option(help: "Longest wait between reconnection attempts, seconds.")
+    @Option(help: "Longest wait between reconnection attempts, seconds (\(Self.retryCapRange)).")
     var retryCap: Double = 30
+
+    /// The range of `--retry-cap`, seconds.
+    static let retryCapRange = 0.2...3600.0
 
     @Option(
         help:
@@ -237,6 +240,14 @@ struct Client: ParsableCommand {
     @OptionGroup var tracking: TrackingOptions
 
     @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        guard Self.retryCapRange.contains(retryCap) else {
+            throw ValidationError(
+                "--retry-cap \(retryCap) is outside \(Self.retryCapRange) seconds: give the longest wait between "
+                    + "reconnection attempts, e.g. --retry-cap 30")
+        }
+    }
 
     func run() throws {
         common.apply()
@@ -276,7 +287,7 @@ struct Client: ParsableCommand {
         let labels = self.labels
         let once = self.once
         let frozenPolicy = sitePolicy
-        let retry = RetryPolicy(base: .milliseconds(200), cap: .milliseconds(Int64(max(0.2, retryCap) * 1000)))
+        let retry = RetryPolicy(base: .milliseconds(200), cap: .seconds(retryCap))  // in retryCapRange (validate)
         let prefix = "[\(site)]"
         // The kit's certificate and key sign this site's secure-aggregation keys; its CA checks everyone else's.
         let secure: SecureAggregationCredentials
