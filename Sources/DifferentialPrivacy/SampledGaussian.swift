@@ -24,10 +24,10 @@ enum SampledGaussian {
         if q == 1 || gaussian == 0 { return gaussian }
         // 1/(2σ²) infinite: the noise is negligible, the step is as good as non-private at every α > 1.
         guard gaussian.isFinite else { return .infinity }
+        // An integer order within Int's range takes the binomial sum; any other (and NaN) the fractional series.
         let logA =
-            alpha == alpha.rounded()
-            ? logAInteger(q: q, sigma: sigma, alpha: Int(alpha))
-            : logAFractional(q: q, sigma: sigma, alpha: alpha)
+            Int(exactly: alpha).map { logAInteger(q: q, sigma: sigma, alpha: $0) }
+            ?? logAFractional(q: q, sigma: sigma, alpha: alpha)
         let rho = logA / (alpha - 1)
         return rho.isFinite ? min(max(0, rho), gaussian) : gaussian
     }
