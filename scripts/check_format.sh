@@ -5,7 +5,7 @@
 # does not break; the baseline may only go down (lower it when you shorten some).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BASELINE=64
+BASELINE=58
 mapfile -t files < <(git ls-files '*.swift' | grep -v '/Generated/')
 if ! swift format lint --strict --parallel "${files[@]}"; then
     echo "check_format: run 'swift format format --in-place --parallel <files>' (see .swift-format)" >&2

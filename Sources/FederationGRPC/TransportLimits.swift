@@ -9,10 +9,10 @@ public struct TransportLimits: Sendable, Equatable {
     /// messages) measured here at 25M parameters × 16 sites: server peak 456 MiB against 568–632 MiB with 256K
     /// values, for the same CPU per round; 64K values cost three times the server's CPU.
     public var chunkScalars: Int
-    /// HTTP/2 flow-control window. docs/ARCHITECTURE.md, build facts: 8 MiB gave 760–960 MB/s for one stream over loopback with
-    /// mTLS (the 64 KiB default caps uploads near 100 MB/s); with 16 sites at once, the server's peak RSS grows with
-    /// the window (measured at 25M parameters × 16 sites: 8 MiB windows and 4 MiB chunks 3.9 GB, 1 MiB windows and
-    /// 1 MiB chunks 0.9–1.5 GB), so the default is 1 MiB.
+    /// HTTP/2 flow-control window. docs/ARCHITECTURE.md, build facts: 8 MiB gave 760–960 MB/s for one stream over
+    /// loopback with mTLS (the 64 KiB default caps uploads near 100 MB/s); with 16 sites at once, the server's peak RSS
+    /// grows with the window (measured at 25M parameters × 16 sites: 8 MiB windows and 4 MiB chunks 3.9 GB, 1 MiB
+    /// windows and 1 MiB chunks 0.9–1.5 GB), so the default is 1 MiB.
     public var targetWindowSize: Int
     /// HTTP/2 frame size (256 KiB, same measurement; the default is 16 KiB).
     public var maxFrameSize: Int

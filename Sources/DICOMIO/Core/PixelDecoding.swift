@@ -26,7 +26,8 @@ extension ImageInstance {
     ///
     /// - Parameters:
     ///   - file: the opened file (its pixel data is decoded in place and released afterwards).
-    ///   - destination: `frames × rows × columns` floats, x fastest; frame `f` goes to `destination[f * rows * columns]`.
+    ///   - destination: `frames × rows × columns` floats, x fastest; frame `f` goes to
+    ///     `destination[f * rows * columns]`.
     /// - Throws: `.truncatedPixelData` when the decoded data is shorter than the header says, codec errors otherwise.
     public func decodeFrames(from file: DICOMFile, into destination: UnsafeMutableBufferPointer<Float>)
         throws(DICOMError)

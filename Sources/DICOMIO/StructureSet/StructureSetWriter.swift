@@ -8,7 +8,8 @@ import Foundation
 /// General Equipment; Frame of Reference (the series'); Structure Set with (3006,0010) Referenced Frame of
 /// Reference → RT Referenced Study → RT Referenced Series → Contour Image Sequence (every image of the series: SOP
 /// Class and Instance UIDs); (3006,0020) Structure Set ROI Sequence; (3006,0039) ROI Contour Sequence (each contour
-/// with its image in (3006,0016)); RT ROI Observations; SOP Common. Coordinates are DS values of at most 16 characters, 4 decimals (0.1 µm).
+/// with its image in (3006,0016)); RT ROI Observations; SOP Common. Coordinates are DS values of at most 16 characters,
+/// 4 decimals (0.1 µm).
 ///
 /// What is written can be read back by `StructureSet` with the default `ReadingLimits`: more ROIs, contours or
 /// points than those limits, a contour of fewer than 3 points, a coordinate beyond `maxCoordinate` or not finite,

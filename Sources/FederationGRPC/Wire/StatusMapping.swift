@@ -36,8 +36,8 @@ enum StatusMapping {
     }
 
     /// Whether a call failed because the peer reset its HTTP/2 stream (RST_STREAM) rather than with a gRPC status or a
-    /// broken connection. grpc-swift reports a reset as UNAVAILABLE with this message and no other trace; REFUSED_STREAM
-    /// (0x7: the stream was never processed) is left out, as HTTP/2 allows a retry of it.
+    /// broken connection. grpc-swift reports a reset as UNAVAILABLE with this message and no other trace;
+    /// REFUSED_STREAM (0x7: the stream was never processed) is left out, as HTTP/2 allows a retry of it.
     static func isStreamReset(_ error: any Error) -> Bool {
         guard let rpc = error as? RPCError, rpc.code == .unavailable else { return false }
         return rpc.message.contains("RST_STREAM") && !rpc.message.contains("(0x7:")

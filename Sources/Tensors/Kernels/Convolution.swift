@@ -180,7 +180,7 @@ public enum Convolution {
                                                 transposeA: false, transposeB: true, m: cout, n: k, k: width,
                                                 a: g + r0 * oW, lda: p, b: col, ldb: width, beta: 1, c: gw, ldc: k)
                                             if direct, let dst {
-                                                // ∂cols[K, tile] = Wᵀ[K, Cout] · ∂Y[Cout, tile], scattered back by col2im
+                                                // ∂cols[K, tile] = Wᵀ[K, Cout] · ∂Y[Cout, tile], then col2im
                                                 BLAS.gemm(
                                                     transposeA: true, transposeB: false, m: k, n: width, k: cout,
                                                     a: w, lda: k, b: g + r0 * oW, ldb: p, beta: 0, c: gcol, ldc: width)

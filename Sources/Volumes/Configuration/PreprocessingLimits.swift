@@ -115,9 +115,9 @@ public enum YAMLSize {
         public var isSyntax: Bool { parserError != nil }
     }
 
-    /// The one way a pipeline or query document is read: size and nesting checked on the text (`problem(in:maxBytes:)`),
-    /// then composed, then its expanded size and duplicate keys checked (`problem(in:)`). Every reader maps the
-    /// refusal to its own error type.
+    /// The one way a pipeline or query document is read: size and nesting checked on the text
+    /// (`problem(in:maxBytes:)`), then composed, then its expanded size and duplicate keys checked (`problem(in:)`).
+    /// Every reader maps the refusal to its own error type.
     /// - Returns: the document's root node (nil for an empty document).
     public static func compose(_ text: String, maxBytes: Int) throws(Refusal) -> Node? {
         if let problem = problem(in: text, maxBytes: maxBytes) { throw Refusal(problem: problem) }
