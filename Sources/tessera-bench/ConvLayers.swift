@@ -29,6 +29,7 @@ struct ConvLayers: ParsableCommand {
     }
 
     func run() throws {
+        MemoryPolicy.retainFreedMemory()  // as `tessera train` does: reuse freed step buffers
         Parallelism.threads = 1
         let dims = model == "unet2d" ? 2 : 3
         let batch = dims == 2 ? 8 : 2

@@ -7,6 +7,7 @@ import FederationTestSupport
 import Foundation
 import SecureAggregation
 import Synchronization
+import Tensors
 
 /// Federation round overhead, as `../shared/bench/fl_flwr_legacy.py` and `fl_nvflare_run.py` measure it: a
 /// synthetic model of N float32 parameters, K clients that do no training (they return the model plus a small
@@ -268,6 +269,7 @@ struct FederationClientCommand: ParsableCommand {
     func validate() throws { try transport.validate() }
 
     func run() throws {
+        MemoryPolicy.retainFreedMemory()  // as `tessera client` does (a site trains); the server does not
         let (host, port, site, limits, secure) = (host, port, site, transport.limits, secureAggregation)
         let files = MutualTLSFiles(certificateChain: certificate, privateKey: key, trustRoots: ca)
         try runBlocking {

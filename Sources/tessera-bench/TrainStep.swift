@@ -28,6 +28,7 @@ struct TrainStep: ParsableCommand {
     }
 
     func run() throws {
+        MemoryPolicy.retainFreedMemory()  // as `tessera train` does: reuse freed step buffers
         Parallelism.threads = threads
         let batch = self.batch ?? ["unet3d": 2, "resnet3d": 4][model, default: 8]
         var generator = SeededGenerator(seed: 0)

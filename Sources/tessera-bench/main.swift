@@ -6,8 +6,6 @@ import Volumes
 
 // Same OpenBLAS core selection as the tessera binary.
 BLASRuntime.relaunchWithBestCoreIfNeeded()
-// Reuse freed training buffers instead of faulting in fresh pages every step (as `tessera train` does).
-MemoryPolicy.retainFreedMemory()
 TesseraBench.main()
 
 /// Benchmarks, run beside their peers by the scripts in Benchmarks/. Each prints one JSON line per timed run.
@@ -31,6 +29,7 @@ struct DICOMLoad: ParsableCommand {
     @Option(help: "Write the last volume as raw float32 here (for verification).") var dump: String?
 
     func run() throws {
+        MemoryPolicy.retainFreedMemory()  // as measured since 2026-11-21
         for run in 0..<(warmup + repeats) {
             let clock = ContinuousClock()
             let t0 = clock.now
@@ -93,6 +92,7 @@ struct ResampleBench: ParsableCommand {
     @Option(help: "Write the last output volume as raw float32 here.") var dumpOutput: String?
 
     func run() throws {
+        MemoryPolicy.retainFreedMemory()  // as measured since 2026-11-21
         let n = shape.split(separator: ",").compactMap { Int($0) }
         let s = spacing.split(separator: ",").compactMap { Double($0) }
         guard n.count == 3, s.count == 3 else { throw ValidationError("--shape and --spacing take x,y,z") }

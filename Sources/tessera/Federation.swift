@@ -11,6 +11,7 @@ import FederationServer
 import FederationSimulation
 import Foundation
 import Provisioning
+import Tensors
 import Training
 
 /// Options of every command that uses a startup kit.
@@ -113,6 +114,9 @@ struct Server: ParsableCommand {
 
     func run() throws {
         common.apply()
+        // A site trains: the same large buffers every step, reused (see MemoryPolicy). Not the server, whose
+        // buffers differ from round to round and whose resident size is its budget.
+        MemoryPolicy.retainFreedMemory()
         let (pipelineLimits, queryLimits) = try LimitsFile.load(limits, kitFolder: self.kit.kit)
         let (kit, tls, address) = try self.kit.load(roles: [.server])
         let folder = state ?? (self.kit.kit + "/state")

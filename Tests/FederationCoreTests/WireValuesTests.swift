@@ -80,7 +80,7 @@ struct WireValuesTests {
         }
         // Bounds: around the largest magnitude, exactly what the decoded values say.
         let largest = reference.map(\.magnitude).max() ?? 0
-        for bound in [largest, largest.nextDown, largest / 2, 0, .greatestFiniteMagnitude, .infinity] {
+        for bound in [largest, largest.nextDown, largest / 2, 0, -0.0, -1, .nan, .greatestFiniteMagnitude, .infinity] {
             #expect(wire.allWithin(bound) == reference.allSatisfy { $0.magnitude <= bound }, "bound \(bound)")
         }
     }
