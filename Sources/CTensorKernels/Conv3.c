@@ -213,8 +213,8 @@ INLINE void forward_impl(const float *padded, int cin, int depth, int height, in
         v16 acc[COB][3];                                                                                            \
         for (int j = 0; j < COB; j++)                                                                               \
             for (int t = 0; t < 3; t++) acc[j][t] = splat(0);                                                       \
-        for (int r = r0; r < r1; r++) {                                                                             \
-            const int od = r / height, oh = r % height;                                                             \
+        int od = r0 / height, oh = r0 % height; /* the row's plane and row, stepped (no division per row) */ \
+        for (int r = r0; r < r1; r++, oh = oh + 1 == height ? 0 : oh + 1, od += oh == 0) {                       \
             const float *xr = x + od * plane + oh * ld;                                                             \
             const float *gr = g + (size_t)r * wp;                                                                   \
             for (int w = 0; w < wp; w += 16) {                                                                      \
@@ -240,6 +240,13 @@ size_t tk_conv3_gradient_scratch_count(int cout, int depth, int height, int widt
     return (size_t)cout * depth * height * round16(width);
 }
 
+// Blocks of output rows whose ∂y for a block of output channels stays in L1 (32 KB) while every input channel and tap
+// passes over it; the input rows of the block stay in L2.
+int tk_conv3_gradient_block_rows(int width) {
+    const int block = (int)(8192 / (8 * round16(width)));
+    return block < 1 ? 1 : block;
+}
+
 INLINE void weight_gradient_impl(const float *padded, int cin, int depth, int height, int width, int three_d,
                                  const float *gy, int cout, float *gw, float *scratch) {
     const int kd = three_d ? 3 : 1;
@@ -259,10 +266,7 @@ INLINE void weight_gradient_impl(const float *padded, int cin, int depth, int he
             if (wp > width) memset(dst + width, 0, (size_t)(wp - width) * sizeof(float));
         }
     }
-    // Blocks of output rows whose ∂y for a block of output channels stays in L1 (32 KB) while every input channel and tap
-    // passes over it; the input rows of the block stay in L2.
-    int block = (int)(8192 / (8 * (size_t)wp));
-    if (block < 1) block = 1;
+    const int block = tk_conv3_gradient_block_rows(width);
     for (int r0 = 0; r0 < rows; r0 += block) {
         const int r1 = r0 + block < rows ? r0 + block : rows;
         int co = 0;

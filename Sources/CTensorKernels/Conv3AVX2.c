@@ -137,8 +137,8 @@ TK_AVX2 void tk_conv3_forward_avx2(const float *padded, int cin, int depth, int 
         v8 acc[COB][3];                                                                                             \
         for (int j = 0; j < COB; j++)                                                                               \
             for (int t = 0; t < 3; t++) acc[j][t] = splat8(0);                                                      \
-        for (int r = r0; r < r1; r++) {                                                                             \
-            const int od = r / height, oh = r % height;                                                             \
+        int od = r0 / height, oh = r0 % height; /* the row's plane and row, stepped (no division per row) */ \
+        for (int r = r0; r < r1; r++, oh = oh + 1 == height ? 0 : oh + 1, od += oh == 0) {                       \
             const float *xr = x + od * plane + oh * ld;                                                             \
             const float *gr = g + (size_t)r * gw16;                                                                 \
             for (int w = 0; w < wp; w += 8) {                                                                       \

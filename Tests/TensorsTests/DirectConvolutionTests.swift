@@ -4,7 +4,7 @@ import Testing
 
 /// The direct 3×3(×3) kernels (`ConvolutionAlgorithm.direct`) against the naive reference and the im2col path, on
 /// widths below, at and across the 16-column vector boundary, channel counts off the 4-channel (forward) and
-/// 3-channel (∂W) blocks, batches > 1, 2-D and 3-D.
+/// 3-channel (∂W) blocks, batches > 1 (∂W stacking small 2-D images, whole and partial stacks), 2-D and 3-D.
 @Suite("Kernels: direct convolution vs naive reference", .computeBound)
 struct DirectConvolutionTests {
     struct Case: Sendable, CustomTestStringConvertible {
@@ -25,6 +25,8 @@ struct DirectConvolutionTests {
         // Rows a multiple of 16 wide: ∂W reads ∂y in place instead of a padded copy.
         .init(batch: 2, cin: 3, cout: 5, spatial: [5, 32]),
         .init(batch: 2, cin: 2, cout: 3, spatial: [3, 4, 16]),
+        // ∂W stacks small 2-D images (here 4 of 16 rows per call, then the fifth alone).
+        .init(batch: 5, cin: 3, cout: 5, spatial: [16, 16]),
     ]
 
     @Test("Forward (bias, fused ReLU), ∂x, ∂w, ∂b match direct loops", arguments: cases)

@@ -38,6 +38,10 @@ void tk_conv3_forward(const float *padded, int cin, int depth, int height, int w
 /// Floats of the scratch buffer tk_conv3_weight_gradient needs for `cout` output channels.
 size_t tk_conv3_gradient_scratch_count(int cout, int depth, int height, int width);
 
+/// Output rows tk_conv3_weight_gradient (AVX-512 and baseline) sums in vector lanes before its lane sums: a call over
+/// fewer rows (one small image) spends a larger share on those sums, so callers stack images to reach it.
+int tk_conv3_gradient_block_rows(int width);
+
 /// gw[o][i][taps] += Σ_{d,h,w} gy[o][d][h][w] · x[i][d + a − pd][h + b − 1][w + c − 1] (accumulates into gw).
 /// `padded` comes from tk_conv3_pad of x; gy is [cout][depth][height][width]; `scratch` holds
 /// tk_conv3_gradient_scratch_count floats (unused when width is a multiple of 16: gy is then read in place).

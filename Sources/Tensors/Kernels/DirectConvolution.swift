@@ -96,7 +96,10 @@ public enum DirectConvolution {
     }
 
     /// `∂L/∂W` (`[Cout, Cin, (3,) 3, 3]`) from `gradOutput` `[N, Cout, (D,) H, W]` and the layer's input, one
-    /// partial sum per worker added at the end.
+    /// partial sum per worker added at the end. 2-D images with fewer rows than the kernel's row block
+    /// (`tk_conv3_gradient_block_rows`: 64 rows of 16 columns) go in stacks of up to `group` images per call, as the
+    /// planes of one call (the kernel treats the planes of a 2-D layer independently), with their ∂y stacked to
+    /// match: a single 16 × 16 image spent a third of the kernel's time on its lane sums.
     static func weightGradient(_ gradOutput: Tensor, input: Tensor, weightShape: [Int]) -> Tensor {
         let (n, cin, cout) = (input.batch, input.channels, weightShape[0])
         let spatial = input.spatialShape
@@ -105,9 +108,12 @@ public enum DirectConvolution {
         let inCount = cin * input.spatialCount
         let outCount = cout * input.spatialCount
         let weightCount = weightShape.reduce(1, *)
+        let workers = max(1, min(Parallelism.threads, n))
+        let perWorker = (n + workers - 1) / workers
+        let blockRows = Int(tk_conv3_gradient_block_rows(Int32(w)))
+        let group = threeD == 0 ? max(1, min(blockRows / h, perWorker)) : 1
         let paddedCount = tk_conv3_padded_count(Int32(cin), Int32(d), Int32(h), Int32(w), threeD)
         let scratchCount = tk_conv3_gradient_scratch_count(Int32(cout), Int32(d), Int32(h), Int32(w))
-        let workers = max(1, min(Parallelism.threads, n))
         let partial = UnsafeMutablePointer<Float>.allocate(capacity: workers * weightCount)
         partial.initialize(repeating: 0, count: workers * weightCount)
         defer { partial.deallocate() }
@@ -115,16 +121,42 @@ public enum DirectConvolution {
             gradOutput.storage.withUnsafeBufferPointer { gb in
                 let (x, gy) = (xb.baseAddress!, gb.baseAddress!)
                 // The ∂y scratch is only used for rows that are not a multiple of 16 wide.
-                let scratchCount = w % 16 == 0 ? 0 : scratchCount
+                let scratchCount = w % 16 == 0 ? 0 : scratchCount * group
+                let plane = paddedCount / cin  // one channel of one padded image
+                let pixels = input.spatialCount
                 Parallelism.forEachWorker(items: n) { worker, workers in
-                    ScratchBuffers.with(floats: paddedCount) { padded in
+                    let mine = Array(stride(from: worker, to: n, by: workers))
+                    ScratchBuffers.with(floats: paddedCount * group) { padded in
                         ScratchBuffers.with(floats: scratchCount) { scratch in
-                            for b in stride(from: worker, to: n, by: workers) {
-                                tk_conv3_pad(x + b * inCount, Int32(cin), Int32(d), Int32(h), Int32(w), threeD, padded)
-                                tk_conv3_weight_gradient(
-                                    padded, Int32(cin), Int32(d), Int32(h), Int32(w), threeD,
-                                    gy + b * outCount, Int32(cout), partial + worker * weightCount,
-                                    scratch)
+                            ScratchBuffers.with(floats: group > 1 ? outCount * group : 0) { stacked in
+                                for first in stride(from: 0, to: mine.count, by: group) {
+                                    let images = mine[first..<min(first + group, mine.count)]
+                                    let g = images.count
+                                    let dy: UnsafePointer<Float>
+                                    if g == 1 {
+                                        tk_conv3_pad(
+                                            x + images[first] * inCount, Int32(cin), Int32(d), Int32(h), Int32(w),
+                                            threeD, padded)
+                                        dy = gy + images[first] * outCount
+                                    } else {
+                                        // [Cin][g images] padded planes and [Cout][g images][H][W] ∂y.
+                                        for (k, b) in images.enumerated() {
+                                            for c in 0..<cin {
+                                                tk_conv3_pad(
+                                                    x + b * inCount + c * pixels, 1, 1, Int32(h), Int32(w), 0,
+                                                    padded + (c * g + k) * plane)
+                                            }
+                                            for o in 0..<cout {
+                                                (stacked + (o * g + k) * pixels).update(
+                                                    from: gy + b * outCount + o * pixels, count: pixels)
+                                            }
+                                        }
+                                        dy = UnsafePointer(stacked)
+                                    }
+                                    tk_conv3_weight_gradient(
+                                        padded, Int32(cin), Int32(d * g), Int32(h), Int32(w), threeD,
+                                        dy, Int32(cout), partial + worker * weightCount, scratch)
+                                }
                             }
                         }
                     }
