@@ -112,6 +112,28 @@ struct UpdateEncodingTests {
         }
     }
 
+    @Test(
+        "int8 with the residual fused: the bytes and residual of encoding y = x + e, decoding, and e = y − ŷ",
+        arguments: [16, 96, 256])
+    func int8FusedResidual(blockSize: Int) {
+        // Counts off the block size, a block of zeros and one of subnormals (the Double fallback) among them.
+        var x = values(count: 3 * blockSize + 7, seed: UInt64(blockSize), binades: -20...4)
+        for i in blockSize..<(2 * blockSize) { x[i] = 0 }
+        for i in (2 * blockSize)..<(3 * blockSize) { x[i] = Float.leastNonzeroMagnitude * Float(i % 5) }
+        let start = values(count: x.count, seed: 99, binades: -30...(-8)).enumerated().map { i, v in
+            (2 * blockSize)..<(3 * blockSize) ~= i || blockSize..<(2 * blockSize) ~= i ? 0 : v
+        }
+        let y = (0..<x.count).map { x[$0] + start[$0] }
+        let (reference, decoded) = roundTrip(y, .int8Blocks(blockSize: blockSize))
+        let expectedResidual = (0..<y.count).map { y[$0] - decoded[$0] }
+        var residual = start
+        let fused = x.withUnsafeBufferPointer { xs in
+            residual.withUnsafeMutableBufferPointer { EncodedValues(int8Blocks: blockSize, values: xs, residual: $0) }
+        }
+        #expect(fused == reference)
+        #expect(residual.map(\.bitPattern) == expectedResidual.map(\.bitPattern))
+    }
+
     @Test("A piece cut on a block boundary decodes as the same values of the whole, sharing its bytes")
     func pieces() {
         let x = values(count: 1000, seed: 9, binades: -8...2)

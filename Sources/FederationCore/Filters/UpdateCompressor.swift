@@ -63,11 +63,21 @@ public struct UpdateCompressor: Sendable {
         return out
     }
 
-    /// y = x + e into the scratch buffer, encoded; e ← y − ŷ for the chunk's values.
+    /// y = x + e into the scratch buffer, encoded; e ← y − ŷ for the chunk's values (int8: block by block in place,
+    /// `EncodedValues.init(int8Blocks:values:residual:)`).
     private mutating func encodeChunk(_ x: ArraySlice<Float>, residual e: inout [Float], at offset: Int)
         -> EncodedValues
     {
         let n = x.count
+        if case .int8Blocks(let b) = encoding {
+            return x.withUnsafeBufferPointer { xs in
+                e.withUnsafeMutableBufferPointer { eAll in
+                    EncodedValues(
+                        int8Blocks: b, values: xs,
+                        residual: UnsafeMutableBufferPointer(rebasing: eAll[offset..<(offset + n)]))
+                }
+            }
+        }
         scratch.removeAll(keepingCapacity: true)
         scratch.append(contentsOf: repeatElement(0, count: n))
         return scratch.withUnsafeMutableBufferPointer { y in
