@@ -114,9 +114,6 @@ struct Server: ParsableCommand {
 
     func run() throws {
         common.apply()
-        // A site trains: the same large buffers every step, reused (see MemoryPolicy). Not the server, whose
-        // buffers differ from round to round and whose resident size is its budget.
-        MemoryPolicy.retainFreedMemory()
         let (pipelineLimits, queryLimits) = try LimitsFile.load(limits, kitFolder: self.kit.kit)
         let (kit, tls, address) = try self.kit.load(roles: [.server])
         let folder = state ?? (self.kit.kit + "/state")
@@ -255,6 +252,9 @@ struct Client: ParsableCommand {
 
     func run() throws {
         common.apply()
+        // A site trains: the same large buffers every step, reused (see MemoryPolicy). Not the server, whose
+        // buffers differ from round to round and whose resident size is its budget.
+        MemoryPolicy.retainFreedMemory()
         let (pipelineLimits, queryLimits) = try LimitsFile.load(limits, kitFolder: self.kit.kit)
         let egressPath = egressLog ?? (self.kit.kit + "/" + EgressLog.fileName)
         let egress: EgressLog
