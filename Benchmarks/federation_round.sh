@@ -15,6 +15,9 @@
 #   BENCH=/path/to/tessera-bench runs that binary instead of building one (to compare two builds in one run).
 #   COMPRESSION="int8 fp16" also runs every configuration with each of these update encodings at the sites
 #   (`federation.compression`: none | fp16 | bf16 | int8 with blocks of 256; error feedback at the sites).
+#   DOWNLOAD_COMPRESSION=int8 runs every configuration with that download compression (`federation.
+#   download_compression`: each site downloads the encoded change from the model it holds; error feedback at the
+#   server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The OpenBLAS core this CPU has (as the Makefile detects it), never one it lacks.
@@ -28,6 +31,7 @@ EXTRA=()
 [ -n "${WINDOW:-}" ] && EXTRA+=(--window-bytes "$WINDOW")
 [ -n "${FRAME:-}" ] && EXTRA+=(--frame-bytes "$FRAME")
 [ -n "${DOWNLOAD_CHUNKS:-}" ] && EXTRA+=(--download-chunks "$DOWNLOAD_CHUNKS")
+[ -n "${DOWNLOAD_COMPRESSION:-}" ] && EXTRA+=(--download-compression "$DOWNLOAD_COMPRESSION")
 if [ -z "${BENCH:-}" ]; then
   swift build -c release --scratch-path "$SCRATCH" --product tessera-bench >/dev/null
   BENCH=$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)/tessera-bench
@@ -65,16 +69,20 @@ summaries = [r for r in rows if r.get("bench") == "federation-round-summary"]
 for summary in summaries:
     n, k, secure = summary["parameters"], summary["clients"], summary.get("secure_aggregation", False)
     compression = summary.get("compression", "none")
+    download = summary.get("download_compression", "none")
     rounds = [r for r in rows if r.get("bench") == "federation-round" and r["parameters"] == n and r["clients"] == k
-              and r.get("secure_aggregation", False) == secure and r.get("compression", "none") == compression]
+              and r.get("secure_aggregation", False) == secure and r.get("compression", "none") == compression
+              and r.get("download_compression", "none") == download]
     later = [r["seconds"] for r in rounds[1:]] or [rounds[0]["seconds"]]
     flower = next((r for r in rows if r.get("bench") == "flower-legacy" and r["params"] == n and r["clients"] == k), None)
-    plain = not secure and compression == "none"
+    plain = not secure and compression == "none" and download == "none"
     fl_round = f'{statistics.median(flower["period_s_all"] or flower["round_s_all"]):.3f}' if flower and "round_s_all" in flower and plain else "–"
     fl_peak = f'{flower["peak_rss_server_MB"]:.0f}' if flower and "peak_rss_server_MB" in flower and plain else "–"
     mode = ("SecAgg" + (f' k={summary["neighbours"]}' if summary.get("neighbours") else "")) if secure else "FedAvg"
     if compression != "none":
         mode += f" {compression}"
+    if download != "none":
+        mode += f", download {download}"
     written = summary.get("client_written_bytes_total", -1)
     per_round = f'{written / summary["rounds"] / 1e6:.1f}' if written and written > 0 else "–"
     print(f'| {n:,} | {k} | {mode} | {rounds[0]["seconds"]:.3f} | {statistics.median(later):.3f} | '

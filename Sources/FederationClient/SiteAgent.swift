@@ -245,9 +245,11 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
         /// The job's update compression with its error-feedback residual (`UpdateCompressor`): in memory only, for
         /// one job at a time (a new job starts from a zero residual); nil while the job sends float32.
         var compressor: UpdateCompressor?
-        /// The last training round's global model, whose arrays the next download fills (`downloadParameters`'s
-        /// `reusing`): one model's memory kept between rounds, none faulted in afresh every round.
-        var previousGlobal: ParameterSet?
+        /// The last training round's global model as downloaded (untouched) and its digest: offered to the server as
+        /// the base of the next download (a job with `download_compression` then sends only the change), and whose
+        /// arrays the next download fills either way: one model's memory kept between rounds, none faulted in
+        /// afresh every round.
+        var previousGlobal: HeldModel?
         var revealedBefore: (@Sendable (String, Int) -> Bool)?
         if let log = egressLog {
             revealedBefore = { job, round in SecureAggregationClient.revealed(in: log, job: job, round: round) }
@@ -260,15 +262,15 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
         /// The model of a task; nil when the round closed while it was coming (downloads are pulled range by range)
         /// or the server refused it (said in the log; the site then sits the round out): the agent then takes its
         /// next task.
-        func download(_ task: TaskAssignment, reusing storage: consuming ParameterSet? = nil)
-            async throws(FederationError) -> ParameterSet?
+        func download(_ task: TaskAssignment, holding held: consuming HeldModel? = nil)
+            async throws(FederationError) -> HeldModel?
         {
-            // Handed to the first attempt only, not kept: its arrays stay uniquely referenced.
-            var spare = consume storage
+            // Handed to the first attempt only, not kept: its arrays stay uniquely referenced. An attempt that fails
+            // may have changed part of it, so a retry downloads the whole model.
+            var spare = consume held
             do {
                 return try await retrying("download") { () async throws(FederationError) in
-                    try await connection.downloadParameters(
-                        for: task, maxScalars: chunkScalars, reusing: spare.take())
+                    try await connection.downloadModel(for: task, maxScalars: chunkScalars, holding: spare.take())
                 }
             } catch  where Self.goneTask.contains(error.code) {
                 return nil
@@ -451,7 +453,7 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                     delivery = try await deliver(header, [], .decline)
                     break
                 }
-                guard var model = try await download(task) else { continue }
+                guard var model = try await download(task)?.parameters else { continue }
                 var header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: 1)
                 do {
                     try local.restore(into: &model, jobID: task.jobID)
@@ -519,9 +521,10 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                         task, "the site cannot encode its update as the job asks: \(error.message)")
                     break
                 }
-                guard let global = try await download(task, reusing: previousGlobal.take()) else { continue }
-                // Once this round is done with it, its arrays take the next round's model (no fresh pages).
-                defer { previousGlobal = global }
+                guard let downloaded = try await download(task, holding: previousGlobal.take()) else { continue }
+                let global = downloaded.parameters
+                // Once this round is done with it: the base of the next download (its arrays take the next model).
+                defer { previousGlobal = downloaded }
                 let samples: Int
                 let metrics: [String: Double]
                 var diff: ParameterSet

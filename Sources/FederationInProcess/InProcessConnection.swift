@@ -25,6 +25,17 @@ public struct InProcessConnection: FederationConnection {
         return try await coordinator.model(for: task, maxScalars: maxScalars)
     }
 
+    public func downloadModel(
+        for task: TaskAssignment, maxScalars: Int, holding held: consuming HeldModel?
+    ) async throws(FederationError) -> HeldModel {
+        await coordinator.noteContact(site: task.site, version: TesseraVersion.current)
+        var receiver = ModelReceiver(holding: held)
+        let download = try await coordinator.modelDownload(for: task, maxScalars: maxScalars, held: receiver.offered)
+        try receiver.begin(base: download.base, digest: download.digest)
+        for chunk in download.chunks { try receiver.append(chunk) }
+        return try receiver.finish()
+    }
+
     public func uploadResult(_ header: ResultHeader, chunks: [ParameterChunk]) async throws(FederationError) {
         await coordinator.noteContact(site: header.site, version: TesseraVersion.current)
         try await coordinator.beginResult(header)

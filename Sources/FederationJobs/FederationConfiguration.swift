@@ -38,6 +38,11 @@ public struct FederationConfiguration: Sendable, Equatable {
     /// How the sites encode their updates (`federation.compression`, `federation.compression_block_size`): float32
     /// (`none`, the default), fp16, bf16 or int8 blocks, with error feedback at the site (`UpdateCompressor`).
     public var compression = UpdateEncoding.float32
+    /// How the server sends the model after the first round (`federation.download_compression`,
+    /// `federation.download_compression_block_size`): the whole model in float32 (`none`, the default), or the
+    /// change from the model a site holds in fp16, bf16 or int8 blocks, with error feedback on the server
+    /// (`ModelBroadcast`).
+    public var downloadCompression = UpdateEncoding.float32
     /// Personalised federated learning (`federation.personalization`).
     public var personalization = Personalization.none
     /// Local fine-tuning after the last round (`federation.fine_tune_epochs`): each site fine-tunes the final global
@@ -61,7 +66,8 @@ public struct FederationConfiguration: Sendable, Equatable {
         "server_learning_rate", "round_timeout_seconds", "grace_period_seconds", "sites",
         "max_round_retries", "cross_site_evaluation", "max_sample_count",
         "max_update_value", "client_dp", "secure_aggregation", "robust_aggregation", "compression",
-        "compression_block_size", "personalization", "fine_tune_epochs",
+        "compression_block_size", "personalization", "fine_tune_epochs", "download_compression",
+        "download_compression_block_size",
     ]
 
     /// Keys of `federation.robust_aggregation` (documented in pipelines/segmentation-unet2d.yaml).
@@ -82,6 +88,8 @@ public struct FederationConfiguration: Sendable, Equatable {
         guard let section = root?["federation"] else { return }
         var compressionName = "none"
         var compressionBlockSize: Int?
+        var downloadName = "none"
+        var downloadBlockSize: Int?
         guard let m = section.mapping else {
             throw FederationError(.invalidConfiguration, "`federation` must be a mapping")
         }
@@ -121,6 +129,14 @@ public struct FederationConfiguration: Sendable, Equatable {
                 compressionName = name
             case "compression_block_size":
                 compressionBlockSize = try int(UpdateEncoding.blockSizes, nil)
+            case "download_compression":
+                guard let name = v.scalar?.string, UpdateEncoding.names.contains(name) else {
+                    let shown = v.scalar.map { CheckedConversion.quoted($0.string) } ?? "not a name"
+                    throw fail(key, "is \(shown): use \(UpdateEncoding.names.joined(separator: ", "))")
+                }
+                downloadName = name
+            case "download_compression_block_size":
+                downloadBlockSize = try int(UpdateEncoding.blockSizes, nil)
             case "rounds": rounds = try int(1...limits.maxRounds, "max_rounds")
             case "min_clients": minClients = try int(1...limits.maxSites, "max_sites")
             case "local_epochs": localEpochs = try int(1...limits.maxEpochs, "max_epochs")
@@ -179,6 +195,13 @@ public struct FederationConfiguration: Sendable, Equatable {
         }
         compression = try UpdateEncoding(
             name: compressionName, blockSize: compressionBlockSize ?? UpdateEncoding.defaultBlockSize)
+        if downloadBlockSize != nil, downloadName != "int8" {
+            throw fail(
+                "download_compression_block_size",
+                "applies to download_compression: int8 only (download_compression is \(downloadName))")
+        }
+        downloadCompression = try UpdateEncoding(
+            name: downloadName, blockSize: downloadBlockSize ?? UpdateEncoding.defaultBlockSize)
         try validate(limits: limits)
     }
 

@@ -206,6 +206,7 @@ extension FederationConfiguration {
         if crossSiteEvaluation { job.taskConfig["cross_site_evaluation"] = .bool(true) }
         // How the sites encode their updates (nothing for float32).
         job.taskConfig.merge(compression.taskConfig) { _, encoding in encoding }
+        job.downloadEncoding = downloadCompression
         if personalization != .none { job.taskConfig["personalization"] = .string(personalization.rawValue) }
         if fineTuneEpochs > 0 { job.taskConfig["fine_tune_epochs"] = .int(fineTuneEpochs) }
         return job

@@ -40,6 +40,8 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
     private var noise: any NoiseSource
     /// The secure-aggregation attempt in progress (jobs with `secureAggregation` only).
     private var secure: SecureRound?
+    /// What the sites download each round: the model, its digest, the encoded change (`downloadEncoding`).
+    private var broadcast: ModelBroadcast
 
     /// - Parameter workDirectory: where the in-flight results of sites on probation are spilled (one anonymous file
     ///   per such site); nil: a fresh temporary folder, made when first needed and removed when the job ends.
@@ -51,6 +53,7 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
         self.configuration = configuration
         self.noise = noise
         self.global = initialModel
+        self.broadcast = ModelBroadcast(global: initialModel, encoding: configuration.downloadEncoding)
         self.strategy = strategy
         self.store = store
         self.driver = RoundDriver(jobID: configuration.jobID, participants: configuration.sites, clock: clock)
@@ -94,6 +97,7 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
                 limit: configuration.maxHeldUpdateBytes)
             if let store, let saved = try await store.load(jobID: configuration.jobID) {
                 global = try saved.model.reordered(like: global)
+                broadcast = ModelBroadcast(global: global, encoding: configuration.downloadEncoding)
                 try strategy.restore(serverState: saved.serverState)
                 completedRounds = saved.completedRound
                 records = saved.records
@@ -241,6 +245,8 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
                     + "(\(error.message)); the job stops at the last checkpoint (round "
                     + "\(completedRounds))")
         }
+        // The next round's download (none after the last round: the evaluation sends the final model itself).
+        if r < configuration.rounds { try broadcast.advance(to: global) }
         // A plain round reuses the mean's storage for its next sums; a secure round sums masked words instead.
         spareSums = configuration.secureAggregation == nil ? meanDiff : nil
         // What the server computed about each result (norm, norm-bound scale, Krum's choice) beside what the site
@@ -426,14 +432,24 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
         try await nextPendingTask(site: site)
     }
 
-    /// The global model for a task of the current round, as views into a copy-on-write snapshot of it: no copy is
-    /// made; the transport encodes each chunk as it writes it.
+    /// The model for a task of the current round (the global model, or with a `downloadEncoding` the sites' model
+    /// that follows it: `ModelBroadcast`), whole, as views into a copy-on-write snapshot of it: no copy is made; the
+    /// transport encodes each chunk as it writes it.
     public func model(for task: TaskAssignment, maxScalars: Int) throws(FederationError) -> [ParameterChunk] {
+        try modelDownload(for: task, maxScalars: maxScalars, held: nil).chunks
+    }
+
+    /// The model for a task of the current round: the encoded change from the model the site holds (`held`) when
+    /// the job has a `downloadEncoding` and `held` is the previous round's model, else the whole model; with its
+    /// digest.
+    public func modelDownload(
+        for task: TaskAssignment, maxScalars: Int, held: ModelDigest?
+    ) throws(FederationError) -> ModelDownload {
         guard maxScalars > 0 else { throw FederationError(.invalidConfiguration, "chunk size must be positive") }
         guard task.jobID == configuration.jobID, task.round == driver.round, driver.isAsked(task.site) else {
             throw FederationError(.staleRound, "task of round \(task.round) is not current (round \(driver.round))")
         }
-        return global.chunks(maxScalars: maxScalars)
+        return broadcast.download(global: global, maxScalars: maxScalars, held: held)
     }
 
     /// Starts receiving a result. Checks the header (participant, job, current round, not already counted, sample

@@ -39,6 +39,10 @@ public struct JobConfiguration: Sendable {
     /// Largest size of the diffs a rule that holds every site's diff may keep (sites × model parameters × 4 bytes),
     /// checked when the job starts (pipeline limit `max_held_update_bytes`).
     public var maxHeldUpdateBytes = RobustAggregation.defaultMaxHeldUpdateBytes
+    /// How the sites download the model after the first round (`federation.download_compression`): float32, the
+    /// default, sends the whole model every round; fp16, bf16 or int8 blocks send the encoded change from the model
+    /// a site holds, with error feedback on the server (`ModelBroadcast`).
+    public var downloadEncoding = UpdateEncoding.float32
 
     public static let defaultMaxSampleCount = 1_000_000
     public static let defaultMaxUpdateMagnitude: Float = 1e6

@@ -263,6 +263,12 @@ public actor JobManager: FederationService, AdminService {
         try await running(task.jobID).model(for: task, maxScalars: maxScalars)
     }
 
+    public func modelDownload(
+        for task: TaskAssignment, maxScalars: Int, held: ModelDigest?
+    ) async throws(FederationError) -> ModelDownload {
+        try await running(task.jobID).modelDownload(for: task, maxScalars: maxScalars, held: held)
+    }
+
     public func beginResult(_ header: ResultHeader) async throws(FederationError) {
         try await running(header.jobID).beginResult(header)
     }

@@ -114,6 +114,14 @@ public actor TrainingJob<C: Clock>: JobRunner where C.Duration == Duration {
             : try await coordinator.model(for: task, maxScalars: maxScalars)
     }
 
+    public func modelDownload(
+        for task: TaskAssignment, maxScalars: Int, held: ModelDigest?
+    ) async throws(FederationError) -> ModelDownload {
+        task.kind == .evaluate
+            ? try await evaluation.modelDownload(for: task, maxScalars: maxScalars, held: held)
+            : try await coordinator.modelDownload(for: task, maxScalars: maxScalars, held: held)
+    }
+
     public func beginResult(_ header: ResultHeader) async throws(FederationError) {
         evaluating ? try await evaluation.beginResult(header) : try await coordinator.beginResult(header)
     }

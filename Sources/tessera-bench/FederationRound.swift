@@ -33,6 +33,8 @@ struct FederationRound: ParsableCommand {
     var neighbours = 0
     @Option(help: "Update compression at the sites: none | fp16 | bf16 | int8 (blocks of 256), with error feedback.")
     var compression = "none"
+    @Option(help: "Download compression: none | fp16 | bf16 | int8: the change from the model each site holds.")
+    var downloadCompression = "none"
     @OptionGroup var transport: TransportOptions
 
     func validate() throws {
@@ -41,6 +43,9 @@ struct FederationRound: ParsableCommand {
         }
         do { _ = try UpdateEncoding(name: compression) } catch {
             throw ValidationError("--compression: \(error.message)")
+        }
+        do { _ = try UpdateEncoding(name: downloadCompression) } catch {
+            throw ValidationError("--download-compression: \(error.message)")
         }
         try transport.validate()
     }
@@ -53,6 +58,7 @@ struct FederationRound: ParsableCommand {
         )
         let secure = secureAggregation ? try SecureAggregationSettings(neighbours: neighbours) : nil
         let encoding = try UpdateEncoding(name: compression)
+        let download = try UpdateEncoding(name: downloadCompression)
         if traceMemoryMs > 0 {
             let interval = traceMemoryMs
             Thread.detachNewThread {
@@ -68,13 +74,14 @@ struct FederationRound: ParsableCommand {
         try runBlocking {
             try await Self.measure(
                 parameters: parameters, clients: clients, rounds: rounds, limits: limits,
-                clientProcesses: processes, secure: secure, encoding: encoding)
+                clientProcesses: processes, secure: secure, encoding: encoding, download: download)
         }
     }
 
     static func measure(
         parameters: Int, clients: Int, rounds: Int, limits: TransportLimits,
-        clientProcesses: Bool, secure: SecureAggregationSettings? = nil, encoding: UpdateEncoding = .float32
+        clientProcesses: Bool, secure: SecureAggregationSettings? = nil, encoding: UpdateEncoding = .float32,
+        download: UpdateEncoding = .float32
     ) async throws {
         let start = ContinuousClock.now
         let pki = try TemporaryPKI(name: "tessera-bench")
@@ -85,6 +92,7 @@ struct FederationRound: ParsableCommand {
             gracePeriod: .zero, maxUpdateBytes: parameters * 4 + 1024)
         job.secureAggregation = secure
         job.taskConfig = encoding.taskConfig  // the sites encode their updates as the task says
+        job.downloadEncoding = download
         // The initial model is built in place: held by the coordinator only, it is updated in place every round.
         let coordinator = Coordinator(
             configuration: job,
@@ -117,6 +125,7 @@ struct FederationRound: ParsableCommand {
                     emitLine(
                         #"{"bench":"federation-round","parameters":\#(parameters),"clients":\#(clients),"#
                             + #""secure_aggregation":\#(secure != nil),"compression":"\#(encoding.name)","#
+                + #""download_compression":"\#(download.name)","#
                             + #""client_processes":\#(clientProcesses),"round":\#(round),"#
                             + #""participants":\#(participants.count),"seconds":\#(seconds),"#
                             + #""server_cpu_seconds":\#(serverCPU),"#
@@ -145,6 +154,7 @@ struct FederationRound: ParsableCommand {
             #"{"bench":"federation-round-summary","parameters":\#(parameters),"clients":\#(clients),"#
                 + #""secure_aggregation":\#(secure != nil),"neighbours":\#(secure?.neighbours ?? 0),"#
                 + #""compression":"\#(encoding.name)","#
+                + #""download_compression":"\#(download.name)","#
                 + #""server_read_bytes":\#(io.read),"server_written_bytes":\#(io.written),"#
                 + #""client_written_bytes_total":\#(peaks.isEmpty ? -1 : lastClientWrittenBytes.withLock { $0 }),"#
                 + #""client_processes":\#(clientProcesses),"rounds":\#(records.count),"#

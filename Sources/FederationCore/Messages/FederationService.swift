@@ -11,6 +11,13 @@ public protocol FederationService: Sendable {
     func nextTask(site: String) async throws(FederationError) -> TaskAssignment?
     /// The global model of a current task, in chunks of at most `maxScalars` values.
     func model(for task: TaskAssignment, maxScalars: Int) async throws(FederationError) -> [ParameterChunk]
+    /// The model of a current task as the site asking should download it: the change from the model it holds
+    /// (`held`, its digest) when the service has that change in the job's `download_compression`, else the whole
+    /// model; with the digest of the model built either way (`ModelDownload`). The default sends the whole `model`
+    /// without a digest.
+    func modelDownload(
+        for task: TaskAssignment, maxScalars: Int, held: ModelDigest?
+    ) async throws(FederationError) -> ModelDownload
     func beginResult(_ header: ResultHeader) async throws(FederationError)
     func resultChunk(site: String, _ chunk: ParameterChunk) async throws(FederationError)
     func endResult(site: String) async throws(FederationError)
@@ -22,5 +29,11 @@ public protocol FederationService: Sendable {
 }
 
 extension FederationService {
+    public func modelDownload(
+        for task: TaskAssignment, maxScalars: Int, held: ModelDigest?
+    ) async throws(FederationError) -> ModelDownload {
+        ModelDownload(chunks: try await model(for: task, maxScalars: maxScalars))
+    }
+
     public func noteContact(site: String, version: String) async {}
 }

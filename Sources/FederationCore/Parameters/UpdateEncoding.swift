@@ -349,6 +349,15 @@ public struct EncodedValues: Sendable, Equatable {
         appendDecoded(to: &out)
         return out
     }
+
+    /// `out[i] += xᵢ` for the decoded values (`out` holds exactly `count`): the same arithmetic, rounding for
+    /// rounding, as `WireValues.add(scaledBy: 1, to:)` on the same bytes — the server and a site applying a model
+    /// change both come to the same model, bit for bit.
+    public func add(to out: UnsafeMutableBufferPointer<Float>) {
+        precondition(out.count == count)
+        guard let o = out.baseAddress else { return }
+        bytes.withUnsafeBytes { ValueKernels.add(encoding, count: count, raw: $0, weight: 1, to: o) }
+    }
 }
 
 /// IEEE 754 binary16 and bfloat16 conversions in integer arithmetic, round to nearest even (the same on every

@@ -72,8 +72,21 @@ public struct WireValues: Sendable, Equatable {
         withUnsafeBytes { ValueKernels.decode(encoding, count: count, raw: $0, into: out) }
     }
 
-    /// Appends the decoded values to `out` (its capacity grows at most once).
+    /// Appends the decoded values to `out` (its capacity grows at most once; float32 values are copied in one pass).
     public func appendDecoded(to out: inout [Float]) {
+        #if _endian(little)
+            if encoding == .float32 {
+                withUnsafeBytes { raw in
+                    if let base = raw.baseAddress, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {
+                        raw.withMemoryRebound(to: Float.self) { out.append(contentsOf: $0) }
+                    } else {
+                        out.reserveCapacity(out.count + count)
+                        for i in 0..<count { out.append(Float(bitPattern: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+                    }
+                }
+                return
+            }
+        #endif
         let start = out.count
         out.append(contentsOf: repeatElement(0, count: count))
         out.withUnsafeMutableBufferPointer { decode(into: UnsafeMutableBufferPointer(rebasing: $0[start...])) }

@@ -94,7 +94,8 @@ public final class GRPCFederationConnection: FederationConnection {
         maxScalars: Int
     ) async throws(FederationError) -> [ParameterChunk] {
         let chunks = Mutex<[ParameterChunk]>([])
-        try await pullModel(for: task, maxScalars: maxScalars) { received throws(FederationError) in
+        try await pullModel(for: task, maxScalars: maxScalars, held: nil) { _, _ throws(FederationError) in
+        } handle: { received throws(FederationError) in
             let chunk = received.parameterChunk()
             chunks.withLock { $0.append(chunk) }
         }
@@ -115,7 +116,8 @@ public final class GRPCFederationConnection: FederationConnection {
     ) async throws(FederationError) -> ParameterSet {
         // Taken out, not copied: the arrays stay uniquely referenced, so they are written in place.
         let assembler = Mutex(ParameterAssembler(reusing: storage.take()))
-        try await pullModel(for: task, maxScalars: maxScalars) { chunk throws(FederationError) in
+        try await pullModel(for: task, maxScalars: maxScalars, held: nil) { _, _ throws(FederationError) in
+        } handle: { chunk throws(FederationError) in
             try assembler.withLock { (a) throws(FederationError) -> Void in try a.append(received: chunk) }
         }
         let built = assembler.withLock { a in
@@ -126,14 +128,37 @@ public final class GRPCFederationConnection: FederationConnection {
         return try built.finish()
     }
 
+    /// The model built from the change to `held` when the server sends one, else whole in `held`'s arrays; its
+    /// digest checked against the server's (`ModelReceiver`).
+    public func downloadModel(
+        for task: TaskAssignment, maxScalars: Int, holding held: consuming HeldModel?
+    ) async throws(FederationError) -> HeldModel {
+        let receiver = Mutex(ModelReceiver(holding: held.take()))
+        let offered = receiver.withLock { $0.offered }
+        try await pullModel(for: task, maxScalars: maxScalars, held: offered) { base, digest throws(FederationError) in
+            try receiver.withLock { (r) throws(FederationError) -> Void in try r.begin(base: base, digest: digest) }
+        } handle: { chunk throws(FederationError) in
+            try receiver.withLock { (r) throws(FederationError) -> Void in try r.append(chunk.chunk) }
+        }
+        let built = receiver.withLock { r in
+            var taken = ModelReceiver(holding: nil)
+            swap(&r, &taken)  // moved out, not copied: the tensors keep their storage
+            return taken
+        }
+        return try built.finish()
+    }
+
     /// Pulls the model range by range (`TransportLimits.downloadChunksPerCall` chunks per DownloadModel call, the
-    /// server's cap), handing each chunk to `handle` as it arrives. The first response says how many chunks the
-    /// model has (initial metadata); the calls follow one another, so the server never queues more than one range
-    /// for this site.
+    /// server's cap), handing each response's header (from its initial metadata: the base the chunks change, nil
+    /// for a whole model, and the digest of the model they build) to `begin`, then each chunk to `handle` as it
+    /// arrives. The first response says how many chunks the model has (initial metadata); the calls follow one
+    /// another, so the server never queues more than one range for this site. `held`: the digest offered as the
+    /// base (request metadata).
     /// - Throws: `.transient` for transport failures, `.invalidConfiguration` when the server's answer does not add
     ///   up (no chunk count, or a range that makes no progress).
     private func pullModel(
-        for task: TaskAssignment, maxScalars: Int,
+        for task: TaskAssignment, maxScalars: Int, held: ModelDigest?,
+        begin: @escaping @Sendable (ModelDigest?, ModelDigest?) throws(FederationError) -> Void,
         handle: @escaping @Sendable (ReceivedChunk) throws(FederationError) -> Void
     )
         async throws(FederationError)
@@ -147,7 +172,7 @@ public final class GRPCFederationConnection: FederationConnection {
         repeat {
             request.firstChunk = Int64(next)
             let (received, count) = try await call("model download") { [request] in
-                try await downloadRange(request, handle: handle)
+                try await downloadRange(request, held: held, begin: begin, handle: handle)
             }
             guard let count, count >= 0, total == nil || total == count else {
                 throw FederationError(
@@ -170,22 +195,38 @@ public final class GRPCFederationConnection: FederationConnection {
     /// One DownloadModel call: hands each chunk to `handle`; returns how many came and the model's chunk count (nil
     /// when the server did not say). Abandoned when no chunk comes for `streamProgressTimeout`.
     private func downloadRange(
-        _ request: Tessera_Federation_V1_DownloadModelRequest,
+        _ request: Tessera_Federation_V1_DownloadModelRequest, held: ModelDigest?,
+        begin: @escaping @Sendable (ModelDigest?, ModelDigest?) throws(FederationError) -> Void,
         handle: @escaping @Sendable (ReceivedChunk) throws(FederationError) -> Void
     )
         async throws -> (received: Int, count: Int?)
     {
         let client = self.client
+        var offered: Metadata = [:]
+        if let held { offered.addString("\(held)", forKey: FederationHandler.heldModelKey) }
+        let metadata = offered
+        let deserializer = ReceivedChunkDeserializer(maxChunkScalars: limits.chunkScalars)
         return try await StreamProgress.watch("model download", limit: limits.connection.streamProgressTimeout) {
             progress in
             try await client.serverStreaming(
-                request: ClientRequest(message: request),
+                request: ClientRequest(message: request, metadata: metadata),
                 descriptor: Tessera_Federation_V1_Federation.Method.DownloadModel.descriptor,
                 serializer: ProtobufSerializer<Tessera_Federation_V1_DownloadModelRequest>(),
-                deserializer: ReceivedChunkDeserializer(), options: .defaults
+                deserializer: deserializer, options: .defaults
             ) { response in
+                func digest(_ key: String) throws(FederationError) -> ModelDigest? {
+                    guard let text = response.metadata[stringValues: key].first(where: { _ in true }) else {
+                        return nil
+                    }
+                    guard let digest = ModelDigest(hex: text) else {
+                        throw FederationError(
+                            .invalidConfiguration, "the server's model download gave \(key) '\(text.prefix(40))'")
+                    }
+                    return digest
+                }
                 let announced = response.metadata[stringValues: FederationHandler.chunkCountKey]
                     .first(where: { _ in true }).flatMap { Int($0) }
+                try begin(try digest(FederationHandler.baseKey), try digest(FederationHandler.digestKey))
                 var received = 0
                 for try await chunk in response.messages {
                     progress.mark()

@@ -66,22 +66,36 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
         request: Tessera_Federation_V1_DownloadModelRequest,
         response: RPCWriter<Tessera_Federation_V1_ParameterChunk>, context: ServerContext
     ) async throws {
-        for chunk in try await modelRange(request: request, context: context).chunks {
+        for chunk in try await modelRange(request: request, held: nil, context: context).chunks {
             try await response.write(chunk.wire)
         }
     }
 
     /// Initial-metadata key of a DownloadModel response: the model's number of chunks at the call's chunk size.
     static let chunkCountKey = "tessera-model-chunks"
+    /// Metadata key of a DownloadModel request: the digest (16 hex digits, `ModelDigest`) of the model the site
+    /// holds, offered as the base of a change.
+    static let heldModelKey = "tessera-model-held"
+    /// Initial-metadata key of a DownloadModel response: the digest of the model the chunks build.
+    static let digestKey = "tessera-model-digest"
+    /// Initial-metadata key of a DownloadModel response whose chunks are a change: the digest of the model they
+    /// change (the one the site offered). Absent: the chunks are the whole model.
+    static let baseKey = "tessera-model-base"
+
+    /// The digest a DownloadModel request's metadata offers as the base (nil when absent or malformed: the site
+    /// then gets the whole model).
+    static func heldModel(_ metadata: Metadata) -> ModelDigest? {
+        metadata[stringValues: heldModelKey].first(where: { _ in true }).flatMap { ModelDigest(hex: $0) }
+    }
 
     /// The chunks a DownloadModel call asks for — views into the coordinator's snapshot, each encoded only as it is
     /// written — at most `limits.downloadChunksPerCall` of them, and the model's number of chunks. The site pulls
     /// the model range by range, so the transport never holds more than one range per download (its writer does
     /// not wait for the HTTP/2 window).
     func modelRange(
-        request: Tessera_Federation_V1_DownloadModelRequest,
+        request: Tessera_Federation_V1_DownloadModelRequest, held: ModelDigest?,
         context: ServerContext
-    ) async throws -> (chunks: ArraySlice<ParameterChunk>, total: Int) {
+    ) async throws -> (chunks: ArraySlice<ParameterChunk>, total: Int, digest: ModelDigest?, base: ModelDigest?) {
         let (task, maxScalars) = try await mapped { () throws(FederationError) in
             let task = try TaskAssignment(wire: request.task)
             _ = try PeerIdentity(context).authorize(site: task.site)
@@ -96,14 +110,16 @@ struct FederationHandler: Tessera_Federation_V1_Federation.SimpleServiceProtocol
         }
         // A site gives up a download that brings nothing for `streamProgressTimeout`.
         let service = self.service
-        let chunks = try await waiting(context, atMost: orphanWait(limits.connection.streamProgressTimeout)) {
-            () async throws(FederationError) in try await service.model(for: task, maxScalars: maxScalars)
+        let download = try await waiting(context, atMost: orphanWait(limits.connection.streamProgressTimeout)) {
+            () async throws(FederationError) in
+            try await service.modelDownload(for: task, maxScalars: maxScalars, held: held)
         }
         return try await mapped { () throws(FederationError) in
+            let chunks = download.chunks
             let perCall = limits.downloadChunksPerCall
             let count = request.chunkCount == 0 ? perCall : Int(min(request.chunkCount, Int64(perCall)))
             let first = Int(min(request.firstChunk, Int64(chunks.count)))
-            return (chunks[first..<min(first + count, chunks.count)], chunks.count)
+            return (chunks[first..<min(first + count, chunks.count)], chunks.count, download.digest, download.base)
         }
     }
 
@@ -201,9 +217,14 @@ struct FederationRegistration: RegistrableRPCService {
             deserializer: ProtobufDeserializer<Tessera_Federation_V1_DownloadModelRequest>(),
             serializer: ChunkSerializer()
         ) { request, context in
+            let held = FederationHandler.heldModel(request.metadata)
             let message = try await ServerRequest(stream: request).message
-            let (chunks, total) = try await handler.modelRange(request: message, context: context)
-            return StreamingServerResponse<ParameterChunk>(metadata: [FederationHandler.chunkCountKey: "\(total)"]) {
+            let range = try await handler.modelRange(request: message, held: held, context: context)
+            var metadata: Metadata = [FederationHandler.chunkCountKey: "\(range.total)"]
+            if let digest = range.digest { metadata.addString("\(digest)", forKey: FederationHandler.digestKey) }
+            if let base = range.base { metadata.addString("\(base)", forKey: FederationHandler.baseKey) }
+            let chunks = range.chunks
+            return StreamingServerResponse<ParameterChunk>(metadata: metadata) {
                 writer in
                 for chunk in chunks { try await writer.write(chunk) }
                 return [:]

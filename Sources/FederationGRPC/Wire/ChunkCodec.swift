@@ -25,26 +25,16 @@ enum OutgoingPart: Sendable {
     case chunk(ParameterChunk)
 }
 
-/// A downloaded chunk still in its message bytes: the values are copied once, straight into the tensor being
-/// assembled (`ParameterAssembler.append(received:)`).
+/// A downloaded chunk still in its message bytes (float32, or encoded: a change from the model the site holds): the
+/// values are read once, straight into the tensor being built (`ModelReceiver`).
 struct ReceivedChunk: Sendable {
-    var tensor: String
-    var shape: [Int]
-    var offset: Int
-    /// The message, and where its float32 values are in it.
-    fileprivate var storage: ReceivedBytes
-    fileprivate var values: Range<Int>
+    /// The chunk, its values in the message (`ParameterChunk.inMessage`, checked as `WireValues` are).
+    var chunk: ParameterChunk
 
-    var valueCount: Int { values.count / 4 }
+    var valueCount: Int { chunk.valueCount }
 
     /// The chunk with its values copied out of the message.
-    func parameterChunk() -> ParameterChunk {
-        var out: [Float] = []
-        out.reserveCapacity(valueCount)
-        storage.withUnsafeBytes { raw in ChunkWire.appendFloats(UnsafeRawBufferPointer(rebasing: raw[values]), to: &out)
-        }
-        return ParameterChunk(tensor: tensor, shape: shape, offset: offset, values: out)
-    }
+    func parameterChunk() -> ParameterChunk { chunk.materialized() }
 }
 
 /// Message bytes kept as they arrived (NIO's buffer: no copy) or, from another transport, copied once.
@@ -79,14 +69,20 @@ struct ChunkSerializer: MessageSerializer {
     }
 }
 
-/// DownloadModel's responses, site side: fields parsed, values left in place until assembled.
+/// DownloadModel's responses, site side: fields parsed, values left in place until assembled; an encoded chunk's
+/// bytes checked first (`EncodedValues.check`: count ≤ `maxChunkScalars`, byte length, scales).
 struct ReceivedChunkDeserializer: MessageDeserializer {
+    /// Most values one chunk may declare (`TransportLimits.chunkScalars`).
+    var maxChunkScalars = TransportLimits().chunkScalars
+
     func deserialize<Bytes: GRPCContiguousBytes>(_ bytes: Bytes) throws -> ReceivedChunk {
         let storage = ReceivedBytes(bytes)
         let fields = try storage.withUnsafeBytes { raw in try ChunkWire.parseChunk(raw, in: 0..<raw.count) }
-        return ReceivedChunk(
-            tensor: fields.tensor, shape: fields.shape, offset: fields.offset, storage: storage,
-            values: fields.values)
+        switch IncomingPartDeserializer.chunk(fields, storage: storage, maxCount: maxChunkScalars) {
+        case .chunk(let chunk): return ReceivedChunk(chunk: chunk)
+        case .refused(let error): throw RPCError(code: .invalidArgument, message: error.message)
+        case .header: throw ChunkWire.malformed("a header in a model download")
+        }
     }
 }
 
@@ -145,7 +141,9 @@ struct IncomingPartDeserializer: MessageDeserializer {
     }
 
     /// A chunk with its values left in the message, or why it is refused (an encoded one is checked first).
-    private static func chunk(_ fields: ChunkWire.ChunkFields, storage: ReceivedBytes, maxCount: Int) -> IncomingPart {
+    fileprivate static func chunk(
+        _ fields: ChunkWire.ChunkFields, storage: ReceivedBytes, maxCount: Int
+    ) -> IncomingPart {
         do throws(FederationError) {
             let values: WireValues
             if fields.encoding != 0 || !fields.encodedValues.isEmpty {
@@ -179,11 +177,7 @@ extension ParameterAssembler {
     /// Appends a downloaded chunk, copying its values from the message straight into the tensor being built.
     /// - Throws: `.shapeMismatch` for a chunk out of order or not fitting its tensor.
     mutating func append(received chunk: ReceivedChunk) throws(FederationError) {
-        try append(tensor: chunk.tensor, shape: chunk.shape, offset: chunk.offset, count: chunk.valueCount) { out in
-            chunk.storage.withUnsafeBytes { raw in
-                ChunkWire.appendFloats(UnsafeRawBufferPointer(rebasing: raw[chunk.values]), to: &out)
-            }
-        }
+        try append(chunk.chunk)
     }
 }
 
@@ -297,25 +291,6 @@ enum ChunkWire {
             at += e.bytes.count
         }
         return at
-    }
-
-    /// Appends little-endian float32 values to `out` (one copy; `bytes.count` must be a multiple of 4).
-    static func appendFloats(_ bytes: UnsafeRawBufferPointer, to out: inout [Float]) {
-        let count = bytes.count / 4
-        guard count > 0, let base = bytes.baseAddress else { return }
-        #if _endian(little)
-            if Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {
-                UnsafeRawBufferPointer(start: base, count: count * 4).withMemoryRebound(to: Float.self) {
-                    out.append(contentsOf: $0)
-                }
-                return
-            }
-        #endif
-        out.reserveCapacity(out.count + count)
-        for i in 0..<count {
-            out.append(
-                Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))))
-        }
     }
 
     struct ChunkFields {
