@@ -3,7 +3,8 @@ import Foundation
 // libFuzzer entry for the gRPC wire decoders (Sources/FederationGRPC/Wire): the first byte picks a decoder, the
 // rest is one message as it arrives from a peer. Compiled as its own module against an instrumented
 // FederationGRPC (see Fuzz/build.sh). Properties: no decoder traps; a chunk that decodes re-encodes to bytes
-// that decode to the same fields; the assembler accepts or rejects every decoded chunk without trapping.
+// that decode to the same fields; the assembler, and the receiver applying a chunk as a change to a held model,
+// accept or reject every decoded chunk without trapping.
 @testable import FederationCore
 @testable import FederationGRPC
 
@@ -26,6 +27,17 @@ private func downloadedChunk(_ message: [UInt8]) {
     guard let received = try? ReceivedChunkDeserializer().deserialize(message) else { return }
     var assembler = ParameterAssembler()
     if (try? assembler.append(received: received)) != nil { _ = try? assembler.finish() }
+    // As a change to a held model of one small tensor (or one of the chunk's own shape when that is small).
+    let count = received.shape.count == 1 && received.shape[0] <= 1 << 16 ? received.shape[0] : 8
+    let held = ParameterSet([
+        ParameterTensor(name: received.tensor, shape: [count], values: [Float](repeating: 0.5, count: count))
+    ])
+    var receiver = ModelReceiver(holding: HeldModel(parameters: held, digest: ModelDigest(of: held)))
+    if (try? receiver.begin(base: ModelDigest(of: held), digest: nil)) != nil,
+        (try? receiver.append(received.chunk)) != nil
+    {
+        _ = try? receiver.finish()
+    }
     let chunk = received.parameterChunk()
     guard let bytes: [UInt8] = try? ChunkSerializer().serialize(chunk),
         let again = try? ReceivedChunkDeserializer().deserialize(bytes)
@@ -33,7 +45,8 @@ private func downloadedChunk(_ message: [UInt8]) {
     let back = again.parameterChunk()
     precondition(
         back.tensor == chunk.tensor && back.shape == chunk.shape && back.offset == chunk.offset
-            && back.values.map(\.bitPattern) == chunk.values.map(\.bitPattern), "chunk round trip changed its fields")
+            && back.values.map(\.bitPattern) == chunk.values.map(\.bitPattern) && back.encoded == chunk.encoded,
+        "chunk round trip changed its fields")
 }
 
 /// UploadResult's request, server side: a header or a chunk.

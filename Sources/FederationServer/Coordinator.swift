@@ -436,13 +436,21 @@ public actor Coordinator<C: Clock>: FederationService, RoundHost where C.Duratio
     /// that follows it: `ModelBroadcast`), whole, as views into a copy-on-write snapshot of it: no copy is made; the
     /// transport encodes each chunk as it writes it.
     public func model(for task: TaskAssignment, maxScalars: Int) throws(FederationError) -> [ParameterChunk] {
-        try modelDownload(for: task, maxScalars: maxScalars, held: nil).chunks
+        try download(for: task, maxScalars: maxScalars, held: nil).chunks
     }
 
     /// The model for a task of the current round: the encoded change from the model the site holds (`held`) when
     /// the job has a `downloadEncoding` and `held` is the previous round's model, else the whole model; with its
     /// digest.
     public func modelDownload(
+        for task: TaskAssignment, maxScalars: Int, held: ModelDigest?
+    ) async throws(FederationError) -> ModelDownload {
+        // async, as the protocol's requirement: a synchronous method beside the protocol's asynchronous default would
+        // lose to that default in callers' asynchronous contexts.
+        try download(for: task, maxScalars: maxScalars, held: held)
+    }
+
+    private func download(
         for task: TaskAssignment, maxScalars: Int, held: ModelDigest?
     ) throws(FederationError) -> ModelDownload {
         guard maxScalars > 0 else { throw FederationError(.invalidConfiguration, "chunk size must be positive") }

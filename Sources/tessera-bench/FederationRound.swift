@@ -125,7 +125,7 @@ struct FederationRound: ParsableCommand {
                     emitLine(
                         #"{"bench":"federation-round","parameters":\#(parameters),"clients":\#(clients),"#
                             + #""secure_aggregation":\#(secure != nil),"compression":"\#(encoding.name)","#
-                + #""download_compression":"\#(download.name)","#
+                            + #""download_compression":"\#(download.name)","#
                             + #""client_processes":\#(clientProcesses),"round":\#(round),"#
                             + #""participants":\#(participants.count),"seconds":\#(seconds),"#
                             + #""server_cpu_seconds":\#(serverCPU),"#

@@ -69,3 +69,60 @@ struct CompressionConfigurationTests {
         #expect(robust.compression == .float16)
     }
 }
+
+@Suite("federation.download_compression in the pipeline")
+struct DownloadCompressionConfigurationTests {
+    func parse(_ extra: String) throws(FederationError) -> FederationConfiguration {
+        try FederationConfiguration(yaml: "federation:\n  min_clients: 2\n  sites: [a, b, c]\n" + extra)
+    }
+
+    @Test(
+        "Each mode parses into the job's download encoding; it combines with secure aggregation",
+        arguments: [
+            ("", UpdateEncoding.float32),
+            ("  download_compression: none\n", .float32),
+            ("  download_compression: fp16\n", .float16),
+            ("  download_compression: bf16\n", .bfloat16),
+            ("  download_compression: int8\n", .int8Blocks(blockSize: 256)),
+            ("  download_compression: int8\n  download_compression_block_size: 64\n", .int8Blocks(blockSize: 64)),
+            ("  download_compression: int8\n  secure_aggregation: true\n", .int8Blocks(blockSize: 256)),
+        ])
+    func modes(yaml: String, encoding: UpdateEncoding) throws {
+        let federation = try parse(yaml)
+        #expect(federation.downloadCompression == encoding)
+        #expect(federation.compression == .float32)  // the uploads' encoding is its own key
+        #expect(federation.jobConfiguration(jobID: "j", sites: ["a", "b", "c"]).downloadEncoding == encoding)
+    }
+
+    @Test("The shipped pipeline's download keys parse as documented")
+    func shipped() throws {
+        let shipped = RobustAggregationConfigurationTests.shipped
+        let example = shipped.replacingOccurrences(
+            of: "  # download_compression: int8\n", with: "  download_compression: int8\n"
+        ).replacingOccurrences(
+            of: "  # download_compression_block_size: 256\n", with: "  download_compression_block_size: 256\n")
+        #expect(example != shipped)
+        #expect(try FederationConfiguration(yaml: example).downloadCompression == .int8Blocks(blockSize: 256))
+    }
+
+    @Test(
+        "Bad values are refused at configuration time, naming the key",
+        arguments: [
+            ("  download_compression: int4\n", "federation.download_compression"),
+            ("  download_compression: {a: 1}\n", "federation.download_compression"),
+            ("  download_compression: bf16\n  download_compression_block_size: 256\n", "int8 only"),
+            (
+                "  download_compression: int8\n  download_compression_block_size: 15\n",
+                "download_compression_block_size"
+            ),
+        ])
+    func refused(yaml: String, mentions: String) {
+        do {
+            _ = try parse(yaml)
+            Issue.record("accepted: \(yaml)")
+        } catch {
+            #expect(error.code == .invalidConfiguration)
+            #expect(error.message.contains(mentions), "\(error.message)")
+        }
+    }
+}

@@ -7,8 +7,8 @@
 /// breaks its own download, which the digest of the result then catches); it catches any accidental difference —
 /// a value's bit, a tensor's order, name or shape. Integer arithmetic only, so the same on every CPU.
 ///
-/// Per tensor of n values with bit patterns xᵢ: A = Σ xᵢ and B = Σ (i + 1) · xᵢ (mod 2⁶⁴), folded with the name
-/// (FNV-1a), the shape and n through the SplitMix64 finaliser. About 0.1 ns a value (the sums vectorise).
+/// Per tensor of n values with bit patterns xᵢ: Fletcher sums in 16 lanes of 32 bits (`sums`), folded with the
+/// name (FNV-1a), the shape and n through the SplitMix64 finaliser. Two vector additions per 16 values.
 public struct ModelDigest: Sendable, Hashable, CustomStringConvertible {
     public let value: UInt64
 
@@ -16,7 +16,10 @@ public struct ModelDigest: Sendable, Hashable, CustomStringConvertible {
 
     /// The digest written as `description` writes it: exactly 16 hexadecimal digits (nil for anything else).
     public init?(hex: String) {
-        guard hex.utf8.count == 16, let v = UInt64(hex, radix: 16) else { return nil }
+        guard hex.utf8.count == 16,
+            hex.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 | 0x20 >= 97 && $0 | 0x20 <= 102) }),
+            let v = UInt64(hex, radix: 16)
+        else { return nil }
         value = v
     }
 
@@ -51,27 +54,39 @@ public struct ModelDigest: Sendable, Hashable, CustomStringConvertible {
         return z ^ (z >> 31)
     }
 
-    /// A = Σ xᵢ and B = Σ (i + 1) · xᵢ over the bit patterns, mod 2⁶⁴: in spans of 2²⁰ values whose inner index fits
-    /// 32 bits (a 32 × 32 → 64-bit product, which vectorises), B = Σ_spans (B_span + start · A_span).
+    /// Fletcher sums of the scrambled bit patterns in 16 lanes of 32 bits: value i goes to lane i mod 16, where
+    /// S ← S + h(xᵢ) and T ← T + S (mod 2³²), so T weighs each value by its position; the tail is zero-padded (h(0)
+    /// = 0). h (a multiply-xorshift, bijective) spreads each bit over the word first: plain sums would miss an even
+    /// number of sign flips (2 · 2³¹ ≡ 0), a negated tensor among them. Folded into (A, B): the lanes' S and T packed
+    /// two by two into 64-bit words, mixed.
+    @inline(__always)
+    private static func scrambled(_ x: SIMD16<UInt32>) -> SIMD16<UInt32> {
+        var v = x ^ (x &>> 16)
+        v &*= 0x045d_9f3b
+        return v ^ (v &>> 16)
+    }
+
     private static func sums(_ values: UnsafeBufferPointer<Float>) -> (UInt64, UInt64) {
         guard let base = values.baseAddress else { return (0, 0) }
-        let span = 1 << 20
+        var s = SIMD16<UInt32>()
+        var t = SIMD16<UInt32>()
+        let raw = UnsafeRawPointer(base)
+        let whole = values.count / 16
+        for g in 0..<whole {
+            s &+= scrambled(raw.loadUnaligned(fromByteOffset: 64 * g, as: SIMD16<UInt32>.self))
+            t &+= s
+        }
+        if whole * 16 < values.count {
+            var tail = SIMD16<UInt32>()
+            for i in (whole * 16)..<values.count { tail[i - whole * 16] = values[i].bitPattern }
+            s &+= scrambled(tail)
+            t &+= s
+        }
         var a: UInt64 = 0
         var b: UInt64 = 0
-        var start = 0
-        while start < values.count {
-            let n = min(span, values.count - start)
-            let p = base + start
-            var spanA: UInt64 = 0
-            var spanB: UInt64 = 0
-            for i in 0..<n {
-                let x = UInt64(p[i].bitPattern)
-                spanA &+= x
-                spanB &+= x &* UInt64(UInt32(truncatingIfNeeded: i &+ 1))
-            }
-            a &+= spanA
-            b &+= spanB &+ UInt64(start) &* spanA
-            start += n
+        for lane in stride(from: 0, to: 16, by: 2) {
+            a = mix(a ^ (UInt64(s[lane]) << 32 | UInt64(s[lane + 1])))
+            b = mix(b ^ (UInt64(t[lane]) << 32 | UInt64(t[lane + 1])))
         }
         return (a, b)
     }

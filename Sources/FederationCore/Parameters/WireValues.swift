@@ -81,7 +81,9 @@ public struct WireValues: Sendable, Equatable {
                         raw.withMemoryRebound(to: Float.self) { out.append(contentsOf: $0) }
                     } else {
                         out.reserveCapacity(out.count + count)
-                        for i in 0..<count { out.append(Float(bitPattern: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+                        for i in 0..<count {
+                            out.append(Float(bitPattern: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+                        }
                     }
                 }
                 return

@@ -31,6 +31,9 @@ struct ReceivedChunk: Sendable {
     /// The chunk, its values in the message (`ParameterChunk.inMessage`, checked as `WireValues` are).
     var chunk: ParameterChunk
 
+    var tensor: String { chunk.tensor }
+    var shape: [Int] { chunk.shape }
+    var offset: Int { chunk.offset }
     var valueCount: Int { chunk.valueCount }
 
     /// The chunk with its values copied out of the message.
