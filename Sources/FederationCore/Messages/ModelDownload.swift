@@ -88,9 +88,9 @@ public struct ModelReceiver: Sendable {
         default:
             throw FederationError(
                 .invalidConfiguration,
-                "the server's answers to one model download disagree on what they build (base \(base.map { "\($0)" } ?? "none"), "
-                    + "digest \(digest.map { "\($0)" } ?? "none")): check that the server and this site run the same "
-                    + "tessera version")
+                "the server's answers to one model download disagree on what they build "
+                    + "(base \(base.map { "\($0)" } ?? "none"), digest \(digest.map { "\($0)" } ?? "none")): "
+                    + "check that the server and this site run the same tessera version")
         }
     }
 
