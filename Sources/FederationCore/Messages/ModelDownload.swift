@@ -67,7 +67,8 @@ public struct ModelReceiver: Sendable {
 
     /// Takes an answer's header: its base (nil: a whole model) and the digest of the model it builds. Every answer
     /// of one download (a transport may pull the model in several calls) must say the same.
-    /// - Throws: `.invalidConfiguration` for a base that is not the model offered, or a header that changes part-way.
+    /// - Throws: `.invalidConfiguration` for a base that is not the model offered; `.transient` for a header that
+    ///   changes part-way (the server restarted or moved on: the site downloads again).
     public mutating func begin(base: ModelDigest?, digest: ModelDigest?) throws(FederationError) {
         switch state {
         case .waiting(let held):
@@ -86,11 +87,12 @@ public struct ModelReceiver: Sendable {
         case .whole(_, let d) where base == nil && d == digest: break
         case .change(_, let d) where base != nil && d == digest: break
         default:
+            // The server's model changed between two calls of one download (it restarted, or the round moved on):
+            // the site downloads again from the start, the whole model (the held one may be changed part-way).
             throw FederationError(
-                .invalidConfiguration,
-                "the server's answers to one model download disagree on what they build "
-                    + "(base \(base.map { "\($0)" } ?? "none"), digest \(digest.map { "\($0)" } ?? "none")): "
-                    + "check that the server and this site run the same tessera version")
+                .transient,
+                "the server's model changed during the download (now base \(base.map { "\($0)" } ?? "none"), "
+                    + "digest \(digest.map { "\($0)" } ?? "none")); downloading it again")
         }
     }
 

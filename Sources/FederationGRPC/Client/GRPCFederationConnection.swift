@@ -224,6 +224,8 @@ public final class GRPCFederationConnection: FederationConnection {
                     }
                     return digest
                 }
+                // A call the server did not accept (gone, restarting) has no metadata: its error, not a header.
+                if case .failure(let error) = response.accepted { throw error }
                 let announced = response.metadata[stringValues: FederationHandler.chunkCountKey]
                     .first(where: { _ in true }).flatMap { Int($0) }
                 try begin(try digest(FederationHandler.baseKey), try digest(FederationHandler.digestKey))
