@@ -250,6 +250,8 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
         /// arrays the next download fills either way: one model's memory kept between rounds, none faulted in
         /// afresh every round.
         var previousGlobal: HeldModel?
+        /// The job whose first download as a change has been logged.
+        var changesSaid: String?
         var revealedBefore: (@Sendable (String, Int) -> Bool)?
         if let log = egressLog {
             revealedBefore = { job, round in SecureAggregationClient.revealed(in: log, job: job, round: round) }
@@ -523,6 +525,13 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                 }
                 guard let downloaded = try await download(task, holding: previousGlobal.take()) else { continue }
                 let global = downloaded.parameters
+                if downloaded.changed != nil, changesSaid != task.jobID {
+                    // Said once a job: what the operator sees of download compression.
+                    changesSaid = task.jobID
+                    log(
+                        "\(site): round \(task.round) of job \(task.jobID): the model came as the change from the one "
+                            + "this site held (download_compression)")
+                }
                 // Once this round is done with it: the base of the next download (its arrays take the next model).
                 defer { previousGlobal = downloaded }
                 let samples: Int

@@ -119,22 +119,22 @@ public struct FederationConfiguration: Sendable, Equatable {
                 }
                 return d
             }
+            /// One of `UpdateEncoding.names`.
+            func encodingName() throws(FederationError) -> String {
+                guard let name = v.scalar?.string, UpdateEncoding.names.contains(name) else {
+                    let shown = v.scalar.map { CheckedConversion.quoted($0.string) } ?? "not a name"
+                    throw fail(key, "is \(shown): use \(UpdateEncoding.names.joined(separator: ", "))")
+                }
+                return name
+            }
             let timeout = 1...limits.maxRoundTimeoutSeconds
             switch key {
             case "compression":
-                guard let name = v.scalar?.string, UpdateEncoding.names.contains(name) else {
-                    let shown = v.scalar.map { CheckedConversion.quoted($0.string) } ?? "not a name"
-                    throw fail(key, "is \(shown): use \(UpdateEncoding.names.joined(separator: ", "))")
-                }
-                compressionName = name
+                compressionName = try encodingName()
             case "compression_block_size":
                 compressionBlockSize = try int(UpdateEncoding.blockSizes, nil)
             case "download_compression":
-                guard let name = v.scalar?.string, UpdateEncoding.names.contains(name) else {
-                    let shown = v.scalar.map { CheckedConversion.quoted($0.string) } ?? "not a name"
-                    throw fail(key, "is \(shown): use \(UpdateEncoding.names.joined(separator: ", "))")
-                }
-                downloadName = name
+                downloadName = try encodingName()
             case "download_compression_block_size":
                 downloadBlockSize = try int(UpdateEncoding.blockSizes, nil)
             case "rounds": rounds = try int(1...limits.maxRounds, "max_rounds")

@@ -73,6 +73,7 @@ struct ModelDownloadTests {
         for c in chunks { try receiver.append(c) }
         let got = try receiver.finish()
         #expect(got.digest == ModelDigest(of: built))
+        #expect(got.changed == ModelDigest(of: base))
         #expect(
             got.parameters.tensors.map { $0.values.map(\.bitPattern) }
                 == built.tensors.map { $0.values.map(\.bitPattern) })
@@ -133,6 +134,7 @@ struct ModelDownloadTests {
         for c in next.chunks(maxScalars: 25) { try receiver.append(c) }
         let got = try receiver.finish()
         #expect(got.parameters == next && got.digest == ModelDigest(of: next))
+        #expect(got.changed == nil)
 
         var wrong = ModelReceiver(holding: nil)
         try wrong.begin(base: nil, digest: ModelDigest(of: base))

@@ -21,10 +21,13 @@ public struct ModelDownload: Sendable {
 public struct HeldModel: Sendable {
     public var parameters: ParameterSet
     public var digest: ModelDigest
+    /// For a model just downloaded: the digest of the model its download changed (nil: it came whole).
+    public var changed: ModelDigest?
 
-    public init(parameters: ParameterSet, digest: ModelDigest) {
+    public init(parameters: ParameterSet, digest: ModelDigest, changed: ModelDigest? = nil) {
         self.parameters = parameters
         self.digest = digest
+        self.changed = changed
     }
 }
 
@@ -46,6 +49,8 @@ public struct ModelReceiver: Sendable {
     /// A change being added to the held model, tensor after tensor.
     fileprivate struct Change: Sendable {
         var tensors: [ParameterTensor]
+        /// The held model's digest.
+        var base: ModelDigest
         /// The tensor being changed and how many of its values have been.
         var current = 0
         var done = 0
@@ -80,7 +85,7 @@ public struct ModelReceiver: Sendable {
                             + "(\(held.map { "\($0.digest)" } ?? "none")): check that the server and this site run "
                             + "the same tessera version")
                 }
-                state = .change(Change(tensors: held.parameters.tensors), digest: digest)
+                state = .change(Change(tensors: held.parameters.tensors, base: base), digest: digest)
             } else {
                 state = .whole(ParameterAssembler(reusing: held?.parameters), digest: digest)
             }
@@ -120,6 +125,7 @@ public struct ModelReceiver: Sendable {
     public consuming func finish() throws(FederationError) -> HeldModel {
         let model: ParameterSet
         let announced: ModelDigest?
+        var changed: ModelDigest?
         switch state {
         case .waiting:
             throw FederationError(.invalidConfiguration, "the model download ended before the server answered")
@@ -127,6 +133,7 @@ public struct ModelReceiver: Sendable {
             model = try assembler.finish()
             announced = digest
         case .change(let change, let digest):
+            changed = change.base
             model = try change.finish()
             announced = digest
         }
@@ -137,7 +144,7 @@ public struct ModelReceiver: Sendable {
                 "the model built from the download has digest \(digest), not the \(announced) the server announced; "
                     + "downloading the whole model again")
         }
-        return HeldModel(parameters: model, digest: digest)
+        return HeldModel(parameters: model, digest: digest, changed: changed)
     }
 }
 
