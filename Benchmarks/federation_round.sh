@@ -15,9 +15,9 @@
 #   BENCH=/path/to/tessera-bench runs that binary instead of building one (to compare two builds in one run).
 #   COMPRESSION="int8 fp16" also runs every configuration with each of these update encodings at the sites
 #   (`federation.compression`: none | fp16 | bf16 | int8 with blocks of 256; error feedback at the sites).
-#   DOWNLOAD_COMPRESSION=int8 runs every configuration with that download compression (`federation.
-#   download_compression`: each site downloads the encoded change from the model it holds; error feedback at the
-#   server).
+#   A mode written uploads/downloads ("int8/int8", "none/int8") also sets the download compression
+#   (`federation.download_compression`: each site downloads the encoded change from the model it holds; error
+#   feedback at the server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The OpenBLAS core this CPU has (as the Makefile detects it), never one it lacks.
@@ -31,7 +31,6 @@ EXTRA=()
 [ -n "${WINDOW:-}" ] && EXTRA+=(--window-bytes "$WINDOW")
 [ -n "${FRAME:-}" ] && EXTRA+=(--frame-bytes "$FRAME")
 [ -n "${DOWNLOAD_CHUNKS:-}" ] && EXTRA+=(--download-chunks "$DOWNLOAD_CHUNKS")
-[ -n "${DOWNLOAD_COMPRESSION:-}" ] && EXTRA+=(--download-compression "$DOWNLOAD_COMPRESSION")
 if [ -z "${BENCH:-}" ]; then
   swift build -c release --scratch-path "$SCRATCH" --product tessera-bench >/dev/null
   BENCH=$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)/tessera-bench
@@ -44,8 +43,10 @@ for config in $CONFIGS; do
   "$BENCH" federation-round --parameters "$n" --clients "$k" --rounds "$ROUNDS" --client-processes \
     ${EXTRA[@]+"${EXTRA[@]}"} | tee -a "$OUT"
   for mode in ${COMPRESSION:-}; do
+    up=${mode%/*}; down=none
+    [ "$mode" != "$up" ] && down=${mode#*/}
     "$BENCH" federation-round --parameters "$n" --clients "$k" --rounds "$ROUNDS" --client-processes \
-      --compression "$mode" ${EXTRA[@]+"${EXTRA[@]}"} | tee -a "$OUT"
+      --compression "$up" --download-compression "$down" ${EXTRA[@]+"${EXTRA[@]}"} | tee -a "$OUT"
   done
   if [ "${SECAGG:-0}" = 1 ]; then
     "$BENCH" federation-round --parameters "$n" --clients "$k" --rounds "$ROUNDS" --client-processes \
