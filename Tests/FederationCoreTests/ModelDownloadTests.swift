@@ -136,6 +136,25 @@ struct ModelDownloadTests {
         #expect(got.parameters == next && got.digest == ModelDigest(of: next))
         #expect(got.changed == nil)
 
+        // A model holding ±Inf or NaN, whole or built from a change that overflows: refused, digest or not.
+        var infinite = Self.model(Self.w)
+        try infinite.updateValues { i, v in if i == 1 { v[2] = .infinity } }
+        var whole = ModelReceiver(holding: nil)
+        try whole.begin(base: nil, digest: nil)
+        for c in infinite.chunks(maxScalars: 25) { try whole.append(c) }
+        #expect(throws: FederationError.self) { _ = try whole.finish() }
+        let huge = [Float](repeating: 3e38, count: 16)
+        let overflow = huge.withUnsafeBufferPointer { EncodedValues(encoding: .int8Blocks(blockSize: 16), values: $0) }
+        let big = Self.model([Float](repeating: 3e38, count: 16))
+        var change = ModelReceiver(holding: HeldModel(parameters: big, digest: ModelDigest(of: big)))
+        try change.begin(base: ModelDigest(of: big), digest: nil)
+        try change.append(ParameterChunk(tensor: "w", shape: [16], offset: 0, encoded: overflow))
+        try change.append(ParameterChunk(tensor: "b", shape: [3], offset: 0, values: [0, 0, 0]))
+        do {
+            _ = try change.finish()
+            Issue.record("an overflowing change was accepted")
+        } catch { #expect(error.code == .nonFinite && error.message.contains("'w'")) }
+
         var wrong = ModelReceiver(holding: nil)
         try wrong.begin(base: nil, digest: ModelDigest(of: base))
         for c in next.chunks(maxScalars: 25) { try wrong.append(c) }

@@ -120,8 +120,9 @@ public struct ModelReceiver: Sendable {
     }
 
     /// The model built, with its digest (the server's, checked; computed here when the server gave none).
-    /// - Throws: `.shapeMismatch` for an incomplete model; `.transient` when the model built does not have the digest
-    ///   the server announced (the site downloads the whole model again).
+    /// - Throws: `.shapeMismatch` for an incomplete model; `.nonFinite` for a model holding NaN or ±Inf (a change
+    ///   whose values overflow the held ones, or a whole model sent so); `.transient` when the model built does not
+    ///   have the digest the server announced (the site downloads the whole model again).
     public consuming func finish() throws(FederationError) -> HeldModel {
         let model: ParameterSet
         let announced: ModelDigest?
@@ -137,7 +138,12 @@ public struct ModelReceiver: Sendable {
             model = try change.finish()
             announced = digest
         }
-        let digest = ModelDigest(of: model)
+        let (digest, nonFinite) = ModelDigest.checked(model)
+        if let nonFinite {
+            // What the server sent, or the change added to the held model, overflowed: nothing to train from.
+            throw FederationError(
+                .nonFinite, "the downloaded model holds NaN or ±Inf in tensor '\(nonFinite.prefix(128))'")
+        }
         if let announced, announced != digest {
             throw FederationError(
                 .transient,

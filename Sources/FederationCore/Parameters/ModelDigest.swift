@@ -30,6 +30,13 @@ public struct ModelDigest: Sendable, Hashable, CustomStringConvertible {
     }
 
     public init(of model: ParameterSet) {
+        self = Self.checked(model).digest
+    }
+
+    /// The digest, and the name of the first tensor holding NaN or ±Inf (nil when every value is finite), in one
+    /// pass over the values.
+    public static func checked(_ model: ParameterSet) -> (digest: ModelDigest, nonFinite: String?) {
+        var nonFinite: String?
         var h: UInt64 = 0x7465_7373_6572_6131  // "tessera1"
         for t in model.tensors {
             var name: UInt64 = 0xcbf2_9ce4_8422_2325
@@ -37,12 +44,13 @@ public struct ModelDigest: Sendable, Hashable, CustomStringConvertible {
             h = Self.mix(h ^ name)
             h = Self.mix(h ^ UInt64(t.shape.count))
             for d in t.shape { h = Self.mix(h ^ UInt64(bitPattern: Int64(d))) }
-            let (a, b) = t.values.withUnsafeBufferPointer { Self.sums($0) }
+            let (a, b, largest) = t.values.withUnsafeBufferPointer { Self.sums($0) }
+            if nonFinite == nil, largest >= 0x7f80_0000 { nonFinite = t.name }
             h = Self.mix(h ^ UInt64(t.count))
             h = Self.mix(h ^ a)
             h = Self.mix(h ^ b)
         }
-        value = h
+        return (ModelDigest(value: h), nonFinite)
     }
 
     /// SplitMix64's finaliser (Steele, Lea and Flood 2014): every input bit moves every output bit.
@@ -66,19 +74,24 @@ public struct ModelDigest: Sendable, Hashable, CustomStringConvertible {
         return v ^ (v &>> 16)
     }
 
-    private static func sums(_ values: UnsafeBufferPointer<Float>) -> (UInt64, UInt64) {
-        guard let base = values.baseAddress else { return (0, 0) }
+    /// Also the largest magnitude bit pattern (sign cleared: ≥ 0x7f800000 for ±Inf and NaN).
+    private static func sums(_ values: UnsafeBufferPointer<Float>) -> (UInt64, UInt64, UInt32) {
+        guard let base = values.baseAddress else { return (0, 0, 0) }
         var s = SIMD16<UInt32>()
         var t = SIMD16<UInt32>()
+        var m = SIMD16<UInt32>()
         let raw = UnsafeRawPointer(base)
         let whole = values.count / 16
         for g in 0..<whole {
-            s &+= scrambled(raw.loadUnaligned(fromByteOffset: 64 * g, as: SIMD16<UInt32>.self))
+            let x = raw.loadUnaligned(fromByteOffset: 64 * g, as: SIMD16<UInt32>.self)
+            m = pointwiseMax(m, x & 0x7fff_ffff)
+            s &+= scrambled(x)
             t &+= s
         }
         if whole * 16 < values.count {
             var tail = SIMD16<UInt32>()
             for i in (whole * 16)..<values.count { tail[i - whole * 16] = values[i].bitPattern }
+            m = pointwiseMax(m, tail & 0x7fff_ffff)
             s &+= scrambled(tail)
             t &+= s
         }
@@ -88,6 +101,6 @@ public struct ModelDigest: Sendable, Hashable, CustomStringConvertible {
             a = mix(a ^ (UInt64(s[lane]) << 32 | UInt64(s[lane + 1])))
             b = mix(b ^ (UInt64(t[lane]) << 32 | UInt64(t[lane + 1])))
         }
-        return (a, b)
+        return (a, b, m.max())
     }
 }
