@@ -264,15 +264,17 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
         /// The model of a task; nil when the round closed while it was coming (downloads are pulled range by range)
         /// or the server refused it (said in the log; the site then sits the round out): the agent then takes its
         /// next task.
-        func download(_ task: TaskAssignment, holding held: consuming HeldModel? = nil)
+        func download(_ task: TaskAssignment, holding held: inout HeldModel?)
             async throws(FederationError) -> HeldModel?
         {
-            // Handed to the first attempt only, not kept: its arrays stay uniquely referenced. An attempt that fails
-            // may have changed part of it, so a retry downloads the whole model.
-            var spare = consume held
+            // Taken by the download, not copied: its arrays stay uniquely referenced. An attempt that fails before
+            // changing it gives it back (to the next attempt, or to `held` for the next round); one that changed part
+            // of it spends it, and the next attempt downloads the whole model.
+            var spare = held.take()
+            defer { held = spare.take() }
             do {
                 return try await retrying("download") { () async throws(FederationError) in
-                    try await connection.downloadModel(for: task, maxScalars: chunkScalars, holding: spare.take())
+                    try await connection.downloadModel(for: task, maxScalars: chunkScalars, holding: &spare)
                 }
             } catch  where Self.goneTask.contains(error.code) {
                 return nil
@@ -455,7 +457,8 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                     delivery = try await deliver(header, [], .decline)
                     break
                 }
-                guard var model = try await download(task)?.parameters else { continue }
+                var none: HeldModel?
+                guard var model = try await download(task, holding: &none)?.parameters else { continue }
                 var header = ResultHeader(jobID: task.jobID, round: task.round, site: site, sampleCount: 1)
                 do {
                     try local.restore(into: &model, jobID: task.jobID)
@@ -523,7 +526,7 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                         task, "the site cannot encode its update as the job asks: \(error.message)")
                     break
                 }
-                guard let downloaded = try await download(task, holding: previousGlobal.take()) else { continue }
+                guard let downloaded = try await download(task, holding: &previousGlobal) else { continue }
                 let global = downloaded.parameters
                 if downloaded.changed != nil, changesSaid != task.jobID {
                     // Said once a job: what the operator sees of download compression.

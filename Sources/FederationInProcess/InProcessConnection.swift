@@ -26,13 +26,19 @@ public struct InProcessConnection: FederationConnection {
     }
 
     public func downloadModel(
-        for task: TaskAssignment, maxScalars: Int, holding held: consuming HeldModel?
+        for task: TaskAssignment, maxScalars: Int, holding held: inout HeldModel?
     ) async throws(FederationError) -> HeldModel {
         await coordinator.noteContact(site: task.site, version: TesseraVersion.current)
-        var receiver = ModelReceiver(holding: held)
-        let download = try await coordinator.modelDownload(for: task, maxScalars: maxScalars, held: receiver.offered)
-        try receiver.begin(base: download.base, digest: download.digest)
-        for chunk in download.chunks { try receiver.append(chunk) }
+        var receiver = ModelReceiver(holding: held.take())
+        do {
+            let download = try await coordinator.modelDownload(
+                for: task, maxScalars: maxScalars, held: receiver.offered)
+            try receiver.begin(base: download.base, digest: download.digest)
+            for chunk in download.chunks { try receiver.append(chunk) }
+        } catch {
+            held = receiver.reclaim()
+            throw error
+        }
         return try receiver.finish()
     }
 

@@ -70,6 +70,11 @@ public struct JobConfiguration: Sendable {
     }
 
     public func validate() throws(FederationError) {
+        if case .int8Blocks(let b) = downloadEncoding, !UpdateEncoding.blockSizes.contains(b) {
+            throw FederationError(
+                .invalidConfiguration,
+                "the download encoding's int8 block size is \(b); it must be within \(UpdateEncoding.blockSizes)")
+        }
         guard rounds >= 1 else {
             throw FederationError(.invalidConfiguration, "rounds must be at least 1, is \(rounds)")
         }

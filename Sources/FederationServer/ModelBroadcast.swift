@@ -40,7 +40,8 @@ struct ModelBroadcast {
 
     /// Takes the round's new global model: without compression it is what the sites download next; with it the
     /// change to it is encoded (see the type's description). A change whose values are not finite (G and R far
-    /// beyond float32's range), or a model whose structure changed, is not encoded: the sites download R = G whole.
+    /// apart near float32's range), an R that the change would make non-finite, or a model whose structure changed,
+    /// is not encoded: the sites download R = G whole.
     mutating func advance(to global: ParameterSet) throws(FederationError) {
         let base = digest
         guard let encoding, var next = reference.take() else {
@@ -59,13 +60,20 @@ struct ModelBroadcast {
                     tensor: global.tensors[i], reference: &r, encoding: encoding, scratch: &scratch, into: &chunks)
             }
         }
+        // R + decode(d) can still overflow where G is near float32's largest value (bf16 rounds up, int8 by ulps).
+        var nextDigest = base
+        if encodable {
+            let checked = ModelDigest.checked(next)
+            nextDigest = checked.digest
+            encodable = checked.nonFinite == nil
+        }
         guard encodable else {
             reference = global
             digest = ModelDigest(of: global)
             change = nil
             return
         }
-        digest = ModelDigest(of: next)
+        digest = nextDigest
         reference = next
         change = (base, chunks)
     }

@@ -119,10 +119,66 @@ struct ModelDownloadTests {
         var none = ModelReceiver(holding: nil)
         #expect(code { try none.begin(base: held.digest, digest: nil) } == .invalidConfiguration)
         var twice = ModelReceiver(holding: held)
-        try twice.begin(base: held.digest, digest: nil)
+        try twice.begin(base: held.digest, digest: ModelDigest(of: built))
         #expect(code { try twice.begin(base: nil, digest: nil) } == .transient)  // the server's model changed
+        // A change that does not say what it builds.
+        var unnamed = ModelReceiver(holding: held)
+        #expect(code { try unnamed.begin(base: held.digest, digest: nil) } == .invalidConfiguration)
+        // Empty chunks make no progress: refused (an empty tensor takes exactly one).
+        let stall = ParameterChunk(tensor: "w", shape: [70], offset: 0, values: [])
+        #expect(code { try run([stall] + chunks) } == .shapeMismatch)
         var early = ModelReceiver(holding: held)
         #expect(code { try early.append(chunks[0]) } == .invalidConfiguration)
+    }
+
+    @Test("Empty tensors take one empty chunk each; a failed download gives back a held model it has not changed")
+    func emptyTensorsAndReclaim() throws {
+        let base = ParameterSet([
+            ParameterTensor(name: "none", shape: [0], values: []),
+            ParameterTensor(name: "w", shape: [40], values: (0..<40).map { Float($0) * 0.1 }),
+            ParameterTensor(name: "tail", shape: [2, 0], values: []),
+        ])
+        let target = (0..<40).map { Float($0) * 0.11 }
+        let d = zip(target, base.tensors[1].values).map { $0 - $1 }
+        let e = d.withUnsafeBufferPointer { EncodedValues(encoding: .int8Blocks(blockSize: 16), values: $0) }
+        let chunks = [
+            ParameterChunk(tensor: "none", shape: [0], offset: 0, values: []),
+            ParameterChunk(tensor: "w", shape: [40], offset: 0, encoded: e),
+            ParameterChunk(tensor: "tail", shape: [2, 0], offset: 0, values: []),
+        ]
+        var tensors = base.tensors
+        tensors[1].values = zip(base.tensors[1].values, e.decoded()).map { $0 + $1 }
+        let built = ParameterSet(tensors)
+        let held = HeldModel(parameters: base, digest: ModelDigest(of: base))
+        var receiver = ModelReceiver(holding: held)
+        try receiver.begin(base: held.digest, digest: ModelDigest(of: built))
+        for c in chunks { try receiver.append(c) }
+        #expect(try receiver.finish().parameters == built)
+        // The last empty tensor's chunk missing: incomplete; an empty tensor's chunk twice: refused.
+        var short = ModelReceiver(holding: held)
+        try short.begin(base: held.digest, digest: ModelDigest(of: built))
+        for c in chunks.dropLast() { try short.append(c) }
+        #expect(throws: FederationError.self) { _ = try short.finish() }
+        var again = ModelReceiver(holding: held)
+        try again.begin(base: held.digest, digest: ModelDigest(of: built))
+        try again.append(chunks[0])
+        #expect(throws: FederationError.self) { try again.append(chunks[0]) }
+
+        // Reclaim: before any answer, and after a change's header but before its first chunk; not after.
+        var waiting = ModelReceiver(holding: held)
+        #expect(waiting.reclaim()?.digest == held.digest)
+        var begun = ModelReceiver(holding: held)
+        try begun.begin(base: held.digest, digest: ModelDigest(value: 3))
+        let reclaimed = begun.reclaim()
+        let back = try #require(reclaimed)
+        #expect(back.parameters == base && back.digest == held.digest)
+        var changed = ModelReceiver(holding: held)
+        try changed.begin(base: held.digest, digest: ModelDigest(value: 3))
+        try changed.append(chunks[0])
+        #expect(changed.reclaim() == nil)
+        var whole = ModelReceiver(holding: held)
+        try whole.begin(base: nil, digest: nil)
+        #expect(whole.reclaim() == nil)
     }
 
     @Test("A whole model is assembled in the held model's arrays and its digest checked")
@@ -147,7 +203,7 @@ struct ModelDownloadTests {
         let overflow = huge.withUnsafeBufferPointer { EncodedValues(encoding: .int8Blocks(blockSize: 16), values: $0) }
         let big = Self.model([Float](repeating: 3e38, count: 16))
         var change = ModelReceiver(holding: HeldModel(parameters: big, digest: ModelDigest(of: big)))
-        try change.begin(base: ModelDigest(of: big), digest: nil)
+        try change.begin(base: ModelDigest(of: big), digest: ModelDigest(value: 5))
         try change.append(ParameterChunk(tensor: "w", shape: [16], offset: 0, encoded: overflow))
         try change.append(ParameterChunk(tensor: "b", shape: [3], offset: 0, values: [0, 0, 0]))
         do {

@@ -148,3 +148,78 @@ struct DownloadCompressionTests {
         }
     }
 }
+
+/// The in-process connection, but the first download of round 2 fails as a network hiccup would, before anything
+/// is sent (the held model untouched); records whether each download came as a change.
+private struct HiccupConnection: FederationConnection {
+    final class State: Sendable {
+        let failed = Mutex(false)
+        let changes = Mutex<[(round: Int, change: Bool)]>([])
+    }
+
+    let inner: InProcessConnection
+    let state = State()
+
+    func register(site: String) async throws(FederationError) -> String? { try await inner.register(site: site) }
+    func nextTask(site: String) async throws(FederationError) -> TaskAssignment? {
+        try await inner.nextTask(site: site)
+    }
+    func downloadModel(for task: TaskAssignment, maxScalars: Int) async throws(FederationError) -> [ParameterChunk] {
+        try await inner.downloadModel(for: task, maxScalars: maxScalars)
+    }
+    func downloadModel(
+        for task: TaskAssignment, maxScalars: Int, holding held: inout HeldModel?
+    ) async throws(FederationError) -> HeldModel {
+        if task.round == 2,
+            state.failed.withLock({ f in
+                defer { f = true }
+                return !f
+            })
+        {
+            throw FederationError(.transient, "connection reset before the answer")
+        }
+        let got = try await inner.downloadModel(for: task, maxScalars: maxScalars, holding: &held)
+        state.changes.withLock { $0.append((task.round, got.changed != nil)) }
+        return got
+    }
+    func uploadResult(_ header: ResultHeader, chunks: [ParameterChunk]) async throws(FederationError) {
+        try await inner.uploadResult(header, chunks: chunks)
+    }
+    func heartbeat(site: String) async throws(FederationError) { try await inner.heartbeat(site: site) }
+}
+
+extension DownloadCompressionTests {
+    @Test("A download that fails before it changed anything keeps the held model: the retry still gets the change")
+    func retryKeepsHeldModel() async throws {
+        let clock = ManualClock()
+        var job = JobConfiguration(jobID: "dr", rounds: 3, sites: ["a"], minClients: 1)
+        job.downloadEncoding = .int8Blocks(blockSize: 16)
+        let coordinator = Coordinator(configuration: job, initialModel: Self.initial, strategy: FedAvg(), clock: clock)
+        let connection = HiccupConnection(inner: InProcessConnection(coordinator: coordinator))
+        var agent = SiteAgent(
+            site: "a", connection: connection, trainer: ChangeRecordingTrainer(site: 0, coordinator: coordinator),
+            clock: clock, retry: RetryPolicy(base: .zero, cap: .zero), chunkScalars: 40, log: { _ in })
+        agent.heartbeatInterval = nil
+        let frozen = agent
+        async let final = coordinator.run()
+        let rounds = try await frozen.run()
+        _ = try await final
+        #expect(rounds == [1, 2, 3])
+        #expect(connection.state.failed.withLock { $0 })
+        let changes = connection.state.changes.withLock { $0 }
+        #expect(changes.map(\.round) == [1, 2, 3])
+        #expect(changes.map(\.change) == [false, true, true])  // round 2's retry offered the model it still held
+        clock.advance(by: .seconds(100_000))
+    }
+}
+
+extension DownloadCompressionTests {
+    @Test("A job whose download encoding has an impossible int8 block size is refused when it is validated")
+    func impossibleBlockSize() {
+        for b in [0, -1, 15, 65_537] {
+            var job = JobConfiguration(jobID: "db", rounds: 1, sites: ["a"], minClients: 1)
+            job.downloadEncoding = .int8Blocks(blockSize: b)
+            #expect(throws: FederationError.self) { try job.validate() }
+        }
+    }
+}

@@ -16,14 +16,15 @@ public protocol FederationConnection: Sendable {
     func downloadParameters(
         for task: TaskAssignment, maxScalars: Int, reusing storage: consuming ParameterSet?
     ) async throws(FederationError) -> ParameterSet
-    /// The model of a task, for a site holding `held` (the last model it downloaded, untouched; consumed): the
-    /// server sends the change from it when it can, else the whole model, built in `held`'s arrays either way
-    /// (`ModelReceiver`); returned with its digest, checked against the server's. The default downloads the whole
-    /// model (`downloadParameters(reusing:)`) and computes its digest.
-    /// - Throws: `.transient` when the model built does not have the digest the server announced (`held` is spent:
-    ///   the site asks again without it).
+    /// The model of a task, for a site holding `held` (the last model it downloaded, untouched): the server sends
+    /// the change from it when it can, else the whole model, built in `held`'s arrays either way (`ModelReceiver`);
+    /// returned with its digest, checked against the server's. `held` is taken (nil afterwards), and given back
+    /// when the download fails before anything changed it (`ModelReceiver.reclaim`). The default downloads the
+    /// whole model (`downloadParameters(reusing:)`) and computes its digest.
+    /// - Throws: `.transient` when the model built does not have the digest the server announced (the site asks
+    ///   again, for the whole model when `held` is spent).
     func downloadModel(
-        for task: TaskAssignment, maxScalars: Int, holding held: consuming HeldModel?
+        for task: TaskAssignment, maxScalars: Int, holding held: inout HeldModel?
     ) async throws(FederationError) -> HeldModel
     /// Streams a result: header, chunks, end. The server validates as chunks arrive.
     func uploadResult(_ header: ResultHeader, chunks: [ParameterChunk]) async throws(FederationError)
@@ -44,7 +45,7 @@ extension FederationConnection {
     }
 
     public func downloadModel(
-        for task: TaskAssignment, maxScalars: Int, holding held: consuming HeldModel?
+        for task: TaskAssignment, maxScalars: Int, holding held: inout HeldModel?
     ) async throws(FederationError) -> HeldModel {
         let model = try await downloadParameters(for: task, maxScalars: maxScalars, reusing: held.take()?.parameters)
         return HeldModel(parameters: model, digest: ModelDigest(of: model))

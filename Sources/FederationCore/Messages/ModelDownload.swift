@@ -51,9 +51,11 @@ public struct ModelReceiver: Sendable {
         var tensors: [ParameterTensor]
         /// The held model's digest.
         var base: ModelDigest
-        /// The tensor being changed and how many of its values have been.
+        /// The tensor being changed, how many of its values have been, and whether a chunk of it came (an empty
+        /// tensor takes exactly one chunk, of no values).
         var current = 0
         var done = 0
+        var started = false
     }
 
     private var state: State
@@ -62,6 +64,22 @@ public struct ModelReceiver: Sendable {
     ///   model is expected.
     public init(holding held: consuming HeldModel?) {
         state = .waiting(held)
+    }
+
+    /// The held model back, when nothing has changed it yet (no answer taken, or a change none of whose chunks came):
+    /// what a site keeps for its next download after this one failed. Nil otherwise (a whole model being built
+    /// has taken its arrays).
+    public mutating func reclaim() -> HeldModel? {
+        switch state {
+        case .waiting(let held):
+            state = .waiting(nil)
+            return held
+        case .change(let change, _) where change.current == 0 && change.done == 0 && !change.started:
+            state = .waiting(nil)
+            return HeldModel(parameters: ParameterSet(change.tensors), digest: change.base)
+        default:
+            return nil
+        }
     }
 
     /// The digest the site offers as the base, if any (what the request names).
@@ -78,6 +96,12 @@ public struct ModelReceiver: Sendable {
         switch state {
         case .waiting(let held):
             if let base {
+                guard digest != nil else {
+                    throw FederationError(
+                        .invalidConfiguration,
+                        "the server sent a change without the digest of the model it builds: check that the server "
+                            + "and this site run the same tessera version")
+                }
                 guard let held, held.digest == base else {
                     throw FederationError(
                         .invalidConfiguration,
@@ -90,7 +114,7 @@ public struct ModelReceiver: Sendable {
                 state = .whole(ParameterAssembler(reusing: held?.parameters), digest: digest)
             }
         case .whole(_, let d) where base == nil && d == digest: break
-        case .change(_, let d) where base != nil && d == digest: break
+        case .change(let c, let d) where base == c.base && d == digest: break
         default:
             // The server's model changed between two calls of one download (it restarted, or the round moved on):
             // the site downloads again from the start, the whole model (the held one may be changed part-way).
@@ -157,15 +181,20 @@ public struct ModelReceiver: Sendable {
 extension ModelReceiver.Change {
     mutating func add(_ chunk: ParameterChunk) throws(FederationError) {
         // The tensors are changed in order: a chunk continues the current tensor or starts the next one.
-        if current < tensors.count, done == tensors[current].count, chunk.offset == 0,
+        if current < tensors.count, started, done == tensors[current].count, chunk.offset == 0,
             tensors[current].name != chunk.tensor
         {
             current += 1
             done = 0
+            started = false
         }
+        // A chunk brings values, but for an empty tensor's one chunk: a server repeating empty chunks makes no
+        // progress and is refused.
+        let empty = current < tensors.count && tensors[current].count == 0
         guard current < tensors.count, tensors[current].name == chunk.tensor,
             tensors[current].shape == chunk.shape, chunk.offset == done,
-            chunk.valueCount <= tensors[current].count - done
+            chunk.valueCount <= tensors[current].count - done,
+            empty ? !started : chunk.valueCount > 0
         else {
             throw FederationError(
                 .shapeMismatch,
@@ -186,11 +215,13 @@ extension ModelReceiver.Change {
             }
         }
         done += n
+        started = true
     }
 
     consuming func finish() throws(FederationError) -> ParameterSet {
         // Every tensor before the current one was completed when the change moved past it.
-        let complete = tensors.isEmpty || (current == tensors.count - 1 && done == tensors[current].count)
+        let complete =
+            tensors.isEmpty || (current == tensors.count - 1 && started && done == tensors[current].count)
         guard complete else {
             let name = current < tensors.count ? tensors[current].name : "?"
             throw FederationError(

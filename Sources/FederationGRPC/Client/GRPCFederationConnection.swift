@@ -131,14 +131,20 @@ public final class GRPCFederationConnection: FederationConnection {
     /// The model built from the change to `held` when the server sends one, else whole in `held`'s arrays; its
     /// digest checked against the server's (`ModelReceiver`).
     public func downloadModel(
-        for task: TaskAssignment, maxScalars: Int, holding held: consuming HeldModel?
+        for task: TaskAssignment, maxScalars: Int, holding held: inout HeldModel?
     ) async throws(FederationError) -> HeldModel {
         let receiver = Mutex(ModelReceiver(holding: held.take()))
         let offered = receiver.withLock { $0.offered }
-        try await pullModel(for: task, maxScalars: maxScalars, held: offered) { base, digest throws(FederationError) in
-            try receiver.withLock { (r) throws(FederationError) -> Void in try r.begin(base: base, digest: digest) }
-        } handle: { chunk throws(FederationError) in
-            try receiver.withLock { (r) throws(FederationError) -> Void in try r.append(chunk.chunk) }
+        do {
+            try await pullModel(for: task, maxScalars: maxScalars, held: offered) {
+                base, digest throws(FederationError) in
+                try receiver.withLock { (r) throws(FederationError) -> Void in try r.begin(base: base, digest: digest) }
+            } handle: { chunk throws(FederationError) in
+                try receiver.withLock { (r) throws(FederationError) -> Void in try r.append(chunk.chunk) }
+            }
+        } catch {
+            held = receiver.withLock { $0.reclaim() }  // kept for the next attempt when nothing changed it
+            throw error
         }
         let built = receiver.withLock { r in
             var taken = ModelReceiver(holding: nil)
@@ -147,6 +153,10 @@ public final class GRPCFederationConnection: FederationConnection {
         }
         return try built.finish()
     }
+
+    /// Most chunks a model download may announce (2²⁰: with 4 Ki values or more a chunk, as servers cut them, 4 Gi
+    /// values): a hostile server cannot keep a site pulling ranges for ever.
+    static let maxDownloadChunks = 1 << 20
 
     /// Pulls the model range by range (`TransportLimits.downloadChunksPerCall` chunks per DownloadModel call, the
     /// server's cap), handing each response's header (from its initial metadata: the base the chunks change, nil
@@ -174,12 +184,12 @@ public final class GRPCFederationConnection: FederationConnection {
             let (received, count) = try await call("model download") { [request] in
                 try await downloadRange(request, held: held, begin: begin, handle: handle)
             }
-            guard let count, count >= 0, total == nil || total == count else {
+            guard let count, count >= 0, count <= Self.maxDownloadChunks, total == nil || total == count else {
                 throw FederationError(
                     .invalidConfiguration,
                     "the server's model download did not say how many chunks "
-                        + "the model has, or changed it part-way: check that the server and this site run "
-                        + "the same tessera version")
+                        + "the model has (at most \(Self.maxDownloadChunks)), or changed it part-way: check that the "
+                        + "server and this site run the same tessera version")
             }
             total = count
             guard received > 0 || next >= count else {
@@ -205,7 +215,9 @@ public final class GRPCFederationConnection: FederationConnection {
         var offered: Metadata = [:]
         if let held { offered.addString("\(held)", forKey: FederationHandler.heldModelKey) }
         let metadata = offered
-        let deserializer = ReceivedChunkDeserializer(maxChunkScalars: limits.chunkScalars)
+        // The server cuts a change's int8 chunks at whole blocks (up to 65 536 values), whatever this site asked.
+        let deserializer = ReceivedChunkDeserializer(
+            maxChunkScalars: max(limits.chunkScalars, UpdateEncoding.blockSizes.upperBound))
         return try await StreamProgress.watch("model download", limit: limits.connection.streamProgressTimeout) {
             progress in
             try await client.serverStreaming(
