@@ -528,7 +528,7 @@ public struct SiteAgent<C: Clock>: Sendable where C.Duration == Duration {
                 }
                 guard let downloaded = try await download(task, holding: &previousGlobal) else { continue }
                 let global = downloaded.parameters
-                if downloaded.changed != nil, changesSaid != task.jobID {
+                if let base = downloaded.changed, base != downloaded.digest, changesSaid != task.jobID {
                     // Said once a job: what the operator sees of download compression.
                     changesSaid = task.jobID
                     log(

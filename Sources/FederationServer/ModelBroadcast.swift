@@ -117,10 +117,12 @@ struct ModelBroadcast {
         return finite
     }
 
-    /// The download for a site holding the model of digest `held`: the change when it builds on that model, else
-    /// the whole model; chunks of at most `maxScalars` values (a change's int8 chunks: whole blocks, at least one).
+    /// The download for a site holding the model of digest `held`: nothing when it is the model itself (a site asked
+    /// again in a retried round), the change when it builds on that model, else the whole model; chunks of at most `maxScalars` values (a change's int8 chunks: whole blocks, at least one).
     /// `global`: the job's global model (what sites download without compression).
     func download(global: ParameterSet, maxScalars: Int, held: ModelDigest?) -> ModelDownload {
+        // The site already holds this model (it downloaded it in an earlier attempt of the round): an empty change.
+        if let held, held == digest { return ModelDownload(chunks: [], digest: digest, base: digest) }
         guard let change, let held, held == change.base, let encoding else {
             return ModelDownload(chunks: (reference ?? global).chunks(maxScalars: maxScalars), digest: digest)
         }

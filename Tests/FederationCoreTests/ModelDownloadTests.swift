@@ -164,6 +164,15 @@ struct ModelDownloadTests {
         try again.append(chunks[0])
         #expect(throws: FederationError.self) { try again.append(chunks[0]) }
 
+        // An empty change to the held model itself: the site keeps what it holds; to another model: incomplete.
+        var same = ModelReceiver(holding: held)
+        try same.begin(base: held.digest, digest: held.digest)
+        let kept = try same.finish()
+        #expect(kept.parameters == base && kept.digest == held.digest)
+        var nothing = ModelReceiver(holding: held)
+        try nothing.begin(base: held.digest, digest: ModelDigest(of: built))
+        #expect(throws: FederationError.self) { _ = try nothing.finish() }
+
         // Reclaim: before any answer, and after a change's header but before its first chunk; not after.
         var waiting = ModelReceiver(holding: held)
         #expect(waiting.reclaim()?.digest == held.digest)

@@ -16,6 +16,8 @@ struct ChangeRecordingTrainer: LocalTrainer {
         var serverGlobal: ParameterSet
         var change: ModelDownload
         var stale: ModelDownload
+        /// What the server answers a site that holds the current model already.
+        var same: ModelDownload
         var previous: ModelDigest?
     }
 
@@ -44,9 +46,10 @@ struct ChangeRecordingTrainer: LocalTrainer {
         // What the server answers for the model this site held, and for a model nobody holds.
         let change = try await coordinator.modelDownload(for: task, maxScalars: 40, held: previous)
         let stale = try await coordinator.modelDownload(for: task, maxScalars: 40, held: ModelDigest(value: 1))
+        let same = try await coordinator.modelDownload(for: task, maxScalars: 40, held: ModelDigest(of: global))
         let seen = Seen(
             round: task.round, received: global, serverGlobal: await coordinator.global, change: change,
-            stale: stale, previous: previous)
+            stale: stale, same: same, previous: previous)
         log.withLock { $0.append(seen) }
         var weights = global
         try weights.updateValues { _, v in
@@ -143,6 +146,8 @@ struct DownloadCompressionTests {
         for site in seen {
             for m in site {
                 #expect(m.change.base == nil && m.change.digest == ModelDigest(of: m.serverGlobal))
+                // A site asking again while it holds the model gets nothing to add.
+                #expect(m.same.chunks.isEmpty && m.same.base == m.change.digest && m.same.digest == m.change.digest)
                 #expect(Self.bits(m.received) == Self.bits(m.serverGlobal))
             }
         }

@@ -3,7 +3,8 @@
 /// Two kinds of answer: the whole model (`base` nil: float32 chunks, the model itself), or its change from a model
 /// the site said it holds (`base` = that model's digest: encoded chunks of the difference, in the job's
 /// `download_compression`, which the site adds to the model it holds; `ModelReceiver`). `digest` is the digest of
-/// the model the site has once it has every chunk, either way (nil: the service does not say).
+/// the model the site has once it has every chunk, either way (nil: the service does not say). A change of no chunks
+/// whose base is its digest says the site holds the model already (asked again in a retried round).
 public struct ModelDownload: Sendable {
     public var chunks: [ParameterChunk]
     public var digest: ModelDigest?
@@ -159,7 +160,9 @@ public struct ModelReceiver: Sendable {
             announced = digest
         case .change(let change, let digest):
             changed = change.base
-            model = try change.finish()
+            // A change of no chunks to the model itself: the site already holds what it asked for.
+            let unchanged = digest == change.base && change.current == 0 && change.done == 0 && !change.started
+            model = unchanged ? ParameterSet(change.tensors) : try change.finish()
             announced = digest
         }
         let (digest, nonFinite) = ModelDigest.checked(model)
