@@ -118,7 +118,8 @@ struct ModelBroadcast {
     }
 
     /// The download for a site holding the model of digest `held`: nothing when it is the model itself (a site asked
-    /// again in a retried round), the change when it builds on that model, else the whole model; chunks of at most `maxScalars` values (a change's int8 chunks: whole blocks, at least one).
+    /// again in a retried round), the change when it builds on that model, else the whole model; chunks of at most
+    /// `maxScalars` values (a change's int8 chunks: whole blocks, at least one).
     /// `global`: the job's global model (what sites download without compression).
     func download(global: ParameterSet, maxScalars: Int, held: ModelDigest?) -> ModelDownload {
         // The site already holds this model (it downloaded it in an earlier attempt of the round): an empty change.
