@@ -158,6 +158,10 @@ public final class GRPCFederationConnection: FederationConnection {
     /// values): a hostile server cannot keep a site pulling ranges for ever.
     static let maxDownloadChunks = 1 << 20
 
+    /// Most values a model download may bring (2³⁰: 4 GiB of float32, far above the U-Nets and ResNets of medical
+    /// imaging): what a hostile server can make a site allocate.
+    static let maxModelScalars = 1 << 30
+
     /// Pulls the model range by range (`TransportLimits.downloadChunksPerCall` chunks per DownloadModel call, the
     /// server's cap), handing each response's header (from its initial metadata: the base the chunks change, nil
     /// for a whole model, and the digest of the model they build) to `begin`, then each chunk to `handle` as it
@@ -165,7 +169,7 @@ public final class GRPCFederationConnection: FederationConnection {
     /// another, so the server never queues more than one range for this site. `held`: the digest offered as the
     /// base (request metadata).
     /// - Throws: `.transient` for transport failures, `.invalidConfiguration` when the server's answer does not add
-    ///   up (no chunk count, or a range that makes no progress).
+    ///   up (no chunk count, or a range that makes no progress), `.tooLarge` past `maxModelScalars` values.
     private func pullModel(
         for task: TaskAssignment, maxScalars: Int, held: ModelDigest?,
         begin: @escaping @Sendable (ModelDigest?, ModelDigest?) throws(FederationError) -> Void,
@@ -179,10 +183,25 @@ public final class GRPCFederationConnection: FederationConnection {
         request.chunkCount = Int64(limits.downloadChunksPerCall)
         var next = 0
         var total: Int? = nil
+        // The values that came, against the largest model a site takes: a server cannot make it allocate more.
+        let values = Mutex(0)
+        let bounded: @Sendable (ReceivedChunk) throws(FederationError) -> Void = { chunk throws(FederationError) in
+            let sum = values.withLock { v in
+                v += chunk.valueCount
+                return v
+            }
+            guard sum <= Self.maxModelScalars else {
+                throw FederationError(
+                    .tooLarge,
+                    "the server's model download goes past \(Self.maxModelScalars) values, the largest model a site "
+                        + "takes")
+            }
+            try handle(chunk)
+        }
         repeat {
             request.firstChunk = Int64(next)
             let (received, count) = try await call("model download") { [request] in
-                try await downloadRange(request, held: held, begin: begin, handle: handle)
+                try await downloadRange(request, held: held, begin: begin, handle: bounded)
             }
             guard let count, count >= 0, count <= Self.maxDownloadChunks, total == nil || total == count else {
                 throw FederationError(
