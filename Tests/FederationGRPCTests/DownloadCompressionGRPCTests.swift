@@ -86,6 +86,34 @@ struct DownloadCompressionGRPCTests {
         )
     }
 
+    @Test(
+        "Over gRPC a site asking again for the model it holds gets an empty answer and keeps its model",
+        .timeLimit(.minutes(2)))
+    func emptyAnswerForHeldModel() async throws {
+        let clock = ManualClock()
+        let job = JobConfiguration(jobID: "je", rounds: 1, sites: ["a"], minClients: 1)
+        let coordinator = Coordinator(configuration: job, initialModel: Self.initial, strategy: FedAvg(), clock: clock)
+        defer { clock.advance(by: .seconds(100_000)) }
+        try await Federation.with(coordinator) { federation in
+            let connection = try federation.site("a")
+            let run = Task { try await coordinator.run() }
+            _ = try await connection.register(site: "a")
+            let task = try #require(try await connection.nextTask(site: "a"))
+            var none: HeldModel?
+            let first = try await connection.downloadModel(for: task, maxScalars: 100, holding: &none)
+            #expect(first.changed == nil && first.digest == ModelDigest(of: Self.initial))
+            #expect(first.parameters == Self.initial)
+            var held: HeldModel? = first
+            let again = try await connection.downloadModel(for: task, maxScalars: 100, holding: &held)
+            #expect(held == nil)  // taken, and built on
+            #expect(again.changed == first.digest && again.digest == first.digest)
+            #expect(again.parameters == Self.initial)
+            await coordinator.abort(reason: "test over")
+            _ = await run.result
+            await connection.close()
+        }
+    }
+
     @Test("A download request offering a malformed or unknown digest gets the whole model with its digest")
     func heldMetadata() {
         #expect(FederationHandler.heldModel(["tessera-model-held": "00000000000000ff"]) == ModelDigest(value: 255))
