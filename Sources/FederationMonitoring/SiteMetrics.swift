@@ -104,6 +104,20 @@ private struct MeteredConnection: FederationConnection {
         return model
     }
 
+    /// Forwarded, so that the site still offers its held model (a change instead of the whole model) and the
+    /// digest is still checked; counts the bytes that came.
+    func downloadModel(
+        for task: TaskAssignment, maxScalars: Int, holding held: inout HeldModel?
+    ) async throws(FederationError) -> HeldModel {
+        var spare = held.take()
+        defer { held = spare.take() }
+        let model = try await metrics.measure("download_model") { () async throws(FederationError) in
+            try await base.downloadModel(for: task, maxScalars: maxScalars, holding: &spare)
+        }
+        metrics.counter("tessera_site_model_bytes_total", [("direction", "in")]).increment(by: model.receivedBytes)
+        return model
+    }
+
     func uploadResult(_ header: ResultHeader, chunks: [ParameterChunk]) async throws(FederationError) {
         try await metrics.measure("upload_result") { () async throws(FederationError) in
             try await base.uploadResult(header, chunks: chunks)

@@ -33,6 +33,17 @@ struct SiteMetricsTests {
         func heartbeat(site: String) async throws(FederationError) {}
     }
 
+    @Test("A download for a held model goes through the metered connection and counts the bytes that came")
+    func heldModelDownload() async throws {
+        let metrics = SiteMetrics()
+        let connection = metrics.connection(Scripted())
+        let task = try #require(try await connection.nextTask(site: "a"))
+        var held: HeldModel?
+        let model = try await connection.downloadModel(for: task, maxScalars: 4, holding: &held)
+        #expect(model.parameters.scalarCount == 6 && model.receivedBytes == 24)
+        #expect(LoopbackHTTP.samples(metrics.render())[#"tessera_site_model_bytes_total{direction="in"}"#] == 24)
+    }
+
     @Test("Tasks by kind, model bytes in and out, failed calls by call, and the last contact are counted")
     func counts() async throws {
         let metrics = SiteMetrics(now: { Date(timeIntervalSince1970: 1_800_000_123) })

@@ -42,6 +42,12 @@ public final class InterposedConnection: FederationConnection {
         try await inner.downloadParameters(for: task, maxScalars: maxScalars)
     }
 
+    public func downloadModel(
+        for task: TaskAssignment, maxScalars: Int, holding held: inout HeldModel?
+    ) async throws(FederationError) -> HeldModel {
+        try await inner.downloadModel(for: task, maxScalars: maxScalars, holding: &held)
+    }
+
     public func uploadResult(_ header: ResultHeader, chunks: [ParameterChunk]) async throws(FederationError) {
         let stage = header.metrics[SecureAggregationStage.configKey]
         if let dropAt, stage == Double(dropAt.number) {

@@ -48,7 +48,7 @@ extension FederationConnection {
         for task: TaskAssignment, maxScalars: Int, holding held: inout HeldModel?
     ) async throws(FederationError) -> HeldModel {
         let model = try await downloadParameters(for: task, maxScalars: maxScalars, reusing: held.take()?.parameters)
-        return HeldModel(parameters: model, digest: ModelDigest(of: model))
+        return HeldModel(parameters: model, digest: ModelDigest(of: model), receivedBytes: model.byteCount)
     }
 }
 

@@ -24,11 +24,14 @@ public struct HeldModel: Sendable {
     public var digest: ModelDigest
     /// For a model just downloaded: the digest of the model its download changed (nil: it came whole).
     public var changed: ModelDigest?
+    /// For a model just downloaded: the bytes of values that came (float32 words, or a change's encoded bytes).
+    public var receivedBytes: Int
 
-    public init(parameters: ParameterSet, digest: ModelDigest, changed: ModelDigest? = nil) {
+    public init(parameters: ParameterSet, digest: ModelDigest, changed: ModelDigest? = nil, receivedBytes: Int = 0) {
         self.parameters = parameters
         self.digest = digest
         self.changed = changed
+        self.receivedBytes = receivedBytes
     }
 }
 
@@ -57,9 +60,14 @@ public struct ModelReceiver: Sendable {
         var current = 0
         var done = 0
         var started = false
+
+        /// No chunk has been added: the held model is as it was.
+        var untouched: Bool { current == 0 && done == 0 && !started }
     }
 
     private var state: State
+    /// Bytes of values taken so far.
+    private var receivedBytes = 0
 
     /// - Parameter held: the model the site offers as the base (its digest was sent with the request); nil: a whole
     ///   model is expected.
@@ -75,7 +83,7 @@ public struct ModelReceiver: Sendable {
         case .waiting(let held):
             state = .waiting(nil)
             return held
-        case .change(let change, _) where change.current == 0 && change.done == 0 && !change.started:
+        case .change(let change, _) where change.untouched:
             state = .waiting(nil)
             return HeldModel(parameters: ParameterSet(change.tensors), digest: change.base)
         default:
@@ -142,6 +150,7 @@ public struct ModelReceiver: Sendable {
             try change.add(chunk)
             state = .change(change, digest: digest)
         }
+        receivedBytes += chunk.valueBytes
     }
 
     /// The model built, with its digest (the server's, checked; computed here when the server gave none).
@@ -161,8 +170,7 @@ public struct ModelReceiver: Sendable {
         case .change(let change, let digest):
             changed = change.base
             // A change of no chunks to the model itself: the site already holds what it asked for.
-            let unchanged = digest == change.base && change.current == 0 && change.done == 0 && !change.started
-            model = unchanged ? ParameterSet(change.tensors) : try change.finish()
+            model = digest == change.base && change.untouched ? ParameterSet(change.tensors) : try change.finish()
             announced = digest
         }
         let (digest, nonFinite) = ModelDigest.checked(model)
@@ -177,7 +185,7 @@ public struct ModelReceiver: Sendable {
                 "the model built from the download has digest \(digest), not the \(announced) the server announced; "
                     + "downloading the whole model again")
         }
-        return HeldModel(parameters: model, digest: digest, changed: changed)
+        return HeldModel(parameters: model, digest: digest, changed: changed, receivedBytes: receivedBytes)
     }
 }
 
